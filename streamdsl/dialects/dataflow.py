@@ -1,0 +1,613 @@
+"""The `dataflow` dialect: itensor values, FIFO streams, kernels, tasks and DMAs.
+
+Three levels share this dialect (DESIGN.md):
+- itensor level: immutable stream values (`!dataflow.itensor<...>`) read and written tile by tile;
+- stream level: mutable FIFOs with a depth (`!dataflow.stream<...>`) after bufferization;
+- structure: `kernel` (a fused accelerator, tensors cross its boundary through DMAs), `task` (one
+  hardware process), `yield`, and `dma_load` / `dma_store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+from xdsl.dialects.builtin import (
+    AffineMapAttr,
+    I64,
+    ArrayAttr,
+    DenseArrayBase,
+    IntegerAttr,
+    IntAttr,
+    MemRefType,
+    StringAttr,
+    TensorType,
+)
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    BaseAttr,
+    IRDLOperation,
+    ParsePropInAttrDict,
+    VarConstraint,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure
+from xdsl.utils.exceptions import VerifyException
+
+from streamdsl.dtypes import DType, dtype_from_ir
+from streamdsl.itensor import ITensorError, itensor
+
+__all__ = [
+    "DATAFLOW",
+    "BufferOp",
+    "DmaLoadOp",
+    "DmaStoreOp",
+    "ITensorCastOp",
+    "ITensorChunkOp",
+    "ITensorConcatOp",
+    "ITensorConverterOp",
+    "ITensorEmptyOp",
+    "ITensorForkOp",
+    "ITensorJoinOp",
+    "ITensorReadOp",
+    "ITensorReassociateOp",
+    "ITensorType",
+    "ITensorWriteOp",
+    "KernelOp",
+    "StreamOp",
+    "StreamReadOp",
+    "StreamType",
+    "StreamWriteOp",
+    "TaskOp",
+    "YieldOp",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Types
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_array(values: Sequence[int]) -> ArrayAttr[IntAttr]:
+    return ArrayAttr(IntAttr(v) for v in values)
+
+
+@irdl_attr_definition
+class ITensorType(ParametrizedAttribute, TypeAttribute):
+    """`!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>`: tile, trips * steps, map."""
+
+    name = "dataflow.itensor"
+
+    element_type: TensorType
+    trips: ArrayAttr[IntAttr]
+    steps: ArrayAttr[IntAttr]
+    map: AffineMapAttr
+
+    @staticmethod
+    def from_itensor(it: itensor) -> ITensorType:
+        return ITensorType(
+            TensorType(it.dtype.ir(), it.tile),
+            _int_array(it.trips),
+            _int_array(it.steps),
+            AffineMapAttr(it.map),
+        )
+
+    @property
+    def dtype(self) -> DType:
+        return dtype_from_ir(self.element_type.element_type)
+
+    @property
+    def itensor(self) -> itensor:
+        return itensor(
+            self.dtype,
+            tile=self.element_type.get_shape(),
+            trips=[t.data for t in self.trips],
+            steps=[s.data for s in self.steps],
+            map=self.map.data,
+        )
+
+    def verify(self) -> None:
+        try:
+            self.itensor  # noqa: B018 - building it runs every itensor rule
+        except (ITensorError, ValueError) as err:
+            raise VerifyException(f"invalid !dataflow.itensor: {err}") from None
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            shape, elem = parser.parse_ranked_shape()
+            parser.parse_punctuation(",")
+            trips = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_integer)
+            parser.parse_punctuation("*")
+            steps = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_integer)
+            parser.parse_punctuation(",")
+            map_ = parser.parse_affine_map()
+        return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_))
+
+    def print_parameters(self, printer: Printer) -> None:
+        shape = "x".join(str(d) for d in self.element_type.get_shape())
+        with printer.in_angle_brackets():
+            printer.print_string(f"{shape}x")
+            printer.print_attribute(self.element_type.element_type)
+            trips = ", ".join(str(t.data) for t in self.trips)
+            steps = ", ".join(str(s.data) for s in self.steps)
+            printer.print_string(f", [{trips}] * [{steps}], {self.map.data}")
+
+
+@irdl_attr_definition
+class StreamType(ParametrizedAttribute, TypeAttribute):
+    """`!dataflow.stream<tensor<1x64xf32>, depth = 2>`: a FIFO of tokens of one type."""
+
+    name = "dataflow.stream"
+
+    element_type: Attribute
+    depth: IntAttr
+
+    def __init__(self, element_type: Attribute, depth: int | IntAttr = 2):
+        super().__init__(element_type, IntAttr(depth) if isinstance(depth, int) else depth)
+
+    def verify(self) -> None:
+        if self.depth.data < 1:
+            raise VerifyException(f"!dataflow.stream depth must be >= 1, got {self.depth.data}")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            elem = parser.parse_type()
+            parser.parse_punctuation(",")
+            parser.parse_keyword("depth")
+            parser.parse_punctuation("=")
+            depth = parser.parse_integer(allow_negative=True)
+        return (elem, IntAttr(depth))
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_attribute(self.element_type)
+            printer.print_string(f", depth = {self.depth.data}")
+
+
+# ---------------------------------------------------------------------------------------------
+# itensor-level ops
+# ---------------------------------------------------------------------------------------------
+
+
+def _it(value: SSAValue | Attribute) -> itensor:
+    attr = value.type if isinstance(value, SSAValue) else value
+    assert isinstance(attr, ITensorType)
+    return attr.itensor
+
+
+@irdl_op_definition
+class ITensorEmptyOp(IRDLOperation):
+    """A placeholder itensor, the destination a task writes its output stream into."""
+
+    name = "dataflow.itensor_empty"
+    result = result_def(ITensorType)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, type_: ITensorType):
+        super().__init__(result_types=[type_])
+
+
+@irdl_op_definition
+class ITensorReadOp(IRDLOperation):
+    """Pull the next tile of an itensor."""
+
+    name = "dataflow.itensor_read"
+    source = operand_def(ITensorType)
+    result = result_def(TensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(self, source: SSAValue):
+        assert isinstance(source.type, ITensorType)
+        super().__init__(operands=[source], result_types=[source.type.element_type])
+
+    def verify_(self) -> None:
+        assert isinstance(self.source.type, ITensorType)
+        if self.result.type != self.source.type.element_type:
+            raise VerifyException(
+                f"{self.name}: result type {self.result.type} must be the tile type {self.source.type.element_type} "
+                "of the source itensor"
+            )
+
+
+@irdl_op_definition
+class ITensorWriteOp(IRDLOperation):
+    """Push one tile into an itensor; returns the updated itensor (destination-passing style)."""
+
+    name = "dataflow.itensor_write"
+    T: ClassVar = VarConstraint("T", BaseAttr(ITensorType))
+    value = operand_def(TensorType)
+    dest = operand_def(T)
+    result = result_def(T)
+    assembly_format = "$value `,` $dest attr-dict `:` type($value) `->` type($dest)"
+
+    def __init__(self, value: SSAValue, dest: SSAValue):
+        super().__init__(operands=[value, dest], result_types=[dest.type])
+
+    def verify_(self) -> None:
+        assert isinstance(self.dest.type, ITensorType)
+        if self.value.type != self.dest.type.element_type:
+            raise VerifyException(
+                f"{self.name}: value type {self.value.type} must be the tile type {self.dest.type.element_type} "
+                "of the destination itensor"
+            )
+        if self.result.type != self.dest.type:
+            raise VerifyException(f"{self.name}: result type {self.result.type} must equal the destination type")
+
+
+def _same_stream(op: IRDLOperation, what: str, src: SSAValue, dst: SSAValue) -> None:
+    if _it(src) != _it(dst):
+        raise VerifyException(f"{op.name}: {what} type {dst.type} must stream like the source type {src.type}")
+
+
+@irdl_op_definition
+class ITensorForkOp(IRDLOperation):
+    """Duplicate one stream to several consumers (one producer, many consumers)."""
+
+    name = "dataflow.itensor_fork"
+    source = operand_def(ITensorType)
+    outputs = var_result_def(ITensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($outputs)"
+
+    def __init__(self, source: SSAValue, count: int):
+        super().__init__(operands=[source], result_types=[[source.type] * count])
+
+    def verify_(self) -> None:
+        if len(self.outputs) < 2:
+            raise VerifyException(f"{self.name}: needs at least two results, got {len(self.outputs)}")
+        for out in self.outputs:
+            _same_stream(self, "result", self.source, out)
+
+
+@irdl_op_definition
+class ITensorJoinOp(IRDLOperation):
+    """Merge several streams of one type round-robin, token by token."""
+
+    name = "dataflow.itensor_join"
+    sources = var_operand_def(ITensorType)
+    result = result_def(ITensorType)
+    assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
+
+    def verify_(self) -> None:
+        if len(self.sources) < 2:
+            raise VerifyException(f"{self.name}: needs at least two sources, got {len(self.sources)}")
+        for src in self.sources:
+            _same_stream(self, "result", src, self.result)
+
+
+def _same_tensor(op: IRDLOperation, src: itensor, dst: itensor) -> None:
+    if src.dtype != dst.dtype:
+        raise VerifyException(f"{op.name}: source dtype {src.dtype.name} differs from result dtype {dst.dtype.name}")
+    if src.shape != dst.shape:
+        raise VerifyException(f"{op.name}: source shape {list(src.shape)} differs from result shape {list(dst.shape)}")
+
+
+@irdl_op_definition
+class ITensorCastOp(IRDLOperation):
+    """Retype an itensor of the same tensor (dtype and shape) without moving data."""
+
+    name = "dataflow.itensor_cast"
+    source = operand_def(ITensorType)
+    result = result_def(ITensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def verify_(self) -> None:
+        _same_tensor(self, _it(self.source), _it(self.result))
+
+
+@irdl_op_definition
+class ITensorReassociateOp(IRDLOperation):
+    """Reshape: regroup the tile shape and iteration space; tokens map one to one."""
+
+    name = "dataflow.itensor_reassociate"
+    source = operand_def(ITensorType)
+    result = result_def(ITensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def verify_(self) -> None:
+        src, dst = _it(self.source), _it(self.result)
+        if src.dtype != dst.dtype:
+            raise VerifyException(f"{self.name}: source dtype {src.dtype.name} differs from result dtype {dst.dtype.name}")
+        if src.token_elements != dst.token_elements or src.num_tokens != dst.num_tokens:
+            raise VerifyException(
+                f"{self.name}: must keep tokens one to one: source has {src.num_tokens} tokens of "
+                f"{src.token_elements} elements, result {dst.num_tokens} of {dst.token_elements}"
+            )
+
+
+def _check_split(op: IRDLOperation, dim: int, whole: itensor, parts: Sequence[itensor]) -> None:
+    if not 0 <= dim < whole.rank:
+        raise VerifyException(f"{op.name}: dim {dim} is out of range for rank {whole.rank}")
+    if len(parts) < 2:
+        raise VerifyException(f"{op.name}: needs at least two parts, got {len(parts)}")
+    for part in parts:
+        if part.dtype != whole.dtype:
+            raise VerifyException(f"{op.name}: part dtype {part.dtype.name} differs from {whole.dtype.name}")
+        others = [s for d, s in enumerate(part.shape) if d != dim]
+        if others != [s for d, s in enumerate(whole.shape) if d != dim]:
+            raise VerifyException(
+                f"{op.name}: part shape {list(part.shape)} must match {list(whole.shape)} outside dim {dim}"
+            )
+    total = sum(p.shape[dim] for p in parts)
+    if total != whole.shape[dim]:
+        raise VerifyException(f"{op.name}: parts add up to {total} along dim {dim}, the whole has {whole.shape[dim]}")
+
+
+@irdl_op_definition
+class ITensorChunkOp(IRDLOperation):
+    """Split an itensor into consecutive pieces along one tensor dim."""
+
+    name = "dataflow.itensor_chunk"
+    source = operand_def(ITensorType)
+    outputs = var_result_def(ITensorType)
+    dim = prop_def(IntegerAttr[I64])
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($outputs)"
+
+    def verify_(self) -> None:
+        _check_split(self, self.dim.value.data, _it(self.source), [_it(o) for o in self.outputs])
+
+
+@irdl_op_definition
+class ITensorConcatOp(IRDLOperation):
+    """Join itensors into one along a tensor dim (the inverse of chunk)."""
+
+    name = "dataflow.itensor_concat"
+    sources = var_operand_def(ITensorType)
+    result = result_def(ITensorType)
+    dim = prop_def(IntegerAttr[I64])
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
+
+    def verify_(self) -> None:
+        _check_split(self, self.dim.value.data, _it(self.result), [_it(s) for s in self.sources])
+
+
+@irdl_op_definition
+class ITensorConverterOp(IRDLOperation):
+    """Reorder a stream through an on-chip ping-pong buffer (layout converter).
+
+    `buffer_shape` is one bank of the buffer; `shared_loops` is how many outer loops source and
+    destination share (the buffer is refilled once per iteration of them).
+    """
+
+    name = "dataflow.itensor_converter"
+    source = operand_def(ITensorType)
+    result = result_def(ITensorType)
+    buffer_shape = opt_prop_def(DenseArrayBase[I64])
+    shared_loops = opt_prop_def(IntegerAttr[I64])
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def verify_(self) -> None:
+        src, dst = _it(self.source), _it(self.result)
+        _same_tensor(self, src, dst)
+        if self.buffer_shape is None:
+            return
+        buffer = list(self.buffer_shape.get_values())
+        if len(buffer) != src.rank or any(not 1 <= b <= s for b, s in zip(buffer, src.shape)):
+            raise VerifyException(
+                f"{self.name}: buffer shape {buffer} must have rank {src.rank} and fit in the tensor {list(src.shape)}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream-level ops
+# ---------------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class StreamOp(IRDLOperation):
+    """A FIFO. `layout` keeps the itensor type it was bufferized from."""
+
+    name = "dataflow.stream"
+    result = result_def(StreamType)
+    layout = opt_prop_def(ITensorType)
+    assembly_format = "(`layout` $layout^)? attr-dict `:` type($result)"
+
+    def __init__(self, type_: StreamType, layout: ITensorType | None = None):
+        super().__init__(result_types=[type_], properties={"layout": layout} if layout is not None else {})
+
+    def verify_(self) -> None:
+        assert isinstance(self.result.type, StreamType)
+        if self.layout is not None and self.layout.element_type != self.result.type.element_type:
+            raise VerifyException(
+                f"{self.name}: token type {self.result.type.element_type} differs from the layout's tile "
+                f"type {self.layout.element_type}"
+            )
+
+
+def _check_token(op: IRDLOperation, value: SSAValue, stream: SSAValue) -> None:
+    assert isinstance(stream.type, StreamType)
+    if value.type != stream.type.element_type:
+        raise VerifyException(f"{op.name}: value type {value.type} differs from the stream's token type {stream.type.element_type}")
+
+
+@irdl_op_definition
+class StreamReadOp(IRDLOperation):
+    name = "dataflow.stream_read"
+    stream = operand_def(StreamType)
+    result = result_def()
+    assembly_format = "$stream attr-dict `:` type($stream) `->` type($result)"
+
+    def verify_(self) -> None:
+        _check_token(self, self.result, self.stream)
+
+
+@irdl_op_definition
+class StreamWriteOp(IRDLOperation):
+    name = "dataflow.stream_write"
+    value = operand_def()
+    stream = operand_def(StreamType)
+    assembly_format = "$value `,` $stream attr-dict `:` type($value) `->` type($stream)"
+
+    def verify_(self) -> None:
+        _check_token(self, self.value, self.stream)
+
+
+@irdl_op_definition
+class BufferOp(IRDLOperation):
+    """On-chip memory with `banks` copies (2 = ping-pong)."""
+
+    name = "dataflow.buffer"
+    result = result_def(MemRefType)
+    banks = prop_def(IntegerAttr[I64], default_value=IntegerAttr(2, 64))
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "attr-dict `:` type($result)"
+
+    def verify_(self) -> None:
+        if self.banks.value.data < 1:
+            raise VerifyException(f"{self.name}: banks must be >= 1, got {self.banks.value.data}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_region_signature(op: IRDLOperation, operands: Sequence[SSAValue], results: Sequence[SSAValue]) -> None:
+    block = op.regions[0].block
+    arg_types = [a.type for a in block.args]
+    operand_types = [o.type for o in operands]
+    if arg_types != operand_types:
+        raise VerifyException(f"{op.name} @{op.sym_name.data}: block arguments {arg_types} must match operands {operand_types}")
+    last = block.last_op
+    if not isinstance(last, YieldOp):
+        raise VerifyException(f"{op.name} @{op.sym_name.data}: body must end with dataflow.yield")
+    yielded = [v.type for v in last.values]
+    result_types = [r.type for r in results]
+    if yielded != result_types:
+        raise VerifyException(f"{op.name} @{op.sym_name.data}: yields {yielded} but results are {result_types}")
+
+
+@irdl_op_definition
+class KernelOp(IRDLOperation):
+    """A fused accelerator: tensors in HBM cross its boundary through dma_load / dma_store."""
+
+    name = "dataflow.kernel"
+    sym_name = prop_def(StringAttr)
+    inputs = var_operand_def(TensorType)
+    outputs = var_result_def(TensorType)
+    body = region_def("single_block")
+    traits = traits_def(IsolatedFromAbove())
+    assembly_format = "$sym_name `(` $inputs `)` attr-dict-with-keyword `:` functional-type($inputs, $outputs) $body"
+
+    def verify_(self) -> None:
+        _check_region_signature(self, self.inputs, self.outputs)
+
+
+@irdl_op_definition
+class TaskOp(IRDLOperation):
+    """One hardware process. `outs` are destinations (itensor_empty at the itensor level): the
+    results have their types. At the stream level a task has streams as inputs and no results."""
+
+    name = "dataflow.task"
+    sym_name = prop_def(StringAttr)
+    inputs = var_operand_def()
+    inits = var_operand_def()
+    outputs = var_result_def()
+    body = region_def("single_block")
+    traits = traits_def(IsolatedFromAbove(), HasParent(KernelOp, "TaskOp"))  # type: ignore[arg-type]
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = (
+        "$sym_name `ins` `(` $inputs `:` type($inputs) `)` `outs` `(` $inits `:` type($inits) `)` "
+        "attr-dict-with-keyword (`->` type($outputs)^)? $body"
+    )
+
+    def verify_(self) -> None:
+        _check_region_signature(self, [*self.inputs, *self.inits], self.outputs)
+        init_types = [i.type for i in self.inits]
+        output_types = [o.type for o in self.outputs]
+        if init_types != output_types:
+            raise VerifyException(
+                f"{self.name} @{self.sym_name.data}: results {output_types} must have the types of the outs {init_types}"
+            )
+
+
+@irdl_op_definition
+class YieldOp(IRDLOperation):
+    name = "dataflow.yield"
+    values = var_operand_def()
+    assembly_format = "attr-dict ($values^ `:` type($values))?"
+    traits = traits_def(IsTerminator(), HasParent(KernelOp, TaskOp))
+
+    def __init__(self, *values: SSAValue):
+        super().__init__(operands=[values])
+
+
+def _check_dma(op: IRDLOperation, tensor: SSAValue, stream: SSAValue) -> None:
+    assert isinstance(tensor.type, TensorType)
+    it = _it(stream)
+    shape = list(tensor.type.get_shape())
+    if shape != list(it.shape) or tensor.type.element_type != it.dtype.ir():
+        raise VerifyException(
+            f"{op.name}: tensor {tensor.type} must have the shape {list(it.shape)} and dtype {it.dtype.name} of {stream.type}"
+        )
+
+
+@irdl_op_definition
+class DmaLoadOp(IRDLOperation):
+    """Read a tensor from HBM as a stream in the consumer's itensor order."""
+
+    name = "dataflow.dma_load"
+    source = operand_def(TensorType)
+    result = result_def(ITensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def verify_(self) -> None:
+        _check_dma(self, self.source, self.result)
+
+
+@irdl_op_definition
+class DmaStoreOp(IRDLOperation):
+    """Write a stream to a tensor in HBM."""
+
+    name = "dataflow.dma_store"
+    source = operand_def(ITensorType)
+    result = result_def(TensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def verify_(self) -> None:
+        _check_dma(self, self.result, self.source)
+
+
+DATAFLOW = Dialect(
+    "dataflow",
+    [
+        ITensorEmptyOp,
+        ITensorReadOp,
+        ITensorWriteOp,
+        ITensorForkOp,
+        ITensorJoinOp,
+        ITensorCastOp,
+        ITensorReassociateOp,
+        ITensorChunkOp,
+        ITensorConcatOp,
+        ITensorConverterOp,
+        StreamOp,
+        StreamReadOp,
+        StreamWriteOp,
+        BufferOp,
+        KernelOp,
+        TaskOp,
+        YieldOp,
+        DmaLoadOp,
+        DmaStoreOp,
+    ],
+    [ITensorType, StreamType],
+)

@@ -1,0 +1,354 @@
+"""The itensor type: a tensor as an ordered stream of tiles.
+
+Normative semantics (DESIGN.md): token `k` has iteration vector `iv = unravel(k, trips)` (row-major,
+last loop fastest) and is the slice `tensor[o_j : o_j + tile_j]` of every dim `j`, where
+`o = map(iv * steps)`. The full shape is derived: `shape_j = max(o_j) + tile_j`. Loops the map does
+not use are reuse loops: the loops inside them replay.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.ir.affine import (
+    AffineBinaryOpExpr,
+    AffineBinaryOpKind,
+    AffineConstantExpr,
+    AffineDimExpr,
+    AffineExpr,
+    AffineMap,
+)
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import ParseError
+
+from streamdsl.dtypes import DType
+
+if TYPE_CHECKING:
+    from streamdsl.dialects.dataflow import ITensorType
+
+__all__ = ["ITensorError", "itensor"]
+
+
+class ITensorError(ValueError):
+    """Invalid itensor parameters; the message names the offending field and value."""
+
+
+def parse_affine_map(text: str) -> AffineMap:
+    try:
+        return Parser(Context(), text).parse_affine_map()
+    except ParseError as err:
+        raise ITensorError(f"map: cannot parse {text!r} as an affine map ({err.msg})") from None
+
+
+def linear_form(map_: AffineMap) -> tuple[np.ndarray, np.ndarray] | None:
+    """`(A, c)` with `map(x) == A @ x + c`, or None if the map uses mod/floordiv/ceildiv of dims."""
+    rows, consts = [], []
+    for expr in map_.results:
+        form = _linear_expr(expr, map_.num_dims)
+        if form is None:
+            return None
+        rows.append(form[0])
+        consts.append(form[1])
+    matrix = np.array(rows, dtype=np.int64).reshape(len(rows), map_.num_dims)
+    return matrix, np.array(consts, dtype=np.int64)
+
+
+def _linear_expr(expr: AffineExpr, ndims: int) -> tuple[list[int], int] | None:
+    match expr:
+        case AffineConstantExpr(value=value):
+            return [0] * ndims, value
+        case AffineDimExpr(position=pos):
+            coeffs = [0] * ndims
+            coeffs[pos] = 1
+            return coeffs, 0
+        case AffineBinaryOpExpr(kind=AffineBinaryOpKind.Add, lhs=lhs, rhs=rhs):
+            left, right = _linear_expr(lhs, ndims), _linear_expr(rhs, ndims)
+            if left is None or right is None:
+                return None
+            return [a + b for a, b in zip(left[0], right[0])], left[1] + right[1]
+        case AffineBinaryOpExpr(kind=AffineBinaryOpKind.Mul, lhs=lhs, rhs=rhs):
+            left, right = _linear_expr(lhs, ndims), _linear_expr(rhs, ndims)
+            if left is None or right is None:
+                return None
+            if any(right[0]):  # affine maps keep the constant on the right
+                left, right = right, left
+            if any(right[0]):
+                return None
+            return [a * right[1] for a in left[0]], left[1] * right[1]
+        case _:
+            return None
+
+
+def _positive_ints(field: str, values: Sequence[int], minimum: int = 1) -> tuple[int, ...]:
+    values = tuple(values)
+    for v in values:
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < minimum:
+            raise ITensorError(f"{field}: every entry must be an integer >= {minimum}, got {list(values)}")
+    return tuple(int(v) for v in values)
+
+
+class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...)
+    """An immutable itensor type. Equality is stream compatibility (see `key`)."""
+
+    __slots__ = ("_key", "_offsets", "dtype", "map", "steps", "tile", "trips")
+
+    def __init__(
+        self,
+        dtype: DType,
+        *,
+        tile: Sequence[int],
+        trips: Sequence[int],
+        steps: Sequence[int],
+        map: str | AffineMap | Callable[..., tuple[object, ...]],  # noqa: A002 - the paper's name
+    ) -> None:
+        if not isinstance(dtype, DType):
+            raise ITensorError(f"dtype: expected an sd dtype such as sd.f32, got {dtype!r}")
+        self.dtype = dtype
+        self.tile = _positive_ints("tile", tile)
+        if not self.tile:
+            raise ITensorError("tile: must have at least one dim, got []")
+        self.trips = _positive_ints("trips", trips)
+        self.steps = _positive_ints("steps", steps, minimum=0)
+        if len(self.steps) != len(self.trips):
+            raise ITensorError(
+                f"steps: has {len(self.steps)} entries {list(self.steps)} but trips has "
+                f"{len(self.trips)} {list(self.trips)}; give one step per loop"
+            )
+        self.map = self._coerce_map(map)
+        self._offsets: np.ndarray | None = None
+        self._key: tuple[object, ...] | None = None
+        self._check_offsets()
+
+    def _coerce_map(self, map_: object) -> AffineMap:
+        if isinstance(map_, str):
+            map_ = parse_affine_map(map_)
+        elif callable(map_) and not isinstance(map_, AffineMap):
+            map_ = AffineMap.from_callable(map_)
+        if not isinstance(map_, AffineMap):
+            raise ITensorError(f"map: expected an affine map, its text or a lambda, got {map_!r}")
+        if map_.num_symbols:
+            raise ITensorError(f"map: must have no symbols, got {map_}")
+        if map_.num_dims != len(self.trips):
+            raise ITensorError(
+                f"map: {map_} has {map_.num_dims} inputs but there are {len(self.trips)} loops "
+                f"(trips {list(self.trips)}); the map needs one input per loop"
+            )
+        if len(map_.results) != len(self.tile):
+            raise ITensorError(
+                f"map: {map_} has {len(map_.results)} results but the tile {list(self.tile)} has rank "
+                f"{len(self.tile)}; the map needs one result per tensor dim"
+            )
+        return map_
+
+    def _check_offsets(self) -> None:
+        lowest = self.offsets().min(axis=0) if self.num_tokens else np.zeros(len(self.tile))
+        for dim, low in enumerate(lowest):
+            if low < 0:
+                raise ITensorError(
+                    f"map: {self.map} gives offset {int(low)} in dim {dim}; offsets must be >= 0 "
+                    f"(with trips {list(self.trips)} and steps {list(self.steps)})"
+                )
+
+    # -- constructors -----------------------------------------------------------------------
+
+    @classmethod
+    def tiled(
+        cls,
+        dtype: DType,
+        shape: Sequence[int],
+        tile: Sequence[int],
+        order: Sequence[int] | None = None,
+    ) -> itensor:
+        """A tensor cut into tiles; `order` lists the tensor dims from outermost loop to innermost."""
+        shape = _positive_ints("shape", shape)
+        tile = _positive_ints("tile", tile)
+        if len(shape) != len(tile):
+            raise ITensorError(f"tile: {list(tile)} has rank {len(tile)} but shape {list(shape)} has rank {len(shape)}")
+        for dim, (size, t) in enumerate(zip(shape, tile)):
+            if size % t:
+                raise ITensorError(f"tile: size {t} does not divide shape {list(shape)} in dim {dim}")
+        order = tuple(range(len(shape))) if order is None else tuple(order)
+        if sorted(order) != list(range(len(shape))):
+            raise ITensorError(f"order: {list(order)} is not a permutation of the dims 0..{len(shape) - 1}")
+        trips = [shape[d] // tile[d] for d in order]
+        steps = [tile[d] for d in order]
+        results = [AffineExpr.dimension(order.index(d)) for d in range(len(shape))]
+        return cls(dtype, tile=tile, trips=trips, steps=steps, map=AffineMap(len(order), 0, tuple(results)))
+
+    def repeat(self, n: int) -> itensor:
+        """The same stream replayed `n` times (a new outermost reuse loop)."""
+        (n,) = _positive_ints("repeat", [n])
+        shifted = self.map.replace_dims_and_symbols(
+            [AffineExpr.dimension(i + 1) for i in range(len(self.trips))], [], len(self.trips) + 1, 0
+        )
+        return itensor(self.dtype, tile=self.tile, trips=(n, *self.trips), steps=(1, *self.steps), map=shifted)
+
+    # -- derived facts ----------------------------------------------------------------------
+
+    @property
+    def rank(self) -> int:
+        return len(self.tile)
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.trips)
+
+    @property
+    def token_elements(self) -> int:
+        return math.prod(self.tile)
+
+    @property
+    def token_bits(self) -> int:
+        return self.token_elements * self.dtype.bits
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.offsets().max(axis=0) + np.array(self.tile))
+
+    @property
+    def num_elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def reuse_loops(self) -> tuple[int, ...]:
+        """Loops (trip count > 1) whose index moves no offset: the inner loops replay."""
+        form = linear_form(self.map)
+        if form is None:
+            used = self.map.used_dims()
+            return tuple(i for i, t in enumerate(self.trips) if t > 1 and (i not in used or self.steps[i] == 0))
+        moving = (form[0] * np.array(self.steps, dtype=np.int64)).any(axis=0)
+        return tuple(i for i, t in enumerate(self.trips) if t > 1 and not moving[i])
+
+    @property
+    def has_reuse(self) -> bool:
+        return bool(self.reuse_loops)
+
+    @property
+    def is_regular(self) -> bool:
+        """Tiles do not overlap and leave no gaps: every map result is a distinct loop whose step
+        equals the tile size of that dim (or the constant 0)."""
+        norm = self.normalized()
+        seen: set[int] = set()
+        for dim, expr in enumerate(norm.map.results):
+            match expr:
+                case AffineConstantExpr(value=0):
+                    continue
+                case AffineDimExpr(position=pos) if pos not in seen and norm.steps[pos] == norm.tile[dim]:
+                    seen.add(pos)
+                case _:
+                    return False
+        return True
+
+    def offsets(self) -> np.ndarray:
+        """Tile offsets in stream order, an int array of shape (num_tokens, rank)."""
+        if self._offsets is None:
+            self._offsets = self._compute_offsets()
+            self._offsets.setflags(write=False)
+        return self._offsets
+
+    def _compute_offsets(self) -> np.ndarray:
+        grid = np.indices(self.trips, dtype=np.int64).reshape(len(self.trips), -1).T
+        points = grid * np.array(self.steps, dtype=np.int64)
+        form = linear_form(self.map)
+        if form is not None:
+            matrix, const = form
+            return points @ matrix.T + const
+        rows = [self.map.eval([int(v) for v in p], []) for p in points]
+        return np.array(rows, dtype=np.int64).reshape(len(rows), self.rank)
+
+    def tokens(self) -> list[tuple[int, ...]]:
+        """Tile offsets in stream order."""
+        return [tuple(int(v) for v in row) for row in self.offsets()]
+
+    def slices(self) -> Iterator[tuple[slice, ...]]:
+        for row in self.offsets():
+            yield tuple(slice(int(o), int(o) + t) for o, t in zip(row, self.tile))
+
+    def reference_stream(self, array: np.ndarray) -> list[np.ndarray]:
+        """The tiles of `array` in stream order (the executable reference of the semantics)."""
+        array = np.asarray(array)
+        if array.shape != self.shape:
+            raise ITensorError(f"reference_stream: array has shape {array.shape}, the itensor {self} has shape {self.shape}")
+        return [array[s] for s in self.slices()]
+
+    def from_stream(self, tiles: Sequence[np.ndarray]) -> np.ndarray:
+        """Reassemble the tensor from its stream (the inverse of `reference_stream`)."""
+        if self.has_reuse:
+            raise ITensorError(f"from_stream: {self} replays tiles (reuse loops {list(self.reuse_loops)}); drop them first")
+        if len(tiles) != self.num_tokens:
+            raise ITensorError(f"from_stream: got {len(tiles)} tiles, {self} has {self.num_tokens} tokens")
+        out = np.zeros(self.shape, dtype=np.asarray(tiles[0]).dtype if tiles else self.dtype.storage)
+        covered = np.zeros(self.shape, dtype=bool)
+        for s, tile in zip(self.slices(), tiles):
+            if np.shape(tile) != self.tile:
+                raise ITensorError(f"from_stream: tile of shape {np.shape(tile)} where {self} has tiles {self.tile}")
+            out[s] = tile
+            covered[s] = True
+        if not covered.all():
+            raise ITensorError(f"from_stream: {self} leaves {int((~covered).sum())} elements uncovered")
+        return out
+
+    # -- normal form and compatibility -----------------------------------------------------
+
+    def normalized(self) -> itensor:
+        """The same stream with trip-count-1 loops dropped."""
+        keep = [i for i, t in enumerate(self.trips) if t != 1]
+        if len(keep) == len(self.trips):
+            return self
+        new_pos = {old: new for new, old in enumerate(keep)}
+        replacements = [
+            AffineExpr.dimension(new_pos[i]) if i in new_pos else AffineExpr.constant(0) for i in range(len(self.trips))
+        ]
+        map_ = self.map.replace_dims_and_symbols(replacements, [], len(keep), 0)
+        return itensor(
+            self.dtype,
+            tile=self.tile,
+            trips=[self.trips[i] for i in keep],
+            steps=[self.steps[i] for i in keep],
+            map=map_,
+        )
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Two itensors stream the same tiles in the same order iff their keys are equal."""
+        if self._key is None:
+            norm = self.normalized()
+            form = linear_form(norm.map)
+            if form is not None:
+                scaled = form[0] * np.array(norm.steps, dtype=np.int64)
+                layout: tuple[object, ...] = (tuple(map(tuple, scaled.tolist())), tuple(form[1].tolist()))
+            else:
+                layout = (norm.steps, str(norm.map))
+            self._key = (self.dtype, self.tile, norm.trips, layout)
+        return self._key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, itensor) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def with_dtype(self, dtype: DType) -> itensor:
+        return itensor(dtype, tile=self.tile, trips=self.trips, steps=self.steps, map=self.map)
+
+    # -- IR ------------------------------------------------------------------------------------
+
+    def to_ir(self) -> ITensorType:
+        from streamdsl.dialects.dataflow import ITensorType
+
+        return ITensorType.from_itensor(self)
+
+    @staticmethod
+    def from_ir(attr: ITensorType) -> itensor:
+        return attr.itensor
+
+    def __str__(self) -> str:
+        tile = "x".join(map(str, self.tile))
+        return f"itensor<{tile}x{self.dtype.name}, {list(self.trips)} * {list(self.steps)}, {self.map}>"
+
+    def __repr__(self) -> str:
+        return f"sd.{self}"

@@ -1,0 +1,12 @@
+"""Registers the `dataflow` dialect and streamdsl's passes with xDSL tools (`xdsl-opt` too)."""
+
+from xdsl.universe import Universe
+
+
+def _dataflow():
+    from streamdsl.dialects.dataflow import DATAFLOW
+
+    return DATAFLOW
+
+
+STREAMDSL_UNIVERSE = Universe(all_dialects={"dataflow": _dataflow}, all_passes={})
