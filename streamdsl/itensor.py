@@ -83,6 +83,49 @@ def _linear_expr(expr: AffineExpr, ndims: int) -> tuple[list[int], int] | None:
             return None
 
 
+def _mixed_radix(coeffs: Sequence[int], trips: Sequence[int], tile: int) -> bool:
+    """Whether offsets `sum(coeffs[i] * iv_i)` (iv_i < trips[i]) are exactly 0, tile, 2*tile, ..."""
+    unit = tile
+    for coeff, trip in sorted(zip(coeffs, trips)):
+        if coeff != unit:
+            return False
+        unit *= int(trip)
+    return True
+
+
+Loop = tuple[int, tuple[int, ...]]  # (trip count, offset change per iteration)
+
+
+def _merge_loops(trips: Sequence[int], columns: Sequence[tuple[int, ...]]) -> tuple[Loop, ...]:
+    """Drop trip-count-1 loops and merge an outer loop into the next inner one where it continues
+    it (outer column == inner trips * inner column); the result is unique for a token sequence."""
+    nest: list[Loop] = []
+    for trip, col in reversed([(t, c) for t, c in zip(trips, columns) if t != 1]):  # innermost first
+        if nest and col == tuple(nest[-1][0] * v for v in nest[-1][1]):
+            nest[-1] = (nest[-1][0] * trip, nest[-1][1])
+        else:
+            nest.append((trip, col))
+    return tuple(reversed(nest))
+
+
+def _loops_of_sequence(offsets: np.ndarray) -> tuple[object, ...]:
+    """The canonical loop nest (as `_merge_loops` gives) of a sequence of offsets, found by peeling
+    the innermost arithmetic run; the raw sequence if it is no such nest (non-linear maps)."""
+    nest: list[Loop] = []
+    seq = offsets
+    while len(seq) > 1:
+        step = seq[1] - seq[0]
+        breaks = np.flatnonzero((np.diff(seq, axis=0) != step).any(axis=1))
+        trip = int(breaks[0]) + 1 if len(breaks) else len(seq)
+        blocks = seq[: len(seq) // trip * trip].reshape(-1, trip, seq.shape[1])
+        expected = blocks[:, :1] + np.arange(trip)[None, :, None] * step
+        if len(seq) % trip or not (blocks == expected).all():
+            return ("sequence", offsets.tobytes())
+        nest.append((trip, tuple(int(v) for v in step)))
+        seq = blocks[:, 0]
+    return (tuple(reversed(nest)), tuple(int(v) for v in seq[0]))
+
+
 def _positive_ints(field: str, values: Sequence[int], minimum: int = 1) -> tuple[int, ...]:
     values = tuple(values)
     for v in values:
@@ -145,8 +188,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         return map_
 
     def _check_offsets(self) -> None:
-        lowest = self.offsets().min(axis=0) if self.num_tokens else np.zeros(len(self.tile))
-        for dim, low in enumerate(lowest):
+        for dim, low in enumerate(self._bounds()[0]):
             if low < 0:
                 raise ITensorError(
                     f"map: {self.map} gives offset {int(low)} in dim {dim}; offsets must be >= 0 "
@@ -207,7 +249,23 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(int(v) for v in self.offsets().max(axis=0) + np.array(self.tile))
+        return tuple(int(v) for v in self._bounds()[1] + np.array(self.tile))
+
+    def _scaled_form(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """`(M, c)` with token offset `M @ iv + c` (steps folded in), or None for non-linear maps."""
+        form = linear_form(self.map)
+        if form is None:
+            return None
+        return form[0] * np.array(self.steps, dtype=np.int64), form[1]
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest offset of each dim; closed form for linear maps, so no stream is built."""
+        form = self._scaled_form()
+        if form is None:
+            offsets = self.offsets()
+            return offsets.min(axis=0), offsets.max(axis=0)
+        span = form[0] * (np.array(self.trips, dtype=np.int64) - 1)
+        return form[1] + np.minimum(span, 0).sum(axis=1), form[1] + np.maximum(span, 0).sum(axis=1)
 
     @property
     def num_elements(self) -> int:
@@ -216,11 +274,12 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     @property
     def reuse_loops(self) -> tuple[int, ...]:
         """Loops (trip count > 1) whose index moves no offset: the inner loops replay."""
-        form = linear_form(self.map)
-        if form is None:
-            used = self.map.used_dims()
-            return tuple(i for i, t in enumerate(self.trips) if t > 1 and (i not in used or self.steps[i] == 0))
-        moving = (form[0] * np.array(self.steps, dtype=np.int64)).any(axis=0)
+        form = self._scaled_form()
+        if form is not None:
+            moving = form[0].any(axis=0)
+        else:  # evaluate the map: a loop is reuse iff no step of it changes an offset
+            grid = self.offsets().reshape(*self.trips, self.rank)
+            moving = [bool(np.diff(grid, axis=i).any()) for i in range(len(self.trips))]
         return tuple(i for i, t in enumerate(self.trips) if t > 1 and not moving[i])
 
     @property
@@ -229,19 +288,27 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     @property
     def is_regular(self) -> bool:
-        """Tiles do not overlap and leave no gaps: every map result is a distinct loop whose step
-        equals the tile size of that dim (or the constant 0)."""
-        norm = self.normalized()
-        seen: set[int] = set()
-        for dim, expr in enumerate(norm.map.results):
-            match expr:
-                case AffineConstantExpr(value=0):
-                    continue
-                case AffineDimExpr(position=pos) if pos not in seen and norm.steps[pos] == norm.tile[dim]:
-                    seen.add(pos)
-                case _:
-                    return False
+        """Tiles neither overlap nor leave gaps: each replay (one iteration of the reuse loops)
+        covers every element of the tensor exactly once. Decided on the canonical loop nest, so
+        equal types agree."""
+        layout = self.key[2]
+        if layout[0] == "sequence":  # no loop structure, hence no replays
+            return self._coverage_is(1)
+        nest, base = layout
+        if any(np.count_nonzero(col) > 1 for _, col in nest):  # a loop moving two dims at once
+            return self._coverage_is(math.prod(t for t, col in nest if not any(col)))
+        for dim in range(self.rank):
+            loops = [(t, col[dim]) for t, col in nest if col[dim]]
+            low = base[dim] + sum(min(0, c * (t - 1)) for t, c in loops)
+            if low != 0 or not _mixed_radix([abs(c) for _, c in loops], [t for t, _ in loops], self.tile[dim]):
+                return False
         return True
+
+    def _coverage_is(self, times: int) -> bool:
+        counts = np.zeros(self.shape, dtype=np.int64)
+        for s in self.slices():
+            counts[s] += 1
+        return bool((counts == times).all())
 
     def offsets(self) -> np.ndarray:
         """Tile offsets in stream order, an int array of shape (num_tokens, rank)."""
@@ -251,12 +318,12 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         return self._offsets
 
     def _compute_offsets(self) -> np.ndarray:
-        grid = np.indices(self.trips, dtype=np.int64).reshape(len(self.trips), -1).T
+        grid = np.indices(self.trips, dtype=np.int64).reshape(len(self.trips), self.num_tokens).T
         points = grid * np.array(self.steps, dtype=np.int64)
         form = linear_form(self.map)
         if form is not None:
             matrix, const = form
-            return points @ matrix.T + const
+            return (points @ matrix.T + const).reshape(self.num_tokens, self.rank)
         rows = [self.map.eval([int(v) for v in p], []) for p in points]
         return np.array(rows, dtype=np.int64).reshape(len(rows), self.rank)
 
@@ -314,16 +381,19 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     @property
     def key(self) -> tuple[object, ...]:
-        """Two itensors stream the same tiles in the same order iff their keys are equal."""
+        """Two itensors stream the same tiles in the same order iff their keys are equal.
+
+        The key is the canonical loop nest of the token sequence: trip-count-1 loops dropped and
+        adjacent loops merged where the outer one continues the inner one (a split loop), so
+        e.g. trips [2, 4] * [4, 1] and trips [8] * [1] over one dim are equal."""
         if self._key is None:
-            norm = self.normalized()
-            form = linear_form(norm.map)
+            form = self._scaled_form()
             if form is not None:
-                scaled = form[0] * np.array(norm.steps, dtype=np.int64)
-                layout: tuple[object, ...] = (tuple(map(tuple, scaled.tolist())), tuple(form[1].tolist()))
+                nest = _merge_loops(self.trips, [tuple(col) for col in form[0].T.tolist()])
+                layout: object = (nest, tuple(form[1].tolist()))
             else:
-                layout = (norm.steps, str(norm.map))
-            self._key = (self.dtype, self.tile, norm.trips, layout)
+                layout = _loops_of_sequence(self.offsets())
+            self._key = (self.dtype, self.tile, layout)
         return self._key
 
     def __eq__(self, other: object) -> bool:

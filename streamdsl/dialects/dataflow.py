@@ -10,6 +10,7 @@ Three levels share this dialect (DESIGN.md):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import ClassVar
 from xdsl.dialects.builtin import (
     AffineMapAttr,
@@ -109,13 +110,7 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
 
     @property
     def itensor(self) -> itensor:
-        return itensor(
-            self.dtype,
-            tile=self.element_type.get_shape(),
-            trips=[t.data for t in self.trips],
-            steps=[s.data for s in self.steps],
-            map=self.map.data,
-        )
+        return _itensor_of(self)
 
     def verify(self) -> None:
         try:
@@ -143,6 +138,18 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             trips = ", ".join(str(t.data) for t in self.trips)
             steps = ", ".join(str(s.data) for s in self.steps)
             printer.print_string(f", [{trips}] * [{steps}], {self.map.data}")
+
+
+@lru_cache(maxsize=4096)
+def _itensor_of(attr: ITensorType) -> itensor:
+    """Verifiers ask for the same types over and over; attributes are immutable, so cache."""
+    return itensor(
+        attr.dtype,
+        tile=attr.element_type.get_shape(),
+        trips=[t.data for t in attr.trips],
+        steps=[s.data for s in attr.steps],
+        map=attr.map.data,
+    )
 
 
 @irdl_attr_definition
