@@ -9,4 +9,10 @@ def _dataflow():
     return DATAFLOW
 
 
-STREAMDSL_UNIVERSE = Universe(all_dialects={"dataflow": _dataflow}, all_passes={})
+def _insert_converters():
+    from lowering.transforms.insert_converters import InsertConvertersPass
+
+    return InsertConvertersPass
+
+
+STREAMDSL_UNIVERSE = Universe(all_dialects={"dataflow": _dataflow}, all_passes={"insert-converters": _insert_converters})
