@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from xdsl.ir.affine import AffineExpr, AffineMap
 
-from streamdsl.itensor import itensor, linear_form
+from streamdsl.itensor import itensor
 from streamdsl.sim.converter import Loop, loops_of, shared_loop_prefix, slab_layout
 
 __all__ = ["ConverterError", "ConverterPlan", "plan", "split_type"]
@@ -103,9 +103,7 @@ def split_type(it: itensor, shared: tuple[Loop, ...]) -> itensor:
 
 def _from_loops(it: itensor, loops: list[Loop]) -> itensor:
     """An itensor with unit steps whose map multiplies each loop index by its stride."""
-    form = linear_form(it.normalized().map)
-    assert form is not None
-    const = form[1]
+    const = it.key[-1][1]  # the constant offset of the canonical nest (loops_of gave its loops)
     results = []
     for dim in range(it.rank):
         expr: AffineExpr = AffineExpr.constant(int(const[dim]))

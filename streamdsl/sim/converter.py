@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamdsl.errors import StreamError
-from streamdsl.itensor import itensor, linear_form
+from streamdsl.itensor import itensor
 
 __all__ = ["ConverterBuffer", "Loop", "SlabLayout", "loops_of", "shared_loop_prefix", "slab_layout"]
 
@@ -33,13 +33,12 @@ class Loop:
 
 
 def loops_of(it: itensor) -> list[Loop] | None:
-    """The loops of `it` outermost first (trip-1 loops dropped), or None if its map is not linear."""
-    norm = it.normalized()
-    form = linear_form(norm.map)
-    if form is None:
+    """The canonical loops of `it` outermost first (the nest its equality key is built on: trip-1
+    loops dropped, split loops merged), or None if the stream has no loop structure."""
+    layout = it.key[-1]
+    if not isinstance(layout, tuple) or layout[0] == "sequence":
         return None
-    strides = form[0] * np.array(norm.steps, dtype=np.int64)
-    return [Loop(t, tuple(int(v) for v in strides[:, i])) for i, t in enumerate(norm.trips)]
+    return [Loop(int(trip), tuple(int(v) for v in stride)) for trip, stride in layout[0]]
 
 
 def _single_dim(stride: tuple[int, ...]) -> int | None:
