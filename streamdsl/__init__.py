@@ -2,5 +2,38 @@
 
 from streamdsl.dtypes import DType, bf16, f16, f32, i8, i32
 from streamdsl.itensor import ITensorError, itensor
+from streamdsl.errors import DSLError, DeadlockError, StreamError
+from streamdsl.dsl import (
+    DataflowProgram,
+    Kernel,
+    Out,
+    Tensor,
+    abs,
+    dataflow,
+    erf,
+    exp,
+    full,
+    kernel,
+    log,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    reshape,
+    rsqrt,
+    sigmoid,
+    sqrt,
+    sum,
+    tanh,
+    transpose,
+    where,
+    zeros,
+)
 
 __all__ = ["DType", "ITensorError", "bf16", "f16", "f32", "i8", "i32", "itensor"]
+__all__ += [
+    "DSLError", "DataflowProgram", "DeadlockError", "Kernel", "Out", "StreamError", "Tensor", "abs", "dataflow",
+    "erf", "exp", "full", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
+    "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
+]

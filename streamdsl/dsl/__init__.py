@@ -1,0 +1,55 @@
+"""The Python DSL: `@sd.kernel` tasks written as typed Python, composed by `@sd.dataflow`."""
+
+from streamdsl.dsl.dataflow import DataflowProgram, dataflow
+from streamdsl.dsl.kernel import Kernel, kernel
+from streamdsl.dsl.ops import (
+    abs,
+    erf,
+    exp,
+    full,
+    log,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    reshape,
+    rsqrt,
+    sigmoid,
+    sqrt,
+    sum,
+    tanh,
+    transpose,
+    where,
+    zeros,
+)
+from streamdsl.dsl.types import Out, Tensor, TensorSpec
+
+__all__ = [
+    "DataflowProgram",
+    "Kernel",
+    "Out",
+    "Tensor",
+    "TensorSpec",
+    "abs",
+    "dataflow",
+    "erf",
+    "exp",
+    "full",
+    "kernel",
+    "log",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "reshape",
+    "rsqrt",
+    "sigmoid",
+    "sqrt",
+    "sum",
+    "tanh",
+    "transpose",
+    "where",
+    "zeros",
+]

@@ -1,0 +1,275 @@
+"""`@sd.dataflow`: compose kernels into one `dataflow.kernel` (a Program).
+
+The decorated function runs once on symbolic `GraphValue`s: its arguments are HBM tensors
+(`sd.Tensor[dtype, shape]`), and each kernel call records a task whose outputs are streams. The
+recorded graph then becomes IR (docs/ir.md): a `dma_load` per use of an HBM argument, in the order of
+the port that consumes it; an `itensor_empty` destination and a `task` per call; an `itensor_fork`
+for a stream with several consumers; an `itensor_converter` (no buffer properties: the whole-tensor
+fallback, refined by converter planning) where a stream's type differs from the consuming port's;
+and a `dma_store` per result, in the producing port's order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Region, SSAValue
+
+from streamdsl.dialects.dataflow import (
+    DmaLoadOp,
+    DmaStoreOp,
+    ITensorConverterOp,
+    ITensorEmptyOp,
+    ITensorForkOp,
+    KernelOp,
+    YieldOp,
+)
+from streamdsl.dsl.kernel import Kernel
+from streamdsl.dsl.types import TensorSpec
+from streamdsl.errors import DSLError
+from streamdsl.itensor import itensor
+from streamdsl.program import Program
+
+__all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
+class Location:
+    filename: str | None
+    lineno: int | None
+    col: int | None
+
+    def error(self, message: str) -> DSLError:
+        return DSLError(message, self.filename, self.lineno, self.col)
+
+
+@dataclass(eq=False)
+class GraphValue:
+    """A tensor in HBM (a dataflow argument) or a stream produced by a kernel call."""
+
+    type: itensor | TensorSpec
+    name: str
+    producer: Call | None = None
+    uses: int = 0
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.type.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.type.dtype
+
+    def __repr__(self) -> str:
+        return f"<sd graph value {self.name}: {self.type}>"
+
+
+@dataclass(eq=False)
+class Call:
+    kernel: Kernel
+    args: list[GraphValue]
+    location: Location
+    outputs: list[GraphValue] = field(default_factory=list)
+
+
+@dataclass
+class _Trace:
+    calls: list[Call] = field(default_factory=list)
+
+
+_TRACES: list[_Trace] = []
+
+
+def is_dsl_callable(obj: object) -> bool:
+    return isinstance(obj, Kernel | DataflowProgram)
+
+
+def _caller() -> Location:
+    frame = inspect.currentframe()
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+        frame = frame.f_back
+    if frame is None:
+        return Location(None, None, None)
+    positions = inspect.getframeinfo(frame).positions
+    col = positions.col_offset + 1 if positions is not None and positions.col_offset is not None else 1
+    return Location(frame.f_code.co_filename, frame.f_lineno, col)
+
+
+def record_call(kernel: Kernel, args: Sequence[Any]) -> GraphValue | tuple[GraphValue, ...]:
+    loc = _caller()
+    if not _TRACES:
+        raise loc.error(f"kernel {kernel.name!r} was called with a dataflow value outside an @sd.dataflow function")
+    if len(args) != len(kernel.inputs):
+        raise loc.error(f"kernel {kernel.name!r} takes {len(kernel.inputs)} input(s) "
+                        f"({', '.join(p.name for p in kernel.inputs)}), got {len(args)}")
+    for port, arg in zip(kernel.inputs, args):
+        if not isinstance(arg, GraphValue):
+            raise loc.error(f"argument {port.name!r} of kernel {kernel.name!r} must be a dataflow argument or a "
+                            f"kernel output, got {type(arg).__name__}; constants belong inside kernels")
+        if (arg.shape, arg.dtype) != (port.type.shape, port.type.dtype):
+            raise loc.error(f"argument {port.name!r} of kernel {kernel.name!r}: {arg.name} is a "
+                            f"{list(arg.shape)} {arg.dtype.name} tensor but the port {port.type} streams a "
+                            f"{list(port.type.shape)} {port.type.dtype.name} tensor; pass a tensor of that shape")
+        arg.uses += 1
+    call = Call(kernel, list(args), loc)
+    call.outputs = [GraphValue(p.type, f"{kernel.name}.{p.name}", call) for p in kernel.outputs]
+    _TRACES[-1].calls.append(call)
+    return call.outputs[0] if len(call.outputs) == 1 else tuple(call.outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph -> IR
+# ---------------------------------------------------------------------------------------------
+
+
+def _tensor_type(v: GraphValue) -> TensorType:
+    return TensorType(v.dtype.ir(), list(v.shape))
+
+
+class _Emitter:
+    def __init__(self, block: Block, params: Sequence[GraphValue], reserved: set[str]):
+        self.block = block
+        self.hbm = {id(p): arg for p, arg in zip(params, block.args)}
+        self.pending: dict[int, list[SSAValue]] = {}  # stream -> SSA values still to hand out (forks)
+        self.names = set(reserved)
+
+    def emit(self, op: Any) -> Any:
+        self.block.add_op(op)
+        return op
+
+    def unique(self, name: str) -> str:
+        candidate, n = name, 0
+        while candidate in self.names:
+            n += 1
+            candidate = f"{name}_{n}"
+        self.names.add(candidate)
+        return candidate
+
+    def stream(self, value: GraphValue, want: itensor) -> SSAValue:
+        """The SSA stream feeding one consumer that expects the type `want`."""
+        if id(value) in self.hbm:
+            return self.emit(DmaLoadOp.build(operands=[self.hbm[id(value)]], result_types=[want.to_ir()])).result
+        ssa = self.pending[id(value)].pop(0)
+        if value.type != want:
+            ssa = self.emit(ITensorConverterOp.build(operands=[ssa], result_types=[want.to_ir()])).result
+        return ssa
+
+    def produced(self, value: GraphValue, ssa: SSAValue) -> None:
+        if value.uses > 1:
+            ssa_list = list(self.emit(ITensorForkOp(ssa, value.uses)).outputs)
+        else:
+            ssa_list = [ssa]
+        self.pending[id(value)] = ssa_list
+
+    def call(self, call: Call) -> None:
+        ins = [self.stream(arg, port.type) for port, arg in zip(call.kernel.inputs, call.args)]
+        inits = [self.emit(ITensorEmptyOp(p.type.to_ir())).result for p in call.kernel.outputs]
+        task = self.emit(call.kernel.task(self.unique(call.kernel.name), ins, inits))
+        for port, value, result in zip(call.kernel.outputs, call.outputs, task.results):
+            if value.uses == 0:
+                raise call.location.error(f"output {port.name!r} of kernel {call.kernel.name!r} is never used: "
+                                          "return it from the dataflow function or pass it to another kernel")
+            self.produced(value, result)
+
+    def store(self, value: GraphValue, loc: Location) -> SSAValue:
+        if id(value) in self.hbm:
+            raise loc.error(f"the dataflow function returns its argument {value.name!r} unchanged; return kernel outputs only")
+        it = value.type
+        assert isinstance(it, itensor)
+        if it.has_reuse:
+            raise loc.error(f"{value.name} streams {it}, which replays tiles (reuse loops); a result must stream each "
+                            "tile once: give the producing port a type without reuse")
+        ssa = self.pending[id(value)].pop(0)
+        return self.emit(DmaStoreOp.build(operands=[ssa], result_types=[_tensor_type(value)])).result
+
+
+def build_module(name: str, params: Sequence[GraphValue], results: Sequence[GraphValue], calls: Sequence[Call],
+                 loc: Location, reserved: set[str] | None = None) -> ModuleOp:
+    for r in results:
+        r.uses += 1
+    in_types = [_tensor_type(p) for p in params]
+    out_types = [_tensor_type(r) for r in results]
+    block = Block(arg_types=in_types)
+    emitter = _Emitter(block, params, {name, *(reserved or ())})
+    for call in calls:
+        emitter.call(call)
+    stored = [emitter.store(r, loc) for r in results]
+    block.add_op(YieldOp(*stored))
+    fblock = Block(arg_types=in_types)
+    kernel = KernelOp.build(
+        operands=[list(fblock.args)],
+        result_types=[out_types],
+        properties={"sym_name": StringAttr(name)},
+        regions=[Region(block)],
+    )
+    fblock.add_ops([kernel, func.ReturnOp(*kernel.results)])
+    fn = func.FuncOp(name, (in_types, out_types), Region(fblock))
+    module = ModuleOp([fn])
+    module.verify()
+    return module
+
+
+# ---------------------------------------------------------------------------------------------
+# Programs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataflowProgram(Program):
+    """The object `@sd.dataflow` returns: a Program that can also run eagerly (`prog(*arrays)`)."""
+
+    fn: Callable[..., Any] | None = None
+
+    def __call__(self, *arrays: Any) -> Any:
+        if self.fn is None:
+            raise TypeError(f"program {self.name!r} has no Python function to run eagerly")
+        return self.fn(*[np.asarray(a) for a in arrays])
+
+
+def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Call], list[GraphValue]]:
+    _TRACES.append(_Trace())
+    try:
+        out = fn(*params)
+    finally:
+        trace = _TRACES.pop()
+    results = list(out) if isinstance(out, tuple) else [out]
+    if not results or not all(isinstance(r, GraphValue) for r in results):
+        raise loc.error(f"@sd.dataflow function {fn.__name__!r} must return kernel outputs (one or a tuple), got {out!r}")
+    return trace.calls, results
+
+
+def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
+    """Trace `fn` (arguments annotated `sd.Tensor[dtype, shape]`) into a Program."""
+    code = fn.__code__
+    loc = Location(code.co_filename, code.co_firstlineno, 1)
+    annotations = inspect.get_annotations(fn, eval_str=True)
+    names = list(inspect.signature(fn).parameters)
+    params = []
+    for n in names:
+        spec = annotations.get(n)
+        if not isinstance(spec, TensorSpec):
+            raise loc.error(f"argument {n!r} of @sd.dataflow {fn.__name__!r} needs an annotation "
+                            f"sd.Tensor[dtype, shape], got {spec!r}")
+        params.append(GraphValue(spec, n))
+    calls, results = _trace(fn, params, loc)
+    module = build_module(fn.__name__, params, results, calls, loc)
+    return DataflowProgram(module, fn.__name__, names, fn=fn)
+
+
+def kernel_program(kernel: Kernel) -> DataflowProgram:
+    """One kernel as a Program: each input port is an HBM tensor of the port's shape."""
+    params = [GraphValue(TensorSpec(p.type.dtype, p.type.shape), p.name, uses=1) for p in kernel.inputs]
+    call = Call(kernel, params, Location(None, None, None))
+    call.outputs = [GraphValue(p.type, f"{kernel.name}.{p.name}", call) for p in kernel.outputs]
+    name = f"{kernel.name}_program"
+    module = build_module(name, params, call.outputs, [call], call.location)
+    return DataflowProgram(module, name, [p.name for p in kernel.inputs], fn=kernel)

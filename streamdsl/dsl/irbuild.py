@@ -1,0 +1,232 @@
+"""Emitting tile computations as `linalg` / `tensor` / `arith` / `math` ops on tile tensors.
+
+Every op takes and returns `Tile`s (an SSA tensor value plus its static shape and dtype). Element-wise
+maths becomes one `linalg.generic` per DSL operation whose body holds `arith`/`math` scalar ops;
+broadcast operands (a size-1 dim, or a missing leading dim) read through indexing maps with a
+constant `0` result, so the simulator and the HLS backend see plain affine maps. Reductions keep
+their reduced dim (size 1), `@` is `linalg.fill` + `linalg.matmul`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects import arith, linalg, math, tensor
+from xdsl.dialects.builtin import (
+    AffineMapAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    TensorType,
+    i64,
+)
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir.affine import AffineExpr, AffineMap
+from xdsl.dialects.linalg import IteratorTypeAttr
+
+from streamdsl.dtypes import DType
+
+__all__ = ["Tile", "TileBuilder", "broadcast_shapes"]
+
+DYNAMIC_INDEX = -(2**63)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile-sized tensor value during kernel compilation."""
+
+    value: SSAValue
+    shape: tuple[int, ...]
+    dtype: DType
+
+    def __str__(self) -> str:
+        return f"tile {list(self.shape)} {self.dtype.name}"
+
+
+def tensor_type(shape: Sequence[int], dtype: DType) -> TensorType:
+    return TensorType(dtype.ir(), list(shape))
+
+
+def broadcast_shapes(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...] | None:
+    """numpy broadcasting (right-aligned, size-1 dims stretch); None if incompatible."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for d in range(rank):
+        sizes = {s[d - rank + len(s)] for s in shapes if d - rank + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+# A scalar body: maps the generic's block arguments (one per input) to the yielded value.
+ScalarFn = Callable[["BodyBuilder", Sequence[SSAValue]], SSAValue]
+
+
+class BodyBuilder:
+    """Appends scalar ops to a linalg.generic body."""
+
+    def __init__(self, block: Block, dtype: DType):
+        self.block, self.dtype = block, dtype
+
+    def op(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        return op.results[0]
+
+    def const(self, value: float) -> SSAValue:
+        return self.op(arith.ConstantOp(FloatAttr(float(value), self.dtype.ir())))
+
+
+class TileBuilder:
+    """Emits ops at the end of `block` (the current insertion point of the kernel compiler)."""
+
+    def __init__(self, block: Block):
+        self.block = block
+
+    def emit(self, op: Operation) -> Operation:
+        self.block.add_op(op)
+        return op
+
+    # -- constants and index arithmetic ---------------------------------------------------
+
+    def index(self, value: int) -> SSAValue:
+        return self.emit(arith.ConstantOp(IntegerAttr(value, IndexType()))).results[0]
+
+    def index_binop(self, kind: str, lhs: SSAValue, rhs: SSAValue) -> SSAValue:
+        cls = {"+": arith.AddiOp, "-": arith.SubiOp, "*": arith.MuliOp}[kind]
+        return self.emit(cls(lhs, rhs)).results[0]
+
+    def scalar(self, value: float, dtype: DType) -> SSAValue:
+        return self.emit(arith.ConstantOp(FloatAttr(float(value), dtype.ir()))).results[0]
+
+    def empty(self, shape: Sequence[int], dtype: DType) -> SSAValue:
+        return self.emit(tensor.EmptyOp([], tensor_type(shape, dtype))).results[0]
+
+    def full(self, shape: Sequence[int], dtype: DType, value: float) -> Tile:
+        fill = linalg.FillOp([self.scalar(value, dtype)], [self.empty(shape, dtype)], [tensor_type(shape, dtype)])
+        return Tile(self.emit(fill).results[0], tuple(shape), dtype)
+
+    # -- linalg.generic -------------------------------------------------------------------
+
+    def _generic(
+        self,
+        inputs: Sequence[Tile],
+        in_maps: Sequence[AffineMap],
+        init: SSAValue,
+        out_shape: tuple[int, ...],
+        out_map: AffineMap,
+        iterators: Sequence[IteratorTypeAttr],
+        dtype: DType,
+        body: Callable[[BodyBuilder, Sequence[SSAValue]], SSAValue],
+    ) -> Tile:
+        block = Block(arg_types=[t.dtype.ir() for t in inputs] + [dtype.ir()])
+        result = body(BodyBuilder(block, dtype), block.args)
+        block.add_op(linalg.YieldOp(result))
+        op = linalg.GenericOp(
+            [t.value for t in inputs],
+            [init],
+            Region(block),
+            [AffineMapAttr(m) for m in (*in_maps, out_map)],
+            list(iterators),
+            [tensor_type(out_shape, dtype)],
+        )
+        return Tile(self.emit(op).results[0], out_shape, dtype)
+
+    def elementwise(self, inputs: Sequence[Tile], out_shape: tuple[int, ...], dtype: DType, fn: ScalarFn) -> Tile:
+        """`out[i] = fn(inputs broadcast to out_shape at i)`; `fn` receives one scalar per input."""
+        rank = len(out_shape)
+        maps = [_broadcast_map(t.shape, out_shape) for t in inputs]
+        return self._generic(
+            inputs,
+            maps,
+            self.empty(out_shape, dtype),
+            out_shape,
+            AffineMap.identity(rank),
+            [IteratorTypeAttr.parallel()] * rank,
+            dtype,
+            lambda b, args: fn(b, args[: len(inputs)]),
+        )
+
+    def reduce(self, x: Tile, axis: int, init: float, combine: ScalarFn) -> Tile:
+        """Reduce `x` over `axis`, keeping it as a size-1 dim."""
+        rank = len(x.shape)
+        out_shape = tuple(1 if d == axis else s for d, s in enumerate(x.shape))
+        out_map = AffineMap(
+            rank, 0, tuple(AffineExpr.constant(0) if d == axis else AffineExpr.dimension(d) for d in range(rank))
+        )
+        iterators = [IteratorTypeAttr.reduction() if d == axis else IteratorTypeAttr.parallel() for d in range(rank)]
+        acc = self.full(out_shape, x.dtype, init).value
+        return self._generic(
+            [x], [AffineMap.identity(rank)], acc, out_shape, out_map, iterators, x.dtype, lambda b, args: combine(b, args)
+        )
+
+    def transpose(self, x: Tile, perm: Sequence[int]) -> Tile:
+        """`out[i_0..] = x[i_perm^-1 ...]`, i.e. out dim d is input dim perm[d] (numpy's rule)."""
+        rank = len(perm)
+        out_shape = tuple(x.shape[p] for p in perm)
+        in_map = AffineMap(rank, 0, tuple(AffineExpr.dimension(perm.index(d)) for d in range(rank)))
+        return self._generic(
+            [x],
+            [in_map],
+            self.empty(out_shape, x.dtype),
+            out_shape,
+            AffineMap.identity(rank),
+            [IteratorTypeAttr.parallel()] * rank,
+            x.dtype,
+            lambda b, args: args[0],
+        )
+
+    # -- named ops and tensor ops ---------------------------------------------------------
+
+    def matmul(self, a: Tile, b: Tile) -> Tile:
+        out_shape = (a.shape[0], b.shape[1])
+        acc = self.full(out_shape, a.dtype, 0.0)
+        op = linalg.MatmulOp([a.value, b.value], [acc.value], [tensor_type(out_shape, a.dtype)])
+        return Tile(self.emit(op).results[0], out_shape, a.dtype)
+
+    def reshape(self, x: Tile, shape: tuple[int, ...]) -> Tile:
+        """`tensor.reshape` with a constant shape operand (row-major, like numpy)."""
+        from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
+
+        shape_type = TensorType(i64, [len(shape)])
+        shape_val = self.emit(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(shape_type, list(shape)))).results[0]
+        op = tensor.ReshapeOp(x.value, shape_val, tensor_type(shape, x.dtype))
+        return Tile(self.emit(op).results[0], shape, x.dtype)
+
+    def extract(self, buf: Tile, indices: Sequence[SSAValue | int]) -> Tile:
+        """`buf[i, j]`: the rank-reduced slice at the leading indices."""
+        rest = buf.shape[len(indices) :]
+        offsets = [*indices, *([0] * len(rest))]
+        sizes = [*([1] * len(indices)), *rest]
+        op = tensor.ExtractSliceOp(buf.value, offsets, sizes, [1] * len(sizes), tensor_type(rest, buf.dtype))
+        return Tile(self.emit(op).results[0], rest, buf.dtype)
+
+    def insert(self, buf: Tile, indices: Sequence[SSAValue | int], value: Tile) -> Tile:
+        """`buf[i, j] = value`: a new buffer value with the slice replaced."""
+        rest = buf.shape[len(indices) :]
+        offsets = [*indices, *([0] * len(rest))]
+        static = [DYNAMIC_INDEX if isinstance(o, SSAValue) else o for o in offsets]
+        dynamic = [o for o in offsets if isinstance(o, SSAValue)]
+        sizes = [*([1] * len(indices)), *rest]
+        op = tensor.InsertSliceOp.build(
+            operands=[value.value, buf.value, dynamic, [], []],
+            result_types=[buf.value.type],
+            properties={
+                "static_offsets": DenseArrayBase.from_list(i64, static),
+                "static_sizes": DenseArrayBase.from_list(i64, sizes),
+                "static_strides": DenseArrayBase.from_list(i64, [1] * len(sizes)),
+            },
+        )
+        return Tile(self.emit(op).results[0], buf.shape, buf.dtype)
+
+
+def _broadcast_map(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> AffineMap:
+    """Read a right-aligned operand of `shape` at an output point: size-1 dims read index 0."""
+    rank, lead = len(out_shape), len(out_shape) - len(shape)
+    results = tuple(
+        AffineExpr.constant(0) if s == 1 and out_shape[lead + d] != 1 else AffineExpr.dimension(lead + d)
+        for d, s in enumerate(shape)
+    )
+    return AffineMap(rank, 0, results)

@@ -1,0 +1,872 @@
+"""`@sd.kernel`: a Python function over itensor ports, compiled from its AST into a `dataflow.task` body.
+
+The function's source is parsed with `ast` (real file line numbers kept) and walked once:
+`for i in range(N)` becomes `scf.for` (tiles and output streams assigned in the body are carried
+through `iter_args`), tile expressions become `linalg` ops (see `irbuild`), `x.read()` an
+`itensor_read`, `yield v` / `out.write(v)` an `itensor_write` on the output chain. Every other
+construct is a `DSLError` at its file:line:col that says what to write instead. Because loops are
+static, the compiler counts the tokens each port reads or writes and checks them against the port
+type (`num_tokens`).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import math
+import textwrap
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import IndexType
+from xdsl.ir import Block, Region, SSAValue
+
+from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp, YieldOp
+from streamdsl.dsl import ops
+from streamdsl.dsl.irbuild import Tile, TileBuilder, broadcast_shapes
+from streamdsl.dsl.types import OutSpec
+from streamdsl.dtypes import DType
+from streamdsl.errors import DSLError
+from streamdsl.itensor import itensor
+
+__all__ = ["Kernel", "Port", "kernel"]
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    type: itensor
+    index: int  # position among the inputs or among the outputs
+
+
+@dataclass(frozen=True)
+class InPort:
+    port: Port
+    value: SSAValue
+
+
+@dataclass(frozen=True)
+class OutPort:
+    port: Port
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The current SSA value of an output chain (an itensor threaded through writes)."""
+
+    value: SSAValue
+
+
+@dataclass(frozen=True)
+class Index:
+    """A loop index (or index arithmetic on it) with its static range [lo, hi]."""
+
+    value: SSAValue
+    lo: int
+    hi: int
+
+
+def _out_key(i: int) -> str:
+    return f"%out{i}"  # not a Python identifier, so it never clashes with a user name
+
+
+_STATEMENT_HINTS = {
+    ast.While: "while loops are not supported: use `for i in range(N)` with a static N",
+    ast.If: "if statements are not supported in kernels: select values with sd.where(cond, a, b)",
+    ast.Return: "return is not supported in a kernel: emit output tiles with `yield tile` (or `out.write(tile)`); "
+    "the kernel ends at the end of its body",
+    ast.Break: "break is not supported: loops must run their full static trip count",
+    ast.Continue: "continue is not supported: loops must run their full static trip count",
+    ast.FunctionDef: "nested functions are not supported in kernels: define helpers as @sd.kernel tasks "
+    "and compose them in an @sd.dataflow function",
+    ast.With: "with statements are not supported in kernels",
+    ast.Try: "try statements are not supported in kernels",
+    ast.Import: "imports are not supported inside kernels: import at module level",
+    ast.ImportFrom: "imports are not supported inside kernels: import at module level",
+    ast.Global: "global statements are not supported: kernels cannot change Python state",
+    ast.Nonlocal: "nonlocal statements are not supported: kernels cannot change Python state",
+    ast.Delete: "del is not supported in kernels",
+    ast.Assert: "assert is not supported in kernels: the static checks run at compile time",
+    ast.Raise: "raise is not supported in kernels",
+}
+
+
+@dataclass
+class _Counts:
+    tokens: int = 0
+    site: ast.AST | None = None
+
+
+@dataclass
+class KernelSignature:
+    inputs: list[Port]
+    outputs: list[Port]
+    yields: bool  # outputs come from the return annotation (yield) rather than Out params
+    params: list[str]  # parameter names in order (inputs and Out ports interleaved)
+
+
+class _Compiler:
+    def __init__(self, fn: Callable[..., Any], sig: KernelSignature, tree: ast.FunctionDef, filename: str, col_shift: int):
+        self.fn, self.sig, self.tree, self.filename, self.col_shift = fn, sig, tree, filename, col_shift
+        self.globals = dict(fn.__globals__)
+        if fn.__closure__:
+            self.globals.update(
+                {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__) if _cell_ok(c)}
+            )
+        self.env: dict[str, Any] = {}
+        self.loop_only: dict[str, int] = {}
+        self.assign_site: dict[str, ast.AST] = {}
+        self.trips = 1
+        self.reads = [_Counts() for _ in sig.inputs]
+        self.writes = [_Counts() for _ in sig.outputs]
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def error(self, node: ast.AST, message: str) -> DSLError:
+        return DSLError(message, self.filename, getattr(node, "lineno", self.tree.lineno), getattr(node, "col_offset", 0) + 1 + self.col_shift)
+
+    # -- entry ----------------------------------------------------------------------------------
+
+    def compile(self) -> Region:
+        in_types = [p.type.to_ir() for p in self.sig.inputs]
+        out_types = [p.type.to_ir() for p in self.sig.outputs]
+        block = Block(arg_types=[*in_types, *out_types])
+        ins = block.args[: len(in_types)]
+        for port, arg in zip(self.sig.inputs, ins):
+            self.env[port.name] = InPort(port, arg)
+        for port, arg in zip(self.sig.outputs, block.args[len(in_types) :]):
+            if not self.sig.yields:
+                self.env[port.name] = OutPort(port)
+            self.env[_out_key(port.index)] = Stream(arg)
+        self.builder = TileBuilder(block)
+        self.statements(self.tree.body)
+        self.check_counts()
+        block.add_op(YieldOp(*[self.env[_out_key(p.index)].value for p in self.sig.outputs]))
+        return Region(block)
+
+    def check_counts(self) -> None:
+        for what, ports, counts in (("reads", self.sig.inputs, self.reads), ("writes", self.sig.outputs, self.writes)):
+            for port, count in zip(ports, counts):
+                if count.tokens == port.type.num_tokens:
+                    continue
+                verb = "x.read()" if what == "reads" else ("yield" if self.sig.yields else f"{port.name}.write(...)")
+                raise self.error(
+                    count.site or self.tree,
+                    f"kernel {self.fn.__name__!r} {what} port {port.name!r} {count.tokens} time(s), but its type "
+                    f"{port.type} has {port.type.num_tokens} tokens; make the static loops around "
+                    f"{verb.replace('x.', port.name + '.')} run {port.type.num_tokens} times in total",
+                )
+
+    # -- statements -----------------------------------------------------------------------------
+
+    def statements(self, body: Sequence[ast.stmt]) -> None:
+        for stmt in body:
+            self.statement(stmt)
+
+    def statement(self, node: ast.stmt) -> None:
+        match node:
+            case ast.Expr(value=ast.Constant(value=str())):
+                return  # docstring
+            case ast.Pass():
+                return
+            case ast.Assign(targets=[target], value=value):
+                self.assign(target, value, node)
+            case ast.Assign():
+                raise self.error(node, "chained assignment (a = b = ...) is not supported: assign one name at a time")
+            case ast.AnnAssign(target=target, value=value) if value is not None:
+                self.assign(target, value, node)
+            case ast.AugAssign(target=target, op=op, value=value):
+                load = _as_load(target)
+                result = self.binop(node, _binop_symbol(self, node, op), self.expr(load), self.expr(value))
+                self.store(target, result, node)
+            case ast.For():
+                self.for_loop(node)
+            case ast.Expr(value=ast.Yield(value=value)):
+                self.emit_yield(node, value)
+            case ast.Expr(value=ast.Call(func=ast.Attribute(attr="write") as func, args=args, keywords=[])):
+                self.emit_port_write(node, func, args)
+            case ast.Expr(value=value):
+                raise self.error(node, f"this expression statement ({_describe(value)}) has no effect in a kernel: "
+                                 "assign its value, yield it, or write it to an output port")
+            case _:
+                hint = _STATEMENT_HINTS.get(type(node))
+                raise self.error(node, hint or f"{type(node).__name__} statements are not supported in kernels")
+
+    def assign(self, target: ast.expr, value: ast.expr, node: ast.stmt) -> None:
+        if isinstance(target, ast.Tuple):
+            if not isinstance(value, ast.Tuple) or len(value.elts) != len(target.elts):
+                raise self.error(node, "tuple assignment needs a tuple of the same length on the right: a, b = x, y")
+            values = [self.expr(v) for v in value.elts]
+            for t, v in zip(target.elts, values):
+                self.store(t, v, node)
+            return
+        self.store(target, self.expr(value), node)
+
+    def store(self, target: ast.expr, value: Any, node: ast.AST) -> None:
+        if isinstance(target, ast.Name):
+            if isinstance(value, ops.Elementwise | ops.Reduction | InPort | OutPort):
+                raise self.error(node, f"cannot assign {_describe_value(value)} to {target.id!r}: use it directly")
+            self.env[target.id] = value
+            self.assign_site[target.id] = node
+            self.loop_only.pop(target.id, None)
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            buf = self.lookup(target.value)
+            if not isinstance(buf, Tile):
+                raise self.error(target, f"{target.value.id!r} is {_describe_value(buf)}; only buffers made with "
+                                 "sd.zeros/sd.full can be indexed and assigned")
+            indices = self.indices(target, buf)
+            expected = buf.shape[len(indices):]
+            value = self.as_tile(value, node, shape=expected, dtype=buf.dtype)
+            if value.shape != expected or value.dtype != buf.dtype:
+                raise self.error(node, f"cannot store a {value} into {target.value.id}[...], which holds tiles of shape "
+                                 f"{list(expected)} {buf.dtype.name}; make the shapes and dtypes match")
+            self.env[target.value.id] = self.builder.insert(buf, indices, value)
+            self.assign_site[target.value.id] = node
+        else:
+            raise self.error(target, "only names and buffer elements (buf[i] = tile) can be assigned")
+
+    def for_loop(self, node: ast.For) -> None:
+        if node.orelse:
+            raise self.error(node, "for ... else is not supported: remove the else clause")
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node.target, "the loop variable must be a single name: for i in range(N)")
+        start, stop, step = self.range_args(node.iter)
+        trip = len(range(start, stop, step))
+        if trip == 0:
+            raise self.error(node.iter, f"range({start}, {stop}, {step}) runs zero times: kernels need loops that run")
+        carried = [n for n in sorted(_assigned(node.body, self.env, self.sig)) if isinstance(self.env.get(n), Tile | Stream)]
+        for name in sorted(_assigned(node.body, self.env, self.sig)):
+            if isinstance(self.env.get(name), int | float | Index) and name != node.target.id:
+                raise self.error(self.first_store(node.body, name), f"{name!r} holds a Python value and is reassigned inside the loop; "
+                                 f"loops are not unrolled, so make it a tile (e.g. {name} = sd.full((1, 1), value)) or "
+                                 "compute it from the loop index")
+        inits = [self.env[n] for n in carried]
+        lb, ub, st = (self.builder.index(v) for v in (start, stop, step))
+        body = Block(arg_types=[IndexType(), *[v.value.type for v in inits]])
+        outer_env, outer_builder = dict(self.env), self.builder
+        self.env[node.target.id] = Index(body.args[0], start, start + (trip - 1) * step)
+        for name, arg in zip(carried, body.args[1:]):
+            self.env[name] = _rebind(self.env[name], arg)
+        self.builder, self.trips = TileBuilder(body), self.trips * trip
+        self.statements(node.body)
+        yielded = []
+        for name, init in zip(carried, inits):
+            final = self.env[name]
+            if isinstance(init, Tile) and (not isinstance(final, Tile) or (final.shape, final.dtype) != (init.shape, init.dtype)):
+                raise self.error(self.assign_site.get(name, node), f"{name!r} is carried around the loop as a {init} but "
+                                 f"this assignment makes it {_describe_value(final)}; keep its shape and dtype the same "
+                                 "in every iteration (or use a new name)")
+            yielded.append(final.value)
+        body.add_op(scf.YieldOp(*yielded))
+        loop = outer_builder.emit(scf.ForOp(lb, ub, st, [v.value for v in inits], body))
+        inner_env = self.env
+        self.builder, self.trips, self.env = outer_builder, self.trips // trip, outer_env
+        for name, result in zip(carried, loop.results):
+            self.env[name] = _rebind(outer_env[name], result)
+        for name in inner_env.keys() - outer_env.keys():
+            self.loop_only[name] = node.lineno
+
+    def first_store(self, body: Sequence[ast.stmt], name: str) -> ast.AST:
+        for stmt in body:
+            for sub in ast.walk(stmt):
+                if isinstance(sub, ast.Name) and sub.id == name and isinstance(sub.ctx, ast.Store):
+                    return sub
+        return body[0]
+
+    def range_args(self, it: ast.expr) -> tuple[int, int, int]:
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and self.lookup(it.func) is range):
+            raise self.error(it, "kernels only loop over range(...) with static bounds: for i in range(N)")
+        if it.keywords or not 1 <= len(it.args) <= 3:
+            raise self.error(it, "range takes 1 to 3 positional arguments")
+        values = []
+        for arg in it.args:
+            v = self.expr(arg)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise self.error(arg, f"loop bound must be a static Python int (a literal, a global constant or "
+                                 f"x.shape[i]), got {_describe_value(v)}; hardware loops need trip counts known at compile time")
+            values.append(v)
+        start, stop, step = (0, values[0], 1) if len(values) == 1 else (*values, 1)[:3]
+        if step <= 0:
+            raise self.error(it, f"range step must be positive, got {step}")
+        return start, stop, step
+
+    # -- outputs ----------------------------------------------------------------------------------
+
+    def emit_yield(self, node: ast.stmt, value: ast.expr | None) -> None:
+        if not self.sig.yields:
+            raise self.error(node, "this kernel declares sd.Out[...] ports: write to them with port.write(tile) "
+                             "instead of yield (or give the kernel a return annotation)")
+        if value is None:
+            raise self.error(node, "yield needs a tile: yield acc")
+        n = len(self.sig.outputs)
+        elts = value.elts if isinstance(value, ast.Tuple) else [value]
+        if len(elts) != n:
+            raise self.error(node, f"yield gives {len(elts)} value(s) but the kernel has {n} output(s) "
+                             "(its return annotation); yield one tile per output")
+        for port, elt in zip(self.sig.outputs, elts):
+            self.write(port, elt, node)
+
+    def emit_port_write(self, node: ast.stmt, func: ast.Attribute, args: list[ast.expr]) -> None:
+        target = self.expr(func.value)
+        if not isinstance(target, OutPort):
+            raise self.error(node, f".write(...) is only defined on output ports declared as `name: sd.Out[T]`, "
+                             f"not on {_describe_value(target)}")
+        if len(args) != 1:
+            raise self.error(node, f"{target.port.name}.write takes exactly one tile")
+        self.write(target.port, args[0], node)
+
+    def write(self, port: Port, value_node: ast.expr, node: ast.AST) -> None:
+        value = self.expr(value_node)
+        if not isinstance(value, Tile):
+            raise self.error(value_node, f"output {port.name!r} needs a tile of shape {list(port.type.tile)}, got "
+                             f"{_describe_value(value)}; build one with sd.full({tuple(port.type.tile)}, value)")
+        if value.shape != port.type.tile or value.dtype != port.type.dtype:
+            raise self.error(value_node, f"output {port.name!r} has tiles of shape {list(port.type.tile)} "
+                             f"{port.type.dtype.name} ({port.type}), but this is a {value}; reshape/reduce the value "
+                             "or change the port type")
+        key = _out_key(port.index)
+        op = self.builder.emit(ITensorWriteOp(value.value, self.env[key].value))
+        self.env[key] = Stream(op.results[0])
+        self.count(self.writes[port.index], node)
+
+    def count(self, counts: _Counts, node: ast.AST) -> None:
+        counts.tokens += self.trips
+        counts.site = counts.site or node
+
+    # -- expressions ------------------------------------------------------------------------------
+
+    def expr(self, node: ast.expr) -> Any:
+        match node:
+            case ast.Constant(value=value) if isinstance(value, int | float) and not isinstance(value, bool):
+                return value
+            case ast.Name():
+                return self.lookup(node)
+            case ast.Tuple(elts=elts):
+                return tuple(self.expr(e) for e in elts)
+            case ast.BinOp(left=left, op=op, right=right):
+                return self.binop(node, _binop_symbol(self, node, op), self.expr(left), self.expr(right))
+            case ast.UnaryOp(op=ast.USub(), operand=operand):
+                return self.negate(node, self.expr(operand))
+            case ast.UnaryOp(op=ast.UAdd(), operand=operand):
+                return self.expr(operand)
+            case ast.Attribute():
+                return self.attribute(node)
+            case ast.Subscript():
+                return self.subscript(node)
+            case ast.Call():
+                return self.call(node)
+            case ast.Compare():
+                raise self.error(node, "comparisons are only supported as the condition of sd.where: sd.where(a > b, a, b)")
+            case ast.Yield():
+                raise self.error(node, "yield is a statement in kernels: write `yield tile` on its own line")
+            case ast.Lambda() | ast.ListComp() | ast.GeneratorExp() | ast.DictComp() | ast.SetComp():
+                raise self.error(node, f"{type(node).__name__} is not supported in kernels: write the loop with "
+                                 "for i in range(N) and tiles")
+            case _:
+                raise self.error(node, f"{_describe(node)} is not supported in kernel expressions")
+
+    def lookup(self, node: ast.Name) -> Any:
+        name = node.id
+        if name in self.env:
+            return self.env[name]
+        if name in self.loop_only:
+            raise self.error(node, f"{name!r} is defined only inside the loop at line {self.loop_only[name]}; to use it "
+                             f"after the loop, initialise it before the loop (e.g. {name} = sd.zeros(shape)) so it is carried")
+        if name == self.fn.__name__ and name not in self.globals:
+            raise self.error(node, f"recursion is not supported: kernel {name!r} cannot call itself; "
+                             "write the repetition as a static for loop")
+        if name in self.globals:
+            return self.globals[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise self.error(node, f"undefined name {name!r}: define it before use (kernels may read tiles, ports, "
+                         "loop indices and module-level constants)")
+
+    def attribute(self, node: ast.Attribute) -> Any:
+        base = self.expr(node.value)
+        if isinstance(base, Tile):
+            if node.attr == "T":
+                if len(base.shape) != 2:
+                    raise self.error(node, f".T transposes 2-d tiles; this is a {base}: use sd.transpose(x, perm)")
+                return self.builder.transpose(base, (1, 0))
+            if node.attr == "shape":
+                return base.shape
+            if node.attr == "dtype":
+                return base.dtype
+            raise self.error(node, f"tiles have no attribute {node.attr!r} in kernels (supported: .T, .shape, .dtype); "
+                             "use the sd.* functions, e.g. sd.sum(x, axis=1)")
+        if isinstance(base, InPort | OutPort):
+            if node.attr == "shape":
+                return base.port.type.tile
+            raise self.error(node, f"port {base.port.name!r}: use {base.port.name}.read() (input) or "
+                             f"{base.port.name}.write(tile) (output); .shape gives the tile shape")
+        if isinstance(base, types.ModuleType | DType | itensor | tuple):
+            try:
+                return getattr(base, node.attr)
+            except AttributeError:
+                raise self.error(node, f"{_describe_value(base)} has no attribute {node.attr!r}") from None
+        raise self.error(node, f"attribute .{node.attr} of {_describe_value(base)} is not supported in kernels")
+
+    def subscript(self, node: ast.Subscript) -> Any:
+        base = self.expr(node.value)
+        if isinstance(base, tuple):
+            idx = self.expr(node.slice)
+            if not isinstance(idx, int):
+                raise self.error(node.slice, "static tuples (such as x.shape) are indexed with Python ints")
+            return base[idx]
+        if not isinstance(base, Tile):
+            raise self.error(node, f"{_describe_value(base)} cannot be indexed; only buffers made with sd.zeros/sd.full can")
+        return self.builder.extract(base, self.indices(node, base))
+
+    def indices(self, node: ast.Subscript, buf: Tile) -> list[SSAValue | int]:
+        elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if len(elts) >= len(buf.shape):
+            raise self.error(node, f"a buffer of shape {list(buf.shape)} takes at most {len(buf.shape) - 1} indices "
+                             "(the leading dims); the remaining dims form the tile")
+        out: list[SSAValue | int] = []
+        for dim, elt in enumerate(elts):
+            if isinstance(elt, ast.Slice):
+                raise self.error(elt, "slicing is not supported: index the leading buffer dims with ints or loop indices")
+            idx = self.expr(elt)
+            lo, hi = (idx, idx) if isinstance(idx, int) else (idx.lo, idx.hi) if isinstance(idx, Index) else (None, None)
+            if lo is None:
+                raise self.error(elt, f"buffer index must be an int or a loop index, got {_describe_value(idx)}")
+            if lo < 0 or hi >= buf.shape[dim]:
+                raise self.error(elt, f"index range [{lo}, {hi}] is out of bounds for dim {dim} of size {buf.shape[dim]}; "
+                                 "make the buffer larger or the loop shorter")
+            out.append(idx if isinstance(idx, int) else idx.value)
+        return out
+
+    # -- operators --------------------------------------------------------------------------------
+
+    def binop(self, node: ast.AST, sym: str, lhs: Any, rhs: Any) -> Any:
+        if _is_num(lhs) and _is_num(rhs):
+            return _PY_OPS[sym](lhs, rhs)
+        if isinstance(lhs, Index | int) and isinstance(rhs, Index | int):
+            return self.index_op(node, sym, lhs, rhs)
+        if sym == "@":
+            return self.matmul(node, lhs, rhs)
+        if sym == "**":
+            if isinstance(lhs, Tile) and rhs in (1, 2, 3):
+                result = lhs
+                for _ in range(int(rhs) - 1):
+                    result = self.binop(node, "*", result, lhs)
+                return result
+            raise self.error(node, "tile ** only supports the exponents 1, 2 and 3: write sd.sqrt(x) or x * x")
+        if sym not in ops.BINARY_OPERATORS:
+            raise self.error(node, f"operator {sym} is not supported on tiles (supported: + - * / @)")
+        return self.elementwise(node, ops.BINARY_OPERATORS[sym], [lhs, rhs])
+
+    def index_op(self, node: ast.AST, sym: str, lhs: Index | int, rhs: Index | int) -> Index:
+        if sym not in ("+", "-", "*"):
+            raise self.error(node, f"index arithmetic supports + - * with loop indices, not {sym}")
+        lo_hi = [(v, v) if isinstance(v, int) else (v.lo, v.hi) for v in (lhs, rhs)]
+        corners = [_PY_OPS[sym](a, b) for a in lo_hi[0] for b in lo_hi[1]]
+        values = [self.builder.index(v) if isinstance(v, int) else v.value for v in (lhs, rhs)]
+        return Index(self.builder.index_binop(sym, *values), min(corners), max(corners))
+
+    def negate(self, node: ast.AST, value: Any) -> Any:
+        if _is_num(value):
+            return -value
+        if isinstance(value, Index):
+            return self.index_op(node, "*", value, -1)
+        return self.elementwise(node, ops.NEGATE, [value])
+
+    def elementwise(self, node: ast.AST, op: ops.Elementwise, args: Sequence[Any]) -> Tile:
+        tiles = [a for a in args if isinstance(a, Tile)]
+        if not tiles:
+            raise self.error(node, f"sd.{op.name} needs at least one tile operand, got "
+                             f"{', '.join(_describe_value(a) for a in args)}")
+        for a in args:
+            if not isinstance(a, Tile) and not _is_num(a):
+                raise self.error(node, f"{op.name}: operand {_describe_value(a)} is not a tile or a number"
+                                 + ("; read a tile with x.read()" if isinstance(a, InPort) else ""))
+        dtype = self.common_dtype(node, op.name, tiles)
+        shape = broadcast_shapes([t.shape for t in tiles])
+        if shape is None:
+            raise self.error(node, f"{op.name}: tile shapes {' and '.join(str(list(t.shape)) for t in tiles)} do not "
+                             "broadcast; shapes must be equal or 1 in each dim (reduce with keepdims, e.g. sd.sum(x, axis=1))")
+        return self.builder.elementwise(tiles, shape, dtype, _with_constants(op.scalar, args))
+
+    def common_dtype(self, node: ast.AST, what: str, tiles: Sequence[Tile]) -> DType:
+        dtypes = {t.dtype for t in tiles}
+        if len(dtypes) > 1:
+            raise self.error(node, f"{what}: dtype mismatch between {' and '.join(str(t) for t in tiles)}; "
+                             "both operands must have the same dtype")
+        dtype = dtypes.pop()
+        if not dtype.is_float:
+            raise self.error(node, f"{what}: tile math is supported on float dtypes only, got {dtype.name}")
+        return dtype
+
+    def matmul(self, node: ast.AST, a: Any, b: Any) -> Tile:
+        if not (isinstance(a, Tile) and isinstance(b, Tile)):
+            raise self.error(node, f"@ needs two tiles, got {_describe_value(a)} and {_describe_value(b)}")
+        self.common_dtype(node, "@", [a, b])
+        if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+            raise self.error(node, f"@: cannot multiply {a} by {b}; both must be 2-d with matching inner dims "
+                             f"({a.shape[-1]} vs {b.shape[0]}): transpose one (x.T) or change the tile shapes")
+        return self.builder.matmul(a, b)
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def call(self, node: ast.Call) -> Any:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("read", "write"):
+            port = self.expr(func.value)
+            if isinstance(port, InPort) and func.attr == "read":
+                if node.args or node.keywords:
+                    raise self.error(node, f"{port.port.name}.read() takes no arguments")
+                self.count(self.reads[port.port.index], node)
+                return Tile(self.builder.emit(ITensorReadOp(port.value)).results[0], port.port.type.tile, port.port.type.dtype)
+            if isinstance(port, OutPort | InPort):
+                raise self.error(node, f"{port.port.name!r} is an {'input' if isinstance(port, InPort) else 'output'} "
+                                 f"port: inputs are read with .read(), outputs written with .write(tile) as a statement")
+        target = self.expr(func)
+        from streamdsl.dsl.dataflow import is_dsl_callable
+
+        if isinstance(target, ops.Elementwise):
+            self.no_keywords(node, target.name)
+            if len(node.args) != target.arity:
+                raise self.error(node, f"sd.{target.name} takes {target.arity} argument(s), got {len(node.args)}")
+            return self.elementwise(node, target, [self.expr(a) for a in node.args])
+        if isinstance(target, ops.Reduction):
+            return self.reduction(node, target)
+        handler = _CALLS.get(target)  # type: ignore[arg-type]
+        if handler is not None:
+            return handler(self, node)
+        if target is self.fn or getattr(target, "fn", None) is self.fn:
+            raise self.error(node, f"recursion is not supported: kernel {self.fn.__name__!r} cannot call itself; "
+                             "write the repetition as a static for loop")
+        if is_dsl_callable(target):
+            raise self.error(node, "kernels cannot call other kernels: compose them in an @sd.dataflow function")
+        name = getattr(target, "__name__", _describe(func))
+        raise self.error(node, f"unsupported call to {name!r}: kernels may call the sd tile functions "
+                         "(sd.exp, sd.sum, sd.where, sd.zeros, ...) and port.read()")
+
+    def no_keywords(self, node: ast.Call, name: str) -> None:
+        if node.keywords:
+            raise self.error(node, f"sd.{name} takes no keyword arguments")
+
+    def args(self, node: ast.Call, name: str, params: Sequence[str], defaults: dict[str, Any]) -> dict[str, Any]:
+        if len(node.args) > len(params):
+            raise self.error(node, f"sd.{name} takes at most {len(params)} arguments ({', '.join(params)})")
+        values = {p: self.expr(a) for p, a in zip(params, node.args)}
+        for kw in node.keywords:
+            if kw.arg not in params or kw.arg in values:
+                raise self.error(node, f"sd.{name}: unexpected keyword {kw.arg!r} (parameters: {', '.join(params)})")
+            values[kw.arg] = self.expr(kw.value)
+        for p in params:
+            if p not in values:
+                if p not in defaults:
+                    raise self.error(node, f"sd.{name}: missing argument {p!r}")
+                values[p] = defaults[p]
+        return values
+
+    def tile_arg(self, node: ast.AST, name: str, value: Any) -> Tile:
+        if not isinstance(value, Tile):
+            raise self.error(node, f"sd.{name} needs a tile, got {_describe_value(value)}")
+        return value
+
+    def reduction(self, node: ast.Call, op: ops.Reduction) -> Tile:
+        a = self.args(node, op.name, ["x", "axis"], {"axis": -1})
+        x, axis = self.tile_arg(node, op.name, a["x"]), a["axis"]
+        self.common_dtype(node, f"sd.{op.name}", [x])
+        if not isinstance(axis, int) or not -len(x.shape) <= axis < len(x.shape):
+            raise self.error(node, f"sd.{op.name}: axis must be a static int in [-{len(x.shape)}, {len(x.shape)}) for a {x}, got {axis!r}")
+        axis %= len(x.shape)
+        result = self.builder.reduce(x, axis, op.init, op.combine)
+        if op.average:
+            n = x.shape[axis]
+            result = self.builder.elementwise([result], result.shape, x.dtype, lambda b, v: b.op(arith.DivfOp(v[0], b.const(n))))
+        return result
+
+    def construct(self, node: ast.Call, name: str, params: list[str], defaults: dict[str, Any]) -> Tile:
+        a = self.args(node, name, params, defaults)
+        shape = (a["shape"],) if isinstance(a["shape"], int) else a["shape"]
+        if not isinstance(shape, tuple) or not shape or any(not isinstance(s, int) or s < 1 for s in shape):
+            raise self.error(node, f"sd.{name}: shape must be a static tuple of positive ints, got {a['shape']!r}")
+        if not isinstance(a["dtype"], DType):
+            raise self.error(node, f"sd.{name}: dtype must be an sd dtype such as sd.f32, got {a['dtype']!r}")
+        value = a.get("value", 0.0)
+        if not _is_num(value):
+            raise self.error(node, f"sd.full: value must be a Python number, got {_describe_value(value)}")
+        return self.builder.full(shape, a["dtype"], value)
+
+    def where(self, node: ast.Call) -> Tile:
+        self.no_keywords(node, "where")
+        if len(node.args) != 3:
+            raise self.error(node, "sd.where takes (condition, a, b)")
+        cond = node.args[0]
+        if not (isinstance(cond, ast.Compare) and len(cond.ops) == 1):
+            raise self.error(cond, "the condition of sd.where must be one comparison written inline, e.g. sd.where(x > 0.0, x, 0.0)")
+        pred = ops.COMPARISONS.get(_CMP_SYMBOLS.get(type(cond.ops[0]), ""))
+        if pred is None:
+            raise self.error(cond, "sd.where supports the comparisons < <= > >= == !=")
+        args = [self.expr(cond.left), self.expr(cond.comparators[0]), self.expr(node.args[1]), self.expr(node.args[2])]
+
+        def body(b: Any, v: Sequence[SSAValue]) -> SSAValue:
+            c = b.op(arith.CmpfOp(v[0], v[1], pred))
+            return b.op(arith.SelectOp(c, v[2], v[3]))
+
+        return self.elementwise(node, ops.Elementwise("where", 4, ops.where, body), args)
+
+    def transpose(self, node: ast.Call) -> Tile:
+        a = self.args(node, "transpose", ["x", "perm"], {"perm": None})
+        x = self.tile_arg(node, "transpose", a["x"])
+        perm = tuple(reversed(range(len(x.shape)))) if a["perm"] is None else a["perm"]
+        if not isinstance(perm, tuple) or sorted(perm) != list(range(len(x.shape))):
+            raise self.error(node, f"sd.transpose: perm must be a permutation of 0..{len(x.shape) - 1}, got {perm!r}")
+        return self.builder.transpose(x, perm)
+
+    def reshape(self, node: ast.Call) -> Tile:
+        a = self.args(node, "reshape", ["x", "shape"], {})
+        x, shape = self.tile_arg(node, "reshape", a["x"]), a["shape"]
+        if not isinstance(shape, tuple) or any(not isinstance(s, int) or s < 1 for s in shape) or math.prod(shape) != math.prod(x.shape):
+            raise self.error(node, f"sd.reshape: cannot reshape a {x} to {shape!r}; the new static shape must have "
+                             f"{math.prod(x.shape)} elements")
+        return self.builder.reshape(x, shape)
+
+    def as_tile(self, value: Any, node: ast.AST, shape: tuple[int, ...], dtype: DType) -> Tile:
+        if isinstance(value, Tile):
+            return value
+        if _is_num(value):
+            return self.builder.full(shape, dtype, value)
+        raise self.error(node, f"expected a tile, got {_describe_value(value)}")
+
+
+_CALLS: dict[Any, Callable[[_Compiler, ast.Call], Any]] = {
+    ops.zeros: lambda c, n: c.construct(n, "zeros", ["shape", "dtype"], {"dtype": ops.f32}),
+    ops.full: lambda c, n: c.construct(n, "full", ["shape", "value", "dtype"], {"dtype": ops.f32}),
+    ops.where: _Compiler.where,
+    ops.transpose: _Compiler.transpose,
+    ops.reshape: _Compiler.reshape,
+}
+
+_BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
+                  ast.FloorDiv: "//", ast.Mod: "%"}
+_CMP_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_PY_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b, "%": lambda a, b: a % b, "**": lambda a, b: a**b,
+    "@": lambda a, b: a @ b,
+}
+
+
+def _binop_symbol(c: _Compiler, node: ast.AST, op: ast.operator) -> str:
+    sym = _BINOP_SYMBOLS.get(type(op))
+    if sym is None:
+        raise c.error(node, f"operator {type(op).__name__} is not supported in kernels (supported: + - * / @)")
+    return sym
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _with_constants(scalar: ops.Scalar, args: Sequence[Any]) -> ops.Scalar:
+    """Python numbers become `arith.constant`s inside the generic body; tiles are its inputs."""
+
+    def body(b: Any, tile_args: Sequence[SSAValue]) -> SSAValue:
+        it = iter(tile_args)
+        return scalar(b, [next(it) if isinstance(a, Tile) else b.const(a) for a in args])
+
+    return body
+
+
+def _rebind(old: Tile | Stream, value: SSAValue) -> Tile | Stream:
+    return Tile(value, old.shape, old.dtype) if isinstance(old, Tile) else Stream(value)
+
+
+def _as_load(target: ast.expr) -> ast.expr:
+    load = ast.parse(ast.unparse(target), mode="eval").body
+    ast.copy_location(load, target)
+    for sub in ast.walk(load):
+        ast.copy_location(sub, target)
+    return load
+
+
+def _assigned(body: Sequence[ast.stmt], env: dict[str, Any], sig: KernelSignature) -> set[str]:
+    """Names (and output chains) a loop body may rebind: the candidates for iter_args."""
+    names: set[str] = set()
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name):
+                names.add(node.value.id)
+            elif isinstance(node, ast.Yield):
+                names.update(_out_key(p.index) for p in sig.outputs)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "write":
+                port = env.get(node.func.value.id) if isinstance(node.func.value, ast.Name) else None
+                if isinstance(port, OutPort):
+                    names.add(_out_key(port.port.index))
+    return names
+
+
+def _describe(node: ast.AST) -> str:
+    try:
+        return f"`{ast.unparse(node)}`"
+    except Exception:  # noqa: BLE001 - only for messages
+        return type(node).__name__
+
+
+def _describe_value(v: Any) -> str:
+    if isinstance(v, Tile):
+        return f"a {v}"
+    if isinstance(v, Index):
+        return f"a loop index (range [{v.lo}, {v.hi}])"
+    if isinstance(v, InPort):
+        return f"the input port {v.port.name!r}"
+    if isinstance(v, OutPort):
+        return f"the output port {v.port.name!r}"
+    if isinstance(v, Stream):
+        return "an output stream"
+    if isinstance(v, types.ModuleType):
+        return f"the module {v.__name__}"
+    return f"the Python value {v!r}"
+
+
+def _cell_ok(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The decorator
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, str, int]:
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
+    except (OSError, TypeError) as err:
+        raise DSLError(f"cannot read the source of {fn.__name__!r} ({err}); kernels must be defined in a file") from None
+    source = "".join(lines)
+    dedented = textwrap.dedent(source)
+    shift = len(lines[0]) - len(lines[0].lstrip()) - (len(dedented.splitlines()[0]) - len(dedented.splitlines()[0].lstrip()))
+    tree = ast.parse(dedented)
+    ast.increment_lineno(tree, first - 1)
+    fdef = tree.body[0]
+    if not isinstance(fdef, ast.FunctionDef):
+        raise DSLError(f"@sd.kernel applies to a plain def, not {type(fdef).__name__}", filename, first, 1)
+    return fdef, filename, shift
+
+
+def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shift: int) -> KernelSignature:
+    def err(node: ast.AST, msg: str) -> DSLError:
+        return DSLError(msg, filename, node.lineno, node.col_offset + 1 + shift)
+
+    a = fdef.args
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
+        raise err(fdef, f"kernel {fn.__name__!r}: parameters must be plain names annotated with itensor types "
+                  "(no *args, **kwargs, defaults or keyword-only parameters)")
+    try:
+        annotations = inspect.get_annotations(fn, eval_str=True)
+    except Exception as e:  # noqa: BLE001 - report whatever the annotation raised
+        raise err(fdef, f"kernel {fn.__name__!r}: cannot evaluate its annotations ({e})") from None
+    inputs: list[Port] = []
+    outputs: list[Port] = []
+    for arg in a.args:
+        ann = annotations.get(arg.arg)
+        if isinstance(ann, itensor):
+            inputs.append(Port(arg.arg, ann, len(inputs)))
+        elif isinstance(ann, OutSpec):
+            outputs.append(Port(arg.arg, ann.type, len(outputs)))
+        else:
+            raise err(arg, f"parameter {arg.arg!r} of kernel {fn.__name__!r} needs an itensor annotation "
+                      f"(x: sd.itensor.tiled(...)) or sd.Out[itensor], got {ann!r}")
+    ret = annotations.get("return")
+    if ret is not None:
+        if outputs:
+            raise err(fdef, f"kernel {fn.__name__!r} has both sd.Out ports and a return annotation: use one style")
+        rets = ret if isinstance(ret, tuple) else (ret,)
+        if not rets or not all(isinstance(r, itensor) for r in rets):
+            raise err(fdef, f"the return annotation of kernel {fn.__name__!r} must be an itensor or a tuple of them, got {ret!r}")
+        outputs = [Port(f"out{i}" if len(rets) > 1 else "out", r, i) for i, r in enumerate(rets)]
+    if not outputs:
+        raise err(fdef, f"kernel {fn.__name__!r} has no outputs: add a return annotation (-> Y) and yield tiles, "
+                  "or sd.Out[Y] parameters")
+    for port in (*inputs, *outputs):
+        if not port.type.dtype.is_float:
+            raise err(fdef, f"port {port.name!r} has dtype {port.type.dtype.name}; kernels support float dtypes only")
+    return KernelSignature(inputs, outputs, ret is not None, [arg.arg for arg in a.args])
+
+
+class Kernel:
+    """A compiled kernel: one `dataflow.task` body plus the original function (for eager mode)."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.name = fn.__name__
+        fdef, filename, shift = _parse(fn)
+        self.signature = _signature(fn, fdef, filename, shift)
+        self.body = _Compiler(fn, self.signature, fdef, filename, shift).compile()
+        self._program: Any = None
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def inputs(self) -> list[Port]:
+        return self.signature.inputs
+
+    @property
+    def outputs(self) -> list[Port]:
+        return self.signature.outputs
+
+    def task(self, sym_name: str, inputs: Sequence[SSAValue], inits: Sequence[SSAValue]) -> TaskOp:
+        """A fresh `dataflow.task` running this kernel on the given streams."""
+        return TaskOp.build(
+            operands=[list(inputs), list(inits)],
+            result_types=[[v.type for v in inits]],
+            properties={"sym_name": _str_attr(sym_name)},
+            regions=[self.body.clone()],
+        )
+
+    def __call__(self, *args: Any) -> Any:
+        from streamdsl.dsl.dataflow import GraphValue, record_call
+        from streamdsl.dsl.eager import run_kernel
+
+        if any(isinstance(a, GraphValue) for a in args):
+            return record_call(self, args)
+        return run_kernel(self, args)
+
+    @property
+    def program(self) -> Any:
+        """This kernel alone as a Program (DMAs at its ports), e.g. to simulate it in isolation."""
+        if self._program is None:
+            from streamdsl.dsl.dataflow import kernel_program
+
+            self._program = kernel_program(self)
+        return self._program
+
+    @property
+    def module(self) -> Any:
+        return self.program.module
+
+    def simulate(self, *arrays: Any, **options: Any) -> Any:
+        return self.program.simulate(*arrays, **options)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{p.name}: {p.type}" for p in self.inputs)
+        outs = ", ".join(str(p.type) for p in self.outputs)
+        return f"<sd.kernel {self.name}({ins}) -> ({outs})>"
+
+
+def _str_attr(s: str) -> Any:
+    from xdsl.dialects.builtin import StringAttr
+
+    return StringAttr(s)
+
+
+def kernel(fn: Callable[..., Any]) -> Kernel:
+    """Compile `fn` into a dataflow task (raises `sd.DSLError` at the offending line)."""
+    return Kernel(fn)
+

@@ -1,0 +1,177 @@
+"""Tile functions usable in kernels: `sd.exp(x)`, `sd.sum(x, axis=1)`, `sd.zeros(shape)`, ...
+
+Each function is one object that serves both modes: called directly it computes on numpy arrays
+(eager mode), and the kernel compiler recognises it and emits IR from the same description
+(`scalar` builds the element-wise body; reductions name their init value and combiner). Keeping
+both next to each other is what makes eager mode a trustworthy second reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import arith
+from xdsl.dialects import math as mathd
+from xdsl.ir import SSAValue
+
+from streamdsl.dtypes import DType, f32
+from streamdsl.dsl.irbuild import BodyBuilder
+
+__all__ = [
+    "abs",
+    "erf",
+    "exp",
+    "full",
+    "log",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "reshape",
+    "rsqrt",
+    "sigmoid",
+    "sqrt",
+    "sum",
+    "tanh",
+    "transpose",
+    "where",
+    "zeros",
+]
+
+Scalar = Callable[[BodyBuilder, Sequence[SSAValue]], SSAValue]
+
+
+def _f32(x: object) -> np.ndarray:
+    arr = np.asarray(x)
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float32)
+
+
+# -- element-wise -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """An element-wise function of `arity` tiles (numpy broadcasting applies)."""
+
+    name: str
+    arity: int
+    numpy: Callable[..., np.ndarray]
+    scalar: Scalar
+
+    def __call__(self, *args: object) -> np.ndarray:
+        if len(args) != self.arity:
+            raise TypeError(f"sd.{self.name} takes {self.arity} tile argument(s), got {len(args)}")
+        dtype = np.result_type(*[_f32(a) for a in args if isinstance(a, np.ndarray)] or [np.float32])
+        return np.asarray(self.numpy(*args), dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"sd.{self.name}"
+
+
+def _unary(cls: type) -> Scalar:
+    return lambda b, a: b.op(cls(a[0]))
+
+
+def _binary(cls: type) -> Scalar:
+    return lambda b, a: b.op(cls(a[0], a[1]))
+
+
+def _sigmoid(b: BodyBuilder, a: Sequence[SSAValue]) -> SSAValue:
+    one = b.const(1.0)
+    e = b.op(mathd.ExpOp(b.op(arith.NegfOp(a[0]))))
+    return b.op(arith.DivfOp(one, b.op(arith.AddfOp(one, e))))
+
+
+def _rsqrt_np(x: np.ndarray) -> np.ndarray:
+    x = _f32(x)
+    return (np.ones((), x.dtype) / np.sqrt(x)).astype(x.dtype)
+
+
+def _sigmoid_np(x: np.ndarray) -> np.ndarray:
+    x = _f32(x)
+    one = np.ones((), x.dtype)
+    return one / (one + np.exp(-x))
+
+
+_erf_np = np.vectorize(math.erf, otypes=[np.float64])
+
+exp = Elementwise("exp", 1, np.exp, _unary(mathd.ExpOp))
+log = Elementwise("log", 1, np.log, _unary(mathd.LogOp))
+tanh = Elementwise("tanh", 1, np.tanh, _unary(mathd.TanhOp))
+sqrt = Elementwise("sqrt", 1, np.sqrt, _unary(mathd.SqrtOp))
+rsqrt = Elementwise("rsqrt", 1, _rsqrt_np, _unary(mathd.RsqrtOp))
+abs = Elementwise("abs", 1, np.abs, _unary(mathd.AbsFOp))  # noqa: A001 - sd.abs mirrors numpy
+erf = Elementwise("erf", 1, _erf_np, _unary(mathd.ErfOp))
+sigmoid = Elementwise("sigmoid", 1, _sigmoid_np, _sigmoid)
+maximum = Elementwise("maximum", 2, np.maximum, _binary(arith.MaximumfOp))
+minimum = Elementwise("minimum", 2, np.minimum, _binary(arith.MinimumfOp))
+
+# Python operators on tiles share these bodies (the compiler looks them up by operator).
+BINARY_OPERATORS: dict[str, Elementwise] = {
+    "+": Elementwise("add", 2, np.add, _binary(arith.AddfOp)),
+    "-": Elementwise("sub", 2, np.subtract, _binary(arith.SubfOp)),
+    "*": Elementwise("mul", 2, np.multiply, _binary(arith.MulfOp)),
+    "/": Elementwise("div", 2, np.divide, _binary(arith.DivfOp)),
+}
+NEGATE = Elementwise("neg", 1, np.negative, _unary(arith.NegfOp))
+
+# `sd.where(a < b, x, y)`: the comparison is fused into the select's body (arith.cmpf predicate).
+COMPARISONS: dict[str, str] = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "one"}
+
+
+def where(cond: np.ndarray, x: object, y: object) -> np.ndarray:
+    """Element-wise select; in a kernel `cond` must be a comparison written inline: `sd.where(s > 0, s, 0.0)`."""
+    xs = [_f32(v) for v in (x, y) if isinstance(v, np.ndarray)]
+    return np.where(cond, x, y).astype(np.result_type(*xs) if xs else np.float32)
+
+
+# -- reductions (keepdims) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """Reduce over one axis, keeping it with size 1 (tiles keep their rank)."""
+
+    name: str
+    numpy: Callable[..., np.ndarray]
+    init: float
+    combine: Scalar
+    average: bool = False
+
+    def __call__(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        x = _f32(x)
+        return self.numpy(x, axis=axis, keepdims=True).astype(x.dtype)
+
+    def __repr__(self) -> str:
+        return f"sd.{self.name}"
+
+
+sum = Reduction("sum", np.sum, 0.0, _binary(arith.AddfOp))  # noqa: A001
+mean = Reduction("mean", np.mean, 0.0, _binary(arith.AddfOp), average=True)
+max = Reduction("max", np.max, -math.inf, _binary(arith.MaximumfOp))  # noqa: A001
+min = Reduction("min", np.min, math.inf, _binary(arith.MinimumfOp))  # noqa: A001
+
+# -- construction and layout -----------------------------------------------------------------------
+
+
+def zeros(shape: Sequence[int] | int, dtype: DType = f32) -> np.ndarray:
+    """A tile (or an on-chip buffer of tiles, indexed by its leading dims) of zeros."""
+    return np.zeros(shape, dtype=dtype.storage)
+
+
+def full(shape: Sequence[int] | int, value: float, dtype: DType = f32) -> np.ndarray:
+    return np.full(shape, value, dtype=dtype.storage)
+
+
+def transpose(x: np.ndarray, perm: Sequence[int] | None = None) -> np.ndarray:
+    """numpy's transpose: output dim `d` is input dim `perm[d]` (reversed dims by default)."""
+    return np.ascontiguousarray(np.transpose(x, perm))
+
+
+def reshape(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Row-major reshape of a tile."""
+    return np.reshape(x, tuple(shape)).copy()
