@@ -1,0 +1,383 @@
+"""A dataflow graph for timing analysis: tasks with static per-port token schedules, FIFO edges.
+
+The model is IR-independent; FIFO sizing (`lowering/fifo_sizing.py`) and the timed simulator
+(`streamdsl/sim/timed.py`) work on it, and `graph_from_kernel` builds one from a `dataflow.kernel`
+with a pluggable timing model (the U55C one is `lowering/timing.py`).
+
+A task's schedule is the cycle, counted from the task's start, at which it reads or writes each
+token of each port when no FIFO ever blocks it. Under blocking every later event of the task
+shifts by the stall (an HLS pipeline stalls as a whole). FIFO rules, with `read_latency` and
+`free_latency` from the timing model: token k can be read `read_latency` cycles after it was
+written; with depth d, token k can be written `free_latency` cycles after token k - d was read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from xdsl.ir import Operation, SSAValue
+
+    from streamdsl.dialects.dataflow import KernelOp
+
+__all__ = ["Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "graph_from_kernel"]
+
+
+class GraphError(ValueError):
+    """The graph is malformed (a dangling port, token counts that disagree, a cycle)."""
+
+
+def _schedule(name: str, times: Iterable[int]) -> np.ndarray:
+    arr = np.asarray(times, dtype=np.int64).reshape(-1)
+    if arr.size and (arr[0] < 0 or np.any(np.diff(arr) < 0)):
+        raise GraphError(f"{name}: token times must be >= 0 and non-decreasing, got {arr[:8].tolist()}...")
+    return arr
+
+
+@dataclass
+class Task:
+    """A hardware process. `reads` / `writes` map a port name to the nominal cycle of each token."""
+
+    name: str
+    reads: dict[str, np.ndarray] = field(default_factory=dict)
+    writes: dict[str, np.ndarray] = field(default_factory=dict)
+    latency: int | None = None  # cycles from start to done; default: one after the last event
+
+    def __post_init__(self) -> None:
+        self.reads = {p: _schedule(f"task {self.name} read port {p}", t) for p, t in self.reads.items()}
+        self.writes = {p: _schedule(f"task {self.name} write port {p}", t) for p, t in self.writes.items()}
+        if set(self.reads) & set(self.writes):
+            raise GraphError(f"task {self.name}: ports {sorted(set(self.reads) & set(self.writes))} both read and written")
+        last = self.last_event
+        if self.latency is None:
+            self.latency = last + 1
+        elif self.latency < last:
+            raise GraphError(f"task {self.name}: latency {self.latency} ends before its last token event at {last}")
+
+    @property
+    def last_event(self) -> int:
+        return max((int(t[-1]) for t in (*self.reads.values(), *self.writes.values()) if t.size), default=0)
+
+    @property
+    def delay(self) -> int:
+        """D: cycles to the first output token (the latency for a sink)."""
+        firsts = [int(t[0]) for t in self.writes.values() if t.size]
+        return min(firsts) if firsts else int(self.latency or 0)
+
+    @property
+    def ii(self) -> float:
+        """II: mean cycles between consecutive tokens of the busiest port."""
+        ports = [t for t in (*self.writes.values(), *self.reads.values()) if t.size > 1]
+        if not ports:
+            return 1.0
+        busiest = max(ports, key=len)
+        return max(1.0, float(busiest[-1] - busiest[0]) / (len(busiest) - 1))
+
+    @classmethod
+    def pipelined(
+        cls,
+        name: str,
+        *,
+        ii: int,
+        depth: int,
+        reads: Mapping[str, int] | None = None,
+        writes: Mapping[str, int] | None = None,
+    ) -> Task:
+        """A pipelined loop of N = max tokens iterations at `ii`; a port with T tokens is read at
+        the start of each of its T groups of iterations and written `depth` cycles after the end of
+        each group (a reduction writes after its row, a broadcast reads once per group)."""
+        reads, writes = dict(reads or {}), dict(writes or {})
+        n = max([*reads.values(), *writes.values(), 1])
+        out: dict[str, dict[str, np.ndarray]] = {"r": {}, "w": {}}
+        for port, tokens in reads.items():
+            out["r"][port] = (np.arange(tokens, dtype=np.int64) * n // tokens) * ii
+        for port, tokens in writes.items():
+            last_iter = -(-(np.arange(1, tokens + 1, dtype=np.int64) * n) // tokens) - 1
+            out["w"][port] = last_iter * ii + depth
+        return cls(name, out["r"], out["w"], latency=(n - 1) * ii + depth + 1)
+
+
+@dataclass
+class Edge:
+    """A FIFO from `src.src_port` to `dst.dst_port`; `depth` None means unsized."""
+
+    name: str
+    src: str
+    src_port: str
+    dst: str
+    dst_port: str
+    token_bits: int
+    depth: int | None = None
+
+
+class Graph:
+    """Tasks and FIFO edges. `read_latency` / `free_latency` are the FIFO rules (module doc)."""
+
+    def __init__(self, read_latency: int = 1, free_latency: int = 1) -> None:
+        if read_latency < 0 or free_latency < 1:
+            raise GraphError(f"FIFO latencies must be read >= 0 and free >= 1, got {read_latency}, {free_latency}")
+        self.read_latency, self.free_latency = read_latency, free_latency
+        self.tasks: dict[str, Task] = {}
+        self.edges: list[Edge] = []
+
+    # -- building ------------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> Task:
+        if task.name in self.tasks:
+            raise GraphError(f"duplicate task name {task.name!r}")
+        self.tasks[task.name] = task
+        self.__dict__.pop("compiled", None)
+        return task
+
+    def connect(self, src: str, src_port: str, dst: str, dst_port: str, token_bits: int, name: str | None = None) -> Edge:
+        edge = Edge(name or f"{src}.{src_port}->{dst}.{dst_port}", src, src_port, dst, dst_port, token_bits)
+        self.edges.append(edge)
+        self.__dict__.pop("compiled", None)
+        return edge
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def edge(self, name: str) -> Edge:
+        for e in self.edges:
+            if e.name == name:
+                return e
+        raise KeyError(f"no edge named {name!r}; edges: {[e.name for e in self.edges][:10]}")
+
+    def tokens(self, edge: Edge) -> int:
+        return len(self.tasks[edge.src].writes[edge.src_port])
+
+    def produced(self, edge: Edge) -> np.ndarray:
+        return self.tasks[edge.src].writes[edge.src_port]
+
+    def consumed(self, edge: Edge) -> np.ndarray:
+        return self.tasks[edge.dst].reads[edge.dst_port]
+
+    def depths(self) -> dict[str, int | None]:
+        return {e.name: e.depth for e in self.edges}
+
+    def set_depths(self, depths: Mapping[str, int]) -> None:
+        for e in self.edges:
+            if e.name in depths:
+                e.depth = int(depths[e.name])
+
+    def bits(self, depths: Mapping[str, int | None] | None = None) -> int:
+        """Total FIFO memory in bits for `depths` (default: the edges' own)."""
+        depths = self.depths() if depths is None else depths
+        return sum(int(depths[e.name] or 0) * e.token_bits for e in self.edges)
+
+    def naive_depths(self) -> dict[str, int]:
+        """As deep as the tensor: every token of the edge fits."""
+        return {e.name: max(1, self.tokens(e)) for e in self.edges}
+
+    def validate(self) -> Graph:
+        names = [e.name for e in self.edges]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise GraphError(f"duplicate edge names {dup}")
+        used: set[tuple[str, str]] = set()
+        for e in self.edges:
+            for task, port, side in ((e.src, e.src_port, "writes"), (e.dst, e.dst_port, "reads")):
+                if task not in self.tasks:
+                    raise GraphError(f"edge {e.name}: no task named {task!r}")
+                if port not in getattr(self.tasks[task], side):
+                    raise GraphError(f"edge {e.name}: task {task} has no port {port!r} that {side} tokens")
+                if (task, port) in used:
+                    raise GraphError(f"edge {e.name}: port {task}.{port} is already connected (one FIFO per port)")
+                used.add((task, port))
+            if not len(self.produced(e)):
+                raise GraphError(f"edge {e.name}: carries no tokens; drop it")
+            if len(self.produced(e)) != len(self.consumed(e)):
+                raise GraphError(
+                    f"edge {e.name}: {e.src} writes {len(self.produced(e))} tokens but {e.dst} reads "
+                    f"{len(self.consumed(e))}; the port schedules must agree"
+                )
+        for task in self.tasks.values():
+            for side in ("reads", "writes"):
+                for port in getattr(task, side):
+                    if (task.name, port) not in used:
+                        raise GraphError(f"task {task.name}: port {port!r} ({side}) is not connected to any edge")
+        self.topological_order()
+        return self
+
+    def topological_order(self) -> list[str]:
+        """Task names, producers first; raises GraphError naming a cycle."""
+        succ: dict[str, list[str]] = {t: [] for t in self.tasks}
+        indeg = dict.fromkeys(self.tasks, 0)
+        for e in self.edges:
+            succ[e.src].append(e.dst)
+            indeg[e.dst] += 1
+        order = [t for t, d in indeg.items() if d == 0]
+        for t in order:  # the list grows while we walk it
+            for s in succ[t]:
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    order.append(s)
+        if len(order) != len(self.tasks):
+            stuck = [t for t, d in indeg.items() if d > 0]
+            raise GraphError(f"the graph has a cycle through tasks {stuck[:8]}; FIFO sizing needs a DAG")
+        return order
+
+    @cached_property
+    def compiled(self) -> CompiledGraph:
+        return CompiledGraph(self)
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self.tasks)} tasks, {len(self.edges)} edges)"
+
+
+class CompiledGraph:
+    """Index form for the simulators: per task, its events merged in time order (writes before
+    reads at the same cycle, ports in token order), each naming its edge by index."""
+
+    def __init__(self, graph: Graph) -> None:
+        graph.validate()
+        self.graph = graph
+        self.task_names = list(graph.tasks)
+        self.task_index = {n: i for i, n in enumerate(self.task_names)}
+        self.edge_index = {e.name: i for i, e in enumerate(graph.edges)}
+        self.src = [self.task_index[e.src] for e in graph.edges]
+        self.dst = [self.task_index[e.dst] for e in graph.edges]
+        self.tokens = [graph.tokens(e) for e in graph.edges]
+        port_edge = {(e.src, e.src_port): i for i, e in enumerate(graph.edges)}
+        port_edge |= {(e.dst, e.dst_port): i for i, e in enumerate(graph.edges)}
+        self.times: list[np.ndarray] = []
+        self.ev_edge: list[np.ndarray] = []
+        self.ev_write: list[np.ndarray] = []
+        self.read_idx: list[dict[int, np.ndarray]] = []
+        self.write_idx: list[dict[int, np.ndarray]] = []
+        self.latency = [int(graph.tasks[n].latency or 0) for n in self.task_names]
+        for name in self.task_names:
+            self._merge(graph.tasks[name], port_edge)
+        self.order = [self.task_index[n] for n in graph.topological_order()]
+
+    def _merge(self, task: Task, port_edge: Mapping[tuple[str, str], int]) -> None:
+        ports = [(True, p, t) for p, t in task.writes.items()] + [(False, p, t) for p, t in task.reads.items()]
+        times = np.concatenate([t for _, _, t in ports]) if ports else np.zeros(0, np.int64)
+        edges = np.concatenate([np.full(len(t), port_edge[task.name, p], np.int64) for _, p, t in ports]) if ports else times
+        writes = np.concatenate([np.full(len(t), w) for w, _, t in ports]) if ports else times.astype(bool)
+        order = np.lexsort((~writes, times)) if times.size else times
+        self.times.append(times[order])
+        self.ev_edge.append(edges[order])
+        self.ev_write.append(writes[order])
+        self.read_idx.append({})
+        self.write_idx.append({})
+        for is_w, port, _ in ports:
+            e = port_edge[task.name, port]
+            (self.write_idx if is_w else self.read_idx)[-1][e] = np.flatnonzero(self.ev_edge[-1] == e)
+
+
+# ---------------------------------------------------------------------------------------------
+# From the IR
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeSchedule:
+    """What a timing model says about one node of a kernel: the nominal cycle of each token it
+    reads from / writes to each SSA stream value, and its latency."""
+
+    reads: dict[SSAValue, np.ndarray]
+    writes: dict[SSAValue, np.ndarray]
+    latency: int | None = None
+
+
+class TimingModel(Protocol):
+    read_latency: int
+    free_latency: int
+
+    def schedule(self, op: Operation) -> NodeSchedule: ...
+
+
+_PASS_THROUGH = ("dataflow.itensor_cast", "dataflow.itensor_reassociate")
+_NOT_NODES = ("dataflow.itensor_empty", "dataflow.yield", "dataflow.stream")
+
+
+def node_name(op: Operation, counters: dict[str, int]) -> str:
+    """`sym_name` of tasks; `<op>_<n>` (e.g. `dma_load_0`) for the other nodes."""
+    if (sym := op.properties.get("sym_name")) is not None:
+        return sym.data  # type: ignore[attr-defined]
+    kind = op.name.removeprefix("dataflow.").removeprefix("itensor_")
+    counters[kind] = counters.get(kind, 0) + 1
+    return f"{kind}_{counters[kind] - 1}"
+
+
+def stream_root(value: SSAValue) -> SSAValue:
+    """The SSA value a FIFO is attached to: casts and reshapes pass streams through unchanged."""
+    while (owner := getattr(value, "owner", None)) is not None and getattr(owner, "name", "") in _PASS_THROUGH:
+        value = owner.operands[0]
+    return value
+
+
+def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dict[str, SSAValue]]:
+    """The graph of a `dataflow.kernel` (itensor or stream level, docs/ir.md): one task per node
+    (task, DMA, fork, join, chunk, concat, converter), one edge per stream value; casts and
+    reshapes are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
+    graph = Graph(timing.read_latency, timing.free_latency)
+    counters: dict[str, int] = {}
+    producers: dict[SSAValue, tuple[str, str]] = {}
+    consumers: dict[SSAValue, tuple[str, str]] = {}
+    for op in kernel.body.block.ops:
+        if op.name in _NOT_NODES or op.name in _PASS_THROUGH:
+            continue
+        name = node_name(op, counters)
+        sched = timing.schedule(op)
+        for value in sched.writes:
+            producers[value] = (name, _port(op, value))
+        for value in sched.reads:
+            root = stream_root(value)
+            if root in consumers:
+                raise GraphError(f"stream {_value_name(root)} is read by {consumers[root][0]} and {name}; fork it first")
+            consumers[root] = (name, _port(op, value))
+        reads = {_port(op, v): t for v, t in sched.reads.items()}
+        writes = {_port(op, v): t for v, t in sched.writes.items()}
+        graph.add_task(Task(name, reads, writes, sched.latency))
+    values: dict[str, SSAValue] = {}
+    for value, (src, src_port) in producers.items():
+        if value not in consumers:
+            raise GraphError(f"stream {_value_name(value)} written by {src} is never read")
+        dst, dst_port = consumers[value]
+        name = _unique(value.name_hint or f"{src}_{dst}", values)
+        graph.connect(src, src_port, dst, dst_port, _token_bits(value), name=name)
+        values[name] = value
+    for value, (dst, _) in consumers.items():
+        if value not in producers:
+            raise GraphError(f"stream {_value_name(value)} read by {dst} has no producer in the kernel")
+    return graph.validate(), values
+
+
+def _port(op: Operation, value: SSAValue) -> str:
+    """`out<i>` for the i-th result, `arg<i>` for the i-th operand (stream-level writes too)."""
+    if value in op.results:
+        return f"out{op.results.index(value)}"
+    return f"arg{list(op.operands).index(value)}"
+
+
+def _value_name(value: SSAValue) -> str:
+    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
+
+
+def _unique(name: str, taken: Mapping[str, object]) -> str:
+    if name not in taken:
+        return name
+    return next(f"{name}_{i}" for i in range(1, len(taken) + 2) if f"{name}_{i}" not in taken)
+
+
+def _token_bits(value: SSAValue) -> int:
+    from streamdsl.dialects.dataflow import ITensorType, StreamType
+
+    type_ = value.type
+    if isinstance(type_, ITensorType):
+        return type_.itensor.token_bits
+    if isinstance(type_, StreamType):
+        elem = type_.element_type
+        shape = elem.get_shape() if hasattr(elem, "get_shape") else ()
+        scalar = elem.element_type if hasattr(elem, "element_type") else elem
+        width = getattr(scalar, "bitwidth", None) or getattr(getattr(scalar, "width", None), "data", 32)
+        return math.prod(shape) * int(width)
+    raise GraphError(f"value of type {type_} is not a stream")
