@@ -1,0 +1,32 @@
+"""Model importers: torch.export -> linalg-on-tensors (xDSL), and the Hugging Face model zoo.
+
+    from frontends import hf, from_torch
+    model = hf.build("llama", "tiny")
+    prog = from_torch(*hf.decode_step(model, past_len=8))
+    logits, *kv = prog.reference(*example_inputs)
+"""
+
+from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
+from frontends.program import ImportedProgram, TensorSpec
+from frontends.torch_import import from_torch, import_exported
+
+__all__ = [
+    "DynamicShapeError",
+    "FrontendError",
+    "ImportedProgram",
+    "TensorSpec",
+    "UnsupportedOp",
+    "UnsupportedOpError",
+    "from_torch",
+    "hf",
+    "import_exported",
+]
+
+
+def __getattr__(name: str):
+    # The zoo imports transformers (slow); load it on first use.
+    if name == "hf":
+        import importlib
+
+        return importlib.import_module("frontends.hf")
+    raise AttributeError(name)

@@ -1,0 +1,312 @@
+"""Building blocks for linalg-on-tensors IR: the per-op lowerings in `frontends.ops` use these.
+
+Every helper appends ops to one block and returns the new tensor value. Conventions (shared with
+`frontends.reference`, the numpy interpreter):
+- `linalg.generic` maps are projected permutations, possibly with constant-0 results for
+  broadcast unit dims; parallel generics write through the identity map.
+- a reduction generic's body ends in `yield combine(x, acc)` (or `combine(acc, x)`) where `acc`
+  is the output block argument and `combine` is an associative arith op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from xdsl.dialects import arith, linalg, tensor
+from xdsl.dialects.builtin import (
+    AffineMapAttr,
+    AnyFloat,
+    ArrayAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    TensorType,
+    bf16,
+    f16,
+    f32,
+    f64,
+    i1,
+    i8,
+    i32,
+    i64,
+)
+from xdsl.dialects.linalg import IteratorTypeAttr
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir.affine import AffineExpr, AffineMap
+
+TORCH_TO_XDSL: dict[torch.dtype, Attribute] = {
+    torch.float32: f32, torch.float16: f16, torch.bfloat16: bf16, torch.float64: f64,
+    torch.int64: i64, torch.int32: i32, torch.int8: i8, torch.bool: i1,
+}
+
+PARALLEL = IteratorTypeAttr.parallel()
+REDUCTION = IteratorTypeAttr.reduction()
+
+
+def element_type(dtype: torch.dtype) -> Attribute:
+    try:
+        return TORCH_TO_XDSL[dtype]
+    except KeyError:
+        raise TypeError(f"dtype {dtype} has no element type in the importer") from None
+
+
+def is_float(elt: Attribute) -> bool:
+    return isinstance(elt, AnyFloat)
+
+
+def shape_of(value: SSAValue) -> tuple[int, ...]:
+    assert isinstance(value.type, TensorType), value.type
+    return tuple(value.type.get_shape())
+
+
+def elt_of(value: SSAValue) -> Attribute:
+    return value.type.get_element_type() if isinstance(value.type, TensorType) else value.type
+
+
+def affine_map(num_dims: int, results: Sequence[int | str]) -> AffineMapAttr:
+    """`results` holds a loop index per result, or the string "0" for a constant-0 result."""
+    exprs = tuple(AffineExpr.constant(0) if r == "0" else AffineExpr.dimension(r) for r in results)
+    return AffineMapAttr(AffineMap(num_dims, 0, exprs))
+
+
+def broadcast_map(shape: Sequence[int], out_shape: Sequence[int]) -> AffineMapAttr:
+    """Numpy-style broadcast of `shape` (aligned right) into `out_shape`."""
+    lead = len(out_shape) - len(shape)
+    results = ["0" if s == 1 and out_shape[lead + j] != 1 else lead + j for j, s in enumerate(shape)]
+    return affine_map(len(out_shape), results)
+
+
+class Body:
+    """Appends scalar arith/math ops to a generic's body block."""
+
+    def __init__(self, block: Block):
+        self.block = block
+
+    def op(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        return op.results[0]
+
+    def const(self, value: float | int | bool, elt: Attribute) -> SSAValue:
+        attr = FloatAttr(float(value), elt) if is_float(elt) else IntegerAttr(int(value), elt)
+        return self.op(arith.ConstantOp(attr))
+
+    def index(self, dim: int) -> SSAValue:
+        return self.op(linalg.IndexOp(dim))
+
+    def cast(self, value: SSAValue, to: Attribute) -> SSAValue:
+        """Torch conversion semantics: to bool is `!= 0`, from bool is 0/1, float->int truncates."""
+        src = value.type
+        if src == to:
+            return value
+        if to == i1:
+            zero = self.const(0, src)
+            if is_float(src):
+                return self.op(arith.CmpfOp(value, zero, "une"))
+            return self.op(arith.CmpiOp(value, zero, "ne"))
+        if is_float(src) and is_float(to):
+            grow = to.bitwidth > src.bitwidth
+            return self.op(arith.ExtFOp(value, to) if grow else arith.TruncFOp(value, to))
+        if is_float(to):
+            return self.op(arith.UIToFPOp(value, to) if src == i1 else arith.SIToFPOp(value, to))
+        if is_float(src):
+            return self.op(arith.FPToSIOp(value, to))
+        assert isinstance(src, IntegerType) and isinstance(to, IntegerType)
+        if to.width.data > src.width.data:
+            return self.op(arith.ExtUIOp(value, to) if src == i1 else arith.ExtSIOp(value, to))
+        return self.op(arith.TruncIOp(value, to))
+
+    def to_index(self, value: SSAValue) -> SSAValue:
+        return self.op(arith.IndexCastOp(value, IndexType()))
+
+
+Operand = SSAValue | float | int | bool
+BodyFn = Callable[[Body, list[SSAValue]], SSAValue]
+
+
+class IRBuilder:
+    """Appends linalg/tensor ops to `block`; every method returns the resulting tensor value."""
+
+    def __init__(self, block: Block):
+        self.block = block
+
+    def add(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        return op.results[0]
+
+    # -- creation -------------------------------------------------------------------------------
+    def empty(self, shape: Sequence[int], elt: Attribute) -> SSAValue:
+        return self.add(tensor.EmptyOp([], TensorType(elt, list(shape))))
+
+    def fill(self, value: float | int | bool, shape: Sequence[int], elt: Attribute) -> SSAValue:
+        scalar = Body(self.block).const(value, elt)
+        return self.add(linalg.FillOp([scalar], [self.empty(shape, elt)]))
+
+    # -- structured ops -------------------------------------------------------------------------
+    def generic(
+        self,
+        ins: Sequence[tuple[SSAValue, AffineMapAttr]],
+        out_shape: Sequence[int],
+        out_elt: Attribute,
+        iterators: Sequence[IteratorTypeAttr],
+        body: BodyFn,
+        init: SSAValue | None = None,
+        out_map: AffineMapAttr | None = None,
+    ) -> SSAValue:
+        """One linalg.generic; `body(b, args)` gets the block args (ins, then out) and returns the
+        value to yield."""
+        init = init if init is not None else self.empty(out_shape, out_elt)
+        out_map = out_map or affine_map(len(iterators), range(len(iterators)))
+        block = Block(arg_types=[elt_of(v) for v, _ in ins] + [out_elt])
+        b = Body(block)
+        block.add_op(linalg.YieldOp(body(b, list(block.args))))
+        op = linalg.GenericOp(
+            [v for v, _ in ins], [init], Region(block), [m for _, m in ins] + [out_map],
+            list(iterators), [init.type],
+        )
+        return self.add(op)
+
+    def elementwise(
+        self, out_shape: Sequence[int], out_elt: Attribute, operands: Sequence[Operand],
+        fn: Callable[[Body, list[SSAValue]], SSAValue],
+        compute_elt: Attribute | list[Attribute] | None = None,
+    ) -> SSAValue:
+        """A broadcasting elementwise generic. Tensor operands are broadcast numpy-style; Python
+        scalars become constants in the body. Operands are cast to `compute_elt` (one type, or
+        one per operand; default: the output type) before `fn`, and the result to `out_elt`."""
+        computes = compute_elt if isinstance(compute_elt, list) else [compute_elt or out_elt] * len(operands)
+        tensors = [v for v in operands if isinstance(v, SSAValue)]
+        ins = [(v, broadcast_map(shape_of(v), out_shape)) for v in tensors]
+
+        def body(b: Body, args: list[SSAValue]) -> SSAValue:
+            it = iter(args)
+            vals = [b.cast(next(it), c) if isinstance(v, SSAValue) else b.const(v, c)
+                    for v, c in zip(operands, computes, strict=True)]
+            return b.cast(fn(b, vals), out_elt)
+
+        return self.generic(ins, out_shape, out_elt, [PARALLEL] * len(out_shape), body)
+
+    def reduce(self, x: SSAValue, dims: Sequence[int], combine: type[Operation], init: float,
+               pre: Callable[[Body, SSAValue], SSAValue] | None = None) -> SSAValue:
+        """Reduces `x` over `dims` (dropped from the result) with `combine` starting at `init`;
+        `pre` maps each element first."""
+        shape = shape_of(x)
+        dims = sorted(d % len(shape) for d in dims)
+        kept = [i for i in range(len(shape)) if i not in dims]
+        elt = elt_of(x)
+        acc = self.fill(init, [shape[i] for i in kept], elt)
+        iterators = [REDUCTION if i in dims else PARALLEL for i in range(len(shape))]
+
+        def body(b: Body, args: list[SSAValue]) -> SSAValue:
+            val = pre(b, args[0]) if pre else args[0]
+            return b.op(combine(val, args[1]))
+
+        return self.generic([(x, affine_map(len(shape), range(len(shape))))], [shape[i] for i in kept], elt,
+                            iterators, body, init=acc, out_map=affine_map(len(shape), kept))
+
+    def matmul(self, a: SSAValue, b: SSAValue, init: SSAValue | None = None) -> SSAValue:
+        (m, _), (_, n) = shape_of(a), shape_of(b)
+        init = init if init is not None else self.fill(0.0, [m, n], elt_of(a))
+        return self.add(linalg.MatmulOp([a, b], [init]))
+
+    def batch_matmul(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """(B,M,K) x (B,K,N): a generic (xDSL 0.75 has no linalg.batch_matmul)."""
+        (bs, m, _), (_, _, n) = shape_of(a), shape_of(b)
+        elt = elt_of(a)
+        maps = [affine_map(4, [0, 1, 3]), affine_map(4, [0, 3, 2])]
+        return self.generic(
+            list(zip([a, b], maps)), [bs, m, n], elt, [PARALLEL] * 3 + [REDUCTION],
+            lambda bb, args: bb.op(arith.AddfOp(args[2], bb.op(arith.MulfOp(args[0], args[1])))),
+            init=self.fill(0.0, [bs, m, n], elt), out_map=affine_map(4, [0, 1, 2]),
+        )
+
+    # -- data movement --------------------------------------------------------------------------
+    def transpose(self, x: SSAValue, perm: Sequence[int]) -> SSAValue:
+        perm = [p % len(perm) for p in perm]
+        if perm == sorted(perm):
+            return x
+        shape = shape_of(x)
+        init = self.empty([shape[p] for p in perm], elt_of(x))
+        return self.add(linalg.TransposeOp(x, init, DenseArrayBase.from_list(i64, perm)))
+
+    def reshape(self, x: SSAValue, shape: Sequence[int]) -> SSAValue:
+        """expand_shape / collapse_shape, or a collapse to 1-D then an expand when neither fits."""
+        src = shape_of(x)
+        shape = list(shape)
+        if list(src) == shape:
+            return x
+        if (groups := _reassociation(src, shape)) is not None:
+            return self.add(tensor.CollapseShapeOp.build(
+                operands=[x], result_types=[TensorType(elt_of(x), shape)],
+                properties={"reassociation": _reassoc_attr(groups)}))
+        if (groups := _reassociation(shape, src)) is not None:
+            return self.add(tensor.ExpandShapeOp(x, [], _reassoc_attr(groups), shape,
+                                                      TensorType(elt_of(x), shape)))
+        flat = self.reshape(x, [_numel(src)])
+        return self.reshape(flat, shape)
+
+    def broadcast_to(self, x: SSAValue, shape: Sequence[int]) -> SSAValue:
+        """torch `expand`: drop the unit dims that grow, then one linalg.broadcast."""
+        src = shape_of(x)
+        shape = list(shape)
+        if list(src) == shape:
+            return x
+        lead = len(shape) - len(src)
+        added = list(range(lead)) + [lead + j for j, s in enumerate(src) if s != shape[lead + j]]
+        kept = [s for j, s in enumerate(src) if lead + j not in added]
+        x = self.reshape(x, kept)
+        init = self.empty(shape, elt_of(x))
+        return self.add(linalg.BroadcastOp(x, init, DenseArrayBase.from_list(i64, added)))
+
+    def extract_slice(self, x: SSAValue, offsets: Sequence[int], sizes: Sequence[int],
+                      strides: Sequence[int] | None = None) -> SSAValue:
+        if list(offsets) == [0] * len(offsets) and list(sizes) == list(shape_of(x)):
+            return x
+        return self.add(tensor.ExtractSliceOp.from_static_parameters(x, offsets, sizes, strides))
+
+    def concat(self, values: Sequence[SSAValue], dim: int) -> SSAValue:
+        values = [v for v in values if _numel(shape_of(v))]
+        if len(values) == 1:
+            return values[0]
+        shape = list(shape_of(values[0]))
+        dim %= len(shape)
+        shape[dim] = sum(shape_of(v)[dim] for v in values)
+        return self.add(tensor.ConcatOp(values, dim, TensorType(elt_of(values[0]), shape)))
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _reassociation(fine: Sequence[int], coarse: Sequence[int]) -> list[list[int]] | None:
+    """Groups of consecutive `fine` dims whose products are the `coarse` dims, or None."""
+    if len(fine) < len(coarse) or _numel(fine) != _numel(coarse):
+        return None
+    if not coarse:
+        return []
+    groups: list[list[int]] = []
+    i = 0
+    for c in coarse:
+        if i == len(fine):
+            return None
+        group, prod = [i], fine[i]
+        i += 1
+        while prod < c and i < len(fine):
+            group.append(i)
+            prod *= fine[i]
+            i += 1
+        if prod != c:
+            return None
+        groups.append(group)
+    # Trailing unit dims join the last group.
+    groups[-1].extend(range(i, len(fine)))
+    return groups
+
+
+def _reassoc_attr(groups: list[list[int]]) -> ArrayAttr:
+    return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in g]) for g in groups])

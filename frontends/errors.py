@@ -1,0 +1,45 @@
+"""Import errors that name the culprit and say what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FrontendError(Exception):
+    """Base class of the importer's errors."""
+
+
+@dataclass(frozen=True)
+class UnsupportedOp:
+    op: str  # e.g. "aten._fft_r2c.default"
+    node: str  # FX node name
+    location: str  # "file.py:123 in forward" of the model source, or "<unknown location>"
+    code: str = ""  # the source line, when the stack trace has it
+
+
+class UnsupportedOpError(FrontendError):
+    """Raised once per import with every op the importer cannot lower."""
+
+    def __init__(self, ops: list[UnsupportedOp]):
+        self.ops = ops
+        lines = [f"{len(ops)} unsupported op(s) in the exported graph:"]
+        for u in ops:
+            lines.append(f"  {u.op} (node {u.node}) at {u.location}" + (f": {u.code}" if u.code else ""))
+        names = sorted({u.op for u in ops})
+        lines.append(
+            f"Add a lowering for {', '.join(names)} to frontends/ops (one function registered with "
+            "@lowers, see docs/frontends.md), or rewrite the model to avoid the op."
+        )
+        super().__init__("\n".join(lines))
+
+
+class DynamicShapeError(FrontendError):
+    """A dynamic dimension without a maximum: the accelerator needs static (maximum) shapes."""
+
+    def __init__(self, dims: list[str]):
+        self.dims = dims
+        super().__init__(
+            "dynamic shape(s) without a maximum hint: " + "; ".join(dims)
+            + ". Export with static example shapes, or give each dynamic dim a maximum "
+            "(torch.export.Dim(name, max=N)); the program is then specialised to the maximum."
+        )

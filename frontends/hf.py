@@ -1,0 +1,227 @@
+"""Hugging Face model zoo: GPT-2, Llama, Qwen2 and Gemma 3 (text) built from configs.
+
+No hub access: every model is built from a config with random weights (fixed seed), or with
+weights loaded from a local directory of safetensors files (`weights=DIR`). Models run in
+float32, eval mode, eager attention.
+
+Sizes:
+- `tiny`: 2 layers, hidden 64 (4 heads, 2 KV heads where the family has GQA), vocab 256.
+- `small`: GPT-2-124M shapes: 12 layers, hidden 768, 12 heads, FFN 3072, vocab 50257; the GQA
+  families use 4 KV heads. `num_layers=` overrides the depth (the tests use 2 layers to stay
+  fast; every per-layer shape is unchanged).
+- `paper`: the StreamTensor paper's Table 7 (GPT-2 medium, Qwen2.5-0.5B, TinyLlama-1.1B,
+  Gemma-3-1B).
+
+`decode_step(model, past_len)` and `prefill(model, seq_len)` wrap a causal LM into a module with
+explicit KV tensors in and out (HF's cache objects do not export), ready for `from_torch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import transformers
+
+FAMILIES = ("gpt2", "llama", "qwen2", "gemma")
+SIZES = ("tiny", "small", "paper")
+
+_TINY = dict(layers=2, hidden=64, ffn=128, heads=4, kv_heads=2, vocab=256)
+_SMALL = dict(layers=12, hidden=768, ffn=3072, heads=12, kv_heads=4, vocab=50257)
+# Table 7 of the paper.
+_PAPER = {
+    "gpt2": dict(layers=24, hidden=1024, ffn=4096, heads=16, kv_heads=16, vocab=50257),
+    "qwen2": dict(layers=24, hidden=896, ffn=4864, heads=14, kv_heads=2, vocab=151936),
+    "llama": dict(layers=22, hidden=2048, ffn=5632, heads=32, kv_heads=4, vocab=32000),
+    "gemma": dict(layers=26, hidden=1152, ffn=6912, heads=4, kv_heads=1, vocab=262144, head_dim=256),
+}
+
+
+def _shape(family: str, size: str) -> dict:
+    if size == "tiny":
+        return dict(_TINY)
+    if size == "small":
+        return dict(_SMALL)
+    if size == "paper":
+        return dict(_PAPER[family])
+    raise ValueError(f"unknown size {size!r}: choose one of {SIZES}")
+
+
+def _gpt2(s: dict, size: str):
+    cfg = transformers.GPT2Config(
+        vocab_size=s["vocab"], n_embd=s["hidden"], n_layer=s["layers"], n_head=s["heads"],
+        n_inner=s["ffn"], n_positions=1024 if size != "tiny" else 128,
+        bos_token_id=s["vocab"] - 1, eos_token_id=s["vocab"] - 1,
+    )
+    return transformers.GPT2LMHeadModel, cfg
+
+
+def _llama(s: dict, size: str):
+    cfg = transformers.LlamaConfig(
+        vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["ffn"],
+        num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
+        num_key_value_heads=s["kv_heads"], max_position_embeddings=2048,
+    )
+    return transformers.LlamaForCausalLM, cfg
+
+
+def _qwen2(s: dict, size: str):
+    cfg = transformers.Qwen2Config(
+        vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["ffn"],
+        num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
+        num_key_value_heads=s["kv_heads"], max_position_embeddings=32768,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        tie_word_embeddings=size == "paper",
+    )
+    return transformers.Qwen2ForCausalLM, cfg
+
+
+def _gemma(s: dict, size: str):
+    head_dim = s.get("head_dim", s["hidden"] // s["heads"])
+    # Every 6th layer is global (Gemma 3's pattern); the tiny model has one of each kind and a
+    # window short enough that the tests' KV lengths cross it.
+    layer_types = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(s["layers"])]
+    if size == "tiny":
+        layer_types = ["sliding_attention", "full_attention"]
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["ffn"],
+        num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
+        num_key_value_heads=s["kv_heads"], head_dim=head_dim, query_pre_attn_scalar=head_dim,
+        sliding_window={"tiny": 4, "small": 64, "paper": 512}[size], layer_types=layer_types,
+        max_position_embeddings=32768,
+    )
+    return transformers.Gemma3ForCausalLM, cfg
+
+
+_BUILDERS: dict[str, Callable] = {"gpt2": _gpt2, "llama": _llama, "qwen2": _qwen2, "gemma": _gemma}
+
+
+def config(family: str, size: str = "tiny", *, num_layers: int | None = None):
+    """The transformers (model class, config) of a zoo entry."""
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown model family {family!r}: choose one of {FAMILIES}")
+    shape = _shape(family, size)
+    if num_layers is not None:
+        shape["layers"] = num_layers
+    cls, cfg = _BUILDERS[family](shape, size)
+    if family == "gemma" and num_layers is not None:
+        cfg.layer_types = cfg.layer_types[:num_layers]
+    cfg._attn_implementation = "eager"
+    return cls, cfg
+
+
+def build(
+    family: str,
+    size: str = "tiny",
+    *,
+    num_layers: int | None = None,
+    weights: str | Path | None = None,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A float32 causal LM in eval mode: random weights from `seed`, or the safetensors in `weights`."""
+    cls, cfg = config(family, size, num_layers=num_layers)
+    torch.manual_seed(seed)
+    model = cls(cfg).to(torch.float32).eval()
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
+    """Loads every `*.safetensors` file of `directory` into `model` (strict: names must match)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors file in {directory}")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_file(f))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Tied weights (lm_head = embedding) are legitimately absent from checkpoints.
+    tied = {k for k in missing if k.endswith("lm_head.weight")}
+    if set(missing) - tied or unexpected:
+        raise ValueError(f"weights in {directory} do not fit the model: missing {sorted(set(missing) - tied)}, "
+                         f"unexpected {sorted(unexpected)}")
+    if tied:
+        model.tie_weights()
+
+
+def save_weights(model: torch.nn.Module, directory: str | Path) -> Path:
+    """Writes the model's weights as `model.safetensors` in `directory` (shared tensors once)."""
+    from safetensors.torch import save_model
+
+    path = Path(directory) / "model.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(path))
+    return path
+
+
+def _kv_shape(model: torch.nn.Module, length: int) -> tuple[int, int, int, int]:
+    cfg = model.config
+    heads = cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    return (1, kv_heads, length, head_dim)
+
+
+class KVStep(torch.nn.Module):
+    """One forward of a causal LM over `seq_len` new tokens after `past_len` cached ones.
+
+    Inputs: `input_ids` (1, seq_len) int64, then (if `past_len`) the past keys and values of every
+    layer, each (1, kv_heads, past_len, head_dim). Outputs: logits (1, seq_len, vocab), then
+    the new keys and values of every layer (past concatenated with the new tokens'). Positions
+    are `past_len .. past_len + seq_len - 1`, fixed at construction, so the importer folds the
+    masks and RoPE tables into constants; with `position_input=True` the position ids are a
+    runtime input (1, seq_len) after `input_ids` and the RoPE tables are computed in the program.
+    """
+
+    def __init__(self, model: torch.nn.Module, past_len: int, seq_len: int, position_input: bool = False):
+        super().__init__()
+        self.model = model
+        self.past_len = past_len
+        self.seq_len = seq_len
+        self.position_input = position_input
+        self.num_layers = model.config.num_hidden_layers
+
+    def forward(self, input_ids: torch.Tensor, *rest: torch.Tensor):
+        if self.position_input:
+            position_ids, kv = rest[0], rest[1:]
+        else:
+            position_ids = torch.arange(self.past_len, self.past_len + self.seq_len).unsqueeze(0)
+            kv = rest
+        cache = transformers.DynamicCache()
+        for i in range(self.num_layers if self.past_len else 0):
+            cache.update(kv[2 * i], kv[2 * i + 1], i)
+        out = self.model(input_ids=input_ids, cache=cache, position_ids=position_ids, use_cache=True)
+        new_kv = []
+        for layer in cache.layers:
+            new_kv += [layer.keys, layer.values]
+        return (out.logits, *new_kv)
+
+
+def _example_inputs(model: torch.nn.Module, past_len: int, seq_len: int, position_input: bool, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, model.config.vocab_size, (1, seq_len), generator=gen)
+    inputs = [ids]
+    if position_input:
+        inputs.append(torch.arange(past_len, past_len + seq_len).unsqueeze(0))
+    if past_len:
+        shape = _kv_shape(model, past_len)
+        inputs += [torch.randn(shape, generator=gen) for _ in range(2 * model.config.num_hidden_layers)]
+    return tuple(inputs)
+
+
+def decode_step(model: torch.nn.Module, past_len: int, *, position_input: bool = False, seed: int = 0):
+    """(module, example_inputs) for decoding one token after `past_len` cached tokens."""
+    if past_len < 1:
+        raise ValueError("decode_step needs past_len >= 1; use prefill() for a prompt without a cache")
+    module = KVStep(model, past_len, 1, position_input)
+    return module, _example_inputs(model, past_len, 1, position_input, seed)
+
+
+def prefill(model: torch.nn.Module, seq_len: int, *, position_input: bool = False, seed: int = 0):
+    """(module, example_inputs) for a prompt of `seq_len` tokens with an empty cache."""
+    module = KVStep(model, 0, seq_len, position_input)
+    return module, _example_inputs(model, 0, seq_len, position_input, seed)

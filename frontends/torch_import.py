@@ -1,0 +1,262 @@
+"""torch.export -> core ATen -> linalg-on-tensors (xDSL).
+
+`from_torch(module, *example_args)` exports the module, decomposes it to core ATen, folds every
+subgraph that depends on neither the runtime inputs nor the parameters (masks, RoPE tables,
+aranges: evaluated with torch), and lowers the rest op by op through the `frontends.ops` table.
+Parameters stay named function arguments; folded tensors become named constant arguments
+(splats become `linalg.fill`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind
+from torch.fx import Node
+from torch.fx.node import map_arg
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Region, SSAValue
+
+from frontends.builder import IRBuilder, element_type
+from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
+from frontends.ops import LOWERINGS
+from frontends.program import ImportedProgram, TensorSpec
+
+aten = torch.ops.aten
+
+# Side-effect-only checks that carry no data.
+IGNORED = {
+    aten._assert_tensor_metadata.default,
+    aten._assert_scalar.default,
+    aten.sym_constrain_range_for_size.default,
+    aten._assert_async.msg,
+}
+
+_KINDS = {
+    InputKind.USER_INPUT: "input",
+    InputKind.PARAMETER: "parameter",
+    InputKind.BUFFER: "buffer",
+    InputKind.CONSTANT_TENSOR: "constant",
+}
+
+
+def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None,
+               name: str = "forward") -> ImportedProgram:
+    """Imports `module` called on `args` (static shapes, or dynamic ones with a maximum)."""
+    t0 = time.perf_counter()
+    ep = _export(module, tuple(args), dynamic_shapes)
+    t1 = time.perf_counter()
+    ep = ep.run_decompositions()
+    t2 = time.perf_counter()
+    prog = import_exported(ep, name)
+    prog.timings = {"export": t1 - t0, "decompose": t2 - t1, "import": time.perf_counter() - t2}
+    return prog
+
+
+def _export(module: torch.nn.Module, args: tuple, dynamic_shapes) -> ExportedProgram:
+    ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
+    if dynamic_shapes is None:
+        return ep
+    maxima = _dynamic_maxima(ep)
+    # The accelerator has static shapes: re-export at the maximum of every dynamic dim.
+    resized = tuple(_resize(a, maxima[i]) if i in maxima else a for i, a in enumerate(args))
+    return torch.export.export(module, resized, strict=False)
+
+
+def _dynamic_maxima(ep: ExportedProgram) -> dict[int, dict[int, int]]:
+    """{user input index: {dim: maximum}}; raises DynamicShapeError for unbounded dims."""
+    users = [s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    maxima: dict[int, dict[int, int]] = {}
+    unbounded: list[str] = []
+    for i, name in enumerate(users):
+        for d, size in enumerate(nodes[name].meta["val"].shape):
+            if isinstance(size, int):
+                continue
+            upper = ep.range_constraints[size.node.expr].upper
+            if not upper.is_finite or int(upper) > 2**31:
+                unbounded.append(f"input {name!r} dim {d} ({size})")
+            else:
+                maxima.setdefault(i, {})[d] = int(upper)
+    if unbounded:
+        raise DynamicShapeError(unbounded)
+    return maxima
+
+
+def _resize(t: torch.Tensor, dims: dict[int, int]) -> torch.Tensor:
+    shape = [dims.get(d, s) for d, s in enumerate(t.shape)]
+    return torch.zeros(shape, dtype=t.dtype)
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def source_location(node: Node) -> tuple[str, str]:
+    """("file:line in function", source line) of the innermost frame of the node's trace."""
+    trace = node.meta.get("stack_trace") or ""
+    lines = trace.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if m := _FRAME.search(lines[i]):
+            code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.search(lines[i + 1]) else ""
+            return f"{m.group(1)}:{m.group(2)} in {m.group(3)}", code
+    return "<unknown location>", ""
+
+
+class _Importer:
+    def __init__(self, ep: ExportedProgram):
+        self.ep = ep
+        self.graph = ep.graph_module.graph
+        specs = {s.arg.name: s for s in ep.graph_signature.input_specs if hasattr(s.arg, "name")}
+        self.kinds = {n: _KINDS.get(specs[n.name].kind, "input") for n in self.graph.nodes if n.op == "placeholder"}
+        self.targets = {n: specs[n.name].target for n in self.kinds}
+        self.state = {**ep.state_dict, **ep.constants}
+        self.foldable = self._foldable()
+        self.folded: dict[Node, object] = {}
+        self.env: dict[Node, object] = {}
+        self.block = Block()
+        self.builder = IRBuilder(self.block)
+        self.args: list[tuple[str, str, np.ndarray | None]] = []  # (name, kind, value) per func arg
+
+    def _foldable(self) -> set[Node]:
+        """Nodes computable from constants alone (not from runtime inputs or parameters)."""
+        out: set[Node] = set()
+        for n in self.graph.nodes:
+            if n.op == "placeholder" and self.kinds[n] in ("buffer", "constant"):
+                out.add(n)
+            elif n.op == "call_function" and n.target not in IGNORED and all(i in out for i in n.all_input_nodes):
+                out.add(n)
+        return out
+
+    def check_supported(self) -> None:
+        missing = [
+            UnsupportedOp(str(n.target), n.name, *source_location(n))
+            for n in self.graph.nodes
+            if n.op == "call_function" and n not in self.foldable and n.target not in IGNORED
+            and n.target not in LOWERINGS
+        ]
+        if missing:
+            raise UnsupportedOpError(missing)
+
+    # -- values ---------------------------------------------------------------------------------
+    def fold(self, n: Node) -> object:
+        if n not in self.folded:
+            if n.op == "placeholder":
+                self.folded[n] = self.state[self.targets[n]]
+            else:
+                args, kwargs = map_arg((n.args, n.kwargs), self.fold)
+                with torch.no_grad():
+                    self.folded[n] = n.target(*args, **kwargs)
+        return self.folded[n]
+
+    def value(self, n: Node) -> object:
+        if n not in self.env:
+            if n not in self.foldable:
+                raise FrontendError(f"node {n.name} used before it is defined")
+            self.env[n] = self.materialise(n)
+        return self.env[n]
+
+    def materialise(self, n: Node) -> object:
+        val = self.fold(n)
+        if not isinstance(val, torch.Tensor):
+            return val
+        shape, elt = list(val.shape), element_type(val.dtype)
+        flat = val.detach().reshape(-1)
+        if flat.numel() == 0:
+            return self.builder.empty(shape, elt)
+        if bool((flat == flat[0]).all()):
+            return self.builder.fill(flat[0].item(), shape, elt)
+        kind = self.kinds.get(n, "constant")
+        name = self.targets[n] if n in self.targets else f"folded.{n.name}"
+        return self.add_arg(n.name, name, kind, val)
+
+    def add_arg(self, hint: str, name: str, kind: str, val: torch.Tensor | None, meta=None) -> SSAValue:
+        t = val if val is not None else meta
+        arg = self.block.insert_arg(TensorType(element_type(t.dtype), list(t.shape)), len(self.block.args))
+        arg.name_hint = re.sub(r"[^A-Za-z0-9_]", "_", hint)
+        array = None if val is None else val.detach().cpu().numpy()
+        self.args.append((name, kind, array))
+        return arg
+
+    # -- lowering -------------------------------------------------------------------------------
+    def run(self, name: str) -> ImportedProgram:
+        self.check_supported()
+        outputs: list[SSAValue] = []
+        for n in self.graph.nodes:
+            if n.op == "placeholder":
+                self.placeholder(n)
+            elif n.op == "call_function" and n not in self.foldable and n.target not in IGNORED:
+                args, kwargs = map_arg((n.args, n.kwargs), self.value)
+                self.env[n] = LOWERINGS[n.target](self.builder, n, *args, **kwargs)
+            elif n.op == "output":
+                outputs = [self.value(o) for o in self._user_outputs(n)]
+        return self.finish(name, outputs)
+
+    def placeholder(self, n: Node) -> None:
+        kind = self.kinds[n]
+        if kind == "input":
+            self.env[n] = self.add_arg(n.name, n.name, kind, None, meta=n.meta["val"])
+        elif kind == "parameter" and n.users:
+            self.env[n] = self.add_arg(n.name, self.targets[n], kind, self.state[self.targets[n]])
+
+    def _user_outputs(self, n: Node) -> list[Node]:
+        outs = list(n.args[0]) if isinstance(n.args[0], (list, tuple)) else [n.args[0]]
+        for o in outs:
+            if not isinstance(o, Node) or not isinstance(o.meta.get("val"), torch.Tensor):
+                raise FrontendError(f"output {o!r} is not a tensor: return tensors only")
+        return outs
+
+    def finish(self, name: str, outputs: list[SSAValue]) -> ImportedProgram:
+        # Runtime inputs first, then parameters, buffers and folded constants.
+        order = sorted(range(len(self.args)), key=lambda i: self.args[i][1] != "input")
+        block = self._reorder_args(order)
+        self.block = block
+        block.add_op(func.ReturnOp(*outputs))
+        attrs = [DictionaryAttr({"torch.name": StringAttr(self.args[i][0]), "torch.kind": StringAttr(self.args[i][1])})
+                 for i in order]
+        fn = func.FuncOp(name, ([a.type for a in block.args], [v.type for v in outputs]), Region(block))
+        fn.arg_attrs = _array_attr(attrs)
+        module = ModuleOp([fn])
+        module.verify()
+        ordered = [self.args[i] for i in order]
+        inputs = [TensorSpec(a.name_hint, tuple(a.type.get_shape()), np.dtype(_np_dtype(a)))
+                  for a, (_, kind, _) in zip(block.args, ordered) if kind == "input"]
+        params = {nm: arr for nm, kind, arr in ordered if kind != "input"}
+        kinds = {nm: kind for nm, kind, _ in ordered if kind != "input"}
+        outs = [TensorSpec(f"output{i}", tuple(v.type.get_shape()), np.dtype(_np_dtype(v)))
+                for i, v in enumerate(outputs)]
+        return ImportedProgram(module, inputs, params, kinds, outs)
+
+    def _reorder_args(self, order: list[int]) -> Block:
+        """A new block whose args follow `order`, with the body moved over."""
+        old = self.block
+        new = Block(arg_types=[old.args[i].type for i in order])
+        for new_arg, i in zip(new.args, order):
+            new_arg.name_hint = old.args[i].name_hint
+            old.args[i].replace_all_uses_with(new_arg)
+        for op in list(old.ops):
+            op.detach()
+            new.add_op(op)
+        return new
+
+
+def _np_dtype(v: SSAValue):
+    from frontends.reference import numpy_dtype
+
+    return numpy_dtype(v.type.get_element_type())
+
+
+def _array_attr(items: Sequence[DictionaryAttr]):
+    from xdsl.dialects.builtin import ArrayAttr
+
+    return ArrayAttr(list(items))
+
+
+def import_exported(ep: ExportedProgram, name: str = "forward") -> ImportedProgram:
+    """Imports an already exported and decomposed program."""
+    return _Importer(ep).run(name)
