@@ -1,0 +1,516 @@
+"""Compile op bodies to Python source once, then `exec` it.
+
+A task body becomes a generator function (it yields when a FIFO blocks it), a `linalg` body a
+plain function over numpy arrays. Each SSA value is a Python local; loops are Python `for`
+loops; every op is a line of numpy code or a call of a closure prepared at compile time, so no
+xDSL attribute is looked up while the simulation runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    BFloat16Type,
+    DenseIntOrFPElementsAttr,
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    ShapedType,
+    TensorType,
+)
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+
+__all__ = ["CompileError", "Emitter", "numpy_dtype", "round_bf16"]
+
+
+class CompileError(ValueError):
+    """An op the functional simulator cannot execute; the message names the op and the task."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Types and runtime helpers (bound into the generated code's globals)
+# ---------------------------------------------------------------------------------------------
+
+
+def numpy_dtype(elem: Attribute) -> np.dtype:
+    """The numpy storage dtype of an xDSL scalar type (bf16 is stored as float32)."""
+    match elem:
+        case Float32Type() | BFloat16Type():
+            return np.dtype(np.float32)
+        case Float16Type():
+            return np.dtype(np.float16)
+        case Float64Type():
+            return np.dtype(np.float64)
+        case IndexType():
+            return np.dtype(np.int64)
+        case IntegerType(width=width) if width.data == 1:
+            return np.dtype(np.bool_)
+        case IntegerType(width=width) if width.data in (8, 16, 32, 64):
+            return np.dtype(f"int{width.data}")
+    raise CompileError(f"element type {elem} has no numpy storage type in the simulator")
+
+
+def element_type(type_: Attribute) -> Attribute:
+    return type_.get_element_type() if isinstance(type_, ShapedType) else type_
+
+
+def round_bf16(x: Any) -> Any:
+    """Round float32 values to bf16 precision (nearest even), keeping float32 storage."""
+    arr = np.asarray(x, dtype=np.float32)
+    bits = arr.view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    out = bits.astype(np.uint32).view(np.float32)
+    return out if out.ndim else np.float32(out)
+
+
+def _cast(x: Any, dtype: np.dtype, is_index: bool) -> Any:
+    if isinstance(x, np.ndarray) and x.ndim:
+        return x.astype(dtype)
+    return int(x) if is_index else dtype.type(x)
+
+
+def _select(cond: Any, a: Any, b: Any) -> Any:
+    if isinstance(cond, bool | np.bool_):
+        return a if cond else b
+    return np.where(cond, a, b)
+
+
+def _divsi(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int):
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+    return np.trunc(np.true_divide(a, b)).astype(np.result_type(a, b))
+
+
+def _remsi(a: Any, b: Any) -> Any:
+    return a - _divsi(a, b) * b
+
+
+def _one(a: Any, b: Any) -> Any:
+    return (a < b) | (a > b)
+
+
+def _isnan2(a: Any, b: Any) -> Any:
+    return np.isnan(a) | np.isnan(b)
+
+
+_verf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: Any) -> Any:
+    arr = np.asarray(x)
+    out = _verf(arr.astype(np.float64)).astype(arr.dtype)
+    return out if arr.ndim else arr.dtype.type(out)
+
+
+def _round_away(x: Any) -> Any:
+    return np.copysign(np.floor(np.abs(x) + 0.5), x).astype(np.asarray(x).dtype)
+
+
+def _insert_slice(dest: np.ndarray, src: Any, index: tuple[Any, ...], shape: tuple[int, ...]) -> np.ndarray:
+    out = dest.copy()
+    out[index] = np.reshape(src, shape)
+    return out
+
+
+def _insert(dest: np.ndarray, value: Any, index: tuple[Any, ...]) -> np.ndarray:
+    out = dest.copy()
+    out[index] = value
+    return out
+
+
+HELPERS: dict[str, object] = {
+    "np": np,
+    "_cast": _cast,
+    "_select": _select,
+    "_divsi": _divsi,
+    "_remsi": _remsi,
+    "_one": _one,
+    "_isnan2": _isnan2,
+    "_erf": _erf,
+    "_round_away": _round_away,
+    "_bf16": round_bf16,
+    "_insert_slice": _insert_slice,
+    "_insert": _insert,
+    "_not": np.logical_not,
+}
+
+# Elementwise ops: a template over the operand names. numpy ufuncs keep float32 inputs float32.
+ELEMENTWISE: dict[str, str] = {
+    "arith.addf": "{0} + {1}",
+    "arith.subf": "{0} - {1}",
+    "arith.mulf": "{0} * {1}",
+    "arith.divf": "{0} / {1}",
+    "arith.remf": "np.fmod({0}, {1})",
+    "arith.negf": "-{0}",
+    "arith.maximumf": "np.maximum({0}, {1})",
+    "arith.minimumf": "np.minimum({0}, {1})",
+    "arith.maxnumf": "np.fmax({0}, {1})",
+    "arith.minnumf": "np.fmin({0}, {1})",
+    "arith.addi": "{0} + {1}",
+    "arith.subi": "{0} - {1}",
+    "arith.muli": "{0} * {1}",
+    "arith.divsi": "_divsi({0}, {1})",
+    "arith.divui": "{0} // {1}",
+    "arith.remsi": "_remsi({0}, {1})",
+    "arith.remui": "{0} % {1}",
+    "arith.floordivsi": "{0} // {1}",
+    "arith.ceildivsi": "-(-{0} // {1})",
+    "arith.ceildivui": "-(-{0} // {1})",
+    "arith.maxsi": "np.maximum({0}, {1})",
+    "arith.minsi": "np.minimum({0}, {1})",
+    "arith.maxui": "np.maximum({0}, {1})",
+    "arith.minui": "np.minimum({0}, {1})",
+    "arith.andi": "{0} & {1}",
+    "arith.ori": "{0} | {1}",
+    "arith.xori": "{0} ^ {1}",
+    "arith.shli": "{0} << {1}",
+    "arith.shrsi": "{0} >> {1}",
+    "arith.shrui": "{0} >> {1}",
+    "arith.select": "_select({0}, {1}, {2})",
+    "math.absf": "np.abs({0})",
+    "math.absi": "np.abs({0})",
+    "math.exp": "np.exp({0})",
+    "math.exp2": "np.exp2({0})",
+    "math.expm1": "np.expm1({0})",
+    "math.log": "np.log({0})",
+    "math.log2": "np.log2({0})",
+    "math.log10": "np.log10({0})",
+    "math.log1p": "np.log1p({0})",
+    "math.sqrt": "np.sqrt({0})",
+    "math.rsqrt": "np.reciprocal(np.sqrt({0}))",
+    "math.cbrt": "np.cbrt({0})",
+    "math.tanh": "np.tanh({0})",
+    "math.sin": "np.sin({0})",
+    "math.cos": "np.cos({0})",
+    "math.tan": "np.tan({0})",
+    "math.sinh": "np.sinh({0})",
+    "math.cosh": "np.cosh({0})",
+    "math.asin": "np.arcsin({0})",
+    "math.acos": "np.arccos({0})",
+    "math.atan": "np.arctan({0})",
+    "math.asinh": "np.arcsinh({0})",
+    "math.acosh": "np.arccosh({0})",
+    "math.atanh": "np.arctanh({0})",
+    "math.atan2": "np.arctan2({0}, {1})",
+    "math.erf": "_erf({0})",
+    "math.ceil": "np.ceil({0})",
+    "math.floor": "np.floor({0})",
+    "math.trunc": "np.trunc({0})",
+    "math.round": "_round_away({0})",
+    "math.roundeven": "np.rint({0})",
+    "math.powf": "np.power({0}, {1})",
+    "math.fpowi": "np.power({0}, {1})",
+    "math.ipowi": "np.power({0}, {1})",
+    "math.copysign": "np.copysign({0}, {1})",
+    "math.fma": "{0} * {1} + {2}",
+}
+
+CMPF = {
+    0: "False", 1: "({0} == {1})", 2: "({0} > {1})", 3: "({0} >= {1})", 4: "({0} < {1})",
+    5: "({0} <= {1})", 6: "_one({0}, {1})", 7: "_not(_isnan2({0}, {1}))", 8: "_not(_one({0}, {1}))",
+    9: "_not({0} <= {1})", 10: "_not({0} < {1})", 11: "_not({0} >= {1})", 12: "_not({0} > {1})",
+    13: "({0} != {1})", 14: "_isnan2({0}, {1})", 15: "True",
+}  # fmt: skip
+CMPI = {
+    0: "({0} == {1})", 1: "({0} != {1})", 2: "({0} < {1})", 3: "({0} <= {1})", 4: "({0} > {1})",
+    5: "({0} >= {1})", 6: "({0} < {1})", 7: "({0} <= {1})", 8: "({0} > {1})", 9: "({0} >= {1})",
+}  # fmt: skip
+CASTS = {
+    "arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.fptoui", "arith.extf", "arith.truncf",
+    "arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.index_castui",
+}  # fmt: skip
+PASS_THROUGH = {"tensor.cast", "bufferization.to_tensor"}
+RESHAPES = {"tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape"}
+
+
+def _static_shape(type_: Attribute) -> tuple[int, ...]:
+    assert isinstance(type_, ShapedType)
+    return tuple(type_.get_shape())
+
+
+def constant_value(attr: Attribute, type_: Attribute) -> Any:
+    """The Python/numpy value of an `arith.constant`'s attribute."""
+    if isinstance(attr, DenseIntOrFPElementsAttr):
+        dtype = numpy_dtype(attr.get_element_type())
+        values = np.asarray(attr.get_values(), dtype=dtype)
+        shape = _static_shape(type_)
+        array = np.broadcast_to(values, shape).copy() if values.size == 1 else values.reshape(shape)
+        if isinstance(attr.get_element_type(), BFloat16Type):
+            array = round_bf16(array)
+        array.setflags(write=False)
+        return array
+    if isinstance(attr, IntegerAttr):
+        value = attr.value.data
+        if isinstance(type_, IndexType):
+            return int(value)
+        dtype = numpy_dtype(type_)
+        return dtype.type(bool(value)) if dtype == np.bool_ else dtype.type(value)
+    if isinstance(attr, FloatAttr):
+        value = numpy_dtype(type_).type(attr.value.data)
+        return round_bf16(value) if isinstance(type_, BFloat16Type) else value
+    raise CompileError(f"arith.constant: cannot simulate a constant {attr}")
+
+
+def _empty_tensor(type_: TensorType) -> np.ndarray:
+    """`tensor.empty`: NaN for floats so reading an unwritten destination shows in the results."""
+    dtype = numpy_dtype(type_.get_element_type())
+    fill = np.nan if np.issubdtype(dtype, np.floating) else 0
+    array = np.full(_static_shape(type_), fill, dtype=dtype)
+    array.setflags(write=False)
+    return array
+
+
+_IDENT = re.compile(r"[^0-9a-zA-Z_]")
+_COUNTER = itertools.count()
+
+
+class Emitter:
+    """Turns a block of ops into Python source lines.
+
+    Subclasses add the ops of their context (ports of a task, `linalg.index` in a linalg body).
+    `ports` maps SSA values that stand for streams to a port number: they never hold data.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self.lines: list[str] = []
+        self.globals: dict[str, object] = dict(HELPERS)
+        self.names: dict[SSAValue, str] = {}
+        self.ports: dict[SSAValue, int] = {}
+        self.line_ops: dict[int, Operation] = {}
+        self._count = 0
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def define(self, value: SSAValue) -> str:
+        self._count += 1
+        hint = _IDENT.sub("_", value.name_hint or "")
+        name = f"v{self._count}_{hint}" if hint else f"v{self._count}"
+        self.names[value] = name
+        return name
+
+    def use(self, value: SSAValue) -> str:
+        try:
+            return self.names[value]
+        except KeyError:
+            raise CompileError(f"{self.label}: value {value.name_hint or value} is used but not defined in this body") from None
+
+    def bind(self, obj: object, hint: str = "k") -> str:
+        self._count += 1
+        name = f"_{_IDENT.sub('_', hint)}{self._count}"
+        self.globals[name] = obj
+        return name
+
+    def emit(self, indent: int, text: str, op: Operation | None = None) -> None:
+        self.lines.append("    " * indent + text)
+        if op is not None:
+            self.line_ops[len(self.lines)] = op
+
+    # -- ops --------------------------------------------------------------------------------------
+
+    def block(self, block: Block, indent: int) -> None:
+        for op in block.ops:
+            self.op(op, indent)
+
+    def op(self, op: Operation, indent: int) -> None:
+        name = op.name
+        if name in ELEMENTWISE:
+            self._elementwise(op, ELEMENTWISE[name], indent)
+        elif name == "arith.constant":
+            self._constant(op, indent)
+        elif name in ("arith.cmpf", "arith.cmpi"):
+            table = CMPF if name == "arith.cmpf" else CMPI
+            self._elementwise(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
+        elif name in CASTS:
+            self._cast(op, indent)
+        elif name == "arith.bitcast":
+            dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
+            self.emit(indent, f"{self.define(op.results[0])} = np.asarray({self.use(op.operands[0])}).view({dtype})", op)
+        elif name.startswith(("tensor.", "bufferization.")):
+            self._tensor_op(op, indent)
+        elif name == "scf.for":
+            self._for(op, indent)
+        elif name == "scf.if":
+            self._if(op, indent)
+        elif name.startswith("linalg."):
+            self._linalg(op, indent)
+        else:
+            self.unsupported(op)
+
+    def unsupported(self, op: Operation) -> None:
+        raise CompileError(f"{self.label}: the functional simulator does not support `{op.name}`")
+
+    def _result(self, op: Operation, expr: str, indent: int) -> None:
+        (result,) = op.results
+        if isinstance(element_type(result.type), BFloat16Type):
+            expr = f"_bf16({expr})"
+        self.emit(indent, f"{self.define(result)} = {expr}", op)
+
+    def _elementwise(self, op: Operation, template: str, indent: int) -> None:
+        self._result(op, template.format(*(self.use(v) for v in op.operands)), indent)
+
+    def _constant(self, op: Operation, indent: int) -> None:
+        value = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
+        text = repr(value) if isinstance(value, int | bool) else self.bind(value, "c")
+        self.emit(indent, f"{self.define(op.results[0])} = {text}", op)
+
+    def _cast(self, op: Operation, indent: int) -> None:
+        target = element_type(op.results[0].type)
+        dtype = self.bind(numpy_dtype(target), "dt")
+        self._result(op, f"_cast({self.use(op.operands[0])}, {dtype}, {isinstance(target, IndexType)})", indent)
+
+    def _tensor_op(self, op: Operation, indent: int) -> None:  # noqa: C901 - a flat dispatch
+        name = op.name
+        res = op.results[0] if op.results else None
+        if name == "tensor.empty":
+            assert res is not None and isinstance(res.type, TensorType)
+            self.emit(indent, f"{self.define(res)} = {self.bind(_empty_tensor(res.type), 'empty')}", op)
+        elif name in PASS_THROUGH:
+            self.names[op.results[0]] = self.use(op.operands[0])
+        elif name in RESHAPES:
+            shape = _static_shape(op.results[0].type)
+            self.emit(indent, f"{self.define(op.results[0])} = np.reshape({self.use(op.operands[0])}, {shape})", op)
+        elif name == "tensor.extract_slice":
+            index = self._slice_index(op)
+            shape = _static_shape(op.results[0].type)
+            self.emit(indent, f"{self.define(op.results[0])} = np.reshape({self.use(op.source)}[{index}], {shape})", op)  # type: ignore[attr-defined]
+        elif name == "tensor.insert_slice":
+            index = self._slice_index(op)
+            shape = self._slice_shape(op)
+            src, dest = self.use(op.source), self.use(op.dest)  # type: ignore[attr-defined]
+            self.emit(indent, f"{self.define(op.results[0])} = _insert_slice({dest}, {src}, ({index},), {shape})", op)
+        elif name == "tensor.extract":
+            idx = ", ".join(self.use(v) for v in op.indices)  # type: ignore[attr-defined]
+            self.emit(indent, f"{self.define(op.results[0])} = {self.use(op.tensor)}[{idx},]" if idx else f"{self.define(op.results[0])} = {self.use(op.tensor)}[()]", op)  # type: ignore[attr-defined]
+        elif name == "tensor.insert":
+            idx = ", ".join(self.use(v) for v in op.indices)  # type: ignore[attr-defined]
+            self.emit(indent, f"{self.define(op.results[0])} = _insert({self.use(op.dest)}, {self.use(op.scalar)}, ({idx},))", op)  # type: ignore[attr-defined]
+        elif name == "tensor.splat":
+            dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
+            shape = _static_shape(op.results[0].type)
+            self.emit(indent, f"{self.define(op.results[0])} = np.full({shape}, {self.use(op.operands[0])}, {dtype})", op)
+        elif name == "tensor.from_elements":
+            dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
+            items = ", ".join(self.use(v) for v in op.operands)
+            shape = _static_shape(op.results[0].type)
+            self.emit(indent, f"{self.define(op.results[0])} = np.array([{items}], dtype={dtype}).reshape({shape})", op)
+        elif name == "tensor.dim":
+            shape = _static_shape(op.operands[0].type)
+            self.emit(indent, f"{self.define(op.results[0])} = {shape}[{self.use(op.operands[1])}]", op)
+        elif name == "tensor.concat":
+            srcs = ", ".join(self.use(v) for v in op.operands)
+            self.emit(indent, f"{self.define(op.results[0])} = np.concatenate(({srcs},), axis={op.dim.value.data})", op)  # type: ignore[attr-defined]
+        else:
+            self.unsupported(op)
+
+    def _index_list(self, static: tuple[int, ...], dynamic: Any) -> list[str]:
+        values = iter(dynamic)
+        return [self.use(next(values)) if s == DYNAMIC_INDEX else str(s) for s in static]
+
+    def _slice_index(self, op: Any) -> str:
+        offsets = self._index_list(op.static_offsets.get_values(), op.offsets)
+        sizes = self._index_list(op.static_sizes.get_values(), op.sizes)
+        strides = self._index_list(op.static_strides.get_values(), op.strides)
+        parts = []
+        for off, size, stride in zip(offsets, sizes, strides):
+            if stride == "1":
+                parts.append(f"{off}:{off}+{size}" if not off.isdigit() or not size.isdigit() else f"{off}:{int(off) + int(size)}")
+            else:
+                parts.append(f"{off}:{off}+({size}-1)*{stride}+1:{stride}")
+        return ", ".join(parts)
+
+    def _slice_shape(self, op: Any) -> tuple[int, ...]:
+        sizes = op.static_sizes.get_values()
+        if DYNAMIC_INDEX in sizes:
+            raise CompileError(f"{self.label}: {op.name} with dynamic sizes is not supported (sizes must be static)")
+        return tuple(sizes)
+
+    def _for(self, op: Any, indent: int) -> None:
+        body = op.body.block
+        iv, carried = body.args[0], body.args[1:]
+        data = []  # (init, block arg, result) of the loop-carried values that hold data
+        for init, arg, res in zip(op.iter_args, carried, op.res):
+            if init in self.ports:
+                self.ports[arg] = self.ports[res] = self.ports[init]
+            else:
+                data.append((init, arg, res))
+        for init, arg, _ in data:
+            self.emit(indent, f"{self.define(arg)} = {self.use(init)}", op)
+        bounds = f"{self.use(op.lb)}, {self.use(op.ub)}, {self.use(op.step)}"
+        self.emit(indent, f"for {self.define(iv)} in range({bounds}):", op)
+        self.emit(indent + 1, "pass")
+        for inner in body.ops:
+            if inner.name == "scf.yield":
+                self._carry(inner.operands, [arg for arg in carried], indent + 1)
+            else:
+                self.op(inner, indent + 1)
+        for _, arg, res in data:
+            self.names[res] = self.names[arg]
+
+    def _carry(self, values: Any, targets: list[SSAValue], indent: int) -> None:
+        """Assign yielded values to loop-carried / result variables, checking stream chains."""
+        lhs, rhs = [], []
+        for value, target in zip(values, targets):
+            if target in self.ports:
+                if self.ports.get(value) != self.ports[target]:
+                    raise CompileError(f"{self.label}: scf.yield passes a different stream than the loop carries")
+                continue
+            lhs.append(self.names.get(target) or self.define(target))
+            rhs.append(self.use(value))
+        if lhs:
+            self.emit(indent, f"{', '.join(lhs)}, = {', '.join(rhs)},")
+
+    def _if(self, op: Any, indent: int) -> None:
+        if any(r in self.ports for r in op.output):
+            raise CompileError(f"{self.label}: scf.if must not yield streams; write in both branches and yield nothing")
+        names = [self.define(r) for r in op.output]
+        self.emit(indent, f"if {self.use(op.cond)}:", op)
+        for region in (op.true_region, op.false_region):
+            if region.blocks:
+                self.emit(indent + 1, "pass")
+                for inner in region.block.ops:
+                    if inner.name == "scf.yield":
+                        if names:
+                            self.emit(indent + 1, f"{', '.join(names)}, = {', '.join(self.use(v) for v in inner.operands)},")
+                    else:
+                        self.op(inner, indent + 1)
+            if region is op.true_region:
+                self.emit(indent, "else:")
+                if not op.false_region.blocks:
+                    self.emit(indent + 1, "pass")
+
+    def _linalg(self, op: Operation, indent: int) -> None:
+        from streamdsl.sim._linalg import compile_linalg
+
+        fn = self.bind(compile_linalg(op, self.label), op.name.replace(".", "_"))
+        args = ", ".join(self.use(v) for v in op.operands)
+        outs = ", ".join(self.define(r) for r in op.results)
+        if outs:
+            self.emit(indent, f"{outs}, = {fn}({args})", op)
+
+    # -- compilation ---------------------------------------------------------------------------------
+
+    def compile(self, header: str, fn_name: str) -> Callable[..., Any]:
+        source = "\n".join([header, *self.lines, ""])
+        filename = f"<streamdsl-sim {self.label} #{next(_COUNTER)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
+        namespace = self.globals
+        exec(code, namespace)  # noqa: S102 - our own generated code
+        fn = namespace[fn_name]
+        fn.__streamdsl_source__ = source  # type: ignore[attr-defined]
+        fn.__streamdsl_lines__ = self.line_ops  # type: ignore[attr-defined]
+        return fn  # type: ignore[return-value]

@@ -1,0 +1,374 @@
+"""`linalg` ops as numpy closures, prepared once per op.
+
+Named ops with an obvious numpy form (fill, matmul, transpose, broadcast, reduce) get it; every
+other structured op (`linalg.generic`, the elementwise named ops, matmul with other maps, convs)
+is evaluated from its indexing maps and body: each operand is laid out over the iteration space
+(a broadcasting view when its map is a projected permutation, a gather otherwise), the scalar
+body runs once on whole arrays, and reductions use the ufunc of the combiner the body yields.
+Bodies whose reduction is not a plain combiner run sequentially over the reduction indices.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import BFloat16Type, ShapedType
+from xdsl.dialects.linalg import (
+    BroadcastOp,
+    FillOp,
+    IteratorType,
+    LinalgStructuredOperation,
+    MatmulOp,
+    ReduceOp,
+    TransposeOp,
+)
+from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.ir.affine import (
+    AffineBinaryOpExpr,
+    AffineBinaryOpKind,
+    AffineConstantExpr,
+    AffineDimExpr,
+    AffineExpr,
+    AffineMap,
+)
+
+from streamdsl.sim._codegen import CompileError, Emitter, element_type, numpy_dtype, round_bf16
+
+__all__ = ["compile_linalg"]
+
+Kernel = Callable[..., tuple[Any, ...]]
+
+COMBINERS: dict[str, np.ufunc] = {
+    "arith.addf": np.add,
+    "arith.addi": np.add,
+    "arith.mulf": np.multiply,
+    "arith.muli": np.multiply,
+    "arith.maximumf": np.maximum,
+    "arith.minimumf": np.minimum,
+    "arith.maxnumf": np.fmax,
+    "arith.minnumf": np.fmin,
+    "arith.maxsi": np.maximum,
+    "arith.minsi": np.minimum,
+    "arith.andi": np.bitwise_and,
+    "arith.ori": np.bitwise_or,
+    "arith.xori": np.bitwise_xor,
+}
+
+_DEFAULT_MATMUL_MAPS = (
+    AffineMap.from_callable(lambda i, _, k: (i, k)),
+    AffineMap.from_callable(lambda _, j, k: (k, j)),
+    AffineMap.from_callable(lambda i, j, _: (i, j)),
+)
+
+
+def compile_linalg(op: Operation, label: str) -> Kernel:
+    """A function of the op's operands (ins then outs) returning the tuple of its results."""
+    if isinstance(op, FillOp):
+        return _fill(op)
+    if isinstance(op, MatmulOp) and tuple(m.data for m in op.indexing_maps) == _DEFAULT_MATMUL_MAPS:
+        return _matmul(op)
+    if isinstance(op, TransposeOp):
+        perm = tuple(op.permutation.get_values())
+        return lambda x, _out: (np.transpose(x, perm),)
+    if isinstance(op, BroadcastOp):
+        return _broadcast(op)
+    if isinstance(op, ReduceOp):
+        return _reduce(op, label)
+    if isinstance(op, LinalgStructuredOperation):
+        return _Structured(op, label).kernel()
+    raise CompileError(f"{label}: the functional simulator does not support `{op.name}`")
+
+
+def _finish(op: Operation) -> Callable[[Any], Any]:
+    if not op.results:
+        raise CompileError(f"{op.name}: only the tensor form (with results) is simulated, not the memref form")
+    return _finish_result(op.results[0])
+
+
+def _fill(op: FillOp) -> Kernel:
+    finish = _finish(op)
+    return lambda value, out: (finish(np.full(out.shape, value, dtype=out.dtype)),)
+
+
+def _matmul(op: MatmulOp) -> Kernel:
+    finish = _finish(op)
+    return lambda a, b, out: (finish(out + np.matmul(a, b)),)
+
+
+def _broadcast(op: BroadcastOp) -> Kernel:
+    dims = tuple(op.dimensions.get_values())
+    finish = _finish(op)
+    return lambda x, out: (finish(np.broadcast_to(np.expand_dims(x, dims), out.shape)),)
+
+
+def _reduce(op: ReduceOp, label: str) -> Kernel:
+    dims = tuple(op.dimensions.get_values())
+    finish = _finish(op)
+    block = op.region.block
+    ufunc = _combiner(block, block.args[0], block.args[1]) or _combiner(block, block.args[1], block.args[0])
+    if ufunc is not None:
+        return lambda x, init: (finish(ufunc(init, ufunc.reduce(x, axis=dims))),)
+    body = _compile_body(block, label, 0)
+
+    def sequential(x: np.ndarray, init: np.ndarray) -> tuple[Any, ...]:
+        moved = np.moveaxis(x, dims, tuple(range(len(dims))))
+        acc = init
+        for index in itertools.product(*(range(s) for s in moved.shape[: len(dims)])):
+            (acc,) = body(moved[index], acc)
+        return (finish(acc),)
+
+    return sequential
+
+
+def _combiner(block: Block, element: SSAValue, acc: SSAValue) -> np.ufunc | None:
+    """The ufunc if the block is `yield combine(element, acc)` (either operand order)."""
+    ops = list(block.ops)
+    if len(ops) != 2 or ops[0].name not in COMBINERS:
+        return None
+    combine, yield_ = ops
+    if list(yield_.operands) != [combine.results[0]] or set(combine.operands) != {element, acc}:
+        return None
+    return COMBINERS[combine.name]
+
+
+class _BodyEmitter(Emitter):
+    """A linalg body: `linalg.index` reads an index-grid argument, `linalg.yield` returns."""
+
+    def __init__(self, label: str, num_loops: int):
+        super().__init__(label)
+        self.num_loops = num_loops
+        self.yield_override: dict[int, SSAValue] = {}
+
+    def op(self, op: Operation, indent: int) -> None:
+        if op.name == "linalg.index":
+            self.names[op.results[0]] = f"idx[{op.dim.value.data}]"  # type: ignore[attr-defined]
+        elif op.name == "linalg.yield":
+            values = [self.yield_override.get(i, v) for i, v in enumerate(op.operands)]
+            self.emit(indent, f"return ({''.join(self.use(v) + ', ' for v in values)})", op)
+        else:
+            super().op(op, indent)
+
+
+def _compile_body(block: Block, label: str, num_loops: int, override: dict[int, SSAValue] | None = None) -> Kernel:
+    emitter = _BodyEmitter(label, num_loops)
+    emitter.yield_override = override or {}
+    params = [emitter.define(arg) for arg in block.args]
+    emitter.block(block, 1)
+    signature = ", ".join([*params, "idx=()"])
+    return emitter.compile(f"def body({signature}):", "body")
+
+
+# ---------------------------------------------------------------------------------------------
+# Structured ops from indexing maps
+# ---------------------------------------------------------------------------------------------
+
+
+def _eval_affine(expr: AffineExpr, grids: Sequence[np.ndarray]) -> Any:
+    match expr:
+        case AffineDimExpr(position=pos):
+            return grids[pos]
+        case AffineConstantExpr(value=value):
+            return value
+        case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
+            a, b = _eval_affine(lhs, grids), _eval_affine(rhs, grids)
+            return {
+                AffineBinaryOpKind.Add: lambda: a + b,
+                AffineBinaryOpKind.Mul: lambda: a * b,
+                AffineBinaryOpKind.Mod: lambda: a % b,
+                AffineBinaryOpKind.FloorDiv: lambda: a // b,
+                AffineBinaryOpKind.CeilDiv: lambda: -(-a // b),
+            }[kind]()
+    raise CompileError(f"affine expression {expr} is not supported")
+
+
+def _projection(map_: AffineMap) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """(dim positions of the non-constant results, (axis, constant) pairs), or None if the map
+    is not a projected permutation with constants."""
+    dims, consts = [], []
+    for axis, expr in enumerate(map_.results):
+        match expr:
+            case AffineDimExpr(position=pos) if pos not in dims:
+                dims.append(pos)
+            case AffineConstantExpr(value=value):
+                consts.append((axis, value))
+            case _:
+                return None
+    return dims, consts
+
+
+class _Structured:
+    """Evaluates one structured op (generic or named) over its whole iteration space."""
+
+    def __init__(self, op: LinalgStructuredOperation, label: str):
+        self.op, self.label = op, label
+        self.maps = [m.data for m in op.get_indexing_maps()]
+        self.n = self.maps[0].num_dims if self.maps else 0
+        self.reduction = [i for i, t in enumerate(op.get_iterator_types()) if t.data != IteratorType.PARALLEL]
+        self.ranges = self._loop_ranges()
+        self.num_in = len(op.inputs)
+        self.finish = [_finish_result(r) for r in op.results]
+        self.gathers = [self._gather(m, v) for m, v in zip(self.maps, op.operands)]
+        self.index = tuple(
+            np.arange(r).reshape([r if d == i else 1 for d in range(self.n)]) for i, r in enumerate(self.ranges)
+        )
+        par_shape = [1 if d in self.reduction else r for d, r in enumerate(self.ranges)]
+        self.par_shape = tuple(par_shape)
+        self.scatters = [self._scatter(m, v) for m, v in zip(self.maps[self.num_in :], op.outputs)]
+
+    def _loop_ranges(self) -> tuple[int, ...]:
+        ranges: list[int | None] = [None] * self.n
+        for map_, value in zip(self.maps, self.op.operands):
+            if not isinstance(value.type, ShapedType):
+                continue
+            for expr, size in zip(map_.results, value.type.get_shape()):
+                if isinstance(expr, AffineDimExpr) and ranges[expr.position] is None:
+                    ranges[expr.position] = size
+        if any(r is None for r in ranges):
+            raise CompileError(f"{self.label}: {self.op.name}: cannot infer the loop ranges from the indexing maps")
+        return tuple(r for r in ranges if r is not None)
+
+    def _gather(self, map_: AffineMap, value: SSAValue) -> Callable[[Any], Any]:
+        """A function laying an operand out over the iteration space (broadcastable)."""
+        if not isinstance(value.type, ShapedType):
+            return lambda x: x
+        proj = _projection(map_)
+        if proj is None:
+            grids = np.indices(self.ranges, sparse=True)
+            index = tuple(np.broadcast_arrays(*(_eval_affine(e, grids) for e in map_.results)))
+            return lambda x: x[index]
+        dims, consts = proj
+        if not consts and dims == list(range(self.n)):
+            return lambda x: x
+        fixed = dict(consts)
+        take = tuple(fixed.get(axis, slice(None)) for axis in range(len(map_.results)))
+        order = sorted(range(len(dims)), key=dims.__getitem__)
+        sizes = {d: size for d, size in zip(dims, (s for a, s in enumerate(value.type.get_shape()) if a not in fixed))}
+        shape = [sizes.get(d, 1) for d in range(self.n)]
+        return lambda x: np.reshape(np.transpose(x[take], order), shape)
+
+    def _scatter(self, map_: AffineMap, out: SSAValue) -> Callable[[Any, np.ndarray], Any]:
+        """A function writing a value over the parallel iteration space into the out tensor."""
+        assert isinstance(out.type, ShapedType)
+        out_shape = tuple(out.type.get_shape())
+        par_shape = self.par_shape
+        proj = _projection(map_)
+        if proj is not None and not proj[1]:
+            dims = proj[0]
+            rest = [d for d in range(self.n) if d not in dims]
+            last = tuple(slice(-1, None) if d in rest else slice(None) for d in range(self.n))
+            perm = [*dims, *rest]
+            identity = perm == list(range(self.n))
+            if identity:
+                return lambda v, _out: np.reshape(np.broadcast_to(v, par_shape), out_shape)
+            return lambda v, _out: np.reshape(np.transpose(np.broadcast_to(v, par_shape)[last], perm), out_shape)
+        grids = np.indices(par_shape, sparse=True)
+        index = tuple(np.broadcast_arrays(*(_eval_affine(e, grids) for e in map_.results)))
+
+        def scatter(v: Any, out_value: np.ndarray) -> np.ndarray:
+            res = np.array(out_value, copy=True)
+            res[index] = np.broadcast_to(v, par_shape)
+            return res
+
+        return scatter
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def kernel(self) -> Kernel:
+        block = self.op.body.block
+        if not self.reduction:
+            return self._parallel(_compile_body(block, self.label, self.n))
+        contributions = self._contributions(block)
+        if contributions is not None:
+            ufuncs, override = contributions
+            return self._reduced(_compile_body(block, self.label, self.n, override), ufuncs)
+        return self._sequential(_compile_body(block, self.label, self.n))
+
+    def _contributions(self, block: Block) -> tuple[list[np.ufunc], dict[int, SSAValue]] | None:
+        """For `yield combine(out_arg, f(ins))` on every output: the ufuncs and the f values."""
+        out_args = list(block.args[self.num_in :])
+        (yield_,) = [o for o in block.ops if o.name == "linalg.yield"]
+        ufuncs, override = [], {}
+        for i, (value, acc) in enumerate(zip(yield_.operands, out_args)):
+            op = value.owner
+            if not isinstance(op, Operation) or op.name not in COMBINERS or len(op.operands) != 2:
+                return None
+            others = [v for v in op.operands if v is not acc]
+            if len(others) != 1 or _depends_on(others[0], set(out_args)):
+                return None
+            ufuncs.append(COMBINERS[op.name])
+            override[i] = others[0]
+        return ufuncs, override
+
+    def _parallel(self, body: Kernel) -> Kernel:
+        gathers, scatters, finish, index, num_in = self.gathers, self.scatters, self.finish, self.index, self.num_in
+
+        def run(*operands: Any) -> tuple[Any, ...]:
+            values = body(*[g(x) for g, x in zip(gathers, operands)], idx=index)
+            return tuple(f(s(v, o)) for f, s, v, o in zip(finish, scatters, values, operands[num_in:]))
+
+        return run
+
+    def _reduced(self, body: Kernel, ufuncs: list[np.ufunc]) -> Kernel:
+        gathers, scatters, finish, index = self.gathers, self.scatters, self.finish, self.index
+        axes, full, num_in = tuple(self.reduction), self.ranges, self.num_in
+
+        def run(*operands: Any) -> tuple[Any, ...]:
+            args = [g(x) for g, x in zip(gathers, operands)]
+            values = body(*args, idx=index)
+            results = []
+            for i, (ufunc, value) in enumerate(zip(ufuncs, values)):
+                reduced = ufunc.reduce(np.broadcast_to(value, full), axis=axes, keepdims=True)
+                init = args[num_in + i]
+                results.append(finish[i](scatters[i](ufunc(init, reduced), operands[num_in + i])))
+            return tuple(results)
+
+        return run
+
+    def _sequential(self, body: Kernel) -> Kernel:
+        gathers, scatters, finish = self.gathers, self.scatters, self.finish
+        red, num_in, n = self.reduction, self.num_in, self.n
+        red_ranges = [self.ranges[d] for d in red]
+        par_index = [a if d not in red else None for d, a in enumerate(self.index)]
+
+        def at(x: Any, point: dict[int, int]) -> Any:
+            if not isinstance(x, np.ndarray) or x.ndim != n:
+                return x
+            return x[tuple(slice(point[d], point[d] + 1) if d in point and x.shape[d] > 1 else slice(None) for d in range(n))]
+
+        def run(*operands: Any) -> tuple[Any, ...]:
+            args = [g(x) for g, x in zip(gathers, operands)]
+            accs = args[num_in:]
+            for values in itertools.product(*(range(r) for r in red_ranges)):
+                point = dict(zip(red, values))
+                idx = tuple(a if a is not None else point[d] for d, a in enumerate(par_index))
+                accs = list(body(*(at(a, point) for a in args[:num_in]), *accs, idx=idx))
+            outs = operands[num_in:]
+            return tuple(f(s(v, o)) for f, s, v, o in zip(finish, scatters, accs, outs))
+
+        return run
+
+
+def _finish_result(result: SSAValue) -> Callable[[Any], Any]:
+    elem = element_type(result.type)
+    dtype = numpy_dtype(elem)
+    if isinstance(elem, BFloat16Type):
+        return lambda v: round_bf16(np.asarray(v, dtype=dtype))
+    return lambda v: np.asarray(v).astype(dtype, copy=False)
+
+
+def _depends_on(value: SSAValue, targets: set[SSAValue]) -> bool:
+    seen: set[SSAValue] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v in targets:
+            return True
+        if v in seen or isinstance(v, BlockArgument):
+            continue
+        seen.add(v)
+        if isinstance(v.owner, Operation):
+            stack.extend(v.owner.operands)
+    return False

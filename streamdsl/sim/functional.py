@@ -1,0 +1,611 @@
+"""Functional simulator of the `dataflow` IR: numpy tiles through bounded FIFOs.
+
+`simulate(prog, *arrays)` interprets the IR (not the DSL's Python source). Each `dataflow.task`
+body is compiled once to a Python generator (`_runtime.compile_task`); DMAs, forks, joins,
+chunk/concat, reassociate and converters are built-in generators. A deterministic round-robin
+scheduler resumes every process whose blocking condition has cleared; a round in which none can
+move is a deadlock (or a stream used past its end, which is reported as such).
+
+FIFO depth of an edge: `depths={name: d}` if given, else the producing op's `depth` attribute
+(an integer, or one entry per result), else the `!dataflow.stream` depth, else `default_depth`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, ModuleOp, TensorType
+from xdsl.dialects.func import FuncOp
+from xdsl.ir import Operation, SSAValue
+
+from streamdsl.dialects.dataflow import (
+    DmaLoadOp,
+    DmaStoreOp,
+    ITensorCastOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
+    ITensorConverterOp,
+    ITensorEmptyOp,
+    ITensorForkOp,
+    ITensorJoinOp,
+    ITensorReassociateOp,
+    KernelOp,
+    StreamOp,
+    StreamType,
+    TaskOp,
+    YieldOp,
+)
+from streamdsl.errors import DeadlockError, StreamError
+from streamdsl.itensor import ITensorError, itensor
+from streamdsl.sim import _runtime as rt
+from streamdsl.sim._codegen import CompileError, constant_value, numpy_dtype
+from streamdsl.sim._runtime import ANY, EMPTY, FULL, Fifo, Process
+
+__all__ = ["SimStats", "StreamStats", "TaskFailure", "simulate", "simulate_with_stats"]
+
+
+class TaskFailure(RuntimeError):
+    """A task body raised while running (e.g. a shape error); names the task and the op."""
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    name: str
+    producer: str
+    consumer: str
+    tokens: int
+    depth: int
+    peak: int
+    token_bits: int | None
+
+
+@dataclass
+class SimStats:
+    """What one simulation observed. `peak_occupancy` is in tokens per stream."""
+
+    streams: list[StreamStats] = field(default_factory=list)
+    converter_peak: dict[str, int] = field(default_factory=dict)  # elements held, per converter
+    seconds: float = 0.0
+    resumes: int = 0
+
+    @property
+    def peak_occupancy(self) -> dict[str, int]:
+        return {s.name: s.peak for s in self.streams}
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(s.tokens for s in self.streams)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.total_tokens / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "peak_occupancy": self.peak_occupancy,
+            "depth": {s.name: s.depth for s in self.streams},
+            "tokens": {s.name: s.tokens for s in self.streams},
+            "streams": [vars(s) | {} for s in self.streams],
+            "converter_peak": dict(self.converter_peak),
+            "total_tokens": self.total_tokens,
+            "seconds": self.seconds,
+        }
+
+
+def simulate(
+    prog: Any,
+    *arrays: np.ndarray,
+    depths: dict[str, int] | None = None,
+    default_depth: int = 2,
+    record: dict[str, Any] | None = None,
+) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Run the program's IR on numpy; returns its output array (a tuple if several).
+
+    `record`, if given, is filled with `SimStats.as_record()` (peak occupancy per stream, ...).
+    """
+    outputs, stats = simulate_with_stats(prog, *arrays, depths=depths, default_depth=default_depth)
+    if record is not None:
+        record.update(stats.as_record())
+    return outputs
+
+
+def simulate_with_stats(
+    prog: Any, *arrays: np.ndarray, depths: dict[str, int] | None = None, default_depth: int = 2
+) -> tuple[np.ndarray | tuple[np.ndarray, ...], SimStats]:
+    func, params = _entry(prog)
+    args = _bind_arguments(func, arrays, params)
+    stats = SimStats()
+    start = time.perf_counter()
+    outputs = _run_func(func, args, dict(depths or {}), default_depth, stats)
+    stats.seconds = time.perf_counter() - start
+    return (outputs[0] if len(outputs) == 1 else tuple(outputs)), stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point and arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def _entry(prog: Any) -> tuple[FuncOp, list[np.ndarray]]:
+    if isinstance(prog, FuncOp):
+        return prog, []
+    if isinstance(prog, ModuleOp):
+        funcs = [op for op in prog.walk() if isinstance(op, FuncOp) and any(isinstance(o, KernelOp) for o in op.walk())]
+        if len(funcs) != 1:
+            raise ValueError(f"simulate: the module must hold exactly one func.func with a dataflow.kernel, found {len(funcs)}")
+        return funcs[0], []
+    if hasattr(prog, "entry") and hasattr(prog, "params"):
+        return prog.entry, list(prog.params.values())
+    raise TypeError(f"simulate: expected a Program, a ModuleOp or a func.func, got {type(prog).__name__}")
+
+
+def _bind_arguments(func: FuncOp, arrays: Sequence[np.ndarray], params: list[np.ndarray]) -> list[np.ndarray]:
+    formals = func.body.block.args
+    given = list(arrays)
+    if len(given) + len(params) == len(formals):
+        given += params
+    if len(given) != len(formals):
+        raise ValueError(
+            f"simulate @{func.sym_name.data}: takes {len(formals)} arrays ({len(formals) - len(params)} inputs and "
+            f"{len(params)} bound parameters), got {len(arrays)}"
+        )
+    bound = []
+    for i, (formal, array) in enumerate(zip(formals, given)):
+        assert isinstance(formal.type, TensorType)
+        shape = tuple(formal.type.get_shape())
+        value = np.array(array, dtype=numpy_dtype(formal.type.get_element_type()), copy=True)
+        if value.shape != shape:
+            name = formal.name_hint or f"#{i}"
+            raise ValueError(f"simulate @{func.sym_name.data}: argument {name} has shape {value.shape}, expected {shape}")
+        value.setflags(write=False)
+        bound.append(value)
+    return bound
+
+
+def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], default_depth: int, stats: SimStats) -> list[np.ndarray]:
+    env: dict[SSAValue, Any] = dict(zip(func.body.block.args, args))
+    for op in func.body.block.ops:
+        if isinstance(op, KernelOp):
+            kernel = _Kernel(op, [env[v] for v in op.inputs], depths, default_depth)
+            env.update(zip(op.outputs, kernel.run(stats)))
+        elif op.name == "arith.constant":
+            env[op.results[0]] = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
+        elif op.name == "func.return":
+            return [env[v] for v in op.operands]
+        else:
+            raise CompileError(f"@{func.sym_name.data}: `{op.name}` outside the dataflow.kernel is not simulated")
+    raise CompileError(f"@{func.sym_name.data}: no func.return")
+
+
+# ---------------------------------------------------------------------------------------------
+# One kernel: the process graph
+# ---------------------------------------------------------------------------------------------
+
+
+class _Kernel:
+    def __init__(self, op: KernelOp, inputs: list[np.ndarray], depths: dict[str, int], default_depth: int):
+        self.op, self.name = op, op.sym_name.data
+        self.fifos: dict[SSAValue, Fifo] = {}
+        self.all_fifos: list[Fifo] = []
+        self.procs: list[Process] = []
+        self.tensors: dict[SSAValue, Any] = dict(zip(op.body.block.args, inputs))
+        self.sinks: list[tuple[SSAValue, itensor, list[np.ndarray], Fifo]] = []
+        self.converters: list[tuple[str, Any]] = []
+        self.results: list[SSAValue] = []
+        for inner in op.body.block.ops:
+            self._add(inner)
+        self._name_streams()
+        self._set_depths(depths, default_depth)
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _new_fifo(self, value: SSAValue | None, producer: Process | None, expected: int | None = None) -> Fifo:
+        it = rt.itensor_of(value) if value is not None else None
+        if it is not None:
+            fifo = Fifo(value, it.num_tokens if expected is None else expected, it.token_bits)
+        else:
+            fifo = Fifo(value, expected, None)
+        fifo.producer = producer
+        self.all_fifos.append(fifo)
+        if value is not None:
+            self.fifos[value] = fifo
+        return fifo
+
+    def _take(self, value: SSAValue, consumer: Process) -> Fifo:
+        """The FIFO of a stream value, now read by `consumer` (one consumer per stream)."""
+        if value not in self.fifos:
+            raise CompileError(f"kernel @{self.name}: {consumer.name} reads {value.name_hint or value.type}, which no op produces as a stream")
+        fifo = self.fifos[value]
+        if fifo.consumer is not None and fifo.consumer is not consumer:
+            raise CompileError(
+                f"kernel @{self.name}: stream {value.name_hint or ''} has two consumers ({fifo.consumer.name} and "
+                f"{consumer.name}); insert dataflow.itensor_fork"
+            )
+        fifo.consumer = consumer
+        return fifo
+
+    def _proc(self, name: str, op: Operation | None) -> Process:
+        proc = Process(name, op)
+        self.procs.append(proc)
+        return proc
+
+    def _add(self, op: Operation) -> None:  # noqa: C901 - one branch per op kind
+        match op:
+            case DmaLoadOp():
+                self._dma_load(op)
+            case DmaStoreOp():
+                self._dma_store(op)
+            case TaskOp():
+                self._task(op)
+            case ITensorForkOp():
+                proc = self._proc(f"fork({_hint(op.source)})", op)
+                src = self._take(op.source, proc)
+                outs = [self._new_fifo(r, proc) for r in op.outputs]
+                proc.gen = rt.fork(src, outs, src.expected or 0)
+            case ITensorJoinOp():
+                self._join(op)
+            case ITensorCastOp():
+                self.fifos[op.result] = self.fifos[op.source]
+            case ITensorReassociateOp():
+                proc = self._proc(f"reassociate({_hint(op.source)})", op)
+                src = self._take(op.source, proc)
+                out = self._new_fifo(op.result, proc)
+                proc.gen = rt.reassociate(src, out, out.expected or 0, op.result.type.itensor.tile)
+            case ITensorChunkOp() | ITensorConcatOp():
+                self._chunk_concat(op)
+            case ITensorConverterOp():
+                self._converter(op)
+            case StreamOp():
+                layout = op.layout.itensor if op.layout is not None else None
+                fifo = self._new_fifo(op.result, None, layout.num_tokens if layout else None)
+                fifo.token_bits = layout.token_bits if layout else None
+            case ITensorEmptyOp():
+                pass
+            case YieldOp():
+                self.results = list(op.values)
+            case _:
+                raise CompileError(f"kernel @{self.name}: `{op.name}` is not allowed in a kernel body (see docs/ir.md)")
+
+    def _dma_load(self, op: DmaLoadOp) -> None:
+        proc = self._proc(f"dma_load({_hint(op.source)})", op)
+        it = op.result.type.itensor
+        try:
+            tiles = it.reference_stream(self.tensors[op.source])
+        except ITensorError as err:
+            raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
+        proc.gen = rt.dma_load(tiles, self._new_fifo(op.result, proc))
+
+    def _dma_store(self, op: DmaStoreOp) -> None:
+        proc = self._proc(f"dma_store({_hint(op.source)})", op)
+        src = self._take(op.source, proc)
+        sink: list[np.ndarray] = []
+        self.sinks.append((op.result, op.source.type.itensor, sink, src))
+        proc.gen = rt.dma_store(src, src.expected or 0, sink)
+
+    def _task(self, op: TaskOp) -> None:
+        proc = self._proc(op.sym_name.data, op)
+        try:
+            fn, reads, writes, _ = rt.compile_task(op)
+        except CompileError as err:
+            raise CompileError(f"kernel @{self.name}: {err}") from None
+        ports: list[Fifo] = []
+        for value in op.inputs:
+            if isinstance(value.type, StreamType):
+                ports.append(self.fifos[value])
+            else:
+                ports.append(self._take(value, proc))
+        for i, init in enumerate(op.inits):
+            if isinstance(init.type, StreamType):
+                ports.append(self.fifos[init])
+            else:
+                ports.append(self._new_fifo(op.outputs[i], proc))
+        for p, fifo in enumerate(ports):
+            if p in writes or p >= len(op.inputs):
+                self._claim(fifo, "producer", proc)
+            if p in reads or (p < len(op.inputs) and p not in writes):
+                self._claim(fifo, "consumer", proc)
+        proc.reads = [ports[p] for p in sorted(reads)]
+        proc.writes = [ports[p] for p in sorted(writes)]
+        proc.gen = _guarded(proc, fn, ports)
+
+    def _claim(self, fifo: Fifo, role: str, proc: Process) -> None:
+        other = getattr(fifo, role)
+        if other is not None and other is not proc:
+            raise CompileError(f"kernel @{self.name}: stream {_hint(fifo.value)} has two {role}s: {other.name} and {proc.name}")
+        setattr(fifo, role, proc)
+
+    def _join(self, op: ITensorJoinOp) -> None:
+        proc = self._proc(f"join({', '.join(_hint(s) for s in op.sources)})", op)
+        n = op.result.type.itensor.num_tokens
+        m = len(op.sources)
+        if n % m:
+            raise CompileError(f"kernel @{self.name}: {proc.name}: {n} tokens cannot be taken round-robin from {m} sources")
+        srcs = [self._take(s, proc) for s in op.sources]
+        for src in srcs:
+            src.expected = n // m  # source i supplies tokens i, i+m, ... of the result
+        proc.gen = rt.route_merge(srcs, self._new_fifo(op.result, proc), [k % m for k in range(n)])
+
+    def _chunk_concat(self, op: ITensorChunkOp | ITensorConcatOp) -> None:
+        dim = op.dim.value.data
+        if isinstance(op, ITensorChunkOp):
+            proc = self._proc(f"chunk({_hint(op.source)})", op)
+            whole, parts = op.source.type.itensor, [r.type.itensor for r in op.outputs]
+            route = _split_route(whole, parts, dim, proc.name)
+            src = self._take(op.source, proc)
+            proc.gen = rt.route_split(src, [self._new_fifo(r, proc) for r in op.outputs], route)
+        else:
+            proc = self._proc(f"concat({', '.join(_hint(s) for s in op.sources)})", op)
+            whole, parts = op.result.type.itensor, [s.type.itensor for s in op.sources]
+            route = _split_route(whole, parts, dim, proc.name)
+            srcs = [self._take(s, proc) for s in op.sources]
+            proc.gen = rt.route_merge(srcs, self._new_fifo(op.result, proc), route)
+
+    def _converter(self, op: ITensorConverterOp) -> None:
+        from streamdsl.sim.converter import ConverterBuffer
+
+        proc = self._proc(f"converter({_hint(op.source)})", op)
+        src_it, dst_it = op.source.type.itensor, op.result.type.itensor
+        shape = tuple(op.buffer_shape.get_values()) if op.buffer_shape is not None else None
+        shared = op.shared_loops.value.data if op.shared_loops is not None else 0
+        buffer = ConverterBuffer(src_it, dst_it, shape, shared, name=proc.name)
+        self.converters.append((proc.name, buffer))
+        src = self._take(op.source, proc)
+        out = self._new_fifo(op.result, proc)
+        proc.gen = rt.converter(src, out, buffer, src_it.num_tokens, dst_it.num_tokens, proc.name)
+
+    # -- names and depths ------------------------------------------------------------------------
+
+    def _name_streams(self) -> None:
+        _uniquify(self.procs)
+        used: dict[str, int] = {}
+        for fifo in self.all_fifos:
+            base = fifo.value.name_hint if fifo.value is not None and fifo.value.name_hint else None
+            if base is None:
+                producer = fifo.producer.name if fifo.producer else "?"
+                consumer = fifo.consumer.name if fifo.consumer else "?"
+                base = f"{producer}->{consumer}"
+            used[base] = used.get(base, 0) + 1
+            fifo.name = base if used[base] == 1 else f"{base}#{used[base]}"
+
+    def _set_depths(self, depths: dict[str, int], default: int) -> None:
+        for fifo in self.all_fifos:
+            depth = depths.get(fifo.name)
+            if depth is None:
+                depth = _ir_depth(fifo.value)
+            fifo.depth = default if depth is None else depth
+            if fifo.depth < 1:
+                raise ValueError(f"stream {fifo.name}: depth must be >= 1, got {fifo.depth}")
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(self, stats: SimStats) -> list[np.ndarray]:
+        stats.resumes += _schedule(self.procs)
+        self._check_drained()
+        outputs = {value: self._assemble(it, sink, fifo) for value, it, sink, fifo in self.sinks}
+        stats.streams += [
+            StreamStats(
+                f.name,
+                f.producer.name if f.producer else "",
+                f.consumer.name if f.consumer else "",
+                f.pushed,
+                f.depth,
+                f.peak,
+                f.token_bits,
+            )
+            for f in self.all_fifos
+        ]
+        stats.converter_peak.update({name: buf.peak for name, buf in self.converters})
+        return [outputs[v] if v in outputs else self.tensors[v] for v in self.results]
+
+    def _check_drained(self) -> None:
+        for fifo in self.all_fifos:
+            consumer = fifo.consumer.name if fifo.consumer else "nobody"
+            producer = fifo.producer.name if fifo.producer else "nobody"
+            if fifo.q:
+                raise StreamError(
+                    f"stream {fifo.name}: {len(fifo.q)} tokens left unread: {consumer} read {fifo.pushed - len(fifo.q)} "
+                    f"of the {fifo.pushed} tokens {producer} wrote (the stream's type has {fifo.expected}); "
+                    f"make {consumer} read every token"
+                )
+            if fifo.expected is not None and fifo.pushed != fifo.expected:
+                raise StreamError(
+                    f"stream {fifo.name}: {producer} wrote {fifo.pushed} tokens but the stream's type has "
+                    f"{fifo.expected} (and {consumer} read them all); make both write and read {fifo.expected}"
+                )
+
+    def _assemble(self, it: itensor, sink: list[np.ndarray], fifo: Fifo) -> np.ndarray:
+        try:
+            return it.from_stream(sink)
+        except ITensorError as err:
+            raise StreamError(f"stream {fifo.name}: dma_store cannot rebuild the tensor: {err}") from None
+
+
+def _hint(value: SSAValue | None) -> str:
+    if value is None:
+        return "?"
+    if value.name_hint:
+        return value.name_hint
+    owner = value.owner
+    return owner.sym_name.data if isinstance(owner, TaskOp) else str(value.index) if hasattr(value, "index") else "?"
+
+
+def _uniquify(procs: list[Process]) -> None:
+    seen: dict[str, int] = {}
+    for proc in procs:
+        seen[proc.name] = seen.get(proc.name, 0) + 1
+        if seen[proc.name] > 1:
+            proc.name = f"{proc.name}#{seen[proc.name]}"
+
+
+def _ir_depth(value: SSAValue | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value.type, StreamType):
+        return value.type.depth.data
+    owner = value.owner
+    attr = owner.attributes.get("depth") if isinstance(owner, Operation) else None
+    index = value.index if hasattr(value, "index") else 0  # type: ignore[attr-defined]
+    if isinstance(attr, IntegerAttr):
+        return attr.value.data
+    if isinstance(attr, DenseArrayBase):
+        return int(attr.get_values()[index])
+    if isinstance(attr, ArrayAttr) and isinstance(attr.data[index], IntegerAttr):
+        return attr.data[index].value.data  # type: ignore[union-attr]
+    return None
+
+
+def _split_route(whole: itensor, parts: list[itensor], dim: int, name: str) -> list[int]:
+    """For each token of `whole` in stream order, the part it belongs to; checks that each part's
+    own order is the subsequence of `whole`'s tokens that fall in it."""
+    starts = np.cumsum([0] + [p.shape[dim] for p in parts])
+    route, per_part = [], [[] for _ in parts]
+    for offset in whole.tokens():
+        k = int(np.searchsorted(starts, offset[dim], side="right") - 1)
+        if offset[dim] + whole.tile[dim] > starts[k + 1]:
+            raise StreamError(f"{name}: tile at {list(offset)} straddles parts {k} and {k + 1} along dim {dim}")
+        route.append(k)
+        local = list(offset)
+        local[dim] -= int(starts[k])
+        per_part[k].append(tuple(local))
+    for k, (part, got) in enumerate(zip(parts, per_part)):
+        if part.tile != whole.tile or part.tokens() != got:
+            raise StreamError(
+                f"{name}: part {k} ({part}) does not stream its tiles in the order of the whole ({whole}); "
+                "insert a converter on that part"
+            )
+    return route
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling and diagnosis
+# ---------------------------------------------------------------------------------------------
+
+
+def _guarded(proc: Process, fn: Any, ports: list[Fifo]) -> Iterator[Any]:
+    """Run a compiled task, turning a crash into a TaskFailure that names the task and the op."""
+    try:
+        return (yield from fn(ports))
+    except (StreamError, DeadlockError):
+        raise
+    except Exception as err:  # noqa: BLE001 - re-raised with the task and op
+        tb = err.__traceback__
+        op = None
+        while tb is not None:
+            if tb.tb_frame.f_code is fn.__code__:
+                op = rt.op_at(fn, tb.tb_lineno)
+            tb = tb.tb_next
+        where = f" at `{op.name}`" if op is not None else ""
+        raise TaskFailure(f"task {proc.name} failed{where}: {type(err).__name__}: {err}") from err
+
+
+def _cleared(wait: Any) -> bool:
+    fifo, kind = wait
+    if kind == EMPTY:
+        return bool(fifo.q)
+    if kind == FULL:
+        return len(fifo.q) < fifo.depth
+    return any(_cleared(w) for w in fifo)
+
+
+def _schedule(procs: list[Process]) -> int:
+    """Round-robin until every process finishes; returns the number of resumptions."""
+    live = list(procs)
+    resumes = 0
+    while live:
+        moved = finished = False
+        for proc in live:
+            wait = proc.wait
+            if wait is not None:
+                fifo, kind = wait
+                if kind == EMPTY:
+                    if not fifo.q:
+                        continue
+                elif kind == FULL:
+                    if len(fifo.q) >= fifo.depth:
+                        continue
+                elif not _cleared(wait):
+                    continue
+            moved = True
+            resumes += 1
+            try:
+                proc.wait = next(proc.gen)  # type: ignore[arg-type]
+            except StopIteration:
+                proc.done = finished = True
+        if finished:
+            live = [p for p in live if not p.done]
+        elif not moved:
+            raise _stall(live, procs)
+    return resumes
+
+
+def _primary(wait: Any) -> tuple[Fifo, int]:
+    fifo, kind = wait
+    return fifo[0] if kind == ANY else (fifo, kind)
+
+
+def _stall(live: list[Process], procs: list[Process]) -> Exception:
+    """Why no process can move: a stream used past its end, or a deadlock."""
+    for proc in live:
+        fifo, kind = _primary(proc.wait)
+        if kind == EMPTY and (fifo.producer is None or fifo.producer.done):
+            producer = fifo.producer.name if fifo.producer else "no producer"
+            return StreamError(
+                f"task {proc.name} reads past the end of stream {fifo.name}: {producer} finished after writing "
+                f"{fifo.pushed} tokens (the stream's type has {fifo.expected}) and {proc.name} has read them all; "
+                f"make {proc.name} read only {fifo.pushed} tokens or the producer write more"
+            )
+        if kind == FULL and (fifo.consumer is None or fifo.consumer.done):
+            consumer = fifo.consumer.name if fifo.consumer else "no consumer"
+            return StreamError(
+                f"task {proc.name} writes more tokens into stream {fifo.name} than {consumer} reads: {consumer} "
+                f"finished after reading {fifo.pushed - len(fifo.q)} and {len(fifo.q)} are left unread "
+                f"(the stream's type has {fifo.expected}); make both sides agree on {fifo.expected} tokens"
+            )
+    return _deadlock(live, procs)
+
+
+def _deadlock(live: list[Process], procs: list[Process]) -> DeadlockError:
+    blocked: dict[str, tuple[str, str, int, int]] = {}
+    lines = []
+    waits_for: dict[Process, Process | None] = {}
+    for proc in live:
+        fifo, kind = _primary(proc.wait)
+        state = "empty" if kind == EMPTY else "full"
+        blocked[proc.name] = (fifo.name, state, len(fifo.q), fifo.depth)
+        other = fifo.producer if kind == EMPTY else fifo.consumer
+        waits_for[proc] = other
+        role = "written by" if kind == EMPTY else "read by"
+        lines.append(
+            f"  {proc.name} waits on stream {fifo.name} ({state}, {len(fifo.q)}/{fifo.depth} tokens), "
+            f"{role} {other.name if other else 'nobody'}"
+        )
+    cycle = _find_cycle(live, waits_for, {p: i for i, p in enumerate(procs)})
+    full = [blocked[p.name][0] for p in cycle if blocked[p.name][1] == "full"]
+    message = [f"deadlock: all {len(live)} unfinished tasks are blocked", *lines]
+    if cycle:
+        message.append("wait-for cycle: " + " -> ".join(p.name for p in [*cycle, cycle[0]]))
+    if full:
+        example = {full[0]: 2 * blocked[cycle[[blocked[p.name][0] for p in cycle].index(full[0])].name][3] + 2}
+        message.append(
+            f"fix: raise the depth of a full stream on the cycle ({', '.join(full)}), e.g. simulate(..., depths={example}), "
+            "or size the FIFOs with the FIFO-sizing pass"
+        )
+    return DeadlockError("\n".join(message), blocked=blocked, cycle=[p.name for p in cycle])
+
+
+def _find_cycle(live: list[Process], waits_for: dict[Process, Process | None], order: dict[Process, int]) -> list[Process]:
+    for start in live:
+        path: list[Process] = []
+        node: Process | None = start
+        while node is not None and node in waits_for and node not in path:
+            path.append(node)
+            node = waits_for[node]
+        if node is not None and node in path:
+            cycle = path[path.index(node) :]
+            first = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+            return cycle[first:] + cycle[:first]
+    return []
