@@ -1,0 +1,135 @@
+"""The timed simulator against a clock-stepped reference, hand-computed timings and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fifo_dags import KINDS, random_dag, reference_simulate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamdsl.errors import DeadlockError
+from streamdsl.graph import Graph, GraphError, Task
+from streamdsl.sim.timed import simulate_timed, simulate_unbounded, slots_needed
+
+
+def _chain(n: int, tokens: int, ii: int = 1, depth: int = 3) -> Graph:
+    g = Graph()
+    for i in range(n):
+        reads = {"in": tokens} if i else {}
+        writes = {"out": tokens} if i < n - 1 else {}
+        g.add_task(Task.pipelined(f"k{i}", ii=ii, depth=depth, reads=reads, writes=writes))
+    for i in range(n - 1):
+        g.connect(f"k{i}", "out", f"k{i + 1}", "in", 32, name=f"s{i}")
+    return g
+
+
+@settings(max_examples=60)
+@given(st.sampled_from(KINDS), st.integers(2, 10), st.integers(0, 2**32), st.sampled_from([None, 1, 2, 3, "mixed"]))
+def test_matches_clocked_reference(kind: str, n: int, seed: int, depth: object) -> None:
+    graph = random_dag(kind, n, seed)
+    rng = np.random.default_rng(seed)
+    depths = {e.name: (int(rng.integers(1, 6)) if depth == "mixed" else depth) for e in graph.edges}
+    got = simulate_timed(graph, depths)
+    ref = reference_simulate(graph, depths)
+    assert got.makespan == ref.makespan
+    if ref.makespan is not None:
+        assert got.stall_cycles == ref.stall
+        assert got.peak_occupancy == ref.peak
+    else:
+        assert isinstance(got.deadlock, DeadlockError)
+
+
+@settings(max_examples=40)
+@given(st.sampled_from(KINDS), st.integers(2, 200), st.integers(0, 2**32))
+def test_closed_form_unbounded_equals_event_simulation(kind: str, n: int, seed: int) -> None:
+    graph = random_dag(kind, n, seed)
+    fast, events = simulate_unbounded(graph), simulate_timed(graph)
+    assert fast.makespan == events.makespan
+    assert fast.finish == events.finish and fast.start == events.start
+    assert fast.peak_occupancy == events.peak_occupancy
+    assert fast.stall_cycles == events.stall_cycles
+
+
+def test_lockstep_chain_needs_depth_two() -> None:
+    # k0 writes token j at 3 + j; it is readable one cycle later and its slot frees one cycle after the read.
+    g = _chain(3, tokens=50)
+    free = simulate_timed(g)
+    assert free.makespan == 2 * (1 + 3) + 49 + 3 + 1  # two hops of (read latency + depth), then the stream
+    assert simulate_timed(g, {"s0": 2, "s1": 2}).makespan == free.makespan
+    assert free.peak_occupancy == {"s0": 2, "s1": 2}
+    halved = simulate_timed(g, {"s0": 1, "s1": 1})
+    assert halved.makespan is not None and halved.makespan > free.makespan + 40  # a depth-1 FIFO halves throughput
+    assert halved.stall_cycles["k0"] > 0
+
+
+def test_paper_fig8a_peak_is_three() -> None:
+    """Fig. 8a: 5 tokens, the source has D=3 and II=1, the target II=2: the FIFO peaks at 3."""
+    g = Graph()
+    g.add_task(Task("source", writes={"o": 3 + np.arange(5)}))
+    g.add_task(Task("target", reads={"i": 2 * np.arange(5)}))
+    g.connect("source", "o", "target", "i", 32, name="f")
+    free = simulate_timed(g)
+    assert free.peak_occupancy["f"] == 3
+    assert free.read_times["f"].tolist() == [4, 6, 8, 10, 12]
+    assert simulate_timed(g, {"f": 3}).makespan == free.makespan
+    tight = simulate_timed(g, {"f": 2})
+    assert tight.stall_cycles["source"] > 0 and tight.makespan == free.makespan  # the slow target hides it
+
+
+def test_slots_needed_against_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        w = np.sort(rng.integers(0, 40, size=12))
+        r = np.maximum(w + 1, np.sort(rng.integers(0, 60, size=12)))
+        r = np.maximum.accumulate(r)
+        brute = max(sum(x <= c for x in w) - sum(x + 1 <= c for x in r) for c in w)
+        assert slots_needed(w, r, 1) == brute
+
+
+def test_deadlock_diagnosis_names_tasks_streams_and_cycle() -> None:
+    g = Graph()
+    g.add_task(Task.pipelined("k0", ii=1, depth=2, writes={"a": 16, "b": 16}))
+    g.add_task(Task.pipelined("rowsum", ii=1, depth=4, reads={"a": 16}, writes={"c": 1}))
+    g.add_task(Task.pipelined("k2", ii=1, depth=2, reads={"b": 16, "c": 1}))
+    g.connect("k0", "a", "rowsum", "a", 32, name="x0")
+    g.connect("k0", "b", "k2", "b", 32, name="x1")
+    g.connect("rowsum", "c", "k2", "c", 32, name="sum")
+    res = simulate_timed(g, dict.fromkeys(["x0", "x1", "sum"], 2))
+    err = res.deadlock
+    assert res.makespan is None and isinstance(err, DeadlockError)
+    assert err.blocked["k0"] == ("x1", "full", 2, 2)
+    assert err.blocked["rowsum"] == ("x0", "empty", 0, 2)
+    assert err.blocked["k2"] == ("sum", "empty", 0, 2)
+    assert err.cycle in (["k0", "k2", "rowsum"], ["k2", "rowsum", "k0"], ["rowsum", "k0", "k2"])
+    assert "wait-for cycle" in str(err) and "stream x1 (full, 2/2)" in str(err)
+    with pytest.raises(DeadlockError, match="task k0 waits to write to stream x1"):
+        simulate_timed(g, dict.fromkeys(["x0", "x1", "sum"], 2), raise_on_deadlock=True)
+    assert simulate_timed(g, {"x1": 16}).deadlock is None
+
+
+def test_errors_name_the_culprit() -> None:
+    g = _chain(2, tokens=4)
+    with pytest.raises(ValueError, match="edge s0: depth must be >= 1"):
+        simulate_timed(g, {"s0": 0})
+    bad = Graph()
+    bad.add_task(Task.pipelined("a", ii=1, depth=1, writes={"o": 4}))
+    bad.add_task(Task.pipelined("b", ii=1, depth=1, reads={"i": 5}))
+    bad.connect("a", "o", "b", "i", 8, name="e")
+    with pytest.raises(GraphError, match="edge e: a writes 4 tokens but b reads 5"):
+        bad.validate()
+    with pytest.raises(GraphError, match="non-decreasing"):
+        Task("t", reads={"p": [3, 1]})
+    with pytest.raises(GraphError, match="duplicate task name 'a'"):
+        bad.add_task(Task("a"))
+    loose = Graph()
+    loose.add_task(Task.pipelined("a", ii=1, depth=1, writes={"o": 4}))
+    with pytest.raises(GraphError, match="task a: port 'o' .* not connected"):
+        loose.validate()
+    cyc = Graph()
+    cyc.add_task(Task("a", reads={"i": [0]}, writes={"o": [1]}))
+    cyc.add_task(Task("b", reads={"i": [0]}, writes={"o": [1]}))
+    cyc.connect("a", "o", "b", "i", 8)
+    cyc.connect("b", "o", "a", "i", 8)
+    with pytest.raises(GraphError, match="cycle"):
+        cyc.validate()
