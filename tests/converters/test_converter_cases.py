@@ -1,0 +1,196 @@
+"""Converter plans and runtime on the paper's cases, hand-checked splits, and every error path."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import streamdsl as sd
+from lowering.converters import ConverterError, plan
+from streamdsl.errors import StreamError
+from streamdsl.itensor import itensor
+from streamdsl.sim.converter import ConverterBuffer
+
+# Paper Fig. 5: one 8x8 f32 tensor; (b) a column of 4x2 tiles at a time, (c) the same, each
+# column streamed twice.
+FIG5_B = itensor(sd.f32, tile=(4, 2), trips=(4, 2), steps=(2, 4), map="(d0, d1) -> (d1, d0)")
+FIG5_C = itensor(sd.f32, tile=(4, 2), trips=(4, 2, 2), steps=(2, 1, 4), map="(d0, d1, d2) -> (d2, d0)")
+
+
+def run(src: itensor, dst: itensor, prefer: str = "pop") -> tuple[list[np.ndarray], ConverterBuffer, list[tuple[int, int]]]:
+    """Drive a planned converter, preferring `prefer` when both moves are possible; returns the
+    output, the buffer and the trace of (tokens pushed, tokens popped) after every move."""
+    p = plan(src, dst)
+    conv = ConverterBuffer(src, dst, p.buffer_shape, p.shared_loops)
+    array = np.random.default_rng(0).standard_normal(src.shape).astype(np.float32)
+    tiles = iter(src.reference_stream(array))
+    out, trace, pushed = [], [], 0
+    while not conv.done:
+        pop = conv.can_pop() and (prefer == "pop" or not conv.can_push())
+        if pop:
+            out.append(conv.pop())
+        else:
+            conv.push(next(tiles))
+            pushed += 1
+        trace.append((pushed, len(out)))
+    for got, want in zip(out, dst.reference_stream(array), strict=True):
+        np.testing.assert_array_equal(got, want)
+    return out, conv, trace
+
+
+def test_fig5_case2_needs_an_8x2_ping_pong_buffer() -> None:
+    p = plan(FIG5_B, FIG5_C)
+    assert p.needed and p.buffer_shape == (8, 2) and p.shared_loops == 1
+    assert p.elements == 32 and p.bytes == 128  # "four tiles after ping-pong buffering"
+    assert p.reuses == 4
+    _, conv, trace = run(FIG5_B, FIG5_C, prefer="push")
+    assert conv.peak == 32 and conv.capacity == 32
+    # ping-pong: the writer fills column 1 (tokens 2, 3) while the reader still replays column 0
+    assert any(pushed > 2 and popped < 4 for pushed, popped in trace)
+
+
+def test_fig5_sharing_is_decided_by_loop_order_not_dim_index() -> None:
+    # The printed Algorithm 1 scans tensor dim 0 first, finds d1 (b) vs d2 (c), and keeps 8x8.
+    # Both nests' outermost loop drives dim 1 in steps of 2, so dim 1 shrinks to 2 instead.
+    assert plan(FIG5_B, FIG5_C).buffer_shape == (8, 2)
+    assert FIG5_B.shape == (8, 8)
+
+
+def test_fig7_16x64_buffer_reused_4_times() -> None:
+    src = itensor.tiled(sd.f32, (64, 64), (16, 16))
+    # a consumer that reads each 16-row block twice
+    dst = itensor(sd.f32, tile=(16, 16), trips=(4, 2, 4), steps=(16, 1, 16), map="(d0, d1, d2) -> (d0, d2)")
+    p = plan(src, dst)
+    assert p.buffer_shape == (16, 64) and p.shared_loops == 1 and p.reuses == 4
+    assert p.bank_elements * 4 == src.num_elements  # 4x less than a full-tensor buffer
+    _, conv, _ = run(src, dst)
+    assert conv.peak <= 2 * 16 * 64
+
+
+def test_split_exposes_a_shared_loop_when_tile_sizes_divide() -> None:
+    rows = itensor.tiled(sd.f32, (128, 64), (32, 64))  # 4 x 32-row tiles
+    squares = itensor.tiled(sd.f32, (128, 64), (16, 16))  # 8 x 4 tiles of 16x16
+    for src, dst in ((rows, squares), (squares, rows)):
+        p = plan(src, dst)
+        assert p.buffer_shape == (32, 64) and p.shared_loops == 1 and p.reuses == 4
+        assert p.src_split.tokens() == src.tokens() and p.dst_split.tokens() == dst.tokens()
+        assert p.src_split.trips[0] == p.dst_split.trips[0] == 4
+        run(src, dst)
+
+
+def test_split_with_lcm_steps() -> None:
+    # 6-row and 4-row tiles over 24 rows share a 2 x 12-row loop (lcm of 6 and 4).
+    src, dst = itensor.tiled(sd.f32, (24, 8), (6, 8)), itensor.tiled(sd.f32, (24, 8), (4, 8))
+    p = plan(src, dst)
+    assert p.buffer_shape == (12, 8) and p.reuses == 2
+    run(src, dst)
+
+
+def test_transpose_buffers_the_whole_tensor() -> None:
+    src = itensor.tiled(sd.f32, (64, 64), (16, 16))
+    dst = itensor.tiled(sd.f32, (64, 64), (16, 16), order=(1, 0))
+    p = plan(src, dst)
+    assert p.buffer_shape == (64, 64) and p.shared_loops == 0
+    assert p.bytes == 2 * 64 * 64 * 4
+    run(src, dst)
+
+
+def test_reuse_outside_the_producer_loops_buffers_everything() -> None:
+    # An outer reuse loop on the destination is not shared: the source streams once, so the
+    # whole tensor must stay in the bank for the replays.
+    src = itensor.tiled(sd.f32, (8, 8), (2, 8))
+    p = plan(src, src.repeat(3))
+    assert p.buffer_shape == (8, 8) and p.shared_loops == 0
+    _, conv, _ = run(src, src.repeat(3))
+    assert conv.peak == 64
+
+
+def test_same_constant_dims_shrink_to_the_tile() -> None:
+    # dim 0 is the constant 3 on both sides: the tensor is 4 rows but only row 3 is streamed;
+    # 4-wide and 8-wide column tiles share a 2 x 8-column loop.
+    src = itensor(sd.f32, tile=(1, 4), trips=(4,), steps=(4,), map="(d0) -> (3, d0)")
+    dst = itensor(sd.f32, tile=(1, 8), trips=(2,), steps=(8,), map="(d0) -> (3, d0)")
+    p = plan(src, dst)
+    assert p.buffer_shape == (1, 8) and p.shared_loops == 1
+    run(src, dst)
+
+
+def test_equal_streams_need_no_converter() -> None:
+    a = itensor.tiled(sd.f32, (8, 8), (2, 2))
+    b = itensor(sd.f32, tile=(2, 2), trips=(1, 4, 2, 2), steps=(1, 2, 4, 2), map="(d0, d1, d2, d3) -> (d1, d2 + d3)")
+    assert a.tokens() == b.tokens()
+    p = plan(a, b)
+    assert not p.needed and p.bytes == 0 and "no converter" in str(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+GAPPY = itensor(sd.f32, tile=(1,), trips=(4,), steps=(2,), map="(d0) -> (d0)")  # writes 0, 2, 4, 6
+DENSE = itensor(sd.f32, tile=(1,), trips=(7,), steps=(1,), map="(d0) -> (d0)")
+
+
+def test_plan_rejects_different_tensors() -> None:
+    with pytest.raises(ConverterError, match=r"shape \[8, 8\].*shape \[8, 4\]"):
+        plan(itensor.tiled(sd.f32, (8, 8), (2, 2)), itensor.tiled(sd.f32, (8, 4), (2, 2)))
+    with pytest.raises(ConverterError, match="f32.*i32"):
+        plan(itensor.tiled(sd.f32, (8, 8), (2, 2)), itensor.tiled(sd.i32, (8, 8), (2, 2)))
+
+
+def test_plan_rejects_reading_unwritten_data() -> None:
+    with pytest.raises(ConverterError, match="destination token 1 reads elements the source never writes"):
+        plan(GAPPY, DENSE)
+    with pytest.raises(StreamError, match="destination token 1 of each slab reads elements"):
+        ConverterBuffer(GAPPY, DENSE, None, 0)
+
+
+def test_undersized_bank_fails_loudly() -> None:
+    src = itensor.tiled(sd.f32, (64, 64), (16, 16))
+    dst = itensor.tiled(sd.f32, (64, 64), (16, 16), order=(1, 0))
+    with pytest.raises(StreamError, match=r"converter conv7 .*one slab spans \[64, 64\] elements but the planned bank is \[16, 64\]"):
+        ConverterBuffer(src, dst, (16, 64), 0, name="conv7")
+
+
+def test_shared_loops_beyond_the_common_prefix() -> None:
+    src = itensor.tiled(sd.f32, (64, 64), (16, 16))
+    dst = itensor.tiled(sd.f32, (64, 64), (16, 16), order=(1, 0))
+    with pytest.raises(StreamError, match="shared_loops=1 but .* share 0 outer loop"):
+        ConverterBuffer(src, dst, (16, 64), 1)
+
+
+def test_protocol_errors() -> None:
+    src = itensor.tiled(sd.f32, (4, 4), (2, 2))
+    dst = itensor.tiled(sd.f32, (4, 4), (2, 2), order=(1, 0))
+    conv = ConverterBuffer(src, dst, None, 0, name="c")
+    assert not conv.can_pop()
+    with pytest.raises(StreamError, match="converter c: pop of destination token 0 while its data has not arrived"):
+        conv.pop()
+    with pytest.raises(StreamError, match=r"source tile has shape \(2, 3\), expected \(2, 2\)"):
+        conv.push(np.zeros((2, 3)))
+    for _ in range(4):
+        conv.push(np.ones((2, 2)))
+    with pytest.raises(StreamError, match="push of source token 4 of 4 while the stream is complete"):
+        conv.push(np.ones((2, 2)))
+    with pytest.raises(StreamError, match="are different tensors"):
+        ConverterBuffer(src, itensor.tiled(sd.f32, (4, 2), (2, 2)), None, 0)
+
+
+def test_writer_waits_for_the_reader_two_slabs_behind() -> None:
+    # rows of 1x4 to 1x1 tokens: one row per slab; the writer may run one slab ahead, not two
+    src = itensor.tiled(sd.f32, (4, 4), (1, 4))
+    dst = itensor.tiled(sd.f32, (4, 4), (1, 1))
+    p = plan(src, dst)
+    assert p.buffer_shape == (1, 4) and p.shared_loops == 1
+    conv = ConverterBuffer(src, dst, p.buffer_shape, p.shared_loops, name="rows")
+    conv.push(np.ones((1, 4)))
+    conv.push(np.ones((1, 4)))
+    assert not conv.can_push() and conv.occupancy == 8 == conv.capacity
+    with pytest.raises(StreamError, match="push of source token 2 of 4 while both banks are in use"):
+        conv.push(np.ones((1, 4)))
+    for _ in range(4):
+        conv.pop()
+    assert conv.can_push() and conv.occupancy == 4
+    assert math.prod(p.buffer_shape) * 2 == conv.capacity
