@@ -113,9 +113,11 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
         return _itensor_of(self)
 
     def verify(self) -> None:
+        if not self.element_type.has_static_shape():
+            raise VerifyException(f"invalid !dataflow.itensor: tile: {self.element_type} must have a static shape")
         try:
             self.itensor  # noqa: B018 - building it runs every itensor rule
-        except (ITensorError, ValueError) as err:
+        except ITensorError as err:
             raise VerifyException(f"invalid !dataflow.itensor: {err}") from None
 
     @classmethod
@@ -143,8 +145,12 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
 @lru_cache(maxsize=4096)
 def _itensor_of(attr: ITensorType) -> itensor:
     """Verifiers ask for the same types over and over; attributes are immutable, so cache."""
+    try:
+        dtype = attr.dtype
+    except ValueError as err:
+        raise ITensorError(f"dtype: {err}") from None
     return itensor(
-        attr.dtype,
+        dtype,
         tile=attr.element_type.get_shape(),
         trips=[t.data for t in attr.trips],
         steps=[s.data for s in attr.steps],
@@ -166,7 +172,7 @@ class StreamType(ParametrizedAttribute, TypeAttribute):
 
     def verify(self) -> None:
         if self.depth.data < 1:
-            raise VerifyException(f"!dataflow.stream depth must be >= 1, got {self.depth.data}")
+            raise VerifyException(f"invalid !dataflow.stream: depth must be >= 1 (a FIFO holds a token), got {self.depth.data}")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -244,6 +250,12 @@ class ITensorWriteOp(IRDLOperation):
     def __init__(self, value: SSAValue, dest: SSAValue):
         super().__init__(operands=[value, dest], result_types=[dest.type])
 
+    def verify_first_(self) -> None:
+        if self.result.type != self.dest.type:
+            raise VerifyException(
+                f"{self.name}: result type {self.result.type} must equal the destination type {self.dest.type}"
+            )
+
     def verify_(self) -> None:
         assert isinstance(self.dest.type, ITensorType)
         if self.value.type != self.dest.type.element_type:
@@ -251,8 +263,6 @@ class ITensorWriteOp(IRDLOperation):
                 f"{self.name}: value type {self.value.type} must be the tile type {self.dest.type.element_type} "
                 "of the destination itensor"
             )
-        if self.result.type != self.dest.type:
-            raise VerifyException(f"{self.name}: result type {self.result.type} must equal the destination type")
 
 
 def _same_stream(op: IRDLOperation, what: str, src: SSAValue, dst: SSAValue) -> None:
@@ -404,6 +414,13 @@ class ITensorConverterOp(IRDLOperation):
     def verify_(self) -> None:
         src, dst = _it(self.source), _it(self.result)
         _same_tensor(self, src, dst)
+        if self.shared_loops is not None:
+            shared, most = self.shared_loops.value.data, min(len(src.trips), len(dst.trips))
+            if not 0 <= shared <= most:
+                raise VerifyException(
+                    f"{self.name}: shared_loops {shared} must be between 0 and {most}, the loop count of "
+                    "the shallower of source and result"
+                )
         if self.buffer_shape is None:
             return
         buffer = list(self.buffer_shape.get_values())
@@ -487,19 +504,24 @@ class BufferOp(IRDLOperation):
 # ---------------------------------------------------------------------------------------------
 
 
+def _types(values: Sequence[SSAValue]) -> str:
+    return "(" + ", ".join(str(v.type) for v in values) + ")"
+
+
 def _check_region_signature(op: IRDLOperation, operands: Sequence[SSAValue], results: Sequence[SSAValue]) -> None:
     block = op.regions[0].block
-    arg_types = [a.type for a in block.args]
-    operand_types = [o.type for o in operands]
-    if arg_types != operand_types:
-        raise VerifyException(f"{op.name} @{op.sym_name.data}: block arguments {arg_types} must match operands {operand_types}")
+    if [a.type for a in block.args] != [o.type for o in operands]:
+        raise VerifyException(
+            f"{op.name} @{op.sym_name.data}: block arguments {_types(block.args)} must have the operand "
+            f"types {_types(operands)}"
+        )
     last = block.last_op
     if not isinstance(last, YieldOp):
         raise VerifyException(f"{op.name} @{op.sym_name.data}: body must end with dataflow.yield")
-    yielded = [v.type for v in last.values]
-    result_types = [r.type for r in results]
-    if yielded != result_types:
-        raise VerifyException(f"{op.name} @{op.sym_name.data}: yields {yielded} but results are {result_types}")
+    if [v.type for v in last.values] != [r.type for r in results]:
+        raise VerifyException(
+            f"{op.name} @{op.sym_name.data}: yields {_types(last.values)} but the results are {_types(results)}"
+        )
 
 
 @irdl_op_definition
@@ -529,7 +551,7 @@ class TaskOp(IRDLOperation):
     inits = var_operand_def()
     outputs = var_result_def()
     body = region_def("single_block")
-    traits = traits_def(IsolatedFromAbove(), HasParent(KernelOp, "TaskOp"))  # type: ignore[arg-type]
+    traits = traits_def(IsolatedFromAbove(), HasParent(KernelOp))
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
         "$sym_name `ins` `(` $inputs `:` type($inputs) `)` `outs` `(` $inits `:` type($inits) `)` "
@@ -537,13 +559,12 @@ class TaskOp(IRDLOperation):
     )
 
     def verify_(self) -> None:
-        _check_region_signature(self, [*self.inputs, *self.inits], self.outputs)
-        init_types = [i.type for i in self.inits]
-        output_types = [o.type for o in self.outputs]
-        if init_types != output_types:
+        if [i.type for i in self.inits] != [o.type for o in self.outputs]:
             raise VerifyException(
-                f"{self.name} @{self.sym_name.data}: results {output_types} must have the types of the outs {init_types}"
+                f"{self.name} @{self.sym_name.data}: results {_types(self.outputs)} must have the types of the "
+                f"outs {_types(self.inits)}"
             )
+        _check_region_signature(self, [*self.inputs, *self.inits], self.outputs)
 
 
 @irdl_op_definition
@@ -593,28 +614,46 @@ class DmaStoreOp(IRDLOperation):
         _check_dma(self, self.result, self.source)
 
 
-DATAFLOW = Dialect(
-    "dataflow",
-    [
-        ITensorEmptyOp,
-        ITensorReadOp,
-        ITensorWriteOp,
-        ITensorForkOp,
-        ITensorJoinOp,
-        ITensorCastOp,
-        ITensorReassociateOp,
-        ITensorChunkOp,
-        ITensorConcatOp,
-        ITensorConverterOp,
-        StreamOp,
-        StreamReadOp,
-        StreamWriteOp,
-        BufferOp,
-        KernelOp,
-        TaskOp,
-        YieldOp,
-        DmaLoadOp,
-        DmaStoreOp,
-    ],
-    [ITensorType, StreamType],
-)
+def _name_the_op(op_type: type[IRDLOperation]) -> None:
+    """Prefix IRDL's constraint messages (operand types, properties, traits) with the op name,
+    and run the op's `verify_first_` (a rule IRDL would report obscurely) before them."""
+    checks = op_type.verify_
+
+    def verify_(self: IRDLOperation) -> None:
+        try:
+            if first := getattr(self, "verify_first_", None):
+                first()
+            checks(self)
+        except VerifyException as err:
+            if str(err).startswith(f"{self.name}"):
+                raise
+            raise VerifyException(f"{self.name}: {err}") from err
+
+    op_type.verify_ = verify_  # type: ignore[method-assign]
+
+
+DATAFLOW_OPS: list[type[IRDLOperation]] = [
+    ITensorEmptyOp,
+    ITensorReadOp,
+    ITensorWriteOp,
+    ITensorForkOp,
+    ITensorJoinOp,
+    ITensorCastOp,
+    ITensorReassociateOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
+    ITensorConverterOp,
+    StreamOp,
+    StreamReadOp,
+    StreamWriteOp,
+    BufferOp,
+    KernelOp,
+    TaskOp,
+    YieldOp,
+    DmaLoadOp,
+    DmaStoreOp,
+]
+for _op in DATAFLOW_OPS:
+    _name_the_op(_op)
+
+DATAFLOW = Dialect("dataflow", DATAFLOW_OPS, [ITensorType, StreamType])

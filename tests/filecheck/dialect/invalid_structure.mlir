@@ -1,0 +1,169 @@
+// kernel / task / yield / DMA verifier rules: the message names the op (and symbol) and the rule.
+// Each case's diagnostic must be the first line printed for its chunk.
+// RUN: streamdsl-opt %s --split-input-file --verify-diagnostics --parsing-diagnostics --allow-unregistered-dialect | filecheck %s
+
+// kernel: block arguments != operands
+// CHECK:      {{^}}dataflow.kernel @k: block arguments (tensor<4xf32>) must have the operand types (tensor<8xf32>)
+%x = "test.op"() : () -> tensor<8xf32>
+%y = dataflow.kernel "k"(%x) : (tensor<8xf32>) -> tensor<8xf32> {
+^bb0(%a: tensor<4xf32>):
+  %z = "test.op"() : () -> tensor<8xf32>
+  dataflow.yield %z : tensor<8xf32>
+}
+
+// -----
+// kernel: body ends in a terminator that is not dataflow.yield
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.kernel @k: body must end with dataflow.yield
+%x = "test.op"() : () -> tensor<8xf32>
+dataflow.kernel "k"(%x) : (tensor<8xf32>) -> () {
+^bb0(%a: tensor<8xf32>):
+  "test.termop"() : () -> ()
+}
+
+// -----
+// kernel: empty body (xDSL's single-block rule)
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}Operation dataflow.kernel contains empty block in single-block region that expects at least a terminator
+%x = "test.op"() : () -> tensor<8xf32>
+dataflow.kernel "k"(%x) : (tensor<8xf32>) -> () {
+^bb0(%a: tensor<8xf32>):
+}
+
+// -----
+// kernel: body ends in another op (xDSL reports the op that should be a terminator)
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}Operation test.op terminates block in single-block region but is not a terminator
+%x = "test.op"() : () -> tensor<8xf32>
+dataflow.kernel "k"(%x) : (tensor<8xf32>) -> () {
+^bb0(%a: tensor<8xf32>):
+  "test.op"() : () -> ()
+}
+
+// -----
+// kernel: yield != results
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.kernel @k: yields () but the results are (tensor<8xf32>)
+%x = "test.op"() : () -> tensor<8xf32>
+%y = dataflow.kernel "k"(%x) : (tensor<8xf32>) -> tensor<8xf32> {
+^bb0(%a: tensor<8xf32>):
+  dataflow.yield
+}
+
+// -----
+// kernel: operands are tensors in HBM, not streams
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.kernel: operand 'inputs' at position 0 does not verify:
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%e = dataflow.itensor_empty : !X
+"dataflow.kernel"(%e) <{sym_name = "k"}> ({
+^bb0(%a: !X):
+  "dataflow.yield"() : () -> ()
+}) : (!X) -> ()
+
+// -----
+// task: block arguments != ins ++ outs
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.task @t: block arguments (!dataflow.itensor<4xf32, [1] * [4], (d0) -> (d0)>) must have the operand types (!dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>)
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+dataflow.kernel "k"() : () -> () {
+  %e = dataflow.itensor_empty : !X
+  %r = dataflow.task "t" ins(:) outs(%e : !X) -> !X {
+  ^bb0(%o: !dataflow.itensor<4xf32, [1] * [4], (d0) -> (d0)>):
+    dataflow.yield %o : !dataflow.itensor<4xf32, [1] * [4], (d0) -> (d0)>
+  }
+  dataflow.yield
+}
+
+// -----
+// task: body ends in a terminator that is not dataflow.yield
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.task @t: body must end with dataflow.yield
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+dataflow.kernel "k"() : () -> () {
+  %e = dataflow.itensor_empty : !X
+  %r = dataflow.task "t" ins(:) outs(%e : !X) -> !X {
+  ^bb0(%o: !X):
+    "test.termop"() : () -> ()
+  }
+  dataflow.yield
+}
+
+// -----
+// task: yield != results
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.task @t: yields () but the results are (!dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>)
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+dataflow.kernel "k"() : () -> () {
+  %e = dataflow.itensor_empty : !X
+  %r = dataflow.task "t" ins(:) outs(%e : !X) -> !X {
+  ^bb0(%o: !X):
+    dataflow.yield
+  }
+  dataflow.yield
+}
+
+// -----
+// task: results != outs
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.task @t: results (!dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>) must have the types of the outs ()
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+dataflow.kernel "k"() : () -> () {
+  %e = dataflow.itensor_empty : !X
+  %r = dataflow.task "t" ins(%e : !X) outs(:) -> !X {
+  ^bb0(%o: !X):
+    dataflow.yield %o : !X
+  }
+  dataflow.yield
+}
+
+// -----
+// task outside a kernel
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.task: 'dataflow.task' expects parent op 'dataflow.kernel'
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%e = dataflow.itensor_empty : !X
+%r = dataflow.task "t" ins(:) outs(%e : !X) -> !X {
+^bb0(%o: !X):
+  dataflow.yield %o : !X
+}
+
+// -----
+// yield outside a kernel or task
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.yield: 'dataflow.yield' expects parent op to be one of 'dataflow.kernel', 'dataflow.task'
+"func.func"() <{sym_name = "f", function_type = () -> ()}> ({
+  dataflow.yield
+}) : () -> ()
+
+// -----
+// dma_load: shape mismatch
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.dma_load: tensor tensor<8x4xf32> must have the shape [8] and dtype f32 of !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%x = "test.op"() : () -> tensor<8x4xf32>
+%s = dataflow.dma_load %x : tensor<8x4xf32> -> !X
+
+// -----
+// dma_load: dtype mismatch
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.dma_load: tensor tensor<8xi8> must have the shape [8] and dtype f32 of !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%x = "test.op"() : () -> tensor<8xi8>
+%s = dataflow.dma_load %x : tensor<8xi8> -> !X
+
+// -----
+// dma_store: shape mismatch
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.dma_store: tensor tensor<16xf32> must have the shape [8] and dtype f32 of !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%e = dataflow.itensor_empty : !X
+%t = dataflow.dma_store %e : !X -> tensor<16xf32>
+
+// -----
+// dma_store: dtype mismatch
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.dma_store: tensor tensor<8xf16> must have the shape [8] and dtype f32 of !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%e = dataflow.itensor_empty : !X
+%t = dataflow.dma_store %e : !X -> tensor<8xf16>
