@@ -119,18 +119,6 @@ def _round_away(x: Any) -> Any:
     return np.copysign(np.floor(np.abs(x) + 0.5), x).astype(np.asarray(x).dtype)
 
 
-def _insert_slice(dest: np.ndarray, src: Any, index: tuple[Any, ...], shape: tuple[int, ...]) -> np.ndarray:
-    out = dest.copy()
-    out[index] = np.reshape(src, shape)
-    return out
-
-
-def _insert(dest: np.ndarray, value: Any, index: tuple[Any, ...]) -> np.ndarray:
-    out = dest.copy()
-    out[index] = value
-    return out
-
-
 HELPERS: dict[str, object] = {
     "np": np,
     "_cast": _cast,
@@ -142,8 +130,6 @@ HELPERS: dict[str, object] = {
     "_erf": _erf,
     "_round_away": _round_away,
     "_bf16": round_bf16,
-    "_insert_slice": _insert_slice,
-    "_insert": _insert,
     "_not": np.logical_not,
 }
 
@@ -391,13 +377,17 @@ class Emitter:
             index = self._slice_index(op)
             shape = self._slice_shape(op)
             src, dest = self.use(op.source), self.use(op.dest)  # type: ignore[attr-defined]
-            self.emit(indent, f"{self.define(op.results[0])} = _insert_slice({dest}, {src}, ({index},), {shape})", op)
+            out = self.define(op.results[0])
+            self.emit(indent, f"{out} = {dest}.copy()", op)
+            self.emit(indent, f"{out}[{index}] = np.reshape({src}, {shape})", op)
         elif name == "tensor.extract":
             idx = ", ".join(self.use(v) for v in op.indices)  # type: ignore[attr-defined]
             self.emit(indent, f"{self.define(op.results[0])} = {self.use(op.tensor)}[{idx},]" if idx else f"{self.define(op.results[0])} = {self.use(op.tensor)}[()]", op)  # type: ignore[attr-defined]
         elif name == "tensor.insert":
             idx = ", ".join(self.use(v) for v in op.indices)  # type: ignore[attr-defined]
-            self.emit(indent, f"{self.define(op.results[0])} = _insert({self.use(op.dest)}, {self.use(op.scalar)}, ({idx},))", op)  # type: ignore[attr-defined]
+            out = self.define(op.results[0])
+            self.emit(indent, f"{out} = {self.use(op.dest)}.copy()", op)  # type: ignore[attr-defined]
+            self.emit(indent, f"{out}[{idx},] = {self.use(op.scalar)}" if idx else f"{out}[()] = {self.use(op.scalar)}", op)  # type: ignore[attr-defined]
         elif name == "tensor.splat":
             dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
             shape = _static_shape(op.results[0].type)
