@@ -12,6 +12,7 @@ and a `dma_store` per result, in the producing port's order.
 from __future__ import annotations
 
 import inspect
+import sys
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from xdsl.ir import Block, Region, SSAValue
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
+    ITensorCastOp,
     ITensorConverterOp,
     ITensorEmptyOp,
     ITensorForkOp,
@@ -159,8 +161,10 @@ class _Emitter:
         if id(value) in self.hbm:
             return self.emit(DmaLoadOp.build(operands=[self.hbm[id(value)]], result_types=[want.to_ir()])).result
         ssa = self.pending[id(value)].pop(0)
-        if value.type != want:
+        if value.type != want:  # a different stream order or tiling: reorder on chip
             ssa = self.emit(ITensorConverterOp.build(operands=[ssa], result_types=[want.to_ir()])).result
+        elif ssa.type != want.to_ir():  # the same stream written differently (e.g. trip-1 loops)
+            ssa = self.emit(ITensorCastOp.build(operands=[ssa], result_types=[want.to_ir()])).result
         return ssa
 
     def produced(self, value: GraphValue, ssa: SSAValue) -> None:
@@ -251,7 +255,7 @@ def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
     """Trace `fn` (arguments annotated `sd.Tensor[dtype, shape]`) into a Program."""
     code = fn.__code__
     loc = Location(code.co_filename, code.co_firstlineno, 1)
-    annotations = inspect.get_annotations(fn, eval_str=True)
+    annotations = inspect.get_annotations(fn, locals=sys._getframe(1).f_locals, eval_str=True)
     names = list(inspect.signature(fn).parameters)
     params = []
     for n in names:

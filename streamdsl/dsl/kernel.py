@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import sys
 import math
 import textwrap
 import types
@@ -760,7 +761,8 @@ def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, str, int]:
     return fdef, filename, shift
 
 
-def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shift: int) -> KernelSignature:
+def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shift: int,
+               scope: dict[str, Any] | None) -> KernelSignature:
     def err(node: ast.AST, msg: str) -> DSLError:
         return DSLError(msg, filename, node.lineno, node.col_offset + 1 + shift)
 
@@ -769,7 +771,7 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
         raise err(fdef, f"kernel {fn.__name__!r}: parameters must be plain names annotated with itensor types "
                   "(no *args, **kwargs, defaults or keyword-only parameters)")
     try:
-        annotations = inspect.get_annotations(fn, eval_str=True)
+        annotations = inspect.get_annotations(fn, locals=scope, eval_str=True)
     except Exception as e:  # noqa: BLE001 - report whatever the annotation raised
         raise err(fdef, f"kernel {fn.__name__!r}: cannot evaluate its annotations ({e})") from None
     inputs: list[Port] = []
@@ -803,11 +805,11 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
 class Kernel:
     """A compiled kernel: one `dataflow.task` body plus the original function (for eager mode)."""
 
-    def __init__(self, fn: Callable[..., Any]):
+    def __init__(self, fn: Callable[..., Any], scope: dict[str, Any] | None = None):
         self.fn = fn
         self.name = fn.__name__
         fdef, filename, shift = _parse(fn)
-        self.signature = _signature(fn, fdef, filename, shift)
+        self.signature = _signature(fn, fdef, filename, shift, scope)
         self.body = _Compiler(fn, self.signature, fdef, filename, shift).compile()
         self._program: Any = None
         self.__doc__ = fn.__doc__
@@ -868,5 +870,6 @@ def _str_attr(s: str) -> Any:
 
 def kernel(fn: Callable[..., Any]) -> Kernel:
     """Compile `fn` into a dataflow task (raises `sd.DSLError` at the offending line)."""
-    return Kernel(fn)
+    # string annotations (`from __future__ import annotations`) may name the caller's locals
+    return Kernel(fn, sys._getframe(1).f_locals)
 
