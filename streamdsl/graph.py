@@ -298,13 +298,22 @@ _PASS_THROUGH = ("dataflow.itensor_cast", "dataflow.itensor_reassociate")
 _NOT_NODES = ("dataflow.itensor_empty", "dataflow.yield", "dataflow.stream")
 
 
-def node_name(op: Operation, counters: dict[str, int]) -> str:
-    """`sym_name` of tasks; `<op>_<n>` (e.g. `dma_load_0`) for the other nodes."""
+def _hint(value: SSAValue) -> str:
+    if value.name_hint:
+        return value.name_hint
+    owner = value.owner
+    sym = owner.properties.get("sym_name") if hasattr(owner, "properties") else None
+    return sym.data if sym is not None else str(getattr(value, "index", "?"))  # type: ignore[attr-defined]
+
+
+def node_name(op: Operation) -> str:
+    """Names as the functional simulator gives them: a task's `sym_name`, else `kind(sources)`
+    such as `dma_load(x)` or `fork(matvec)` (made unique with `#2`, `#3`, ...)."""
     if (sym := op.properties.get("sym_name")) is not None:
         return sym.data  # type: ignore[attr-defined]
     kind = op.name.removeprefix("dataflow.").removeprefix("itensor_")
-    counters[kind] = counters.get(kind, 0) + 1
-    return f"{kind}_{counters[kind] - 1}"
+    sources = op.operands if op.name in ("dataflow.itensor_join", "dataflow.itensor_concat") else op.operands[:1]
+    return f"{kind}({', '.join(_hint(v) for v in sources)})"
 
 
 def stream_root(value: SSAValue) -> SSAValue:
@@ -319,13 +328,15 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
     (task, DMA, fork, join, chunk, concat, converter), one edge per stream value; casts and
     reshapes are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
     graph = Graph(timing.read_latency, timing.free_latency)
-    counters: dict[str, int] = {}
+    seen: dict[str, int] = {}
     producers: dict[SSAValue, tuple[str, str]] = {}
     consumers: dict[SSAValue, tuple[str, str]] = {}
     for op in kernel.body.block.ops:
         if op.name in _NOT_NODES or op.name in _PASS_THROUGH:
             continue
-        name = node_name(op, counters)
+        name = node_name(op)
+        seen[name] = seen.get(name, 0) + 1
+        name = name if seen[name] == 1 else f"{name}#{seen[name]}"
         sched = timing.schedule(op)
         for value in sched.writes:
             producers[value] = (name, _port(op, value))
@@ -342,7 +353,7 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
         if value not in consumers:
             raise GraphError(f"stream {_value_name(value)} written by {src} is never read")
         dst, dst_port = consumers[value]
-        name = _unique(value.name_hint or f"{src}_{dst}", values)
+        name = _unique(value.name_hint or f"{src}->{dst}", values)
         graph.connect(src, src_port, dst, dst_port, _token_bits(value), name=name)
         values[name] = value
     for value, (dst, _) in consumers.items():
@@ -363,9 +374,7 @@ def _value_name(value: SSAValue) -> str:
 
 
 def _unique(name: str, taken: Mapping[str, object]) -> str:
-    if name not in taken:
-        return name
-    return next(f"{name}_{i}" for i in range(1, len(taken) + 2) if f"{name}_{i}" not in taken)
+    return name if name not in taken else next(f"{name}#{i}" for i in range(2, len(taken) + 3) if f"{name}#{i}" not in taken)
 
 
 def _token_bits(value: SSAValue) -> int:

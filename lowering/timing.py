@@ -1,0 +1,441 @@
+"""The timing model: per node of a `dataflow.kernel`, the cycle of every token it reads and writes.
+
+This is the analytical model the FIFO sizing LP and the timed simulator consume (through
+`streamdsl.graph.graph_from_kernel`). It is a module of its own so that a model calibrated on
+Vitis HLS reports can replace it: anything with `read_latency`, `free_latency` and
+`schedule(op) -> NodeSchedule` will do. The constants are the one table in `U55C` (docs/timing.md).
+
+Tasks (docs/ir.md): the body is a tree of `scf.for` loops.
+- An innermost loop (no loop inside) is pipelined: ops are scheduled as soon as their operands are
+  ready; a tile op on E scalar elements issues over ceil(E / lanes) cycles and finishes
+  `op_latency` later; II = max(1, the busiest op's issue cycles, the loop-carried recurrence
+  (iteration start to the yielded tile value), the accesses to one port in one iteration).
+- Any other loop runs its iterations one after the other; loops in a block run one after the
+  other, straight-line ops in between start as soon as their operands are ready.
+- `lanes` is the task's or op's `unroll` attribute when present, else `U55C.lanes`.
+Other nodes: DMAs stream at HBM pseudo-channel bandwidth; forks, joins, reshapes, chunks and
+concats pass one token per cycle; a converter fills one bank of its ping-pong buffer per shared
+loop iteration while draining the other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import IntegerAttr, ShapedType
+from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.ir.affine import AffineDimExpr
+
+from streamdsl.dialects.dataflow import (
+    DmaLoadOp,
+    DmaStoreOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
+    ITensorConverterOp,
+    ITensorForkOp,
+    ITensorJoinOp,
+    ITensorReadOp,
+    ITensorReassociateOp,
+    ITensorType,
+    ITensorWriteOp,
+    StreamReadOp,
+    StreamWriteOp,
+    TaskOp,
+)
+from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
+
+__all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
+
+
+class TimingError(ValueError):
+    """The timing model cannot schedule an op (names the task, the op and what to change)."""
+
+
+_OP_LATENCY = {
+    # floating point, Vitis HLS 2024.1 defaults on UltraScale+ -2 at 300 MHz (estimates)
+    "arith.addf": 4, "arith.subf": 4, "arith.mulf": 3, "arith.divf": 12, "arith.negf": 1,
+    "arith.maximumf": 2, "arith.minimumf": 2, "arith.maxnumf": 2, "arith.minnumf": 2, "arith.cmpf": 2,
+    "math.exp": 10, "math.log": 14, "math.sqrt": 12, "math.rsqrt": 14, "math.tanh": 24, "math.erf": 24,
+    "math.absf": 1, "math.fma": 6,
+    # integers and selects
+    "arith.addi": 1, "arith.subi": 1, "arith.muli": 3, "arith.select": 1, "arith.cmpi": 1,
+    "arith.extf": 2, "arith.truncf": 2, "arith.sitofp": 4, "arith.fptosi": 4,
+    # zero-cost: constants, placeholders, index arithmetic folded into addressing
+    "arith.constant": 0, "tensor.empty": 0, "linalg.yield": 0, "arith.index_cast": 0,
+}
+
+
+@dataclass(frozen=True)
+class TimingTable:
+    """Every constant of the model; see docs/timing.md for where each value comes from."""
+
+    clock_mhz: float = 300.0
+    read_latency: int = 1  # a FIFO token is readable the cycle after its write
+    free_latency: int = 1  # a FIFO slot is writable the cycle after its read (depth 2 = full rate)
+    stream_op: int = 1  # itensor_read / itensor_write: one wide token per cycle
+    lanes: int = 64  # scalar ops per cycle of a tile op without an `unroll` attribute
+    loop_entry: int = 1  # cycles to enter each iteration of a non-pipelined loop
+    buffer_latency: int = 2  # on-chip buffer (BRAM/URAM) access: extract_slice / insert_slice
+    hbm_bits_per_cycle: int = 383  # one HBM pseudo-channel, 14.375 GB/s at 300 MHz
+    dma_latency: int = 64  # DMA request to first beat (AXI burst + HBM controller)
+    default_op_latency: int = 1  # any op not in op_latency
+    op_latency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict(_OP_LATENCY)))
+
+    # -- the TimingModel protocol of streamdsl.graph -----------------------------------------
+
+    def schedule(self, op: Operation) -> NodeSchedule:
+        if isinstance(op, TaskOp):
+            return _TaskScheduler(self, op).run()
+        for kind, fn in _NODES.items():
+            if isinstance(op, kind):
+                return fn(self, op)
+        raise TimingError(f"the timing model has no schedule for `{op.name}` in a kernel body (docs/ir.md lists the ops)")
+
+
+U55C = TimingTable()
+
+
+def kernel_graph(kernel: Operation, table: TimingTable = U55C) -> tuple[Graph, dict[str, SSAValue]]:
+    """The timing graph of a `dataflow.kernel` under `table`."""
+    return graph_from_kernel(kernel, table)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-task nodes
+# ---------------------------------------------------------------------------------------------
+
+
+def _it(value: SSAValue):
+    assert isinstance(value.type, ITensorType), value.type
+    return value.type.itensor
+
+
+def _beat(table: TimingTable, value: SSAValue) -> int:
+    return max(1, -(-_it(value).token_bits // table.hbm_bits_per_cycle))
+
+
+def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
+    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * _beat(table, op.result)
+    return NodeSchedule({}, {op.result: times})
+
+
+def _dma_store(table: TimingTable, op: DmaStoreOp) -> NodeSchedule:
+    times = np.arange(_it(op.source).num_tokens, dtype=np.int64) * _beat(table, op.source)
+    return NodeSchedule({op.source: times}, {}, latency=int(times[-1]) + table.dma_latency if times.size else table.dma_latency)
+
+
+def _fork(table: TimingTable, op: ITensorForkOp) -> NodeSchedule:
+    k = np.arange(_it(op.source).num_tokens, dtype=np.int64)
+    return NodeSchedule({op.source: k}, {out: k + table.stream_op for out in op.outputs})
+
+
+def _reassociate(table: TimingTable, op: ITensorReassociateOp) -> NodeSchedule:
+    k = np.arange(_it(op.source).num_tokens, dtype=np.int64)
+    return NodeSchedule({op.source: k}, {op.result: k + table.stream_op})
+
+
+def _routed(table: TimingTable, whole: SSAValue, parts: Sequence[SSAValue], route: np.ndarray, split: bool) -> NodeSchedule:
+    """One token per cycle; token k of the whole stream belongs to part `route[k]`. A split reads
+    the whole stream and writes the parts, a merge reads the parts and writes the whole."""
+    k = np.arange(route.size, dtype=np.int64)
+    by_part = {p: k[route == i] for i, p in enumerate(parts)}
+    out = table.stream_op
+    if split:
+        return NodeSchedule({whole: k}, {p: t + out for p, t in by_part.items()})
+    return NodeSchedule(by_part, {whole: k + out})
+
+
+def _route_by_dim(whole: SSAValue, parts: Sequence[SSAValue], dim: int) -> np.ndarray:
+    starts = np.cumsum([0] + [_it(p).shape[dim] for p in parts])
+    return np.searchsorted(starts, _it(whole).offsets()[:, dim], side="right") - 1
+
+
+def _join(table: TimingTable, op: ITensorJoinOp) -> NodeSchedule:
+    total = _it(op.result).num_tokens
+    return _routed(table, op.result, list(op.sources), np.arange(total) % len(op.sources), split=False)
+
+
+def _chunk(table: TimingTable, op: ITensorChunkOp) -> NodeSchedule:
+    return _routed(table, op.source, list(op.outputs), _route_by_dim(op.source, op.outputs, op.dim.value.data), split=True)
+
+
+def _concat(table: TimingTable, op: ITensorConcatOp) -> NodeSchedule:
+    return _routed(table, op.result, list(op.sources), _route_by_dim(op.result, op.sources, op.dim.value.data), split=False)
+
+
+def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
+    """Per shared-loop iteration g: fill a bank with n_in tokens, then drain n_out tokens from it
+    while the next bank fills; the period is the slower of the two."""
+    src, dst = _it(op.source), _it(op.result)
+    shared = op.shared_loops.value.data if op.shared_loops is not None else 0
+    groups = math.prod(src.normalized().trips[:shared]) if shared else 1
+    n_in, n_out = src.num_tokens // groups, dst.num_tokens // groups
+    period = max(n_in, n_out)
+    g = np.arange(groups, dtype=np.int64)[:, None] * period
+    reads = (g + np.arange(n_in, dtype=np.int64)).ravel()
+    writes = (g + n_in + table.buffer_latency + np.arange(n_out, dtype=np.int64)).ravel()
+    return NodeSchedule({op.source: reads}, {op.result: writes})
+
+
+_NODES = {
+    DmaLoadOp: _dma_load,
+    DmaStoreOp: _dma_store,
+    ITensorForkOp: _fork,
+    ITensorReassociateOp: _reassociate,
+    ITensorJoinOp: _join,
+    ITensorChunkOp: _chunk,
+    ITensorConcatOp: _concat,
+    ITensorConverterOp: _converter,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks: a loop tree
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sched:
+    """Token times per port (task block argument) relative to the start, and the duration."""
+
+    duration: int
+    ports: dict[BlockArgument, np.ndarray]
+
+
+def _merge(parts: Sequence[tuple[int, Mapping[BlockArgument, np.ndarray]]]) -> dict[BlockArgument, np.ndarray]:
+    """The accesses of a block's loops and straight-line ops, per port in time order."""
+    out: dict[BlockArgument, list[np.ndarray]] = {}
+    for start, ports in parts:
+        for port, times in ports.items():
+            out.setdefault(port, []).append(np.asarray(times, np.int64) + start)
+    return {p: np.sort(np.concatenate(ts), kind="stable") for p, ts in out.items()}
+
+
+class _TaskScheduler:
+    def __init__(self, table: TimingTable, task: TaskOp):
+        self.table, self.task = table, task
+        self.name = task.sym_name.data
+        self.lanes = _unroll(task) or table.lanes
+        self.args = list(task.body.block.args)
+
+    def run(self) -> NodeSchedule:
+        sched = self.block(self.task.body.block)
+        reads: dict[SSAValue, np.ndarray] = {}
+        writes: dict[SSAValue, np.ndarray] = {}
+        n_in = len(self.task.inputs)
+        for arg in self.args:
+            times = sched.ports.get(arg, np.zeros(0, np.int64))
+            outer = self.task.inputs[arg.index] if arg.index < n_in else self.task.outputs[arg.index - n_in]
+            wrote = arg.index >= n_in or self._writes_stream(arg)
+            (writes if wrote else reads)[outer] = times
+            self._check_tokens(outer, arg, times, "writes" if wrote else "reads")
+        return NodeSchedule(reads, writes, latency=max(sched.duration, 1))
+
+    def _writes_stream(self, arg: BlockArgument) -> bool:
+        return any(isinstance(u.operation, StreamWriteOp) for u in arg.uses)
+
+    def _check_tokens(self, outer: SSAValue, arg: BlockArgument, times: np.ndarray, verb: str) -> None:
+        if not isinstance(outer.type, ITensorType):
+            return
+        want = outer.type.itensor.num_tokens
+        if times.size != want:
+            raise TimingError(
+                f"task {self.name}: {verb} {times.size} tokens on port {arg.index} but its type {outer.type} has "
+                f"{want}; every read/write of a port must sit in loops whose trip counts multiply to the token count"
+            )
+
+    # -- blocks and loops ----------------------------------------------------------------------
+
+    def block(self, block: Block) -> _Sched:
+        """Sequential region: loops one after the other, straight-line ops as soon as possible."""
+        ready: dict[SSAValue, int] = {}
+        barrier, end = 0, 0
+        parts: list[tuple[int, dict[BlockArgument, np.ndarray]]] = []
+        straight: dict[BlockArgument, list[int]] = {}
+        for op in block.ops:
+            if isinstance(op, scf.ForOp):
+                start = end
+                inner = self.loop(op)
+                parts.append((start, inner.ports))
+                barrier = end = start + inner.duration
+                for r in op.results:
+                    ready[r] = end
+                continue
+            if op.regions and not _is_compute(op):
+                raise TimingError(f"task {self.name}: `{op.name}` has regions the timing model cannot schedule; use scf.for")
+            start = max([barrier, *(ready.get(v, 0) for v in op.operands)])
+            start, finish = self.place(op, start, straight)
+            for r in op.results:
+                ready[r] = finish
+            end = max(end, finish)
+        parts.append((0, straight))
+        return _Sched(end, _merge(parts))
+
+    def place(self, op: Operation, start: int, port_times: dict[BlockArgument, list[int]]) -> tuple[int, int]:
+        """Schedule one op at or after `start`; returns (start, finish) and records port accesses."""
+        port = self.port(op)
+        if port is None:
+            return start, start + self.latency(op)
+        previous = port_times.setdefault(port, [])
+        if previous:
+            start = max(start, previous[-1] + self.table.stream_op)
+        previous.append(start)
+        return start, start + self.table.stream_op
+
+    def loop(self, op: scf.ForOp) -> _Sched:
+        trips = _trip_count(op, self.name)
+        if any(isinstance(o, scf.ForOp) for o in op.body.block.ops):
+            inner = self.block(op.body.block)
+            period = inner.duration + self.table.loop_entry
+            return _Sched(trips * period, _repeat(inner.ports, trips, period))
+        return self.pipelined(op, trips)
+
+    def pipelined(self, op: scf.ForOp, trips: int) -> _Sched:
+        body = op.body.block
+        ready: dict[SSAValue, int] = {}
+        port_times: dict[BlockArgument, list[int]] = {}
+        busiest = 1
+        for inner in body.ops:
+            start = max([0, *(ready.get(v, 0) for v in inner.operands)])
+            start, finish = self.place(inner, start, port_times)
+            busiest = max(busiest, self.issue(inner))
+            for r in inner.results:
+                ready[r] = finish
+        depth = max([1, *ready.values()])
+        yielded = body.last_op.operands if body.last_op is not None else ()
+        recurrence = max([0, *(ready.get(v, 0) for v in yielded if not isinstance(v.type, ITensorType))])
+        port_span = max([0, *(ts[-1] - ts[0] + 1 for ts in port_times.values() if len(ts) > 1)])
+        ii = max(1, busiest, recurrence, port_span)
+        ports = {p: np.asarray(ts, np.int64) for p, ts in port_times.items()}
+        return _Sched((trips - 1) * ii + depth, _repeat(ports, trips, ii))
+
+    # -- ops -----------------------------------------------------------------------------------
+
+    def port(self, op: Operation) -> BlockArgument | None:
+        """The task port a stream op touches: reads name it directly, writes through iter_args."""
+        if isinstance(op, ITensorReadOp | StreamReadOp):
+            value = op.operands[0]
+        elif isinstance(op, ITensorWriteOp):
+            value = op.dest
+        elif isinstance(op, StreamWriteOp):
+            value = op.stream
+        else:
+            return None
+        while True:
+            if isinstance(value, BlockArgument) and value.block is self.task.body.block:
+                return value
+            if isinstance(value, BlockArgument) and isinstance(loop := value.block.parent_op(), scf.ForOp):
+                value = loop.iter_args[value.index - 1]
+            elif isinstance(value.owner, ITensorWriteOp):
+                value = value.owner.dest
+            else:
+                raise TimingError(f"task {self.name}: `{op.name}` uses a stream that is not a port of the task")
+
+    def issue(self, op: Operation) -> int:
+        """Cycles the op's hardware is busy per execution: its scalar work over the lanes."""
+        work = _work(op)
+        return max(1, -(-work // (_unroll(op) or self.lanes))) if work else 1
+
+    def latency(self, op: Operation) -> int:
+        if op.name in ("tensor.extract_slice", "tensor.insert_slice"):
+            return self.issue(op) - 1 + self.table.buffer_latency
+        if _is_compute(op):
+            return self.issue(op) - 1 + self.body_latency(op)
+        return self.table.op_latency.get(op.name, self.table.default_op_latency)
+
+    def body_latency(self, op: Operation) -> int:
+        """A linalg op's per-element pipeline: its scalar body's critical path, plus an adder tree
+        over reduced dims."""
+        if op.name == "linalg.matmul":
+            lat, reduced = self.table.op_latency["arith.mulf"], _reduced_size(op)
+        elif op.name in ("linalg.fill", "linalg.copy", "linalg.transpose", "linalg.broadcast"):
+            return 1
+        else:
+            lat = _scalar_path(op, self.table) if op.regions else self.table.default_op_latency
+            reduced = _reduced_size(op)
+        tree = math.ceil(math.log2(reduced)) if reduced > 1 else 0
+        return max(1, lat + tree * self.table.op_latency["arith.addf"])
+
+
+def _repeat(ports: Mapping[BlockArgument, np.ndarray], trips: int, period: int) -> dict[BlockArgument, np.ndarray]:
+    steps = np.arange(trips, dtype=np.int64)[:, None] * period
+    return {p: (steps + t[None, :]).ravel() for p, t in ports.items()}
+
+
+def _trip_count(op: scf.ForOp, task: str) -> int:
+    bounds = []
+    for name, value in (("lower bound", op.lb), ("upper bound", op.ub), ("step", op.step)):
+        owner = value.owner
+        if not isinstance(owner, arith.ConstantOp) or not isinstance(owner.value, IntegerAttr):
+            raise TimingError(f"task {task}: scf.for {name} is not an arith.constant; the timing model needs static trip counts")
+        bounds.append(owner.value.value.data)
+    lb, ub, step = bounds
+    return max(0, -(-(ub - lb) // step))
+
+
+def _unroll(op: Operation) -> int | None:
+    attr = op.attributes.get("unroll")
+    return attr.value.data if isinstance(attr, IntegerAttr) and attr.value.data > 0 else None
+
+
+def _is_compute(op: Operation) -> bool:
+    return op.name.startswith("linalg.") or op.name in ("tensor.extract_slice", "tensor.insert_slice")
+
+
+def _loop_sizes(op: Operation) -> dict[int, int]:
+    """Iteration-domain sizes of a linalg op, read off the operands its indexing maps name."""
+    maps = op.properties.get("indexing_maps")
+    if maps is None:
+        return {}
+    sizes: dict[int, int] = {}
+    for value, amap in zip(op.operands, maps.data):  # type: ignore[attr-defined]
+        if not isinstance(value.type, ShapedType):
+            continue
+        for expr, size in zip(amap.data.results, value.type.get_shape()):
+            if isinstance(expr, AffineDimExpr):
+                sizes.setdefault(expr.position, size)
+    return sizes
+
+
+def _work(op: Operation) -> int:
+    """Scalar operations a tile op performs."""
+    if op.name == "linalg.matmul":
+        (m, k), (_, n) = op.operands[0].type.get_shape()[-2:], op.operands[1].type.get_shape()[-2:]  # type: ignore[attr-defined]
+        return m * n * k
+    if op.name == "tensor.extract_slice":
+        return math.prod(op.results[0].type.get_shape())  # type: ignore[attr-defined]
+    if op.name == "tensor.insert_slice":
+        return math.prod(op.operands[0].type.get_shape())  # type: ignore[attr-defined]
+    if sizes := _loop_sizes(op):
+        return math.prod(sizes.values())
+    if op.name.startswith("linalg.") and op.results and isinstance(op.results[0].type, ShapedType):
+        return math.prod(op.results[0].type.get_shape())
+    return 0
+
+
+def _reduced_size(op: Operation) -> int:
+    if op.name == "linalg.matmul":
+        return op.operands[0].type.get_shape()[-1]  # type: ignore[attr-defined]
+    kinds = op.properties.get("iterator_types")
+    sizes = _loop_sizes(op)
+    if kinds is None or not sizes:
+        return 1
+    return math.prod(sizes.get(i, 1) for i, k in enumerate(kinds.data) if str(k.data).endswith("reduction"))  # type: ignore[attr-defined]
+
+
+def _scalar_path(op: Operation, table: TimingTable) -> int:
+    """Critical path through the scalar ops of a linalg body."""
+    ready: dict[SSAValue, int] = {}
+    longest = 0
+    for inner in op.regions[0].block.ops:
+        start = max([0, *(ready.get(v, 0) for v in inner.operands)])
+        finish = start + table.op_latency.get(inner.name, table.default_op_latency)
+        for r in inner.results:
+            ready[r] = finish
+        longest = max(longest, finish)
+    return longest
