@@ -133,16 +133,36 @@ def slab_layout(src: itensor, dst: itensor, shared_loops: int) -> SlabLayout:
     box = tuple(int(v) for v in (ends - origins).max(axis=0))
     src_rel, dst_rel = src_off[0] - origins[0], dst_off[0] - origins[0]
 
-    first = np.full(box, ns, dtype=np.int64)  # first source token writing each element; ns = never
-    fresh = np.empty(ns, dtype=np.int64)
-    for i, rel in enumerate(src_rel):
-        region = first[_window(rel, src.tile)]
-        unset = region == ns
-        fresh[i] = int(unset.sum())
-        region[unset] = i
-    ready = np.array([first[_window(rel, dst.tile)].max() for rel in dst_rel], dtype=np.int64)
+    first = _first_writer(box, src_rel, src.tile)  # first source token writing each element; ns = never
+    fresh = np.bincount(first.ravel(), minlength=ns + 1)[:ns]
+    ready = _window_max(first, dst_rel, dst.tile)
     missing = np.flatnonzero(ready == ns)
     return SlabLayout(n, box, src_rel, dst_rel, origins, ready, fresh, int(missing[0]) if missing.size else None)
+
+
+def _first_writer(box: tuple[int, ...], rel: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
+    """Index of the first token whose tile covers each element (len(rel) where none does).
+    Loops over tokens or over tile elements, whichever is fewer; the other is vectorised."""
+    first = np.full(box, len(rel), dtype=np.int64)
+    if len(rel) <= math.prod(tile):
+        for i, r in enumerate(rel):
+            region = first[_window(r, tile)]
+            np.minimum(region, i, out=region)
+    else:
+        order = np.arange(len(rel), dtype=np.int64)
+        for delta in np.ndindex(*tile):
+            np.minimum.at(first, tuple((rel + delta).T), order)
+    return first
+
+
+def _window_max(values: np.ndarray, rel: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
+    """The maximum of `values` under each tile placed at `rel`."""
+    if len(rel) <= math.prod(tile):
+        return np.array([values[_window(r, tile)].max() for r in rel], dtype=values.dtype)
+    out = np.full(len(rel), np.iinfo(values.dtype).min, dtype=values.dtype)
+    for delta in np.ndindex(*tile):
+        np.maximum(out, values[tuple((rel + delta).T)], out=out)
+    return out
 
 
 def _window(rel: np.ndarray, tile: tuple[int, ...]) -> tuple[slice, ...]:
