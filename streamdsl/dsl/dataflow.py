@@ -33,7 +33,7 @@ from streamdsl.dialects.dataflow import (
     KernelOp,
     YieldOp,
 )
-from streamdsl.dsl.kernel import Kernel
+from streamdsl.dsl.kernel import Kernel, parse_function
 from streamdsl.dsl.types import TensorSpec
 from streamdsl.errors import DSLError
 from streamdsl.itensor import itensor
@@ -253,17 +253,19 @@ def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> t
 
 def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
     """Trace `fn` (arguments annotated `sd.Tensor[dtype, shape]`) into a Program."""
-    code = fn.__code__
-    loc = Location(code.co_filename, code.co_firstlineno, 1)
+    fdef, filename, shift = parse_function(fn)
+    loc = Location(filename, fdef.lineno, fdef.col_offset + 1 + shift)
     annotations = inspect.get_annotations(fn, locals=sys._getframe(1).f_locals, eval_str=True)
-    names = list(inspect.signature(fn).parameters)
+    if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.posonlyargs:
+        raise loc.error(f"@sd.dataflow {fn.__name__!r}: arguments must be plain names annotated sd.Tensor[dtype, shape]")
+    names = [a.arg for a in fdef.args.args]
     params = []
-    for n in names:
-        spec = annotations.get(n)
+    for arg in fdef.args.args:
+        spec = annotations.get(arg.arg)
         if not isinstance(spec, TensorSpec):
-            raise loc.error(f"argument {n!r} of @sd.dataflow {fn.__name__!r} needs an annotation "
-                            f"sd.Tensor[dtype, shape], got {spec!r}")
-        params.append(GraphValue(spec, n))
+            raise DSLError(f"argument {arg.arg!r} of @sd.dataflow {fn.__name__!r} needs an annotation "
+                           f"sd.Tensor[dtype, shape], got {spec!r}", filename, arg.lineno, arg.col_offset + 1 + shift)
+        params.append(GraphValue(spec, arg.arg))
     calls, results = _trace(fn, params, loc)
     module = build_module(fn.__name__, params, results, calls, loc)
     return DataflowProgram(module, fn.__name__, names, fn=fn)

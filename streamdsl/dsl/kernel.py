@@ -744,7 +744,7 @@ def _cell_ok(cell: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, str, int]:
+def parse_function(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, str, int]:
     try:
         lines, first = inspect.getsourcelines(fn)
         filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
@@ -757,7 +757,7 @@ def _parse(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, str, int]:
     ast.increment_lineno(tree, first - 1)
     fdef = tree.body[0]
     if not isinstance(fdef, ast.FunctionDef):
-        raise DSLError(f"@sd.kernel applies to a plain def, not {type(fdef).__name__}", filename, first, 1)
+        raise DSLError(f"@sd.kernel / @sd.dataflow apply to a plain def, not {type(fdef).__name__}", filename, first, 1)
     return fdef, filename, shift
 
 
@@ -808,7 +808,7 @@ class Kernel:
     def __init__(self, fn: Callable[..., Any], scope: dict[str, Any] | None = None):
         self.fn = fn
         self.name = fn.__name__
-        fdef, filename, shift = _parse(fn)
+        fdef, filename, shift = parse_function(fn)
         self.signature = _signature(fn, fdef, filename, shift, scope)
         self.body = _Compiler(fn, self.signature, fdef, filename, shift).compile()
         self._program: Any = None

@@ -1,0 +1,383 @@
+"""Bad kernels and dataflow functions: each raises sd.DSLError at the offending file:line with a
+message that says what to change (in the style of Triton's test_compile_errors.py).
+
+Every test builds its kernel inside a function; the offending line carries the marker comment
+`# <- error`, and the error must point exactly there.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+
+import streamdsl as sd
+
+X = sd.itensor.tiled(sd.f32, shape=(1, 64), tile=(1, 16))  # 4 tokens
+S = sd.itensor.tiled(sd.f32, shape=(1, 4), tile=(1, 1))
+X16 = sd.itensor.tiled(sd.f16, shape=(1, 64), tile=(1, 16))
+N = 4
+
+
+def expect_error(build, *fragments: str) -> sd.DSLError:
+    with pytest.raises(sd.DSLError) as info:
+        build()
+    err = info.value
+    lines, start = inspect.getsourcelines(build)
+    marked = [start + i for i, line in enumerate(lines) if line.rstrip().endswith("# <- error")]
+    assert len(marked) == 1, "each test marks exactly one line"
+    assert err.filename == __file__
+    assert err.lineno == marked[0], f"error at line {err.lineno}, expected {marked[0]}: {err}"
+    assert str(err).startswith(f"{__file__}:{marked[0]}:")
+    for fragment in fragments:
+        assert fragment in str(err), f"{fragment!r} not in {err}"
+    return err
+
+
+def test_if_statement() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                if v > 0:  # <- error
+                    v = -v
+                yield v
+
+    expect_error(build, "if statements are not supported", "sd.where")
+
+
+def test_while_loop() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            i = 0
+            while i < N:  # <- error
+                yield x.read()
+
+    expect_error(build, "while loops are not supported", "range(N)")
+
+
+def test_non_static_loop_bound() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            v = x.read()
+            for i in range(v):  # <- error
+                yield v
+
+    expect_error(build, "loop bound must be a static Python int", "tile [1, 16] f32")
+
+
+def test_tile_shape_mismatch() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                w = v + sd.zeros((1, 8))  # <- error
+                yield w
+
+    expect_error(build, "[1, 16] and [1, 8] do not broadcast", "shapes must be equal or 1")
+
+
+def test_dtype_mismatch() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X, h: X16) -> X:
+            for i in range(N):
+                yield x.read() * h.read()  # <- error
+
+    expect_error(build, "dtype mismatch", "f32", "f16", "same dtype")
+
+
+def test_stream_read_too_few_times() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> S:
+            for i in range(3):
+                yield sd.sum(x.read(), axis=1)  # <- error
+
+    expect_error(build, "reads port 'x' 3 time(s)", "has 4 tokens", "run 4 times in total")
+
+
+def test_stream_read_too_many_times() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> S:
+            for i in range(N):
+                a = x.read()  # <- error
+                b = x.read()
+                yield sd.sum(a + b, axis=1)
+
+    expect_error(build, "reads port 'x' 8 time(s)", "has 4 tokens")
+
+
+def test_output_written_too_many_times() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                for j in range(2):
+                    yield v  # <- error
+
+    expect_error(build, "writes port 'out' 8 time(s)", "has 4 tokens", "yield")
+
+
+def test_wrong_output_tile_shape() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield sd.sum(x.read(), axis=1)  # <- error
+
+    expect_error(build, "output 'out' has tiles of shape [1, 16]", "tile [1, 1] f32")
+
+
+def test_undefined_name() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() * scale_factor  # noqa: F821  # <- error
+
+    expect_error(build, "undefined name 'scale_factor'", "define it before use")
+
+
+def test_recursion() -> None:
+    def build():
+        @sd.kernel
+        def again(x: X) -> X:
+            for i in range(N):
+                yield again(x)  # <- error
+
+    expect_error(build, "recursion is not supported", "static for loop")
+
+
+def test_early_return() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read()
+            return  # <- error
+
+    expect_error(build, "return is not supported", "yield")
+
+
+def test_unsupported_call() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield np.exp(x.read())  # <- error
+
+    expect_error(build, "unsupported call to 'exp'", "sd.exp")
+
+
+def test_calling_a_kernel_from_a_kernel() -> None:
+    @sd.kernel
+    def inner(x: X) -> X:
+        for i in range(N):
+            yield x.read()
+
+    def build():
+        @sd.kernel
+        def outer(x: X) -> X:
+            for i in range(N):
+                yield inner(x)  # <- error
+
+    expect_error(build, "kernels cannot call other kernels", "@sd.dataflow")
+
+
+def test_loop_carried_shape_change() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> S:
+            acc = sd.zeros((1, 16))
+            for i in range(N):
+                acc = sd.sum(acc + x.read(), axis=1)  # <- error
+                yield acc
+
+    expect_error(build, "'acc' is carried around the loop as a tile [1, 16] f32", "keep its shape and dtype")
+
+
+def test_matmul_inner_dims() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield v @ v  # <- error
+
+    expect_error(build, "cannot multiply tile [1, 16] f32 by tile [1, 16] f32", "x.T")
+
+
+def test_buffer_index_out_of_bounds() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            buf = sd.zeros((3, 1, 16))
+            for i in range(N):
+                buf[i] = x.read()  # <- error
+            for i in range(N):
+                yield buf[0]
+
+    expect_error(build, "index range [0, 3] is out of bounds for dim 0 of size 3")
+
+
+def test_name_defined_only_inside_loop() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                last = x.read()
+            for i in range(N):
+                yield last  # <- error
+
+    expect_error(build, "'last' is defined only inside the loop", "initialise it before the loop")
+
+
+def test_comparison_outside_where() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                m = v > 0.0  # <- error
+                yield v
+
+    expect_error(build, "comparisons are only supported as the condition of sd.where")
+
+
+def test_break() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read()
+                break  # <- error
+
+    expect_error(build, "break is not supported")
+
+
+def test_missing_port_annotation() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X, scale) -> X:  # <- error
+            for i in range(N):
+                yield x.read()
+
+    expect_error(build, "parameter 'scale'", "needs an itensor annotation")
+
+
+def test_python_value_reassigned_in_loop() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            scale = 1.0
+            for i in range(N):
+                scale = scale * 2.0  # <- error
+                yield x.read() * scale
+
+    expect_error(build, "'scale' holds a Python value and is reassigned inside the loop", "make it a tile")
+
+
+def test_yield_count_mismatch() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> (X, X):
+            for i in range(N):
+                yield x.read()  # <- error
+
+    expect_error(build, "yield gives 1 value(s) but the kernel has 2 output(s)")
+
+
+def test_write_to_input_port() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X, y: sd.Out[X]):
+            for i in range(N):
+                x.write(y)  # <- error
+
+    expect_error(build, ".write(...) is only defined on output ports")
+
+
+def test_lambda() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            f = lambda v: v * 2.0  # noqa: E731  # <- error
+            for i in range(N):
+                yield x.read()
+
+    expect_error(build, "Lambda is not supported")
+
+
+def test_reduction_axis_out_of_range() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> S:
+            for i in range(N):
+                yield sd.sum(x.read(), axis=2)  # <- error
+
+    expect_error(build, "axis must be a static int in [-2, 2)")
+
+
+# -- dataflow-level errors ------------------------------------------------------------------------
+
+
+@sd.kernel
+def double(x: X) -> X:
+    for i in range(N):
+        yield x.read() * 2.0
+
+
+@sd.kernel
+def halves(x: X) -> (X, X):
+    for i in range(N):
+        v = x.read()
+        yield v * 0.5, v * 0.25
+
+
+def test_dataflow_argument_shape_mismatch() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (1, 32)]):
+            return double(x)  # <- error
+
+    expect_error(build, "argument 'x' of kernel 'double'", "[1, 32] f32 tensor", "[1, 64] f32 tensor")
+
+
+def test_dataflow_unused_output() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (1, 64)]):
+            a, b = halves(x)  # <- error
+            return a
+
+    expect_error(build, "output 'out1' of kernel 'halves' is never used")
+
+
+def test_dataflow_annotation_missing() -> None:
+    def build():
+        @sd.dataflow
+        def f(x):  # <- error
+            return double(x)
+
+    expect_error(build, "argument 'x' of @sd.dataflow 'f' needs an annotation sd.Tensor[dtype, shape]")
+
+
+def test_eager_mode_detects_runtime_read_past_end() -> None:
+    # static checks make this unreachable for compiled kernels; eager mode still guards the Python
+    with pytest.raises(sd.StreamError, match="read port 'x' past its end"):
+        from streamdsl.dsl.eager import EagerIn
+        from streamdsl.dsl.kernel import Port
+
+        port = EagerIn("k", Port("x", X, 0), np.zeros((1, 64), np.float32))
+        for _ in range(5):
+            port.read()
+    assert math.isfinite(1.0)
