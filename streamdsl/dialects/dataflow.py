@@ -22,8 +22,9 @@ from xdsl.dialects.builtin import (
     MemRefType,
     StringAttr,
     TensorType,
+    i64,
 )
-from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, Region, SSAValue, TypeAttribute
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     BaseAttr,
@@ -298,6 +299,9 @@ class ITensorJoinOp(IRDLOperation):
     result = result_def(ITensorType)
     assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
 
+    def __init__(self, sources: Sequence[SSAValue], result_type: Attribute | None = None):
+        super().__init__(operands=[sources], result_types=[result_type or sources[0].type])
+
     def verify_(self) -> None:
         if len(self.sources) < 2:
             raise VerifyException(f"{self.name}: needs at least two sources, got {len(self.sources)}")
@@ -322,6 +326,9 @@ class ITensorCastOp(IRDLOperation):
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
     traits = traits_def(Pure())
 
+    def __init__(self, source: SSAValue, result_type: Attribute):
+        super().__init__(operands=[source], result_types=[result_type])
+
     def verify_(self) -> None:
         _same_tensor(self, _it(self.source), _it(self.result))
 
@@ -335,6 +342,9 @@ class ITensorReassociateOp(IRDLOperation):
     result = result_def(ITensorType)
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
     traits = traits_def(Pure())
+
+    def __init__(self, source: SSAValue, result_type: Attribute):
+        super().__init__(operands=[source], result_types=[result_type])
 
     def verify_(self) -> None:
         src, dst = _it(self.source), _it(self.result)
@@ -376,6 +386,9 @@ class ITensorChunkOp(IRDLOperation):
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$source attr-dict `:` type($source) `->` type($outputs)"
 
+    def __init__(self, source: SSAValue, dim: int, part_types: Sequence[Attribute]):
+        super().__init__(operands=[source], result_types=[part_types], properties={"dim": IntegerAttr(dim, 64)})
+
     def verify_(self) -> None:
         _check_split(self, self.dim.value.data, _it(self.source), [_it(o) for o in self.outputs])
 
@@ -390,6 +403,9 @@ class ITensorConcatOp(IRDLOperation):
     dim = prop_def(IntegerAttr[I64])
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
+
+    def __init__(self, sources: Sequence[SSAValue], dim: int, result_type: Attribute):
+        super().__init__(operands=[sources], result_types=[result_type], properties={"dim": IntegerAttr(dim, 64)})
 
     def verify_(self) -> None:
         _check_split(self, self.dim.value.data, _it(self.result), [_it(s) for s in self.sources])
@@ -410,6 +426,20 @@ class ITensorConverterOp(IRDLOperation):
     shared_loops = opt_prop_def(IntegerAttr[I64])
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(
+        self,
+        source: SSAValue,
+        result_type: Attribute,
+        buffer_shape: Sequence[int] | None = None,
+        shared_loops: int | None = None,
+    ):
+        properties: dict[str, Attribute] = {}
+        if buffer_shape is not None:
+            properties["buffer_shape"] = DenseArrayBase.from_list(i64, buffer_shape)
+        if shared_loops is not None:
+            properties["shared_loops"] = IntegerAttr(shared_loops, 64)
+        super().__init__(operands=[source], result_types=[result_type], properties=properties)
 
     def verify_(self) -> None:
         src, dst = _it(self.source), _it(self.result)
@@ -469,6 +499,10 @@ class StreamReadOp(IRDLOperation):
     result = result_def()
     assembly_format = "$stream attr-dict `:` type($stream) `->` type($result)"
 
+    def __init__(self, stream: SSAValue):
+        assert isinstance(stream.type, StreamType)
+        super().__init__(operands=[stream], result_types=[stream.type.element_type])
+
     def verify_(self) -> None:
         _check_token(self, self.result, self.stream)
 
@@ -479,6 +513,9 @@ class StreamWriteOp(IRDLOperation):
     value = operand_def()
     stream = operand_def(StreamType)
     assembly_format = "$value `,` $stream attr-dict `:` type($value) `->` type($stream)"
+
+    def __init__(self, value: SSAValue, stream: SSAValue):
+        super().__init__(operands=[value, stream])
 
     def verify_(self) -> None:
         _check_token(self, self.value, self.stream)
@@ -493,6 +530,9 @@ class BufferOp(IRDLOperation):
     banks = prop_def(IntegerAttr[I64], default_value=IntegerAttr(2, 64))
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "attr-dict `:` type($result)"
+
+    def __init__(self, type_: MemRefType, banks: int = 2):
+        super().__init__(result_types=[type_], properties={"banks": IntegerAttr(banks, 64)})
 
     def verify_(self) -> None:
         if self.banks.value.data < 1:
@@ -536,6 +576,11 @@ class KernelOp(IRDLOperation):
     traits = traits_def(IsolatedFromAbove())
     assembly_format = "$sym_name `(` $inputs `)` attr-dict-with-keyword `:` functional-type($inputs, $outputs) $body"
 
+    def __init__(self, sym_name: str, inputs: Sequence[SSAValue], output_types: Sequence[Attribute], body: Region):
+        super().__init__(
+            operands=[inputs], result_types=[output_types], properties={"sym_name": StringAttr(sym_name)}, regions=[body]
+        )
+
     def verify_(self) -> None:
         _check_region_signature(self, self.inputs, self.outputs)
 
@@ -557,6 +602,15 @@ class TaskOp(IRDLOperation):
         "$sym_name `ins` `(` $inputs `:` type($inputs) `)` `outs` `(` $inits `:` type($inits) `)` "
         "attr-dict-with-keyword (`->` type($outputs)^)? $body"
     )
+
+    def __init__(self, sym_name: str, inputs: Sequence[SSAValue], inits: Sequence[SSAValue], body: Region):
+        """The results take the types of `inits` (none at the stream level)."""
+        super().__init__(
+            operands=[inputs, inits],
+            result_types=[[i.type for i in inits]],
+            properties={"sym_name": StringAttr(sym_name)},
+            regions=[body],
+        )
 
     def verify_(self) -> None:
         if [i.type for i in self.inits] != [o.type for o in self.outputs]:
@@ -597,6 +651,9 @@ class DmaLoadOp(IRDLOperation):
     result = result_def(ITensorType)
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
 
+    def __init__(self, source: SSAValue, result_type: Attribute):
+        super().__init__(operands=[source], result_types=[result_type])
+
     def verify_(self) -> None:
         _check_dma(self, self.source, self.result)
 
@@ -609,6 +666,11 @@ class DmaStoreOp(IRDLOperation):
     source = operand_def(ITensorType)
     result = result_def(TensorType)
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(self, source: SSAValue):
+        """The result is the whole tensor of the source stream, in HBM."""
+        it = _it(source)
+        super().__init__(operands=[source], result_types=[TensorType(it.dtype.ir(), it.shape)])
 
     def verify_(self) -> None:
         _check_dma(self, self.result, self.source)
