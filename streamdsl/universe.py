@@ -15,4 +15,13 @@ def _insert_converters():
     return InsertConvertersPass
 
 
-STREAMDSL_UNIVERSE = Universe(all_dialects={"dataflow": _dataflow}, all_passes={"insert-converters": _insert_converters})
+def _size_fifos():
+    from lowering.transforms.size_fifos import SizeFifosPass
+
+    return SizeFifosPass
+
+
+STREAMDSL_UNIVERSE = Universe(
+    all_dialects={"dataflow": _dataflow},
+    all_passes={"insert-converters": _insert_converters, "size-fifos": _size_fifos},
+)

@@ -1,0 +1,76 @@
+"""`size-fifos`: choose every FIFO depth of each `dataflow.kernel` and write it into the IR.
+
+Depths come from `lowering.fifo_sizing` (mode `lp` by default; `conservative`, `naive`,
+`default`) over the U55C timing model. Where they go (docs/ir.md, "FIFO depths"):
+- itensor level: a `depth` attribute on the op producing the stream, an i64 integer when the op
+  has one result and `array<i64: ...>` (one entry per result) when it has several;
+- stream level: the `depth` of the `!dataflow.stream` type (and of the task block arguments that
+  receive the stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, i64
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
+from xdsl.utils.exceptions import PassFailedException
+
+from lowering.fifo_sizing import MODES, Sizing, size_fifos
+from lowering.timing import U55C, kernel_graph
+from streamdsl.dialects.dataflow import KernelOp, StreamType, TaskOp
+
+__all__ = ["SizeFifosPass", "size_kernel", "write_depths"]
+
+
+def size_kernel(kernel: KernelOp, mode: str = "lp") -> Sizing:
+    """Size the FIFOs of one kernel and write the depths into it."""
+    graph, values = kernel_graph(kernel, U55C)
+    sizing = size_fifos(graph, mode)
+    write_depths(values, sizing.depths)
+    return sizing
+
+
+def write_depths(values: Mapping[str, SSAValue], depths: Mapping[str, int]) -> None:
+    """Store `depths[name]` on the FIFO `values[name]` (a producer's result or a stream)."""
+    by_owner: dict[Operation, dict[int, int]] = {}
+    for name, value in values.items():
+        if isinstance(value.type, StreamType):
+            _retype_stream(value, depths[name])
+        else:
+            by_owner.setdefault(value.owner, {})[value.index] = depths[name]  # type: ignore[arg-type, attr-defined]
+    for op, per_result in by_owner.items():
+        if len(op.results) == 1:
+            op.attributes["depth"] = IntegerAttr(per_result[0], i64)
+        else:
+            entries = [per_result.get(i, 2) for i in range(len(op.results))]
+            op.attributes["depth"] = DenseArrayBase.from_list(i64, entries)
+
+
+def _retype_stream(value: SSAValue, depth: int) -> None:
+    assert isinstance(value.type, StreamType)
+    new_type = StreamType(value.type.element_type, depth)
+    users = [(u.operation, u.index) for u in value.uses]
+    Rewriter.replace_value_with_new_type(value, new_type)
+    for op, index in users:  # a task's block argument has the type of its operand
+        if isinstance(op, TaskOp):
+            Rewriter.replace_value_with_new_type(op.body.block.args[index], new_type)
+
+
+@dataclass(frozen=True)
+class SizeFifosPass(ModulePass):
+    """Size FIFOs with the LP (or `mode=conservative|naive|default`)."""
+
+    name = "size-fifos"
+
+    mode: str = "lp"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.mode not in MODES:
+            raise PassFailedException(f"size-fifos: mode {self.mode!r} is unknown; choose one of {', '.join(MODES)}")
+        for kernel in [k for k in op.walk() if isinstance(k, KernelOp)]:
+            size_kernel(kernel, self.mode)
