@@ -298,17 +298,21 @@ class _TaskScheduler:
     def pipelined(self, op: scf.ForOp, trips: int) -> _Sched:
         body = op.body.block
         ready: dict[SSAValue, int] = {}
+        carried: dict[SSAValue, int] = {a: 0 for a in body.args[1:] if not isinstance(a.type, ITensorType)}
         port_times: dict[BlockArgument, list[int]] = {}
         busiest = 1
         for inner in body.ops:
             start = max([0, *(ready.get(v, 0) for v in inner.operands)])
             start, finish = self.place(inner, start, port_times)
             busiest = max(busiest, self.issue(inner))
+            from_carried = [carried[v] for v in inner.operands if v in carried]
             for r in inner.results:
                 ready[r] = finish
+                if from_carried:  # longest path from a loop-carried value: the recurrence
+                    carried[r] = max(from_carried) + finish - start
         depth = max([1, *ready.values()])
         yielded = body.last_op.operands if body.last_op is not None else ()
-        recurrence = max([0, *(ready.get(v, 0) for v in yielded if not isinstance(v.type, ITensorType))])
+        recurrence = max([0, *(carried.get(v, 0) for v in yielded)])
         port_span = max([0, *(ts[-1] - ts[0] + 1 for ts in port_times.values() if len(ts) > 1)])
         ii = max(1, busiest, recurrence, port_span)
         ports = {p: np.asarray(ts, np.int64) for p, ts in port_times.items()}

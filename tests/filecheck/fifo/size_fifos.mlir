@@ -69,7 +69,7 @@ func.func @center(%x: tensor<1x256xf32>) -> tensor<1x256xf32> {
 
 // CHECK:      dataflow.dma_load %xa {depth = 1 : i64}
 // CHECK:      dataflow.task "split"
-// CHECK-SAME:   attributes {depth = array<i64: 10, 16>}
+// CHECK-SAME:   attributes {depth = array<i64: 8, 16>}
 // CHECK:      dataflow.task "rowsum"
 // CHECK-SAME:   attributes {depth = 1 : i64}
 // CHECK:      dataflow.task "center"

@@ -4,11 +4,11 @@
 // Stream level: the depth is part of the `!dataflow.stream` type, so it changes on the stream op
 // and on the task block arguments that receive it. `center` reads the row's sum before the row.
 
-// CHECK:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 13>
+// CHECK:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 12>
 // CHECK-NEXT: %sb = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 16>
 // CHECK-NEXT: %ss = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
-// CHECK:      dataflow.task "gen" ins(%sa, %sb : !dataflow.stream<tensor<1x16xf32>, depth = 13>, !dataflow.stream<tensor<1x16xf32>, depth = 16>)
-// CHECK-NEXT: ^{{.*}}(%a: !dataflow.stream<tensor<1x16xf32>, depth = 13>, %b: !dataflow.stream<tensor<1x16xf32>, depth = 16>):
+// CHECK:      dataflow.task "gen" ins(%sa, %sb : !dataflow.stream<tensor<1x16xf32>, depth = 12>, !dataflow.stream<tensor<1x16xf32>, depth = 16>)
+// CHECK-NEXT: ^{{.*}}(%a: !dataflow.stream<tensor<1x16xf32>, depth = 12>, %b: !dataflow.stream<tensor<1x16xf32>, depth = 16>):
 // CHECK:      dataflow.task "center" ins(%ss, %sb : !dataflow.stream<tensor<1x16xf32>, depth = 1>, !dataflow.stream<tensor<1x16xf32>, depth = 16>)
 
 // NAIVE: %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 16>
