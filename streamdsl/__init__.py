@@ -31,9 +31,18 @@ from streamdsl.dsl import (
     zeros,
 )
 
+
+def compile(prog, fifo_sizing="lp"):  # noqa: A001 - sd.compile; lazy: the driver imports lowering
+    """Size the FIFOs of a program and return a `Design` (see streamdsl.compiler.compile)."""
+    from streamdsl.compiler import compile as _compile
+
+    return _compile(prog, fifo_sizing)
+
+
 __all__ = ["DType", "ITensorError", "bf16", "f16", "f32", "i8", "i32", "itensor"]
 __all__ += [
     "DSLError", "DataflowProgram", "DeadlockError", "Kernel", "Out", "StreamError", "Tensor", "abs", "dataflow",
     "erf", "exp", "full", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]
+__all__ += ["compile"]

@@ -23,16 +23,17 @@ from xdsl.utils.exceptions import PassFailedException
 from lowering.fifo_sizing import MODES, Sizing, size_fifos
 from lowering.timing import U55C, kernel_graph
 from streamdsl.dialects.dataflow import KernelOp, StreamType, TaskOp
+from streamdsl.graph import Graph
 
 __all__ = ["SizeFifosPass", "size_kernel", "write_depths"]
 
 
-def size_kernel(kernel: KernelOp, mode: str = "lp") -> Sizing:
-    """Size the FIFOs of one kernel and write the depths into it."""
+def size_kernel(kernel: KernelOp, mode: str = "lp") -> tuple[Graph, Sizing]:
+    """Size the FIFOs of one kernel and write the depths into it; returns its timing graph too."""
     graph, values = kernel_graph(kernel, U55C)
     sizing = size_fifos(graph, mode)
     write_depths(values, sizing.depths)
-    return sizing
+    return graph, sizing
 
 
 def write_depths(values: Mapping[str, SSAValue], depths: Mapping[str, int]) -> None:

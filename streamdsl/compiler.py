@@ -1,0 +1,101 @@
+"""`sd.compile`: the top-level driver. It strings the `lowering` passes together, so it imports
+them lazily inside the function (the `streamdsl` library itself never imports `lowering`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xdsl.dialects.builtin import ModuleOp
+
+from streamdsl.dialects.dataflow import KernelOp
+from streamdsl.graph import Graph
+from streamdsl.sim.timed import TimedResult, simulate_timed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Design", "StreamRecord", "compile"]
+
+FIFO_SIZING = ("lp", "conservative", "naive", "default")
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """One FIFO of the design (the `streams` entries of report.json)."""
+
+    name: str
+    producer: str
+    consumer: str
+    tokens: int
+    token_bits: int
+    depth: int
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Design:
+    """A compiled program: the sized IR, its timing graph and the FIFO sizing decision."""
+
+    program: Any
+    module: ModuleOp
+    graph: Graph
+    sizing: Any  # lowering.fifo_sizing.Sizing
+    seconds: float
+
+    @property
+    def depths(self) -> dict[str, int]:
+        return dict(self.sizing.depths)
+
+    @property
+    def streams(self) -> list[StreamRecord]:
+        return [
+            StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name])
+            for e in self.graph.edges
+        ]
+
+    def timed_simulation(self, depths: Mapping[str, int] | None = None) -> TimedResult:
+        """The timed simulation with the design's depths (or `depths`, e.g. to try smaller ones)."""
+        return simulate_timed(self.graph, {**self.sizing.depths, **(depths or {})})
+
+    def simulate(self, *arrays: np.ndarray, **options: Any) -> Any:
+        """Functional simulation of the sized IR on numpy (bounded FIFOs with the design's depths)."""
+        from streamdsl.sim.functional import simulate
+
+        sized = dataclasses.replace(self.program, module=self.module) if dataclasses.is_dataclass(self.program) else self.module
+        return simulate(sized, *arrays, **options)
+
+    def report(self) -> dict[str, object]:
+        """The `fifo_sizing` and `streams` parts of report.json."""
+        return {"fifo_sizing": self.sizing.report(), "streams": [s.as_dict() for s in self.streams]}
+
+
+def _kernel(module: ModuleOp) -> KernelOp:
+    kernels = [op for op in module.walk() if isinstance(op, KernelOp)]
+    if len(kernels) != 1:
+        raise ValueError(
+            f"sd.compile: the program's module must hold exactly one dataflow.kernel, found {len(kernels)} (docs/ir.md)"
+        )
+    return kernels[0]
+
+
+def compile(prog: Any, fifo_sizing: str = "lp") -> Design:  # noqa: A001 - the public name is sd.compile
+    """Size every FIFO of `prog` (a DSL program, anything with `.module`, or a ModuleOp) and return
+    the Design. `fifo_sizing`: "lp" (the LP, no stall), "conservative" (LP after slowing every task
+    to the slowest, smaller FIFOs), "naive" (as deep as the tensor) or "default" (depth 2)."""
+    from lowering.transforms.size_fifos import size_kernel
+
+    if fifo_sizing not in FIFO_SIZING:
+        raise ValueError(f"sd.compile: fifo_sizing={fifo_sizing!r} is unknown; choose one of {', '.join(FIFO_SIZING)}")
+    module = prog if isinstance(prog, ModuleOp) else getattr(prog, "module", None)
+    if not isinstance(module, ModuleOp):
+        raise TypeError(f"sd.compile: expected an @sd.dataflow program or a ModuleOp, got {type(prog).__name__}")
+    start = time.perf_counter()
+    sized = module.clone()
+    graph, sizing = size_kernel(_kernel(sized), fifo_sizing)
+    return Design(prog, sized, graph, sizing, time.perf_counter() - start)
