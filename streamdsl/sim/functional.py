@@ -168,9 +168,10 @@ def _bind_arguments(func: FuncOp, arrays: Sequence[np.ndarray], params: list[np.
 
 def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], default_depth: int, stats: SimStats) -> list[np.ndarray]:
     env: dict[SSAValue, Any] = dict(zip(func.body.block.args, args))
+    single = sum(isinstance(op, KernelOp) for op in func.body.block.ops) == 1
     for op in func.body.block.ops:
         if isinstance(op, KernelOp):
-            kernel = _Kernel(op, [env[v] for v in op.inputs], depths, default_depth)
+            kernel = _Kernel(op, [env[v] for v in op.inputs], depths, default_depth, single)
             env.update(zip(op.outputs, kernel.run(stats)))
         elif op.name == "arith.constant":
             env[op.results[0]] = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
@@ -187,7 +188,7 @@ def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], defa
 
 
 class _Kernel:
-    def __init__(self, op: KernelOp, inputs: list[np.ndarray], depths: dict[str, int], default_depth: int):
+    def __init__(self, op: KernelOp, inputs: list[np.ndarray], depths: dict[str, int], default_depth: int, strict: bool):
         self.op, self.name = op, op.sym_name.data
         self.fifos: dict[SSAValue, Fifo] = {}
         self.all_fifos: list[Fifo] = []
@@ -199,6 +200,9 @@ class _Kernel:
         for inner in op.body.block.ops:
             self._add(inner)
         self._name_streams()
+        if strict and (unknown := sorted(set(depths) - {f.name for f in self.all_fifos})):
+            names = ", ".join(f.name for f in self.all_fifos)
+            raise ValueError(f"depths: kernel @{self.name} has no stream named {unknown[0]!r}; its streams are {names}")
         self._set_depths(depths, default_depth)
 
     # -- building -----------------------------------------------------------------------------
