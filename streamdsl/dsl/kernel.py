@@ -122,6 +122,7 @@ class _Compiler:
         self.loop_only: dict[str, int] = {}
         self.assign_site: dict[str, ast.AST] = {}
         self.trips = 1
+        self.later: list[Sequence[ast.stmt]] = []
         self.reads = [_Counts() for _ in sig.inputs]
         self.writes = [_Counts() for _ in sig.outputs]
 
@@ -165,8 +166,10 @@ class _Compiler:
     # -- statements -----------------------------------------------------------------------------
 
     def statements(self, body: Sequence[ast.stmt]) -> None:
-        for stmt in body:
+        for i, stmt in enumerate(body):
+            self.later.append(body[i + 1 :])  # what may run after `stmt`: for loop liveness
             self.statement(stmt)
+            self.later.pop()
 
     def statement(self, node: ast.stmt) -> None:
         match node:
@@ -239,7 +242,11 @@ class _Compiler:
         trip = len(range(start, stop, step))
         if trip == 0:
             raise self.error(node.iter, f"range({start}, {stop}, {step}) runs zero times: kernels need loops that run")
-        carried = [n for n in sorted(_assigned(node.body, self.env, self.sig)) if isinstance(self.env.get(n), Tile | Stream)]
+        # iter_args: output streams written in the loop, and tiles it rebinds that are read again
+        # (in a later iteration, after the loop, or by an enclosing loop's next iteration)
+        live = set().union(*(_exposed(block) for block in (node.body, *self.later)))
+        carried = [n for n in sorted(_assigned(node.body, self.env, self.sig))
+                   if isinstance(self.env.get(n), Stream) or (isinstance(self.env.get(n), Tile) and n in live)]
         for name in sorted(_assigned(node.body, self.env, self.sig)):
             if isinstance(self.env.get(name), int | float | Index) and name != node.target.id:
                 raise self.error(self.first_store(node.body, name), f"{name!r} holds a Python value and is reassigned inside the loop; "
@@ -253,7 +260,9 @@ class _Compiler:
         for name, arg in zip(carried, body.args[1:]):
             self.env[name] = _rebind(self.env[name], arg)
         self.builder, self.trips = TileBuilder(body), self.trips * trip
+        self.later.append(node.body)
         self.statements(node.body)
+        self.later.pop()
         yielded = []
         for name, init in zip(carried, inits):
             final = self.env[name]
@@ -706,6 +715,36 @@ def _assigned(body: Sequence[ast.stmt], env: dict[str, Any], sig: KernelSignatur
                 if isinstance(port, OutPort):
                     names.add(_out_key(port.port.index))
     return names
+
+
+def _exposed(stmts: Sequence[ast.stmt], defined: frozenset[str] = frozenset()) -> set[str]:
+    """Names the statements read before (re)binding them: the values they need from earlier.
+    `acc += v` and `buf[i] = v` read `acc` and `buf`; loops run at least once, so their bindings count."""
+    bound, exposed = set(defined), set()
+    for stmt in stmts:
+        if isinstance(stmt, ast.For):
+            exposed |= _reads(stmt.iter) - bound
+            exposed |= _exposed(stmt.body, frozenset(bound | _bound(stmt.target)))
+            bound |= set().union(*(_bound(s) for s in stmt.body)) if stmt.body else set()
+        else:
+            exposed |= _reads(stmt) - bound
+            bound |= _bound(stmt)
+    return exposed
+
+
+def _reads(node: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+            names.add(sub.id)
+        elif isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name):
+            names.add(sub.target.id)
+    return names
+
+
+def _bound(node: ast.AST) -> set[str]:
+    """Names a statement rebinds entirely (a buffer element store only updates the buffer)."""
+    return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)}
 
 
 def _describe(node: ast.AST) -> str:
