@@ -66,7 +66,8 @@ _OP_LATENCY = {
     "arith.addi": 1, "arith.subi": 1, "arith.muli": 3, "arith.select": 1, "arith.cmpi": 1,
     "arith.extf": 2, "arith.truncf": 2, "arith.sitofp": 4, "arith.fptosi": 4,
     # zero-cost: constants, placeholders, index arithmetic folded into addressing
-    "arith.constant": 0, "tensor.empty": 0, "linalg.yield": 0, "arith.index_cast": 0,
+    "arith.constant": 0, "tensor.empty": 0, "linalg.yield": 0, "scf.yield": 0, "dataflow.yield": 0,
+    "arith.index_cast": 0,
 }
 
 
@@ -305,11 +306,10 @@ class _TaskScheduler:
             start = max([0, *(ready.get(v, 0) for v in inner.operands)])
             start, finish = self.place(inner, start, port_times)
             busiest = max(busiest, self.issue(inner))
-            from_carried = [carried[v] for v in inner.operands if v in carried]
             for r in inner.results:
                 ready[r] = finish
-                if from_carried:  # longest path from a loop-carried value: the recurrence
-                    carried[r] = max(from_carried) + finish - start
+            if hop := self.carried_path(inner, carried, finish - start):
+                carried[inner.results[0]] = hop
         depth = max([1, *ready.values()])
         yielded = body.last_op.operands if body.last_op is not None else ()
         recurrence = max([0, *(carried.get(v, 0) for v in yielded)])
@@ -317,6 +317,15 @@ class _TaskScheduler:
         ii = max(1, busiest, recurrence, port_span)
         ports = {p: np.asarray(ts, np.int64) for p, ts in port_times.items()}
         return _Sched((trips - 1) * ii + depth, _repeat(ports, trips, ii))
+
+    def carried_path(self, op: Operation, carried: dict[SSAValue, int], latency: int) -> int:
+        """Longest path from a loop-carried value through `op` (the recurrence), 0 if none. A
+        buffer updated with insert_slice writes a new slice each iteration: one cycle, not a chain."""
+        if op.name == "tensor.insert_slice" and op.operands[1] in carried:
+            others = [carried[v] + latency for v in op.operands[:1] if v in carried]
+            return max([carried[op.operands[1]] + 1, *others])
+        paths = [carried[v] + latency for v in op.operands if v in carried]
+        return max(paths) if paths and op.results else 0
 
     # -- ops -----------------------------------------------------------------------------------
 

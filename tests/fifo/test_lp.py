@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from fifo_dags import KINDS, random_dag
+from .fifo_dags import KINDS, random_dag
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

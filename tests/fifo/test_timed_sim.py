@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fifo_dags import KINDS, random_dag, reference_simulate
+from .fifo_dags import KINDS, random_dag, reference_simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -78,7 +78,7 @@ func.func @center(%x: tensor<1x256xf32>) -> tensor<1x256xf32> {
 // The conservative mode slows `split` to the pace of `rowsum`: less buffering between them.
 // CONS:      dataflow.dma_load %xa {depth = 10 : i64}
 // CONS:      dataflow.task "split"
-// CONS-SAME:   attributes {depth = array<i64: 2, 16>}
+// CONS-SAME:   attributes {depth = array<i64: 1, 16>}
 
 // NAIVE:      dataflow.dma_load %xa {depth = 16 : i64}
 // NAIVE:      attributes {depth = array<i64: 16, 16>}

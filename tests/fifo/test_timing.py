@@ -1,0 +1,203 @@
+"""The U55C timing model and graph extraction from hand-written IR, checked against hand-derived
+schedules (from the table's constants) and against the functional simulator's view of the graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
+from xdsl.parser import Parser
+
+from lowering.timing import U55C, TimingError, TimingTable, kernel_graph
+from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
+from streamdsl.graph import GraphError
+
+FILECHECK = Path(__file__).parents[1] / "filecheck" / "fifo"
+T = "!dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)>"
+
+
+def parse(text: str) -> builtin.ModuleOp:
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, linalg.Linalg, tensor.Tensor, math.Math, DATAFLOW):
+        ctx.load_dialect(dialect)
+    module = Parser(ctx, text).parse_module()
+    module.verify()
+    return module
+
+
+def kernel_of(module: builtin.ModuleOp) -> KernelOp:
+    return next(op for op in module.walk() if isinstance(op, KernelOp))
+
+
+def one_task(body: str, ins: str = T, outs: str = T, unroll: str = "") -> str:
+    """A kernel: dma_load -> task "t" -> dma_store, with the task body given as text."""
+    attrs = f" attributes {{unroll = {unroll} : i64}}" if unroll else ""
+    return f"""
+func.func @f(%x: tensor<1x256xf32>) -> tensor<1x256xf32> {{
+  %y = dataflow.kernel "k"(%x) : (tensor<1x256xf32>) -> tensor<1x256xf32> {{
+  ^bb0(%xa: tensor<1x256xf32>):
+    %xs = dataflow.dma_load %xa : tensor<1x256xf32> -> {ins}
+    %e = dataflow.itensor_empty : {outs}
+    %r = dataflow.task "t" ins(%xs : {ins}) outs(%e : {outs}){attrs} -> {outs} {{
+    ^bb0(%in: {ins}, %o: {outs}):
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %c16 = arith.constant 16 : index
+{body}
+    }}
+    %yt = dataflow.dma_store %r : {outs} -> tensor<1x256xf32>
+    dataflow.yield %yt : tensor<1x256xf32>
+  }}
+  func.return %y : tensor<1x256xf32>
+}}"""
+
+
+def test_reconvergent_kernel_schedules_follow_the_table() -> None:
+    graph, values = kernel_graph(kernel_of(parse((FILECHECK / "size_fifos.mlir").read_text())))
+    add, sub, op = U55C.op_latency["arith.addf"], U55C.op_latency["arith.subf"], U55C.stream_op
+    k = np.arange(16)
+    beat = -(-512 // U55C.hbm_bits_per_cycle)
+    load = graph.tasks["dma_load(xa)"]
+    assert load.writes["out0"].tolist() == (U55C.dma_latency + beat * k).tolist()
+    split = graph.tasks["split"]  # pipelined at II 1: read, then both writes one cycle later
+    assert split.reads["arg0"].tolist() == k.tolist()
+    assert split.writes["out0"].tolist() == split.writes["out1"].tolist() == (k + op).tolist()
+    rowsum = graph.tasks["rowsum"]  # II = the accumulator's add; fill (1 cycle), then the loop, then the write
+    assert rowsum.reads["arg0"].tolist() == (1 + add * k).tolist()
+    assert rowsum.writes["out0"].tolist() == [1 + 15 * add + op + add]
+    assert rowsum.ii == add
+    center = graph.tasks["center"]  # the sum first, then the row at II 1
+    assert center.reads["arg0"].tolist() == [0]
+    assert center.reads["arg1"].tolist() == (op + k).tolist()
+    assert center.writes["out0"].tolist() == (op + k + op + sub).tolist()
+    assert center.delay == 2 * op + sub
+    assert {e.name for e in graph.edges} == {"xs", "a", "b", "s", "c"}
+    assert values["b"].name_hint == "b" and graph.edge("b").token_bits == 512
+
+
+def test_unroll_attribute_sets_the_lanes_of_tile_ops() -> None:
+    body = """
+      %r = scf.for %i = %c0 to %c16 step %c1 iter_args(%w = %o) -> (!O) {
+        %t = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+        %me = tensor.empty() : tensor<1x16xf32>
+        %m = linalg.mul ins(%t, %t : tensor<1x16xf32>, tensor<1x16xf32>) outs(%me : tensor<1x16xf32>) -> tensor<1x16xf32>
+        %n = dataflow.itensor_write %m, %w : tensor<1x16xf32> -> !O
+        scf.yield %n : !O
+      }
+      dataflow.yield %r : !O"""
+    body = body.replace("!I", T).replace("!O", T)
+    base = kernel_graph(kernel_of(parse(one_task(body))))[0].tasks["t"]
+    narrow = TimingTable(lanes=4)
+    slow = kernel_graph(kernel_of(parse(one_task(body))), narrow)[0].tasks["t"]
+    wide = kernel_graph(kernel_of(parse(one_task(body, unroll="16"))), narrow)[0].tasks["t"]
+    assert base.ii == 1 and wide.ii == 1
+    assert slow.ii == 16 // 4  # 16 multiplies on 4 lanes
+    assert slow.reads["arg0"].tolist() == (4 * np.arange(16)).tolist()
+
+
+def test_sequential_outer_loop_runs_inner_loops_one_after_the_other() -> None:
+    t4 = "!dataflow.itensor<1x16xf32, [4, 4] * [1, 16], (d0, d1) -> (d0, d1)>"
+    body = f"""
+      %c4 = arith.constant 4 : index
+      %r = scf.for %i = %c0 to %c4 step %c1 iter_args(%w = %o) -> ({t4}) {{
+        %buf0 = tensor.empty() : tensor<4x16xf32>
+        %buf = scf.for %j = %c0 to %c4 step %c1 iter_args(%b = %buf0) -> (tensor<4x16xf32>) {{
+          %t = dataflow.itensor_read %in : {t4} -> tensor<1x16xf32>
+          %b2 = tensor.insert_slice %t into %b[%j, 0] [1, 16] [1, 1] : tensor<1x16xf32> into tensor<4x16xf32>
+          scf.yield %b2 : tensor<4x16xf32>
+        }}
+        %w2 = scf.for %j = %c0 to %c4 step %c1 iter_args(%v = %w) -> ({t4}) {{
+          %t = tensor.extract_slice %buf[%j, 0] [1, 16] [1, 1] : tensor<4x16xf32> to tensor<1x16xf32>
+          %n = dataflow.itensor_write %t, %v : tensor<1x16xf32> -> {t4}
+          scf.yield %n : {t4}
+        }}
+        scf.yield %w2 : {t4}
+      }}
+      dataflow.yield %r : {t4}"""
+    text = one_task(body, ins=t4, outs=t4).replace("tensor<1x256xf32>", "tensor<4x64xf32>")
+    task = kernel_graph(kernel_of(parse(text)))[0].tasks["t"]
+    op, buf = U55C.stream_op, U55C.buffer_latency
+    fill = 3 * 1 + op + buf  # 4 reads at II 1, the last insert finishes op + buf later
+    drain = 3 * 1 + buf + 1  # 4 extracts at II 1, each written once read out
+    period = fill + drain + U55C.loop_entry
+    starts = np.arange(4)[:, None] * period
+    assert task.reads["arg0"].tolist() == (starts + np.arange(4)).ravel().tolist()
+    assert task.writes["out0"].tolist() == (starts + fill + buf + np.arange(4)).ravel().tolist()
+    assert task.latency == 4 * period
+
+
+def test_converter_fork_and_dma_nodes() -> None:
+    rows = "!dataflow.itensor<4x4xf32, [4, 4] * [4, 4], (d0, d1) -> (d0, d1)>"
+    cols = "!dataflow.itensor<4x4xf32, [4, 4] * [4, 4], (d0, d1) -> (d1, d0)>"
+    text = f"""
+func.func @f(%x: tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<16x16xf32>) {{
+  %y, %z = dataflow.kernel "k"(%x) : (tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<16x16xf32>) {{
+  ^bb0(%xa: tensor<16x16xf32>):
+    %xs = dataflow.dma_load %xa : tensor<16x16xf32> -> {rows}
+    %a, %b = dataflow.itensor_fork %xs : {rows} -> {rows}, {rows}
+    %t = dataflow.itensor_converter %b : {rows} -> {cols}
+    %s1 = dataflow.dma_store %a : {rows} -> tensor<16x16xf32>
+    %s2 = dataflow.dma_store %t : {cols} -> tensor<16x16xf32>
+    dataflow.yield %s1, %s2 : tensor<16x16xf32>, tensor<16x16xf32>
+  }}
+  func.return %y, %z : tensor<16x16xf32>, tensor<16x16xf32>
+}}"""
+    graph, _ = kernel_graph(kernel_of(parse(text)))
+    k = np.arange(16)
+    fork = graph.tasks["fork(xs)"]
+    assert fork.reads["arg0"].tolist() == k.tolist()
+    assert fork.writes["out0"].tolist() == fork.writes["out1"].tolist() == (k + 1).tolist()
+    conv = graph.tasks["converter(b)"]  # no shared loop: the whole tensor, then all of it out
+    assert conv.reads["arg0"].tolist() == k.tolist()
+    assert conv.writes["out0"].tolist() == (16 + U55C.buffer_latency + k).tolist()
+    beat = -(-16 * 32 // U55C.hbm_bits_per_cycle)
+    store = graph.tasks["dma_store(t)"]
+    assert store.reads["arg0"].tolist() == (beat * k).tolist()
+    assert store.latency == beat * 15 + U55C.dma_latency
+
+
+def test_errors_name_the_task_and_what_to_change() -> None:
+    short = f"""
+      %c8 = arith.constant 8 : index
+      %r = scf.for %i = %c0 to %c8 step %c1 iter_args(%w = %o) -> ({T}) {{
+        %t = dataflow.itensor_read %in : {T} -> tensor<1x16xf32>
+        %n = dataflow.itensor_write %t, %w : tensor<1x16xf32> -> {T}
+        scf.yield %n : {T}
+      }}
+      dataflow.yield %r : {T}"""
+    with pytest.raises(TimingError, match=r"task t: reads 8 tokens on port 0 but its type .* has 16"):
+        kernel_graph(kernel_of(parse(one_task(short))))
+    dynamic = short.replace("%c8 = arith.constant 8 : index", "%c8 = arith.addi %c16, %c16 : index")
+    with pytest.raises(TimingError, match="task t: scf.for upper bound is not an arith.constant"):
+        kernel_graph(kernel_of(parse(one_task(dynamic))))
+    branchy = f"""
+      %cond = arith.constant true
+      scf.if %cond {{
+      }}
+      %r = scf.for %i = %c0 to %c16 step %c1 iter_args(%w = %o) -> ({T}) {{
+        %t = dataflow.itensor_read %in : {T} -> tensor<1x16xf32>
+        %n = dataflow.itensor_write %t, %w : tensor<1x16xf32> -> {T}
+        scf.yield %n : {T}
+      }}
+      dataflow.yield %r : {T}"""
+    with pytest.raises(TimingError, match="task t: `scf.if` has regions the timing model cannot schedule"):
+        kernel_graph(kernel_of(parse(one_task(branchy))))
+
+
+def test_a_stream_read_twice_must_be_forked() -> None:
+    text = f"""
+func.func @f(%x: tensor<1x256xf32>) -> (tensor<1x256xf32>, tensor<1x256xf32>) {{
+  %y, %z = dataflow.kernel "k"(%x) : (tensor<1x256xf32>) -> (tensor<1x256xf32>, tensor<1x256xf32>) {{
+  ^bb0(%xa: tensor<1x256xf32>):
+    %xs = dataflow.dma_load %xa : tensor<1x256xf32> -> {T}
+    %s1 = dataflow.dma_store %xs : {T} -> tensor<1x256xf32>
+    %s2 = dataflow.dma_store %xs : {T} -> tensor<1x256xf32>
+    dataflow.yield %s1, %s2 : tensor<1x256xf32>, tensor<1x256xf32>
+  }}
+  func.return %y, %z : tensor<1x256xf32>, tensor<1x256xf32>
+}}"""
+    with pytest.raises(GraphError, match="stream %xs is read by dma_store.* and dma_store.*; fork it first"):
+        kernel_graph(kernel_of(parse(text)))
