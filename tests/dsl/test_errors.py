@@ -80,7 +80,8 @@ def test_tile_shape_mismatch() -> None:
                 w = v + sd.zeros((1, 8))  # <- error
                 yield w
 
-    expect_error(build, "[1, 16] and [1, 8] do not broadcast", "shapes must be equal or 1")
+    err = expect_error(build, "[1, 16] and [1, 8] do not broadcast", "shapes must be equal or 1")
+    assert err.col == 21  # 1-based column of `v + ...` in this file
 
 
 def test_dtype_mismatch() -> None:
