@@ -262,7 +262,13 @@ class _Structured:
             perm = [*dims, *rest]
             identity = perm == list(range(self.n))
             if identity:
-                return lambda v, _out: np.reshape(np.broadcast_to(v, par_shape), out_shape)
+
+                def same_layout(v: Any, _out: np.ndarray) -> Any:
+                    if type(v) is np.ndarray and v.shape == out_shape:
+                        return v
+                    return np.reshape(np.broadcast_to(v, par_shape), out_shape)
+
+                return same_layout
             return lambda v, _out: np.reshape(np.transpose(np.broadcast_to(v, par_shape)[last], perm), out_shape)
         grids = np.indices(par_shape, sparse=True)
         index = tuple(np.broadcast_arrays(*(_eval_affine(e, grids) for e in map_.results)))
@@ -304,6 +310,15 @@ class _Structured:
 
     def _parallel(self, body: Kernel) -> Kernel:
         gathers, scatters, finish, index, num_in = self.gathers, self.scatters, self.finish, self.index, self.num_in
+
+        if len(scatters) == 1:
+            (scatter,), (fin,) = scatters, finish
+
+            def run_one(*operands: Any) -> tuple[Any, ...]:
+                (value,) = body(*[g(x) for g, x in zip(gathers, operands)], idx=index)
+                return (fin(scatter(value, operands[num_in])),)
+
+            return run_one
 
         def run(*operands: Any) -> tuple[Any, ...]:
             values = body(*[g(x) for g, x in zip(gathers, operands)], idx=index)
@@ -356,7 +371,13 @@ def _finish_result(result: SSAValue) -> Callable[[Any], Any]:
     dtype = numpy_dtype(elem)
     if isinstance(elem, BFloat16Type):
         return lambda v: round_bf16(np.asarray(v, dtype=dtype))
-    return lambda v: np.asarray(v).astype(dtype, copy=False)
+
+    def finish(v: Any) -> Any:
+        if type(v) is np.ndarray and v.dtype == dtype:
+            return v
+        return np.asarray(v).astype(dtype)
+
+    return finish
 
 
 def _depends_on(value: SSAValue, targets: set[SSAValue]) -> bool:

@@ -69,7 +69,8 @@ class SimStats:
 
     streams: list[StreamStats] = field(default_factory=list)
     converter_peak: dict[str, int] = field(default_factory=dict)  # elements held, per converter
-    seconds: float = 0.0
+    seconds: float = 0.0  # building (compiling the task bodies) and running
+    compile_seconds: float = 0.0
     resumes: int = 0
 
     @property
@@ -93,6 +94,7 @@ class SimStats:
             "converter_peak": dict(self.converter_peak),
             "total_tokens": self.total_tokens,
             "seconds": self.seconds,
+            "compile_seconds": self.compile_seconds,
         }
 
 
@@ -171,7 +173,9 @@ def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], defa
     single = sum(isinstance(op, KernelOp) for op in func.body.block.ops) == 1
     for op in func.body.block.ops:
         if isinstance(op, KernelOp):
+            start = time.perf_counter()
             kernel = _Kernel(op, [env[v] for v in op.inputs], depths, default_depth, single)
+            stats.compile_seconds += time.perf_counter() - start
             env.update(zip(op.outputs, kernel.run(stats)))
         elif op.name == "arith.constant":
             env[op.results[0]] = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
