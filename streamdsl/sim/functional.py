@@ -228,6 +228,9 @@ class _Kernel:
         if value not in self.fifos:
             raise CompileError(f"kernel @{self.name}: {consumer.name} reads {value.name_hint or value.type}, which no op produces as a stream")
         fifo = self.fifos[value]
+        it = rt.itensor_of(value)
+        if it is not None and fifo.value is not None and (src := rt.itensor_of(fifo.value)) is not None and src.tile != it.tile:
+            fifo.reshape = it.tile
         if fifo.consumer is not None and fifo.consumer is not consumer:
             raise CompileError(
                 f"kernel @{self.name}: stream {value.name_hint or ''} has two consumers ({fifo.consumer.name} and "
@@ -256,13 +259,9 @@ class _Kernel:
                 proc.gen = rt.fork(src, outs, src.expected or 0)
             case ITensorJoinOp():
                 self._join(op)
-            case ITensorCastOp():
+            case ITensorCastOp() | ITensorReassociateOp():
+                # no hardware: the consumer reads the source FIFO (reshaping tiles if needed)
                 self.fifos[op.result] = self.fifos[op.source]
-            case ITensorReassociateOp():
-                proc = self._proc(f"reassociate({_hint(op.source)})", op)
-                src = self._take(op.source, proc)
-                out = self._new_fifo(op.result, proc)
-                proc.gen = rt.reassociate(src, out, out.expected or 0, op.result.type.itensor.tile)
             case ITensorChunkOp() | ITensorConcatOp():
                 self._chunk_concat(op)
             case ITensorConverterOp():
@@ -296,10 +295,6 @@ class _Kernel:
 
     def _task(self, op: TaskOp) -> None:
         proc = self._proc(op.sym_name.data, op)
-        try:
-            fn, reads, writes, _ = rt.compile_task(op)
-        except CompileError as err:
-            raise CompileError(f"kernel @{self.name}: {err}") from None
         ports: list[Fifo] = []
         for value in op.inputs:
             if isinstance(value.type, StreamType):
@@ -311,6 +306,11 @@ class _Kernel:
                 ports.append(self.fifos[init])
             else:
                 ports.append(self._new_fifo(op.outputs[i], proc))
+        reshapes = {p: f.reshape for p, f in enumerate(ports[: len(op.inputs)]) if f.reshape is not None}
+        try:
+            fn, reads, writes, _ = rt.compile_task(op, reshapes)
+        except CompileError as err:
+            raise CompileError(f"kernel @{self.name}: {err}") from None
         for p, fifo in enumerate(ports):
             if p in writes or p >= len(op.inputs):
                 self._claim(fifo, "producer", proc)
