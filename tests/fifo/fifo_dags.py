@@ -77,10 +77,13 @@ def random_dag(kind: str, n: int, seed: int, max_ii: int = 4, max_depth: int = 3
 def dag_from_preds(preds: list[list[int]], rng: random.Random, max_ii: int = 4, max_depth: int = 30) -> Graph:
     n = len(preds)
     tokens = {(i, j): rng.choice(TOKENS) for j in range(n) for i in preds[j]}
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for i, j in tokens:
+        succs[i].append(j)
     graph = Graph()
     for v in range(n):
         reads = {f"i{i}": tokens[i, v] for i in preds[v]}
-        writes = {f"o{j}": t for (i, j), t in tokens.items() if i == v}
+        writes = {f"o{j}": tokens[v, j] for j in succs[v]}
         graph.add_task(Task.pipelined(f"t{v}", ii=rng.randint(1, max_ii), depth=rng.randint(1, max_depth), reads=reads, writes=writes))
     for (i, j), _ in tokens.items():
         graph.connect(f"t{i}", f"o{j}", f"t{j}", f"i{i}", token_bits=rng.choice((8, 32, 512, 2048)), name=f"t{i}->t{j}")
