@@ -16,12 +16,14 @@ import builtins
 import inspect
 import sys
 import math
+import operator
 import textwrap
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from xdsl.dialects import arith, scf
 from xdsl.dialects.builtin import IndexType
 from xdsl.ir import Block, Region, SSAValue
@@ -488,6 +490,8 @@ class _Compiler:
 
     def elementwise(self, node: ast.AST, op: ops.Elementwise, args: Sequence[Any]) -> Tile:
         tiles = [a for a in args if isinstance(a, Tile)]
+        if not tiles and all(_is_num(a) for a in args):  # constant folding: sd.exp(2.0)
+            return float(op.numpy(*[np.float32(a) for a in args]))
         if not tiles:
             raise self.error(node, f"sd.{op.name} needs at least one tile operand, got "
                              f"{', '.join(_describe_value(a) for a in args)}")
@@ -613,7 +617,8 @@ class _Compiler:
         cond = node.args[0]
         if not (isinstance(cond, ast.Compare) and len(cond.ops) == 1):
             raise self.error(cond, "the condition of sd.where must be one comparison written inline, e.g. sd.where(x > 0.0, x, 0.0)")
-        pred = ops.COMPARISONS.get(_CMP_SYMBOLS.get(type(cond.ops[0]), ""))
+        sym = _CMP_SYMBOLS.get(type(cond.ops[0]), "")
+        pred = ops.COMPARISONS.get(sym)
         if pred is None:
             raise self.error(cond, "sd.where supports the comparisons < <= > >= == !=")
         args = [self.expr(cond.left), self.expr(cond.comparators[0]), self.expr(node.args[1]), self.expr(node.args[2])]
@@ -622,7 +627,10 @@ class _Compiler:
             c = b.op(arith.CmpfOp(v[0], v[1], pred))
             return b.op(arith.SelectOp(c, v[2], v[3]))
 
-        return self.elementwise(node, ops.Elementwise("where", 4, ops.where, body), args)
+        def fused(left: Any, right: Any, a: Any, b: Any) -> Any:
+            return ops.where(_PY_CMP[sym](left, right), a, b)
+
+        return self.elementwise(node, ops.Elementwise("where", 4, fused, body), args)
 
     def transpose(self, node: ast.Call) -> Tile:
         a = self.args(node, "transpose", ["x", "perm"], {"perm": None})
@@ -659,6 +667,9 @@ _CALLS: dict[Any, Callable[[_Compiler, ast.Call], Any]] = {
 _BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
                   ast.FloorDiv: "//", ast.Mod: "%"}
 _CMP_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_PY_CMP: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}
 _PY_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
     "//": lambda a, b: a // b, "%": lambda a, b: a % b, "**": lambda a, b: a**b,

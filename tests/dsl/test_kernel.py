@@ -242,3 +242,15 @@ def test_docs_example_runs(tmp_path) -> None:
     for got in (ns["y_eager"], ns["y_sim"]) if HAVE_SIM else (ns["y_eager"],):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
     assert "dataflow.task" in ns["text"]
+
+
+def test_constant_subexpressions_fold() -> None:
+    @sd.kernel
+    def folded(x: R) -> R:
+        for i in range(4):
+            yield x.read() * sd.where(1.0 > 2.0, 3.0, 4.0) + sd.exp(0.0) + sd.maximum(2.0, -1.0)
+
+    x = _inputs([(1, 32)])[0]
+    _close(folded(x), 4 * x + 3)
+    if HAVE_SIM:
+        _close(folded.simulate(x), 4 * x + 3)
