@@ -184,6 +184,8 @@ class KVStep(torch.nn.Module):
         self.seq_len = seq_len
         self.position_input = position_input
         self.num_layers = model.config.num_hidden_layers
+        kv = [f"past_{kind}_{i}" for i in range(self.num_layers) for kind in ("key", "value")] if past_len else []
+        self.input_names = ["input_ids"] + (["position_ids"] if position_input else []) + kv
 
     def forward(self, input_ids: torch.Tensor, *rest: torch.Tensor):
         if self.position_input:

@@ -47,14 +47,17 @@ _KINDS = {
 
 
 def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None,
-               name: str = "forward") -> ImportedProgram:
-    """Imports `module` called on `args` (static shapes, or dynamic ones with a maximum)."""
+               name: str = "forward", input_names: Sequence[str] | None = None) -> ImportedProgram:
+    """Imports `module` called on `args` (static shapes, or dynamic ones with a maximum).
+
+    Runtime inputs are named after `input_names`, else the module's `input_names` attribute,
+    else the argument names of its `forward`."""
     t0 = time.perf_counter()
     ep = _export(module, tuple(args), dynamic_shapes)
     t1 = time.perf_counter()
     ep = ep.run_decompositions()
     t2 = time.perf_counter()
-    prog = import_exported(ep, name)
+    prog = import_exported(ep, name, input_names or getattr(module, "input_names", None))
     prog.timings = {"export": t1 - t0, "decompose": t2 - t1, "import": time.perf_counter() - t2}
     return prog
 
@@ -109,8 +112,9 @@ def source_location(node: Node) -> tuple[str, str]:
 
 
 class _Importer:
-    def __init__(self, ep: ExportedProgram):
+    def __init__(self, ep: ExportedProgram, input_names: Sequence[str] | None = None):
         self.ep = ep
+        self.input_names = list(input_names or [])
         self.graph = ep.graph_module.graph
         specs = {s.arg.name: s for s in ep.graph_signature.input_specs if hasattr(s.arg, "name")}
         self.kinds = {n: _KINDS.get(specs[n.name].kind, "input") for n in self.graph.nodes if n.op == "placeholder"}
@@ -200,7 +204,9 @@ class _Importer:
     def placeholder(self, n: Node) -> None:
         kind = self.kinds[n]
         if kind == "input":
-            self.env[n] = self.add_arg(n.name, n.name, kind, None, meta=n.meta["val"])
+            i = sum(1 for _, k, _ in self.args if k == "input")
+            name = self.input_names[i] if i < len(self.input_names) else n.name
+            self.env[n] = self.add_arg(name, name, kind, None, meta=n.meta["val"])
         elif kind == "parameter" and n.users:
             self.env[n] = self.add_arg(n.name, self.targets[n], kind, self.state[self.targets[n]])
 
@@ -257,6 +263,7 @@ def _array_attr(items: Sequence[DictionaryAttr]):
     return ArrayAttr(list(items))
 
 
-def import_exported(ep: ExportedProgram, name: str = "forward") -> ImportedProgram:
+def import_exported(ep: ExportedProgram, name: str = "forward",
+                    input_names: Sequence[str] | None = None) -> ImportedProgram:
     """Imports an already exported and decomposed program."""
-    return _Importer(ep).run(name)
+    return _Importer(ep, input_names).run(name)
