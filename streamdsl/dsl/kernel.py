@@ -157,12 +157,15 @@ class _Compiler:
             for port, count in zip(ports, counts):
                 if count.tokens == port.type.num_tokens:
                     continue
-                verb = "x.read()" if what == "reads" else ("yield" if self.sig.yields else f"{port.name}.write(...)")
+                if what == "reads":
+                    site = f"{port.name}.read()"
+                else:
+                    site = "yield" if self.sig.yields else f"{port.name}.write(...)"
                 raise self.error(
                     count.site or self.tree,
                     f"kernel {self.fn.__name__!r} {what} port {port.name!r} {count.tokens} time(s), but its type "
                     f"{port.type} has {port.type.num_tokens} tokens; make the static loops around "
-                    f"{verb.replace('x.', port.name + '.')} run {port.type.num_tokens} times in total",
+                    f"{site} run {port.type.num_tokens} times in total",
                 )
 
     # -- statements -----------------------------------------------------------------------------

@@ -171,3 +171,20 @@ def test_kernel_alone_is_a_program() -> None:
     prog = k.program.verify()
     assert [t.sym_name.data for t in _ops(prog, TaskOp)] == ["softmax"]
     assert prog.input_names == ["x"]
+
+
+@pytest.mark.skipif(not HAVE_SIM, reason="the functional simulator (streamdsl.sim.functional) is not there yet")
+def test_planned_converter_still_simulates_correctly() -> None:
+    """Converter planning (lowering) sizes the DSL's whole-tensor converter; the result is unchanged."""
+    passes = pytest.importorskip("lowering.transforms.insert_converters")
+    from xdsl.context import Context
+
+    from streamdsl.program import Program
+
+    case = P.transpose(32, 64, 16)
+    module = case.program.module.clone()
+    passes.InsertConvertersPass().apply(Context(), module)
+    (conv,) = [op for op in module.walk() if isinstance(op, ITensorConverterOp)]
+    assert conv.buffer_shape is not None
+    x = case.inputs(np.random.default_rng(4))
+    _check(Program(module, case.program.name).simulate(*x), case.reference(*x))
