@@ -3,9 +3,11 @@ deadlock diagnosis and stream-usage errors."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamdsl as sd
@@ -241,11 +243,17 @@ def test_peak_occupancy_and_stats() -> None:
     assert stats.total_tokens == 64 and stats.tokens_per_second > 0
 
 
+@functools.cache
+def _small_chain() -> object:
+    return P.chain(3, 2, 32, 8)
+
+
+@settings(max_examples=40)
 @given(st.lists(st.integers(min_value=1, max_value=6), min_size=4, max_size=4))
 def test_results_do_not_depend_on_fifo_depths(depths: list[int]) -> None:
     x = np.linspace(-1, 1, 2 * 32, dtype=np.float32).reshape(2, 32)
     names = ["xs", "s1", "s2", "ys"]
-    got = simulate(P.chain(3, 2, 32, 8), x, depths=dict(zip(names, depths)))
+    got = simulate(_small_chain(), x, depths=dict(zip(names, depths)))
     np.testing.assert_array_equal(got, P.chain_reference(3, x))
 
 
@@ -337,3 +345,17 @@ def test_argument_errors() -> None:
         simulate(module, rand(2, 8))
     with pytest.raises(ValueError, match="takes 1 arrays"):
         simulate(module)
+
+
+@pytest.mark.parametrize("build", [lambda: P.chain(4, 2, 32, 8), lambda: P.diamond(4, 4), lambda: P.matvec(32, 32, 16)])
+def test_stream_and_task_names_match_the_timing_graph(build: object) -> None:
+    """The names in deadlock messages, `depths=` and records are the timing graph's edge names."""
+    from lowering.timing import kernel_graph
+    from streamdsl.dialects.dataflow import KernelOp
+
+    module = build()  # type: ignore[operator]
+    (kernel,) = [op for op in module.walk() if isinstance(op, KernelOp)]
+    graph, _ = kernel_graph(kernel)
+    args = [rand(*a.type.get_shape()) for a in kernel.body.block.args]
+    _, stats = simulate_with_stats(module, *args, default_depth=64)
+    assert {(s.name, s.producer, s.consumer) for s in stats.streams} == {(e.name, e.src, e.dst) for e in graph.edges}
