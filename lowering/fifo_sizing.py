@@ -90,6 +90,9 @@ def size_fifos(graph: Graph, mode: str = "lp") -> Sizing:
     run = simulate_unbounded(model_graph) if mode == "conservative" else unbounded
     shift, lp_seconds = _solve(model_graph, run, mode)
     depths, starts, delays = _depths(model_graph, run, shift)
+    asap = _depths(model_graph, run, dict.fromkeys(shift, 0))
+    if graph.bits(asap[0]) < graph.bits(depths):  # the bits objective is a linear surrogate
+        depths, starts, delays = asap
     return Sizing(
         "lp" if mode == "normal" else mode,
         depths,

@@ -18,6 +18,7 @@ CASES = {
     "layernorm": lambda: P.layernorm(4, 64, 16),
     "matvec": lambda: P.matvec(96, 32, 16),
     "transpose": lambda: P.transpose(32, 64, 16),
+    "cast_only": lambda: P.transpose(24, 8, 8),  # one tile column: an itensor_cast, no converter
     "fork_join": lambda: P.fork_join(2, 64, 16),
     "split_sign": lambda: P.split_sign(2, 64, 16),
     "gelu_mlp": lambda: P.gelu_mlp(32, 64, 16),
