@@ -169,21 +169,33 @@ def _bind_arguments(func: FuncOp, arrays: Sequence[np.ndarray], params: list[np.
 
 
 def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], default_depth: int, stats: SimStats) -> list[np.ndarray]:
+    """Kernels run one after the other (their tensors pass through HBM). With several kernels,
+    stream names are qualified as `kernel/stream`."""
     env: dict[SSAValue, Any] = dict(zip(func.body.block.args, args))
-    single = sum(isinstance(op, KernelOp) for op in func.body.block.ops) == 1
+    qualify = sum(isinstance(op, KernelOp) for op in func.body.block.ops) > 1
+    names: list[str] = []
     for op in func.body.block.ops:
         if isinstance(op, KernelOp):
             start = time.perf_counter()
-            kernel = _Kernel(op, [env[v] for v in op.inputs], depths, default_depth, single)
+            kernel = _Kernel(op, [env[v] for v in op.inputs], qualify)
+            names += [f.name for f in kernel.all_fifos]
+            _check_depth_names(depths, names, final=not qualify)
+            kernel.set_depths(depths, default_depth)
             stats.compile_seconds += time.perf_counter() - start
             env.update(zip(op.outputs, kernel.run(stats)))
         elif op.name == "arith.constant":
             env[op.results[0]] = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
         elif op.name == "func.return":
+            _check_depth_names(depths, names, final=True)
             return [env[v] for v in op.operands]
         else:
             raise CompileError(f"@{func.sym_name.data}: `{op.name}` outside the dataflow.kernel is not simulated")
     raise CompileError(f"@{func.sym_name.data}: no func.return")
+
+
+def _check_depth_names(depths: dict[str, int], names: list[str], final: bool) -> None:
+    if final and (unknown := sorted(set(depths) - set(names))):
+        raise ValueError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(names)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +204,7 @@ def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], defa
 
 
 class _Kernel:
-    def __init__(self, op: KernelOp, inputs: list[np.ndarray], depths: dict[str, int], default_depth: int, strict: bool):
+    def __init__(self, op: KernelOp, inputs: list[np.ndarray], qualify: bool):
         self.op, self.name = op, op.sym_name.data
         self.fifos: dict[SSAValue, Fifo] = {}
         self.all_fifos: list[Fifo] = []
@@ -203,11 +215,7 @@ class _Kernel:
         self.results: list[SSAValue] = []
         for inner in op.body.block.ops:
             self._add(inner)
-        self._name_streams()
-        if strict and (unknown := sorted(set(depths) - {f.name for f in self.all_fifos})):
-            names = ", ".join(f.name for f in self.all_fifos)
-            raise ValueError(f"depths: kernel @{self.name} has no stream named {unknown[0]!r}; its streams are {names}")
-        self._set_depths(depths, default_depth)
+        self._name_streams(f"{self.name}/" if qualify else "")
 
     # -- building -----------------------------------------------------------------------------
 
@@ -367,7 +375,7 @@ class _Kernel:
 
     # -- names and depths ------------------------------------------------------------------------
 
-    def _name_streams(self) -> None:
+    def _name_streams(self, prefix: str) -> None:
         _uniquify(self.procs)
         used: dict[str, int] = {}
         for fifo in self.all_fifos:
@@ -377,9 +385,9 @@ class _Kernel:
                 consumer = fifo.consumer.name if fifo.consumer else "?"
                 base = f"{producer}->{consumer}"
             used[base] = used.get(base, 0) + 1
-            fifo.name = base if used[base] == 1 else f"{base}#{used[base]}"
+            fifo.name = prefix + (base if used[base] == 1 else f"{base}#{used[base]}")
 
-    def _set_depths(self, depths: dict[str, int], default: int) -> None:
+    def set_depths(self, depths: dict[str, int], default: int) -> None:
         for fifo in self.all_fifos:
             depth = depths.get(fifo.name)
             if depth is None:
@@ -391,7 +399,11 @@ class _Kernel:
     # -- running ------------------------------------------------------------------------------------
 
     def run(self, stats: SimStats) -> list[np.ndarray]:
-        stats.resumes += _schedule(self.procs)
+        try:
+            stats.resumes += _schedule(self.procs)
+        except DeadlockError as err:
+            err.args = (f"kernel @{self.name}: {err.args[0]}",)
+            raise
         self._check_drained()
         outputs = {value: self._assemble(it, sink, fifo) for value, it, sink, fifo in self.sinks}
         stats.streams += [

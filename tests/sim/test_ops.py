@@ -250,3 +250,18 @@ def test_unwritten_tensor_empty_reads_as_nan() -> None:
     compute = f"""        %e = tensor.empty() : {tensor((2, 4))}
         %r = linalg.matmul ins(%t0, %t1 : {tensor((2, 4))}, {tensor((4, 4))}) outs(%e : {tensor((2, 4))}) -> {tensor((2, 4))}"""
     assert np.isnan(run_single([a, rand(4, 4)], (2, 4), compute)).all()
+
+
+def test_bf16_values_are_rounded_where_produced() -> None:
+    """bf16 is stored as float32 but every bf16 result carries bf16 precision (torch as reference)."""
+    import torch
+
+    a, b = rand(4, 8), rand(4, 8)
+    t, h = tensor((4, 8)), tensor((4, 8), "bf16")
+    compute = f"""        %ah = arith.truncf %t0 : {t} to {h}
+        %bh = arith.truncf %t1 : {t} to {h}
+        %ph = arith.mulf %ah, %bh : {h}
+        %r = arith.extf %ph : {h} to {t}"""
+    ta, tb = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(b).to(torch.bfloat16)
+    want = (ta * tb).to(torch.float32).numpy()
+    np.testing.assert_array_equal(run_single([a, b], (4, 8), compute), want)
