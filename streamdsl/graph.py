@@ -20,6 +20,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from xdsl.dialects.builtin import ShapedType
+
+from streamdsl.dtypes import dtype_from_ir
 
 if TYPE_CHECKING:
     from xdsl.ir import Operation, SSAValue
@@ -294,7 +297,7 @@ class TimingModel(Protocol):
     def schedule(self, op: Operation) -> NodeSchedule: ...
 
 
-_PASS_THROUGH = ("dataflow.itensor_cast", "dataflow.itensor_reassociate")
+_PASS_THROUGH = ("dataflow.itensor_cast",)
 _NOT_NODES = ("dataflow.itensor_empty", "dataflow.yield", "dataflow.stream")
 
 
@@ -317,7 +320,7 @@ def node_name(op: Operation) -> str:
 
 
 def stream_root(value: SSAValue) -> SSAValue:
-    """The SSA value a FIFO is attached to: casts and reshapes pass streams through unchanged."""
+    """The SSA value a FIFO is attached to: casts pass streams through unchanged."""
     while (owner := getattr(value, "owner", None)) is not None and getattr(owner, "name", "") in _PASS_THROUGH:
         value = owner.operands[0]
     return value
@@ -325,8 +328,8 @@ def stream_root(value: SSAValue) -> SSAValue:
 
 def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dict[str, SSAValue]]:
     """The graph of a `dataflow.kernel` (itensor or stream level, docs/ir.md): one task per node
-    (task, DMA, fork, join, chunk, concat, converter), one edge per stream value; casts and
-    reshapes are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
+    (task, DMA, fork, join, chunk, concat, reassociate, converter), one edge per stream value;
+    casts are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
     graph = Graph(timing.read_latency, timing.free_latency)
     seen: dict[str, int] = {}
     producers: dict[SSAValue, tuple[str, str]] = {}
@@ -378,15 +381,16 @@ def _unique(name: str, taken: Mapping[str, object]) -> str:
 
 
 def _token_bits(value: SSAValue) -> int:
-    from streamdsl.dialects.dataflow import ITensorType, StreamType
+    from streamdsl.dialects.dataflow import ITensorType, StreamOp, StreamType
 
     type_ = value.type
     if isinstance(type_, ITensorType):
         return type_.itensor.token_bits
     if isinstance(type_, StreamType):
+        if isinstance(value.owner, StreamOp) and value.owner.layout is not None:
+            return value.owner.layout.itensor.token_bits
         elem = type_.element_type
-        shape = elem.get_shape() if hasattr(elem, "get_shape") else ()
-        scalar = elem.element_type if hasattr(elem, "element_type") else elem
-        width = getattr(scalar, "bitwidth", None) or getattr(getattr(scalar, "width", None), "data", 32)
-        return math.prod(shape) * int(width)
+        shape = elem.get_shape() if isinstance(elem, ShapedType) else ()
+        scalar = elem.get_element_type() if isinstance(elem, ShapedType) else elem
+        return math.prod(shape) * dtype_from_ir(scalar).bits
     raise GraphError(f"value of type {type_} is not a stream")

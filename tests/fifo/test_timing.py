@@ -201,3 +201,30 @@ func.func @f(%x: tensor<1x256xf32>) -> (tensor<1x256xf32>, tensor<1x256xf32>) {{
 }}"""
     with pytest.raises(GraphError, match="stream %xs is read by dma_store.* and dma_store.*; fork it first"):
         kernel_graph(kernel_of(parse(text)))
+
+
+def test_chunk_concat_and_reassociate_route_one_token_per_cycle() -> None:
+    whole = "!dataflow.itensor<1x16xf32, [4] * [1], (d0) -> (d0, 0)>"
+    half = "!dataflow.itensor<1x16xf32, [2] * [1], (d0) -> (d0, 0)>"
+    flat = "!dataflow.itensor<16xf32, [4] * [16], (d0) -> (d0)>"
+    text = f"""
+func.func @f(%x: tensor<4x16xf32>) -> tensor<64xf32> {{
+  %y = dataflow.kernel "k"(%x) : (tensor<4x16xf32>) -> tensor<64xf32> {{
+  ^bb0(%xa: tensor<4x16xf32>):
+    %xs = dataflow.dma_load %xa : tensor<4x16xf32> -> {whole}
+    %top, %bottom = dataflow.itensor_chunk %xs {{dim = 0 : i64}} : {whole} -> {half}, {half}
+    %back = dataflow.itensor_concat %top, %bottom {{dim = 0 : i64}} : {half}, {half} -> {whole}
+    %f = dataflow.itensor_reassociate %back : {whole} -> {flat}
+    %s = dataflow.dma_store %f : {flat} -> tensor<64xf32>
+    dataflow.yield %s : tensor<64xf32>
+  }}
+  func.return %y : tensor<64xf32>
+}}"""
+    graph, _ = kernel_graph(kernel_of(parse(text)))
+    chunk, concat = graph.tasks["chunk(xs)"], graph.tasks["concat(top, bottom)"]
+    assert chunk.reads["arg0"].tolist() == [0, 1, 2, 3]
+    assert chunk.writes["out0"].tolist() == [1, 2] and chunk.writes["out1"].tolist() == [3, 4]
+    assert concat.reads["arg0"].tolist() == [0, 1] and concat.reads["arg1"].tolist() == [2, 3]
+    assert concat.writes["out0"].tolist() == [1, 2, 3, 4]
+    assert graph.tasks["reassociate(back)"].writes["out0"].tolist() == [1, 2, 3, 4]
+    assert {e.name for e in graph.edges} == {"xs", "top", "bottom", "back", "f"}
