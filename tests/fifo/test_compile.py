@@ -55,7 +55,12 @@ def test_sized_ir_carries_the_depths_and_the_program_is_untouched() -> None:
     depths = [op.attributes["depth"] for op in design.module.walk() if "depth" in op.attributes]
     assert depths and not any("depth" in op.attributes for op in case.program.module.walk())
     arrays = case.inputs(np.random.default_rng(1))
-    np.testing.assert_allclose(design.simulate(*arrays), case.reference(*arrays), rtol=1e-5, atol=1e-5)
+    record: dict[str, object] = {}
+    np.testing.assert_allclose(design.simulate(*arrays, record=record), case.reference(*arrays), rtol=1e-5, atol=1e-5)
+    assert record["depth"] == design.depths  # the functional simulator reads the depths the pass wrote
+    naive = sd.compile(case.program, fifo_sizing="naive")
+    naive.simulate(*arrays, record=record)
+    assert record["depth"] == naive.depths != design.depths
 
 
 def test_default_depths_deadlock_the_diamond_in_both_simulators() -> None:
