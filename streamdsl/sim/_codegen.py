@@ -358,53 +358,52 @@ class Emitter:
         dtype = self.bind(numpy_dtype(target), "dt")
         self._result(op, f"_cast({self.use(op.operands[0])}, {dtype}, {isinstance(target, IndexType)})", indent)
 
-    def _tensor_op(self, op: Operation, indent: int) -> None:  # noqa: C901 - a flat dispatch
-        name = op.name
-        res = op.results[0] if op.results else None
-        if name == "tensor.empty":
-            assert res is not None and isinstance(res.type, TensorType)
-            self.emit(indent, f"{self.define(res)} = {self.bind(_empty_tensor(res.type), 'empty')}", op)
-        elif name in PASS_THROUGH:
+    def _tensor_op(self, op: Operation, indent: int) -> None:
+        if op.name in PASS_THROUGH:
             self.names[op.results[0]] = self.use(op.operands[0])
-        elif name in RESHAPES:
-            shape = _static_shape(op.results[0].type)
-            self.emit(indent, f"{self.define(op.results[0])} = np.reshape({self.use(op.operands[0])}, {shape})", op)
-        elif name == "tensor.extract_slice":
-            index = self._slice_index(op)
-            shape = _static_shape(op.results[0].type)
-            self.emit(indent, f"{self.define(op.results[0])} = np.reshape({self.use(op.source)}[{index}], {shape})", op)  # type: ignore[attr-defined]
-        elif name == "tensor.insert_slice":
-            index = self._slice_index(op)
-            shape = self._slice_shape(op)
-            src, dest = self.use(op.source), self.use(op.dest)  # type: ignore[attr-defined]
-            out = self.define(op.results[0])
-            self.emit(indent, f"{out} = {dest}.copy()", op)
-            self.emit(indent, f"{out}[{index}] = np.reshape({src}, {shape})", op)
-        elif name == "tensor.extract":
-            idx = ", ".join(self.use(v) for v in op.indices)  # type: ignore[attr-defined]
-            self.emit(indent, f"{self.define(op.results[0])} = {self.use(op.tensor)}[{idx},]" if idx else f"{self.define(op.results[0])} = {self.use(op.tensor)}[()]", op)  # type: ignore[attr-defined]
-        elif name == "tensor.insert":
-            idx = ", ".join(self.use(v) for v in op.indices)  # type: ignore[attr-defined]
-            out = self.define(op.results[0])
-            self.emit(indent, f"{out} = {self.use(op.dest)}.copy()", op)  # type: ignore[attr-defined]
-            self.emit(indent, f"{out}[{idx},] = {self.use(op.scalar)}" if idx else f"{out}[()] = {self.use(op.scalar)}", op)  # type: ignore[attr-defined]
-        elif name == "tensor.splat":
-            dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
-            shape = _static_shape(op.results[0].type)
-            self.emit(indent, f"{self.define(op.results[0])} = np.full({shape}, {self.use(op.operands[0])}, {dtype})", op)
-        elif name == "tensor.from_elements":
-            dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
-            items = ", ".join(self.use(v) for v in op.operands)
-            shape = _static_shape(op.results[0].type)
-            self.emit(indent, f"{self.define(op.results[0])} = np.array([{items}], dtype={dtype}).reshape({shape})", op)
-        elif name == "tensor.dim":
-            shape = _static_shape(op.operands[0].type)
-            self.emit(indent, f"{self.define(op.results[0])} = {shape}[{self.use(op.operands[1])}]", op)
-        elif name == "tensor.concat":
-            srcs = ", ".join(self.use(v) for v in op.operands)
-            self.emit(indent, f"{self.define(op.results[0])} = np.concatenate(({srcs},), axis={op.dim.value.data})", op)  # type: ignore[attr-defined]
+        elif op.name in ("tensor.insert_slice", "tensor.insert"):
+            self._insert(op, indent)
+        elif (expr := self._tensor_expr(op)) is not None:
+            self.emit(indent, f"{self.define(op.results[0])} = {expr}", op)
         else:
             self.unsupported(op)
+
+    def _tensor_expr(self, op: Any) -> str | None:
+        """The numpy expression of a tensor op with one result (None if unsupported)."""
+        name, res = op.name, op.results[0] if op.results else None
+        if res is None:
+            return None
+        shape = _static_shape(res.type) if isinstance(res.type, ShapedType) else ()
+        if name == "tensor.empty":
+            return self.bind(_empty_tensor(res.type), "empty")
+        if name in RESHAPES:
+            return f"np.reshape({self.use(op.operands[0])}, {shape})"
+        if name == "tensor.extract_slice":
+            return f"np.reshape({self.use(op.source)}[{self._slice_index(op)}], {shape})"
+        if name == "tensor.extract":
+            return f"{self.use(op.tensor)}[{self._point(op.indices)}]"
+        if name in ("tensor.splat", "tensor.from_elements"):
+            dtype = self.bind(numpy_dtype(element_type(res.type)), "dt")
+            items = ", ".join(self.use(v) for v in op.operands)
+            return f"np.full({shape}, {items}, {dtype})" if name == "tensor.splat" else f"np.array([{items}], {dtype}).reshape({shape})"
+        if name == "tensor.dim":
+            return f"{_static_shape(op.operands[0].type)}[{self.use(op.operands[1])}]"
+        if name == "tensor.concat":
+            return f"np.concatenate(({', '.join(self.use(v) for v in op.operands)},), axis={op.dim.value.data})"
+        return None
+
+    def _insert(self, op: Any, indent: int) -> None:
+        """Values are immutable: inserting copies the destination (a local buffer) first."""
+        out = self.define(op.results[0])
+        self.emit(indent, f"{out} = {self.use(op.dest)}.copy()", op)
+        if op.name == "tensor.insert":
+            self.emit(indent, f"{out}[{self._point(op.indices)}] = {self.use(op.scalar)}", op)
+        else:
+            self.emit(indent, f"{out}[{self._slice_index(op)}] = np.reshape({self.use(op.source)}, {self._slice_shape(op)})", op)
+
+    def _point(self, indices: Any) -> str:
+        names = [self.use(v) for v in indices]
+        return f"{', '.join(names)}," if names else "()"
 
     def _index_list(self, static: tuple[int, ...], dynamic: Any) -> list[str]:
         values = iter(dynamic)
@@ -416,10 +415,8 @@ class Emitter:
         strides = self._index_list(op.static_strides.get_values(), op.strides)
         parts = []
         for off, size, stride in zip(offsets, sizes, strides):
-            if stride == "1":
-                parts.append(f"{off}:{off}+{size}" if not off.isdigit() or not size.isdigit() else f"{off}:{int(off) + int(size)}")
-            else:
-                parts.append(f"{off}:{off}+({size}-1)*{stride}+1:{stride}")
+            end = str(int(off) + int(size)) if off.isdigit() and size.isdigit() else f"{off}+{size}"
+            parts.append(f"{off}:{end}" if stride == "1" else f"{off}:{off}+({size}-1)*{stride}+1:{stride}")
         return ", ".join(parts)
 
     def _slice_shape(self, op: Any) -> tuple[int, ...]:

@@ -52,7 +52,7 @@ class Fifo:
 class Process:
     """A running task or built-in process."""
 
-    __slots__ = ("done", "gen", "name", "op", "reads", "wait", "writes")
+    __slots__ = ("done", "gen", "name", "op", "wait")
 
     def __init__(self, name: str, op: Operation | None):
         self.name = name
@@ -60,8 +60,6 @@ class Process:
         self.gen: Iterator[Wait] | None = None
         self.wait: Wait | None = None
         self.done = False
-        self.reads: list[Fifo] = []
-        self.writes: list[Fifo] = []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +193,7 @@ class TaskEmitter(Emitter):
 
 def compile_task(
     task: TaskOp, reshapes: dict[int, tuple[int, ...]]
-) -> tuple[Callable[[Sequence[Fifo]], Iterator[Wait]], set[int], set[int], Emitter]:
+) -> tuple[Callable[[Sequence[Fifo]], Iterator[Wait]], set[int], set[int]]:
     """The task body as a generator function of its port FIFOs, and the ports it reads / writes.
     `reshapes`: ports whose tokens arrive in another tile shape (through itensor_reassociate)."""
     emitter = TaskEmitter(task, reshapes)
@@ -212,7 +210,7 @@ def compile_task(
     emitter.lines[:0] = [*prologue, "    if False: yield"]
     emitter.line_ops = {k + len(prologue) + 1: v for k, v in emitter.line_ops.items()}
     fn = emitter.compile("def task(P):", "task")
-    return fn, emitter.read_ports, emitter.write_ports, emitter
+    return fn, emitter.read_ports, emitter.write_ports
 
 
 def op_at(fn: Any, lineno: int) -> Operation | None:

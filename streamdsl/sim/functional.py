@@ -316,7 +316,7 @@ class _Kernel:
                 ports.append(self._new_fifo(op.outputs[i], proc))
         reshapes = {p: f.reshape for p, f in enumerate(ports[: len(op.inputs)]) if f.reshape is not None}
         try:
-            fn, reads, writes, _ = rt.compile_task(op, reshapes)
+            fn, reads, writes = rt.compile_task(op, reshapes)
         except CompileError as err:
             raise CompileError(f"kernel @{self.name}: {err}") from None
         for p, fifo in enumerate(ports):
@@ -324,8 +324,6 @@ class _Kernel:
                 self._claim(fifo, "producer", proc)
             if p in reads or (p < len(op.inputs) and p not in writes):
                 self._claim(fifo, "consumer", proc)
-        proc.reads = [ports[p] for p in sorted(reads)]
-        proc.writes = [ports[p] for p in sorted(writes)]
         proc.gen = _guarded(proc, fn, ports)
 
     def _claim(self, fifo: Fifo, role: str, proc: Process) -> None:

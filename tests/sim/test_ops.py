@@ -265,3 +265,26 @@ def test_bf16_values_are_rounded_where_produced() -> None:
     ta, tb = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(b).to(torch.bfloat16)
     want = (ta * tb).to(torch.float32).numpy()
     np.testing.assert_array_equal(run_single([a, b], (4, 8), compute), want)
+
+
+def test_scalar_extract_insert_splat_and_from_elements() -> None:
+    """r = splat(a[1, 2]) with r[0, 3] = a[0, 0] + 1, plus a from_elements row added to row 1."""
+    a = rand(2, 4)
+    t = tensor((2, 4))
+    compute = f"""        %c0 = arith.constant 0 : index
+        %c1 = arith.constant 1 : index
+        %c2 = arith.constant 2 : index
+        %c3 = arith.constant 3 : index
+        %s = tensor.extract %t0[%c1, %c2] : {t}
+        %sp = tensor.splat %s : {t}
+        %a00 = tensor.extract %t0[%c0, %c0] : {t}
+        %one = arith.constant 1.0 : f32
+        %p = arith.addf %a00, %one : f32
+        %ins = tensor.insert %p into %sp[%c0, %c3] : {t}
+        %z = arith.constant 0.0 : f32
+        %row = tensor.from_elements %z, %z, %z, %z, %one, %one, %one, %one : {t}
+        %r = arith.addf %ins, %row : {t}"""
+    want = np.full((2, 4), a[1, 2])
+    want[0, 3] = a[0, 0] + 1
+    want[1] += 1
+    close(run_single([a], (2, 4), compute), want)
