@@ -30,10 +30,9 @@ Wait = tuple[Any, int]
 class Fifo:
     """A bounded FIFO of tile tokens."""
 
-    __slots__ = ("consumer", "depth", "expected", "name", "peak", "producer", "pushed", "q", "reshape", "token_bits", "value")
+    __slots__ = ("consumer", "depth", "expected", "name", "peak", "producer", "pushed", "q", "token_bits", "value")
 
     def __init__(self, value: SSAValue | None, expected: int | None, token_bits: int | None):
-        self.reshape: tuple[int, ...] | None = None  # the consumer sees tiles of this shape (reassociate)
         self.q: deque[Any] = deque()
         self.name = ""
         self.depth = 2
@@ -81,7 +80,7 @@ def pop(src: Fifo) -> Iterator[Wait]:
     q = src.q
     while not q:
         yield (src, EMPTY)
-    return q.popleft() if src.reshape is None else np.reshape(q.popleft(), src.reshape)
+    return q.popleft()
 
 
 def dma_load(tiles: Sequence[np.ndarray], out: Fifo) -> Iterator[Wait]:
@@ -115,6 +114,12 @@ def route_split(src: Fifo, outs: Sequence[Fifo], route: Sequence[int]) -> Iterat
         yield from push(outs[k], token)
 
 
+def reassociate(src: Fifo, out: Fifo, count: int, shape: tuple[int, ...]) -> Iterator[Wait]:
+    for _ in range(count):
+        token = yield from pop(src)
+        yield from push(out, np.reshape(token, shape))
+
+
 def converter(src: Fifo, out: Fifo, buffer: Any, n_in: int, n_out: int, name: str) -> Iterator[Wait]:
     """Move tokens through a ConverterBuffer: pop whenever it can emit, push whenever it accepts."""
     taken = given = 0
@@ -126,8 +131,7 @@ def converter(src: Fifo, out: Fifo, buffer: Any, n_in: int, n_out: int, name: st
             continue
         can_push = taken < n_in and buffer.can_push()
         if can_push and src.q:
-            token = src.q.popleft()
-            buffer.push(token if src.reshape is None else np.reshape(token, src.reshape))
+            buffer.push(src.q.popleft())
             taken += 1
             continue
         waits = ([(out, FULL)] if can_pop else []) + ([(src, EMPTY)] if can_push else [])
@@ -147,10 +151,9 @@ def converter(src: Fifo, out: Fifo, buffer: Any, n_in: int, n_out: int, name: st
 class TaskEmitter(Emitter):
     """A task body as a generator over its ports (one FIFO per `ins` / `outs` operand)."""
 
-    def __init__(self, task: TaskOp, reshapes: dict[int, tuple[int, ...]]):
+    def __init__(self, task: TaskOp):
         super().__init__(f"task @{task.sym_name.data}")
         self.task = task
-        self.reshapes = reshapes
         self.read_ports: set[int] = set()
         self.write_ports: set[int] = set()
 
@@ -160,8 +163,7 @@ class TaskEmitter(Emitter):
             p = self._port(op.operands[0], op)
             self.read_ports.add(p)
             self.emit(indent, f"while not q{p}: yield w{p}e", op)
-            token = f"q{p}.popleft()" if p not in self.reshapes else f"np.reshape(q{p}.popleft(), {self.reshapes[p]})"
-            self.emit(indent, f"{self.define(op.results[0])} = {token}", op)
+            self.emit(indent, f"{self.define(op.results[0])} = q{p}.popleft()", op)
         elif name in ("dataflow.itensor_write", "dataflow.stream_write"):
             value, dest = op.operands
             p = self._port(dest, op)
@@ -191,12 +193,9 @@ class TaskEmitter(Emitter):
                 raise CompileError(f"{self.label}: dataflow.yield #{i} does not yield the stream written through out #{i}")
 
 
-def compile_task(
-    task: TaskOp, reshapes: dict[int, tuple[int, ...]]
-) -> tuple[Callable[[Sequence[Fifo]], Iterator[Wait]], set[int], set[int]]:
-    """The task body as a generator function of its port FIFOs, and the ports it reads / writes.
-    `reshapes`: ports whose tokens arrive in another tile shape (through itensor_reassociate)."""
-    emitter = TaskEmitter(task, reshapes)
+def compile_task(task: TaskOp) -> tuple[Callable[[Sequence[Fifo]], Iterator[Wait]], set[int], set[int]]:
+    """The task body as a generator function of its port FIFOs, and the ports it reads / writes."""
+    emitter = TaskEmitter(task)
     args = task.body.block.args
     for p, arg in enumerate(args):
         if not isinstance(arg.type, ITensorType | StreamType):

@@ -236,9 +236,6 @@ class _Kernel:
         if value not in self.fifos:
             raise CompileError(f"kernel @{self.name}: {consumer.name} reads {value.name_hint or value.type}, which no op produces as a stream")
         fifo = self.fifos[value]
-        it = rt.itensor_of(value)
-        if it is not None and fifo.value is not None and (src := rt.itensor_of(fifo.value)) is not None and src.tile != it.tile:
-            fifo.reshape = it.tile
         if fifo.consumer is not None and fifo.consumer is not consumer:
             raise CompileError(
                 f"kernel @{self.name}: stream {value.name_hint or ''} has two consumers ({fifo.consumer.name} and "
@@ -267,9 +264,13 @@ class _Kernel:
                 proc.gen = rt.fork(src, outs, src.expected or 0)
             case ITensorJoinOp():
                 self._join(op)
-            case ITensorCastOp() | ITensorReassociateOp():
-                # no hardware: the consumer reads the source FIFO (reshaping tiles if needed)
-                self.fifos[op.result] = self.fifos[op.source]
+            case ITensorCastOp():
+                self.fifos[op.result] = self.fifos[op.source]  # a retype: the consumer reads the source FIFO
+            case ITensorReassociateOp():
+                proc = self._proc(f"reassociate({_hint(op.source)})", op)
+                src = self._take(op.source, proc)
+                out = self._new_fifo(op.result, proc)
+                proc.gen = rt.reassociate(src, out, out.expected or 0, op.result.type.itensor.tile)
             case ITensorChunkOp() | ITensorConcatOp():
                 self._chunk_concat(op)
             case ITensorConverterOp():
@@ -314,9 +315,8 @@ class _Kernel:
                 ports.append(self.fifos[init])
             else:
                 ports.append(self._new_fifo(op.outputs[i], proc))
-        reshapes = {p: f.reshape for p, f in enumerate(ports[: len(op.inputs)]) if f.reshape is not None}
         try:
-            fn, reads, writes = rt.compile_task(op, reshapes)
+            fn, reads, writes = rt.compile_task(op)
         except CompileError as err:
             raise CompileError(f"kernel @{self.name}: {err}") from None
         for p, fifo in enumerate(ports):

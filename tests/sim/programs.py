@@ -112,3 +112,38 @@ def diamond(n: int, t: int, scale_attrs: str = "") -> ModuleOp:
     %yt = dataflow.dma_store %ys : {ty(X)} -> {tensor((1, n * t))}
     dataflow.yield %yt : {tensor((1, n * t))}"""
     return program("diamond", [("x", (1, n * t))], [(1, n * t)], body)
+
+
+def split_concat() -> ModuleOp:
+    """Split rows into two halves along dim 1 (chunk), process each, concat back, regroup tiles
+    (reassociate) into an 8x2 tensor."""
+    X = sd.itensor.tiled(sd.f32, (2, 8), (1, 4))
+    H = sd.itensor.tiled(sd.f32, (2, 4), (1, 4))
+    R = sd.itensor.tiled(sd.f32, (8, 2), (2, 2))
+    body = f"""    %xs = dataflow.dma_load %x : {tensor((2, 8))} -> {ty(X)}
+    %lo, %hi = dataflow.itensor_chunk %xs {{dim = 1 : i64}} : {ty(X)} -> {ty(H)}, {ty(H)}
+{map_task("neg", [("lo", H)], ("lo2", H), f"        %r = arith.negf %t0 : {tile(H)}")}
+{map_task("sq", [("hi", H)], ("hi2", H), f"        %r = arith.mulf %t0, %t0 : {tile(H)}")}
+    %cat = dataflow.itensor_concat %lo2, %hi2 {{dim = 1 : i64}} : {ty(H)}, {ty(H)} -> {ty(X)}
+    %re = dataflow.itensor_reassociate %cat : {ty(X)} -> {ty(R)}
+    %yt = dataflow.dma_store %re : {ty(R)} -> {tensor((8, 2))}
+    dataflow.yield %yt : {tensor((8, 2))}"""
+    return program("split", [("x", (2, 8))], [(8, 2)], body)
+
+
+def converters() -> ModuleOp:
+    """`inc` in row-major tile order -> whole-tensor converter -> `dbl` in column-major order ->
+    converter back -> a converter planned on one shared loop (bank 2x6) to 2x3 tiles."""
+    rowmajor = sd.itensor.tiled(sd.f32, (4, 6), (2, 2))
+    colmajor = sd.itensor.tiled(sd.f32, (4, 6), (2, 2), order=(1, 0))
+    wide = sd.itensor.tiled(sd.f32, (4, 6), (2, 3))
+    inc = f"        %one = arith.constant dense<1.0> : {tile(rowmajor)}\n        %r = arith.addf %t0, %one : {tile(rowmajor)}"
+    body = f"""    %xs = dataflow.dma_load %x : {tensor((4, 6))} -> {ty(rowmajor)}
+{map_task("inc", [("xs", rowmajor)], ("a", rowmajor), inc)}
+    %b = dataflow.itensor_converter %a : {ty(rowmajor)} -> {ty(colmajor)}
+{map_task("dbl", [("b", colmajor)], ("c", colmajor), f"        %r = arith.addf %t0, %t0 : {tile(colmajor)}")}
+    %d = dataflow.itensor_converter %c : {ty(colmajor)} -> {ty(rowmajor)}
+    %e = dataflow.itensor_converter %d {{buffer_shape = array<i64: 2, 6>, shared_loops = 1 : i64}} : {ty(rowmajor)} -> {ty(wide)}
+    %yt = dataflow.dma_store %e : {ty(wide)} -> {tensor((4, 6))}
+    dataflow.yield %yt : {tensor((4, 6))}"""
+    return program("conv", [("x", (4, 6))], [(4, 6)], body)

@@ -121,40 +121,15 @@ def test_fork_and_round_robin_join() -> None:
 
 
 def test_chunk_concat_and_reassociate() -> None:
-    """Split rows into two halves along dim 1, process each, concat back, regroup tiles."""
-    X = sd.itensor.tiled(sd.f32, (2, 8), (1, 4))
-    H = sd.itensor.tiled(sd.f32, (2, 4), (1, 4))
-    R = sd.itensor.tiled(sd.f32, (8, 2), (2, 2))
-    body = f"""    %xs = dataflow.dma_load %x : {tensor((2, 8))} -> {ty(X)}
-    %lo, %hi = dataflow.itensor_chunk %xs {{dim = 1 : i64}} : {ty(X)} -> {ty(H)}, {ty(H)}
-{map_task("neg", [("lo", H)], ("lo2", H), f"        %r = arith.negf %t0 : {tile(H)}")}
-{map_task("sq", [("hi", H)], ("hi2", H), f"        %r = arith.mulf %t0, %t0 : {tile(H)}")}
-    %cat = dataflow.itensor_concat %lo2, %hi2 {{dim = 1 : i64}} : {ty(H)}, {ty(H)} -> {ty(X)}
-    %re = dataflow.itensor_reassociate %cat : {ty(X)} -> {ty(R)}
-    %yt = dataflow.dma_store %re : {ty(R)} -> {tensor((8, 2))}
-    dataflow.yield %yt : {tensor((8, 2))}"""
     x = rand(2, 8)
     want = np.concatenate([-x[:, :4], x[:, 4:] ** 2], axis=1).reshape(8, 2)
-    close(simulate(program("split", [("x", (2, 8))], [(8, 2)], body), x), want)
+    close(simulate(P.split_concat(), x), want)
 
 
 def test_converter_edge_reorders_tiles() -> None:
-    """A producer in row-major tile order, a consumer in column-major order, a whole-tensor
-    converter between them; and a converter planned on a shared outer loop."""
-    rowmajor = sd.itensor.tiled(sd.f32, (4, 6), (2, 2))
-    colmajor = sd.itensor.tiled(sd.f32, (4, 6), (2, 2), order=(1, 0))
-    wide = sd.itensor.tiled(sd.f32, (4, 6), (2, 3))
-    inc = f"        %one = arith.constant dense<1.0> : {tile(rowmajor)}\n        %r = arith.addf %t0, %one : {tile(rowmajor)}"
-    body = f"""    %xs = dataflow.dma_load %x : {tensor((4, 6))} -> {ty(rowmajor)}
-{map_task("inc", [("xs", rowmajor)], ("a", rowmajor), inc)}
-    %b = dataflow.itensor_converter %a : {ty(rowmajor)} -> {ty(colmajor)}
-{map_task("dbl", [("b", colmajor)], ("c", colmajor), f"        %r = arith.addf %t0, %t0 : {tile(colmajor)}")}
-    %d = dataflow.itensor_converter %c : {ty(colmajor)} -> {ty(rowmajor)}
-    %e = dataflow.itensor_converter %d {{buffer_shape = array<i64: 2, 6>, shared_loops = 1 : i64}} : {ty(rowmajor)} -> {ty(wide)}
-    %yt = dataflow.dma_store %e : {ty(wide)} -> {tensor((4, 6))}
-    dataflow.yield %yt : {tensor((4, 6))}"""
+    """Converters between differently ordered tasks, whole-tensor and planned on a shared loop."""
     x = rand(4, 6)
-    got, stats = simulate_with_stats(program("conv", [("x", (4, 6))], [(4, 6)], body), x)
+    got, stats = simulate_with_stats(P.converters(), x)
     close(got, (x + 1) * 2)
     assert stats.converter_peak["converter(d)"] <= 2 * 2 * 6
 
@@ -348,7 +323,7 @@ def test_argument_errors() -> None:
         simulate(module)
 
 
-@pytest.mark.parametrize("build", [lambda: P.chain(4, 2, 32, 8), lambda: P.diamond(4, 4), lambda: P.matvec(32, 32, 16)])
+@pytest.mark.parametrize("build", [lambda: P.chain(4, 2, 32, 8), P.split_concat, P.converters, lambda: P.diamond(4, 4), lambda: P.matvec(32, 32, 16)])
 def test_stream_and_task_names_match_the_timing_graph(build: object) -> None:
     """The names in deadlock messages, `depths=` and records are the timing graph's edge names."""
     from lowering.timing import kernel_graph
