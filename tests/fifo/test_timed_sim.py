@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from .fifo_dags import KINDS, random_dag, reference_simulate
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from streamdsl.errors import DeadlockError
@@ -24,7 +24,6 @@ def _chain(n: int, tokens: int, ii: int = 1, depth: int = 3) -> Graph:
     return g
 
 
-@settings(max_examples=60)
 @given(st.sampled_from(KINDS), st.integers(2, 10), st.integers(0, 2**32), st.sampled_from([None, 1, 2, 3, "mixed"]))
 def test_matches_clocked_reference(kind: str, n: int, seed: int, depth: object) -> None:
     graph = random_dag(kind, n, seed)
@@ -40,7 +39,6 @@ def test_matches_clocked_reference(kind: str, n: int, seed: int, depth: object) 
         assert isinstance(got.deadlock, DeadlockError)
 
 
-@settings(max_examples=40)
 @given(st.sampled_from(KINDS), st.integers(2, 200), st.integers(0, 2**32))
 def test_closed_form_unbounded_equals_event_simulation(kind: str, n: int, seed: int) -> None:
     graph = random_dag(kind, n, seed)
