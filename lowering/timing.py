@@ -290,6 +290,8 @@ class _TaskScheduler:
 
     def loop(self, op: scf.ForOp) -> _Sched:
         trips = _trip_count(op, self.name)
+        if trips == 0:
+            return _Sched(0, {})
         if any(isinstance(o, scf.ForOp) for o in op.body.block.ops):
             inner = self.block(op.body.block)
             period = inner.duration + self.table.loop_entry
