@@ -60,7 +60,7 @@ class CastToConverter(RewritePattern):
     def match_and_rewrite(self, op: ITensorCastOp, rewriter: PatternRewriter) -> None:
         assert isinstance(op.result.type, ITensorType)
         if _differ(op.source, op.result.type):
-            rewriter.replace_op(op, planned_converter(op.source, op.result.type, op))
+            rewriter.replace(op, planned_converter(op.source, op.result.type, op))
 
 
 class PlanConverter(RewritePattern):
@@ -70,11 +70,11 @@ class PlanConverter(RewritePattern):
             return
         assert isinstance(op.result.type, ITensorType)
         if op.result.type == op.source.type:
-            rewriter.replace_op(op, [], [op.source])
+            rewriter.replace(op, [], [op.source])
         elif not _differ(op.source, op.result.type):
-            rewriter.replace_op(op, ITensorCastOp.create(operands=[op.source], result_types=[op.result.type]))
+            rewriter.replace(op, ITensorCastOp.create(operands=[op.source], result_types=[op.result.type]))
         else:
-            rewriter.replace_op(op, planned_converter(op.source, op.result.type, op))
+            rewriter.replace(op, planned_converter(op.source, op.result.type, op))
 
 
 def _merge_key(op: ITensorConverterOp) -> tuple[object, ...]:
