@@ -260,7 +260,7 @@ class _Structured:
             rest = [d for d in range(self.n) if d not in dims]
             last = tuple(slice(-1, None) if d in rest else slice(None) for d in range(self.n))
             perm = [*dims, *rest]
-            identity = perm == list(range(self.n))
+            identity = perm == list(range(self.n)) and all(par_shape[d] == 1 for d in rest)
             if identity:
 
                 def same_layout(v: Any, _out: np.ndarray) -> Any:

@@ -6,10 +6,13 @@ Each case is a one-token program: every input is loaded whole as a single tile, 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import streamdsl as sd
 from streamdsl.sim.functional import simulate
@@ -288,3 +291,45 @@ def test_scalar_extract_insert_splat_and_from_elements() -> None:
     want[0, 3] = a[0, 0] + 1
     want[1] += 1
     close(run_single([a], (2, 4), compute), want)
+
+
+def _affine(n: int, dims: list[int]) -> str:
+    args = ", ".join(f"d{i}" for i in range(n))
+    return f"({args}) -> ({', '.join(f'd{d}' for d in dims)})"
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_generic_matches_brute_force_loops(data: st.DataObject) -> None:
+    """Random projected-permutation maps and iterator types against a scalar loop nest."""
+    n = data.draw(st.integers(1, 3), "loops")
+    ranges = data.draw(st.lists(st.integers(1, 4), min_size=n, max_size=n), "ranges")
+    iters = data.draw(st.lists(st.sampled_from(["parallel", "reduction"]), min_size=n, max_size=n), "iterators")
+    iters[0] = "parallel"  # keep a ranked output
+    full = data.draw(st.permutations(range(n)), "map0")  # every loop must index some operand
+    in_maps = [full, data.draw(st.permutations(range(n)), "map1")[: data.draw(st.integers(1, n), "rank1")]]
+    out_map = [d for d in range(n) if iters[d] == "parallel"]
+    sequential = data.draw(st.booleans(), "order-dependent body")
+    a = [rand(*(ranges[d] for d in m)) for m in in_maps]
+    init = rand(*(ranges[d] for d in out_map))
+    has_red = "reduction" in iters
+    if not has_red:
+        body, f = "          %p = arith.mulf %a0, %a1 : f32\n          %r1 = arith.subf %p, %o0 : f32", lambda o, x, y: x * y - o
+    elif sequential:
+        body, f = "          %p = arith.mulf %a0, %a1 : f32\n          %h = arith.constant 0.5 : f32\n          %oh = arith.mulf %o0, %h : f32\n          %r1 = arith.addf %oh, %p : f32", lambda o, x, y: 0.5 * o + x * y
+    else:
+        body, f = "          %p = arith.mulf %a0, %a1 : f32\n          %r1 = arith.addf %o0, %p : f32", lambda o, x, y: o + x * y
+    out_t = tensor(init.shape)
+    compute = generic(
+        [("%t0", tensor(a[0].shape)), ("%t1", tensor(a[1].shape))],
+        ("%t2", out_t),
+        [_affine(n, in_maps[0]), _affine(n, in_maps[1]), _affine(n, out_map)],
+        iters,
+        body + "\n          linalg.yield %r1 : f32",
+    )
+    want = init.astype(np.float64).copy()
+    for point in itertools.product(*(range(r) for r in ranges)):
+        idx = tuple(point[d] for d in out_map)
+        want[idx] = f(want[idx], float(a[0][tuple(point[d] for d in in_maps[0])]), float(a[1][tuple(point[d] for d in in_maps[1])]))
+    got = run_single([a[0], a[1], init], init.shape, compute)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
