@@ -1,4 +1,5 @@
 // RUN: streamdsl-opt %s -p insert-converters | filecheck %s
+// RUN: streamdsl-opt %s -p insert-converters,insert-converters | filecheck %s
 
 !R = !dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>
 !T = !dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d1, d0)>

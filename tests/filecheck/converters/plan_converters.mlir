@@ -1,4 +1,5 @@
 // RUN: streamdsl-opt %s -p insert-converters | filecheck %s
+// RUN: streamdsl-opt %s -p insert-converters,insert-converters | filecheck %s
 
 // Fig. 7: 64x64 tensor, 16x16 tiles. The consumer reads each 16-row block twice; both share the
 // outer loop over row blocks, so the bank is 16x64, refilled 4 times.
