@@ -333,3 +333,24 @@ def test_generic_matches_brute_force_loops(data: st.DataObject) -> None:
         want[idx] = f(want[idx], float(a[0][tuple(point[d] for d in in_maps[0])]), float(a[1][tuple(point[d] for d in in_maps[1])]))
     got = run_single([a[0], a[1], init], init.shape, compute)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_scf_if_inside_a_loop() -> None:
+    """acc = a; for j in 0..4: acc = acc + 1 if j < 2 else acc * 2  ->  (a + 2) * 4."""
+    a = rand(2, 3)
+    t = tensor((2, 3))
+    body = f"""          %c2 = arith.constant 2 : index
+          %lt = arith.cmpi ult, %j, %c2 : index
+          %nxt = scf.if %lt -> ({t}) {{
+            %one = arith.constant dense<1.0> : {t}
+            %s = arith.addf %acc, %one : {t}
+            scf.yield %s : {t}
+          }} else {{
+            %two = arith.constant dense<2.0> : {t}
+            %m = arith.mulf %acc, %two : {t}
+            scf.yield %m : {t}
+          }}
+          scf.yield %nxt : {t}"""
+    from .irtext import loop
+
+    close(run_single([a], (2, 3), loop(4, body, [("acc", "%t0", t)], iv="j", results="r")), (a + 2) * 4)
