@@ -6,9 +6,11 @@ Kernels need their source in a file, so each example writes a small module and r
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import itertools
 import runpy
+import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 R, C = 4, 8
 _DIR = Path(tempfile.mkdtemp(prefix="sd_random_kernels_"))
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 _COUNTER = itertools.count()
 
 TEMPLATE = """
