@@ -158,12 +158,13 @@ def save_weights(model: torch.nn.Module, directory: str | Path) -> Path:
     return path
 
 
-def _kv_shape(model: torch.nn.Module, length: int) -> tuple[int, int, int, int]:
-    cfg = model.config
-    heads = cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    return (1, kv_heads, length, head_dim)
+def kv_shapes(model: torch.nn.Module, length: int) -> list[tuple[int, ...]]:
+    """Shape of each layer's key (= value) cache for `length` tokens, read off a one-token run
+    (configs disagree on how they name KV heads and head dims)."""
+    cache = transformers.DynamicCache()
+    with torch.no_grad():
+        model(input_ids=torch.zeros(1, 1, dtype=torch.long), cache=cache, use_cache=True)
+    return [(*layer.keys.shape[:2], length, *layer.keys.shape[3:]) for layer in cache.layers]
 
 
 class KVStep(torch.nn.Module):
@@ -210,8 +211,7 @@ def _example_inputs(model: torch.nn.Module, past_len: int, seq_len: int, positio
     if position_input:
         inputs.append(torch.arange(past_len, past_len + seq_len).unsqueeze(0))
     if past_len:
-        shape = _kv_shape(model, past_len)
-        inputs += [torch.randn(shape, generator=gen) for _ in range(2 * model.config.num_hidden_layers)]
+        inputs += [torch.randn(shape, generator=gen) for shape in kv_shapes(model, past_len) for _ in "kv"]
     return tuple(inputs)
 
 

@@ -15,8 +15,8 @@ import string
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from xdsl.dialects import arith, func, linalg, tensor
-from xdsl.dialects import math as mathd
+from xdsl.dialects import arith, func, tensor
+from xdsl.dialects.linalg import ops as linalg
 from xdsl.dialects.arith import CMPF_COMPARISON_OPERATIONS, CMPI_COMPARISON_OPERATIONS
 from xdsl.dialects.builtin import AffineMapAttr, FloatAttr, IntegerAttr, IntegerType, TensorType
 from xdsl.ir import Attribute, Block, Operation, SSAValue

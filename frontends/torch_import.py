@@ -230,8 +230,8 @@ class _Importer:
         module = ModuleOp([fn])
         module.verify()
         ordered = [self.args[i] for i in order]
-        inputs = [TensorSpec(a.name_hint, tuple(a.type.get_shape()), np.dtype(_np_dtype(a)))
-                  for a, (_, kind, _) in zip(block.args, ordered) if kind == "input"]
+        inputs = [TensorSpec(nm, tuple(a.type.get_shape()), np.dtype(_np_dtype(a)))
+                  for a, (nm, kind, _) in zip(block.args, ordered) if kind == "input"]
         params = {nm: arr for nm, kind, arr in ordered if kind != "input"}
         kinds = {nm: kind for nm, kind, _ in ordered if kind != "input"}
         outs = [TensorSpec(f"output{i}", tuple(v.type.get_shape()), np.dtype(_np_dtype(v)))
