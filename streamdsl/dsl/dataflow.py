@@ -188,9 +188,9 @@ class _Emitter:
         if id(value) in self.hbm:
             raise loc.error(f"the dataflow function returns its argument {value.name!r} unchanged; return kernel outputs only")
         it = value.type
-        assert isinstance(it, itensor)
+        assert isinstance(it, itensor) and value.producer is not None
         if it.has_reuse:
-            raise loc.error(f"{value.name} streams {it}, which replays tiles (reuse loops); a result must stream each "
+            raise value.producer.location.error(f"{value.name} streams {it}, which replays tiles (reuse loops); a result must stream each "
                             "tile once: give the producing port a type without reuse")
         ssa = self.pending[id(value)].pop(0)
         return self.emit(DmaStoreOp.build(operands=[ssa], result_types=[_tensor_type(value)])).result

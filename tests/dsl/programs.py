@@ -412,3 +412,29 @@ def split_sign(r: int, d: int, t: int) -> Case:
         return recombine(pos, neg), pos
 
     return Case(relu_split, inputs(rand(r, d)), lambda x: (np.maximum(x, 0) - 2 * np.minimum(x, 0), np.maximum(x, 0)))
+
+
+# -- 14. a cached input vector: x read once into an on-chip buffer, reused for every output tile ------
+
+
+def matvec_cached(k: int, n: int, t: int) -> Case:
+    X = sd.itensor.tiled(sd.f32, shape=(1, k), tile=(1, t))  # no replay: each x tile once
+    W = sd.itensor.tiled(sd.f32, shape=(k, n), tile=(t, t), order=(1, 0))
+    Y = sd.itensor.tiled(sd.f32, shape=(1, n), tile=(1, t))
+
+    @sd.kernel
+    def matvec_cached_x(x: X, w: W) -> Y:
+        xbuf = sd.zeros((k // t, 1, t))
+        for i in range(k // t):
+            xbuf[i] = x.read()
+        for j in range(n // t):
+            acc = sd.zeros((1, t))
+            for i in range(k // t):
+                acc += xbuf[i] @ w.read()
+            yield sd.maximum(acc, 0.0)
+
+    @sd.dataflow
+    def gemv_relu(x: sd.Tensor[sd.f32, (1, k)], w: sd.Tensor[sd.f32, (k, n)]):
+        return matvec_cached_x(x, w)
+
+    return Case(gemv_relu, inputs(rand(1, k), rand(k, n)), lambda x, w: np.maximum(x.astype(np.float64) @ w, 0))

@@ -363,6 +363,35 @@ def test_dataflow_unused_output() -> None:
     expect_error(build, "output 'out1' of kernel 'halves' is never used")
 
 
+def test_dataflow_result_with_reuse() -> None:
+    Xr = X.repeat(2)
+
+    @sd.kernel
+    def replay(x: X) -> Xr:
+        buf = sd.zeros((N, 1, 16))
+        for i in range(N):
+            buf[i] = x.read()
+        for r in range(2):
+            for i in range(N):
+                yield buf[i]
+
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (1, 64)]):
+            return replay(x)  # <- error
+
+    expect_error(build, "replays tiles (reuse loops)", "a result must stream each tile once")
+
+
+def test_dataflow_returns_its_argument() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (1, 64)]):  # <- error
+            return x
+
+    expect_error(build, "returns its argument 'x' unchanged")
+
+
 def test_dataflow_annotation_missing() -> None:
     def build():
         @sd.dataflow

@@ -41,6 +41,8 @@ CASES = {
     "gelu_mlp[32x64/16]": lambda: P.gelu_mlp(32, 64, 16),
     "silu_mlp[64x96/32]": lambda: P.silu_mlp(64, 96, 32),
     "silu_mlp[32x32/16]": lambda: P.silu_mlp(32, 32, 16),
+    "matvec_cached[64x96/32]": lambda: P.matvec_cached(64, 96, 32),
+    "matvec_cached[48x16/16]": lambda: P.matvec_cached(48, 16, 16),
     "split_sign[2x64/16]": lambda: P.split_sign(2, 64, 16),
     "split_sign[1x16/4]": lambda: P.split_sign(1, 16, 4),
 }
