@@ -216,6 +216,7 @@ class _Kernel:
         for inner in op.body.block.ops:
             self._add(inner)
         self._name_streams(f"{self.name}/" if qualify else "")
+        self._check_wiring()
 
     # -- building -----------------------------------------------------------------------------
 
@@ -371,6 +372,16 @@ class _Kernel:
         out = self._new_fifo(op.result, proc)
         proc.gen = rt.converter(src, out, buffer, src_it.num_tokens, dst_it.num_tokens, proc.name)
 
+    def _check_wiring(self) -> None:
+        for fifo in self.all_fifos:
+            if fifo.consumer is None:
+                raise CompileError(
+                    f"kernel @{self.name}: stream {fifo.name} written by {fifo.producer.name if fifo.producer else '?'} "
+                    "is never read; every stream needs one consumer (dma_store it, or remove it)"
+                )
+            if fifo.producer is None:
+                raise CompileError(f"kernel @{self.name}: stream {fifo.name} read by {fifo.consumer.name} has no producer")
+
     # -- names and depths ------------------------------------------------------------------------
 
     def _name_streams(self, prefix: str) -> None:
@@ -421,8 +432,7 @@ class _Kernel:
 
     def _check_drained(self) -> None:
         for fifo in self.all_fifos:
-            consumer = fifo.consumer.name if fifo.consumer else "nobody"
-            producer = fifo.producer.name if fifo.producer else "nobody"
+            consumer, producer = fifo.consumer.name, fifo.producer.name
             if fifo.q:
                 raise StreamError(
                     f"stream {fifo.name}: {len(fifo.q)} tokens left unread: {consumer} read {fifo.pushed - len(fifo.q)} "
@@ -569,15 +579,14 @@ def _stall(live: list[Process], procs: list[Process]) -> Exception:
     """Why no process can move: a stream used past its end, or a deadlock."""
     for proc in live:
         fifo, kind = _primary(proc.wait)
-        if kind == EMPTY and (fifo.producer is None or fifo.producer.done):
-            producer = fifo.producer.name if fifo.producer else "no producer"
+        if kind == EMPTY and fifo.producer.done:
             return StreamError(
-                f"task {proc.name} reads past the end of stream {fifo.name}: {producer} finished after writing "
+                f"task {proc.name} reads past the end of stream {fifo.name}: {fifo.producer.name} finished after writing "
                 f"{fifo.pushed} tokens (the stream's type has {fifo.expected}) and {proc.name} has read them all; "
                 f"make {proc.name} read only {fifo.pushed} tokens or the producer write more"
             )
-        if kind == FULL and (fifo.consumer is None or fifo.consumer.done):
-            consumer = fifo.consumer.name if fifo.consumer else "no consumer"
+        if kind == FULL and fifo.consumer.done:
+            consumer = fifo.consumer.name
             return StreamError(
                 f"task {proc.name} writes more tokens into stream {fifo.name} than {consumer} reads: {consumer} "
                 f"finished after reading {fifo.pushed - len(fifo.q)} and {len(fifo.q)} are left unread "

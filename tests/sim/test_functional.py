@@ -364,3 +364,13 @@ def test_kernels_in_sequence_pass_tensors_through_hbm() -> None:
     assert record["tokens"] == {"first/xs": 4, "first/ys": 4, "second/xs": 4, "second/ys": 4}
     with pytest.raises(ValueError, match="no stream named 'xs'; the streams are first/xs, first/ys, second/xs"):
         simulate(parse(text), x, depths={"xs": 4})
+
+
+def test_a_stream_nobody_reads_is_rejected_before_running() -> None:
+    X = P.rows(1, 8, 4)
+    body = f"""    %xs = dataflow.dma_load %x : {tensor((1, 8))} -> {ty(X)}
+    %xa, %xb = dataflow.itensor_fork %xs : {ty(X)} -> {ty(X)}, {ty(X)}
+    %yt = dataflow.dma_store %xa : {ty(X)} -> {tensor((1, 8))}
+    dataflow.yield %yt : {tensor((1, 8))}"""
+    with pytest.raises(CompileError, match=r"stream xb written by fork\(xs\) is never read"):
+        simulate(program("dangling", [("x", (1, 8))], [(1, 8)], body), rand(1, 8))
