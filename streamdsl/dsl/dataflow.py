@@ -236,6 +236,8 @@ class DataflowProgram(Program):
     def __call__(self, *arrays: Any) -> Any:
         if self.fn is None:
             raise TypeError(f"program {self.name!r} has no Python function to run eagerly")
+        if any(isinstance(a, GraphValue) for a in arrays):  # called inside another @sd.dataflow: inline it
+            return self.fn(*arrays)
         return self.fn(*[np.asarray(a) for a in arrays])
 
 

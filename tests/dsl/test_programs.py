@@ -190,3 +190,22 @@ def test_planned_converter_still_simulates_correctly() -> None:
     assert conv.buffer_shape is not None
     x = case.inputs(np.random.default_rng(4))
     _check(Program(module, case.program.name).simulate(*x), case.reference(*x))
+
+
+def test_dataflow_functions_compose() -> None:
+    """A dataflow program called inside another is inlined: its kernels join the outer graph."""
+    import streamdsl as sd
+
+    inner = P.elementwise_chain(2, 64, 16)
+    soft = P.softmax(2, 64, 16)
+
+    @sd.dataflow
+    def outer(x: sd.Tensor[sd.f32, (2, 64)]):
+        return soft.program(inner.program(x))
+
+    assert [t.sym_name.data for t in _ops(outer, TaskOp)] == ["scale_shift", "activate", "softmax"]
+    x = inner.inputs(np.random.default_rng(5))[0]
+    want = soft.reference(inner.reference(x))
+    _check(outer(x), want)
+    if HAVE_SIM:
+        _check(outer.simulate(x), want)
