@@ -552,7 +552,7 @@ class _Compiler:
             return self.elementwise(node, target, [self.expr(a) for a in node.args])
         if isinstance(target, ops.Reduction):
             return self.reduction(node, target)
-        handler = _CALLS.get(target)  # type: ignore[arg-type]
+        handler = _CALLS.get(target) if isinstance(target, Callable) else None  # type: ignore[arg-type]
         if handler is not None:
             return handler(self, node)
         if target is self.fn or getattr(target, "fn", None) is self.fn:
