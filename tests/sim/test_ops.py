@@ -354,3 +354,11 @@ def test_scf_if_inside_a_loop() -> None:
     from .irtext import loop
 
     close(run_single([a], (2, 3), loop(4, body, [("acc", "%t0", t)], iv="j", results="r")), (a + 2) * 4)
+
+
+def test_tensor_concat_and_pow() -> None:
+    a, b = rand(2, 3), np.abs(rand(2, 5)) + 0.5
+    compute = f"""        %ex = arith.constant dense<1.5> : {tensor((2, 5))}
+        %p = math.powf %t1, %ex : {tensor((2, 5))}
+        %r = tensor.concat dim(1) %t0, %p : ({tensor((2, 3))}, {tensor((2, 5))}) -> {tensor((2, 8))}"""
+    close(run_single([a, b], (2, 8), compute), np.concatenate([a, b.astype(np.float64) ** 1.5], axis=1))
