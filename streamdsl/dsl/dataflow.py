@@ -216,6 +216,9 @@ def build_module(name: str, params: Sequence[GraphValue], results: Sequence[Grap
         regions=[Region(block)],
     )
     fblock.add_ops([kernel, func.ReturnOp(*kernel.results)])
+    for args in (block.args, fblock.args):  # IR, reports and DMA names read `x`, not `%0`
+        for arg, param in zip(args, params):
+            arg.name_hint = param.name
     fn = func.FuncOp(name, (in_types, out_types), Region(fblock))
     module = ModuleOp([fn])
     module.verify()
