@@ -233,7 +233,7 @@ class _Structured:
     def _gather(self, map_: AffineMap, value: SSAValue) -> Callable[[Any], Any]:
         """A function laying an operand out over the iteration space (broadcastable)."""
         if not isinstance(value.type, ShapedType):
-            return lambda x: x
+            return _same
         proj = _projection(map_)
         if proj is None:
             grids = np.indices(self.ranges, sparse=True)
@@ -241,7 +241,7 @@ class _Structured:
             return lambda x: x[index]
         dims, consts = proj
         if not consts and dims == list(range(self.n)):
-            return lambda x: x
+            return _same
         fixed = dict(consts)
         take = tuple(fixed.get(axis, slice(None)) for axis in range(len(map_.results)))
         order = sorted(range(len(dims)), key=dims.__getitem__)
@@ -318,7 +318,11 @@ class _Structured:
                 (value,) = body(*[g(x) for g, x in zip(gathers, operands)], idx=index)
                 return (fin(scatter(value, operands[num_in])),)
 
-            return run_one
+            def run_one_direct(*operands: Any) -> tuple[Any, ...]:
+                (value,) = body(*operands, idx=index)
+                return (fin(scatter(value, operands[num_in])),)
+
+            return run_one_direct if all(g is _same for g in gathers) else run_one
 
         def run(*operands: Any) -> tuple[Any, ...]:
             values = body(*[g(x) for g, x in zip(gathers, operands)], idx=index)
@@ -364,6 +368,11 @@ class _Structured:
             return tuple(f(s(v, o)) for f, s, v, o in zip(finish, scatters, accs, outs))
 
         return run
+
+
+def _same(x: Any) -> Any:
+    """The gather of an operand already laid out over the iteration space."""
+    return x
 
 
 def _finish_result(result: SSAValue) -> Callable[[Any], Any]:
