@@ -19,11 +19,12 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 from torch.fx import Node
 from torch.fx.node import map_arg
+from torch.utils._sympy.numbers import int_oo
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
-from frontends.builder import IRBuilder, element_type
+from frontends.builder import TORCH_TO_XDSL, IRBuilder, element_type
 from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
 from frontends.ops import LOWERINGS
 from frontends.program import ImportedProgram, TensorSpec
@@ -83,7 +84,7 @@ def _dynamic_maxima(ep: ExportedProgram) -> dict[int, dict[int, int]]:
             if isinstance(size, int):
                 continue
             upper = ep.range_constraints[size.node.expr].upper
-            if not upper.is_finite or int(upper) > 2**31:
+            if upper == int_oo or int(upper) >= 2**31:  # torch's "no maximum"
                 unbounded.append(f"input {name!r} dim {d} ({size})")
             else:
                 maxima.setdefault(i, {})[d] = int(upper)
@@ -138,12 +139,15 @@ class _Importer:
         return out
 
     def check_supported(self) -> None:
-        missing = [
-            UnsupportedOp(str(n.target), n.name, *source_location(n))
-            for n in self.graph.nodes
-            if n.op == "call_function" and n not in self.foldable and n.target not in IGNORED
-            and n.target not in LOWERINGS
-        ]
+        """One error listing every op without a lowering and every unsupported dtype."""
+        missing = []
+        for n in self.graph.nodes:
+            if n.op != "call_function" or n in self.foldable or n.target in IGNORED:
+                continue
+            if n.target not in LOWERINGS:
+                missing.append(UnsupportedOp(str(n.target), n.name, *source_location(n)))
+            elif bad := [d for d in map(_dtype, [n, *n.all_input_nodes]) if d is not None and d not in TORCH_TO_XDSL]:
+                missing.append(UnsupportedOp(f"{n.target} on {bad[0]}", n.name, *source_location(n)))
         if missing:
             raise UnsupportedOpError(missing)
 
@@ -249,6 +253,11 @@ class _Importer:
             op.detach()
             new.add_op(op)
         return new
+
+
+def _dtype(n: Node) -> torch.dtype | None:
+    val = n.meta.get("val")
+    return val.dtype if isinstance(val, torch.Tensor) else None
 
 
 def _np_dtype(v: SSAValue):
