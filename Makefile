@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -n 2
 .PHONY: run test setup clean
 
 run: $(STAMP)
-	$(BIN)/streamdsl itensor
+	$(BIN)/streamdsl compile
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,5 +1,5 @@
-"""Draw a `dataflow.kernel` as a graphviz graph: tasks, DMAs, forks and converters as nodes,
-streams as edges labelled with their token count and FIFO depth."""
+"""Draw a dataflow graph with graphviz: tasks, DMAs, forks and converters as nodes, FIFOs as
+edges labelled with their name, token count and depth. Names are the ones reports use."""
 
 from __future__ import annotations
 
@@ -8,70 +8,44 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from xdsl.ir import Operation, SSAValue
+from streamdsl.graph import Graph
 
-from streamdsl.dialects.dataflow import (
-    DmaLoadOp,
-    DmaStoreOp,
-    ITensorConverterOp,
-    ITensorEmptyOp,
-    ITensorType,
-    KernelOp,
-    TaskOp,
-    YieldOp,
-)
+__all__ = ["graph_to_dot", "render"]
 
-__all__ = ["kernel_to_dot", "render"]
-
-_STYLE: dict[type[Operation], str] = {
-    TaskOp: 'shape=box, style="rounded,filled", fillcolor="#dbe9f6"',
-    DmaLoadOp: 'shape=cds, style=filled, fillcolor="#fde2c8"',
-    DmaStoreOp: 'shape=cds, style=filled, fillcolor="#fde2c8"',
-    ITensorConverterOp: 'shape=box3d, style=filled, fillcolor="#f6d5d5"',
+# node kinds by name prefix (streamdsl.graph.node_name): tasks keep their sym_name
+_STYLE = {
+    "dma_": 'shape=cds, style=filled, fillcolor="#fde2c8"',
+    "converter(": 'shape=box3d, style=filled, fillcolor="#f6d5d5"',
+    "fork(": "shape=triangle, orientation=270",
+    "join(": "shape=invtriangle, orientation=270",
 }
+_TASK = 'shape=box, style="rounded,filled", fillcolor="#dbe9f6"'
 
 
-def _label(op: Operation) -> str:
-    if isinstance(op, TaskOp):
-        return op.sym_name.data
-    if isinstance(op, ITensorConverterOp) and op.buffer_shape is not None:
-        return f"converter\\nbuffer {list(op.buffer_shape.get_values())}"
-    return op.name.removeprefix("dataflow.")
+def _style(name: str) -> str:
+    return next((style for prefix, style in _STYLE.items() if name.startswith(prefix)), _TASK)
 
 
-def _stream_label(value: SSAValue, depths: Mapping[str, int]) -> str:
-    assert isinstance(value.type, ITensorType)
-    it = value.type.itensor
-    name = value.name_hint or ""
-    tile = "x".join(map(str, it.tile))
-    depth = f", depth {depths[name]}" if name in depths else ""
-    return f"{name}\\n{it.num_tokens} x {tile}{depth}"
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def kernel_to_dot(kernel: KernelOp, depths: Mapping[str, int] | None = None) -> str:
-    """The graphviz source of one kernel; `depths` maps stream names to FIFO depths."""
-    depths = depths or {}
-    ids: dict[Operation, str] = {}
-    lines = [f'digraph "{kernel.sym_name.data}" {{', "  rankdir=LR; node [fontname=Helvetica]; edge [fontname=Helvetica, fontsize=10];"]
-    for op in kernel.body.block.ops:
-        if isinstance(op, ITensorEmptyOp | YieldOp):
-            continue
-        ids[op] = f"n{len(ids)}"
-        style = _STYLE.get(type(op), "shape=ellipse")
-        lines.append(f'  {ids[op]} [label="{_label(op)}", {style}];')
-    for op, node in ids.items():
-        for result in op.results:
-            if not isinstance(result.type, ITensorType):
-                continue
-            for use in result.uses:
-                if use.operation in ids:
-                    lines.append(f'  {node} -> {ids[use.operation]} [label="{_stream_label(result, depths)}"];')
+def graph_to_dot(graph: Graph, depths: Mapping[str, int | None] | None = None, title: str = "dataflow") -> str:
+    """The graphviz source of `graph`; `depths` (default: the edges' own) label the FIFOs."""
+    depths = graph.depths() if depths is None else depths
+    ids = {name: f"n{i}" for i, name in enumerate(graph.tasks)}
+    lines = [f"digraph {_quote(title)} {{", "  rankdir=LR; node [fontname=Helvetica]; edge [fontname=Helvetica, fontsize=10];"]
+    lines += [f"  {ids[name]} [label={_quote(name)}, {_style(name)}];" for name in graph.tasks]
+    for edge in graph.edges:
+        depth = depths.get(edge.name)
+        label = f"{edge.name}\n{graph.tokens(edge)} tokens x {edge.token_bits} b" + (f", depth {depth}" if depth else "")
+        lines.append(f"  {ids[edge.src]} -> {ids[edge.dst]} [label={_quote(label)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def render(dot_source: str, path: Path) -> Path | None:
-    """Write `path` (.dot) and, when graphviz's `dot` is installed, `path` with .svg; returns the svg."""
+    """Write `path` (.dot) and, when graphviz's `dot` is installed, the .svg beside it (returned)."""
     path.write_text(dot_source)
     if shutil.which("dot") is None:
         return None

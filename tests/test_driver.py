@@ -1,0 +1,60 @@
+"""The main job end to end: `streamdsl compile` builds, sizes, verifies and reports."""
+
+import json
+
+import pytest
+
+from streamdsl.cli import main
+
+REPORT_KEYS = {"model", "config", "kernels", "streams", "converters", "dmas", "fifo_sizing", "verification", "timing"}
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compile") / "ffn"
+    assert main(["-q", "compile", "--size", "tiny", "--out", str(out)]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_report_follows_the_contract(tiny_report):
+    out, report = tiny_report
+    assert REPORT_KEYS <= report.keys()
+    assert report["config"] == {"hidden": 128, "ffn": 512, "tile": 32}
+    for stream in report["streams"]:
+        assert stream.keys() == {"name", "producer", "consumer", "tokens", "token_bits", "depth"}
+        assert stream["depth"] >= 1 and stream["tokens"] >= 1
+    assert {c["name"] for c in report["converters"]} == {"converter(layernorm)", "converter(gelu)"}
+    assert report["fifo_sizing"].keys() >= {"seconds", "total_bits", "naive_bits", "sim_peak_bits"}
+    assert report["verification"].keys() >= {"sim_vs_torch_max_abs", "csim_vs_sim_max_abs", "deadlock_free"}
+    assert (out / "program.mlir").read_text().count("dataflow.task") == 6
+
+
+def test_design_is_verified(tiny_report):
+    _, report = tiny_report
+    verification = report["verification"]
+    assert verification["deadlock_free"] is True
+    assert verification["sim_vs_torch_max_abs"] <= 1e-5 * max(verification["torch_max_abs"], 1.0)
+    timed = report["timed_simulation"]
+    assert timed["makespan_cycles"] == timed["unbounded_makespan_cycles"]  # LP depths never stall
+    # the residual FIFO must hold the row while layernorm reads it whole: more than the default 2
+    residual = next(s for s in report["streams"] if s["name"] == "fork(residual)->residual_1")
+    assert residual["depth"] > 2
+
+
+def test_unknown_program_is_a_usage_error(tmp_path, capsys):
+    assert main(["compile", "gpt3", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown program 'gpt3'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
+    import streamdsl.driver as driver
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("solver crashed")
+
+    monkeypatch.setattr(driver, "graph_to_dot", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="solver crashed"):
+        main(["-q", "compile", "--size", "tiny", "--out", str(out)])
+    assert list(tmp_path.iterdir()) == []
