@@ -163,3 +163,19 @@ def test_errors() -> None:
     cyc.connect("b", "o", "a", "i", 8)
     with pytest.raises(GraphError, match="cycle through tasks"):
         size_fifos(cyc)
+
+
+@given(st.integers(1, 40), st.integers(1, 30), st.integers(1, 6), st.integers(1, 6), st.integers(0, 40))
+def test_depth_is_the_papers_max_tokens_for_constant_rate_tasks(tokens: int, d: int, ii_src: int, ii_dst: int, slack: int) -> None:
+    """Eq. 1 (source faster: the FIFO peaks when the source finishes) and Eq. 2 (source slower: it
+    peaks before the target starts), written with this model's FIFO latencies (free_latency = 1,
+    and the paper's latency L is the cycle of the last write here)."""
+    k = np.arange(tokens)
+    written = d + k * ii_src
+    delay = int(np.max(written + 1 - k * ii_dst)) + slack  # at least the exact lag
+    depth = slots_needed(written, delay + k * ii_dst, 1)
+    last = int(written[-1])
+    if ii_src <= ii_dst:
+        assert depth == min(tokens, tokens - 1 - (last - delay - 1) // ii_dst)
+    else:
+        assert depth == min(tokens, -(-(delay + 1 - d) // ii_src))
