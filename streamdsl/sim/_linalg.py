@@ -108,7 +108,7 @@ def _reduce(op: ReduceOp, label: str) -> Kernel:
     dims = tuple(op.dimensions.get_values())
     finish = _finish(op)
     block = op.region.block
-    ufunc = _combiner(block, block.args[0], block.args[1]) or _combiner(block, block.args[1], block.args[0])
+    ufunc = _combiner(block, block.args[0], block.args[1])
     if ufunc is not None:
         return lambda x, init: (finish(ufunc(init, ufunc.reduce(x, axis=dims))),)
     body = _compile_body(block, label, 0)

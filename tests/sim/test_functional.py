@@ -374,3 +374,19 @@ def test_a_stream_nobody_reads_is_rejected_before_running() -> None:
     dataflow.yield %yt : {tensor((1, 8))}"""
     with pytest.raises(CompileError, match=r"stream xb written by fork\(xs\) is never read"):
         simulate(program("dangling", [("x", (1, 8))], [(1, 8)], body), rand(1, 8))
+
+
+@pytest.mark.parametrize("case", ["diamond", "transpose", "fork_join", "split_sign"])
+def test_names_match_the_timing_graph_on_dsl_programs(case: str) -> None:
+    """DSL programs (forks, converters, several outputs) name streams as the timing graph does."""
+    from lowering.timing import kernel_graph
+    from streamdsl.dialects.dataflow import KernelOp
+    from tests.dsl import programs as dsl
+
+    built = {"diamond": lambda: dsl.diamond(2, 64, 16), "transpose": lambda: dsl.transpose(32, 64, 16),
+             "fork_join": lambda: dsl.fork_join(2, 64, 16), "split_sign": lambda: dsl.split_sign(2, 64, 16)}[case]()  # fmt: skip
+    module = built.program.module
+    (kernel,) = [op for op in module.walk() if isinstance(op, KernelOp)]
+    graph, _ = kernel_graph(kernel)
+    _, stats = simulate_with_stats(built.program, *built.inputs(np.random.default_rng(0)), default_depth=4096)
+    assert {(s.name, s.producer, s.consumer) for s in stats.streams} == {(e.name, e.src, e.dst) for e in graph.edges}
