@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.exceptions import PassFailedException
 
 import streamdsl as sd
 from dsl import programs as P
+from lowering.transforms.size_fifos import SizeFifosPass
 from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.sim.functional import simulate_with_stats
 from streamdsl.sim.timed import simulate_unbounded
@@ -47,6 +50,17 @@ def test_lp_design_runs_without_stall_in_both_simulators(name: str) -> None:
     naive = sd.compile(case.program, fifo_sizing="naive")
     assert design.sizing.total_bits <= naive.sizing.total_bits
     assert all(s.depth == s.tokens for s in naive.streams)
+    conservative = sd.compile(case.program, fifo_sizing="conservative")
+    assert conservative.timed_simulation().deadlock is None
+    simulate_with_stats(conservative.program, *arrays, depths=conservative.depths)  # no DeadlockError
+
+
+def test_size_fifos_pass_rejects_unknown_modes() -> None:
+    module = P.diamond(2, 64, 16).program.module.clone()
+    with pytest.raises(PassFailedException, match="size-fifos: mode 'fast' is unknown; choose one of lp, normal"):
+        SizeFifosPass(mode="fast").apply(Context(), module)
+    SizeFifosPass(mode="conservative").apply(Context(), module)
+    assert any("depth" in op.attributes for op in module.walk())
 
 
 def test_sized_ir_carries_the_depths_and_the_program_is_untouched() -> None:
