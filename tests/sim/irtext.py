@@ -47,13 +47,15 @@ def tensor(shape: Sequence[int], dtype: str = "f32") -> str:
     return f"tensor<{'x'.join(map(str, shape))}x{dtype}>"
 
 
-def program(name: str, inputs: Sequence[tuple[str, Sequence[int]]], outputs: Sequence[Sequence[int]], body: str) -> ModuleOp:
-    """Kernel block args are `%<input>` (do not reuse those names inside tasks); the body ends with `dataflow.yield`."""
-    in_types = [tensor(shape) for _, shape in inputs]
+def program(name: str, inputs: Sequence[tuple], outputs: Sequence[Sequence[int]], body: str) -> ModuleOp:
+    """`inputs` are (name, shape) or (name, shape, dtype). Kernel block args are `%<input>` (do not
+    reuse those names inside tasks); the body ends with `dataflow.yield`."""
+    in_types = [tensor(spec[1], *spec[2:]) for spec in inputs]
     out_types = [tensor(shape) for shape in outputs]
-    params = ", ".join(f"%{n}_h: {t}" for (n, _), t in zip(inputs, in_types))
-    operands = ", ".join(f"%{n}_h" for n, _ in inputs)
-    block_args = ", ".join(f"%{n}: {t}" for (n, _), t in zip(inputs, in_types))
+    names = [spec[0] for spec in inputs]
+    params = ", ".join(f"%{n}_h: {t}" for n, t in zip(names, in_types))
+    operands = ", ".join(f"%{n}_h" for n in names)
+    block_args = ", ".join(f"%{n}: {t}" for n, t in zip(names, in_types))
     results = f"%res:{len(outputs)}" if len(outputs) > 1 else "%res"
     returned = ", ".join(f"%res#{i}" for i in range(len(outputs))) if len(outputs) > 1 else "%res"
     sig = f"({', '.join(in_types)}) -> ({', '.join(out_types)})"

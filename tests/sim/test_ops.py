@@ -23,14 +23,18 @@ RNG = np.random.default_rng(7)
 
 
 def run_single(inputs: list[np.ndarray], out_shape: tuple[int, ...], compute: str) -> np.ndarray:
-    ins = [(f"x{i}s", sd.itensor.tiled(sd.f32, a.shape, a.shape)) for i, a in enumerate(inputs)]
+    dtypes = [sd.i8 if a.dtype == np.int8 else sd.f32 for a in inputs]
+    ins = [(f"x{i}s", sd.itensor.tiled(dt, a.shape, a.shape)) for i, (a, dt) in enumerate(zip(inputs, dtypes))]
     out = sd.itensor.tiled(sd.f32, out_shape, out_shape)
-    loads = "\n".join(f"    %x{i}s = dataflow.dma_load %x{i} : {tensor(a.shape)} -> {ty(it)}" for i, ((_, it), a) in enumerate(zip(ins, inputs)))
+    loads = "\n".join(
+        f"    %x{i}s = dataflow.dma_load %x{i} : {tensor(a.shape, dt.name)} -> {ty(it)}"
+        for i, ((_, it), a, dt) in enumerate(zip(ins, inputs, dtypes))
+    )
     body = f"""{loads}
 {map_task("op", ins, ("ys", out), compute)}
     %yt = dataflow.dma_store %ys : {ty(out)} -> {tensor(out_shape)}
     dataflow.yield %yt : {tensor(out_shape)}"""
-    module = program("single", [(f"x{i}", a.shape) for i, a in enumerate(inputs)], [out_shape], body)
+    module = program("single", [(f"x{i}", a.shape, dt.name) for i, (a, dt) in enumerate(zip(inputs, dtypes))], [out_shape], body)
     return simulate(module, *inputs)
 
 
@@ -362,3 +366,34 @@ def test_tensor_concat_and_pow() -> None:
         %p = math.powf %t1, %ex : {tensor((2, 5))}
         %r = tensor.concat dim(1) %t0, %p : ({tensor((2, 3))}, {tensor((2, 5))}) -> {tensor((2, 8))}"""
     close(run_single([a, b], (2, 8), compute), np.concatenate([a, b.astype(np.float64) ** 1.5], axis=1))
+
+
+def test_int8_products_accumulate_in_i32() -> None:
+    """W8A8-style: i8 x i8 -> i32 accumulation in a generic, then a scale to f32."""
+    a = RNG.integers(-128, 128, (3, 16), dtype=np.int8)
+    b = RNG.integers(-128, 128, (16, 4), dtype=np.int8)
+    i32 = tensor((3, 4), "i32")
+    body = """          %x = arith.extsi %a0 : i8 to i32
+          %y = arith.extsi %a1 : i8 to i32
+          %p = arith.muli %x, %y : i32
+          %s = arith.addi %o0, %p : i32
+          linalg.yield %s : i32"""
+    compute = f"""        %z = arith.constant 0 : i32
+        %e = tensor.empty() : {i32}
+        %acc = linalg.fill ins(%z : i32) outs(%e : {i32}) -> {i32}
+""" + generic(
+        [("%t0", tensor((3, 16), "i8")), ("%t1", tensor((16, 4), "i8"))],
+        ("%acc", i32),
+        ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"],
+        ["parallel", "parallel", "reduction"],
+        body,
+        result="mm",
+    ) + "\n" + generic(
+        [("%mm", i32)],
+        ("", tensor((3, 4))),
+        ["(d0, d1) -> (d0, d1)"] * 2,
+        ["parallel"] * 2,
+        "          %f = arith.sitofp %a0 : i32 to f32\n          %k = arith.constant 0.5 : f32\n          %h = arith.mulf %f, %k : f32\n          linalg.yield %h : f32",
+    )
+    want = (a.astype(np.int64) @ b.astype(np.int64)) * 0.5
+    np.testing.assert_array_equal(run_single([a, b], (3, 4), compute), want.astype(np.float32))
