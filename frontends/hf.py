@@ -139,13 +139,14 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     for f in files:
         state.update(load_file(f))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    # Tied weights (lm_head = embedding) are legitimately absent from checkpoints.
-    tied = {k for k in missing if k.endswith("lm_head.weight")}
-    if set(missing) - tied or unexpected:
-        raise ValueError(f"weights in {directory} do not fit the model: missing {sorted(set(missing) - tied)}, "
+    # A checkpoint stores tied weights (embedding = lm_head) once: the other name is not missing.
+    model.tie_weights()
+    params = dict(model.named_parameters(remove_duplicate=False))
+    loaded = {params[k].data_ptr() for k in state if k in params}
+    missing = [k for k in missing if k not in params or params[k].data_ptr() not in loaded]
+    if missing or unexpected:
+        raise ValueError(f"weights in {directory} do not fit the model: missing {sorted(missing)}, "
                          f"unexpected {sorted(unexpected)}")
-    if tied:
-        model.tie_weights()
 
 
 def save_weights(model: torch.nn.Module, directory: str | Path) -> Path:
