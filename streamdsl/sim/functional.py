@@ -611,14 +611,14 @@ def _deadlock(live: list[Process], procs: list[Process]) -> DeadlockError:
             f"{role} {other.name if other else 'nobody'}"
         )
     cycle = _find_cycle(live, waits_for, {p: i for i, p in enumerate(procs)})
-    full = [blocked[p.name][0] for p in cycle if blocked[p.name][1] == "full"]
+    full = [blocked[p.name] for p in cycle if blocked[p.name][1] == "full"]  # (stream, state, occupancy, depth)
     message = [f"deadlock: all {len(live)} unfinished tasks are blocked", *lines]
     if cycle:
         message.append("wait-for cycle: " + " -> ".join(p.name for p in [*cycle, cycle[0]]))
     if full:
-        example = {full[0]: 2 * blocked[cycle[[blocked[p.name][0] for p in cycle].index(full[0])].name][3] + 2}
+        example = {full[0][0]: 2 * full[0][3] + 2}
         message.append(
-            f"fix: raise the depth of a full stream on the cycle ({', '.join(full)}), e.g. simulate(..., depths={example}), "
+            f"fix: raise the depth of a full stream on the cycle ({', '.join(f[0] for f in full)}), e.g. simulate(..., depths={example}), "
             "or size the FIFOs with the FIFO-sizing pass"
         )
     return DeadlockError("\n".join(message), blocked=blocked, cycle=[p.name for p in cycle])
