@@ -12,6 +12,7 @@ Tasks (docs/ir.md): the body is a tree of `scf.for` loops.
   (iteration start to the yielded tile value), the accesses to one port in one iteration).
 - Any other loop runs its iterations one after the other; loops in a block run one after the
   other, straight-line ops in between start as soon as their operands are ready.
+- An `scf.if` without loops or stream accesses inside takes as long as its slowest branch.
 - `lanes` is the task's or op's `unroll` attribute when present, else `U55C.lanes`.
 Other nodes: DMAs stream at HBM pseudo-channel bandwidth; forks, joins, reshapes, chunks and
 concats pass one token per cycle; a converter fills one bank of its ping-pong buffer per shared
@@ -267,8 +268,6 @@ class _TaskScheduler:
                 for r in op.results:
                     ready[r] = end
                 continue
-            if op.regions and not _is_compute(op):
-                raise TimingError(f"task {self.name}: `{op.name}` has regions the timing model cannot schedule; use scf.for")
             start = max([barrier, *(ready.get(v, 0) for v in op.operands)])
             start, finish = self.place(op, start, straight)
             for r in op.results:
@@ -351,12 +350,31 @@ class _TaskScheduler:
             else:
                 raise TimingError(f"task {self.name}: `{op.name}` uses a stream that is not a port of the task")
 
+    def branches(self, op: Operation) -> int:
+        """An `scf.if` (or another region op without loops and streams): its slowest region."""
+        if any(self.port(inner) is not None or isinstance(inner, scf.ForOp) for inner in op.walk() if inner is not op):
+            raise TimingError(
+                f"task {self.name}: `{op.name}` has loops or stream accesses inside; the timing model needs "
+                "static token schedules, so keep reads, writes and loops outside conditionals"
+            )
+        longest = 0
+        for block in (b for region in op.regions for b in region.blocks):
+            ready: dict[SSAValue, int] = {}
+            for inner in block.ops:
+                start = max([0, *(ready.get(v, 0) for v in inner.operands)])
+                finish = start + self.latency(inner)
+                ready.update(dict.fromkeys(inner.results, finish))
+                longest = max(longest, finish)
+        return longest
+
     def issue(self, op: Operation) -> int:
         """Cycles the op's hardware is busy per execution: its scalar work over the lanes."""
         work = _work(op)
         return max(1, -(-work // (_unroll(op) or self.lanes))) if work else 1
 
     def latency(self, op: Operation) -> int:
+        if op.regions and not _is_compute(op):
+            return self.branches(op)
         if op.name in ("tensor.extract_slice", "tensor.insert_slice"):
             return self.issue(op) - 1 + self.table.buffer_latency
         if _is_compute(op):

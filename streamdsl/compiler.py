@@ -59,8 +59,9 @@ class Design:
             for e in self.graph.edges
         ]
 
-    def timed_simulation(self, depths: Mapping[str, int] | None = None) -> TimedResult:
-        """The timed simulation with the design's depths (or `depths`, e.g. to try smaller ones)."""
+    def timed_simulation(self, depths: Mapping[str, int | None] | None = None) -> TimedResult:
+        """The timed simulation with the design's depths, overridden by `depths` (e.g. smaller
+        ones to try; None for an unbounded FIFO)."""
         return simulate_timed(self.graph, {**self.sizing.depths, **(depths or {})})
 
     def simulate(self, *arrays: np.ndarray, **options: Any) -> Any:

@@ -183,8 +183,11 @@ def test_errors_name_the_task_and_what_to_change() -> None:
         scf.yield %n : {T}
       }}
       dataflow.yield %r : {T}"""
-    with pytest.raises(TimingError, match="task t: `scf.if` has regions the timing model cannot schedule"):
-        kernel_graph(kernel_of(parse(one_task(branchy))))
+    assert kernel_graph(kernel_of(parse(one_task(branchy))))[0].tasks["t"].reads["arg0"][0] == 0  # no stream inside: fine
+    reading = branchy.replace("scf.if %cond {\n      }", f"scf.if %cond {{\n        %u = dataflow.itensor_read %in : {T} -> tensor<1x16xf32>\n      }}")
+    assert reading != branchy
+    with pytest.raises(TimingError, match="task t: `scf.if` has loops or stream accesses inside; .* keep reads, writes and loops outside"):
+        kernel_graph(kernel_of(parse(one_task(reading))))
 
 
 def test_a_stream_read_twice_must_be_forked() -> None:
