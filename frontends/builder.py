@@ -238,6 +238,11 @@ class IRBuilder:
         shape = list(shape)
         if list(src) == shape:
             return x
+        # Rank 0 <-> all-unit dims: xDSL's expand/collapse verifiers reject empty reassociations.
+        if not src:
+            return self.broadcast_to(x, shape)
+        if not shape:
+            return self.add(tensor.ExtractSliceOp.from_static_parameters(x, [0] * len(src), src, reduce_rank=True))
         if (groups := _reassociation(src, shape)) is not None:
             return self.add(tensor.CollapseShapeOp.build(
                 operands=[x], result_types=[TensorType(elt_of(x), shape)],

@@ -268,6 +268,10 @@ _ELEMENTWISE: dict[str, Callable] = {
     "math.absf": lambda op, x: np.abs(x),
     "math.erf": lambda op, x: _erf(x).astype(np.asarray(x).dtype),
     "math.powf": lambda op, x, y: np.power(x, y),
+    "math.floor": lambda op, x: np.floor(x),
+    "math.trunc": lambda op, x: np.trunc(x),
+    "arith.floordivsi": lambda op, x, y: np.floor_divide(x, y),
+    "arith.divsi": lambda op, x, y: np.sign(x) * np.sign(y) * (np.abs(x) // np.abs(y)),
 }
 
 _CASTS = {"arith.extf", "arith.truncf", "arith.sitofp", "arith.uitofp", "arith.extsi", "arith.extui",

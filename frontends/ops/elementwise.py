@@ -165,6 +165,20 @@ def pow_tensor_tensor(b: IRBuilder, node: Node, x, exponent):
     return _emit(b, node, [x, exponent], lambda bb, v: bb.op(math.PowFOp(v[0], v[1])))
 
 
+@lowers(aten.div.Tensor_mode, aten.div.Scalar_mode)
+def div_mode(b: IRBuilder, node: Node, x, y, rounding_mode=None):
+    """Division rounded toward -inf ("floor") or zero ("trunc")."""
+    rounding = {"floor": (math.FloorOp, arith.FloorDivSIOp), "trunc": (math.TruncOp, arith.DivSIOp)}
+
+    def fn(bb: Body, v: list[SSAValue]) -> SSAValue:
+        if not is_float(v[0].type):
+            return bb.op(rounding[rounding_mode][1](v[0], v[1]))
+        q = bb.op(arith.DivfOp(v[0], v[1]))
+        return q if rounding_mode is None else bb.op(rounding[rounding_mode][0](q))
+
+    return _emit(b, node, [x, y], fn)
+
+
 @lowers(aten.where.self)
 def where(b: IRBuilder, node: Node, cond, x, y):
     _, elt = result_meta(node)
