@@ -25,8 +25,9 @@ FIFO occupancy in the delay), so the objective counts bits, not cycles. Depths f
 the optimal delays. The constraint matrix is a network matrix, so the optimum is integral.
 
 Modes: `lp` (alias `normal`), `conservative` (first stretch every task's schedule to the slowest
-task's latency, as the paper does; smaller FIFOs, fast tasks stall), `naive` (as deep as the
-tensor) and `default` (depth 2 everywhere, Vitis' default; may stall or deadlock).
+task's latency, as the paper does; fast tasks stall; the normal LP's depths are kept where they
+need fewer bits, so it is never bigger), `naive` (as deep as the tensor) and `default` (depth 2
+everywhere, Vitis' default; may stall or deadlock).
 """
 
 from __future__ import annotations
@@ -86,24 +87,33 @@ def size_fifos(graph: Graph, mode: str = "lp") -> Sizing:
     if mode in ("naive", "default"):
         depths = naive if mode == "naive" else dict.fromkeys(naive, DEFAULT_DEPTH)
         return Sizing(mode, depths, time.perf_counter() - t0, graph.bits(depths), **common)
-    model_graph = stretched(graph) if mode == "conservative" else graph
-    run = simulate_unbounded(model_graph) if mode == "conservative" else unbounded
-    shift, lp_seconds = _solve(model_graph, run, mode)
-    depths, starts, delays = _depths(model_graph, run, shift)
-    asap = _depths(model_graph, run, dict.fromkeys(shift, 0))
-    if graph.bits(asap[0]) < graph.bits(depths):  # the bits objective is a linear surrogate
-        depths, starts, delays = asap
+    plans = [_plan(graph, unbounded, mode)]
+    if mode == "conservative":  # never worse than the normal LP: both are deadlock-free
+        plans.insert(0, _plan(stretched(graph), None, mode))
+    depths, starts, delays, bound, lp_seconds = min(plans, key=lambda plan: graph.bits(plan[0]))
     return Sizing(
         "lp" if mode == "normal" else mode,
         depths,
         time.perf_counter() - t0,
         graph.bits(depths),
-        makespan_bound=run.makespan,
+        makespan_bound=bound,
         starts=starts,
         delays=delays,
-        lp_seconds=lp_seconds,
+        lp_seconds=sum(plan[4] for plan in plans),
         **common,
     )
+
+
+def _plan(graph: Graph, run: TimedResult | None, mode: str) -> tuple[dict[str, int], dict[str, int], dict[str, int], int, float]:
+    """Depths, starts and delays of the LP schedule of `graph`, its makespan and CBC's time."""
+    run = simulate_unbounded(graph) if run is None else run
+    shift, lp_seconds = _solve(graph, run, mode)
+    depths, starts, delays = _depths(graph, run, shift)
+    asap = _depths(graph, run, dict.fromkeys(shift, 0))
+    if graph.bits(asap[0]) < graph.bits(depths):  # the bits objective is a linear surrogate
+        depths, starts, delays = asap
+    assert run.makespan is not None
+    return depths, starts, delays, run.makespan, lp_seconds
 
 
 def _lags(graph: Graph, run: TimedResult) -> np.ndarray:

@@ -111,6 +111,7 @@ def test_lp_depths_never_deadlock_nor_slow_down(kind: str, n: int, seed: int) ->
     conservative = size_fifos(graph, "conservative")
     slow = simulate_timed(graph, conservative.depths)
     assert slow.deadlock is None and slow.makespan <= conservative.makespan_bound
+    assert conservative.total_bits <= sizing.total_bits
 
 
 def test_depth_two_deadlocks_or_stalls_reconvergent_graphs_and_lp_fixes_them() -> None:
