@@ -156,9 +156,10 @@ def brute_slab_bank(src: itensor, dst: itensor) -> int:
 
 
 def brute_live_lower_bound(src: itensor, dst: itensor) -> int:
-    """Most elements any in-order converter must hold at once: after source token i arrived, the
-    destination can have emitted at most the tokens whose data all arrived; every element already
-    written that a later destination token reads is live. (Source without replays.)"""
+    """Most elements any in-order converter must hold at once. When source token i arrives (as a
+    whole tile), the destination can have emitted at most the tokens whose data all arrived
+    before it; every element written so far that a later destination token reads is live.
+    (Source without replays, so each element is written once.)"""
     shape = src.shape
     first = np.full(shape, -1, dtype=np.int64)
     for i, s in enumerate(src.slices()):
@@ -170,9 +171,9 @@ def brute_live_lower_bound(src: itensor, dst: itensor) -> int:
         needs.append(int(first[s].max()))
     emitted, bound = 0, 0
     for i in range(src.num_tokens):
+        bound = max(bound, int(((first >= 0) & (first <= i) & (last_read >= emitted)).sum()))
         while emitted < len(needs) and needs[emitted] <= i:
             emitted += 1
-        bound = max(bound, int(((first >= 0) & (first <= i) & (last_read >= emitted)).sum()))
     return bound
 
 
