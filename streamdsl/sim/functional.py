@@ -8,10 +8,12 @@ move is a deadlock (or a stream used past its end, which is reported as such).
 
 FIFO depth of an edge: `depths={name: d}` if given, else the producing op's `depth` attribute
 (an integer, or one entry per result), else the `!dataflow.stream` depth, else `default_depth`.
+A depth of None means unbounded.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +60,7 @@ class StreamStats:
     producer: str
     consumer: str
     tokens: int
-    depth: int
+    depth: int | float  # math.inf when unbounded
     peak: int
     token_bits: int | None
 
@@ -101,8 +103,8 @@ class SimStats:
 def simulate(
     prog: Any,
     *arrays: np.ndarray,
-    depths: dict[str, int] | None = None,
-    default_depth: int = 2,
+    depths: dict[str, int | None] | None = None,
+    default_depth: int | None = 2,
     record: dict[str, Any] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """Run the program's IR on numpy; returns its output array (a tuple if several).
@@ -116,7 +118,7 @@ def simulate(
 
 
 def simulate_with_stats(
-    prog: Any, *arrays: np.ndarray, depths: dict[str, int] | None = None, default_depth: int = 2
+    prog: Any, *arrays: np.ndarray, depths: dict[str, int | None] | None = None, default_depth: int | None = 2
 ) -> tuple[np.ndarray | tuple[np.ndarray, ...], SimStats]:
     func, params = _entry(prog)
     args = _bind_arguments(func, arrays, params)
@@ -168,7 +170,9 @@ def _bind_arguments(func: FuncOp, arrays: Sequence[np.ndarray], params: list[np.
     return bound
 
 
-def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], default_depth: int, stats: SimStats) -> list[np.ndarray]:
+def _run_func(
+    func: FuncOp, args: list[np.ndarray], depths: dict[str, int | None], default_depth: int | None, stats: SimStats
+) -> list[np.ndarray]:
     """Kernels run one after the other (their tensors pass through HBM). With several kernels,
     stream names are qualified as `kernel/stream`."""
     env: dict[SSAValue, Any] = dict(zip(func.body.block.args, args))
@@ -193,7 +197,7 @@ def _run_func(func: FuncOp, args: list[np.ndarray], depths: dict[str, int], defa
     raise CompileError(f"@{func.sym_name.data}: no func.return")
 
 
-def _check_depth_names(depths: dict[str, int], names: list[str], final: bool) -> None:
+def _check_depth_names(depths: dict[str, int | None], names: list[str], final: bool) -> None:
     if final and (unknown := sorted(set(depths) - set(names))):
         raise ValueError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(names)}")
 
@@ -396,12 +400,14 @@ class _Kernel:
             used[base] = used.get(base, 0) + 1
             fifo.name = prefix + (base if used[base] == 1 else f"{base}#{used[base]}")
 
-    def set_depths(self, depths: dict[str, int], default: int) -> None:
+    def set_depths(self, depths: dict[str, int | None], default: int | None) -> None:
+        """None means unbounded (the peak occupancy then shows what the schedule needs)."""
         for fifo in self.all_fifos:
-            depth = depths.get(fifo.name)
-            if depth is None:
-                depth = _ir_depth(fifo.value)
-            fifo.depth = default if depth is None else depth
+            if fifo.name in depths:
+                depth = depths[fifo.name]
+            elif (depth := _ir_depth(fifo.value)) is None:
+                depth = default
+            fifo.depth = math.inf if depth is None else depth
             if fifo.depth < 1:
                 raise ValueError(f"stream {fifo.name}: depth must be >= 1, got {fifo.depth}")
 

@@ -205,6 +205,11 @@ def test_reconvergent_diamond_deadlocks_when_undersized_and_completes_when_deep_
     close(simulate(module, x, depths={"sc": n}, record=record), want)
     assert record["peak_occupancy"]["sc"] == n  # the whole row waits there for the sum
     assert record["depth"]["sc"] == n
+    # unbounded FIFOs: the peaks are what this schedule needs
+    unbounded: dict = {}
+    close(simulate(module, x, default_depth=None, record=unbounded), want)
+    assert unbounded["peak_occupancy"]["sc"] == n and unbounded["depth"]["sc"] == float("inf")
+    close(simulate(module, x, depths={"sc": None}), want)
     # the same depth written on the producing op by the FIFO-sizing pass
     close(simulate(P.diamond(n, t, scale_attrs="depth = 8 : i64"), x), want)
 
