@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 from torch.fx import Node
@@ -53,14 +55,35 @@ def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None
 
     Runtime inputs are named after `input_names`, else the module's `input_names` attribute,
     else the argument names of its `forward`."""
+    names = input_names or getattr(module, "input_names", None)
+    # Recording a stack trace per node costs about a quarter of the export time; the traces only
+    # serve error messages, so an import that fails is redone with them.
     t0 = time.perf_counter()
-    ep = _export(module, tuple(args), dynamic_shapes)
-    t1 = time.perf_counter()
-    ep = ep.run_decompositions()
+    with _stack_traces(False):
+        ep = _export(module, tuple(args), dynamic_shapes)
+        t1 = time.perf_counter()
+        ep = ep.run_decompositions()
     t2 = time.perf_counter()
-    prog = import_exported(ep, name, input_names or getattr(module, "input_names", None))
+    try:
+        prog = import_exported(ep, name, names)
+    except UnsupportedOpError:
+        prog = None
+    if prog is None:
+        with _stack_traces(True):
+            ep = _export(module, tuple(args), dynamic_shapes).run_decompositions()
+        prog = import_exported(ep, name, names)  # raises again, now naming source lines
     prog.timings = {"export": t1 - t0, "decompose": t2 - t1, "import": time.perf_counter() - t2}
     return prog
+
+
+@contextmanager
+def _stack_traces(enabled: bool):
+    saved = torch.fx.config.do_not_emit_stack_traces
+    torch.fx.config.do_not_emit_stack_traces = not enabled
+    try:
+        yield
+    finally:
+        torch.fx.config.do_not_emit_stack_traces = saved
 
 
 def _export(module: torch.nn.Module, args: tuple, dynamic_shapes) -> ExportedProgram:
