@@ -111,7 +111,7 @@ def _reduce(op: ReduceOp, label: str) -> Kernel:
     ufunc = _combiner(block, block.args[0], block.args[1])
     if ufunc is not None:
         return lambda x, init: (finish(ufunc(init, ufunc.reduce(x, axis=dims))),)
-    body = _compile_body(block, label, 0)
+    body = _compile_body(block, label)
 
     def sequential(x: np.ndarray, init: np.ndarray) -> tuple[Any, ...]:
         moved = np.moveaxis(x, dims, tuple(range(len(dims))))
@@ -137,10 +137,9 @@ def _combiner(block: Block, element: SSAValue, acc: SSAValue) -> np.ufunc | None
 class _BodyEmitter(Emitter):
     """A linalg body: `linalg.index` reads an index-grid argument, `linalg.yield` returns."""
 
-    def __init__(self, label: str, num_loops: int):
+    def __init__(self, label: str, yield_override: dict[int, SSAValue]):
         super().__init__(label)
-        self.num_loops = num_loops
-        self.yield_override: dict[int, SSAValue] = {}
+        self.yield_override = yield_override  # yield these values instead (reduction contributions)
 
     def op(self, op: Operation, indent: int) -> None:
         if op.name == "linalg.index":
@@ -152,9 +151,9 @@ class _BodyEmitter(Emitter):
             super().op(op, indent)
 
 
-def _compile_body(block: Block, label: str, num_loops: int, override: dict[int, SSAValue] | None = None) -> Kernel:
-    emitter = _BodyEmitter(label, num_loops)
-    emitter.yield_override = override or {}
+def _compile_body(block: Block, label: str, override: dict[int, SSAValue] | None = None) -> Kernel:
+    """The body as `body(*block_args, idx=index_grids) -> tuple of yielded values`."""
+    emitter = _BodyEmitter(label, override or {})
     params = [emitter.define(arg) for arg in block.args]
     emitter.block(block, 1)
     signature = ", ".join([*params, "idx=()"])
@@ -285,12 +284,12 @@ class _Structured:
     def kernel(self) -> Kernel:
         block = self.op.body.block
         if not self.reduction:
-            return self._parallel(_compile_body(block, self.label, self.n))
+            return self._parallel(_compile_body(block, self.label))
         contributions = self._contributions(block)
         if contributions is not None:
             ufuncs, override = contributions
-            return self._reduced(_compile_body(block, self.label, self.n, override), ufuncs)
-        return self._sequential(_compile_body(block, self.label, self.n))
+            return self._reduced(_compile_body(block, self.label, override), ufuncs)
+        return self._sequential(_compile_body(block, self.label))
 
     def _contributions(self, block: Block) -> tuple[list[np.ufunc], dict[int, SSAValue]] | None:
         """For `yield combine(out_arg, f(ins))` on every output: the ufuncs and the f values."""
