@@ -397,3 +397,18 @@ def test_int8_products_accumulate_in_i32() -> None:
     )
     want = (a.astype(np.int64) @ b.astype(np.int64)) * 0.5
     np.testing.assert_array_equal(run_single([a, b], (3, 4), compute), want.astype(np.float32))
+
+
+def test_strided_slice_and_a_scalar_generic_operand() -> None:
+    """Every other column (stride 2), scaled by a scalar operand with the map `(d0, d1) -> ()`."""
+    a = rand(2, 8)
+    compute = f"""        %ev = tensor.extract_slice %t0[0, 1] [2, 4] [1, 2] : {tensor((2, 8))} to {tensor((2, 4))}
+        %k = arith.constant 3.0 : f32
+""" + generic(
+        [("%ev", tensor((2, 4))), ("%k", "f32")],
+        ("", tensor((2, 4))),
+        ["(d0, d1) -> (d0, d1)", "(d0, d1) -> ()", "(d0, d1) -> (d0, d1)"],
+        ["parallel", "parallel"],
+        "          %m = arith.mulf %a0, %a1 : f32\n          linalg.yield %m : f32",
+    )
+    close(run_single([a], (2, 4), compute), a[:, 1::2] * 3)
