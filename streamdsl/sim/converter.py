@@ -21,7 +21,7 @@ import numpy as np
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
 
-__all__ = ["ConverterBuffer", "Loop", "SlabLayout", "loops_of", "shared_loop_prefix", "slab_layout"]
+__all__ = ["ConverterBuffer", "Loop", "SlabLayout", "loops_of", "shared_loop_prefix", "slab_count", "slab_layout"]
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,21 @@ class SlabLayout:
     missing: int | None  # a dst token (within the slab) needing data the slab's source never writes
 
 
-def slab_layout(src: itensor, dst: itensor, shared_loops: int) -> SlabLayout:
-    """Analyse slab 0; for linear maps every slab is a translate of it (same shared strides)."""
+def slab_count(src: itensor, dst: itensor, shared_loops: int) -> int:
+    """How many slabs a converter with `shared_loops` goes through (the product of the shared
+    trip counts, after splitting); each side streams `num_tokens / slab_count` tokens per slab."""
     prefix = shared_loop_prefix(src, dst)
     if not 0 <= shared_loops <= len(prefix):
         raise StreamError(
             f"shared_loops={shared_loops} but {src} and {dst} share {len(prefix)} outer loop(s); "
             f"re-plan the converter (lowering.converters.plan)"
         )
-    n = math.prod(loop.trip for loop in prefix[:shared_loops])
+    return math.prod(loop.trip for loop in prefix[:shared_loops])
+
+
+def slab_layout(src: itensor, dst: itensor, shared_loops: int) -> SlabLayout:
+    """Analyse slab 0; for linear maps every slab is a translate of it (same shared strides)."""
+    n = slab_count(src, dst, shared_loops)
     ns, nd = src.num_tokens // n, dst.num_tokens // n
     rank = src.rank
     src_off = src.offsets().reshape(n, ns, rank)

@@ -11,7 +11,7 @@ import streamdsl as sd
 from lowering.converters import ConverterError, plan
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
-from streamdsl.sim.converter import ConverterBuffer
+from streamdsl.sim.converter import ConverterBuffer, slab_count
 
 # Paper Fig. 5: one 8x8 f32 tensor; (b) a column of 4x2 tiles at a time, (c) the same, each
 # column streamed twice.
@@ -194,3 +194,12 @@ def test_writer_waits_for_the_reader_two_slabs_behind() -> None:
         conv.pop()
     assert conv.can_push() and conv.occupancy == 4
     assert math.prod(p.buffer_shape) * 2 == conv.capacity
+
+
+def test_slab_count_follows_the_split_nest() -> None:
+    # 16x16 tiles (an 8 x 4 nest) to 32-row tiles: the shared loop is 4 x 32 rows after splitting
+    # the 8 x 16 loop, so 4 slabs, not the source's first trip count 8.
+    rows = itensor.tiled(sd.f32, (128, 64), (32, 64))
+    squares = itensor.tiled(sd.f32, (128, 64), (16, 16))
+    assert slab_count(squares, rows, 1) == plan(squares, rows).reuses == 4
+    assert slab_count(squares, rows, 0) == 1
