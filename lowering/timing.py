@@ -49,6 +49,7 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
 )
 from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
+from streamdsl.sim.converter import slab_count
 
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
 
@@ -175,7 +176,7 @@ def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
     while the next bank fills; the period is the slower of the two."""
     src, dst = _it(op.source), _it(op.result)
     shared = op.shared_loops.value.data if op.shared_loops is not None else 0
-    groups = math.prod(src.normalized().trips[:shared]) if shared else 1
+    groups = slab_count(src, dst, shared)  # counted on the split loop nests, as the runtime does
     n_in, n_out = src.num_tokens // groups, dst.num_tokens // groups
     period = max(n_in, n_out)
     g = np.arange(groups, dtype=np.int64)[:, None] * period

@@ -159,6 +159,30 @@ func.func @f(%x: tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<16x16xf32>) {{
     assert store.latency == beat * 15 + U55C.dma_latency
 
 
+def test_converter_slabs_are_counted_on_the_split_loops() -> None:
+    # 16x16 tiles into 32-row tiles: the source's 4-trip row loop splits into 2 x 2, so the
+    # shared outer loop has 2 trips (not the 4 of the source's unsplit first loop)
+    src = "!dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>"
+    dst = "!dataflow.itensor<32x16xf32, [2, 4] * [32, 16], (d0, d1) -> (d0, d1)>"
+    text = f"""
+func.func @f(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {{
+  %y = dataflow.kernel "k"(%x) : (tensor<64x64xf32>) -> tensor<64x64xf32> {{
+  ^bb0(%xa: tensor<64x64xf32>):
+    %xs = dataflow.dma_load %xa : tensor<64x64xf32> -> {src}
+    %t = dataflow.itensor_converter %xs {{shared_loops = 1 : i64}} : {src} -> {dst}
+    %s = dataflow.dma_store %t : {dst} -> tensor<64x64xf32>
+    dataflow.yield %s : tensor<64x64xf32>
+  }}
+  func.return %y : tensor<64x64xf32>
+}}"""
+    graph, _ = kernel_graph(kernel_of(parse(text)))
+    conv = graph.tasks["converter(xs)"]
+    n_in, n_out = 8, 4  # per slab: 2 source tile rows x 4 columns in, 4 destination tiles out
+    period = max(n_in, n_out)
+    assert conv.reads["arg0"].tolist() == [g * period + i for g in range(2) for i in range(n_in)]
+    assert conv.writes["out0"].tolist() == [g * period + n_in + U55C.buffer_latency + i for g in range(2) for i in range(n_out)]
+
+
 def test_errors_name_the_task_and_what_to_change() -> None:
     short = f"""
       %c8 = arith.constant 8 : index
