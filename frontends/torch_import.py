@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.fx
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
+from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Node
 from torch.fx.node import map_arg
 from torch.utils._sympy.numbers import int_oo
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
 from frontends.builder import TORCH_TO_XDSL, IRBuilder, element_type
 from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
 from frontends.ops import LOWERINGS
 from frontends.program import ImportedProgram, TensorSpec
+from frontends.reference import numpy_dtype
 
 aten = torch.ops.aten
 
@@ -141,7 +142,8 @@ class _Importer:
         self.input_names = list(input_names or [])
         self.graph = ep.graph_module.graph
         specs = {s.arg.name: s for s in ep.graph_signature.input_specs if hasattr(s.arg, "name")}
-        self.kinds = {n: _KINDS.get(specs[n.name].kind, "input") for n in self.graph.nodes if n.op == "placeholder"}
+        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        self.kinds = {n: _KINDS.get(specs[n.name].kind, "input") for n in placeholders}
         self.targets = {n: specs[n.name].target for n in self.kinds}
         self.state = {**ep.state_dict, **ep.constants}
         self.foldable = self._foldable()
@@ -169,7 +171,7 @@ class _Importer:
                 continue
             if n.target not in LOWERINGS:
                 missing.append(UnsupportedOp(str(n.target), n.name, *source_location(n)))
-            elif bad := [d for d in map(_dtype, [n, *n.all_input_nodes]) if d is not None and d not in TORCH_TO_XDSL]:
+            elif bad := [d for d in map(_dtype, [n, *n.all_input_nodes]) if d and d not in TORCH_TO_XDSL]:
                 missing.append(UnsupportedOp(f"{n.target} on {bad[0]}", n.name, *source_location(n)))
         if missing:
             raise UnsupportedOpError(missing)
@@ -239,6 +241,9 @@ class _Importer:
 
     def _user_outputs(self, n: Node) -> list[Node]:
         outs = list(n.args[0]) if isinstance(n.args[0], (list, tuple)) else [n.args[0]]
+        kinds = [s.kind for s in self.ep.graph_signature.output_specs]
+        if any(k != OutputKind.USER_OUTPUT for k in kinds):
+            raise FrontendError("the module mutates buffers or inputs: the importer handles pure modules only")
         for o in outs:
             if not isinstance(o, Node) or not isinstance(o.meta.get("val"), torch.Tensor):
                 raise FrontendError(f"output {o!r} is not a tensor: return tensors only")
@@ -250,19 +255,17 @@ class _Importer:
         block = self._reorder_args(order)
         self.block = block
         block.add_op(func.ReturnOp(*outputs))
-        attrs = [DictionaryAttr({"torch.name": StringAttr(self.args[i][0]), "torch.kind": StringAttr(self.args[i][1])})
-                 for i in order]
-        fn = func.FuncOp(name, ([a.type for a in block.args], [v.type for v in outputs]), Region(block))
-        fn.arg_attrs = _array_attr(attrs)
+        ordered = [self.args[i] for i in order]
+        attrs = ArrayAttr([DictionaryAttr({"torch.name": StringAttr(nm), "torch.kind": StringAttr(kind)})
+                           for nm, kind, _ in ordered])
+        fn = func.FuncOp(name, ([a.type for a in block.args], [v.type for v in outputs]), Region(block),
+                         arg_attrs=attrs)
         module = ModuleOp([fn])
         module.verify()
-        ordered = [self.args[i] for i in order]
-        inputs = [TensorSpec(nm, tuple(a.type.get_shape()), np.dtype(_np_dtype(a)))
-                  for a, (nm, kind, _) in zip(block.args, ordered) if kind == "input"]
+        inputs = [_spec(nm, a) for a, (nm, kind, _) in zip(block.args, ordered) if kind == "input"]
         params = {nm: arr for nm, kind, arr in ordered if kind != "input"}
         kinds = {nm: kind for nm, kind, _ in ordered if kind != "input"}
-        outs = [TensorSpec(f"output{i}", tuple(v.type.get_shape()), np.dtype(_np_dtype(v)))
-                for i, v in enumerate(outputs)]
+        outs = [_spec(f"output{i}", v) for i, v in enumerate(outputs)]
         return ImportedProgram(module, inputs, params, kinds, outs)
 
     def _reorder_args(self, order: list[int]) -> Block:
@@ -283,16 +286,8 @@ def _dtype(n: Node) -> torch.dtype | None:
     return val.dtype if isinstance(val, torch.Tensor) else None
 
 
-def _np_dtype(v: SSAValue):
-    from frontends.reference import numpy_dtype
-
-    return numpy_dtype(v.type.get_element_type())
-
-
-def _array_attr(items: Sequence[DictionaryAttr]):
-    from xdsl.dialects.builtin import ArrayAttr
-
-    return ArrayAttr(list(items))
+def _spec(name: str, v: SSAValue) -> TensorSpec:
+    return TensorSpec(name, tuple(v.type.get_shape()), numpy_dtype(v.type.get_element_type()))
 
 
 def import_exported(ep: ExportedProgram, name: str = "forward",
