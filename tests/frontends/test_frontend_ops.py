@@ -114,3 +114,15 @@ def test_broadcast_is_numpy_broadcast(shape, lead, rnd):
     target = [rnd.choice([1, 3]) for _ in range(lead)] + [s if s != 1 else rnd.choice([1, 5]) for s in shape]
     x, got = _run(lambda b, v: b.broadcast_to(v, target), shape)
     np.testing.assert_array_equal(got, np.broadcast_to(x, target))
+
+
+def test_reference_names_what_it_cannot_interpret():
+    from xdsl.dialects import math as xmath
+
+    from frontends.builder import PARALLEL, affine_map
+
+    def build(b, v):
+        return b.generic([(v, affine_map(1, [0]))], [3], f32, [PARALLEL], lambda bb, a: bb.op(xmath.CbrtOp(a[0])))
+
+    with pytest.raises(NotImplementedError, match="math.cbrt in a linalg.generic body"):
+        _run(build, [3])
