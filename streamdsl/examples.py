@@ -18,7 +18,7 @@ import numpy as np
 import streamdsl as sd
 from streamdsl.dsl import DataflowProgram
 
-__all__ = ["EXAMPLES", "Example", "ffn_block"]
+__all__ = ["EXAMPLES", "Example", "ffn_block", "gelu_kernel", "layernorm_kernel", "matvec_kernel"]
 
 
 @dataclass(frozen=True)
@@ -36,30 +36,33 @@ def _row(n: int, t: int) -> sd.itensor:
     return sd.itensor.tiled(sd.f32, shape=(1, n), tile=(1, t))
 
 
-def _layernorm(d: int, t: int) -> sd.Kernel:
-    X, n = _row(d, t), d // t
+def layernorm_kernel(r: int, d: int, t: int) -> sd.Kernel:
+    """LayerNorm of r rows of d elements, streamed in (1, t) tiles; gain and bias are replayed per row."""
+    X, G, n = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(1, t)), _row(d, t).repeat(r), d // t
 
     @sd.kernel
-    def layernorm(x: X, g: X, b: X) -> X:
-        buf = sd.zeros((n, 1, t))  # the whole row stays on chip until its statistics are known
-        s = sd.zeros((1, 1))
-        for j in range(n):
-            v = x.read()
-            buf[j] = v
-            s += sd.sum(v, axis=1)
-        mean = s / d
-        var = sd.zeros((1, 1))
-        for j in range(n):
-            c = buf[j] - mean
-            var += sd.sum(c * c, axis=1)
-        rstd = sd.rsqrt(var / d + 1e-5)
-        for j in range(n):
-            yield (buf[j] - mean) * rstd * g.read() + b.read()
+    def layernorm(x: X, g: G, b: G) -> X:
+        for i in range(r):
+            buf = sd.zeros((n, 1, t))  # the whole row stays on chip until its statistics are known
+            s = sd.zeros((1, 1))
+            for j in range(n):
+                v = x.read()
+                buf[j] = v
+                s += sd.sum(v, axis=1)
+            mean = s / d
+            var = sd.zeros((1, 1))
+            for j in range(n):
+                c = buf[j] - mean
+                var += sd.sum(c * c, axis=1)
+            rstd = sd.rsqrt(var / d + 1e-5)
+            for j in range(n):
+                yield (buf[j] - mean) * rstd * g.read() + b.read()
 
     return layernorm
 
 
-def _matvec(k: int, n: int, t: int, name: str) -> sd.Kernel:
+def matvec_kernel(k: int, n: int, t: int, name: str = "matvec") -> sd.Kernel:
+    """y = x @ W for x (1, k), W (k, n): W a column of tiles at a time, x replayed per output tile."""
     X = _row(k, t).repeat(n // t)  # x is re-read once per output tile (a reuse loop)
     W = sd.itensor.tiled(sd.f32, shape=(k, n), tile=(t, t), order=(1, 0))  # a column of tiles at a time
     Y = _row(n, t)
@@ -76,7 +79,8 @@ def _matvec(k: int, n: int, t: int, name: str) -> sd.Kernel:
     return matvec
 
 
-def _gelu(n: int, t: int) -> sd.Kernel:
+def gelu_kernel(n: int, t: int) -> sd.Kernel:
+    """GELU (tanh form) of a (1, n) row in (1, t) tiles."""
     Y, c = _row(n, t), math.sqrt(2.0 / math.pi)
 
     @sd.kernel
@@ -101,7 +105,8 @@ def _add(n: int, t: int) -> sd.Kernel:
 
 def ffn_block(d: int = 768, h: int = 3072, t: int = 64) -> Example:
     """GPT-2's feed-forward block (hidden d, FFN h) on one token, streamed in (1, t) / (t, t) tiles."""
-    norm, up, act, down, add = _layernorm(d, t), _matvec(d, h, t, "fc_up"), _gelu(h, t), _matvec(h, d, t, "fc_down"), _add(d, t)
+    norm, act, add = layernorm_kernel(1, d, t), gelu_kernel(h, t), _add(d, t)
+    up, down = matvec_kernel(d, h, t, "fc_up"), matvec_kernel(h, d, t, "fc_down")
 
     @sd.dataflow
     def ffn(

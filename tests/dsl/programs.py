@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import streamdsl as sd
+from streamdsl.examples import gelu_kernel, layernorm_kernel, matvec_kernel
 from streamdsl.itensor import itensor
 
 
@@ -97,27 +98,7 @@ def row_stats(r: int, d: int, t: int) -> Case:
 
 
 def layernorm(r: int, d: int, t: int) -> Case:
-    X = rows(r, d, t)
-    G = rows(1, d, t).repeat(r)  # the weights, replayed for every row
-    n = d // t
-
-    @sd.kernel
-    def norm(x: X, g: G, b: G) -> X:
-        for i in range(r):
-            buf = sd.zeros((n, 1, t))
-            s = sd.zeros((1, 1))
-            for j in range(n):
-                v = x.read()
-                buf[j] = v
-                s += sd.sum(v, axis=1)
-            mean = s / d
-            var = sd.zeros((1, 1))
-            for j in range(n):
-                c = buf[j] - mean
-                var += sd.sum(c * c, axis=1)
-            rstd = sd.rsqrt(var / d + 1e-5)
-            for j in range(n):
-                yield (buf[j] - mean) * rstd * g.read() + b.read()
+    norm = layernorm_kernel(r, d, t)
 
     @sd.dataflow
     def layer_norm(x: sd.Tensor[sd.f32, (r, d)], g: sd.Tensor[sd.f32, (1, d)], b: sd.Tensor[sd.f32, (1, d)]):
@@ -194,23 +175,6 @@ def softmax(r: int, d: int, t: int) -> Case:
 
 
 # -- 6./7. matvec and matmul with reuse ------------------------------------------------------------
-
-
-def matvec_kernel(k: int, n: int, t: int, name: str = "matvec") -> sd.Kernel:
-    X = sd.itensor.tiled(sd.f32, shape=(1, k), tile=(1, t)).repeat(n // t)  # x re-read per output tile
-    W = sd.itensor.tiled(sd.f32, shape=(k, n), tile=(t, t), order=(1, 0))  # a column of tiles at a time
-    Y = sd.itensor.tiled(sd.f32, shape=(1, n), tile=(1, t))
-
-    @sd.kernel
-    def matvec(x: X, w: W) -> Y:
-        for j in range(n // t):
-            acc = sd.zeros((1, t))
-            for i in range(k // t):
-                acc += x.read() @ w.read()
-            yield acc
-
-    matvec.name = name
-    return matvec
 
 
 def matvec(k: int, n: int, t: int) -> Case:
@@ -337,15 +301,8 @@ def diamond(r: int, d: int, t: int) -> Case:
 # -- 11./12. MLPs: GELU (tanh form) and gated SiLU ---------------------------------------------------
 
 
-def act_kernel(n: int, t: int, kind: str) -> sd.Kernel:
+def silu_mul_kernel(n: int, t: int) -> sd.Kernel:
     Y = sd.itensor.tiled(sd.f32, shape=(1, n), tile=(1, t))
-    c = math.sqrt(2.0 / math.pi)
-
-    @sd.kernel
-    def gelu(x: Y) -> Y:
-        for i in range(n // t):
-            v = x.read()
-            yield 0.5 * v * (1.0 + sd.tanh(c * (v + 0.044715 * v * v * v)))
 
     @sd.kernel
     def silu_mul(g: Y, u: Y) -> Y:
@@ -353,12 +310,12 @@ def act_kernel(n: int, t: int, kind: str) -> sd.Kernel:
             v = g.read()
             yield v * sd.sigmoid(v) * u.read()
 
-    return gelu if kind == "gelu" else silu_mul
+    return silu_mul
 
 
 def gelu_mlp(d: int, h: int, t: int) -> Case:
     up, down = matvec_kernel(d, h, t, "up"), matvec_kernel(h, d, t, "down")
-    gelu = act_kernel(h, t, "gelu")
+    gelu = gelu_kernel(h, t)
 
     @sd.dataflow
     def mlp(x: sd.Tensor[sd.f32, (1, d)], w1: sd.Tensor[sd.f32, (d, h)], w2: sd.Tensor[sd.f32, (h, d)]):
@@ -373,7 +330,7 @@ def gelu_mlp(d: int, h: int, t: int) -> Case:
 
 def silu_mlp(d: int, h: int, t: int) -> Case:
     gate, up, down = matvec_kernel(d, h, t, "gate"), matvec_kernel(d, h, t, "up"), matvec_kernel(h, d, t, "down")
-    act = act_kernel(h, t, "silu")
+    act = silu_mul_kernel(h, t)
 
     @sd.dataflow
     def gated_mlp(x: sd.Tensor[sd.f32, (1, d)], wg: sd.Tensor[sd.f32, (d, h)], wu: sd.Tensor[sd.f32, (d, h)],
