@@ -1,8 +1,9 @@
-"""streamdsl: the language of stream dataflow accelerators (itensor types, the `dataflow` dialect)."""
+"""streamdsl: the language of stream dataflow accelerators.
 
-from streamdsl.dtypes import DType, bf16, f16, f32, i8, i32
-from streamdsl.itensor import ITensorError, itensor
-from streamdsl.errors import DSLError, DeadlockError, StreamError
+itensor types (`sd.itensor`), the `dataflow` xDSL dialect, the Python DSL (`@sd.kernel`,
+`@sd.dataflow`), the functional and timed simulators, and `sd.compile`.
+"""
+
 from streamdsl.dsl import (
     DataflowProgram,
     Kernel,
@@ -30,19 +31,25 @@ from streamdsl.dsl import (
     where,
     zeros,
 )
+from streamdsl.dtypes import DType, bf16, f16, f32, i8, i32
+from streamdsl.errors import DeadlockError, DSLError, StreamError
+from streamdsl.itensor import ITensorError, itensor
+from streamdsl.program import Program
 
 
-def compile(prog, fifo_sizing="lp"):  # noqa: A001 - sd.compile; lazy: the driver imports lowering
-    """Size the FIFOs of a program and return a `Design` (see streamdsl.compiler.compile)."""
-    from streamdsl.compiler import compile as _compile
+def compile(prog, fifo_sizing="lp"):  # noqa: A001 - the public name is sd.compile
+    """Size the FIFOs of a program and return a `Design` (see `streamdsl.compiler.compile`).
 
-    return _compile(prog, fifo_sizing)
+    Imported on call: the driver strings `lowering` in, which the library itself never imports.
+    """
+    from streamdsl.compiler import compile as compile_program
+
+    return compile_program(prog, fifo_sizing)
 
 
-__all__ = ["DType", "ITensorError", "bf16", "f16", "f32", "i8", "i32", "itensor"]
-__all__ += [
-    "DSLError", "DataflowProgram", "DeadlockError", "Kernel", "Out", "StreamError", "Tensor", "abs", "dataflow",
-    "erf", "exp", "full", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
+__all__ = [
+    "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "Out", "Program",
+    "StreamError", "Tensor", "abs", "bf16", "compile", "dataflow", "erf", "exp", "f16", "f32", "full", "i8",
+    "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
-]
-__all__ += ["compile"]
+]  # fmt: skip
