@@ -1,10 +1,12 @@
-"""Gathers: embedding and index_select, as generics that `tensor.extract` from the table."""
+"""Gathers: embedding, index_select and advanced indexing, as generics that `tensor.extract`
+from the table."""
 
 from __future__ import annotations
 
 import torch
 from torch.fx import Node
-from xdsl.dialects import tensor
+from xdsl.dialects import arith, tensor
+from xdsl.dialects.builtin import IndexType
 from xdsl.ir import SSAValue
 
 from frontends.builder import PARALLEL, Body, IRBuilder, affine_map, elt_of, shape_of
@@ -37,3 +39,39 @@ def embedding(b: IRBuilder, node: Node, weight, indices, padding_idx=-1, scale_g
 @lowers(aten.index_select.default)
 def index_select(b: IRBuilder, node: Node, x, dim, index):
     return _gather(b, node, x, index, dim % len(shape_of(x)))
+
+
+def _wrap(bb: Body, idx: SSAValue, size: int) -> SSAValue:
+    """Python-style negative index: idx < 0 ? idx + size : idx, as an index value."""
+    i = bb.to_index(idx)
+    zero, n = bb.op(arith.ConstantOp.from_int_and_width(0, IndexType())), bb.op(
+        arith.ConstantOp.from_int_and_width(size, IndexType()))
+    return bb.op(arith.SelectOp(bb.op(arith.CmpiOp(i, zero, "slt")), bb.op(arith.AddiOp(i, n)), i))
+
+
+@lowers(aten.index.Tensor)
+def index_tensor(b: IRBuilder, node: Node, x, indices):
+    """Advanced indexing x[..., i, j, ...]: the index tensors broadcast together; their dims go
+    where the first indexed dim was if the indexed dims are adjacent, else in front (numpy's
+    rule)."""
+    shape, elt = result_meta(node)
+    src = shape_of(x)
+    indexed = [d for d, t in enumerate(indices) if t is not None]
+    tensors = [indices[d] for d in indexed]
+    rank = max(len(shape_of(t)) for t in tensors)
+    adjacent = indexed == list(range(indexed[0], indexed[-1] + 1))
+    first = indexed[0] if adjacent else 0  # out position of the broadcast index dims
+    bshape = shape[first:first + rank]
+    ins = []
+    for t in tensors:
+        lead = rank - len(shape_of(t))
+        results = ["0" if s == 1 and bshape[lead + j] != 1 else first + lead + j for j, s in enumerate(shape_of(t))]
+        ins.append((t, affine_map(len(shape), results)))
+    rest = iter(d for d in range(len(shape)) if not first <= d < first + rank)  # out dims of unindexed src dims
+
+    def body(bb: Body, args: list[SSAValue]) -> SSAValue:
+        where = dict(zip(indexed, args))
+        coords = [_wrap(bb, where[d], src[d]) if d in where else bb.index(next(rest)) for d in range(len(src))]
+        return bb.op(tensor.ExtractOp(x, coords, elt_of(x)))
+
+    return b.generic(ins, shape, elt, [PARALLEL] * len(shape), body)

@@ -20,6 +20,7 @@ FAMILIES = {
     "olmo": ("OlmoConfig", "OlmoForCausalLM", {"pad_token_id": 0}),  # parameter-free layer norm
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),  # q/k RMS norms
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", {"head_dim": 16}),  # logit soft-capping (tanh)
+    "falcon": ("FalconConfig", "FalconForCausalLM", {}),  # heads split by advanced indexing
 }
 SLOW_FAMILIES = {
     "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", {"pad_token_id": 0}),
@@ -29,6 +30,9 @@ SLOW_FAMILIES = {
     "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", {}),
     "bloom": ("BloomConfig", "BloomForCausalLM", {}),  # ALiBi
     "opt": ("OPTConfig", "OPTForCausalLM", {}),
+    "gptj": ("GPTJConfig", "GPTJForCausalLM", {"n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8}),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", {}),
+    "cohere": ("CohereConfig", "CohereForCausalLM", {}),
 }
 
 
@@ -51,12 +55,15 @@ def test_unnamed_family_imports_and_matches(config_cls, model_cls, extra):
 
 
 def test_unsupported_family_names_what_is_missing():
-    """Falcon splits heads with advanced indexing (aten.index.Tensor), which has no lowering:
-    the error lists each use with its line in modeling_falcon.py."""
-    module, inputs = hf.decode_step(_build("FalconConfig", "FalconForCausalLM", {}), 5)
-    with pytest.raises(UnsupportedOpError) as info:
+    """Mixtral routes tokens to experts with data-dependent top-k / sort / histogram ops, which
+    have no lowering (a static dataflow design cannot dispatch on data): the error lists each use
+    with its line in the transformers source."""
+    extra = {"num_local_experts": 4, "num_experts_per_tok": 2}
+    module, inputs = hf.decode_step(_build("MixtralConfig", "MixtralForCausalLM", extra), 5)
+    with pytest.raises(UnsupportedOpError, match="Add a lowering for .*aten.topk.default") as info:
         from_torch(module, *inputs)
     ops = info.value.ops
-    assert ops and {u.op for u in ops} == {"aten.index.Tensor"}
-    assert all("modeling_falcon.py:" in u.location for u in ops)
-    assert len(ops) >= SHAPE["num_hidden_layers"]  # every use, in every layer
+    topk = [u for u in ops if u.op == "aten.topk.default"]
+    assert len(topk) == SHAPE["num_hidden_layers"]  # one router per layer
+    assert all("modeling_mixtral.py:" in u.location and "torch.topk" in u.code for u in topk)
+    assert {"aten.sort.default", "aten.histc.default"} <= {u.op for u in ops}
