@@ -1,0 +1,458 @@
+"""Translate a `dataflow.task` body (scf / linalg / tensor / arith / math on tiles) to C++.
+
+Value model: every tensor SSA value is a struct (`t_1x64_f32 { float v[64]; }`, row-major flat
+array) so copies are assignments; scalars are C++ locals; integer/float constants are inlined as
+literals; stream values (ports, and their `itensor_write` / `iter_args` chain) are the
+`hls::stream` parameter they stand for. Tensor values are immutable in the IR, so an op writing
+into a value copies it first, except `tensor.insert_slice` into a value with no other use, which
+updates that buffer in place (the usual local-buffer pattern of the DSL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, ShapedType
+from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
+from xdsl.dialects.linalg.attrs import IteratorType
+from xdsl.dialects.linalg.ops import FillOp, TransposeOp
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir.affine import AffineDimExpr
+
+from hls_backend.ctypes_ import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
+
+__all__ = ["BodyEmitter", "SCALAR_OPS"]
+
+SCALAR_OPS: dict[str, str] = {
+    "arith.addf": "({0} + {1})", "arith.subf": "({0} - {1})", "arith.mulf": "({0} * {1})",
+    "arith.divf": "({0} / {1})", "arith.remf": "std::fmod({0}, {1})", "arith.negf": "(-{0})",
+    "arith.maximumf": "sd_maximum({0}, {1})", "arith.minimumf": "sd_minimum({0}, {1})",
+    "arith.maxnumf": "std::fmax({0}, {1})", "arith.minnumf": "std::fmin({0}, {1})",
+    "arith.addi": "({0} + {1})", "arith.subi": "({0} - {1})", "arith.muli": "({0} * {1})",
+    "arith.divsi": "({0} / {1})", "arith.remsi": "({0} % {1})", "arith.divui": "({0} / {1})",
+    "arith.remui": "({0} % {1})", "arith.floordivsi": "sd_floordiv({0}, {1})",
+    "arith.ceildivsi": "(-sd_floordiv(-({0}), {1}))",
+    "arith.maxsi": "(({0}) > ({1}) ? ({0}) : ({1}))", "arith.minsi": "(({0}) < ({1}) ? ({0}) : ({1}))",
+    "arith.andi": "({0} & {1})", "arith.ori": "({0} | {1})", "arith.xori": "({0} ^ {1})",
+    "arith.shli": "({0} << {1})", "arith.shrsi": "({0} >> {1})",
+    "arith.select": "({0} ? {1} : {2})",
+    "math.absf": "std::fabs({0})", "math.absi": "std::abs({0})", "math.exp": "std::exp({0})",
+    "math.exp2": "std::exp2({0})", "math.expm1": "std::expm1({0})", "math.log": "std::log({0})",
+    "math.log2": "std::log2({0})", "math.log10": "std::log10({0})", "math.log1p": "std::log1p({0})",
+    "math.sqrt": "std::sqrt({0})", "math.rsqrt": "sd_rsqrt({0})", "math.cbrt": "std::cbrt({0})",
+    "math.tanh": "std::tanh({0})", "math.sin": "std::sin({0})", "math.cos": "std::cos({0})",
+    "math.tan": "std::tan({0})", "math.sinh": "std::sinh({0})", "math.cosh": "std::cosh({0})",
+    "math.asin": "std::asin({0})", "math.acos": "std::acos({0})", "math.atan": "std::atan({0})",
+    "math.asinh": "std::asinh({0})", "math.acosh": "std::acosh({0})", "math.atanh": "std::atanh({0})",
+    "math.atan2": "std::atan2({0}, {1})", "math.erf": "std::erf({0})", "math.ceil": "std::ceil({0})",
+    "math.floor": "std::floor({0})", "math.trunc": "std::trunc({0})", "math.round": "std::round({0})",
+    "math.roundeven": "std::nearbyint({0})", "math.powf": "std::pow({0}, {1})",
+    "math.fpowi": "std::pow({0}, {1})", "math.copysign": "std::copysign({0}, {1})",
+    "math.fma": "std::fma({0}, {1}, {2})",
+}  # fmt: skip
+
+CMPF = {
+    0: "false", 1: "({0} == {1})", 2: "({0} > {1})", 3: "({0} >= {1})", 4: "({0} < {1})",
+    5: "({0} <= {1})", 6: "({0} < {1} || {0} > {1})", 7: "!(std::isnan({0}) || std::isnan({1}))",
+    8: "!({0} < {1} || {0} > {1})", 9: "!({0} <= {1})", 10: "!({0} < {1})", 11: "!({0} >= {1})",
+    12: "!({0} > {1})", 13: "({0} != {1})", 14: "(std::isnan({0}) || std::isnan({1}))", 15: "true",
+}  # fmt: skip
+CMPI = {
+    0: "({0} == {1})", 1: "({0} != {1})", 2: "({0} < {1})", 3: "({0} <= {1})", 4: "({0} > {1})",
+    5: "({0} >= {1})", 6: "({0} < {1})", 7: "({0} <= {1})", 8: "({0} > {1})", 9: "({0} >= {1})",
+}  # fmt: skip
+CASTS = {
+    "arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.fptoui", "arith.extf", "arith.truncf",
+    "arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.index_castui",
+}  # fmt: skip
+RESHAPES = {"tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast"}
+# ops that expand to loops: an scf.for containing one is not an innermost loop
+_LOOPY = ("scf.for", "linalg.", "tensor.extract_slice", "tensor.insert_slice", "tensor.reshape",
+          "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast", "tensor.empty")  # fmt: skip
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    assert isinstance(value.type, ShapedType)
+    return tuple(value.type.get_shape())
+
+
+def _numel(value: SSAValue) -> int:
+    n = 1
+    for s in _shape(value):
+        n *= s
+    return n
+
+
+def _elem(value: SSAValue):  # noqa: ANN202 - an xDSL attribute
+    return value.type.get_element_type() if isinstance(value.type, ShapedType) else value.type
+
+
+class BodyEmitter:
+    """C++ lines for the ops of a task body. `structs` collects the tensor types used."""
+
+    def __init__(self, label: str, structs: dict[str, ShapedType]):
+        self.label = label
+        self.structs = structs
+        self.lines: list[str] = []
+        self.names: dict[SSAValue, str] = {}
+        self.ports: dict[SSAValue, str] = {}
+        self.lazy_empty: set[SSAValue] = set()  # tensor.empty values not declared (yet)
+        self._count = 0
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def emit(self, indent: int, text: str) -> None:
+        self.lines.append("  " * indent + text)
+
+    def fresh(self, hint: str = "") -> str:
+        self._count += 1
+        return f"v{self._count}_{ident(hint)}" if hint else f"v{self._count}"
+
+    def define(self, value: SSAValue) -> str:
+        name = self.fresh(value.name_hint or "")
+        self.names[value] = name
+        return name
+
+    def struct(self, value: SSAValue) -> str:
+        assert isinstance(value.type, ShapedType)
+        name = struct_name(value.type)
+        self.structs.setdefault(name, value.type)
+        return name
+
+    def use(self, value: SSAValue, indent: int = 0) -> str:
+        if value in self.lazy_empty:  # an empty tensor read after all: declare it zeroed
+            self.lazy_empty.discard(value)
+            self.emit(indent, f"{self.struct(value)} {self.names[value]} = {{}};  // tensor.empty")
+        try:
+            return self.names[value]
+        except KeyError:
+            raise HlsEmitError(f"{self.label}: value {value.name_hint or value.type} is used before it is defined") from None
+
+    def error(self, op: Operation, why: str = "") -> HlsEmitError:
+        return HlsEmitError(
+            f"{self.label}: the HLS backend does not translate `{op.name}`{': ' + why if why else ''}; "
+            "express it with linalg.generic / arith / math, or extend hls_backend/body.py"
+        )
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def block(self, block: Block, indent: int) -> None:
+        for op in block.ops:
+            self.op(op, indent)
+
+    def op(self, op: Operation, indent: int) -> None:  # noqa: C901 - one branch per op family
+        name = op.name
+        if name == "arith.constant":
+            self._constant(op, indent)
+        elif name in SCALAR_OPS:
+            self._scalar(op, SCALAR_OPS[name], indent)
+        elif name in ("arith.cmpf", "arith.cmpi"):
+            table = CMPF if name == "arith.cmpf" else CMPI
+            self._scalar(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
+        elif name in CASTS:
+            self._scalar(op, f"static_cast<{c_scalar(op.results[0].type)}>({{0}})", indent)
+        elif name == "dataflow.itensor_read":
+            value = op.results[0]
+            self.emit(indent, f"{self.struct(value)} {self.define(value)} = {self.ports[op.operands[0]]}.read();")
+        elif name == "dataflow.itensor_write":
+            self.emit(indent, f"{self.ports[op.operands[1]]}.write({self.use(op.operands[0], indent)});")
+            self.ports[op.results[0]] = self.ports[op.operands[1]]
+        elif name == "dataflow.yield":
+            pass  # the task's output streams: nothing to return
+        elif name == "scf.for":
+            self._for(op, indent)
+        elif name == "scf.if":
+            self._if(op, indent)
+        elif name == "tensor.empty":
+            self.define(op.results[0])
+            self.struct(op.results[0])
+            self.lazy_empty.add(op.results[0])
+        elif name in ("tensor.extract_slice", "tensor.insert_slice"):
+            self._slice(op, indent)
+        elif name in RESHAPES:
+            self._reshape(op, indent)
+        elif name == "tensor.extract":
+            idx = flat_index([self.use(v) for v in op.operands[1:]], _shape(op.operands[0]))
+            self.emit(indent, f"const {c_scalar(op.results[0].type)} {self.define(op.results[0])} = {self.use(op.operands[0])}.v[{idx}];")
+        elif name == "tensor.insert":
+            out = self._copy_or_reuse(op.operands[1], op.results[0], indent)
+            idx = flat_index([self.use(v) for v in op.operands[2:]], _shape(op.results[0]))
+            self.emit(indent, f"{out}.v[{idx}] = {self.use(op.operands[0])};")
+        elif isinstance(op, FillOp):
+            self._fill(op, indent)
+        elif isinstance(op, TransposeOp):
+            self._transpose(op, indent)
+        elif isinstance(op, LinalgStructuredOperation):
+            self._structured(op, indent)
+        else:
+            raise self.error(op)
+
+    # -- scalars ----------------------------------------------------------------------------------
+
+    def _constant(self, op: Operation, indent: int) -> None:
+        attr, result = op.value, op.results[0]  # type: ignore[attr-defined]
+        if isinstance(attr, IntegerAttr | FloatAttr):
+            self.names[result] = c_literal(attr.value.data, result.type)
+            return
+        if isinstance(attr, DenseIntOrFPElementsAttr):
+            if all(use.operation.name == "tensor.reshape" for use in result.uses):
+                self.names[result] = "/* shape */"  # a reshape's shape operand: static, unused
+                return
+            values = [c_literal(v, attr.get_element_type()) for v in attr.get_values()]
+            name = self.define(result)
+            n = _numel(result)
+            if len(values) == 1:
+                self.emit(indent, f"{self.struct(result)} {name};")
+                self._loop(indent, n, lambda i, k: self.emit(i, f"{name}.v[{k}] = {values[0]};"))
+            else:
+                self.emit(indent, f"const {self.struct(result)} {name} = {{{{{', '.join(values)}}}}};")
+            return
+        raise self.error(op, f"constant {attr}")
+
+    def _scalar(self, op: Operation, template: str, indent: int) -> None:
+        (result,) = op.results
+        if isinstance(result.type, ShapedType):
+            raise self.error(op, "element-wise arith/math on whole tensors must be inside a linalg.generic")
+        expr = template.format(*(self.use(v) for v in op.operands))
+        self.emit(indent, f"const {c_scalar(result.type)} {self.define(result)} = {expr};")
+
+    # -- loops --------------------------------------------------------------------------------------
+
+    def _loop(self, indent: int, n: int, body: Callable[[int, str], None], hint: str = "k") -> None:
+        """`for (k = 0; k < n; ++k)` pipelined at II=1 around `body(indent, k)`."""
+        var = self.fresh(hint)
+        self.emit(indent, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
+        self.emit(indent + 1, "#pragma HLS pipeline II=1")
+        body(indent + 1, var)
+        self.emit(indent, "}")
+
+    def _for(self, op: Operation, indent: int) -> None:
+        body = op.body.block  # type: ignore[attr-defined]
+        iv, carried = body.args[0], list(body.args[1:])
+        data = []
+        for init, arg, res in zip(op.iter_args, carried, op.res):  # type: ignore[attr-defined]
+            if init in self.ports:
+                self.ports[arg] = self.ports[res] = self.ports[init]
+            else:
+                data.append((init, arg, res))
+        for init, arg, _ in data:
+            if isinstance(arg.type, ShapedType) and init.has_one_use() and init not in self.lazy_empty:
+                self.names[arg] = self.use(init)  # the loop takes over a buffer nothing else reads
+                continue
+            ctype = self.struct(arg) if isinstance(arg.type, ShapedType) else c_scalar(arg.type)
+            self.emit(indent, f"{ctype} {self.define(arg)} = {self.use(init, indent)};")
+        lb, ub, step = (self.use(v) for v in (op.lb, op.ub, op.step))  # type: ignore[attr-defined]
+        var = self.define(iv)
+        incr = f"++{var}" if step == "1" else f"{var} += {step}"
+        self.emit(indent, f"for (int {var} = {lb}; {var} < {ub}; {incr}) {{")
+        if not any(inner.name.startswith(_LOOPY) for inner in body.walk() if inner is not op):
+            self.emit(indent + 1, "#pragma HLS pipeline II=1")
+        for inner in body.ops:
+            if inner.name == "scf.yield":
+                targets = [arg for _, arg, _ in data]
+                values = [v for v in inner.operands if v not in self.ports]
+                self._assign(targets, values, indent + 1)
+            else:
+                self.op(inner, indent + 1)
+        self.emit(indent, "}")
+        for _, arg, res in data:
+            self.names[res] = self.names[arg]
+
+    def _assign(self, targets: list[SSAValue], values: list[SSAValue], indent: int) -> None:
+        """Parallel assignment of yielded values to loop-carried variables."""
+        pairs = [(self.names[t], self.use(v, indent), t) for t, v in zip(targets, values)]
+        pairs = [(t, v, arg) for t, v, arg in pairs if t != v]
+        sources = {v for _, v, _ in pairs}
+        if any(t in sources for t, _, _ in pairs):  # a value moves between carried variables: stage it
+            staged = []
+            for t, v, arg in pairs:
+                tmp = self.fresh("next")
+                ctype = self.struct(arg) if isinstance(arg.type, ShapedType) else c_scalar(arg.type)
+                self.emit(indent, f"const {ctype} {tmp} = {v};")
+                staged.append((t, tmp))
+            pairs = [(t, tmp, None) for t, tmp in staged]
+        for t, v, _ in pairs:
+            self.emit(indent, f"{t} = {v};")
+
+    def _if(self, op: Operation, indent: int) -> None:
+        outs = list(op.output)  # type: ignore[attr-defined]
+        for r in outs:
+            ctype = self.struct(r) if isinstance(r.type, ShapedType) else c_scalar(r.type)
+            self.emit(indent, f"{ctype} {self.define(r)};")
+        self.emit(indent, f"if ({self.use(op.cond)}) {{")  # type: ignore[attr-defined]
+        for region, opener in ((op.true_region, None), (op.false_region, "} else {")):  # type: ignore[attr-defined]
+            if not region.blocks:
+                continue
+            if opener:
+                self.emit(indent, opener)
+            for inner in region.block.ops:
+                if inner.name == "scf.yield":
+                    for r, v in zip(outs, inner.operands):
+                        self.emit(indent + 1, f"{self.names[r]} = {self.use(v, indent + 1)};")
+                else:
+                    self.op(inner, indent + 1)
+        self.emit(indent, "}")
+
+    # -- tensors ------------------------------------------------------------------------------------
+
+    def _copy_or_reuse(self, dest: SSAValue, result: SSAValue, indent: int) -> str:
+        """The variable that will hold `result` = `dest` with some elements replaced: `dest`'s own
+        storage when nothing else reads `dest`, else a copy."""
+        if dest.has_one_use() and dest not in self.lazy_empty:
+            self.names[result] = self.names[dest]
+            return self.names[dest]
+        src = self.use(dest, indent)
+        name = self.define(result)
+        self.emit(indent, f"{self.struct(result)} {name} = {src};")
+        return name
+
+    def _slice_dims(self, op: Operation, small: tuple[int, ...]) -> tuple[list[str], list[str], list[int | None]]:
+        """Offsets, strides and, per big dim, the small dim it maps to (None: a dropped unit dim)."""
+
+        def values(static: list[int], dynamic: list[SSAValue]) -> list[str]:
+            it = iter(dynamic)
+            return [self.use(next(it)) if s == DYNAMIC_INDEX else str(s) for s in static]
+
+        offsets = values(op.static_offsets.get_values(), list(op.offsets))  # type: ignore[attr-defined]
+        strides = values(op.static_strides.get_values(), list(op.strides))  # type: ignore[attr-defined]
+        sizes = op.static_sizes.get_values()  # type: ignore[attr-defined]
+        if DYNAMIC_INDEX in sizes:
+            raise self.error(op, "slice sizes must be static")
+        mapping: list[int | None] = []
+        r = 0
+        for size in sizes:
+            if r < len(small) and small[r] == size and len(sizes) - len(mapping) > len(small) - r - 1:
+                mapping.append(r)
+                r += 1
+            elif size == 1:
+                mapping.append(None)
+            else:
+                raise self.error(op, f"sizes {list(sizes)} do not match the slice shape {list(small)}")
+        return offsets, strides, mapping
+
+    def _slice(self, op: Operation, indent: int) -> None:
+        extract = op.name == "tensor.extract_slice"
+        small_val = op.results[0] if extract else op.operands[0]
+        big_val = op.operands[0] if extract else op.operands[1]
+        small, big = _shape(small_val), _shape(big_val)
+        offsets, strides, mapping = self._slice_dims(op, small)
+        if extract:
+            src = self.use(big_val, indent)
+            dst = self.define(op.results[0])
+            self.emit(indent, f"{self.struct(op.results[0])} {dst};")
+        else:
+            src = self.use(small_val, indent)
+            dst = self._copy_or_reuse(big_val, op.results[0], indent)
+        loops = [self.fresh("i") for _ in small]
+        big_idx = []
+        for off, stride, m in zip(offsets, strides, mapping):
+            if m is None:
+                big_idx.append(off)
+            else:
+                term = loops[m] if stride == "1" else f"{loops[m]} * {stride}"
+                big_idx.append(term if off == "0" else f"{off} + {term}")
+        small_flat, big_flat = flat_index(loops, small), flat_index(big_idx, big)
+        copy = f"{dst}.v[{small_flat}] = {src}.v[{big_flat}];" if extract else f"{dst}.v[{big_flat}] = {src}.v[{small_flat}];"
+        self._nest(indent, loops, list(small), lambda i: self.emit(i, copy), pipeline="II=1")
+
+    def _nest(self, indent: int, loops: list[str], ranges: list[int], body: Callable[[int], None], pipeline: str | None) -> None:
+        for depth, (var, n) in enumerate(zip(loops, ranges)):
+            self.emit(indent + depth, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
+        inner = indent + len(loops)
+        if pipeline and loops:
+            self.emit(inner, f"#pragma HLS pipeline {pipeline}".rstrip())
+        body(inner)
+        for depth in reversed(range(len(loops))):
+            self.emit(indent + depth, "}")
+
+    def _reshape(self, op: Operation, indent: int) -> None:
+        src, result = op.operands[0], op.results[0]
+        if _numel(src) != _numel(result):
+            raise self.error(op, f"{_shape(src)} and {_shape(result)} have different sizes")
+        x = self.use(src, indent)
+        out = self.define(result)
+        self.emit(indent, f"{self.struct(result)} {out};  // {op.name}: same row-major elements")
+        self._loop(indent, _numel(result), lambda i, k: self.emit(i, f"{out}.v[{k}] = {x}.v[{k}];"))
+
+    # -- linalg ------------------------------------------------------------------------------------------
+
+    def _fill(self, op: FillOp, indent: int) -> None:
+        value = self.use(op.inputs[0])
+        out = self.define(op.results[0])
+        self.emit(indent, f"{self.struct(op.results[0])} {out};  // linalg.fill")
+        self._loop(indent, _numel(op.results[0]), lambda i, k: self.emit(i, f"{out}.v[{k}] = {value};"))
+
+    def _transpose(self, op: TransposeOp, indent: int) -> None:
+        perm = list(op.permutation.get_values())
+        src, result = op.inputs[0], op.results[0]
+        x = self.use(src, indent)
+        out = self.define(result)
+        loops = [self.fresh("i") for _ in perm]
+        src_idx = [loops[perm.index(d)] for d in range(len(perm))]
+        self.emit(indent, f"{self.struct(result)} {out};  // linalg.transpose {perm}")
+        line = f"{out}.v[{flat_index(loops, _shape(result))}] = {x}.v[{flat_index(src_idx, _shape(src))}];"
+        self._nest(indent, loops, list(_shape(result)), lambda i: self.emit(i, line), pipeline="II=1")
+
+    def _structured(self, op: LinalgStructuredOperation, indent: int) -> None:
+        """A loop nest over the iteration space; every output is read-modify-written at its map,
+        which covers both parallel ops and reductions (the output holds the accumulator)."""
+        if not op.results:
+            raise self.error(op, "only the tensor form (with results) is translated")
+        maps = [m.data for m in op.get_indexing_maps()]
+        iterators = [t.data for t in op.get_iterator_types()]
+        operands = list(op.operands)
+        ranges = self._ranges(op, maps, operands)
+        block = op.body.block
+        ins, outs = list(op.inputs), list(op.outputs)
+        loops = [self.fresh(f"d{i}") for i in range(len(ranges))]
+        results = []
+        for out, res, arg in zip(outs, op.results, block.args[len(ins) :]):
+            if out in self.lazy_empty and not arg.uses:  # every element is written: no init
+                name = self.define(res)
+                self.emit(indent, f"{self.struct(res)} {name};")
+            elif out.has_one_use() and out not in self.lazy_empty:
+                name = self.names[res] = self.use(out)  # update a buffer nothing else reads
+            else:
+                name = self.define(res)
+                self.emit(indent, f"{self.struct(res)} {name} = {self.use(out, indent)};")
+            results.append(name)
+        sources = [self.use(v, indent) for v in ins]
+
+        def body(inner: int) -> None:
+            for k, (arg, value) in enumerate(zip(block.args, operands)):
+                if not arg.uses:
+                    continue
+                if k < len(ins) and not isinstance(value.type, ShapedType):
+                    self.names[arg] = sources[k]
+                    continue
+                holder = sources[k] if k < len(ins) else results[k - len(ins)]
+                idx = flat_index([affine_c(e, loops) for e in maps[k].results], _shape(value))
+                self.emit(inner, f"const {c_scalar(arg.type)} {self.define(arg)} = {holder}.v[{idx}];")
+            for inner_op in block.ops:
+                if inner_op.name == "linalg.yield":
+                    for j, v in enumerate(inner_op.operands):
+                        m = maps[len(ins) + j]
+                        idx = flat_index([affine_c(e, loops) for e in m.results], _shape(op.results[j]))
+                        self.emit(inner, f"{results[j]}.v[{idx}] = {self.use(v)};")
+                elif inner_op.name == "linalg.index":
+                    self.names[inner_op.results[0]] = loops[inner_op.dim.value.data]  # type: ignore[attr-defined]
+                else:
+                    self.op(inner_op, inner)
+
+        innermost_reduces = bool(iterators) and iterators[-1] != IteratorType.PARALLEL
+        self.emit(indent, f"// {op.name} over {' x '.join(map(str, ranges)) or 'a point'} ({', '.join(i.value for i in iterators)})")
+        self._nest(indent, loops, ranges, body, pipeline="" if innermost_reduces else "II=1")
+        for res, name in zip(op.results, results):
+            self.names[res] = name
+
+    def _ranges(self, op: Operation, maps: list, operands: list[SSAValue]) -> list[int]:
+        n = maps[0].num_dims if maps else 0
+        ranges: list[int | None] = [None] * n
+        for m, value in zip(maps, operands):
+            if isinstance(value.type, ShapedType):
+                for expr, size in zip(m.results, value.type.get_shape()):
+                    if isinstance(expr, AffineDimExpr) and ranges[expr.position] is None:
+                        ranges[expr.position] = size
+        if any(r is None for r in ranges):
+            raise self.error(op, "cannot infer the loop ranges from the indexing maps")
+        return [r for r in ranges if r is not None]

@@ -1,0 +1,87 @@
+"""C simulation of an emitted project with g++: sequential (what Vitis csim does) or threaded
+(one thread per dataflow process, FIFOs bounded by their depth, deadlock watchdog)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CsimDeadlock", "CsimError", "build_csim", "run_csim", "CXX_FLAGS"]
+
+CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-I", "."]
+_SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "include/hls_stream.h"]
+DEADLOCK_EXIT = 3
+
+
+class CsimError(RuntimeError):
+    """Compiling or running the C simulation failed; the message holds the compiler/program output."""
+
+
+class CsimDeadlock(CsimError):
+    """The threaded C simulation deadlocked; `report` is the watchdog's list of blocked streams."""
+
+    def __init__(self, message: str, report: str):
+        super().__init__(message)
+        self.report = report
+
+
+def _cxx() -> str:
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        raise CsimError(f"C simulation needs a C++17 compiler: {cxx!r} is not on PATH (set CXX or install g++)")
+    return cxx
+
+
+def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] | None = None) -> Path:
+    """Compile the testbench (once per mode; rebuilt when a source is newer) into project_dir/csim."""
+    project = Path(project_dir)
+    exe = project / "csim" / ("tb_thr" if threaded else "tb_seq")
+    sources = [project / s for s in _SOURCES]
+    if exe.exists() and not extra_flags and all(s.stat().st_mtime <= exe.stat().st_mtime for s in sources):
+        return exe
+    exe.parent.mkdir(exist_ok=True)
+    cmd = [_cxx(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []), "kernel.cpp", "tb.cpp", "-o", str(exe.relative_to(project))]
+    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+    if proc.returncode:
+        raise CsimError(f"g++ failed on {project} ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    return exe
+
+
+def run_csim(project_dir: Path | str, *arrays: np.ndarray, threaded: bool = False, timeout: float = 300.0) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Run the kernel in C simulation on `arrays` (the inputs in argument order; bound weights
+    the project stores in data/ may be left out) and return its output(s) as numpy arrays.
+
+    Raises CsimDeadlock (threaded mode) naming the blocked processes and streams, CsimError if
+    the build or the run fails."""
+    project = Path(project_dir)
+    manifest = json.loads((project / "manifest.json").read_text())
+    inputs, params = manifest["inputs"], manifest["params"]
+    if not len(inputs) - len(params) <= len(arrays) <= len(inputs):
+        raise ValueError(f"run_csim: {manifest['top']} takes {len(inputs)} inputs ({len(params)} bound in data/), got {len(arrays)}")
+    exe = build_csim(project, threaded)
+    work = Path(tempfile.mkdtemp(prefix="run_", dir=project / "csim"))
+    try:
+        for k, spec in enumerate(inputs):
+            path = work / f"{spec['name']}.bin"
+            if k < len(arrays):
+                array = np.asarray(arrays[k])
+                if tuple(array.shape) != tuple(spec["shape"]):
+                    raise ValueError(f"run_csim: input {spec['name']} has shape {array.shape}, expected {tuple(spec['shape'])}")
+                np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(path)
+            else:
+                shutil.copy(project / "data" / f"{spec['name']}.bin", path)
+        proc = subprocess.run([str(exe.resolve()), str(work)], capture_output=True, text=True, timeout=timeout)
+        if proc.returncode == DEADLOCK_EXIT:
+            raise CsimDeadlock(f"threaded csim of {manifest['top']} deadlocked:\n{proc.stderr.strip()}", proc.stderr)
+        if proc.returncode:
+            raise CsimError(f"csim of {manifest['top']} exited with {proc.returncode}:\n{proc.stderr.strip()[-4000:]}")
+        outs = [np.fromfile(work / f"{s['name']}.bin", dtype=s["dtype"]).reshape(s["shape"]) for s in manifest["outputs"]]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return outs[0] if len(outs) == 1 else tuple(outs)

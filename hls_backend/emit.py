@@ -1,0 +1,465 @@
+"""Emit the Vitis HLS C++ of one sized `dataflow.kernel` (itensor level, docs/ir.md).
+
+One `hls::stream` per FIFO (an itensor SSA edge; casts pass streams through), declared with its
+depth (`hls::stream<T, D>` plus `#pragma HLS stream depth=D`); one `static void` process per
+node: tasks (body translated by `body.BodyEmitter`), DMAs walking the itensor's loop nest over the
+row-major tensor in HBM, forks (copy to every output) and converters (the whole-tensor fallback:
+buffer the full tensor, then replay it in the consumer's order). The `extern "C"` top declares
+the `m_axi` interfaces and calls every process in a `#pragma HLS dataflow` region through
+`SD_DATAFLOW_PROCESS` (a plain call for Vitis and sequential csim, a thread for threaded csim).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, ModuleOp, ShapedType, TensorType
+from xdsl.dialects.func import FuncOp, ReturnOp
+from xdsl.ir import Operation, SSAValue
+
+from hls_backend.body import BodyEmitter
+from hls_backend.ctypes_ import HlsEmitError, affine_c, c_scalar, flat_index, ident, np_dtype, struct_name
+from streamdsl.dialects.dataflow import (
+    DmaLoadOp,
+    DmaStoreOp,
+    ITensorCastOp,
+    ITensorConverterOp,
+    ITensorEmptyOp,
+    ITensorForkOp,
+    ITensorType,
+    KernelOp,
+    TaskOp,
+    YieldOp,
+)
+from streamdsl.graph import node_name, stream_root
+from streamdsl.itensor import itensor
+
+__all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel", "DEFAULT_DEPTH"]
+
+DEFAULT_DEPTH = 2  # the Vitis default for a stream without a depth
+_RESERVED = {"main", "int", "float", "double", "void", "for", "if", "else", "return", "static", "const", "auto"}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A top-level argument: a row-major tensor in HBM."""
+
+    name: str
+    ctype: str  # element type
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name
+    is_output: bool
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class StreamInfo:
+    name: str  # as the simulators and report.json call it, e.g. `fork(copy)->mul`
+    var: str  # the C++ variable
+    token: str  # the token struct
+    depth: int
+    producer: str = ""  # C++ process function names
+    consumer: str = ""
+    value: SSAValue | None = None
+
+
+@dataclass
+class _Process:
+    fn: str
+    node: str
+    params: list[str]  # C++ parameter declarations
+    args: list[str]  # C++ arguments of the call in the top
+    body: list[str]
+    comment: str
+
+
+@dataclass
+class KernelSource:
+    top: str
+    code: str
+    inputs: list[Arg]
+    outputs: list[Arg]
+    streams: list[StreamInfo] = field(default_factory=list)
+    processes: list[str] = field(default_factory=list)
+
+    @property
+    def args(self) -> list[Arg]:
+        return [*self.inputs, *self.outputs]
+
+
+def _module(design_or_module: Any) -> ModuleOp:
+    if isinstance(design_or_module, ModuleOp):
+        return design_or_module
+    module = getattr(design_or_module, "module", None)
+    if isinstance(module, ModuleOp):
+        return module
+    raise TypeError(
+        f"hls_backend: expected a Design (sd.compile(prog)), a program with .module or a ModuleOp, "
+        f"got {type(design_or_module).__name__}"
+    )
+
+
+def _entry(module: ModuleOp) -> tuple[FuncOp, KernelOp]:
+    funcs = [op for op in module.walk() if isinstance(op, FuncOp) and any(isinstance(o, KernelOp) for o in op.walk())]
+    kernels = [op for op in module.walk() if isinstance(op, KernelOp)]
+    if len(funcs) != 1 or len(kernels) != 1:
+        raise HlsEmitError(
+            f"hls_backend: the module must hold one func.func with exactly one dataflow.kernel (found {len(funcs)} "
+            f"functions and {len(kernels)} kernels); emit one kernel per project"
+        )
+    return funcs[0], kernels[0]
+
+
+def ir_depth(value: SSAValue) -> int | None:
+    """The `depth` attribute the producing op carries for this result (docs/ir.md)."""
+    owner = value.owner
+    attr = owner.attributes.get("depth") if isinstance(owner, Operation) else None
+    index = getattr(value, "index", 0)
+    if isinstance(attr, IntegerAttr):
+        return attr.value.data
+    if isinstance(attr, DenseArrayBase):
+        return int(attr.get_values()[index])
+    if isinstance(attr, ArrayAttr) and isinstance(attr.data[index], IntegerAttr):
+        return attr.data[index].value.data  # type: ignore[union-attr]
+    return None
+
+
+class _KernelEmitter:
+    def __init__(self, func: FuncOp, kernel: KernelOp, depths: Mapping[str, int]):
+        self.func, self.kernel = func, kernel
+        self.top = ident(kernel.sym_name.data)
+        if self.top in _RESERVED:
+            self.top += "_kernel"
+        self.structs: dict[str, ShapedType] = {}
+        self.streams: dict[SSAValue, StreamInfo] = {}
+        self.procs: list[_Process] = []
+        self.inputs, self.outputs = self._args()
+        self.pointer: dict[SSAValue, str] = {b: a.name for b, a in zip(kernel.body.block.args, self.inputs)}
+        self.out_pointer: dict[SSAValue, str] = {}
+        self._build(depths)
+
+    # -- arguments --------------------------------------------------------------------------
+
+    def _args(self) -> tuple[list[Arg], list[Arg]]:
+        formals = list(self.func.body.block.args)
+        inputs, used = [], set()
+        for i, value in enumerate(self.kernel.inputs):
+            if value not in formals:
+                raise HlsEmitError(f"kernel @{self.top}: operand #{i} is computed outside the kernel; only function arguments can cross into HBM")
+            name = ident(value.name_hint or f"in{i}")
+            while name in used or name in _RESERVED or name == self.top:
+                name += "_"
+            used.add(name)
+            inputs.append(self._arg(name, value.type, False))
+        ret = self.func.body.block.last_op
+        if not isinstance(ret, ReturnOp) or list(ret.operands) != list(self.kernel.outputs):
+            raise HlsEmitError(f"kernel @{self.top}: the function must return the kernel's results unchanged")
+        outputs = []
+        for i, value in enumerate(self.kernel.outputs):
+            name = "out" if len(self.kernel.outputs) == 1 else f"out{i}"
+            while name in used:
+                name += "_"
+            used.add(name)
+            outputs.append(self._arg(name, value.type, True))
+        return inputs, outputs
+
+    def _arg(self, name: str, type_: Any, is_output: bool) -> Arg:
+        assert isinstance(type_, TensorType)
+        elem = type_.get_element_type()
+        return Arg(name, c_scalar(elem), tuple(type_.get_shape()), np_dtype(elem).name, is_output)
+
+    # -- graph ---------------------------------------------------------------------------------
+
+    def _build(self, depths: Mapping[str, int]) -> None:
+        ops = [op for op in self.kernel.body.block.ops if not isinstance(op, ITensorEmptyOp | ITensorCastOp | YieldOp)]
+        yield_op = self.kernel.body.block.last_op
+        assert isinstance(yield_op, YieldOp)
+        for value, arg in zip(yield_op.values, self.outputs):
+            if not isinstance(value.owner, DmaStoreOp):
+                raise HlsEmitError(f"kernel @{self.top}: result {arg.name} is not written by a dataflow.dma_store")
+            self.out_pointer[value] = arg.name
+        seen: dict[str, int] = {}
+        nodes: list[tuple[Operation, str, str]] = []
+        for op in ops:
+            node = node_name(op)
+            seen[node] = seen.get(node, 0) + 1
+            node = node if seen[node] == 1 else f"{node}#{seen[node]}"
+            prefix = "task_" if isinstance(op, TaskOp) else ""
+            nodes.append((op, node, self._unique_fn(prefix + ident(node))))
+        producer: dict[SSAValue, str] = {}
+        consumer: dict[SSAValue, str] = {}
+        for op, node, _ in nodes:
+            for value in self._written(op):
+                producer[value] = node
+            for value in self._read(op):
+                root = stream_root(value)
+                if root in consumer:
+                    raise HlsEmitError(
+                        f"kernel @{self.top}: stream {_hint(root)} is read by {consumer[root]} and {node}; a stream "
+                        "has one reader in Vitis: insert dataflow.itensor_fork"
+                    )
+                consumer[root] = node
+        names: set[str] = set()
+        for op, node, _ in nodes:
+            for value in self._written(op):
+                if value not in consumer:
+                    raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} written by {node} is never read")
+                base = value.name_hint or f"{node}->{consumer[value]}"
+                name = base if base not in names else next(f"{base}#{i}" for i in range(2, 1000) if f"{base}#{i}" not in names)
+                names.add(name)
+                depth = depths.get(name) or ir_depth(value) or DEFAULT_DEPTH
+                it = value.type.itensor  # type: ignore[attr-defined]
+                token = self._token(it)
+                self.streams[value] = StreamInfo(name, self._unique_var("s_" + ident(name)), token, int(depth))
+        unknown = sorted(set(depths) - names)
+        if unknown:
+            raise HlsEmitError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(sorted(names))}")
+        for value in consumer:
+            if value not in producer:
+                raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} read by {consumer[value]} has no producer")
+        for op, node, fn in nodes:
+            self.procs.append(self._process(op, node, fn))
+
+    _fns: set[str]
+
+    def _unique_fn(self, name: str) -> str:
+        taken = getattr(self, "_fns", set())
+        base = name
+        i = 2
+        while name in taken or name == self.top:
+            name = f"{base}_{i}"
+            i += 1
+        taken.add(name)
+        self._fns = taken
+        return name
+
+    def _unique_var(self, name: str) -> str:
+        taken = {s.var for s in self.streams.values()} | {a.name for a in self.inputs + self.outputs}
+        base, i = name, 2
+        while name in taken:
+            name = f"{base}_{i}"
+            i += 1
+        return name
+
+    def _token(self, it: itensor) -> str:
+        type_ = TensorType(it.dtype.ir(), it.tile)
+        name = struct_name(type_)
+        self.structs.setdefault(name, type_)
+        return name
+
+    @staticmethod
+    def _written(op: Operation) -> list[SSAValue]:
+        return [r for r in op.results if isinstance(r.type, ITensorType)]
+
+    @staticmethod
+    def _read(op: Operation) -> list[SSAValue]:
+        if isinstance(op, TaskOp):
+            return list(op.inputs)
+        if isinstance(op, DmaLoadOp):
+            return []
+        if isinstance(op, DmaStoreOp | ITensorForkOp | ITensorConverterOp):
+            return [op.operands[0]]
+        raise HlsEmitError(
+            f"`{op.name}` has no HLS translation yet (tasks, dma_load/store, itensor_fork, itensor_cast and "
+            "itensor_converter do); lower it to a task first"
+        )
+
+    def _stream(self, value: SSAValue, fn: str, role: str) -> StreamInfo:
+        info = self.streams[stream_root(value)]
+        setattr(info, role, fn)
+        return info
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def _process(self, op: Operation, node: str, fn: str) -> _Process:
+        if isinstance(op, TaskOp):
+            return self._task(op, node, fn)
+        if isinstance(op, DmaLoadOp):
+            return self._dma(op, node, fn, load=True)
+        if isinstance(op, DmaStoreOp):
+            return self._dma(op, node, fn, load=False)
+        if isinstance(op, ITensorForkOp):
+            return self._fork(op, node, fn)
+        assert isinstance(op, ITensorConverterOp)
+        return self._converter(op, node, fn)
+
+    def _task(self, op: TaskOp, node: str, fn: str) -> _Process:
+        if any(not isinstance(v.type, ITensorType) for v in [*op.inputs, *op.inits]):
+            raise HlsEmitError(f"task {node}: only itensor-level tasks are translated (the stream level is not)")
+        body = BodyEmitter(f"task {node}", self.structs)
+        params, args = [], []
+        used: set[str] = set()
+        values = [*op.inputs, *op.outputs]
+        for i, (arg, value) in enumerate(zip(op.body.block.args, values)):
+            is_in = i < len(op.inputs)
+            name = ident(arg.name_hint or (f"in{i}" if is_in else f"out{i - len(op.inputs)}"))
+            while name in used:
+                name += "_"
+            used.add(name)
+            info = self._stream(value, fn, "consumer" if is_in else "producer")
+            body.ports[arg] = name
+            params.append(f"hls::stream<{info.token}>& {name}")
+            args.append(info.var)
+        body.block(op.body.block, 1)
+        return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}")
+
+    def _walk(self, it: itensor, indent: int, prefix: str) -> tuple[list[str], list[str], int]:
+        """Loops over the stream's tokens (trip-1 loops omitted) and the tile offset per dim."""
+        lines, dims = [], []
+        depth = indent
+        for k, (trip, step) in enumerate(zip(it.trips, it.steps)):
+            if trip == 1:
+                dims.append("0")
+                continue
+            var = f"{prefix}{k}"
+            lines.append("  " * depth + f"for (int {var} = 0; {var} < {trip}; ++{var}) {{")
+            dims.append(var if step == 1 else f"{var} * {step}")
+            depth += 1
+        offsets = [affine_c(e, dims) for e in it.map.results]
+        for j, off in enumerate(offsets):
+            lines.append("  " * depth + f"const int o{j} = {off};")
+        return lines, [f"o{j}" for j in range(len(offsets))], depth
+
+    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str) -> list[str]:
+        """Loops over one tile; `assign` gets {local} and {global} flat indices."""
+        lines = []
+        loops = [f"e{j}" for j in range(it.rank)]
+        for j, t in enumerate(it.tile):
+            lines.append("  " * (depth + j) + f"for (int e{j} = 0; e{j} < {t}; ++e{j}) {{")
+        inner = depth + it.rank
+        lines.append("  " * inner + "#pragma HLS pipeline II=1")
+        local = flat_index(loops, it.tile)
+        glob = flat_index([f"({o} + {e})" for o, e in zip(offsets, loops)], it.shape)
+        lines.append("  " * inner + assign.format(local=local, glob=glob))
+        lines += ["  " * (depth + j) + "}" for j in reversed(range(it.rank))]
+        return lines
+
+    def _close(self, lines: list[str], depth: int, indent: int) -> None:
+        lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
+
+    def _dma(self, op: DmaLoadOp | DmaStoreOp, node: str, fn: str, load: bool) -> _Process:
+        stream_value = op.result if load else op.source
+        it = stream_value.type.itensor  # type: ignore[attr-defined]
+        info = self._stream(stream_value, fn, "producer" if load else "consumer")
+        elem = c_scalar(it.dtype.ir())
+        if load:
+            pointer = self.pointer.get(op.source)
+            if pointer is None:
+                raise HlsEmitError(f"{node}: loads a tensor that is not a kernel argument")
+            params = [f"const {elem}* src", f"hls::stream<{info.token}>& out"]
+            args = [pointer, info.var]
+        else:
+            pointer = self.out_pointer.get(op.result)
+            if pointer is None:
+                raise HlsEmitError(f"{node}: stores a tensor that is not a kernel result")
+            params = [f"hls::stream<{info.token}>& in", f"{elem}* dst"]
+            args = [info.var, pointer]
+        lines, offsets, depth = self._walk(it, 1, "i")
+        if load:
+            lines.append("  " * depth + f"{info.token} tile;")
+            lines += self._tile_copy(it, depth, offsets, "tile.v[{local}] = src[{glob}];")
+            lines.append("  " * depth + "out.write(tile);")
+        else:
+            lines.append("  " * depth + f"const {info.token} tile = in.read();")
+            lines += self._tile_copy(it, depth, offsets, "dst[{glob}] = tile.v[{local}];")
+        self._close(lines, depth, 1)
+        what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor"
+        return _Process(fn, node, params, args, lines, f"{node}: {'HBM -> stream' if load else 'stream -> HBM'}, {what}")
+
+    def _fork(self, op: ITensorForkOp, node: str, fn: str) -> _Process:
+        src = self._stream(op.source, fn, "consumer")
+        outs = [self._stream(r, fn, "producer") for r in op.outputs]
+        params = [f"hls::stream<{src.token}>& in"] + [f"hls::stream<{o.token}>& out{i}" for i, o in enumerate(outs)]
+        n = op.source.type.itensor.num_tokens  # type: ignore[attr-defined]
+        lines = [f"  for (int k = 0; k < {n}; ++k) {{", "    #pragma HLS pipeline II=1", f"    const {src.token} tile = in.read();"]
+        lines += [f"    out{i}.write(tile);" for i in range(len(outs))]
+        lines.append("  }")
+        return _Process(fn, node, params, [src.var] + [o.var for o in outs], lines, f"{node}: every token to {len(outs)} consumers")
+
+    def _converter(self, op: ITensorConverterOp, node: str, fn: str) -> _Process:
+        src_it, dst_it = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
+        src = self._stream(op.source, fn, "consumer")
+        dst = self._stream(op.result, fn, "producer")
+        elem = c_scalar(src_it.dtype.ir())
+        numel = math.prod(src_it.shape)
+        lines = [
+            "  // Whole-tensor buffer: all tokens in the producer's order, then all in the consumer's.",
+            f"  static {elem} buf[{numel}];",
+        ]
+        walk, offsets, depth = self._walk(src_it, 1, "i")
+        lines += walk + ["  " * depth + f"const {src.token} tile = in.read();"]
+        lines += self._tile_copy(src_it, depth, offsets, "buf[{glob}] = tile.v[{local}];")
+        self._close(lines, depth, 1)
+        walk, offsets, depth = self._walk(dst_it, 1, "j")
+        lines += walk + ["  " * depth + f"{dst.token} tile;"]
+        lines += self._tile_copy(dst_it, depth, offsets, "tile.v[{local}] = buf[{glob}];")
+        lines.append("  " * depth + "out.write(tile);")
+        self._close(lines, depth, 1)
+        params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
+        comment = f"{node}: layout converter, {src_it} -> {dst_it} (buffer {numel} elements)"
+        return _Process(fn, node, params, [src.var, dst.var], lines, comment)
+
+    # -- the file ------------------------------------------------------------------------------------
+
+    def source(self) -> str:
+        out = [
+            f"// Vitis HLS kernel `{self.top}`, generated by streamdsl's hls_backend from dataflow.kernel",
+            f"// @{self.kernel.sym_name.data}. Regenerate rather than edit.",
+            "//",
+            "// Build: v++ -c -t hw -k " + self.top + " (see Makefile). C simulation with g++: see tb.cpp.",
+            "#include <cmath>",
+            "#include <cstdint>",
+            "#include <limits>",
+            "",
+            '#include "hls_stream.h"',
+            '#include "sd_support.h"',
+            "",
+            "// ---- token and buffer types: one tile (or local buffer) of a tensor, row-major ----",
+        ]
+        for name, type_ in sorted(self.structs.items()):
+            n = math.prod(type_.get_shape())
+            out += [f"struct {name} {{", f"  {c_scalar(type_.get_element_type())} v[{n}];  // {list(type_.get_shape())}", "};"]
+        out.append("")
+        out.append("// ---- dataflow processes ----")
+        for proc in self.procs:
+            out += ["", f"// {proc.comment}", f"static void {proc.fn}({', '.join(proc.params)}) {{", *proc.body, "}"]
+        out += ["", *self._top()]
+        return "\n".join(out) + "\n"
+
+    def _top(self) -> list[str]:
+        params = [f"const {a.ctype}* {a.name}" for a in self.inputs] + [f"{a.ctype}* {a.name}" for a in self.outputs]
+        lines = [f'extern "C" void {self.top}({", ".join(params)}) {{']
+        for k, a in enumerate(self.inputs + self.outputs):
+            lines.append(f"#pragma HLS interface m_axi port={a.name} bundle=gmem{k} offset=slave depth={a.numel}")
+        for a in self.inputs + self.outputs:
+            lines.append(f"#pragma HLS interface s_axilite port={a.name}")
+        lines += ["#pragma HLS interface s_axilite port=return", "#pragma HLS dataflow", ""]
+        lines.append("  // FIFOs: one writer and one reader process each; depths from FIFO sizing")
+        for s in self.streams.values():
+            lines.append(f'  hls::stream<{s.token}, {s.depth}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}')
+            lines.append(f"#pragma HLS stream variable={s.var} depth={s.depth}")
+        lines += ["", "  SD_DATAFLOW_BEGIN();"]
+        lines += [f"  SD_DATAFLOW_PROCESS({p.fn}, {', '.join(p.args)});" for p in self.procs]
+        lines += ["  SD_DATAFLOW_END();", "}"]
+        return lines
+
+
+def _hint(value: SSAValue) -> str:
+    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
+
+
+def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) -> KernelSource:
+    """The kernel C++ of a sized design (`sd.compile(prog)`), a program or a module; `depths`
+    overrides FIFO depths by stream name (as `simulate(..., depths=...)` does)."""
+    func, kernel = _entry(_module(design_or_module))
+    emitter = _KernelEmitter(func, kernel, dict(depths or {}))
+    code = emitter.source()
+    return KernelSource(
+        emitter.top, code, emitter.inputs, emitter.outputs, list(emitter.streams.values()), [p.fn for p in emitter.procs]
+    )

@@ -1,0 +1,238 @@
+// hls_stream.h -- streamdsl's own stand-in for the Vitis HLS stream class, for C simulation
+// with g++ only (Vitis synthesis uses its own header; this one is never part of a hardware
+// build). Written from the public API description in UG1399; no vendor code.
+//
+// Two modes, chosen at compile time:
+//   default             sequential, like Vitis csim: a stream is an unbounded queue and the
+//                       dataflow processes run one after another in call order. Reading an
+//                       empty stream is a process-order bug: it is reported and the run fails.
+//   SD_CSIM_THREADED    every dataflow process runs in its own std::thread; a stream holds at
+//                       most its declared depth (hls::stream<T, D>, D = 0 meaning 2, the Vitis
+//                       default) and read/write block. A watchdog reports a depth deadlock
+//                       (every live process blocked, no progress) naming each blocked process
+//                       and stream, and exits with status 3.
+#ifndef SD_HLS_STREAM_H
+#define SD_HLS_STREAM_H
+
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <string>
+#include <utility>
+
+#ifdef SD_CSIM_THREADED
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+#endif
+
+namespace sd_csim {
+
+#ifdef SD_CSIM_THREADED
+// Global bookkeeping of the running processes, for the deadlock watchdog.
+struct Monitor {
+  std::mutex m;
+  int live = 0;                 // process threads not yet finished
+  int blocked = 0;              // process threads waiting on a stream
+  unsigned long progress = 0;   // successful reads + writes, all streams
+  std::vector<std::string> waits;  // one line per blocked process (debug report)
+
+  static Monitor& get() {
+    static Monitor monitor;
+    return monitor;
+  }
+};
+
+inline thread_local const char* current_process = "main";
+
+// How long the whole design may sit with every process blocked before it is called a deadlock.
+inline int watchdog_ms() {
+  const char* env = std::getenv("SD_CSIM_WATCHDOG_MS");
+  return env ? std::atoi(env) : 500;
+}
+
+// A dataflow region in threaded mode: one thread per process, joined at the end.
+class Region {
+ public:
+  template <class F>
+  void spawn(const char* name, F&& body) {
+    {
+      std::lock_guard<std::mutex> lock(Monitor::get().m);
+      Monitor::get().live += 1;
+    }
+    threads_.emplace_back([name, body]() mutable {
+      current_process = name;
+      body();
+      std::lock_guard<std::mutex> lock(Monitor::get().m);
+      Monitor::get().live -= 1;
+      Monitor::get().progress += 1;
+    });
+  }
+  void join() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
+  }
+  ~Region() { join(); }
+
+ private:
+  std::vector<std::thread> threads_;
+};
+#endif
+
+[[noreturn]] inline void fail(const std::string& message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  std::fflush(stderr);
+  std::_Exit(2);
+}
+
+}  // namespace sd_csim
+
+namespace hls {
+
+template <typename T, int DEPTH = 0>
+class stream;
+
+// The base class: capacity is a run-time value so stream<T, D>& converts to stream<T>&
+// (processes take `hls::stream<T>&` parameters, as in Vitis).
+template <typename T>
+class stream<T, 0> {
+ public:
+  stream() : name_("unnamed"), depth_(2) {}
+  explicit stream(const char* name) : name_(name), depth_(2) {}
+  stream(const stream&) = delete;
+  stream& operator=(const stream&) = delete;
+  ~stream() {
+    if (!q_.empty())
+      std::fprintf(stderr, "WARNING: hls::stream '%s' destroyed with %zu unread tokens\n", name_.c_str(), q_.size());
+  }
+
+  const char* name() const { return name_.c_str(); }
+  int depth() const { return depth_; }
+
+#ifndef SD_CSIM_THREADED
+  T read() {
+    if (q_.empty())
+      sd_csim::fail("ERROR: hls::stream '" + name_ +
+                    "' is read while empty (a process reads before its producer ran: "
+                    "sequential csim needs processes in dataflow order)");
+    T value = q_.front();
+    q_.pop_front();
+    return value;
+  }
+  void write(const T& value) { q_.push_back(value); }
+  bool empty() const { return q_.empty(); }
+  bool full() const { return false; }  // unbounded, like Vitis csim
+  size_t size() const { return q_.size(); }
+#else
+  T read() {
+    std::unique_lock<std::mutex> lock(m_);
+    wait(lock, [this] { return !q_.empty(); }, "empty");
+    T value = q_.front();
+    q_.pop_front();
+    lock.unlock();
+    not_full_.notify_one();
+    note_progress();
+    return value;
+  }
+  void write(const T& value) {
+    std::unique_lock<std::mutex> lock(m_);
+    wait(lock, [this] { return static_cast<int>(q_.size()) < depth_; }, "full");
+    q_.push_back(value);
+    lock.unlock();
+    not_empty_.notify_one();
+    note_progress();
+  }
+  bool empty() {
+    std::lock_guard<std::mutex> lock(m_);
+    return q_.empty();
+  }
+  bool full() {
+    std::lock_guard<std::mutex> lock(m_);
+    return static_cast<int>(q_.size()) >= depth_;
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(m_);
+    return q_.size();
+  }
+#endif
+
+ protected:
+  void set_depth(int depth) { depth_ = depth > 0 ? depth : 2; }
+
+ private:
+  std::string name_;
+  int depth_;
+  std::deque<T> q_;
+
+#ifdef SD_CSIM_THREADED
+  std::mutex m_;
+  std::condition_variable not_empty_, not_full_;
+
+  static void note_progress() {
+    std::lock_guard<std::mutex> lock(sd_csim::Monitor::get().m);
+    sd_csim::Monitor::get().progress += 1;
+  }
+
+  // Block until `ready()`; while blocked, count this process as blocked and check for a
+  // deadlock: every live process blocked and no token moved for the watchdog period.
+  template <class Ready>
+  void wait(std::unique_lock<std::mutex>& lock, Ready ready, const char* state) {
+    if (ready()) return;
+    auto& mon = sd_csim::Monitor::get();
+    std::string line;
+    {
+      std::lock_guard<std::mutex> g(mon.m);
+      mon.blocked += 1;
+      line = std::string("  ") + sd_csim::current_process + " waits on stream '" + name_ + "' (" + state + ", " +
+             std::to_string(q_.size()) + "/" + std::to_string(depth_) + " tokens)";
+      mon.waits.push_back(line);
+    }
+    auto& cv = (state[0] == 'e') ? not_empty_ : not_full_;
+    unsigned long seen = ~0ul;
+    auto since = std::chrono::steady_clock::now();
+    while (!ready()) {
+      cv.wait_for(lock, std::chrono::milliseconds(10));
+      if (ready()) break;
+      std::lock_guard<std::mutex> g(mon.m);
+      if (mon.blocked < mon.live || mon.progress != seen) {
+        seen = mon.progress;
+        since = std::chrono::steady_clock::now();
+        continue;
+      }
+      auto idle = std::chrono::steady_clock::now() - since;
+      if (idle > std::chrono::milliseconds(sd_csim::watchdog_ms())) {
+        std::string report = "DEADLOCK: all " + std::to_string(mon.live) +
+                             " running dataflow processes are blocked on streams:\n";
+        for (const auto& w : mon.waits) report += w + "\n";
+        report += "fix: raise the depth of a full stream on the cycle (or size the FIFOs with sd.compile)";
+        std::fprintf(stderr, "%s\n", report.c_str());
+        std::fflush(stderr);
+        std::_Exit(3);
+      }
+    }
+    std::lock_guard<std::mutex> g(mon.m);
+    mon.blocked -= 1;
+    for (auto it = mon.waits.begin(); it != mon.waits.end(); ++it)
+      if (*it == line) {
+        mon.waits.erase(it);
+        break;
+      }
+  }
+#endif
+};
+
+// A stream with a compile-time depth (Vitis: hls::stream<T, DEPTH>).
+template <typename T, int DEPTH>
+class stream : public stream<T, 0> {
+ public:
+  stream() : stream<T, 0>() { this->set_depth(DEPTH); }
+  explicit stream(const char* name) : stream<T, 0>(name) { this->set_depth(DEPTH); }
+};
+
+}  // namespace hls
+
+#endif  // SD_HLS_STREAM_H

@@ -1,0 +1,38 @@
+// sd_support.h -- small helpers of streamdsl-generated kernels (used by Vitis and by g++ csim).
+#ifndef SD_SUPPORT_H
+#define SD_SUPPORT_H
+
+#include <cmath>
+
+// Dataflow processes: a plain call for Vitis HLS and sequential csim (processes run in call
+// order), one thread each in threaded csim (-DSD_CSIM_THREADED), joined at SD_DATAFLOW_END.
+#ifdef SD_CSIM_THREADED
+#define SD_DATAFLOW_BEGIN() ::sd_csim::Region sd_region_
+#define SD_DATAFLOW_PROCESS(fn, ...) sd_region_.spawn(#fn, [&]() { fn(__VA_ARGS__); })
+#define SD_DATAFLOW_END() sd_region_.join()
+#else
+#define SD_DATAFLOW_BEGIN() (void)0
+#define SD_DATAFLOW_PROCESS(fn, ...) fn(__VA_ARGS__)
+#define SD_DATAFLOW_END() (void)0
+#endif
+
+// arith.maximumf / minimumf propagate NaN (std::fmax / fmin would drop it).
+template <class T>
+inline T sd_maximum(T a, T b) {
+  return (std::isnan(a) || std::isnan(b)) ? a + b : (a > b ? a : b);
+}
+template <class T>
+inline T sd_minimum(T a, T b) {
+  return (std::isnan(a) || std::isnan(b)) ? a + b : (a < b ? a : b);
+}
+template <class T>
+inline T sd_rsqrt(T x) {
+  return T(1) / std::sqrt(x);
+}
+template <class T>
+inline T sd_floordiv(T a, T b) {
+  T q = a / b;
+  return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+#endif  // SD_SUPPORT_H
