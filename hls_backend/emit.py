@@ -321,23 +321,30 @@ class _KernelEmitter:
             lines.append("  " * depth + f"for (int {var} = 0; {var} < {trip}; ++{var}) {{")
             dims.append(var if step == 1 else f"{var} * {step}")
             depth += 1
-        offsets = [affine_c(e, dims) for e in it.map.results]
-        for j, off in enumerate(offsets):
-            lines.append("  " * depth + f"const int o{j} = {off};")
-        return lines, [f"o{j}" for j in range(len(offsets))], depth
+        names = []
+        for j, expr in enumerate(it.map.results):
+            if it.shape[j] == 1:  # a size-1 dim: the offset is 0
+                names.append("0")
+                continue
+            lines.append("  " * depth + f"const int o{j} = {affine_c(expr, dims)};")
+            names.append(f"o{j}")
+        return lines, names, depth
 
     def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str) -> list[str]:
         """Loops over one tile; `assign` gets {local} and {global} flat indices."""
         lines = []
-        loops = [f"e{j}" for j in range(it.rank)]
-        for j, t in enumerate(it.tile):
-            lines.append("  " * (depth + j) + f"for (int e{j} = 0; e{j} < {t}; ++e{j}) {{")
-        inner = depth + it.rank
-        lines.append("  " * inner + "#pragma HLS pipeline II=1")
+        loops = [f"e{j}" if t > 1 else "0" for j, t in enumerate(it.tile)]
+        inner = depth
+        for var, t in zip(loops, it.tile):
+            if t > 1:
+                lines.append("  " * inner + f"for (int {var} = 0; {var} < {t}; ++{var}) {{")
+                inner += 1
+        if inner > depth:
+            lines.append("  " * inner + "#pragma HLS pipeline II=1")
         local = flat_index(loops, it.tile)
-        glob = flat_index([f"({o} + {e})" for o, e in zip(offsets, loops)], it.shape)
+        glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)], it.shape)
         lines.append("  " * inner + assign.format(local=local, glob=glob))
-        lines += ["  " * (depth + j) + "}" for j in reversed(range(it.rank))]
+        lines += ["  " * d + "}" for d in reversed(range(depth, inner))]
         return lines
 
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
