@@ -1,0 +1,76 @@
+"""The programs the HLS tests compile: DSL programs from tests/dsl/programs.py and the tutorials."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dsl import programs as P
+
+TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
+
+
+def tutorial(name: str):  # noqa: ANN201 - a module
+    spec = importlib.util.spec_from_file_location(f"hls_tutorial_{name}", TUTORIALS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tutorial_matvec(which: str) -> P.Case:
+    t = tutorial("02_matvec_reuse")
+    k, n, tile = 64, 96, 32
+    return P.Case(t.build(k, n, tile)[which], P.inputs(P.rand(1, k), P.rand(k, n)), lambda x, w: t.reference(which, x, w))
+
+
+def _tutorial_elementwise() -> P.Case:
+    t = tutorial("01_elementwise")
+    return P.Case(t.build(2, 128, 32), P.inputs(P.rand(2, 128)), t.reference)
+
+
+def _tutorial_attention() -> P.Case:
+    t = tutorial("03_streaming_attention")
+    h, cache, dh, rows = 2, 32, 16, 8
+    return P.Case(t.build(h, cache, dh, rows), P.inputs(P.rand(h, dh), P.rand(h, cache, dh), P.rand(h, cache, dh)), t.reference)
+
+
+CASES: dict[str, Callable[[], P.Case]] = {
+    "elementwise_chain": lambda: P.elementwise_chain(2, 64, 16),
+    "row_stats": lambda: P.row_stats(4, 64, 16),
+    "layernorm": lambda: P.layernorm(2, 64, 16),
+    "rmsnorm": lambda: P.rmsnorm(2, 64, 16),
+    "softmax": lambda: P.softmax(2, 64, 16),
+    "matvec": lambda: P.matvec(64, 128, 32),
+    "matmul": lambda: P.matmul(16, 16, 32, 8),
+    "transpose": lambda: P.transpose(32, 64, 16),
+    "fork_join": lambda: P.fork_join(2, 64, 16),
+    "diamond": lambda: P.diamond(2, 64, 16),
+    "gelu_mlp": lambda: P.gelu_mlp(32, 64, 16),
+    "silu_mlp": lambda: P.silu_mlp(32, 32, 16),
+    "matvec_cached": lambda: P.matvec_cached(48, 16, 16),
+    "split_sign": lambda: P.split_sign(2, 64, 16),
+    "tutorial01_elementwise": _tutorial_elementwise,
+    "tutorial02_replay": lambda: _tutorial_matvec("replay"),
+    "tutorial02_buffered": lambda: _tutorial_matvec("buffered"),
+    "tutorial02_converted": lambda: _tutorial_matvec("converted"),
+    "tutorial03_attention": _tutorial_attention,
+}
+
+
+def as_tuple(value: object) -> tuple[np.ndarray, ...]:
+    return value if isinstance(value, tuple) else (value,)  # type: ignore[return-value]
+
+
+def assert_close(got: object, want: object, rtol: float, what: str) -> None:
+    """Every output within `rtol` of the reference, relative to the output's scale (sums over
+    tiles may be ordered differently, so single near-zero elements get an absolute floor)."""
+    got_t, want_t = as_tuple(got), as_tuple(want)
+    assert len(got_t) == len(want_t), f"{what}: {len(got_t)} outputs, expected {len(want_t)}"
+    for i, (g, w) in enumerate(zip(got_t, want_t)):
+        w = np.asarray(w, dtype=np.float64)
+        assert g.shape == w.shape, f"{what}: output {i} has shape {g.shape}, expected {w.shape}"
+        scale = max(float(np.abs(w).max()), 1e-30)
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol * scale, err_msg=f"{what}: output {i}")
