@@ -50,3 +50,12 @@ def test_sliding_window_masks_old_tokens(zoo):
     masks = [v for k, v in prog.params.items() if k.startswith("folded.")]
     assert any((m < -1e30).any() and (m == 0).any() for m in masks)  # HF masks with finfo.min
     assert_matches(prog, module, inputs)
+
+
+@pytest.mark.slow
+def test_small_at_full_depth():
+    """The 12-layer GPT-2-124M shape (the other tests use 2 of its identical layers)."""
+    model = hf.build("gpt2", "small")
+    assert model.config.num_hidden_layers == 12
+    module, inputs = hf.decode_step(model, 4)
+    assert_matches(from_torch(module, *inputs), module, inputs)
