@@ -2,8 +2,9 @@
 
     from frontends import hf, from_torch
     model = hf.build("llama", "tiny")
-    prog = from_torch(*hf.decode_step(model, past_len=8))
-    logits, *kv = prog.reference(*example_inputs)
+    module, inputs = hf.decode_step(model, past_len=8)
+    prog = from_torch(module, *inputs)
+    logits, *kv = prog.reference(*[t.numpy() for t in inputs])
 """
 
 from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
