@@ -30,7 +30,7 @@ class LintIssue:
 
 _DYNAMIC = re.compile(r"\b(new|delete)\b|\b(malloc|calloc|realloc|free)\s*\(")
 _CONTAINER = re.compile(r"\bstd::(vector|deque|list|forward_list|map|multimap|unordered_map|set|unordered_set|string|queue|stack|unique_ptr|shared_ptr|function)\b")
-_FUNC = re.compile(r'(?:extern\s+"C"\s+)?(?:static\s+)?(?:inline\s+)?void\s+(\w+)\s*\(([^)]*)\)\s*\{')
+_FUNC = re.compile(r'(?:extern\s+"C?"\s+)?(?:static\s+)?(?:inline\s+)?void\s+(\w+)\s*\(([^)]*)\)\s*\{')
 _STREAM_DECL = re.compile(r"hls::stream<[^;]*?>\s+(\w+)\s*(?:\([^;]*\))?\s*;")
 _DEPTH_PRAGMA = re.compile(r"#pragma\s+HLS\s+stream\s+variable\s*=\s*(\w+)\s+depth\s*=\s*\d+", re.I)
 _CALL = re.compile(r"^\s*(\w+)\s*\(([^;]*)\)\s*;", re.M)  # a call statement (a process)
@@ -151,7 +151,7 @@ def _streams(src: str, top: _Function, funcs: dict[str, _Function]) -> list[Lint
 
 def _interfaces(src: str, funcs: dict[str, _Function]) -> list[LintIssue]:
     issues = []
-    for m in re.finditer(r'extern\s+"C"\s+void\s+(\w+)\s*\(([^)]*)\)', src):
+    for m in re.finditer(r'extern\s+"C?"\s+void\s+(\w+)\s*\(([^)]*)\)', src):
         func = funcs.get(m.group(1))
         if func is None:
             continue

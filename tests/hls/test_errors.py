@@ -1,0 +1,57 @@
+"""Error paths: each error names the culprit and says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import ModuleOp, f32
+from xdsl.rewriter import Rewriter
+
+import streamdsl as sd
+from hls_backend import CsimError, HlsEmitError, emit_kernel, emit_project, run_csim
+
+from .cases import CASES
+
+
+@pytest.fixture(scope="module")
+def chain() -> sd.Design:
+    return sd.compile(CASES["elementwise_chain"]().program)
+
+
+def test_unknown_depth_name_lists_the_streams(chain: sd.Design) -> None:
+    with pytest.raises(HlsEmitError, match=r"no stream named 'x->y'; the streams are .*scale_shift->activate"):
+        emit_kernel(chain, depths={"x->y": 3})
+
+
+def test_unsupported_op_is_named(chain: sd.Design) -> None:
+    module = chain.module.clone()
+    tanh = next(op for op in module.walk() if op.name == "math.tanh")
+    Rewriter.replace_op(tanh, arith.BitcastOp(tanh.operands[0], f32))
+    with pytest.raises(HlsEmitError, match=r"task activate: the HLS backend does not translate `arith.bitcast`"):
+        emit_kernel(module)
+
+
+def test_module_without_a_kernel() -> None:
+    with pytest.raises(HlsEmitError, match="exactly one dataflow.kernel"):
+        emit_kernel(ModuleOp([]))
+    with pytest.raises(TypeError, match="expected a Design"):
+        emit_kernel(42)
+
+
+def test_run_csim_checks_its_inputs(chain: sd.Design, tmp_path: Path) -> None:
+    project = emit_project(chain, tmp_path / "p")
+    with pytest.raises(ValueError, match=r"input x has shape \(3, 64\), expected \(2, 64\)"):
+        run_csim(project, np.zeros((3, 64), np.float32))
+    with pytest.raises(ValueError, match="takes 1 inputs"):
+        run_csim(project)
+
+
+def test_compile_errors_carry_the_compiler_output(chain: sd.Design, tmp_path: Path) -> None:
+    project = emit_project(chain, tmp_path / "p")
+    kernel = project / "kernel.cpp"
+    kernel.write_text(kernel.read_text().replace("out.write(tile);", "out.write(tile)"))
+    with pytest.raises(CsimError, match=r"(?s)g\+\+ failed.*out.write\(tile\)\n"):
+        run_csim(project, np.zeros((2, 64), np.float32))
