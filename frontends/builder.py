@@ -10,6 +10,7 @@ Every helper appends ops to one block and returns the new tensor value. Conventi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -250,7 +251,7 @@ class IRBuilder:
         if (groups := _reassociation(shape, src)) is not None:
             return self.add(tensor.ExpandShapeOp(x, [], _reassoc_attr(groups), shape,
                                                       TensorType(elt_of(x), shape)))
-        flat = self.reshape(x, [_numel(src)])
+        flat = self.reshape(x, [math.prod(src)])
         return self.reshape(flat, shape)
 
     def broadcast_to(self, x: SSAValue, shape: Sequence[int]) -> SSAValue:
@@ -273,25 +274,18 @@ class IRBuilder:
         return self.add(tensor.ExtractSliceOp.from_static_parameters(x, offsets, sizes, strides))
 
     def concat(self, values: Sequence[SSAValue], dim: int) -> SSAValue:
-        values = [v for v in values if _numel(shape_of(v))]
-        if len(values) == 1:
-            return values[0]
-        shape = list(shape_of(values[0]))
+        shape, elt = list(shape_of(values[0])), elt_of(values[0])
         dim %= len(shape)
         shape[dim] = sum(shape_of(v)[dim] for v in values)
-        return self.add(tensor.ConcatOp(values, dim, TensorType(elt_of(values[0]), shape)))
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+        values = [v for v in values if math.prod(shape_of(v))]  # e.g. an empty KV cache
+        if len(values) <= 1:
+            return values[0] if values else self.empty(shape, elt)
+        return self.add(tensor.ConcatOp(values, dim, TensorType(elt, shape)))
 
 
 def _reassociation(fine: Sequence[int], coarse: Sequence[int]) -> list[list[int]] | None:
     """Groups of consecutive `fine` dims whose products are the `coarse` dims, or None."""
-    if len(fine) < len(coarse) or _numel(fine) != _numel(coarse):
+    if len(fine) < len(coarse) or math.prod(fine) != math.prod(coarse):
         return None
     if not coarse:
         return []
