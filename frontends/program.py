@@ -18,7 +18,7 @@ class TensorSpec:
     dtype: np.dtype
 
 
-@dataclass
+@dataclass(repr=False)
 class ImportedProgram:
     """`module` holds one `func.func`; its arguments are the runtime `inputs` followed by the
     named `params` (parameters, buffers and folded constants, in that order), each argument
@@ -46,3 +46,8 @@ class ImportedProgram:
 
     def __str__(self) -> str:
         return str(self.module)
+
+    def __repr__(self) -> str:
+        n_bytes = sum(a.nbytes for a in self.params.values())
+        return (f"<ImportedProgram @{self.func.sym_name.data}: {len(self.inputs)} inputs, "
+                f"{len(self.params)} params ({n_bytes / 2**20:.1f} MiB), {len(self.outputs)} outputs>")

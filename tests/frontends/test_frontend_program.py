@@ -74,3 +74,9 @@ def test_timings_are_recorded(llama_decode):
     _, prog = llama_decode
     assert set(prog.timings) == {"export", "decompose", "import"}
     assert all(t > 0 for t in prog.timings.values())
+
+
+def test_repr_is_a_summary(llama_decode):
+    _, prog = llama_decode
+    assert repr(prog).startswith("<ImportedProgram @forward: 5 inputs, ")
+    assert len(repr(prog)) < 200
