@@ -21,7 +21,7 @@ def llama_decode(zoo):
 def _context() -> Context:
     from streamdsl.opt import StreamdslOptMain
 
-    return StreamdslOptMain().ctx
+    return StreamdslOptMain(args=[]).ctx
 
 
 def test_module_verifies_and_round_trips(llama_decode):
