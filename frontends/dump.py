@@ -1,7 +1,8 @@
 """Prints the imported IR of small named cases: `python -m frontends.dump softmax cat`.
 
 The filecheck tests under tests/filecheck/frontends use it to show the linalg each
-representative op becomes. `python -m frontends.dump --list` lists the cases.
+representative op becomes. `python -m frontends.dump --list` lists the cases; a zoo model is
+`FAMILY-SIZE-decode` or `FAMILY-SIZE-prefill` (e.g. `python -m frontends.dump gemma-tiny-decode`).
 """
 
 from __future__ import annotations
@@ -77,17 +78,34 @@ CASES: dict[str, Callable[[], tuple[nn.Module, tuple]]] = {
 }
 
 
+def _zoo_case(name: str) -> Callable[[], tuple[nn.Module, tuple]] | None:
+    """`family-size-decode` / `family-size-prefill` (e.g. `llama-tiny-decode`): a zoo model's
+    decode step after 4 cached tokens, or a 4-token prefill."""
+    parts = name.split("-")
+    if len(parts) != 3 or parts[2] not in ("decode", "prefill"):
+        return None
+    from frontends import hf
+
+    if parts[0] not in hf.FAMILIES or parts[1] not in hf.SIZES:
+        return None
+    step = hf.decode_step if parts[2] == "decode" else hf.prefill
+    return lambda: step(hf.build(parts[0], parts[1]), 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "--list"):
-        print("usage: python -m frontends.dump CASE [CASE ...]; cases:", " ".join(CASES))
+        print("usage: python -m frontends.dump CASE [CASE ...]; cases:", " ".join(CASES),
+              "or a zoo model FAMILY-SIZE-decode|prefill (e.g. llama-tiny-decode)")
         return 0 if argv else 2
-    if unknown := [c for c in argv if c not in CASES]:
-        print(f"unknown case(s) {', '.join(unknown)}; cases: {' '.join(CASES)}", file=sys.stderr)
+    cases = {c: CASES.get(c) or _zoo_case(c) for c in argv}
+    if unknown := [c for c, make in cases.items() if make is None]:
+        print(f"unknown case(s) {', '.join(unknown)}; cases: {' '.join(CASES)} or FAMILY-SIZE-decode|prefill",
+              file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
-    for case in argv:
-        module, inputs = CASES[case]()
+    for case, make in cases.items():
+        module, inputs = make()
         print(f"// case: {case}")
         print(from_torch(module, *inputs).module)
     return 0

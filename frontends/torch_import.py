@@ -211,7 +211,8 @@ class _Importer:
     def add_arg(self, hint: str, name: str, kind: str, val: torch.Tensor | None, meta=None) -> SSAValue:
         t = val if val is not None else meta
         arg = self.block.insert_arg(TensorType(element_type(t.dtype), list(t.shape)), len(self.block.args))
-        arg.name_hint = re.sub(r"[^A-Za-z0-9_]", "_", hint)
+        # xDSL drops a trailing `_<digits>` from names (its uniquing suffix): keep it as `.<digits>`.
+        arg.name_hint = re.sub(r"_(\d+)$", r".\1", re.sub(r"[^A-Za-z0-9_.]", "_", hint))
         array = None if val is None else val.detach().cpu().numpy()
         self.args.append((name, kind, array))
         return arg

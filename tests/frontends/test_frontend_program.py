@@ -80,3 +80,15 @@ def test_repr_is_a_summary(llama_decode):
     _, prog = llama_decode
     assert repr(prog).startswith("<ImportedProgram @forward: 5 inputs, ")
     assert len(repr(prog)) < 200
+
+
+def test_dump_cli(capsys):
+    from frontends.dump import main
+
+    assert main(["cat", "gpt2-tiny-decode"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("func.func @forward") == 2
+    assert '%past_key.0: tensor<1x4x4x16xf32> {torch.name = "past_key_0", torch.kind = "input"}' in out
+    assert 'torch.name = "model.lm_head.weight", torch.kind = "parameter"' in out  # tied: once
+    assert main(["nonsense"]) == 2
+    assert "unknown case(s) nonsense" in capsys.readouterr().err
