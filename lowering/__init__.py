@@ -1,0 +1,1 @@
+"""Lowering passes: layout converters, the timing model, FIFO sizing (python-mip)."""
