@@ -3,8 +3,8 @@
 One `hls::stream` per FIFO (an itensor SSA edge; casts pass streams through), declared with its
 depth (`hls::stream<T, D>` plus `#pragma HLS stream depth=D`); one `static void` process per
 node: tasks (body translated by `body.BodyEmitter`), DMAs walking the itensor's loop nest over the
-row-major tensor in HBM, forks (copy to every output) and converters (the whole-tensor fallback:
-buffer the full tensor, then replay it in the consumer's order). The `extern "C"` top declares
+row-major tensor in HBM, forks (copy to every output) and converters (the planned ping-pong buffer,
+token for token as the functional simulator's converter). The `extern "C"` top declares
 the `m_axi` interfaces and calls every process in a `#pragma HLS dataflow` region through
 `SD_DATAFLOW_PROCESS` (a plain call for Vitis and sequential csim, a thread for threaded csim).
 """
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, ModuleOp, ShapedType, TensorType
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
@@ -34,8 +35,10 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
 )
+from streamdsl.errors import StreamError
 from streamdsl.graph import node_name, stream_root
 from streamdsl.itensor import itensor
+from streamdsl.sim.converter import slab_layout
 
 __all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel", "DEFAULT_DEPTH"]
 
@@ -330,8 +333,9 @@ class _KernelEmitter:
             names.append(f"o{j}")
         return lines, names, depth
 
-    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str) -> list[str]:
-        """Loops over one tile; `assign` gets {local} and {global} flat indices."""
+    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None) -> list[str]:
+        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor at
+        per-dim `offsets`, or (with `box`) into a row-major box at the flat base `offsets[0]`."""
         lines = []
         loops = [f"e{j}" if t > 1 else "0" for j, t in enumerate(it.tile)]
         inner = depth
@@ -342,7 +346,11 @@ class _KernelEmitter:
         if inner > depth:
             lines.append("  " * inner + "#pragma HLS pipeline II=1")
         local = flat_index(loops, it.tile)
-        glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)], it.shape)
+        if box is not None:
+            within = flat_index(loops, box)
+            glob = offsets[0] if within == "0" else f"{offsets[0]} + {within}"
+        else:
+            glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)], it.shape)
         lines.append("  " * inner + assign.format(local=local, glob=glob))
         lines += ["  " * d + "}" for d in reversed(range(depth, inner))]
         return lines
@@ -390,26 +398,63 @@ class _KernelEmitter:
         return _Process(fn, node, params, [src.var] + [o.var for o in outs], lines, f"{node}: every token to {len(outs)} consumers")
 
     def _converter(self, op: ITensorConverterOp, node: str, fn: str) -> _Process:
+        """The planned converter with the semantics of streamdsl/sim/converter.py: slab k of the
+        source fills bank k % 2 while the reader drains slab k - 1, and a destination token leaves
+        as soon as every element it covers has arrived. One polling loop does both sides."""
         src_it, dst_it = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
         src = self._stream(op.source, fn, "consumer")
         dst = self._stream(op.result, fn, "producer")
+        shared = op.shared_loops.value.data if op.shared_loops is not None else 0
+        planned = tuple(op.buffer_shape.get_values()) if op.buffer_shape is not None else src_it.shape
+        try:
+            layout = slab_layout(src_it, dst_it, shared)
+        except StreamError as err:
+            raise HlsEmitError(f"{node}: {err}") from None
+        if layout.missing is not None or any(b > p for b, p in zip(layout.box, planned)):
+            raise HlsEmitError(
+                f"{node}: the plan (bank {list(planned)}, shared_loops={shared}) does not hold a slab of "
+                f"{list(layout.box)} elements with all its data; re-plan it (insert-converters)"
+            )
+        n = layout.slabs
+        ns, nd = src_it.num_tokens // n, dst_it.num_tokens // n
+        banks, box = (2 if n > 1 else 1), math.prod(layout.box)
         elem = c_scalar(src_it.dtype.ir())
-        numel = math.prod(src_it.shape)
+
+        def table(rows: Any) -> str:
+            return ", ".join(str(int(np.ravel_multi_index(tuple(row), layout.box))) for row in rows)
+
+        bank_of = (lambda count, per: f"({count} / {per}) % 2") if banks == 2 else (lambda count, per: "0")
+        room = f" && pushed / {ns} <= popped / {nd} + 1" if banks == 2 else ""  # slab k reuses bank k - 2
+
         lines = [
-            "  // Whole-tensor buffer: all tokens in the producer's order, then all in the consumer's.",
-            f"  static {elem} buf[{numel}];",
+            f"  // {n} slab(s) of {ns} source / {nd} destination tokens; bank = one slab {list(layout.box)}",
+            f"  static const int src_at[{ns}] = {{{table(layout.src_rel)}}};  // tile origin in the bank",
+            f"  static const int dst_at[{nd}] = {{{table(layout.dst_rel)}}};",
+            f"  static const int ready[{nd}] = {{{', '.join(str(int(v)) for v in layout.ready)}}};  // last source token it needs",
+            f"  static {elem} bank[{banks}][{box}];",
+            "  int pushed = 0, popped = 0;",
+            f"  while (pushed < {src_it.num_tokens} || popped < {dst_it.num_tokens}) {{",
+            "    bool moved = false;",
+            f"    if (pushed < {src_it.num_tokens}{room} && !in.empty()) {{",
+            f"      const {src.token} tile = in.read();",
+            f"      const int b = {bank_of('pushed', ns)}, at = src_at[pushed % {ns}];",
         ]
-        walk, offsets, depth = self._walk(src_it, 1, "i")
-        lines += walk + ["  " * depth + f"const {src.token} tile = in.read();"]
-        lines += self._tile_copy(src_it, depth, offsets, "buf[{glob}] = tile.v[{local}];")
-        self._close(lines, depth, 1)
-        walk, offsets, depth = self._walk(dst_it, 1, "j")
-        lines += walk + ["  " * depth + f"{dst.token} tile;"]
-        lines += self._tile_copy(dst_it, depth, offsets, "tile.v[{local}] = buf[{glob}];")
-        lines.append("  " * depth + "out.write(tile);")
-        self._close(lines, depth, 1)
+        lines += self._tile_copy(src_it, 3, ["at"], "bank[b][{glob}] = tile.v[{local}];", layout.box)
+        lines += [
+            "      ++pushed;",
+            "      moved = true;",
+            "    }",
+            f"    if (popped < {dst_it.num_tokens} && pushed > (popped / {nd}) * {ns} + ready[popped % {nd}] && !out.full()) {{",
+            f"      const int b = {bank_of('popped', nd)}, at = dst_at[popped % {nd}];",
+            f"      {dst.token} tile;",
+        ]
+        lines += self._tile_copy(dst_it, 3, ["at"], "tile.v[{local}] = bank[b][{glob}];", layout.box)
+        lines += ["      out.write(tile);", "      ++popped;", "      moved = true;", "    }", "    SD_POLL(moved, in, out);", "  }"]
         params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
-        comment = f"{node}: layout converter, {src_it} -> {dst_it} (buffer {numel} elements)"
+        comment = (
+            f"{node}: layout converter {src_it} -> {dst_it}\n// ping-pong buffer of {banks} bank(s) x {list(layout.box)} "
+            f"(planned bank {list(planned)}, {shared} shared loop(s))"
+        )
         return _Process(fn, node, params, [src.var, dst.var], lines, comment)
 
     # -- the file ------------------------------------------------------------------------------------

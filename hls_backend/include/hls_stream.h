@@ -44,6 +44,10 @@ struct Monitor {
     static Monitor monitor;
     return monitor;
   }
+
+  // Called with `m` held by a waiting process: report a deadlock (and exit 3) once every live
+  // process has been blocked with no token moving for the watchdog period.
+  void check(unsigned long& seen, std::chrono::steady_clock::time_point& since);
 };
 
 inline thread_local const char* current_process = "main";
@@ -52,6 +56,54 @@ inline thread_local const char* current_process = "main";
 inline int watchdog_ms() {
   const char* env = std::getenv("SD_CSIM_WATCHDOG_MS");
   return env ? std::atoi(env) : 500;
+}
+
+inline void Monitor::check(unsigned long& seen, std::chrono::steady_clock::time_point& since) {
+  if (blocked < live || progress != seen) {
+    seen = progress;
+    since = std::chrono::steady_clock::now();
+    return;
+  }
+  if (std::chrono::steady_clock::now() - since <= std::chrono::milliseconds(watchdog_ms())) return;
+  std::string report = "DEADLOCK: all " + std::to_string(live) + " running dataflow processes are blocked on streams:\n";
+  for (const auto& w : waits) report += w + "\n";
+  report += "fix: raise the depth of a full stream on the cycle (or size the FIFOs with sd.compile)";
+  std::fprintf(stderr, "%s\n", report.c_str());
+  std::fflush(stderr);
+  std::_Exit(3);
+}
+
+// A process that polls its streams (non-blocking empty()/full(), e.g. a layout converter) calls
+// this once per loop iteration: while it makes no progress it counts as blocked.
+inline void poll(bool moved, const char* in, const char* out) {
+  thread_local bool idle = false;
+  thread_local std::string line;
+  thread_local unsigned long seen = ~0ul;
+  thread_local std::chrono::steady_clock::time_point since;
+  Monitor& mon = Monitor::get();
+  std::lock_guard<std::mutex> lock(mon.m);
+  if (moved) {
+    if (idle) {
+      mon.blocked -= 1;
+      for (auto it = mon.waits.begin(); it != mon.waits.end(); ++it)
+        if (*it == line) {
+          mon.waits.erase(it);
+          break;
+        }
+      idle = false;
+    }
+    return;
+  }
+  if (!idle) {
+    idle = true;
+    mon.blocked += 1;
+    line = std::string("  ") + current_process + " polls streams '" + in + "' (for input) and '" + out +
+           "' (for space), neither can move";
+    mon.waits.push_back(line);
+    seen = ~0ul;
+  }
+  mon.check(seen, since);
+  std::this_thread::yield();
 }
 
 // A dataflow region in threaded mode: one thread per process, joined at the end.
@@ -198,21 +250,7 @@ class stream<T, 0> {
       cv.wait_for(lock, std::chrono::milliseconds(10));
       if (ready()) break;
       std::lock_guard<std::mutex> g(mon.m);
-      if (mon.blocked < mon.live || mon.progress != seen) {
-        seen = mon.progress;
-        since = std::chrono::steady_clock::now();
-        continue;
-      }
-      auto idle = std::chrono::steady_clock::now() - since;
-      if (idle > std::chrono::milliseconds(sd_csim::watchdog_ms())) {
-        std::string report = "DEADLOCK: all " + std::to_string(mon.live) +
-                             " running dataflow processes are blocked on streams:\n";
-        for (const auto& w : mon.waits) report += w + "\n";
-        report += "fix: raise the depth of a full stream on the cycle (or size the FIFOs with sd.compile)";
-        std::fprintf(stderr, "%s\n", report.c_str());
-        std::fflush(stderr);
-        std::_Exit(3);
-      }
+      mon.check(seen, since);
     }
     std::lock_guard<std::mutex> g(mon.m);
     mon.blocked -= 1;

@@ -3,6 +3,8 @@
 #define SD_SUPPORT_H
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 // Dataflow processes: a plain call for Vitis HLS and sequential csim (processes run in call
 // order), one thread each in threaded csim (-DSD_CSIM_THREADED), joined at SD_DATAFLOW_END.
@@ -14,6 +16,24 @@
 #define SD_DATAFLOW_BEGIN() (void)0
 #define SD_DATAFLOW_PROCESS(fn, ...) fn(__VA_ARGS__)
 #define SD_DATAFLOW_END() (void)0
+#endif
+
+// A polling process (non-blocking empty()/full()) ends each loop iteration with SD_POLL: nothing
+// for Vitis; in sequential csim no progress means it can never progress (its producer already
+// ran), an error; in threaded csim it yields and counts as blocked for the deadlock watchdog.
+#if defined(SD_CSIM_THREADED)
+#define SD_POLL(moved, in, out) ::sd_csim::poll((moved), (in).name(), (out).name())
+#elif defined(__SYNTHESIS__)
+#define SD_POLL(moved, in, out) (void)0
+#else
+#define SD_POLL(moved, in, out)                                                                  \
+  do {                                                                                            \
+    if (!(moved)) {                                                                               \
+      std::fprintf(stderr, "ERROR: %s cannot progress: its input ended early or its producer has " \
+                   "not run (sequential csim runs processes in call order)\n", __func__);         \
+      std::exit(2);                                                                               \
+    }                                                                                             \
+  } while (0)
 #endif
 
 // arith.maximumf / minimumf propagate NaN (std::fmax / fmin would drop it).

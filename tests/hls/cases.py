@@ -7,8 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from xdsl.context import Context
 
+import streamdsl as sd
 from dsl import programs as P
+from lowering.transforms.insert_converters import InsertConvertersPass
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 
@@ -37,6 +40,35 @@ def _tutorial_attention() -> P.Case:
     return P.Case(t.build(h, cache, dh, rows), P.inputs(P.rand(h, dh), P.rand(h, cache, dh), P.rand(h, cache, dh)), t.reference)
 
 
+def planned(case: P.Case) -> P.Case:
+    """The case with its converters planned (bank shape, shared loops), as `streamdsl compile` does."""
+    InsertConvertersPass().apply(Context(), case.program.module)
+    return case
+
+
+def regrid(r: int = 4, d: int = 64) -> P.Case:
+    """(1, 16) tiles re-cut into (2, 8) tiles: the planned converter shares the row-pair loop, so it
+    cycles through two banks (ping-pong) of one row pair each."""
+    src = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(1, 16))
+    dst = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(2, 8))
+
+    @sd.kernel
+    def pre(x: src) -> src:
+        for i in range(src.num_tokens):
+            yield x.read() * 3.0
+
+    @sd.kernel
+    def post(y: dst) -> dst:
+        for i in range(dst.num_tokens):
+            yield y.read() + 1.0
+
+    @sd.dataflow
+    def regrid_prog(x: sd.Tensor[sd.f32, (r, d)]):
+        return post(pre(x))
+
+    return planned(P.Case(regrid_prog, P.inputs(P.rand(r, d)), lambda x: x * 3.0 + 1.0))
+
+
 CASES: dict[str, Callable[[], P.Case]] = {
     "elementwise_chain": lambda: P.elementwise_chain(2, 64, 16),
     "row_stats": lambda: P.row_stats(4, 64, 16),
@@ -46,6 +78,8 @@ CASES: dict[str, Callable[[], P.Case]] = {
     "matvec": lambda: P.matvec(64, 128, 32),
     "matmul": lambda: P.matmul(16, 16, 32, 8),
     "transpose": lambda: P.transpose(32, 64, 16),
+    "transpose_planned": lambda: planned(P.transpose(32, 64, 16)),
+    "regrid_planned": regrid,
     "fork_join": lambda: P.fork_join(2, 64, 16),
     "diamond": lambda: P.diamond(2, 64, 16),
     "gelu_mlp": lambda: P.gelu_mlp(32, 64, 16),
@@ -55,7 +89,7 @@ CASES: dict[str, Callable[[], P.Case]] = {
     "tutorial01_elementwise": _tutorial_elementwise,
     "tutorial02_replay": lambda: _tutorial_matvec("replay"),
     "tutorial02_buffered": lambda: _tutorial_matvec("buffered"),
-    "tutorial02_converted": lambda: _tutorial_matvec("converted"),
+    "tutorial02_converted": lambda: planned(_tutorial_matvec("converted")),
     "tutorial03_attention": _tutorial_attention,
 }
 
