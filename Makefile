@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -n 2
 .PHONY: run test setup clean
 
 run: $(STAMP)
-	$(BIN)/streamdsl compile
+	$(BIN)/streamdsl compile --csim
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

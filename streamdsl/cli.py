@@ -66,7 +66,7 @@ def cmd_compile(args: argparse.Namespace, console: Console) -> int:
     hidden, ffn, tile = SIZES[args.size]
     example = EXAMPLES[args.program](hidden, ffn, tile)
     out = Path(args.out or f"out/{args.program}-{args.size}")
-    result = compile_example(example, out, console.step, seed=args.seed)
+    result = compile_example(example, out, console.step, seed=args.seed, csim=args.csim)
     print(_summary(result.report, out))
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
@@ -86,7 +86,9 @@ def _summary(report: dict, out: object) -> str:
         f"(max |y| {verification['torch_max_abs']:.3g})",
         f"  timed simulation: {timed['makespan_cycles']} cycles (unbounded FIFOs: {timed['unbounded_makespan_cycles']}), "
         f"deadlock-free: {verification['deadlock_free']}",
-        f"  wrote {out}/report.json, program.mlir, dataflow.dot/.svg",
+        *([f"  C simulation (g++, sequential and threaded) vs functional simulation: max abs error "
+           f"{verification['csim_vs_sim_max_abs']:.3g}"] if verification["csim_vs_sim_max_abs"] is not None else []),
+        f"  wrote {out}/report.json, program.mlir, dataflow.dot/.svg" + (", hls/" if verification["csim_vs_sim_max_abs"] is not None else ""),
     ]
     return "\n".join(lines)
 
@@ -102,6 +104,8 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=SIZES, default="small", help="tiny, small (GPT-2, default) or paper (GPT-2 medium)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: out/PROGRAM-SIZE)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
+    parser.add_argument("--csim", action="store_true",
+                        help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
 
 
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"compile": _add_compile_args}

@@ -12,7 +12,7 @@ REPORT_KEYS = {"model", "config", "kernels", "streams", "converters", "dmas", "f
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("compile") / "ffn"
-    assert main(["-q", "compile", "--size", "tiny", "--out", str(out)]) == 0
+    assert main(["-q", "compile", "--size", "tiny", "--csim", "--out", str(out)]) == 0
     return out, json.loads((out / "report.json").read_text())
 
 
@@ -27,6 +27,8 @@ def test_report_follows_the_contract(tiny_report):
     assert report["fifo_sizing"].keys() >= {"seconds", "total_bits", "naive_bits", "sim_peak_bits"}
     assert report["verification"].keys() >= {"sim_vs_torch_max_abs", "csim_vs_sim_max_abs", "deadlock_free"}
     assert (out / "program.mlir").read_text().count("dataflow.task") == 6
+    for name in ("kernel.cpp", "tb.cpp", "host.cpp", "link.cfg", "Makefile", "include/hls_stream.h"):
+        assert (out / "hls" / name).is_file(), name
 
 
 def test_design_is_verified(tiny_report):
@@ -34,6 +36,9 @@ def test_design_is_verified(tiny_report):
     verification = report["verification"]
     assert verification["deadlock_free"] is True
     assert verification["sim_vs_torch_max_abs"] <= 1e-5 * max(verification["torch_max_abs"], 1.0)
+    # the emitted C++ under g++, as Vitis csim runs it and threaded with bounded FIFOs
+    assert verification["csim_modes"].keys() == {"sequential", "threaded"}
+    assert verification["csim_vs_sim_max_abs"] <= 1e-5 * max(verification["torch_max_abs"], 1.0)
     timed = report["timed_simulation"]
     assert timed["makespan_cycles"] == timed["unbounded_makespan_cycles"]  # LP depths never stall
     # the residual FIFO must hold the row while layernorm reads it whole: more than the default 2
