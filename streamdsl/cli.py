@@ -93,9 +93,78 @@ def _summary(report: dict, out: object) -> str:
     return "\n".join(lines)
 
 
+def cmd_models(args: argparse.Namespace, console: Console) -> int:
+    """List what `compile` and `import` accept."""
+    from frontends.hf import FAMILIES, SIZES as MODEL_SIZES
+
+    from streamdsl.examples import EXAMPLES
+
+    print(f"built-in programs (streamdsl compile): {', '.join(EXAMPLES)}; sizes {', '.join(SIZES)}")
+    print(f"Hugging Face families (streamdsl import): {', '.join(FAMILIES)}; sizes {', '.join(MODEL_SIZES)}")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, console: Console) -> int:
+    """Import a zoo model through torch.export and check the IR on numpy against PyTorch eager."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from frontends import FrontendError, from_torch, hf
+    from streamdsl.output import atomic_output_dir
+
+    warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
+    console.step(f"building {args.family} ({args.size}) from its config with random weights")
+    try:
+        model = hf.build(args.family, args.size, num_layers=args.layers, weights=args.weights)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"streamdsl import: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    module, inputs = hf.prefill(model, args.tokens) if args.prefill else hf.decode_step(model, args.past)
+    console.step("exporting, decomposing to core ATen and importing to linalg")
+    try:
+        prog = from_torch(module, *inputs)
+    except FrontendError as err:
+        print(f"streamdsl import: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    console.step("running the imported IR on numpy and the model in PyTorch eager")
+    with torch.no_grad():
+        expected = [t.numpy() for t in module(*inputs)]
+    got = prog.reference(*[t.numpy() for t in inputs])
+    got = list(got) if isinstance(got, tuple | list) else [got]
+    error = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected))
+    scale = float(np.max(np.abs(expected[0])))
+    passed = error <= 1e-4 * scale
+    print(f"{args.family}-{args.size} {'prefill' if args.prefill else 'decode'}: max abs error {error:.3g} "
+          f"vs max |logit| {scale:.3g} ({'ok' if passed else 'FAILED'}, tolerance 1e-4 relative)")
+    if args.out:
+        with atomic_output_dir(args.out) as staging:
+            (staging / "imported.mlir").write_text(str(prog.module) + "\n")
+            summary = {"model": args.family, "size": args.size, "max_abs_error": error, "max_abs_logit": scale}
+            (staging / "import.json").write_text(json.dumps(summary, indent=2) + "\n")
+        console.step(f"wrote {Path(args.out) / 'imported.mlir'}")
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def _add_import_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("family", help="gpt2, llama, qwen2 or gemma (see `streamdsl models`)")
+    parser.add_argument("--size", default="tiny", help="tiny (default), small or paper")
+    parser.add_argument("--layers", type=int, help="keep only the first N decoder layers")
+    parser.add_argument("--weights", metavar="DIR", help="load *.safetensors from DIR instead of random weights")
+    parser.add_argument("--prefill", action="store_true", help="import the prompt (prefill) step, not a decode step")
+    parser.add_argument("--past", type=int, default=8, help="cached tokens of the decode step (default 8)")
+    parser.add_argument("--tokens", type=int, default=8, help="prompt length of the prefill step (default 8)")
+    parser.add_argument("--out", metavar="DIR", help="write DIR/imported.mlir and DIR/import.json")
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Console], int], str]] = {
     "compile": (cmd_compile, "compile a built-in program end to end with its verification"),
+    "import": (cmd_import, "import a Hugging Face model to linalg and check it against PyTorch"),
     "itensor": (cmd_itensor, "print the paper's Fig. 5 itensor layouts with their stream order"),
+    "models": (cmd_models, "list the built-in programs and the importable model families"),
 }
 
 
@@ -108,7 +177,7 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
 
 
-ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"compile": _add_compile_args}
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"compile": _add_compile_args, "import": _add_import_args}
 
 
 def build_parser() -> argparse.ArgumentParser:

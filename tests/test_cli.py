@@ -39,3 +39,26 @@ def test_itensor_prints_fig5_orders(capsys):
 def test_verbose_reports_progress(flag, capsys):
     assert main([flag, "itensor"]) == 0
     assert "layout (b)" in capsys.readouterr().err
+
+
+def test_models_lists_programs_and_families(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "ffn-block" in out and "gpt2, llama, qwen2, gemma" in out
+
+
+def test_import_checks_the_model_against_eager(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["-q", "import", "qwen2", "--layers", "1", "--past", "3", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("qwen2-tiny decode: max abs error") and "(ok," in line
+    assert "linalg." in (out / "imported.mlir").read_text()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["import", "gpt3"], "unknown model family 'gpt3'"),
+    (["import", "gpt2", "--size", "huge"], "unknown size 'huge'"),
+])
+def test_import_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
