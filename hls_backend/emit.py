@@ -142,6 +142,7 @@ class _KernelEmitter:
         self.structs: dict[str, ShapedType] = {}
         self.streams: dict[SSAValue, StreamInfo] = {}
         self.procs: list[_Process] = []
+        self.fns: set[str] = set()  # process function names taken
         self.inputs, self.outputs = self._args()
         self.pointer: dict[SSAValue, str] = {b: a.name for b, a in zip(kernel.body.block.args, self.inputs)}
         self.out_pointer: dict[SSAValue, str] = {}
@@ -229,17 +230,12 @@ class _KernelEmitter:
         for op, node, fn in nodes:
             self.procs.append(self._process(op, node, fn))
 
-    _fns: set[str]
-
     def _unique_fn(self, name: str) -> str:
-        taken = getattr(self, "_fns", set())
-        base = name
-        i = 2
-        while name in taken or name == self.top:
+        base, i = name, 2
+        while name in self.fns or name == self.top:
             name = f"{base}_{i}"
             i += 1
-        taken.add(name)
-        self._fns = taken
+        self.fns.add(name)
         return name
 
     def _unique_var(self, name: str) -> str:
@@ -496,9 +492,9 @@ class _KernelEmitter:
         for s in self.streams.values():
             lines.append(f'  hls::stream<{s.token}, {s.depth}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}')
             lines.append(f"#pragma HLS stream variable={s.var} depth={s.depth}")
-        lines += ["", "  SD_DATAFLOW_BEGIN();"]
+        lines += ["", "  SD_DATAFLOW_BEGIN()  // nothing for Vitis: the region is the calls below"]
         lines += [f"  SD_DATAFLOW_PROCESS({p.fn}, {', '.join(p.args)});" for p in self.procs]
-        lines += ["  SD_DATAFLOW_END();", "}"]
+        lines += ["  SD_DATAFLOW_END()", "}"]
         return lines
 
 

@@ -33,7 +33,7 @@ _CONTAINER = re.compile(r"\bstd::(vector|deque|list|forward_list|map|multimap|un
 _FUNC = re.compile(r'(?:extern\s+"C?"\s+)?(?:static\s+)?(?:inline\s+)?void\s+(\w+)\s*\(([^)]*)\)\s*\{')
 _STREAM_DECL = re.compile(r"hls::stream<[^;]*?>\s+(\w+)\s*(?:\([^;]*\))?\s*;")
 _DEPTH_PRAGMA = re.compile(r"#pragma\s+HLS\s+stream\s+variable\s*=\s*(\w+)\s+depth\s*=\s*\d+", re.I)
-_CALL = re.compile(r"^\s*(\w+)\s*\(([^;]*)\)\s*;", re.M)  # a call statement (a process)
+_CALL = re.compile(r"^[ \t]*(\w+)[ \t]*\(([^;\n]*)\)[ \t]*;", re.M)  # a one-line call statement (a process)
 _MAXI = re.compile(r"#pragma\s+HLS\s+interface\s+m_axi\s+port\s*=\s*(\w+)", re.I)
 
 

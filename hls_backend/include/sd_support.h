@@ -8,14 +8,15 @@
 
 // Dataflow processes: a plain call for Vitis HLS and sequential csim (processes run in call
 // order), one thread each in threaded csim (-DSD_CSIM_THREADED), joined at SD_DATAFLOW_END.
+// BEGIN and END take no semicolon, so nothing but the calls is left in the region for Vitis.
 #ifdef SD_CSIM_THREADED
-#define SD_DATAFLOW_BEGIN() ::sd_csim::Region sd_region_
+#define SD_DATAFLOW_BEGIN() ::sd_csim::Region sd_region_;
 #define SD_DATAFLOW_PROCESS(fn, ...) sd_region_.spawn(#fn, [&]() { fn(__VA_ARGS__); })
-#define SD_DATAFLOW_END() sd_region_.join()
+#define SD_DATAFLOW_END() sd_region_.join();
 #else
-#define SD_DATAFLOW_BEGIN() (void)0
+#define SD_DATAFLOW_BEGIN()
 #define SD_DATAFLOW_PROCESS(fn, ...) fn(__VA_ARGS__)
-#define SD_DATAFLOW_END() (void)0
+#define SD_DATAFLOW_END()
 #endif
 
 // A polling process (non-blocking empty()/full()) ends each loop iteration with SD_POLL: nothing

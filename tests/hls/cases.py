@@ -69,6 +69,40 @@ def regrid(r: int = 4, d: int = 64) -> P.Case:
     return planned(P.Case(regrid_prog, P.inputs(P.rand(r, d)), lambda x: x * 3.0 + 1.0))
 
 
+def held_regrid(r: int = 4, d: int = 64) -> P.Case:
+    """A reconvergent pair behind a two-bank converter: one branch holds a row pair before
+    emitting it, the other goes straight to the join (its FIFO must hold a row pair)."""
+    src = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(1, 16))
+    dst = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(2, 8))
+    per_pair = dst.num_tokens // (r // 2)
+
+    @sd.kernel
+    def pre(x: src) -> src:
+        for i in range(src.num_tokens):
+            yield x.read() * 3.0
+
+    @sd.kernel
+    def hold(y: dst) -> dst:
+        for i in range(r // 2):
+            buf = sd.zeros((per_pair, 2, 8))
+            for j in range(per_pair):
+                buf[j] = y.read()
+            for j in range(per_pair):
+                yield buf[j] + 1.0
+
+    @sd.kernel
+    def mul(a: dst, b: dst) -> dst:
+        for i in range(dst.num_tokens):
+            yield a.read() * b.read()
+
+    @sd.dataflow
+    def held(x: sd.Tensor[sd.f32, (r, d)]):
+        y = pre(x)
+        return mul(hold(y), y)
+
+    return planned(P.Case(held, P.inputs(P.rand(r, d)), lambda x: (3.0 * x + 1.0) * (3.0 * x)))
+
+
 CASES: dict[str, Callable[[], P.Case]] = {
     "elementwise_chain": lambda: P.elementwise_chain(2, 64, 16),
     "row_stats": lambda: P.row_stats(4, 64, 16),
@@ -80,6 +114,7 @@ CASES: dict[str, Callable[[], P.Case]] = {
     "transpose": lambda: P.transpose(32, 64, 16),
     "transpose_planned": lambda: planned(P.transpose(32, 64, 16)),
     "regrid_planned": regrid,
+    "held_regrid_planned": held_regrid,
     "fork_join": lambda: P.fork_join(2, 64, 16),
     "diamond": lambda: P.diamond(2, 64, 16),
     "gelu_mlp": lambda: P.gelu_mlp(32, 64, 16),

@@ -21,10 +21,10 @@ int main() {
   for (int i = 0; i < 3; ++i) probe.read();
   hls::stream<int, 1> s("s");
   long sum = 0;
-  SD_DATAFLOW_BEGIN();
+  SD_DATAFLOW_BEGIN()
   SD_DATAFLOW_PROCESS(produce, s);
   SD_DATAFLOW_PROCESS(consume, s, &sum);
-  SD_DATAFLOW_END();
+  SD_DATAFLOW_END()
   std::printf("sum=%ld\n", sum);
   return 0;
 }
@@ -38,10 +38,10 @@ static void a(hls::stream<int>& in, hls::stream<int>& out) { int v = in.read(); 
 static void b(hls::stream<int>& in, hls::stream<int>& out) { int v = in.read(); out.write(v); }
 int main() {
   hls::stream<int, 2> ab("a->b"), ba("b->a");
-  SD_DATAFLOW_BEGIN();
+  SD_DATAFLOW_BEGIN()
   SD_DATAFLOW_PROCESS(a, ba, ab);
   SD_DATAFLOW_PROCESS(b, ab, ba);
-  SD_DATAFLOW_END();
+  SD_DATAFLOW_END()
   return 0;
 }
 """
