@@ -220,6 +220,9 @@ class BodyEmitter:
 
     def _loop(self, indent: int, n: int, body: Callable[[int, str], None], hint: str = "k") -> None:
         """`for (k = 0; k < n; ++k)` pipelined at II=1 around `body(indent, k)`."""
+        if n == 1:
+            body(indent, "0")
+            return
         var = self.fresh(hint)
         self.emit(indent, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
         self.emit(indent + 1, "#pragma HLS pipeline II=1")
@@ -343,10 +346,10 @@ class BodyEmitter:
         else:
             src = self.use(small_val, indent)
             dst = self._copy_or_reuse(big_val, op.results[0], indent)
-        loops = [self.fresh("i") for _ in small]
+        loops = self._loop_vars(small, "i")
         big_idx = []
         for off, stride, m in zip(offsets, strides, mapping):
-            if m is None:
+            if m is None or loops[m] == "0":
                 big_idx.append(off)
             else:
                 term = loops[m] if stride == "1" else f"{loops[m]} * {stride}"
@@ -356,14 +359,21 @@ class BodyEmitter:
         self._nest(indent, loops, list(small), lambda i: self.emit(i, copy), pipeline="II=1")
 
     def _nest(self, indent: int, loops: list[str], ranges: list[int], body: Callable[[int], None], pipeline: str | None) -> None:
-        for depth, (var, n) in enumerate(zip(loops, ranges)):
-            self.emit(indent + depth, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
-        inner = indent + len(loops)
-        if pipeline and loops:
+        """Loops over `ranges` (loops whose variable is "0" have one trip and are left out)."""
+        inner = indent
+        for var, n in zip(loops, ranges):
+            if var != "0":
+                self.emit(inner, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
+                inner += 1
+        if pipeline is not None and inner > indent:
             self.emit(inner, f"#pragma HLS pipeline {pipeline}".rstrip())
         body(inner)
-        for depth in reversed(range(len(loops))):
-            self.emit(indent + depth, "}")
+        for depth in reversed(range(indent, inner)):
+            self.emit(depth, "}")
+
+    def _loop_vars(self, ranges: list[int] | tuple[int, ...], hint: str) -> list[str]:
+        """A fresh variable per loop, "0" for a loop of one trip."""
+        return [self.fresh(f"{hint}{i}") if n > 1 else "0" for i, n in enumerate(ranges)]
 
     def _reshape(self, op: Operation, indent: int) -> None:
         src, result = op.operands[0], op.results[0]
@@ -387,7 +397,7 @@ class BodyEmitter:
         src, result = op.inputs[0], op.results[0]
         x = self.use(src, indent)
         out = self.define(result)
-        loops = [self.fresh("i") for _ in perm]
+        loops = self._loop_vars(_shape(result), "i")
         src_idx = [loops[perm.index(d)] for d in range(len(perm))]
         self.emit(indent, f"{self.struct(result)} {out};  // linalg.transpose {perm}")
         line = f"{out}.v[{flat_index(loops, _shape(result))}] = {x}.v[{flat_index(src_idx, _shape(src))}];"
@@ -404,7 +414,7 @@ class BodyEmitter:
         ranges = self._ranges(op, maps, operands)
         block = op.body.block
         ins, outs = list(op.inputs), list(op.outputs)
-        loops = [self.fresh(f"d{i}") for i in range(len(ranges))]
+        loops = self._loop_vars(ranges, "d")
         results = []
         for out, res, arg in zip(outs, op.results, block.args[len(ins) :]):
             if out in self.lazy_empty and not arg.uses:  # every element is written: no init
