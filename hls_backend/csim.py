@@ -8,11 +8,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["CsimDeadlock", "CsimError", "build_csim", "run_csim", "CXX_FLAGS"]
+__all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verification", "run_csim"]
 
 CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-I", "."]
 _SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "include/hls_stream.h"]
@@ -85,3 +87,26 @@ def run_csim(project_dir: Path | str, *arrays: np.ndarray, threaded: bool = Fals
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def csim_verification(design: Any, project_dir: Path | str, *arrays: np.ndarray) -> dict[str, Any]:
+    """Both csim modes against the functional simulator of `design` (with its depths), for
+    report.json's `verification`: `csim_vs_sim_max_abs` (largest difference over the modes that
+    finished), `deadlock_free` (threaded csim finished), the watchdog's report if it did not, and
+    seconds per mode (build included)."""
+    want = design.simulate(*arrays)
+    want_t = want if isinstance(want, tuple) else (want,)
+    record: dict[str, Any] = {"csim_vs_sim_max_abs": None, "deadlock_free": True, "csim_seconds": {}}
+    for mode, threaded in (("sequential", False), ("threaded", True)):
+        start = time.perf_counter()
+        try:
+            got = run_csim(project_dir, *arrays, threaded=threaded)
+        except CsimDeadlock as err:
+            record["deadlock_free"], record["deadlock_report"] = False, err.report
+            continue
+        finally:
+            record["csim_seconds"][mode] = time.perf_counter() - start
+        got_t = got if isinstance(got, tuple) else (got,)
+        diff = max(float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64)), initial=0.0)) for g, w in zip(got_t, want_t))
+        record["csim_vs_sim_max_abs"] = max(diff, record["csim_vs_sim_max_abs"] or 0.0)
+    return record

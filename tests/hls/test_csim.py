@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import streamdsl as sd
-from hls_backend import CsimDeadlock, build_csim, emit_project, run_csim
+from hls_backend import CsimDeadlock, build_csim, csim_verification, emit_project, run_csim
 from hls_backend.lint import lint_project
 from streamdsl.errors import DeadlockError
 
@@ -52,6 +52,9 @@ def test_undersized_fifo_deadlocks_only_in_threaded_csim(tmp_path) -> None:  # n
     assert "task_mul waits on stream 'softmax->mul' (empty" in report
     with pytest.raises(DeadlockError):
         design.simulate(*xs, depths=small)
+    record = csim_verification(design, project, *xs)  # what report.json's verification gets
+    assert record["deadlock_free"] is False and "fork(copy)->mul" in record["deadlock_report"]
+    assert record["csim_vs_sim_max_abs"] <= 1e-5 and set(record["csim_seconds"]) == {"sequential", "threaded"}
 
 
 def test_deadlock_through_a_polling_converter(tmp_path) -> None:  # noqa: ANN001
