@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
 
-__all__ = ["HlsEmitError", "c_scalar", "c_literal", "affine_c", "struct_name", "ident", "np_dtype"]
+__all__ = ["HlsEmitError", "affine_c", "c_literal", "c_scalar", "flat_index", "ident", "np_dtype", "struct_name"]
 
 
 class HlsEmitError(ValueError):
@@ -49,10 +49,6 @@ def _key(elem: Attribute) -> str:
         f"element type {elem} is not supported by the HLS backend (f32, f64, i1, i8, i16, i32, i64 are); "
         "bf16/f16 need ap_fixed/half types, which this backend does not emit yet"
     )
-
-
-def scalar_key(elem: Attribute) -> str:
-    return _key(elem)
 
 
 def c_scalar(elem: Attribute) -> str:
