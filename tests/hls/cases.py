@@ -103,6 +103,14 @@ def held_regrid(r: int = 4, d: int = 64) -> P.Case:
     return planned(P.Case(held, P.inputs(P.rand(r, d)), lambda x: (3.0 * x + 1.0) * (3.0 * x)))
 
 
+def ffn_block() -> P.Case:
+    """The main job's default program (streamdsl/examples.py), small, converters planned."""
+    from streamdsl.examples import ffn_block as example
+
+    ex = example(64, 256, 32)
+    return planned(P.Case(ex.program, lambda rng: ex.make_inputs(int(rng.integers(1 << 16))), ex.reference))
+
+
 CASES: dict[str, Callable[[], P.Case]] = {
     "elementwise_chain": lambda: P.elementwise_chain(2, 64, 16),
     "row_stats": lambda: P.row_stats(4, 64, 16),
@@ -121,6 +129,7 @@ CASES: dict[str, Callable[[], P.Case]] = {
     "silu_mlp": lambda: P.silu_mlp(32, 32, 16),
     "matvec_cached": lambda: P.matvec_cached(48, 16, 16),
     "split_sign": lambda: P.split_sign(2, 64, 16),
+    "ffn_block": ffn_block,
     "tutorial01_elementwise": _tutorial_elementwise,
     "tutorial02_replay": lambda: _tutorial_matvec("replay"),
     "tutorial02_buffered": lambda: _tutorial_matvec("buffered"),
