@@ -43,7 +43,16 @@ from streamdsl.sim.converter import slab_layout
 __all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel", "DEFAULT_DEPTH"]
 
 DEFAULT_DEPTH = 2  # the Vitis default for a stream without a depth
-_RESERVED = {"main", "int", "float", "double", "void", "for", "if", "else", "return", "static", "const", "auto"}
+# names the top (an extern "C" symbol) or an argument must not take: C++ keywords and C library
+# functions the kernel or testbench sees through <cmath> / <cstdio> / <cstdlib>
+_RESERVED = {
+    "main", "int", "float", "double", "void", "for", "if", "else", "return", "static", "const", "auto",
+    "new", "delete", "class", "struct", "default", "case", "switch", "while", "do", "break", "continue",
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "cbrt", "tanh", "sin", "cos", "tan",
+    "sinh", "cosh", "asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "erf", "ceil", "floor",
+    "trunc", "round", "pow", "fma", "fmod", "fmax", "fmin", "fabs", "abs", "copysign", "nearbyint",
+    "exit", "abort", "free", "malloc", "calloc", "realloc", "printf", "fprintf", "puts", "time", "div",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,25 @@ def test_top_interfaces(design: sd.Design) -> None:
 def test_output_is_deterministic() -> None:
     first = emit_kernel(sd.compile(CASES["tutorial03_attention"]().program)).code
     assert emit_kernel(sd.compile(CASES["tutorial03_attention"]().program)).code == first
+
+
+def test_names_that_clash_with_the_c_library_are_renamed(tmp_path) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from hls_backend import emit_project, run_csim
+
+    X = sd.itensor.tiled(sd.f32, shape=(2, 8), tile=(1, 4))
+
+    @sd.kernel
+    def sqrt(x: X) -> X:  # a task named like a <cmath> function
+        for i in range(X.num_tokens):
+            yield x.read() + 1.0
+
+    @sd.dataflow
+    def exp(log: sd.Tensor[sd.f32, (2, 8)]):  # top and argument named like <cmath> functions
+        return sqrt(log)
+
+    kernel = emit_kernel(sd.compile(exp))
+    assert kernel.top == "exp_kernel" and [a.name for a in kernel.inputs] == ["log_"]
+    x = np.arange(16, dtype=np.float32).reshape(2, 8)
+    np.testing.assert_array_equal(run_csim(emit_project(sd.compile(exp), tmp_path / "p"), x), x + 1.0)
