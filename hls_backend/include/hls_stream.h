@@ -55,7 +55,7 @@ inline thread_local const char* current_process = "main";
 // How long the whole design may sit with every process blocked before it is called a deadlock.
 inline int watchdog_ms() {
   const char* env = std::getenv("SD_CSIM_WATCHDOG_MS");
-  return env ? std::atoi(env) : 500;
+  return env ? std::atoi(env) : 1000;
 }
 
 inline void Monitor::check(unsigned long& seen, std::chrono::steady_clock::time_point& since) {
