@@ -190,21 +190,33 @@ class _KernelEmitter:
     # -- graph ---------------------------------------------------------------------------------
 
     def _build(self, depths: Mapping[str, int]) -> None:
-        ops = [op for op in self.kernel.body.block.ops if not isinstance(op, ITensorEmptyOp | ITensorCastOp | YieldOp)]
         yield_op = self.kernel.body.block.last_op
         assert isinstance(yield_op, YieldOp)
         for value, arg in zip(yield_op.values, self.outputs):
             if not isinstance(value.owner, DmaStoreOp):
                 raise HlsEmitError(f"kernel @{self.top}: result {arg.name} is not written by a dataflow.dma_store")
             self.out_pointer[value] = arg.name
+        nodes = self._nodes()
+        consumer = self._consumers(nodes)
+        self._make_streams(nodes, consumer, depths)
+        for op, node, fn in nodes:
+            self.procs.append(self._process(op, node, fn))
+
+    def _nodes(self) -> list[tuple[Operation, str, str]]:
+        """(op, node name as the simulator names it, C++ function name) per process, in IR order."""
         seen: dict[str, int] = {}
-        nodes: list[tuple[Operation, str, str]] = []
-        for op in ops:
+        nodes = []
+        for op in self.kernel.body.block.ops:
+            if isinstance(op, ITensorEmptyOp | ITensorCastOp | YieldOp):
+                continue
             node = node_name(op)
             seen[node] = seen.get(node, 0) + 1
             node = node if seen[node] == 1 else f"{node}#{seen[node]}"
             prefix = "task_" if isinstance(op, TaskOp) else ""
             nodes.append((op, node, self._unique_fn(prefix + ident(node))))
+        return nodes
+
+    def _consumers(self, nodes: list[tuple[Operation, str, str]]) -> dict[SSAValue, str]:
         producer: dict[SSAValue, str] = {}
         consumer: dict[SSAValue, str] = {}
         for op, node, _ in nodes:
@@ -218,26 +230,29 @@ class _KernelEmitter:
                         "has one reader in Vitis: insert dataflow.itensor_fork"
                     )
                 consumer[root] = node
+        for value, node in consumer.items():
+            if value not in producer:
+                raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} read by {node} has no producer")
+        return consumer
+
+    def _make_streams(self, nodes: list[tuple[Operation, str, str]], consumer: dict[SSAValue, str], depths: Mapping[str, int]) -> None:
+        """One FIFO per written stream, named as the simulators name it; depth: override, else
+        the producing op's attribute, else the Vitis default."""
         names: set[str] = set()
         for op, node, _ in nodes:
             for value in self._written(op):
                 if value not in consumer:
                     raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} written by {node} is never read")
                 base = value.name_hint or f"{node}->{consumer[value]}"
-                name = base if base not in names else next(f"{base}#{i}" for i in range(2, 1000) if f"{base}#{i}" not in names)
+                name = base if base not in names else next(f"{base}#{i}" for i in range(2, len(names) + 3) if f"{base}#{i}" not in names)
                 names.add(name)
-                depth = depths.get(name) or ir_depth(value) or DEFAULT_DEPTH
-                it = value.type.itensor  # type: ignore[attr-defined]
-                token = self._token(it)
+                depth = depths[name] if name in depths else ir_depth(value) or DEFAULT_DEPTH
+                if depth < 1:
+                    raise HlsEmitError(f"stream {name}: depth must be >= 1, got {depth}")
+                token = self._token(value.type.itensor)  # type: ignore[attr-defined]
                 self.streams[value] = StreamInfo(name, self._unique_var("s_" + ident(name)), token, int(depth))
-        unknown = sorted(set(depths) - names)
-        if unknown:
+        if unknown := sorted(set(depths) - names):
             raise HlsEmitError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(sorted(names))}")
-        for value in consumer:
-            if value not in producer:
-                raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} read by {consumer[value]} has no producer")
-        for op, node, fn in nodes:
-            self.procs.append(self._process(op, node, fn))
 
     def _unique_fn(self, name: str) -> str:
         base, i = name, 2

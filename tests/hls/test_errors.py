@@ -55,3 +55,8 @@ def test_compile_errors_carry_the_compiler_output(chain: sd.Design, tmp_path: Pa
     kernel.write_text(kernel.read_text().replace("out.write(tile);", "out.write(tile)"))
     with pytest.raises(CsimError, match=r"(?s)g\+\+ failed.*out.write\(tile\)\n"):
         run_csim(project, np.zeros((2, 64), np.float32))
+
+
+def test_depth_must_be_positive(chain: sd.Design) -> None:
+    with pytest.raises(HlsEmitError, match="stream scale_shift->activate: depth must be >= 1, got 0"):
+        emit_kernel(chain, depths={"scale_shift->activate": 0})
