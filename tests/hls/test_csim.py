@@ -72,3 +72,14 @@ def test_deadlock_through_a_polling_converter(tmp_path) -> None:  # noqa: ANN001
     assert "converter_pre polls streams 'pre->converter(pre)' (for input) and 'converter(pre)->fork(0)'" in err.value.report
     with pytest.raises(DeadlockError):
         design.simulate(*xs, depths=small)
+
+
+@pytest.mark.parametrize("name", ["ffn_block", "diamond", "held_regrid_planned"])
+def test_conservative_depths_run_in_threaded_csim(name: str, tmp_path) -> None:  # noqa: ANN001
+    """The smaller FIFOs of conservative sizing: with blocking reads and writes a deadlock does
+    not depend on the schedule, so threaded csim must finish exactly when the simulator does."""
+    case = CASES[name]()
+    design = sd.compile(case.program, fifo_sizing="conservative")
+    xs = case.inputs(np.random.default_rng(4))
+    got = run_csim(emit_project(design, tmp_path / name), *xs, threaded=True)
+    assert_close(got, design.simulate(*xs), 1e-5, f"{name} conservative threaded csim")
