@@ -63,7 +63,10 @@ def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None
     with _stack_traces(False):
         ep = _export(module, tuple(args), dynamic_shapes)
         t1 = time.perf_counter()
-        ep = ep.run_decompositions()
+        # Decomposing re-traces the whole graph (~2 ms per node); a graph whose ops all have
+        # lowerings already is imported as exported.
+        if _Importer(ep).needs_decomposition():
+            ep = ep.run_decompositions()
     t2 = time.perf_counter()
     try:
         prog = import_exported(ep, name, names)
@@ -176,6 +179,18 @@ class _Importer:
         if missing:
             raise UnsupportedOpError(missing)
 
+    def needs_decomposition(self) -> bool:
+        """True unless every op is pure and either folded, ignored or in the lowering table
+        (a graph straight from torch.export may hold mutations, submodules and composite ops)."""
+        for n in self.graph.nodes:
+            if n.op in ("placeholder", "output"):
+                continue
+            if n.op != "call_function" or _mutates(n):
+                return True
+            if n not in self.foldable and n.target not in IGNORED and n.target not in LOWERINGS:
+                return True
+        return False
+
     # -- values ---------------------------------------------------------------------------------
     def fold(self, n: Node) -> object:
         if n not in self.folded:
@@ -280,6 +295,13 @@ class _Importer:
             op.detach()
             new.add_op(op)
         return new
+
+
+def _mutates(n: Node) -> bool:
+    """In-place or out= ops, except `detach_` (it only drops autograd history)."""
+    target = n.target
+    return (isinstance(target, torch._ops.OpOverload) and target._schema.is_mutable
+            and target is not aten.detach_.default)
 
 
 def _dtype(n: Node) -> torch.dtype | None:

@@ -11,6 +11,7 @@ from xdsl.dialects.builtin import i1
 from xdsl.ir import Operation, SSAValue
 
 from frontends.builder import Body, IRBuilder, element_type, is_float
+from frontends.errors import FrontendError
 from frontends.ops.registry import lowers, promote, result_meta
 
 aten = torch.ops.aten
@@ -209,8 +210,10 @@ def logical_not(b: IRBuilder, node: Node, x):
     return _emit(b, node, [x], lambda bb, v: bb.op(arith.XOrIOp(v[0], bb.const(-1, v[0].type))))
 
 
-@lowers(aten._to_copy.default)
-def to_copy(b: IRBuilder, node: Node, x, **kwargs):
+@lowers(aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout, aten.to.device, aten.to.other,
+        aten.type_as.default)
+def to_copy(b: IRBuilder, node: Node, x, *args, **kwargs):
+    """A cast to the result's dtype (the training IR's `to`/`type_as` are the same cast)."""
     shape, elt = result_meta(node)
     if not isinstance(x, SSAValue):
         return b.fill(x, shape, elt)
@@ -219,6 +222,14 @@ def to_copy(b: IRBuilder, node: Node, x, **kwargs):
     return b.elementwise(shape, elt, [x], lambda bb, v: v[0], compute_elt=[x.type.get_element_type()])
 
 
-@lowers(aten.clone.default, aten.alias.default, aten.lift_fresh_copy.default, aten.detach.default)
-def identity(b: IRBuilder, node: Node, x, **kwargs):
+@lowers(aten.clone.default, aten.alias.default, aten.lift_fresh_copy.default, aten.detach.default,
+        aten.contiguous.default)
+def identity(b: IRBuilder, node: Node, x, *args, **kwargs):
+    return x
+
+
+@lowers(aten.dropout.default)
+def dropout(b: IRBuilder, node: Node, x, p, train):
+    if train and p > 0:
+        raise FrontendError(f"{node.name}: dropout in training mode is random; call model.eval() before importing")
     return x

@@ -1,12 +1,16 @@
-"""Contractions: mm / addmm as `linalg.matmul`, bmm as a batch-matmul `linalg.generic`."""
+"""Contractions: mm / addmm as `linalg.matmul`, bmm as a batch-matmul `linalg.generic`; the
+un-decomposed `linear` and `matmul` of torch.export's training IR lower to the same ops their
+core-ATen decompositions give (view, transpose, mm/addmm/bmm)."""
 
 from __future__ import annotations
 
 import torch
 from torch.fx import Node
+import math
+
 from xdsl.dialects import arith
 
-from frontends.builder import IRBuilder, elt_of
+from frontends.builder import IRBuilder, elt_of, shape_of
 from frontends.ops.registry import lowers, result_meta
 
 aten = torch.ops.aten
@@ -31,3 +35,32 @@ def addmm(b: IRBuilder, node: Node, bias, x, w, beta=1, alpha=1):
 @lowers(aten.bmm.default)
 def bmm(b: IRBuilder, node: Node, x, y):
     return b.batch_matmul(x, y)
+
+
+@lowers(aten.linear.default)
+def linear(b: IRBuilder, node: Node, x, w, bias=None):
+    """x @ w.T + bias with x's leading dims flattened into the matmul's rows."""
+    shape, _ = result_meta(node)
+    rows = b.reshape(x, [math.prod(shape_of(x)[:-1]), shape_of(x)[-1]])
+    wt = b.transpose(w, [1, 0])
+    init = None if bias is None else b.broadcast_to(bias, [shape_of(rows)[0], shape_of(wt)[1]])
+    return b.reshape(b.matmul(rows, wt, init=init), shape)
+
+
+@lowers(aten.matmul.default)
+def matmul(b: IRBuilder, node: Node, x, y):
+    """torch.matmul: 1-D operands get a unit dim; a 2-D right operand folds the left operand's
+    batch dims into its rows; otherwise the batch dims broadcast and go through bmm."""
+    shape, _ = result_meta(node)
+    if len(shape_of(x)) == 1:
+        x = b.reshape(x, [1, shape_of(x)[0]])
+    if len(shape_of(y)) == 1:
+        y = b.reshape(y, [shape_of(y)[0], 1])
+    (*xb, m, k), (*yb, _, n) = shape_of(x), shape_of(y)
+    if not yb:
+        return b.reshape(b.matmul(b.reshape(x, [math.prod(xb) * m, k]), y), shape)
+    batch = list(torch.broadcast_shapes(tuple(xb), tuple(yb)))
+    bs = math.prod(batch)
+    x3 = b.reshape(b.broadcast_to(x, batch + [m, k]), [bs, m, k])
+    y3 = b.reshape(b.broadcast_to(y, batch + [k, n]), [bs, k, n])
+    return b.reshape(b.batch_matmul(x3, y3), shape)

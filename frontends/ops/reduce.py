@@ -65,10 +65,12 @@ def amax(b: IRBuilder, node: Node, x, dims=(), keepdim=False):
     return _amax(b, x, _dims(x, dims), keepdim)
 
 
-@lowers(aten._softmax.default)
-def softmax(b: IRBuilder, node: Node, x, dim, half_to_float=False):
+@lowers(aten._softmax.default, aten.softmax.int)
+def softmax(b: IRBuilder, node: Node, x, dim, half_to_float=None):
     """exp(x - max) / sum(exp(x - max)), with the max and the sum as reduction generics."""
     shape, elt = result_meta(node)
+    if x.type.get_element_type() != elt:  # softmax.int's dtype= (training IR)
+        x = b.elementwise(shape, elt, [x], lambda bb, v: v[0], compute_elt=[x.type.get_element_type()])
     dims = _dims(x, [dim])
     m = _amax(b, x, dims, True)
     e = b.elementwise(shape, elt, [x, m], lambda bb, v: bb.op(math.ExpOp(bb.op(arith.SubfOp(*v)))))
@@ -78,9 +80,20 @@ def softmax(b: IRBuilder, node: Node, x, dim, half_to_float=False):
 
 @lowers(aten.native_layer_norm.default)
 def native_layer_norm(b: IRBuilder, node: Node, x, normalized_shape, weight, bias, eps):
-    """(y, mean, rstd) as torch returns them: centre, mean of squares, rsqrt, affine."""
-    shape, elt = result_meta(node, 0)
-    dims = list(range(len(shape) - len(normalized_shape), len(shape)))
+    """(y, mean, rstd) as torch returns them."""
+    y, mean, rstd = _layer_norm(b, x, len(normalized_shape), weight, bias, eps)
+    return y, b.reshape(mean, result_meta(node, 1)[0]), b.reshape(rstd, result_meta(node, 2)[0])
+
+
+@lowers(aten.layer_norm.default)
+def layer_norm(b: IRBuilder, node: Node, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn=True):
+    return _layer_norm(b, x, len(normalized_shape), weight, bias, eps)[0]
+
+
+def _layer_norm(b: IRBuilder, x: SSAValue, ndims: int, weight, bias, eps: float):
+    """Centre, mean of squares, rsqrt, affine; mean and rstd keep the normalised dims as 1s."""
+    shape, elt = list(shape_of(x)), x.type.get_element_type()
+    dims = list(range(len(shape) - ndims, len(shape)))
     mean = _scale(b, _sum(b, x, dims, True), 1.0 / _count(x, dims))
     xc = b.elementwise(shape, elt, [x, mean], lambda bb, v: bb.op(arith.SubfOp(*v)))
     sq = b.elementwise(shape, elt, [xc], lambda bb, v: bb.op(arith.MulfOp(v[0], v[0])))
@@ -98,4 +111,4 @@ def native_layer_norm(b: IRBuilder, node: Node, x, normalized_shape, weight, bia
         return y
 
     y = b.elementwise(shape, elt, operands, affine)
-    return y, b.reshape(mean, result_meta(node, 1)[0]), b.reshape(rstd, result_meta(node, 2)[0])
+    return y, mean, rstd

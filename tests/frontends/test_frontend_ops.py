@@ -73,6 +73,16 @@ CASES = {
     "batched_matmul_4d": (lambda a, b: a @ b, [_randn(2, 3, 4, 5), _randn(2, 3, 5, 2)]),
     "reshape_mixed": (lambda x: x.reshape(6, 2, 2).permute(2, 0, 1).reshape(4, 6), [_randn(4, 3, 2)]),
     "expand": (lambda x: x.unsqueeze(0).expand(3, 2, 4) + 0, [_randn(2, 1).expand(2, 4).contiguous()]),
+    # Ops of torch.export's training IR that are lowered without decomposing the graph.
+    "linear_bias_4d": (lambda x, w, b: F.linear(x, w, b), [_randn(2, 2, 3, 4), _randn(5, 4), _randn(5)]),
+    "matmul_vectors": (lambda a, b, m: (a @ b) + (a @ m).sum() + (m.t() @ b).sum(), [_randn(4), _randn(4), _randn(4, 3)]),
+    "matmul_3d_2d": (lambda a, b: a @ b, [_randn(2, 3, 4), _randn(4, 5)]),
+    "matmul_broadcast_batch": (lambda a, b: torch.matmul(a, b), [_randn(2, 1, 3, 4), _randn(3, 4, 2)]),
+    "matmul_vector_batch": (lambda a, b: a @ b, [_randn(4), _randn(2, 4, 3)]),
+    "softmax_dtype": (lambda x: torch.softmax(x.half(), -1, dtype=torch.float32), [_randn(3, 4)]),
+    "casts_to_type_as": (lambda x, i: x.to(torch.float64).type_as(x) + i.to(x.dtype) + i.type_as(x), [_randn(5), _ints(5)]),
+    "contiguous_dropout": (lambda x: F.dropout(x.t().contiguous(), 0.3, training=False), [_randn(3, 4)]),
+    "layer_norm_bias": (lambda x, w, b: F.layer_norm(x, (4,), w, b, 1e-3), [_randn(2, 3, 4), _randn(4), _randn(4)]),
 }
 
 
@@ -129,3 +139,25 @@ def test_reference_names_what_it_cannot_interpret():
 
     with pytest.raises(NotImplementedError, match="math.cbrt in a linalg.generic body"):
         _run(build, [3])
+
+
+def test_graph_without_lowerings_is_decomposed(monkeypatch):
+    """Ops without a lowering (addcmul, in-place add_) send the whole graph through torch's core-ATen
+    decomposition; graphs of lowered ops skip it."""
+    calls = []
+    original = torch.export.ExportedProgram.run_decompositions
+    monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+
+    def inplace(x, y):
+        z = x * 2
+        z.add_(y)
+        return z
+
+    x, y = _randn(3, 4), _randn(3, 4)
+    for fn, decomposed in [(lambda a, b: torch.addcmul(a, a, b, value=0.5), True), (inplace, True),
+                           (lambda a, b: F.linear(a, b).softmax(-1), False)]:
+        calls.clear()
+        prog = from_torch(Fn(fn), x, y)
+        assert bool(calls) == decomposed
+        np.testing.assert_allclose(prog.reference(x.numpy(), y.numpy())[0], fn(x, y).numpy(), rtol=1e-5, atol=1e-5)

@@ -18,13 +18,13 @@
 // ERF:          linalg.yield
 
 // CHECK-LABEL: // case: silu
-// SiLU decomposes to x * sigmoid(x); sigmoid is 1 / (1 + exp(-x)).
+// aten.silu (left undecomposed) is one generic: x * sigmoid(x), sigmoid = 1 / (1 + exp(-x)).
 
-// CHECK:      %[[SIG:.*]] = linalg.generic {{.*}} ins(%x : tensor<2x8xf32>)
-// CHECK:        arith.negf
+// CHECK:      linalg.generic {{.*}} ins(%x : tensor<2x8xf32>)
+// CHECK-NEXT: ^bb0(%[[X:.*]]: f32, %{{.*}}: f32):
+// CHECK:        arith.negf %[[X]]
 // CHECK-NEXT:   math.exp
 // CHECK-NEXT:   arith.addf
-// CHECK-NEXT:   arith.divf
-// CHECK:      linalg.generic {{.*}} ins(%x, %[[SIG]] : tensor<2x8xf32>, tensor<2x8xf32>)
-// CHECK-NEXT: ^bb0
-// CHECK-NEXT:   arith.mulf
+// CHECK-NEXT:   %[[SIG:.*]] = arith.divf
+// CHECK-NEXT:   %[[Y:.*]] = arith.mulf %[[X]], %[[SIG]]
+// CHECK-NEXT:   linalg.yield %[[Y]]
