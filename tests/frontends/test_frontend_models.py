@@ -41,8 +41,6 @@ def test_runtime_positions(zoo, family):
 
 def test_sliding_window_masks_old_tokens(zoo):
     """Gemma's tiny window (4) is shorter than the KV length (7): the sliding layer must mask."""
-    import numpy as np
-
     model = zoo("gemma")
     assert model.config.layer_types == ["sliding_attention", "full_attention"]
     module, inputs = hf.decode_step(model, 6)
