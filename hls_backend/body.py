@@ -150,10 +150,13 @@ class BodyEmitter:
             table = CMPF if name == "arith.cmpf" else CMPI
             self._scalar(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
         elif name in CASTS:
-            self._scalar(op, f"static_cast<{c_scalar(op.results[0].type)}>({{0}})", indent)
+            self._scalar(op, f"static_cast<{c_scalar(_elem(op.results[0]))}>({{0}})", indent)
         elif name == "dataflow.itensor_read":
             value = op.results[0]
-            self.emit(indent, f"{self.struct(value)} {self.define(value)} = {self.ports[op.operands[0]]}.read();")
+            if value.uses:
+                self.emit(indent, f"{self.struct(value)} {self.define(value)} = {self.ports[op.operands[0]]}.read();")
+            else:  # the token is consumed, its data unused
+                self.emit(indent, f"{self.ports[op.operands[0]]}.read();  // token skipped")
         elif name == "dataflow.itensor_write":
             self.emit(indent, f"{self.ports[op.operands[1]]}.write({self.use(op.operands[0], indent)});")
             self.ports[op.results[0]] = self.ports[op.operands[1]]
@@ -211,10 +214,23 @@ class BodyEmitter:
 
     def _scalar(self, op: Operation, template: str, indent: int) -> None:
         (result,) = op.results
-        if isinstance(result.type, ShapedType):
-            raise self.error(op, "element-wise arith/math on whole tensors must be inside a linalg.generic")
-        expr = template.format(*(self.use(v) for v in op.operands))
-        self.emit(indent, f"const {c_scalar(result.type)} {self.define(result)} = {expr};")
+        if not isinstance(result.type, ShapedType):
+            expr = template.format(*(self.use(v) for v in op.operands))
+            self.emit(indent, f"const {c_scalar(result.type)} {self.define(result)} = {expr};")
+            return
+        # arith/math on whole tensors (same shapes, as the ops require): element by element
+        for v in op.operands:
+            if isinstance(v.type, ShapedType) and _shape(v) != _shape(result):
+                raise self.error(op, f"operand shape {list(_shape(v))} differs from the result's {list(_shape(result))}")
+        args = [self.use(v, indent) for v in op.operands]
+        out = self.define(result)
+        self.emit(indent, f"{self.struct(result)} {out};  // {op.name} element-wise")
+
+        def body(inner: int, k: str) -> None:
+            items = [f"{a}.v[{k}]" if isinstance(v.type, ShapedType) else a for a, v in zip(args, op.operands)]
+            self.emit(inner, f"{out}.v[{k}] = {template.format(*items)};")
+
+        self._loop(indent, _numel(result), body)
 
     # -- loops --------------------------------------------------------------------------------------
 

@@ -27,9 +27,13 @@ from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
     ITensorCastOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
     ITensorConverterOp,
     ITensorEmptyOp,
     ITensorForkOp,
+    ITensorJoinOp,
+    ITensorReassociateOp,
     ITensorType,
     KernelOp,
     TaskOp,
@@ -286,12 +290,11 @@ class _KernelEmitter:
             return list(op.inputs)
         if isinstance(op, DmaLoadOp):
             return []
-        if isinstance(op, DmaStoreOp | ITensorForkOp | ITensorConverterOp):
+        if isinstance(op, DmaStoreOp | ITensorForkOp | ITensorConverterOp | ITensorChunkOp | ITensorReassociateOp):
             return [op.operands[0]]
-        raise HlsEmitError(
-            f"`{op.name}` has no HLS translation yet (tasks, dma_load/store, itensor_fork, itensor_cast and "
-            "itensor_converter do); lower it to a task first"
-        )
+        if isinstance(op, ITensorJoinOp | ITensorConcatOp):
+            return list(op.operands)
+        raise HlsEmitError(f"`{op.name}` has no HLS translation (the kernel body may hold the ops of docs/ir.md)")
 
     def _stream(self, value: SSAValue, fn: str, role: str) -> StreamInfo:
         info = self.streams[stream_root(value)]
@@ -309,8 +312,11 @@ class _KernelEmitter:
             return self._dma(op, node, fn, load=False)
         if isinstance(op, ITensorForkOp):
             return self._fork(op, node, fn)
-        assert isinstance(op, ITensorConverterOp)
-        return self._converter(op, node, fn)
+        if isinstance(op, ITensorConverterOp):
+            return self._converter(op, node, fn)
+        if isinstance(op, ITensorReassociateOp):
+            return self._reassociate(op, node, fn)
+        return self._route(op, node, fn)
 
     def _task(self, op: TaskOp, node: str, fn: str) -> _Process:
         if any(not isinstance(v.type, ITensorType) for v in [*op.inputs, *op.inits]):
@@ -416,6 +422,65 @@ class _KernelEmitter:
         lines += [f"    out{i}.write(tile);" for i in range(len(outs))]
         lines.append("  }")
         return _Process(fn, node, params, [src.var] + [o.var for o in outs], lines, f"{node}: every token to {len(outs)} consumers")
+
+    def _reassociate(self, op: ITensorReassociateOp, node: str, fn: str) -> _Process:
+        """The same elements regrouped into tiles of another shape (row-major order kept)."""
+        src = self._stream(op.source, fn, "consumer")
+        dst = self._stream(op.result, fn, "producer")
+        it = op.result.type.itensor  # type: ignore[attr-defined]
+        lines = [
+            f"  for (int k = 0; k < {it.num_tokens}; ++k) {{",
+            f"    const {src.token} a = in.read();",
+            f"    {dst.token} b;",
+            f"    for (int e = 0; e < {it.token_elements}; ++e) {{",
+            "      #pragma HLS pipeline II=1",
+            "      b.v[e] = a.v[e];",
+            "    }",
+            "    out.write(b);",
+            "  }",
+        ]
+        params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
+        return _Process(fn, node, params, [src.var, dst.var], lines, f"{node}: tiles {list(it.tile)}, same elements")
+
+    def _route(self, op: ITensorJoinOp | ITensorChunkOp | ITensorConcatOp, node: str, fn: str) -> _Process:
+        """Token k of the merged side goes to / comes from part route[k]: round robin for a join,
+        by the tile's offset along `dim` for chunk and concat."""
+        split = isinstance(op, ITensorChunkOp)
+        whole_value = op.operands[0] if split else op.results[0]
+        parts_values = list(op.results) if split else list(op.operands)
+        whole = self._stream(whole_value, fn, "consumer" if split else "producer")
+        parts = [self._stream(v, fn, "producer" if split else "consumer") for v in parts_values]
+        whole_it = whole_value.type.itensor  # type: ignore[attr-defined]
+        if isinstance(op, ITensorJoinOp):
+            route = [k % len(parts) for k in range(whole_it.num_tokens)]
+        else:
+            dim = op.dim.value.data
+            starts = np.cumsum([0] + [v.type.itensor.shape[dim] for v in parts_values])  # type: ignore[attr-defined]
+            route = [int(np.searchsorted(starts, off[dim], side="right") - 1) for off in whole_it.tokens()]
+        side = "in" if split else "out"
+        part = "out" if split else "in"
+        cases = []
+        for i in range(len(parts)):
+            move = f"{part}{i}.write(t);" if split else f"t = {part}{i}.read();"
+            cases.append(f"      case {i}: {move} break;")
+        lines = [
+            f"  static const unsigned char route[{len(route)}] = {{{', '.join(map(str, route))}}};",
+            f"  for (int k = 0; k < {len(route)}; ++k) {{",
+            "    #pragma HLS pipeline II=1",
+            f"    {whole.token} t{' = in.read()' if split else ''};",
+            "    switch (route[k]) {",
+            *cases,
+            "      default: break;",
+            "    }",
+            *([] if split else ["    out.write(t);"]),
+            "  }",
+        ]
+        whole_param = f"hls::stream<{whole.token}>& {side}"
+        part_params = [f"hls::stream<{p.token}>& {part}{i}" for i, p in enumerate(parts)]
+        params = [whole_param, *part_params] if split else [*part_params, whole_param]
+        args = [whole.var, *[p.var for p in parts]] if split else [*[p.var for p in parts], whole.var]
+        what = "splits each token to" if split else "merges tokens of"
+        return _Process(fn, node, params, args, lines, f"{node}: {what} {len(parts)} streams by a static route")
 
     def _converter(self, op: ITensorConverterOp, node: str, fn: str) -> _Process:
         """The planned converter with the semantics of streamdsl/sim/converter.py: slab k of the

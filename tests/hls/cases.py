@@ -14,6 +14,7 @@ from dsl import programs as P
 from lowering.transforms.insert_converters import InsertConvertersPass
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas"]  # `#pragma HLS` is for Vitis, not g++
 
 
 def tutorial(name: str):  # noqa: ANN201 - a module

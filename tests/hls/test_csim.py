@@ -11,9 +11,7 @@ from hls_backend import CsimDeadlock, build_csim, csim_verification, emit_projec
 from hls_backend.lint import lint_project
 from streamdsl.errors import DeadlockError
 
-from .cases import CASES, assert_close
-
-WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas"]  # `#pragma HLS` is for Vitis, not g++
+from .cases import CASES, WARNINGS, assert_close
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
