@@ -15,9 +15,9 @@ from collections.abc import Callable
 from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, ShapedType
 from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
 from xdsl.dialects.linalg.attrs import IteratorType
-from xdsl.dialects.linalg.ops import FillOp, TransposeOp
+from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import Block, Operation, SSAValue
-from xdsl.ir.affine import AffineDimExpr
+from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.ctypes_ import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
 
@@ -174,6 +174,10 @@ class BodyEmitter:
             self._slice(op, indent)
         elif name in RESHAPES:
             self._reshape(op, indent)
+        elif name in ("tensor.splat", "tensor.from_elements"):
+            self._elements(op, indent)
+        elif name == "tensor.concat":
+            self._concat(op, indent)
         elif name == "tensor.extract":
             idx = flat_index([self.use(v) for v in op.operands[1:]], _shape(op.operands[0]))
             self.emit(indent, f"const {c_scalar(op.results[0].type)} {self.define(op.results[0])} = {self.use(op.operands[0])}.v[{idx}];")
@@ -185,6 +189,8 @@ class BodyEmitter:
             self._fill(op, indent)
         elif isinstance(op, TransposeOp):
             self._transpose(op, indent)
+        elif isinstance(op, ReduceOp | BroadcastOp):
+            self._reduce_or_broadcast(op, indent)
         elif isinstance(op, LinalgStructuredOperation):
             self._structured(op, indent)
         else:
@@ -400,6 +406,30 @@ class BodyEmitter:
         self.emit(indent, f"{self.struct(result)} {out};  // {op.name}: same row-major elements")
         self._loop(indent, _numel(result), lambda i, k: self.emit(i, f"{out}.v[{k}] = {x}.v[{k}];"))
 
+    def _elements(self, op: Operation, indent: int) -> None:
+        result = op.results[0]
+        values = [self.use(v) for v in op.operands]
+        out = self.define(result)
+        self.emit(indent, f"{self.struct(result)} {out};  // {op.name}")
+        if op.name == "tensor.splat":
+            self._loop(indent, _numel(result), lambda i, k: self.emit(i, f"{out}.v[{k}] = {values[0]};"))
+        else:
+            for k, value in enumerate(values):
+                self.emit(indent, f"{out}.v[{k}] = {value};")
+
+    def _concat(self, op: Operation, indent: int) -> None:
+        dim, result = op.dim.value.data, op.results[0]  # type: ignore[attr-defined]
+        out = self.define(result)
+        self.emit(indent, f"{self.struct(result)} {out};  // tensor.concat along dim {dim}")
+        offset = 0
+        for part in op.operands:
+            src, shape = self.use(part, indent), _shape(part)
+            loops = self._loop_vars(shape, "i")
+            at = [f"{offset} + {v}" if d == dim and offset else v if d != dim or v != "0" else str(offset) for d, v in enumerate(loops)]
+            line = f"{out}.v[{flat_index(at, _shape(result))}] = {src}.v[{flat_index(loops, shape)}];"
+            self._nest(indent, loops, list(shape), lambda i, line=line: self.emit(i, line), pipeline="II=1")
+            offset += shape[dim]
+
     # -- linalg ------------------------------------------------------------------------------------------
 
     def _fill(self, op: FillOp, indent: int) -> None:
@@ -426,10 +456,26 @@ class BodyEmitter:
             raise self.error(op, "only the tensor form (with results) is translated")
         maps = [m.data for m in op.get_indexing_maps()]
         iterators = [t.data for t in op.get_iterator_types()]
-        operands = list(op.operands)
-        ranges = self._ranges(op, maps, operands)
-        block = op.body.block
-        ins, outs = list(op.inputs), list(op.outputs)
+        ranges = self._ranges(op, maps, list(op.operands))
+        self._loop_op(op, maps, iterators, ranges, op.body.block, list(op.inputs), list(op.outputs), indent)
+
+    def _reduce_or_broadcast(self, op: Operation, indent: int) -> None:
+        """`linalg.reduce` / `linalg.broadcast` as the loop nest of the equivalent generic: the
+        input is indexed by every dim of the larger side, the other side by the kept dims."""
+        dims = set(op.dimensions.get_values())  # type: ignore[attr-defined]
+        reduce = op.name == "linalg.reduce"
+        big = _shape(op.operands[0] if reduce else op.results[0])
+        n = len(big)
+        full = AffineMap.identity(n)
+        kept = AffineMap(n, 0, tuple(AffineExpr.dimension(d) for d in range(n) if d not in dims))
+        iterators = [IteratorType.REDUCTION if reduce and d in dims else IteratorType.PARALLEL for d in range(n)]
+        block = (op.region if reduce else op.hidden_region).block  # type: ignore[attr-defined]
+        maps = [full, kept] if reduce else [kept, full]
+        self._loop_op(op, maps, iterators, list(big), block, [op.operands[0]], [op.operands[1]], indent)
+
+    def _loop_op(self, op: Operation, maps: list[AffineMap], iterators: list[IteratorType], ranges: list[int],
+                 block: Block, ins: list[SSAValue], outs: list[SSAValue], indent: int) -> None:  # fmt: skip
+        operands = [*ins, *outs]
         loops = self._loop_vars(ranges, "d")
         results = []
         for out, res, arg in zip(outs, op.results, block.args[len(ins) :]):
