@@ -66,9 +66,15 @@ CASTS = {
     "arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.index_castui",
 }  # fmt: skip
 RESHAPES = {"tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast"}
-# ops that expand to loops: an scf.for containing one is not an innermost loop
-_LOOPY = ("scf.for", "linalg.", "tensor.extract_slice", "tensor.insert_slice", "tensor.reshape",
-          "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast", "tensor.empty")  # fmt: skip
+
+
+def _makes_loops(op: Operation) -> bool:
+    """Whether the op's C++ has loops (an scf.for around one is not an innermost loop): nested
+    scf.for and every op computing a tensor, except a stream read and a lazy tensor.empty."""
+    if op.name == "scf.for":
+        return True
+    return op.name not in ("dataflow.itensor_read", "tensor.empty") and any(isinstance(r.type, ShapedType) for r in op.results)
+
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
@@ -270,7 +276,7 @@ class BodyEmitter:
         var = self.define(iv)
         incr = f"++{var}" if step == "1" else f"{var} += {step}"
         self.emit(indent, f"for (int {var} = {lb}; {var} < {ub}; {incr}) {{")
-        if not any(inner.name.startswith(_LOOPY) for inner in body.walk() if inner is not op):
+        if not any(_makes_loops(inner) for inner in body.walk() if inner is not op):
             self.emit(indent + 1, "#pragma HLS pipeline II=1")
         for inner in body.ops:
             if inner.name == "scf.yield":
