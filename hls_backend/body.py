@@ -76,7 +76,6 @@ def _makes_loops(op: Operation) -> bool:
     return op.name not in ("dataflow.itensor_read", "tensor.empty") and any(isinstance(r.type, ShapedType) for r in op.results)
 
 
-
 def _shape(value: SSAValue) -> tuple[int, ...]:
     assert isinstance(value.type, ShapedType)
     return tuple(value.type.get_shape())
