@@ -48,10 +48,13 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
     if exe.exists() and not extra_flags and all(s.stat().st_mtime <= exe.stat().st_mtime for s in sources):
         return exe
     exe.parent.mkdir(exist_ok=True)
-    cmd = [_cxx(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []), "kernel.cpp", "tb.cpp", "-o", str(exe.relative_to(project))]
+    staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
+    cmd = [_cxx(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []), "kernel.cpp", "tb.cpp", "-o", str(staged.relative_to(project))]
     proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
     if proc.returncode:
+        staged.unlink(missing_ok=True)
         raise CsimError(f"g++ failed on {project} ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    os.replace(staged, exe)
     return exe
 
 
@@ -78,7 +81,10 @@ def run_csim(project_dir: Path | str, *arrays: np.ndarray, threaded: bool = Fals
                 np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(path)
             else:
                 shutil.copy(project / "data" / f"{spec['name']}.bin", path)
-        proc = subprocess.run([str(exe.resolve()), str(work)], capture_output=True, text=True, timeout=timeout)
+        try:
+            proc = subprocess.run([str(exe.resolve()), str(work)], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CsimError(f"csim of {manifest['top']} did not finish in {timeout:.0f} s (raise `timeout` for large designs)") from None
         if proc.returncode == DEADLOCK_EXIT:
             raise CsimDeadlock(f"threaded csim of {manifest['top']} deadlocked:\n{proc.stderr.strip()}", proc.stderr)
         if proc.returncode:
