@@ -1,5 +1,7 @@
 """Import time of the paper's Table 7 models (random weights): torch.export, core-ATen
 decomposition and our linalg import, in seconds, for the decode step (and prefill with --prefill).
+The decomposition is skipped (about 0 s) when every exported op has a lowering; model building
+and the one-token run that sizes the KV cache are not timed.
 
     python benchmarks/import_time.py [--family gpt2 ...] [--past-len 64] [--prefill 32]
 """

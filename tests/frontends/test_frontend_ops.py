@@ -141,13 +141,20 @@ def test_reference_names_what_it_cannot_interpret():
         _run(build, [3])
 
 
-def test_graph_without_lowerings_is_decomposed(monkeypatch):
-    """Ops without a lowering (addcmul, in-place add_) send the whole graph through torch's core-ATen
-    decomposition; graphs of lowered ops skip it."""
+@pytest.fixture
+def decompositions(monkeypatch) -> list:
+    """Records each ExportedProgram.run_decompositions call."""
     calls = []
     original = torch.export.ExportedProgram.run_decompositions
     monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions",
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    return calls
+
+
+def test_graph_without_lowerings_is_decomposed(decompositions):
+    """Ops without a lowering (addcmul, in-place add_) send the whole graph through torch's core-ATen
+    decomposition; graphs of lowered ops skip it."""
+    calls = decompositions
 
     def inplace(x, y):
         z = x * 2
@@ -161,3 +168,14 @@ def test_graph_without_lowerings_is_decomposed(monkeypatch):
         prog = from_torch(Fn(fn), x, y)
         assert bool(calls) == decomposed
         np.testing.assert_allclose(prog.reference(x.numpy(), y.numpy())[0], fn(x, y).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen2", "gemma"])
+def test_families_import_without_decomposition(family, decompositions):
+    """The four families' exported graphs need no core-ATen decomposition (it was most of the
+    paper configs' import time); their numerics are checked in test_frontend_models."""
+    from frontends import hf
+
+    module, inputs = hf.decode_step(hf.build(family, "tiny"), 3)
+    from_torch(module, *inputs)
+    assert decompositions == []
