@@ -158,10 +158,12 @@ class BodyEmitter:
             self._scalar(op, f"static_cast<{c_scalar(_elem(op.results[0]))}>({{0}})", indent)
         elif name == "dataflow.itensor_read":
             value = op.results[0]
+            port = self.ports[op.operands[0]]
             if value.uses:
-                self.emit(indent, f"{self.struct(value)} {self.define(value)} = {self.ports[op.operands[0]]}.read();")
+                name = self.names[value] = self.fresh(value.name_hint or port)  # v7_in0: a token of in0
+                self.emit(indent, f"{self.struct(value)} {name} = {port}.read();")
             else:  # the token is consumed, its data unused
-                self.emit(indent, f"{self.ports[op.operands[0]]}.read();  // token skipped")
+                self.emit(indent, f"{port}.read();  // token skipped")
         elif name == "dataflow.itensor_write":
             self.emit(indent, f"{self.ports[op.operands[1]]}.write({self.use(op.operands[0], indent)});")
             self.ports[op.results[0]] = self.ports[op.operands[1]]
