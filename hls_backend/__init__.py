@@ -2,7 +2,7 @@
 g++ C simulation (sequential like Vitis csim, and threaded with bounded FIFOs). docs/hls.md."""
 
 from hls_backend.csim import CsimDeadlock, CsimError, build_csim, csim_verification, run_csim
-from hls_backend.ctypes_ import HlsEmitError
+from hls_backend.cxx import HlsEmitError
 from hls_backend.emit import KernelSource, emit_kernel
 from hls_backend.project import emit_project
 

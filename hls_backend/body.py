@@ -19,7 +19,7 @@ from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
-from hls_backend.ctypes_ import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
 
 __all__ = ["BodyEmitter", "SCALAR_OPS"]
 

@@ -22,7 +22,7 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
-from hls_backend.ctypes_ import HlsEmitError, affine_c, c_scalar, flat_index, ident, np_dtype, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident, np_dtype, struct_name
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
