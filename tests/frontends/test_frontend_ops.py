@@ -16,7 +16,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block, Region
 
-from frontends import from_torch
+from frontends import FrontendError, from_torch
 from frontends.builder import IRBuilder
 from frontends.reference import run_function
 
@@ -179,3 +179,8 @@ def test_families_import_without_decomposition(family, decompositions):
     module, inputs = hf.decode_step(hf.build(family, "tiny"), 3)
     from_torch(module, *inputs)
     assert decompositions == []
+
+
+def test_training_mode_dropout_is_refused():
+    with pytest.raises(FrontendError, match=r"dropout in training mode .*model\.eval\(\)"):
+        from_torch(Fn(lambda x: F.dropout(x, 0.5, training=True)), _randn(3, 4))
