@@ -4,10 +4,10 @@ core-ATen decompositions give (view, transpose, mm/addmm/bmm)."""
 
 from __future__ import annotations
 
-import torch
-from torch.fx import Node
 import math
 
+import torch
+from torch.fx import Node
 from xdsl.dialects import arith
 
 from frontends.builder import IRBuilder, elt_of, shape_of
