@@ -20,6 +20,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
+from streamdsl.opinfo import ARITH_CASTS, CMPI_INFIX
 
 __all__ = ["BodyEmitter", "SCALAR_OPS"]
 
@@ -56,14 +57,6 @@ CMPF = {
     5: "({0} <= {1})", 6: "({0} < {1} || {0} > {1})", 7: "!(std::isnan({0}) || std::isnan({1}))",
     8: "!({0} < {1} || {0} > {1})", 9: "!({0} <= {1})", 10: "!({0} < {1})", 11: "!({0} >= {1})",
     12: "!({0} > {1})", 13: "({0} != {1})", 14: "(std::isnan({0}) || std::isnan({1}))", 15: "true",
-}  # fmt: skip
-CMPI = {
-    0: "({0} == {1})", 1: "({0} != {1})", 2: "({0} < {1})", 3: "({0} <= {1})", 4: "({0} > {1})",
-    5: "({0} >= {1})", 6: "({0} < {1})", 7: "({0} <= {1})", 8: "({0} > {1})", 9: "({0} >= {1})",
-}  # fmt: skip
-CASTS = {
-    "arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.fptoui", "arith.extf", "arith.truncf",
-    "arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.index_castui",
 }  # fmt: skip
 RESHAPES = {"tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast"}
 
@@ -152,9 +145,9 @@ class BodyEmitter:
         elif name in SCALAR_OPS:
             self._scalar(op, SCALAR_OPS[name], indent)
         elif name in ("arith.cmpf", "arith.cmpi"):
-            table = CMPF if name == "arith.cmpf" else CMPI
+            table = CMPF if name == "arith.cmpf" else CMPI_INFIX
             self._scalar(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
-        elif name in CASTS:
+        elif name in ARITH_CASTS:
             self._scalar(op, f"static_cast<{c_scalar(_elem(op.results[0]))}>({{0}})", indent)
         elif name == "dataflow.itensor_read":
             value = op.results[0]

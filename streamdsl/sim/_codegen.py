@@ -32,6 +32,8 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
+from streamdsl.opinfo import ARITH_CASTS, CMPI_INFIX
+
 __all__ = ["CompileError", "Emitter", "numpy_dtype", "round_bf16"]
 
 
@@ -210,14 +212,6 @@ CMPF = {
     9: "_not({0} <= {1})", 10: "_not({0} < {1})", 11: "_not({0} >= {1})", 12: "_not({0} > {1})",
     13: "({0} != {1})", 14: "_isnan2({0}, {1})", 15: "True",
 }  # fmt: skip
-CMPI = {
-    0: "({0} == {1})", 1: "({0} != {1})", 2: "({0} < {1})", 3: "({0} <= {1})", 4: "({0} > {1})",
-    5: "({0} >= {1})", 6: "({0} < {1})", 7: "({0} <= {1})", 8: "({0} > {1})", 9: "({0} >= {1})",
-}  # fmt: skip
-CASTS = {
-    "arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.fptoui", "arith.extf", "arith.truncf",
-    "arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast", "arith.index_castui",
-}  # fmt: skip
 PASS_THROUGH = {"tensor.cast", "bufferization.to_tensor"}
 RESHAPES = {"tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape"}
 
@@ -318,9 +312,9 @@ class Emitter:
         elif name == "arith.constant":
             self._constant(op, indent)
         elif name in ("arith.cmpf", "arith.cmpi"):
-            table = CMPF if name == "arith.cmpf" else CMPI
+            table = CMPF if name == "arith.cmpf" else CMPI_INFIX
             self._elementwise(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
-        elif name in CASTS:
+        elif name in ARITH_CASTS:
             self._cast(op, indent)
         elif name == "arith.bitcast":
             dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
