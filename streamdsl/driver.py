@@ -28,6 +28,9 @@ __all__ = ["CompileResult", "compile_example"]
 # fp32 through a different summation order than torch: relative to the output's magnitude
 TOLERANCE = 1e-5
 
+# U55C on-chip memory: 2,016 BRAM36 (36 Kib each) + 960 URAM (288 Kib each) = 42.6 MiB
+DEVICE_ON_CHIP_BITS = 2016 * 36 * 1024 + 960 * 288 * 1024
+
 
 @dataclass
 class CompileResult:
@@ -126,14 +129,25 @@ def compile_example(
         failures.append(f"sized FIFOs stall: makespan {timed.makespan} cycles vs {unbounded.makespan} unbounded")
 
     kernel = _kernel(design.module)
+    converters = _converters(kernel)
+    on_chip = _on_chip(design.report()["fifo_sizing"]["total_bits"], converters)
+    if on_chip["total_bits"] > on_chip["device_bits"]:
+        largest = sorted(design.streams, key=lambda st: st.depth * st.token_bits, reverse=True)[:3]
+        names = ", ".join(f"{st.name} ({st.depth} x {st.token_bits} b)" for st in largest)
+        failures.append(
+            f"the design needs {on_chip['total_bits'] / 8 / 2**20:.1f} MiB on chip, the U55C has "
+            f"{on_chip['device_bits'] / 8 / 2**20:.1f} MiB; largest FIFOs: {names}; try fifo_sizing='conservative' "
+            "or smaller tiles"
+        )
     report: dict[str, object] = {
         "model": example.name,
         "config": example.config,
         "kernels": [{"name": kernel.sym_name.data,
                      "tasks": [op.sym_name.data for op in kernel.body.block.ops if isinstance(op, TaskOp)]}],
         **design.report(),
-        "converters": _converters(kernel),
+        "converters": converters,
         "dmas": _dmas(kernel),
+        "on_chip": on_chip,
         "verification": {
             "sim_vs_torch_max_abs": error,
             "torch_max_abs": scale,
@@ -154,6 +168,13 @@ def compile_example(
             failures += _csim(design, inputs, staging / "hls", stages, report)
         write_json(staging / "report.json", report)
     return CompileResult(report, Path(out), not failures, failures)
+
+
+def _on_chip(fifo_bits: int, converters: list[dict[str, object]]) -> dict[str, int]:
+    """On-chip memory the streams and converter buffers need, against what the device has."""
+    converter_bits = sum(int(c["bytes"]) * 8 for c in converters)
+    return {"fifo_bits": fifo_bits, "converter_bits": converter_bits, "total_bits": fifo_bits + converter_bits,
+            "device_bits": DEVICE_ON_CHIP_BITS}
 
 
 def _max_abs(got: object, expected: object) -> float:

@@ -78,3 +78,13 @@ def test_csim_deadlock_fails_the_job_with_exit_1(tmp_path, monkeypatch, capsys):
     assert "FAILED: threaded C simulation deadlocks: fork->mul full 2/2" in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())  # the evidence is kept for inspection
     assert report["verification"]["deadlock_free"] is False
+
+
+def test_design_that_does_not_fit_fails_naming_the_largest_fifos(tmp_path, monkeypatch, capsys):
+    import streamdsl.driver as driver
+
+    monkeypatch.setattr(driver, "DEVICE_ON_CHIP_BITS", 100_000)  # a device far smaller than the design
+    assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: the design needs" in err and "on chip, the U55C has 0.0 MiB" in err
+    assert "largest FIFOs: dma_load(w_down)->fc_down" in err and "fifo_sizing='conservative'" in err
