@@ -30,7 +30,7 @@ from streamdsl.dtypes import DType
 if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import ITensorType
 
-__all__ = ["ITensorError", "itensor"]
+__all__ = ["ITensorError", "eval_affine", "itensor", "linear_form"]
 
 
 class ITensorError(ValueError):
@@ -124,6 +124,29 @@ def _loops_of_sequence(offsets: np.ndarray) -> tuple[object, ...]:
         nest.append((trip, tuple(int(v) for v in step)))
         seq = blocks[:, 0]
     return (tuple(reversed(nest)), tuple(int(v) for v in seq[0]))
+
+
+def eval_affine(expr: AffineExpr, grids: Sequence[np.ndarray]) -> np.ndarray | int:
+    """`expr` evaluated at every point of `grids` at once (one int array per dim, broadcastable)."""
+    match expr:
+        case AffineDimExpr(position=pos):
+            return grids[pos]
+        case AffineConstantExpr(value=value):
+            return value
+        case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
+            a, b = eval_affine(lhs, grids), eval_affine(rhs, grids)
+            match kind:
+                case AffineBinaryOpKind.Add:
+                    return a + b
+                case AffineBinaryOpKind.Mul:
+                    return a * b
+                case AffineBinaryOpKind.Mod:
+                    return a % b
+                case AffineBinaryOpKind.FloorDiv:
+                    return a // b
+                case AffineBinaryOpKind.CeilDiv:
+                    return -(-a // b)
+    raise ValueError(f"affine expression {expr} is not supported (symbols are not allowed)")
 
 
 def _positive_ints(field: str, values: Sequence[int], minimum: int = 1) -> tuple[int, ...]:
@@ -324,8 +347,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         if form is not None:
             matrix, const = form
             return (points @ matrix.T + const).reshape(self.num_tokens, self.rank)
-        rows = [self.map.eval([int(v) for v in p], []) for p in points]
-        return np.array(rows, dtype=np.int64).reshape(len(rows), self.rank)
+        columns = [np.broadcast_to(eval_affine(e, points.T), self.num_tokens) for e in self.map.results]
+        return np.stack(columns, axis=1).astype(np.int64)
 
     def tokens(self) -> list[tuple[int, ...]]:
         """Tile offsets in stream order."""

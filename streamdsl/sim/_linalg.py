@@ -27,14 +27,13 @@ from xdsl.dialects.linalg.ops import (
 )
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import (
-    AffineBinaryOpExpr,
-    AffineBinaryOpKind,
     AffineConstantExpr,
     AffineDimExpr,
     AffineExpr,
     AffineMap,
 )
 
+from streamdsl.itensor import eval_affine
 from streamdsl.sim._codegen import CompileError, Emitter, element_type, numpy_dtype, round_bf16
 
 __all__ = ["compile_linalg"]
@@ -166,21 +165,10 @@ def _compile_body(block: Block, label: str, override: dict[int, SSAValue] | None
 
 
 def _eval_affine(expr: AffineExpr, grids: Sequence[np.ndarray]) -> Any:
-    match expr:
-        case AffineDimExpr(position=pos):
-            return grids[pos]
-        case AffineConstantExpr(value=value):
-            return value
-        case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
-            a, b = _eval_affine(lhs, grids), _eval_affine(rhs, grids)
-            return {
-                AffineBinaryOpKind.Add: lambda: a + b,
-                AffineBinaryOpKind.Mul: lambda: a * b,
-                AffineBinaryOpKind.Mod: lambda: a % b,
-                AffineBinaryOpKind.FloorDiv: lambda: a // b,
-                AffineBinaryOpKind.CeilDiv: lambda: -(-a // b),
-            }[kind]()
-    raise CompileError(f"affine expression {expr} is not supported")
+    try:
+        return eval_affine(expr, grids)
+    except ValueError as err:
+        raise CompileError(str(err)) from None
 
 
 def _projection(map_: AffineMap) -> tuple[list[int], list[tuple[int, int]]] | None:
