@@ -49,6 +49,10 @@ class Design:
     seconds: float
 
     @property
+    def kernel(self) -> KernelOp:
+        return _kernel(self.module)
+
+    @property
     def depths(self) -> dict[str, int]:
         return dict(self.sizing.depths)
 

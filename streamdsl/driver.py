@@ -20,6 +20,7 @@ from xdsl.context import Context
 
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.examples import Example
+from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, write_json
 
@@ -53,10 +54,6 @@ class _Stages:
         self.seconds[name] = round(time.perf_counter() - start, 4)
 
 
-def _kernel(module) -> KernelOp:
-    return next(op for op in module.walk() if isinstance(op, KernelOp))
-
-
 def _converters(kernel: KernelOp) -> list[dict[str, object]]:
     rows = []
     for op in kernel.body.block.ops:
@@ -66,8 +63,7 @@ def _converters(kernel: KernelOp) -> list[dict[str, object]]:
         assert isinstance(src, ITensorType)
         shape = list(op.buffer_shape.get_values()) if op.buffer_shape is not None else list(src.itensor.shape)
         bank_bytes = math.prod(shape) * src.itensor.dtype.bits // 8
-        rows.append({"name": f"converter({op.source.owner.sym_name.data if isinstance(op.source.owner, TaskOp) else op.source.name_hint})",
-                     "buffer_shape": shape, "bytes": 2 * bank_bytes})
+        rows.append({"name": node_name(op), "buffer_shape": shape, "bytes": 2 * bank_bytes})
     return rows
 
 
@@ -128,7 +124,7 @@ def compile_example(
     elif unbounded.makespan is not None and timed.makespan != unbounded.makespan:
         failures.append(f"sized FIFOs stall: makespan {timed.makespan} cycles vs {unbounded.makespan} unbounded")
 
-    kernel = _kernel(design.module)
+    kernel = design.kernel
     converters = _converters(kernel)
     on_chip = _on_chip(design.report()["fifo_sizing"]["total_bits"], converters)
     if on_chip["total_bits"] > on_chip["device_bits"]:
