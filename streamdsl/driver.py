@@ -161,7 +161,7 @@ def compile_example(
         (staging / "program.mlir").write_text(str(design.module) + "\n")
         render(graph_to_dot(design.graph, design.depths, example.name), staging / "dataflow.dot")
         if csim:
-            failures += _csim(design, inputs, staging / "hls", stages, report)
+            failures += _csim(design, inputs, got, staging / "hls", stages, report)
         write_json(staging / "report.json", report)
     return CompileResult(report, Path(out), not failures, failures)
 
@@ -177,14 +177,14 @@ def _max_abs(got: object, expected: object) -> float:
     return float(np.max(np.abs(np.asarray(got, dtype=np.float64) - np.asarray(expected, dtype=np.float64))))
 
 
-def _csim(design, inputs: list[np.ndarray], project: Path, stages: _Stages, report: dict) -> list[str]:
+def _csim(design, inputs: list[np.ndarray], simulated: object, project: Path, stages: _Stages, report: dict) -> list[str]:
     """Emit the HLS project and check its g++ C simulation (both modes) against the simulator."""
     import hls_backend
 
     with stages("hls_emit", "emitting Vitis HLS C++, testbench, host program and link.cfg"):
         hls_backend.emit_project(design, project)
     with stages("csim", "C simulation with g++ (sequential as Vitis csim, then threaded with bounded FIFOs)"):
-        record = hls_backend.csim_verification(design, project, *inputs)
+        record = hls_backend.csim_verification(design, project, *inputs, expected=simulated)
     verification = report["verification"]
     verification["csim_vs_sim_max_abs"] = record["csim_vs_sim_max_abs"]
     verification["csim_deadlock_free"] = record["deadlock_free"]

@@ -68,7 +68,7 @@ def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
 def test_csim_deadlock_fails_the_job_with_exit_1(tmp_path, monkeypatch, capsys):
     import hls_backend
 
-    def deadlocked(design, project, *arrays):
+    def deadlocked(design, project, *arrays, expected=None):
         return {"csim_vs_sim_max_abs": None, "deadlock_free": False, "deadlock_report": "fork->mul full 2/2",
                 "csim_seconds": {"sequential": 0.1, "threaded": 1.0}}
 
