@@ -40,7 +40,7 @@ from streamdsl.dialects.dataflow import (
     YieldOp,
 )
 from streamdsl.errors import StreamError
-from streamdsl.graph import node_name, stream_root
+from streamdsl.graph import node_name, stream_root, value_name
 from streamdsl.itensor import itensor
 from streamdsl.sim.converter import slab_layout
 
@@ -230,13 +230,13 @@ class _KernelEmitter:
                 root = stream_root(value)
                 if root in consumer:
                     raise HlsEmitError(
-                        f"kernel @{self.top}: stream {_hint(root)} is read by {consumer[root]} and {node}; a stream "
+                        f"kernel @{self.top}: stream {value_name(root)} is read by {consumer[root]} and {node}; a stream "
                         "has one reader in Vitis: insert dataflow.itensor_fork"
                     )
                 consumer[root] = node
         for value, node in consumer.items():
             if value not in producer:
-                raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} read by {node} has no producer")
+                raise HlsEmitError(f"kernel @{self.top}: stream {value_name(value)} read by {node} has no producer")
         return consumer
 
     def _make_streams(self, nodes: list[tuple[Operation, str, str]], consumer: dict[SSAValue, str], depths: Mapping[str, int]) -> None:
@@ -246,7 +246,7 @@ class _KernelEmitter:
         for op, node, _ in nodes:
             for value in self._written(op):
                 if value not in consumer:
-                    raise HlsEmitError(f"kernel @{self.top}: stream {_hint(value)} written by {node} is never read")
+                    raise HlsEmitError(f"kernel @{self.top}: stream {value_name(value)} written by {node} is never read")
                 base = value.name_hint or f"{node}->{consumer[value]}"
                 name = base if base not in names else next(f"{base}#{i}" for i in range(2, len(names) + 3) if f"{base}#{i}" not in names)
                 names.add(name)
@@ -585,10 +585,6 @@ class _KernelEmitter:
         lines += [f"  SD_DATAFLOW_PROCESS({p.fn}, {', '.join(p.args)});" for p in self.procs]
         lines += ["  SD_DATAFLOW_END()", "}"]
         return lines
-
-
-def _hint(value: SSAValue) -> str:
-    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
 
 
 def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) -> KernelSource:

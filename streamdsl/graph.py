@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
     from streamdsl.dialects.dataflow import KernelOp
 
-__all__ = ["Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "graph_from_kernel"]
+__all__ = [
+    "Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "graph_from_kernel", "node_name",
+    "stream_root", "value_label", "value_name",
+]  # fmt: skip
 
 
 class GraphError(ValueError):
@@ -301,7 +304,8 @@ _PASS_THROUGH = ("dataflow.itensor_cast",)
 _NOT_NODES = ("dataflow.itensor_empty", "dataflow.yield", "dataflow.stream")
 
 
-def _hint(value: SSAValue) -> str:
+def value_label(value: SSAValue) -> str:
+    """A stream's short name inside node names: its SSA name, its task's name, or its index."""
     if value.name_hint:
         return value.name_hint
     owner = value.owner
@@ -316,7 +320,7 @@ def node_name(op: Operation) -> str:
         return sym.data  # type: ignore[attr-defined]
     kind = op.name.removeprefix("dataflow.").removeprefix("itensor_")
     sources = op.operands if op.name in ("dataflow.itensor_join", "dataflow.itensor_concat") else op.operands[:1]
-    return f"{kind}({', '.join(_hint(v) for v in sources)})"
+    return f"{kind}({', '.join(value_label(v) for v in sources)})"
 
 
 def stream_root(value: SSAValue) -> SSAValue:
@@ -346,7 +350,7 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
         for value in sched.reads:
             root = stream_root(value)
             if root in consumers:
-                raise GraphError(f"stream {_value_name(root)} is read by {consumers[root][0]} and {name}; fork it first")
+                raise GraphError(f"stream {value_name(root)} is read by {consumers[root][0]} and {name}; fork it first")
             consumers[root] = (name, _port(op, value))
         reads = {_port(op, v): t for v, t in sched.reads.items()}
         writes = {_port(op, v): t for v, t in sched.writes.items()}
@@ -354,14 +358,14 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
     values: dict[str, SSAValue] = {}
     for value, (src, src_port) in producers.items():
         if value not in consumers:
-            raise GraphError(f"stream {_value_name(value)} written by {src} is never read")
+            raise GraphError(f"stream {value_name(value)} written by {src} is never read")
         dst, dst_port = consumers[value]
         name = _unique(value.name_hint or f"{src}->{dst}", values)
         graph.connect(src, src_port, dst, dst_port, _token_bits(value), name=name)
         values[name] = value
     for value, (dst, _) in consumers.items():
         if value not in producers:
-            raise GraphError(f"stream {_value_name(value)} read by {dst} has no producer in the kernel")
+            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel")
     return graph.validate(), values
 
 
@@ -372,7 +376,8 @@ def _port(op: Operation, value: SSAValue) -> str:
     return f"arg{list(op.operands).index(value)}"
 
 
-def _value_name(value: SSAValue) -> str:
+def value_name(value: SSAValue) -> str:
+    """A stream as error messages name it: `%x`, or its type when it has no SSA name."""
     return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
 
 

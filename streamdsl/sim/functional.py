@@ -42,6 +42,7 @@ from streamdsl.dialects.dataflow import (
     YieldOp,
 )
 from streamdsl.errors import DeadlockError, StreamError
+from streamdsl.graph import node_name, value_label
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.sim import _runtime as rt
 from streamdsl.sim._codegen import CompileError, constant_value, numpy_dtype
@@ -249,8 +250,8 @@ class _Kernel:
         fifo.consumer = consumer
         return fifo
 
-    def _proc(self, name: str, op: Operation | None) -> Process:
-        proc = Process(name, op)
+    def _proc(self, op: Operation) -> Process:
+        proc = Process(node_name(op), op)  # the timing graph and the HLS backend name nodes alike
         self.procs.append(proc)
         return proc
 
@@ -263,7 +264,7 @@ class _Kernel:
             case TaskOp():
                 self._task(op)
             case ITensorForkOp():
-                proc = self._proc(f"fork({_hint(op.source)})", op)
+                proc = self._proc(op)
                 src = self._take(op.source, proc)
                 outs = [self._new_fifo(r, proc) for r in op.outputs]
                 proc.gen = rt.fork(src, outs, src.expected or 0)
@@ -272,7 +273,7 @@ class _Kernel:
             case ITensorCastOp():
                 self.fifos[op.result] = self.fifos[op.source]  # a retype: the consumer reads the source FIFO
             case ITensorReassociateOp():
-                proc = self._proc(f"reassociate({_hint(op.source)})", op)
+                proc = self._proc(op)
                 src = self._take(op.source, proc)
                 out = self._new_fifo(op.result, proc)
                 proc.gen = rt.reassociate(src, out, out.expected or 0, op.result.type.itensor.tile)
@@ -292,7 +293,7 @@ class _Kernel:
                 raise CompileError(f"kernel @{self.name}: `{op.name}` is not allowed in a kernel body (see docs/ir.md)")
 
     def _dma_load(self, op: DmaLoadOp) -> None:
-        proc = self._proc(f"dma_load({_hint(op.source)})", op)
+        proc = self._proc(op)
         it = op.result.type.itensor
         try:
             tiles = it.reference_stream(self.tensors[op.source])
@@ -301,14 +302,14 @@ class _Kernel:
         proc.gen = rt.dma_load(tiles, self._new_fifo(op.result, proc))
 
     def _dma_store(self, op: DmaStoreOp) -> None:
-        proc = self._proc(f"dma_store({_hint(op.source)})", op)
+        proc = self._proc(op)
         src = self._take(op.source, proc)
         sink: list[np.ndarray] = []
         self.sinks.append((op.result, op.source.type.itensor, sink, src))
         proc.gen = rt.dma_store(src, src.expected or 0, sink)
 
     def _task(self, op: TaskOp) -> None:
-        proc = self._proc(op.sym_name.data, op)
+        proc = self._proc(op)
         ports: list[Fifo] = []
         for value in op.inputs:
             if isinstance(value.type, StreamType):
@@ -334,11 +335,11 @@ class _Kernel:
     def _claim(self, fifo: Fifo, role: str, proc: Process) -> None:
         other = getattr(fifo, role)
         if other is not None and other is not proc:
-            raise CompileError(f"kernel @{self.name}: stream {_hint(fifo.value)} has two {role}s: {other.name} and {proc.name}")
+            raise CompileError(f"kernel @{self.name}: stream {value_label(fifo.value) if fifo.value is not None else '?'} has two {role}s: {other.name} and {proc.name}")
         setattr(fifo, role, proc)
 
     def _join(self, op: ITensorJoinOp) -> None:
-        proc = self._proc(f"join({', '.join(_hint(s) for s in op.sources)})", op)
+        proc = self._proc(op)
         n = op.result.type.itensor.num_tokens
         m = len(op.sources)
         if n % m:
@@ -351,13 +352,13 @@ class _Kernel:
     def _chunk_concat(self, op: ITensorChunkOp | ITensorConcatOp) -> None:
         dim = op.dim.value.data
         if isinstance(op, ITensorChunkOp):
-            proc = self._proc(f"chunk({_hint(op.source)})", op)
+            proc = self._proc(op)
             whole, parts = op.source.type.itensor, [r.type.itensor for r in op.outputs]
             route = _split_route(whole, parts, dim, proc.name)
             src = self._take(op.source, proc)
             proc.gen = rt.route_split(src, [self._new_fifo(r, proc) for r in op.outputs], route)
         else:
-            proc = self._proc(f"concat({', '.join(_hint(s) for s in op.sources)})", op)
+            proc = self._proc(op)
             whole, parts = op.result.type.itensor, [s.type.itensor for s in op.sources]
             route = _split_route(whole, parts, dim, proc.name)
             srcs = [self._take(s, proc) for s in op.sources]
@@ -366,7 +367,7 @@ class _Kernel:
     def _converter(self, op: ITensorConverterOp) -> None:
         from streamdsl.sim.converter import ConverterBuffer
 
-        proc = self._proc(f"converter({_hint(op.source)})", op)
+        proc = self._proc(op)
         src_it, dst_it = op.source.type.itensor, op.result.type.itensor
         shape = tuple(op.buffer_shape.get_values()) if op.buffer_shape is not None else None
         shared = op.shared_loops.value.data if op.shared_loops is not None else 0
@@ -456,15 +457,6 @@ class _Kernel:
             return it.from_stream(sink)
         except ITensorError as err:
             raise StreamError(f"stream {fifo.name}: dma_store cannot rebuild the tensor: {err}") from None
-
-
-def _hint(value: SSAValue | None) -> str:
-    if value is None:
-        return "?"
-    if value.name_hint:
-        return value.name_hint
-    owner = value.owner
-    return owner.sym_name.data if isinstance(owner, TaskOp) else str(value.index) if hasattr(value, "index") else "?"
 
 
 def _uniquify(procs: list[Process]) -> None:
