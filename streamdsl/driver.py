@@ -126,7 +126,8 @@ def compile_example(
 
     kernel = design.kernel
     converters = _converters(kernel)
-    on_chip = _on_chip(design.report()["fifo_sizing"]["total_bits"], converters)
+    sizing = design.report()
+    on_chip = _on_chip(sizing["fifo_sizing"]["total_bits"], converters)
     if on_chip["total_bits"] > on_chip["device_bits"]:
         largest = sorted(design.streams, key=lambda st: st.depth * st.token_bits, reverse=True)[:3]
         names = ", ".join(f"{st.name} ({st.depth} x {st.token_bits} b)" for st in largest)
@@ -140,7 +141,7 @@ def compile_example(
         "config": example.config,
         "kernels": [{"name": kernel.sym_name.data,
                      "tasks": [op.sym_name.data for op in kernel.body.block.ops if isinstance(op, TaskOp)]}],
-        **design.report(),
+        **sizing,
         "converters": converters,
         "dmas": _dmas(kernel),
         "on_chip": on_chip,
