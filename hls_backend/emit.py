@@ -26,11 +26,9 @@ from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident,
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
-    ITensorCastOp,
     ITensorChunkOp,
     ITensorConcatOp,
     ITensorConverterOp,
-    ITensorEmptyOp,
     ITensorForkOp,
     ITensorJoinOp,
     ITensorReassociateOp,
@@ -40,7 +38,7 @@ from streamdsl.dialects.dataflow import (
     YieldOp,
 )
 from streamdsl.errors import StreamError
-from streamdsl.graph import node_name, stream_root, value_name
+from streamdsl.graph import GraphError, Wire, kernel_nodes, stream_root, wire_kernel
 from streamdsl.itensor import itensor
 from streamdsl.sim.converter import slab_layout
 
@@ -201,60 +199,33 @@ class _KernelEmitter:
                 raise HlsEmitError(f"kernel @{self.top}: result {arg.name} is not written by a dataflow.dma_store")
             self.out_pointer[value] = arg.name
         nodes = self._nodes()
-        consumer = self._consumers(nodes)
-        self._make_streams(nodes, consumer, depths)
+        self._make_streams(self._wires(nodes), depths)
         for op, node, fn in nodes:
             self.procs.append(self._process(op, node, fn))
 
     def _nodes(self) -> list[tuple[Operation, str, str]]:
-        """(op, node name as the simulator names it, C++ function name) per process, in IR order."""
-        seen: dict[str, int] = {}
-        nodes = []
-        for op in self.kernel.body.block.ops:
-            if isinstance(op, ITensorEmptyOp | ITensorCastOp | YieldOp):
-                continue
-            node = node_name(op)
-            seen[node] = seen.get(node, 0) + 1
-            node = node if seen[node] == 1 else f"{node}#{seen[node]}"
-            prefix = "task_" if isinstance(op, TaskOp) else ""
-            nodes.append((op, node, self._unique_fn(prefix + ident(node))))
-        return nodes
+        """(op, node name as the simulators name it, C++ function name) per process, in IR order."""
+        return [
+            (op, node, self._unique_fn(("task_" if isinstance(op, TaskOp) else "") + ident(node)))
+            for op, node in kernel_nodes(self.kernel)
+        ]
 
-    def _consumers(self, nodes: list[tuple[Operation, str, str]]) -> dict[SSAValue, str]:
-        producer: dict[SSAValue, str] = {}
-        consumer: dict[SSAValue, str] = {}
-        for op, node, _ in nodes:
-            for value in self._written(op):
-                producer[value] = node
-            for value in self._read(op):
-                root = stream_root(value)
-                if root in consumer:
-                    raise HlsEmitError(
-                        f"kernel @{self.top}: stream {value_name(root)} is read by {consumer[root]} and {node}; a stream "
-                        "has one reader in Vitis: insert dataflow.itensor_fork"
-                    )
-                consumer[root] = node
-        for value, node in consumer.items():
-            if value not in producer:
-                raise HlsEmitError(f"kernel @{self.top}: stream {value_name(value)} read by {node} has no producer")
-        return consumer
+    def _wires(self, nodes: list[tuple[Operation, str, str]]) -> list[Wire]:
+        """The FIFOs, wired and named as the simulators wire and name them."""
+        try:
+            return wire_kernel([(op, node) for op, node, _ in nodes], self._read, self._written)
+        except GraphError as err:
+            raise HlsEmitError(f"kernel @{self.top}: {err} (Vitis allows one writer and one reader per stream)") from None
 
-    def _make_streams(self, nodes: list[tuple[Operation, str, str]], consumer: dict[SSAValue, str], depths: Mapping[str, int]) -> None:
-        """One FIFO per written stream, named as the simulators name it; depth: override, else
-        the producing op's attribute, else the Vitis default."""
-        names: set[str] = set()
-        for op, node, _ in nodes:
-            for value in self._written(op):
-                if value not in consumer:
-                    raise HlsEmitError(f"kernel @{self.top}: stream {value_name(value)} written by {node} is never read")
-                base = value.name_hint or f"{node}->{consumer[value]}"
-                name = base if base not in names else next(f"{base}#{i}" for i in range(2, len(names) + 3) if f"{base}#{i}" not in names)
-                names.add(name)
-                depth = depths[name] if name in depths else ir_depth(value) or DEFAULT_DEPTH
-                if depth < 1:
-                    raise HlsEmitError(f"stream {name}: depth must be >= 1, got {depth}")
-                token = self._token(value.type.itensor)  # type: ignore[attr-defined]
-                self.streams[value] = StreamInfo(name, self._unique_var("s_" + ident(name)), token, int(depth))
+    def _make_streams(self, wires: list[Wire], depths: Mapping[str, int]) -> None:
+        """One FIFO per wire; depth: override, else the producing op's attribute, else the Vitis default."""
+        names = {wire.name for wire in wires}
+        for wire in wires:
+            depth = depths[wire.name] if wire.name in depths else ir_depth(wire.value) or DEFAULT_DEPTH
+            if depth < 1:
+                raise HlsEmitError(f"stream {wire.name}: depth must be >= 1, got {depth}")
+            token = self._token(wire.value.type.itensor)  # type: ignore[attr-defined]
+            self.streams[wire.value] = StreamInfo(wire.name, self._unique_var("s_" + ident(wire.name)), token, int(depth))
         if unknown := sorted(set(depths) - names):
             raise HlsEmitError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(sorted(names))}")
 

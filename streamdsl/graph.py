@@ -14,7 +14,7 @@ written; with depth d, token k can be written `free_latency` cycles after token 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import KernelOp
 
 __all__ = [
-    "Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "graph_from_kernel", "node_name",
-    "stream_root", "value_label", "value_name",
+    "Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "Wire", "graph_from_kernel",
+    "kernel_nodes", "node_name", "stream_root", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
 
@@ -330,43 +330,79 @@ def stream_root(value: SSAValue) -> SSAValue:
     return value
 
 
-def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dict[str, SSAValue]]:
-    """The graph of a `dataflow.kernel` (itensor or stream level, docs/ir.md): one task per node
-    (task, DMA, fork, join, chunk, concat, reassociate, converter), one edge per stream value;
-    casts are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
-    graph = Graph(timing.read_latency, timing.free_latency)
+@dataclass(frozen=True)
+class Wire:
+    """One FIFO of a kernel: its name, the value written, and the node and op at each end."""
+
+    name: str
+    value: SSAValue  # as written by the producer
+    producer: str
+    producer_op: Operation
+    consumer: str
+    consumer_op: Operation
+    read: SSAValue  # as the consumer reads it (maybe through casts)
+
+
+def kernel_nodes(kernel: KernelOp) -> list[tuple[Operation, str]]:
+    """The ops that become processes (not casts, empties, yields), with unique names, in IR order."""
     seen: dict[str, int] = {}
-    producers: dict[SSAValue, tuple[str, str]] = {}
-    consumers: dict[SSAValue, tuple[str, str]] = {}
+    nodes = []
     for op in kernel.body.block.ops:
         if op.name in _NOT_NODES or op.name in _PASS_THROUGH:
             continue
         name = node_name(op)
         seen[name] = seen.get(name, 0) + 1
-        name = name if seen[name] == 1 else f"{name}#{seen[name]}"
-        sched = timing.schedule(op)
-        for value in sched.writes:
-            producers[value] = (name, _port(op, value))
-        for value in sched.reads:
+        nodes.append((op, name if seen[name] == 1 else f"{name}#{seen[name]}"))
+    return nodes
+
+
+def wire_kernel(
+    nodes: Sequence[tuple[Operation, str]],
+    reads: Callable[[Operation], Iterable[SSAValue]],
+    writes: Callable[[Operation], Iterable[SSAValue]],
+) -> list[Wire]:
+    """Connect every stream a node writes to the one node that reads it, in IR order; names are
+    the SSA name or `producer->consumer`, made unique with `#2`, `#3`, ..."""
+    producers: dict[SSAValue, tuple[str, Operation]] = {}
+    consumers: dict[SSAValue, tuple[str, Operation, SSAValue]] = {}
+    for op, name in nodes:
+        for value in writes(op):
+            producers[value] = (name, op)
+        for value in reads(op):
             root = stream_root(value)
             if root in consumers:
                 raise GraphError(f"stream {value_name(root)} is read by {consumers[root][0]} and {name}; fork it first")
-            consumers[root] = (name, _port(op, value))
+            consumers[root] = (name, op, value)
+    wires: dict[str, Wire] = {}
+    for value, (src, src_op) in producers.items():
+        if value not in consumers:
+            raise GraphError(f"stream {value_name(value)} written by {src} is never read")
+        dst, dst_op, read = consumers[value]
+        name = _unique(value.name_hint or f"{src}->{dst}", wires)
+        wires[name] = Wire(name, value, src, src_op, dst, dst_op, read)
+    for value, (dst, _, _) in consumers.items():
+        if value not in producers:
+            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel")
+    return list(wires.values())
+
+
+def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dict[str, SSAValue]]:
+    """The graph of a `dataflow.kernel` (itensor or stream level, docs/ir.md): one task per node
+    (task, DMA, fork, join, chunk, concat, reassociate, converter), one edge per stream value;
+    casts are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
+    graph = Graph(timing.read_latency, timing.free_latency)
+    nodes = kernel_nodes(kernel)
+    schedules = {op: timing.schedule(op) for op, _ in nodes}
+    wires = wire_kernel(nodes, lambda op: schedules[op].reads, lambda op: schedules[op].writes)
+    for op, name in nodes:
+        sched = schedules[op]
         reads = {_port(op, v): t for v, t in sched.reads.items()}
         writes = {_port(op, v): t for v, t in sched.writes.items()}
         graph.add_task(Task(name, reads, writes, sched.latency))
-    values: dict[str, SSAValue] = {}
-    for value, (src, src_port) in producers.items():
-        if value not in consumers:
-            raise GraphError(f"stream {value_name(value)} written by {src} is never read")
-        dst, dst_port = consumers[value]
-        name = _unique(value.name_hint or f"{src}->{dst}", values)
-        graph.connect(src, src_port, dst, dst_port, _token_bits(value), name=name)
-        values[name] = value
-    for value, (dst, _) in consumers.items():
-        if value not in producers:
-            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel")
-    return graph.validate(), values
+    for wire in wires:
+        src_port, dst_port = _port(wire.producer_op, wire.value), _port(wire.consumer_op, wire.read)
+        graph.connect(wire.producer, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
+    return graph.validate(), {wire.name: wire.value for wire in wires}
 
 
 def _port(op: Operation, value: SSAValue) -> str:

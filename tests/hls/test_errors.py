@@ -60,3 +60,31 @@ def test_compile_errors_carry_the_compiler_output(chain: sd.Design, tmp_path: Pa
 def test_depth_must_be_positive(chain: sd.Design) -> None:
     with pytest.raises(HlsEmitError, match="stream scale_shift->activate: depth must be >= 1, got 0"):
         emit_kernel(chain, depths={"scale_shift->activate": 0})
+
+
+def test_a_stream_with_two_readers_is_refused() -> None:
+    from xdsl.context import Context
+    from xdsl.dialects.builtin import Builtin
+    from xdsl.dialects.func import Func
+    from xdsl.parser import Parser
+
+    from streamdsl.dialects.dataflow import DATAFLOW
+
+    t = "!dataflow.itensor<1x64xf32, [4] * [64], (d0) -> (0, d0)>"
+    text = f"""
+func.func @f(%x: tensor<1x256xf32>) -> (tensor<1x256xf32>, tensor<1x256xf32>) {{
+  %y, %z = dataflow.kernel "k"(%x) : (tensor<1x256xf32>) -> (tensor<1x256xf32>, tensor<1x256xf32>) {{
+  ^bb0(%xa: tensor<1x256xf32>):
+    %xs = dataflow.dma_load %xa : tensor<1x256xf32> -> {t}
+    %s1 = dataflow.dma_store %xs : {t} -> tensor<1x256xf32>
+    %s2 = dataflow.dma_store %xs : {t} -> tensor<1x256xf32>
+    dataflow.yield %s1, %s2 : tensor<1x256xf32>, tensor<1x256xf32>
+  }}
+  func.return %y, %z : tensor<1x256xf32>, tensor<1x256xf32>
+}}"""
+    ctx = Context()
+    for dialect in (Builtin, Func, DATAFLOW):
+        ctx.load_dialect(dialect)
+    module = Parser(ctx, text).parse_module()
+    with pytest.raises(HlsEmitError, match=r"kernel @k: stream %xs is read by dma_store\(xs\) and dma_store\(xs\)#2; fork it first"):
+        emit_kernel(module)
