@@ -33,7 +33,7 @@ from streamdsl.dialects.dataflow import (
     KernelOp,
     YieldOp,
 )
-from streamdsl.dsl.kernel import Kernel, parse_function
+from streamdsl.dsl.kernel import Kernel, annotation_scope, parse_function
 from streamdsl.dsl.types import TensorSpec
 from streamdsl.errors import DSLError
 from streamdsl.itensor import itensor
@@ -260,7 +260,10 @@ def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
     """Trace `fn` (arguments annotated `sd.Tensor[dtype, shape]`) into a Program."""
     fdef, filename, shift = parse_function(fn)
     loc = Location(filename, fdef.lineno, fdef.col_offset + 1 + shift)
-    annotations = inspect.get_annotations(fn, locals=sys._getframe(1).f_locals, eval_str=True)
+    try:
+        annotations = inspect.get_annotations(fn, locals=annotation_scope(fn, sys._getframe(1)), eval_str=True)
+    except Exception as e:  # noqa: BLE001 - report whatever the annotation raised
+        raise loc.error(f"@sd.dataflow {fn.__name__!r}: cannot evaluate its annotations ({e})") from None
     if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.posonlyargs:
         raise loc.error(f"@sd.dataflow {fn.__name__!r}: arguments must be plain names annotated sd.Tensor[dtype, shape]")
     names = [a.arg for a in fdef.args.args]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections
 import inspect
 import sys
 import math
@@ -79,13 +80,12 @@ def _out_key(i: int) -> str:
 
 _STATEMENT_HINTS = {
     ast.While: "while loops are not supported: use `for i in range(N)` with a static N",
-    ast.If: "if statements are not supported in kernels: select values with sd.where(cond, a, b)",
     ast.Return: "return is not supported in a kernel: emit output tiles with `yield tile` (or `out.write(tile)`); "
     "the kernel ends at the end of its body",
     ast.Break: "break is not supported: loops must run their full static trip count",
     ast.Continue: "continue is not supported: loops must run their full static trip count",
-    ast.FunctionDef: "nested functions are not supported in kernels: define helpers as @sd.kernel tasks "
-    "and compose them in an @sd.dataflow function",
+    ast.FunctionDef: "nested functions are not supported in kernels: define the helper at module level "
+    "(plain functions are inlined) or make it an @sd.kernel task composed in an @sd.dataflow function",
     ast.With: "with statements are not supported in kernels",
     ast.Try: "try statements are not supported in kernels",
     ast.Import: "imports are not supported inside kernels: import at module level",
@@ -112,14 +112,34 @@ class KernelSignature:
     params: list[str]  # parameter names in order (inputs and Out ports interleaved)
 
 
+@dataclass
+class _Helper:
+    """A plain Python function being inlined: its parameters until rebound, and the loop depth at
+    its call (a `return` must not sit inside one of its own loops)."""
+
+    fn: Callable[..., Any]
+    params: set[str]
+    depth: int
+    returned: bool = False
+    value: Any = None
+
+
+def _scope(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The names a function body can see: its globals and its closure cells."""
+    names = dict(fn.__globals__)
+    if fn.__closure__:
+        names.update({n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__) if _cell_ok(c)})
+    return names
+
+
 class _Compiler:
-    def __init__(self, fn: Callable[..., Any], sig: KernelSignature, tree: ast.FunctionDef, filename: str, col_shift: int):
+    def __init__(self, fn: Callable[..., Any], sig: KernelSignature, tree: ast.FunctionDef, filename: str, col_shift: int,
+                 name: str | None = None):
         self.fn, self.sig, self.tree, self.filename, self.col_shift = fn, sig, tree, filename, col_shift
-        self.globals = dict(fn.__globals__)
-        if fn.__closure__:
-            self.globals.update(
-                {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__) if _cell_ok(c)}
-            )
+        self.name = name or fn.__name__
+        self.globals = _scope(fn)
+        self.helpers: list[_Helper] = []
+        self.depth = 0  # enclosing for loops
         self.env: dict[str, Any] = {}
         self.loop_only: dict[str, int] = {}
         self.assign_site: dict[str, ast.AST] = {}
@@ -163,7 +183,7 @@ class _Compiler:
                     site = "yield" if self.sig.yields else f"{port.name}.write(...)"
                 raise self.error(
                     count.site or self.tree,
-                    f"kernel {self.fn.__name__!r} {what} port {port.name!r} {count.tokens} time(s), but its type "
+                    f"kernel {self.name!r} {what} port {port.name!r} {count.tokens} time(s), but its type "
                     f"{port.type} has {port.type.num_tokens} tokens; make the static loops around "
                     f"{site} run {port.type.num_tokens} times in total",
                 )
@@ -175,6 +195,8 @@ class _Compiler:
             self.later.append(body[i + 1 :])  # what may run after `stmt`: for loop liveness
             self.statement(stmt)
             self.later.pop()
+            if self.helpers and self.helpers[-1].returned:
+                return
 
     def statement(self, node: ast.stmt) -> None:
         match node:
@@ -194,6 +216,10 @@ class _Compiler:
                 self.store(target, result, node)
             case ast.For():
                 self.for_loop(node)
+            case ast.If(test=test, body=body, orelse=orelse):
+                self.statements(body if self.static_condition(test, "if") else orelse)
+            case ast.Return(value=value) if self.helpers:
+                self.helper_return(node, value)
             case ast.Expr(value=ast.Yield(value=value)):
                 self.emit_yield(node, value)
             case ast.Expr(value=ast.Call(func=ast.Attribute(attr="write") as func, args=args, keywords=[])):
@@ -222,7 +248,14 @@ class _Compiler:
             self.env[target.id] = value
             self.assign_site[target.id] = node
             self.loop_only.pop(target.id, None)
+            if self.helpers:
+                self.helpers[-1].params.discard(target.id)
         elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            if self.helpers and target.value.id in self.helpers[-1].params:
+                raise self.error(target, f"helper {self.helpers[-1].fn.__name__!r} stores into its parameter "
+                                 f"{target.value.id!r}: in Python that changes the caller's buffer, but kernels pass "
+                                 f"values; copy it first or return the new buffer ({target.value.id} = "
+                                 f"{self.helpers[-1].fn.__name__}(...))")
             buf = self.lookup(target.value)
             if not isinstance(buf, Tile):
                 raise self.error(target, f"{target.value.id!r} is {_describe_value(buf)}; only buffers made with "
@@ -255,8 +288,7 @@ class _Compiler:
         for name in sorted(_assigned(node.body, self.env, self.sig)):
             if isinstance(self.env.get(name), int | float | Index) and name != node.target.id:
                 raise self.error(self.first_store(node.body, name), f"{name!r} holds a Python value and is reassigned inside the loop; "
-                                 f"loops are not unrolled, so make it a tile (e.g. {name} = sd.full((1, 1), value)) or "
-                                 "compute it from the loop index")
+                                 f"loops are not unrolled, so make it a tile (e.g. {name} = sd.full((1, 1), value))")
         inits = [self.env[n] for n in carried]
         lb, ub, st = (self.builder.index(v) for v in (start, stop, step))
         body = Block(arg_types=[IndexType(), *[v.value.type for v in inits]])
@@ -266,7 +298,9 @@ class _Compiler:
             self.env[name] = _rebind(self.env[name], arg)
         self.builder, self.trips = TileBuilder(body), self.trips * trip
         self.later.append(node.body)
+        self.depth += 1
         self.statements(node.body)
+        self.depth -= 1
         self.later.pop()
         yielded = []
         for name, init in zip(carried, inits):
@@ -356,7 +390,7 @@ class _Compiler:
 
     def expr(self, node: ast.expr) -> Any:
         match node:
-            case ast.Constant(value=value) if isinstance(value, int | float) and not isinstance(value, bool):
+            case ast.Constant(value=value) if isinstance(value, int | float | bool | str | None):
                 return value
             case ast.Name():
                 return self.lookup(node)
@@ -375,7 +409,13 @@ class _Compiler:
             case ast.Call():
                 return self.call(node)
             case ast.Compare():
-                raise self.error(node, "comparisons are only supported as the condition of sd.where: sd.where(a > b, a, b)")
+                return self.static_compare(node)
+            case ast.BoolOp(op=op, values=values):
+                return self.static_bool(node, op, values)
+            case ast.UnaryOp(op=ast.Not(), operand=operand):
+                return not self.static_condition(operand, "not")
+            case ast.IfExp(test=test, body=body, orelse=orelse):
+                return self.expr(body if self.static_condition(test, "... if ... else") else orelse)
             case ast.Yield():
                 raise self.error(node, "yield is a statement in kernels: write `yield tile` on its own line")
             case ast.Lambda() | ast.ListComp() | ast.GeneratorExp() | ast.DictComp() | ast.SetComp():
@@ -383,6 +423,41 @@ class _Compiler:
                                  "for i in range(N) and tiles")
             case _:
                 raise self.error(node, f"{_describe(node)} is not supported in kernel expressions")
+
+    # -- static conditions ------------------------------------------------------------------------
+
+    def static_condition(self, test: ast.expr, what: str) -> bool:
+        """The value of a condition known at compile time (Python values, shapes, loop bounds)."""
+        value = self.static_compare(test, what) if isinstance(test, ast.Compare) else self.expr(test)
+        if not _is_static(value):
+            raise self.error(test, f"`{what}` needs a condition known at compile time, but {_describe(test)} is "
+                             f"{_describe_value(value)}; select values per element with sd.where(cond, a, b)")
+        return bool(value)
+
+    def static_compare(self, node: ast.Compare, what: str | None = None) -> bool:
+        left = self.expr(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = self.expr(comparator)
+            for value in (left, right):
+                if not _is_static(value) and what is not None:
+                    raise self.error(node, f"`{what}` needs a condition known at compile time, but {_describe(node)} "
+                                     f"compares {_describe_value(value)}; select values per element with "
+                                     "sd.where(cond, a, b)")
+                if not _is_static(value):
+                    raise self.error(node, "comparisons are only supported as the condition of sd.where: "
+                                     f"sd.where(a > b, a, b) (this one compares {_describe_value(value)}); `if` and "
+                                     "`... if ... else` need conditions known at compile time")
+            if not _STATIC_CMP[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def static_bool(self, node: ast.BoolOp, op: ast.boolop, values: Sequence[ast.expr]) -> bool:
+        stop = isinstance(op, ast.Or)  # `or` stops at the first true operand, `and` at the first false
+        for value in values:
+            if self.static_condition(value, "and" if not stop else "or") == stop:
+                return stop
+        return not stop
 
     def lookup(self, node: ast.Name) -> Any:
         name = node.id
@@ -560,9 +635,58 @@ class _Compiler:
                              "write the repetition as a static for loop")
         if is_dsl_callable(target):
             raise self.error(node, "kernels cannot call other kernels: compose them in an @sd.dataflow function")
+        if isinstance(target, types.FunctionType):
+            return self.inline(node, target)
         name = getattr(target, "__name__", _describe(func))
         raise self.error(node, f"unsupported call to {name!r}: kernels may call the sd tile functions "
-                         "(sd.exp, sd.sum, sd.where, sd.zeros, ...) and port.read()")
+                         "(sd.exp, sd.sum, sd.where, sd.zeros, ...), port.read() and plain Python helper "
+                         "functions built from them (inlined)")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def inline(self, node: ast.Call, fn: Callable[..., Any]) -> Any:
+        """Compile a call to a plain Python function by compiling its body in place (its own names,
+        its own globals and closure, errors at its own lines); its `return` value is the call's."""
+        if fn is self.fn or any(h.fn is fn for h in self.helpers):
+            raise self.error(node, f"recursion is not supported: {fn.__name__!r} is already being inlined; "
+                             "write the repetition as a static for loop")
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(kw.arg is None for kw in node.keywords):
+            raise self.error(node, f"call {fn.__name__!r} with plain positional and keyword arguments (no * or **)")
+        args = [self.expr(a) for a in node.args]
+        kwargs = {kw.arg: self.expr(kw.value) for kw in node.keywords}
+        try:
+            bound = inspect.signature(fn).bind(*args, **kwargs)
+        except TypeError as err:
+            raise self.error(node, f"cannot call helper {fn.__name__!r}: {err}") from None
+        bound.apply_defaults()
+        fdef, filename, shift = parse_function(fn)
+        if generator := next((n for n in ast.walk(fdef) if isinstance(n, ast.Yield | ast.YieldFrom)), None):
+            raise DSLError(f"helper {fn.__name__!r} yields: only the kernel itself writes its outputs; return the "
+                           "tile and yield it in the kernel", filename, generator.lineno, generator.col_offset + 1 + shift)
+        saved = (self.env, self.loop_only, self.assign_site, self.later, self.globals, self.filename, self.col_shift)
+        chains = {k: v for k, v in self.env.items() if k.startswith("%out")}  # output streams it may write
+        self.env = {**chains, **bound.arguments}
+        self.loop_only, self.assign_site = {}, {}
+        self.globals, self.filename, self.col_shift = _scope(fn), filename, shift
+        helper = _Helper(fn, set(bound.arguments), self.depth)
+        self.helpers.append(helper)
+        try:
+            self.later = []  # the caller's names are not the helper's: liveness starts afresh
+            self.statements(fdef.body)
+        finally:
+            self.helpers.pop()
+            inner = self.env
+            self.env, self.loop_only, self.assign_site, self.later, self.globals, self.filename, self.col_shift = saved
+            self.env.update({k: v for k, v in inner.items() if k.startswith("%out")})
+        return helper.value
+
+    def helper_return(self, node: ast.Return, value: ast.expr | None) -> None:
+        helper = self.helpers[-1]
+        if self.depth != helper.depth:
+            raise self.error(node, f"return inside a loop of helper {helper.fn.__name__!r}: loops run their full "
+                             "static trip count; carry the value in a variable and return it after the loop")
+        helper.value = None if value is None else self.expr(value)
+        helper.returned = True
 
     def no_keywords(self, node: ast.Call, name: str) -> None:
         if node.keywords:
@@ -685,6 +809,18 @@ def _binop_symbol(c: _Compiler, node: ast.AST, op: ast.operator) -> str:
     if sym is None:
         raise c.error(node, f"operator {type(op).__name__} is not supported in kernels (supported: + - * / @)")
     return sym
+
+
+_STATIC_CMP: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Eq: operator.eq,
+    ast.NotEq: operator.ne, ast.Is: operator.is_, ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def _is_static(v: Any) -> bool:
+    """A compile-time Python value (not a tile, a loop index, a port or a stream)."""
+    return not isinstance(v, Tile | Index | InPort | OutPort | Stream)
 
 
 def _is_num(v: Any) -> bool:
@@ -826,7 +962,9 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
     try:
         annotations = inspect.get_annotations(fn, locals=scope, eval_str=True)
     except Exception as e:  # noqa: BLE001 - report whatever the annotation raised
-        raise err(fdef, f"kernel {fn.__name__!r}: cannot evaluate its annotations ({e})") from None
+        raise err(fdef, f"kernel {fn.__name__!r}: cannot evaluate its annotations ({e}); they may name module "
+                  "globals, the function's closure and the locals of the functions that are running when "
+                  "the decorator runs") from None
     inputs: list[Port] = []
     outputs: list[Port] = []
     for arg in a.args:
@@ -855,15 +993,28 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
     return KernelSignature(inputs, outputs, ret is not None, [arg.arg for arg in a.args])
 
 
+def annotation_scope(fn: Callable[..., Any], frame: types.FrameType | None) -> collections.ChainMap[str, Any]:
+    """The locals string annotations (`from __future__ import annotations`) are evaluated in, in
+    front of the function's globals: its closure, then the locals of `frame` (the decorator's
+    caller) and of the functions that called it, nearest first. A kernel factory's annotations
+    name the factory's locals, which are not in the closure when only an annotation uses them."""
+    closure = {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__ or ()) if _cell_ok(c)}
+    scopes: list[Any] = [closure]
+    while frame is not None and frame.f_code.co_name != "<module>":
+        scopes.append(frame.f_locals)
+        frame = frame.f_back
+    return collections.ChainMap(*scopes)
+
+
 class Kernel:
     """A compiled kernel: one `dataflow.task` body plus the original function (for eager mode)."""
 
-    def __init__(self, fn: Callable[..., Any], scope: dict[str, Any] | None = None):
+    def __init__(self, fn: Callable[..., Any], scope: Any = None, name: str | None = None):
         self.fn = fn
-        self.name = fn.__name__
+        self.name = name or fn.__name__
         fdef, filename, shift = parse_function(fn)
         self.signature = _signature(fn, fdef, filename, shift, scope)
-        self.body = _Compiler(fn, self.signature, fdef, filename, shift).compile()
+        self.body = _Compiler(fn, self.signature, fdef, filename, shift, self.name).compile()
         self._program: Any = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -921,8 +1072,13 @@ def _str_attr(s: str) -> Any:
     return StringAttr(s)
 
 
-def kernel(fn: Callable[..., Any]) -> Kernel:
-    """Compile `fn` into a dataflow task (raises `sd.DSLError` at the offending line)."""
-    # string annotations (`from __future__ import annotations`) may name the caller's locals
-    return Kernel(fn, sys._getframe(1).f_locals)
+def kernel(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Compile `fn` into a dataflow task (raises `sd.DSLError` at the offending line).
+
+    `@sd.kernel` or `@sd.kernel(name="q_proj")`: `name` names the task (default: the function's
+    name), so kernels made by one factory can be told apart."""
+    frame = sys._getframe(1)
+    if fn is None:
+        return lambda f: Kernel(f, annotation_scope(f, frame), name)
+    return Kernel(fn, annotation_scope(fn, frame), name)
 

@@ -46,7 +46,7 @@ def test_if_statement() -> None:
                     v = -v
                 yield v
 
-    expect_error(build, "if statements are not supported", "sd.where")
+    expect_error(build, "`if` needs a condition known at compile time", "sd.where")
 
 
 def test_while_loop() -> None:
@@ -411,3 +411,135 @@ def test_eager_mode_detects_runtime_read_past_end() -> None:
         for _ in range(5):
             port.read()
     assert math.isfinite(1.0)
+
+
+# -- helpers and static conditions -------------------------------------------------------------
+
+
+def _helper_with_while(v):
+    while True:  # <- error
+        v = v * 2.0
+    return v
+
+
+def _helper_that_yields(v):
+    yield v  # <- error
+
+
+def _helper_returning_in_a_loop(port):
+    for i in range(N):
+        return port.read()  # <- error
+
+
+def _helper_storing_into_its_argument(buf, t):
+    buf[0] = t  # <- error
+    return buf
+
+
+def _expect_helper_error(helper, build, *fragments: str) -> None:
+    """The error points into the helper (its own file:line), not at the call."""
+    with pytest.raises(sd.DSLError) as info:
+        build()
+    lines, start = inspect.getsourcelines(helper)
+    marked = [start + i for i, line in enumerate(lines) if line.rstrip().endswith("# <- error")]
+    assert (info.value.filename, info.value.lineno) == (__file__, marked[0]), str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} not in {info.value}"
+
+
+def test_helper_using_unsupported_python() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield _helper_with_while(x.read())
+
+    _expect_helper_error(_helper_with_while, build, "while loops are not supported")
+
+
+def test_helper_that_yields() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield _helper_that_yields(x.read())
+
+    _expect_helper_error(_helper_that_yields, build, "helper '_helper_that_yields' yields", "return the tile")
+
+
+def test_helper_return_inside_a_loop() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            yield _helper_returning_in_a_loop(x)
+
+    _expect_helper_error(_helper_returning_in_a_loop, build, "return inside a loop of helper", "after the loop")
+
+
+def test_helper_storing_into_its_argument() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            buf = sd.zeros((2, 1, 16))
+            for i in range(N):
+                buf = _helper_storing_into_its_argument(buf, x.read())
+                yield buf[0]
+
+    _expect_helper_error(_helper_storing_into_its_argument, build, "stores into its parameter 'buf'", "return the new buffer")
+
+
+def test_helper_called_with_wrong_arguments() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield _helper_with_while(x.read(), 2.0)  # <- error
+
+    expect_error(build, "cannot call helper '_helper_with_while'", "positional")
+
+
+def test_nested_function_definition_points_to_module_level_helpers() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            def double(v):  # <- error
+                return v * 2.0
+
+            for i in range(N):
+                yield double(x.read())
+
+    expect_error(build, "nested functions are not supported", "plain functions are inlined")
+
+
+def test_if_on_a_loop_index() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                if i == 0:  # <- error
+                    v = v * 2.0
+                yield v
+
+    expect_error(build, "`if` needs a condition known at compile time", "loop index", "sd.where")
+
+
+def test_conditional_expression_on_a_tile() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield v if v else -v  # <- error
+
+    expect_error(build, "`... if ... else` needs a condition known at compile time", "sd.where")
+
+
+def test_kernel_factory_annotation_undefined() -> None:
+    def build():
+        @sd.kernel
+        def k(x: Missing) -> X:  # noqa: F821  # <- error
+            for i in range(N):
+                yield x.read()
+
+    expect_error(build, "cannot evaluate its annotations", "name 'Missing' is not defined")
