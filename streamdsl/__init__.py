@@ -38,10 +38,7 @@ from streamdsl.program import Program
 
 
 def compile(prog, fifo_sizing="lp"):  # noqa: A001 - the public name is sd.compile
-    """Size the FIFOs of a program and return a `Design` (see `streamdsl.compiler.compile`).
-
-    Imported on call: the driver strings `lowering` in, which the library itself never imports.
-    """
+    """Size the FIFOs of a program and return a `Design` (see `streamdsl.compiler.compile`)."""
     from streamdsl.compiler import compile as compile_program
 
     return compile_program(prog, fifo_sizing)

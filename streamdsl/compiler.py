@@ -1,13 +1,20 @@
-"""`sd.compile`: the top-level driver. It strings the `lowering` passes together, so it imports
-them lazily inside the function (the `streamdsl` library itself never imports `lowering`)."""
+"""`sd.compile` and the `Design` it returns.
+
+The FIFO-sizing pipeline lives in a layer above the language core (`lowering`), which the core
+never imports: `compile` finds it through the `streamdsl.compile` entry point group that the
+package registers in pyproject.toml (docs/architecture.md, "Layers").
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from importlib.metadata import entry_points
 
 from xdsl.dialects.builtin import ModuleOp
 
@@ -21,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["Design", "StreamRecord", "compile"]
 
 FIFO_SIZING = ("lp", "conservative", "naive", "default")
+
+PIPELINE_GROUP = "streamdsl.compile"
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,6 @@ def compile(prog: Any, fifo_sizing: str = "lp") -> Design:  # noqa: A001 - the p
     """Size every FIFO of `prog` (a DSL program, anything with `.module`, or a ModuleOp) and return
     the Design. `fifo_sizing`: "lp" (the LP, no stall), "conservative" (LP after slowing every task
     to the slowest, smaller FIFOs), "naive" (as deep as the tensor) or "default" (depth 2)."""
-    from lowering.transforms.size_fifos import size_kernel
-
     if fifo_sizing not in FIFO_SIZING:
         raise ValueError(f"sd.compile: fifo_sizing={fifo_sizing!r} is unknown; choose one of {', '.join(FIFO_SIZING)}")
     module = prog if isinstance(prog, ModuleOp) else getattr(prog, "module", None)
@@ -102,5 +109,18 @@ def compile(prog: Any, fifo_sizing: str = "lp") -> Design:  # noqa: A001 - the p
         raise TypeError(f"sd.compile: expected an @sd.dataflow program or a ModuleOp, got {type(prog).__name__}")
     start = time.perf_counter()
     sized = module.clone()
-    graph, sizing = size_kernel(_kernel(sized), fifo_sizing)
+    graph, sizing = _size_kernel()(_kernel(sized), fifo_sizing)
     return Design(prog, sized, graph, sizing, time.perf_counter() - start)
+
+
+@functools.cache
+def _size_kernel() -> Callable[[KernelOp, str], tuple[Graph, Any]]:
+    """The registered FIFO-sizing pipeline: `size_kernel(kernel, mode) -> (graph, sizing)`."""
+    found = entry_points(group=PIPELINE_GROUP, name="size_kernel")
+    if not found:
+        raise RuntimeError(
+            f"sd.compile: no FIFO-sizing pipeline is registered (entry point group {PIPELINE_GROUP!r}, name "
+            "'size_kernel'); install the streamdsl distribution with its tool chain (`make setup`, or "
+            "`pip install -e .` after pyproject.toml changed)"
+        )
+    return next(iter(found)).load()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamdsl.cli import main
+from toolchain.cli import main
 
 BIN = Path(sys.executable).parent
 

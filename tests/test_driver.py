@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from streamdsl.cli import main
+from toolchain.cli import main
 
 REPORT_KEYS = {"model", "config", "kernels", "streams", "converters", "dmas", "fifo_sizing", "verification", "timing"}
 
@@ -53,7 +53,7 @@ def test_unknown_program_is_a_usage_error(tmp_path, capsys):
 
 
 def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
-    import streamdsl.driver as driver
+    import toolchain.driver as driver
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("solver crashed")
@@ -81,7 +81,7 @@ def test_csim_deadlock_fails_the_job_with_exit_1(tmp_path, monkeypatch, capsys):
 
 
 def test_design_that_does_not_fit_fails_naming_the_largest_fifos(tmp_path, monkeypatch, capsys):
-    import streamdsl.driver as driver
+    import toolchain.driver as driver
 
     monkeypatch.setattr(driver, "DEVICE_ON_CHIP_BITS", 100_000)  # a device far smaller than the design
     assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 1

@@ -1,1 +1,1 @@
-"""xDSL module passes (`insert-converters`, `size-fifos`), registered in streamdsl.universe."""
+"""xDSL module passes (`insert-converters`, `size-fifos`), registered in toolchain.universe."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import streamdsl as sd
-from streamdsl.examples import gelu_kernel, layernorm_kernel, matvec_kernel
+from toolchain.examples import gelu_kernel, layernorm_kernel, matvec_kernel
 from streamdsl.itensor import itensor
 
 

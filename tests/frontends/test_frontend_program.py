@@ -19,7 +19,7 @@ def llama_decode(zoo):
 
 
 def _context() -> Context:
-    from streamdsl.opt import StreamdslOptMain
+    from toolchain.opt import StreamdslOptMain
 
     return StreamdslOptMain(args=[]).ctx
 

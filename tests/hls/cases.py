@@ -105,8 +105,8 @@ def held_regrid(r: int = 4, d: int = 64) -> P.Case:
 
 
 def ffn_block() -> P.Case:
-    """The main job's default program (streamdsl/examples.py), small, converters planned."""
-    from streamdsl.examples import ffn_block as example
+    """The main job's default program (toolchain/examples.py), small, converters planned."""
+    from toolchain.examples import ffn_block as example
 
     ex = example(64, 256, 32)
     return planned(P.Case(ex.program, lambda rng: ex.make_inputs(int(rng.integers(1 << 16))), ex.reference))

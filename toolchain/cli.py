@@ -55,8 +55,8 @@ def cmd_compile(args: argparse.Namespace, console: Console) -> int:
     """Compile a built-in program end to end with its verification; write DIR/report.json."""
     from pathlib import Path
 
-    from streamdsl.driver import compile_example
-    from streamdsl.examples import EXAMPLES
+    from toolchain.driver import compile_example
+    from toolchain.examples import EXAMPLES
 
     if args.program not in EXAMPLES:
         known = ", ".join(EXAMPLES)
@@ -99,7 +99,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     """List what `compile` and `import` accept."""
     from frontends.hf import FAMILIES, SIZES as MODEL_SIZES
 
-    from streamdsl.examples import EXAMPLES
+    from toolchain.examples import EXAMPLES
 
     print(f"built-in programs (streamdsl compile): {', '.join(EXAMPLES)}; sizes {', '.join(SIZES)}")
     print(f"Hugging Face families (streamdsl import): {', '.join(FAMILIES)}; sizes {', '.join(MODEL_SIZES)}")

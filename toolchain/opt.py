@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from streamdsl.universe import STREAMDSL_UNIVERSE
+from toolchain.universe import STREAMDSL_UNIVERSE
 
 
 class StreamdslOptMain(xDSLOptMain):

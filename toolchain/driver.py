@@ -3,7 +3,7 @@
 Stages (each timed in the report): build the IR, plan converters (`insert-converters`), size the
 FIFOs (`sd.compile`), simulate functionally with the sized depths against the PyTorch reference,
 and judge the sizing with the timed simulator (no deadlock, no stall against unbounded FIFOs).
-Like `sd.compile`, this is a top-level driver: it imports `lowering` lazily.
+`hls_backend` is imported only when `--csim` asks for it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from xdsl.context import Context
 
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
-from streamdsl.examples import Example
+from toolchain.examples import Example
 from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, write_json
