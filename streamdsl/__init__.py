@@ -10,6 +10,8 @@ from streamdsl.dsl import (
     Out,
     Tensor,
     abs,
+    chunk,
+    concat,
     dataflow,
     erf,
     exp,
@@ -46,7 +48,7 @@ def compile(prog, fifo_sizing="lp"):  # noqa: A001 - the public name is sd.compi
 
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "Out", "Program",
-    "StreamError", "Tensor", "abs", "bf16", "compile", "dataflow", "erf", "exp", "f16", "f32", "full", "i8",
+    "StreamError", "Tensor", "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "i8",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

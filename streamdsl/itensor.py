@@ -244,6 +244,36 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         results = [AffineExpr.dimension(order.index(d)) for d in range(len(shape))]
         return cls(dtype, tile=tile, trips=trips, steps=steps, map=AffineMap(len(order), 0, tuple(results)))
 
+    @classmethod
+    def from_offsets(cls, dtype: DType, tile: Sequence[int], offsets: np.ndarray) -> itensor:
+        """The itensor streaming tiles at `offsets` (num_tokens x rank), in that order; the
+        sequence must be a loop nest (each loop a constant step), else ITensorError."""
+        nest = _loops_of_sequence(np.asarray(offsets, dtype=np.int64))
+        if nest[0] == "sequence":
+            raise ITensorError(f"from_offsets: the {len(offsets)} tile offsets are not a loop nest with constant steps")
+        loops, base = nest
+        loops = loops or ((1, (0,) * len(tile)),)
+        results = []
+        for d in range(len(tile)):
+            terms = [AffineExpr.dimension(i) * col[d] for i, (_, col) in enumerate(loops) if col[d]]
+            terms = terms + [AffineExpr.constant(base[d])] if base[d] or not terms else terms
+            results.append(sum(terms[1:], terms[0]))
+        results = tuple(results)
+        return cls(dtype, tile=tile, trips=[t for t, _ in loops], steps=[1] * len(loops), map=AffineMap(len(loops), 0, results))
+
+    def region(self, dim: int, start: int, size: int) -> itensor:
+        """The tiles of this stream inside `[start, start + size)` of `dim`, in this stream's order,
+        with offsets relative to the region (a part of `itensor_chunk` / `itensor_concat`)."""
+        offs = self.offsets()
+        low, high = offs[:, dim], offs[:, dim] + self.tile[dim]
+        inside = (low >= start) & (high <= start + size)
+        if ((low < start + size) & (high > start) & ~inside).any():
+            raise ITensorError(f"region: tiles of {list(self.tile)} straddle [{start}, {start + size}) of dim {dim}; "
+                               f"part boundaries must be multiples of the tile size {self.tile[dim]}")
+        part = offs[inside].copy()
+        part[:, dim] -= start
+        return itensor.from_offsets(self.dtype, self.tile, part)
+
     def repeat(self, n: int) -> itensor:
         """The same stream replayed `n` times (a new outermost reuse loop)."""
         (n,) = _positive_ints("repeat", [n])

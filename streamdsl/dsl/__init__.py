@@ -4,6 +4,8 @@ from streamdsl.dsl.dataflow import DataflowProgram, dataflow
 from streamdsl.dsl.kernel import Kernel, kernel
 from streamdsl.dsl.ops import (
     abs,
+    chunk,
+    concat,
     erf,
     exp,
     full,
@@ -32,6 +34,8 @@ __all__ = [
     "Tensor",
     "TensorSpec",
     "abs",
+    "chunk",
+    "concat",
     "dataflow",
     "erf",
     "exp",

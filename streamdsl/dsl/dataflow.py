@@ -12,6 +12,7 @@ and a `dma_store` per result, in the producing port's order.
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
 import os
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
     ITensorCastOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
     ITensorConverterOp,
     ITensorEmptyOp,
     ITensorForkOp,
@@ -36,7 +39,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.dsl.kernel import Kernel, annotation_scope, parse_function
 from streamdsl.dsl.types import TensorSpec
 from streamdsl.errors import DSLError
-from streamdsl.itensor import itensor
+from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
 __all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program"]
@@ -56,12 +59,33 @@ class Location:
 
 @dataclass(eq=False)
 class GraphValue:
-    """A tensor in HBM (a dataflow argument) or a stream produced by a kernel call."""
+    """A tensor in HBM (a dataflow argument) or a stream produced by a kernel call, a chunk or a
+    concat."""
 
     type: itensor | TensorSpec
     name: str
-    producer: Call | None = None
+    producer: Call | Split | Concat | None = None
     uses: int = 0
+    split: Split | None = None  # the one chunk its slices come from
+
+    def __getitem__(self, index: Any) -> GraphValue:
+        """`x[:, 0:128]`: one part of a chunk of the stream (see `Split`)."""
+        loc = _caller()
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > len(self.shape):
+            raise loc.error(f"{self.name} has {len(self.shape)} dims, sliced with {len(index)}")
+        sliced = [(d, i) for d, i in enumerate(index) if i != slice(None)]
+        if len(sliced) != 1 or not isinstance(sliced[0][1], slice):
+            raise loc.error(f"slice {self.name} along one dim with a static slice, e.g. {self.name}[:, 0:128] "
+                            "(ints drop dims, which streams cannot do)")
+        dim, sl = sliced[0]
+        start, stop, step = sl.indices(self.shape[dim])
+        if step != 1 or not all(isinstance(v, int | None) for v in (sl.start, sl.stop)) or not 0 <= start < stop:
+            raise loc.error(f"slice {sl.start}:{sl.stop}:{sl.step} of {self.name} (dim {dim} of size "
+                            f"{self.shape[dim]}) is out of range or empty; use static ints, step 1, inside the dim")
+        if sl.stop is not None and sl.stop > self.shape[dim]:
+            raise loc.error(f"slice {start}:{sl.stop} of {self.name} is out of range: dim {dim} has size {self.shape[dim]}")
+        return split_part(self, dim, start, stop - start, loc)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -83,9 +107,31 @@ class Call:
     outputs: list[GraphValue] = field(default_factory=list)
 
 
+@dataclass(eq=False)
+class Split:
+    """One `itensor_chunk` of `source` along `dim`: its slices (`x[:, a:b]`, `sd.chunk`) are the
+    parts. Every token of a stream goes to exactly one consumer, so the parts must cover the
+    dim without overlap; they are checked when the graph becomes IR."""
+
+    source: GraphValue
+    dim: int
+    location: Location
+    parts: list[tuple[int, int, GraphValue]] = field(default_factory=list)  # (start, size, value)
+
+
+@dataclass(eq=False)
+class Concat:
+    """One `itensor_concat` of streams along a tensor dim."""
+
+    sources: list[GraphValue]
+    dim: int
+    location: Location
+    outputs: list[GraphValue] = field(default_factory=list)
+
+
 @dataclass
 class _Trace:
-    calls: list[Call] = field(default_factory=list)
+    calls: list[Call | Split | Concat] = field(default_factory=list)
 
 
 _TRACES: list[_Trace] = []
@@ -126,6 +172,91 @@ def record_call(kernel: Kernel, args: Sequence[Any]) -> GraphValue | tuple[Graph
     call.outputs = [GraphValue(p.type, f"{kernel.name}.{p.name}", call) for p in kernel.outputs]
     _TRACES[-1].calls.append(call)
     return call.outputs[0] if len(call.outputs) == 1 else tuple(call.outputs)
+
+
+def _stream_source(value: Any, what: str, loc: Location) -> GraphValue:
+    if not _TRACES:
+        raise loc.error(f"{what} of dataflow values is only defined inside an @sd.dataflow function")
+    if not isinstance(value, GraphValue):
+        raise loc.error(f"{what} takes dataflow values (kernel outputs), got {type(value).__name__}")
+    if not isinstance(value.type, itensor):
+        raise loc.error(f"{what} of the HBM argument {value.name!r} is not supported: DMAs load whole tensors; "
+                        "pass the tensor to a kernel and chunk or slice its output stream")
+    return value
+
+
+def split_part(value: GraphValue, dim: int, start: int, size: int, loc: Location) -> GraphValue:
+    source = _stream_source(value, "slicing", loc)
+    split = source.split
+    if split is None:
+        split = source.split = Split(source, dim, loc)
+        source.uses += 1
+        _TRACES[-1].calls.append(split)
+    elif split.dim != dim:
+        raise loc.error(f"{source.name} is already sliced along dim {split.dim} (at line {split.location.lineno}); "
+                        "all slices of one stream must cut the same dim")
+    spec = source.type
+    try:
+        part_type = spec.region(dim, start, size)
+    except ITensorError as err:
+        raise loc.error(f"{source.name}[{start}:{start + size}] along dim {dim}: {err}") from None
+    part = GraphValue(part_type, f"{source.name}[{start}:{start + size}]", split)
+    split.parts.append((start, size, part))
+    return part
+
+
+def record_chunk(value: Any, parts: int, dim: int = 0) -> tuple[GraphValue, ...]:
+    loc = _caller()
+    source = _stream_source(value, "sd.chunk", loc)
+    rank = len(source.shape)
+    if not isinstance(dim, int) or not -rank <= dim < rank:
+        raise loc.error(f"sd.chunk: dim must be an int in [-{rank}, {rank}), got {dim!r}")
+    dim %= rank
+    size = source.shape[dim]
+    if not isinstance(parts, int) or parts < 2 or size % parts:
+        raise loc.error(f"sd.chunk: cannot cut dim {dim} of size {size} of {source.name} into {parts!r} equal parts")
+    step = size // parts
+    return tuple(split_part(source, dim, i * step, step, loc) for i in range(parts))
+
+
+def record_concat(parts: list[Any], axis: int) -> GraphValue:
+    loc = _caller()
+    sources = [_stream_source(p, "sd.concat", loc) for p in parts]
+    first = sources[0].type
+    rank = len(first.shape)
+    if not isinstance(axis, int) or not -rank <= axis < rank or len(sources) < 2:
+        raise loc.error(f"sd.concat takes at least two streams and an axis in [-{rank}, {rank}), got {axis!r}")
+    axis %= rank
+    shape = list(first.shape)
+    shape[axis] = sum(p.shape[axis] for p in sources)
+    whole = _concat_type(sources, axis, tuple(shape))
+    if whole is None:
+        raise loc.error(f"sd.concat: cannot stream {', '.join(f'{p.name}: {p.type}' for p in sources)} as one "
+                        f"tensor along axis {axis}; the parts need the same dtype and tile, the same sizes "
+                        "outside the axis, and one tile order (itensor.tiled with the same order)")
+    for p in sources:
+        p.uses += 1
+    op = Concat(sources, axis, loc)
+    op.outputs = [GraphValue(whole, f"concat({', '.join(p.name for p in sources)})", op)]
+    _TRACES[-1].calls.append(op)
+    return op.outputs[0]
+
+
+def _concat_type(parts: Sequence[GraphValue], axis: int, shape: tuple[int, ...]) -> itensor | None:
+    """A tiled order of the whole tensor whose regions stream exactly like the parts."""
+    first = parts[0].type
+    for order in itertools.permutations(range(len(shape))):
+        try:
+            whole = itensor.tiled(first.dtype, shape, first.tile, order)
+            start, fits = 0, True
+            for p in parts:
+                fits = fits and whole.region(axis, start, p.shape[axis]) == p.type
+                start += p.shape[axis]
+        except ITensorError:
+            continue
+        if fits:
+            return whole
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +315,44 @@ class _Emitter:
                                           "return it from the dataflow function or pass it to another kernel")
             self.produced(value, result)
 
+    def split(self, split: Split) -> None:
+        parts = sorted(split.parts, key=lambda p: p[0])
+        covered = 0
+        for start, size, value in parts:
+            if start != covered:
+                what = f"overlaps [{start}, {covered})" if start < covered else f"leaves [{covered}, {start}) unused"
+                raise split.location.error(
+                    f"the slices of {split.source.name} along dim {split.dim} must split it: {value.name} {what}; "
+                    "every token of a stream goes to exactly one consumer, so use every part exactly once (sd.chunk)")
+            covered = start + size
+        if covered != split.source.shape[split.dim]:
+            raise split.location.error(
+                f"the slices of {split.source.name} along dim {split.dim} leave [{covered}, "
+                f"{split.source.shape[split.dim]}) unused; every token of a stream goes to exactly one consumer: "
+                "slice the rest too and consume it (or cut the stream in the producing kernel)")
+        for _, _, value in parts:
+            if value.uses == 0:
+                raise split.location.error(f"{value.name} is never used: pass it to a kernel or return it")
+        src = self.stream(split.source, split.source.type)
+        op = self.emit(ITensorChunkOp(src, split.dim, [v.type.to_ir() for _, _, v in parts]))
+        for (_, _, value), result in zip(parts, op.outputs):
+            self.produced(value, result)
+
+    def concat(self, concat: Concat) -> None:
+        srcs = [self.stream(s, s.type) for s in concat.sources]
+        (out,) = concat.outputs
+        if out.uses == 0:
+            raise concat.location.error(f"{out.name} is never used: pass it to a kernel or return it")
+        self.produced(out, self.emit(ITensorConcatOp(srcs, concat.dim, out.type.to_ir())).result)
+
+    def step(self, step: Call | Split | Concat) -> None:
+        if isinstance(step, Split):
+            self.split(step)
+        elif isinstance(step, Concat):
+            self.concat(step)
+        else:
+            self.call(step)
+
     def store(self, value: GraphValue, loc: Location) -> SSAValue:
         if id(value) in self.hbm:
             raise loc.error(f"the dataflow function returns its argument {value.name!r} unchanged; return kernel outputs only")
@@ -196,7 +365,7 @@ class _Emitter:
         return self.emit(DmaStoreOp.build(operands=[ssa], result_types=[_tensor_type(value)])).result
 
 
-def build_module(name: str, params: Sequence[GraphValue], results: Sequence[GraphValue], calls: Sequence[Call],
+def build_module(name: str, params: Sequence[GraphValue], results: Sequence[GraphValue], calls: Sequence[Call | Split | Concat],
                  loc: Location, reserved: set[str] | None = None) -> ModuleOp:
     for r in results:
         r.uses += 1
@@ -204,8 +373,8 @@ def build_module(name: str, params: Sequence[GraphValue], results: Sequence[Grap
     out_types = [_tensor_type(r) for r in results]
     block = Block(arg_types=in_types)
     emitter = _Emitter(block, params, {name, *(reserved or ())})
-    for call in calls:
-        emitter.call(call)
+    for step in calls:
+        emitter.step(step)
     stored = [emitter.store(r, loc) for r in results]
     block.add_op(YieldOp(*stored))
     fblock = Block(arg_types=in_types)
@@ -244,7 +413,7 @@ class DataflowProgram(Program):
         return self.fn(*[np.asarray(a) for a in arrays])
 
 
-def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Call], list[GraphValue]]:
+def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Call | Split | Concat], list[GraphValue]]:
     _TRACES.append(_Trace())
     try:
         out = fn(*params)

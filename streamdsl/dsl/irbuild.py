@@ -29,7 +29,7 @@ from xdsl.dialects.linalg.attrs import IteratorTypeAttr
 
 from streamdsl.dtypes import DType
 
-__all__ = ["Tile", "TileBuilder", "broadcast_shapes"]
+__all__ = ["Box", "Tile", "TileBuilder", "broadcast_shapes"]
 
 DYNAMIC_INDEX = -(2**63)
 
@@ -196,31 +196,72 @@ class TileBuilder:
         op = tensor.ReshapeOp(x.value, shape_val, tensor_type(shape, x.dtype))
         return Tile(self.emit(op).results[0], shape, x.dtype)
 
-    def extract(self, buf: Tile, indices: Sequence[SSAValue | int]) -> Tile:
-        """`buf[i, j]`: the rank-reduced slice at the leading indices."""
-        rest = buf.shape[len(indices) :]
-        offsets = [*indices, *([0] * len(rest))]
-        sizes = [*([1] * len(indices)), *rest]
-        op = tensor.ExtractSliceOp(buf.value, offsets, sizes, [1] * len(sizes), tensor_type(rest, buf.dtype))
-        return Tile(self.emit(op).results[0], rest, buf.dtype)
+    def extract(self, buf: Tile, region: Box) -> Tile:
+        """`buf[i, 2:6]`: the slice at `region` (indexed dims dropped, as numpy does)."""
+        op = tensor.ExtractSliceOp.build(
+            operands=[buf.value, region.dynamic, [], []],
+            result_types=[tensor_type(region.shape, buf.dtype)],
+            properties=region.properties(),
+        )
+        return Tile(self.emit(op).results[0], region.shape, buf.dtype)
 
-    def insert(self, buf: Tile, indices: Sequence[SSAValue | int], value: Tile) -> Tile:
-        """`buf[i, j] = value`: a new buffer value with the slice replaced."""
-        rest = buf.shape[len(indices) :]
-        offsets = [*indices, *([0] * len(rest))]
-        static = [DYNAMIC_INDEX if isinstance(o, SSAValue) else o for o in offsets]
-        dynamic = [o for o in offsets if isinstance(o, SSAValue)]
-        sizes = [*([1] * len(indices)), *rest]
+    def insert(self, buf: Tile, region: Box, value: Tile) -> Tile:
+        """`buf[i, 2:6] = value`: a new buffer value with the slice replaced."""
         op = tensor.InsertSliceOp.build(
-            operands=[value.value, buf.value, dynamic, [], []],
+            operands=[value.value, buf.value, region.dynamic, [], []],
             result_types=[buf.value.type],
-            properties={
-                "static_offsets": DenseArrayBase.from_list(i64, static),
-                "static_sizes": DenseArrayBase.from_list(i64, sizes),
-                "static_strides": DenseArrayBase.from_list(i64, [1] * len(sizes)),
-            },
+            properties=region.properties(),
         )
         return Tile(self.emit(op).results[0], buf.shape, buf.dtype)
+
+    def concat(self, parts: Sequence[Tile], axis: int) -> Tile:
+        shape = list(parts[0].shape)
+        shape[axis] = sum(p.shape[axis] for p in parts)
+        op = tensor.ConcatOp([p.value for p in parts], axis, tensor_type(shape, parts[0].dtype))
+        return Tile(self.emit(op).results[0], tuple(shape), parts[0].dtype)
+
+    def batch_matmul(self, a: Tile, b: Tile) -> Tile:
+        """`a @ b` over leading batch dims: out[..., i, j] += a[..., i, k] * b[..., k, j] (one
+        linalg.generic, the innermost dim a reduction)."""
+        batch = a.shape[:-2]
+        rank = len(batch) + 3
+        lead = [AffineExpr.dimension(d) for d in range(len(batch))]
+        i, j, k = (AffineExpr.dimension(len(batch) + n) for n in range(3))
+        maps = [AffineMap(rank, 0, (*lead, i, k)), AffineMap(rank, 0, (*lead, k, j))]
+        out_shape = (*batch, a.shape[-2], b.shape[-1])
+        iterators = [IteratorTypeAttr.parallel()] * (rank - 1) + [IteratorTypeAttr.reduction()]
+
+        def body(bb: BodyBuilder, args: Sequence[SSAValue]) -> SSAValue:
+            return bb.op(arith.AddfOp(args[2], bb.op(arith.MulfOp(args[0], args[1]))))
+
+        acc = self.full(out_shape, a.dtype, 0.0).value
+        return self._generic([a, b], maps, acc, out_shape, AffineMap(rank, 0, (*lead, i, j)), iterators, a.dtype, body)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A static-size box of a tile or buffer: one offset (int, or an SSA index) and size per dim;
+    `dropped` dims (indexed by an int, not a slice) are left out of the result shape."""
+
+    offsets: tuple[SSAValue | int, ...]
+    sizes: tuple[int, ...]
+    dropped: frozenset[int]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(s for d, s in enumerate(self.sizes) if d not in self.dropped)
+
+    @property
+    def dynamic(self) -> list[SSAValue]:
+        return [o for o in self.offsets if isinstance(o, SSAValue)]
+
+    def properties(self) -> dict[str, DenseArrayBase]:
+        static = [DYNAMIC_INDEX if isinstance(o, SSAValue) else o for o in self.offsets]
+        return {
+            "static_offsets": DenseArrayBase.from_list(i64, static),
+            "static_sizes": DenseArrayBase.from_list(i64, list(self.sizes)),
+            "static_strides": DenseArrayBase.from_list(i64, [1] * len(self.sizes)),
+        }
 
 
 def _broadcast_map(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> AffineMap:

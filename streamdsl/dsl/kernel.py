@@ -31,7 +31,7 @@ from xdsl.ir import Block, Region, SSAValue
 
 from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp, YieldOp
 from streamdsl.dsl import ops
-from streamdsl.dsl.irbuild import Tile, TileBuilder, broadcast_shapes
+from streamdsl.dsl.irbuild import Box, Tile, TileBuilder, broadcast_shapes
 from streamdsl.dsl.types import OutSpec
 from streamdsl.dtypes import DType
 from streamdsl.errors import DSLError
@@ -260,13 +260,13 @@ class _Compiler:
             if not isinstance(buf, Tile):
                 raise self.error(target, f"{target.value.id!r} is {_describe_value(buf)}; only buffers made with "
                                  "sd.zeros/sd.full can be indexed and assigned")
-            indices = self.indices(target, buf)
-            expected = buf.shape[len(indices):]
+            box = self.box(target, buf)
+            expected = box.shape
             value = self.as_tile(value, node, shape=expected, dtype=buf.dtype)
             if value.shape != expected or value.dtype != buf.dtype:
                 raise self.error(node, f"cannot store a {value} into {target.value.id}[...], which holds tiles of shape "
                                  f"{list(expected)} {buf.dtype.name}; make the shapes and dtypes match")
-            self.env[target.value.id] = self.builder.insert(buf, indices, value)
+            self.env[target.value.id] = self.builder.insert(buf, box, value)
             self.assign_site[target.value.id] = node
         else:
             raise self.error(target, "only names and buffer elements (buf[i] = tile) can be assigned")
@@ -394,7 +394,7 @@ class _Compiler:
                 return value
             case ast.Name():
                 return self.lookup(node)
-            case ast.Tuple(elts=elts):
+            case ast.Tuple(elts=elts) | ast.List(elts=elts):
                 return tuple(self.expr(e) for e in elts)
             case ast.BinOp(left=left, op=op, right=right):
                 return self.binop(node, _binop_symbol(self, node, op), self.expr(left), self.expr(right))
@@ -509,27 +509,54 @@ class _Compiler:
                 raise self.error(node.slice, "static tuples (such as x.shape) are indexed with Python ints")
             return base[idx]
         if not isinstance(base, Tile):
-            raise self.error(node, f"{_describe_value(base)} cannot be indexed; only buffers made with sd.zeros/sd.full can")
-        return self.builder.extract(base, self.indices(node, base))
+            raise self.error(node, f"{_describe_value(base)} cannot be indexed or sliced; tiles and buffers can "
+                             "(read a tile with x.read() first)")
+        return self.builder.extract(base, self.box(node, base))
 
-    def indices(self, node: ast.Subscript, buf: Tile) -> list[SSAValue | int]:
+    def box(self, node: ast.Subscript, buf: Tile) -> Box:
+        """The region `buf[...]` names, numpy's way: an int or a loop index drops its dim, a static
+        slice `a:b` keeps it, dims left out are whole. Ranges are checked statically."""
         elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if len(elts) >= len(buf.shape):
-            raise self.error(node, f"a buffer of shape {list(buf.shape)} takes at most {len(buf.shape) - 1} indices "
-                             "(the leading dims); the remaining dims form the tile")
-        out: list[SSAValue | int] = []
+        if len(elts) > len(buf.shape):
+            raise self.error(node, f"a {buf} takes at most {len(buf.shape)} indices or slices, got {len(elts)}")
+        offsets: list[SSAValue | int] = []
+        sizes, dropped = list(buf.shape), set()
         for dim, elt in enumerate(elts):
             if isinstance(elt, ast.Slice):
-                raise self.error(elt, "slicing is not supported: index the leading buffer dims with ints or loop indices")
+                start, stop = self.slice_bounds(elt, buf.shape[dim], dim)
+                offsets.append(start)
+                sizes[dim] = stop - start
+                continue
             idx = self.expr(elt)
-            lo, hi = (idx, idx) if isinstance(idx, int) else (idx.lo, idx.hi) if isinstance(idx, Index) else (None, None)
-            if lo is None:
-                raise self.error(elt, f"buffer index must be an int or a loop index, got {_describe_value(idx)}")
+            lo, hi = (idx, idx) if _is_num(idx) else (idx.lo, idx.hi) if isinstance(idx, Index) else (None, None)
+            if lo is None or not isinstance(lo, int):
+                raise self.error(elt, f"an index must be an int or a loop index, got {_describe_value(idx)}")
             if lo < 0 or hi >= buf.shape[dim]:
                 raise self.error(elt, f"index range [{lo}, {hi}] is out of bounds for dim {dim} of size {buf.shape[dim]}; "
                                  "make the buffer larger or the loop shorter")
-            out.append(idx if isinstance(idx, int) else idx.value)
-        return out
+            offsets.append(idx if isinstance(idx, int) else idx.value)
+            sizes[dim] = 1
+            dropped.add(dim)
+        offsets += [0] * (len(buf.shape) - len(elts))
+        if len(dropped) == len(buf.shape):
+            raise self.error(node, f"a {buf} takes at most {len(buf.shape) - 1} indices (the remaining dims form the "
+                             "tile); keep a dim with a slice, e.g. buf[i, 0:1]")
+        return Box(tuple(offsets), tuple(sizes), frozenset(dropped))
+
+    def slice_bounds(self, elt: ast.Slice, size: int, dim: int) -> tuple[int, int]:
+        values = [None if part is None else self.expr(part) for part in (elt.lower, elt.upper, elt.step)]
+        for part, value in zip((elt.lower, elt.upper, elt.step), values):
+            if part is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise self.error(part, f"slice bounds must be static Python ints (tile shapes are static), got "
+                                 f"{_describe_value(value)}; to pick a tile by a loop index, index a buffer dim instead")
+        if values[2] not in (None, 1):
+            raise self.error(elt, f"slices take step 1 only, got {values[2]}")
+        start = 0 if values[0] is None else values[0] + size * (values[0] < 0)
+        stop = size if values[1] is None else values[1] + size * (values[1] < 0)
+        if not 0 <= start < stop <= size:
+            raise self.error(elt, f"slice {_describe(elt)} selects [{start}, {stop}) of dim {dim}, which has size "
+                             f"{size}; slices must be non-empty and inside the tile")
+        return start, stop
 
     # -- operators --------------------------------------------------------------------------------
 
@@ -591,17 +618,20 @@ class _Compiler:
                              "both operands must have the same dtype")
         dtype = dtypes.pop()
         if not dtype.is_float:
-            raise self.error(node, f"{what}: tile math is supported on float dtypes only, got {dtype.name}")
+            raise self.error(node, f"{what}: tile math is supported on float dtypes only, got {dtype.name}; integer "
+                             "tiles (sd.i8 / sd.i32 ports) can be stored, sliced, concatenated and written as they are")
         return dtype
 
     def matmul(self, node: ast.AST, a: Any, b: Any) -> Tile:
         if not (isinstance(a, Tile) and isinstance(b, Tile)):
             raise self.error(node, f"@ needs two tiles, got {_describe_value(a)} and {_describe_value(b)}")
         self.common_dtype(node, "@", [a, b])
-        if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
-            raise self.error(node, f"@: cannot multiply {a} by {b}; both must be 2-d with matching inner dims "
-                             f"({a.shape[-1]} vs {b.shape[0]}): transpose one (x.T) or change the tile shapes")
-        return self.builder.matmul(a, b)
+        if len(a.shape) < 2 or a.shape[:-2] != b.shape[:-2] or len(a.shape) != len(b.shape) or a.shape[-1] != b.shape[-2]:
+            raise self.error(node, f"@: cannot multiply {a} by {b}; both must have the same rank (2, or more with "
+                             f"equal leading batch dims) and matching inner dims ({a.shape[-1]} vs "
+                             f"{b.shape[-2] if len(b.shape) > 1 else b.shape}): transpose one (x.T, sd.transpose) "
+                             "or change the tile shapes")
+        return self.builder.matmul(a, b) if len(a.shape) == 2 else self.builder.batch_matmul(a, b)
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -775,6 +805,22 @@ class _Compiler:
                              f"{math.prod(x.shape)} elements")
         return self.builder.reshape(x, shape)
 
+    def concat(self, node: ast.Call) -> Tile:
+        a = self.args(node, "concat", ["parts", "axis"], {"axis": -1})
+        parts, axis = a["parts"], a["axis"]
+        if not isinstance(parts, tuple) or len(parts) < 2 or not all(isinstance(p, Tile) for p in parts):
+            raise self.error(node, "sd.concat takes a list or tuple of at least two tiles: sd.concat([a, b], axis=1)")
+        rank = len(parts[0].shape)
+        if not isinstance(axis, int) or not -rank <= axis < rank:
+            raise self.error(node, f"sd.concat: axis must be a static int in [-{rank}, {rank}), got {axis!r}")
+        axis %= rank
+        for p in parts[1:]:
+            if p.dtype != parts[0].dtype or len(p.shape) != rank or any(
+                    s != t for d, (s, t) in enumerate(zip(p.shape, parts[0].shape)) if d != axis):
+                raise self.error(node, f"sd.concat: {p} does not fit {parts[0]} along axis {axis}; parts must have "
+                                 "the same dtype and the same sizes outside the axis")
+        return self.builder.concat(parts, axis)
+
     def as_tile(self, value: Any, node: ast.AST, shape: tuple[int, ...], dtype: DType) -> Tile:
         if isinstance(value, Tile):
             return value
@@ -789,6 +835,7 @@ _CALLS: dict[Any, Callable[[_Compiler, ast.Call], Any]] = {
     ops.where: _Compiler.where,
     ops.transpose: _Compiler.transpose,
     ops.reshape: _Compiler.reshape,
+    ops.concat: _Compiler.concat,
 }
 
 _BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
@@ -987,9 +1034,6 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
     if not outputs:
         raise err(fdef, f"kernel {fn.__name__!r} has no outputs: add a return annotation (-> Y) and yield tiles, "
                   "or sd.Out[Y] parameters")
-    for port in (*inputs, *outputs):
-        if not port.type.dtype.is_float:
-            raise err(fdef, f"port {port.name!r} has dtype {port.type.dtype.name}; kernels support float dtypes only")
     return KernelSignature(inputs, outputs, ret is not None, [arg.arg for arg in a.args])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ from streamdsl.dsl.irbuild import BodyBuilder
 
 __all__ = [
     "abs",
+    "chunk",
+    "concat",
     "erf",
     "exp",
     "full",
@@ -175,3 +178,23 @@ def transpose(x: np.ndarray, perm: Sequence[int] | None = None) -> np.ndarray:
 def reshape(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Row-major reshape of a tile."""
     return np.reshape(x, tuple(shape)).copy()
+
+
+def chunk(x: Any, parts: int, dim: int = 0) -> Any:
+    """Cut a stream (in an `@sd.dataflow` function: `dataflow.itensor_chunk`) or an array into
+    `parts` equal consecutive pieces along `dim`."""
+    from streamdsl.dsl.dataflow import GraphValue, record_chunk
+
+    if isinstance(x, GraphValue):
+        return record_chunk(x, parts, dim)
+    return tuple(np.split(np.asarray(x), parts, axis=dim))
+
+
+def concat(parts: Sequence[np.ndarray], axis: int = -1) -> Any:
+    """Tiles joined along `axis` (in a kernel), or streams joined along a tensor dim (in an
+    `@sd.dataflow` function: `dataflow.itensor_concat`)."""
+    from streamdsl.dsl.dataflow import GraphValue, record_concat
+
+    if any(isinstance(p, GraphValue) for p in parts):
+        return record_concat(list(parts), axis)
+    return np.concatenate([np.asarray(p) for p in parts], axis=axis)

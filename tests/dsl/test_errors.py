@@ -543,3 +543,134 @@ def test_kernel_factory_annotation_undefined() -> None:
                 yield x.read()
 
     expect_error(build, "cannot evaluate its annotations", "name 'Missing' is not defined")
+
+
+# -- tile and stream shaping -------------------------------------------------------------------
+
+X4 = sd.itensor.tiled(sd.f32, shape=(4, 64), tile=(1, 16))
+I8 = sd.itensor.tiled(sd.i8, shape=(1, 64), tile=(1, 16))
+
+
+def test_tile_slice_out_of_range() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.concat([v[:, 8:20], v[:, 0:4]], axis=1)  # <- error
+
+    expect_error(build, "selects [8, 20) of dim 1, which has size 16", "inside the tile")
+
+
+def test_tile_slice_with_a_loop_index() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.concat([v[:, i:], v[:, :i]], axis=1)  # <- error
+
+    expect_error(build, "slice bounds must be static Python ints", "index a buffer dim instead")
+
+
+def test_concat_of_mismatched_tiles() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.concat([v, v.T], axis=1)  # <- error
+
+    expect_error(build, "sd.concat", "does not fit", "same sizes outside the axis")
+
+
+def test_batched_matmul_mismatch() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = sd.reshape(x.read(), (2, 1, 8))
+                yield sd.reshape(v @ sd.reshape(v, (1, 2, 8)), (1, 16))  # <- error
+
+    expect_error(build, "@: cannot multiply", "equal leading batch dims")
+
+
+def test_integer_tile_math() -> None:
+    def build():
+        @sd.kernel
+        def k(x: I8) -> I8:
+            for i in range(N):
+                yield x.read() + x.read()  # <- error
+
+    expect_error(build, "float dtypes only", "sd.i8 / sd.i32 ports")
+
+
+@sd.kernel
+def _double4(x: X4) -> X4:
+    for i in range(16):
+        yield x.read() * 2.0
+
+
+def test_stream_slice_leaves_tokens_unused() -> None:
+    H = sd.itensor.tiled(sd.f32, shape=(4, 32), tile=(1, 16))
+
+    @sd.kernel
+    def half(x: H) -> H:
+        for i in range(8):
+            yield x.read()
+
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 64)]):
+            return half(_double4(x)[:, :32])  # <- error
+
+    expect_error(build, "leave [32, 64) unused", "exactly one consumer")
+
+
+def test_stream_slice_straddles_tiles() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 64)]):
+            y = _double4(x)
+            return y[:, :40], y[:, 40:]  # <- error
+
+    expect_error(build, "straddle", "multiples of the tile size 16")
+
+
+def test_stream_slice_out_of_range() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 64)]):
+            return _double4(x)[:, 32:80]  # <- error
+
+    expect_error(build, "out of range", "dim 1 has size 64")
+
+
+def test_slicing_an_hbm_argument() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 128)]):
+            return _double4(x[:, :64])  # <- error
+
+    expect_error(build, "slicing of the HBM argument 'x' is not supported", "chunk or slice its output stream")
+
+
+def test_concat_of_streams_in_different_orders() -> None:
+    C = sd.itensor.tiled(sd.f32, shape=(4, 64), tile=(1, 16), order=(1, 0))
+
+    @sd.kernel
+    def colmajor(x: X4) -> C:
+        buf = sd.zeros((4, 4, 1, 16))
+        for i in range(4):
+            for j in range(4):
+                buf[i, j] = x.read()
+        for j in range(4):
+            for i in range(4):
+                yield buf[i, j]
+
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 64)], y: sd.Tensor[sd.f32, (4, 64)]):
+            return sd.concat([_double4(x), colmajor(y)], axis=0)  # <- error
+
+    expect_error(build, "sd.concat: cannot stream", "one tile order")
