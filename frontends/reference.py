@@ -10,19 +10,18 @@ subset raises `NotImplementedError` naming the op.
 
 from __future__ import annotations
 
-import math
 import string
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from xdsl.dialects import arith, func, tensor
 from xdsl.dialects.linalg import ops as linalg
-from xdsl.dialects.arith import CMPF_COMPARISON_OPERATIONS, CMPI_COMPARISON_OPERATIONS
 from xdsl.dialects.builtin import AffineMapAttr, FloatAttr, IntegerAttr, IntegerType, TensorType
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
 from frontends.builder import is_float
+from streamdsl.opinfo import ARITH_CASTS, NUMPY_HELPERS, OPS, template
 
 Env = dict[SSAValue, object]
 
@@ -227,55 +226,22 @@ def _try_einsum(op, env, maps, block: Block):
     return (init + np.einsum(subs, env[op.inputs[0]], env[op.inputs[1]])).astype(init.dtype)
 
 
-def _cmp(names: list[str], table: dict[str, Callable]) -> Callable:
-    def run(op, x, y):
-        return table[names[op.predicate.value.data]](x, y)
-
-    return run
+_UFUNCS: dict[str, np.ufunc] = {name: info.combiner for name, info in OPS.items() if info.combiner is not None}
+_COMPILED: dict[tuple[str, int], Callable] = {}
 
 
-_PRED = {
-    "oeq": np.equal, "eq": np.equal, "une": np.not_equal, "one": np.not_equal, "ne": np.not_equal,
-    "olt": np.less, "slt": np.less, "ult": np.less, "ole": np.less_equal, "sle": np.less_equal,
-    "ogt": np.greater, "sgt": np.greater, "oge": np.greater_equal, "sge": np.greater_equal,
-}
-
-_UFUNCS: dict[str, np.ufunc] = {
-    "arith.addf": np.add, "arith.addi": np.add, "arith.mulf": np.multiply, "arith.muli": np.multiply,
-    "arith.maximumf": np.maximum, "arith.minimumf": np.minimum, "arith.maxsi": np.maximum,
-    "arith.minsi": np.minimum, "arith.andi": np.bitwise_and, "arith.ori": np.bitwise_or,
-    "arith.xori": np.bitwise_xor,
-}
-
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-_ELEMENTWISE: dict[str, Callable] = {
-    **{name: (lambda f: lambda op, *a: f(*a))(f) for name, f in _UFUNCS.items()},
-    "arith.subf": lambda op, x, y: x - y,
-    "arith.subi": lambda op, x, y: x - y,
-    "arith.divf": lambda op, x, y: x / y,
-    "arith.negf": lambda op, x: -x,
-    "arith.select": lambda op, c, x, y: np.where(c, x, y),
-    "arith.cmpf": _cmp(CMPF_COMPARISON_OPERATIONS, _PRED),
-    "arith.cmpi": _cmp(CMPI_COMPARISON_OPERATIONS, _PRED),
-    "math.exp": lambda op, x: np.exp(x),
-    "math.log": lambda op, x: np.log(x),
-    "math.sqrt": lambda op, x: np.sqrt(x),
-    "math.rsqrt": lambda op, x: 1 / np.sqrt(x),
-    "math.tanh": lambda op, x: np.tanh(x),
-    "math.cos": lambda op, x: np.cos(x),
-    "math.sin": lambda op, x: np.sin(x),
-    "math.absf": lambda op, x: np.abs(x),
-    "math.erf": lambda op, x: _erf(x).astype(np.asarray(x).dtype),
-    "math.powf": lambda op, x, y: np.power(x, y),
-    "math.floor": lambda op, x: np.floor(x),
-    "math.trunc": lambda op, x: np.trunc(x),
-    "arith.floordivsi": lambda op, x, y: np.floor_divide(x, y),
-    "arith.divsi": lambda op, x, y: np.sign(x) * np.sign(y) * (np.abs(x) // np.abs(y)),
-}
-
-_CASTS = {"arith.extf", "arith.truncf", "arith.sitofp", "arith.uitofp", "arith.extsi", "arith.extui",
-          "arith.trunci", "arith.index_cast"}
+def _elementwise(op: Operation) -> Callable | None:
+    """The op's numpy text from the op vocabulary, compiled once into a function of its operands."""
+    info = OPS.get(op.name)
+    if info is None or op.name == "arith.constant" or op.name in ARITH_CASTS:
+        return None
+    predicate = op.predicate.value.data if isinstance(info.numpy, tuple) else -1
+    fn = _COMPILED.get((op.name, predicate))
+    if fn is None:
+        args = [f"a{i}" for i in range(len(op.operands))]
+        source = f"lambda {', '.join(args)}: {template(info, 'numpy', op).format(*args)}"
+        fn = _COMPILED[op.name, predicate] = eval(source, dict(NUMPY_HELPERS))  # noqa: S307 - our table
+    return fn
 
 
 def _scalar(op: Operation, vals, env: Env, ranges: list[int]):
@@ -291,10 +257,8 @@ def _scalar(op: Operation, vals, env: Env, ranges: list[int]):
     if isinstance(op, tensor.ExtractOp):
         table = env[op.tensor]
         return table[tuple(np.broadcast_arrays(*args[1:]))]
-    if op.name in _CASTS:
+    if op.name in ARITH_CASTS:
         return np.asarray(args[0]).astype(dtype)
-    if op.name == "arith.fptosi":
-        return np.trunc(args[0]).astype(dtype)
-    if (fn := _ELEMENTWISE.get(op.name)) is not None:
-        return np.asarray(fn(op, *args)).astype(dtype, copy=False)
+    if (fn := _elementwise(op)) is not None:
+        return np.asarray(fn(*args)).astype(dtype, copy=False)
     raise NotImplementedError(f"the reference interpreter does not handle {op.name} in a linalg.generic body")

@@ -20,44 +20,10 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
-from streamdsl.opinfo import ARITH_CASTS, CMPI_INFIX
+from streamdsl.opinfo import OPS, OpInfo, template
 
-__all__ = ["BodyEmitter", "SCALAR_OPS"]
+__all__ = ["BodyEmitter"]
 
-SCALAR_OPS: dict[str, str] = {
-    "arith.addf": "({0} + {1})", "arith.subf": "({0} - {1})", "arith.mulf": "({0} * {1})",
-    "arith.divf": "({0} / {1})", "arith.remf": "std::fmod({0}, {1})", "arith.negf": "(-{0})",
-    "arith.maximumf": "sd_maximum({0}, {1})", "arith.minimumf": "sd_minimum({0}, {1})",
-    "arith.maxnumf": "std::fmax({0}, {1})", "arith.minnumf": "std::fmin({0}, {1})",
-    "arith.addi": "({0} + {1})", "arith.subi": "({0} - {1})", "arith.muli": "({0} * {1})",
-    "arith.divsi": "({0} / {1})", "arith.remsi": "({0} % {1})", "arith.divui": "({0} / {1})",
-    "arith.remui": "({0} % {1})", "arith.floordivsi": "sd_floordiv({0}, {1})",
-    "arith.ceildivsi": "(-sd_floordiv(-({0}), {1}))",
-    "arith.maxsi": "(({0}) > ({1}) ? ({0}) : ({1}))", "arith.minsi": "(({0}) < ({1}) ? ({0}) : ({1}))",
-    "arith.andi": "({0} & {1})", "arith.ori": "({0} | {1})", "arith.xori": "({0} ^ {1})",
-    "arith.shli": "({0} << {1})", "arith.shrsi": "({0} >> {1})",
-    "arith.select": "({0} ? {1} : {2})",
-    "math.absf": "std::fabs({0})", "math.absi": "std::abs({0})", "math.exp": "std::exp({0})",
-    "math.exp2": "std::exp2({0})", "math.expm1": "std::expm1({0})", "math.log": "std::log({0})",
-    "math.log2": "std::log2({0})", "math.log10": "std::log10({0})", "math.log1p": "std::log1p({0})",
-    "math.sqrt": "std::sqrt({0})", "math.rsqrt": "sd_rsqrt({0})", "math.cbrt": "std::cbrt({0})",
-    "math.tanh": "std::tanh({0})", "math.sin": "std::sin({0})", "math.cos": "std::cos({0})",
-    "math.tan": "std::tan({0})", "math.sinh": "std::sinh({0})", "math.cosh": "std::cosh({0})",
-    "math.asin": "std::asin({0})", "math.acos": "std::acos({0})", "math.atan": "std::atan({0})",
-    "math.asinh": "std::asinh({0})", "math.acosh": "std::acosh({0})", "math.atanh": "std::atanh({0})",
-    "math.atan2": "std::atan2({0}, {1})", "math.erf": "std::erf({0})", "math.ceil": "std::ceil({0})",
-    "math.floor": "std::floor({0})", "math.trunc": "std::trunc({0})", "math.round": "std::round({0})",
-    "math.roundeven": "std::nearbyint({0})", "math.powf": "std::pow({0}, {1})",
-    "math.fpowi": "std::pow({0}, {1})", "math.copysign": "std::copysign({0}, {1})",
-    "math.fma": "std::fma({0}, {1}, {2})",
-}  # fmt: skip
-
-CMPF = {
-    0: "false", 1: "({0} == {1})", 2: "({0} > {1})", 3: "({0} >= {1})", 4: "({0} < {1})",
-    5: "({0} <= {1})", 6: "({0} < {1} || {0} > {1})", 7: "!(std::isnan({0}) || std::isnan({1}))",
-    8: "!({0} < {1} || {0} > {1})", 9: "!({0} <= {1})", 10: "!({0} < {1})", 11: "!({0} >= {1})",
-    12: "!({0} > {1})", 13: "({0} != {1})", 14: "(std::isnan({0}) || std::isnan({1}))", 15: "true",
-}  # fmt: skip
 RESHAPES = {"tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast"}
 
 
@@ -142,13 +108,8 @@ class BodyEmitter:
         name = op.name
         if name == "arith.constant":
             self._constant(op, indent)
-        elif name in SCALAR_OPS:
-            self._scalar(op, SCALAR_OPS[name], indent)
-        elif name in ("arith.cmpf", "arith.cmpi"):
-            table = CMPF if name == "arith.cmpf" else CMPI_INFIX
-            self._scalar(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
-        elif name in ARITH_CASTS:
-            self._scalar(op, f"static_cast<{c_scalar(_elem(op.results[0]))}>({{0}})", indent)
+        elif (info := OPS.get(name)) is not None:
+            self._scalar(op, info, indent)
         elif name == "dataflow.itensor_read":
             value = op.results[0]
             port = self.ports[op.operands[0]]
@@ -218,10 +179,11 @@ class BodyEmitter:
             return
         raise self.error(op, f"constant {attr}")
 
-    def _scalar(self, op: Operation, template: str, indent: int) -> None:
+    def _scalar(self, op: Operation, info: OpInfo, indent: int) -> None:
         (result,) = op.results
+        text = template(info, "cxx", op).replace("{ctype}", c_scalar(_elem(result)))
         if not isinstance(result.type, ShapedType):
-            expr = template.format(*(self.use(v) for v in op.operands))
+            expr = text.format(*(self.use(v) for v in op.operands))
             self.emit(indent, f"const {c_scalar(result.type)} {self.define(result)} = {expr};")
             return
         # arith/math on whole tensors (same shapes, as the ops require): element by element
@@ -234,7 +196,7 @@ class BodyEmitter:
 
         def body(inner: int, k: str) -> None:
             items = [f"{a}.v[{k}]" if isinstance(v.type, ShapedType) else a for a, v in zip(args, op.operands)]
-            self.emit(inner, f"{out}.v[{k}] = {template.format(*items)};")
+            self.emit(inner, f"{out}.v[{k}] = {text.format(*items)};")
 
         self._loop(indent, _numel(result), body)
 

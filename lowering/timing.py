@@ -49,6 +49,7 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
 )
 from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
+from streamdsl.opinfo import OPS
 from streamdsl.sim.converter import slab_count
 
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
@@ -58,19 +59,16 @@ class TimingError(ValueError):
     """The timing model cannot schedule an op (names the task, the op and what to change)."""
 
 
-_OP_LATENCY = {
-    # floating point, Vitis HLS 2024.1 defaults on UltraScale+ -2 at 300 MHz (estimates)
-    "arith.addf": 4, "arith.subf": 4, "arith.mulf": 3, "arith.divf": 12, "arith.negf": 1,
-    "arith.maximumf": 2, "arith.minimumf": 2, "arith.maxnumf": 2, "arith.minnumf": 2, "arith.cmpf": 2,
-    "math.exp": 10, "math.log": 14, "math.sqrt": 12, "math.rsqrt": 14, "math.tanh": 24, "math.erf": 24,
-    "math.absf": 1, "math.fma": 6,
-    # integers and selects
-    "arith.addi": 1, "arith.subi": 1, "arith.muli": 3, "arith.select": 1, "arith.cmpi": 1,
-    "arith.extf": 2, "arith.truncf": 2, "arith.sitofp": 4, "arith.fptosi": 4,
-    # zero-cost: constants, placeholders, index arithmetic folded into addressing
-    "arith.constant": 0, "tensor.empty": 0, "linalg.yield": 0, "scf.yield": 0, "dataflow.yield": 0,
-    "arith.index_cast": 0,
-}
+# Ops of a task body outside the op vocabulary (streamdsl.opinfo gives every scalar and
+# element-wise op's latency): placeholders and terminators cost nothing; a reshape or a tile
+# built from scalars is one register stage.
+_STRUCTURAL_LATENCY = {
+    "tensor.empty": 0, "linalg.yield": 0, "scf.yield": 0, "dataflow.yield": 0, "linalg.index": 0,
+    "bufferization.to_tensor": 0, "tensor.dim": 0,
+    "tensor.reshape": 1, "tensor.expand_shape": 1, "tensor.collapse_shape": 1, "tensor.cast": 1,
+    "tensor.splat": 1, "tensor.from_elements": 1, "tensor.concat": 1,
+}  # fmt: skip
+_OP_LATENCY = {**{name: info.latency for name, info in OPS.items()}, **_STRUCTURAL_LATENCY}
 
 
 @dataclass(frozen=True)
@@ -86,8 +84,17 @@ class TimingTable:
     buffer_latency: int = 2  # on-chip buffer (BRAM/URAM) access: extract_slice / insert_slice
     hbm_bits_per_cycle: int = 383  # one HBM pseudo-channel, 14.375 GB/s at 300 MHz
     dma_latency: int = 64  # DMA request to first beat (AXI burst + HBM controller)
-    default_op_latency: int = 1  # any op not in op_latency
     op_latency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict(_OP_LATENCY)))
+
+    def latency_of(self, op: Operation) -> int:
+        """The pipeline latency of a scalar, element-wise or structural op (not a loop or tile op)."""
+        try:
+            return self.op_latency[op.name]
+        except KeyError:
+            raise TimingError(
+                f"the timing model has no latency for `{op.name}`; add it to the op vocabulary "
+                "(streamdsl/opinfo.py) or, for an op that computes nothing, to lowering/timing.py"
+            ) from None
 
     # -- the TimingModel protocol of streamdsl.graph -----------------------------------------
 
@@ -376,11 +383,11 @@ class _TaskScheduler:
     def latency(self, op: Operation) -> int:
         if op.regions and not _is_compute(op):
             return self.branches(op)
-        if op.name in ("tensor.extract_slice", "tensor.insert_slice"):
+        if op.name in ("tensor.extract_slice", "tensor.insert_slice", "tensor.extract", "tensor.insert"):
             return self.issue(op) - 1 + self.table.buffer_latency
         if _is_compute(op):
             return self.issue(op) - 1 + self.body_latency(op)
-        return self.table.op_latency.get(op.name, self.table.default_op_latency)
+        return self.table.latency_of(op)
 
     def body_latency(self, op: Operation) -> int:
         """A linalg op's per-element pipeline: its scalar body's critical path, plus an adder tree
@@ -390,7 +397,7 @@ class _TaskScheduler:
         elif op.name in ("linalg.fill", "linalg.copy", "linalg.transpose", "linalg.broadcast"):
             return 1
         else:
-            lat = _scalar_path(op, self.table) if op.regions else self.table.default_op_latency
+            lat = _scalar_path(op, self.table) if op.regions else 1  # a named op without a body copies
             reduced = _reduced_size(op)
         tree = math.ceil(math.log2(reduced)) if reduced > 1 else 0
         return max(1, lat + tree * self.table.op_latency["arith.addf"])
@@ -468,7 +475,7 @@ def _scalar_path(op: Operation, table: TimingTable) -> int:
     longest = 0
     for inner in op.regions[0].block.ops:
         start = max([0, *(ready.get(v, 0) for v in inner.operands)])
-        finish = start + table.op_latency.get(inner.name, table.default_op_latency)
+        finish = start + (table.buffer_latency if inner.name == "tensor.extract" else table.latency_of(inner))
         for r in inner.results:
             ready[r] = finish
         longest = max(longest, finish)

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
 // Dataflow processes: a plain call for Vitis HLS and sequential csim (processes run in call
 // order), one thread each in threaded csim (-DSD_CSIM_THREADED), joined at SD_DATAFLOW_END.
@@ -54,6 +56,68 @@ template <class T>
 inline T sd_floordiv(T a, T b) {
   T q = a / b;
   return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Unsigned arith ops on values stored in signed C++ types: read the bits as unsigned.
+template <class T>
+using sd_unsigned = typename std::make_unsigned<T>::type;
+template <class T>
+inline T sd_divui(T a, T b) {
+  return T(sd_unsigned<T>(a) / sd_unsigned<T>(b));
+}
+template <class T>
+inline T sd_remui(T a, T b) {
+  return T(sd_unsigned<T>(a) % sd_unsigned<T>(b));
+}
+template <class T>
+inline T sd_ceildivui(T a, T b) {
+  return T((sd_unsigned<T>(a) + sd_unsigned<T>(b) - 1) / sd_unsigned<T>(b));
+}
+template <class T>
+inline T sd_shrui(T a, T b) {
+  return T(sd_unsigned<T>(a) >> b);
+}
+template <class T>
+inline T sd_maxui(T a, T b) {
+  return sd_unsigned<T>(a) > sd_unsigned<T>(b) ? a : b;
+}
+template <class T>
+inline T sd_minui(T a, T b) {
+  return sd_unsigned<T>(a) < sd_unsigned<T>(b) ? a : b;
+}
+template <class T>
+inline bool sd_ult(T a, T b) {
+  return sd_unsigned<T>(a) < sd_unsigned<T>(b);
+}
+template <class T>
+inline bool sd_ule(T a, T b) {
+  return sd_unsigned<T>(a) <= sd_unsigned<T>(b);
+}
+template <class T>
+inline bool sd_ugt(T a, T b) {
+  return sd_unsigned<T>(a) > sd_unsigned<T>(b);
+}
+template <class T>
+inline bool sd_uge(T a, T b) {
+  return sd_unsigned<T>(a) >= sd_unsigned<T>(b);
+}
+// math.ipowi: x^n by squaring; a negative n gives 0 except for x = 1 and x = -1.
+template <class T>
+inline T sd_ipowi(T x, T n) {
+  if (n < 0) return x == 1 ? T(1) : x == -1 ? (n % 2 == 0 ? T(1) : T(-1)) : T(0);
+  T result = 1;
+  for (; n > 0; n >>= 1, x *= x) {
+    if (n & 1) result *= x;
+  }
+  return result;
+}
+// arith.bitcast: the same bits read as another type of the same width.
+template <class To, class From>
+inline To sd_bitcast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "arith.bitcast needs types of one width");
+  To out;
+  std::memcpy(&out, &x, sizeof(To));
+  return out;
 }
 
 #endif  // SD_SUPPORT_H

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import linecache
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
-from streamdsl.opinfo import ARITH_CASTS, CMPI_INFIX
+from streamdsl.opinfo import NUMPY_HELPERS, OPS, OpInfo, template
 
 __all__ = ["CompileError", "Emitter", "numpy_dtype", "round_bf16"]
 
@@ -77,141 +76,8 @@ def round_bf16(x: Any) -> Any:
     return out if out.ndim else np.float32(out)
 
 
-def _cast(x: Any, dtype: np.dtype, is_index: bool) -> Any:
-    if isinstance(x, np.ndarray) and x.ndim:
-        return x.astype(dtype)
-    return int(x) if is_index else dtype.type(x)
+HELPERS: dict[str, object] = {**NUMPY_HELPERS, "_bf16": round_bf16}
 
-
-def _select(cond: Any, a: Any, b: Any) -> Any:
-    if isinstance(cond, bool | np.bool_):
-        return a if cond else b
-    return np.where(cond, a, b)
-
-
-def _divsi(a: Any, b: Any) -> Any:
-    if isinstance(a, int) and isinstance(b, int):
-        q = abs(a) // abs(b)
-        return q if (a >= 0) == (b >= 0) else -q
-    return np.trunc(np.true_divide(a, b)).astype(np.result_type(a, b))
-
-
-def _remsi(a: Any, b: Any) -> Any:
-    return a - _divsi(a, b) * b
-
-
-def _one(a: Any, b: Any) -> Any:
-    return (a < b) | (a > b)
-
-
-def _isnan2(a: Any, b: Any) -> Any:
-    return np.isnan(a) | np.isnan(b)
-
-
-_verf = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(x: Any) -> Any:
-    arr = np.asarray(x)
-    out = _verf(arr.astype(np.float64)).astype(arr.dtype)
-    return out if arr.ndim else arr.dtype.type(out)
-
-
-def _round_away(x: Any) -> Any:
-    return np.copysign(np.floor(np.abs(x) + 0.5), x).astype(np.asarray(x).dtype)
-
-
-HELPERS: dict[str, object] = {
-    "np": np,
-    "_cast": _cast,
-    "_select": _select,
-    "_divsi": _divsi,
-    "_remsi": _remsi,
-    "_one": _one,
-    "_isnan2": _isnan2,
-    "_erf": _erf,
-    "_round_away": _round_away,
-    "_bf16": round_bf16,
-    "_not": np.logical_not,
-}
-
-# Elementwise ops: a template over the operand names. numpy ufuncs keep float32 inputs float32.
-ELEMENTWISE: dict[str, str] = {
-    "arith.addf": "{0} + {1}",
-    "arith.subf": "{0} - {1}",
-    "arith.mulf": "{0} * {1}",
-    "arith.divf": "{0} / {1}",
-    "arith.remf": "np.fmod({0}, {1})",
-    "arith.negf": "-{0}",
-    "arith.maximumf": "np.maximum({0}, {1})",
-    "arith.minimumf": "np.minimum({0}, {1})",
-    "arith.maxnumf": "np.fmax({0}, {1})",
-    "arith.minnumf": "np.fmin({0}, {1})",
-    "arith.addi": "{0} + {1}",
-    "arith.subi": "{0} - {1}",
-    "arith.muli": "{0} * {1}",
-    "arith.divsi": "_divsi({0}, {1})",
-    "arith.divui": "{0} // {1}",
-    "arith.remsi": "_remsi({0}, {1})",
-    "arith.remui": "{0} % {1}",
-    "arith.floordivsi": "{0} // {1}",
-    "arith.ceildivsi": "-(-{0} // {1})",
-    "arith.ceildivui": "-(-{0} // {1})",
-    "arith.maxsi": "np.maximum({0}, {1})",
-    "arith.minsi": "np.minimum({0}, {1})",
-    "arith.maxui": "np.maximum({0}, {1})",
-    "arith.minui": "np.minimum({0}, {1})",
-    "arith.andi": "{0} & {1}",
-    "arith.ori": "{0} | {1}",
-    "arith.xori": "{0} ^ {1}",
-    "arith.shli": "{0} << {1}",
-    "arith.shrsi": "{0} >> {1}",
-    "arith.shrui": "{0} >> {1}",
-    "arith.select": "_select({0}, {1}, {2})",
-    "math.absf": "np.abs({0})",
-    "math.absi": "np.abs({0})",
-    "math.exp": "np.exp({0})",
-    "math.exp2": "np.exp2({0})",
-    "math.expm1": "np.expm1({0})",
-    "math.log": "np.log({0})",
-    "math.log2": "np.log2({0})",
-    "math.log10": "np.log10({0})",
-    "math.log1p": "np.log1p({0})",
-    "math.sqrt": "np.sqrt({0})",
-    "math.rsqrt": "np.reciprocal(np.sqrt({0}))",
-    "math.cbrt": "np.cbrt({0})",
-    "math.tanh": "np.tanh({0})",
-    "math.sin": "np.sin({0})",
-    "math.cos": "np.cos({0})",
-    "math.tan": "np.tan({0})",
-    "math.sinh": "np.sinh({0})",
-    "math.cosh": "np.cosh({0})",
-    "math.asin": "np.arcsin({0})",
-    "math.acos": "np.arccos({0})",
-    "math.atan": "np.arctan({0})",
-    "math.asinh": "np.arcsinh({0})",
-    "math.acosh": "np.arccosh({0})",
-    "math.atanh": "np.arctanh({0})",
-    "math.atan2": "np.arctan2({0}, {1})",
-    "math.erf": "_erf({0})",
-    "math.ceil": "np.ceil({0})",
-    "math.floor": "np.floor({0})",
-    "math.trunc": "np.trunc({0})",
-    "math.round": "_round_away({0})",
-    "math.roundeven": "np.rint({0})",
-    "math.powf": "np.power({0}, {1})",
-    "math.fpowi": "np.power({0}, {1})",
-    "math.ipowi": "np.power({0}, {1})",
-    "math.copysign": "np.copysign({0}, {1})",
-    "math.fma": "{0} * {1} + {2}",
-}
-
-CMPF = {
-    0: "False", 1: "({0} == {1})", 2: "({0} > {1})", 3: "({0} >= {1})", 4: "({0} < {1})",
-    5: "({0} <= {1})", 6: "_one({0}, {1})", 7: "_not(_isnan2({0}, {1}))", 8: "_not(_one({0}, {1}))",
-    9: "_not({0} <= {1})", 10: "_not({0} < {1})", 11: "_not({0} >= {1})", 12: "_not({0} > {1})",
-    13: "({0} != {1})", 14: "_isnan2({0}, {1})", 15: "True",
-}  # fmt: skip
 PASS_THROUGH = {"tensor.cast", "bufferization.to_tensor"}
 RESHAPES = {"tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape"}
 
@@ -307,18 +173,10 @@ class Emitter:
 
     def op(self, op: Operation, indent: int) -> None:
         name = op.name
-        if name in ELEMENTWISE:
-            self._elementwise(op, ELEMENTWISE[name], indent)
-        elif name == "arith.constant":
+        if name == "arith.constant":
             self._constant(op, indent)
-        elif name in ("arith.cmpf", "arith.cmpi"):
-            table = CMPF if name == "arith.cmpf" else CMPI_INFIX
-            self._elementwise(op, table[op.predicate.value.data], indent)  # type: ignore[attr-defined]
-        elif name in ARITH_CASTS:
-            self._cast(op, indent)
-        elif name == "arith.bitcast":
-            dtype = self.bind(numpy_dtype(element_type(op.results[0].type)), "dt")
-            self.emit(indent, f"{self.define(op.results[0])} = np.asarray({self.use(op.operands[0])}).view({dtype})", op)
+        elif (info := OPS.get(name)) is not None:
+            self._scalar(op, info, indent)
         elif name.startswith(("tensor.", "bufferization.")):
             self._tensor_op(op, indent)
         elif name == "scf.for":
@@ -339,18 +197,20 @@ class Emitter:
             expr = f"_bf16({expr})"
         self.emit(indent, f"{self.define(result)} = {expr}", op)
 
-    def _elementwise(self, op: Operation, template: str, indent: int) -> None:
-        self._result(op, template.format(*(self.use(v) for v in op.operands)), indent)
+    def _scalar(self, op: Operation, info: OpInfo, indent: int) -> None:
+        text = template(info, "numpy", op)
+        operands = [self.use(v) for v in op.operands]
+        if "{dtype}" in text:  # a cast: the text names the result type
+            target = element_type(op.results[0].type)
+            dtype = self.bind(numpy_dtype(target), "dt")
+            self._result(op, text.format(*operands, dtype=dtype, index=isinstance(target, IndexType)), indent)
+        else:
+            self._result(op, text.format(*operands), indent)
 
     def _constant(self, op: Operation, indent: int) -> None:
         value = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
         text = repr(value) if isinstance(value, int | bool) else self.bind(value, "c")
         self.emit(indent, f"{self.define(op.results[0])} = {text}", op)
-
-    def _cast(self, op: Operation, indent: int) -> None:
-        target = element_type(op.results[0].type)
-        dtype = self.bind(numpy_dtype(target), "dt")
-        self._result(op, f"_cast({self.use(op.operands[0])}, {dtype}, {isinstance(target, IndexType)})", indent)
 
     def _tensor_op(self, op: Operation, indent: int) -> None:
         if op.name in PASS_THROUGH:

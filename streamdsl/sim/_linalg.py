@@ -34,27 +34,15 @@ from xdsl.ir.affine import (
 )
 
 from streamdsl.itensor import eval_affine
+from streamdsl.opinfo import OPS
 from streamdsl.sim._codegen import CompileError, Emitter, element_type, numpy_dtype, round_bf16
 
 __all__ = ["compile_linalg"]
 
 Kernel = Callable[..., tuple[Any, ...]]
 
-COMBINERS: dict[str, np.ufunc] = {
-    "arith.addf": np.add,
-    "arith.addi": np.add,
-    "arith.mulf": np.multiply,
-    "arith.muli": np.multiply,
-    "arith.maximumf": np.maximum,
-    "arith.minimumf": np.minimum,
-    "arith.maxnumf": np.fmax,
-    "arith.minnumf": np.fmin,
-    "arith.maxsi": np.maximum,
-    "arith.minsi": np.minimum,
-    "arith.andi": np.bitwise_and,
-    "arith.ori": np.bitwise_or,
-    "arith.xori": np.bitwise_xor,
-}
+# associative, commutative combiners: a reduction over them is `ufunc.reduce`
+COMBINERS: dict[str, np.ufunc] = {name: info.combiner for name, info in OPS.items() if info.combiner is not None}
 
 _DEFAULT_MATMUL_MAPS = (
     AffineMap.from_callable(lambda i, _, k: (i, k)),

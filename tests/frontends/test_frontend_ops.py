@@ -132,12 +132,17 @@ def test_broadcast_is_numpy_broadcast(shape, lead, rnd):
 def test_reference_names_what_it_cannot_interpret():
     from xdsl.dialects import math as xmath
 
+    from xdsl.dialects.builtin import i32
+
     from frontends.builder import PARALLEL, affine_map
 
-    def build(b, v):
-        return b.generic([(v, affine_map(1, [0]))], [3], f32, [PARALLEL], lambda bb, a: bb.op(xmath.CbrtOp(a[0])))
+    def popcount(bb, a):
+        return bb.cast(bb.op(xmath.CtPopOp(bb.cast(a[0], i32))), f32)
 
-    with pytest.raises(NotImplementedError, match="math.cbrt in a linalg.generic body"):
+    def build(b, v):
+        return b.generic([(v, affine_map(1, [0]))], [3], f32, [PARALLEL], popcount)
+
+    with pytest.raises(NotImplementedError, match="math.ctpop in a linalg.generic body"):
         _run(build, [3])
 
 
