@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import ModuleOp, f32
+from xdsl.dialects import arith, math
+from xdsl.dialects.builtin import ModuleOp, f32, i32
 from xdsl.rewriter import Rewriter
 
 import streamdsl as sd
@@ -29,8 +29,10 @@ def test_unknown_depth_name_lists_the_streams(chain: sd.Design) -> None:
 def test_unsupported_op_is_named(chain: sd.Design) -> None:
     module = chain.module.clone()
     tanh = next(op for op in module.walk() if op.name == "math.tanh")
-    Rewriter.replace_op(tanh, arith.BitcastOp(tanh.operands[0], f32))
-    with pytest.raises(HlsEmitError, match=r"task activate: the HLS backend does not translate `arith.bitcast`"):
+    bits = arith.BitcastOp(tanh.operands[0], i32)
+    count = math.CtPopOp(bits.result)
+    Rewriter.replace_op(tanh, [bits, count, arith.BitcastOp(count.result, f32)])
+    with pytest.raises(HlsEmitError, match=r"task activate: the HLS backend does not translate `math.ctpop`"):
         emit_kernel(module)
 
 
