@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from hls_backend.emit import Arg, KernelSource, emit_kernel
 from streamdsl.output import atomic_output_dir
 
-__all__ = ["PLATFORM", "emit_project", "manifest_of"]
+__all__ = ["PLATFORM", "emit_project", "manifest_of", "write_test_data"]
 
 PLATFORM = "xilinx_u55c_gen3x16_xdma_3_202210_1"
 HBM_CHANNELS = 32
@@ -49,6 +50,19 @@ def emit_project(design_or_module: Any, out_dir: Path | str, depths: dict[str, i
             np.ascontiguousarray(array).tofile(stage / "data" / f"{name}.bin")
         (stage / "manifest.json").write_text(json.dumps(manifest_of(kernel, sorted(params)), indent=2) + "\n")
     return Path(out_dir).resolve()
+
+
+def write_test_data(project_dir: Path | str, arrays: Sequence[np.ndarray], outputs: Any) -> None:
+    """Store a test case in the project: the inputs `arrays` (in argument order; bound weights
+    are already there) as data/<input>.bin, so `make csim` and `streamdsl build` run as is, and the
+    expected `outputs` (the functional simulator's) as data/reference/<output>.bin."""
+    project = Path(project_dir)
+    manifest = json.loads((project / "manifest.json").read_text())
+    for spec, array in zip(manifest["inputs"], arrays):
+        np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(project / "data" / f"{spec['name']}.bin")
+    (project / "data" / "reference").mkdir(exist_ok=True)
+    for spec, array in zip(manifest["outputs"], outputs if isinstance(outputs, tuple | list) else (outputs,)):
+        np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(project / "data" / "reference" / f"{spec['name']}.bin")
 
 
 def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:

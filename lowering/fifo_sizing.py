@@ -64,6 +64,7 @@ class Sizing:
     makespan_bound: int | None = None  # the LP schedule's makespan (None for naive/default)
     starts: dict[str, int] = field(default_factory=dict)  # task start cycles of the LP schedule
     delays: dict[str, int] = field(default_factory=dict)  # start(dst) - start(src) per edge
+    lags: dict[str, int] = field(default_factory=dict)  # per edge, the least delay that never starves its reader
     lp_seconds: float = 0.0  # CBC alone
 
     def report(self) -> dict[str, object]:
@@ -83,7 +84,11 @@ def size_fifos(graph: Graph, mode: str = "lp") -> Sizing:
     t0 = time.perf_counter()
     unbounded = simulate_unbounded(graph)
     naive = graph.naive_depths()
-    common = {"naive_bits": graph.bits(naive), "sim_peak_bits": unbounded.peak_bits(graph)}
+    common = {
+        "naive_bits": graph.bits(naive),
+        "sim_peak_bits": unbounded.peak_bits(graph),
+        "lags": dict(zip((e.name for e in graph.edges), _lags(graph, unbounded).tolist())),
+    }
     if mode in ("naive", "default"):
         depths = naive if mode == "naive" else dict.fromkeys(naive, DEFAULT_DEPTH)
         return Sizing(mode, depths, time.perf_counter() - t0, graph.bits(depths), **common)

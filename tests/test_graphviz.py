@@ -26,7 +26,7 @@ def test_dot_has_every_node_and_fifo(graph):
     assert 'label="converter(scale)", shape=box3d' in dot
     assert 'label="scale", shape=box' in dot
     assert dot.count(" -> ") == 2
-    assert 'label="dma_load(x)->converter(scale)\n3 tokens x 64 b, depth 3"' in dot
+    assert 'label="dma_load(x)->converter(scale)\n3 tokens x 64 b, depth 3 (192 b)"' in dot
     assert 'label="conv\\"->scale\n3 tokens x 64 b"' in dot  # quotes escaped, no depth known
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from streamdsl.errors import DeadlockError
 from streamdsl.graph import CompiledGraph, Graph
 
-__all__ = ["TimedResult", "simulate_timed", "simulate_unbounded", "slots_needed"]
+__all__ = ["Activity", "TimedResult", "activity", "simulate_timed", "simulate_unbounded", "slots_needed"]
 
 UNBOUNDED = 1 << 62
 
@@ -219,6 +219,50 @@ def _find_cycle(waits_for: Mapping[int, int], start: list[int]) -> list[int]:
         if v in seen:
             return path[seen[v] :]
     return []
+
+
+@dataclass
+class Activity:
+    """What one task did in a timed run, from cycle 0 to `end`: the intervals [from, to) it was
+    stalled on an empty input or a full output (shape (n, 2)); busy the rest of the time."""
+
+    end: int
+    stalled_input: np.ndarray
+    stalled_output: np.ndarray
+
+    @property
+    def stall_cycles(self) -> int:
+        return int(np.sum(np.diff(self.stalled_input)) + np.sum(np.diff(self.stalled_output)))
+
+    @property
+    def busy_cycles(self) -> int:
+        return self.end - self.stall_cycles
+
+
+def activity(graph: Graph, result: TimedResult) -> dict[str, Activity]:
+    """Per task, when it stalled and on what, recovered from the event times `result` recorded:
+    an event n that happened later than `t(n-1) + nominal(n) - nominal(n-1)` waited on its FIFO
+    for the difference. A deadlocked run yields its events up to the deadlock."""
+    cg = graph.compiled
+    names = [e.name for e in graph.edges]
+    out = {}
+    for v, task in enumerate(cg.task_names):
+        nominal = cg.times[v]
+        actual = np.zeros(nominal.size, np.int64)
+        done = 0
+        for times, index in ((result.write_times, cg.write_idx[v]), (result.read_times, cg.read_idx[v])):
+            for e, idx in index.items():
+                happened = times.get(names[e], np.zeros(0, np.int64))
+                actual[idx[: happened.size]] = happened
+                done += happened.size
+        nominal, actual, writes = nominal[:done], actual[:done], cg.ev_write[v][:done]
+        expected = np.diff(nominal, prepend=0) + np.concatenate(([0], actual[:-1]))
+        stall = actual - expected
+        waited = stall > 0
+        spans = np.stack([actual - stall, actual], axis=1)
+        end = result.finish.get(task, int(actual[-1]) if done else 0)
+        out[task] = Activity(end, spans[waited & ~writes], spans[waited & writes])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

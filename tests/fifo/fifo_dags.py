@@ -8,7 +8,7 @@ ports of one task may run at different rates (bursty reads and writes).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamdsl.graph import Graph, Task
 
@@ -100,6 +100,7 @@ class RefResult:
     makespan: int | None
     stall: dict[str, int]
     peak: dict[str, int]  # max tokens resident (written, slot not yet freed) at any cycle
+    stall_on: dict[str, dict[bool, int]] = field(default_factory=dict)  # per task, {is_write: cycles}
 
 
 def reference_simulate(graph: Graph, depths: dict[str, int | None], max_cycles: int = 200_000) -> RefResult:
@@ -121,6 +122,7 @@ def reference_simulate(graph: Graph, depths: dict[str, int | None], max_cycles: 
     read = {e.name: [] for e in graph.edges}
     cap = {e.name: depths.get(e.name) for e in graph.edges}
     stall = dict.fromkeys(graph.tasks, 0)
+    stall_on = {name: {False: 0, True: 0} for name in graph.tasks}
     idle = 0
     for cycle in range(max_cycles):
         fired = False
@@ -142,6 +144,7 @@ def reference_simulate(graph: Graph, depths: dict[str, int | None], max_cycles: 
                         break
                     read[edge].append(cycle)
                 stall[name] += cycle - due
+                stall_on[name][is_write] += cycle - due
                 last[name], prev_nominal[name] = cycle, nominal
                 pos[name] += 1
                 fired = True
@@ -162,4 +165,4 @@ def reference_simulate(graph: Graph, depths: dict[str, int | None], max_cycles: 
     for e in graph.edges:
         w, r = written[e.name], read[e.name]
         peak[e.name] = max(sum(1 for x in w if x <= c) - sum(1 for x in r if x + mu <= c) for c in w)
-    return RefResult(max(finish.values()), stall, peak)
+    return RefResult(max(finish.values()), stall, peak, stall_on)

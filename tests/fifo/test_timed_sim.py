@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streamdsl.errors import DeadlockError
 from streamdsl.graph import Graph, GraphError, Task
-from streamdsl.sim.timed import simulate_timed, simulate_unbounded, slots_needed
+from streamdsl.sim.timed import activity, simulate_timed, simulate_unbounded, slots_needed
 
 
 def _chain(n: int, tokens: int, ii: int = 1, depth: int = 3) -> Graph:
@@ -35,6 +35,10 @@ def test_matches_clocked_reference(kind: str, n: int, seed: int, depth: object) 
     if ref.makespan is not None:
         assert got.stall_cycles == ref.stall
         assert got.peak_occupancy == ref.peak
+        for task, act in activity(graph, got).items():
+            assert int(np.diff(act.stalled_input).sum()) == ref.stall_on[task][False]
+            assert int(np.diff(act.stalled_output).sum()) == ref.stall_on[task][True]
+            assert act.stall_cycles == got.stall_cycles[task] and act.end == got.finish[task]
     else:
         assert isinstance(got.deadlock, DeadlockError)
 
@@ -59,6 +63,11 @@ def test_lockstep_chain_needs_depth_two() -> None:
     halved = simulate_timed(g, {"s0": 1, "s1": 1})
     assert halved.makespan is not None and halved.makespan > free.makespan + 40  # a depth-1 FIFO halves throughput
     assert halved.stall_cycles["k0"] > 0
+    acts = activity(g, halved)
+    assert acts["k0"].stalled_input.size == 0 and acts["k0"].stalled_output.size > 0  # waits for k1 to free a slot
+    assert np.all(np.diff(acts["k0"].stalled_output, axis=1) > 0)
+    first_read = acts["k1"].stalled_input[0].tolist()
+    assert first_read == [0, halved.read_times["s0"][0]]  # k1 waits from cycle 0 for k0's first token
 
 
 def test_paper_fig8a_peak_is_three() -> None:
@@ -73,6 +82,22 @@ def test_paper_fig8a_peak_is_three() -> None:
     assert simulate_timed(g, {"f": 3}).makespan == free.makespan
     tight = simulate_timed(g, {"f": 2})
     assert tight.stall_cycles["source"] > 0 and tight.makespan == free.makespan  # the slow target hides it
+    acts = activity(g, tight)
+    assert acts["source"].stall_cycles == tight.stall_cycles["source"] and acts["source"].stalled_input.size == 0
+    assert acts["target"].stalled_input.tolist() == [[0, 4]]  # the first token is written at 3, readable at 4
+    assert acts["target"].busy_cycles == acts["target"].end - 4
+
+
+def test_activity_of_a_deadlock_stops_where_the_tasks_block() -> None:
+    g = Graph()
+    g.add_task(Task("src", writes={"a": np.arange(4), "b": np.arange(4)}))
+    g.add_task(Task("dst", reads={"b": np.arange(4), "a": 4 + np.arange(4)}))
+    g.connect("src", "a", "dst", "a", 32, name="a")
+    g.connect("src", "b", "dst", "b", 32, name="b")
+    run = simulate_timed(g, {"a": 1, "b": 1})
+    assert run.deadlock is not None
+    acts = activity(g, run)
+    assert set(acts) == {"src", "dst"} and acts["dst"].stalled_input.shape[1] == 2
 
 
 def test_slots_needed_against_brute_force() -> None:
