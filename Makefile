@@ -1,13 +1,14 @@
 # The two commands of the README:
 #   make run    compile the built-in default end to end with its verification
 #   make test   run every test (pytest, filecheck through lit, tutorials)
-# Both set themselves up from nothing: apt packages, a venv, pinned installs.
+# Both set themselves up from nothing: apt packages (graphviz draws the graphs, headless chromium
+# checks report.html), a venv, pinned installs (with the `cluster` extra: Ray for `streamdsl build`).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT    := graphviz
+APT    := graphviz chromium
 PYTEST_ARGS ?= -n 2
 
 .PHONY: run test setup clean
@@ -21,12 +22,12 @@ test: $(STAMP)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v dot >/dev/null || { \
+	@command -v dot >/dev/null && command -v chromium >/dev/null || { \
 	  echo "installing apt packages: $(APT)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT) >/dev/null; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,cluster]'
 	touch $(STAMP)
 
 clean:

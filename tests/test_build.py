@@ -1,0 +1,103 @@
+"""`streamdsl build`: the jobs of the default design's project on a local process pool and on a
+local Ray instance started here give the same results; a failed job comes back with its log."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from toolchain.build import Job, build, plan_jobs
+from toolchain.cli import main
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "ffn"
+    assert main(["-q", "compile", "--size", "tiny", "--csim", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A light Ray head on this machine (2 CPUs, 100 MB object store, no dashboard), ended by its
+    process group when the tests are done."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    if not ray_cli.exists():
+        pytest.skip("Ray is not installed (pip install 'streamdsl[cluster]'; make setup does)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--object-store-memory=100000000",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(1)
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # the raylet's workers, if any outlived it
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _outcome(section):
+    return [(j["name"], j["kind"], j["ok"], j["result"]) for j in section["jobs"]]
+
+
+def test_pool_and_ray_agree(compiled, ray_address):
+    report = json.loads((compiled / "report.json").read_text())
+    local = build(compiled, workers=2)
+    assert local["failed"] == [] and local["executor"] == "local process pool"
+    results = {j["name"]: j["result"] for j in local["jobs"]}
+    assert set(results) == {"csim-sequential", "csim-threaded", "timed-sim-sized", "timed-sim-unbounded", "timed-sim-vitis-default"}
+    scale = max(report["verification"]["torch_max_abs"], 1.0)
+    for mode in ("sequential", "threaded"):
+        assert max(results[f"csim-{mode}"]["max_abs_vs_simulator"].values()) <= 1e-5 * scale
+    assert results["timed-sim-sized"]["makespan_cycles"] == report["timed_simulation"]["makespan_cycles"]
+    assert results["timed-sim-unbounded"]["makespan_cycles"] == report["timed_simulation"]["unbounded_makespan_cycles"]
+    default = results["timed-sim-vitis-default"]
+    assert default["deadlock"] or default["makespan_cycles"] > report["timed_simulation"]["makespan_cycles"]
+
+    on_ray = build(compiled, ray_address=ray_address)
+    assert on_ray["executor"] == f"ray {ray_address}"
+    assert _outcome(on_ray) == _outcome(local)
+    assert json.loads((compiled / "report.json").read_text())["build"] == on_ray
+    assert main(["-q", "build", str(compiled), "--ray", ray_address]) == 0
+
+
+def test_a_failed_job_keeps_the_others(compiled, ray_address):
+    broken = Job("csim-missing-inputs", "csim", {"threaded": False, "data": "no-such-dir"})
+    jobs = [*plan_jobs(compiled), broken]
+    outcomes = []
+    for address in (None, ray_address):
+        section = build(compiled, jobs=jobs, ray_address=address, workers=2)
+        assert section["failed"] == ["csim-missing-inputs"]
+        assert all(j["ok"] and j["result"] for j in section["jobs"] if j["name"] != broken.name)
+        log = (compiled / "build" / "csim-missing-inputs.log").read_text()
+        assert "no-such-dir lacks the input(s) x.bin" in log and "Traceback" in log
+        outcomes.append(_outcome(section))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_build_of_a_directory_without_a_project_is_a_usage_error(tmp_path, capsys):
+    assert main(["build", str(tmp_path)]) == 2
+    assert "streamdsl compile --csim" in capsys.readouterr().err
