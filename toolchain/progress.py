@@ -18,6 +18,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.start = time.perf_counter()
         self.drawn = False  # a bar is on the current line
+        self.active: list | None = None  # [label, done, total] of the bar in progress
 
     @property
     def draws(self) -> bool:
@@ -25,33 +26,39 @@ class Progress:
 
     def step(self, message: str) -> None:
         if self.verbosity >= 1:
-            self._clear()
-            print(f"[{time.perf_counter() - self.start:7.2f}s] {message}", file=self.stream, flush=True)
+            self._line(f"[{time.perf_counter() - self.start:7.2f}s] {message}")
 
     def detail(self, message: str) -> None:
         if self.verbosity >= 2:
-            self._clear()
-            print(f"          {message}", file=self.stream, flush=True)
+            self._line(f"          {message}")
+
+    def _line(self, text: str) -> None:
+        """A line above the bar, which is redrawn below it."""
+        self._clear()
+        print(text, file=self.stream, flush=True)
+        if self.active is not None and self.draws:
+            self._draw(*self.active)
 
     @contextmanager
     def bar(self, label: str, total: int) -> Iterator[Callable[[], None]]:
         """`with progress.bar("csim", 4) as advance:` ... `advance()` once per unit done."""
-        done = 0
+        self.active = state = [label, 0, total]
         last = 0.0
 
         def advance() -> None:
-            nonlocal done, last
-            done += 1
+            nonlocal last
+            state[1] += 1
             now = time.perf_counter()
-            if self.draws and (now - last > 0.1 or done == total):
+            if self.draws and (now - last > 0.1 or state[1] == total):
                 last = now
-                self._draw(label, done, total)
+                self._draw(*state)
 
         if self.draws:
-            self._draw(label, 0, total)
+            self._draw(*state)
         try:
             yield advance
         finally:
+            self.active = None
             self._clear()
 
     def _draw(self, label: str, done: int, total: int, width: int = 30) -> None:
