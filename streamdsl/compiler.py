@@ -20,7 +20,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.graph import Graph
-from streamdsl.sim.timed import TimedResult, simulate_timed
+from streamdsl.graphviz import summary_html
+from streamdsl.sim.timed import TimedResult, activity, simulate_timed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,6 +88,19 @@ class Design:
     def report(self) -> dict[str, object]:
         """The `fifo_sizing` and `streams` parts of report.json."""
         return {"fifo_sizing": self.sizing.report(), "streams": [s.as_dict() for s in self.streams]}
+
+    def _repr_html_(self) -> str:
+        """Jupyter: sizing figures and the graph, nodes coloured by their busy share of the makespan."""
+        timed = self.timed_simulation()
+        acts = activity(self.graph, timed)
+        makespan = max(timed.makespan or 0, 1)
+        figures = {
+            "tasks / FIFOs": f"{len(self.graph.tasks)} / {len(self.graph.edges)}",
+            "FIFO sizing": f"{self.sizing.mode}: {self.sizing.total_bits:,} bits ({self.sizing.naive_bits:,} naive)",
+            "makespan": f"{timed.makespan:,} cycles" if timed.makespan is not None else f"deadlock: {timed.deadlock}",
+        }
+        shares = {name: act.busy_cycles / makespan for name, act in acts.items()}
+        return summary_html(self.kernel.sym_name.data, figures, self.graph, self.depths, shares)
 
 
 def _kernel(module: ModuleOp) -> KernelOp:

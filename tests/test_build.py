@@ -44,11 +44,12 @@ def ray_address():
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
+        _wait_for_port(port, head)
         yield f"127.0.0.1:{port}"
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=20)
+            head.wait(timeout=3)
         except subprocess.TimeoutExpired:
             pass
         time.sleep(1)
@@ -57,6 +58,19 @@ def ray_address():
         except ProcessLookupError:
             pass
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for_port(port: int, head: subprocess.Popen, timeout: float = 120) -> None:
+    """Until Ray's GCS accepts connections (ray.init aborts the process if it never comes up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"`ray start --head` exited with {head.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"Ray's head did not listen on port {port} within {timeout:.0f} s")
 
 
 def _outcome(section):
@@ -77,16 +91,15 @@ def test_pool_and_ray_agree(compiled, ray_address):
     default = results["timed-sim-vitis-default"]
     assert default["deadlock"] or default["makespan_cycles"] > report["timed_simulation"]["makespan_cycles"]
 
-    on_ray = build(compiled, ray_address=ray_address)
+    assert main(["-q", "build", str(compiled), "--ray", ray_address]) == 0
+    on_ray = json.loads((compiled / "report.json").read_text())["build"]
     assert on_ray["executor"] == f"ray {ray_address}"
     assert _outcome(on_ray) == _outcome(local)
-    assert json.loads((compiled / "report.json").read_text())["build"] == on_ray
-    assert main(["-q", "build", str(compiled), "--ray", ray_address]) == 0
 
 
 def test_a_failed_job_keeps_the_others(compiled, ray_address):
     broken = Job("csim-missing-inputs", "csim", {"threaded": False, "data": "no-such-dir"})
-    jobs = [*plan_jobs(compiled), broken]
+    jobs = [*(j for j in plan_jobs(compiled) if j.kind == "timed-sim"), broken]  # no g++ build: quick
     outcomes = []
     for address in (None, ray_address):
         section = build(compiled, jobs=jobs, ray_address=address, workers=2)

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -240,23 +241,43 @@ def _run_unpacked(job: Job, archive: bytes) -> JobResult:
 
 
 def _run_on_ray(jobs: Sequence[Job], root: Path, address: str, advance: Callable[[], None]) -> list[JobResult]:
+    """Dispatch from a fresh interpreter (`python -m toolchain.build`): Ray's core library must be
+    loaded before torch's libstdc++ (importing it after torch aborts on a std::regex_error), and
+    a caller such as a notebook or a test may have imported torch already."""
+    request = json.dumps({"address": address, "root": str(root), "jobs": [asdict(job) for job in jobs]})
+    proc = subprocess.Popen([sys.executable, "-m", "toolchain.build"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(request)
+    proc.stdin.close()
+    results: dict[str, JobResult] = {}
+    for line in proc.stdout:
+        result = JobResult(**json.loads(line))
+        results[result.name] = result
+        advance()
+    error = proc.stderr.read()
+    if proc.wait() or len(results) != len(jobs):
+        raise BuildError(f"the Ray dispatcher for {address} failed (exit {proc.returncode}):\n{error[-4000:]}")
+    return [results[job.name] for job in jobs]
+
+
+def _dispatch(request: dict[str, Any]) -> None:
+    """Run the request's jobs on its Ray cluster; print each result as a JSON line when it is done."""
     try:
         import ray
     except ImportError:
-        raise BuildError("--ray needs Ray: pip install 'streamdsl[cluster]'") from None
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        raise SystemExit("--ray needs Ray: pip install 'streamdsl[cluster]'") from None
+    ray.init(address=request["address"], logging_level="ERROR", log_to_driver=False)
     try:
-        archive = ray.put(_archive(root))
+        archive = ray.put(_archive(Path(request["root"])))
         remote = ray.remote(num_cpus=1)(_run_unpacked)
-        pending = {remote.remote(job, archive): job.name for job in jobs}
-        results: dict[str, JobResult] = {}
+        pending = [remote.remote(Job(**job), archive) for job in request["jobs"]]
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            results[pending.pop(done[0])] = ray.get(done[0])
-            advance()
-        return [results[job.name] for job in jobs]
+            done, pending = ray.wait(pending, num_returns=1)
+            print(json.dumps(asdict(ray.get(done[0]))), flush=True)
     finally:
-        if started:
-            ray.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    _dispatch(json.load(sys.stdin))

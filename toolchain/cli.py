@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from toolchain.progress import Progress
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class Console:
-    """Progress on stderr (so stdout stays clean for IR and tables), muted by --quiet."""
-
-    def __init__(self, verbosity: int) -> None:
-        self.verbosity = verbosity
-        self.start = time.perf_counter()
-
-    def step(self, message: str) -> None:
-        if self.verbosity >= 1:
-            print(f"[{time.perf_counter() - self.start:7.2f}s] {message}", file=sys.stderr, flush=True)
-
-    def detail(self, message: str) -> None:
-        if self.verbosity >= 2:
-            print(f"          {message}", file=sys.stderr, flush=True)
-
-
-def cmd_itensor(args: argparse.Namespace, console: Console) -> int:
+def cmd_itensor(args: argparse.Namespace, console: Progress) -> int:
     """Print the paper's Fig. 5 itensor layouts as IR types with their token order."""
     import streamdsl as sd
 
@@ -51,10 +37,8 @@ def cmd_itensor(args: argparse.Namespace, console: Console) -> int:
 SIZES = {"tiny": (128, 512, 32), "small": (768, 3072, 64), "paper": (1024, 4096, 64)}  # hidden, ffn, tile
 
 
-def cmd_compile(args: argparse.Namespace, console: Console) -> int:
-    """Compile a built-in program end to end with its verification; write DIR/report.json."""
-    from pathlib import Path
-
+def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
+    """Compile a built-in program end to end with its verification; write DIR/report.json and report.html."""
     from toolchain.driver import compile_example
     from toolchain.examples import EXAMPLES
 
@@ -66,7 +50,7 @@ def cmd_compile(args: argparse.Namespace, console: Console) -> int:
     hidden, ffn, tile = SIZES[args.size]
     example = EXAMPLES[args.program](hidden, ffn, tile)
     out = Path(args.out or f"out/{args.program}-{args.size}")
-    result = compile_example(example, out, console.step, seed=args.seed, csim=args.csim)
+    result = compile_example(example, out, console, seed=args.seed, csim=args.csim)
     print(_summary(result.report, out))
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
@@ -90,12 +74,45 @@ def _summary(report: dict, out: object) -> str:
         f"deadlock-free: {verification['deadlock_free']}",
         *([f"  C simulation (g++, sequential and threaded) vs functional simulation: max abs error "
            f"{verification['csim_vs_sim_max_abs']:.3g}"] if verification["csim_vs_sim_max_abs"] is not None else []),
-        f"  wrote {out}/report.json, program.mlir, dataflow.dot/.svg" + (", hls/" if verification["csim_vs_sim_max_abs"] is not None else ""),
+        f"  wrote {out}/report.html, report.json, program.mlir, dataflow.dot/.svg" + (", hls/" if verification["csim_vs_sim_max_abs"] is not None else ""),
     ]
     return "\n".join(lines)
 
 
-def cmd_models(args: argparse.Namespace, console: Console) -> int:
+def cmd_build(args: argparse.Namespace, console: Progress) -> int:
+    """Run the jobs of an emitted project (csynth per task with Vitis HLS, else csim and timed
+    simulation variants) on a local process pool or a Ray cluster; results go to report.json."""
+    from toolchain.build import BuildError, build, plan_jobs
+
+    try:
+        jobs = plan_jobs(args.dir)
+    except BuildError as err:
+        print(f"streamdsl build: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    where = f"the Ray cluster at {args.ray}" if args.ray else "a local process pool"
+    console.step(f"running {len(jobs)} jobs ({', '.join(j.name for j in jobs)}) on {where}")
+    try:
+        with console.bar("build", len(jobs)) as advance:
+            section = build(args.dir, ray_address=args.ray, workers=args.workers, jobs=jobs, advance=advance)
+    except BuildError as err:
+        print(f"streamdsl build: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    for job in section["jobs"]:
+        status = "ok" if job["ok"] else f"FAILED (log: {Path(args.dir) / job['log']})"
+        print(f"{job['name']:<28} {job['seconds']:8.2f} s  {status}")
+    for name in section["failed"]:
+        log = Path(args.dir) / "build" / f"{name}.log"
+        print(f"FAILED: {name}; its log ({log}) ends:\n" + "\n".join(log.read_text().splitlines()[-15:]), file=sys.stderr)
+    return EXIT_FAILED if section["failed"] else EXIT_OK
+
+
+def _add_build_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a compile output directory (with hls/, from `compile --csim`)")
+    parser.add_argument("--ray", metavar="ADDRESS", help="run the jobs on the Ray cluster at ADDRESS (host:port; needs streamdsl[cluster])")
+    parser.add_argument("--workers", type=int, help="local pool size (default: one per job, at most the CPU count)")
+
+
+def cmd_models(args: argparse.Namespace, console: Progress) -> int:
     """List what `compile` and `import` accept."""
     from frontends.hf import FAMILIES, SIZES as MODEL_SIZES
 
@@ -106,11 +123,10 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_import(args: argparse.Namespace, console: Console) -> int:
+def cmd_import(args: argparse.Namespace, console: Progress) -> int:
     """Import a zoo model through torch.export and check the IR on numpy against PyTorch eager."""
     import json
     import warnings
-    from pathlib import Path
 
     import numpy as np
     import torch
@@ -162,8 +178,9 @@ def _add_import_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="write DIR/imported.mlir and DIR/import.json")
 
 
-COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Console], int], str]] = {
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Progress], int], str]] = {
     "compile": (cmd_compile, "compile a built-in program end to end with its verification"),
+    "build": (cmd_build, "run an emitted project's HLS synthesis or csim jobs on a process pool or a Ray cluster"),
     "import": (cmd_import, "import a Hugging Face model to linalg and check it against PyTorch"),
     "itensor": (cmd_itensor, "print the paper's Fig. 5 itensor layouts with their stream order"),
     "models": (cmd_models, "list the built-in programs and the importable model families"),
@@ -179,7 +196,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
 
 
-ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"compile": _add_compile_args, "import": _add_import_args}
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "compile": _add_compile_args, "import": _add_import_args, "build": _add_build_args,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(0 if args.quiet else 2 if args.verbose else 1)
+    console = Progress(0 if args.quiet else 2 if args.verbose else 1)
     handler, _ = COMMANDS[args.command]
     try:
         return handler(args, console)

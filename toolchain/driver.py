@@ -2,7 +2,8 @@
 
 Stages (each timed in the report): build the IR, plan converters (`insert-converters`), size the
 FIFOs (`sd.compile`), simulate functionally with the sized depths against the PyTorch reference,
-and judge the sizing with the timed simulator (no deadlock, no stall against unbounded FIFOs).
+judge the sizing with the timed simulator (no deadlock, no stall against unbounded FIFOs), and
+write report.html (toolchain/report_html.py) beside report.json.
 `hls_backend` is imported only when `--csim` asks for it.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from xdsl.context import Context
@@ -23,6 +25,8 @@ from toolchain.examples import Example
 from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, write_json
+from toolchain.progress import Progress
+from toolchain.report_html import summary_html, write_report_html
 
 __all__ = ["CompileResult", "compile_example"]
 
@@ -39,19 +43,30 @@ class CompileResult:
     out_dir: Path
     passed: bool
     failures: list[str] = field(default_factory=list)
+    design: Any = None  # the sized Design
+    timed: Any = None  # its timed simulation
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the key figures and the graph coloured by busy share."""
+        return summary_html(self.report, self.design, self.timed)
+
+
+STAGES = 7  # build, converters, fifo_sizing, reference, functional_sim, timed_sim, report (+2 with csim)
 
 
 class _Stages:
-    def __init__(self, progress: Callable[[str], None]) -> None:
+    def __init__(self, step: Callable[[str], None], advance: Callable[[], None]) -> None:
         self.seconds: dict[str, float] = {}
-        self.progress = progress
+        self.step = step
+        self.advance = advance
 
     @contextmanager
     def __call__(self, name: str, what: str) -> Iterator[None]:
-        self.progress(what)
+        self.step(what)
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 4)
+        self.advance()
 
 
 def _converters(kernel: KernelOp) -> list[dict[str, object]]:
@@ -86,17 +101,22 @@ def _dmas(kernel: KernelOp) -> list[dict[str, object]]:
 
 
 def compile_example(
-    example: Example, out: Path, progress: Callable[[str], None] = lambda _: None, seed: int = 0, csim: bool = False
+    example: Example, out: Path, progress: Progress | None = None, seed: int = 0, csim: bool = False
 ) -> CompileResult:
     """Compile `example` and verify it; the output directory appears whole or not at all.
 
     With `csim`, also emit the Vitis HLS project into `out/hls` and run its C simulation with g++,
     sequentially (as Vitis csim) and threaded with bounded FIFOs, against the functional simulator.
     """
+    progress = Progress(0) if progress is None else progress
+    with progress.bar("compile", STAGES + 2 * csim) as advance:
+        return _compile(example, Path(out), _Stages(progress.step, advance), seed, csim)
+
+
+def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool) -> CompileResult:
     import streamdsl as sd
     from lowering.transforms.insert_converters import InsertConvertersPass
 
-    stages = _Stages(progress)
     with stages("build", f"building the IR of {example.name}"):
         program = example.program
         program.module.verify()
@@ -163,8 +183,11 @@ def compile_example(
         render(graph_to_dot(design.graph, design.depths, example.name), staging / "dataflow.dot")
         if csim:
             failures += _csim(design, inputs, got, staging / "hls", stages, report)
+        report["verification"].update(passed=not failures, failures=failures)
+        with stages("report", "writing report.html: graph, FIFO table, Gantt chart of the timed simulation"):
+            write_report_html(staging / "report.html", report, design, timed)
         write_json(staging / "report.json", report)
-    return CompileResult(report, Path(out), not failures, failures)
+    return CompileResult(report, out, not failures, failures, design, timed)
 
 
 def _on_chip(fifo_bits: int, converters: list[dict[str, object]]) -> dict[str, int]:
@@ -181,9 +204,11 @@ def _max_abs(got: object, expected: object) -> float:
 def _csim(design, inputs: list[np.ndarray], simulated: object, project: Path, stages: _Stages, report: dict) -> list[str]:
     """Emit the HLS project and check its g++ C simulation (both modes) against the simulator."""
     import hls_backend
+    from hls_backend.project import write_test_data
 
     with stages("hls_emit", "emitting Vitis HLS C++, testbench, host program and link.cfg"):
         hls_backend.emit_project(design, project)
+        write_test_data(project, inputs, simulated)  # so `make csim` and `streamdsl build` run as they are
     with stages("csim", "C simulation with g++ (sequential as Vitis csim, then threaded with bounded FIFOs)"):
         record = hls_backend.csim_verification(design, project, *inputs, expected=simulated)
     verification = report["verification"]

@@ -11,6 +11,7 @@ import pytest
 import streamdsl as sd
 from dsl import programs as P
 from toolchain.cli import main
+from streamdsl.graphviz import share_colour
 from toolchain.report_html import OPTIONAL, SECTIONS, report_html
 
 from .chromium import Page
@@ -86,8 +87,24 @@ def test_optional_sections_appear_with_their_figures(tmp_path):
 
 
 def test_a_deadlocked_run_is_shown(tmp_path):
-    design = sd.compile(P.diamond(2, 64, 32).program)
+    design = sd.compile(P.diamond(2, 64, 16).program)
     stuck = design.timed_simulation(dict.fromkeys(design.depths, 1))
     assert stuck.deadlock is not None
     page_html = report_html({"model": "diamond", **design.report()}, design, stuck)
     assert "deadlock" in page_html and 'class="bad"' in page_html
+
+
+def test_jupyter_summaries_show_figures_and_the_coloured_graph(compiled):
+    design = sd.compile(P.diamond(2, 64, 16).program)
+    shown = design._repr_html_()
+    makespan = design.timed_simulation().makespan
+    assert f"{makespan:,} cycles" in shown and "<svg" in shown and shown.count('class="node"') == len(design.graph.tasks)
+    busiest = share_colour(1.0)
+    assert share_colour(0.0) != busiest and all(share_colour(x).startswith("#") for x in (0.25, 0.5, 0.75))
+    out, report = compiled
+    from toolchain.driver import compile_example
+    from toolchain.examples import EXAMPLES
+
+    result = compile_example(EXAMPLES["ffn-block"](128, 512, 32), out.parent / "again")
+    shown = result._repr_html_()
+    assert "FIFO memory" in shown and "<svg" in shown and f"{report['timed_simulation']['makespan_cycles']:,} cycles" in shown
