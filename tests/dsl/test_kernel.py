@@ -3,7 +3,6 @@ on-chip buffers with index arithmetic, and the shape of the generated IR."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
@@ -13,8 +12,6 @@ from xdsl.dialects import scf
 import streamdsl as sd
 from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp
 
-HAVE_SIM = importlib.util.find_spec("streamdsl.sim.functional") is not None
-needs_sim = pytest.mark.skipif(not HAVE_SIM, reason="functional simulator not available")
 
 A, B = 4, 8  # tile shape used below
 T = sd.itensor.tiled(sd.f32, shape=(2 * A, B), tile=(A, B))  # 2 tokens of (4, 8)
@@ -122,7 +119,6 @@ def test_eager_matches_numpy(name: str) -> None:
     _close(kernel(*args), ref(*args))
 
 
-@needs_sim
 @pytest.mark.parametrize("name", CASES)
 def test_simulated_ir_matches_numpy(name: str) -> None:
     kernel, shapes, ref = CASES[name]
@@ -160,8 +156,7 @@ def test_buffer_index_arithmetic() -> None:
     tiles = list(x.reshape(4, 1, 8)) + [np.zeros((1, 8), np.float32)]
     want = np.concatenate([tiles[3 - j] + tiles[4 - j] for j in range(4)], axis=1)
     _close(reverse_pairs(x), want)
-    if HAVE_SIM:
-        _close(reverse_pairs.simulate(x), want)
+    _close(reverse_pairs.simulate(x), want)
 
 
 def test_iter_args_only_for_values_read_again() -> None:
@@ -219,8 +214,7 @@ def test_buffer_augmented_assignment() -> None:
 
     x = _inputs([(1, 32)])[0]
     _close(twice_accumulated(x), 3 * x)
-    if HAVE_SIM:
-        _close(twice_accumulated.simulate(x), 3 * x)
+    _close(twice_accumulated.simulate(x), 3 * x)
 
 
 def test_docs_example_runs(tmp_path) -> None:
@@ -239,7 +233,7 @@ def test_docs_example_runs(tmp_path) -> None:
     want = ns["x"].astype(np.float64) @ ns["w"]
     want = 0.5 * want * (1 + np.vectorize(math.erf)(want / math.sqrt(2)))
     scale = float(np.abs(want).max())
-    for got in (ns["y_eager"], ns["y_sim"]) if HAVE_SIM else (ns["y_eager"],):
+    for got in (ns["y_eager"], ns["y_sim"]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
     assert "dataflow.task" in ns["text"]
 
@@ -252,5 +246,4 @@ def test_constant_subexpressions_fold() -> None:
 
     x = _inputs([(1, 32)])[0]
     _close(folded(x), 4 * x + 3)
-    if HAVE_SIM:
-        _close(folded.simulate(x), 4 * x + 3)
+    _close(folded.simulate(x), 4 * x + 3)

@@ -3,7 +3,6 @@ simulator (which runs the IR) both agree with numpy / torch references on severa
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ from xdsl.dialects.builtin import ModuleOp
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorForkOp, TaskOp
 
 from . import programs as P
-
-HAVE_SIM = importlib.util.find_spec("streamdsl.sim.functional") is not None
 
 CASES = {
     "elementwise_chain[2x64/16]": lambda: P.elementwise_chain(2, 64, 16),
@@ -100,7 +97,6 @@ def test_eager_matches_reference(name: str, built: dict[str, P.Case]) -> None:
     _check(case.program(*args), case.reference(*args))
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="the functional simulator (streamdsl.sim.functional) is not there yet")
 @pytest.mark.parametrize("name", CASES)
 def test_simulation_matches_reference(name: str, built: dict[str, P.Case]) -> None:
     case = _case(name, built)
@@ -108,7 +104,6 @@ def test_simulation_matches_reference(name: str, built: dict[str, P.Case]) -> No
     _check(case.program.simulate(*args, **case.sim_options), case.reference(*args))
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="the functional simulator (streamdsl.sim.functional) is not there yet")
 def test_diamond_deadlocks_with_default_fifos_and_completes_when_deep_enough() -> None:
     import streamdsl as sd
 
@@ -175,17 +170,16 @@ def test_kernel_alone_is_a_program() -> None:
     assert prog.input_names == ["x"]
 
 
-@pytest.mark.skipif(not HAVE_SIM, reason="the functional simulator (streamdsl.sim.functional) is not there yet")
 def test_planned_converter_still_simulates_correctly() -> None:
     """Converter planning (lowering) sizes the DSL's whole-tensor converter; the result is unchanged."""
-    passes = pytest.importorskip("lowering.transforms.insert_converters")
     from xdsl.context import Context
 
+    from lowering.transforms.insert_converters import InsertConvertersPass
     from streamdsl.program import Program
 
     case = P.transpose(32, 64, 16)
     module = case.program.module.clone()
-    passes.InsertConvertersPass().apply(Context(), module)
+    InsertConvertersPass().apply(Context(), module)
     (conv,) = [op for op in module.walk() if isinstance(op, ITensorConverterOp)]
     assert conv.buffer_shape is not None
     x = case.inputs(np.random.default_rng(4))
@@ -207,5 +201,4 @@ def test_dataflow_functions_compose() -> None:
     x = inner.inputs(np.random.default_rng(5))[0]
     want = soft.reference(inner.reference(x))
     _check(outer(x), want)
-    if HAVE_SIM:
-        _check(outer.simulate(x), want)
+    _check(outer.simulate(x), want)

@@ -7,7 +7,6 @@ Kernels need their source in a file, so each example writes a small module and r
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import itertools
 import runpy
 import shutil
@@ -16,13 +15,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("streamdsl.sim.functional") is None, reason="functional simulator not available"
-)
 
 R, C = 4, 8
 _DIR = Path(tempfile.mkdtemp(prefix="sd_random_kernels_"))
