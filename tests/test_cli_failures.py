@@ -3,11 +3,10 @@ IR disagreeing with PyTorch, the compiled design disagreeing with its reference 
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import frontends
-from streamdsl.cli import main
+from toolchain.cli import main
 
 
 def test_import_exits_1_when_the_imported_ir_disagrees_with_pytorch(tmp_path, monkeypatch, capsys) -> None:
@@ -36,7 +35,7 @@ def _compile(tmp_path, *flags: str) -> int:
 def test_compile_exits_1_when_the_simulated_design_disagrees_with_its_reference(tmp_path, monkeypatch, capsys) -> None:
     import dataclasses
 
-    from streamdsl import examples
+    from toolchain import examples
 
     real = examples.EXAMPLES["ffn-block"]
 
@@ -51,10 +50,10 @@ def test_compile_exits_1_when_the_simulated_design_disagrees_with_its_reference(
 
 def test_compile_exits_1_when_the_sized_fifos_stall(tmp_path, monkeypatch, capsys) -> None:
     """Vitis' default depth (2) everywhere instead of the LP's: the timed simulation stalls."""
-    from lowering.transforms import size_fifos
+    import streamdsl as sd
 
-    real = size_fifos.size_kernel
-    monkeypatch.setattr(size_fifos, "size_kernel", lambda kernel, mode="lp": real(kernel, "default"))
+    real = sd.compile
+    monkeypatch.setattr(sd, "compile", lambda program, fifo_sizing="lp": real(program, "default"))
     assert _compile(tmp_path) == 1
     err = capsys.readouterr().err
     assert "FAILED: sized FIFOs stall" in err or "FAILED: timed simulation deadlocks" in err
