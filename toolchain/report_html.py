@@ -55,7 +55,7 @@ def report_html(report: Mapping[str, Any], design: Any, timed: TimedResult | Non
     graph: Graph = design.graph
     tasks = task_rows(graph, timed)
     bodies = {
-        "summary": _summary(report, timed),
+        "summary": _summary(report, timed, tasks),
         "graph": _graph_section(report, design, tasks),
         "fifos": _fifo_section(report, design, timed),
         "gantt": _gantt_section(graph, timed, tasks),
@@ -123,7 +123,7 @@ def task_rows(graph: Graph, timed: TimedResult) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _summary(report: Mapping[str, Any], timed: TimedResult) -> str:
+def _summary(report: Mapping[str, Any], timed: TimedResult, tasks: Mapping[str, Mapping[str, Any]]) -> str:
     sizing = report.get("fifo_sizing", {})
     verification = report.get("verification", {})
     clock = float(report.get("clock_mhz", 300))
@@ -133,10 +133,16 @@ def _summary(report: Mapping[str, Any], timed: TimedResult) -> str:
         ("makespan", f"{timed.makespan:,} cycles" if timed.makespan is not None else "deadlock"),
         ("at 300 MHz" if clock == 300 else f"at {clock:g} MHz", f"{(timed.makespan or 0) / clock:,.1f} µs"),
         ("FIFO memory", f"{_bits(sizing.get('total_bits', 0))} ({sizing.get('total_bits', 0) / max(sizing.get('naive_bits', 1), 1):.1%} of naive)"),
+        *([("busiest", f"{busiest['name']} ({busiest['share']:.0%} busy)")] if (busiest := _busiest(tasks)) else []),
         ("verification", "passed" if verification.get("passed", True) else "FAILED"),
     ]
     items = "".join(f'<div class="card"><div class="k">{k}</div><div class="v">{html.escape(str(v))}</div></div>' for k, v in cards)
     return f'<div class="cards">{items}</div>'
+
+
+def _busiest(tasks: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The bottleneck: the task busy for the largest share of the makespan."""
+    return max(tasks.values(), key=lambda row: row["share"], default=None)
 
 
 def _graph_svg(design: Any, tasks: Mapping[str, Mapping[str, Any]], report: Mapping[str, Any]) -> str:
