@@ -43,6 +43,8 @@ class StreamRecord:
     tokens: int
     token_bits: int
     depth: int
+    lag: int | None = None  # least producer-to-consumer delay that never starves the consumer (cycles)
+    delay: int | None = None  # the sizing's chosen delay (cycles), which the depth covers
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -69,7 +71,8 @@ class Design:
     @property
     def streams(self) -> list[StreamRecord]:
         return [
-            StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name])
+            StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
+                         self.sizing.lags.get(e.name), self.sizing.delays.get(e.name))
             for e in self.graph.edges
         ]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.build import Job, build, plan_jobs
+from toolchain.build import Job, build, compiled_graph, plan_jobs
 from toolchain.cli import main
 
 
@@ -86,6 +86,8 @@ def test_pool_and_ray_agree(compiled, ray_address):
     scale = max(report["verification"]["torch_max_abs"], 1.0)
     for mode in ("sequential", "threaded"):
         assert max(results[f"csim-{mode}"]["max_abs_vs_simulator"].values()) <= 1e-5 * scale
+    _, depths = compiled_graph(compiled)
+    assert depths == {s["name"]: s["depth"] for s in report["streams"]}  # the sized variant runs the IR's depths
     assert results["timed-sim-sized"]["makespan_cycles"] == report["timed_simulation"]["makespan_cycles"]
     assert results["timed-sim-unbounded"]["makespan_cycles"] == report["timed_simulation"]["unbounded_makespan_cycles"]
     default = results["timed-sim-vitis-default"]
@@ -95,6 +97,8 @@ def test_pool_and_ray_agree(compiled, ray_address):
     on_ray = json.loads((compiled / "report.json").read_text())["build"]
     assert on_ray["executor"] == f"ray {ray_address}"
     assert _outcome(on_ray) == _outcome(local)
+    page = (compiled / "report.html").read_text()  # written again with the build's results
+    assert 'id="build"' in page and "timed-sim-vitis-default" in page and 'id="gantt"' in page
 
 
 def test_a_failed_job_keeps_the_others(compiled, ray_address):

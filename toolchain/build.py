@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from streamdsl.graph import Graph
 from streamdsl.output import write_json
 
-__all__ = ["BuildError", "Job", "JobResult", "build", "plan_jobs", "project_dirs", "run_job", "run_jobs"]
+__all__ = ["BuildError", "Job", "JobResult", "build", "compiled_graph", "plan_jobs", "project_dirs", "run_job", "run_jobs"]
 
 REFERENCE_DIR = "reference"  # data/reference/<output>.bin: the functional simulator's outputs
 VARIANTS = {"sized": None, "unbounded": "inf", "vitis-default": 2}  # timed simulation: depth of every FIFO
@@ -130,7 +131,20 @@ def build(out_dir: Path | str, *, ray_address: str | None = None, workers: int |
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["build"] = section
     write_json(report_path, report)
+    if (root / "program.mlir").is_file() and report.get("streams"):
+        _rewrite_report_html(root, report)
     return section
+
+
+def _rewrite_report_html(root: Path, report: dict[str, Any]) -> None:
+    """report.html again, now with the build section, from report.json and the compiled IR."""
+    from types import SimpleNamespace
+
+    from streamdsl.sim.timed import simulate_timed
+    from toolchain.report_html import write_report_html
+
+    graph, depths = compiled_graph(root)
+    write_report_html(root / "report.html", report, SimpleNamespace(graph=graph, depths=depths), simulate_timed(graph, depths))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,28 +205,33 @@ def _csim(params: dict[str, Any], root: Path, log: list[str]) -> dict[str, Any]:
 
 def _timed_sim(params: dict[str, Any], root: Path, log: list[str]) -> dict[str, Any]:
     """The timed simulation of the compiled IR with every FIFO at the variant's depth."""
-    from lowering.timing import kernel_graph
-    from streamdsl.compiler import _kernel
     from streamdsl.sim.timed import simulate_timed
 
-    graph, _ = kernel_graph(_kernel(_parse_module((root / "program.mlir").read_text())))
+    graph, sized = compiled_graph(root)
     depth = VARIANTS[params["variant"]]
-    depths = None if depth is None else dict.fromkeys((e.name for e in graph.edges), None if depth == "inf" else depth)
+    depths = sized if depth is None else dict.fromkeys(sized, None if depth == "inf" else depth)
     run = simulate_timed(graph, depths)
     log.append(f"{len(graph.tasks)} tasks, {len(graph.edges)} FIFOs, variant {params['variant']}")
     return {"variant": params["variant"], "makespan_cycles": run.makespan, "stall_cycles": run.total_stall_cycles,
             "deadlock": None if run.deadlock is None else str(run.deadlock).splitlines()[0]}
 
 
-def _parse_module(text: str) -> Any:
+def compiled_graph(out_dir: Path | str) -> tuple[Graph, dict[str, int | None]]:
+    """The timing graph of DIR/program.mlir and the FIFO depths its IR carries."""
     from xdsl.context import Context
     from xdsl.parser import Parser
     from xdsl.universe import Universe
 
+    from hls_backend.emit import ir_depth
+    from lowering.timing import kernel_graph
+    from streamdsl.compiler import _kernel
+
     ctx = Context()
     for name, factory in Universe.get_multiverse().all_dialects.items():
         ctx.register_dialect(name, factory)
-    return Parser(ctx, text).parse_module()
+    module = Parser(ctx, (Path(out_dir) / "program.mlir").read_text()).parse_module()
+    graph, values = kernel_graph(_kernel(module))
+    return graph, {name: ir_depth(value) for name, value in values.items()}
 
 
 _KINDS: dict[str, Callable[[dict[str, Any], Path, list[str]], dict[str, Any]]] = {

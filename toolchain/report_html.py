@@ -49,15 +49,15 @@ def write_report_html(path: Path | str, report: Mapping[str, Any], design: Any, 
 
 
 def report_html(report: Mapping[str, Any], design: Any, timed: TimedResult | None = None) -> str:
-    """The page for `report` (report.json's content) and its `design` (a `Design`: graph, depths,
-    sizing); `timed` is the design's timed simulation if already run."""
+    """The page for `report` (report.json's content) and its `design` (a `Design`, or anything with
+    its `graph` and `depths`); `timed` is the design's timed simulation if already run."""
     timed = design.timed_simulation() if timed is None else timed
     graph: Graph = design.graph
     tasks = task_rows(graph, timed)
     bodies = {
         "summary": _summary(report, timed, tasks),
         "graph": _graph_section(report, design, tasks),
-        "fifos": _fifo_section(report, design, timed),
+        "fifos": _fifo_section(report, timed),
         "gantt": _gantt_section(graph, timed, tasks),
         "verification": _verification_section(report),
         "roofline": _roofline_section(report.get("roofline")),
@@ -157,17 +157,14 @@ def _graph_section(report: Mapping[str, Any], design: Any, tasks: Mapping[str, M
     return f'{legend}<div class="graph-row"><div id="graph-svg">{_graph_svg(design, tasks, report)}</div>{details}</div>'
 
 
-def _fifo_section(report: Mapping[str, Any], design: Any, timed: TimedResult) -> str:
-    lags = getattr(design.sizing, "lags", {})
-    delays = getattr(design.sizing, "delays", {})
+def _fifo_section(report: Mapping[str, Any], timed: TimedResult) -> str:
     headers = ["FIFO", "producer", "consumer", "tokens", "token bits", "depth", "bits", "naive bits", "of naive",
                "lag (cycles)", "delay (cycles)", "peak, sized run"]
     rows = []
     for s in report.get("streams", []):
         name, depth, token_bits, tokens = s["name"], s["depth"], s["token_bits"], s["tokens"]
-        lag, delay = s.get("lag", lags.get(name)), s.get("delay", delays.get(name))
         rows.append([name, s["producer"], s["consumer"], tokens, token_bits, depth, depth * token_bits,
-                     tokens * token_bits, depth / max(tokens, 1), lag, delay, timed.peak_occupancy.get(name)])
+                     tokens * token_bits, depth / max(tokens, 1), s.get("lag"), s.get("delay"), timed.peak_occupancy.get(name)])
     why = ("<p>Depth is the fewest slots that let the producer run ahead of its consumer by the LP's chosen "
            "<i>delay</i> (at least the <i>lag</i>: the cycles the consumer must start after the producer so it never "
            "waits for a token). Naive sizing makes every FIFO as deep as its token count. Click a header to sort.</p>")
