@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,15 +19,15 @@ from importlib.metadata import entry_points
 
 from xdsl.dialects.builtin import ModuleOp
 
-from streamdsl.dialects.dataflow import KernelOp
-from streamdsl.graph import Graph
+from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
+from streamdsl.graph import Graph, node_name
 from streamdsl.graphviz import summary_html
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Design", "StreamRecord", "compile"]
+__all__ = ["ConverterRecord", "Design", "StreamRecord", "compile"]
 
 FIFO_SIZING = ("lp", "conservative", "naive", "default")
 
@@ -50,9 +51,23 @@ class StreamRecord:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class ConverterRecord:
+    """One layout converter of the design (the `converters` entries of report.json): its
+    ping-pong buffer of two banks of `buffer_shape`."""
+
+    name: str
+    buffer_shape: list[int]
+    bytes: int
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class Design:
-    """A compiled program: the sized IR, its timing graph and the FIFO sizing decision."""
+    """A compiled program: the IR with planned converters and sized FIFOs, its timing graph and
+    the FIFO sizing decision."""
 
     program: Any
     module: ModuleOp
@@ -76,6 +91,16 @@ class Design:
             for e in self.graph.edges
         ]
 
+    @property
+    def converters(self) -> list[ConverterRecord]:
+        records = []
+        for op in self.kernel.body.block.ops:
+            if isinstance(op, ITensorConverterOp):
+                it = op.source.type.itensor  # type: ignore[attr-defined]
+                shape = list(op.buffer_shape.get_values()) if op.buffer_shape is not None else list(it.shape)
+                records.append(ConverterRecord(node_name(op), shape, 2 * (math.prod(shape) * it.dtype.bits // 8)))
+        return records
+
     def timed_simulation(self, depths: Mapping[str, int | None] | None = None) -> TimedResult:
         """The timed simulation with the design's depths, overridden by `depths` (e.g. smaller
         ones to try; None for an unbounded FIFO)."""
@@ -89,8 +114,12 @@ class Design:
         return simulate(sized, *arrays, **options)
 
     def report(self) -> dict[str, object]:
-        """The `fifo_sizing` and `streams` parts of report.json."""
-        return {"fifo_sizing": self.sizing.report(), "streams": [s.as_dict() for s in self.streams]}
+        """The `fifo_sizing`, `streams` and `converters` parts of report.json."""
+        return {
+            "fifo_sizing": self.sizing.report(),
+            "streams": [s.as_dict() for s in self.streams],
+            "converters": [c.as_dict() for c in self.converters],
+        }
 
     def _repr_html_(self) -> str:
         """Jupyter: sizing figures and the graph, nodes coloured by their busy share of the makespan."""
@@ -116,9 +145,10 @@ def _kernel(module: ModuleOp) -> KernelOp:
 
 
 def compile(prog: Any, fifo_sizing: str = "lp") -> Design:  # noqa: A001 - the public name is sd.compile
-    """Size every FIFO of `prog` (a DSL program, anything with `.module`, or a ModuleOp) and return
-    the Design. `fifo_sizing`: "lp" (the LP, no stall), "conservative" (LP after slowing every task
-    to the slowest, smaller FIFOs), "naive" (as deep as the tensor) or "default" (depth 2)."""
+    """Plan the layout converters of `prog` (a DSL program, anything with `.module`, or a
+    ModuleOp) and size every FIFO, on a copy (`prog` is not changed), and return the Design.
+    `fifo_sizing`: "lp" (the LP, no stall), "conservative" (LP after slowing every task to the
+    slowest, smaller FIFOs), "naive" (as deep as the tensor) or "default" (depth 2)."""
     if fifo_sizing not in FIFO_SIZING:
         raise ValueError(f"sd.compile: fifo_sizing={fifo_sizing!r} is unknown; choose one of {', '.join(FIFO_SIZING)}")
     module = prog if isinstance(prog, ModuleOp) else getattr(prog, "module", None)
@@ -126,18 +156,21 @@ def compile(prog: Any, fifo_sizing: str = "lp") -> Design:  # noqa: A001 - the p
         raise TypeError(f"sd.compile: expected an @sd.dataflow program or a ModuleOp, got {type(prog).__name__}")
     start = time.perf_counter()
     sized = module.clone()
-    graph, sizing = _size_kernel()(_kernel(sized), fifo_sizing)
+    kernel = _kernel(sized)
+    _pipeline("plan_converters")(sized)
+    graph, sizing = _pipeline("size_kernel")(kernel, fifo_sizing)
     return Design(prog, sized, graph, sizing, time.perf_counter() - start)
 
 
 @functools.cache
-def _size_kernel() -> Callable[[KernelOp, str], tuple[Graph, Any]]:
-    """The registered FIFO-sizing pipeline: `size_kernel(kernel, mode) -> (graph, sizing)`."""
-    found = entry_points(group=PIPELINE_GROUP, name="size_kernel")
+def _pipeline(name: str) -> Callable[..., Any]:
+    """A registered stage of the pipeline: `plan_converters(module)` (in place), then
+    `size_kernel(kernel, mode) -> (graph, sizing)`."""
+    found = entry_points(group=PIPELINE_GROUP, name=name)
     if not found:
         raise RuntimeError(
-            f"sd.compile: no FIFO-sizing pipeline is registered (entry point group {PIPELINE_GROUP!r}, name "
-            "'size_kernel'); install the streamdsl distribution with its tool chain (`make setup`, or "
-            "`pip install -e .` after pyproject.toml changed)"
+            f"sd.compile: no {name!r} stage is registered (entry point group {PIPELINE_GROUP!r}); install the "
+            "streamdsl distribution with its tool chain (`make setup`, or `pip install -e .` after "
+            "pyproject.toml changed)"
         )
     return next(iter(found)).load()

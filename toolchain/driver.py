@@ -1,7 +1,7 @@
 """The main job: compile a program end to end with its verification and write `DIR/report.json`.
 
-Stages (each timed in the report): build the IR, plan converters (`insert-converters`), size the
-FIFOs (`sd.compile`), simulate functionally with the sized depths against the PyTorch reference,
+Stages (each timed in the report): build the IR, plan converters and size the FIFOs
+(`sd.compile`), simulate functionally with the sized depths against the PyTorch reference,
 judge the sizing with the timed simulator (no deadlock, no stall against unbounded FIFOs), and
 write report.html (toolchain/report_html.py) beside report.json.
 `hls_backend` is imported only when `--csim` asks for it.
@@ -9,7 +9,6 @@ write report.html (toolchain/report_html.py) beside report.json.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from xdsl.context import Context
 
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from toolchain.examples import Example
-from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, write_json
 from toolchain.progress import Progress
@@ -51,7 +48,7 @@ class CompileResult:
         return summary_html(self.report, self.design, self.timed)
 
 
-STAGES = 7  # build, converters, fifo_sizing, reference, functional_sim, timed_sim, report (+2 with csim)
+STAGES = 6  # build, fifo_sizing (converters + FIFOs), reference, functional_sim, timed_sim, report (+2 with csim)
 
 
 class _Stages:
@@ -67,19 +64,6 @@ class _Stages:
         yield
         self.seconds[name] = round(time.perf_counter() - start, 4)
         self.advance()
-
-
-def _converters(kernel: KernelOp) -> list[dict[str, object]]:
-    rows = []
-    for op in kernel.body.block.ops:
-        if not isinstance(op, ITensorConverterOp):
-            continue
-        src = op.source.type
-        assert isinstance(src, ITensorType)
-        shape = list(op.buffer_shape.get_values()) if op.buffer_shape is not None else list(src.itensor.shape)
-        bank_bytes = math.prod(shape) * src.itensor.dtype.bits // 8
-        rows.append({"name": node_name(op), "buffer_shape": shape, "bytes": 2 * bank_bytes})
-    return rows
 
 
 def _dmas(kernel: KernelOp) -> list[dict[str, object]]:
@@ -115,15 +99,11 @@ def compile_example(
 
 def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool) -> CompileResult:
     import streamdsl as sd
-    from lowering.transforms.insert_converters import InsertConvertersPass
 
     with stages("build", f"building the IR of {example.name}"):
         program = example.program
         program.module.verify()
-    with stages("converters", "planning layout converters (insert-converters)"):
-        InsertConvertersPass().apply(Context(), program.module)
-        program.module.verify()
-    with stages("fifo_sizing", "sizing FIFOs with the LP (python-mip / CBC)"):
+    with stages("fifo_sizing", "planning layout converters and sizing FIFOs with the LP (python-mip / CBC)"):
         design = sd.compile(program, fifo_sizing="lp")
     inputs = example.make_inputs(seed)
     with stages("reference", "running the PyTorch reference"):
@@ -145,9 +125,8 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         failures.append(f"sized FIFOs stall: makespan {timed.makespan} cycles vs {unbounded.makespan} unbounded")
 
     kernel = design.kernel
-    converters = _converters(kernel)
     sizing = design.report()
-    on_chip = _on_chip(sizing["fifo_sizing"]["total_bits"], converters)
+    on_chip = _on_chip(sizing["fifo_sizing"]["total_bits"], sizing["converters"])
     if on_chip["total_bits"] > on_chip["device_bits"]:
         largest = sorted(design.streams, key=lambda st: st.depth * st.token_bits, reverse=True)[:3]
         names = ", ".join(f"{st.name} ({st.depth} x {st.token_bits} b)" for st in largest)
@@ -162,7 +141,6 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         "kernels": [{"name": kernel.sym_name.data,
                      "tasks": [op.sym_name.data for op in kernel.body.block.ops if isinstance(op, TaskOp)]}],
         **sizing,
-        "converters": converters,
         "dmas": _dmas(kernel),
         "on_chip": on_chip,
         "verification": {

@@ -139,3 +139,9 @@ class InsertConvertersPass(ModulePass):
         for block in blocks:
             if block is not None:
                 merge_duplicates(block)
+
+
+def plan_converters(module: ModuleOp) -> None:
+    """`insert-converters` on `module`, in place, then verify it (the first stage of `sd.compile`)."""
+    InsertConvertersPass().apply(Context(), module)
+    module.verify()

@@ -188,3 +188,49 @@ def test_random_layouts_simulate_to_the_identity(pair: tuple[sd.itensor, sd.iten
     p = plan(src, dst)
     assert len(converters(prog)) == int(p.needed)
     assert all(peak <= p.elements for peak in stats.converter_peak.values())
+
+
+def per_head_transpose_program(h: int, m: int, n: int, t: int) -> object:
+    """Each head's (m, n) block transposed tile-wise: heads are shared loops, so the planned
+    converter buffers one head, not the whole tensor."""
+    Y = sd.itensor.tiled(sd.f32, shape=(h, m, n), tile=(1, t, t))
+    Ycols = sd.itensor.tiled(sd.f32, shape=(h, m, n), tile=(1, t, t), order=(0, 2, 1))
+    Z = sd.itensor.tiled(sd.f32, shape=(h, n, m), tile=(1, t, t))
+    tiles = h * (m // t) * (n // t)
+
+    @sd.kernel
+    def produce(x: Y) -> Y:
+        for i in range(tiles):
+            yield x.read() + 1.0
+
+    @sd.kernel
+    def flip(y: Ycols) -> Z:
+        for i in range(tiles):
+            yield sd.transpose(y.read(), (0, 2, 1))
+
+    @sd.dataflow
+    def transposed(x: sd.Tensor[sd.f32, (h, m, n)]):
+        return flip(produce(x))
+
+    return transposed
+
+
+def test_sd_compile_plans_converters_on_a_copy() -> None:
+    """sd.compile plans converters like the CLI (`insert-converters`), leaves the program
+    untouched, and reports each converter's ping-pong buffer in bytes."""
+    h, m, n, t = 3, 8, 16, 4
+    prog = per_head_transpose_program(h, m, n, t)
+    before = str(prog.module)
+    (unplanned,) = converters(prog)
+    assert unplanned.buffer_shape is None  # the DSL leaves the whole-tensor fallback
+    design = sd.compile(prog)
+    assert str(prog.module) == before  # not mutated
+    (conv,) = [op for op in design.module.walk() if isinstance(op, ITensorConverterOp)]
+    want = plan(conv.source.type.itensor, conv.result.type.itensor)
+    assert tuple(conv.buffer_shape.get_values()) == want.buffer_shape
+    (record,) = design.report()["converters"]
+    assert record["buffer_shape"] == list(want.buffer_shape)
+    assert record["bytes"] == 2 * int(np.prod(want.buffer_shape)) * 4
+    assert record["bytes"] == 2 * m * n * 4  # one head, not the whole tensor (h heads)
+    x = np.random.default_rng(0).standard_normal((h, m, n)).astype(np.float32)
+    np.testing.assert_allclose(design.simulate(x), np.transpose(x + 1.0, (0, 2, 1)))
