@@ -19,6 +19,7 @@ __all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verific
 CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-I", "."]
 _SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "include/hls_stream.h"]
 DEADLOCK_EXIT = 3
+SCHEDULE_SEEDS = (1, 2, 3, 4)  # threaded csim runs these perturbed schedules too (csim_verification)
 
 
 class CsimError(RuntimeError):
@@ -58,15 +59,21 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
     return exe
 
 
-def run_csim(project_dir: Path | str, *arrays: np.ndarray, threaded: bool = False, timeout: float = 300.0) -> np.ndarray | tuple[np.ndarray, ...]:
+def run_csim(
+    project_dir: Path | str, *arrays: np.ndarray, threaded: bool = False, seed: int | None = None, timeout: float = 300.0
+) -> np.ndarray | tuple[np.ndarray, ...]:
     """Run the kernel in C simulation on `arrays` (the inputs in argument order; bound weights
     the project stores in data/ may be left out) and return its output(s) as numpy arrays.
+    `seed` (threaded mode): perturb the schedule of the processes, pausing them at stream
+    accesses on a pattern drawn from the seed, to explore other interleavings (hls_stream.h).
 
     Raises CsimDeadlock (threaded mode) naming the blocked processes and streams, CsimError if
     the build or the run fails."""
     project = Path(project_dir)
     manifest = json.loads((project / "manifest.json").read_text())
     inputs, params = manifest["inputs"], manifest["params"]
+    if seed is not None and not threaded:
+        raise ValueError("run_csim: a schedule seed needs threaded=True (sequential csim has one schedule)")
     if not len(inputs) - len(params) <= len(arrays) <= len(inputs):
         raise ValueError(f"run_csim: {manifest['top']} takes {len(inputs)} inputs ({len(params)} bound in data/), got {len(arrays)}")
     exe = build_csim(project, threaded)
@@ -82,7 +89,8 @@ def run_csim(project_dir: Path | str, *arrays: np.ndarray, threaded: bool = Fals
             else:
                 shutil.copy(project / "data" / f"{spec['name']}.bin", path)
         try:
-            proc = subprocess.run([str(exe.resolve()), str(work)], capture_output=True, text=True, timeout=timeout)
+            env = {**os.environ, **({"SD_CSIM_SEED": str(seed)} if seed is not None else {})}
+            proc = subprocess.run([str(exe.resolve()), str(work)], capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             raise CsimError(f"csim of {manifest['top']} did not finish in {timeout:.0f} s (raise `timeout` for large designs)") from None
         if proc.returncode == DEADLOCK_EXIT:
@@ -95,23 +103,28 @@ def run_csim(project_dir: Path | str, *arrays: np.ndarray, threaded: bool = Fals
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-def csim_verification(design: Any, project_dir: Path | str, *arrays: np.ndarray, expected: Any = None) -> dict[str, Any]:
+def csim_verification(
+    design: Any, project_dir: Path | str, *arrays: np.ndarray, expected: Any = None, seeds: tuple[int, ...] = SCHEDULE_SEEDS
+) -> dict[str, Any]:
     """Both csim modes against the functional simulator of `design` (with its depths), for
-    report.json's `verification`: `csim_vs_sim_max_abs` (largest difference over the modes that
+    report.json's `verification`: `csim_vs_sim_max_abs` (largest difference over the runs that
     finished), `deadlock_free` (threaded csim finished), the watchdog's report if it did not, and
-    seconds per mode (build included). `expected`: the simulator's outputs, if already computed."""
+    seconds per mode (build included). Threaded csim runs once as scheduled by the OS and once
+    per schedule seed in `seeds` (mode `threaded_seeded`: other interleavings, see run_csim).
+    `expected`: the simulator's outputs, if already computed."""
     want = design.simulate(*arrays) if expected is None else expected
     want_t = want if isinstance(want, tuple) else (want,)
-    record: dict[str, Any] = {"csim_vs_sim_max_abs": None, "deadlock_free": True, "csim_seconds": {}}
-    for mode, threaded in (("sequential", False), ("threaded", True)):
+    record: dict[str, Any] = {"csim_vs_sim_max_abs": None, "deadlock_free": True, "csim_seconds": {}, "csim_seeds": list(seeds)}
+    runs = [("sequential", False, None), ("threaded", True, None), *(("threaded_seeded", True, seed) for seed in seeds)]
+    for mode, threaded, seed in runs:
         start = time.perf_counter()
         try:
-            got = run_csim(project_dir, *arrays, threaded=threaded)
+            got = run_csim(project_dir, *arrays, threaded=threaded, seed=seed)
         except CsimDeadlock as err:
             record["deadlock_free"], record["deadlock_report"] = False, err.report
-            continue
+            break
         finally:
-            record["csim_seconds"][mode] = time.perf_counter() - start
+            record["csim_seconds"][mode] = record["csim_seconds"].get(mode, 0.0) + time.perf_counter() - start
         got_t = got if isinstance(got, tuple) else (got,)
         diff = max(float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64)), initial=0.0)) for g, w in zip(got_t, want_t))
         record["csim_vs_sim_max_abs"] = max(diff, record["csim_vs_sim_max_abs"] or 0.0)

@@ -11,6 +11,11 @@
 //                       default) and read/write block. A watchdog reports a depth deadlock
 //                       (every live process blocked, no progress) naming each blocked process
 //                       and stream, and exits with status 3.
+//                       SD_CSIM_SEED=<n> (environment) explores other interleavings: every
+//                       stream access of a process may pause it, on a schedule drawn from the
+//                       seed and the process name, now and then long enough for the others to
+//                       run far ahead (see `jitter`). A race in the emitted code (a process that
+//                       relies on its neighbours' speed) then shows up as wrong output in csim.
 #ifndef SD_HLS_STREAM_H
 #define SD_HLS_STREAM_H
 
@@ -25,6 +30,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 #endif
@@ -71,6 +77,28 @@ inline void Monitor::check(unsigned long& seen, std::chrono::steady_clock::time_
   std::fprintf(stderr, "%s\n", report.c_str());
   std::fflush(stderr);
   std::_Exit(3);
+}
+
+// Seeded schedule perturbation, called at every stream access outside any lock. Most accesses
+// go straight on; 1 in 8 yields or sleeps a few microseconds (fine-grained reordering); 1 in
+// 16 stalls the process for up to SD_CSIM_STALL_US (default 2000) microseconds, so its
+// neighbours fill and drain their FIFOs and buffers as far as the code lets them.
+inline void jitter() {
+  static const char* seed_env = std::getenv("SD_CSIM_SEED");
+  if (seed_env == nullptr) return;
+  static const long stall_us = [] {
+    const char* env = std::getenv("SD_CSIM_STALL_US");
+    return env ? std::atol(env) : 2000L;
+  }();
+  thread_local std::mt19937 rng(static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10)) * 2654435761u ^
+                                static_cast<unsigned>(std::hash<std::string>{}(current_process)));
+  const unsigned draw = rng() % 16;
+  if (draw == 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(1 + rng() % stall_us));
+  else if (draw == 1)
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20));
+  else if (draw == 2)
+    std::this_thread::yield();
 }
 
 // A process that polls its streams (non-blocking empty()/full(), e.g. a layout converter) calls
@@ -181,6 +209,7 @@ class stream<T, 0> {
   size_t size() const { return q_.size(); }
 #else
   T read() {
+    sd_csim::jitter();
     std::unique_lock<std::mutex> lock(m_);
     wait(lock, [this] { return !q_.empty(); }, "empty");
     T value = q_.front();
@@ -191,6 +220,7 @@ class stream<T, 0> {
     return value;
   }
   void write(const T& value) {
+    sd_csim::jitter();
     std::unique_lock<std::mutex> lock(m_);
     wait(lock, [this] { return static_cast<int>(q_.size()) < depth_; }, "full");
     q_.push_back(value);

@@ -52,7 +52,7 @@ def test_undersized_fifo_deadlocks_only_in_threaded_csim(tmp_path) -> None:  # n
         design.simulate(*xs, depths=small)
     record = csim_verification(design, project, *xs)  # what report.json's verification gets
     assert record["deadlock_free"] is False and "fork(copy)->mul" in record["deadlock_report"]
-    assert record["csim_vs_sim_max_abs"] <= 1e-5 and set(record["csim_seconds"]) == {"sequential", "threaded"}
+    assert record["csim_vs_sim_max_abs"] <= 1e-5 and set(record["csim_seconds"]) == {"sequential", "threaded"}  # stops at the deadlock
 
 
 def test_deadlock_through_a_polling_converter(tmp_path) -> None:  # noqa: ANN001
