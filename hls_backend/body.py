@@ -54,8 +54,9 @@ def _elem(value: SSAValue):  # noqa: ANN202 - an xDSL attribute
 class BodyEmitter:
     """C++ lines for the ops of a task body. `structs` collects the tensor types used."""
 
-    def __init__(self, label: str, structs: dict[str, ShapedType]):
+    def __init__(self, label: str, structs: dict[str, ShapedType], ii: int = 1):
         self.label = label
+        self.ii = ii  # the task's `ii` hint: every pipelined loop of its body starts this often
         self.structs = structs
         self.lines: list[str] = []
         self.names: dict[SSAValue, str] = {}
@@ -203,13 +204,13 @@ class BodyEmitter:
     # -- loops --------------------------------------------------------------------------------------
 
     def _loop(self, indent: int, n: int, body: Callable[[int, str], None], hint: str = "k") -> None:
-        """`for (k = 0; k < n; ++k)` pipelined at II=1 around `body(indent, k)`."""
+        """`for (k = 0; k < n; ++k)` pipelined at the task's II (1 unless hinted) around `body(indent, k)`."""
         if n == 1:
             body(indent, "0")
             return
         var = self.fresh(hint)
         self.emit(indent, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
-        self.emit(indent + 1, "#pragma HLS pipeline II=1")
+        self.emit(indent + 1, f"#pragma HLS pipeline II={self.ii}")
         body(indent + 1, var)
         self.emit(indent, "}")
 
@@ -233,7 +234,7 @@ class BodyEmitter:
         incr = f"++{var}" if step == "1" else f"{var} += {step}"
         self.emit(indent, f"for (int {var} = {lb}; {var} < {ub}; {incr}) {{")
         if not any(_makes_loops(inner) for inner in body.walk() if inner is not op):
-            self.emit(indent + 1, "#pragma HLS pipeline II=1")
+            self.emit(indent + 1, f"#pragma HLS pipeline II={self.ii}")
         for inner in body.ops:
             if inner.name == "scf.yield":
                 targets = [arg for _, arg, _ in data]
@@ -340,7 +341,7 @@ class BodyEmitter:
                 big_idx.append(term if off == "0" else f"{off} + {term}")
         small_flat, big_flat = flat_index(loops, small), flat_index(big_idx, big)
         copy = f"{dst}.v[{small_flat}] = {src}.v[{big_flat}];" if extract else f"{dst}.v[{big_flat}] = {src}.v[{small_flat}];"
-        self._nest(indent, loops, list(small), lambda i: self.emit(i, copy), pipeline="II=1")
+        self._nest(indent, loops, list(small), lambda i: self.emit(i, copy), pipeline=f"II={self.ii}")
 
     def _nest(self, indent: int, loops: list[str], ranges: list[int], body: Callable[[int], None], pipeline: str | None) -> None:
         """Loops over `ranges` (loops whose variable is "0" have one trip and are left out)."""
@@ -389,7 +390,7 @@ class BodyEmitter:
             loops = self._loop_vars(shape, "i")
             at = [f"{offset} + {v}" if d == dim and offset else v if d != dim or v != "0" else str(offset) for d, v in enumerate(loops)]
             line = f"{out}.v[{flat_index(at, _shape(result))}] = {src}.v[{flat_index(loops, shape)}];"
-            self._nest(indent, loops, list(shape), lambda i, line=line: self.emit(i, line), pipeline="II=1")
+            self._nest(indent, loops, list(shape), lambda i, line=line: self.emit(i, line), pipeline=f"II={self.ii}")
             offset += shape[dim]
 
     # -- linalg ------------------------------------------------------------------------------------------
@@ -409,7 +410,7 @@ class BodyEmitter:
         src_idx = [loops[perm.index(d)] for d in range(len(perm))]
         self.emit(indent, f"{self.struct(result)} {out};  // linalg.transpose {perm}")
         line = f"{out}.v[{flat_index(loops, _shape(result))}] = {x}.v[{flat_index(src_idx, _shape(src))}];"
-        self._nest(indent, loops, list(_shape(result)), lambda i: self.emit(i, line), pipeline="II=1")
+        self._nest(indent, loops, list(_shape(result)), lambda i: self.emit(i, line), pipeline=f"II={self.ii}")
 
     def _structured(self, op: LinalgStructuredOperation, indent: int) -> None:
         """A loop nest over the iteration space; every output is read-modify-written at its map,
@@ -475,7 +476,7 @@ class BodyEmitter:
 
         innermost_reduces = bool(iterators) and iterators[-1] != IteratorType.PARALLEL
         self.emit(indent, f"// {op.name} over {' x '.join(map(str, ranges)) or 'a point'} ({', '.join(i.value for i in iterators)})")
-        self._nest(indent, loops, ranges, body, pipeline="" if innermost_reduces else "II=1")
+        self._nest(indent, loops, ranges, body, pipeline="" if innermost_reduces else f"II={self.ii}")
         for res, name in zip(op.results, results):
             self.names[res] = name
 
@@ -490,3 +491,4 @@ class BodyEmitter:
         if any(r is None for r in ranges):
             raise self.error(op, "cannot infer the loop ranges from the indexing maps")
         return [r for r in ranges if r is not None]
+

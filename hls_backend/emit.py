@@ -292,7 +292,8 @@ class _KernelEmitter:
     def _task(self, op: TaskOp, node: str, fn: str) -> _Process:
         if any(not isinstance(v.type, ITensorType) for v in [*op.inputs, *op.inits]):
             raise HlsEmitError(f"task {node}: only itensor-level tasks are translated (the stream level is not)")
-        body = BodyEmitter(f"task {node}", self.structs)
+        ii = op.attributes.get("ii")  # the performance hint of docs/ir.md, "Timing hints"
+        body = BodyEmitter(f"task {node}", self.structs, ii.value.data if ii is not None else 1)  # type: ignore[attr-defined]
         params, args = [], []
         used: set[str] = set()
         values = [*op.inputs, *op.outputs]

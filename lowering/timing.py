@@ -231,6 +231,7 @@ class _TaskScheduler:
         self.table, self.task = table, task
         self.name = task.sym_name.data
         self.lanes = _unroll(task) or table.lanes
+        self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
         self.args = list(task.body.block.args)
 
     def run(self) -> NodeSchedule:
@@ -323,7 +324,7 @@ class _TaskScheduler:
         yielded = body.last_op.operands if body.last_op is not None else ()
         recurrence = max([0, *(carried.get(v, 0) for v in yielded)])
         port_span = max([0, *(ts[-1] - ts[0] + 1 for ts in port_times.values() if len(ts) > 1)])
-        ii = max(1, busiest, recurrence, port_span)
+        ii = max(1, busiest, recurrence, port_span, self.least_ii)
         ports = {p: np.asarray(ts, np.int64) for p, ts in port_times.items()}
         return _Sched((trips - 1) * ii + depth, _repeat(ports, trips, ii))
 
@@ -420,7 +421,11 @@ def _trip_count(op: scf.ForOp, task: str) -> int:
 
 
 def _unroll(op: Operation) -> int | None:
-    attr = op.attributes.get("unroll")
+    return _positive_attr(op, "unroll")
+
+
+def _positive_attr(op: Operation, name: str) -> int | None:
+    attr = op.attributes.get(name)
     return attr.value.data if isinstance(attr, IntegerAttr) and attr.value.data > 0 else None
 
 

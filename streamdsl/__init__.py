@@ -16,6 +16,7 @@ from streamdsl.dsl import (
     erf,
     exp,
     full,
+    hint,
     kernel,
     log,
     max,
@@ -48,7 +49,7 @@ def compile(prog, fifo_sizing="lp"):  # noqa: A001 - the public name is sd.compi
 
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "Out", "Program",
-    "StreamError", "Tensor", "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "i8",
+    "StreamError", "Tensor", "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

@@ -1,6 +1,7 @@
 """The Python DSL: `@sd.kernel` tasks written as typed Python, composed by `@sd.dataflow`."""
 
 from streamdsl.dsl.dataflow import DataflowProgram, dataflow
+from streamdsl.dsl.hints import hint
 from streamdsl.dsl.kernel import Kernel, kernel
 from streamdsl.dsl.ops import (
     abs,
@@ -40,6 +41,7 @@ __all__ = [
     "erf",
     "exp",
     "full",
+    "hint",
     "kernel",
     "log",
     "max",

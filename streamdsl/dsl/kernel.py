@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import IndexType
 from xdsl.ir import Block, Region, SSAValue
 
 from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp, YieldOp
-from streamdsl.dsl import ops
+from streamdsl.dsl import hints, ops
 from streamdsl.dsl.irbuild import Box, Tile, TileBuilder, broadcast_shapes
 from streamdsl.dsl.types import OutSpec
 from streamdsl.dtypes import DType
@@ -805,6 +805,27 @@ class _Compiler:
                              f"{math.prod(x.shape)} elements")
         return self.builder.reshape(x, shape)
 
+    def hint(self, node: ast.Call) -> Tile:
+        a = self.args(node, "hint", ["x", "lanes"], {"lanes": None})
+        x, lanes = a["x"], a["lanes"]
+        if not isinstance(x, Tile):
+            raise self.error(node, f"sd.hint needs a tile, got {_describe_value(x)}")
+        if not x.value.owner.name.startswith("linalg."):  # type: ignore[union-attr]
+            raise self.error(node, "sd.hint applies to the result of a tile operation (a @ b, sd.exp(x), a + b, ...), "
+                             f"not to one made by `{x.value.owner.name}`")  # type: ignore[union-attr]
+        problem = hints.Hints(lanes=lanes).check()
+        if problem or lanes is None:
+            raise self.error(node, f"sd.hint: {problem or 'give lanes=N'}")
+        op = x.value.owner
+        hints.set_lanes(op, lanes)  # type: ignore[arg-type]
+        cost = hints.dsp_cost(op, lanes)  # type: ignore[arg-type]
+        if cost > hints.DEVICE_DSPS:
+            per_lane = cost // lanes
+            raise self.error(node, f"sd.hint: lanes={lanes} on this `{op.name}` needs {cost} DSP slices "  # type: ignore[union-attr]
+                             f"({per_lane} per lane); the U55C has {hints.DEVICE_DSPS}: use at most "
+                             f"{hints.DEVICE_DSPS // per_lane} lanes")
+        return x
+
     def concat(self, node: ast.Call) -> Tile:
         a = self.args(node, "concat", ["parts", "axis"], {"axis": -1})
         parts, axis = a["parts"], a["axis"]
@@ -836,6 +857,7 @@ _CALLS: dict[Any, Callable[[_Compiler, ast.Call], Any]] = {
     ops.transpose: _Compiler.transpose,
     ops.reshape: _Compiler.reshape,
     ops.concat: _Compiler.concat,
+    hints.hint: _Compiler.hint,
 }
 
 _BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
@@ -1053,15 +1075,30 @@ def annotation_scope(fn: Callable[..., Any], frame: types.FrameType | None) -> c
 class Kernel:
     """A compiled kernel: one `dataflow.task` body plus the original function (for eager mode)."""
 
-    def __init__(self, fn: Callable[..., Any], scope: Any = None, name: str | None = None):
+    def __init__(self, fn: Callable[..., Any], scope: Any = None, name: str | None = None,
+                 perf: hints.Hints = hints.Hints()):
         self.fn = fn
         self.name = name or fn.__name__
+        self.hints = perf
         fdef, filename, shift = parse_function(fn)
         self.signature = _signature(fn, fdef, filename, shift, scope)
         self.body = _Compiler(fn, self.signature, fdef, filename, shift, self.name).compile()
+        self.check_hints(fdef, filename, shift)
         self._program: Any = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+
+    def check_hints(self, fdef: ast.FunctionDef, filename: str, shift: int) -> None:
+        """Hints are positive ints, and the hinted tile ops fit the device's DSP slices."""
+        where = (filename, fdef.lineno, fdef.col_offset + 1 + shift)
+        if problem := self.hints.check():
+            raise DSLError(f"kernel {self.name!r}: {problem}", *where)
+        total, costliest = hints.over_budget(self.body.walk(), self.hints.lanes or 0)
+        if costliest:
+            names = ", ".join(f"`{op.name}` ({cost})" for cost, op in costliest)
+            raise DSLError(f"kernel {self.name!r}: its hinted tile ops need {total} DSP slices, the U55C has "
+                           f"{hints.DEVICE_DSPS} (costliest: {names}); lower lanes= on the kernel or on those ops "
+                           "with sd.hint(x, lanes=N)", *where)
 
     @property
     def inputs(self) -> list[Port]:
@@ -1077,6 +1114,7 @@ class Kernel:
             operands=[list(inputs), list(inits)],
             result_types=[[v.type for v in inits]],
             properties={"sym_name": _str_attr(sym_name)},
+            attributes=self.hints.attributes(),
             regions=[self.body.clone()],
         )
 
@@ -1116,13 +1154,17 @@ def _str_attr(s: str) -> Any:
     return StringAttr(s)
 
 
-def kernel(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def kernel(fn: Callable[..., Any] | None = None, *, name: str | None = None, lanes: int | None = None,
+           ii: int | None = None) -> Any:
     """Compile `fn` into a dataflow task (raises `sd.DSLError` at the offending line).
 
-    `@sd.kernel` or `@sd.kernel(name="q_proj")`: `name` names the task (default: the function's
-    name), so kernels made by one factory can be told apart."""
+    `@sd.kernel` or `@sd.kernel(name="q_proj", lanes=16, ii=2)`: `name` names the task (default:
+    the function's name), so kernels made by one factory can be told apart; `lanes` is the scalar
+    operations per cycle of its tile ops, `ii` the least initiation interval of its pipelined
+    loops (performance hints, carried in the IR for the timing model and the HLS emitter)."""
     frame = sys._getframe(1)
+    perf = hints.Hints(lanes, ii)
     if fn is None:
-        return lambda f: Kernel(f, annotation_scope(f, frame), name)
-    return Kernel(fn, annotation_scope(fn, frame), name)
+        return lambda f: Kernel(f, annotation_scope(f, frame), name, perf)
+    return Kernel(fn, annotation_scope(fn, frame), name, perf)
 

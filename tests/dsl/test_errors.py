@@ -674,3 +674,48 @@ def test_concat_of_streams_in_different_orders() -> None:
             return sd.concat([_double4(x), colmajor(y)], axis=0)  # <- error
 
     expect_error(build, "sd.concat: cannot stream", "one tile order")
+
+
+# -- performance hints -----------------------------------------------------------------------
+
+XM = sd.itensor.tiled(sd.f32, shape=(64, 64), tile=(64, 64))
+
+
+def test_hint_the_device_cannot_meet_on_an_op() -> None:
+    def build():
+        @sd.kernel
+        def k(x: XM) -> XM:
+            v = x.read()
+            yield sd.hint(v @ v, lanes=4096)  # <- error
+
+    expect_error(build, "lanes=4096", "needs 20480 DSP slices", "the U55C has 9024", "at most 1804 lanes")
+
+
+def test_kernel_hint_the_device_cannot_meet() -> None:
+    def build():
+        @sd.kernel(lanes=2048)
+        def k(x: XM) -> XM:  # <- error
+            v = x.read()
+            yield v @ v + sd.exp(v)
+
+    expect_error(build, "kernel 'k'", "DSP slices, the U55C has 9024", "linalg.matmul", "lower lanes=")
+
+
+def test_hint_that_is_not_a_positive_int() -> None:
+    def build():
+        @sd.kernel(ii=0)
+        def k(x: X) -> X:  # <- error
+            for i in range(N):
+                yield x.read()
+
+    expect_error(build, "ii=0", "positive ints")
+
+
+def test_hint_on_a_read_tile() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield sd.hint(x.read(), lanes=4)  # <- error
+
+    expect_error(build, "sd.hint applies to the result of a tile operation", "dataflow.itensor_read")
