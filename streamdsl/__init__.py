@@ -17,6 +17,7 @@ from streamdsl.dsl import (
     exp,
     full,
     hint,
+    iota,
     kernel,
     log,
     max,
@@ -49,7 +50,7 @@ def compile(prog, fifo_sizing="lp"):  # noqa: A001 - the public name is sd.compi
 
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "Out", "Program",
-    "StreamError", "Tensor", "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8",
+    "StreamError", "Tensor", "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8", "iota",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

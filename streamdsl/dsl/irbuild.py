@@ -220,6 +220,21 @@ class TileBuilder:
         op = tensor.ConcatOp([p.value for p in parts], axis, tensor_type(shape, parts[0].dtype))
         return Tile(self.emit(op).results[0], tuple(shape), parts[0].dtype)
 
+    def iota(self, shape: tuple[int, ...], axis: int, dtype: DType) -> Tile:
+        """`out[i] = i[axis]` as floats: a linalg.generic with no inputs reading `linalg.index`."""
+        rank = len(shape)
+
+        def body(b: BodyBuilder, args: Sequence[SSAValue]) -> SSAValue:
+            return b.op(arith.SIToFPOp(b.op(arith.IndexCastOp(b.op(linalg.IndexOp(axis)), i64)), dtype.ir()))
+
+        return self._generic([], [], self.empty(shape, dtype), shape, AffineMap.identity(rank),
+                             [IteratorTypeAttr.parallel()] * rank, dtype, body)
+
+    def index_tile(self, index: SSAValue, dtype: DType) -> Tile:
+        """A loop index (or index arithmetic) as a one-element tile of `dtype`, to broadcast."""
+        value = self.emit(arith.SIToFPOp(self.emit(arith.IndexCastOp(index, i64)).results[0], dtype.ir())).results[0]
+        return Tile(self.emit(tensor.SplatOp(value, [], tensor_type((1,), dtype))).results[0], (1,), dtype)
+
     def batch_matmul(self, a: Tile, b: Tile) -> Tile:
         """`a @ b` over leading batch dims: out[..., i, j] += a[..., i, k] * b[..., k, j] (one
         linalg.generic, the innermost dim a reduction)."""

@@ -288,7 +288,8 @@ class _Compiler:
         for name in sorted(_assigned(node.body, self.env, self.sig)):
             if isinstance(self.env.get(name), int | float | Index) and name != node.target.id:
                 raise self.error(self.first_store(node.body, name), f"{name!r} holds a Python value and is reassigned inside the loop; "
-                                 f"loops are not unrolled, so make it a tile (e.g. {name} = sd.full((1, 1), value))")
+                                 f"loops are not unrolled, so make it a tile (e.g. {name} = sd.full((1, 1), value)) or "
+                                 "compute it from the loop index (loop indices may enter tile maths)")
         inits = [self.env[n] for n in carried]
         lb, ub, st = (self.builder.index(v) for v in (start, stop, step))
         body = Block(arg_types=[IndexType(), *[v.value.type for v in inits]])
@@ -597,6 +598,10 @@ class _Compiler:
         tiles = [a for a in args if isinstance(a, Tile)]
         if not tiles and all(_is_num(a) for a in args):  # constant folding: sd.exp(2.0)
             return float(op.numpy(*[np.float32(a) for a in args]))
+        if any(isinstance(a, Index) for a in args):  # a loop index enters tile maths as a 1-element tile
+            dtype = self.common_dtype(node, op.name, tiles) if tiles else ops.f32
+            args = [self.builder.index_tile(a.value, dtype) if isinstance(a, Index) else a for a in args]
+            tiles = [a for a in args if isinstance(a, Tile)]
         if not tiles:
             raise self.error(node, f"sd.{op.name} needs at least one tile operand, got "
                              f"{', '.join(_describe_value(a) for a in args)}")
@@ -805,6 +810,18 @@ class _Compiler:
                              f"{math.prod(x.shape)} elements")
         return self.builder.reshape(x, shape)
 
+    def iota(self, node: ast.Call) -> Tile:
+        a = self.args(node, "iota", ["shape", "axis", "dtype"], {"axis": -1, "dtype": ops.f32})
+        shape = (a["shape"],) if isinstance(a["shape"], int) else a["shape"]
+        if not isinstance(shape, tuple) or not shape or any(not isinstance(s, int) or s < 1 for s in shape):
+            raise self.error(node, f"sd.iota: shape must be a static tuple of positive ints, got {a['shape']!r}")
+        axis, dtype = a["axis"], a["dtype"]
+        if not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
+            raise self.error(node, f"sd.iota: axis must be a static int in [-{len(shape)}, {len(shape)}), got {axis!r}")
+        if not isinstance(dtype, DType) or not dtype.is_float:
+            raise self.error(node, f"sd.iota: dtype must be a float sd dtype, got {dtype!r}")
+        return self.builder.iota(shape, axis % len(shape), dtype)
+
     def hint(self, node: ast.Call) -> Tile:
         a = self.args(node, "hint", ["x", "lanes"], {"lanes": None})
         x, lanes = a["x"], a["lanes"]
@@ -857,6 +874,7 @@ _CALLS: dict[Any, Callable[[_Compiler, ast.Call], Any]] = {
     ops.transpose: _Compiler.transpose,
     ops.reshape: _Compiler.reshape,
     ops.concat: _Compiler.concat,
+    ops.iota: _Compiler.iota,
     hints.hint: _Compiler.hint,
 }
 

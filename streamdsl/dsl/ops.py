@@ -28,6 +28,7 @@ __all__ = [
     "erf",
     "exp",
     "full",
+    "iota",
     "log",
     "max",
     "maximum",
@@ -168,6 +169,14 @@ def zeros(shape: Sequence[int] | int, dtype: DType = f32) -> np.ndarray:
 
 def full(shape: Sequence[int] | int, value: float, dtype: DType = f32) -> np.ndarray:
     return np.full(shape, value, dtype=dtype.storage)
+
+
+def iota(shape: Sequence[int] | int, axis: int = -1, dtype: DType = f32) -> np.ndarray:
+    """A tile whose elements are their index along `axis` (0, 1, 2, ...), computed on chip: with
+    loop indices it builds masks, e.g. `sd.where(sd.iota((1, T)) + t * T > pos, -math.inf, s)`."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    ramp = np.arange(shape[axis], dtype=dtype.storage)
+    return np.broadcast_to(np.expand_dims(ramp, [d for d in range(len(shape)) if d != axis % len(shape)]), shape).copy()
 
 
 def transpose(x: np.ndarray, perm: Sequence[int] | None = None) -> np.ndarray:

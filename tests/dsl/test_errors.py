@@ -719,3 +719,27 @@ def test_hint_on_a_read_tile() -> None:
                 yield sd.hint(x.read(), lanes=4)  # <- error
 
     expect_error(build, "sd.hint applies to the result of a tile operation", "dataflow.itensor_read")
+
+
+# -- on-chip masks ---------------------------------------------------------------------------
+
+
+def test_iota_axis_out_of_range() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() + sd.iota((1, 16), axis=2)  # <- error
+
+    expect_error(build, "sd.iota: axis must be a static int in [-2, 2)")
+
+
+def test_loop_index_alone_is_not_a_tile_to_yield() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield i  # <- error
+
+    expect_error(build, "output 'out' needs a tile", "got a loop index")
