@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import runpy
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import streamdsl as sd
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 
@@ -15,7 +18,7 @@ def _load(name: str) -> dict:
     return runpy.run_path(str(TUTORIALS / f"{name}.py"))
 
 
-@pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention"])
+@pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "05_rope_prefill"])
 def test_tutorial_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(TUTORIALS / f"{name}.py"), run_name="__main__")
     out = capsys.readouterr().out
@@ -57,3 +60,27 @@ def test_elementwise_tutorial_shapes(rows: int, cols: int, tile: int) -> None:
     prog = mod["build"](rows, cols, tile)
     np.testing.assert_allclose(prog.simulate(x), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(prog(x), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "length", "dh", "rows"), [(4, 2, 32, 16, 8), (3, 1, 12, 8, 4), (2, 2, 8, 4, 8)])
+def test_rope_prefill_matches_torch_sdpa(heads: int, kv_heads: int, length: int, dh: int, rows: int) -> None:
+    mod = _load("05_rope_prefill")
+    prog = mod["build"](heads, kv_heads, length, dh, rows)
+    args = mod["inputs"](heads, kv_heads, length, dh, seed=length)
+    want = mod["reference"](*args)
+    np.testing.assert_allclose(prog(*args), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(prog.simulate(*args), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
+    from hls_backend import emit_project, run_csim
+
+    mod = _load("05_rope_prefill")
+    shape = (2, 1, 8, 8, 4)
+    prog = mod["build"](*shape)
+    args = mod["inputs"](*shape[:4], seed=3)
+    project = emit_project(sd.compile(prog), tmp_path / "prefill")
+    want = mod["reference"](*args)
+    for threaded in (False, True):
+        np.testing.assert_allclose(run_csim(project, *args, threaded=threaded), want, rtol=1e-4, atol=1e-5)
