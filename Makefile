@@ -1,7 +1,9 @@
 # The two commands of the README:
 #   make run    compile the built-in default end to end with its verification
 #   make test   run every test (pytest, filecheck through lit, tutorials)
-# Both set themselves up from nothing: apt packages (graphviz draws the graphs, headless chromium
+#   make mutation  mutation testing of the core modules (slow, not part of `make test`):
+#                  the score per module and the surviving mutants; MODULES="timing cli" picks some
+# They set themselves up from nothing: apt packages (graphviz draws the graphs, headless chromium
 # checks report.html), a venv, pinned installs (with the `cluster` extra: Ray for `streamdsl build`).
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ STAMP  := $(VENV)/.installed
 APT    := graphviz chromium
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup clean
+.PHONY: run test setup clean mutation
 
 run: $(STAMP)
 	$(BIN)/streamdsl compile --csim
@@ -20,6 +22,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
+
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[mutation]'
+	nice -n 19 $(BIN)/python mutation/run.py $(MODULES)
 
 $(STAMP): pyproject.toml
 	@command -v dot >/dev/null && command -v chromium >/dev/null || { \

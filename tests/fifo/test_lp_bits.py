@@ -78,3 +78,15 @@ def test_a_start_that_breaks_a_lag_is_pushed_to_the_least_schedule_that_keeps_th
     for v in range(len(names)):  # least: a pushed start is held by some edge's lag exactly
         held = [s[i] + lag for i, j, lag in zip(src, dst, lags) if j == v]
         assert s[v] == max([shift[v], *held])
+
+
+@given(st.sampled_from(KINDS), st.integers(2, 40), st.integers(0, 2**16), st.sampled_from(["lp", "conservative"]))
+def test_the_schedule_reported_fits_the_makespan_and_gives_the_delays(kind: str, n: int, seed: int, mode: str) -> None:
+    """Starts are cycles of a schedule the design can follow: none before 0, every task done by
+    the makespan bound, and each edge's delay the difference of its tasks' starts."""
+    g = random_dag(kind, n, seed)
+    sizing = size_fifos(g, mode)
+    free = simulate_unbounded(g)
+    for name, start in sizing.starts.items():
+        assert 0 <= start and start + free.finish[name] - free.start[name] <= sizing.makespan_bound
+    assert sizing.delays == {e.name: sizing.starts[e.dst] - sizing.starts[e.src] for e in g.edges}

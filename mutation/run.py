@@ -1,0 +1,154 @@
+"""`make mutation`: mutation testing of the core modules with mutmut, one module at a time.
+
+Each module is mutated in a scratch copy of the checkout (build/mutation/<module>/) whose
+pyproject.toml gets a `[tool.mutmut]` section naming the module and the tests that judge it, so
+the checkout itself is never touched. mutmut forks one pre-loaded pytest per mutant and runs
+only the tests that reach the mutated function. Prints the score per module (killed / mutants
+not listed as equivalent in mutation/equivalent.txt) and every surviving mutant, and writes
+build/mutation/summary.json.
+
+    python mutation/run.py                      # every module (slow: see docs/mutation.md)
+    python mutation/run.py fifo_sizing timing   # some of them
+    python mutation/run.py --show lowering.timing.x__trip_count__mutmut_3   # one mutant's diff
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRATCH = ROOT / "build" / "mutation"
+EQUIVALENT = Path(__file__).with_name("equivalent.txt")
+PACKAGES = ["streamdsl", "frontends", "lowering", "hls_backend", "toolchain", "tutorials", "docs"]
+
+# module -> (source file, tests that judge it); small modules first
+MODULES: dict[str, tuple[str, list[str]]] = {
+    "fifo_sizing": ("lowering/fifo_sizing.py", ["tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py"]),
+    "cli": ("toolchain/cli.py", ["tests/test_cli.py", "tests/test_cli_failures.py"]),
+    "dsl_ops": ("streamdsl/dsl/ops.py", ["tests/dsl"]),
+    "converters_plan": ("lowering/converters.py", ["tests/converters"]),
+    "converter_runtime": ("streamdsl/sim/converter.py", ["tests/converters", "tests/sim"]),
+    "frontend_elementwise": ("frontends/ops/elementwise.py", ["tests/frontends/test_frontend_ops.py"]),
+    "frontend_reduce": ("frontends/ops/reduce.py", ["tests/frontends/test_frontend_ops.py"]),
+    "timed_sim": ("streamdsl/sim/timed.py", ["tests/fifo/test_timed_sim.py", "tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py"]),
+    "itensor": ("streamdsl/itensor.py", ["tests/test_itensor.py", "tests/converters"]),
+    "timing": ("lowering/timing.py", ["tests/fifo/test_timing.py", "tests/fifo/test_timing_cycles.py", "tests/fifo/test_compile.py"]),
+    "hls_emit": ("hls_backend/emit.py", ["tests/hls/test_emit.py", "tests/hls/test_pragmas.py", "tests/hls/test_interleavings.py", "tests/hls/test_errors.py"]),
+    "functional_sim": ("streamdsl/sim/functional.py", ["tests/sim", "tests/dsl/test_programs.py"]),
+    "dsl_kernel": ("streamdsl/dsl/kernel.py", ["tests/dsl"]),
+}
+
+
+def equivalents() -> dict[str, str]:
+    """Reviewed equivalent mutants: `name  # why it cannot change behaviour`, one per line."""
+    out = {}
+    for line in EQUIVALENT.read_text().splitlines() if EQUIVALENT.exists() else []:
+        name, _, reason = line.partition("#")
+        if name.strip():
+            out[name.strip()] = reason.strip()
+    return out
+
+
+def prepare(module: str) -> Path:
+    source, tests = MODULES[module]
+    work = SCRATCH / module
+    shutil.rmtree(work, ignore_errors=True)
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, work / name)
+    config = [
+        "", "[tool.mutmut]",
+        f"source_paths = [{json.dumps(source)}]",
+        f"also_copy = {json.dumps([p for p in PACKAGES if (ROOT / p).exists()])}",
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+        'pytest_add_cli_args = ["-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly"]',
+    ]
+    with (work / "pyproject.toml").open("a") as f:
+        f.write("\n".join(config) + "\n")
+    return work
+
+
+def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("mutmut")
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
+    return subprocess.run(["nice", "-n", "19", str(exe), *args], cwd=work, capture_output=True, text=True, env=env)
+
+
+KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
+OTHER = {0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", -9: "segfault", -11: "segfault"}
+
+
+def collect(module: str) -> dict[str, object]:
+    """The verdicts of the module's last run (mutmut's .meta files), scored."""
+    statuses: dict[str, str] = {}
+    for meta in (SCRATCH / module / "mutants").rglob("*.meta"):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            statuses[name] = "not checked" if code is None else KILLED.get(code) or OTHER.get(code, f"exit {code}")
+    known = equivalents()
+    checked = {n: s for n, s in statuses.items() if s != "not checked"}
+    judged = {n: s for n, s in checked.items() if n not in known}
+    killed = sum(s in ("killed", "timeout") for s in judged.values())
+    return {
+        "module": module, "source": MODULES[module][0], "mutants": len(statuses), "checked": len(checked),
+        "equivalent": len(checked) - len(judged), "killed": killed, "score": killed / max(1, len(judged)),
+        "survivors": {n: judged[n] for n in sorted(judged) if judged[n] not in ("killed", "timeout")},
+    }
+
+
+def run(module: str, children: int) -> dict[str, object]:
+    work = prepare(module)
+    start = time.perf_counter()
+    proc = mutmut(work, "run", "--max-children", str(children))
+    result = {**collect(module), "seconds": round(time.perf_counter() - start, 1)}
+    if not result["checked"] or proc.returncode:
+        raise SystemExit(f"mutmut run failed for {module}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return result
+
+
+def report(result: dict[str, object]) -> None:
+    judged = result["checked"] - result["equivalent"]
+    unchecked = result["mutants"] - result["checked"]
+    print(f"{result['module']:22s} {result['source']:30s} {result['killed']:4d}/{judged:<4d} killed ({result['score']:.1%}), "
+          f"{result['equivalent']} equivalent" + (f", {unchecked} not run yet" if unchecked else "")
+          + (f", {result['seconds']:.0f} s" if "seconds" in result else ""), flush=True)
+    for name, status in result["survivors"].items():
+        print(f"    {status:10s} {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", choices=[[], *MODULES], default=[], metavar="MODULE", help=f"any of {', '.join(MODULES)}")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1: a shared machine)")
+    parser.add_argument("--summary", action="store_true", help="only print the scores of the last runs")
+    parser.add_argument("--show", metavar="MUTANT", help="print one mutant's diff (from the module's last run)")
+    args = parser.parse_args(argv)
+    if args.show:
+        module = next(m for m, (src, _) in MODULES.items() if args.show.startswith(src[:-3].replace("/", ".") + "."))
+        print(mutmut(SCRATCH / module, "show", args.show).stdout)
+        return 0
+    modules = args.modules or list(MODULES)
+    if args.summary:  # scores of the runs already made (also of one interrupted half-way)
+        results = [collect(m) for m in modules if (SCRATCH / m / "mutants").exists()]
+        for result in results:
+            report(result)
+        return 0
+    results = []
+    for module in modules:
+        results.append(run(module, args.max_children))
+        report(results[-1])
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    (SCRATCH / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
