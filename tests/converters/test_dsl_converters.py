@@ -35,11 +35,16 @@ def planned(prog: object) -> object:
     return prog
 
 
-def transpose_program(m: int, n: int, t: int) -> object:
-    Y = sd.itensor.tiled(sd.f32, shape=(m, n), tile=(t, t))
-    Ycols = sd.itensor.tiled(sd.f32, shape=(m, n), tile=(t, t), order=(1, 0))
-    Z = sd.itensor.tiled(sd.f32, shape=(n, m), tile=(t, t))
-    tiles = (m // t) * (n // t)
+def transpose_program(m: int, n: int, t: int, heads: int | None = None) -> object:
+    """(m, n) transposed tile-wise; with `heads`, each head's block: heads are then shared loops,
+    so the planned converter buffers one head, not the whole tensor."""
+    lead, ones = ((), ()) if heads is None else ((heads,), (1,))
+    rank = len(lead) + 2
+    Y = sd.itensor.tiled(sd.f32, shape=(*lead, m, n), tile=(*ones, t, t))
+    Ycols = sd.itensor.tiled(sd.f32, shape=(*lead, m, n), tile=(*ones, t, t), order=(*range(rank - 2), rank - 1, rank - 2))
+    Z = sd.itensor.tiled(sd.f32, shape=(*lead, n, m), tile=(*ones, t, t))
+    tiles = (heads or 1) * (m // t) * (n // t)
+    perm = (*range(rank - 2), rank - 1, rank - 2)
 
     @sd.kernel
     def produce(x: Y) -> Y:
@@ -49,10 +54,10 @@ def transpose_program(m: int, n: int, t: int) -> object:
     @sd.kernel
     def flip(y: Ycols) -> Z:
         for i in range(tiles):
-            yield y.read().T
+            yield sd.transpose(y.read(), perm)
 
     @sd.dataflow
-    def transposed(x: sd.Tensor[sd.f32, (m, n)]):
+    def transposed(x: sd.Tensor[sd.f32, (*lead, m, n)]):
         return flip(produce(x))
 
     return transposed
@@ -190,36 +195,11 @@ def test_random_layouts_simulate_to_the_identity(pair: tuple[sd.itensor, sd.iten
     assert all(peak <= p.elements for peak in stats.converter_peak.values())
 
 
-def per_head_transpose_program(h: int, m: int, n: int, t: int) -> object:
-    """Each head's (m, n) block transposed tile-wise: heads are shared loops, so the planned
-    converter buffers one head, not the whole tensor."""
-    Y = sd.itensor.tiled(sd.f32, shape=(h, m, n), tile=(1, t, t))
-    Ycols = sd.itensor.tiled(sd.f32, shape=(h, m, n), tile=(1, t, t), order=(0, 2, 1))
-    Z = sd.itensor.tiled(sd.f32, shape=(h, n, m), tile=(1, t, t))
-    tiles = h * (m // t) * (n // t)
-
-    @sd.kernel
-    def produce(x: Y) -> Y:
-        for i in range(tiles):
-            yield x.read() + 1.0
-
-    @sd.kernel
-    def flip(y: Ycols) -> Z:
-        for i in range(tiles):
-            yield sd.transpose(y.read(), (0, 2, 1))
-
-    @sd.dataflow
-    def transposed(x: sd.Tensor[sd.f32, (h, m, n)]):
-        return flip(produce(x))
-
-    return transposed
-
-
 def test_sd_compile_plans_converters_on_a_copy() -> None:
     """sd.compile plans converters like the CLI (`insert-converters`), leaves the program
     untouched, and reports each converter's ping-pong buffer in bytes."""
     h, m, n, t = 3, 8, 16, 4
-    prog = per_head_transpose_program(h, m, n, t)
+    prog = transpose_program(m, n, t, heads=h)
     before = str(prog.module)
     (unplanned,) = converters(prog)
     assert unplanned.buffer_shape is None  # the DSL leaves the whole-tensor fallback
