@@ -18,7 +18,7 @@ def _load(name: str) -> dict:
     return runpy.run_path(str(TUTORIALS / f"{name}.py"))
 
 
-@pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "05_rope_prefill"])
+@pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "04_flash_decoding", "05_rope_prefill"])
 def test_tutorial_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(TUTORIALS / f"{name}.py"), run_name="__main__")
     out = capsys.readouterr().out
@@ -84,3 +84,32 @@ def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
     want = mod["reference"](*args)
     for threaded in (False, True):
         np.testing.assert_allclose(run_csim(project, *args, threaded=threaded), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(8, 2, 64, 16, 8, 2), (4, 4, 32, 8, 4, 4)])
+def test_flash_decoding_matches_torch_sdpa_at_three_lengths(heads: int, kv_heads: int, capacity: int, dh: int,
+                                                           rows: int, splits: int) -> None:
+    """Lengths 1, half and the capacity (one program per length: the length is compile-time)."""
+    mod = _load("04_flash_decoding")
+    args = mod["inputs"](heads, kv_heads, capacity, dh, splits, seed=capacity)
+    for length in (1, capacity // 2, capacity):
+        prog = mod["build"](heads, kv_heads, capacity, length, dh, rows, splits)
+        want = mod["reference"](length, *args)
+        design = sd.compile(prog)
+        assert len(design.converters) == 1  # the concatenated partials, reordered head by head
+        np.testing.assert_allclose(prog(*args), want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(design.simulate(*args), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_flash_decoding_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
+    from hls_backend import emit_project, run_csim
+
+    mod = _load("04_flash_decoding")
+    heads, kv_heads, capacity, dh, rows, splits = 4, 2, 16, 8, 4, 2
+    args = mod["inputs"](heads, kv_heads, capacity, dh, splits, seed=5)
+    for length in (1, capacity // 2, capacity):
+        prog = mod["build"](heads, kv_heads, capacity, length, dh, rows, splits)
+        project = emit_project(sd.compile(prog), tmp_path / f"decode{length}")
+        want = mod["reference"](length, *args)
+        np.testing.assert_allclose(run_csim(project, *args, threaded=True), want, rtol=1e-4, atol=1e-5)
