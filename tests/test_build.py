@@ -115,6 +115,12 @@ def test_a_failed_job_keeps_the_others(compiled, ray_address):
     assert outcomes[0] == outcomes[1]
 
 
+def test_a_relative_directory_builds(compiled, monkeypatch):
+    monkeypatch.chdir(compiled.parent)
+    section = build(Path(compiled.name), jobs=[Job("csim-sequential", "csim", {"threaded": False})], workers=1)
+    assert section["failed"] == [], (compiled / "build" / "csim-sequential.log").read_text()
+
+
 def test_build_of_a_directory_without_a_project_is_a_usage_error(tmp_path, capsys):
     assert main(["build", str(tmp_path)]) == 2
     assert "streamdsl compile --csim" in capsys.readouterr().err

@@ -60,8 +60,8 @@ class JobResult:
 
 
 def project_dirs(out_dir: Path | str) -> tuple[Path, Path]:
-    """(compile output directory, its HLS project): DIR may be either."""
-    out_dir = Path(out_dir)
+    """(compile output directory, its HLS project), absolute: DIR may be either."""
+    out_dir = Path(out_dir).resolve()
     for root, project in ((out_dir, out_dir / "hls"), (out_dir.parent, out_dir)):
         if (project / "manifest.json").is_file():
             return root, project
@@ -87,7 +87,7 @@ def run_job(job: Job, root: Path | str) -> JobResult:
     log: list[str] = []
     start = time.perf_counter()
     try:
-        result = _KINDS[job.kind](job.params, Path(root), log)
+        result = _KINDS[job.kind](job.params, Path(root).resolve(), log)
         ok = True
     except Exception:  # noqa: BLE001 - a job's failure is its result; the others go on
         log.append(traceback.format_exc())

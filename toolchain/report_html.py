@@ -132,8 +132,8 @@ def _summary(report: Mapping[str, Any], timed: TimedResult, tasks: Mapping[str, 
         ("FIFOs", len(report.get("streams", []))),
         ("makespan", f"{timed.makespan:,} cycles" if timed.makespan is not None else "deadlock"),
         ("at 300 MHz" if clock == 300 else f"at {clock:g} MHz", f"{(timed.makespan or 0) / clock:,.1f} µs"),
-        ("FIFO memory", f"{_bits(sizing.get('total_bits', 0))} ({sizing.get('total_bits', 0) / max(sizing.get('naive_bits', 1), 1):.1%} of naive)"),
-        *([("busiest", f"{busiest['name']} ({busiest['share']:.0%} busy)")] if (busiest := _busiest(tasks)) else []),
+        ("FIFO memory", f"{_bits(sizing.get('total_bits', 0))}, {sizing.get('total_bits', 0) / max(sizing.get('naive_bits', 1), 1):.0%} of naive"),
+        *([("busiest task", f"{busiest['name']}, {busiest['share']:.0%}")] if (busiest := _busiest(tasks)) else []),
         ("verification", "passed" if verification.get("passed", True) else "FAILED"),
     ]
     items = "".join(f'<div class="card"><div class="k">{k}</div><div class="v">{html.escape(str(v))}</div></div>' for k, v in cards)
@@ -374,8 +374,8 @@ main { padding: 18px 28px; max-width: 1500px; }
 section { background: #fff; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.12); padding: 12px 20px 18px; margin-bottom: 18px; }
 h2 { font-size: 17px; margin: 6px 0 10px; color: #1f3a5f; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; }
-.card { background: #eef3f9; border-radius: 6px; padding: 8px 14px; min-width: 120px; }
-.card .k { font-size: 12px; color: #55657a; } .card .v { font-size: 17px; font-weight: 600; }
+.card { background: #eef3f9; border-radius: 6px; padding: 6px 12px; min-width: 90px; }
+.card .k { font-size: 12px; color: #55657a; } .card .v { font-size: 15px; font-weight: 600; }
 .graph-row { display: flex; gap: 18px; align-items: flex-start; }
 #graph-svg { flex: 1 1 auto; overflow: auto; text-align: center; }
 #graph-svg svg { max-width: 100%; max-height: 820px; width: auto; height: auto; }
