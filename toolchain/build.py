@@ -105,7 +105,11 @@ def run_jobs(jobs: Sequence[Job], out_dir: Path | str, *, ray_address: str | Non
     with ProcessPoolExecutor(max_workers=workers or min(len(jobs), os.cpu_count() or 1) or 1) as pool:
         futures = {pool.submit(run_job, job, root): job for job in jobs}
         for future in as_completed(futures):
-            results[futures[future].name] = future.result()
+            job = futures[future]
+            try:
+                results[job.name] = future.result()
+            except Exception as err:  # noqa: BLE001 - the worker process died (run_job itself never raises)
+                results[job.name] = JobResult(job.name, job.kind, False, None, f"the worker running it died: {err!r}", 0.0)
             advance()
     return [results[job.name] for job in jobs]
 
