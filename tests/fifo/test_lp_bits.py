@@ -75,6 +75,7 @@ def test_lp_needs_no_more_bits_than_any_schedule_without_waits(build, params: di
     sizing = size_fifos(g)
     assert sizing.total_bits == sum(sizing.depths[e.name] * e.token_bits for e in g.edges)
     assert sizing.total_bits <= fewest_bits_by_search(g)
+    assert 0 <= sizing.lp_seconds <= sizing.seconds  # CBC's time is part of the whole sizing's
     res = simulate_timed(g, sizing.depths)
     assert res.deadlock is None and res.makespan == simulate_unbounded(g).makespan
 
@@ -109,3 +110,23 @@ def test_the_schedule_reported_fits_the_makespan_and_gives_the_delays(kind: str,
     for name, start in sizing.starts.items():
         assert 0 <= start and start + free.finish[name] - free.start[name] <= sizing.makespan_bound
     assert sizing.delays == {e.name: sizing.starts[e.dst] - sizing.starts[e.src] for e in g.edges}
+
+
+def side_by_side(*graphs: Graph) -> Graph:
+    """One graph holding independent copies of `graphs` (names suffixed with their index)."""
+    out = Graph()
+    for i, g in enumerate(graphs):
+        for t in g.tasks.values():
+            out.add_task(Task(f"{t.name}{i}", dict(t.reads), dict(t.writes), latency=t.latency))
+        for e in g.edges:
+            out.connect(f"{e.src}{i}", e.src_port, f"{e.dst}{i}", e.dst_port, e.token_bits, name=f"{e.name}{i}")
+    return out
+
+
+@pytest.mark.parametrize("second", [{"narrow": 128, "wide": 128}, {"narrow": 256, "wide": 256}, {"narrow": 128, "wide": 256}])
+def test_independent_parts_need_the_bits_they_need_alone(second: dict[str, int]) -> None:
+    """One part gains from delaying its packer, the other does not: neither 'no delay' nor
+    'delay everything' is optimal for both, the LP must decide each on its own."""
+    parts = [pack_late(), pack_late(**second)]
+    whole = size_fifos(side_by_side(*parts))
+    assert whole.total_bits == sum(size_fifos(part).total_bits for part in parts)
