@@ -34,23 +34,23 @@ def ray_address():
     ray_cli = Path(sys.executable).with_name("ray")
     if not ray_cli.exists():
         pytest.skip("Ray is not installed (pip install 'streamdsl[cluster]'; make setup does)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, *others = (_free_port() for _ in range(3))
+    # every listening port of its own, so that heads started by concurrent test runs never collide
+    fixed = [f"--{flag}={p}" for flag, p in zip(("dashboard-port", "dashboard-agent-listen-port"), others)]
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     head = subprocess.Popen(
         [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--object-store-memory=100000000",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1", *fixed],
+        stdout=subprocess.DEVNULL, stderr=(Path(temp) / "head.log").open("w"), start_new_session=True,
     )
     try:
-        _wait_for_port(port, head)
+        _wait_for_port(port, head, Path(temp) / "head.log")
         yield f"127.0.0.1:{port}"
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
         try:
+            os.killpg(head.pid, signal.SIGTERM)
             head.wait(timeout=3)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, ProcessLookupError):
             pass
         time.sleep(1)
         try:
@@ -60,12 +60,18 @@ def ray_address():
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _wait_for_port(port: int, head: subprocess.Popen, timeout: float = 120) -> None:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, head: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     """Until Ray's GCS accepts connections (ray.init aborts the process if it never comes up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if head.poll() is not None:
-            raise RuntimeError(f"`ray start --head` exited with {head.returncode}")
+            raise RuntimeError(f"`ray start --head` exited with {head.returncode}:\n{log.read_text()[-3000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return

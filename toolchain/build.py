@@ -263,6 +263,9 @@ def _run_unpacked(job: Job, archive: bytes) -> JobResult:
         return run_job(job, tmp)
 
 
+_RESULT = "streamdsl-build-result "  # marks the dispatcher's result lines
+
+
 def _run_on_ray(jobs: Sequence[Job], root: Path, address: str, advance: Callable[[], None]) -> list[JobResult]:
     """Dispatch from a fresh interpreter (`python -m toolchain.build`): Ray's core library must be
     loaded before torch's libstdc++ (importing it after torch aborts on a std::regex_error), and
@@ -274,10 +277,11 @@ def _run_on_ray(jobs: Sequence[Job], root: Path, address: str, advance: Callable
     proc.stdin.write(request)
     proc.stdin.close()
     results: dict[str, JobResult] = {}
-    for line in proc.stdout:
-        result = JobResult(**json.loads(line))
-        results[result.name] = result
-        advance()
+    for line in proc.stdout:  # Ray itself may print here too (raylet notices): only marked lines are results
+        if line.startswith(_RESULT):
+            result = JobResult(**json.loads(line[len(_RESULT):]))
+            results[result.name] = result
+            advance()
     error = proc.stderr.read()
     if proc.wait() or len(results) != len(jobs):
         raise BuildError(f"the Ray dispatcher for {address} failed (exit {proc.returncode}):\n{error[-4000:]}")
@@ -297,7 +301,7 @@ def _dispatch(request: dict[str, Any]) -> None:
         pending = [remote.remote(Job(**job), archive) for job in request["jobs"]]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            print(json.dumps(asdict(ray.get(done[0]))), flush=True)
+            print(_RESULT + json.dumps(asdict(ray.get(done[0]))), flush=True)
     finally:
         ray.shutdown()
 
