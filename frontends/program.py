@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
-from frontends import reference
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
+from streamdsl.dsl.types import TensorSpec
+from streamdsl.sim.tensors import TensorFunction, compile_function
 
 
 @dataclass(repr=False)
@@ -41,8 +36,12 @@ class ImportedProgram:
         if len(arrays) != len(self.inputs):
             names = ", ".join(s.name for s in self.inputs)
             raise TypeError(f"the program takes {len(self.inputs)} runtime inputs ({names}), got {len(arrays)}")
-        args = [np.asarray(a) for a in arrays] + list(self.params.values())
-        return reference.run_function(self.func, args)
+        return self.compiled(*arrays, *self.params.values())
+
+    @cached_property
+    def compiled(self) -> TensorFunction:
+        """The function compiled once for the numpy interpreter of linalg on tensors."""
+        return compile_function(self.func)
 
     def __str__(self) -> str:
         return str(self.module)

@@ -31,7 +31,7 @@ from frontends.builder import TORCH_TO_XDSL, IRBuilder, element_type
 from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
 from frontends.ops import LOWERINGS
 from frontends.program import ImportedProgram, TensorSpec
-from frontends.reference import numpy_dtype
+from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir
 
 aten = torch.ops.aten
 
@@ -330,7 +330,7 @@ def _dtype(n: Node) -> torch.dtype | None:
 
 
 def _spec(name: str, v: SSAValue) -> TensorSpec:
-    return TensorSpec(name, tuple(v.type.get_shape()), numpy_dtype(v.type.get_element_type()))
+    return TensorSpec(dtype_from_ir(v.type.get_element_type(), TENSOR_DTYPES), tuple(v.type.get_shape()), name)
 
 
 def import_exported(ep: ExportedProgram, name: str = "forward",

@@ -6,15 +6,11 @@ import math
 import re
 
 import numpy as np
-from xdsl.dialects.builtin import (
-    Float32Type,
-    Float64Type,
-    IndexType,
-    IntegerType,
-    ShapedType,
-)
+from xdsl.dialects.builtin import IndexType, ShapedType
 from xdsl.ir import Attribute
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
+
+from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
 
 __all__ = ["HlsEmitError", "affine_c", "c_literal", "c_scalar", "flat_index", "ident", "np_dtype", "struct_name"]
 
@@ -23,41 +19,28 @@ class HlsEmitError(ValueError):
     """The HLS backend cannot translate something; the message names the op and what to do."""
 
 
-_SCALARS: dict[str, tuple[str, np.dtype]] = {
-    "f32": ("float", np.dtype(np.float32)),
-    "f64": ("double", np.dtype(np.float64)),
-    "i1": ("bool", np.dtype(np.bool_)),
-    "i8": ("int8_t", np.dtype(np.int8)),
-    "i16": ("int16_t", np.dtype(np.int16)),
-    "i32": ("int32_t", np.dtype(np.int32)),
-    "i64": ("int64_t", np.dtype(np.int64)),
-    "index": ("int", np.dtype(np.int64)),
-}
+# element types the backend emits (bf16/f16 need ap_fixed/half types, which it does not emit yet)
+_SUPPORTED = ("f32", "f64", "i1", "i8", "i16", "i32", "i64", "index")
 
 
 def _key(elem: Attribute) -> str:
-    match elem:
-        case Float32Type():
-            return "f32"
-        case Float64Type():
-            return "f64"
-        case IndexType():
-            return "index"
-        case IntegerType(width=width) if f"i{width.data}" in _SCALARS:
-            return f"i{width.data}"
-    raise HlsEmitError(
-        f"element type {elem} is not supported by the HLS backend (f32, f64, i1, i8, i16, i32, i64 are); "
-        "bf16/f16 need ap_fixed/half types, which this backend does not emit yet"
-    )
+    key = "index" if isinstance(elem, IndexType) else str(elem)
+    if key not in _SUPPORTED:
+        raise HlsEmitError(
+            f"element type {elem} is not supported by the HLS backend ({', '.join(_SUPPORTED[:-1])} are); "
+            "bf16/f16 need ap_fixed/half types, which this backend does not emit yet"
+        )
+    return key
 
 
 def c_scalar(elem: Attribute) -> str:
     """The C++ type of a scalar IR type."""
-    return _SCALARS[_key(elem)][0]
+    return "int" if _key(elem) == "index" else dtype_from_ir(elem, TENSOR_DTYPES).cpp
 
 
 def np_dtype(elem: Attribute) -> np.dtype:
-    return _SCALARS[_key(elem)][1]
+    _key(elem)
+    return numpy_dtype(elem)
 
 
 def struct_name(type_: ShapedType) -> str:

@@ -9,11 +9,28 @@ from xdsl.dialects.builtin import (
     BFloat16Type,
     Float16Type,
     Float32Type,
+    Float64Type,
+    IndexType,
     IntegerType,
 )
 from xdsl.ir import Attribute
 
-__all__ = ["DType", "bf16", "dtype_from_ir", "f16", "f32", "i8", "i32", "DTYPES"]
+__all__ = [
+    "DTYPES",
+    "TENSOR_DTYPES",
+    "DType",
+    "bf16",
+    "dtype_from_ir",
+    "f16",
+    "f32",
+    "f64",
+    "i1",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "numpy_dtype",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,8 @@ class DType:
         match self.name:
             case "f32":
                 return Float32Type()
+            case "f64":
+                return Float64Type()
             case "f16":
                 return Float16Type()
             case "bf16":
@@ -55,13 +74,27 @@ bf16 = DType("bf16", 16, np.dtype(np.float32), "bfloat16")
 i8 = DType("i8", 8, np.dtype(np.int8), "int8_t")
 i32 = DType("i32", 32, np.dtype(np.int32), "int32_t")
 
+f64 = DType("f64", 64, np.dtype(np.float64), "double")
+i1 = DType("i1", 1, np.dtype(np.bool_), "bool")
+i16 = DType("i16", 16, np.dtype(np.int16), "int16_t")
+i64 = DType("i64", 64, np.dtype(np.int64), "int64_t")
+
+# element types of streams (itensors) and DSL tiles
 DTYPES: dict[str, DType] = {d.name: d for d in (f32, f16, bf16, i8, i32)}
+# element types of any tensor in the IR (HBM tensors, imported programs' token ids and masks)
+TENSOR_DTYPES: dict[str, DType] = {**DTYPES, **{d.name: d for d in (f64, i1, i16, i64)}}
 
 
-def dtype_from_ir(attr: Attribute) -> DType:
-    """The DType of an xDSL scalar type; raises ValueError for types streamdsl does not support."""
-    for dtype in DTYPES.values():
+def dtype_from_ir(attr: Attribute, among: dict[str, DType] = DTYPES) -> DType:
+    """The DType of an xDSL scalar type; raises ValueError for types not `among` the supported."""
+    for dtype in among.values():
         if dtype.ir() == attr:
             return dtype
-    supported = ", ".join(DTYPES)
+    supported = ", ".join(among)
     raise ValueError(f"unsupported element type {attr}; supported: {supported}")
+
+
+def numpy_dtype(attr: Attribute) -> np.dtype:
+    """The numpy dtype simulators store values of an xDSL scalar type in (`index` is int64, bf16
+    float32)."""
+    return np.dtype(np.int64) if isinstance(attr, IndexType) else dtype_from_ir(attr, TENSOR_DTYPES).storage

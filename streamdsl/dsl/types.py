@@ -17,10 +17,12 @@ __all__ = ["Out", "Tensor", "TensorSpec"]
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A whole tensor in HBM: the argument or result type of an `@sd.dataflow` function."""
+    """A whole tensor in HBM: the argument or result type of an `@sd.dataflow` function, or an
+    input or output of an imported program (which names it)."""
 
     dtype: DType
     shape: tuple[int, ...]
+    name: str = ""
 
     def __str__(self) -> str:
         return f"sd.Tensor[sd.{self.dtype.name}, {self.shape}]"

@@ -19,21 +19,18 @@ from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     BFloat16Type,
     DenseIntOrFPElementsAttr,
-    Float16Type,
-    Float32Type,
-    Float64Type,
     FloatAttr,
     IndexType,
     IntegerAttr,
-    IntegerType,
     ShapedType,
     TensorType,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
+from streamdsl.dtypes import numpy_dtype
 from streamdsl.opinfo import NUMPY_HELPERS, OPS, OpInfo, template
 
-__all__ = ["CompileError", "Emitter", "numpy_dtype", "round_bf16"]
+__all__ = ["CompileError", "Emitter", "round_bf16"]
 
 
 class CompileError(ValueError):
@@ -43,24 +40,6 @@ class CompileError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Types and runtime helpers (bound into the generated code's globals)
 # ---------------------------------------------------------------------------------------------
-
-
-def numpy_dtype(elem: Attribute) -> np.dtype:
-    """The numpy storage dtype of an xDSL scalar type (bf16 is stored as float32)."""
-    match elem:
-        case Float32Type() | BFloat16Type():
-            return np.dtype(np.float32)
-        case Float16Type():
-            return np.dtype(np.float16)
-        case Float64Type():
-            return np.dtype(np.float64)
-        case IndexType():
-            return np.dtype(np.int64)
-        case IntegerType(width=width) if width.data == 1:
-            return np.dtype(np.bool_)
-        case IntegerType(width=width) if width.data in (8, 16, 32, 64):
-            return np.dtype(f"int{width.data}")
-    raise CompileError(f"element type {elem} has no numpy storage type in the simulator")
 
 
 def element_type(type_: Attribute) -> Attribute:
@@ -271,7 +250,7 @@ class Emitter:
         for off, size, stride in zip(offsets, sizes, strides):
             end = str(int(off) + int(size)) if off.isdigit() and size.isdigit() else f"{off}+{size}"
             parts.append(f"{off}:{end}" if stride == "1" else f"{off}:{off}+({size}-1)*{stride}+1:{stride}")
-        return ", ".join(parts)
+        return ", ".join(parts) if parts else "()"
 
     def _slice_shape(self, op: Any) -> tuple[int, ...]:
         sizes = op.static_sizes.get_values()
@@ -336,7 +315,10 @@ class Emitter:
     def _linalg(self, op: Operation, indent: int) -> None:
         from streamdsl.sim._linalg import compile_linalg
 
-        fn = self.bind(compile_linalg(op, self.label), op.name.replace(".", "_"))
+        captures: list[tuple[SSAValue, dict[str, object], str]] = []
+        fn = self.bind(compile_linalg(op, self.label, captures), op.name.replace(".", "_"))
+        for value, namespace, name in captures:  # values the body reads from outside the op
+            self.emit(indent, f"{self.bind(namespace, 'ns')}[{name!r}] = {self.use(value)}", op)
         args = ", ".join(self.use(v) for v in op.operands)
         outs = ", ".join(self.define(r) for r in op.results)
         if outs:

@@ -11,6 +11,7 @@ Bodies whose reduction is not a plain combiner run sequentially over the reducti
 from __future__ import annotations
 
 import itertools
+import string
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,9 +34,10 @@ from xdsl.ir.affine import (
     AffineMap,
 )
 
+from streamdsl.dtypes import numpy_dtype
 from streamdsl.itensor import eval_affine
 from streamdsl.opinfo import OPS
-from streamdsl.sim._codegen import CompileError, Emitter, element_type, numpy_dtype, round_bf16
+from streamdsl.sim._codegen import CompileError, Emitter, element_type, round_bf16
 
 __all__ = ["compile_linalg"]
 
@@ -51,8 +53,15 @@ _DEFAULT_MATMUL_MAPS = (
 )
 
 
-def compile_linalg(op: Operation, label: str) -> Kernel:
-    """A function of the op's operands (ins then outs) returning the tuple of its results."""
+# A value a body uses but does not define (e.g. the table a `tensor.extract` gathers from): the
+# body reads it as the global `name` of `namespace`, which the caller sets before each call.
+Capture = tuple[SSAValue, dict[str, object], str]
+
+
+def compile_linalg(op: Operation, label: str, captures: list[Capture] | None = None) -> Kernel:
+    """A function of the op's operands (ins then outs) returning the tuple of its results. Values
+    the body uses from outside the op are appended to `captures`."""
+    captures = [] if captures is None else captures
     if isinstance(op, FillOp):
         return _fill(op)
     if isinstance(op, MatmulOp) and tuple(m.data for m in op.indexing_maps) == _DEFAULT_MATMUL_MAPS:
@@ -63,9 +72,9 @@ def compile_linalg(op: Operation, label: str) -> Kernel:
     if isinstance(op, BroadcastOp):
         return _broadcast(op)
     if isinstance(op, ReduceOp):
-        return _reduce(op, label)
+        return _reduce(op, label, captures)
     if isinstance(op, LinalgStructuredOperation):
-        return _Structured(op, label).kernel()
+        return _Structured(op, label, captures).kernel()
     raise CompileError(f"{label}: the functional simulator does not support `{op.name}`")
 
 
@@ -91,14 +100,14 @@ def _broadcast(op: BroadcastOp) -> Kernel:
     return lambda x, out: (finish(np.broadcast_to(np.expand_dims(x, dims), out.shape)),)
 
 
-def _reduce(op: ReduceOp, label: str) -> Kernel:
+def _reduce(op: ReduceOp, label: str, captures: list[Capture]) -> Kernel:
     dims = tuple(op.dimensions.get_values())
     finish = _finish(op)
     block = op.region.block
     ufunc = _combiner(block, block.args[0], block.args[1])
     if ufunc is not None:
         return lambda x, init: (finish(ufunc(init, ufunc.reduce(x, axis=dims))),)
-    body = _compile_body(block, label)
+    body = _compile_body(block, label, captures)
 
     def sequential(x: np.ndarray, init: np.ndarray) -> tuple[Any, ...]:
         moved = np.moveaxis(x, dims, tuple(range(len(dims))))
@@ -127,6 +136,13 @@ class _BodyEmitter(Emitter):
     def __init__(self, label: str, yield_override: dict[int, SSAValue]):
         super().__init__(label)
         self.yield_override = yield_override  # yield these values instead (reduction contributions)
+        self.free: list[tuple[SSAValue, str]] = []
+
+    def use(self, value: SSAValue) -> str:
+        if value not in self.names:  # defined outside the op (the body defines its own first)
+            self.names[value] = name = f"_free{len(self.free)}"
+            self.free.append((value, name))
+        return super().use(value)
 
     def op(self, op: Operation, indent: int) -> None:
         if op.name == "linalg.index":
@@ -138,13 +154,15 @@ class _BodyEmitter(Emitter):
             super().op(op, indent)
 
 
-def _compile_body(block: Block, label: str, override: dict[int, SSAValue] | None = None) -> Kernel:
+def _compile_body(block: Block, label: str, captures: list[Capture], override: dict[int, SSAValue] | None = None) -> Kernel:
     """The body as `body(*block_args, idx=index_grids) -> tuple of yielded values`."""
     emitter = _BodyEmitter(label, override or {})
     params = [emitter.define(arg) for arg in block.args]
     emitter.block(block, 1)
     signature = ", ".join([*params, "idx=()"])
-    return emitter.compile(f"def body({signature}):", "body")
+    body = emitter.compile(f"def body({signature}):", "body")
+    captures.extend((value, emitter.globals, name) for value, name in emitter.free)
+    return body
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,8 +195,8 @@ def _projection(map_: AffineMap) -> tuple[list[int], list[tuple[int, int]]] | No
 class _Structured:
     """Evaluates one structured op (generic or named) over its whole iteration space."""
 
-    def __init__(self, op: LinalgStructuredOperation, label: str):
-        self.op, self.label = op, label
+    def __init__(self, op: LinalgStructuredOperation, label: str, captures: list[Capture]):
+        self.op, self.label, self.captures = op, label, captures
         self.maps = [m.data for m in op.get_indexing_maps()]
         self.n = self.maps[0].num_dims if self.maps else 0
         self.reduction = [i for i, t in enumerate(op.get_iterator_types()) if t.data != IteratorType.PARALLEL]
@@ -260,12 +278,35 @@ class _Structured:
     def kernel(self) -> Kernel:
         block = self.op.body.block
         if not self.reduction:
-            return self._parallel(_compile_body(block, self.label))
+            return self._parallel(_compile_body(block, self.label, self.captures))
+        if (subscripts := self._contraction(block)) is not None:
+            finish = self.finish[0]
+            return lambda a, b, init: (finish(init + np.einsum(subscripts, a, b)),)
         contributions = self._contributions(block)
         if contributions is not None:
             ufuncs, override = contributions
-            return self._reduced(_compile_body(block, self.label, override), ufuncs)
-        return self._sequential(_compile_body(block, self.label))
+            return self._reduced(_compile_body(block, self.label, self.captures, override), ufuncs)
+        return self._sequential(_compile_body(block, self.label, self.captures))
+
+    def _contraction(self, block: Block) -> str | None:
+        """The np.einsum subscripts of `yield acc + a * b` (floats) over maps that are plain
+        projections (no constants), else None."""
+        ops = list(block.ops)
+        if self.num_in != 2 or len(ops) != 3 or len(self.maps) != 3:
+            return None
+        mul, add, yield_ = ops
+        a, b, acc = block.args
+        if mul.name != "arith.mulf" or add.name != "arith.addf" or yield_.name != "linalg.yield":
+            return None
+        if set(mul.operands) != {a, b} or set(add.operands) != {acc, mul.results[0]} or yield_.operands[0] != add.results[0]:
+            return None
+        projections = [_projection(m) for m in self.maps]
+        if any(p is None or p[1] or len(p[0]) != len(m.results) for p, m in zip(projections, self.maps)):
+            return None
+        a_sub, b_sub, out_sub = ("".join(string.ascii_letters[d] for d in p[0]) for p in projections)  # type: ignore[index]
+        if not set(out_sub) <= set(a_sub + b_sub):
+            return None
+        return f"{a_sub},{b_sub}->{out_sub}"
 
     def _contributions(self, block: Block) -> tuple[list[np.ufunc], dict[int, SSAValue]] | None:
         """For `yield combine(out_arg, f(ins))` on every output: the ufuncs and the f values."""

@@ -41,11 +41,12 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
 )
+from streamdsl.dtypes import numpy_dtype
 from streamdsl.errors import DeadlockError, StreamError
 from streamdsl.graph import node_name, value_label
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.sim import _runtime as rt
-from streamdsl.sim._codegen import CompileError, constant_value, numpy_dtype
+from streamdsl.sim._codegen import CompileError, constant_value
 from streamdsl.sim._runtime import ANY, EMPTY, FULL, Fifo, Process
 
 __all__ = ["SimStats", "StreamStats", "TaskFailure", "simulate", "simulate_with_stats"]

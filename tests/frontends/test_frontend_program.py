@@ -9,6 +9,7 @@ from xdsl.context import Context
 from xdsl.parser import Parser
 
 from frontends import from_torch, hf
+from streamdsl.dtypes import f32, i64
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,9 @@ def test_input_independent_subgraphs_are_folded(llama_decode):
 
 def test_program_output_specs(llama_decode):
     model, prog = llama_decode
-    assert prog.outputs[0].shape == (1, 1, 256) and prog.outputs[0].dtype == np.float32
+    assert prog.outputs[0].shape == (1, 1, 256) and prog.outputs[0].dtype is f32
     assert [s.shape for s in prog.outputs[1:]] == [(1, 2, 7, 16)] * 4
-    assert prog.inputs[0].dtype == np.int64
+    assert prog.inputs[0].dtype is i64 and prog.inputs[0].name == "input_ids"
 
 
 def test_timings_are_recorded(llama_decode):
