@@ -9,7 +9,6 @@ Parameters stay named function arguments; folded tensors become named constant a
 
 from __future__ import annotations
 
-import gc
 import re
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, Un
 from frontends.ops import LOWERINGS
 from frontends.program import ImportedProgram, TensorSpec
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir
+from streamdsl.sim.tensors import no_gc
 
 aten = torch.ops.aten
 
@@ -57,7 +57,7 @@ def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None
 
     Runtime inputs are named after `input_names`, else the module's `input_names` attribute,
     else the argument names of its `forward`."""
-    with _no_gc():
+    with no_gc():
         return _from_torch(module, args, dynamic_shapes, name, input_names)
 
 
@@ -85,19 +85,6 @@ def _from_torch(module: torch.nn.Module, args: tuple, dynamic_shapes, name: str,
         prog = import_exported(ep, name, names)  # raises again, now naming source lines
     prog.timings = {"export": t1 - t0, "decompose": t2 - t1, "import": time.perf_counter() - t2}
     return prog
-
-
-@contextmanager
-def _no_gc():
-    """Export and import allocate millions of short-lived objects next to a model's; full
-    collections of all of them took about a tenth of the time and free nothing the import needs."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextmanager

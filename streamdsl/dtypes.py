@@ -85,11 +85,14 @@ DTYPES: dict[str, DType] = {d.name: d for d in (f32, f16, bf16, i8, i32)}
 TENSOR_DTYPES: dict[str, DType] = {**DTYPES, **{d.name: d for d in (f64, i1, i16, i64)}}
 
 
+_BY_IR: dict[Attribute, DType] = {d.ir(): d for d in TENSOR_DTYPES.values()}
+
+
 def dtype_from_ir(attr: Attribute, among: dict[str, DType] = DTYPES) -> DType:
     """The DType of an xDSL scalar type; raises ValueError for types not `among` the supported."""
-    for dtype in among.values():
-        if dtype.ir() == attr:
-            return dtype
+    dtype = _BY_IR.get(attr)
+    if dtype is not None and among.get(dtype.name) is dtype:
+        return dtype
     supported = ", ".join(among)
     raise ValueError(f"unsupported element type {attr}; supported: {supported}")
 

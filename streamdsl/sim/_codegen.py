@@ -90,16 +90,16 @@ def constant_value(attr: Attribute, type_: Attribute) -> Any:
 
 
 def _empty_tensor(type_: TensorType) -> np.ndarray:
-    """`tensor.empty`: NaN for floats so reading an unwritten destination shows in the results."""
+    """`tensor.empty`: NaN for floats so reading an unwritten destination shows in the results. A
+    read-only broadcast of one element: no memory, as most empties are only destinations."""
     dtype = numpy_dtype(type_.get_element_type())
     fill = np.nan if np.issubdtype(dtype, np.floating) else 0
-    array = np.full(_static_shape(type_), fill, dtype=dtype)
-    array.setflags(write=False)
-    return array
+    return np.broadcast_to(np.array(fill, dtype=dtype), _static_shape(type_))
 
 
 _IDENT = re.compile(r"[^0-9a-zA-Z_]")
 _COUNTER = itertools.count()
+_CODE: dict[str, Any] = {}  # compiled code objects by source text
 
 
 class Emitter:
@@ -328,9 +328,13 @@ class Emitter:
 
     def compile(self, header: str, fn_name: str) -> Callable[..., Any]:
         source = "\n".join([header, *self.lines, ""])
-        filename = f"<streamdsl-sim {self.label} #{next(_COUNTER)}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        code = compile(source, filename, "exec")
+        code = _CODE.get(source)
+        if code is None:  # many bodies are the same text (names are numbered per body)
+            if len(_CODE) > 20_000:
+                _CODE.clear()
+            filename = f"<streamdsl-sim {self.label} #{next(_COUNTER)}>"
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            code = _CODE[source] = compile(source, filename, "exec")
         namespace = self.globals
         exec(code, namespace)  # noqa: S102 - our own generated code
         fn = namespace[fn_name]

@@ -8,7 +8,9 @@ becomes the closure `_linalg.compile_linalg` prepares), so the importer's refere
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from xdsl.dialects import func
@@ -18,7 +20,20 @@ from xdsl.ir import Operation
 from streamdsl.dtypes import numpy_dtype
 from streamdsl.sim._codegen import CompileError, Emitter, element_type
 
-__all__ = ["CompileError", "TensorFunction", "compile_function", "run_function"]
+__all__ = ["CompileError", "TensorFunction", "compile_function", "no_gc", "run_function"]
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Building or compiling a model's IR allocates millions of short-lived objects next to the
+    model's; full collections of all of them cost a large share of the time and free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _FunctionEmitter(Emitter):
@@ -40,7 +55,8 @@ class TensorFunction:
         self.args = [(arg.name_hint or f"arg{i}", _shape(arg.type), numpy_dtype(element_type(arg.type))) for i, arg in enumerate(block.args)]
         emitter = _FunctionEmitter(f"@{self.name}")
         params = [emitter.define(arg) for arg in block.args]
-        emitter.block(block, 1)
+        with no_gc():
+            emitter.block(block, 1)
         if not any(isinstance(op, func.ReturnOp) for op in block.ops):
             raise CompileError(f"@{self.name}: the function has no func.return")
         self.run: Callable[..., tuple[np.ndarray, ...]] = emitter.compile(f"def run({', '.join(params)}):", "run")
