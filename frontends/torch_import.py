@@ -26,11 +26,12 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
-from frontends.builder import TORCH_TO_XDSL, IRBuilder, element_type
 from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
 from frontends.ops import LOWERINGS
+from frontends.ops.registry import TORCH_TO_XDSL, element_type
 from frontends.program import ImportedProgram, TensorSpec
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir
+from streamdsl.irbuild import IRBuilder
 from streamdsl.sim.tensors import no_gc
 
 aten = torch.ops.aten

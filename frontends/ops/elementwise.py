@@ -10,9 +10,9 @@ from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import i1
 from xdsl.ir import Operation, SSAValue
 
-from frontends.builder import Body, IRBuilder, element_type, is_float
 from frontends.errors import FrontendError
-from frontends.ops.registry import lowers, promote, result_meta
+from frontends.ops.registry import element_type, lowers, promote, result_meta
+from streamdsl.irbuild import Body, IRBuilder, is_float
 
 aten = torch.ops.aten
 ScalarFn = Callable[[Body, list[SSAValue]], SSAValue]

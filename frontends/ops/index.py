@@ -9,8 +9,8 @@ from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import IndexType
 from xdsl.ir import SSAValue
 
-from frontends.builder import PARALLEL, Body, IRBuilder, affine_map, elt_of, shape_of
 from frontends.ops.registry import lowers, result_meta
+from streamdsl.irbuild import PARALLEL, Body, IRBuilder, affine_map, elt_of, shape_of
 
 aten = torch.ops.aten
 

@@ -10,8 +10,8 @@ import torch
 from torch.fx import Node
 from xdsl.dialects import arith
 
-from frontends.builder import IRBuilder, elt_of, shape_of
 from frontends.ops.registry import lowers, result_meta
+from streamdsl.irbuild import IRBuilder, elt_of, shape_of
 
 aten = torch.ops.aten
 

@@ -9,8 +9,8 @@ from torch.fx import Node
 from xdsl.dialects import arith, math
 from xdsl.ir import SSAValue
 
-from frontends.builder import IRBuilder, is_float, shape_of
 from frontends.ops.registry import lowers, result_meta
+from streamdsl.irbuild import IRBuilder, is_float, shape_of
 
 aten = torch.ops.aten
 

@@ -12,9 +12,21 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch.fx import Node
+from xdsl.dialects.builtin import bf16, f16, f32, f64, i1, i8, i32, i64
 from xdsl.ir import Attribute
 
-from frontends.builder import element_type
+TORCH_TO_XDSL: dict[torch.dtype, Attribute] = {
+    torch.float32: f32, torch.float16: f16, torch.bfloat16: bf16, torch.float64: f64,
+    torch.int64: i64, torch.int32: i32, torch.int8: i8, torch.bool: i1,
+}  # fmt: skip
+
+
+def element_type(dtype: torch.dtype) -> Attribute:
+    try:
+        return TORCH_TO_XDSL[dtype]
+    except KeyError:
+        raise TypeError(f"dtype {dtype} has no element type in the importer") from None
+
 
 Lowering = Callable[..., object]
 

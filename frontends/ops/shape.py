@@ -7,8 +7,8 @@ import operator
 import torch
 from torch.fx import Node
 
-from frontends.builder import IRBuilder, shape_of
 from frontends.ops.registry import lowers, result_meta
+from streamdsl.irbuild import IRBuilder, shape_of
 
 aten = torch.ops.aten
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import arith
 from xdsl.dialects import math as mathd
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 
 from streamdsl.dtypes import DType, f32
 from streamdsl.dsl.irbuild import BodyBuilder
@@ -143,7 +143,7 @@ class Reduction:
     name: str
     numpy: Callable[..., np.ndarray]
     init: float
-    combine: Scalar
+    combine: type[Operation]  # combine(element, acc)
     average: bool = False
 
     def __call__(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -154,10 +154,10 @@ class Reduction:
         return f"sd.{self.name}"
 
 
-sum = Reduction("sum", np.sum, 0.0, _binary(arith.AddfOp))  # noqa: A001
-mean = Reduction("mean", np.mean, 0.0, _binary(arith.AddfOp), average=True)
-max = Reduction("max", np.max, -math.inf, _binary(arith.MaximumfOp))  # noqa: A001
-min = Reduction("min", np.min, math.inf, _binary(arith.MinimumfOp))  # noqa: A001
+sum = Reduction("sum", np.sum, 0.0, arith.AddfOp)  # noqa: A001
+mean = Reduction("mean", np.mean, 0.0, arith.AddfOp, average=True)
+max = Reduction("max", np.max, -math.inf, arith.MaximumfOp)  # noqa: A001
+min = Reduction("min", np.min, math.inf, arith.MinimumfOp)  # noqa: A001
 
 # -- construction and layout -----------------------------------------------------------------------
 

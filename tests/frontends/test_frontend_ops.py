@@ -17,7 +17,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block, Region
 
 from frontends import FrontendError, from_torch
-from frontends.builder import IRBuilder
+from streamdsl.irbuild import PARALLEL, IRBuilder, affine_map
 from streamdsl.sim.tensors import CompileError, run_function
 
 
@@ -133,8 +133,6 @@ def test_reference_names_what_it_cannot_interpret():
     from xdsl.dialects import math as xmath
 
     from xdsl.dialects.builtin import i32
-
-    from frontends.builder import PARALLEL, affine_map
 
     def popcount(bb, a):
         return bb.cast(bb.op(xmath.CtPopOp(bb.cast(a[0], i32))), f32)
