@@ -16,7 +16,11 @@ from lowering.timing import U55C
 from streamdsl.opinfo import LATENCY_SOURCES, NOT_IN_VOCABULARY, NUMPY_HELPERS, OPS
 
 ROOT = Path(__file__).resolve().parents[1]
-EMITTERS = [*sorted((ROOT / "streamdsl" / "dsl").glob("*.py")), *sorted((ROOT / "frontends").rglob("*.py"))]
+EMITTERS = [
+    ROOT / "streamdsl" / "irbuild.py",
+    *sorted((ROOT / "streamdsl" / "dsl").glob("*.py")),
+    *sorted((ROOT / "frontends").rglob("*.py")),
+]
 DIALECTS = {"arith": arith, "math": math}
 
 
@@ -78,6 +82,18 @@ def test_every_entry_serves_every_target(name: str) -> None:
 
 def _called_helpers(source: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(source, mode="eval")) if isinstance(n, ast.Name) and n.id.startswith(("_", "np"))}
+
+
+def test_aten_origins_agree_with_the_importers_lowerings() -> None:
+    from frontends.ops import elementwise
+
+    checked = 0
+    for targets, ops in elementwise._ARITH.items():
+        for cls in filter(None, ops):
+            for target in targets:
+                assert f"{target._opname}.{target._overloadname}" in OPS[cls.name].aten, (target, cls.name)
+                checked += 1
+    assert checked >= 20
 
 
 @pytest.mark.parametrize("name", sorted(n for n, i in OPS.items() if i.combiner is not None))
