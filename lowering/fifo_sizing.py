@@ -150,8 +150,10 @@ def _solve(graph: Graph, run: TimedResult, mode: str) -> tuple[dict[str, int], f
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
     model.verbose = 0
     x = [model.add_var(lb=0.0, ub=float(run.makespan - run.finish[n])) for n in names]
-    for i, j, lag in zip(src.tolist(), dst.tolist(), lags.tolist()):
-        model.add_constr(mip.LinExpr([x[j], x[i]], [1.0, -1.0], -float(lag), mip.GREATER_OR_EQUAL))
+    for e, i, j, lag in zip(graph.edges, src.tolist(), dst.tolist(), lags.tolist()):
+        # a node's two processes (a converter) keep the relative timing of the run: its links have fixed depths
+        sense, lag = (mip.EQUAL, 0) if e.fixed else (mip.GREATER_OR_EQUAL, lag)
+        model.add_constr(mip.LinExpr([x[j], x[i]], [1.0, -1.0], -float(lag), sense))
     model.objective = mip.LinExpr([x[v] for v in np.flatnonzero(cost)], cost[cost != 0].tolist())
     t0 = time.perf_counter()
     status = model.optimize()
@@ -181,7 +183,7 @@ def _depths(graph: Graph, run: TimedResult, shift: dict[str, int]) -> tuple[dict
     mu = graph.free_latency
     starts = {n: run.start[n] + shift[n] for n in graph.tasks}
     depths, delays = {}, {}
-    for e in graph.edges:
+    for e in graph.fifos:
         delta = shift[e.dst] - shift[e.src]
         depths[e.name] = max(1, slots_needed(run.write_times[e.name], run.read_times[e.name] + delta, mu))
         delays[e.name] = starts[e.dst] - starts[e.src]
@@ -202,5 +204,5 @@ def stretched(graph: Graph) -> Graph:
         writes = {p: scale(s) for p, s in t.writes.items()}
         out.add_task(Task(t.name, reads, writes, latency=int(scale(np.array([lat]))[0])))
     for e in graph.edges:
-        out.connect(e.src, e.src_port, e.dst, e.dst_port, e.token_bits, name=e.name)
+        out.connect(e.src, e.src_port, e.dst, e.dst_port, e.token_bits, name=e.name, fixed_depth=(e.depth or 0) if e.fixed else None)
     return out

@@ -50,7 +50,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
 from streamdsl.opinfo import OPS
-from streamdsl.sim.converter import slab_count
+from streamdsl.sim.converter import slab_layout
 
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
 
@@ -179,17 +179,44 @@ def _concat(table: TimingTable, op: ITensorConcatOp) -> NodeSchedule:
 
 
 def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
-    """Per shared-loop iteration g: fill a bank with n_in tokens, then drain n_out tokens from it
-    while the next bank fills; the period is the slower of the two."""
+    """Two processes, as the emitted converter polls both sides: the filling side takes every
+    source token as soon as it arrives and its bank is free; the draining side emits destination
+    token k once the source tokens it covers (`ready`) are in. Link `bank` carries one token per
+    source token (read when a destination token first needs it); with more than two slabs, link
+    `room` (depth two slabs) stalls the filling of slab s until slab s - 2 is drained."""
     src, dst = _it(op.source), _it(op.result)
     shared = op.shared_loops.value.data if op.shared_loops is not None else 0
-    groups = slab_count(src, dst, shared)  # counted on the split loop nests, as the runtime does
-    n_in, n_out = src.num_tokens // groups, dst.num_tokens // groups
-    period = max(n_in, n_out)
-    g = np.arange(groups, dtype=np.int64)[:, None] * period
-    reads = (g + np.arange(n_in, dtype=np.int64)).ravel()
-    writes = (g + n_in + table.buffer_latency + np.arange(n_out, dtype=np.int64)).ravel()
-    return NodeSchedule({op.source: reads}, {op.result: writes})
+    layout = slab_layout(src, dst, shared)  # the runtime's and the emitter's slab analysis
+    n, ns, nd = layout.slabs, src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
+    j = np.arange(src.num_tokens, dtype=np.int64)
+    links = {"bank": 0, "room": 2 * ns} if n > 2 else {"bank": 0}
+    fill_writes: dict = {link: j + table.stream_op for link in links}
+    fill_order = {op.source: 3 * j, **{link: 3 * j + 1 + i for i, link in enumerate(links)}}
+    fill = NodeSchedule({op.source: j}, fill_writes, latency=src.num_tokens + table.stream_op, order=fill_order)
+
+    # the draining side, in program order: bank tokens up to the one token k needs, token k, and
+    # after the last token of a slab its room tokens; then whatever bank tokens are left
+    k = np.arange(dst.num_tokens, dtype=np.int64)
+    need = (k // nd) * ns + layout.ready[k % nd]  # last source token destination token k needs
+    upto = np.maximum.accumulate(need) + 1  # bank tokens read once token k is emitted
+    before = np.diff(upto, prepend=0)  # bank tokens read just before token k
+    room_after = np.where((k + 1) % nd == 0, ns, 0) if "room" in links else np.zeros_like(k)
+    events = np.cumsum(before + 1 + room_after)  # position after token k's group
+    emit_rank = events - room_after - 1
+    firsts = np.repeat(emit_rank - before, before)  # rank of the first bank read of its group
+    bank_rank = firsts + np.arange(firsts.size) - np.repeat(np.cumsum(before) - before, before)
+    tail = src.num_tokens - int(upto[-1]) if k.size else src.num_tokens
+    bank_rank = np.concatenate([bank_rank, int(events[-1] if k.size else 0) + np.arange(tail)])
+    emit_time = k + table.buffer_latency
+    drain_reads: dict = {"bank": np.concatenate([np.repeat(k, before), np.full(tail, k.size)]) + table.buffer_latency - 1}
+    order: dict = {op.result: emit_rank, "bank": bank_rank}
+    if "room" in links:
+        slab_end = k[(k + 1) % nd == 0]
+        drain_reads["room"] = np.repeat(emit_time[slab_end], ns)
+        order["room"] = (emit_rank[slab_end][:, None] + 1 + np.arange(ns)[None, :]).ravel()
+    drain = NodeSchedule(drain_reads, {op.result: emit_time}, latency=dst.num_tokens + table.buffer_latency, order=order)
+    fill.drain, fill.links = drain, links
+    return fill
 
 
 _NODES = {
@@ -211,19 +238,52 @@ _NODES = {
 
 @dataclass
 class _Sched:
-    """Token times per port (task block argument) relative to the start, and the duration."""
+    """Token times per port (task block argument) relative to the start, the duration, and per
+    port the position of each access in program order (the order the emitted C++ performs
+    them: iteration by iteration, op by op) among the `count` accesses of this region."""
 
     duration: int
     ports: dict[BlockArgument, np.ndarray]
+    order: dict[BlockArgument, np.ndarray] = field(default_factory=dict)
+    count: int = 0
 
 
-def _merge(parts: Sequence[tuple[int, Mapping[BlockArgument, np.ndarray]]]) -> dict[BlockArgument, np.ndarray]:
-    """The accesses of a block's loops and straight-line ops, per port in time order."""
-    out: dict[BlockArgument, list[np.ndarray]] = {}
-    for start, ports in parts:
-        for port, times in ports.items():
-            out.setdefault(port, []).append(np.asarray(times, np.int64) + start)
-    return {p: np.sort(np.concatenate(ts), kind="stable") for p, ts in out.items()}
+def _merge(parts: Sequence[_Sched | tuple[int, _Sched]]) -> _Sched:
+    """A block's loops and straight-line accesses, in program order; (start, part) shifts times.
+    Per port the accesses are ordered as the program performs them."""
+    times: dict[BlockArgument, list[np.ndarray]] = {}
+    order: dict[BlockArgument, list[np.ndarray]] = {}
+    count = 0
+    for start, part in (p if isinstance(p, tuple) else (0, p) for p in parts):
+        for port, ts in part.ports.items():
+            times.setdefault(port, []).append(np.asarray(ts, np.int64) + start)
+            order.setdefault(port, []).append(part.order[port] + count)
+        count += part.count
+    ranks = {p: np.concatenate(o) for p, o in order.items()}
+    by_rank = {p: np.argsort(r, kind="stable") for p, r in ranks.items()}
+    return _Sched(0, {p: np.concatenate(ts)[by_rank[p]] for p, ts in times.items()}, {p: ranks[p][by_rank[p]] for p in ranks}, count)
+
+
+class _Accesses:
+    """Stream accesses of straight-line code, recorded in program order."""
+
+    def __init__(self) -> None:
+        self.times: dict[BlockArgument, list[int]] = {}
+        self.ranks: dict[BlockArgument, list[int]] = {}
+        self.count = 0
+
+    def add(self, port: BlockArgument, time: int) -> None:
+        self.times.setdefault(port, []).append(time)
+        self.ranks.setdefault(port, []).append(self.count)
+        self.count += 1
+
+    def last(self, port: BlockArgument) -> int | None:
+        ts = self.times.get(port)
+        return ts[-1] if ts else None
+
+    def sched(self, duration: int = 0) -> _Sched:
+        ports = {p: np.asarray(ts, np.int64) for p, ts in self.times.items()}
+        return _Sched(duration, ports, {p: np.asarray(r, np.int64) for p, r in self.ranks.items()}, self.count)
 
 
 class _TaskScheduler:
@@ -238,14 +298,16 @@ class _TaskScheduler:
         sched = self.block(self.task.body.block)
         reads: dict[SSAValue, np.ndarray] = {}
         writes: dict[SSAValue, np.ndarray] = {}
+        order: dict[SSAValue, np.ndarray] = {}
         n_in = len(self.task.inputs)
         for arg in self.args:
             times = sched.ports.get(arg, np.zeros(0, np.int64))
             outer = self.task.inputs[arg.index] if arg.index < n_in else self.task.outputs[arg.index - n_in]
             wrote = arg.index >= n_in or self._writes_stream(arg)
             (writes if wrote else reads)[outer] = times
+            order[outer] = sched.order.get(arg, np.zeros(0, np.int64))
             self._check_tokens(outer, arg, times, "writes" if wrote else "reads")
-        return NodeSchedule(reads, writes, latency=max(sched.duration, 1))
+        return NodeSchedule(reads, writes, latency=max(sched.duration, 1), order=order)
 
     def _writes_stream(self, arg: BlockArgument) -> bool:
         return any(isinstance(u.operation, StreamWriteOp) for u in arg.uses)
@@ -266,13 +328,14 @@ class _TaskScheduler:
         """Sequential region: loops one after the other, straight-line ops as soon as possible."""
         ready: dict[SSAValue, int] = {}
         barrier, end = 0, 0
-        parts: list[tuple[int, dict[BlockArgument, np.ndarray]]] = []
-        straight: dict[BlockArgument, list[int]] = {}
+        parts: list[_Sched | tuple[int, _Sched]] = []
+        straight = _Accesses()
         for op in block.ops:
             if isinstance(op, scf.ForOp):
                 start = end
                 inner = self.loop(op)
-                parts.append((start, inner.ports))
+                parts += [straight.sched(), (start, inner)]
+                straight = _Accesses()
                 barrier = end = start + inner.duration
                 for r in op.results:
                     ready[r] = end
@@ -282,18 +345,18 @@ class _TaskScheduler:
             for r in op.results:
                 ready[r] = finish
             end = max(end, finish)
-        parts.append((0, straight))
-        return _Sched(end, _merge(parts))
+        merged = _merge([*parts, straight.sched()])
+        merged.duration = end
+        return merged
 
-    def place(self, op: Operation, start: int, port_times: dict[BlockArgument, list[int]]) -> tuple[int, int]:
+    def place(self, op: Operation, start: int, accesses: _Accesses) -> tuple[int, int]:
         """Schedule one op at or after `start`; returns (start, finish) and records port accesses."""
         port = self.port(op)
         if port is None:
             return start, start + self.latency(op)
-        previous = port_times.setdefault(port, [])
-        if previous:
-            start = max(start, previous[-1] + self.table.stream_op)
-        previous.append(start)
+        if (previous := accesses.last(port)) is not None:
+            start = max(start, previous + self.table.stream_op)
+        accesses.add(port, start)
         return start, start + self.table.stream_op
 
     def loop(self, op: scf.ForOp) -> _Sched:
@@ -303,18 +366,18 @@ class _TaskScheduler:
         if any(isinstance(o, scf.ForOp) for o in op.body.block.ops):
             inner = self.block(op.body.block)
             period = inner.duration + self.table.loop_entry
-            return _Sched(trips * period, _repeat(inner.ports, trips, period))
+            return _repeat(inner, trips, period, trips * period)
         return self.pipelined(op, trips)
 
     def pipelined(self, op: scf.ForOp, trips: int) -> _Sched:
         body = op.body.block
         ready: dict[SSAValue, int] = {}
         carried: dict[SSAValue, int] = {a: 0 for a in body.args[1:] if not isinstance(a.type, ITensorType)}
-        port_times: dict[BlockArgument, list[int]] = {}
+        accesses = _Accesses()
         busiest = 1
         for inner in body.ops:
             start = max([0, *(ready.get(v, 0) for v in inner.operands)])
-            start, finish = self.place(inner, start, port_times)
+            start, finish = self.place(inner, start, accesses)
             busiest = max(busiest, self.issue(inner))
             for r in inner.results:
                 ready[r] = finish
@@ -323,10 +386,9 @@ class _TaskScheduler:
         depth = max([1, *ready.values()])
         yielded = body.last_op.operands if body.last_op is not None else ()
         recurrence = max([0, *(carried.get(v, 0) for v in yielded)])
-        port_span = max([0, *(ts[-1] - ts[0] + 1 for ts in port_times.values() if len(ts) > 1)])
+        port_span = max([0, *(ts[-1] - ts[0] + 1 for ts in accesses.times.values() if len(ts) > 1)])
         ii = max(1, busiest, recurrence, port_span, self.least_ii)
-        ports = {p: np.asarray(ts, np.int64) for p, ts in port_times.items()}
-        return _Sched((trips - 1) * ii + depth, _repeat(ports, trips, ii))
+        return _repeat(accesses.sched(), trips, ii, (trips - 1) * ii + depth)
 
     def carried_path(self, op: Operation, carried: dict[SSAValue, int], latency: int) -> int:
         """Longest path from a loop-carried value through `op` (the recurrence), 0 if none. A
@@ -404,9 +466,12 @@ class _TaskScheduler:
         return max(1, lat + tree * self.table.op_latency["arith.addf"])
 
 
-def _repeat(ports: Mapping[BlockArgument, np.ndarray], trips: int, period: int) -> dict[BlockArgument, np.ndarray]:
-    steps = np.arange(trips, dtype=np.int64)[:, None] * period
-    return {p: (steps + t[None, :]).ravel() for p, t in ports.items()}
+def _repeat(body: _Sched, trips: int, period: int, duration: int) -> _Sched:
+    """`trips` iterations of `body`, one every `period` cycles, in program order."""
+    steps = np.arange(trips, dtype=np.int64)[:, None]
+    ports = {p: (steps * period + t[None, :]).ravel() for p, t in body.ports.items()}
+    order = {p: (steps * body.count + r[None, :]).ravel() for p, r in body.order.items()}
+    return _Sched(duration, ports, order, trips * body.count)
 
 
 def _trip_count(op: scf.ForOp, task: str) -> int:

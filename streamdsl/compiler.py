@@ -88,7 +88,7 @@ class Design:
         return [
             StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
                          self.sizing.lags.get(e.name), self.sizing.delays.get(e.name))
-            for e in self.graph.edges
+            for e in self.graph.fifos
         ]
 
     @property

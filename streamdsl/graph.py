@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import KernelOp
 
 __all__ = [
-    "Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "Wire", "graph_from_kernel",
+    "Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "Wire", "drain_name", "graph_from_kernel",
     "kernel_nodes", "node_name", "stream_root", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
@@ -54,12 +54,22 @@ class Task:
     reads: dict[str, np.ndarray] = field(default_factory=dict)
     writes: dict[str, np.ndarray] = field(default_factory=dict)
     latency: int | None = None  # cycles from start to done; default: one after the last event
+    # per port, the position of each access in the order the task performs them (program order);
+    # None: time order, writes before reads at the same cycle
+    order: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.reads = {p: _schedule(f"task {self.name} read port {p}", t) for p, t in self.reads.items()}
         self.writes = {p: _schedule(f"task {self.name} write port {p}", t) for p, t in self.writes.items()}
         if set(self.reads) & set(self.writes):
             raise GraphError(f"task {self.name}: ports {sorted(set(self.reads) & set(self.writes))} both read and written")
+        if self.order is not None:
+            self.order = {p: np.asarray(self.order[p], np.int64) for p in (*self.reads, *self.writes)}
+            ranks = np.concatenate([*self.order.values(), np.zeros(0, np.int64)])
+            if any(len(r) != len(t) for r, t in zip(self.order.values(), (*self.reads.values(), *self.writes.values()))) or (
+                np.unique(ranks).size != ranks.size
+            ):
+                raise GraphError(f"task {self.name}: `order` must give every access of every port a distinct position")
         last = self.last_event
         if self.latency is None:
             self.latency = last + 1
@@ -120,6 +130,7 @@ class Edge:
     dst_port: str
     token_bits: int
     depth: int | None = None
+    fixed: bool = False  # an internal link of a node (a converter's bank): not a FIFO to size
 
 
 class Graph:
@@ -141,8 +152,15 @@ class Graph:
         self.__dict__.pop("compiled", None)
         return task
 
-    def connect(self, src: str, src_port: str, dst: str, dst_port: str, token_bits: int, name: str | None = None) -> Edge:
-        edge = Edge(name or f"{src}.{src_port}->{dst}.{dst_port}", src, src_port, dst, dst_port, token_bits)
+    def connect(
+        self, src: str, src_port: str, dst: str, dst_port: str, token_bits: int, name: str | None = None, *, fixed_depth: int | None = None
+    ) -> Edge:
+        """A FIFO; `fixed_depth` makes it an internal link of that depth (0 = unbounded) that sizing leaves alone."""
+        name = name or f"{src}.{src_port}->{dst}.{dst_port}"
+        if fixed_depth is None:
+            edge = Edge(name, src, src_port, dst, dst_port, token_bits)
+        else:
+            edge = Edge(name, src, src_port, dst, dst_port, token_bits, fixed_depth or None, fixed=True)
         self.edges.append(edge)
         self.__dict__.pop("compiled", None)
         return edge
@@ -164,8 +182,13 @@ class Graph:
     def consumed(self, edge: Edge) -> np.ndarray:
         return self.tasks[edge.dst].reads[edge.dst_port]
 
+    @property
+    def fifos(self) -> list[Edge]:
+        """The edges FIFO sizing decides (every edge but the nodes' internal links)."""
+        return [e for e in self.edges if not e.fixed]
+
     def depths(self) -> dict[str, int | None]:
-        return {e.name: e.depth for e in self.edges}
+        return {e.name: e.depth for e in self.fifos}
 
     def set_depths(self, depths: Mapping[str, int]) -> None:
         for e in self.edges:
@@ -175,11 +198,11 @@ class Graph:
     def bits(self, depths: Mapping[str, int | None] | None = None) -> int:
         """Total FIFO memory in bits for `depths` (default: the edges' own)."""
         depths = self.depths() if depths is None else depths
-        return sum(int(depths[e.name] or 0) * e.token_bits for e in self.edges)
+        return sum(int(depths[e.name] or 0) * e.token_bits for e in self.fifos)
 
     def naive_depths(self) -> dict[str, int]:
         """As deep as the tensor: every token of the edge fits."""
-        return {e.name: max(1, self.tokens(e)) for e in self.edges}
+        return {e.name: max(1, self.tokens(e)) for e in self.fifos}
 
     def validate(self) -> Graph:
         names = [e.name for e in self.edges]
@@ -267,7 +290,10 @@ class CompiledGraph:
         times = np.concatenate([t for _, _, t in ports]) if ports else np.zeros(0, np.int64)
         edges = np.concatenate([np.full(len(t), port_edge[task.name, p], np.int64) for _, p, t in ports]) if ports else times
         writes = np.concatenate([np.full(len(t), w) for w, _, t in ports]) if ports else times.astype(bool)
-        order = np.lexsort((~writes, times)) if times.size else times
+        if task.order is not None and ports:
+            order = np.argsort(np.concatenate([task.order[p] for _, p, _ in ports]), kind="stable")
+        else:
+            order = np.lexsort((~writes, times)) if times.size else times
         self.times.append(times[order])
         self.ev_edge.append(edges[order])
         self.ev_write.append(writes[order])
@@ -291,6 +317,17 @@ class NodeSchedule:
     reads: dict[SSAValue, np.ndarray]
     writes: dict[SSAValue, np.ndarray]
     latency: int | None = None
+    order: dict[SSAValue, np.ndarray] | None = None  # program order of the accesses (see Task.order)
+    # a node of two processes (a converter's filling and draining sides): this schedule is the
+    # first, `drain` the second, `links` the internal FIFOs from the first to the second (named
+    # ports on both sides) with their fixed depth (0 = unbounded)
+    drain: NodeSchedule | None = None
+    links: dict[str, int] = field(default_factory=dict)
+
+    def streams(self, side: str) -> list[SSAValue]:
+        """The stream values the node reads (`side="reads"`) or writes, both processes."""
+        parts = [self, self.drain] if self.drain is not None else [self]
+        return [v for part in parts for v in getattr(part, side) if not isinstance(v, str)]
 
 
 class TimingModel(Protocol):
@@ -393,20 +430,39 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
     graph = Graph(timing.read_latency, timing.free_latency)
     nodes = kernel_nodes(kernel)
     schedules = {op: timing.schedule(op) for op, _ in nodes}
-    wires = wire_kernel(nodes, lambda op: schedules[op].reads, lambda op: schedules[op].writes)
+    wires = wire_kernel(nodes, lambda op: schedules[op].streams("reads"), lambda op: schedules[op].streams("writes"))
     for op, name in nodes:
         sched = schedules[op]
-        reads = {_port(op, v): t for v, t in sched.reads.items()}
-        writes = {_port(op, v): t for v, t in sched.writes.items()}
-        graph.add_task(Task(name, reads, writes, sched.latency))
+        graph.add_task(_task(name, op, sched))
+        if sched.drain is not None:
+            graph.add_task(_task(drain_name(name), op, sched.drain))
+            for link, depth in sched.links.items():
+                graph.connect(name, link, drain_name(name), link, 0, name=f"{name}.{link}", fixed_depth=depth)
     for wire in wires:
         src_port, dst_port = _port(wire.producer_op, wire.value), _port(wire.consumer_op, wire.read)
-        graph.connect(wire.producer, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
+        drain = schedules[wire.producer_op].drain
+        src = drain_name(wire.producer) if drain is not None and wire.value in drain.writes else wire.producer
+        graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
     return graph.validate(), {wire.name: wire.value for wire in wires}
 
 
-def _port(op: Operation, value: SSAValue) -> str:
-    """`out<i>` for the i-th result, `arg<i>` for the i-th operand (stream-level writes too)."""
+def drain_name(node: str) -> str:
+    """The task of a two-process node (a converter) that writes its output."""
+    return f"{node}.drain"
+
+
+def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:
+    reads = {_port(op, v): t for v, t in sched.reads.items()}
+    writes = {_port(op, v): t for v, t in sched.writes.items()}
+    order = None if sched.order is None else {_port(op, v): r for v, r in sched.order.items()}
+    return Task(name, reads, writes, sched.latency, order)
+
+
+def _port(op: Operation, value: SSAValue | str) -> str:
+    """`out<i>` for the i-th result, `arg<i>` for the i-th operand (stream-level writes too); a
+    node's internal link keeps its name."""
+    if isinstance(value, str):
+        return value
     if value in op.results:
         return f"out{op.results.index(value)}"
     return f"arg{list(op.operands).index(value)}"

@@ -60,7 +60,7 @@ class TimedResult:
 def _depth_list(graph: Graph, depths: Mapping[str, int | None] | None) -> list[int]:
     out = []
     for e in graph.edges:
-        d = depths.get(e.name, e.depth) if depths is not None else e.depth
+        d = depths.get(e.name, e.depth) if depths is not None and not e.fixed else e.depth
         if d is not None and d < 1:
             raise ValueError(f"edge {e.name}: depth must be >= 1, got {d}")
         out.append(UNBOUNDED if d is None else int(d))
@@ -168,7 +168,8 @@ def _starts(cg: CompiledGraph, wt: list, rt: list) -> dict[str, int]:
         if not times.size:
             out[name] = 0
             continue
-        n0 = int(np.searchsorted(times, times[0], side="right")) - 1
+        later = np.flatnonzero(times != times[0])  # events run in program order, not time order
+        n0 = int(later[0]) - 1 if later.size else times.size - 1
         e = int(cg.ev_edge[v][n0])
         idx = (cg.write_idx if cg.ev_write[v][n0] else cg.read_idx)[v][e]
         k = int(np.searchsorted(idx, n0))
@@ -272,7 +273,10 @@ def activity(graph: Graph, result: TimedResult) -> dict[str, Activity]:
 
 def simulate_unbounded(graph: Graph) -> TimedResult:
     """The same equations with infinite FIFOs, vectorised: event n of a task happens at
-    `nominal(n) + max(0, max_{m <= n} (dependency(m) - nominal(m)))`."""
+    `nominal(n) + max(0, max_{m <= n} (dependency(m) - nominal(m)))`. A node's internal links
+    keep their fixed depth (a converter's banks): such graphs run in the event simulator."""
+    if any(e.fixed and e.depth is not None for e in graph.edges):
+        return simulate_timed(graph, dict.fromkeys((e.name for e in graph.fifos), None))
     cg = graph.compiled
     lam, mu = graph.read_latency, graph.free_latency
     wt: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cg.tokens)

@@ -14,6 +14,7 @@ from xdsl.parser import Parser
 from lowering.timing import U55C, TimingError, TimingTable, kernel_graph
 from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
 from streamdsl.graph import GraphError
+from streamdsl.sim.timed import simulate_timed, simulate_unbounded
 
 FILECHECK = Path(__file__).parents[1] / "filecheck" / "fifo"
 T = "!dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)>"
@@ -150,9 +151,14 @@ func.func @f(%x: tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<16x16xf32>) {{
     fork = graph.tasks["fork(xs)"]
     assert fork.reads["arg0"].tolist() == k.tolist()
     assert fork.writes["out0"].tolist() == fork.writes["out1"].tolist() == (k + 1).tolist()
-    conv = graph.tasks["converter(b)"]  # no shared loop: the whole tensor, then all of it out
-    assert conv.reads["arg0"].tolist() == k.tolist()
-    assert conv.writes["out0"].tolist() == (16 + U55C.buffer_latency + k).tolist()
+    conv, drain = graph.tasks["converter(b)"], graph.tasks["converter(b).drain"]  # no shared loop: one bank
+    assert conv.reads["arg0"].tolist() == k.tolist() and conv.writes["bank"].tolist() == (k + 1).tolist()
+    assert drain.writes["out0"].tolist() == (U55C.buffer_latency + k).tolist() and graph.edge("converter(b).bank").fixed
+    # column-major token k covers row-major tile need[k]; it leaves as soon as that tile is in
+    run = simulate_unbounded(graph)
+    need = (k % 4) * 4 + k // 4
+    assert np.all(run.write_times["t"] > run.read_times["b"][np.maximum.accumulate(need)])
+    assert run.write_times["t"][3] < run.read_times["b"][15]  # the first column leaves before the last tile is in
     beat = -(-16 * 32 // U55C.hbm_bits_per_cycle)
     store = graph.tasks["dma_store(t)"]
     assert store.reads["arg0"].tolist() == (beat * k).tolist()
@@ -176,11 +182,37 @@ func.func @f(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {{
   func.return %y : tensor<64x64xf32>
 }}"""
     graph, _ = kernel_graph(kernel_of(parse(text)))
-    conv = graph.tasks["converter(xs)"]
+    drain = graph.tasks["converter(xs).drain"]
+    assert "room" not in drain.reads  # two slabs: the ping-pong banks never make the filling wait
     n_in, n_out = 8, 4  # per slab: 2 source tile rows x 4 columns in, 4 destination tiles out
-    period = max(n_in, n_out)
-    assert conv.reads["arg0"].tolist() == [g * period + i for g in range(2) for i in range(n_in)]
-    assert conv.writes["out0"].tolist() == [g * period + n_in + U55C.buffer_latency + i for g in range(2) for i in range(n_out)]
+    run = simulate_unbounded(graph)
+    # a 32-row tile needs the last 16x16 tile of its column in the slab: slab g's column c is tile 4 + c
+    need = np.array([g * n_in + 4 + c for g in range(2) for c in range(n_out)])
+    assert np.all(run.write_times["t"] > run.read_times["xs"][need])
+
+
+def test_converter_fills_slab_s_once_slab_s_minus_2_is_drained() -> None:
+    src = "!dataflow.itensor<16x16xf32, [8, 1] * [16, 16], (d0, d1) -> (d0, d1)>"
+    dst = "!dataflow.itensor<32x16xf32, [4, 1] * [32, 16], (d0, d1) -> (d0, d1)>"
+    text = f"""
+func.func @f(%x: tensor<128x16xf32>) -> tensor<128x16xf32> {{
+  %y = dataflow.kernel "k"(%x) : (tensor<128x16xf32>) -> tensor<128x16xf32> {{
+  ^bb0(%xa: tensor<128x16xf32>):
+    %xs = dataflow.dma_load %xa : tensor<128x16xf32> -> {src}
+    %t = dataflow.itensor_converter %xs {{shared_loops = 1 : i64}} : {src} -> {dst}
+    %s = dataflow.dma_store %t : {dst} -> tensor<128x16xf32>
+    dataflow.yield %s : tensor<128x16xf32>
+  }}
+  func.return %y : tensor<128x16xf32>
+}}"""
+    graph, _ = kernel_graph(kernel_of(parse(text)))
+    assert graph.edge("converter(xs).room").depth == 4  # two slabs of two source tokens
+    for depth in (1, 2, 5):
+        run = simulate_timed(graph, {"xs": depth, "t": 1})
+        assert run.deadlock is None
+        fill, drained = run.read_times["xs"], run.write_times["t"]
+        for s in range(2, 4):  # slab s (source tokens 2s, 2s+1) waits for slab s - 2's one destination token
+            assert fill[2 * s] >= drained[s - 2]
 
 
 def test_errors_name_the_task_and_what_to_change() -> None:
