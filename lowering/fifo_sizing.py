@@ -39,12 +39,16 @@ import mip
 import numpy as np
 
 from streamdsl.graph import Graph, Task
-from streamdsl.sim.timed import TimedResult, simulate_unbounded, slots_needed
+from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded, slots_needed
 
-__all__ = ["MODES", "FifoSizingError", "Sizing", "size_fifos", "stretched"]
+__all__ = ["MODES", "FifoSizingError", "Sizing", "TradeoffPoint", "size_fifos", "stretched", "tradeoff"]
 
-MODES = ("lp", "normal", "conservative", "naive", "default")
+MODES = ("min-bits", "lp", "normal", "conservative", "naive", "default")
 DEFAULT_DEPTH = 2
+# min-bits refines by simulation within this many simulated events (a few full runs of a large
+# graph, hundreds of a small one); `conservative` joins its candidates below this many tasks
+SEARCH_EVENTS = 150_000
+CONSERVATIVE_TASKS = 400
 
 
 class FifoSizingError(RuntimeError):
@@ -61,7 +65,9 @@ class Sizing:
     total_bits: int
     naive_bits: int
     sim_peak_bits: int  # peak occupancy bits of a run with infinite FIFOs
-    makespan_bound: int | None = None  # the LP schedule's makespan (None for naive/default)
+    makespan_bound: int | None = None  # the LP schedule's makespan (None for naive/default); min-bits: the target
+    simulations: int = 0  # timed simulations min-bits ran to check and shrink depths
+    makespan: int | None = None  # min-bits: the timed makespan with these depths (checked)
     starts: dict[str, int] = field(default_factory=dict)  # task start cycles of the LP schedule
     delays: dict[str, int] = field(default_factory=dict)  # start(dst) - start(src) per edge
     lags: dict[str, int] = field(default_factory=dict)  # per edge, the least delay that never starves its reader
@@ -77,8 +83,9 @@ class Sizing:
         }
 
 
-def size_fifos(graph: Graph, mode: str = "lp") -> Sizing:
-    """Choose a depth for every edge of `graph` (the graph's own depths are left unchanged)."""
+def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0) -> Sizing:
+    """Choose a depth for every edge of `graph` (the graph's own depths are left unchanged).
+    `slack` (min-bits only): accept a makespan up to (1 + slack) x that of infinite FIFOs."""
     if mode not in MODES:
         raise ValueError(f"fifo sizing mode {mode!r} is unknown; choose one of {', '.join(MODES)}")
     t0 = time.perf_counter()
@@ -92,6 +99,8 @@ def size_fifos(graph: Graph, mode: str = "lp") -> Sizing:
     if mode in ("naive", "default"):
         depths = naive if mode == "naive" else dict.fromkeys(naive, DEFAULT_DEPTH)
         return Sizing(mode, depths, time.perf_counter() - t0, graph.bits(depths), **common)
+    if mode == "min-bits":
+        return _min_bits(graph, unbounded, slack, t0, common)
     plans = [_plan(graph, unbounded, mode)]
     if mode == "conservative":  # never worse than the normal LP: both are deadlock-free
         plans.insert(0, _plan(stretched(graph), None, mode))
@@ -206,3 +215,97 @@ def stretched(graph: Graph) -> Graph:
     for e in graph.edges:
         out.connect(e.src, e.src_port, e.dst, e.dst_port, e.token_bits, name=e.name, fixed_depth=(e.depth or 0) if e.fixed else None)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# min-bits: the fewest FIFO bits at which the timed makespan stays that of infinite FIFOs
+# ---------------------------------------------------------------------------------------------
+
+
+class _Judge:
+    """Runs the timed simulator on depth vectors within an event budget: `ok(depths)` is True
+    when the run finishes by `target` (no deadlock)."""
+
+    def __init__(self, graph: Graph, target: int, budget: int = SEARCH_EVENTS) -> None:
+        self.graph, self.target = graph, target
+        self.cost = max(1, graph.compiled.num_events)
+        self.left = budget if budget >= 3 * self.cost else 0  # a search of one or two runs finds nothing
+        self.runs = 0
+        self.makespan: int | None = None  # of the last run that reached the target
+
+    def affordable(self) -> bool:
+        return self.left >= self.cost
+
+    def ok(self, depths: dict[str, int]) -> bool:
+        self.left -= self.cost
+        self.runs += 1
+        run = simulate_timed(self.graph, depths)
+        if run.deadlock is None and run.makespan is not None and run.makespan <= self.target:
+            self.makespan = run.makespan
+            return True
+        return False
+
+
+def _min_bits(graph: Graph, unbounded: TimedResult, slack: float, t0: float, common: dict[str, int]) -> Sizing:
+    """Start from the cheapest depth vector known to reach the target makespan (the LP's and the
+    infinite run's peak occupancy by construction, conservative and depth 2 when the simulator
+    confirms them, their per-edge minimum when it does), then shrink FIFOs one by one, most bits
+    first, by bisection on the simulator's verdict (makespan is monotone in every depth)."""
+    assert unbounded.makespan is not None
+    target = int(unbounded.makespan * (1 + slack))
+    judge = _Judge(graph, target)
+    lp = _plan(graph, unbounded, "lp")
+    proven = [lp[0], {e.name: max(1, unbounded.peak_occupancy[e.name]) for e in graph.fifos}]
+    trial = [dict.fromkeys(lp[0], DEFAULT_DEPTH)]
+    if len(graph.tasks) <= CONSERVATIVE_TASKS:
+        trial.insert(0, _plan(stretched(graph), None, "conservative")[0])
+    trial.append({name: min(c[name] for c in proven + trial) for name in lp[0]})
+    best = min(proven, key=graph.bits)
+    in_program_order = any(t.order is not None for t in graph.tasks.values())
+    if in_program_order and judge.affordable() and not judge.ok(best):  # the LP's proof assumes time order
+        best = proven[1]  # the infinite run itself
+    for depths in trial:
+        if graph.bits(depths) < graph.bits(best) and judge.affordable() and judge.ok(depths):
+            best = depths
+    best = dict(best)
+    for e in sorted(graph.fifos, key=lambda e: (-best[e.name] * e.token_bits, e.name)):
+        lo, hi = 1, best[e.name]  # hi reaches the target
+        while lo < hi and judge.affordable():
+            mid = lo if hi - lo <= 2 else (lo + hi) // 2  # try the floor first: most FIFOs end at 1 or 2
+            if judge.ok({**best, e.name: mid}):
+                hi = mid
+            else:
+                lo = mid + 1
+        best[e.name] = hi
+    return Sizing(
+        "min-bits",
+        best,
+        time.perf_counter() - t0,
+        graph.bits(best),
+        makespan_bound=target,
+        starts=lp[1],
+        lp_seconds=lp[4],
+        simulations=judge.runs,
+        makespan=judge.makespan if judge.makespan is not None else unbounded.makespan,
+        **common,
+    )
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    slack: float
+    makespan: int
+    total_bits: int
+    seconds: float
+
+
+def tradeoff(graph: Graph, slacks: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0), bit_budget: int | None = None) -> list[TradeoffPoint]:
+    """The makespan/memory curve: min-bits at each makespan slack (fewer bits for a longer run).
+    With `bit_budget`, the points that fit it (the first is the fastest design within budget)."""
+    points = []
+    for slack in slacks:
+        sizing = size_fifos(graph, "min-bits", slack=slack)
+        run = simulate_timed(graph, sizing.depths)
+        assert run.makespan is not None, "min-bits only accepts depth vectors that finish"
+        points.append(TradeoffPoint(slack, run.makespan, sizing.total_bits, sizing.seconds))
+    return [p for p in points if bit_budget is None or p.total_bits <= bit_budget]

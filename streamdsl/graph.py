@@ -285,6 +285,15 @@ class CompiledGraph:
             self._merge(graph.tasks[name], port_edge)
         self.order = [self.task_index[n] for n in graph.topological_order()]
 
+    @cached_property
+    def event_lists(self) -> list[list[tuple[int, int, bool]]]:
+        """Per task, its events as (cycles after the previous event, edge index, is a write)."""
+        return [list(zip(np.diff(t, prepend=0).tolist(), e.tolist(), w.tolist())) for t, e, w in zip(self.times, self.ev_edge, self.ev_write)]
+
+    @property
+    def num_events(self) -> int:
+        return sum(len(t) for t in self.times)
+
     def _merge(self, task: Task, port_edge: Mapping[tuple[str, str], int]) -> None:
         ports = [(True, p, t) for p, t in task.writes.items()] + [(False, p, t) for p, t in task.reads.items()]
         times = np.concatenate([t for _, _, t in ports]) if ports else np.zeros(0, np.int64)

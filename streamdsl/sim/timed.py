@@ -93,7 +93,7 @@ class _State:
 def _run(cg: CompiledGraph, depth: list[int], lam: int, mu: int) -> _State:
     ntasks = len(cg.task_names)
     st = _State([0] * ntasks, [0] * ntasks, [0] * ntasks, [[] for _ in depth], [[] for _ in depth], [-1] * ntasks)
-    events = [list(zip(np.diff(t, prepend=0).tolist(), e.tolist(), w.tolist())) for t, e, w in zip(cg.times, cg.ev_edge, cg.ev_write)]
+    events = cg.event_lists
     src, dst = cg.src, cg.dst
     ready = list(range(ntasks))
     while ready:
