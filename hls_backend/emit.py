@@ -474,7 +474,7 @@ class _KernelEmitter:
             )
         n = layout.slabs
         ns, nd = src_it.num_tokens // n, dst_it.num_tokens // n
-        banks, box = (2 if n > 1 else 1), math.prod(layout.box)
+        banks, box = layout.banks, math.prod(layout.box)
         elem = c_scalar(src_it.dtype.ir())
 
         def table(rows: Any) -> str:

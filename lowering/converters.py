@@ -42,9 +42,14 @@ class ConverterPlan:
         return math.prod(self.buffer_shape) if self.needed else 0
 
     @property
+    def banks(self) -> int:
+        """Two ping-pong banks when the buffer is refilled, else one (as the emitted C++ allocates)."""
+        return 2 if self.reuses > 1 else 1
+
+    @property
     def elements(self) -> int:
-        """Elements in both ping-pong banks."""
-        return 2 * self.bank_elements
+        """Elements in all banks."""
+        return self.banks * self.bank_elements
 
     @property
     def bytes(self) -> int:
@@ -59,7 +64,7 @@ class ConverterPlan:
         if not self.needed:
             return "no converter (equal types)"
         return (
-            f"converter bank {list(self.buffer_shape)} x 2 = {self.bytes} bytes, inside "
+            f"converter bank {list(self.buffer_shape)} x {self.banks} = {self.bytes} bytes, inside "
             f"{self.shared_loops} shared loop(s), refilled {self.reuses} times"
         )
 

@@ -63,8 +63,9 @@ class Sizing:
     depths: dict[str, int]
     seconds: float
     total_bits: int
-    naive_bits: int
+    naive_bits: int  # every FIFO as deep as its tensor
     sim_peak_bits: int  # peak occupancy bits of a run with infinite FIFOs
+    tensor_deep_bits: int = 0  # every intermediate tensor buffered whole, once (Stream-HLS's choice)
     makespan_bound: int | None = None  # the LP schedule's makespan (None for naive/default); min-bits: the target
     simulations: int = 0  # timed simulations min-bits ran to check and shrink depths
     makespan: int | None = None  # min-bits: the timed makespan with these depths (checked)
@@ -79,7 +80,9 @@ class Sizing:
             "seconds": self.seconds,
             "total_bits": self.total_bits,
             "naive_bits": self.naive_bits,
+            "tensor_deep_bits": self.tensor_deep_bits,
             "sim_peak_bits": self.sim_peak_bits,
+            **({"makespan": self.makespan, "simulations": self.simulations} if self.mode == "min-bits" else {}),
         }
 
 
@@ -95,6 +98,7 @@ def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0) -> Sizi
         "naive_bits": graph.bits(naive),
         "sim_peak_bits": unbounded.peak_bits(graph),
         "lags": dict(zip((e.name for e in graph.edges), _lags(graph, unbounded).tolist())),
+        "tensor_deep_bits": sum(graph.intermediate_bits.values()),
     }
     if mode in ("naive", "default"):
         depths = naive if mode == "naive" else dict.fromkeys(naive, DEFAULT_DEPTH)

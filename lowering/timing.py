@@ -129,8 +129,16 @@ def _beat(table: TimingTable, value: SSAValue) -> int:
     return max(1, -(-_it(value).token_bits // table.hbm_bits_per_cycle))
 
 
+def _sharing(op: DmaLoadOp) -> int:
+    """DMAs reading the same HBM argument: link.cfg maps an argument to one pseudo-channel, so
+    they split its bandwidth (modelled as an even share while all of them stream)."""
+    block = op.parent_block()
+    return sum(1 for other in (block.ops if block else ()) if isinstance(other, DmaLoadOp) and other.source == op.source) or 1
+
+
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
-    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * _beat(table, op.result)
+    beat = max(1, -(-_it(op.result).token_bits * _sharing(op) // table.hbm_bits_per_cycle))
+    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * beat
     return NodeSchedule({}, {op.result: times})
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from xdsl.dialects.builtin import ModuleOp
 from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
 from streamdsl.graph import Graph, node_name
 from streamdsl.graphviz import summary_html
+from streamdsl.sim.converter import slab_layout
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConverterRecord", "Design", "StreamRecord", "compile"]
 
-FIFO_SIZING = ("lp", "conservative", "naive", "default")
+FIFO_SIZING = ("min-bits", "lp", "conservative", "naive", "default")
 
 PIPELINE_GROUP = "streamdsl.compile"
 
@@ -53,12 +53,14 @@ class StreamRecord:
 
 @dataclass(frozen=True)
 class ConverterRecord:
-    """One layout converter of the design (the `converters` entries of report.json): its
-    ping-pong buffer of two banks of `buffer_shape`."""
+    """One layout converter of the design (the `converters` entries of report.json): `banks`
+    banks of `buffer_shape` (one slab each; two for ping-pong when there is more than one slab),
+    `bytes` in all, exactly what the emitted C++ allocates."""
 
     name: str
     buffer_shape: list[int]
     bytes: int
+    banks: int = 2
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -96,9 +98,10 @@ class Design:
         records = []
         for op in self.kernel.body.block.ops:
             if isinstance(op, ITensorConverterOp):
-                it = op.source.type.itensor  # type: ignore[attr-defined]
-                shape = list(op.buffer_shape.get_values()) if op.buffer_shape is not None else list(it.shape)
-                records.append(ConverterRecord(node_name(op), shape, 2 * (math.prod(shape) * it.dtype.bits // 8)))
+                src, dst = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
+                shared = op.shared_loops.value.data if op.shared_loops is not None else 0
+                layout = slab_layout(src, dst, shared)  # the emitter allocates from the same analysis
+                records.append(ConverterRecord(node_name(op), list(layout.box), layout.buffer_bytes(src.dtype.bits), layout.banks))
         return records
 
     def timed_simulation(self, depths: Mapping[str, int | None] | None = None) -> TimedResult:
@@ -144,11 +147,12 @@ def _kernel(module: ModuleOp) -> KernelOp:
     return kernels[0]
 
 
-def compile(prog: Any, fifo_sizing: str = "lp") -> Design:  # noqa: A001 - the public name is sd.compile
+def compile(prog: Any, fifo_sizing: str = "min-bits") -> Design:  # noqa: A001 - the public name is sd.compile
     """Plan the layout converters of `prog` (a DSL program, anything with `.module`, or a
     ModuleOp) and size every FIFO, on a copy (`prog` is not changed), and return the Design.
-    `fifo_sizing`: "lp" (the LP, no stall), "conservative" (LP after slowing every task to the
-    slowest, smaller FIFOs), "naive" (as deep as the tensor) or "default" (depth 2)."""
+    `fifo_sizing`: "min-bits" (fewest bits at the makespan of infinite FIFOs, checked by the timed
+    simulator), "lp" (the paper's LP, no task ever stalls), "conservative" (LP after slowing every
+    task to the slowest), "naive" (as deep as the tensor) or "default" (depth 2)."""
     if fifo_sizing not in FIFO_SIZING:
         raise ValueError(f"sd.compile: fifo_sizing={fifo_sizing!r} is unknown; choose one of {', '.join(FIFO_SIZING)}")
     module = prog if isinstance(prog, ModuleOp) else getattr(prog, "module", None)

@@ -131,6 +131,7 @@ class Edge:
     token_bits: int
     depth: int | None = None
     fixed: bool = False  # an internal link of a node (a converter's bank): not a FIFO to size
+    tensor_tokens: int | None = None  # distinct tiles of the tensor it carries (tokens less replays)
 
 
 class Graph:
@@ -142,6 +143,9 @@ class Graph:
         self.read_latency, self.free_latency = read_latency, free_latency
         self.tasks: dict[str, Task] = {}
         self.edges: list[Edge] = []
+        # bits of every intermediate tensor (written by one node, read by another, not through a
+        # DMA), once per tensor however often it is forked: the tensor-deep baseline
+        self.intermediate_bits: dict[str, int] = {}
 
     # -- building ------------------------------------------------------------------------------
 
@@ -201,8 +205,9 @@ class Graph:
         return sum(int(depths[e.name] or 0) * e.token_bits for e in self.fifos)
 
     def naive_depths(self) -> dict[str, int]:
-        """As deep as the tensor: every token of the edge fits."""
-        return {e.name: max(1, self.tokens(e)) for e in self.fifos}
+        """As deep as the tensor: every tile of the tensor fits (replays are not stored twice; an
+        edge built without a tensor counts its tokens)."""
+        return {e.name: max(1, e.tensor_tokens or self.tokens(e)) for e in self.fifos}
 
     def validate(self) -> Graph:
         names = [e.name for e in self.edges]
@@ -451,8 +456,39 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
         src_port, dst_port = _port(wire.producer_op, wire.value), _port(wire.consumer_op, wire.read)
         drain = schedules[wire.producer_op].drain
         src = drain_name(wire.producer) if drain is not None and wire.value in drain.writes else wire.producer
-        graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
+        edge = graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
+        edge.tensor_tokens = _tensor_tiles(wire.value)
+        if wire.producer_op.name != "dataflow.dma_load" and wire.consumer_op.name != "dataflow.dma_store":
+            root = _unforked(wire.value)
+            graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
     return graph.validate(), {wire.name: wire.value for wire in wires}
+
+
+def _unforked(value: SSAValue) -> SSAValue:
+    """The value a fork output copies (through forks and casts)."""
+    value = stream_root(value)
+    while getattr(value.owner, "name", None) == "dataflow.itensor_fork":
+        value = stream_root(value.owner.operands[0])  # type: ignore[union-attr]
+    return value
+
+
+def _itensor_of(value: SSAValue):  # noqa: ANN202 - an itensor or None
+    from streamdsl.dialects.dataflow import ITensorType, StreamOp
+
+    if isinstance(value.type, ITensorType):
+        return value.type.itensor
+    owner = value.owner
+    return owner.layout.itensor if isinstance(owner, StreamOp) and owner.layout is not None else None
+
+
+def _tensor_tiles(value: SSAValue) -> int | None:
+    it = _itensor_of(value)
+    return None if it is None else math.prod(-(-s // t) for s, t in zip(it.shape, it.tile))
+
+
+def _tensor_bits(value: SSAValue) -> int:
+    it = _itensor_of(value)
+    return 0 if it is None else it.num_elements * it.dtype.bits
 
 
 def drain_name(node: str) -> str:

@@ -1,7 +1,7 @@
 """`size-fifos`: choose every FIFO depth of each `dataflow.kernel` and write it into the IR.
 
-Depths come from `lowering.fifo_sizing` (mode `lp` by default; `conservative`, `naive`,
-`default`) over the U55C timing model. Where they go (docs/ir.md, "FIFO depths"):
+Depths come from `lowering.fifo_sizing` (mode `min-bits` by default; `lp`, `conservative`,
+`naive`, `default`) over the U55C timing model. Where they go (docs/ir.md, "FIFO depths"):
 - itensor level: a `depth` attribute on the op producing the stream, an i64 integer when the op
   has one result and `array<i64: ...>` (one entry per result) when it has several;
 - stream level: the `depth` of the `!dataflow.stream` type (and of the task block arguments that
@@ -28,7 +28,7 @@ from streamdsl.graph import Graph
 __all__ = ["SizeFifosPass", "size_kernel", "write_depths"]
 
 
-def size_kernel(kernel: KernelOp, mode: str = "lp") -> tuple[Graph, Sizing]:
+def size_kernel(kernel: KernelOp, mode: str = "min-bits") -> tuple[Graph, Sizing]:
     """Size the FIFOs of one kernel and write the depths into it; returns its timing graph too."""
     graph, values = kernel_graph(kernel, U55C)
     sizing = size_fifos(graph, mode)
@@ -64,11 +64,11 @@ def _retype_stream(value: SSAValue, depth: int) -> None:
 
 @dataclass(frozen=True)
 class SizeFifosPass(ModulePass):
-    """Size FIFOs with the LP (or `mode=conservative|naive|default`)."""
+    """Size FIFOs: fewest bits at the unbounded makespan (or `mode=lp|conservative|naive|default`)."""
 
     name = "size-fifos"
 
-    mode: str = "lp"
+    mode: str = "min-bits"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.mode not in MODES:

@@ -114,6 +114,15 @@ class SlabLayout:
     fresh: np.ndarray  # (src tokens per slab,): elements each source token adds to the bank
     missing: int | None  # a dst token (within the slab) needing data the slab's source never writes
 
+    @property
+    def banks(self) -> int:
+        """Banks the converter allocates: two (ping-pong) when there is more than one slab."""
+        return 2 if self.slabs > 1 else 1
+
+    def buffer_bytes(self, elem_bits: int) -> int:
+        """On-chip bytes of the converter: `banks` banks of one slab's box each."""
+        return self.banks * math.prod(self.box) * elem_bits // 8
+
 
 def slab_count(src: itensor, dst: itensor, shared_loops: int) -> int:
     """How many slabs a converter with `shared_loops` goes through (the product of the shared
@@ -223,7 +232,8 @@ class ConverterBuffer:
 
     @property
     def capacity(self) -> int:
-        return 2 * math.prod(self.buffer_shape)
+        """Elements the banks hold: one bank for a single slab, two (ping-pong) otherwise."""
+        return self.layout.banks * math.prod(self.buffer_shape)
 
     def _released(self, slab: int) -> bool:
         return self._popped >= (slab + 1) * self._nd and self._pushed >= (slab + 1) * self._ns

@@ -129,7 +129,7 @@ def matmul_chain(n: int, t: int, length: int = 4) -> Case:
             y = y @ b
         return y
 
-    return Case(chain, inputs(rand(n, n), rand(n, n) * 0.2), ref)
+    return Case(chain, inputs(rand(n, n), lambda rng: rand(n, n)(rng) * 0.2), ref)
 
 
 def atax(m: int, n: int, t: int) -> Case:

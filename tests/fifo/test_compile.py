@@ -49,7 +49,8 @@ def test_lp_design_runs_without_stall_in_both_simulators(name: str) -> None:
         assert record["peak_occupancy"][s.name] <= s.depth
     naive = sd.compile(case.program, fifo_sizing="naive")
     assert design.sizing.total_bits <= naive.sizing.total_bits
-    assert all(s.depth == s.tokens for s in naive.streams)
+    tiles = {e.name: e.tensor_tokens for e in naive.graph.fifos}
+    assert all(s.depth == tiles[s.name] <= s.tokens for s in naive.streams)  # as deep as the tensor, not its replays
     conservative = sd.compile(case.program, fifo_sizing="conservative")
     assert conservative.timed_simulation().deadlock is None
     simulate_with_stats(conservative.program, *arrays, depths=conservative.depths)  # no DeadlockError
@@ -57,7 +58,7 @@ def test_lp_design_runs_without_stall_in_both_simulators(name: str) -> None:
 
 def test_size_fifos_pass_rejects_unknown_modes() -> None:
     module = P.diamond(2, 64, 16).program.module.clone()
-    with pytest.raises(PassFailedException, match="size-fifos: mode 'fast' is unknown; choose one of lp, normal"):
+    with pytest.raises(PassFailedException, match="size-fifos: mode 'fast' is unknown; choose one of min-bits, lp, normal"):
         SizeFifosPass(mode="fast").apply(Context(), module)
     SizeFifosPass(mode="conservative").apply(Context(), module)
     assert any("depth" in op.attributes for op in module.walk())
@@ -106,7 +107,7 @@ def test_report_keys() -> None:
 
 def test_compile_errors() -> None:
     prog = P.diamond(2, 64, 16).program
-    with pytest.raises(ValueError, match="fifo_sizing='fast' is unknown; choose one of lp, conservative, naive, default"):
+    with pytest.raises(ValueError, match="fifo_sizing='fast' is unknown; choose one of min-bits, lp, conservative, naive, default"):
         sd.compile(prog, fifo_sizing="fast")
     with pytest.raises(TypeError, match="expected an @sd.dataflow program or a ModuleOp, got int"):
         sd.compile(3)

@@ -90,7 +90,7 @@ def test_lp_matches_brute_force_on_three_tasks() -> None:
             ok &= delta >= lag
             cost += w * delta
         best = cost[ok].min()
-        sizing = size_fifos(g)
+        sizing = size_fifos(g, "lp")
         shift = {n: sizing.starts[n] - run.start[n] for n in names}
         got = sum(w * (shift[e.dst] - shift[e.src]) for e, w in zip(g.edges, weights))
         assert got == pytest.approx(best)
@@ -121,7 +121,7 @@ def test_depth_two_deadlocks_or_stalls_reconvergent_graphs_and_lp_fixes_them() -
     for kind, seed in itertools.product(worse, range(12)):
         g = random_dag(kind, 30, seed)
         worse[kind] += _worse(g, dict.fromkeys((e.name for e in g.edges), 2))
-        fixed = simulate_timed(g, size_fifos(g).depths)
+        fixed = simulate_timed(g, size_fifos(g, "lp").depths)
         assert fixed.deadlock is None and fixed.makespan == simulate_unbounded(g).makespan
     print(f"depth 2 everywhere deadlocks or stalls: {worse} of 12 each")
     assert worse["diamond"] >= 8 and worse["nested"] >= 8
@@ -129,7 +129,7 @@ def test_depth_two_deadlocks_or_stalls_reconvergent_graphs_and_lp_fixes_them() -
 
 def test_each_lp_depth_is_exact_for_its_delay() -> None:
     g = layernorm_like()
-    run, sizing = simulate_unbounded(g), size_fifos(g)
+    run, sizing = simulate_unbounded(g), size_fifos(g, "lp")
     for e in g.edges:
         shifted = run.read_times[e.name] + (sizing.starts[e.dst] - run.start[e.dst]) - (sizing.starts[e.src] - run.start[e.src])
         assert sizing.depths[e.name] == max(1, slots_needed(run.write_times[e.name], shifted, g.free_latency))
@@ -141,7 +141,7 @@ def test_naive_and_default_modes_and_report() -> None:
     assert naive.depths == {"d01": T, "d12": T, "d02": T} and naive.total_bits == 3 * T * 32
     assert set(default.depths.values()) == {2}
     assert size_fifos(g, "normal").depths == size_fifos(g, "lp").depths
-    assert set(size_fifos(g).report()) == {"mode", "seconds", "total_bits", "naive_bits", "sim_peak_bits"}
+    assert set(size_fifos(g, "lp").report()) == {"mode", "seconds", "total_bits", "naive_bits", "tensor_deep_bits", "sim_peak_bits"}
 
 
 def test_conservative_mode_stretches_to_the_slowest_task() -> None:
@@ -157,7 +157,7 @@ def test_conservative_mode_stretches_to_the_slowest_task() -> None:
 
 def test_errors() -> None:
     g = paper_reconvergent()
-    with pytest.raises(ValueError, match="mode 'fast' is unknown; choose one of lp, normal"):
+    with pytest.raises(ValueError, match="mode 'fast' is unknown; choose one of min-bits, lp, normal"):
         size_fifos(g, "fast")
     cyc = Graph()
     cyc.add_task(Task("a", reads={"i": [0]}, writes={"o": [1]}))
@@ -165,7 +165,7 @@ def test_errors() -> None:
     cyc.connect("a", "o", "b", "i", 8)
     cyc.connect("b", "o", "a", "i", 8)
     with pytest.raises(GraphError, match="cycle through tasks"):
-        size_fifos(cyc)
+        size_fifos(cyc, "lp")
 
 
 @given(st.integers(1, 40), st.integers(1, 30), st.integers(1, 6), st.integers(1, 6), st.integers(0, 40))
