@@ -41,7 +41,7 @@ from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
 
-def compile(prog, fifo_sizing="lp"):  # noqa: A001 - the public name is sd.compile
+def compile(prog, fifo_sizing="min-bits"):  # noqa: A001 - the public name is sd.compile
     """Size the FIFOs of a program and return a `Design` (see `streamdsl.compiler.compile`)."""
     from streamdsl.compiler import compile as compile_program
 

@@ -1,0 +1,87 @@
+"""min-bits sizing (the default): the fewest FIFO bits at which the timed makespan equals that of
+infinite FIFOs, on the PolyBench ports, the DSL test programs and random DAGs; the makespan/memory
+trade-off curve; the emitted design runs in the functional simulator with those depths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import streamdsl as sd
+from dsl import polybench as PB
+from dsl import programs as P
+from lowering.fifo_sizing import size_fifos, tradeoff
+from streamdsl.sim.timed import simulate_timed, simulate_unbounded
+
+from .fifo_dags import random_dag
+
+PROGRAMS = {
+    **{f"polybench/{name}": (lambda name=name: PB.cases(32, 8)[name]) for name in PB.cases(32, 8)},
+    "diamond": lambda: P.diamond(2, 64, 16),
+    "layernorm": lambda: P.layernorm(4, 64, 16),
+    "transpose": lambda: P.transpose(32, 64, 16),
+    "fork_join": lambda: P.fork_join(2, 64, 16),
+    "gelu_mlp": lambda: P.gelu_mlp(32, 64, 16),
+}
+
+
+def _reaches(graph, depths: dict[str, int], makespan: int) -> bool:  # noqa: ANN001
+    run = simulate_timed(graph, depths)
+    return run.deadlock is None and run.makespan == makespan
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_min_bits_reaches_the_unbounded_makespan_with_the_fewest_bits(name: str) -> None:
+    case = PROGRAMS[name]()
+    design = sd.compile(case.program)  # min-bits is the default
+    graph, sizing = design.graph, design.sizing
+    makespan = simulate_unbounded(graph).makespan
+    assert sizing.mode == "min-bits" and sizing.makespan == makespan and _reaches(graph, sizing.depths, makespan)
+    assert sizing.total_bits <= size_fifos(graph, "lp").total_bits
+    for mode in ("conservative", "default"):
+        other = size_fifos(graph, mode)
+        if _reaches(graph, other.depths, makespan):
+            assert sizing.total_bits <= 1.1 * other.total_bits, mode
+    xs = case.inputs(np.random.default_rng(3))  # the functional simulator agrees: no deadlock, right numbers
+    got, want = design.simulate(*xs), case.reference(*xs)
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(w).max())))
+
+
+def test_every_fifo_is_as_small_as_the_makespan_allows_one_at_a_time() -> None:
+    """min-bits is a local minimum: shrinking any single FIFO by one slot stalls or deadlocks."""
+    graph = sd.compile(PB.gemver(32, 8).program).graph
+    sizing = size_fifos(graph)
+    makespan = simulate_unbounded(graph).makespan
+    for name, depth in sizing.depths.items():
+        if depth > 1:
+            assert not _reaches(graph, {**sizing.depths, name: depth - 1}, makespan), name
+
+
+def test_min_bits_on_random_dags_is_never_worse_than_the_lp() -> None:
+    for kind in ("diamond", "nested", "random"):
+        graph = random_dag(kind, 40, seed=7)
+        lp, best = size_fifos(graph, "lp"), size_fifos(graph)
+        makespan = simulate_unbounded(graph).makespan
+        assert best.total_bits <= lp.total_bits and _reaches(graph, best.depths, makespan)
+        assert best.simulations > 0
+
+
+def test_tradeoff_curve_trades_makespan_for_bits() -> None:
+    graph = sd.compile(PB.matmul_chain(32, 8).program).graph
+    makespan = simulate_unbounded(graph).makespan
+    curve = tradeoff(graph, slacks=(0.0, 0.1, 0.5))
+    assert [p.slack for p in curve] == [0.0, 0.1, 0.5] and curve[0].makespan == makespan
+    for point in curve:
+        assert point.makespan <= makespan * (1 + point.slack)
+    assert curve[-1].total_bits <= curve[0].total_bits
+    within = tradeoff(graph, slacks=(0.0, 0.5), bit_budget=curve[-1].total_bits)
+    assert within and all(p.total_bits <= curve[-1].total_bits for p in within)
+
+
+@pytest.mark.slow
+def test_2mm_at_1024_cubed_with_64_tiles_fits_on_chip() -> None:
+    design = sd.compile(PB.two_mm(1024, 64).program)
+    u55c_bits = int(42.6 * 2**20 * 8)
+    assert design.sizing.total_bits < u55c_bits < size_fifos(design.graph, "lp").total_bits
+    assert design.sizing.makespan == simulate_unbounded(design.graph).makespan
