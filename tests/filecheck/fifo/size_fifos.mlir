@@ -1,4 +1,5 @@
 // RUN: streamdsl-opt %s -p size-fifos | filecheck %s
+// RUN: streamdsl-opt %s -p 'size-fifos{mode="lp"}' | filecheck %s --check-prefix=LP
 // RUN: streamdsl-opt %s -p 'size-fifos{mode="conservative"}' | filecheck %s --check-prefix=CONS
 // RUN: streamdsl-opt %s -p 'size-fifos{mode="naive"}' | filecheck %s --check-prefix=NAIVE
 // RUN: streamdsl-opt %s -p 'size-fifos{mode="default"}' | filecheck %s --check-prefix=DEFAULT
@@ -67,13 +68,24 @@ func.func @center(%x: tensor<1x256xf32>) -> tensor<1x256xf32> {
   func.return %y : tensor<1x256xf32>
 }
 
+// min-bits (the default) lets `split` and `center` be back-pressured: the bypass holds 15 tiles
+// (the 16th waits in `split`) and nothing else needs more than one slot.
 // CHECK:      dataflow.dma_load %xa {depth = 1 : i64}
 // CHECK:      dataflow.task "split"
-// CHECK-SAME:   attributes {depth = array<i64: 8, 16>}
+// CHECK-SAME:   attributes {depth = array<i64: 1, 15>}
 // CHECK:      dataflow.task "rowsum"
 // CHECK-SAME:   attributes {depth = 1 : i64}
 // CHECK:      dataflow.task "center"
-// CHECK-SAME:   attributes {depth = 9 : i64}
+// CHECK-SAME:   attributes {depth = 1 : i64}
+
+// The LP never lets a task stall: `split` runs ahead of `rowsum` and `center` of the store.
+// LP:      dataflow.dma_load %xa {depth = 1 : i64}
+// LP:      dataflow.task "split"
+// LP-SAME:   attributes {depth = array<i64: 8, 16>}
+// LP:      dataflow.task "rowsum"
+// LP-SAME:   attributes {depth = 1 : i64}
+// LP:      dataflow.task "center"
+// LP-SAME:   attributes {depth = 9 : i64}
 
 // The conservative mode slows `split` to the pace of `rowsum`: less buffering between them.
 // CONS:      dataflow.dma_load %xa {depth = 10 : i64}

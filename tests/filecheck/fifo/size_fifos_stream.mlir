@@ -1,8 +1,14 @@
-// RUN: streamdsl-opt %s -p size-fifos | filecheck %s
+// RUN: streamdsl-opt %s -p 'size-fifos{mode="lp"}' | filecheck %s
+// RUN: streamdsl-opt %s -p size-fifos | filecheck %s --check-prefix=MIN
 // RUN: streamdsl-opt %s -p 'size-fifos{mode="naive"}' | filecheck %s --check-prefix=NAIVE
 
 // Stream level: the depth is part of the `!dataflow.stream` type, so it changes on the stream op
 // and on the task block arguments that receive it. `center` reads the row's sum before the row.
+
+// min-bits: `gen` may be back-pressured, so only the row `center` waits for stays buffered.
+// MIN:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
+// MIN-NEXT: %sb = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 15>
+// MIN-NEXT: %ss = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
 
 // CHECK:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 12>
 // CHECK-NEXT: %sb = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 16>
