@@ -63,9 +63,9 @@ def _summary(report: dict, out: object) -> str:
     lines = [
         f"{report['model']} {report['config']}: {len(report['kernels'][0]['tasks'])} tasks, "
         f"{len(report['streams'])} FIFOs, {len(report['converters'])} converters ({converter_bytes} B), {len(report['dmas'])} DMAs",
-        f"  FIFO sizing (LP, {sizing['seconds']:.3f} s): {sizing['total_bits']} bits "
+        f"  FIFO sizing ({sizing['mode']}, {sizing['seconds']:.3f} s): {sizing['total_bits']} bits "
         f"vs {sizing['naive_bits']} naive ({sizing['total_bits'] / max(sizing['naive_bits'], 1):.1%}), "
-        f"simulated peak {sizing['sim_peak_bits']}",
+        f"simulated peak {sizing['sim_peak_bits']}, every intermediate tensor {sizing['tensor_deep_bits']}",
         f"  on chip: {report['on_chip']['total_bits'] / 8 / 2**20:.2f} MiB of the U55C's "
         f"{report['on_chip']['device_bits'] / 8 / 2**20:.1f} MiB (FIFOs and converter buffers)",
         f"  functional simulation vs torch: max abs error {verification['sim_vs_torch_max_abs']:.3g} "
