@@ -136,3 +136,24 @@ def test_property_threaded_csim_stops_where_the_timed_simulator_does(spec: Spec,
     except CsimDeadlock:
         csim_deadlocked = True
     assert (design.timed_simulation(depths).deadlock is not None) == csim_deadlocked, (spec.source(), depths)
+
+
+def test_reconvergence_behind_two_bank_converters_with_three_slabs() -> None:
+    """Both branches of a fork are re-cut into row pairs (planned converters: three slabs cycling
+    through two banks, so the room link binds), one after a broadcast of the rows' total, and
+    zipped: every depth gives both simulators the same stops."""
+    from .random_programs import Node
+
+    spec = Spec(6, (Node("map", (0,), False), Node("regrid", (1,), False), Node("reduce", (1,), False),
+                    Node("bcast", (3, 1), True), Node("regrid", (4,), False), Node("zip", (2, 5), True)))  # fmt: skip
+    design = sd.compile(build(spec))
+    assert any(e.name.endswith(".room") for e in design.graph.edges)
+    rng = np.random.default_rng(0)
+    names = sorted(design.depths)
+    stops = set()
+    for _ in range(60):
+        depths = dict(zip(names, rng.integers(1, 8, len(names)).tolist()))
+        timed, functional = _timed_blocked(design, depths), _functional_blocked(design, depths, spec.n)
+        assert _same_stops(timed, functional), (depths, timed, functional)
+        stops.add(timed is None)
+    assert stops == {True, False}  # some depths deadlock, some do not
