@@ -6,7 +6,7 @@ write), two-input zips and broadcasts of a reduced row replayed N times (a one-b
 each reading its two inputs in a drawn order, splits writing two streams, and re-cuts of X into Y
 (a planned converter cycling through two banks of one row pair: N / 2 slabs). A value may feed
 several kernels (a fork) and reconverge; values no kernel reads are returned. Kernels need their
-source in a file, so `build` writes a module, runs it and plans its converters.
+source in a file, so `build` writes a module and runs it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import strategies as st
-from xdsl.context import Context
-
-from lowering.transforms.insert_converters import InsertConvertersPass
 
 _DIR = Path(tempfile.mkdtemp(prefix="sd_random_dags_"))
 atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
@@ -122,6 +119,4 @@ def specs(draw: st.DrawFn, max_nodes: int = 5) -> Spec:
 def build(spec: Spec):  # noqa: ANN201 - an sd.DataflowProgram
     path = _DIR / f"dag_{next(_COUNTER)}.py"
     path.write_text(spec.source())
-    prog = runpy.run_path(str(path))["prog"]
-    InsertConvertersPass().apply(Context(), prog.module)  # plan the converters, as `streamdsl compile` does
-    return prog
+    return runpy.run_path(str(path))["prog"]  # sd.compile plans its converters

@@ -92,7 +92,7 @@ def test_default_depths_deadlock_the_diamond_in_both_simulators() -> None:
 
 def test_conservative_design_is_deadlock_free_with_smaller_fifos() -> None:
     case = P.layernorm(4, 64, 16)
-    lp, conservative = sd.compile(case.program), sd.compile(case.program, fifo_sizing="conservative")
+    lp, conservative = sd.compile(case.program, fifo_sizing="lp"), sd.compile(case.program, fifo_sizing="conservative")
     res = conservative.timed_simulation()
     assert res.deadlock is None and res.makespan >= lp.timed_simulation().makespan
     assert conservative.sizing.total_bits <= lp.sizing.total_bits
