@@ -125,8 +125,9 @@ def _it(value: SSAValue):
     return value.type.itensor
 
 
-def _beat(table: TimingTable, value: SSAValue) -> int:
-    return max(1, -(-_it(value).token_bits // table.hbm_bits_per_cycle))
+def _beat(table: TimingTable, value: SSAValue, sharing: int = 1) -> int:
+    """Cycles per token of a DMA on a pseudo-channel it shares with `sharing - 1` others."""
+    return max(1, -(-_it(value).token_bits * sharing // table.hbm_bits_per_cycle))
 
 
 def _sharing(op: DmaLoadOp) -> int:
@@ -137,8 +138,7 @@ def _sharing(op: DmaLoadOp) -> int:
 
 
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
-    beat = max(1, -(-_it(op.result).token_bits * _sharing(op) // table.hbm_bits_per_cycle))
-    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * beat
+    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * _beat(table, op.result, _sharing(op))
     return NodeSchedule({}, {op.result: times})
 
 

@@ -287,3 +287,28 @@ func.func @f(%x: tensor<4x16xf32>) -> tensor<64xf32> {{
     assert concat.writes["out0"].tolist() == [1, 2, 3, 4]
     assert graph.tasks["reassociate(back)"].writes["out0"].tolist() == [1, 2, 3, 4]
     assert {e.name for e in graph.edges} == {"xs", "top", "bottom", "back", "f"}
+
+
+def test_two_dmas_of_one_argument_share_its_pseudo_channel() -> None:
+    """link.cfg gives each kernel argument one HBM pseudo-channel: two loads of %xa split it."""
+    rows = "!dataflow.itensor<1x16xf32, [4] * [16], (d0) -> (0, d0)>"
+    one = f"""
+func.func @f(%x: tensor<1x64xf32>, %w: tensor<1x64xf32>) -> (tensor<1x64xf32>, tensor<1x64xf32>) {{
+  %y, %z = dataflow.kernel "k"(%x, %w) : (tensor<1x64xf32>, tensor<1x64xf32>) -> (tensor<1x64xf32>, tensor<1x64xf32>) {{
+  ^bb0(%xa: tensor<1x64xf32>, %wa: tensor<1x64xf32>):
+    %a = dataflow.dma_load %xa : tensor<1x64xf32> -> {rows}
+    %b = dataflow.dma_load SECOND : tensor<1x64xf32> -> {rows}
+    %s1 = dataflow.dma_store %a : {rows} -> tensor<1x64xf32>
+    %s2 = dataflow.dma_store %b : {rows} -> tensor<1x64xf32>
+    dataflow.yield %s1, %s2 : tensor<1x64xf32>, tensor<1x64xf32>
+  }}
+  func.return %y, %z : tensor<1x64xf32>, tensor<1x64xf32>
+}}"""
+    apart, _ = kernel_graph(kernel_of(parse(one.replace("SECOND", "%wa"))))
+    shared, _ = kernel_graph(kernel_of(parse(one.replace("SECOND", "%xa"))))
+    beat = -(-16 * 32 // U55C.hbm_bits_per_cycle)
+    k = np.arange(4)
+    assert apart.tasks["dma_load(xa)"].writes["out0"].tolist() == (U55C.dma_latency + beat * k).tolist()
+    both = -(-2 * 16 * 32 // U55C.hbm_bits_per_cycle)
+    for name in ("dma_load(xa)", "dma_load(xa)#2"):
+        assert shared.tasks[name].writes["out0"].tolist() == (U55C.dma_latency + both * k).tolist()
