@@ -72,7 +72,7 @@ def fewest_bits_by_search(g: Graph) -> int:
 ])
 def test_lp_needs_no_more_bits_than_any_schedule_without_waits(build, params: dict[str, int]) -> None:
     g = build(**params)
-    sizing = size_fifos(g)
+    sizing = size_fifos(g, "lp")
     assert sizing.total_bits == sum(sizing.depths[e.name] * e.token_bits for e in g.edges)
     assert sizing.total_bits <= fewest_bits_by_search(g)
     assert 0 <= sizing.lp_seconds <= sizing.seconds  # CBC's time is part of the whole sizing's
@@ -128,5 +128,5 @@ def test_independent_parts_need_the_bits_they_need_alone(second: dict[str, int])
     """One part gains from delaying its packer, the other does not: neither 'no delay' nor
     'delay everything' is optimal for both, the LP must decide each on its own."""
     parts = [pack_late(), pack_late(**second)]
-    whole = size_fifos(side_by_side(*parts))
-    assert whole.total_bits == sum(size_fifos(part).total_bits for part in parts)
+    whole = size_fifos(side_by_side(*parts), "lp")
+    assert whole.total_bits == sum(size_fifos(part, "lp").total_bits for part in parts)
