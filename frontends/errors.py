@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streamdsl.errors import StreamdslError
 
-class FrontendError(Exception):
+
+class FrontendError(StreamdslError):
     """Base class of the importer's errors."""
 
 

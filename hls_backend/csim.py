@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from streamdsl.errors import StreamdslError, VerificationError
+
 __all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verification", "run_csim"]
 
 CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-I", "."]
@@ -22,11 +24,11 @@ DEADLOCK_EXIT = 3
 SCHEDULE_SEEDS = (1, 2, 3, 4)  # threaded csim runs these perturbed schedules too (csim_verification)
 
 
-class CsimError(RuntimeError):
+class CsimError(StreamdslError, RuntimeError):
     """Compiling or running the C simulation failed; the message holds the compiler/program output."""
 
 
-class CsimDeadlock(CsimError):
+class CsimDeadlock(CsimError, VerificationError):
     """The threaded C simulation deadlocked; `report` is the watchdog's list of blocked streams."""
 
     def __init__(self, message: str, report: str):

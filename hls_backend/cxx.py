@@ -11,11 +11,12 @@ from xdsl.ir import Attribute
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
 
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
+from streamdsl.errors import StreamdslError
 
 __all__ = ["HlsEmitError", "affine_c", "c_literal", "c_scalar", "flat_index", "ident", "np_dtype", "struct_name"]
 
 
-class HlsEmitError(ValueError):
+class HlsEmitError(StreamdslError, ValueError):
     """The HLS backend cannot translate something; the message names the op and what to do."""
 
 

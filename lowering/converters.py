@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from xdsl.ir.affine import AffineExpr, AffineMap
 
+from streamdsl.errors import StreamdslError
 from streamdsl.itensor import itensor
 from streamdsl.sim.converter import Loop, loops_of, shared_loop_prefix, slab_layout
 
 __all__ = ["ConverterError", "ConverterPlan", "plan", "split_type"]
 
 
-class ConverterError(ValueError):
+class ConverterError(StreamdslError, ValueError):
     """The two sides of an edge cannot be converted (different tensors, or data never written)."""
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import mip
 import numpy as np
 
+from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, Task
 from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded, slots_needed
 
@@ -51,7 +52,7 @@ SEARCH_EVENTS = 150_000
 CONSERVATIVE_TASKS = 400
 
 
-class FifoSizingError(RuntimeError):
+class FifoSizingError(StreamdslError, RuntimeError):
     """The LP could not be solved (names the mode and solver status)."""
 
 

@@ -48,6 +48,7 @@ from streamdsl.dialects.dataflow import (
     StreamWriteOp,
     TaskOp,
 )
+from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
 from streamdsl.opinfo import OPS
 from streamdsl.sim.converter import slab_layout
@@ -55,7 +56,7 @@ from streamdsl.sim.converter import slab_layout
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
 
 
-class TimingError(ValueError):
+class TimingError(StreamdslError, ValueError):
     """The timing model cannot schedule an op (names the task, the op and what to change)."""
 
 

@@ -36,7 +36,7 @@ from streamdsl.dsl import (
     zeros,
 )
 from streamdsl.dtypes import DType, bf16, f16, f32, i8, i32
-from streamdsl.errors import DeadlockError, DSLError, StreamError
+from streamdsl.errors import DeadlockError, DSLError, LimitError, OutputError, StreamdslError, StreamError, VerificationError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
@@ -49,8 +49,9 @@ def compile(prog, fifo_sizing="min-bits"):  # noqa: A001 - the public name is sd
 
 
 __all__ = [
-    "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "Out", "Program",
-    "StreamError", "Tensor", "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8", "iota",
+    "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "LimitError", "Out",
+    "OutputError", "Program", "StreamError", "StreamdslError", "Tensor", "VerificationError", "abs", "bf16",
+    "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8", "iota",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

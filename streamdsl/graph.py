@@ -23,6 +23,7 @@ import numpy as np
 from xdsl.dialects.builtin import ShapedType
 
 from streamdsl.dtypes import dtype_from_ir
+from streamdsl.errors import LimitError, StreamdslError
 
 if TYPE_CHECKING:
     from xdsl.ir import Operation, SSAValue
@@ -30,12 +31,13 @@ if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import KernelOp
 
 __all__ = [
-    "Edge", "Graph", "GraphError", "NodeSchedule", "Task", "TimingModel", "Wire", "drain_name", "graph_from_kernel",
+    "Edge", "Graph", "GraphError", "MAX_TIMED_TOKENS", "NodeSchedule", "Task", "TimingModel", "Wire",
+    "check_pass_through", "drain_name", "graph_from_kernel",
     "kernel_nodes", "node_name", "stream_root", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
 
-class GraphError(ValueError):
+class GraphError(StreamdslError, ValueError):
     """The graph is malformed (a dangling port, token counts that disagree, a cycle)."""
 
 
@@ -394,11 +396,25 @@ class Wire:
     read: SSAValue  # as the consumer reads it (maybe through casts)
 
 
+def check_pass_through(op: Operation) -> None:
+    """A cast is no process: its consumer reads the source FIFO as it is, which is right only if
+    both types stream the same tiles in the same order. Every backend calls this."""
+    source, result = op.operands[0].type, op.results[0].type
+    if source.itensor != result.itensor:  # type: ignore[attr-defined]
+        raise GraphError(
+            f"{op.name} from {source} to {result} reorders the stream, and backends pass tokens through a cast "
+            "unchanged; insert a converter (the insert-converters pass, `streamdsl-opt -p insert-converters`) "
+            "or cast only between equal itensor types"
+        )
+
+
 def kernel_nodes(kernel: KernelOp) -> list[tuple[Operation, str]]:
     """The ops that become processes (not casts, empties, yields), with unique names, in IR order."""
     seen: dict[str, int] = {}
     nodes = []
     for op in kernel.body.block.ops:
+        if op.name in _PASS_THROUGH:
+            check_pass_through(op)
         if op.name in _NOT_NODES or op.name in _PASS_THROUGH:
             continue
         name = node_name(op)
@@ -443,6 +459,7 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
     casts are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
     graph = Graph(timing.read_latency, timing.free_latency)
     nodes = kernel_nodes(kernel)
+    _check_event_budget(kernel)
     schedules = {op: timing.schedule(op) for op, _ in nodes}
     wires = wire_kernel(nodes, lambda op: schedules[op].streams("reads"), lambda op: schedules[op].streams("writes"))
     for op, name in nodes:
@@ -501,6 +518,23 @@ def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:
     writes = {_port(op, v): t for v, t in sched.writes.items()}
     order = None if sched.order is None else {_port(op, v): r for v, r in sched.order.items()}
     return Task(name, reads, writes, sched.latency, order)
+
+
+# The timing model lists the cycle of every token of every stream (8 bytes each, several arrays):
+# a kernel may have at most this many stream tokens in all (documented in docs/timing.md).
+MAX_TIMED_TOKENS = 2**24
+
+
+def _check_event_budget(kernel: KernelOp) -> None:
+    streams = [(v, v.type.itensor.num_tokens) for op in kernel.body.block.ops for v in op.results
+               if hasattr(v.type, "itensor")]
+    if streams and sum(n for _, n in streams) > MAX_TIMED_TOKENS:
+        value, tokens = max(streams, key=lambda vn: vn[1])
+        raise LimitError(
+            f"kernel @{kernel.sym_name.data}: its streams carry {sum(n for _, n in streams)} tokens in all, past the "
+            f"timing model's limit of {MAX_TIMED_TOKENS} (2^24); the largest is {value_label(value)} with {tokens} "
+            f"tokens of {value.type}. Use larger tiles or fewer reuse loops"
+        )
 
 
 def _port(op: Operation, value: SSAValue | str) -> str:

@@ -26,14 +26,15 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError
 
 from streamdsl.dtypes import DType
+from streamdsl.errors import LimitError, StreamdslError
 
 if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import ITensorType
 
-__all__ = ["ITensorError", "eval_affine", "itensor", "linear_form"]
+__all__ = ["INT64_MAX", "ITensorError", "MAX_ENUMERATED_TOKENS", "eval_affine", "itensor", "linear_form"]
 
 
-class ITensorError(ValueError):
+class ITensorError(StreamdslError, ValueError):
     """Invalid itensor parameters; the message names the offending field and value."""
 
 
@@ -149,12 +150,60 @@ def eval_affine(expr: AffineExpr, grids: Sequence[np.ndarray]) -> np.ndarray | i
     raise ValueError(f"affine expression {expr} is not supported (symbols are not allowed)")
 
 
+INT64_MAX = 2**63 - 1
+# Offsets of maps with mod/floordiv/ceildiv have no closed form here: they are enumerated, so such
+# an itensor may have at most this many tokens (documented in docs/ir.md). So may any stream
+# whose offsets are asked for (`offsets()`, `tokens()`, the simulators).
+MAX_ENUMERATED_TOKENS = 2**22
+
+
 def _positive_ints(field: str, values: Sequence[int], minimum: int = 1) -> tuple[int, ...]:
     values = tuple(values)
     for v in values:
-        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < minimum:
-            raise ITensorError(f"{field}: every entry must be an integer >= {minimum}, got {list(values)}")
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or not minimum <= v <= INT64_MAX:
+            raise ITensorError(f"{field}: every entry must be an integer >= {minimum} and < 2^63, got {list(values)}")
     return tuple(int(v) for v in values)
+
+
+def _check_divisors(map_: AffineMap) -> None:
+    """mod/floordiv/ceildiv only by a positive constant (as MLIR requires), never by zero."""
+
+    def walk(expr: AffineExpr) -> None:
+        if isinstance(expr, AffineConstantExpr) and abs(expr.value) > INT64_MAX:
+            raise ITensorError(f"map: constant {expr.value} in {map_} does not fit in int64")
+        if not isinstance(expr, AffineBinaryOpExpr):
+            return
+        walk(expr.lhs)
+        walk(expr.rhs)
+        if expr.kind in (AffineBinaryOpKind.Mod, AffineBinaryOpKind.FloorDiv, AffineBinaryOpKind.CeilDiv):
+            if not isinstance(expr.rhs, AffineConstantExpr) or expr.rhs.value <= 0:
+                raise ITensorError(
+                    f"map: {expr} in {map_} divides by {expr.rhs}; mod, floordiv and ceildiv need a positive constant"
+                )
+
+    for result in map_.results:
+        walk(result)
+
+
+def _magnitude(expr: AffineExpr, dims: Sequence[int]) -> int:
+    """An upper bound of |expr| and of every subexpression's |value| when |d_i| <= dims[i]."""
+    match expr:
+        case AffineDimExpr(position=pos):
+            return dims[pos]
+        case AffineConstantExpr(value=value):
+            return abs(value)
+        case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
+            a, b = _magnitude(lhs, dims), _magnitude(rhs, dims)
+            match kind:
+                case AffineBinaryOpKind.Add:
+                    return max(a, b, a + b)
+                case AffineBinaryOpKind.Mul:
+                    return max(a, b, a * b)
+                case AffineBinaryOpKind.Mod:
+                    return max(a, b)
+                case _:
+                    return max(a, b) + 1
+    raise ITensorError(f"map: affine expression {expr} is not supported (symbols are not allowed)")
 
 
 class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...)
@@ -187,6 +236,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         self.map = self._coerce_map(map)
         self._offsets: np.ndarray | None = None
         self._key: tuple[object, ...] | None = None
+        self._check_range()
         self._check_offsets()
 
     def _coerce_map(self, map_: object) -> AffineMap:
@@ -198,6 +248,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
             raise ITensorError(f"map: expected an affine map, its text or a lambda, got {map_!r}")
         if map_.num_symbols:
             raise ITensorError(f"map: must have no symbols, got {map_}")
+        _check_divisors(map_)
         if map_.num_dims != len(self.trips):
             raise ITensorError(
                 f"map: {map_} has {map_.num_dims} inputs but there are {len(self.trips)} loops "
@@ -209,6 +260,23 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                 f"{len(self.tile)}; the map needs one result per tensor dim"
             )
         return map_
+
+    def _check_range(self) -> None:
+        """Every offset, shape and intermediate value fits in int64 (numpy would wrap around), and
+        maps without a closed form stay small enough to enumerate."""
+        spans = [s * (t - 1) for s, t in zip(self.steps, self.trips)]
+        for dim, expr in enumerate(self.map.results):
+            if _magnitude(expr, spans) + self.tile[dim] > INT64_MAX:
+                raise ITensorError(
+                    f"map: {self} reaches offsets past 2^63 in dim {dim} (trips {list(self.trips)}, steps "
+                    f"{list(self.steps)}); offsets and shapes must fit in int64"
+                )
+        if linear_form(self.map) is None and self.num_tokens > MAX_ENUMERATED_TOKENS:
+            raise ITensorError(
+                f"map: {self} has {self.num_tokens} tokens and a map with mod/floordiv/ceildiv, whose offsets "
+                f"are enumerated; the limit is {MAX_ENUMERATED_TOKENS} (2^22) tokens. Use larger tiles or a "
+                "linear map"
+            )
 
     def _check_offsets(self) -> None:
         for dim, low in enumerate(self._bounds()[0]):
@@ -365,6 +433,11 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     def offsets(self) -> np.ndarray:
         """Tile offsets in stream order, an int array of shape (num_tokens, rank)."""
+        if self.num_tokens > MAX_ENUMERATED_TOKENS:
+            raise LimitError(
+                f"{self} has {self.num_tokens} tokens; listing its token offsets is limited to "
+                f"{MAX_ENUMERATED_TOKENS} (2^22) tokens. Use larger tiles or fewer reuse loops"
+            )
         if self._offsets is None:
             self._offsets = self._compute_offsets()
             self._offsets.setflags(write=False)

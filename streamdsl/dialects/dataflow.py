@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, Region, SSAValue, TypeAttribute
+from xdsl.ir import Attribute, Dialect, Operation, ParametrizedAttribute, Region, SSAValue, TypeAttribute
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     BaseAttr,
@@ -583,6 +583,44 @@ class KernelOp(IRDLOperation):
 
     def verify_(self) -> None:
         _check_region_signature(self, self.inputs, self.outputs)
+        _check_acyclic(self)
+        for op in self.body.block.ops:
+            _check_depth_attribute(op)
+
+
+def _check_acyclic(kernel: KernelOp) -> None:
+    """Every value is defined before it is used: a use of a later value is a cycle in the stream
+    graph, which no simulator, sizing model or HLS dataflow region can run."""
+    defined = set(kernel.body.block.args)
+    for op in kernel.body.block.ops:
+        for operand in op.operands:
+            if operand not in defined:
+                value = f"%{operand.name_hint}" if operand.name_hint else "a value"
+                raise VerifyException(
+                    f"{kernel.name} @{kernel.sym_name.data}: {op.name} reads {value} before "
+                    f"{getattr(operand.owner, 'name', 'its producer')} defines it: a cycle in the kernel's stream "
+                    "graph. Kernels must be acyclic (each op uses only values defined above it)"
+                )
+        defined.update(op.results)
+
+
+def _check_depth_attribute(op: Operation) -> None:
+    """A `depth` attribute (docs/ir.md) is a positive i64, or an array of them, one per result: the
+    one meaning the simulators, FIFO sizing and the HLS emitter share."""
+    attr = op.attributes.get("depth")
+    if attr is None:
+        return
+    if isinstance(attr, IntegerAttr) and len(op.results) == 1:
+        values = [attr.value.data]
+    elif isinstance(attr, DenseArrayBase) and attr.elt_type == i64:
+        values = list(attr.get_values())
+    else:
+        values = None
+    if values is None or len(values) != len(op.results) or any(not isinstance(v, int) or v < 1 for v in values):
+        raise VerifyException(
+            f"{op.name}: depth = {attr} must be a positive integer (`depth = 16 : i64`) for an op with one "
+            "result, or `array<i64: ...>` with one positive entry per result; a FIFO holds at least one token"
+        )
 
 
 @irdl_op_definition

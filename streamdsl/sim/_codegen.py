@@ -28,12 +28,13 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from streamdsl.dtypes import numpy_dtype
+from streamdsl.errors import StreamdslError
 from streamdsl.opinfo import NUMPY_HELPERS, OPS, OpInfo, template
 
 __all__ = ["CompileError", "Emitter", "round_bf16"]
 
 
-class CompileError(ValueError):
+class CompileError(StreamdslError, ValueError):
     """An op the functional simulator cannot execute; the message names the op and the task."""
 
 

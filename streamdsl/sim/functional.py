@@ -42,8 +42,8 @@ from streamdsl.dialects.dataflow import (
     YieldOp,
 )
 from streamdsl.dtypes import numpy_dtype
-from streamdsl.errors import DeadlockError, StreamError
-from streamdsl.graph import node_name, value_label
+from streamdsl.errors import DeadlockError, StreamdslError, StreamError
+from streamdsl.graph import GraphError, check_pass_through, node_name, value_label
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.sim import _runtime as rt
 from streamdsl.sim._codegen import CompileError, constant_value
@@ -52,7 +52,7 @@ from streamdsl.sim._runtime import ANY, EMPTY, FULL, Fifo, Process
 __all__ = ["SimStats", "StreamStats", "TaskFailure", "simulate", "simulate_with_stats"]
 
 
-class TaskFailure(RuntimeError):
+class TaskFailure(StreamdslError, RuntimeError):
     """A task body raised while running (e.g. a shape error); names the task and the op."""
 
 
@@ -272,6 +272,7 @@ class _Kernel:
             case ITensorJoinOp():
                 self._join(op)
             case ITensorCastOp():
+                check_pass_through(op)
                 self.fifos[op.result] = self.fifos[op.source]  # a retype: the consumer reads the source FIFO
             case ITensorReassociateOp():
                 proc = self._proc(op)
@@ -411,7 +412,7 @@ class _Kernel:
                 depth = default
             fifo.depth = math.inf if depth is None else depth
             if fifo.depth < 1:
-                raise ValueError(f"stream {fifo.name}: depth must be >= 1, got {fifo.depth}")
+                raise GraphError(f"stream {fifo.name}: depth must be >= 1, got {fifo.depth}")
 
     # -- running ------------------------------------------------------------------------------------
 

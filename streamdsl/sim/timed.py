@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamdsl.errors import DeadlockError
-from streamdsl.graph import CompiledGraph, Graph
+from streamdsl.errors import DeadlockError, LimitError
+from streamdsl.graph import MAX_TIMED_TOKENS, CompiledGraph, Graph, GraphError
 
 __all__ = ["Activity", "TimedResult", "activity", "simulate_timed", "simulate_unbounded", "slots_needed"]
 
@@ -62,16 +62,28 @@ def _depth_list(graph: Graph, depths: Mapping[str, int | None] | None) -> list[i
     for e in graph.edges:
         d = depths.get(e.name, e.depth) if depths is not None and not e.fixed else e.depth
         if d is not None and d < 1:
-            raise ValueError(f"edge {e.name}: depth must be >= 1, got {d}")
+            raise GraphError(f"edge {e.name}: depth must be >= 1, got {d}")
         out.append(UNBOUNDED if d is None else int(d))
     return out
 
 
 def simulate_timed(
-    graph: Graph, depths: Mapping[str, int | None] | None = None, *, raise_on_deadlock: bool = False
+    graph: Graph,
+    depths: Mapping[str, int | None] | None = None,
+    *,
+    raise_on_deadlock: bool = False,
+    max_events: int = MAX_TIMED_TOKENS * 2,
 ) -> TimedResult:
-    """Simulate with bounded FIFOs: `depths[name]`, else the edge's own depth, else unbounded."""
+    """Simulate with bounded FIFOs: `depths[name]`, else the edge's own depth, else unbounded.
+
+    `max_events` bounds the work (one event per token read or written): past it, a LimitError."""
     cg = graph.compiled
+    events = sum(len(t) for t in cg.times)
+    if events > max_events:
+        raise LimitError(
+            f"timed simulation of {len(cg.task_names)} tasks needs {events} events, past its budget of "
+            f"{max_events}; raise max_events or use larger tiles"
+        )
     depth = _depth_list(graph, depths)
     state = _run(cg, depth, graph.read_latency, graph.free_latency)
     result = _result(cg, state, depth)
