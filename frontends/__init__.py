@@ -7,14 +7,23 @@
     logits, *kv = prog.reference(*[t.numpy() for t in inputs])
 """
 
-from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
+from frontends.errors import (
+    DataDependentControlFlowError,
+    DynamicShapeError,
+    FrontendError,
+    ModelError,
+    UnsupportedOp,
+    UnsupportedOpError,
+)
 from frontends.program import ImportedProgram, TensorSpec
 from frontends.torch_import import from_torch, import_exported
 
 __all__ = [
+    "DataDependentControlFlowError",
     "DynamicShapeError",
     "FrontendError",
     "ImportedProgram",
+    "ModelError",
     "TensorSpec",
     "UnsupportedOp",
     "UnsupportedOpError",

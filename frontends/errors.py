@@ -45,3 +45,19 @@ class DynamicShapeError(FrontendError):
             + ". Export with static example shapes, or give each dynamic dim a maximum "
             "(torch.export.Dim(name, max=N)); the program is then specialised to the maximum."
         )
+
+
+class ModelError(FrontendError, ValueError):
+    """A model, its options or its weights do not fit together (names the option or tensor)."""
+
+
+class DataDependentControlFlowError(FrontendError):
+    """The model branches on tensor values, which a static dataflow graph cannot express."""
+
+    def __init__(self, location: str, code: str, detail: str):
+        self.location, self.code = location, code
+        super().__init__(
+            f"data-dependent control flow at {location}" + (f": {code}" if code else "")
+            + f" ({detail}). A dataflow accelerator runs one static graph: compute both branches and select "
+            "with torch.where, or make the condition depend on shapes only."
+        )

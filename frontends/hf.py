@@ -23,6 +23,9 @@ from pathlib import Path
 
 import torch
 import transformers
+from safetensors import SafetensorError
+
+from frontends.errors import ModelError
 
 FAMILIES = ("gpt2", "llama", "qwen2", "gemma")
 SIZES = ("tiny", "small", "paper")
@@ -45,7 +48,7 @@ def _shape(family: str, size: str) -> dict:
         return dict(_SMALL)
     if size == "paper":
         return dict(_PAPER[family])
-    raise ValueError(f"unknown size {size!r}: choose one of {SIZES}")
+    raise ModelError(f"unknown size {size!r}: choose one of {SIZES}")
 
 
 def _gpt2(s: dict, size: str):
@@ -100,9 +103,14 @@ _BUILDERS: dict[str, Callable] = {"gpt2": _gpt2, "llama": _llama, "qwen2": _qwen
 def config(family: str, size: str = "tiny", *, num_layers: int | None = None):
     """The transformers (model class, config) of a zoo entry."""
     if family not in _BUILDERS:
-        raise ValueError(f"unknown model family {family!r}: choose one of {FAMILIES}")
+        raise ModelError(f"unknown model family {family!r}: choose one of {FAMILIES}")
     shape = _shape(family, size)
     if num_layers is not None:
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= shape["layers"]:
+            raise ModelError(
+                f"--layers {num_layers}: {family}-{size} has {shape['layers']} decoder layers; keep between 1 and "
+                f"{shape['layers']}"
+            )
         shape["layers"] = num_layers
     cls, cfg = _BUILDERS[family](shape, size)
     if family == "gemma" and num_layers is not None:
@@ -132,12 +140,18 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     """Loads every `*.safetensors` file of `directory` into `model` (strict: names must match)."""
     from safetensors.torch import load_file
 
+    if not Path(directory).is_dir():
+        raise ModelError(f"--weights {directory}: not a directory; give a directory of *.safetensors files")
     files = sorted(Path(directory).glob("*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"no *.safetensors file in {directory}")
+        raise ModelError(f"--weights {directory}: no *.safetensors file in it")
     state: dict[str, torch.Tensor] = {}
     for f in files:
-        state.update(load_file(f))
+        try:
+            state.update(load_file(f))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelError(f"{f}: not a readable safetensors file ({err}); re-save the checkpoint") from None
+    _check_checkpoint(model, state, directory)
     missing, unexpected = model.load_state_dict(state, strict=False)
     # A checkpoint stores tied weights (embedding = lm_head) once: the other name is not missing.
     model.tie_weights()
@@ -145,8 +159,23 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     loaded = {params[k].data_ptr() for k in state if k in params}
     missing = [k for k in missing if k not in params or params[k].data_ptr() not in loaded]
     if missing or unexpected:
-        raise ValueError(f"weights in {directory} do not fit the model: missing {sorted(missing)}, "
+        raise ModelError(f"weights in {directory} do not fit the model: missing {sorted(missing)}, "
                          f"unexpected {sorted(unexpected)}")
+
+
+def _check_checkpoint(model: torch.nn.Module, state: dict[str, torch.Tensor], directory: str | Path) -> None:
+    """Float tensors whose shapes are the model's: an integer checkpoint would be cast silently
+    (all-zero logits) and a shape mismatch would end in torch's own error."""
+    if bad := sorted(f"{k} ({t.dtype})" for k, t in state.items() if not t.is_floating_point()):
+        raise ModelError(
+            f"weights in {directory} hold non-float tensors: {', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''}; "
+            "the importer runs float32 models: give a float16/bfloat16/float32 checkpoint"
+        )
+    expected = model.state_dict()
+    if wrong := [f"{k} {list(t.shape)} (the model has {list(expected[k].shape)})" for k, t in state.items()
+                 if k in expected and t.shape != expected[k].shape]:
+        raise ModelError(f"weights in {directory} do not fit the model's shapes: {'; '.join(wrong[:4])}; "
+                         "check --size and --layers against the checkpoint's config")
 
 
 def save_weights(model: torch.nn.Module, directory: str | Path) -> Path:
@@ -216,15 +245,25 @@ def _example_inputs(model: torch.nn.Module, past_len: int, seq_len: int, positio
     return tuple(inputs)
 
 
+def _check_positions(model: torch.nn.Module, option: str, count: int, extra: int, too_few: str) -> None:
+    """`count` tokens (plus `extra` new ones) must be at least one and fit the model's positions."""
+    limit = model.config.max_position_embeddings - extra
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ModelError(f"{option} {count}: {too_few}")
+    if count > limit:
+        raise ModelError(f"{option} {count}: the model has {model.config.max_position_embeddings} positions; "
+                         f"give at most {limit}")
+
+
 def decode_step(model: torch.nn.Module, past_len: int, *, position_input: bool = False, seed: int = 0):
     """(module, example_inputs) for decoding one token after `past_len` cached tokens."""
-    if past_len < 1:
-        raise ValueError("decode_step needs past_len >= 1; use prefill() for a prompt without a cache")
+    _check_positions(model, "--past", past_len, 1, "decode_step needs past_len >= 1; use prefill() for a prompt without a cache")
     module = KVStep(model, past_len, 1, position_input)
     return module, _example_inputs(model, past_len, 1, position_input, seed)
 
 
 def prefill(model: torch.nn.Module, seq_len: int, *, position_input: bool = False, seed: int = 0):
     """(module, example_inputs) for a prompt of `seq_len` tokens with an empty cache."""
+    _check_positions(model, "--tokens", seq_len, 0, "prefill needs seq_len >= 1")
     module = KVStep(model, 0, seq_len, position_input)
     return module, _example_inputs(model, 0, seq_len, position_input, seed)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import re
 import time
+import traceback
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 from torch.fx import Node
 from torch.fx.node import map_arg
 from torch.utils._sympy.numbers import int_oo
@@ -26,7 +29,14 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
-from frontends.errors import DynamicShapeError, FrontendError, UnsupportedOp, UnsupportedOpError
+from frontends.errors import (
+    DataDependentControlFlowError,
+    DynamicShapeError,
+    FrontendError,
+    ModelError,
+    UnsupportedOp,
+    UnsupportedOpError,
+)
 from frontends.ops import LOWERINGS
 from frontends.ops.registry import TORCH_TO_XDSL, element_type
 from frontends.program import ImportedProgram, TensorSpec
@@ -58,6 +68,15 @@ def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None
 
     Runtime inputs are named after `input_names`, else the module's `input_names` attribute,
     else the argument names of its `forward`."""
+    if not isinstance(module, torch.nn.Module):
+        raise ModelError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
+    if not args:
+        raise ModelError(
+            f"from_torch({type(module).__name__}): give example inputs, from_torch(model, *tensors); the "
+            "importer traces the model on them and specialises the program to their shapes"
+        )
+    if bad := [i for i, a in enumerate(args) if not isinstance(a, torch.Tensor)]:
+        raise ModelError(f"from_torch: example input(s) {bad} are not torch tensors; pass tensors only")
     with no_gc():
         return _from_torch(module, args, dynamic_shapes, name, input_names)
 
@@ -99,13 +118,26 @@ def _stack_traces(enabled: bool):
 
 
 def _export(module: torch.nn.Module, args: tuple, dynamic_shapes) -> ExportedProgram:
-    ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
+    try:
+        ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
+    except GuardOnDataDependentSymNode as err:
+        raise _data_dependent(err) from None
     if dynamic_shapes is None:
         return ep
     maxima = _dynamic_maxima(ep)
     # The accelerator has static shapes: re-export at the maximum of every dynamic dim.
     resized = tuple(_resize(a, maxima[i]) if i in maxima else a for i, a in enumerate(args))
     return torch.export.export(module, resized, strict=False)
+
+
+def _data_dependent(err: Exception) -> DataDependentControlFlowError:
+    """Name the model's source line: the innermost frame of the traceback outside torch."""
+    torch_dir = str(Path(torch.__file__).parent)
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(torch_dir)]
+    frame = frames[-1] if frames else None
+    location = f"{frame.filename}:{frame.lineno} in {frame.name}" if frame else "<unknown location>"
+    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return DataDependentControlFlowError(location, (frame.line or "") if frame else "", detail)
 
 
 def _dynamic_maxima(ep: ExportedProgram) -> dict[int, dict[int, int]]:

@@ -4,6 +4,7 @@ itensor types (`sd.itensor`), the `dataflow` xDSL dialect, the Python DSL (`@sd.
 `@sd.dataflow`), the functional and timed simulators, and `sd.compile`.
 """
 
+import streamdsl.xdsl_fixes  # noqa: F401 - patches xDSL's lexer before any parsing
 from streamdsl.dsl import (
     DataflowProgram,
     Kernel,

@@ -43,6 +43,8 @@ def parse_affine_map(text: str) -> AffineMap:
         return Parser(Context(), text).parse_affine_map()
     except ParseError as err:
         raise ITensorError(f"map: cannot parse {text!r} as an affine map ({err.msg})") from None
+    except (NotImplementedError, ZeroDivisionError) as err:  # xDSL on `d0 mod d1`, or folding `4 mod 0`
+        raise ITensorError(f"map: {text!r}: {err}; mod, floordiv and ceildiv need a positive constant") from None
 
 
 def linear_form(map_: AffineMap) -> tuple[np.ndarray, np.ndarray] | None:
@@ -426,7 +428,14 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         return True
 
     def _coverage_is(self, times: int) -> bool:
-        counts = np.zeros(self.shape, dtype=np.int64)
+        if self.num_tokens * self.token_elements != self.num_elements * times:  # too few or too many elements
+            return False
+        if self.num_elements > MAX_ENUMERATED_TOKENS * 4:
+            raise LimitError(
+                f"{self}: deciding whether its tiles cover the tensor exactly counts every element, limited to "
+                f"{MAX_ENUMERATED_TOKENS * 4} (2^24) elements for this kind of map; it has {self.num_elements}"
+            )
+        counts = np.zeros(self.shape, dtype=np.int32)
         for s in self.slices():
             counts[s] += 1
         return bool((counts == times).all())

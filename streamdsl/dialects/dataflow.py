@@ -130,7 +130,11 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             parser.parse_punctuation("*")
             steps = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_integer)
             parser.parse_punctuation(",")
-            map_ = parser.parse_affine_map()
+            start = parser.pos
+            try:
+                map_ = parser.parse_affine_map()
+            except (NotImplementedError, ZeroDivisionError) as err:  # `d0 mod d1`, or folding `4 mod 0`
+                parser.raise_error(f"invalid itensor map: {err}; mod, floordiv and ceildiv need a positive constant", start)
         return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_))
 
     def print_parameters(self, printer: Printer) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from frontends import DynamicShapeError, UnsupportedOpError, from_torch
+from frontends import DataDependentControlFlowError, DynamicShapeError, ModelError, UnsupportedOpError, from_torch
 
 
 class SpectralSort(nn.Module):
@@ -85,3 +85,24 @@ def test_non_tensor_output_is_refused():
 
     with pytest.raises(Exception, match="not a tensor"):
         from_torch(Shape(), torch.randn(2))
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # MARK: branch
+            return x * 2
+        return x - 1
+
+
+def test_data_dependent_control_flow_names_the_model_line():
+    lines, start = inspect.getsourcelines(Branchy)
+    line = start + next(i for i, text in enumerate(lines) if "MARK: branch" in text)
+    with pytest.raises(DataDependentControlFlowError, match=rf"test_frontend_errors.py:{line} in forward: if x.sum\(\) > 0"):
+        from_torch(Branchy(), torch.ones(3))
+
+
+def test_from_torch_needs_example_inputs():
+    with pytest.raises(ModelError, match=r"from_torch\(Branchy\): give example inputs"):
+        from_torch(Branchy())
+    with pytest.raises(ModelError, match=r"example input\(s\) \[1\] are not torch tensors"):
+        from_torch(Branchy(), torch.ones(3), [1, 2])
