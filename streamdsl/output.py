@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -37,17 +38,21 @@ def check_output_dir(target: str | os.PathLike[str], force: bool = False) -> Pat
     """The absolute path of `target` if a command may replace it; else an `OutputError` (before any
     work is done, so a bad `--out` costs nothing)."""
     path = Path(os.path.abspath(target))
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        what = "a symbolic link" if path.is_symlink() else "a file"
+    try:
+        mode: int | None = os.lstat(path).st_mode  # one look: a concurrent writer may move it meanwhile
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "a file"
         raise OutputError(f"output path {path} is {what}, not a directory; choose a directory path for the output")
     if Path.cwd() == path or path in Path.cwd().parents:
         raise OutputError(f"output directory {path} contains the current directory; choose a path inside it or elsewhere")
-    if path.is_dir() and not force:
+    if mode is not None and not force:
         _check_replaceable(path)
-    existing = path if path.is_dir() else next(p for p in path.parents if p.exists())
+    existing = path.parent if mode is not None else next(p for p in path.parents if p.exists())
     if not existing.is_dir():
         raise OutputError(f"cannot create output directory {path}: {existing} is a file")
-    writable = path.parent if path.is_dir() else existing
+    writable = existing
     if not os.access(writable, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write output directory {path}: {writable} is not writable; choose another path")
     return path
