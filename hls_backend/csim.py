@@ -16,7 +16,7 @@ import numpy as np
 
 from streamdsl.errors import StreamdslError, VerificationError
 
-__all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verification", "run_csim"]
+__all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verification", "cxx_compiler", "run_csim"]
 
 CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-I", "."]
 _SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "include/hls_stream.h"]
@@ -36,7 +36,7 @@ class CsimDeadlock(CsimError, VerificationError):
         self.report = report
 
 
-def _cxx() -> str:
+def cxx_compiler() -> str:
     cxx = os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
         raise CsimError(f"C simulation needs a C++17 compiler: {cxx!r} is not on PATH (set CXX or install g++)")
@@ -52,7 +52,7 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
         return exe
     exe.parent.mkdir(exist_ok=True)
     staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
-    cmd = [_cxx(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []), "kernel.cpp", "tb.cpp", "-o", str(staged.relative_to(project))]
+    cmd = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []), "kernel.cpp", "tb.cpp", "-o", str(staged.relative_to(project))]
     proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
     if proc.returncode:
         staged.unlink(missing_ok=True)

@@ -37,7 +37,7 @@ from streamdsl.dsl import (
     zeros,
 )
 from streamdsl.dtypes import DType, bf16, f16, f32, i8, i32
-from streamdsl.errors import DeadlockError, DSLError, LimitError, OutputError, StreamdslError, StreamError, VerificationError
+from streamdsl.errors import DeadlockError, DSLError, LimitError, OutputError, StreamdslError, StreamError, UsageError, VerificationError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
@@ -51,8 +51,9 @@ def compile(prog, fifo_sizing="min-bits"):  # noqa: A001 - the public name is sd
 
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "LimitError", "Out",
-    "OutputError", "Program", "StreamError", "StreamdslError", "Tensor", "VerificationError", "abs", "bf16",
-    "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8", "iota",
+    "OutputError", "Program", "StreamError", "StreamdslError", "Tensor", "UsageError", "VerificationError",
+    "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8",
+    "iota",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

@@ -10,7 +10,8 @@ else that escapes is an internal error (exit 3). The older classes keep their bu
 from __future__ import annotations
 
 __all__ = [
-    "DSLError", "DeadlockError", "LimitError", "OutputError", "StreamError", "StreamdslError", "VerificationError",
+    "DSLError", "DeadlockError", "LimitError", "OutputError", "StreamError", "StreamdslError", "UsageError",
+    "VerificationError",
 ]  # fmt: skip
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
@@ -31,6 +32,10 @@ class VerificationError(StreamdslError):
 class LimitError(StreamdslError, ValueError):
     """A size past a documented limit (tokens enumerated, simulated events, int64 range); the
     message names the type, loop or task and the limit."""
+
+
+class UsageError(StreamdslError, ValueError):
+    """A bad command-line option or input file (missing, not text, an unknown pass)."""
 
 
 class OutputError(StreamdslError):

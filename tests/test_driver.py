@@ -52,7 +52,7 @@ def test_unknown_program_is_a_usage_error(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
+def test_failed_stage_leaves_no_output_and_is_an_internal_error(tmp_path, monkeypatch, capsys):
     import toolchain.driver as driver
 
     def broken(*_args, **_kwargs):
@@ -60,8 +60,10 @@ def test_failed_stage_leaves_no_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(driver, "graph_to_dot", broken)
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match="solver crashed"):
-        main(["-q", "compile", "--size", "tiny", "--out", str(out)])
+    assert main(["-q", "compile", "--size", "tiny", "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: solver crashed" in err and "run again with -v" in err
+    assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 
 

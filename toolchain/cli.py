@@ -1,17 +1,22 @@
-"""`streamdsl`: the command line. Exit codes: 0 success, 1 verification failed, 2 usage or input error."""
+"""`streamdsl`: the command line. Exit codes: 0 success, 1 verification failed, 2 usage or input error,
+3 internal error (a bug: `-v` shows its traceback)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from xdsl.utils.exceptions import DiagnosticException, ParseError
+
+from streamdsl.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, StreamdslError
 from toolchain.progress import Progress
 
-__all__ = ["main"]
+__all__ = ["main", "report_errors"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
 
 
 def cmd_itensor(args: argparse.Namespace, console: Progress) -> int:
@@ -42,15 +47,22 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
     from toolchain.driver import compile_example
     from toolchain.examples import EXAMPLES
 
+    from streamdsl.errors import UsageError
+    from streamdsl.output import check_output_dir
+
     if args.program not in EXAMPLES:
         known = ", ".join(EXAMPLES)
-        print(f"streamdsl compile: unknown program {args.program!r}; built-in programs: {known}. Hugging Face "
-              "models import with `streamdsl import FAMILY`; lowering them to kernels is not available yet.", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"unknown program {args.program!r}; built-in programs: {known}. Hugging Face "
+                         "models import with `streamdsl import FAMILY`; lowering them to kernels is not available yet.")
+    out = Path(args.out or f"out/{args.program}-{args.size}")
+    check_output_dir(out, args.force)  # before any work: a bad --out costs nothing
+    if args.csim:
+        from hls_backend import cxx_compiler
+
+        cxx_compiler()
     hidden, ffn, tile = SIZES[args.size]
     example = EXAMPLES[args.program](hidden, ffn, tile)
-    out = Path(args.out or f"out/{args.program}-{args.size}")
-    result = compile_example(example, out, console, seed=args.seed, csim=args.csim)
+    result = compile_example(example, out, console, seed=args.seed, csim=args.csim, force=args.force)
     print(_summary(result.report, out))
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
@@ -67,7 +79,7 @@ def _summary(report: dict, out: object) -> str:
         f"vs {sizing['naive_bits']} naive ({sizing['total_bits'] / max(sizing['naive_bits'], 1):.1%}), "
         f"simulated peak {sizing['sim_peak_bits']}, every intermediate tensor {sizing['tensor_deep_bits']}",
         f"  on chip: {report['on_chip']['total_bits'] / 8 / 2**20:.2f} MiB of the U55C's "
-        f"{report['on_chip']['device_bits'] / 8 / 2**20:.1f} MiB (FIFOs and converter buffers)",
+        f"{report['on_chip']['device_bits'] / 8 / 2**20:.1f} MiB (FIFOs, converter and task-local buffers)",
         f"  functional simulation vs torch: max abs error {verification['sim_vs_torch_max_abs']:.3g} "
         f"(max |y| {verification['torch_max_abs']:.3g})",
         f"  timed simulation: {timed['makespan_cycles']} cycles (unbounded FIFOs: {timed['unbounded_makespan_cycles']}), "
@@ -131,23 +143,17 @@ def cmd_import(args: argparse.Namespace, console: Progress) -> int:
     import numpy as np
     import torch
 
-    from frontends import FrontendError, from_torch, hf
-    from streamdsl.output import atomic_output_dir
+    from frontends import from_torch, hf
+    from streamdsl.output import atomic_output_dir, check_output_dir
 
+    if args.out:
+        check_output_dir(args.out, args.force)  # before any work
     warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
     console.step(f"building {args.family} ({args.size}) from its config with random weights")
-    try:
-        model = hf.build(args.family, args.size, num_layers=args.layers, weights=args.weights)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"streamdsl import: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    model = hf.build(args.family, args.size, num_layers=args.layers, weights=args.weights)
     module, inputs = hf.prefill(model, args.tokens) if args.prefill else hf.decode_step(model, args.past)
     console.step("exporting, decomposing to core ATen and importing to linalg")
-    try:
-        prog = from_torch(module, *inputs)
-    except FrontendError as err:
-        print(f"streamdsl import: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    prog = from_torch(module, *inputs)
     console.step("running the imported IR on numpy and the model in PyTorch eager")
     with torch.no_grad():
         expected = [t.numpy() for t in module(*inputs)]
@@ -159,7 +165,7 @@ def cmd_import(args: argparse.Namespace, console: Progress) -> int:
     print(f"{args.family}-{args.size} {'prefill' if args.prefill else 'decode'}: max abs error {error:.3g} "
           f"vs max |logit| {scale:.3g} ({'ok' if passed else 'FAILED'}, tolerance 1e-4 relative)")
     if args.out:
-        with atomic_output_dir(args.out) as staging:
+        with atomic_output_dir(args.out, args.force) as staging:
             (staging / "imported.mlir").write_text(str(prog.module) + "\n")
             summary = {"model": args.family, "size": args.size, "max_abs_error": error, "max_abs_logit": scale}
             (staging / "import.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -176,6 +182,20 @@ def _add_import_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--past", type=int, default=8, help="cached tokens of the decode step (default 8)")
     parser.add_argument("--tokens", type=int, default=8, help="prompt length of the prefill step (default 8)")
     parser.add_argument("--out", metavar="DIR", help="write DIR/imported.mlir and DIR/import.json")
+    _add_force_arg(parser)
+
+
+def _add_force_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="replace the output directory even if streamdsl did not write it (it holds no "
+                        ".streamdsl-output marker); everything in it is lost")
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Progress], int], str]] = {
@@ -191,9 +211,10 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("program", nargs="?", default="ffn-block", help="built-in program (default: ffn-block)")
     parser.add_argument("--size", choices=SIZES, default="small", help="tiny, small (GPT-2, default) or paper (GPT-2 medium)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: out/PROGRAM-SIZE)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
+    parser.add_argument("--seed", type=_natural, default=0, help="seed of the random inputs and weights")
     parser.add_argument("--csim", action="store_true",
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
+    _add_force_arg(parser)
 
 
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
@@ -220,11 +241,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Progress(0 if args.quiet else 2 if args.verbose else 1)
     handler, _ = COMMANDS[args.command]
+    return report_errors(f"streamdsl {args.command}", lambda: handler(args, console), args.verbose, "-v")
+
+
+def report_errors(prog: str, body: Callable[[], int], verbose: bool, traceback_flag: str) -> int:
+    """Run `body`; turn what escapes into one message on stderr and the exit code: a user error
+    (StreamdslError, or xDSL's parse and verify errors on an input file) 2, a failed verification
+    1, anything else 3 as an internal error. The traceback only with `verbose`."""
     try:
-        return handler(args, console)
+        return body()
     except BrokenPipeError:  # `streamdsl ... | head` closed our stdout: not an error
         sys.stderr.close()
         return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (StreamdslError, ParseError, DiagnosticException) as err:
+        code = getattr(err, "exit_code", EXIT_USAGE)
+        print(f"{prog}: {'verification failed: ' if code == EXIT_FAILED else 'error: '}{err}".rstrip(), file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - the last resort: say it is our bug, not the user's
+        code = EXIT_INTERNAL
+        print(f"{prog}: internal error: {type(err).__name__}: {err}\nThis is a bug in streamdsl; run again with "
+              f"{traceback_flag} for the traceback and report it.", file=sys.stderr)
+    if verbose:
+        traceback.print_exc()
+    return code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ write report.html (toolchain/report_html.py) beside report.json.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from xdsl.dialects.builtin import TensorType
 
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from toolchain.examples import Example
+from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
-from streamdsl.output import atomic_output_dir, write_json
+from streamdsl.output import atomic_output_dir, check_output_dir, write_json
 from toolchain.progress import Progress
 from toolchain.report_html import summary_html, write_report_html
 
@@ -85,19 +88,25 @@ def _dmas(kernel: KernelOp) -> list[dict[str, object]]:
 
 
 def compile_example(
-    example: Example, out: Path, progress: Progress | None = None, seed: int = 0, csim: bool = False
+    example: Example,
+    out: Path,
+    progress: Progress | None = None,
+    seed: int = 0,
+    csim: bool = False,
+    force: bool = False,
 ) -> CompileResult:
     """Compile `example` and verify it; the output directory appears whole or not at all.
 
     With `csim`, also emit the Vitis HLS project into `out/hls` and run its C simulation with g++,
     sequentially (as Vitis csim) and threaded with bounded FIFOs, against the functional simulator.
     """
+    check_output_dir(out, force)  # before any work: a bad output path costs nothing
     progress = Progress(0) if progress is None else progress
     with progress.bar("compile", STAGES + 2 * csim) as advance:
-        return _compile(example, Path(out), _Stages(progress.step, advance), seed, csim)
+        return _compile(example, Path(out), _Stages(progress.step, advance), seed, csim, force)
 
 
-def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool) -> CompileResult:
+def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool, force: bool) -> CompileResult:
     import streamdsl as sd
 
     with stages("build", f"building the IR of {example.name}"):
@@ -126,14 +135,17 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
 
     kernel = design.kernel
     sizing = design.report()
-    on_chip = _on_chip(sizing["fifo_sizing"]["total_bits"], sizing["converters"])
+    local = _local_buffers(kernel)
+    on_chip = _on_chip(sizing["fifo_sizing"]["total_bits"], sizing["converters"], local)
     if on_chip["total_bits"] > on_chip["device_bits"]:
         largest = sorted(design.streams, key=lambda st: st.depth * st.token_bits, reverse=True)[:3]
         names = ", ".join(f"{st.name} ({st.depth} x {st.token_bits} b)" for st in largest)
+        tasks = ", ".join(f"{task} ({bits / 8 / 2**20:.1f} MiB)" for task, bits in sorted(local.items(), key=lambda tb: -tb[1])[:3])
         failures.append(
             f"the design needs {on_chip['total_bits'] / 8 / 2**20:.1f} MiB on chip, the U55C has "
-            f"{on_chip['device_bits'] / 8 / 2**20:.1f} MiB; largest FIFOs: {names}; try smaller tiles "
-            "or a makespan slack (lowering.fifo_sizing.tradeoff)"
+            f"{on_chip['device_bits'] / 8 / 2**20:.1f} MiB; largest FIFOs: {names}; largest task-local buffers: "
+            f"{tasks or 'none'}; try smaller tiles, smaller local tensors or a makespan slack "
+            "(lowering.fifo_sizing.tradeoff)"
         )
     report: dict[str, object] = {
         "model": example.name,
@@ -156,7 +168,7 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         },
         "timing": stages.seconds,
     }
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, force) as staging:
         (staging / "program.mlir").write_text(str(design.module) + "\n")
         render(graph_to_dot(design.graph, design.depths, example.name), staging / "dataflow.dot")
         if csim:
@@ -168,11 +180,27 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
     return CompileResult(report, out, not failures, failures, design, timed)
 
 
-def _on_chip(fifo_bits: int, converters: list[dict[str, object]]) -> dict[str, int]:
-    """On-chip memory the streams and converter buffers need, against what the device has."""
+def _on_chip(fifo_bits: int, converters: list[dict[str, object]], local: dict[str, int]) -> dict[str, int]:
+    """On-chip memory the streams, converter buffers and task-local buffers need, against what the
+    device has."""
     converter_bits = sum(int(c["bytes"]) * 8 for c in converters)
-    return {"fifo_bits": fifo_bits, "converter_bits": converter_bits, "total_bits": fifo_bits + converter_bits,
-            "device_bits": DEVICE_ON_CHIP_BITS}
+    local_bits = sum(local.values())
+    return {"fifo_bits": fifo_bits, "converter_bits": converter_bits, "local_bits": local_bits,
+            "total_bits": fifo_bits + converter_bits + local_bits, "device_bits": DEVICE_ON_CHIP_BITS}
+
+
+def _local_buffers(kernel: KernelOp) -> dict[str, int]:
+    """Bits of the tensors each task computes inside its body: each is an on-chip array in the
+    emitted C++ (an upper bound: HLS may share storage between them)."""
+    local = {}
+    for task in kernel.body.block.ops:
+        if isinstance(task, TaskOp):
+            local[node_name(task)] = sum(
+                math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
+                for op in task.body.walk() for r in op.results
+                if isinstance(r.type, TensorType) and r.type.has_static_shape()
+            )
+    return local
 
 
 def _max_abs(got: object, expected: object) -> float:

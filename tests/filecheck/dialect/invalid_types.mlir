@@ -33,13 +33,13 @@
 // -----
 // a trip count of 0
 // CHECK:      {{^//}} -----
-// CHECK-NEXT: {{^}}invalid !dataflow.itensor: trips: every entry must be an integer >= 1, got [0, 2]
+// CHECK-NEXT: {{^}}invalid !dataflow.itensor: trips: every entry must be an integer >= 1 and < 2^63, got [0, 2]
 %e = dataflow.itensor_empty : !dataflow.itensor<2x2xf32, [0, 2] * [2, 2], (d0, d1) -> (d0, d1)>
 
 // -----
 // a negative step
 // CHECK:      {{^//}} -----
-// CHECK-NEXT: {{^}}invalid !dataflow.itensor: steps: every entry must be an integer >= 0, got [-2, 2]
+// CHECK-NEXT: {{^}}invalid !dataflow.itensor: steps: every entry must be an integer >= 0 and < 2^63, got [-2, 2]
 %e = dataflow.itensor_empty : !dataflow.itensor<2x2xf32, [2, 2] * [-2, 2], (d0, d1) -> (d0, d1)>
 
 // -----
