@@ -245,25 +245,32 @@ def _example_inputs(model: torch.nn.Module, past_len: int, seq_len: int, positio
     return tuple(inputs)
 
 
-def _check_positions(model: torch.nn.Module, option: str, count: int, extra: int, too_few: str) -> None:
-    """`count` tokens (plus `extra` new ones) must be at least one and fit the model's positions."""
-    limit = model.config.max_position_embeddings - extra
+def check_steps(cfg: transformers.PretrainedConfig, *, past_len: int | None = None, seq_len: int | None = None) -> None:
+    """A decode step after `past_len` cached tokens, or a prefill of `seq_len`, must have at least
+    one token and fit the model's positions (checked before any model is built)."""
+    if past_len is not None:
+        _check_positions(cfg, "--past", past_len, 1, "decode_step needs past_len >= 1; use prefill() for a prompt without a cache")
+    if seq_len is not None:
+        _check_positions(cfg, "--tokens", seq_len, 0, "prefill needs seq_len >= 1")
+
+
+def _check_positions(cfg: transformers.PretrainedConfig, option: str, count: int, extra: int, too_few: str) -> None:
+    limit = cfg.max_position_embeddings - extra
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ModelError(f"{option} {count}: {too_few}")
     if count > limit:
-        raise ModelError(f"{option} {count}: the model has {model.config.max_position_embeddings} positions; "
-                         f"give at most {limit}")
+        raise ModelError(f"{option} {count}: the model has {cfg.max_position_embeddings} positions; give at most {limit}")
 
 
 def decode_step(model: torch.nn.Module, past_len: int, *, position_input: bool = False, seed: int = 0):
     """(module, example_inputs) for decoding one token after `past_len` cached tokens."""
-    _check_positions(model, "--past", past_len, 1, "decode_step needs past_len >= 1; use prefill() for a prompt without a cache")
+    check_steps(model.config, past_len=past_len)
     module = KVStep(model, past_len, 1, position_input)
     return module, _example_inputs(model, past_len, 1, position_input, seed)
 
 
 def prefill(model: torch.nn.Module, seq_len: int, *, position_input: bool = False, seed: int = 0):
     """(module, example_inputs) for a prompt of `seq_len` tokens with an empty cache."""
-    _check_positions(model, "--tokens", seq_len, 0, "prefill needs seq_len >= 1")
+    check_steps(model.config, seq_len=seq_len)
     module = KVStep(model, 0, seq_len, position_input)
     return module, _example_inputs(model, 0, seq_len, position_input, seed)

@@ -149,6 +149,8 @@ def cmd_import(args: argparse.Namespace, console: Progress) -> int:
     if args.out:
         check_output_dir(args.out, args.force)  # before any work
     warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
+    steps = {"seq_len": args.tokens} if args.prefill else {"past_len": args.past}
+    hf.check_steps(hf.config(args.family, args.size, num_layers=args.layers)[1], **steps)  # before building
     console.step(f"building {args.family} ({args.size}) from its config with random weights")
     model = hf.build(args.family, args.size, num_layers=args.layers, weights=args.weights)
     module, inputs = hf.prefill(model, args.tokens) if args.prefill else hf.decode_step(model, args.past)
