@@ -1,6 +1,7 @@
 """The main job end to end: `streamdsl compile` builds, sizes, verifies and reports."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -88,5 +89,50 @@ def test_design_that_does_not_fit_fails_naming_the_largest_fifos(tmp_path, monke
     monkeypatch.setattr(driver, "DEVICE_ON_CHIP_BITS", 100_000)  # a device far smaller than the design
     assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "FAILED: the design needs" in err and "on chip, the U55C has 0.0 MiB" in err
+    assert "FAILED: the design needs" in err and "on chip, the U55C has 0.0 MiB" in err and "Traceback" not in err
     assert "largest FIFOs: dma_load(w_down)->fc_down" in err and "fifo_sizing='conservative'" in err
+
+
+def test_task_local_buffers_count_toward_the_on_chip_check():
+    """A 1 GiB tensor computed inside a task is an on-chip array in the emitted C++."""
+    from xdsl.context import Context
+    from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
+    from xdsl.parser import Parser
+
+    from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
+    from toolchain.driver import DEVICE_ON_CHIP_BITS, _local_buffers, _on_chip
+
+    source = (Path(__file__).parent / "filecheck" / "dialect" / "structure.mlir").read_text()
+    start = source.index("\nfunc.func @double") + 1
+    text = '!X = !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>\n' + source[start:source.index("\n}\n", start) + 3]
+    big = text.replace("%d = tensor.empty() : tensor<1x4xf32>",
+                       "%d = tensor.empty() : tensor<1x4xf32>\n        %big = tensor.empty() : tensor<16384x16384xf32>")
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
+        ctx.load_dialect(dialect)
+    kernels = [next(op for op in Parser(ctx, t).parse_module().walk() if isinstance(op, KernelOp)) for t in (text, big)]
+    small_bits, big_bits = (_local_buffers(k)["twice"] for k in kernels)
+    assert small_bits == 3 * 4 * 32  # the tile read, the empty destination and the sum
+    assert big_bits - small_bits == 16384 * 16384 * 32  # 1 GiB
+    on_chip = _on_chip(0, [], _local_buffers(kernels[1]))
+    assert on_chip["local_bits"] == big_bits and on_chip["total_bits"] > DEVICE_ON_CHIP_BITS
+
+
+def test_a_bad_program_is_one_message_and_exit_2(tmp_path, monkeypatch, capsys):
+    import streamdsl as sd
+    import toolchain.examples as examples
+
+    def bad(hidden, ffn, tile):
+        raise sd.DSLError("kernel uses `while`, which the DSL does not support", "prog.py", 12, 4)
+
+    monkeypatch.setitem(examples.EXAMPLES, "bad", bad)
+    assert main(["-q", "compile", "bad", "--size", "tiny", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("streamdsl compile: error: prog.py:12:4: kernel uses `while`") and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_verbose_adds_the_traceback_of_a_user_error(tmp_path, capsys):
+    assert main(["-v", "compile", "gpt3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown program 'gpt3'" in err and "Traceback" in err

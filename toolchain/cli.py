@@ -259,14 +259,14 @@ def report_errors(prog: str, body: Callable[[], int], verbose: bool, traceback_f
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except (StreamdslError, ParseError, DiagnosticException) as err:
-        code = getattr(err, "exit_code", EXIT_USAGE)
+        error, code = err, getattr(err, "exit_code", EXIT_USAGE)
         print(f"{prog}: {'verification failed: ' if code == EXIT_FAILED else 'error: '}{err}".rstrip(), file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - the last resort: say it is our bug, not the user's
-        code = EXIT_INTERNAL
+        error, code = err, EXIT_INTERNAL
         print(f"{prog}: internal error: {type(err).__name__}: {err}\nThis is a bug in streamdsl; run again with "
               f"{traceback_flag} for the traceback and report it.", file=sys.stderr)
     if verbose:
-        traceback.print_exc()
+        traceback.print_exception(error)
     return code
 
 
