@@ -113,7 +113,8 @@ class Design:
         """Functional simulation of the sized IR on numpy (bounded FIFOs with the design's depths)."""
         from streamdsl.sim.functional import simulate
 
-        sized = dataclasses.replace(self.program, module=self.module) if dataclasses.is_dataclass(self.program) else self.module
+        program = self.program  # a Program (a dataclass with a module and parameters), or a bare ModuleOp
+        sized = dataclasses.replace(program, module=self.module) if hasattr(program, "params") else self.module
         return simulate(sized, *arrays, **options)
 
     def report(self) -> dict[str, object]:
