@@ -10,6 +10,7 @@ Every example runs under a wall-clock limit (`signal.setitimer`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import signal
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import hypothesis
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,6 +46,7 @@ constant = st.one_of(st.integers(-3, 70), st.sampled_from(SPECIAL))
 DTYPES = [sd.f32, sd.f16, sd.bf16, sd.i8, sd.i32]
 
 
+@functools.cache  # building a recursive strategy is costly: once per loop count
 def expr_text(dims: int) -> st.SearchStrategy[str]:
     leaf = st.one_of(st.integers(0, max(dims - 1, 0)).map(lambda i: f"d{i}"), constant.map(str))
 
@@ -234,15 +237,17 @@ def _outcome(stats: Stats, label: str, what: str, body: Callable[[], None]) -> N
             stats.worst_seconds, stats.worst_example = seconds, what
 
 
-def run(examples: int, seed: int | None = 0) -> Stats:
-    """Run `examples` itensor-constructor examples and as many IR-text examples; a non-clean error
-    or a wrong result propagates (with Hypothesis' shrunk example)."""
-    stats = Stats()
+def run(examples: int, seed: int | None = 0, stats: Stats | None = None) -> Stats:
+    """Run `examples` itensor-constructor examples and as many IR-text examples (repeatably for a
+    given `seed`, randomly for None), adding to `stats`; a non-clean error or a wrong result
+    propagates (with Hypothesis' shrunk example)."""
+    stats = Stats() if stats is None else stats
     common = dict(
-        max_examples=examples, deadline=None, database=None, derandomize=seed is not None,
-        suppress_health_check=list(HealthCheck), print_blob=True,
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True,
     )
+    seeded = (lambda test: test) if seed is None else hypothesis.seed(seed)
 
+    @seeded
     @settings(**common)
     @given(itensor_args())
     def constructors(args: dict) -> None:
@@ -251,6 +256,7 @@ def run(examples: int, seed: int | None = 0) -> Stats:
 
         _outcome(stats, "itensor", repr(args), body)
 
+    @seeded
     @settings(**common)
     @given(ir_text())
     def texts(text: str) -> None:
