@@ -19,6 +19,7 @@ from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.graph import GraphError, kernel_nodes
 from streamdsl.itensor import MAX_ENUMERATED_TOKENS
 
+R_TYPE = "!dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>"
 KERNEL = """
 !R = !dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>
 !T = !dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d1, d0)>
@@ -155,3 +156,25 @@ def test_zero_divisor_folded_by_the_parser_is_a_clean_error():
         parse('"test.op"() : () -> !dataflow.itensor<1xf32, [1] * [0], (d0) -> ((4 mod 0))>')
     with pytest.raises(sd.ITensorError, match="positive constant"):
         sd.itensor(sd.f32, tile=(1,), trips=(1,), steps=(0,), map="(d0) -> ((0 floordiv 0))")
+
+
+def test_the_functional_simulator_stops_at_its_time_budget():
+    tiles = "!dataflow.itensor<1x1xf32, [64, 64] * [1, 1], (d0, d1) -> (d0, d1)>"
+    module = kernel(f"""%s = dataflow.dma_load %xa : tensor<64x64xf32> -> {tiles}
+    %o = dataflow.dma_store %s : {tiles} -> tensor<64x64xf32>""")
+    x = np.ones((64, 64), np.float32)
+    with pytest.raises(sd.LimitError, match=r"kernel @k: simulation stopped at its time budget after \d+ task resumptions"):
+        simulate(module, x, time_budget=0.0)
+    np.testing.assert_array_equal(simulate(module, x, time_budget=60.0), x)
+
+
+def test_the_timed_simulator_stops_at_its_event_budget():
+    from lowering.timing import kernel_graph
+    from streamdsl.sim.timed import simulate_timed
+
+    module = kernel(f"""%s = dataflow.dma_load %xa : tensor<64x64xf32> -> {R_TYPE}
+    %o = dataflow.dma_store %s : {R_TYPE} -> tensor<64x64xf32>""")
+    graph, _ = kernel_graph(next(op for op in module.walk() if isinstance(op, KernelOp)))
+    assert simulate_timed(graph, max_events=32).makespan > 0  # 16 writes + 16 reads
+    with pytest.raises(sd.LimitError, match="needs 32 events, past its budget of 31"):
+        simulate_timed(graph, max_events=31)

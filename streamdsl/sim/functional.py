@@ -42,7 +42,7 @@ from streamdsl.dialects.dataflow import (
     YieldOp,
 )
 from streamdsl.dtypes import numpy_dtype
-from streamdsl.errors import DeadlockError, StreamdslError, StreamError
+from streamdsl.errors import DeadlockError, LimitError, StreamdslError, StreamError
 from streamdsl.graph import GraphError, check_pass_through, node_name, value_label
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.sim import _runtime as rt
@@ -76,6 +76,7 @@ class SimStats:
     seconds: float = 0.0  # building (compiling the task bodies) and running
     compile_seconds: float = 0.0
     resumes: int = 0
+    deadline: float | None = field(default=None, repr=False)  # perf_counter() past which the run stops
 
     @property
     def peak_occupancy(self) -> dict[str, int]:
@@ -108,24 +109,32 @@ def simulate(
     depths: dict[str, int | None] | None = None,
     default_depth: int | None = 2,
     record: dict[str, Any] | None = None,
+    time_budget: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """Run the program's IR on numpy; returns its output array (a tuple if several).
 
     `record`, if given, is filled with `SimStats.as_record()` (peak occupancy per stream, ...).
+    `time_budget` (seconds): past it, the run stops with a LimitError naming the kernel.
     """
-    outputs, stats = simulate_with_stats(prog, *arrays, depths=depths, default_depth=default_depth)
+    outputs, stats = simulate_with_stats(
+        prog, *arrays, depths=depths, default_depth=default_depth, time_budget=time_budget
+    )
     if record is not None:
         record.update(stats.as_record())
     return outputs
 
 
 def simulate_with_stats(
-    prog: Any, *arrays: np.ndarray, depths: dict[str, int | None] | None = None, default_depth: int | None = 2
+    prog: Any,
+    *arrays: np.ndarray,
+    depths: dict[str, int | None] | None = None,
+    default_depth: int | None = 2,
+    time_budget: float | None = None,
 ) -> tuple[np.ndarray | tuple[np.ndarray, ...], SimStats]:
     func, params = _entry(prog)
     args = _bind_arguments(func, arrays, params)
-    stats = SimStats()
     start = time.perf_counter()
+    stats = SimStats(deadline=None if time_budget is None else start + time_budget)
     outputs = _run_func(func, args, dict(depths or {}), default_depth, stats)
     stats.seconds = time.perf_counter() - start
     return (outputs[0] if len(outputs) == 1 else tuple(outputs)), stats
@@ -418,8 +427,8 @@ class _Kernel:
 
     def run(self, stats: SimStats) -> list[np.ndarray]:
         try:
-            stats.resumes += _schedule(self.procs)
-        except DeadlockError as err:
+            stats.resumes += _schedule(self.procs, stats.deadline)
+        except (DeadlockError, LimitError) as err:
             err.args = (f"kernel @{self.name}: {err.args[0]}",)
             raise
         self._check_drained()
@@ -539,11 +548,19 @@ def _cleared(wait: Any) -> bool:
     return any(_cleared(w) for w in fifo)
 
 
-def _schedule(procs: list[Process]) -> int:
-    """Round-robin until every process finishes; returns the number of resumptions."""
+def _schedule(procs: list[Process], deadline: float | None = None) -> int:
+    """Round-robin until every process finishes (or past `deadline`); returns the number of
+    resumptions."""
     live = list(procs)
-    resumes = 0
+    resumes = rounds = 0
     while live:
+        rounds += 1
+        if deadline is not None and rounds % 256 == 0 and time.perf_counter() > deadline:
+            raise LimitError(
+                f"simulation stopped at its time budget after {resumes} task resumptions; "
+                f"{len(live)} of {len(procs)} tasks unfinished ({', '.join(p.name for p in live[:4])}). "
+                "Give a larger time_budget, or simulate a smaller program"
+            )
         moved = finished = False
         for proc in live:
             wait = proc.wait
