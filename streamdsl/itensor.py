@@ -31,7 +31,9 @@ from streamdsl.errors import LimitError, StreamdslError
 if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import ITensorType
 
-__all__ = ["INT64_MAX", "ITensorError", "MAX_ENUMERATED_TOKENS", "eval_affine", "itensor", "linear_form"]
+__all__ = [
+    "INT64_MAX", "ITensorError", "MAX_ENUMERATED_TOKENS", "MAX_NONLINEAR_TOKENS", "eval_affine", "itensor", "linear_form",
+]  # fmt: skip
 
 
 class ITensorError(StreamdslError, ValueError):
@@ -154,8 +156,10 @@ def eval_affine(expr: AffineExpr, grids: Sequence[np.ndarray]) -> np.ndarray | i
 
 INT64_MAX = 2**63 - 1
 # Offsets of maps with mod/floordiv/ceildiv have no closed form here: they are enumerated, so such
-# an itensor may have at most this many tokens (documented in docs/ir.md). So may any stream
-# whose offsets are asked for (`offsets()`, `tokens()`, the simulators).
+# an itensor may have at most MAX_NONLINEAR_TOKENS tokens (about a second on a busy 2-core
+# machine); any stream whose offsets are listed (`offsets()`, `tokens()`, the simulators) at most
+# MAX_ENUMERATED_TOKENS. Documented in docs/ir.md.
+MAX_NONLINEAR_TOKENS = 2**20
 MAX_ENUMERATED_TOKENS = 2**22
 
 
@@ -273,10 +277,10 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                     f"map: {self} reaches offsets past 2^63 in dim {dim} (trips {list(self.trips)}, steps "
                     f"{list(self.steps)}); offsets and shapes must fit in int64"
                 )
-        if linear_form(self.map) is None and self.num_tokens > MAX_ENUMERATED_TOKENS:
+        if linear_form(self.map) is None and self.num_tokens > MAX_NONLINEAR_TOKENS:
             raise ITensorError(
                 f"map: {self} has {self.num_tokens} tokens and a map with mod/floordiv/ceildiv, whose offsets "
-                f"are enumerated; the limit is {MAX_ENUMERATED_TOKENS} (2^22) tokens. Use larger tiles or a "
+                f"are enumerated; the limit is {MAX_NONLINEAR_TOKENS} (2^20) tokens. Use larger tiles or a "
                 "linear map"
             )
 

@@ -85,7 +85,7 @@ PROBES: dict[str, Probe] = {
                                      {"k.mlir": copy(R)}),
     "opt-o-is-directory": Probe("opt", ["{tmp}/k.mlir", "-o", "{tmp}"], 2, "is a directory", {"k.mlir": copy(R)}),
     # -- streamdsl-opt: IR the core must refuse ---------------------------------------------------
-    "ir-2^28-trips-mod-map": Probe("opt", ["{tmp}/t.mlir"], 2, "limit is 4194304",
+    "ir-2^28-trips-mod-map": Probe("opt", ["{tmp}/t.mlir"], 2, "limit is 1048576",
                                    {"t.mlir": '"test.op"() : () -> !dataflow.itensor<1xf32, [268435456] * [1], (d0) -> (d0 mod 64)>'}),
     "ir-trips-past-int64": Probe("opt", ["{tmp}/t.mlir", "--allow-unregistered-dialect"], 2, "< 2^63",
                                  {"t.mlir": '"test.op"() : () -> !dataflow.itensor<1xf32, [18446744073709551616] * [1], (d0) -> (d0)>'}),
@@ -99,6 +99,8 @@ PROBES: dict[str, Probe] = {
                             {"t.mlir": '"test.op"() : () -> !dataflow.itensor<1xf32, [4] * [1], (d0) -> (d0 mod d0)>'}),
     "ir-stream-depth-0": Probe("opt", ["{tmp}/t.mlir", "--allow-unregistered-dialect"], 2, "depth must be >= 1",
                                {"t.mlir": '"test.op"() : () -> !dataflow.stream<tensor<4xf32>, depth = 0>'}),
+    "ir-stream-depth-past-int64": Probe("opt", ["{tmp}/t.mlir", "--allow-unregistered-dialect"], 2, "does not fit in int64",
+                                       {"t.mlir": '"test.op"() : () -> !dataflow.stream<tensor<4xf32>, depth = 9223372036854775808>'}),
     "ir-depth-attribute-0": Probe("opt", ["{tmp}/k.mlir"], 2, "must be a positive integer",
                                   {"k.mlir": copy(R, "{depth = 0 : i64}")}),
     "ir-depth-attribute-malformed": Probe("opt", ["{tmp}/k.mlir"], 2, "must be a positive integer",

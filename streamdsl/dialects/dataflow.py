@@ -48,7 +48,7 @@ from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from streamdsl.dtypes import DType, dtype_from_ir
-from streamdsl.itensor import ITensorError, itensor
+from streamdsl.itensor import INT64_MAX, ITensorError, itensor
 
 __all__ = [
     "DATAFLOW",
@@ -178,6 +178,8 @@ class StreamType(ParametrizedAttribute, TypeAttribute):
     def verify(self) -> None:
         if self.depth.data < 1:
             raise VerifyException(f"invalid !dataflow.stream: depth must be >= 1 (a FIFO holds a token), got {self.depth.data}")
+        if self.depth.data > INT64_MAX:
+            raise VerifyException(f"invalid !dataflow.stream: depth {self.depth.data} does not fit in int64")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
