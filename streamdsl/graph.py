@@ -521,7 +521,7 @@ def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:
 
 
 # The timing model lists the cycle of every token of every stream (8 bytes each, several arrays):
-# a kernel may have at most this many stream tokens in all (documented in docs/timing.md).
+# a kernel may have at most this many stream tokens in all (docs/ir.md, "Checks and limits").
 MAX_TIMED_TOKENS = 2**24
 
 

@@ -123,7 +123,7 @@ def test_a_cycle_in_the_kernel_is_a_verify_error():
 
 
 @pytest.mark.parametrize(
-    "depth", ["0 : i64", "-3 : i64", '"deep"', "array<i64: 4, 4>", "array<i64: 0>", "2.5 : f32", "array<i32: 4>"]
+    "depth", ["0 : i64", "-3 : i64", '"deep"', "array<i64: 4, 4>", "array<i64: 0>", "2.5 : f32", "array<f32: 4.0>", "[0 : i64]"]
 )
 def test_a_depth_attribute_must_be_positive_integers_one_per_result(depth):
     text = KERNEL.replace("BODY", f"""%xs = dataflow.dma_load %xa {{depth = {depth}}} : tensor<64x64xf32> -> !R
@@ -132,7 +132,7 @@ def test_a_depth_attribute_must_be_positive_integers_one_per_result(depth):
         parse(text)
 
 
-@pytest.mark.parametrize("depth", ["5 : i64", "array<i64: 5>"])
+@pytest.mark.parametrize("depth", ["5 : i64", "array<i64: 5>", "array<i32: 5>", "[5 : i64]"])
 def test_valid_depth_attributes_mean_the_same_to_simulator_and_sizing(depth):
     module = kernel(f"""%xs = dataflow.dma_load %xa {{depth = {depth}}} : tensor<64x64xf32> -> !R
     %o = dataflow.dma_store %xs : !R -> tensor<64x64xf32>""")

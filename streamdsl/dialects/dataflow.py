@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
     IntegerAttr,
+    IntegerType,
     IntAttr,
     MemRefType,
     StringAttr,
@@ -618,8 +619,10 @@ def _check_depth_attribute(op: Operation) -> None:
         return
     if isinstance(attr, IntegerAttr) and len(op.results) == 1:
         values = [attr.value.data]
-    elif isinstance(attr, DenseArrayBase) and attr.elt_type == i64:
+    elif isinstance(attr, DenseArrayBase) and isinstance(attr.elt_type, IntegerType):
         values = list(attr.get_values())
+    elif isinstance(attr, ArrayAttr) and all(isinstance(a, IntegerAttr) for a in attr.data):
+        values = [a.value.data for a in attr.data]
     else:
         values = None
     if values is None or len(values) != len(op.results) or any(not isinstance(v, int) or v < 1 for v in values):
