@@ -255,11 +255,11 @@ def check_steps(cfg: transformers.PretrainedConfig, *, past_len: int | None = No
 
 
 def _check_positions(cfg: transformers.PretrainedConfig, option: str, count: int, extra: int, too_few: str) -> None:
-    limit = cfg.max_position_embeddings - extra
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ModelError(f"{option} {count}: {too_few}")
-    if count > limit:
-        raise ModelError(f"{option} {count}: the model has {cfg.max_position_embeddings} positions; give at most {limit}")
+    positions = getattr(cfg, "max_position_embeddings", None)  # None: no learned positions (ALiBi, e.g. bloom)
+    if positions is not None and count > (limit := positions - extra):
+        raise ModelError(f"{option} {count}: the model has {positions} positions; give at most {limit}")
 
 
 def decode_step(model: torch.nn.Module, past_len: int, *, position_input: bool = False, seed: int = 0):
