@@ -144,8 +144,8 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         failures.append(
             f"the design needs {on_chip['total_bits'] / 8 / 2**20:.1f} MiB on chip, the U55C has "
             f"{on_chip['device_bits'] / 8 / 2**20:.1f} MiB; largest FIFOs: {names}; largest task-local buffers: "
-            f"{tasks or 'none'}; try smaller tiles, smaller local tensors or a makespan slack "
-            "(lowering.fifo_sizing.tradeoff)"
+            f"{tasks or 'none'}; try fifo_sizing='conservative', smaller tiles, smaller local tensors or a makespan "
+            "slack (lowering.fifo_sizing.tradeoff)"
         )
     report: dict[str, object] = {
         "model": example.name,
