@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from xdsl.dialects.builtin import ModuleOp
 
 from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
-from streamdsl.graph import Graph, node_name
+from streamdsl.graph import Graph, node_name, node_of
 from streamdsl.graphviz import summary_html
 from streamdsl.sim.converter import slab_layout
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
@@ -88,7 +88,7 @@ class Design:
     @property
     def streams(self) -> list[StreamRecord]:
         return [
-            StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
+            StreamRecord(e.name, node_of(e.src), e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
                          self.sizing.lags.get(e.name), self.sizing.delays.get(e.name))
             for e in self.graph.fifos
         ]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Edge", "Graph", "GraphError", "MAX_TIMED_TOKENS", "NodeSchedule", "Task", "TimingModel", "Wire",
-    "check_pass_through", "drain_name", "graph_from_kernel",
+    "check_pass_through", "drain_name", "graph_from_kernel", "node_of",
     "kernel_nodes", "node_name", "stream_root", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
@@ -511,6 +511,11 @@ def _tensor_bits(value: SSAValue) -> int:
 def drain_name(node: str) -> str:
     """The task of a two-process node (a converter) that writes its output."""
     return f"{node}.drain"
+
+
+def node_of(task: str) -> str:
+    """The kernel node a task belongs to (a converter's draining task belongs to the converter)."""
+    return task.removesuffix(".drain")
 
 
 def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
 import streamdsl as sd
 from dsl import polybench as PB
+from streamdsl.dtypes import TENSOR_DTYPES
 from hls_backend import emit_project
-from hls_backend.cxx import _SCALARS
 
 from .cases import CASES, planned
 
@@ -23,7 +22,7 @@ BANK = re.compile(r"static (\w+) bank\[(\d+)\]\[(\d+)\];")
 def test_report_converter_bytes_equal_the_emitted_allocation(name: str, tmp_path) -> None:  # noqa: ANN001
     design = sd.compile(PROGRAMS[name]().program)
     cpp = (emit_project(design, tmp_path / "p") / "kernel.cpp").read_text()
-    sizes = {cname: np.dtype(dtype).itemsize for cname, dtype in _SCALARS.values()}
+    sizes = {d.cpp: max(1, d.bits // 8) for d in TENSOR_DTYPES.values()}
     emitted = [sizes[c] * int(banks) * int(n) for c, banks, n in BANK.findall(cpp)]
     reported = [row["bytes"] for row in design.report()["converters"]]  # report.json's converters
     assert sorted(emitted) == sorted(reported)
