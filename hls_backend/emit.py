@@ -17,34 +17,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, ModuleOp, ShapedType, TensorType
+from xdsl.dialects.builtin import ModuleOp, ShapedType, TensorType
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
 from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident, np_dtype, struct_name
 from streamdsl.dialects.dataflow import (
+    DEFAULT_DEPTH,
     DmaLoadOp,
     DmaStoreOp,
-    ITensorChunkOp,
-    ITensorConcatOp,
     ITensorConverterOp,
     ITensorForkOp,
-    ITensorJoinOp,
     ITensorReassociateOp,
     ITensorType,
     KernelOp,
+    MergeOperation,
+    OneToOneOperation,
+    RoutingOperation,
+    SplitOperation,
     TaskOp,
     YieldOp,
+    fifo_depth,
 )
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError, Wire, kernel_nodes, stream_root, wire_kernel
 from streamdsl.itensor import itensor
 from streamdsl.sim.converter import slab_layout
 
-__all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel", "DEFAULT_DEPTH"]
+__all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel"]
 
-DEFAULT_DEPTH = 2  # the Vitis default for a stream without a depth
 # names the top (an extern "C" symbol) or an argument must not take: C++ keywords and C library
 # functions the kernel or testbench sees through <cmath> / <cstdio> / <cstdlib>
 _RESERVED = {
@@ -130,20 +132,6 @@ def _entry(module: ModuleOp) -> tuple[FuncOp, KernelOp]:
     return funcs[0], kernels[0]
 
 
-def ir_depth(value: SSAValue) -> int | None:
-    """The `depth` attribute the producing op carries for this result (docs/ir.md)."""
-    owner = value.owner
-    attr = owner.attributes.get("depth") if isinstance(owner, Operation) else None
-    index = getattr(value, "index", 0)
-    if isinstance(attr, IntegerAttr):
-        return attr.value.data
-    if isinstance(attr, DenseArrayBase):
-        return int(attr.get_values()[index])
-    if isinstance(attr, ArrayAttr) and isinstance(attr.data[index], IntegerAttr):
-        return attr.data[index].value.data  # type: ignore[union-attr]
-    return None
-
-
 class _KernelEmitter:
     def __init__(self, func: FuncOp, kernel: KernelOp, depths: Mapping[str, int]):
         self.func, self.kernel = func, kernel
@@ -221,7 +209,7 @@ class _KernelEmitter:
         """One FIFO per wire; depth: override, else the producing op's attribute, else the Vitis default."""
         names = {wire.name for wire in wires}
         for wire in wires:
-            depth = depths[wire.name] if wire.name in depths else ir_depth(wire.value) or DEFAULT_DEPTH
+            depth = depths[wire.name] if wire.name in depths else fifo_depth(wire.value) or DEFAULT_DEPTH
             if depth < 1:
                 raise HlsEmitError(f"stream {wire.name}: depth must be >= 1, got {depth}")
             token = self._token(wire.value.type.itensor)  # type: ignore[attr-defined]
@@ -261,9 +249,9 @@ class _KernelEmitter:
             return list(op.inputs)
         if isinstance(op, DmaLoadOp):
             return []
-        if isinstance(op, DmaStoreOp | ITensorForkOp | ITensorConverterOp | ITensorChunkOp | ITensorReassociateOp):
+        if isinstance(op, DmaStoreOp | SplitOperation | OneToOneOperation):
             return [op.operands[0]]
-        if isinstance(op, ITensorJoinOp | ITensorConcatOp):
+        if isinstance(op, MergeOperation):
             return list(op.operands)
         raise HlsEmitError(f"`{op.name}` has no HLS translation (the kernel body may hold the ops of docs/ir.md)")
 
@@ -287,7 +275,9 @@ class _KernelEmitter:
             return self._converter(op, node, fn)
         if isinstance(op, ITensorReassociateOp):
             return self._reassociate(op, node, fn)
-        return self._route(op, node, fn)
+        if isinstance(op, RoutingOperation):
+            return self._route(op, node, fn)
+        raise HlsEmitError(f"`{op.name}` has no HLS translation (the kernel body may hold the ops of docs/ir.md)")
 
     def _task(self, op: TaskOp, node: str, fn: str) -> _Process:
         if any(not isinstance(v.type, ITensorType) for v in [*op.inputs, *op.inits]):
@@ -414,21 +404,13 @@ class _KernelEmitter:
         params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
         return _Process(fn, node, params, [src.var, dst.var], lines, f"{node}: tiles {list(it.tile)}, same elements")
 
-    def _route(self, op: ITensorJoinOp | ITensorChunkOp | ITensorConcatOp, node: str, fn: str) -> _Process:
-        """Token k of the merged side goes to / comes from part route[k]: round robin for a join,
-        by the tile's offset along `dim` for chunk and concat."""
-        split = isinstance(op, ITensorChunkOp)
-        whole_value = op.operands[0] if split else op.results[0]
-        parts_values = list(op.results) if split else list(op.operands)
-        whole = self._stream(whole_value, fn, "consumer" if split else "producer")
-        parts = [self._stream(v, fn, "producer" if split else "consumer") for v in parts_values]
-        whole_it = whole_value.type.itensor  # type: ignore[attr-defined]
-        if isinstance(op, ITensorJoinOp):
-            route = [k % len(parts) for k in range(whole_it.num_tokens)]
-        else:
-            dim = op.dim.value.data
-            starts = np.cumsum([0] + [v.type.itensor.shape[dim] for v in parts_values])  # type: ignore[attr-defined]
-            route = [int(np.searchsorted(starts, off[dim], side="right") - 1) for off in whole_it.tokens()]
+    def _route(self, op: RoutingOperation, node: str, fn: str) -> _Process:
+        """Token k of the whole stream goes to / comes from part `op.route()[k]` (the dialect's
+        routing of join, chunk and concat)."""
+        split = op.splits
+        whole = self._stream(op.whole, fn, "consumer" if split else "producer")
+        parts = [self._stream(v, fn, "producer" if split else "consumer") for v in op.parts]
+        route = op.route().tolist()
         side = "in" if split else "out"
         part = "out" if split else "in"
         cases = []

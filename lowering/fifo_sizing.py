@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import mip
 import numpy as np
 
+from streamdsl.dialects.dataflow import DEFAULT_DEPTH
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, Task
 from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded, slots_needed
@@ -45,7 +46,6 @@ from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded,
 __all__ = ["MODES", "FifoSizingError", "Sizing", "TradeoffPoint", "size_fifos", "stretched", "tradeoff"]
 
 MODES = ("min-bits", "lp", "normal", "conservative", "naive", "default")
-DEFAULT_DEPTH = 2
 # min-bits refines by simulation within this many simulated events (a few full runs of a large
 # graph, hundreds of a small one); `conservative` joins its candidates below this many tasks
 SEARCH_EVENTS = 150_000

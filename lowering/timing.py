@@ -35,15 +35,13 @@ from xdsl.ir.affine import AffineDimExpr
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
-    ITensorChunkOp,
-    ITensorConcatOp,
     ITensorConverterOp,
     ITensorForkOp,
-    ITensorJoinOp,
     ITensorReadOp,
     ITensorReassociateOp,
     ITensorType,
     ITensorWriteOp,
+    RoutingOperation,
     StreamReadOp,
     StreamWriteOp,
     TaskOp,
@@ -158,33 +156,16 @@ def _reassociate(table: TimingTable, op: ITensorReassociateOp) -> NodeSchedule:
     return NodeSchedule({op.source: k}, {op.result: k + table.stream_op})
 
 
-def _routed(table: TimingTable, whole: SSAValue, parts: Sequence[SSAValue], route: np.ndarray, split: bool) -> NodeSchedule:
-    """One token per cycle; token k of the whole stream belongs to part `route[k]`. A split reads
-    the whole stream and writes the parts, a merge reads the parts and writes the whole."""
+def _routed(table: TimingTable, op: RoutingOperation) -> NodeSchedule:
+    """One token per cycle; token k of the whole stream belongs to part `op.route()[k]`. A split
+    reads the whole stream and writes the parts, a merge reads the parts and writes the whole."""
+    route = op.route()
     k = np.arange(route.size, dtype=np.int64)
-    by_part = {p: k[route == i] for i, p in enumerate(parts)}
+    by_part = {p: k[route == i] for i, p in enumerate(op.parts)}
     out = table.stream_op
-    if split:
-        return NodeSchedule({whole: k}, {p: t + out for p, t in by_part.items()})
-    return NodeSchedule(by_part, {whole: k + out})
-
-
-def _route_by_dim(whole: SSAValue, parts: Sequence[SSAValue], dim: int) -> np.ndarray:
-    starts = np.cumsum([0] + [_it(p).shape[dim] for p in parts])
-    return np.searchsorted(starts, _it(whole).offsets()[:, dim], side="right") - 1
-
-
-def _join(table: TimingTable, op: ITensorJoinOp) -> NodeSchedule:
-    total = _it(op.result).num_tokens
-    return _routed(table, op.result, list(op.sources), np.arange(total) % len(op.sources), split=False)
-
-
-def _chunk(table: TimingTable, op: ITensorChunkOp) -> NodeSchedule:
-    return _routed(table, op.source, list(op.outputs), _route_by_dim(op.source, op.outputs, op.dim.value.data), split=True)
-
-
-def _concat(table: TimingTable, op: ITensorConcatOp) -> NodeSchedule:
-    return _routed(table, op.result, list(op.sources), _route_by_dim(op.result, op.sources, op.dim.value.data), split=False)
+    if op.splits:
+        return NodeSchedule({op.whole: k}, {p: t + out for p, t in by_part.items()})
+    return NodeSchedule(by_part, {op.whole: k + out})
 
 
 def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
@@ -233,9 +214,7 @@ _NODES = {
     DmaStoreOp: _dma_store,
     ITensorForkOp: _fork,
     ITensorReassociateOp: _reassociate,
-    ITensorJoinOp: _join,
-    ITensorChunkOp: _chunk,
-    ITensorConcatOp: _concat,
+    RoutingOperation: _routed,  # join, chunk, concat
     ITensorConverterOp: _converter,
 }
 

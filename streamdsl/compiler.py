@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConverterRecord", "Design", "StreamRecord", "compile"]
 
-FIFO_SIZING = ("min-bits", "lp", "conservative", "naive", "default")
-
 PIPELINE_GROUP = "streamdsl.compile"
 
 
@@ -153,9 +151,8 @@ def compile(prog: Any, fifo_sizing: str = "min-bits") -> Design:  # noqa: A001 -
     ModuleOp) and size every FIFO, on a copy (`prog` is not changed), and return the Design.
     `fifo_sizing`: "min-bits" (fewest bits at the makespan of infinite FIFOs, checked by the timed
     simulator), "lp" (the paper's LP, no task ever stalls), "conservative" (LP after slowing every
-    task to the slowest), "naive" (as deep as the tensor) or "default" (depth 2)."""
-    if fifo_sizing not in FIFO_SIZING:
-        raise ValueError(f"sd.compile: fifo_sizing={fifo_sizing!r} is unknown; choose one of {', '.join(FIFO_SIZING)}")
+    task to the slowest), "naive" (as deep as the tensor) or "default" (depth 2); the pipeline rejects any other
+    (`lowering.fifo_sizing.MODES` lists them)."""
     module = prog if isinstance(prog, ModuleOp) else getattr(prog, "module", None)
     if not isinstance(module, ModuleOp):
         raise TypeError(f"sd.compile: expected an @sd.dataflow program or a ModuleOp, got {type(prog).__name__}")

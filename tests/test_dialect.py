@@ -7,6 +7,7 @@ import re
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
 import pytest
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, scf
@@ -19,6 +20,7 @@ from xdsl.utils.exceptions import VerifyException
 import streamdsl as sd
 from streamdsl.dialects.dataflow import (
     DATAFLOW,
+    DEFAULT_DEPTH,
     BufferOp,
     DmaLoadOp,
     DmaStoreOp,
@@ -40,6 +42,8 @@ from streamdsl.dialects.dataflow import (
     StreamWriteOp,
     TaskOp,
     YieldOp,
+    fifo_depth,
+    set_fifo_depth,
 )
 from streamdsl.dtypes import DTYPES, dtype_from_ir
 
@@ -47,6 +51,9 @@ ROW = sd.itensor.tiled(sd.f32, shape=(8, 8), tile=(4, 2))  # row of tiles at a t
 COL = sd.itensor.tiled(sd.f32, shape=(8, 8), tile=(4, 2), order=(1, 0))  # Fig. 5 (b)
 HALF = sd.itensor.tiled(sd.f32, shape=(8, 4), tile=(4, 2))
 TENSOR = TensorType(builtin.f32, (8, 8))
+LANES = sd.itensor.tiled(sd.f32, shape=(16, 8), tile=(4, 2))  # two 8x8 lanes joined round robin
+LANES_COL = sd.itensor.tiled(sd.f32, shape=(16, 8), tile=(4, 2), order=(1, 0))
+JOINED = TensorType(builtin.f32, (16, 8))
 
 
 def context() -> Context:
@@ -86,17 +93,17 @@ def build_kernel() -> ModuleOp:
     chunk = ITensorChunkOp(fork.outputs[0], 1, [HALF.to_ir()] * 2)
     concat = ITensorConcatOp(chunk.outputs, 1, ROW.to_ir())
     cast = ITensorCastOp(fork.outputs[1], ROW.normalized().to_ir())
-    join = ITensorJoinOp([concat.result, cast.result])
-    converter = ITensorConverterOp(join.result, COL.to_ir(), buffer_shape=(8, 8), shared_loops=0)
-    empty2, consume = copy_task("consume", converter.result, COL.to_ir())
+    join = ITensorJoinOp([concat.result, cast.result], LANES.to_ir())
+    converter = ITensorConverterOp(join.result, LANES_COL.to_ir(), buffer_shape=(16, 8), shared_loops=0)
+    empty2, consume = copy_task("consume", converter.result, LANES_COL.to_ir())
     store = DmaStoreOp(consume.outputs[0])
     body.add_ops([load, empty, produce, fork, chunk, concat, cast, join, converter, empty2, consume, store])
     body.add_op(YieldOp(store.result))
-    kernel = KernelOp("relayout", [], [TENSOR], Region(body))
+    kernel = KernelOp("relayout", [], [JOINED], Region(body))
     outer = Block(arg_types=[TENSOR])
     kernel.operands = [outer.args[0]]
     outer.add_ops([kernel, func.ReturnOp(kernel.outputs[0])])
-    return ModuleOp([func.FuncOp("relayout", ((TENSOR,), (TENSOR,)), Region(outer))])
+    return ModuleOp([func.FuncOp("relayout", ((TENSOR,), (JOINED,)), Region(outer))])
 
 
 def test_kernel_built_from_constructors_verifies_and_round_trips() -> None:
@@ -107,7 +114,7 @@ def test_kernel_built_from_constructors_verifies_and_round_trips() -> None:
     assert [t.sym_name.data for t in tasks] == ["produce", "consume"]
     assert [o.type for o in tasks[0].outputs] == [ROW.to_ir()]
     store = next(op for op in kernel.body.block.ops if isinstance(op, DmaStoreOp))
-    assert store.result.type == TENSOR
+    assert store.result.type == JOINED
     text = text_of(module)
     parsed = Parser(context(), text).parse_module()
     parsed.verify()
@@ -148,6 +155,64 @@ def test_stream_level_constructors() -> None:
         BufferOp(MemRefType(builtin.f32, (8, 2)), banks=0).verify()
     with pytest.raises(VerifyException, match="invalid !dataflow.stream: depth must be >= 1"):
         StreamType(token, 0)
+
+
+def _kernel_ops(module: ModuleOp, kind: type) -> list:
+    return [op for op in module.walk() if isinstance(op, kind)]
+
+
+def test_chunk_and_concat_route_tiles_as_the_reference_stream_splits_the_tensor() -> None:
+    """route()[k] is the part token k of the whole belongs to: streaming x through the route
+    gives each part exactly the reference stream of its slice of x."""
+    module = build_kernel()
+    (chunk,), (concat,) = _kernel_ops(module, ITensorChunkOp), _kernel_ops(module, ITensorConcatOp)
+    x = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+    tiles = ROW.reference_stream(x)
+    for op in (chunk, concat):
+        route = op.route()
+        assert op.splits == (op is chunk) and op.whole is (op.source if op is chunk else op.result)
+        assert route.shape == (ROW.num_tokens,)
+        for i in range(2):
+            got = [t for t, r in zip(tiles, route) if r == i]
+            want = HALF.reference_stream(x[:, 4 * i : 4 * i + 4])
+            assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def test_join_routes_result_token_k_from_source_k_mod_m() -> None:
+    (join,) = _kernel_ops(build_kernel(), ITensorJoinOp)
+    assert not join.splits and list(join.parts) == list(join.sources)
+    assert join.route().tolist() == [k % 2 for k in range(LANES.num_tokens)]
+
+
+def test_join_verifier_defines_the_lanes() -> None:
+    """Each of m sources carries T/m tokens of the result's tile type; anything else is rejected."""
+    block = Block(arg_types=[ROW.to_ir(), ROW.to_ir(), HALF.to_ir()])
+    full, other, half = block.args
+    ITensorJoinOp([full, other], LANES.to_ir()).verify()
+    with pytest.raises(VerifyException, match=r"dataflow.itensor_join: source 1 .* must carry 8 tokens"):
+        ITensorJoinOp([full, half], LANES.to_ir()).verify()
+    with pytest.raises(VerifyException, match="cannot be taken round robin from 3 sources"):
+        ITensorJoinOp([full, other, half], LANES.to_ir()).verify()
+    with pytest.raises(VerifyException, match="needs at least two sources, got 1"):
+        ITensorJoinOp([full], ROW.to_ir()).verify()
+
+
+def test_fifo_depth_accessors_round_trip() -> None:
+    module = build_kernel()
+    (load,), (fork,) = _kernel_ops(module, DmaLoadOp), _kernel_ops(module, ITensorForkOp)
+    assert fifo_depth(load.result) is None
+    set_fifo_depth(load.result, 5)
+    assert fifo_depth(load.result) == 5 and load.attributes["depth"] == builtin.IntegerAttr(5, builtin.i64)
+    set_fifo_depth(fork.outputs[1], 7)
+    assert [fifo_depth(r) for r in fork.outputs] == [DEFAULT_DEPTH, 7]
+    set_fifo_depth(fork.outputs[0], 3)
+    assert [fifo_depth(r) for r in fork.outputs] == [3, 7]
+    assert str(fork.attributes["depth"]) == "array<i64: 3, 7>"
+    module.verify()
+    stream = StreamOp(StreamType(TensorType(builtin.f32, (4, 2))))
+    assert fifo_depth(stream.result) == DEFAULT_DEPTH
+    set_fifo_depth(stream.result, 9)
+    assert stream.result.type.depth.data == 9 and fifo_depth(stream.result) == 9
 
 
 def test_reassociate_constructor() -> None:

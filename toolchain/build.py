@@ -226,16 +226,16 @@ def compiled_graph(out_dir: Path | str) -> tuple[Graph, dict[str, int | None]]:
     from xdsl.parser import Parser
     from xdsl.universe import Universe
 
-    from hls_backend.emit import ir_depth
     from lowering.timing import kernel_graph
     from streamdsl.compiler import _kernel
+    from streamdsl.dialects.dataflow import fifo_depth
 
     ctx = Context()
     for name, factory in Universe.get_multiverse().all_dialects.items():
         ctx.register_dialect(name, factory)
     module = Parser(ctx, (Path(out_dir) / "program.mlir").read_text()).parse_module()
     graph, values = kernel_graph(_kernel(module))
-    return graph, {name: ir_depth(value) for name, value in values.items()}
+    return graph, {name: fifo_depth(value) for name, value in values.items()}
 
 
 _KINDS: dict[str, Callable[[dict[str, Any], Path, list[str]], dict[str, Any]]] = {

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import I64, DenseArrayBase, IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -40,14 +40,7 @@ def planned_converter(source: SSAValue, result_type: ITensorType, where: Operati
         p = plan(source.type.itensor, result_type.itensor)
     except ConverterError as err:
         raise PassFailedException(f"insert-converters: {where.name} {source.type} -> {result_type}: {err}") from None
-    return ITensorConverterOp.create(
-        operands=[source],
-        result_types=[result_type],
-        properties={
-            "buffer_shape": DenseArrayBase.from_list(i64, p.buffer_shape),
-            "shared_loops": IntegerAttr[I64](p.shared_loops, 64),
-        },
-    )
+    return ITensorConverterOp(source, result_type, p.buffer_shape, p.shared_loops)
 
 
 def _differ(source: SSAValue, result_type: ITensorType) -> bool:
@@ -72,7 +65,7 @@ class PlanConverter(RewritePattern):
         if op.result.type == op.source.type:
             rewriter.replace(op, [], [op.source])
         elif not _differ(op.source, op.result.type):
-            rewriter.replace(op, ITensorCastOp.create(operands=[op.source], result_types=[op.result.type]))
+            rewriter.replace(op, ITensorCastOp(op.source, op.result.type))
         else:
             rewriter.replace(op, planned_converter(op.source, op.result.type, op))
 
@@ -91,9 +84,9 @@ def _drop_fork_output(fork: ITensorForkOp, dead: SSAValue) -> None:
         Rewriter.erase_op(fork)
         return
     if len(keep) == 1:
-        new: Operation = ITensorCastOp.create(operands=[fork.source], result_types=[keep[0].type])
+        new: Operation = ITensorCastOp(fork.source, keep[0].type)
     else:
-        new = ITensorForkOp.create(operands=[fork.source], result_types=[o.type for o in keep])
+        new = ITensorForkOp(fork.source, [o.type for o in keep])
     Rewriter.insert_op(new, InsertPoint.before(fork))
     for old, repl in zip(keep, new.results):
         old.replace_all_uses_with(repl)
@@ -107,7 +100,7 @@ def _fork_uses(value: SSAValue) -> None:
     assert isinstance(value.owner, Operation)
     order = {op: i for i, op in enumerate(value.owner.parent_block().walk())}  # program order
     uses = sorted(value.uses, key=lambda use: (order[use.operation], use.index))
-    fork = ITensorForkOp.create(operands=[value], result_types=[value.type] * len(uses))
+    fork = ITensorForkOp(value, len(uses))
     Rewriter.insert_op(fork, InsertPoint.after(value.owner))
     for use, out in zip(uses, fork.outputs):
         use.operation.operands[use.index] = out

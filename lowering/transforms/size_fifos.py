@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, i64
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
-from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.fifo_sizing import MODES, Sizing, size_fifos
 from lowering.timing import U55C, kernel_graph
-from streamdsl.dialects.dataflow import KernelOp, StreamType, TaskOp
+from streamdsl.dialects.dataflow import KernelOp, set_fifo_depth
 from streamdsl.graph import Graph
 
 __all__ = ["SizeFifosPass", "size_kernel", "write_depths"]
@@ -38,28 +37,8 @@ def size_kernel(kernel: KernelOp, mode: str = "min-bits") -> tuple[Graph, Sizing
 
 def write_depths(values: Mapping[str, SSAValue], depths: Mapping[str, int]) -> None:
     """Store `depths[name]` on the FIFO `values[name]` (a producer's result or a stream)."""
-    by_owner: dict[Operation, dict[int, int]] = {}
     for name, value in values.items():
-        if isinstance(value.type, StreamType):
-            _retype_stream(value, depths[name])
-        else:
-            by_owner.setdefault(value.owner, {})[value.index] = depths[name]  # type: ignore[arg-type, attr-defined]
-    for op, per_result in by_owner.items():
-        if len(op.results) == 1:
-            op.attributes["depth"] = IntegerAttr(per_result[0], i64)
-        else:
-            entries = [per_result.get(i, 2) for i in range(len(op.results))]
-            op.attributes["depth"] = DenseArrayBase.from_list(i64, entries)
-
-
-def _retype_stream(value: SSAValue, depth: int) -> None:
-    assert isinstance(value.type, StreamType)
-    new_type = StreamType(value.type.element_type, depth)
-    users = [(u.operation, u.index) for u in value.uses]
-    Rewriter.replace_value_with_new_type(value, new_type)
-    for op, index in users:  # a task's block argument has the type of its operand
-        if isinstance(op, TaskOp):
-            Rewriter.replace_value_with_new_type(op.body.block.args[index], new_type)
+        set_fifo_depth(value, depths[name])
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The `dataflow` dialect: itensor values, FIFO streams, kernels, tasks and DMAs.
 
-Three levels share this dialect (DESIGN.md):
+Three levels share this dialect (docs/ir.md, docs/architecture.md):
 - itensor level: immutable stream values (`!dataflow.itensor<...>`) read and written tile by tile;
 - stream level: mutable FIFOs with a depth (`!dataflow.stream<...>`) after bufferization;
 - structure: `kernel` (a fused accelerator, tensors cross its boundary through DMAs), `task` (one
@@ -9,9 +9,12 @@ Three levels share this dialect (DESIGN.md):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import ClassVar
+
+import numpy as np
 from xdsl.dialects.builtin import (
     AffineMapAttr,
     I64,
@@ -45,6 +48,7 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
+from xdsl.rewriter import Rewriter
 from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
@@ -53,7 +57,9 @@ from streamdsl.itensor import INT64_MAX, ITensorError, itensor
 
 __all__ = [
     "DATAFLOW",
+    "DEFAULT_DEPTH",
     "BufferOp",
+    "DataflowOperation",
     "DmaLoadOp",
     "DmaStoreOp",
     "ITensorCastOp",
@@ -68,13 +74,20 @@ __all__ = [
     "ITensorType",
     "ITensorWriteOp",
     "KernelOp",
+    "MergeOperation",
+    "RoutingOperation",
+    "SplitOperation",
     "StreamOp",
     "StreamReadOp",
     "StreamType",
     "StreamWriteOp",
     "TaskOp",
     "YieldOp",
+    "fifo_depth",
+    "set_fifo_depth",
 ]
+
+DEFAULT_DEPTH = 2  # a FIFO without a stored depth: the Vitis HLS default for hls::stream
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +186,7 @@ class StreamType(ParametrizedAttribute, TypeAttribute):
     element_type: Attribute
     depth: IntAttr
 
-    def __init__(self, element_type: Attribute, depth: int | IntAttr = 2):
+    def __init__(self, element_type: Attribute, depth: int | IntAttr = DEFAULT_DEPTH):
         super().__init__(element_type, IntAttr(depth) if isinstance(depth, int) else depth)
 
     def verify(self) -> None:
@@ -199,6 +212,121 @@ class StreamType(ParametrizedAttribute, TypeAttribute):
 
 
 # ---------------------------------------------------------------------------------------------
+# Abstract bases
+# ---------------------------------------------------------------------------------------------
+
+
+class DataflowOperation(IRDLOperation, ABC):
+    """Every dataflow op: each message of its own verification (IRDL's constraints too) starts
+    with the op's name, so a diagnostic names the culprit."""
+
+    def verify_first_(self) -> None:
+        """Rules checked before IRDL's constraints, which would report them obscurely."""
+
+    def verify(self, verify_nested_ops: bool = True) -> None:
+        if verify_nested_ops:
+            for region in self.regions:
+                region.verify()
+        try:
+            self.verify_first_()
+            super().verify(verify_nested_ops=False)
+        except VerifyException as err:
+            if not str(err).startswith(self.name):
+                err.args = (f"{self.name}: {err}", *err.args[1:])
+            raise
+
+
+class OneToOneOperation(DataflowOperation, ABC):
+    """One itensor in, one out, token for token or through a buffer."""
+
+    source = operand_def(ITensorType)
+    result = result_def(ITensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(self, source: SSAValue, result_type: Attribute, properties: dict[str, Attribute] | None = None):
+        super().__init__(operands=[source], result_types=[result_type], properties=properties or {})
+
+
+class SplitOperation(DataflowOperation, ABC):
+    """One itensor in, several out (fork copies every token, chunk routes each to one part)."""
+
+    source = operand_def(ITensorType)
+    outputs = var_result_def(ITensorType)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($outputs)"
+
+    @property
+    def whole(self) -> SSAValue:
+        return self.source
+
+    @property
+    def parts(self) -> Sequence[SSAValue]:
+        return self.outputs
+
+
+class MergeOperation(DataflowOperation, ABC):
+    """Several itensors in, one out (join round robin, concat by position)."""
+
+    sources = var_operand_def(ITensorType)
+    result = result_def(ITensorType)
+    assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
+
+    @property
+    def whole(self) -> SSAValue:
+        return self.result
+
+    @property
+    def parts(self) -> Sequence[SSAValue]:
+        return self.sources
+
+
+class RoutingOperation(DataflowOperation, ABC):
+    """Moves each token of the `whole` stream to (split) or from (merge) exactly one of the
+    `parts`, unchanged, keeping order within each part. The one definition of which token goes
+    where: the simulators, the timing model and the HLS emitter all call `route()`."""
+
+    @property
+    @abstractmethod
+    def whole(self) -> SSAValue: ...
+
+    @property
+    @abstractmethod
+    def parts(self) -> Sequence[SSAValue]: ...
+
+    @property
+    def splits(self) -> bool:
+        """True when the whole stream is the operand (chunk), False when it is the result."""
+        return self.whole in self.operands
+
+    @abstractmethod
+    def route(self) -> np.ndarray:
+        """`route()[k]`: the index of the part that token k of the whole stream belongs to.
+        Raises VerifyException when the parts cannot be routed (a verifier rule)."""
+
+
+def _route_by_dim(op: RoutingOperation, dim: int) -> np.ndarray:
+    """Chunk / concat: a whole token belongs to the part its tile lies in along `dim`; each part
+    must stream its tiles in the order the whole visits them (else a converter is needed)."""
+    whole, parts = _it(op.whole), [_it(p) for p in op.parts]
+    starts = np.cumsum([0] + [p.shape[dim] for p in parts])
+    offsets = whole.offsets()
+    route = np.searchsorted(starts, offsets[:, dim], side="right") - 1
+    for k, offset in enumerate(offsets):
+        if offset[dim] + whole.tile[dim] > starts[route[k] + 1]:
+            raise VerifyException(
+                f"{op.name}: tile at {offset.tolist()} straddles parts {route[k]} and {route[k] + 1} along dim {dim}"
+            )
+    for i, part in enumerate(parts):
+        local = offsets[route == i].copy()
+        local[:, dim] -= starts[i]
+        if part.tile != whole.tile or not np.array_equal(part.offsets(), local):
+            raise VerifyException(
+                f"{op.name}: part {i} ({part}) does not stream its tiles in the order of the whole ({whole}); "
+                "insert a converter on that part"
+            )
+    return route
+
+
+# ---------------------------------------------------------------------------------------------
 # itensor-level ops
 # ---------------------------------------------------------------------------------------------
 
@@ -210,7 +338,7 @@ def _it(value: SSAValue | Attribute) -> itensor:
 
 
 @irdl_op_definition
-class ITensorEmptyOp(IRDLOperation):
+class ITensorEmptyOp(DataflowOperation):
     """A placeholder itensor, the destination a task writes its output stream into."""
 
     name = "dataflow.itensor_empty"
@@ -223,7 +351,7 @@ class ITensorEmptyOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ITensorReadOp(IRDLOperation):
+class ITensorReadOp(DataflowOperation):
     """Pull the next tile of an itensor."""
 
     name = "dataflow.itensor_read"
@@ -245,7 +373,7 @@ class ITensorReadOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ITensorWriteOp(IRDLOperation):
+class ITensorWriteOp(DataflowOperation):
     """Push one tile into an itensor; returns the updated itensor (destination-passing style)."""
 
     name = "dataflow.itensor_write"
@@ -279,16 +407,15 @@ def _same_stream(op: IRDLOperation, what: str, src: SSAValue, dst: SSAValue) -> 
 
 
 @irdl_op_definition
-class ITensorForkOp(IRDLOperation):
+class ITensorForkOp(SplitOperation):
     """Duplicate one stream to several consumers (one producer, many consumers)."""
 
     name = "dataflow.itensor_fork"
-    source = operand_def(ITensorType)
-    outputs = var_result_def(ITensorType)
-    assembly_format = "$source attr-dict `:` type($source) `->` type($outputs)"
 
-    def __init__(self, source: SSAValue, count: int):
-        super().__init__(operands=[source], result_types=[[source.type] * count])
+    def __init__(self, source: SSAValue, outputs: int | Sequence[Attribute]):
+        """`outputs`: how many copies of the source type, or the result types (each streams alike)."""
+        types = [source.type] * outputs if isinstance(outputs, int) else list(outputs)
+        super().__init__(operands=[source], result_types=[types])
 
     def verify_(self) -> None:
         if len(self.outputs) < 2:
@@ -298,22 +425,37 @@ class ITensorForkOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ITensorJoinOp(IRDLOperation):
-    """Merge several streams of one type round-robin, token by token."""
+class ITensorJoinOp(MergeOperation, RoutingOperation):
+    """Interleave m lanes round robin: result token k is the next token of source k mod m.
+
+    Each source carries T/m tokens of the result's tile type (T: the result's token count); a
+    source's own tensor coordinates do not matter, its tokens land where the result puts them
+    (source i supplies result tokens i, i + m, i + 2m, ...). docs/ir.md, "Routing".
+    """
 
     name = "dataflow.itensor_join"
-    sources = var_operand_def(ITensorType)
-    result = result_def(ITensorType)
-    assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
 
-    def __init__(self, sources: Sequence[SSAValue], result_type: Attribute | None = None):
-        super().__init__(operands=[sources], result_types=[result_type or sources[0].type])
+    def __init__(self, sources: Sequence[SSAValue], result_type: Attribute):
+        super().__init__(operands=[sources], result_types=[result_type])
+
+    def route(self) -> np.ndarray:
+        return np.arange(_it(self.result).num_tokens) % len(self.sources)
 
     def verify_(self) -> None:
-        if len(self.sources) < 2:
-            raise VerifyException(f"{self.name}: needs at least two sources, got {len(self.sources)}")
-        for src in self.sources:
-            _same_stream(self, "result", src, self.result)
+        m, result = len(self.sources), _it(self.result)
+        if m < 2:
+            raise VerifyException(f"{self.name}: needs at least two sources, got {m}")
+        if result.num_tokens % m:
+            raise VerifyException(
+                f"{self.name}: the result's {result.num_tokens} tokens cannot be taken round robin from {m} sources"
+            )
+        for i, src in enumerate(self.sources):
+            it = _it(src)
+            if it.dtype != result.dtype or it.tile != result.tile or it.num_tokens * m != result.num_tokens:
+                raise VerifyException(
+                    f"{self.name}: source {i} ({src.type}) must carry {result.num_tokens // m} tokens of the result's "
+                    f"tile type {self.result.type.element_type}, 1/{m} of the result {self.result.type}"
+                )
 
 
 def _same_tensor(op: IRDLOperation, src: itensor, dst: itensor) -> None:
@@ -324,34 +466,22 @@ def _same_tensor(op: IRDLOperation, src: itensor, dst: itensor) -> None:
 
 
 @irdl_op_definition
-class ITensorCastOp(IRDLOperation):
+class ITensorCastOp(OneToOneOperation):
     """Retype an itensor of the same tensor (dtype and shape) without moving data."""
 
     name = "dataflow.itensor_cast"
-    source = operand_def(ITensorType)
-    result = result_def(ITensorType)
-    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
     traits = traits_def(Pure())
-
-    def __init__(self, source: SSAValue, result_type: Attribute):
-        super().__init__(operands=[source], result_types=[result_type])
 
     def verify_(self) -> None:
         _same_tensor(self, _it(self.source), _it(self.result))
 
 
 @irdl_op_definition
-class ITensorReassociateOp(IRDLOperation):
+class ITensorReassociateOp(OneToOneOperation):
     """Reshape: regroup the tile shape and iteration space; tokens map one to one."""
 
     name = "dataflow.itensor_reassociate"
-    source = operand_def(ITensorType)
-    result = result_def(ITensorType)
-    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
     traits = traits_def(Pure())
-
-    def __init__(self, source: SSAValue, result_type: Attribute):
-        super().__init__(operands=[source], result_types=[result_type])
 
     def verify_(self) -> None:
         src, dst = _it(self.source), _it(self.result)
@@ -383,43 +513,47 @@ def _check_split(op: IRDLOperation, dim: int, whole: itensor, parts: Sequence[it
 
 
 @irdl_op_definition
-class ITensorChunkOp(IRDLOperation):
-    """Split an itensor into consecutive pieces along one tensor dim."""
+class ITensorChunkOp(SplitOperation, RoutingOperation):
+    """Split an itensor into consecutive pieces along one tensor dim; each token goes to the
+    piece its tile lies in."""
 
     name = "dataflow.itensor_chunk"
-    source = operand_def(ITensorType)
-    outputs = var_result_def(ITensorType)
     dim = prop_def(IntegerAttr[I64])
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$source attr-dict `:` type($source) `->` type($outputs)"
 
     def __init__(self, source: SSAValue, dim: int, part_types: Sequence[Attribute]):
         super().__init__(operands=[source], result_types=[part_types], properties={"dim": IntegerAttr(dim, 64)})
 
+    def route(self) -> np.ndarray:
+        return _route_by_dim(self, self.dim.value.data)
+
     def verify_(self) -> None:
         _check_split(self, self.dim.value.data, _it(self.source), [_it(o) for o in self.outputs])
+        self.route()
 
 
 @irdl_op_definition
-class ITensorConcatOp(IRDLOperation):
-    """Join itensors into one along a tensor dim (the inverse of chunk)."""
+class ITensorConcatOp(MergeOperation, RoutingOperation):
+    """Join itensors into one along a tensor dim (the inverse of chunk): each result token comes
+    from the source its tile lies in."""
 
     name = "dataflow.itensor_concat"
-    sources = var_operand_def(ITensorType)
-    result = result_def(ITensorType)
     dim = prop_def(IntegerAttr[I64])
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$sources attr-dict `:` type($sources) `->` type($result)"
 
     def __init__(self, sources: Sequence[SSAValue], dim: int, result_type: Attribute):
         super().__init__(operands=[sources], result_types=[result_type], properties={"dim": IntegerAttr(dim, 64)})
 
+    def route(self) -> np.ndarray:
+        return _route_by_dim(self, self.dim.value.data)
+
     def verify_(self) -> None:
         _check_split(self, self.dim.value.data, _it(self.result), [_it(s) for s in self.sources])
+        self.route()
 
 
 @irdl_op_definition
-class ITensorConverterOp(IRDLOperation):
+class ITensorConverterOp(OneToOneOperation):
     """Reorder a stream through an on-chip ping-pong buffer (layout converter).
 
     `buffer_shape` is one bank of the buffer; `shared_loops` is how many outer loops source and
@@ -427,12 +561,9 @@ class ITensorConverterOp(IRDLOperation):
     """
 
     name = "dataflow.itensor_converter"
-    source = operand_def(ITensorType)
-    result = result_def(ITensorType)
     buffer_shape = opt_prop_def(DenseArrayBase[I64])
     shared_loops = opt_prop_def(IntegerAttr[I64])
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
 
     def __init__(
         self,
@@ -446,7 +577,7 @@ class ITensorConverterOp(IRDLOperation):
             properties["buffer_shape"] = DenseArrayBase.from_list(i64, buffer_shape)
         if shared_loops is not None:
             properties["shared_loops"] = IntegerAttr(shared_loops, 64)
-        super().__init__(operands=[source], result_types=[result_type], properties=properties)
+        super().__init__(source, result_type, properties)
 
     def verify_(self) -> None:
         src, dst = _it(self.source), _it(self.result)
@@ -473,7 +604,7 @@ class ITensorConverterOp(IRDLOperation):
 
 
 @irdl_op_definition
-class StreamOp(IRDLOperation):
+class StreamOp(DataflowOperation):
     """A FIFO. `layout` keeps the itensor type it was bufferized from."""
 
     name = "dataflow.stream"
@@ -500,7 +631,7 @@ def _check_token(op: IRDLOperation, value: SSAValue, stream: SSAValue) -> None:
 
 
 @irdl_op_definition
-class StreamReadOp(IRDLOperation):
+class StreamReadOp(DataflowOperation):
     name = "dataflow.stream_read"
     stream = operand_def(StreamType)
     result = result_def()
@@ -515,7 +646,7 @@ class StreamReadOp(IRDLOperation):
 
 
 @irdl_op_definition
-class StreamWriteOp(IRDLOperation):
+class StreamWriteOp(DataflowOperation):
     name = "dataflow.stream_write"
     value = operand_def()
     stream = operand_def(StreamType)
@@ -529,7 +660,7 @@ class StreamWriteOp(IRDLOperation):
 
 
 @irdl_op_definition
-class BufferOp(IRDLOperation):
+class BufferOp(DataflowOperation):
     """On-chip memory with `banks` copies (2 = ping-pong)."""
 
     name = "dataflow.buffer"
@@ -572,7 +703,7 @@ def _check_region_signature(op: IRDLOperation, operands: Sequence[SSAValue], res
 
 
 @irdl_op_definition
-class KernelOp(IRDLOperation):
+class KernelOp(DataflowOperation):
     """A fused accelerator: tensors in HBM cross its boundary through dma_load / dma_store."""
 
     name = "dataflow.kernel"
@@ -633,7 +764,7 @@ def _check_depth_attribute(op: Operation) -> None:
 
 
 @irdl_op_definition
-class TaskOp(IRDLOperation):
+class TaskOp(DataflowOperation):
     """One hardware process. `outs` are destinations (itensor_empty at the itensor level): the
     results have their types. At the stream level a task has streams as inputs and no results."""
 
@@ -669,7 +800,7 @@ class TaskOp(IRDLOperation):
 
 
 @irdl_op_definition
-class YieldOp(IRDLOperation):
+class YieldOp(DataflowOperation):
     name = "dataflow.yield"
     values = var_operand_def()
     assembly_format = "attr-dict ($values^ `:` type($values))?"
@@ -690,7 +821,7 @@ def _check_dma(op: IRDLOperation, tensor: SSAValue, stream: SSAValue) -> None:
 
 
 @irdl_op_definition
-class DmaLoadOp(IRDLOperation):
+class DmaLoadOp(DataflowOperation):
     """Read a tensor from HBM as a stream in the consumer's itensor order."""
 
     name = "dataflow.dma_load"
@@ -706,7 +837,7 @@ class DmaLoadOp(IRDLOperation):
 
 
 @irdl_op_definition
-class DmaStoreOp(IRDLOperation):
+class DmaStoreOp(DataflowOperation):
     """Write a stream to a tensor in HBM."""
 
     name = "dataflow.dma_store"
@@ -721,24 +852,6 @@ class DmaStoreOp(IRDLOperation):
 
     def verify_(self) -> None:
         _check_dma(self, self.result, self.source)
-
-
-def _name_the_op(op_type: type[IRDLOperation]) -> None:
-    """Prefix IRDL's constraint messages (operand types, properties, traits) with the op name,
-    and run the op's `verify_first_` (a rule IRDL would report obscurely) before them."""
-    checks = op_type.verify_
-
-    def verify_(self: IRDLOperation) -> None:
-        try:
-            if first := getattr(self, "verify_first_", None):
-                first()
-            checks(self)
-        except VerifyException as err:
-            if str(err).startswith(f"{self.name}"):
-                raise
-            raise VerifyException(f"{self.name}: {err}") from err
-
-    op_type.verify_ = verify_  # type: ignore[method-assign]
 
 
 DATAFLOW_OPS: list[type[IRDLOperation]] = [
@@ -762,7 +875,48 @@ DATAFLOW_OPS: list[type[IRDLOperation]] = [
     DmaLoadOp,
     DmaStoreOp,
 ]
-for _op in DATAFLOW_OPS:
-    _name_the_op(_op)
+# ---------------------------------------------------------------------------------------------
+# FIFO depths (docs/ir.md, "FIFO depths")
+# ---------------------------------------------------------------------------------------------
+
+
+def fifo_depth(value: SSAValue) -> int | None:
+    """The depth stored for the FIFO of `value`, None when none is: the `!dataflow.stream` depth
+    at the stream level; at the itensor level the producing op's `depth` attribute (an integer for
+    one result, one entry per result otherwise)."""
+    if isinstance(value.type, StreamType):
+        return value.type.depth.data
+    owner = value.owner
+    attr = owner.attributes.get("depth") if isinstance(owner, Operation) else None
+    index = getattr(value, "index", 0)
+    if isinstance(attr, IntegerAttr):
+        return attr.value.data
+    if isinstance(attr, DenseArrayBase):
+        return int(attr.get_values()[index])
+    if isinstance(attr, ArrayAttr) and isinstance(attr.data[index], IntegerAttr):
+        return attr.data[index].value.data  # type: ignore[union-attr]
+    return None
+
+
+def set_fifo_depth(value: SSAValue, depth: int) -> None:
+    """Store `depth` where `fifo_depth` reads it. A stream is retyped, with the task block
+    arguments that receive it; an op's other results keep their depths (DEFAULT_DEPTH if unset)."""
+    if isinstance(value.type, StreamType):
+        new_type = StreamType(value.type.element_type, depth)
+        users = [(use.operation, use.index) for use in value.uses]
+        Rewriter.replace_value_with_new_type(value, new_type)
+        for op, index in users:  # a task's block argument has the type of its operand
+            if isinstance(op, TaskOp):
+                Rewriter.replace_value_with_new_type(op.body.block.args[index], new_type)
+        return
+    op = value.owner
+    assert isinstance(op, Operation), f"a FIFO depth belongs to an op's result, not to {value}"
+    if len(op.results) == 1:
+        op.attributes["depth"] = IntegerAttr(depth, i64)
+        return
+    entries = [fifo_depth(r) or DEFAULT_DEPTH for r in op.results]
+    entries[op.results.index(value)] = depth
+    op.attributes["depth"] = DenseArrayBase.from_list(i64, entries)
+
 
 DATAFLOW = Dialect("dataflow", DATAFLOW_OPS, [ITensorType, StreamType])

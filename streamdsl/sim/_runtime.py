@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from xdsl.ir import Operation, SSAValue
 
-from streamdsl.dialects.dataflow import ITensorType, StreamType, TaskOp
+from streamdsl.dialects.dataflow import DEFAULT_DEPTH, ITensorType, StreamType, TaskOp
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
 from streamdsl.sim._codegen import CompileError, Emitter
@@ -35,7 +35,7 @@ class Fifo:
     def __init__(self, value: SSAValue | None, expected: int | None, token_bits: int | None):
         self.q: deque[Any] = deque()
         self.name = ""
-        self.depth = 2
+        self.depth = DEFAULT_DEPTH
         self.peak = 0
         self.pushed = 0
         self.expected = expected

@@ -20,26 +20,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.dialects.func import FuncOp
 from xdsl.ir import Operation, SSAValue
+from xdsl.utils.exceptions import VerifyException
 
 from streamdsl.dialects.dataflow import (
+    DEFAULT_DEPTH,
     DmaLoadOp,
     DmaStoreOp,
     ITensorCastOp,
-    ITensorChunkOp,
-    ITensorConcatOp,
     ITensorConverterOp,
     ITensorEmptyOp,
     ITensorForkOp,
-    ITensorJoinOp,
     ITensorReassociateOp,
     KernelOp,
+    RoutingOperation,
     StreamOp,
     StreamType,
     TaskOp,
     YieldOp,
+    fifo_depth,
 )
 from streamdsl.dtypes import numpy_dtype
 from streamdsl.errors import DeadlockError, LimitError, StreamdslError, StreamError
@@ -107,7 +108,7 @@ def simulate(
     prog: Any,
     *arrays: np.ndarray,
     depths: dict[str, int | None] | None = None,
-    default_depth: int | None = 2,
+    default_depth: int | None = DEFAULT_DEPTH,
     record: dict[str, Any] | None = None,
     time_budget: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
@@ -128,7 +129,7 @@ def simulate_with_stats(
     prog: Any,
     *arrays: np.ndarray,
     depths: dict[str, int | None] | None = None,
-    default_depth: int | None = 2,
+    default_depth: int | None = DEFAULT_DEPTH,
     time_budget: float | None = None,
 ) -> tuple[np.ndarray | tuple[np.ndarray, ...], SimStats]:
     func, params = _entry(prog)
@@ -278,8 +279,8 @@ class _Kernel:
                 src = self._take(op.source, proc)
                 outs = [self._new_fifo(r, proc) for r in op.outputs]
                 proc.gen = rt.fork(src, outs, src.expected or 0)
-            case ITensorJoinOp():
-                self._join(op)
+            case RoutingOperation():
+                self._route(op)
             case ITensorCastOp():
                 check_pass_through(op)
                 self.fifos[op.result] = self.fifos[op.source]  # a retype: the consumer reads the source FIFO
@@ -288,8 +289,6 @@ class _Kernel:
                 src = self._take(op.source, proc)
                 out = self._new_fifo(op.result, proc)
                 proc.gen = rt.reassociate(src, out, out.expected or 0, op.result.type.itensor.tile)
-            case ITensorChunkOp() | ITensorConcatOp():
-                self._chunk_concat(op)
             case ITensorConverterOp():
                 self._converter(op)
             case StreamOp():
@@ -349,31 +348,19 @@ class _Kernel:
             raise CompileError(f"kernel @{self.name}: stream {value_label(fifo.value) if fifo.value is not None else '?'} has two {role}s: {other.name} and {proc.name}")
         setattr(fifo, role, proc)
 
-    def _join(self, op: ITensorJoinOp) -> None:
+    def _route(self, op: RoutingOperation) -> None:
+        """Join, chunk, concat: each token of the whole stream moves to or from `op.route()`'s part."""
         proc = self._proc(op)
-        n = op.result.type.itensor.num_tokens
-        m = len(op.sources)
-        if n % m:
-            raise CompileError(f"kernel @{self.name}: {proc.name}: {n} tokens cannot be taken round-robin from {m} sources")
-        srcs = [self._take(s, proc) for s in op.sources]
-        for src in srcs:
-            src.expected = n // m  # source i supplies tokens i, i+m, ... of the result
-        proc.gen = rt.route_merge(srcs, self._new_fifo(op.result, proc), [k % m for k in range(n)])
-
-    def _chunk_concat(self, op: ITensorChunkOp | ITensorConcatOp) -> None:
-        dim = op.dim.value.data
-        if isinstance(op, ITensorChunkOp):
-            proc = self._proc(op)
-            whole, parts = op.source.type.itensor, [r.type.itensor for r in op.outputs]
-            route = _split_route(whole, parts, dim, proc.name)
-            src = self._take(op.source, proc)
-            proc.gen = rt.route_split(src, [self._new_fifo(r, proc) for r in op.outputs], route)
+        try:
+            route = op.route().tolist()
+        except VerifyException as err:
+            raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
+        if op.splits:
+            src = self._take(op.whole, proc)
+            proc.gen = rt.route_split(src, [self._new_fifo(p, proc) for p in op.parts], route)
         else:
-            proc = self._proc(op)
-            whole, parts = op.result.type.itensor, [s.type.itensor for s in op.sources]
-            route = _split_route(whole, parts, dim, proc.name)
-            srcs = [self._take(s, proc) for s in op.sources]
-            proc.gen = rt.route_merge(srcs, self._new_fifo(op.result, proc), route)
+            srcs = [self._take(p, proc) for p in op.parts]
+            proc.gen = rt.route_merge(srcs, self._new_fifo(op.whole, proc), route)
 
     def _converter(self, op: ITensorConverterOp) -> None:
         from streamdsl.sim.converter import ConverterBuffer
@@ -417,7 +404,7 @@ class _Kernel:
         for fifo in self.all_fifos:
             if fifo.name in depths:
                 depth = depths[fifo.name]
-            elif (depth := _ir_depth(fifo.value)) is None:
+            elif fifo.value is None or (depth := fifo_depth(fifo.value)) is None:
                 depth = default
             fifo.depth = math.inf if depth is None else depth
             if fifo.depth < 1:
@@ -476,45 +463,6 @@ def _uniquify(procs: list[Process]) -> None:
         seen[proc.name] = seen.get(proc.name, 0) + 1
         if seen[proc.name] > 1:
             proc.name = f"{proc.name}#{seen[proc.name]}"
-
-
-def _ir_depth(value: SSAValue | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value.type, StreamType):
-        return value.type.depth.data
-    owner = value.owner
-    attr = owner.attributes.get("depth") if isinstance(owner, Operation) else None
-    index = value.index if hasattr(value, "index") else 0  # type: ignore[attr-defined]
-    if isinstance(attr, IntegerAttr):
-        return attr.value.data
-    if isinstance(attr, DenseArrayBase):
-        return int(attr.get_values()[index])
-    if isinstance(attr, ArrayAttr) and isinstance(attr.data[index], IntegerAttr):
-        return attr.data[index].value.data  # type: ignore[union-attr]
-    return None
-
-
-def _split_route(whole: itensor, parts: list[itensor], dim: int, name: str) -> list[int]:
-    """For each token of `whole` in stream order, the part it belongs to; checks that each part's
-    own order is the subsequence of `whole`'s tokens that fall in it."""
-    starts = np.cumsum([0] + [p.shape[dim] for p in parts])
-    route, per_part = [], [[] for _ in parts]
-    for offset in whole.tokens():
-        k = int(np.searchsorted(starts, offset[dim], side="right") - 1)
-        if offset[dim] + whole.tile[dim] > starts[k + 1]:
-            raise StreamError(f"{name}: tile at {list(offset)} straddles parts {k} and {k + 1} along dim {dim}")
-        route.append(k)
-        local = list(offset)
-        local[dim] -= int(starts[k])
-        per_part[k].append(tuple(local))
-    for k, (part, got) in enumerate(zip(parts, per_part)):
-        if part.tile != whole.tile or part.tokens() != got:
-            raise StreamError(
-                f"{name}: part {k} ({part}) does not stream its tiles in the order of the whole ({whole}); "
-                "insert a converter on that part"
-            )
-    return route
 
 
 # ---------------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_report_keys() -> None:
 
 def test_compile_errors() -> None:
     prog = P.diamond(2, 64, 16).program
-    with pytest.raises(ValueError, match="fifo_sizing='fast' is unknown; choose one of min-bits, lp, conservative, naive, default"):
+    with pytest.raises(ValueError, match="fifo sizing mode 'fast' is unknown; choose one of min-bits, lp, normal, conservative, naive, default"):
         sd.compile(prog, fifo_sizing="fast")
     with pytest.raises(TypeError, match="expected an @sd.dataflow program or a ModuleOp, got int"):
         sd.compile(3)

@@ -114,6 +114,31 @@ def diamond(n: int, t: int, scale_attrs: str = "") -> ModuleOp:
     return program("diamond", [("x", (1, n * t))], [(1, n * t)], body)
 
 
+def round_robin_join(n: int = 6, t: int = 8) -> ModuleOp:
+    """x forked to two lanes: `even` keeps tokens 0, 2, ... (x2), `odd` tokens 1, 3, ... (x3);
+    each lane is a stream of n/2 tiles, and itensor_join interleaves them back round robin."""
+    X, L = rows(1, n * t, t), rows(1, n * t // 2, t)
+
+    def lane(name: str, src: str, dst: str, keep: str, factor: float) -> str:
+        inner = f"""        %a = dataflow.itensor_read %{src}_p : {ty(X)} -> {tile(X)}
+        %b = dataflow.itensor_read %{src}_p : {ty(X)} -> {tile(X)}
+        %k = arith.constant dense<{factor}> : {tile(X)}
+        %v = arith.mulf %{keep}, %k : {tile(X)}
+        %w = dataflow.itensor_write %v, %ch : {tile(L)} -> {ty(L)}
+        scf.yield %w : {ty(L)}"""
+        body = loop(n // 2, inner, [("ch", f"%{dst}_o", ty(L))], results="f") + f"\n      dataflow.yield %f : {ty(L)}"
+        return task(name, [(src, X)], [(dst, L)], body)
+
+    body = f"""    %xs = dataflow.dma_load %x : {tensor((1, n * t))} -> {ty(X)}
+    %xa, %xb = dataflow.itensor_fork %xs : {ty(X)} -> {ty(X)}, {ty(X)}
+{lane("even", "xa", "ea", "a", 2.0)}
+{lane("odd", "xb", "ob", "b", 3.0)}
+    %ys = dataflow.itensor_join %ea, %ob : {ty(L)}, {ty(L)} -> {ty(X)}
+    %yt = dataflow.dma_store %ys : {ty(X)} -> {tensor((1, n * t))}
+    dataflow.yield %yt : {tensor((1, n * t))}"""
+    return program("lanes", [("x", (1, n * t))], [(1, n * t)], body)
+
+
 def split_concat() -> ModuleOp:
     """Split rows into two halves along dim 1 (chunk), process each, concat back, regroup tiles
     (reassociate) into an 8x2 tensor."""

@@ -95,30 +95,11 @@ def test_row_reductions_with_two_outputs() -> None:
 
 
 def test_fork_and_round_robin_join() -> None:
-    """fork x to two lanes; lane `even` keeps tokens 0, 2, ... (x2), lane `odd` tokens 1, 3, ...
-    (x3); join takes them back round-robin."""
+    """Two lanes of n/2 tiles (even tokens x2, odd tokens x3) joined back round robin."""
     n, t = 6, 8
-    X = P.rows(1, n * t, t)
-
-    def lane(name: str, src: str, dst: str, keep: int, factor: float) -> str:
-        inner = f"""        %a = dataflow.itensor_read %{src}_p : {ty(X)} -> {tile(X)}
-        %b = dataflow.itensor_read %{src}_p : {ty(X)} -> {tile(X)}
-        %k = arith.constant dense<{factor}> : {tile(X)}
-        %v = arith.mulf %{'a' if keep == 0 else 'b'}, %k : {tile(X)}
-        %w = dataflow.itensor_write %v, %ch : {tile(X)} -> {ty(X)}
-        scf.yield %w : {ty(X)}"""
-        return task(name, [(src, X)], [(dst, X)], loop(n // 2, inner, [("ch", f"%{dst}_o", ty(X))], results="f") + f"\n      dataflow.yield %f : {ty(X)}")
-
-    body = f"""    %xs = dataflow.dma_load %x : {tensor((1, n * t))} -> {ty(X)}
-    %xa, %xb = dataflow.itensor_fork %xs : {ty(X)} -> {ty(X)}, {ty(X)}
-{lane("even", "xa", "ea", 0, 2.0)}
-{lane("odd", "xb", "ob", 1, 3.0)}
-    %ys = dataflow.itensor_join %ea, %ob : {ty(X)}, {ty(X)} -> {ty(X)}
-    %yt = dataflow.dma_store %ys : {ty(X)} -> {tensor((1, n * t))}
-    dataflow.yield %yt : {tensor((1, n * t))}"""
     x = rand(1, n * t)
     want = x.reshape(n, t) * np.array([2.0, 3.0] * (n // 2))[:, None]
-    close(simulate(program("lanes", [("x", (1, n * t))], [(1, n * t)], body), x), want.reshape(1, -1))
+    close(simulate(P.round_robin_join(n, t), x), want.reshape(1, -1))
 
 
 def test_chunk_concat_and_reassociate() -> None:

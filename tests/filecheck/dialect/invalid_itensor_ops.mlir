@@ -66,14 +66,34 @@
 %j = dataflow.itensor_join %e : !T -> !T
 
 // -----
-// itensor_join: a source streams differently
+// itensor_join: a source carries all of the result's tokens (each must carry 1/m of them)
 // CHECK:      {{^//}} -----
-// CHECK-NEXT: {{^}}dataflow.itensor_join: result type !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)> must stream like the source type !dataflow.itensor<4x2xf32, [2, 4] * [4, 2], (d0, d1) -> (d0, d1)>
+// CHECK-NEXT: {{^}}dataflow.itensor_join: source 1 (!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>) must carry 4 tokens of the result's tile type tensor<4x2xf32>, 1/2 of the result !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
 !T = !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
-!A = !dataflow.itensor<4x2xf32, [2, 4] * [4, 2], (d0, d1) -> (d0, d1)>
+!H = !dataflow.itensor<4x2xf32, [2, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+%h = dataflow.itensor_empty : !H
 %e = dataflow.itensor_empty : !T
-%a = dataflow.itensor_empty : !A
-%j = dataflow.itensor_join %e, %a : !T, !A -> !T
+%j = dataflow.itensor_join %h, %e : !H, !T -> !T
+
+// -----
+// itensor_join: a source has another tile type
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_join: source 1 (!dataflow.itensor<2x4xf32, [2, 2] * [4, 2], (d0, d1) -> (d0, d1)>) must carry 4 tokens of the result's tile type tensor<4x2xf32>, 1/2 of the result !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!T = !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!H = !dataflow.itensor<4x2xf32, [2, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!W = !dataflow.itensor<2x4xf32, [2, 2] * [4, 2], (d0, d1) -> (d0, d1)>
+%h = dataflow.itensor_empty : !H
+%w = dataflow.itensor_empty : !W
+%j = dataflow.itensor_join %h, %w : !H, !W -> !T
+
+// -----
+// itensor_join: the result's tokens do not divide among the sources
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_join: the result's 8 tokens cannot be taken round robin from 3 sources
+!T = !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!H = !dataflow.itensor<4x2xf32, [2, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+%h = dataflow.itensor_empty : !H
+%j = dataflow.itensor_join %h, %h, %h : !H, !H, !H -> !T
 
 // -----
 // itensor_cast: dtype changes
@@ -140,6 +160,26 @@
 !H = !dataflow.itensor<4x2xf32, [2, 2] * [2, 4], (d0, d1) -> (d1, d0)>
 %e = dataflow.itensor_empty : !T
 %h:3 = dataflow.itensor_chunk %e {dim = 1 : i64} : !T -> !H, !H, !H
+
+// -----
+// itensor_chunk: a tile of the whole straddles two parts (routing is a verifier rule)
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_chunk: tile at [0, 2] straddles parts 0 and 1 along dim 1
+!T = !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!P = !dataflow.itensor<4x1xf32, [2, 3] * [4, 1], (d0, d1) -> (d0, d1)>
+!Q = !dataflow.itensor<4x1xf32, [2, 5] * [4, 1], (d0, d1) -> (d0, d1)>
+%e = dataflow.itensor_empty : !T
+%h:2 = dataflow.itensor_chunk %e {dim = 1 : i64} : !T -> !P, !Q
+
+// -----
+// itensor_chunk: a part streams its tiles in another order than the whole visits them
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_chunk: part 0 ({{.*}}) does not stream its tiles in the order of the whole ({{.*}}); insert a converter on that part
+!T = !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!H = !dataflow.itensor<4x2xf32, [2, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+!R = !dataflow.itensor<4x2xf32, [2, 2] * [4, 2], (d0, d1) -> (d0, d1)>
+%e = dataflow.itensor_empty : !T
+%h:2 = dataflow.itensor_chunk %e {dim = 1 : i64} : !T -> !R, !H
 
 // -----
 // itensor_chunk: part differs outside the dim

@@ -25,13 +25,14 @@
 // GENERIC:    %f, %f_1, %f_2 = "dataflow.itensor_fork"(%w) : (!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>) -> (!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>, !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>, !dataflow.itensor<4x2xf32, [1, 4, 2] * [3, 2, 4], (d0, d1, d2) -> (d2, d1)>)
 %f:3 = dataflow.itensor_fork %w : !T -> !T, !T, !dataflow.itensor<4x2xf32, [1, 4, 2] * [3, 2, 4], (d0, d1, d2) -> (d2, d1)>
 
-// CHECK-NEXT: %j = dataflow.itensor_join %f, %f_1 : !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>, !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)> -> !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
-// GENERIC:    %j = "dataflow.itensor_join"(%f, %f_1) : (!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>, !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>) -> !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>
-%j = dataflow.itensor_join %f#0, %f#1 : !T, !T -> !T
+// Join interleaves its sources round robin: each carries half of the result's tokens.
+// CHECK-NEXT: %j = dataflow.itensor_join %f, %f_1 : !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>, !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)> -> !dataflow.itensor<4x2xf32, [8, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+// GENERIC:    %j = "dataflow.itensor_join"(%f, %f_1) : (!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>, !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>) -> !dataflow.itensor<4x2xf32, [8, 2] * [2, 4], (d0, d1) -> (d1, d0)>
+%j = dataflow.itensor_join %f#0, %f#1 : !T, !T -> !dataflow.itensor<4x2xf32, [8, 2] * [2, 4], (d0, d1) -> (d1, d0)>
 
-// CHECK-NEXT: %c = dataflow.itensor_cast %j : !dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)> -> !dataflow.itensor<2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)>
-// GENERIC:    %c = "dataflow.itensor_cast"(%j) : (!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>) -> !dataflow.itensor<2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)>
-%c = dataflow.itensor_cast %j : !T -> !A
+// CHECK-NEXT: %c = dataflow.itensor_cast %f_2 : !dataflow.itensor<4x2xf32, [1, 4, 2] * [3, 2, 4], (d0, d1, d2) -> (d2, d1)> -> !dataflow.itensor<2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)>
+// GENERIC:    %c = "dataflow.itensor_cast"(%f_2) : (!dataflow.itensor<4x2xf32, [1, 4, 2] * [3, 2, 4], (d0, d1, d2) -> (d2, d1)>) -> !dataflow.itensor<2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)>
+%c = dataflow.itensor_cast %f#2 : !dataflow.itensor<4x2xf32, [1, 4, 2] * [3, 2, 4], (d0, d1, d2) -> (d2, d1)> -> !A
 
 // CHECK-NEXT: %r = dataflow.itensor_reassociate %c : !dataflow.itensor<2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)> -> !dataflow.itensor<1x4xf32, [16] * [4], (d0) -> (0, d0)>
 // GENERIC:    %r = "dataflow.itensor_reassociate"(%c) : (!dataflow.itensor<2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)>) -> !dataflow.itensor<1x4xf32, [16] * [4], (d0) -> (0, d0)>
