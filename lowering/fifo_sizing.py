@@ -1,6 +1,6 @@
 """FIFO sizing by linear programming (python-mip / CBC), the paper's formulation with potentials.
 
-The paper (DESIGN.md, "FIFO sizing") minimises the sum of edge delays subject to: along every path
+The paper (docs/timing.md, "The LP") minimises the sum of edge delays subject to: along every path
 the delays add up to at least the largest sum of first-output delays D. Written with one start
 time `s_v` per task instead of paths, delay(i, j) = s_j - s_i and the path constraints become one
 difference constraint per edge (any path then telescopes to s_last - s_first):

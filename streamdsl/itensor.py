@@ -1,6 +1,6 @@
 """The itensor type: a tensor as an ordered stream of tiles.
 
-Normative semantics (DESIGN.md): token `k` has iteration vector `iv = unravel(k, trips)` (row-major,
+Normative semantics (docs/architecture.md): token `k` has iteration vector `iv = unravel(k, trips)` (row-major,
 last loop fastest) and is the slice `tensor[o_j : o_j + tile_j]` of every dim `j`, where
 `o = map(iv * steps)`. The full shape is derived: `shape_j = max(o_j) + tile_j`. Loops the map does
 not use are reuse loops: the loops inside them replay.
