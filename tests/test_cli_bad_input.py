@@ -60,6 +60,8 @@ PROBES: dict[str, Probe] = {
     "opt-blank-file": Probe("opt", ["{tmp}/e.mlir"], 2, "is empty", {"e.mlir": "\n  \n"}),
     "opt-binary-file": Probe("opt", ["{tmp}/b.mlir"], 2, "is not UTF-8 text", {"b.mlir": bytes(range(128, 256))}),
     "opt-malformed": Probe("opt", ["{tmp}/m.mlir"], 2, "Expected argument or type", {"m.mlir": "func.func @f( {"}),
+    "opt-bad-block-name": Probe("opt", ["{tmp}/n.mlir"], 2, "Invalid Block name format",
+                                {"n.mlir": "builtin.module {\n^0(%a : i32):\n}\n"}),
     "opt-directory": Probe("opt", ["{tmp}"], 2, "Is a directory"),
     "opt-extension": Probe("opt", ["{tmp}/p.txt"], 2, "Unrecognized file extension", {"p.txt": "builtin.module {}"}),
     "opt-unknown-op": Probe("opt", ["{tmp}/u.mlir"], 2, "foo.bar is not registered", {"u.mlir": '"foo.bar"() : () -> ()'}),

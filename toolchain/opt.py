@@ -78,6 +78,8 @@ class StreamdslOptMain(xDSLOptMain):
         except UnicodeDecodeError as err:
             raise UsageError(f"{self.get_input_name()} is not UTF-8 text ({err.reason} at byte {err.start}); "
                              "give an MLIR text file") from None
+        except ValueError as err:  # xDSL raises plain ValueErrors for some malformed names (a block `^0`)
+            raise UsageError(f"{self.get_input_name()}: {' '.join(map(str, err.args))}") from None
 
     def prepare_output(self) -> IO[str]:
         return sys.stdout if self.args.output_file is None else self.collected
