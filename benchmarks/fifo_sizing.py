@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import streamdsl as sd  # noqa: E402
 from dsl import polybench as PB  # noqa: E402
 from fifo.fifo_dags import random_dag  # noqa: E402
+
+import streamdsl as sd  # noqa: E402
 from lowering.fifo_sizing import size_fifos, tradeoff  # noqa: E402
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded  # noqa: E402
 

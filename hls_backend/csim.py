@@ -52,7 +52,8 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
         return exe
     exe.parent.mkdir(exist_ok=True)
     staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
-    cmd = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []), "kernel.cpp", "tb.cpp", "-o", str(staged.relative_to(project))]
+    cmd = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []),
+           "kernel.cpp", "tb.cpp", "-o", str(staged.relative_to(project))]
     proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
     if proc.returncode:
         staged.unlink(missing_ok=True)

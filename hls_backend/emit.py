@@ -154,7 +154,8 @@ class _KernelEmitter:
         inputs, used = [], set()
         for i, value in enumerate(self.kernel.inputs):
             if value not in formals:
-                raise HlsEmitError(f"kernel @{self.top}: operand #{i} is computed outside the kernel; only function arguments can cross into HBM")
+                raise HlsEmitError(f"kernel @{self.top}: operand #{i} is computed outside the kernel; "
+                                   "only function arguments can cross into HBM")
             name = ident(value.name_hint or f"in{i}")
             while name in used or name in _RESERVED or name == self.top:
                 name += "_"

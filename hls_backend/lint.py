@@ -29,7 +29,8 @@ class LintIssue:
 
 
 _DYNAMIC = re.compile(r"\b(new|delete)\b|\b(malloc|calloc|realloc|free)\s*\(")
-_CONTAINER = re.compile(r"\bstd::(vector|deque|list|forward_list|map|multimap|unordered_map|set|unordered_set|string|queue|stack|unique_ptr|shared_ptr|function)\b")
+_CONTAINER = re.compile(r"\bstd::(vector|deque|list|forward_list|map|multimap|unordered_map|set|unordered_set|string"
+                        r"|queue|stack|unique_ptr|shared_ptr|function)\b")
 _FUNC = re.compile(r'(?:extern\s+"C?"\s+)?(?:static\s+)?(?:inline\s+)?void\s+(\w+)\s*\(([^)]*)\)\s*\{')
 _STREAM_DECL = re.compile(r"hls::stream<[^;]*?>\s+(\w+)\s*(?:\([^;]*\))?\s*;")
 _DEPTH_PRAGMA = re.compile(r"#pragma\s+HLS\s+stream\s+variable\s*=\s*(\w+)\s+depth\s*=\s*\d+", re.I)
@@ -82,7 +83,8 @@ def lint_cpp(code: str) -> list[LintIssue]:
     src = _strip(code)
     issues: list[LintIssue] = []
     for m in _DYNAMIC.finditer(src):
-        issues.append(LintIssue("dynamic-memory", _line(src, m.start()), f"`{m.group(0).strip('( ')}`: kernels cannot allocate memory at run time; use fixed-size arrays"))
+        issues.append(LintIssue("dynamic-memory", _line(src, m.start()),
+                                f"`{m.group(0).strip('( ')}`: kernels cannot allocate memory at run time; use fixed-size arrays"))
     for m in _CONTAINER.finditer(src):
         issues.append(LintIssue("std-container", _line(src, m.start()), f"`{m.group(0)}` is not synthesizable; use a fixed-size array"))
     funcs = _functions(src)
@@ -105,7 +107,8 @@ def _recursion(src: str, funcs: dict[str, _Function]) -> list[LintIssue]:
         while stack:
             callee = stack.pop()
             if callee == name:
-                issues.append(LintIssue("recursion", _line(src, funcs[name].start), f"function {name} calls itself (directly or indirectly); HLS needs a static call graph"))
+                issues.append(LintIssue("recursion", _line(src, funcs[name].start),
+                                        f"function {name} calls itself (directly or indirectly); HLS needs a static call graph"))
                 break
             if callee not in seen:
                 seen.add(callee)
@@ -145,7 +148,8 @@ def _streams(src: str, top: _Function, funcs: dict[str, _Function]) -> list[Lint
             procs = endpoints[stream][role]
             if len(procs) != 1:
                 who = ", ".join(procs) if procs else "none"
-                issues.append(LintIssue("stream-endpoints", line, f"stream {stream} has {len(procs)} {role} processes ({who}); Vitis needs exactly one"))
+                issues.append(LintIssue("stream-endpoints", line,
+                                        f"stream {stream} has {len(procs)} {role} processes ({who}); Vitis needs exactly one"))
     return issues
 
 
@@ -158,7 +162,8 @@ def _interfaces(src: str, funcs: dict[str, _Function]) -> list[LintIssue]:
         ported = set(_MAXI.findall(func.body))
         for param in m.group(2).split(","):
             if "*" in param and (name := param.strip().split()[-1].lstrip("*")) not in ported:
-                issues.append(LintIssue("interface", _line(src, m.start()), f"pointer argument {name} of {m.group(1)} has no `#pragma HLS interface m_axi port={name}`"))
+                issues.append(LintIssue("interface", _line(src, m.start()),
+                                        f"pointer argument {name} of {m.group(1)} has no `#pragma HLS interface m_axi port={name}`"))
     return issues
 
 

@@ -75,7 +75,8 @@ def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:
         "inputs": [arg(a) for a in kernel.inputs],
         "outputs": [arg(a) for a in kernel.outputs],
         "params": params,  # inputs whose data/<name>.bin holds bound weights
-        "streams": [{"name": s.name, "var": s.var, "depth": s.depth, "producer": s.producer, "consumer": s.consumer} for s in kernel.streams],
+        "streams": [{"name": s.name, "var": s.var, "depth": s.depth, "producer": s.producer, "consumer": s.consumer}
+                    for s in kernel.streams],
         "processes": kernel.processes,
     }
 

@@ -304,7 +304,8 @@ class TradeoffPoint:
     seconds: float
 
 
-def tradeoff(graph: Graph, slacks: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0), bit_budget: int | None = None) -> list[TradeoffPoint]:
+def tradeoff(graph: Graph, slacks: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0),
+             bit_budget: int | None = None) -> list[TradeoffPoint]:
     """The makespan/memory curve: min-bits at each makespan slack (fewer bits for a longer run).
     With `bit_budget`, the points that fit it (the first is the fastest design within budget)."""
     points = []

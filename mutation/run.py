@@ -40,7 +40,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "timed_sim": ("streamdsl/sim/timed.py", ["tests/fifo/test_timed_sim.py", "tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py"]),
     "itensor": ("streamdsl/itensor.py", ["tests/test_itensor.py", "tests/converters"]),
     "timing": ("lowering/timing.py", ["tests/fifo/test_timing.py", "tests/fifo/test_timing_cycles.py", "tests/fifo/test_compile.py"]),
-    "hls_emit": ("hls_backend/emit.py", ["tests/hls/test_emit.py", "tests/hls/test_pragmas.py", "tests/hls/test_interleavings.py", "tests/hls/test_errors.py"]),
+    "hls_emit": ("hls_backend/emit.py", ["tests/hls/test_emit.py", "tests/hls/test_pragmas.py",
+                                         "tests/hls/test_interleavings.py", "tests/hls/test_errors.py"]),
     "functional_sim": ("streamdsl/sim/functional.py", ["tests/sim", "tests/dsl/test_programs.py"]),
     "dsl_kernel": ("streamdsl/dsl/kernel.py", ["tests/dsl"]),
 }

@@ -295,7 +295,8 @@ class CompiledGraph:
     @cached_property
     def event_lists(self) -> list[list[tuple[int, int, bool]]]:
         """Per task, its events as (cycles after the previous event, edge index, is a write)."""
-        return [list(zip(np.diff(t, prepend=0).tolist(), e.tolist(), w.tolist())) for t, e, w in zip(self.times, self.ev_edge, self.ev_write)]
+        return [list(zip(np.diff(t, prepend=0).tolist(), e.tolist(), w.tolist()))
+                for t, e, w in zip(self.times, self.ev_edge, self.ev_write)]
 
     @property
     def num_events(self) -> int:

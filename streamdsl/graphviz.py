@@ -65,7 +65,8 @@ def share_colour(share: float) -> str:
     return "#" + "".join(f"{c:02x}" for c in mix)
 
 
-def summary_html(title: str, figures: Mapping[str, object], graph: Graph, depths: Mapping[str, int | None], shares: Mapping[str, float]) -> str:
+def summary_html(title: str, figures: Mapping[str, object], graph: Graph, depths: Mapping[str, int | None],
+                 shares: Mapping[str, float]) -> str:
     """A compact HTML block (Jupyter's `_repr_html_`): `figures` as a table beside the graph, its
     nodes coloured by `shares` (busy share of the makespan per node)."""
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())

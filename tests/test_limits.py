@@ -13,11 +13,10 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 import streamdsl as sd
-from streamdsl.sim.functional import simulate
-from streamdsl.dialects.dataflow import DATAFLOW
-from streamdsl.dialects.dataflow import KernelOp
+from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
 from streamdsl.graph import GraphError, kernel_nodes
 from streamdsl.itensor import MAX_NONLINEAR_TOKENS
+from streamdsl.sim.functional import simulate
 
 R_TYPE = "!dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>"
 KERNEL = """
@@ -71,7 +70,7 @@ def test_a_linear_stream_of_10_to_12_tokens_has_closed_forms_and_refuses_enumera
 
 def test_sd_compile_of_a_10_to_12_token_stream_stops_with_a_limit_error():
     replay = "!dataflow.itensor<16x16xf32, [1000000, 1000000, 4, 4] * [0, 0, 16, 16], (d0, d1, d2, d3) -> (d2, d3)>"
-    module = kernel(f"""%xs = dataflow.dma_load %xa : tensor<64x64xf32> -> !R
+    module = kernel("""%xs = dataflow.dma_load %xa : tensor<64x64xf32> -> !R
     %o = dataflow.dma_store %xs : !R -> tensor<64x64xf32>""".replace("!R ->", f"{replay} ->").replace("-> !R", f"-> {replay}"))
     with pytest.raises(sd.LimitError, match=r"16000000000000 tokens.*limit of 16777216"):
         sd.compile(module)

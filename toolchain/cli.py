@@ -44,11 +44,10 @@ SIZES = {"tiny": (128, 512, 32), "small": (768, 3072, 64), "paper": (1024, 4096,
 
 def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
     """Compile a built-in program end to end with its verification; write DIR/report.json and report.html."""
-    from toolchain.driver import compile_example
-    from toolchain.examples import EXAMPLES
-
     from streamdsl.errors import UsageError
     from streamdsl.output import check_output_dir
+    from toolchain.driver import compile_example
+    from toolchain.examples import EXAMPLES
 
     if args.program not in EXAMPLES:
         known = ", ".join(EXAMPLES)
@@ -86,7 +85,8 @@ def _summary(report: dict, out: object) -> str:
         f"deadlock-free: {verification['deadlock_free']}",
         *([f"  C simulation (g++, sequential and threaded) vs functional simulation: max abs error "
            f"{verification['csim_vs_sim_max_abs']:.3g}"] if verification["csim_vs_sim_max_abs"] is not None else []),
-        f"  wrote {out}/report.html, report.json, program.mlir, dataflow.dot/.svg" + (", hls/" if verification["csim_vs_sim_max_abs"] is not None else ""),
+        f"  wrote {out}/report.html, report.json, program.mlir, dataflow.dot/.svg"
+        + (", hls/" if verification["csim_vs_sim_max_abs"] is not None else ""),
     ]
     return "\n".join(lines)
 
@@ -126,8 +126,8 @@ def _add_build_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_models(args: argparse.Namespace, console: Progress) -> int:
     """List what `compile` and `import` accept."""
-    from frontends.hf import FAMILIES, SIZES as MODEL_SIZES
-
+    from frontends.hf import FAMILIES
+    from frontends.hf import SIZES as MODEL_SIZES
     from toolchain.examples import EXAMPLES
 
     print(f"built-in programs (streamdsl compile): {', '.join(EXAMPLES)}; sizes {', '.join(SIZES)}")

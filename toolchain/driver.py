@@ -21,10 +21,10 @@ import numpy as np
 from xdsl.dialects.builtin import TensorType
 
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
-from toolchain.examples import Example
 from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, check_output_dir, write_json
+from toolchain.examples import Example
 from toolchain.progress import Progress
 from toolchain.report_html import summary_html, write_report_html
 

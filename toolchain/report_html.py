@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from streamdsl.graph import Graph
-from streamdsl.graphviz import graph_to_dot, share_colour, summary_html as graph_summary_html, svg
+from streamdsl.graphviz import graph_to_dot, share_colour, svg
+from streamdsl.graphviz import summary_html as graph_summary_html
 from streamdsl.sim.timed import Activity, TimedResult, activity
 
 __all__ = ["SECTIONS", "report_html", "summary_html", "write_report_html"]
@@ -139,7 +140,8 @@ def _summary(report: Mapping[str, Any], timed: TimedResult, tasks: Mapping[str, 
         ("FIFOs", len(report.get("streams", []))),
         ("makespan", f"{timed.makespan:,} cycles" if timed.makespan is not None else "deadlock"),
         ("at 300 MHz" if clock == 300 else f"at {clock:g} MHz", f"{(timed.makespan or 0) / clock:,.1f} µs"),
-        ("FIFO memory", f"{_bits(sizing.get('total_bits', 0))}, {sizing.get('total_bits', 0) / max(sizing.get('naive_bits', 1), 1):.0%} of naive"),
+        ("FIFO memory",
+         f"{_bits(sizing.get('total_bits', 0))}, {sizing.get('total_bits', 0) / max(sizing.get('naive_bits', 1), 1):.0%} of naive"),
         *([("busiest task", f"{busiest['name']}, {busiest['share']:.0%}")] if (busiest := _busiest(tasks)) else []),
         ("verification", "passed" if verification.get("passed", True) else "FAILED"),
     ]
@@ -159,7 +161,8 @@ def _graph_svg(design: Any, tasks: Mapping[str, Mapping[str, Any]], report: Mapp
 
 def _graph_section(report: Mapping[str, Any], design: Any, tasks: Mapping[str, Mapping[str, Any]]) -> str:
     steps = "".join(f'<span style="background:{share_colour(s)}"></span>' for s in np.linspace(0, 1, 11))
-    legend = f'<div class="legend">busy share of the makespan: 0% <span class="ramp">{steps}</span> 100%; click a node for its details <button id="zoom">actual size</button></div>'
+    legend = (f'<div class="legend">busy share of the makespan: 0% <span class="ramp">{steps}</span> 100%; '
+              'click a node for its details <button id="zoom">actual size</button></div>')
     details = '<div id="details"><p class="hint">Click a task, DMA, converter or fork in the graph.</p></div>'
     return f'{legend}<div class="graph-row"><div id="graph-svg">{_graph_svg(design, tasks, report)}</div>{details}</div>'
 
@@ -408,9 +411,11 @@ h2 { font-size: 17px; margin: 6px 0 10px; color: #1f3a5f; }
 #graph-svg { flex: 1 1 auto; overflow: auto; text-align: center; }
 #graph-svg svg { max-width: 100%; max-height: 820px; width: auto; height: auto; }
 #graph-svg.actual svg { max-width: none; max-height: none; }
-button { font: inherit; font-size: 12px; border: 1px solid #b8c4d3; background: #fff; border-radius: 4px; padding: 2px 8px; cursor: pointer; }
+button { font: inherit; font-size: 12px; border: 1px solid #b8c4d3; background: #fff; border-radius: 4px;
+  padding: 2px 8px; cursor: pointer; }
 #details { position: sticky; top: 10px; }
-#graph-svg g.node { cursor: pointer; } #graph-svg g.node.selected polygon, #graph-svg g.node.selected path { stroke: #1f3a5f; stroke-width: 3; }
+#graph-svg g.node { cursor: pointer; }
+#graph-svg g.node.selected polygon, #graph-svg g.node.selected path { stroke: #1f3a5f; stroke-width: 3; }
 #details { flex: 0 0 300px; background: #f7f9fc; border: 1px solid #dde3ea; border-radius: 6px; padding: 8px 12px; font-size: 13px; }
 #details h3 { margin: 4px 0 6px; font-size: 15px; word-break: break-all; } #details td { padding: 2px 6px; }
 .hint { color: #6b7a8c; }
@@ -432,7 +437,8 @@ section svg { max-width: 100%; height: auto; }
 _JS = """
 "use strict";
 const data = JSON.parse(document.getElementById("report-data").textContent);
-const fmt = (v) => v === null || v === undefined ? "\\u2013" : (typeof v === "number" ? v.toLocaleString("en-US", {maximumFractionDigits: 3}) : String(v));
+const fmt = (v) => v === null || v === undefined ? "\\u2013"
+  : (typeof v === "number" ? v.toLocaleString("en-US", {maximumFractionDigits: 3}) : String(v));
 function showTask(name, node) {
   const t = data.tasks[name];
   if (!t) return;

@@ -36,13 +36,13 @@ def build(heads: int = 4, cache: int = 64, dh: int = 32, rows: int = 16) -> sd.D
     # as cache // rows tiles of (1, rows, dh). The output is one (1, dh) token per head.
     Q = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
     KV = sd.itensor.tiled(sd.f32, shape=(heads, cache, dh), tile=(1, rows, dh))
-    O = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
+    OUT = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
     tiles, scale = cache // rows, 1.0 / math.sqrt(dh)
 
     # Step 2: the kernel. The loops are static, so the compiler checks that q is read `heads`
     # times and k, v `heads * tiles` times: exactly their token counts.
     @sd.kernel
-    def attention(q: Q, k: KV, v: KV) -> O:
+    def attention(q: Q, k: KV, v: KV) -> OUT:
         for h in range(heads):
             qh = q.read() * scale  # (1, dh)
             m = sd.full((1, 1), -math.inf)

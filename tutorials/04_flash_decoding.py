@@ -50,7 +50,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, length: int = 4
     P = sd.itensor.tiled(sd.f32, shape=(1, heads, dh + 2), tile=(1, 1, dh + 2))
     # the combine kernel reads all parts of head 0, then of head 1, ...
     ALL = sd.itensor.tiled(sd.f32, shape=(splits, heads, dh + 2), tile=(1, 1, dh + 2), order=(1, 0, 2))
-    O = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
+    OUT = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
 
     def split_kernel(s: int):
         first = s * part  # cache position of this part's first row
@@ -80,7 +80,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, length: int = 4
     parts = [split_kernel(s) for s in range(splits)]
 
     @sd.kernel
-    def combine(p: ALL) -> O:
+    def combine(p: ALL) -> OUT:
         for h in range(heads):
             m = sd.full((1, 1), -math.inf)
             l = sd.zeros((1, 1))  # noqa: E741

@@ -16,13 +16,13 @@ from typing import ClassVar
 
 import numpy as np
 from xdsl.dialects.builtin import (
-    AffineMapAttr,
     I64,
+    AffineMapAttr,
     ArrayAttr,
     DenseArrayBase,
+    IntAttr,
     IntegerAttr,
     IntegerType,
-    IntAttr,
     MemRefType,
     StringAttr,
     TensorType,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import sys
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any

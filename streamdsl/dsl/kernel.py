@@ -15,9 +15,9 @@ import ast
 import builtins
 import collections
 import inspect
-import sys
 import math
 import operator
+import sys
 import textwrap
 import types
 from collections.abc import Callable, Sequence
@@ -151,7 +151,8 @@ class _Compiler:
     # -- errors -----------------------------------------------------------------------------
 
     def error(self, node: ast.AST, message: str) -> DSLError:
-        return DSLError(message, self.filename, getattr(node, "lineno", self.tree.lineno), getattr(node, "col_offset", 0) + 1 + self.col_shift)
+        return DSLError(message, self.filename, getattr(node, "lineno", self.tree.lineno),
+                        getattr(node, "col_offset", 0) + 1 + self.col_shift)
 
     # -- entry ----------------------------------------------------------------------------------
 

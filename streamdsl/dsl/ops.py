@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith
 from xdsl.dialects import math as mathd
 from xdsl.ir import Operation, SSAValue
 
-from streamdsl.dtypes import DType, f32
 from streamdsl.dsl.irbuild import BodyBuilder
+from streamdsl.dtypes import DType, f32
 
 __all__ = [
     "abs",

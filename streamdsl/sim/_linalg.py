@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import BFloat16Type, ShapedType
-from xdsl.dialects.linalg.attrs import IteratorType
 from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
+from xdsl.dialects.linalg.attrs import IteratorType
 from xdsl.dialects.linalg.ops import (
     BroadcastOp,
     FillOp,

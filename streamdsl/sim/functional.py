@@ -251,7 +251,8 @@ class _Kernel:
     def _take(self, value: SSAValue, consumer: Process) -> Fifo:
         """The FIFO of a stream value, now read by `consumer` (one consumer per stream)."""
         if value not in self.fifos:
-            raise CompileError(f"kernel @{self.name}: {consumer.name} reads {value.name_hint or value.type}, which no op produces as a stream")
+            raise CompileError(f"kernel @{self.name}: {consumer.name} reads {value.name_hint or value.type}, "
+                               "which no op produces as a stream")
         fifo = self.fifos[value]
         if fifo.consumer is not None and fifo.consumer is not consumer:
             raise CompileError(
@@ -345,7 +346,8 @@ class _Kernel:
     def _claim(self, fifo: Fifo, role: str, proc: Process) -> None:
         other = getattr(fifo, role)
         if other is not None and other is not proc:
-            raise CompileError(f"kernel @{self.name}: stream {value_label(fifo.value) if fifo.value is not None else '?'} has two {role}s: {other.name} and {proc.name}")
+            stream = value_label(fifo.value) if fifo.value is not None else "?"
+            raise CompileError(f"kernel @{self.name}: stream {stream} has two {role}s: {other.name} and {proc.name}")
         setattr(fifo, role, proc)
 
     def _route(self, op: RoutingOperation) -> None:

@@ -52,7 +52,8 @@ class TensorFunction:
     def __init__(self, fn: func.FuncOp):
         self.name = fn.sym_name.data
         block = fn.body.block
-        self.args = [(arg.name_hint or f"arg{i}", _shape(arg.type), numpy_dtype(element_type(arg.type))) for i, arg in enumerate(block.args)]
+        self.args = [(arg.name_hint or f"arg{i}", _shape(arg.type), numpy_dtype(element_type(arg.type)))
+                     for i, arg in enumerate(block.args)]
         emitter = _FunctionEmitter(f"@{self.name}")
         params = [emitter.define(arg) for arg in block.args]
         with no_gc():

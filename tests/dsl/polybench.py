@@ -151,7 +151,8 @@ def bicg(m: int, n: int, t: int) -> Case:
     def bicg_prog(a: sd.Tensor[sd.f32, (m, n)], r: sd.Tensor[sd.f32, (1, m)], p: sd.Tensor[sd.f32, (1, n)]):
         return sr(r, a), qp(a, p)
 
-    return Case(bicg_prog, inputs(rand(m, n), rand(1, m), rand(1, n)), lambda a, r, p: (r.astype(np.float64) @ a, p.astype(np.float64) @ a.T))
+    return Case(bicg_prog, inputs(rand(m, n), rand(1, m), rand(1, n)),
+                lambda a, r, p: (r.astype(np.float64) @ a, p.astype(np.float64) @ a.T))
 
 
 def mvt(n: int, t: int) -> Case:
@@ -180,7 +181,8 @@ def gesummv(n: int, t: int) -> Case:
     def gesummv_prog(a: F, b: F, x: sd.Tensor[sd.f32, (1, n)]):
         return out(ax(a, x), bx(b, x))
 
-    return Case(gesummv_prog, inputs(rand(n, n), rand(n, n), rand(1, n)), lambda a, b, x: ALPHA * (x.astype(np.float64) @ a.T) + BETA * (x @ b.T))
+    return Case(gesummv_prog, inputs(rand(n, n), rand(n, n), rand(1, n)),
+                lambda a, b, x: ALPHA * (x.astype(np.float64) @ a.T) + BETA * (x @ b.T))
 
 
 def gemver(n: int, t: int) -> Case:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 import streamdsl as sd
-from toolchain.examples import gelu_kernel, layernorm_kernel, matvec_kernel
 from streamdsl.itensor import itensor
+from toolchain.examples import gelu_kernel, layernorm_kernel, matvec_kernel
 
 
 @dataclass

@@ -248,7 +248,7 @@ def test_comparison_outside_where() -> None:
         def k(x: X) -> X:
             for i in range(N):
                 v = x.read()
-                m = v > 0.0  # <- error
+                m = v > 0.0  # noqa: F841  # <- error
                 yield v
 
     expect_error(build, "comparisons are only supported as the condition of sd.where")
@@ -311,7 +311,7 @@ def test_lambda() -> None:
     def build():
         @sd.kernel
         def k(x: X) -> X:
-            f = lambda v: v * 2.0  # noqa: E731  # <- error
+            f = lambda v: v * 2.0  # noqa: E731, F841  # <- error
             for i in range(N):
                 yield x.read()
 
@@ -739,7 +739,7 @@ def test_loop_index_alone_is_not_a_tile_to_yield() -> None:
         @sd.kernel
         def k(x: X) -> X:
             for i in range(N):
-                v = x.read()
+                v = x.read()  # noqa: F841  (the kernel must consume its input)
                 yield i  # <- error
 
     expect_error(build, "output 'out' needs a tile", "got a loop index")

@@ -5,7 +5,6 @@ pipelines the task's loops at the hinted II, and results do not change."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from xdsl.dialects.linalg.ops import MatmulOp
 
 import streamdsl as sd

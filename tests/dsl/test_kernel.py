@@ -12,7 +12,6 @@ from xdsl.dialects import scf
 import streamdsl as sd
 from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp
 
-
 A, B = 4, 8  # tile shape used below
 T = sd.itensor.tiled(sd.f32, shape=(2 * A, B), tile=(A, B))  # 2 tokens of (4, 8)
 COL = sd.itensor.tiled(sd.f32, shape=(2 * A, 1), tile=(A, 1))

@@ -3,7 +3,6 @@ simulator (which runs the IR) both agree with numpy / torch references on severa
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from xdsl.dialects.builtin import ModuleOp

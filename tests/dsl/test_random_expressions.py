@@ -18,7 +18,6 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-
 R, C = 4, 8
 _DIR = Path(tempfile.mkdtemp(prefix="sd_random_kernels_"))
 atexit.register(shutil.rmtree, _DIR, ignore_errors=True)

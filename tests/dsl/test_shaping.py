@@ -66,10 +66,10 @@ def test_slice_stores_into_buffers_and_mixed_indices() -> None:
 def test_batched_matmul(b: int, m: int, k: int, n: int) -> None:
     A = sd.itensor.tiled(sd.f32, shape=(b, m, k), tile=(b, m, k))
     B = sd.itensor.tiled(sd.f32, shape=(b, k, n), tile=(b, k, n))
-    O = sd.itensor.tiled(sd.f32, shape=(b, m, n), tile=(b, m, n))
+    OUT = sd.itensor.tiled(sd.f32, shape=(b, m, n), tile=(b, m, n))
 
     @sd.kernel
-    def bmm(a: A, w: B) -> O:
+    def bmm(a: A, w: B) -> OUT:
         yield a.read() @ w.read()
 
     a, w = _rng(4, b, m, k), _rng(5, b, k, n)
@@ -180,10 +180,10 @@ def test_stream_shaping_in_csim(name: str, tmp_path) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("dtype", [sd.i8, sd.i32])
 def test_integer_ports_carry_data(dtype) -> None:  # noqa: ANN001
     """Integer ports are accepted: their tiles move, slice and concatenate (no integer maths)."""
-    I = sd.itensor.tiled(dtype, shape=(R, 16), tile=(1, 16))
+    IO = sd.itensor.tiled(dtype, shape=(R, 16), tile=(1, 16))
 
     @sd.kernel
-    def swap(x: I) -> I:
+    def swap(x: IO) -> IO:
         for r in range(R):
             v = x.read()
             yield sd.concat([v[:, 8:], v[:, :8]], axis=1)

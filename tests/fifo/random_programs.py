@@ -62,7 +62,7 @@ class Spec:
         lines = ["import streamdsl as sd", f"N, T = {self.n}, {T}",
                  "X = sd.itensor.tiled(sd.f32, shape=(N, T), tile=(1, T))",
                  "S = sd.itensor.tiled(sd.f32, shape=(1, T), tile=(1, T))", "R = S.repeat(N)",
-                 f"Y = sd.itensor.tiled(sd.f32, shape=(N, T), tile=(2, T // 2))" if self.n % 2 == 0 else ""]  # fmt: skip
+                 "Y = sd.itensor.tiled(sd.f32, shape=(N, T), tile=(2, T // 2))" if self.n % 2 == 0 else ""]  # fmt: skip
         kinds: list[str] = ["X"]  # value 0 is x
         body = ["@sd.dataflow", "def prog(x: sd.Tensor[sd.f32, (N, T)]):"]
         read: set[int] = set()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dsl import programs as P
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
 import streamdsl as sd
-from dsl import programs as P
 from lowering.transforms.size_fifos import SizeFifosPass
 from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.sim.functional import simulate_with_stats
@@ -107,7 +107,8 @@ def test_report_keys() -> None:
 
 def test_compile_errors() -> None:
     prog = P.diamond(2, 64, 16).program
-    with pytest.raises(ValueError, match="fifo sizing mode 'fast' is unknown; choose one of min-bits, lp, normal, conservative, naive, default"):
+    with pytest.raises(ValueError,
+                       match="fifo sizing mode 'fast' is unknown; choose one of min-bits, lp, normal, conservative, naive, default"):
         sd.compile(prog, fifo_sizing="fast")
     with pytest.raises(TypeError, match="expected an @sd.dataflow program or a ModuleOp, got int"):
         sd.compile(3)

@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-from .fifo_dags import KINDS, random_dag
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +14,8 @@ from lowering.fifo_sizing import size_fifos
 from streamdsl.errors import DeadlockError
 from streamdsl.graph import Graph, GraphError, Task
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded, slots_needed
+
+from .fifo_dags import KINDS, random_dag
 
 D0, D1, T = 5, 12, 32
 

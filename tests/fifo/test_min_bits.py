@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import streamdsl as sd
 from dsl import polybench as PB
 from dsl import programs as P
+
+import streamdsl as sd
 from lowering.fifo_sizing import size_fifos, tradeoff
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded
 

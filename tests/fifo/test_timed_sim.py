@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .fifo_dags import KINDS, random_dag, reference_simulate
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streamdsl.errors import DeadlockError
 from streamdsl.graph import Graph, GraphError, Task
 from streamdsl.sim.timed import activity, simulate_timed, simulate_unbounded, slots_needed
+
+from .fifo_dags import KINDS, random_dag, reference_simulate
 
 
 def _chain(n: int, tokens: int, ii: int = 1, depth: int = 3) -> Graph:

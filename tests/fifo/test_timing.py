@@ -240,7 +240,8 @@ def test_errors_name_the_task_and_what_to_change() -> None:
       }}
       dataflow.yield %r : {T}"""
     assert kernel_graph(kernel_of(parse(one_task(branchy))))[0].tasks["t"].reads["arg0"][0] == 0  # no stream inside: fine
-    reading = branchy.replace("scf.if %cond {\n      }", f"scf.if %cond {{\n        %u = dataflow.itensor_read %in : {T} -> tensor<1x16xf32>\n      }}")
+    reading = branchy.replace("scf.if %cond {\n      }",
+                              f"scf.if %cond {{\n        %u = dataflow.itensor_read %in : {T} -> tensor<1x16xf32>\n      }}")
     assert reading != branchy
     with pytest.raises(TimingError, match="task t: `scf.if` has loops or stream accesses inside; .* keep reads, writes and loops outside"):
         kernel_graph(kernel_of(parse(one_task(reading))))

@@ -68,7 +68,9 @@ REDUCE = """
         %z = arith.constant 0.000000e+00 : f32
         %e0 = tensor.empty() : tensor<1x1xf32>
         %acc = linalg.fill ins(%z : f32) outs(%e0 : tensor<1x1xf32>) -> tensor<1x1xf32>
-        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>], iterator_types = ["parallel", "reduction"]}} ins(%t : tensor<1x{elems}xf32>) outs(%acc : tensor<1x1xf32>) {{
+        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>],
+            iterator_types = ["parallel", "reduction"]}}
+          ins(%t : tensor<1x{elems}xf32>) outs(%acc : tensor<1x1xf32>) {{
         ^bb0(%a: f32, %b: f32):
           %c = arith.addf %a, %b : f32
           linalg.yield %c : f32

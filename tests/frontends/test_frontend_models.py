@@ -4,9 +4,9 @@ on numpy equals PyTorch eager (logits and new KV within 1e-4 of max |logit|)."""
 from __future__ import annotations
 
 import pytest
+from frontend_helpers import assert_matches
 
 from frontends import from_torch, hf
-from frontend_helpers import assert_matches
 
 CASES = [(f, s, step) for f in hf.FAMILIES for s in ("tiny", "small") for step in ("decode", "prefill")]
 

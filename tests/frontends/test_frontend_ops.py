@@ -131,7 +131,6 @@ def test_broadcast_is_numpy_broadcast(shape, lead, rnd):
 
 def test_reference_names_what_it_cannot_interpret():
     from xdsl.dialects import math as xmath
-
     from xdsl.dialects.builtin import i32
 
     def popcount(bb, a):

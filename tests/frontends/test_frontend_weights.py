@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 from frontend_helpers import eager
+from safetensors.torch import load_file, save_file
 
 from frontends import ModelError, from_torch, hf
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from dsl import programs as P
 from xdsl.context import Context
 
 import streamdsl as sd
-from dsl import programs as P
 from lowering.transforms.insert_converters import InsertConvertersPass
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"

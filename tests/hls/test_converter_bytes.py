@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from dsl import polybench as PB
 
 import streamdsl as sd
-from dsl import polybench as PB
-from streamdsl.dtypes import TENSOR_DTYPES
 from hls_backend import emit_project
+from streamdsl.dtypes import TENSOR_DTYPES
 
 from .cases import CASES, planned
 

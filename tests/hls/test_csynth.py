@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from dsl import programs as P
 
 import streamdsl as sd
-from dsl import programs as P
 from hls_backend import emit_project
 from hls_backend.csynth import CsynthReportError, csynth_script, parse_csynth_xml
 from toolchain.build import build, plan_jobs
@@ -31,7 +31,8 @@ def test_stored_report_is_parsed():
 
 
 def test_undef_latency_reads_as_none(tmp_path):
-    text = STORED.read_text().replace("<Worst-caseLatency>198722", "<Worst-caseLatency>undef").replace("<Interval-max>198723", "<Interval-max>undef")
+    text = (STORED.read_text().replace("<Worst-caseLatency>198722", "<Worst-caseLatency>undef")
+            .replace("<Interval-max>198723", "<Interval-max>undef"))
     (tmp_path / "csynth.xml").write_text(text)
     got = parse_csynth_xml(tmp_path / "csynth.xml")
     assert got["latency_cycles"]["worst"] is None and got["interval_cycles"] == {"min": 198723, "max": None}

@@ -8,16 +8,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from sim import programs as SP
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.dialects.func import FuncOp
 
 from hls_backend import build_csim, emit_project, run_csim
 from hls_backend.lint import lint_project
-from sim import programs as SP
 from streamdsl.sim.functional import simulate
 
 from .cases import WARNINGS, assert_close
-
 
 PROGRAMS: dict[str, Callable[[], ModuleOp]] = {
     "chain": lambda: SP.chain(3, 2, 16, 4),

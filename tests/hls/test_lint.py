@@ -42,9 +42,12 @@ def test_good_snippet_is_clean() -> None:
 @pytest.mark.parametrize(
     ("edit", "rule", "culprit"),
     [
-        (("for (int i = 0; i < 4; ++i) b[i]", "float* t = new float[4]; delete[] t; for (int i = 0; i < 4; ++i) b[i]"), "dynamic-memory", "`new`"),
-        (("for (int i = 0; i < 4; ++i) out", "float* t = (float*)malloc(16); free(t); for (int i = 0; i < 4; ++i) out"), "dynamic-memory", "`malloc`"),
-        (('#include "hls_stream.h"', '#include <vector>\n#include "hls_stream.h"\nstatic void f(std::vector<int>& v) { v[0] = 1; }'), "std-container", "std::vector"),
+        (("for (int i = 0; i < 4; ++i) b[i]", "float* t = new float[4]; delete[] t; for (int i = 0; i < 4; ++i) b[i]"),
+         "dynamic-memory", "`new`"),
+        (("for (int i = 0; i < 4; ++i) out", "float* t = (float*)malloc(16); free(t); for (int i = 0; i < 4; ++i) out"),
+         "dynamic-memory", "`malloc`"),
+        (('#include "hls_stream.h"', '#include <vector>\n#include "hls_stream.h"\nstatic void f(std::vector<int>& v) { v[0] = 1; }'),
+         "std-container", "std::vector"),
         (("out.write(a[i]); }", "out.write(a[i]); src(a, out); }"), "recursion", "src calls itself"),
         (("#pragma HLS stream variable=s depth=2\n", ""), "stream-depth", "stream s has no"),
         (("  dst(s, b);", "  dst(s, b);\n  dst(s, b);"), "stream-endpoints", "stream s has 2 reader processes (dst, dst)"),
@@ -60,7 +63,8 @@ def test_rule_catches_bad_snippet(edit: tuple[str, str], rule: str, culprit: str
 
 def test_indirect_recursion_and_comments() -> None:
     code = GOOD.replace(
-        "static void src(", "static void g(int n);\nstatic void f(int n) { if (n) g(n - 1); }\nstatic void g(int n) { f(n); }\nstatic void src("
+        "static void src(",
+        "static void g(int n);\nstatic void f(int n) { if (n) g(n - 1); }\nstatic void g(int n) { f(n); }\nstatic void src("
     )
     assert {m.split(" calls")[0] for r, m in _rules(code) if r == "recursion"} == {"function f", "function g"}
     # words in comments and strings are not code

@@ -31,7 +31,8 @@ def innermost_loops(code: str) -> list[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize("name", ["regrid_planned", "transpose_planned", "held_regrid_planned", "fork_join", "ffn_block", "tutorial03_attention"])
+@pytest.mark.parametrize(
+    "name", ["regrid_planned", "transpose_planned", "held_regrid_planned", "fork_join", "ffn_block", "tutorial03_attention"])
 def test_every_data_mover_loop_is_pipelined_at_ii_1(name: str) -> None:
     code = emit_kernel(sd.compile(CASES[name]().program)).code
     movers = [loop for loop in innermost_loops(code) if not loop[0].startswith("task_")]

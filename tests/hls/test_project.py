@@ -32,7 +32,8 @@ def _top_params(kernel_cpp: str) -> list[str]:
 
 def test_layout(project: Path) -> None:
     names = {p.name for p in project.iterdir()}
-    assert {"kernel.cpp", "sd_support.h", "sd_io.h", "tb.cpp", "host.cpp", "link.cfg", "Makefile", "manifest.json", "include", "data"} <= names
+    expected = {"kernel.cpp", "sd_support.h", "sd_io.h", "tb.cpp", "host.cpp", "link.cfg", "Makefile", "manifest.json", "include", "data"}
+    assert expected <= names
     assert (project / "include" / "hls_stream.h").exists()
     assert not (project / "hls_stream.h").exists()  # our header is for g++ only: Vitis must use its own
 
@@ -51,7 +52,8 @@ def test_link_config_maps_every_argument_to_its_own_hbm_channel(project: Path) -
 
 def test_makefile_targets(project: Path) -> None:
     top = json.loads((project / "manifest.json").read_text())["top"]
-    run = subprocess.run(["make", "-n", "-B", "xclbin", "host"], cwd=project, capture_output=True, text=True, env={"XILINX_XRT": "/opt/xilinx/xrt", "PATH": "/usr/bin:/bin"})
+    run = subprocess.run(["make", "-n", "-B", "xclbin", "host"], cwd=project, capture_output=True, text=True,
+                         env={"XILINX_XRT": "/opt/xilinx/xrt", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     commands = run.stdout
     assert f"v++ -c -t hw --platform {PLATFORM} -k {top}" in commands

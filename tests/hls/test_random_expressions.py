@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dsl import test_random_expressions as rx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamdsl as sd
-from dsl import test_random_expressions as rx
 from hls_backend import emit_project, run_csim
 
 TEMPLATE = rx.TEMPLATE + """

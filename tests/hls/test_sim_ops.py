@@ -8,11 +8,10 @@ import inspect
 import itertools
 from pathlib import Path
 
-import numpy as np
 import pytest
+from sim import test_ops as ops
 
 from hls_backend import emit_project, run_csim
-from sim import test_ops as ops
 
 from .cases import assert_close
 

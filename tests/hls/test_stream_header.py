@@ -13,7 +13,9 @@ BOUNDED = r"""
 #include "hls_stream.h"
 #include "sd_support.h"
 static void produce(hls::stream<int>& out) { for (int i = 0; i < 1000; ++i) out.write(i); }
-static void consume(hls::stream<int>& in, long* sum) { for (int i = 0; i < 1000; ++i) { int v = in.read(); if (v != i) std::printf("order %d %d\n", v, i); *sum += v; } }
+static void consume(hls::stream<int>& in, long* sum) {
+  for (int i = 0; i < 1000; ++i) { int v = in.read(); if (v != i) std::printf("order %d %d\n", v, i); *sum += v; }
+}
 int main() {
   hls::stream<int, 3> probe("probe");
   for (int i = 0; i < 3; ++i) probe.write(i);

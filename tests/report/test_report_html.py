@@ -7,11 +7,11 @@ import json
 import struct
 
 import pytest
+from dsl import programs as P
 
 import streamdsl as sd
-from dsl import programs as P
-from toolchain.cli import main
 from streamdsl.graphviz import share_colour
+from toolchain.cli import main
 from toolchain.report_html import OPTIONAL, SECTIONS, report_html
 
 from .chromium import Page

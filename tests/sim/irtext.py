@@ -117,7 +117,8 @@ def map_task(name: str, ins: Sequence[tuple[str, itensor]], out: tuple[str, iten
     return task(name, ins, [out], f"{text}\n      dataflow.yield %chain_f : {ty(it)}", attrs)
 
 
-def generic(ins: Sequence[tuple[str, str]], out: tuple[str, str], maps: Sequence[str], iterators: Sequence[str], body: str, result: str = "r") -> str:
+def generic(ins: Sequence[tuple[str, str]], out: tuple[str, str], maps: Sequence[str], iterators: Sequence[str], body: str,
+            result: str = "r") -> str:
     """A `linalg.generic` with a `tensor.empty` destination (unless `out` names an existing
     value); body block args are `%a0, %a1, ...` then `%o0`."""
     out_name, out_type = out
@@ -127,10 +128,13 @@ def generic(ins: Sequence[tuple[str, str]], out: tuple[str, str], maps: Sequence
         k = next(_COUNT)
         init = f"        %em{k} = tensor.empty() : {out_type}\n"
         out_name = f"%em{k}"
-    args = ", ".join([*(f"%a{j}: {t.rsplit('x', 1)[-1].rstrip('>') if t.startswith('tensor') else t}" for j, (_, t) in enumerate(ins)), f"%o0: {elem}"])
+    arg_types = (t.rsplit("x", 1)[-1].rstrip(">") if t.startswith("tensor") else t for _, t in ins)
+    args = ", ".join([*(f"%a{j}: {t}" for j, t in enumerate(arg_types)), f"%o0: {elem}"])
     maps_s = ", ".join(f"affine_map<{m}>" for m in maps)
     iters = ", ".join(f'"{it}"' for it in iterators)
-    return f"""{init}        %{result} = linalg.generic {{indexing_maps = [{maps_s}], iterator_types = [{iters}]}} ins({', '.join(n for n, _ in ins)} : {', '.join(t for _, t in ins)}) outs({out_name} : {out_type}) {{
+    names, types = ", ".join(n for n, _ in ins), ", ".join(t for _, t in ins)
+    return f"""{init}        %{result} = linalg.generic {{indexing_maps = [{maps_s}], iterator_types = [{iters}]}}
+          ins({names} : {types}) outs({out_name} : {out_type}) {{
         ^bb0({args}):
 {body}
         }} -> {out_type}"""

@@ -80,7 +80,9 @@ def diamond(n: int, t: int, scale_attrs: str = "") -> ModuleOp:
     one = tensor((1, 1))
     total_inner = f"""        %xt = dataflow.itensor_read %xa_p : {ty(X)} -> {tile(X)}
         %e = tensor.empty() : {one}
-        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>], iterator_types = ["parallel", "reduction"]}} ins(%xt : {tile(X)}) outs(%acc : {one}) {{
+        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>],
+            iterator_types = ["parallel", "reduction"]}}
+          ins(%xt : {tile(X)}) outs(%acc : {one}) {{
         ^bb0(%a: f32, %o: f32):
           %p = arith.addf %a, %o : f32
           linalg.yield %p : f32
@@ -92,7 +94,10 @@ def diamond(n: int, t: int, scale_attrs: str = "") -> ModuleOp:
         dataflow.yield %tw : {ty(S)}"""
     center_inner = f"""        %xt = dataflow.itensor_read %sc_p : {ty(X)} -> {tile(X)}
         %e = tensor.empty() : {tile(X)}
-        %b = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}} ins(%xt, %st : {tile(X)}, {one}) outs(%e : {tile(X)}) {{
+        %b = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,
+            affine_map<(d0, d1) -> (d0, 0)>, affine_map<(d0, d1) -> (d0, d1)>],
+            iterator_types = ["parallel", "parallel"]}}
+          ins(%xt, %st : {tile(X)}, {one}) outs(%e : {tile(X)}) {{
         ^bb0(%a: f32, %s: f32, %o: f32):
           %d = arith.subf %a, %s : f32
           linalg.yield %d : f32

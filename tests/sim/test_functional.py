@@ -64,7 +64,9 @@ def test_row_reductions_with_two_outputs() -> None:
     X, S = P.rows(r, d, t), sd.itensor.tiled(sd.f32, (r, 1), (1, 1))
     one, vec = tensor((1, 1)), tensor((1,))
     inner = f"""        %xt = dataflow.itensor_read %xs_p : {ty(X)} -> {tile(X)}
-        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>], iterator_types = ["parallel", "reduction"]}} ins(%xt : {tile(X)}) outs(%sacc : {one}) {{
+        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>],
+            iterator_types = ["parallel", "reduction"]}}
+          ins(%xt : {tile(X)}) outs(%sacc : {one}) {{
         ^bb0(%a: f32, %o: f32):
           %p = arith.addf %a, %o : f32
           linalg.yield %p : f32
@@ -82,7 +84,8 @@ def test_row_reductions_with_two_outputs() -> None:
         %w1 = dataflow.itensor_write %red#0, %sch : {one} -> {ty(S)}
         %w2 = dataflow.itensor_write %mx2, %mch : {one} -> {ty(S)}
         scf.yield %w1, %w2 : {ty(S)}, {ty(S)}"""
-    body = loop(r, outer, [("sch", "%sums_o", ty(S)), ("mch", "%maxs_o", ty(S))], results="fin") + f"\n      dataflow.yield %fin#0, %fin#1 : {ty(S)}, {ty(S)}"
+    body = (loop(r, outer, [("sch", "%sums_o", ty(S)), ("mch", "%maxs_o", ty(S))], results="fin")
+            + f"\n      dataflow.yield %fin#0, %fin#1 : {ty(S)}, {ty(S)}")
     kernel = f"""    %xs = dataflow.dma_load %x : {tensor((r, d))} -> {ty(X)}
 {task("rowstats", [("xs", X)], [("sums", S), ("maxs", S)], body)}
     %st = dataflow.dma_store %sums : {ty(S)} -> {tensor((r, 1))}
@@ -249,7 +252,8 @@ def test_tokens_left_unread() -> None:
 
 
 def test_producer_blocked_on_a_finished_consumer() -> None:
-    with pytest.raises(StreamError, match=r"dma_load\(x\) writes more tokens into stream xs than copy reads: copy finished after reading 3"):
+    with pytest.raises(StreamError,
+                       match=r"dma_load\(x\) writes more tokens into stream xs than copy reads: copy finished after reading 3"):
         simulate(_copy_program(8, 3, 3), rand(1, 32))
 
 
@@ -260,7 +264,8 @@ def test_read_past_the_end() -> None:
 
 def test_consumer_reads_fewer_tokens_than_the_stream_type_promises() -> None:
     """The task writes only 3 of the 4 tokens its output type has: the DMA reads past the end."""
-    with pytest.raises(StreamError, match=r"dma_store\(ys\) reads past the end of stream ys: copy finished after writing 3 tokens \(the stream's type has 4\)"):
+    with pytest.raises(StreamError, match=r"dma_store\(ys\) reads past the end of stream ys: "
+                                          r"copy finished after writing 3 tokens \(the stream's type has 4\)"):
         simulate(_copy_program(3, 3, 4), rand(1, 12))
 
 
@@ -310,7 +315,8 @@ def test_argument_errors() -> None:
         simulate(module)
 
 
-@pytest.mark.parametrize("build", [lambda: P.chain(4, 2, 32, 8), P.split_concat, P.converters, lambda: P.diamond(4, 4), lambda: P.matvec(32, 32, 16)])
+@pytest.mark.parametrize(
+    "build", [lambda: P.chain(4, 2, 32, 8), P.split_concat, P.converters, lambda: P.diamond(4, 4), lambda: P.matvec(32, 32, 16)])
 def test_stream_and_task_names_match_the_timing_graph(build: object) -> None:
     """The names in deadlock messages, `depths=` and records are the timing graph's edge names."""
     from lowering.timing import kernel_graph

@@ -135,7 +135,8 @@ def test_generic_broadcasts_a_row_and_a_vector_with_constant_and_projected_maps(
 def test_generic_transposed_input_map() -> None:
     a = rand(8, 4)
     body = "          %n = arith.negf %a0 : f32\n          linalg.yield %n : f32"
-    compute = generic([("%t0", tensor((8, 4)))], ("", tensor((4, 8))), ["(d0, d1) -> (d1, d0)", "(d0, d1) -> (d0, d1)"], ["parallel", "parallel"], body)
+    compute = generic([("%t0", tensor((8, 4)))], ("", tensor((4, 8))), ["(d0, d1) -> (d1, d0)", "(d0, d1) -> (d0, d1)"],
+                      ["parallel", "parallel"], body)
     close(run_single([a], (4, 8), compute), -a.T)
 
 
@@ -184,7 +185,8 @@ def test_generic_sequential_fallback_for_an_order_dependent_reduction() -> None:
         ("%acc", tensor((3,))),
         ["(d0, d1) -> (d0, d1)", "(d0, d1) -> (d0)"],
         ["parallel", "reduction"],
-        "          %k = arith.constant 0.9 : f32\n          %d = arith.mulf %o0, %k : f32\n          %s = arith.addf %d, %a0 : f32\n          linalg.yield %s : f32",
+        "          %k = arith.constant 0.9 : f32\n          %d = arith.mulf %o0, %k : f32\n"
+        "          %s = arith.addf %d, %a0 : f32\n          linalg.yield %s : f32",
         result="red",
     ) + f"\n        %r = tensor.expand_shape %red [[0, 1]] output_shape [3, 1] : {tensor((3,))} into {tensor((3, 1))}"
     want = np.zeros(3)
@@ -320,7 +322,9 @@ def test_generic_matches_brute_force_loops(data: st.DataObject) -> None:
     if not has_red:
         body, f = "          %p = arith.mulf %a0, %a1 : f32\n          %r1 = arith.subf %p, %o0 : f32", lambda o, x, y: x * y - o
     elif sequential:
-        body, f = "          %p = arith.mulf %a0, %a1 : f32\n          %h = arith.constant 0.5 : f32\n          %oh = arith.mulf %o0, %h : f32\n          %r1 = arith.addf %oh, %p : f32", lambda o, x, y: 0.5 * o + x * y
+        body = ("          %p = arith.mulf %a0, %a1 : f32\n          %h = arith.constant 0.5 : f32\n"
+                "          %oh = arith.mulf %o0, %h : f32\n          %r1 = arith.addf %oh, %p : f32")
+        f = lambda o, x, y: 0.5 * o + x * y  # noqa: E731
     else:
         body, f = "          %p = arith.mulf %a0, %a1 : f32\n          %r1 = arith.addf %o0, %p : f32", lambda o, x, y: o + x * y
     out_t = tensor(init.shape)
@@ -393,7 +397,8 @@ def test_int8_products_accumulate_in_i32() -> None:
         ("", tensor((3, 4))),
         ["(d0, d1) -> (d0, d1)"] * 2,
         ["parallel"] * 2,
-        "          %f = arith.sitofp %a0 : i32 to f32\n          %k = arith.constant 0.5 : f32\n          %h = arith.mulf %f, %k : f32\n          linalg.yield %h : f32",
+        "          %f = arith.sitofp %a0 : i32 to f32\n          %k = arith.constant 0.5 : f32\n"
+        "          %h = arith.mulf %f, %k : f32\n          linalg.yield %h : f32",
     )
     want = (a.astype(np.int64) @ b.astype(np.int64)) * 0.5
     np.testing.assert_array_equal(run_single([a, b], (3, 4), compute), want.astype(np.float32))
