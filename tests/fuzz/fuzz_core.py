@@ -179,7 +179,12 @@ def context() -> Context:
 
 
 def check_ir(text: str) -> None:
-    module = Parser(context(), text).parse_module()
+    try:
+        module = Parser(context(), text).parse_module()
+    except ValueError as err:  # xDSL's check of an SSA/block name, which streamdsl-opt reports as a usage error
+        if "name format" not in str(err):
+            raise
+        raise sd.UsageError(" ".join(map(str, err.args))) from None
     module.verify()
     kernels = [op for op in module.walk() if op.name == "dataflow.kernel"]
     if kernels:
