@@ -21,7 +21,38 @@ def _size_fifos():
     return SizeFifosPass
 
 
+def _fuse_elementwise():
+    from lowering.transforms.fuse_elementwise import FuseElementwisePass
+
+    return FuseElementwisePass
+
+
+def _tile_linalg():
+    from lowering.transforms.tile_linalg import TileLinalgPass
+
+    return TileLinalgPass
+
+
+def _form_kernels():
+    from lowering.transforms.form_kernels import FormKernelsPass
+
+    return FormKernelsPass
+
+
+def _fuse_kernels():
+    from lowering.transforms.fuse_kernels import FuseKernelsPass
+
+    return FuseKernelsPass
+
+
 STREAMDSL_UNIVERSE = Universe(
     all_dialects={"dataflow": _dataflow},
-    all_passes={"insert-converters": _insert_converters, "size-fifos": _size_fifos},
+    all_passes={
+        "insert-converters": _insert_converters,
+        "size-fifos": _size_fifos,
+        "fuse-elementwise": _fuse_elementwise,
+        "tile-linalg": _tile_linalg,
+        "form-kernels": _form_kernels,
+        "fuse-kernels": _fuse_kernels,
+    },
 )

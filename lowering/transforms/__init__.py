@@ -1,1 +1,2 @@
-"""xDSL module passes (`insert-converters`, `size-fifos`), registered in toolchain.universe."""
+"""xDSL module passes (`fuse-elementwise`, `tile-linalg`, `form-kernels`, `fuse-kernels`,
+`insert-converters`, `size-fifos`), registered in toolchain.universe."""

@@ -1,0 +1,118 @@
+"""`fuse-elementwise`: fuse element-wise `linalg.generic` producers into their consumers.
+
+First every named structured op except `linalg.fill` (matmul, transpose, broadcast, ...) becomes
+a `linalg.generic` (fills stay: kernel formation recognises a filled accumulator). Then a generic
+whose iterators are all parallel, whose output map is a permutation and whose body ignores its
+output, and whose one result has exactly one use, as an *input* of another generic, is inlined
+into that consumer: the producer's inputs become the consumer's, read through
+`producer_in_map o inverse(producer_out_map) o consumer_map`, and the producer's body computes the
+scalar the consumer read (MLIR's `linalg-fuse-elementwise-ops` with its one-use default). A
+transpose or broadcast of a weight thereby disappears into the matmul that reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import linalg
+from xdsl.dialects.builtin import AffineMapAttr, ModuleOp
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir.affine import AffineExpr, AffineMap
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+
+from streamdsl.irbuild import PARALLEL
+
+__all__ = ["FuseElementwisePass", "is_elementwise"]
+
+GenericOp = linalg.ops.GenericOp
+
+
+class GeneralizeNamedOp(RewritePattern):
+    """xDSL's `linalg-generalize-named-ops` for every structured op but `linalg.fill`; also
+    `linalg.broadcast`, which xDSL does not generalize."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if isinstance(op, linalg.abstract_ops.LinalgStructuredOperation) and not isinstance(op, GenericOp | linalg.ops.FillOp):
+            rewriter.replace(op, GenericOp(op.inputs, op.outputs, op.body.clone(), op.get_indexing_maps(),
+                                           op.get_iterator_types(), op.results.types))
+        elif isinstance(op, linalg.ops.BroadcastOp):
+            rank = len(op.init.type.get_shape())
+            added = set(op.dimensions.get_values())
+            maps = [AffineMap(rank, 0, tuple(AffineExpr.dimension(d) for d in range(rank) if d not in added)),
+                    AffineMap.identity(rank)]
+            rewriter.replace(op, GenericOp([op.input], [op.init], op.hidden_region.clone(),
+                                           [AffineMapAttr(m) for m in maps], [PARALLEL] * rank, op.result.types))
+
+
+def is_elementwise(op: GenericOp) -> bool:
+    """All-parallel, one output written through a permutation, its initial value unused."""
+    maps = [m.data for m in op.indexing_maps]
+    return (
+        len(op.outputs) == 1
+        and all(str(it.data) == "parallel" for it in op.iterator_types)
+        and maps[-1].inverse_permutation() is not None
+        and len(maps[-1].results) == maps[-1].num_dims
+        and not op.body.block.args[-1].uses
+    )
+
+
+class FuseIntoConsumer(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, consumer: GenericOp, rewriter: PatternRewriter) -> None:
+        for index, operand in enumerate(consumer.inputs):
+            producer = operand.owner
+            if isinstance(producer, GenericOp) and operand.uses.get_length() == 1 and is_elementwise(producer):
+                rewriter.replace(consumer, _fused(producer, consumer, index))
+                rewriter.erase(producer)
+                return
+
+
+def _fused(producer: GenericOp, consumer: GenericOp, index: int) -> GenericOp:
+    p_maps = [m.data for m in producer.indexing_maps]
+    c_maps = [m.data for m in consumer.indexing_maps]
+    inverse = p_maps[-1].inverse_permutation()
+    assert inverse is not None
+    to_producer = inverse.compose(c_maps[index])  # consumer loops -> producer loops
+    inputs = [*consumer.inputs[:index], *producer.inputs, *consumer.inputs[index + 1:]]
+    maps = [*c_maps[:index], *(m.compose(to_producer) for m in p_maps[:-1]), *c_maps[index + 1:]]
+    c_block = consumer.body.block
+    block = Block(arg_types=[*(a.type for a in c_block.args[:index]), *(a.type for a in producer.body.block.args[:-1]),
+                             *(a.type for a in c_block.args[index + 1:])])
+    n_p = len(producer.inputs)
+    produced = _inline(producer.body.block, block, [*block.args[index:index + n_p], None])
+    c_args = [*block.args[:index], produced, *block.args[index + n_p:]]
+    block.add_op(linalg.ops.YieldOp(*_inline(c_block, block, c_args, keep_yield=True)))
+    return GenericOp(inputs, consumer.outputs, Region(block), [AffineMapAttr(m) for m in maps],
+                     consumer.iterator_types, consumer.result_types)
+
+
+def _inline(source: Block, target: Block, args: list[SSAValue | None], keep_yield: bool = False):
+    """Clone `source`'s ops into `target` with its block args bound to `args`; returns the
+    yielded value (or all yielded values with `keep_yield`)."""
+    env: dict[SSAValue, SSAValue] = {old: new for old, new in zip(source.args, args) if new is not None}
+    for op in source.ops:
+        if isinstance(op, linalg.ops.YieldOp):
+            values = [env.get(v, v) for v in op.operands]
+            return values if keep_yield else values[0]
+        clone = op.clone(value_mapper=env)
+        target.add_op(clone)
+    raise AssertionError("a linalg body ends in linalg.yield")
+
+
+@dataclass(frozen=True)
+class FuseElementwisePass(ModulePass):
+    """Generalize named linalg ops (except fill) and fuse one-use element-wise producers."""
+
+    name = "fuse-elementwise"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        PatternRewriteWalker(GeneralizeNamedOp(), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(GreedyRewritePatternApplier([FuseIntoConsumer()])).rewrite_module(op)
