@@ -19,11 +19,12 @@ needed outside its group (by another group or the function's return) keeps its `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects import func, tensor
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -37,17 +38,21 @@ from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
     ITensorCastOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
     ITensorConverterOp,
     ITensorReassociateOp,
     ITensorType,
     KernelOp,
     YieldOp,
 )
+from streamdsl.dtypes import dtype_from_ir
 from streamdsl.itensor import itensor
 
 __all__ = ["FuseKernelsPass", "FusionPlan", "fuse_kernels", "plan_fusion"]
 
 RESHAPES = (tensor.ExpandShapeOp, tensor.CollapseShapeOp)
+VIEWS = (*RESHAPES, tensor.ExtractSliceOp, tensor.ConcatOp)
 INFEASIBLE = float("inf")
 
 
@@ -56,6 +61,19 @@ def trace_reshapes(value: SSAValue) -> SSAValue:
     while isinstance(value.owner, RESHAPES):
         value = value.owner.operands[0]
     return value
+
+
+def view_sources(value: SSAValue) -> list[SSAValue]:
+    """The tensors `value` is built from through reshapes, static slices and concats."""
+    if isinstance(value.owner, (*RESHAPES, tensor.ExtractSliceOp)):
+        return view_sources(value.owner.operands[0])
+    if isinstance(value.owner, tensor.ConcatOp):
+        return [v for part in value.owner.operands for v in view_sources(part)]
+    return [value]
+
+
+def _through_reshapes_only(value: SSAValue) -> bool:
+    return not isinstance(value.owner, VIEWS) or (isinstance(value.owner, RESHAPES) and _through_reshapes_only(value.owner.operands[0]))
 
 
 def _stored_stream(kernel: KernelOp, index: int) -> itensor:
@@ -104,13 +122,19 @@ def _edges_into(kernel: KernelOp) -> dict[KernelOp, float]:
     for load in kernel.body.block.ops:
         if not isinstance(load, DmaLoadOp):
             continue
-        source = trace_reshapes(kernel.inputs[load.source.index])
-        producer = source.owner
-        if not isinstance(producer, KernelOp):
-            continue
+        outer = kernel.inputs[load.source.index]
         assert isinstance(load.result.type, ITensorType)
-        route = _route(_stored_stream(producer, source.index), load.result.type.itensor)
-        costs[producer] = costs.get(producer, 0) + (INFEASIBLE if route is None else route[2])
+        want = load.result.type.itensor
+        for source in view_sources(outer):
+            producer = source.owner
+            if not isinstance(producer, KernelOp):
+                continue
+            if _through_reshapes_only(outer):
+                route = _route(_stored_stream(producer, source.index), want)
+                cost = INFEASIBLE if route is None else route[2]
+            else:  # through slices or concats: charged a whole-tensor converter (an upper bound)
+                cost = want.num_elements * want.dtype.bits // 8
+            costs[producer] = costs.get(producer, 0) + cost
     return costs
 
 
@@ -146,6 +170,7 @@ class _Merger:
         self.args: dict[SSAValue, SSAValue] = {}  # outside tensor -> block arg
         self.streams: dict[SSAValue, SSAValue] = {}  # member result tensor -> its stream in the new body
         self.stores: dict[SSAValue, DmaStoreOp] = {}  # member result tensor -> its cloned store
+        self.chunks: dict[tuple[SSAValue, int], dict[int, SSAValue]] = {}  # (sliced tensor, dim) -> part by offset
 
     def arg(self, value: SSAValue) -> SSAValue:
         if value not in self.args:
@@ -157,22 +182,100 @@ class _Merger:
         self.block.add_op(op)
         return op.results[0]
 
-    def connect(self, stream: SSAValue, want: ITensorType, load: DmaLoadOp) -> SSAValue:
+    def convert(self, stream: SSAValue, target: itensor) -> SSAValue:
+        """`stream` in the order `target` (a cast when only the spelling differs)."""
         assert isinstance(stream.type, ITensorType)
-        route = _route(stream.type.itensor, want.itensor)
-        if route is None:
-            raise PassFailedException(f"fuse-kernels: {self.name}: the stream {stream.type} cannot be reshaped to {want}")
-        before, after, _ = route
-        if before is not None:
-            stream = self.add(ITensorReassociateOp(stream, ITensorType.from_itensor(before)))
-        target = ITensorType.from_itensor(after) if after is not None else want
-        if stream.type != target:
-            assert isinstance(stream.type, ITensorType)
-            same = stream.type.itensor == target.itensor
-            stream = self.add(ITensorCastOp(stream, target) if same else ITensorConverterOp(stream, target))
-        if after is not None:
-            stream = self.add(ITensorReassociateOp(stream, want))
+        if stream.type.itensor is target or stream.type == ITensorType.from_itensor(target):
+            return stream
+        type_ = ITensorType.from_itensor(target)
+        same = stream.type.itensor == target
+        return self.add(ITensorCastOp(stream, type_) if same else ITensorConverterOp(stream, type_))
+
+    def materialize(self, value: SSAValue, want: itensor | None) -> SSAValue:
+        """A stream of the tensor `value` (a member's result, or a view of one), preferably in the
+        order `want`; built once per value."""
+        if value in self.streams:
+            return self.streams[value]
+        owner = value.owner
+        if isinstance(owner, RESHAPES):
+            stream = self.reshaped(owner.operands[0], value, want)
+        elif isinstance(owner, tensor.ExtractSliceOp):
+            stream = self.chunk_part(owner)
+        elif isinstance(owner, tensor.ConcatOp):
+            stream = self.concat(owner, want)
+        else:  # a tensor in HBM (a function argument or another group's result)
+            assert isinstance(value.type, TensorType)
+            type_ = want or itensor.tiled(dtype_from_ir(value.type.element_type), value.type.get_shape(), value.type.get_shape())
+            stream = self.add(DmaLoadOp(self.arg(value), ITensorType.from_itensor(type_)))
+        self.streams[value] = stream
         return stream
+
+    def reshaped(self, source: SSAValue, value: SSAValue, want: itensor | None) -> SSAValue:
+        assert isinstance(value.type, TensorType) and isinstance(source.type, TensorType)
+        pulled = reshape_itensor(want, source.type.get_shape()) if want is not None else None
+        stream = self.materialize(source, pulled)
+        assert isinstance(stream.type, ITensorType)
+        forward = reshape_itensor(stream.type.itensor, value.type.get_shape())
+        if forward is not None:
+            return self.add(ITensorReassociateOp(stream, ITensorType.from_itensor(forward)))
+        if pulled is None or want is None:
+            raise PassFailedException(f"fuse-kernels: {self.name}: the stream {stream.type} has no reshape to {value.type}")
+        return self.add(ITensorReassociateOp(self.convert(stream, pulled), ITensorType.from_itensor(want)))
+
+    def chunk_part(self, op: tensor.ExtractSliceOp) -> SSAValue:
+        """One part of the `itensor_chunk` that cuts the sliced stream into all its slices."""
+        source = op.source
+        assert isinstance(source.type, TensorType)
+        shape = source.type.get_shape()
+        sizes, offsets = list(op.static_sizes.get_values()), list(op.static_offsets.get_values())
+        cut = [d for d in range(len(shape)) if sizes[d] != shape[d]]
+        if len(cut) != 1 or op.offsets or list(op.static_strides.get_values()) != [1] * len(shape):
+            raise PassFailedException(f"fuse-kernels: {self.name}: {op.name} {offsets} {sizes} of {source.type}: only static "
+                                      "slices along one dim become stream chunks")
+        dim = cut[0]
+        if (source, dim) not in self.chunks:
+            siblings = sorted({(int(u.operation.static_offsets.get_values()[dim]), int(u.operation.static_sizes.get_values()[dim]))
+                               for u in source.uses if isinstance(u.operation, tensor.ExtractSliceOp)})
+            start = 0
+            for off, size in siblings:
+                if off != start:
+                    raise PassFailedException(f"fuse-kernels: {self.name}: the slices of {source.type} along dim {dim} "
+                                              f"({siblings}) do not cut it into consecutive parts")
+                start += size
+            if start != shape[dim]:
+                raise PassFailedException(f"fuse-kernels: {self.name}: the slices of {source.type} along dim {dim} cover "
+                                          f"{start} of {shape[dim]}")
+            stream = self.materialize(source, None)
+            assert isinstance(stream.type, ITensorType)
+            whole = stream.type.itensor
+            step = math.gcd(whole.tile[dim], *(v for part in siblings for v in part))
+            if step != whole.tile[dim]:
+                tile = list(whole.tile)
+                tile[dim] = step
+                whole = itensor.tiled(whole.dtype, shape, tile)
+                stream = self.convert(stream, whole)
+            parts = [whole.region(dim, off, size) for off, size in siblings]
+            chunk = ITensorChunkOp(stream, dim, [ITensorType.from_itensor(p) for p in parts])
+            self.block.add_op(chunk)
+            self.chunks[source, dim] = {off: out for (off, _), out in zip(siblings, chunk.outputs)}
+        return self.chunks[source, dim][offsets[dim]]
+
+    def concat(self, op: tensor.ConcatOp, want: itensor | None) -> SSAValue:
+        """An `itensor_concat` of the parts' streams, in an order whose regions they can stream."""
+        dim = op.dim.value.data
+        assert isinstance(op.result.type, TensorType)
+        shape = op.result.type.get_shape()
+        sizes = [p.type.get_shape()[dim] for p in op.inputs]
+        tile = list(want.tile) if want is not None else list(shape)
+        tile[dim] = math.gcd(tile[dim], *sizes)
+        dims = [dim, *(d for d in range(len(shape)) if d != dim)]
+        whole = itensor.tiled(dtype_from_ir(op.result.type.element_type), shape, tile, dims)
+        parts, start = [], 0
+        for value, size in zip(op.inputs, sizes):
+            part = whole.region(dim, start, size)
+            parts.append(self.convert(self.materialize(value, part), part))
+            start += size
+        return self.add(ITensorConcatOp(parts, dim, ITensorType.from_itensor(whole)))
 
     def merge(self) -> KernelOp:
         for kernel in self.members:
@@ -180,10 +283,10 @@ class _Merger:
             for op in kernel.body.block.ops:
                 if isinstance(op, DmaLoadOp):
                     outer = kernel.inputs[op.source.index]
-                    source = trace_reshapes(outer)
-                    if source.owner in self.member_set:
+                    if isinstance(outer.owner, VIEWS) or outer.owner in self.member_set:
                         assert isinstance(op.result.type, ITensorType)
-                        env[op.result] = self.connect(self.streams[source], op.result.type, op)
+                        want = op.result.type.itensor
+                        env[op.result] = self.convert(self.materialize(outer, want), want)
                         continue
                     env[op.source] = self.arg(outer)
                 if isinstance(op, YieldOp):
@@ -197,31 +300,43 @@ class _Merger:
                 self.block.add_op(clone)
                 for old, new in zip(op.results, clone.results):
                     env[old] = new
-        kept = [r for r in self.stores if _used_outside(r, self.member_set)]
+        exported = self.exported()
         for result, store in self.stores.items():
-            if result not in kept:
+            if result not in exported:
                 Rewriter.erase_op(store)
-        self.block.add_op(YieldOp(*[self.stores[r].result for r in kept]))
+        stored = [self.stores[v].result if v in self.stores else self.add(DmaStoreOp(self.materialize(v, None)))
+                  for v in exported]
+        self.block.add_op(YieldOp(*stored))
         for op in list(self.block.ops):
             for value in op.results:
                 if isinstance(value.type, ITensorType):
                     _fork_uses(value)
-        fused = KernelOp(self.name, list(self.args), [r.type for r in kept], Region(self.block))
+        unused = [part for parts in self.chunks.values() for part in parts.values() if not part.uses]
+        if unused:
+            raise PassFailedException(f"fuse-kernels: {self.name}: a slice of a fused stream is used by no kernel of the group")
+        fused = KernelOp(self.name, list(self.args), [v.type for v in stored], Region(self.block))
         Rewriter.insert_op(fused, InsertPoint.before(self.members[-1]))
-        for old, new in zip(kept, fused.outputs):
+        for old, new in zip(exported, fused.outputs):
             old.replace_all_uses_with(new)
         return fused
 
+    def exported(self) -> list[SSAValue]:
+        """Members' results and views of them that something outside the group uses (another
+        group's kernel, the function's return)."""
+        out: list[SSAValue] = []
 
-def _used_outside(result: SSAValue, members: set[KernelOp]) -> bool:
-    for use in result.uses:
-        user = use.operation
-        if isinstance(user, RESHAPES):
-            if _used_outside(user.results[0], members):
-                return True
-        elif user not in members:
-            return True
-    return False
+        def visit(value: SSAValue) -> None:
+            for use in list(value.uses):
+                user = use.operation
+                if isinstance(user, VIEWS):
+                    visit(user.results[0])
+                elif user not in self.member_set and value not in out:
+                    out.append(value)
+
+        for kernel in self.members:
+            for result in kernel.outputs:
+                visit(result)
+        return out
 
 
 def _move_reshapes_up(fn: func.FuncOp) -> None:
