@@ -10,7 +10,7 @@ else that escapes is an internal error (exit 3). The older classes keep their bu
 from __future__ import annotations
 
 __all__ = [
-    "DSLError", "DeadlockError", "LimitError", "OutputError", "StreamError", "StreamdslError", "UsageError",
+    "DSLError", "DeadlockError", "LimitError", "OutputError", "QuantError", "StreamError", "StreamdslError", "UsageError",
     "VerificationError",
 ]  # fmt: skip
 
@@ -36,6 +36,11 @@ class LimitError(StreamdslError, ValueError):
 
 class UsageError(StreamdslError, ValueError):
     """A bad command-line option or input file (missing, not text, an unknown pass)."""
+
+
+class QuantError(StreamdslError, ValueError):
+    """A model or checkpoint that cannot be quantized as asked (an unsupported scheme, a layer
+    whose input size is not a multiple of the group size, an already-quantized checkpoint)."""
 
 
 class OutputError(StreamdslError):
