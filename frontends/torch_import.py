@@ -77,6 +77,9 @@ def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None
         )
     if bad := [i for i, a in enumerate(args) if not isinstance(a, torch.Tensor)]:
         raise ModelError(f"from_torch: example input(s) {bad} are not torch tensors; pass tensors only")
+    # torch.export gives inputs that share memory one placeholder: the program would read one for both.
+    args = tuple(a.clone() if any(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() for b in args[:i])
+                 else a for i, a in enumerate(args))
     with no_gc():
         return _from_torch(module, args, dynamic_shapes, name, input_names)
 
@@ -189,12 +192,25 @@ class _Importer:
         self.kinds = {n: _KINDS.get(specs[n.name].kind, "input") for n in placeholders}
         self.targets = {n: specs[n.name].target for n in self.kinds}
         self.state = {**ep.state_dict, **ep.constants}
+        self.live = self._live()
         self.foldable = self._foldable()
         self.folded: dict[Node, object] = {}
         self.env: dict[Node, object] = {}
         self.block = Block()
         self.builder = IRBuilder(self.block)
         self.args: list[tuple[str, str, np.ndarray | None]] = []  # (name, kind, value) per func arg
+
+    def _live(self) -> set[Node]:
+        """Nodes an output depends on: the rest (a model's unused mask or position code, and the
+        checks on it) is neither lowered nor required to have a lowering."""
+        live: set[Node] = set()
+        todo = [n for n in self.graph.nodes if n.op == "output"]
+        while todo:
+            n = todo.pop()
+            if n not in live:
+                live.add(n)
+                todo.extend(n.all_input_nodes)
+        return live
 
     def _foldable(self) -> set[Node]:
         """Nodes computable from constants alone (not from runtime inputs or parameters)."""
@@ -210,7 +226,7 @@ class _Importer:
         """One error listing every op without a lowering and every unsupported dtype."""
         missing = []
         for n in self.graph.nodes:
-            if n.op != "call_function" or n in self.foldable or n.target in IGNORED:
+            if n.op != "call_function" or n in self.foldable or n.target in IGNORED or n not in self.live:
                 continue
             if n.target not in LOWERINGS:
                 missing.append(UnsupportedOp(str(n.target), n.name, *source_location(n)))
@@ -227,7 +243,7 @@ class _Importer:
                 continue
             if n.op != "call_function" or _mutates(n):
                 return True
-            if n not in self.foldable and n.target not in IGNORED and n.target not in LOWERINGS:
+            if n in self.live and n not in self.foldable and n.target not in IGNORED and n.target not in LOWERINGS:
                 return True
         return False
 
@@ -279,7 +295,7 @@ class _Importer:
         for n in self.graph.nodes:
             if n.op == "placeholder":
                 self.placeholder(n)
-            elif n.op == "call_function" and n not in self.foldable and n.target not in IGNORED:
+            elif n.op == "call_function" and n in self.live and n not in self.foldable and n.target not in IGNORED:
                 args, kwargs = map_arg((n.args, n.kwargs), self.value)
                 self.env[n] = LOWERINGS[n.target](self.builder, n, *args, **kwargs)
             elif n.op == "output":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from xdsl.context import Context
 from xdsl.parser import Parser
 
@@ -93,3 +94,17 @@ def test_dump_cli(capsys):
     assert 'torch.name = "model.lm_head.weight", torch.kind = "parameter"' in out  # tied: once
     assert main(["nonsense"]) == 2
     assert "unknown case(s) nonsense" in capsys.readouterr().err
+
+
+def test_example_inputs_sharing_memory_stay_separate_inputs():
+    """torch.export merges example inputs that share memory into one placeholder; the importer
+    copies such inputs so that the program still reads each input on its own."""
+
+    class AddTwice(torch.nn.Module):
+        def forward(self, a, b):
+            return a * 2 + b
+
+    t = torch.ones(3)
+    prog = from_torch(AddTwice(), t, t)
+    (out,) = prog.reference(np.ones(3, np.float32), np.zeros(3, np.float32))
+    np.testing.assert_array_equal(out, np.full(3, 2.0, np.float32))
