@@ -43,7 +43,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError, Wire, kernel_nodes, stream_root, wire_kernel
 from streamdsl.itensor import itensor
-from streamdsl.sim.converter import slab_layout
+from streamdsl.layout import slab_layout
 
 __all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel"]
 
@@ -438,9 +438,10 @@ class _KernelEmitter:
         return _Process(fn, node, params, args, lines, f"{node}: {what} {len(parts)} streams by a static route")
 
     def _converter(self, op: ITensorConverterOp, node: str, fn: str) -> _Process:
-        """The planned converter with the semantics of streamdsl/sim/converter.py: slab k of the
-        source fills bank k % 2 while the reader drains slab k - 1, and a destination token leaves
-        as soon as every element it covers has arrived. One polling loop does both sides."""
+        """The planned converter with the semantics of streamdsl/sim/converter.py (slabs of
+        streamdsl/layout.py): slab k of the source fills bank k % 2 while the reader drains slab
+        k - 1, and a destination token leaves as soon as every element it covers has arrived. One
+        polling loop does both sides."""
         src_it, dst_it = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
         src = self._stream(op.source, fn, "consumer")
         dst = self._stream(op.result, fn, "producer")

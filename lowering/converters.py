@@ -1,7 +1,7 @@
 """Planning of layout converters: how big a ping-pong buffer an edge needs, and where it sits.
 
 Rule (docs/converters.md): the converter lives inside the outermost loops that source and
-destination share, decided in loop nesting order (`streamdsl.sim.converter.shared_loop_prefix`,
+destination share, decided in loop nesting order (`streamdsl.layout.shared_loop_prefix`,
 which splits loops where one step divides the other). One bank holds one *slab*, the part of the
 tensor touched during one iteration of the shared loops; ping-pong doubles it. Dims driven only by
 shared loops (or by the same constant) shrink to the slab extent, every other dim keeps its full
@@ -18,7 +18,7 @@ from xdsl.ir.affine import AffineExpr, AffineMap
 
 from streamdsl.errors import StreamdslError
 from streamdsl.itensor import itensor
-from streamdsl.sim.converter import Loop, loops_of, shared_loop_prefix, slab_layout
+from streamdsl.layout import Loop, loops_of, shared_loop_prefix, slab_layout
 
 __all__ = ["ConverterError", "ConverterPlan", "plan", "split_type"]
 

@@ -49,7 +49,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
 from streamdsl.opinfo import OPS
-from streamdsl.sim.converter import slab_layout
+from streamdsl.layout import slab_layout
 
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
 

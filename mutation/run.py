@@ -35,6 +35,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "dsl_ops": ("streamdsl/dsl/ops.py", ["tests/dsl"]),
     "converters_plan": ("lowering/converters.py", ["tests/converters"]),
     "converter_runtime": ("streamdsl/sim/converter.py", ["tests/converters", "tests/sim"]),
+    "layout": ("streamdsl/layout.py", ["tests/converters"]),
     "frontend_elementwise": ("frontends/ops/elementwise.py", ["tests/frontends/test_frontend_ops.py"]),
     "frontend_reduce": ("frontends/ops/reduce.py", ["tests/frontends/test_frontend_ops.py"]),
     "timed_sim": ("streamdsl/sim/timed.py", ["tests/fifo/test_timed_sim.py", "tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py"]),

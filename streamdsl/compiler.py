@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import ModuleOp
 from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
 from streamdsl.graph import Graph, node_name, node_of
 from streamdsl.graphviz import summary_html
-from streamdsl.sim.converter import slab_layout
+from streamdsl.layout import slab_layout
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
 
 if TYPE_CHECKING:

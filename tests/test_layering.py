@@ -9,6 +9,7 @@ literal name.
 import ast
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,14 +42,19 @@ def _called_name(func: ast.expr) -> str | None:
     return func.attr if isinstance(func, ast.Attribute) else None
 
 
+def imports_in(package: str, forbidden: Callable[[str], bool]) -> list[str]:
+    """`file:line imports module` for each import of `package` that `forbidden(module)` flags."""
+    return [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line, module in imported_modules(ast.parse(path.read_text(), str(path)))
+        if forbidden(module)
+    ]
+
+
 def upward_imports(package: str, forbidden: set[str]) -> list[str]:
-    """`file:line imports module` for each import of `package` that reaches a forbidden package."""
-    hits = []
-    for path in sorted((ROOT / package).rglob("*.py")):
-        for line, module in imported_modules(ast.parse(path.read_text(), str(path))):
-            if module.split(".")[0] in forbidden:
-                hits.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
-    return hits
+    """The imports of `package` that reach a forbidden package."""
+    return imports_in(package, lambda module: module.split(".")[0] in forbidden)
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))

@@ -11,7 +11,8 @@ import streamdsl as sd
 from lowering.converters import ConverterError, plan
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
-from streamdsl.sim.converter import ConverterBuffer, slab_count
+from streamdsl.layout import slab_count
+from streamdsl.sim.converter import ConverterBuffer
 
 # Paper Fig. 5: one 8x8 f32 tensor; (b) a column of 4x2 tiles at a time, (c) the same, each
 # column streamed twice.

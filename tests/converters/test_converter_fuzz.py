@@ -3,7 +3,7 @@
 Random tensors (rank 1-4) are streamed in two random layouts: independent tilings, loop orders,
 loops split into blocked orders, and reuse (replay) loops on the destination. The references are
 numpy slicing (`itensor.reference_stream`) and brute-force searches over token sequences that
-share no code with `streamdsl.sim.converter` or `lowering.converters`.
+share no code with `streamdsl.layout`, `streamdsl.sim.converter` or `lowering.converters`.
 
 Run deeper: `HYPOTHESIS_PROFILE=deep python -m pytest tests/converters -p no:xdist -s`.
 """
