@@ -24,7 +24,6 @@ from xdsl.ir import Operation, SSAValue
 from hls_backend.body import BodyEmitter
 from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident, np_dtype, struct_name
 from streamdsl.dialects.dataflow import (
-    DEFAULT_DEPTH,
     DmaLoadOp,
     DmaStoreOp,
     ITensorConverterOp,
@@ -32,18 +31,24 @@ from streamdsl.dialects.dataflow import (
     ITensorReassociateOp,
     ITensorType,
     KernelOp,
-    MergeOperation,
-    OneToOneOperation,
     RoutingOperation,
-    SplitOperation,
     TaskOp,
     YieldOp,
-    fifo_depth,
 )
 from streamdsl.errors import StreamError
-from streamdsl.graph import GraphError, Wire, kernel_nodes, stream_root, wire_kernel
+from streamdsl.graph import GraphError
 from streamdsl.itensor import itensor
 from streamdsl.layout import slab_layout
+from streamdsl.wiring import (
+    Wire,
+    check_depth_names,
+    kernel_nodes,
+    stream_depth,
+    stream_reads,
+    stream_root,
+    stream_writes,
+    wire_kernel,
+)
 
 __all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel"]
 
@@ -202,21 +207,20 @@ class _KernelEmitter:
     def _wires(self, nodes: list[tuple[Operation, str, str]]) -> list[Wire]:
         """The FIFOs, wired and named as the simulators wire and name them."""
         try:
-            return wire_kernel([(op, node) for op, node, _ in nodes], self._read, self._written)
+            return wire_kernel([(op, node) for op, node, _ in nodes], stream_reads, stream_writes)
         except GraphError as err:
             raise HlsEmitError(f"kernel @{self.top}: {err} (Vitis allows one writer and one reader per stream)") from None
 
     def _make_streams(self, wires: list[Wire], depths: Mapping[str, int]) -> None:
         """One FIFO per wire; depth: override, else the producing op's attribute, else the Vitis default."""
-        names = {wire.name for wire in wires}
-        for wire in wires:
-            depth = depths[wire.name] if wire.name in depths else fifo_depth(wire.value) or DEFAULT_DEPTH
-            if depth < 1:
-                raise HlsEmitError(f"stream {wire.name}: depth must be >= 1, got {depth}")
-            token = self._token(wire.value.type.itensor)  # type: ignore[attr-defined]
-            self.streams[wire.value] = StreamInfo(wire.name, self._unique_var("s_" + ident(wire.name)), token, int(depth))
-        if unknown := sorted(set(depths) - names):
-            raise HlsEmitError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(sorted(names))}")
+        try:
+            check_depth_names(depths, [wire.name for wire in wires])
+            for wire in wires:
+                depth = stream_depth(wire.name, wire.value, depths)
+                token = self._token(wire.value.type.itensor)  # type: ignore[attr-defined]
+                self.streams[wire.value] = StreamInfo(wire.name, self._unique_var("s_" + ident(wire.name)), token, int(depth))
+        except GraphError as err:
+            raise HlsEmitError(str(err)) from None
 
     def _unique_fn(self, name: str) -> str:
         base, i = name, 2
@@ -239,22 +243,6 @@ class _KernelEmitter:
         name = struct_name(type_)
         self.structs.setdefault(name, type_)
         return name
-
-    @staticmethod
-    def _written(op: Operation) -> list[SSAValue]:
-        return [r for r in op.results if isinstance(r.type, ITensorType)]
-
-    @staticmethod
-    def _read(op: Operation) -> list[SSAValue]:
-        if isinstance(op, TaskOp):
-            return list(op.inputs)
-        if isinstance(op, DmaLoadOp):
-            return []
-        if isinstance(op, DmaStoreOp | SplitOperation | OneToOneOperation):
-            return [op.operands[0]]
-        if isinstance(op, MergeOperation):
-            return list(op.operands)
-        raise HlsEmitError(f"`{op.name}` has no HLS translation (the kernel body may hold the ops of docs/ir.md)")
 
     def _stream(self, value: SSAValue, fn: str, role: str) -> StreamInfo:
         info = self.streams[stream_root(value)]

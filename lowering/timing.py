@@ -1,7 +1,7 @@
 """The timing model: per node of a `dataflow.kernel`, the cycle of every token it reads and writes.
 
 This is the analytical model the FIFO sizing LP and the timed simulator consume (through
-`streamdsl.graph.graph_from_kernel`). It is a module of its own so that a model calibrated on
+`streamdsl.wiring.graph_from_kernel`). It is a module of its own so that a model calibrated on
 Vitis HLS reports can replace it: anything with `read_latency`, `free_latency` and
 `schedule(op) -> NodeSchedule` will do. The constants are the one table in `U55C` (docs/timing.md).
 
@@ -47,9 +47,10 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
 )
 from streamdsl.errors import StreamdslError
-from streamdsl.graph import Graph, NodeSchedule, graph_from_kernel
-from streamdsl.opinfo import OPS
+from streamdsl.graph import Graph
 from streamdsl.layout import slab_layout
+from streamdsl.opinfo import OPS
+from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
 
@@ -95,7 +96,7 @@ class TimingTable:
                 "(streamdsl/opinfo.py) or, for an op that computes nothing, to lowering/timing.py"
             ) from None
 
-    # -- the TimingModel protocol of streamdsl.graph -----------------------------------------
+    # -- the TimingModel protocol of streamdsl.wiring -----------------------------------------
 
     def schedule(self, op: Operation) -> NodeSchedule:
         if isinstance(op, TaskOp):
@@ -280,25 +281,18 @@ class _TaskScheduler:
         self.name = task.sym_name.data
         self.lanes = _unroll(task) or table.lanes
         self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
-        self.args = list(task.body.block.args)
 
     def run(self) -> NodeSchedule:
         sched = self.block(self.task.body.block)
         reads: dict[SSAValue, np.ndarray] = {}
         writes: dict[SSAValue, np.ndarray] = {}
         order: dict[SSAValue, np.ndarray] = {}
-        n_in = len(self.task.inputs)
-        for arg in self.args:
+        for arg, outer, wrote in task_ports(self.task):
             times = sched.ports.get(arg, np.zeros(0, np.int64))
-            outer = self.task.inputs[arg.index] if arg.index < n_in else self.task.outputs[arg.index - n_in]
-            wrote = arg.index >= n_in or self._writes_stream(arg)
             (writes if wrote else reads)[outer] = times
             order[outer] = sched.order.get(arg, np.zeros(0, np.int64))
             self._check_tokens(outer, arg, times, "writes" if wrote else "reads")
         return NodeSchedule(reads, writes, latency=max(sched.duration, 1), order=order)
-
-    def _writes_stream(self, arg: BlockArgument) -> bool:
-        return any(isinstance(u.operation, StreamWriteOp) for u in arg.uses)
 
     def _check_tokens(self, outer: SSAValue, arg: BlockArgument, times: np.ndarray, verb: str) -> None:
         if not isinstance(outer.type, ITensorType):

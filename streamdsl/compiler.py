@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from xdsl.dialects.builtin import ModuleOp
 
 from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
-from streamdsl.graph import Graph, node_name, node_of
+from streamdsl.graph import Graph, node_of
 from streamdsl.graphviz import summary_html
 from streamdsl.layout import slab_layout
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
+from streamdsl.wiring import node_name
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,8 +1,8 @@
 """A dataflow graph for timing analysis: tasks with static per-port token schedules, FIFO edges.
 
-The model is IR-independent; FIFO sizing (`lowering/fifo_sizing.py`) and the timed simulator
-(`streamdsl/sim/timed.py`) work on it, and `graph_from_kernel` builds one from a `dataflow.kernel`
-with a pluggable timing model (the U55C one is `lowering/timing.py`).
+The model is IR-free; FIFO sizing (`lowering/fifo_sizing.py`) and the timed simulator
+(`streamdsl/sim/timed.py`) work on it, and `streamdsl.wiring.graph_from_kernel` builds one from a
+`dataflow.kernel` with a pluggable timing model (the U55C one is `lowering/timing.py`).
 
 A task's schedule is the cycle, counted from the task's start, at which it reads or writes each
 token of each port when no FIFO ever blocks it. Under blocking every later event of the task
@@ -13,28 +13,15 @@ written; with depth d, token k can be written `free_latency` cycles after token 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from xdsl.dialects.builtin import ShapedType
 
-from streamdsl.dtypes import dtype_from_ir
-from streamdsl.errors import LimitError, StreamdslError
+from streamdsl.errors import StreamdslError
 
-if TYPE_CHECKING:
-    from xdsl.ir import Operation, SSAValue
-
-    from streamdsl.dialects.dataflow import KernelOp
-
-__all__ = [
-    "Edge", "Graph", "GraphError", "MAX_TIMED_TOKENS", "NodeSchedule", "Task", "TimingModel", "Wire",
-    "check_pass_through", "drain_name", "graph_from_kernel", "node_of",
-    "kernel_nodes", "node_name", "stream_root", "value_label", "value_name", "wire_kernel",
-]  # fmt: skip
+__all__ = ["MAX_TIMED_TOKENS", "CompiledGraph", "Edge", "Graph", "GraphError", "Task", "drain_name", "node_of"]
 
 
 class GraphError(StreamdslError, ValueError):
@@ -321,194 +308,6 @@ class CompiledGraph:
             (self.write_idx if is_w else self.read_idx)[-1][e] = np.flatnonzero(self.ev_edge[-1] == e)
 
 
-# ---------------------------------------------------------------------------------------------
-# From the IR
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class NodeSchedule:
-    """What a timing model says about one node of a kernel: the nominal cycle of each token it
-    reads from / writes to each SSA stream value, and its latency."""
-
-    reads: dict[SSAValue, np.ndarray]
-    writes: dict[SSAValue, np.ndarray]
-    latency: int | None = None
-    order: dict[SSAValue, np.ndarray] | None = None  # program order of the accesses (see Task.order)
-    # a node of two processes (a converter's filling and draining sides): this schedule is the
-    # first, `drain` the second, `links` the internal FIFOs from the first to the second (named
-    # ports on both sides) with their fixed depth (0 = unbounded)
-    drain: NodeSchedule | None = None
-    links: dict[str, int] = field(default_factory=dict)
-
-    def streams(self, side: str) -> list[SSAValue]:
-        """The stream values the node reads (`side="reads"`) or writes, both processes."""
-        parts = [self, self.drain] if self.drain is not None else [self]
-        return [v for part in parts for v in getattr(part, side) if not isinstance(v, str)]
-
-
-class TimingModel(Protocol):
-    read_latency: int
-    free_latency: int
-
-    def schedule(self, op: Operation) -> NodeSchedule: ...
-
-
-_PASS_THROUGH = ("dataflow.itensor_cast",)
-_NOT_NODES = ("dataflow.itensor_empty", "dataflow.yield", "dataflow.stream")
-
-
-def value_label(value: SSAValue) -> str:
-    """A stream's short name inside node names: its SSA name, its task's name, or its index."""
-    if value.name_hint:
-        return value.name_hint
-    owner = value.owner
-    sym = owner.properties.get("sym_name") if hasattr(owner, "properties") else None
-    return sym.data if sym is not None else str(getattr(value, "index", "?"))  # type: ignore[attr-defined]
-
-
-def node_name(op: Operation) -> str:
-    """Names as the functional simulator gives them: a task's `sym_name`, else `kind(sources)`
-    such as `dma_load(x)` or `fork(matvec)` (made unique with `#2`, `#3`, ...)."""
-    if (sym := op.properties.get("sym_name")) is not None:
-        return sym.data  # type: ignore[attr-defined]
-    kind = op.name.removeprefix("dataflow.").removeprefix("itensor_")
-    sources = op.operands if op.name in ("dataflow.itensor_join", "dataflow.itensor_concat") else op.operands[:1]
-    return f"{kind}({', '.join(value_label(v) for v in sources)})"
-
-
-def stream_root(value: SSAValue) -> SSAValue:
-    """The SSA value a FIFO is attached to: casts pass streams through unchanged."""
-    while (owner := getattr(value, "owner", None)) is not None and getattr(owner, "name", "") in _PASS_THROUGH:
-        value = owner.operands[0]
-    return value
-
-
-@dataclass(frozen=True)
-class Wire:
-    """One FIFO of a kernel: its name, the value written, and the node and op at each end."""
-
-    name: str
-    value: SSAValue  # as written by the producer
-    producer: str
-    producer_op: Operation
-    consumer: str
-    consumer_op: Operation
-    read: SSAValue  # as the consumer reads it (maybe through casts)
-
-
-def check_pass_through(op: Operation) -> None:
-    """A cast is no process: its consumer reads the source FIFO as it is, which is right only if
-    both types stream the same tiles in the same order. Every backend calls this."""
-    source, result = op.operands[0].type, op.results[0].type
-    if source.itensor != result.itensor:  # type: ignore[attr-defined]
-        raise GraphError(
-            f"{op.name} from {source} to {result} reorders the stream, and backends pass tokens through a cast "
-            "unchanged; insert a converter (the insert-converters pass, `streamdsl-opt -p insert-converters`) "
-            "or cast only between equal itensor types"
-        )
-
-
-def kernel_nodes(kernel: KernelOp) -> list[tuple[Operation, str]]:
-    """The ops that become processes (not casts, empties, yields), with unique names, in IR order."""
-    seen: dict[str, int] = {}
-    nodes = []
-    for op in kernel.body.block.ops:
-        if op.name in _PASS_THROUGH:
-            check_pass_through(op)
-        if op.name in _NOT_NODES or op.name in _PASS_THROUGH:
-            continue
-        name = node_name(op)
-        seen[name] = seen.get(name, 0) + 1
-        nodes.append((op, name if seen[name] == 1 else f"{name}#{seen[name]}"))
-    return nodes
-
-
-def wire_kernel(
-    nodes: Sequence[tuple[Operation, str]],
-    reads: Callable[[Operation], Iterable[SSAValue]],
-    writes: Callable[[Operation], Iterable[SSAValue]],
-) -> list[Wire]:
-    """Connect every stream a node writes to the one node that reads it, in IR order; names are
-    the SSA name or `producer->consumer`, made unique with `#2`, `#3`, ..."""
-    producers: dict[SSAValue, tuple[str, Operation]] = {}
-    consumers: dict[SSAValue, tuple[str, Operation, SSAValue]] = {}
-    for op, name in nodes:
-        for value in writes(op):
-            producers[value] = (name, op)
-        for value in reads(op):
-            root = stream_root(value)
-            if root in consumers:
-                raise GraphError(f"stream {value_name(root)} is read by {consumers[root][0]} and {name}; fork it first")
-            consumers[root] = (name, op, value)
-    wires: dict[str, Wire] = {}
-    for value, (src, src_op) in producers.items():
-        if value not in consumers:
-            raise GraphError(f"stream {value_name(value)} written by {src} is never read")
-        dst, dst_op, read = consumers[value]
-        name = _unique(value.name_hint or f"{src}->{dst}", wires)
-        wires[name] = Wire(name, value, src, src_op, dst, dst_op, read)
-    for value, (dst, _, _) in consumers.items():
-        if value not in producers:
-            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel")
-    return list(wires.values())
-
-
-def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dict[str, SSAValue]]:
-    """The graph of a `dataflow.kernel` (itensor or stream level, docs/ir.md): one task per node
-    (task, DMA, fork, join, chunk, concat, reassociate, converter), one edge per stream value;
-    casts are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
-    graph = Graph(timing.read_latency, timing.free_latency)
-    nodes = kernel_nodes(kernel)
-    _check_event_budget(kernel)
-    schedules = {op: timing.schedule(op) for op, _ in nodes}
-    wires = wire_kernel(nodes, lambda op: schedules[op].streams("reads"), lambda op: schedules[op].streams("writes"))
-    for op, name in nodes:
-        sched = schedules[op]
-        graph.add_task(_task(name, op, sched))
-        if sched.drain is not None:
-            graph.add_task(_task(drain_name(name), op, sched.drain))
-            for link, depth in sched.links.items():
-                graph.connect(name, link, drain_name(name), link, 0, name=f"{name}.{link}", fixed_depth=depth)
-    for wire in wires:
-        src_port, dst_port = _port(wire.producer_op, wire.value), _port(wire.consumer_op, wire.read)
-        drain = schedules[wire.producer_op].drain
-        src = drain_name(wire.producer) if drain is not None and wire.value in drain.writes else wire.producer
-        edge = graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
-        edge.tensor_tokens = _tensor_tiles(wire.value)
-        if wire.producer_op.name != "dataflow.dma_load" and wire.consumer_op.name != "dataflow.dma_store":
-            root = _unforked(wire.value)
-            graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
-    return graph.validate(), {wire.name: wire.value for wire in wires}
-
-
-def _unforked(value: SSAValue) -> SSAValue:
-    """The value a fork output copies (through forks and casts)."""
-    value = stream_root(value)
-    while getattr(value.owner, "name", None) == "dataflow.itensor_fork":
-        value = stream_root(value.owner.operands[0])  # type: ignore[union-attr]
-    return value
-
-
-def _itensor_of(value: SSAValue):  # noqa: ANN202 - an itensor or None
-    from streamdsl.dialects.dataflow import ITensorType, StreamOp
-
-    if isinstance(value.type, ITensorType):
-        return value.type.itensor
-    owner = value.owner
-    return owner.layout.itensor if isinstance(owner, StreamOp) and owner.layout is not None else None
-
-
-def _tensor_tiles(value: SSAValue) -> int | None:
-    it = _itensor_of(value)
-    return None if it is None else math.prod(-(-s // t) for s, t in zip(it.shape, it.tile))
-
-
-def _tensor_bits(value: SSAValue) -> int:
-    it = _itensor_of(value)
-    return 0 if it is None else it.num_elements * it.dtype.bits
-
-
 def drain_name(node: str) -> str:
     """The task of a two-process node (a converter) that writes its output."""
     return f"{node}.drain"
@@ -519,60 +318,6 @@ def node_of(task: str) -> str:
     return task.removesuffix(".drain")
 
 
-def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:
-    reads = {_port(op, v): t for v, t in sched.reads.items()}
-    writes = {_port(op, v): t for v, t in sched.writes.items()}
-    order = None if sched.order is None else {_port(op, v): r for v, r in sched.order.items()}
-    return Task(name, reads, writes, sched.latency, order)
-
-
 # The timing model lists the cycle of every token of every stream (8 bytes each, several arrays):
 # a kernel may have at most this many stream tokens in all (docs/ir.md, "Checks and limits").
 MAX_TIMED_TOKENS = 2**24
-
-
-def _check_event_budget(kernel: KernelOp) -> None:
-    streams = [(v, v.type.itensor.num_tokens) for op in kernel.body.block.ops for v in op.results
-               if hasattr(v.type, "itensor")]
-    if streams and sum(n for _, n in streams) > MAX_TIMED_TOKENS:
-        value, tokens = max(streams, key=lambda vn: vn[1])
-        raise LimitError(
-            f"kernel @{kernel.sym_name.data}: its streams carry {sum(n for _, n in streams)} tokens in all, past the "
-            f"timing model's limit of {MAX_TIMED_TOKENS} (2^24); the largest is {value_label(value)} with {tokens} "
-            f"tokens of {value.type}. Use larger tiles or fewer reuse loops"
-        )
-
-
-def _port(op: Operation, value: SSAValue | str) -> str:
-    """`out<i>` for the i-th result, `arg<i>` for the i-th operand (stream-level writes too); a
-    node's internal link keeps its name."""
-    if isinstance(value, str):
-        return value
-    if value in op.results:
-        return f"out{op.results.index(value)}"
-    return f"arg{list(op.operands).index(value)}"
-
-
-def value_name(value: SSAValue) -> str:
-    """A stream as error messages name it: `%x`, or its type when it has no SSA name."""
-    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
-
-
-def _unique(name: str, taken: Mapping[str, object]) -> str:
-    return name if name not in taken else next(f"{name}#{i}" for i in range(2, len(taken) + 3) if f"{name}#{i}" not in taken)
-
-
-def _token_bits(value: SSAValue) -> int:
-    from streamdsl.dialects.dataflow import ITensorType, StreamOp, StreamType
-
-    type_ = value.type
-    if isinstance(type_, ITensorType):
-        return type_.itensor.token_bits
-    if isinstance(type_, StreamType):
-        if isinstance(value.owner, StreamOp) and value.owner.layout is not None:
-            return value.owner.layout.itensor.token_bits
-        elem = type_.element_type
-        shape = elem.get_shape() if isinstance(elem, ShapedType) else ()
-        scalar = elem.get_element_type() if isinstance(elem, ShapedType) else elem
-        return math.prod(shape) * dtype_from_ir(scalar).bits
-    raise GraphError(f"value of type {type_} is not a stream")

@@ -13,7 +13,7 @@ from streamdsl.graph import Graph
 
 __all__ = ["graph_to_dot", "render", "share_colour", "summary_html", "svg"]
 
-# node kinds by name prefix (streamdsl.graph.node_name): tasks keep their sym_name
+# node kinds by name prefix (streamdsl.wiring.node_name): tasks keep their sym_name
 _STYLE = {
     "dma_": 'shape=cds, style=filled, fillcolor="#fde2c8"',
     "converter(": 'shape=box3d, style=filled, fillcolor="#f6d5d5"',

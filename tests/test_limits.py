@@ -14,9 +14,10 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 import streamdsl as sd
 from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
-from streamdsl.graph import GraphError, kernel_nodes
+from streamdsl.graph import GraphError
 from streamdsl.itensor import MAX_NONLINEAR_TOKENS
 from streamdsl.sim.functional import simulate
+from streamdsl.wiring import kernel_nodes
 
 R_TYPE = "!dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>"
 KERNEL = """

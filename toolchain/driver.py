@@ -21,9 +21,9 @@ import numpy as np
 from xdsl.dialects.builtin import TensorType
 
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
-from streamdsl.graph import node_name
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, check_output_dir, write_json
+from streamdsl.wiring import node_name
 from toolchain.examples import Example
 from toolchain.progress import Progress
 from toolchain.report_html import summary_html, write_report_html

@@ -17,7 +17,6 @@ from xdsl.ir import Operation, SSAValue
 
 from streamdsl.dialects.dataflow import DEFAULT_DEPTH, ITensorType, StreamType, TaskOp
 from streamdsl.errors import StreamError
-from streamdsl.itensor import itensor
 from streamdsl.sim._codegen import CompileError, Emitter
 
 __all__ = ["ANY", "EMPTY", "FULL", "Fifo", "Process", "compile_task"]
@@ -216,8 +215,3 @@ def op_at(fn: Any, lineno: int) -> Operation | None:
     """The op a line of generated code came from (line 1 is the `def`)."""
     return getattr(fn, "__streamdsl_lines__", {}).get(lineno - 1)
 
-
-def itensor_of(value: SSAValue) -> itensor | None:
-    if isinstance(value.type, ITensorType):
-        return value.type.itensor
-    return None

@@ -22,33 +22,40 @@ from typing import Any
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.dialects.func import FuncOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from streamdsl.dialects.dataflow import (
     DEFAULT_DEPTH,
     DmaLoadOp,
     DmaStoreOp,
-    ITensorCastOp,
     ITensorConverterOp,
-    ITensorEmptyOp,
     ITensorForkOp,
     ITensorReassociateOp,
     KernelOp,
     RoutingOperation,
-    StreamOp,
-    StreamType,
     TaskOp,
     YieldOp,
-    fifo_depth,
 )
 from streamdsl.dtypes import numpy_dtype
 from streamdsl.errors import DeadlockError, LimitError, StreamdslError, StreamError
-from streamdsl.graph import GraphError, check_pass_through, node_name, value_label
+from streamdsl.graph import GraphError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.sim import _runtime as rt
 from streamdsl.sim._codegen import CompileError, constant_value
 from streamdsl.sim._runtime import ANY, EMPTY, FULL, Fifo, Process
+from streamdsl.sim.converter import ConverterBuffer
+from streamdsl.wiring import (
+    check_depth_names,
+    kernel_nodes,
+    stream_depth,
+    stream_itensor,
+    stream_reads,
+    stream_root,
+    stream_writes,
+    task_ports,
+    wire_kernel,
+)
 
 __all__ = ["SimStats", "StreamStats", "TaskFailure", "simulate", "simulate_with_stats"]
 
@@ -195,23 +202,19 @@ def _run_func(
             start = time.perf_counter()
             kernel = _Kernel(op, [env[v] for v in op.inputs], qualify)
             names += [f.name for f in kernel.all_fifos]
-            _check_depth_names(depths, names, final=not qualify)
+            if not qualify:
+                check_depth_names(depths, names)
             kernel.set_depths(depths, default_depth)
             stats.compile_seconds += time.perf_counter() - start
             env.update(zip(op.outputs, kernel.run(stats)))
         elif op.name == "arith.constant":
             env[op.results[0]] = constant_value(op.value, op.results[0].type)  # type: ignore[attr-defined]
         elif op.name == "func.return":
-            _check_depth_names(depths, names, final=True)
+            check_depth_names(depths, names)
             return [env[v] for v in op.operands]
         else:
             raise CompileError(f"@{func.sym_name.data}: `{op.name}` outside the dataflow.kernel is not simulated")
     raise CompileError(f"@{func.sym_name.data}: no func.return")
-
-
-def _check_depth_names(depths: dict[str, int | None], names: list[str], final: bool) -> None:
-    if final and (unknown := sorted(set(depths) - set(names))):
-        raise ValueError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(names)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,197 +223,103 @@ def _check_depth_names(depths: dict[str, int | None], names: list[str], final: b
 
 
 class _Kernel:
+    """The processes and FIFOs of one `dataflow.kernel`, wired by `streamdsl.wiring`: the same
+    nodes, streams, names and depths as the timing graph and the HLS emitter."""
+
     def __init__(self, op: KernelOp, inputs: list[np.ndarray], qualify: bool):
         self.op, self.name = op, op.sym_name.data
-        self.fifos: dict[SSAValue, Fifo] = {}
-        self.all_fifos: list[Fifo] = []
-        self.procs: list[Process] = []
         self.tensors: dict[SSAValue, Any] = dict(zip(op.body.block.args, inputs))
         self.sinks: list[tuple[SSAValue, itensor, list[np.ndarray], Fifo]] = []
         self.converters: list[tuple[str, Any]] = []
-        self.results: list[SSAValue] = []
-        for inner in op.body.block.ops:
-            self._add(inner)
-        self._name_streams(f"{self.name}/" if qualify else "")
-        self._check_wiring()
+        terminator = op.body.block.last_op
+        self.results: list[SSAValue] = list(terminator.values) if isinstance(terminator, YieldOp) else []
+        try:
+            nodes = kernel_nodes(op)
+            self.wires = wire_kernel(nodes, stream_reads, stream_writes)
+        except GraphError as err:
+            raise GraphError(f"kernel @{self.name}: {err}") from None
+        self.procs = [Process(name, node) for node, name in nodes]
+        by_name = {proc.name: proc for proc in self.procs}
+        prefix = f"{self.name}/" if qualify else ""
+        self.fifos: dict[SSAValue, Fifo] = {}
+        for wire in self.wires:
+            fifo = _new_fifo(wire.value)
+            fifo.name, fifo.producer, fifo.consumer = prefix + wire.name, by_name[wire.producer], by_name[wire.consumer]
+            self.fifos[wire.value] = fifo
+        self.all_fifos = list(self.fifos.values())
+        for proc in self.procs:
+            self._start(proc)
 
     # -- building -----------------------------------------------------------------------------
 
-    def _new_fifo(self, value: SSAValue | None, producer: Process | None, expected: int | None = None) -> Fifo:
-        it = rt.itensor_of(value) if value is not None else None
-        if it is not None:
-            fifo = Fifo(value, it.num_tokens if expected is None else expected, it.token_bits)
-        else:
-            fifo = Fifo(value, expected, None)
-        fifo.producer = producer
-        self.all_fifos.append(fifo)
-        if value is not None:
-            self.fifos[value] = fifo
-        return fifo
+    def _fifo(self, value: SSAValue) -> Fifo:
+        """The FIFO a value reads or writes (a cast reads its source's FIFO)."""
+        return self.fifos[stream_root(value)]
 
-    def _take(self, value: SSAValue, consumer: Process) -> Fifo:
-        """The FIFO of a stream value, now read by `consumer` (one consumer per stream)."""
-        if value not in self.fifos:
-            raise CompileError(f"kernel @{self.name}: {consumer.name} reads {value.name_hint or value.type}, "
-                               "which no op produces as a stream")
-        fifo = self.fifos[value]
-        if fifo.consumer is not None and fifo.consumer is not consumer:
-            raise CompileError(
-                f"kernel @{self.name}: stream {value.name_hint or ''} has two consumers ({fifo.consumer.name} and "
-                f"{consumer.name}); insert dataflow.itensor_fork"
-            )
-        fifo.consumer = consumer
-        return fifo
-
-    def _proc(self, op: Operation) -> Process:
-        proc = Process(node_name(op), op)  # the timing graph and the HLS backend name nodes alike
-        self.procs.append(proc)
-        return proc
-
-    def _add(self, op: Operation) -> None:  # noqa: C901 - one branch per op kind
-        match op:
+    def _start(self, proc: Process) -> None:
+        match op := proc.op:
             case DmaLoadOp():
-                self._dma_load(op)
+                try:
+                    tiles = op.result.type.itensor.reference_stream(self.tensors[op.source])
+                except ITensorError as err:
+                    raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
+                proc.gen = rt.dma_load(tiles, self._fifo(op.result))
             case DmaStoreOp():
-                self._dma_store(op)
+                src = self._fifo(op.source)
+                sink: list[np.ndarray] = []
+                self.sinks.append((op.result, op.source.type.itensor, sink, src))
+                proc.gen = rt.dma_store(src, src.expected or 0, sink)
             case TaskOp():
-                self._task(op)
+                self._task(proc, op)
             case ITensorForkOp():
-                proc = self._proc(op)
-                src = self._take(op.source, proc)
-                outs = [self._new_fifo(r, proc) for r in op.outputs]
-                proc.gen = rt.fork(src, outs, src.expected or 0)
+                src = self._fifo(op.source)
+                proc.gen = rt.fork(src, [self._fifo(r) for r in op.outputs], src.expected or 0)
             case RoutingOperation():
-                self._route(op)
-            case ITensorCastOp():
-                check_pass_through(op)
-                self.fifos[op.result] = self.fifos[op.source]  # a retype: the consumer reads the source FIFO
+                self._route(proc, op)
             case ITensorReassociateOp():
-                proc = self._proc(op)
-                src = self._take(op.source, proc)
-                out = self._new_fifo(op.result, proc)
-                proc.gen = rt.reassociate(src, out, out.expected or 0, op.result.type.itensor.tile)
+                out = self._fifo(op.result)
+                proc.gen = rt.reassociate(self._fifo(op.source), out, out.expected or 0, op.result.type.itensor.tile)
             case ITensorConverterOp():
-                self._converter(op)
-            case StreamOp():
-                layout = op.layout.itensor if op.layout is not None else None
-                fifo = self._new_fifo(op.result, None, layout.num_tokens if layout else None)
-                fifo.token_bits = layout.token_bits if layout else None
-            case ITensorEmptyOp():
-                pass
-            case YieldOp():
-                self.results = list(op.values)
-            case _:
-                raise CompileError(f"kernel @{self.name}: `{op.name}` is not allowed in a kernel body (see docs/ir.md)")
+                self._converter(proc, op)
+            case _:  # kernel_nodes names only the ops stream_reads knows
+                raise CompileError(f"kernel @{self.name}: `{op.name}` is not simulated (docs/ir.md lists the ops of a kernel)")
 
-    def _dma_load(self, op: DmaLoadOp) -> None:
-        proc = self._proc(op)
-        it = op.result.type.itensor
+    def _task(self, proc: Process, op: TaskOp) -> None:
         try:
-            tiles = it.reference_stream(self.tensors[op.source])
-        except ITensorError as err:
-            raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
-        proc.gen = rt.dma_load(tiles, self._new_fifo(op.result, proc))
-
-    def _dma_store(self, op: DmaStoreOp) -> None:
-        proc = self._proc(op)
-        src = self._take(op.source, proc)
-        sink: list[np.ndarray] = []
-        self.sinks.append((op.result, op.source.type.itensor, sink, src))
-        proc.gen = rt.dma_store(src, src.expected or 0, sink)
-
-    def _task(self, op: TaskOp) -> None:
-        proc = self._proc(op)
-        ports: list[Fifo] = []
-        for value in op.inputs:
-            if isinstance(value.type, StreamType):
-                ports.append(self.fifos[value])
-            else:
-                ports.append(self._take(value, proc))
-        for i, init in enumerate(op.inits):
-            if isinstance(init.type, StreamType):
-                ports.append(self.fifos[init])
-            else:
-                ports.append(self._new_fifo(op.outputs[i], proc))
-        try:
-            fn, reads, writes = rt.compile_task(op)
+            fn, _, _ = rt.compile_task(op)
         except CompileError as err:
             raise CompileError(f"kernel @{self.name}: {err}") from None
-        for p, fifo in enumerate(ports):
-            if p in writes or p >= len(op.inputs):
-                self._claim(fifo, "producer", proc)
-            if p in reads or (p < len(op.inputs) and p not in writes):
-                self._claim(fifo, "consumer", proc)
-        proc.gen = _guarded(proc, fn, ports)
+        proc.gen = _guarded(proc, fn, [self._fifo(value) for _, value, _ in task_ports(op)])
 
-    def _claim(self, fifo: Fifo, role: str, proc: Process) -> None:
-        other = getattr(fifo, role)
-        if other is not None and other is not proc:
-            stream = value_label(fifo.value) if fifo.value is not None else "?"
-            raise CompileError(f"kernel @{self.name}: stream {stream} has two {role}s: {other.name} and {proc.name}")
-        setattr(fifo, role, proc)
-
-    def _route(self, op: RoutingOperation) -> None:
+    def _route(self, proc: Process, op: RoutingOperation) -> None:
         """Join, chunk, concat: each token of the whole stream moves to or from `op.route()`'s part."""
-        proc = self._proc(op)
         try:
             route = op.route().tolist()
         except VerifyException as err:
             raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
+        parts = [self._fifo(p) for p in op.parts]
         if op.splits:
-            src = self._take(op.whole, proc)
-            proc.gen = rt.route_split(src, [self._new_fifo(p, proc) for p in op.parts], route)
+            proc.gen = rt.route_split(self._fifo(op.whole), parts, route)
         else:
-            srcs = [self._take(p, proc) for p in op.parts]
-            proc.gen = rt.route_merge(srcs, self._new_fifo(op.whole, proc), route)
+            proc.gen = rt.route_merge(parts, self._fifo(op.whole), route)
 
-    def _converter(self, op: ITensorConverterOp) -> None:
-        from streamdsl.sim.converter import ConverterBuffer
-
-        proc = self._proc(op)
+    def _converter(self, proc: Process, op: ITensorConverterOp) -> None:
         src_it, dst_it = op.source.type.itensor, op.result.type.itensor
         shape = tuple(op.buffer_shape.get_values()) if op.buffer_shape is not None else None
         shared = op.shared_loops.value.data if op.shared_loops is not None else 0
         buffer = ConverterBuffer(src_it, dst_it, shape, shared, name=proc.name)
         self.converters.append((proc.name, buffer))
-        src = self._take(op.source, proc)
-        out = self._new_fifo(op.result, proc)
+        src, out = self._fifo(op.source), self._fifo(op.result)
         proc.gen = rt.converter(src, out, buffer, src_it.num_tokens, dst_it.num_tokens, proc.name)
 
-    def _check_wiring(self) -> None:
-        for fifo in self.all_fifos:
-            if fifo.consumer is None:
-                raise CompileError(
-                    f"kernel @{self.name}: stream {fifo.name} written by {fifo.producer.name if fifo.producer else '?'} "
-                    "is never read; every stream needs one consumer (dma_store it, or remove it)"
-                )
-            if fifo.producer is None:
-                raise CompileError(f"kernel @{self.name}: stream {fifo.name} read by {fifo.consumer.name} has no producer")
-
-    # -- names and depths ------------------------------------------------------------------------
-
-    def _name_streams(self, prefix: str) -> None:
-        _uniquify(self.procs)
-        used: dict[str, int] = {}
-        for fifo in self.all_fifos:
-            base = fifo.value.name_hint if fifo.value is not None and fifo.value.name_hint else None
-            if base is None:
-                producer = fifo.producer.name if fifo.producer else "?"
-                consumer = fifo.consumer.name if fifo.consumer else "?"
-                base = f"{producer}->{consumer}"
-            used[base] = used.get(base, 0) + 1
-            fifo.name = prefix + (base if used[base] == 1 else f"{base}#{used[base]}")
+    # -- depths ----------------------------------------------------------------------------------
 
     def set_depths(self, depths: dict[str, int | None], default: int | None) -> None:
         """None means unbounded (the peak occupancy then shows what the schedule needs)."""
-        for fifo in self.all_fifos:
-            if fifo.name in depths:
-                depth = depths[fifo.name]
-            elif fifo.value is None or (depth := fifo_depth(fifo.value)) is None:
-                depth = default
+        for wire in self.wires:
+            fifo = self.fifos[wire.value]
+            depth = stream_depth(fifo.name, wire.value, depths, default)
             fifo.depth = math.inf if depth is None else depth
-            if fifo.depth < 1:
-                raise GraphError(f"stream {fifo.name}: depth must be >= 1, got {fifo.depth}")
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -459,12 +368,10 @@ class _Kernel:
             raise StreamError(f"stream {fifo.name}: dma_store cannot rebuild the tensor: {err}") from None
 
 
-def _uniquify(procs: list[Process]) -> None:
-    seen: dict[str, int] = {}
-    for proc in procs:
-        seen[proc.name] = seen.get(proc.name, 0) + 1
-        if seen[proc.name] > 1:
-            proc.name = f"{proc.name}#{seen[proc.name]}"
+def _new_fifo(value: SSAValue) -> Fifo:
+    """A FIFO with the token count and width its type (or a stream's layout) gives, if known."""
+    it = stream_itensor(value)
+    return Fifo(value, it.num_tokens, it.token_bits) if it is not None else Fifo(value, None, None)
 
 
 # ---------------------------------------------------------------------------------------------

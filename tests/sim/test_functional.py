@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import streamdsl as sd
 from streamdsl.errors import DeadlockError, StreamError
-from streamdsl.graph import node_of
+from streamdsl.graph import GraphError, node_of
 from streamdsl.program import Program
 from streamdsl.sim._codegen import CompileError
 from streamdsl.sim.functional import TaskFailure, simulate, simulate_with_stats
@@ -278,7 +278,7 @@ def test_two_consumers_need_a_fork() -> None:
     %zt = dataflow.dma_store %yb : {ty(X)} -> {tensor((1, 8))}
     dataflow.yield %yt, %zt : {tensor((1, 8))}, {tensor((1, 8))}"""
     module = program("two", [("x", (1, 8))], [(1, 8), (1, 8)], body)
-    with pytest.raises(CompileError, match=r"stream xs has two consumers \(a and b\); insert dataflow.itensor_fork"):
+    with pytest.raises(GraphError, match=r"kernel @two: stream %xs is read by a and b; fork it first \(dataflow.itensor_fork"):
         simulate(module, rand(1, 8))
 
 
@@ -365,7 +365,7 @@ def test_a_stream_nobody_reads_is_rejected_before_running() -> None:
     %xa, %xb = dataflow.itensor_fork %xs : {ty(X)} -> {ty(X)}, {ty(X)}
     %yt = dataflow.dma_store %xa : {ty(X)} -> {tensor((1, 8))}
     dataflow.yield %yt : {tensor((1, 8))}"""
-    with pytest.raises(CompileError, match=r"stream xb written by fork\(xs\) is never read"):
+    with pytest.raises(GraphError, match=r"kernel @dangling: stream %xb written by fork\(xs\) is never read; every stream needs"):
         simulate(program("dangling", [("x", (1, 8))], [(1, 8)], body), rand(1, 8))
 
 

@@ -1,0 +1,342 @@
+"""From a `dataflow.kernel` to its processes and FIFOs: the one wiring of the IR.
+
+`kernel_nodes` names the ops that become processes, `stream_reads` / `stream_writes` say which
+streams each of them reads and writes, `wire_kernel` connects every stream to its one producer and
+one consumer (and names it), `stream_depth` reads the depth of its FIFO, and `graph_from_kernel`
+builds the IR-free timing `Graph` (`streamdsl.graph`) from them with a pluggable timing model. The
+functional simulator, the timing model and the HLS emitter all use these, so processes and
+streams have the same names, ends and depths everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from xdsl.dialects.builtin import ShapedType
+from xdsl.ir import BlockArgument, Operation, SSAValue
+
+from streamdsl.dialects.dataflow import (
+    DEFAULT_DEPTH,
+    DmaLoadOp,
+    DmaStoreOp,
+    ITensorCastOp,
+    ITensorEmptyOp,
+    ITensorForkOp,
+    ITensorType,
+    KernelOp,
+    MergeOperation,
+    OneToOneOperation,
+    SplitOperation,
+    StreamOp,
+    StreamType,
+    StreamWriteOp,
+    TaskOp,
+    YieldOp,
+    fifo_depth,
+)
+from streamdsl.dtypes import dtype_from_ir
+from streamdsl.errors import LimitError
+from streamdsl.graph import MAX_TIMED_TOKENS, Graph, GraphError, Task, drain_name
+from streamdsl.itensor import itensor
+
+__all__ = [
+    "NodeSchedule", "TimingModel", "Wire", "check_depth_names", "check_pass_through", "graph_from_kernel",
+    "kernel_nodes", "node_name", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
+    "task_ports", "value_label", "value_name", "wire_kernel",
+]  # fmt: skip
+
+
+@dataclass
+class NodeSchedule:
+    """What a timing model says about one node of a kernel: the nominal cycle of each token it
+    reads from / writes to each SSA stream value, and its latency."""
+
+    reads: dict[SSAValue, np.ndarray]
+    writes: dict[SSAValue, np.ndarray]
+    latency: int | None = None
+    order: dict[SSAValue, np.ndarray] | None = None  # program order of the accesses (see Task.order)
+    # a node of two processes (a converter's filling and draining sides): this schedule is the
+    # first, `drain` the second, `links` the internal FIFOs from the first to the second (named
+    # ports on both sides) with their fixed depth (0 = unbounded)
+    drain: NodeSchedule | None = None
+    links: dict[str, int] = field(default_factory=dict)
+
+    def streams(self, side: str) -> list[SSAValue]:
+        """The stream values the node reads (`side="reads"`) or writes, both processes."""
+        parts = [self, self.drain] if self.drain is not None else [self]
+        return [v for part in parts for v in getattr(part, side) if not isinstance(v, str)]
+
+
+class TimingModel(Protocol):
+    read_latency: int
+    free_latency: int
+
+    def schedule(self, op: Operation) -> NodeSchedule: ...
+
+
+_NOT_NODES = (ITensorEmptyOp, YieldOp, StreamOp, ITensorCastOp)  # a cast passes its source's FIFO through
+
+
+def value_label(value: SSAValue) -> str:
+    """A stream's short name inside node names: its SSA name, its task's name, or its index."""
+    if value.name_hint:
+        return value.name_hint
+    owner = value.owner
+    sym = owner.properties.get("sym_name") if hasattr(owner, "properties") else None
+    return sym.data if sym is not None else str(getattr(value, "index", "?"))  # type: ignore[attr-defined]
+
+
+def node_name(op: Operation) -> str:
+    """Names as the functional simulator gives them: a task's `sym_name`, else `kind(sources)`
+    such as `dma_load(x)` or `fork(matvec)` (made unique with `#2`, `#3`, ...)."""
+    if (sym := op.properties.get("sym_name")) is not None:
+        return sym.data  # type: ignore[attr-defined]
+    kind = op.name.removeprefix("dataflow.").removeprefix("itensor_")
+    sources = op.operands if isinstance(op, MergeOperation) else op.operands[:1]
+    return f"{kind}({', '.join(value_label(v) for v in sources)})"
+
+
+def stream_root(value: SSAValue) -> SSAValue:
+    """The SSA value a FIFO is attached to: casts pass streams through unchanged."""
+    while isinstance(owner := value.owner, ITensorCastOp):
+        value = owner.source
+    return value
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One FIFO of a kernel: its name, the value written, and the node and op at each end."""
+
+    name: str
+    value: SSAValue  # as written by the producer
+    producer: str
+    producer_op: Operation
+    consumer: str
+    consumer_op: Operation
+    read: SSAValue  # as the consumer reads it (maybe through casts)
+
+
+def check_pass_through(op: ITensorCastOp) -> None:
+    """A cast is no process: its consumer reads the source FIFO as it is, which is right only if
+    both types stream the same tiles in the same order. Every backend calls this."""
+    source, result = op.source.type, op.result.type
+    if source.itensor != result.itensor:
+        raise GraphError(
+            f"{op.name} from {source} to {result} reorders the stream, and backends pass tokens through a cast "
+            "unchanged; insert a converter (the insert-converters pass, `streamdsl-opt -p insert-converters`) "
+            "or cast only between equal itensor types"
+        )
+
+
+def kernel_nodes(kernel: KernelOp) -> list[tuple[Operation, str]]:
+    """The ops that become processes (not casts, empties, yields), with unique names, in IR order."""
+    seen: dict[str, int] = {}
+    nodes = []
+    for op in kernel.body.block.ops:
+        if isinstance(op, ITensorCastOp):
+            check_pass_through(op)
+        if isinstance(op, _NOT_NODES):
+            continue
+        name = node_name(op)
+        seen[name] = seen.get(name, 0) + 1
+        nodes.append((op, name if seen[name] == 1 else f"{name}#{seen[name]}"))
+    return nodes
+
+
+def task_ports(task: TaskOp) -> list[tuple[BlockArgument, SSAValue, bool]]:
+    """(block argument, the value it stands for, whether the task writes it) per port of a task.
+    An `outs` port is written; at the stream level an input stream is written when the body
+    `stream_write`s into it."""
+    n_in = len(task.inputs)
+    return [
+        (arg, task.inputs[arg.index], any(isinstance(use.operation, StreamWriteOp) for use in arg.uses))
+        if arg.index < n_in
+        else (arg, task.outputs[arg.index - n_in], True)
+        for arg in task.body.block.args
+    ]
+
+
+def stream_reads(op: Operation) -> list[SSAValue]:
+    """The streams a node reads, in operand order (`wire_kernel`'s `reads`)."""
+    if isinstance(op, TaskOp):
+        return [value for _, value, written in task_ports(op) if not written]
+    if isinstance(op, DmaLoadOp):
+        return []
+    if isinstance(op, MergeOperation):
+        return list(op.operands)
+    if isinstance(op, DmaStoreOp | SplitOperation | OneToOneOperation):
+        return [op.operands[0]]
+    raise GraphError(f"`{op.name}` is not a process of a dataflow.kernel (docs/ir.md lists the ops a kernel holds)")
+
+
+def stream_writes(op: Operation) -> list[SSAValue]:
+    """The streams a node writes (`wire_kernel`'s `writes`): its itensor results, and the input
+    streams a stream-level task writes into."""
+    if isinstance(op, TaskOp):
+        return [value for _, value, written in task_ports(op) if written]
+    return [r for r in op.results if isinstance(r.type, ITensorType)]
+
+
+def stream_depth(
+    name: str, value: SSAValue, overrides: Mapping[str, int | None], default: int | None = DEFAULT_DEPTH
+) -> int | None:
+    """The depth of the FIFO `name` of stream `value`: `overrides[name]`, else the depth the IR
+    stores for it (`fifo_depth`), else `default`; None is unbounded."""
+    if name in overrides:
+        depth = overrides[name]
+    elif (depth := fifo_depth(value)) is None:
+        depth = default
+    if depth is not None and depth < 1:
+        raise GraphError(f"stream {name}: depth must be >= 1, got {depth}")
+    return depth
+
+
+def check_depth_names(overrides: Mapping[str, object], names: Iterable[str]) -> None:
+    """Every overridden depth names a stream (listed in wiring order otherwise)."""
+    names = list(names)
+    if unknown := sorted(set(overrides) - set(names)):
+        raise GraphError(f"depths: there is no stream named {unknown[0]!r}; the streams are {', '.join(names)}")
+
+
+def wire_kernel(
+    nodes: Sequence[tuple[Operation, str]],
+    reads: Callable[[Operation], Iterable[SSAValue]],
+    writes: Callable[[Operation], Iterable[SSAValue]],
+) -> list[Wire]:
+    """Connect every stream a node writes to the one node that reads it, in IR order; names are
+    the SSA name or `producer->consumer`, made unique with `#2`, `#3`, ..."""
+    producers: dict[SSAValue, tuple[str, Operation]] = {}
+    consumers: dict[SSAValue, tuple[str, Operation, SSAValue]] = {}
+    for op, name in nodes:
+        for value in writes(op):
+            producers[value] = (name, op)
+        for value in reads(op):
+            root = stream_root(value)
+            if root in consumers:
+                raise GraphError(
+                    f"stream {value_name(root)} is read by {consumers[root][0]} and {name}; fork it first "
+                    "(dataflow.itensor_fork gives each reader its own copy)"
+                )
+            consumers[root] = (name, op, value)
+    wires: dict[str, Wire] = {}
+    for value, (src, src_op) in producers.items():
+        if value not in consumers:
+            raise GraphError(
+                f"stream {value_name(value)} written by {src} is never read; every stream needs one consumer "
+                "(dma_store it, or remove it)"
+            )
+        dst, dst_op, read = consumers[value]
+        name = _unique(value.name_hint or f"{src}->{dst}", wires)
+        wires[name] = Wire(name, value, src, src_op, dst, dst_op, read)
+    for value, (dst, _, _) in consumers.items():
+        if value not in producers:
+            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel")
+    return list(wires.values())
+
+
+def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dict[str, SSAValue]]:
+    """The graph of a `dataflow.kernel` (itensor or stream level, docs/ir.md): one task per node
+    (task, DMA, fork, join, chunk, concat, reassociate, converter), one edge per stream value;
+    casts are not nodes. Returns the graph and, per edge name, the SSA value of its FIFO."""
+    graph = Graph(timing.read_latency, timing.free_latency)
+    nodes = kernel_nodes(kernel)
+    _check_event_budget(kernel)
+    schedules = {op: timing.schedule(op) for op, _ in nodes}
+    wires = wire_kernel(nodes, lambda op: schedules[op].streams("reads"), lambda op: schedules[op].streams("writes"))
+    for op, name in nodes:
+        sched = schedules[op]
+        graph.add_task(_task(name, op, sched))
+        if sched.drain is not None:
+            graph.add_task(_task(drain_name(name), op, sched.drain))
+            for link, depth in sched.links.items():
+                graph.connect(name, link, drain_name(name), link, 0, name=f"{name}.{link}", fixed_depth=depth)
+    for wire in wires:
+        src_port, dst_port = _port(wire.producer_op, wire.value), _port(wire.consumer_op, wire.read)
+        drain = schedules[wire.producer_op].drain
+        src = drain_name(wire.producer) if drain is not None and wire.value in drain.writes else wire.producer
+        edge = graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
+        edge.tensor_tokens = _tensor_tiles(wire.value)
+        if not isinstance(wire.producer_op, DmaLoadOp) and not isinstance(wire.consumer_op, DmaStoreOp):
+            root = _unforked(wire.value)
+            graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
+    return graph.validate(), {wire.name: wire.value for wire in wires}
+
+
+def _unforked(value: SSAValue) -> SSAValue:
+    """The value a fork output copies (through forks and casts)."""
+    value = stream_root(value)
+    while isinstance(value.owner, ITensorForkOp):
+        value = stream_root(value.owner.source)
+    return value
+
+
+def stream_itensor(value: SSAValue) -> itensor | None:
+    """The itensor a stream carries: its type's, or a `dataflow.stream`'s layout (None without one)."""
+    if isinstance(value.type, ITensorType):
+        return value.type.itensor
+    owner = value.owner
+    return owner.layout.itensor if isinstance(owner, StreamOp) and owner.layout is not None else None
+
+
+def _tensor_tiles(value: SSAValue) -> int | None:
+    it = stream_itensor(value)
+    return None if it is None else math.prod(-(-s // t) for s, t in zip(it.shape, it.tile))
+
+
+def _tensor_bits(value: SSAValue) -> int:
+    it = stream_itensor(value)
+    return 0 if it is None else it.num_elements * it.dtype.bits
+
+
+def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:
+    reads = {_port(op, v): t for v, t in sched.reads.items()}
+    writes = {_port(op, v): t for v, t in sched.writes.items()}
+    order = None if sched.order is None else {_port(op, v): r for v, r in sched.order.items()}
+    return Task(name, reads, writes, sched.latency, order)
+
+
+def _check_event_budget(kernel: KernelOp) -> None:
+    streams = [(v, v.type.itensor.num_tokens) for op in kernel.body.block.ops for v in op.results
+               if hasattr(v.type, "itensor")]
+    if streams and sum(n for _, n in streams) > MAX_TIMED_TOKENS:
+        value, tokens = max(streams, key=lambda vn: vn[1])
+        raise LimitError(
+            f"kernel @{kernel.sym_name.data}: its streams carry {sum(n for _, n in streams)} tokens in all, past the "
+            f"timing model's limit of {MAX_TIMED_TOKENS} (2^24); the largest is {value_label(value)} with {tokens} "
+            f"tokens of {value.type}. Use larger tiles or fewer reuse loops"
+        )
+
+
+def _port(op: Operation, value: SSAValue | str) -> str:
+    """`out<i>` for the i-th result, `arg<i>` for the i-th operand (stream-level writes too); a
+    node's internal link keeps its name."""
+    if isinstance(value, str):
+        return value
+    if value in op.results:
+        return f"out{op.results.index(value)}"
+    return f"arg{list(op.operands).index(value)}"
+
+
+def value_name(value: SSAValue) -> str:
+    """A stream as error messages name it: `%x`, or its type when it has no SSA name."""
+    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
+
+
+def _unique(name: str, taken: Mapping[str, object]) -> str:
+    return name if name not in taken else next(f"{name}#{i}" for i in range(2, len(taken) + 3) if f"{name}#{i}" not in taken)
+
+
+def _token_bits(value: SSAValue) -> int:
+    if (it := stream_itensor(value)) is not None:
+        return it.token_bits
+    type_ = value.type
+    if isinstance(type_, StreamType):
+        elem = type_.element_type
+        shape = elem.get_shape() if isinstance(elem, ShapedType) else ()
+        scalar = elem.get_element_type() if isinstance(elem, ShapedType) else elem
+        return math.prod(shape) * dtype_from_ir(scalar).bits
+    raise GraphError(f"value of type {type_} is not a stream")
