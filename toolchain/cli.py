@@ -44,28 +44,67 @@ SIZES = {"tiny": (128, 512, 32), "small": (768, 3072, 64), "paper": (1024, 4096,
 
 def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
     """Compile a built-in program end to end with its verification; write DIR/report.json and report.html."""
+    from frontends.hf import FAMILIES
     from streamdsl.errors import UsageError
     from streamdsl.output import check_output_dir
     from toolchain.driver import compile_example
     from toolchain.examples import EXAMPLES
 
-    if args.program not in EXAMPLES:
-        known = ", ".join(EXAMPLES)
-        raise UsageError(f"unknown program {args.program!r}; built-in programs: {known}. Hugging Face "
-                         "models import with `streamdsl import FAMILY`; lowering them to kernels is not available yet.")
+    if args.program not in EXAMPLES and args.program not in FAMILIES:
+        raise UsageError(f"unknown program {args.program!r}; built-in programs: {', '.join(EXAMPLES)}; Hugging Face "
+                         f"model families: {', '.join(FAMILIES)}")
     out = Path(args.out or f"out/{args.program}-{args.size}")
     check_output_dir(out, args.force)  # before any work: a bad --out costs nothing
     if args.csim:
         from hls_backend import cxx_compiler
 
         cxx_compiler()
-    hidden, ffn, tile = SIZES[args.size]
-    example = EXAMPLES[args.program](hidden, ffn, tile)
-    result = compile_example(example, out, console, seed=args.seed, csim=args.csim, force=args.force)
+    if args.program in FAMILIES:
+        result = _compile_model(args, out, console)
+    else:
+        hidden, ffn, tile = SIZES[args.size]
+        example = EXAMPLES[args.program](hidden, ffn, tile)
+        result = compile_example(example, out, console, seed=args.seed, csim=args.csim, force=args.force)
     print(_summary(result.report, out))
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
+    """A decoder block of a zoo model: import, lower (fusion under the on-chip budget), size, verify
+    against eager (not at `paper` size, where the block is emitted as HLS instead)."""
+    from streamdsl.errors import UsageError
+    from toolchain.driver import compile_example
+    from toolchain.models import model_block
+
+    max_context = args.max_context
+    tile = args.tile or 64
+    console.step(f"building, importing and lowering one {args.program} ({args.size}) decoder layer at cache length {max_context}")
+    block = model_block(args.program, args.size, max_context, tile, seed=args.seed)
+    lowered = block.lowered
+    if lowered.kernels != 1:
+        costly = sorted(lowered.fusion.edge_costs.items(), key=lambda kv: -kv[1])[:3]
+        edges = ", ".join(f"{p.sym_name.data}->{n.sym_name.data} ({cost / 2**20:.1f} MiB)" for (p, n), cost in costly)
+        raise UsageError(f"{args.program}-{args.size}: the block does not fit one design: fusion under the U55C's on-chip "
+                         f"budget left {lowered.kernels} kernels; the largest converter edges: {edges}; try a smaller "
+                         "--max-context or --tile")
+    fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
+    figures = {
+        "cache_length": max_context,
+        "intermediate_bytes": {"unfused": unfused, "fused": fused, "fused_over_unfused": round(fused / max(unfused, 1), 4)},
+        "compile_seconds": block.seconds,
+    }
+    verify = args.size != "paper"
+    return compile_example(block.example, out, console, seed=args.seed, csim=args.csim, force=args.force, verify=verify,
+                           emit_hls=not verify, model=figures)
+
+
+def _model_line(figures: dict) -> str:
+    inter = figures["intermediate_bytes"]
+    return (f"  block at cache length {figures['cache_length']}: {figures['cycles_per_block_invocation']} cycles per "
+            f"invocation; intermediates on chip {inter['fused']} B fused vs {inter['unfused']} B unfused "
+            f"({inter['fused_over_unfused']:.1%})")
 
 
 def _summary(report: dict, out: object) -> str:
@@ -79,8 +118,10 @@ def _summary(report: dict, out: object) -> str:
         f"simulated peak {sizing['sim_peak_bits']}, every intermediate tensor {sizing['tensor_deep_bits']}",
         f"  on chip: {report['on_chip']['total_bits'] / 8 / 2**20:.2f} MiB of the U55C's "
         f"{report['on_chip']['device_bits'] / 8 / 2**20:.1f} MiB (FIFOs, converter and task-local buffers)",
-        f"  functional simulation vs torch: max abs error {verification['sim_vs_torch_max_abs']:.3g} "
-        f"(max |y| {verification['torch_max_abs']:.3g})",
+        (f"  functional simulation vs torch: max abs error {verification['sim_vs_torch_max_abs']:.3g} "
+         f"(max |y| {verification['torch_max_abs']:.3g})" if verification["sim_vs_torch_max_abs"] is not None
+         else "  functional simulation: skipped (paper size; the HLS project is emitted instead)"),
+        *([_model_line(report["model_figures"])] if "model_figures" in report else []),
         f"  timed simulation: {timed['makespan_cycles']} cycles (unbounded FIFOs: {timed['unbounded_makespan_cycles']}), "
         f"deadlock-free: {verification['deadlock_free']}",
         *([f"  C simulation (g++, sequential and threaded) vs functional simulation: max abs error "
@@ -193,6 +234,13 @@ def _add_force_arg(parser: argparse.ArgumentParser) -> None:
                         ".streamdsl-output marker); everything in it is lost")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _natural(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -201,7 +249,7 @@ def _natural(text: str) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Progress], int], str]] = {
-    "compile": (cmd_compile, "compile a built-in program end to end with its verification"),
+    "compile": (cmd_compile, "compile a built-in program or a model's decoder block end to end with its verification"),
     "build": (cmd_build, "run an emitted project's HLS synthesis or csim jobs on a process pool or a Ray cluster"),
     "import": (cmd_import, "import a Hugging Face model to linalg and check it against PyTorch"),
     "itensor": (cmd_itensor, "print the paper's Fig. 5 itensor layouts with their stream order"),
@@ -214,6 +262,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=SIZES, default="small", help="tiny, small (GPT-2, default) or paper (GPT-2 medium)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: out/PROGRAM-SIZE)")
     parser.add_argument("--seed", type=_natural, default=0, help="seed of the random inputs and weights")
+    parser.add_argument("--max-context", type=_positive, default=1024,
+                        help="models: the cache length the decode block is compiled at (default 1024)")
+    parser.add_argument("--tile", type=_positive, help="models: the default tile size of every loop (default 64)")
     parser.add_argument("--csim", action="store_true",
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
     _add_force_arg(parser)

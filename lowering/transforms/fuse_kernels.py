@@ -336,7 +336,14 @@ class _Merger:
         for kernel in self.members:
             for result in kernel.outputs:
                 visit(result)
-        return out
+
+        def returned_at(value: SSAValue) -> int:  # results in the function's return order (the HLS top's)
+            for use in value.uses:
+                if isinstance(use.operation, func.ReturnOp):
+                    return use.index
+            return len(out)
+
+        return sorted(out, key=returned_at)
 
 
 def _move_reshapes_up(fn: func.FuncOp) -> None:

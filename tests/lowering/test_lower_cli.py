@@ -1,0 +1,48 @@
+"""`streamdsl compile MODEL`: a zoo model's decoder block through the whole main job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from toolchain import driver
+from toolchain.cli import main
+
+
+@pytest.fixture(scope="session")
+def gpt2_tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpt2") / "out"
+    code = main(["compile", "gpt2", "--size", "tiny", "--max-context", "8", "--out", str(out)])
+    return code, json.loads((out / "report.json").read_text()), out
+
+
+def test_compile_model_passes_and_reports_model_figures(gpt2_tiny_report):
+    code, report, out = gpt2_tiny_report
+    assert code == 0
+    assert report["verification"]["passed"] and report["verification"]["deadlock_free"]
+    figures = report["model_figures"]
+    assert figures["cache_length"] == 8
+    assert figures["cycles_per_block_invocation"] == report["timed_simulation"]["makespan_cycles"] > 0
+    inter = figures["intermediate_bytes"]
+    assert 0 < inter["fused"] < inter["unfused"]
+    assert figures["fifo_bits"]["chosen"] <= figures["fifo_bits"]["naive"]
+    for stage in ("import", "fuse_elementwise", "tiling", "kernel_formation", "kernel_fusion", "fifo_sizing", "timed_sim"):
+        assert figures["compile_seconds"][stage] >= 0
+    assert (out / "program.mlir").read_text().count("dataflow.kernel") == 1
+
+
+def test_compile_model_unknown_name_lists_models(capsys):
+    assert main(["compile", "gpt3", "--out", "/nonexistent/never"]) == 2
+    err = capsys.readouterr().err
+    assert "gpt2" in err and "ffn-block" in err
+
+
+def test_a_block_that_does_not_fit_names_its_largest_buffers(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(driver, "DEVICE_ON_CHIP_BITS", 8 * 1024)  # a 1 KiB device
+    code = main(["compile", "llama", "--size", "tiny", "--max-context", "4", "--out", str(tmp_path / "o")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "needs" in err and "on chip" in err
+    assert "largest FIFOs:" in err and "largest converters: converter(" in err
+    assert "--max-context" in err and "--tile" in err
