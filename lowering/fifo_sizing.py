@@ -40,8 +40,8 @@ import numpy as np
 
 from streamdsl.dialects.dataflow import DEFAULT_DEPTH
 from streamdsl.errors import StreamdslError
-from streamdsl.graph import Graph, Task
-from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded, slots_needed
+from streamdsl.graph import Graph, Task, slots_needed
+from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded
 
 __all__ = ["MODES", "FifoSizingError", "Sizing", "TradeoffPoint", "size_fifos", "stretched", "tradeoff"]
 

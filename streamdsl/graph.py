@@ -21,7 +21,7 @@ import numpy as np
 
 from streamdsl.errors import StreamdslError
 
-__all__ = ["MAX_TIMED_TOKENS", "CompiledGraph", "Edge", "Graph", "GraphError", "Task", "drain_name", "node_of"]
+__all__ = ["MAX_TIMED_TOKENS", "CompiledGraph", "Edge", "Graph", "GraphError", "Task", "drain_name", "node_of", "slots_needed"]
 
 
 class GraphError(StreamdslError, ValueError):
@@ -321,3 +321,13 @@ def node_of(task: str) -> str:
 # The timing model lists the cycle of every token of every stream (8 bytes each, several arrays):
 # a kernel may have at most this many stream tokens in all (docs/ir.md, "Checks and limits").
 MAX_TIMED_TOKENS = 2**24
+
+
+def slots_needed(wt: np.ndarray, rt: np.ndarray, mu: int) -> int:
+    """Peak slots in use (max over writes of tokens written minus slots freed, a slot being free
+    `mu` = `free_latency` cycles after its read): the smallest depth that lets writes at `wt` and
+    reads at `rt` happen unchanged."""
+    if not wt.size:
+        return 0
+    freed = np.searchsorted(rt + mu, wt, side="right")
+    return int(np.max(np.arange(1, wt.size + 1) - freed))

@@ -62,6 +62,18 @@ def test_no_upward_import_in_source(package):
     assert upward_imports(package, FORBIDDEN[package]) == []
 
 
+# The simulators' own runtime (converter buffers, processes, code generation) is no API: what the
+# converter planner, the timing model, FIFO sizing and the emitter share with them lives in the
+# core (`streamdsl.layout`, `streamdsl.wiring`, `streamdsl.graph`); they call the simulators only
+# through their entry points (`simulate`, `simulate_timed`, ...).
+SIM_INTERNALS = ("streamdsl.sim.converter", "streamdsl.sim._")
+
+
+@pytest.mark.parametrize("package", ["lowering", "hls_backend"])
+def test_no_simulator_internals_below_the_tool_chain(package):
+    assert imports_in(package, lambda module: module.startswith(SIM_INTERNALS)) == []
+
+
 def test_scanner_sees_deferred_and_dynamic_imports():
     source = '''
 import os

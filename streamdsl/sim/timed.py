@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamdsl.errors import DeadlockError, LimitError
-from streamdsl.graph import MAX_TIMED_TOKENS, CompiledGraph, Graph, GraphError
+from streamdsl.graph import MAX_TIMED_TOKENS, CompiledGraph, Graph, GraphError, slots_needed
 
-__all__ = ["Activity", "TimedResult", "activity", "simulate_timed", "simulate_unbounded", "slots_needed"]
+__all__ = ["Activity", "TimedResult", "activity", "simulate_timed", "simulate_unbounded"]
 
 UNBOUNDED = 1 << 62
 
@@ -188,15 +188,6 @@ def _starts(cg: CompiledGraph, wt: list, rt: list) -> dict[str, int]:
         first = (wt if cg.ev_write[v][n0] else rt)[e][k]
         out[name] = int(first) - int(times[n0])
     return out
-
-
-def slots_needed(wt: np.ndarray, rt: np.ndarray, mu: int) -> int:
-    """Peak slots in use (max over writes of tokens written minus slots freed): the smallest depth
-    that lets writes at `wt` and reads at `rt` happen unchanged."""
-    if not wt.size:
-        return 0
-    freed = np.searchsorted(rt + mu, wt, side="right")
-    return int(np.max(np.arange(1, wt.size + 1) - freed))
 
 
 def _deadlock(cg: CompiledGraph, st: _State, depth: list[int], unfinished: list[int]) -> DeadlockError:

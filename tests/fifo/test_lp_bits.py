@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from lowering import fifo_sizing
 from lowering.fifo_sizing import size_fifos
-from streamdsl.graph import Graph, Task
-from streamdsl.sim.timed import simulate_timed, simulate_unbounded, slots_needed
+from streamdsl.graph import Graph, Task, slots_needed
+from streamdsl.sim.timed import simulate_timed, simulate_unbounded
 
 from .fifo_dags import KINDS, random_dag
 

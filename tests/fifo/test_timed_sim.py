@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamdsl.errors import DeadlockError
-from streamdsl.graph import Graph, GraphError, Task
-from streamdsl.sim.timed import activity, simulate_timed, simulate_unbounded, slots_needed
+from streamdsl.graph import Graph, GraphError, Task, slots_needed
+from streamdsl.sim.timed import activity, simulate_timed, simulate_unbounded
 
 from .fifo_dags import KINDS, random_dag, reference_simulate
 
