@@ -153,20 +153,16 @@ class TaskEmitter(Emitter):
     def __init__(self, task: TaskOp):
         super().__init__(f"task @{task.sym_name.data}")
         self.task = task
-        self.read_ports: set[int] = set()
-        self.write_ports: set[int] = set()
 
     def op(self, op: Operation, indent: int) -> None:
         name = op.name
         if name in ("dataflow.itensor_read", "dataflow.stream_read"):
             p = self._port(op.operands[0], op)
-            self.read_ports.add(p)
             self.emit(indent, f"while not q{p}: yield w{p}e", op)
             self.emit(indent, f"{self.define(op.results[0])} = q{p}.popleft()", op)
         elif name in ("dataflow.itensor_write", "dataflow.stream_write"):
             value, dest = op.operands
             p = self._port(dest, op)
-            self.write_ports.add(p)
             if op.results:
                 self.ports[op.results[0]] = p
             self.emit(indent, f"while len(q{p}) >= d{p}: yield w{p}f", op)
@@ -192,8 +188,9 @@ class TaskEmitter(Emitter):
                 raise CompileError(f"{self.label}: dataflow.yield #{i} does not yield the stream written through out #{i}")
 
 
-def compile_task(task: TaskOp) -> tuple[Callable[[Sequence[Fifo]], Iterator[Wait]], set[int], set[int]]:
-    """The task body as a generator function of its port FIFOs, and the ports it reads / writes."""
+def compile_task(task: TaskOp) -> Callable[[Sequence[Fifo]], Iterator[Wait]]:
+    """The task body as a generator function of its port FIFOs (which ports it reads and which it
+    writes is the wiring's `task_ports`)."""
     emitter = TaskEmitter(task)
     args = task.body.block.args
     for p, arg in enumerate(args):
@@ -208,7 +205,7 @@ def compile_task(task: TaskOp) -> tuple[Callable[[Sequence[Fifo]], Iterator[Wait
     emitter.lines[:0] = [*prologue, "    if False: yield"]
     emitter.line_ops = {k + len(prologue) + 1: v for k, v in emitter.line_ops.items()}
     fn = emitter.compile("def task(P):", "task")
-    return fn, emitter.read_ports, emitter.write_ports
+    return fn
 
 
 def op_at(fn: Any, lineno: int) -> Operation | None:

@@ -286,7 +286,7 @@ class _Kernel:
 
     def _task(self, proc: Process, op: TaskOp) -> None:
         try:
-            fn, _, _ = rt.compile_task(op)
+            fn = rt.compile_task(op)
         except CompileError as err:
             raise CompileError(f"kernel @{self.name}: {err}") from None
         proc.gen = _guarded(proc, fn, [self._fifo(value) for _, value, _ in task_ports(op)])
