@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
 from streamdsl.dialects.dataflow import (
@@ -290,12 +290,12 @@ class _Emitter:
     def stream(self, value: GraphValue, want: itensor) -> SSAValue:
         """The SSA stream feeding one consumer that expects the type `want`."""
         if id(value) in self.hbm:
-            return self.emit(DmaLoadOp.build(operands=[self.hbm[id(value)]], result_types=[want.to_ir()])).result
+            return self.emit(DmaLoadOp(self.hbm[id(value)], want.to_ir())).result
         ssa = self.pending[id(value)].pop(0)
         if value.type != want:  # a different stream order or tiling: reorder on chip
-            ssa = self.emit(ITensorConverterOp.build(operands=[ssa], result_types=[want.to_ir()])).result
+            ssa = self.emit(ITensorConverterOp(ssa, want.to_ir())).result
         elif ssa.type != want.to_ir():  # the same stream written differently (e.g. trip-1 loops)
-            ssa = self.emit(ITensorCastOp.build(operands=[ssa], result_types=[want.to_ir()])).result
+            ssa = self.emit(ITensorCastOp(ssa, want.to_ir())).result
         return ssa
 
     def produced(self, value: GraphValue, ssa: SSAValue) -> None:
@@ -362,7 +362,7 @@ class _Emitter:
             raise value.producer.location.error(f"{value.name} streams {it}, which replays tiles (reuse loops); a result must stream each "
                             "tile once: give the producing port a type without reuse")
         ssa = self.pending[id(value)].pop(0)
-        return self.emit(DmaStoreOp.build(operands=[ssa], result_types=[_tensor_type(value)])).result
+        return self.emit(DmaStoreOp(ssa)).result
 
 
 def build_module(name: str, params: Sequence[GraphValue], results: Sequence[GraphValue], calls: Sequence[Call | Split | Concat],
@@ -378,12 +378,7 @@ def build_module(name: str, params: Sequence[GraphValue], results: Sequence[Grap
     stored = [emitter.store(r, loc) for r in results]
     block.add_op(YieldOp(*stored))
     fblock = Block(arg_types=in_types)
-    kernel = KernelOp.build(
-        operands=[list(fblock.args)],
-        result_types=[out_types],
-        properties={"sym_name": StringAttr(name)},
-        regions=[Region(block)],
-    )
+    kernel = KernelOp(name, list(fblock.args), out_types, Region(block))
     fblock.add_ops([kernel, func.ReturnOp(*kernel.results)])
     for args in (block.args, fblock.args):  # IR, reports and DMA names read `x`, not `%0`
         for arg, param in zip(args, params):

@@ -1129,13 +1129,9 @@ class Kernel:
 
     def task(self, sym_name: str, inputs: Sequence[SSAValue], inits: Sequence[SSAValue]) -> TaskOp:
         """A fresh `dataflow.task` running this kernel on the given streams."""
-        return TaskOp.build(
-            operands=[list(inputs), list(inits)],
-            result_types=[[v.type for v in inits]],
-            properties={"sym_name": _str_attr(sym_name)},
-            attributes=self.hints.attributes(),
-            regions=[self.body.clone()],
-        )
+        task = TaskOp(sym_name, inputs, inits, self.body.clone())
+        task.attributes.update(self.hints.attributes())
+        return task
 
     def __call__(self, *args: Any) -> Any:
         from streamdsl.dsl.dataflow import GraphValue, record_call
@@ -1165,12 +1161,6 @@ class Kernel:
         ins = ", ".join(f"{p.name}: {p.type}" for p in self.inputs)
         outs = ", ".join(str(p.type) for p in self.outputs)
         return f"<sd.kernel {self.name}({ins}) -> ({outs})>"
-
-
-def _str_attr(s: str) -> Any:
-    from xdsl.dialects.builtin import StringAttr
-
-    return StringAttr(s)
 
 
 def kernel(fn: Callable[..., Any] | None = None, *, name: str | None = None, lanes: int | None = None,
