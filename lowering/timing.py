@@ -28,7 +28,7 @@ from types import MappingProxyType
 
 import numpy as np
 from xdsl.dialects import arith, scf
-from xdsl.dialects.builtin import IntegerAttr, ShapedType
+from xdsl.dialects.builtin import IntegerAttr, IntegerType, ShapedType
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr
 
@@ -445,7 +445,7 @@ class _TaskScheduler:
             lat = _scalar_path(op, self.table) if op.regions else 1  # a named op without a body copies
             reduced = _reduced_size(op)
         tree = math.ceil(math.log2(reduced)) if reduced > 1 else 0
-        return max(1, lat + tree * self.table.op_latency["arith.addf"])
+        return max(1, lat + tree * self.table.op_latency[_tree_adder(op)])
 
 
 def _repeat(body: _Sched, trips: int, period: int, duration: int) -> _Sched:
@@ -519,6 +519,14 @@ def _reduced_size(op: Operation) -> int:
     if kinds is None or not sizes:
         return 1
     return math.prod(sizes.get(i, 1) for i, k in enumerate(kinds.data) if str(k.data).endswith("reduction"))  # type: ignore[attr-defined]
+
+
+def _tree_adder(op: Operation) -> str:
+    """The adder of a reduction's tree: an integer accumulator (an i32 matmul of quantized tiles)
+    adds in LUTs (`arith.addi`), a float one in an `arith.addf` core."""
+    result = op.results[0].type if op.results else None
+    elt = result.get_element_type() if isinstance(result, ShapedType) else None
+    return "arith.addi" if isinstance(elt, IntegerType) else "arith.addf"
 
 
 def _scalar_path(op: Operation, table: TimingTable) -> int:

@@ -11,9 +11,11 @@ from streamdsl.dsl import (
     Out,
     Tensor,
     abs,
+    cast,
     chunk,
     concat,
     dataflow,
+    dequantize,
     erf,
     exp,
     full,
@@ -26,6 +28,7 @@ from streamdsl.dsl import (
     mean,
     min,
     minimum,
+    quantize,
     reshape,
     rsqrt,
     sigmoid,
@@ -36,7 +39,7 @@ from streamdsl.dsl import (
     where,
     zeros,
 )
-from streamdsl.dtypes import DType, bf16, f16, f32, i8, i32
+from streamdsl.dtypes import DType, bf16, f16, f32, i4, i8, i32
 from streamdsl.errors import DeadlockError, DSLError, LimitError, OutputError, StreamdslError, StreamError, UsageError, VerificationError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
@@ -52,8 +55,8 @@ def compile(prog, fifo_sizing="min-bits"):  # noqa: A001 - the public name is sd
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "LimitError", "Out",
     "OutputError", "Program", "StreamError", "StreamdslError", "Tensor", "UsageError", "VerificationError",
-    "abs", "bf16", "chunk", "compile", "concat", "dataflow", "erf", "exp", "f16", "f32", "full", "hint", "i8",
+    "abs", "bf16", "cast", "chunk", "compile", "concat", "dataflow", "dequantize", "erf", "exp", "f16", "f32", "full", "hint", "i4", "i8",
     "iota",
-    "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "reshape", "rsqrt",
+    "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "quantize", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

@@ -226,18 +226,26 @@ class IRBuilder:
         init = init if init is not None else self.fill(0.0, [m, n], elt_of(a))
         return self.add(linalg.MatmulOp([a, b], [init]))
 
-    def batch_matmul(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        """(..., M, K) x (..., K, N) over equal leading batch dims: one generic whose innermost
-        loop is the reduction (xDSL 0.75 has no linalg.batch_matmul)."""
+    def batch_matmul(self, a: SSAValue, b: SSAValue, acc_elt: Attribute | None = None) -> SSAValue:
+        """(..., M, K) x (..., K, N) over equal leading batch dims (none for a plain matmul): one
+        generic whose innermost loop is the reduction (xDSL 0.75 has no linalg.batch_matmul).
+        Integer operands are sign-extended to the integer `acc_elt` (default: a's type) before
+        `muli` / `addi`, so an i8 x i4 product accumulates exactly in i32."""
         *batch, m, _ = shape_of(a)
         n = shape_of(b)[-1]
         lead, (i, j, k) = list(range(len(batch))), (len(batch), len(batch) + 1, len(batch) + 2)
-        rank, out_shape, elt = len(batch) + 3, [*batch, m, n], elt_of(a)
+        rank, out_shape, elt = len(batch) + 3, [*batch, m, n], acc_elt or elt_of(a)
         maps = [affine_map(rank, [*lead, i, k]), affine_map(rank, [*lead, k, j])]
+
+        def body(bb: Body, args: list[SSAValue]) -> SSAValue:
+            if is_float(elt):
+                return bb.op(arith.AddfOp(args[2], bb.op(arith.MulfOp(args[0], args[1]))))
+            product = bb.op(arith.MuliOp(bb.cast(args[0], elt), bb.cast(args[1], elt)))
+            return bb.op(arith.AddiOp(args[2], product))
+
         return self.generic(
-            list(zip([a, b], maps)), out_shape, elt, [PARALLEL] * (rank - 1) + [REDUCTION],
-            lambda bb, args: bb.op(arith.AddfOp(args[2], bb.op(arith.MulfOp(args[0], args[1])))),
-            init=self.fill(0.0, out_shape, elt), out_map=affine_map(rank, [*lead, i, j]),
+            list(zip([a, b], maps)), out_shape, elt, [PARALLEL] * (rank - 1) + [REDUCTION], body,
+            init=self.fill(0, out_shape, elt), out_map=affine_map(rank, [*lead, i, j]),
         )
 
     # -- data movement --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamdsl.dsl.ops import int_tile
 from streamdsl.errors import StreamError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class EagerIn:
             raise StreamError(f"kernel {self.kernel!r} read port {self.port.name!r} past its end "
                               f"({len(self.tiles)} tokens of {self.port.type})")
         self.next += 1
-        return self.tiles[self.next - 1].copy()  # copies: in-place updates must not touch the input
+        return int_tile(self.tiles[self.next - 1].copy())  # copies: in-place updates must not touch the input
 
 
 class EagerOut:

@@ -102,9 +102,12 @@ class TileBuilder:
         value = self.emit(arith.SIToFPOp(self.emit(arith.IndexCastOp(index, i64)).results[0], dtype.ir())).results[0]
         return Tile(self.emit(tensor.SplatOp(value, [], TensorType(dtype.ir(), [1]))).results[0], (1,), dtype)
 
-    def batch_matmul(self, a: Tile, b: Tile) -> Tile:
-        """`a @ b` over leading batch dims (one linalg.generic, the innermost dim a reduction)."""
-        return Tile(self.ir.batch_matmul(a.value, b.value), (*a.shape[:-2], a.shape[-2], b.shape[-1]), a.dtype)
+    def batch_matmul(self, a: Tile, b: Tile, acc: DType | None = None) -> Tile:
+        """`a @ b` over leading batch dims (none for 2-d tiles; one linalg.generic, the innermost
+        dim a reduction), accumulated in `acc` (default: a's dtype; integers sign-extend to it)."""
+        dtype = acc or a.dtype
+        value = self.ir.batch_matmul(a.value, b.value, dtype.ir())
+        return Tile(value, (*a.shape[:-2], a.shape[-2], b.shape[-1]), dtype)
 
     # -- tensor ops -----------------------------------------------------------------------
 

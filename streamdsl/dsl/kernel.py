@@ -26,14 +26,16 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith, scf
+from xdsl.dialects import math as mathd
 from xdsl.dialects.builtin import IndexType
 from xdsl.ir import Block, Region, SSAValue
 
+from streamdsl import quant
 from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp, YieldOp
 from streamdsl.dsl import hints, ops
 from streamdsl.dsl.irbuild import Box, Tile, TileBuilder, broadcast_shapes
 from streamdsl.dsl.types import OutSpec
-from streamdsl.dtypes import DType
+from streamdsl.dtypes import DType, i32
 from streamdsl.errors import DSLError
 from streamdsl.itensor import itensor
 
@@ -610,33 +612,44 @@ class _Compiler:
             if not isinstance(a, Tile) and not _is_num(a):
                 raise self.error(node, f"{op.name}: operand {_describe_value(a)} is not a tile or a number"
                                  + ("; read a tile with x.read()" if isinstance(a, InPort) else ""))
-        dtype = self.common_dtype(node, op.name, tiles)
+        dtype = self.common_dtype(node, op.name, tiles, integer_ok=op.name in _INTEGER_OPS)
+        if not dtype.is_float:
+            if any(isinstance(a, float) for a in args):
+                raise self.error(node, f"{op.name}: a float number with a {dtype.name} tile; integer tile math takes "
+                                 "int constants (or sd.dequantize the tile first)")
+            op = _INTEGER_OPS[op.name]
         shape = broadcast_shapes([t.shape for t in tiles])
         if shape is None:
             raise self.error(node, f"{op.name}: tile shapes {' and '.join(str(list(t.shape)) for t in tiles)} do not "
                              "broadcast; shapes must be equal or 1 in each dim (reduce with keepdims, e.g. sd.sum(x, axis=1))")
         return self.builder.elementwise(tiles, shape, dtype, _with_constants(op.scalar, args))
 
-    def common_dtype(self, node: ast.AST, what: str, tiles: Sequence[Tile]) -> DType:
+    def common_dtype(self, node: ast.AST, what: str, tiles: Sequence[Tile], integer_ok: bool = False) -> DType:
         dtypes = {t.dtype for t in tiles}
         if len(dtypes) > 1:
             raise self.error(node, f"{what}: dtype mismatch between {' and '.join(str(t) for t in tiles)}; "
-                             "both operands must have the same dtype")
+                             "both operands must have the same dtype (convert one with sd.cast)")
         dtype = dtypes.pop()
-        if not dtype.is_float:
-            raise self.error(node, f"{what}: tile math is supported on float dtypes only, got {dtype.name}; integer "
-                             "tiles (sd.i8 / sd.i32 ports) can be stored, sliced, concatenated and written as they are")
+        if not dtype.is_float and not (integer_ok and not dtype.is_narrow):
+            allowed = "+, -, * and @ on i8 / i32 tiles" if integer_ok or what == "@" else "+, -, * and @"
+            raise self.error(node, f"{what}: this tile math is supported on float dtypes only, got {dtype.name}; on "
+                             f"integer tiles use {allowed} (i4 only in @: sd.cast it to i8 or i32 first), sd.cast, "
+                             "sd.dequantize; they can also be stored, sliced, concatenated and written as they are")
         return dtype
 
     def matmul(self, node: ast.AST, a: Any, b: Any) -> Tile:
         if not (isinstance(a, Tile) and isinstance(b, Tile)):
             raise self.error(node, f"@ needs two tiles, got {_describe_value(a)} and {_describe_value(b)}")
-        self.common_dtype(node, "@", [a, b])
+        integer = not a.dtype.is_float and not b.dtype.is_float
+        if not integer:
+            self.common_dtype(node, "@", [a, b])
         if len(a.shape) < 2 or a.shape[:-2] != b.shape[:-2] or len(a.shape) != len(b.shape) or a.shape[-1] != b.shape[-2]:
             raise self.error(node, f"@: cannot multiply {a} by {b}; both must have the same rank (2, or more with "
                              f"equal leading batch dims) and matching inner dims ({a.shape[-1]} vs "
                              f"{b.shape[-2] if len(b.shape) > 1 else b.shape}): transpose one (x.T, sd.transpose) "
                              "or change the tile shapes")
+        if integer:  # sign-extend, multiply and accumulate in i32 (docs/quantization.md)
+            return self.builder.batch_matmul(a, b, i32)
         return self.builder.matmul(a, b) if len(a.shape) == 2 else self.builder.batch_matmul(a, b)
 
     # -- calls ----------------------------------------------------------------------------------
@@ -823,6 +836,71 @@ class _Compiler:
             raise self.error(node, f"sd.iota: dtype must be a float sd dtype, got {dtype!r}")
         return self.builder.iota(shape, axis % len(shape), dtype)
 
+    def dtype_arg(self, node: ast.AST, name: str, dtype: Any, kinds: str) -> DType:
+        ok = isinstance(dtype, DType) and {"float": dtype.is_float, "int": not dtype.is_float, "any": True}[kinds] \
+            if isinstance(dtype, DType) else False
+        if not ok:
+            want = {"float": "a float sd dtype (sd.f32, sd.f16, sd.bf16)", "int": "an integer sd dtype (sd.i4, sd.i8)",
+                    "any": "an sd dtype"}[kinds]
+            raise self.error(node, f"sd.{name}: dtype must be {want}, got {dtype!r}")
+        return dtype
+
+    def scale_arg(self, node: ast.AST, name: str, scale: Any, shape: tuple[int, ...]) -> Tile | float:
+        """A scale: a Python number or a float tile that broadcasts against `shape`."""
+        if _is_num(scale):
+            return float(scale)
+        if not isinstance(scale, Tile) or not scale.dtype.is_float:
+            raise self.error(node, f"sd.{name}: the scale must be a float tile or a number, got {_describe_value(scale)}")
+        if broadcast_shapes([shape, scale.shape]) != shape:
+            raise self.error(node, f"sd.{name}: a scale {scale} does not broadcast to the {list(shape)} tile it scales; "
+                             "give it size 1 or the tile's size in each dim")
+        return scale
+
+    def cast(self, node: ast.Call) -> Tile:
+        a = self.args(node, "cast", ["x", "dtype"], {})
+        x = self.tile_arg(node, "cast", a["x"])
+        dtype = self.dtype_arg(node, "cast", a["dtype"], "any")
+        return self.builder.elementwise([x], x.shape, dtype, lambda b, v: b.cast(v[0], dtype.ir()))
+
+    def quantize(self, node: ast.Call) -> Tile:
+        """`clamp(round(x / s), -qmax, qmax)` in f32, ties to even, 0 where `s == 0`."""
+        a = self.args(node, "quantize", ["x", "scale", "dtype"], {"dtype": ops.i8})
+        x = self.tile_arg(node, "quantize", a["x"])
+        if not x.dtype.is_float:
+            raise self.error(node, f"sd.quantize: quantizes a float tile, got a {x}")
+        dtype = self.dtype_arg(node, "quantize", a["dtype"], "int")
+        if dtype.bits > 8:
+            raise self.error(node, f"sd.quantize: quantizes to sd.i4 or sd.i8, not {dtype.name}")
+        scale = self.scale_arg(node, "quantize", a["scale"], x.shape)
+        qmax, f32 = float(quant.qmax(dtype.bits)), ops.f32.ir()
+
+        def body(b: Any, v: Sequence[SSAValue]) -> SSAValue:
+            xs = b.cast(v[0], f32)
+            s = b.cast(v[1], f32) if isinstance(scale, Tile) else b.const(scale, f32)
+            zero = b.op(arith.CmpfOp(s, b.const(0.0, f32), "oeq"))
+            safe = b.op(arith.SelectOp(zero, b.const(1.0, f32), s))
+            r = b.op(mathd.RoundEvenOp(b.op(arith.DivfOp(xs, safe))))
+            clamped = b.op(arith.MinimumfOp(b.op(arith.MaximumfOp(r, b.const(-qmax, f32))), b.const(qmax, f32)))
+            return b.op(arith.SelectOp(zero, b.const(0), b.op(arith.FPToSIOp(clamped, dtype.ir()))))
+
+        return self.builder.elementwise([t for t in (x, scale) if isinstance(t, Tile)], x.shape, dtype, body)
+
+    def dequantize(self, node: ast.Call) -> Tile:
+        """`float(q) * float(s)` (an f16 scale widens exactly)."""
+        a = self.args(node, "dequantize", ["q", "scale", "dtype"], {"dtype": ops.f32})
+        q = self.tile_arg(node, "dequantize", a["q"])
+        if q.dtype.is_float:
+            raise self.error(node, f"sd.dequantize: dequantizes an integer tile, got a {q}")
+        dtype = self.dtype_arg(node, "dequantize", a["dtype"], "float")
+        scale = self.scale_arg(node, "dequantize", a["scale"], q.shape)
+        shape = broadcast_shapes([q.shape] + ([scale.shape] if isinstance(scale, Tile) else []))
+
+        def body(b: Any, v: Sequence[SSAValue]) -> SSAValue:
+            s = b.cast(v[1], dtype.ir()) if isinstance(scale, Tile) else b.const(scale)
+            return b.op(arith.MulfOp(b.cast(v[0], dtype.ir()), s))
+
+        return self.builder.elementwise([t for t in (q, scale) if isinstance(t, Tile)], shape, dtype, body)
+
     def hint(self, node: ast.Call) -> Tile:
         a = self.args(node, "hint", ["x", "lanes"], {"lanes": None})
         x, lanes = a["x"], a["lanes"]
@@ -876,7 +954,18 @@ _CALLS: dict[Any, Callable[[_Compiler, ast.Call], Any]] = {
     ops.reshape: _Compiler.reshape,
     ops.concat: _Compiler.concat,
     ops.iota: _Compiler.iota,
+    ops.cast: _Compiler.cast,
+    ops.quantize: _Compiler.quantize,
+    ops.dequantize: _Compiler.dequantize,
     hints.hint: _Compiler.hint,
+}
+
+# element-wise ops that also apply to i8 / i32 tiles (two's complement, wrapping), by DSL name
+_INTEGER_OPS: dict[str, ops.Elementwise] = {
+    "add": ops.Elementwise("add", 2, np.add, lambda b, a: b.op(arith.AddiOp(a[0], a[1]))),
+    "sub": ops.Elementwise("sub", 2, np.subtract, lambda b, a: b.op(arith.SubiOp(a[0], a[1]))),
+    "mul": ops.Elementwise("mul", 2, np.multiply, lambda b, a: b.op(arith.MuliOp(a[0], a[1]))),
+    "neg": ops.Elementwise("neg", 1, np.negative, lambda b, a: b.op(arith.SubiOp(b.const(0), a[0]))),
 }
 
 _BINOP_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",

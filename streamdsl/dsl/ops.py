@@ -18,13 +18,16 @@ from xdsl.dialects import arith
 from xdsl.dialects import math as mathd
 from xdsl.ir import Operation, SSAValue
 
+from streamdsl import quant
 from streamdsl.dsl.irbuild import BodyBuilder
-from streamdsl.dtypes import DType, f32
+from streamdsl.dtypes import DType, f32, i8, wrap_int
 
 __all__ = [
     "abs",
+    "cast",
     "chunk",
     "concat",
+    "dequantize",
     "erf",
     "exp",
     "full",
@@ -35,6 +38,7 @@ __all__ = [
     "mean",
     "min",
     "minimum",
+    "quantize",
     "reshape",
     "rsqrt",
     "sigmoid",
@@ -159,16 +163,63 @@ mean = Reduction("mean", np.mean, 0.0, arith.AddfOp, average=True)
 max = Reduction("max", np.max, -math.inf, arith.MaximumfOp)  # noqa: A001
 min = Reduction("min", np.min, math.inf, arith.MinimumfOp)  # noqa: A001
 
+# -- integers and quantization (docs/quantization.md) ----------------------------------------------
+
+
+class IntTile(np.ndarray):
+    """An integer tile in eager mode: `a @ b` sign-extends to int32 and accumulates exactly, as the
+    compiled kernel does (a plain int8 ndarray would multiply and overflow in int8)."""
+
+    def __matmul__(self, other: Any) -> np.ndarray:
+        return _int_matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> np.ndarray:
+        return _int_matmul(other, self)
+
+
+def _int_matmul(a: Any, b: Any) -> np.ndarray:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        raise TypeError("@ of an integer tile and a float tile: convert one with sd.cast or sd.dequantize")
+    return int_tile(np.matmul(a.astype(np.int32), b.astype(np.int32)))
+
+
+def int_tile(x: Any) -> Any:
+    """`x` as an eager integer tile (integer arrays only; anything else unchanged)."""
+    return x.view(IntTile) if isinstance(x, np.ndarray) and x.dtype.kind in "iu" else x
+
+
+def cast(x: Any, dtype: DType) -> Any:
+    """`x` converted to `dtype`: int to int sign-extends or wraps, int to float rounds to nearest,
+    float to int truncates toward zero (out of range is undefined: clamp first)."""
+    arr = np.asarray(x)
+    if dtype.is_float:
+        return arr.astype(dtype.storage)
+    whole = np.trunc(arr) if arr.dtype.kind == "f" else arr
+    return int_tile(wrap_int(whole.astype(np.int64), dtype.bits).astype(dtype.storage))
+
+
+def quantize(x: Any, scale: Any, dtype: DType = i8) -> Any:
+    """`clamp(round(x / scale), -qmax, qmax)` as `dtype` (i4: qmax 7, i8: 127), ties to even, 0
+    where `scale == 0`; `scale` broadcasts (a per-token (1, 1) tile, a per-channel row, ...)."""
+    return int_tile(quant.quantize(x, scale, dtype.bits))
+
+
+def dequantize(q: Any, scale: Any, dtype: DType = f32) -> np.ndarray:
+    """`float(q) * float(scale)` as the float `dtype` (an f16 scale is widened exactly)."""
+    return np.asarray(quant.dequantize(q, scale), dtype=dtype.storage)
+
+
 # -- construction and layout -----------------------------------------------------------------------
 
 
 def zeros(shape: Sequence[int] | int, dtype: DType = f32) -> np.ndarray:
     """A tile (or an on-chip buffer of tiles, indexed by its leading dims) of zeros."""
-    return np.zeros(shape, dtype=dtype.storage)
+    return int_tile(np.zeros(shape, dtype=dtype.storage))
 
 
 def full(shape: Sequence[int] | int, value: float, dtype: DType = f32) -> np.ndarray:
-    return np.full(shape, value, dtype=dtype.storage)
+    return int_tile(np.full(shape, value, dtype=dtype.storage))
 
 
 def iota(shape: Sequence[int] | int, axis: int = -1, dtype: DType = f32) -> np.ndarray:

@@ -27,11 +27,13 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
-from streamdsl.dtypes import numpy_dtype
+from streamdsl.dtypes import i4, numpy_dtype, wrap_int
 from streamdsl.errors import StreamdslError
 from streamdsl.opinfo import NUMPY_HELPERS, OPS, OpInfo, template
 
-__all__ = ["CompileError", "Emitter", "round_bf16"]
+__all__ = ["CompileError", "Emitter", "round_bf16", "wrap_i4"]
+
+I4 = i4.ir()
 
 
 class CompileError(StreamdslError, ValueError):
@@ -56,7 +58,12 @@ def round_bf16(x: Any) -> Any:
     return out if out.ndim else np.float32(out)
 
 
-HELPERS: dict[str, object] = {**NUMPY_HELPERS, "_bf16": round_bf16}
+def wrap_i4(x: Any) -> Any:
+    """i4 results (int8 storage) wrapped to 4-bit two's complement, as the hardware holds them."""
+    return wrap_int(x, 4)
+
+
+HELPERS: dict[str, object] = {**NUMPY_HELPERS, "_bf16": round_bf16, "_i4": wrap_i4}
 
 PASS_THROUGH = {"tensor.cast", "bufferization.to_tensor"}
 RESHAPES = {"tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape"}
@@ -175,6 +182,8 @@ class Emitter:
         (result,) = op.results
         if isinstance(element_type(result.type), BFloat16Type):
             expr = f"_bf16({expr})"
+        elif element_type(result.type) == I4:
+            expr = f"_i4({expr})"
         self.emit(indent, f"{self.define(result)} = {expr}", op)
 
     def _scalar(self, op: Operation, info: OpInfo, indent: int) -> None:

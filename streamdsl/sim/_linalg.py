@@ -37,7 +37,7 @@ from xdsl.ir.affine import (
 from streamdsl.dtypes import numpy_dtype
 from streamdsl.itensor import eval_affine
 from streamdsl.opinfo import OPS
-from streamdsl.sim._codegen import CompileError, Emitter, element_type, round_bf16
+from streamdsl.sim._codegen import I4, CompileError, Emitter, element_type, round_bf16, wrap_i4
 
 __all__ = ["compile_linalg"]
 
@@ -396,6 +396,8 @@ def _finish_result(result: SSAValue) -> Callable[[Any], Any]:
     dtype = numpy_dtype(elem)
     if isinstance(elem, BFloat16Type):
         return lambda v: round_bf16(np.asarray(v, dtype=dtype))
+    if elem == I4:
+        return lambda v: wrap_i4(np.asarray(v).astype(dtype))
 
     def finish(v: Any) -> Any:
         if type(v) is np.ndarray and v.dtype == dtype:

@@ -37,7 +37,7 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
 )
-from streamdsl.dtypes import numpy_dtype
+from streamdsl.dtypes import i4, numpy_dtype
 from streamdsl.errors import DeadlockError, LimitError, StreamdslError, StreamError
 from streamdsl.graph import GraphError
 from streamdsl.itensor import ITensorError, itensor
@@ -184,6 +184,10 @@ def _bind_arguments(func: FuncOp, arrays: Sequence[np.ndarray], params: list[np.
         if value.shape != shape:
             name = formal.name_hint or f"#{i}"
             raise ValueError(f"simulate @{func.sym_name.data}: argument {name} has shape {value.shape}, expected {shape}")
+        if formal.type.get_element_type() == i4.ir() and value.size and (value.min() < -8 or value.max() > 7):
+            name = formal.name_hint or f"#{i}"
+            raise ValueError(f"simulate @{func.sym_name.data}: argument {name} is i4 but holds values in "
+                             f"[{int(value.min())}, {int(value.max())}]; i4 values lie in [-8, 7] (one int8 each, unpacked)")
         value.setflags(write=False)  # tiles are views: nothing may write into the caller's array
         bound.append(value)
     return bound

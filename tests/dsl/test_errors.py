@@ -28,9 +28,10 @@ def expect_error(build, *fragments: str) -> sd.DSLError:
     lines, start = inspect.getsourcelines(build)
     marked = [start + i for i, line in enumerate(lines) if line.rstrip().endswith("# <- error")]
     assert len(marked) == 1, "each test marks exactly one line"
-    assert err.filename == __file__
+    source = inspect.getsourcefile(build)
+    assert err.filename == source
     assert err.lineno == marked[0], f"error at line {err.lineno}, expected {marked[0]}: {err}"
-    assert str(err).startswith(f"{__file__}:{marked[0]}:")
+    assert str(err).startswith(f"{source}:{marked[0]}:")
     for fragment in fragments:
         assert fragment in str(err), f"{fragment!r} not in {err}"
     return err

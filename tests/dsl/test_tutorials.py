@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import streamdsl as sd
+from streamdsl import quant
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 
@@ -18,7 +19,8 @@ def _load(name: str) -> dict:
     return runpy.run_path(str(TUTORIALS / f"{name}.py"))
 
 
-@pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "04_flash_decoding", "05_rope_prefill"])
+@pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "04_flash_decoding", "05_rope_prefill",
+                                  "06_w4a8_matvec"])
 def test_tutorial_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(TUTORIALS / f"{name}.py"), run_name="__main__")
     out = capsys.readouterr().out
@@ -113,3 +115,36 @@ def test_flash_decoding_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
         project = emit_project(sd.compile(prog), tmp_path / f"decode{length}")
         want = mod["reference"](length, *args)
         np.testing.assert_allclose(run_csim(project, *args, threaded=True), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("m", "k", "n", "tn"), [(1, 128, 64, 64), (3, 384, 128, 32), (2, 256, 96, 48)])
+def test_w4a8_matvec_bit_exact(m: int, k: int, n: int, tn: int) -> None:
+    """Integer sums and per-token scales bit-exact against streamdsl.quant, floats bit-exact against
+    its hardware order and within 1e-5 of the fake-quantized PyTorch linear."""
+    mod = _load("06_w4a8_matvec")
+    progs = mod["build"](m, k, n, tn)
+    x, qw = mod["inputs"](m, k, n, seed=k + n)
+    args = mod["device_arrays"](x, qw)
+    ints, scales = progs["int_part"].simulate(*args[:2])
+    np.testing.assert_array_equal(ints, mod["int_part_reference"](x, qw))
+    np.testing.assert_array_equal(scales, quant.activation_scale(x))
+    y = progs["linear"].simulate(*args)
+    np.testing.assert_array_equal(y, quant.linear(x, qw))
+    np.testing.assert_array_equal(progs["linear"](*args), y)  # eager mode agrees
+    fq = mod["torch_reference"](x, qw)
+    np.testing.assert_allclose(y, fq, rtol=0, atol=1e-5 * np.abs(fq).max())
+
+
+def test_w4a8_matvec_extreme_integers() -> None:
+    """The int32 sums with raw int4 weights at -8 and 7 (which the quantizer never makes) and
+    activations that quantize to +-127."""
+    mod = _load("06_w4a8_matvec")
+    m, k, n, tn = 2, 256, 64, 64
+    rng = np.random.default_rng(7)
+    w = rng.choice(np.array([-8, 7, 0, -1], np.int8), size=(k, n))
+    x = rng.choice(np.array([-1.0, 1.0, 0.5], np.float32), size=(m, k))
+    ints, _ = mod["build"](m, k, n, tn)["int_part"].simulate(x, w)
+    xq, _ = quant.quantize_activations(x)
+    want = quant.int_matmul(xq, np.ascontiguousarray(w.T), 128).transpose(0, 2, 1)
+    assert {-127, 127} <= set(np.unique(xq)) and {-8, 7} <= set(np.unique(w))
+    np.testing.assert_array_equal(ints, want)
