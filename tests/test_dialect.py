@@ -237,7 +237,7 @@ def test_dtype_from_ir_round_trips(name: str) -> None:
 
 @pytest.mark.parametrize("text", ["f64", "i16", "index", "i1"])
 def test_dtype_from_ir_rejects_unsupported_types(text: str) -> None:
-    with pytest.raises(ValueError, match=rf"unsupported element type {text}; supported: f32, f16, bf16, i8, i32"):
+    with pytest.raises(ValueError, match=rf"unsupported element type {text}; supported: f32, f16, bf16, i4, i8, i32"):
         dtype_from_ir(Parser(context(), text).parse_type())
 
 

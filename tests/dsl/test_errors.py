@@ -601,9 +601,9 @@ def test_integer_tile_math() -> None:
         @sd.kernel
         def k(x: I8) -> I8:
             for i in range(N):
-                yield x.read() + x.read()  # <- error
+                yield x.read() / x.read()  # <- error
 
-    expect_error(build, "float dtypes only", "sd.i8 / sd.i32 ports")
+    expect_error(build, "float dtypes only, got i8", "on integer tiles use +, -, * and @", "sd.dequantize")
 
 
 @sd.kernel
