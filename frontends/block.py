@@ -141,6 +141,7 @@ class DecoderBlock(torch.nn.Module):
         if getattr(model.config, "alibi", False):
             raise ModelError(f"{type(model).__name__} with alibi=True: ALiBi position biases are not supported by the "
                              "block import; build the model with rotary positions (alibi=False)")
+        self.extra = {"alibi": None} if "alibi" in params else {}  # Falcon's layers take it (None: rotary)
         self.layer_idx = index
         self.input_names = ["hidden", "past_key", "past_value", "position", "cache_len"] + (["window"] * windowed)
 
@@ -149,7 +150,7 @@ class DecoderBlock(torch.nn.Module):
         cache = transformers.DynamicCache()
         for i in range(self.layer_idx + 1):  # the layer writes its own slot of the cache
             cache.update(past_key, past_value, i)
-        kwargs = {self.cache_kwarg: cache, "use_cache": True, "position_ids": positions,
+        kwargs = {**self.extra, self.cache_kwarg: cache, "use_cache": True, "position_ids": positions,
                   "attention_mask": attention_mask(cache_len, window, self.seq_len, self.max_context, hidden.dtype)}
         if self.rope is not None:
             kwargs["position_embeddings"] = self.rope(hidden, positions)

@@ -27,8 +27,19 @@ from safetensors import SafetensorError
 
 from frontends.errors import ModelError
 
-FAMILIES = ("gpt2", "llama", "qwen2", "gemma")
+FAMILIES = ("gpt2", "llama", "qwen2", "gemma")  # the paper's four, with a `paper` size each
+# Families no issue names, at `tiny` and `small` only: (config class, extra config fields).
+MORE_FAMILIES = {
+    "mistral": ("MistralConfig", {}),  # a sliding window on every layer (4096: wider than the tests' contexts)
+    "phi3": ("Phi3Config", {}),  # fused qkv and gate/up projections, split
+    "qwen3": ("Qwen3Config", {}),  # q/k RMS norms
+    "olmo": ("OlmoConfig", {}),  # parameter-free layer norms
+    "falcon": ("FalconConfig", {}),  # multi-query attention, parallel attention and MLP
+    "gemma2": ("Gemma2Config", {}),  # logit soft-capping, alternating sliding and global layers
+}
+ALL_FAMILIES = FAMILIES + tuple(MORE_FAMILIES)
 SIZES = ("tiny", "small", "paper")
+ATTENTIONS = ("eager", "sdpa", "default")
 
 _TINY = dict(layers=2, hidden=64, ffn=128, heads=4, kv_heads=2, vocab=256)
 _SMALL = dict(layers=12, hidden=768, ffn=3072, heads=12, kv_heads=4, vocab=50257)
@@ -97,13 +108,42 @@ def _gemma(s: dict, size: str):
     return transformers.Gemma3ForCausalLM, cfg
 
 
-_BUILDERS: dict[str, Callable] = {"gpt2": _gpt2, "llama": _llama, "qwen2": _qwen2, "gemma": _gemma}
+def _more(family: str) -> Callable:
+    """A family no issue names, from its transformers config with the zoo's shape; every other
+    field keeps transformers' default (special token ids are moved inside the small vocabulary)."""
+    config_cls, extra = MORE_FAMILIES[family]
+
+    def build(s: dict, size: str):
+        head_dim = s["hidden"] // s["heads"]
+        shape = dict(vocab_size=s["vocab"], hidden_size=s["hidden"], num_hidden_layers=s["layers"],
+                     num_attention_heads=s["heads"], bos_token_id=s["vocab"] - 1,
+                     eos_token_id=s["vocab"] - 1, pad_token_id=None)
+        if family == "falcon":  # its names: ffn_hidden_size; KV heads through multi_query (one)
+            shape.update(ffn_hidden_size=s["ffn"])
+        else:
+            shape.update(intermediate_size=s["ffn"], num_key_value_heads=s["kv_heads"], head_dim=head_dim)
+        if family == "gemma2":
+            shape.update(query_pre_attn_scalar=head_dim, sliding_window={"tiny": 4, "small": 64}[size])
+        cfg = getattr(transformers, config_cls)(**shape, **extra)
+        return transformers.AutoModelForCausalLM, cfg
+
+    return build
 
 
-def config(family: str, size: str = "tiny", *, num_layers: int | None = None):
-    """The transformers (model class, config) of a zoo entry."""
+_BUILDERS: dict[str, Callable] = {"gpt2": _gpt2, "llama": _llama, "qwen2": _qwen2, "gemma": _gemma,
+                                  **{f: _more(f) for f in MORE_FAMILIES}}
+
+
+def config(family: str, size: str = "tiny", *, num_layers: int | None = None, attention: str = "eager"):
+    """The transformers (model class, config) of a zoo entry. `attention`: "eager" (the zoo's
+    default, a stable IR), "sdpa", or "default" (what transformers picks, as a user gets it)."""
     if family not in _BUILDERS:
-        raise ModelError(f"unknown model family {family!r}: choose one of {FAMILIES}")
+        raise ModelError(f"unknown model family {family!r}: choose one of {ALL_FAMILIES}")
+    if attention not in ATTENTIONS:
+        raise ModelError(f"unknown attention {attention!r}: choose one of {ATTENTIONS}")
+    if family in MORE_FAMILIES and size == "paper":
+        raise ModelError(f"{family} has no `paper` size (the paper's configurations are {', '.join(FAMILIES)}); "
+                         "use tiny or small")
     shape = _shape(family, size)
     if num_layers is not None:
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= shape["layers"]:
@@ -115,7 +155,8 @@ def config(family: str, size: str = "tiny", *, num_layers: int | None = None):
     cls, cfg = _BUILDERS[family](shape, size)
     if family == "gemma" and num_layers is not None:
         cfg.layer_types = cfg.layer_types[:num_layers]
-    cfg._attn_implementation = "eager"
+    if attention != "default":
+        cfg._attn_implementation = attention
     return cls, cfg
 
 
@@ -126,11 +167,12 @@ def build(
     num_layers: int | None = None,
     weights: str | Path | None = None,
     seed: int = 0,
+    attention: str = "eager",
 ) -> torch.nn.Module:
     """A float32 causal LM in eval mode: random weights from `seed`, or the safetensors in `weights`."""
-    cls, cfg = config(family, size, num_layers=num_layers)
+    cls, cfg = config(family, size, num_layers=num_layers, attention=attention)
     torch.manual_seed(seed)
-    model = cls(cfg).to(torch.float32).eval()
+    model = (cls.from_config(cfg) if cls is transformers.AutoModelForCausalLM else cls(cfg)).to(torch.float32).eval()
     if weights is not None:
         load_weights(model, weights)
     return model

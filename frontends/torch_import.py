@@ -96,7 +96,7 @@ def _from_torch(module: torch.nn.Module, args: tuple, dynamic_shapes, name: str,
         # Decomposing re-traces the whole graph (~2 ms per node); a graph whose ops all have
         # lowerings already is imported as exported.
         if _Importer(ep).needs_decomposition():
-            ep = ep.run_decompositions()
+            ep = _decompose(ep)
     t2 = time.perf_counter()
     try:
         prog = import_exported(ep, name, names)
@@ -104,10 +104,22 @@ def _from_torch(module: torch.nn.Module, args: tuple, dynamic_shapes, name: str,
         prog = None
     if prog is None:
         with _stack_traces(True):
-            ep = _export(module, tuple(args), dynamic_shapes).run_decompositions()
+            ep = _decompose(_export(module, tuple(args), dynamic_shapes))
         prog = import_exported(ep, name, names)  # raises again, now naming source lines
     prog.timings = {"export": t1 - t0, "decompose": t2 - t1, "import": time.perf_counter() - t2}
     return prog
+
+
+# Ops lowered as a whole although core ATen decomposes them: scaled_dot_product_attention's
+# decomposition guards fully masked rows with `any` / `full_like`, which have no lowering.
+PRESERVED = (aten.scaled_dot_product_attention.default,)
+
+
+def _decompose(ep: ExportedProgram) -> ExportedProgram:
+    table = torch.export.default_decompositions()
+    for op in PRESERVED:
+        table.pop(op, None)
+    return ep.run_decompositions(table)
 
 
 @contextmanager

@@ -39,9 +39,10 @@ _ARITH = {
     (aten.div.Tensor, aten.div.Scalar): (arith.DivfOp, None),  # true division: result is float
     (aten.maximum.default,): (arith.MaximumfOp, arith.MaxSIOp),
     (aten.minimum.default,): (arith.MinimumfOp, arith.MinSIOp),
-    (aten.bitwise_and.Tensor, aten.bitwise_and.Scalar, aten.logical_and.default): (None, arith.AndIOp),
-    (aten.bitwise_or.Tensor, aten.bitwise_or.Scalar, aten.logical_or.default): (None, arith.OrIOp),
-    (aten.bitwise_xor.Tensor, aten.bitwise_xor.Scalar, aten.logical_xor.default): (None, arith.XOrIOp),
+    # `a & b` on tensors is `__and__` in the training IR (bitwise_and after decomposition).
+    (aten.bitwise_and.Tensor, aten.bitwise_and.Scalar, aten.logical_and.default, aten.__and__.Tensor): (None, arith.AndIOp),
+    (aten.bitwise_or.Tensor, aten.bitwise_or.Scalar, aten.logical_or.default, aten.__or__.Tensor): (None, arith.OrIOp),
+    (aten.bitwise_xor.Tensor, aten.bitwise_xor.Scalar, aten.logical_xor.default, aten.__xor__.Tensor): (None, arith.XOrIOp),
 }
 
 
@@ -180,7 +181,7 @@ def div_mode(b: IRBuilder, node: Node, x, y, rounding_mode=None):
     return _emit(b, node, [x, y], fn)
 
 
-@lowers(aten.where.self)
+@lowers(aten.where.self, aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar)
 def where(b: IRBuilder, node: Node, cond, x, y):
     _, elt = result_meta(node)
     return _emit(b, node, [cond, x, y], lambda bb, v: bb.op(arith.SelectOp(*v)), compute=[i1, elt, elt])

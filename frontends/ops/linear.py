@@ -9,6 +9,7 @@ import math
 import torch
 from torch.fx import Node
 from xdsl.dialects import arith
+from xdsl.ir import SSAValue
 
 from frontends.ops.registry import lowers, result_meta
 from streamdsl.irbuild import IRBuilder, elt_of, shape_of
@@ -49,18 +50,22 @@ def linear(b: IRBuilder, node: Node, x, w, bias=None):
 
 @lowers(aten.matmul.default)
 def matmul(b: IRBuilder, node: Node, x, y):
-    """torch.matmul: 1-D operands get a unit dim; a 2-D right operand folds the left operand's
-    batch dims into its rows; otherwise the batch dims broadcast and go through bmm."""
-    shape, _ = result_meta(node)
+    return b.reshape(torch_matmul(b, x, y), result_meta(node)[0])
+
+
+def torch_matmul(b: IRBuilder, x: SSAValue, y: SSAValue) -> SSAValue:
+    """torch.matmul of operands of rank >= 2 (1-D ones get a unit dim, which the caller's
+    reshape to torch's result shape drops): a 2-D right operand folds the left operand's batch
+    dims into its rows; otherwise the batch dims broadcast and go through bmm."""
     if len(shape_of(x)) == 1:
         x = b.reshape(x, [1, shape_of(x)[0]])
     if len(shape_of(y)) == 1:
         y = b.reshape(y, [shape_of(y)[0], 1])
     (*xb, m, k), (*yb, _, n) = shape_of(x), shape_of(y)
     if not yb:
-        return b.reshape(b.matmul(b.reshape(x, [math.prod(xb) * m, k]), y), shape)
+        return b.reshape(b.matmul(b.reshape(x, [math.prod(xb) * m, k]), y), [*xb, m, n])
     batch = list(torch.broadcast_shapes(tuple(xb), tuple(yb)))
     bs = math.prod(batch)
     x3 = b.reshape(b.broadcast_to(x, batch + [m, k]), [bs, m, k])
     y3 = b.reshape(b.broadcast_to(y, batch + [k, n]), [bs, k, n])
-    return b.reshape(b.batch_matmul(x3, y3), shape)
+    return b.reshape(b.batch_matmul(x3, y3), [*batch, m, n])

@@ -71,6 +71,11 @@ def softmax(b: IRBuilder, node: Node, x, dim, half_to_float=None):
     shape, elt = result_meta(node)
     if x.type.get_element_type() != elt:  # softmax.int's dtype= (training IR)
         x = b.elementwise(shape, elt, [x], lambda bb, v: v[0], compute_elt=[x.type.get_element_type()])
+    return softmax_of(b, x, dim)
+
+
+def softmax_of(b: IRBuilder, x: SSAValue, dim: int) -> SSAValue:
+    shape, elt = list(shape_of(x)), x.type.get_element_type()
     dims = _dims(x, [dim])
     m = _amax(b, x, dims, True)
     e = b.elementwise(shape, elt, [x, m], lambda bb, v: bb.op(math.ExpOp(bb.op(arith.SubfOp(*v)))))

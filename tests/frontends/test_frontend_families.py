@@ -1,6 +1,7 @@
-"""Decoder families the zoo does not name, tried as a new user would (a transformers config,
-`decode_step`, `from_torch`): they match eager, or fail with the listed error naming what is
-missing."""
+"""Decoder families built as a user builds them (transformers' defaults, so `sdpa` attention where
+the family supports it): the zoo's further families, the paper's four, and families the zoo does
+not name (a transformers config, `decode_step`, `from_torch`). They match eager, or fail with the
+listed error naming what is missing."""
 
 from __future__ import annotations
 
@@ -14,43 +15,47 @@ from frontends import UnsupportedOpError, from_torch, hf
 SHAPE = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2)
 
-FAMILIES = {
-    "mistral": ("MistralConfig", "MistralForCausalLM", {}),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM", {"pad_token_id": 0}),  # fused qkv, split
-    "olmo": ("OlmoConfig", "OlmoForCausalLM", {"pad_token_id": 0}),  # parameter-free layer norm
-    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),  # q/k RMS norms
-    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", {"head_dim": 16}),  # logit soft-capping (tanh)
-    "falcon": ("FalconConfig", "FalconForCausalLM", {}),  # heads split by advanced indexing
-}
+# Not in the zoo: built from their configs with transformers' defaults (default attention).
 SLOW_FAMILIES = {
-    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", {"pad_token_id": 0}),
-    "granite": ("GraniteConfig", "GraniteForCausalLM", {}),
-    "stablelm": ("StableLmConfig", "StableLmForCausalLM", {}),
-    "phi": ("PhiConfig", "PhiForCausalLM", {}),
-    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", {}),
-    "bloom": ("BloomConfig", "BloomForCausalLM", {}),  # ALiBi
-    "opt": ("OPTConfig", "OPTForCausalLM", {}),
-    "gptj": ("GPTJConfig", "GPTJForCausalLM", {"n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8}),
-    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", {}),
-    "cohere": ("CohereConfig", "CohereForCausalLM", {}),
+    "olmo2": ("Olmo2Config", {"pad_token_id": 0}),
+    "granite": ("GraniteConfig", {}),
+    "stablelm": ("StableLmConfig", {}),
+    "phi": ("PhiConfig", {}),
+    "gpt_neox": ("GPTNeoXConfig", {}),
+    "bloom": ("BloomConfig", {}),  # ALiBi
+    "opt": ("OPTConfig", {}),
+    "gptj": ("GPTJConfig", {"n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8}),
+    "starcoder2": ("Starcoder2Config", {}),
+    "cohere": ("CohereConfig", {}),
 }
 
 
-def _build(config_cls: str, model_cls: str, extra: dict) -> torch.nn.Module:
+def _build(config_cls: str, extra: dict) -> torch.nn.Module:
+    """As a user builds a model: AutoModelForCausalLM.from_config, nothing switched."""
     config = getattr(transformers, config_cls)(**SHAPE, **extra)
-    config._attn_implementation = "eager"
     torch.manual_seed(0)
-    return getattr(transformers, model_cls)(config).eval()
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
 
 
-PARAMS = [pytest.param(*v, id=k) for k, v in FAMILIES.items()] + [
-    pytest.param(*v, id=k, marks=pytest.mark.slow) for k, v in SLOW_FAMILIES.items()
-]
+@pytest.mark.parametrize("family", hf.MORE_FAMILIES)
+def test_zoo_family_with_default_attention_imports_and_matches(family):
+    model = hf.build(family, "tiny", attention="default")
+    module, inputs = hf.decode_step(model, 5)
+    assert_matches(from_torch(module, *inputs), module, inputs)
 
 
-@pytest.mark.parametrize(("config_cls", "model_cls", "extra"), PARAMS)
-def test_unnamed_family_imports_and_matches(config_cls, model_cls, extra):
-    module, inputs = hf.decode_step(_build(config_cls, model_cls, extra), 5)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) for f in hf.FAMILIES])
+def test_paper_family_with_default_attention_imports_and_matches(family):
+    model = hf.build(family, "tiny", attention="default")
+    assert model.config._attn_implementation == "sdpa"
+    for module, inputs in (hf.decode_step(model, 5), hf.prefill(model, 6)):
+        assert_matches(from_torch(module, *inputs), module, inputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config_cls", "extra"), list(SLOW_FAMILIES.values()), ids=list(SLOW_FAMILIES))
+def test_unnamed_family_imports_and_matches(config_cls, extra):
+    module, inputs = hf.decode_step(_build(config_cls, extra), 5)
     assert_matches(from_torch(module, *inputs), module, inputs)
 
 
@@ -59,7 +64,7 @@ def test_unsupported_family_names_what_is_missing():
     have no lowering (a static dataflow design cannot dispatch on data): the error lists each use
     with its line in the transformers source."""
     extra = {"num_local_experts": 4, "num_experts_per_tok": 2}
-    module, inputs = hf.decode_step(_build("MixtralConfig", "MixtralForCausalLM", extra), 5)
+    module, inputs = hf.decode_step(_build("MixtralConfig", extra), 5)
     with pytest.raises(UnsupportedOpError, match="Add a lowering for .*aten.topk.default") as info:
         from_torch(module, *inputs)
     ops = info.value.ops

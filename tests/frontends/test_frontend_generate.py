@@ -30,15 +30,15 @@ def lively(model: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
 
 @pytest.fixture(scope="session")
 def generators():
-    """Cached Generators: generators(family, size), numpy block runner."""
+    """Cached Generators: generators(family, size, attention), numpy block runner."""
     cache: dict = {}
 
-    def get(family: str, size: str = "tiny"):
-        if (family, size) not in cache:
+    def get(family: str, size: str = "tiny", attention: str = "eager"):
+        if (family, size, attention) not in cache:
             layers = SMALL_TEST_LAYERS if size == "small" else None
-            model = lively(hf.build(family, size, num_layers=layers))
-            cache[family, size] = Generator(model, max_context=MAX_CONTEXT[size])
-        return cache[family, size]
+            model = lively(hf.build(family, size, num_layers=layers, attention=attention))
+            cache[family, size, attention] = Generator(model, max_context=MAX_CONTEXT[size])
+        return cache[family, size, attention]
 
     return get
 
@@ -48,9 +48,14 @@ def _prompt(model: torch.nn.Module, n: int = PROMPT_LEN, seed: int = 1) -> torch
 
 
 def _torch_generate(model: torch.nn.Module, prompt: torch.Tensor, n_tokens: int):
-    with torch.no_grad():
-        out = model.generate(prompt, max_new_tokens=n_tokens, do_sample=False, output_logits=True,
-                             return_dict_in_generate=True, pad_token_id=0)
+    """HF greedy generation of exactly `n_tokens` (the design does not stop at an end token)."""
+    eos, model.generation_config.eos_token_id = model.generation_config.eos_token_id, None
+    try:
+        with torch.no_grad():
+            out = model.generate(prompt, max_new_tokens=n_tokens, do_sample=False, output_logits=True,
+                                 return_dict_in_generate=True, pad_token_id=0)
+    finally:
+        model.generation_config.eos_token_id = eos
     return out.sequences[0, prompt.shape[1]:].tolist(), [t[0].numpy() for t in out.logits]
 
 
@@ -68,6 +73,19 @@ def assert_same_generation(gen: Generator, prompt: torch.Tensor, n_tokens: int) 
 @pytest.mark.parametrize("size", ["tiny", pytest.param("small", marks=pytest.mark.slow)])
 def test_greedy_generation_matches_torch(generators, family, size):
     gen = generators(family, size)
+    assert_same_generation(gen, _prompt(gen.model), NEW_TOKENS[size])
+
+
+SLOW = pytest.mark.slow
+DEFAULT_ATTENTION = [("mistral", "tiny"), ("phi3", "tiny"), ("llama", "tiny")] + [
+    pytest.param(f, "tiny", marks=SLOW) for f in ("qwen3", "olmo", "falcon", "gemma2", "gpt2", "qwen2", "gemma")
+] + [pytest.param(f, "small", marks=SLOW) for f in ("mistral", "phi3")]
+
+
+@pytest.mark.parametrize(("family", "size"), DEFAULT_ATTENTION)
+def test_greedy_generation_with_default_attention(generators, family, size):
+    """Models as users build them (transformers' default attention: sdpa, eager for Gemma 2)."""
+    gen = generators(family, size, "default")
     assert_same_generation(gen, _prompt(gen.model), NEW_TOKENS[size])
 
 

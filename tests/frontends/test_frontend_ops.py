@@ -83,6 +83,16 @@ CASES = {
     "casts_to_type_as": (lambda x, i: x.to(torch.float64).type_as(x) + i.to(x.dtype) + i.type_as(x), [_randn(5), _ints(5)]),
     "contiguous_dropout": (lambda x: F.dropout(x.t().contiguous(), 0.3, training=False), [_randn(3, 4)]),
     "layer_norm_bias": (lambda x, w, b: F.layer_norm(x, (4,), w, b, 1e-3), [_randn(2, 3, 4), _randn(4), _randn(4)]),
+    # Hugging Face's default attention: lowered whole, in the training IR and after decomposition.
+    "sdpa_float_mask": (lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+                        [_randn(1, 2, 3, 4), _randn(1, 2, 5, 4), _randn(1, 2, 5, 6), _randn(1, 1, 3, 5)]),
+    "sdpa_bool_mask_scale": (lambda q, k, v: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=torch.arange(5) <= torch.arange(3).unsqueeze(1) + 2, scale=0.3),
+        [_randn(2, 3, 4), _randn(2, 5, 4), _randn(2, 5, 4)]),
+    "sdpa_causal_gqa": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),
+                        [_randn(1, 4, 3, 4), _randn(1, 2, 5, 4), _randn(1, 2, 5, 4)]),
+    "sdpa_in_decomposed_graph": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v) + q.chunk(2, -1)[0].sum(),
+                                 [_randn(1, 2, 3, 4), _randn(1, 2, 3, 4), _randn(1, 2, 3, 4)]),
 }
 
 
