@@ -30,6 +30,7 @@ __all__ = [
     "linear_layers",
     "quantize_activations",
     "weight_bytes",
+    "weight_figures",
 ]
 
 
@@ -119,6 +120,21 @@ def weight_bytes(model: nn.Module, scheme: str | Scheme | None) -> dict[str, int
         key = f"layers.{match.group(1)}" if match else "other"
         totals[key] = totals.get(key, 0) + size
     return totals
+
+
+def weight_figures(module: nn.Module) -> dict[str, object]:
+    """report.json's weight bytes of `module` (one decoder layer) in float32, W8A8 and W4A8, and
+    W4A8's share of float32; a scheme whose group does not divide some layer's input size is
+    null, with the reason."""
+    figures: dict[str, object] = {}
+    for name, key in (("none", "float32"), ("w8a8", "w8a8"), ("w4a8", "w4a8")):
+        try:
+            figures[key] = sum(weight_bytes(module, name).values())
+        except QuantError as err:
+            figures[key], figures[f"{key}_unsupported"] = None, str(err)
+    w4 = figures["w4a8"]
+    figures["w4a8_over_float32"] = None if w4 is None else round(w4 / figures["float32"], 4)  # type: ignore[operator]
+    return figures
 
 
 def _quantized_bytes(n: int, k: int, sch: Scheme, name: str) -> int:

@@ -74,6 +74,7 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
 def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     """A decoder block of a zoo model: import, lower (fusion under the on-chip budget), size, verify
     against eager (not at `paper` size, where the block is emitted as HLS instead)."""
+    from frontends.quant import weight_figures
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
     from toolchain.models import model_block
@@ -94,6 +95,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         "cache_length": max_context,
         "intermediate_bytes": {"unfused": unfused, "fused": fused, "fused_over_unfused": round(fused / max(unfused, 1), 4)},
         "compile_seconds": block.seconds,
+        "weight_bytes_per_layer": weight_figures(block.module.layer),
     }
     verify = args.size != "paper"
     return compile_example(block.example, out, console, seed=args.seed, csim=args.csim, force=args.force, verify=verify,

@@ -106,3 +106,18 @@ def test_weight_bytes_per_layer_at_paper_sizes() -> None:
         assert set(w4) == {"layers.0", "layers.1", "other"}
         ratio = w4["layers.0"] / f32["layers.0"]
         assert 0.125 < ratio <= 0.14, (family, ratio)
+
+
+def test_weight_figures_of_one_layer() -> None:
+    """report.json's `weight_bytes_per_layer` (streamdsl compile MODEL): a paper layer at W4A8 is at
+    most 0.14x of float32; at tiny size (hidden 64) W4A8 cannot group by 128 and says so."""
+    cls, cfg = hf.config("qwen2", "paper", num_layers=1)
+    with torch.device("meta"):
+        layer = cls(cfg).model.layers[0]
+    figures = fq.weight_figures(layer)
+    assert figures["float32"] == 4 * sum(p.numel() for p in layer.parameters())
+    assert figures["w4a8"] < figures["w8a8"] < figures["float32"]
+    assert figures["w4a8_over_float32"] <= 0.14
+    tiny = fq.weight_figures(hf.build("gpt2", "tiny").transformer.h[0])
+    assert tiny["w4a8"] is None and "not a multiple of the w4a8 group size 128" in tiny["w4a8_unsupported"]
+    assert tiny["w8a8"] > 0
