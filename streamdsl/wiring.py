@@ -44,7 +44,7 @@ from streamdsl.graph import MAX_TIMED_TOKENS, Graph, GraphError, Task, drain_nam
 from streamdsl.itensor import itensor
 
 __all__ = [
-    "NodeSchedule", "TimingModel", "Wire", "check_depth_names", "check_pass_through", "graph_from_kernel",
+    "NodeSchedule", "TimingModel", "Wire", "check_depth_names", "graph_from_kernel",
     "kernel_nodes", "node_name", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
     "task_ports", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
@@ -120,9 +120,9 @@ class Wire:
     read: SSAValue  # as the consumer reads it (maybe through casts)
 
 
-def check_pass_through(op: ITensorCastOp) -> None:
+def _check_pass_through(op: ITensorCastOp) -> None:
     """A cast is no process: its consumer reads the source FIFO as it is, which is right only if
-    both types stream the same tiles in the same order. Every backend calls this."""
+    both types stream the same tiles in the same order (every backend wires with `kernel_nodes`)."""
     source, result = op.source.type, op.result.type
     if source.itensor != result.itensor:
         raise GraphError(
@@ -138,7 +138,7 @@ def kernel_nodes(kernel: KernelOp) -> list[tuple[Operation, str]]:
     nodes = []
     for op in kernel.body.block.ops:
         if isinstance(op, ITensorCastOp):
-            check_pass_through(op)
+            _check_pass_through(op)
         if isinstance(op, _NOT_NODES):
             continue
         name = node_name(op)
