@@ -9,9 +9,12 @@ mask; positions fixed, so RoPE tables fold into constants). It is imported with
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +24,7 @@ from frontends import from_torch, hf
 from lowering.pipeline import Lowered, lower
 from toolchain.examples import Example
 
-__all__ = ["LayerStep", "ModelBlock", "model_block"]
+__all__ = ["DesignRunner", "LayerStep", "ModelBlock", "model_block"]
 
 
 class LayerStep(torch.nn.Module):
@@ -41,9 +44,9 @@ class LayerStep(torch.nn.Module):
         params = inspect.signature(self.layer.forward).parameters
         self.cache_kwarg = next(k for k in ("cache", "past_key_values", "past_key_value", "layer_past") if k in params)
 
-    def forward(self, hidden, past_key, past_value):
-        cache = transformers.DynamicCache()
-        for i in range(self.index + 1):
+    def forward(self, hidden, past_key=None, past_value=None):
+        cache = transformers.DynamicCache()  # empty for the first token (past_len 0: no past inputs)
+        for i in range(self.index + 1 if past_key is not None else 0):
             cache.update(past_key, past_value, i)
         positions = torch.tensor([[self.past_len]])
         kwargs = {"position_ids": positions, "use_cache": True, "attention_mask": None, self.cache_kwarg: cache}
@@ -94,3 +97,43 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
               "tile": tile}
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)
     return ModelBlock(example, lowered, module, seconds)
+
+
+class DesignRunner:
+    """A block runner for `frontends.host.Generator`: each invocation runs, in the functional
+    simulator, the compiled design of layer `layer`'s decode step at the invocation's cache length
+    (designs are compiled once per cache length and shared by the layers, whose weights are bound
+    per call). Stands in for the run-time cache length until the block's `cache_len` scalar is
+    lowered: one design per length instead of one for all."""
+
+    def __init__(self, model: torch.nn.Module, tile: int = 64):
+        self.model, self.tile = model, tile
+        self.designs: dict[int, Any] = {}
+
+    def design(self, cache_len: int):
+        if cache_len not in self.designs:
+            import streamdsl as sd
+
+            module = LayerStep(self.model, 0, cache_len).eval()
+            hidden = torch.zeros(1, 1, self.model.config.hidden_size)
+            kv = torch.zeros(hf.kv_shapes(self.model, cache_len)[0])
+            past = (kv, kv.clone()) if cache_len else ()
+            lowered = lower(from_torch(module, hidden, *past), default_tile=self.tile)
+            self.designs[cache_len] = sd.compile(lowered.program)
+        return self.designs[cache_len]
+
+    def __call__(self, block: Any, layer: int, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        from streamdsl.sim.functional import simulate
+
+        named = dict(zip((s.name for s in block.program.inputs), inputs))
+        length = int(named["cache_len"])
+        if int(named["position"]) != length or named["hidden"].shape[1] != 1:
+            raise ValueError("DesignRunner runs decode steps (one token at position cache_len); use prefill_len=1")
+        design = self.design(length)
+        own = dict(LayerStep(self.model, layer, length).named_parameters())
+        params = {name: own[name].detach().numpy() if name in own else value for name, value in design.program.params.items()}
+        program = dataclasses.replace(design.program, module=design.module, params=params)
+        keys, values = named["past_key"][:, :, :length], named["past_value"][:, :, :length]
+        past = (keys, values) if length else ()
+        hidden, new_keys, new_values = simulate(program, named["hidden"], *past)
+        return hidden, new_keys[:, :, length:], new_values[:, :, length:]

@@ -31,6 +31,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
+from lowering.transforms.fuse_elementwise import erase_unused
 from lowering.transforms.tile_linalg import TILE_ATTR
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -229,19 +230,9 @@ def form_kernel(nest: scf.ForOp, name: str) -> KernelOp:
     bounds = [nest.lb, nest.ub, nest.step]
     Rewriter.erase_op(nest)
     for value in [init, *bounds]:
-        _erase_unused(value)
+        erase_unused(value)
     return kernel
 
-
-def _erase_unused(value: SSAValue) -> None:
-    """Erase the now unused initial tensor of a nest and what only it used (fill, empty, constants)."""
-    owner = value.owner
-    if value.uses or not isinstance(owner, Operation) or not isinstance(owner, tensor.EmptyOp | linalg.ops.FillOp | arith.ConstantOp):
-        return
-    operands = list(owner.operands)
-    Rewriter.erase_op(owner)
-    for operand in operands:
-        _erase_unused(operand)
 
 
 @dataclass(frozen=True)

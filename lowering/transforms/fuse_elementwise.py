@@ -7,7 +7,9 @@ output, and whose one result has exactly one use, as an *input* of another gener
 into that consumer: the producer's inputs become the consumer's, read through
 `producer_in_map o inverse(producer_out_map) o consumer_map`, and the producer's body computes the
 scalar the consumer read (MLIR's `linalg-fuse-elementwise-ops` with its one-use default). A
-transpose or broadcast of a weight thereby disappears into the matmul that reads it.
+transpose or broadcast of a weight thereby disappears into the matmul that reads it. An input that
+is a `linalg.fill` of a constant becomes that constant in the consumer's body (the paper's
+`fuse_linalg_fill`): no stream carries a constant tensor.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import linalg
+from xdsl.dialects import arith, linalg, tensor
 from xdsl.dialects.builtin import AffineMapAttr, ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineExpr, AffineMap
@@ -27,10 +29,11 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.rewriter import Rewriter
 
 from streamdsl.irbuild import PARALLEL
 
-__all__ = ["FuseElementwisePass", "is_elementwise"]
+__all__ = ["FuseElementwisePass", "erase_unused", "is_elementwise"]
 
 GenericOp = linalg.ops.GenericOp
 
@@ -68,6 +71,10 @@ class FuseIntoConsumer(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, consumer: GenericOp, rewriter: PatternRewriter) -> None:
         for index, operand in enumerate(consumer.inputs):
+            fill = operand.owner
+            if isinstance(fill, linalg.ops.FillOp) and isinstance(fill.inputs[0].owner, arith.ConstantOp):
+                rewriter.replace(consumer, _without_input(consumer, index, fill.inputs[0].owner))
+                return
             producer = operand.owner
             if isinstance(producer, GenericOp) and operand.uses.get_length() == 1 and is_elementwise(producer):
                 rewriter.replace(consumer, _fused(producer, consumer, index))
@@ -94,6 +101,19 @@ def _fused(producer: GenericOp, consumer: GenericOp, index: int) -> GenericOp:
                      consumer.iterator_types, consumer.result_types)
 
 
+def _without_input(consumer: GenericOp, index: int, constant: arith.ConstantOp) -> GenericOp:
+    """`consumer` reading the filled constant from its body instead of input `index`."""
+    c_block = consumer.body.block
+    block = Block(arg_types=[a.type for i, a in enumerate(c_block.args) if i != index])
+    value = constant.clone()
+    block.add_op(value)
+    args = [*block.args[:index], value.result, *block.args[index:]]
+    block.add_op(linalg.ops.YieldOp(*_inline(c_block, block, args, keep_yield=True)))
+    inputs = [v for i, v in enumerate(consumer.inputs) if i != index]
+    maps = [m for i, m in enumerate(consumer.indexing_maps) if i != index]
+    return GenericOp(inputs, consumer.outputs, Region(block), maps, consumer.iterator_types, consumer.result_types)
+
+
 def _inline(source: Block, target: Block, args: list[SSAValue | None], keep_yield: bool = False):
     """Clone `source`'s ops into `target` with its block args bound to `args`; returns the
     yielded value (or all yielded values with `keep_yield`)."""
@@ -116,3 +136,18 @@ class FuseElementwisePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         PatternRewriteWalker(GeneralizeNamedOp(), apply_recursively=False).rewrite_module(op)
         PatternRewriteWalker(GreedyRewritePatternApplier([FuseIntoConsumer()])).rewrite_module(op)
+        for fn in op.ops:
+            for child in reversed(list(fn.walk())):
+                for result in child.results:
+                    erase_unused(result)
+
+
+def erase_unused(value: SSAValue) -> None:
+    """Erase an unused tensor initialiser (fill, empty, constant) and what only it used."""
+    owner = value.owner
+    if value.uses or not isinstance(owner, tensor.EmptyOp | linalg.ops.FillOp | arith.ConstantOp) or owner.parent is None:
+        return
+    operands = list(owner.operands)
+    Rewriter.erase_op(owner)
+    for operand in operands:
+        erase_unused(operand)

@@ -11,7 +11,7 @@ from frontends import from_torch
 from lowering.pipeline import lower
 from streamdsl.dialects.dataflow import ITensorChunkOp, ITensorConcatOp, ITensorReassociateOp
 
-from .blocks import layer_step
+from lowering_helpers import layer_step
 
 CASES = [("gpt2", 4, 64), ("gpt2", 6, 16), ("llama", 4, 64), ("qwen2", 3, 32)]
 

@@ -17,9 +17,11 @@ func.func @linear_act(%x: tensor<1x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf
     linalg.yield %m : f32
   } -> tensor<1x16xf32>
   %e3 = tensor.empty() : tensor<1x16xf32>
-  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%sq : tensor<1x16xf32>) outs(%e3 : tensor<1x16xf32>) {
-  ^bb0(%a: f32, %o: f32):
-    %c = arith.constant 5.000000e-01 : f32
+  %half = arith.constant 5.000000e-01 : f32
+  %e4 = tensor.empty() : tensor<1x16xf32>
+  %halves = linalg.fill ins(%half : f32) outs(%e4 : tensor<1x16xf32>) -> tensor<1x16xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%sq, %halves : tensor<1x16xf32>, tensor<1x16xf32>) outs(%e3 : tensor<1x16xf32>) {
+  ^bb0(%a: f32, %c: f32, %o: f32):
     %m = arith.mulf %a, %c : f32
     linalg.yield %m : f32
   } -> tensor<1x16xf32>
@@ -32,9 +34,10 @@ func.func @linear_act(%x: tensor<1x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf
 // CHECK:       %[[Y:.*]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %w : tensor<1x8xf32>, tensor<16x8xf32>) outs(%[[B]] : tensor<1x16xf32>)
 // CHECK:       %[[R:.*]] = linalg.generic {{.*}} ins(%[[Y]] : tensor<1x16xf32>)
 // CHECK-NEXT:  ^bb0(%[[A:.*]]: f32, %{{.*}}: f32):
-// CHECK-NEXT:    %[[M:.*]] = arith.mulf %[[A]], %[[A]] : f32
 // CHECK-NEXT:    %[[C:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK-NEXT:    %[[M:.*]] = arith.mulf %[[A]], %[[A]] : f32
 // CHECK-NEXT:    %[[M2:.*]] = arith.mulf %[[M]], %[[C]] : f32
 // CHECK-NEXT:    linalg.yield %[[M2]] : f32
+// CHECK-NOT:   linalg.fill
 // CHECK:       func.return %[[R]]
 // CHECK-NOT:   linalg.generic
