@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lowering_helpers import layer_step
 
 import streamdsl as sd
 from frontends import from_torch
 from lowering.pipeline import lower
 from streamdsl.dialects.dataflow import ITensorChunkOp, ITensorConcatOp, ITensorReassociateOp
-
-from lowering_helpers import layer_step
 
 CASES = [("gpt2", 4, 64), ("gpt2", 6, 16), ("llama", 4, 64), ("qwen2", 3, 32)]
 
