@@ -15,3 +15,11 @@ def layer_step(family: str, past_len: int, seed: int = 0):
     (kv,) = hf.kv_shapes(model, past_len)[:1]
     hidden = torch.randn(1, 1, model.config.hidden_size, generator=gen)
     return LayerStep(model, 0, past_len).eval(), (hidden, torch.randn(kv, generator=gen), torch.randn(kv, generator=gen))
+
+
+def assert_no_deadlock_no_stall(design) -> None:
+    """The timed simulator with the sized FIFOs: no deadlock, and the makespan of unbounded FIFOs."""
+    sized = design.timed_simulation()
+    unbounded = design.timed_simulation(dict.fromkeys(design.depths))
+    assert sized.deadlock is None
+    assert sized.makespan == unbounded.makespan

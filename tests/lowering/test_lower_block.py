@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lowering_helpers import layer_step
+from lowering_helpers import assert_no_deadlock_no_stall, layer_step
 
 import streamdsl as sd
 from frontends import from_torch
@@ -50,7 +50,4 @@ def test_gpt2_qkv_split_is_a_stream_chunk(block):
 
 def test_block_timed_simulation(block):
     _, design, _, _ = block
-    sized = design.timed_simulation()
-    unbounded = design.timed_simulation(dict.fromkeys(design.depths))
-    assert sized.deadlock is None
-    assert sized.makespan == unbounded.makespan
+    assert_no_deadlock_no_stall(design)
