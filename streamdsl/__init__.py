@@ -9,6 +9,7 @@ from streamdsl.dsl import (
     DataflowProgram,
     Kernel,
     Out,
+    Scalar,
     Tensor,
     abs,
     cast,
@@ -29,6 +30,7 @@ from streamdsl.dsl import (
     min,
     minimum,
     quantize,
+    range,
     reshape,
     rsqrt,
     sigmoid,
@@ -54,9 +56,9 @@ def compile(prog, fifo_sizing="min-bits"):  # noqa: A001 - the public name is sd
 
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "LimitError", "Out",
-    "OutputError", "Program", "StreamError", "StreamdslError", "Tensor", "UsageError", "VerificationError",
+    "OutputError", "Program", "Scalar", "StreamError", "StreamdslError", "Tensor", "UsageError", "VerificationError",
     "abs", "bf16", "cast", "chunk", "compile", "concat", "dataflow", "dequantize", "erf", "exp", "f16", "f32", "full", "hint", "i4", "i8",
     "iota",
-    "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "quantize", "reshape", "rsqrt",
+    "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "quantize", "range", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

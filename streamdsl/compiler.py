@@ -21,6 +21,7 @@ from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
 from streamdsl.graph import Graph, node_of
 from streamdsl.graphviz import summary_html
 from streamdsl.layout import slab_layout
+from streamdsl.scalars import has_scalars, specialise
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
 from streamdsl.wiring import node_name
 
@@ -102,10 +103,18 @@ class Design:
                 records.append(ConverterRecord(node_name(op), list(layout.box), layout.buffer_bytes(src.dtype.bits), layout.banks))
         return records
 
-    def timed_simulation(self, depths: Mapping[str, int | None] | None = None) -> TimedResult:
+    def timed_simulation(self, depths: Mapping[str, int | None] | None = None, scalars: Mapping[str, int] | None = None) -> TimedResult:
         """The timed simulation with the design's depths, overridden by `depths` (e.g. smaller
-        ones to try; None for an unbounded FIFO)."""
-        return simulate_timed(self.graph, {**self.sizing.depths, **(depths or {})})
+        ones to try; None for an unbounded FIFO). With run-time scalars, `scalars` gives their
+        values (default: their maxima, the worst case the FIFOs were sized for)."""
+        return simulate_timed(self.graph_at(scalars), {**self.sizing.depths, **(depths or {})})
+
+    def graph_at(self, scalars: Mapping[str, int] | None = None) -> Graph:
+        """The timing graph of one invocation with these scalar values (None: the worst case)."""
+        if scalars is None:
+            return self.graph
+        static = specialise(self.module, scalars)
+        return _pipeline("size_kernel")(_kernel(static), "default")[0]
 
     def simulate(self, *arrays: np.ndarray, **options: Any) -> Any:
         """Functional simulation of the sized IR on numpy (bounded FIFOs with the design's depths)."""
@@ -158,9 +167,15 @@ def compile(prog: Any, fifo_sizing: str = "min-bits") -> Design:  # noqa: A001 -
         raise TypeError(f"sd.compile: expected an @sd.dataflow program or a ModuleOp, got {type(prog).__name__}")
     start = time.perf_counter()
     sized = module.clone()
-    kernel = _kernel(sized)
     _pipeline("plan_converters")(sized)
-    graph, sizing = _pipeline("size_kernel")(kernel, fifo_sizing)
+    if not has_scalars(sized):
+        graph, sizing = _pipeline("size_kernel")(_kernel(sized), fifo_sizing)
+        return Design(prog, sized, graph, sizing, time.perf_counter() - start)
+    worst = specialise(sized, None)  # run-time scalars at their maxima: the longest streams
+    graph, sizing = _pipeline("size_kernel")(_kernel(worst), fifo_sizing)
+    for op, worst_op in zip(_kernel(sized).body.block.ops, _kernel(worst).body.block.ops, strict=True):
+        if "depth" in worst_op.attributes:  # the same ops in the same order: carry the depths over
+            op.attributes["depth"] = worst_op.attributes["depth"]
     return Design(prog, sized, graph, sizing, time.perf_counter() - start)
 
 

@@ -9,7 +9,8 @@ not use are reuse loops: the loops inside them replay.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import ITensorType
 
 __all__ = [
-    "INT64_MAX", "ITensorError", "MAX_ENUMERATED_TOKENS", "MAX_NONLINEAR_TOKENS", "eval_affine", "itensor", "linear_form",
+    "INT64_MAX", "Bound", "ITensorError", "MAX_ENUMERATED_TOKENS", "MAX_NONLINEAR_TOKENS", "eval_affine", "itensor", "linear_form",
 ]  # fmt: skip
 
 
@@ -171,6 +172,14 @@ def _positive_ints(field: str, values: Sequence[int], minimum: int = 1) -> tuple
     return tuple(int(v) for v in values)
 
 
+def _dims_used(expr: AffineExpr) -> set[int]:
+    if isinstance(expr, AffineDimExpr):
+        return {expr.position}
+    if isinstance(expr, AffineBinaryOpExpr):
+        return _dims_used(expr.lhs) | _dims_used(expr.rhs)
+    return set()
+
+
 def _check_divisors(map_: AffineMap) -> None:
     """mod/floordiv/ceildiv only by a positive constant (as MLIR requires), never by zero."""
 
@@ -212,10 +221,54 @@ def _magnitude(expr: AffineExpr, dims: Sequence[int]) -> int:
     raise ITensorError(f"map: affine expression {expr} is not supported (symbols are not allowed)")
 
 
-class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...)
-    """An immutable itensor type. Equality is stream compatibility (see `key`)."""
+@dataclass(frozen=True)
+class Bound:
+    """A run-time trip count: loop `loop` runs `map(iv)[scalars]` times (at most its trip count).
 
-    __slots__ = ("_key", "_offsets", "dtype", "map", "steps", "tile", "trips")
+    `map` has one input per loop of the itensor (only the loops outside `loop` may appear: a
+    triangular nest) and one symbol per name in `scalars` (run-time scalar arguments of the
+    kernel). The itensor's trip count of that loop is the maximum; a bound whose scalars are all
+    given values (`itensor.bind`) is a constant or depends on outer loop indices only."""
+
+    loop: int
+    map: AffineMap
+    scalars: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        names = ", ".join(f'"{n}"' for n in self.scalars)
+        return f"{self.loop}: {self.map} [{names}]"
+
+    @property
+    def constant(self) -> int | None:
+        """The trip count when it depends on nothing, else None."""
+        (expr,) = self.map.results
+        if self.scalars or not isinstance(expr, AffineConstantExpr):
+            return None
+        return expr.value
+
+    def bind(self, values: Mapping[str, int]) -> Bound:
+        """Substitute the scalars that `values` names by their values."""
+        if not any(n in values for n in self.scalars):
+            return self
+        keep = [n for n in self.scalars if n not in values]
+        symbols = [AffineExpr.constant(int(values[n])) if n in values else AffineExpr.symbol(keep.index(n))
+                   for n in self.scalars]
+        dims = [AffineExpr.dimension(i) for i in range(self.map.num_dims)]
+        return Bound(self.loop, self.map.replace_dims_and_symbols(dims, symbols, self.map.num_dims, len(keep)), tuple(keep))
+
+    def rename(self, names: Mapping[str, str]) -> Bound:
+        return Bound(self.loop, self.map, tuple(names.get(n, n) for n in self.scalars))
+
+
+class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...)
+    """An immutable itensor type. Equality is stream compatibility (see `key`).
+
+    `bounds` (optional) gives some loops a run-time trip count (`Bound`); the trip count in
+    `trips` is then that loop's maximum. The shape is that of the maximum stream; a bounded stream
+    carries the tokens whose loop indices lie within every bound (all of them while a bound still
+    names a scalar without a value: the worst case)."""
+
+    __slots__ = ("_key", "_offsets", "bounds", "dtype", "map", "steps", "tile", "trips")
 
     def __init__(
         self,
@@ -225,6 +278,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         trips: Sequence[int],
         steps: Sequence[int],
         map: str | AffineMap | Callable[..., tuple[object, ...]],  # noqa: A002 - the paper's name
+        bounds: Sequence[Bound] = (),
     ) -> None:
         if not isinstance(dtype, DType):
             raise ITensorError(f"dtype: expected an sd dtype such as sd.f32, got {dtype!r}")
@@ -240,6 +294,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                 f"{len(self.trips)} {list(self.trips)}; give one step per loop"
             )
         self.map = self._coerce_map(map)
+        self.bounds = self._check_bounds(bounds)
         self._offsets: np.ndarray | None = None
         self._key: tuple[object, ...] | None = None
         self._check_range()
@@ -266,6 +321,72 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                 f"{len(self.tile)}; the map needs one result per tensor dim"
             )
         return map_
+
+    def _check_bounds(self, bounds: Sequence[Bound]) -> tuple[Bound, ...]:
+        checked = tuple(sorted(bounds, key=lambda b: b.loop))
+        loops = [b.loop for b in checked]
+        for b in checked:
+            if not isinstance(b, Bound) or not 0 <= b.loop < len(self.trips):
+                raise ITensorError(f"bounds: {b} must be a Bound of one of the {len(self.trips)} loops")
+            if b.map.num_dims != len(self.trips) or b.map.num_symbols != len(b.scalars) or len(b.map.results) != 1:
+                raise ITensorError(f"bounds: {b}: the map needs {len(self.trips)} inputs (one per loop), one symbol "
+                                   "per scalar and one result")
+            used = _dims_used(b.map.results[0])
+            if used and max(used) >= b.loop:
+                raise ITensorError(f"bounds: the trip count of loop {b.loop} ({b}) may only depend on the loops outside it")
+            if (c := b.constant) is not None and not 1 <= c <= self.trips[b.loop]:
+                raise ITensorError(f"bounds: loop {b.loop} runs {c} times, outside [1, {self.trips[b.loop]}] (its maximum)")
+        if len(set(loops)) != len(loops):
+            raise ITensorError(f"bounds: two bounds for one loop in {[str(b) for b in checked]}")
+        return checked
+
+    # -- run-time trip counts ------------------------------------------------------------------
+
+    @property
+    def scalars(self) -> frozenset[str]:
+        """The run-time scalars this stream's length depends on."""
+        return frozenset(n for b in self.bounds for n in b.scalars)
+
+    def bind(self, values: Mapping[str, int]) -> itensor:
+        """This stream with the scalars in `values` fixed (the stream one run carries). Raises
+        ITensorError when a loop would run more often than its maximum, or never."""
+        if not any(n in values for n in self.scalars):
+            return self
+        return self._with(bounds=[b.bind(values) for b in self.bounds])
+
+    def rename_scalars(self, names: Mapping[str, str]) -> itensor:
+        return self._with(bounds=[b.rename(names) for b in self.bounds]) if self.bounds else self
+
+    def unbounded(self) -> itensor:
+        """The maximum stream (every loop at its trip count)."""
+        return self._with(bounds=()) if self.bounds else self
+
+    def _with(self, **fields: object) -> itensor:
+        args: dict[str, object] = {"tile": self.tile, "trips": self.trips, "steps": self.steps, "map": self.map,
+                                   "bounds": self.bounds}
+        dtype = fields.pop("dtype", self.dtype)
+        args.update(fields)
+        return itensor(dtype, **args)  # type: ignore[arg-type]
+
+    def _live(self) -> tuple[tuple[int, ...] | None, np.ndarray | None]:
+        """`(trips, None)` when the stream is a rectangular nest (the bounds that are known are
+        constants), else `(None, mask)`: which tokens of the maximum stream it carries."""
+        known = [b for b in self.bounds if not b.scalars]
+        if all(b.constant is not None for b in known):
+            trips = list(self.trips)
+            for b in known:
+                trips[b.loop] = b.constant  # type: ignore[assignment]
+            return tuple(trips), None
+        total = math.prod(self.trips)
+        if total > MAX_ENUMERATED_TOKENS:
+            raise LimitError(f"{self}: a bound that depends on loop indices is enumerated, limited to "
+                             f"{MAX_ENUMERATED_TOKENS} (2^22) tokens; it has up to {total}")
+        grid = np.indices(self.trips, dtype=np.int64).reshape(len(self.trips), total)
+        mask = np.ones(total, dtype=bool)
+        for b in known:
+            count = np.broadcast_to(eval_affine(b.map.results[0], list(grid)), total)
+            mask &= grid[b.loop] < count
+        return None, mask
 
     def _check_range(self) -> None:
         """Every offset, shape and intermediate value fits in int64 (numpy would wrap around), and
@@ -338,6 +459,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     def region(self, dim: int, start: int, size: int) -> itensor:
         """The tiles of this stream inside `[start, start + size)` of `dim`, in this stream's order,
         with offsets relative to the region (a part of `itensor_chunk` / `itensor_concat`)."""
+        if self.bounds:
+            raise ITensorError(f"region: {self} has run-time trip counts; cutting it into parts is not supported")
         offs = self.offsets()
         low, high = offs[:, dim], offs[:, dim] + self.tile[dim]
         inside = (low >= start) & (high <= start + size)
@@ -354,7 +477,11 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         shifted = self.map.replace_dims_and_symbols(
             [AffineExpr.dimension(i + 1) for i in range(len(self.trips))], [], len(self.trips) + 1, 0
         )
-        return itensor(self.dtype, tile=self.tile, trips=(n, *self.trips), steps=(1, *self.steps), map=shifted)
+        dims = [AffineExpr.dimension(i + 1) for i in range(len(self.trips))]
+        bounds = [Bound(b.loop + 1, b.map.replace_dims_and_symbols(dims, [AffineExpr.symbol(i) for i in range(b.map.num_symbols)],
+                                                                   len(self.trips) + 1, b.map.num_symbols), b.scalars)
+                  for b in self.bounds]
+        return itensor(self.dtype, tile=self.tile, trips=(n, *self.trips), steps=(1, *self.steps), map=shifted, bounds=bounds)
 
     # -- derived facts ----------------------------------------------------------------------
 
@@ -364,7 +491,10 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     @property
     def num_tokens(self) -> int:
-        return math.prod(self.trips)
+        if not self.bounds:
+            return math.prod(self.trips)
+        trips, mask = self._live()
+        return math.prod(trips) if trips is not None else int(mask.sum())  # type: ignore[union-attr]
 
     @property
     def token_elements(self) -> int:
@@ -457,6 +587,11 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         return self._offsets
 
     def _compute_offsets(self) -> np.ndarray:
+        if self.bounds:
+            trips, mask = self._live()
+            if trips is None:
+                return self.unbounded().offsets()[mask]
+            return itensor(self.dtype, tile=self.tile, trips=trips, steps=self.steps, map=self.map).offsets()
         grid = np.indices(self.trips, dtype=np.int64).reshape(len(self.trips), self.num_tokens).T
         points = grid * np.array(self.steps, dtype=np.int64)
         form = linear_form(self.map)
@@ -494,7 +629,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                 raise ITensorError(f"from_stream: tile of shape {np.shape(tile)} where {self} has tiles {self.tile}")
             out[s] = tile
             covered[s] = True
-        if not covered.all():
+        if not covered.all() and not self.bounds:  # a bounded stream carries part of the tensor
             raise ITensorError(f"from_stream: {self} leaves {int((~covered).sum())} elements uncovered")
         return out
 
@@ -503,7 +638,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     def normalized(self) -> itensor:
         """The same stream with trip-count-1 loops dropped."""
         keep = [i for i, t in enumerate(self.trips) if t != 1]
-        if len(keep) == len(self.trips):
+        if len(keep) == len(self.trips) or self.bounds:
             return self
         new_pos = {old: new for new, old in enumerate(keep)}
         replacements = [
@@ -533,6 +668,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
             else:
                 layout = _loops_of_sequence(self.offsets())
             self._key = (self.dtype, self.tile, layout)
+            if self.bounds:  # run-time trip counts: the same loops, bounded alike
+                self._key += (self.trips, self.steps, tuple(self.bounds))
         return self._key
 
     def __eq__(self, other: object) -> bool:
@@ -542,7 +679,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         return hash(self.key)
 
     def with_dtype(self, dtype: DType) -> itensor:
-        return itensor(dtype, tile=self.tile, trips=self.trips, steps=self.steps, map=self.map)
+        return self._with(dtype=dtype)
 
     # -- IR ------------------------------------------------------------------------------------
 
@@ -557,7 +694,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     def __str__(self) -> str:
         tile = "x".join(map(str, self.tile))
-        return f"itensor<{tile}x{self.dtype.name}, {list(self.trips)} * {list(self.steps)}, {self.map}>"
+        bounds = f", bounds [{', '.join(map(str, self.bounds))}]" if self.bounds else ""
+        return f"itensor<{tile}x{self.dtype.name}, {list(self.trips)} * {list(self.steps)}, {self.map}{bounds}>"
 
     def __repr__(self) -> str:
         return f"sd.{self}"

@@ -53,11 +53,12 @@ from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from streamdsl.dtypes import DType, dtype_from_ir
-from streamdsl.itensor import INT64_MAX, ITensorError, itensor
+from streamdsl.itensor import INT64_MAX, Bound, ITensorError, itensor
 
 __all__ = [
     "DATAFLOW",
     "DEFAULT_DEPTH",
+    "BoundAttr",
     "BufferOp",
     "DataflowOperation",
     "DmaLoadOp",
@@ -100,8 +101,31 @@ def _int_array(values: Sequence[int]) -> ArrayAttr[IntAttr]:
 
 
 @irdl_attr_definition
+class BoundAttr(ParametrizedAttribute):
+    """A run-time trip count of one itensor loop (`streamdsl.itensor.Bound`): printed inside the
+    itensor type as `2: (d0, d1, d2)[s0] -> (s0 ceildiv 8) ["cache_len"]`, the loop, the count
+    as an affine map of the loop indices (outer ones only) and of the named scalar arguments of
+    the kernel (one symbol each)."""
+
+    name = "dataflow.bound"
+
+    loop: IntAttr
+    map: AffineMapAttr
+    scalars: ArrayAttr[StringAttr]
+
+    @staticmethod
+    def from_bound(b: Bound) -> BoundAttr:
+        return BoundAttr(IntAttr(b.loop), AffineMapAttr(b.map), ArrayAttr(StringAttr(n) for n in b.scalars))
+
+    @property
+    def bound(self) -> Bound:
+        return Bound(self.loop.data, self.map.data, tuple(n.data for n in self.scalars))
+
+
+@irdl_attr_definition
 class ITensorType(ParametrizedAttribute, TypeAttribute):
-    """`!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>`: tile, trips * steps, map."""
+    """`!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>`: tile, trips * steps, map,
+    and optionally `, bounds [...]`: run-time trip counts (docs/ir.md, "Run-time scalars")."""
 
     name = "dataflow.itensor"
 
@@ -109,6 +133,7 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
     trips: ArrayAttr[IntAttr]
     steps: ArrayAttr[IntAttr]
     map: AffineMapAttr
+    bounds: ArrayAttr[BoundAttr]
 
     @staticmethod
     def from_itensor(it: itensor) -> ITensorType:
@@ -117,6 +142,7 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             _int_array(it.trips),
             _int_array(it.steps),
             AffineMapAttr(it.map),
+            ArrayAttr(BoundAttr.from_bound(b) for b in it.bounds),
         )
 
     @property
@@ -149,7 +175,11 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
                 map_ = parser.parse_affine_map()
             except (NotImplementedError, ZeroDivisionError) as err:  # `d0 mod d1`, or folding `4 mod 0`
                 parser.raise_error(f"invalid itensor map: {err}; mod, floordiv and ceildiv need a positive constant", start)
-        return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_))
+            bounds: list[BoundAttr] = []
+            if parser.parse_optional_punctuation(","):
+                parser.parse_keyword("bounds")
+                bounds = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, lambda: _parse_bound(parser))
+        return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_), ArrayAttr(bounds))
 
     def print_parameters(self, printer: Printer) -> None:
         shape = "x".join(str(d) for d in self.element_type.get_shape())
@@ -159,6 +189,20 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             trips = ", ".join(str(t.data) for t in self.trips)
             steps = ", ".join(str(s.data) for s in self.steps)
             printer.print_string(f", [{trips}] * [{steps}], {self.map.data}")
+            if self.bounds.data:
+                printer.print_string(f", bounds [{', '.join(str(b.bound) for b in self.bounds)}]")
+
+
+def _parse_bound(parser: AttrParser) -> BoundAttr:
+    loop = parser.parse_integer(allow_negative=False)
+    parser.parse_punctuation(":")
+    map_ = parser.parse_affine_map()
+    parser.parse_punctuation("[")
+    names = [] if parser.parse_optional_punctuation("]") else [parser.parse_str_literal()]
+    while names and not parser.parse_optional_punctuation("]"):
+        parser.parse_punctuation(",")
+        names.append(parser.parse_str_literal())
+    return BoundAttr(IntAttr(loop), AffineMapAttr(map_), ArrayAttr(StringAttr(n) for n in names))
 
 
 @lru_cache(maxsize=4096)
@@ -174,6 +218,7 @@ def _itensor_of(attr: ITensorType) -> itensor:
         trips=[t.data for t in attr.trips],
         steps=[s.data for s in attr.steps],
         map=attr.map.data,
+        bounds=[b.bound for b in attr.bounds],
     )
 
 
@@ -704,26 +749,69 @@ def _check_region_signature(op: IRDLOperation, operands: Sequence[SSAValue], res
 
 @irdl_op_definition
 class KernelOp(DataflowOperation):
-    """A fused accelerator: tensors in HBM cross its boundary through dma_load / dma_store."""
+    """A fused accelerator: tensors in HBM cross its boundary through dma_load / dma_store.
+
+    Integer operands are run-time scalars (read once per invocation): `scalars` names them in
+    operand order and `scalar_max` gives each one's declared maximum; itensor bounds inside the
+    kernel refer to them by name (docs/ir.md, "Run-time scalars")."""
 
     name = "dataflow.kernel"
     sym_name = prop_def(StringAttr)
-    inputs = var_operand_def(TensorType)
+    inputs = var_operand_def(TensorType | IntegerType)
     outputs = var_result_def(TensorType)
     body = region_def("single_block")
+    scalars = opt_prop_def(ArrayAttr[StringAttr])
+    scalar_max = opt_prop_def(DenseArrayBase[I64])
     traits = traits_def(IsolatedFromAbove())
+    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$sym_name `(` $inputs `)` attr-dict-with-keyword `:` functional-type($inputs, $outputs) $body"
 
-    def __init__(self, sym_name: str, inputs: Sequence[SSAValue], output_types: Sequence[Attribute], body: Region):
-        super().__init__(
-            operands=[inputs], result_types=[output_types], properties={"sym_name": StringAttr(sym_name)}, regions=[body]
-        )
+    def __init__(self, sym_name: str, inputs: Sequence[SSAValue], output_types: Sequence[Attribute], body: Region,
+                 scalars: Sequence[tuple[str, int]] = ()):
+        properties: dict[str, Attribute] = {"sym_name": StringAttr(sym_name)}
+        if scalars:
+            properties["scalars"] = ArrayAttr(StringAttr(n) for n, _ in scalars)
+            properties["scalar_max"] = DenseArrayBase.from_list(i64, [m for _, m in scalars])
+        super().__init__(operands=[inputs], result_types=[output_types], properties=properties, regions=[body])
+
+    @property
+    def scalar_args(self) -> dict[str, tuple[SSAValue, int]]:
+        """Each run-time scalar by name: its block argument and its declared maximum."""
+        if self.scalars is None or self.scalar_max is None:
+            return {}
+        args = [a for a in self.body.block.args if isinstance(a.type, IntegerType)]
+        return {n.data: (a, int(m)) for n, a, m in zip(self.scalars, args, self.scalar_max.get_values())}
 
     def verify_(self) -> None:
         _check_region_signature(self, self.inputs, self.outputs)
         _check_acyclic(self)
+        _check_scalars(self)
         for op in self.body.block.ops:
             _check_depth_attribute(op)
+
+
+def _check_scalars(kernel: KernelOp) -> None:
+    """Scalars are named once each, with a maximum; every bounded stream names only them and fits
+    its maximum stream when they are at their maxima."""
+    count = sum(isinstance(v.type, IntegerType) for v in kernel.inputs)
+    names = [n.data for n in kernel.scalars] if kernel.scalars is not None else []
+    maxima = list(kernel.scalar_max.get_values()) if kernel.scalar_max is not None else []
+    where = f"{kernel.name} @{kernel.sym_name.data}"
+    if len(names) != count or len(maxima) != count or len(set(names)) != count:
+        raise VerifyException(f"{where}: its {count} integer operand(s) are run-time scalars: give `scalars` (distinct "
+                              f"names) and `scalar_max` with one entry each, got {names} and {maxima}")
+    worst = dict(zip(names, maxima))
+    for op in kernel.walk():
+        for value in (*op.results, *(a for r in op.regions for b in r.blocks for a in b.args)):
+            if isinstance(value.type, ITensorType) and value.type.bounds.data:
+                it = value.type.itensor
+                if unknown := sorted(it.scalars - worst.keys()):
+                    raise VerifyException(f"{where}: {op.name} has a stream bounded by {unknown[0]!r}, which is not a "
+                                          f"scalar of the kernel (its scalars: {names})")
+                try:
+                    it.bind(worst)
+                except ITensorError as err:
+                    raise VerifyException(f"{where}: {op.name}: at the scalars' maxima {worst}: {err}") from None
 
 
 def _check_acyclic(kernel: KernelOp) -> None:
@@ -919,4 +1007,4 @@ def set_fifo_depth(value: SSAValue, depth: int) -> None:
     op.attributes["depth"] = DenseArrayBase.from_list(i64, entries)
 
 
-DATAFLOW = Dialect("dataflow", DATAFLOW_OPS, [ITensorType, StreamType])
+DATAFLOW = Dialect("dataflow", DATAFLOW_OPS, [ITensorType, StreamType, BoundAttr])

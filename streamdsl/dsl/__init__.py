@@ -20,6 +20,7 @@ from streamdsl.dsl.ops import (
     min,
     minimum,
     quantize,
+    range,
     reshape,
     rsqrt,
     sigmoid,
@@ -30,12 +31,13 @@ from streamdsl.dsl.ops import (
     where,
     zeros,
 )
-from streamdsl.dsl.types import Out, Tensor, TensorSpec
+from streamdsl.dsl.types import Out, Scalar, Tensor, TensorSpec
 
 __all__ = [
     "DataflowProgram",
     "Kernel",
     "Out",
+    "Scalar",
     "Tensor",
     "TensorSpec",
     "abs",
@@ -57,6 +59,7 @@ __all__ = [
     "min",
     "minimum",
     "quantize",
+    "range",
     "reshape",
     "rsqrt",
     "sigmoid",

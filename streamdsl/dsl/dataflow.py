@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType, i32
 from xdsl.ir import Block, Region, SSAValue
 
 from streamdsl.dialects.dataflow import (
@@ -36,8 +36,8 @@ from streamdsl.dialects.dataflow import (
     KernelOp,
     YieldOp,
 )
-from streamdsl.dsl.kernel import Kernel, annotation_scope, parse_function
-from streamdsl.dsl.types import TensorSpec
+from streamdsl.dsl.kernel import Kernel, Port, ScalarParam, annotation_scope, parse_function
+from streamdsl.dsl.types import ScalarSpec, TensorSpec
 from streamdsl.errors import DSLError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
@@ -62,7 +62,7 @@ class GraphValue:
     """A tensor in HBM (a dataflow argument) or a stream produced by a kernel call, a chunk or a
     concat."""
 
-    type: itensor | TensorSpec
+    type: itensor | TensorSpec | ScalarSpec
     name: str
     producer: Call | Split | Concat | None = None
     uses: int = 0
@@ -71,6 +71,8 @@ class GraphValue:
     def __getitem__(self, index: Any) -> GraphValue:
         """`x[:, 0:128]`: one part of a chunk of the stream (see `Split`)."""
         loc = _caller()
+        if isinstance(self.type, ScalarSpec):
+            raise loc.error(f"{self.name} is a run-time scalar ({self.type}); it cannot be sliced")
         index = index if isinstance(index, tuple) else (index,)
         if len(index) > len(self.shape):
             raise loc.error(f"{self.name} has {len(self.shape)} dims, sliced with {len(index)}")
@@ -156,13 +158,20 @@ def record_call(kernel: Kernel, args: Sequence[Any]) -> GraphValue | tuple[Graph
     loc = _caller()
     if not _TRACES:
         raise loc.error(f"kernel {kernel.name!r} was called with a dataflow value outside an @sd.dataflow function")
-    if len(args) != len(kernel.inputs):
-        raise loc.error(f"kernel {kernel.name!r} takes {len(kernel.inputs)} input(s) "
-                        f"({', '.join(p.name for p in kernel.inputs)}), got {len(args)}")
-    for port, arg in zip(kernel.inputs, args):
+    wanted = kernel.signature.arguments
+    if len(args) != len(wanted):
+        raise loc.error(f"kernel {kernel.name!r} takes {len(wanted)} argument(s) "
+                        f"({', '.join(p.name for p in wanted)}), got {len(args)}")
+    kernel = _bind_scalars(kernel, args, loc)
+    for port, arg in zip(kernel.signature.arguments, args):
         if not isinstance(arg, GraphValue):
             raise loc.error(f"argument {port.name!r} of kernel {kernel.name!r} must be a dataflow argument or a "
                             f"kernel output, got {type(arg).__name__}; constants belong inside kernels")
+        if isinstance(port, ScalarParam):
+            continue
+        if isinstance(arg.type, ScalarSpec):
+            raise loc.error(f"argument {port.name!r} of kernel {kernel.name!r} is a stream port ({port.type}) but "
+                            f"{arg.name} is a run-time scalar ({arg.type}); pass scalars to sd.Scalar parameters")
         if (arg.shape, arg.dtype) != (port.type.shape, port.type.dtype):
             raise loc.error(f"argument {port.name!r} of kernel {kernel.name!r}: {arg.name} is a "
                             f"{list(arg.shape)} {arg.dtype.name} tensor but the port {port.type} streams a "
@@ -174,11 +183,31 @@ def record_call(kernel: Kernel, args: Sequence[Any]) -> GraphValue | tuple[Graph
     return call.outputs[0] if len(call.outputs) == 1 else tuple(call.outputs)
 
 
+def _bind_scalars(kernel: Kernel, args: Sequence[Any], loc: Location) -> Kernel:
+    """The kernel with its scalar parameters named after the dataflow scalars passed to them."""
+    binding = {}
+    for param, arg in zip(kernel.signature.arguments, args):
+        if not isinstance(param, ScalarParam):
+            continue
+        if not (isinstance(arg, GraphValue) and isinstance(arg.type, ScalarSpec)):
+            raise loc.error(f"argument {param.name!r} of kernel {kernel.name!r} is a run-time scalar ({param.spec}); "
+                            f"pass an sd.Scalar argument of the dataflow function, got {getattr(arg, 'name', arg)!r}")
+        most = param.spec.max
+        if most is not None and arg.type.max is not None and arg.type.max > most:
+            raise loc.error(f"{arg.name} may reach {arg.type.max} but scalar {param.name!r} of kernel {kernel.name!r} "
+                            f"is at most {most}; declare the same maximum on both")
+        arg.uses += 1
+        binding[param.name] = (arg.name, arg.type.max if most is None else most)
+    return kernel.bind_scalars(binding) if binding else kernel
+
+
 def _stream_source(value: Any, what: str, loc: Location) -> GraphValue:
     if not _TRACES:
         raise loc.error(f"{what} of dataflow values is only defined inside an @sd.dataflow function")
     if not isinstance(value, GraphValue):
         raise loc.error(f"{what} takes dataflow values (kernel outputs), got {type(value).__name__}")
+    if isinstance(value.type, ScalarSpec):
+        raise loc.error(f"{what} takes streams; {value.name} is a run-time scalar ({value.type})")
     if not isinstance(value.type, itensor):
         raise loc.error(f"{what} of the HBM argument {value.name!r} is not supported: DMAs load whole tensors; "
                         "pass the tensor to a kernel and chunk or slice its output stream")
@@ -265,6 +294,8 @@ def _concat_type(parts: Sequence[GraphValue], axis: int, shape: tuple[int, ...])
 
 
 def _tensor_type(v: GraphValue) -> TensorType:
+    if isinstance(v.type, ScalarSpec):
+        return i32  # type: ignore[return-value]
     return TensorType(v.dtype.ir(), list(v.shape))
 
 
@@ -287,11 +318,15 @@ class _Emitter:
         self.names.add(candidate)
         return candidate
 
-    def stream(self, value: GraphValue, want: itensor) -> SSAValue:
+    def stream(self, value: GraphValue, want: itensor, loc: Location | None = None) -> SSAValue:
         """The SSA stream feeding one consumer that expects the type `want`."""
         if id(value) in self.hbm:
             return self.emit(DmaLoadOp(self.hbm[id(value)], want.to_ir())).result
         ssa = self.pending[id(value)].pop(0)
+        if value.type != want and (value.type.bounds or want.bounds):
+            raise (loc or Location(None, None, None)).error(
+                f"{value.name} streams {value.type} but the port wants {want}; a stream with a run-time length "
+                "cannot be reordered (no converter): give producer and consumer the same type and run-time loops")
         if value.type != want:  # a different stream order or tiling: reorder on chip
             ssa = self.emit(ITensorConverterOp(ssa, want.to_ir())).result
         elif ssa.type != want.to_ir():  # the same stream written differently (e.g. trip-1 loops)
@@ -306,7 +341,9 @@ class _Emitter:
         self.pending[id(value)] = ssa_list
 
     def call(self, call: Call) -> None:
-        ins = [self.stream(arg, port.type) for port, arg in zip(call.kernel.inputs, call.args)]
+        pairs = list(zip(call.kernel.signature.arguments, call.args))
+        ins = [self.stream(arg, port.type, call.location) for port, arg in pairs if isinstance(port, Port)]
+        ins += [self.hbm[id(arg)] for port, arg in pairs if isinstance(port, ScalarParam)]
         inits = [self.emit(ITensorEmptyOp(p.type.to_ir())).result for p in call.kernel.outputs]
         task = self.emit(call.kernel.task(self.unique(call.kernel.name), ins, inits))
         for port, value, result in zip(call.kernel.outputs, call.outputs, task.results):
@@ -371,6 +408,13 @@ def build_module(name: str, params: Sequence[GraphValue], results: Sequence[Grap
         r.uses += 1
     in_types = [_tensor_type(p) for p in params]
     out_types = [_tensor_type(r) for r in results]
+    scalars = []
+    for p in params:
+        if isinstance(p.type, ScalarSpec):
+            if p.type.max is None:
+                raise loc.error(f"scalar argument {p.name!r} needs a declared maximum: sd.Scalar[sd.i32, N]; the "
+                                "program is compiled for values up to N (FIFOs are sized for it)")
+            scalars.append((p.name, p.type.max))
     block = Block(arg_types=in_types)
     emitter = _Emitter(block, params, {name, *(reserved or ())})
     for step in calls:
@@ -378,7 +422,7 @@ def build_module(name: str, params: Sequence[GraphValue], results: Sequence[Grap
     stored = [emitter.store(r, loc) for r in results]
     block.add_op(YieldOp(*stored))
     fblock = Block(arg_types=in_types)
-    kernel = KernelOp(name, list(fblock.args), out_types, Region(block))
+    kernel = KernelOp(name, list(fblock.args), out_types, Region(block), scalars)
     fblock.add_ops([kernel, func.ReturnOp(*kernel.results)])
     for args in (block.args, fblock.args):  # IR, reports and DMA names read `x`, not `%0`
         for arg, param in zip(args, params):
@@ -405,7 +449,7 @@ class DataflowProgram(Program):
             raise TypeError(f"program {self.name!r} has no Python function to run eagerly")
         if any(isinstance(a, GraphValue) for a in arrays):  # called inside another @sd.dataflow: inline it
             return self.fn(*arrays)
-        return self.fn(*[np.asarray(a) for a in arrays])
+        return self.fn(*[a if isinstance(a, int) else np.asarray(a) for a in arrays])
 
 
 def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Call | Split | Concat], list[GraphValue]]:
@@ -434,9 +478,10 @@ def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
     params = []
     for arg in fdef.args.args:
         spec = annotations.get(arg.arg)
-        if not isinstance(spec, TensorSpec):
+        if not isinstance(spec, TensorSpec | ScalarSpec):
             raise DSLError(f"argument {arg.arg!r} of @sd.dataflow {fn.__name__!r} needs an annotation "
-                           f"sd.Tensor[dtype, shape], got {spec!r}", filename, arg.lineno, arg.col_offset + 1 + shift)
+                           f"sd.Tensor[dtype, shape] or sd.Scalar[sd.i32, max], got {spec!r}", filename, arg.lineno,
+                           arg.col_offset + 1 + shift)
         params.append(GraphValue(spec, arg.arg))
     calls, results = _trace(fn, params, loc)
     module = build_module(fn.__name__, params, results, calls, loc)
@@ -445,9 +490,10 @@ def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
 
 def kernel_program(kernel: Kernel) -> DataflowProgram:
     """One kernel as a Program: each input port is an HBM tensor of the port's shape."""
-    params = [GraphValue(TensorSpec(p.type.dtype, p.type.shape), p.name, uses=1) for p in kernel.inputs]
+    params = [GraphValue(TensorSpec(p.type.dtype, p.type.shape) if isinstance(p, Port) else p.spec, p.name, uses=1)
+              for p in kernel.signature.arguments]
     call = Call(kernel, params, Location(None, None, None))
     call.outputs = [GraphValue(p.type, f"{kernel.name}.{p.name}", call) for p in kernel.outputs]
     name = f"{kernel.name}_program"
     module = build_module(name, params, call.outputs, [call], call.location)
-    return DataflowProgram(module, name, [p.name for p in kernel.inputs], fn=kernel)
+    return DataflowProgram(module, name, [p.name for p in kernel.signature.arguments], fn=kernel)

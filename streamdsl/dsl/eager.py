@@ -22,9 +22,9 @@ __all__ = ["run_kernel"]
 
 
 class EagerIn:
-    def __init__(self, kernel: str, port: Port, array: np.ndarray):
+    def __init__(self, kernel: str, port: Port, array: np.ndarray, scalars: dict[str, int]):
         self.kernel, self.port = kernel, port
-        self.tiles = port.type.reference_stream(np.asarray(array, dtype=port.type.dtype.storage))
+        self.tiles = port.type.bind(scalars).reference_stream(np.asarray(array, dtype=port.type.dtype.storage))
         self.next = 0
 
     def read(self) -> np.ndarray:
@@ -36,8 +36,8 @@ class EagerIn:
 
 
 class EagerOut:
-    def __init__(self, kernel: str, port: Port):
-        self.kernel, self.port = kernel, port
+    def __init__(self, kernel: str, port: Port, scalars: dict[str, int]):
+        self.kernel, self.port, self.type = kernel, port, port.type.bind(scalars)
         self.tiles: list[np.ndarray] = []
 
     def write(self, tile: Any) -> None:
@@ -48,19 +48,27 @@ class EagerOut:
         self.tiles.append(tile.astype(self.port.type.dtype.storage, copy=True))
 
     def result(self) -> np.ndarray:
-        if len(self.tiles) != self.port.type.num_tokens:
+        if len(self.tiles) != self.type.num_tokens:
             raise StreamError(f"kernel {self.kernel!r} wrote {len(self.tiles)} tokens to port {self.port.name!r}, "
-                              f"its type {self.port.type} has {self.port.type.num_tokens}")
-        return self.port.type.from_stream(self.tiles)
+                              f"its type {self.type} has {self.type.num_tokens}")
+        return self.type.from_stream(self.tiles)
 
 
 def run_kernel(kernel: Kernel, arrays: tuple[Any, ...]) -> Any:
     sig = kernel.signature
-    if len(arrays) != len(sig.inputs):
-        raise TypeError(f"kernel {kernel.name!r} takes {len(sig.inputs)} array(s), got {len(arrays)}")
-    ins = {p.name: EagerIn(kernel.name, p, a) for p, a in zip(sig.inputs, arrays)}
-    outs = [EagerOut(kernel.name, p) for p in sig.outputs]
-    by_name = {**ins, **{o.port.name: o for o in outs}}
+    if len(arrays) != len(sig.arguments):
+        raise TypeError(f"kernel {kernel.name!r} takes {len(sig.arguments)} argument(s), got {len(arrays)}")
+    given = dict(zip((a.name for a in sig.arguments), arrays))
+    scalars = {}
+    for param in sig.scalars:
+        value = given[param.name]
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= (param.spec.max or value):
+            raise StreamError(f"kernel {kernel.name!r}: scalar {param.name!r} must be an int in [0, {param.spec.max}], "
+                              f"got {value!r}")
+        scalars[param.name] = given[param.name] = int(value)
+    ins = {p.name: EagerIn(kernel.name, p, given[p.name], scalars) for p in sig.inputs}
+    outs = [EagerOut(kernel.name, p, scalars) for p in sig.outputs]
+    by_name = {**given, **ins, **{o.port.name: o for o in outs}}
     result = kernel.fn(*[by_name[n] for n in sig.params])
     if inspect.isgenerator(result):
         for item in result:

@@ -57,7 +57,7 @@ class TileBuilder:
         return Body(self.block, IndexType()).const(value)
 
     def index_binop(self, kind: str, lhs: SSAValue, rhs: SSAValue) -> SSAValue:
-        cls = {"+": arith.AddiOp, "-": arith.SubiOp, "*": arith.MuliOp}[kind]
+        cls = {"+": arith.AddiOp, "-": arith.SubiOp, "*": arith.MuliOp, "//": arith.FloorDivSIOp}[kind]
         return self.emit(cls(lhs, rhs)).results[0]
 
     def scalar(self, value: float, dtype: DType) -> SSAValue:

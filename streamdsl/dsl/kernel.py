@@ -21,23 +21,25 @@ import sys
 import textwrap
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith, scf
 from xdsl.dialects import math as mathd
-from xdsl.dialects.builtin import IndexType
+from xdsl.dialects.builtin import IndexType, IntegerAttr
 from xdsl.ir import Block, Region, SSAValue
+from xdsl.ir.affine import AffineBinaryOpExpr, AffineDimExpr, AffineExpr, AffineMap, AffineSymExpr
 
 from streamdsl import quant
 from streamdsl.dialects.dataflow import ITensorReadOp, ITensorWriteOp, TaskOp, YieldOp
 from streamdsl.dsl import hints, ops
 from streamdsl.dsl.irbuild import Box, Tile, TileBuilder, broadcast_shapes
-from streamdsl.dsl.types import OutSpec
+from streamdsl.dsl.types import OutSpec, ScalarSpec
 from streamdsl.dtypes import DType, i32
 from streamdsl.errors import DSLError
-from streamdsl.itensor import itensor
+from streamdsl.itensor import Bound, ITensorError, itensor
+from streamdsl.scalars import MAX_TRIPS
 
 __all__ = ["Kernel", "Port", "kernel"]
 
@@ -69,11 +71,27 @@ class Stream:
 
 @dataclass(frozen=True)
 class Index:
-    """A loop index (or index arithmetic on it) with its static range [lo, hi]."""
+    """A loop index, a run-time scalar, or index arithmetic on them, with its static range [lo, hi]
+    (hi None: no declared maximum) and, when it is affine, `expr`: dims are the enclosing loops by
+    depth, symbols the kernel's scalars in order (the form of itensor bounds)."""
 
     value: SSAValue
     lo: int
-    hi: int
+    hi: int | None
+    expr: AffineExpr | None = None
+
+
+@dataclass(frozen=True)
+class ScalarParam:
+    name: str
+    spec: ScalarSpec
+    index: int  # position among the scalars
+
+
+@dataclass(frozen=True)
+class _Loop:
+    trips: int  # the most it runs
+    count: AffineExpr | None  # its run-time trip count (None: static)
 
 
 def _out_key(i: int) -> str:
@@ -104,6 +122,7 @@ _STATEMENT_HINTS = {
 class _Counts:
     tokens: int = 0
     site: ast.AST | None = None
+    nests: list[tuple[ast.AST, tuple[_Loop, ...]]] = field(default_factory=list)  # the loops around each site
 
 
 @dataclass
@@ -111,7 +130,14 @@ class KernelSignature:
     inputs: list[Port]
     outputs: list[Port]
     yields: bool  # outputs come from the return annotation (yield) rather than Out params
-    params: list[str]  # parameter names in order (inputs and Out ports interleaved)
+    params: list[str]  # parameter names in order (inputs, scalars and Out ports interleaved)
+    scalars: list[ScalarParam] = field(default_factory=list)
+
+    @property
+    def arguments(self) -> list[Port | ScalarParam]:
+        """What a call passes, in parameter order: input ports and scalars."""
+        by_name = {p.name: p for p in [*self.inputs, *self.scalars]}
+        return [by_name[n] for n in self.params if n in by_name]
 
 
 @dataclass
@@ -136,8 +162,10 @@ def _scope(fn: Callable[..., Any]) -> dict[str, Any]:
 
 class _Compiler:
     def __init__(self, fn: Callable[..., Any], sig: KernelSignature, tree: ast.FunctionDef, filename: str, col_shift: int,
-                 name: str | None = None):
+                 name: str | None = None, scalar_names: dict[str, str] | None = None):
         self.fn, self.sig, self.tree, self.filename, self.col_shift = fn, sig, tree, filename, col_shift
+        self.scalar_names = scalar_names or {}  # kernel parameter -> the name its bounds use
+        self.loops: list[_Loop] = []
         self.name = name or fn.__name__
         self.globals = _scope(fn)
         self.helpers: list[_Helper] = []
@@ -161,15 +189,20 @@ class _Compiler:
     def compile(self) -> Region:
         in_types = [p.type.to_ir() for p in self.sig.inputs]
         out_types = [p.type.to_ir() for p in self.sig.outputs]
-        block = Block(arg_types=[*in_types, *out_types])
+        scalars = self.sig.scalars
+        block = Block(arg_types=[*in_types, *[i32.ir()] * len(scalars), *out_types])
         ins = block.args[: len(in_types)]
         for port, arg in zip(self.sig.inputs, ins):
             self.env[port.name] = InPort(port, arg)
-        for port, arg in zip(self.sig.outputs, block.args[len(in_types) :]):
+        self.builder = TileBuilder(block)
+        for param, arg in zip(scalars, block.args[len(in_types):]):
+            arg.name_hint = param.name
+            value = self.builder.emit(arith.IndexCastOp(arg, IndexType())).results[0]
+            self.env[param.name] = Index(value, 0, param.spec.max, AffineExpr.symbol(param.index))
+        for port, arg in zip(self.sig.outputs, block.args[len(in_types) + len(scalars):]):
             if not self.sig.yields:
                 self.env[port.name] = OutPort(port)
             self.env[_out_key(port.index)] = Stream(arg)
-        self.builder = TileBuilder(block)
         self.statements(self.tree.body)
         self.check_counts()
         block.add_op(YieldOp(*[self.env[_out_key(p.index)].value for p in self.sig.outputs]))
@@ -178,7 +211,7 @@ class _Compiler:
     def check_counts(self) -> None:
         for what, ports, counts in (("reads", self.sig.inputs, self.reads), ("writes", self.sig.outputs, self.writes)):
             for port, count in zip(ports, counts):
-                if count.tokens == port.type.num_tokens:
+                if count.tokens == port.type.unbounded().num_tokens:  # when every run-time loop runs the most
                     continue
                 if what == "reads":
                     site = f"{port.name}.read()"
@@ -279,8 +312,12 @@ class _Compiler:
             raise self.error(node, "for ... else is not supported: remove the else clause")
         if not isinstance(node.target, ast.Name):
             raise self.error(node.target, "the loop variable must be a single name: for i in range(N)")
-        start, stop, step = self.range_args(node.iter)
-        trip = len(range(start, stop, step))
+        start, stop, step, most = self.range_args(node.iter)
+        count = None
+        if isinstance(stop, Index):  # a run-time trip count, at most `trip`
+            trip, count = self.dynamic_trips(node.iter, start, stop, step, most)
+        else:
+            trip = len(range(start, stop, step))
         if trip == 0:
             raise self.error(node.iter, f"range({start}, {stop}, {step}) runs zero times: kernels need loops that run")
         # iter_args: output streams written in the loop, and tiles it rebinds that are read again
@@ -294,10 +331,11 @@ class _Compiler:
                                  f"loops are not unrolled, so make it a tile (e.g. {name} = sd.full((1, 1), value)) or "
                                  "compute it from the loop index (loop indices may enter tile maths)")
         inits = [self.env[n] for n in carried]
-        lb, ub, st = (self.builder.index(v) for v in (start, stop, step))
+        lb, ub, st = (stop.value if isinstance(v, Index) else self.builder.index(v) for v in (start, stop, step))
         body = Block(arg_types=[IndexType(), *[v.value.type for v in inits]])
         outer_env, outer_builder = dict(self.env), self.builder
-        self.env[node.target.id] = Index(body.args[0], start, start + (trip - 1) * step)
+        self.env[node.target.id] = Index(body.args[0], start, start + (trip - 1) * step, AffineExpr.dimension(len(self.loops)))
+        self.loops.append(_Loop(trip, count))
         for name, arg in zip(carried, body.args[1:]):
             self.env[name] = _rebind(self.env[name], arg)
         self.builder, self.trips = TileBuilder(body), self.trips * trip
@@ -306,6 +344,7 @@ class _Compiler:
         self.statements(node.body)
         self.depth -= 1
         self.later.pop()
+        self.loops.pop()
         yielded = []
         for name, init in zip(carried, inits):
             final = self.env[name]
@@ -316,6 +355,8 @@ class _Compiler:
             yielded.append(final.value)
         body.add_op(scf.YieldOp(*yielded))
         loop = outer_builder.emit(scf.ForOp(lb, ub, st, [v.value for v in inits], body))
+        if count is not None:
+            loop.attributes[MAX_TRIPS] = IntegerAttr(trip, 64)
         inner_env = self.env
         self.builder, self.trips, self.env = outer_builder, self.trips // trip, outer_env
         for name, result in zip(carried, loop.results):
@@ -330,22 +371,49 @@ class _Compiler:
                     return sub
         return body[0]
 
-    def range_args(self, it: ast.expr) -> tuple[int, int, int]:
-        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and self.lookup(it.func) is range):
-            raise self.error(it, "kernels only loop over range(...) with static bounds: for i in range(N)")
-        if it.keywords or not 1 <= len(it.args) <= 3:
+    def range_args(self, it: ast.expr) -> tuple[int, int | Index, int, int | None]:
+        """start, stop (an int, or a run-time Index for sd.range), step and sd.range's max=."""
+        func = self.expr(it.func) if isinstance(it, ast.Call) else None
+        if func is not range and func is not ops.range:
+            raise self.error(it, "kernels only loop over range(...) with static bounds, or sd.range(n) with a run-time "
+                             "n computed from sd.Scalar arguments: for i in range(N)")
+        assert isinstance(it, ast.Call)
+        most = None
+        for kw in it.keywords:
+            most = self.expr(kw.value) if kw.arg == "max" and func is ops.range else None
+            if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+                raise self.error(it, "range takes no keywords; sd.range takes max=N, a positive static int")
+        if not 1 <= len(it.args) <= 3:
             raise self.error(it, "range takes 1 to 3 positional arguments")
         values = []
-        for arg in it.args:
+        for i, arg in enumerate(it.args):
             v = self.expr(arg)
+            if func is ops.range and i == min(1, len(it.args) - 1) and isinstance(v, Index):
+                values.append(v)
+                continue
             if not isinstance(v, int) or isinstance(v, bool):
                 raise self.error(arg, f"loop bound must be a static Python int (a literal, a global constant or "
-                                 f"x.shape[i]), got {_describe_value(v)}; hardware loops need trip counts known at compile time")
+                                 f"x.shape[i]), got {_describe_value(v)}; hardware loops need trip counts known at compile "
+                                 "time, or write sd.range(n) for a stop computed from sd.Scalar arguments")
             values.append(v)
         start, stop, step = (0, values[0], 1) if len(values) == 1 else (*values, 1)[:3]
         if step <= 0:
             raise self.error(it, f"range step must be positive, got {step}")
-        return start, stop, step
+        return start, stop, step, most
+
+    def dynamic_trips(self, node: ast.expr, start: int, stop: Index, step: int, most: int | None) -> tuple[int, AffineExpr]:
+        """The most a run-time loop runs (`max=`, else its stop's maximum) and its trip count as
+        an affine expression of the scalars and the enclosing loop indices."""
+        if stop.expr is None:
+            raise self.error(node, "sd.range(n): n must be affine in the sd.Scalar arguments and the enclosing loop "
+                             "indices (+, -, * by ints, // by a positive int)")
+        if most is None:
+            if stop.hi is None:
+                raise self.error(node, "sd.range(n): n has no maximum; declare the scalar's (sd.Scalar[sd.i32, 64]) or "
+                                 "give one (sd.range(n, max=8))")
+            most = len(range(start, stop.hi, step))
+        count = stop.expr - start
+        return most, count if step == 1 else count.ceil_div(step)
 
     # -- outputs ----------------------------------------------------------------------------------
 
@@ -389,6 +457,57 @@ class _Compiler:
     def count(self, counts: _Counts, node: ast.AST) -> None:
         counts.tokens += self.trips
         counts.site = counts.site or node
+        counts.nests.append((node, tuple(self.loops)))
+
+    def bounded_ports(self) -> dict[str, itensor]:
+        """The ports accessed inside run-time loops, with their bounded types: each loop of the
+        access's nest is matched to the port type's loop with the same trip count and the same
+        number of tokens inside it, and a run-time loop bounds that loop."""
+        found = {}
+        for ports, counts in ((self.sig.inputs, self.reads), (self.sig.outputs, self.writes)):
+            for port, count in zip(ports, counts):
+                dynamic = [(site, nest) for site, nest in count.nests if any(loop.count is not None for loop in nest)]
+                if not dynamic:
+                    continue
+                if len(count.nests) != 1:
+                    raise self.error(dynamic[0][0], f"port {port.name!r} is accessed inside a run-time loop (sd.range) "
+                                     f"and at {len(count.nests) - 1} other place(s); access it at exactly one place")
+                found[port.name] = self.bound_type(port, *dynamic[0])
+        return found
+
+    def bound_type(self, port: Port, site: ast.AST, nest: tuple[_Loop, ...]) -> itensor:
+        trips = port.type.trips
+        to_loop: dict[int, int] = {}
+        for depth, loop in enumerate(nest):
+            inner = math.prod(l.trips for l in nest[depth + 1:])
+            match = [i for i, t in enumerate(trips) if t == loop.trips and math.prod(trips[i + 1:]) == inner]
+            if match:
+                to_loop[depth] = match[-1]
+        bounds = []
+        for depth, loop in enumerate(nest):
+            if loop.count is None:
+                continue
+            used = _expr_dims(loop.count)
+            if depth not in to_loop or any(d not in to_loop for d in used):
+                raise self.error(site, f"port {port.name!r} is accessed in a run-time loop (sd.range, at most "
+                                 f"{loop.trips} times) but its type {port.type} has no loop of {loop.trips} trips with "
+                                 f"{math.prod(l.trips for l in nest[depth + 1:])} token(s) inside; give the port a loop "
+                                 "per kernel loop around the access")
+            bounds.append(self.bound(to_loop[depth], loop.count, to_loop, len(trips)))
+        try:
+            return itensor(port.type.dtype, tile=port.type.tile, trips=trips, steps=port.type.steps, map=port.type.map,
+                           bounds=bounds)
+        except ITensorError as err:
+            raise self.error(site, f"port {port.name!r}: {err}") from None
+
+    def bound(self, loop: int, count: AffineExpr, to_loop: dict[int, int], ndims: int) -> Bound:
+        symbols = sorted(_expr_symbols(count))
+        names = tuple(self.scalar_names.get(self.sig.scalars[s].name, self.sig.scalars[s].name) for s in symbols)
+        dims = [AffineExpr.dimension(to_loop.get(d, 0)) for d in range(max(to_loop, default=0) + 1)]
+        syms = [AffineExpr.symbol(symbols.index(s)) if s in symbols else AffineExpr.constant(0)
+                for s in range(len(self.sig.scalars))]
+        expr = AffineMap(len(dims), len(syms), (count,)).replace_dims_and_symbols(dims, syms, ndims, len(symbols))
+        return Bound(loop, expr, names)
 
     # -- expressions ------------------------------------------------------------------------------
 
@@ -533,8 +652,9 @@ class _Compiler:
                 continue
             idx = self.expr(elt)
             lo, hi = (idx, idx) if _is_num(idx) else (idx.lo, idx.hi) if isinstance(idx, Index) else (None, None)
-            if lo is None or not isinstance(lo, int):
-                raise self.error(elt, f"an index must be an int or a loop index, got {_describe_value(idx)}")
+            if lo is None or not isinstance(lo, int) or hi is None:
+                raise self.error(elt, f"an index must be an int or a loop index (or index arithmetic with a known "
+                                 f"maximum), got {_describe_value(idx)}")
             if lo < 0 or hi >= buf.shape[dim]:
                 raise self.error(elt, f"index range [{lo}, {hi}] is out of bounds for dim {dim} of size {buf.shape[dim]}; "
                                  "make the buffer larger or the loop shorter")
@@ -583,12 +703,25 @@ class _Compiler:
         return self.elementwise(node, ops.BINARY_OPERATORS[sym], [lhs, rhs])
 
     def index_op(self, node: ast.AST, sym: str, lhs: Index | int, rhs: Index | int) -> Index:
-        if sym not in ("+", "-", "*"):
-            raise self.error(node, f"index arithmetic supports + - * with loop indices, not {sym}")
+        if sym not in ("+", "-", "*", "//"):
+            raise self.error(node, f"index arithmetic supports + - * and // (by a positive int) with loop indices and "
+                             f"scalars, not {sym}")
+        if sym == "//" and (not isinstance(rhs, int) or rhs <= 0):
+            raise self.error(node, f"// of a loop index or a scalar needs a positive static int divisor, got {_describe_value(rhs)}")
         lo_hi = [(v, v) if isinstance(v, int) else (v.lo, v.hi) for v in (lhs, rhs)]
-        corners = [_PY_OPS[sym](a, b) for a in lo_hi[0] for b in lo_hi[1]]
+        corners = [_PY_OPS[sym](a, b) for a in lo_hi[0] for b in lo_hi[1] if a is not None and b is not None]
         values = [self.builder.index(v) if isinstance(v, int) else v.value for v in (lhs, rhs)]
-        return Index(self.builder.index_binop(sym, *values), min(corners), max(corners))
+        exprs = [AffineExpr.constant(v) if isinstance(v, int) else v.expr for v in (lhs, rhs)]
+        expr = None
+        if None not in exprs and (sym != "*" or isinstance(lhs, int) or isinstance(rhs, int)):
+            expr = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+                    "//": lambda a, b: a // b}[sym](*exprs)
+        unknown = any(v is None for pair in lo_hi for v in pair)
+        lo = None if unknown and sym == "*" else min(corners, default=None)
+        hi = None if unknown else max(corners)
+        if unknown and sym in ("+", "//") and lo_hi[0][0] is not None and lo_hi[1][0] is not None:
+            lo = _PY_OPS[sym](lo_hi[0][0], lo_hi[1][0])
+        return Index(self.builder.index_binop(sym, *values), lo if lo is not None else -(2**62), hi, expr)
 
     def negate(self, node: ast.AST, value: Any) -> Any:
         if _is_num(value):
@@ -1014,6 +1147,20 @@ def _with_constants(scalar: ops.Scalar, args: Sequence[Any]) -> ops.Scalar:
     return body
 
 
+def _expr_dims(expr: AffineExpr) -> set[int]:
+    return {e.position for e in _subexprs(expr) if isinstance(e, AffineDimExpr)}
+
+
+def _expr_symbols(expr: AffineExpr) -> set[int]:
+    return {e.position for e in _subexprs(expr) if isinstance(e, AffineSymExpr)}
+
+
+def _subexprs(expr: AffineExpr) -> list[AffineExpr]:
+    if isinstance(expr, AffineBinaryOpExpr):
+        return [expr, *_subexprs(expr.lhs), *_subexprs(expr.rhs)]
+    return [expr]
+
+
 def _rebind(old: Tile | Stream, value: SSAValue) -> Tile | Stream:
     return Tile(value, old.shape, old.dtype) if isinstance(old, Tile) else Stream(value)
 
@@ -1085,7 +1232,7 @@ def _describe_value(v: Any) -> str:
     if isinstance(v, Tile):
         return f"a {v}"
     if isinstance(v, Index):
-        return f"a loop index (range [{v.lo}, {v.hi}])"
+        return f"a loop index or a run-time scalar (range [{v.lo}, {v.hi}])"
     if isinstance(v, InPort):
         return f"the input port {v.port.name!r}"
     if isinstance(v, OutPort):
@@ -1144,15 +1291,18 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
                   "the decorator runs") from None
     inputs: list[Port] = []
     outputs: list[Port] = []
+    scalars: list[ScalarParam] = []
     for arg in a.args:
         ann = annotations.get(arg.arg)
         if isinstance(ann, itensor):
             inputs.append(Port(arg.arg, ann, len(inputs)))
+        elif isinstance(ann, ScalarSpec):
+            scalars.append(ScalarParam(arg.arg, ann, len(scalars)))
         elif isinstance(ann, OutSpec):
             outputs.append(Port(arg.arg, ann.type, len(outputs)))
         else:
             raise err(arg, f"parameter {arg.arg!r} of kernel {fn.__name__!r} needs an itensor annotation "
-                      f"(x: sd.itensor.tiled(...)) or sd.Out[itensor], got {ann!r}")
+                      f"(x: sd.itensor.tiled(...)), sd.Out[itensor] or sd.Scalar[sd.i32, max], got {ann!r}")
     ret = annotations.get("return")
     if ret is not None:
         if outputs:
@@ -1164,7 +1314,7 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
     if not outputs:
         raise err(fdef, f"kernel {fn.__name__!r} has no outputs: add a return annotation (-> Y) and yield tiles, "
                   "or sd.Out[Y] parameters")
-    return KernelSignature(inputs, outputs, ret is not None, [arg.arg for arg in a.args])
+    return KernelSignature(inputs, outputs, ret is not None, [arg.arg for arg in a.args], scalars)
 
 
 def annotation_scope(fn: Callable[..., Any], frame: types.FrameType | None) -> collections.ChainMap[str, Any]:
@@ -1184,17 +1334,44 @@ class Kernel:
     """A compiled kernel: one `dataflow.task` body plus the original function (for eager mode)."""
 
     def __init__(self, fn: Callable[..., Any], scope: Any = None, name: str | None = None,
-                 perf: hints.Hints = hints.Hints()):
+                 perf: hints.Hints = hints.Hints(), scalars: dict[str, tuple[str, int | None]] | None = None):
+        """`scalars` renames the scalar parameters in the port types' bounds (and may give
+        maxima the annotations leave out): how a dataflow call binds them to its own scalars."""
         self.fn = fn
         self.name = name or fn.__name__
         self.hints = perf
+        self.scope = scope
         fdef, filename, shift = parse_function(fn)
-        self.signature = _signature(fn, fdef, filename, shift, scope)
-        self.body = _Compiler(fn, self.signature, fdef, filename, shift, self.name).compile()
+        signature = _signature(fn, fdef, filename, shift, scope)
+        for param in signature.scalars:
+            if scalars and param.name in scalars and param.spec.max is None:
+                signature.scalars[param.index] = replace(param, spec=replace(param.spec, max=scalars[param.name][1]))
+        names = {n: bound for n, (bound, _) in (scalars or {}).items()}
+        compiler = _Compiler(fn, signature, fdef, filename, shift, self.name, names)
+        self.body = compiler.compile()
+        if bounded := compiler.bounded_ports():  # compile again with the ports' run-time lengths in their types
+            signature = replace(signature, inputs=[replace(p, type=bounded.get(p.name, p.type)) for p in signature.inputs],
+                                outputs=[replace(p, type=bounded.get(p.name, p.type)) for p in signature.outputs])
+            self.body = _Compiler(fn, signature, fdef, filename, shift, self.name, names).compile()
+        self.signature = signature
         self.check_hints(fdef, filename, shift)
         self._program: Any = None
+        self._bound: dict[Any, Kernel] = {}
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+
+    @property
+    def scalars(self) -> list[ScalarParam]:
+        return self.signature.scalars
+
+    def bind_scalars(self, scalars: dict[str, tuple[str, int | None]]) -> Kernel:
+        """This kernel with its scalar parameters renamed (`{param: (name, max)}`) in its types."""
+        if all(scalars[p.name][0] == p.name and p.spec.max is not None for p in self.scalars):
+            return self
+        key = tuple(sorted(scalars.items()))
+        if key not in self._bound:
+            self._bound[key] = Kernel(self.fn, self.scope, self.name, self.hints, scalars)
+        return self._bound[key]
 
     def check_hints(self, fdef: ast.FunctionDef, filename: str, shift: int) -> None:
         """Hints are positive ints, and the hinted tile ops fit the device's DSP slices."""
@@ -1217,7 +1394,8 @@ class Kernel:
         return self.signature.outputs
 
     def task(self, sym_name: str, inputs: Sequence[SSAValue], inits: Sequence[SSAValue]) -> TaskOp:
-        """A fresh `dataflow.task` running this kernel on the given streams."""
+        """A fresh `dataflow.task` running this kernel on the given streams (the input ports'
+        streams, then the scalars)."""
         task = TaskOp(sym_name, inputs, inits, self.body.clone())
         task.attributes.update(self.hints.attributes())
         return task

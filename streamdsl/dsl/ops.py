@@ -8,6 +8,7 @@ both next to each other is what makes eager mode a trustworthy second reference.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "min",
     "minimum",
     "quantize",
+    "range",
     "reshape",
     "rsqrt",
     "sigmoid",
@@ -258,3 +260,13 @@ def concat(parts: Sequence[np.ndarray], axis: int = -1) -> Any:
     if any(isinstance(p, GraphValue) for p in parts):
         return record_concat(list(parts), axis)
     return np.concatenate([np.asarray(p) for p in parts], axis=axis)
+
+
+def range(*args: int, max: int | None = None) -> Any:  # noqa: A001, A002 - mirrors Python's range
+    """`for t in sd.range(n)`: a loop whose trip count is a run-time value (computed from
+    `sd.Scalar` arguments), at most `max` times (default: its value at the scalars' maxima).
+    Eagerly it is Python's range (checked against `max` when given)."""
+    steps = builtins.range(*args)
+    if max is not None and len(steps) > max:
+        raise ValueError(f"sd.range{args}: runs {len(steps)} times, more than its declared maximum {max}")
+    return steps

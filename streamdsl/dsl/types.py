@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamdsl.dtypes import DType
+from streamdsl.dtypes import DType, i32
 from streamdsl.itensor import itensor
 
-__all__ = ["Out", "Tensor", "TensorSpec"]
+__all__ = ["Out", "Scalar", "ScalarSpec", "Tensor", "TensorSpec"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,26 @@ class Out:
         if not isinstance(it, itensor):
             raise TypeError(f"sd.Out[T] expects an sd.itensor, got {it!r}")
         return OutSpec(it)
+
+
+@dataclass(frozen=True)
+class ScalarSpec:
+    """A run-time scalar argument: read once per invocation, its value in [0, max]."""
+
+    dtype: DType
+    max: int | None = None
+
+    def __str__(self) -> str:
+        return f"sd.Scalar[sd.{self.dtype.name}{'' if self.max is None else f', {self.max}'}]"
+
+
+class Scalar:
+    """`n: sd.Scalar[sd.i32, 64]`: a run-time scalar argument of a kernel or a dataflow function
+    (say a cache length), at most 64. Loops may run `sd.range(f(n))` times and tile maths may use
+    it; one compiled program then serves every value up to the maximum (docs/dsl.md)."""
+
+    def __class_getitem__(cls, params: DType | tuple[DType, int]) -> ScalarSpec:
+        dtype, most = (params, None) if not isinstance(params, tuple) else (params[0], params[1]) if len(params) == 2 else (None, None)
+        if dtype != i32 or (most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1)):
+            raise TypeError(f"sd.Scalar[sd.i32] or sd.Scalar[sd.i32, max] (max a positive int) expected, got {params!r}")
+        return ScalarSpec(dtype, most)

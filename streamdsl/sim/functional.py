@@ -41,6 +41,7 @@ from streamdsl.dtypes import i4, numpy_dtype
 from streamdsl.errors import DeadlockError, LimitError, StreamdslError, StreamError
 from streamdsl.graph import GraphError
 from streamdsl.itensor import ITensorError, itensor
+from streamdsl.scalars import has_scalars, specialise, split_arguments
 from streamdsl.sim import _runtime as rt
 from streamdsl.sim._codegen import CompileError, constant_value
 from streamdsl.sim._runtime import ANY, EMPTY, FULL, Fifo, Process
@@ -140,6 +141,7 @@ def simulate_with_stats(
     time_budget: float | None = None,
 ) -> tuple[np.ndarray | tuple[np.ndarray, ...], SimStats]:
     func, params = _entry(prog)
+    func, arrays = _static(func, arrays)
     args = _bind_arguments(func, arrays, params)
     start = time.perf_counter()
     stats = SimStats(deadline=None if time_budget is None else start + time_budget)
@@ -164,6 +166,17 @@ def _entry(prog: Any) -> tuple[FuncOp, list[np.ndarray]]:
     if hasattr(prog, "entry") and hasattr(prog, "params"):
         return prog.entry, list(prog.params.values())
     raise TypeError(f"simulate: expected a Program, a ModuleOp or a func.func, got {type(prog).__name__}")
+
+
+def _static(func: FuncOp, arrays: Sequence[Any]) -> tuple[FuncOp, list[Any]]:
+    """With run-time scalars among the arguments: the program specialised to their values, and the
+    arrays (docs/ir.md, "Run-time scalars")."""
+    module = func.parent_op()
+    if not isinstance(module, ModuleOp) or not has_scalars(module):
+        return func, list(arrays)
+    arrays, values = split_arguments(func, arrays)
+    static = specialise(module, values)
+    return next(op for op in static.ops if isinstance(op, FuncOp) and op.sym_name == func.sym_name), arrays
 
 
 def _bind_arguments(func: FuncOp, arrays: Sequence[np.ndarray], params: list[np.ndarray]) -> list[np.ndarray]:
