@@ -137,7 +137,8 @@ def _plan(graph: Graph, run: TimedResult | None, mode: str) -> tuple[dict[str, i
 
 def _lags(graph: Graph, run: TimedResult) -> np.ndarray:
     lam = graph.read_latency
-    return np.array([int(np.max(run.write_times[e.name] + lam - run.read_times[e.name])) for e in graph.edges])
+    return np.array([int(np.max(run.write_times[e.name] + lam - run.read_times[e.name], initial=-lam))
+                     if len(run.write_times[e.name]) else 0 for e in graph.edges])  # 0: no tokens in this invocation
 
 
 def _weights(graph: Graph, run: TimedResult) -> np.ndarray:
@@ -145,6 +146,9 @@ def _weights(graph: Graph, run: TimedResult) -> np.ndarray:
     out = []
     for e in graph.edges:
         w, r = run.write_times[e.name], run.read_times[e.name]
+        if not len(w):  # a stream of run-time length 0
+            out.append(0.0)
+            continue
         span = max(int(w[-1] - w[0]), int(r[-1] - r[0]), len(w))
         out.append(e.token_bits * len(w) / span)
     return np.array(out)

@@ -334,8 +334,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
             used = _dims_used(b.map.results[0])
             if used and max(used) >= b.loop:
                 raise ITensorError(f"bounds: the trip count of loop {b.loop} ({b}) may only depend on the loops outside it")
-            if (c := b.constant) is not None and not 1 <= c <= self.trips[b.loop]:
-                raise ITensorError(f"bounds: loop {b.loop} runs {c} times, outside [1, {self.trips[b.loop]}] (its maximum)")
+            if (c := b.constant) is not None and c > self.trips[b.loop]:
+                raise ITensorError(f"bounds: loop {b.loop} would run {c} times, more than its maximum {self.trips[b.loop]}")
         if len(set(loops)) != len(loops):
             raise ITensorError(f"bounds: two bounds for one loop in {[str(b) for b in checked]}")
         return checked
@@ -375,7 +375,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         if all(b.constant is not None for b in known):
             trips = list(self.trips)
             for b in known:
-                trips[b.loop] = b.constant  # type: ignore[assignment]
+                trips[b.loop] = max(0, b.constant)  # type: ignore[type-var] - a count below 0 runs no times, as range()
             return tuple(trips), None
         total = math.prod(self.trips)
         if total > MAX_ENUMERATED_TOKENS:
@@ -591,6 +591,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
             trips, mask = self._live()
             if trips is None:
                 return self.unbounded().offsets()[mask]
+            if 0 in trips:
+                return np.zeros((0, self.rank), dtype=np.int64)
             return itensor(self.dtype, tile=self.tile, trips=trips, steps=self.steps, map=self.map).offsets()
         grid = np.indices(self.trips, dtype=np.int64).reshape(len(self.trips), self.num_tokens).T
         points = grid * np.array(self.steps, dtype=np.int64)

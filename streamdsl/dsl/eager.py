@@ -22,9 +22,9 @@ __all__ = ["run_kernel"]
 
 
 class EagerIn:
-    def __init__(self, kernel: str, port: Port, array: np.ndarray, scalars: dict[str, int]):
+    def __init__(self, kernel: str, port: Port, array: np.ndarray, scalars: dict[str, int] | None = None):
         self.kernel, self.port = kernel, port
-        self.tiles = port.type.bind(scalars).reference_stream(np.asarray(array, dtype=port.type.dtype.storage))
+        self.tiles = port.type.bind(scalars or {}).reference_stream(np.asarray(array, dtype=port.type.dtype.storage))
         self.next = 0
 
     def read(self) -> np.ndarray:
