@@ -21,6 +21,7 @@ from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
 from streamdsl.opinfo import OPS, OpInfo, template
+from streamdsl.scalars import MAX_TRIPS
 
 __all__ = ["BodyEmitter"]
 
@@ -233,6 +234,8 @@ class BodyEmitter:
         var = self.define(iv)
         incr = f"++{var}" if step == "1" else f"{var} += {step}"
         self.emit(indent, f"for (int {var} = {lb}; {var} < {ub}; {incr}) {{")
+        if (most := op.attributes.get(MAX_TRIPS)) is not None:  # a run-time trip count (docs/ir.md)
+            self.emit(indent + 1, f"#pragma HLS loop_tripcount max={most.value.data}")  # type: ignore[attr-defined]
         if not any(_makes_loops(inner) for inner in body.walk() if inner is not op):
             self.emit(indent + 1, f"#pragma HLS pipeline II={self.ii}")
         for inner in body.ops:

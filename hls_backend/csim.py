@@ -85,7 +85,7 @@ def run_csim(
         for k, spec in enumerate(inputs):
             path = work / f"{spec['name']}.bin"
             if k < len(arrays):
-                array = np.asarray(arrays[k])
+                array = np.asarray(arrays[k]).reshape(spec["shape"]) if spec.get("scalar") else np.asarray(arrays[k])
                 if tuple(array.shape) != tuple(spec["shape"]):
                     raise ValueError(f"run_csim: input {spec['name']} has shape {array.shape}, expected {tuple(spec['shape'])}")
                 np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(path)

@@ -8,7 +8,7 @@ import re
 import numpy as np
 from xdsl.dialects.builtin import IndexType, ShapedType
 from xdsl.ir import Attribute
-from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
+from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr, AffineSymExpr
 
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
 from streamdsl.errors import StreamdslError
@@ -103,6 +103,32 @@ def affine_c(expr: AffineExpr, dims: list[str]) -> str:
                     return f"({a} / {b})"
                 case AffineBinaryOpKind.CeilDiv:
                     return f"(({a} + {b} - 1) / {b})"
+    raise HlsEmitError(f"affine expression {expr} is not supported")
+
+
+def bound_c(expr: AffineExpr, names: list[str], ndims: int) -> str:
+    """C++ for a run-time trip count (docs/ir.md, "Run-time scalars"): dims are `names[:ndims]`,
+    symbol i is `names[ndims + i]`; divisions floor, since the value may be negative."""
+    match expr:
+        case AffineDimExpr(position=pos):
+            return names[pos]
+        case AffineSymExpr(position=pos):
+            return names[ndims + pos]
+        case AffineConstantExpr(value=value):
+            return str(value)
+        case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
+            a, b = bound_c(lhs, names, ndims), bound_c(rhs, names, ndims)
+            match kind:
+                case AffineBinaryOpKind.Add:
+                    return f"({a} + {b})"
+                case AffineBinaryOpKind.Mul:
+                    return f"({a} * {b})"
+                case AffineBinaryOpKind.Mod:
+                    return f"({a} - {b} * sd_floordiv({a}, {b}))"
+                case AffineBinaryOpKind.FloorDiv:
+                    return f"sd_floordiv({a}, {b})"
+                case AffineBinaryOpKind.CeilDiv:
+                    return f"(-sd_floordiv(-({a}), {b}))"
     raise HlsEmitError(f"affine expression {expr} is not supported")
 
 

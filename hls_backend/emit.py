@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp, ShapedType, TensorType
+from xdsl.dialects.builtin import IntegerType, ModuleOp, ShapedType, TensorType
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
-from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident, np_dtype, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, bound_c, c_scalar, flat_index, ident, np_dtype, struct_name
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -37,7 +37,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
-from streamdsl.itensor import itensor
+from streamdsl.itensor import Bound, itensor
 from streamdsl.layout import slab_layout
 from streamdsl.wiring import (
     Wire,
@@ -73,10 +73,18 @@ class Arg:
     shape: tuple[int, ...]
     dtype: str  # numpy dtype name
     is_output: bool
+    scalar: bool = False  # a run-time scalar passed by value (s_axilite), not a pointer to HBM
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def param(self) -> str:
+        """Its parameter in the top function's signature."""
+        if self.scalar:
+            return f"{self.ctype} {self.name}"
+        return f"{'' if self.is_output else 'const '}{self.ctype}* {self.name}"
 
 
 @dataclass
@@ -149,6 +157,8 @@ class _KernelEmitter:
         self.fns: set[str] = set()  # process function names taken
         self.inputs, self.outputs = self._args()
         self.pointer: dict[SSAValue, str] = {b: a.name for b, a in zip(kernel.body.block.args, self.inputs)}
+        self.scalars = {arg: self.pointer[arg] for name, (arg, _) in kernel.scalar_args.items()}
+        self.scalar_c = {name: self.pointer[arg] for name, (arg, _) in kernel.scalar_args.items()}  # bound name -> C
         self.out_pointer: dict[SSAValue, str] = {}
         self._build(depths)
 
@@ -179,6 +189,8 @@ class _KernelEmitter:
         return inputs, outputs
 
     def _arg(self, name: str, type_: Any, is_output: bool) -> Arg:
+        if isinstance(type_, IntegerType):  # a run-time scalar: one value per invocation
+            return Arg(name, c_scalar(type_), (1,), np_dtype(type_).name, is_output, scalar=True)
         assert isinstance(type_, TensorType)
         elem = type_.get_element_type()
         return Arg(name, c_scalar(elem), tuple(type_.get_shape()), np_dtype(elem).name, is_output)
@@ -252,6 +264,10 @@ class _KernelEmitter:
     # -- processes -------------------------------------------------------------------------------
 
     def _process(self, op: Operation, node: str, fn: str) -> _Process:
+        bounded = [v for v in (*op.operands, *op.results) if isinstance(v.type, ITensorType) and v.type.bounds.data]
+        if bounded and not isinstance(op, TaskOp | DmaLoadOp | DmaStoreOp):
+            raise HlsEmitError(f"{node}: `{op.name}` of a stream with a run-time length ({bounded[0].type}) has no HLS "
+                               "translation yet; only tasks and DMAs take run-time lengths")
         if isinstance(op, TaskOp):
             return self._task(op, node, fn)
         if isinstance(op, DmaLoadOp):
@@ -269,7 +285,7 @@ class _KernelEmitter:
         raise HlsEmitError(f"`{op.name}` has no HLS translation (the kernel body may hold the ops of docs/ir.md)")
 
     def _task(self, op: TaskOp, node: str, fn: str) -> _Process:
-        if any(not isinstance(v.type, ITensorType) for v in [*op.inputs, *op.inits]):
+        if any(not isinstance(v.type, ITensorType) and v not in self.scalars for v in [*op.inputs, *op.inits]):
             raise HlsEmitError(f"task {node}: only itensor-level tasks are translated (the stream level is not)")
         ii = op.attributes.get("ii")  # the performance hint of docs/ir.md, "Timing hints"
         body = BodyEmitter(f"task {node}", self.structs, ii.value.data if ii is not None else 1)  # type: ignore[attr-defined]
@@ -278,6 +294,12 @@ class _KernelEmitter:
         values = [*op.inputs, *op.outputs]
         for i, (arg, value) in enumerate(zip(op.body.block.args, values)):
             is_in = i < len(op.inputs)
+            if value in self.scalars:  # a run-time scalar: passed by value
+                name = body.names[arg] = ident(arg.name_hint or f"in{i}")
+                used.add(name)
+                params.append(f"{c_scalar(arg.type)} {name}")
+                args.append(self.scalars[value])
+                continue
             name = ident(arg.name_hint or (f"in{i}" if is_in else f"out{i - len(op.inputs)}"))
             while name in used:
                 name += "_"
@@ -290,15 +312,21 @@ class _KernelEmitter:
         return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}")
 
     def _walk(self, it: itensor, indent: int, prefix: str) -> tuple[list[str], list[str], int]:
-        """Loops over the stream's tokens (trip-1 loops omitted) and the tile offset per dim."""
+        """Loops over the stream's tokens (trip-1 loops omitted) and the tile offset per dim; a
+        loop with a run-time trip count (`bounds`) runs up to its bound, at most its trip count."""
         lines, dims = [], []
         depth = indent
+        bounds = {b.loop: b for b in it.bounds}
+        ivs = [f"{prefix}{k}" if trip > 1 else "0" for k, trip in enumerate(it.trips)]
         for k, (trip, step) in enumerate(zip(it.trips, it.steps)):
-            if trip == 1:
+            if trip == 1 and k not in bounds:
                 dims.append("0")
                 continue
-            var = f"{prefix}{k}"
-            lines.append("  " * depth + f"for (int {var} = 0; {var} < {trip}; ++{var}) {{")
+            var = ivs[k] = f"{prefix}{k}"
+            stop = str(trip) if k not in bounds else self._bound_c(bounds[k], ivs)
+            lines.append("  " * depth + f"for (int {var} = 0; {var} < {stop}; ++{var}) {{")
+            if k in bounds:
+                lines.append("  " * (depth + 1) + f"#pragma HLS loop_tripcount max={trip}")
             dims.append(var if step == 1 else f"{var} * {step}")
             depth += 1
         names = []
@@ -332,6 +360,13 @@ class _KernelEmitter:
         lines += ["  " * d + "}" for d in reversed(range(depth, inner))]
         return lines
 
+    def _bound_c(self, bound: Bound, ivs: list[str]) -> str:
+        """C++ for a run-time trip count: loop indices and scalar arguments (floor division, which
+        may see negative values: a count below 0 runs no times)."""
+        (expr,) = bound.map.results
+        names = ivs + [self.scalar_c[n] for n in bound.scalars]
+        return bound_c(expr, names, len(ivs))
+
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
         lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
 
@@ -352,6 +387,9 @@ class _KernelEmitter:
                 raise HlsEmitError(f"{node}: stores a tensor that is not a kernel result")
             params = [f"hls::stream<{info.token}>& in", f"{elem}* dst"]
             args = [info.var, pointer]
+        for name in sorted(it.scalars):  # the run-time lengths of a bounded stream
+            params.append(f"int {self.scalar_c[name]}")
+            args.append(self.scalar_c[name])
         lines, offsets, depth = self._walk(it, 1, "i")
         if load:
             lines.append("  " * depth + f"{info.token} tile;")
@@ -514,9 +552,9 @@ class _KernelEmitter:
         return "\n".join(out) + "\n"
 
     def _top(self) -> list[str]:
-        params = [f"const {a.ctype}* {a.name}" for a in self.inputs] + [f"{a.ctype}* {a.name}" for a in self.outputs]
+        params = [a.param for a in self.inputs + self.outputs]
         lines = [f'extern "C" void {self.top}({", ".join(params)}) {{']
-        for k, a in enumerate(self.inputs + self.outputs):
+        for k, a in enumerate(a for a in self.inputs + self.outputs if not a.scalar):
             lines.append(f"#pragma HLS interface m_axi port={a.name} bundle=gmem{k} offset=slave depth={a.numel}")
         for a in self.inputs + self.outputs:
             lines.append(f"#pragma HLS interface s_axilite port={a.name}")

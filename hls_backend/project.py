@@ -59,7 +59,7 @@ def write_test_data(project_dir: Path | str, arrays: Sequence[np.ndarray], outpu
     project = Path(project_dir)
     manifest = json.loads((project / "manifest.json").read_text())
     for spec, array in zip(manifest["inputs"], arrays):
-        np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(project / "data" / f"{spec['name']}.bin")
+        np.ascontiguousarray(array, dtype=spec["dtype"]).reshape(spec["shape"]).tofile(project / "data" / f"{spec['name']}.bin")
     (project / "data" / "reference").mkdir(exist_ok=True)
     for spec, array in zip(manifest["outputs"], outputs if isinstance(outputs, tuple | list) else (outputs,)):
         np.ascontiguousarray(array, dtype=spec["dtype"]).tofile(project / "data" / "reference" / f"{spec['name']}.bin")
@@ -67,7 +67,7 @@ def write_test_data(project_dir: Path | str, arrays: Sequence[np.ndarray], outpu
 
 def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:
     def arg(a: Arg) -> dict[str, Any]:
-        return {"name": a.name, "shape": list(a.shape), "dtype": a.dtype, "ctype": a.ctype}
+        return {"name": a.name, "shape": list(a.shape), "dtype": a.dtype, "ctype": a.ctype, "scalar": a.scalar}
 
     return {
         "top": kernel.top,
@@ -94,7 +94,7 @@ def _params(design_or_module: Any, kernel: KernelSource) -> dict[str, np.ndarray
 
 
 def _decl(kernel: KernelSource) -> str:
-    params = [f"const {a.ctype}* {a.name}" for a in kernel.inputs] + [f"{a.ctype}* {a.name}" for a in kernel.outputs]
+    params = [a.param for a in kernel.args]
     return f'extern "C" void {kernel.top}({", ".join(params)});'
 
 
@@ -117,11 +117,16 @@ def testbench(kernel: KernelSource) -> str:
         lines.append(f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});')
     for a in kernel.outputs:
         lines.append(f"  std::vector<{a.ctype}> {a.name}({a.numel});")
-    lines.append(f"  {kernel.top}({', '.join(a.name + '.data()' for a in kernel.args)});")
+    lines.append(f"  {kernel.top}({', '.join(_call_arg(a) for a in kernel.args)});")
     for a in kernel.outputs:
         lines.append(f'  sd_io::save(dir + "/{a.name}.bin", {a.name});')
     lines += ["  return 0;", "}"]
     return "\n".join(lines) + "\n"
+
+
+def _call_arg(a: Arg, prefix: str = "") -> str:
+    """A run-time scalar is passed by value (its .bin file holds one value), a tensor by pointer."""
+    return f"{a.name}[0]" if a.scalar else f"{prefix}{a.name}" if prefix else f"{a.name}.data()"
 
 
 def host_program(kernel: KernelSource) -> str:
@@ -149,15 +154,15 @@ def host_program(kernel: KernelSource) -> str:
         "  // one buffer per argument, in the HBM bank the link step chose for it (link.cfg)",
     ]
     for k, a in enumerate(kernel.args):
+        if a.scalar:
+            continue
         size = f"{a.numel} * sizeof({a.ctype})"
         lines.append(f"  xrt::bo bo_{a.name}(device, {size}, kernel.group_id({k}));")
     for a in kernel.inputs:
-        lines += [
-            f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});',
-            f"  bo_{a.name}.write({a.name}.data());",
-            f"  bo_{a.name}.sync(XCL_BO_SYNC_BO_TO_DEVICE);",
-        ]
-    lines += ["", f"  auto run = kernel({', '.join('bo_' + a.name for a in kernel.args)});", "  run.wait();", ""]
+        lines.append(f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});')
+        if not a.scalar:
+            lines += [f"  bo_{a.name}.write({a.name}.data());", f"  bo_{a.name}.sync(XCL_BO_SYNC_BO_TO_DEVICE);"]
+    lines += ["", f"  auto run = kernel({', '.join(_call_arg(a, 'bo_') for a in kernel.args)});", "  run.wait();", ""]
     for a in kernel.outputs:
         lines += [
             f"  std::vector<{a.ctype}> {a.name}({a.numel});",
@@ -172,7 +177,7 @@ def host_program(kernel: KernelSource) -> str:
 def link_config(kernel: KernelSource) -> str:
     """One HBM pseudo-channel per argument (distinct channels: no two arguments share a port)."""
     lines = ["[connectivity]", f"nk={kernel.top}:1:{kernel.top}_1"]
-    lines += [f"sp={kernel.top}_1.{a.name}:HBM[{k}]" for k, a in enumerate(kernel.args)]
+    lines += [f"sp={kernel.top}_1.{a.name}:HBM[{k}]" for k, a in enumerate(a for a in kernel.args if not a.scalar)]
     return "\n".join(lines) + "\n"
 
 

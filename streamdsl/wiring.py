@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from xdsl.dialects.builtin import ShapedType
+from xdsl.dialects.builtin import IntegerType, ShapedType
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from streamdsl.dialects.dataflow import (
@@ -157,6 +157,7 @@ def task_ports(task: TaskOp) -> list[tuple[BlockArgument, SSAValue, bool]]:
         if arg.index < n_in
         else (arg, task.outputs[arg.index - n_in], True)
         for arg in task.body.block.args
+        if not isinstance(arg.type, IntegerType)  # a run-time scalar (docs/ir.md) is no port
     ]
 
 

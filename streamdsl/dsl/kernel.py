@@ -479,7 +479,7 @@ class _Compiler:
         trips = port.type.trips
         to_loop: dict[int, int] = {}
         for depth, loop in enumerate(nest):
-            inner = math.prod(l.trips for l in nest[depth + 1:])
+            inner = math.prod(inner.trips for inner in nest[depth + 1:])
             match = [i for i, t in enumerate(trips) if t == loop.trips and math.prod(trips[i + 1:]) == inner]
             if match:
                 to_loop[depth] = match[-1]
@@ -491,7 +491,7 @@ class _Compiler:
             if depth not in to_loop or any(d not in to_loop for d in used):
                 raise self.error(site, f"port {port.name!r} is accessed in a run-time loop (sd.range, at most "
                                  f"{loop.trips} times) but its type {port.type} has no loop of {loop.trips} trips with "
-                                 f"{math.prod(l.trips for l in nest[depth + 1:])} token(s) inside; give the port a loop "
+                                 f"{math.prod(inner.trips for inner in nest[depth + 1:])} token(s) inside; give the port a loop "
                                  "per kernel loop around the access")
             bounds.append(self.bound(to_loop[depth], loop.count, to_loop, len(trips)))
         try:

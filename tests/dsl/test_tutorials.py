@@ -91,30 +91,49 @@ def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
 @pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(8, 2, 64, 16, 8, 2), (4, 4, 32, 8, 4, 4)])
 def test_flash_decoding_matches_torch_sdpa_at_three_lengths(heads: int, kv_heads: int, capacity: int, dh: int,
                                                            rows: int, splits: int) -> None:
-    """Lengths 1, half and the capacity (one program per length: the length is compile-time)."""
+    """One compiled program serves the lengths 1, half and the capacity (a run-time scalar)."""
     mod = _load("04_flash_decoding")
-    args = mod["inputs"](heads, kv_heads, capacity, dh, splits, seed=capacity)
+    args = mod["inputs"](heads, kv_heads, capacity, dh, rows, splits, seed=capacity)
+    prog = mod["build"](heads, kv_heads, capacity, dh, rows, splits)
+    design = sd.compile(prog)
+    assert len(design.converters) == 1  # the concatenated partials, reordered head by head
     for length in (1, capacity // 2, capacity):
-        prog = mod["build"](heads, kv_heads, capacity, length, dh, rows, splits)
-        want = mod["reference"](length, *args)
-        design = sd.compile(prog)
-        assert len(design.converters) == 1  # the concatenated partials, reordered head by head
-        np.testing.assert_allclose(prog(*args), want, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(design.simulate(*args), want, rtol=1e-4, atol=1e-5)
+        want = mod["reference"](length, rows, *args)
+        np.testing.assert_allclose(prog(*args, length), want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(design.simulate(*args, length), want, rtol=1e-4, atol=1e-5)
+
+
+def test_flash_decoding_timed_cycles_grow_with_the_length() -> None:
+    """The timed simulation of one invocation streams only the valid pages: its cycles grow
+    linearly with the number of pages per part, and a short cache takes far fewer than the
+    longest one (which the FIFOs are sized for, without stalls)."""
+    mod = _load("04_flash_decoding")
+    heads, kv_heads, capacity, dh, rows, splits = 8, 2, 64, 16, 8, 2
+    design = sd.compile(mod["build"](heads, kv_heads, capacity, dh, rows, splits))
+    pages = {length: length // (rows * splits) for length in (16, 32, 48, 64)}  # pages per part
+    cycles = {length: design.timed_simulation(scalars={"length": length}).makespan for length in (1, *pages)}
+    assert cycles[64] == design.timed_simulation().makespan  # the maximum is the worst case
+    steps = [cycles[b] - cycles[a] for a, b in [(16, 32), (32, 48), (48, 64)]]
+    assert min(steps) > 0 and max(steps) - min(steps) <= 0.05 * min(steps)  # each page costs the same
+    fixed = cycles[16] - steps[0]  # the part that does not depend on the length (queries, combine)
+    assert cycles[1] < cycles[64] and cycles[64] - fixed == pytest.approx(4 * (cycles[16] - fixed), rel=0.05)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_flash_decoding_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
+    """The emitted C++ takes the length as a scalar argument: one project, three lengths."""
     from hls_backend import emit_project, run_csim
 
     mod = _load("04_flash_decoding")
     heads, kv_heads, capacity, dh, rows, splits = 4, 2, 16, 8, 4, 2
-    args = mod["inputs"](heads, kv_heads, capacity, dh, splits, seed=5)
+    args = mod["inputs"](heads, kv_heads, capacity, dh, rows, splits, seed=5)
+    project = emit_project(sd.compile(mod["build"](heads, kv_heads, capacity, dh, rows, splits)), tmp_path / "decode")
+    code = (project / "kernel.cpp").read_text()
+    assert "#pragma HLS interface s_axilite port=length" in code and "loop_tripcount max=" in code
     for length in (1, capacity // 2, capacity):
-        prog = mod["build"](heads, kv_heads, capacity, length, dh, rows, splits)
-        project = emit_project(sd.compile(prog), tmp_path / f"decode{length}")
-        want = mod["reference"](length, *args)
-        np.testing.assert_allclose(run_csim(project, *args, threaded=True), want, rtol=1e-4, atol=1e-5)
+        want = mod["reference"](length, rows, *args)
+        for threaded in (False, True):
+            np.testing.assert_allclose(run_csim(project, *args, length, threaded=threaded), want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("m", "k", "n", "tn"), [(1, 128, 64, 64), (3, 384, 128, 32), (2, 256, 96, 48)])

@@ -1,0 +1,147 @@
+"""Run-time scalars (`sd.Scalar`, `sd.range`): one compiled program for every value up to a declared
+maximum, checked against numpy in eager mode, the functional simulator and the timed simulator;
+the IR form round-trips; misuse is a located error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from xdsl.context import Context
+from xdsl.dialects.arith import Arith
+from xdsl.dialects.builtin import Builtin
+from xdsl.dialects.func import Func
+from xdsl.dialects.linalg import Linalg
+from xdsl.dialects.math import Math
+from xdsl.dialects.scf import Scf
+from xdsl.dialects.tensor import Tensor
+from xdsl.parser import Parser
+
+import streamdsl as sd
+from streamdsl.dialects.dataflow import DATAFLOW
+from streamdsl.scalars import ScalarError, specialise
+from tests.dsl.test_errors import expect_error
+
+ROWS, T, MAXN = 3, 8, 40
+X = sd.itensor(sd.f32, tile=(1, T), trips=[ROWS, MAXN // T], steps=[1, T], map=lambda r, j: (r, j))
+Y = sd.itensor.tiled(sd.f32, shape=(ROWS, 1), tile=(1, 1))
+
+
+@sd.kernel
+def prefix_sum(x: X, n: sd.Scalar[sd.i32, MAXN]) -> Y:
+    """Sum of the first n entries of each row: only ceil(n / T) tiles are streamed."""
+    for r in range(ROWS):
+        acc = sd.zeros((1, 1))
+        for j in sd.range((n + T - 1) // T):
+            pos = sd.iota((1, T)) + j * T
+            acc += sd.sum(sd.where(pos < n, x.read(), 0.0), axis=1)
+        yield acc
+
+
+@sd.dataflow
+def summed(x: sd.Tensor[sd.f32, (ROWS, MAXN)], n: sd.Scalar[sd.i32, MAXN]):
+    return prefix_sum(x, n)
+
+
+def _x() -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((ROWS, MAXN)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 23, MAXN])
+def test_one_program_every_length(n: int) -> None:
+    x = _x()
+    want = x[:, :n].sum(axis=1, keepdims=True)
+    design = sd.compile(summed)
+    np.testing.assert_allclose(summed(x, n), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(design.simulate(x, n), want, rtol=1e-5, atol=1e-5)  # the worst-case depths
+    timed = design.timed_simulation(scalars={"n": n})
+    assert timed.makespan is not None and timed.deadlock is None
+
+
+def test_streams_carry_the_run_time_count() -> None:
+    record: dict = {}
+    for n, tiles in ((1, 1), (17, 3), (MAXN, MAXN // T)):
+        summed.simulate(_x(), n, record=record)
+        assert record["tokens"]["dma_load(x)->prefix_sum"] == ROWS * tiles
+
+
+def test_ir_form_round_trips_and_names_the_scalar() -> None:
+    text = str(summed.module)
+    assert 'scalars = ["n"]' in text and "scalar_max = array<i64: 40>" in text
+    assert 'bounds [1: (d0, d1)[s0] -> (((s0 + 7) floordiv 8)) ["n"]]' in text and "max_trips = 5" in text
+    ctx = Context(allow_unregistered=False)
+    for dialect in (Builtin, DATAFLOW, Func, Arith, Scf, Linalg, Tensor, Math):
+        ctx.load_dialect(dialect)
+    parsed = Parser(ctx, text).parse_module()
+    parsed.verify()
+    assert str(parsed) == text
+
+
+def test_specialised_program_is_static() -> None:
+    static = specialise(summed.module, {"n": 12})
+    text = str(static)
+    assert "i32" not in text.split("dataflow.kernel")[1].split(")")[0]  # the kernel takes no scalar
+    assert 'bounds [1: (d0, d1) -> (2) []]' in text
+
+
+def test_scalar_beyond_its_maximum_is_an_error() -> None:
+    with pytest.raises(ScalarError, match=r"scalar n = 41 is outside \[0, 40\]"):
+        summed.simulate(_x(), MAXN + 1)
+    with pytest.raises(ScalarError, match="no value for its run-time scalar 'n'"):
+        specialise(summed.module, {})
+
+
+def test_range_without_a_maximum_is_located() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X, n: sd.Scalar[sd.i32]) -> Y:
+            for r in range(ROWS):
+                acc = sd.zeros((1, 1))
+                for j in sd.range(n // T):  # <- error
+                    acc += sd.sum(x.read(), axis=1)
+                yield acc
+
+    expect_error(build, "n has no maximum; declare the scalar's (sd.Scalar[sd.i32, 64])")
+
+
+def test_scalar_used_as_a_tile_port_is_located() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (ROWS, MAXN)], n: sd.Scalar[sd.i32, MAXN]):
+            return prefix_sum(n, n)  # <- error
+
+    expect_error(build, "argument 'x' of kernel 'prefix_sum' is a stream port")
+
+
+def test_scalar_maximum_larger_than_the_kernels_is_located() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (ROWS, MAXN)], n: sd.Scalar[sd.i32, 2 * MAXN]):
+            return prefix_sum(x, n)  # <- error
+
+    expect_error(build, "n may reach 80 but scalar 'n' of kernel 'prefix_sum' is at most 40")
+
+
+def test_dataflow_scalar_needs_a_maximum() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (ROWS, MAXN)], n: sd.Scalar[sd.i32]):  # <- error
+            return prefix_sum(x, n)
+
+    with pytest.raises(sd.DSLError, match="scalar argument 'n' needs a declared maximum"):
+        build()
+
+
+def test_port_read_outside_a_matching_loop_is_located() -> None:
+    Z = sd.itensor.tiled(sd.f32, shape=(ROWS, MAXN), tile=(ROWS, T))  # one loop of 5: no row loop
+
+    def build():
+        @sd.kernel
+        def k(x: Z, n: sd.Scalar[sd.i32, MAXN]) -> Y:
+            for r in range(ROWS):
+                acc = sd.zeros((1, 1))
+                for j in sd.range(n // (3 * T)):
+                    acc += sd.sum(sd.sum(x.read(), axis=1), axis=0)  # <- error
+                yield acc
+
+    with pytest.raises(sd.DSLError):
+        build()
