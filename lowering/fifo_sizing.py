@@ -137,7 +137,7 @@ def _plan(graph: Graph, run: TimedResult | None, mode: str) -> tuple[dict[str, i
 
 def _lags(graph: Graph, run: TimedResult) -> np.ndarray:
     lam = graph.read_latency
-    return np.array([int(np.max(run.write_times[e.name] + lam - run.read_times[e.name], initial=-lam))
+    return np.array([int(np.max(run.write_times[e.name] + lam - run.read_times[e.name]))
                      if len(run.write_times[e.name]) else 0 for e in graph.edges])  # 0: no tokens in this invocation
 
 
