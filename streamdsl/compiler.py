@@ -167,9 +167,10 @@ def compile(prog: Any, fifo_sizing: str = "min-bits") -> Design:  # noqa: A001 -
         raise TypeError(f"sd.compile: expected an @sd.dataflow program or a ModuleOp, got {type(prog).__name__}")
     start = time.perf_counter()
     sized = module.clone()
+    kernel = _kernel(sized)
     _pipeline("plan_converters")(sized)
     if not has_scalars(sized):
-        graph, sizing = _pipeline("size_kernel")(_kernel(sized), fifo_sizing)
+        graph, sizing = _pipeline("size_kernel")(kernel, fifo_sizing)
         return Design(prog, sized, graph, sizing, time.perf_counter() - start)
     worst = specialise(sized, None)  # run-time scalars at their maxima: the longest streams
     graph, sizing = _pipeline("size_kernel")(_kernel(worst), fifo_sizing)
