@@ -178,34 +178,99 @@ def build(
     return model
 
 
-def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
-    """Loads every `*.safetensors` file of `directory` into `model` (strict: names must match)."""
+def load_weights(model: torch.nn.Module, directory: str | Path, option: str = "--weights",
+                 allow_unused: bool = False) -> None:
+    """Loads every `*.safetensors` file of `directory` into `model` (strict: names must match).
+    Pickled checkpoints (`*.bin`, `*.pt`, `*.pth`, `*.ckpt`) are never loaded: unpickling runs code.
+    `allow_unused`: tensors the model has no place for are dropped (a model cut to its first layers)."""
     from safetensors.torch import load_file
 
     if not Path(directory).is_dir():
-        raise ModelError(f"--weights {directory}: not a directory; give a directory of *.safetensors files")
+        raise ModelError(f"{option} {directory}: not a directory; give a directory of *.safetensors files")
     files = sorted(Path(directory).glob("*.safetensors"))
     if not files:
-        raise ModelError(f"--weights {directory}: no *.safetensors file in it")
+        pickles = sorted(p.name for ext in _PICKLES for p in Path(directory).glob(f"*{ext}"))
+        hint = (f"; {', '.join(pickles)} {'is a pickle' if len(pickles) == 1 else 'are pickles'}, which streamdsl never "
+                "loads (unpickling runs code): convert with `model.save_pretrained(dir)` (safetensors)" if pickles else "")
+        raise ModelError(f"{option} {directory}: no *.safetensors file in it{hint}")
     state: dict[str, torch.Tensor] = {}
     for f in files:
         try:
             state.update(load_file(f))
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelError(f"{f}: not a readable safetensors file ({err}); re-save the checkpoint") from None
-    _check_checkpoint(model, state, directory)
+    _check_checkpoint(model, state, directory, option)
     missing, unexpected = model.load_state_dict(state, strict=False)
     # A checkpoint stores tied weights (embedding = lm_head) once: the other name is not missing.
     model.tie_weights()
     params = dict(model.named_parameters(remove_duplicate=False))
     loaded = {params[k].data_ptr() for k in state if k in params}
     missing = [k for k in missing if k not in params or params[k].data_ptr() not in loaded]
+    if allow_unused:
+        unexpected = []
     if missing or unexpected:
-        raise ModelError(f"weights in {directory} do not fit the model: missing {sorted(missing)}, "
-                         f"unexpected {sorted(unexpected)}")
+        raise ModelError(f"weights in {directory} do not fit the model: missing {_some(missing)}, "
+                         f"unexpected {_some(unexpected)}")
 
 
-def _check_checkpoint(model: torch.nn.Module, state: dict[str, torch.Tensor], directory: str | Path) -> None:
+def _some(names: list[str], limit: int = 6) -> str:
+    names = sorted(names)
+    return str(names) if len(names) <= limit else f"{names[:limit]} and {len(names) - limit} more"
+
+
+_PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def from_dir(directory: str | Path, *, num_layers: int | None = None, attention: str = "default") -> torch.nn.Module:
+    """A local Hugging Face checkpoint (`config.json` + `*.safetensors`, as `save_pretrained`
+    writes it) as a float32 causal LM in eval mode, built as `from_pretrained` would but with
+    strict weight loading and errors that name the file. `num_layers` keeps the first layers."""
+    import json
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelError(f"--model-dir {directory}: not a directory; give a Hugging Face checkpoint directory "
+                         "(config.json and *.safetensors, as model.save_pretrained(dir) writes them)")
+    path = directory / "config.json"
+    if not path.is_file():
+        raise ModelError(f"--model-dir {directory}: no config.json in it; a checkpoint directory holds config.json "
+                         "and *.safetensors (model.save_pretrained(dir) writes both)")
+    try:
+        fields = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: not valid JSON ({err}); re-save it with model.config.save_pretrained(dir)") from None
+    if not isinstance(fields, dict) or "model_type" not in fields:
+        raise ModelError(f"{path}: no \"model_type\" field; it is not a transformers config "
+                         "(re-save it with model.config.save_pretrained(dir))")
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise ModelError(f"{path}: transformers cannot read it ({err})") from None
+    if num_layers is not None:
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= cfg.num_hidden_layers:
+            raise ModelError(f"--layers {num_layers}: {directory} has {cfg.num_hidden_layers} decoder layers; keep "
+                             f"between 1 and {cfg.num_hidden_layers}")
+        _truncate(cfg, num_layers)
+    if attention != "default":
+        cfg._attn_implementation = attention
+    try:
+        model = transformers.AutoModelForCausalLM.from_config(cfg)
+    except ValueError as err:
+        raise ModelError(f"{path}: model_type {fields['model_type']!r} is not a causal language model "
+                         f"({str(err).splitlines()[0]})") from None
+    model = model.to(torch.float32).eval()
+    load_weights(model, directory, "--model-dir", allow_unused=num_layers is not None)
+    return model
+
+
+def _truncate(cfg: transformers.PretrainedConfig, num_layers: int) -> None:
+    cfg.num_hidden_layers = num_layers
+    if getattr(cfg, "layer_types", None):
+        cfg.layer_types = cfg.layer_types[:num_layers]
+
+
+def _check_checkpoint(model: torch.nn.Module, state: dict[str, torch.Tensor], directory: str | Path,
+                      option: str) -> None:
     """Float tensors whose shapes are the model's: an integer checkpoint would be cast silently
     (all-zero logits) and a shape mismatch would end in torch's own error."""
     if bad := sorted(f"{k} ({t.dtype})" for k, t in state.items() if not t.is_floating_point()):
@@ -216,8 +281,9 @@ def _check_checkpoint(model: torch.nn.Module, state: dict[str, torch.Tensor], di
     expected = model.state_dict()
     if wrong := [f"{k} {list(t.shape)} (the model has {list(expected[k].shape)})" for k, t in state.items()
                  if k in expected and t.shape != expected[k].shape]:
-        raise ModelError(f"weights in {directory} do not fit the model's shapes: {'; '.join(wrong[:4])}; "
-                         "check --size and --layers against the checkpoint's config")
+        hint = "config.json is not the one these weights were saved with" if option == "--model-dir" else \
+            "check --size and --layers against the checkpoint's config"
+        raise ModelError(f"weights in {directory} do not fit the model's shapes: {'; '.join(wrong[:4])}; {hint}")
 
 
 def save_weights(model: torch.nn.Module, directory: str | Path) -> Path:

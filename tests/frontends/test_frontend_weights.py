@@ -87,3 +87,76 @@ def test_past_and_tokens_are_validated():
         hf.prefill(model, 0)
     with pytest.raises(ModelError, match="--past 100000000: the model has \\d+ positions"):
         hf.decode_step(model, 10**8)
+
+
+# -- --model-dir: a local Hugging Face checkpoint (config.json + safetensors) ---------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny Qwen3 saved as transformers saves it (config.json + model.safetensors)."""
+    directory = tmp_path_factory.mktemp("qwen3")
+    model = hf.build("qwen3", "tiny", attention="default", seed=3)
+    model.save_pretrained(directory)
+    return directory, model
+
+
+def test_model_dir_equals_from_pretrained(checkpoint):
+    import transformers
+
+    directory, original = checkpoint
+    ours = hf.from_dir(directory)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(directory, local_files_only=True).eval()
+    assert type(ours) is type(theirs) and ours.config._attn_implementation == "sdpa"
+    ids = torch.tensor([[3, 1, 4, 1, 5]])
+    with torch.no_grad():
+        assert torch.equal(ours(ids).logits, theirs(ids).logits)
+        assert torch.equal(ours(ids).logits, original(ids).logits)
+    assert hf.from_dir(directory, num_layers=1).config.num_hidden_layers == 1
+
+
+def _copy(checkpoint, tmp_path, skip=()):
+    directory, _ = checkpoint
+    for f in directory.iterdir():
+        if f.name not in skip:
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    return tmp_path
+
+
+def test_model_dir_errors_name_the_file(checkpoint, tmp_path):
+    with pytest.raises(ModelError, match="--model-dir .*absent: not a directory"):
+        hf.from_dir(tmp_path / "absent")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelError, match="no config.json in it"):
+        hf.from_dir(empty)
+    (tmp_path / "bad").mkdir()
+    bad = _copy(checkpoint, tmp_path / "bad")
+    (bad / "config.json").write_text('{"model_type": "qwen3", "hidden_size": 64,')
+    with pytest.raises(ModelError, match=r"config.json: not valid JSON \(Expecting property name"):
+        hf.from_dir(bad)
+    (bad / "config.json").write_text('{"model_type": "gpt2", "n_layer": 2}')  # another model's config
+    with pytest.raises(ModelError, match=r"shapes: lm_head.weight \[256, 64\] \(the model has \[50257, 768\]\); config.json is not"):
+        hf.from_dir(bad)
+    (bad / "config.json").write_text('{"hidden_size": 64}')
+    with pytest.raises(ModelError, match='config.json: no "model_type" field'):
+        hf.from_dir(bad)
+    (bad / "config.json").write_text('{"model_type": "vit"}')
+    with pytest.raises(ModelError, match="model_type 'vit' is not a causal language model"):
+        hf.from_dir(bad)
+
+
+def test_model_dir_missing_or_corrupt_weights(checkpoint, tmp_path):
+    (tmp_path / "a").mkdir()
+    no_weights = _copy(checkpoint, tmp_path / "a", skip={"model.safetensors"})
+    with pytest.raises(ModelError, match="--model-dir .*: no \\*.safetensors file in it$"):
+        hf.from_dir(no_weights)
+    (no_weights / "pytorch_model.bin").write_bytes(b"pickled")
+    with pytest.raises(ModelError, match="pytorch_model.bin is a pickle, which streamdsl never loads"):
+        hf.from_dir(no_weights)
+    (tmp_path / "b").mkdir()
+    corrupt = _copy(checkpoint, tmp_path / "b")
+    data = (corrupt / "model.safetensors").read_bytes()
+    (corrupt / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated download
+    with pytest.raises(ModelError, match="model.safetensors: not a readable safetensors file"):
+        hf.from_dir(corrupt)
