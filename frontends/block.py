@@ -234,8 +234,10 @@ def check_rope_scaling(model: torch.nn.Module) -> None:
                          "design cannot serve them all")
 
 
-def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int = DEFAULT_MAX_CONTEXT) -> Block:
-    """Imports decoder layer 0 of `model` as the block design of `seq_len` new tokens."""
+def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
+                 kv: tuple[int, ...] | None = None) -> Block:
+    """Imports decoder layer 0 of `model` as the block design of `seq_len` new tokens. `kv`: the
+    cache shape if known (else a one-token run of the model finds it)."""
     from frontends.torch_import import from_torch
 
     for option, value in (("seq_len", seq_len), ("max_context", max_context)):
@@ -245,7 +247,7 @@ def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int =
     windowed = any(layer_window(model, i) for i in range(model.config.num_hidden_layers))
     module = _block_module(model, 0, seq_len, max_context, windowed)
     hidden_size = model.config.hidden_size
-    kv = kv_shape(model, max_context)
+    kv = kv or kv_shape(model, max_context)
     gen = torch.Generator().manual_seed(0)
     example = [torch.randn(1, seq_len, hidden_size, generator=gen), torch.randn(kv, generator=gen),
                torch.randn(kv, generator=gen), torch.tensor(max_context // 2, dtype=SCALAR_DTYPE),

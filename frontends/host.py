@@ -24,14 +24,16 @@ simulator plugs in the same way.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import transformers
 
-from frontends.block import DEFAULT_MAX_CONTEXT, Block, decoder_layers, import_block, kv_shape
+from frontends.block import DEFAULT_MAX_CONTEXT, Block, decoder_layers, import_block
 from frontends.errors import ModelError
 from frontends.program import ImportedProgram
 
@@ -68,16 +70,18 @@ def _stubbed(model: torch.nn.Module, stub: _Stub):
         layers._modules = saved
 
 
-def _layer_returns_tuple(model: torch.nn.Module) -> bool:
-    """Whether the model's decoder layers return a tuple (hidden first) or the hidden state."""
-    seen = []
+def _probe(model: torch.nn.Module, max_context: int) -> tuple[bool, tuple[int, ...]]:
+    """One token through the model: whether its decoder layers return a tuple (hidden first) or
+    the hidden state, and the shape of one layer's KV cache at `max_context` rows."""
+    seen, cache = [], transformers.DynamicCache()
     hook = decoder_layers(model)[0].register_forward_hook(lambda _m, _a, out: seen.append(isinstance(out, tuple)))
     try:
         with torch.no_grad():
-            model(input_ids=torch.zeros(1, 1, dtype=torch.long), use_cache=False)
+            model(input_ids=torch.zeros(1, 1, dtype=torch.long), cache=cache, use_cache=True)
     finally:
         hook.remove()
-    return seen[0]
+    keys = cache.layers[0].keys
+    return seen[0], (*keys.shape[:2], max_context, *keys.shape[3:])
 
 
 def _model_kwargs(model: torch.nn.Module, positions: torch.Tensor) -> dict:
@@ -130,14 +134,21 @@ class Generator:
         from frontends.torch_import import from_torch
 
         self.model, self.max_context, self.block_runner = model, max_context, block_runner
-        returns_tuple = _layer_returns_tuple(model)
-        self.decode = import_block(model, seq_len=1, max_context=max_context)
-        self.prefill = import_block(model, seq_len=prefill_len, max_context=max_context) if prefill_len > 1 else None
+        self.seconds: dict[str, float] = {}  # import seconds of each part
+        start = time.perf_counter()
+        returns_tuple, self.kv_shape = _probe(model, max_context)
+        self.decode = import_block(model, seq_len=1, max_context=max_context, kv=self.kv_shape)
+        self.seconds["decode_block"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.prefill = import_block(model, seq_len=prefill_len, max_context=max_context,
+                                    kv=self.kv_shape) if prefill_len > 1 else None
+        self.seconds["prefill_block"] = time.perf_counter() - start
+        start = time.perf_counter()
         one = (torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 1, dtype=torch.long))  # two tensors: not aliased
         self.embed: ImportedProgram = from_torch(_Embed(model, returns_tuple), *one, name="embed")
         hidden = torch.zeros(1, 1, model.config.hidden_size)
         self.head: ImportedProgram = from_torch(_Head(model, returns_tuple), hidden, name="head")
-        self.kv_shape = kv_shape(model, max_context)
+        self.seconds["host"] = time.perf_counter() - start
 
     @property
     def num_layers(self) -> int:
@@ -189,6 +200,24 @@ class Generator:
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         """The head on the last token's hidden state: logits (vocab,)."""
         return self.head.reference(hidden)[0][0, -1]
+
+
+RUNNERS: dict[str, BlockRunner] = {"numpy": run_numpy}  # by name, for `streamdsl generate --runner`
+
+
+def torch_generate(model: torch.nn.Module, prompt: Sequence[int], n_tokens: int) -> Generation:
+    """The reference: Hugging Face greedy `model.generate` in PyTorch eager, exactly `n_tokens`
+    new tokens (a design does not stop at the end-of-sequence token), with each step's logits."""
+    config = model.generation_config
+    eos, config.eos_token_id = config.eos_token_id, None
+    ids = torch.tensor([list(prompt)])
+    try:
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=n_tokens, do_sample=False, output_logits=True,
+                                 return_dict_in_generate=True, pad_token_id=0)
+    finally:
+        config.eos_token_id = eos
+    return Generation(out.sequences[0, ids.shape[1]:].tolist(), [t[0].numpy() for t in out.logits])
 
 
 def generate(model_family: str | torch.nn.Module, size: str = "tiny", prompt: Sequence[int] = (), n_tokens: int = 16,

@@ -178,6 +178,74 @@ def cmd_models(args: argparse.Namespace, console: Progress) -> int:
     return EXIT_OK
 
 
+def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
+    """Greedy generation with one decoder-block design run once per layer and step (the host does
+    the embedding, the head, sampling and the KV cache); --check compares with PyTorch."""
+    import time
+    import warnings
+
+    import numpy as np
+
+    from frontends import ModelError, hf
+    from frontends.host import RUNNERS, Generator, torch_generate
+
+    warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
+    if (args.model is None) == (args.model_dir is None):
+        raise ModelError("give a zoo MODEL (see `streamdsl models`) or --model-dir DIR, not both")
+    if args.runner not in RUNNERS:
+        raise ModelError(f"--runner {args.runner}: choose one of {', '.join(sorted(RUNNERS))}")
+    if args.prompt_len + args.tokens - 1 > args.max_context:
+        raise ModelError(f"--prompt-len {args.prompt_len} and --tokens {args.tokens} need a cache of "
+                         f"{args.prompt_len + args.tokens - 1} rows; raise --max-context ({args.max_context})")
+    name = args.model_dir or f"{args.model}-{args.size}"
+    console.step(f"building {name}" + ("" if args.model_dir else " from its config with random weights"))
+    if args.model_dir:
+        model = hf.from_dir(args.model_dir, num_layers=args.layers, attention=args.attention)
+    else:
+        model = hf.build(args.model, args.size, num_layers=args.layers, seed=args.seed, attention=args.attention)
+    console.step(f"importing the decode and prefill ({args.prefill_len} tokens) block designs, the embedding and "
+                 f"the head (max context {args.max_context})")
+    start = time.perf_counter()
+    gen = Generator(model, max_context=args.max_context, prefill_len=args.prefill_len,
+                    block_runner=RUNNERS[args.runner])
+    imported = time.perf_counter() - start
+    prompt = np.random.default_rng(args.seed).integers(0, model.config.vocab_size, args.prompt_len).tolist()
+    console.step(f"generating {args.tokens} tokens: {gen.num_layers} layers per step through the {args.runner} "
+                 "block runner")
+    start = time.perf_counter()
+    out = gen.generate(prompt, args.tokens)
+    seconds = time.perf_counter() - start
+    print(f"prompt: {' '.join(map(str, prompt))}")
+    print(f"tokens: {' '.join(map(str, out.tokens))}")
+    console.detail(f"import {imported:.2f} s, generation {seconds:.2f} s ({seconds / args.tokens * 1e3:.1f} ms/token)")
+    if not args.check:
+        return EXIT_OK
+    console.step("generating with PyTorch (model.generate, greedy)")
+    want = torch_generate(model, prompt, args.tokens)
+    error = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(out.logits, want.logits))
+    same = out.tokens == want.tokens and error <= 1e-4
+    print(f"torch:  {' '.join(map(str, want.tokens))}\n{'same tokens' if out.tokens == want.tokens else 'DIFFERENT tokens'}"
+          f", logits within {error:.2g} of max |logit| ({'ok' if same else 'FAILED'}, tolerance 1e-4)")
+    return EXIT_OK if same else EXIT_FAILED
+
+
+def _add_generate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="zoo family (see `streamdsl models`); or give --model-dir")
+    parser.add_argument("--model-dir", metavar="DIR", help="a local Hugging Face checkpoint: config.json + *.safetensors")
+    parser.add_argument("--size", default="tiny", help="tiny (default), small or paper")
+    parser.add_argument("--layers", type=_positive, help="keep only the first N decoder layers")
+    parser.add_argument("--attention", default="default", choices=("default", "eager", "sdpa"),
+                        help="attention implementation (default: transformers' choice, as a user builds the model)")
+    parser.add_argument("--prompt-len", type=_positive, default=8, help="random prompt tokens (default 8)")
+    parser.add_argument("--tokens", type=_positive, default=16, help="tokens to generate (default 16)")
+    parser.add_argument("--max-context", type=_positive, default=1024, help="the designs' cache rows (default 1024)")
+    parser.add_argument("--prefill-len", type=_positive, default=8,
+                        help="prompt tokens per prefill invocation (default 8; 1: the prompt through the decode design)")
+    parser.add_argument("--runner", default="numpy", help="what runs the block (default numpy: the imported IR interpreted)")
+    parser.add_argument("--seed", type=_natural, default=0, help="seed of the weights and the prompt")
+    parser.add_argument("--check", action="store_true", help="compare tokens and logits with PyTorch's model.generate")
+
+
 def cmd_import(args: argparse.Namespace, console: Progress) -> int:
     """Import a zoo model through torch.export and check the IR on numpy against PyTorch eager."""
     import json
@@ -254,6 +322,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Progress], int], str]] =
     "compile": (cmd_compile, "compile a built-in program or a model's decoder block end to end with its verification"),
     "build": (cmd_build, "run an emitted project's HLS synthesis or csim jobs on a process pool or a Ray cluster"),
     "import": (cmd_import, "import a Hugging Face model to linalg and check it against PyTorch"),
+    "generate": (cmd_generate, "generate tokens greedily with a model's decoder-block design, layer by layer"),
     "itensor": (cmd_itensor, "print the paper's Fig. 5 itensor layouts with their stream order"),
     "models": (cmd_models, "list the built-in programs and the importable model families"),
 }
@@ -273,6 +342,7 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
 
 
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "generate": _add_generate_args,
     "compile": _add_compile_args, "import": _add_import_args, "build": _add_build_args,
 }
 

@@ -10,7 +10,7 @@ from frontend_helpers import SMALL_TEST_LAYERS
 
 from frontends import ModelError, hf
 from frontends.block import import_block
-from frontends.host import Generator, generate, run_numpy
+from frontends.host import Generator, generate, run_numpy, torch_generate
 
 PROMPT_LEN = 8
 NEW_TOKENS = {"tiny": 16, "small": 4}
@@ -47,24 +47,12 @@ def _prompt(model: torch.nn.Module, n: int = PROMPT_LEN, seed: int = 1) -> torch
     return torch.randint(0, model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(seed))
 
 
-def _torch_generate(model: torch.nn.Module, prompt: torch.Tensor, n_tokens: int):
-    """HF greedy generation of exactly `n_tokens` (the design does not stop at an end token)."""
-    eos, model.generation_config.eos_token_id = model.generation_config.eos_token_id, None
-    try:
-        with torch.no_grad():
-            out = model.generate(prompt, max_new_tokens=n_tokens, do_sample=False, output_logits=True,
-                                 return_dict_in_generate=True, pad_token_id=0)
-    finally:
-        model.generation_config.eos_token_id = eos
-    return out.sequences[0, prompt.shape[1]:].tolist(), [t[0].numpy() for t in out.logits]
-
-
 def assert_same_generation(gen: Generator, prompt: torch.Tensor, n_tokens: int) -> None:
     ours = gen.generate(prompt[0].tolist(), n_tokens)
-    tokens, logits = _torch_generate(gen.model, prompt, n_tokens)
-    assert ours.tokens == tokens
-    assert len(ours.logits) == len(logits) == n_tokens
-    for step, (got, want) in enumerate(zip(ours.logits, logits)):
+    want = torch_generate(gen.model, prompt[0].tolist(), n_tokens)
+    assert ours.tokens == want.tokens
+    assert len(ours.logits) == len(want.logits) == n_tokens
+    for step, (got, want) in enumerate(zip(ours.logits, want.logits)):
         bound = 1e-4 * float(np.abs(want).max())
         assert float(np.abs(got - want).max()) <= bound, f"step {step}: logits differ beyond {bound}"
 
