@@ -18,8 +18,8 @@ from streamdsl.errors import StreamdslError, VerificationError
 
 __all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verification", "cxx_compiler", "run_csim"]
 
-CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-I", "."]
-_SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "include/hls_stream.h"]
+CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-isystem", "include/ap_types", "-I", "."]
+_SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "sd_hbm.h", "sd_fp16.h", "include/hls_stream.h"]
 DEADLOCK_EXIT = 3
 SCHEDULE_SEEDS = (1, 2, 3, 4)  # threaded csim runs these perturbed schedules too (csim_verification)
 
@@ -53,7 +53,7 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
     exe.parent.mkdir(exist_ok=True)
     staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
     cmd = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []),
-           "kernel.cpp", "tb.cpp", "-o", str(staged.relative_to(project))]
+           "tb.cpp", "-o", str(staged.relative_to(project))]  # tb.cpp includes kernel.cpp: one translation unit
     proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
     if proc.returncode:
         staged.unlink(missing_ok=True)

@@ -13,30 +13,40 @@ from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstan
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
 from streamdsl.errors import StreamdslError
 
-__all__ = ["HlsEmitError", "affine_c", "c_literal", "c_scalar", "flat_index", "ident", "np_dtype", "struct_name"]
+__all__ = ["HlsEmitError", "affine_c", "c_literal", "c_scalar", "flat_index", "ident", "io_scalar", "np_dtype", "struct_name"]
 
 
 class HlsEmitError(StreamdslError, ValueError):
     """The HLS backend cannot translate something; the message names the op and what to do."""
 
 
-# element types the backend emits (bf16/f16 need ap_fixed/half types, which it does not emit yet)
-_SUPPORTED = ("f32", "f64", "i1", "i8", "i16", "i32", "i64", "index")
+# element types the backend emits; f16 / bf16 are sd_f16 / sd_bf16 (include/sd_fp16.h): 16 bits
+# stored, float computed, every result rounded to nearest even where it is stored
+_SUPPORTED = ("f32", "f64", "f16", "bf16", "i1", "i8", "i16", "i32", "i64", "index")
+_FP16 = {"f16": "sd_f16", "bf16": "sd_bf16"}
 
 
 def _key(elem: Attribute) -> str:
     key = "index" if isinstance(elem, IndexType) else str(elem)
     if key not in _SUPPORTED:
         raise HlsEmitError(
-            f"element type {elem} is not supported by the HLS backend ({', '.join(_SUPPORTED[:-1])} are); "
-            "bf16/f16 need ap_fixed/half types, which this backend does not emit yet"
+            f"element type {elem} is not supported by the HLS backend ({', '.join(_SUPPORTED[:-1])} are)"
         )
     return key
 
 
 def c_scalar(elem: Attribute) -> str:
     """The C++ type of a scalar IR type."""
-    return "int" if _key(elem) == "index" else dtype_from_ir(elem, TENSOR_DTYPES).cpp
+    key = _key(elem)
+    if key == "index":
+        return "int"
+    return _FP16.get(key) or dtype_from_ir(elem, TENSOR_DTYPES).cpp
+
+
+def io_scalar(elem: Attribute) -> str:
+    """The C++ type of an element in the tensor files the testbench and host read and write: the
+    numpy storage of the simulators (float for bf16, whose storage is float32)."""
+    return "float" if _key(elem) == "bf16" else c_scalar(elem)
 
 
 def np_dtype(elem: Attribute) -> np.dtype:
@@ -55,9 +65,9 @@ def c_literal(value: float | int | bool, elem: Attribute) -> str:
     key = _key(elem)
     if key == "i1":
         return "true" if value else "false"
-    if key in ("f32", "f64"):
-        ctype = "float" if key == "f32" else "double"
-        v = float(np.float32(value)) if key == "f32" else float(value)
+    if key in ("f32", "f64", "f16", "bf16"):
+        ctype = "double" if key == "f64" else "float"
+        v = float(value) if key == "f64" else _rounded(float(value), key)
         if math.isnan(v):
             return f"std::numeric_limits<{ctype}>::quiet_NaN()"
         if math.isinf(v):
@@ -66,11 +76,22 @@ def c_literal(value: float | int | bool, elem: Attribute) -> str:
         text = repr(v)  # shortest repr that round-trips the double (float32 values are exact)
         if "e" not in text and "." not in text:
             text += ".0"
-        return text + ("f" if key == "f32" else "")
+        return text + ("" if key == "f64" else "f")
     v = int(value)
     if key == "i64":
         return f"INT64_C({v})"
     return str(v)
+
+
+def _rounded(value: float, key: str) -> float:
+    """`value` at the precision of f32, f16 or bf16 (nearest even, as the simulators round constants)."""
+    if key == "f16":
+        return float(np.float16(value))
+    f32 = np.float32(value)
+    if key == "bf16" and not math.isnan(f32):
+        bits = int(np.array(f32).view(np.uint32))
+        return float(np.array(((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16, dtype=np.uint32).view(np.float32))
+    return float(f32)
 
 
 _IDENT = re.compile(r"[^0-9a-zA-Z_]+")

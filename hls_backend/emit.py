@@ -22,7 +22,8 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
-from hls_backend.cxx import HlsEmitError, affine_c, bound_c, c_scalar, flat_index, ident, np_dtype, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, bound_c, c_scalar, flat_index, ident, io_scalar, np_dtype, struct_name
+from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -50,7 +51,7 @@ from streamdsl.wiring import (
     wire_kernel,
 )
 
-__all__ = ["Arg", "KernelSource", "StreamInfo", "emit_kernel"]
+__all__ = ["Arg", "KernelSource", "Port", "StreamInfo", "emit_kernel"]
 
 # names the top (an extern "C" symbol) or an argument must not take: C++ keywords and C library
 # functions the kernel or testbench sees through <cmath> / <cstdio> / <cstdlib>
@@ -69,7 +70,7 @@ class Arg:
     """A top-level argument: a row-major tensor in HBM."""
 
     name: str
-    ctype: str  # element type
+    ctype: str  # element type in the tensor files (the simulators' storage: float for bf16)
     shape: tuple[int, ...]
     dtype: str  # numpy dtype name
     is_output: bool
@@ -85,6 +86,21 @@ class Arg:
         if self.scalar:
             return f"{self.ctype} {self.name}"
         return f"{'' if self.is_output else 'const '}{self.ctype}* {self.name}"
+
+
+@dataclass(frozen=True)
+class Port:
+    """A 512-bit `m_axi` argument of the top: the HBM buffer of one DMA, holding `tensor` packed in
+    the order the DMA's stream `it` moves it (hls_backend/hbm.py). Every DMA has its own port, so
+    every port has one reader or writer process and its own HBM pseudo-channel."""
+
+    name: str
+    tensor: Arg
+    it: itensor
+
+    @property
+    def layout(self) -> HbmLayout:
+        return HbmLayout.of(self.it)
 
 
 @dataclass
@@ -116,6 +132,8 @@ class KernelSource:
     outputs: list[Arg]
     streams: list[StreamInfo] = field(default_factory=list)
     processes: list[str] = field(default_factory=list)
+    ports: list[Port] = field(default_factory=list)  # the top's arguments, loads first
+    hbm_code: str = ""  # sd_hbm.h: pack / unpack of every port for the testbench and the host
 
     @property
     def args(self) -> list[Arg]:
@@ -156,10 +174,11 @@ class _KernelEmitter:
         self.procs: list[_Process] = []
         self.fns: set[str] = set()  # process function names taken
         self.inputs, self.outputs = self._args()
-        self.pointer: dict[SSAValue, str] = {b: a.name for b, a in zip(kernel.body.block.args, self.inputs)}
-        self.scalars = {arg: self.pointer[arg] for name, (arg, _) in kernel.scalar_args.items()}
-        self.scalar_c = {name: self.pointer[arg] for name, (arg, _) in kernel.scalar_args.items()}  # bound name -> C
-        self.out_pointer: dict[SSAValue, str] = {}
+        self.pointer: dict[SSAValue, Arg] = dict(zip(kernel.body.block.args, self.inputs))
+        self.scalars = {arg: self.pointer[arg].name for name, (arg, _) in kernel.scalar_args.items()}
+        self.scalar_c = {name: self.pointer[arg].name for name, (arg, _) in kernel.scalar_args.items()}  # bound name -> C
+        self.out_pointer: dict[SSAValue, Arg] = {}
+        self.ports: list[Port] = []
         self._build(depths)
 
     # -- arguments --------------------------------------------------------------------------
@@ -193,7 +212,7 @@ class _KernelEmitter:
             return Arg(name, c_scalar(type_), (1,), np_dtype(type_).name, is_output, scalar=True)
         assert isinstance(type_, TensorType)
         elem = type_.get_element_type()
-        return Arg(name, c_scalar(elem), tuple(type_.get_shape()), np_dtype(elem).name, is_output)
+        return Arg(name, io_scalar(elem), tuple(type_.get_shape()), np_dtype(elem).name, is_output)
 
     # -- graph ---------------------------------------------------------------------------------
 
@@ -203,7 +222,7 @@ class _KernelEmitter:
         for value, arg in zip(yield_op.values, self.outputs):
             if not isinstance(value.owner, DmaStoreOp):
                 raise HlsEmitError(f"kernel @{self.top}: result {arg.name} is not written by a dataflow.dma_store")
-            self.out_pointer[value] = arg.name
+            self.out_pointer[value] = arg
         nodes = self._nodes()
         self._make_streams(self._wires(nodes), depths)
         for op, node, fn in nodes:
@@ -243,7 +262,7 @@ class _KernelEmitter:
         return name
 
     def _unique_var(self, name: str) -> str:
-        taken = {s.var for s in self.streams.values()} | {a.name for a in self.inputs + self.outputs}
+        taken = {s.var for s in self.streams.values()} | {a.name for a in self.inputs + self.outputs} | {p.name for p in self.ports}
         base, i = name, 2
         while name in taken:
             name = f"{base}_{i}"
@@ -311,12 +330,12 @@ class _KernelEmitter:
         body.block(op.body.block, 1)
         return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}")
 
-    def _walk(self, it: itensor, indent: int, prefix: str) -> tuple[list[str], list[str], int]:
+    def _walk(self, it: itensor, indent: int, prefix: str, bounded: bool = True) -> tuple[list[str], list[str], int]:
         """Loops over the stream's tokens (trip-1 loops omitted) and the tile offset per dim; a
         loop with a run-time trip count (`bounds`) runs up to its bound, at most its trip count."""
         lines, dims = [], []
         depth = indent
-        bounds = {b.loop: b for b in it.bounds}
+        bounds = {b.loop: b for b in it.bounds} if bounded else {}  # unbounded: every token up to the trip counts
         ivs = [f"{prefix}{k}" if trip > 1 else "0" for k, trip in enumerate(it.trips)]
         for k, (trip, step) in enumerate(zip(it.trips, it.steps)):
             if trip == 1 and k not in bounds:
@@ -338,7 +357,8 @@ class _KernelEmitter:
             names.append(f"o{j}")
         return lines, names, depth
 
-    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None) -> list[str]:
+    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None,
+                   pipeline: bool = True) -> list[str]:
         """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor at
         per-dim `offsets`, or (with `box`) into a row-major box at the flat base `offsets[0]`."""
         lines = []
@@ -348,7 +368,7 @@ class _KernelEmitter:
             if t > 1:
                 lines.append("  " * inner + f"for (int {var} = 0; {var} < {t}; ++{var}) {{")
                 inner += 1
-        if inner > depth:
+        if inner > depth and pipeline:
             lines.append("  " * inner + "#pragma HLS pipeline II=1")
         local = flat_index(loops, it.tile)
         if box is not None:
@@ -370,37 +390,119 @@ class _KernelEmitter:
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
         lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
 
+    def _port(self, tensor: Arg, it: itensor, node: str) -> Port:
+        """The m_axi argument of one DMA: the tensor's name for its first DMA, `x_1`, ... after."""
+        name, n = tensor.name, 0
+        while any(p.name == name for p in self.ports) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
+            n += 1
+            name = f"{tensor.name}_{n}"
+        port = Port(name, tensor, it)
+        if port.layout.nbytes > HBM_CHANNEL_BYTES:
+            raise HlsEmitError(
+                f"{node}: {tensor.name} packed in its stream order (replays stored again) takes {port.layout.nbytes / 2**20:.1f} MiB, "
+                f"more than one HBM pseudo-channel's {HBM_CHANNEL_BYTES // 2**20} MiB; stream it with fewer reuse loops"
+            )
+        self.ports.append(port)
+        return port
+
     def _dma(self, op: DmaLoadOp | DmaStoreOp, node: str, fn: str, load: bool) -> _Process:
+        """One sequential burst over the DMA's own 512-bit port: token k is words [k W, (k + 1) W),
+        `lanes` elements per word (hbm.py), one word per cycle."""
         stream_value = op.result if load else op.source
         it = stream_value.type.itensor  # type: ignore[attr-defined]
         info = self._stream(stream_value, fn, "producer" if load else "consumer")
         elem = c_scalar(it.dtype.ir())
+        tensor = self.pointer.get(op.source) if load else self.out_pointer.get(op.result)
+        if tensor is None:
+            what = "loads a tensor that is not a kernel argument" if load else "stores a tensor that is not a kernel result"
+            raise HlsEmitError(f"{node}: {what}")
+        port = self._port(tensor, it, node)
+        lay = port.layout
+        word = f"ap_uint<{WORD_BITS}>"
+        per = lay.words_per_token
+        if it.bounds:
+            return self._bounded_dma(op, node, fn, load, port, info, elem)
+        index = f"w * {lay.lanes} + l" if per > 1 else "l"
+        guard = f"if ({index} < {lay.elements}) " if lay.elements % lay.lanes else ""
+        lines = [f"  {info.token} tile;", f"#pragma HLS array_partition variable=tile.v cyclic factor={lay.lanes}",
+                 f"  for (int i = 0; i < {lay.words}; ++i) {{  // word i of the burst: word w of token i / {per}",
+                 "#pragma HLS pipeline II=1", *([f"    const int w = i % {per};"] if per > 1 else [])]
+        first, last = ("if (w == 0) ", f"if (w == {per - 1}) ") if per > 1 else ("", "")
         if load:
-            pointer = self.pointer.get(op.source)
-            if pointer is None:
-                raise HlsEmitError(f"{node}: loads a tensor that is not a kernel argument")
-            params = [f"const {elem}* src", f"hls::stream<{info.token}>& out"]
-            args = [pointer, info.var]
+            params, args = [f"const {word}* hbm", f"hls::stream<{info.token}>& out"], [port.name, info.var]
+            lines += [f"    const {word} word = hbm[i];", f"    for (int l = 0; l < {lay.lanes}; ++l) {{",
+                      f"      {guard}tile.v[{index}] = sd_lane<{elem}>(word, l);", "    }", f"    {last}out.write(tile);"]
         else:
-            pointer = self.out_pointer.get(op.result)
-            if pointer is None:
-                raise HlsEmitError(f"{node}: stores a tensor that is not a kernel result")
-            params = [f"hls::stream<{info.token}>& in", f"{elem}* dst"]
-            args = [info.var, pointer]
+            params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, port.name]
+            lines += [f"    {first}tile = in.read();", f"    {word} word = 0;", f"    for (int l = 0; l < {lay.lanes}; ++l) {{",
+                      f"      {guard}sd_set_lane<{elem}>(word, l, tile.v[{index}]);", "    }", "    hbm[i] = word;"]
+        lines.append("  }")
+        what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor, {lay.words_per_token} word(s) of {lay.lanes} lanes"
+        direction = "HBM -> stream" if load else "stream -> HBM"
+        return _Process(fn, node, params, args, lines, f"{node}: {direction} on port {port.name}, {what}")
+
+    def _bounded_dma(self, op: Operation, node: str, fn: str, load: bool, port: Port, info: StreamInfo, elem: str) -> _Process:
+        """A stream with run-time trip counts: its loops run to their bounds and token (i0, i1, ...)
+        is slot (i0, i1, ...) of the port, laid out for the largest trip counts (the host packs every
+        slot), its words read or written at one per cycle."""
+        it, lay, word = port.it, port.layout, f"ap_uint<{WORD_BITS}>"
+        lines, _, depth = self._walk(it, 1, "i")
+        ivs = [f"i{k}" if trip > 1 or any(b.loop == k for b in it.bounds) else "0" for k, trip in enumerate(it.trips)]
+        slot = flat_index(ivs, it.trips)
+        index = f"w * {lay.lanes} + l"
+        guard = f"if ({index} < {lay.elements}) " if lay.elements % lay.lanes else ""
+        pad = "  " * depth
+        body = [f"{pad}{info.token} tile;", f"#pragma HLS array_partition variable=tile.v cyclic factor={lay.lanes}"]
+        if not load:
+            body[0] = f"{pad}const {info.token} tile = in.read();"
+        body += [f"{pad}for (int w = 0; w < {lay.words_per_token}; ++w) {{", "#pragma HLS pipeline II=1"]
+        if load:
+            body += [f"{pad}  const {word} word = hbm[({slot}) * {lay.words_per_token} + w];",
+                     f"{pad}  for (int l = 0; l < {lay.lanes}; ++l) {{",
+                     f"{pad}    {guard}tile.v[{index}] = sd_lane<{elem}>(word, l);", f"{pad}  }}", f"{pad}}}", f"{pad}out.write(tile);"]
+            params, args = [f"const {word}* hbm", f"hls::stream<{info.token}>& out"], [port.name, info.var]
+        else:
+            body += [f"{pad}  {word} word = 0;", f"{pad}  for (int l = 0; l < {lay.lanes}; ++l) {{",
+                     f"{pad}    {guard}sd_set_lane<{elem}>(word, l, tile.v[{index}]);", f"{pad}  }}",
+                     f"{pad}  hbm[({slot}) * {lay.words_per_token} + w] = word;", f"{pad}}}"]
+            params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, port.name]
         for name in sorted(it.scalars):  # the run-time lengths of a bounded stream
             params.append(f"int {self.scalar_c[name]}")
             args.append(self.scalar_c[name])
-        lines, offsets, depth = self._walk(it, 1, "i")
-        if load:
-            lines.append("  " * depth + f"{info.token} tile;")
-            lines += self._tile_copy(it, depth, offsets, "tile.v[{local}] = src[{glob}];")
-            lines.append("  " * depth + "out.write(tile);")
-        else:
-            lines.append("  " * depth + f"const {info.token} tile = in.read();")
-            lines += self._tile_copy(it, depth, offsets, "dst[{glob}] = tile.v[{local}];")
+        lines += body
         self._close(lines, depth, 1)
-        what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor"
-        return _Process(fn, node, params, args, lines, f"{node}: {'HBM -> stream' if load else 'stream -> HBM'}, {what}")
+        direction = "HBM -> stream" if load else "stream -> HBM"
+        return _Process(fn, node, params, args, lines, f"{node}: {direction} on port {port.name}, run-time trip counts, slot per token")
+
+    def hbm_code(self) -> str:
+        """sd_hbm.h: for every port, pack (inputs) or unpack (outputs) between the row-major tensor
+        and its HBM bytes, walking the DMA's stream in order (what hbm.pack / unpack do in numpy)."""
+        out = [f"// sd_hbm.h -- the HBM layout of `{self.top}`'s ports (generated; see hls_backend/hbm.py).",
+               "// Token k of a port's stream is bytes [k W 64, (k + 1) W 64): its tile row-major, little-endian lanes.",
+               "#ifndef SD_HBM_H", "#define SD_HBM_H", "", "#include <cstddef>", "#include <cstring>", "",
+               '#include "sd_fp16.h"', ""]
+        for port in self.ports:
+            lay, a = port.layout, port.tensor
+            size = lay.bits // 8
+            fn = f"sd_{'unpack' if a.is_output else 'pack'}_{port.name}"
+            # parameter and counter names start with sd_, which no tensor name does (ident() of a user name)
+            sig = (f"const unsigned char* sd_hbm, {a.ctype}* sd_tensor" if a.is_output
+                   else f"const {a.ctype}* sd_tensor, unsigned char* sd_hbm")
+            out += [f"// port {port.name}: {a.name} as {port.it}, {lay.words} words", f"inline void {fn}({sig}) {{", "  size_t sd_k = 0;"]
+            lines, offsets, depth = self._walk(port.it, 1, "i", bounded=False)  # every slot, up to the trip counts
+            byte = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) * {size})"
+            if port.it.dtype.name == "bf16":  # files hold float32, HBM the bf16 bits
+                unpack = f"{{{{ uint16_t b; std::memcpy(&b, sd_hbm + {byte}, 2); sd_tensor[{{glob}}] = sd_bf16_value(b); }}}}"
+                pack = f"{{{{ const uint16_t b = sd_bf16_bits(sd_tensor[{{glob}}]); std::memcpy(sd_hbm + {byte}, &b, 2); }}}}"
+                copy = unpack if a.is_output else pack
+            else:
+                copy = (f"std::memcpy(&sd_tensor[{{glob}}], sd_hbm + {byte}, {size});" if a.is_output
+                        else f"std::memcpy(sd_hbm + {byte}, &sd_tensor[{{glob}}], {size});")
+            lines += self._tile_copy(port.it, depth, offsets, copy, pipeline=False)
+            lines.append("  " * depth + "++sd_k;")
+            self._close(lines, depth, 1)
+            out += [*lines, "}", ""]
+        return "\n".join([*out, "#endif  // SD_HBM_H"]) + "\n"
 
     def _fork(self, op: ITensorForkOp, node: str, fn: str) -> _Process:
         src = self._stream(op.source, fn, "consumer")
@@ -536,6 +638,7 @@ class _KernelEmitter:
             "#include <cstdint>",
             "#include <limits>",
             "",
+            "#include <ap_int.h>",
             '#include "hls_stream.h"',
             '#include "sd_support.h"',
             "",
@@ -552,12 +655,13 @@ class _KernelEmitter:
         return "\n".join(out) + "\n"
 
     def _top(self) -> list[str]:
-        params = [a.param for a in self.inputs + self.outputs]
-        lines = [f'extern "C" void {self.top}({", ".join(params)}) {{']
-        for k, a in enumerate(a for a in self.inputs + self.outputs if not a.scalar):
-            lines.append(f"#pragma HLS interface m_axi port={a.name} bundle=gmem{k} offset=slave depth={a.numel}")
-        for a in self.inputs + self.outputs:
-            lines.append(f"#pragma HLS interface s_axilite port={a.name}")
+        scalars = [a for a in self.inputs if a.scalar]
+        lines = [f'extern "C" {top_declaration(self.top, self.ports, scalars)} {{']
+        for k, port in enumerate(self.ports):
+            burst = "max_write_burst_length=64" if port.tensor.is_output else "max_read_burst_length=64"
+            lines.append(f"#pragma HLS interface m_axi port={port.name} bundle=gmem{k} offset=slave depth={port.layout.words} {burst}")
+        for name in [p.name for p in self.ports] + [a.name for a in scalars]:
+            lines.append(f"#pragma HLS interface s_axilite port={name}")
         lines += ["#pragma HLS interface s_axilite port=return", "#pragma HLS dataflow", ""]
         lines.append("  // FIFOs: one writer and one reader process each; depths from FIFO sizing")
         for s in self.streams.values():
@@ -574,7 +678,16 @@ def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) 
     overrides FIFO depths by stream name (as `simulate(..., depths=...)` does)."""
     func, kernel = _entry(_module(design_or_module))
     emitter = _KernelEmitter(func, kernel, dict(depths or {}))
+    emitter.ports.sort(key=lambda p: p.tensor.is_output)  # loads first, as the top takes them
     code = emitter.source()
     return KernelSource(
-        emitter.top, code, emitter.inputs, emitter.outputs, list(emitter.streams.values()), [p.fn for p in emitter.procs]
+        emitter.top, code, emitter.inputs, emitter.outputs, list(emitter.streams.values()), [p.fn for p in emitter.procs],
+        list(emitter.ports), emitter.hbm_code(),
     )
+
+
+def top_declaration(top: str, ports: list[Port], scalars: list[Arg]) -> str:
+    """`void top(const ap_uint<512>* x, ..., ap_uint<512>* out, int n)`: one 512-bit pointer per
+    port, then the run-time scalars by value."""
+    params = [f"{'' if p.tensor.is_output else 'const '}ap_uint<{WORD_BITS}>* {p.name}" for p in ports]
+    return f"void {top}({', '.join(params + [a.param for a in scalars])})"

@@ -7,15 +7,41 @@ Rules (each finding names its rule, the line and the culprit):
   stream-depth       every stream declared in the dataflow top has `#pragma HLS stream variable=s depth=D`
   stream-endpoints   every such stream has exactly one writer process and one reader process
   interface          every pointer argument of the extern "C" top has an m_axi interface pragma
+  token-width        no stream carries words wider than MAX_TOKEN_BITS (1,024) bits: a wider FIFO word
+                     costs ceil(width / 72) BRAM36 per 512 entries however shallow the FIFO is
+  maxi-readers       every m_axi argument is passed to exactly one dataflow process (the canonical
+                     dataflow form: one reader or writer per port; fork on chip instead)
+  stream-polling     no empty() / full() / SD_POLL: a non-blocking stream access makes the design's
+                     behaviour depend on timing (Vitis: non-deterministic, verifiable only in RTL)
+  pipeline-ii        every `#pragma HLS pipeline` states its initiation interval (II=n)
+  unroll-partition   every array an unrolled loop indexes with its variable is partitioned or reshaped
+                     (`#pragma HLS array_partition variable=a` or `a.v`); loops inside a pipelined loop
+                     are unrolled by Vitis, so they count too
+  float-accumulator  no floating-point value accumulated across the iterations of a pipelined loop at
+                     distance 1 (`acc += x` where `acc` does not depend on the loop's variable): the
+                     loop then starts once per adder latency, not at II=1; use interleaved partial sums
+
+`lint_cpp(code, skip=...)` leaves out rules; `emit_project` runs every rule except `PENDING` on the
+kernel it writes and refuses a kernel that breaks one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LintIssue", "lint_cpp", "lint_project"]
+__all__ = ["MAX_TOKEN_BITS", "PENDING", "RULES", "LintIssue", "lint_cpp", "lint_project"]
+
+MAX_TOKEN_BITS = 1024
+RULES = (
+    "dynamic-memory", "std-container", "recursion", "stream-depth", "stream-endpoints", "interface", "token-width",
+    "maxi-readers", "stream-polling", "pipeline-ii", "unroll-partition", "float-accumulator",
+)  # fmt: skip
+# Rules the emitted compute does not meet yet (issue 11's lane-parallel work): emit_project reports
+# their findings in manifest.json's `lint_pending` instead of refusing the kernel.
+PENDING = frozenset({"token-width", "stream-polling", "pipeline-ii", "float-accumulator"})
 
 
 @dataclass(frozen=True)
@@ -78,8 +104,11 @@ def _split_args(text: str) -> list[str]:
     return [a.strip() for a in text.split(",") if a.strip()]
 
 
-def lint_cpp(code: str) -> list[LintIssue]:
-    """The rule violations of one kernel source (an empty list when it is clean)."""
+def lint_cpp(code: str, skip: frozenset[str] | set[str] = frozenset()) -> list[LintIssue]:
+    """The rule violations of one kernel source (an empty list when it is clean), leaving out the
+    rules named in `skip`."""
+    if unknown := set(skip) - set(RULES):
+        raise ValueError(f"lint_cpp: no rule named {sorted(unknown)[0]!r}; the rules are {', '.join(RULES)}")
     src = _strip(code)
     issues: list[LintIssue] = []
     for m in _DYNAMIC.finditer(src):
@@ -92,7 +121,15 @@ def lint_cpp(code: str) -> list[LintIssue]:
     for top in (f for f in funcs.values() if "#pragma HLS dataflow" in f.body or _STREAM_DECL.search(f.body)):
         issues += _streams(src, top, funcs)
     issues += _interfaces(src, funcs)
-    return sorted(issues, key=lambda i: (i.line, i.rule))
+    issues += _token_widths(src)
+    issues += _polling(src)
+    loops = _loops(src)
+    issues += _pipeline_ii(src, loops)
+    issues += _unroll_partition(src, loops, funcs)
+    issues += _float_accumulators(src, loops, funcs)
+    for top in (f for f in funcs.values() if "#pragma HLS dataflow" in f.body):
+        issues += _maxi_readers(src, top, funcs)
+    return sorted((i for i in issues if i.rule not in skip), key=lambda i: (i.line, i.rule))
 
 
 def _calls(body: str, funcs: dict[str, _Function]) -> set[str]:
@@ -167,5 +204,207 @@ def _interfaces(src: str, funcs: dict[str, _Function]) -> list[LintIssue]:
     return issues
 
 
-def lint_project(project_dir: Path | str) -> list[LintIssue]:
-    return lint_cpp((Path(project_dir) / "kernel.cpp").read_text())
+# -- widths, polling, pipelines --------------------------------------------------------------------
+
+_SCALAR_BITS = {
+    "bool": 1, "char": 8, "int8_t": 8, "uint8_t": 8, "short": 16, "int16_t": 16, "uint16_t": 16, "half": 16,
+    "sd_f16": 16, "sd_bf16": 16, "int": 32, "unsigned": 32, "int32_t": 32, "uint32_t": 32, "float": 32,
+    "long": 64, "int64_t": 64, "uint64_t": 64, "double": 64,
+}  # fmt: skip
+_FLOATS = ("float", "double", "half", "sd_f16", "sd_bf16")
+_STRUCT = re.compile(r"\bstruct\s+(\w+)\s*\{([^{}]*)\}\s*;")
+_MEMBER = re.compile(r"([\w:<>, ]+?)\s+(\w+)\s*((?:\[\s*\d+\s*\])*)\s*;")
+_AP = re.compile(r"^(?:ap_u?int|ap_u?fixed)\s*<\s*(\d+)")
+_FIFO = re.compile(r"hls::stream<\s*([\w:]+(?:\s*<\s*\d+\s*>)?)\s*(?:,\s*\d+\s*)?>\s+(\w+)\s*[(;]")
+_POLL = re.compile(r"\.\s*(empty|full)\s*\(\s*\)|\bSD_POLL\s*\(")
+_PIPELINE = re.compile(r"#pragma\s+HLS\s+pipeline\b([^\n]*)", re.I)
+_UNROLL = re.compile(r"#pragma\s+HLS\s+unroll\b", re.I)
+_PARTITION = re.compile(r"#pragma\s+HLS\s+array_(?:partition|reshape)\b[^\n]*?\bvariable\s*=\s*(\w+)", re.I)
+_ASSIGN = re.compile(r"(\b\w+(?:\s*(?:\.\s*\w+|\[[^\]=;]*\]))*)\s*([-+*/])?=(?!=)")
+_FOR = re.compile(r"\bfor\s*\(\s*(?:const\s+)?(?:int|unsigned|long|size_t|auto)?\s*(\w+)\s*=[^;]*;[^;]*;[^)]*\)")
+
+
+def _type_bits(ctype: str, structs: dict[str, int]) -> int | None:
+    ctype = ctype.strip().removeprefix("const ").strip()
+    if (m := _AP.match(ctype)) is not None:
+        return int(m.group(1))
+    return structs.get(ctype, _SCALAR_BITS.get(ctype.removeprefix("std::")))
+
+
+def _struct_bits(src: str) -> dict[str, int]:
+    """Bits of each struct whose members are scalars, ap types or arrays of them (as Vitis packs them)."""
+    structs: dict[str, int] = {}
+    for m in _STRUCT.finditer(src):
+        total = 0
+        for member in _MEMBER.finditer(m.group(2)):
+            bits = _type_bits(member.group(1), structs)
+            if bits is None:
+                break
+            for n in re.findall(r"\d+", member.group(3)):
+                bits *= int(n)
+            total += bits
+        else:
+            structs[m.group(1)] = total
+    return structs
+
+
+def _token_widths(src: str) -> list[LintIssue]:
+    structs = _struct_bits(src)
+    issues = []
+    for m in _FIFO.finditer(src):
+        bits = _type_bits(m.group(1), structs)
+        if bits is not None and bits > MAX_TOKEN_BITS:
+            issues.append(LintIssue("token-width", _line(src, m.start()),
+                                    f"stream {m.group(2)} carries {m.group(1)} words of {bits} bits; at most {MAX_TOKEN_BITS} "
+                                    "(send a tile as several beats)"))
+    return issues
+
+
+def _polling(src: str) -> list[LintIssue]:
+    return [LintIssue("stream-polling", _line(src, m.start()),
+                      f"`{m.group(1) or 'SD_POLL'}`: non-blocking stream access; read and write on a static schedule instead")
+            for m in _POLL.finditer(src)]
+
+
+@dataclass
+class _Loop:
+    var: str
+    start: int  # offset of `for`
+    body: tuple[int, int]  # offsets of the body (inside the braces)
+    pragmas: list[str]  # the pragma lines directly in this loop's body (not in nested loops)
+    parent: _Loop | None = None
+
+    def pipelined(self) -> bool:
+        return any(_PIPELINE.match(p) and "off" not in p.lower() for p in self.pragmas)
+
+    def unrolled(self) -> bool:
+        """Explicitly, or implicitly as a loop inside a pipelined loop (Vitis unrolls those)."""
+        if any(_UNROLL.match(p) and "off" not in p.lower() for p in self.pragmas):
+            return True
+        parent = self.parent
+        while parent is not None:
+            if parent.pipelined():
+                return True
+            parent = parent.parent
+        return False
+
+
+def _statement_end(src: str, pos: int) -> int:
+    """The end of the statement starting at `pos`: a braced block, a nested `for`, or up to `;`."""
+    while pos < len(src) and src[pos].isspace():
+        pos += 1
+    if src.startswith("{", pos):
+        depth, i = 1, pos + 1
+        while depth and i < len(src):
+            depth += {"{": 1, "}": -1}.get(src[i], 0)
+            i += 1
+        return i
+    if (m := _FOR.match(src, pos)) is not None:
+        return _statement_end(src, m.end())
+    end = src.find(";", pos)
+    return len(src) if end < 0 else end + 1
+
+
+def _loops(src: str) -> list[_Loop]:
+    loops: list[_Loop] = []
+    for m in _FOR.finditer(src):
+        loops.append(_Loop(m.group(1), m.start(), (m.end(), _statement_end(src, m.end())), []))
+    for loop in loops:  # the innermost enclosing loop
+        around = [o for o in loops if o.body[0] < loop.start < o.body[1]]
+        loop.parent = max(around, key=lambda o: o.body[0]) if around else None
+    for m in re.finditer(r"#pragma\s+HLS\s+(?:pipeline|unroll)\b[^\n]*", src, re.I):
+        around = [o for o in loops if o.body[0] <= m.start() < o.body[1]]
+        if around:
+            max(around, key=lambda o: o.body[0]).pragmas.append(m.group(0))
+    return loops
+
+
+def _pipeline_ii(src: str, loops: list[_Loop]) -> list[LintIssue]:
+    return [LintIssue("pipeline-ii", _line(src, m.start()), f"`{m.group(0).strip()}` has no II=n: state the interval it must reach")
+            for m in _PIPELINE.finditer(src)
+            if "off" not in m.group(1).lower() and not re.search(r"\bII\s*=\s*\d+", m.group(1), re.I)]
+
+
+def _enclosing(funcs: dict[str, _Function], pos: int) -> _Function | None:
+    return next((f for f in funcs.values() if f.start <= pos < f.start + len(f.body)), None)
+
+
+def _array_refs(text: str) -> Iterator[tuple[str, str, str]]:
+    """(base variable, accessed array as written, index expression) of each `a[i]` / `a.v[i]`."""
+    for m in re.finditer(r"\b(\w+)((?:\s*\.\s*\w+)?)\s*\[", text):
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"[": 1, "]": -1}.get(text[i], 0)
+            i += 1
+        yield m.group(1), (m.group(1) + m.group(2)).replace(" ", ""), text[m.end() : i - 1]
+
+
+def _unroll_partition(src: str, loops: list[_Loop], funcs: dict[str, _Function]) -> list[LintIssue]:
+    issues, seen = [], set()
+    for loop in (lp for lp in loops if lp.unrolled()):
+        func = _enclosing(funcs, loop.start)
+        scope = func.body if func is not None else src
+        partitioned = set(_PARTITION.findall(scope)) | {
+            m.group(1) + m.group(2) for m in re.finditer(
+                r"#pragma\s+HLS\s+array_(?:partition|reshape)\b[^\n]*?\bvariable\s*=\s*(\w+)(\.\w+)", scope, re.I)
+        }
+        for base, array, index in _array_refs(src[loop.body[0] : loop.body[1]]):
+            if re.search(rf"\b{loop.var}\b", index) and base not in partitioned and array not in partitioned \
+                    and (loop.start, array) not in seen:
+                seen.add((loop.start, array))
+                issues.append(LintIssue("unroll-partition", _line(src, loop.start),
+                                        f"unrolled loop over {loop.var} indexes {array} by it, but {array} is not partitioned "
+                                        f"(`#pragma HLS array_partition variable={array} complete`)"))
+    return issues
+
+
+def _float_names(scope: str, structs: set[str]) -> set[str]:
+    """Variables declared in `scope` with a floating-point scalar type or a struct of them."""
+    kinds = "|".join((*_FLOATS, *structs)) or "float"
+    return set(re.findall(rf"\b(?:{kinds})\s+(\w+)\s*(?:\[[^\]]*\]\s*)*(?:[=;{{(]|\s*=)", scope))
+
+
+def _float_accumulators(src: str, loops: list[_Loop], funcs: dict[str, _Function]) -> list[LintIssue]:
+    """A float location written in a pipelined loop's body and read there too, at an address that
+    does not depend on the loop's variable, carries a value from one iteration to the next."""
+    float_structs = {name for name, members in ((m.group(1), m.group(2)) for m in _STRUCT.finditer(src))
+                     if re.search(rf"\b(?:{'|'.join(_FLOATS)})\s+\w+", members)}
+    issues = []
+    for loop in (lp for lp in loops if lp.pipelined()):
+        func = _enclosing(funcs, loop.start)
+        body = src[loop.body[0] : loop.body[1]]
+        floats = _float_names(func.body if func is not None else src, float_structs) - _float_names(body, float_structs)
+        flat = re.sub(r"\s+", "", body)
+        done = set()
+        for m in _ASSIGN.finditer(body):
+            target, compound = re.sub(r"\s+", "", m.group(1)), m.group(2)
+            if target in done or m.group(1).split("[")[0].split(".")[0].strip() not in floats:
+                continue
+            if re.search(rf"\b{loop.var}\b", target):
+                continue
+            reads = len(re.findall(rf"(?<![\w.]){re.escape(target)}(?![\w\[.])(?!=[^=])", flat))
+            if compound or reads:
+                done.add(target)
+                issues.append(LintIssue("float-accumulator", _line(src, loop.body[0] + m.start()),
+                                        f"{target} accumulates across iterations of the pipelined loop over {loop.var} "
+                                        "(distance 1: II = the adder's latency); use interleaved partial sums and a tree"))
+    return issues
+
+
+def _maxi_readers(src: str, top: _Function, funcs: dict[str, _Function]) -> list[LintIssue]:
+    users: dict[str, list[str]] = {port: [] for port in _MAXI.findall(top.body)}
+    for m in _CALL.finditer(top.body):
+        callee, args = m.group(1), _split_args(m.group(2))
+        if callee == "SD_DATAFLOW_PROCESS" and args:
+            callee, args = args[0], args[1:]
+        for arg in args:
+            if arg in users:
+                users[arg].append(callee)
+    return [LintIssue("maxi-readers", _line(src, top.start),
+                      f"m_axi argument {port} is used by {len(procs)} processes ({', '.join(procs)}); give each port one "
+                      "process (load once, fork on chip)")
+            for port, procs in users.items() if len(procs) > 1]
+
+
+def lint_project(project_dir: Path | str, skip: frozenset[str] | set[str] = frozenset()) -> list[LintIssue]:
+    return lint_cpp((Path(project_dir) / "kernel.cpp").read_text(), skip)

@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from hls_backend.cxx import HlsEmitError
 from hls_backend.emit import Arg, KernelSource, emit_kernel
+from hls_backend.hbm import WORD_BITS
+from hls_backend.lint import PENDING, lint_cpp
 from streamdsl.output import atomic_output_dir
 
 __all__ = ["PLATFORM", "emit_project", "manifest_of", "write_test_data"]
@@ -32,15 +35,23 @@ def emit_project(design_or_module: Any, out_dir: Path | str, depths: dict[str, i
     """Emit the project for a sized design (`sd.compile(prog)`) into `out_dir`, atomically
     (a failure leaves `out_dir` as it was). `depths` overrides FIFO depths by stream name."""
     kernel = emit_kernel(design_or_module, depths)
+    findings = lint_cpp(kernel.code)
+    if broken := [str(i) for i in findings if i.rule not in PENDING]:
+        raise HlsEmitError(f"kernel {kernel.top}: the emitted C++ breaks HLS coding rules (hls_backend/lint.py):\n  "
+                           + "\n  ".join(broken[:10]))
     params = _params(design_or_module, kernel)
-    if len(kernel.args) > HBM_CHANNELS:
-        raise ValueError(f"kernel {kernel.top} has {len(kernel.args)} HBM arguments; the U55C has {HBM_CHANNELS} pseudo-channels")
+    if len(kernel.ports) > HBM_CHANNELS:
+        raise HlsEmitError(f"kernel {kernel.top} has {len(kernel.ports)} DMAs, each with its own HBM port; the U55C has "
+                           f"{HBM_CHANNELS} pseudo-channels")
     with atomic_output_dir(out_dir) as stage:
         (stage / "include").mkdir()
         (stage / "data").mkdir()
         shutil.copy(_INCLUDE / "hls_stream.h", stage / "include" / "hls_stream.h")
+        shutil.copytree(_INCLUDE / "ap_types", stage / "include" / "ap_types")  # for g++ only, with its license
+        (stage / "sd_hbm.h").write_text(kernel.hbm_code)
         shutil.copy(_INCLUDE / "sd_support.h", stage / "sd_support.h")
         shutil.copy(_INCLUDE / "sd_io.h", stage / "sd_io.h")
+        shutil.copy(_INCLUDE / "sd_fp16.h", stage / "sd_fp16.h")
         (stage / "kernel.cpp").write_text(kernel.code)
         (stage / "tb.cpp").write_text(testbench(kernel))
         (stage / "host.cpp").write_text(host_program(kernel))
@@ -48,7 +59,9 @@ def emit_project(design_or_module: Any, out_dir: Path | str, depths: dict[str, i
         (stage / "Makefile").write_text(makefile(kernel))
         for name, array in params.items():
             np.ascontiguousarray(array).tofile(stage / "data" / f"{name}.bin")
-        (stage / "manifest.json").write_text(json.dumps(manifest_of(kernel, sorted(params)), indent=2) + "\n")
+        manifest = manifest_of(kernel, sorted(params))
+        manifest["lint_pending"] = [str(i) for i in findings]  # rules the emitted compute does not meet yet (lint.PENDING)
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return Path(out_dir).resolve()
 
 
@@ -77,6 +90,9 @@ def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:
         "params": params,  # inputs whose data/<name>.bin holds bound weights
         "streams": [{"name": s.name, "var": s.var, "depth": s.depth, "producer": s.producer, "consumer": s.consumer}
                     for s in kernel.streams],
+        # the top's m_axi arguments: one per DMA, the tensor packed in its stream's order (hls_backend/hbm.py)
+        "ports": [{"name": p.name, "tensor": p.tensor.name, "itensor": str(p.it), "bytes": p.layout.nbytes,
+                   "words": p.layout.words, "lanes": p.layout.lanes} for p in kernel.ports],
         "processes": kernel.processes,
     }
 
@@ -93,40 +109,107 @@ def _params(design_or_module: Any, kernel: KernelSource) -> dict[str, np.ndarray
 # -- the generated files ---------------------------------------------------------------------------
 
 
-def _decl(kernel: KernelSource) -> str:
-    params = [a.param for a in kernel.args]
-    return f'extern "C" void {kernel.top}({", ".join(params)});'
+def _pack_inputs(kernel: KernelSource) -> list[str]:
+    """Load every input tensor and pack it into the HBM bytes of each of its ports (sd_hbm.h)."""
+    lines = []
+    for a in kernel.inputs:
+        lines.append(f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});')
+    for p in kernel.ports:
+        if not p.tensor.is_output:
+            lines += [f"  std::vector<unsigned char> hbm_{p.name}({p.layout.nbytes});",
+                      f"  sd_pack_{p.name}({p.tensor.name}.data(), hbm_{p.name}.data());"]
+        else:
+            lines.append(f"  std::vector<unsigned char> hbm_{p.name}({p.layout.nbytes});")
+    return lines
+
+
+def _unpack_outputs(kernel: KernelSource) -> list[str]:
+    lines = []
+    for p in kernel.ports:
+        if p.tensor.is_output:
+            a = p.tensor
+            lines += [f"  std::vector<{a.ctype}> {a.name}({a.numel});", f"  sd_unpack_{p.name}(hbm_{p.name}.data(), {a.name}.data());",
+                      f'  sd_io::save(dir + "/{a.name}.bin", {a.name});']
+    return lines
 
 
 def testbench(kernel: KernelSource) -> str:
+    word = f"ap_uint<{WORD_BITS}>"
     lines = [
         f"// C simulation testbench of `{kernel.top}` (generated by streamdsl's hls_backend).",
-        "// Usage: tb DIR  -- reads DIR/<input>.bin (raw little-endian, row-major), writes DIR/<output>.bin.",
+        "// Usage: tb DIR  -- reads DIR/<input>.bin (raw little-endian, row-major), packs each into its ports' HBM",
+        "// layout (sd_hbm.h), runs the kernel, unpacks DIR/<output>.bin and compares it with DIR/reference/<output>.bin",
+        "// when present: exit 4 (sd_io::MISMATCH_EXIT) if they differ. SD_DUMP_HBM=1 also writes DIR/<port>.hbm.",
         "#include <cstdint>",
+        "#include <cstdlib>",
+        "#include <cstring>",
         "#include <string>",
         "#include <vector>",
         "",
+        "#include <ap_int.h>",
+        '#include "sd_hbm.h"',
         '#include "sd_io.h"',
         "",
-        _decl(kernel),
+        "// The kernel is compiled with the testbench, one translation unit (ap_int.h is parsed once).",
+        '#include "kernel.cpp"',
+        "",
+        *_rtol_defines(kernel),
+        "",
+        f"// HBM bytes <-> {word} words, 64 bits at a time, little-endian",
+        f"static std::vector<{word}> to_words(const std::vector<unsigned char>& bytes) {{",
+        f"  std::vector<{word}> words(bytes.size() / 64);",
+        "  for (size_t i = 0; i < words.size(); ++i)",
+        "    for (int c = 0; c < 8; ++c) {",
+        "      uint64_t v;",
+        "      std::memcpy(&v, &bytes[i * 64 + c * 8], 8);",
+        "      words[i].range(64 * c + 63, 64 * c) = v;",
+        "    }",
+        "  return words;",
+        "}",
+        f"static void to_bytes(const std::vector<{word}>& words, std::vector<unsigned char>& bytes) {{",
+        "  for (size_t i = 0; i < words.size(); ++i)",
+        "    for (int c = 0; c < 8; ++c) {",
+        "      const uint64_t v = words[i].range(64 * c + 63, 64 * c).to_uint64();",
+        "      std::memcpy(&bytes[i * 64 + c * 8], &v, 8);",
+        "    }",
+        "}",
         "",
         "int main(int argc, char** argv) {",
         '  const std::string dir = argc > 1 ? argv[1] : "data";',
+        '  const bool sd_dump = std::getenv("SD_DUMP_HBM") != nullptr;',
+        *_pack_inputs(kernel),
     ]
-    for a in kernel.inputs:
-        lines.append(f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});')
-    for a in kernel.outputs:
-        lines.append(f"  std::vector<{a.ctype}> {a.name}({a.numel});")
-    lines.append(f"  {kernel.top}({', '.join(_call_arg(a) for a in kernel.args)});")
-    for a in kernel.outputs:
-        lines.append(f'  sd_io::save(dir + "/{a.name}.bin", {a.name});')
-    lines += ["  return 0;", "}"]
+    lines += [f"  std::vector<{word}> words_{p.name} = to_words(hbm_{p.name});" for p in kernel.ports]
+    scalars = [f"{a.name}[0]" for a in kernel.inputs if a.scalar]  # run-time scalars by value (a one-value .bin)
+    lines.append(f"  {kernel.top}({', '.join([f'words_{p.name}.data()' for p in kernel.ports] + scalars)});")
+    for p in kernel.ports:
+        if p.tensor.is_output:
+            lines.append(f"  to_bytes(words_{p.name}, hbm_{p.name});")
+        lines.append(f'  if (sd_dump) sd_io::save(dir + "/{p.name}.hbm", hbm_{p.name});')
+    lines += [*_unpack_outputs(kernel), "  bool sd_ok = true;", *_checks(kernel, "  "), "  return sd_ok ? 0 : sd_io::MISMATCH_EXIT;", "}"]
     return "\n".join(lines) + "\n"
 
 
-def _call_arg(a: Arg, prefix: str = "") -> str:
-    """A run-time scalar is passed by value (its .bin file holds one value), a tensor by pointer."""
-    return f"{a.name}[0]" if a.scalar else f"{prefix}{a.name}" if prefix else f"{a.name}.data()"
+def _rtol(dtype: str) -> float:
+    """How far an output may be from the functional simulator's, relative to its scale: 0 for
+    integers; floats as the project's csim check (reassociated sums), looser for 16-bit floats."""
+    kind = np.dtype(dtype)
+    if kind.kind != "f":
+        return 0.0
+    return {2: 1e-2, 4: 1e-5}.get(kind.itemsize, 1e-9)
+
+
+def _checks(kernel: KernelSource, indent: str) -> list[str]:
+    """Compare every output with DIR/reference/<output>.bin (written by write_test_data), if present."""
+    return [f'{indent}sd_ok = sd_io::check("{a.name}", {a.name}, dir + "/reference/{a.name}.bin", SD_RTOL_{a.name.upper()}) && sd_ok;'
+            for a in kernel.outputs]
+
+
+def _rtol_defines(kernel: KernelSource) -> list[str]:
+    lines = ["// tolerated difference from the expected outputs, relative to their scale (-D to override)"]
+    for a in kernel.outputs:
+        lines += [f"#ifndef SD_RTOL_{a.name.upper()}", f"#define SD_RTOL_{a.name.upper()} {_rtol(a.dtype)!r}", "#endif"]
+    return lines
 
 
 def host_program(kernel: KernelSource) -> str:
@@ -142,7 +225,10 @@ def host_program(kernel: KernelSource) -> str:
         "#include <xrt/xrt_device.h>",
         "#include <xrt/xrt_kernel.h>",
         "",
+        '#include "sd_hbm.h"',
         '#include "sd_io.h"',
+        "",
+        *_rtol_defines(kernel),
         "",
         "int main(int argc, char** argv) {",
         f'  const std::string xclbin = argc > 1 ? argv[1] : "{kernel.top}.xclbin";',
@@ -151,33 +237,43 @@ def host_program(kernel: KernelSource) -> str:
         "  const auto uuid = device.load_xclbin(xclbin);",
         f'  xrt::kernel kernel(device, uuid, "{kernel.top}");',
         "",
-        "  // one buffer per argument, in the HBM bank the link step chose for it (link.cfg)",
+        "  // every tensor packed into each of its ports' HBM layout (sd_hbm.h): the order the DMA streams it",
+        *_pack_inputs(kernel),
+        "  // one buffer per port, in the HBM pseudo-channel the link step gave it (link.cfg)",
     ]
-    for k, a in enumerate(kernel.args):
-        if a.scalar:
-            continue
-        size = f"{a.numel} * sizeof({a.ctype})"
-        lines.append(f"  xrt::bo bo_{a.name}(device, {size}, kernel.group_id({k}));")
-    for a in kernel.inputs:
-        lines.append(f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});')
-        if not a.scalar:
-            lines += [f"  bo_{a.name}.write({a.name}.data());", f"  bo_{a.name}.sync(XCL_BO_SYNC_BO_TO_DEVICE);"]
-    lines += ["", f"  auto run = kernel({', '.join(_call_arg(a, 'bo_') for a in kernel.args)});", "  run.wait();", ""]
-    for a in kernel.outputs:
-        lines += [
-            f"  std::vector<{a.ctype}> {a.name}({a.numel});",
-            f"  bo_{a.name}.sync(XCL_BO_SYNC_BO_FROM_DEVICE);",
-            f"  bo_{a.name}.read({a.name}.data());",
-            f'  sd_io::save(dir + "/{a.name}.bin", {a.name});',
-        ]
-    lines += [f'  std::printf("{kernel.top}: done, outputs written to %s\\n", dir.c_str());', "  return 0;", "}"]
+    for k, p in enumerate(kernel.ports):
+        lines.append(f"  xrt::bo bo_{p.name}(device, {p.layout.nbytes}, kernel.group_id({k}));")
+    for p in kernel.ports:
+        if not p.tensor.is_output:
+            lines += [f"  bo_{p.name}.write(hbm_{p.name}.data());", f"  bo_{p.name}.sync(XCL_BO_SYNC_BO_TO_DEVICE);"]
+    lines += [
+        "",
+        f"  auto run = kernel({', '.join(['bo_' + p.name for p in kernel.ports] + [f'{a.name}[0]' for a in kernel.inputs if a.scalar])});",
+        "  const ert_cmd_state state = run.wait();",
+        "  if (state != ERT_CMD_STATE_COMPLETED) {",
+        f'    std::fprintf(stderr, "{kernel.top}: the run ended in state %d, not completed (ERT_CMD_STATE_COMPLETED)\\n", int(state));',
+        "    return 2;",
+        "  }",
+        "  bool sd_ok = true;",
+        "",
+    ]
+    for p in kernel.ports:
+        if p.tensor.is_output:
+            lines += [f"  bo_{p.name}.sync(XCL_BO_SYNC_BO_FROM_DEVICE);", f"  bo_{p.name}.read(hbm_{p.name}.data());"]
+    lines += _unpack_outputs(kernel)
+    lines += [
+        *_checks(kernel, "  "),
+        f'  std::printf("{kernel.top}: done, outputs written to %s\\n", dir.c_str());',
+        "  return sd_ok ? 0 : sd_io::MISMATCH_EXIT;",
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def link_config(kernel: KernelSource) -> str:
-    """One HBM pseudo-channel per argument (distinct channels: no two arguments share a port)."""
+    """One HBM pseudo-channel per port (distinct channels: every DMA streams at a channel's bandwidth)."""
     lines = ["[connectivity]", f"nk={kernel.top}:1:{kernel.top}_1"]
-    lines += [f"sp={kernel.top}_1.{a.name}:HBM[{k}]" for k, a in enumerate(a for a in kernel.args if not a.scalar)]
+    lines += [f"sp={kernel.top}_1.{p.name}:HBM[{k}]" for k, p in enumerate(kernel.ports)]
     return "\n".join(lines) + "\n"
 
 
@@ -187,12 +283,14 @@ def makefile(kernel: KernelSource) -> str:
 #   make xclbin   v++ -c (HLS synthesis) then v++ -l (link against the platform)   hours
 #   make host     the XRT host program (needs XILINX_XRT)
 #   make csim     g++ C simulation, sequential like Vitis csim; make csim-threaded: bounded FIFOs
+# The clock (FREQ_MHZ) goes to both steps: --freqhz (Vitis 2023.2 and later) sets the HLS synthesis
+# target in v++ -c and the kernel clock the link step connects in v++ -l.
 TOP      := {top}
 PLATFORM ?= {PLATFORM}
 TARGET   ?= hw
 FREQ_MHZ ?= 300
 CXX      ?= g++
-CSIM_FLAGS := -std=c++17 -O1 -pthread -I include -I .
+CSIM_FLAGS := -std=c++17 -O1 -pthread -I include -isystem include/ap_types -I .
 
 .PHONY: all xclbin host csim csim-threaded clean
 
@@ -200,20 +298,20 @@ all: xclbin host
 
 xclbin: $(TOP).xclbin
 
-$(TOP).xo: kernel.cpp sd_support.h
-\tv++ -c -t $(TARGET) --platform $(PLATFORM) -k $(TOP) --kernel_frequency $(FREQ_MHZ) -o $@ kernel.cpp
+$(TOP).xo: kernel.cpp sd_support.h sd_fp16.h
+\tv++ -c -t $(TARGET) --platform $(PLATFORM) -k $(TOP) --freqhz=$(FREQ_MHZ)MHz -o $@ kernel.cpp
 
 $(TOP).xclbin: $(TOP).xo link.cfg
-\tv++ -l -t $(TARGET) --platform $(PLATFORM) --config link.cfg -o $@ $<
+\tv++ -l -t $(TARGET) --platform $(PLATFORM) --freqhz=$(FREQ_MHZ)MHz --config link.cfg -o $@ $<
 
-host: host.cpp sd_io.h
+host: host.cpp sd_io.h sd_hbm.h sd_fp16.h
 \t$(CXX) -std=c++17 -O2 -I$(XILINX_XRT)/include -L$(XILINX_XRT)/lib host.cpp -o host -lxrt_coreutil -pthread
 
-csim/tb_seq: kernel.cpp tb.cpp sd_support.h sd_io.h include/hls_stream.h
-\tmkdir -p csim && $(CXX) $(CSIM_FLAGS) kernel.cpp tb.cpp -o $@
+csim/tb_seq: kernel.cpp tb.cpp sd_support.h sd_io.h sd_hbm.h sd_fp16.h include/hls_stream.h
+\tmkdir -p csim && $(CXX) $(CSIM_FLAGS) tb.cpp -o $@
 
-csim/tb_thr: kernel.cpp tb.cpp sd_support.h sd_io.h include/hls_stream.h
-\tmkdir -p csim && $(CXX) $(CSIM_FLAGS) -DSD_CSIM_THREADED kernel.cpp tb.cpp -o $@
+csim/tb_thr: kernel.cpp tb.cpp sd_support.h sd_io.h sd_hbm.h sd_fp16.h include/hls_stream.h
+\tmkdir -p csim && $(CXX) $(CSIM_FLAGS) -DSD_CSIM_THREADED tb.cpp -o $@
 
 csim: csim/tb_seq
 \t./csim/tb_seq data

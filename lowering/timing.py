@@ -125,20 +125,14 @@ def _it(value: SSAValue):
     return value.type.itensor
 
 
-def _beat(table: TimingTable, value: SSAValue, sharing: int = 1) -> int:
-    """Cycles per token of a DMA on a pseudo-channel it shares with `sharing - 1` others."""
-    return max(1, -(-_it(value).token_bits * sharing // table.hbm_bits_per_cycle))
-
-
-def _sharing(op: DmaLoadOp) -> int:
-    """DMAs reading the same HBM argument: link.cfg maps an argument to one pseudo-channel, so
-    they split its bandwidth (modelled as an even share while all of them stream)."""
-    block = op.parent_block()
-    return sum(1 for other in (block.ops if block else ()) if isinstance(other, DmaLoadOp) and other.source == op.source) or 1
+def _beat(table: TimingTable, value: SSAValue) -> int:
+    """Cycles per token of a DMA: every DMA has its own 512-bit port on its own HBM pseudo-channel
+    (the emitted top gives a tensor loaded twice two ports), so it streams at a channel's bandwidth."""
+    return max(1, -(-_it(value).token_bits // table.hbm_bits_per_cycle))
 
 
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
-    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * _beat(table, op.result, _sharing(op))
+    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * _beat(table, op.result)
     return NodeSchedule({}, {op.result: times})
 
 

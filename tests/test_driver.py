@@ -83,14 +83,30 @@ def test_csim_deadlock_fails_the_job_with_exit_1(tmp_path, monkeypatch, capsys):
     assert report["verification"]["deadlock_free"] is False
 
 
-def test_design_that_does_not_fit_fails_naming_the_largest_fifos(tmp_path, monkeypatch, capsys):
-    import toolchain.driver as driver
+def test_design_that_does_not_fit_fails_naming_the_largest_memories(tmp_path, monkeypatch, capsys):
+    import lowering.memory as memory
 
-    monkeypatch.setattr(driver, "DEVICE_ON_CHIP_BITS", 100_000)  # a device far smaller than the design
+    monkeypatch.setitem(memory.CAPACITY, "BRAM36", 3)  # a device far smaller than the design
+    monkeypatch.setitem(memory.CAPACITY, "URAM", 1)
     assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "FAILED: the design needs" in err and "on chip, the U55C has 0.0 MiB" in err and "Traceback" not in err
-    assert "largest FIFOs: dma_load(w_down)->fc_down" in err and "fifo_sizing='conservative'" in err
+    assert "FAILED: the design does not fit the U55C counted by memory shape" in err and "Traceback" not in err
+    assert "of 3" in err and "largest memories: " in err and "fifo_sizing='conservative'" in err
+
+
+def test_report_counts_memory_by_shape(tmp_path):
+    """report.json's `memory`: BRAM36, URAM and LUTRAM totals that add up its memories, within the
+    U55C's capacities, each memory bound by the documented rule."""
+    from lowering.memory import bind
+
+    assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 0
+    memory = json.loads((tmp_path / "out" / "report.json").read_text())["memory"]
+    assert memory["capacity"] == {"BRAM36": 2016, "URAM": 960, "LUTRAM": 589824} and memory["fits"]
+    for kind in ("BRAM36", "URAM", "LUTRAM"):
+        assert memory[kind] == sum(m["count"] for m in memory["memories"] if m["resource"] == kind) <= memory["capacity"][kind]
+    for m in memory["memories"]:
+        assert m["width"] <= 1024 and (m["resource"], m["count"]) == bind(m["width"], m["depth"], m["kind"] == "fifo")
+    assert {m["kind"] for m in memory["memories"]} >= {"fifo"}
 
 
 def test_task_local_buffers_count_toward_the_on_chip_check():
@@ -99,8 +115,8 @@ def test_task_local_buffers_count_toward_the_on_chip_check():
     from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
     from xdsl.parser import Parser
 
+    from lowering.memory import count, local_tensors
     from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
-    from toolchain.driver import DEVICE_ON_CHIP_BITS, _local_buffers, _on_chip
 
     source = (Path(__file__).parent / "filecheck" / "dialect" / "structure.mlir").read_text()
     start = source.index("\nfunc.func @double") + 1
@@ -111,11 +127,12 @@ def test_task_local_buffers_count_toward_the_on_chip_check():
     for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
         ctx.load_dialect(dialect)
     kernels = [next(op for op in Parser(ctx, t).parse_module().walk() if isinstance(op, KernelOp)) for t in (text, big)]
-    small_bits, big_bits = (_local_buffers(k)["twice"] for k in kernels)
-    assert small_bits == 3 * 4 * 32  # the tile read, the empty destination and the sum
-    assert big_bits - small_bits == 16384 * 16384 * 32  # 1 GiB
-    on_chip = _on_chip(0, [], _local_buffers(kernels[1]))
-    assert on_chip["local_bits"] == big_bits and on_chip["total_bits"] > DEVICE_ON_CHIP_BITS
+    small, large = (local_tensors(k) for k in kernels)
+    assert [bits for _, _, bits in small] == [4 * 32] * 3  # the tile read, the empty destination and the sum
+    assert sorted(set(large) - set(small)) == [("twice", "big", 16384 * 16384 * 32)]  # 1 GiB
+    assert count([], [(f"{t}: {n}", "local", b) for t, n, b in small])["memories"] == []  # tiles are registers
+    memory = count([], [(f"{t}: {n}", "local", b) for t, n, b in large])
+    assert not memory["fits"] and memory["memories"][0]["name"] == "twice: big"
 
 
 def test_a_bad_program_is_one_message_and_exit_2(tmp_path, monkeypatch, capsys):

@@ -9,7 +9,6 @@ write report.html (toolchain/report_html.py) beside report.json.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import TensorType
 
+from lowering.memory import design_memory, local_tensors
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, check_output_dir, write_json
-from streamdsl.wiring import node_name
 from toolchain.examples import Example
 from toolchain.progress import Progress
 from toolchain.report_html import summary_html, write_report_html
@@ -33,7 +31,8 @@ __all__ = ["CompileResult", "compile_example"]
 # fp32 through a different summation order than torch: relative to the output's magnitude
 TOLERANCE = 1e-5
 
-# U55C on-chip memory: 2,016 BRAM36 (36 Kib each) + 960 URAM (288 Kib each) = 42.6 MiB
+# U55C on-chip memory in bits (the figure report.json's on_chip gives; the fit is judged by shape,
+# lowering/memory.py): 2,016 BRAM36 (36 Kib each) + 960 URAM (288 Kib each) = 42.6 MiB
 DEVICE_ON_CHIP_BITS = 2016 * 36 * 1024 + 960 * 288 * 1024
 
 
@@ -145,20 +144,18 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
 
     kernel = design.kernel
     sizing = design.report()
-    local = _local_buffers(kernel)
+    local: dict[str, int] = {}
+    for task, _, bits in local_tensors(kernel):
+        local[task] = local.get(task, 0) + bits
     on_chip = _on_chip(sizing["fifo_sizing"]["total_bits"], sizing["converters"], local)
-    if on_chip["total_bits"] > on_chip["device_bits"]:
-        largest = sorted(design.streams, key=lambda st: st.depth * st.token_bits, reverse=True)[:3]
-        names = ", ".join(f"{st.name} ({st.depth} x {st.token_bits} b)" for st in largest)
-        tasks = ", ".join(f"{task} ({bits / 8 / 2**20:.1f} MiB)" for task, bits in sorted(local.items(), key=lambda tb: -tb[1])[:3])
-        convs = ", ".join(f"{c['name']} ({int(c['bytes']) / 2**20:.1f} MiB)"
-                          for c in sorted(sizing["converters"], key=lambda c: -int(c["bytes"]))[:3])
+    memory = design_memory(design)
+    if not memory["fits"]:
+        over = ", ".join(f"{memory[k]} {k} of {cap}" for k, cap in memory["capacity"].items() if memory[k] > cap)
+        largest = ", ".join(f"{m['name']} ({m['width']} b x {m['depth']}: {m['count']} {m['resource']})" for m in memory["memories"][:3])
         failures.append(
-            f"the design needs {on_chip['total_bits'] / 8 / 2**20:.1f} MiB on chip, the U55C has "
-            f"{on_chip['device_bits'] / 8 / 2**20:.1f} MiB; largest FIFOs: {names}; largest converters: "
-            f"{convs or 'none'}; largest task-local buffers: {tasks or 'none'}; try fifo_sizing='conservative', smaller "
-            "tiles (--tile), a shorter cache (--max-context), smaller local tensors or a makespan slack "
-            "(lowering.fifo_sizing.tradeoff)"
+            f"the design does not fit the U55C counted by memory shape: {over}; largest memories: {largest}; try "
+            "fifo_sizing='conservative', smaller tiles (--tile), a shorter cache (--max-context), smaller local tensors or a makespan "
+            "slack (lowering.fifo_sizing.tradeoff)"
         )
     report: dict[str, object] = {
         "model": example.name,
@@ -168,6 +165,7 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         **sizing,
         "dmas": _dmas(kernel),
         "on_chip": on_chip,
+        "memory": memory,
         "verification": {
             "sim_vs_torch_max_abs": error,
             "torch_max_abs": scale,
@@ -212,20 +210,6 @@ def _on_chip(fifo_bits: int, converters: list[dict[str, object]], local: dict[st
     local_bits = sum(local.values())
     return {"fifo_bits": fifo_bits, "converter_bits": converter_bits, "local_bits": local_bits,
             "total_bits": fifo_bits + converter_bits + local_bits, "device_bits": DEVICE_ON_CHIP_BITS}
-
-
-def _local_buffers(kernel: KernelOp) -> dict[str, int]:
-    """Bits of the tensors each task computes inside its body: each is an on-chip array in the
-    emitted C++ (an upper bound: HLS may share storage between them)."""
-    local = {}
-    for task in kernel.body.block.ops:
-        if isinstance(task, TaskOp):
-            local[node_name(task)] = sum(
-                math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
-                for op in task.body.walk() for r in op.results
-                if isinstance(r.type, TensorType) and r.type.has_static_shape()
-            )
-    return local
 
 
 def _outputs(value: object) -> list[np.ndarray]:

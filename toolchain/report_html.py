@@ -255,6 +255,10 @@ def _verification_section(report: Mapping[str, Any]) -> str:
     on_chip = report.get("on_chip")
     if on_chip:
         rows.append(["on-chip memory (FIFOs + converters) / device", f"{_bits(on_chip['total_bits'])} / {_bits(on_chip['device_bits'])}"])
+    memory = report.get("memory")
+    if memory:
+        rows.append(["on-chip memory by shape / device (lowering/memory.py)",
+                     ", ".join(f"{memory[k]:,} / {cap:,} {k}" for k, cap in memory["capacity"].items())])
     return status + _table(["check", "value"], rows, "verification-table")
 
 

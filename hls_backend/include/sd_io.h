@@ -2,12 +2,16 @@
 #ifndef SD_IO_H
 #define SD_IO_H
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 namespace sd_io {
+
+// Exit status of a testbench or host whose outputs differ from the expected ones.
+constexpr int MISMATCH_EXIT = 4;
 
 // Read exactly n elements of T from `path` (row-major, little-endian); exit 1 otherwise.
 template <class T>
@@ -36,6 +40,36 @@ void save(const std::string& path, const std::vector<T>& data) {
     std::exit(1);
   }
   std::fclose(f);
+}
+
+// Compare `got` with the expected output stored at `path` (if that file exists): every element
+// within rtol x max(max |expected|, 1) (0 for integers: exact), NaN where NaN is expected. Prints
+// the verdict; returns false on a mismatch, true when it matches or there is nothing to compare.
+template <class T>
+bool check(const std::string& name, const std::vector<T>& got, const std::string& path, double rtol) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    std::printf("%s: no expected output at %s, not checked\n", name.c_str(), path.c_str());
+    return true;
+  }
+  std::fclose(f);
+  const std::vector<T> want = load<T>(path, got.size());
+  double scale = 1.0, worst = 0.0;
+  size_t at = 0, bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) scale = std::fmax(scale, std::fabs(double(want[i])));
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double w = double(want[i]), g = double(got[i]);
+    const double diff = std::isnan(w) || std::isnan(g) ? (std::isnan(w) && std::isnan(g) ? 0.0 : INFINITY) : std::fabs(g - w);
+    if (diff > worst) worst = diff, at = i;
+    bad += diff > rtol * scale;
+  }
+  if (bad) {
+    std::fprintf(stderr, "MISMATCH %s: %zu of %zu elements off by more than %g (largest %g at flat index %zu: got %g, expected %g)\n",
+                 name.c_str(), bad, want.size(), rtol * scale, worst, at, double(got[at]), double(want[at]));
+    return false;
+  }
+  std::printf("PASS %s: %zu elements within %g (largest difference %g)\n", name.c_str(), want.size(), rtol * scale, worst);
+  return true;
 }
 
 }  // namespace sd_io

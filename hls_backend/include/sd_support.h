@@ -2,7 +2,12 @@
 #ifndef SD_SUPPORT_H
 #define SD_SUPPORT_H
 
+#include <ap_int.h>
+
+#include "sd_fp16.h"
+
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -118,6 +123,31 @@ inline To sd_bitcast(From x) {
   To out;
   std::memcpy(&out, &x, sizeof(To));
   return out;
+}
+
+// Lane `lane` of a 512-bit HBM word holding elements of T (hls_backend/hbm.py): bits
+// [lane * w, lane * w + w) with w = the width of T, the element's bits as they are in memory.
+template <int Bytes>
+struct sd_uint_of;
+template <>
+struct sd_uint_of<1> { typedef uint8_t type; };
+template <>
+struct sd_uint_of<2> { typedef uint16_t type; };
+template <>
+struct sd_uint_of<4> { typedef uint32_t type; };
+template <>
+struct sd_uint_of<8> { typedef uint64_t type; };
+
+template <class T>
+inline T sd_lane(const ap_uint<512>& word, int lane) {
+  constexpr int w = sizeof(T) * 8;
+  const typename sd_uint_of<sizeof(T)>::type bits = word.range(lane * w + w - 1, lane * w).to_uint64();
+  return sd_bitcast<T>(bits);
+}
+template <class T>
+inline void sd_set_lane(ap_uint<512>& word, int lane, T value) {
+  constexpr int w = sizeof(T) * 8;
+  word.range(lane * w + w - 1, lane * w) = uint64_t(sd_bitcast<typename sd_uint_of<sizeof(T)>::type>(value));
 }
 
 #endif  // SD_SUPPORT_H

@@ -6,12 +6,14 @@ import pytest
 
 import streamdsl as sd
 from hls_backend import emit_kernel
-from hls_backend.lint import lint_cpp
+from hls_backend.lint import PENDING, RULES, lint_cpp
 
 from .cases import CASES
 
 GOOD = """
 #include "hls_stream.h"
+struct t { float v[64]; };
+struct wide { float v[64]; };
 static void src(const float* a, hls::stream<float>& out) { for (int i = 0; i < 4; ++i) out.write(a[i]); }
 static void dst(hls::stream<float>& in, float* b) { for (int i = 0; i < 4; ++i) b[i] = in.read(); }
 extern "C" void top(const float* a, float* b) {
@@ -32,7 +34,16 @@ def _rules(code: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", ["diamond", "fork_join", "tutorial02_converted", "split_sign"])
 def test_emitted_kernels_are_clean(name: str) -> None:
-    assert lint_cpp(emit_kernel(sd.compile(CASES[name]().program)).code) == []
+    assert lint_cpp(emit_kernel(sd.compile(CASES[name]().program)).code, skip=PENDING) == []
+
+
+@pytest.mark.parametrize("rule", sorted(PENDING))
+def test_pending_rule_still_fires_on_emitted_code(rule: str) -> None:
+    """A rule stays in PENDING only while the emitted compute still breaks it: once it passes on
+    these kernels, take it out of PENDING so emit_project enforces it."""
+    found = {i.rule for name in ("diamond", "silu_mlp", "tutorial02_converted", "matvec")
+             for i in lint_cpp(emit_kernel(sd.compile(CASES[name]().program)).code)}
+    assert rule in found, f"{rule} passes on the emitted kernels now: remove it from hls_backend.lint.PENDING"
 
 
 def test_good_snippet_is_clean() -> None:
@@ -53,6 +64,23 @@ def test_good_snippet_is_clean() -> None:
         (("  dst(s, b);", "  dst(s, b);\n  dst(s, b);"), "stream-endpoints", "stream s has 2 reader processes (dst, dst)"),
         (("  src(a, s);\n", ""), "stream-endpoints", "stream s has 0 writer processes"),
         (("#pragma HLS interface m_axi port=b bundle=gmem1 offset=slave\n", ""), "interface", "pointer argument b of top"),
+        (("hls::stream<float, 2> s(", "hls::stream<wide, 2> s("), "token-width", "stream s carries wide words of 2048 bits"),
+        (("hls::stream<float, 2> s(", "hls::stream<ap_uint<1056>, 2> s("), "token-width", "1056 bits"),
+        (("  dst(s, b);", "  dst(s, b);\n  src(a, s2);\n  dst(s2, b2);"), "maxi-readers",
+         "m_axi argument a is used by 2 processes (src, src)"),
+        (("out.write(a[i]);", "if (!out.full()) out.write(a[i]);"), "stream-polling", "`full`"),
+        (("b[i] = in.read();", "if (!in.empty()) b[i] = in.read();"), "stream-polling", "`empty`"),
+        (("out.write(a[i]);", "{\n#pragma HLS pipeline\n out.write(a[i]); }"), "pipeline-ii", "`#pragma HLS pipeline` has no II"),
+        (("out.write(a[i]);", "{\n#pragma HLS pipeline II=1\n t x; for (int l = 0; l < 64; ++l) x.v[l] = a[i]; out.write(x.v[0]); }"),
+         "unroll-partition", "indexes x.v by it, but x.v is not partitioned"),
+        (("out.write(a[i]);", "{ float r[8];\n for (int l = 0; l < 8; ++l) {\n#pragma HLS unroll\n r[l] = a[i]; }\n out.write(r[0]); }"),
+         "unroll-partition", "indexes r by it"),
+        (("for (int i = 0; i < 4; ++i) b[i] = in.read();",
+          "float acc = 0;\n for (int i = 0; i < 4; ++i) {\n#pragma HLS pipeline II=1\n acc += in.read(); }\n b[0] = acc;"),
+         "float-accumulator", "acc accumulates across iterations of the pipelined loop over i"),
+        (("for (int i = 0; i < 4; ++i) b[i] = in.read();",
+          "t acc = {};\n for (int i = 0; i < 4; ++i) {\n#pragma HLS pipeline II=1\n acc.v[0] = acc.v[0] + in.read(); }\n b[0] = acc.v[0];"),
+         "float-accumulator", "acc.v[0] accumulates"),
     ],
 )
 def test_rule_catches_bad_snippet(edit: tuple[str, str], rule: str, culprit: str) -> None:
@@ -69,3 +97,23 @@ def test_indirect_recursion_and_comments() -> None:
     assert {m.split(" calls")[0] for r, m in _rules(code) if r == "recursion"} == {"function f", "function g"}
     # words in comments and strings are not code
     assert lint_cpp(GOOD.replace("extern", '// new std::vector: no\nstatic const char* k = "malloc(";\nextern')) == []
+
+
+def test_good_forms_of_the_new_rules() -> None:
+    """What each new rule accepts: partitioned arrays, partial sums indexed by the loop, fixed II."""
+    code = GOOD.replace("for (int i = 0; i < 4; ++i) b[i] = in.read();", """
+  t acc[4];
+#pragma HLS array_partition variable=acc complete dim=0
+  for (int i = 0; i < 64; ++i) {
+#pragma HLS pipeline II=1
+    const float x = in.read();
+    for (int l = 0; l < 4; ++l) acc[l].v[i % 64] = acc[l].v[i % 64] + x;
+  }
+  for (int i = 0; i < 4; ++i) b[i] = acc[i].v[0];""")
+    assert lint_cpp(code) == [], lint_cpp(code)
+
+
+def test_skip_names_known_rules() -> None:
+    assert set(PENDING) <= set(RULES)
+    with pytest.raises(ValueError, match="no rule named 'nope'"):
+        lint_cpp(GOOD, skip={"nope"})

@@ -1,0 +1,97 @@
+"""The HBM layout of a DMA's buffer: the tensor packed in the order its stream reads it.
+
+A `dma_load` / `dma_store` moves its itensor's tokens in stream order through a 512-bit `m_axi`
+port. Its HBM buffer holds exactly those tokens, one after the other (a replayed tile is stored
+again, so a DMA is one sequential burst over the whole buffer): token k occupies words
+[k * W, (k + 1) * W) of `ap_uint<512>`, W = ceil(tile elements / lanes), lanes = 512 / element
+bits; element e of the tile (row-major within the tile, the itensor's element order) is lane
+e % lanes of word e // lanes, bits [lane * b, lane * b + b), little-endian; the last word's unused
+lanes are zero. `pack` / `unpack` are the numpy reference of that layout; the host program and the
+testbench do the same in C++ (hls_backend/project.py) and the DMA processes read it
+(hls_backend/emit.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hls_backend.cxx import HlsEmitError
+from streamdsl.itensor import itensor
+
+__all__ = ["HBM_CHANNEL_BYTES", "WORD_BITS", "HbmLayout", "element_bits", "pack", "unpack"]
+
+WORD_BITS = 512
+HBM_CHANNEL_BYTES = 512 * 2**20  # one of the U55C's 32 pseudo-channels (16 GiB in all)
+
+
+def element_bits(it: itensor) -> int:
+    """Bits of one element in HBM: the dtype's width, a byte for i1."""
+    return max(8, it.dtype.bits) if it.dtype.bits == 1 else it.dtype.bits
+
+
+@dataclass(frozen=True)
+class HbmLayout:
+    tokens: int
+    elements: int  # per token
+    bits: int  # per element
+    lanes: int  # elements per word
+    words_per_token: int
+
+    @property
+    def words(self) -> int:
+        return self.tokens * self.words_per_token
+
+    @property
+    def nbytes(self) -> int:
+        return self.words * WORD_BITS // 8
+
+    @staticmethod
+    def of(it: itensor) -> HbmLayout:
+        bits = element_bits(it)
+        if WORD_BITS % bits:
+            raise HlsEmitError(f"{it}: elements of {bits} bits do not divide a {WORD_BITS}-bit HBM word")
+        lanes = WORD_BITS // bits
+        return HbmLayout(it.num_tokens, it.token_elements, bits, lanes, math.ceil(it.token_elements / lanes))
+
+
+def _raw(values: np.ndarray, it: itensor) -> np.ndarray:
+    """Elements as unsigned integers of the HBM element width (bf16: the upper half of float32)."""
+    bits = element_bits(it)
+    if it.dtype.name == "bf16":
+        f32 = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+        rounded = (f32.astype(np.uint64) + 0x7FFF + ((f32 >> 16) & 1)) >> 16  # nearest even, as the simulators round
+        return rounded.astype(np.uint16)
+    stored = np.ascontiguousarray(values, dtype=it.dtype.storage)
+    return stored.view(np.dtype(f"u{stored.dtype.itemsize}")).astype(np.dtype(f"u{max(1, bits // 8)}"))
+
+
+def _cooked(raw: np.ndarray, it: itensor) -> np.ndarray:
+    if it.dtype.name == "bf16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    storage = it.dtype.storage
+    return raw.astype(np.dtype(f"u{storage.itemsize}")).view(storage)
+
+
+def pack(array: np.ndarray, it: itensor) -> np.ndarray:
+    """The bytes of the HBM buffer a DMA of `it` reads: `array`'s tiles in stream order."""
+    layout = HbmLayout.of(it)
+    array = np.asarray(array)
+    tiles = np.stack(it.reference_stream(array)).reshape(layout.tokens, layout.elements) if layout.tokens else np.zeros((0, 0))
+    raw = _raw(tiles, it)
+    padded = np.zeros((layout.tokens, layout.words_per_token * layout.lanes), dtype=raw.dtype)
+    padded[:, : layout.elements] = raw
+    return padded.view(np.uint8).reshape(-1) if raw.dtype.itemsize > 1 else padded.astype(np.uint8).reshape(-1)
+
+
+def unpack(buffer: np.ndarray, it: itensor) -> np.ndarray:
+    """The tensor a DMA of `it` wrote into the HBM buffer `buffer` (bytes), as the simulators store it."""
+    layout = HbmLayout.of(it)
+    data = np.asarray(buffer, dtype=np.uint8)
+    if data.size != layout.nbytes:
+        raise ValueError(f"unpack: {it} needs {layout.nbytes} bytes of HBM, got {data.size}")
+    raw = data.view(np.dtype(f"u{layout.bits // 8}")).reshape(layout.tokens, layout.words_per_token * layout.lanes)
+    values = _cooked(np.ascontiguousarray(raw[:, : layout.elements]), it)
+    return it.from_stream(list(values.reshape(layout.tokens, *it.tile)))

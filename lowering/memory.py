@@ -1,0 +1,126 @@
+"""On-chip memory by shape: which primitive holds each FIFO and buffer, and how many of them.
+
+A memory of `width` bits x `depth` words costs whole primitives, not bits (docs/hls.md, "On-chip
+memory"):
+- LUTRAM / SRL: a FIFO at most `SRL_DEPTH` (32) words deep is a shift register, one SRL32 LUT
+  per bit of width (what Vitis HLS picks for shallow FIFOs); any memory of at most 1,024 bits.
+- BRAM36: 72 bits x 512 words each, so ceil(width / 72) x ceil(depth / 512).
+- URAM: 72 bits x 4,096 words each, so ceil(width / 72) x ceil(depth / 4096).
+Between BRAM and URAM a memory takes the one that uses the smaller share of the device's
+supply. Words are at most `MAX_WORD_BITS` (1,024) bits: a wider token is carried as
+ceil(bits / 1024) words of equal width (the beats a stream sends per token), so its FIFO holds
+depth x words words; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at most
+`REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
+loops partition them), not memories.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from xdsl.dialects.builtin import TensorType
+
+from streamdsl.dialects.dataflow import KernelOp, TaskOp
+from streamdsl.graph import node_name
+
+__all__ = [
+    "BRAM36", "CAPACITY", "LUTRAM", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count",
+    "design_memory", "local_tensors", "words_of",
+]  # fmt: skip
+
+MAX_WORD_BITS = 1024
+SRL_DEPTH = 32
+REGISTER_BITS = 4096
+BRAM36, URAM, LUTRAM = "BRAM36", "URAM", "LUTRAM"
+# U55C (XCU55C): 2,016 BRAM36, 960 URAM, 36.0 Mib of distributed RAM = 589,824 LUTs of 64 bits
+CAPACITY = {BRAM36: 2016, URAM: 960, LUTRAM: 36 * 2**20 // 64}
+_SHAPE = {BRAM36: (72, 512), URAM: (72, 4096)}
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One memory of the design and the primitives that hold it."""
+
+    name: str
+    kind: str  # fifo, converter or local
+    width: int  # bits per word
+    depth: int  # words
+    resource: str
+    count: int  # primitives (LUTs for LUTRAM)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "kind": self.kind, "width": self.width, "depth": self.depth,
+                "resource": self.resource, "count": self.count}
+
+
+def words_of(bits: int) -> tuple[int, int]:
+    """(word width, words) of a value of `bits` bits carried as words of at most MAX_WORD_BITS."""
+    words = max(1, math.ceil(bits / MAX_WORD_BITS))
+    return math.ceil(bits / words), words
+
+
+def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
+    """The primitive holding a `width` x `depth` memory and how many of it."""
+    if width <= 0 or depth <= 0:
+        return LUTRAM, 0
+    if fifo and depth <= SRL_DEPTH:
+        return LUTRAM, width  # one SRL32 per bit
+    if width * depth <= 1024:
+        return LUTRAM, math.ceil(width * depth / 64)  # 64-bit LUT RAMs
+    options = {kind: math.ceil(width / w) * math.ceil(depth / d) for kind, (w, d) in _SHAPE.items()}
+    kind = min(options, key=lambda k: (options[k] / CAPACITY[k], k != BRAM36))
+    return kind, options[kind]
+
+
+def _memory(name: str, kind: str, bits_per_item: int, items: int, fifo: bool) -> MemoryUse:
+    width, words = words_of(bits_per_item)
+    depth = items * words
+    resource, n = bind(width, depth, fifo)
+    return MemoryUse(name, kind, width, depth, resource, n)
+
+
+def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, object]:
+    """report.json's memory count. `fifos`: (name, token bits, depth in tokens); `buffers`: (name,
+    kind, bits), e.g. a converter's banks or a task's local buffer (local tensors of at most
+    REGISTER_BITS are left out: registers). Returns the totals per resource, the capacities,
+    whether it fits, and the memories, largest share of the device first."""
+    uses = [_memory(name, "fifo", bits, depth, fifo=True) for name, bits, depth in fifos]
+    uses += [_memory(name, kind, bits, 1, fifo=False) for name, kind, bits in buffers
+             if kind != "local" or bits > REGISTER_BITS]
+    totals = {kind: sum(u.count for u in uses if u.resource == kind) for kind in CAPACITY}
+    return {
+        "rule": "BRAM36 = ceil(width/72) x ceil(depth/512), URAM = ceil(width/72) x ceil(depth/4096), the one using the "
+                "smaller share of the device; FIFOs <= 32 deep in SRL (1 LUT per bit), memories <= 1024 bits in LUTRAM; "
+                "words <= 1024 bits; task-local tensors <= 4096 bits are registers",
+        **totals,
+        "capacity": dict(CAPACITY),
+        "fits": all(totals[k] <= CAPACITY[k] for k in CAPACITY),
+        "memories": [u.as_dict() for u in sorted(uses, key=lambda u: (-u.count / CAPACITY[u.resource], u.name))],
+    }
+
+
+def local_tensors(kernel: KernelOp) -> list[tuple[str, str, int]]:
+    """(task, tensor, bits) of every tensor a task computes inside its body: each is an on-chip
+    array in the emitted C++ (an upper bound: HLS may share storage between them)."""
+    tensors = []
+    for task in kernel.body.block.ops:
+        if isinstance(task, TaskOp):
+            for op in task.body.walk():
+                for k, r in enumerate(op.results):
+                    if isinstance(r.type, TensorType) and r.type.has_static_shape():
+                        bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
+                        tensors.append((node_name(task), r.name_hint or f"{op.name}#{k}", bits))
+    return tensors
+
+
+def design_memory(design: Any) -> dict[str, object]:
+    """The count of a sized design (`sd.compile(prog)`): its FIFOs at their depths, its converters'
+    banks and its tasks' local tensors."""
+    return count(
+        [(st.name, st.token_bits, st.depth) for st in design.streams],
+        [(c.name, "converter", c.bytes * 8) for c in design.converters]
+        + [(f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(design.kernel)],
+    )
