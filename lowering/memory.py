@@ -24,7 +24,7 @@ from typing import Any
 from xdsl.dialects.builtin import TensorType
 
 from streamdsl.dialects.dataflow import KernelOp, TaskOp
-from streamdsl.graph import node_name
+from streamdsl.wiring import node_name
 
 __all__ = [
     "BRAM36", "CAPACITY", "LUTRAM", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count",
