@@ -37,9 +37,10 @@ def test_depth_override_and_default(design: sd.Design) -> None:
 
 def test_top_interfaces(design: sd.Design) -> None:
     code = emit_kernel(design).code
-    assert 'extern "C" void reconverge(const float* x, float* out) {' in code
-    assert "#pragma HLS interface m_axi port=x bundle=gmem0 offset=slave depth=128" in code
-    assert "#pragma HLS interface m_axi port=out bundle=gmem1 offset=slave depth=128" in code
+    assert 'extern "C" void reconverge(const ap_uint<512>* x, ap_uint<512>* out) {' in code
+    # 2 x 64 floats in (1, 16) tiles: 8 tokens of one 512-bit word each
+    assert "#pragma HLS interface m_axi port=x bundle=gmem0 offset=slave depth=8 max_read_burst_length=64" in code
+    assert "#pragma HLS interface m_axi port=out bundle=gmem1 offset=slave depth=8 max_write_burst_length=64" in code
     assert "#pragma HLS interface s_axilite port=return" in code and "#pragma HLS dataflow" in code
     calls = re.findall(r"SD_DATAFLOW_PROCESS\((\w+),", code)
     assert calls == ["dma_load_x", "task_copy", "fork_copy", "task_softmax", "task_mul", "dma_store_mul"]

@@ -53,7 +53,8 @@ def _run(tmp_path: Path, source: str, threaded: bool) -> subprocess.CompletedPro
     (tmp_path / "t.cpp").write_text(source)
     flags = ["-DSD_CSIM_THREADED"] if threaded else []
     build = subprocess.run(
-        ["g++", "-std=c++17", "-O1", "-pthread", "-Wall", "-Wextra", "-Werror", "-I", str(INCLUDE), *flags, "t.cpp", "-o", "t"],
+        ["g++", "-std=c++17", "-O1", "-pthread", "-Wall", "-Wextra", "-Werror", "-I", str(INCLUDE), "-isystem", str(INCLUDE / "ap_types"),
+         *flags, "t.cpp", "-o", "t"],
         cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
