@@ -22,7 +22,7 @@ class HlsEmitError(StreamdslError, ValueError):
 
 # element types the backend emits; f16 / bf16 are sd_f16 / sd_bf16 (include/sd_fp16.h): 16 bits
 # stored, float computed, every result rounded to nearest even where it is stored
-_SUPPORTED = ("f32", "f64", "f16", "bf16", "i1", "i8", "i16", "i32", "i64", "index")
+_SUPPORTED = ("f32", "f64", "f16", "bf16", "i1", "i4", "i8", "i16", "i32", "i64", "index")
 _FP16 = {"f16": "sd_f16", "bf16": "sd_bf16"}
 
 
@@ -45,8 +45,8 @@ def c_scalar(elem: Attribute) -> str:
 
 def io_scalar(elem: Attribute) -> str:
     """The C++ type of an element in the tensor files the testbench and host read and write: the
-    numpy storage of the simulators (float for bf16, whose storage is float32)."""
-    return "float" if _key(elem) == "bf16" else c_scalar(elem)
+    numpy storage of the simulators (float for bf16, int8_t for i4)."""
+    return {"bf16": "float", "i4": "int8_t"}.get(_key(elem)) or c_scalar(elem)
 
 
 def np_dtype(elem: Attribute) -> np.dtype:

@@ -491,7 +491,13 @@ class _KernelEmitter:
             out += [f"// port {port.name}: {a.name} as {port.it}, {lay.words} words", f"inline void {fn}({sig}) {{", "  size_t sd_k = 0;"]
             lines, offsets, depth = self._walk(port.it, 1, "i", bounded=False)  # every slot, up to the trip counts
             byte = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) * {size})"
-            if port.it.dtype.name == "bf16":  # files hold float32, HBM the bf16 bits
+            if lay.bits == 4:  # files hold int8, HBM two nibbles a byte
+                at = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) / 2)"
+                shift = "4 * (size_t({local}) % 2)"
+                unpack = f"sd_tensor[{{glob}}] = int8_t(((sd_hbm[{at}] >> {shift}) & 0xF) ^ 8) - 8;"
+                pack = f"sd_hbm[{at}] |= (unsigned char)((sd_tensor[{{glob}}] & 0xF) << {shift});"
+                copy = unpack if a.is_output else pack
+            elif port.it.dtype.name == "bf16":  # files hold float32, HBM the bf16 bits
                 unpack = f"{{{{ uint16_t b; std::memcpy(&b, sd_hbm + {byte}, 2); sd_tensor[{{glob}}] = sd_bf16_value(b); }}}}"
                 pack = f"{{{{ const uint16_t b = sd_bf16_bits(sd_tensor[{{glob}}]); std::memcpy(sd_hbm + {byte}, &b, 2); }}}}"
                 copy = unpack if a.is_output else pack

@@ -5,10 +5,10 @@ port. Its HBM buffer holds exactly those tokens, one after the other (a replayed
 again, so a DMA is one sequential burst over the whole buffer): token k occupies words
 [k * W, (k + 1) * W) of `ap_uint<512>`, W = ceil(tile elements / lanes), lanes = 512 / element
 bits; element e of the tile (row-major within the tile, the itensor's element order) is lane
-e % lanes of word e // lanes, bits [lane * b, lane * b + b), little-endian; the last word's unused
-lanes are zero. `pack` / `unpack` are the numpy reference of that layout; the host program and the
-testbench do the same in C++ (hls_backend/project.py) and the DMA processes read it
-(hls_backend/emit.py).
+e % lanes of word e // lanes, bits [lane * b, lane * b + b), little-endian (i4: two lanes a byte,
+the even lane in the low nibble); the last word's unused lanes are zero. `pack` / `unpack` are the
+numpy reference of that layout; the host program and the testbench do the same in C++
+(hls_backend/project.py) and the DMA processes read it (hls_backend/emit.py).
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ class HbmLayout:
 
 
 def _raw(values: np.ndarray, it: itensor) -> np.ndarray:
-    """Elements as unsigned integers of the HBM element width (bf16: the upper half of float32)."""
+    """Elements as unsigned integers of the HBM element width (bf16: the upper half of float32;
+    i4: the low 4 bits, in a uint8)."""
     bits = element_bits(it)
+    if bits == 4:
+        return (np.asarray(values).astype(np.int64) & 0xF).astype(np.uint8)
     if it.dtype.name == "bf16":
         f32 = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
         rounded = (f32.astype(np.uint64) + 0x7FFF + ((f32 >> 16) & 1)) >> 16  # nearest even, as the simulators round
@@ -69,6 +72,8 @@ def _raw(values: np.ndarray, it: itensor) -> np.ndarray:
 
 
 def _cooked(raw: np.ndarray, it: itensor) -> np.ndarray:
+    if element_bits(it) == 4:
+        return ((raw.astype(np.int16) ^ 8) - 8).astype(it.dtype.storage)  # sign-extend the nibble
     if it.dtype.name == "bf16":
         return (raw.astype(np.uint32) << 16).view(np.float32)
     storage = it.dtype.storage
@@ -83,7 +88,9 @@ def pack(array: np.ndarray, it: itensor) -> np.ndarray:
     raw = _raw(tiles, it)
     padded = np.zeros((layout.tokens, layout.words_per_token * layout.lanes), dtype=raw.dtype)
     padded[:, : layout.elements] = raw
-    return padded.view(np.uint8).reshape(-1) if raw.dtype.itemsize > 1 else padded.astype(np.uint8).reshape(-1)
+    if layout.bits == 4:  # two lanes a byte, the even lane in the low nibble
+        return (padded[:, 0::2] | (padded[:, 1::2] << 4)).astype(np.uint8).reshape(-1)
+    return padded.view(np.uint8).reshape(-1)
 
 
 def unpack(buffer: np.ndarray, it: itensor) -> np.ndarray:
@@ -92,6 +99,10 @@ def unpack(buffer: np.ndarray, it: itensor) -> np.ndarray:
     data = np.asarray(buffer, dtype=np.uint8)
     if data.size != layout.nbytes:
         raise ValueError(f"unpack: {it} needs {layout.nbytes} bytes of HBM, got {data.size}")
-    raw = data.view(np.dtype(f"u{layout.bits // 8}")).reshape(layout.tokens, layout.words_per_token * layout.lanes)
+    if layout.bits == 4:
+        nibbles = np.stack([data & 0xF, data >> 4], axis=-1)
+        raw = nibbles.reshape(layout.tokens, layout.words_per_token * layout.lanes)
+    else:
+        raw = data.view(np.dtype(f"u{layout.bits // 8}")).reshape(layout.tokens, layout.words_per_token * layout.lanes)
     values = _cooked(np.ascontiguousarray(raw[:, : layout.elements]), it)
     return it.from_stream(list(values.reshape(layout.tokens, *it.tile)))

@@ -139,15 +139,34 @@ template <>
 struct sd_uint_of<8> { typedef uint64_t type; };
 
 template <class T>
+struct sd_lanes {  // a C++ scalar: its bytes as they are in memory
+  typedef typename sd_uint_of<sizeof(T)>::type bits_t;
+  static const int w = sizeof(T) * 8;
+  static T get(const ap_uint<512>& word, int lane) {
+    return sd_bitcast<T>(bits_t(word.range(lane * w + w - 1, lane * w).to_uint64()));
+  }
+  static void set(ap_uint<512>& word, int lane, T value) {
+    word.range(lane * w + w - 1, lane * w) = uint64_t(sd_bitcast<bits_t>(value));
+  }
+};
+template <int W>
+struct sd_lanes<ap_int<W> > {  // i4: W bits, two's complement
+  static ap_int<W> get(const ap_uint<512>& word, int lane) {
+    ap_int<W> value;
+    value.range(W - 1, 0) = word.range(lane * W + W - 1, lane * W);
+    return value;
+  }
+  static void set(ap_uint<512>& word, int lane, ap_int<W> value) {
+    word.range(lane * W + W - 1, lane * W) = value.range(W - 1, 0);
+  }
+};
+template <class T>
 inline T sd_lane(const ap_uint<512>& word, int lane) {
-  constexpr int w = sizeof(T) * 8;
-  const typename sd_uint_of<sizeof(T)>::type bits = word.range(lane * w + w - 1, lane * w).to_uint64();
-  return sd_bitcast<T>(bits);
+  return sd_lanes<T>::get(word, lane);
 }
 template <class T>
 inline void sd_set_lane(ap_uint<512>& word, int lane, T value) {
-  constexpr int w = sizeof(T) * 8;
-  word.range(lane * w + w - 1, lane * w) = uint64_t(sd_bitcast<typename sd_uint_of<sizeof(T)>::type>(value));
+  sd_lanes<T>::set(word, lane, value);
 }
 
 #endif  // SD_SUPPORT_H

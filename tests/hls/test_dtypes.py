@@ -100,7 +100,7 @@ def test_16_bit_float_ports_and_tiles_match_the_simulator(dt: sd.DType, tmp_path
     assert pack(x, load).size == load.num_tokens * 64  # a (1, 16) tile of 16-bit lanes fills half of its 64-byte word
 
 
-@pytest.mark.parametrize("dt", [sd.i8, sd.i32], ids=lambda d: d.name)
+@pytest.mark.parametrize("dt", [sd.i4, sd.i8, sd.i32], ids=lambda d: d.name)
 def test_integer_ports_and_tiles_match_the_simulator(dt: sd.DType, tmp_path: Path) -> None:
     IO = sd.itensor.tiled(dt, shape=(R, 64), tile=(1, 64))
 
@@ -114,8 +114,8 @@ def test_integer_ports_and_tiles_match_the_simulator(dt: sd.DType, tmp_path: Pat
     def prog(x: sd.Tensor[dt, (R, 64)]):
         return swap(x)
 
-    info = np.iinfo(dt.storage)
-    x = np.random.default_rng(4).integers(info.min, info.max, (R, 64), endpoint=True).astype(dt.storage)
+    low, high = (-8, 7) if dt.bits == 4 else (np.iinfo(dt.storage).min, np.iinfo(dt.storage).max)
+    x = np.random.default_rng(4).integers(low, high, (R, 64), endpoint=True).astype(dt.storage)
     design = sd.compile(prog)
     project = emit_project(design, tmp_path / dt.name)
     got = run_csim(project, x)

@@ -12,7 +12,7 @@ import streamdsl as sd
 from hls_backend.hbm import HbmLayout, pack, unpack
 from streamdsl.sim._codegen import round_bf16
 
-DTYPES = [sd.f32, sd.f16, sd.bf16, sd.i8, sd.i32]
+DTYPES = [sd.f32, sd.f16, sd.bf16, sd.i4, sd.i8, sd.i32]
 
 
 def _values(rng: np.random.Generator, shape: tuple[int, ...], dtype: sd.DType) -> np.ndarray:
@@ -20,7 +20,8 @@ def _values(rng: np.random.Generator, shape: tuple[int, ...], dtype: sd.DType) -
         x = rng.standard_normal(shape).astype(dtype.storage)
         return round_bf16(x) if dtype.name == "bf16" else x
     info = np.iinfo(dtype.storage)
-    return rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype.storage)
+    low, high = (-(1 << (dtype.bits - 1)), (1 << (dtype.bits - 1)) - 1) if dtype.bits < 8 else (info.min, info.max)
+    return rng.integers(low, high, size=shape, endpoint=True, dtype=dtype.storage)
 
 
 @st.composite
@@ -56,6 +57,9 @@ def test_token_k_is_its_tile_in_words_k_w_to_k_w_plus_w(it: sd.itensor, seed: in
         raw = np.ascontiguousarray(tile, dtype=it.dtype.storage).reshape(-1)
         if it.dtype.name == "bf16":
             raw = (raw.view(np.uint32) >> 16).astype(np.uint16)
+        if it.dtype.bits == 4:  # two elements a byte, the first in the low nibble
+            nibbles = np.append(raw.astype(np.uint8) & 0xF, np.zeros(raw.size % 2, np.uint8))
+            raw = nibbles[0::2] | (nibbles[1::2] << 4)
         want = raw.view(np.uint8)
         assert words[k, : want.size].tobytes() == want.tobytes()
         assert not words[k, want.size :].any()
