@@ -57,7 +57,7 @@
 // -----
 // an unsupported dtype
 // CHECK:      {{^//}} -----
-// CHECK-NEXT: {{^}}invalid !dataflow.itensor: dtype: unsupported element type f64; supported: f32, f16, bf16, i8, i32
+// CHECK-NEXT: {{^}}invalid !dataflow.itensor: dtype: unsupported element type f64; supported: f32, f16, bf16, i4, i8, i32
 %e = dataflow.itensor_empty : !dataflow.itensor<2x2xf64, [2, 2] * [2, 2], (d0, d1) -> (d0, d1)>
 
 // -----
