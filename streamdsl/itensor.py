@@ -33,8 +33,15 @@ if TYPE_CHECKING:
     from streamdsl.dialects.dataflow import ITensorType
 
 __all__ = [
-    "INT64_MAX", "Bound", "ITensorError", "MAX_ENUMERATED_TOKENS", "MAX_NONLINEAR_TOKENS", "eval_affine", "itensor", "linear_form",
+    "BEAT_BITS", "INT64_MAX", "Bound", "ITensorError", "MAX_ENUMERATED_TOKENS", "MAX_NONLINEAR_TOKENS", "eval_affine", "itensor",
+    "linear_form",
 ]  # fmt: skip
+
+
+# The widest word a stream carries (one FIFO word, one handshake per cycle): ap_uint's default
+# maximum width (AP_INT_MAX_W), two 512-bit AXI words, 32 f32 lanes. A token (tile) crosses a
+# stream as `itensor.beats` such words.
+BEAT_BITS = 1024
 
 
 class ITensorError(StreamdslError, ValueError):
@@ -503,6 +510,18 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     @property
     def token_bits(self) -> int:
         return self.token_elements * self.dtype.bits
+
+    @property
+    def beat_lanes(self) -> int:
+        """Elements per stream beat: as many as fit `BEAT_BITS`, at most the whole tile."""
+        return max(1, min(self.token_elements, BEAT_BITS // self.dtype.bits))
+
+    @property
+    def beats(self) -> int:
+        """Beats a token crosses a stream as: beat b holds tile elements [b * lanes, (b + 1) *
+        lanes) in row-major order, the last beat padded. The one definition for the simulators,
+        the timing model and the HLS emitter."""
+        return -(-self.token_elements // self.beat_lanes)
 
     @property
     def shape(self) -> tuple[int, ...]:
