@@ -183,8 +183,8 @@ class Block:
         return [self._params_of(i) for i in range(self.num_layers)]
 
     def _params_of(self, index: int) -> dict[str, np.ndarray]:
-        ref = dict(_block_module(self.model, 0, self.seq_len, self.max_context, self.windowed).named_parameters())
-        own = list(_block_module(self.model, index, self.seq_len, self.max_context, self.windowed).named_parameters())
+        ref = dict(DecoderBlock(self.model, 0, self.seq_len, self.max_context, self.windowed).named_parameters())
+        own = list(DecoderBlock(self.model, index, self.seq_len, self.max_context, self.windowed).named_parameters())
         position = {name: k for k, name in enumerate(ref)}
         out = {}
         for name, value in self.program.params.items():
@@ -210,10 +210,6 @@ class Block:
                   "position": np.asarray(position, scalar), "cache_len": np.asarray(cache_len, scalar),
                   "window": np.asarray(self.window(index), scalar)}
         return [values[spec.name] for spec in self.program.inputs]
-
-
-def _block_module(model, index: int, seq_len: int, max_context: int, windowed: bool) -> DecoderBlock:
-    return DecoderBlock(model, index, seq_len, max_context, windowed)
 
 
 def kv_shape(model: torch.nn.Module, max_context: int) -> tuple[int, ...]:
@@ -245,7 +241,7 @@ def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int =
             raise ModelError(f"import_block: {option} must be a positive integer, got {value!r}")
     check_rope_scaling(model)
     windowed = any(layer_window(model, i) for i in range(model.config.num_hidden_layers))
-    module = _block_module(model, 0, seq_len, max_context, windowed)
+    module = DecoderBlock(model, 0, seq_len, max_context, windowed)
     hidden_size = model.config.hidden_size
     kv = kv or kv_shape(model, max_context)
     gen = torch.Generator().manual_seed(0)

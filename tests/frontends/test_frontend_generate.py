@@ -78,7 +78,7 @@ def test_greedy_generation_with_default_attention(generators, family, size):
 
 
 @pytest.mark.parametrize("prefill_len", [1, 3])
-def test_prompt_through_decode_design_or_uneven_chunks(zoo, prefill_len):
+def test_prompt_through_decode_design_or_uneven_chunks(prefill_len):
     """The prompt token by token through the decode design, or in chunks of 3 (the last one
     padded): the same tokens and logits as torch."""
     gen = Generator(lively(hf.build("qwen2", "tiny")), max_context=24, prefill_len=prefill_len)
