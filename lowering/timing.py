@@ -50,6 +50,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph
 from streamdsl.layout import slab_layout
 from streamdsl.opinfo import OPS
+from streamdsl.scalars import fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
@@ -275,6 +276,7 @@ class _TaskScheduler:
         self.name = task.sym_name.data
         self.lanes = _unroll(task) or table.lanes
         self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
+        self.known: dict[SSAValue, int] = {}  # indices of the loops timed iteration by iteration
 
     def run(self) -> NodeSchedule:
         sched = self.block(self.task.body.block)
@@ -336,14 +338,34 @@ class _TaskScheduler:
         return start, start + self.table.stream_op
 
     def loop(self, op: scf.ForOp) -> _Sched:
-        trips = _trip_count(op, self.name)
+        trips = _trip_count(op, self.name, self.known)
         if trips == 0:
             return _Sched(0, {})
+        iv = op.body.block.args[0]
+        if any(isinstance(o, scf.ForOp) and o is not op and any(_depends(v, iv) for v in (o.lb, o.ub, o.step))
+               for o in op.walk()):
+            return self.unrolled(op, iv, trips)
         if any(isinstance(o, scf.ForOp) for o in op.body.block.ops):
             inner = self.block(op.body.block)
             period = inner.duration + self.table.loop_entry
             return _repeat(inner, trips, period, trips * period)
         return self.pipelined(op, trips)
+
+    def unrolled(self, op: scf.ForOp, iv: SSAValue, trips: int) -> _Sched:
+        """A loop whose inner loops' trip counts depend on its index (a triangular nest): its
+        iterations are timed one by one, one after the other."""
+        first, step = _index_value(op.lb, self.known, self.name), _index_value(op.step, self.known, self.name)
+        parts: list[_Sched | tuple[int, _Sched]] = []
+        start = 0
+        for k in range(trips):
+            self.known[iv] = first + k * step
+            inner = self.block(op.body.block)
+            parts.append((start, inner))
+            start += inner.duration + self.table.loop_entry
+        del self.known[iv]
+        merged = _merge(parts)
+        merged.duration = start
+        return merged
 
     def pipelined(self, op: scf.ForOp, trips: int) -> _Sched:
         body = op.body.block
@@ -450,15 +472,35 @@ def _repeat(body: _Sched, trips: int, period: int, duration: int) -> _Sched:
     return _Sched(duration, ports, order, trips * body.count)
 
 
-def _trip_count(op: scf.ForOp, task: str) -> int:
-    bounds = []
-    for name, value in (("lower bound", op.lb), ("upper bound", op.ub), ("step", op.step)):
-        owner = value.owner
-        if not isinstance(owner, arith.ConstantOp) or not isinstance(owner.value, IntegerAttr):
-            raise TimingError(f"task {task}: scf.for {name} is not an arith.constant; the timing model needs static trip counts")
-        bounds.append(owner.value.value.data)
-    lb, ub, step = bounds
+def _trip_count(op: scf.ForOp, task: str, known: Mapping[SSAValue, int] | None = None) -> int:
+    lb, ub, step = (_index_value(v, known or {}, task, name) for name, v in
+                    (("lower bound", op.lb), ("upper bound", op.ub), ("step", op.step)))
     return max(0, -(-(ub - lb) // step))
+
+
+def _index_value(value: SSAValue, known: Mapping[SSAValue, int], task: str, what: str = "bound") -> int:
+    """A loop bound: a constant, or integer arithmetic on constants and the indices of enclosing
+    loops timed iteration by iteration (triangular nests)."""
+    if value in known:
+        return known[value]
+    owner = value.owner
+    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr):
+        return owner.value.value.data
+    if isinstance(owner, Operation):
+        result = fold_integer(owner, [_index_value(v, known, task, what) for v in owner.operands])
+        if result is not None:
+            return result
+    raise TimingError(f"task {task}: scf.for {what} is neither an arith.constant nor integer arithmetic on constants and "
+                      "enclosing loop indices; the timing model needs trip counts it can compute (run-time scalars are "
+                      "replaced by their values first: streamdsl.scalars.specialise)")
+
+
+def _depends(value: SSAValue, iv: SSAValue) -> bool:
+    """Whether `value` is computed from the loop index `iv` (through integer arithmetic)."""
+    if value is iv:
+        return True
+    owner = value.owner
+    return isinstance(owner, Operation) and not owner.regions and any(_depends(v, iv) for v in owner.operands)
 
 
 def _unroll(op: Operation) -> int | None:

@@ -478,11 +478,12 @@ class _Compiler:
     def bound_type(self, port: Port, site: ast.AST, nest: tuple[_Loop, ...]) -> itensor:
         trips = port.type.trips
         to_loop: dict[int, int] = {}
-        for depth, loop in enumerate(nest):
+        limit = len(trips)  # kernel loops map to port loops in the same nesting order, innermost first
+        for depth in reversed(range(len(nest))):
             inner = math.prod(inner.trips for inner in nest[depth + 1:])
-            match = [i for i, t in enumerate(trips) if t == loop.trips and math.prod(trips[i + 1:]) == inner]
+            match = [i for i, t in enumerate(trips[:limit]) if t == nest[depth].trips and math.prod(trips[i + 1:]) == inner]
             if match:
-                to_loop[depth] = match[-1]
+                to_loop[depth] = limit = match[-1]
         bounds = []
         for depth, loop in enumerate(nest):
             if loop.count is None:

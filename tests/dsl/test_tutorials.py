@@ -64,14 +64,16 @@ def test_elementwise_tutorial_shapes(rows: int, cols: int, tile: int) -> None:
     np.testing.assert_allclose(prog(x), want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("heads", "kv_heads", "length", "dh", "rows"), [(4, 2, 32, 16, 8), (3, 1, 12, 8, 4), (2, 2, 8, 4, 8)])
-def test_rope_prefill_matches_torch_sdpa(heads: int, kv_heads: int, length: int, dh: int, rows: int) -> None:
+@pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows"), [(4, 2, 32, 16, 8), (3, 1, 12, 8, 4), (2, 2, 8, 4, 8)])
+def test_rope_prefill_matches_torch_sdpa(heads: int, kv_heads: int, capacity: int, dh: int, rows: int) -> None:
+    """One compiled program serves the prompt lengths 1, half and the capacity (a run-time scalar)."""
     mod = _load("05_rope_prefill")
-    prog = mod["build"](heads, kv_heads, length, dh, rows)
-    args = mod["inputs"](heads, kv_heads, length, dh, seed=length)
-    want = mod["reference"](*args)
-    np.testing.assert_allclose(prog(*args), want, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(prog.simulate(*args), want, rtol=1e-4, atol=1e-5)
+    prog = mod["build"](heads, kv_heads, capacity, dh, rows)
+    args = mod["inputs"](heads, kv_heads, capacity, dh, seed=capacity)
+    for n in (1, capacity // 2, capacity):
+        want = mod["reference"](*args, n)
+        np.testing.assert_allclose(prog(*args, n)[:, :n], want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(prog.simulate(*args, n)[:, :n], want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -83,9 +85,10 @@ def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
     prog = mod["build"](*shape)
     args = mod["inputs"](*shape[:4], seed=3)
     project = emit_project(sd.compile(prog), tmp_path / "prefill")
-    want = mod["reference"](*args)
-    for threaded in (False, True):
-        np.testing.assert_allclose(run_csim(project, *args, threaded=threaded), want, rtol=1e-4, atol=1e-5)
+    for n in (1, 4, 8):
+        want = mod["reference"](*args, n)
+        for threaded in (False, True):
+            np.testing.assert_allclose(run_csim(project, *args, n, threaded=threaded)[:, :n], want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(8, 2, 64, 16, 8, 2), (4, 4, 32, 8, 4, 4)])
