@@ -50,6 +50,7 @@ class HbmLayout:
 
     @staticmethod
     def of(it: itensor) -> HbmLayout:
+        it = it.unbounded()  # a slot per token of the largest stream (run-time trip counts at their maxima)
         bits = element_bits(it)
         if WORD_BITS % bits:
             raise HlsEmitError(f"{it}: elements of {bits} bits do not divide a {WORD_BITS}-bit HBM word")
@@ -82,6 +83,7 @@ def _cooked(raw: np.ndarray, it: itensor) -> np.ndarray:
 
 def pack(array: np.ndarray, it: itensor) -> np.ndarray:
     """The bytes of the HBM buffer a DMA of `it` reads: `array`'s tiles in stream order."""
+    it = it.unbounded()  # every slot of a stream with run-time trip counts
     layout = HbmLayout.of(it)
     array = np.asarray(array)
     tiles = np.stack(it.reference_stream(array)).reshape(layout.tokens, layout.elements) if layout.tokens else np.zeros((0, 0))
@@ -95,6 +97,7 @@ def pack(array: np.ndarray, it: itensor) -> np.ndarray:
 
 def unpack(buffer: np.ndarray, it: itensor) -> np.ndarray:
     """The tensor a DMA of `it` wrote into the HBM buffer `buffer` (bytes), as the simulators store it."""
+    it = it.unbounded()  # every slot of a stream with run-time trip counts
     layout = HbmLayout.of(it)
     data = np.asarray(buffer, dtype=np.uint8)
     if data.size != layout.nbytes:
