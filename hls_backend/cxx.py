@@ -103,53 +103,30 @@ def ident(text: str) -> str:
     return out if not out[0].isdigit() else f"_{out}"
 
 
-def affine_c(expr: AffineExpr, dims: list[str]) -> str:
-    """C++ for an affine expression over non-negative dims (offsets are >= 0, so / and % are
-    floordiv and mod)."""
+_NONNEGATIVE = {AffineBinaryOpKind.Mod: "({a} % {b})", AffineBinaryOpKind.FloorDiv: "({a} / {b})",
+                AffineBinaryOpKind.CeilDiv: "(({a} + {b} - 1) / {b})"}
+_SIGNED = {AffineBinaryOpKind.Mod: "({a} - {b} * sd_floordiv({a}, {b}))", AffineBinaryOpKind.FloorDiv: "sd_floordiv({a}, {b})",
+           AffineBinaryOpKind.CeilDiv: "(-sd_floordiv(-({a}), {b}))"}
+
+
+def affine_c(expr: AffineExpr, dims: list[str], symbols: list[str] | None = None) -> str:
+    """C++ for an affine expression over `dims` (and `symbols`). Offsets are >= 0, so / and % are
+    floordiv and mod; with `symbols` (a run-time trip count, docs/ir.md "Run-time scalars") the
+    value may be negative and divisions floor explicitly."""
     match expr:
         case AffineDimExpr(position=pos):
             return dims[pos]
+        case AffineSymExpr(position=pos) if symbols is not None:
+            return symbols[pos]
         case AffineConstantExpr(value=value):
             return str(value)
         case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
-            a, b = affine_c(lhs, dims), affine_c(rhs, dims)
-            match kind:
-                case AffineBinaryOpKind.Add:
-                    return f"({a} + {b})"
-                case AffineBinaryOpKind.Mul:
-                    return f"({a} * {b})"
-                case AffineBinaryOpKind.Mod:
-                    return f"({a} % {b})"
-                case AffineBinaryOpKind.FloorDiv:
-                    return f"({a} / {b})"
-                case AffineBinaryOpKind.CeilDiv:
-                    return f"(({a} + {b} - 1) / {b})"
-    raise HlsEmitError(f"affine expression {expr} is not supported")
-
-
-def bound_c(expr: AffineExpr, names: list[str], ndims: int) -> str:
-    """C++ for a run-time trip count (docs/ir.md, "Run-time scalars"): dims are `names[:ndims]`,
-    symbol i is `names[ndims + i]`; divisions floor, since the value may be negative."""
-    match expr:
-        case AffineDimExpr(position=pos):
-            return names[pos]
-        case AffineSymExpr(position=pos):
-            return names[ndims + pos]
-        case AffineConstantExpr(value=value):
-            return str(value)
-        case AffineBinaryOpExpr(kind=kind, lhs=lhs, rhs=rhs):
-            a, b = bound_c(lhs, names, ndims), bound_c(rhs, names, ndims)
-            match kind:
-                case AffineBinaryOpKind.Add:
-                    return f"({a} + {b})"
-                case AffineBinaryOpKind.Mul:
-                    return f"({a} * {b})"
-                case AffineBinaryOpKind.Mod:
-                    return f"({a} - {b} * sd_floordiv({a}, {b}))"
-                case AffineBinaryOpKind.FloorDiv:
-                    return f"sd_floordiv({a}, {b})"
-                case AffineBinaryOpKind.CeilDiv:
-                    return f"(-sd_floordiv(-({a}), {b}))"
+            a, b = affine_c(lhs, dims, symbols), affine_c(rhs, dims, symbols)
+            if kind == AffineBinaryOpKind.Add:
+                return f"({a} + {b})"
+            if kind == AffineBinaryOpKind.Mul:
+                return f"({a} * {b})"
+            return (_NONNEGATIVE if symbols is None else _SIGNED)[kind].format(a=a, b=b)
     raise HlsEmitError(f"affine expression {expr} is not supported")
 
 

@@ -22,7 +22,7 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
-from hls_backend.cxx import HlsEmitError, affine_c, bound_c, c_scalar, flat_index, ident, io_scalar, np_dtype, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident, io_scalar, np_dtype, struct_name
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -384,8 +384,7 @@ class _KernelEmitter:
         """C++ for a run-time trip count: loop indices and scalar arguments (floor division, which
         may see negative values: a count below 0 runs no times)."""
         (expr,) = bound.map.results
-        names = ivs + [self.scalar_c[n] for n in bound.scalars]
-        return bound_c(expr, names, len(ivs))
+        return affine_c(expr, ivs, [self.scalar_c[n] for n in bound.scalars])
 
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
         lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
