@@ -171,3 +171,15 @@ def test_triangular_prefill_streams_only_the_lower_triangle() -> None:
         assert timed.deadlock is None
         cycles[n] = timed.makespan
     assert cycles[1] < cycles[12] < cycles[24] < cycles[32] == design.timed_simulation().makespan
+
+
+def test_scalar_used_as_a_tile_is_located() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X, n: sd.Scalar[sd.i32, MAXN]) -> Y:
+            for r in range(ROWS):
+                for j in range(MAXN // T):
+                    t = x.read()  # noqa: F841 - read and dropped
+                yield n  # <- error
+
+    expect_error(build, "output 'out' needs a tile of shape [1, 1], got a loop index or a run-time scalar (range [0, 40])")
