@@ -16,7 +16,7 @@ import numpy as np
 
 from streamdsl.errors import StreamdslError, VerificationError
 
-__all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_verification", "cxx_compiler", "run_csim"]
+__all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_cycles", "csim_verification", "cxx_compiler", "run_csim"]
 
 CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-isystem", "include/ap_types", "-I", "."]
 _SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "sd_hbm.h", "sd_fp16.h", "include/hls_stream.h"]
@@ -72,7 +72,28 @@ def run_csim(
 
     Raises CsimDeadlock (threaded mode) naming the blocked processes and streams, CsimError if
     the build or the run fails."""
+    return _run(Path(project_dir), arrays, threaded, seed, timeout)[0]
+
+
+def csim_cycles(project_dir: Path | str, *arrays: np.ndarray, timeout: float = 300.0) -> dict[str, Any]:
+    """Sequential csim's cycle estimate (the counters of sd_support.h): `{"processes": {node:
+    {"busy", "finish"}}, "beats": {stream: words written}, "makespan"}`, named as the simulators
+    name them (manifest.json). `busy` is a process's own cycles (II per pipelined iteration, the
+    pipeline depth per loop entry); `finish` and `makespan` also wait for data (infinite FIFOs)."""
     project = Path(project_dir)
+    manifest = json.loads((project / "manifest.json").read_text())
+    cycles = _run(project, arrays, False, None, timeout, cycles=True)[1]
+    nodes = manifest["nodes"]
+    return {
+        "processes": {nodes[fn]: clock for fn, clock in cycles["processes"].items()},
+        "beats": dict(cycles["beats"]),
+        "makespan": cycles["makespan"],
+    }
+
+
+def _run(
+    project: Path, arrays: tuple[np.ndarray, ...], threaded: bool, seed: int | None, timeout: float, cycles: bool = False
+) -> tuple[Any, dict[str, Any]]:
     manifest = json.loads((project / "manifest.json").read_text())
     inputs, params = manifest["inputs"], manifest["params"]
     if seed is not None and not threaded:
@@ -93,6 +114,8 @@ def run_csim(
                 shutil.copy(project / "data" / f"{spec['name']}.bin", path)
         try:
             env = {**os.environ, **({"SD_CSIM_SEED": str(seed)} if seed is not None else {})}
+            if cycles:
+                env["SD_CYCLES_OUT"] = str(work / "cycles.json")
             proc = subprocess.run([str(exe.resolve()), str(work)], capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             raise CsimError(f"csim of {manifest['top']} did not finish in {timeout:.0f} s (raise `timeout` for large designs)") from None
@@ -101,9 +124,10 @@ def run_csim(
         if proc.returncode:
             raise CsimError(f"csim of {manifest['top']} exited with {proc.returncode}:\n{proc.stderr.strip()[-4000:]}")
         outs = [np.fromfile(work / f"{s['name']}.bin", dtype=s["dtype"]).reshape(s["shape"]) for s in manifest["outputs"]]
+        counted = json.loads((work / "cycles.json").read_text()) if cycles else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return outs[0] if len(outs) == 1 else tuple(outs)
+    return (outs[0] if len(outs) == 1 else tuple(outs)), counted
 
 
 def csim_verification(

@@ -13,7 +13,9 @@ from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstan
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
 from streamdsl.errors import StreamdslError
 
-__all__ = ["HlsEmitError", "affine_c", "c_literal", "c_scalar", "flat_index", "ident", "io_scalar", "np_dtype", "struct_name"]
+__all__ = [
+    "HlsEmitError", "affine_c", "c_literal", "c_scalar", "count_cycles", "flat_index", "ident", "io_scalar", "np_dtype", "struct_name",
+]  # fmt: skip
 
 
 class HlsEmitError(StreamdslError, ValueError):
@@ -142,3 +144,53 @@ def flat_index(indices: list[str], shape: list[int] | tuple[int, ...]) -> str:
             terms.append(idx if stride == 1 else f"{compound} * {stride}")
         stride *= size
     return " + ".join(reversed(terms)) if terms else "0"
+
+
+_PIPELINE = re.compile(r"#pragma HLS pipeline II=(\d+)(?:\s*// depth (\d+))?")
+DEFAULT_DEPTH = 2  # a pipelined loop without a `// depth d` note: read, then register the result
+
+
+def count_cycles(lines: list[str]) -> list[str]:
+    """Add the csim cycle counters (sd_support.h) to a process body: `SD_II(n)` at the top of each
+    iteration of a loop pipelined at II=n, `SD_DEPTH(d - n)` after it (d, the pipeline depth, from
+    the pragma's `// depth d` note: N iterations take (N - 1) * II + d cycles) and `SD_LAG(d - n)`
+    around it (its beats are written at the end of their iteration), `SD_LOOP_ENTRY()` in
+    each iteration of a loop that is neither pipelined nor inside a pipelined loop (HLS unrolls
+    those). Unrolled loops cost nothing of their own."""
+    out: list[str] = []
+    opened: list[str | None] = []  # per open brace: the line to add after its closing brace
+    pipelined = 0  # open pipelined loops
+    for k, line in enumerate(lines):
+        text = line.strip()
+        pad = line[: len(line) - len(line.lstrip())]
+        if text.startswith("}") and opened:
+            after = opened.pop()
+            out.append(line)
+            if after is not None:
+                pipelined -= 1
+                out += [after, pad + "SD_LAG(0);"]
+            if not text.endswith("{"):
+                continue
+            opened.append(None)
+            continue
+        out.append(line)
+        if (m := _PIPELINE.match(text)) is not None:
+            out.append(pad + f"SD_II({m[1]});")
+            continue
+        text = text.split("  //")[0]  # a trailing comment
+        if not text.endswith("{"):
+            continue
+        nxt = lines[k + 1].strip() if k + 1 < len(lines) else ""
+        is_loop = text.startswith(("for (", "while ("))
+        if is_loop and (m := _PIPELINE.match(nxt)) is not None:
+            # N iterations take (N - 1) * II + depth: the last one's II is inside its depth; a
+            # beat written in an iteration leaves at its end, depth - II after the next iteration's start
+            drain = max(0, int(m[2] or DEFAULT_DEPTH) - int(m[1]))
+            out.insert(len(out) - 1, pad + f"SD_LAG({drain});")
+            opened.append(pad + f"SD_DEPTH({drain});")
+            pipelined += 1
+            continue
+        opened.append(None)
+        if is_loop and not pipelined and not nxt.startswith("#pragma HLS unroll"):
+            out.append(pad + "  SD_LOOP_ENTRY();")
+    return out

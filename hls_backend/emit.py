@@ -22,7 +22,7 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
-from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, flat_index, ident, io_scalar, np_dtype, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, count_cycles, flat_index, ident, io_scalar, np_dtype, struct_name
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -134,6 +134,7 @@ class KernelSource:
     processes: list[str] = field(default_factory=list)
     ports: list[Port] = field(default_factory=list)  # the top's arguments, loads first
     hbm_code: str = ""  # sd_hbm.h: pack / unpack of every port for the testbench and the host
+    nodes: dict[str, str] = field(default_factory=dict)  # process function -> node name
 
     @property
     def args(self) -> list[Arg]:
@@ -655,7 +656,7 @@ class _KernelEmitter:
         out.append("")
         out.append("// ---- dataflow processes ----")
         for proc in self.procs:
-            out += ["", f"// {proc.comment}", f"static void {proc.fn}({', '.join(proc.params)}) {{", *proc.body, "}"]
+            out += ["", f"// {proc.comment}", f"static void {proc.fn}({', '.join(proc.params)}) {{", *count_cycles(proc.body), "}"]
         out += ["", *self._top()]
         return "\n".join(out) + "\n"
 
@@ -687,7 +688,7 @@ def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) 
     code = emitter.source()
     return KernelSource(
         emitter.top, code, emitter.inputs, emitter.outputs, list(emitter.streams.values()), [p.fn for p in emitter.procs],
-        list(emitter.ports), emitter.hbm_code(),
+        list(emitter.ports), emitter.hbm_code(), {p.fn: p.node for p in emitter.procs},
     )
 
 

@@ -94,6 +94,7 @@ def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:
         "ports": [{"name": p.name, "tensor": p.tensor.name, "itensor": str(p.it), "bytes": p.layout.nbytes,
                    "words": p.layout.words, "lanes": p.layout.lanes} for p in kernel.ports],
         "processes": kernel.processes,
+        "nodes": kernel.nodes,  # process function -> node name (as the simulators name it)
     }
 
 

@@ -163,6 +163,80 @@ class Region {
 };
 #endif
 
+#ifndef SD_CSIM_THREADED
+// Cycle estimate of sequential csim (sd_support.h: SD_II per pipelined iteration, SD_DEPTH per
+// loop entry, SD_LOOP_ENTRY per iteration of a loop that is not pipelined). Each process has a
+// clock: `busy` counts its own cycles; `now` also waits for data, as a read cannot happen before
+// the cycle after its beat was written (a stream keeps each beat's write time). With unbounded
+// streams this is the dataflow schedule with infinite FIFOs; the largest `now` estimates the
+// makespan.
+struct Clock {
+  long now = 0;
+  long busy = 0;
+  long lag = 0;  // a beat written now leaves the pipeline this much later
+};
+
+struct Cycles {
+  std::deque<std::pair<std::string, Clock>> processes;  // in call order
+  std::deque<std::pair<std::string, long>> beats;       // beats written, per stream
+  Clock* current = nullptr;
+  static Cycles& get() {
+    static Cycles cycles;
+    return cycles;
+  }
+};
+
+inline void tick(long n) {
+  if (Clock* c = Cycles::get().current) {
+    c->now += n;
+    c->busy += n;
+  }
+}
+inline long now() { return Cycles::get().current ? Cycles::get().current->now : 0; }
+inline long leaves() { return Cycles::get().current ? Cycles::get().current->now + Cycles::get().current->lag : 0; }
+inline void lag(long d) {
+  if (Clock* c = Cycles::get().current) c->lag = d;
+}
+inline void wait_until(long t) {
+  if (Clock* c = Cycles::get().current)
+    if (c->now < t) c->now = t;
+}
+template <class F>
+void process(const char* name, F&& body) {
+  Cycles& cycles = Cycles::get();
+  cycles.processes.emplace_back(name, Clock());
+  cycles.current = &cycles.processes.back().second;
+  body();
+  cycles.current = nullptr;
+}
+// Writes the estimate as JSON to $SD_CYCLES_OUT (if set) at the end of the dataflow region.
+inline void report_cycles() {
+  const char* path = std::getenv("SD_CYCLES_OUT");
+  if (path == nullptr) return;
+  FILE* f = std::fopen(path, "w");
+  if (f == nullptr) return;
+  Cycles& cycles = Cycles::get();
+  long makespan = 0;
+  std::fprintf(f, "{\"processes\": {");
+  const char* sep = "";
+  for (const auto& p : cycles.processes) {
+    std::fprintf(f, "%s\"%s\": {\"busy\": %ld, \"finish\": %ld}", sep, p.first.c_str(), p.second.busy, p.second.now);
+    makespan = p.second.now > makespan ? p.second.now : makespan;
+    sep = ", ";
+  }
+  std::fprintf(f, "}, \"beats\": {");
+  sep = "";
+  for (const auto& b : cycles.beats) {
+    std::fprintf(f, "%s\"%s\": %ld", sep, b.first.c_str(), b.second);
+    sep = ", ";
+  }
+  std::fprintf(f, "}, \"makespan\": %ld}\n", makespan);
+  std::fclose(f);
+  cycles.processes.clear();
+  cycles.beats.clear();
+}
+#endif
+
 [[noreturn]] inline void fail(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::fflush(stderr);
@@ -201,9 +275,19 @@ class stream<T, 0> {
                     "sequential csim needs processes in dataflow order)");
     T value = q_.front();
     q_.pop_front();
+    sd_csim::wait_until(stamps_.front() + 1);
+    stamps_.pop_front();
     return value;
   }
-  void write(const T& value) { q_.push_back(value); }
+  void write(const T& value) {
+    q_.push_back(value);
+    stamps_.push_back(sd_csim::leaves());
+    if (written_ == nullptr) {
+      sd_csim::Cycles::get().beats.emplace_back(name_, 0);
+      written_ = &sd_csim::Cycles::get().beats.back().second;
+    }
+    *written_ += 1;
+  }
   bool empty() const { return q_.empty(); }
   bool full() const { return false; }  // unbounded, like Vitis csim
   size_t size() const { return q_.size(); }
@@ -249,6 +333,10 @@ class stream<T, 0> {
   std::string name_;
   int depth_;
   std::deque<T> q_;
+#ifndef SD_CSIM_THREADED
+  std::deque<long> stamps_;  // the cycle each beat was written (the cycle estimate)
+  long* written_ = nullptr;  // this stream's entry of Cycles::beats
+#endif
 
 #ifdef SD_CSIM_THREADED
   std::mutex m_;

@@ -20,10 +20,32 @@
 #define SD_DATAFLOW_BEGIN() ::sd_csim::Region sd_region_;
 #define SD_DATAFLOW_PROCESS(fn, ...) sd_region_.spawn(#fn, [&]() { fn(__VA_ARGS__); })
 #define SD_DATAFLOW_END() sd_region_.join();
+#elif defined(SD_HLS_STREAM_H) && !defined(__SYNTHESIS__)  // our sequential csim: cycle estimate
+#define SD_DATAFLOW_BEGIN()
+#define SD_DATAFLOW_PROCESS(fn, ...) ::sd_csim::process(#fn, [&]() { fn(__VA_ARGS__); })
+#define SD_DATAFLOW_END() ::sd_csim::report_cycles();
 #else
 #define SD_DATAFLOW_BEGIN()
 #define SD_DATAFLOW_PROCESS(fn, ...) fn(__VA_ARGS__)
 #define SD_DATAFLOW_END()
+#endif
+
+// Cycle counters (compiled out for Vitis and in threaded csim): SD_II(n) at the top of every
+// pipelined iteration, SD_DEPTH(d) after a pipelined loop (once per entry: its depth less the II
+// already counted for the last iteration, so N iterations cost (N - 1) * II + depth), and
+// SD_LOOP_ENTRY() per iteration of a loop that is not pipelined; SD_DEPTH(d) alone is the
+// latency of straight-line tile work. SD_LAG(d): beats written from now on leave d cycles late
+// (the rest of their iteration's pipeline).
+#if defined(SD_HLS_STREAM_H) && !defined(SD_CSIM_THREADED) && !defined(__SYNTHESIS__)
+#define SD_II(n) ::sd_csim::tick(n)
+#define SD_DEPTH(d) ::sd_csim::tick(d)
+#define SD_LOOP_ENTRY() ::sd_csim::tick(1)
+#define SD_LAG(d) ::sd_csim::lag(d)
+#else
+#define SD_II(n) (void)0
+#define SD_DEPTH(d) (void)0
+#define SD_LOOP_ENTRY() (void)0
+#define SD_LAG(d) (void)0
 #endif
 
 // A polling process (non-blocking empty()/full()) ends each loop iteration with SD_POLL: nothing
