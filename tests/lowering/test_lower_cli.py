@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from toolchain import driver
 from toolchain.cli import main
 
 
@@ -41,10 +40,13 @@ def test_compile_model_unknown_name_lists_models(capsys):
 
 
 def test_a_block_that_does_not_fit_names_its_largest_buffers(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(driver, "DEVICE_ON_CHIP_BITS", 8 * 1024)  # a 1 KiB device
+    import lowering.memory as memory
+
+    monkeypatch.setitem(memory.CAPACITY, "BRAM36", 1)  # a device far smaller than the block
+    monkeypatch.setitem(memory.CAPACITY, "URAM", 1)
     code = main(["compile", "llama", "--size", "tiny", "--max-context", "4", "--out", str(tmp_path / "o")])
     assert code == 1
     err = capsys.readouterr().err
-    assert "needs" in err and "on chip" in err
-    assert "largest FIFOs:" in err and "largest converters: converter(" in err
+    assert "does not fit the U55C counted by memory shape" in err and "Traceback" not in err
+    assert "largest memories: " in err
     assert "--max-context" in err and "--tile" in err
