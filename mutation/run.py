@@ -58,15 +58,20 @@ def equivalents() -> dict[str, str]:
     return out
 
 
-def prepare(module: str) -> Path:
-    source, tests = MODULES[module]
-    work = SCRATCH / module
+def copy_checkout(work: Path) -> Path:
+    """A fresh copy of the checkout's tracked files (as they are in the work tree) at `work`."""
     shutil.rmtree(work, ignore_errors=True)
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
     for name in filter(None, files):
         if (ROOT / name).is_file():
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, work / name)
+    return work
+
+
+def prepare(module: str) -> Path:
+    source, tests = MODULES[module]
+    work = copy_checkout(SCRATCH / module)
     config = [
         "", "[tool.mutmut]",
         f"source_paths = [{json.dumps(source)}]",

@@ -130,3 +130,13 @@ def test_a_relative_directory_builds(compiled, monkeypatch):
 def test_build_of_a_directory_without_a_project_is_a_usage_error(tmp_path, capsys):
     assert main(["build", str(tmp_path)]) == 2
     assert "streamdsl compile --csim" in capsys.readouterr().err
+
+
+def test_build_exits_1_when_a_job_fails(compiled, monkeypatch, capsys):
+    import toolchain.build
+
+    broken = Job("csim-missing-inputs", "csim", {"threaded": False, "data": "no-such-dir"})
+    monkeypatch.setattr(toolchain.build, "plan_jobs", lambda d: [*(j for j in plan_jobs(d) if j.kind == "timed-sim"), broken])
+    assert main(["-q", "build", str(compiled), "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: csim-missing-inputs" in err and "no-such-dir lacks the input(s) x.bin" in err

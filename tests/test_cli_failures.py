@@ -68,3 +68,23 @@ def test_compile_exits_1_when_csim_disagrees_with_the_simulator(tmp_path, monkey
     monkeypatch.setattr(hls_backend, "csim_verification", wrong)
     assert _compile(tmp_path, "--csim") == 1
     assert "FAILED: C simulation differs from the functional simulator by 0.5" in capsys.readouterr().err
+
+
+def test_generate_exits_1_when_the_design_and_pytorch_generate_differently(monkeypatch, capsys) -> None:
+    """PyTorch generates with other weights than the design was imported from (what a wrong
+    lowering looks like from outside): `generate --check` fails."""
+    from frontends import host
+
+    real = host.torch_generate
+
+    def with_other_weights(model, prompt, n_tokens):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.data = p.data * 1.5 + 0.01
+        return real(model, prompt, n_tokens)
+
+    monkeypatch.setattr(host, "torch_generate", with_other_weights)
+    argv = ["-q", "generate", "gpt2", "--layers", "1", "--prompt-len", "3", "--tokens", "2", "--max-context", "8",
+            "--prefill-len", "3", "--check"]
+    assert main(argv) == 1
+    assert "(FAILED, tolerance 1e-4)" in capsys.readouterr().out

@@ -39,7 +39,7 @@ def test_seeded_schedules_catch_a_converter_writer_two_slabs_ahead(name: str, tm
     want = design.simulate(*xs)
     project = emit_project(design, tmp_path / name)
     kernel = project / "kernel.cpp"
-    code, guards = re.subn(r"(pushed / \d+ <= popped / \d+) \+ 1", r"\1 + 2", kernel.read_text())
+    code, guards = re.subn(r"(\w+ / \d+ <= \w+ / \d+) \+ 1", r"\1 + 2", kernel.read_text())
     assert guards == 1, "the converter's bank-reuse guard was not found in the emitted code"
     kernel.write_text(code)
     build_csim(project, True)

@@ -1,0 +1,130 @@
+"""Known survivors, put back one at a time: each is a small realistic bug that once passed the
+whole suite (issue 18), with the tests that now kill it. The bug is written into a scratch copy
+of the checkout (build/mutation/survivors/), the named tests run there, and the bug counts as
+killed if they fail. Fast enough to run after changing the code these bugs live in:
+
+    python mutation/survivors.py                 # every known survivor
+    python mutation/survivors.py converter_guard # one of them
+
+A bug whose text is no longer found exactly once is reported as stale (the code was rewritten):
+write the same bug into the new code here, so the tests keep being checked against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from run import SCRATCH, copy_checkout
+
+
+@dataclass(frozen=True)
+class Bug:
+    why: str  # what goes wrong for a user
+    path: str
+    original: str
+    mutant: str
+    tests: tuple[str, ...]
+
+
+BUGS: dict[str, Bug] = {
+    "lp_weights_tokens": Bug(
+        "the LP objective weights tokens, not bits: it minimises the wrong quantity",
+        "lowering/fifo_sizing.py", "out.append(e.token_bits * len(w) / span)", "out.append(len(w) / span)",
+        ("tests/fifo/test_lp_bits.py::test_lp_needs_no_more_bits_than_any_schedule_without_waits",)),
+    "repair_minus_lag": Bug(
+        "a start the solver left too early is moved by -lag instead of +lag: a read before its write",
+        "lowering/fifo_sizing.py", "shift[j] = max(shift[j], shift[i] + lag)", "shift[j] = max(shift[j], shift[i] - lag)",
+        ("tests/fifo/test_lp_bits.py::test_a_start_that_breaks_a_lag_is_pushed_to_the_least_schedule_that_keeps_them_all",)),
+    "port_span_plus_1": Bug(
+        "two accesses to one port per iteration fit one cycle: the timing model is a cycle per iteration fast",
+        "lowering/timing.py", "ts[-1] - ts[0] + 1 for ts in accesses.times.values()", "ts[-1] - ts[0] for ts in accesses.times.values()",
+        ("tests/fifo/test_timing_cycles.py::test_two_accesses_to_one_port_per_iteration_take_two_cycles",)),
+    "adder_tree_floor": Bug(
+        "a reduction of n elements (n not a power of two) gets a tree one level too shallow",
+        "lowering/timing.py", "math.ceil(math.log2(reduced))", "math.floor(math.log2(reduced))",
+        ("tests/fifo/test_timing_cycles.py::test_a_reduction_takes_an_adder_tree_of_ceil_log2_levels",)),
+    "tile_copy_ii_2": Bug(
+        "the tile-copy loops of DMAs and converters ask Vitis for II=2: half-rate data movers",
+        "hls_backend/emit.py", '"#pragma HLS pipeline II=1")\n        local = ', '"#pragma HLS pipeline II=2")\n        local = ',
+        ("tests/hls/test_pragmas.py::test_every_data_mover_loop_is_pipelined_at_ii_1",)),
+    "converter_guard": Bug(
+        "the converter's bank-reuse guard lets its writer run two slabs ahead, overwriting the bank being read",
+        "hls_backend/emit.py", "<= popped / {nd} + 1", "<= popped / {nd} + 2",
+        ("tests/hls/test_interleavings.py::test_every_seeded_interleaving_matches_the_simulator",)),
+    "where_lt_as_le": Bug(
+        "sd.where(a < b, ...) compiles to <=: wrong on ties",
+        "streamdsl/dsl/ops.py", '"<": "olt"', '"<": "ole"',
+        ("tests/dsl/test_edge_inputs.py::test_where_agrees_with_numpy_on_ties",)),
+    "stepped_range_end": Bug(
+        "a loop index's range ends at stop - 1, not at its last value: wrong bounds checks for steps above 1",
+        "streamdsl/dsl/kernel.py", "Index(body.args[0], start, start + (trip - 1) * step,", "Index(body.args[0], start, stop - 1,",
+        ("tests/dsl/test_edge_inputs.py::test_a_stepped_loop_indexes_what_pythons_range_yields",
+         "tests/dsl/test_edge_inputs.py::test_a_stepped_loop_out_of_bounds_reports_the_range_python_yields")),
+    "import_exit_0": Bug(
+        "`streamdsl import` exits 0 when the imported IR disagrees with PyTorch",
+        "toolchain/cli.py", "    return EXIT_OK if passed else EXIT_FAILED\n", "    return EXIT_OK\n",
+        ("tests/test_cli_failures.py::test_import_exits_1_when_the_imported_ir_disagrees_with_pytorch",)),
+    "generate_exit_0": Bug(
+        "`streamdsl generate --check` exits 0 when the design's tokens or logits differ from PyTorch's",
+        "toolchain/cli.py", "    return EXIT_OK if same else EXIT_FAILED\n", "    return EXIT_OK\n",
+        ("tests/test_cli_failures.py::test_generate_exits_1_when_the_design_and_pytorch_generate_differently",)),
+    "build_exit_0": Bug(
+        "`streamdsl build` exits 0 when a job failed",
+        "toolchain/cli.py", '    return EXIT_FAILED if section["failed"] else EXIT_OK\n', "    return EXIT_OK\n",
+        ("tests/test_build.py::test_build_exits_1_when_a_job_fails",)),
+}
+
+
+def pytest(work: Path, tests: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(work)})
+    # exit 1 is "tests failed"; anything else (a collection error, no such test) says nothing about a bug
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"pytest {' '.join(tests)} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return proc
+
+
+def judge(work: Path, bug: Bug) -> tuple[str, float]:
+    """'killed', 'SURVIVED' or 'STALE' (its original text is not in the code exactly once)."""
+    source = work / bug.path
+    text = source.read_text()
+    if text.count(bug.original) != 1:
+        return "STALE", 0.0
+    source.write_text(text.replace(bug.original, bug.mutant))
+    start = time.perf_counter()
+    try:
+        proc = pytest(work, bug.tests)
+    finally:
+        source.write_text(text)
+    return ("killed" if proc.returncode == 1 else "SURVIVED"), time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bugs", nargs="*", choices=[[], *BUGS], default=[], metavar="BUG", help=", ".join(BUGS))
+    args = parser.parse_args(argv)
+    work = copy_checkout(SCRATCH / "survivors")
+    names = args.bugs or list(BUGS)
+    clean = pytest(work, sorted({t for name in names for t in BUGS[name].tests}))
+    if clean.returncode:  # a failure with the bug put in must be the bug's
+        raise SystemExit(f"the judging tests fail without any bug put in:\n{clean.stdout[-3000:]}")
+    failed = 0
+    for name in names:
+        bug = BUGS[name]
+        verdict, seconds = judge(work, bug)
+        failed += verdict != "killed"
+        print(f"{verdict:8s} {name:18s} {seconds:6.1f} s  {bug.path}: {bug.why}", flush=True)
+        if verdict == "killed":
+            print(f"{'':8s} by {', '.join(bug.tests)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
