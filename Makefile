@@ -3,6 +3,8 @@
 #   make test   run every test (pytest, filecheck through lit, tutorials)
 #   make mutation  mutation testing of the core modules (slow, not part of `make test`):
 #                  the score per module and the surviving mutants; MODULES="timing cli" picks some
+#   make survivors known bugs that once passed every test, put back one at a time: each must be
+#                  killed by its named test (minutes; BUGS="converter_guard" picks some)
 # They set themselves up from nothing: apt packages (graphviz draws the graphs, headless chromium
 # checks report.html), a venv, pinned installs (with the `cluster` extra: Ray for `streamdsl build`).
 
@@ -13,7 +15,7 @@ STAMP  := $(VENV)/.installed
 APT    := graphviz chromium
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup clean mutation
+.PHONY: run test setup clean mutation survivors
 
 run: $(STAMP)
 	$(BIN)/streamdsl compile --csim
@@ -26,6 +28,9 @@ setup: $(STAMP)
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[mutation]'
 	nice -n 19 $(BIN)/python mutation/run.py $(MODULES)
+
+survivors: $(STAMP)
+	nice -n 10 $(BIN)/python mutation/survivors.py $(BUGS)
 
 $(STAMP): pyproject.toml
 	@command -v dot >/dev/null && command -v chromium >/dev/null || { \
