@@ -79,6 +79,10 @@ BUGS: dict[str, Bug] = {
         "`streamdsl build` exits 0 when a job failed",
         "toolchain/cli.py", '    return EXIT_FAILED if section["failed"] else EXIT_OK\n', "    return EXIT_OK\n",
         ("tests/test_build.py::test_build_exits_1_when_a_job_fails",)),
+    "filecheck_installed_opt": Bug(
+        "the filecheck tests run whatever `streamdsl-opt` is on PATH, not the checkout's",
+        "tests/filecheck/lit.cfg", 'config.substitutions.append(("streamdsl-opt", opt))\n', "",
+        ("tests/test_filecheck.py::test_filecheck_runs_the_checkouts_code_not_an_installed_one",)),
 }
 
 

@@ -29,7 +29,7 @@ def test_filecheck_runs_the_checkouts_code_not_an_installed_one(tmp_path: Path) 
     bin_dir.mkdir()
     python = bin_dir / "python"  # site-packages come after PYTHONPATH: the decoy goes last
     python.write_text(f'#!/bin/sh\nexport PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{decoy}"\nexec {sys.executable} "$@"\n')
-    (bin_dir / "streamdsl-opt").write_text(f'#!/bin/sh\nexec {python} -m streamdsl.opt "$@"\n')
+    (bin_dir / "streamdsl-opt").write_text("#!/bin/sh\necho 'the installed decoy ran' >&2\nexit 1\n")  # an installed console script
     for script in (python, bin_dir / "streamdsl-opt"):
         script.chmod(0o755)
     (bin_dir / "filecheck").symlink_to(Path(sys.executable).with_name("filecheck"))
