@@ -97,6 +97,7 @@ class Port:
     name: str
     tensor: Arg
     it: itensor
+    offsets: tuple[int, ...] = ()  # a dma_load of a slice: where the stream's box lies in `tensor`
 
     @property
     def layout(self) -> HbmLayout:
@@ -359,9 +360,10 @@ class _KernelEmitter:
         return lines, names, depth
 
     def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None,
-                   pipeline: bool = True) -> list[str]:
-        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor at
-        per-dim `offsets`, or (with `box`) into a row-major box at the flat base `offsets[0]`."""
+                   pipeline: bool = True, shape: tuple[int, ...] | None = None) -> list[str]:
+        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor
+        (of `shape`, default the stream's) at per-dim `offsets`, or (with `box`) into a row-major
+        box at the flat base `offsets[0]`."""
         lines = []
         loops = [f"e{j}" if t > 1 else "0" for j, t in enumerate(it.tile)]
         inner = depth
@@ -376,7 +378,8 @@ class _KernelEmitter:
             within = flat_index(loops, box)
             glob = offsets[0] if within == "0" else f"{offsets[0]} + {within}"
         else:
-            glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)], it.shape)
+            glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)],
+                              shape or it.shape)
         lines.append("  " * inner + assign.format(local=local, glob=glob))
         lines += ["  " * d + "}" for d in reversed(range(depth, inner))]
         return lines
@@ -390,13 +393,13 @@ class _KernelEmitter:
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
         lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
 
-    def _port(self, tensor: Arg, it: itensor, node: str) -> Port:
+    def _port(self, tensor: Arg, it: itensor, node: str, offsets: tuple[int, ...] = ()) -> Port:
         """The m_axi argument of one DMA: the tensor's name for its first DMA, `x_1`, ... after."""
         name, n = tensor.name, 0
         while any(p.name == name for p in self.ports) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
             n += 1
             name = f"{tensor.name}_{n}"
-        port = Port(name, tensor, it)
+        port = Port(name, tensor, it, offsets)
         if port.layout.nbytes > HBM_CHANNEL_BYTES:
             raise HlsEmitError(
                 f"{node}: {tensor.name} packed in its stream order (replays stored again) takes {port.layout.nbytes / 2**20:.1f} MiB, "
@@ -416,7 +419,7 @@ class _KernelEmitter:
         if tensor is None:
             what = "loads a tensor that is not a kernel argument" if load else "stores a tensor that is not a kernel result"
             raise HlsEmitError(f"{node}: {what}")
-        port = self._port(tensor, it, node)
+        port = self._port(tensor, it, node, tuple(s.start for s in op.box) if load and op.offsets is not None else ())
         lay = port.layout
         word = f"ap_uint<{WORD_BITS}>"
         per = lay.words_per_token
@@ -504,7 +507,9 @@ class _KernelEmitter:
             else:
                 copy = (f"std::memcpy(&sd_tensor[{{glob}}], sd_hbm + {byte}, {size});" if a.is_output
                         else f"std::memcpy(sd_hbm + {byte}, &sd_tensor[{{glob}}], {size});")
-            lines += self._tile_copy(port.it, depth, offsets, copy, pipeline=False)
+            if port.offsets:  # a slice: the box's offsets within the whole tensor
+                offsets = [o if not s else str(s) if o == "0" else f"({o} + {s})" for o, s in zip(offsets, port.offsets)]
+            lines += self._tile_copy(port.it, depth, offsets, copy, pipeline=False, shape=a.shape)
             lines.append("  " * depth + "++sd_k;")
             self._close(lines, depth, 1)
             out += [*lines, "}", ""]

@@ -22,6 +22,7 @@ from streamdsl.dsl import (
     full,
     hint,
     iota,
+    join,
     kernel,
     log,
     max,
@@ -58,7 +59,7 @@ __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "LimitError", "Out",
     "OutputError", "Program", "Scalar", "StreamError", "StreamdslError", "Tensor", "UsageError", "VerificationError",
     "abs", "bf16", "cast", "chunk", "compile", "concat", "dataflow", "dequantize", "erf", "exp", "f16", "f32", "full", "hint", "i4", "i8",
-    "iota",
+    "iota", "join",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "quantize", "range", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

@@ -910,18 +910,40 @@ def _check_dma(op: IRDLOperation, tensor: SSAValue, stream: SSAValue) -> None:
 
 @irdl_op_definition
 class DmaLoadOp(DataflowOperation):
-    """Read a tensor from HBM as a stream in the consumer's itensor order."""
+    """Read a tensor from HBM as a stream in the consumer's itensor order. With `offsets`, the
+    stream covers the box of the itensor's shape at those offsets (a slice of the tensor): the
+    stream's coordinates are relative to the box, and the box lies inside the tensor."""
 
     name = "dataflow.dma_load"
     source = operand_def(TensorType)
     result = result_def(ITensorType)
+    offsets = opt_prop_def(DenseArrayBase[I64])
+    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
 
-    def __init__(self, source: SSAValue, result_type: Attribute):
-        super().__init__(operands=[source], result_types=[result_type])
+    def __init__(self, source: SSAValue, result_type: Attribute, offsets: Sequence[int] | None = None):
+        properties = {"offsets": DenseArrayBase.from_list(i64, list(offsets))} if offsets is not None else {}
+        super().__init__(operands=[source], result_types=[result_type], properties=properties)
+
+    @property
+    def box(self) -> tuple[slice, ...]:
+        """The region of the source tensor the stream reads (numpy index)."""
+        it = _it(self.result)
+        starts = self.offsets.get_values() if self.offsets is not None else (0,) * len(it.shape)
+        return tuple(slice(int(o), int(o) + n) for o, n in zip(starts, it.shape))
 
     def verify_(self) -> None:
-        _check_dma(self, self.source, self.result)
+        if self.offsets is None:
+            _check_dma(self, self.source, self.result)
+            return
+        assert isinstance(self.source.type, TensorType)
+        it, shape, offsets = _it(self.result), list(self.source.type.get_shape()), list(self.offsets.get_values())
+        if self.source.type.element_type != it.dtype.ir() or len(offsets) != len(shape) or len(it.shape) != len(shape):
+            raise VerifyException(f"{self.name}: tensor {self.source.type}, offsets {offsets} and {self.result.type} "
+                                  "need one rank and one dtype")
+        if any(o < 0 or o + n > s for o, n, s in zip(offsets, it.shape, shape)):
+            raise VerifyException(f"{self.name}: the box {list(it.shape)} at offsets {offsets} does not lie inside the "
+                                  f"tensor {self.source.type}")
 
 
 @irdl_op_definition

@@ -33,6 +33,7 @@ from streamdsl.dialects.dataflow import (
     ITensorConverterOp,
     ITensorEmptyOp,
     ITensorForkOp,
+    ITensorJoinOp,
     KernelOp,
     YieldOp,
 )
@@ -42,7 +43,7 @@ from streamdsl.errors import DSLError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
-__all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program"]
+__all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program", "record_join"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,18 +65,22 @@ class GraphValue:
 
     type: itensor | TensorSpec | ScalarSpec
     name: str
-    producer: Call | Split | Concat | None = None
+    producer: Call | Split | Concat | Join | None = None
     uses: int = 0
     split: Split | None = None  # the one chunk its slices come from
+    box: tuple[GraphValue, tuple[int, ...]] | None = None  # a slice of an HBM argument: (argument, offsets)
 
     def __getitem__(self, index: Any) -> GraphValue:
-        """`x[:, 0:128]`: one part of a chunk of the stream (see `Split`)."""
+        """`x[:, 0:128]`: a box of an HBM argument (its own DMA), or one part of a chunk of a
+        stream (see `Split`)."""
         loc = _caller()
         if isinstance(self.type, ScalarSpec):
             raise loc.error(f"{self.name} is a run-time scalar ({self.type}); it cannot be sliced")
         index = index if isinstance(index, tuple) else (index,)
         if len(index) > len(self.shape):
             raise loc.error(f"{self.name} has {len(self.shape)} dims, sliced with {len(index)}")
+        if isinstance(self.type, TensorSpec):
+            return self._box(index, loc)
         sliced = [(d, i) for d, i in enumerate(index) if i != slice(None)]
         if len(sliced) != 1 or not isinstance(sliced[0][1], slice):
             raise loc.error(f"slice {self.name} along one dim with a static slice, e.g. {self.name}[:, 0:128] "
@@ -88,6 +93,27 @@ class GraphValue:
         if sl.stop is not None and sl.stop > self.shape[dim]:
             raise loc.error(f"slice {start}:{sl.stop} of {self.name} is out of range: dim {dim} has size {self.shape[dim]}")
         return split_part(self, dim, start, stop - start, loc)
+
+    def _box(self, index: tuple[Any, ...], loc: Location) -> GraphValue:
+        """A box of an HBM argument: static slices (step 1) of its dims, read by its own DMA."""
+        starts, shape = [], []
+        for dim, size in enumerate(self.shape):
+            sl = index[dim] if dim < len(index) else slice(None)
+            if not isinstance(sl, slice) or not all(isinstance(v, int | None) for v in (sl.start, sl.stop, sl.step)):
+                raise loc.error(f"slice {self.name} with static slices, e.g. {self.name}[:, 0:128]; got {sl!r} for dim "
+                                f"{dim} (ints would drop dims: keep them with i:i+1)")
+            start, stop, step = sl.indices(size)
+            inside = all(v is None or -size <= v <= size for v in (sl.start, sl.stop))
+            if step != 1 or not inside or not 0 <= start < stop:
+                raise loc.error(f"slice {_show(sl)} of the HBM argument {self.name} is out of range or empty: dim {dim} "
+                                f"has size {size}; use static ints, step 1, inside the dim")
+            starts.append(start)
+            shape.append(stop - start)
+        root, base = self.box if self.box is not None else (self, (0,) * len(shape))
+        offsets = tuple(b + s for b, s in zip(base, starts))
+        spec = TensorSpec(self.dtype, tuple(shape))
+        box = ", ".join(f"{o}:{o + n}" for o, n in zip(offsets, shape))
+        return GraphValue(spec, f"{root.name}[{box}]", box=(root, offsets))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -131,9 +157,21 @@ class Concat:
     outputs: list[GraphValue] = field(default_factory=list)
 
 
+@dataclass(eq=False)
+class Join:
+    """One `itensor_join`: the result's token k is the next token of source k mod m."""
+
+    sources: list[GraphValue]
+    location: Location
+    outputs: list[GraphValue] = field(default_factory=list)
+
+
+Step = Call | Split | Concat | Join
+
+
 @dataclass
 class _Trace:
-    calls: list[Call | Split | Concat] = field(default_factory=list)
+    calls: list[Step] = field(default_factory=list)
 
 
 _TRACES: list[_Trace] = []
@@ -141,6 +179,10 @@ _TRACES: list[_Trace] = []
 
 def is_dsl_callable(obj: object) -> bool:
     return isinstance(obj, Kernel | DataflowProgram)
+
+
+def _show(sl: slice) -> str:
+    return f"{'' if sl.start is None else sl.start}:{'' if sl.stop is None else sl.stop}" + ("" if sl.step is None else f":{sl.step}")
 
 
 def _caller() -> Location:
@@ -209,8 +251,8 @@ def _stream_source(value: Any, what: str, loc: Location) -> GraphValue:
     if isinstance(value.type, ScalarSpec):
         raise loc.error(f"{what} takes streams; {value.name} is a run-time scalar ({value.type})")
     if not isinstance(value.type, itensor):
-        raise loc.error(f"{what} of the HBM argument {value.name!r} is not supported: DMAs load whole tensors; "
-                        "pass the tensor to a kernel and chunk or slice its output stream")
+        raise loc.error(f"{what} of the HBM argument {value.name!r} is not defined: it has no stream order until a kernel "
+                        "reads it; pass the tensor (or slices of it, x[:, a:b]) to kernels and combine their outputs")
     return value
 
 
@@ -236,7 +278,10 @@ def split_part(value: GraphValue, dim: int, start: int, size: int, loc: Location
 
 def record_chunk(value: Any, parts: int, dim: int = 0) -> tuple[GraphValue, ...]:
     loc = _caller()
-    source = _stream_source(value, "sd.chunk", loc)
+    if isinstance(value, GraphValue) and isinstance(value.type, TensorSpec):  # an HBM argument: boxes
+        source = value
+    else:
+        source = _stream_source(value, "sd.chunk", loc)
     rank = len(source.shape)
     if not isinstance(dim, int) or not -rank <= dim < rank:
         raise loc.error(f"sd.chunk: dim must be an int in [-{rank}, {rank}), got {dim!r}")
@@ -245,7 +290,36 @@ def record_chunk(value: Any, parts: int, dim: int = 0) -> tuple[GraphValue, ...]
     if not isinstance(parts, int) or parts < 2 or size % parts:
         raise loc.error(f"sd.chunk: cannot cut dim {dim} of size {size} of {source.name} into {parts!r} equal parts")
     step = size // parts
+    if isinstance(source.type, TensorSpec):
+        whole = (slice(None),) * dim
+        return tuple(source._box((*whole, slice(i * step, (i + 1) * step)), loc) for i in range(parts))
     return tuple(split_part(source, dim, i * step, step, loc) for i in range(parts))
+
+
+def record_join(parts: list[Any], result: Any) -> GraphValue:
+    """`sd.join([a, b], T)`: the stream of type `T` whose token k is the next token of part k mod m."""
+    loc = _caller()
+    if not isinstance(result, itensor):
+        raise loc.error(f"sd.join(parts, T): T must be the joined stream's sd.itensor, got {result!r}")
+    sources = [_stream_source(p, "sd.join", loc) for p in parts]
+    m = len(sources)
+    if m < 2:
+        raise loc.error(f"sd.join takes at least two streams, got {m}")
+    for p in sources:
+        it = p.type
+        if it.bounds or result.bounds:
+            raise loc.error(f"sd.join: {p.name} streams {it}; streams of run-time length cannot be joined")
+        if (it.dtype, it.tile) != (result.dtype, result.tile) or it.num_tokens * m != result.num_tokens:
+            raise loc.error(f"sd.join: {p.name} streams {it.num_tokens} tiles {list(it.tile)} {it.dtype.name}; joined "
+                            f"round robin into {result} ({result.num_tokens} tiles {list(result.tile)} "
+                            f"{result.dtype.name}), each of the {m} parts must stream {result.num_tokens / m:g} tiles "
+                            "of that tile shape and dtype")
+    for p in sources:
+        p.uses += 1
+    op = Join(sources, loc)
+    op.outputs = [GraphValue(result, f"join({', '.join(p.name for p in sources)})", op)]
+    _TRACES[-1].calls.append(op)
+    return op.outputs[0]
 
 
 def record_concat(parts: list[Any], axis: int) -> GraphValue:
@@ -322,6 +396,9 @@ class _Emitter:
         """The SSA stream feeding one consumer that expects the type `want`."""
         if id(value) in self.hbm:
             return self.emit(DmaLoadOp(self.hbm[id(value)], want.to_ir())).result
+        if value.box is not None:  # a slice of an HBM argument: a DMA of its box
+            root, offsets = value.box
+            return self.emit(DmaLoadOp(self.hbm[id(root)], want.to_ir(), offsets)).result
         ssa = self.pending[id(value)].pop(0)
         if value.type != want and (value.type.bounds or want.bounds):
             raise (loc or Location(None, None, None)).error(
@@ -382,16 +459,25 @@ class _Emitter:
             raise concat.location.error(f"{out.name} is never used: pass it to a kernel or return it")
         self.produced(out, self.emit(ITensorConcatOp(srcs, concat.dim, out.type.to_ir())).result)
 
-    def step(self, step: Call | Split | Concat) -> None:
+    def join(self, join: Join) -> None:
+        srcs = [self.stream(s, s.type) for s in join.sources]
+        (out,) = join.outputs
+        if out.uses == 0:
+            raise join.location.error(f"{out.name} is never used: pass it to a kernel or return it")
+        self.produced(out, self.emit(ITensorJoinOp(srcs, out.type.to_ir())).result)
+
+    def step(self, step: Step) -> None:
         if isinstance(step, Split):
             self.split(step)
         elif isinstance(step, Concat):
             self.concat(step)
+        elif isinstance(step, Join):
+            self.join(step)
         else:
             self.call(step)
 
     def store(self, value: GraphValue, loc: Location) -> SSAValue:
-        if id(value) in self.hbm:
+        if id(value) in self.hbm or value.box is not None:
             raise loc.error(f"the dataflow function returns its argument {value.name!r} unchanged; return kernel outputs only")
         it = value.type
         assert isinstance(it, itensor) and value.producer is not None
@@ -402,7 +488,7 @@ class _Emitter:
         return self.emit(DmaStoreOp(ssa)).result
 
 
-def build_module(name: str, params: Sequence[GraphValue], results: Sequence[GraphValue], calls: Sequence[Call | Split | Concat],
+def build_module(name: str, params: Sequence[GraphValue], results: Sequence[GraphValue], calls: Sequence[Step],
                  loc: Location, reserved: set[str] | None = None) -> ModuleOp:
     for r in results:
         r.uses += 1
@@ -452,7 +538,7 @@ class DataflowProgram(Program):
         return self.fn(*[a if isinstance(a, int) else np.asarray(a) for a in arrays])
 
 
-def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Call | Split | Concat], list[GraphValue]]:
+def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Step], list[GraphValue]]:
     _TRACES.append(_Trace())
     try:
         out = fn(*params)

@@ -8,6 +8,7 @@ and reassembled with `from_stream`. Token counts are checked at run time as well
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,16 @@ from streamdsl.errors import StreamError
 if TYPE_CHECKING:
     from streamdsl.dsl.kernel import Kernel, Port
 
-__all__ = ["run_kernel"]
+__all__ = ["run_kernel", "stream_type"]
+
+_STREAM_TYPES: dict[int, tuple[weakref.ref, Any]] = {}  # id(array) -> (array, the itensor that streamed it)
+
+
+def stream_type(array: Any) -> Any:
+    """The itensor of the stream an eager kernel output came from (None for other arrays):
+    `sd.join` needs the token order of its parts."""
+    entry = _STREAM_TYPES.get(id(array))
+    return entry[1] if entry is not None and entry[0]() is array else None
 
 
 class EagerIn:
@@ -51,7 +61,9 @@ class EagerOut:
         if len(self.tiles) != self.type.num_tokens:
             raise StreamError(f"kernel {self.kernel!r} wrote {len(self.tiles)} tokens to port {self.port.name!r}, "
                               f"its type {self.type} has {self.type.num_tokens}")
-        return self.type.from_stream(self.tiles)
+        array = self.type.from_stream(self.tiles)
+        _STREAM_TYPES[id(array)] = (weakref.ref(array, lambda _r, key=id(array): _STREAM_TYPES.pop(key, None)), self.type)
+        return array
 
 
 def run_kernel(kernel: Kernel, arrays: tuple[Any, ...]) -> Any:

@@ -22,11 +22,13 @@ from xdsl.ir import Operation, SSAValue
 from streamdsl import quant
 from streamdsl.dsl.irbuild import BodyBuilder
 from streamdsl.dtypes import DType, f32, i8, wrap_int
+from streamdsl.errors import StreamError
 
 __all__ = [
     "abs",
     "cast",
     "chunk",
+    "join",
     "concat",
     "dequantize",
     "erf",
@@ -260,6 +262,26 @@ def concat(parts: Sequence[np.ndarray], axis: int = -1) -> Any:
     if any(isinstance(p, GraphValue) for p in parts):
         return record_concat(list(parts), axis)
     return np.concatenate([np.asarray(p) for p in parts], axis=axis)
+
+
+def join(parts: Sequence[Any], result: Any) -> Any:
+    """Interleave streams round robin into one of type `result` (an `sd.itensor`): its token k is
+    the next token of part k mod m (in an `@sd.dataflow` function: `dataflow.itensor_join`).
+    Eagerly the parts are kernel outputs, whose stream types give their token order."""
+    from streamdsl.dsl.dataflow import GraphValue, record_join
+    from streamdsl.dsl.eager import stream_type
+
+    if any(isinstance(p, GraphValue) for p in parts):
+        return record_join(list(parts), result)
+    types = [stream_type(p) for p in parts]
+    if None in types:
+        raise TypeError("sd.join of arrays: pass kernel outputs (the order their kernels streamed them decides the "
+                        "interleaving)")
+    streams = [t.reference_stream(np.asarray(p)) for p, t in zip(parts, types)]
+    if len({len(s) for s in streams}) != 1 or len(streams[0]) * len(parts) != result.num_tokens:
+        raise StreamError(f"sd.join: parts of {[len(s) for s in streams]} tokens cannot make the "
+                          f"{result.num_tokens} tokens of {result} round robin")
+    return result.from_stream([tile for group in zip(*streams) for tile in group])
 
 
 def range(*args: int, max: int | None = None) -> Any:  # noqa: A001, A002 - mirrors Python's range

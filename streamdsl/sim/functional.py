@@ -277,7 +277,7 @@ class _Kernel:
         match op := proc.op:
             case DmaLoadOp():
                 try:
-                    tiles = op.result.type.itensor.reference_stream(self.tensors[op.source])
+                    tiles = op.result.type.itensor.reference_stream(self.tensors[op.source][op.box])
                 except ITensorError as err:
                     raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
                 proc.gen = rt.dma_load(tiles, self._fifo(op.result))

@@ -647,13 +647,42 @@ def test_stream_slice_out_of_range() -> None:
     expect_error(build, "out of range", "dim 1 has size 64")
 
 
-def test_slicing_an_hbm_argument() -> None:
+def test_slice_of_an_hbm_argument_out_of_range() -> None:
     def build():
         @sd.dataflow
         def f(x: sd.Tensor[sd.f32, (4, 128)]):
-            return _double4(x[:, :64])  # <- error
+            return _double4(x[:, 100:164])  # <- error
 
-    expect_error(build, "slicing of the HBM argument 'x' is not supported", "chunk or slice its output stream")
+    expect_error(build, "slice 100:164 of the HBM argument x is out of range", "dim 1 has size 128")
+
+
+def test_slice_of_an_hbm_argument_with_an_int() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 4, 64)]):
+            return _double4(x[0])  # <- error
+
+    expect_error(build, "static slices", "ints would drop dims: keep them with i:i+1")
+
+
+def test_join_of_streams_that_do_not_make_the_whole() -> None:
+    W = sd.itensor.tiled(sd.f32, shape=(4, 64), tile=(1, 32))
+
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 64)], y: sd.Tensor[sd.f32, (4, 64)]):
+            return sd.join([_double4(x), _double4(y)], W)  # <- error
+
+    expect_error(build, "sd.join", "16 tiles [1, 16]", "8 tiles [1, 32]", "must stream 4 tiles of that tile shape")
+
+
+def test_join_of_an_hbm_argument() -> None:
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (4, 64)], y: sd.Tensor[sd.f32, (4, 64)]):
+            return sd.join([_double4(x), y], sd.itensor.tiled(sd.f32, shape=(8, 64), tile=(1, 16)))  # <- error
+
+    expect_error(build, "sd.join of the HBM argument 'y' is not defined", "pass the tensor")
 
 
 def test_concat_of_streams_in_different_orders() -> None:
