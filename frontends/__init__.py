@@ -16,6 +16,7 @@ from frontends.errors import (
     UnsupportedOpError,
 )
 from frontends.program import ImportedProgram, TensorSpec
+from frontends.replace import kernel_op
 from frontends.torch_import import from_torch, import_exported
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "from_torch",
     "hf",
     "import_exported",
+    "kernel_op",
 ]
 
 

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import torch
@@ -231,9 +233,10 @@ def check_rope_scaling(model: torch.nn.Module) -> None:
 
 
 def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
-                 kv: tuple[int, ...] | None = None) -> Block:
+                 kv: tuple[int, ...] | None = None, replace: Mapping[Callable[..., Any], Callable[..., Any]] | None = None) -> Block:
     """Imports decoder layer 0 of `model` as the block design of `seq_len` new tokens. `kv`: the
-    cache shape if known (else a one-token run of the model finds it)."""
+    cache shape if known (else a one-token run of the model finds it); `replace`: as for
+    `from_torch` (say every attention computed by a DSL kernel, frontends/replace.py)."""
     from frontends.torch_import import from_torch
 
     for option, value in (("seq_len", seq_len), ("max_context", max_context)):
@@ -250,5 +253,5 @@ def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int =
                torch.tensor(max_context // 2, dtype=SCALAR_DTYPE)]
     if windowed:
         example.append(torch.tensor(max_context + seq_len, dtype=SCALAR_DTYPE))
-    prog = from_torch(module, *example, name="block")
+    prog = from_torch(module, *example, name="block", replace=replace)
     return Block(prog, model, seq_len, max_context)

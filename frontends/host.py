@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,18 +131,21 @@ class Generator:
     """A causal LM split into host parts and block designs, ready to generate greedily."""
 
     def __init__(self, model: torch.nn.Module, *, max_context: int = DEFAULT_MAX_CONTEXT,
-                 prefill_len: int = DEFAULT_PREFILL_LEN, block_runner: BlockRunner = run_numpy):
+                 prefill_len: int = DEFAULT_PREFILL_LEN, block_runner: BlockRunner = run_numpy,
+                 replace: Mapping[Callable[..., Any], Callable[..., Any]] | None = None):
+        """`replace`: torch functions the decoder blocks compute with others (`from_torch`'s
+        `replace`, say every attention by a DSL kernel)."""
         from frontends.torch_import import from_torch
 
         self.model, self.max_context, self.block_runner = model, max_context, block_runner
         self.seconds: dict[str, float] = {}  # import seconds of each part
         start = time.perf_counter()
         returns_tuple, self.kv_shape = _probe(model, max_context)
-        self.decode = import_block(model, seq_len=1, max_context=max_context, kv=self.kv_shape)
+        self.decode = import_block(model, seq_len=1, max_context=max_context, kv=self.kv_shape, replace=replace)
         self.seconds["decode_block"] = time.perf_counter() - start
         start = time.perf_counter()
-        self.prefill = import_block(model, seq_len=prefill_len, max_context=max_context,
-                                    kv=self.kv_shape) if prefill_len > 1 else None
+        self.prefill = import_block(model, seq_len=prefill_len, max_context=max_context, kv=self.kv_shape,
+                                    replace=replace) if prefill_len > 1 else None
         self.seconds["prefill_block"] = time.perf_counter() - start
         start = time.perf_counter()
         one = (torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 1, dtype=torch.long))  # two tensors: not aliased

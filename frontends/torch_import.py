@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from frontends.errors import (
 from frontends.ops import LOWERINGS
 from frontends.ops.registry import TORCH_TO_XDSL, element_type
 from frontends.program import ImportedProgram, TensorSpec
+from frontends.replace import replacing
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir
 from streamdsl.irbuild import IRBuilder
 from streamdsl.sim.tensors import no_gc
@@ -63,11 +65,14 @@ _KINDS = {
 
 
 def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None,
-               name: str = "forward", input_names: Sequence[str] | None = None) -> ImportedProgram:
+               name: str = "forward", input_names: Sequence[str] | None = None,
+               replace: Mapping[Callable[..., Any], Callable[..., Any]] | None = None) -> ImportedProgram:
     """Imports `module` called on `args` (static shapes, or dynamic ones with a maximum).
 
     Runtime inputs are named after `input_names`, else the module's `input_names` attribute,
-    else the argument names of its `forward`."""
+    else the argument names of its `forward`. `replace` maps torch functions the model calls
+    (say `torch.nn.functional.scaled_dot_product_attention`) to functions run instead while it
+    is exported, typically calling a DSL kernel made a torch op by `kernel_op` (frontends/replace.py)."""
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
     if not args:
@@ -80,7 +85,7 @@ def from_torch(module: torch.nn.Module, *args: torch.Tensor, dynamic_shapes=None
     # torch.export gives inputs that share memory one placeholder: the program would read one for both.
     args = tuple(a.clone() if any(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() for b in args[:i])
                  else a for i, a in enumerate(args))
-    with no_gc():
+    with no_gc(), replacing(replace):
         return _from_torch(module, args, dynamic_shapes, name, input_names)
 
 

@@ -44,14 +44,23 @@ def _count(x: SSAValue, dims: list[int]) -> int:
     return pymath.prod(shape_of(x)[d] for d in dims)
 
 
+def _in_result_type(b: IRBuilder, node: Node, x: SSAValue) -> SSAValue:
+    """torch sums in the result's dtype: bool and small ints promote to int64 (or `dtype=`); a
+    sum of an i1 tensor in i1 would be the parity."""
+    _, elt = result_meta(node)
+    if x.type.get_element_type() == elt:
+        return x
+    return b.elementwise(list(shape_of(x)), elt, [x], lambda bb, v: bb.cast(v[0], elt))
+
+
 @lowers(aten.sum.dim_IntList)
 def sum_dim(b: IRBuilder, node: Node, x, dims=None, keepdim=False, dtype=None):
-    return _sum(b, x, _dims(x, dims), keepdim)
+    return _sum(b, _in_result_type(b, node, x), _dims(x, dims), keepdim)
 
 
 @lowers(aten.sum.default)
 def sum_all(b: IRBuilder, node: Node, x, dtype=None):
-    return _sum(b, x, _dims(x, None), False)
+    return _sum(b, _in_result_type(b, node, x), _dims(x, None), False)
 
 
 @lowers(aten.mean.dim)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ShapedType
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import IntegerType, ModuleOp, ShapedType
+from xdsl.ir import Block, Operation, Region
 
+from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.dtypes import numpy_dtype
 from streamdsl.sim._codegen import CompileError, Emitter, element_type
 
@@ -37,13 +39,38 @@ def no_gc() -> Iterator[None]:
 
 
 class _FunctionEmitter(Emitter):
-    """A function body: `func.return` returns the tuple of its operands."""
+    """A function body: `func.return` returns the tuple of its operands; a `dataflow.kernel` in it
+    (a DSL kernel put into an imported model) runs in the functional simulator."""
 
     def op(self, op: Operation, indent: int) -> None:
         if isinstance(op, func.ReturnOp):
             self.emit(indent, f"return ({''.join(self.use(v) + ', ' for v in op.operands)})", op)
+        elif isinstance(op, KernelOp):
+            run = self.bind(_kernel_function(op), "kernel")
+            results = "".join(self.define(r) + ", " for r in op.results)
+            self.emit(indent, f"{results}= {run}({', '.join(self.use(v) for v in op.inputs)})", op)
         else:
             super().op(op, indent)
+
+
+def _kernel_function(kernel: KernelOp) -> Callable[..., tuple[np.ndarray, ...]]:
+    """The kernel alone in a function, run by the functional simulator (scalars as ints)."""
+    from streamdsl.sim.functional import simulate
+
+    types = [v.type for v in kernel.inputs]
+    block = Block(arg_types=types)
+    inner = KernelOp(kernel.sym_name.data, block.args, [r.type for r in kernel.results], kernel.body.clone(),
+                     [(name, most) for name, (_, most) in kernel.scalar_args.items()])
+    block.add_ops([inner, func.ReturnOp(*inner.results)])
+    entry = func.FuncOp(kernel.sym_name.data, (types, [r.type for r in kernel.results]), Region(block))
+    module = ModuleOp([entry])
+
+    def run(*args: Any) -> tuple[np.ndarray, ...]:
+        values = [int(a) if isinstance(t, IntegerType) else a for a, t in zip(args, types)]
+        out = simulate(module, *values)
+        return out if isinstance(out, tuple) else (out,)
+
+    return run
 
 
 class TensorFunction:

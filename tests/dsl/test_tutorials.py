@@ -20,7 +20,7 @@ def _load(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "04_flash_decoding", "05_rope_prefill",
-                                  "06_w4a8_matvec"])
+                                  "06_w4a8_matvec", "07_kernel_in_a_model"])
 def test_tutorial_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(TUTORIALS / f"{name}.py"), run_name="__main__")
     out = capsys.readouterr().out
@@ -89,6 +89,26 @@ def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
         want = mod["reference"](*args, n)
         for threaded in (False, True):
             np.testing.assert_allclose(run_csim(project, *args, n, threaded=threaded)[:, :n], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(4, 2, 32, 16, 8), (2, 1, 48, 8, 8)])
+def test_rope_prefill_timed_cycles_follow_the_triangle(shape: tuple[int, ...]) -> None:
+    """One invocation of the prefill streams the key tiles up to the diagonal: with u query tiles
+    used, the timed cycles are a + b u + c u (u + 1) / 2 (constant second differences: each key
+    tile visited costs the same), a prompt of 1 token costs what one tile does, and the longest
+    prompt is the worst case the FIFOs are sized for."""
+    mod = _load("05_rope_prefill")
+    rows, capacity = shape[4], shape[2]
+    design = sd.compile(mod["build"](*shape))
+    tiles = capacity // rows
+    cycles = [design.timed_simulation(scalars={"n": u * rows}).makespan for u in range(1, tiles + 1)]
+    steps = np.diff(cycles)
+    second = np.diff(steps)
+    assert second.min() > 0 and second.max() - second.min() <= 0.02 * second.min()
+    assert design.timed_simulation(scalars={"n": 1}).makespan == cycles[0]
+    assert cycles[-1] == design.timed_simulation().makespan
+    work = tiles * (tiles + 1) // 2  # key tiles per head at the longest prompt, 1 at one tile
+    assert cycles[-1] / cycles[0] > work / 3  # far fewer cycles for a short prompt
 
 
 @pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(8, 2, 64, 16, 8, 2), (4, 4, 32, 8, 4, 4)])

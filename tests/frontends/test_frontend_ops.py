@@ -56,6 +56,8 @@ CASES = {
     "relu_gelu": (lambda x: F.relu(x) + F.gelu(x) + torch.sigmoid(x), [_randn(2, 6)]),
     "pow": (lambda x: x.abs().pow(1.5) + x.pow(3) + x.abs().pow(-0.5) + x.pow(2), [_randn(7)]),
     "casts": (lambda x, i: x.to(torch.int64).float() + i.float() + (i > 0).to(torch.float32), [_randn(5) * 4, _ints(5)]),
+    "sum_of_bools": (lambda x: (x > 0).sum() + (x < 0.5).sum(dim=1) + (x > 0).to(torch.int32).sum(dim=0, dtype=torch.int64),
+                     [_randn(5, 5)]),  # int64 counts (17 > 0 of 25: a sum in i1 would be the parity)
     "sum_amax_mean": (lambda x: x.sum() + x.sum(dim=(0, 2), keepdim=True) + x.amax(-1, keepdim=True)
                       + x.mean(dim=(1, 2), keepdim=True), [_randn(2, 3, 4)]),
     "log_softmax_parts": (lambda x: torch.softmax(x, 0) * torch.softmax(x, 1), [_randn(3, 4)]),

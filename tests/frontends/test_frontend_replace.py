@@ -1,0 +1,111 @@
+"""`from_torch(..., replace=...)` and `kernel_op`: a DSL program in place of a part of an imported
+model, checked against PyTorch (the original model) at the IR level (the numpy interpreter runs
+the inlined kernel in the functional simulator) and through generation with tutorial 07's flash
+decoding attention."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import streamdsl as sd
+from frontends import FrontendError, from_torch, hf, kernel_op
+from frontends.host import Generator, torch_generate
+from streamdsl.dialects.dataflow import KernelOp
+
+TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
+R, D = 4, 32
+ROW = sd.itensor.tiled(sd.f32, shape=(R, D), tile=(1, D))
+N = sd.Scalar[sd.i32, R]
+
+
+@sd.kernel
+def leaky(x: ROW, n: N) -> ROW:
+    """Rows below n: relu-ish with slope 0.25; rows from n on: zero (a run-time scalar in tile maths)."""
+    for r in range(R):
+        v = x.read()
+        kept = sd.where(v > 0.0, v, v * 0.25)
+        yield sd.where(sd.iota((1, D)) * 0.0 + r >= n, 0.0, kept)
+
+
+@sd.dataflow
+def leaky_rows(x: sd.Tensor[sd.f32, (R, D)], n: N):
+    return leaky(x, n)
+
+
+LEAKY = kernel_op(leaky_rows)
+
+
+class Rows(torch.nn.Module):
+    def forward(self, x, n):
+        return torch.mul(x * 2.0, n) + 1.0
+
+
+def test_the_replaced_function_becomes_the_dsl_kernel() -> None:
+    x = torch.randn(R, D, generator=torch.Generator().manual_seed(0))
+    prog = from_torch(Rows(), x, torch.tensor(3, dtype=torch.int32), replace={torch.mul: LEAKY})
+    kernels = [op for op in prog.module.walk() if isinstance(op, KernelOp)]
+    assert [k.sym_name.data for k in kernels] == ["leaky_rows"] and "linalg" in str(prog.module)
+    for n in (0, 2, R):
+        want = F.leaky_relu(x * 2.0, 0.25).numpy() + 1.0
+        want[n:] = 1.0
+        (got,) = prog.reference(x.numpy(), np.array(n, np.int32))
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        eager = LEAKY(x * 2.0, torch.tensor(n, dtype=torch.int32)).numpy() + 1.0  # the op run eagerly
+        np.testing.assert_allclose(eager, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("family", "prompt", "tokens"), [("gpt2", (7, 99, 3), 4), ("llama", (250, 1, 17, 64), 5)])
+def test_every_attention_replaced_by_flash_decoding_generates_like_pytorch(family: str, prompt: tuple[int, ...],
+                                                                           tokens: int) -> None:
+    """Done when: a GPT-2 and a Llama-architecture model at tiny with every attention computed by
+    the flash decoding kernel of tutorial 04 generate PyTorch's tokens (and logits within 1e-5)."""
+    replace = runpy.run_path(str(TUTORIALS / "07_kernel_in_a_model.py"))["REPLACE"]
+    model = hf.build(family, "tiny", attention="sdpa")
+    gen = Generator(model, max_context=12, prefill_len=1, replace=replace)
+    module = gen.decode.program.module
+    assert not any(op.name == "linalg.softmax" for op in module.walk())
+    assert [op.sym_name.data for op in module.walk() if isinstance(op, KernelOp)] == ["flash_decode"]
+    ours, want = gen.generate(list(prompt), tokens), torch_generate(model, list(prompt), tokens)
+    assert ours.tokens == want.tokens
+    for got, ref in zip(ours.logits, want.logits, strict=True):
+        assert float(np.abs(got - ref).max()) <= 1e-5 * float(np.abs(ref).max())
+
+
+def test_a_tensor_of_the_wrong_shape_is_named() -> None:
+    class Bad(torch.nn.Module):
+        def forward(self, x):
+            return F.relu(x)
+
+    with pytest.raises(FrontendError, match=r"argument 0 of the DSL program 'leaky_rows' is a tensor<4x16xf32>.*"
+                                            r"takes a tensor<4x32xf32>"):
+        from_torch(Bad(), torch.randn(R, 16), replace={F.relu: lambda x, inplace=False: LEAKY(x, torch.tensor(1, dtype=torch.int32))})
+
+
+def test_a_scalar_that_is_not_a_rank_0_integer_is_named() -> None:
+    class Bad(torch.nn.Module):
+        def forward(self, x, n):
+            return F.relu(x) + n
+
+    with pytest.raises(FrontendError, match="argument 1 is a run-time scalar of the DSL program; pass a rank-0 integer"):
+        from_torch(Bad(), torch.randn(R, D), torch.ones(1), replace={F.relu: lambda x, inplace=False: LEAKY(x, torch.ones(1))})
+
+
+def test_replace_takes_functions() -> None:
+    with pytest.raises(FrontendError, match="map torch functions to Python functions"):
+        from_torch(Rows(), torch.randn(R, D), torch.tensor(1), replace={torch.mul: 3})
+
+
+def test_kernel_op_needs_one_kernel() -> None:
+    prog = leaky_rows
+    empty = type(prog)(prog.module.clone(), prog.name, prog.input_names)
+    for op in list(empty.entry.body.block.ops):
+        if isinstance(op, KernelOp):
+            op.detach()
+    with pytest.raises(FrontendError, match="must hold one dataflow.kernel, found 0"):
+        kernel_op(empty)

@@ -1,0 +1,93 @@
+"""Tutorial 07: an expert kernel in an imported model: every attention of a Hugging Face model
+replaced by the flash decoding kernel of tutorial 04.
+
+`frontends.from_torch(model, ..., replace={F.scaled_dot_product_attention: attention})` runs
+`attention` wherever the model calls `scaled_dot_product_attention` while it is exported, so
+the torch code in it is imported with the rest of the model; `frontends.kernel_op(program)`
+makes a DSL program callable from that code (a torch op whose import is the program's
+`dataflow.kernel`, inlined into the model's function). The decoder-block import
+(`frontends.block`) lays the keys out as `max_context` cache rows, of which the first `cache_len`
+hold tokens, followed by the new token's row, and masks the rest; `attention` therefore
+
+- counts the valid cache rows in the mask and adds the new token: the kernel's run-time `length`;
+- moves the new key first (attention does not depend on the order of the keys), so that the
+  valid keys are the first `length` positions the kernel masks on chip;
+- pads the keys to the kernel's capacity and pages them round robin over the split kernels.
+
+One compiled flash decoding program serves every cache length of every layer, and the model
+generates the same tokens as PyTorch (greedy decoding, random weights).
+
+Run it: `python tutorials/07_kernel_in_a_model.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import runpy
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from frontends import hf, kernel_op
+from frontends.host import Generator, torch_generate
+
+FLASH = runpy.run_path(str(Path(__file__).with_name("04_flash_decoding.py")))
+
+
+def flash_attention(rows: int = 4, splits: int = 2) -> Callable[..., torch.Tensor]:
+    """A function with scaled_dot_product_attention's signature, for one decode query of a
+    decoder block (frontends.block), computed by tutorial 04's flash decoding program."""
+    programs: dict[tuple[int, ...], Callable[..., torch.Tensor]] = {}
+
+    def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,  # noqa: ANN001, ANN202
+                  enable_gqa=False):
+        _, heads, queries, dh = query.shape
+        _, kv_heads, keys, _ = key.shape
+        if queries != 1 or attn_mask is None or is_causal or dropout_p:
+            raise ValueError("flash_attention serves decode steps of a decoder block: one query, an additive mask")
+        capacity = -(-keys // (rows * splits)) * rows * splits
+        shape = (heads, kv_heads, capacity, dh, rows, splits)
+        if shape not in programs:
+            programs[shape] = kernel_op(FLASH["build"](*shape))
+        cache = keys - 1  # cache rows, then the new token's
+        length = ((attn_mask[0, 0, 0, :cache] == 0).sum() + 1).to(torch.int32)
+        q = query[0, :, 0]
+        if scale is not None and not math.isclose(scale * math.sqrt(dh), 1.0, rel_tol=1e-7):
+            q = q * (scale * math.sqrt(dh))  # the kernel scales by 1 / sqrt(dh)
+        pad = torch.zeros(kv_heads, capacity - keys, dh, dtype=key.dtype)
+
+        def pages(x: torch.Tensor) -> list[torch.Tensor]:
+            first = torch.cat([x[0, :, cache:], x[0, :, :cache], pad], dim=1)  # the new row, the cache, padding
+            split = first.reshape(kv_heads, capacity // (rows * splits), splits, rows, dh)
+            return [split[:, :, s].reshape(kv_heads, capacity // splits, dh) for s in range(splits)]
+
+        out = programs[shape](q, *pages(key), *pages(value), length)
+        return out.reshape(1, heads, 1, dh).to(query.dtype)
+
+    return attention
+
+
+REPLACE = {F.scaled_dot_product_attention: flash_attention()}
+
+
+def main(family: str = "gpt2", prompt: tuple[int, ...] = (31, 41, 59, 26, 53), n_tokens: int = 8) -> None:
+    model = hf.build(family, "tiny", attention="sdpa")  # attention through scaled_dot_product_attention
+    gen = Generator(model, max_context=16, prefill_len=1, replace=REPLACE)
+    kernels = [op.sym_name.data for op in gen.decode.program.module.walk() if op.name == "dataflow.kernel"]
+    print(gen.decode.program.module)
+    print(f"{family}: the decoder block holds the DSL kernel(s) {kernels}")
+    ours = gen.generate(list(prompt), n_tokens)
+    want = torch_generate(model, list(prompt), n_tokens)
+    print(f"tokens with the flash decoding kernel: {ours.tokens}")
+    print(f"tokens of PyTorch:                     {want.tokens}")
+    error = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(ours.logits, want.logits, strict=True))
+    print(f"largest logit difference, relative to the largest logit: {error:.1e}")
+    assert ours.tokens == want.tokens and error < 1e-4
+
+
+if __name__ == "__main__":
+    for name in ("gpt2", "llama"):
+        main(name)
