@@ -93,8 +93,7 @@ def _inline(program: Program, kernel: KernelOp, ins: Sequence[Any]) -> Callable[
                 raise FrontendError(f"{node.name}: argument {i} of the DSL program {program.name!r} is {arg!r}; "
                                     "pass tensors (rank-0 integer tensors for run-time scalars)")
             operands.append(_scalar(b, arg, node, i) if isinstance(want, IntegerType) else _checked(arg, want, node, program, i))
-        inlined = KernelOp(kernel.sym_name.data, operands, [r.type for r in kernel.outputs], kernel.body.clone(),
-                           [(name, most) for name, (_, most) in kernel.scalar_args.items()])
+        inlined = kernel.clone_on(operands)
         b.block.add_op(inlined)
         return inlined.results[0] if len(inlined.results) == 1 else tuple(inlined.results)
 

@@ -774,6 +774,11 @@ class KernelOp(DataflowOperation):
             properties["scalar_max"] = DenseArrayBase.from_list(i64, [m for _, m in scalars])
         super().__init__(operands=[inputs], result_types=[output_types], properties=properties, regions=[body])
 
+    def clone_on(self, operands: Sequence[SSAValue]) -> KernelOp:
+        """A copy of this kernel (body, scalars) taking `operands` instead of its own."""
+        scalars = [(name, most) for name, (_, most) in self.scalar_args.items()]
+        return KernelOp(self.sym_name.data, operands, [r.type for r in self.outputs], self.body.clone(), scalars)
+
     @property
     def scalar_args(self) -> dict[str, tuple[SSAValue, int]]:
         """Each run-time scalar by name: its block argument and its declared maximum."""

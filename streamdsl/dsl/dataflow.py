@@ -43,7 +43,7 @@ from streamdsl.errors import DSLError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
-__all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program", "record_join"]
+__all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program", "located", "record_join"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -194,6 +194,11 @@ def _caller() -> Location:
     positions = inspect.getframeinfo(frame).positions
     col = positions.col_offset + 1 if positions is not None and positions.col_offset is not None else 1
     return Location(frame.f_code.co_filename, frame.f_lineno, col)
+
+
+def located(message: str) -> DSLError:
+    """An error at the user's line that is running (outside this package)."""
+    return _caller().error(message)
 
 
 def record_call(kernel: Kernel, args: Sequence[Any]) -> GraphValue | tuple[GraphValue, ...]:

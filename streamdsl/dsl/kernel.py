@@ -194,6 +194,8 @@ class _Compiler:
         ins = block.args[: len(in_types)]
         for port, arg in zip(self.sig.inputs, ins):
             self.env[port.name] = InPort(port, arg)
+        if (star := self.tree.args.vararg) is not None:  # *parts: a static tuple of its ports
+            self.env[star.arg] = tuple(v for n, v in self.env.items() if n.startswith(f"{star.arg}."))
         self.builder = TileBuilder(block)
         for param, arg in zip(scalars, block.args[len(in_types):]):
             arg.name_hint = param.name
@@ -312,6 +314,13 @@ class _Compiler:
             raise self.error(node, "for ... else is not supported: remove the else clause")
         if not isinstance(node.target, ast.Name):
             raise self.error(node.target, "the loop variable must be a single name: for i in range(N)")
+        if not (isinstance(node.iter, ast.Call) and self.expr(node.iter.func) in (range, ops.range)):
+            items = self.expr(node.iter)
+            if isinstance(items, tuple):  # over *ports (or another static tuple): unrolled
+                for item in items:
+                    self.env[node.target.id] = item
+                    self.statements(node.body)
+                return
         start, stop, step, most = self.range_args(node.iter)
         count = None
         if isinstance(stop, Index):  # a run-time trip count, at most `trip`
@@ -810,6 +819,8 @@ class _Compiler:
             return self.elementwise(node, target, [self.expr(a) for a in node.args])
         if isinstance(target, ops.Reduction):
             return self.reduction(node, target)
+        if target is len and len(node.args) == 1 and isinstance(value := self.expr(node.args[0]), tuple):
+            return len(value)  # of *ports or a shape
         handler = _CALLS.get(target) if isinstance(target, Callable) else None  # type: ignore[arg-type]
         if handler is not None:
             return handler(self, node)
@@ -1276,14 +1287,16 @@ def parse_function(fn: Callable[..., Any]) -> tuple[ast.FunctionDef, str, int]:
 
 
 def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shift: int,
-               scope: dict[str, Any] | None) -> KernelSignature:
+               scope: dict[str, Any] | None, arity: int = 0) -> KernelSignature:
+    """`arity`: how many ports a variadic parameter (`*parts: T`) stands for in this compilation."""
+
     def err(node: ast.AST, msg: str) -> DSLError:
         return DSLError(msg, filename, node.lineno, node.col_offset + 1 + shift)
 
     a = fdef.args
-    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
-        raise err(fdef, f"kernel {fn.__name__!r}: parameters must be plain names annotated with itensor types "
-                  "(no *args, **kwargs, defaults or keyword-only parameters)")
+    if a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
+        raise err(fdef, f"kernel {fn.__name__!r}: parameters must be plain names annotated with itensor types, and "
+                  "at most one *ports: T (no **kwargs, defaults or keyword-only parameters)")
     try:
         annotations = inspect.get_annotations(fn, locals=scope, eval_str=True)
     except Exception as e:  # noqa: BLE001 - report whatever the annotation raised
@@ -1304,6 +1317,15 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
         else:
             raise err(arg, f"parameter {arg.arg!r} of kernel {fn.__name__!r} needs an itensor annotation "
                       f"(x: sd.itensor.tiled(...)), sd.Out[itensor] or sd.Scalar[sd.i32, max], got {ann!r}")
+    params = [arg.arg for arg in a.args]
+    if a.vararg:
+        ann = annotations.get(a.vararg.arg)
+        if not isinstance(ann, itensor):
+            raise err(a.vararg, f"*{a.vararg.arg} of kernel {fn.__name__!r} needs an itensor annotation: every port it "
+                      f"stands for streams that type (*{a.vararg.arg}: T), got {ann!r}")
+        for i in range(arity):
+            inputs.append(Port(variadic_port(a.vararg.arg, i), ann, len(inputs)))
+            params.append(inputs[-1].name)
     ret = annotations.get("return")
     if ret is not None:
         if outputs:
@@ -1315,7 +1337,11 @@ def _signature(fn: Callable[..., Any], fdef: ast.FunctionDef, filename: str, shi
     if not outputs:
         raise err(fdef, f"kernel {fn.__name__!r} has no outputs: add a return annotation (-> Y) and yield tiles, "
                   "or sd.Out[Y] parameters")
-    return KernelSignature(inputs, outputs, ret is not None, [arg.arg for arg in a.args], scalars)
+    return KernelSignature(inputs, outputs, ret is not None, params, scalars)
+
+
+def variadic_port(name: str, i: int) -> str:
+    return f"{name}.{i}"
 
 
 def annotation_scope(fn: Callable[..., Any], frame: types.FrameType | None) -> collections.ChainMap[str, Any]:
@@ -1335,15 +1361,23 @@ class Kernel:
     """A compiled kernel: one `dataflow.task` body plus the original function (for eager mode)."""
 
     def __init__(self, fn: Callable[..., Any], scope: Any = None, name: str | None = None,
-                 perf: hints.Hints = hints.Hints(), scalars: dict[str, tuple[str, int | None]] | None = None):
+                 perf: hints.Hints = hints.Hints(), scalars: dict[str, tuple[str, int | None]] | None = None,
+                 arity: int | None = None):
         """`scalars` renames the scalar parameters in the port types' bounds (and may give
-        maxima the annotations leave out): how a dataflow call binds them to its own scalars."""
+        maxima the annotations leave out): how a dataflow call binds them to its own scalars.
+        A kernel with `*ports: T` is compiled per call for the number of streams passed (`arity`)."""
         self.fn = fn
         self.name = name or fn.__name__
         self.hints = perf
         self.scope = scope
+        self._bound: dict[Any, Kernel] = {}
+        self._program: Any = None
         fdef, filename, shift = parse_function(fn)
-        signature = _signature(fn, fdef, filename, shift, scope)
+        self.variadic = fdef.args.vararg is not None and arity is None
+        signature = _signature(fn, fdef, filename, shift, scope, arity or 0)
+        if self.variadic:  # a template: each call compiles it for its number of streams
+            self.signature, self.fixed = signature, len(signature.arguments)
+            return
         for param in signature.scalars:
             if scalars and param.name in scalars and param.spec.max is None:
                 signature.scalars[param.index] = replace(param, spec=replace(param.spec, max=scalars[param.name][1]))
@@ -1356,8 +1390,6 @@ class Kernel:
             self.body = _Compiler(fn, signature, fdef, filename, shift, self.name, names).compile()
         self.signature = signature
         self.check_hints(fdef, filename, shift)
-        self._program: Any = None
-        self._bound: dict[Any, Kernel] = {}
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -1371,8 +1403,26 @@ class Kernel:
             return self
         key = tuple(sorted(scalars.items()))
         if key not in self._bound:
-            self._bound[key] = Kernel(self.fn, self.scope, self.name, self.hints, scalars)
+            self._bound[key] = Kernel(self.fn, self.scope, self.name, self.hints, scalars, self.arity)
         return self._bound[key]
+
+    @property
+    def arity(self) -> int | None:
+        """The streams `*ports` stands for in this compilation (None without `*ports`)."""
+        star = parse_function(self.fn)[0].args.vararg
+        return None if star is None or self.variadic else sum(p.name.startswith(f"{star.arg}.") for p in self.inputs)
+
+    def with_arity(self, count: int) -> Kernel:
+        """A variadic kernel compiled for `count` streams in its `*ports`."""
+        if count < 1:
+            from streamdsl.dsl.dataflow import located
+
+            star = parse_function(self.fn)[0].args.vararg
+            raise located(f"kernel {self.name!r} takes {self.fixed} argument(s) and at least one stream for "
+                          f"*{star.arg if star else 'ports'}, got {self.fixed + count} argument(s)")
+        if ("arity", count) not in self._bound:
+            self._bound[("arity", count)] = Kernel(self.fn, self.scope, self.name, self.hints, None, count)
+        return self._bound[("arity", count)]
 
     def check_hints(self, fdef: ast.FunctionDef, filename: str, shift: int) -> None:
         """Hints are positive ints, and the hinted tile ops fit the device's DSP slices."""
@@ -1405,6 +1455,8 @@ class Kernel:
         from streamdsl.dsl.dataflow import GraphValue, record_call
         from streamdsl.dsl.eager import run_kernel
 
+        if self.variadic:
+            return self.with_arity(len(args) - self.fixed)(*args)
         if any(isinstance(a, GraphValue) for a in args):
             return record_call(self, args)
         return run_kernel(self, args)
@@ -1412,6 +1464,9 @@ class Kernel:
     @property
     def program(self) -> Any:
         """This kernel alone as a Program (DMAs at its ports), e.g. to simulate it in isolation."""
+        if self.variadic:
+            raise DSLError(f"kernel {self.name!r} has *ports: call it in an @sd.dataflow function (the number of "
+                           "streams passed decides its ports), or use k.with_arity(n).program")
         if self._program is None:
             from streamdsl.dsl.dataflow import kernel_program
 

@@ -59,8 +59,7 @@ def _kernel_function(kernel: KernelOp) -> Callable[..., tuple[np.ndarray, ...]]:
 
     types = [v.type for v in kernel.inputs]
     block = Block(arg_types=types)
-    inner = KernelOp(kernel.sym_name.data, block.args, [r.type for r in kernel.results], kernel.body.clone(),
-                     [(name, most) for name, (_, most) in kernel.scalar_args.items()])
+    inner = kernel.clone_on(block.args)
     block.add_ops([inner, func.ReturnOp(*inner.results)])
     entry = func.FuncOp(kernel.sym_name.data, (types, [r.type for r in kernel.results]), Region(block))
     module = ModuleOp([entry])

@@ -706,6 +706,50 @@ def test_concat_of_streams_in_different_orders() -> None:
     expect_error(build, "sd.concat: cannot stream", "one tile order")
 
 
+def test_variadic_ports_picked_by_a_loop_index() -> None:
+    def build():
+        @sd.kernel
+        def k(*xs: X) -> X:
+            for i in range(N):
+                acc = sd.zeros((1, 16))
+                for j in range(2):
+                    acc = acc + xs[j].read()  # <- error
+                yield acc
+
+        @sd.dataflow
+        def f(a: sd.Tensor[sd.f32, (1, 64)], b: sd.Tensor[sd.f32, (1, 64)]):
+            return k(a, b)
+
+    expect_error(build, "static tuples (such as x.shape) are indexed with Python ints")
+
+
+def test_variadic_kernel_called_without_streams() -> None:
+    @sd.kernel
+    def k(s: X, *xs: X) -> X:
+        for i in range(N):
+            acc = s.read()
+            for x in xs:
+                acc = acc + x.read()
+            yield acc
+
+    def build():
+        @sd.dataflow
+        def f(a: sd.Tensor[sd.f32, (1, 64)]):
+            return k(a)  # <- error
+
+    expect_error(build, "kernel 'k' takes 1 argument(s) and at least one stream for *xs, got 1")
+
+
+def test_variadic_ports_need_an_itensor() -> None:
+    def build():
+        @sd.kernel
+        def k(*xs: sd.f32) -> X:  # <- error
+            for i in range(N):
+                yield xs[0].read()
+
+    expect_error(build, "*xs of kernel 'k' needs an itensor annotation")
+
+
 # -- performance hints -----------------------------------------------------------------------
 
 XM = sd.itensor.tiled(sd.f32, shape=(64, 64), tile=(64, 64))

@@ -122,3 +122,52 @@ def test_boxes_and_join_in_csim(name: str, tmp_path) -> None:  # noqa: ANN001
 def test_eager_join_needs_kernel_outputs() -> None:
     with pytest.raises(TypeError, match="pass kernel outputs"):
         sd.join([np.zeros((R // 2, D), np.float32)] * 2, WHOLE)
+
+
+# -- variadic ports --------------------------------------------------------------------------
+
+PART = sd.itensor.tiled(sd.f32, shape=(R, 16), tile=(1, 16))
+
+
+@sd.kernel
+def mean_of(scale: PART, *parts: PART) -> PART:
+    """The mean of any number of streams, times a fourth one: *parts is a static tuple of ports."""
+    for r in range(R):
+        acc = sd.zeros((1, 16))
+        for p in parts:  # unrolled: one read of each port per row
+            acc = acc + p.read()
+        yield acc / len(parts) * scale.read()
+
+
+@sd.dataflow
+def means(x: sd.Tensor[sd.f32, (R, 64)]):
+    a, b, c, d = sd.chunk(x, 4, dim=1)
+    return mean_of(a, b, c), mean_of(a, b, c, d)
+
+
+def means_ref(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b, c, d = np.split(x, 4, axis=1)
+    return (b + c) / 2 * a, (b + c + d) / 3 * a
+
+
+def test_variadic_ports_are_compiled_per_call() -> None:
+    x = _rng(4, R, 64)
+    want = means_ref(x)
+    for got in (means(x), means.simulate(x), sd.compile(means).simulate(x)):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+    tasks = [op.sym_name.data for op in means.module.walk() if op.name == "dataflow.task"]
+    assert tasks == ["mean_of", "mean_of_1"]
+    assert [len(k.inputs) for k in (mean_of.with_arity(2), mean_of.with_arity(3))] == [3, 4]
+    assert mean_of.with_arity(3).inputs[3].name == "parts.2"
+    np.testing.assert_allclose(mean_of.with_arity(2).simulate(*np.split(x, 4, axis=1)[:3]), want[0], rtol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_variadic_ports_in_csim(tmp_path) -> None:  # noqa: ANN001
+    from hls_backend import emit_project, run_csim
+
+    x = _rng(5, R, 64)
+    project = emit_project(sd.compile(means), tmp_path / "means")
+    for g, w in zip(run_csim(project, x, threaded=True), means_ref(x)):
+        np.testing.assert_allclose(g, w, rtol=1e-6)

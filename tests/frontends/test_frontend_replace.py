@@ -109,3 +109,43 @@ def test_kernel_op_needs_one_kernel() -> None:
             op.detach()
     with pytest.raises(FrontendError, match="must hold one dataflow.kernel, found 0"):
         kernel_op(empty)
+
+
+T64 = sd.itensor.tiled(sd.f32, shape=(4, 64), tile=(1, 64))
+
+
+@sd.kernel
+def gelu_rows(x: T64) -> T64:
+    for r in range(4):
+        v = x.read()
+        yield 0.5 * v * (1.0 + sd.tanh(0.7978845608 * (v + 0.044715 * v ** 3)))
+
+
+@sd.dataflow
+def dsl_gelu(x: sd.Tensor[sd.f32, (4, 64)]):
+    return gelu_rows(x)
+
+
+def test_the_whole_model_lowering_compiles_the_kernel_with_the_rest() -> None:
+    """A static DSL kernel in place of GELU between two linears: `lower` forms kernels of the
+    linalg around it and fuses all of them, the DSL task included, into one design."""
+    from lowering.pipeline import lower
+
+    class Mlp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up, self.down = torch.nn.Linear(64, 64), torch.nn.Linear(64, 32)
+
+        def forward(self, x):
+            return self.down(F.gelu(self.up(x), approximate="tanh"))
+
+    model, x = Mlp().eval(), torch.randn(4, 64, generator=torch.Generator().manual_seed(3))
+    gelu = kernel_op(dsl_gelu)
+    imported = from_torch(model, x, replace={F.gelu: lambda a, approximate="none": gelu(a)})
+    lowered = lower(imported)
+    tasks = [op.sym_name.data for op in lowered.program.module.walk() if op.name == "dataflow.task"]
+    assert lowered.kernels == 1 and "gelu_rows" in tasks and len(tasks) > 1
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(imported.reference(x.numpy())[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sd.compile(lowered.program).simulate(x.numpy()), want, rtol=1e-5, atol=1e-5)
