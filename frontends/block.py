@@ -200,9 +200,15 @@ class Block:
             out[name] = other.detach().numpy()
         return out
 
+    @property
+    def scalar_max(self) -> dict[str, int]:
+        """The largest value of each run-time scalar input (what a lowering compiles for)."""
+        return {"position": self.max_context, "cache_len": self.max_context, "window": self.max_context + self.seq_len}
+
     def window(self, index: int) -> int:
         """The `window` input for layer `index` (unlimited: every key slot)."""
-        return layer_window(self.model, index) or self.max_context + self.seq_len
+        every = self.max_context + self.seq_len  # a wider window sees every key slot too
+        return min(layer_window(self.model, index) or every, every)
 
     def inputs(self, index: int, hidden: np.ndarray, past_key: np.ndarray, past_value: np.ndarray,
                position: int, cache_len: int) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """The whole-model lowering pipeline: linalg on tensors (from `frontends.from_torch`) to one
 FIFO-sized dataflow design (docs/lowering.md).
 
-    fuse-elementwise -> tile-linalg -> form-kernels -> fuse-kernels -> insert-converters
+    integer-tensors -> fuse-elementwise -> tile-linalg -> form-kernels -> fuse-kernels -> insert-converters
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FunctionType, IntegerAttr, ModuleOp, i64
 
 from lowering.converters import plan
-from lowering.transforms.form_kernels import FormKernelsPass
+from lowering.transforms.form_kernels import SCALAR_MAX, FormKernelsPass
 from lowering.transforms.fuse_elementwise import FuseElementwisePass
 from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_kernels
 from lowering.transforms.insert_converters import InsertConvertersPass
-from lowering.transforms.tile_linalg import TileLinalgPass
+from lowering.transforms.integer_tensors import pass_integers_as_i32
+from lowering.transforms.tile_linalg import TileLinalgPass, is_scalar_tensor
 from streamdsl.dialects.dataflow import ITensorConverterOp, ITensorType, KernelOp
 from streamdsl.program import Program
 
@@ -75,14 +77,57 @@ def converter_bytes(module: ModuleOp) -> int:
     return total
 
 
+def _mark_scalars(fn: func.FuncOp, names: Sequence[str], scalar_max: Mapping[str, int]) -> list[str]:
+    """Drop the rank-0 inputs nothing reads (GPT-2 takes its positions on the host) and give the
+    others their `scalar_max`; returns the names of the inputs kept."""
+    kept = []
+    for arg, name in reversed(list(zip(fn.body.block.args, names))):
+        if not is_scalar_tensor(arg):
+            kept.append(name)
+        elif not arg.uses:
+            index = arg.index
+            fn.body.block.erase_arg(arg)
+            if fn.arg_attrs is not None:
+                fn.arg_attrs = ArrayAttr([a for i, a in enumerate(fn.arg_attrs.data) if i != index])
+        elif name in scalar_max:
+            kept.append(name)
+            attrs = list(fn.arg_attrs.data) if fn.arg_attrs is not None else [DictionaryAttr({})] * len(fn.body.block.args)
+            attrs[arg.index] = DictionaryAttr({**attrs[arg.index].data, SCALAR_MAX: IntegerAttr(scalar_max[name], i64)})
+            fn.arg_attrs = ArrayAttr(attrs)
+        else:
+            kept.append(name)  # form-kernels names it and asks for its maximum
+    fn.function_type = FunctionType.from_lists([a.type for a in fn.body.block.args], list(fn.function_type.outputs))
+    return kept[::-1]
+
+
+def _i32_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params, integer tensors that integer-tensors retyped converted to i32 (refusing values
+    an i32 cannot hold)."""
+    out = {}
+    for name, value in params.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "biu" and array.dtype != np.int32 and array.ndim:
+            if array.size and array.dtype.kind != "b" and (array.min() < -2**31 or array.max() >= 2**31):
+                raise ValueError(f"lower: the integer tensor {name!r} holds values beyond i32 "
+                                 f"([{array.min()}, {array.max()}]); streams carry i32")
+            array = array.astype(np.int32)
+        out[name] = array
+    return out
+
+
 def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAULT_BUDGET,
-          tile_plan: Callable[[Any], None] | None = None) -> Lowered:
+          tile_plan: Callable[[Any], None] | None = None, scalar_max: Mapping[str, int] | None = None) -> Lowered:
     """Lower an `ImportedProgram` (or anything with `module`, `func`, `inputs`, `params`) to a
     dataflow Program. `tile_plan(module)` may set `tile_sizes` attributes on generics after
-    element-wise fusion (a given tiling plan); the rest get `default_tile`."""
+    element-wise fusion (a given tiling plan); the rest get `default_tile`. `scalar_max` gives
+    the largest value of each rank-0 integer input (a run-time scalar: a cache length, a
+    position); rank-0 inputs the program does not read are dropped from the lowered program."""
     ctx = Context()
     module = imported.module.clone()
     seconds: dict[str, float] = {}
+    fn = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    input_names = _mark_scalars(fn, [s.name for s in imported.inputs], scalar_max or {})
+    pass_integers_as_i32(fn)
     with _stage(seconds, "fuse_elementwise"):
         FuseElementwisePass().apply(ctx, module)
     if tile_plan is not None:
@@ -91,7 +136,6 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         TileLinalgPass(default_tile=default_tile).apply(ctx, module)
     with _stage(seconds, "kernel_formation"):
         FormKernelsPass().apply(ctx, module)
-    fn = next(op for op in module.ops if isinstance(op, func.FuncOp))
     unfused = _intermediate_bytes(fn)
     with _stage(seconds, "kernel_fusion"):
         fusion = fuse_kernels(fn, budget)
@@ -99,5 +143,5 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         InsertConvertersPass().apply(ctx, module)
     module.verify()
     kernels = sum(isinstance(op, KernelOp) for op in fn.body.block.ops)
-    program = Program(module, fn.sym_name.data, [s.name for s in imported.inputs], dict(imported.params))
+    program = Program(module, fn.sym_name.data, input_names, _i32_params(imported.params))
     return Lowered(program, fusion, kernels, unfused, converter_bytes(module), seconds)

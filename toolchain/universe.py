@@ -27,6 +27,12 @@ def _fuse_elementwise():
     return FuseElementwisePass
 
 
+def _integer_tensors():
+    from lowering.transforms.integer_tensors import IntegerTensorsPass
+
+    return IntegerTensorsPass
+
+
 def _tile_linalg():
     from lowering.transforms.tile_linalg import TileLinalgPass
 
@@ -50,6 +56,7 @@ STREAMDSL_UNIVERSE = Universe(
     all_passes={
         "insert-converters": _insert_converters,
         "size-fifos": _size_fifos,
+        "integer-tensors": _integer_tensors,
         "fuse-elementwise": _fuse_elementwise,
         "tile-linalg": _tile_linalg,
         "form-kernels": _form_kernels,

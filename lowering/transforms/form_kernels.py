@@ -11,6 +11,11 @@ the same way. The accumulator tile a nest starts each output tile from is a `ten
 `linalg.fill` of a constant on chip when the nest's initial tensor is one, else another port (a
 bias, say), read in the output's order.
 
+A rank-0 integer argument of the function (a cache length, a position; `tile-linalg` leaves it
+unsliced) becomes a run-time scalar: an i32 operand of the kernels that read it (`scalars`,
+`scalar_max` from the argument attribute `scalar_max`), passed to the task after its streams, where
+a generic reads it as a one-element `tensor.splat` tile (docs/ir.md, "Run-time scalars").
+
 At the kernel boundary tensors are in HBM: one `dataflow.dma_load` per port, in the port's order,
 and a `dataflow.dma_store` of the result (the paper's implicit boundary conversions, which become
 its DMAs). `fuse-kernels` then merges kernels and turns the DMAs on fused edges into on-chip
@@ -24,15 +29,15 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, linalg, scf, tensor
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
-from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
+from xdsl.dialects.builtin import AffineMapAttr, DictionaryAttr, FunctionType, IntegerAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.transforms.fuse_elementwise import erase_unused
-from lowering.transforms.tile_linalg import TILE_ATTR
+from lowering.transforms.tile_linalg import TILE_ATTR, is_scalar_tensor
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -47,7 +52,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.dtypes import dtype_from_ir
 from streamdsl.itensor import itensor
 
-__all__ = ["FormKernelsPass", "form_kernel", "slice_itensor"]
+__all__ = ["SCALAR_MAX", "FormKernelsPass", "form_kernel", "scalar_arguments", "slice_itensor"]
 
 
 def _const_int(value: SSAValue) -> int:
@@ -102,8 +107,10 @@ class _Former:
 
     nest: scf.ForOp
     init: SSAValue  # the nest's initial result tensor
+    scalar_info: dict[SSAValue, tuple[str, int]] = field(default_factory=dict)  # function's run-time scalars
     ports: list[tuple[SSAValue, itensor]] = field(default_factory=list)  # (HBM tensor, port type)
     port_args: list[SSAValue] = field(default_factory=list)
+    scalars: dict[SSAValue, SSAValue] = field(default_factory=dict)  # function scalar -> task block arg
     out_type: itensor | None = None
 
     def inside(self, value: SSAValue) -> bool:
@@ -120,12 +127,24 @@ class _Former:
         self.port_args.append(arg)
         return arg
 
+    def scalar(self, task_block: Block, value: SSAValue) -> SSAValue:
+        """The task's block argument for the function's run-time scalar `value` (after the streams)."""
+        if value not in self.scalars:
+            arg = task_block.insert_arg(value.type, len(self.port_args) + len(self.scalars))
+            arg.name_hint = value.name_hint
+            self.scalars[value] = arg
+        return self.scalars[value]
+
     def rebuild(self, ops: Sequence[Operation], target: Block, env: dict[SSAValue, SSAValue], task_block: Block) -> None:
         for op in ops:
             for operand in op.operands:
-                if operand not in env and not self.inside(operand):
+                if operand in self.scalar_info:
+                    env[operand] = self.scalar(task_block, operand)
+                elif operand not in env and not self.inside(operand):
                     self.outside_operand(operand, op, target, env)
-            if isinstance(op, scf.ForOp):
+            if isinstance(op, linalg.ops.GenericOp) and any(v in self.scalar_info for v in op.inputs):
+                env[op.results[0]] = self.with_scalar_tiles(op, target, env)
+            elif isinstance(op, scf.ForOp):
                 self.loop(op, target, env, task_block)
             elif isinstance(op, tensor.ExtractSliceOp) and self.carries_result(op.source):
                 env[op.result] = self.initial_tile(op, target, env, task_block)
@@ -140,6 +159,25 @@ class _Former:
             else:
                 clone = op.clone(value_mapper=env)
                 target.add_op(clone)
+
+    def with_scalar_tiles(self, op: linalg.ops.GenericOp, target: Block, env: dict[SSAValue, SSAValue]) -> SSAValue:
+        """`op` with each run-time scalar input read as a one-element tile (`tensor.splat`, map to
+        element 0), as the DSL's kernels use scalars in tile maths."""
+        inputs, maps = [], []
+        for value, m in zip(op.inputs, op.indexing_maps):
+            if value in self.scalar_info:
+                splat = tensor.SplatOp(env[value], [], TensorType(value.type, [1]))
+                target.add_op(splat)
+                inputs.append(splat.result)
+                maps.append(AffineMapAttr(AffineMap(m.data.num_dims, 0, (AffineExpr.constant(0),))))
+            else:
+                inputs.append(env[value])
+                maps.append(m)
+        maps += op.indexing_maps.data[len(op.inputs):]
+        new = linalg.ops.GenericOp(inputs, [env[v] for v in op.outputs], op.body.clone(), maps, op.iterator_types,
+                               op.result_types)
+        target.add_op(new)
+        return new.results[0]
 
     def outside_operand(self, operand: SSAValue, user: Operation, target: Block, env: dict[SSAValue, SSAValue]) -> None:
         """Constants from outside the nest are cloned in (a task is isolated from above)."""
@@ -200,10 +238,11 @@ def _kind(nest: scf.ForOp) -> str:
     return "map"
 
 
-def form_kernel(nest: scf.ForOp, name: str) -> KernelOp:
-    """Replace the tiled nest `nest` by a kernel of one task between DMAs; returns the kernel."""
+def form_kernel(nest: scf.ForOp, name: str, scalars: dict[SSAValue, tuple[str, int]] | None = None) -> KernelOp:
+    """Replace the tiled nest `nest` by a kernel of one task between DMAs; returns the kernel.
+    `scalars`: the function's run-time scalar arguments with their names and maxima."""
     init = nest.iter_args[0]
-    former = _Former(nest, init)
+    former = _Former(nest, init, dict(scalars or {}))
     writes = [op for op in nest.walk() if isinstance(op, tensor.InsertSliceOp) and former.carries_result(op.dest)]
     if len(writes) != 1:
         raise PassFailedException(f"form-kernels: the nest {name} must write its result tiles at one place, found {len(writes)}")
@@ -215,16 +254,17 @@ def form_kernel(nest: scf.ForOp, name: str) -> KernelOp:
     task_block.add_op(YieldOp(env[nest.results[0]]))
 
     tensors = list(dict.fromkeys(t for t, _ in former.ports))
-    kblock = Block(arg_types=[t.type for t in tensors])
-    arg_of = dict(zip(tensors, kblock.args))
+    operands = [*tensors, *former.scalars]
+    kblock = Block(arg_types=[t.type for t in operands])
+    arg_of = dict(zip(operands, kblock.args))
     for t, a in arg_of.items():
         a.name_hint = t.name_hint
     loads = [DmaLoadOp(arg_of[t], ITensorType.from_itensor(it)) for t, it in former.ports]
     empty = ITensorEmptyOp(out_type)
-    task = TaskOp(name, [ld.result for ld in loads], [empty.result], Region(task_block))
+    task = TaskOp(name, [*(ld.result for ld in loads), *(arg_of[v] for v in former.scalars)], [empty.result], Region(task_block))
     store = DmaStoreOp(task.outputs[0])
     kblock.add_ops([*loads, empty, task, store, YieldOp(store.result)])
-    kernel = KernelOp(name, tensors, [store.result.type], Region(kblock))
+    kernel = KernelOp(name, operands, [store.result.type], Region(kblock), [former.scalar_info[v] for v in former.scalars])
     Rewriter.insert_op(kernel, InsertPoint.before(nest))
     nest.results[0].replace_all_uses_with(kernel.outputs[0])
     bounds = [nest.lb, nest.ub, nest.step]
@@ -244,6 +284,40 @@ class FormKernelsPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         count = 0
         for fn in [f for f in op.ops if isinstance(f, func.FuncOp)]:
+            scalars = scalar_arguments(fn)
             for nest in [o for o in fn.body.block.ops if isinstance(o, scf.ForOp) and TILE_ATTR in o.attributes]:
-                form_kernel(nest, f"k{count}_{_kind(nest)}")
+                form_kernel(nest, f"k{count}_{_kind(nest)}", scalars)
                 count += 1
+
+
+SCALAR_MAX = "scalar_max"  # argument attribute: the largest value a run-time scalar argument takes
+
+
+def _arg_attr(fn: func.FuncOp, index: int, key: str) -> Attribute | None:
+    if fn.arg_attrs is None:
+        return None
+    attrs = fn.arg_attrs.data[index]
+    assert isinstance(attrs, DictionaryAttr)
+    return attrs.data.get(key)
+
+
+def scalar_arguments(fn: func.FuncOp) -> dict[SSAValue, tuple[str, int]]:
+    """Each used rank-0 integer tensor argument of `fn` becomes an integer argument, a run-time
+    scalar of the kernels that read it: its name (`torch.name`, else the SSA name) and its
+    maximum (the `scalar_max` argument attribute)."""
+    found: dict[SSAValue, tuple[str, int]] = {}
+    for arg in list(fn.body.block.args):
+        if not is_scalar_tensor(arg) or not arg.uses:
+            continue
+        name_attr = _arg_attr(fn, arg.index, "torch.name")
+        name = name_attr.data if isinstance(name_attr, StringAttr) else arg.name_hint or f"arg{arg.index}"
+        most = _arg_attr(fn, arg.index, SCALAR_MAX)
+        if not isinstance(most, IntegerAttr):
+            raise PassFailedException(f"form-kernels: the rank-0 argument %{arg.name_hint or arg.index} ({name}) is a run-time "
+                                      f"scalar; give its largest value as the argument attribute `{SCALAR_MAX} = N : i64` "
+                                      "(lowering.pipeline.lower(..., scalar_max={name: N}))")
+        assert isinstance(arg.type, TensorType)
+        scalar = Rewriter.replace_value_with_new_type(arg, arg.type.element_type)
+        found[scalar] = (name, most.value.data)
+    fn.function_type = FunctionType.from_lists([a.type for a in fn.body.block.args], list(fn.function_type.outputs))
+    return found

@@ -7,7 +7,9 @@ output, and whose one result has exactly one use, as an *input* of another gener
 into that consumer: the producer's inputs become the consumer's, read through
 `producer_in_map o inverse(producer_out_map) o consumer_map`, and the producer's body computes the
 scalar the consumer read (MLIR's `linalg-fuse-elementwise-ops` with its one-use default). A
-transpose or broadcast of a weight thereby disappears into the matmul that reads it. An input that
+transpose or broadcast of a weight thereby disappears into the matmul that reads it. A producer
+whose elements no stream carries (an i1 or i64 mask computed from an iota) is inlined into every
+consumer, recomputed there, whatever its number of uses. An input that
 is a `linalg.fill` of a constant becomes that constant in the consumer's body (the paper's
 `fuse_linalg_fill`): no stream carries a constant tensor.
 """
@@ -31,6 +33,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.rewriter import Rewriter
 
+from streamdsl.dtypes import DTYPES, dtype_from_ir
 from streamdsl.irbuild import PARALLEL
 
 __all__ = ["FuseElementwisePass", "erase_unused", "is_elementwise"]
@@ -76,10 +79,21 @@ class FuseIntoConsumer(RewritePattern):
                 rewriter.replace(consumer, _without_input(consumer, index, fill.inputs[0].owner))
                 return
             producer = operand.owner
-            if isinstance(producer, GenericOp) and operand.uses.get_length() == 1 and is_elementwise(producer):
+            if isinstance(producer, GenericOp) and (operand.uses.get_length() == 1 or not _streamable(operand)) \
+                    and is_elementwise(producer):
                 rewriter.replace(consumer, _fused(producer, consumer, index))
-                rewriter.erase(producer)
+                if not producer.results[0].uses:
+                    rewriter.erase(producer)
                 return
+
+
+def _streamable(value: SSAValue) -> bool:
+    """Whether a stream can carry `value`'s elements (i1 and i64 masks, say, cannot)."""
+    element = value.type.element_type  # type: ignore[attr-defined]
+    try:
+        return dtype_from_ir(element, DTYPES) is not None
+    except ValueError:
+        return False
 
 
 def _fused(producer: GenericOp, consumer: GenericOp, index: int) -> GenericOp:

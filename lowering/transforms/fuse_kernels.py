@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects import func, tensor
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import IntegerType, ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -70,6 +70,25 @@ def view_sources(value: SSAValue) -> list[SSAValue]:
     if isinstance(value.owner, tensor.ConcatOp):
         return [v for part in value.owner.operands for v in view_sources(part)]
     return [value]
+
+
+def concat_part(op: tensor.ExtractSliceOp) -> SSAValue | None:
+    """The operand of a `tensor.concat` that the static slice `op` of it selects exactly (the
+    new KV rows of a cache extended by concatenation), else None."""
+    cat = op.source.owner
+    if not isinstance(cat, tensor.ConcatOp) or op.offsets or op.sizes or op.strides:
+        return None
+    dim = cat.dim.value.data
+    start = 0
+    for part in cat.inputs:
+        assert isinstance(part.type, TensorType)
+        offsets = [0] * len(part.type.get_shape())
+        offsets[dim] = start
+        if list(op.static_offsets.get_values()) == offsets and list(op.static_sizes.get_values()) == list(part.type.get_shape()) \
+                and set(op.static_strides.get_values()) == {1}:
+            return part
+        start += part.type.get_shape()[dim]
+    return None
 
 
 def _through_reshapes_only(value: SSAValue) -> bool:
@@ -199,6 +218,8 @@ class _Merger:
         owner = value.owner
         if isinstance(owner, RESHAPES):
             stream = self.reshaped(owner.operands[0], value, want)
+        elif isinstance(owner, tensor.ExtractSliceOp) and (part := concat_part(owner)) is not None:
+            stream = self.materialize(part, want)  # the slice is one part of a concatenation: that part
         elif isinstance(owner, tensor.ExtractSliceOp):
             stream = self.chunk_part(owner)
         elif isinstance(owner, tensor.ConcatOp):
@@ -278,8 +299,12 @@ class _Merger:
         return self.add(ITensorConcatOp(parts, dim, ITensorType.from_itensor(whole)))
 
     def merge(self) -> KernelOp:
+        scalars: dict[str, int] = {}
         for kernel in self.members:
             env: dict[SSAValue, SSAValue] = {}
+            for name, (arg, most) in kernel.scalar_args.items():  # run-time scalars pass straight through
+                env[arg] = self.arg(kernel.inputs[arg.index])
+                scalars[name] = most
             for op in kernel.body.block.ops:
                 if isinstance(op, DmaLoadOp):
                     outer = kernel.inputs[op.source.index]
@@ -314,7 +339,10 @@ class _Merger:
         unused = [part for parts in self.chunks.values() for part in parts.values() if not part.uses]
         if unused:
             raise PassFailedException(f"fuse-kernels: {self.name}: a slice of a fused stream is used by no kernel of the group")
-        fused = KernelOp(self.name, list(self.args), [v.type for v in stored], Region(self.block))
+        names = {outer: name for kernel in self.members for name, (arg, _) in kernel.scalar_args.items()
+                 for outer in [kernel.inputs[arg.index]]}
+        order = [(names[v], scalars[names[v]]) for v in self.args if isinstance(v.type, IntegerType)]
+        fused = KernelOp(self.name, list(self.args), [v.type for v in stored], Region(self.block), order)
         Rewriter.insert_op(fused, InsertPoint.before(self.members[-1]))
         for old, new in zip(exported, fused.outputs):
             old.replace_all_uses_with(new)

@@ -8,6 +8,8 @@ is finished before the next starts (a streaming order: it leaves the kernel as o
 with one trip are left out (their offset is 0) unless every loop has one trip. Inside, each
 operand tile is a `tensor.extract_slice` at offsets read off the operand's indexing map, the tile
 computation is the original generic on tiles, and the result tile is a `tensor.insert_slice`.
+A rank-0 integer operand (a run-time scalar: a cache length, a position) is read whole by every
+tile and is not sliced.
 Kernel formation (`form-kernels`) reads the itensor types off these loops and slices.
 
 The tiled function computes exactly what the untiled one does (the numpy interpreter of
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, linalg, scf, tensor
-from xdsl.dialects.builtin import DenseArrayBase, IndexType, ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import DenseArrayBase, IndexType, IntegerType, ModuleOp, TensorType, i64
 from xdsl.ir import Block, SSAValue
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr, AffineMap
 from xdsl.passes import ModulePass
@@ -30,7 +32,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from streamdsl.irbuild import _slice
 
-__all__ = ["LoopNest", "TileLinalgPass", "default_tiles", "loop_ranges", "tile_generic"]
+__all__ = ["LoopNest", "TileLinalgPass", "default_tiles", "is_scalar_tensor", "loop_ranges", "tile_generic"]
 
 GenericOp = linalg.ops.GenericOp
 TILE_ATTR = "tile_sizes"
@@ -148,10 +150,16 @@ class _Nest:
         if level < len(self.nest.reduction):
             return self.loop(block, self.nest.reduction[level], acc,
                              lambda b, v, i: self.reduction(b, level + 1, v, i), ivs)
-        ins = [self.extract(block, v, m, ivs) for v, m in zip(self.op.inputs, self.maps)]
+        ins = [v if is_scalar_tensor(v) else self.extract(block, v, m, ivs) for v, m in zip(self.op.inputs, self.maps)]
         tile = GenericOp(ins, [acc], self.op.body.clone(), self.op.indexing_maps, self.op.iterator_types, [acc.type])
         block.add_op(tile)
         return tile.results[0]
+
+
+def is_scalar_tensor(value: SSAValue) -> bool:
+    """A rank-0 integer tensor (a run-time scalar such as a cache length): every tile reads all
+    of it, so it is not sliced; kernel formation makes it a kernel scalar."""
+    return isinstance(value.type, TensorType) and not value.type.get_shape() and isinstance(value.type.element_type, IntegerType)
 
 
 def tile_generic(op: GenericOp, default: int) -> scf.ForOp:

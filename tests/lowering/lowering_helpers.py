@@ -17,9 +17,11 @@ def layer_step(family: str, past_len: int, seed: int = 0):
     return LayerStep(model, 0, past_len).eval(), (hidden, torch.randn(kv, generator=gen), torch.randn(kv, generator=gen))
 
 
-def assert_no_deadlock_no_stall(design) -> None:
-    """The timed simulator with the sized FIFOs: no deadlock, and the makespan of unbounded FIFOs."""
-    sized = design.timed_simulation()
-    unbounded = design.timed_simulation(dict.fromkeys(design.depths))
+def assert_no_deadlock_no_stall(design, scalars=None):
+    """The timed simulator with the sized FIFOs (at these run-time scalar values): no deadlock,
+    and the makespan of unbounded FIFOs. Returns the run."""
+    sized = design.timed_simulation(scalars=scalars)
+    unbounded = design.timed_simulation(dict.fromkeys(design.depths), scalars=scalars)
     assert sized.deadlock is None
     assert sized.makespan == unbounded.makespan
+    return sized
