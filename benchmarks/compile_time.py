@@ -34,7 +34,7 @@ def measure(family: str, max_context: int, prefill_len: int, lower_block: bool) 
         from lowering.pipeline import lower
 
         try:
-            stages.update(lower(gen.decode.program).seconds)
+            stages.update(lower(gen.decode.program, scalar_max=gen.decode.scalar_max).seconds)
         except Exception as err:  # noqa: BLE001 - a benchmark reports what the pipeline cannot do yet
             note = f"lowering stopped: {type(err).__name__}: {str(err).splitlines()[0][:100]}"
     return stages, note

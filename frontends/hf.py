@@ -296,6 +296,17 @@ def save_weights(model: torch.nn.Module, directory: str | Path) -> Path:
     return path
 
 
+def lively(model: torch.nn.Module, std: float = 0.2, seed: int = 1) -> torch.nn.Module:
+    """Redraws the weight matrices wider than the configs' 0.02 init, so that greedy tokens vary
+    from step to step instead of repeating one token (the architecture is unchanged)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+    return model
+
+
 def kv_shapes(model: torch.nn.Module, length: int) -> list[tuple[int, ...]]:
     """Shape of each layer's key (= value) cache for `length` tokens, read off a one-token run
     (configs disagree on how they name KV heads and head dims)."""

@@ -192,8 +192,11 @@ def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
     warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
     if (args.model is None) == (args.model_dir is None):
         raise ModelError("give a zoo MODEL (see `streamdsl models`) or --model-dir DIR, not both")
-    if args.runner not in RUNNERS:
-        raise ModelError(f"--runner {args.runner}: choose one of {', '.join(sorted(RUNNERS))}")
+    from toolchain.models import DesignRunner
+
+    runners = {**RUNNERS, "design": DesignRunner()}  # design: the one compiled design per block, simulated
+    if args.runner not in runners:
+        raise ModelError(f"--runner {args.runner}: choose one of {', '.join(sorted(runners))}")
     if args.prompt_len + args.tokens - 1 > args.max_context:
         raise ModelError(f"--prompt-len {args.prompt_len} and --tokens {args.tokens} need a cache of "
                          f"{args.prompt_len + args.tokens - 1} rows; raise --max-context ({args.max_context})")
@@ -207,7 +210,7 @@ def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
                  f"the head (max context {args.max_context})")
     start = time.perf_counter()
     gen = Generator(model, max_context=args.max_context, prefill_len=args.prefill_len,
-                    block_runner=RUNNERS[args.runner])
+                    block_runner=runners[args.runner])
     imported = time.perf_counter() - start
     prompt = np.random.default_rng(args.seed).integers(0, model.config.vocab_size, args.prompt_len).tolist()
     console.step(f"generating {args.tokens} tokens: {gen.num_layers} layers per step through the {args.runner} "
@@ -241,7 +244,8 @@ def _add_generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-context", type=_positive, default=1024, help="the designs' cache rows (default 1024)")
     parser.add_argument("--prefill-len", type=_positive, default=8,
                         help="prompt tokens per prefill invocation (default 8; 1: the prompt through the decode design)")
-    parser.add_argument("--runner", default="numpy", help="what runs the block (default numpy: the imported IR interpreted)")
+    parser.add_argument("--runner", default="numpy", help="what runs the block: numpy (default; the imported IR "
+                        "interpreted) or design (the block lowered to one dataflow design, in the functional simulator)")
     parser.add_argument("--seed", type=_natural, default=0, help="seed of the weights and the prompt")
     parser.add_argument("--check", action="store_true", help="compare tokens and logits with PyTorch's model.generate")
 

@@ -1,16 +1,16 @@
-"""Hugging Face decoder blocks as programs for the main job: `streamdsl compile gpt2 --size tiny`.
+"""Hugging Face decoder blocks as programs for the main job (`streamdsl compile gpt2 --size tiny`)
+and for generation (`streamdsl generate gpt2 --runner design`).
 
-One decoder layer of a zoo model (random weights) runs a decode step after a full cache of
-`max_context` tokens, so the design is stated at that cache length (every cached row visible: no
-mask; positions fixed, so RoPE tables fold into constants). It is imported with
-`frontends.from_torch`, lowered with `lowering.pipeline.lower` and handed to the driver as an
-`Example` whose reference is the layer in PyTorch eager.
+The block is `frontends.block.import_block`'s: decoder layer 0 over one new token (the decode
+design) or a chunk of prompt tokens (the prefill design), its KV cache at `max_context` rows, and
+`position`, `cache_len` (and `window`) as run-time scalars. Lowered with
+`lowering.pipeline.lower`, ONE design serves every cache length up to `max_context` and every
+layer (each invocation binds that layer's weights by name).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,122 +18,99 @@ from typing import Any
 
 import numpy as np
 import torch
-import transformers
 
-from frontends import from_torch, hf
+from frontends import hf
+from frontends.block import Block, DecoderBlock, import_block
 from lowering.pipeline import Lowered, lower
 from toolchain.examples import Example
 
-__all__ = ["DesignRunner", "LayerStep", "ModelBlock", "model_block"]
-
-
-class LayerStep(torch.nn.Module):
-    """Decoder layer `index` of `model` on one new token after `past_len` cached ones: `hidden`
-    (1, 1, H), `past_key`, `past_value` (1, kv_heads, past_len, head_dim) in; the new hidden state
-    and the keys and values (past and new concatenated) out."""
-
-    def __init__(self, model: torch.nn.Module, index: int, past_len: int):
-        super().__init__()
-        count = model.config.num_hidden_layers
-        layers = next(m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == count)
-        self.layer, self.index, self.past_len = layers[index], index, past_len
-        self.rotary = getattr(model.base_model, "rotary_emb", None)
-        types = getattr(model.config, "layer_types", None)
-        self.layer_type = types[index] if types and self.rotary is not None and \
-            "layer_type" in inspect.signature(self.rotary.forward).parameters else None
-        params = inspect.signature(self.layer.forward).parameters
-        self.cache_kwarg = next(k for k in ("cache", "past_key_values", "past_key_value", "layer_past") if k in params)
-
-    def forward(self, hidden, past_key=None, past_value=None):
-        cache = transformers.DynamicCache()  # empty for the first token (past_len 0: no past inputs)
-        for i in range(self.index + 1 if past_key is not None else 0):
-            cache.update(past_key, past_value, i)
-        positions = torch.tensor([[self.past_len]])
-        kwargs = {"position_ids": positions, "use_cache": True, "attention_mask": None, self.cache_kwarg: cache}
-        if self.rotary is not None:
-            extra = (self.layer_type,) if self.layer_type else ()
-            kwargs["position_embeddings"] = self.rotary(hidden, positions, *extra)
-        out = self.layer(hidden, **kwargs)
-        out = out[0] if isinstance(out, tuple) else out
-        layer = cache.layers[self.index]
-        return out, layer.keys, layer.values
+__all__ = ["DesignRunner", "ModelBlock", "lower_block", "model_block"]
 
 
 @dataclass
 class ModelBlock:
     example: Example
     lowered: Lowered
-    module: torch.nn.Module
+    block: Block
+    module: torch.nn.Module  # the decoder block in PyTorch (layer 0), the reference
     seconds: dict[str, float]
 
 
+def lower_block(block: Block, tile: int = 64) -> Lowered:
+    """The one design of `block` (its run-time scalars at most `block.scalar_max`)."""
+    return lower(block.program, default_tile=tile, scalar_max=block.scalar_max)
+
+
+def _program_inputs(block: Block, program: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The block's invocation inputs (`block.inputs(...)`) in the lowered program's order (rank-0
+    inputs the design does not read are dropped)."""
+    named = dict(zip((s.name for s in block.program.inputs), inputs))
+    return [named[name] for name in program.input_names]
+
+
 def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0) -> ModelBlock:
-    """Build, import and lower layer 0 of a zoo model at cache length `max_context`."""
+    """Build, import and lower the decode block of a zoo model (layer 0's weights); the design is
+    verified at the cache length `max_context` (its worst case, the one FIFOs are sized for)."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     layers = 2 if family == "gemma" else 1  # Gemma 3's config needs its local + global pair
     model = hf.build(family, size, num_layers=layers, seed=seed)
-    module = LayerStep(model, 0, max_context).eval()
-    kv = hf.kv_shapes(model, max_context)[0]
-    hidden = model.config.hidden_size
     seconds["build"] = round(time.perf_counter() - start, 4)
+    start = time.perf_counter()
+    block = import_block(model, seq_len=1, max_context=max_context)
+    seconds["import"] = round(time.perf_counter() - start, 4)
+    lowered = lower_block(block, tile)
+    seconds.update(lowered.seconds)
+    module = DecoderBlock(model, 0, 1, max_context, block.windowed).eval()
+    names = [s.name for s in block.program.inputs]
 
     def make_inputs(s: int) -> list[np.ndarray]:
         rng = np.random.default_rng(s)
-        return [rng.standard_normal(shape).astype(np.float32) for shape in ((1, 1, hidden), kv, kv)]
+        kv = block.program.inputs[1].shape
+        hidden = rng.standard_normal((1, 1, model.config.hidden_size)).astype(np.float32)
+        keys, values = (rng.standard_normal(kv).astype(np.float32) for _ in range(2))
+        inputs = block.inputs(0, hidden, keys, values, position=max_context, cache_len=max_context)
+        return _program_inputs(block, lowered.program, inputs)
 
     def reference(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        given = dict(zip(lowered.program.input_names, arrays))
+        given.setdefault("position", given["cache_len"])  # a position the design does not read (GPT-2's)
         with torch.no_grad():
-            return tuple(t.numpy() for t in module(*[torch.from_numpy(a) for a in arrays]))
+            return tuple(t.numpy() for t in module(*[torch.as_tensor(np.asarray(given[n])) for n in names]))
 
-    start = time.perf_counter()
-    imported = from_torch(module, *[torch.from_numpy(a) for a in make_inputs(seed)])
-    seconds["import"] = round(time.perf_counter() - start, 4)
-    lowered = lower(imported, default_tile=tile)
-    seconds.update(lowered.seconds)
     cfg = model.config
+    kv = block.program.inputs[1].shape
     config = {"hidden": cfg.hidden_size, "layers_in_model": hf.config(family, size)[1].num_hidden_layers,
               "heads": cfg.num_attention_heads, "kv_heads": kv[1], "head_dim": kv[3], "max_context": max_context,
               "tile": tile}
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)
-    return ModelBlock(example, lowered, module, seconds)
+    return ModelBlock(example, lowered, block, module, seconds)
 
 
 class DesignRunner:
     """A block runner for `frontends.host.Generator`: each invocation runs, in the functional
-    simulator, the compiled design of layer `layer`'s decode step at the invocation's cache length
-    (designs are compiled once per cache length and shared by the layers, whose weights are bound
-    per call). Stands in for the run-time cache length until the block's `cache_len` scalar is
-    lowered: one design per length instead of one for all."""
+    simulator, the ONE compiled design of its block (decode or prefill; lowered and compiled on
+    first use) with that layer's weights bound by name and the position and cache length as
+    run-time scalars."""
 
-    def __init__(self, model: torch.nn.Module, tile: int = 64):
-        self.model, self.tile = model, tile
-        self.designs: dict[int, Any] = {}
+    def __init__(self, tile: int = 64):
+        self.tile = tile
+        self.designs: dict[int, Any] = {}  # id(block.program) -> compiled design
 
-    def design(self, cache_len: int):
-        if cache_len not in self.designs:
+    def design(self, block: Block):
+        key = id(block.program)
+        if key not in self.designs:
             import streamdsl as sd
 
-            module = LayerStep(self.model, 0, cache_len).eval()
-            hidden = torch.zeros(1, 1, self.model.config.hidden_size)
-            kv = torch.zeros(hf.kv_shapes(self.model, cache_len)[0])
-            past = (kv, kv.clone()) if cache_len else ()
-            lowered = lower(from_torch(module, hidden, *past), default_tile=self.tile)
-            self.designs[cache_len] = sd.compile(lowered.program)
-        return self.designs[cache_len]
+            self.designs[key] = sd.compile(lower_block(block, self.tile).program)
+        return self.designs[key]
 
-    def __call__(self, block: Any, layer: int, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    def __call__(self, block: Block, layer: int, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
         from streamdsl.sim.functional import simulate
 
-        named = dict(zip((s.name for s in block.program.inputs), inputs))
-        length = int(named["cache_len"])
-        if int(named["position"]) != length or named["hidden"].shape[1] != 1:
-            raise ValueError("DesignRunner runs decode steps (one token at position cache_len); use prefill_len=1")
-        design = self.design(length)
-        own = dict(LayerStep(self.model, layer, length).named_parameters())
-        params = {name: own[name].detach().numpy() if name in own else value for name, value in design.program.params.items()}
+        design = self.design(block)
+        own = block.layer_params[layer]
+        params = {name: own[name] if block.program.param_kinds[name] == "parameter" else value
+                  for name, value in design.program.params.items()}
         program = dataclasses.replace(design.program, module=design.module, params=params)
-        keys, values = named["past_key"][:, :, :length], named["past_value"][:, :, :length]
-        past = (keys, values) if length else ()
-        hidden, new_keys, new_values = simulate(program, named["hidden"], *past)
-        return hidden, new_keys[:, :, length:], new_values[:, :, length:]
+        return simulate(program, *_program_inputs(block, program, inputs))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from xdsl.context import Context
 from xdsl.dialects import func, tensor
 from xdsl.dialects.builtin import IntegerType, ModuleOp, TensorType
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.transforms.dead_code_elimination import region_dce
@@ -339,6 +339,7 @@ class _Merger:
         unused = [part for parts in self.chunks.values() for part in parts.values() if not part.uses]
         if unused:
             raise PassFailedException(f"fuse-kernels: {self.name}: a slice of a fused stream is used by no kernel of the group")
+        self.in_argument_order()
         names = {outer: name for kernel in self.members for name, (arg, _) in kernel.scalar_args.items()
                  for outer in [kernel.inputs[arg.index]]}
         order = [(names[v], scalars[names[v]]) for v in self.args if isinstance(v.type, IntegerType)]
@@ -347,6 +348,25 @@ class _Merger:
         for old, new in zip(exported, fused.outputs):
             old.replace_all_uses_with(new)
         return fused
+
+    def in_argument_order(self) -> None:
+        """Operands in the function's argument order (what callers, the simulators and the HLS
+        top pass), values from other groups after them."""
+        def rank(value: SSAValue) -> tuple[int, int]:
+            return (0, value.index) if isinstance(value, BlockArgument) and isinstance(value.owner.parent_op(), func.FuncOp) \
+                else (1, 0)
+        outer = sorted(self.args, key=rank)  # stable: other groups' values keep their order
+        if outer == list(self.args):
+            return
+        old = [self.args[v] for v in outer]
+        for value, arg in zip(outer, old):
+            new = self.block.insert_arg(arg.type, len(self.block.args))
+            new.name_hint = arg.name_hint
+            arg.replace_all_uses_with(new)
+            self.args[value] = new
+        for arg in old:
+            self.block.erase_arg(arg)
+        self.args = {v: self.args[v] for v in outer}
 
     def exported(self) -> list[SSAValue]:
         """Members' results and views of them that something outside the group uses (another

@@ -17,16 +17,6 @@ NEW_TOKENS = {"tiny": 16, "small": 4}
 MAX_CONTEXT = {"tiny": 32, "small": 1024}
 
 
-def lively(model: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
-    """Redraws the weight matrices wider than the configs' 0.02 init, so that greedy tokens vary
-    from step to step instead of repeating one token (the architecture is unchanged)."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * std)
-    return model
-
 
 @pytest.fixture(scope="session")
 def generators():
@@ -36,7 +26,7 @@ def generators():
     def get(family: str, size: str = "tiny", attention: str = "eager"):
         if (family, size, attention) not in cache:
             layers = SMALL_TEST_LAYERS if size == "small" else None
-            model = lively(hf.build(family, size, num_layers=layers, attention=attention))
+            model = hf.lively(hf.build(family, size, num_layers=layers, attention=attention))
             cache[family, size, attention] = Generator(model, max_context=MAX_CONTEXT[size])
         return cache[family, size, attention]
 
@@ -81,7 +71,7 @@ def test_greedy_generation_with_default_attention(generators, family, size):
 def test_prompt_through_decode_design_or_uneven_chunks(prefill_len):
     """The prompt token by token through the decode design, or in chunks of 3 (the last one
     padded): the same tokens and logits as torch."""
-    gen = Generator(lively(hf.build("qwen2", "tiny")), max_context=24, prefill_len=prefill_len)
+    gen = Generator(hf.lively(hf.build("qwen2", "tiny")), max_context=24, prefill_len=prefill_len)
     assert gen.prefill is None if prefill_len == 1 else gen.prefill.seq_len == 3
     assert_same_generation(gen, _prompt(gen.model), 6)
 

@@ -50,3 +50,16 @@ def test_a_block_that_does_not_fit_names_its_largest_buffers(tmp_path, monkeypat
     assert "does not fit the U55C counted by memory shape" in err and "Traceback" not in err
     assert "largest memories: " in err
     assert "--max-context" in err and "--tile" in err
+
+
+@pytest.mark.slow
+def test_compile_model_csim_of_one_block_invocation(tmp_path):
+    """The one design's HLS project: g++ C simulation, sequential and threaded (several schedules),
+    equals the functional simulator on one invocation (cache length = the maximum context)."""
+    out = tmp_path / "out"
+    assert main(["compile", "gpt2", "--size", "tiny", "--max-context", "8", "--csim", "--out", str(out)]) == 0
+    verification = json.loads((out / "report.json").read_text())["verification"]
+    assert verification["csim_deadlock_free"] and verification["passed"]
+    assert verification["csim_vs_sim_max_abs"] <= 1e-5 * verification["torch_max_abs"]
+    top = (out / "hls" / "kernel.cpp").read_text()
+    assert "int32_t cache_len) {" in top and "s_axilite port=cache_len" in top  # one run-time scalar argument

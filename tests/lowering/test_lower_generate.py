@@ -1,5 +1,6 @@
-"""Greedy generation through compiled block designs in the functional simulator, against Hugging
-Face `model.generate` (tokens, and every step's logits within 1e-4 of max |logit|)."""
+"""Greedy generation through the ONE compiled decode design (and the prefill design) in the
+functional simulator, against Hugging Face `model.generate`: the same tokens, and every step's
+logits within 1e-4 of max |logit|."""
 
 from __future__ import annotations
 
@@ -8,28 +9,39 @@ import pytest
 import torch
 
 from frontends import hf
-from frontends.host import Generator
+from frontends.host import Generator, torch_generate
 from toolchain.models import DesignRunner
 
-
-@pytest.mark.parametrize("family", ["gpt2", pytest.param("llama", marks=pytest.mark.slow)])
-def test_generation_through_compiled_designs_matches_generate(family):
-    model = hf.build(family, "tiny")
-    runner = DesignRunner(model)
-    prompt = torch.randint(0, model.config.vocab_size, (1, 4), generator=torch.Generator().manual_seed(1))
-    ours = Generator(model, max_context=16, prefill_len=1, block_runner=runner).generate(prompt[0].tolist(), 3)
-    with torch.no_grad():
-        out = model.generate(prompt, max_new_tokens=3, do_sample=False, output_logits=True, return_dict_in_generate=True,
-                             pad_token_id=0)
-    assert ours.tokens == out.sequences[0, 4:].tolist()
-    for got, want in zip(ours.logits, out.logits, strict=True):
-        want = want[0].numpy()
-        assert float(np.abs(got - want).max()) <= 1e-4 * float(np.abs(want).max())
-    assert sorted(runner.designs) == list(range(6))  # cache lengths 0..5: one compiled design each
+PROMPT, NEW = 8, 16
+FAMILIES = [("gpt2", "eager"), ("llama", "eager"),
+            pytest.param(("qwen2", "eager"), marks=pytest.mark.slow), pytest.param(("gemma", "eager"), marks=pytest.mark.slow),
+            pytest.param(("mistral", "default"), marks=pytest.mark.slow), pytest.param(("phi3", "default"), marks=pytest.mark.slow)]
 
 
-def test_design_runner_refuses_a_prefill_chunk():
-    model = hf.build("gpt2", "tiny")
-    gen = Generator(model, max_context=16, prefill_len=4, block_runner=DesignRunner(model))
-    with pytest.raises(ValueError, match="prefill_len=1"):
-        gen.generate([1, 2, 3, 4], 1)
+def _check(ours, model, prompt: torch.Tensor, new: int) -> None:
+    want = torch_generate(model, prompt[0].tolist(), new)  # model.generate, greedy
+    assert ours.tokens == want.tokens
+    for got, logits in zip(ours.logits, want.logits, strict=True):
+        assert float(np.abs(got - logits).max()) <= 1e-4 * float(np.abs(logits).max())
+
+
+@pytest.mark.parametrize("case", FAMILIES, ids=lambda c: f"{c[0]}-{c[1]}")
+def test_generation_through_one_design_matches_generate(case):
+    family, attention = case
+    model = hf.lively(hf.build(family, "tiny", attention=attention))
+    runner = DesignRunner()
+    prompt = torch.randint(0, model.config.vocab_size, (1, PROMPT), generator=torch.Generator().manual_seed(1))
+    ours = Generator(model, max_context=PROMPT + NEW, prefill_len=PROMPT, block_runner=runner).generate(prompt[0].tolist(), NEW)
+    _check(ours, model, prompt, NEW)
+    assert len(runner.designs) == 2  # one decode design for all 15 cache lengths, one prefill design
+    assert len(set(ours.tokens)) > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen2", "gemma"])
+def test_generation_at_small_size(family):
+    model = hf.lively(hf.build(family, "small", num_layers=2))
+    runner = DesignRunner()
+    prompt = torch.randint(0, model.config.vocab_size, (1, PROMPT), generator=torch.Generator().manual_seed(2))
+    ours = Generator(model, max_context=PROMPT + 4, prefill_len=PROMPT, block_runner=runner).generate(prompt[0].tolist(), 4)
+    _check(ours, model, prompt, 4)

@@ -1,6 +1,6 @@
 """The decoder block of `frontends.block.import_block` (run-time `position`, `cache_len` and
 `window`, a KV cache at the maximum context, an i1/i64 mask from an iota) lowered to ONE design:
-the functional simulator against the imported block on numpy at cache lengths 1, M/2 and M (rows
+the functional simulator against the layer in PyTorch eager at cache lengths 1, M/2 and M (rows
 beyond the cache length hold garbage), every layer's weights bound by name, and the timed
 simulator without deadlock or stall at those lengths."""
 
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lowering_helpers import assert_no_deadlock_no_stall
+from lowering_helpers import assert_no_deadlock_no_stall, block_invocation, eager_block, program_inputs
 
 import streamdsl as sd
 from frontends import hf
 from frontends.block import import_block
-from frontends.host import run_numpy
-from lowering.pipeline import lower
 from streamdsl.dialects.dataflow import KernelOp
+from toolchain.models import lower_block
 
 MAX_CONTEXT = 16
 CASES = [("gpt2", "eager", 1), ("llama", "eager", 1), ("gpt2", "eager", 4),
@@ -35,16 +34,8 @@ def compiled(request):
     family, attention, seq_len = request.param
     model = hf.build(family, "tiny", attention=attention)
     block = import_block(model, seq_len=seq_len, max_context=MAX_CONTEXT)
-    lowered = lower(block.program, scalar_max=block.scalar_max)
+    lowered = lower_block(block)
     return block, lowered, sd.compile(lowered.program)
-
-
-def _invocation(block, layer: int, cache_len: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    hidden = rng.standard_normal((1, block.seq_len, block.model.config.hidden_size)).astype(np.float32)
-    kv = block.program.inputs[1].shape
-    keys, values = (rng.standard_normal(kv).astype(np.float32) for _ in range(2))
-    return block.inputs(layer, hidden, keys, values, position=cache_len, cache_len=cache_len)
 
 
 def test_one_design_with_run_time_scalars(compiled):
@@ -61,12 +52,11 @@ def test_one_design_with_run_time_scalars(compiled):
 def test_design_matches_the_block_at_every_cache_length(compiled, cache_len):
     block, lowered, design = compiled
     for layer in range(block.num_layers):
-        inputs = _invocation(block, layer, cache_len, seed=cache_len + 10 * layer)
-        named = dict(zip((s.name for s in block.program.inputs), inputs))
+        inputs = block_invocation(block, layer, cache_len, seed=cache_len + 10 * layer)
         program = lowered.program
         params = {name: block.layer_params[layer][name] for name in program.params}
-        got = design.simulate(*[named[n] for n in program.input_names], *params.values())
-        want = run_numpy(block, layer, inputs)
+        got = design.simulate(*program_inputs(block, program, inputs), *params.values())
+        want = eager_block(block, layer, inputs)
         for g, w in zip(got, want, strict=True):
             assert g.shape == w.shape
             assert float(np.abs(g - w).max()) <= 1e-5 * max(1.0, float(np.abs(w).max()))
