@@ -1,5 +1,5 @@
-"""Known survivors, put back one at a time: each is a small realistic bug that once passed the
-whole suite (issue 18), with the tests that now kill it. The bug is written into a scratch copy
+"""Known survivors, put back one at a time: small realistic bugs that passed the whole suite
+(issue 18's nine) and more of their kinds, each with the tests that now kill it. The bug is written into a scratch copy
 of the checkout (build/mutation/survivors/), the named tests run there, and the bug counts as
 killed if they fail. Fast enough to run after changing the code these bugs live in:
 
@@ -80,6 +80,11 @@ BUGS: dict[str, Bug] = {
         "`streamdsl build` exits 0 when a job failed",
         "toolchain/cli.py", '    return EXIT_FAILED if section["failed"] else EXIT_OK\n', "    return EXIT_OK\n",
         ("tests/test_build.py::test_build_exits_1_when_a_job_fails",)),
+    "verification_error_exit_2": Bug(
+        "a failed check raised as an exception (a deadlock in the simulator) exits 2, as a usage error",
+        "streamdsl/errors.py", '(deadlock, wrong results, does not fit on chip)."""\n\n    exit_code = EXIT_FAILED',
+        '(deadlock, wrong results, does not fit on chip)."""\n\n    exit_code = EXIT_USAGE',
+        ("tests/test_cli_failures.py::test_a_deadlock_raised_by_a_check_exits_1",)),
     "filecheck_installed_opt": Bug(
         "the filecheck tests run whatever `streamdsl-opt` is on PATH, not the checkout's",
         "tests/filecheck/lit.cfg", 'config.substitutions.append(("streamdsl-opt", opt))\n', "",

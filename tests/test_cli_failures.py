@@ -88,3 +88,23 @@ def test_generate_exits_1_when_the_design_and_pytorch_generate_differently(monke
             "--prefill-len", "3", "--check"]
     assert main(argv) == 1
     assert "(FAILED, tolerance 1e-4)" in capsys.readouterr().out
+
+
+def test_a_deadlock_raised_by_a_check_exits_1(tmp_path, monkeypatch, capsys) -> None:
+    """The reconvergent diamond at Vitis' default depths: the functional simulation itself
+    deadlocks (a DeadlockError, not a failure in the report), and that is a failed check too."""
+    import numpy as np
+    from dsl import programs as P
+
+    import streamdsl as sd
+    from toolchain import examples
+
+    case = P.diamond(2, 64, 16)
+    diamond = examples.Example("diamond", {}, case.program, lambda seed: list(case.inputs(np.random.default_rng(seed))),
+                               case.reference)
+    monkeypatch.setitem(examples.EXAMPLES, "ffn-block", lambda *sizes: diamond)
+    real = sd.compile
+    monkeypatch.setattr(sd, "compile", lambda program, fifo_sizing="lp": real(program, "default"))
+    assert _compile(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "streamdsl compile: verification failed: " in err and "fork(copy)->mul" in err
