@@ -1,7 +1,8 @@
 """Known survivors, put back one at a time: small realistic bugs that passed the whole suite
-(issue 18's nine) and more of their kinds, each with the tests that now kill it. The bug is written into a scratch copy
-of the checkout (build/mutation/survivors/), the named tests run there, and the bug counts as
-killed if they fail. Fast enough to run after changing the code these bugs live in:
+(issue 18's nine) and more of their kinds, each with the tests that now kill it. The bug is
+written into a scratch copy of the checkout (build/mutation/survivors/), the named tests run
+there, and the bug counts as killed if they fail. Fast enough to run after changing the code
+these bugs live in:
 
     python mutation/survivors.py                 # every known survivor
     python mutation/survivors.py converter_guard # one of them
