@@ -125,6 +125,19 @@ def _typed(rotary: torch.nn.Module) -> bool:
     return "layer_type" in inspect.signature(rotary.forward).parameters
 
 
+_RUNNING: list[dict[str, torch.Tensor | None]] = []  # the run-time scalars of the blocks running
+
+
+def runtime_scalars() -> dict[str, torch.Tensor | None]:
+    """While a `DecoderBlock` runs its layer (also while `import_block` exports it), its run-time
+    scalar inputs by name (`position`, `cache_len`, `window`: rank-0 tensors, window None when the
+    block has none): what a `replace` substitute inside the layer (say an attention computed by a
+    DSL kernel over the valid cache rows, tutorials/07_kernel_in_a_model.py) may need."""
+    if not _RUNNING:
+        raise ModelError("runtime_scalars() is only defined while a decoder block (frontends.block) runs its layer")
+    return _RUNNING[-1]
+
+
 class DecoderBlock(torch.nn.Module):
     """Decoder layer `index` of `model` over `seq_len` new tokens after a cache of `max_context`
     rows (see the module docstring for its inputs and outputs)."""
@@ -156,7 +169,11 @@ class DecoderBlock(torch.nn.Module):
                   "attention_mask": attention_mask(cache_len, window, self.seq_len, self.max_context, hidden.dtype)}
         if self.rope is not None:
             kwargs["position_embeddings"] = self.rope(hidden, positions)
-        out = self.layer(hidden, **kwargs)
+        _RUNNING.append({"position": position, "cache_len": cache_len, "window": window})
+        try:
+            out = self.layer(hidden, **kwargs)
+        finally:
+            _RUNNING.pop()
         out = out[0] if isinstance(out, tuple) else out
         layer = cache.layers[self.layer_idx]
         return out, layer.keys[:, :, self.max_context:], layer.values[:, :, self.max_context:]

@@ -42,10 +42,13 @@ MASKED = -1.0e30  # finite: a part whose rows are all masked keeps finite statis
 
 
 def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, rows: int = 8,
-          splits: int = 2) -> sd.DataflowProgram:
+          splits: int = 2, fresh: int = 0) -> sd.DataflowProgram:
+    """The program for one query over `capacity` positions, of which the first `length + fresh`
+    are valid: `fresh` positions are always valid (a decode step's new keys stored in front of
+    the cached ones, tutorial 07), `length` is the run-time scalar."""
     group, part = heads // kv_heads, capacity // splits
     tiles, scale = part // rows, 1.0 / math.sqrt(dh)
-    Length = sd.Scalar[sd.i32, capacity]  # the valid cache positions, known at run time
+    Length = sd.Scalar[sd.i32, capacity - fresh]  # the valid cache positions, known at run time
 
     Q = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
     # one part of the cache (at most `tiles` pages), replayed for each query head of its KV head's group
@@ -60,7 +63,8 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
     def split_kernel(s: int):
         @sd.kernel(name=f"part{s}")
         def partial(q: Q, k: KV, v: KV, length: Length) -> P:
-            pages = (length + rows - 1) // rows  # valid pages of the whole cache
+            valid = length + fresh
+            pages = (valid + rows - 1) // rows  # valid pages of the whole cache
             for h in range(heads):
                 qh = q.read() * scale
                 m = sd.full((1, 1), -math.inf)
@@ -70,7 +74,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
                     kt = sd.reshape(k.read(), (rows, dh))
                     vt = sd.reshape(v.read(), (rows, dh))
                     position = sd.iota((1, rows)) + (j * splits + s) * rows
-                    scores = sd.where(position >= length, MASKED, qh @ kt.T)
+                    scores = sd.where(position >= valid, MASKED, qh @ kt.T)
                     m_new = sd.maximum(m, sd.max(scores, axis=1))
                     p = sd.exp(scores - m_new)
                     alpha = sd.exp(m - m_new)
@@ -101,11 +105,15 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
 
     def attend(q, k_parts, v_parts, length):  # noqa: ANN001, ANN202 - traced with dataflow values
         partials = [kern(q, k, v, length) for kern, k, v in zip(parts, k_parts, v_parts)]
-        return combine(sd.concat(partials, axis=0))
+        return combine(sd.concat(partials, axis=0) if splits > 1 else partials[0])
 
     Cache = sd.Tensor[sd.f32, (kv_heads, part, dh)]
     Query = sd.Tensor[sd.f32, (heads, dh)]
-    if splits == 2:
+    if splits == 1:
+        @sd.dataflow
+        def flash_decode(q: Query, k0: Cache, v0: Cache, length: Length):
+            return attend(q, [k0], [v0], length)
+    elif splits == 2:
         @sd.dataflow
         def flash_decode(q: Query, k0: Cache, k1: Cache, v0: Cache, v1: Cache, length: Length):
             return attend(q, [k0, k1], [v0, v1], length)
@@ -115,7 +123,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
                          v0: Cache, v1: Cache, v2: Cache, v3: Cache, length: Length):
             return attend(q, [k0, k1, k2, k3], [v0, v1, v2, v3], length)
     else:
-        raise ValueError(f"this tutorial spells out 2 or 4 splits, got {splits}")
+        raise ValueError(f"this tutorial spells out 1, 2 or 4 splits, got {splits}")
     return flash_decode
 
 

@@ -9,9 +9,10 @@ makes a DSL program callable from that code (a torch op whose import is the prog
 (`frontends.block`) lays the keys out as `max_context` cache rows, of which the first `cache_len`
 hold tokens, followed by the new token's row, and masks the rest; `attention` therefore
 
-- counts the valid cache rows in the mask and adds the new token: the kernel's run-time `length`;
 - moves the new key first (attention does not depend on the order of the keys), so that the
-  valid keys are the first `length` positions the kernel masks on chip;
+  valid keys are the first `cache_len + 1` positions: the kernel (built with `fresh=1`) takes the
+  block's run-time `cache_len` (`frontends.block.runtime_scalars()`) as its scalar and masks the
+  rest on chip;
 - pads the keys to the kernel's capacity and pages them round robin over the split kernels.
 
 One compiled flash decoding program serves every cache length of every layer, and the model
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from frontends import hf, kernel_op
+from frontends.block import runtime_scalars
 from frontends.host import Generator, torch_generate
 
 FLASH = runpy.run_path(str(Path(__file__).with_name("04_flash_decoding.py")))
@@ -51,16 +53,16 @@ def flash_attention(rows: int = 4, splits: int = 2) -> Callable[..., torch.Tenso
         capacity = -(-keys // (rows * splits)) * rows * splits
         shape = (heads, kv_heads, capacity, dh, rows, splits)
         if shape not in programs:
-            programs[shape] = kernel_op(FLASH["build"](*shape))
+            programs[shape] = kernel_op(FLASH["build"](*shape, fresh=1))
         cache = keys - 1  # cache rows, then the new token's
-        length = ((attn_mask[0, 0, 0, :cache] == 0).sum() + 1).to(torch.int32)
+        length = runtime_scalars()["cache_len"]  # the cache rows that hold tokens
         q = query[0, :, 0]
         if scale is not None and not math.isclose(scale * math.sqrt(dh), 1.0, rel_tol=1e-7):
             q = q * (scale * math.sqrt(dh))  # the kernel scales by 1 / sqrt(dh)
-        pad = torch.zeros(kv_heads, capacity - keys, dh, dtype=key.dtype)
+        pad = torch.zeros(1, kv_heads, capacity - keys, dh, dtype=key.dtype)
 
         def pages(x: torch.Tensor) -> list[torch.Tensor]:
-            first = torch.cat([x[0, :, cache:], x[0, :, :cache], pad], dim=1)  # the new row, the cache, padding
+            first = torch.cat([x[:, :, cache:], x[:, :, :cache], pad], dim=2)  # the new row, the cache, padding
             split = first.reshape(kv_heads, capacity // (rows * splits), splits, rows, dh)
             return [split[:, :, s].reshape(kv_heads, capacity // splits, dh) for s in range(splits)]
 

@@ -111,7 +111,8 @@ def test_rope_prefill_timed_cycles_follow_the_triangle(shape: tuple[int, ...]) -
     assert cycles[-1] / cycles[0] > work / 3  # far fewer cycles for a short prompt
 
 
-@pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(8, 2, 64, 16, 8, 2), (4, 4, 32, 8, 4, 4)])
+@pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(8, 2, 64, 16, 8, 2), (4, 4, 32, 8, 4, 4),
+                                                                               (2, 1, 16, 8, 4, 1)])
 def test_flash_decoding_matches_torch_sdpa_at_three_lengths(heads: int, kv_heads: int, capacity: int, dh: int,
                                                            rows: int, splits: int) -> None:
     """One compiled program serves the lengths 1, half and the capacity (a run-time scalar)."""
@@ -119,7 +120,7 @@ def test_flash_decoding_matches_torch_sdpa_at_three_lengths(heads: int, kv_heads
     args = mod["inputs"](heads, kv_heads, capacity, dh, rows, splits, seed=capacity)
     prog = mod["build"](heads, kv_heads, capacity, dh, rows, splits)
     design = sd.compile(prog)
-    assert len(design.converters) == 1  # the concatenated partials, reordered head by head
+    assert len(design.converters) == (splits > 1)  # the concatenated partials, reordered head by head
     for length in (1, capacity // 2, capacity):
         want = mod["reference"](length, rows, *args)
         np.testing.assert_allclose(prog(*args, length), want, rtol=1e-4, atol=1e-5)

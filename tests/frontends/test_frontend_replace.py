@@ -149,3 +149,11 @@ def test_the_whole_model_lowering_compiles_the_kernel_with_the_rest() -> None:
         want = model(x).numpy()
     np.testing.assert_allclose(imported.reference(x.numpy())[0], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sd.compile(lowered.program).simulate(x.numpy()), want, rtol=1e-5, atol=1e-5)
+
+
+def test_runtime_scalars_outside_a_block() -> None:
+    from frontends import ModelError
+    from frontends.block import runtime_scalars
+
+    with pytest.raises(ModelError, match="only defined while a decoder block"):
+        runtime_scalars()
