@@ -33,6 +33,7 @@ everywhere, Vitis' default; may stall or deadlock).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import mip
@@ -41,7 +42,7 @@ import numpy as np
 from streamdsl.dialects.dataflow import DEFAULT_DEPTH
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, Task, slots_needed
-from streamdsl.sim.timed import TimedResult, simulate_timed, simulate_unbounded
+from streamdsl.sim.timed import TimedResult, latest_sources, simulate_timed, simulate_unbounded, sources
 
 __all__ = ["MODES", "FifoSizingError", "Sizing", "TradeoffPoint", "size_fifos", "stretched", "tradeoff"]
 
@@ -74,6 +75,11 @@ class Sizing:
     delays: dict[str, int] = field(default_factory=dict)  # start(dst) - start(src) per edge
     lags: dict[str, int] = field(default_factory=dict)  # per edge, the least delay that never starves its reader
     lp_seconds: float = 0.0  # CBC alone
+    # min-bits within an on-chip budget: the FIFOs out of the sources (DMAs) limited to this many
+    # tokens of prefetch in the run that set the target (None: unlimited)
+    prefetch: int | None = None
+    prefetch_depths: dict[str, int] = field(default_factory=dict)  # those FIFOs, capped at `prefetch`
+    unbounded_makespan: int | None = None
 
     def report(self) -> dict[str, object]:
         return {
@@ -84,29 +90,38 @@ class Sizing:
             "tensor_deep_bits": self.tensor_deep_bits,
             "sim_peak_bits": self.sim_peak_bits,
             **({"makespan": self.makespan, "simulations": self.simulations} if self.mode == "min-bits" else {}),
+            **({"prefetch_tokens": self.prefetch, "unbounded_makespan": self.unbounded_makespan}
+               if self.prefetch is not None else {}),
         }
 
 
-def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0) -> Sizing:
+def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0,
+               fits: Callable[[Mapping[str, int]], bool] | None = None) -> Sizing:
     """Choose a depth for every edge of `graph` (the graph's own depths are left unchanged).
-    `slack` (min-bits only): accept a makespan up to (1 + slack) x that of infinite FIFOs."""
+    `slack` (min-bits only): accept a makespan up to (1 + slack) x that of infinite FIFOs.
+    `fits(depths)` (min-bits only): the on-chip budget; when the depths of that makespan do not
+    fit, the prefetch of the DMAs is limited until they do (`_within_budget`)."""
     if mode not in MODES:
         raise ValueError(f"fifo sizing mode {mode!r} is unknown; choose one of {', '.join(MODES)}")
     t0 = time.perf_counter()
     unbounded = simulate_unbounded(graph)
+    achieved = latest_sources(graph, unbounded)  # a DMA far ahead of its reader waits on its FIFO for free
     naive = graph.naive_depths()
     common = {
         "naive_bits": graph.bits(naive),
         "sim_peak_bits": unbounded.peak_bits(graph),
-        "lags": dict(zip((e.name for e in graph.edges), _lags(graph, unbounded).tolist())),
+        "lags": dict(zip((e.name for e in graph.edges), _lags(graph, achieved).tolist())),
         "tensor_deep_bits": sum(graph.intermediate_bits.values()),
     }
     if mode in ("naive", "default"):
         depths = naive if mode == "naive" else dict.fromkeys(naive, DEFAULT_DEPTH)
         return Sizing(mode, depths, time.perf_counter() - t0, graph.bits(depths), **common)
     if mode == "min-bits":
-        return _min_bits(graph, unbounded, slack, t0, common)
-    plans = [_plan(graph, unbounded, mode)]
+        sizing = _min_bits(graph, achieved, slack, t0, common)
+        if fits is None or fits(sizing.depths):
+            return sizing
+        return _within_budget(graph, fits, slack, t0, common) or sizing
+    plans = [_plan(graph, achieved, mode)]
     if mode == "conservative":  # never worse than the normal LP: both are deadlock-free
         plans.insert(0, _plan(stretched(graph), None, mode))
     depths, starts, delays, bound, lp_seconds = min(plans, key=lambda plan: graph.bits(plan[0]))
@@ -125,7 +140,7 @@ def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0) -> Sizi
 
 def _plan(graph: Graph, run: TimedResult | None, mode: str) -> tuple[dict[str, int], dict[str, int], dict[str, int], int, float]:
     """Depths, starts and delays of the LP schedule of `graph`, its makespan and CBC's time."""
-    run = simulate_unbounded(graph) if run is None else run
+    run = latest_sources(graph, simulate_unbounded(graph)) if run is None else run
     shift, lp_seconds = _solve(graph, run, mode)
     depths, starts, delays = _depths(graph, run, shift)
     asap = _depths(graph, run, dict.fromkeys(shift, 0))
@@ -255,16 +270,17 @@ class _Judge:
         return False
 
 
-def _min_bits(graph: Graph, unbounded: TimedResult, slack: float, t0: float, common: dict[str, int]) -> Sizing:
+def _min_bits(graph: Graph, achieved: TimedResult, slack: float, t0: float, common: dict[str, int]) -> Sizing:
     """Start from the cheapest depth vector known to reach the target makespan (the LP's and the
-    infinite run's peak occupancy by construction, conservative and depth 2 when the simulator
-    confirms them, their per-edge minimum when it does), then shrink FIFOs one by one, most bits
-    first, by bisection on the simulator's verdict (makespan is monotone in every depth)."""
-    assert unbounded.makespan is not None
-    target = int(unbounded.makespan * (1 + slack))
+    achieved run's peak occupancy, sources as late as they may run, by construction; conservative
+    and depth 2 when the simulator confirms them, their per-edge minimum when it does), then shrink
+    FIFOs one by one, most bits first, by bisection on the simulator's verdict (makespan is
+    monotone in every depth)."""
+    assert achieved.makespan is not None
+    target = int(achieved.makespan * (1 + slack))
     judge = _Judge(graph, target)
-    lp = _plan(graph, unbounded, "lp")
-    proven = [lp[0], {e.name: max(1, unbounded.peak_occupancy[e.name]) for e in graph.fifos}]
+    lp = _plan(graph, achieved, "lp")
+    proven = [lp[0], {e.name: max(1, achieved.peak_occupancy[e.name]) for e in graph.fifos}]
     trial = [dict.fromkeys(lp[0], DEFAULT_DEPTH)]
     if len(graph.tasks) <= CONSERVATIVE_TASKS:
         trial.insert(0, _plan(stretched(graph), None, "conservative")[0])
@@ -272,7 +288,7 @@ def _min_bits(graph: Graph, unbounded: TimedResult, slack: float, t0: float, com
     best = min(proven, key=graph.bits)
     in_program_order = any(t.order is not None for t in graph.tasks.values())
     if in_program_order and judge.affordable() and not judge.ok(best):  # the LP's proof assumes time order
-        best = proven[1]  # the infinite run itself
+        best = proven[1]  # the achieved run itself
     for depths in trial:
         if graph.bits(depths) < graph.bits(best) and judge.affordable() and judge.ok(depths):
             best = depths
@@ -295,9 +311,45 @@ def _min_bits(graph: Graph, unbounded: TimedResult, slack: float, t0: float, com
         starts=lp[1],
         lp_seconds=lp[4],
         simulations=judge.runs,
-        makespan=judge.makespan if judge.makespan is not None else unbounded.makespan,
+        makespan=judge.makespan if judge.makespan is not None else achieved.makespan,
         **common,
     )
+
+
+def _within_budget(graph: Graph, fits: Callable[[Mapping[str, int]], bool], slack: float, t0: float,
+                   common: dict[str, int]) -> Sizing | None:
+    """min-bits when the unbounded makespan needs more on-chip memory than there is.
+
+    Infinite FIFOs let every DMA stream from cycle 0: a weight read while earlier tasks still run
+    is parked whole in its FIFO. Hardware keeps only what the FIFO holds and then blocks the DMA.
+    So the FIFOs out of the sources (`streamdsl.sim.timed.sources`) are limited to `P` tokens, the rest
+    unbounded, and that run (the timed simulator's, with its own makespan) is the target; `P` is
+    the largest (bisection: more prefetch, a shorter run, more memory) whose min-bits depths fit,
+    else the smallest, 2. None when the graph has no such FIFO."""
+    late = sources(graph)
+    frontier = [e.name for e in graph.fifos if e.src in late]
+    if not frontier:
+        return None
+    unbounded = simulate_unbounded(graph)
+
+    def run(p: int) -> TimedResult:
+        return latest_sources(graph, simulate_timed(graph, {**dict.fromkeys((e.name for e in graph.fifos), None),
+                                                              **dict.fromkeys(frontier, p)}))
+
+    def peaks(achieved: TimedResult) -> dict[str, int]:
+        return {e.name: max(1, achieved.peak_occupancy[e.name]) for e in graph.fifos}
+
+    lo, hi = DEFAULT_DEPTH, max(DEFAULT_DEPTH, max(unbounded.peak_occupancy[n] for n in frontier))
+    while lo < hi:  # the achieved run's peaks are proven depths: a cheap test of the fit
+        mid = (lo + hi + 1) // 2
+        if fits(peaks(run(mid))):
+            lo = mid
+        else:
+            hi = mid - 1
+    sizing = _min_bits(graph, run(lo), slack, t0, common)
+    sizing.prefetch, sizing.unbounded_makespan = lo, unbounded.makespan
+    sizing.prefetch_depths = dict.fromkeys(frontier, lo)
+    return sizing
 
 
 @dataclass(frozen=True)

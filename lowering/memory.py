@@ -17,18 +17,20 @@ loops partition them), not memories.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from xdsl.dialects.builtin import TensorType
 
+from streamdsl.compiler import converter_records
 from streamdsl.dialects.dataflow import KernelOp, TaskOp
+from streamdsl.graph import Graph
 from streamdsl.wiring import node_name
 
 __all__ = [
     "BRAM36", "CAPACITY", "LUTRAM", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count",
-    "design_memory", "local_tensors", "words_of",
+    "design_memory", "fits_on_chip", "kernel_buffers", "local_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = 1024
@@ -116,11 +118,24 @@ def local_tensors(kernel: KernelOp) -> list[tuple[str, str, int]]:
     return tensors
 
 
+def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
+    """`count`'s buffers of a kernel: its converters' banks and its tasks' local tensors."""
+    return [(c.name, "converter", c.bytes * 8) for c in converter_records(kernel)] + [
+        (f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
+    ]
+
+
 def design_memory(design: Any) -> dict[str, object]:
     """The count of a sized design (`sd.compile(prog)`): its FIFOs at their depths, its converters'
     banks and its tasks' local tensors."""
-    return count(
-        [(st.name, st.token_bits, st.depth) for st in design.streams],
-        [(c.name, "converter", c.bytes * 8) for c in design.converters]
-        + [(f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(design.kernel)],
-    )
+    return count([(st.name, st.token_bits, st.depth) for st in design.streams], kernel_buffers(design.kernel))
+
+
+def fits_on_chip(graph: Graph, kernel: KernelOp) -> Callable[[Mapping[str, int]], bool]:
+    """Whether depths for `graph`'s FIFOs, with `kernel`'s buffers, fit the device by `count`."""
+    buffers = kernel_buffers(kernel)
+
+    def fits(depths: Mapping[str, int]) -> bool:
+        return bool(count([(e.name, e.token_bits, depths[e.name]) for e in graph.fifos], buffers)["fits"])
+
+    return fits

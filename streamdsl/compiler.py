@@ -28,7 +28,7 @@ from streamdsl.wiring import node_name
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ConverterRecord", "Design", "StreamRecord", "compile"]
+__all__ = ["ConverterRecord", "Design", "StreamRecord", "compile", "converter_records"]
 
 PIPELINE_GROUP = "streamdsl.compile"
 
@@ -65,6 +65,18 @@ class ConverterRecord:
         return dataclasses.asdict(self)
 
 
+def converter_records(kernel: KernelOp) -> list[ConverterRecord]:
+    """The layout converters of `kernel`, with the banks the emitted C++ allocates."""
+    records = []
+    for op in kernel.body.block.ops:
+        if isinstance(op, ITensorConverterOp):
+            src, dst = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
+            shared = op.shared_loops.value.data if op.shared_loops is not None else 0
+            layout = slab_layout(src, dst, shared)  # the emitter allocates from the same analysis
+            records.append(ConverterRecord(node_name(op), list(layout.box), layout.buffer_bytes(src.dtype.bits), layout.banks))
+    return records
+
+
 @dataclass
 class Design:
     """A compiled program: the IR with planned converters and sized FIFOs, its timing graph and
@@ -94,14 +106,7 @@ class Design:
 
     @property
     def converters(self) -> list[ConverterRecord]:
-        records = []
-        for op in self.kernel.body.block.ops:
-            if isinstance(op, ITensorConverterOp):
-                src, dst = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
-                shared = op.shared_loops.value.data if op.shared_loops is not None else 0
-                layout = slab_layout(src, dst, shared)  # the emitter allocates from the same analysis
-                records.append(ConverterRecord(node_name(op), list(layout.box), layout.buffer_bytes(src.dtype.bits), layout.banks))
-        return records
+        return converter_records(self.kernel)
 
     def timed_simulation(self, depths: Mapping[str, int | None] | None = None, scalars: Mapping[str, int] | None = None) -> TimedResult:
         """The timed simulation with the design's depths, overridden by `depths` (e.g. smaller

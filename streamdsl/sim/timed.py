@@ -24,7 +24,7 @@ import numpy as np
 from streamdsl.errors import DeadlockError, LimitError
 from streamdsl.graph import MAX_TIMED_TOKENS, CompiledGraph, Graph, GraphError, slots_needed
 
-__all__ = ["Activity", "TimedResult", "activity", "simulate_timed", "simulate_unbounded"]
+__all__ = ["Activity", "TimedResult", "activity", "latest_sources", "simulate_timed", "simulate_unbounded", "sources"]
 
 UNBOUNDED = 1 << 62
 
@@ -309,3 +309,53 @@ def simulate_unbounded(graph: Graph) -> TimedResult:
         max(finish.values(), default=0), stall, peak, None, finish, start, dict(zip(names, wt)), dict(zip(names, rt))
     )
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources as late as they may run: what back-pressure makes of a DMA far ahead of its reader
+# ---------------------------------------------------------------------------------------------
+
+
+def sources(graph: Graph) -> set[str]:
+    """Tasks without inputs (DMAs reading HBM), but for a node's process with an internal link
+    (a converter's halves keep the relative timing the LP gives them)."""
+    linked = {t for e in graph.edges if e.fixed for t in (e.src, e.dst)}
+    return set(graph.tasks) - linked - {e.dst for e in graph.edges}
+
+
+def latest_sources(graph: Graph, run: TimedResult) -> TimedResult:
+    """`run` (of infinite FIFOs) with the `sources` as late as they can be without delaying any
+    other task or the makespan: event n at `a(n) + min_{m >= n} (deadline(m) - a(m))`, `a` being
+    its time in `run`, the deadline of a write its reader's time less `read_latency` and the last
+    event's leaving the task's tail before the makespan.
+
+    A source has nothing to wait for, so in hardware it blocks on its full FIFO: these are the
+    times back-pressure gives it when its FIFO holds `slots_needed` of them (every equation of the
+    module doc holds, so the bounded run is no later). Readers keep their times, so no FIFO needs
+    more slots than in `run`."""
+    late = sources(graph)
+    if not late or run.makespan is None:
+        return run
+    cg = graph.compiled
+    names = [e.name for e in graph.edges]
+    wt = [run.write_times[n] for n in names]
+    rt = [run.read_times[n] for n in names]
+    finish = dict(run.finish)
+    for name in late:
+        v = cg.task_index[name]
+        achieved = np.zeros(cg.times[v].size, np.int64)  # the run's times, in program order
+        deadline = np.zeros(achieved.size, np.int64)
+        for e, idx in cg.write_idx[v].items():  # a source only writes
+            achieved[idx] = wt[e]
+            deadline[idx] = rt[e] - graph.read_latency
+        if not achieved.size:
+            continue
+        deadline[-1] = min(int(deadline[-1]), run.makespan - (run.finish[name] - int(achieved[-1])))
+        t = achieved + np.minimum.accumulate((deadline - achieved)[::-1])[::-1]
+        for e, idx in cg.write_idx[v].items():
+            wt[e] = t[idx]
+        finish[name] += int(t[-1] - achieved[-1])
+    mu = graph.free_latency
+    peak = {n: slots_needed(w, r, mu) for n, w, r in zip(names, wt, rt)}
+    return TimedResult(run.makespan, run.stall_cycles, peak, None, finish, _starts(cg, wt, rt),
+                       dict(zip(names, wt)), dict(zip(names, rt)))

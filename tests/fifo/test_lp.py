@@ -13,7 +13,7 @@ from lowering import fifo_sizing
 from lowering.fifo_sizing import size_fifos
 from streamdsl.errors import DeadlockError
 from streamdsl.graph import Graph, GraphError, Task, slots_needed
-from streamdsl.sim.timed import simulate_timed, simulate_unbounded
+from streamdsl.sim.timed import latest_sources, simulate_timed, simulate_unbounded
 
 from .fifo_dags import KINDS, random_dag
 
@@ -130,7 +130,7 @@ def test_depth_two_deadlocks_or_stalls_reconvergent_graphs_and_lp_fixes_them() -
 
 def test_each_lp_depth_is_exact_for_its_delay() -> None:
     g = layernorm_like()
-    run, sizing = simulate_unbounded(g), size_fifos(g, "lp")
+    run, sizing = latest_sources(g, simulate_unbounded(g)), size_fifos(g, "lp")  # the schedule the LP shifts
     for e in g.edges:
         shifted = run.read_times[e.name] + (sizing.starts[e.dst] - run.start[e.dst]) - (sizing.starts[e.src] - run.start[e.src])
         assert sizing.depths[e.name] == max(1, slots_needed(run.write_times[e.name], shifted, g.free_latency))
@@ -146,12 +146,15 @@ def test_naive_and_default_modes_and_report() -> None:
 
 
 def test_conservative_mode_stretches_to_the_slowest_task() -> None:
-    g = Graph()
-    g.add_task(Task.pipelined("fast", ii=1, depth=2, writes={"o": 64}))
+    g = Graph()  # "fast" reads an input, so it is not a source that the LP already runs late
+    g.add_task(Task.pipelined("head", ii=1, depth=1, writes={"o": 64}))
+    g.add_task(Task.pipelined("fast", ii=1, depth=2, reads={"i": 64}, writes={"o": 64}))
     g.add_task(Task.pipelined("slow", ii=4, depth=2, reads={"i": 64}))
+    g.connect("head", "o", "fast", "i", 32, name="h")
     g.connect("fast", "o", "slow", "i", 32, name="f")
     normal, conservative = size_fifos(g, "lp"), size_fifos(g, "conservative")
     assert conservative.depths["f"] < normal.depths["f"]
+    assert normal.depths["h"] <= 2  # the source waits for "fast" instead of filling its FIFO
     res = simulate_timed(g, conservative.depths)
     assert res.deadlock is None and res.stall_cycles["fast"] > 0
 
