@@ -132,8 +132,11 @@ def lint_cpp(code: str, skip: frozenset[str] | set[str] = frozenset()) -> list[L
     return sorted((i for i in issues if i.rule not in skip), key=lambda i: (i.line, i.rule))
 
 
+_CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*[(,]")  # an identifier called or passed on
+
+
 def _calls(body: str, funcs: dict[str, _Function]) -> set[str]:
-    return {name for name in funcs if re.search(rf"\b{name}\s*[(,]", body)}
+    return set(_CALLED.findall(body)) & funcs.keys()  # one scan of the body, not one per function
 
 
 def _recursion(src: str, funcs: dict[str, _Function]) -> list[LintIssue]:

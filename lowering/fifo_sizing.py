@@ -332,23 +332,28 @@ def _within_budget(graph: Graph, fits: Callable[[Mapping[str, int]], bool], slac
         return None
     unbounded = simulate_unbounded(graph)
 
+    runs: dict[int, TimedResult] = {}
+
     def run(p: int) -> TimedResult:
-        return latest_sources(graph, simulate_timed(graph, {**dict.fromkeys((e.name for e in graph.fifos), None),
-                                                              **dict.fromkeys(frontier, p)}))
+        if p not in runs:
+            unlimited = dict.fromkeys((e.name for e in graph.fifos), None)
+            runs[p] = latest_sources(graph, simulate_timed(graph, {**unlimited, **dict.fromkeys(frontier, p)}))
+        return runs[p]
 
-    def peaks(achieved: TimedResult) -> dict[str, int]:
-        return {e.name: max(1, achieved.peak_occupancy[e.name]) for e in graph.fifos}
+    def fit(p: int) -> bool:  # the run's peaks are proven depths: a cheap test
+        return fits({e.name: max(1, run(p).peak_occupancy[e.name]) for e in graph.fifos})
 
-    lo, hi = DEFAULT_DEPTH, max(DEFAULT_DEPTH, max(unbounded.peak_occupancy[n] for n in frontier))
-    while lo < hi:  # the achieved run's peaks are proven depths: a cheap test of the fit
+    most = max(unbounded.peak_occupancy[n] for n in frontier)
+    steps = [DEFAULT_DEPTH]  # prefetch limits a factor sqrt(2) apart: a few runs of a large graph
+    while steps[-1] < most:
+        steps.append(max(steps[-1] + 1, round(steps[-1] * 2**0.5)))
+    lo, hi = 0, len(steps) - 1
+    while lo < hi:
         mid = (lo + hi + 1) // 2
-        if fits(peaks(run(mid))):
-            lo = mid
-        else:
-            hi = mid - 1
-    sizing = _min_bits(graph, run(lo), slack, t0, common)
-    sizing.prefetch, sizing.unbounded_makespan = lo, unbounded.makespan
-    sizing.prefetch_depths = dict.fromkeys(frontier, lo)
+        lo, hi = (mid, hi) if fit(steps[mid]) else (lo, mid - 1)
+    sizing = _min_bits(graph, run(steps[lo]), slack, t0, common)
+    sizing.prefetch, sizing.unbounded_makespan = steps[lo], unbounded.makespan
+    sizing.prefetch_depths = dict.fromkeys(frontier, steps[lo])
     return sizing
 
 

@@ -77,6 +77,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     from frontends.quant import weight_figures
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
+    from toolchain.estimate import host_seconds
     from toolchain.models import model_block
 
     max_context = args.max_context
@@ -96,17 +97,27 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         "intermediate_bytes": {"unfused": unfused, "fused": fused, "fused_over_unfused": round(fused / max(unfused, 1), 4)},
         "compile_seconds": block.seconds,
         "weight_bytes_per_layer": weight_figures(block.module.layer),
+        "layers": block.example.config["layers_in_model"],
+        "host_seconds": host_seconds(block.model),
     }
     verify = args.size != "paper"
     return compile_example(block.example, out, console, seed=args.seed, csim=args.csim, force=args.force, verify=verify,
                            emit_hls=not verify, model=figures)
 
 
-def _model_line(figures: dict) -> str:
+def _model_lines(report: dict) -> list[str]:
+    figures = report["model_figures"]
     inter = figures["intermediate_bytes"]
-    return (f"  block at cache length {figures['cache_length']}: {figures['cycles_per_block_invocation']} cycles per "
-            f"invocation; intermediates on chip {inter['fused']} B fused vs {inter['unfused']} B unfused "
-            f"({inter['fused_over_unfused']:.1%})")
+    lines = [f"  block at cache length {figures['cache_length']}: {figures['cycles_per_block_invocation']} cycles per "
+             f"invocation; intermediates on chip {inter['fused']} B fused vs {inter['unfused']} B unfused "
+             f"({inter['fused_over_unfused']:.1%})"]
+    if "estimate" in report:
+        est = report["estimate"]
+        lines.append(f"  modeled: {est['ms_per_token']:.3f} ms/token ({est['tokens_per_second']:.1f} tokens/s) = "
+                     f"{est['layers']} layers x {est['block_ms']:.3f} ms at {est['clock_mhz']:g} MHz + host "
+                     f"{est['host_ms_per_token']:.3f} ms; HBM roofline {est['roofline_ms_per_token']:.3f} ms/token "
+                     f"(the device at {est['device_vs_roofline']:.1%} of it)")
+    return lines
 
 
 def _summary(report: dict, out: object) -> str:
@@ -123,7 +134,7 @@ def _summary(report: dict, out: object) -> str:
         (f"  functional simulation vs torch: max abs error {verification['sim_vs_torch_max_abs']:.3g} "
          f"(max |y| {verification['torch_max_abs']:.3g})" if verification["sim_vs_torch_max_abs"] is not None
          else "  functional simulation: skipped (paper size; the HLS project is emitted instead)"),
-        *([_model_line(report["model_figures"])] if "model_figures" in report else []),
+        *(_model_lines(report) if "model_figures" in report else []),
         f"  timed simulation: {timed['makespan_cycles']} cycles (unbounded FIFOs: {timed['unbounded_makespan_cycles']}), "
         f"deadlock-free: {verification['deadlock_free']}",
         *([f"  C simulation (g++, sequential and threaded) vs functional simulation: max abs error "

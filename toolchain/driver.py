@@ -104,7 +104,8 @@ def compile_example(
     Without `verify` the PyTorch reference and the functional simulation are skipped (the timed
     simulation still runs); `emit_hls` writes the HLS project without simulating it. `model` (the
     figures of a lowered model, from toolchain.models) becomes the report's `model_figures`, with
-    the cycles of one invocation and the FIFO bits added.
+    the cycles of one invocation, the FIFO bits and every stage's seconds added; its `layers` and
+    `host_seconds` give the report's `estimate` (toolchain/estimate.py).
     """
     check_output_dir(out, force)  # before any work: a bad output path costs nothing
     progress = Progress(0) if progress is None else progress
@@ -186,12 +187,15 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         "timing": stages.seconds,
     }
     if model is not None:
+        from toolchain.estimate import model_estimate
+
         report["model_figures"] = {
             **model,
             "cycles_per_block_invocation": timed.makespan,
             "fifo_bits": {"chosen": sizing["fifo_sizing"]["total_bits"], "naive": sizing["fifo_sizing"]["naive_bits"]},
-            "compile_seconds": {**model.get("compile_seconds", {}), **stages.seconds},
         }
+        if timed.makespan is not None:
+            report["estimate"] = model_estimate(timed.makespan, int(model["layers"]), report["dmas"], float(model["host_seconds"]))
     with atomic_output_dir(out, force) as staging:
         (staging / "program.mlir").write_text(str(design.module) + "\n")
         render(graph_to_dot(design.graph, design.depths, example.name), staging / "dataflow.dot")
@@ -205,6 +209,8 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         report["verification"].update(passed=not failures, failures=failures)
         with stages("report", "writing report.html: graph, FIFO table, Gantt chart of the timed simulation"):
             write_report_html(staging / "report.html", report, design, timed)
+        if model is not None:  # every stage, the HLS emission and report.html included
+            report["model_figures"]["compile_seconds"] = {**model.get("compile_seconds", {}), **stages.seconds}
         write_json(staging / "report.json", report)
     return CompileResult(report, out, not failures, failures, design, timed)
 

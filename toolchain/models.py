@@ -34,6 +34,7 @@ class ModelBlock:
     block: Block
     module: torch.nn.Module  # the decoder block in PyTorch (layer 0), the reference
     seconds: dict[str, float]
+    model: torch.nn.Module | None = None  # the built model (its embedding and head are the host part)
 
 
 def lower_block(block: Block, tile: int = 64) -> Lowered:
@@ -84,7 +85,7 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
               "heads": cfg.num_attention_heads, "kv_heads": kv[1], "head_dim": kv[3], "max_context": max_context,
               "tile": tile}
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)
-    return ModelBlock(example, lowered, block, module, seconds)
+    return ModelBlock(example, lowered, block, module, seconds, model)
 
 
 class DesignRunner:

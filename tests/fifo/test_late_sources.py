@@ -74,7 +74,8 @@ def test_min_bits_limits_prefetch_only_when_the_fifos_do_not_fit() -> None:
     target = simulate_timed(g, {**dict.fromkeys((e.name for e in g.fifos), None), **sizing.prefetch_depths})
     run = simulate_timed(g, sizing.depths)
     assert run.deadlock is None and run.makespan == target.makespan == sizing.makespan > free.makespan
-    more = simulate_timed(g, {**dict.fromkeys((e.name for e in g.fifos), None), "w": sizing.prefetch + 1})
+    step = max(sizing.prefetch + 1, round(sizing.prefetch * 2**0.5))  # the next limit it tries
+    more = simulate_timed(g, {**dict.fromkeys((e.name for e in g.fifos), None), "w": step})
     assert not fits({**sizing.depths, "w": max(1, latest_sources(g, more).peak_occupancy["w"])})
     assert sizing.report()["prefetch_tokens"] == sizing.prefetch
 
