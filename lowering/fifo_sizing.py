@@ -120,7 +120,7 @@ def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0,
         sizing = _min_bits(graph, achieved, slack, t0, common)
         if fits is None or fits(sizing.depths):
             return sizing
-        return _within_budget(graph, fits, slack, t0, common) or sizing
+        return _within_budget(graph, unbounded, fits, slack, t0, common) or sizing
     plans = [_plan(graph, achieved, mode)]
     if mode == "conservative":  # never worse than the normal LP: both are deadlock-free
         plans.insert(0, _plan(stretched(graph), None, mode))
@@ -281,10 +281,11 @@ def _min_bits(graph: Graph, achieved: TimedResult, slack: float, t0: float, comm
     judge = _Judge(graph, target)
     lp = _plan(graph, achieved, "lp")
     proven = [lp[0], {e.name: max(1, achieved.peak_occupancy[e.name]) for e in graph.fifos}]
-    trial = [dict.fromkeys(lp[0], DEFAULT_DEPTH)]
-    if len(graph.tasks) <= CONSERVATIVE_TASKS:
+    trial = [dict.fromkeys(lp[0], DEFAULT_DEPTH)] if judge.affordable() else []  # only the simulator may confirm these
+    if trial and len(graph.tasks) <= CONSERVATIVE_TASKS:
         trial.insert(0, _plan(stretched(graph), None, "conservative")[0])
-    trial.append({name: min(c[name] for c in proven + trial) for name in lp[0]})
+    if trial:
+        trial.append({name: min(c[name] for c in proven + trial) for name in lp[0]})
     best = min(proven, key=graph.bits)
     in_program_order = any(t.order is not None for t in graph.tasks.values())
     if in_program_order and judge.affordable() and not judge.ok(best):  # the LP's proof assumes time order
@@ -316,22 +317,21 @@ def _min_bits(graph: Graph, achieved: TimedResult, slack: float, t0: float, comm
     )
 
 
-def _within_budget(graph: Graph, fits: Callable[[Mapping[str, int]], bool], slack: float, t0: float,
-                   common: dict[str, int]) -> Sizing | None:
+def _within_budget(graph: Graph, unbounded: TimedResult, fits: Callable[[Mapping[str, int]], bool], slack: float,
+                   t0: float, common: dict[str, int]) -> Sizing | None:
     """min-bits when the unbounded makespan needs more on-chip memory than there is.
 
     Infinite FIFOs let every DMA stream from cycle 0: a weight read while earlier tasks still run
     is parked whole in its FIFO. Hardware keeps only what the FIFO holds and then blocks the DMA.
-    So the FIFOs out of the sources (`streamdsl.sim.timed.sources`) are limited to `P` tokens, the rest
-    unbounded, and that run (the timed simulator's, with its own makespan) is the target; `P` is
-    the largest (bisection: more prefetch, a shorter run, more memory) whose min-bits depths fit,
-    else the smallest, 2. None when the graph has no such FIFO."""
+    So the FIFOs out of the sources (`streamdsl.sim.timed.sources`) are limited to `P` tokens,
+    the rest unbounded, and that run (the timed simulator's, with its own makespan) is the target; `P` is
+    the largest of 2, 3, 4, 6, 8, 11, ... (a factor sqrt(2) apart) whose run's peak occupancies
+    fit, by bisection (more prefetch: a shorter run, more memory), else 2. None when the graph has
+    no such FIFO."""
     late = sources(graph)
     frontier = [e.name for e in graph.fifos if e.src in late]
     if not frontier:
         return None
-    unbounded = simulate_unbounded(graph)
-
     runs: dict[int, TimedResult] = {}
 
     def run(p: int) -> TimedResult:

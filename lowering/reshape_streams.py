@@ -46,23 +46,22 @@ def _unit_dims(it: itensor, shape: tuple[int, ...]) -> itensor:
 
 
 def _by_offsets(it: itensor, shape: tuple[int, ...]) -> itensor | None:
+    """Row-major flattening is linear, so every tile's elements sit at its first element's flat
+    index plus the same relative indices. Tile 0 is checked element by element to be a box B of
+    the result; any other tile is then the box B at the unravelled index of its first element
+    exactly when that box stays inside the result (no index carries into the next row)."""
     if it.num_tokens * it.token_elements > MAX_CHECKED_ELEMENTS:
         return None
-    offsets = it.offsets()
+    offsets = np.asarray(it.offsets(), dtype=np.int64).reshape(-1, it.rank)
     grid = np.stack(np.meshgrid(*[np.arange(t) for t in it.tile], indexing="ij"), axis=-1).reshape(-1, it.rank)
-    first_new = None
-    new_offsets = []
-    for off in offsets:
-        flat = np.ravel_multi_index(tuple((grid + off).T), it.shape)
-        coords = np.stack(np.unravel_index(flat, shape), axis=-1)
-        low, high = coords.min(axis=0), coords.max(axis=0)
-        box = tuple(int(v) for v in high - low + 1)
-        if math.prod(box) != len(flat) or (first_new is not None and box != first_new):
-            return None
-        first_new = box
-        new_offsets.append(low)
-    assert first_new is not None
+    coords = np.stack(np.unravel_index(np.ravel_multi_index(tuple((grid + offsets[0]).T), it.shape), shape), axis=-1)
+    box = coords.max(axis=0) - coords.min(axis=0) + 1
+    if math.prod(int(v) for v in box) != len(grid):  # distinct elements filling their bounding box
+        return None
+    lows = np.stack(np.unravel_index(np.ravel_multi_index(tuple(offsets.T), it.shape), shape), axis=-1)
+    if np.any(lows + box > np.array(shape)):
+        return None
     try:
-        return itensor.from_offsets(it.dtype, first_new, np.array(new_offsets, dtype=np.int64))
+        return itensor.from_offsets(it.dtype, tuple(int(v) for v in box), lows)
     except ITensorError:
         return None
