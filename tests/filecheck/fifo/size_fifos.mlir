@@ -88,7 +88,8 @@ func.func @center(%x: tensor<1x256xf32>) -> tensor<1x256xf32> {
 // LP-SAME:   attributes {depth = 9 : i64}
 
 // The conservative mode slows `split` to the pace of `rowsum`: less buffering between them.
-// CONS:      dataflow.dma_load %xa {depth = 10 : i64}
+// The DMA, a source, waits for the slowed `split` instead of filling its FIFO.
+// CONS:      dataflow.dma_load %xa {depth = 1 : i64}
 // CONS:      dataflow.task "split"
 // CONS-SAME:   attributes {depth = array<i64: 1, 16>}
 
