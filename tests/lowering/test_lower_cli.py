@@ -33,6 +33,21 @@ def test_compile_model_passes_and_reports_model_figures(gpt2_tiny_report):
     assert (out / "program.mlir").read_text().count("dataflow.kernel") == 1
 
 
+def test_compile_model_reports_the_whole_model_estimate(gpt2_tiny_report):
+    _, report, _ = gpt2_tiny_report
+    est, cycles = report["estimate"], report["model_figures"]["cycles_per_block_invocation"]
+    assert est["layers"] == report["config"]["layers_in_model"] > 1
+    assert est["device_ms_per_token"] == pytest.approx(est["layers"] * cycles / (est["clock_mhz"] * 1e3), rel=1e-3)
+    assert est["host_ms_per_token"] > 0 and "host CPU" in est["host_part"]
+    assert est["ms_per_token"] == pytest.approx(est["device_ms_per_token"] + est["host_ms_per_token"], abs=1e-3)
+    assert est["tokens_per_second"] == pytest.approx(1e3 / est["ms_per_token"], rel=1e-3)
+    hbm = sum(d["bytes"] for d in report["dmas"])
+    assert est["hbm_bytes_per_token"] == est["layers"] * hbm
+    roofline = est["layers"] * hbm / est["hbm_bytes_per_second"] * 1e3
+    assert est["roofline_ms_per_token"] == pytest.approx(roofline, rel=1e-3, abs=1e-4)
+    assert est["device_vs_roofline"] == pytest.approx(roofline / est["device_ms_per_token"], rel=1e-2)
+
+
 def test_compile_model_unknown_name_lists_models(capsys):
     assert main(["compile", "gpt3", "--out", "/nonexistent/never"]) == 2
     err = capsys.readouterr().err
