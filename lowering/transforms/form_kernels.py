@@ -318,6 +318,10 @@ def scalar_arguments(fn: func.FuncOp) -> dict[SSAValue, tuple[str, int]]:
                                       "(lowering.pipeline.lower(..., scalar_max={name: N}))")
         assert isinstance(arg.type, TensorType)
         scalar = Rewriter.replace_value_with_new_type(arg, arg.type.element_type)
+        for use in list(scalar.uses):  # `tensor.extract` of its one element (a DSL kernel's scalar operand)
+            if isinstance(use.operation, tensor.ExtractOp):
+                use.operation.result.replace_all_uses_with(scalar)
+                Rewriter.erase_op(use.operation)
         found[scalar] = (name, most.value.data)
     fn.function_type = FunctionType.from_lists([a.type for a in fn.body.block.args], list(fn.function_type.outputs))
     return found

@@ -6,6 +6,7 @@ decoding attention."""
 from __future__ import annotations
 
 import runpy
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,41 @@ def test_runtime_scalars_outside_a_block() -> None:
 
     with pytest.raises(ModelError, match="only defined while a decoder block"):
         runtime_scalars()
+
+
+def test_a_kernel_with_a_run_time_scalar_is_lowered_with_the_rest(tmp_path) -> None:  # noqa: ANN001
+    """The kernel's scalar is a rank-0 input of the model: kernel formation makes it the design's
+    scalar (the `tensor.extract` the import put in front of the kernel folds away), and one design
+    serves every value in the functional simulator and in csim."""
+    from lowering.pipeline import lower
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(D, D)
+
+        def forward(self, x, n):
+            return self.lin(torch.mul(self.lin(x), n))
+
+    net, x = Net().eval(), torch.randn(R, D, generator=torch.Generator().manual_seed(4))
+    imported = from_torch(net, x, torch.tensor(3, dtype=torch.int32), replace={torch.mul: LEAKY})
+    lowered = lower(imported, scalar_max={"n": R})
+    (kernel,) = [op for op in lowered.program.module.walk() if isinstance(op, KernelOp)]
+    assert list(kernel.scalar_args) == ["n"] and "leaky" in [op.sym_name.data for op in kernel.walk() if op.name == "dataflow.task"]
+    design = sd.compile(lowered.program)
+    project = None
+    if shutil.which("g++") is not None:
+        from hls_backend import emit_project
+
+        project = emit_project(design, tmp_path / "net")
+    for n in (0, R // 2, R):
+        with torch.no_grad():
+            h = net.lin(x)
+            h = torch.where(h > 0, h, h * 0.25)
+            h[n:] = 0.0
+            want = net.lin(h).numpy()
+        np.testing.assert_allclose(design.simulate(x.numpy(), np.array(n, np.int32)), want, rtol=1e-5, atol=1e-5)
+        if project is not None:
+            from hls_backend import run_csim
+
+            np.testing.assert_allclose(run_csim(project, x.numpy(), n, threaded=True), want, rtol=1e-5, atol=1e-5)
