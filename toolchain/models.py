@@ -96,15 +96,14 @@ class DesignRunner:
 
     def __init__(self, tile: int = 64):
         self.tile = tile
-        self.designs: dict[int, Any] = {}  # id(block.program) -> compiled design
+        self.designs: dict[int, tuple[Block, Any]] = {}  # id(block) -> (the block, kept alive; its compiled design)
 
     def design(self, block: Block):
-        key = id(block.program)
-        if key not in self.designs:
+        if id(block) not in self.designs:
             import streamdsl as sd
 
-            self.designs[key] = sd.compile(lower_block(block, self.tile).program)
-        return self.designs[key]
+            self.designs[id(block)] = (block, sd.compile(lower_block(block, self.tile).program))
+        return self.designs[id(block)][1]
 
     def __call__(self, block: Block, layer: int, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
         from streamdsl.sim.functional import simulate

@@ -315,7 +315,7 @@ def scalar_arguments(fn: func.FuncOp) -> dict[SSAValue, tuple[str, int]]:
         if not isinstance(most, IntegerAttr):
             raise PassFailedException(f"form-kernels: the rank-0 argument %{arg.name_hint or arg.index} ({name}) is a run-time "
                                       f"scalar; give its largest value as the argument attribute `{SCALAR_MAX} = N : i64` "
-                                      "(lowering.pipeline.lower(..., scalar_max={name: N}))")
+                                      f"(lowering.pipeline.lower(..., scalar_max={{{name!r}: N}}))")
         assert isinstance(arg.type, TensorType)
         scalar = Rewriter.replace_value_with_new_type(arg, arg.type.element_type)
         for use in list(scalar.uses):  # `tensor.extract` of its one element (a DSL kernel's scalar operand)
