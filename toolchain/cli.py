@@ -50,16 +50,19 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
     from toolchain.driver import compile_example
     from toolchain.examples import EXAMPLES
 
-    if args.program not in EXAMPLES and args.program not in FAMILIES:
+    if args.model_dir is not None and args.program is not None:
+        raise UsageError(f"give a program or model ({args.program}) or --model-dir DIR, not both")
+    args.program = args.program or ("checkpoint" if args.model_dir else "ffn-block")
+    if args.model_dir is None and args.program not in EXAMPLES and args.program not in FAMILIES:
         raise UsageError(f"unknown program {args.program!r}; built-in programs: {', '.join(EXAMPLES)}; Hugging Face "
                          f"model families: {', '.join(FAMILIES)}")
-    out = Path(args.out or f"out/{args.program}-{args.size}")
+    out = Path(args.out or f"out/{args.program}-{Path(args.model_dir).name if args.model_dir else args.size}")
     check_output_dir(out, args.force)  # before any work: a bad --out costs nothing
     if args.csim:
         from hls_backend import cxx_compiler
 
         cxx_compiler()
-    if args.program in FAMILIES:
+    if args.program in FAMILIES or args.model_dir is not None:
         result = _compile_model(args, out, console)
     else:
         hidden, ffn, tile = SIZES[args.size]
@@ -82,8 +85,9 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
 
     max_context = args.max_context
     tile = args.tile or 64
-    console.step(f"building, importing and lowering one {args.program} ({args.size}) decoder layer at cache length {max_context}")
-    block = model_block(args.program, args.size, max_context, tile, seed=args.seed)
+    what = args.model_dir or f"{args.program} ({args.size})"
+    console.step(f"building, importing and lowering one {what} decoder layer at cache length {max_context}")
+    block = model_block(args.program, args.size, max_context, tile, seed=args.seed, model_dir=args.model_dir)
     lowered = block.lowered
     if lowered.kernels != 1:
         costly = sorted(lowered.fusion.edge_costs.items(), key=lambda kv: -kv[1])[:3]
@@ -344,7 +348,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace, Progress], int], str]] =
 
 
 def _add_compile_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("program", nargs="?", default="ffn-block", help="built-in program (default: ffn-block)")
+    parser.add_argument("program", nargs="?", help="built-in program (default: ffn-block) or model family (`streamdsl "
+                        "models`)")
+    parser.add_argument("--model-dir", metavar="DIR", help="a local Hugging Face checkpoint (config.json + *.safetensors; "
+                        "never pickles) instead of a zoo model: its decoder block")
     parser.add_argument("--size", choices=SIZES, default="small", help="tiny, small (GPT-2, default) or paper (GPT-2 medium)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: out/PROGRAM-SIZE)")
     parser.add_argument("--seed", type=_natural, default=0, help="seed of the random inputs and weights")

@@ -14,10 +14,12 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import transformers
 
 from frontends import hf
 from frontends.block import Block, DecoderBlock, import_block
@@ -49,13 +51,21 @@ def _program_inputs(block: Block, program: Any, inputs: Sequence[np.ndarray]) ->
     return [named[name] for name in program.input_names]
 
 
-def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0) -> ModelBlock:
-    """Build, import and lower the decode block of a zoo model (layer 0's weights); the design is
-    verified at the cache length `max_context` (its worst case, the one FIFOs are sized for)."""
+def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0,
+                model_dir: str | None = None) -> ModelBlock:
+    """Build, import and lower the decode block of a zoo model (layer 0's weights), or of the
+    checkpoint in `model_dir` (`hf.from_dir`: its errors name the file); the design is verified at
+    the cache length `max_context` (its worst case, the one FIFOs are sized for)."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    layers = 2 if family == "gemma" else 1  # Gemma 3's config needs its local + global pair
-    model = hf.build(family, size, num_layers=layers, seed=seed)
+    if model_dir is not None:
+        model = hf.from_dir(model_dir, num_layers=1)  # the block is layer 0: only its weights are loaded
+        total = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True).num_hidden_layers
+        family, size = model.config.model_type, Path(model_dir).name
+    else:
+        layers = 2 if family == "gemma" else 1  # Gemma 3's config needs its local + global pair
+        model = hf.build(family, size, num_layers=layers, seed=seed)
+        total = hf.config(family, size)[1].num_hidden_layers
     seconds["build"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
     block = import_block(model, seq_len=1, max_context=max_context)
@@ -81,7 +91,7 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
 
     cfg = model.config
     kv = block.program.inputs[1].shape
-    config = {"hidden": cfg.hidden_size, "layers_in_model": hf.config(family, size)[1].num_hidden_layers,
+    config = {"hidden": cfg.hidden_size, "layers_in_model": total,
               "heads": cfg.num_attention_heads, "kv_heads": kv[1], "head_dim": kv[3], "max_context": max_context,
               "tile": tile}
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)

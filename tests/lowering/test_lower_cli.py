@@ -78,3 +78,45 @@ def test_compile_model_csim_of_one_block_invocation(tmp_path):
     assert verification["csim_vs_sim_max_abs"] <= 1e-5 * verification["torch_max_abs"]
     top = (out / "hls" / "kernel.cpp").read_text()
     assert "int32_t cache_len) {" in top and "s_axilite port=cache_len" in top  # one run-time scalar argument
+
+
+def test_compile_model_dir(tmp_path, capsys):
+    """A checkpoint as save_pretrained writes it compiles like the zoo model it was saved from."""
+    from frontends import hf
+
+    hf.build("llama", "tiny", num_layers=2, seed=1).save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "out"
+    assert main(["-q", "compile", "--model-dir", str(tmp_path / "ckpt"), "--max-context", "4", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "llama-ckpt-block" and report["config"]["layers_in_model"] == 2
+    assert report["verification"]["passed"] and report["estimate"]["layers"] == 2
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({}, "no config.json in it"),
+    ({"config.json": '{"model_type": "llama",'}, "config.json: not valid JSON"),
+    ({"config.json": None, "model.safetensors": b"\x00" * 16}, "model.safetensors: not a readable safetensors file"),
+    ({"config.json": None}, "no *.safetensors file in it"),
+    ({"config.json": None, "pytorch_model.bin": b"pickle"}, "pytorch_model.bin is a pickle, which streamdsl never loads"),
+])
+def test_compile_model_dir_missing_or_corrupt_file(tmp_path, capsys, files, message):
+    from frontends import hf
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name, content in files.items():
+        if content is None:  # a valid config of a tiny llama
+            hf.build("llama", "tiny", num_layers=1).config.save_pretrained(ckpt)
+        elif isinstance(content, bytes):
+            (ckpt / name).write_bytes(content)
+        else:
+            (ckpt / name).write_text(content)
+    code = main(["compile", "--model-dir", str(ckpt), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_compile_model_dir_and_a_model_is_a_usage_error(tmp_path, capsys):
+    assert main(["compile", "gpt2", "--model-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "or --model-dir DIR, not both" in capsys.readouterr().err
