@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run    compile the built-in default end to end with its verification
+#   make run    compile a GPT-2 decoder block end to end with its verification
 #   make test   run every test (pytest, filecheck through lit, tutorials)
 #   make mutation  mutation testing of the core modules (slow, not part of `make test`):
 #                  the score per module and the surviving mutants; MODULES="timing cli" picks some
@@ -18,7 +18,7 @@ PYTEST_ARGS ?= -n 2
 .PHONY: run test setup clean mutation survivors
 
 run: $(STAMP)
-	$(BIN)/streamdsl compile --csim
+	$(BIN)/streamdsl compile gpt2 --size tiny --max-context 64 --csim
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
