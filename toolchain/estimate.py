@@ -11,7 +11,6 @@ streamed at the U55C's full HBM bandwidth (32 pseudo-channels).
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Mapping, Sequence
 
@@ -30,8 +29,9 @@ def hbm_bytes_per_second(table: TimingTable = U55C) -> float:
 
 
 def host_seconds(model: torch.nn.Module, repeats: int = 5) -> float:
-    """Median seconds of one token's host part on this machine: embedding lookup, final norm,
-    LM head and argmax, in PyTorch eager (the decoder layers are the device's)."""
+    """Seconds of one token's host part on this machine, the fastest of `repeats` runs (the least
+    disturbed by other work): embedding lookup, final norm, LM head and argmax, in PyTorch eager
+    (the decoder layers are the device's)."""
     embed, head = model.get_input_embeddings(), model.get_output_embeddings()
     norm = next((getattr(model.base_model, name) for name in ("norm", "ln_f", "final_layernorm", "final_layer_norm")
                  if hasattr(model.base_model, name)), torch.nn.Identity())
@@ -42,7 +42,7 @@ def host_seconds(model: torch.nn.Module, repeats: int = 5) -> float:
             start = time.perf_counter()
             int(torch.argmax(head(norm(embed(token)))[0, -1]))
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def model_estimate(cycles: int, layers: int, dmas: Sequence[Mapping[str, object]], host: float,
