@@ -4,7 +4,8 @@ parts of `model_figures` (docs/report.md, "Model figures").
 The block design is invoked once per layer per token, so the modeled time of one decoded token is
 `layers x` the block's timed-simulation makespan at the kernel clock, plus the host part:
 embedding, final norm, LM head and greedy argmax run on the host CPU (as `frontends.host` does),
-timed here in PyTorch eager on the model itself. Kernel launches are not counted (XRT is not
+timed here in PyTorch eager on the model itself. Prefill is modeled as the prompt streamed through
+the same design a token per invocation (the host part runs once, for the last prompt token). Kernel launches are not counted (XRT is not
 here to measure them). The HBM roofline is the same design with every byte its DMAs move
 streamed at the U55C's full HBM bandwidth (32 pseudo-channels).
 """
@@ -63,6 +64,10 @@ def model_estimate(cycles: int, layers: int, dmas: Sequence[Mapping[str, object]
         "host_part": "embedding, final norm, LM head and greedy argmax on the host CPU, timed in PyTorch eager on "
                      "this machine; kernel launches (one per layer) not counted",
         "ms_per_token": round(ms, 4),
+        # the prompt through the same design, a token per invocation: the cache is streamed at its
+        # maximum length, masked, so an invocation takes the same cycles at every cache length
+        "prefill": {"design": "decode", "cycles_per_prompt_token_per_block": cycles,
+                    "ms_per_prompt_token": round(device_ms, 4)},
         "tokens_per_second": round(1e3 / ms, 3),
         "hbm_bytes_per_token": layers * hbm_bytes,
         "hbm_bytes_per_second": hbm_bytes_per_second(table),
