@@ -117,10 +117,13 @@ def size_fifos(graph: Graph, mode: str = "min-bits", slack: float = 0.0,
         depths = naive if mode == "naive" else dict.fromkeys(naive, DEFAULT_DEPTH)
         return Sizing(mode, depths, time.perf_counter() - t0, graph.bits(depths), **common)
     if mode == "min-bits":
-        sizing = _min_bits(graph, achieved, slack, t0, common)
-        if fits is None or fits(sizing.depths):
-            return sizing
-        return _within_budget(graph, unbounded, fits, slack, t0, common) or sizing
+        lp = _plan(graph, achieved, "lp")
+        proven = _proven(graph, achieved, lp)
+        if fits is not None and not fits(min(proven, key=graph.bits)):  # the simulator's search rarely halves it
+            within = _within_budget(graph, unbounded, fits, slack, t0, common)
+            if within is not None:
+                return within
+        return _min_bits(graph, achieved, slack, t0, common, lp)
     plans = [_plan(graph, achieved, mode)]
     if mode == "conservative":  # never worse than the normal LP: both are deadlock-free
         plans.insert(0, _plan(stretched(graph), None, mode))
@@ -270,7 +273,13 @@ class _Judge:
         return False
 
 
-def _min_bits(graph: Graph, achieved: TimedResult, slack: float, t0: float, common: dict[str, int]) -> Sizing:
+def _proven(graph: Graph, achieved: TimedResult, lp: tuple) -> list[dict[str, int]]:
+    """Depths that reach the makespan of `achieved` by construction: the LP's and its peaks."""
+    return [lp[0], {e.name: max(1, achieved.peak_occupancy[e.name]) for e in graph.fifos}]
+
+
+def _min_bits(graph: Graph, achieved: TimedResult, slack: float, t0: float, common: dict[str, int],
+              lp: tuple | None = None) -> Sizing:
     """Start from the cheapest depth vector known to reach the target makespan (the LP's and the
     achieved run's peak occupancy, sources as late as they may run, by construction; conservative
     and depth 2 when the simulator confirms them, their per-edge minimum when it does), then shrink
@@ -279,8 +288,8 @@ def _min_bits(graph: Graph, achieved: TimedResult, slack: float, t0: float, comm
     assert achieved.makespan is not None
     target = int(achieved.makespan * (1 + slack))
     judge = _Judge(graph, target)
-    lp = _plan(graph, achieved, "lp")
-    proven = [lp[0], {e.name: max(1, achieved.peak_occupancy[e.name]) for e in graph.fifos}]
+    lp = _plan(graph, achieved, "lp") if lp is None else lp
+    proven = _proven(graph, achieved, lp)
     trial = [dict.fromkeys(lp[0], DEFAULT_DEPTH)] if judge.affordable() else []  # only the simulator may confirm these
     if trial and len(graph.tasks) <= CONSERVATIVE_TASKS:
         trial.insert(0, _plan(stretched(graph), None, "conservative")[0])
