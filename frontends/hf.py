@@ -26,6 +26,7 @@ import transformers
 from safetensors import SafetensorError
 
 from frontends.errors import ModelError
+from streamdsl.quant import check_float_checkpoint
 
 FAMILIES = ("gpt2", "llama", "qwen2", "gemma")  # the paper's four, with a `paper` size each
 # Families no issue names, at `tiny` and `small` only: (config class, extra config fields).
@@ -242,6 +243,8 @@ def from_dir(directory: str | Path, *, num_layers: int | None = None, attention:
     if not isinstance(fields, dict) or "model_type" not in fields:
         raise ModelError(f"{path}: no \"model_type\" field; it is not a transformers config "
                          "(re-save it with model.config.save_pretrained(dir))")
+    # a GPTQ/AWQ/bitsandbytes/fp8 checkpoint: say so before transformers tries to load its quantizer
+    check_float_checkpoint(str(path), (), fields)
     try:
         cfg = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
     except (ValueError, KeyError, TypeError, OSError) as err:

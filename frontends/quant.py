@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,10 +26,12 @@ from streamdsl.quant import QuantError, QuantizedWeight, Scheme
 
 __all__ = [
     "FakeQuantLinear",
+    "QuantLinear",
     "check_checkpoint",
     "fake_quantize",
     "linear_layers",
     "quantize_activations",
+    "quantize_model",
     "weight_bytes",
     "weight_figures",
 ]
@@ -36,11 +39,11 @@ __all__ = [
 
 def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(integer values as float32, per-token scales) of `x`: `clamp(round(x / s), -127, 127)`,
-    `s = max|x| / 127` over the last dim, 0 where `s == 0` (docs/quantization.md)."""
+    `s = max|x| / 127` over the last dim, 0 where `s == 0` (docs/quantization.md: then every
+    `x` is zero, so dividing by 1 instead gives the zeros and no mask tensor is needed)."""
     s = x.abs().amax(dim=-1, keepdim=True) / torch.tensor(127.0, dtype=x.dtype)
-    zero = s == 0
-    q = torch.clamp(torch.round(x / torch.where(zero, torch.ones_like(s), s)), -127, 127)
-    return torch.where(zero, torch.zeros_like(q), q), s
+    q = torch.clamp(torch.round(x / torch.where(s == 0, torch.ones_like(s), s)), -127, 127)
+    return q, s
 
 
 class FakeQuantLinear(nn.Module):
@@ -69,6 +72,64 @@ class FakeQuantLinear(nn.Module):
         return f"in={self.in_features}, out={self.out_features}, int{self.quantized.bits}, group={self.quantized.group}"
 
 
+class QuantLinear(nn.Module):
+    """A quantized linear layer in the hardware's integer form (docs/quantization.md), written in
+    torch ops that import as integer IR: the input quantized per token to int8, the int32 group
+    sums of a batched integer matmul, each group dequantized with its f16 scale and the groups
+    summed in float32 in increasing order, one multiply by the activation scale, then the bias.
+
+    Parameters (what the host loads): `weight` the integer values as `(K/G, G, N)` (W.T grouped by
+    input channel, int8 storage; `int_bits` 4 marks it as `i4` for the importer), `scales` f16
+    `(K/G, 1, N)`, `bias` float32 or None."""
+
+    def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None):
+        super().__init__()
+        n, k = quantized.shape
+        groups = k // quantized.group
+        values = np.ascontiguousarray(quantized.values.T).reshape(groups, quantized.group, n)
+        self.quantized = quantized
+        self.weight = nn.Parameter(torch.from_numpy(values), requires_grad=False)
+        scales = np.ascontiguousarray(quantized.scales.T).reshape(groups, 1, n)
+        self.scales = nn.Parameter(torch.from_numpy(scales), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().to(torch.float32).clone(), requires_grad=False)
+        self._tag_weight()
+
+    def _tag_weight(self) -> None:
+        """The importer types a parameter with `int_bits` as that many bits (torch has no int4)."""
+        self.weight.int_bits = self.quantized.bits  # type: ignore[attr-defined]
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._tag_weight()  # copy.deepcopy makes new Parameters without their attributes
+
+    @property
+    def in_features(self) -> int:
+        return self.quantized.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.quantized.shape[0]
+
+    def integer_part(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The int32 group sums `acc` `(K/G, M, N)` of `(M, K)` float rows and their per-token
+        scales `(M, 1)`: `streamdsl.quant.int_matmul` (as `(M, N, K/G)`) and `activation_scale`."""
+        groups, group, _ = self.weight.shape
+        q, s = quantize_activations(rows)
+        xq = q.to(torch.int8).reshape(rows.shape[0], groups, group).transpose(0, 1)  # (K/G, M, G)
+        return torch.bmm(xq.to(torch.int32), self.weight.to(torch.int32)), s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *lead, k = x.shape
+        acc, s = self.integer_part(x.reshape(-1, k))
+        y = s * (acc.to(torch.float32) * self.scales.to(torch.float32)).sum(0)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, int{self.quantized.bits}, group={self.quantized.group}"
+
+
 def _weight_of(module: nn.Module) -> torch.Tensor | None:
     """The `(out, in)` weight of a linear layer (`Conv1D` stores it transposed), else None."""
     if isinstance(module, nn.Linear):
@@ -85,15 +146,27 @@ def linear_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 def fake_quantize(model: nn.Module, scheme: str | Scheme | None) -> nn.Module:
     """A copy of `model` with every linear layer fake-quantized (the model for `none`)."""
+    return _replace_linears(model, scheme, FakeQuantLinear)
+
+
+def quantize_model(model: nn.Module, scheme: str | Scheme | None) -> nn.Module:
+    """A copy of `model` with every linear layer in the hardware's integer form (`QuantLinear`),
+    from the same offline quantization as `fake_quantize` (the model itself for `none`). Imported
+    with `from_torch`, its layers are integer IR: int8 activations quantized per token on chip,
+    `sd.i4` / `sd.i8` weight parameters with f16 scales, int32 sums, float dequantization."""
+    return _replace_linears(model, scheme, QuantLinear)
+
+
+def _replace_linears(model: nn.Module, scheme: str | Scheme | None, make) -> nn.Module:  # noqa: ANN001
     sch = quant.scheme(scheme) if isinstance(scheme, str) else scheme
     if sch is None:
         return model
     out = copy.deepcopy(model)
     for name, layer in linear_layers(out).items():
         weight = _weight_of(layer).detach().to(torch.float32).numpy()  # type: ignore[union-attr]
-        fq = FakeQuantLinear(quant.quantize_weight(weight, sch, f"{name}.weight"), layer.bias)
+        replacement = make(quant.quantize_weight(weight, sch, f"{name}.weight"), layer.bias)
         parent_name, _, attr = name.rpartition(".")
-        setattr(out.get_submodule(parent_name) if parent_name else out, attr, fq)
+        setattr(out.get_submodule(parent_name) if parent_name else out, attr, replacement)
     return out
 
 

@@ -27,7 +27,7 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 from torch.fx.node import map_arg
 from torch.utils._sympy.numbers import int_oo
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerType, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
 from frontends.errors import (
@@ -298,7 +298,10 @@ class _Importer:
 
     def add_arg(self, hint: str, name: str, kind: str, val: torch.Tensor | None, meta=None) -> SSAValue:
         t = val if val is not None else meta
-        arg = self.block.insert_arg(TensorType(element_type(t.dtype), list(t.shape)), len(self.block.args))
+        elt = element_type(t.dtype)
+        if (bits := getattr(val, "int_bits", None)) is not None and t.dtype == torch.int8:
+            elt = IntegerType(bits)  # sub-byte integers (int4 weights) held in int8 storage: torch has no int4 tensors
+        arg = self.block.insert_arg(TensorType(elt, list(t.shape)), len(self.block.args))
         # xDSL drops a trailing `_<digits>` from names (its uniquing suffix): keep it as `.<digits>`.
         arg.name_hint = re.sub(r"_(\d+)$", r".\1", re.sub(r"[^A-Za-z0-9_.]", "_", hint))
         array = None if val is None else val.detach().cpu().numpy()

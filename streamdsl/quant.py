@@ -10,7 +10,7 @@ hardware's order. `pack_int4` / `unpack_int4` give the stored int4 format (128 p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,12 +58,21 @@ SCHEMES: Mapping[str, Scheme | None] = {
 }
 
 
-def scheme(name: str) -> Scheme | None:
-    """The scheme called `name` (None for `none`, the float path)."""
+def scheme(name: str, group: int | None = None) -> Scheme | None:
+    """The scheme called `name` (None for `none`, the float path); `group` replaces w4a8's group
+    size of 128 (models narrower than 128 channels, such as the `tiny` zoo sizes, need one)."""
     if name not in SCHEMES:
         raise QuantError(f"unsupported quantization scheme {name!r}: choose one of {', '.join(SCHEMES)} "
                          "(docs/quantization.md)")
-    return SCHEMES[name]
+    sch = SCHEMES[name]
+    if group is None:
+        return sch
+    if sch is None or sch.group is None:
+        raise QuantError(f"a group size applies to w4a8 only; {name} has "
+                         f"{'no quantization' if sch is None else 'one group per output channel'}")
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise QuantError(f"group size {group!r}: give a positive number of input channels per weight scale")
+    return replace(sch, group=group)
 
 
 def qmax(bits: int) -> int:

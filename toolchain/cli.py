@@ -64,6 +64,9 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
         cxx_compiler()
     if args.program in FAMILIES or args.model_dir is not None:
         result = _compile_model(args, out, console)
+    elif args.quant != "none" or args.group_size is not None:
+        raise UsageError(f"--quant and --group-size apply to model families ({', '.join(FAMILIES)}), not to the "
+                         f"built-in program {args.program!r}")
     else:
         hidden, ffn, tile = SIZES[args.size]
         example = EXAMPLES[args.program](hidden, ffn, tile)
@@ -77,17 +80,22 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
 def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     """A decoder block of a zoo model: import, lower (fusion under the on-chip budget), size, verify
     against eager (not at `paper` size, where the block is emitted as HLS instead)."""
+    from frontends.block import decoder_layers
     from frontends.quant import weight_figures
+    from streamdsl import quant
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
     from toolchain.estimate import host_seconds
-    from toolchain.models import model_block
+    from toolchain.models import model_block, quantization_figures
 
     max_context = args.max_context
     tile = args.tile or 64
+    scheme = quant.scheme(args.quant, args.group_size)  # before any work: a bad scheme costs nothing
     what = args.model_dir or f"{args.program} ({args.size})"
-    console.step(f"building, importing and lowering one {what} decoder layer at cache length {max_context}")
-    block = model_block(args.program, args.size, max_context, tile, seed=args.seed, model_dir=args.model_dir)
+    console.step(f"building, importing and lowering one {what} decoder layer at cache length {max_context}"
+                 f"{'' if scheme is None else f', linear layers at {scheme.name}'}")
+    block = model_block(args.program, args.size, max_context, tile, seed=args.seed, model_dir=args.model_dir,
+                        quant=scheme)
     lowered = block.lowered
     if lowered.kernels != 1:
         costly = sorted(lowered.fusion.edge_costs.items(), key=lambda kv: -kv[1])[:3]
@@ -100,10 +108,13 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         "cache_length": max_context,
         "intermediate_bytes": {"unfused": unfused, "fused": fused, "fused_over_unfused": round(fused / max(unfused, 1), 4)},
         "compile_seconds": block.seconds,
-        "weight_bytes_per_layer": weight_figures(block.module.layer),
+        "weight_bytes_per_layer": weight_figures(decoder_layers(block.model)[0]),
         "layers": block.example.config["layers_in_model"],
         "host_seconds": host_seconds(block.model),
     }
+    if scheme is not None:
+        console.step("lowering the float32 block too: the modeled latency without quantization")
+        figures["quantization"] = quantization_figures(block, scheme)
     verify = args.size != "paper"
     return compile_example(block.example, out, console, seed=args.seed, csim=args.csim, force=args.force, verify=verify,
                            emit_hls=not verify, model=figures)
@@ -203,6 +214,8 @@ def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
 
     from frontends import ModelError, hf
     from frontends.host import RUNNERS, Generator, torch_generate
+    from frontends.quant import fake_quantize, quantize_model
+    from streamdsl import quant
 
     warnings.filterwarnings("ignore")  # torch.export's deprecation chatter
     if (args.model is None) == (args.model_dir is None):
@@ -215,6 +228,7 @@ def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
     if args.prompt_len + args.tokens - 1 > args.max_context:
         raise ModelError(f"--prompt-len {args.prompt_len} and --tokens {args.tokens} need a cache of "
                          f"{args.prompt_len + args.tokens - 1} rows; raise --max-context ({args.max_context})")
+    scheme = quant.scheme(args.quant, args.group_size)
     name = args.model_dir or f"{args.model}-{args.size}"
     console.step(f"building {name}" + ("" if args.model_dir else " from its config with random weights"))
     if args.model_dir:
@@ -224,7 +238,7 @@ def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
     console.step(f"importing the decode and prefill ({args.prefill_len} tokens) block designs, the embedding and "
                  f"the head (max context {args.max_context})")
     start = time.perf_counter()
-    gen = Generator(model, max_context=args.max_context, prefill_len=args.prefill_len,
+    gen = Generator(quantize_model(model, scheme), max_context=args.max_context, prefill_len=args.prefill_len,
                     block_runner=runners[args.runner])
     imported = time.perf_counter() - start
     prompt = np.random.default_rng(args.seed).integers(0, model.config.vocab_size, args.prompt_len).tolist()
@@ -238,12 +252,15 @@ def cmd_generate(args: argparse.Namespace, console: Progress) -> int:
     console.detail(f"import {imported:.2f} s, generation {seconds:.2f} s ({seconds / args.tokens * 1e3:.1f} ms/token)")
     if not args.check:
         return EXIT_OK
-    console.step("generating with PyTorch (model.generate, greedy)")
-    want = torch_generate(model, prompt, args.tokens)
+    console.step(f"generating with PyTorch (model.generate, greedy{'' if scheme is None else ', fake-quantized model'})")
+    want = torch_generate(fake_quantize(model, scheme), prompt, args.tokens)
     error = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(out.logits, want.logits))
-    same = out.tokens == want.tokens and error <= 1e-4
+    # quantized: float32 rounding differences may move an activation across a rounding boundary,
+    # one int8 step (1/127 of its token's max), so the logits agree to about 1e-2, not 1e-4
+    tolerance = 1e-4 if scheme is None else 2e-2
+    same = out.tokens == want.tokens and error <= tolerance
     print(f"torch:  {' '.join(map(str, want.tokens))}\n{'same tokens' if out.tokens == want.tokens else 'DIFFERENT tokens'}"
-          f", logits within {error:.2g} of max |logit| ({'ok' if same else 'FAILED'}, tolerance 1e-4)")
+          f", logits within {error:.2g} of max |logit| ({'ok' if same else 'FAILED'}, tolerance {tolerance:g})")
     return EXIT_OK if same else EXIT_FAILED
 
 
@@ -262,7 +279,9 @@ def _add_generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runner", default="numpy", help="what runs the block: numpy (default; the imported IR "
                         "interpreted) or design (the block lowered to one dataflow design, in the functional simulator)")
     parser.add_argument("--seed", type=_natural, default=0, help="seed of the weights and the prompt")
-    parser.add_argument("--check", action="store_true", help="compare tokens and logits with PyTorch's model.generate")
+    parser.add_argument("--check", action="store_true", help="compare tokens and logits with PyTorch's model.generate "
+                        "(of the fake-quantized model with --quant)")
+    _add_quant_args(parser)
 
 
 def cmd_import(args: argparse.Namespace, console: Progress) -> int:
@@ -360,7 +379,16 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=_positive, help="models: the default tile size of every loop (default 64)")
     parser.add_argument("--csim", action="store_true",
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
+    _add_quant_args(parser)
     _add_force_arg(parser)
+
+
+def _add_quant_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quant", nargs="?", const="w4a8", default="none", metavar="SCHEME",
+                        help="models: quantize every linear layer: w4a8 (the value when SCHEME is left out), w8a8 or "
+                             "none (the default: float32); docs/quantization.md")
+    parser.add_argument("--group-size", type=_positive, metavar="G",
+                        help="models at w4a8: input channels per weight scale (default 128; the tiny sizes need 32 or 64)")
 
 
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {

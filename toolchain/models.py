@@ -23,10 +23,13 @@ import transformers
 
 from frontends import hf
 from frontends.block import Block, DecoderBlock, import_block
+from frontends.quant import fake_quantize, quantize_model, weight_bytes
 from lowering.pipeline import Lowered, lower
+from streamdsl.quant import Scheme
+from toolchain.estimate import model_estimate
 from toolchain.examples import Example
 
-__all__ = ["DesignRunner", "ModelBlock", "lower_block", "model_block"]
+__all__ = ["DesignRunner", "ModelBlock", "lower_block", "model_block", "quantization_figures", "run_block"]
 
 
 @dataclass
@@ -34,9 +37,9 @@ class ModelBlock:
     example: Example
     lowered: Lowered
     block: Block
-    module: torch.nn.Module  # the decoder block in PyTorch (layer 0), the reference
+    module: torch.nn.Module  # the decoder block in PyTorch (layer 0), the reference (fake-quantized with a scheme)
     seconds: dict[str, float]
-    model: torch.nn.Module | None = None  # the built model (its embedding and head are the host part)
+    model: torch.nn.Module | None = None  # the built float32 model (its embedding and head are the host part)
 
 
 def lower_block(block: Block, tile: int = 64) -> Lowered:
@@ -52,10 +55,12 @@ def _program_inputs(block: Block, program: Any, inputs: Sequence[np.ndarray]) ->
 
 
 def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0,
-                model_dir: str | None = None) -> ModelBlock:
+                model_dir: str | None = None, quant: Scheme | None = None) -> ModelBlock:
     """Build, import and lower the decode block of a zoo model (layer 0's weights), or of the
     checkpoint in `model_dir` (`hf.from_dir`: its errors name the file); the design is verified at
-    the cache length `max_context` (its worst case, the one FIFOs are sized for)."""
+    the cache length `max_context` (its worst case, the one FIFOs are sized for). With a
+    quantization scheme the block is imported from the quantized model (its linear layers in
+    integer form, `frontends.quant.quantize_model`) and the reference is the fake-quantized block."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if model_dir is not None:
@@ -68,12 +73,11 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         total = hf.config(family, size)[1].num_hidden_layers
     seconds["build"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
-    block = import_block(model, seq_len=1, max_context=max_context)
+    block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context)
     seconds["import"] = round(time.perf_counter() - start, 4)
     lowered = lower_block(block, tile)
     seconds.update(lowered.seconds)
-    module = DecoderBlock(model, 0, 1, max_context, block.windowed).eval()
-    names = [s.name for s in block.program.inputs]
+    module = DecoderBlock(fake_quantize(model, quant), 0, 1, max_context, block.windowed).eval()
 
     def make_inputs(s: int) -> list[np.ndarray]:
         rng = np.random.default_rng(s)
@@ -84,18 +88,53 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         return _program_inputs(block, lowered.program, inputs)
 
     def reference(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        given = dict(zip(lowered.program.input_names, arrays))
-        given.setdefault("position", given["cache_len"])  # a position the design does not read (GPT-2's)
-        with torch.no_grad():
-            return tuple(t.numpy() for t in module(*[torch.as_tensor(np.asarray(given[n])) for n in names]))
+        return run_block(module, block, lowered.program.input_names, arrays)
 
     cfg = model.config
     kv = block.program.inputs[1].shape
     config = {"hidden": cfg.hidden_size, "layers_in_model": total,
               "heads": cfg.num_attention_heads, "kv_heads": kv[1], "head_dim": kv[3], "max_context": max_context,
-              "tile": tile}
+              "tile": tile, "quant": "none" if quant is None else quant.name}
+    if quant is not None:
+        config["quant_group"] = quant.group  # None: one group per output channel (w8a8)
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)
     return ModelBlock(example, lowered, block, module, seconds, model)
+
+
+def run_block(module: torch.nn.Module, block: Block, names: Sequence[str], arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """A decoder block in PyTorch on a design's inputs (`arrays`, named `names`)."""
+    given = dict(zip(names, arrays))
+    given.setdefault("position", given["cache_len"])  # a position the design does not read (GPT-2's)
+    with torch.no_grad():
+        return tuple(t.numpy() for t in module(*[torch.as_tensor(np.asarray(given[s.name])) for s in block.program.inputs]))
+
+
+def quantization_figures(mb: ModelBlock, scheme: Scheme) -> dict[str, object]:
+    """report.json's `model_figures.quantization` for a block compiled at `scheme`: the scheme,
+    the layer's weight bytes, how far the fake-quantized block (the reference) is from the float
+    block on the example's inputs, and the float32 block lowered, sized and timed at the same
+    maximum context and tile (the modeled latency without quantization)."""
+    import streamdsl as sd
+
+    max_context = mb.example.config["max_context"]
+    float_module = DecoderBlock(mb.model, 0, 1, max_context, mb.block.windowed).eval()
+    layer = float_module.layer
+    inputs = mb.example.make_inputs(0)
+    floats = run_block(float_module, mb.block, mb.lowered.program.input_names, inputs)
+    quantized = mb.example.reference(*inputs)
+    errors = [float(np.abs(q - f).max() / max(float(np.abs(f).max()), 1e-30)) for q, f in zip(quantized, floats, strict=True)]
+    float_block = import_block(mb.model, seq_len=1, max_context=max_context)  # type: ignore[arg-type]
+    cycles = sd.compile(lower_block(float_block, mb.example.config["tile"]).program).timed_simulation().makespan
+    return {
+        "scheme": scheme.name,
+        "group": scheme.group,
+        "weight_bits": scheme.weight_bits,
+        "weight_bytes_per_layer": {"float32": sum(weight_bytes(layer, None).values()),
+                                   scheme.name: sum(weight_bytes(layer, scheme).values())},
+        "reference_vs_float_max_rel": {"hidden": errors[0], "keys": errors[1], "values": errors[2]},
+        "float32_cycles_per_block_invocation": cycles,
+        "float32_device_ms_per_token": model_estimate(cycles, mb.example.config["layers_in_model"], [], 0.0)["device_ms_per_token"],
+    }
 
 
 class DesignRunner:

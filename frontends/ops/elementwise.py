@@ -121,6 +121,7 @@ _UNARY: dict[object, Callable[[Body, SSAValue], SSAValue]] = {
     aten.sin.default: _unary(math.SinOp),
     aten.erf.default: _unary(math.ErfOp),
     aten.abs.default: _unary(math.AbsFOp),
+    aten.round.default: _unary(math.RoundEvenOp),  # torch.round: half to even
     aten.sigmoid.default: _sigmoid,
     aten.reciprocal.default: lambda b, x: b.op(arith.DivfOp(b.const(1.0, x.type), x)),
     aten.relu.default: lambda b, x: b.op(arith.MaximumfOp(x, b.const(0.0, x.type))),
@@ -234,3 +235,10 @@ def dropout(b: IRBuilder, node: Node, x, p, train):
     if train and p > 0:
         raise FrontendError(f"{node.name}: dropout in training mode is random; call model.eval() before importing")
     return x
+
+
+@lowers(aten.full_like.default)
+def full_like(b: IRBuilder, node: Node, x, fill_value, **_):
+    """`torch.full_like` / `zeros_like` / `ones_like` of a computed tensor: a fill of its shape."""
+    shape, elt = result_meta(node)
+    return b.fill(fill_value, shape, elt)

@@ -1,0 +1,167 @@
+"""Quantized models through the whole stack: `frontends.quant.quantize_model` imports linear
+layers in their integer form, the lowering carries the i4/i8/i32/f16 types, and the functional
+simulator is bit-exact on the integers (against `streamdsl.quant`) and agrees with the
+fake-quantized PyTorch model (the reference) on the floats and on generated tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import streamdsl as sd
+from frontends import from_torch, hf
+from frontends.block import DecoderBlock
+from frontends.host import Generator, torch_generate
+from frontends.quant import FakeQuantLinear, QuantLinear, fake_quantize, quantize_model
+from lowering.pipeline import lower
+from streamdsl import quant
+from toolchain.models import DesignRunner, model_block, run_block
+
+SCHEMES = {"w4a8": quant.scheme("w4a8", 32), "w8a8": quant.scheme("w8a8"), "w4a8-128": quant.scheme("w4a8")}
+
+
+class IntegerPart(torch.nn.Module):
+    """A quantized layer's int32 group sums and per-token scales, as outputs."""
+
+    def __init__(self, layer: QuantLinear):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer.integer_part(x)
+
+
+def extreme_weight(n: int, k: int, sch: quant.Scheme, rng: np.random.Generator) -> quant.QuantizedWeight:
+    """A stored weight over the whole two's complement range (-8 / -128 included, which the
+    quantizer never produces but the format and the integer matmul accept)."""
+    lo, hi = -(1 << (sch.weight_bits - 1)), (1 << (sch.weight_bits - 1)) - 1
+    values = rng.integers(lo, hi + 1, (n, k)).astype(np.int8)
+    values[0, :] = lo
+    values[-1, :] = hi
+    group = sch.group_size(k)
+    scales = rng.uniform(1e-3, 1e-1, (n, k // group)).astype(np.float16)
+    return quant.QuantizedWeight(values, scales, sch.weight_bits, group)
+
+
+def lowered_design(module: torch.nn.Module, *args: np.ndarray):
+    prog = from_torch(module, *[torch.from_numpy(a) for a in args])
+    return prog, sd.compile(lower(prog).program)
+
+
+@pytest.mark.parametrize(("scheme", "m", "k", "n"), [("w4a8", 1, 128, 96), ("w4a8-128", 3, 256, 64),
+                                                     ("w8a8", 2, 192, 48)])
+def test_quantized_linear_lowers_bit_exact(scheme: str, m: int, k: int, n: int) -> None:
+    sch = SCHEMES[scheme]
+    rng = np.random.default_rng(k + n)
+    x = (rng.standard_normal((m, k)) * rng.uniform(0.1, 10, (m, 1))).astype(np.float32)
+    if m > 2:
+        x[1] = 0.0  # a zero token: scale 0, all-zero integers
+    bias = torch.from_numpy(rng.standard_normal(n).astype(np.float32))
+    for qw in (quant.quantize_weight((rng.standard_normal((n, k)) * 0.05).astype(np.float32), sch),
+               extreme_weight(n, k, sch, rng)):
+        layer = QuantLinear(qw, bias)
+        prog, design = lowered_design(layer, x)
+        weight, scales = (a.type for a in prog.module.ops.first.body.block.args[1:3])
+        assert (str(weight.element_type), str(scales.element_type)) == (f"i{sch.weight_bits}", "f16")
+        # floats: the hardware's order of docs/quantization.md, bit for bit
+        np.testing.assert_array_equal(design.simulate(x), quant.linear(x, qw, bias.numpy()))
+        # integers: the int32 group sums and the scales, bit for bit
+        _, int_design = lowered_design(IntegerPart(layer), x)
+        acc, s = int_design.simulate(x)
+        xq, want_s = quant.quantize_activations(x)
+        assert acc.dtype == np.int32
+        np.testing.assert_array_equal(acc, quant.int_matmul(xq, qw.values, qw.group).transpose(2, 0, 1))
+        np.testing.assert_array_equal(s, want_s)
+        # the fake-quantized reference agrees to float32 rounding
+        with torch.no_grad():
+            fake = FakeQuantLinear(qw, bias)(torch.from_numpy(x)).numpy()
+        assert float(np.abs(design.simulate(x) - fake).max()) <= 1e-5 * float(np.abs(fake).max())
+
+
+def test_integer_parameters_narrow_the_weight_stream() -> None:
+    """An int4 weight moves in an eighth of the float32 bits (the timing model's DMA tokens)."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((64, 256)) * 0.05).astype(np.float32)
+    x = rng.standard_normal((1, 256)).astype(np.float32)
+    bits = {}
+    for name, sch in (("w4a8", SCHEMES["w4a8-128"]), ("w8a8", SCHEMES["w8a8"])):
+        _, design = lowered_design(QuantLinear(quant.quantize_weight(w, sch), None), x)
+        bits[name] = sum(s.tokens * s.token_bits for s in design.streams if s.name.startswith("dma_load(p_weight)"))
+    _, design = lowered_design(torch.nn.Linear(256, 64, bias=False), x)
+    bits["float32"] = sum(s.tokens * s.token_bits for s in design.streams if s.name.startswith("dma_load(p_weight)"))
+    assert bits == {"float32": 64 * 256 * 32, "w8a8": 64 * 256 * 8, "w4a8": 64 * 256 * 4}
+
+
+BLOCK_CASES = [("llama", "w4a8"), ("gpt2", "w8a8")]
+SLOW_BLOCK_CASES = [(f, s) for f in hf.FAMILIES for s in ("w4a8", "w8a8") if (f, s) not in BLOCK_CASES]
+
+
+@pytest.mark.parametrize(("family", "scheme"), BLOCK_CASES + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW_BLOCK_CASES])
+def test_block_design_equals_the_integer_form(family: str, scheme: str) -> None:
+    """The decode block of `frontends.block` at tiny size, imported from the quantized model and
+    lowered to one design: the simulator equals the block's integer form in PyTorch and is within
+    1e-5 of the fake-quantized block (the reference), at a full and a partial cache."""
+    sch = SCHEMES[scheme]
+    mb = model_block(family, "tiny", 8, 64, quant=sch)
+    design = sd.compile(mb.lowered.program)
+    integer = DecoderBlock(quantize_model(mb.model, sch), 0, 1, 8, mb.block.windowed).eval()
+    names = mb.lowered.program.input_names
+    for args in (mb.example.make_inputs(3), mb.example.make_inputs(4)):
+        named = dict(zip(names, args))
+        if "cache_len" in named:
+            named["cache_len"] = np.asarray(5, named["cache_len"].dtype)  # 5 of the 8 rows hold tokens
+        args = [named[n] for n in names]
+        got = design.simulate(*args)
+        want = run_block(integer, mb.block, names, args)
+        ref = mb.example.reference(*args)
+        for g, w, r in zip(got, want, ref, strict=True):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-6 * float(np.abs(w).max()))
+            assert float(np.abs(g - r).max()) <= 1e-5 * float(np.abs(r).max())
+
+
+def lively(model: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
+    """Weight matrices wider than the configs' init, so that greedy tokens vary."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+    return model
+
+
+@pytest.mark.parametrize("scheme", ["w4a8", "w8a8"])
+@pytest.mark.parametrize("family", hf.FAMILIES)
+def test_quantized_generation_through_the_imported_blocks(family: str, scheme: str) -> None:
+    """16 tokens after an 8-token prompt: the host loop over the imported quantized block designs
+    (prefill and decode, interpreted) and the quantized LM head equal the fake-quantized model's
+    `generate`."""
+    model = lively(hf.build(family, "tiny"))
+    sch = SCHEMES[scheme]
+    prompt = torch.randint(0, model.config.vocab_size, (8,), generator=torch.Generator().manual_seed(2)).tolist()
+    ours = Generator(quantize_model(model, sch), max_context=32).generate(prompt, 16)
+    want = torch_generate(fake_quantize(model, sch), prompt, 16)
+    assert ours.tokens == want.tokens
+    for got, ref in zip(ours.logits, want.logits, strict=True):
+        assert float(np.abs(got - ref).max()) <= 1e-4 * float(np.abs(ref).max())
+
+
+GENERATION_CASES = [("llama", "w4a8"), ("gpt2", "w8a8")]
+
+
+@pytest.mark.parametrize(("family", "scheme"), GENERATION_CASES + [
+    pytest.param(*c, marks=pytest.mark.slow) for c in SLOW_BLOCK_CASES if c not in GENERATION_CASES])
+def test_quantized_generation_through_compiled_designs(family: str, scheme: str) -> None:
+    """16 tokens after an 8-token prompt through the compiled quantized designs (prefill and decode,
+    one each, lowered and FIFO-sized) in the functional simulator, with the quantized head on the
+    host: the fake-quantized model's tokens."""
+    model = lively(hf.build(family, "tiny"))
+    sch = SCHEMES[scheme]
+    prompt = torch.randint(0, model.config.vocab_size, (8,), generator=torch.Generator().manual_seed(4)).tolist()
+    runner = DesignRunner()
+    ours = Generator(quantize_model(model, sch), max_context=32, block_runner=runner).generate(prompt, 16)
+    want = torch_generate(fake_quantize(model, sch), prompt, 16)
+    assert ours.tokens == want.tokens
+    assert len(runner.designs) == 2  # one prefill and one decode design serve every step
+    for got, ref in zip(ours.logits, want.logits, strict=True):
+        assert float(np.abs(got - ref).max()) <= 2e-2 * float(np.abs(ref).max())
