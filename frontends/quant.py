@@ -46,15 +46,10 @@ def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, s
 
 
-class FakeQuantLinear(nn.Module):
-    """`y = (xq * s_x) @ (Wq * s_w).T + b`: a linear layer as the fake-quantized reference runs it.
-    `quantized` keeps the integer weight and its f16 scales (what the host loads)."""
+class _QuantizedLayer(nn.Module):
+    """What both forms of a quantized linear layer share: `quantized`, the offline quantization."""
 
-    def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None):
-        super().__init__()
-        self.quantized = quantized
-        self.register_buffer("weight", torch.from_numpy(quantized.dequantized()))
-        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
+    quantized: QuantizedWeight
 
     @property
     def in_features(self) -> int:
@@ -64,15 +59,26 @@ class FakeQuantLinear(nn.Module):
     def out_features(self) -> int:
         return self.quantized.shape[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, s = quantize_activations(x)
-        return nn.functional.linear(q * s, self.weight, self.bias)
-
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, int{self.quantized.bits}, group={self.quantized.group}"
 
 
-class QuantLinear(nn.Module):
+class FakeQuantLinear(_QuantizedLayer):
+    """`y = (xq * s_x) @ (Wq * s_w).T + b`: a linear layer as the fake-quantized reference runs it.
+    `quantized` keeps the integer weight and its f16 scales (what the host loads)."""
+
+    def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None):
+        super().__init__()
+        self.quantized = quantized
+        self.register_buffer("weight", torch.from_numpy(quantized.dequantized()))
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, s = quantize_activations(x)
+        return nn.functional.linear(q * s, self.weight, self.bias)
+
+
+class QuantLinear(_QuantizedLayer):
     """A quantized linear layer in the hardware's integer form (docs/quantization.md), written in
     torch ops that import as integer IR: the input quantized per token to int8, the int32 group
     sums of a batched integer matmul, each group dequantized with its f16 scale and the groups
@@ -102,14 +108,6 @@ class QuantLinear(nn.Module):
         super().__setstate__(state)
         self._tag_weight()  # copy.deepcopy makes new Parameters without their attributes
 
-    @property
-    def in_features(self) -> int:
-        return self.quantized.shape[1]
-
-    @property
-    def out_features(self) -> int:
-        return self.quantized.shape[0]
-
     def integer_part(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The int32 group sums `acc` `(K/G, M, N)` of `(M, K)` float rows and their per-token
         scales `(M, 1)`: `streamdsl.quant.int_matmul` (as `(M, N, K/G)`) and `activation_scale`."""
@@ -125,9 +123,6 @@ class QuantLinear(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)
-
-    def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, int{self.quantized.bits}, group={self.quantized.group}"
 
 
 def _weight_of(module: nn.Module) -> torch.Tensor | None:
