@@ -71,7 +71,7 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         layers = 2 if family == "gemma" else 1  # Gemma 3's config needs its local + global pair
         model = hf.build(family, size, num_layers=layers, seed=seed)
         total = hf.config(family, size)[1].num_hidden_layers
-    seconds["build"] = round(time.perf_counter() - start, 4)
+    seconds["build_model"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
     block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context)
     seconds["import"] = round(time.perf_counter() - start, 4)
