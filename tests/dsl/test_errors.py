@@ -676,6 +676,22 @@ def test_join_of_streams_that_do_not_make_the_whole() -> None:
     expect_error(build, "sd.join", "16 tiles [1, 16]", "8 tiles [1, 32]", "must stream 4 tiles of that tile shape")
 
 
+def test_join_of_streams_of_run_time_length() -> None:
+    LEN = sd.Scalar[sd.i32, 4]
+
+    @sd.kernel
+    def first(x: X, n: LEN) -> X:
+        for i in sd.range(n):
+            yield x.read()
+
+    def build():
+        @sd.dataflow
+        def f(x: sd.Tensor[sd.f32, (1, 64)], y: sd.Tensor[sd.f32, (1, 64)], n: LEN):
+            return sd.join([first(x, n), first(y, n)], sd.itensor.tiled(sd.f32, shape=(2, 64), tile=(1, 16)))  # <- error
+
+    expect_error(build, "streams of run-time length cannot be joined")
+
+
 def test_join_of_an_hbm_argument() -> None:
     def build():
         @sd.dataflow
