@@ -10,6 +10,7 @@ updates that buffer in place (the usual local-buffer pattern of the DSL).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, ShapedType
@@ -19,21 +20,14 @@ from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
-from hls_backend.cxx import HlsEmitError, affine_c, c_literal, c_scalar, flat_index, ident, struct_name
+from hls_backend.cxx import HlsEmitError, affine_c, beats_read, beats_write, c_literal, c_scalar, flat_index, ident, struct_name
+from lowering.timing import U55C, LoopTiming, TaskTiming
 from streamdsl.opinfo import OPS, OpInfo, template
 from streamdsl.scalars import MAX_TRIPS
 
 __all__ = ["BodyEmitter"]
 
 RESHAPES = {"tensor.reshape", "tensor.expand_shape", "tensor.collapse_shape", "tensor.cast"}
-
-
-def _makes_loops(op: Operation) -> bool:
-    """Whether the op's C++ has loops (an scf.for around one is not an innermost loop): nested
-    scf.for and every op computing a tensor, except a stream read and a lazy tensor.empty."""
-    if op.name == "scf.for":
-        return True
-    return op.name not in ("dataflow.itensor_read", "tensor.empty") and any(isinstance(r.type, ShapedType) for r in op.results)
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
@@ -55,9 +49,14 @@ def _elem(value: SSAValue):  # noqa: ANN202 - an xDSL attribute
 class BodyEmitter:
     """C++ lines for the ops of a task body. `structs` collects the tensor types used."""
 
-    def __init__(self, label: str, structs: dict[str, ShapedType], ii: int = 1):
+    def __init__(self, label: str, structs: dict[str, ShapedType], ii: int = 1, timing: TaskTiming | None = None):
         self.label = label
         self.ii = ii  # the task's `ii` hint: every pipelined loop of its body starts this often
+        # the timing model's view of the task (None if it cannot schedule it): which loops are
+        # pipelined at which II, each tile op's depth, the lanes of tile ops outside them
+        self.timing = timing
+        self.lanes = timing.lanes if timing is not None else U55C.lanes
+        self.unrolled = 0  # > 0 inside a pipelined loop: every loop in it is unrolled
         self.structs = structs
         self.lines: list[str] = []
         self.names: dict[SSAValue, str] = {}
@@ -115,13 +114,16 @@ class BodyEmitter:
         elif name == "dataflow.itensor_read":
             value = op.results[0]
             port = self.ports[op.operands[0]]
+            # v7_in0: a token of in0, assembled from its beats (an unused token is still read)
+            name = None
             if value.uses:
-                name = self.names[value] = self.fresh(value.name_hint or port)  # v7_in0: a token of in0
-                self.emit(indent, f"{self.struct(value)} {name} = {port}.read();")
-            else:  # the token is consumed, its data unused
-                self.emit(indent, f"{port}.read();  // token skipped")
+                name = self.names[value] = self.fresh(value.name_hint or port)
+                self.emit(indent, f"{self.struct(value)} {name};")
+            self.lines += beats_read(op.operands[0].type.itensor, self.structs, port, name, indent, self.unrolled > 0)
         elif name == "dataflow.itensor_write":
-            self.emit(indent, f"{self.ports[op.operands[1]]}.write({self.use(op.operands[0], indent)});")
+            tile = self.use(op.operands[0], indent)
+            port = self.ports[op.operands[1]]
+            self.lines += beats_write(op.operands[1].type.itensor, self.structs, port, tile, indent, self.unrolled > 0)
             self.ports[op.results[0]] = self.ports[op.operands[1]]
         elif name == "dataflow.yield":
             pass  # the task's output streams: nothing to return
@@ -200,20 +202,24 @@ class BodyEmitter:
             items = [f"{a}.v[{k}]" if isinstance(v.type, ShapedType) else a for a, v in zip(args, op.operands)]
             self.emit(inner, f"{out}.v[{k}] = {text.format(*items)};")
 
-        self._loop(indent, _numel(result), body)
+        self._loop(indent, _numel(result), body, depth=info.latency)
 
     # -- loops --------------------------------------------------------------------------------------
 
-    def _loop(self, indent: int, n: int, body: Callable[[int, str], None], hint: str = "k") -> None:
-        """`for (k = 0; k < n; ++k)` pipelined at the task's II (1 unless hinted) around `body(indent, k)`."""
-        if n == 1:
-            body(indent, "0")
-            return
-        var = self.fresh(hint)
-        self.emit(indent, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
-        self.emit(indent + 1, f"#pragma HLS pipeline II={self.ii}")
-        body(indent + 1, var)
-        self.emit(indent, "}")
+    def _loop(self, indent: int, n: int, body: Callable[[int, str], None], hint: str = "k", depth: int | None = None) -> None:
+        """`body(indent, k)` for k in [0, n), as `_nest` runs it."""
+        var = self.fresh(hint) if n > 1 else "0"
+        self._nest(indent, [var], [n], lambda i: body(i, var), depth)
+
+    def _depth(self, op: Operation) -> int | None:
+        return self.timing.op_depth.get(op) if self.timing is not None else None
+
+    def _loop_timing(self, op: Operation) -> LoopTiming | None:
+        """The model's II and depth of a pipelined loop (without a model: every innermost loop at the hinted II)."""
+        if self.timing is not None:
+            return self.timing.loops.get(op)  # type: ignore[arg-type]
+        inner = any(o.name == "scf.for" for o in op.body.block.ops)  # type: ignore[attr-defined]
+        return None if inner else LoopTiming(self.ii, 1, self.lanes)
 
     def _for(self, op: Operation, indent: int) -> None:
         body = op.body.block  # type: ignore[attr-defined]
@@ -234,10 +240,14 @@ class BodyEmitter:
         var = self.define(iv)
         incr = f"++{var}" if step == "1" else f"{var} += {step}"
         self.emit(indent, f"for (int {var} = {lb}; {var} < {ub}; {incr}) {{")
+        # the model's pipelined loops (innermost scf.for): one iteration every II cycles, all of
+        # the iteration's work spread over them, so every loop inside is unrolled
+        timing = self._loop_timing(op)
+        if timing is not None:
+            self.emit(indent + 1, f"#pragma HLS pipeline II={timing.ii}  // depth {timing.depth}")
+            self.unrolled += 1
         if (most := op.attributes.get(MAX_TRIPS)) is not None:  # a run-time trip count (docs/ir.md)
             self.emit(indent + 1, f"#pragma HLS loop_tripcount max={most.value.data}")  # type: ignore[attr-defined]
-        if not any(_makes_loops(inner) for inner in body.walk() if inner is not op):
-            self.emit(indent + 1, f"#pragma HLS pipeline II={self.ii}")
         for inner in body.ops:
             if inner.name == "scf.yield":
                 targets = [arg for _, arg, _ in data]
@@ -245,6 +255,8 @@ class BodyEmitter:
                 self._assign(targets, values, indent + 1)
             else:
                 self.op(inner, indent + 1)
+        if timing is not None:
+            self.unrolled -= 1
         self.emit(indent, "}")
         for _, arg, res in data:
             self.names[res] = self.names[arg]
@@ -344,20 +356,50 @@ class BodyEmitter:
                 big_idx.append(term if off == "0" else f"{off} + {term}")
         small_flat, big_flat = flat_index(loops, small), flat_index(big_idx, big)
         copy = f"{dst}.v[{small_flat}] = {src}.v[{big_flat}];" if extract else f"{dst}.v[{big_flat}] = {src}.v[{small_flat}];"
-        self._nest(indent, loops, list(small), lambda i: self.emit(i, copy), pipeline=f"II={self.ii}")
+        self._nest(indent, loops, list(small), lambda i: self.emit(i, copy), self._depth(op))
 
-    def _nest(self, indent: int, loops: list[str], ranges: list[int], body: Callable[[int], None], pipeline: str | None) -> None:
-        """Loops over `ranges` (loops whose variable is "0" have one trip and are left out)."""
-        inner = indent
-        for var, n in zip(loops, ranges):
-            if var != "0":
-                self.emit(inner, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
-                inner += 1
-        if pipeline is not None and inner > indent:
-            self.emit(inner, f"#pragma HLS pipeline {pipeline}".rstrip())
+    def _nest(self, indent: int, loops: list[str], ranges: list[int], body: Callable[[int], None], depth: int | None = None,
+              ii: int | None = None) -> None:  # fmt: skip
+        """`body` over the loops `ranges` (a loop whose variable is "0" has one trip and is left
+        out). In a pipelined loop: unrolled. Elsewhere: one pipelined loop over the flattened
+        iteration space, `lanes` iterations unrolled per cycle (the model's tile op: issue
+        ceil(E / lanes) cycles, then its depth), the loop variables decoded from the flat index."""
+        active = [(v, n) for v, n in zip(loops, ranges) if v != "0"]
+        if not active:
+            body(indent)
+            if depth and not self.unrolled:  # one element, outside a pipeline: its latency
+                self.emit(indent, f"SD_DEPTH({depth});")
+            return
+        if self.unrolled:
+            for k, (var, n) in enumerate(active):
+                self.emit(indent + k, f"for (int {var} = 0; {var} < {n}; ++{var}) {{")
+                self.emit(indent + k + 1, "#pragma HLS unroll")
+            body(indent + len(active))
+            for k in reversed(range(len(active))):
+                self.emit(indent + k, "}")
+            return
+        total = math.prod(n for _, n in active)
+        lanes = min(self.lanes, total)
+        chunk, lane, flat = self.fresh("c"), self.fresh("l"), self.fresh("f")
+        self.emit(indent, f"for (int {chunk} = 0; {chunk} < {-(-total // lanes)}; ++{chunk}) {{")
+        self.emit(indent + 1, f"#pragma HLS pipeline II={ii or self.ii}  // depth {depth or 1}")
+        self.emit(indent + 1, f"for (int {lane} = 0; {lane} < {lanes}; ++{lane}) {{")
+        self.emit(indent + 2, "#pragma HLS unroll")
+        self.emit(indent + 2, f"const int {flat} = {chunk} * {lanes} + {lane};")
+        inner = indent + 2
+        if total % lanes:
+            self.emit(inner, f"if ({flat} < {total}) {{")
+            inner += 1
+        stride = total
+        for var, n in active:
+            stride //= n
+            div = flat if stride == 1 else f"{flat} / {stride}"
+            self.emit(inner, f"const int {var} = {div if var == active[0][0] else f'({div}) % {n}'};")
         body(inner)
-        for depth in reversed(range(indent, inner)):
-            self.emit(depth, "}")
+        if total % lanes:
+            self.emit(indent + 2, "}")
+        self.emit(indent + 1, "}")
+        self.emit(indent, "}")
 
     def _loop_vars(self, ranges: list[int] | tuple[int, ...], hint: str) -> list[str]:
         """A fresh variable per loop, "0" for a loop of one trip."""
@@ -393,7 +435,7 @@ class BodyEmitter:
             loops = self._loop_vars(shape, "i")
             at = [f"{offset} + {v}" if d == dim and offset else v if d != dim or v != "0" else str(offset) for d, v in enumerate(loops)]
             line = f"{out}.v[{flat_index(at, _shape(result))}] = {src}.v[{flat_index(loops, shape)}];"
-            self._nest(indent, loops, list(shape), lambda i, line=line: self.emit(i, line), pipeline=f"II={self.ii}")
+            self._nest(indent, loops, list(shape), lambda i, line=line: self.emit(i, line), 1)
             offset += shape[dim]
 
     # -- linalg ------------------------------------------------------------------------------------------
@@ -413,7 +455,7 @@ class BodyEmitter:
         src_idx = [loops[perm.index(d)] for d in range(len(perm))]
         self.emit(indent, f"{self.struct(result)} {out};  // linalg.transpose {perm}")
         line = f"{out}.v[{flat_index(loops, _shape(result))}] = {x}.v[{flat_index(src_idx, _shape(src))}];"
-        self._nest(indent, loops, list(_shape(result)), lambda i: self.emit(i, line), pipeline=f"II={self.ii}")
+        self._nest(indent, loops, list(_shape(result)), lambda i: self.emit(i, line), self._depth(op))
 
     def _structured(self, op: LinalgStructuredOperation, indent: int) -> None:
         """A loop nest over the iteration space; every output is read-modify-written at its map,
@@ -477,9 +519,12 @@ class BodyEmitter:
                 else:
                     self.op(inner_op, inner)
 
-        innermost_reduces = bool(iterators) and iterators[-1] != IteratorType.PARALLEL
+        reduces = any(i != IteratorType.PARALLEL for i in iterators)
         self.emit(indent, f"// {op.name} over {' x '.join(map(str, ranges)) or 'a point'} ({', '.join(i.value for i in iterators)})")
-        self._nest(indent, loops, ranges, body, pipeline="" if innermost_reduces else f"II={self.ii}")
+        depth = self._depth(op)
+        # outside a pipelined loop, a reduction's lanes add into one accumulator in turn: the next
+        # chunk waits for the chain, an II of the body's depth (HLS would infer the same)
+        self._nest(indent, loops, ranges, body, depth, ii=depth if reduces and not self.unrolled else None)
         for res, name in zip(op.results, results):
             self.names[res] = name
 

@@ -15,8 +15,13 @@ from typing import Any
 import numpy as np
 
 from streamdsl.errors import StreamdslError, VerificationError
+from streamdsl.graph import Graph, Task, node_of
+from streamdsl.sim.timed import simulate_timed
 
-__all__ = ["CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_cycles", "csim_verification", "cxx_compiler", "run_csim"]
+__all__ = [
+    "CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_cycles", "csim_verification", "cxx_compiler", "model_cycles",
+    "run_csim",
+]  # fmt: skip
 
 CXX_FLAGS = ["-std=c++17", "-O1", "-pthread", "-I", "include", "-isystem", "include/ap_types", "-I", "."]
 _SOURCES = ["kernel.cpp", "tb.cpp", "sd_support.h", "sd_io.h", "sd_hbm.h", "sd_fp16.h", "include/hls_stream.h"]
@@ -77,23 +82,54 @@ def run_csim(
 
 def csim_cycles(project_dir: Path | str, *arrays: np.ndarray, timeout: float = 300.0) -> dict[str, Any]:
     """Sequential csim's cycle estimate (the counters of sd_support.h): `{"processes": {node:
-    {"busy", "finish"}}, "beats": {stream: words written}, "makespan"}`, named as the simulators
-    name them (manifest.json). `busy` is a process's own cycles (II per pipelined iteration, the
-    pipeline depth per loop entry); `finish` and `makespan` also wait for data (infinite FIFOs)."""
+    {"busy", "finish"}}, "beats": {stream: beats written}, "makespan"}`, processes and streams
+    named as the simulators name them (manifest.json). `busy` is a process's own cycles (II per
+    pipelined iteration, the pipeline depth per loop entry); `finish` and `makespan` also wait for
+    data, as with infinite FIFOs."""
     project = Path(project_dir)
     manifest = json.loads((project / "manifest.json").read_text())
-    cycles = _run(project, arrays, False, None, timeout, cycles=True)[1]
+    _, cycles = _run(project, arrays, False, None, timeout, cycles=True)
     nodes = manifest["nodes"]
+    streams = {s["var"]: s["name"] for s in manifest["streams"]}
     return {
         "processes": {nodes[fn]: clock for fn, clock in cycles["processes"].items()},
-        "beats": dict(cycles["beats"]),
+        "beats": {streams.get(var, var): n for var, n in cycles["beats"].items()},
         "makespan": cycles["makespan"],
     }
 
 
+def model_cycles(design: Any) -> dict[str, int]:
+    """Per kernel node of a compiled design, the timing model's latency, to set against
+    `csim_cycles`' `busy`. A converter is two tasks, the draining one
+    waiting for the filling one through internal links, as the emitted converter's static schedule
+    waits for its source beats: its figure is the makespan of the two alone (inputs always there,
+    outputs never blocked)."""
+    out: dict[str, int] = {}
+    graph = design.graph
+    for task in graph.tasks.values():
+        node = node_of(task.name)
+        if node != task.name or f"{task.name}.drain" not in graph.tasks:
+            out.setdefault(node, int(task.latency or 0))
+            continue
+        alone = Graph(graph.read_latency, graph.free_latency)
+        for half in (task, graph.tasks[f"{task.name}.drain"]):
+            alone.add_task(half)
+        for edge in graph.edges:
+            if edge.fixed and node_of(edge.src) == node:
+                alone.connect(edge.src, edge.src_port, edge.dst, edge.dst_port, 0, name=edge.name, fixed_depth=edge.depth or 0)
+            elif edge.dst == task.name:  # the source, all there at once
+                alone.add_task(Task("source", writes={"out": np.zeros(graph.tokens(edge), np.int64)}))
+                alone.connect("source", "out", edge.dst, edge.dst_port, 0)
+            elif node_of(edge.src) == node:  # the consumer, never late
+                alone.add_task(Task("sink", reads={"in": np.zeros(graph.tokens(edge), np.int64)}))
+                alone.connect(edge.src, edge.src_port, "sink", "in", 0)
+        out[node] = simulate_timed(alone, dict.fromkeys((e.name for e in alone.fifos), None)).makespan
+    return out
+
+
 def _run(
     project: Path, arrays: tuple[np.ndarray, ...], threaded: bool, seed: int | None, timeout: float, cycles: bool = False
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[np.ndarray | tuple[np.ndarray, ...], dict[str, Any]]:
     manifest = json.loads((project / "manifest.json").read_text())
     inputs, params = manifest["inputs"], manifest["params"]
     if seed is not None and not threaded:

@@ -6,15 +6,17 @@ import math
 import re
 
 import numpy as np
-from xdsl.dialects.builtin import IndexType, ShapedType
+from xdsl.dialects.builtin import IndexType, ShapedType, TensorType
 from xdsl.ir import Attribute
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr, AffineSymExpr
 
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
 from streamdsl.errors import StreamdslError
+from streamdsl.itensor import itensor
 
 __all__ = [
-    "HlsEmitError", "affine_c", "c_literal", "c_scalar", "count_cycles", "flat_index", "ident", "io_scalar", "np_dtype", "struct_name",
+    "HlsEmitError", "affine_c", "beat_struct", "beats_read", "beats_write", "c_literal", "c_scalar", "count_cycles", "decode", "flat_index",
+    "ident", "io_scalar", "np_dtype", "partition_arrays", "struct_name",
 ]  # fmt: skip
 
 
@@ -60,6 +62,61 @@ def struct_name(type_: ShapedType) -> str:
     """The struct holding one tensor value (a tile or a local buffer), e.g. `t_1x64_f32`."""
     shape = "x".join(str(s) for s in type_.get_shape()) or "scalar"
     return f"t_{shape}_{_key(type_.get_element_type())}"
+
+
+def beat_struct(it: itensor, structs: dict[str, ShapedType]) -> str:
+    """The struct of one stream beat of `it` (`itensor.beats`), e.g. `beat_32_f32`; registered in `structs`."""
+    elem = it.dtype.ir()
+    name = f"beat_{it.beat_lanes}_{_key(elem)}"
+    structs.setdefault(name, TensorType(elem, [it.beat_lanes]))
+    return name
+
+
+def _beat_loop(it: itensor, indent: int, unrolled: bool) -> tuple[list[str], str, str, int]:
+    """The loop over a token's beats (a plain scope for one beat), pipelined at a beat per cycle or
+    `unrolled` (inside a pipelined loop): its opening lines, the lane variable, the tile element
+    index of the lane and the body's indent."""
+    lanes, beats = it.beat_lanes, it.beats
+    lane = "l" if lanes > 1 else "0"
+    element = lane if beats == 1 else "b" if lanes == 1 else f"b * {lanes} + l"
+    pad = "  " * indent
+    if beats == 1:  # a scope for the beat variable
+        return [pad + "{"], lane, element, indent + 1
+    pragma = "#pragma HLS unroll" if unrolled else "#pragma HLS pipeline II=1"
+    return [pad + f"for (int b = 0; b < {beats}; ++b) {{", pad + "  " + pragma], lane, element, indent + 1
+
+
+def _lanes(it: itensor, indent: int, element: str, statement: str) -> list[str]:
+    """The unrolled lane loop of one beat (a guard for the padded last beat)."""
+    pad = "  " * indent
+    guard = f"if ({element} < {it.token_elements}) " if it.beats * it.beat_lanes != it.token_elements else ""
+    if it.beat_lanes == 1:
+        return [pad + guard + statement]
+    return [pad + f"for (int l = 0; l < {it.beat_lanes}; ++l) {{", pad + "  #pragma HLS unroll", pad + "  " + guard + statement, pad + "}"]
+
+
+def beats_write(it: itensor, structs: dict[str, ShapedType], stream: str, tile: str, indent: int, unrolled: bool = False) -> list[str]:
+    """Write tile `tile` (a struct with row-major `v`) to `stream` as its beats."""
+    beat = beat_struct(it, structs)
+    lines, lane, element, inner = _beat_loop(it, indent, unrolled)
+    pad = "  " * inner
+    lines += [pad + f"{beat} w = {{}};", *_lanes(it, inner, element, f"w.v[{lane}] = {tile}.v[{element}];"), pad + f"{stream}.write(w);"]
+    return lines + (["  " * indent + "}"] if inner > indent else [])
+
+
+def beats_read(
+    it: itensor, structs: dict[str, ShapedType], stream: str, tile: str | None, indent: int, unrolled: bool = False
+) -> list[str]:
+    """Read the beats of one token from `stream` into tile `tile` (declared by the caller; None:
+    the token is consumed, its data unused)."""
+    beat = beat_struct(it, structs)
+    lines, lane, element, inner = _beat_loop(it, indent, unrolled)
+    pad = "  " * inner
+    if tile is None:
+        lines.append(pad + f"{stream}.read();  // token skipped")
+    else:
+        lines += [pad + f"const {beat} w = {stream}.read();", *_lanes(it, inner, element, f"{tile}.v[{element}] = w.v[{lane}];")]
+    return lines + (["  " * indent + "}"] if inner > indent else [])
 
 
 def c_literal(value: float | int | bool, elem: Attribute) -> str:
@@ -146,6 +203,19 @@ def flat_index(indices: list[str], shape: list[int] | tuple[int, ...]) -> str:
     return " + ".join(reversed(terms)) if terms else "0"
 
 
+def decode(flat: str, shape: tuple[int, ...] | list[int]) -> list[str]:
+    """C++ expressions of the row-major coordinates of flat index `flat` in `shape`."""
+    out, stride = [], math.prod(shape)
+    for k, n in enumerate(shape):
+        stride //= n
+        if n == 1:
+            out.append("0")
+            continue
+        div = flat if stride == 1 else f"{flat} / {stride}"
+        out.append(div if k == 0 or math.prod(shape[:k]) == 1 else f"({div}) % {n}")
+    return out
+
+
 _PIPELINE = re.compile(r"#pragma HLS pipeline II=(\d+)(?:\s*// depth (\d+))?")
 DEFAULT_DEPTH = 2  # a pipelined loop without a `// depth d` note: read, then register the result
 
@@ -193,4 +263,23 @@ def count_cycles(lines: list[str]) -> list[str]:
         opened.append(None)
         if is_loop and not pipelined and not nxt.startswith("#pragma HLS unroll"):
             out.append(pad + "  SD_LOOP_ENTRY();")
+    return out
+
+
+_DECLARATION = re.compile(r"^(\s*)(?:static |const )*((?:t|beat)_\w+) (\w+)\s*(?:=.*)?;")
+
+
+def partition_arrays(lines: list[str], structs: dict[str, ShapedType], lanes: int) -> list[str]:
+    """After each local tile or beat variable, the partition its lane-parallel accesses need: a
+    beat's lanes are all accessed at once (complete); a tile's elements `lanes` at a time (cyclic
+    by `lanes`, complete when it holds no more)."""
+    out = []
+    for line in lines:
+        out.append(line)
+        m = _DECLARATION.match(line)
+        if m is None or m[2] not in structs:
+            continue
+        size = math.prod(structs[m[2]].get_shape())  # one element too: lint sees an unrolled loop index it
+        kind = "type=complete" if m[2].startswith("beat_") or size <= lanes else f"type=cyclic factor={lanes}"
+        out.append(f"{m[1]}#pragma HLS array_partition variable={m[3]}.v {kind}")
     return out

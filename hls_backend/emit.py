@@ -12,6 +12,7 @@ the `m_axi` interfaces and calls every process in a `#pragma HLS dataflow` regio
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,22 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
 from hls_backend.body import BodyEmitter
-from hls_backend.cxx import HlsEmitError, affine_c, c_scalar, count_cycles, flat_index, ident, io_scalar, np_dtype, struct_name
+from hls_backend.cxx import (
+    HlsEmitError,
+    affine_c,
+    beat_struct,
+    c_scalar,
+    count_cycles,
+    decode,
+    flat_index,
+    ident,
+    io_scalar,
+    np_dtype,
+    partition_arrays,
+    struct_name,
+)
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
+from lowering.timing import U55C, TimingError, task_timing
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -106,13 +121,22 @@ class Port:
 
 @dataclass
 class StreamInfo:
+    """One FIFO: a token (tile) crosses it as `beats` beats of the `token` struct (<= 1,024 bits,
+    `itensor.beats`), so it is `depth` tokens = `depth * beats` words deep."""
+
     name: str  # as the simulators and report.json call it, e.g. `fork(copy)->mul`
     var: str  # the C++ variable
-    token: str  # the token struct
-    depth: int
+    token: str  # the beat struct (the FIFO word)
+    depth: int  # in tokens, as sized
     producer: str = ""  # C++ process function names
     consumer: str = ""
     value: SSAValue | None = None
+    tile: str = ""  # the tile struct a token is assembled into
+    beats: int = 1
+
+    @property
+    def depth_beats(self) -> int:
+        return self.depth * self.beats
 
 
 @dataclass
@@ -123,6 +147,7 @@ class _Process:
     args: list[str]  # C++ arguments of the call in the top
     body: list[str]
     comment: str
+    lanes: int = U55C.lanes  # the lanes its tile arrays are accessed by (array_partition)
 
 
 @dataclass
@@ -250,8 +275,10 @@ class _KernelEmitter:
             check_depth_names(depths, [wire.name for wire in wires])
             for wire in wires:
                 depth = stream_depth(wire.name, wire.value, depths)
-                token = self._token(wire.value.type.itensor)  # type: ignore[attr-defined]
-                self.streams[wire.value] = StreamInfo(wire.name, self._unique_var("s_" + ident(wire.name)), token, int(depth))
+                it = wire.value.type.itensor  # type: ignore[attr-defined]
+                var = self._unique_var("s_" + ident(wire.name))
+                beat = beat_struct(it, self.structs)
+                self.streams[wire.value] = StreamInfo(wire.name, var, beat, int(depth), tile=self._token(it), beats=it.beats)
         except GraphError as err:
             raise HlsEmitError(str(err)) from None
 
@@ -309,7 +336,11 @@ class _KernelEmitter:
         if any(not isinstance(v.type, ITensorType) and v not in self.scalars for v in [*op.inputs, *op.inits]):
             raise HlsEmitError(f"task {node}: only itensor-level tasks are translated (the stream level is not)")
         ii = op.attributes.get("ii")  # the performance hint of docs/ir.md, "Timing hints"
-        body = BodyEmitter(f"task {node}", self.structs, ii.value.data if ii is not None else 1)  # type: ignore[attr-defined]
+        try:
+            timing = task_timing(op)
+        except TimingError:  # a task the model cannot schedule (never one of a compiled design)
+            timing = None
+        body = BodyEmitter(f"task {node}", self.structs, ii.value.data if ii is not None else 1, timing)  # type: ignore[attr-defined]
         params, args = [], []
         used: set[str] = set()
         values = [*op.inputs, *op.outputs]
@@ -330,7 +361,7 @@ class _KernelEmitter:
             params.append(f"hls::stream<{info.token}>& {name}")
             args.append(info.var)
         body.block(op.body.block, 1)
-        return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}")
+        return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}", body.lanes)
 
     def _walk(self, it: itensor, indent: int, prefix: str, bounded: bool = True) -> tuple[list[str], list[str], int]:
         """Loops over the stream's tokens (trip-1 loops omitted) and the tile offset per dim; a
@@ -360,7 +391,7 @@ class _KernelEmitter:
         return lines, names, depth
 
     def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None,
-                   pipeline: bool = True, shape: tuple[int, ...] | None = None) -> list[str]:
+                   shape: tuple[int, ...] | None = None) -> list[str]:
         """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor
         (of `shape`, default the stream's) at per-dim `offsets`, or (with `box`) into a row-major
         box at the flat base `offsets[0]`."""
@@ -371,8 +402,6 @@ class _KernelEmitter:
             if t > 1:
                 lines.append("  " * inner + f"for (int {var} = 0; {var} < {t}; ++{var}) {{")
                 inner += 1
-        if inner > depth and pipeline:
-            lines.append("  " * inner + "#pragma HLS pipeline II=1")
         local = flat_index(loops, it.tile)
         if box is not None:
             within = flat_index(loops, box)
@@ -383,6 +412,25 @@ class _KernelEmitter:
         lines.append("  " * inner + assign.format(local=local, glob=glob))
         lines += ["  " * d + "}" for d in reversed(range(depth, inner))]
         return lines
+
+    @staticmethod
+    def _lanes(it: itensor, beat: str, pad: str, assign: str, box: tuple[int, ...], base: str) -> list[str]:
+        """The unrolled lanes of beat `beat` of a token; `assign` gets {lane} and {glob}: the flat
+        index of the lane's element in a row-major box at the flat `base`."""
+        lanes = it.beat_lanes
+        element = f"{beat} * {lanes} + l" if it.beats > 1 else "l"
+        within = flat_index(decode("e", it.tile), box)
+        glob = base if within == "0" else f"{base} + {within}"
+        guard = f"if (e < {it.token_elements}) " if it.beats * lanes != it.token_elements else ""
+        statement = guard + assign.format(lane="l", glob=glob)
+        element_used = re.search(r"\be\b", statement) is not None  # not for a one-element tile
+        return [
+            pad + f"for (int l = 0; l < {lanes}; ++l) {{",
+            pad + "  #pragma HLS unroll",
+            *([pad + f"  const int e = {element};"] if element_used else []),
+            pad + "  " + statement,
+            pad + "}",
+        ]
 
     def _bound_c(self, bound: Bound, ivs: list[str]) -> str:
         """C++ for a run-time trip count: loop indices and scalar arguments (floor division, which
@@ -409,12 +457,13 @@ class _KernelEmitter:
         return port
 
     def _dma(self, op: DmaLoadOp | DmaStoreOp, node: str, fn: str, load: bool) -> _Process:
-        """One sequential burst over the DMA's own 512-bit port: token k is words [k W, (k + 1) W),
-        `lanes` elements per word (hbm.py), one word per cycle."""
+        """One sequential burst over the DMA's own 512-bit port, pipelined at a word per cycle:
+        token k is words [k W, (k + 1) W), `lanes` elements per word (hbm.py), and a stream beat is
+        the words holding its lanes (`_words`). The pseudo-channel delivers fewer bits per cycle
+        than the port takes: csim charges its rate per word (SD_HBM), as the timing model does."""
         stream_value = op.result if load else op.source
         it = stream_value.type.itensor  # type: ignore[attr-defined]
         info = self._stream(stream_value, fn, "producer" if load else "consumer")
-        elem = c_scalar(it.dtype.ir())
         tensor = self.pointer.get(op.source) if load else self.out_pointer.get(op.result)
         if tensor is None:
             what = "loads a tensor that is not a kernel argument" if load else "stores a tensor that is not a kernel result"
@@ -422,60 +471,63 @@ class _KernelEmitter:
         port = self._port(tensor, it, node, tuple(s.start for s in op.box) if load and op.offsets is not None else ())
         lay = port.layout
         word = f"ap_uint<{WORD_BITS}>"
-        per = lay.words_per_token
-        if it.bounds:
-            return self._bounded_dma(op, node, fn, load, port, info, elem)
-        index = f"w * {lay.lanes} + l" if per > 1 else "l"
-        guard = f"if ({index} < {lay.elements}) " if lay.elements % lay.lanes else ""
-        lines = [f"  {info.token} tile;", f"#pragma HLS array_partition variable=tile.v cyclic factor={lay.lanes}",
-                 f"  for (int i = 0; i < {lay.words}; ++i) {{  // word i of the burst: word w of token i / {per}",
-                 "#pragma HLS pipeline II=1", *([f"    const int w = i % {per};"] if per > 1 else [])]
-        first, last = ("if (w == 0) ", f"if (w == {per - 1}) ") if per > 1 else ("", "")
         if load:
             params, args = [f"const {word}* hbm", f"hls::stream<{info.token}>& out"], [port.name, info.var]
-            lines += [f"    const {word} word = hbm[i];", f"    for (int l = 0; l < {lay.lanes}; ++l) {{",
-                      f"      {guard}tile.v[{index}] = sd_lane<{elem}>(word, l);", "    }", f"    {last}out.write(tile);"]
         else:
             params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, port.name]
-            lines += [f"    {first}tile = in.read();", f"    {word} word = 0;", f"    for (int l = 0; l < {lay.lanes}; ++l) {{",
-                      f"      {guard}sd_set_lane<{elem}>(word, l, tile.v[{index}]);", "    }", "    hbm[i] = word;"]
-        lines.append("  }")
-        what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor, {lay.words_per_token} word(s) of {lay.lanes} lanes"
         direction = "HBM -> stream" if load else "stream -> HBM"
+        lines = [f"  {info.token} beat = {{}};  // the stream beat being filled or emptied"]
+        if it.bounds:
+            body, _, inner = self._walk(it, 1, "i")  # the token loops, to their run-time bounds
+            ivs = [f"i{k}" if trip > 1 or any(b.loop == k for b in it.bounds) else "0" for k, trip in enumerate(it.trips)]
+            slot = flat_index(ivs, it.trips)
+            lines += body + self._words(it, lay, load, inner, "w", lay.words_per_token, f"({slot}) * {lay.words_per_token} + w")
+            self._close(lines, inner, 1)
+            for name in sorted(it.scalars):  # the run-time lengths of a bounded stream
+                params.append(f"int {self.scalar_c[name]}")
+                args.append(self.scalar_c[name])
+            what = "run-time trip counts, a slot per token of the largest stream"
+        else:
+            lines += self._words(it, lay, load, 1, "i", lay.words, "i")
+            what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor"
+        what += f", {lay.words_per_token} word(s) of {lay.lanes} lanes and {it.beats} beat(s) a tile"
         return _Process(fn, node, params, args, lines, f"{node}: {direction} on port {port.name}, {what}")
 
-    def _bounded_dma(self, op: Operation, node: str, fn: str, load: bool, port: Port, info: StreamInfo, elem: str) -> _Process:
-        """A stream with run-time trip counts: its loops run to their bounds and token (i0, i1, ...)
-        is slot (i0, i1, ...) of the port, laid out for the largest trip counts (the host packs every
-        slot), its words read or written at one per cycle."""
-        it, lay, word = port.it, port.layout, f"ap_uint<{WORD_BITS}>"
-        lines, _, depth = self._walk(it, 1, "i")
-        ivs = [f"i{k}" if trip > 1 or any(b.loop == k for b in it.bounds) else "0" for k, trip in enumerate(it.trips)]
-        slot = flat_index(ivs, it.trips)
-        index = f"w * {lay.lanes} + l"
-        guard = f"if ({index} < {lay.elements}) " if lay.elements % lay.lanes else ""
-        pad = "  " * depth
-        body = [f"{pad}{info.token} tile;", f"#pragma HLS array_partition variable=tile.v cyclic factor={lay.lanes}"]
-        if not load:
-            body[0] = f"{pad}const {info.token} tile = in.read();"
-        body += [f"{pad}for (int w = 0; w < {lay.words_per_token}; ++w) {{", "#pragma HLS pipeline II=1"]
+    @staticmethod
+    def _words(it: itensor, lay: HbmLayout, load: bool, indent: int, var: str, count: int, address: str) -> list[str]:
+        """The pipelined loop over `count` HBM words (word `address` of the port): element e of a
+        tile is lane e % lanes of its word e // lanes and lane e % beat lanes of its beat. A beat
+        holds `per_beat` whole words (beat lanes are a multiple of word lanes when a tile has more
+        than one beat), so word w of a tile fills lanes [j lanes, (j + 1) lanes) of its beat, j = w
+        % per_beat; the beat leaves after its last word (or the tile's)."""
+        pad = "  " * indent
+        elem = c_scalar(it.dtype.ir())
+        per, lanes = lay.words_per_token, lay.lanes
+        per_beat = -(-it.beat_lanes // lanes)
+        w = f"{var} % {per}" if var == "i" and per > 1 else var if per > 1 else "0"
+        e = "w * {0} + l".format(lanes) if per > 1 else "l"
+        at = f"{'j' if it.beats > 1 else 'w'} * {lanes} + l" if per_beat > 1 else "l"
+        guard = f"if ({e} < {lay.elements}) " if lay.elements % lanes else ""
+        ends = ([f"j == {per_beat - 1}"] if it.beats > 1 else []) + ([f"w == {per - 1}"] if per > 1 else [])
+        last = " || ".join(ends)
+        lines = [pad + f"for (int {var} = 0; {var} < {count}; ++{var}) {{",
+                 pad + f"  #pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}",
+                 pad + f"  SD_HBM({WORD_BITS}, {U55C.hbm_bits_per_cycle});  // the pseudo-channel's rate",
+                 *([pad + f"  const int w = {w};"] if per > 1 and var == "i" else []),
+                 *([pad + f"  const int j = w % {per_beat};"] if it.beats > 1 else [])]
         if load:
-            body += [f"{pad}  const {word} word = hbm[({slot}) * {lay.words_per_token} + w];",
-                     f"{pad}  for (int l = 0; l < {lay.lanes}; ++l) {{",
-                     f"{pad}    {guard}tile.v[{index}] = sd_lane<{elem}>(word, l);", f"{pad}  }}", f"{pad}}}", f"{pad}out.write(tile);"]
-            params, args = [f"const {word}* hbm", f"hls::stream<{info.token}>& out"], [port.name, info.var]
+            lines += [pad + f"  const ap_uint<{WORD_BITS}> word = hbm[{address}];",
+                      pad + f"  for (int l = 0; l < {lanes}; ++l) {{", pad + "    #pragma HLS unroll",
+                      pad + f"    {guard}beat.v[{at}] = sd_lane<{elem}>(word, l);", pad + "  }",
+                      pad + f"  {f'if ({last}) ' if last else ''}out.write(beat);"]
         else:
-            body += [f"{pad}  {word} word = 0;", f"{pad}  for (int l = 0; l < {lay.lanes}; ++l) {{",
-                     f"{pad}    {guard}sd_set_lane<{elem}>(word, l, tile.v[{index}]);", f"{pad}  }}",
-                     f"{pad}  hbm[({slot}) * {lay.words_per_token} + w] = word;", f"{pad}}}"]
-            params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, port.name]
-        for name in sorted(it.scalars):  # the run-time lengths of a bounded stream
-            params.append(f"int {self.scalar_c[name]}")
-            args.append(self.scalar_c[name])
-        lines += body
-        self._close(lines, depth, 1)
-        direction = "HBM -> stream" if load else "stream -> HBM"
-        return _Process(fn, node, params, args, lines, f"{node}: {direction} on port {port.name}, run-time trip counts, slot per token")
+            first = ("j == 0" if it.beats > 1 else "w == 0") if per > 1 else ""
+            lines += [pad + f"  {f'if ({first}) ' if first else ''}beat = in.read();",
+                      pad + f"  ap_uint<{WORD_BITS}> word = 0;",
+                      pad + f"  for (int l = 0; l < {lanes}; ++l) {{", pad + "    #pragma HLS unroll",
+                      pad + f"    {guard}sd_set_lane<{elem}>(word, l, beat.v[{at}]);", pad + "  }",
+                      pad + f"  hbm[{address}] = word;"]
+        return [*lines, pad + "}"]
 
     def hbm_code(self) -> str:
         """sd_hbm.h: for every port, pack (inputs) or unpack (outputs) between the row-major tensor
@@ -507,9 +559,11 @@ class _KernelEmitter:
             else:
                 copy = (f"std::memcpy(&sd_tensor[{{glob}}], sd_hbm + {byte}, {size});" if a.is_output
                         else f"std::memcpy(sd_hbm + {byte}, &sd_tensor[{{glob}}], {size});")
-            if port.offsets:  # a slice: the box's offsets within the whole tensor
-                offsets = [o if not s else str(s) if o == "0" else f"({o} + {s})" for o, s in zip(offsets, port.offsets)]
-            lines += self._tile_copy(port.it, depth, offsets, copy, pipeline=False, shape=a.shape)
+    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None,
+                   shape: tuple[int, ...] | None = None) -> list[str]:
+        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor
+        (of `shape`, default the stream's) at per-dim `offsets`, or (with `box`) into a row-major
+        box at the flat base `offsets[0]`."""
             lines.append("  " * depth + "++sd_k;")
             self._close(lines, depth, 1)
             out += [*lines, "}", ""]
@@ -519,26 +573,24 @@ class _KernelEmitter:
         src = self._stream(op.source, fn, "consumer")
         outs = [self._stream(r, fn, "producer") for r in op.outputs]
         params = [f"hls::stream<{src.token}>& in"] + [f"hls::stream<{o.token}>& out{i}" for i, o in enumerate(outs)]
-        n = op.source.type.itensor.num_tokens  # type: ignore[attr-defined]
-        lines = [f"  for (int k = 0; k < {n}; ++k) {{", "    #pragma HLS pipeline II=1", f"    const {src.token} tile = in.read();"]
-        lines += [f"    out{i}.write(tile);" for i in range(len(outs))]
+        n = op.source.type.itensor.num_tokens * src.beats  # type: ignore[attr-defined]
+        lines = [f"  for (int k = 0; k < {n}; ++k) {{  // beats", "    #pragma HLS pipeline II=1  // depth 2"]
+        lines.append(f"    const {src.token} w = in.read();")
+        lines += [f"    out{i}.write(w);" for i in range(len(outs))]
         lines.append("  }")
         return _Process(fn, node, params, [src.var] + [o.var for o in outs], lines, f"{node}: every token to {len(outs)} consumers")
 
     def _reassociate(self, op: ITensorReassociateOp, node: str, fn: str) -> _Process:
-        """The same elements regrouped into tiles of another shape (row-major order kept)."""
+        """The same elements regrouped into tiles of another shape (row-major order kept): the
+        same beats, so a copy of every beat."""
         src = self._stream(op.source, fn, "consumer")
         dst = self._stream(op.result, fn, "producer")
         it = op.result.type.itensor  # type: ignore[attr-defined]
+        assert src.token == dst.token, (src.token, dst.token)
         lines = [
-            f"  for (int k = 0; k < {it.num_tokens}; ++k) {{",
-            f"    const {src.token} a = in.read();",
-            f"    {dst.token} b;",
-            f"    for (int e = 0; e < {it.token_elements}; ++e) {{",
-            "      #pragma HLS pipeline II=1",
-            "      b.v[e] = a.v[e];",
-            "    }",
-            "    out.write(b);",
+            f"  for (int k = 0; k < {it.num_tokens * it.beats}; ++k) {{  // beats",
+            "    #pragma HLS pipeline II=1  // depth 2",
+            "    out.write(in.read());",
             "  }",
         ]
         params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
@@ -557,12 +609,14 @@ class _KernelEmitter:
         for i in range(len(parts)):
             move = f"{part}{i}.write(t);" if split else f"t = {part}{i}.read();"
             cases.append(f"      case {i}: {move} break;")
+        beats = whole.beats
+        token = "k" if beats == 1 else f"k / {beats}"
         lines = [
             f"  static const unsigned char route[{len(route)}] = {{{', '.join(map(str, route))}}};",
-            f"  for (int k = 0; k < {len(route)}; ++k) {{",
-            "    #pragma HLS pipeline II=1",
+            f"  for (int k = 0; k < {len(route) * beats}; ++k) {{  // beats",
+            "    #pragma HLS pipeline II=1  // depth 2",
             f"    {whole.token} t{' = in.read()' if split else ''};",
-            "    switch (route[k]) {",
+            f"    switch (route[{token}]) {{",
             *cases,
             "      default: break;",
             "    }",
@@ -580,7 +634,8 @@ class _KernelEmitter:
         """The planned converter with the semantics of streamdsl/sim/converter.py (slabs of
         streamdsl/layout.py): slab k of the source fills bank k % 2 while the reader drains slab
         k - 1, and a destination token leaves as soon as every element it covers has arrived. One
-        polling loop does both sides."""
+        pipelined loop on a static schedule moves up to a source and a destination beat per cycle,
+        with blocking reads and writes."""
         src_it, dst_it = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
         src = self._stream(op.source, fn, "consumer")
         dst = self._stream(op.result, fn, "producer")
@@ -603,33 +658,40 @@ class _KernelEmitter:
         def table(rows: Any) -> str:
             return ", ".join(str(int(np.ravel_multi_index(tuple(row), layout.box))) for row in rows)
 
-        bank_of = (lambda count, per: f"({count} / {per}) % 2") if banks == 2 else (lambda count, per: "0")
-        room = f" && pushed / {ns} <= popped / {nd} + 1" if banks == 2 else ""  # slab k reuses bank k - 2
-
+        bs, bd = src_it.beats, dst_it.beats
+        trips = _converter_trips(layout, src_it, dst_it)
+        bank_of = (lambda token, per: f"({token} / {per}) % 2") if banks == 2 else (lambda token, per: "0")
+        room = f" && j / {ns} <= k / {nd} + 1" if banks == 2 else ""  # slab j / ns reuses the bank of slab j / ns - 2
+        tokens_in = "read" if bs == 1 else f"read / {bs}"  # source tokens complete
         lines = [
             f"  // {n} slab(s) of {ns} source / {nd} destination tokens; bank = one slab {list(layout.box)}",
             f"  static const int src_at[{ns}] = {{{table(layout.src_rel)}}};  // tile origin in the bank",
             f"  static const int dst_at[{nd}] = {{{table(layout.dst_rel)}}};",
             f"  static const int ready[{nd}] = {{{', '.join(str(int(v)) for v in layout.ready)}}};  // last source token it needs",
             f"  static {elem} bank[{banks}][{box}];",
-            "  int pushed = 0, popped = 0;",
-            f"  while (pushed < {src_it.num_tokens} || popped < {dst_it.num_tokens}) {{",
-            "    bool moved = false;",
-            f"    if (pushed < {src_it.num_tokens}{room} && !in.empty()) {{",
-            f"      const {src.token} tile = in.read();",
-            f"      const int b = {bank_of('pushed', ns)}, at = src_at[pushed % {ns}];",
-        ]
-        lines += self._tile_copy(src_it, 3, ["at"], "bank[b][{glob}] = tile.v[{local}];", layout.box)
-        lines += [
-            "      ++pushed;",
-            "      moved = true;",
+            f"#pragma HLS array_partition variable=bank type=cyclic factor={max(src_it.beat_lanes, dst_it.beat_lanes)} dim=2",
+            "  // a static schedule: each cycle reads the next source beat while its slab's bank is free (slab s",
+            "  // reuses the bank of slab s - 2) and writes the next destination beat once its source tokens are in",
+            "  int read = 0, written = 0;  // beats",
+            f"  for (int t = 0; t < {trips}; ++t) {{",
+            "    #pragma HLS pipeline II=1  // depth 3",
+            f"    const int j = {tokens_in}{'' if bs == 1 else f', rb = read % {bs}'};  // source token (and beat)",
+            f"    const int k = {'written' if bd == 1 else f'written / {bd}'}{'' if bd == 1 else f', wb = written % {bd}'};",
+            f"    if (read < {src_it.num_tokens * bs}{room}) {{",
+            f"      const {src.token} w = in.read();",
+            f"      const int bank_k = {bank_of('j', ns)}, at = src_at[j % {ns}];",
+            *self._lanes(src_it, "rb", "      ", "bank[bank_k][{glob}] = w.v[{lane}];", layout.box, "at"),
+            "      ++read;",
             "    }",
-            f"    if (popped < {dst_it.num_tokens} && pushed > (popped / {nd}) * {ns} + ready[popped % {nd}] && !out.full()) {{",
-            f"      const int b = {bank_of('popped', nd)}, at = dst_at[popped % {nd}];",
-            f"      {dst.token} tile;",
+            f"    if (written < {dst_it.num_tokens * bd} && {tokens_in} > (k / {nd}) * {ns} + ready[k % {nd}]) {{",
+            f"      const int bank_k = {bank_of('k', nd)}, at = dst_at[k % {nd}];",
+            f"      {dst.token} w = {{}};",
+            *self._lanes(dst_it, "wb", "      ", "w.v[{lane}] = bank[bank_k][{glob}];", layout.box, "at"),
+            "      out.write(w);",
+            "      ++written;",
+            "    }",
+            "  }",
         ]
-        lines += self._tile_copy(dst_it, 3, ["at"], "tile.v[{local}] = bank[b][{glob}];", layout.box)
-        lines += ["      out.write(tile);", "      ++popped;", "      moved = true;", "    }", "    SD_POLL(moved, in, out);", "  }"]
         params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
         comment = (
             f"{node}: layout converter {src_it} -> {dst_it}\n// ping-pong buffer of {banks} bank(s) x {list(layout.box)} "
@@ -653,7 +715,7 @@ class _KernelEmitter:
             '#include "hls_stream.h"',
             '#include "sd_support.h"',
             "",
-            "// ---- token and buffer types: one tile (or local buffer) of a tensor, row-major ----",
+            "// ---- beat (FIFO word, <= 1,024 bits) and tile / buffer types, row-major ----",
         ]
         for name, type_ in sorted(self.structs.items()):
             n = math.prod(type_.get_shape())
@@ -661,7 +723,8 @@ class _KernelEmitter:
         out.append("")
         out.append("// ---- dataflow processes ----")
         for proc in self.procs:
-            out += ["", f"// {proc.comment}", f"static void {proc.fn}({', '.join(proc.params)}) {{", *count_cycles(proc.body), "}"]
+            body = count_cycles(partition_arrays(proc.body, self.structs, proc.lanes))
+            out += ["", f"// {proc.comment}", f"static void {proc.fn}({', '.join(proc.params)}) {{", *body, "}"]
         out += ["", *self._top()]
         return "\n".join(out) + "\n"
 
@@ -676,12 +739,31 @@ class _KernelEmitter:
         lines += ["#pragma HLS interface s_axilite port=return", "#pragma HLS dataflow", ""]
         lines.append("  // FIFOs: one writer and one reader process each; depths from FIFO sizing")
         for s in self.streams.values():
-            lines.append(f'  hls::stream<{s.token}, {s.depth}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}')
-            lines.append(f"#pragma HLS stream variable={s.var} depth={s.depth}")
+            words = f"{s.depth} tokens x {s.beats} beats" if s.beats > 1 else f"{s.depth} tokens"
+            lines.append(f'  hls::stream<{s.token}, {s.depth_beats}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}, {words}')
+            lines.append(f"#pragma HLS stream variable={s.var} depth={s.depth_beats}")
         lines += ["", "  SD_DATAFLOW_BEGIN()  // nothing for Vitis: the region is the calls below"]
         lines += [f"  SD_DATAFLOW_PROCESS({p.fn}, {', '.join(p.args)});" for p in self.procs]
         lines += ["  SD_DATAFLOW_END()", "}"]
         return lines
+
+
+def _converter_trips(layout: Any, src: itensor, dst: itensor) -> int:
+    """Cycles of the converter's static schedule (the emitted loop, step by step)."""
+    ns, nd = src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
+    bs, bd = src.beats, dst.beats
+    read = written = trips = 0
+    while read < src.num_tokens * bs or written < dst.num_tokens * bd:
+        moved = False
+        if read < src.num_tokens * bs and (layout.banks == 1 or (read // bs) // ns <= (written // bd) // nd + 1):
+            read, moved = read + 1, True
+        k = written // bd
+        if written < dst.num_tokens * bd and read // bs > (k // nd) * ns + int(layout.ready[k % nd]):
+            written, moved = written + 1, True
+        if not moved:
+            raise HlsEmitError(f"converter {src} -> {dst}: the static schedule stalls after {read} / {written} beats; re-plan it")
+        trips += 1
+    return trips
 
 
 def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) -> KernelSource:

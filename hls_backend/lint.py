@@ -41,7 +41,7 @@ RULES = (
 )  # fmt: skip
 # Rules the emitted compute does not meet yet (issue 11's lane-parallel work): emit_project reports
 # their findings in manifest.json's `lint_pending` instead of refusing the kernel.
-PENDING = frozenset({"token-width", "stream-polling", "pipeline-ii", "float-accumulator"})
+PENDING = frozenset({"float-accumulator"})
 
 
 @dataclass(frozen=True)

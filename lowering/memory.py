@@ -7,9 +7,9 @@ memory"):
 - BRAM36: 72 bits x 512 words each, so ceil(width / 72) x ceil(depth / 512).
 - URAM: 72 bits x 4,096 words each, so ceil(width / 72) x ceil(depth / 4096).
 Between BRAM and URAM a memory takes the one that uses the smaller share of the device's
-supply. Words are at most `MAX_WORD_BITS` (1,024) bits: a wider token is carried as
-ceil(bits / 1024) words of equal width (the beats a stream sends per token), so its FIFO holds
-depth x words words; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at most
+supply. A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most
+`MAX_WORD_BITS` = 1,024 bits, the last beat of a token padded), so a FIFO of D tokens of b beats
+is D x b words of min(token bits, 1,024) bits; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at most
 `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
 loops partition them), not memories.
 """
@@ -26,6 +26,7 @@ from xdsl.dialects.builtin import TensorType
 from streamdsl.compiler import converter_records
 from streamdsl.dialects.dataflow import KernelOp, TaskOp
 from streamdsl.graph import Graph
+from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import node_name
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
     "design_memory", "fits_on_chip", "kernel_buffers", "local_tensors", "words_of",
 ]  # fmt: skip
 
-MAX_WORD_BITS = 1024
+MAX_WORD_BITS = BEAT_BITS
 SRL_DEPTH = 32
 REGISTER_BITS = 4096
 BRAM36, URAM, LUTRAM = "BRAM36", "URAM", "LUTRAM"
@@ -77,20 +78,18 @@ def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
     return kind, options[kind]
 
 
-def _memory(name: str, kind: str, bits_per_item: int, items: int, fifo: bool) -> MemoryUse:
-    width, words = words_of(bits_per_item)
-    depth = items * words
-    resource, n = bind(width, depth, fifo)
-    return MemoryUse(name, kind, width, depth, resource, n)
+def _memory(name: str, kind: str, bits: int) -> MemoryUse:
+    width, words = words_of(bits)
+    return MemoryUse(name, kind, width, words, *bind(width, words))
 
 
 def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, object]:
-    """report.json's memory count. `fifos`: (name, token bits, depth in tokens); `buffers`: (name,
+    """report.json's memory count. `fifos`: (name, word bits, depth in words); `buffers`: (name,
     kind, bits), e.g. a converter's banks or a task's local buffer (local tensors of at most
     REGISTER_BITS are left out: registers). Returns the totals per resource, the capacities,
     whether it fits, and the memories, largest share of the device first."""
-    uses = [_memory(name, "fifo", bits, depth, fifo=True) for name, bits, depth in fifos]
-    uses += [_memory(name, kind, bits, 1, fifo=False) for name, kind, bits in buffers
+    uses = [MemoryUse(name, "fifo", width, depth, *bind(width, depth, fifo=True)) for name, width, depth in fifos]
+    uses += [_memory(name, kind, bits) for name, kind, bits in buffers
              if kind != "local" or bits > REGISTER_BITS]
     totals = {kind: sum(u.count for u in uses if u.resource == kind) for kind in CAPACITY}
     return {
@@ -128,14 +127,16 @@ def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
 def design_memory(design: Any) -> dict[str, object]:
     """The count of a sized design (`sd.compile(prog)`): its FIFOs at their depths, its converters'
     banks and its tasks' local tensors."""
-    return count([(st.name, st.token_bits, st.depth) for st in design.streams], kernel_buffers(design.kernel))
+    return count([(st.name, min(st.token_bits, BEAT_BITS), st.depth_beats) for st in design.streams], kernel_buffers(design.kernel))
 
 
 def fits_on_chip(graph: Graph, kernel: KernelOp) -> Callable[[Mapping[str, int]], bool]:
-    """Whether depths for `graph`'s FIFOs, with `kernel`'s buffers, fit the device by `count`."""
+    """Whether depths for `graph`'s FIFOs, with `kernel`'s buffers, fit the device by `count`
+    (a FIFO of D tokens is D x beats words of the beat's width, as the emitter declares it)."""
     buffers = kernel_buffers(kernel)
 
     def fits(depths: Mapping[str, int]) -> bool:
-        return bool(count([(e.name, e.token_bits, depths[e.name]) for e in graph.fifos], buffers)["fits"])
+        fifos = [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
+        return bool(count(fifos, buffers)["fits"])
 
     return fits

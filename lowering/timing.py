@@ -53,7 +53,7 @@ from streamdsl.opinfo import OPS
 from streamdsl.scalars import fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
-__all__ = ["U55C", "TimingError", "TimingTable", "kernel_graph"]
+__all__ = ["U55C", "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "dma_token_cycles", "kernel_graph", "task_timing"]
 
 
 class TimingError(StreamdslError, ValueError):
@@ -79,11 +79,12 @@ class TimingTable:
     clock_mhz: float = 300.0
     read_latency: int = 1  # a FIFO token is readable the cycle after its write
     free_latency: int = 1  # a FIFO slot is writable the cycle after its read (depth 2 = full rate)
-    stream_op: int = 1  # itensor_read / itensor_write: one wide token per cycle
+    stream_op: int = 1  # cycles per stream beat (a token crosses as `itensor.beats` beats of <= 1,024 bits)
     lanes: int = 64  # scalar ops per cycle of a tile op without an `unroll` attribute
     loop_entry: int = 1  # cycles to enter each iteration of a non-pipelined loop
     buffer_latency: int = 2  # on-chip buffer (BRAM/URAM) access: extract_slice / insert_slice
     hbm_bits_per_cycle: int = 383  # one HBM pseudo-channel, 14.375 GB/s at 300 MHz
+    hbm_word_bits: int = 512  # a DMA's m_axi port: one word per cycle (hls_backend/hbm.py)
     dma_latency: int = 64  # DMA request to first beat (AXI burst + HBM controller)
     op_latency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict(_OP_LATENCY)))
 
@@ -111,6 +112,32 @@ class TimingTable:
 U55C = TimingTable()
 
 
+@dataclass(frozen=True)
+class LoopTiming:
+    """How the model runs one pipelined (innermost) `scf.for`: a new iteration every `ii` cycles,
+    each `depth` cycles long; the emitted C++ pipelines the loop at this II (hls_backend)."""
+
+    ii: int
+    depth: int
+    lanes: int  # scalar operations per cycle of the task's tile ops
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """What the model assumes of a task's hardware, for the emitter to build it: each pipelined
+    loop's II and depth, the pipeline depth (per-element latency) of each tile op, and the lanes."""
+
+    loops: dict[scf.ForOp, LoopTiming]
+    op_depth: dict[Operation, int]
+    lanes: int
+
+
+def task_timing(task: TaskOp, table: TimingTable = U55C) -> TaskTiming:
+    scheduler = _TaskScheduler(table, task)
+    scheduler.run()
+    return TaskTiming(scheduler.loops, scheduler.op_depth, scheduler.lanes)
+
+
 def kernel_graph(kernel: Operation, table: TimingTable = U55C) -> tuple[Graph, dict[str, SSAValue]]:
     """The timing graph of a `dataflow.kernel` under `table`."""
     return graph_from_kernel(kernel, table)  # type: ignore[arg-type]
@@ -126,42 +153,70 @@ def _it(value: SSAValue):
     return value.type.itensor
 
 
+def _token_cycles(table: TimingTable, value: SSAValue) -> int:
+    """Cycles a token takes to cross a stream: one beat per `stream_op`."""
+    return _it(value).beats * table.stream_op
+
+
+def _hbm_words(table: TimingTable, value: SSAValue) -> int:
+    """HBM words per token of a DMA's buffer (hls_backend/hbm.py: the tile's elements packed,
+    i1 a byte each)."""
+    it = _it(value)
+    return -(-it.token_elements // (table.hbm_word_bits // (8 if it.dtype.bits == 1 else it.dtype.bits)))
+
+
 def _beat(table: TimingTable, value: SSAValue) -> int:
-    """Cycles per token of a DMA: every DMA has its own 512-bit port on its own HBM pseudo-channel
-    (the emitted top gives a tensor loaded twice two ports), so it streams at a channel's bandwidth."""
-    return max(1, -(-_it(value).token_bits // table.hbm_bits_per_cycle))
+    """Cycles per token of a DMA: every DMA has its own 512-bit port (a word per cycle) on its own
+    HBM pseudo-channel (the emitted top gives a tensor loaded twice two ports), which delivers
+    `hbm_bits_per_cycle` of the token's whole words; never faster than the stream takes its beats."""
+    return max(_token_cycles(table, value), -(-_hbm_words(table, value) * table.hbm_word_bits // table.hbm_bits_per_cycle))
+
+
+def dma_token_cycles(op: DmaLoadOp | DmaStoreOp, table: TimingTable = U55C) -> int:
+    """Cycles per token of a DMA (`_beat`)."""
+    return _beat(table, op.result if isinstance(op, DmaLoadOp) else op.source)
 
 
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
-    times = table.dma_latency + np.arange(_it(op.result).num_tokens, dtype=np.int64) * _beat(table, op.result)
-    return NodeSchedule({}, {op.result: times})
+    """Token k's first beat at `dma_latency + k * rate`; done when the last token's beats are out."""
+    rate, n = dma_token_cycles(op, table), _it(op.result).num_tokens
+    times = table.dma_latency + np.arange(n, dtype=np.int64) * rate
+    return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + n * rate)
 
 
 def _dma_store(table: TimingTable, op: DmaStoreOp) -> NodeSchedule:
-    times = np.arange(_it(op.source).num_tokens, dtype=np.int64) * _beat(table, op.source)
-    return NodeSchedule({op.source: times}, {}, latency=int(times[-1]) + table.dma_latency if times.size else table.dma_latency)
+    rate, n = dma_token_cycles(op, table), _it(op.source).num_tokens
+    times = np.arange(n, dtype=np.int64) * rate
+    return NodeSchedule({op.source: times}, {}, latency=n * rate + table.dma_latency)
+
+
+def _moved(table: TimingTable, reads: dict, writes: dict, source: SSAValue) -> NodeSchedule:
+    """A node moving a beat per cycle: done one cycle after the last token's last beat."""
+    n, cycles = _it(source).num_tokens, _token_cycles(table, source)
+    return NodeSchedule(reads, writes, latency=n * cycles + table.stream_op)
 
 
 def _fork(table: TimingTable, op: ITensorForkOp) -> NodeSchedule:
-    k = np.arange(_it(op.source).num_tokens, dtype=np.int64)
-    return NodeSchedule({op.source: k}, {out: k + table.stream_op for out in op.outputs})
+    k = np.arange(_it(op.source).num_tokens, dtype=np.int64) * _token_cycles(table, op.source)
+    return _moved(table, {op.source: k}, {out: k + table.stream_op for out in op.outputs}, op.source)
 
 
 def _reassociate(table: TimingTable, op: ITensorReassociateOp) -> NodeSchedule:
-    k = np.arange(_it(op.source).num_tokens, dtype=np.int64)
-    return NodeSchedule({op.source: k}, {op.result: k + table.stream_op})
+    """Beat for beat: the same elements in the same order make the same beats."""
+    k = np.arange(_it(op.source).num_tokens, dtype=np.int64) * _token_cycles(table, op.source)
+    return _moved(table, {op.source: k}, {op.result: k + table.stream_op}, op.source)
 
 
 def _routed(table: TimingTable, op: RoutingOperation) -> NodeSchedule:
-    """One token per cycle; token k of the whole stream belongs to part `op.route()[k]`. A split
-    reads the whole stream and writes the parts, a merge reads the parts and writes the whole."""
+    """One token per `beats` cycles; token k of the whole stream belongs to part `op.route()[k]`.
+    A split reads the whole stream and writes the parts, a merge reads the parts and writes the whole."""
     route = op.route()
-    k = np.arange(route.size, dtype=np.int64)
+    k = np.arange(route.size, dtype=np.int64) * _token_cycles(table, op.whole)
     by_part = {p: k[route == i] for i, p in enumerate(op.parts)}
     out = table.stream_op
     if op.splits:
-        return NodeSchedule({op.whole: k}, {p: t + out for p, t in by_part.items()})
-    return NodeSchedule(by_part, {op.whole: k + out})
+        return _moved(table, {op.whole: k}, {p: t + out for p, t in by_part.items()}, op.whole)
+    return _moved(table, by_part, {op.whole: k + out}, op.whole)
 
 
 def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
@@ -175,10 +230,11 @@ def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
     layout = slab_layout(src, dst, shared)  # the runtime's and the emitter's slab analysis
     n, ns, nd = layout.slabs, src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
     j = np.arange(src.num_tokens, dtype=np.int64)
+    bs, bd = _token_cycles(table, op.source), _token_cycles(table, op.result)  # cycles per token
     links = {"bank": 0, "room": 2 * ns} if n > 2 else {"bank": 0}
-    fill_writes: dict = {link: j + table.stream_op for link in links}
+    fill_writes: dict = {link: j * bs + bs for link in links}
     fill_order = {op.source: 3 * j, **{link: 3 * j + 1 + i for i, link in enumerate(links)}}
-    fill = NodeSchedule({op.source: j}, fill_writes, latency=src.num_tokens + table.stream_op, order=fill_order)
+    fill = NodeSchedule({op.source: j * bs}, fill_writes, latency=src.num_tokens * bs + table.stream_op, order=fill_order)
 
     # the draining side, in program order: bank tokens up to the one token k needs, token k, and
     # after the last token of a slab its room tokens; then whatever bank tokens are left
@@ -193,14 +249,14 @@ def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
     bank_rank = firsts + np.arange(firsts.size) - np.repeat(np.cumsum(before) - before, before)
     tail = src.num_tokens - int(upto[-1]) if k.size else src.num_tokens
     bank_rank = np.concatenate([bank_rank, int(events[-1] if k.size else 0) + np.arange(tail)])
-    emit_time = k + table.buffer_latency
-    drain_reads: dict = {"bank": np.concatenate([np.repeat(k, before), np.full(tail, k.size)]) + table.buffer_latency - 1}
+    emit_time = k * bd + table.buffer_latency
+    drain_reads: dict = {"bank": np.concatenate([np.repeat(k, before), np.full(tail, k.size)]) * bd + table.buffer_latency - 1}
     order: dict = {op.result: emit_rank, "bank": bank_rank}
     if "room" in links:
         slab_end = k[(k + 1) % nd == 0]
         drain_reads["room"] = np.repeat(emit_time[slab_end], ns)
         order["room"] = (emit_rank[slab_end][:, None] + 1 + np.arange(ns)[None, :]).ravel()
-    drain = NodeSchedule(drain_reads, {op.result: emit_time}, latency=dst.num_tokens + table.buffer_latency, order=order)
+    drain = NodeSchedule(drain_reads, {op.result: emit_time}, latency=dst.num_tokens * bd + table.buffer_latency, order=order)
     fill.drain, fill.links = drain, links
     return fill
 
@@ -277,6 +333,8 @@ class _TaskScheduler:
         self.lanes = _unroll(task) or table.lanes
         self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
         self.known: dict[SSAValue, int] = {}  # indices of the loops timed iteration by iteration
+        self.loops: dict[scf.ForOp, LoopTiming] = {}
+        self.op_depth: dict[Operation, int] = {}
 
     def run(self) -> NodeSchedule:
         sched = self.block(self.task.body.block)
@@ -328,14 +386,19 @@ class _TaskScheduler:
         return merged
 
     def place(self, op: Operation, start: int, accesses: _Accesses) -> tuple[int, int]:
-        """Schedule one op at or after `start`; returns (start, finish) and records port accesses."""
+        """Schedule one op at or after `start`; returns (start, finish) and records port accesses
+        (a token holds its port for its beats, the time recorded is its first beat's)."""
         port = self.port(op)
         if port is None:
             return start, start + self.latency(op)
+        cycles = self.token_cycles(port)
         if (previous := accesses.last(port)) is not None:
-            start = max(start, previous + self.table.stream_op)
+            start = max(start, previous + cycles)
         accesses.add(port, start)
-        return start, start + self.table.stream_op
+        return start, start + cycles
+
+    def token_cycles(self, port: BlockArgument) -> int:
+        return _token_cycles(self.table, port) if isinstance(port.type, ITensorType) else self.table.stream_op
 
     def loop(self, op: scf.ForOp) -> _Sched:
         trips = _trip_count(op, self.name, self.known)
@@ -384,8 +447,11 @@ class _TaskScheduler:
         depth = max([1, *ready.values()])
         yielded = body.last_op.operands if body.last_op is not None else ()
         recurrence = max([0, *(carried.get(v, 0) for v in yielded)])
-        port_span = max([0, *(ts[-1] - ts[0] + 1 for ts in accesses.times.values() if len(ts) > 1)])
+        port_span = max([0, *(ts[-1] - ts[0] + self.token_cycles(p) for p, ts in accesses.times.items())])
         ii = max(1, busiest, recurrence, port_span, self.least_ii)
+        if (timed := self.loops.get(op)) is not None:  # inside a triangular nest: its slowest iteration
+            ii, depth = max(ii, timed.ii), max(depth, timed.depth)
+        self.loops[op] = LoopTiming(ii, depth, self.lanes)
         return _repeat(accesses.sched(), trips, ii, (trips - 1) * ii + depth)
 
     def carried_path(self, op: Operation, carried: dict[SSAValue, int], latency: int) -> int:
@@ -447,6 +513,7 @@ class _TaskScheduler:
         if op.name in ("tensor.extract_slice", "tensor.insert_slice", "tensor.extract", "tensor.insert"):
             return self.issue(op) - 1 + self.table.buffer_latency
         if _is_compute(op):
+            self.op_depth[op] = max(self.op_depth.get(op, 0), self.body_latency(op))
             return self.issue(op) - 1 + self.body_latency(op)
         return self.table.latency_of(op)
 

@@ -45,6 +45,8 @@ class StreamRecord:
     depth: int
     lag: int | None = None  # least producer-to-consumer delay that never starves the consumer (cycles)
     delay: int | None = None  # the sizing's chosen delay (cycles), which the depth covers
+    beats: int = 1  # stream beats (<= 1,024 bits) per token; the emitted FIFO is depth x beats words deep
+    depth_beats: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -100,7 +102,7 @@ class Design:
     def streams(self) -> list[StreamRecord]:
         return [
             StreamRecord(e.name, node_of(e.src), e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
-                         self.sizing.lags.get(e.name), self.sizing.delays.get(e.name))
+                         self.sizing.lags.get(e.name), self.sizing.delays.get(e.name), e.beats, self.sizing.depths[e.name] * e.beats)
             for e in self.graph.fifos
         ]
 

@@ -121,6 +121,7 @@ class Edge:
     depth: int | None = None
     fixed: bool = False  # an internal link of a node (a converter's bank): not a FIFO to size
     tensor_tokens: int | None = None  # distinct tiles of the tensor it carries (tokens less replays)
+    beats: int = 1  # stream beats per token (`itensor.beats`): the emitted FIFO holds depth x beats words
 
 
 class Graph:

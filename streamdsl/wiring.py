@@ -261,6 +261,7 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
         src = drain_name(wire.producer) if drain is not None and wire.value in drain.writes else wire.producer
         edge = graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
         edge.tensor_tokens = _tensor_tiles(wire.value)
+        edge.beats = _beats(wire.value)
         if not isinstance(wire.producer_op, DmaLoadOp) and not isinstance(wire.consumer_op, DmaStoreOp):
             root = _unforked(wire.value)
             graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
@@ -329,6 +330,10 @@ def value_name(value: SSAValue) -> str:
 
 def _unique(name: str, taken: Mapping[str, object]) -> str:
     return name if name not in taken else next(f"{name}#{i}" for i in range(2, len(taken) + 3) if f"{name}#{i}" not in taken)
+
+
+def _beats(value: SSAValue) -> int:
+    return value.type.itensor.beats if isinstance(value.type, ITensorType) else 1
 
 
 def _token_bits(value: SSAValue) -> int:

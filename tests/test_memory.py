@@ -34,11 +34,11 @@ def test_words_split_wide_tokens_evenly() -> None:
 
 
 def test_count_totals_and_fit() -> None:
-    got = count([("a->b", 2048, 467), ("b->c", 512, 2)], [("conv", "converter", 64 * 64 * 32 * 2), ("t: tile", "local", 2048)])
+    got = count([("a->b", 1024, 934), ("b->c", 512, 2)], [("conv", "converter", 64 * 64 * 32 * 2), ("t: tile", "local", 2048)])
     fifo_ab = bind(1024, 934, True)
     conv = bind(1024, 256, False)
     assert (got["BRAM36"], got["LUTRAM"]) == (fifo_ab[1] + conv[1], 512)
     assert got["URAM"] == 0 and got["fits"]
     assert [m["name"] for m in got["memories"]] == ["a->b", "conv", "b->c"]  # the local tile is registers
-    huge = count([("x->y", 131072, 8192)], [])
+    huge = count([("x->y", 1024, 128 * 8192)], [])
     assert not huge["fits"] and huge["memories"][0]["resource"] == URAM

@@ -174,6 +174,8 @@ struct Clock {
   long now = 0;
   long busy = 0;
   long lag = 0;  // a beat written now leaves the pipeline this much later
+  long hbm_free = 0;   // when its HBM pseudo-channel is next free, in bit-times (cycles x channel bits per cycle)
+  long hbm_stall = 0;  // cycles it waited for the channel
 };
 
 struct Cycles {
@@ -196,6 +198,21 @@ inline long now() { return Cycles::get().current ? Cycles::get().current->now : 
 inline long leaves() { return Cycles::get().current ? Cycles::get().current->now + Cycles::get().current->lag : 0; }
 inline void lag(long d) {
   if (Clock* c = Cycles::get().current) c->lag = d;
+}
+// One word of `bits` through an m_axi port of a pipelined loop (its II already counted) from a
+// pseudo-channel that moves `per_cycle` bits a cycle. The port keeps its requests in flight, so
+// the channel streams from the cycle the loop would have issued the word without these waits;
+// the iteration ends no earlier than the word is through.
+inline void hbm(long bits, long per_cycle) {
+  if (Clock* c = Cycles::get().current) {
+    const long issue = (c->now - 1 - c->hbm_stall) * per_cycle;
+    c->hbm_free = (c->hbm_free > issue ? c->hbm_free : issue) + bits;
+    const long ready = (c->hbm_free + per_cycle - 1) / per_cycle;
+    if (ready > c->now) {
+      c->hbm_stall += ready - c->now;
+      tick(ready - c->now);
+    }
+  }
 }
 inline void wait_until(long t) {
   if (Clock* c = Cycles::get().current)

@@ -35,17 +35,20 @@
 // already counted for the last iteration, so N iterations cost (N - 1) * II + depth), and
 // SD_LOOP_ENTRY() per iteration of a loop that is not pipelined; SD_DEPTH(d) alone is the
 // latency of straight-line tile work. SD_LAG(d): beats written from now on leave d cycles late
-// (the rest of their iteration's pipeline).
+// (the rest of their iteration's pipeline). SD_HBM(bits, per_cycle): a DMA's word waits for its
+// HBM pseudo-channel, which moves fewer bits per cycle than the 512-bit port.
 #if defined(SD_HLS_STREAM_H) && !defined(SD_CSIM_THREADED) && !defined(__SYNTHESIS__)
 #define SD_II(n) ::sd_csim::tick(n)
 #define SD_DEPTH(d) ::sd_csim::tick(d)
 #define SD_LOOP_ENTRY() ::sd_csim::tick(1)
 #define SD_LAG(d) ::sd_csim::lag(d)
+#define SD_HBM(bits, per_cycle) ::sd_csim::hbm(bits, per_cycle)
 #else
 #define SD_II(n) (void)0
 #define SD_DEPTH(d) (void)0
 #define SD_LOOP_ENTRY() (void)0
 #define SD_LAG(d) (void)0
+#define SD_HBM(bits, per_cycle) (void)0
 #endif
 
 // A polling process (non-blocking empty()/full()) ends each loop iteration with SD_POLL: nothing

@@ -29,9 +29,9 @@ Wait = tuple[Any, int]
 class Fifo:
     """A bounded FIFO of tile tokens."""
 
-    __slots__ = ("consumer", "depth", "expected", "name", "peak", "producer", "pushed", "q", "token_bits", "value")
+    __slots__ = ("beats_per_token", "consumer", "depth", "expected", "name", "peak", "producer", "pushed", "q", "token_bits", "value")
 
-    def __init__(self, value: SSAValue | None, expected: int | None, token_bits: int | None):
+    def __init__(self, value: SSAValue | None, expected: int | None, token_bits: int | None, beats_per_token: int | None = None):
         self.q: deque[Any] = deque()
         self.name = ""
         self.depth = DEFAULT_DEPTH
@@ -39,6 +39,7 @@ class Fifo:
         self.pushed = 0
         self.expected = expected
         self.token_bits = token_bits
+        self.beats_per_token = beats_per_token
         self.value = value
         self.producer: Process | None = None
         self.consumer: Process | None = None

@@ -74,6 +74,7 @@ class StreamStats:
     depth: int | float  # math.inf when unbounded
     peak: int
     token_bits: int | None
+    beats: int | None = None  # stream beats moved: tokens x `itensor.beats` (what the emitted C++ writes)
 
 
 @dataclass
@@ -357,6 +358,7 @@ class _Kernel:
                 f.depth,
                 f.peak,
                 f.token_bits,
+                None if f.beats_per_token is None else f.pushed * f.beats_per_token,
             )
             for f in self.all_fifos
         ]
@@ -388,7 +390,7 @@ class _Kernel:
 def _new_fifo(value: SSAValue) -> Fifo:
     """A FIFO with the token count and width its type (or a stream's layout) gives, if known."""
     it = stream_itensor(value)
-    return Fifo(value, it.num_tokens, it.token_bits) if it is not None else Fifo(value, None, None)
+    return Fifo(value, it.num_tokens, it.token_bits, it.beats) if it is not None else Fifo(value, None, None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def test_report_keys() -> None:
     design = sd.compile(P.fork_join(2, 64, 16).program)
     report = design.report()
     assert set(report["fifo_sizing"]) >= {"seconds", "total_bits", "naive_bits", "sim_peak_bits"}
-    assert set(report["streams"][0]) == {"name", "producer", "consumer", "tokens", "token_bits", "depth", "lag", "delay"}
+    keys = {"name", "producer", "consumer", "tokens", "token_bits", "depth", "lag", "delay", "beats", "depth_beats"}
+    assert set(report["streams"][0]) == keys
 
 
 def test_compile_errors() -> None:

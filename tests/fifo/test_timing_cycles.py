@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lowering.timing import U55C, kernel_graph
+from streamdsl.itensor import BEAT_BITS
 
 from .test_timing import kernel_of, parse
 
@@ -90,10 +91,11 @@ def _row_sum_write(elems: int, rows: int = 4) -> list[int]:
 def test_a_reduction_takes_an_adder_tree_of_ceil_log2_levels(elems: int) -> None:
     """Summing n elements needs ceil(log2 n) levels of adders after the element's own add: a
     reduction of 12 elements is as deep as one of 16, one level deeper than one of 8."""
-    op, add, fill = U55C.stream_op, U55C.op_latency["arith.addf"], 1
+    beats = -(-elems // (BEAT_BITS // 32))  # the f32 row crosses its stream in 1,024-bit beats
+    op, add, fill = U55C.stream_op * beats, U55C.op_latency["arith.addf"], 1
     issue = -(-elems // U55C.lanes)  # cycles the tile op occupies its lanes
     levels = math.ceil(math.log2(elems))
     latency = issue - 1 + add + levels * add
     first = max(op, fill) + latency  # read (op) and fill (1) in parallel, then the reduction
-    ii = max(1, issue)
+    ii = max(beats, issue)  # the input port takes a beat per cycle
     assert _row_sum_write(elems) == [first + ii * r for r in range(4)]

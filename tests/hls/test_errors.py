@@ -54,8 +54,8 @@ def test_run_csim_checks_its_inputs(chain: sd.Design, tmp_path: Path) -> None:
 def test_compile_errors_carry_the_compiler_output(chain: sd.Design, tmp_path: Path) -> None:
     project = emit_project(chain, tmp_path / "p")
     kernel = project / "kernel.cpp"
-    kernel.write_text(kernel.read_text().replace("out.write(tile);", "out.write(tile)"))
-    with pytest.raises(CsimError, match=r"(?s)g\+\+ failed.*out.write\(tile\)\n"):
+    kernel.write_text(kernel.read_text().replace("out.write(w);", "out.write(w)"))
+    with pytest.raises(CsimError, match=r"(?s)g\+\+ failed.*out.write\(w\)\n"):
         run_csim(project, np.zeros((2, 64), np.float32))
 
 

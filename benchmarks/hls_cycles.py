@@ -1,0 +1,118 @@
+"""The emitted C++ against the timing model, in cycles.
+
+For each design, sequential csim counts cycles with the counters the emitter puts in the code
+(II per pipelined iteration, the pipeline depth per loop entry, hls_backend/include/sd_support.h):
+per process its own cycles (`busy`), and a makespan in which reads wait for their beats (infinite
+FIFOs). The timing model gives each process's latency (a converter: the span of its filling and
+draining halves in the timed simulation) and the timed simulator the makespan with the sized FIFOs. Printed: both figures
+and the ratio csim / model per process and for the makespan; the target is within 1.2x.
+
+Run: `python benchmarks/hls_cycles.py [--only NAME ...] [--quick]` (--quick skips the paper size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from xdsl.context import Context
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import streamdsl as sd  # noqa: E402
+from hls_backend import csim_cycles, emit_project, model_cycles  # noqa: E402
+from lowering.transforms.insert_converters import InsertConvertersPass  # noqa: E402
+from toolchain.cli import SIZES  # noqa: E402
+from toolchain.examples import ffn_block  # noqa: E402
+
+TARGET = 1.2
+
+
+def _tutorial(name: str):  # noqa: ANN202 - a module
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "tutorials" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
+    """name -> () -> (program, inputs). The default design is `make run`'s: the small FFN block."""
+    rng = np.random.default_rng(0)
+
+    def ffn(size: str) -> tuple[object, list[np.ndarray]]:
+        ex = ffn_block(*SIZES[size])
+        return ex.program, ex.make_inputs(0)
+
+    def t01() -> tuple[object, list[np.ndarray]]:  # the tutorials as they are written (default sizes)
+        return _tutorial("01_elementwise").build(), [_rand(rng, 4, 256)]
+
+    def t02(which: str) -> Callable[[], tuple[object, list[np.ndarray]]]:
+        return lambda: (_tutorial("02_matvec_reuse").build()[which], [_rand(rng, 1, 128), _rand(rng, 128, 256)])
+
+    def t03() -> tuple[object, list[np.ndarray]]:
+        return _tutorial("03_streaming_attention").build(), [_rand(rng, 4, 32), _rand(rng, 4, 64, 32), _rand(rng, 4, 64, 32)]
+
+    return {
+        "default (ffn small)": lambda: ffn("small"),
+        "tutorial 01 elementwise": t01,
+        "tutorial 02 replay": t02("replay"),
+        "tutorial 02 buffered": t02("buffered"),
+        "tutorial 02 converted": t02("converted"),
+        "tutorial 03 attention": t03,
+        "ffn tiny": lambda: ffn("tiny"),
+        "ffn paper": lambda: ffn("paper"),
+    }
+
+
+def measure(name: str, build: Callable[[], tuple[object, list[np.ndarray]]], workdir: Path) -> dict[str, float]:
+    program, inputs = build()
+    InsertConvertersPass().apply(Context(), program.module)  # as `streamdsl compile` plans them
+    design = sd.compile(program)
+    project = emit_project(design, workdir / name.replace(" ", "_").replace("(", "").replace(")", ""))
+    counted = csim_cycles(project, *inputs)
+    model = model_cycles(design)
+    makespan = design.timed_simulation().makespan
+    print(f"\n{name}: {len(model)} processes")
+    print(f"  {'process':34s} {'csim':>10s} {'model':>10s} {'ratio':>6s}")
+    worst = 1.0
+    for node, clock in counted["processes"].items():
+        ratio = clock["busy"] / max(1, model[node])
+        worst = max(worst, ratio, 1 / ratio if ratio else float("inf"))
+        flag = "" if 1 / TARGET <= ratio <= TARGET else "  <- off"
+        print(f"  {node:34s} {clock['busy']:10d} {model[node]:10d} {ratio:6.2f}{flag}")
+    ratio = counted["makespan"] / makespan
+    print(f"  {'makespan':34s} {counted['makespan']:10d} {makespan:10d} {ratio:6.2f}")
+    return {"makespan_ratio": ratio, "worst_process_ratio": worst}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="designs whose name contains one of these words")
+    parser.add_argument("--quick", action="store_true", help="skip the paper-size FFN block")
+    args = parser.parse_args(argv)
+    summary = {}
+    with tempfile.TemporaryDirectory(prefix="hls_cycles_") as tmp:
+        for name, build in designs().items():
+            if args.only and not any(word in name for word in args.only):
+                continue
+            if args.quick and "paper" in name:
+                continue
+            summary[name] = measure(name, build, Path(tmp))
+    print(f"\nsummary (target: every ratio within {TARGET}x)")
+    for name, figures in summary.items():
+        print(f"  {name:28s} makespan {figures['makespan_ratio']:5.2f}x   worst process {figures['worst_process_ratio']:5.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
