@@ -21,7 +21,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, beats_read, beats_write, c_literal, c_scalar, flat_index, ident, struct_name
-from lowering.timing import U55C, LoopTiming, TaskTiming
+from lowering.timing import ACCUMULATORS, U55C, LoopTiming, TaskTiming, accumulator
 from streamdsl.opinfo import OPS, OpInfo, template
 from streamdsl.scalars import MAX_TRIPS
 
@@ -57,6 +57,7 @@ class BodyEmitter:
         self.timing = timing
         self.lanes = timing.lanes if timing is not None else U55C.lanes
         self.unrolled = 0  # > 0 inside a pipelined loop: every loop in it is unrolled
+        self.combiners: dict[SSAValue, str] = {}  # interleaved accumulators: their combiner's C++
         self.structs = structs
         self.lines: list[str] = []
         self.names: dict[SSAValue, str] = {}
@@ -230,7 +231,11 @@ class BodyEmitter:
                 self.ports[arg] = self.ports[res] = self.ports[init]
             else:
                 data.append((init, arg, res))
+        timing = self._loop_timing(op)
+        partials = dict(timing.partials) if timing is not None else {}
         for init, arg, _ in data:
+            if arg in partials:
+                continue  # declared below, once the loop index is named
             if isinstance(arg.type, ShapedType) and init.has_one_use() and init not in self.lazy_empty:
                 self.names[arg] = self.use(init)  # the loop takes over a buffer nothing else reads
                 continue
@@ -238,13 +243,19 @@ class BodyEmitter:
             self.emit(indent, f"{ctype} {self.define(arg)} = {self.use(init, indent)};")
         lb, ub, step = (self.use(v) for v in (op.lb, op.ub, op.step))  # type: ignore[attr-defined]
         var = self.define(iv)
+        trip = var if lb == "0" else f"({var} - {lb})"
+        trip = trip if step == "1" else f"{trip} / {step}"
+        for init, arg, _ in data:
+            if arg in partials:
+                self._partials(init, arg, partials[arg], f"{trip} % {partials[arg]}", indent)
         incr = f"++{var}" if step == "1" else f"{var} += {step}"
         self.emit(indent, f"for (int {var} = {lb}; {var} < {ub}; {incr}) {{")
         # the model's pipelined loops (innermost scf.for): one iteration every II cycles, all of
         # the iteration's work spread over them, so every loop inside is unrolled
-        timing = self._loop_timing(op)
         if timing is not None:
             self.emit(indent + 1, f"#pragma HLS pipeline II={timing.ii}  // depth {timing.depth}")
+            for arg, k in partials.items():  # partial i % K is updated again K iterations later
+                self.emit(indent + 1, f"#pragma HLS dependence variable={self.names[arg].split('[')[0]} type=inter distance={k} true")
             self.unrolled += 1
         if (most := op.attributes.get(MAX_TRIPS)) is not None:  # a run-time trip count (docs/ir.md)
             self.emit(indent + 1, f"#pragma HLS loop_tripcount max={most.value.data}")  # type: ignore[attr-defined]
@@ -259,7 +270,59 @@ class BodyEmitter:
             self.unrolled -= 1
         self.emit(indent, "}")
         for _, arg, res in data:
-            self.names[res] = self.names[arg]
+            if arg in partials:
+                self._combine(arg, res, partials[arg], indent)
+            else:
+                self.names[res] = self.names[arg]
+        if partials and not self.unrolled:
+            self.emit(indent, f"SD_DEPTH({timing.combine});  // the partials' trees")  # type: ignore[union-attr]
+
+    def _partials(self, init: SSAValue, arg: SSAValue, k: int, slot: str, indent: int) -> None:
+        """An accumulator (lowering.timing.accumulator) as `k` interleaved partial results:
+        partial 0 starts at the initial value, the others at the combiner's identity; iteration i
+        updates partial `slot` = i % k."""
+        acc = accumulator(arg)  # type: ignore[arg-type]
+        assert acc is not None
+        combiner = next(o for o in acc.regions[0].block.ops if o.name != "linalg.yield")
+        elem = _elem(arg)
+        name = self.fresh((arg.name_hint or "acc") + "_partials")
+        n = _numel(arg)
+        self.emit(indent, f"{self.struct(arg)} {name}[{k}];")
+        self.emit(indent, f"#pragma HLS array_partition variable={name} type=complete")
+        self.emit(indent, f"{name}[0] = {self.use(init, indent)};")
+        identity = c_literal(ACCUMULATORS[combiner.name], elem)
+        for j in range(1, k):
+            self._elementwise(indent, n, f"{name}[{j}].v[e] = {identity};")
+        self.names[arg] = f"{name}[{slot}]"
+        self.combiners[arg] = template(OPS[combiner.name], "cxx", combiner)
+
+    def _elementwise(self, indent: int, n: int, line: str) -> None:
+        """`line` for every element e of an n-element tile, all at once (an unrolled loop)."""
+        if n == 1:
+            self.emit(indent, "{")
+            self.emit(indent + 1, "const int e = 0;")
+            self.emit(indent + 1, line)
+            self.emit(indent, "}")
+            return
+        self.emit(indent, f"for (int e = 0; e < {n}; ++e) {{")
+        self.emit(indent + 1, "#pragma HLS unroll")
+        self.emit(indent + 1, line)
+        self.emit(indent, "}")
+
+    def _combine(self, arg: SSAValue, res: SSAValue, k: int, indent: int) -> None:
+        """After the loop: the partials of `arg` combined pairwise, a tree of ceil(log2 k) levels."""
+        base = self.names[arg].split("[")[0]
+        level = [f"{base}[{j}]" for j in range(k)]
+        text = self.combiners[arg]
+        while len(level) > 1:
+            nxt = []
+            for a, b in zip(level[::2], level[1::2]):
+                out = self.fresh("tree")
+                self.emit(indent, f"{self.struct(arg)} {out};")
+                self._elementwise(indent, _numel(arg), f"{out}.v[e] = {text.format(f'{a}.v[e]', f'{b}.v[e]')};")
+                nxt.append(out)
+            level = nxt + level[len(nxt) * 2:]
+        self.names[res] = level[0]
 
     def _assign(self, targets: list[SSAValue], values: list[SSAValue], indent: int) -> None:
         """Parallel assignment of yielded values to loop-carried variables."""

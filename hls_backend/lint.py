@@ -17,12 +17,13 @@ Rules (each finding names its rule, the line and the culprit):
   unroll-partition   every array an unrolled loop indexes with its variable is partitioned or reshaped
                      (`#pragma HLS array_partition variable=a` or `a.v`); loops inside a pipelined loop
                      are unrolled by Vitis, so they count too
-  float-accumulator  no floating-point value accumulated across the iterations of a pipelined loop at
-                     distance 1 (`acc += x` where `acc` does not depend on the loop's variable): the
-                     loop then starts once per adder latency, not at II=1; use interleaved partial sums
+  float-accumulator  no floating-point value accumulated across the iterations of a loop pipelined at an
+                     II below the adder's latency at distance 1 (`acc += x`, or `acc = f(acc, x)` through
+                     temporaries, where `acc` does not depend on the loop's variable): the loop then
+                     starts once per adder latency, not at its II; use interleaved partial sums
 
-`lint_cpp(code, skip=...)` leaves out rules; `emit_project` runs every rule except `PENDING` on the
-kernel it writes and refuses a kernel that breaks one.
+`lint_cpp(code, skip=...)` leaves out rules; `emit_project` runs every rule on the kernel it
+writes and refuses a kernel that breaks one.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_TOKEN_BITS", "PENDING", "RULES", "LintIssue", "lint_cpp", "lint_project"]
+from streamdsl.opinfo import OPS
+
+__all__ = ["FADD_LATENCY", "MAX_TOKEN_BITS", "RULES", "LintIssue", "lint_cpp", "lint_project"]
+
+FADD_LATENCY = OPS["arith.addf"].latency  # cycles of a float adder: the shortest float recurrence
 
 MAX_TOKEN_BITS = 1024
 RULES = (
     "dynamic-memory", "std-container", "recursion", "stream-depth", "stream-endpoints", "interface", "token-width",
     "maxi-readers", "stream-polling", "pipeline-ii", "unroll-partition", "float-accumulator",
 )  # fmt: skip
-# Rules the emitted compute does not meet yet (issue 11's lane-parallel work): emit_project reports
-# their findings in manifest.json's `lint_pending` instead of refusing the kernel.
-PENDING = frozenset({"float-accumulator"})
 
 
 @dataclass(frozen=True)
@@ -368,30 +370,53 @@ def _float_names(scope: str, structs: set[str]) -> set[str]:
 
 
 def _float_accumulators(src: str, loops: list[_Loop], funcs: dict[str, _Function]) -> list[LintIssue]:
-    """A float location written in a pipelined loop's body and read there too, at an address that
-    does not depend on the loop's variable, carries a value from one iteration to the next."""
+    """A float location written in a pipelined loop's body, at an address that does not depend on
+    the loop's variable, with a value computed from what the same iteration read there (through
+    any chain of assignments before the write), carries a value to the next iteration at distance
+    1: the loop cannot start more often than once per adder latency. A loop whose stated II is at
+    least that latency meets it (its II was chosen for the recurrence)."""
     float_structs = {name for name, members in ((m.group(1), m.group(2)) for m in _STRUCT.finditer(src))
                      if re.search(rf"\b(?:{'|'.join(_FLOATS)})\s+\w+", members)}
     issues = []
     for loop in (lp for lp in loops if lp.pipelined()):
+        if _stated_ii(loop) >= FADD_LATENCY:
+            continue
         func = _enclosing(funcs, loop.start)
         body = src[loop.body[0] : loop.body[1]]
         floats = _float_names(func.body if func is not None else src, float_structs) - _float_names(body, float_structs)
-        flat = re.sub(r"\s+", "", body)
+        statements = [(m, re.sub(r"\s+", "", m.group(1)), body[m.end() : _statement_end(body, m.end())])
+                      for m in _ASSIGN.finditer(body)]
         done = set()
-        for m in _ASSIGN.finditer(body):
-            target, compound = re.sub(r"\s+", "", m.group(1)), m.group(2)
-            if target in done or m.group(1).split("[")[0].split(".")[0].strip() not in floats:
+        for m, target, _ in statements:
+            base = m.group(1).split("[")[0].split(".")[0].strip()
+            if target in done or base not in floats or re.search(rf"\b{loop.var}\b", target):
                 continue
-            if re.search(rf"\b{loop.var}\b", target):
-                continue
-            reads = len(re.findall(rf"(?<![\w.]){re.escape(target)}(?![\w\[.])(?!=[^=])", flat))
-            if compound or reads:
+            if m.group(2) or _reads_back(statements, base, target):
                 done.add(target)
                 issues.append(LintIssue("float-accumulator", _line(src, loop.body[0] + m.start()),
                                         f"{target} accumulates across iterations of the pipelined loop over {loop.var} "
                                         "(distance 1: II = the adder's latency); use interleaved partial sums and a tree"))
     return issues
+
+
+def _stated_ii(loop: _Loop) -> int:
+    for p in loop.pragmas:
+        if _PIPELINE.match(p) and (m := re.search(r"\bII\s*=\s*(\d+)", p, re.I)):
+            return int(m.group(1))
+    return 1
+
+
+def _reads_back(statements: list[tuple[re.Match[str], str, str]], base: str, target: str) -> bool:
+    """Whether a write to `target` (of variable `base`) stores a value computed from `base`, read
+    earlier in the same iteration (assignments in text order carry the dependence)."""
+    tainted = {base}
+    for m, written, value in statements:
+        lhs = m.group(1).split("[")[0].split(".")[0].strip()
+        if any(re.search(rf"(?<![\w.]){re.escape(name)}\b", value) for name in tainted):
+            if written == target:
+                return True
+            tainted.add(lhs)
+    return False
 
 
 def _maxi_readers(src: str, top: _Function, funcs: dict[str, _Function]) -> list[LintIssue]:

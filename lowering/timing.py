@@ -53,7 +53,10 @@ from streamdsl.opinfo import OPS
 from streamdsl.scalars import fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
-__all__ = ["U55C", "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "dma_token_cycles", "kernel_graph", "task_timing"]
+__all__ = [
+    "ACCUMULATORS", "U55C", "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "dma_token_cycles", "kernel_graph",
+    "task_timing",
+]  # fmt: skip
 
 
 class TimingError(StreamdslError, ValueError):
@@ -120,6 +123,10 @@ class LoopTiming:
     ii: int
     depth: int
     lanes: int  # scalar operations per cycle of the task's tile ops
+    # loop-carried accumulators kept as this many interleaved partial results (iteration i updates
+    # partial i % K), combined by a tree after the loop: their recurrence no longer bounds the II
+    partials: Mapping[SSAValue, int] = field(default_factory=dict)
+    combine: int = 0  # cycles of those trees after the last iteration
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,36 @@ class TaskTiming:
     loops: dict[scf.ForOp, LoopTiming]
     op_depth: dict[Operation, int]
     lanes: int
+
+
+# associative combiners a loop may interleave (reassociating the loop's updates) and their identity
+ACCUMULATORS = {"arith.addf": -0.0, "arith.maximumf": -math.inf, "arith.minimumf": math.inf}
+
+
+def accumulator(arg: BlockArgument) -> Operation | None:
+    """The element-wise linalg op that makes a loop-carried tensor an accumulator: `arg` (an
+    iter_arg of an `scf.for`) is used once, by a linalg op whose body is one op of ACCUMULATORS
+    on its two inputs, and that op's result is only yielded back as the next `arg`. Such a carried
+    value can be kept as K partial results (the hardware's interleaved partial sums)."""
+    loop = arg.block.parent_op()
+    if not isinstance(loop, scf.ForOp) or arg.index == 0 or not isinstance(arg.type, ShapedType) or not arg.has_one_use():
+        return None
+    use = next(iter(arg.uses))
+    op = use.operation
+    if op.parent_block() is not arg.block or not op.name.startswith("linalg.") or len(op.results) != 1 or not op.regions:
+        return None
+    body = [o for o in op.regions[0].block.ops if o.name != "linalg.yield"]
+    kinds = op.properties.get("iterator_types")
+    if len(body) != 1 or body[0].name not in ACCUMULATORS or (kinds is not None and any(
+            not str(k.data).endswith("parallel") for k in kinds.data)):  # type: ignore[attr-defined]
+        return None
+    args = op.regions[0].block.args
+    if len(op.operands) != 3 or set(body[0].operands) != {args[0], args[1]} or use.index > 1:
+        return None
+    result = op.results[0]
+    if not result.has_one_use() or (out := next(iter(result.uses))).operation is not arg.block.last_op or out.index != arg.index - 1:
+        return None
+    return op
 
 
 def task_timing(task: TaskOp, table: TimingTable = U55C) -> TaskTiming:
@@ -445,14 +482,27 @@ class _TaskScheduler:
             if hop := self.carried_path(inner, carried, finish - start):
                 carried[inner.results[0]] = hop
         depth = max([1, *ready.values()])
-        yielded = body.last_op.operands if body.last_op is not None else ()
-        recurrence = max([0, *(carried.get(v, 0) for v in yielded)])
+        yielded = list(body.last_op.operands) if body.last_op is not None else []
+        sums = {arg: acc for arg in body.args[1:] if (acc := accumulator(arg)) is not None}
+        recurrence = max([0, *(carried.get(v, 0) for k, v in enumerate(yielded) if body.args[k + 1] not in sums)])
         port_span = max([0, *(ts[-1] - ts[0] + self.token_cycles(p) for p, ts in accesses.times.items())])
         ii = max(1, busiest, recurrence, port_span, self.least_ii)
+        # an accumulator whose chain is longer than the II becomes K interleaved partials: the
+        # chain then spans K iterations, and a tree of ceil(log2 K) of its ops follows the loop
+        partials, combine = {}, 0
+        for arg, acc in sums.items():
+            chain = carried.get(acc.results[0], 0)
+            k = min(trips, -(-chain // ii))
+            if k > 1:
+                partials[arg] = k
+                combine = max(combine, math.ceil(math.log2(k)) * self.latency(acc))
+            ii = max(ii, -(-chain // max(1, k)))
         if (timed := self.loops.get(op)) is not None:  # inside a triangular nest: its slowest iteration
             ii, depth = max(ii, timed.ii), max(depth, timed.depth)
-        self.loops[op] = LoopTiming(ii, depth, self.lanes)
-        return _repeat(accesses.sched(), trips, ii, (trips - 1) * ii + depth)
+            partials = {a: max(k, timed.partials.get(a, 0)) for a, k in partials.items()}
+            combine = max(combine, timed.combine)
+        self.loops[op] = LoopTiming(ii, depth, self.lanes, partials, combine)
+        return _repeat(accesses.sched(), trips, ii, (trips - 1) * ii + depth + combine)
 
     def carried_path(self, op: Operation, carried: dict[SSAValue, int], latency: int) -> int:
         """Longest path from a loop-carried value through `op` (the recurrence), 0 if none. A

@@ -8,7 +8,7 @@ import pytest
 
 import streamdsl as sd
 from hls_backend import CsimDeadlock, build_csim, csim_verification, emit_project, run_csim
-from hls_backend.lint import PENDING, lint_project
+from hls_backend.lint import lint_project
 from lowering.memory import design_memory
 from streamdsl.errors import DeadlockError
 
@@ -29,7 +29,7 @@ def test_csim_matches_simulator(name: str, tmp_path) -> None:  # noqa: ANN001
         mode = "threaded" if threaded else "sequential"
         assert_close(got, want, 1e-5, f"{name} {mode} csim vs functional simulator")
         assert_close(got, case.reference(*xs), 1e-4, f"{name} {mode} csim vs numpy/torch reference")
-    assert lint_project(project, skip=PENDING) == []
+    assert lint_project(project) == []
 
 
 def test_undersized_fifo_deadlocks_only_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
