@@ -473,9 +473,11 @@ class _TaskScheduler:
         carried: dict[SSAValue, int] = {a: 0 for a in body.args[1:] if not isinstance(a.type, ITensorType)}
         accesses = _Accesses()
         busiest = 1
+        spans: dict[Operation, int] = {}
         for inner in body.ops:
             start = max([0, *(ready.get(v, 0) for v in inner.operands)])
             start, finish = self.place(inner, start, accesses)
+            spans[inner] = finish - start
             busiest = max(busiest, self.issue(inner))
             for r in inner.results:
                 ready[r] = finish
@@ -487,15 +489,16 @@ class _TaskScheduler:
         recurrence = max([0, *(carried.get(v, 0) for k, v in enumerate(yielded) if body.args[k + 1] not in sums)])
         port_span = max([0, *(ts[-1] - ts[0] + self.token_cycles(p) for p, ts in accesses.times.items())])
         ii = max(1, busiest, recurrence, port_span, self.least_ii)
-        # an accumulator whose chain is longer than the II becomes K interleaved partials: the
-        # chain then spans K iterations, and a tree of ceil(log2 K) of its ops follows the loop
+        # an accumulator whose chain (its op, which takes the carried value directly) is longer
+        # than the II becomes K interleaved partials: the chain then spans K iterations, and a
+        # tree of ceil(log2 K) of its ops follows the loop
         partials, combine = {}, 0
         for arg, acc in sums.items():
-            chain = carried.get(acc.results[0], 0)
+            chain = spans[acc]
             k = min(trips, -(-chain // ii))
             if k > 1:
                 partials[arg] = k
-                combine = max(combine, math.ceil(math.log2(k)) * self.latency(acc))
+                combine = max(combine, math.ceil(math.log2(k)) * chain)
             ii = max(ii, -(-chain // max(1, k)))
         if (timed := self.loops.get(op)) is not None:  # inside a triangular nest: its slowest iteration
             ii, depth = max(ii, timed.ii), max(depth, timed.depth)

@@ -1,5 +1,6 @@
 """Stream beats: a token crosses a FIFO as `itensor.beats` words of at most 1,024 bits, and the
-functional simulator, the timing model and the emitted C++ agree on the count."""
+functional simulator, the timing model, the emitted C++ and the memory count agree on them
+(tests/test_beats.py: the beats of an itensor)."""
 
 from __future__ import annotations
 
@@ -11,31 +12,11 @@ from dsl import programs as P
 
 import streamdsl as sd
 from hls_backend import emit_kernel, emit_project, run_csim
-from streamdsl import dtypes as dt
+from lowering.memory import design_memory
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.sim.functional import simulate_with_stats
 
 from .cases import CASES
-
-
-@pytest.mark.parametrize(
-    ("dtype", "tile", "lanes", "beats"),
-    [
-        (sd.f32, (1, 64), 32, 2),  # 2,048 bits: two full beats
-        (sd.f32, (64, 64), 32, 128),
-        (sd.f32, (1, 16), 16, 1),  # a narrow tile is one beat of its own width
-        (sd.f32, (1, 48), 32, 2),  # the last beat half full
-        (dt.i16, (3, 7), 21, 1),  # 336 bits
-        (sd.f32, (3, 11), 32, 2),  # 33 elements: a last beat of one
-        (dt.i8, (1, 64), 64, 1),
-        (dt.i8, (4, 64), 128, 2),
-    ],
-)
-def test_beat_lanes_and_count(dtype, tile, lanes, beats) -> None:  # noqa: ANN001
-    it = sd.itensor.tiled(dtype, shape=tuple(4 * t for t in tile), tile=tile)
-    assert (it.beat_lanes, it.beats) == (lanes, beats)
-    assert it.beat_lanes * dtype.bits <= BEAT_BITS
-    assert (it.beats - 1) * it.beat_lanes < it.token_elements <= it.beats * it.beat_lanes
 
 
 def _struct_bits(code: str) -> dict[str, int]:
@@ -69,6 +50,10 @@ def test_a_padded_last_beat_round_trips_in_csim(tmp_path) -> None:  # noqa: ANN0
     case = P.fork_join(2, 96, 48)
     design = sd.compile(case.program)
     assert {e.beats for e in design.graph.fifos} == {2}
+
+    # the on-chip count sees the FIFO words the emitter declares: whole 1,024-bit beats, two a token
+    fifos = {m["name"]: m for m in design_memory(design)["memories"] if m["kind"] == "fifo"}
+    assert {(m["width"], m["depth"]) for m in fifos.values()} == {(BEAT_BITS, 2 * design.depths[n]) for n in fifos}
 
     x = case.inputs(np.random.default_rng(1))
     project = emit_project(design, tmp_path / "hls")

@@ -3,12 +3,17 @@ loop over beats pipelined at an explicit II with its lanes unrolled, read off th
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
 
 import streamdsl as sd
 from hls_backend import emit_kernel
+from hls_backend.lint import FADD_LATENCY
+from lowering.timing import task_timing
+from streamdsl.dialects.dataflow import TaskOp
+from streamdsl.opinfo import OPS
 
 from .cases import CASES
 
@@ -34,8 +39,8 @@ def loops(code: str) -> list[tuple[str, str, str, bool]]:
 @pytest.mark.parametrize(
     "name", ["regrid_planned", "transpose_planned", "held_regrid_planned", "fork_join", "ffn_block", "tutorial03_attention"])
 def test_every_data_mover_is_one_pipelined_loop_over_beats(name: str) -> None:
-    """A DMA, fork, router or converter is one loop pipelined at an explicit II (1, or for a DMA
-    its share of an HBM pseudo-channel per 1,024-bit beat) with its lanes unrolled inside."""
+    """A DMA, fork, router or converter is one loop pipelined at II=1 (a DMA: a 512-bit word per
+    cycle, a router or converter: a beat per cycle) with its lanes unrolled inside."""
     code = emit_kernel(sd.compile(CASES[name]().program)).code
     movers = [loop for loop in loops(code) if not loop[0].startswith("task_")]
     kinds = {function.split("_")[0] for function, *_ in movers}
@@ -46,4 +51,25 @@ def test_every_data_mover_is_one_pipelined_loop_over_beats(name: str) -> None:
         else:
             want = r"#pragma HLS pipeline II=(\d+)  // depth \d+"
             assert (m := re.fullmatch(want, first)), f"{function}: `{header}` starts with `{first}`"
-            assert m[1] == "1" or function.startswith("dma_"), f"{function}: II={m[1]}"
+            assert m[1] == "1", f"{function}: II={m[1]}"
+
+
+@pytest.mark.parametrize("name", ["layernorm", "ffn_block", "softmax"])
+def test_float_accumulators_become_interleaved_partials(name: str) -> None:
+    """A tile a pipelined loop accumulates (a running sum, max or min) whose chain is longer than
+    the loop's II is K interleaved partials in the model and in the code: the loop keeps its II,
+    partial i % K is updated again K iterations later, and a tree after the loop combines them."""
+    design = sd.compile(CASES[name]().program)
+    code = emit_kernel(design).code
+    timed = [t for op in design.kernel.body.block.ops if isinstance(op, TaskOp) for t in task_timing(op).loops.values()]
+    interleaved = [t for t in timed if t.partials]
+    emitted = [int(k) for k in re.findall(r"#pragma HLS dependence variable=\w+_partials type=inter distance=(\d+) true", code)]
+    assert sorted(emitted) == sorted(k for t in interleaved for k in t.partials.values())
+    for t in interleaved:
+        (k,) = set(t.partials.values())  # these loops' accumulators are alike (adds, or a max)
+        latency = t.combine // math.ceil(math.log2(k))  # the combiner's: a tree level
+        assert latency in (FADD_LATENCY, OPS["arith.maximumf"].latency)
+        assert t.ii * k >= latency > t.ii * (k - 1)  # the fewest partials that cover its chain
+    assert len(re.findall(r"\w+_tree\.v\[e\] = ", code)) == sum(k - 1 for t in interleaved for k in t.partials.values())
+    if name != "softmax":  # layernorm's running sums
+        assert interleaved
