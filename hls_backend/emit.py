@@ -559,11 +559,9 @@ class _KernelEmitter:
             else:
                 copy = (f"std::memcpy(&sd_tensor[{{glob}}], sd_hbm + {byte}, {size});" if a.is_output
                         else f"std::memcpy(sd_hbm + {byte}, &sd_tensor[{{glob}}], {size});")
-    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None,
-                   shape: tuple[int, ...] | None = None) -> list[str]:
-        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor
-        (of `shape`, default the stream's) at per-dim `offsets`, or (with `box`) into a row-major
-        box at the flat base `offsets[0]`."""
+            if port.offsets:  # a slice: the box's offsets within the whole tensor
+                offsets = [o if not s else str(s) if o == "0" else f"({o} + {s})" for o, s in zip(offsets, port.offsets)]
+            lines += self._tile_copy(port.it, depth, offsets, copy, shape=a.shape)
             lines.append("  " * depth + "++sd_k;")
             self._close(lines, depth, 1)
             out += [*lines, "}", ""]
