@@ -390,11 +390,9 @@ class _KernelEmitter:
             names.append(f"o{j}")
         return lines, names, depth
 
-    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, box: tuple[int, ...] | None = None,
-                   shape: tuple[int, ...] | None = None) -> list[str]:
-        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tensor
-        (of `shape`, default the stream's) at per-dim `offsets`, or (with `box`) into a row-major
-        box at the flat base `offsets[0]`."""
+    def _tile_copy(self, it: itensor, depth: int, offsets: list[str], assign: str, shape: tuple[int, ...]) -> list[str]:
+        """Loops over one tile; `assign` gets {local} and {glob} flat indices: into the tile and
+        into the row-major tensor of `shape` at per-dim `offsets`."""
         lines = []
         loops = [f"e{j}" if t > 1 else "0" for j, t in enumerate(it.tile)]
         inner = depth
@@ -403,12 +401,7 @@ class _KernelEmitter:
                 lines.append("  " * inner + f"for (int {var} = 0; {var} < {t}; ++{var}) {{")
                 inner += 1
         local = flat_index(loops, it.tile)
-        if box is not None:
-            within = flat_index(loops, box)
-            glob = offsets[0] if within == "0" else f"{offsets[0]} + {within}"
-        else:
-            glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)],
-                              shape or it.shape)
+        glob = flat_index([o if e == "0" else e if o == "0" else f"({o} + {e})" for o, e in zip(offsets, loops)], shape)
         lines.append("  " * inner + assign.format(local=local, glob=glob))
         lines += ["  " * d + "}" for d in reversed(range(depth, inner))]
         return lines
@@ -561,7 +554,7 @@ class _KernelEmitter:
                         else f"std::memcpy(sd_hbm + {byte}, &sd_tensor[{{glob}}], {size});")
             if port.offsets:  # a slice: the box's offsets within the whole tensor
                 offsets = [o if not s else str(s) if o == "0" else f"({o} + {s})" for o, s in zip(offsets, port.offsets)]
-            lines += self._tile_copy(port.it, depth, offsets, copy, shape=a.shape)
+            lines += self._tile_copy(port.it, depth, offsets, copy, a.shape)
             lines.append("  " * depth + "++sd_k;")
             self._close(lines, depth, 1)
             out += [*lines, "}", ""]
