@@ -50,7 +50,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph
 from streamdsl.layout import slab_layout
 from streamdsl.opinfo import OPS
-from streamdsl.scalars import fold_integer
+from streamdsl.scalars import MAX_TRIPS, fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
@@ -170,7 +170,9 @@ def accumulator(arg: BlockArgument) -> Operation | None:
 
 
 def task_timing(task: TaskOp, table: TimingTable = U55C) -> TaskTiming:
-    scheduler = _TaskScheduler(table, task)
+    """The model's machine for one task, as the emitter builds it; a loop with a run-time trip
+    count is timed at its maximum (`max_trips`), the worst case the FIFOs are sized for."""
+    scheduler = _TaskScheduler(table, task, worst_case=True)
     scheduler.run()
     return TaskTiming(scheduler.loops, scheduler.op_depth, scheduler.lanes)
 
@@ -364,8 +366,9 @@ class _Accesses:
 
 
 class _TaskScheduler:
-    def __init__(self, table: TimingTable, task: TaskOp):
+    def __init__(self, table: TimingTable, task: TaskOp, worst_case: bool = False):
         self.table, self.task = table, task
+        self.worst_case = worst_case  # a run-time trip count at its maximum (`max_trips`), for the emitter
         self.name = task.sym_name.data
         self.lanes = _unroll(task) or table.lanes
         self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
@@ -438,7 +441,12 @@ class _TaskScheduler:
         return _token_cycles(self.table, port) if isinstance(port.type, ITensorType) else self.table.stream_op
 
     def loop(self, op: scf.ForOp) -> _Sched:
-        trips = _trip_count(op, self.name, self.known)
+        try:
+            trips = _trip_count(op, self.name, self.known)
+        except TimingError:
+            if not (self.worst_case and isinstance(most := op.attributes.get(MAX_TRIPS), IntegerAttr)):
+                raise
+            trips = most.value.data
         if trips == 0:
             return _Sched(0, {})
         iv = op.body.block.args[0]
