@@ -62,6 +62,19 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
     def t03() -> tuple[object, list[np.ndarray]]:
         return _tutorial("03_streaming_attention").build(), [_rand(rng, 4, 32), _rand(rng, 4, 64, 32), _rand(rng, 4, 64, 32)]
 
+    def t04() -> tuple[object, list[np.ndarray]]:  # one program for every cache length: timed at the longest
+        m, sizes = _tutorial("04_flash_decoding"), (8, 2, 64, 16, 8, 2)
+        return m.build(*sizes), [*m.inputs(*sizes), np.int32(sizes[2])]
+
+    def t05() -> tuple[object, list[np.ndarray]]:  # one program for every prompt length: the longest
+        m = _tutorial("05_rope_prefill")
+        return m.build(4, 2, 32, 16, 8), [*m.inputs(4, 2, 32, 16), np.int32(32)]
+
+    def t06() -> tuple[object, list[np.ndarray]]:
+        m = _tutorial("06_w4a8_matvec")
+        x, qw = m.inputs(3, 384, 128)
+        return m.build(3, 384, 128, 64)["linear"], list(m.device_arrays(x, qw))
+
     return {
         "default (ffn small)": lambda: ffn("small"),
         "tutorial 01 elementwise": t01,
@@ -69,6 +82,9 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         "tutorial 02 buffered": t02("buffered"),
         "tutorial 02 converted": t02("converted"),
         "tutorial 03 attention": t03,
+        "tutorial 04 flash decoding": t04,
+        "tutorial 05 rope prefill": t05,
+        "tutorial 06 w4a8": t06,
         "ffn tiny": lambda: ffn("tiny"),
         "ffn paper": lambda: ffn("paper"),
     }

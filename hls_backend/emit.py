@@ -363,22 +363,17 @@ class _KernelEmitter:
         body.block(op.body.block, 1)
         return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}", body.lanes)
 
-    def _walk(self, it: itensor, indent: int, prefix: str, bounded: bool = True) -> tuple[list[str], list[str], int]:
-        """Loops over the stream's tokens (trip-1 loops omitted) and the tile offset per dim; a
-        loop with a run-time trip count (`bounds`) runs up to its bound, at most its trip count."""
+    def _walk(self, it: itensor, indent: int, prefix: str) -> tuple[list[str], list[str], int]:
+        """Loops over every token slot of the stream (trip-1 loops omitted; run-time trip counts at
+        their maxima) and the tile offset per dim."""
         lines, dims = [], []
         depth = indent
-        bounds = {b.loop: b for b in it.bounds} if bounded else {}  # unbounded: every token up to the trip counts
-        ivs = [f"{prefix}{k}" if trip > 1 else "0" for k, trip in enumerate(it.trips)]
         for k, (trip, step) in enumerate(zip(it.trips, it.steps)):
-            if trip == 1 and k not in bounds:
+            if trip == 1:
                 dims.append("0")
                 continue
-            var = ivs[k] = f"{prefix}{k}"
-            stop = str(trip) if k not in bounds else self._bound_c(bounds[k], ivs)
-            lines.append("  " * depth + f"for (int {var} = 0; {var} < {stop}; ++{var}) {{")
-            if k in bounds:
-                lines.append("  " * (depth + 1) + f"#pragma HLS loop_tripcount max={trip}")
+            var = f"{prefix}{k}"
+            lines.append("  " * depth + f"for (int {var} = 0; {var} < {trip}; ++{var}) {{")
             dims.append(var if step == 1 else f"{var} * {step}")
             depth += 1
         names = []
@@ -425,11 +420,11 @@ class _KernelEmitter:
             pad + "}",
         ]
 
-    def _bound_c(self, bound: Bound, ivs: list[str]) -> str:
-        """C++ for a run-time trip count: loop indices and scalar arguments (floor division, which
-        may see negative values: a count below 0 runs no times)."""
+    def _bound_c(self, bound: Bound, ivs: list[str], prefix: str = "") -> str:
+        """C++ for a run-time trip count: loop indices and scalar arguments (named `prefix` + their
+        C name; floor division, which may see negative values: a count below 0 runs no times)."""
         (expr,) = bound.map.results
-        return affine_c(expr, ivs, [self.scalar_c[n] for n in bound.scalars])
+        return affine_c(expr, ivs, [prefix + self.scalar_c[n] for n in bound.scalars])
 
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
         lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
@@ -470,57 +465,83 @@ class _KernelEmitter:
             params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, port.name]
         direction = "HBM -> stream" if load else "stream -> HBM"
         lines = [f"  {info.token} beat = {{}};  // the stream beat being filled or emptied"]
+        pipeline = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
+        per = lay.words_per_token
         if it.bounds:
-            body, _, inner = self._walk(it, 1, "i")  # the token loops, to their run-time bounds
-            ivs = [f"i{k}" if trip > 1 or any(b.loop == k for b in it.bounds) else "0" for k, trip in enumerate(it.trips)]
-            slot = flat_index(ivs, it.trips)
-            lines += body + self._words(it, lay, load, inner, "w", lay.words_per_token, f"({slot}) * {lay.words_per_token} + w")
-            self._close(lines, inner, 1)
-            for name in sorted(it.scalars):  # the run-time lengths of a bounded stream
-                params.append(f"int {self.scalar_c[name]}")
+            lines += self._bounded_words(it, lay, load, pipeline)
+            for name in sorted(it.scalars):  # the run-time lengths (sd_ names: none of the loop's locals)
+                params.append(f"int sd_{self.scalar_c[name]}")
                 args.append(self.scalar_c[name])
-            what = "run-time trip counts, a slot per token of the largest stream"
+            what = "run-time trip counts, a slot per token of the largest stream, the live ones in one burst"
         else:
-            lines += self._words(it, lay, load, 1, "i", lay.words, "i")
+            lines += [f"  for (int i = 0; i < {lay.words}; ++i) {{", f"    {pipeline}",
+                      *([f"    const int w = i % {per};"] if per > 1 else []), *self._word(it, lay, load, "    ", "i"), "  }"]
             what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor"
         what += f", {lay.words_per_token} word(s) of {lay.lanes} lanes and {it.beats} beat(s) a tile"
         return _Process(fn, node, params, args, lines, f"{node}: {direction} on port {port.name}, {what}")
 
+    def _bounded_words(self, it: itensor, lay: HbmLayout, load: bool, pipeline: str) -> list[str]:
+        """The live tokens of a stream with run-time trip counts, in one loop pipelined at a word
+        per cycle: loop indices advance like an odometer, each loop carrying into the next outer
+        one at its bound (computed from the outer indices and the scalars); a position outside a
+        bound (an empty inner range) costs one iteration and moves nothing."""
+        bounds = {b.loop: b for b in it.bounds}
+        active = [k for k, trip in enumerate(it.trips) if trip > 1 or k in bounds]
+        ivs = [f"i{k}" if k in active else "0" for k in range(len(it.trips))]
+        limit = {k: self._bound_c(bounds[k], ivs, "sd_") if k in bounds else str(it.trips[k]) for k in active}
+        live = " && ".join(f"i{k} < {limit[k]}" for k in active if k in bounds)
+        per = lay.words_per_token
+        advance = "done = true;"
+        for k in active:  # outermost first: each level wraps the advance of the ones inside
+            advance = f"if (i{k} + 1 < {limit[k]}) {{ ++i{k}; }} else {{ i{k} = 0; {advance} }}"
+        slot = flat_index(ivs, it.trips)
+        return [
+            f"  int {', '.join(f'i{k} = 0' for k in active)}, w = 0;  // the token's loop indices, its word",
+            "  bool done = false;",
+            f"  for (int k = 0; k < {lay.words} && !done; ++k) {{  // at most every slot's words",
+            f"    {pipeline}",
+            f"    #pragma HLS loop_tripcount max={lay.words}",
+            f"    const bool live = {live};",
+            "    if (live) {",
+            *self._word(it, lay, load, "      ", f"({slot}) * {per} + w"),
+            "    }",
+            f"    if (live && w + 1 < {per}) {{",
+            "      ++w;",
+            "    } else {",
+            "      w = 0;",
+            f"      {advance}",
+            "    }",
+            "  }",
+        ]
+
     @staticmethod
-    def _words(it: itensor, lay: HbmLayout, load: bool, indent: int, var: str, count: int, address: str) -> list[str]:
-        """The pipelined loop over `count` HBM words (word `address` of the port): element e of a
-        tile is lane e % lanes of its word e // lanes and lane e % beat lanes of its beat. A beat
-        holds `per_beat` whole words (beat lanes are a multiple of word lanes when a tile has more
-        than one beat), so word w of a tile fills lanes [j lanes, (j + 1) lanes) of its beat, j = w
-        % per_beat; the beat leaves after its last word (or the tile's)."""
-        pad = "  " * indent
+    def _word(it: itensor, lay: HbmLayout, load: bool, pad: str, address: str) -> list[str]:
+        """One HBM word (word `address` of the port, word w of its tile): element e of a tile is
+        lane e % lanes of its word e // lanes and lane e % beat lanes of its beat. A beat holds
+        `per_beat` whole words (beat lanes are a multiple of word lanes when a tile has more than
+        one beat), so word w fills lanes [j lanes, (j + 1) lanes) of its beat, j = w % per_beat;
+        the beat leaves after its last word (or the tile's)."""
         elem = c_scalar(it.dtype.ir())
         per, lanes = lay.words_per_token, lay.lanes
         per_beat = -(-it.beat_lanes // lanes)
-        w = f"{var} % {per}" if var == "i" and per > 1 else var if per > 1 else "0"
-        e = "w * {0} + l".format(lanes) if per > 1 else "l"
+        e = f"w * {lanes} + l" if per > 1 else "l"
         at = f"{'j' if it.beats > 1 else 'w'} * {lanes} + l" if per_beat > 1 else "l"
         guard = f"if ({e} < {lay.elements}) " if lay.elements % lanes else ""
         ends = ([f"j == {per_beat - 1}"] if it.beats > 1 else []) + ([f"w == {per - 1}"] if per > 1 else [])
         last = " || ".join(ends)
-        lines = [pad + f"for (int {var} = 0; {var} < {count}; ++{var}) {{",
-                 pad + f"  #pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}",
-                 pad + f"  SD_HBM({WORD_BITS}, {U55C.hbm_bits_per_cycle});  // the pseudo-channel's rate",
-                 *([pad + f"  const int w = {w};"] if per > 1 and var == "i" else []),
-                 *([pad + f"  const int j = w % {per_beat};"] if it.beats > 1 else [])]
+        lines = [pad + f"SD_HBM({WORD_BITS}, {U55C.hbm_bits_per_cycle});  // the pseudo-channel's rate",
+                 *([pad + f"const int j = w % {per_beat};"] if it.beats > 1 else [])]
         if load:
-            lines += [pad + f"  const ap_uint<{WORD_BITS}> word = hbm[{address}];",
-                      pad + f"  for (int l = 0; l < {lanes}; ++l) {{", pad + "    #pragma HLS unroll",
-                      pad + f"    {guard}beat.v[{at}] = sd_lane<{elem}>(word, l);", pad + "  }",
-                      pad + f"  {f'if ({last}) ' if last else ''}out.write(beat);"]
-        else:
-            first = ("j == 0" if it.beats > 1 else "w == 0") if per > 1 else ""
-            lines += [pad + f"  {f'if ({first}) ' if first else ''}beat = in.read();",
-                      pad + f"  ap_uint<{WORD_BITS}> word = 0;",
-                      pad + f"  for (int l = 0; l < {lanes}; ++l) {{", pad + "    #pragma HLS unroll",
-                      pad + f"    {guard}sd_set_lane<{elem}>(word, l, beat.v[{at}]);", pad + "  }",
-                      pad + f"  hbm[{address}] = word;"]
-        return [*lines, pad + "}"]
+            return lines + [pad + f"const ap_uint<{WORD_BITS}> word = hbm[{address}];",
+                            pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
+                            pad + f"  {guard}beat.v[{at}] = sd_lane<{elem}>(word, l);", pad + "}",
+                            pad + f"{f'if ({last}) ' if last else ''}out.write(beat);"]
+        first = ("j == 0" if it.beats > 1 else "w == 0") if per > 1 else ""
+        return lines + [pad + f"{f'if ({first}) ' if first else ''}beat = in.read();",
+                        pad + f"ap_uint<{WORD_BITS}> word = 0;",
+                        pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
+                        pad + f"  {guard}sd_set_lane<{elem}>(word, l, beat.v[{at}]);", pad + "}",
+                        pad + f"hbm[{address}] = word;"]
 
     def hbm_code(self) -> str:
         """sd_hbm.h: for every port, pack (inputs) or unpack (outputs) between the row-major tensor
@@ -537,7 +558,7 @@ class _KernelEmitter:
             sig = (f"const unsigned char* sd_hbm, {a.ctype}* sd_tensor" if a.is_output
                    else f"const {a.ctype}* sd_tensor, unsigned char* sd_hbm")
             out += [f"// port {port.name}: {a.name} as {port.it}, {lay.words} words", f"inline void {fn}({sig}) {{", "  size_t sd_k = 0;"]
-            lines, offsets, depth = self._walk(port.it, 1, "i", bounded=False)  # every slot, up to the trip counts
+            lines, offsets, depth = self._walk(port.it, 1, "i")  # every slot, up to the trip counts
             byte = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) * {size})"
             if lay.bits == 4:  # files hold int8, HBM two nibbles a byte
                 at = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) / 2)"
