@@ -288,7 +288,7 @@ class BodyEmitter:
         name = self.fresh((arg.name_hint or "acc") + "_partials")
         n = _numel(arg)
         self.emit(indent, f"{self.struct(arg)} {name}[{k}];")
-        self.emit(indent, f"#pragma HLS array_partition variable={name} type=complete")
+        self.emit(indent, f"#pragma HLS array_partition variable={name} type=complete dim=0")  # the partials and their lanes
         self.emit(indent, f"{name}[0] = {self.use(init, indent)};")
         identity = c_literal(ACCUMULATORS[combiner.name], elem)
         for j in range(1, k):

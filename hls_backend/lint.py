@@ -335,13 +335,23 @@ def _enclosing(funcs: dict[str, _Function], pos: int) -> _Function | None:
 
 
 def _array_refs(text: str) -> Iterator[tuple[str, str, str]]:
-    """(base variable, accessed array as written, index expression) of each `a[i]` / `a.v[i]`."""
-    for m in re.finditer(r"\b(\w+)((?:\s*\.\s*\w+)?)\s*\[", text):
-        depth, i = 1, m.end()
-        while depth and i < len(text):
-            depth += {"[": 1, "]": -1}.get(text[i], 0)
-            i += 1
-        yield m.group(1), (m.group(1) + m.group(2)).replace(" ", ""), text[m.end() : i - 1]
+    """(base variable, accessed array as written, index expression) of each subscript: `a[i]`,
+    `a.v[i]`, and both of `a[k].v[e]` (the array `a`, then its element's member `a.v`)."""
+    for m in re.finditer(r"(?<![\w.])(\w+)(?=\s*(?:\.\s*\w+\s*)?\[)", text):
+        base, path, i = m.group(1), m.group(1), m.end()
+        while True:
+            member = re.match(r"\s*\.\s*(\w+)(?=\s*\[)", text[i:])
+            if member is not None:
+                path, i = f"{path}.{member.group(1)}", i + member.end()
+            bracket = re.match(r"\s*\[", text[i:])
+            if bracket is None:
+                break
+            depth, start = 1, i + bracket.end()
+            i = start
+            while depth and i < len(text):
+                depth += {"[": 1, "]": -1}.get(text[i], 0)
+                i += 1
+            yield base, path, text[start : i - 1]
 
 
 def _unroll_partition(src: str, loops: list[_Loop], funcs: dict[str, _Function]) -> list[LintIssue]:
