@@ -170,12 +170,17 @@ class Region {
 // the cycle after its beat was written (a stream keeps each beat's write time). With unbounded
 // streams this is the dataflow schedule with infinite FIFOs; the largest `now` estimates the
 // makespan.
+// A DMA's HBM pseudo-channel: when it is next free, in bit-times (cycles x its bits per cycle),
+// and the cycles its DMA waited for it.
+struct Channel {
+  long free = 0;
+  long stall = 0;
+};
 struct Clock {
   long now = 0;
   long busy = 0;
   long lag = 0;  // a beat written now leaves the pipeline this much later
-  long hbm_free = 0;   // when its HBM pseudo-channel is next free, in bit-times (cycles x channel bits per cycle)
-  long hbm_stall = 0;  // cycles it waited for the channel
+  Channel hbm_alone, hbm_scheduled;  // a DMA's channel on each of the two clocks
 };
 
 struct Cycles {
@@ -199,19 +204,25 @@ inline long leaves() { return Cycles::get().current ? Cycles::get().current->now
 inline void lag(long d) {
   if (Clock* c = Cycles::get().current) c->lag = d;
 }
-// One word of `bits` through an m_axi port of a pipelined loop (its II already counted) from a
-// pseudo-channel that moves `per_cycle` bits a cycle. The port keeps its requests in flight, so
-// the channel streams from the cycle the loop would have issued the word without these waits;
-// the iteration ends no earlier than the word is through.
+// One word of `bits` at clock `t` (its iteration's II already counted) through a channel moving
+// `per_cycle` bits a cycle: the port keeps its requests in flight, so the channel streams from the
+// cycle the loop would have issued the word without these waits; returns the cycles the
+// iteration waits for the word.
+inline long channel_wait(Channel& ch, long t, long bits, long per_cycle) {
+  const long issue = (t - 1 - ch.stall) * per_cycle;
+  ch.free = (ch.free > issue ? ch.free : issue) + bits;
+  const long ready = (ch.free + per_cycle - 1) / per_cycle;
+  const long wait = ready > t ? ready - t : 0;
+  ch.stall += wait;
+  return wait;
+}
+// A DMA word: counted twice, on the process's own clock (`busy`: inputs always there, the node
+// alone as the timing model times it) and on its clock in the schedule (`now`, which also waits
+// for data: the channel catches up while a store waits for its beats).
 inline void hbm(long bits, long per_cycle) {
   if (Clock* c = Cycles::get().current) {
-    const long issue = (c->now - 1 - c->hbm_stall) * per_cycle;
-    c->hbm_free = (c->hbm_free > issue ? c->hbm_free : issue) + bits;
-    const long ready = (c->hbm_free + per_cycle - 1) / per_cycle;
-    if (ready > c->now) {
-      c->hbm_stall += ready - c->now;
-      tick(ready - c->now);
-    }
+    c->busy += channel_wait(c->hbm_alone, c->busy, bits, per_cycle);
+    c->now += channel_wait(c->hbm_scheduled, c->now, bits, per_cycle);
   }
 }
 inline void wait_until(long t) {
