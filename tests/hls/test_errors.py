@@ -54,8 +54,10 @@ def test_run_csim_checks_its_inputs(chain: sd.Design, tmp_path: Path) -> None:
 def test_compile_errors_carry_the_compiler_output(chain: sd.Design, tmp_path: Path) -> None:
     project = emit_project(chain, tmp_path / "p")
     kernel = project / "kernel.cpp"
-    kernel.write_text(kernel.read_text().replace("out.write(w);", "out.write(w)"))
-    with pytest.raises(CsimError, match=r"(?s)g\+\+ failed.*out.write\(w\)\n"):
+    code, n = kernel.read_text().replace("out.write(beat);", "out.write(beat)"), kernel.read_text().count("out.write(beat);")
+    assert n >= 1, "the DMA's stream write was not found in the emitted code"
+    kernel.write_text(code)
+    with pytest.raises(CsimError, match=r"(?s)g\+\+ failed.*out.write\(beat\)\n"):
         run_csim(project, np.zeros((2, 64), np.float32))
 
 
