@@ -63,7 +63,8 @@ BAD = [  # (edit of GOOD, rule, culprit named)
         (("out.write(a[i]);", "{\n#pragma HLS pipeline\n out.write(a[i]); }"), "pipeline-ii", "`#pragma HLS pipeline` has no II"),
         (("out.write(a[i]);", "{\n#pragma HLS pipeline II=1\n t x; for (int l = 0; l < 64; ++l) x.v[l] = a[i]; out.write(x.v[0]); }"),
          "unroll-partition", "indexes x.v by it, but x.v is not partitioned"),
-        (("out.write(a[i]);", "{ t p[2];\n for (int e = 0; e < 64; ++e) {\n#pragma HLS unroll\n p[1].v[e] = a[i]; }\n out.write(p[1].v[0]); }"),
+        (("out.write(a[i]);",
+          "{ t p[2];\n for (int e = 0; e < 64; ++e) {\n#pragma HLS unroll\n p[1].v[e] = a[i]; }\n out.write(p[1].v[0]); }"),
          "unroll-partition", "indexes p.v by it"),  # an element's member of an array of structs
         (("out.write(a[i]);", "{ float r[8];\n for (int l = 0; l < 8; ++l) {\n#pragma HLS unroll\n r[l] = a[i]; }\n out.write(r[0]); }"),
          "unroll-partition", "indexes r by it"),
