@@ -66,10 +66,12 @@ def test_reconvergent_kernel_schedules_follow_the_table() -> None:
     split = graph.tasks["split"]  # pipelined at II 1: read, then both writes one cycle later
     assert split.reads["arg0"].tolist() == k.tolist()
     assert split.writes["out0"].tolist() == split.writes["out1"].tolist() == (k + op).tolist()
-    rowsum = graph.tasks["rowsum"]  # II = the accumulator's add; fill (1 cycle), then the loop, then the write
-    assert rowsum.reads["arg0"].tolist() == (1 + add * k).tolist()
-    assert rowsum.writes["out0"].tolist() == [1 + 15 * add + op + add]
-    assert rowsum.ii == add
+    # the running sum is `add` partial sums (docs/hls.md, "Float reductions"): II 1; fill (1 cycle),
+    # the loop, the tree of log2(add) levels over the partials, then the write
+    rowsum = graph.tasks["rowsum"]
+    assert rowsum.reads["arg0"].tolist() == (1 + k).tolist()
+    assert rowsum.writes["out0"].tolist() == [1 + 15 + op + add + (add - 1).bit_length() * add]  # ceil(log2(add)) levels
+    assert rowsum.ii == 1
     center = graph.tasks["center"]  # the sum first, then the row at II 1
     assert center.reads["arg0"].tolist() == [0]
     assert center.reads["arg1"].tolist() == (op + k).tolist()
