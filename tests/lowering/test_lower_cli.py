@@ -38,7 +38,7 @@ def test_compile_model_reports_the_whole_model_estimate(gpt2_tiny_report):
     _, report, _ = gpt2_tiny_report
     est, cycles = report["estimate"], report["model_figures"]["cycles_per_block_invocation"]
     assert est["layers"] == report["config"]["layers_in_model"] > 1
-    assert est["device_ms_per_token"] == pytest.approx(est["layers"] * cycles / (est["clock_mhz"] * 1e3), rel=1e-3)
+    assert est["device_ms_per_token"] == pytest.approx(est["layers"] * cycles / (est["clock_mhz"] * 1e3), abs=5e-5)  # 4 decimals
     assert est["host_ms_per_token"] > 0 and "host CPU" in est["host_part"]
     assert est["ms_per_token"] == pytest.approx(est["device_ms_per_token"] + est["host_ms_per_token"], abs=1e-3)
     assert est["tokens_per_second"] == pytest.approx(1e3 / est["ms_per_token"], rel=1e-3)
