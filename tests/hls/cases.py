@@ -47,10 +47,10 @@ def planned(case: P.Case) -> P.Case:
     return case
 
 
-def regrid(r: int = 4, d: int = 64) -> P.Case:
-    """(1, 16) tiles re-cut into (2, 8) tiles: the planned converter shares the row-pair loop, so it
-    cycles through two banks (ping-pong) of one row pair each."""
-    src = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(1, 16))
+def regrid(r: int = 4, d: int = 64, src_tile: tuple[int, int] = (1, 16)) -> P.Case:
+    """(1, 16) tiles (or `src_tile`) re-cut into (2, 8) tiles: the planned converter shares the
+    row-pair loop, so it cycles through two banks (ping-pong) of one row pair each."""
+    src = sd.itensor.tiled(sd.f32, shape=(r, d), tile=src_tile)
     dst = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(2, 8))
 
     @sd.kernel

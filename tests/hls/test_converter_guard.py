@@ -7,39 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dsl import programs as P
 
 import streamdsl as sd
 from hls_backend import build_csim, emit_project, run_csim
 
-from .cases import WARNINGS, assert_close, planned
-
-
-def narrowing_regrid(r: int, d: int) -> P.Case:
-    """(1, 32) tiles re-cut into (2, 8) tiles: a destination token holds half a source token."""
-    src = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(1, 32))
-    dst = sd.itensor.tiled(sd.f32, shape=(r, d), tile=(2, 8))
-
-    @sd.kernel
-    def pre(x: src) -> src:
-        for i in range(src.num_tokens):
-            yield x.read() * 3.0
-
-    @sd.kernel
-    def post(y: dst) -> dst:
-        for i in range(dst.num_tokens):
-            yield y.read() + 1.0
-
-    @sd.dataflow
-    def narrowing(x: sd.Tensor[sd.f32, (r, d)]):
-        return post(pre(x))
-
-    return planned(P.Case(narrowing, P.inputs(P.rand(r, d)), lambda x: x * 3.0 + 1.0))
+from .cases import WARNINGS, assert_close, regrid
 
 
 @pytest.mark.parametrize(("r", "d"), [(8, 64), (6, 96)])
 def test_a_converter_slower_out_than_in_keeps_its_banks_apart(r: int, d: int, tmp_path) -> None:  # noqa: ANN001
-    case = narrowing_regrid(r, d)
+    case = regrid(r, d, src_tile=(1, 32))  # a destination token holds half a source token
     design = sd.compile(case.program)
     xs = case.inputs(np.random.default_rng(3))
     want = design.simulate(*xs)
