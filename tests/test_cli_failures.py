@@ -87,7 +87,7 @@ def test_generate_exits_1_when_the_design_and_pytorch_generate_differently(monke
     argv = ["-q", "generate", "gpt2", "--layers", "1", "--prompt-len", "3", "--tokens", "2", "--max-context", "8",
             "--prefill-len", "3", "--check"]
     assert main(argv) == 1
-    assert "(FAILED, tolerance 1e-4)" in capsys.readouterr().out
+    assert "(FAILED, tolerance 0.0001)" in capsys.readouterr().out
 
 
 def test_a_deadlock_raised_by_a_check_exits_1(tmp_path, monkeypatch, capsys) -> None:

@@ -5,17 +5,18 @@
 // Stream level: the depth is part of the `!dataflow.stream` type, so it changes on the stream op
 // and on the task block arguments that receive it. `center` reads the row's sum before the row.
 
-// min-bits: `gen` may be back-pressured, so only the row `center` waits for stays buffered.
-// MIN:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
+// min-bits: `gen` may be back-pressured, so only the row `center` waits for stays buffered, and
+// `rowsum`'s reads take two slots of `%sa` at the unbounded makespan.
+// MIN:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 2>
 // MIN-NEXT: %sb = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 15>
 // MIN-NEXT: %ss = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
 
 // The LP: `gen` is a source (no inputs), so it too waits for its readers (sources run late).
-// CHECK:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
+// CHECK:      %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 2>
 // CHECK-NEXT: %sb = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 15>
 // CHECK-NEXT: %ss = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 1>
-// CHECK:      dataflow.task "gen" ins(%sa, %sb : !dataflow.stream<tensor<1x16xf32>, depth = 1>, !dataflow.stream<tensor<1x16xf32>, depth = 15>)
-// CHECK-NEXT: ^{{.*}}(%a: !dataflow.stream<tensor<1x16xf32>, depth = 1>, %b: !dataflow.stream<tensor<1x16xf32>, depth = 15>):
+// CHECK:      dataflow.task "gen" ins(%sa, %sb : !dataflow.stream<tensor<1x16xf32>, depth = 2>, !dataflow.stream<tensor<1x16xf32>, depth = 15>)
+// CHECK-NEXT: ^{{.*}}(%a: !dataflow.stream<tensor<1x16xf32>, depth = 2>, %b: !dataflow.stream<tensor<1x16xf32>, depth = 15>):
 // CHECK:      dataflow.task "center" ins(%ss, %sb : !dataflow.stream<tensor<1x16xf32>, depth = 1>, !dataflow.stream<tensor<1x16xf32>, depth = 15>)
 
 // NAIVE: %sa = dataflow.stream : !dataflow.stream<tensor<1x16xf32>, depth = 16>
