@@ -487,7 +487,7 @@ class _TaskScheduler:
         busiest = 1
         spans: dict[Operation, int] = {}
         for inner in body.ops:
-            start = max([0, *(ready.get(v, 0) for v in inner.operands)])
+            start = max([0, *(ready.get(v, 0) for v in _inputs(inner))])
             start, finish = self.place(inner, start, accesses)
             spans[inner] = finish - start
             busiest = max(busiest, self.issue(inner))
@@ -525,7 +525,7 @@ class _TaskScheduler:
         if op.name == "tensor.insert_slice" and op.operands[1] in carried:
             others = [carried[v] + latency for v in op.operands[:1] if v in carried]
             return max([carried[op.operands[1]] + 1, *others])
-        paths = [carried[v] + latency for v in op.operands if v in carried]
+        paths = [carried[v] + latency for v in _inputs(op) if v in carried]
         return max(paths) if paths and op.results else 0
 
     # -- ops -----------------------------------------------------------------------------------
@@ -594,6 +594,14 @@ class _TaskScheduler:
             reduced = _reduced_size(op)
         tree = math.ceil(math.log2(reduced)) if reduced > 1 else 0
         return max(1, lat + tree * self.table.op_latency[_tree_adder(op)])
+
+
+def _inputs(op: Operation) -> list[SSAValue]:
+    """What `op` waits for: its operands and, for a region op (an `scf.if`), the values its regions
+    use from outside it (a carried accumulator updated in a branch is a recurrence through the if)."""
+    inside = {r for inner in op.walk() for r in (*inner.results, *(a for reg in inner.regions for b in reg.blocks for a in b.args))}
+    captured = [v for inner in op.walk() if inner is not op for v in inner.operands if v not in inside]
+    return list(dict.fromkeys([*op.operands, *captured]))
 
 
 def _repeat(body: _Sched, trips: int, period: int, duration: int) -> _Sched:

@@ -161,8 +161,10 @@ def test_i4_arguments_are_range_checked() -> None:
 
 
 def test_i4_tokens_move_in_an_eighth_of_the_beats() -> None:
-    """The timing model counts 4 bits per i4 element: a DMA streams (128, 64) i4 tiles at 1/8 the
-    cycles per token of their f32 twins, and the design's makespan shrinks accordingly."""
+    """The timing model counts 4 bits per i4 element: a DMA streams (128, 64) i4 tiles in 1/8 the
+    512-bit words of their f32 twins, each word at the pseudo-channel's 383 bits per cycle: every
+    token arrives that much sooner, and the load (which holds the channel until its last token's
+    words are out) and the design finish sooner by all the tokens' savings."""
     from lowering.timing import U55C
 
     tokens = 8
@@ -182,8 +184,13 @@ def test_i4_tokens_move_in_an_eighth_of_the_beats() -> None:
     assert bits == {"i4": 128 * 64 * 4, "f32": 128 * 64 * 32}
     beat = {d: -(-b // U55C.hbm_bits_per_cycle) for d, b in bits.items()}  # cycles per token
     assert beat == {"i4": 86, "f32": 685}
-    makespan = {d: x.timed_simulation().makespan for d, x in (("i4", i4), ("f32", f32))}
-    assert makespan["f32"] - makespan["i4"] == (tokens - 1) * (beat["f32"] - beat["i4"])
+    sims = {d: x.timed_simulation() for d, x in (("i4", i4), ("f32", f32))}
+    for d, sim in sims.items():
+        arrivals = next(t for s, t in sim.write_times.items() if s.startswith("dma_load"))
+        assert arrivals.tolist() == [U55C.dma_latency + k * beat[d] for k in range(tokens)]
+        assert sim.finish["dma_load(w)"] == U55C.dma_latency + tokens * beat[d]
+    assert sims["f32"].makespan == sims["f32"].finish["dma_load(w)"]  # the f32 design waits on its load
+    assert sims["i4"].makespan < sims["f32"].makespan - (tokens - 1) * (beat["f32"] - beat["i4"])
 
 
 # -- errors ---------------------------------------------------------------------------------------
