@@ -315,3 +315,39 @@ func.func @f(%x: tensor<1x64xf32>, %w: tensor<1x64xf32>) -> (tensor<1x64xf32>, t
     assert apart.tasks["dma_load(xa)"].writes["out0"].tolist() == (U55C.dma_latency + beat * k).tolist()
     for name in ("dma_load(xa)", "dma_load(xa)#2"):
         assert shared.tasks[name].writes["out0"].tolist() == (U55C.dma_latency + beat * k).tolist()
+
+
+def test_a_carried_tile_updated_inside_an_scf_if_bounds_the_ii() -> None:
+    """`acc = acc + t if i < 8 else acc * t`: the if's branches use the carried tile, so the loop
+    cannot start before the slower branch (the adder) is done with the previous iteration's."""
+
+    def task(update: str) -> object:
+        body = f"""
+      %r, %a = scf.for %i = %c0 to %c16 step %c1 iter_args(%w = %o, %acc = %z) -> (!O, tensor<1x16xf32>) {{
+        %t = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+{update}
+        %n = dataflow.itensor_write %nxt, %w : tensor<1x16xf32> -> !O
+        scf.yield %n, %nxt : !O, tensor<1x16xf32>
+      }}
+      dataflow.yield %r : !O"""
+        body = body.replace("!I", T).replace("!O", T)
+        body = "      %z = arith.constant dense<1.0> : tensor<1x16xf32>" + body
+        return kernel_graph(kernel_of(parse(one_task(body))))[0].tasks["t"]
+
+    def op(name: str, out: str) -> str:
+        return f"""          %{out}e = tensor.empty() : tensor<1x16xf32>
+          %{out} = linalg.{name} ins(%acc, %t : tensor<1x16xf32>, tensor<1x16xf32>) outs(%{out}e : tensor<1x16xf32>) -> tensor<1x16xf32>"""
+
+    branchy = task(f"""        %c8 = arith.constant 8 : index
+        %lt = arith.cmpi ult, %i, %c8 : index
+        %nxt = scf.if %lt -> (tensor<1x16xf32>) {{
+{op("add", "s")}
+          scf.yield %s : tensor<1x16xf32>
+        }} else {{
+{op("mul", "m")}
+          scf.yield %m : tensor<1x16xf32>
+        }}""")
+    straight = task(op("mul", "nxt"))
+    assert straight.ii >= U55C.op_latency["arith.mulf"]  # a product chain, not an interleavable sum
+    # the slower branch is the adder (was II = 1: the if's captured `acc` went unseen)
+    assert branchy.ii == straight.ii - U55C.op_latency["arith.mulf"] + U55C.op_latency["arith.addf"]
