@@ -585,11 +585,21 @@ class _KernelEmitter:
         src = self._stream(op.source, fn, "consumer")
         outs = [self._stream(r, fn, "producer") for r in op.outputs]
         params = [f"hls::stream<{src.token}>& in"] + [f"hls::stream<{o.token}>& out{i}" for i, o in enumerate(outs)]
-        n = op.source.type.itensor.num_tokens * src.beats  # type: ignore[attr-defined]
-        lines = [f"  for (int k = 0; k < {n}; ++k) {{  // beats", "    #pragma HLS pipeline II=1  // depth 2"]
-        lines.append(f"    const {src.token} w = in.read();")
-        lines += [f"    out{i}.write(w);" for i in range(len(outs))]
-        lines.append("  }")
+        tokens, beats = op.source.type.itensor.num_tokens, src.beats  # type: ignore[attr-defined]
+        if beats == 1:
+            lines = [f"  for (int k = 0; k < {tokens}; ++k) {{  // beats", "    #pragma HLS pipeline II=1  // depth 2"]
+            lines.append(f"    const {src.token} w = in.read();")
+            lines += [f"    out{i}.write(w);" for i in range(len(outs))]
+            lines.append("  }")
+        else:  # whole tokens, output after output, as the timing model's fork writes them: writing
+            # beat by beat to every output would leave a token half-written to one output while
+            # another is full, and a consumer waiting for the token's last beat can deadlock
+            lines = [f"  for (int k = 0; k < {tokens}; ++k) {{  // tokens", f"    {src.token} t[{beats}];"]
+            for i in range(len(outs)):
+                lines += [f"    for (int b = 0; b < {beats}; ++b) {{", "      #pragma HLS pipeline II=1  // depth 2"]
+                lines += ["      t[b] = in.read();"] if i == 0 else []
+                lines += [f"      out{i}.write(t[b]);", "    }"]
+            lines.append("  }")
         return _Process(fn, node, params, [src.var] + [o.var for o in outs], lines, f"{node}: every token to {len(outs)} consumers")
 
     def _reassociate(self, op: ITensorReassociateOp, node: str, fn: str) -> _Process:
