@@ -11,6 +11,7 @@ from hls_backend import CsimDeadlock, build_csim, csim_verification, emit_projec
 from hls_backend.lint import lint_project
 from lowering.memory import design_memory
 from streamdsl.errors import DeadlockError
+from tests.fifo.test_program_order import N, T, _diamond
 
 from .cases import CASES, WARNINGS, assert_close
 
@@ -85,45 +86,13 @@ def test_conservative_depths_run_in_threaded_csim(name: str, tmp_path) -> None: 
     assert_close(got, design.simulate(*xs), 1e-5, f"{name} conservative threaded csim")
 
 
-def _wide_diamond(n: int = 8, t: int = 64):  # noqa: ANN202 - an sd.DataflowProgram
-    """Rows of t f32 (t = 64: 2,048 bits, two beats) forked to a column sum and to `combine`,
-    which reads a row and then the sum (the GPT-2 block's softmax: max, then x - max)."""
-    rows = sd.itensor.tiled(sd.f32, shape=(n, t), tile=(1, t))
-    row = sd.itensor.tiled(sd.f32, shape=(1, t), tile=(1, t))
-
-    @sd.kernel
-    def load(x: rows) -> rows:
-        for i in range(n):
-            yield x.read() * 2.0
-
-    @sd.kernel
-    def total(x: rows) -> row:
-        acc = sd.zeros((1, t))
-        for i in range(n):
-            acc += x.read()
-        yield acc
-
-    @sd.kernel
-    def combine(q: rows, p: row.repeat(n)) -> rows:
-        for i in range(n):
-            u = q.read()
-            yield p.read() + u
-
-    @sd.dataflow
-    def diamond(x: sd.Tensor[sd.f32, (n, t)]):
-        y = load(x)
-        return combine(y, total(y))
-
-    return diamond
-
-
 def test_fork_of_multi_beat_tokens_runs_at_sized_depths(tmp_path) -> None:  # noqa: ANN001
     """The fork must hand each output a whole token before the next output, as the timing
     model's fork does: written beat by beat to every output, `total` got half of the last row
     while `combine`'s input was full, and the sized design deadlocked in threaded csim (the GPT-2
     block's softmax did)."""
-    design = sd.compile(_wide_diamond())
-    x = np.random.default_rng(5).standard_normal((8, 64)).astype(np.float32)
+    design = sd.compile(_diamond(p_first=False))  # rows of 64 f32: 2,048 bits, two beats
+    x = np.random.default_rng(5).standard_normal((N, T)).astype(np.float32)
     project = emit_project(design, tmp_path / "wide")
     assert "hls::stream<beat_32_f32, " in (project / "kernel.cpp").read_text()  # a row is two beats
     assert_close(run_csim(project, x, threaded=True), design.simulate(x), 1e-5, "wide diamond threaded csim")
