@@ -31,7 +31,7 @@ from streamdsl.wiring import node_name
 
 __all__ = [
     "BRAM36", "CAPACITY", "LUTRAM", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count",
-    "design_memory", "fits_on_chip", "kernel_buffers", "local_tensors", "words_of",
+    "design_memory", "fits_on_chip", "kernel_buffers", "local_tensors", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -106,14 +106,18 @@ def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, st
 def local_tensors(kernel: KernelOp) -> list[tuple[str, str, int]]:
     """(task, tensor, bits) of every tensor a task computes inside its body: each is an on-chip
     array in the emitted C++ (an upper bound: HLS may share storage between them)."""
+    return [(node_name(task), name, bits) for task in kernel.body.block.ops if isinstance(task, TaskOp)
+            for name, bits in task_tensors(task)]
+
+
+def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
+    """(tensor, bits) of every static tensor `task` computes inside its body."""
     tensors = []
-    for task in kernel.body.block.ops:
-        if isinstance(task, TaskOp):
-            for op in task.body.walk():
-                for k, r in enumerate(op.results):
-                    if isinstance(r.type, TensorType) and r.type.has_static_shape():
-                        bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
-                        tensors.append((node_name(task), r.name_hint or f"{op.name}#{k}", bits))
+    for op in task.body.walk():
+        for k, r in enumerate(op.results):
+            if isinstance(r.type, TensorType) and r.type.has_static_shape():
+                bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
+                tensors.append((r.name_hint or f"{op.name}#{k}", bits))
     return tensors
 
 

@@ -30,6 +30,8 @@ from xdsl.ir import Operation
 __all__ = [
     "ARITH_CASTS",
     "CMPI_INFIX",
+    "FLOAT_CORES",
+    "HLS_MATH_CORE",
     "LATENCY_SOURCES",
     "NOT_IN_VOCABULARY",
     "NUMPY_HELPERS",
@@ -55,6 +57,19 @@ LATENCY_SOURCES: Mapping[str, str] = MappingProxyType({
            "one 3.33 ns cycle, registered",
     "wire": "no logic: a constant, a reinterpretation or a change of width (wires and sign bits)",
 })  # fmt: skip
+
+
+# One f32 core of each `fp-core` op as Vitis HLS binds it on UltraScale+ at 300 MHz: (DSP48E2
+# slices, LUTs, FFs), full-DSP adders and max-DSP multipliers; estimates to calibrate against
+# csynth reports (docs/resources.md, "Per-op table"). `hls-math` functions: `HLS_MATH_CORE`.
+FLOAT_CORES: Mapping[str, tuple[int, int, int]] = MappingProxyType({
+    "arith.addf": (2, 214, 227), "arith.subf": (2, 214, 227), "arith.mulf": (3, 128, 143), "arith.divf": (0, 761, 1068),
+    "math.exp": (7, 928, 550), "math.log": (9, 1500, 900), "math.sqrt": (8, 450, 700), "math.rsqrt": (8, 800, 900),
+    "math.fma": (5, 350, 370), "arith.extf": (0, 64, 50), "arith.truncf": (0, 64, 50),
+    **dict.fromkeys(("arith.maximumf", "arith.minimumf", "arith.maxnumf", "arith.minnumf", "arith.cmpf"), (0, 66, 34)),
+    **dict.fromkeys(("arith.sitofp", "arith.uitofp", "arith.fptosi", "arith.fptoui"), (0, 180, 200)),
+})  # fmt: skip
+HLS_MATH_CORE = (12, 3000, 2500)
 
 
 @dataclass(frozen=True)

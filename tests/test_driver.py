@@ -109,6 +109,18 @@ def test_report_counts_memory_by_shape(tmp_path):
     assert {m["kind"] for m in memory["memories"]} >= {"fifo"}
 
 
+def test_report_counts_resources_per_node(tmp_path):
+    """report.json's `resources` (lowering/resources.py): the memories of `memory` plus a 16-BRAM36
+    m_axi burst buffer per DMA, within the device; the largest users are named."""
+    assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    resources, memory = report["resources"], report["memory"]
+    assert resources["fits"] and resources["capacity"]["DSP"] == 9024
+    assert resources["total"]["BRAM36"] == memory["BRAM36"] + 16 * len(report["dmas"])
+    assert resources["total"]["URAM"] == memory["URAM"] and resources["total"]["LUTRAM"] == memory["LUTRAM"]
+    assert resources["total"]["DSP"] > 0 and resources["largest"]["DSP"][0]["amount"] > 0
+
+
 def test_task_local_buffers_count_toward_the_on_chip_check():
     """A 1 GiB tensor computed inside a task is an on-chip array in the emitted C++."""
     from xdsl.context import Context

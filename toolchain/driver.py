@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lowering.memory import design_memory, local_tensors
+from lowering.resources import ResourceError, kernel_usage, resources_report
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, check_output_dir, write_json
@@ -162,6 +163,11 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
             "fifo_sizing='conservative', smaller tiles (--tile), a shorter cache (--max-context), smaller local tensors or a makespan "
             "slack (lowering.fifo_sizing.tradeoff)"
         )
+    usage = kernel_usage(kernel, design.graph, design.depths)
+    try:
+        usage.check()
+    except ResourceError as err:
+        failures.append(str(err))
     report: dict[str, object] = {
         "model": example.name,
         "config": example.config,
@@ -171,6 +177,7 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         "dmas": _dmas(kernel),
         "on_chip": on_chip,
         "memory": memory,
+        "resources": resources_report(usage),
         "verification": {
             "sim_vs_torch_max_abs": error,
             "torch_max_abs": scale,

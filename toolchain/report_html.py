@@ -287,11 +287,11 @@ def _roofline_section(roofline: Mapping[str, Any] | None) -> str | None:
 
 
 def _resources_section(resources: Mapping[str, Any] | None) -> str | None:
-    """Resources per SLR: `resources` holds `slrs` ({name, LUT, FF, DSP, BRAM_18K, URAM}) and
-    `available` per SLR (same keys)."""
-    if not resources:
+    """Resources per SLR: `resources` holds `slrs` ({name, LUT, FF, DSP, BRAM36 or BRAM_18K, URAM,
+    LUTRAM}) and `available` per SLR (same keys); docs/resources.md."""
+    if not resources or not resources.get("slrs"):
         return None
-    kinds = [k for k in ("LUT", "FF", "DSP", "BRAM_18K", "URAM") if any(k in s for s in resources["slrs"])]
+    kinds = [k for k in ("LUT", "FF", "DSP", "BRAM36", "BRAM_18K", "URAM", "LUTRAM") if any(k in s for s in resources["slrs"])]
     available = resources.get("available", {})
     rows = [[s["name"], *(_used(s.get(k, 0), available.get(k)) for k in kinds)] for s in resources["slrs"]]
     return _table(["SLR", *kinds], rows, "resources-table")

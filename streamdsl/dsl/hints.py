@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import IntegerAttr, i64
 from xdsl.ir import Operation
 
+from streamdsl.opinfo import FLOAT_CORES
+
 __all__ = ["DEVICE_DSPS", "Hints", "dsp_cost", "hint", "set_lanes"]
 
 DEVICE_DSPS = 9024  # DSP48E2 slices of the Alveo U55C (XCU55C)
 
-# DSP slices per scalar op and lane (fp32, Vitis HLS full-DSP implementations; half precision
-# uses about half). Ops not listed are built from LUTs.
-_DSP_PER_OP = {"arith.addf": 2, "arith.subf": 2, "arith.mulf": 3, "math.exp": 7, "math.rsqrt": 8, "math.sqrt": 8}
+# DSP slices per scalar op and lane: the f32 Floating-Point Operator cores of the op vocabulary
+# (the resource model's table, lowering/resources.py). Other ops are built from LUTs here.
+_DSP_PER_OP = {name: core[0] for name, core in FLOAT_CORES.items() if core[0]}
 
 
 @dataclass(frozen=True)

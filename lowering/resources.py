@@ -1,0 +1,370 @@
+"""The U55C resource model: DSP, LUT, FF, BRAM36, URAM and LUTRAM per node of a dataflow kernel.
+
+docs/resources.md gives the per-op table and where each figure comes from. In short:
+- a **task** costs its tile ops' cores times their lanes (`min(scalar work, lanes)` copies of the
+  op's scalar body, as the timing model issues them, lowering/timing.py), its scalar ops once, its
+  control (`CostTable.task`), and its local tensors: registers (FFs) up to `REGISTER_BITS`, else
+  memories bound by shape (`lowering.memory.bind`);
+- a **FIFO** and a **converter bank** cost the memory primitives `lowering.memory.count` binds
+  them to (nothing is counted twice: this module only attributes those memories to nodes);
+- a **DMA** costs its `m_axi` adapter: logic plus a read/write buffer of `maxi_burst` x
+  `maxi_outstanding` words of 512 bits, bound like any memory.
+- **forks, joins, reshapes**: a register stage per beat (`CostTable.router`).
+
+`kernel_usage(kernel, graph, depths)` gives the usage of every node (a FIFO's memory belongs to
+its consumer, which is where the SLR placement puts it); `resources_report` the device and per-SLR
+totals report.json keeps. `calibrated(table, modeled, measured)` scales the table's compute
+figures to Vitis csynth reports (`hls_backend.csynth.parse_csynth_xml`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+
+from xdsl.dialects.builtin import ShapedType
+from xdsl.ir import Block, Operation, SSAValue
+
+from lowering.memory import BRAM36, LUTRAM, REGISTER_BITS, URAM, bind, count, kernel_buffers, task_tensors
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
+from streamdsl.graph import Graph, node_of
+from streamdsl.itensor import BEAT_BITS
+from streamdsl.opinfo import FLOAT_CORES, HLS_MATH_CORE, OPS
+from streamdsl.wiring import kernel_nodes
+
+__all__ = [
+    "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
+    "calibrated", "kernel_usage", "op_cost", "resources_report", "task_usage",
+]  # fmt: skip
+
+RESOURCES = ("DSP", "LUT", "FF", BRAM36, URAM, LUTRAM)
+
+
+class ResourceError(ValueError):
+    """A design that does not fit the device by the resource model (names the largest consumers)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Amounts of each resource. LUT counts every LUT, those used as memory (LUTRAM / SRL) too;
+    LUTRAM counts those alone, against the LUTs that can be memory (SLICEM)."""
+
+    DSP: float = 0
+    LUT: float = 0
+    FF: float = 0
+    BRAM36: float = 0
+    URAM: float = 0
+    LUTRAM: float = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(getattr(self, r) + getattr(other, r) for r in RESOURCES))
+
+    def __mul__(self, k: float) -> Usage:
+        return Usage(*(getattr(self, r) * k for r in RESOURCES))
+
+    __rmul__ = __mul__
+
+    def as_dict(self) -> dict[str, int]:
+        """Whole primitives: a packed DSP shared by two MACs still costs one slice."""
+        return {r: math.ceil(getattr(self, r) - 1e-9) for r in RESOURCES}
+
+    def share(self, capacity: Usage) -> float:
+        """The largest fraction of `capacity` used by any resource."""
+        return max(getattr(self, r) / getattr(capacity, r) for r in RESOURCES if getattr(capacity, r))
+
+    def over(self, capacity: Usage) -> list[str]:
+        """The resources used beyond `capacity`."""
+        return [r for r in RESOURCES if getattr(self, r) > getattr(capacity, r) + 1e-9]
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage]) -> Usage:
+        out = cls()
+        for u in usages:
+            out = out + u
+        return out
+
+    @classmethod
+    def memory(cls, kind: str, n: int) -> Usage:
+        """`n` primitives of `lowering.memory`'s kind (LUTRAM in LUTs, which are LUTs too)."""
+        return cls(LUT=n, LUTRAM=n) if kind == LUTRAM else cls(**{kind: n})
+
+
+@dataclass(frozen=True)
+class Device:
+    """A multi-die FPGA: `slrs` dies of `per_slr` each, `sll` super long lines between neighbours."""
+
+    name: str
+    slrs: int
+    per_slr: Usage
+    sll: int  # SLLs across each boundary between neighbouring SLRs
+
+    @property
+    def total(self) -> Usage:
+        return self.per_slr * self.slrs
+
+
+# XCU55C (Virtex UltraScale+ HBM, 3 SLRs of one die each): 1,303,680 LUTs, 2,607,360 FFs, 9,024
+# DSP48E2, 2,016 BRAM36, 960 URAM, 589,824 LUTs usable as memory, split evenly over its three dies
+# (docs/resources.md, "The device").
+U55C_DEVICE = Device("xcu55c-fsvh2892-2L-e", 3, Usage(DSP=3008, LUT=434560, FF=869120, BRAM36=672, URAM=320, LUTRAM=196608),
+                     sll=23040)
+
+
+@dataclass(frozen=True)
+class CoreCost:
+    """One hardware core of a scalar op: DSP slices (fractional when several ops pack into one), LUTs, FFs."""
+
+    dsp: float = 0
+    lut: float = 0
+    ff: float = 0
+
+    def usage(self, copies: float = 1) -> Usage:
+        return Usage(DSP=self.dsp * copies, LUT=self.lut * copies, FF=self.ff * copies)
+
+
+def _f32_cores() -> dict[str, CoreCost]:
+    """The op vocabulary's f32 cores (streamdsl/opinfo.py `FLOAT_CORES`); f16 halves the logic,
+    f64 is `f64_scale` times it (docs/resources.md, "Per-op table")."""
+    return {name: CoreCost(*core) for name, core in FLOAT_CORES.items()}
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Every figure of the model (docs/resources.md says where each comes from). Pass another
+    instance (e.g. `calibrated(...)`) to calibrate."""
+
+    float_cores: Mapping[str, CoreCost] = field(default_factory=lambda: MappingProxyType(_f32_cores()))
+    hls_math: CoreCost = CoreCost(*HLS_MATH_CORE)  # tanh, erf, sin, ...: several cores, an estimate
+    f64_scale: float = 2.5  # LUT/FF of an f64 core over its f32 twin (DSPs: `f64_dsp`)
+    f64_dsp: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"arith.mulf": 11, "arith.addf": 3, "arith.subf": 3}))
+    packed_macs: int = 2  # multiplies of at most `packed_bits` x `packed_bits` one DSP48E2 holds (shared operand)
+    packed_bits: int = 8
+    divider_lut_per_bit2: float = 2.2  # integer divider: LUTs and FFs ~ 2.2 x width^2 (a radix-2 array)
+    task: CoreCost = CoreCost(0, 150, 120)  # a process's control FSM and stream handshakes
+    port: CoreCost = CoreCost(0, 12, 4)  # per stream port of a task: full/empty and valid logic
+    router: CoreCost = CoreCost(0, 40, 0)  # fork / join / reshape: control (plus a beat register, FF = beat bits)
+    maxi: CoreCost = CoreCost(0, 1600, 2600)  # a 512-bit m_axi adapter's logic
+    maxi_burst: int = 64  # words per burst the emitter asks for (max_read/write_burst_length)
+    maxi_outstanding: int = 16  # Vitis HLS' default num_read/write_outstanding
+    hbm_word_bits: int = 512
+    scale: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"DSP": 1.0, "LUT": 1.0, "FF": 1.0}))
+
+    def core(self, op: Operation) -> CoreCost:
+        """The core of one scalar op (by the op vocabulary's latency source, streamdsl/opinfo.py)."""
+        info = OPS.get(op.name)
+        if info is None:
+            return CoreCost()  # structural: reshapes, extracts, yields
+        bits = _bits(op)
+        if info.source == "chain":
+            parts = [self.core_named(name, bits) for name in info.chain]
+            return CoreCost(sum(p.dsp for p in parts), sum(p.lut for p in parts), sum(p.ff for p in parts))
+        if info.source == "dsp48e2":
+            return self.multiplier(*_multiplicand_bits(op))
+        return self.core_named(op.name, bits)
+
+    def core_named(self, name: str, bits: int) -> CoreCost:
+        """The core of op `name` on `bits`-bit data."""
+        source = OPS[name].source
+        if source == "fp-core":
+            f32 = self.float_cores[name]
+            if bits <= 16:
+                return CoreCost(f32.dsp, f32.lut / 2, f32.ff / 2)
+            if bits > 32:
+                return CoreCost(self.f64_dsp.get(name, f32.dsp), f32.lut * self.f64_scale, f32.ff * self.f64_scale)
+            return f32
+        if source == "hls-math":
+            return self.hls_math
+        if source == "dsp48e2":
+            return self.multiplier(bits, bits)
+        if source == "divider":
+            area = self.divider_lut_per_bit2 * bits * bits
+            return CoreCost(0, area, area)
+        if source == "lut":
+            return CoreCost(0, bits, bits)
+        if source == "chain":
+            parts = [self.core_named(n, bits) for n in OPS[name].chain]
+            return CoreCost(sum(p.dsp for p in parts), sum(p.lut for p in parts), sum(p.ff for p in parts))
+        return CoreCost()  # wire
+
+    def multiplier(self, a: int, b: int) -> CoreCost:
+        """An integer multiply of `a` x `b` bits: narrow ones packed `packed_macs` to a DSP48E2,
+        wider ones over ceil(a/27) x ceil(b/18) slices (27x18 multipliers), LUTs/FFs for the
+        product register."""
+        a, b = max(a, b), min(a, b)
+        dsp = 1 / self.packed_macs if a <= self.packed_bits else math.ceil(a / 27) * math.ceil(b / 18)
+        return CoreCost(dsp, (a + b) / 2, a + b)
+
+    def maxi_usage(self) -> Usage:
+        """One DMA's m_axi adapter: logic and its burst buffer, bound like any memory."""
+        kind, n = bind(self.hbm_word_bits, self.maxi_burst * self.maxi_outstanding)
+        return self.maxi.usage() + Usage.memory(kind, n)
+
+
+U55C_COSTS = CostTable()
+
+
+def _bits(op: Operation) -> int:
+    """Data width of a scalar op: its widest operand or result (a compare's operands)."""
+    widths = [_width(v.type) for v in (*op.operands, *op.results)]
+    return max([w for w in widths if w], default=32)
+
+
+def _width(t: object) -> int:
+    """Bits of a scalar or of a tensor's element (0 for `index` and other widthless types)."""
+    t = t.get_element_type() if isinstance(t, ShapedType) else t
+    return int(getattr(t, "bitwidth", 0) or 0)
+
+
+def _multiplicand_bits(op: Operation) -> tuple[int, int]:
+    """Widths of a multiply's operands before sign/zero extension (an i8 x i4 product is computed
+    in i32 after `extsi`, but the multiplier only sees the narrow values)."""
+
+    def narrow(value: SSAValue) -> int:
+        while isinstance(value.owner, Operation) and value.owner.name in ("arith.extsi", "arith.extui"):
+            value = value.owner.operands[0]
+        return _width(value.type) or 32
+
+    return narrow(op.operands[0]), narrow(op.operands[1])
+
+
+def op_cost(op: Operation, table: CostTable = U55C_COSTS) -> Usage:
+    """One copy of a tile op's scalar body (a linalg op's region), or a scalar op's core."""
+    if op.name.startswith("linalg.") and op.regions and op.regions[0].blocks:
+        return Usage.total(table.core(inner).usage() for inner in op.regions[0].block.ops)
+    return table.core(op).usage()
+
+
+def _work(op: Operation) -> int:
+    """Scalar executions of a tile op (the timing model's count) or of an op on a tensor."""
+    from lowering.timing import _work as timing_work  # the timing model's count, shared
+
+    if op.name.startswith("linalg."):
+        return timing_work(op)
+    shaped = [r.type for r in op.results if isinstance(r.type, ShapedType)]
+    return math.prod(shaped[0].get_shape()) if shaped else 1
+
+
+def _lanes(op: Operation, task_lanes: int) -> int:
+    attr = op.attributes.get("unroll")
+    return attr.value.data if attr is not None and getattr(attr, "value", None) is not None else task_lanes  # type: ignore[attr-defined]
+
+
+def _block_usage(block: Block, lanes: int, table: CostTable) -> Usage:
+    total = Usage()
+    for op in block.ops:
+        if op.name.startswith("linalg."):
+            total = total + op_cost(op, table) * min(max(1, _work(op)), _lanes(op, lanes))
+        elif op.regions:
+            for region in op.regions:
+                for inner in region.blocks:
+                    total = total + _block_usage(inner, lanes, table)
+        else:
+            total = total + op_cost(op, table) * min(_work(op), _lanes(op, lanes))
+    return total
+
+
+def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = None) -> Usage:
+    """A task's compute and control: each tile op's scalar body times its lanes, scalar ops once,
+    the control FSM and the stream ports, registers for local tensors of at most REGISTER_BITS
+    (larger ones are memories: `kernel_usage` adds them). `lanes`: the timing model's default."""
+    from lowering.timing import U55C
+
+    task_lanes = _lanes(task, lanes or U55C.lanes)
+    compute = _block_usage(task.body.block, task_lanes, table)
+    ports = len(task.body.block.args)
+    registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
+    logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)
+    return Usage(DSP=logic.DSP * table.scale["DSP"], LUT=logic.LUT * table.scale["LUT"], FF=logic.FF * table.scale["FF"])
+
+
+@dataclass
+class KernelUsage:
+    """Per node of a kernel (the timing graph's node names, a converter's two tasks as one), its
+    usage; `memories` names which node holds each memory (FIFOs: their consumer)."""
+
+    nodes: dict[str, Usage]
+    memories: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Usage:
+        return Usage.total(self.nodes.values())
+
+    def largest(self, resource: str, n: int = 3) -> list[tuple[str, float]]:
+        ranked = sorted(self.nodes.items(), key=lambda kv: (-getattr(kv[1], resource), kv[0]))
+        return [(name, getattr(u, resource)) for name, u in ranked[:n] if getattr(u, resource) > 0]
+
+    def check(self, device: Device = U55C_DEVICE) -> None:
+        """Raise ResourceError naming every resource over the device's total and its largest users."""
+        over = self.total.over(device.total)
+        if over:
+            parts = [f"{r} {math.ceil(getattr(self.total, r))} of {getattr(device.total, r)} (largest: "
+                     + ", ".join(f"{name} {math.ceil(v)}" for name, v in self.largest(r)) + ")" for r in over]
+            raise ResourceError(f"the design does not fit the {device.name} by the resource model: {'; '.join(parts)}; "
+                                "use fewer lanes (`unroll`), smaller tiles or a makespan slack for the FIFOs")
+
+
+def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS) -> KernelUsage:
+    """The usage of every node of `kernel` with FIFO `depths` (in tokens, per edge of `graph`)."""
+    nodes: dict[str, Usage] = {}
+    for op, name in kernel_nodes(kernel):
+        if isinstance(op, TaskOp):
+            nodes[name] = task_usage(op, table)
+        elif isinstance(op, DmaLoadOp | DmaStoreOp):
+            nodes[name] = table.maxi_usage()
+        elif isinstance(op, ITensorConverterOp):
+            nodes[name] = table.task.usage() + table.port.usage(2)
+        else:  # routers: control and a register of one beat per output
+            beats = [min(BEAT_BITS, r.type.itensor.token_elements * r.type.itensor.dtype.bits)
+                     for r in op.results if isinstance(r.type, ITensorType)]
+            nodes[name] = table.router.usage() + Usage(FF=sum(beats))
+    fifos = [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
+    holder = {e.name: node_of(e.dst) for e in graph.fifos}
+    buffers = kernel_buffers(kernel)
+    for name, kind, _ in buffers:
+        holder[name] = name.split(": ", 1)[0] if kind == "local" else name
+    memories = {}
+    for memory in count(fifos, buffers)["memories"]:  # type: ignore[union-attr]
+        node = holder[memory["name"]]
+        nodes[node] = nodes.get(node, Usage()) + Usage.memory(memory["resource"], memory["count"])
+        memories[memory["name"]] = node
+    return KernelUsage(nodes, memories)
+
+
+def resources_report(usage: KernelUsage, device: Device = U55C_DEVICE, placement: Mapping[str, int] | None = None) -> dict[str, object]:
+    """report.json's `resources`: totals, capacities and fit, per SLR when `placement` (node -> SLR)
+    is given, and the largest users of each resource."""
+    total = usage.total
+    out: dict[str, object] = {
+        "device": device.name,
+        "total": total.as_dict(),
+        "capacity": device.total.as_dict(),
+        "fits": not total.over(device.total),
+        "largest": {r: [{"node": n, "amount": math.ceil(v)} for n, v in usage.largest(r)] for r in RESOURCES},
+    }
+    if placement is not None:
+        per = [Usage.total(u for n, u in usage.nodes.items() if placement.get(n, 0) == s) for s in range(device.slrs)]
+        out["slrs"] = [{"name": f"SLR{s}", **u.as_dict(), "fits": not u.over(device.per_slr)} for s, u in enumerate(per)]
+        out["available"] = device.per_slr.as_dict()
+        out["fits"] = out["fits"] and all(not u.over(device.per_slr) for u in per)
+    return out
+
+
+def calibrated(table: CostTable, modeled: Mapping[str, Usage], measured: Mapping[str, Mapping[str, float]]) -> CostTable:
+    """`table` with its compute figures scaled so the tasks' modeled DSP, LUT and FF add up to the
+    `measured` ones (csynth reports per task, `hls_backend.csynth.parse_csynth_xml(...)["resources"]`:
+    keys DSP, LUT, FF). A resource nothing measured keeps its scale."""
+    missing = sorted(set(measured) - set(modeled))
+    if missing:
+        raise KeyError(f"calibration: no modeled usage for the reported tasks {missing}; modeled: {sorted(modeled)}")
+    scale = dict(table.scale)
+    for r in ("DSP", "LUT", "FF"):
+        got = sum(float(measured[t].get(r, 0)) for t in measured)
+        want = sum(getattr(modeled[t], r) for t in measured) / table.scale[r]
+        if want > 0 and got > 0:
+            scale[r] = got / want
+    return replace(table, scale=MappingProxyType(scale))
+
+
+assert {f.name for f in fields(Usage)} == set(RESOURCES)

@@ -1,0 +1,120 @@
+"""The U55C resource model (lowering/resources.py) against hand-computed counts: cores per op and
+lanes, packed integer MACs, the m_axi adapter, FIFO memories attributed to their consumer, the
+fit check naming the largest users, and calibration on a stored csynth report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import streamdsl as sd
+from hls_backend.csynth import parse_csynth_xml
+from lowering.resources import U55C_COSTS, U55C_DEVICE, ResourceError, Usage, calibrated, kernel_usage, resources_report, task_usage
+from streamdsl.dialects.dataflow import TaskOp
+
+CSYNTH = Path(__file__).parent / "data" / "task_add_csynth.xml"
+
+
+def _add_program(tile: int = 16, lanes: int | None = None):
+    X = sd.itensor.tiled(sd.f32, shape=(4, tile), tile=(1, tile))
+
+    @sd.kernel(lanes=lanes)
+    def add(a: X, b: X) -> X:
+        for i in range(4):
+            yield a.read() + b.read()
+
+    @sd.dataflow
+    def prog(a: sd.Tensor[sd.f32, (4, tile)], b: sd.Tensor[sd.f32, (4, tile)]):
+        return add(a, b)
+
+    return sd.compile(prog)
+
+
+def _task(design, name: str) -> TaskOp:
+    return next(op for op in design.kernel.walk() if isinstance(op, TaskOp) and op.sym_name.data == name)
+
+
+def test_a_task_costs_its_cores_times_lanes_plus_control_and_registers() -> None:
+    design = _add_program()
+    # 16 lanes of an f32 adder (2 DSP, 214 LUT, 227 FF each); control 150 LUT / 120 FF; 3 ports of
+    # 12 LUT / 4 FF; registers for the two tiles read, the empty init and the sum: 4 x 512 bits
+    assert task_usage(_task(design, "add")).as_dict() == {
+        "DSP": 32, "LUT": 16 * 214 + 150 + 3 * 12, "FF": 16 * 227 + 120 + 3 * 4 + 4 * 512, "BRAM36": 0, "URAM": 0, "LUTRAM": 0}
+
+
+def test_lanes_cap_the_copies_at_the_work_and_the_lanes_hint() -> None:
+    wide = _add_program(tile=256)  # 256 elements, 64 lanes (the timing model's default): 64 adders
+    assert task_usage(_task(wide, "add")).DSP == 64 * 2
+    narrow = _add_program(tile=256, lanes=8)
+    assert task_usage(_task(narrow, "add")).DSP == 8 * 2
+
+
+def test_kernel_usage_attributes_fifos_to_consumers_and_counts_dma_adapters() -> None:
+    design = _add_program()
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    # each FIFO is 512 bits wide and 1 deep: an SRL of 512 LUTs, held by its consumer
+    assert usage.memories == {"dma_load(a)->add": "add", "dma_load(b)->add": "add", "add->dma_store(add)": "dma_store(add)"}
+    assert usage.nodes["add"] == task_usage(_task(design, "add")) + Usage(LUT=1024, LUTRAM=1024)
+    # an m_axi adapter: 1,600 LUT, 2,600 FF and a 64 x 16 burst buffer of 512-bit words:
+    # BRAM36 ceil(512/72) x ceil(1024/512) = 16 (URAM would be 8 of 960, a larger share than 16 of 2,016)
+    assert usage.nodes["dma_load(a)"].as_dict() == {"DSP": 0, "LUT": 1600, "FF": 2600, "BRAM36": 16, "URAM": 0, "LUTRAM": 0}
+    assert usage.nodes["dma_store(add)"].as_dict()["LUTRAM"] == 512
+    report = resources_report(usage, placement={name: 0 for name in usage.nodes})
+    assert report["fits"] and report["total"]["BRAM36"] == 48 and report["total"]["DSP"] == 32
+    assert [s["BRAM36"] for s in report["slrs"]] == [48, 0, 0]
+    assert report["largest"]["BRAM36"][0] == {"node": "dma_load(a)", "amount": 16}
+
+
+def test_integer_multiplies_pack_two_narrow_products_per_dsp() -> None:
+    assert U55C_COSTS.multiplier(8, 4).dsp == 0.5  # W4A8: two MACs in one DSP48E2
+    assert U55C_COSTS.multiplier(8, 8).dsp == 0.5
+    assert U55C_COSTS.multiplier(16, 16).dsp == 1  # one 27 x 18 multiplier
+    assert U55C_COSTS.multiplier(32, 32).dsp == 4  # ceil(32/27) x ceil(32/18) slices
+    assert Usage(DSP=0.5).as_dict()["DSP"] == 1  # a half-used slice is still a slice
+
+
+def test_a_design_over_the_device_names_its_largest_users() -> None:
+    X = sd.itensor.tiled(sd.f32, shape=(4, 4096), tile=(1, 4096))
+
+    def adder(name: str, lanes: int) -> sd.Kernel:
+        @sd.kernel(name=name, lanes=lanes)
+        def add(a: X, b: X) -> X:
+            for i in range(4):
+                yield a.read() + b.read()
+
+        return add
+
+    big, small = adder("big", 4096), adder("small", 1024)  # 8,192 + 2,048 DSPs: each fits, not both
+
+    @sd.dataflow
+    def prog(a: sd.Tensor[sd.f32, (4, 4096)], b: sd.Tensor[sd.f32, (4, 4096)], c: sd.Tensor[sd.f32, (4, 4096)]):
+        return small(big(a, b), c)
+
+    design = sd.compile(prog)
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    with pytest.raises(ResourceError, match=r"DSP 10240 of 9024 \(largest: big 8192, small 2048\)"):
+        usage.check()
+    assert not resources_report(usage)["fits"]
+
+
+def test_per_slr_fit_is_judged_against_one_die() -> None:
+    design = _add_program(tile=2048, lanes=2048)  # 4,096 DSPs: fits the device, not one SLR (3,008)
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    usage.check()
+    report = resources_report(usage, placement=dict.fromkeys(usage.nodes, 1))
+    assert report["slrs"][1]["DSP"] == 4096 and not report["slrs"][1]["fits"] and not report["fits"]
+    assert U55C_DEVICE.total.as_dict() == {"DSP": 9024, "LUT": 1303680, "FF": 2607360, "BRAM36": 2016, "URAM": 960, "LUTRAM": 589824}
+
+
+def test_calibration_scales_the_table_to_a_csynth_report() -> None:
+    design = _add_program()
+    modeled = {"add": task_usage(_task(design, "add"))}
+    measured = {"add": parse_csynth_xml(CSYNTH)["resources"]}
+    assert measured["add"] == {"BRAM_18K": 0, "DSP": 32, "FF": 4370, "LUT": 3195, "URAM": 0}
+    table = calibrated(U55C_COSTS, modeled, measured)
+    again = task_usage(_task(design, "add"), table)
+    assert again.as_dict()["DSP"] == 32 and round(again.LUT) == 3195 and round(again.FF) == 4370
+    assert table.scale["LUT"] == pytest.approx(3195 / modeled["add"].LUT)
+    with pytest.raises(KeyError, match=r"no modeled usage for the reported tasks \['other'\]"):
+        calibrated(U55C_COSTS, modeled, {"other": measured["add"]})
