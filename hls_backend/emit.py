@@ -38,6 +38,7 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
+from lowering.resources import U55C_COSTS as MAXI  # the m_axi burst and outstanding requests the resource model counts
 from lowering.timing import U55C, TimingError, task_timing
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -754,7 +755,8 @@ class _KernelEmitter:
         scalars = [a for a in self.inputs if a.scalar]
         lines = [f'extern "C" {top_declaration(self.top, self.ports, scalars)} {{']
         for k, port in enumerate(self.ports):
-            burst = "max_write_burst_length=64" if port.tensor.is_output else "max_read_burst_length=64"
+            way = "write" if port.tensor.is_output else "read"  # the adapter's buffer: lowering/resources.py
+            burst = f"max_{way}_burst_length={MAXI.maxi_burst} num_{way}_outstanding={MAXI.maxi_outstanding}"
             lines.append(f"#pragma HLS interface m_axi port={port.name} bundle=gmem{k} offset=slave depth={port.layout.words} {burst}")
         for name in [p.name for p in self.ports] + [a.name for a in scalars]:
             lines.append(f"#pragma HLS interface s_axilite port={name}")

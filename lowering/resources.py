@@ -147,7 +147,7 @@ class CostTable:
     router: CoreCost = CoreCost(0, 40, 0)  # fork / join / reshape: control (plus a beat register, FF = beat bits)
     maxi: CoreCost = CoreCost(0, 1600, 2600)  # a 512-bit m_axi adapter's logic
     maxi_burst: int = 64  # words per burst the emitter asks for (max_read/write_burst_length)
-    maxi_outstanding: int = 16  # Vitis HLS' default num_read/write_outstanding
+    maxi_outstanding: int = 8  # num_read/write_outstanding the emitter asks for: 512 words, one BRAM36 deep
     hbm_word_bits: int = 512
     scale: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"DSP": 1.0, "LUT": 1.0, "FF": 1.0}))
 
@@ -251,17 +251,22 @@ def _lanes(op: Operation, task_lanes: int) -> int:
     return attr.value.data if attr is not None and getattr(attr, "value", None) is not None else task_lanes  # type: ignore[attr-defined]
 
 
-def _block_usage(block: Block, lanes: int, table: CostTable) -> Usage:
+def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0) -> Usage:
+    """Cores of the ops of `block`; `ii`: the initiation interval of the pipelined loop around it
+    (0: not pipelined)."""
     total = Usage()
     for op in block.ops:
-        if op.name.startswith("linalg."):
-            total = total + op_cost(op, table) * min(max(1, _work(op)), _lanes(op, lanes))
-        elif op.regions:
+        if op.regions and not op.name.startswith("linalg."):
+            inner_ii = loops.get(op, ii)
             for region in op.regions:
                 for inner in region.blocks:
-                    total = total + _block_usage(inner, lanes, table)
-        else:
-            total = total + op_cost(op, table) * min(_work(op), _lanes(op, lanes))
+                    total = total + _block_usage(inner, lanes, table, loops, inner_ii)
+            continue
+        work = max(1, _work(op))
+        copies = min(work, _lanes(op, lanes))
+        if ii > 1:  # HLS shares a core between the executions it schedules in different cycles of the II
+            copies = min(copies, -(-work // ii))
+        total = total + op_cost(op, table) * copies
     return total
 
 
@@ -269,10 +274,11 @@ def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = 
     """A task's compute and control: each tile op's scalar body times its lanes, scalar ops once,
     the control FSM and the stream ports, registers for local tensors of at most REGISTER_BITS
     (larger ones are memories: `kernel_usage` adds them). `lanes`: the timing model's default."""
-    from lowering.timing import U55C
+    from lowering.timing import U55C, task_timing
 
     task_lanes = _lanes(task, lanes or U55C.lanes)
-    compute = _block_usage(task.body.block, task_lanes, table)
+    loops = {loop: timing.ii for loop, timing in task_timing(task).loops.items()}
+    compute = _block_usage(task.body.block, task_lanes, table, loops)
     ports = len(task.body.block.args)
     registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
     logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)

@@ -4,13 +4,14 @@ fit check naming the largest users, and calibration on a stored csynth report.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import streamdsl as sd
 from hls_backend.csynth import parse_csynth_xml
-from lowering.resources import U55C_COSTS, U55C_DEVICE, ResourceError, Usage, calibrated, kernel_usage, resources_report, task_usage
+from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, ResourceError, Usage, calibrated, kernel_usage, resources_report, task_usage
 from streamdsl.dialects.dataflow import TaskOp
 
 CSYNTH = Path(__file__).parent / "data" / "task_add_csynth.xml"
@@ -44,9 +45,11 @@ def test_a_task_costs_its_cores_times_lanes_plus_control_and_registers() -> None
 
 
 def test_lanes_cap_the_copies_at_the_work_and_the_lanes_hint() -> None:
-    wide = _add_program(tile=256)  # 256 elements, 64 lanes (the timing model's default): 64 adders
-    assert task_usage(_task(wide, "add")).DSP == 64 * 2
-    narrow = _add_program(tile=256, lanes=8)
+    # 256 f32 a token = 8 beats of 1,024 bits, so the loop's II is 8 (a token per port per 8 cycles):
+    # HLS shares each adder over the 8 cycles, 256 / 8 = 32 adders (not the 64 lanes)
+    wide = _add_program(tile=256)
+    assert task_usage(_task(wide, "add")).DSP == 32 * 2
+    narrow = _add_program(tile=256, lanes=8)  # 8 lanes: 32 cycles an add, II 32, 8 adders
     assert task_usage(_task(narrow, "add")).DSP == 8 * 2
 
 
@@ -56,14 +59,14 @@ def test_kernel_usage_attributes_fifos_to_consumers_and_counts_dma_adapters() ->
     # each FIFO is 512 bits wide and 1 deep: an SRL of 512 LUTs, held by its consumer
     assert usage.memories == {"dma_load(a)->add": "add", "dma_load(b)->add": "add", "add->dma_store(add)": "dma_store(add)"}
     assert usage.nodes["add"] == task_usage(_task(design, "add")) + Usage(LUT=1024, LUTRAM=1024)
-    # an m_axi adapter: 1,600 LUT, 2,600 FF and a 64 x 16 burst buffer of 512-bit words:
-    # BRAM36 ceil(512/72) x ceil(1024/512) = 16 (URAM would be 8 of 960, a larger share than 16 of 2,016)
-    assert usage.nodes["dma_load(a)"].as_dict() == {"DSP": 0, "LUT": 1600, "FF": 2600, "BRAM36": 16, "URAM": 0, "LUTRAM": 0}
+    # an m_axi adapter: 1,600 LUT, 2,600 FF and a buffer of 8 outstanding bursts of 64 words of
+    # 512 bits: BRAM36 ceil(512/72) x ceil(512/512) = 8 (URAM would be 8 of 960, a larger share than 8 of 2,016)
+    assert usage.nodes["dma_load(a)"].as_dict() == {"DSP": 0, "LUT": 1600, "FF": 2600, "BRAM36": 8, "URAM": 0, "LUTRAM": 0}
     assert usage.nodes["dma_store(add)"].as_dict()["LUTRAM"] == 512
     report = resources_report(usage, placement={name: 0 for name in usage.nodes})
-    assert report["fits"] and report["total"]["BRAM36"] == 48 and report["total"]["DSP"] == 32
-    assert [s["BRAM36"] for s in report["slrs"]] == [48, 0, 0]
-    assert report["largest"]["BRAM36"][0] == {"node": "dma_load(a)", "amount": 16}
+    assert report["fits"] and report["total"]["BRAM36"] == 24 and report["total"]["DSP"] == 32
+    assert [s["BRAM36"] for s in report["slrs"]] == [24, 0, 0]
+    assert report["largest"]["BRAM36"][0] == {"node": "dma_load(a)", "amount": 8}
 
 
 def test_integer_multiplies_pack_two_narrow_products_per_dsp() -> None:
@@ -74,8 +77,12 @@ def test_integer_multiplies_pack_two_narrow_products_per_dsp() -> None:
     assert Usage(DSP=0.5).as_dict()["DSP"] == 1  # a half-used slice is still a slice
 
 
+def _small_device(dsp_per_slr: int) -> Device:
+    return replace(U55C_DEVICE, name="test-part", per_slr=replace(U55C_DEVICE.per_slr, DSP=dsp_per_slr))
+
+
 def test_a_design_over_the_device_names_its_largest_users() -> None:
-    X = sd.itensor.tiled(sd.f32, shape=(4, 4096), tile=(1, 4096))
+    X = sd.itensor.tiled(sd.f32, shape=(4, 16), tile=(1, 16))
 
     def adder(name: str, lanes: int) -> sd.Kernel:
         @sd.kernel(name=name, lanes=lanes)
@@ -85,25 +92,28 @@ def test_a_design_over_the_device_names_its_largest_users() -> None:
 
         return add
 
-    big, small = adder("big", 4096), adder("small", 1024)  # 8,192 + 2,048 DSPs: each fits, not both
+    big, small = adder("big", 16), adder("small", 4)  # 16 and 4 adders (II 1 and 4): 32 + 8 DSPs
 
     @sd.dataflow
-    def prog(a: sd.Tensor[sd.f32, (4, 4096)], b: sd.Tensor[sd.f32, (4, 4096)], c: sd.Tensor[sd.f32, (4, 4096)]):
+    def prog(a: sd.Tensor[sd.f32, (4, 16)], b: sd.Tensor[sd.f32, (4, 16)], c: sd.Tensor[sd.f32, (4, 16)]):
         return small(big(a, b), c)
 
     design = sd.compile(prog)
     usage = kernel_usage(design.kernel, design.graph, design.depths)
-    with pytest.raises(ResourceError, match=r"DSP 10240 of 9024 \(largest: big 8192, small 2048\)"):
-        usage.check()
-    assert not resources_report(usage)["fits"]
+    usage.check()  # the U55C holds it
+    with pytest.raises(ResourceError, match=r"fit the test-part by the resource model: DSP 40 of 30 \(largest: big 32, small 8\)"):
+        usage.check(_small_device(10))
+    assert not resources_report(usage, _small_device(10))["fits"]
 
 
 def test_per_slr_fit_is_judged_against_one_die() -> None:
-    design = _add_program(tile=2048, lanes=2048)  # 4,096 DSPs: fits the device, not one SLR (3,008)
+    design = _add_program()  # 32 DSPs: fits a device of 3 x 20, not one of its SLRs
     usage = kernel_usage(design.kernel, design.graph, design.depths)
-    usage.check()
-    report = resources_report(usage, placement=dict.fromkeys(usage.nodes, 1))
-    assert report["slrs"][1]["DSP"] == 4096 and not report["slrs"][1]["fits"] and not report["fits"]
+    device = _small_device(20)
+    usage.check(device)
+    report = resources_report(usage, device, placement=dict.fromkeys(usage.nodes, 1))
+    assert report["slrs"][1]["DSP"] == 32 and not report["slrs"][1]["fits"] and not report["fits"]
+    assert report["available"]["DSP"] == 20
     assert U55C_DEVICE.total.as_dict() == {"DSP": 9024, "LUT": 1303680, "FF": 2607360, "BRAM36": 2016, "URAM": 960, "LUTRAM": 589824}
 
 
