@@ -89,6 +89,7 @@ class TimingTable:
     hbm_bits_per_cycle: int = 383  # one HBM pseudo-channel, 14.375 GB/s at 300 MHz
     hbm_word_bits: int = 512  # a DMA's m_axi port: one word per cycle (hls_backend/hbm.py)
     dma_latency: int = 64  # DMA request to first beat (AXI burst + HBM controller)
+    sll_latency: int = 4  # register stages per SLR boundary a FIFO crosses (Laguna TX/RX + one each side; lowering/slr.py)
     op_latency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict(_OP_LATENCY)))
 
     def latency_of(self, op: Operation) -> int:

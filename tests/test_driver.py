@@ -119,6 +119,10 @@ def test_report_counts_resources_per_node(tmp_path):
     assert resources["total"]["BRAM36"] == memory["BRAM36"] + 8 * len(report["dmas"])
     assert resources["total"]["URAM"] == memory["URAM"] and resources["total"]["LUTRAM"] == memory["LUTRAM"]
     assert resources["total"]["DSP"] > 0 and resources["largest"]["DSP"][0]["amount"] > 0
+    placement = report["slr_placement"]  # the tiny block fits SLR0, next to the HBM
+    assert set(placement["slr_of"].values()) == {0} and placement["crossing_bits"] == 0
+    assert [s["DSP"] for s in resources["slrs"]] == [resources["total"]["DSP"], 0, 0] and all(s["fits"] for s in resources["slrs"])
+    assert placement["makespan_cycles"] == report["timed_simulation"]["makespan_cycles"]
 
 
 def test_task_local_buffers_count_toward_the_on_chip_check():

@@ -20,9 +20,12 @@ import numpy as np
 
 from lowering.memory import design_memory, local_tensors
 from lowering.resources import ResourceError, kernel_usage, resources_report
+from lowering.slr import SlrError, extra_depth, kernel_wires, place, with_crossings
+from lowering.timing import U55C
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, check_output_dir, write_json
+from streamdsl.sim.timed import simulate_timed
 from toolchain.examples import Example
 from toolchain.progress import Progress
 from toolchain.report_html import summary_html, write_report_html
@@ -51,7 +54,7 @@ class CompileResult:
         return summary_html(self.report, self.design, self.timed)
 
 
-STAGES = 6  # build, fifo_sizing (converters + FIFOs), reference, functional_sim, timed_sim, report (+2 with csim)
+STAGES = 7  # build, fifo_sizing (converters + FIFOs), reference, functional_sim, timed_sim, slr_placement, report (+2 with csim)
 
 
 class _Stages:
@@ -164,9 +167,12 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
             "slack (lowering.fifo_sizing.tradeoff)"
         )
     usage = kernel_usage(kernel, design.graph, design.depths)
+    placement = None
     try:
         usage.check()
-    except ResourceError as err:
+        with stages("slr_placement", "placing the tasks on the three SLRs (ILP): fewest crossing bits"):
+            placement = place(usage, kernel_wires(kernel, design.graph))
+    except (ResourceError, SlrError) as err:
         failures.append(str(err))
     report: dict[str, object] = {
         "model": example.name,
@@ -177,7 +183,8 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         "dmas": _dmas(kernel),
         "on_chip": on_chip,
         "memory": memory,
-        "resources": resources_report(usage),
+        "resources": resources_report(usage, placement=placement.slr if placement else None),
+        **({"slr_placement": _slr_report(design, placement)} if placement else {}),
         "verification": {
             "sim_vs_torch_max_abs": error,
             "torch_max_abs": scale,
@@ -220,6 +227,18 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
             report["model_figures"]["compile_seconds"] = {**model.get("compile_seconds", {}), **stages.seconds}
         write_json(staging / "report.json", report)
     return CompileResult(report, out, not failures, failures, design, timed)
+
+
+def _slr_report(design, placement) -> dict[str, object]:  # noqa: ANN001
+    """report.json's `slr_placement`: the placement, each crossing FIFO's pipeline registers and
+    extra depth, and the timed makespan with them (docs/resources.md, "SLR placement")."""
+    beats = {e.name: e.beats for e in design.graph.fifos}
+    fifos = {name: {"boundaries": hops, "registers": hops * U55C.sll_latency,
+                    "extra_depth": extra_depth(hops * U55C.sll_latency, beats[name])}
+             for name, hops in sorted(placement.crossings.items())}
+    placed = design.timed_simulation() if not fifos else simulate_timed(with_crossings(design.graph, placement.crossings),
+                                                                          design.depths)
+    return {**placement.report(), "crossing_fifos": fifos, "makespan_cycles": placed.makespan}
 
 
 def _on_chip(fifo_bits: int, converters: list[dict[str, object]], local: dict[str, int]) -> dict[str, int]:

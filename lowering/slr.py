@@ -1,0 +1,175 @@
+"""SLR placement: an integer program (python-mip / CBC) assigning every node of a kernel to one of
+the device's SLRs (docs/resources.md, "SLR placement").
+
+With x[v, s] = 1 when node v sits in SLR s and L[v, k] = sum_{s <= k} x[v, s] (v at or below
+boundary k), a wire of `w` bits between u and v crosses boundary k exactly when L[u, k] != L[v, k]:
+
+    minimise    sum_wires sum_k  w * c[wire, k]                  (bits crossing, times boundaries)
+    subject to  sum_s x[v, s] = 1                                 every node in one SLR
+                c[wire, k] >= L[u, k] - L[v, k],  c >= L[v, k] - L[u, k]
+                sum_v usage[v, r] x[v, s] <= fill * capacity[r]   every SLR s, resource r
+                sum_wires w * c[wire, k] <= SLLs per boundary     every boundary k
+
+A DMA is wired (`hbm_bits`, its 512-bit AXI port) to the HBM, which sits below SLR0: it crosses
+every boundary under its SLR. The SLRs form a chain (SLR0-SLR1-SLR2), so a wire between SLR0 and
+SLR2 crosses two boundaries. Ties are broken by a second objective worth less than one bit (node i, by name,
+weighs i + 1 toward lower SLRs), so the answer is deterministic. `with_crossings(graph, placement)` is the timing
+graph of the placed design: each FIFO that crosses k boundaries is followed by a relay of
+k x `TimingTable.sll_latency` pipeline registers, whose slots are the FIFO's extra depth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import mip
+import numpy as np
+
+from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage
+from lowering.timing import U55C, TimingTable
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp
+from streamdsl.errors import StreamdslError
+from streamdsl.graph import Graph, Task, node_of
+from streamdsl.itensor import BEAT_BITS
+from streamdsl.wiring import kernel_nodes
+
+__all__ = ["Placement", "SlrError", "Wire", "kernel_wires", "place", "with_crossings"]
+
+HBM = "HBM"
+
+
+class SlrError(StreamdslError, ValueError):
+    """No placement fits the SLRs (names the solver status, the largest nodes and the limits)."""
+
+
+@dataclass(frozen=True)
+class Wire:
+    """`bits` wires between nodes `a` and `b` (HBM for a DMA's port); `fifo`: the FIFO it carries."""
+
+    a: str
+    b: str
+    bits: int
+    fifo: str | None = None
+
+
+@dataclass
+class Placement:
+    slr: dict[str, int]  # node -> SLR
+    crossing_bits: int  # sum over wires of bits x boundaries crossed
+    boundary_bits: list[int]  # bits across each boundary (SLL use)
+    crossings: dict[str, int] = field(default_factory=dict)  # FIFO -> boundaries it crosses
+    seconds: float = 0.0
+
+    def report(self, device: Device = U55C_DEVICE) -> dict[str, object]:
+        return {"slr_of": dict(sorted(self.slr.items())), "crossing_bits": self.crossing_bits,
+                "boundary_bits": self.boundary_bits, "sll_per_boundary": device.sll,
+                "crossing_fifos": dict(sorted(self.crossings.items())), "seconds": round(self.seconds, 4)}
+
+
+def kernel_wires(kernel: KernelOp, graph: Graph, hbm_bits: int = 512) -> list[Wire]:
+    """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
+    and consumer nodes, and each DMA's AXI port to the HBM."""
+    wires = [Wire(node_of(e.src), node_of(e.dst), min(e.token_bits, BEAT_BITS), e.name) for e in graph.fifos
+             if node_of(e.src) != node_of(e.dst)]
+    wires += [Wire(name, HBM, hbm_bits) for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp)]
+    return wires
+
+
+def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVICE, fill: float = 1.0) -> Placement:
+    """The placement of `usage`'s nodes on `device`'s SLRs with the fewest crossing bits (module doc);
+    `fill` is the share of each SLR a placement may use."""
+    t0 = time.perf_counter()
+    nodes = sorted(usage.nodes)
+    slrs, bounds = range(device.slrs), range(device.slrs - 1)
+    model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
+    model.verbose, model.threads, model.seed = 0, 1, 0
+    x = {(v, s): model.add_var(var_type=mip.BINARY) for v in nodes for s in slrs}
+    below = {(v, k): mip.xsum(x[v, s] for s in slrs if s <= k) for v in nodes for k in bounds}
+    for v in nodes:
+        model += mip.xsum(x[v, s] for s in slrs) == 1
+    for s in slrs:
+        for r in RESOURCES:
+            cap = getattr(device.per_slr, r) * fill
+            terms = [getattr(usage.nodes[v], r) * x[v, s] for v in nodes if getattr(usage.nodes[v], r)]
+            if terms:
+                model += mip.xsum(terms) <= cap
+    crossing: dict[tuple[int, int], mip.LinExpr] = {}
+    for i, w in enumerate(wires):
+        for k in bounds:
+            if w.b == HBM:  # the HBM is below SLR0: the port crosses k when the node is above it
+                crossing[i, k] = 1 - below[w.a, k]
+                continue
+            c = model.add_var(lb=0.0, ub=1.0)
+            model += c >= below[w.a, k] - below[w.b, k]
+            model += c >= below[w.b, k] - below[w.a, k]
+            crossing[i, k] = c
+    for k in bounds:
+        model += mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires)) <= device.sll
+    bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
+    # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
+    tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
+    model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
+    status = model.optimize()
+    if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
+        raise SlrError(_infeasible(usage, wires, device, fill, status))
+    slr = {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}
+    level = {**slr, HBM: -1}
+
+    def crosses(w: Wire, k: int) -> bool:
+        lo, hi = sorted((level[w.a], level[w.b]))
+        return lo <= k < hi
+
+    boundary = [sum(w.bits for w in wires if crosses(w, k)) for k in bounds]
+    fifos = {w.fifo: abs(slr[w.a] - slr[w.b]) for w in wires if w.fifo is not None and slr[w.a] != slr[w.b]}
+    return Placement(slr, sum(boundary), boundary, fifos, time.perf_counter() - t0)
+
+
+def _infeasible(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, status: object) -> str:
+    widest = max(wires, key=lambda w: w.bits, default=None)
+    per = ", ".join(f"{r} {getattr(device.per_slr, r) * fill:.0f}" for r in RESOURCES)
+    big = ", ".join(f"{name} ({usage.nodes[name].share(device.per_slr):.0%} of an SLR)" for name in
+                    sorted(usage.nodes, key=lambda n: -usage.nodes[n].share(device.per_slr))[:3])
+    return (f"SLR placement: no assignment of the {len(usage.nodes)} nodes to the {device.slrs} SLRs fits (CBC: {status}); "
+            f"per SLR: {per}, {device.sll} SLLs per boundary; largest nodes: {big}"
+            + (f"; widest wire: {widest.a} -> {widest.b}, {widest.bits} bits" if widest else "")
+            + "; use fewer lanes, smaller tiles or fewer DMAs")
+
+
+def relay_name(fifo: str) -> str:
+    return f"sll({fifo})"
+
+
+def with_crossings(graph: Graph, crossings: Mapping[str, int], table: TimingTable = U55C) -> Graph:
+    """`graph` with each FIFO in `crossings` (name -> boundaries crossed) followed by a relay: a
+    pipeline of `boundaries x table.sll_latency` register stages that passes a token per `beats`
+    cycles (a token arrives that many cycles later than without the crossing). The FIFO keeps its
+    name (sizing sizes it as before); the relay's output link `sll(name)` is an internal link of
+    `extra_depth` slots (the tokens in flight in the registers: the FIFO's extra depth), which the
+    timed simulator charges."""
+    out = Graph(graph.read_latency, graph.free_latency)
+    out.intermediate_bits = dict(graph.intermediate_bits)
+    for task in graph.tasks.values():
+        out.add_task(task)
+    for e in graph.edges:
+        hops = crossings.get(e.name, 0)
+        if not hops or e.fixed:
+            out.edges.append(e)
+            continue
+        stages = hops * table.sll_latency
+        n = graph.tokens(e)
+        k = np.arange(n, dtype=np.int64) * max(1, e.beats)
+        relay = relay_name(e.name)
+        lag = max(0, stages - graph.read_latency)  # the relay's own link adds one FIFO hop
+        out.add_task(Task(relay, {"in": k}, {"out": k + lag}, latency=int(k[-1] + lag + 1) if n else 1))
+        first = out.connect(e.src, e.src_port, relay, "in", e.token_bits, name=e.name)
+        first.depth, first.tensor_tokens, first.beats = e.depth, e.tensor_tokens, e.beats
+        out.connect(relay, "out", e.dst, e.dst_port, e.token_bits, name=relay, fixed_depth=extra_depth(stages, e.beats))
+    return out
+
+
+def extra_depth(stages: int, beats: int) -> int:
+    """Slots of a relay of `stages` registers on a stream of `beats` beats a token: the tokens in
+    flight in its registers plus the two a FIFO needs at full rate."""
+    return -(-stages // max(1, beats)) + 2

@@ -1,0 +1,90 @@
+"""SLR placement (lowering/slr.py) against hand-computed optima: crossing bits, the HBM below SLR0,
+the SLL capacity per boundary, and the timing of FIFOs that cross."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import streamdsl as sd
+from lowering.fifo_sizing import size_fifos
+from lowering.resources import U55C_DEVICE, KernelUsage, Usage, kernel_usage
+from lowering.slr import SlrError, Wire, extra_depth, kernel_wires, place, with_crossings
+from lowering.timing import U55C
+from streamdsl.graph import Graph, Task
+from streamdsl.sim.timed import simulate_timed, simulate_unbounded
+
+BIG = Usage(DSP=2500)  # of an SLR's 3,008: two never share one
+
+
+def test_three_big_nodes_put_the_one_with_the_heaviest_wires_in_the_middle() -> None:
+    usage = KernelUsage({"a": BIG, "b": BIG, "c": BIG})
+    wires = [Wire("a", "b", 100), Wire("b", "c", 10), Wire("a", "c", 1000)]
+    placement = place(usage, wires)
+    # a in the middle: 100 + 1000 + 2 x 10 = 1,120 bits (b in the middle 2,110, c 1,210); of the two
+    # mirror images the tie-break puts c (the third node) lower
+    assert placement.slr == {"a": 1, "b": 2, "c": 0}
+    assert placement.crossing_bits == 1120 and placement.boundary_bits == [1000 + 10, 100 + 10]
+
+
+def test_dmas_stay_near_the_hbm() -> None:
+    usage = KernelUsage({"dma": Usage(LUT=1600), "t": BIG, "u": BIG})
+    wires = [Wire("dma", "HBM", 512), Wire("dma", "t", 64), Wire("t", "u", 32)]
+    placement = place(usage, wires)
+    # the DMA in SLR0 (else 512 bits cross), t beside it, u one SLR up: 32 bits (u beside the DMA: 96)
+    assert placement.slr == {"dma": 0, "t": 0, "u": 1} and placement.crossing_bits == 32
+
+
+def test_sll_capacity_bounds_the_bits_across_a_boundary() -> None:
+    usage = KernelUsage({"a": BIG, "b": BIG})
+    assert place(usage, [Wire("a", "b", 20000, "a->b")]).crossings == {"a->b": 1}
+    narrow = replace(U55C_DEVICE, sll=19999)
+    with pytest.raises(SlrError, match=r"19999 SLLs per boundary; largest nodes: a \(83% of an SLR\).*widest wire: a -> b, 20000 bits"):
+        place(usage, [Wire("a", "b", 20000)], narrow)
+
+
+def test_a_node_larger_than_an_slr_cannot_be_placed() -> None:
+    with pytest.raises(SlrError, match=r"no assignment of the 1 nodes to the 3 SLRs fits"):
+        place(KernelUsage({"huge": Usage(DSP=3009)}), [])
+
+
+def _pair(tokens: int = 10) -> Graph:
+    g = Graph()
+    g.add_task(Task.pipelined("src", ii=1, depth=1, writes={"o": tokens}))
+    g.add_task(Task.pipelined("dst", ii=1, depth=1, reads={"i": tokens}))
+    g.connect("src", "o", "dst", "i", 32, name="e")
+    return g
+
+
+def test_a_crossing_fifo_is_charged_its_pipeline_registers() -> None:
+    g = _pair()
+    # src writes token k at k + 1, dst reads it a cycle later: dst (11 cycles long) starts at 2, done at 13
+    assert simulate_unbounded(g).makespan == 13
+    crossed = with_crossings(g, {"e": 2})  # two boundaries: 2 x 4 register stages
+    assert U55C.sll_latency == 4 and simulate_unbounded(crossed).makespan == 13 + 8
+    assert crossed.edge("sll(e)").fixed and crossed.edge("sll(e)").depth == extra_depth(8, 1) == 10
+    sizing = size_fifos(crossed)  # the FIFO keeps its name; the relay's registers are its extra depth
+    assert set(sizing.depths) == {"e"} and simulate_timed(crossed, sizing.depths).makespan == 21
+
+
+def test_a_small_design_sits_in_slr0_without_crossings() -> None:
+    X = sd.itensor.tiled(sd.f32, shape=(4, 16), tile=(1, 16))
+
+    @sd.kernel
+    def add(a: X, b: X) -> X:
+        for i in range(4):
+            yield a.read() + b.read()
+
+    @sd.dataflow
+    def prog(a: sd.Tensor[sd.f32, (4, 16)], b: sd.Tensor[sd.f32, (4, 16)]):
+        return add(a, b)
+
+    design = sd.compile(prog)
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    wires = kernel_wires(design.kernel, design.graph)
+    assert sorted((w.a, w.b, w.bits) for w in wires) == sorted([
+        ("dma_load(a)", "add", 512), ("dma_load(b)", "add", 512), ("add", "dma_store(add)", 512),
+        ("dma_load(a)", "HBM", 512), ("dma_load(b)", "HBM", 512), ("dma_store(add)", "HBM", 512)])
+    placement = place(usage, wires)
+    assert set(placement.slr.values()) == {0} and placement.crossing_bits == 0 and placement.crossings == {}
