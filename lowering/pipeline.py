@@ -1,7 +1,7 @@
 """The whole-model lowering pipeline: linalg on tensors (from `frontends.from_torch`) to one
 FIFO-sized dataflow design (docs/lowering.md).
 
-    integer-tensors -> fuse-elementwise -> tile-linalg -> form-kernels -> fuse-kernels -> insert-converters
+    integer-tensors -> fuse-elementwise -> order-loops -> tile-linalg -> form-kernels -> fuse-kernels -> insert-converters
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -30,6 +30,7 @@ from lowering.transforms.fuse_elementwise import FuseElementwisePass
 from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_kernels
 from lowering.transforms.insert_converters import InsertConvertersPass
 from lowering.transforms.integer_tensors import pass_integers_as_i32
+from lowering.transforms.order_loops import OrderLoopsPass
 from lowering.transforms.tile_linalg import TileLinalgPass, is_scalar_tensor
 from streamdsl.dialects.dataflow import ITensorConverterOp, ITensorType, KernelOp
 from streamdsl.program import Program
@@ -130,6 +131,8 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
     pass_integers_as_i32(fn)
     with _stage(seconds, "fuse_elementwise"):
         FuseElementwisePass().apply(ctx, module)
+    with _stage(seconds, "loop_order"):
+        OrderLoopsPass().apply(ctx, module)
     if tile_plan is not None:
         tile_plan(module)
     with _stage(seconds, "tiling"):

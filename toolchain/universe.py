@@ -33,6 +33,12 @@ def _integer_tensors():
     return IntegerTensorsPass
 
 
+def _order_loops():
+    from lowering.transforms.order_loops import OrderLoopsPass
+
+    return OrderLoopsPass
+
+
 def _tile_linalg():
     from lowering.transforms.tile_linalg import TileLinalgPass
 
@@ -58,6 +64,7 @@ STREAMDSL_UNIVERSE = Universe(
         "size-fifos": _size_fifos,
         "integer-tensors": _integer_tensors,
         "fuse-elementwise": _fuse_elementwise,
+        "order-loops": _order_loops,
         "tile-linalg": _tile_linalg,
         "form-kernels": _form_kernels,
         "fuse-kernels": _fuse_kernels,

@@ -48,6 +48,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.dtypes import dtype_from_ir
 from streamdsl.itensor import itensor
+from streamdsl.layout import loops_of
 
 __all__ = ["FuseKernelsPass", "FusionPlan", "fuse_kernels", "plan_fusion"]
 
@@ -179,6 +180,19 @@ def plan_fusion(kernels: list[KernelOp], budget: float) -> FusionPlan:
     return result
 
 
+def _dim_order(want: itensor | None, dim: int, rank: int) -> list[int]:
+    """The tensor dims outermost first in the order `want` streams them (without one, the concat
+    `dim` first): a concatenation takes each whole tile from the part it lies in, so it can
+    stream in its consumer's order (a KV cache read head-dim tile by head-dim tile by the values'
+    contraction) instead of needing a converter that buffers the whole cache."""
+    order: list[int] = []
+    for loop in (loops_of(want) if want is not None else None) or []:
+        order += [d for d, v in enumerate(loop.stride) if v and d not in order]
+    if not order:
+        order = [dim]
+    return order + [d for d in range(rank) if d not in order]
+
+
 class _Merger:
     """Builds the fused kernel of one group."""
 
@@ -289,8 +303,7 @@ class _Merger:
         sizes = [p.type.get_shape()[dim] for p in op.inputs]
         tile = list(want.tile) if want is not None else list(shape)
         tile[dim] = math.gcd(tile[dim], *sizes)
-        dims = [dim, *(d for d in range(len(shape)) if d != dim)]
-        whole = itensor.tiled(dtype_from_ir(op.result.type.element_type), shape, tile, dims)
+        whole = itensor.tiled(dtype_from_ir(op.result.type.element_type), shape, tile, _dim_order(want, dim, len(shape)))
         parts, start = [], 0
         for value, size in zip(op.inputs, sizes):
             part = whole.region(dim, start, size)
