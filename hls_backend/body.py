@@ -21,7 +21,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, beats_read, beats_write, c_literal, c_scalar, flat_index, ident, struct_name
-from lowering.timing import ACCUMULATORS, U55C, LoopTiming, TaskTiming, accumulator
+from lowering.timing import ACCUMULATORS, U55C, LanePartials, LoopTiming, TaskTiming, accumulator, lane_partials
 from streamdsl.opinfo import OPS, OpInfo, template
 from streamdsl.scalars import MAX_TRIPS
 
@@ -58,6 +58,7 @@ class BodyEmitter:
         self.lanes = timing.lanes if timing is not None else U55C.lanes
         self.unrolled = 0  # > 0 inside a pipelined loop: every loop in it is unrolled
         self.combiners: dict[SSAValue, str] = {}  # interleaved accumulators: their combiner's C++
+        self.folding: tuple[Operation, SSAValue, str] | None = None  # a lane reduction's fold (_lane_reduction)
         self.structs = structs
         self.lines: list[str] = []
         self.names: dict[SSAValue, str] = {}
@@ -453,16 +454,27 @@ class BodyEmitter:
         if total % lanes:
             self.emit(inner, f"if ({flat} < {total}) {{")
             inner += 1
-        stride = total
-        for var, n in active:
-            stride //= n
-            div = flat if stride == 1 else f"{flat} / {stride}"
-            self.emit(inner, f"const int {var} = {div if var == active[0][0] else f'({div}) % {n}'};")
+        self._decode(inner, flat, active)
         body(inner)
         if total % lanes:
             self.emit(indent + 2, "}")
         self.emit(indent + 1, "}")
         self.emit(indent, "}")
+
+    @staticmethod
+    def _decoded(flat: str, active: list[tuple[str, int]]) -> dict[str, str]:
+        """Each loop variable of `active` (outermost first) as an expression of a flat row-major index."""
+        exprs, stride = {}, math.prod(n for _, n in active)
+        for var, n in active:
+            stride //= n
+            div = flat if stride == 1 else f"{flat} / {stride}"
+            exprs[var] = div if var == active[0][0] else f"({div}) % {n}"
+        return exprs
+
+    def _decode(self, indent: int, flat: str, active: list[tuple[str, int]]) -> None:
+        """The loop variables of `active` (outermost first) declared from a flat row-major index."""
+        for var, expr in self._decoded(flat, active).items():
+            self.emit(indent, f"const int {var} = {expr};")
 
     def _loop_vars(self, ranges: list[int] | tuple[int, ...], hint: str) -> list[str]:
         """A fresh variable per loop, "0" for a loop of one trip."""
@@ -562,8 +574,9 @@ class BodyEmitter:
         sources = [self.use(v, indent) for v in ins]
 
         def body(inner: int) -> None:
+            folding = self.folding  # (combiner, its other operand, a name): the out value is a partial's
             for k, (arg, value) in enumerate(zip(block.args, operands)):
-                if not arg.uses:
+                if not arg.uses or (folding and k >= len(ins)):
                     continue
                 if k < len(ins) and not isinstance(value.type, ShapedType):
                     self.names[arg] = sources[k]
@@ -572,7 +585,11 @@ class BodyEmitter:
                 idx = flat_index([affine_c(e, loops) for e in maps[k].results], _shape(value))
                 self.emit(inner, f"const {c_scalar(arg.type)} {self.define(arg)} = {holder}.v[{idx}];")
             for inner_op in block.ops:
-                if inner_op.name == "linalg.yield":
+                if folding and inner_op is folding[0]:  # the element folded in, not yet the fold
+                    self.emit(inner, f"const {c_scalar(inner_op.results[0].type)} {folding[2]} = {self.use(folding[1])};")
+                elif inner_op.name == "linalg.yield":
+                    if folding:
+                        continue
                     for j, v in enumerate(inner_op.operands):
                         m = maps[len(ins) + j]
                         idx = flat_index([affine_c(e, loops) for e in m.results], _shape(op.results[j]))
@@ -585,11 +602,82 @@ class BodyEmitter:
         reduces = any(i != IteratorType.PARALLEL for i in iterators)
         self.emit(indent, f"// {op.name} over {' x '.join(map(str, ranges)) or 'a point'} ({', '.join(i.value for i in iterators)})")
         depth = self._depth(op)
+        if reduces and not self.unrolled and (plan := lane_partials(op, self.lanes)) is not None:
+            order = [d for d, i in enumerate(iterators) if i == IteratorType.PARALLEL]
+            order += [d for d in range(len(ranges)) if d not in order]  # the reduced dims innermost
+            active = [(loops[d], ranges[d]) for d in order if loops[d] != "0"]
+
+            def out_index(flat: str) -> str:  # the output element of the chunk at `flat`
+                at = self._decoded(flat, active)
+                return flat_index([affine_c(e, [at.get(v, v) for v in loops]) for e in maps[-1].results], _shape(outs[0]))
+
+            self._lane_reduction(plan, active, body, out_index, results[0], depth or 1, indent)
+            self.names[op.results[0]] = results[0]
+            return
         # outside a pipelined loop, a reduction's lanes add into one accumulator in turn: the next
         # chunk waits for the chain, an II of the body's depth (HLS would infer the same)
         self._nest(indent, loops, ranges, body, depth, ii=depth if reduces and not self.unrolled else None)
         for res, name in zip(op.results, results):
             self.names[res] = name
+
+    def _lane_reduction(self, plan: LanePartials, active: list[tuple[str, int]], body: Callable[[int], None],
+                        out_index: Callable[[str], str], out: str, depth: int, indent: int) -> None:  # fmt: skip
+        """A reduction outside a pipelined loop at II=1 (lowering.timing.lane_partials): lane l of
+        chunk c folds its element into partial [(c % chunks) % interleave][l] (the first
+        `interleave` chunks of an output start them), and a tree after an output's last chunk folds
+        the partials and the output's initial value. One output: the tree follows the loop."""
+        lanes, chunks, k = plan.lanes, plan.chunks, plan.interleave
+        total = math.prod(n for _, n in active)
+        n, outputs = k * lanes, total // (lanes * chunks)
+        ctype = c_scalar(plan.combiner.results[0].type)
+        fold = template(OPS[plan.combiner.name], "cxx", plan.combiner)
+        part, chunk, lane, flat = self.fresh("partials"), self.fresh("c"), self.fresh("l"), self.fresh("f")
+        within = chunk if chunks == total // lanes else f"{chunk} % {chunks}"
+        slot = "0" if k == 1 else within if k == chunks else f"({within}) % {k}"
+        here = f"{part}[{slot} * {lanes} + {lane}]" if slot != "0" else f"{part}[{lane}]"
+        self.emit(indent, f"{ctype} {part}[{n}];  // {k} partials per lane")
+        self.emit(indent, f"#pragma HLS array_partition variable={part} type=complete dim=0")
+        self.emit(indent, f"for (int {chunk} = 0; {chunk} < {total // lanes}; ++{chunk}) {{")
+        inside = depth if outputs > 1 else depth - plan.tree  # one output: its tree follows the loop
+        self.emit(indent + 1, f"#pragma HLS pipeline II=1  // depth {inside}")
+        if k > 1:  # partial s is folded again k chunks later, when the combiner's result is ready
+            self.emit(indent + 1, f"#pragma HLS dependence variable={part} type=inter distance={k} true")
+        self.emit(indent + 1, f"for (int {lane} = 0; {lane} < {lanes}; ++{lane}) {{")
+        self.emit(indent + 2, "#pragma HLS unroll")
+        self.emit(indent + 2, f"const int {flat} = {chunk} * {lanes} + {lane};")
+        self._decode(indent + 2, flat, active)
+        x = self.fresh("x")
+        combiner = plan.combiner
+        rest = [o for o in combiner.operands if o is not combiner.parent_block().args[-1]]  # type: ignore[union-attr]
+        self.folding = (combiner, rest[0], x)
+        body(indent + 2)
+        self.folding = None
+        first = "" if chunks == 1 else f"{within} < {k} ? {x} : "
+        self.emit(indent + 2, f"{here} = {first}{fold.format(here, x) if first else x};")
+        self.emit(indent + 1, "}")
+        if outputs > 1:
+            self.emit(indent + 1, f"if ({within} == {chunks - 1}) {{" if chunks > 1 else "{")
+            self._tree(part, n, ctype, fold, out, out_index(f"{chunk} * {lanes}"), indent + 2)
+            self.emit(indent + 1, "}")
+        self.emit(indent, "}")
+        if outputs == 1:
+            self._tree(part, n, ctype, fold, out, out_index("0"), indent)
+            self.emit(indent, f"SD_DEPTH({plan.tree});  // the partials' tree")
+
+    def _tree(self, part: str, n: int, ctype: str, fold: str, out: str, out_index: str, indent: int) -> None:
+        """out[out_index] folded with the n partials, combined pairwise (ceil(log2 n) levels)."""
+        tree, step, i = self.fresh("tree"), self.fresh("s"), self.fresh("i")
+        self.emit(indent, f"{ctype} {tree}[{n}];")
+        self.emit(indent, f"#pragma HLS array_partition variable={tree} type=complete dim=0")
+        self._elementwise(indent, n, f"{tree}[e] = {part}[e];")
+        self.emit(indent, f"for (int {step} = 1; {step} < {n}; {step} *= 2) {{")
+        self.emit(indent + 1, "#pragma HLS unroll")
+        self.emit(indent + 1, f"for (int {i} = 0; {i} + {step} < {n}; {i} += 2 * {step}) {{")
+        self.emit(indent + 2, "#pragma HLS unroll")
+        self.emit(indent + 2, f"{tree}[{i}] = {fold.format(f'{tree}[{i}]', f'{tree}[{i} + {step}]')};")
+        self.emit(indent + 1, "}")
+        self.emit(indent, "}")
+        self.emit(indent, f"{out}.v[{out_index}] = {fold.format(f'{out}.v[{out_index}]', f'{tree}[0]')};")
 
     def _ranges(self, op: Operation, maps: list, operands: list[SSAValue]) -> list[int]:
         n = maps[0].num_dims if maps else 0

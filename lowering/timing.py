@@ -54,8 +54,8 @@ from streamdsl.scalars import MAX_TRIPS, fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
-    "ACCUMULATORS", "U55C", "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "dma_token_cycles", "kernel_graph",
-    "task_timing",
+    "ACCUMULATORS", "U55C", "LanePartials", "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "dma_token_cycles",
+    "kernel_graph", "lane_partials", "task_timing",
 ]  # fmt: skip
 
 
@@ -172,6 +172,52 @@ def accumulator(arg: BlockArgument) -> Operation | None:
     if not result.has_one_use() or (out := next(iter(result.uses))).operation is not arg.block.last_op or out.index != arg.index - 1:
         return None
     return op
+
+
+# combiners a reduction tile op may reassociate into per-lane partial results (integer folds are
+# exact; float max / min too; an f32 sum changes rounding within the bound docs/hls.md states)
+FOLDS = frozenset({*ACCUMULATORS, "arith.addi", "arith.maxsi", "arith.minsi", "arith.maxui", "arith.minui"})
+
+
+@dataclass(frozen=True)
+class LanePartials:
+    """A reduction tile op outside a pipelined loop, as hardware runs it at II=1: its iteration
+    space flattened with the reduced dims innermost, `lanes` elements a cycle; every output element
+    takes `chunks` consecutive cycles, lane l of chunk j folds its element into partial
+    [j % interleave][l] (the combiner's latency then spans `interleave` chunks), and after an output's
+    last chunk a tree of `tree` cycles folds its interleave x lanes partials and its initial value."""
+
+    combiner: Operation  # the body op folding one element into the output
+    lanes: int
+    chunks: int
+    interleave: int
+    tree: int
+
+
+def lane_partials(op: Operation, lanes: int, table: TimingTable = U55C) -> LanePartials | None:
+    """How `op` reaches II=1 outside a pipelined loop, or None when it cannot (then every chunk's
+    lanes fold into one accumulator in turn: a chunk per `depth` cycles). It can when the op has one
+    output, its body yields `combiner(out, x)` with `out` used nowhere else and `combiner` in FOLDS,
+    and a chunk of lanes never straddles two outputs (the reduced size is a multiple of the lanes)."""
+    if not op.name.startswith("linalg.") or len(op.results) != 1 or not op.regions or not op.regions[0].blocks:
+        return None
+    reduced, work = _reduced_size(op), _work(op)
+    if work <= lanes:
+        return None  # one chunk: nothing carried from cycle to cycle
+    block = op.regions[0].block
+    out, last = block.args[-1], block.last_op
+    if reduced <= 1 or reduced % lanes or last is None or len(last.operands) != 1 or not out.has_one_use():
+        return None
+    combiner = last.operands[0].owner
+    if not isinstance(combiner, Operation) or combiner.name not in FOLDS or out not in combiner.operands or len(combiner.operands) != 2:
+        return None
+    if combiner.name == "arith.addf" and not isinstance(out.type, Float32Type | Float64Type):
+        return None  # a 16-bit sum is kept in order, as `accumulator` says
+    latency = table.latency_of(combiner)
+    chunks = reduced // lanes
+    interleave = max(1, min(chunks, latency))
+    levels = math.ceil(math.log2(interleave * lanes)) + 1  # the partials' tree, then the initial value
+    return LanePartials(combiner, lanes, chunks, interleave, levels * latency)
 
 
 def task_timing(task: TaskOp, table: TimingTable = U55C) -> TaskTiming:
@@ -380,6 +426,7 @@ class _TaskScheduler:
         self.known: dict[SSAValue, int] = {}  # indices of the loops timed iteration by iteration
         self.loops: dict[scf.ForOp, LoopTiming] = {}
         self.op_depth: dict[Operation, int] = {}
+        self.pipelining = 0  # > 0 while timing a pipelined loop's body (its tile ops are unrolled)
 
     def run(self) -> NodeSchedule:
         sched = self.block(self.task.body.block)
@@ -487,6 +534,7 @@ class _TaskScheduler:
         accesses = _Accesses()
         busiest = 1
         spans: dict[Operation, int] = {}
+        self.pipelining += 1
         for inner in body.ops:
             start = max([0, *(ready.get(v, 0) for v in _inputs(inner))])
             start, finish = self.place(inner, start, accesses)
@@ -496,6 +544,7 @@ class _TaskScheduler:
                 ready[r] = finish
             if hop := self.carried_path(inner, carried, finish - start):
                 carried[inner.results[0]] = hop
+        self.pipelining -= 1
         depth = max([1, *ready.values()])
         yielded = list(body.last_op.operands) if body.last_op is not None else []
         sums = {arg: acc for arg in body.args[1:] if (acc := accumulator(arg)) is not None}
@@ -579,8 +628,17 @@ class _TaskScheduler:
         if op.name in ("tensor.extract_slice", "tensor.insert_slice", "tensor.extract", "tensor.insert"):
             return self.issue(op) - 1 + self.table.buffer_latency
         if _is_compute(op):
-            self.op_depth[op] = max(self.op_depth.get(op, 0), self.body_latency(op))
-            return self.issue(op) - 1 + self.body_latency(op)
+            depth, issue = self.body_latency(op), self.issue(op)
+            if not self.pipelining and _reduced_size(op) > 1 and issue > 1:
+                # outside a pipelined loop a reduction's lanes are chunked (hls_backend/body.py):
+                # II=1 with per-lane partials and a tree, else each chunk waits for the last one
+                if (plan := lane_partials(op, _unroll(op) or self.lanes, self.table)) is not None:
+                    depth = _scalar_path(op, self.table) + plan.tree
+                else:
+                    self.op_depth[op] = max(self.op_depth.get(op, 0), depth)
+                    return issue * depth
+            self.op_depth[op] = max(self.op_depth.get(op, 0), depth)
+            return issue - 1 + depth
         return self.table.latency_of(op)
 
     def body_latency(self, op: Operation) -> int:

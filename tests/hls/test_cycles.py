@@ -4,11 +4,13 @@ ratios for the large designs)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import streamdsl as sd
-from hls_backend import csim_cycles, emit_project, model_cycles
+from hls_backend import csim_cycles, emit_project, model_cycles, run_csim
 from streamdsl.sim.functional import simulate_with_stats
 
 from .cases import CASES
@@ -45,3 +47,49 @@ def test_counters_are_compiled_out_for_vitis(tmp_path) -> None:  # noqa: ANN001
         assert f"#define {macro} (void)0" in off
     code = (project / "kernel.cpp").read_text()
     assert code.count("SD_II(") == code.count("#pragma HLS pipeline II=")
+
+
+def _row_reduction(rows: int, cols: int, reduce: object, tokens: int = 3) -> sd.DataflowProgram:
+    """A reduction of each (rows, cols) token outside a pipelined loop (its loop holds another
+    loop), as tutorial 06's per-token max is: a chunk of 64 lanes a cycle."""
+    X = sd.itensor.tiled(sd.f32, shape=(tokens * rows, cols), tile=(rows, cols))
+    Y = sd.itensor.tiled(sd.f32, shape=(2 * tokens * rows, 1), tile=(rows, 1))
+
+    @sd.kernel
+    def row_stat(x: X, y: sd.Out[Y]):
+        for t in range(tokens):
+            r = reduce(x.read(), axis=1)
+            for h in range(2):
+                y.write(r)
+
+    @sd.dataflow
+    def stats(x: sd.Tensor[sd.f32, (tokens * rows, cols)]):
+        return row_stat(x)
+
+    return stats
+
+
+@pytest.mark.parametrize(("rows", "cols", "reduce"), [
+    (1, 384, sd.max),  # tutorial 06: one output, six chunks, max's latency of 2 -> 2 partials per lane
+    (1, 320, sd.sum),  # an f32 sum: 4 partials per lane (the adder's latency), reassociated
+    (4, 256, sd.max),  # four outputs, 4 chunks each: the tree runs inside the loop after each output
+    (8, 64, sd.sum),   # one chunk per output: no partial is carried from chunk to chunk
+])  # fmt: skip
+def test_reduction_outside_a_pipeline_runs_at_ii_1(rows: int, cols: int, reduce: object, tmp_path) -> None:  # noqa: ANN001
+    """Lane l of every chunk folds into its own partial (interleaved by the combiner's latency),
+    so the chunk loop starts every cycle and a tree ends each output; folding all lanes into one
+    accumulator made each chunk wait for the previous one (II = the op's depth, tutorial 06 2.68x
+    the model). csim's cycles, the timing model's and the functional simulator's values agree."""
+    design = sd.compile(_row_reduction(rows, cols, reduce))
+    x = np.random.default_rng(1).standard_normal((3 * rows, cols)).astype(np.float32)
+    project = emit_project(design, tmp_path / "p")
+    code = (project / "kernel.cpp").read_text()
+    task = code[code.index("void task_row_stat"):]
+    assert "partials per lane" in task
+    assert set(re.findall(r"#pragma HLS pipeline II=(\d+)", task[: task.index("\n}")])) == {"1"}
+    counted = csim_cycles(project, x)
+    model = model_cycles(design)
+    node = next(n for n in model if "row_stat" in n)
+    assert 1 / TARGET <= counted["processes"][node]["busy"] / model[node] <= TARGET, (counted["processes"][node], model[node])
+    got, want = run_csim(project, x), design.simulate(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
