@@ -3,7 +3,8 @@
 The unit of compilation is one decoder block, the decode design at --max-context: import
 (torch.export, our linalg import), the lowering passes (`lowering.pipeline.lower`: element-wise
 fusion, tiling, kernel formation, kernel fusion, converters), FIFO sizing (`sd.compile`:
-converter planning, the timing model, min-bits within the on-chip budget) and the Vitis HLS
+converter planning, the timing model, min-bits within the on-chip budget), the resource model
+and the SLR placement ILP (`lowering/resources.py`, `lowering/slr.py`) and the Vitis HLS
 project (`hls_backend.emit_project`, its lint included), as `streamdsl compile MODEL --size paper`
 runs them, without the verification (simulators, report). Building the model (random weights) is
 not part of the compile and is printed apart.
@@ -31,6 +32,8 @@ def compile_block(family: str, max_context: int, tile: int, out: Path) -> dict[s
     """{stage: seconds} of one paper configuration, from the model build to the HLS project."""
     import hls_backend
     import streamdsl as sd
+    from lowering.resources import kernel_usage
+    from lowering.slr import kernel_wires, place
     from toolchain.models import model_block
 
     block = model_block(family, "paper", max_context, tile)
@@ -38,6 +41,10 @@ def compile_block(family: str, max_context: int, tile: int, out: Path) -> dict[s
     start = time.perf_counter()
     design = sd.compile(block.lowered.program)
     stages["fifo_sizing"] = time.perf_counter() - start
+    start = time.perf_counter()
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    place(usage, kernel_wires(design.kernel, design.graph))
+    stages["resources_slr"] = time.perf_counter() - start
     start = time.perf_counter()
     hls_backend.emit_project(design, out)
     stages["hls_emit"] = time.perf_counter() - start

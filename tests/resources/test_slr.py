@@ -28,6 +28,15 @@ def test_three_big_nodes_put_the_one_with_the_heaviest_wires_in_the_middle() -> 
     assert placement.crossing_bits == 1120 and placement.boundary_bits == [1000 + 10, 100 + 10]
 
 
+def test_a_small_node_joins_its_heaviest_neighbour_before_the_solve() -> None:
+    usage = KernelUsage({"a": BIG, "b": BIG, "c": BIG, "d": Usage(LUT=100)})
+    wires = [Wire("a", "b", 100), Wire("b", "c", 10), Wire("a", "c", 1000), Wire("d", "a", 50), Wire("d", "c", 5)]
+    # d (0.02% of an SLR) joins a (50 bits > 5): a in the middle as before, d's 5 bits to c cross once
+    coarse, exact = place(usage, wires), place(usage, wires, small=0)
+    assert coarse.slr == exact.slr == {"a": 1, "b": 2, "c": 0, "d": 1}
+    assert coarse.crossing_bits == exact.crossing_bits == 1125
+
+
 def test_dmas_stay_near_the_hbm() -> None:
     usage = KernelUsage({"dma": Usage(LUT=1600), "t": BIG, "u": BIG})
     wires = [Wire("dma", "HBM", 512), Wire("dma", "t", 64), Wire("t", "u", 32)]
