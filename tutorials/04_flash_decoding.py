@@ -42,10 +42,12 @@ MASKED = -1.0e30  # finite: a part whose rows are all masked keeps finite statis
 
 
 def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, rows: int = 8,
-          splits: int = 2, fresh: int = 0) -> sd.DataflowProgram:
+          splits: int = 2, fresh: int = 0, new_token: bool = False) -> sd.DataflowProgram:
     """The program for one query over `capacity` positions, of which the first `length + fresh`
-    are valid: `fresh` positions are always valid (a decode step's new keys stored in front of
-    the cached ones, tutorial 07), `length` is the run-time scalar."""
+    are valid: `fresh` positions are always valid (new keys stored in front of the cached ones),
+    `length` is the run-time scalar. With `new_token`, the program also takes the new token's key
+    and value (one row per KV head, `k_new`, `v_new`, after `q`), which attend besides the cache
+    (tutorial 07: the cache then stays where the model keeps it, in HBM)."""
     group, part = heads // kv_heads, capacity // splits
     tiles, scale = part // rows, 1.0 / math.sqrt(dh)
     Length = sd.Scalar[sd.i32, capacity - fresh]  # the valid cache positions, known at run time
@@ -54,10 +56,13 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
     # one part of the cache (at most `tiles` pages), replayed for each query head of its KV head's group
     KV = sd.itensor(sd.f32, tile=(1, rows, dh), trips=[kv_heads, group, tiles], steps=[1, 1, rows],
                     map=lambda h, g, j: (h, j, 0))
+    # the new token's key (value): its KV head's row, replayed for each query head of the group
+    NEW = sd.itensor(sd.f32, tile=(1, dh), trips=[kv_heads, group], steps=[1, 1], map=lambda h, g: (h, 0))
     # a partial result per head: [o_s (dh), m_s, l_s] in one token
     P = sd.itensor.tiled(sd.f32, shape=(1, heads, dh + 2), tile=(1, 1, dh + 2))
     # the combine kernel reads all parts of head 0, then of head 1, ...
-    ALL = sd.itensor.tiled(sd.f32, shape=(splits, heads, dh + 2), tile=(1, 1, dh + 2), order=(1, 0, 2))
+    parts_in = splits + int(new_token)
+    ALL = sd.itensor.tiled(sd.f32, shape=(parts_in, heads, dh + 2), tile=(1, 1, dh + 2), order=(1, 0, 2))
     OUT = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
 
     def split_kernel(s: int):
@@ -88,12 +93,19 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
     parts = [split_kernel(s) for s in range(splits)]
 
     @sd.kernel
+    def fresh_part(q: Q, k: NEW, v: NEW) -> P:
+        """The new token's part: one valid position, so m = its score, l = 1, o = its value."""
+        for h in range(heads):
+            score = sd.sum(q.read() * scale * k.read(), axis=1)
+            yield sd.reshape(sd.concat([v.read(), score, sd.full((1, 1), 1.0)], axis=1), (1, 1, dh + 2))
+
+    @sd.kernel
     def combine(p: ALL) -> OUT:
         for h in range(heads):
             m = sd.full((1, 1), -math.inf)
             l = sd.zeros((1, 1))  # noqa: E741
             acc = sd.zeros((1, dh))
-            for s in range(splits):
+            for s in range(parts_in):
                 t = sd.reshape(p.read(), (1, dh + 2))
                 m_s, l_s = t[:, dh:dh + 1], t[:, dh + 1:]
                 m_new = sd.maximum(m, m_s)
@@ -103,28 +115,25 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
                 m = m_new
             yield acc / l
 
-    def attend(q, k_parts, v_parts, length):  # noqa: ANN001, ANN202 - traced with dataflow values
+    def attend(q, new, caches, length):  # noqa: ANN001, ANN202 - traced with dataflow values
+        k_parts, v_parts = caches[:splits], caches[splits:]
         partials = [kern(q, k, v, length) for kern, k, v in zip(parts, k_parts, v_parts)]
-        return combine(sd.concat(partials, axis=0) if splits > 1 else partials[0])
+        if new:  # first: the combine's running maximum is finite from the start
+            partials.insert(0, fresh_part(q, *new))
+        return combine(sd.concat(partials, axis=0) if len(partials) > 1 else partials[0])
 
     Cache = sd.Tensor[sd.f32, (kv_heads, part, dh)]
     Query = sd.Tensor[sd.f32, (heads, dh)]
-    if splits == 1:
+    Row = sd.Tensor[sd.f32, (kv_heads, dh)]
+    if new_token:
         @sd.dataflow
-        def flash_decode(q: Query, k0: Cache, v0: Cache, length: Length):
-            return attend(q, [k0], [v0], length)
-    elif splits == 2:
-        @sd.dataflow
-        def flash_decode(q: Query, k0: Cache, k1: Cache, v0: Cache, v1: Cache, length: Length):
-            return attend(q, [k0, k1], [v0, v1], length)
-    elif splits == 4:
-        @sd.dataflow
-        def flash_decode(q: Query, k0: Cache, k1: Cache, k2: Cache, k3: Cache,
-                         v0: Cache, v1: Cache, v2: Cache, v3: Cache, length: Length):
-            return attend(q, [k0, k1, k2, k3], [v0, v1, v2, v3], length)
+        def flash_decode(q: Query, k_new: Row, v_new: Row, *caches: Cache, length: Length):
+            return attend(q, (k_new, v_new), caches, length)
     else:
-        raise ValueError(f"this tutorial spells out 1, 2 or 4 splits, got {splits}")
-    return flash_decode
+        @sd.dataflow
+        def flash_decode(q: Query, *caches: Cache, length: Length):  # the K parts, then the V parts
+            return attend(q, (), caches, length)
+    return flash_decode.with_arity(2 * splits)
 
 
 def paged(cache: np.ndarray, splits: int, rows: int) -> list[np.ndarray]:

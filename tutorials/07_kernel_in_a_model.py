@@ -50,23 +50,24 @@ def flash_attention(rows: int = 4, splits: int = 2) -> Callable[..., torch.Tenso
         _, kv_heads, keys, _ = key.shape
         if queries != 1 or attn_mask is None or is_causal or dropout_p:
             raise ValueError("flash_attention serves decode steps of a decoder block: one query, an additive mask")
-        capacity = -(-keys // (rows * splits)) * rows * splits
-        shape = (heads, kv_heads, capacity, dh, rows, splits)
+        cache = keys - 1  # the cache rows (max_context), then the new token's
+        if cache % (rows * splits):
+            raise ValueError(f"flash_attention(rows={rows}, splits={splits}) pages a cache of {cache} rows: "
+                             f"make the maximum context a multiple of {rows * splits}")
+        shape = (heads, kv_heads, cache, dh, rows, splits)
         if shape not in programs:
-            programs[shape] = kernel_op(FLASH["build"](*shape, fresh=1))
-        cache = keys - 1  # cache rows, then the new token's
+            programs[shape] = kernel_op(FLASH["build"](*shape, new_token=True))
         length = runtime_scalars()["cache_len"]  # the cache rows that hold tokens
         q = query[0, :, 0]
         if scale is not None and not math.isclose(scale * math.sqrt(dh), 1.0, rel_tol=1e-7):
             q = q * (scale * math.sqrt(dh))  # the kernel scales by 1 / sqrt(dh)
-        pad = torch.zeros(1, kv_heads, capacity - keys, dh, dtype=key.dtype)
 
-        def pages(x: torch.Tensor) -> list[torch.Tensor]:
-            first = torch.cat([x[:, :, cache:], x[:, :, :cache], pad], dim=2)  # the new row, the cache, padding
-            split = first.reshape(kv_heads, capacity // (rows * splits), splits, rows, dh)
-            return [split[:, :, s].reshape(kv_heads, capacity // splits, dh) for s in range(splits)]
+        def pages(x: torch.Tensor) -> list[torch.Tensor]:  # the cache rows, paged round robin: views of HBM
+            split = x[:, :, :cache].reshape(kv_heads, cache // (rows * splits), splits, rows, dh)
+            return [split[:, :, s].reshape(kv_heads, cache // splits, dh) for s in range(splits)]
 
-        out = programs[shape](q, *pages(key), *pages(value), length)
+        new_k, new_v = (x[:, :, cache:].reshape(kv_heads, dh) for x in (key, value))  # the new token's row
+        out = programs[shape](q, new_k, new_v, *pages(key), *pages(value), length)
         return out.reshape(1, heads, 1, dh).to(query.dtype)
 
     return attention

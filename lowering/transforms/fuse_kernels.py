@@ -32,7 +32,7 @@ from xdsl.transforms.dead_code_elimination import region_dce
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.converters import plan
-from lowering.reshape_streams import reshape_itensor
+from lowering.reshape_streams import Placed, reshape_itensor
 from lowering.transforms.insert_converters import _fork_uses
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -245,6 +245,33 @@ class _Merger:
         self.streams[value] = stream
         return stream
 
+    def hbm_view(self, value: SSAValue, want: itensor) -> SSAValue | None:
+        """A DMA of the HBM tensor that `value` is a view of (reshapes and static slices), reading
+        it in the consumer's order `want`; None when `value` is not such a view or the order does
+        not carry over. Used for streams of run-time length, which converters cannot reorder."""
+        placed: Placed | None = Placed.whole(want)
+        while placed is not None and isinstance(value.owner, VIEWS):
+            owner = value.owner
+            if isinstance(owner, tensor.ExtractSliceOp) and (part := concat_part(owner)) is not None:
+                value = part
+                continue
+            source = owner.operands[0]
+            assert isinstance(source.type, TensorType)
+            if isinstance(owner, RESHAPES):
+                placed = placed.reshaped(source.type.get_shape())
+            elif isinstance(owner, tensor.ExtractSliceOp) and not (owner.offsets or owner.sizes or owner.strides) \
+                    and set(owner.static_strides.get_values()) == {1} and len(source.type.get_shape()) == placed.it.rank:
+                placed = placed.sliced(owner.static_offsets.get_values(), source.type.get_shape())
+            else:
+                return None
+            value = source
+        if placed is None or isinstance(value.owner, VIEWS) or value.owner in self.member_set:
+            return None
+        assert isinstance(value.type, TensorType)
+        whole = placed.low == (0,) * len(placed.low) and placed.it.shape == tuple(value.type.get_shape())
+        load = self.add(DmaLoadOp(self.arg(value), ITensorType.from_itensor(placed.it), None if whole else placed.low))
+        return load if placed.it is want else self.add(ITensorReassociateOp(load, ITensorType.from_itensor(want)))
+
     def reshaped(self, source: SSAValue, value: SSAValue, want: itensor | None) -> SSAValue:
         assert isinstance(value.type, TensorType) and isinstance(source.type, TensorType)
         pulled = reshape_itensor(want, source.type.get_shape()) if want is not None else None
@@ -324,7 +351,8 @@ class _Merger:
                     if isinstance(outer.owner, VIEWS) or outer.owner in self.member_set:
                         assert isinstance(op.result.type, ITensorType)
                         want = op.result.type.itensor
-                        env[op.result] = self.convert(self.materialize(outer, want), want)
+                        direct = self.hbm_view(outer, want) if want.bounds else None
+                        env[op.result] = direct or self.convert(self.materialize(outer, want), want)
                         continue
                     env[op.source] = self.arg(outer)
                 if isinstance(op, YieldOp):

@@ -1,6 +1,6 @@
 """The Python DSL: `@sd.kernel` tasks written as typed Python, composed by `@sd.dataflow`."""
 
-from streamdsl.dsl.dataflow import DataflowProgram, dataflow
+from streamdsl.dsl.dataflow import DataflowProgram, VariadicDataflow, dataflow
 from streamdsl.dsl.hints import hint
 from streamdsl.dsl.kernel import Kernel, kernel
 from streamdsl.dsl.ops import (
@@ -36,6 +36,7 @@ from streamdsl.dsl.types import Out, Scalar, Tensor, TensorSpec
 
 __all__ = [
     "DataflowProgram",
+    "VariadicDataflow",
     "Kernel",
     "Out",
     "Scalar",

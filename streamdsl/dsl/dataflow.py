@@ -37,13 +37,13 @@ from streamdsl.dialects.dataflow import (
     KernelOp,
     YieldOp,
 )
-from streamdsl.dsl.kernel import Kernel, Port, ScalarParam, annotation_scope, parse_function
+from streamdsl.dsl.kernel import Kernel, Port, ScalarParam, annotation_scope, parse_function, variadic_port
 from streamdsl.dsl.types import ScalarSpec, TensorSpec
 from streamdsl.errors import DSLError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
-__all__ = ["DataflowProgram", "GraphValue", "dataflow", "is_dsl_callable", "kernel_program", "located", "record_join"]
+__all__ = ["DataflowProgram", "GraphValue", "VariadicDataflow", "dataflow", "is_dsl_callable", "kernel_program", "located", "record_join"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -178,7 +178,7 @@ _TRACES: list[_Trace] = []
 
 
 def is_dsl_callable(obj: object) -> bool:
-    return isinstance(obj, Kernel | DataflowProgram)
+    return isinstance(obj, Kernel | DataflowProgram | VariadicDataflow)
 
 
 def _show(sl: slice) -> str:
@@ -534,19 +534,22 @@ class DataflowProgram(Program):
     """The object `@sd.dataflow` returns: a Program that can also run eagerly (`prog(*arrays)`)."""
 
     fn: Callable[..., Any] | None = None
+    positional: int | None = None  # arguments passed positionally (None: all); the rest are keyword-only
 
     def __call__(self, *arrays: Any) -> Any:
         if self.fn is None:
             raise TypeError(f"program {self.name!r} has no Python function to run eagerly")
+        positional = len(arrays) if self.positional is None else self.positional
         if any(isinstance(a, GraphValue) for a in arrays):  # called inside another @sd.dataflow: inline it
-            return self.fn(*arrays)
-        return self.fn(*[a if isinstance(a, int) else np.asarray(a) for a in arrays])
+            return _call(self.fn, arrays, positional)
+        return _call(self.fn, [a if isinstance(a, int) else np.asarray(a) for a in arrays], positional)
 
 
-def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> tuple[list[Step], list[GraphValue]]:
+def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location,
+           positional: int | None = None) -> tuple[list[Step], list[GraphValue]]:
     _TRACES.append(_Trace())
     try:
-        out = fn(*params)
+        out = _call(fn, params, len(params) if positional is None else positional)
     finally:
         trace = _TRACES.pop()
     results = list(out) if isinstance(out, tuple) else [out]
@@ -555,28 +558,104 @@ def _trace(fn: Callable[..., Any], params: list[GraphValue], loc: Location) -> t
     return trace.calls, results
 
 
-def dataflow(fn: Callable[..., Any]) -> DataflowProgram:
-    """Trace `fn` (arguments annotated `sd.Tensor[dtype, shape]`) into a Program."""
+def dataflow(fn: Callable[..., Any]) -> DataflowProgram | VariadicDataflow:
+    """Trace `fn` (arguments annotated `sd.Tensor[dtype, shape]` or `sd.Scalar[...]`) into a
+    Program. With `*xs: sd.Tensor[...]` it is a template (`VariadicDataflow`): each number of
+    tensors passed for `xs` makes its own Program."""
     fdef, filename, shift = parse_function(fn)
     loc = Location(filename, fdef.lineno, fdef.col_offset + 1 + shift)
     try:
         annotations = inspect.get_annotations(fn, locals=annotation_scope(fn, sys._getframe(1)), eval_str=True)
     except Exception as e:  # noqa: BLE001 - report whatever the annotation raised
         raise loc.error(f"@sd.dataflow {fn.__name__!r}: cannot evaluate its annotations ({e})") from None
-    if fdef.args.vararg or fdef.args.kwarg or fdef.args.kwonlyargs or fdef.args.posonlyargs:
-        raise loc.error(f"@sd.dataflow {fn.__name__!r}: arguments must be plain names annotated sd.Tensor[dtype, shape]")
-    names = [a.arg for a in fdef.args.args]
-    params = []
-    for arg in fdef.args.args:
+    a = fdef.args
+    if a.kwarg or a.posonlyargs or a.defaults or a.kw_defaults and any(d is not None for d in a.kw_defaults) \
+            or a.kwonlyargs and not a.vararg:
+        raise loc.error(f"@sd.dataflow {fn.__name__!r}: arguments must be plain names annotated sd.Tensor[dtype, shape] "
+                        "or sd.Scalar[sd.i32, max], and at most one *xs: sd.Tensor[...] (no **kwargs or defaults)")
+    for arg in [*a.args, *a.kwonlyargs]:
         spec = annotations.get(arg.arg)
         if not isinstance(spec, TensorSpec | ScalarSpec):
             raise DSLError(f"argument {arg.arg!r} of @sd.dataflow {fn.__name__!r} needs an annotation "
                            f"sd.Tensor[dtype, shape] or sd.Scalar[sd.i32, max], got {spec!r}", filename, arg.lineno,
                            arg.col_offset + 1 + shift)
-        params.append(GraphValue(spec, arg.arg))
-    calls, results = _trace(fn, params, loc)
+    if a.vararg is not None:
+        if not isinstance(annotations.get(a.vararg.arg), TensorSpec):
+            raise DSLError(f"*{a.vararg.arg} of @sd.dataflow {fn.__name__!r} needs an annotation sd.Tensor[dtype, shape]: "
+                           f"every tensor it stands for has that type, got {annotations.get(a.vararg.arg)!r}", filename,
+                           a.vararg.lineno, a.vararg.col_offset + 1 + shift)
+        return VariadicDataflow(fn, annotations, loc)
+    return _traced(fn, annotations, loc, 0)
+
+
+def _traced(fn: Callable[..., Any], annotations: dict[str, Any], loc: Location, arity: int) -> DataflowProgram:
+    """The Program of `fn` with `arity` tensors for its `*xs` (named `xs.0`, `xs.1`, ...), which
+    come after its other positional arguments and before its keyword-only ones."""
+    a = parse_function(fn)[0].args
+    star = [] if a.vararg is None else [variadic_port(a.vararg.arg, i) for i in range(arity)]
+    names = [arg.arg for arg in a.args] + star + [arg.arg for arg in a.kwonlyargs]
+    specs = {n: annotations[n] for n in names if n not in star} | {n: annotations[a.vararg.arg] for n in star}
+    params = [GraphValue(specs[n], n) for n in names]
+    calls, results = _trace(fn, params, loc, len(a.args) + arity)
     module = build_module(fn.__name__, params, results, calls, loc)
-    return DataflowProgram(module, fn.__name__, names, fn=fn)
+    return DataflowProgram(module, fn.__name__, names, fn=fn, positional=len(a.args) + arity)
+
+
+@dataclass
+class VariadicDataflow:
+    """`@sd.dataflow` of a function with `*xs`: `with_arity(n)` is its Program for `n` tensors in
+    `xs`; called with arrays it runs eagerly, inside another dataflow function it is inlined."""
+
+    fn: Callable[..., Any]
+    annotations: dict[str, Any]
+    location: Location
+    programs: dict[int, DataflowProgram] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def fixed(self) -> int:
+        """The arguments besides `*xs`."""
+        a = parse_function(self.fn)[0].args
+        return len(a.args) + len(a.kwonlyargs)
+
+    def with_arity(self, count: int) -> DataflowProgram:
+        if not isinstance(count, int) or count < 1:
+            star = parse_function(self.fn)[0].args.vararg
+            raise located(f"@sd.dataflow {self.name!r}: *{star.arg if star else 'xs'} stands for at least one tensor, "
+                          f"got {count!r}")
+        if count not in self.programs:
+            self.programs[count] = _traced(self.fn, self.annotations, self.location, count)
+        return self.programs[count]
+
+    def __call__(self, *arrays: Any) -> Any:
+        count = len(arrays) - self.fixed
+        if count < 1:
+            raise located(f"@sd.dataflow {self.name!r} takes {self.fixed} argument(s) and at least one tensor for its "
+                          f"*{parse_function(self.fn)[0].args.vararg.arg}, got {len(arrays)} argument(s)")
+        if any(isinstance(a, GraphValue) for a in arrays):  # inside another @sd.dataflow: inline it
+            return _call(self.fn, arrays, len(arrays) - (self.fixed - len(parse_function(self.fn)[0].args.args)))
+        return self.with_arity(count)(*arrays)
+
+    def _needs_arity(self) -> DSLError:
+        star = parse_function(self.fn)[0].args.vararg
+        return self.location.error(f"@sd.dataflow {self.name!r} has *{star.arg if star else 'xs'}: its number of "
+                                   f"tensors decides the program; compile {self.name}.with_arity(n)")
+
+    @property
+    def module(self) -> Any:
+        raise self._needs_arity()
+
+    def simulate(self, *arrays: Any, **options: Any) -> Any:
+        return self.with_arity(len(arrays) - self.fixed).simulate(*arrays, **options)
+
+
+def _call(fn: Callable[..., Any], args: Sequence[Any], positional: int) -> Any:
+    """`fn` on `args`: the first `positional` positionally, the rest as its keyword-only arguments."""
+    kwonly = [arg.arg for arg in parse_function(fn)[0].args.kwonlyargs]
+    return fn(*args[:positional], **dict(zip(kwonly, args[positional:], strict=True)))
 
 
 def kernel_program(kernel: Kernel) -> DataflowProgram:
