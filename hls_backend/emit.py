@@ -314,7 +314,7 @@ class _KernelEmitter:
 
     def _process(self, op: Operation, node: str, fn: str) -> _Process:
         bounded = [v for v in (*op.operands, *op.results) if isinstance(v.type, ITensorType) and v.type.bounds.data]
-        if bounded and not isinstance(op, TaskOp | DmaLoadOp | DmaStoreOp):
+        if bounded and not isinstance(op, TaskOp | DmaLoadOp | DmaStoreOp | ITensorReassociateOp):
             raise HlsEmitError(f"{node}: `{op.name}` of a stream with a run-time length ({bounded[0].type}) has no HLS "
                                "translation yet; only tasks and DMAs take run-time lengths")
         if isinstance(op, TaskOp):
@@ -610,14 +610,36 @@ class _KernelEmitter:
         dst = self._stream(op.result, fn, "producer")
         it = op.result.type.itensor  # type: ignore[attr-defined]
         assert src.token == dst.token, (src.token, dst.token)
-        lines = [
-            f"  for (int k = 0; k < {it.num_tokens * it.beats}; ++k) {{  // beats",
-            "    #pragma HLS pipeline II=1  // depth 2",
-            "    out.write(in.read());",
-            "  }",
-        ]
-        params = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"]
-        return _Process(fn, node, params, [src.var, dst.var], lines, f"{node}: tiles {list(it.tile)}, same elements")
+        params, args = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"], [src.var, dst.var]
+        if it.bounds:  # run-time trip counts (the same loops on both sides): the live tokens' beats
+            lines, depth = self._live_tokens(it)
+            lines += ["  " * depth + f"for (int b = 0; b < {it.beats}; ++b) {{", "  " * depth + "  #pragma HLS pipeline II=1",
+                      "  " * depth + "  out.write(in.read());", "  " * depth + "}"]
+            self._close(lines, depth, 1)
+            for name in sorted(it.scalars):
+                params.append(f"int sd_{self.scalar_c[name]}")
+                args.append(self.scalar_c[name])
+        else:
+            lines = [
+                f"  for (int k = 0; k < {it.num_tokens * it.beats}; ++k) {{  // beats",
+                "    #pragma HLS pipeline II=1  // depth 2",
+                "    out.write(in.read());",
+                "  }",
+            ]
+        return _Process(fn, node, params, args, lines, f"{node}: tiles {list(it.tile)}, same elements")
+
+    def _live_tokens(self, it: itensor) -> tuple[list[str], int]:
+        """Loops over the live tokens of a stream with run-time trip counts (the bounds read the
+        outer indices and the scalars, `sd_` + their C names); returns the lines and the depth of
+        the body."""
+        bounds = {b.loop: b for b in it.bounds}
+        ivs = [f"i{k}" for k in range(len(it.trips))]
+        lines = []
+        for k, trip in enumerate(it.trips):
+            limit = self._bound_c(bounds[k], ivs, "sd_") if k in bounds else str(trip)
+            lines += ["  " * (k + 1) + f"for (int i{k} = 0; i{k} < {limit}; ++i{k}) {{",
+                      "  " * (k + 1) + f"  #pragma HLS loop_tripcount max={trip}"]
+        return lines, len(it.trips) + 1
 
     def _route(self, op: RoutingOperation, node: str, fn: str) -> _Process:
         """Token k of the whole stream goes to / comes from part `op.route()[k]` (the dialect's

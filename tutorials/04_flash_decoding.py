@@ -16,7 +16,9 @@ length. Features shown:
   computed from it (`for j in sd.range(...)`): the number of valid pages of each part. The K and V
   ports read in that loop become streams of run-time length (`bounds` in their itensor types), so
   the DMAs read only the valid pages, and the FIFOs are sized for the longest cache;
-- a kernel factory (`@sd.kernel(name=...)`) making one split kernel per part;
+- a kernel factory (`@sd.kernel(name=...)`) making one split kernel per part, and a dataflow
+  function with variadic arguments (`*caches: Cache`, then the keyword-only scalar): one
+  definition for any number of splits (`flash_decode.with_arity(2 * splits)` is the program);
 - the length mask computed on chip from `sd.iota`, loop indices and the scalar (positions >= length
   in the last page get a large negative score), so nothing but K and V is streamed;
 - tile concatenation (`sd.concat` packs `o_s`, `m_s`, `l_s` into one token) and tile slicing

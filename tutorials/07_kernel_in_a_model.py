@@ -6,17 +6,23 @@ replaced by the flash decoding kernel of tutorial 04.
 the torch code in it is imported with the rest of the model; `frontends.kernel_op(program)`
 makes a DSL program callable from that code (a torch op whose import is the program's
 `dataflow.kernel`, inlined into the model's function). The decoder-block import
-(`frontends.block`) lays the keys out as `max_context` cache rows, of which the first `cache_len`
-hold tokens, followed by the new token's row, and masks the rest; `attention` therefore
+(`frontends.block`) lays the keys out as `max_context` cache rows (the block's `past_key` input,
+in HBM), of which the first `cache_len` hold tokens, followed by the new token's row, and masks
+the rest; `attention` therefore gives the kernel (tutorial 04's, built with `new_token=True`)
 
-- moves the new key first (attention does not depend on the order of the keys), so that the
-  valid keys are the first `cache_len + 1` positions: the kernel (built with `fresh=1`) takes the
-  block's run-time `cache_len` (`frontends.block.runtime_scalars()`) as its scalar and masks the
-  rest on chip;
-- pads the keys to the kernel's capacity and pages them round robin over the split kernels.
+- the new token's key and value rows, which attend besides the cache (a part of their own that
+  the combine kernel merges first);
+- the cache rows paged round robin over the split kernels: reshapes and slices of `past_key`,
+  which the whole-model lowering turns into DMAs reading the cache in the kernel's order, only
+  its valid pages (the block's run-time `cache_len`, `frontends.block.runtime_scalars()`, is
+  the kernel's scalar), with no converter;
+- `gqa_sdpa`, registered as a Hugging Face attention, passes each KV head once (`enable_gqa`):
+  Hugging Face repeats the KV heads of a grouped-query model under a mask otherwise.
 
-One compiled flash decoding program serves every cache length of every layer, and the model
-generates the same tokens as PyTorch (greedy decoding, random weights).
+The model generates the same tokens as PyTorch (greedy decoding, random weights) through the
+whole-model lowering's ONE compiled, FIFO-sized design of the decoder block (the functional
+simulator runs every layer and cache length on it): `streamdsl compile gpt2 --size tiny
+--replace tutorials/07_kernel_in_a_model.py` compiles the same block from the command line.
 
 Run it: `python tutorials/07_kernel_in_a_model.py`.
 """
@@ -31,10 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from frontends import hf, kernel_op
 from frontends.block import runtime_scalars
 from frontends.host import Generator, torch_generate
+from toolchain.models import DesignRunner
 
 FLASH = runpy.run_path(str(Path(__file__).with_name("04_flash_decoding.py")))
 
@@ -73,19 +82,42 @@ def flash_attention(rows: int = 4, splits: int = 2) -> Callable[..., torch.Tenso
     return attention
 
 
+def gqa_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+    """Hugging Face's "sdpa" attention, but with each KV head passed once (`enable_gqa`) also under
+    a mask, where Hugging Face repeats the KV heads for every query head of their group: the
+    kernel then reads each KV head's cache from HBM once and replays it on chip."""
+    if attention_mask is None or key.shape[1] == query.shape[1]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
+                                         enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register("sdpa_gqa", gqa_sdpa)
 REPLACE = {F.scaled_dot_product_attention: flash_attention()}
 
 
+def build_model(family: str, **options: object) -> torch.nn.Module:
+    """A zoo model at tiny whose attention calls scaled_dot_product_attention (`gqa_sdpa`)."""
+    model = hf.build(family, "tiny", attention="sdpa", **options)
+    model.set_attn_implementation("sdpa_gqa")
+    return model
+
+
 def main(family: str = "gpt2", prompt: tuple[int, ...] = (31, 41, 59, 26, 53), n_tokens: int = 8) -> None:
-    model = hf.build(family, "tiny", attention="sdpa")  # attention through scaled_dot_product_attention
-    gen = Generator(model, max_context=16, prefill_len=1, replace=REPLACE)
+    model = hf.lively(build_model(family))
+    runner = DesignRunner()  # each decoder layer runs the block's ONE compiled design in the functional simulator
+    gen = Generator(model, max_context=16, prefill_len=1, replace=REPLACE, block_runner=runner)
     kernels = [op.sym_name.data for op in gen.decode.program.module.walk() if op.name == "dataflow.kernel"]
     print(gen.decode.program.module)
-    print(f"{family}: the decoder block holds the DSL kernel(s) {kernels}")
+    print(f"{family}: the imported decoder block holds the DSL kernel(s) {kernels}")
     ours = gen.generate(list(prompt), n_tokens)
     want = torch_generate(model, list(prompt), n_tokens)
-    print(f"tokens with the flash decoding kernel: {ours.tokens}")
-    print(f"tokens of PyTorch:                     {want.tokens}")
+    design = runner.design(gen.decode)
+    tasks = [op.sym_name.data for op in design.module.walk() if op.name == "dataflow.task"]
+    print(f"the compiled block: one dataflow.kernel of {len(tasks)} tasks, {len(design.depths)} sized FIFOs")
+    print(f"tokens through the compiled design: {ours.tokens}")
+    print(f"tokens of PyTorch:                  {want.tokens}")
     error = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(ours.logits, want.logits, strict=True))
     print(f"largest logit difference, relative to the largest logit: {error:.1e}")
     assert ours.tokens == want.tokens and error < 1e-4

@@ -630,7 +630,14 @@ class VariadicDataflow:
             self.programs[count] = _traced(self.fn, self.annotations, self.location, count)
         return self.programs[count]
 
-    def __call__(self, *arrays: Any) -> Any:
+    def __call__(self, *arrays: Any, **keywords: Any) -> Any:
+        """Positional arguments, then the keyword-only ones (positionally, or by name)."""
+        if keywords:
+            kwonly = [arg.arg for arg in parse_function(self.fn)[0].args.kwonlyargs]
+            if set(keywords) != set(kwonly):
+                raise located(f"@sd.dataflow {self.name!r}: pass its keyword-only arguments {kwonly} by name, all of "
+                              f"them, got {sorted(keywords)}")
+            arrays = (*arrays, *(keywords[name] for name in kwonly))
         count = len(arrays) - self.fixed
         if count < 1:
             raise located(f"@sd.dataflow {self.name!r} takes {self.fixed} argument(s) and at least one tensor for its "

@@ -766,6 +766,55 @@ def test_variadic_ports_need_an_itensor() -> None:
     expect_error(build, "*xs of kernel 'k' needs an itensor annotation")
 
 
+@sd.kernel
+def k_double(x: X) -> X:
+    for i in range(N):
+        yield x.read() * 2.0
+
+
+def test_variadic_dataflow_arguments_need_a_tensor_annotation() -> None:
+    def build():
+        @sd.dataflow
+        def f(a: sd.Tensor[sd.f32, (1, 64)],
+              *xs: sd.Scalar[sd.i32, 4]):  # <- error
+            return k_double(a)
+
+    expect_error(build, "*xs of @sd.dataflow 'f' needs an annotation sd.Tensor[dtype, shape]")
+
+
+def test_variadic_dataflow_program_compiled_without_a_count() -> None:
+    def build():
+        @sd.dataflow
+        def f(a: sd.Tensor[sd.f32, (1, 64)], *xs: sd.Tensor[sd.f32, (1, 64)]):  # <- error
+            return k_double(a)
+
+        sd.compile(f)
+
+    expect_error(build, "@sd.dataflow 'f' has *xs", "compile f.with_arity(n)")
+
+
+def test_variadic_dataflow_called_without_tensors() -> None:
+    @sd.dataflow
+    def f(a: sd.Tensor[sd.f32, (1, 64)], *xs: sd.Tensor[sd.f32, (1, 64)]):
+        return k_double(a)
+
+    def build():
+        @sd.dataflow
+        def g(a: sd.Tensor[sd.f32, (1, 64)]):
+            return f(a)  # <- error
+
+    expect_error(build, "@sd.dataflow 'f' takes 1 argument(s) and at least one tensor for its *xs, got 1")
+
+
+def test_dataflow_keyword_only_arguments_need_a_star() -> None:
+    def build():
+        @sd.dataflow
+        def f(a: sd.Tensor[sd.f32, (1, 64)], *, n: sd.Scalar[sd.i32, 4]):  # <- error
+            return k_double(a)
+
+    expect_error(build, "at most one *xs: sd.Tensor[...]")
+
+
 # -- performance hints -----------------------------------------------------------------------
 
 XM = sd.itensor.tiled(sd.f32, shape=(64, 64), tile=(64, 64))

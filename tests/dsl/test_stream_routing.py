@@ -171,3 +171,54 @@ def test_variadic_ports_in_csim(tmp_path) -> None:  # noqa: ANN001
     project = emit_project(sd.compile(means), tmp_path / "means")
     for g, w in zip(run_csim(project, x, threaded=True), means_ref(x)):
         np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+# -- variadic dataflow arguments ---------------------------------------------------------------
+
+LIMIT = sd.Scalar[sd.i32, R]
+
+
+@sd.kernel
+def masked_mean(n: LIMIT, *parts: PART) -> PART:
+    """The mean of the parts in rows below n, zero from row n on (a scalar after *parts in the caller)."""
+    for r in range(R):
+        acc = sd.zeros((1, 16))
+        for p in parts:
+            acc = acc + p.read()
+        yield sd.where(sd.iota((1, 16)) * 0.0 + r >= n, 0.0, acc / len(parts))
+
+
+@sd.dataflow
+def mean_rows(scale: sd.Tensor[sd.f32, (R, 16)], *rows: sd.Tensor[sd.f32, (R, 16)], n: LIMIT):
+    """Any number of HBM tensors in *rows; the scalar is keyword-only (after them in the program)."""
+    return mean_of(scale, masked_mean(n, *rows))
+
+
+def test_variadic_dataflow_arguments_make_one_program_per_count() -> None:
+    x = _rng(6, 5, R, 16)
+    assert isinstance(mean_rows, sd.VariadicDataflow)
+    for count in (1, 2, 4):
+        prog = mean_rows.with_arity(count)
+        assert prog is mean_rows.with_arity(count)  # built once per count
+        assert prog.input_names == ["scale", *(f"rows.{i}" for i in range(count)), "n"]
+        design = sd.compile(prog)
+        for n in (0, 2, R):
+            want = x[1:1 + count].mean(axis=0) * x[0]
+            want[n:] = 0.0
+            args = (x[0], *x[1:1 + count], n)
+            for got in (mean_rows(*args), prog(*args), prog.simulate(*args), design.simulate(*args)):
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+@sd.dataflow
+def two_means(x: sd.Tensor[sd.f32, (R, 16)], y: sd.Tensor[sd.f32, (R, 16)], n: LIMIT):
+    return mean_rows(x, x, y, n=n), mean_rows(y, x, n=n)  # inlined, with two and one tensors
+
+
+def test_a_variadic_dataflow_function_called_in_another_is_inlined() -> None:
+    x, y = _rng(7, 2, R, 16)
+    tasks = [op.sym_name.data for op in two_means.module.walk() if op.name == "dataflow.task"]
+    assert sorted(tasks) == ["masked_mean", "masked_mean_1", "mean_of", "mean_of_1"]
+    for got, want in zip(sd.compile(two_means).simulate(x, y, 3), two_means(x, y, 3), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(two_means(x, y, R)[1], x * y, rtol=1e-6)

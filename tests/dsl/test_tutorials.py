@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import streamdsl as sd
 from streamdsl import quant
@@ -125,6 +126,27 @@ def test_flash_decoding_matches_torch_sdpa_at_three_lengths(heads: int, kv_heads
         want = mod["reference"](length, rows, *args)
         np.testing.assert_allclose(prog(*args, length), want, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(design.simulate(*args, length), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "capacity", "dh", "rows", "splits"), [(4, 2, 16, 16, 4, 2), (2, 2, 24, 8, 4, 3)])
+def test_flash_decoding_with_the_new_token_matches_torch_sdpa(heads: int, kv_heads: int, capacity: int, dh: int, rows: int,
+                                                              splits: int) -> None:
+    """`new_token=True` (tutorial 07): the new token's key and value attend besides the first
+    `length` cache positions, at every length from an empty cache to a full one."""
+    mod = _load("04_flash_decoding")
+    rng = np.random.default_rng(capacity)
+    q, k_new, v_new = (rng.standard_normal(shape).astype(np.float32) for shape in ((heads, dh), (kv_heads, dh), (kv_heads, dh)))
+    k, v = (rng.standard_normal((kv_heads, capacity, dh)).astype(np.float32) for _ in range(2))
+    prog = mod["build"](heads, kv_heads, capacity, dh, rows, splits, new_token=True)
+    design = sd.compile(prog)
+    args = (q, k_new, v_new, *mod["paged"](k, splits, rows), *mod["paged"](v, splits, rows))
+    for length in (0, capacity // 2 + 1, capacity):
+        keys, values = (np.concatenate([c[:, :length], n[:, None]], axis=1) for c, n in ((k, k_new), (v, v_new)))
+        want = torch.nn.functional.scaled_dot_product_attention(
+            torch.from_numpy(q)[None, :, None], torch.from_numpy(keys)[None], torch.from_numpy(values)[None],
+            enable_gqa=True)[0, :, 0].numpy()
+        np.testing.assert_allclose(prog(*args, length), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(design.simulate(*args, length), want, rtol=1e-5, atol=1e-6)
 
 
 def test_flash_decoding_timed_cycles_grow_with_the_length() -> None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import streamdsl as sd
-from frontends import FrontendError, from_torch, hf, kernel_op
+from frontends import FrontendError, from_torch, kernel_op
 from frontends.host import Generator, torch_generate
 from streamdsl.dialects.dataflow import KernelOp
 
@@ -61,14 +61,16 @@ def test_the_replaced_function_becomes_the_dsl_kernel() -> None:
         np.testing.assert_allclose(eager, want, rtol=1e-6)
 
 
+TUTORIAL_07 = runpy.run_path(str(TUTORIALS / "07_kernel_in_a_model.py"))
+
+
 @pytest.mark.parametrize(("family", "prompt", "tokens"), [("gpt2", (7, 99, 3), 4), ("llama", (250, 1, 17, 64), 5)])
 def test_every_attention_replaced_by_flash_decoding_generates_like_pytorch(family: str, prompt: tuple[int, ...],
                                                                            tokens: int) -> None:
     """Done when: a GPT-2 and a Llama-architecture model at tiny with every attention computed by
     the flash decoding kernel of tutorial 04 generate PyTorch's tokens (and logits within 1e-5)."""
-    replace = runpy.run_path(str(TUTORIALS / "07_kernel_in_a_model.py"))["REPLACE"]
-    model = hf.build(family, "tiny", attention="sdpa")
-    gen = Generator(model, max_context=12, prefill_len=1, replace=replace)
+    model = TUTORIAL_07["build_model"](family)
+    gen = Generator(model, max_context=16, prefill_len=1, replace=TUTORIAL_07["REPLACE"])
     module = gen.decode.program.module
     assert not any(op.name == "linalg.softmax" for op in module.walk())
     assert [op.sym_name.data for op in module.walk() if isinstance(op, KernelOp)] == ["flash_decode"]

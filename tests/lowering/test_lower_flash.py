@@ -1,0 +1,81 @@
+"""The whole-model lowering of a decoder block whose attention is tutorial 07's DSL flash decoding
+kernel (`from_torch(..., replace=...)`): one FIFO-sized design, generation through it in the
+functional simulator against PyTorch, and one block invocation in threaded csim."""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lowering_helpers import assert_no_deadlock_no_stall, block_invocation, program_inputs
+
+from frontends import hf
+from frontends.host import Generator, torch_generate
+from streamdsl.dialects.dataflow import DmaLoadOp, ITensorConverterOp, KernelOp
+from toolchain.models import DesignRunner
+
+TUTORIAL_07 = runpy.run_path(str(Path(__file__).resolve().parents[2] / "tutorials" / "07_kernel_in_a_model.py"))
+
+
+def _flash_block(family: str, max_context: int = 16):  # noqa: ANN202
+    model = hf.lively(TUTORIAL_07["build_model"](family))
+    runner = DesignRunner()
+    return model, runner, Generator(model, max_context=max_context, prefill_len=1, replace=TUTORIAL_07["REPLACE"],
+                                    block_runner=runner)
+
+
+@pytest.mark.parametrize(("family", "prompt"), [("gpt2", (7, 99, 3)), ("llama", (250, 1, 17, 64))])
+def test_the_compiled_block_with_flash_decoding_generates_like_pytorch(family: str, prompt: tuple[int, ...]) -> None:
+    """The whole-model lowering compiles the decoder block with the flash decoding kernel into ONE
+    FIFO-sized design: the kernel's cache ports are DMAs of the block's KV cache in the kernel's
+    order, streaming only the valid pages (no converter: their length is the run-time cache
+    length). Generation through that design in the functional simulator gives PyTorch's tokens."""
+    model, runner, gen = _flash_block(family)
+    ours, want = gen.generate(list(prompt), 6), torch_generate(model, list(prompt), 6)
+    assert ours.tokens == want.tokens and len(set(ours.tokens)) > 1
+    for got, ref in zip(ours.logits, want.logits, strict=True):
+        assert float(np.abs(got - ref).max()) <= 1e-4 * float(np.abs(ref).max())
+    assert len(runner.designs) == 1  # one decode design for every cache length and layer
+
+
+@pytest.mark.parametrize("family", ["gpt2", pytest.param("llama", marks=pytest.mark.slow)])
+def test_the_flash_block_streams_only_the_valid_cache(family: str) -> None:
+    """One fused kernel whose cache ports are bounded DMAs of the KV cache (no converter on a
+    run-time-length stream); with the sized FIFOs no deadlock at any cache length, the cycles grow
+    with it, and the maximum, the worst case the FIFOs are sized for, runs without a stall."""
+    _, runner, gen = _flash_block(family, max_context=64)
+    design = runner.design(gen.decode)
+    kernels = [op for op in design.module.walk() if isinstance(op, KernelOp)]
+    tasks = {op.sym_name.data for op in design.module.walk() if op.name == "dataflow.task"}
+    assert len(kernels) == 1 and {"part0", "part1", "fresh_part", "combine"} <= tasks
+    bounded = [op for op in design.module.walk() if isinstance(op, DmaLoadOp) and op.result.type.itensor.bounds]
+    assert len(bounded) == 4 and {op.source.name_hint for op in bounded} == {"past_key", "past_value"}
+    assert not any(isinstance(op, ITensorConverterOp) and op.result.type.itensor.bounds for op in design.module.walk())
+    cycles = {}
+    for n in (0, 1, 9, 32, 64):
+        run = design.timed_simulation(scalars=dict.fromkeys(kernels[0].scalar_args, n))
+        assert run.deadlock is None
+        cycles[n] = run.makespan
+    assert cycles[0] < cycles[1] < cycles[9] < cycles[32] < cycles[64] == design.timed_simulation().makespan
+    assert_no_deadlock_no_stall(design)  # at the maximum, what the FIFOs are sized for
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+@pytest.mark.parametrize("family", ["gpt2", pytest.param("llama", marks=pytest.mark.slow)])
+def test_the_compiled_flash_block_in_threaded_csim(family: str, tmp_path) -> None:  # noqa: ANN001
+    """One invocation of the compiled block (layer 0) in threaded csim equals the functional
+    simulator at three cache lengths: one emitted project serves them all."""
+    from hls_backend import emit_project, run_csim
+
+    _, runner, gen = _flash_block(family)
+    design = runner.design(gen.decode)
+    project = emit_project(design, tmp_path / "block")
+    for cache_len in (0, 7, 16):
+        inputs = program_inputs(gen.decode, design.program, block_invocation(gen.decode, 0, cache_len, seed=cache_len))
+        want = design.simulate(*inputs)
+        got = run_csim(project, *inputs, threaded=True)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
