@@ -64,8 +64,8 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
         cxx_compiler()
     if args.program in FAMILIES or args.model_dir is not None:
         result = _compile_model(args, out, console)
-    elif args.quant != "none" or args.group_size is not None:
-        raise UsageError(f"--quant and --group-size apply to model families ({', '.join(FAMILIES)}), not to the "
+    elif args.quant != "none" or args.group_size is not None or args.replace is not None:
+        raise UsageError(f"--quant, --group-size and --replace apply to model families ({', '.join(FAMILIES)}), not to the "
                          f"built-in program {args.program!r}")
     else:
         hidden, ffn, tile = SIZES[args.size]
@@ -86,8 +86,9 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
     from toolchain.estimate import host_seconds
-    from toolchain.models import model_block, quantization_figures
+    from toolchain.models import load_replacement, model_block, quantization_figures
 
+    replacement = None if args.replace is None else load_replacement(args.replace)  # before any work
     max_context = args.max_context
     tile = args.tile or 64
     scheme = quant.scheme(args.quant, args.group_size)  # before any work: a bad scheme costs nothing
@@ -95,7 +96,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     console.step(f"building, importing and lowering one {what} decoder layer at cache length {max_context}"
                  f"{'' if scheme is None else f', linear layers at {scheme.name}'}")
     block = model_block(args.program, args.size, max_context, tile, seed=args.seed, model_dir=args.model_dir,
-                        quant=scheme)
+                        quant=scheme, replacement=replacement)
     lowered = block.lowered
     if lowered.kernels != 1:
         costly = sorted(lowered.fusion.edge_costs.items(), key=lambda kv: -kv[1])[:3]
@@ -379,6 +380,10 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=_positive, help="models: the default tile size of every loop (default 64)")
     parser.add_argument("--csim", action="store_true",
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
+    parser.add_argument("--replace", metavar="FILE.py",
+                        help="models: compute torch functions of the block with others, say every attention with a DSL "
+                             "kernel: FILE defines REPLACE = {torch function: function} and optionally "
+                             "prepare_model(model) (tutorials/07_kernel_in_a_model.py); docs/frontends.md")
     _add_quant_args(parser)
     _add_force_arg(parser)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from streamdsl.quant import Scheme
 from toolchain.estimate import model_estimate
 from toolchain.examples import Example
 
-__all__ = ["DesignRunner", "ModelBlock", "lower_block", "model_block", "quantization_figures", "run_block"]
+__all__ = ["DesignRunner", "ModelBlock", "Replacement", "load_replacement", "lower_block", "model_block", "quantization_figures",
+           "run_block"]
 
 
 @dataclass
@@ -55,12 +56,15 @@ def _program_inputs(block: Block, program: Any, inputs: Sequence[np.ndarray]) ->
 
 
 def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0,
-                model_dir: str | None = None, quant: Scheme | None = None) -> ModelBlock:
+                model_dir: str | None = None, quant: Scheme | None = None,
+                replacement: Replacement | None = None) -> ModelBlock:
     """Build, import and lower the decode block of a zoo model (layer 0's weights), or of the
     checkpoint in `model_dir` (`hf.from_dir`: its errors name the file); the design is verified at
     the cache length `max_context` (its worst case, the one FIFOs are sized for). With a
     quantization scheme the block is imported from the quantized model (its linear layers in
-    integer form, `frontends.quant.quantize_model`) and the reference is the fake-quantized block."""
+    integer form, `frontends.quant.quantize_model`) and the reference is the fake-quantized block.
+    With a `replacement` (`load_replacement`), the block is imported with its torch functions
+    replaced (say every attention by a DSL kernel) and the reference is the model's own layer."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if model_dir is not None:
@@ -71,9 +75,12 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         layers = 2 if family == "gemma" else 1  # Gemma 3's config needs its local + global pair
         model = hf.build(family, size, num_layers=layers, seed=seed)
         total = hf.config(family, size)[1].num_hidden_layers
+    if replacement is not None:
+        model = replacement.prepare(model)
     seconds["build_model"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
-    block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context)
+    block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context,
+                         replace=None if replacement is None else replacement.replace)
     seconds["import"] = round(time.perf_counter() - start, 4)
     lowered = lower_block(block, tile)
     seconds.update(lowered.seconds)
@@ -97,8 +104,41 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
               "tile": tile, "quant": "none" if quant is None else quant.name}
     if quant is not None:
         config["quant_group"] = quant.group  # None: one group per output channel (w8a8)
+    if replacement is not None:
+        config["replace"] = replacement.name
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)
     return ModelBlock(example, lowered, block, module, seconds, model)
+
+
+@dataclass
+class Replacement:
+    """Torch functions an imported block computes with others (`from_torch`'s `replace`), from a
+    Python file (`streamdsl compile gpt2 --replace FILE`): its `REPLACE` mapping, and its
+    `prepare_model(model)` (optional) that readies a built model for it (its attention, say)."""
+
+    name: str
+    replace: dict[Any, Any]
+    prepare: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model  # noqa: E731
+
+
+def load_replacement(path: str | Path) -> Replacement:
+    """The `Replacement` a Python file defines (it is run, as `python FILE` would import it)."""
+    import runpy
+
+    from streamdsl.errors import UsageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--replace {path}: no such file; give a Python file that defines REPLACE = {{torch function: "
+                         "function}} (tutorials/07_kernel_in_a_model.py does)")
+    names = runpy.run_path(str(path))
+    replace, prepare = names.get("REPLACE"), names.get("prepare_model", lambda model: model)
+    if not isinstance(replace, dict) or not replace or not all(callable(k) and callable(v) for k, v in replace.items()):
+        raise UsageError(f"--replace {path}: the file must define REPLACE, a non-empty dict from torch functions to the "
+                         f"functions that compute them (F.scaled_dot_product_attention: my_attention), got {replace!r}")
+    if not callable(prepare):
+        raise UsageError(f"--replace {path}: prepare_model must be a function of the built model, got {prepare!r}")
+    return Replacement(path.name, replace, prepare)
 
 
 def run_block(module: torch.nn.Module, block: Block, names: Sequence[str], arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:

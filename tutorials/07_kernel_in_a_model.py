@@ -97,11 +97,15 @@ AttentionInterface.register("sdpa_gqa", gqa_sdpa)
 REPLACE = {F.scaled_dot_product_attention: flash_attention()}
 
 
-def build_model(family: str, **options: object) -> torch.nn.Module:
-    """A zoo model at tiny whose attention calls scaled_dot_product_attention (`gqa_sdpa`)."""
-    model = hf.build(family, "tiny", attention="sdpa", **options)
+def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with its attention through scaled_dot_product_attention (`gqa_sdpa`), which
+    REPLACE computes with the kernel (`streamdsl compile --replace` calls it too)."""
     model.set_attn_implementation("sdpa_gqa")
     return model
+
+
+def build_model(family: str, **options: object) -> torch.nn.Module:
+    return prepare_model(hf.build(family, "tiny", **options))
 
 
 def main(family: str = "gpt2", prompt: tuple[int, ...] = (31, 41, 59, 26, 53), n_tokens: int = 8) -> None:

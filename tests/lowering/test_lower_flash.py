@@ -4,6 +4,7 @@ functional simulator against PyTorch, and one block invocation in threaded csim.
 
 from __future__ import annotations
 
+import json
 import runpy
 import shutil
 from pathlib import Path
@@ -12,12 +13,35 @@ import numpy as np
 import pytest
 from lowering_helpers import assert_no_deadlock_no_stall, block_invocation, program_inputs
 
+import streamdsl as sd
 from frontends import hf
 from frontends.host import Generator, torch_generate
+from lowering.reshape_streams import Placed
 from streamdsl.dialects.dataflow import DmaLoadOp, ITensorConverterOp, KernelOp
 from toolchain.models import DesignRunner
 
-TUTORIAL_07 = runpy.run_path(str(Path(__file__).resolve().parents[2] / "tutorials" / "07_kernel_in_a_model.py"))
+TUTORIAL_07_PATH = Path(__file__).resolve().parents[2] / "tutorials" / "07_kernel_in_a_model.py"
+TUTORIAL_07 = runpy.run_path(str(TUTORIAL_07_PATH))
+
+
+@pytest.mark.parametrize(("trips", "steps", "rows", "splits", "split"), [((4, 1, 2), (1, 1, 4), 4, 2, 1), ((2, 3, 3), (1, 0, 2), 2, 3, 2),
+                                                                   ((3, 1, 1), (1, 1, 8), 8, 1, 0)])
+def test_a_port_read_through_views_of_an_hbm_tensor_streams_its_tokens(trips, steps, rows, splits, split) -> None:  # noqa: ANN001
+    """`Placed`: the consumer's stream followed back through reshapes and a slice (tutorial 07's
+    paging) streams the same tiles from the HBM tensor, in the same order, with the same loops."""
+    kv, dh = trips[0], 8
+    cache = trips[2] * rows * splits  # the tiles loop steps by rows
+    root = np.arange(kv * (cache + 1) * dh, dtype=np.float32).reshape(1, kv, cache + 1, dh)  # cache rows, then one more
+    pages = root[:, :, :cache].reshape(kv, cache // (rows * splits), splits, rows, dh)[:, :, split:split + 1]
+    view = pages.reshape(kv, cache // splits, dh)
+    want = sd.itensor(sd.f32, tile=(1, rows, dh), trips=trips, steps=steps, map=lambda h, g, j: (h, j, 0))
+    placed = Placed.whole(want).reshaped((kv, cache // (rows * splits), 1, rows, dh))
+    placed = placed.sliced((0, 0, split, 0, 0), (kv, cache // (rows * splits), splits, rows, dh))
+    placed = placed.reshaped((1, kv, cache, dh)).sliced((0, 0, 0, 0), (1, kv, cache + 1, dh))
+    box = root[tuple(slice(lo, lo + n) for lo, n in zip(placed.low, placed.it.shape))]
+    got = [t.reshape(want.tile) for t in placed.it.reference_stream(box)]
+    assert placed.it.trips == want.trips and placed.it.num_tokens == want.num_tokens
+    np.testing.assert_array_equal(np.stack(got), np.stack(list(want.reference_stream(view))))
 
 
 def _flash_block(family: str, max_context: int = 16):  # noqa: ANN202
@@ -79,3 +103,24 @@ def test_the_compiled_flash_block_in_threaded_csim(family: str, tmp_path) -> Non
         got = run_csim(project, *inputs, threaded=True)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_compile_with_replace_on_the_command_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    """`streamdsl compile llama --size tiny --replace tutorials/07_kernel_in_a_model.py`: the block
+    with the kernel through the whole main job (lowered, sized, verified against the model's
+    own PyTorch layer); the report names the replacement."""
+    from toolchain.cli import main
+
+    code = main(["compile", "llama", "--size", "tiny", "--max-context", "16", "--replace", str(TUTORIAL_07_PATH),
+                 "--out", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0 and report["verification"]["passed"] and report["verification"]["deadlock_free"]
+    assert report["config"]["replace"] == TUTORIAL_07_PATH.name
+    program = (tmp_path / "out" / "program.mlir").read_text()
+    assert program.count("dataflow.kernel") == 1 and "fresh_part" in program
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    for bad, message in ((tmp_path / "none.py", "no such file"), (tmp_path / "empty.py", "must define REPLACE")):
+        assert main(["compile", "gpt2", "--size", "tiny", "--replace", str(bad), "--out", str(tmp_path / "bad")]) != 0
+        assert message in capsys.readouterr().err
+    assert main(["compile", "ffn-block", "--replace", str(TUTORIAL_07_PATH), "--out", str(tmp_path / "ffn")]) != 0
+    assert "--replace apply to model families" in capsys.readouterr().err
