@@ -44,15 +44,14 @@ MASKED = -1.0e30  # finite: a part whose rows are all masked keeps finite statis
 
 
 def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, rows: int = 8,
-          splits: int = 2, fresh: int = 0, new_token: bool = False) -> sd.DataflowProgram:
-    """The program for one query over `capacity` positions, of which the first `length + fresh`
-    are valid: `fresh` positions are always valid (new keys stored in front of the cached ones),
-    `length` is the run-time scalar. With `new_token`, the program also takes the new token's key
+          splits: int = 2, new_token: bool = False) -> sd.DataflowProgram:
+    """The program for one query over `capacity` positions, of which the first `length` (the
+    run-time scalar) are valid. With `new_token`, the program also takes the new token's key
     and value (one row per KV head, `k_new`, `v_new`, after `q`), which attend besides the cache
     (tutorial 07: the cache then stays where the model keeps it, in HBM)."""
     group, part = heads // kv_heads, capacity // splits
     tiles, scale = part // rows, 1.0 / math.sqrt(dh)
-    Length = sd.Scalar[sd.i32, capacity - fresh]  # the valid cache positions, known at run time
+    Length = sd.Scalar[sd.i32, capacity]  # the valid cache positions, known at run time
 
     Q = sd.itensor.tiled(sd.f32, shape=(heads, dh), tile=(1, dh))
     # one part of the cache (at most `tiles` pages), replayed for each query head of its KV head's group
@@ -70,8 +69,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
     def split_kernel(s: int):
         @sd.kernel(name=f"part{s}")
         def partial(q: Q, k: KV, v: KV, length: Length) -> P:
-            valid = length + fresh
-            pages = (valid + rows - 1) // rows  # valid pages of the whole cache
+            pages = (length + rows - 1) // rows  # valid pages of the whole cache
             for h in range(heads):
                 qh = q.read() * scale
                 m = sd.full((1, 1), -math.inf)
@@ -81,7 +79,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
                     kt = sd.reshape(k.read(), (rows, dh))
                     vt = sd.reshape(v.read(), (rows, dh))
                     position = sd.iota((1, rows)) + (j * splits + s) * rows
-                    scores = sd.where(position >= valid, MASKED, qh @ kt.T)
+                    scores = sd.where(position >= length, MASKED, qh @ kt.T)
                     m_new = sd.maximum(m, sd.max(scores, axis=1))
                     p = sd.exp(scores - m_new)
                     alpha = sd.exp(m - m_new)
