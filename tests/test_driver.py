@@ -125,6 +125,19 @@ def test_report_counts_resources_per_node(tmp_path):
     assert placement["makespan_cycles"] == report["timed_simulation"]["makespan_cycles"]
 
 
+def test_fifo_tradeoff_curve_in_the_report(tmp_path, capsys):
+    """`--fifo-tradeoff`: min-bits at makespan slacks of 0 to 100%; the first point is the design's
+    own sizing, each run within its slack, the longest run needs no more bits than the fastest."""
+    assert main(["-q", "compile", "--size", "tiny", "--fifo-tradeoff", "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    curve, base = report["fifo_tradeoff"], report["timed_simulation"]["unbounded_makespan_cycles"]
+    assert [p["slack"] for p in curve] == [0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0]
+    assert curve[0]["makespan_cycles"] == base and curve[0]["total_bits"] == report["fifo_sizing"]["total_bits"]
+    assert all(p["makespan_cycles"] <= base * (1 + p["slack"]) for p in curve)
+    assert curve[-1]["total_bits"] < curve[0]["total_bits"]
+    assert "FIFO trade-off: slack 100%" in capsys.readouterr().out
+
+
 def test_task_local_buffers_count_toward_the_on_chip_check():
     """A 1 GiB tensor computed inside a task is an on-chip array in the emitted C++."""
     from xdsl.context import Context

@@ -70,7 +70,8 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
     else:
         hidden, ffn, tile = SIZES[args.size]
         example = EXAMPLES[args.program](hidden, ffn, tile)
-        result = compile_example(example, out, console, seed=args.seed, csim=args.csim, force=args.force)
+        result = compile_example(example, out, console, seed=args.seed, csim=args.csim, force=args.force,
+                                 fifo_tradeoff=args.fifo_tradeoff)
     print(_summary(result.report, out))
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
@@ -118,7 +119,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         figures["quantization"] = quantization_figures(block, scheme)
     verify = args.size != "paper"
     return compile_example(block.example, out, console, seed=args.seed, csim=args.csim, force=args.force, verify=verify,
-                           emit_hls=not verify, model=figures)
+                           emit_hls=not verify, model=figures, fifo_tradeoff=args.fifo_tradeoff)
 
 
 def _model_lines(report: dict) -> list[str]:
@@ -153,6 +154,8 @@ def _summary(report: dict, out: object) -> str:
         *(_model_lines(report) if "model_figures" in report else []),
         f"  timed simulation: {timed['makespan_cycles']} cycles (unbounded FIFOs: {timed['unbounded_makespan_cycles']}), "
         f"deadlock-free: {verification['deadlock_free']}",
+        *[f"  FIFO trade-off: slack {p['slack']:.0%}: {p['makespan_cycles']} cycles, {p['total_bits']} bits"
+          for p in report.get("fifo_tradeoff", [])],
         *([f"  C simulation (g++, sequential and threaded) vs functional simulation: max abs error "
            f"{verification['csim_vs_sim_max_abs']:.3g}"] if verification["csim_vs_sim_max_abs"] is not None else []),
         f"  wrote {out}/report.html, report.json, program.mlir, dataflow.dot/.svg"
@@ -384,6 +387,8 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                         help="models: compute torch functions of the block with others, say every attention with a DSL "
                              "kernel: FILE defines REPLACE = {torch function: function} and optionally "
                              "prepare_model(model) (tutorials/07_kernel_in_a_model.py); docs/frontends.md")
+    parser.add_argument("--fifo-tradeoff", action="store_true",
+                        help="also report the makespan / FIFO-bits curve: min-bits at makespan slacks of 0 to 100%%")
     _add_quant_args(parser)
     _add_force_arg(parser)
 

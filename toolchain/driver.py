@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lowering.fifo_sizing import tradeoff
 from lowering.memory import design_memory, local_tensors
 from lowering.resources import ResourceError, kernel_usage, resources_report
 from lowering.slr import SlrError, extra_depth, kernel_wires, place, with_crossings
@@ -100,6 +101,7 @@ def compile_example(
     verify: bool = True,
     emit_hls: bool = False,
     model: dict[str, object] | None = None,
+    fifo_tradeoff: bool = False,
 ) -> CompileResult:
     """Compile `example` and verify it; the output directory appears whole or not at all.
 
@@ -109,16 +111,19 @@ def compile_example(
     simulation still runs); `emit_hls` writes the HLS project without simulating it. `model` (the
     figures of a lowered model, from toolchain.models) becomes the report's `model_figures`, with
     the cycles of one invocation, the FIFO bits and every stage's seconds added; its `layers` and
-    `host_seconds` give the report's `estimate` (toolchain/estimate.py).
+    `host_seconds` give the report's `estimate` (toolchain/estimate.py). `fifo_tradeoff` adds the
+    makespan/FIFO-bits curve (`lowering.fifo_sizing.tradeoff`: min-bits at makespan slacks of 0 to
+    100%) as the report's `fifo_tradeoff`.
     """
     check_output_dir(out, force)  # before any work: a bad output path costs nothing
     progress = Progress(0) if progress is None else progress
-    with progress.bar("compile", STAGES + 2 * csim) as advance:
-        return _compile(example, Path(out), _Stages(progress.step, advance), seed, csim, force, verify, emit_hls, model)
+    with progress.bar("compile", STAGES + 2 * csim + fifo_tradeoff) as advance:
+        return _compile(example, Path(out), _Stages(progress.step, advance), seed, csim, force, verify, emit_hls, model,
+                        fifo_tradeoff)
 
 
 def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool, force: bool, verify: bool = True,
-             emit_hls: bool = False, model: dict[str, object] | None = None) -> CompileResult:
+             emit_hls: bool = False, model: dict[str, object] | None = None, fifo_tradeoff: bool = False) -> CompileResult:
     import streamdsl as sd
 
     with stages("build", f"building the IR of {example.name}"):
@@ -200,6 +205,10 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
         },
         "timing": stages.seconds,
     }
+    if fifo_tradeoff:
+        with stages("fifo_tradeoff", "the makespan / FIFO-bits trade-off: min-bits at makespan slacks of 0 to 100%"):
+            report["fifo_tradeoff"] = [{"slack": p.slack, "makespan_cycles": p.makespan, "total_bits": p.total_bits,
+                                        "seconds": round(p.seconds, 4)} for p in tradeoff(design.graph)]
     if model is not None:
         from toolchain.estimate import model_estimate
 
