@@ -23,9 +23,11 @@ length. Features shown:
   in the last page get a large negative score), so nothing but K and V is streamed;
 - tile concatenation (`sd.concat` packs `o_s`, `m_s`, `l_s` into one token) and tile slicing
   (the combine kernel unpacks it);
-- stream concatenation: the S partial streams are joined with `sd.concat` into one (S, H, dh + 2)
-  stream; the combine kernel reads it head by head, so a layout converter reorders it on chip
-  (`sd.compile` plans its buffer).
+- stream interleaving: the S partial streams are joined round robin with `sd.join` into one
+  (S, H, dh + 2) stream, head by head: the order the combine kernel reads, so no layout converter
+  is needed (`sd.concat` would stream part after part, and a converter would buffer all of them
+  to reorder them; with parts of different run-time lengths, a part that finishes early would
+  then wait on a FIFO for the concatenation to reach it).
 
 Run it: `python tutorials/04_flash_decoding.py` (it checks itself against
 torch.nn.functional.scaled_dot_product_attention(enable_gqa=True)).
@@ -120,7 +122,7 @@ def build(heads: int = 8, kv_heads: int = 2, capacity: int = 64, dh: int = 16, r
         partials = [kern(q, k, v, length) for kern, k, v in zip(parts, k_parts, v_parts)]
         if new:  # first: the combine's running maximum is finite from the start
             partials.insert(0, fresh_part(q, *new))
-        return combine(sd.concat(partials, axis=0) if len(partials) > 1 else partials[0])
+        return combine(sd.join(partials, ALL) if len(partials) > 1 else partials[0])
 
     Cache = sd.Tensor[sd.f32, (kv_heads, part, dh)]
     Query = sd.Tensor[sd.f32, (heads, dh)]

@@ -79,11 +79,12 @@ def test_the_flash_block_streams_only_the_valid_cache(family: str) -> None:
     assert len(bounded) == 4 and {op.source.name_hint for op in bounded} == {"past_key", "past_value"}
     assert not any(isinstance(op, ITensorConverterOp) and op.result.type.itensor.bounds for op in design.module.walk())
     cycles = {}
-    for n in (0, 1, 9, 32, 64):
+    for n in (0, 1, 32, 64):
         run = design.timed_simulation(scalars=dict.fromkeys(kernels[0].scalar_args, n))
         assert run.deadlock is None
         cycles[n] = run.makespan
-    assert cycles[0] < cycles[1] < cycles[9] < cycles[32] < cycles[64] == design.timed_simulation().makespan
+    # a short cache: the rest of the block is the critical path; a long one: the pages
+    assert cycles[0] <= cycles[1] < cycles[32] < cycles[64] == design.timed_simulation().makespan
     assert_no_deadlock_no_stall(design)  # at the maximum, what the FIFOs are sized for
 
 
