@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import IntegerType, ModuleOp, ShapedType, TensorType
+from xdsl.dialects.builtin import DenseArrayBase, IntegerType, ModuleOp, ShapedType, TensorType
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
@@ -39,7 +39,7 @@ from hls_backend.cxx import (
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
 from lowering.resources import U55C_COSTS as MAXI  # the m_axi burst and outstanding requests the resource model counts
-from lowering.timing import U55C, TimingError, task_timing
+from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, dma_bits_per_cycle, table_of, task_timing
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -114,10 +114,30 @@ class Port:
     tensor: Arg
     it: itensor
     offsets: tuple[int, ...] = ()  # a dma_load of a slice: where the stream's box lies in `tensor`
+    # a DMA striped over S pseudo-channels has S ports: stripe s holds words s, s + S, ... of the
+    # whole buffer `whole` (lowering/hbm_channels.py); `channel` is its pseudo-channel (link.cfg)
+    stripe: int = 0
+    stripes: int = 1
+    channel: int | None = None
+    base: str = ""  # the whole buffer's name when striped (its pack / unpack functions)
 
     @property
     def layout(self) -> HbmLayout:
+        """The layout of the DMA's whole buffer (all its stripes)."""
         return HbmLayout.of(self.it)
+
+    @property
+    def whole(self) -> str:
+        return self.base or self.name
+
+    @property
+    def words(self) -> int:
+        """512-bit words of this port's buffer (its stripe)."""
+        return self.layout.words // self.stripes
+
+    @property
+    def nbytes(self) -> int:
+        return self.words * WORD_BITS // 8
 
 
 @dataclass
@@ -430,26 +450,42 @@ class _KernelEmitter:
     def _close(self, lines: list[str], depth: int, indent: int) -> None:
         lines += ["  " * d + "}" for d in reversed(range(indent, depth))]
 
-    def _port(self, tensor: Arg, it: itensor, node: str, offsets: tuple[int, ...] = ()) -> Port:
-        """The m_axi argument of one DMA: the tensor's name for its first DMA, `x_1`, ... after."""
-        name, n = tensor.name, 0
+    def _unique(self, want: str, tensor: Arg) -> str:
+        name, n = want, 0
         while any(p.name == name for p in self.ports) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
             n += 1
-            name = f"{tensor.name}_{n}"
-        port = Port(name, tensor, it, offsets)
-        if port.layout.nbytes > HBM_CHANNEL_BYTES:
-            raise HlsEmitError(
-                f"{node}: {tensor.name} packed in its stream order (replays stored again) takes {port.layout.nbytes / 2**20:.1f} MiB, "
-                f"more than one HBM pseudo-channel's {HBM_CHANNEL_BYTES // 2**20} MiB; stream it with fewer reuse loops"
-            )
-        self.ports.append(port)
-        return port
+            name = f"{want}_{n}"
+        return name
+
+    def _ports(self, tensor: Arg, it: itensor, node: str, op: DmaLoadOp | DmaStoreOp, offsets: tuple[int, ...] = ()) -> list[Port]:
+        """The m_axi arguments of one DMA: the tensor's name for its first DMA, `x_1`, ... after; a
+        DMA striped over S channels has S of them, `x_s0` ... (`hbm_channels` on the op)."""
+        channels = op.attributes.get(HBM_CHANNELS_ATTR)
+        chans = [int(c) for c in channels.get_values()] if isinstance(channels, DenseArrayBase) else [None]
+        base = self._unique(tensor.name, tensor)
+        if len(chans) > 1 and (isinstance(op, DmaStoreOp) or it.bounds or HbmLayout.of(it).words_per_token % len(chans)):
+            raise HlsEmitError(f"{node}: {len(chans)} HBM stripes on a DMA that reads a word at a time (a store, run-time trip "
+                               "counts, or tokens that are not whole stripes); run allocate-hbm-channels to choose them")
+        ports = []
+        for s, channel in enumerate(chans):
+            name = base if len(chans) == 1 else self._unique(f"{base}_s{s}", tensor)
+            port = Port(name, tensor, it, offsets, s, len(chans), channel, base if len(chans) > 1 else "")
+            if port.nbytes > HBM_CHANNEL_BYTES:
+                raise HlsEmitError(
+                    f"{node}: {tensor.name} packed in its stream order (replays stored again) takes {port.nbytes / 2**20:.1f} MiB "
+                    f"a stripe, more than one HBM pseudo-channel's {HBM_CHANNEL_BYTES // 2**20} MiB; stream it with fewer reuse loops"
+                )
+            self.ports.append(port)
+            ports.append(port)
+        return ports
 
     def _dma(self, op: DmaLoadOp | DmaStoreOp, node: str, fn: str, load: bool) -> _Process:
-        """One sequential burst over the DMA's own 512-bit port, pipelined at a word per cycle:
-        token k is words [k W, (k + 1) W), `lanes` elements per word (hbm.py), and a stream beat is
-        the words holding its lanes (`_words`). The pseudo-channel delivers fewer bits per cycle
-        than the port takes: csim charges its rate per word (SD_HBM), as the timing model does."""
+        """One sequential burst over each of the DMA's 512-bit ports, pipelined: token k is words
+        [k W, (k + 1) W), `lanes` elements per word (hbm.py), and a stream beat is the words holding
+        its lanes (`_words`). Striped over S ports, an iteration reads word i of every stripe (whole
+        words g = i S + s of the buffer), S words: one beat. The pseudo-channels deliver fewer bits
+        per cycle than the ports take: csim charges their rate per word (SD_HBM), as the timing
+        model does (`dma_bits_per_cycle`)."""
         stream_value = op.result if load else op.source
         it = stream_value.type.itensor  # type: ignore[attr-defined]
         info = self._stream(stream_value, fn, "producer" if load else "consumer")
@@ -457,31 +493,41 @@ class _KernelEmitter:
         if tensor is None:
             what = "loads a tensor that is not a kernel argument" if load else "stores a tensor that is not a kernel result"
             raise HlsEmitError(f"{node}: {what}")
-        port = self._port(tensor, it, node, tuple(s.start for s in op.box) if load and op.offsets is not None else ())
-        lay = port.layout
+        ports = self._ports(tensor, it, node, op, tuple(s.start for s in op.box) if load and op.offsets is not None else ())
+        lay, stripes = ports[0].layout, len(ports)
+        rate = dma_bits_per_cycle(op, table_of(self.kernel))
         word = f"ap_uint<{WORD_BITS}>"
+        hbm = [f"hbm{s}" if stripes > 1 else "hbm" for s in range(stripes)]
         if load:
-            params, args = [f"const {word}* hbm", f"hls::stream<{info.token}>& out"], [port.name, info.var]
+            params, args = [*(f"const {word}* {h}" for h in hbm), f"hls::stream<{info.token}>& out"], [*(p.name for p in ports), info.var]
         else:
-            params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, port.name]
+            params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, ports[0].name]
         direction = "HBM -> stream" if load else "stream -> HBM"
         lines = [f"  {info.token} beat = {{}};  // the stream beat being filled or emptied"]
         pipeline = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
         per = lay.words_per_token
         if it.bounds:
-            lines += self._bounded_words(it, lay, load, pipeline)
+            lines += self._bounded_words(it, lay, load, pipeline, rate)
             for name in sorted(it.scalars):  # the run-time lengths (sd_ names: none of the loop's locals)
                 params.append(f"int sd_{self.scalar_c[name]}")
                 args.append(self.scalar_c[name])
             what = "run-time trip counts, a slot per token of the largest stream, the live ones in one burst"
+        elif stripes > 1:
+            lines += [f"  for (int i = 0; i < {lay.words // stripes}; ++i) {{  // word i of every stripe: one beat", f"    {pipeline}"]
+            for s in range(stripes):
+                lines += ["    {", f"      const int w = (i * {stripes} + {s}) % {per};",
+                          *self._word(it, lay, load, "      ", "i", rate, hbm[s]), "    }"]
+            lines.append("  }")
+            what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor striped over {stripes} ports"
         else:
             lines += [f"  for (int i = 0; i < {lay.words}; ++i) {{", f"    {pipeline}",
-                      *([f"    const int w = i % {per};"] if per > 1 else []), *self._word(it, lay, load, "    ", "i"), "  }"]
+                      *([f"    const int w = i % {per};"] if per > 1 else []), *self._word(it, lay, load, "    ", "i", rate), "  }"]
             what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor"
         what += f", {lay.words_per_token} word(s) of {lay.lanes} lanes and {it.beats} beat(s) a tile"
-        return _Process(fn, node, params, args, lines, f"{node}: {direction} on port {port.name}, {what}")
+        names = ", ".join(p.name for p in ports)
+        return _Process(fn, node, params, args, lines, f"{node}: {direction} on port{'s' if stripes > 1 else ''} {names}, {what}")
 
-    def _bounded_words(self, it: itensor, lay: HbmLayout, load: bool, pipeline: str) -> list[str]:
+    def _bounded_words(self, it: itensor, lay: HbmLayout, load: bool, pipeline: str, rate: int) -> list[str]:
         """The live tokens of a stream with run-time trip counts, in one loop pipelined at a word
         per cycle: loop indices advance like an odometer, each loop carrying into the next outer
         one at its bound (computed from the outer indices and the scalars); a position outside a
@@ -504,7 +550,7 @@ class _KernelEmitter:
             f"    #pragma HLS loop_tripcount max={lay.words}",
             f"    const bool live = {live};",
             "    if (live) {",
-            *self._word(it, lay, load, "      ", f"({slot}) * {per} + w"),
+            *self._word(it, lay, load, "      ", f"({slot}) * {per} + w", rate),
             "    }",
             f"    if (live && w + 1 < {per}) {{",
             "      ++w;",
@@ -516,7 +562,7 @@ class _KernelEmitter:
         ]
 
     @staticmethod
-    def _word(it: itensor, lay: HbmLayout, load: bool, pad: str, address: str) -> list[str]:
+    def _word(it: itensor, lay: HbmLayout, load: bool, pad: str, address: str, rate: int, hbm: str = "hbm") -> list[str]:
         """One HBM word (word `address` of the port, word w of its tile): element e of a tile is
         lane e % lanes of its word e // lanes and lane e % beat lanes of its beat. A beat holds
         `per_beat` whole words (beat lanes are a multiple of word lanes when a tile has more than
@@ -530,10 +576,10 @@ class _KernelEmitter:
         guard = f"if ({e} < {lay.elements}) " if lay.elements % lanes else ""
         ends = ([f"j == {per_beat - 1}"] if it.beats > 1 else []) + ([f"w == {per - 1}"] if per > 1 else [])
         last = " || ".join(ends)
-        lines = [pad + f"SD_HBM({WORD_BITS}, {U55C.hbm_bits_per_cycle});  // the pseudo-channel's rate",
+        lines = [pad + f"SD_HBM({WORD_BITS}, {rate});  // the pseudo-channels' rate",
                  *([pad + f"const int j = w % {per_beat};"] if it.beats > 1 else [])]
         if load:
-            return lines + [pad + f"const ap_uint<{WORD_BITS}> word = hbm[{address}];",
+            return lines + [pad + f"const ap_uint<{WORD_BITS}> word = {hbm}[{address}];",
                             pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
                             pad + f"  {guard}beat.v[{at}] = sd_lane<{elem}>(word, l);", pad + "}",
                             pad + f"{f'if ({last}) ' if last else ''}out.write(beat);"]
@@ -542,7 +588,7 @@ class _KernelEmitter:
                         pad + f"ap_uint<{WORD_BITS}> word = 0;",
                         pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
                         pad + f"  {guard}sd_set_lane<{elem}>(word, l, beat.v[{at}]);", pad + "}",
-                        pad + f"hbm[{address}] = word;"]
+                        pad + f"{hbm}[{address}] = word;"]
 
     def hbm_code(self) -> str:
         """sd_hbm.h: for every port, pack (inputs) or unpack (outputs) between the row-major tensor
@@ -551,14 +597,18 @@ class _KernelEmitter:
                "// Token k of a port's stream is bytes [k W 64, (k + 1) W 64): its tile row-major, little-endian lanes.",
                "#ifndef SD_HBM_H", "#define SD_HBM_H", "", "#include <cstddef>", "#include <cstring>", "",
                '#include "sd_fp16.h"', ""]
-        for port in self.ports:
+        out += ["// Stripe s of a DMA striped over `stripes` ports: words s, s + stripes, ... of its whole buffer",
+                "inline void sd_stripe(const unsigned char* sd_whole, size_t sd_words, int sd_stripes, int sd_s, unsigned char* sd_part) {",
+                "  for (size_t g = sd_s, i = 0; g < sd_words; g += sd_stripes, ++i) std::memcpy(sd_part + i * 64, sd_whole + g * 64, 64);",
+                "}", ""]
+        for port in [p for p in self.ports if p.stripe == 0]:  # one whole buffer per DMA
             lay, a = port.layout, port.tensor
             size = lay.bits // 8
-            fn = f"sd_{'unpack' if a.is_output else 'pack'}_{port.name}"
+            fn = f"sd_{'unpack' if a.is_output else 'pack'}_{port.whole}"
             # parameter and counter names start with sd_, which no tensor name does (ident() of a user name)
             sig = (f"const unsigned char* sd_hbm, {a.ctype}* sd_tensor" if a.is_output
                    else f"const {a.ctype}* sd_tensor, unsigned char* sd_hbm")
-            out += [f"// port {port.name}: {a.name} as {port.it}, {lay.words} words", f"inline void {fn}({sig}) {{", "  size_t sd_k = 0;"]
+            out += [f"// port {port.whole}: {a.name} as {port.it}, {lay.words} words", f"inline void {fn}({sig}) {{", "  size_t sd_k = 0;"]
             lines, offsets, depth = self._walk(port.it, 1, "i")  # every slot, up to the trip counts
             byte = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) * {size})"
             if lay.bits == 4:  # files hold int8, HBM two nibbles a byte
@@ -779,7 +829,7 @@ class _KernelEmitter:
         for k, port in enumerate(self.ports):
             way = "write" if port.tensor.is_output else "read"  # the adapter's buffer: lowering/resources.py
             burst = f"max_{way}_burst_length={MAXI.maxi_burst} num_{way}_outstanding={MAXI.maxi_outstanding}"
-            lines.append(f"#pragma HLS interface m_axi port={port.name} bundle=gmem{k} offset=slave depth={port.layout.words} {burst}")
+            lines.append(f"#pragma HLS interface m_axi port={port.name} bundle=gmem{k} offset=slave depth={port.words} {burst}")
         for name in [p.name for p in self.ports] + [a.name for a in scalars]:
             lines.append(f"#pragma HLS interface s_axilite port={name}")
         lines += ["#pragma HLS interface s_axilite port=return", "#pragma HLS dataflow", ""]

@@ -9,6 +9,10 @@ e % lanes of word e // lanes, bits [lane * b, lane * b + b), little-endian (i4: 
 the even lane in the low nibble); the last word's unused lanes are zero. `pack` / `unpack` are the
 numpy reference of that layout; the host program and the testbench do the same in C++
 (hls_backend/project.py) and the DMA processes read it (hls_backend/emit.py).
+
+A DMA striped over S pseudo-channels (lowering/hbm_channels.py) has S ports: stripe s holds words
+s, s + S, s + 2S, ... of that buffer, in order (`stripe` / `unstripe`; `sd_stripe` in C++), so the
+DMA reads word i of every stripe in one cycle, the S consecutive words g = i S + s of its stream.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from hls_backend.cxx import HlsEmitError
 from streamdsl.itensor import itensor
 
-__all__ = ["HBM_CHANNEL_BYTES", "WORD_BITS", "HbmLayout", "element_bits", "pack", "unpack"]
+__all__ = ["HBM_CHANNEL_BYTES", "WORD_BITS", "HbmLayout", "element_bits", "pack", "stripe", "unpack", "unstripe"]
 
 WORD_BITS = 512
 HBM_CHANNEL_BYTES = 512 * 2**20  # one of the U55C's 32 pseudo-channels (16 GiB in all)
@@ -109,3 +113,19 @@ def unpack(buffer: np.ndarray, it: itensor) -> np.ndarray:
         raw = data.view(np.dtype(f"u{layout.bits // 8}")).reshape(layout.tokens, layout.words_per_token * layout.lanes)
     values = _cooked(np.ascontiguousarray(raw[:, : layout.elements]), it)
     return it.from_stream(list(values.reshape(layout.tokens, *it.tile)))
+
+
+def stripe(buffer: np.ndarray, stripes: int) -> list[np.ndarray]:
+    """The bytes of each of the `stripes` ports of a packed buffer: stripe s holds words s, s + S, ...."""
+    words = np.asarray(buffer, dtype=np.uint8).reshape(-1, WORD_BITS // 8)
+    if len(words) % stripes:
+        raise ValueError(f"stripe: {len(words)} words do not divide into {stripes} stripes")
+    return [np.ascontiguousarray(words[s::stripes]).reshape(-1) for s in range(stripes)]
+
+
+def unstripe(parts: list[np.ndarray]) -> np.ndarray:
+    """The packed buffer whose stripes are `parts` (the inverse of `stripe`)."""
+    words = [np.asarray(p, dtype=np.uint8).reshape(-1, WORD_BITS // 8) for p in parts]
+    if len({len(w) for w in words}) > 1:
+        raise ValueError(f"unstripe: stripes of {[len(w) for w in words]} words; every stripe holds as many")
+    return np.stack(words, axis=1).reshape(-1)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hls_backend.cxx import HlsEmitError
-from hls_backend.emit import Arg, KernelSource, emit_kernel
+from hls_backend.emit import Arg, KernelSource, Port, emit_kernel
 from hls_backend.hbm import WORD_BITS
 from hls_backend.lint import lint_cpp
 from streamdsl.output import atomic_output_dir
@@ -39,9 +39,10 @@ def emit_project(design_or_module: Any, out_dir: Path | str, depths: dict[str, i
         raise HlsEmitError(f"kernel {kernel.top}: the emitted C++ breaks HLS coding rules (hls_backend/lint.py):\n  "
                            + "\n  ".join(broken[:10]))
     params = _params(design_or_module, kernel)
-    if len(kernel.ports) > HBM_CHANNELS:
+    if any(p.channel is None for p in kernel.ports) and len(kernel.ports) > HBM_CHANNELS:
         raise HlsEmitError(f"kernel {kernel.top} has {len(kernel.ports)} DMAs, each with its own HBM port; the U55C has "
-                           f"{HBM_CHANNELS} pseudo-channels")
+                           f"{HBM_CHANNELS} pseudo-channels: run the allocate-hbm-channels pass (lowering.pipeline.lower "
+                           "does) so that ports share channels")
     with atomic_output_dir(out_dir) as stage:
         (stage / "include").mkdir()
         (stage / "data").mkdir()
@@ -89,8 +90,10 @@ def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:
         "streams": [{"name": s.name, "var": s.var, "depth": s.depth, "producer": s.producer, "consumer": s.consumer}
                     for s in kernel.streams],
         # the top's m_axi arguments: one per DMA, the tensor packed in its stream's order (hls_backend/hbm.py)
-        "ports": [{"name": p.name, "tensor": p.tensor.name, "itensor": str(p.it), "bytes": p.layout.nbytes,
-                   "words": p.layout.words, "lanes": p.layout.lanes} for p in kernel.ports],
+        # (a DMA striped over S ports: stripe s holds words s, s + S, ... of the whole buffer)
+        "ports": [{"name": p.name, "tensor": p.tensor.name, "itensor": str(p.it), "bytes": p.nbytes,
+                   "words": p.words, "lanes": p.layout.lanes, "stripe": p.stripe, "stripes": p.stripes,
+                   "channel": _channel(kernel, p)} for p in kernel.ports],
         "processes": kernel.processes,
         "nodes": kernel.nodes,  # process function -> node name (as the simulators name it)
     }
@@ -114,11 +117,15 @@ def _pack_inputs(kernel: KernelSource) -> list[str]:
     for a in kernel.inputs:
         lines.append(f'  const std::vector<{a.ctype}> {a.name} = sd_io::load<{a.ctype}>(dir + "/{a.name}.bin", {a.numel});')
     for p in kernel.ports:
-        if not p.tensor.is_output:
-            lines += [f"  std::vector<unsigned char> hbm_{p.name}({p.layout.nbytes});",
-                      f"  sd_pack_{p.name}({p.tensor.name}.data(), hbm_{p.name}.data());"]
-        else:
-            lines.append(f"  std::vector<unsigned char> hbm_{p.name}({p.layout.nbytes});")
+        if p.tensor.is_output:
+            lines.append(f"  std::vector<unsigned char> hbm_{p.name}({p.nbytes});")
+            continue
+        if p.stripe == 0:  # the DMA's whole buffer
+            lines += [f"  std::vector<unsigned char> hbm_{p.whole}({p.layout.nbytes});",
+                      f"  sd_pack_{p.whole}({p.tensor.name}.data(), hbm_{p.whole}.data());"]
+        if p.stripes > 1:  # and its stripes, one per port
+            lines += [f"  std::vector<unsigned char> hbm_{p.name}({p.nbytes});",
+                      f"  sd_stripe(hbm_{p.whole}.data(), {p.layout.words}, {p.stripes}, {p.stripe}, hbm_{p.name}.data());"]
     return lines
 
 
@@ -241,7 +248,7 @@ def host_program(kernel: KernelSource) -> str:
         "  // one buffer per port, in the HBM pseudo-channel the link step gave it (link.cfg)",
     ]
     for k, p in enumerate(kernel.ports):
-        lines.append(f"  xrt::bo bo_{p.name}(device, {p.layout.nbytes}, kernel.group_id({k}));")
+        lines.append(f"  xrt::bo bo_{p.name}(device, {p.nbytes}, kernel.group_id({k}));")
     for p in kernel.ports:
         if not p.tensor.is_output:
             lines += [f"  bo_{p.name}.write(hbm_{p.name}.data());", f"  bo_{p.name}.sync(XCL_BO_SYNC_BO_TO_DEVICE);"]
@@ -269,10 +276,17 @@ def host_program(kernel: KernelSource) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _channel(kernel: KernelSource, port: Port) -> int:
+    """The port's pseudo-channel: allocate-hbm-channels' choice, else the port's own (its index)."""
+    return port.channel if port.channel is not None else kernel.ports.index(port)
+
+
 def link_config(kernel: KernelSource) -> str:
-    """One HBM pseudo-channel per port (distinct channels: every DMA streams at a channel's bandwidth)."""
+    """Each port on its pseudo-channel (lowering/hbm_channels.py: a striped DMA's ports on distinct
+    channels, channels shared when ports outnumber them); without an allocation every port has a
+    channel of its own."""
     lines = ["[connectivity]", f"nk={kernel.top}:1:{kernel.top}_1"]
-    lines += [f"sp={kernel.top}_1.{p.name}:HBM[{k}]" for k, p in enumerate(kernel.ports)]
+    lines += [f"sp={kernel.top}_1.{p.name}:HBM[{_channel(kernel, p)}]" for p in kernel.ports]
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 FIFO-sized dataflow design (docs/lowering.md).
 
     integer-tensors -> fuse-elementwise -> order-loops -> tile-linalg -> form-kernels -> fuse-kernels -> insert-converters
+    -> allocate-hbm-channels
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -25,6 +26,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FunctionType, IntegerAttr, ModuleOp, i64
 
 from lowering.converters import plan
+from lowering.transforms.allocate_hbm_channels import AllocateHbmChannelsPass
 from lowering.transforms.form_kernels import SCALAR_MAX, FormKernelsPass
 from lowering.transforms.fuse_elementwise import FuseElementwisePass
 from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_kernels
@@ -117,12 +119,15 @@ def _i32_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAULT_BUDGET,
-          tile_plan: Callable[[Any], None] | None = None, scalar_max: Mapping[str, int] | None = None) -> Lowered:
+          tile_plan: Callable[[Any], None] | None = None, scalar_max: Mapping[str, int] | None = None,
+          hbm_striping: bool = True) -> Lowered:
     """Lower an `ImportedProgram` (or anything with `module`, `func`, `inputs`, `params`) to a
     dataflow Program. `tile_plan(module)` may set `tile_sizes` attributes on generics after
     element-wise fusion (a given tiling plan); the rest get `default_tile`. `scalar_max` gives
     the largest value of each rank-0 integer input (a run-time scalar: a cache length, a
-    position); rank-0 inputs the program does not read are dropped from the lowered program."""
+    position); rank-0 inputs the program does not read are dropped from the lowered program.
+    Every DMA is then striped over HBM pseudo-channels (`allocate-hbm-channels`; `hbm_striping`
+    False: one stripe each, the channels still balanced by bytes)."""
     ctx = Context()
     module = imported.module.clone()
     seconds: dict[str, float] = {}
@@ -144,6 +149,8 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         fusion = fuse_kernels(fn, budget)
     with _stage(seconds, "converters"):
         InsertConvertersPass().apply(ctx, module)
+    with _stage(seconds, "hbm_channels"):
+        AllocateHbmChannelsPass(striping=hbm_striping).apply(ctx, module)
     module.verify()
     kernels = sum(isinstance(op, KernelOp) for op in fn.body.block.ops)
     program = Program(module, fn.sym_name.data, input_names, _i32_params(imported.params))

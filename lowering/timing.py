@@ -14,13 +14,14 @@ Tasks (docs/ir.md): the body is a tree of `scf.for` loops.
   other, straight-line ops in between start as soon as their operands are ready.
 - An `scf.if` without loops or stream accesses inside takes as long as its slowest branch.
 - `lanes` is the task's or op's `unroll` attribute when present, else `U55C.lanes`.
-Other nodes: DMAs stream at HBM pseudo-channel bandwidth; forks, joins, reshapes, chunks and
+Other nodes: DMAs stream at the measured bandwidth of their HBM pseudo-channels; forks, joins, reshapes, chunks and
 concats pass one token per cycle; a converter fills one bank of its ping-pong buffer per shared
 loop iteration while draining the other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from types import MappingProxyType
 
 import numpy as np
 from xdsl.dialects import arith, scf
-from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerAttr, IntegerType, ShapedType
+from xdsl.dialects.builtin import DenseArrayBase, Float32Type, Float64Type, FloatAttr, IntegerAttr, IntegerType, ShapedType
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr
 
@@ -54,8 +55,9 @@ from streamdsl.scalars import MAX_TRIPS, fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
-    "ACCUMULATORS", "U55C", "LanePartials", "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "dma_token_cycles",
-    "kernel_graph", "lane_partials", "task_timing",
+    "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
+    "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_token_cycles", "hbm_stripes", "kernel_graph",
+    "lane_partials", "table_of", "task_timing",
 ]  # fmt: skip
 
 
@@ -86,11 +88,22 @@ class TimingTable:
     lanes: int = 64  # scalar ops per cycle of a tile op without an `unroll` attribute
     loop_entry: int = 1  # cycles to enter each iteration of a non-pipelined loop
     buffer_latency: int = 2  # on-chip buffer (BRAM/URAM) access: extract_slice / insert_slice
-    hbm_bits_per_cycle: int = 383  # one HBM pseudo-channel, 14.375 GB/s at 300 MHz
+    # one HBM pseudo-channel as measured, not its 14.375 GB/s peak: Shuhai (Wang et al., FCCM 2020)
+    # measured 425 GB/s over the 32 channels of the U280's HBM2, the U55C's stacks (docs/timing.md)
+    hbm_channel_gbps: float = 425 / 32
     hbm_word_bits: int = 512  # a DMA's m_axi port: one word per cycle (hls_backend/hbm.py)
     dma_latency: int = 64  # DMA request to first beat (AXI burst + HBM controller)
     sll_latency: int = 4  # register stages per SLR boundary a FIFO crosses (Laguna TX/RX + one each side; lowering/slr.py)
     op_latency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict(_OP_LATENCY)))
+
+    @property
+    def hbm_bits_per_cycle(self) -> int:
+        """Bits one pseudo-channel delivers per kernel cycle (354 at 300 MHz, 425 at 250 MHz)."""
+        return int(self.hbm_channel_gbps * 8e3 / self.clock_mhz)
+
+    def at_clock(self, clock_mhz: float) -> TimingTable:
+        """This table at another kernel clock (cycles of logic stay; HBM bits per cycle change)."""
+        return dataclasses.replace(self, clock_mhz=clock_mhz)
 
     def latency_of(self, op: Operation) -> int:
         """The pipeline latency of a scalar, element-wise or structural op (not a loop or tile op)."""
@@ -229,8 +242,8 @@ def task_timing(task: TaskOp, table: TimingTable = U55C) -> TaskTiming:
 
 
 def kernel_graph(kernel: Operation, table: TimingTable = U55C) -> tuple[Graph, dict[str, SSAValue]]:
-    """The timing graph of a `dataflow.kernel` under `table`."""
-    return graph_from_kernel(kernel, table)  # type: ignore[arg-type]
+    """The timing graph of a `dataflow.kernel` under `table` at the kernel's clock (`table_of`)."""
+    return graph_from_kernel(kernel, table_of(kernel, table))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,16 +268,41 @@ def _hbm_words(table: TimingTable, value: SSAValue) -> int:
     return -(-it.token_elements // (table.hbm_word_bits // (8 if it.dtype.bits == 1 else it.dtype.bits)))
 
 
-def _beat(table: TimingTable, value: SSAValue) -> int:
-    """Cycles per token of a DMA: every DMA has its own 512-bit port (a word per cycle) on its own
-    HBM pseudo-channel (the emitted top gives a tensor loaded twice two ports), which delivers
-    `hbm_bits_per_cycle` of the token's whole words; never faster than the stream takes its beats."""
-    return max(_token_cycles(table, value), -(-_hbm_words(table, value) * table.hbm_word_bits // table.hbm_bits_per_cycle))
+HBM_CHANNELS_ATTR = "hbm_channels"  # array<i64: ...>: the pseudo-channel of each stripe (lowering/hbm_channels.py)
+HBM_SHARE_ATTR = "hbm_share"  # f64: the stripes' least share of their channels' bytes (1: channels of its own)
+CLOCK_ATTR = "clock_mhz"  # on a dataflow.kernel: the kernel clock its timing model runs at
+
+
+def hbm_stripes(op: Operation) -> tuple[int, float]:
+    """A DMA's stripes (HBM ports, each on its own pseudo-channel) and the share of those channels'
+    bandwidth it gets; a DMA without `hbm_channels` has one channel of its own."""
+    channels, share = op.attributes.get(HBM_CHANNELS_ATTR), op.attributes.get(HBM_SHARE_ATTR)
+    stripes = len(channels.get_values()) if isinstance(channels, DenseArrayBase) else 1
+    return stripes, share.value.data if isinstance(share, FloatAttr) else 1.0
+
+
+def dma_bits_per_cycle(op: Operation, table: TimingTable = U55C) -> int:
+    """HBM bits per cycle a DMA's stripes deliver together: each stripe's channel at the measured
+    rate, times the DMA's share of it."""
+    stripes, share = hbm_stripes(op)
+    return max(1, int(stripes * table.hbm_bits_per_cycle * share))
 
 
 def dma_token_cycles(op: DmaLoadOp | DmaStoreOp, table: TimingTable = U55C) -> int:
-    """Cycles per token of a DMA (`_beat`)."""
-    return _beat(table, op.result if isinstance(op, DmaLoadOp) else op.source)
+    """Cycles per token of a DMA: each of its stripes is a 512-bit port (a word per cycle) on its
+    own HBM pseudo-channel (the emitted top gives a tensor loaded twice two DMAs), and the channels
+    deliver `dma_bits_per_cycle` of the token's whole words; never faster than the stream takes
+    its beats."""
+    value = op.result if isinstance(op, DmaLoadOp) else op.source
+    words, stripes = _hbm_words(table, value), hbm_stripes(op)[0]
+    return max(_token_cycles(table, value), -(-words // stripes),
+               -(-words * table.hbm_word_bits // dma_bits_per_cycle(op, table)))
+
+
+def table_of(kernel: Operation, table: TimingTable = U55C) -> TimingTable:
+    """`table` at the kernel's clock (its `clock_mhz` attribute, set by a design plan), else as is."""
+    clock = kernel.attributes.get(CLOCK_ATTR)
+    return table.at_clock(float(clock.value.data)) if isinstance(clock, FloatAttr | IntegerAttr) else table
 
 
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:

@@ -57,6 +57,12 @@ def _fuse_kernels():
     return FuseKernelsPass
 
 
+def _allocate_hbm_channels():
+    from lowering.transforms.allocate_hbm_channels import AllocateHbmChannelsPass
+
+    return AllocateHbmChannelsPass
+
+
 STREAMDSL_UNIVERSE = Universe(
     all_dialects={"dataflow": _dataflow},
     all_passes={
@@ -68,5 +74,6 @@ STREAMDSL_UNIVERSE = Universe(
         "tile-linalg": _tile_linalg,
         "form-kernels": _form_kernels,
         "fuse-kernels": _fuse_kernels,
+        "allocate-hbm-channels": _allocate_hbm_channels,
     },
 )

@@ -125,3 +125,22 @@ def _parse_itensor(text: str):  # noqa: ANN202 - an ITensorType
     ctx = Context()
     ctx.load_dialect(DATAFLOW)
     return Parser(ctx, "!dataflow." + text).parse_type()
+
+
+@settings(max_examples=50, deadline=None)
+@given(it=layouts(), seed=st.integers(0, 2**16), stripes=st.integers(1, 4))
+def test_stripe_round_trip(it: sd.itensor, seed: int, stripes: int) -> None:
+    """Stripe s holds words s, s + S, ... of the packed buffer; unstripe puts them back."""
+    from hls_backend.hbm import stripe, unstripe
+
+    buf = pack(_values(np.random.default_rng(seed), it.shape, it.dtype), it)
+    words = buf.reshape(-1, 64)
+    if len(words) % stripes:
+        with pytest.raises(ValueError, match="do not divide"):
+            stripe(buf, stripes)
+        return
+    parts = stripe(buf, stripes)
+    assert [p.size for p in parts] == [buf.size // stripes] * stripes
+    for s, part in enumerate(parts):
+        np.testing.assert_array_equal(part.reshape(-1, 64), words[s::stripes])
+    np.testing.assert_array_equal(unstripe(parts), buf)

@@ -1,0 +1,152 @@
+"""HBM channel allocation (pass `allocate-hbm-channels`): stripe each DMA's HBM buffer over pseudo-channels, balanced by bytes.
+
+The U55C has 32 HBM pseudo-channels. A DMA reads (or writes) its buffer, the tensor packed in
+its stream's order (hls_backend/hbm.py), through 512-bit `m_axi` ports, one per **stripe**, each
+stripe on one pseudo-channel: word g of the buffer is word g // S of stripe g % S. A stripe
+delivers one channel's measured bandwidth (lowering/timing.py), so S stripes are S times one.
+
+How many stripes a DMA can use: its stream takes one beat (at most 1,024 bits, two 512-bit
+words) per cycle, and the emitted DMA reads one word from each stripe per cycle, filling one beat;
+so S is the words of a beat when a token's words divide into whole beats (a load without run-time
+trip counts), else 1 (`max_stripes`). More would not go faster: the stream is the limit.
+
+Allocation (`allocate`): the stripes of all DMAs are placed on the channels by longest processing
+time first: largest stripe (bytes) first, each on the least-loaded channel that holds no other
+stripe of its DMA (ties: the lowest channel). The busiest channel then moves close to the fewest
+bytes any placement can give it, which is the HBM time of a design whose DMAs all stream at once.
+When there are more stripes than channels, channels are shared, and a DMA is charged its share of
+each (`_share`): as if every stripe on the channel started at once under the HBM switch's
+round-robin arbitration, a stripe of x bytes finishes after the channel moved min(y, x) of every
+stripe y on it; the DMA's share is the least over its stripes.
+
+Stripes per DMA (`_stripe_counts`): as many as its bandwidth share needs, its bytes' share of the
+design's bytes times the 32 channels, rounded, at least one and at most `max_stripes` (a DMA of a
+few words keeps one port: a port costs logic and buys it nothing). DMAs with the most bytes get
+theirs first while the ports stay within 15 per channel (Vitis' limit of interfaces per bank).
+
+The pass (lowering/transforms/allocate_hbm_channels.py) writes, on each `dma_load` / `dma_store`,
+`hbm_channels = array<i64: c0, c1, ...>` (the channel of each stripe) and `hbm_share` (f64); the
+timing model charges the DMA those channels' bandwidth and the HLS backend emits one port per
+stripe with `sp=top_1.<port>:HBM[c]` in link.cfg.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, f64, i64
+
+from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp
+from streamdsl.itensor import itensor
+
+__all__ = ["CHANNELS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "max_stripes"]
+
+CHANNELS = 32  # the U55C's HBM2 pseudo-channels
+PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank
+
+
+@dataclass(frozen=True)
+class DmaDemand:
+    """What allocation needs of a DMA: its name (for messages), the bytes it moves and the most
+    stripes it can use."""
+
+    name: str
+    nbytes: int
+    max_stripes: int = 1
+
+
+@dataclass(frozen=True)
+class Allocation:
+    channels: tuple[int, ...]  # the pseudo-channel of each stripe
+    share: float  # the least, over its stripes, of the stripe's bytes over its channel's bytes
+
+    @property
+    def stripes(self) -> int:
+        return len(self.channels)
+
+
+def max_stripes(it: itensor, load: bool = True) -> int:
+    """Stripes a DMA of `it` can read in parallel: the 512-bit words of one stream beat, when every
+    token is whole beats of them (hls_backend/hbm.py packs a token into whole words); 1 for
+    stores and streams with run-time trip counts (read in one odometer loop, a word at a time)."""
+    word_bits, bits = U55C.hbm_word_bits, max(8, it.dtype.bits) if it.dtype.bits == 1 else it.dtype.bits
+    lanes = word_bits // bits
+    words, per_beat = -(-it.token_elements // lanes), -(-it.beat_lanes // lanes)
+    if not load or it.bounds or per_beat < 2 or words % per_beat:
+        return 1
+    return per_beat
+
+
+def _stripe_counts(dmas: Sequence[DmaDemand], channels: int) -> list[int]:
+    """Stripes per DMA: its bandwidth share, its bytes' share of all the design's bytes times the
+    channels, rounded (at least 1, at most `max_stripes`); the DMAs with the most bytes first
+    while the ports stay within `PORTS_PER_CHANNEL` a channel (ties: the earlier DMA)."""
+    ports = channels * PORTS_PER_CHANNEL
+    if len(dmas) > ports:
+        raise ValueError(f"allocate: {len(dmas)} DMAs, but the HBM takes at most {ports} ports "
+                         f"({PORTS_PER_CHANNEL} per pseudo-channel); fuse fewer tensors into one design")
+    total = sum(d.nbytes for d in dmas) or 1
+    counts = [1] * len(dmas)
+    free = ports - len(dmas)
+    for i in sorted(range(len(dmas)), key=lambda i: (-dmas[i].nbytes, i)):
+        extra = min(dmas[i].max_stripes, max(1, math.floor(dmas[i].nbytes / total * channels + 0.5))) - 1
+        if 0 < extra <= free:
+            counts[i] += extra
+            free -= extra
+    return counts
+
+
+def _share(size: float, others: Sequence[float]) -> float:
+    """The share of its channel a stripe of `size` bytes gets, the channel's stripes `others`
+    (itself included) all starting at once under round-robin arbitration: it finishes after the
+    channel moved min(y, size) of every stripe y, so its share is size / sum(min(y, size))."""
+    moved = sum(min(y, size) for y in others)
+    return size / moved if moved else 1.0
+
+
+def allocate(dmas: Sequence[DmaDemand], channels: int = CHANNELS) -> list[Allocation]:
+    """Stripes and channels for each DMA (in the order given), balanced by bytes (module doc)."""
+    if channels < 1:
+        raise ValueError(f"allocate: {channels} HBM channels; need at least one")
+    counts = _stripe_counts(dmas, channels)
+    stripes = [(d.nbytes / k, i, s) for i, (d, k) in enumerate(zip(dmas, counts)) for s in range(k)]
+    load = [0.0] * channels
+    on: list[list[float]] = [[] for _ in range(channels)]
+    placed: dict[int, list[int]] = {i: [] for i in range(len(dmas))}
+    for size, i, _ in sorted(stripes, key=lambda t: (-t[0], t[1], t[2])):
+        free = [c for c in range(channels) if c not in placed[i]] or list(range(channels))
+        best = min(free, key=lambda c: (load[c], c))
+        placed[i].append(best)
+        load[best] += size
+        on[best].append(size)
+    return [Allocation(tuple(placed[i]), min(_share(d.nbytes / counts[i], on[c]) for c in placed[i]))
+            for i, d in enumerate(dmas)]
+
+
+def _dma_demand(op: DmaLoadOp | DmaStoreOp) -> DmaDemand:
+    load = isinstance(op, DmaLoadOp)
+    stream = op.result if load else op.source
+    assert isinstance(stream.type, ITensorType)
+    it = stream.type.itensor.unbounded()  # the buffer holds every slot of the largest stream
+    bits = max(8, it.dtype.bits) if it.dtype.bits == 1 else it.dtype.bits
+    lanes = U55C.hbm_word_bits // bits
+    nbytes = it.num_tokens * -(-it.token_elements // lanes) * U55C.hbm_word_bits // 8
+    tensor = op.source if load else op.result
+    return DmaDemand(tensor.name_hint or op.name, nbytes, max_stripes(stream.type.itensor, load))
+
+
+def allocate_kernel(kernel: KernelOp, channels: int = CHANNELS, striping: bool = True) -> list[Allocation]:
+    """Allocate the DMAs of `kernel` and write `hbm_channels` / `hbm_share` on each (module doc);
+    without `striping` every DMA keeps one stripe (channels are still balanced)."""
+    dmas = [op for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp)]
+    demands = [_dma_demand(op) for op in dmas]
+    if not striping:
+        demands = [DmaDemand(d.name, d.nbytes, 1) for d in demands]
+    allocations = allocate(demands, channels)
+    for op, a in zip(dmas, allocations):
+        op.attributes[HBM_CHANNELS_ATTR] = DenseArrayBase.from_list(i64, list(a.channels))
+        op.attributes[HBM_SHARE_ATTR] = FloatAttr(round(a.share, 6), f64)
+    return allocations
