@@ -306,9 +306,11 @@ def table_of(kernel: Operation, table: TimingTable = U55C) -> TimingTable:
 
 
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
-    """Token k's first beat at `dma_latency + k * rate`; done when the last token's beats are out."""
+    """Token k's words are in after `dma_latency + (k + 1) * rate`; its first beat leaves `beats - 1`
+    cycles before that (`beats` cycles before the last, which its reader takes one per cycle), so a
+    reader never waits inside a token for HBM words; done when the last token's beats are out."""
     rate, n = dma_token_cycles(op, table), _it(op.result).num_tokens
-    times = table.dma_latency + np.arange(n, dtype=np.int64) * rate
+    times = table.dma_latency + np.arange(1, n + 1, dtype=np.int64) * rate - _token_cycles(table, op.result)
     return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + n * rate)
 
 
