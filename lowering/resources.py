@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import ShapedType
 from xdsl.ir import Block, Operation, SSAValue
 
 from lowering.memory import BRAM36, LUTRAM, REGISTER_BITS, URAM, bind, count, kernel_buffers, task_tensors
+from lowering.timing import hbm_stripes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph, node_of
 from streamdsl.itensor import BEAT_BITS
@@ -317,8 +318,8 @@ def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], tabl
     for op, name in kernel_nodes(kernel):
         if isinstance(op, TaskOp):
             nodes[name] = task_usage(op, table)
-        elif isinstance(op, DmaLoadOp | DmaStoreOp):
-            nodes[name] = table.maxi_usage()
+        elif isinstance(op, DmaLoadOp | DmaStoreOp):  # an m_axi adapter per HBM stripe (lowering/hbm_channels.py)
+            nodes[name] = table.maxi_usage() * hbm_stripes(op)[0]
         elif isinstance(op, ITensorConverterOp):
             nodes[name] = table.task.usage() + table.port.usage(2)
         else:  # routers: control and a register of one beat per output
