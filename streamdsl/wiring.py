@@ -45,7 +45,7 @@ from streamdsl.itensor import itensor
 
 __all__ = [
     "NodeSchedule", "TimingModel", "Wire", "check_depth_names", "graph_from_kernel",
-    "kernel_nodes", "node_name", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
+    "kernel_nodes", "node_name", "node_task", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
     "task_ports", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
@@ -250,9 +250,9 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
     wires = wire_kernel(nodes, lambda op: schedules[op].streams("reads"), lambda op: schedules[op].streams("writes"))
     for op, name in nodes:
         sched = schedules[op]
-        graph.add_task(_task(name, op, sched))
+        graph.add_task(node_task(name, op, sched))
         if sched.drain is not None:
-            graph.add_task(_task(drain_name(name), op, sched.drain))
+            graph.add_task(node_task(drain_name(name), op, sched.drain))
             for link, depth in sched.links.items():
                 graph.connect(name, link, drain_name(name), link, 0, name=f"{name}.{link}", fixed_depth=depth)
     for wire in wires:
@@ -294,7 +294,8 @@ def _tensor_bits(value: SSAValue) -> int:
     return 0 if it is None else it.num_elements * it.dtype.bits
 
 
-def _task(name: str, op: Operation, sched: NodeSchedule) -> Task:
+def node_task(name: str, op: Operation, sched: NodeSchedule) -> Task:
+    """The graph task of node `op` (named `name`) under its schedule (to re-time one node of a graph)."""
     reads = {_port(op, v): t for v, t in sched.reads.items()}
     writes = {_port(op, v): t for v, t in sched.writes.items()}
     order = None if sched.order is None else {_port(op, v): r for v, r in sched.order.items()}

@@ -1,0 +1,93 @@
+"""Modeled decode time per token of the paper's models against the HBM roofline of their weights.
+
+For each family: the `paper` decoder block at a quantization scheme (W4A8 by default) and cache
+length (128), lowered once (`toolchain.models.model_block`, as `streamdsl compile` does), a design
+plan explored (`lowering.dse.explore`: lanes per task, HBM striping; seconds and timed
+simulations printed), the plan applied, the FIFOs sized within the on-chip budget (`sd.compile`)
+and the block timed (timed simulator, sized FIFOs) at the clock. Decode time per token = layers x
+block cycles / clock (the host part and kernel launches not counted: the device's share). The
+roofline is the layer's weight bytes (every weight byte crosses HBM once per token) x layers at
+the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is the same at the
+425 GB/s Shuhai measured (docs/timing.md). The paper's board measurement for GPT-2 medium is
+printed beside ours.
+
+    python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from frontends import hf
+from frontends.block import decoder_layers
+from frontends.quant import weight_figures
+from lowering.dse import explore
+from lowering.resources import U55C_DEVICE, kernel_usage
+from lowering.timing import U55C
+from streamdsl import quant
+from streamdsl.dialects.dataflow import KernelOp
+
+NOMINAL_BYTES_PER_SECOND = 32 * 14.375e9
+MEASURED_BYTES_PER_SECOND = 32 * U55C.hbm_channel_gbps * 1e9
+PAPER_GPT2_MS = (4.36, 5.01)  # StreamTensor on the U55C, GPT-2 medium, W4A8, 250 MHz (the paper's Table 7)
+
+
+def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64) -> dict[str, object]:
+    import streamdsl as sd
+    from toolchain.models import model_block
+
+    scheme = quant.scheme(scheme_name)
+    start = time.perf_counter()
+    block = model_block(family, "paper", max_context, tile, seed=seed, quant=scheme)
+    lowered_s = time.perf_counter() - start
+    module = block.lowered.program.module
+    start = time.perf_counter()
+    plan = explore(lambda _: module, (tile,), clock, seed, progress=lambda msg: print(f"    {family}: {msg}", flush=True))
+    dse_s = time.perf_counter() - start
+    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    plan.apply(kernel)
+    design = sd.compile(block.lowered.program)
+    timed = design.timed_simulation()
+    layers = int(block.example.config["layers_in_model"])
+    weights = int(weight_figures(decoder_layers(block.model)[0])[scheme.name if scheme else "float32"])
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    ms = layers * timed.makespan / (clock * 1e3)
+    roofline = layers * weights / NOMINAL_BYTES_PER_SECOND * 1e3
+    return {
+        "family": family, "layers": layers, "weight_bytes": weights, "cycles": timed.makespan,
+        "unbounded": plan.figures["unbounded_makespan_cycles"], "ms": ms, "roofline_ms": roofline,
+        "measured_ms": layers * weights / MEASURED_BYTES_PER_SECOND * 1e3, "ratio": ms / roofline,
+        "lower_s": lowered_s, "dse_s": dse_s, "evaluations": plan.figures["evaluations"],
+        "lanes": len(plan.lanes), "striping": plan.hbm_striping,
+        "resources": usage.total.share(U55C_DEVICE.total), "fits": not usage.total.over(U55C_DEVICE.total),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", action="append", choices=hf.FAMILIES)
+    parser.add_argument("--quant", default="w4a8", choices=("w4a8", "w8a8", "none"))
+    parser.add_argument("--clock", type=float, default=250.0, help="kernel clock in MHz (default 250, the paper's)")
+    parser.add_argument("--max-context", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    families = args.family or ["gpt2", "llama", "qwen2", "gemma"]
+    rows = []
+    for family in families:
+        print(f"  {family}: lowering the paper block, exploring, sizing", flush=True)
+        rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed))
+    print(f"\n{args.quant}, {args.clock:g} MHz, cache length {args.max_context}; roofline = weight bytes x layers at 460 GB/s "
+          "(measured: at Shuhai's 425 GB/s)")
+    print(f"{'model':<7} {'weights/layer':>13} {'cycles':>9} {'ms/token':>9} {'tok/s':>7} {'roofline':>9} {'measured':>9} "
+          f"{'ratio':>6} {'DSE s':>6} {'sims':>5} {'resources':>9}")
+    for r in rows:
+        print(f"{r['family']:<7} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} {r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} "
+              f"{r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} {r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} "
+              f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'}")
+    if "gpt2" in families:
+        print(f"paper (board, GPT-2 medium W4A8 250 MHz): {PAPER_GPT2_MS[0]}-{PAPER_GPT2_MS[1]} ms/token")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Design-space exploration: a design plan (tile size, lanes per task, HBM striping, clock) that
+maximises decode tokens per second within the device's resources, judged by the timed simulator.
+
+Hierarchical, as the paper's (its §5: the tiling space, then unrolling inside it, then resource
+allocation), but driven by our models instead of HLS runs:
+
+1. **Tiling** (`explore(tiles=...)`): each candidate default tile size is lowered once (`build`);
+   the fusion groups follow from it (fuse-kernels under the on-chip budget) and a block that does
+   not fuse into one design is skipped.
+2. **Lanes per task**: the paper's intensity-aware greedy loop over a max-heap keyed on latency:
+   take the slowest task, double its lanes (`unroll`), keep the step when the task got faster, the
+   makespan fell by at least `gain` and the tasks' compute still fits the resource model
+   (`lowering.resources`: within `fill` of every device resource); a task that cannot grow (its
+   stream, a recurrence or HBM bounds it, or the device is full) leaves the heap. Ties between equally slow tasks are
+   broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
+3. **Channel allocation**: the DMAs striped over HBM pseudo-channels by bandwidth share or one
+   channel each (lowering/hbm_channels.py); the faster is kept.
+
+Every step is judged by the timed simulator with unbounded FIFOs (`simulate_unbounded`: the
+makespan FIFO sizing then aims at); per-task schedules are cached, so a step re-times one task.
+The result is a `Plan`, which `Plan.apply` writes onto a lowered kernel and `Plan.to_json` /
+`from_json` store (`streamdsl compile --dse` writes it into report.json and plan.json;
+`--plan FILE` builds that design again).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr, f64, i64
+from xdsl.ir import Operation
+
+from lowering.hbm_channels import allocate_kernel
+from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
+from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable
+from streamdsl.dialects.dataflow import KernelOp, TaskOp
+from streamdsl.errors import StreamdslError
+from streamdsl.sim.timed import simulate_unbounded
+from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
+
+__all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan"]
+
+MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
+PLAN_VERSION = 1
+
+
+class PlanError(StreamdslError, ValueError):
+    """A plan file that cannot be read or does not match the design (names the file and the key)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A design's knobs: the default tile size, the lanes of each task (by name; the others keep
+    the timing table's), whether DMAs are striped over HBM channels, and the kernel clock."""
+
+    tile: int = 64
+    clock_mhz: float = U55C.clock_mhz
+    hbm_striping: bool = True
+    lanes: Mapping[str, int] = field(default_factory=dict)
+    seed: int = 0
+    figures: Mapping[str, Any] = field(default_factory=dict)  # what the exploration measured (not applied)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
+                "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "figures": dict(self.figures)}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
+        if not isinstance(data, Mapping) or data.get("version") != PLAN_VERSION:
+            raise PlanError(f"{source}: not a version-{PLAN_VERSION} design plan (a JSON object with \"version\": "
+                            f"{PLAN_VERSION}, as `streamdsl compile --dse` writes to plan.json)")
+        try:
+            lanes = {str(k): int(v) for k, v in data.get("lanes", {}).items()}
+            plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
+                        dict(data.get("figures", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
+        if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
+            raise PlanError(f"{source}: tile {plan.tile}, clock {plan.clock_mhz} MHz, lanes {lanes}: need a positive tile "
+                            f"and clock, lanes in 1..{MAX_LANES}")
+        return plan
+
+    def apply(self, kernel: KernelOp) -> None:
+        """Write the plan onto a lowered kernel: its clock, each task's lanes, the HBM allocation."""
+        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        if unknown := sorted(set(self.lanes) - set(tasks)):
+            raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
+                            f"its tasks: {', '.join(sorted(tasks)[:8])}, ... (was the plan made for this model, tile and quantization?)")
+        kernel.attributes[CLOCK_ATTR] = FloatAttr(self.clock_mhz, f64)
+        for name, task in tasks.items():
+            if name in self.lanes:
+                task.attributes["unroll"] = IntegerAttr(self.lanes[name], i64)
+            else:
+                task.attributes.pop("unroll", None)
+        allocate_kernel(kernel, striping=self.hbm_striping)
+
+
+def load_plan(path: str) -> Plan:
+    try:
+        with open(path) as f:
+            return Plan.from_json(json.load(f), path)
+    except OSError as err:
+        raise PlanError(f"{path}: cannot read the plan ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise PlanError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
+
+
+class _CachedTiming:
+    """The timing table, remembering each node's schedule until its lanes or HBM channels change."""
+
+    def __init__(self, table: TimingTable) -> None:
+        self.table = table
+        self.read_latency, self.free_latency = table.read_latency, table.free_latency
+        self.cache: dict[tuple[int, str], NodeSchedule] = {}
+
+    def schedule(self, op: Operation) -> NodeSchedule:
+        key = (id(op), "|".join(str(op.attributes.get(a)) for a in ("unroll", HBM_CHANNELS_ATTR, HBM_SHARE_ATTR)))
+        if key not in self.cache:
+            self.cache[key] = self.table.schedule(op)
+        return self.cache[key]
+
+
+class _Design:
+    """One lowered kernel under exploration: its timing graph, re-timed one task at a time."""
+
+    def __init__(self, kernel: KernelOp, timing: _CachedTiming) -> None:
+        self.kernel, self.timing, self.evaluations = kernel, timing, 0
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """The whole graph again (after the HBM allocation changed)."""
+        self.graph, _ = graph_from_kernel(self.kernel, self.timing)  # type: ignore[arg-type]
+
+    def set_lanes(self, task: TaskOp, lanes: int | None) -> int:
+        """Give `task` these lanes (None: the table's) and return its latency."""
+        if lanes is None:
+            task.attributes.pop("unroll", None)
+        else:
+            task.attributes["unroll"] = IntegerAttr(lanes, i64)
+        name = node_name(task)
+        self.graph.tasks[name] = node_task(name, task, self.timing.schedule(task))
+        self.graph.__dict__.pop("compiled", None)  # the simulator's arrays of the old task
+        return self.graph.tasks[name].latency or 0
+
+    def run(self) -> int:
+        result = simulate_unbounded(self.graph)
+        self.evaluations += 1
+        if result.makespan is None:
+            raise PlanError(f"the design deadlocks with unbounded FIFOs: {result.deadlock}")
+        return result.makespan
+
+
+class _Compute:
+    """The tasks' compute resources (`lowering.resources.task_usage`) at given lanes, each task's
+    usage at each lane count computed once."""
+
+    def __init__(self, tasks: Mapping[str, TaskOp]) -> None:
+        self.tasks, self.cache = tasks, {}
+
+    def usage(self, lanes: Mapping[str, int]) -> Usage:
+        for name, task in self.tasks.items():
+            key = (name, lanes.get(name))
+            if key not in self.cache:
+                self.cache[key] = task_usage(task, U55C_COSTS, lanes.get(name))
+        return Usage.total(self.cache[name, lanes.get(name)] for name in self.tasks)
+
+
+def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int, gain: float,
+                   say: Callable[[str], None]) -> tuple[dict[str, int], int]:
+    """Level 2: the greedy max-heap over task latencies (module doc), at most `budget` timed
+    simulations; a step is kept when it cuts the makespan by at least the fraction `gain`."""
+    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
+    capacity, compute = U55C_DEVICE.total * fill, _Compute(tasks)
+    lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := _unroll(t))}
+    makespan = design.run()
+    latency = {n: design.graph.tasks[node_name(t)].latency or 0 for n, t in tasks.items()}
+    heap = [(-latency[n], rng.random(), n) for n in sorted(tasks)]
+    heapq.heapify(heap)
+    while heap and design.evaluations < budget:
+        _, _, name = heapq.heappop(heap)
+        if latency[name] / 2 < gain * makespan:
+            break  # halving the slowest task left could not cut the makespan by `gain`
+        task, now = tasks[name], lanes.get(name)
+        more = 2 * (now or design.timing.table.lanes)
+        trial = {**lanes, name: more}
+        if more > MAX_LANES or compute.usage(trial).over(capacity):
+            continue  # this task is done growing
+        faster = design.set_lanes(task, more)
+        new_makespan = design.run() if faster < latency[name] else makespan
+        if faster >= latency[name] or new_makespan > makespan * (1 - gain):
+            design.set_lanes(task, now)  # its stream, a recurrence or another node bounds it
+            continue
+        lanes, makespan, latency[name] = trial, new_makespan, faster
+        say(f"lanes: {name} x{more}: {makespan} cycles")
+        heapq.heappush(heap, (-faster, rng.random(), name))
+    return lanes, makespan
+
+
+def _unroll(task: TaskOp) -> int | None:
+    attr = task.attributes.get("unroll")
+    return attr.value.data if isinstance(attr, IntegerAttr) else None
+
+
+def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
+            fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
+            progress: Callable[[str], None] | None = None) -> Plan:
+    """The best plan over `tiles` (each lowered by `build(tile)`, which returns a module holding one
+    kernel, or None when that tile gives no single design) at `clock_mhz`; `fill` is the share of
+    the device's resources the tasks' compute may use; at most `evaluations` timed simulations a
+    tile (a count, not a time, so that the result depends on the seed alone); a lanes step must
+    cut the makespan by the fraction `gain` (more lanes cost DSPs and LUTs)."""
+    say = progress or (lambda _: None)
+    start = time.perf_counter()
+    best: tuple[int, Plan] | None = None
+    for tile in tiles:
+        say(f"tiling: lowering at tile {tile}")
+        module = build(tile)
+        if module is None:
+            say(f"tiling: tile {tile} gives no single design; skipped")
+            continue
+        kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+        kernel.attributes[CLOCK_ATTR] = FloatAttr(clock_mhz, f64)
+        design = _Design(kernel, _CachedTiming(table.at_clock(clock_mhz)))
+        striped = {}
+        for striping in (False, True):  # level 3 first at the default lanes, again after level 2
+            allocate_kernel(kernel, striping=striping)
+            design.rebuild()
+            striped[striping] = design.run()
+        striping = striped[True] <= striped[False]
+        allocate_kernel(kernel, striping=striping)
+        design.rebuild()
+        say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
+        lanes, makespan = _explore_lanes(design, random.Random(seed), fill, evaluations, gain, say)
+        allocate_kernel(kernel, striping=not striping)
+        design.rebuild()
+        other = design.run()
+        if other < makespan:
+            striping, makespan = not striping, other
+        allocate_kernel(kernel, striping=striping)
+        figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations,
+                   "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, figures)
+        say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
+        if best is None or makespan < best[0]:
+            best = (makespan, plan)
+    if best is None:
+        raise PlanError(f"no tile of {list(tiles)} gives a single design")
+    return best[1]
