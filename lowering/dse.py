@@ -44,7 +44,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
 
-__all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan"]
+__all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan", "set_clock"]
 
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
@@ -64,7 +64,7 @@ class Plan:
     hbm_striping: bool = True
     lanes: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
-    figures: Mapping[str, Any] = field(default_factory=dict)  # what the exploration measured (not applied)
+    figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
@@ -92,13 +92,18 @@ class Plan:
         if unknown := sorted(set(self.lanes) - set(tasks)):
             raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
                             f"its tasks: {', '.join(sorted(tasks)[:8])}, ... (was the plan made for this model, tile and quantization?)")
-        kernel.attributes[CLOCK_ATTR] = FloatAttr(self.clock_mhz, f64)
+        set_clock(kernel, self.clock_mhz)
         for name, task in tasks.items():
             if name in self.lanes:
                 task.attributes["unroll"] = IntegerAttr(self.lanes[name], i64)
             else:
                 task.attributes.pop("unroll", None)
         allocate_kernel(kernel, striping=self.hbm_striping)
+
+
+def set_clock(kernel: KernelOp, clock_mhz: float) -> None:
+    """The kernel clock its timing model runs at (`lowering.timing.table_of`)."""
+    kernel.attributes[CLOCK_ATTR] = FloatAttr(float(clock_mhz), f64)
 
 
 def load_plan(path: str) -> Plan:
@@ -225,7 +230,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             say(f"tiling: tile {tile} gives no single design; skipped")
             continue
         kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
-        kernel.attributes[CLOCK_ATTR] = FloatAttr(clock_mhz, f64)
+        set_clock(kernel, clock_mhz)
         design = _Design(kernel, _CachedTiming(table.at_clock(clock_mhz)))
         striped = {}
         for striping in (False, True):  # level 3 first at the default lanes, again after level 2

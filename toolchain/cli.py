@@ -64,6 +64,9 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
         cxx_compiler()
     if args.program in FAMILIES or args.model_dir is not None:
         result = _compile_model(args, out, console)
+    elif args.dse or args.plan or args.clock is not None:
+        raise UsageError(f"--dse, --plan and --clock apply to model families ({', '.join(FAMILIES)}), not to the built-in "
+                         f"program {args.program!r}")
     elif args.quant != "none" or args.group_size is not None or args.replace is not None:
         raise UsageError(f"--quant, --group-size and --replace apply to model families ({', '.join(FAMILIES)}), not to the "
                          f"built-in program {args.program!r}")
@@ -83,7 +86,10 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     against eager (not at `paper` size, where the block is emitted as HLS instead)."""
     from frontends.block import decoder_layers
     from frontends.quant import weight_figures
+    from lowering.dse import explore, load_plan, set_clock
+    from lowering.timing import U55C
     from streamdsl import quant
+    from streamdsl.dialects.dataflow import KernelOp
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
     from toolchain.estimate import host_seconds
@@ -91,7 +97,12 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
 
     replacement = None if args.replace is None else load_replacement(args.replace)  # before any work
     max_context = args.max_context
-    tile = args.tile or 64
+    if args.dse and args.plan:
+        raise UsageError("give --dse (explore a plan) or --plan FILE (build one), not both")
+    plan = load_plan(args.plan) if args.plan else None  # before any work: a bad plan file costs nothing
+    if plan is not None and args.tile is not None and args.tile != plan.tile:
+        raise UsageError(f"--tile {args.tile} and the plan's tile {plan.tile} ({args.plan}) disagree; give one of them")
+    tile = plan.tile if plan is not None else args.tile or 64
     scheme = quant.scheme(args.quant, args.group_size)  # before any work: a bad scheme costs nothing
     what = args.model_dir or f"{args.program} ({args.size})"
     console.step(f"building, importing and lowering one {what} decoder layer at cache length {max_context}"
@@ -105,6 +116,14 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         raise UsageError(f"{args.program}-{args.size}: the block does not fit one design: fusion under the U55C's on-chip "
                          f"budget left {lowered.kernels} kernels; the largest converter edges: {edges}; try a smaller "
                          "--max-context or --tile")
+    if args.dse:
+        module = lowered.program.module
+        plan = explore(lambda _: module, (tile,), args.clock or U55C.clock_mhz, args.seed, progress=console.step)
+    kernel = next(op for op in lowered.program.module.walk() if isinstance(op, KernelOp))
+    if plan is not None:
+        plan.apply(kernel)  # its clock, lanes and HBM allocation, before FIFO sizing
+    elif args.clock is not None:
+        set_clock(kernel, args.clock)
     fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
     figures = {
         "cache_length": max_context,
@@ -114,6 +133,8 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         "layers": block.example.config["layers_in_model"],
         "host_seconds": host_seconds(block.model),
     }
+    if plan is not None:
+        figures["plan"] = plan.to_json()
     if scheme is not None:
         console.step("lowering the float32 block too: the modeled latency without quantization")
         figures["quantization"] = quantization_figures(block, scheme)
@@ -353,6 +374,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _natural(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -389,6 +420,12 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                              "prepare_model(model) (tutorials/07_kernel_in_a_model.py); docs/frontends.md")
     parser.add_argument("--fifo-tradeoff", action="store_true",
                         help="also report the makespan / FIFO-bits curve: min-bits at makespan slacks of 0 to 100%%")
+    parser.add_argument("--clock", type=_positive_float, metavar="MHZ",
+                        help="models: the kernel clock the timing model runs at (default 300; the paper ran at 250)")
+    parser.add_argument("--dse", action="store_true",
+                        help="models: explore lanes per task and HBM striping for decode speed within the resources "
+                             "(lowering/dse.py); the plan goes into report.json and DIR/plan.json")
+    parser.add_argument("--plan", metavar="FILE", help="models: build the design a plan.json describes (from --dse)")
     _add_quant_args(parser)
     _add_force_arg(parser)
 

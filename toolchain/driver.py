@@ -210,6 +210,7 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
             report["fifo_tradeoff"] = [{"slack": p.slack, "makespan_cycles": p.makespan, "total_bits": p.total_bits,
                                         "seconds": round(p.seconds, 4)} for p in tradeoff(design.graph)]
     if model is not None:
+        from lowering.timing import table_of
         from toolchain.estimate import model_estimate
 
         report["model_figures"] = {
@@ -218,9 +219,14 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
             "fifo_bits": {"chosen": sizing["fifo_sizing"]["total_bits"], "naive": sizing["fifo_sizing"]["naive_bits"]},
         }
         if timed.makespan is not None:
-            report["estimate"] = model_estimate(timed.makespan, int(model["layers"]), report["dmas"], float(model["host_seconds"]))
+            report["estimate"] = model_estimate(timed.makespan, int(model["layers"]), report["dmas"], float(model["host_seconds"]),
+                                                table_of(kernel))
+        if "plan" in model:  # a design plan (lowering/dse.py): in the report and beside it, for --plan
+            report["plan"] = model["plan"]
     with atomic_output_dir(out, force) as staging:
         (staging / "program.mlir").write_text(str(design.module) + "\n")
+        if "plan" in report:
+            write_json(staging / "plan.json", report["plan"])
         render(graph_to_dot(design.graph, design.depths, example.name), staging / "dataflow.dot")
         if csim:
             failures += _csim(design, inputs, got, staging / "hls", stages, report)

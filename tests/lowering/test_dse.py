@@ -1,0 +1,98 @@
+"""Design-space exploration (lowering/dse.py): deterministic for a seed, never slower than where it
+started, within the resource model, and a plan that builds the same design again (also through
+`streamdsl compile --dse` / `--plan FILE`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import streamdsl as sd
+from lowering.dse import MAX_LANES, Plan, PlanError, explore, load_plan
+from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
+from lowering.timing import HBM_CHANNELS_ATTR, kernel_graph
+from streamdsl.dialects.dataflow import DmaLoadOp, KernelOp, TaskOp
+from streamdsl.sim.timed import simulate_unbounded
+from toolchain.cli import main as streamdsl
+from toolchain.examples import ffn_block
+
+
+def _module():
+    return ffn_block(256, 1024, 64).program.module.clone()
+
+
+def _kernel(module) -> KernelOp:  # noqa: ANN001
+    return next(op for op in module.walk() if isinstance(op, KernelOp))
+
+
+def _makespan(module) -> int:  # noqa: ANN001
+    return simulate_unbounded(kernel_graph(_kernel(module))[0]).makespan
+
+
+def test_exploration_is_deterministic_for_a_seed_and_never_slower() -> None:
+    start = _makespan(_module())
+    plans = [explore(lambda _: _module(), (64,), 250.0, seed=3) for _ in range(2)]
+    assert plans[0] == plans[1]
+    plan = plans[0]
+    assert plan.lanes and all(64 < v <= MAX_LANES for v in plan.lanes.values())  # the FFN's tasks got lanes
+    module = _module()
+    plan.apply(_kernel(module))
+    assert _makespan(module) == plan.figures["unbounded_makespan_cycles"] < start
+    tasks = [op for op in _kernel(module).body.block.ops if isinstance(op, TaskOp)]
+    compute = Usage.total(task_usage(t, U55C_COSTS) for t in tasks)
+    assert not compute.over(U55C_DEVICE.total * 0.8)  # the default fill
+
+
+def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
+    plan = explore(lambda _: _module(), (64,), 250.0, seed=0)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan.to_json()))
+    assert load_plan(str(path)) == plan
+    path.write_text(json.dumps({**plan.to_json(), "version": 99}))
+    with pytest.raises(PlanError, match="plan.json: not a version-1 design plan"):
+        load_plan(str(path))
+    path.write_text("{")
+    with pytest.raises(PlanError, match="plan.json:1: not JSON"):
+        load_plan(str(path))
+    with pytest.raises(PlanError, match="lanes in 1..1024"):
+        Plan.from_json({**plan.to_json(), "lanes": {"x": 4096}})
+    wrong = Plan(lanes={"no_such_task": 128})
+    with pytest.raises(PlanError, match="tasks the design does not have: no_such_task"):
+        wrong.apply(_kernel(_module()))
+
+
+def test_plan_applies_its_clock_lanes_and_channels() -> None:
+    plan = Plan(tile=64, clock_mhz=250.0, hbm_striping=False, lanes={})
+    module = _module()
+    kernel = _kernel(module)
+    plan.apply(kernel)
+    loads = [op for op in kernel.body.block.ops if isinstance(op, DmaLoadOp)]
+    assert all(len(op.attributes[HBM_CHANNELS_ATTR].get_values()) == 1 for op in loads)  # no striping
+    design = sd.compile(module)
+    assert design.kernel.attributes["clock_mhz"].value.data == 250.0
+
+
+@pytest.mark.slow
+def test_cli_plan_round_trip(tmp_path: Path) -> None:
+    """`--dse` writes plan.json; `--plan` builds the same design: same plan, same cycles."""
+    args = ["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "32"]
+    assert streamdsl([*args, "--dse", "--clock", "250", "--out", str(tmp_path / "a")]) == 0
+    first = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert first["plan"] == json.loads((tmp_path / "a" / "plan.json").read_text())
+    assert first["estimate"]["clock_mhz"] == 250.0
+    assert streamdsl([*args, "--plan", str(tmp_path / "a" / "plan.json"), "--out", str(tmp_path / "b")]) == 0
+    second = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert second["plan"] == first["plan"]
+    assert second["timed_simulation"] == first["timed_simulation"]
+    assert second["fifo_sizing"]["total_bits"] == first["fifo_sizing"]["total_bits"]
+
+
+def test_cli_refuses_plans_where_they_do_not_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert streamdsl(["compile", "ffn-block", "--dse", "--out", str(tmp_path / "x")]) == 2
+    assert "--dse, --plan and --clock apply to model families" in capsys.readouterr().err
+    assert streamdsl(["compile", "gpt2", "--dse", "--plan", "p.json", "--out", str(tmp_path / "y")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert streamdsl(["compile", "gpt2", "--plan", str(tmp_path / "missing.json"), "--out", str(tmp_path / "z")]) == 2
+    assert "missing.json: cannot read the plan" in capsys.readouterr().err
