@@ -2,8 +2,9 @@
 
 `fake_quantize(model, "w4a8")` returns a copy of a model whose linear layers (`nn.Linear` and
 GPT-2's `Conv1D`) are `FakeQuantLinear`s: the weight is quantized once, offline, by
-`streamdsl.quant.quantize_weight` and held dequantized (`Wq * s`); the input is quantized and
-dequantized per token in PyTorch with the same rounding (ties to even) before the float linear.
+`streamdsl.quant.quantize_weight`; the input is quantized per token in PyTorch with the same
+rounding (ties to even), and the layer multiplies and sums in the hardware's order, so its output
+has the design's bits.
 Everything else (norms, softmax, activations, residuals, embeddings) is unchanged float32.
 
 `check_checkpoint(directory)` refuses a checkpoint already quantized in a format we do not read;
@@ -64,39 +65,53 @@ class _QuantizedLayer(nn.Module):
 
 
 class FakeQuantLinear(_QuantizedLayer):
-    """`y = (xq * s_x) @ (Wq * s_w).T + b`: a linear layer as the fake-quantized reference runs it.
-    `quantized` keeps the integer weight and its f16 scales (what the host loads)."""
+    """A linear layer as the fake-quantized reference runs it: `xq * s_x` and `Wq * s_w` in float,
+    multiplied in the hardware's order (docs/quantization.md) so that it gives the design's bits:
+    each group's dot product of the integer values exactly (in float64, where every partial sum of
+    at most 2^53 is exact), rounded once to float32, times its f16 weight scale, the groups summed
+    from 0.0 in increasing order, times `s_x`, plus the bias. `quantized` keeps the integer weight
+    and its f16 scales (what the host loads)."""
 
     def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None):
         super().__init__()
+        n, k = quantized.shape
         self.quantized = quantized
-        self.register_buffer("weight", torch.from_numpy(quantized.dequantized()))
+        self.register_buffer("weight", torch.from_numpy(quantized.values.astype(np.float64).reshape(n, -1, quantized.group)))
+        self.register_buffer("scales", torch.from_numpy(quantized.scales.astype(np.float32).T.copy()))  # (K/G, N)
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, s = quantize_activations(x)
-        return nn.functional.linear(q * s, self.weight, self.bias)
+        *lead, k = x.shape
+        q, s = quantize_activations(x.reshape(-1, k))
+        groups = q.to(torch.float64).reshape(q.shape[0], -1, self.quantized.group)
+        acc = torch.einsum("mgk,ngk->gmn", groups, self.weight).to(torch.float32)  # exact, then rounded once
+        total = torch.zeros_like(acc[0])
+        for g in range(acc.shape[0]):
+            total = total + acc[g] * self.scales[g]
+        y = s * total
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
 
 
 class QuantLinear(_QuantizedLayer):
     """A quantized linear layer in the hardware's integer form (docs/quantization.md), written in
     torch ops that import as integer IR: the input quantized per token to int8, the int32 group
-    sums of a batched integer matmul, each group dequantized with its f16 scale and the groups
-    summed in float32 in increasing order, one multiply by the activation scale, then the bias.
+    sums as a broadcast integer product summed over each group's input channels (imported and
+    fused, one integer matmul whose loops run output channel, then group, then the channels of the
+    group), each group dequantized with its f16 scale and the groups summed in float32 in
+    increasing order, one multiply by the activation scale, then the bias.
 
-    Parameters (what the host loads): `weight` the integer values as `(K/G, G, N)` (W.T grouped by
-    input channel, int8 storage; `int_bits` 4 marks it as `i4` for the importer), `scales` f16
-    `(K/G, 1, N)`, `bias` float32 or None."""
+    Parameters (what the host loads, in the stored format): `weight` the integer values `Wq` as
+    `(N, K/G, G)` (row-major `(N, K)` grouped; int8 storage, `int_bits` 4 marks it as `i4` for the
+    importer), `scales` f16 `(N, K/G)`, `bias` float32 or None."""
 
     def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None):
         super().__init__()
-        n, k = quantized.shape
-        groups = k // quantized.group
-        values = np.ascontiguousarray(quantized.values.T).reshape(groups, quantized.group, n)
+        n, _ = quantized.shape
         self.quantized = quantized
-        self.weight = nn.Parameter(torch.from_numpy(values), requires_grad=False)
-        scales = np.ascontiguousarray(quantized.scales.T).reshape(groups, 1, n)
-        self.scales = nn.Parameter(torch.from_numpy(scales), requires_grad=False)
+        self.weight = nn.Parameter(torch.from_numpy(quantized.values.reshape(n, -1, quantized.group)), requires_grad=False)
+        self.scales = nn.Parameter(torch.from_numpy(quantized.scales.copy()), requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias.detach().to(torch.float32).clone(), requires_grad=False)
         self._tag_weight()
 
@@ -109,17 +124,17 @@ class QuantLinear(_QuantizedLayer):
         self._tag_weight()  # copy.deepcopy makes new Parameters without their attributes
 
     def integer_part(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The int32 group sums `acc` `(K/G, M, N)` of `(M, K)` float rows and their per-token
-        scales `(M, 1)`: `streamdsl.quant.int_matmul` (as `(M, N, K/G)`) and `activation_scale`."""
-        groups, group, _ = self.weight.shape
+        """The int32 group sums `acc` `(M, N, K/G)` of `(M, K)` float rows and their per-token
+        scales `(M, 1)`: `streamdsl.quant.int_matmul` and `activation_scale`."""
+        _, groups, group = self.weight.shape
         q, s = quantize_activations(rows)
-        xq = q.to(torch.int8).reshape(rows.shape[0], groups, group).transpose(0, 1)  # (K/G, M, G)
-        return torch.bmm(xq.to(torch.int32), self.weight.to(torch.int32)), s
+        xq = q.to(torch.int8).reshape(rows.shape[0], 1, groups, group)
+        return (xq.to(torch.int32) * self.weight.to(torch.int32)).sum(-1, dtype=torch.int32), s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *lead, k = x.shape
         acc, s = self.integer_part(x.reshape(-1, k))
-        y = s * (acc.to(torch.float32) * self.scales.to(torch.float32)).sum(0)
+        y = s * (acc.to(torch.float32) * self.scales.to(torch.float32)).sum(-1)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)

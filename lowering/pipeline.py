@@ -1,8 +1,8 @@
 """The whole-model lowering pipeline: linalg on tensors (from `frontends.from_torch`) to one
 FIFO-sized dataflow design (docs/lowering.md).
 
-    integer-tensors -> fuse-elementwise -> order-loops -> tile-linalg -> form-kernels -> fuse-kernels -> insert-converters
-    -> allocate-hbm-channels
+    integer-tensors -> fuse-elementwise -> order-loops -> tile-quant-groups -> tile-linalg -> form-kernels -> fuse-kernels
+    -> insert-converters -> allocate-hbm-channels
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -34,6 +34,7 @@ from lowering.transforms.insert_converters import InsertConvertersPass
 from lowering.transforms.integer_tensors import pass_integers_as_i32
 from lowering.transforms.order_loops import OrderLoopsPass
 from lowering.transforms.tile_linalg import TileLinalgPass, is_scalar_tensor
+from lowering.transforms.tile_quant_groups import TileQuantGroupsPass
 from streamdsl.dialects.dataflow import ITensorConverterOp, ITensorType, KernelOp
 from streamdsl.program import Program
 
@@ -138,6 +139,7 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         FuseElementwisePass().apply(ctx, module)
     with _stage(seconds, "loop_order"):
         OrderLoopsPass().apply(ctx, module)
+    TileQuantGroupsPass(default_tile=default_tile).apply(ctx, module)  # a plan: quantized layers' groups one at a time
     if tile_plan is not None:
         tile_plan(module)
     with _stage(seconds, "tiling"):

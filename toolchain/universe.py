@@ -45,6 +45,12 @@ def _tile_linalg():
     return TileLinalgPass
 
 
+def _tile_quant_groups():
+    from lowering.transforms.tile_quant_groups import TileQuantGroupsPass
+
+    return TileQuantGroupsPass
+
+
 def _form_kernels():
     from lowering.transforms.form_kernels import FormKernelsPass
 
@@ -72,6 +78,7 @@ STREAMDSL_UNIVERSE = Universe(
         "fuse-elementwise": _fuse_elementwise,
         "order-loops": _order_loops,
         "tile-linalg": _tile_linalg,
+        "tile-quant-groups": _tile_quant_groups,
         "form-kernels": _form_kernels,
         "fuse-kernels": _fuse_kernels,
         "allocate-hbm-channels": _allocate_hbm_channels,
