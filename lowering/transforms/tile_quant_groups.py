@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import arith, func, linalg
 from xdsl.dialects.builtin import DenseArrayBase, IntegerType, ModuleOp, TensorType, i64
-from xdsl.ir import BlockArgument
+from xdsl.ir import BlockArgument, SSAValue
 from xdsl.ir.affine import AffineDimExpr
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
@@ -44,7 +44,7 @@ def _dims(op: GenericOp, operand: int) -> list[int | None]:
     return [e.position if isinstance(e, AffineDimExpr) else None for e in op.indexing_maps.data[operand].data.results]
 
 
-def _narrow_extension(value) -> bool:  # noqa: ANN001
+def _narrow_extension(value: SSAValue) -> bool:
     owner = value.owner
     return (isinstance(owner, arith.ExtSIOp) and isinstance(owner.input, BlockArgument)
             and isinstance(owner.input.type, IntegerType) and owner.input.type.width.data <= NARROW_BITS)

@@ -185,7 +185,7 @@ def test_flash_decoding_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
 @pytest.mark.parametrize(("m", "k", "n", "tn"), [(1, 128, 64, 64), (3, 384, 128, 32), (2, 256, 96, 48)])
 def test_w4a8_matvec_bit_exact(m: int, k: int, n: int, tn: int) -> None:
     """Integer sums and per-token scales bit-exact against streamdsl.quant, floats bit-exact against
-    its hardware order and within 1e-5 of the fake-quantized PyTorch linear."""
+    its hardware order and the fake-quantized PyTorch linear (which multiplies in that order)."""
     mod = _load("06_w4a8_matvec")
     progs = mod["build"](m, k, n, tn)
     x, qw = mod["inputs"](m, k, n, seed=k + n)
@@ -196,8 +196,7 @@ def test_w4a8_matvec_bit_exact(m: int, k: int, n: int, tn: int) -> None:
     y = progs["linear"].simulate(*args)
     np.testing.assert_array_equal(y, quant.linear(x, qw))
     np.testing.assert_array_equal(progs["linear"](*args), y)  # eager mode agrees
-    fq = mod["torch_reference"](x, qw)
-    np.testing.assert_allclose(y, fq, rtol=0, atol=1e-5 * np.abs(fq).max())
+    np.testing.assert_array_equal(y, mod["torch_reference"](x, qw))
 
 
 def test_w4a8_matvec_extreme_integers() -> None:
