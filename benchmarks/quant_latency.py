@@ -26,6 +26,15 @@ def measure(family: str, scheme: str, max_context: int, out: Path) -> dict:
     return {"exit": code, "report": report}
 
 
+def _fit(report: dict) -> str:
+    """Whether the block fits the U55C by the memory-shape count and by the resource model (the
+    driver fails a design over either), with the BRAM36 the resource model counts."""
+    resources = report.get("resources", {})
+    fits = report["memory"]["fits"] and resources.get("fits", True)
+    used, capacity = resources.get("total", {}).get("BRAM36"), resources.get("capacity", {}).get("BRAM36")
+    return f"{'yes' if fits else 'no'} ({used:,} BRAM36 of {capacity:,})" if used is not None else str(fits)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", action="append", choices=hf.FAMILIES)
@@ -48,7 +57,7 @@ def main() -> None:
         f32, qc = q["float32_cycles_per_block_invocation"], figures["cycles_per_block_invocation"]
         print(f"{family:<7} {w[args.scheme] / 2**20:>10.2f} MiB {w[args.scheme] / w['float32']:>6.3f} {f32:>11} {qc:>12} "
               f"{q['float32_device_ms_per_token']:>13.2f} {report['estimate']['device_ms_per_token']:>14.2f} {f32 / qc:>7.2f}x  "
-              f"{report['memory']['fits']}")
+              f"{_fit(report)}")
 
 
 if __name__ == "__main__":

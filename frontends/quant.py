@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -123,21 +124,41 @@ class QuantLinear(_QuantizedLayer):
         super().__setstate__(state)
         self._tag_weight()  # copy.deepcopy makes new Parameters without their attributes
 
-    def integer_part(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The int32 group sums `acc` `(M, N, K/G)` of `(M, K)` float rows and their per-token
-        scales `(M, 1)`: `streamdsl.quant.int_matmul` and `activation_scale`."""
+    def integer_part(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The int32 group sums `acc` `(..., N, K/G)` of float activations `(..., K)` and their
+        per-token scales `(..., 1)`: `streamdsl.quant.int_matmul` and `activation_scale`."""
         _, groups, group = self.weight.shape
-        q, s = quantize_activations(rows)
-        xq = q.to(torch.int8).reshape(rows.shape[0], 1, groups, group)
+        xq, s = _quantize_once(x)
+        xq = xq.reshape(*x.shape[:-1], 1, groups, group)
         return (xq.to(torch.int32) * self.weight.to(torch.int32)).sum(-1, dtype=torch.int32), s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        *lead, k = x.shape
-        acc, s = self.integer_part(x.reshape(-1, k))
+        acc, s = self.integer_part(x)
         y = s * (acc.to(torch.float32) * self.scales.to(torch.float32)).sum(-1)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*lead, self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
+class _QuantizeOnce:
+    """`quantize_activations` as int8, computed once for layers that read the same tensor one after
+    the other (q, k and v; gate and up): the hardware quantizes a tensor once and forks the int8
+    tiles and the scale, and the importer sees one quantization. The tensor last quantized is
+    recognised by identity and version (an in-place change quantizes again)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[weakref.ref, int, tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._last is not None:
+            ref, version, result = self._last
+            if ref() is x and x._version == version:
+                return result
+        q, s = quantize_activations(x)
+        result = (q.to(torch.int8), s)
+        self._last = (weakref.ref(x), x._version, result)
+        return result
+
+
+_quantize_once = _QuantizeOnce()
 
 
 def _weight_of(module: nn.Module) -> torch.Tensor | None:
