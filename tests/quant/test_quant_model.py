@@ -11,7 +11,7 @@ import torch
 
 import streamdsl as sd
 from frontends import from_torch, hf
-from frontends.block import DecoderBlock
+from frontends.block import DecoderBlock, import_block
 from frontends.host import Generator, torch_generate
 from frontends.quant import FakeQuantLinear, QuantLinear, fake_quantize, quantize_model
 from lowering.pipeline import lower
@@ -99,6 +99,22 @@ def test_integer_parameters_narrow_the_weight_stream() -> None:
     bits["float32"] = sum(s.tokens * s.token_bits for s in design.streams if s.name.startswith("dma_load(p_weight)"))
     assert bits == {"float32": 64 * 512 * 32, "w8a8": 64 * 512 * 8, "w4a8": 64 * 512 * 4}
     assert tiles == {"w4a8": {64 * 64 * 4}, "w8a8": {64 * 64 * 8}}
+
+
+def test_layers_reading_one_tensor_share_its_quantization() -> None:
+    """q, k and v (and gate and up) read one tensor: the imported block quantizes it once (4
+    activation quantizations in a Llama layer: q/k/v, o, gate/up, down), and an in-place change of
+    a tensor quantizes it again."""
+    block = import_block(quantize_model(hf.build("llama", "tiny"), SCHEMES["w4a8"]), seq_len=1, max_context=8)
+    assert sum(op.name == "math.roundeven" for op in block.program.module.walk()) == 4
+    rng = np.random.default_rng(3)
+    a, b = (QuantLinear(quant.quantize_weight(rng.standard_normal((16, 64)).astype(np.float32), SCHEMES["w4a8"]), None)
+            for _ in range(2))
+    x = torch.from_numpy(rng.standard_normal((2, 64)).astype(np.float32))
+    with torch.no_grad():
+        np.testing.assert_array_equal(a(x).numpy(), quant.linear(x.numpy(), a.quantized))
+        x.mul_(3)  # the same tensor object, changed in place
+        np.testing.assert_array_equal(b(x).numpy(), quant.linear(x.numpy(), b.quantized))
 
 
 BLOCK_CASES = [("llama", "w4a8"), ("gpt2", "w8a8")]
