@@ -642,15 +642,16 @@ class _KernelEmitter:
             lines.append(f"    const {src.token} w = in.read();")
             lines += [f"    out{i}.write(w);" for i in range(len(outs))]
             lines.append("  }")
-        else:  # whole tokens, output after output, as the timing model's fork writes them: writing
+        else:  # whole tokens, output after output, as the timing model's fork writes them (writing
             # beat by beat to every output would leave a token half-written to one output while
-            # another is full, and a consumer waiting for the token's last beat can deadlock
-            lines = [f"  for (int k = 0; k < {tokens}; ++k) {{  // tokens", f"    {src.token} t[{beats}];"]
-            for i in range(len(outs)):
-                lines += [f"    for (int b = 0; b < {beats}; ++b) {{", "      #pragma HLS pipeline II=1  // depth 2"]
-                lines += ["      t[b] = in.read();"] if i == 0 else []
-                lines += [f"      out{i}.write(t[b]);", "    }"]
-            lines.append("  }")
+            # another is full, and a consumer waiting for the token's last beat can deadlock): one
+            # pipelined loop of outputs x beats steps a token, the beats kept from the first output's
+            steps = len(outs) * beats
+            lines = [f"  {src.token} t[{beats}];", f"  for (int i = 0; i < {tokens * steps}; ++i) {{  // outputs x beats a token",
+                     "    #pragma HLS pipeline II=1  // depth 2", f"    const int b = i % {beats};",
+                     f"    const int o = (i / {beats}) % {len(outs)};", "    if (o == 0) t[b] = in.read();"]
+            lines += [f"    {'if' if i == 0 else 'else if'} (o == {i}) out{i}.write(t[b]);" for i in range(len(outs) - 1)]
+            lines += [f"    else out{len(outs) - 1}.write(t[b]);", "  }"]
         return _Process(fn, node, params, [src.var] + [o.var for o in outs], lines, f"{node}: every token to {len(outs)} consumers")
 
     def _reassociate(self, op: ITensorReassociateOp, node: str, fn: str) -> _Process:

@@ -327,8 +327,15 @@ def _moved(table: TimingTable, reads: dict, writes: dict, source: SSAValue) -> N
 
 
 def _fork(table: TimingTable, op: ITensorForkOp) -> NodeSchedule:
-    k = np.arange(_it(op.source).num_tokens, dtype=np.int64) * _token_cycles(table, op.source)
-    return _moved(table, {op.source: k}, {out: k + table.stream_op for out in op.outputs}, op.source)
+    """A one-beat token goes to every output in the same cycle. A token of several beats goes to
+    the outputs whole, one after the other (hls_backend/emit.py: written beat by beat to all of
+    them, a consumer could wait for the rest of a token while another output is full, and deadlock):
+    `outputs x beats` cycles a token, output i's copy `i x beats` cycles after the first."""
+    n, cycles = _it(op.source).num_tokens, _token_cycles(table, op.source)
+    turns = len(op.outputs) if _it(op.source).beats > 1 else 1
+    k = np.arange(n, dtype=np.int64) * cycles * turns
+    writes = {out: k + (i if turns > 1 else 0) * cycles + table.stream_op for i, out in enumerate(op.outputs)}
+    return NodeSchedule({op.source: k}, writes, latency=n * cycles * turns + table.stream_op)
 
 
 def _reassociate(table: TimingTable, op: ITensorReassociateOp) -> NodeSchedule:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import streamdsl as sd
-from hls_backend import CsimDeadlock, build_csim, csim_verification, emit_project, run_csim
+from hls_backend import CsimDeadlock, build_csim, csim_cycles, csim_verification, emit_project, model_cycles, run_csim
 from hls_backend.lint import lint_project
 from lowering.memory import design_memory
 from streamdsl.errors import DeadlockError
@@ -96,3 +96,9 @@ def test_fork_of_multi_beat_tokens_runs_at_sized_depths(tmp_path) -> None:  # no
     project = emit_project(design, tmp_path / "wide")
     assert "hls::stream<beat_32_f32, " in (project / "kernel.cpp").read_text()  # a row is two beats
     assert_close(run_csim(project, x, threaded=True), design.simulate(x), 1e-5, "wide diamond threaded csim")
+    # the fork takes outputs x beats cycles a token, and the timing model charges that (it charged
+    # the beats alone, a third of what the emitted fork took)
+    counted, model = csim_cycles(project, x)["processes"], model_cycles(design)
+    (fork,) = [node for node in model if node.startswith("fork")]
+    assert model[fork] == N * 2 * 2 + 1, model[fork]
+    assert counted[fork]["busy"] == model[fork], (counted[fork], model[fork])
