@@ -770,7 +770,9 @@ class _KernelEmitter:
             "  // reuses the bank of slab s - 2) and writes the next destination beat once its source tokens are in",
             "  int read = 0, written = 0;  // beats",
             f"  for (int t = 0; t < {trips}; ++t) {{",
-            "    #pragma HLS pipeline II=1  // depth 3",
+            # depth: read the source beat, store it in the bank, read the bank (an on-chip buffer
+            # access), write the destination beat that needs it, all in one iteration
+            f"    #pragma HLS pipeline II=1  // depth {U55C.buffer_latency + 3}",
             f"    const int j = {tokens_in}{'' if bs == 1 else f', rb = read % {bs}'};  // source token (and beat)",
             f"    const int k = {'written' if bd == 1 else f'written / {bd}'}{'' if bd == 1 else f', wb = written % {bd}'};",
             f"    if (read < {src_it.num_tokens * bs}{room}) {{",

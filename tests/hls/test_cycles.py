@@ -93,3 +93,19 @@ def test_reduction_outside_a_pipeline_runs_at_ii_1(rows: int, cols: int, reduce:
     assert 1 / TARGET <= counted["processes"][node]["busy"] / model[node] <= TARGET, (counted["processes"][node], model[node])
     got, want = run_csim(project, x), design.simulate(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_reduction_that_straddles_outputs_is_charged_its_chain(tmp_path) -> None:  # noqa: ANN001
+    """Rows of 96 with 64 lanes: a chunk would hold two outputs' elements, so the lanes fold into
+    the output in turn and each chunk waits for the last (II = the op's depth); the model charges
+    chunks x depth, where it charged one chunk a cycle (half of what csim counts)."""
+    design = sd.compile(_row_reduction(2, 96, sd.sum))
+    x = np.random.default_rng(2).standard_normal((6, 96)).astype(np.float32)
+    project = emit_project(design, tmp_path / "p")
+    task = (project / "kernel.cpp").read_text().split("void task_row_stat")[1].split("\n}")[0]
+    assert "partials per lane" not in task
+    assert any(int(ii) > 1 for ii in re.findall(r"#pragma HLS pipeline II=(\d+)", task))
+    counted, model = csim_cycles(project, x)["processes"], model_cycles(design)
+    node = next(n for n in model if "row_stat" in n)
+    assert 1 / TARGET <= counted[node]["busy"] / model[node] <= TARGET, (counted[node], model[node])
+    np.testing.assert_allclose(run_csim(project, x), design.simulate(x), rtol=1e-5, atol=1e-5)
