@@ -32,7 +32,7 @@ from hls_backend import csim_cycles, emit_project, model_cycles  # noqa: E402
 from lowering.transforms.insert_converters import InsertConvertersPass  # noqa: E402
 from toolchain.cli import SIZES  # noqa: E402
 from toolchain.examples import ffn_block  # noqa: E402
-from toolchain.models import model_block  # noqa: E402
+from toolchain.models import load_replacement, model_block  # noqa: E402
 
 TARGET = 1.2
 
@@ -58,9 +58,13 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         InsertConvertersPass().apply(Context(), ex.program.module)  # as `streamdsl compile` plans them
         return ex.program, ex.make_inputs(0)
 
-    def gpt2() -> tuple[object, list[np.ndarray]]:  # lowered with its converters planned
-        ex = model_block("gpt2", "tiny", max_context=64, tile=64).example
-        return ex.program, ex.make_inputs(0)
+    def block(family: str, replace: str | None = None) -> Callable[[], tuple[object, list[np.ndarray]]]:
+        def build() -> tuple[object, list[np.ndarray]]:  # lowered with its converters planned
+            replacement = None if replace is None else load_replacement(ROOT / "tutorials" / replace)
+            ex = model_block(family, "tiny", max_context=64, tile=64, replacement=replacement).example
+            return ex.program, ex.make_inputs(0)
+
+        return build
 
     def t01() -> tuple[object, list[np.ndarray]]:  # the tutorials as they are written (default sizes)
         return _tutorial("01_elementwise").build(), [_rand(rng, 4, 256)]
@@ -104,9 +108,11 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         "tutorial 06 w4a8": t06,
     }
     return {
-        "default (gpt2 tiny block)": gpt2,
+        "default (gpt2 tiny block)": block("gpt2"),
         "default (ffn small)": lambda: ffn("small"),
         **{name: planned(build) for name, build in tutorials.items()},
+        # `streamdsl compile llama --max-context 64 --replace tutorials/07_kernel_in_a_model.py`
+        "tutorial 07 flash kernel in a llama block": block("llama", "07_kernel_in_a_model.py"),
         "ffn tiny": lambda: ffn("tiny"),
         "ffn paper": lambda: ffn("paper"),
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -528,29 +528,35 @@ class _KernelEmitter:
         return _Process(fn, node, params, args, lines, f"{node}: {direction} on port{'s' if stripes > 1 else ''} {names}, {what}")
 
     def _bounded_words(self, it: itensor, lay: HbmLayout, load: bool, pipeline: str, rate: int) -> list[str]:
-        """The live tokens of a stream with run-time trip counts, in one loop pipelined at a word
-        per cycle: loop indices advance like an odometer, each loop carrying into the next outer
-        one at its bound (computed from the outer indices and the scalars); a position outside a
-        bound (an empty inner range) costs one iteration and moves nothing."""
+        """The live tokens' words of a stream with run-time trip counts (`_bounded_steps`)."""
+        per = lay.words_per_token
+        return self._bounded_steps(it, per, pipeline,
+                                   lambda slot: self._word(it, lay, load, "      ", f"({slot}) * {per} + w", rate))
+
+    def _bounded_steps(self, it: itensor, per: int, pipeline: str, step: Callable[[str], list[str]]) -> list[str]:
+        """`per` steps (`step(slot)`, step w of the token in slot `slot`) for each live token of a
+        stream with run-time trip counts, in one loop pipelined at a step per cycle: loop indices
+        advance like an odometer, each loop carrying into the next outer one at its bound
+        (computed from the outer indices and the scalars); a position outside a bound (an empty
+        inner range) costs one iteration and moves nothing."""
         bounds = {b.loop: b for b in it.bounds}
         active = [k for k, trip in enumerate(it.trips) if trip > 1 or k in bounds]
         ivs = [f"i{k}" if k in active else "0" for k in range(len(it.trips))]
         limit = {k: self._bound_c(bounds[k], ivs, "sd_") if k in bounds else str(it.trips[k]) for k in active}
         live = " && ".join(f"i{k} < {limit[k]}" for k in active if k in bounds)
-        per = lay.words_per_token
         advance = "done = true;"
         for k in active:  # outermost first: each level wraps the advance of the ones inside
             advance = f"if (i{k} + 1 < {limit[k]}) {{ ++i{k}; }} else {{ i{k} = 0; {advance} }}"
-        slot = flat_index(ivs, it.trips)
+        slots = it.num_tokens * per
         return [
-            f"  int {', '.join(f'i{k} = 0' for k in active)}, w = 0;  // the token's loop indices, its word",
+            f"  int {', '.join(f'i{k} = 0' for k in active)}, w = 0;  // the token's loop indices, its step",
             "  bool done = false;",
-            f"  for (int k = 0; k < {lay.words} && !done; ++k) {{  // at most every slot's words",
+            f"  for (int k = 0; k < {slots} && !done; ++k) {{  // at most every slot's steps",
             f"    {pipeline}",
-            f"    #pragma HLS loop_tripcount max={lay.words}",
+            f"    #pragma HLS loop_tripcount max={slots}",
             f"    const bool live = {live};",
             "    if (live) {",
-            *self._word(it, lay, load, "      ", f"({slot}) * {per} + w", rate),
+            *step(flat_index(ivs, it.trips)),
             "    }",
             f"    if (live && w + 1 < {per}) {{",
             "      ++w;",
@@ -663,10 +669,7 @@ class _KernelEmitter:
         assert src.token == dst.token, (src.token, dst.token)
         params, args = [f"hls::stream<{src.token}>& in", f"hls::stream<{dst.token}>& out"], [src.var, dst.var]
         if it.bounds:  # run-time trip counts (the same loops on both sides): the live tokens' beats
-            lines, depth = self._live_tokens(it)
-            lines += ["  " * depth + f"for (int b = 0; b < {it.beats}; ++b) {{", "  " * depth + "  #pragma HLS pipeline II=1",
-                      "  " * depth + "  out.write(in.read());", "  " * depth + "}"]
-            self._close(lines, depth, 1)
+            lines = self._bounded_steps(it, it.beats, "#pragma HLS pipeline II=1  // depth 2", lambda slot: ["      out.write(in.read());"])
             for name in sorted(it.scalars):
                 params.append(f"int sd_{self.scalar_c[name]}")
                 args.append(self.scalar_c[name])
@@ -678,19 +681,6 @@ class _KernelEmitter:
                 "  }",
             ]
         return _Process(fn, node, params, args, lines, f"{node}: tiles {list(it.tile)}, same elements")
-
-    def _live_tokens(self, it: itensor) -> tuple[list[str], int]:
-        """Loops over the live tokens of a stream with run-time trip counts (the bounds read the
-        outer indices and the scalars, `sd_` + their C names); returns the lines and the depth of
-        the body."""
-        bounds = {b.loop: b for b in it.bounds}
-        ivs = [f"i{k}" for k in range(len(it.trips))]
-        lines = []
-        for k, trip in enumerate(it.trips):
-            limit = self._bound_c(bounds[k], ivs, "sd_") if k in bounds else str(trip)
-            lines += ["  " * (k + 1) + f"for (int i{k} = 0; i{k} < {limit}; ++i{k}) {{",
-                      "  " * (k + 1) + f"  #pragma HLS loop_tripcount max={trip}"]
-        return lines, len(it.trips) + 1
 
     def _route(self, op: RoutingOperation, node: str, fn: str) -> _Process:
         """Token k of the whole stream goes to / comes from part `op.route()[k]` (the dialect's
