@@ -178,6 +178,8 @@ struct Channel {
 };
 struct Clock {
   long now = 0;
+  long start = -1;  // the current pipelined iteration's first cycle (SD_II), -1 outside one
+  long iteration = 0;  // which iteration, numbered across all processes
   long busy = 0;
   long lag = 0;  // a beat written now leaves the pipeline this much later
   Channel hbm_alone, hbm_scheduled;  // a DMA's channel on each of the two clocks
@@ -193,8 +195,23 @@ struct Cycles {
   }
 };
 
+inline long iterations() {
+  static long count = 0;
+  return ++count;
+}
 inline void tick(long n) {
   if (Clock* c = Cycles::get().current) {
+    c->now += n;
+    c->busy += n;
+    c->start = -1;
+  }
+}
+// The top of a pipelined iteration of initiation interval n: the iteration starts now and the
+// next one n cycles later; the reads in between happen at their offsets in the iteration.
+inline void iteration(long n) {
+  if (Clock* c = Cycles::get().current) {
+    c->start = c->now;
+    c->iteration = iterations();
     c->now += n;
     c->busy += n;
   }
@@ -228,6 +245,26 @@ inline void hbm(long bits, long per_cycle) {
 inline void wait_until(long t) {
   if (Clock* c = Cycles::get().current)
     if (c->now < t) c->now = t;
+}
+// A beat written at cycle `stamp` is read at the cycle after it. Inside a pipelined iteration the
+// k-th beat of one stream is read at the iteration's k-th cycle (one beat a cycle per port), so
+// the whole iteration starts late enough for it, as the timing model places reads; elsewhere the
+// process just waits for it. `seen` / `reads` are the reading stream's count for the iteration.
+inline void read_beat(long stamp, long& seen, long& reads) {
+  Clock* c = Cycles::get().current;
+  if (c == nullptr || c->start < 0) {
+    wait_until(stamp + 1);
+    return;
+  }
+  if (seen != c->iteration) {
+    seen = c->iteration;
+    reads = 0;
+  }
+  const long late = stamp + 1 - reads++ - c->start;
+  if (late > 0) {
+    c->start += late;
+    c->now += late;
+  }
 }
 template <class F>
 void process(const char* name, F&& body) {
@@ -303,7 +340,7 @@ class stream<T, 0> {
                     "sequential csim needs processes in dataflow order)");
     T value = q_.front();
     q_.pop_front();
-    sd_csim::wait_until(stamps_.front() + 1);
+    sd_csim::read_beat(stamps_.front(), read_iteration_, reads_);
     stamps_.pop_front();
     return value;
   }
@@ -364,6 +401,7 @@ class stream<T, 0> {
 #ifndef SD_CSIM_THREADED
   std::deque<long> stamps_;  // the cycle each beat was written (the cycle estimate)
   long* written_ = nullptr;  // this stream's entry of Cycles::beats
+  long read_iteration_ = 0, reads_ = 0;  // beats read in the reader's current pipelined iteration
 #endif
 
 #ifdef SD_CSIM_THREADED

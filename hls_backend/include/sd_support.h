@@ -38,7 +38,7 @@
 // (the rest of their iteration's pipeline). SD_HBM(bits, per_cycle): a DMA's word waits for its
 // HBM pseudo-channel, which moves fewer bits per cycle than the 512-bit port.
 #if defined(SD_HLS_STREAM_H) && !defined(SD_CSIM_THREADED) && !defined(__SYNTHESIS__)
-#define SD_II(n) ::sd_csim::tick(n)
+#define SD_II(n) ::sd_csim::iteration(n)
 #define SD_DEPTH(d) ::sd_csim::tick(d)
 #define SD_LOOP_ENTRY() ::sd_csim::tick(1)
 #define SD_LAG(d) ::sd_csim::lag(d)
