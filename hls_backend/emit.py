@@ -452,7 +452,7 @@ class _KernelEmitter:
 
     def _unique(self, want: str, tensor: Arg) -> str:
         name, n = want, 0
-        while any(p.name == name for p in self.ports) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
+        while any(name in (p.name, p.whole) for p in self.ports) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
             n += 1
             name = f"{want}_{n}"
         return name
