@@ -38,6 +38,7 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
+from lowering.memory import BRAM36, LUTRAM, SRL_DEPTH, URAM, bind
 from lowering.resources import U55C_COSTS as MAXI  # the m_axi burst and outstanding requests the resource model counts
 from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, dma_bits_per_cycle, table_of, task_timing
 from streamdsl.dialects.dataflow import (
@@ -54,7 +55,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
-from streamdsl.itensor import Bound, itensor
+from streamdsl.itensor import BEAT_BITS, Bound, itensor
 from streamdsl.layout import slab_layout
 from streamdsl.wiring import (
     Wire,
@@ -154,10 +155,20 @@ class StreamInfo:
     value: SSAValue | None = None
     tile: str = ""  # the tile struct a token is assembled into
     beats: int = 1
+    word_bits: int = 0  # the beat's bits (a token's, up to BEAT_BITS), as lowering/memory.py counts them
 
     @property
     def depth_beats(self) -> int:
         return self.depth * self.beats
+
+    @property
+    def storage(self) -> str:
+        """The FIFO's `bind_storage` impl: the primitive lowering/memory.py counts it in, so the
+        device Vitis builds holds what the on-chip check and report.json count."""
+        kind, _ = bind(self.word_bits, self.depth_beats, fifo=True)
+        if kind == LUTRAM:
+            return "srl" if self.depth_beats <= SRL_DEPTH else "lutram"
+        return {BRAM36: "bram", URAM: "uram"}[kind]
 
 
 @dataclass
@@ -299,7 +310,8 @@ class _KernelEmitter:
                 it = wire.value.type.itensor  # type: ignore[attr-defined]
                 var = self._unique_var("s_" + ident(wire.name))
                 beat = beat_struct(it, self.structs)
-                self.streams[wire.value] = StreamInfo(wire.name, var, beat, int(depth), tile=self._token(it), beats=it.beats)
+                self.streams[wire.value] = StreamInfo(wire.name, var, beat, int(depth), tile=self._token(it), beats=it.beats,
+                                                        word_bits=min(it.token_bits, BEAT_BITS))
         except GraphError as err:
             raise HlsEmitError(str(err)) from None
 
@@ -831,6 +843,7 @@ class _KernelEmitter:
             words = f"{s.depth} tokens x {s.beats} beats" if s.beats > 1 else f"{s.depth} tokens"
             lines.append(f'  hls::stream<{s.token}, {s.depth_beats}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}, {words}')
             lines.append(f"#pragma HLS stream variable={s.var} depth={s.depth_beats}")
+            lines.append(f"#pragma HLS bind_storage variable={s.var} type=fifo impl={s.storage}")
         lines += ["", "  SD_DATAFLOW_BEGIN()  // nothing for Vitis: the region is the calls below"]
         lines += [f"  SD_DATAFLOW_PROCESS({p.fn}, {', '.join(p.args)});" for p in self.procs]
         lines += ["  SD_DATAFLOW_END()", "}"]
