@@ -38,7 +38,7 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
-from lowering.memory import BRAM36, LUTRAM, SRL_DEPTH, URAM, bind
+from lowering.memory import fifo_storage
 from lowering.resources import U55C_COSTS as MAXI  # the m_axi burst and outstanding requests the resource model counts
 from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, dma_bits_per_cycle, table_of, task_timing
 from streamdsl.dialects.dataflow import (
@@ -165,10 +165,7 @@ class StreamInfo:
     def storage(self) -> str:
         """The FIFO's `bind_storage` impl: the primitive lowering/memory.py counts it in, so the
         device Vitis builds holds what the on-chip check and report.json count."""
-        kind, _ = bind(self.word_bits, self.depth_beats, fifo=True)
-        if kind == LUTRAM:
-            return "srl" if self.depth_beats <= SRL_DEPTH else "lutram"
-        return {BRAM36: "bram", URAM: "uram"}[kind]
+        return fifo_storage(self.word_bits, self.depth_beats)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from streamdsl.wiring import node_name
 
 __all__ = [
     "BRAM36", "CAPACITY", "LUTRAM", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count",
-    "design_memory", "fits_on_chip", "kernel_buffers", "local_tensors", "task_tensors", "words_of",
+    "design_memory", "fifo_storage", "fits_on_chip", "kernel_buffers", "local_tensors", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -76,6 +76,14 @@ def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
     options = {kind: math.ceil(width / w) * math.ceil(depth / d) for kind, (w, d) in _SHAPE.items()}
     kind = min(options, key=lambda k: (options[k] / CAPACITY[k], k != BRAM36))
     return kind, options[kind]
+
+
+def fifo_storage(width: int, depth: int) -> str:
+    """The Vitis `bind_storage ... type=fifo impl=` for the primitive `bind` puts a FIFO in."""
+    kind, _ = bind(width, depth, fifo=True)
+    if kind == LUTRAM:
+        return "srl" if depth <= SRL_DEPTH else "lutram"
+    return {BRAM36: "bram", URAM: "uram"}[kind]
 
 
 def _memory(name: str, kind: str, bits: int) -> MemoryUse:
