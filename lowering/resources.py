@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import ShapedType
 from xdsl.ir import Block, Operation, SSAValue
 
 from lowering.memory import BRAM36, LUTRAM, REGISTER_BITS, URAM, bind, count, kernel_buffers, task_tensors
-from lowering.timing import hbm_stripes
+from lowering.timing import hbm_stripes, tile_work
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph, node_of
 from streamdsl.itensor import BEAT_BITS
@@ -239,10 +239,8 @@ def op_cost(op: Operation, table: CostTable = U55C_COSTS) -> Usage:
 
 def _work(op: Operation) -> int:
     """Scalar executions of a tile op (the timing model's count) or of an op on a tensor."""
-    from lowering.timing import _work as timing_work  # the timing model's count, shared
-
     if op.name.startswith("linalg."):
-        return timing_work(op)
+        return tile_work(op)
     shaped = [r.type for r in op.results if isinstance(r.type, ShapedType)]
     return math.prod(shaped[0].get_shape()) if shaped else 1
 

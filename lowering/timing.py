@@ -57,7 +57,7 @@ from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
     "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_token_cycles", "hbm_stripes", "kernel_graph",
-    "lane_partials", "table_of", "task_timing",
+    "lane_partials", "table_of", "task_timing", "tile_work",
 ]  # fmt: skip
 
 
@@ -214,7 +214,7 @@ def lane_partials(op: Operation, lanes: int, table: TimingTable = U55C) -> LaneP
     and a chunk of lanes never straddles two outputs (the reduced size is a multiple of the lanes)."""
     if not op.name.startswith("linalg.") or len(op.results) != 1 or not op.regions or not op.regions[0].blocks:
         return None
-    reduced, work = _reduced_size(op), _work(op)
+    reduced, work = _reduced_size(op), tile_work(op)
     if work <= lanes:
         return None  # one chunk: nothing carried from cycle to cycle
     block = op.regions[0].block
@@ -666,7 +666,7 @@ class _TaskScheduler:
 
     def issue(self, op: Operation) -> int:
         """Cycles the op's hardware is busy per execution: its scalar work over the lanes."""
-        work = _work(op)
+        work = tile_work(op)
         return max(1, -(-work // (_unroll(op) or self.lanes))) if work else 1
 
     def latency(self, op: Operation) -> int:
@@ -777,7 +777,7 @@ def _loop_sizes(op: Operation) -> dict[int, int]:
     return sizes
 
 
-def _work(op: Operation) -> int:
+def tile_work(op: Operation) -> int:
     """Scalar operations a tile op performs."""
     if op.name == "linalg.matmul":
         (m, k), (_, n) = op.operands[0].type.get_shape()[-2:], op.operands[1].type.get_shape()[-2:]  # type: ignore[attr-defined]
