@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, f64, i64
 
-from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C
+from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, hbm_token_words, hbm_word_lanes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp
 from streamdsl.itensor import itensor
 
@@ -72,8 +72,7 @@ def max_stripes(it: itensor, load: bool = True) -> int:
     """Stripes a DMA of `it` can read in parallel: the 512-bit words of one stream beat, when every
     token is whole beats of them (hls_backend/hbm.py packs a token into whole words); 1 for
     stores and streams with run-time trip counts (read in one odometer loop, a word at a time)."""
-    word_bits, bits = U55C.hbm_word_bits, max(8, it.dtype.bits) if it.dtype.bits == 1 else it.dtype.bits
-    lanes = word_bits // bits
+    lanes = hbm_word_lanes(it, U55C.hbm_word_bits)
     words, per_beat = -(-it.token_elements // lanes), -(-it.beat_lanes // lanes)
     if not load or it.bounds or per_beat < 2 or words % per_beat:
         return 1
@@ -131,9 +130,7 @@ def _dma_demand(op: DmaLoadOp | DmaStoreOp) -> DmaDemand:
     stream = op.result if load else op.source
     assert isinstance(stream.type, ITensorType)
     it = stream.type.itensor.unbounded()  # the buffer holds every slot of the largest stream
-    bits = max(8, it.dtype.bits) if it.dtype.bits == 1 else it.dtype.bits
-    lanes = U55C.hbm_word_bits // bits
-    nbytes = it.num_tokens * -(-it.token_elements // lanes) * U55C.hbm_word_bits // 8
+    nbytes = it.num_tokens * hbm_token_words(it, U55C.hbm_word_bits) * U55C.hbm_word_bits // 8
     tensor = op.source if load else op.result
     return DmaDemand(tensor.name_hint or op.name, nbytes, max_stripes(stream.type.itensor, load))
 

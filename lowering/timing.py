@@ -49,6 +49,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph
+from streamdsl.itensor import itensor
 from streamdsl.layout import slab_layout
 from streamdsl.opinfo import OPS
 from streamdsl.scalars import MAX_TRIPS, fold_integer
@@ -56,8 +57,8 @@ from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
-    "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_token_cycles", "hbm_stripes", "kernel_graph",
-    "lane_partials", "table_of", "task_timing", "tile_work",
+    "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_token_cycles", "hbm_stripes", "hbm_token_words",
+    "hbm_word_lanes", "kernel_graph", "lane_partials", "table_of", "task_timing", "tile_work",
 ]  # fmt: skip
 
 
@@ -261,11 +262,18 @@ def _token_cycles(table: TimingTable, value: SSAValue) -> int:
     return _it(value).beats * table.stream_op
 
 
+def hbm_word_lanes(it: itensor, word_bits: int) -> int:
+    """Elements per HBM word of a DMA's buffer (hls_backend/hbm.py: packed, i1 a byte each)."""
+    return word_bits // (8 if it.dtype.bits == 1 else it.dtype.bits)
+
+
+def hbm_token_words(it: itensor, word_bits: int) -> int:
+    """HBM words per token of a DMA's buffer."""
+    return -(-it.token_elements // hbm_word_lanes(it, word_bits))
+
+
 def _hbm_words(table: TimingTable, value: SSAValue) -> int:
-    """HBM words per token of a DMA's buffer (hls_backend/hbm.py: the tile's elements packed,
-    i1 a byte each)."""
-    it = _it(value)
-    return -(-it.token_elements // (table.hbm_word_bits // (8 if it.dtype.bits == 1 else it.dtype.bits)))
+    return hbm_token_words(_it(value), table.hbm_word_bits)
 
 
 HBM_CHANNELS_ATTR = "hbm_channels"  # array<i64: ...>: the pseudo-channel of each stripe (lowering/hbm_channels.py)
