@@ -134,7 +134,8 @@ def report(result: dict[str, object]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", choices=[[], *MODULES], default=[], metavar="MODULE", help=f"any of {', '.join(MODULES)}")
-    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1: a shared machine)")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1,
+                        help="parallel mutant runs (default: one per core; 1 on a machine others share)")
     parser.add_argument("--summary", action="store_true", help="only print the scores of the last runs")
     parser.add_argument("--show", metavar="MUTANT", help="print one mutant's diff (from the module's last run)")
     args = parser.parse_args(argv)
