@@ -69,6 +69,12 @@ def _allocate_hbm_channels():
     return AllocateHbmChannelsPass
 
 
+def _split_matvecs():
+    from lowering.transforms.split_matvecs import SplitMatvecsPass
+
+    return SplitMatvecsPass
+
+
 STREAMDSL_UNIVERSE = Universe(
     all_dialects={"dataflow": _dataflow},
     all_passes={
@@ -82,5 +88,6 @@ STREAMDSL_UNIVERSE = Universe(
         "form-kernels": _form_kernels,
         "fuse-kernels": _fuse_kernels,
         "allocate-hbm-channels": _allocate_hbm_channels,
+        "split-matvecs": _split_matvecs,
     },
 )

@@ -1,0 +1,315 @@
+"""`split-matvecs`: a task that contracts against an HBM weight becomes P parallel tasks, each over
+a P-th of its output, each with weight DMAs of its own.
+
+A decode step's matvecs stream their weights through one DMA each, a beat of at most 1,024 bits a
+cycle, one matvec after the other: 128 bytes a cycle of the 1,700 the 32 pseudo-channels deliver.
+Split P ways along its outermost loop (a parallel loop over output tiles), a matvec streams P
+weight slices at once, each on channels of its own (`allocate-hbm-channels` stripes them).
+
+Which tasks (`splittable`): the task body is one outermost `scf.for` with constant bounds (plus
+constants), every port is accessed inside it, so every itensor port has that loop first; at least
+one input is **driven** by it (its map moves a tensor dim with that loop) and fed by a
+`dma_load` (a weight in HBM), and every output is driven by it (the loop is parallel for the
+result). Part p runs the loop over the p-th contiguous range of its iterations; its ports carry
+the same itensor with the outer trip count divided by P:
+- a driven input from a `dma_load` becomes a `dma_load` of the box of its part (`offsets`);
+  a driven input from anything else is cut by an `itensor_chunk` along the driven dim;
+- an input the loop does not drive (the activation vector, replayed for every output tile) is
+  replayed fewer times: from a `dma_load`, P `dma_load`s; from a converter or cast, a fork of that
+  converter's source and a planned converter per part; from a fork output, the same again from
+  the fork's source;
+- run-time scalars go to every part;
+- each output's P parts are joined by an `itensor_concat` along its driven dim, in the
+  consumer's order (part 0's tiles, then part 1's: the order of the loop the parts cut).
+
+Part p is named `<task>_p<p>`; a task with `unroll` keeps it in every part. The pass splits
+every task with a `split = P` attribute (set by a design plan, lowering/dse.py), or, with the
+option `parts=P`, every splittable task whose outer trip count P divides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.utils.exceptions import PassFailedException
+
+from lowering.transforms.insert_converters import _drop_fork_output, _fork_uses, planned_converter
+from streamdsl.dialects.dataflow import (
+    DmaLoadOp,
+    ITensorCastOp,
+    ITensorChunkOp,
+    ITensorConcatOp,
+    ITensorConverterOp,
+    ITensorEmptyOp,
+    ITensorForkOp,
+    ITensorType,
+    KernelOp,
+    TaskOp,
+)
+from streamdsl.itensor import itensor
+
+__all__ = ["SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "outer_trips", "fold_concat_chunks", "split_task", "splittable"]
+
+SPLIT_ATTR = "split"  # on a dataflow.task: the parallel parts a design plan splits it into
+
+
+class SplitError(ValueError):
+    """A task that cannot be split as asked (names the task and the reason)."""
+
+
+def _it(value: SSAValue) -> itensor:
+    assert isinstance(value.type, ITensorType)
+    return value.type.itensor
+
+
+def _outer_loop(task: TaskOp) -> scf.ForOp | None:
+    """The task's one top-level loop, when the rest of its body is constants and the yield."""
+    loops = [op for op in task.body.block.ops if isinstance(op, scf.ForOp)]
+    others = [op for op in task.body.block.ops if not isinstance(op, scf.ForOp | arith.ConstantOp) and op is not task.body.block.last_op]
+    return loops[0] if len(loops) == 1 and not others else None
+
+
+def _constant(value: SSAValue) -> int | None:
+    owner = value.owner
+    return owner.value.value.data if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr) else None
+
+
+def outer_trips(task: TaskOp) -> int | None:
+    """Trips of the task's outermost loop when it has one with constant bounds, else None."""
+    loop = _outer_loop(task)
+    if loop is None:
+        return None
+    lb, ub, step = (_constant(v) for v in (loop.lb, loop.ub, loop.step))
+    return None if lb is None or ub is None or not step else max(0, -(-(ub - lb) // step))
+
+
+def _driven_dim(it: itensor) -> int | None:
+    """The one tensor dim the itensor's first loop moves (None: a reuse loop); -1 when it moves several."""
+    dims = [j for j, expr in enumerate(it.map.results) if 0 in expr.used_dims()]
+    return dims[0] if len(dims) == 1 else (None if not dims else -1)
+
+
+def _part_type(it: itensor, parts: int) -> itensor:
+    return it._with(trips=(it.trips[0] // parts, *it.trips[1:]))  # noqa: SLF001 - the one field that changes
+
+
+def _why_not(task: TaskOp, parts: int) -> str | None:
+    """Why `task` cannot be split into `parts` (None: it can)."""
+    trips = outer_trips(task)
+    if trips is None:
+        return "its body is not one outermost scf.for with constant bounds"
+    if parts < 2 or trips % parts:
+        return f"its outer loop has {trips} trips, which {parts} parts do not divide (give a divisor above 1)"
+    loop = _outer_loop(task)
+    ports = [a for a in task.body.block.args if isinstance(a.type, ITensorType)]
+    for arg in ports:
+        it = arg.type.itensor  # type: ignore[attr-defined]
+        if it.bounds or it.trips[0] != trips:
+            return f"port {arg.index} ({arg.type}) is not streamed by the outer loop alone"
+        if any(not _inside(use.operation, loop) for use in arg.uses):  # type: ignore[arg-type]
+            return f"port {arg.index} is accessed outside the outer loop"
+        dim = _driven_dim(it)
+        if dim == -1:
+            return f"the outer loop moves several dims of port {arg.index} ({arg.type})"
+        if dim is not None and _part_type(it, parts).shape[dim] * parts != it.shape[dim]:
+            return f"the parts of port {arg.index} ({arg.type}) do not tile its dim {dim}"
+    if any(_driven_dim(_it(o)) is None for o in task.outputs):
+        return "an output is not driven by the outer loop (it reduces over it)"
+    if not any(isinstance(v.owner, DmaLoadOp) and isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is not None
+               for v in task.inputs):
+        return "no input driven by the outer loop comes from HBM (a dma_load): not a weight contraction"
+    for v in task.inputs:
+        if isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is None and _replica_source(v) is None:
+            return f"its replayed input {v.type} comes from {v.owner.name if isinstance(v.owner, Operation) else 'a block argument'}, which the pass cannot replay fewer times"  # noqa: E501
+    return None
+
+
+def _inside(op: Operation, loop: Operation) -> bool:
+    while op is not None:
+        if op is loop:
+            return True
+        op = op.parent_op()  # type: ignore[assignment]
+    return False
+
+
+def splittable(task: TaskOp, parts: int = 2) -> bool:
+    """Whether `task` contracts against an HBM weight and can be split into `parts` (module doc)."""
+    return _why_not(task, parts) is None
+
+
+def _replica_source(value: SSAValue) -> SSAValue | None:
+    """What a replayed input can be replayed again from: a dma_load's own result, a converter's or
+    cast's source (through a fork output), else None."""
+    owner = value.owner
+    if isinstance(owner, DmaLoadOp):
+        return value
+    if isinstance(owner, ITensorForkOp):
+        return _replica_source(owner.source) if owner.source is not None else None
+    if isinstance(owner, ITensorConverterOp | ITensorCastOp):
+        return owner.source
+    return None
+
+
+def _replicas(value: SSAValue, part: ITensorType, parts: int, where: Operation) -> list[SSAValue]:
+    """`parts` streams of type `part` (fewer replays of `value`'s tensor) for the parts' ports."""
+    source = _replica_source(value)
+    assert source is not None
+    if isinstance(source.owner, DmaLoadOp):
+        load = source.owner
+        offsets = list(load.offsets.get_values()) if load.offsets is not None else None
+        ops = [DmaLoadOp(load.source, part, offsets) for _ in range(parts)]
+        Rewriter.insert_op(ops, InsertPoint.before(where))
+        return [op.result for op in ops]
+    fork = ITensorForkOp(source, parts)
+    converters = [planned_converter(out, part, where) if _it(out) != part.itensor else ITensorCastOp(out, part)
+                  for out in fork.outputs]
+    Rewriter.insert_op([fork, *converters], InsertPoint.before(where))
+    return [c.results[0] for c in converters]
+
+
+def _driven_parts(value: SSAValue, part: ITensorType, dim: int, parts: int, where: Operation) -> list[SSAValue]:
+    """The parts of a driven input: a dma_load of each part's box, else an itensor_chunk."""
+    load = value.owner
+    if isinstance(load, DmaLoadOp) and value.has_one_use():
+        base = list(load.offsets.get_values()) if load.offsets is not None else [0] * part.itensor.rank
+        extent = part.itensor.shape[dim]
+        ops = [DmaLoadOp(load.source, part, [o + (p * extent if j == dim else 0) for j, o in enumerate(base)])
+               for p in range(parts)]
+        Rewriter.insert_op(ops, InsertPoint.before(where))
+        return [op.result for op in ops]
+    chunk = ITensorChunkOp(value, dim, [part] * parts)
+    Rewriter.insert_op(chunk, InsertPoint.before(where))
+    return list(chunk.outputs)
+
+
+def _retype_body(task: TaskOp, types: dict[Attribute, Attribute]) -> None:
+    """Every value of the task's body whose type is a key of `types` takes the mapped type."""
+    values: list[SSAValue] = [a for a in task.body.block.args]
+    for op in task.body.walk():
+        values += list(op.results)
+        values += [a for region in op.regions for block in region.blocks for a in block.args]
+    for value in values:
+        if value.type in types:
+            Rewriter.replace_value_with_new_type(value, types[value.type])
+
+
+def _bound_loop(task: TaskOp, part: int, parts: int) -> None:
+    """Part `part` of the outer loop: the p-th contiguous range of its iterations."""
+    loop = _outer_loop(task)
+    assert loop is not None
+    lb, ub, step = (_constant(v) for v in (loop.lb, loop.ub, loop.step))
+    assert lb is not None and ub is not None and step is not None
+    span = (ub - lb) // step // parts * step
+    bounds = [arith.ConstantOp(IntegerAttr(lb + part * span + k * span, IndexType())) for k in (0, 1)]
+    Rewriter.insert_op(bounds, InsertPoint.before(loop))
+    loop.operands[0], loop.operands[1] = bounds[0].result, bounds[1].result
+
+
+def split_task(task: TaskOp, parts: int) -> list[TaskOp]:
+    """Replace `task` by `parts` tasks over contiguous ranges of its outer loop (module doc)."""
+    name = task.sym_name.data
+    if (why := _why_not(task, parts)) is not None:
+        raise SplitError(f"split-matvecs: task {name} cannot be split into {parts} parts: {why}")
+    old_types = [v.type for v in (*task.inputs, *task.inits)]
+    types = {t: ITensorType.from_itensor(_part_type(t.itensor, parts)) for t in old_types if isinstance(t, ITensorType)}
+    part_inputs: list[list[SSAValue]] = []
+    for value in task.inputs:
+        if not isinstance(value.type, ITensorType):
+            part_inputs.append([value] * parts)
+            continue
+        part, dim = types[value.type], _driven_dim(_it(value))
+        part_inputs.append(_driven_parts(value, part, dim, parts, task) if dim is not None
+                           else _replicas(value, part, parts, task))
+    tasks = []
+    for p in range(parts):
+        inits = [ITensorEmptyOp(types[v.type]) for v in task.inits]
+        Rewriter.insert_op(inits, InsertPoint.before(task))
+        clone = TaskOp(f"{name}_p{p}", [ins[p] for ins in part_inputs], [e.results[0] for e in inits], task.body.clone())
+        clone.attributes.update({k: v for k, v in task.attributes.items() if k != SPLIT_ATTR})
+        _retype_body(clone, types)
+        _bound_loop(clone, p, parts)
+        Rewriter.insert_op(clone, InsertPoint.before(task))
+        tasks.append(clone)
+    for i, result in enumerate(task.outputs):
+        concat = ITensorConcatOp([t.outputs[i] for t in tasks], _driven_dim(_it(result)), result.type)
+        Rewriter.insert_op(concat, InsertPoint.before(task))
+        result.replace_all_uses_with(concat.results[0])
+    dead = [v.owner for v in (*task.inputs, *task.inits) if isinstance(v.owner, Operation)]
+    replayed = [_replica_source(v) for v in task.inputs if isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is None]
+    Rewriter.erase_op(task)
+    _erase_dead(dead)
+    for source in replayed:  # still read by a converter serving other consumers: a fork output each
+        if source is not None and not isinstance(source.owner, DmaLoadOp):
+            _fork_uses(source)
+    return tasks
+
+
+def _erase_dead(ops: Sequence[Operation]) -> None:
+    """Drop the split task's former producers that nothing reads any more (and theirs)."""
+    work = list(ops)
+    while work:
+        op = work.pop()
+        if op.parent is None or any(r.uses for r in op.results) or not isinstance(
+                op, DmaLoadOp | ITensorEmptyOp | ITensorConverterOp | ITensorCastOp | ITensorForkOp):
+            continue
+        sources = [v.owner for v in op.operands if isinstance(v.owner, Operation)]
+        if isinstance(op, ITensorForkOp) and any(r.uses for r in op.results):
+            continue
+        Rewriter.erase_op(op)
+        work += sources
+
+
+def _operand_fork_cleanup(kernel: KernelOp) -> None:
+    """A fork with an output nothing reads keeps only the outputs read (insert-converters' rule)."""
+    while fork := next((op for op in kernel.body.block.ops if isinstance(op, ITensorForkOp)
+                        and any(not out.uses for out in op.outputs)), None):
+        _drop_fork_output(fork, next(out for out in fork.outputs if not out.uses))
+
+
+def fold_concat_chunks(kernel: KernelOp) -> None:
+    """A split task's concat cut again into the same parts by a split consumer's chunk: the parts
+    flow straight from producer part to consumer part (a chain of split tasks runs in parallel)."""
+    for chunk in [op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp)]:
+        concat = chunk.source.owner
+        if (isinstance(concat, ITensorConcatOp) and chunk.source.has_one_use() and concat.dim == chunk.dim
+                and [s.type for s in concat.sources] == [o.type for o in chunk.outputs]):
+            for out, source in zip(chunk.outputs, concat.sources):
+                out.replace_all_uses_with(source)
+            Rewriter.erase_op(chunk)
+            Rewriter.erase_op(concat)
+
+
+@dataclass(frozen=True)
+class SplitMatvecsPass(ModulePass):
+    """Split weight contractions into parallel tasks: those with a `split` attribute, or with
+    `parts` > 0 every splittable task whose outer trips `parts` divides."""
+
+    name = "split-matvecs"
+
+    parts: int = 0
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.parts < 0 or self.parts == 1:
+            raise PassFailedException(f"split-matvecs: parts={self.parts}; give 0 (the tasks' `split` attributes) or 2 or more")
+        for kernel in [k for k in op.walk() if isinstance(k, KernelOp)]:
+            for task in [t for t in kernel.body.block.ops if isinstance(t, TaskOp)]:
+                attr = task.attributes.get(SPLIT_ATTR)
+                parts = attr.value.data if isinstance(attr, IntegerAttr) else 0
+                if self.parts and not parts and splittable(task, self.parts):
+                    parts = self.parts
+                if parts > 1:
+                    try:
+                        split_task(task, parts)
+                    except SplitError as err:
+                        raise PassFailedException(str(err)) from None
+                elif parts == 1:
+                    task.attributes.pop(SPLIT_ATTR)
+            _operand_fork_cleanup(kernel)
+            fold_concat_chunks(kernel)
