@@ -2,7 +2,8 @@
 #   make run    compile a GPT-2 decoder block end to end with its verification
 #   make test   run every test (pytest, filecheck through lit, tutorials)
 #   make mutation  mutation testing of the core modules (slow, not part of `make test`):
-#                  the score per module and the surviving mutants; MODULES="timing cli" picks some
+#                  the score per module and the surviving mutants; MODULES="timing cli" picks some,
+#                  SAMPLE=0 judges every mutant instead of 150 per module (hours)
 #   make survivors known bugs that once passed every test, put back one at a time: each must be
 #                  killed by its named test (minutes; BUGS="converter_guard" picks some)
 # They set themselves up from nothing: apt packages (graphviz draws the graphs, headless chromium
@@ -17,6 +18,8 @@ PYTEST_ARGS ?= -n 2
 
 .PHONY: run test setup clean mutation survivors
 
+SAMPLE ?= 150
+
 run: $(STAMP)
 	$(BIN)/streamdsl compile gpt2 --size tiny --max-context 64 --csim
 
@@ -27,7 +30,7 @@ setup: $(STAMP)
 
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[mutation]'
-	nice -n 19 $(BIN)/python mutation/run.py $(MODULES)
+	nice -n 19 $(BIN)/python mutation/run.py --sample $(SAMPLE) $(MODULES)
 
 survivors: $(STAMP)
 	nice -n 10 $(BIN)/python mutation/survivors.py $(BUGS)

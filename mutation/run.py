@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -107,14 +109,36 @@ def collect(module: str) -> dict[str, object]:
     return {
         "module": module, "source": MODULES[module][0], "mutants": len(statuses), "checked": len(checked),
         "equivalent": len(checked) - len(judged), "killed": killed, "score": killed / max(1, len(judged)),
+        "interval": wilson(killed, len(judged)),
         "survivors": {n: judged[n] for n in sorted(judged) if judged[n] not in ("killed", "timeout")},
     }
 
 
-def run(module: str, children: int) -> dict[str, object]:
+def sample_of(module: str, work: Path, size: int, seed: int) -> list[str]:
+    """`size` of the module's mutants, the same ones for a given seed and source.
+
+    mutmut generates every mutant and records which tests reach which function before it looks
+    at the names it is asked for; a name that matches nothing stops it right there.
+    """
+    mutmut(work, "run", "--max-children", "1", "no-such-mutant")
+    names = sorted(name for meta in (work / "mutants").rglob("*.meta") for name in json.loads(meta.read_text())["exit_code_by_key"])
+    return sorted(random.Random(f"{seed}:{module}").sample(names, min(size, len(names))))
+
+
+def wilson(killed: int, judged: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of the score of all the module's mutants, from a sample of them."""
+    if not judged:
+        return (0.0, 1.0)
+    p, n = killed / judged, judged
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4))
+
+
+def run(module: str, children: int, sample: int = 0, seed: int = 0) -> dict[str, object]:
     work = prepare(module)
     start = time.perf_counter()
-    proc = mutmut(work, "run", "--max-children", str(children))
+    chosen = sample_of(module, work, sample, seed) if sample else []
+    proc = mutmut(work, "run", "--max-children", str(children), *chosen)
     result = {**collect(module), "seconds": round(time.perf_counter() - start, 1)}
     if not result["checked"] or proc.returncode:
         raise SystemExit(f"mutmut run failed for {module}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -124,8 +148,10 @@ def run(module: str, children: int) -> dict[str, object]:
 def report(result: dict[str, object]) -> None:
     judged = result["checked"] - result["equivalent"]
     unchecked = result["mutants"] - result["checked"]
-    print(f"{result['module']:22s} {result['source']:30s} {result['killed']:4d}/{judged:<4d} killed ({result['score']:.1%}), "
-          f"{result['equivalent']} equivalent" + (f", {unchecked} not run yet" if unchecked else "")
+    low, high = result["interval"]
+    print(f"{result['module']:22s} {result['source']:30s} {result['killed']:4d}/{judged:<4d} killed ({result['score']:.1%}"
+          + (f", 95% of all in {low:.0%}-{high:.0%}" if unchecked else "") + f"), {result['equivalent']} equivalent"
+          + (f", {unchecked} not run" if unchecked else "")
           + (f", {result['seconds']:.0f} s" if "seconds" in result else ""), flush=True)
     for name, status in result["survivors"].items():
         print(f"    {status:10s} {name}")
@@ -136,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", choices=[[], *MODULES], default=[], metavar="MODULE", help=f"any of {', '.join(MODULES)}")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1,
                         help="parallel mutant runs (default: one per core; 1 on a machine others share)")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="judge N mutants per module drawn with --seed (default 0: every mutant); `make mutation` uses 150")
+    parser.add_argument("--seed", type=int, default=0, help="which sample (default 0)")
     parser.add_argument("--summary", action="store_true", help="only print the scores of the last runs")
     parser.add_argument("--show", metavar="MUTANT", help="print one mutant's diff (from the module's last run)")
     args = parser.parse_args(argv)
@@ -151,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     for module in modules:
-        results.append(run(module, args.max_children))
+        results.append(run(module, args.max_children, args.sample, args.seed))
         report(results[-1])
     SCRATCH.mkdir(parents=True, exist_ok=True)
     (SCRATCH / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
