@@ -23,7 +23,8 @@ from frontends import hf
 from frontends.block import decoder_layers
 from frontends.quant import weight_figures
 from lowering.dse import explore
-from lowering.resources import U55C_DEVICE, kernel_usage
+from lowering.resources import RESOURCES, U55C_DEVICE, Usage, kernel_usage
+from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import U55C
 from streamdsl import quant
 from streamdsl.dialects.dataflow import KernelOp
@@ -52,6 +53,12 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
     layers = int(block.example.config["layers_in_model"])
     weights = int(weight_figures(decoder_layers(block.model)[0])[scheme.name if scheme else "float32"])
     usage = kernel_usage(design.kernel, design.graph, design.depths)
+    try:
+        placement = place(usage, kernel_wires(design.kernel, design.graph)).slr
+        slrs = [Usage.total(u for n, u in usage.nodes.items() if placement.get(n, 0) == s).share(U55C_DEVICE.per_slr)
+                for s in range(U55C_DEVICE.slrs)]
+    except SlrError as err:
+        slrs = [f"no placement: {str(err).splitlines()[0][:80]}"]
     ms = layers * timed.makespan / (clock * 1e3)
     roofline = layers * weights / NOMINAL_BYTES_PER_SECOND * 1e3
     return {
@@ -59,8 +66,10 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
         "unbounded": plan.figures["unbounded_makespan_cycles"], "ms": ms, "roofline_ms": roofline,
         "measured_ms": layers * weights / MEASURED_BYTES_PER_SECOND * 1e3, "ratio": ms / roofline,
         "lower_s": lowered_s, "dse_s": dse_s, "evaluations": plan.figures["evaluations"],
-        "lanes": len(plan.lanes), "striping": plan.hbm_striping,
+        "lanes": len(plan.lanes), "striping": plan.hbm_striping, "splits": dict(plan.splits), "deadlock": timed.deadlock,
         "resources": usage.total.share(U55C_DEVICE.total), "fits": not usage.total.over(U55C_DEVICE.total),
+        "by_resource": {r: getattr(usage.total, r) / getattr(U55C_DEVICE.total, r) for r in RESOURCES}, "slrs": slrs,
+        "largest": {r: usage.largest(r, 4) for r in usage.total.over(U55C_DEVICE.total)},
     }
 
 
@@ -85,6 +94,12 @@ def main() -> None:
         print(f"{r['family']:<7} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} {r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} "
               f"{r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} {r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} "
               f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'}")
+    for r in rows:
+        print(f"{r['family']}: splits {r['splits'] or 'none'}; sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "
+              "device use " + ", ".join(f"{k} {v:.0%}" for k, v in r["by_resource"].items()) + "; busiest resource per SLR "
+              + ", ".join(f"{v:.0%}" if isinstance(v, float) else v for v in r["slrs"]))
+        for resource, users in r["largest"].items():
+            print(f"  {r['family']} {resource} over the device; largest: " + ", ".join(f"{n} {v:.0f}" for n, v in users))
     if "gpt2" in families:
         print(f"paper (board, GPT-2 medium W4A8 250 MHz): {PAPER_GPT2_MS[0]}-{PAPER_GPT2_MS[1]} ms/token")
 

@@ -28,18 +28,20 @@ from __future__ import annotations
 import heapq
 import json
 import random
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xdsl.dialects.builtin import FloatAttr, IntegerAttr, f64, i64
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
 from lowering.hbm_channels import allocate_kernel
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
-from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable
-from streamdsl.dialects.dataflow import KernelOp, TaskOp
+from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes
+from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
 from streamdsl.errors import StreamdslError
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
@@ -48,6 +50,7 @@ __all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan", "set_clock"
 
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
+_SPLIT_PART = re.compile(r"_p\d+$")  # split-matvecs names the parts of task t `t_p0`, `t_p1`, ...
 
 
 class PlanError(StreamdslError, ValueError):
@@ -64,11 +67,13 @@ class Plan:
     hbm_striping: bool = True
     lanes: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
+    splits: Mapping[str, int] = field(default_factory=dict)  # task -> parallel parts (split-matvecs), before lanes
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
-                "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "figures": dict(self.figures)}
+                "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
+                "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -77,17 +82,29 @@ class Plan:
                             f"{PLAN_VERSION}, as `streamdsl compile --dse` writes to plan.json)")
         try:
             lanes = {str(k): int(v) for k, v in data.get("lanes", {}).items()}
+            splits = {str(k): int(v) for k, v in data.get("splits", {}).items()}
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
-                        dict(data.get("figures", {})))
+                        splits, dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
             raise PlanError(f"{source}: tile {plan.tile}, clock {plan.clock_mhz} MHz, lanes {lanes}: need a positive tile "
                             f"and clock, lanes in 1..{MAX_LANES}")
+        if any(v < 2 for v in splits.values()):
+            raise PlanError(f"{source}: splits {splits}: a task splits into 2 or more parts")
         return plan
 
     def apply(self, kernel: KernelOp) -> None:
-        """Write the plan onto a lowered kernel: its clock, each task's lanes, the HBM allocation."""
+        """Write the plan onto a lowered kernel: its splits (split-matvecs), its clock, each task's
+        lanes, the HBM allocation."""
+        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        if unknown := sorted(set(self.splits) - set(tasks)):
+            raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
+                            "(was the plan made for this model, tile and quantization?)")
+        try:
+            split_tasks(kernel, self.splits)
+        except SplitError as err:
+            raise PlanError(str(err)) from None
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.lanes) - set(tasks)):
             raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
@@ -179,32 +196,127 @@ class _Compute:
 def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int, gain: float,
                    say: Callable[[str], None]) -> tuple[dict[str, int], int]:
     """Level 2: the greedy max-heap over task latencies (module doc), at most `budget` timed
-    simulations; a step is kept when it cuts the makespan by at least the fraction `gain`."""
+    simulations; a step is kept when it cuts the makespan by at least the fraction `gain`. The
+    parts of a split task (`<task>_p<i>`) are one heap entry: their lanes double together."""
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
-    capacity, compute = U55C_DEVICE.total * fill, _Compute(tasks)
+    capacity, compute = U55C_DEVICE.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks)
     lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := _unroll(t))}
+    groups: dict[str, list[str]] = {}
+    for name in sorted(tasks):
+        groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
     makespan = design.run()
-    latency = {n: design.graph.tasks[node_name(t)].latency or 0 for n, t in tasks.items()}
-    heap = [(-latency[n], rng.random(), n) for n in sorted(tasks)]
+    latency = {g: max(design.graph.tasks[node_name(tasks[n])].latency or 0 for n in members) for g, members in groups.items()}
+    heap = [(-latency[g], rng.random(), g) for g in sorted(groups)]
     heapq.heapify(heap)
     while heap and design.evaluations < budget:
-        _, _, name = heapq.heappop(heap)
-        if latency[name] / 2 < gain * makespan:
+        _, _, group = heapq.heappop(heap)
+        if latency[group] / 2 < gain * makespan:
             break  # halving the slowest task left could not cut the makespan by `gain`
-        task, now = tasks[name], lanes.get(name)
+        members = groups[group]
+        now = lanes.get(members[0])
         more = 2 * (now or design.timing.table.lanes)
-        trial = {**lanes, name: more}
+        trial = {**lanes, **dict.fromkeys(members, more)}
         if more > MAX_LANES or compute.usage(trial).over(capacity):
             continue  # this task is done growing
-        faster = design.set_lanes(task, more)
-        new_makespan = design.run() if faster < latency[name] else makespan
-        if faster >= latency[name] or new_makespan > makespan * (1 - gain):
-            design.set_lanes(task, now)  # its stream, a recurrence or another node bounds it
+        faster = max(design.set_lanes(tasks[n], more) for n in members)
+        new_makespan = design.run() if faster < latency[group] else makespan
+        if faster >= latency[group] or new_makespan > makespan * (1 - gain):
+            for n in members:
+                design.set_lanes(tasks[n], now)  # its stream, a recurrence or another node bounds it
             continue
-        lanes, makespan, latency[name] = trial, new_makespan, faster
-        say(f"lanes: {name} x{more}: {makespan} cycles")
-        heapq.heappush(heap, (-faster, rng.random(), name))
+        lanes, makespan, latency[group] = trial, new_makespan, faster
+        say(f"lanes: {group}{' (all parts)' if len(members) > 1 else ''} x{more}: {makespan} cycles")
+        heapq.heappush(heap, (-faster, rng.random(), group))
     return lanes, makespan
+
+
+def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
+                 capacity: Usage) -> tuple[int, ModuleOp] | None:
+    """The unbounded makespan of `module` (not changed) with these splits and its HBM allocated
+    again, and the split copy; None when the parts' compute at their lanes exceeds `capacity`.
+    The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one)."""
+    trial = module.clone()
+    kernel = next(op for op in trial.walk() if isinstance(op, KernelOp))
+    for task in [op for op in kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data in shared]:
+        name = task.sym_name.data
+        task.attributes["unroll"] = IntegerAttr(max(1, (_unroll(task) or timing.table.lanes) // splits[name]), i64)
+    split_tasks(kernel, splits)
+    allocate_kernel(kernel)
+    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+    if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := _unroll(t))}) + _dma_usage(kernel)).over(capacity):
+        return None
+    return _Design(kernel, timing).run(), trial
+
+
+def _dma_usage(kernel: KernelOp) -> Usage:
+    """The DMAs' m_axi adapters (logic and burst buffers), one per HBM stripe (lowering.resources)."""
+    return U55C_COSTS.maxi_usage() * sum(hbm_stripes(op)[0] for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp))
+
+
+def _explore_splits(module: ModuleOp, timing: _CachedTiming, fill: float, budget: int, gain: float,
+                    say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp]:
+    """Level 1b: how many parallel parts each weight matvec (and the tasks that walk its output in
+    its order, `weight_chains`) is split into: first one count for every chain (doubling while the
+    makespan falls by `gain`; a chain takes the largest divisor of its outer trips not above it),
+    then chain by chain, largest weights first, one doubling or halving at a time while it helps
+    (a halving is kept when the makespan holds: fewer parts, fewer DMAs and tasks). Each trial is
+    a split copy of `module` timed by the unbounded simulation; at most `budget` of them."""
+    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    chains = weight_chains(kernel)
+    if not chains:
+        return {}, module
+    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+    trips = {name: outer_trips(tasks[name]) or 1 for name in chains}
+    capacity = U55C_DEVICE.total * fill
+
+    def splits_of(parts: Mapping[str, int]) -> dict[str, int]:
+        return {t: p for name, p in parts.items() if p > 1 for t in chains[name]}
+
+    def trial(parts: Mapping[str, int]) -> tuple[int, ModuleOp] | None:
+        """The weight matvecs' parts keep its lanes each (P times its compute, P weight streams);
+        the tasks after one share theirs (the same compute, cut into lanes)."""
+        splits = splits_of(parts)
+        followers = {t for chain in chains.values() for t in chain[1:] if t in splits}
+        return _split_trial(module, splits, followers, timing, capacity)
+
+    def divisor(name: str, most: int) -> int:
+        return max(d for d in range(1, min(most, trips[name]) + 1) if trips[name] % d == 0)
+
+    best_parts = dict.fromkeys(chains, 1)
+    makespan, best = _Design(kernel, timing).run(), module
+    evaluations = 0
+    uniform = 2
+    while evaluations < budget and uniform <= max(trips.values()):
+        parts = {name: divisor(name, uniform) for name in chains}
+        evaluations += 1
+        result = trial(parts)
+        if result is None:
+            say(f"splits: every weight matvec in up to {uniform} parts exceeds {fill:.0%} of the device")
+            break
+        if result[0] > makespan * (1 - gain):
+            say(f"splits: every weight matvec in up to {uniform} parts: {result[0]} cycles, no faster")
+            break
+        makespan, best, best_parts = result[0], result[1], parts
+        say(f"splits: every weight matvec in up to {uniform} parts: {makespan} cycles")
+        uniform *= 2
+    order = sorted(chains, key=lambda n: (-trips[n], n))
+    improved = True
+    while improved and evaluations < budget:
+        improved = False
+        for name in order:
+            for parts_now in (best_parts[name] * 2, best_parts[name] // 2):
+                candidate = divisor(name, parts_now) if parts_now >= 1 else 1
+                if candidate == best_parts[name] or evaluations >= budget:
+                    continue
+                trial_parts = {**best_parts, name: candidate}
+                evaluations += 1
+                result = trial(trial_parts)
+                fewer = candidate < best_parts[name]
+                if result is not None and (result[0] <= makespan * (1 - gain) or (fewer and result[0] <= makespan)):
+                    makespan, best, best_parts, improved = result[0], result[1], trial_parts, True
+                    say(f"splits: {name} in {candidate} parts: {makespan} cycles")
+                    break
+    return splits_of(best_parts), best
 
 
 def _unroll(task: TaskOp) -> int | None:
@@ -229,9 +341,11 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         if module is None:
             say(f"tiling: tile {tile} gives no single design; skipped")
             continue
+        timing = _CachedTiming(table.at_clock(clock_mhz))
+        splits, module = _explore_splits(module, timing, fill, max(1, evaluations // 3), gain, say)
         kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
         set_clock(kernel, clock_mhz)
-        design = _Design(kernel, _CachedTiming(table.at_clock(clock_mhz)))
+        design = _Design(kernel, timing)
         striped = {}
         for striping in (False, True):  # level 3 first at the default lanes, again after level 2
             allocate_kernel(kernel, striping=striping)
@@ -250,7 +364,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         allocate_kernel(kernel, striping=striping)
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
-        plan = Plan(tile, clock_mhz, striping, lanes, seed, figures)
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

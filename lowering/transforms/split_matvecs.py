@@ -29,7 +29,7 @@ option `parts=P`, every splittable task whose outer trip count P divides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -55,7 +55,10 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.itensor import itensor
 
-__all__ = ["SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "outer_trips", "fold_concat_chunks", "split_task", "splittable"]
+__all__ = [
+    "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "fold_concat_chunks", "is_weight_matvec", "outer_trips", "split_task",
+    "split_tasks", "splittable", "weight_chains",
+]  # fmt: skip
 
 SPLIT_ATTR = "split"  # on a dataflow.task: the parallel parts a design plan splits it into
 
@@ -100,13 +103,14 @@ def _part_type(it: itensor, parts: int) -> itensor:
     return it._with(trips=(it.trips[0] // parts, *it.trips[1:]))  # noqa: SLF001 - the one field that changes
 
 
-def _why_not(task: TaskOp, parts: int) -> str | None:
-    """Why `task` cannot be split into `parts` (None: it can)."""
+def _why_not(task: TaskOp, parts: int, needs_hbm: bool = True) -> str | None:
+    """Why `task` cannot be split into `parts` (None: it can); `needs_hbm`: it must read a driven
+    input from a dma_load (a task split as part of a weight chain need not)."""
     trips = outer_trips(task)
     if trips is None:
         return "its body is not one outermost scf.for with constant bounds"
     if parts < 2 or trips % parts:
-        return f"its outer loop has {trips} trips, which {parts} parts do not divide (give a divisor above 1)"
+        return _indivisible(task, parts)
     loop = _outer_loop(task)
     ports = [a for a in task.body.block.args if isinstance(a.type, ITensorType)]
     for arg in ports:
@@ -122,7 +126,7 @@ def _why_not(task: TaskOp, parts: int) -> str | None:
             return f"the parts of port {arg.index} ({arg.type}) do not tile its dim {dim}"
     if any(_driven_dim(_it(o)) is None for o in task.outputs):
         return "an output is not driven by the outer loop (it reduces over it)"
-    if not any(isinstance(v.owner, DmaLoadOp) and isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is not None
+    if needs_hbm and not any(isinstance(v.owner, DmaLoadOp) and isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is not None
                for v in task.inputs):
         return "no input driven by the outer loop comes from HBM (a dma_load): not a weight contraction"
     for v in task.inputs:
@@ -139,9 +143,48 @@ def _inside(op: Operation, loop: Operation) -> bool:
     return False
 
 
-def splittable(task: TaskOp, parts: int = 2) -> bool:
-    """Whether `task` contracts against an HBM weight and can be split into `parts` (module doc)."""
-    return _why_not(task, parts) is None
+def splittable(task: TaskOp, parts: int = 2, needs_hbm: bool = True) -> bool:
+    """Whether `task` reads an HBM tensor along its outer loop and can be split into `parts` (module doc)."""
+    return _why_not(task, parts, needs_hbm) is None
+
+
+def is_weight_matvec(task: TaskOp) -> bool:
+    """A splittable task that also replays an input for every output tile: a contraction of the
+    activation vector against an HBM weight (not a group sum or a bias add)."""
+    trips = outer_trips(task)
+    contracts = any(op.name.startswith("linalg.") and any(str(k.data).endswith("reduction") for k in kinds.data)
+                    for op in task.body.walk() if (kinds := op.properties.get("iterator_types")) is not None)
+    return bool(trips) and contracts and any(isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is None for v in task.inputs) and any(
+        splittable(task, p) for p in range(2, trips + 1) if trips % p == 0)  # type: ignore[operator]
+
+
+def weight_chains(kernel: KernelOp) -> dict[str, list[str]]:
+    """Each weight matvec of the kernel (by name) and the tasks after it that walk its output in
+    its order (its group sum, bias add, ...: each the one reader of the last one's output, with
+    the same outer trip count), which a plan splits with it so that the parts flow lane by lane."""
+    chains = {}
+    for task in [t for t in kernel.body.block.ops if isinstance(t, TaskOp) and is_weight_matvec(t)]:
+        chain, last = [task.sym_name.data], task
+        while (len(last.outputs) == 1 and last.outputs[0].has_one_use()
+               and isinstance(nxt := next(iter(last.outputs[0].uses)).operation, TaskOp)
+               and outer_trips(nxt) == outer_trips(task) and _why_not(nxt, 2, needs_hbm=False) in (None, _indivisible(nxt, 2))):
+            chain.append(nxt.sym_name.data)
+            last = nxt
+        chains[task.sym_name.data] = chain
+    return chains
+
+
+def _indivisible(task: TaskOp, parts: int) -> str:
+    return f"its outer loop has {outer_trips(task)} trips, which {parts} parts do not divide (give a divisor above 1)"
+
+
+def split_tasks(kernel: KernelOp, splits: Mapping[str, int]) -> None:
+    """Split the named tasks of `kernel` into their parts (in program order), then drop fork outputs
+    nothing reads and fold a concat that a split consumer chunks into the same parts."""
+    for task in [t for t in kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data in splits]:
+        split_task(task, splits[task.sym_name.data], needs_hbm=False)
+    _operand_fork_cleanup(kernel)
+    fold_concat_chunks(kernel)
 
 
 def _replica_source(value: SSAValue) -> SSAValue | None:
@@ -212,10 +255,10 @@ def _bound_loop(task: TaskOp, part: int, parts: int) -> None:
     loop.operands[0], loop.operands[1] = bounds[0].result, bounds[1].result
 
 
-def split_task(task: TaskOp, parts: int) -> list[TaskOp]:
+def split_task(task: TaskOp, parts: int, needs_hbm: bool = True) -> list[TaskOp]:
     """Replace `task` by `parts` tasks over contiguous ranges of its outer loop (module doc)."""
     name = task.sym_name.data
-    if (why := _why_not(task, parts)) is not None:
+    if (why := _why_not(task, parts, needs_hbm)) is not None:
         raise SplitError(f"split-matvecs: task {name} cannot be split into {parts} parts: {why}")
     old_types = [v.type for v in (*task.inputs, *task.inits)]
     types = {t: ITensorType.from_itensor(_part_type(t.itensor, parts)) for t in old_types if isinstance(t, ITensorType)}
@@ -299,17 +342,17 @@ class SplitMatvecsPass(ModulePass):
         if self.parts < 0 or self.parts == 1:
             raise PassFailedException(f"split-matvecs: parts={self.parts}; give 0 (the tasks' `split` attributes) or 2 or more")
         for kernel in [k for k in op.walk() if isinstance(k, KernelOp)]:
+            splits = {}
             for task in [t for t in kernel.body.block.ops if isinstance(t, TaskOp)]:
                 attr = task.attributes.get(SPLIT_ATTR)
                 parts = attr.value.data if isinstance(attr, IntegerAttr) else 0
                 if self.parts and not parts and splittable(task, self.parts):
                     parts = self.parts
                 if parts > 1:
-                    try:
-                        split_task(task, parts)
-                    except SplitError as err:
-                        raise PassFailedException(str(err)) from None
-                elif parts == 1:
-                    task.attributes.pop(SPLIT_ATTR)
-            _operand_fork_cleanup(kernel)
-            fold_concat_chunks(kernel)
+                    splits[task.sym_name.data] = parts
+                else:
+                    task.attributes.pop(SPLIT_ATTR, None)
+            try:
+                split_tasks(kernel, splits)
+            except SplitError as err:
+                raise PassFailedException(str(err)) from None

@@ -7,6 +7,8 @@ neither deadlocks nor stalls against unbounded ones."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from xdsl.context import Context
@@ -16,9 +18,12 @@ from xdsl.utils.exceptions import PassFailedException
 import streamdsl as sd
 from frontends.block import DecoderBlock
 from frontends.quant import quantize_model
+from lowering.dse import Plan, PlanError, explore
+from lowering.timing import kernel_graph
 from lowering.transforms.split_matvecs import SPLIT_ATTR, SplitError, SplitMatvecsPass, split_task, splittable
 from streamdsl import quant
 from streamdsl.dialects.dataflow import DmaLoadOp, ITensorConcatOp, KernelOp, TaskOp
+from streamdsl.sim.timed import simulate_unbounded
 from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
 from toolchain.models import model_block, run_block
 
@@ -81,3 +86,33 @@ def test_split_errors_name_the_task_and_the_reason() -> None:
         SplitMatvecsPass().apply(Context(), mb.lowered.program.module)
     with pytest.raises(PassFailedException, match=r"parts=1; give 0"):
         SplitMatvecsPass(parts=1).apply(Context(), mb.lowered.program.module)
+
+
+def test_exploration_splits_weight_matvecs_and_the_plan_rebuilds_it() -> None:
+    """The DSE splits the weight matvecs (with the tasks that walk their outputs) when that is
+    faster; the same seed gives the same plan; the plan applied to a fresh lowering gives the
+    makespan it measured, and the split design still computes the block."""
+    mb = model_block("gpt2", "tiny", 8, 16, quant=quant.scheme("w4a8", 16))
+    plans = [explore(lambda _: mb.lowered.program.module.clone(), (16,), 250.0, seed=1) for _ in range(2)]
+    assert plans[0] == plans[1] and plans[0].splits
+    plan = Plan.from_json(json.loads(json.dumps(plans[0].to_json())))
+    assert plan == plans[0]
+    heads = [n for n in plan.splits if n.endswith("_reduce")]
+    assert heads and all(plan.splits[n] >= 2 for n in heads)
+    program = mb.lowered.program
+    kernel = next(op for op in program.module.walk() if isinstance(op, KernelOp))
+    unsplit = _makespan(kernel)
+    plan.apply(kernel)
+    assert _makespan(kernel) == plan.figures["unbounded_makespan_cycles"] < unsplit
+    args = mb.example.make_inputs(2)
+    ref = mb.example.reference(*args)
+    for g, r in zip(sd.compile(program).simulate(*args), ref, strict=True):
+        assert float(np.abs(g - r).max()) <= 1e-5 * float(np.abs(r).max())
+    with pytest.raises(PlanError, match="splits tasks the design does not have: k10_map"):
+        plan.apply(kernel)  # already split: its tasks are the parts now
+    with pytest.raises(PlanError, match="a task splits into 2 or more parts"):
+        Plan.from_json({**plan.to_json(), "splits": {"k8_reduce": 1}})
+
+
+def _makespan(kernel: KernelOp) -> int:
+    return simulate_unbounded(kernel_graph(kernel)[0]).makespan
