@@ -32,7 +32,8 @@ PACKAGES = ["streamdsl", "frontends", "lowering", "hls_backend", "toolchain", "t
 
 # module -> (source file, tests that judge it); small modules first
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "fifo_sizing": ("lowering/fifo_sizing.py", ["tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py"]),
+    "fifo_sizing": ("lowering/fifo_sizing.py", ["tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py", "tests/fifo/test_min_bits.py",
+                                                "tests/fifo/test_late_sources.py"]),
     "cli": ("toolchain/cli.py", ["tests/test_cli.py", "tests/test_cli_failures.py"]),
     "dsl_ops": ("streamdsl/dsl/ops.py", ["tests/dsl"]),
     "converters_plan": ("lowering/converters.py", ["tests/converters"]),

@@ -35,6 +35,53 @@ def test_itensor_prints_fig5_orders(capsys):
     assert "// token offsets: (0,0) (4,0) (0,2) (4,2) (0,4) (4,4) (0,6) (4,6)" in out
 
 
+def _itensor_blocks(out: str) -> dict[str, tuple[str, str, list[tuple[int, int]]]]:
+    """`streamdsl itensor`'s output per layout title: (header, IR type, token offsets)."""
+    blocks = {}
+    for block in filter(None, out.strip().split("\n\n")):
+        header, ir, offsets = block.strip().split("\n")
+        assert header.startswith("// ") and offsets.startswith("// token offsets: ")
+        title, _, rest = header[3:].partition(": ")
+        tokens = [tuple(int(v) for v in o.strip("()").split(",")) for o in offsets.removeprefix("// token offsets: ").split()]
+        blocks[title] = (rest, ir, tokens)
+    return blocks
+
+
+def test_itensor_prints_the_papers_fig5_layouts_in_their_stream_order(capsys):
+    """Fig. 5 by hand: (a) 2x2 tiles row by row, (b) 4x2 tiles a column of tiles at a time,
+    (c) as (b) with each column of tiles streamed twice; every layout covers the 8x8 tensor."""
+    assert main(["-q", "itensor"]) == 0
+    blocks = _itensor_blocks(capsys.readouterr().out)
+    b = [(r, c) for c in range(0, 8, 2) for r in (0, 4)]
+    want = {
+        "(a) row-major 2x2 tiles": [(r, c) for r in range(0, 8, 2) for c in range(0, 8, 2)],
+        "(b) 4x2 tiles, column of tiles at a time": b,
+        "(c) as (b), each column streamed twice": [t for c in range(4) for t in 2 * b[2 * c:2 * c + 2]],
+    }
+    assert list(blocks) == list(want)
+    for title, tokens in want.items():
+        header, ir, got = blocks[title]
+        assert got == tokens, title
+        assert header == f"{len(tokens)} tokens, shape [8, 8], regular=True"
+        assert ir.startswith("!dataflow.itensor<")
+
+
+def test_models_lists_what_compile_and_import_accept(capsys):
+    from frontends import hf
+    from toolchain import examples
+    from toolchain.cli import SIZES
+
+    assert main(["models"]) == 0
+    programs, families = capsys.readouterr().out.strip().split("\n")
+
+    def listed(line: str, intro: str) -> tuple[list[str], list[str]]:
+        names, sizes = line.removeprefix(intro).split("; sizes ")
+        return names.split(", "), sizes.split(", ")
+
+    assert listed(programs, "built-in programs (streamdsl compile): ") == (list(examples.EXAMPLES), list(SIZES))
+    assert listed(families, "Hugging Face families (streamdsl import): ") == (list(hf.FAMILIES), list(hf.SIZES))
+
+
 @pytest.mark.parametrize("flag", ["-v", "--verbose"])
 def test_verbose_reports_progress(flag, capsys):
     assert main([flag, "itensor"]) == 0

@@ -77,7 +77,8 @@ def test_min_bits_limits_prefetch_only_when_the_fifos_do_not_fit() -> None:
     step = max(sizing.prefetch + 1, round(sizing.prefetch * 2**0.5))  # the next limit it tries
     more = simulate_timed(g, {**dict.fromkeys((e.name for e in g.fifos), None), "w": step})
     assert not fits({**sizing.depths, "w": max(1, latest_sources(g, more).peak_occupancy["w"])})
-    assert sizing.report()["prefetch_tokens"] == sizing.prefetch
+    assert sizing.report()["prefetch_tokens"] == sizing.prefetch and sizing.report()["unbounded_makespan"] == free.makespan
+    assert "prefetch_tokens" not in size_fifos(g, "min-bits").report()
 
 
 @pytest.mark.parametrize("budget_bits", [0, 1])

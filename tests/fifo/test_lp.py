@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
+import time
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lowering import fifo_sizing
@@ -159,6 +161,24 @@ def test_conservative_mode_stretches_to_the_slowest_task() -> None:
     assert res.deadlock is None and res.stall_cycles["fast"] > 0
 
 
+@pytest.mark.parametrize("mode", fifo_sizing.MODES)
+def test_a_sizing_reports_its_mode_its_time_and_for_min_bits_its_checked_makespan(mode: str) -> None:
+    g = layernorm_like()
+    t0 = time.perf_counter()
+    sizing = size_fifos(g, mode)
+    elapsed = time.perf_counter() - t0
+    name = "lp" if mode == "normal" else mode
+    assert sizing.mode == name and sizing.report()["mode"] == name
+    assert 0 <= sizing.lp_seconds <= sizing.seconds <= elapsed and sizing.report()["seconds"] == sizing.seconds
+    assert (sizing.lp_seconds > 0) == (mode not in ("naive", "default"))  # CBC ran, and its time is counted
+    report = sizing.report()
+    if mode == "min-bits":
+        assert report["makespan"] == sizing.makespan == simulate_timed(g, sizing.depths).makespan == simulate_unbounded(g).makespan
+        assert report["simulations"] == sizing.simulations > 0
+    else:
+        assert "makespan" not in report and "simulations" not in report
+
+
 def test_errors() -> None:
     g = paper_reconvergent()
     with pytest.raises(ValueError, match="mode 'fast' is unknown; choose one of min-bits, lp, normal"):
@@ -186,3 +206,124 @@ def test_depth_is_the_papers_max_tokens_for_constant_rate_tasks(tokens: int, d: 
         assert depth == min(tokens, tokens - 1 - (last - delay - 1) // ii_dst)
     else:
         assert depth == min(tokens, -(-(delay + 1 - d) // ii_src))
+
+
+@st.composite
+def graphs_of_any_speeds(draw) -> Graph:  # noqa: ANN001
+    """A chain of tasks with random token times and latencies (some of 1 cycle, some ending on
+    their last event), random FIFO latencies and some internal links of fixed depth (0: unbounded)."""
+    g = Graph(draw(st.integers(0, 3)), draw(st.integers(1, 3)))
+    n = draw(st.integers(0, 5))
+    tokens = [draw(st.integers(1, 4)) for _ in range(n - 1)]
+    for v in range(n):
+        times = {p: sorted(draw(st.lists(st.integers(0, 9), min_size=k, max_size=k)))
+                 for p, k in (("i", tokens[v - 1] if v else 0), ("o", tokens[v] if v < n - 1 else 0)) if k}
+        last = max((t[-1] for t in times.values()), default=0)
+        latency = draw(st.sampled_from([1, last, last + draw(st.integers(1, 9))])) if last <= 1 else draw(st.sampled_from([last, last + 3]))
+        g.add_task(Task(f"t{v}", reads={p: t for p, t in times.items() if p == "i"}, writes={p: t for p, t in times.items() if p == "o"},
+                        latency=max(latency, last)))
+    for v in range(n - 1):
+        g.connect(f"t{v}", "o", f"t{v + 1}", "i", draw(st.sampled_from([8, 32])), name=f"e{v}",
+                  fixed_depth=draw(st.sampled_from([None, None, 0, 1, 3])))
+    return g
+
+
+def _one_cycle_task_beside_a_slow_one() -> Graph:
+    g = Graph(2, 3)
+    g.add_task(Task("quick", writes={"o": [0, 1]}, latency=1))  # its last event ends its one cycle
+    g.add_task(Task("slow", reads={"i": [3, 7]}, latency=9))
+    g.connect("quick", "o", "slow", "i", 8, name="e0")
+    return g
+
+
+@given(graphs_of_any_speeds())
+@example(_one_cycle_task_beside_a_slow_one())
+def test_stretching_slows_every_task_to_the_slowest_and_keeps_the_fifos(g: Graph) -> None:
+    """Conservative mode's model changes how fast tasks run, never the FIFOs: each event of a task
+    of latency L moves to the first cycle at or after t x slowest / L (every task then takes the
+    slowest's latency), and the FIFO rules and the edges (bits, fixed links and their depths) stay."""
+    slow = fifo_sizing.stretched(g)
+    slowest = max((t.latency for t in g.tasks.values()), default=1)
+    assert (slow.read_latency, slow.free_latency) == (g.read_latency, g.free_latency)
+    assert [(e.name, e.src, e.src_port, e.dst, e.dst_port, e.token_bits, e.fixed, e.depth) for e in slow.edges] == [
+        (e.name, e.src, e.src_port, e.dst, e.dst_port, e.token_bits, e.fixed, e.depth) for e in g.edges]
+    assert list(slow.tasks) == list(g.tasks)
+    for name, task in g.tasks.items():
+        assert slow.tasks[name].latency == slowest
+        for before, after in ((task.reads, slow.tasks[name].reads), (task.writes, slow.tasks[name].writes)):
+            assert set(after) == set(before)
+            for port, times in before.items():
+                exact = [int(t) * slowest / task.latency for t in times]
+                assert [int(t) for t in after[port]] == [math.ceil(x) for x in exact], (name, port)
+
+
+def with_empty_stream(g: Graph, src: str, dst: str) -> Graph:
+    """`g` with one more stream, carrying no tokens in this invocation, from `src` to `dst` (first in the edge list)."""
+    out = Graph(g.read_latency, g.free_latency)
+    for t in g.tasks.values():
+        reads = {**t.reads, **({"nil": np.zeros(0, np.int64)} if t.name == dst else {})}
+        writes = {**t.writes, **({"nil": np.zeros(0, np.int64)} if t.name == src else {})}
+        out.add_task(Task(t.name, reads, writes, latency=t.latency))
+    out.connect(src, "nil", dst, "nil", 64, name="nil")
+    for e in g.edges:
+        out.connect(e.src, e.src_port, e.dst, e.dst_port, e.token_bits, name=e.name)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["lp", "conservative", "min-bits"])
+@pytest.mark.parametrize(("src", "dst"), [("load", "pack"), ("load", "sink")])
+@pytest.mark.parametrize("params", [{"narrow": 1, "wide": 6}, {"narrow": 8, "wide": 64}, {}])
+def test_a_stream_without_tokens_changes_no_depth(mode: str, src: str, dst: str, params: dict[str, int]) -> None:
+    """A stream of run-time length 0 costs nothing: the other FIFOs get the depths they get
+    without it. Its lag is 0 (its reader starts no earlier, relative to its writer, than in the
+    run), so the streams here come out of the source, which the LP never starts later than the run."""
+    from .test_lp_bits import pack_late
+
+    _same_depths_with_an_empty_stream(pack_late(**params), src, dst, mode)
+
+
+@pytest.mark.parametrize("mode", ["lp", "min-bits"])
+def test_a_stream_without_tokens_costs_nothing_where_a_bit_a_cycle_matters(mode: str) -> None:
+    """A diamond of 1-3 bit streams, where a bit per cycle of delay would change the LP's choice."""
+    g = random_dag("diamond", 4, 5)
+    rng = np.random.default_rng(5)
+    narrow = Graph(g.read_latency, g.free_latency)
+    for t in g.tasks.values():
+        narrow.add_task(t)
+    for e in g.edges:
+        narrow.connect(e.src, e.src_port, e.dst, e.dst_port, int(rng.integers(1, 4)), name=e.name)
+    _same_depths_with_an_empty_stream(narrow, "t0", "t2", mode)
+
+
+def _same_depths_with_an_empty_stream(g: Graph, src: str, dst: str, mode: str) -> None:
+    base, sizing = size_fifos(g, mode), size_fifos(with_empty_stream(g, src, dst), mode)
+    assert sizing.depths == {"nil": 1, **base.depths}
+    assert sizing.total_bits == base.total_bits + 64
+
+
+def linked_pack(tokens: int = 32, group: int = 4, late: int = 80, link: int | None = 2) -> Graph:
+    """`pack_late` with its packer a node of two processes (`gather` reads the narrow tokens,
+    `emit` writes the packed ones) joined by an internal link of fixed depth `link`: delaying
+    `emit` alone would save the wide FIFO's bits, but a node's processes keep their relative timing."""
+    k, j = np.arange(tokens), np.arange(tokens // group)
+    g = Graph()
+    g.add_task(Task("load", writes={"a": k, "b": k}))
+    g.add_task(Task("gather", reads={"a": k}, writes={"l": group * j + group - 1}))
+    g.add_task(Task("emit", reads={"l": group * j + group}, writes={"w": group * j + group + 1}))
+    g.add_task(Task("sink", reads={"b": k, "w": late + j}))
+    g.connect("load", "a", "gather", "a", 32, name="a")
+    g.connect("load", "b", "sink", "b", 32, name="b")
+    g.connect("gather", "l", "emit", "l", 32, name="l", fixed_depth=link or 0)
+    g.connect("emit", "w", "sink", "w", 512, name="w")
+    return g
+
+
+@pytest.mark.parametrize("link", [1, 2, None])
+@pytest.mark.parametrize("late", [40, 80])
+def test_a_nodes_processes_keep_their_relative_timing(link: int | None, late: int) -> None:
+    g = linked_pack(late=late, link=link)
+    run = latest_sources(g, simulate_unbounded(g))
+    sizing = size_fifos(g, "lp")
+    assert sizing.starts["emit"] - sizing.starts["gather"] == run.start["emit"] - run.start["gather"]
+    res = simulate_timed(g, sizing.depths)
+    assert res.deadlock is None and res.makespan == run.makespan
