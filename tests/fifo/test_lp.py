@@ -241,9 +241,11 @@ def _one_cycle_task_beside_a_slow_one() -> Graph:
 def test_stretching_slows_every_task_to_the_slowest_and_keeps_the_fifos(g: Graph) -> None:
     """Conservative mode's model changes how fast tasks run, never the FIFOs: each event of a task
     of latency L moves to the first cycle at or after t x slowest / L (every task then takes the
-    slowest's latency), and the FIFO rules and the edges (bits, fixed links and their depths) stay."""
+    slowest's latency; one of latency 0 counts as 1), and the FIFO rules and the edges (bits,
+    fixed links and their depths) stay."""
     slow = fifo_sizing.stretched(g)
-    slowest = max((t.latency for t in g.tasks.values()), default=1)
+    cycles = {name: max(1, t.latency) for name, t in g.tasks.items()}  # a task of latency 0 takes a cycle
+    slowest = max(cycles.values(), default=1)
     assert (slow.read_latency, slow.free_latency) == (g.read_latency, g.free_latency)
     assert [(e.name, e.src, e.src_port, e.dst, e.dst_port, e.token_bits, e.fixed, e.depth) for e in slow.edges] == [
         (e.name, e.src, e.src_port, e.dst, e.dst_port, e.token_bits, e.fixed, e.depth) for e in g.edges]
@@ -253,7 +255,7 @@ def test_stretching_slows_every_task_to_the_slowest_and_keeps_the_fifos(g: Graph
         for before, after in ((task.reads, slow.tasks[name].reads), (task.writes, slow.tasks[name].writes)):
             assert set(after) == set(before)
             for port, times in before.items():
-                exact = [int(t) * slowest / task.latency for t in times]
+                exact = [int(t) * slowest / cycles[name] for t in times]
                 assert [int(t) for t in after[port]] == [math.ceil(x) for x in exact], (name, port)
 
 
