@@ -49,21 +49,24 @@ def _itensor_blocks(out: str) -> dict[str, tuple[str, str, list[tuple[int, int]]
 
 def test_itensor_prints_the_papers_fig5_layouts_in_their_stream_order(capsys):
     """Fig. 5 by hand: (a) 2x2 tiles row by row, (b) 4x2 tiles a column of tiles at a time,
-    (c) as (b) with each column of tiles streamed twice; every layout covers the 8x8 tensor."""
+    (c) as (b) with each column of tiles streamed twice; every layout covers the 8x8 tensor, with
+    the paper's tile, iteration space and map."""
     assert main(["-q", "itensor"]) == 0
     blocks = _itensor_blocks(capsys.readouterr().out)
     b = [(r, c) for c in range(0, 8, 2) for r in (0, 4)]
     want = {
-        "(a) row-major 2x2 tiles": [(r, c) for r in range(0, 8, 2) for c in range(0, 8, 2)],
-        "(b) 4x2 tiles, column of tiles at a time": b,
-        "(c) as (b), each column streamed twice": [t for c in range(4) for t in 2 * b[2 * c:2 * c + 2]],
+        "(a) row-major 2x2 tiles": ([(r, c) for r in range(0, 8, 2) for c in range(0, 8, 2)],
+                                    "2x2xf32, [4, 4] * [2, 2], (d0, d1) -> (d0, d1)"),
+        "(b) 4x2 tiles, column of tiles at a time": (b, "4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)"),
+        "(c) as (b), each column streamed twice": ([t for c in range(4) for t in 2 * b[2 * c:2 * c + 2]],
+                                                   "4x2xf32, [4, 2, 2] * [2, 1, 4], (d0, d1, d2) -> (d2, d0)"),
     }
     assert list(blocks) == list(want)
-    for title, tokens in want.items():
+    for title, (tokens, paper_type) in want.items():
         header, ir, got = blocks[title]
         assert got == tokens, title
         assert header == f"{len(tokens)} tokens, shape [8, 8], regular=True"
-        assert ir.startswith("!dataflow.itensor<")
+        assert ir == f"!dataflow.itensor<{paper_type}>"
 
 
 def test_models_lists_what_compile_and_import_accept(capsys):
