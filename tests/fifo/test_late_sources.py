@@ -74,6 +74,8 @@ def test_min_bits_limits_prefetch_only_when_the_fifos_do_not_fit() -> None:
     target = simulate_timed(g, {**dict.fromkeys((e.name for e in g.fifos), None), **sizing.prefetch_depths})
     run = simulate_timed(g, sizing.depths)
     assert run.deadlock is None and run.makespan == target.makespan == sizing.makespan > free.makespan
+    late = latest_sources(g, target)  # the schedule reported delays that run's tasks, never starts one earlier
+    assert all(sizing.starts[t] >= late.start[t] for t in g.tasks)
     step = max(sizing.prefetch + 1, round(sizing.prefetch * 2**0.5))  # the next limit it tries
     more = simulate_timed(g, {**dict.fromkeys((e.name for e in g.fifos), None), "w": step})
     assert not fits({**sizing.depths, "w": max(1, latest_sources(g, more).peak_occupancy["w"])})
