@@ -160,7 +160,7 @@ def run(module: str, children: int, sample: int = 0, seed: int = 0) -> dict[str,
     proc = mutmut(work, "run", "--max-children", str(children), *chosen)
     result = {**collect(module), "seconds": round(time.perf_counter() - start, 1)}
     if not result["checked"] or proc.returncode:
-        raise SystemExit(f"mutmut run failed for {module}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        result["failed"] = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return result
 
 
@@ -200,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for module in modules:
         results.append(run(module, args.max_children, args.sample, args.seed))
-        report(results[-1])
+        if "failed" in results[-1]:  # the next modules still get judged; the exit code says it
+            print(f"{module}: mutmut run failed:\n{results[-1]['failed']}", flush=True)
+        else:
+            report(results[-1])
     SCRATCH.mkdir(parents=True, exist_ok=True)
     (SCRATCH / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return int(any("failed" in r for r in results))
 
 
 if __name__ == "__main__":

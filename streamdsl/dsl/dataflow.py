@@ -15,6 +15,7 @@ import inspect
 import itertools
 import os
 import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,9 +186,15 @@ def _show(sl: slice) -> str:
     return f"{'' if sl.start is None else sl.start}:{'' if sl.stop is None else sl.stop}" + ("" if sl.step is None else f":{sl.step}")
 
 
+def _forwards(frame: types.FrameType) -> bool:
+    """A frame of this package, or of a wrapper that only forwards the user's call to it (mutmut's
+    trampolines: under mutation testing every function of the mutated module is called through one)."""
+    return os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE or frame.f_globals.get("__name__", "").startswith("mutmut.")
+
+
 def _caller() -> Location:
     frame = inspect.currentframe()
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+    while frame is not None and _forwards(frame):
         frame = frame.f_back
     if frame is None:
         return Location(None, None, None)
