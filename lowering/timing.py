@@ -57,7 +57,7 @@ from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
-    "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_token_cycles", "hbm_stripes", "hbm_token_words",
+    "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words",
     "hbm_word_lanes", "kernel_graph", "lane_partials", "table_of", "task_timing", "tile_work",
 ]  # fmt: skip
 
@@ -297,14 +297,22 @@ def dma_bits_per_cycle(op: Operation, table: TimingTable = U55C) -> int:
 
 
 def dma_token_cycles(op: DmaLoadOp | DmaStoreOp, table: TimingTable = U55C) -> int:
-    """Cycles per token of a DMA: each of its stripes is a 512-bit port (a word per cycle) on its
-    own HBM pseudo-channel (the emitted top gives a tensor loaded twice two DMAs), and the channels
-    deliver `dma_bits_per_cycle` of the token's whole words; never faster than the stream takes
-    its beats."""
+    """Cycles one token of a DMA takes alone (`dma_cycles` of one token)."""
+    return int(dma_cycles(op, 1, table)[0])
+
+
+def dma_cycles(op: DmaLoadOp | DmaStoreOp, tokens: int, table: TimingTable = U55C) -> np.ndarray:
+    """Cycles the first k tokens of a DMA take, for k = 1..tokens: each of its stripes is a 512-bit
+    port (a word per cycle) on its own HBM pseudo-channel (the emitted top gives a tensor loaded
+    twice two DMAs), and the channels deliver `dma_bits_per_cycle` of the tokens' whole words, one
+    burst with no gap between tokens (the emitted DMA is one loop over all its words: a token's
+    fraction of a cycle is not rounded up, as csim's SD_HBM counts it); never faster than the
+    stream takes its beats."""
     value = op.result if isinstance(op, DmaLoadOp) else op.source
     words, stripes = _hbm_words(table, value), hbm_stripes(op)[0]
-    return max(_token_cycles(table, value), -(-words // stripes),
-               -(-words * table.hbm_word_bits // dma_bits_per_cycle(op, table)))
+    k = np.arange(1, tokens + 1, dtype=np.int64)
+    return np.maximum.reduce([k * _token_cycles(table, value), -(-k * words // stripes),
+                              -(-k * words * table.hbm_word_bits // dma_bits_per_cycle(op, table))])
 
 
 def table_of(kernel: Operation, table: TimingTable = U55C) -> TimingTable:
@@ -314,18 +322,19 @@ def table_of(kernel: Operation, table: TimingTable = U55C) -> TimingTable:
 
 
 def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
-    """Token k's words are in after `dma_latency + (k + 1) * rate`; its first beat leaves `beats - 1`
-    cycles before that (`beats` cycles before the last, which its reader takes one per cycle), so a
-    reader never waits inside a token for HBM words; done when the last token's beats are out."""
-    rate, n = dma_token_cycles(op, table), _it(op.result).num_tokens
-    times = table.dma_latency + np.arange(1, n + 1, dtype=np.int64) * rate - _token_cycles(table, op.result)
-    return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + n * rate)
+    """Token k's words are in after `dma_latency + dma_cycles(k + 1)`; its first beat leaves
+    `beats - 1` cycles before that (`beats` cycles before the last, which its reader takes one per
+    cycle), so a reader never waits inside a token for HBM words; done when the last token's beats
+    are out."""
+    done = dma_cycles(op, _it(op.result).num_tokens, table)
+    times = table.dma_latency + done - _token_cycles(table, op.result)
+    return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + int(done[-1]))
 
 
 def _dma_store(table: TimingTable, op: DmaStoreOp) -> NodeSchedule:
-    rate, n = dma_token_cycles(op, table), _it(op.source).num_tokens
-    times = np.arange(n, dtype=np.int64) * rate
-    return NodeSchedule({op.source: times}, {}, latency=n * rate + table.dma_latency)
+    done = dma_cycles(op, _it(op.source).num_tokens, table)
+    times = np.concatenate(([0], done[:-1]))
+    return NodeSchedule({op.source: times}, {}, latency=int(done[-1]) + table.dma_latency)
 
 
 def _moved(table: TimingTable, reads: dict, writes: dict, source: SSAValue) -> NodeSchedule:
