@@ -9,7 +9,7 @@ and the ratio csim / model per process and for the makespan; the target is withi
 
 Every ratio off by more than 1.2x either way is flagged, and the exit status is 1 if any is.
 
-Run: `python benchmarks/hls_cycles.py [--only NAME ...] [--quick]` (--quick skips the paper size).
+Run: `python benchmarks/hls_cycles.py [--only NAME ...] [--quick]` (--quick skips the paper-size designs).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 import streamdsl as sd  # noqa: E402
 from hls_backend import csim_cycles, emit_project, model_cycles  # noqa: E402
 from lowering.transforms.insert_converters import InsertConvertersPass  # noqa: E402
+from streamdsl import quant  # noqa: E402
 from toolchain.cli import SIZES  # noqa: E402
 from toolchain.examples import ffn_block  # noqa: E402
-from toolchain.models import load_replacement, model_block  # noqa: E402
+from toolchain.models import load_replacement, model_block, planned_block  # noqa: E402
 
 TARGET = 1.2
 
@@ -50,7 +51,8 @@ def _rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
 
 def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
     """name -> () -> (program, inputs). The default designs: `make run`'s GPT-2 tiny decoder block
-    (cache length 64, tile 64) and `streamdsl compile`'s FFN block (small)."""
+    (cache length 64, tile 64) and `streamdsl compile`'s FFN block (small); the DSE's GPT-2 W4A8
+    designs at 250 MHz (the plan explored, lanes and HBM striping applied)."""
     rng = np.random.default_rng(0)
 
     def ffn(size: str) -> tuple[object, list[np.ndarray]]:
@@ -63,6 +65,13 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
             replacement = None if replace is None else load_replacement(ROOT / "tutorials" / replace)
             ex = model_block(family, "tiny", max_context=64, tile=64, replacement=replacement).example
             return ex.program, ex.make_inputs(0)
+
+        return build
+
+    def dse(size: str, max_context: int, group: int | None) -> Callable[[], tuple[object, list[np.ndarray]]]:
+        def build() -> tuple[object, list[np.ndarray]]:  # `streamdsl compile gpt2 --quant w4a8 --dse --clock 250`
+            block, _ = planned_block("gpt2", size, max_context, quant.scheme("w4a8", group), clock_mhz=250.0)
+            return block.example.program, block.example.make_inputs(0)
 
         return build
 
@@ -115,6 +124,9 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         "tutorial 07 flash kernel in a llama block": block("llama", "07_kernel_in_a_model.py"),
         "ffn tiny": lambda: ffn("tiny"),
         "ffn paper": lambda: ffn("paper"),
+        # issue 15's chosen design (benchmarks/roofline.py): GPT-2 medium, W4A8, 250 MHz, cache length 128
+        "gpt2 tiny w4a8 dse (cache 16)": dse("tiny", 16, 32),
+        "gpt2 paper w4a8 dse (cache 128)": dse("paper", 128, None),
     }
 
 
@@ -144,7 +156,7 @@ def measure(name: str, build: Callable[[], tuple[object, list[np.ndarray]]], wor
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="designs whose name contains one of these words")
-    parser.add_argument("--quick", action="store_true", help="skip the paper-size FFN block")
+    parser.add_argument("--quick", action="store_true", help="skip the paper-size designs")
     args = parser.parse_args(argv)
     summary = {}
     with tempfile.TemporaryDirectory(prefix="hls_cycles_") as tmp:

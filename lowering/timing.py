@@ -328,13 +328,13 @@ def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
     are out."""
     done = dma_cycles(op, _it(op.result).num_tokens, table)
     times = table.dma_latency + done - _token_cycles(table, op.result)
-    return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + int(done[-1]))
+    return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + int(done[-1] if done.size else 0))
 
 
 def _dma_store(table: TimingTable, op: DmaStoreOp) -> NodeSchedule:
     done = dma_cycles(op, _it(op.source).num_tokens, table)
-    times = np.concatenate(([0], done[:-1]))
-    return NodeSchedule({op.source: times}, {}, latency=int(done[-1]) + table.dma_latency)
+    times = np.concatenate(([0], done[:-1]))[: done.size]
+    return NodeSchedule({op.source: times}, {}, latency=int(done[-1] if done.size else 0) + table.dma_latency)
 
 
 def _moved(table: TimingTable, reads: dict, writes: dict, source: SSAValue) -> NodeSchedule:

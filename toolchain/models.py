@@ -24,13 +24,15 @@ import transformers
 from frontends import hf
 from frontends.block import Block, DecoderBlock, import_block
 from frontends.quant import fake_quantize, quantize_model, weight_bytes
+from lowering.dse import Plan, explore
 from lowering.pipeline import Lowered, lower
+from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.quant import Scheme
 from toolchain.estimate import model_estimate
 from toolchain.examples import Example
 
-__all__ = ["DesignRunner", "ModelBlock", "Replacement", "load_replacement", "lower_block", "model_block", "quantization_figures",
-           "run_block"]
+__all__ = ["DesignRunner", "ModelBlock", "Replacement", "load_replacement", "lower_block", "model_block", "planned_block",
+           "quantization_figures", "run_block"]
 
 
 @dataclass
@@ -108,6 +110,19 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         config["replace"] = replacement.name
     example = Example(f"{family}-{size}-block", config, lowered.program, make_inputs, reference)
     return ModelBlock(example, lowered, block, module, seconds, model)
+
+
+def planned_block(family: str, size: str, max_context: int, quant: Scheme | None, plan: Plan | None = None,
+                  clock_mhz: float = 250.0, seed: int = 0) -> tuple[ModelBlock, Plan]:
+    """The decode block of `model_block` with a design plan applied to its kernel before FIFO
+    sizing, as `streamdsl compile --plan FILE` builds it (`plan`), or, without one, the plan
+    `--dse --clock clock_mhz` explores (lowering/dse.py); returns the block and the plan."""
+    block = model_block(family, size, max_context, 64 if plan is None else plan.tile, seed=seed, quant=quant)
+    module = block.lowered.program.module
+    if plan is None:
+        plan = explore(lambda _: module, (64,), clock_mhz, seed)
+    plan.apply(next(op for op in module.walk() if isinstance(op, KernelOp)))
+    return block, plan
 
 
 @dataclass

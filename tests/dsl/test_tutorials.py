@@ -105,7 +105,9 @@ def test_rope_prefill_timed_cycles_follow_the_triangle(shape: tuple[int, ...]) -
     cycles = [design.timed_simulation(scalars={"n": u * rows}).makespan for u in range(1, tiles + 1)]
     steps = np.diff(cycles)
     second = np.diff(steps)
-    assert second.min() > 0 and second.max() - second.min() <= 0.02 * second.min()
+    # a DMA's burst carries its channel's fraction of a cycle from token to token, so each makespan
+    # may round a cycle or two either way: the second differences are constant within a few cycles
+    assert second.min() > 0 and second.max() - second.min() <= 0.02 * second.min() + 4
     assert design.timed_simulation(scalars={"n": 1}).makespan == cycles[0]
     assert cycles[-1] == design.timed_simulation().makespan
     work = tiles * (tiles + 1) // 2  # key tiles per head at the longest prompt, 1 at one tile

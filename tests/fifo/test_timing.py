@@ -60,10 +60,12 @@ def test_reconvergent_kernel_schedules_follow_the_table() -> None:
     graph, values = kernel_graph(kernel_of(parse((FILECHECK / "size_fifos.mlir").read_text())))
     add, sub, op = U55C.op_latency["arith.addf"], U55C.op_latency["arith.subf"], U55C.stream_op
     k = np.arange(16)
-    beat = -(-512 // U55C.hbm_bits_per_cycle)
     load = graph.tasks["dma_load(xa)"]
-    # token k's first beat leaves one beat before its words are all in (one 512-bit beat a token)
-    assert load.writes["out0"].tolist() == (U55C.dma_latency + beat * (k + 1) - 1).tolist()
+    # token k's first beat leaves one beat before its words are all in (one 512-bit word a token, the
+    # channel's 354 bits a cycle carried over from token to token: 2 or 1 cycles a token, 1.45 on average)
+    in_hbm = -(-512 * (k + 1) // U55C.hbm_bits_per_cycle)
+    assert load.writes["out0"].tolist() == (U55C.dma_latency + in_hbm - 1).tolist()
+    assert load.writes["out0"][:3].tolist() == [65, 66, 68]
     split = graph.tasks["split"]  # pipelined at II 1: read, then both writes one cycle later
     assert split.reads["arg0"].tolist() == k.tolist()
     assert split.writes["out0"].tolist() == split.writes["out1"].tolist() == (k + op).tolist()
@@ -162,10 +164,10 @@ func.func @f(%x: tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<16x16xf32>) {{
     need = (k % 4) * 4 + k // 4
     assert np.all(run.write_times["t"] > run.read_times["b"][np.maximum.accumulate(need)])
     assert run.write_times["t"][3] < run.read_times["b"][15]  # the first column leaves before the last tile is in
-    beat = -(-16 * 32 // U55C.hbm_bits_per_cycle)
+    burst = -(-16 * 32 * k // U55C.hbm_bits_per_cycle)  # one 512-bit word a token, 354 bits a cycle over the burst
     store = graph.tasks["dma_store(t)"]
-    assert store.reads["arg0"].tolist() == (beat * k).tolist()
-    assert store.latency == beat * 16 + U55C.dma_latency  # the last token read over its beats, then the burst
+    assert store.reads["arg0"].tolist() == burst.tolist()
+    assert store.latency == -(-16 * 32 * 16 // U55C.hbm_bits_per_cycle) + U55C.dma_latency  # the last token, then the burst
 
 
 def test_converter_slabs_are_counted_on_the_split_loops() -> None:
@@ -311,9 +313,9 @@ func.func @f(%x: tensor<1x64xf32>, %w: tensor<1x64xf32>) -> (tensor<1x64xf32>, t
 }}"""
     apart, _ = kernel_graph(kernel_of(parse(one.replace("SECOND", "%wa"))))
     shared, _ = kernel_graph(kernel_of(parse(one.replace("SECOND", "%xa"))))
-    beat = -(-16 * 32 // U55C.hbm_bits_per_cycle)
     k = np.arange(4)
-    arrivals = (U55C.dma_latency + beat * (k + 1) - 1).tolist()  # the first (only) beat once the words are in
+    arrivals = (U55C.dma_latency + -(-16 * 32 * (k + 1) // U55C.hbm_bits_per_cycle) - 1).tolist()  # the only beat once its word is in
+    assert arrivals == [65, 66, 68, 69]
     assert apart.tasks["dma_load(xa)"].writes["out0"].tolist() == arrivals
     for name in ("dma_load(xa)", "dma_load(xa)#2"):
         assert shared.tasks[name].writes["out0"].tolist() == arrivals

@@ -1,0 +1,75 @@
+"""The design the DSE chooses for a W4A8 GPT-2 block (issue 15's roofline design: integer
+reductions at up to 1,024 lanes, weights striped over HBM channels, 250 MHz), emitted and run in
+csim: it passes the hardware-true lint, computes what the functional simulator computes (bounded
+FIFOs and threads included) and takes the cycles the timing model gives it, process by process
+and in total (benchmarks/hls_cycles.py prints the ratios)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import streamdsl as sd
+from hls_backend import csim_cycles, emit_project, model_cycles, run_csim
+from hls_backend.lint import lint_cpp
+from lowering.dse import load_plan
+from streamdsl import quant
+from toolchain.models import ModelBlock, planned_block
+
+TARGET = 1.2
+# the roofline plan's features on the tiny block: the four weight matvecs' integer reductions at
+# 1,024 lanes, three attention tasks at 256, every DMA striped where its beats allow
+TINY_PLAN = {"version": 1, "tile": 64, "clock_mhz": 250.0, "hbm_striping": True,
+             "lanes": {"k8_reduce": 1024, "k26_reduce": 1024, "k36_reduce": 1024, "k43_reduce": 1024,
+                       "k14_map": 256, "k15_matmul": 256, "k21_matmul": 256}}
+
+
+def _check(block: ModelBlock, out: Path) -> dict[str, float]:
+    """Emit, lint, run csim (cycles, then outputs in both modes) and compare with the simulators;
+    returns the measured ratios."""
+    design = sd.compile(block.example.program)
+    project = emit_project(design, out)
+    code = (project / "kernel.cpp").read_text()
+    assert lint_cpp(code) == []
+    manifest = json.loads((project / "manifest.json").read_text())
+    assert any(port["stripes"] > 1 for port in manifest["ports"] if "weight" in port["tensor"])
+    assert re.search(r"for \(int \w+ = 0; \w+ < 1024; \+\+\w+\) \{\n\s*#pragma HLS unroll", code)  # a 1,024-lane chunk
+
+    xs = block.example.make_inputs(0)
+    counted, model = csim_cycles(project, *xs, timeout=900), model_cycles(design)
+    assert set(counted["processes"]) == set(model)
+    ratios = {node: clock["busy"] / max(1, model[node]) for node, clock in counted["processes"].items()}
+    off = {node: (counted["processes"][node]["busy"], model[node]) for node, r in ratios.items() if not 1 / TARGET <= r <= TARGET}
+    assert not off, off
+    makespan = design.timed_simulation().makespan
+    assert 1 / TARGET <= counted["makespan"] / makespan <= TARGET, (counted["makespan"], makespan)
+
+    want = design.simulate(*xs)
+    for threaded in (False, True):  # threaded: FIFOs bounded by their sized depths, one thread per process
+        got = run_csim(project, *xs, threaded=threaded, timeout=900)
+        for g, w in zip(got, want, strict=True):  # the hidden state, keys, values: f32 (the int8/int32 inside)
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()))
+    return {"makespan": counted["makespan"] / makespan, "worst": max(max(r, 1 / r) for r in ratios.values())}
+
+
+def test_a_w4a8_plan_with_wide_lanes_and_striped_dmas_matches_the_model_in_csim(tmp_path) -> None:  # noqa: ANN001
+    """GPT-2 tiny at W4A8 (groups of 32), cache length 16, built from a plan file as `streamdsl
+    compile --plan FILE` builds it."""
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(TINY_PLAN))
+    block, plan = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=load_plan(str(path)))
+    assert dict(plan.lanes) == TINY_PLAN["lanes"]
+    _check(block, tmp_path / "hls")
+
+
+@pytest.mark.slow
+def test_the_chosen_gpt2_medium_design_matches_the_model_in_csim(tmp_path) -> None:  # noqa: ANN001
+    """Issue 15's design: GPT-2 medium, W4A8, 250 MHz, cache length 128, the plan the DSE chooses
+    (about a minute: lowering 20 s, csim builds 25 s)."""
+    block, plan = planned_block("gpt2", "paper", 128, quant.scheme("w4a8"), clock_mhz=250.0)
+    assert max(plan.lanes.values()) == 1024 and plan.hbm_striping
+    _check(block, tmp_path / "hls")
