@@ -73,26 +73,9 @@ def copy_checkout(work: Path) -> Path:
     return work
 
 
-# mutmut calls a mutated function through its trampoline, a frame in site-packages between two
-# of the DSL's own: the DSL's error location (`_caller`) walks out of streamdsl/dsl/ to the user's
-# line and must step over that frame too, or every file:line check of tests/dsl fails
-CALLER = ("streamdsl/dsl/dataflow.py", "while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:",
-          "while frame is not None and (os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE\n"
-          "                                 or frame.f_globals.get('__name__', '').startswith('mutmut.')):")
-
-
-def step_over_trampolines(work: Path) -> None:
-    path, old, new = CALLER
-    text = (work / path).read_text()
-    if text.count(old) != 1:
-        raise SystemExit(f"mutation/run.py: {path} no longer holds `{old}` once: update CALLER")
-    (work / path).write_text(text.replace(old, new))
-
-
 def prepare(module: str) -> Path:
     source, tests = MODULES[module]
     work = copy_checkout(SCRATCH / module)
-    step_over_trampolines(work)
     config = [
         "", "[tool.mutmut]",
         f"source_paths = [{json.dumps(source)}]",
