@@ -38,8 +38,7 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
-from lowering.memory import fifo_storage
-from lowering.resources import U55C_COSTS as MAXI  # the m_axi burst and outstanding requests the resource model counts
+from lowering.memory import MAXI_BURST, MAXI_OUTSTANDING, fifo_storages, kernel_buffers  # what the memory count charges
 from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, dma_bits_per_cycle, table_of, task_timing
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -156,16 +155,13 @@ class StreamInfo:
     tile: str = ""  # the tile struct a token is assembled into
     beats: int = 1
     word_bits: int = 0  # the beat's bits (a token's, up to BEAT_BITS), as lowering/memory.py counts them
+    # its `bind_storage` impl: the primitive lowering/memory.py's count puts it in (by shape, or
+    # moved between BRAM36 and URAM so the design fits), so Vitis builds what report.json counts
+    storage: str = ""
 
     @property
     def depth_beats(self) -> int:
         return self.depth * self.beats
-
-    @property
-    def storage(self) -> str:
-        """The FIFO's `bind_storage` impl: the primitive lowering/memory.py counts it in, so the
-        device Vitis builds holds what the on-chip check and report.json count."""
-        return fifo_storage(self.word_bits, self.depth_beats)
 
 
 @dataclass
@@ -311,6 +307,9 @@ class _KernelEmitter:
                                                         word_bits=min(it.token_bits, BEAT_BITS))
         except GraphError as err:
             raise HlsEmitError(str(err)) from None
+        storage = fifo_storages([(s.name, s.word_bits, s.depth_beats) for s in self.streams.values()], kernel_buffers(self.kernel))
+        for s in self.streams.values():
+            s.storage = storage[s.name]
 
     def _unique_fn(self, name: str) -> str:
         base, i = name, 2
@@ -830,7 +829,7 @@ class _KernelEmitter:
         lines = [f'extern "C" {top_declaration(self.top, self.ports, scalars)} {{']
         for k, port in enumerate(self.ports):
             way = "write" if port.tensor.is_output else "read"  # the adapter's buffer: lowering/resources.py
-            burst = f"max_{way}_burst_length={MAXI.maxi_burst} num_{way}_outstanding={MAXI.maxi_outstanding}"
+            burst = f"max_{way}_burst_length={MAXI_BURST} num_{way}_outstanding={MAXI_OUTSTANDING}"
             lines.append(f"#pragma HLS interface m_axi port={port.name} bundle=gmem{k} offset=slave depth={port.words} {burst}")
         for name in [p.name for p in self.ports] + [a.name for a in scalars]:
             lines.append(f"#pragma HLS interface s_axilite port={name}")

@@ -7,11 +7,15 @@ memory"):
 - BRAM36: 72 bits x 512 words each, so ceil(width / 72) x ceil(depth / 512).
 - URAM: 72 bits x 4,096 words each, so ceil(width / 72) x ceil(depth / 4096).
 Between BRAM and URAM a memory takes the one that uses the smaller share of the device's
-supply. A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most
-`MAX_WORD_BITS` = 1,024 bits, the last beat of a token padded), so a FIFO of D tokens of b beats
-is D x b words of min(token bits, 1,024) bits; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at most
-`REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
-loops partition them), not memories.
+supply; when that over-fills one of them, `count` moves FIFOs to the other (`rebalance`), those
+saving the most primitives per primitive they take first, until it fits, and the emitter binds
+each FIFO where the count put it (`fifo_storages`).
+A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most `MAX_WORD_BITS` =
+1,024 bits, the last beat of a token padded), so a FIFO of D tokens of b beats is D x b words of
+min(token bits, 1,024) bits; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at
+most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
+loops partition them), not memories. A DMA's `m_axi` adapter buffers `MAXI_OUTSTANDING` bursts of
+`MAXI_BURST` 512-bit words per HBM stripe (Vitis builds it in BRAM36: it never moves).
 """
 
 from __future__ import annotations
@@ -23,15 +27,17 @@ from typing import Any
 
 from xdsl.dialects.builtin import TensorType
 
+from lowering.timing import hbm_stripes
 from streamdsl.compiler import converter_records
-from streamdsl.dialects.dataflow import KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
 from streamdsl.graph import Graph
 from streamdsl.itensor import BEAT_BITS
-from streamdsl.wiring import node_name
+from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "LUTRAM", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count",
-    "design_memory", "fifo_storage", "fits_on_chip", "kernel_buffers", "local_tensors", "task_tensors", "words_of",
+    "BRAM36", "CAPACITY", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM",
+    "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "fits_on_chip", "kernel_buffers",
+    "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -41,6 +47,10 @@ BRAM36, URAM, LUTRAM = "BRAM36", "URAM", "LUTRAM"
 # U55C (XCU55C): 2,016 BRAM36, 960 URAM, 36.0 Mib of distributed RAM = 589,824 LUTs of 64 bits
 CAPACITY = {BRAM36: 2016, URAM: 960, LUTRAM: 36 * 2**20 // 64}
 _SHAPE = {BRAM36: (72, 512), URAM: (72, 4096)}
+MAXI_BURST = 64  # words per burst the emitter asks an m_axi port for (max_read/write_burst_length)
+MAXI_OUTSTANDING = 8  # bursts in flight (num_read/write_outstanding): 512 words, one BRAM36 deep
+HBM_WORD_BITS = 512  # an m_axi port's word (hls_backend/hbm.py)
+_WORD_BITS = {"maxi": HBM_WORD_BITS}  # a buffer's word when it is not the stream beat
 
 
 @dataclass(frozen=True)
@@ -53,15 +63,28 @@ class MemoryUse:
     depth: int  # words
     resource: str
     count: int  # primitives (LUTs for LUTRAM)
+    moved: bool = False  # put in the other of BRAM36 / URAM than its shape picks, so the design fits
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, "width": self.width, "depth": self.depth,
-                "resource": self.resource, "count": self.count}
+                "resource": self.resource, "count": self.count, **({"moved": True} if self.moved else {})}
+
+    @property
+    def movable(self) -> bool:
+        """A FIFO in BRAM36 or URAM: the emitter binds it where `count` says (buffers are Vitis's)."""
+        return self.kind == "fifo" and self.resource in _SHAPE
+
+    def other(self) -> MemoryUse:
+        """This memory in the other of BRAM36 and URAM."""
+        kind = URAM if self.resource == BRAM36 else BRAM36
+        w, d = _SHAPE[kind]
+        return MemoryUse(self.name, self.kind, self.width, self.depth, kind, math.ceil(self.width / w) * math.ceil(self.depth / d),
+                         not self.moved)
 
 
-def words_of(bits: int) -> tuple[int, int]:
-    """(word width, words) of a value of `bits` bits carried as words of at most MAX_WORD_BITS."""
-    words = max(1, math.ceil(bits / MAX_WORD_BITS))
+def words_of(bits: int, max_word: int = MAX_WORD_BITS) -> tuple[int, int]:
+    """(word width, words) of a value of `bits` bits carried as words of at most `max_word` bits."""
+    words = max(1, math.ceil(bits / max_word))
     return math.ceil(bits / words), words
 
 
@@ -78,17 +101,52 @@ def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
     return kind, options[kind]
 
 
-def fifo_storage(width: int, depth: int) -> str:
-    """The Vitis `bind_storage ... type=fifo impl=` for the primitive `bind` puts a FIFO in."""
-    kind, _ = bind(width, depth, fifo=True)
+def fifo_storage(width: int, depth: int, resource: str | None = None) -> str:
+    """The Vitis `bind_storage ... type=fifo impl=` for a FIFO in `resource` (None: the primitive
+    `bind` picks by its shape)."""
+    kind = resource or bind(width, depth, fifo=True)[0]
     if kind == LUTRAM:
         return "srl" if depth <= SRL_DEPTH else "lutram"
     return {BRAM36: "bram", URAM: "uram"}[kind]
 
 
+def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """FIFO name -> its `bind_storage` impl where `count(fifos, buffers)` puts it (rebalanced)."""
+    return {m["name"]: fifo_storage(m["width"], m["depth"], m["resource"])  # type: ignore[arg-type]
+            for m in count(fifos, buffers)["memories"] if m["kind"] == "fifo"}  # type: ignore[union-attr]
+
+
 def _memory(name: str, kind: str, bits: int) -> MemoryUse:
-    width, words = words_of(bits)
+    width, words = words_of(bits, _WORD_BITS.get(kind, MAX_WORD_BITS))
     return MemoryUse(name, kind, width, words, *bind(width, words))
+
+
+def _totals(uses: Iterable[MemoryUse]) -> dict[str, int]:
+    totals = dict.fromkeys(CAPACITY, 0)
+    for u in uses:
+        totals[u.resource] += u.count
+    return totals
+
+
+def rebalance(uses: list[MemoryUse]) -> list[MemoryUse]:
+    """`uses` with FIFOs moved between BRAM36 and URAM while one of them is over the device's
+    supply and the other has room: each step moves the FIFO that frees the most primitives of the
+    full one per primitive it takes of the other (ties: the larger saving, then by name), so few
+    primitives of the scarcer kind are spent. Stops when both fit or no FIFO can move."""
+    uses = list(uses)
+    totals = _totals(uses)
+    for full, spare in ((BRAM36, URAM), (URAM, BRAM36)):
+        candidates = sorted((k for k, u in enumerate(uses) if u.movable and u.resource == full),
+                            key=lambda k: (-uses[k].count / uses[k].other().count, -uses[k].count, uses[k].name))
+        for k in candidates:
+            if totals[full] <= CAPACITY[full]:
+                break
+            moved = uses[k].other()
+            if totals[spare] + moved.count <= CAPACITY[spare]:
+                totals[full] -= uses[k].count
+                totals[spare] += moved.count
+                uses[k] = moved
+    return uses
 
 
 def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, object]:
@@ -99,11 +157,13 @@ def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, st
     uses = [MemoryUse(name, "fifo", width, depth, *bind(width, depth, fifo=True)) for name, width, depth in fifos]
     uses += [_memory(name, kind, bits) for name, kind, bits in buffers
              if kind != "local" or bits > REGISTER_BITS]
-    totals = {kind: sum(u.count for u in uses if u.resource == kind) for kind in CAPACITY}
+    uses = rebalance(uses)
+    totals = _totals(uses)
     return {
         "rule": "BRAM36 = ceil(width/72) x ceil(depth/512), URAM = ceil(width/72) x ceil(depth/4096), the one using the "
-                "smaller share of the device; FIFOs <= 32 deep in SRL (1 LUT per bit), memories <= 1024 bits in LUTRAM; "
-                "words <= 1024 bits; task-local tensors <= 4096 bits are registers",
+                "smaller share of the device, then FIFOs moved to the other while one is over (most saved per primitive "
+                "taken first); FIFOs <= 32 deep in SRL (1 LUT per bit), memories <= 1024 bits in LUTRAM; words <= 1024 bits; "
+                "task-local tensors <= 4096 bits are registers; m_axi buffers 512 bits x 512 words",
         **totals,
         "capacity": dict(CAPACITY),
         "fits": all(totals[k] <= CAPACITY[k] for k in CAPACITY),
@@ -130,10 +190,13 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
 
 
 def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
-    """`count`'s buffers of a kernel: its converters' banks and its tasks' local tensors."""
+    """`count`'s buffers of a kernel: its converters' banks, its tasks' local tensors and its DMAs'
+    m_axi buffers (one adapter per HBM stripe, lowering/hbm_channels.py), each named
+    `node: what` after the node that holds it (converters: their own name)."""
     return [(c.name, "converter", c.bytes * 8) for c in converter_records(kernel)] + [
         (f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
-    ]
+    ] + [(f"{name}: m_axi{k}", "maxi", MAXI_BURST * MAXI_OUTSTANDING * HBM_WORD_BITS)
+         for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp) for k in range(hbm_stripes(op)[0])]
 
 
 def design_memory(design: Any) -> dict[str, object]:

@@ -2,7 +2,7 @@
 FIFO-sized dataflow design (docs/lowering.md).
 
     integer-tensors -> fuse-elementwise -> order-loops -> tile-quant-groups -> tile-linalg -> form-kernels -> fuse-kernels
-    -> insert-converters -> allocate-hbm-channels
+    -> insert-converters -> allocate-hbm-channels -> fit-lanes
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -27,6 +27,7 @@ from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FunctionType, Integ
 
 from lowering.converters import plan
 from lowering.transforms.allocate_hbm_channels import AllocateHbmChannelsPass
+from lowering.transforms.fit_lanes import FitLanesPass
 from lowering.transforms.form_kernels import SCALAR_MAX, FormKernelsPass
 from lowering.transforms.fuse_elementwise import FuseElementwisePass
 from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_kernels
@@ -128,7 +129,8 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
     the largest value of each rank-0 integer input (a run-time scalar: a cache length, a
     position); rank-0 inputs the program does not read are dropped from the lowered program.
     Every DMA is then striped over HBM pseudo-channels (`allocate-hbm-channels`; `hbm_striping`
-    False: one stripe each, the channels still balanced by bytes)."""
+    False: one stripe each, the channels still balanced by bytes), and tasks whose compute would
+    over-fill the device get fewer lanes (`fit-lanes`)."""
     ctx = Context()
     module = imported.module.clone()
     seconds: dict[str, float] = {}
@@ -153,6 +155,8 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         InsertConvertersPass().apply(ctx, module)
     with _stage(seconds, "hbm_channels"):
         AllocateHbmChannelsPass(striping=hbm_striping).apply(ctx, module)
+    with _stage(seconds, "fit_lanes"):
+        FitLanesPass().apply(ctx, module)
     module.verify()
     kernels = sum(isinstance(op, KernelOp) for op in fn.body.block.ops)
     program = Program(module, fn.sym_name.data, input_names, _i32_params(imported.params))

@@ -7,8 +7,8 @@ docs/resources.md gives the per-op table and where each figure comes from. In sh
   memories bound by shape (`lowering.memory.bind`);
 - a **FIFO** and a **converter bank** cost the memory primitives `lowering.memory.count` binds
   them to (nothing is counted twice: this module only attributes those memories to nodes);
-- a **DMA** costs its `m_axi` adapter: logic plus a read/write buffer of `maxi_burst` x
-  `maxi_outstanding` words of 512 bits, bound like any memory.
+- a **DMA** costs its `m_axi` adapters (one per HBM stripe): logic, plus a read/write buffer of
+  `MAXI_OUTSTANDING` x `MAXI_BURST` words of 512 bits that `lowering.memory.count` binds;
 - **forks, joins, reshapes**: a register stage per beat (`CostTable.router`).
 
 `kernel_usage(kernel, graph, depths)` gives the usage of every node (a FIFO's memory belongs to
@@ -27,8 +27,8 @@ from types import MappingProxyType
 from xdsl.dialects.builtin import ShapedType
 from xdsl.ir import Block, Operation, SSAValue
 
-from lowering.memory import BRAM36, LUTRAM, REGISTER_BITS, URAM, bind, count, kernel_buffers, task_tensors
-from lowering.timing import hbm_stripes, tile_work
+from lowering.memory import BRAM36, LUTRAM, REGISTER_BITS, URAM, count, kernel_buffers, task_tensors
+from lowering.timing import U55C, hbm_stripes, task_timing, tile_work
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph, node_of
 from streamdsl.itensor import BEAT_BITS
@@ -37,7 +37,7 @@ from streamdsl.wiring import kernel_nodes
 
 __all__ = [
     "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
-    "calibrated", "kernel_usage", "op_cost", "resources_report", "task_usage",
+    "calibrated", "kernel_usage", "logic_usage", "op_cost", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
 RESOURCES = ("DSP", "LUT", "FF", BRAM36, URAM, LUTRAM)
@@ -146,10 +146,7 @@ class CostTable:
     task: CoreCost = CoreCost(0, 150, 120)  # a process's control FSM and stream handshakes
     port: CoreCost = CoreCost(0, 12, 4)  # per stream port of a task: full/empty and valid logic
     router: CoreCost = CoreCost(0, 40, 0)  # fork / join / reshape: control (plus a beat register, FF = beat bits)
-    maxi: CoreCost = CoreCost(0, 1600, 2600)  # a 512-bit m_axi adapter's logic
-    maxi_burst: int = 64  # words per burst the emitter asks for (max_read/write_burst_length)
-    maxi_outstanding: int = 8  # num_read/write_outstanding the emitter asks for: 512 words, one BRAM36 deep
-    hbm_word_bits: int = 512
+    maxi: CoreCost = CoreCost(0, 1600, 2600)  # a 512-bit m_axi adapter's logic (its buffer: lowering.memory)
     scale: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"DSP": 1.0, "LUT": 1.0, "FF": 1.0}))
 
     def core(self, op: Operation) -> CoreCost:
@@ -197,11 +194,6 @@ class CostTable:
         dsp = 1 / self.packed_macs if a <= self.packed_bits else math.ceil(a / 27) * math.ceil(b / 18)
         return CoreCost(dsp, (a + b) / 2, a + b)
 
-    def maxi_usage(self) -> Usage:
-        """One DMA's m_axi adapter: logic and its burst buffer, bound like any memory."""
-        kind, n = bind(self.hbm_word_bits, self.maxi_burst * self.maxi_outstanding)
-        return self.maxi.usage() + Usage.memory(kind, n)
-
 
 U55C_COSTS = CostTable()
 
@@ -245,9 +237,14 @@ def _work(op: Operation) -> int:
     return math.prod(shaped[0].get_shape()) if shaped else 1
 
 
-def _lanes(op: Operation, task_lanes: int) -> int:
+def task_lanes(task: TaskOp) -> int:
+    """A task's lanes: its `unroll`, else the timing table's default."""
+    return _lanes(task, U55C.lanes)
+
+
+def _lanes(op: Operation, default: int) -> int:
     attr = op.attributes.get("unroll")
-    return attr.value.data if attr is not None and getattr(attr, "value", None) is not None else task_lanes  # type: ignore[attr-defined]
+    return attr.value.data if attr is not None and getattr(attr, "value", None) is not None else default  # type: ignore[attr-defined]
 
 
 def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0) -> Usage:
@@ -273,11 +270,9 @@ def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = 
     """A task's compute and control: each tile op's scalar body times its lanes, scalar ops once,
     the control FSM and the stream ports, registers for local tensors of at most REGISTER_BITS
     (larger ones are memories: `kernel_usage` adds them). `lanes`: the timing model's default."""
-    from lowering.timing import U55C, task_timing
-
-    task_lanes = _lanes(task, lanes or U55C.lanes)
+    unrolled = _lanes(task, lanes or U55C.lanes)
     loops = {loop: timing.ii for loop, timing in task_timing(task).loops.items()}
-    compute = _block_usage(task.body.block, task_lanes, table, loops)
+    compute = _block_usage(task.body.block, unrolled, table, loops)
     ports = len(task.body.block.args)
     registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
     logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)
@@ -310,25 +305,32 @@ class KernelUsage:
                                 "use fewer lanes (`unroll`), smaller tiles or a makespan slack for the FIFOs")
 
 
-def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS) -> KernelUsage:
-    """The usage of every node of `kernel` with FIFO `depths` (in tokens, per edge of `graph`)."""
+def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS) -> dict[str, Usage]:
+    """The usage of every node of `kernel` but its memories (FIFOs, banks, local and m_axi buffers):
+    what lanes, ports and adapters cost, known before FIFO sizing."""
     nodes: dict[str, Usage] = {}
     for op, name in kernel_nodes(kernel):
         if isinstance(op, TaskOp):
             nodes[name] = task_usage(op, table)
         elif isinstance(op, DmaLoadOp | DmaStoreOp):  # an m_axi adapter per HBM stripe (lowering/hbm_channels.py)
-            nodes[name] = table.maxi_usage() * hbm_stripes(op)[0]
+            nodes[name] = table.maxi.usage(hbm_stripes(op)[0])  # its buffers: kernel_buffers
         elif isinstance(op, ITensorConverterOp):
             nodes[name] = table.task.usage() + table.port.usage(2)
         else:  # routers: control and a register of one beat per output
             beats = [min(BEAT_BITS, r.type.itensor.token_elements * r.type.itensor.dtype.bits)
                      for r in op.results if isinstance(r.type, ITensorType)]
             nodes[name] = table.router.usage() + Usage(FF=sum(beats))
+    return nodes
+
+
+def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS) -> KernelUsage:
+    """The usage of every node of `kernel` with FIFO `depths` (in tokens, per edge of `graph`)."""
+    nodes = logic_usage(kernel, table)
     fifos = [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
     holder = {e.name: node_of(e.dst) for e in graph.fifos}
     buffers = kernel_buffers(kernel)
     for name, kind, _ in buffers:
-        holder[name] = name.split(": ", 1)[0] if kind == "local" else name
+        holder[name] = name.split(": ", 1)[0] if kind != "converter" else name
     memories = {}
     for memory in count(fifos, buffers)["memories"]:  # type: ignore[union-attr]
         node = holder[memory["name"]]

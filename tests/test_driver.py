@@ -110,13 +110,15 @@ def test_report_counts_memory_by_shape(tmp_path):
 
 
 def test_report_counts_resources_per_node(tmp_path):
-    """report.json's `resources` (lowering/resources.py): the memories of `memory` plus an 8-BRAM36
-    m_axi data buffer per DMA, within the device; the largest users are named."""
+    """report.json's `resources` (lowering/resources.py): the memories of `memory`, an 8-BRAM36
+    m_axi data buffer per DMA among them, within the device; the largest users are named."""
     assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     resources, memory = report["resources"], report["memory"]
     assert resources["fits"] and resources["capacity"]["DSP"] == 9024
-    assert resources["total"]["BRAM36"] == memory["BRAM36"] + 8 * len(report["dmas"])
+    assert resources["total"]["BRAM36"] == memory["BRAM36"]
+    maxi = [m for m in memory["memories"] if m["kind"] == "maxi"]
+    assert len(maxi) == len(report["dmas"]) and {(m["resource"], m["count"]) for m in maxi} == {("BRAM36", 8)}
     assert resources["total"]["URAM"] == memory["URAM"] and resources["total"]["LUTRAM"] == memory["LUTRAM"]
     assert resources["total"]["DSP"] > 0 and resources["largest"]["DSP"][0]["amount"] > 0
     placement = report["slr_placement"]  # the tiny block fits SLR0, next to the HBM

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lowering.memory import BRAM36, LUTRAM, URAM, bind, count, words_of
+from lowering.memory import BRAM36, CAPACITY, LUTRAM, URAM, bind, count, fifo_storages, words_of
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,46 @@ def test_count_totals_and_fit() -> None:
     assert [m["name"] for m in got["memories"]] == ["a->b", "conv", "b->c"]  # the local tile is registers
     huge = count([("x->y", 1024, 128 * 8192)], [])
     assert not huge["fits"] and huge["memories"][0]["resource"] == URAM
+
+
+def _maxi(n: int) -> list[tuple[str, str, int]]:
+    """n DMA m_axi buffers: 512 words of 512 bits, 8 BRAM36 each, which never move."""
+    return [(f"dma{k}: m_axi0", "maxi", 512 * 512) for k in range(n)]
+
+
+def test_fifos_move_to_uram_most_bram_saved_per_uram_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device of 40 BRAM36 and 5 URAM. By shape every FIFO is in BRAM36 (2/40 < 1/5 ...): a 72 x 1024
+    (2 BRAM36 or 1 URAM), b 144 x 512 (2 or 2), c 72 x 2048 (4 or 1), d 72 x 600 (2 or 1), with
+    five m_axi buffers (40 BRAM36): 50 of 40. Moving c (4 per URAM), then a and d (2 per URAM, by
+    name), then b (1 per URAM) frees 10 BRAM36 for 5 URAM."""
+    monkeypatch.setitem(CAPACITY, BRAM36, 40)
+    monkeypatch.setitem(CAPACITY, URAM, 5)
+    fifos = [("a", 72, 1024), ("b", 144, 512), ("c", 72, 2048), ("d", 72, 600)]
+    assert all(bind(w, d, True)[0] == BRAM36 for _, w, d in fifos)
+    got = count(fifos, _maxi(5))
+    assert (got["BRAM36"], got["URAM"], got["fits"]) == (40, 5, True)
+    placed = {m["name"]: (m["resource"], m["count"], m.get("moved", False)) for m in got["memories"]}
+    assert {k: placed[k] for k in "abcd"} == {"a": (URAM, 1, True), "b": (URAM, 2, True), "c": (URAM, 1, True), "d": (URAM, 1, True)}
+    assert {placed[f"dma{k}: m_axi0"] for k in range(5)} == {(BRAM36, 8, False)}
+    assert fifo_storages(fifos, _maxi(5)) == dict.fromkeys("abcd", "uram")
+    monkeypatch.setitem(CAPACITY, URAM, 4)  # b does not fit in URAM any more: 42 BRAM36 of 40, a clear misfit
+    got = count(fifos, _maxi(5))
+    assert (got["BRAM36"], got["URAM"], got["fits"]) == (42, 3, False)
+    assert fifo_storages(fifos, _maxi(5)) == {"a": "uram", "b": "bram", "c": "uram", "d": "uram"}
+
+
+def test_only_what_is_needed_moves_and_uram_can_spill_to_bram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FIFO that fits stays where its shape puts it; over URAM (72 x 4096: 1 URAM of 2, 0.5, or 8
+    BRAM36 of 10, 0.8), one of three URAM FIFOs (f0, by name) moves to 8 BRAM36."""
+    assert not any("moved" in m for m in count([("a", 72, 1024)], _maxi(2))["memories"])
+    monkeypatch.setitem(CAPACITY, BRAM36, 10)
+    monkeypatch.setitem(CAPACITY, URAM, 2)
+    fifos = [(f"f{k}", 72, 4096) for k in range(3)]
+    got = count(fifos, [])
+    assert (got["BRAM36"], got["URAM"], got["fits"]) == (8, 2, True)
+    assert fifo_storages(fifos, []) == {"f0": "bram", "f1": "uram", "f2": "uram"}
+
+
+def test_an_m_axi_buffer_is_512_words_of_512_bits() -> None:
+    got = count([], _maxi(1))["memories"][0]
+    assert (got["width"], got["depth"], got["resource"], got["count"]) == (512, 512, BRAM36, 8)

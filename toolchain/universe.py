@@ -75,6 +75,12 @@ def _split_matvecs():
     return SplitMatvecsPass
 
 
+def _fit_lanes():
+    from lowering.transforms.fit_lanes import FitLanesPass
+
+    return FitLanesPass
+
+
 STREAMDSL_UNIVERSE = Universe(
     all_dialects={"dataflow": _dataflow},
     all_passes={
@@ -89,5 +95,6 @@ STREAMDSL_UNIVERSE = Universe(
         "fuse-kernels": _fuse_kernels,
         "allocate-hbm-channels": _allocate_hbm_channels,
         "split-matvecs": _split_matvecs,
+        "fit-lanes": _fit_lanes,
     },
 )

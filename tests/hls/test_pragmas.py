@@ -80,24 +80,46 @@ def test_every_fifo_is_bound_to_the_primitive_the_memory_count_charges(name: str
     """report.json's on-chip count puts each FIFO in SRL, LUTRAM, BRAM36 or URAM by its shape;
     the emitted `bind_storage` asks Vitis for that primitive (Vitis alone never picks URAM for a
     FIFO), so the device that is built holds what the fit check counted."""
+    _check_bind_storage(sd.compile(CASES[name]().program))
+
+
+def test_fifos_the_count_moves_to_uram_are_bound_to_uram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a device of 120 BRAM36 and 60 URAM the ffn-block's 131 (by shape) do not fit: the count moves its
+    deepest BRAM FIFO, dma_load(w_down)->fc_down (1,024 bits x 160: 15 BRAM36 or 15 URAM), to URAM
+    (116 BRAM36), and the emitted C++ binds that FIFO, and only it, to URAM."""
+    from lowering import memory
+
+    design = sd.compile(CASES["ffn_block"]().program)
+    assert memory.design_memory(design)["BRAM36"] == 131
+    monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 120)
+    monkeypatch.setitem(memory.CAPACITY, memory.URAM, 60)  # fewer than BRAM36, so the shape rule still picks BRAM36
+    counted = memory.design_memory(design)
+    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (116, 15, True)
+    assert [m["name"] for m in counted["memories"] if m.get("moved")] == ["dma_load(w_down)->fc_down"]
+    assert list(_check_bind_storage(design).values()).count("uram") == 1
+
+
+def _check_bind_storage(design: object) -> dict[str, str]:
+    """Each emitted FIFO's `bind_storage` impl is the primitive design_memory counts it in."""
     from lowering.memory import design_memory
 
-    design = sd.compile(CASES[name]().program)
     code = emit_kernel(design).code
     impl = dict(re.findall(r"#pragma HLS bind_storage variable=(\w+) type=fifo impl=(\w+)", code))
     declared = dict(re.findall(r'hls::stream<\w+, \d+> (\w+)\("([^"]+)"\)', code))
     assert set(impl) == set(declared)
     counted = {m["name"]: m for m in design_memory(design)["memories"] if m["kind"] == "fifo"}
+    assert set(counted) == set(declared.values())
     for var, stream in declared.items():
         memory = counted[stream]
         want = {"BRAM36": "bram", "URAM": "uram"}.get(memory["resource"]) or ("srl" if memory["depth"] <= 32 else "lutram")
         assert impl[var] == want, (stream, memory, impl[var])
+    return impl
 
 
 @pytest.mark.parametrize(("bits", "depth", "impl"), [(1024, 2, "srl"), (16, 48, "lutram"), (64, 64, "bram"), (1024, 4096, "uram")])
 def test_a_fifo_storage_follows_its_shape(bits: int, depth: int, impl: str) -> None:
     """SRL up to 32 deep, LUTRAM up to 1,024 bits, then BRAM36 or URAM by the smaller device
     share: 1,024 x 4,096 is 120 BRAM36 (6.0%) or 15 URAM (1.6%)."""
-    from hls_backend.emit import StreamInfo
+    from lowering.memory import fifo_storage
 
-    assert StreamInfo("s", "s", "beat", depth, word_bits=bits).storage == impl
+    assert fifo_storage(bits, depth) == impl

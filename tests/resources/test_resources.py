@@ -57,7 +57,9 @@ def test_kernel_usage_attributes_fifos_to_consumers_and_counts_dma_adapters() ->
     design = _add_program()
     usage = kernel_usage(design.kernel, design.graph, design.depths)
     # each FIFO is 512 bits wide and 1 deep: an SRL of 512 LUTs, held by its consumer
-    assert usage.memories == {"dma_load(a)->add": "add", "dma_load(b)->add": "add", "add->dma_store(add)": "dma_store(add)"}
+    # each DMA's m_axi buffer (lowering.memory.kernel_buffers) is held by the DMA
+    assert usage.memories == {"dma_load(a)->add": "add", "dma_load(b)->add": "add", "add->dma_store(add)": "dma_store(add)",
+                              **{f"{dma}: m_axi0": dma for dma in ("dma_load(a)", "dma_load(b)", "dma_store(add)")}}
     assert usage.nodes["add"] == task_usage(_task(design, "add")) + Usage(LUT=1024, LUTRAM=1024)
     # an m_axi adapter: 1,600 LUT, 2,600 FF and a buffer of 8 outstanding bursts of 64 words of
     # 512 bits: BRAM36 ceil(512/72) x ceil(512/512) = 8 (URAM would be 8 of 960, a larger share than 8 of 2,016)
