@@ -4,10 +4,12 @@ every kernel's logic fits the resource model (docs/resources.md, "Default lanes"
 Lanes default to the timing table's 64 a task; a block of wide element-wise maps (Gemma's GELU
 and RMSNorm at 64 lanes: 1,184 DSPs for one map) can ask for more DSPs, LUTs or FFs than the
 U55C has. While the kernel's logic (`lowering.resources.logic_usage`: tasks, adapters, routers;
-memories come after FIFO sizing) is over `fill` of the device in DSP, LUT or FF, the task using
-the most of the resource most over its supply (ties: by name) gets half its lanes, unless that
-does not lower its use (its work is narrower than its lanes): then it is left alone. A kernel
-that does not fit at one lane a task is left for the driver's resource check to report.
+memories come after FIFO sizing) is over `fill` of the device in DSP, LUT or FF, one task gets
+fewer lanes: for each task, the most lanes below its own that use less of the resource most over
+its supply (a loop whose II already shares cores gains nothing from the first halving); of those
+steps, the one leaving its task the shortest latency by the timing model (ties: the larger
+saving, then by name), so the tasks that pace the block keep their lanes. A kernel that does not
+fit at one lane a task is left for the driver's resource check to report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, logic_usage, task_lanes, task_usage
+from lowering.timing import TimingTable, table_of
 from streamdsl.dialects.dataflow import KernelOp, TaskOp
 from streamdsl.wiring import node_name
 
@@ -44,30 +47,60 @@ class FitLanesPass(ModulePass):
 
 
 def fit_lanes(kernel: KernelOp, fill: float = 1.0) -> dict[str, int]:
-    """Halve tasks' lanes until `kernel`'s logic fits `fill` of the device (module doc); returns
-    the lanes given, by task."""
+    """Give tasks fewer lanes until `kernel`'s logic fits `fill` of the device (module doc);
+    returns the lanes given, by task."""
     capacity = U55C_DEVICE.total * fill
     nodes = logic_usage(kernel, U55C_COSTS)
+    table = table_of(kernel)
     tasks = {node_name(t): t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    steps: dict[tuple[str, str], _Step | None] = {}
     given: dict[str, int] = {}
-    settled: set[str] = set()
     while True:
         total = Usage.total(nodes.values())
         over = [r for r in COMPUTE if getattr(total, r) > getattr(capacity, r)]
-        growing = [n for n in sorted(tasks) if n not in settled and task_lanes(tasks[n]) > 1]
-        if not over or not growing:
+        if not over:
             return given
         worst = max(over, key=lambda r: getattr(total, r) / getattr(capacity, r))
-        name = min(growing, key=lambda n: -getattr(nodes[n], worst))
-        task, lanes = tasks[name], task_lanes(tasks[name])
-        before = task.attributes.get("unroll")
-        task.attributes["unroll"] = IntegerAttr(lanes // 2, i64)
-        usage = task_usage(task, U55C_COSTS)
-        if getattr(usage, worst) < getattr(nodes[name], worst):
-            nodes[name], given[name] = usage, lanes // 2
-            continue
-        if before is None:  # halving does not help: its work is narrower than its lanes
+        for name in tasks:
+            if (name, worst) not in steps:
+                steps[name, worst] = _fewer_lanes(tasks[name], nodes[name], worst, table)
+        options = [s for name in sorted(tasks) if (s := steps[name, worst]) is not None]
+        if not options:
+            return given  # over at the fewest useful lanes: the driver's resource check says so
+        step = min(options, key=lambda s: (s.latency, getattr(s.usage, worst) - getattr(nodes[s.name], worst), s.name))
+        _set_lanes(tasks[step.name], step.lanes)
+        nodes[step.name], given[step.name] = step.usage, step.lanes
+        for resource in COMPUTE:
+            steps.pop((step.name, resource), None)
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    lanes: int
+    usage: Usage
+    latency: int
+
+
+def _fewer_lanes(task: TaskOp, now: Usage, resource: str, table: TimingTable) -> _Step | None:
+    """The most lanes below the task's that use less of `resource` (a loop whose II shares cores
+    may not gain from the first halvings), with its usage and latency; None at one lane."""
+    before = task.attributes.get("unroll")
+    lanes = task_lanes(task) // 2
+    try:
+        while lanes >= 1:
+            _set_lanes(task, lanes)
+            usage = task_usage(task, U55C_COSTS)
+            if getattr(usage, resource) < getattr(now, resource):
+                return _Step(node_name(task), lanes, usage, table.schedule(task).latency or 0)
+            lanes //= 2
+        return None
+    finally:
+        if before is None:
             task.attributes.pop("unroll")
         else:
             task.attributes["unroll"] = before
-        settled.add(name)
+
+
+def _set_lanes(task: TaskOp, lanes: int) -> None:
+    task.attributes["unroll"] = IntegerAttr(lanes, i64)
