@@ -21,7 +21,7 @@ loops partition them), not memories. A DMA's `m_axi` adapter buffers `MAXI_OUTST
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +30,12 @@ from xdsl.dialects.builtin import TensorType
 from lowering.timing import hbm_stripes
 from streamdsl.compiler import converter_records
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
-from streamdsl.graph import Graph
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
     "BRAM36", "CAPACITY", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM",
-    "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "fits_on_chip", "kernel_buffers",
+    "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
     "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
@@ -203,15 +202,3 @@ def design_memory(design: Any) -> dict[str, object]:
     """The count of a sized design (`sd.compile(prog)`): its FIFOs at their depths, its converters'
     banks and its tasks' local tensors."""
     return count([(st.name, min(st.token_bits, BEAT_BITS), st.depth_beats) for st in design.streams], kernel_buffers(design.kernel))
-
-
-def fits_on_chip(graph: Graph, kernel: KernelOp) -> Callable[[Mapping[str, int]], bool]:
-    """Whether depths for `graph`'s FIFOs, with `kernel`'s buffers, fit the device by `count`
-    (a FIFO of D tokens is D x beats words of the beat's width, as the emitter declares it)."""
-    buffers = kernel_buffers(kernel)
-
-    def fits(depths: Mapping[str, int]) -> bool:
-        fifos = [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
-        return bool(count(fifos, buffers)["fits"])
-
-    return fits

@@ -20,7 +20,7 @@ figures to Vitis csynth reports (`hls_backend.csynth.parse_csynth_xml`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
@@ -37,7 +37,7 @@ from streamdsl.wiring import kernel_nodes
 
 __all__ = [
     "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
-    "calibrated", "kernel_usage", "logic_usage", "op_cost", "resources_report", "task_lanes", "task_usage",
+    "calibrated", "fits_device", "kernel_usage", "logic_usage", "op_cost", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
 RESOURCES = ("DSP", "LUT", "FF", BRAM36, URAM, LUTRAM)
@@ -323,10 +323,31 @@ def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS) -> dict[str, Us
     return nodes
 
 
+def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE,
+                table: CostTable = U55C_COSTS) -> Callable[[Mapping[str, int]], bool]:
+    """Whether FIFO depths (in tokens, per edge of `graph`) keep `kernel` within the device's
+    totals: its logic (fixed) plus its memories at those depths, which take BRAM36, URAM and LUTs
+    (LUTRAM) the logic competes for. FIFO sizing's on-chip budget (`size-fifos`)."""
+    logic = Usage.total(logic_usage(kernel, table).values())
+    buffers = kernel_buffers(kernel)
+
+    def fits(depths: Mapping[str, int]) -> bool:
+        memory = count(_fifos(graph, depths), buffers)
+        used = logic + Usage(BRAM36=memory[BRAM36], URAM=memory[URAM], LUT=memory[LUTRAM], LUTRAM=memory[LUTRAM])  # type: ignore[arg-type]
+        return not used.over(device.total)
+
+    return fits
+
+
+def _fifos(graph: Graph, depths: Mapping[str, int]) -> list[tuple[str, int, int]]:
+    """`count`'s FIFOs: (name, beat bits, words) of a FIFO of D tokens of b beats: D x b words."""
+    return [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
+
+
 def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS) -> KernelUsage:
     """The usage of every node of `kernel` with FIFO `depths` (in tokens, per edge of `graph`)."""
     nodes = logic_usage(kernel, table)
-    fifos = [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
+    fifos = _fifos(graph, depths)
     holder = {e.name: node_of(e.dst) for e in graph.fifos}
     buffers = kernel_buffers(kernel)
     for name, kind, _ in buffers:

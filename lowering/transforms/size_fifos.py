@@ -20,7 +20,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.fifo_sizing import MODES, Sizing, size_fifos
-from lowering.memory import fits_on_chip
+from lowering.resources import fits_device
 from lowering.timing import U55C, kernel_graph
 from streamdsl.dialects.dataflow import KernelOp, set_fifo_depth
 from streamdsl.graph import Graph
@@ -30,9 +30,9 @@ __all__ = ["SizeFifosPass", "size_kernel", "write_depths"]
 
 def size_kernel(kernel: KernelOp, mode: str = "min-bits") -> tuple[Graph, Sizing]:
     """Size the FIFOs of one kernel and write the depths into it; returns its timing graph too.
-    min-bits keeps to the device's on-chip memory (`lowering.memory`) when it can."""
+    min-bits keeps to the device (its logic and memories by the resource model) when it can."""
     graph, values = kernel_graph(kernel, U55C)
-    sizing = size_fifos(graph, mode, fits=fits_on_chip(graph, kernel))
+    sizing = size_fifos(graph, mode, fits=fits_device(graph, kernel))
     write_depths(values, sizing.depths)
     return graph, sizing
 
