@@ -34,8 +34,8 @@ from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "REGISTER_BITS", "SRL_DEPTH", "URAM",
-    "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
+    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "REGISTER_BITS",
+    "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
     "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 

@@ -27,7 +27,19 @@ from types import MappingProxyType
 from xdsl.dialects.builtin import ShapedType
 from xdsl.ir import Block, Operation, SSAValue
 
-from lowering.memory import BRAM36, LUTRAM, REGISTER_BITS, URAM, count, kernel_buffers, task_tensors
+from lowering.memory import (
+    BRAM36,
+    HBM_WORD_BITS,
+    LUTRAM,
+    MAXI_BURST,
+    MAXI_OUTSTANDING,
+    REGISTER_BITS,
+    URAM,
+    bind,
+    count,
+    kernel_buffers,
+    task_tensors,
+)
 from lowering.timing import U55C, hbm_stripes, task_timing, tile_work
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph, node_of
@@ -193,6 +205,11 @@ class CostTable:
         a, b = max(a, b), min(a, b)
         dsp = 1 / self.packed_macs if a <= self.packed_bits else math.ceil(a / 27) * math.ceil(b / 18)
         return CoreCost(dsp, (a + b) / 2, a + b)
+
+    def maxi_usage(self) -> Usage:
+        """One m_axi adapter: its logic and its burst buffer, bound as `lowering.memory.count`
+        binds it (`kernel_buffers` lists each DMA's buffers for the count)."""
+        return self.maxi.usage() + Usage.memory(*bind(HBM_WORD_BITS, MAXI_BURST * MAXI_OUTSTANDING))
 
 
 U55C_COSTS = CostTable()
