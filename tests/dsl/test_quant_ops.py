@@ -188,8 +188,9 @@ def test_i4_tokens_move_in_an_eighth_of_the_beats() -> None:
     for d, sim in sims.items():
         arrivals = next(t for s, t in sim.write_times.items() if s.startswith("dma_load"))
         beats = -(-bits[d] // 1024)  # the first beat leaves when the token's words will be in as its reader takes them
-        assert arrivals.tolist() == [U55C.dma_latency + (k + 1) * beat[d] - beats for k in range(tokens)]
-        assert sim.finish["dma_load(w)"] == U55C.dma_latency + tokens * beat[d]
+        words_in = [-(-k * bits[d] // U55C.hbm_bits_per_cycle) for k in range(1, tokens + 1)]  # one burst: no rounding per token
+        assert arrivals.tolist() == [U55C.dma_latency + w - beats for w in words_in]
+        assert sim.finish["dma_load(w)"] == U55C.dma_latency + words_in[-1]
     # the f32 design waits on its load: its task stalls for it and ends as the last token is in
     assert sims["f32"].stall_cycles["first_rows_f32"] > sims["i4"].stall_cycles["first_rows_i4"]
     assert sims["f32"].finish["first_rows_f32"] - sims["f32"].finish["dma_load(w)"] < beat["i4"]
