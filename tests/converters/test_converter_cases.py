@@ -46,6 +46,8 @@ def test_fig5_case2_needs_an_8x2_ping_pong_buffer() -> None:
     assert p.needed and p.buffer_shape == (8, 2) and p.shared_loops == 1
     assert p.elements == 32 and p.bytes == 128  # "four tiles after ping-pong buffering"
     assert p.reuses == 4
+    assert str(p) == "converter bank [8, 2] x 2 = 128 bytes, inside 1 shared loop(s), refilled 4 times"
+    assert str(plan(FIG5_B, FIG5_B)) == "no converter (equal types)"
     _, conv, trace = run(FIG5_B, FIG5_C, prefer="push")
     assert conv.peak == 32 and conv.capacity == 32
     # ping-pong: the writer fills column 1 (tokens 2, 3) while the reader still replays column 0
