@@ -15,6 +15,12 @@ allocation), but driven by our models instead of HLS runs:
    broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
 3. **Channel allocation**: the DMAs striped over HBM pseudo-channels by bandwidth share or one
    channel each (lowering/hbm_channels.py); the faster is kept.
+4. **Fit**: levels 2 and 3 judge the tasks' compute (and the DMA adapters) alone; the FIFOs that
+   sizing adds take BRAM36, URAM and LUTs. The design is FIFO-sized as `size-fifos` does (within
+   the device) and judged by the resource model; the longest prefix of level 2's steps whose
+   sized design fits the device's totals is kept (bisection), then halved while the SLR placement
+   finds no room; a design that fits at no prefix keeps its lanes and its plan says it does not
+   fit (`figures["fits"]`).
 
 Every step is judged by the timed simulator with unbounded FIFOs (`simulate_unbounded`: the
 makespan FIFO sizing then aims at); per-task schedules are cached, so a step re-times one task.
@@ -37,8 +43,10 @@ from typing import Any
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
+from lowering.fifo_sizing import size_fifos
 from lowering.hbm_channels import allocate_kernel
-from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
+from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usage, fits_device, kernel_usage, task_usage
+from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
@@ -46,7 +54,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
 
-__all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan", "set_clock"]
+__all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan", "longest_prefix", "set_clock"]
 
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
@@ -194,12 +202,14 @@ class _Compute:
 
 
 def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int, gain: float,
-                   say: Callable[[str], None]) -> tuple[dict[str, int], int]:
+                   say: Callable[[str], None], device: Device = U55C_DEVICE) -> tuple[dict[str, int], int, list[dict[str, int]]]:
     """Level 2: the greedy max-heap over task latencies (module doc), at most `budget` timed
     simulations; a step is kept when it cuts the makespan by at least the fraction `gain`. The
-    parts of a split task (`<task>_p<i>`) are one heap entry: their lanes double together."""
+    parts of a split task (`<task>_p<i>`) are one heap entry: their lanes double together.
+    Returns the lanes, the makespan and the steps kept, in order (the lanes each step gave)."""
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
-    capacity, compute = U55C_DEVICE.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks)
+    capacity, compute = device.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks)
+    steps: list[dict[str, int]] = []
     lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := _unroll(t))}
     groups: dict[str, list[str]] = {}
     for name in sorted(tasks):
@@ -225,9 +235,83 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
                 design.set_lanes(tasks[n], now)  # its stream, a recurrence or another node bounds it
             continue
         lanes, makespan, latency[group] = trial, new_makespan, faster
+        steps.append(dict.fromkeys(members, more))
         say(f"lanes: {group}{' (all parts)' if len(members) > 1 else ''} x{more}: {makespan} cycles")
         heapq.heappush(heap, (-faster, rng.random(), group))
-    return lanes, makespan
+    return lanes, makespan, steps
+
+
+def _sized_usage(design: _Design, device: Device) -> KernelUsage:
+    """The resource model's usage of the design with its FIFOs sized as `size-fifos` sizes them
+    (min-bits within the device: the prefetch limited where memory would over-fill it)."""
+    graph = design.graph
+    sizing = size_fifos(graph, "min-bits", fits=fits_device(graph, design.kernel, device))
+    return kernel_usage(design.kernel, graph, sizing.depths)
+
+
+def _placeable(design: _Design, usage: KernelUsage, device: Device) -> bool:
+    """Whether the SLR placement finds every node an SLR within each SLR's resources."""
+    try:
+        place(usage, kernel_wires(design.kernel, design.graph), device)
+    except SlrError:
+        return False
+    return True
+
+
+def longest_prefix(steps: int, fits: Callable[[int], bool]) -> int:
+    """The most of `steps` lanes steps (0..steps) whose design `fits`, by bisection (more lanes,
+    more logic: fit is taken to hold for every prefix of a fitting one); 0 when none fits."""
+    if fits(steps):
+        return steps
+    lo, hi = 0, steps  # fits(hi) is false; lo is the answer unless a longer prefix fits
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, int]], device: Device,
+               say: Callable[[str], None]) -> tuple[dict[str, int], dict[str, Any]]:
+    """Level 4, the fit: the exploration judged the tasks' compute only; the FIFOs sizing adds
+    afterwards take BRAM36, URAM and LUTs. Keep the longest prefix of the lanes steps whose sized
+    design fits the device's totals (`longest_prefix`), then, while the SLR placement finds no
+    room, halve the prefix. A design that fits at no prefix keeps every step and says so (its
+    splits or memories over-fill the device, not its lanes). Returns the lanes and the figures."""
+    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
+    usages: dict[int, KernelUsage] = {}
+
+    def lanes_at(k: int) -> dict[str, int]:
+        lanes = dict(start)
+        for step in steps[:k]:
+            lanes.update(step)
+        return lanes
+
+    def apply(k: int) -> None:
+        lanes = lanes_at(k)
+        for name, task in tasks.items():
+            if lanes.get(name) != _unroll(task):
+                design.set_lanes(task, lanes.get(name))
+
+    def usage_at(k: int) -> KernelUsage:
+        if k not in usages:
+            apply(k)
+            usages[k] = _sized_usage(design, device)
+        return usages[k]
+
+    k = longest_prefix(len(steps), lambda k: not usage_at(k).total.over(device.total))
+    while k > 0 and not _placeable(design, usage_at(k), device):
+        k //= 2
+    fits = not usage_at(k).total.over(device.total) and _placeable(design, usage_at(k), device)
+    if not fits:  # not the lanes' doing: fewer would cost speed and fit no better
+        k = len(steps)
+        over = usage_at(k).total.over(device.total)
+        say(f"fit: the FIFO-sized design does not fit the {device.name} by the resource model "
+            f"({', '.join(over) if over else 'no SLR placement'}), not even at the starting lanes")
+    elif k < len(steps):
+        say(f"fit: the FIFO-sized design fits with {k} of the {len(steps)} lanes steps")
+    apply(k)
+    return lanes_at(k), {"fits": fits, "lanes_steps": len(steps), "lanes_steps_kept": k,
+                         "busiest_share": round(usage_at(k).total.share(device.total), 4)}
 
 
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
@@ -326,12 +410,13 @@ def _unroll(task: TaskOp) -> int | None:
 
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
             fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
-            progress: Callable[[str], None] | None = None) -> Plan:
+            progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE) -> Plan:
     """The best plan over `tiles` (each lowered by `build(tile)`, which returns a module holding one
     kernel, or None when that tile gives no single design) at `clock_mhz`; `fill` is the share of
     the device's resources the tasks' compute may use; at most `evaluations` timed simulations a
     tile (a count, not a time, so that the result depends on the seed alone); a lanes step must
-    cut the makespan by the fraction `gain` (more lanes cost DSPs and LUTs)."""
+    cut the makespan by the fraction `gain` (more lanes cost DSPs and LUTs); then the lanes steps
+    are backed off until the FIFO-sized design fits `device` (`_fit_sized`)."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     best: tuple[int, Plan] | None = None
@@ -355,14 +440,18 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
-        lanes, makespan = _explore_lanes(design, random.Random(seed), fill, evaluations, gain, say)
+        start_lanes = {t.sym_name.data: v for t in kernel.body.block.ops if isinstance(t, TaskOp) and (v := _unroll(t))}
+        lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, evaluations, gain, say, device)
         allocate_kernel(kernel, striping=not striping)
         design.rebuild()
         other = design.run()
         if other < makespan:
             striping, makespan = not striping, other
         allocate_kernel(kernel, striping=striping)
-        figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations,
+        design.rebuild()
+        lanes, fit = _fit_sized(design, start_lanes, steps, device, say)
+        makespan = design.run()
+        figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
         plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")

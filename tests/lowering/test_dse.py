@@ -96,3 +96,56 @@ def test_cli_refuses_plans_where_they_do_not_apply(tmp_path: Path, capsys: pytes
     assert "not both" in capsys.readouterr().err
     assert streamdsl(["compile", "gpt2", "--plan", str(tmp_path / "missing.json"), "--out", str(tmp_path / "z")]) == 2
     assert "missing.json: cannot read the plan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("steps", "fitting", "want", "probes"), [
+    (9, 9, 9, [9]),  # the whole exploration fits: one sized design judged
+    (9, 5, 5, [9, 4, 6, 5]),  # bisection: 4 fits, 6 does not, 5 fits
+    (9, 0, 0, [9, 4, 2, 1]),  # only the starting lanes (or nothing) fit
+    (0, 0, 0, [0]),
+])
+def test_the_fit_keeps_the_longest_prefix_of_lanes_steps_that_fits(steps: int, fitting: int, want: int, probes: list[int]) -> None:
+    """Hand-computed: with designs fitting up to `fitting` steps of the exploration, the fit keeps
+    exactly that many, judging these prefixes in this order."""
+    from lowering.dse import longest_prefix
+
+    seen: list[int] = []
+
+    def fits(k: int) -> bool:
+        seen.append(k)
+        return k <= fitting
+
+    assert longest_prefix(steps, fits) == want
+    assert seen == probes
+
+
+def test_the_explored_plan_fits_once_its_fifos_are_sized() -> None:
+    """The plan's design, FIFO-sized by sd.compile (not the exploration's own sizing), fits the
+    U55C by the resource model, in total and placed on the SLRs."""
+    from lowering.resources import kernel_usage
+    from lowering.slr import kernel_wires, place
+
+    plan = explore(lambda _: _module(), (64,), 250.0, seed=3)
+    assert plan.figures["fits"] and plan.figures["lanes_steps_kept"] == plan.figures["lanes_steps"]
+    module = _module()
+    plan.apply(_kernel(module))
+    design = sd.compile(module)
+    usage = kernel_usage(design.kernel, design.graph, design.depths)
+    assert not usage.total.over(U55C_DEVICE.total)
+    assert usage.total.share(U55C_DEVICE.total) == pytest.approx(plan.figures["busiest_share"], abs=1e-4)
+    place(usage, kernel_wires(design.kernel, design.graph))  # raises SlrError when an SLR over-fills
+
+
+def test_a_plan_that_cannot_fit_at_any_lanes_keeps_its_lanes_and_says_so() -> None:
+    """On a device of 50 BRAM36 an SLR (150 in all) the FFN block's sized design, 237 BRAM36 at
+    any lanes, does not fit: backing off lanes would not help, so the plan keeps them (as on the
+    U55C) and says it does not fit (the driver then reports the misfit)."""
+    from dataclasses import replace
+
+    from lowering.resources import Device
+
+    small = Device("small", 3, replace(U55C_DEVICE.per_slr, BRAM36=50), U55C_DEVICE.sll)
+    plan = explore(lambda _: _module(), (64,), 250.0, seed=3, device=small)
+    u55c = explore(lambda _: _module(), (64,), 250.0, seed=3)
+    assert plan.figures["fits"] is False and plan.lanes == u55c.lanes and plan.figures["lanes_steps"] > 0
+    assert plan.figures["lanes_steps_kept"] == plan.figures["lanes_steps"]
