@@ -206,3 +206,12 @@ def test_slab_count_follows_the_split_nest() -> None:
     squares = itensor.tiled(sd.f32, (128, 64), (16, 16))
     assert slab_count(squares, rows, 1) == plan(squares, rows).reuses == 4
     assert slab_count(squares, rows, 0) == 1
+
+
+@pytest.mark.parametrize("it", [FIG5_B, FIG5_C])
+def test_a_type_split_by_no_shared_loops_is_left_as_written(it: itensor) -> None:
+    """No shared loops, nothing to split: the IR keeps the type's own steps and map, not an equal
+    stream re-expressed with unit steps."""
+    from lowering.converters import split_type
+
+    assert split_type(it, ()).to_ir() == it.to_ir()
