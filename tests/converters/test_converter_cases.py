@@ -215,3 +215,10 @@ def test_a_type_split_by_no_shared_loops_is_left_as_written(it: itensor) -> None
     from lowering.converters import split_type
 
     assert split_type(it, ()).to_ir() == it.to_ir()
+
+
+def test_split_types_stream_what_their_types_stream_and_print() -> None:
+    p = plan(FIG5_B, FIG5_C)
+    for split, it in ((p.src_split, FIG5_B), (p.dst_split, FIG5_C)):
+        assert list(split.tokens()) == list(it.tokens())
+        assert str(split.to_ir()).startswith("!dataflow.itensor<4x2xf32, [")
