@@ -266,6 +266,25 @@ inline void read_beat(long stamp, long& seen, long& reads) {
     c->now += late;
   }
 }
+// A beat written in a pipelined iteration of depth d leaves in the iteration's last cycles, a
+// beat a cycle per port: of the B beats a stream gets in one iteration, the k-th in its cycle
+// d - B + k (the last in the iteration's last cycle, d - 1, where the timing model writes it); it
+// is readable the cycle after. `seen` / `writes` are the stream's count for the iteration.
+// Elsewhere a beat is written at the process's clock (plus its lag).
+inline void write_beat(std::deque<long>& stamps, long& seen, long& writes) {
+  Clock* c = Cycles::get().current;
+  if (c == nullptr || c->start < 0) {
+    stamps.push_back(leaves());
+    return;
+  }
+  if (seen != c->iteration) {
+    seen = c->iteration;
+    writes = 0;
+  }
+  for (long j = 1; j <= writes; ++j) stamps[stamps.size() - j] -= 1;  // the earlier beats a cycle earlier each
+  ++writes;
+  stamps.push_back(leaves() - 1);
+}
 template <class F>
 void process(const char* name, F&& body) {
   Cycles& cycles = Cycles::get();
@@ -346,7 +365,7 @@ class stream<T, 0> {
   }
   void write(const T& value) {
     q_.push_back(value);
-    stamps_.push_back(sd_csim::leaves());
+    sd_csim::write_beat(stamps_, write_iteration_, writes_);
     if (written_ == nullptr) {
       sd_csim::Cycles::get().beats.emplace_back(name_, 0);
       written_ = &sd_csim::Cycles::get().beats.back().second;
@@ -402,6 +421,7 @@ class stream<T, 0> {
   std::deque<long> stamps_;  // the cycle each beat was written (the cycle estimate)
   long* written_ = nullptr;  // this stream's entry of Cycles::beats
   long read_iteration_ = 0, reads_ = 0;  // beats read in the reader's current pipelined iteration
+  long write_iteration_ = 0, writes_ = 0;  // beats written in the writer's current pipelined iteration
 #endif
 
 #ifdef SD_CSIM_THREADED

@@ -203,3 +203,51 @@ def test_a_pipelined_iteration_starts_late_enough_for_its_first_read(tmp_path: P
     cycles = json.loads(out.read_text())
     assert cycles["processes"]["reader"] == {"busy": 10, "finish": 111}
     assert cycles["makespan"] == 111
+
+
+WRITE_OFFSETS_CXX = r"""
+#include "hls_stream.h"
+#include "sd_support.h"
+// Two pipelined iterations (II 4, depth 6) each write 4 beats; a reader at II 1 takes them.
+static void writer(hls::stream<int>& out) {
+  SD_LAG(2);
+  for (int i = 0; i < 2; ++i) {
+    SD_II(4);
+    for (int b = 0; b < 4; ++b) out.write(4 * i + b);
+  }
+  SD_DEPTH(2);
+  SD_LAG(0);
+}
+static void reader(hls::stream<int>& in, int* sum) {
+  int s = 0;
+  for (int i = 0; i < 8; ++i) {
+    SD_II(1);
+    s += in.read();
+  }
+  SD_DEPTH(0);
+  *sum = s;
+}
+int main() {
+  hls::stream<int> a("a");
+  int sum = 0;
+  SD_DATAFLOW_BEGIN()
+  SD_DATAFLOW_PROCESS(writer, a);
+  SD_DATAFLOW_PROCESS(reader, a, &sum);
+  SD_DATAFLOW_END()
+  return sum == 28 ? 0 : 1;
+}
+"""
+
+
+def test_beats_written_in_a_pipelined_iteration_leave_in_its_last_cycles(tmp_path: Path) -> None:
+    """An iteration of depth 6 starting at cycle s writes its 4 beats in cycles s + 2 .. s + 5,
+    one a cycle (the last in its last cycle, where the timing model writes it), so the reader
+    takes them from cycle 3 and ends at 11. csim stamped every beat with s + 6, the cycle after
+    the iteration, so each hop was one cycle (a token of B beats B cycles) later than the model:
+    the reader ended at 15, and GPT-2 tiny W4A8's 50-hop chain was 1.11x the timed makespan."""
+    exe = _build(tmp_path, WRITE_OFFSETS_CXX, threaded=False)
+    out = tmp_path / "cycles.json"
+    subprocess.run([str(exe)], cwd=tmp_path, check=True, timeout=60, env={**os.environ, "SD_CYCLES_OUT": str(out)})
+    cycles = json.loads(out.read_text())
+    assert cycles["processes"]["writer"] == {"busy": 10, "finish": 10}
+    assert cycles["processes"]["reader"] == {"busy": 8, "finish": 11}
