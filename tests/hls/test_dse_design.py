@@ -1,5 +1,6 @@
-"""The design the DSE chooses for a W4A8 GPT-2 block (issue 15's roofline design: integer
-reductions at up to 1,024 lanes, weights striped over HBM channels, 250 MHz), emitted and run in
+"""The design the DSE chooses for a W4A8 GPT-2 block (issue 15's roofline design: weight matvecs
+split into parallel parts, integer reductions at up to 1,024 lanes, weights striped over HBM
+channels, 250 MHz), emitted and run in
 csim: it passes the hardware-true lint, computes what the functional simulator computes (bounded
 FIFOs and threads included) and takes the cycles the timing model gives it, process by process
 and in total (benchmarks/hls_cycles.py prints the ratios)."""
@@ -15,7 +16,7 @@ import pytest
 import streamdsl as sd
 from hls_backend import csim_cycles, emit_project, model_cycles, run_csim
 from hls_backend.lint import lint_cpp
-from lowering.dse import load_plan
+from lowering.dse import Plan, load_plan
 from streamdsl import quant
 from toolchain.models import ModelBlock, planned_block
 
@@ -27,7 +28,7 @@ TINY_PLAN = {"version": 1, "tile": 64, "clock_mhz": 250.0, "hbm_striping": True,
                        "k14_map": 256, "k15_matmul": 256, "k21_matmul": 256}}
 
 
-def _check(block: ModelBlock, out: Path) -> dict[str, float]:
+def _check(block: ModelBlock, plan: Plan, out: Path) -> dict[str, float]:
     """Emit, lint, run csim (cycles, then outputs in both modes) and compare with the simulators;
     returns the measured ratios."""
     design = sd.compile(block.example.program)
@@ -36,7 +37,7 @@ def _check(block: ModelBlock, out: Path) -> dict[str, float]:
     assert lint_cpp(code) == []
     manifest = json.loads((project / "manifest.json").read_text())
     assert any(port["stripes"] > 1 for port in manifest["ports"] if "weight" in port["tensor"])
-    assert "type=cyclic factor=1024" in code  # a weight tile read 1,024 elements a cycle
+    assert f"type=cyclic factor={max(plan.lanes.values())}" in code  # the widest task reads its weight tile that wide
 
     xs = block.example.make_inputs(0)
     counted, model = csim_cycles(project, *xs, timeout=900), model_cycles(design)
@@ -62,13 +63,13 @@ def test_a_w4a8_plan_with_wide_lanes_and_striped_dmas_matches_the_model_in_csim(
     path.write_text(json.dumps(TINY_PLAN))
     block, plan = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=load_plan(str(path)))
     assert dict(plan.lanes) == TINY_PLAN["lanes"]
-    _check(block, tmp_path / "hls")
+    _check(block, plan, tmp_path / "hls")
 
 
 @pytest.mark.slow
 def test_the_chosen_gpt2_medium_design_matches_the_model_in_csim(tmp_path) -> None:  # noqa: ANN001
     """Issue 15's design: GPT-2 medium, W4A8, 250 MHz, cache length 128, the plan the DSE chooses
-    (about a minute: lowering 20 s, csim builds 25 s)."""
+    (about 2.5 minutes: lowering and exploring 70 s, csim builds 40 s)."""
     block, plan = planned_block("gpt2", "paper", 128, quant.scheme("w4a8"), clock_mhz=250.0)
-    assert max(plan.lanes.values()) == 1024 and plan.hbm_striping
-    _check(block, tmp_path / "hls")
+    assert max(plan.lanes.values()) >= 256 and plan.hbm_striping
+    _check(block, plan, tmp_path / "hls")
