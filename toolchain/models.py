@@ -113,14 +113,15 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
 
 
 def planned_block(family: str, size: str, max_context: int, quant: Scheme | None, plan: Plan | None = None,
-                  clock_mhz: float = 250.0, seed: int = 0) -> tuple[ModelBlock, Plan]:
+                  clock_mhz: float = 250.0, seed: int = 0, fill: float = 0.8) -> tuple[ModelBlock, Plan]:
     """The decode block of `model_block` with a design plan applied to its kernel before FIFO
     sizing, as `streamdsl compile --plan FILE` builds it (`plan`), or, without one, the plan
-    `--dse --clock clock_mhz` explores (lowering/dse.py); returns the block and the plan."""
+    `--dse --clock clock_mhz` explores (lowering/dse.py, tasks within `fill` of the device);
+    returns the block and the plan."""
     block = model_block(family, size, max_context, 64 if plan is None else plan.tile, seed=seed, quant=quant)
     module = block.lowered.program.module
     if plan is None:
-        plan = explore(lambda _: module, (64,), clock_mhz, seed)
+        plan = explore(lambda _: module, (64,), clock_mhz, seed, fill=fill)
     plan.apply(next(op for op in module.walk() if isinstance(op, KernelOp)))
     return block, plan
 
