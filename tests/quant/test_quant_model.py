@@ -158,37 +158,35 @@ def _small(family: str, scheme: str):
     return pytest.param(family, "small", scheme, marks=pytest.mark.slow)
 
 
-@pytest.mark.parametrize(("family", "size", "scheme"),
-                         [(f, "tiny", s) for f in hf.FAMILIES for s in ("w4a8", "w8a8")] +
-                         [_small(f, s) for f in hf.FAMILIES for s in ("w4a8", "w8a8")])
-def test_quantized_generation_through_the_imported_blocks(family: str, size: str, scheme: str) -> None:
+@pytest.mark.parametrize(("family", "scheme"), [(f, s) for f in hf.FAMILIES for s in ("w4a8", "w8a8")])
+def test_quantized_generation_through_the_imported_blocks(family: str, scheme: str) -> None:
     """16 tokens after an 8-token prompt: the host loop over the imported quantized block designs
     (prefill and decode, interpreted) and the quantized LM head equal the fake-quantized model's
-    `generate` (small: 2 layers)."""
-    model = hf.lively(hf.build(family, size, num_layers=2))
-    sch = (SCHEMES if size == "tiny" else SMALL_SCHEMES)[scheme]
+    `generate` (2 layers). At small size the compiled designs are checked instead (below)."""
+    model = hf.lively(hf.build(family, "tiny", num_layers=2))
     prompt = torch.randint(0, model.config.vocab_size, (8,), generator=torch.Generator().manual_seed(2)).tolist()
-    ours = Generator(quantize_model(model, sch), max_context=32).generate(prompt, 16)
-    # The linear layers are bit-identical to the reference's. Measured at small: logits within
-    # 3.2e-7 of max except where float32 rounding outside them (norms, softmax: numpy's order vs
-    # PyTorch's) moved one int8 step (3.3e-3 once for llama w4a8, 9.3e-4 once for qwen2 w8a8).
-    assert_same_generation(ours, torch_generate(fake_quantize(model, sch), prompt, 16), 1e-4 if size == "tiny" else 1e-2)
+    ours = Generator(quantize_model(model, SCHEMES[scheme]), max_context=32).generate(prompt, 16)
+    assert_same_generation(ours, torch_generate(fake_quantize(model, SCHEMES[scheme]), prompt, 16), 1e-4)
 
 
-GENERATION_CASES = [("llama", "w4a8"), ("gpt2", "w8a8")]
+GENERATION_CASES = [("llama", "tiny", "w4a8"), ("gpt2", "tiny", "w8a8")]
 
 
-@pytest.mark.parametrize(("family", "scheme"), GENERATION_CASES + [
-    pytest.param(*c, marks=pytest.mark.slow) for c in SLOW_BLOCK_CASES if c not in GENERATION_CASES])
-def test_quantized_generation_through_compiled_designs(family: str, scheme: str) -> None:
+@pytest.mark.parametrize(("family", "size", "scheme"), GENERATION_CASES + [
+    pytest.param(f, "tiny", s, marks=pytest.mark.slow) for f, s in SLOW_BLOCK_CASES if (f, "tiny", s) not in GENERATION_CASES]
+    + [_small(f, s) for f in hf.FAMILIES for s in ("w4a8", "w8a8")])
+def test_quantized_generation_through_compiled_designs(family: str, size: str, scheme: str) -> None:
     """16 tokens after an 8-token prompt through the compiled quantized designs (prefill and decode,
     one each, lowered and FIFO-sized) in the functional simulator, with the quantized head on the
-    host: the fake-quantized model's tokens."""
-    model = hf.lively(hf.build(family, "tiny"))
-    sch = SCHEMES[scheme]
+    host: the fake-quantized model's tokens (small: 2 layers, w4a8's own groups of 128)."""
+    model = hf.lively(hf.build(family, size, num_layers=2)) if size == "small" else hf.lively(hf.build(family, size))
+    sch = (SCHEMES if size == "tiny" else SMALL_SCHEMES)[scheme]
     prompt = torch.randint(0, model.config.vocab_size, (8,), generator=torch.Generator().manual_seed(4)).tolist()
     runner = DesignRunner()
     ours = Generator(quantize_model(model, sch), max_context=32, block_runner=runner).generate(prompt, 16)
     want = torch_generate(fake_quantize(model, sch), prompt, 16)
     assert len(runner.designs) == 2  # one prefill and one decode design serve every step
-    assert_same_generation(ours, want, 2e-2)
+    # The linear layers are bit-identical to the reference's. Measured at small: logits within
+    # 2.5e-7 of max, except where float32 rounding outside them (norms, softmax: numpy's order vs
+    # PyTorch's) moved one int8 step of an activation: 2.4e-2 for gpt2 w8a8, 2.9e-2 for llama w8a8.
+    assert_same_generation(ours, want, 2e-2 if size == "tiny" else 5e-2)
