@@ -349,11 +349,16 @@ def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE,
     buffers = kernel_buffers(kernel)
 
     def fits(depths: Mapping[str, int]) -> bool:
-        memory = count(_fifos(graph, depths), buffers)
-        used = logic + Usage(BRAM36=memory[BRAM36], URAM=memory[URAM], LUT=memory[LUTRAM], LUTRAM=memory[LUTRAM])  # type: ignore[arg-type]
-        return not used.over(device.total)
+        return not (logic + memory_usage(graph, buffers, depths)).over(device.total)
 
     return fits
+
+
+def memory_usage(graph: Graph, buffers: list[tuple[str, str, int]], depths: Mapping[str, int]) -> Usage:
+    """The BRAM36, URAM and LUTs (LUTRAM) of FIFOs at `depths` (in tokens, per edge of `graph`)
+    and of a kernel's `buffers` (`memory.kernel_buffers`)."""
+    memory = count(_fifos(graph, depths), buffers)
+    return Usage(BRAM36=memory[BRAM36], URAM=memory[URAM], LUT=memory[LUTRAM], LUTRAM=memory[LUTRAM])  # type: ignore[arg-type]
 
 
 def _fifos(graph: Graph, depths: Mapping[str, int]) -> list[tuple[str, int, int]]:
