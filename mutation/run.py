@@ -35,7 +35,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "fifo_sizing": ("lowering/fifo_sizing.py", ["tests/fifo/test_lp.py", "tests/fifo/test_lp_bits.py", "tests/fifo/test_min_bits.py",
                                                 "tests/fifo/test_late_sources.py"]),
     "cli": ("toolchain/cli.py", ["tests/test_cli.py", "tests/test_cli_failures.py", "tests/test_cli_bad_input.py",
-                                 "tests/lowering/test_lower_cli.py"]),
+                                 "tests/lowering/test_lower_cli.py", "tests/test_build.py"]),
     "dsl_ops": ("streamdsl/dsl/ops.py", ["tests/dsl"]),
     "converters_plan": ("lowering/converters.py", ["tests/converters"]),
     "converter_runtime": ("streamdsl/sim/converter.py", ["tests/converters", "tests/sim"]),
