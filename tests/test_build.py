@@ -140,3 +140,18 @@ def test_build_exits_1_when_a_job_fails(compiled, monkeypatch, capsys):
     assert main(["-q", "build", str(compiled), "--workers", "1"]) == 1
     err = capsys.readouterr().err
     assert "FAILED: csim-missing-inputs" in err and "no-such-dir lacks the input(s) x.bin" in err
+
+
+def test_build_hands_the_ray_address_and_workers_to_the_executor(compiled, monkeypatch, capsys):
+    import toolchain.build
+
+    seen = {}
+
+    def executor(directory, ray_address=None, workers=None, jobs=(), advance=None):
+        seen.update(directory=str(directory), ray_address=ray_address, workers=workers, jobs=[j.name for j in jobs])
+        return {"jobs": [], "failed": []}
+
+    monkeypatch.setattr(toolchain.build, "build", executor)
+    assert main(["-q", "build", str(compiled), "--ray", "head:6379", "--workers", "3"]) == 0
+    assert seen == {"directory": str(compiled), "ray_address": "head:6379", "workers": 3,
+                    "jobs": [j.name for j in plan_jobs(compiled)]}
