@@ -89,3 +89,30 @@ def test_min_bits_gives_its_smallest_when_nothing_fits(budget_bits: int) -> None
     sizing = size_fifos(g, "min-bits", fits=lambda depths: sum(depths.values()) <= budget_bits)
     assert sizing.prefetch == 2  # the caller's on-chip check reports what does not fit
     assert simulate_timed(g, sizing.depths).makespan == sizing.makespan
+
+
+# the prefetch limits min-bits tries within a budget: 2, then a factor sqrt(2) apart
+LIMITS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91)
+
+
+def limited_peaks(g: Graph, prefetch: int) -> dict[str, int]:
+    """The proven depths of the run whose FIFOs out of the sources hold `prefetch` tokens."""
+    limits = {e.name: (prefetch if e.src in sources(g) else None) for e in g.fifos}
+    run = latest_sources(g, simulate_timed(g, limits))
+    return {e.name: max(1, run.peak_occupancy[e.name]) for e in g.fifos}
+
+
+@pytest.mark.parametrize("fitting", [3, 5, 7, 12])
+def test_the_prefetch_limit_is_the_largest_of_the_limits_whose_run_fits(fitting: int) -> None:
+    g = weight_after_attention(tokens=64, dma_ii=8, work=600)
+    budget = g.bits(limited_peaks(g, fitting))  # a prefetch of `fitting` tokens just fits
+
+    def fits(depths) -> bool:
+        return g.bits(depths) <= budget
+
+    most = simulate_unbounded(g).peak_occupancy["w"]
+    tried = LIMITS[:next(i for i, p in enumerate(LIMITS) if p >= most) + 1]
+    expected = max((p for p in tried if fits(limited_peaks(g, p))), default=2)  # by brute force
+    sizing = size_fifos(g, "min-bits", fits=fits)
+    assert sizing.prefetch == expected <= fitting and fits(sizing.depths)
+

@@ -4,6 +4,8 @@ trade-off curve; the emitted design runs in the functional simulator with those 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from dsl import polybench as PB
@@ -77,6 +79,15 @@ def test_tradeoff_curve_trades_makespan_for_bits() -> None:
     assert curve[-1].total_bits <= curve[0].total_bits
     within = tradeoff(graph, slacks=(0.0, 0.5), bit_budget=curve[-1].total_bits)
     assert within and all(p.total_bits <= curve[-1].total_bits for p in within)
+
+
+def test_each_tradeoff_point_reports_the_seconds_its_sizing_took() -> None:
+    graph = random_dag("diamond", 6, seed=3)
+    start = time.perf_counter()
+    curve = tradeoff(graph, slacks=(0.0, 0.5))
+    elapsed = time.perf_counter() - start
+    assert all(isinstance(p.seconds, float) and p.seconds > 0 for p in curve)
+    assert sum(p.seconds for p in curve) <= elapsed
 
 
 @pytest.mark.slow
