@@ -12,6 +12,7 @@ from dsl import polybench as PB
 from dsl import programs as P
 
 import streamdsl as sd
+from lowering import fifo_sizing
 from lowering.fifo_sizing import size_fifos, tradeoff
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded
 
@@ -67,6 +68,18 @@ def test_min_bits_on_random_dags_is_never_worse_than_the_lp() -> None:
         makespan = simulate_unbounded(graph).makespan
         assert best.total_bits <= lp.total_bits and _reaches(graph, best.depths, makespan)
         assert best.simulations > 0
+
+
+def test_min_bits_reports_the_timed_simulations_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = []
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        runs.append(args)
+        return simulate_timed(*args, **kwargs)
+
+    monkeypatch.setattr(fifo_sizing, "simulate_timed", counted)
+    sizing = size_fifos(random_dag("nested", 12, seed=5))
+    assert sizing.simulations == len(runs) > 1
 
 
 def test_tradeoff_curve_trades_makespan_for_bits() -> None:
