@@ -25,12 +25,10 @@ import time
 from frontends import hf
 from frontends.block import decoder_layers
 from frontends.quant import weight_figures
-from lowering.dse import explore
 from lowering.resources import RESOURCES, U55C_DEVICE, Usage, kernel_usage
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import U55C
 from streamdsl import quant
-from streamdsl.dialects.dataflow import KernelOp
 
 NOMINAL_BYTES_PER_SECOND = 32 * 14.375e9
 MEASURED_BYTES_PER_SECOND = 32 * U55C.hbm_channel_gbps * 1e9
@@ -65,14 +63,14 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
 def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float) -> dict[str, object]:  # noqa: ANN001
     import streamdsl as sd
     from streamdsl.program import Program
+    from toolchain.models import plan_design
 
     program = block.lowered.program
+    copy = Program(program.module.clone(), program.name, program.input_names, program.params)  # the block serves every fill
     start = time.perf_counter()
-    plan = explore(lambda _: program.module.clone(), (tile,), clock, seed, fill=fill,
-                   progress=lambda msg: print(f"    {family} (fill {fill:.0%}): {msg}", flush=True))
+    plan = plan_design(copy.module, tile, clock_mhz=clock, seed=seed, fill=fill,
+                       progress=lambda msg: print(f"    {family} (fill {fill:.0%}): {msg}", flush=True))
     dse_s = time.perf_counter() - start
-    copy = Program(program.module.clone(), program.name, program.input_names, program.params)
-    plan.apply(next(op for op in copy.module.walk() if isinstance(op, KernelOp)))
     design = sd.compile(copy)
     timed = design.timed_simulation()
     usage = kernel_usage(design.kernel, design.graph, design.depths)

@@ -86,14 +86,14 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     against eager (not at `paper` size, where the block is emitted as HLS instead)."""
     from frontends.block import decoder_layers
     from frontends.quant import weight_figures
-    from lowering.dse import explore, load_plan, set_clock
+    from lowering.dse import load_plan, set_clock
     from lowering.timing import U55C
     from streamdsl import quant
     from streamdsl.dialects.dataflow import KernelOp
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
     from toolchain.estimate import host_seconds
-    from toolchain.models import load_replacement, model_block, quantization_figures
+    from toolchain.models import load_replacement, model_block, plan_design, quantization_figures
 
     replacement = None if args.replace is None else load_replacement(args.replace)  # before any work
     max_context = args.max_context
@@ -116,14 +116,10 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
         raise UsageError(f"{args.program}-{args.size}: the block does not fit one design: fusion under the U55C's on-chip "
                          f"budget left {lowered.kernels} kernels; the largest converter edges: {edges}; try a smaller "
                          "--max-context or --tile")
-    if args.dse:
-        module = lowered.program.module
-        plan = explore(lambda _: module, (tile,), args.clock or U55C.clock_mhz, args.seed, progress=console.step)
-    kernel = next(op for op in lowered.program.module.walk() if isinstance(op, KernelOp))
-    if plan is not None:
-        plan.apply(kernel)  # its clock, lanes and HBM allocation, before FIFO sizing
+    if args.dse or plan is not None:  # its splits, clock, lanes and HBM allocation, before FIFO sizing
+        plan = plan_design(lowered.program.module, tile, plan, args.clock or U55C.clock_mhz, args.seed, progress=console.step)
     elif args.clock is not None:
-        set_clock(kernel, args.clock)
+        set_clock(next(op for op in lowered.program.module.walk() if isinstance(op, KernelOp)), args.clock)
     fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
     figures = {
         "cache_length": max_context,

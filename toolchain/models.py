@@ -20,19 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 import transformers
+from xdsl.dialects.builtin import ModuleOp
 
 from frontends import hf
 from frontends.block import Block, DecoderBlock, import_block
 from frontends.quant import fake_quantize, quantize_model, weight_bytes
 from lowering.dse import Plan, explore
 from lowering.pipeline import Lowered, lower
+from lowering.timing import U55C
 from streamdsl.dialects.dataflow import KernelOp
 from streamdsl.quant import Scheme
 from toolchain.estimate import model_estimate
 from toolchain.examples import Example
 
-__all__ = ["DesignRunner", "ModelBlock", "Replacement", "load_replacement", "lower_block", "model_block", "planned_block",
-           "quantization_figures", "run_block"]
+__all__ = ["DesignRunner", "ModelBlock", "Replacement", "load_replacement", "lower_block", "model_block", "plan_design",
+           "planned_block", "quantization_figures", "run_block"]
 
 
 @dataclass
@@ -112,18 +114,27 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
     return ModelBlock(example, lowered, block, module, seconds, model)
 
 
+def plan_design(module: ModuleOp, tile: int, plan: Plan | None = None, clock_mhz: float = U55C.clock_mhz, seed: int = 0,
+                fill: float = 0.8, progress: Callable[[str], None] | None = None) -> Plan:
+    """Write a design plan onto the kernel of a lowered block's `module` (before FIFO sizing):
+    `plan`, or without one the plan `lowering.dse.explore` finds at `tile` and `clock_mhz` (tasks
+    within `fill` of the device), exploring a copy so that `module` gets exactly what the plan
+    says, as `--plan FILE` would build it. The one explore-then-apply path of `streamdsl compile
+    --dse`/`--plan`, `planned_block` and benchmarks/roofline.py; returns the plan."""
+    if plan is None:
+        plan = explore(lambda _: module.clone(), (tile,), clock_mhz, seed, fill=fill, progress=progress)
+    plan.apply(next(op for op in module.walk() if isinstance(op, KernelOp)))
+    return plan
+
+
 def planned_block(family: str, size: str, max_context: int, quant: Scheme | None, plan: Plan | None = None,
                   clock_mhz: float = 250.0, seed: int = 0, fill: float = 0.8) -> tuple[ModelBlock, Plan]:
-    """The decode block of `model_block` with a design plan applied to its kernel before FIFO
-    sizing, as `streamdsl compile --plan FILE` builds it (`plan`), or, without one, the plan
-    `--dse --clock clock_mhz` explores (lowering/dse.py, tasks within `fill` of the device);
-    returns the block and the plan."""
-    block = model_block(family, size, max_context, 64 if plan is None else plan.tile, seed=seed, quant=quant)
-    module = block.lowered.program.module
-    if plan is None:
-        plan = explore(lambda _: module, (64,), clock_mhz, seed, fill=fill)
-    plan.apply(next(op for op in module.walk() if isinstance(op, KernelOp)))
-    return block, plan
+    """The decode block of `model_block` with a design plan applied (`plan_design`): `plan`, as
+    `streamdsl compile --plan FILE` builds it, or, without one, the plan `--dse --clock clock_mhz`
+    explores; returns the block and the plan."""
+    tile = 64 if plan is None else plan.tile
+    block = model_block(family, size, max_context, tile, seed=seed, quant=quant)
+    return block, plan_design(block.lowered.program.module, tile, plan, clock_mhz, seed, fill)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from streamdsl.dialects.dataflow import DmaLoadOp, KernelOp, TaskOp
 from streamdsl.sim.timed import simulate_unbounded
 from toolchain.cli import main as streamdsl
 from toolchain.examples import ffn_block
+from toolchain.models import plan_design
 
 
 def _module():
@@ -72,6 +73,18 @@ def test_plan_applies_its_clock_lanes_and_channels() -> None:
     assert all(len(op.attributes[HBM_CHANNELS_ATTR].get_values()) == 1 for op in loads)  # no striping
     design = sd.compile(module)
     assert design.kernel.attributes["clock_mhz"].value.data == 250.0
+
+
+def test_plan_design_explores_a_copy_and_builds_what_the_plan_builds() -> None:
+    """`plan_design` (the one path of `--dse`, `--plan`, `planned_block` and roofline.py): without a
+    plan it explores (as `explore` does) and leaves the module exactly as applying the plan to a
+    fresh one does (`--plan FILE`)."""
+    explored = _module()
+    plan = plan_design(explored, 64, clock_mhz=250.0, seed=3)
+    assert plan == explore(lambda _: _module(), (64,), 250.0, seed=3)
+    rebuilt = _module()
+    assert plan_design(rebuilt, 64, plan) is plan
+    assert str(explored) == str(rebuilt) != str(_module())
 
 
 @pytest.mark.slow
