@@ -47,7 +47,7 @@ from lowering.fifo_sizing import size_fifos
 from lowering.hbm_channels import allocate_kernel
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usage, fits_device, kernel_usage, task_usage
 from lowering.slr import SlrError, kernel_wires, place
-from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes
+from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
 from streamdsl.errors import StreamdslError
@@ -210,7 +210,7 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
     capacity, compute = device.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks)
     steps: list[dict[str, int]] = []
-    lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := _unroll(t))}
+    lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := unroll_lanes(t))}
     groups: dict[str, list[str]] = {}
     for name in sorted(tasks):
         groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
@@ -289,7 +289,7 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
     def apply(k: int) -> None:
         lanes = lanes_at(k)
         for name, task in tasks.items():
-            if lanes.get(name) != _unroll(task):
+            if lanes.get(name) != unroll_lanes(task):
                 design.set_lanes(task, lanes.get(name))
 
     def usage_at(k: int) -> KernelUsage:
@@ -323,11 +323,11 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
     kernel = next(op for op in trial.walk() if isinstance(op, KernelOp))
     for task in [op for op in kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data in shared]:
         name = task.sym_name.data
-        task.attributes["unroll"] = IntegerAttr(max(1, (_unroll(task) or timing.table.lanes) // splits[name]), i64)
+        task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
     split_tasks(kernel, splits)
     allocate_kernel(kernel)
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
-    if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := _unroll(t))}) + _dma_usage(kernel)).over(capacity):
+    if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
         return None
     return _Design(kernel, timing).run(), trial
 
@@ -403,11 +403,6 @@ def _explore_splits(module: ModuleOp, timing: _CachedTiming, fill: float, budget
     return splits_of(best_parts), best
 
 
-def _unroll(task: TaskOp) -> int | None:
-    attr = task.attributes.get("unroll")
-    return attr.value.data if isinstance(attr, IntegerAttr) else None
-
-
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
             fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
             progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE) -> Plan:
@@ -440,7 +435,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
-        start_lanes = {t.sym_name.data: v for t in kernel.body.block.ops if isinstance(t, TaskOp) and (v := _unroll(t))}
+        start_lanes = {t.sym_name.data: v for t in kernel.body.block.ops if isinstance(t, TaskOp) and (v := unroll_lanes(t))}
         lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, evaluations, gain, say, device)
         allocate_kernel(kernel, striping=not striping)
         design.rebuild()

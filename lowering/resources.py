@@ -40,7 +40,7 @@ from lowering.memory import (
     kernel_buffers,
     task_tensors,
 )
-from lowering.timing import U55C, hbm_stripes, task_timing, tile_work
+from lowering.timing import U55C, hbm_stripes, task_timing, tile_work, unroll_lanes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph, node_of
 from streamdsl.itensor import BEAT_BITS
@@ -260,8 +260,7 @@ def task_lanes(task: TaskOp) -> int:
 
 
 def _lanes(op: Operation, default: int) -> int:
-    attr = op.attributes.get("unroll")
-    return attr.value.data if attr is not None and getattr(attr, "value", None) is not None else default  # type: ignore[attr-defined]
+    return unroll_lanes(op) or default
 
 
 def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0) -> Usage:

@@ -58,7 +58,7 @@ from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
     "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words",
-    "hbm_word_lanes", "kernel_graph", "lane_partials", "table_of", "task_timing", "tile_work",
+    "hbm_word_lanes", "kernel_graph", "lane_partials", "table_of", "task_timing", "tile_work", "unroll_lanes",
 ]  # fmt: skip
 
 
@@ -485,7 +485,7 @@ class _TaskScheduler:
         self.table, self.task = table, task
         self.worst_case = worst_case  # a run-time trip count at its maximum (`max_trips`), for the emitter
         self.name = task.sym_name.data
-        self.lanes = _unroll(task) or table.lanes
+        self.lanes = unroll_lanes(task) or table.lanes
         self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
         self.known: dict[SSAValue, int] = {}  # indices of the loops timed iteration by iteration
         self.loops: dict[scf.ForOp, LoopTiming] = {}
@@ -684,7 +684,7 @@ class _TaskScheduler:
     def issue(self, op: Operation) -> int:
         """Cycles the op's hardware is busy per execution: its scalar work over the lanes."""
         work = tile_work(op)
-        return max(1, -(-work // (_unroll(op) or self.lanes))) if work else 1
+        return max(1, -(-work // (unroll_lanes(op) or self.lanes))) if work else 1
 
     def latency(self, op: Operation) -> int:
         if op.regions and not _is_compute(op):
@@ -696,7 +696,7 @@ class _TaskScheduler:
             if not self.pipelining and _reduced_size(op) > 1 and issue > 1:
                 # outside a pipelined loop a reduction's lanes are chunked (hls_backend/body.py):
                 # II=1 with per-lane partials and a tree, else each chunk waits for the last one
-                if (plan := lane_partials(op, _unroll(op) or self.lanes, self.table)) is not None:
+                if (plan := lane_partials(op, unroll_lanes(op) or self.lanes, self.table)) is not None:
                     depth = _scalar_path(op, self.table) + plan.tree
                 else:
                     self.op_depth[op] = max(self.op_depth.get(op, 0), depth)
@@ -766,7 +766,9 @@ def _depends(value: SSAValue, iv: SSAValue) -> bool:
     return isinstance(owner, Operation) and not owner.regions and any(_depends(v, iv) for v in owner.operands)
 
 
-def _unroll(op: Operation) -> int | None:
+def unroll_lanes(op: Operation) -> int | None:
+    """The lanes an op's `unroll` attribute gives (a task's or a tile op's), None when it has no
+    positive one (the table's default lanes apply)."""
     return _positive_attr(op, "unroll")
 
 

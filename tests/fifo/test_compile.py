@@ -119,3 +119,23 @@ def test_compile_errors() -> None:
     assert sum(isinstance(op, KernelOp) for op in twice.walk()) == 2
     with pytest.raises(ValueError, match="found 2"):
         sd.compile(twice)
+
+
+@pytest.mark.parametrize("clock", [100.0, 450.0])
+def test_size_kernel_times_the_design_at_the_kernels_clock(clock: float) -> None:
+    """A planned clock changes HBM bits per cycle: sizing times the kernel at its `clock_mhz`, as
+    the timing table at that clock does, not at the table's default 300 MHz."""
+    from lowering.dse import set_clock
+    from lowering.timing import U55C
+    from lowering.transforms.size_fifos import size_kernel
+    from streamdsl.wiring import graph_from_kernel
+    from toolchain.examples import ffn_block
+
+    module = ffn_block(256, 1024, 64).program.module.clone()
+    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    default = simulate_unbounded(graph_from_kernel(kernel, U55C)[0]).makespan
+    at_clock = simulate_unbounded(graph_from_kernel(kernel, U55C.at_clock(clock))[0]).makespan
+    set_clock(kernel, clock)
+    graph, sizing = size_kernel(kernel)
+    assert simulate_unbounded(graph).makespan == at_clock != default
+    assert sizing.makespan == at_clock

@@ -162,3 +162,19 @@ def test_a_plan_that_cannot_fit_at_any_lanes_keeps_its_lanes_and_says_so() -> No
     u55c = explore(lambda _: _module(), (64,), 250.0, seed=3)
     assert plan.figures["fits"] is False and plan.lanes == u55c.lanes and plan.figures["lanes_steps"] > 0
     assert plan.figures["lanes_steps_kept"] == plan.figures["lanes_steps"]
+
+
+def test_a_task_without_positive_lanes_takes_the_tables_lanes_everywhere() -> None:
+    """`unroll = -4` means no lanes of its own to the timing model (its default lanes); the
+    exploration and the resource model read it the same way, so the plan names no such lanes and
+    round-trips through plan.json."""
+    from xdsl.dialects.builtin import IntegerAttr, i64
+
+    module = _module()
+    task = next(op for op in _kernel(module).body.block.ops if isinstance(op, TaskOp))
+    assert task_usage(task, U55C_COSTS) == (default := task_usage(task, U55C_COSTS, 64))
+    task.attributes["unroll"] = IntegerAttr(-4, i64)
+    assert task_usage(task, U55C_COSTS) == default
+    plan = explore(lambda _: module.clone(), (64,), 250.0, seed=3)
+    assert all(v >= 1 for v in plan.lanes.values())
+    assert Plan.from_json(plan.to_json()) == plan
