@@ -14,6 +14,7 @@ from dsl import programs as P
 import streamdsl as sd
 from lowering import fifo_sizing
 from lowering.fifo_sizing import size_fifos, tradeoff
+from streamdsl.graph import Graph, Task
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded
 
 from .fifo_dags import random_dag
@@ -68,6 +69,23 @@ def test_min_bits_on_random_dags_is_never_worse_than_the_lp() -> None:
         makespan = simulate_unbounded(graph).makespan
         assert best.total_bits <= lp.total_bits and _reaches(graph, best.depths, makespan)
         assert best.simulations > 0
+
+
+def test_a_graph_whose_run_costs_a_third_of_the_search_budget_is_still_shrunk() -> None:
+    """min-bits refines by simulation whenever three runs fit in its event budget: the LP makes
+    the fast `b` park its whole output ahead of the slower `c`, min-bits lets it stall."""
+    tokens, graph = 7000, Graph()
+    graph.add_task(Task.pipelined("a", ii=1, depth=1, writes={"o": tokens}))
+    graph.add_task(Task.pipelined("b", ii=1, depth=3, reads={"i": tokens}, writes={"o": tokens}))
+    graph.add_task(Task.pipelined("c", ii=2, depth=1, reads={"i": tokens}, writes={"o": tokens}))
+    graph.add_task(Task.pipelined("d", ii=1, depth=1, reads={"i": tokens}))
+    for src, dst in ("ab", "bc", "cd"):
+        graph.connect(src, "o", dst, "i", 32, name=src + dst)
+    assert fifo_sizing.SEARCH_EVENTS // 4 < graph.compiled.num_events <= fifo_sizing.SEARCH_EVENTS // 3
+    sizing, makespan = size_fifos(graph), simulate_unbounded(graph).makespan
+    assert size_fifos(graph, "lp").depths["bc"] > tokens // 3 and _reaches(graph, sizing.depths, makespan)
+    for name, depth in sizing.depths.items():  # each FIFO as small as the makespan allows
+        assert depth == 1 or not _reaches(graph, {**sizing.depths, name: depth - 1}, makespan), name
 
 
 def test_min_bits_reports_the_timed_simulations_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
