@@ -93,6 +93,10 @@ CASES = {
         [_randn(2, 3, 4), _randn(2, 5, 4), _randn(2, 5, 4)]),
     "sdpa_causal_gqa": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),
                         [_randn(1, 4, 3, 4), _randn(1, 2, 5, 4), _randn(1, 2, 5, 4)]),
+    "pow_of_tensors": (lambda x, y: x.abs().add(0.5).pow(y) + torch.pow(2.0, y) + x.abs().pow(0.5), [_randn(3, 4), _randn(3, 4)]),
+    "full_like": (lambda x: torch.full_like(x, 2.5) * x + torch.zeros_like(x) + torch.ones_like(x), [_randn(3, 4)]),
+    "layer_norm_in_decomposed_graph": (lambda x, w, b: torch.addcmul(F.layer_norm(x, (4,), w, b, 1e-3), x, x, value=0.5),
+                                       [_randn(2, 3, 4), _randn(4), _randn(4)]),
     "sdpa_in_decomposed_graph": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v) + q.chunk(2, -1)[0].sum(),
                                  [_randn(1, 2, 3, 4), _randn(1, 2, 3, 4), _randn(1, 2, 3, 4)]),
 }
