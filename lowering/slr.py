@@ -13,7 +13,9 @@ boundary k), a wire of `w` bits between u and v crosses boundary k exactly when 
 A DMA is wired (`hbm_bits`, its 512-bit AXI port) to the HBM, which sits below SLR0: it crosses
 every boundary under its SLR. The SLRs form a chain (SLR0-SLR1-SLR2), so a wire between SLR0 and
 SLR2 crosses two boundaries. Ties are broken by a second objective worth less than one bit (node i, by name,
-weighs i + 1 toward lower SLRs), so the answer is deterministic. `with_crossings(graph, placement)` is the timing
+weighs i + 1 toward lower SLRs), so the answer is deterministic. A design that fits in SLR0 has
+that placement as its unique optimum (no bit crosses, every tie weight 0), found without CBC, which
+can spend a minute proving it. `with_crossings(graph, placement)` is the timing
 graph of the placed design: each FIFO that crosses k boundaries is followed by a relay of
 k x `TimingTable.sll_latency` pipeline registers, whose slots are the FIFO's extra depth.
 """
@@ -144,6 +146,8 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
 def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float) -> dict[str, int]:
     """The integer program of the module doc on these nodes and wires: node -> SLR."""
     nodes = sorted(usage.nodes)
+    if usage.total.share(device.per_slr) <= fill:
+        return dict.fromkeys(nodes, 0)  # no bit crosses and every tie weight is 0: the unique optimum
     slrs, bounds = range(device.slrs), range(device.slrs - 1)
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
     model.verbose, model.threads, model.seed = 0, 1, 0

@@ -3,6 +3,8 @@ the SLL capacity per boundary, and the timing of FIFOs that cross."""
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import replace
 
 import pytest
@@ -97,3 +99,36 @@ def test_a_small_design_sits_in_slr0_without_crossings() -> None:
         ("dma_load(a)", "HBM", 512), ("dma_load(b)", "HBM", 512), ("dma_store(add)", "HBM", 512)])
     placement = place(usage, wires)
     assert set(placement.slr.values()) == {0} and placement.crossing_bits == 0 and placement.crossings == {}
+
+
+def _brute_force(usage: KernelUsage, wires: list[Wire]) -> dict[str, int] | None:
+    """The placement of the module doc's objective (crossing bits, then the tie weights) by trying
+    all; None if none fits."""
+    nodes, cap = sorted(usage.nodes), U55C_DEVICE.per_slr
+    best = None
+    for slrs in itertools.product(range(3), repeat=len(nodes)):
+        at = dict(zip(nodes, slrs))
+        if any(Usage.total(usage.nodes[v] for v in nodes if at[v] == s).over(cap) for s in range(3)):
+            continue
+        level = {**at, "HBM": -1}
+        bits = sum(w.bits * abs(level[w.a] - level[w.b]) for w in wires)
+        tie = sum((i + 1) * at[v] for i, v in enumerate(nodes))
+        best = min(best or (bits, tie, at), (bits, tie, at), key=lambda c: c[:2])
+    return best and best[2]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_placement_is_the_least_crossing_one_found_by_trying_all(seed: int) -> None:
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(5)]
+    # seeds 0-2: the whole design fits in SLR0; 3-7: some nodes need an SLR of their own (5: none fits)
+    dsp = [rng.randrange(1, 400) if seed < 3 else rng.choice([100, 1800, 2500]) for _ in names]
+    usage = KernelUsage({n: Usage(DSP=d) for n, d in zip(names, dsp)})
+    wires = [Wire(a, b, rng.randrange(1, 600)) for a, b in itertools.combinations(names, 2) if rng.random() < 0.6]
+    wires += [Wire(n, "HBM", 512) for n in names if rng.random() < 0.4]
+    best = _brute_force(usage, wires)
+    if best is None:
+        with pytest.raises(SlrError, match="no assignment of the 5 nodes"):
+            place(usage, wires, small=0)
+    else:
+        assert place(usage, wires, small=0).slr == best
