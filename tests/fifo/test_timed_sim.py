@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamdsl.errors import DeadlockError
+from streamdsl.errors import DeadlockError, LimitError
 from streamdsl.graph import Graph, GraphError, Task, slots_needed
-from streamdsl.sim.timed import activity, simulate_timed, simulate_unbounded
+from streamdsl.sim.timed import activity, latest_sources, simulate_timed, simulate_unbounded
 
 from .fifo_dags import KINDS, random_dag, reference_simulate
 
@@ -157,3 +157,34 @@ def test_errors_name_the_culprit() -> None:
     cyc.connect("b", "o", "a", "i", 8)
     with pytest.raises(GraphError, match="cycle"):
         cyc.validate()
+
+
+def test_a_run_past_its_event_budget_is_refused_naming_both() -> None:
+    g = _chain(3, tokens=10)  # two streams of 10 tokens, each written and read: 40 events
+    with pytest.raises(LimitError, match="3 tasks needs 40 events, past its budget of 39"):
+        simulate_timed(g, max_events=39)
+    run = simulate_timed(g, max_events=40)
+    assert run.check() is run and run.makespan == simulate_unbounded(g).makespan
+
+
+def test_stall_cycles_are_the_cycles_lost_by_a_sink_behind_depth_one_fifos() -> None:
+    """Each token through a depth-1 FIFO costs a cycle more (the slot frees a cycle after its
+    read); the sink's stalls plus its own latency are its finish."""
+    g = _chain(2, tokens=20)
+    halved = simulate_timed(g, {"s0": 1})
+    assert halved.total_stall_cycles == halved.stall_cycles["k0"] + halved.stall_cycles["k1"] > 0
+    assert halved.finish["k1"] == g.tasks["k1"].latency + halved.stall_cycles["k1"]
+
+
+def test_a_deadlocked_run_keeps_its_sources_where_they_stopped() -> None:
+    g = Graph()
+    g.add_task(Task.pipelined("k0", ii=1, depth=2, writes={"a": 16, "b": 16}))
+    g.add_task(Task.pipelined("k1", ii=1, depth=2, reads={"a": 16}, writes={"c": 1}))
+    g.add_task(Task.pipelined("k2", ii=1, depth=2, reads={"b": 16, "c": 1}))
+    g.connect("k0", "a", "k1", "a", 32, name="a")
+    g.connect("k0", "b", "k2", "b", 32, name="b")
+    g.connect("k1", "c", "k2", "c", 32, name="c")
+    stuck = simulate_timed(g, dict.fromkeys("abc", 2))
+    assert stuck.makespan is None and latest_sources(g, stuck) is stuck
+    with pytest.raises(DeadlockError):
+        stuck.check()
