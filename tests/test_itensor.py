@@ -25,7 +25,7 @@ from xdsl.printer import Printer
 import streamdsl as sd
 from streamdsl.dialects.dataflow import DATAFLOW, ITensorType
 from streamdsl.dtypes import DTYPES
-from streamdsl.itensor import ITensorError
+from streamdsl.itensor import Bound, ITensorError, parse_affine_map
 
 # ---------------------------------------------------------------------------------------------
 # Brute-force reference
@@ -457,3 +457,58 @@ def test_invalid_parameters_name_field_and_value(case: str) -> None:
 
 def test_itensor_error_is_a_value_error() -> None:
     assert issubclass(ITensorError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run-time trip counts (`Bound`), parts (`region`) and streams given by their offsets, against
+# Python's own loops and numpy
+# ---------------------------------------------------------------------------------------------
+
+
+@given(st.integers(1, 5), st.integers(1, 6), st.integers(1, 3), st.integers(-3, 2), st.integers(0, 7), st.integers(1, 3))
+def test_a_stream_with_run_time_trip_counts_carries_the_tokens_of_pythons_loops(
+        rows: int, cols: int, slope: int, offset: int, n: int, replays: int) -> None:
+    """Loop 0 runs `n` times (a scalar, at most `rows`), loop 1 `slope * i + offset` times (a
+    triangular nest, at most `cols`; a negative count runs no times, as range())."""
+    bounds = [Bound(0, parse_affine_map("(d0, d1)[s0] -> (s0)"), ("n",)),
+              Bound(1, parse_affine_map(f"(d0, d1) -> (d0 * {slope} + {offset})"))]
+    it = sd.itensor(sd.f32, tile=(2, 3), trips=(rows, cols), steps=(2, 3), map="(d0, d1) -> (d0, d1)", bounds=bounds)
+    assert it.scalars == {"n"} and it.rename_scalars({"n": "len"}).scalars == {"len"}
+    assert it.unbounded().tokens() == [(2 * i, 3 * j) for i in range(rows) for j in range(cols)]
+    if n > rows:
+        with pytest.raises(ITensorError, match="loop 0 would run"):
+            it.bind({"n": n})
+        return
+    bound = it.bind({"n": n})
+    want = [(2 * i, 3 * j) for i in range(n) for j in range(min(cols, slope * i + offset))]
+    assert bound.scalars == frozenset() and bound.tokens() == want and bound.num_tokens == len(want)
+    assert it.bind({"m": n}) is it  # a scalar the stream does not depend on changes nothing
+    assert bound.repeat(replays).tokens() == want * replays
+    rows_only = sd.itensor(sd.f32, tile=(2, 3), trips=(rows, cols), steps=(2, 3), map="(d0, d1) -> (d0, d1)",
+                           bounds=bounds[:1]).bind({"n": n})
+    assert rows_only.tokens() == [(2 * i, 3 * j) for i in range(n) for j in range(cols)]
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.booleans(), st.data())
+def test_a_region_is_the_tiles_inside_it_in_stream_order(rows: int, cols: int, col_major: bool, data: st.DataObject) -> None:
+    it = sd.itensor.tiled(sd.f32, shape=(2 * rows, 3 * cols), tile=(2, 3), order=(1, 0) if col_major else None)
+    dim = data.draw(st.integers(0, 1))
+    tile, trips = it.tile[dim], (rows, cols)[dim]
+    start = tile * data.draw(st.integers(0, trips - 1))
+    size = tile * data.draw(st.integers(1, trips - start // tile))
+    part = it.region(dim, start, size)
+    want = [tuple(o - start * (d == dim) for d, o in enumerate(t)) for t in it.tokens() if start <= t[dim] < start + size]
+    assert part.tokens() == want and part.shape == tuple(size if d == dim else s for d, s in enumerate(it.shape))
+    assert sd.itensor.from_offsets(sd.f32, it.tile, it.offsets()).tokens() == it.tokens()
+    if tile > 1:
+        with pytest.raises(ITensorError, match="straddle"):
+            it.region(dim, start + 1, size)
+
+
+def test_offsets_that_are_no_loop_nest_and_regions_of_run_time_streams_are_refused() -> None:
+    with pytest.raises(ITensorError, match="3 tile offsets are not a loop nest"):
+        sd.itensor.from_offsets(sd.f32, (1,), np.array([[0], [1], [3]]))
+    bounded = sd.itensor(sd.f32, tile=(1,), trips=(4,), steps=(1,), map="(d0) -> (d0)",
+                         bounds=[Bound(0, parse_affine_map("(d0)[s0] -> (s0)"), ("n",))])
+    with pytest.raises(ITensorError, match="run-time trip counts"):
+        bounded.region(0, 0, 2)
