@@ -99,3 +99,48 @@ def test_a_reduction_takes_an_adder_tree_of_ceil_log2_levels(elems: int) -> None
     first = max(op, fill) + latency  # read (op) and fill (1) in parallel, then the reduction
     ii = max(beats, issue)  # the input port takes a beat per cycle
     assert _row_sum_write(elems) == [first + ii * r for r in range(4)]
+
+
+NEST = """
+      %lo = arith.constant {lo} : index
+      %st = arith.constant {stride} : index
+      %n = arith.constant {hi} : index
+      %r = scf.for %i = %lo to %n step %st iter_args(%w = %o) -> (!O) {{
+        {inner_trips}
+        %r2 = scf.for %j = %c0 to %ub step %c1 iter_args(%w2 = %w) -> (!O) {{
+          %a = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+          %w3 = dataflow.itensor_write %a, %w2 : tensor<1x16xf32> -> !O
+          scf.yield %w3 : !O
+        }}
+        scf.yield %r2 : !O
+      }}
+      dataflow.yield %r : !O"""
+
+
+def _nest_task(outer: int, tokens: int, inner_trips: str, lo: int = 0, stride: int = 1):  # noqa: ANN202
+    text = _kernel(16, tokens, 16, tokens, NEST.format(lo=lo, stride=stride, hi=lo + outer * stride, inner_trips=inner_trips))
+    return kernel_graph(kernel_of(parse(text)))[0].tasks["t"]
+
+
+@pytest.mark.parametrize(("lo", "stride", "outer", "first", "step"), [(0, 1, 4, 1, 1), (1, 2, 3, 0, 2)])
+def test_a_triangular_nest_runs_its_iterations_as_rectangular_nests_one_after_another(
+        lo: int, stride: int, outer: int, first: int, step: int) -> None:
+    """Iteration i of `for i in range(lo, ..., stride): for j in range(first + step * i)` is timed
+    as an iteration of the rectangular nest with that inner trip count, starts one of that nest's
+    periods after iteration i - 1 started, and the last one ends the task as it ends that nest."""
+    trips = [first + step * i for i in range(lo, lo + outer * stride, stride)]
+    bound = """%k = arith.constant {step} : index
+        %f = arith.constant {first} : index
+        %ik = arith.muli {index}, %k : index
+        %ub = arith.addi %ik, %f : index"""
+    triangular = _nest_task(outer, sum(trips), bound.format(step=step, first=first, index="%i"), lo, stride)
+    reads, writes, start = [], [], 0
+    for m in trips:  # the same bound's arithmetic on constants; two iterations: one period apart
+        rect = _nest_task(2, 2 * m, bound.format(step=step, first=m, index="%c0"))
+        rr, rw = rect.reads["arg0"], rect.writes["out0"]
+        reads += (start + rr[:m]).tolist()
+        writes += (start + rw[:m]).tolist()
+        start += int(rr[m] - rr[0])
+    assert triangular.reads["arg0"].tolist() == reads and triangular.writes["out0"].tolist() == writes
+    last = _nest_task(1, trips[-1], bound.format(step=step, first=trips[-1], index="%c0"))
+    assert triangular.latency == start - int(rr[m] - rr[0]) + last.latency
