@@ -75,6 +75,12 @@ def _split_matvecs():
     return SplitMatvecsPass
 
 
+def _unroll_short_loops():
+    from lowering.transforms.unroll_short_loops import UnrollShortLoopsPass
+
+    return UnrollShortLoopsPass
+
+
 def _fit_lanes():
     from lowering.transforms.fit_lanes import FitLanesPass
 
@@ -96,5 +102,6 @@ STREAMDSL_UNIVERSE = Universe(
         "allocate-hbm-channels": _allocate_hbm_channels,
         "split-matvecs": _split_matvecs,
         "fit-lanes": _fit_lanes,
+        "unroll-short-loops": _unroll_short_loops,
     },
 )
