@@ -77,7 +77,7 @@ class _UnrollShort(RewritePattern):
         while copy is not None and copy is not after:  # the induction variable's constants no copy reads
             nxt = copy.next_op
             if isinstance(copy, arith.ConstantOp) and not copy.result.uses:
-                rewriter.erase_op(copy)
+                rewriter.erase(copy)
             copy = nxt
 
 
