@@ -17,8 +17,8 @@ def test_default_lanes_leave_room_for_the_least_memories() -> None:
     its FIFOs, converter banks and buffers take 163,787 LUTs as shift registers and LUTRAM, and the
     sized design was 1,307,544 LUTs of 1,303,680. fit-lanes now counts the least of those memories
     (every FIFO one token deep) beside the logic: the lowered design's logic plus those memories is
-    within the device, and so is the sized design (its memories within 1% of them in LUTs: a deeper
-    FIFO may leave LUTRAM for BRAM)."""
+    within the device, and so is the sized design (its memories take at most 1% more LUTs than
+    them: a deeper FIFO may leave LUTRAM for BRAM, 4% fewer since unroll-short-loops)."""
     mb = model_block("gemma", "small", 16, 64, quant=quant.scheme("w4a8"))
     design = sd.compile(mb.lowered.program)
     kernel = design.kernel
@@ -28,5 +28,5 @@ def test_default_lanes_leave_room_for_the_least_memories() -> None:
     for resource in COMPUTE:
         assert getattr(logic + floor, resource) <= getattr(U55C_DEVICE.total, resource), resource
     sized = kernel_usage(kernel, design.graph, design.depths).total
-    assert abs((sized.LUT - logic.LUT) - floor.LUT) <= 0.01 * floor.LUT
+    assert sized.LUT - logic.LUT <= 1.01 * floor.LUT
     assert not sized.over(U55C_DEVICE.total)
