@@ -18,9 +18,10 @@ Rules (each finding names its rule, the line and the culprit):
                      (`#pragma HLS array_partition variable=a` or `a.v`); loops inside a pipelined loop
                      are unrolled by Vitis, so they count too
   float-accumulator  no floating-point value accumulated across the iterations of a loop pipelined at an
-                     II below the adder's latency at distance 1 (`acc += x`, or `acc = f(acc, x)` through
-                     temporaries, where `acc` does not depend on the loop's variable): the loop then
-                     starts once per adder latency, not at its II; use interleaved partial sums
+                     II below the recurrence's latency at distance 1 (`acc += x`, or `acc = f(acc, x)` through
+                     temporaries, where `acc` does not depend on the loop's variable; the adder's latency,
+                     maximumf's for a compare-and-select such as sd_maximum): the loop then starts once
+                     per that latency, not at its II; use interleaved partial sums
 
 `lint_cpp(code, skip=...)` leaves out rules; `emit_project` runs every rule on the kernel it
 writes and refuses a kernel that breaks one.
@@ -37,7 +38,7 @@ from streamdsl.opinfo import OPS
 
 __all__ = ["FADD_LATENCY", "MAX_TOKEN_BITS", "RULES", "LintIssue", "lint_cpp", "lint_project"]
 
-FADD_LATENCY = OPS["arith.addf"].latency  # cycles of a float adder: the shortest float recurrence
+FADD_LATENCY = OPS["arith.addf"].latency  # cycles of a float adder: the shortest arithmetic float recurrence
 
 MAX_TOKEN_BITS = 1024
 RULES = (
@@ -389,7 +390,7 @@ def _float_accumulators(src: str, loops: list[_Loop], funcs: dict[str, _Function
                      if re.search(rf"\b(?:{'|'.join(_FLOATS)})\s+\w+", members)}
     issues = []
     for loop in (lp for lp in loops if lp.pipelined()):
-        if _stated_ii(loop) >= FADD_LATENCY:
+        if _stated_ii(loop) >= FADD_LATENCY:  # meets every float recurrence the rule knows
             continue
         func = _enclosing(funcs, loop.start)
         body = src[loop.body[0] : loop.body[1]]
@@ -401,7 +402,8 @@ def _float_accumulators(src: str, loops: list[_Loop], funcs: dict[str, _Function
             base = m.group(1).split("[")[0].split(".")[0].strip()
             if target in done or base not in floats or re.search(rf"\b{loop.var}\b", target):
                 continue
-            if m.group(2) or _reads_back(statements, base, target):
+            chain = [m.group(0)] if m.group(2) else _reads_back(statements, base, target)
+            if chain and _stated_ii(loop) < _recurrence_latency(chain):
                 done.add(target)
                 issues.append(LintIssue("float-accumulator", _line(src, loop.body[0] + m.start()),
                                         f"{target} accumulates across iterations of the pipelined loop over {loop.var} "
@@ -416,17 +418,28 @@ def _stated_ii(loop: _Loop) -> int:
     return 1
 
 
-def _reads_back(statements: list[tuple[re.Match[str], str, str]], base: str, target: str) -> bool:
-    """Whether a write to `target` (of variable `base`) stores a value computed from `base`, read
-    earlier in the same iteration (assignments in text order carry the dependence)."""
-    tainted = {base}
+def _reads_back(statements: list[tuple[re.Match[str], str, str]], base: str, target: str) -> list[str]:
+    """The values on the way from a read of `base` to a write of `target` (of variable `base`) in
+    the same iteration (assignments in text order carry the dependence); empty when the value
+    written is not computed from `base`."""
+    tainted, chain = {base}, []
     for m, written, value in statements:
         lhs = m.group(1).split("[")[0].split(".")[0].strip()
         if any(re.search(rf"(?<![\w.]){re.escape(name)}\b", value) for name in tainted):
+            chain.append(value)
             if written == target:
-                return True
+                return chain
             tainted.add(lhs)
-    return False
+    return []
+
+
+def _recurrence_latency(chain: list[str]) -> int:
+    """Cycles of a float recurrence through `chain` (its values, or a compound assignment): a
+    compare-and-select (sd_maximum / sd_minimum, `?:`) takes maximumf's latency; any arithmetic or
+    other call at least an adder's."""
+    plain = [re.sub(r"\[[^\]]*\]|\bsd_(?:maximum|minimum)\s*\(", "", value) for value in chain]
+    selects = not any(re.search(r"[-+*/]|\w\s*\(", value) for value in plain)
+    return OPS["arith.maximumf"].latency if selects else FADD_LATENCY
 
 
 def _maxi_readers(src: str, top: _Function, funcs: dict[str, _Function]) -> list[LintIssue]:

@@ -69,14 +69,15 @@
   } while (0)
 #endif
 
-// arith.maximumf / minimumf propagate NaN (std::fmax / fmin would drop it).
+// arith.maximumf / minimumf propagate NaN (std::fmax / fmin would drop it) by compares and selects
+// alone: no adder in a max-reduction's loop-carried path (its II is maximumf's latency, not fadd's).
 template <class T>
 inline T sd_maximum(T a, T b) {
-  return (std::isnan(a) || std::isnan(b)) ? a + b : (a > b ? a : b);
+  return std::isnan(a) ? a : std::isnan(b) ? b : (a > b ? a : b);
 }
 template <class T>
 inline T sd_minimum(T a, T b) {
-  return (std::isnan(a) || std::isnan(b)) ? a + b : (a < b ? a : b);
+  return std::isnan(a) ? a : std::isnan(b) ? b : (a < b ? a : b);
 }
 template <class T>
 inline T sd_rsqrt(T x) {

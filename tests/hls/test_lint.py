@@ -78,6 +78,10 @@ BAD = [  # (edit of GOOD, rule, culprit named)
           "t acc = {};\n for (int i = 0; i < 4; ++i) {\n#pragma HLS pipeline II=2\n const float x = acc.v[0];\n t next;\n"
           " next.v[0] = x + in.read();\n acc = next; }\n b[0] = acc.v[0];"),
          "float-accumulator", "acc accumulates across iterations of the pipelined loop over i"),
+        (("for (int i = 0; i < 4; ++i) b[i] = in.read();",  # a max below maximumf's latency
+          "t acc = {};\n for (int i = 0; i < 4; ++i) {\n#pragma HLS pipeline II=1\n const float x = acc.v[0];\n"
+          " acc.v[0] = sd_maximum(in.read(), x); }\n b[0] = acc.v[0];"),
+         "float-accumulator", "acc.v[0] accumulates"),
 ]
 
 
@@ -126,6 +130,32 @@ def test_good_forms_of_the_new_rules() -> None:
     assert lint_cpp(bank) == [], lint_cpp(bank)
 
 
+def test_a_max_reduction_meets_maximumfs_latency_an_adder_in_it_does_not() -> None:
+    """A running max through compares and selects (sd_maximum, as a tile op's reduce emits it)
+    recurs in maximumf's latency (2 cycles): II=2 meets it; an add on the same path needs the
+    adder's (GPT-2 tiny W4A8 at --tile 16 pipelines its softmax max at II=2)."""
+    def loop(value: str) -> str:
+        return GOOD.replace("for (int i = 0; i < 4; ++i) b[i] = in.read();",
+                            "t acc = {};\n for (int i = 0; i < 4; ++i) {\n#pragma HLS pipeline II=2\n const float x = in.read();\n"
+                            f" const float y = acc.v[0];\n const float z = {value};\n acc.v[0] = z; }}\n b[0] = acc.v[0];")
+    for select in ("sd_maximum(x, y)", "sd_minimum(y, x)", "(x > y ? x : y)"):
+        assert lint_cpp(loop(select)) == [], (select, lint_cpp(loop(select)))
+    for arithmetic in ("sd_maximum(x, y) + 1.0f", "x + y", "std::exp(y)"):
+        assert [r for r, _ in _rules(loop(arithmetic))] == ["float-accumulator"], arithmetic
+
+
 def test_skip_names_known_rules() -> None:
     with pytest.raises(ValueError, match="no rule named 'nope'"):
         lint_cpp(GOOD, skip={"nope"})
+
+
+def test_gpt2_tiny_w4a8_at_tile_16_emits_a_kernel_that_passes_every_rule() -> None:
+    """Its reduces (the softmax's running max) are pipelined at II=2, maximumf's latency: the
+    emitted max recurs through compares and selects, which the float-accumulator rule accepts."""
+    from streamdsl import quant
+    from toolchain.models import model_block
+
+    block = model_block("gpt2", "tiny", 16, 16, quant=quant.scheme("w4a8", 32))
+    code = emit_kernel(sd.compile(block.example.program)).code
+    assert "#pragma HLS pipeline II=2" in code and "sd_maximum(" in code
+    assert lint_cpp(code) == []

@@ -251,3 +251,23 @@ def test_beats_written_in_a_pipelined_iteration_leave_in_its_last_cycles(tmp_pat
     cycles = json.loads(out.read_text())
     assert cycles["processes"]["writer"] == {"busy": 10, "finish": 10}
     assert cycles["processes"]["reader"] == {"busy": 8, "finish": 11}
+
+
+def test_max_and_min_propagate_nan_through_selects_alone(tmp_path: Path) -> None:
+    """sd_maximum / sd_minimum compute arith.maximumf / minimumf (numpy's maximum / minimum: NaN
+    wins) with no adder (a max reduction's recurrence is a compare and a select)."""
+    import numpy as np
+
+    values = [1.0, -2.0, 0.5, float("inf"), float("-inf"), float("nan")]
+    source = "#include <cstdio>\n#include <cmath>\n#include \"sd_support.h\"\nint main() {\n" \
+             f"  const float v[] = {{1.0f, -2.0f, 0.5f, INFINITY, -INFINITY, NAN}};\n" \
+             "  for (float a : v) for (float b : v) std::printf(\"%g %g\\n\", sd_maximum(a, b), sd_minimum(a, b));\n}\n"
+    run = _run(tmp_path, source, threaded=False)
+    assert run.returncode == 0, run.stderr
+    got = np.array([[float(x) for x in line.split()] for line in run.stdout.splitlines()])
+    a, b = (np.array(g, np.float32).ravel() for g in np.meshgrid(values, values, indexing="ij"))
+    np.testing.assert_array_equal(got[:, 0], np.maximum(a, b))
+    np.testing.assert_array_equal(got[:, 1], np.minimum(a, b))
+    header = (INCLUDE / "sd_support.h").read_text()
+    body = header[header.index("inline T sd_maximum"):header.index("inline T sd_rsqrt")]
+    assert "+" not in body
