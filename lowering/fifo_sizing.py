@@ -156,7 +156,7 @@ def _plan(graph: Graph, run: TimedResult | None, mode: str) -> tuple[dict[str, i
 def _lags(graph: Graph, run: TimedResult) -> np.ndarray:
     lam = graph.read_latency
     return np.array([int(np.max(run.write_times[e.name] + lam - run.read_times[e.name]))
-                     if len(run.write_times[e.name]) else 0 for e in graph.edges])  # 0: no tokens in this invocation
+                     if len(run.write_times[e.name]) else 0 for e in graph.edges])  # 0: no tokens (`_solve` leaves it out)
 
 
 def _weights(graph: Graph, run: TimedResult) -> np.ndarray:
@@ -182,11 +182,14 @@ def _solve(graph: Graph, run: TimedResult, mode: str) -> tuple[dict[str, int], f
     cost = np.zeros(len(names))
     np.add.at(cost, dst, weights)
     np.add.at(cost, src, -weights)
+    # a stream without tokens in this run holds no reader back: no lag constrains its ends
+    live = [k for k, e in enumerate(graph.edges) if e.fixed or len(run.write_times[e.name])]
+    edges, src, dst, lags = [graph.edges[k] for k in live], src[live], dst[live], lags[live]
     assert run.makespan is not None
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
     model.verbose = 0
     x = [model.add_var(lb=0.0, ub=float(run.makespan - run.finish[n])) for n in names]
-    for e, i, j, lag in zip(graph.edges, src.tolist(), dst.tolist(), lags.tolist()):
+    for e, i, j, lag in zip(edges, src.tolist(), dst.tolist(), lags.tolist()):
         # a node's two processes (a converter) keep the relative timing of the run: its links have fixed depths
         sense, lag = (mip.EQUAL, 0) if e.fixed else (mip.GREATER_OR_EQUAL, lag)
         model.add_constr(mip.LinExpr([x[j], x[i]], [1.0, -1.0], -float(lag), sense))
