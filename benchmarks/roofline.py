@@ -3,7 +3,8 @@
 For each family: the `paper` decoder block at a quantization scheme (W4A8 by default) and cache
 length (128), lowered once (`toolchain.models.model_block`, as `streamdsl compile` does), a design
 plan explored (`lowering.dse.explore`: splits of the weight matvecs, lanes per task, HBM
-striping; seconds and timed simulations printed), the plan applied, the FIFOs sized within the
+striping; seconds and timed simulations printed) and applied to a copy of the block, as `streamdsl
+compile --dse` does (`toolchain.models.plan_design`), the FIFOs sized within the
 on-chip budget (`sd.compile`) and the block timed (timed simulator, sized FIFOs) at the clock.
 The exploration checks the tasks and DMAs against a share of the device (`--fill`), not the FIFOs
 sizing adds, so shares 0.8, 0.7, 0.65, 0.6, 0.5 are tried in turn and the first design that fits
