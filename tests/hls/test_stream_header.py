@@ -260,7 +260,7 @@ def test_max_and_min_propagate_nan_through_selects_alone(tmp_path: Path) -> None
 
     values = [1.0, -2.0, 0.5, float("inf"), float("-inf"), float("nan")]
     source = "#include <cstdio>\n#include <cmath>\n#include \"sd_support.h\"\nint main() {\n" \
-             f"  const float v[] = {{1.0f, -2.0f, 0.5f, INFINITY, -INFINITY, NAN}};\n" \
+             "  const float v[] = {1.0f, -2.0f, 0.5f, INFINITY, -INFINITY, NAN};\n" \
              "  for (float a : v) for (float b : v) std::printf(\"%g %g\\n\", sd_maximum(a, b), sd_minimum(a, b));\n}\n"
     run = _run(tmp_path, source, threaded=False)
     assert run.returncode == 0, run.stderr
