@@ -11,7 +11,7 @@ import streamdsl as sd
 from lowering.converters import ConverterError, plan
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
-from streamdsl.layout import slab_count
+from streamdsl.layout import shared_loop_prefix, slab_count
 from streamdsl.sim.converter import ConverterBuffer
 
 # Paper Fig. 5: one 8x8 f32 tensor; (b) a column of 4x2 tiles at a time, (c) the same, each
@@ -222,3 +222,28 @@ def test_split_types_stream_what_their_types_stream_and_print() -> None:
     for split, it in ((p.src_split, FIG5_B), (p.dst_split, FIG5_C)):
         assert list(split.tokens()) == list(it.tokens())
         assert str(split.to_ir()).startswith("!dataflow.itensor<4x2xf32, [")
+
+
+def _slab_elements(it: itensor, slabs: int) -> list[set[tuple[int, ...]]]:
+    """The tensor elements each of `slabs` equal parts of the stream covers (numpy, no layout code)."""
+    parts = it.offsets().reshape(slabs, it.num_tokens // slabs, it.rank)
+    return [{tuple(int(v) for v in o + d) for o in part for d in np.ndindex(*it.tile)} for part in parts]
+
+
+@pytest.mark.parametrize(("src", "dst", "shared"), [
+    # replayed twice and four times: an outer replay of both (gcd 2) is shared, the rest is not
+    (itensor(sd.f32, tile=(4,), trips=(2, 4), steps=(1, 4), map="(d0, d1) -> (d1)"),
+     itensor(sd.f32, tile=(4,), trips=(4, 4), steps=(1, 4), map="(d0, d1) -> (d1)"), [2]),
+    (itensor(sd.f32, tile=(4,), trips=(6, 2), steps=(1, 4), map="(d0, d1) -> (d1)"),
+     itensor(sd.f32, tile=(2,), trips=(4, 4), steps=(1, 2), map="(d0, d1) -> (d1)"), [2]),
+    # rows of 1 x 8 against 2 x 4 tiles: the pairs of rows are shared
+    (itensor.tiled(sd.f32, (4, 8), (1, 8)), itensor.tiled(sd.f32, (4, 8), (2, 4)), [2]),
+    # a stream with no loop structure shares nothing
+    (itensor(sd.f32, tile=(1,), trips=(4,), steps=(1,), map="(d0) -> ((d0 * 3) mod 4)"), itensor.tiled(sd.f32, (4,), (1,)), []),
+])
+def test_shared_loops_cut_both_streams_into_slabs_of_the_same_elements(src: itensor, dst: itensor, shared: list[int]) -> None:
+    prefix = shared_loop_prefix(src, dst)
+    assert [loop.trip for loop in prefix] == shared and shared_loop_prefix(dst, src) == prefix
+    slabs = math.prod(shared)
+    assert slab_count(src, dst, len(prefix)) == slabs
+    assert _slab_elements(src, slabs) == _slab_elements(dst, slabs)
