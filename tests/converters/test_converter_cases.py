@@ -247,3 +247,13 @@ def test_shared_loops_cut_both_streams_into_slabs_of_the_same_elements(src: iten
     slabs = math.prod(shared)
     assert slab_count(src, dst, len(prefix)) == slabs
     assert _slab_elements(src, slabs) == _slab_elements(dst, slabs)
+
+
+@pytest.mark.parametrize("order", [None, (1, 0)])
+def test_a_plan_names_the_streams_it_converts_and_streams_them_unchanged(order: tuple[int, ...] | None) -> None:
+    src, dst = itensor.tiled(sd.f32, (4, 8), (1, 8)), itensor.tiled(sd.f32, (4, 8), (2, 4), order=order)
+    for a, b in ((src, dst), (dst, dst)):
+        p = plan(a, b)
+        assert p.src == a and p.dst == b and p.needed == (a != b)
+        assert p.src_split.tokens() == a.tokens() and p.dst_split.tokens() == b.tokens()
+        assert a != b or (p.buffer_shape == () and p.bytes == 0)  # no converter: no bank
