@@ -4,7 +4,7 @@
 // A task summing x (1x4, two tiles of 2) twice over: its loop over 2 output tiles holds a loop of
 // 2 iterations reading a tile each. That inner loop is unrolled (2 reads and 2 adds, the sum
 // chained through them), so the output loop is the innermost one (pipelined). The second task's
-// inner loop has 8 iterations (more than 4): kept.
+// inner loop has 8 iterations (more than 2): kept.
 
 // CHECK:      dataflow.task "sum"
 // CHECK:        scf.for
