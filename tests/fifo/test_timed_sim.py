@@ -111,7 +111,8 @@ def test_slots_needed_against_brute_force() -> None:
         assert slots_needed(w, r, 1) == brute
 
 
-def test_deadlock_diagnosis_names_tasks_streams_and_cycle() -> None:
+def _rowsum_beside_its_input() -> Graph:
+    """k0 feeds a row sum and, beside it, k2, which needs the sum first: FIFOs of 2 deadlock."""
     g = Graph()
     g.add_task(Task.pipelined("k0", ii=1, depth=2, writes={"a": 16, "b": 16}))
     g.add_task(Task.pipelined("rowsum", ii=1, depth=4, reads={"a": 16}, writes={"c": 1}))
@@ -119,6 +120,11 @@ def test_deadlock_diagnosis_names_tasks_streams_and_cycle() -> None:
     g.connect("k0", "a", "rowsum", "a", 32, name="x0")
     g.connect("k0", "b", "k2", "b", 32, name="x1")
     g.connect("rowsum", "c", "k2", "c", 32, name="sum")
+    return g
+
+
+def test_deadlock_diagnosis_names_tasks_streams_and_cycle() -> None:
+    g = _rowsum_beside_its_input()
     res = simulate_timed(g, dict.fromkeys(["x0", "x1", "sum"], 2))
     err = res.deadlock
     assert res.makespan is None and isinstance(err, DeadlockError)
@@ -177,14 +183,8 @@ def test_stall_cycles_are_the_cycles_lost_by_a_sink_behind_depth_one_fifos() -> 
 
 
 def test_a_deadlocked_run_keeps_its_sources_where_they_stopped() -> None:
-    g = Graph()
-    g.add_task(Task.pipelined("k0", ii=1, depth=2, writes={"a": 16, "b": 16}))
-    g.add_task(Task.pipelined("k1", ii=1, depth=2, reads={"a": 16}, writes={"c": 1}))
-    g.add_task(Task.pipelined("k2", ii=1, depth=2, reads={"b": 16, "c": 1}))
-    g.connect("k0", "a", "k1", "a", 32, name="a")
-    g.connect("k0", "b", "k2", "b", 32, name="b")
-    g.connect("k1", "c", "k2", "c", 32, name="c")
-    stuck = simulate_timed(g, dict.fromkeys("abc", 2))
+    g = _rowsum_beside_its_input()
+    stuck = simulate_timed(g, dict.fromkeys(["x0", "x1", "sum"], 2))
     assert stuck.makespan is None and latest_sources(g, stuck) is stuck
     with pytest.raises(DeadlockError):
         stuck.check()
