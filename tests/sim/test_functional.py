@@ -313,6 +313,15 @@ def test_argument_errors() -> None:
         simulate(module, rand(2, 8))
     with pytest.raises(ValueError, match="takes 1 arrays"):
         simulate(module)
+    (func,) = [op for op in module.ops if op.name == "func.func"]
+    x = rand(1, 8)
+    close(simulate(func, x), simulate(module, x))  # the func.func alone is the same program
+    with pytest.raises(TypeError, match="expected a Program, a ModuleOp or a func.func, got ndarray"):
+        simulate(x, x)
+    two = P.chain(2, 1, 8, 8)
+    two.body.block.add_op(func.clone())
+    with pytest.raises(ValueError, match="exactly one func.func with a dataflow.kernel, found 2"):
+        simulate(two, x)
 
 
 @pytest.mark.parametrize(
