@@ -102,6 +102,9 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     plan = load_plan(args.plan) if args.plan else None  # before any work: a bad plan file costs nothing
     if plan is not None and args.tile is not None and args.tile != plan.tile:
         raise UsageError(f"--tile {args.tile} and the plan's tile {plan.tile} ({args.plan}) disagree; give one of them")
+    if plan is not None and args.clock is not None and args.clock != plan.clock_mhz:
+        raise UsageError(f"--clock {args.clock:g} and the plan's clock {plan.clock_mhz:g} MHz ({args.plan}) disagree; give one "
+                         "of them")
     tile = plan.tile if plan is not None else args.tile or 64
     scheme = quant.scheme(args.quant, args.group_size)  # before any work: a bad scheme costs nothing
     what = args.model_dir or f"{args.program} ({args.size})"

@@ -107,6 +107,10 @@ def test_cli_refuses_plans_where_they_do_not_apply(tmp_path: Path, capsys: pytes
     assert "--dse, --plan and --clock apply to model families" in capsys.readouterr().err
     assert streamdsl(["compile", "gpt2", "--dse", "--plan", "p.json", "--out", str(tmp_path / "y")]) == 2
     assert "not both" in capsys.readouterr().err
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(Plan(clock_mhz=250.0).to_json()))
+    assert streamdsl(["compile", "gpt2", "--plan", str(plan), "--clock", "300", "--out", str(tmp_path / "z")]) == 2
+    assert "--clock 300 and the plan's clock 250 MHz" in capsys.readouterr().err  # the plan's clock was used silently
     assert streamdsl(["compile", "gpt2", "--plan", str(tmp_path / "missing.json"), "--out", str(tmp_path / "z")]) == 2
     assert "missing.json: cannot read the plan" in capsys.readouterr().err
 
