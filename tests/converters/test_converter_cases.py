@@ -238,6 +238,9 @@ def _slab_elements(it: itensor, slabs: int) -> list[set[tuple[int, ...]]]:
      itensor(sd.f32, tile=(2,), trips=(4, 4), steps=(1, 2), map="(d0, d1) -> (d1)"), [2]),
     # rows of 1 x 8 against 2 x 4 tiles: the pairs of rows are shared
     (itensor.tiled(sd.f32, (4, 8), (1, 8)), itensor.tiled(sd.f32, (4, 8), (2, 4)), [2]),
+    # a replay against a diagonal loop (moving two dims at once): nothing to share
+    (itensor(sd.f32, tile=(1, 1), trips=(2, 4), steps=(1, 1), map="(d0, d1) -> (d1, d1)"),
+     itensor(sd.f32, tile=(1, 1), trips=(4, 2), steps=(1, 1), map="(d0, d1) -> (d0, d0)"), []),
     # a stream with no loop structure shares nothing
     (itensor(sd.f32, tile=(1,), trips=(4,), steps=(1,), map="(d0) -> ((d0 * 3) mod 4)"), itensor.tiled(sd.f32, (4,), (1,)), []),
 ])
