@@ -11,7 +11,7 @@ import streamdsl as sd
 from lowering.converters import ConverterError, plan
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
-from streamdsl.layout import shared_loop_prefix, slab_count
+from streamdsl.layout import shared_loop_prefix, slab_count, slab_layout
 from streamdsl.sim.converter import ConverterBuffer
 
 # Paper Fig. 5: one 8x8 f32 tensor; (b) a column of 4x2 tiles at a time, (c) the same, each
@@ -260,3 +260,21 @@ def test_a_plan_names_the_streams_it_converts_and_streams_them_unchanged(order: 
         assert p.src == a and p.dst == b and p.needed == (a != b)
         assert p.src_split.tokens() == a.tokens() and p.dst_split.tokens() == b.tokens()
         assert a != b or (p.buffer_shape == () and p.bytes == 0)  # no converter: no bank
+
+
+@pytest.mark.parametrize(("src", "dst"), [
+    (itensor.tiled(sd.f32, (4, 8), (1, 2)), itensor.tiled(sd.f32, (4, 8), (2, 1), order=(1, 0))),
+    (itensor.tiled(sd.f32, (6, 6), (1, 1), order=(1, 0)), itensor.tiled(sd.f32, (6, 6), (2, 3))),
+])
+def test_each_destination_token_waits_for_the_last_source_token_it_needs(src: itensor, dst: itensor) -> None:
+    """`ready[j]`: the source token after which destination token j has all its elements (the
+    first writer of each, by brute force over the elements), within slab 0."""
+    p = plan(src, dst)
+    layout = slab_layout(src, dst, p.shared_loops)
+    ns, nd = src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
+    first: dict[tuple[int, ...], int] = {}
+    for i, o in enumerate(src.offsets()[:ns]):
+        for d in np.ndindex(*src.tile):
+            first.setdefault(tuple(int(v) for v in o + d), i)
+    want = [max(first[tuple(int(v) for v in o + d)] for d in np.ndindex(*dst.tile)) for o in dst.offsets()[:nd]]
+    assert layout.ready.tolist() == want and layout.missing is None
