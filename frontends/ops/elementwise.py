@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch.fx import Node
@@ -18,12 +19,11 @@ aten = torch.ops.aten
 ScalarFn = Callable[[Body, list[SSAValue]], SSAValue]
 
 
-def _binary(float_op: type[Operation] | None, int_op: type[Operation] | None) -> ScalarFn:
-    def fn(b: Body, v: list[SSAValue]) -> SSAValue:
-        op = float_op if is_float(v[0].type) else int_op
-        return b.op(op(v[0], v[1]))
-
-    return fn
+# The scalar bodies below are module-level functions bound with `partial`, not closures made at
+# import: they run when a graph is imported, so mutation testing can switch them (docs/mutation.md).
+def _binary(float_op: type[Operation] | None, int_op: type[Operation] | None, b: Body, v: list[SSAValue]) -> SSAValue:
+    op = float_op if is_float(v[0].type) else int_op
+    return b.op(op(v[0], v[1]))
 
 
 def _emit(b: IRBuilder, node: Node, operands: list[object], fn: ScalarFn, compute=None) -> SSAValue:
@@ -50,12 +50,12 @@ def _register_arith(targets: tuple, fn: ScalarFn) -> None:
     @lowers(*targets)
     def lower(b: IRBuilder, node: Node, x, y, alpha=1):
         if alpha != 1:  # add/sub's `x + alpha * y`
-            y = b.elementwise(*result_meta(node), [y, alpha], _binary(arith.MulfOp, arith.MuliOp))
+            y = b.elementwise(*result_meta(node), [y, alpha], partial(_binary, arith.MulfOp, arith.MuliOp))
         return _emit(b, node, [x, y], fn)
 
 
 for _targets, (_f, _i) in _ARITH.items():
-    _register_arith(_targets, _binary(_f, _i))
+    _register_arith(_targets, partial(_binary, _f, _i))
 
 # aten comparison -> (cmpf predicate, cmpi predicate); computed in the promoted operand dtype.
 _COMPARE = {
@@ -68,19 +68,20 @@ _COMPARE = {
 }
 
 
-def _register_compare(targets: tuple, fpred: str, ipred: str) -> None:
-    def fn(b: Body, v: list[SSAValue]) -> SSAValue:
-        if is_float(v[0].type):
-            return b.op(arith.CmpfOp(v[0], v[1], fpred))
-        return b.op(arith.CmpiOp(v[0], v[1], ipred))
+def _compare(fpred: str, ipred: str, b: Body, v: list[SSAValue]) -> SSAValue:
+    if is_float(v[0].type):
+        return b.op(arith.CmpfOp(v[0], v[1], fpred))
+    return b.op(arith.CmpiOp(v[0], v[1], ipred))
 
+
+def _register_compare(targets: tuple, fn: ScalarFn) -> None:
     @lowers(*targets)
     def lower(b: IRBuilder, node: Node, x, y):
         return _emit(b, node, [x, y], fn, compute=element_type(promote(node.args[:2])))
 
 
 for _targets, (_fp, _ip) in _COMPARE.items():
-    _register_compare(_targets, _fp, _ip)
+    _register_compare(_targets, partial(_compare, _fp, _ip))
 
 
 def _sigmoid(b: Body, x: SSAValue) -> SSAValue:
@@ -105,23 +106,23 @@ def _gelu_erf(b: Body, x: SSAValue) -> SSAValue:
     return b.op(arith.MulfOp(half_x, b.op(arith.AddfOp(b.const(1.0, x.type), e))))
 
 
-def _unary(op: type[Operation]) -> Callable[[Body, SSAValue], SSAValue]:
-    return lambda b, x: b.op(op(x))
+def _unary(op: type[Operation], b: Body, x: SSAValue) -> SSAValue:
+    return b.op(op(x))
 
 
 # Float unary ops, computed in the result dtype.
 _UNARY: dict[object, Callable[[Body, SSAValue], SSAValue]] = {
-    aten.neg.default: _unary(arith.NegfOp),
-    aten.exp.default: _unary(math.ExpOp),
-    aten.log.default: _unary(math.LogOp),
-    aten.sqrt.default: _unary(math.SqrtOp),
-    aten.rsqrt.default: _unary(math.RsqrtOp),
-    aten.tanh.default: _unary(math.TanhOp),
-    aten.cos.default: _unary(math.CosOp),
-    aten.sin.default: _unary(math.SinOp),
-    aten.erf.default: _unary(math.ErfOp),
-    aten.abs.default: _unary(math.AbsFOp),
-    aten.round.default: _unary(math.RoundEvenOp),  # torch.round: half to even
+    aten.neg.default: partial(_unary, arith.NegfOp),
+    aten.exp.default: partial(_unary, math.ExpOp),
+    aten.log.default: partial(_unary, math.LogOp),
+    aten.sqrt.default: partial(_unary, math.SqrtOp),
+    aten.rsqrt.default: partial(_unary, math.RsqrtOp),
+    aten.tanh.default: partial(_unary, math.TanhOp),
+    aten.cos.default: partial(_unary, math.CosOp),
+    aten.sin.default: partial(_unary, math.SinOp),
+    aten.erf.default: partial(_unary, math.ErfOp),
+    aten.abs.default: partial(_unary, math.AbsFOp),
+    aten.round.default: partial(_unary, math.RoundEvenOp),  # torch.round: half to even
     aten.sigmoid.default: _sigmoid,
     aten.reciprocal.default: lambda b, x: b.op(arith.DivfOp(b.const(1.0, x.type), x)),
     aten.relu.default: lambda b, x: b.op(arith.MaximumfOp(x, b.const(0.0, x.type))),
@@ -199,9 +200,9 @@ def clamp(b: IRBuilder, node: Node, x, min=None, max=None):
     def fn(bb: Body, v: list[SSAValue]) -> SSAValue:
         val = v[0]
         if min is not None:
-            val = _binary(arith.MaximumfOp, arith.MaxSIOp)(bb, [val, bb.const(min, val.type)])
+            val = _binary(arith.MaximumfOp, arith.MaxSIOp, bb, [val, bb.const(min, val.type)])
         if max is not None:
-            val = _binary(arith.MinimumfOp, arith.MinSIOp)(bb, [val, bb.const(max, val.type)])
+            val = _binary(arith.MinimumfOp, arith.MinSIOp, bb, [val, bb.const(max, val.type)])
         return val
 
     return _emit(b, node, [x], fn)

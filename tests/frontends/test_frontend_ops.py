@@ -202,3 +202,52 @@ def test_families_import_without_decomposition(family, decompositions):
 def test_training_mode_dropout_is_refused():
     with pytest.raises(FrontendError, match=r"dropout in training mode .*model\.eval\(\)"):
         from_torch(Fn(lambda x: F.dropout(x, 0.5, training=True)), _randn(3, 4))
+
+
+def _outputs_match(fn, inputs, rtol=0.0, atol=0.0):
+    """`fn` imported and run on the reference gives torch eager's outputs, dtypes included."""
+    prog = from_torch(Fn(fn), *inputs)
+    with torch.no_grad():
+        want = fn(*inputs)
+    got = prog.reference(*[t.numpy() for t in inputs])
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g.dtype == w.numpy().dtype, i
+        np.testing.assert_allclose(g, w.numpy(), rtol=rtol, atol=atol, err_msg=f"output {i}")
+
+
+def _compare_all(x, y, s):
+    return (x < y, x <= y, x > y, x >= y, x == y, x != y, x < s, x <= s, x > s, x >= s, x == s, x != s,
+            torch.lt(y, x), torch.ge(y, x))
+
+
+@pytest.mark.parametrize("dtype, scalar", [(torch.int32, 1), (torch.int64, -2), (torch.float32, 0.5), (torch.int64, 0.5)])
+def test_every_comparison_matches_eager_on_ties(dtype, scalar):
+    """Each comparison (tensor-tensor, tensor-scalar, operands either way round) on int32, int64 and
+    float tensors with many equal pairs, and on ints against a float scalar (compared in float),
+    gives torch's booleans."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randint(-3, 3, (4, 6), generator=gen)
+    y = torch.randint(-3, 3, (6,), generator=gen)
+    if dtype.is_floating_point:  # halves: ties with each other and with the scalar
+        x, y = x / 2, y / 2
+    x, y = x.to(dtype), y.to(dtype)
+    assert (x == y).any() and (x != y).any()
+    _outputs_match(lambda a, b: _compare_all(a, b, scalar), [x, y])
+
+
+_UNARY_OPS = (torch.neg, torch.exp, torch.tanh, torch.cos, torch.sin, torch.erf, torch.abs, torch.round,
+              torch.sigmoid, F.relu, F.silu, F.gelu, lambda t: F.gelu(t, approximate="tanh"))
+_POSITIVE_OPS = (torch.log, torch.sqrt, torch.rsqrt, torch.reciprocal)
+
+
+def test_every_unary_op_matches_eager():
+    """Each float unary op of the lowering table (and gelu, erf and tanh forms) on random floats and
+    on halves (round's ties go to even) equals torch eager within float32 rounding."""
+    from frontends.ops.elementwise import _UNARY
+
+    x = torch.cat([_randn(40) * 3, torch.arange(-6, 7) / 2])
+    fn = lambda t: tuple(op(t) for op in _UNARY_OPS) + tuple(op(t.abs() + 0.1) for op in _POSITIVE_OPS)  # noqa: E731
+    targets = {n.target for n in torch.export.export(Fn(fn), (x,)).graph.nodes}
+    assert set(_UNARY) <= targets, set(_UNARY) - targets
+    _outputs_match(fn, [x], rtol=2e-6, atol=1e-6)
