@@ -251,3 +251,17 @@ def test_every_unary_op_matches_eager():
     targets = {n.target for n in torch.export.export(Fn(fn), (x,)).graph.nodes}
     assert set(_UNARY) <= targets, set(_UNARY) - targets
     _outputs_match(fn, [x], rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_every_integer_arithmetic_op_matches_eager(dtype):
+    """Integer add (with alpha), sub, mul, maximum, minimum, the bitwise ops and clamp, on tensors
+    and scalars, stay integers and give torch's values."""
+    gen = torch.Generator().manual_seed(5)
+    x, y = (torch.randint(-9, 9, shape, generator=gen).to(dtype) for shape in [(3, 5), (5,)])
+
+    def fn(a, b):
+        return (a + b, torch.add(a, b, alpha=3), a - b, torch.sub(a, 2, alpha=2), a * b, a * 3,
+                torch.maximum(a, b), torch.minimum(a, b), a & b, a | b, a ^ b, a.clamp(-4, 5), a.clamp(min=1))
+
+    _outputs_match(fn, [x, y])
