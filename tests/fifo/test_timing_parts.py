@@ -1,0 +1,221 @@
+"""The timing model's parts the kernel-level tests reach only in part: a reduction outside any
+loop (per-lane partials and their tree), loop-carried accumulators kept as interleaved partials,
+the task's `ii` hint, DMAs under another table, and the scalar work of tile ops, each against
+cycles or counts derived by hand from the table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from xdsl.dialects import scf
+from xdsl.ir import Operation
+
+from lowering.timing import (
+    U55C,
+    LanePartials,
+    TimingError,
+    accumulator,
+    dma_token_cycles,
+    hbm_word_lanes,
+    kernel_graph,
+    lane_partials,
+    task_timing,
+    tile_work,
+)
+from streamdsl.dialects.dataflow import DmaLoadOp, TaskOp
+from streamdsl.dtypes import f32, i1
+from streamdsl.itensor import BEAT_BITS, itensor
+
+from .test_timing import kernel_of, one_task, parse
+from .test_timing_cycles import _kernel
+
+ROW_SUM = """
+      %t = dataflow.itensor_read %in : !I -> tensor<{rows}x{elems}xf32>
+      %z = arith.constant 0.000000e+00 : f32
+      %e0 = tensor.empty() : tensor<{rows}x1xf32>
+      %acc = linalg.fill ins(%z : f32) outs(%e0 : tensor<{rows}x1xf32>) -> tensor<{rows}x1xf32>
+      %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>],
+          iterator_types = ["parallel", "reduction"]}}
+        ins(%t : tensor<{rows}x{elems}xf32>) outs(%acc : tensor<{rows}x1xf32>) {{
+      ^bb0(%a: f32, %b: f32):
+        %c = arith.{combiner} %a, %b : f32
+        linalg.yield %c : f32
+      }} -> tensor<{rows}x1xf32>
+      %w = dataflow.itensor_write %s, %o : tensor<{rows}x1xf32> -> !O
+      dataflow.yield %w : !O"""
+
+
+def _row_sum(elems: int, rows: int = 1, combiner: str = "addf"):  # noqa: ANN202
+    """A task reading one {rows}x{elems} token, summing its rows outside any loop, writing the sums."""
+    text = _kernel(elems, 1, 1, 1, ROW_SUM.format(rows=rows, elems=elems, combiner=combiner))
+    if rows > 1:
+        text = text.replace(f"1x{elems}xf32, [1] * [{elems}], (d0) -> (0, d0)", f"{rows}x{elems}xf32, [1] * [{elems}], (d0) -> (0, d0)")
+        text = text.replace("1x1xf32, [1] * [1], (d0) -> (0, d0)", f"{rows}x1xf32, [1] * [1], (d0) -> (0, d0)")
+        text = text.replace(f"tensor<1x{elems}xf32>", f"tensor<{rows}x{elems}xf32>").replace("tensor<1x1xf32>", f"tensor<{rows}x1xf32>")
+    return kernel_of(parse(text))
+
+
+def _reduction(kernel) -> Operation:  # noqa: ANN001
+    return next(op for op in kernel.walk() if op.name == "linalg.generic")
+
+
+@pytest.mark.parametrize("elems", [256, 512])
+def test_a_reduction_outside_loops_folds_lanes_into_interleaved_partials_then_a_tree(elems: int) -> None:
+    """Outside a pipelined loop a sum of E f32 elements over 64 lanes runs at II=1: E / 64 chunks,
+    each lane folding into min(chunks, addf latency) interleaved partials, then a tree of
+    ceil(log2(partials x lanes)) + 1 adder levels (the + 1 folds in the initial value)."""
+    kernel = _row_sum(elems)
+    add, lanes = U55C.op_latency["arith.addf"], U55C.lanes
+    chunks = elems // lanes
+    interleave = min(chunks, add)
+    levels = math.ceil(math.log2(interleave * lanes)) + 1
+    plan = lane_partials(_reduction(kernel), lanes)
+    assert plan == LanePartials(plan.combiner, lanes, chunks, interleave, levels * add) and plan.combiner.name == "arith.addf"
+    beats = elems * 32 // BEAT_BITS  # the read takes a beat per cycle
+    latency = (chunks - 1) + add + levels * add  # issue over the chunks, the element's add, the tree
+    assert kernel_graph(kernel)[0].tasks["t"].writes["out0"].tolist() == [beats + latency]
+
+
+def test_lane_partials_need_a_fold_several_chunks_and_whole_chunks_per_output() -> None:
+    """Two elements a row over two lanes: one chunk per output, two adder levels. A product is
+    no fold; a chunk as wide as the work, or lanes that do not divide the row, give no plan."""
+    pair = _reduction(_row_sum(2, rows=4))
+    add = U55C.op_latency["arith.addf"]
+    plan = lane_partials(pair, 2)
+    assert plan == LanePartials(plan.combiner, 2, 1, 1, 2 * add)
+    assert lane_partials(pair, 8) is None  # all 8 elements in one cycle
+    assert lane_partials(_reduction(_row_sum(12)), 8) is None  # 12 is no multiple of 8
+    assert lane_partials(_reduction(_row_sum(256, combiner="mulf")), 64) is None
+    assert lane_partials(next(op for op in _row_sum(256).walk() if op.name == "linalg.fill"), 64) is None
+
+
+CARRIED = """
+      %z = arith.constant 0.000000e+00 : f32
+      %e0 = tensor.empty() : tensor<1x16xf32>
+      %init = linalg.fill ins(%z : f32) outs(%e0 : tensor<1x16xf32>) -> tensor<1x16xf32>
+      %n = arith.constant {trips} : index
+      %sum, %other = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %init, %xc = %init) -> (tensor<1x16xf32>, tensor<1x16xf32>) {{
+        %t = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+        %s = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>,
+            affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}}
+          ins({ins} : tensor<1x16xf32>, tensor<1x16xf32>) outs(%e0 : tensor<1x16xf32>) {{
+        ^bb0(%a: f32, %b: f32, %c: f32):
+          %d = arith.{combiner} {args} : f32
+          linalg.yield %d : f32
+        }} -> tensor<1x16xf32>
+        scf.yield {yields} : tensor<1x16xf32>, tensor<1x16xf32>
+      }}
+      %w = dataflow.itensor_write %sum, %o : tensor<1x16xf32> -> !O
+      dataflow.yield %w : !O"""
+
+
+def _carried(trips: int, combiner: str = "addf", args: str = "%a, %b", yields: str = "%s, %xc", ins: str = "%t, %acc"):  # noqa: ANN202
+    text = _kernel(16, trips, 16, 1, CARRIED.format(trips=trips, combiner=combiner, args=args, yields=yields, ins=ins))
+    kernel = kernel_of(parse(text))
+    loop = next(op for op in kernel.walk() if isinstance(op, scf.ForOp))
+    return kernel, loop, loop.body.block.args[1]
+
+
+def test_accumulator_is_an_f32_fold_of_the_carried_value_and_another_input_yielded_back() -> None:
+    kernel, loop, acc = _carried(4)
+    assert accumulator(acc) is next(op for op in loop.walk() if op.name == "linalg.generic")
+    assert accumulator(loop.body.block.args[2]) is None  # %xc is only yielded back
+    assert accumulator(_carried(4, combiner="mulf")[2]) is None  # a product is no accumulator
+    assert accumulator(_carried(4, args="%a, %a")[2]) is None  # not a fold of both inputs
+    assert accumulator(_carried(4, yields="%xc, %s")[2]) is None  # yielded as the other carried value
+
+
+@pytest.mark.parametrize("trips", [1, 2, 16])
+def test_a_carried_sum_becomes_interleaved_partials_and_a_tree_after_the_loop(trips: int) -> None:
+    """The sum's chain (its addf, 4 cycles) spans k = min(trips, 4) iterations: k partials, an
+    iteration every ceil(4 / k) cycles, then ceil(log2 k) adder levels after the last iteration;
+    one iteration keeps one sum."""
+    kernel, loop, acc = _carried(trips)
+    add = U55C.op_latency["arith.addf"]
+    k = min(trips, add)
+    timing = task_timing(next(op for op in kernel.walk() if isinstance(op, TaskOp))).loops[loop]
+    ii, combine = -(-add // k), math.ceil(math.log2(k)) * add
+    assert (timing.ii, timing.partials, timing.combine) == (ii, {acc: k} if k > 1 else {}, combine)
+    fill = 1  # the loop starts once the fill before it is done
+    depth = 1 + add  # the read, then the add
+    task = kernel_graph(kernel)[0].tasks["t"]
+    assert task.reads["arg0"].tolist() == [fill + ii * i for i in range(trips)]
+    assert task.writes["out0"].tolist() == [fill + ii * (trips - 1) + depth + combine]
+
+
+def test_the_task_ii_hint_slows_its_pipelined_loops() -> None:
+    copy = """
+      %r = scf.for %i = %c0 to %c16 step %c1 iter_args(%w = %o) -> (!dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)>) {
+        %t = dataflow.itensor_read %in : !dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)> -> tensor<1x16xf32>
+        %n = dataflow.itensor_write %t, %w : tensor<1x16xf32> -> !dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)>
+        scf.yield %n : !dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)>
+      }
+      dataflow.yield %r : !dataflow.itensor<1x16xf32, [16] * [16], (d0) -> (0, d0)>"""
+    text = one_task(copy, unroll="64").replace("unroll = 64 : i64", "unroll = 64 : i64, ii = 3 : i64")
+    task = kernel_graph(kernel_of(parse(text)))[0].tasks["t"]
+    assert task.reads["arg0"].tolist() == [3 * i for i in range(16)]
+    assert task.writes["out0"].tolist() == [3 * i + 1 for i in range(16)]
+
+
+def test_dma_tokens_take_the_hbm_rate_of_the_table_given() -> None:
+    """A 256-element f32 token is 16 HBM words and 8 beats: at 300 MHz a channel gives 354 bits a
+    cycle (24 cycles a token), at 150 MHz 708 (12: the 16 words, one per cycle, bound it)."""
+    kernel = _row_sum(256)
+    load = next(op for op in kernel.walk() if isinstance(op, DmaLoadOp))
+    slow = U55C.at_clock(150)
+    assert (dma_token_cycles(load), dma_token_cycles(load, slow)) == (24, 16)
+    graph = kernel_graph(kernel, slow)[0]
+    assert graph.tasks["dma_load(xa)"].writes["out0"].tolist() == [U55C.dma_latency + 16 - 8]  # first beat 8 beats early
+    assert graph.tasks["dma_store(r)"].latency == 1 + U55C.dma_latency  # one word of sums, a cycle
+
+
+def test_hbm_words_hold_8_bit_lanes_of_booleans() -> None:
+    """hls_backend/hbm.py packs i1 elements a byte each: 64 a 512-bit word, 16 f32."""
+    bits = itensor(i1, tile=[1, 8], trips=[4], steps=[8], map="(d0) -> (0, d0)")
+    floats = itensor(f32, tile=[1, 8], trips=[4], steps=[8], map="(d0) -> (0, d0)")
+    assert (hbm_word_lanes(bits, 512), hbm_word_lanes(floats, 512)) == (64, 16)
+
+
+TILES = """
+func.func @f(%a: tensor<2x3xf32>, %b: tensor<3x5xf32>, %c: tensor<2x5xf32>, %s: f32, %t: tensor<4x8xf32>, %r: tensor<4x1xf32>,
+             %big: tensor<8x4xf32>, %row: tensor<1x4xf32>) {
+  %m = linalg.matmul ins(%a, %b : tensor<2x3xf32>, tensor<3x5xf32>) outs(%c : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %g = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> ()>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, 0)>],
+      iterator_types = ["parallel", "reduction"]} ins(%s, %t : f32, tensor<4x8xf32>) outs(%r : tensor<4x1xf32>) {
+  ^bb0(%x: f32, %y: f32, %z: f32):
+    %p = arith.mulf %x, %y : f32
+    %q = arith.addf %p, %z : f32
+    linalg.yield %q : f32
+  } -> tensor<4x1xf32>
+  %i = tensor.insert_slice %row into %big[0, 0] [1, 4] [1, 1] : tensor<1x4xf32> into tensor<8x4xf32>
+  func.return
+}"""
+
+
+def test_tile_work_counts_the_scalar_operations() -> None:
+    """A 2x3 by 3x5 matmul is 30 multiply-adds; a generic's iteration space is read off every
+    shaped operand (a scalar first among them too); an insert_slice moves its slice's elements."""
+    ops = {op.name: op for op in parse(TILES).walk()}
+    assert tile_work(ops["linalg.matmul"]) == 30
+    assert tile_work(ops["linalg.generic"]) == 32
+    assert tile_work(ops["tensor.insert_slice"]) == 4
+
+
+def test_task_errors_name_the_task_for_computed_bounds_and_writes() -> None:
+    """A bound computed from a run-time value names the task from inside the arithmetic; an
+    output port written too few times is named with what the task writes."""
+    run_time = """
+      %t = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+      %d = tensor.dim %t, %c0 : tensor<1x16xf32>
+      %ub = arith.addi %d, %c1 : index
+      %r = scf.for %i = %c0 to %ub step %c1 iter_args(%w = %o) -> (!O) {
+        %n = dataflow.itensor_write %t, %w : tensor<1x16xf32> -> !O
+        scf.yield %n : !O
+      }
+      dataflow.yield %r : !O"""
+    with pytest.raises(TimingError, match="task t: scf.for upper bound is neither"):
+        kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 2, run_time))))
+    short = run_time.replace("%ub = arith.addi %d, %c1 : index", "%ub = arith.addi %c1, %c0 : index")
+    with pytest.raises(TimingError, match=r"task t: writes 1 tokens on port 1 but its type .* has 2"):
+        kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 2, short))))
