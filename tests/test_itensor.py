@@ -18,13 +18,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from xdsl.context import Context
 from xdsl.dialects.builtin import Builtin
-from xdsl.ir.affine import AffineExpr, AffineMap
+from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineExpr, AffineMap
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 
 import streamdsl as sd
 from streamdsl.dialects.dataflow import DATAFLOW, ITensorType
 from streamdsl.dtypes import DTYPES
+from streamdsl.errors import LimitError
 from streamdsl.itensor import Bound, ITensorError, parse_affine_map
 
 # ---------------------------------------------------------------------------------------------
@@ -512,3 +513,106 @@ def test_offsets_that_are_no_loop_nest_and_regions_of_run_time_streams_are_refus
                          bounds=[Bound(0, parse_affine_map("(d0)[s0] -> (s0)"), ("n",))])
     with pytest.raises(ITensorError, match="run-time trip counts"):
         bounded.region(0, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Guards and closed forms at their edges (each against Python's integers or its own loops)
+# ---------------------------------------------------------------------------------------------
+
+INT64_MAX = 2**63 - 1
+
+
+def _divide(kind: AffineBinaryOpKind, by: AffineExpr) -> AffineMap:
+    return AffineMap(1, 0, (AffineBinaryOpExpr(kind, AffineExpr.dimension(0), by),))
+
+
+GUARDS = {
+    "divide-by-zero": (lambda: _make(tile=[1], trips=[4], steps=[1], map=_divide(AffineBinaryOpKind.Mod, AffineExpr.constant(0))),
+                       r"^map: \(d0 mod 0\) in .* divides by 0; mod, floordiv and ceildiv need a positive constant"),
+    "divide-by-negative": (lambda: _make(tile=[1], trips=[4], steps=[1],
+                                         map=_divide(AffineBinaryOpKind.FloorDiv, AffineExpr.constant(-2))),
+                           r"^map: .* divides by -2"),
+    "constant-past-int64": (lambda: _make(tile=[1], trips=[4], steps=[1],
+                                          map=AffineMap(1, 0, (AffineExpr.dimension(0) + AffineExpr.constant(2**63),))),
+                            r"^map: constant 9223372036854775808 in .* does not fit in int64"),
+    "offsets-past-int64": (lambda: _make(map=f"(d0, d1) -> (d0 * {2**62}, d1)"),
+                           r"^map: .* reaches offsets past 2\^63 in dim 0 \(trips \[2, 2\], steps \[2, 2\]\); "),
+    "floordiv-past-int64": (lambda: _make(tile=[INT64_MAX], trips=[2], steps=[1], map="(d0) -> (d0 floordiv 1)"),
+                            r"^map: .* reaches offsets past 2\^63 in dim 0 \(trips \[2\], steps \[1\]\)"),
+    "non-linear-too-long": (lambda: _make(tile=[1], trips=[2**20 + 1], steps=[1], map="(d0) -> (d0 mod 7)"),
+                            r"^map: .* has 1048577 tokens and a map with mod/floordiv/ceildiv, whose offsets are "
+                            r"enumerated; the limit is 1048576 \(2\^20\) tokens. Use larger tiles or a linear map$"),
+    "reversed-below-zero": (lambda: _make(map="(d0, d1) -> (d0, 1 - d1)"), r"^map: .* gives offset -1 in dim 1; offsets must be >= 0"),
+    "bound-on-inner-loop": (lambda: _make(bounds=[Bound(0, parse_affine_map("(d0, d1) -> (d1)"))]),
+                            r"^bounds: the trip count of loop 0 \(0: \(d0, d1\) -> \(d1\) \[\]\) may only depend on the loops outside it$"),
+    "order-names-the-dims": (lambda: sd.itensor.tiled(sd.f32, shape=(4, 4, 4), tile=(2, 2, 2), order=(0, 1, 1)),
+                             r"^order: \[0, 1, 1\] is not a permutation of the dims 0\.\.2$"),
+}
+
+
+@pytest.mark.parametrize("case", GUARDS)
+def test_guards_name_the_culprit(case: str) -> None:
+    make, message = GUARDS[case]
+    with pytest.raises(ITensorError, match=message):
+        make()
+
+
+def test_a_mod_offset_may_reach_int64_max_exactly() -> None:
+    """`d0 mod 3` is at most 3 (the divisor), so a tile of 2^63 - 4 elements still fits."""
+    it = _make(tile=[INT64_MAX - 3], trips=[3], steps=[1], map="(d0) -> (d0 mod 3)")
+    assert it.tokens() == [(0,), (1,), (2,)] and it.shape == (INT64_MAX - 1,)
+
+
+@pytest.mark.parametrize("op", ["floordiv", "ceildiv", "mod"])
+def test_division_by_one_is_pythons(op: str) -> None:
+    it = sd.itensor(sd.f32, tile=[1], trips=[5], steps=[2], map=f"(d0) -> (d0 {op} 1)")
+    python = {"floordiv": lambda i: i // 1, "ceildiv": lambda i: -(-i // 1), "mod": lambda i: i % 1}[op]
+    assert it.tokens() == [(python(2 * i),) for i in range(5)]
+
+
+def test_linear_maps_with_constants_and_coefficients_need_no_materialised_stream() -> None:
+    """More tokens than a non-linear map may have: constants and products of a constant are linear."""
+    big = sd.itensor(sd.f32, tile=[1, 1], trips=[2048, 1024], steps=[1, 1], map="(d0, d1) -> (d0 * 2 + 1, d1 * 3)")
+    assert big.shape == (2 * 2047 + 2, 3 * 1023 + 1) and big.num_tokens == 2**21 and big._offsets is None
+    assert not big.is_regular  # gaps between the rows and the columns
+
+
+@pytest.mark.parametrize("map_", ["() -> (0, 3)", "(d0) -> (d0 mod 3, 0)", "(d0) -> ((d0 * 2) mod 3, d0 floordiv 2)"])
+def test_offsets_are_int64(map_: str) -> None:
+    loops = 0 if map_.startswith("()") else 1
+    it = sd.itensor(sd.f32, tile=[2, 2], trips=[5] * loops, steps=[1] * loops, map=map_)
+    assert it.offsets().dtype == np.int64 and it.tokens() == brute_tokens(it)
+
+
+def test_a_permutation_that_is_no_loop_nest_is_regular() -> None:
+    """0, 2, 1: each element once, in an order no loop nest walks."""
+    it = sd.itensor(sd.f32, tile=[1], trips=[3], steps=[1], map="(d0) -> ((d0 * 2) mod 3)")
+    assert it.tokens() == [(0,), (2,), (1,)] and it.is_regular and brute_regular(it)
+
+
+def test_coverage_of_a_huge_unstructured_stream_is_refused() -> None:
+    it = sd.itensor(sd.f32, tile=[4096, 4096], trips=[3], steps=[1], map="(d0) -> (((d0 * 2) mod 3) * 4096, 0)")
+    with pytest.raises(LimitError, match=r"counts every element, limited to 16777216 \(2\^24\) elements for this kind "
+                                         r"of map; it has 50331648$"):
+        it.is_regular
+
+
+def test_printed_types_name_their_bounds() -> None:
+    bounds = [Bound(1, parse_affine_map("(d0, d1)[s0, s1] -> (s0 + s1)"), ("n", "m")),
+              Bound(0, parse_affine_map("(d0, d1)[s0] -> (s0)"), ("k",))]
+    it = sd.itensor(sd.f32, tile=(2, 3), trips=(4, 6), steps=(2, 3), map="(d0, d1) -> (d0, d1)", bounds=bounds)
+    assert str(it) == ('itensor<2x3xf32, [4, 6] * [2, 3], (d0, d1) -> (d0, d1), bounds [0: (d0, d1)[s0] -> (s0) ["k"], '
+                       '1: (d0, d1)[s0, s1] -> ((s0 + s1)) ["n", "m"]]>')
+    assert str(it.unbounded()) == "itensor<2x3xf32, [4, 6] * [2, 3], (d0, d1) -> (d0, d1)>"
+
+
+@given(st.integers(0, 3), st.integers(0, 3), st.integers(1, 4))
+def test_scalars_bound_one_at_a_time_carry_pythons_loops(n: int, m: int, rows: int) -> None:
+    """Loop 1 runs `n + m` times (at most 6); binding `n` first keeps `m` a scalar."""
+    bound = Bound(1, parse_affine_map("(d0, d1)[s0, s1] -> (s0 + s1)"), ("n", "m"))
+    it = sd.itensor(sd.f32, tile=(1, 1), trips=(rows, 6), steps=(1, 1), map="(d0, d1) -> (d0, d1)", bounds=[bound])
+    half = it.bind({"n": n})
+    assert half.scalars == {"m"} and half.bounds[0].map.num_dims == 2
+    assert half.tokens() == it.unbounded().tokens()  # the worst case while `m` has no value
+    assert half.bind({"m": m}).tokens() == [(i, j) for i in range(rows) for j in range(n + m)]
+    assert half.bind({"m": m}) == it.bind({"m": m, "n": n})
