@@ -616,3 +616,11 @@ def test_scalars_bound_one_at_a_time_carry_pythons_loops(n: int, m: int, rows: i
     assert half.tokens() == it.unbounded().tokens()  # the worst case while `m` has no value
     assert half.bind({"m": m}).tokens() == [(i, j) for i in range(rows) for j in range(n + m)]
     assert half.bind({"m": m}) == it.bind({"m": m, "n": n})
+
+
+@pytest.mark.parametrize("loops", [0, 1])
+def test_shapes_past_2_to_the_53_are_exact(loops: int) -> None:
+    """Offsets beyond float64's integers (2^53) keep every unit: the bounds are int64 throughout."""
+    far = 2**60 + 1
+    it = sd.itensor(sd.i8, tile=[3], trips=[2] * loops, steps=[1] * loops, map=f"({'d0' * loops}) -> ({far})")
+    assert it.tokens() == [(far,)] * 2**loops and it.shape == (far + 3,)
