@@ -219,3 +219,39 @@ def test_task_errors_name_the_task_for_computed_bounds_and_writes() -> None:
     short = run_time.replace("%ub = arith.addi %d, %c1 : index", "%ub = arith.addi %c1, %c0 : index")
     with pytest.raises(TimingError, match=r"task t: writes 1 tokens on port 1 but its type .* has 2"):
         kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 2, short))))
+
+
+def test_a_reduction_after_a_pipelined_loop_is_timed_as_one_outside_loops() -> None:
+    """A loop reading one 8-beat token takes 8 cycles; the row sum after it then runs as alone,
+    8 cycles later (its lanes folded into partials, not unrolled as inside the loop)."""
+    skip = """
+      scf.for %i = %c0 to %c1 step %c1 {
+        %u = dataflow.itensor_read %in : !I -> tensor<1x256xf32>
+        scf.yield
+      }"""
+    alone = kernel_graph(_row_sum(256))[0].tasks["t"].writes["out0"].tolist()
+    text = _kernel(256, 2, 1, 1, skip + ROW_SUM.format(rows=1, elems=256, combiner="addf"))
+    after = kernel_graph(kernel_of(parse(text)))[0].tasks["t"]
+    assert after.reads["arg0"].tolist() == [0, 8] and after.writes["out0"].tolist() == [8 + alone[0]]
+
+
+def test_a_port_never_accessed_is_named() -> None:
+    unread = """
+      %z = arith.constant 0.000000e+00 : f32
+      %e0 = tensor.empty() : tensor<1x16xf32>
+      %t = linalg.fill ins(%z : f32) outs(%e0 : tensor<1x16xf32>) -> tensor<1x16xf32>
+      %w = dataflow.itensor_write %t, %o : tensor<1x16xf32> -> !O
+      dataflow.yield %w : !O"""
+    with pytest.raises(TimingError, match=r"task t: reads 0 tokens on port 0 but its type .* has 1"):
+        kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 1, unread))))
+
+
+def test_a_scalar_inserted_into_a_tile_takes_a_buffer_access() -> None:
+    insert = """
+      %t = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+      %z = arith.constant 0.000000e+00 : f32
+      %v = tensor.insert %z into %t[%c0, %c0] : tensor<1x16xf32>
+      %w = dataflow.itensor_write %v, %o : tensor<1x16xf32> -> !O
+      dataflow.yield %w : !O"""
+    task = kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 1, insert))))[0].tasks["t"]
+    assert task.writes["out0"].tolist() == [U55C.stream_op + U55C.buffer_latency]  # the read, then the insert
