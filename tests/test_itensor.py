@@ -449,6 +449,38 @@ INVALID = {
 }
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _divide(kind: AffineBinaryOpKind, by: AffineExpr) -> AffineMap:
+    return AffineMap(1, 0, (AffineBinaryOpExpr(kind, AffineExpr.dimension(0), by),))
+
+
+# guards at their edges: divisors, int64, the non-linear limit, offsets below 0, bounds
+INVALID |= {
+    "divide-by-zero": (lambda: _make(tile=[1], trips=[4], steps=[1], map=_divide(AffineBinaryOpKind.Mod, AffineExpr.constant(0))),
+                       r"^map: \(d0 mod 0\) in .* divides by 0; mod, floordiv and ceildiv need a positive constant"),
+    "divide-by-negative": (lambda: _make(tile=[1], trips=[4], steps=[1],
+                                         map=_divide(AffineBinaryOpKind.FloorDiv, AffineExpr.constant(-2))),
+                           r"^map: .* divides by -2"),
+    "constant-past-int64": (lambda: _make(tile=[1], trips=[4], steps=[1],
+                                          map=AffineMap(1, 0, (AffineExpr.dimension(0) + AffineExpr.constant(2**63),))),
+                            r"^map: constant 9223372036854775808 in .* does not fit in int64"),
+    "offsets-past-int64": (lambda: _make(map=f"(d0, d1) -> (d0 * {2**62}, d1)"),
+                           r"^map: .* reaches offsets past 2\^63 in dim 0 \(trips \[2, 2\], steps \[2, 2\]\); "),
+    "floordiv-past-int64": (lambda: _make(tile=[INT64_MAX], trips=[2], steps=[1], map="(d0) -> (d0 floordiv 1)"),
+                            r"^map: .* reaches offsets past 2\^63 in dim 0 \(trips \[2\], steps \[1\]\)"),
+    "non-linear-too-long": (lambda: _make(tile=[1], trips=[2**20 + 1], steps=[1], map="(d0) -> (d0 mod 7)"),
+                            r"^map: .* has 1048577 tokens and a map with mod/floordiv/ceildiv, whose offsets are "
+                            r"enumerated; the limit is 1048576 \(2\^20\) tokens. Use larger tiles or a linear map$"),
+    "reversed-below-zero": (lambda: _make(map="(d0, d1) -> (d0, 1 - d1)"), r"^map: .* gives offset -1 in dim 1; offsets must be >= 0"),
+    "bound-on-inner-loop": (lambda: _make(bounds=[Bound(0, parse_affine_map("(d0, d1) -> (d1)"))]),
+                            r"^bounds: the trip count of loop 0 \(0: \(d0, d1\) -> \(d1\) \[\]\) may only depend on the loops outside it$"),
+    "order-names-the-dims": (lambda: sd.itensor.tiled(sd.f32, shape=(4, 4, 4), tile=(2, 2, 2), order=(0, 1, 1)),
+                             r"^order: \[0, 1, 1\] is not a permutation of the dims 0\.\.2$"),
+}
+
+
 @pytest.mark.parametrize("case", INVALID)
 def test_invalid_parameters_name_field_and_value(case: str) -> None:
     make, message = INVALID[case]
@@ -518,44 +550,6 @@ def test_offsets_that_are_no_loop_nest_and_regions_of_run_time_streams_are_refus
 # ---------------------------------------------------------------------------------------------
 # Guards and closed forms at their edges (each against Python's integers or its own loops)
 # ---------------------------------------------------------------------------------------------
-
-INT64_MAX = 2**63 - 1
-
-
-def _divide(kind: AffineBinaryOpKind, by: AffineExpr) -> AffineMap:
-    return AffineMap(1, 0, (AffineBinaryOpExpr(kind, AffineExpr.dimension(0), by),))
-
-
-GUARDS = {
-    "divide-by-zero": (lambda: _make(tile=[1], trips=[4], steps=[1], map=_divide(AffineBinaryOpKind.Mod, AffineExpr.constant(0))),
-                       r"^map: \(d0 mod 0\) in .* divides by 0; mod, floordiv and ceildiv need a positive constant"),
-    "divide-by-negative": (lambda: _make(tile=[1], trips=[4], steps=[1],
-                                         map=_divide(AffineBinaryOpKind.FloorDiv, AffineExpr.constant(-2))),
-                           r"^map: .* divides by -2"),
-    "constant-past-int64": (lambda: _make(tile=[1], trips=[4], steps=[1],
-                                          map=AffineMap(1, 0, (AffineExpr.dimension(0) + AffineExpr.constant(2**63),))),
-                            r"^map: constant 9223372036854775808 in .* does not fit in int64"),
-    "offsets-past-int64": (lambda: _make(map=f"(d0, d1) -> (d0 * {2**62}, d1)"),
-                           r"^map: .* reaches offsets past 2\^63 in dim 0 \(trips \[2, 2\], steps \[2, 2\]\); "),
-    "floordiv-past-int64": (lambda: _make(tile=[INT64_MAX], trips=[2], steps=[1], map="(d0) -> (d0 floordiv 1)"),
-                            r"^map: .* reaches offsets past 2\^63 in dim 0 \(trips \[2\], steps \[1\]\)"),
-    "non-linear-too-long": (lambda: _make(tile=[1], trips=[2**20 + 1], steps=[1], map="(d0) -> (d0 mod 7)"),
-                            r"^map: .* has 1048577 tokens and a map with mod/floordiv/ceildiv, whose offsets are "
-                            r"enumerated; the limit is 1048576 \(2\^20\) tokens. Use larger tiles or a linear map$"),
-    "reversed-below-zero": (lambda: _make(map="(d0, d1) -> (d0, 1 - d1)"), r"^map: .* gives offset -1 in dim 1; offsets must be >= 0"),
-    "bound-on-inner-loop": (lambda: _make(bounds=[Bound(0, parse_affine_map("(d0, d1) -> (d1)"))]),
-                            r"^bounds: the trip count of loop 0 \(0: \(d0, d1\) -> \(d1\) \[\]\) may only depend on the loops outside it$"),
-    "order-names-the-dims": (lambda: sd.itensor.tiled(sd.f32, shape=(4, 4, 4), tile=(2, 2, 2), order=(0, 1, 1)),
-                             r"^order: \[0, 1, 1\] is not a permutation of the dims 0\.\.2$"),
-}
-
-
-@pytest.mark.parametrize("case", GUARDS)
-def test_guards_name_the_culprit(case: str) -> None:
-    make, message = GUARDS[case]
-    with pytest.raises(ITensorError, match=message):
-        make()
-
 
 def test_a_mod_offset_may_reach_int64_max_exactly() -> None:
     """`d0 mod 3` is at most 3 (the divisor), so a tile of 2^63 - 4 elements still fits."""
