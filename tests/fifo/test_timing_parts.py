@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from xdsl.dialects import scf
 from xdsl.ir import Operation
@@ -255,3 +256,35 @@ def test_a_scalar_inserted_into_a_tile_takes_a_buffer_access() -> None:
       dataflow.yield %w : !O"""
     task = kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 1, insert))))[0].tasks["t"]
     assert task.writes["out0"].tolist() == [U55C.stream_op + U55C.buffer_latency]  # the read, then the insert
+
+
+CONVERTER = """
+func.func @f(%x: tensor<16x16xf32>) -> tensor<16x16xf32> {
+  %y = dataflow.kernel "k"(%x) : (tensor<16x16xf32>) -> tensor<16x16xf32> {
+  ^bb0(%xa: tensor<16x16xf32>):
+    %b = dataflow.dma_load %xa : tensor<16x16xf32> -> !R
+    %t = dataflow.itensor_converter %b : !R -> !C
+    %s = dataflow.dma_store %t : !C -> tensor<16x16xf32>
+    dataflow.yield %s : tensor<16x16xf32>
+  }
+  func.return %y : tensor<16x16xf32>
+}"""
+
+
+@pytest.mark.parametrize("tile", [4, 8])
+def test_a_converter_drains_each_source_tile_the_cycle_before_the_first_token_needing_it(tile: int) -> None:
+    """Row-major tiles of a 16x16 tensor to column-major: destination token k needs source tile
+    (k % n) * n + k // n; the drain reads each bank token the cycle before the first token needing
+    it leaves (buffer latency after its beats start), its accesses take each program position once,
+    and it ends after the last token's beats (an 8x8 f32 tile is 2 beats)."""
+    n, beats = 16 // tile, -(-tile * tile * 32 // BEAT_BITS)
+    it = f"!dataflow.itensor<{tile}x{tile}xf32, [{n}, {n}] * [{tile}, {tile}], (d0, d1) -> "
+    text = CONVERTER.replace("!R", it + "(d0, d1)>").replace("!C", it + "(d1, d0)>")
+    drain = kernel_graph(kernel_of(parse(text)))[0].tasks["converter(b).drain"]
+    k = np.arange(n * n)
+    upto = np.maximum.accumulate((k % n) * n + k // n) + 1  # bank tokens read once token k is out
+    first = np.searchsorted(upto, k, side="right")  # the first token needing bank token j
+    assert drain.reads["bank"].tolist() == (first * beats + U55C.buffer_latency - 1).tolist()
+    ranks = np.concatenate([drain.order["out0"], drain.order["bank"]])
+    assert sorted(ranks.tolist()) == list(range(ranks.size))
+    assert drain.latency == n * n * beats + U55C.buffer_latency
