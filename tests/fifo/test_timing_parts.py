@@ -288,3 +288,25 @@ def test_a_converter_drains_each_source_tile_the_cycle_before_the_first_token_ne
     ranks = np.concatenate([drain.order["out0"], drain.order["bank"]])
     assert sorted(ranks.tolist()) == list(range(ranks.size))
     assert drain.latency == n * n * beats + U55C.buffer_latency
+
+
+def test_an_element_read_from_a_tile_inside_a_body_takes_a_buffer_access() -> None:
+    """A body adding t[0, 15 - j] to t[0, j]: the index, the buffer read (2 cycles), the add (4)."""
+    gather = """
+      %t = dataflow.itensor_read %in : !I -> tensor<1x16xf32>
+      %e1 = tensor.empty() : tensor<1x16xf32>
+      %c15 = arith.constant 15 : index
+      %g = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>],
+          iterator_types = ["parallel", "parallel"]} ins(%t : tensor<1x16xf32>) outs(%e1 : tensor<1x16xf32>) {
+      ^bb0(%a: f32, %b: f32):
+        %j = linalg.index 1 : index
+        %m = arith.subi %c15, %j : index
+        %v = tensor.extract %t[%c0, %m] : tensor<1x16xf32>
+        %s = arith.addf %a, %v : f32
+        linalg.yield %s : f32
+      } -> tensor<1x16xf32>
+      %w = dataflow.itensor_write %g, %o : tensor<1x16xf32> -> !O
+      dataflow.yield %w : !O"""
+    task = kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 1, gather))))[0].tasks["t"]
+    path = U55C.op_latency["arith.subi"] + U55C.buffer_latency + U55C.op_latency["arith.addf"]
+    assert task.writes["out0"].tolist() == [U55C.stream_op + path]
