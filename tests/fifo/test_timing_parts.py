@@ -310,3 +310,27 @@ def test_an_element_read_from_a_tile_inside_a_body_takes_a_buffer_access() -> No
     task = kernel_graph(kernel_of(parse(_kernel(16, 1, 16, 1, gather))))[0].tasks["t"]
     path = U55C.op_latency["arith.subi"] + U55C.buffer_latency + U55C.op_latency["arith.addf"]
     assert task.writes["out0"].tolist() == [U55C.stream_op + path]
+
+
+TWO_RESULTS = """
+func.func @f(%t: tensor<1x16xf32>, %init: tensor<1x16xf32>) -> tensor<1x16xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %r = scf.for %i = %c0 to %c4 step %c1 iter_args(%acc = %init) -> (tensor<1x16xf32>) {
+    %s, %s2 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>,
+        affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      ins(%t : tensor<1x16xf32>) outs(%acc, %init : tensor<1x16xf32>, tensor<1x16xf32>) {
+    ^bb0(%a: f32, %b: f32, %c: f32):
+      %d = arith.addf %a, %b : f32
+      linalg.yield %d, %d : f32, f32
+    } -> tensor<1x16xf32>, tensor<1x16xf32>
+    scf.yield %s : tensor<1x16xf32>
+  }
+  func.return %r : tensor<1x16xf32>
+}"""
+
+
+def test_a_fold_with_two_results_is_no_accumulator() -> None:
+    loop = next(op for op in parse(TWO_RESULTS).walk() if isinstance(op, scf.ForOp))
+    assert accumulator(loop.body.block.args[1]) is None
