@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, func, linalg
+from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import DenseArrayBase, IntegerType, ModuleOp, TensorType, i64
+from xdsl.dialects.linalg.ops import GenericOp
 from xdsl.ir import BlockArgument, SSAValue
 from xdsl.ir.affine import AffineDimExpr
 from xdsl.passes import ModulePass
@@ -35,7 +36,6 @@ from lowering.transforms.tile_linalg import TILE_ATTR, default_tiles, loop_range
 
 __all__ = ["TileQuantGroupsPass", "group_loops", "is_integer_matmul"]
 
-GenericOp = linalg.GenericOp
 NARROW_BITS = 8  # i4 and i8 operands
 
 
