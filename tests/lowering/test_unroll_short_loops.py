@@ -68,3 +68,19 @@ def test_which_loops_are_short(bounds: tuple[int, int, int], parent: bool, trips
     if not parent:  # the parent also holds another loop: it stays sequential, nothing to gain
         inner.parent_block().insert_op_before(inner.clone(), inner)
     assert short_loop_trips(inner) == trips
+
+
+def test_a_loop_in_a_parent_of_one_iteration_is_kept() -> None:
+    """A parent that runs once has no iterations to pipeline: unrolled, its copies' reads would
+    all be scheduled at its start, ahead of the work on the first tile (the task stalls as a
+    whole on the second), so the inner loop stays a loop."""
+    module = _module()
+    task = _tasks(module)["sum"]
+    inner = next(op for op in task.walk() if isinstance(op, scf.ForOp) and isinstance(op.parent_op(), scf.ForOp))
+    parent = inner.parent_op()
+    one = arith.ConstantOp(builtin.IntegerAttr(1, builtin.IndexType()))
+    parent.parent_block().insert_op_before(one, parent)
+    parent.operands[1] = one.result  # the parent runs 0..1: once
+    assert short_loop_trips(inner) is None
+    UnrollShortLoopsPass().apply(Context(), module)
+    assert sum(isinstance(op, scf.ForOp) for op in task.walk()) == 2
