@@ -1,5 +1,6 @@
 """The command line: conventions (--help, exit codes, quiet) and the built-in examples."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,84 @@ def test_import_checks_the_model_against_eager(tmp_path, capsys):
 def test_import_usage_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def _help_blocks(text: str) -> dict[str, str]:
+    """docs/cli.md: each `## streamdsl ...` heading's ```text block."""
+    return dict(re.findall(r"^## (streamdsl[\w ]*)\n\n```text\n(.*?)\n```$", text, re.S | re.M))
+
+
+def test_the_cli_reference_is_what_help_prints(capsys, monkeypatch):
+    """docs/cli.md documents every command with the help it prints (at 100 columns): each
+    argument's name, metavar, choices and help text."""
+    from toolchain.cli import COMMANDS
+
+    monkeypatch.setenv("COLUMNS", "100")
+    documented = _help_blocks((Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text())
+    assert list(documented) == ["streamdsl", *(f"streamdsl {c}" for c in COMMANDS)]
+    for title, text in documented.items():
+        with pytest.raises(SystemExit) as exit_:
+            main([*title.split()[1:], "--help"])
+        assert exit_.value.code == 0
+        assert capsys.readouterr().out.rstrip() == text, title
+
+
+@pytest.mark.parametrize(("argv", "want"), [
+    # the defaults the help names (docs/cli.md)
+    (["compile"], dict(program=None, size="small", seed=0, max_context=1024, tile=None, csim=False, quant="none",
+                       group_size=None, clock=None, dse=False, plan=None, force=False, fifo_tradeoff=False)),
+    (["import", "gpt2"], dict(family="gpt2", size="tiny", layers=None, prefill=False, past=8, tokens=8, out=None)),
+    (["generate", "gpt2"], dict(model="gpt2", size="tiny", attention="default", prompt_len=8, tokens=16, max_context=1024,
+                                prefill_len=8, runner="numpy", seed=0, check=False, quant="none")),
+    (["build", "d"], dict(dir="d", ray=None, workers=None)),
+    # values as the types the commands compute with; --quant alone is w4a8
+    (["compile", "llama", "--seed", "3", "--max-context", "64", "--tile", "32", "--clock", "250.5", "--quant",
+      "--group-size", "32", "--csim", "--dse", "--fifo-tradeoff", "--force", "--plan", "p.json", "--replace", "r.py"],
+     dict(program="llama", seed=3, max_context=64, tile=32, clock=250.5, quant="w4a8", group_size=32, csim=True, dse=True,
+          fifo_tradeoff=True, force=True, plan="p.json", replace="r.py")),
+    (["import", "qwen2", "--layers", "2", "--past", "3", "--tokens", "5", "--prefill", "--weights", "w", "--out", "o"],
+     dict(layers=2, past=3, tokens=5, prefill=True, weights="w", out="o")),
+    (["generate", "--model-dir", "m", "--layers", "1", "--prompt-len", "2", "--tokens", "3", "--max-context", "9",
+      "--prefill-len", "1", "--seed", "4", "--check", "--attention", "sdpa", "--quant", "w8a8"],
+     dict(model=None, model_dir="m", layers=1, prompt_len=2, tokens=3, max_context=9, prefill_len=1, seed=4, check=True,
+          attention="sdpa", quant="w8a8")),
+    (["build", "d", "--ray", "h:1", "--workers", "2"], dict(ray="h:1", workers=2)),
+    (["-q", "models"], dict(command="models", quiet=True, verbose=False)),
+    (["--verbose", "itensor"], dict(command="itensor", quiet=False, verbose=True)),
+])
+def test_each_command_parses_its_arguments_to_the_documented_values(argv, want):
+    from toolchain.cli import build_parser
+
+    args = vars(build_parser().parse_args(argv))
+    got = {k: args[k] for k in want}
+    assert got == want and [type(v) for v in got.values()] == [type(v) for v in want.values()]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["compile", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["compile", "--max-context", "0"], "argument --max-context: must be >= 1, got 0"),
+    (["compile", "--tile", "-4"], "argument --tile: must be >= 1, got -4"),
+    (["compile", "--clock", "0"], "argument --clock: must be > 0, got 0"),
+    (["compile", "--clock", "nan"], "argument --clock: must be > 0, got nan"),
+    (["compile", "--clock", "fast"], "argument --clock: not a number: 'fast'"),
+    (["compile", "--group-size", "0"], "argument --group-size: must be >= 1, got 0"),
+    (["compile", "--size", "huge"], "argument --size: invalid choice: 'huge'"),
+    (["generate", "gpt2", "--layers", "0"], "argument --layers: must be >= 1, got 0"),
+    (["generate", "gpt2", "--prompt-len", "0"], "argument --prompt-len: must be >= 1, got 0"),
+    (["generate", "gpt2", "--tokens", "0"], "argument --tokens: must be >= 1, got 0"),
+    (["generate", "gpt2", "--max-context", "0"], "argument --max-context: must be >= 1, got 0"),
+    (["generate", "gpt2", "--prefill-len", "0"], "argument --prefill-len: must be >= 1, got 0"),
+    (["generate", "gpt2", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["generate", "gpt2", "--attention", "flash"], "argument --attention: invalid choice: 'flash'"),
+    (["import", "gpt2", "--past", "many"], "argument --past: invalid int value: 'many'"),
+    (["build", "d", "--workers", "two"], "argument --workers: invalid int value: 'two'"),
+    (["-q", "-v", "models"], "argument -v/--verbose: not allowed with argument -q/--quiet"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_an_argument_out_of_its_range_is_a_usage_error(argv, message, capsys):
+    """argparse rejects it before any work: exit code 2 and a message naming the argument."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: streamdsl") and f"error: {message}" in err
