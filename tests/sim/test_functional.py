@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamdsl as sd
-from streamdsl.errors import DeadlockError, StreamError
+from streamdsl.errors import DeadlockError, LimitError, StreamError
 from streamdsl.graph import GraphError, node_of
 from streamdsl.program import Program
 from streamdsl.sim._codegen import CompileError
@@ -221,6 +221,21 @@ def test_results_do_not_depend_on_fifo_depths(depths: list[int]) -> None:
     names = ["xs", "s1", "s2", "ys"]
     got = simulate(_small_chain(), x, depths=dict(zip(names, depths)))
     np.testing.assert_array_equal(got, P.chain_reference(3, x))
+
+
+def test_values_of_any_magnitude_pass_through() -> None:
+    """Only an i4 argument is limited to [-8, 7]; f32 values far outside it are simulated as given."""
+    x = np.array([[-1e6, -9, -8.5, 7.5, 8, 1e6, 0, 3]], np.float32)
+    np.testing.assert_array_equal(simulate(P.chain(2, 1, 8, 8), x), P.chain_reference(2, x))
+
+
+def test_a_run_past_its_time_budget_stops_naming_the_kernel() -> None:
+    """A budget of 0 s stops a run of hundreds of scheduling rounds; a generous one lets it finish."""
+    x = rand(1, 4096)
+    with pytest.raises(LimitError, match=r"kernel @chain: simulation stopped at its time budget after \d+ task "
+                       r"resumptions; \d+ of 4 tasks unfinished .*Give a larger time_budget"):
+        simulate(P.chain(2, 1, 4096, 8), x, time_budget=0.0)
+    close(simulate(P.chain(2, 1, 4096, 8), x, time_budget=600.0), P.chain_reference(2, x))
 
 
 def test_unknown_depth_name_is_rejected() -> None:
