@@ -12,6 +12,7 @@ import builtins
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -84,12 +85,15 @@ class Elementwise:
         return f"sd.{self.name}"
 
 
-def _unary(cls: type) -> Scalar:
-    return lambda b, a: b.op(cls(a[0]))
+# The bodies are module-level functions bound with `partial`, not closures made at import: the
+# code that builds a body then runs when a kernel compiles (which is also what mutation testing's
+# forked runs see; docs/mutation.md).
+def _unary(cls: type, b: BodyBuilder, a: Sequence[SSAValue]) -> SSAValue:
+    return b.op(cls(a[0]))
 
 
-def _binary(cls: type) -> Scalar:
-    return lambda b, a: b.op(cls(a[0], a[1]))
+def _binary(cls: type, b: BodyBuilder, a: Sequence[SSAValue]) -> SSAValue:
+    return b.op(cls(a[0], a[1]))
 
 
 def _sigmoid(b: BodyBuilder, a: Sequence[SSAValue]) -> SSAValue:
@@ -111,25 +115,25 @@ def _sigmoid_np(x: np.ndarray) -> np.ndarray:
 
 _erf_np = np.vectorize(math.erf, otypes=[np.float64])
 
-exp = Elementwise("exp", 1, np.exp, _unary(mathd.ExpOp))
-log = Elementwise("log", 1, np.log, _unary(mathd.LogOp))
-tanh = Elementwise("tanh", 1, np.tanh, _unary(mathd.TanhOp))
-sqrt = Elementwise("sqrt", 1, np.sqrt, _unary(mathd.SqrtOp))
-rsqrt = Elementwise("rsqrt", 1, _rsqrt_np, _unary(mathd.RsqrtOp))
-abs = Elementwise("abs", 1, np.abs, _unary(mathd.AbsFOp))  # noqa: A001 - sd.abs mirrors numpy
-erf = Elementwise("erf", 1, _erf_np, _unary(mathd.ErfOp))
+exp = Elementwise("exp", 1, np.exp, partial(_unary, mathd.ExpOp))
+log = Elementwise("log", 1, np.log, partial(_unary, mathd.LogOp))
+tanh = Elementwise("tanh", 1, np.tanh, partial(_unary, mathd.TanhOp))
+sqrt = Elementwise("sqrt", 1, np.sqrt, partial(_unary, mathd.SqrtOp))
+rsqrt = Elementwise("rsqrt", 1, _rsqrt_np, partial(_unary, mathd.RsqrtOp))
+abs = Elementwise("abs", 1, np.abs, partial(_unary, mathd.AbsFOp))  # noqa: A001 - sd.abs mirrors numpy
+erf = Elementwise("erf", 1, _erf_np, partial(_unary, mathd.ErfOp))
 sigmoid = Elementwise("sigmoid", 1, _sigmoid_np, _sigmoid)
-maximum = Elementwise("maximum", 2, np.maximum, _binary(arith.MaximumfOp))
-minimum = Elementwise("minimum", 2, np.minimum, _binary(arith.MinimumfOp))
+maximum = Elementwise("maximum", 2, np.maximum, partial(_binary, arith.MaximumfOp))
+minimum = Elementwise("minimum", 2, np.minimum, partial(_binary, arith.MinimumfOp))
 
 # Python operators on tiles share these bodies (the compiler looks them up by operator).
 BINARY_OPERATORS: dict[str, Elementwise] = {
-    "+": Elementwise("add", 2, np.add, _binary(arith.AddfOp)),
-    "-": Elementwise("sub", 2, np.subtract, _binary(arith.SubfOp)),
-    "*": Elementwise("mul", 2, np.multiply, _binary(arith.MulfOp)),
-    "/": Elementwise("div", 2, np.divide, _binary(arith.DivfOp)),
+    "+": Elementwise("add", 2, np.add, partial(_binary, arith.AddfOp)),
+    "-": Elementwise("sub", 2, np.subtract, partial(_binary, arith.SubfOp)),
+    "*": Elementwise("mul", 2, np.multiply, partial(_binary, arith.MulfOp)),
+    "/": Elementwise("div", 2, np.divide, partial(_binary, arith.DivfOp)),
 }
-NEGATE = Elementwise("neg", 1, np.negative, _unary(arith.NegfOp))
+NEGATE = Elementwise("neg", 1, np.negative, partial(_unary, arith.NegfOp))
 
 # `sd.where(a < b, x, y)`: the comparison is fused into the select's body (arith.cmpf predicate).
 COMPARISONS: dict[str, str] = {"<": "olt", "<=": "ole", ">": "ogt", ">=": "oge", "==": "oeq", "!=": "one"}
