@@ -13,6 +13,11 @@ allocation), but driven by our models instead of HLS runs:
    (`lowering.resources`: within `fill` of every device resource); a task that cannot grow (its
    stream, a recurrence or HBM bounds it, or the device is full) leaves the heap. Ties between equally slow tasks are
    broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
+   Splits (level 1b, `_explore_splits`: how many parallel parts each weight matvec is cut into,
+   judged with its DMA adapters against the share) come before the lanes; then, while the
+   FIFO-sized design at the starting lanes does not fit the device, the split whose halving
+   costs the least makespan is halved (`back_off_splits`: every part brings DMA burst buffers
+   and FIFOs the share does not see).
 3. **Channel allocation**: the DMAs striped over HBM pseudo-channels by bandwidth share or one
    channel each (lowering/hbm_channels.py); the faster is kept.
 4. **Fit**: levels 2 and 3 judge the tasks' compute (and the DMA adapters) alone; the FIFOs that
@@ -54,7 +59,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
 
-__all__ = ["MAX_LANES", "Plan", "PlanError", "explore", "load_plan", "longest_prefix", "set_clock"]
+__all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "load_plan", "longest_prefix", "set_clock"]
 
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
@@ -337,45 +342,52 @@ def _dma_usage(kernel: KernelOp) -> Usage:
     return U55C_COSTS.maxi_usage() * sum(hbm_stripes(op)[0] for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp))
 
 
-def _explore_splits(module: ModuleOp, timing: _CachedTiming, fill: float, budget: int, gain: float,
-                    say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp]:
-    """Level 1b: how many parallel parts each weight matvec (and the tasks that walk its output in
-    its order, `weight_chains`) is split into: first one count for every chain (doubling while the
-    makespan falls by `gain`; a chain takes the largest divisor of its outer trips not above it),
-    then chain by chain, largest weights first, one doubling or halving at a time while it helps
-    (a halving is kept when the makespan holds: fewer parts, fewer DMAs and tasks). Each trial is
-    a split copy of `module` timed by the unbounded simulation; at most `budget` of them."""
-    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
-    chains = weight_chains(kernel)
-    if not chains:
-        return {}, module
-    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
-    trips = {name: outer_trips(tasks[name]) or 1 for name in chains}
-    capacity = U55C_DEVICE.total * fill
+class _Splits:
+    """The split space of a lowered block: how many parallel parts each weight matvec (and the
+    tasks that walk its output in its order, `weight_chains`) is split into. Each trial is a split
+    copy of `module` (not changed), its HBM allocated again, timed by the unbounded simulation;
+    the weight matvecs' parts keep its lanes each (P times its compute, P weight streams), the
+    tasks after one share theirs (the same compute, cut into lanes)."""
 
-    def splits_of(parts: Mapping[str, int]) -> dict[str, int]:
-        return {t: p for name, p in parts.items() if p > 1 for t in chains[name]}
+    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float) -> None:
+        self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
+        kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+        self.chains = weight_chains(kernel)
+        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        self.trips = {name: outer_trips(tasks[name]) or 1 for name in self.chains}
 
-    def trial(parts: Mapping[str, int]) -> tuple[int, ModuleOp] | None:
-        """The weight matvecs' parts keep its lanes each (P times its compute, P weight streams);
-        the tasks after one share theirs (the same compute, cut into lanes)."""
-        splits = splits_of(parts)
-        followers = {t for chain in chains.values() for t in chain[1:] if t in splits}
-        return _split_trial(module, splits, followers, timing, capacity)
+    def splits_of(self, parts: Mapping[str, int]) -> dict[str, int]:
+        return {t: p for name, p in parts.items() if p > 1 for t in self.chains[name]}
 
-    def divisor(name: str, most: int) -> int:
-        return max(d for d in range(1, min(most, trips[name]) + 1) if trips[name] % d == 0)
+    def trial(self, parts: Mapping[str, int]) -> tuple[int, ModuleOp] | None:
+        """The makespan and the split copy; None when the parts' compute exceeds the share."""
+        splits = self.splits_of(parts)
+        followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits}
+        return _split_trial(self.module, splits, followers, self.timing, self.capacity)
 
+    def divisor(self, name: str, most: int) -> int:
+        return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
+
+
+def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp]:
+    """Level 1b: first one count for every chain (doubling while the makespan falls by `gain`; a
+    chain takes the largest divisor of its outer trips not above it), then chain by chain,
+    largest weights first, one doubling or halving at a time while it helps (a halving is kept
+    when the makespan holds: fewer parts, fewer DMAs and tasks); at most `budget` trials. Returns
+    the parts of each chain and the split module."""
+    chains, trips = space.chains, space.trips
     best_parts = dict.fromkeys(chains, 1)
-    makespan, best = _Design(kernel, timing).run(), module
+    if not chains:
+        return best_parts, space.module
+    makespan, best = _Design(next(op for op in space.module.walk() if isinstance(op, KernelOp)), space.timing).run(), space.module
     evaluations = 0
     uniform = 2
     while evaluations < budget and uniform <= max(trips.values()):
-        parts = {name: divisor(name, uniform) for name in chains}
+        parts = {name: space.divisor(name, uniform) for name in chains}
         evaluations += 1
-        result = trial(parts)
+        result = space.trial(parts)
         if result is None:
-            say(f"splits: every weight matvec in up to {uniform} parts exceeds {fill:.0%} of the device")
+            say(f"splits: every weight matvec in up to {uniform} parts exceeds {space.fill:.0%} of the device")
             break
         if result[0] > makespan * (1 - gain):
             say(f"splits: every weight matvec in up to {uniform} parts: {result[0]} cycles, no faster")
@@ -389,18 +401,46 @@ def _explore_splits(module: ModuleOp, timing: _CachedTiming, fill: float, budget
         improved = False
         for name in order:
             for parts_now in (best_parts[name] * 2, best_parts[name] // 2):
-                candidate = divisor(name, parts_now) if parts_now >= 1 else 1
+                candidate = space.divisor(name, parts_now) if parts_now >= 1 else 1
                 if candidate == best_parts[name] or evaluations >= budget:
                     continue
                 trial_parts = {**best_parts, name: candidate}
                 evaluations += 1
-                result = trial(trial_parts)
+                result = space.trial(trial_parts)
                 fewer = candidate < best_parts[name]
                 if result is not None and (result[0] <= makespan * (1 - gain) or (fewer and result[0] <= makespan)):
                     makespan, best, best_parts, improved = result[0], result[1], trial_parts, True
                     say(f"splits: {name} in {candidate} parts: {makespan} cycles")
                     break
-    return splits_of(best_parts), best
+    return best_parts, best
+
+
+def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device) -> bool:
+    """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs."""
+    design = _Design(next(op for op in module.walk() if isinstance(op, KernelOp)), timing)
+    usage = _sized_usage(design, device)
+    return not usage.total.over(device.total) and _placeable(design, usage, device)
+
+
+def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fits: Callable[[ModuleOp], bool],
+                     say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp]:
+    """Level 1c: the split exploration judged the parts' compute and DMA adapters against a share
+    of the device, not the FIFOs, converters and buffers sizing adds (every part's DMAs have
+    burst buffers, its streams FIFOs). While the design at the starting lanes does not `fit` (the
+    FIFO-sized design within the device's totals and SLRs, `_fits_sized`), halve the parts of one
+    chain: the halving that leaves the shortest makespan (ties: by name). Stops when it fits or
+    nothing is split."""
+    while any(p > 1 for p in parts.values()) and not fits(module):
+        trials = []
+        for name in sorted(n for n, p in parts.items() if p > 1):
+            fewer = {**parts, name: space.divisor(name, parts[name] // 2)}
+            if (result := space.trial(fewer)) is not None:
+                trials.append((result[0], name, fewer, result[1]))
+        if not trials:
+            break
+        makespan, name, parts, module = min(trials, key=lambda t: t[:2])
+        say(f"splits: the sized design does not fit; {name} back to {parts[name]} parts: {makespan} cycles")
+    return parts, module
 
 
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
@@ -422,7 +462,10 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             say(f"tiling: tile {tile} gives no single design; skipped")
             continue
         timing = _CachedTiming(table.at_clock(clock_mhz))
-        splits, module = _explore_splits(module, timing, fill, max(1, evaluations // 3), gain, say)
+        space = _Splits(module, timing, fill)
+        parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say)
+        parts, module = back_off_splits(space, parts, module, lambda m: _fits_sized(m, timing, device), say)
+        splits = space.splits_of(parts)
         kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
         set_clock(kernel, clock_mhz)
         design = _Design(kernel, timing)

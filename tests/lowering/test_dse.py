@@ -136,6 +136,44 @@ def test_the_fit_keeps_the_longest_prefix_of_lanes_steps_that_fits(steps: int, f
     assert seen == probes
 
 
+class _SplitSpace:
+    """Chains a (8 output tiles), b (6) and c (4); a design's makespan 800/a + 600/b + 100/c cycles."""
+
+    trips = {"a": 8, "b": 6, "c": 4}
+
+    def divisor(self, name: str, most: int) -> int:
+        return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
+
+    def trial(self, parts):  # noqa: ANN001, ANN202 - the split module is its parts here
+        return 800 // parts["a"] + 600 // parts["b"] + 100 // parts["c"], dict(parts)
+
+
+@pytest.mark.parametrize(("most", "want", "judged"), [
+    # by hand: {8,6,1} 15 parts; halving a -> {4,6,1} 300 + 100, b -> {8,3,1} 100 + 300: a tie, a first;
+    # then a -> {2,6,1} 600, b -> {4,3,1} 500: b; {4,3,1} is 8 parts
+    (9, {"a": 4, "b": 3, "c": 1}, [{"a": 8, "b": 6, "c": 1}, {"a": 4, "b": 6, "c": 1}, {"a": 4, "b": 3, "c": 1}]),
+    (15, {"a": 8, "b": 6, "c": 1}, [{"a": 8, "b": 6, "c": 1}]),  # fits as explored: kept
+    # nothing fits: halved down to one part each (b: 6 -> 3 -> 1, its largest divisor not above 1), then stops
+    (0, {"a": 1, "b": 1, "c": 1}, None),
+])
+def test_splits_are_halved_one_at_a_time_until_the_sized_design_fits(most: int, want: dict, judged: list | None) -> None:
+    """Hand-computed: a design fits when it has at most `most` parts in all; each step halves the
+    chain whose halving leaves the shortest makespan (ties by name) and judges the fit again."""
+    from lowering.dse import back_off_splits
+
+    seen: list[dict[str, int]] = []
+
+    def fits(module) -> bool:  # noqa: ANN001
+        seen.append(module)
+        return sum(module.values()) <= most
+
+    start = {"a": 8, "b": 6, "c": 1}
+    parts, module = back_off_splits(_SplitSpace(), dict(start), dict(start), fits, lambda _: None)
+    assert parts == module == want
+    if judged is not None:
+        assert seen == judged
+
+
 def test_the_explored_plan_fits_once_its_fifos_are_sized() -> None:
     """The plan's design, FIFO-sized by sd.compile (not the exploration's own sizing), fits the
     U55C by the resource model, in total and placed on the SLRs."""
