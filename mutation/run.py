@@ -48,7 +48,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "itensor": ("streamdsl/itensor.py", ["tests/test_itensor.py", "tests/converters"]),
     "timing": ("lowering/timing.py", ["tests/fifo/test_timing.py", "tests/fifo/test_timing_cycles.py", "tests/fifo/test_timing_parts.py",
                                    "tests/fifo/test_compile.py"]),
-    "hls_emit": ("hls_backend/emit.py", ["tests/hls/test_emit.py", "tests/hls/test_pragmas.py",
+    "hls_emit": ("hls_backend/emit.py", ["tests/hls/test_emit.py", "tests/hls/test_pragmas.py", "tests/hls/test_emit_programs.py",
                                          "tests/hls/test_interleavings.py", "tests/hls/test_errors.py"]),
     "functional_sim": ("streamdsl/sim/functional.py", ["tests/sim", "tests/dsl/test_programs.py", "tests/dsl/test_scalars.py"]),
     "dsl_kernel": ("streamdsl/dsl/kernel.py", ["tests/dsl"]),

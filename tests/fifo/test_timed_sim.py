@@ -188,3 +188,34 @@ def test_a_deadlocked_run_keeps_its_sources_where_they_stopped() -> None:
     assert stuck.makespan is None and latest_sources(g, stuck) is stuck
     with pytest.raises(DeadlockError):
         stuck.check()
+
+
+def test_a_deadlock_on_an_unbounded_fifo_reports_what_each_task_did() -> None:
+    """src writes a and b in turns, dst reads all of b first: with `a` one deep, src blocks on
+    a1 (a0 unread) and dst, having read b0 a cycle after its write, waits for b1 on the unbounded
+    `b`; sink never gets c. Each task's activity ends at its last event (0 with none)."""
+    g = Graph()
+    g.add_task(Task("src", writes={"a": np.arange(4), "b": np.arange(4)}))
+    g.add_task(Task("dst", reads={"b": np.arange(4), "a": 4 + np.arange(4)}, writes={"c": [8]}))
+    g.add_task(Task("sink", reads={"c": [0]}))
+    g.connect("src", "a", "dst", "a", 32, name="a")
+    g.connect("src", "b", "dst", "b", 32, name="b")
+    g.connect("dst", "c", "sink", "c", 32, name="c")
+    run = simulate_timed(g, {"a": 1, "b": None, "c": None})
+    assert run.makespan is None and run.deadlock is not None
+    assert "task src waits to write to stream a (full, 1/1)" in str(run.deadlock)
+    assert "task dst waits to read from stream b (empty, 0/inf)" in str(run.deadlock)
+    assert "task sink waits to read from stream c (empty, 0/inf)" in str(run.deadlock)
+    assert run.write_times["b"].tolist() == [0] and run.read_times["b"].tolist() == [1]
+    acts = activity(g, run)
+    assert {task: act.end for task, act in acts.items()} == {"src": 0, "dst": 1, "sink": 0}
+    assert acts["dst"].stalled_input.tolist() == [[0, 1]] and acts["sink"].stall_cycles == 0
+
+
+def test_a_task_without_tokens_starts_at_0_and_takes_its_latency() -> None:
+    g = _chain(2, tokens=4)
+    g.add_task(Task("idle", latency=500))
+    for run in (simulate_timed(g), simulate_unbounded(g)):
+        assert (run.start["idle"], run.stall_cycles["idle"], run.finish["idle"], run.makespan) == (0, 0, 500, 500)
+    empty = Graph()
+    assert simulate_timed(empty).makespan == simulate_unbounded(empty).makespan == 0
