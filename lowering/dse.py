@@ -19,7 +19,9 @@ allocation), but driven by our models instead of HLS runs:
    costs the least makespan is halved (`back_off_splits`: every part brings DMA burst buffers
    and FIFOs the share does not see).
 3. **Channel allocation**: the DMAs striped over HBM pseudo-channels by bandwidth share or one
-   channel each (lowering/hbm_channels.py); the faster is kept.
+   channel each (lowering/hbm_channels.py); level 2 runs from the starting lanes under each (the
+   allocation decides which tasks are bound by their weight stream, whose lanes then cannot
+   grow) and the faster is kept.
 4. **Fit**: levels 2 and 3 judge the tasks' compute (and the DMA adapters) alone; the FIFOs that
    sizing adds take BRAM36, URAM and LUTs. The design is FIFO-sized as `size-fifos` does (within
    the device) and judged by the resource model; the longest prefix of level 2's steps whose
@@ -478,13 +480,20 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
-        start_lanes = {t.sym_name.data: v for t in kernel.body.block.ops if isinstance(t, TaskOp) and (v := unroll_lanes(t))}
-        lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, evaluations, gain, say, device)
-        allocate_kernel(kernel, striping=not striping)
-        design.rebuild()
-        other = design.run()
-        if other < makespan:
-            striping, makespan = not striping, other
+        tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+        start_lanes = {n: v for n, t in tasks.items() if (v := unroll_lanes(t))}
+        explored = []
+        for choice in (striping, not striping):  # lanes from the start under each: they decide which tasks are HBM-bound
+            for name, task in tasks.items():
+                if unroll_lanes(task) != start_lanes.get(name):
+                    design.set_lanes(task, start_lanes.get(name))
+            allocate_kernel(kernel, striping=choice)
+            design.rebuild()
+            lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, design.evaluations + evaluations, gain,
+                                                    say, device)
+            explored.append((makespan, choice != striping, choice, steps))
+            say(f"channels: {'striped' if choice else 'one channel each'} with its lanes: {makespan} cycles")
+        makespan, _, striping, steps = min(explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         lanes, fit = _fit_sized(design, start_lanes, steps, device, say)

@@ -220,3 +220,17 @@ def test_a_task_without_positive_lanes_takes_the_tables_lanes_everywhere() -> No
     plan = explore(lambda _: module.clone(), (64,), 250.0, seed=3)
     assert all(v >= 1 for v in plan.lanes.values())
     assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_lanes_are_explored_under_both_channel_allocations_and_the_faster_kept() -> None:
+    """The allocation decides which tasks their weight stream bounds (their lanes cannot grow), so
+    level 2 runs under each; the plan is the faster of the two, and applied to a fresh block it
+    times (unbounded, the timed simulator) at what its allocation's run reported."""
+    said: list[str] = []
+    plan = explore(lambda _: _module(), (64,), 250.0, seed=3, progress=said.append)
+    runs = {("striped" in m): int(m.rsplit(": ", 1)[1].split()[0]) for m in said if "with its lanes" in m}
+    assert set(runs) == {True, False}
+    assert runs[plan.hbm_striping] == min(runs.values())
+    module = _module()
+    plan.apply(_kernel(module))
+    assert _makespan(module) == min(runs.values()) == plan.figures["unbounded_makespan_cycles"]
