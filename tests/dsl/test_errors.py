@@ -7,6 +7,7 @@ Every test builds its kernel inside a function; the offending line carries the m
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -571,7 +572,8 @@ def test_tile_slice_with_a_loop_index() -> None:
                 v = x.read()
                 yield sd.concat([v[:, i:], v[:, :i]], axis=1)  # <- error
 
-    expect_error(build, "slice bounds must be static Python ints", "index a buffer dim instead")
+    expect_reason(build, "slice bounds must be static Python ints (tile shapes are static), got a loop index or a "
+                  "run-time scalar (range [0, 3]); to pick a tile by a loop index, index a buffer dim instead")
 
 
 def test_concat_of_mismatched_tiles() -> None:
@@ -882,3 +884,177 @@ def test_loop_index_alone_is_not_a_tile_to_yield() -> None:
                 yield i  # <- error
 
     expect_error(build, "output 'out' needs a tile", "got a loop index")
+
+
+# -- whole messages: what the user reads, word for word ------------------------------------------
+
+
+def expect_reason(build, reason: str) -> None:
+    assert expect_error(build).reason == reason
+
+
+def test_range_keywords_and_arity() -> None:
+    def with_step():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N, step=1):  # <- error
+                yield x.read()
+
+    def four_args():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(0, N, 1, 1):  # <- error
+                yield x.read()
+
+    expect_reason(with_step, "range takes no keywords; sd.range takes max=N, a positive static int")
+    expect_reason(four_args, "range takes 1 to 3 positional arguments")
+
+
+def test_cast_to_something_that_is_no_dtype() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield sd.cast(x.read(), "f32")  # <- error
+
+    expect_reason(build, "sd.cast: dtype must be an sd dtype, got 'f32'")
+
+
+def test_or_of_a_tile_names_the_or() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                if N < 2 or v:  # <- error
+                    v = -v
+                yield v
+
+    expect_reason(build, "`or` needs a condition known at compile time, but `v` is a tile [1, 16] f32; select values per "
+                  "element with sd.where(cond, a, b)")
+
+
+def test_hint_needs_lanes() -> None:
+    def no_lanes():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.hint(v + v)  # <- error
+
+    def zero_lanes():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.hint(v + v, lanes=0)  # <- error
+
+    expect_reason(no_lanes, "sd.hint: give lanes=N")
+    assert "give lanes=N" not in expect_error(zero_lanes, "sd.hint: lanes").reason
+
+
+def test_shapes_that_do_not_broadcast_are_named() -> None:
+    def add():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() + sd.zeros((1, 8))  # <- error
+
+    def where():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.where(v > 0, v, sd.zeros((1, 8)))  # <- error
+
+    tail = " do not broadcast; shapes must be equal or 1 in each dim (reduce with keepdims, e.g. sd.sum(x, axis=1))"
+    expect_reason(add, "add: tile shapes [1, 16] and [1, 8]" + tail)
+    assert expect_error(where).reason.startswith("where: tile shapes [1, 16] and ")
+
+
+CLAMP = functools.partial(max, 0.0)  # a callable without a __name__
+
+
+def test_a_call_to_a_callable_without_a_name_names_it_as_written() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield CLAMP(x.read())  # <- error
+
+    expect_error(build, "unsupported call to ", "CLAMP", "plain Python helper functions built from them (inlined)")
+
+
+def test_a_slice_with_a_step_other_than_1() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield sd.concat([v[:, 0:16:1][:, ::2], v[:, 1::2]], axis=1)  # <- error
+
+    expect_reason(build, "slices take step 1 only, got 2")
+
+
+def test_construction_arguments_are_checked_where_they_are_written() -> None:
+    def keyword():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() + sd.zeros((1, 16), fill=1.0)  # <- error
+
+    def shape():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() + sd.zeros((1, -16))  # <- error
+
+    def reshape():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield sd.reshape(sd.reshape(x.read(), (-1, -16)), (1, 16))  # <- error
+
+    expect_reason(keyword, "sd.zeros: unexpected keyword 'fill' (parameters: shape, dtype)")
+    expect_reason(shape, "sd.zeros: shape must be a static tuple of positive ints, got (1, -16)")
+    expect_reason(reshape, "sd.reshape: cannot reshape a tile [1, 16] f32 to (-1, -16); the new static shape must have 16 "
+                  "elements")
+
+
+def _doubled_plus_one(v):
+    twice = v + v  # a name assigned inside an inlined helper
+    return twice + 1.0
+
+
+def test_a_helper_that_assigns_names_is_inlined() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield _doubled_plus_one(x.read())
+
+        return k
+
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64)
+    np.testing.assert_array_equal(build().simulate(x), 2 * x + 1)
+
+
+def test_an_unknown_tile_attribute() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read().size  # <- error
+
+    expect_reason(build, "tiles have no attribute 'size' in kernels (supported: .T, .shape, .dtype); use the sd.* "
+                  "functions, e.g. sd.sum(x, axis=1)")
+
+
+def test_dequantize_of_something_that_is_no_tile() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() + sd.dequantize(3, 0.5)  # <- error
+
+    expect_error(build, "sd.dequantize needs a tile, got ")

@@ -192,7 +192,7 @@ SCALE = 0.25
 def test_kernel_repr_and_ports() -> None:
     assert [p.name for p in binary.inputs] == ["x", "c", "r"]
     assert [p.name for p in reductions.outputs] == ["rows_out", "cols_out"]
-    assert "sd.kernel binary" in repr(binary)
+    assert repr(binary) == f"<sd.kernel binary(x: {T}, c: {COL}, r: {ROW}) -> ({T})>"  # its inputs and outputs
 
 
 def test_eager_mode_checks_input_shapes() -> None:
@@ -246,3 +246,20 @@ def test_constant_subexpressions_fold() -> None:
     x = _inputs([(1, 32)])[0]
     _close(folded(x), 4 * x + 3)
     _close(folded.simulate(x), 4 * x + 3)
+
+
+H = sd.itensor.tiled(sd.f16, shape=(2, 16), tile=(1, 16))
+
+
+def test_a_tiles_dtype_and_shape_are_static_values() -> None:
+    """`v.dtype` and `v.shape` in a kernel are the tile's: here an f16 tile doubled by an f16 constant tile."""
+    @sd.kernel
+    def double(x: H) -> H:
+        for i in range(2):
+            v = x.read()
+            yield v * sd.full(v.shape, 2.0, v.dtype)
+
+    x = np.linspace(-4, 4, 32, dtype=np.float16).reshape(2, 16)
+    got = double.simulate(x)  # compiled only: eagerly `v.dtype` is numpy's dtype, which sd.full does not take
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, 2 * x)

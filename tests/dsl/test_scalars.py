@@ -147,6 +147,26 @@ def test_port_read_outside_a_matching_loop_is_located() -> None:
         build()
 
 
+def test_a_run_time_loop_without_a_port_loop_of_its_trips_is_located() -> None:
+    """The port's 10 tokens come as 2 rows of 5; the kernel reads them as at most 5 groups of 2."""
+    R = sd.itensor(sd.f32, tile=(1, T), trips=[2, MAXN // T], steps=[1, T], map=lambda r, j: (r, j))
+
+    def build():
+        @sd.kernel
+        def k(x: R, n: sd.Scalar[sd.i32, MAXN]) -> Y:
+            acc = sd.zeros((1, 1))
+            for j in sd.range(n // T):
+                for r in range(2):
+                    acc += sd.sum(x.read(), axis=1)  # <- error
+            for r in range(ROWS):
+                yield acc
+
+    with pytest.raises(sd.DSLError) as info:
+        build()
+    assert info.value.reason == (f"port 'x' is accessed in a run-time loop (sd.range, at most 5 times) but its type {R} has no "
+                                 "loop of 5 trips with 2 token(s) inside; give the port a loop per kernel loop around the access")
+
+
 def test_triangular_prefill_streams_only_the_lower_triangle() -> None:
     """Tutorial 05's key loop runs `sd.range(i + 1)`: the K stream's type gets a bound that
     depends on the query tile loop, so one invocation streams 1 + 2 + ... + used key tiles per
@@ -183,3 +203,18 @@ def test_scalar_used_as_a_tile_is_located() -> None:
                 yield n  # <- error
 
     expect_error(build, "output 'out' needs a tile of shape [1, 1], got a loop index or a run-time scalar (range [0, 40])")
+
+
+def test_a_run_time_trip_count_must_be_affine() -> None:
+    """n * r multiplies a scalar by a loop index: not affine, so no port type can bound it."""
+    def build():
+        @sd.kernel
+        def k(x: X, n: sd.Scalar[sd.i32, MAXN]) -> Y:
+            for r in range(ROWS):
+                acc = sd.zeros((1, 1))
+                for j in sd.range(n * r // T, max=MAXN // T):  # <- error
+                    acc += sd.sum(x.read(), axis=1)
+                yield acc
+
+    assert expect_error(build).reason == ("sd.range(n): n must be affine in the sd.Scalar arguments and the enclosing loop "
+                                          "indices (+, -, * by ints, // by a positive int)")
