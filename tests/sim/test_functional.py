@@ -126,7 +126,7 @@ def test_converter_with_too_small_a_buffer_fails_loudly() -> None:
     %b = dataflow.itensor_converter %xs {{buffer_shape = array<i64: 2, 2>, shared_loops = 0 : i64}} : {ty(rowmajor)} -> {ty(colmajor)}
     %yt = dataflow.dma_store %b : {ty(colmajor)} -> {tensor((4, 6))}
     dataflow.yield %yt : {tensor((4, 6))}"""
-    with pytest.raises(StreamError, match="converter"):
+    with pytest.raises(StreamError, match=r"^converter converter\(xs\) \(itensor"):  # named as in stats and depths
         simulate(program("conv", [("x", (4, 6))], [(4, 6)], body), rand(4, 6))
 
 
@@ -183,7 +183,7 @@ def test_reconvergent_diamond_deadlocks_when_undersized_and_completes_when_deep_
     assert "center waits on stream tot (empty, 0/2 tokens), written by total" in message
     assert "scale waits on stream sc (full, 2/2 tokens), read by center" in message
     assert "wait-for cycle: fork(xs) -> scale -> center -> total -> fork(xs)" in message
-    assert "raise the depth of a full stream on the cycle (xb, sc)" in message
+    assert "raise the depth of a full stream on the cycle (xb, sc), e.g. simulate(..., depths={'xb': 6})" in message  # 2 x 2 + 2
 
     want = (2 * x - x.astype(np.float64).sum()).astype(np.float32)
     record: dict = {}
@@ -236,6 +236,12 @@ def test_a_run_past_its_time_budget_stops_naming_the_kernel() -> None:
                        r"resumptions; \d+ of 4 tasks unfinished .*Give a larger time_budget"):
         simulate(P.chain(2, 1, 4096, 8), x, time_budget=0.0)
     close(simulate(P.chain(2, 1, 4096, 8), x, time_budget=600.0), P.chain_reference(2, x))
+
+
+def test_each_stream_reports_the_beats_it_moved() -> None:
+    """A (1, 96) f32 tile is 3072 bits: 3 beats of 1024 (itensor.BEAT_BITS) per token."""
+    _, stats = simulate_with_stats(P.chain(2, 1, 192, 96), rand(1, 192))
+    assert [(s.tokens, s.beats) for s in stats.streams] == [(2, 6)] * 3
 
 
 def test_unknown_depth_name_is_rejected() -> None:
