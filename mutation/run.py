@@ -19,11 +19,11 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,12 +110,27 @@ def prepare(module: str) -> Path:
     return work
 
 
-def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def mutmut_command(*args: str) -> tuple[list[str], dict[str, str]]:
     exe = Path(sys.executable).with_name("mutmut")
     # mutmut forks each mutant from a pytest that has run torch: a forked child that enters
     # OpenMP's thread pool waits forever on the parent's threads (then "times out", a false kill)
     env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run(["nice", "-n", "19", str(exe), *args], cwd=work, capture_output=True, text=True, env=env)
+    return ["nice", "-n", "19", str(exe), *args], env
+
+
+def mutmut(work: Path, *args: str) -> tuple[int, str, float]:
+    """Runs mutmut in `work`, its output appended to work/mutmut.log: its exit code, the tail of
+    its output, and the CPU seconds it and every process it waited for used (several modules run
+    at once, so the process's own children's total would mix them)."""
+    command, env = mutmut_command(*args)
+    log = work / "mutmut.log"
+    with log.open("a+") as out:
+        begin = out.tell()
+        proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        out.seek(begin)
+        return proc.returncode, out.read()[-3000:], usage.ru_utime + usage.ru_stime
 
 
 # 2: pytest stopped at a collection error, a test file that no longer imports under the mutant
@@ -142,15 +157,15 @@ def collect(module: str) -> dict[str, object]:
     }
 
 
-def sample_of(module: str, work: Path, size: int, seed: int) -> list[str]:
+def sample_of(module: str, work: Path, size: int, seed: int) -> tuple[list[str], float]:
     """`size` of the module's mutants, the same ones for a given seed and source.
 
     mutmut generates every mutant and records which tests reach which function before it looks
     at the names it is asked for; a name that matches nothing stops it right there.
     """
-    mutmut(work, "run", "--max-children", "1", "no-such-mutant")
+    cpu = mutmut(work, "run", "--max-children", "1", "no-such-mutant")[2]
     names = sorted(name for meta in (work / "mutants").rglob("*.meta") for name in json.loads(meta.read_text())["exit_code_by_key"])
-    return sorted(random.Random(f"{seed}:{module}").sample(names, min(size, len(names))))
+    return sorted(random.Random(f"{seed}:{module}").sample(names, min(size, len(names)))), cpu
 
 
 def wilson(killed: int, judged: int, z: float = 1.96) -> tuple[float, float]:
@@ -162,21 +177,15 @@ def wilson(killed: int, judged: int, z: float = 1.96) -> tuple[float, float]:
     return (round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4))
 
 
-def cpu_seconds() -> float:
-    """CPU time of the finished child processes (mutmut and every mutant it forked and waited for)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(module: str, children: int, sample: int = 0, seed: int = 0) -> dict[str, object]:
     work = prepare(module)
-    start, cpu = time.perf_counter(), cpu_seconds()
-    chosen = sample_of(module, work, sample, seed) if sample else []
-    proc = mutmut(work, "run", "--max-children", str(children), *chosen)
+    start = time.perf_counter()
+    chosen, cpu = sample_of(module, work, sample, seed) if sample else ([], 0.0)
+    code, output, judging = mutmut(work, "run", "--max-children", str(children), *chosen)
     # wall time depends on what else the machine runs; CPU time much less (a shared machine's figure)
-    result = {**collect(module), "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu_seconds() - cpu, 1)}
-    if not result["checked"] or proc.returncode:
-        result["failed"] = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    result = {**collect(module), "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu + judging, 1)}
+    if not result["checked"] or code:
+        result["failed"] = output
     return result
 
 
@@ -192,11 +201,20 @@ def report(result: dict[str, object]) -> None:
         print(f"    {status:10s} {name}")
 
 
+def announce(result: dict[str, object]) -> dict[str, object]:
+    if "failed" in result:  # the other modules still get judged; the exit code says it
+        print(f"{result['module']}: mutmut run failed:\n{result['failed']}", flush=True)
+    else:
+        report(result)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", choices=[[], *MODULES], default=[], metavar="MODULE", help=f"any of {', '.join(MODULES)}")
-    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1,
-                        help="parallel mutant runs (default: one per core; 1 on a machine others share)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="modules judged at once (default: one per core; 1 on a machine others share)")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants of one module run at once (default 1)")
     parser.add_argument("--sample", type=int, default=0, metavar="N",
                         help="judge N mutants per module drawn with --seed (default 0: every mutant); `make mutation` uses 150")
     parser.add_argument("--seed", type=int, default=0, help="which sample (default 0)")
@@ -205,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.show:
         module = next(m for m, (src, _) in MODULES.items() if args.show.startswith(src[:-3].replace("/", ".") + "."))
-        print(mutmut(SCRATCH / module, "show", args.show).stdout)
+        command, env = mutmut_command("show", args.show)
+        subprocess.run(command, cwd=SCRATCH / module, env=env)
         return 0
     modules = args.modules or list(MODULES)
     if args.summary:  # scores of the runs already made (also of one interrupted half-way)
@@ -213,14 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         for result in results:
             report(result)
         return 0
-    results = []
-    for module in modules:
-        results.append(run(module, args.max_children, args.sample, args.seed))
-        if "failed" in results[-1]:  # the next modules still get judged; the exit code says it
-            print(f"{module}: mutmut run failed:\n{results[-1]['failed']}", flush=True)
-        else:
-            report(results[-1])
-    print(f"{len(results)} modules: {sum(r['seconds'] for r in results):.0f} s, {sum(r['cpu_seconds'] for r in results):.0f} s of CPU")
+    start = time.perf_counter()
+    # several modules at once: mutmut's first run (it records which tests reach which function)
+    # is one process, so one module at a time leaves cores idle for minutes
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda m: announce(run(m, args.max_children, args.sample, args.seed)), modules))
+    print(f"{len(results)} modules, {args.jobs} at once: {time.perf_counter() - start:.0f} s, "
+          f"{sum(r['cpu_seconds'] for r in results):.0f} s of CPU")
     SCRATCH.mkdir(parents=True, exist_ok=True)
     (SCRATCH / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     return int(any("failed" in r for r in results))
