@@ -88,6 +88,15 @@ def test_a_graph_whose_run_costs_a_third_of_the_search_budget_is_still_shrunk() 
         assert depth == 1 or not _reaches(graph, {**sizing.depths, name: depth - 1}, makespan), name
 
 
+def test_a_search_budget_of_exactly_three_runs_is_spent() -> None:
+    """The simulator searches when its event budget holds three runs of the graph (one or two
+    find nothing), and never spends more than the budget."""
+    graph = random_dag("diamond", 6, seed=3)
+    runs = graph.compiled.num_events
+    assert fifo_sizing._Judge(graph, 0, budget=3 * runs).affordable()
+    assert not fifo_sizing._Judge(graph, 0, budget=3 * runs - 1).affordable()
+
+
 def test_min_bits_reports_the_timed_simulations_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
     runs = []
 
@@ -110,6 +119,15 @@ def test_tradeoff_curve_trades_makespan_for_bits() -> None:
     assert curve[-1].total_bits <= curve[0].total_bits
     within = tradeoff(graph, slacks=(0.0, 0.5), bit_budget=curve[-1].total_bits)
     assert within and all(p.total_bits <= curve[-1].total_bits for p in within)
+
+
+def test_a_sizing_with_slack_reports_the_makespan_its_depths_reach() -> None:
+    """With 50% slack min-bits may give up speed for bits; the makespan it reports is its depths'
+    timed run, not the unbounded one."""
+    graph = random_dag("diamond", 6, seed=3)
+    sizing = size_fifos(graph, "min-bits", slack=0.5)
+    run = simulate_timed(graph, sizing.depths)
+    assert run.deadlock is None and sizing.makespan == run.makespan > simulate_unbounded(graph).makespan
 
 
 def test_each_tradeoff_point_reports_the_seconds_its_sizing_took() -> None:
