@@ -278,3 +278,42 @@ def test_each_destination_token_waits_for_the_last_source_token_it_needs(src: it
             first.setdefault(tuple(int(v) for v in o + d), i)
     want = [max(first[tuple(int(v) for v in o + d)] for d in np.ndindex(*dst.tile)) for o in dst.offsets()[:nd]]
     assert layout.ready.tolist() == want and layout.missing is None
+
+
+def test_occupancy_counts_the_elements_of_the_slabs_still_in_use() -> None:
+    """(2, 4) in (1, 2) tiles to (1, 1) tiles: each source tile is a slab of 2 elements, read by
+    two destination tokens. A slab's bank counts until its last token has left; nothing is held
+    before the first push."""
+    src, dst = itensor.tiled(sd.f32, (2, 4), (1, 2)), itensor.tiled(sd.f32, (2, 4), (1, 1))
+    p = plan(src, dst)
+    conv = ConverterBuffer(src, dst, p.buffer_shape, p.shared_loops)
+    assert (p.buffer_shape, conv.capacity, conv.occupancy, conv.peak) == ((1, 2), 4, 0, 0)
+    occupancy = []
+    for move in "++--+--+----":
+        conv.push(np.ones((1, 2), np.float32)) if move == "+" else conv.pop()
+        occupancy.append(conv.occupancy)
+    assert occupancy == [2, 4, 4, 2, 4, 4, 2, 4, 4, 2, 2, 0] and conv.peak == 4 and conv.done
+    # to whole rows: a slab is a row of two source tiles, filled a tile at a time
+    rows = itensor.tiled(sd.f32, (2, 4), (1, 4))
+    p = plan(src, rows)
+    conv = ConverterBuffer(src, rows, p.buffer_shape, p.shared_loops)
+    occupancy = []
+    for move in "++++--":
+        conv.push(np.ones((1, 2), np.float32)) if move == "+" else conv.pop()
+        occupancy.append(conv.occupancy)
+    assert p.buffer_shape == (1, 4) and occupancy == [2, 4, 6, 8, 4, 0] and conv.peak == 8
+
+
+def test_a_converter_gives_back_the_values_and_dtype_it_was_given() -> None:
+    """int32 values past float32's 24-bit mantissa, re-ordered from row-major to column-major tiles."""
+    src, dst = itensor.tiled(sd.i32, (4, 4), (2, 2)), itensor.tiled(sd.i32, (4, 4), (2, 2), order=(1, 0))
+    x = np.arange(16, dtype=np.int32).reshape(4, 4) + 2**30
+    conv = ConverterBuffer(src, dst, None, 0, name="c")
+    for tile in src.reference_stream(x):
+        conv.push(tile)
+    for want in dst.reference_stream(x):
+        got = conv.pop()
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(StreamError, match="converter c: pop of destination token 4 while the stream is complete"):
+        conv.pop()

@@ -219,3 +219,18 @@ def test_a_task_without_tokens_starts_at_0_and_takes_its_latency() -> None:
         assert (run.start["idle"], run.stall_cycles["idle"], run.finish["idle"], run.makespan) == (0, 0, 500, 500)
     empty = Graph()
     assert simulate_timed(empty).makespan == simulate_unbounded(empty).makespan == 0
+
+
+def test_a_late_source_writes_each_token_just_before_its_read() -> None:
+    """Fig. 8a: the target reads token k at 4 + 2k, one cycle after it may (read latency 1): the
+    source, free to run late, writes it at 3 + 2k, so one slot suffices (the slot frees as the
+    next token arrives) and the source ends 4 cycles later, as its last write."""
+    g = Graph()
+    g.add_task(Task("source", writes={"o": 3 + np.arange(5)}))
+    g.add_task(Task("target", reads={"i": 2 * np.arange(5)}))
+    g.connect("source", "o", "target", "i", 32, name="f")
+    run = simulate_unbounded(g)
+    late = latest_sources(g, run)
+    assert run.write_times["f"].tolist() == [3, 4, 5, 6, 7] and late.write_times["f"].tolist() == [3, 5, 7, 9, 11]
+    assert late.read_times["f"].tolist() == run.read_times["f"].tolist() == [4, 6, 8, 10, 12]
+    assert (late.peak_occupancy["f"], late.finish["source"] - run.finish["source"], late.makespan) == (1, 4, run.makespan)

@@ -157,3 +157,22 @@ def test_a_port_past_one_hbm_pseudo_channel_is_refused() -> None:
 
     with pytest.raises(HlsEmitError, match=r"^dma_load\(x\): x .* takes 512.0 MiB a stripe, more than one HBM pseudo-channel's 512 MiB;"):
         emit_kernel(replayed)
+
+
+def test_int4_ports_pack_two_elements_a_byte(tmp_path: Path) -> None:
+    """An int4 tensor is two elements a byte in HBM (the testbench packs and unpacks it with
+    sd_hbm.h): two (1, 64) tiles, each in its own 512-bit word, come back with their halves swapped."""
+    IO = sd.itensor.tiled(sd.i4, shape=(2, 64), tile=(1, 64))
+
+    @sd.kernel
+    def swap(x: IO) -> IO:
+        for r in range(2):
+            v = x.read()
+            yield sd.concat([v[:, 32:], v[:, :32]], axis=1)
+
+    @sd.dataflow
+    def swapped(x: sd.Tensor[sd.i4, (2, 64)]):
+        return swap(x)
+
+    x = np.random.default_rng(3).integers(-8, 7, (2, 64), endpoint=True).astype(np.int8)
+    np.testing.assert_array_equal(run_csim(_csim(sd.compile(swapped), tmp_path / "p"), x), np.roll(x, 32, axis=1))
