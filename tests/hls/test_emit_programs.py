@@ -16,7 +16,7 @@ from sim import programs as SP
 
 import streamdsl as sd
 from hls_backend import HlsEmitError, build_csim, emit_kernel, emit_project, run_csim
-from streamdsl.dialects.dataflow import KernelOp
+from streamdsl.dialects.dataflow import DmaLoadOp, ITensorForkOp, KernelOp
 from tests.dsl.test_hints import build as hinted_matmul
 from tests.dsl.test_scalars import MAXN, summed
 
@@ -176,3 +176,16 @@ def test_int4_ports_pack_two_elements_a_byte(tmp_path: Path) -> None:
 
     x = np.random.default_rng(3).integers(-8, 7, (2, 64), endpoint=True).astype(np.int8)
     np.testing.assert_array_equal(run_csim(_csim(sd.compile(swapped), tmp_path / "p"), x), np.roll(x, 32, axis=1))
+
+
+def test_a_fork_of_a_run_time_length_is_refused() -> None:
+    """Only tasks, DMAs and reassociates take run-time lengths: the prefix sums' load forked (to
+    one output) before its task is named and refused."""
+    module = sd.compile(summed).module.clone()
+    load = next(op for op in module.walk() if isinstance(op, DmaLoadOp))
+    use = next(iter(load.result.uses))
+    fork = ITensorForkOp(load.result, 1)
+    load.parent_block().insert_op_after(fork, load)
+    use.operation.operands[use.index] = fork.results[0]
+    with pytest.raises(HlsEmitError, match=r"^fork\(0\): `dataflow.itensor_fork` of a stream with a run-time length .* has no HLS"):
+        emit_kernel(module)
