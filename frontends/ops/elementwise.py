@@ -151,7 +151,7 @@ def _pow_scalar(b: Body, x: SSAValue, e: float) -> SSAValue:
         return b.op(math.SqrtOp(x))
     if e == -0.5:
         return b.op(math.RsqrtOp(x))
-    if float(e).is_integer() and 1 <= e <= 4:  # exact, as torch computes small integer powers
+    if float(e).is_integer() and 1 <= e <= 4:  # multiplies (as torch does for 2, 3): no powf core
         result = x
         for _ in range(int(e) - 1):
             result = b.op(arith.MulfOp(result, x))

@@ -265,3 +265,19 @@ def test_every_integer_arithmetic_op_matches_eager(dtype):
                 torch.maximum(a, b), torch.minimum(a, b), a & b, a | b, a ^ b, a.clamp(-4, 5), a.clamp(min=1))
 
     _outputs_match(fn, [x, y])
+
+
+@pytest.mark.parametrize("exponent, op", [(1, None), (2, "arith.mulf"), (3, "arith.mulf"), (4, "arith.mulf"), (0.5, "math.sqrt"),
+                                          (-0.5, "math.rsqrt"), (1.5, "math.powf")])
+def test_small_integer_and_half_powers_need_no_pow_core(exponent, op):
+    """`x ** e` for e in 1..4 is x or a chain of multiplies, e = 0.5 a sqrt and e = -0.5 an rsqrt:
+    on hardware a powf core costs far more than these. Other exponents keep powf. Powers 1 to 3
+    equal torch's bit for bit (torch multiplies too); the others are within float32 rounding."""
+    x = _randn(16).abs() + 0.1
+    prog = from_torch(Fn(lambda t: t.pow(exponent)), x)
+    names = {o.name for o in prog.func.walk()}
+    assert ("math.powf" in names) == (exponent == 1.5)
+    assert op is None or op in names
+    if op is None:  # x ** 1 is x itself: no arithmetic at all
+        assert not names & {"arith.mulf", "math.sqrt", "math.rsqrt", "math.powf"}
+    _outputs_match(lambda t: (t.pow(exponent),), [x], rtol=0 if exponent in (1, 2, 3) else 2.4e-7)
