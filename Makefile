@@ -3,7 +3,7 @@
 #   make test   run every test (pytest, filecheck through lit, tutorials)
 #   make mutation  mutation testing of the core modules (slow, not part of `make test`):
 #                  the score per module and the surviving mutants; MODULES="timing cli" picks some,
-#                  SAMPLE=0 judges every mutant instead of 150 per module (hours)
+#                  SAMPLE=0 judges every mutant instead of 100 per module (hours)
 #   make survivors known bugs that once passed every test, put back one at a time: each must be
 #                  killed by its named test (minutes; BUGS="converter_guard" picks some)
 # They set themselves up from nothing: apt packages (graphviz draws the graphs, headless chromium
@@ -18,7 +18,7 @@ PYTEST_ARGS ?= -n 2
 
 .PHONY: run test setup clean mutation survivors
 
-SAMPLE ?= 150
+SAMPLE ?= 100
 
 run: $(STAMP)
 	$(BIN)/streamdsl compile gpt2 --size tiny --max-context 64 --csim
