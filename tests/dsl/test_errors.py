@@ -1058,3 +1058,59 @@ def test_dequantize_of_something_that_is_no_tile() -> None:
                 yield x.read() + sd.dequantize(3, 0.5)  # <- error
 
     expect_error(build, "sd.dequantize needs a tile, got ")
+
+
+def test_an_operator_kernels_lack() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read() * (N << 1)  # <- error
+
+    expect_error(build, "operator LShift is not supported in kernels (supported: + - * / @)")
+
+
+def test_an_operator_tiles_lack() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                yield v % v  # <- error
+
+    expect_error(build, "operator % is not supported on tiles (supported: + - * / @)")
+
+
+def test_an_augmented_assignment_with_an_operator_tiles_lack() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                v = x.read()
+                v %= v  # <- error
+                yield v
+
+    expect_error(build, "operator % is not supported on tiles")
+
+
+def test_a_loop_that_runs_zero_times() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X) -> X:
+            for i in range(N):
+                yield x.read()
+            for j in range(N, N):  # <- error
+                yield x.read()
+
+    expect_error(build, f"range({N}, {N}, 1) runs zero times: kernels need loops that run")
+
+
+def test_a_parameter_with_a_default() -> None:
+    def build():
+        @sd.kernel
+        def k(x: X, y: X = None) -> X:  # <- error
+            for i in range(N):
+                yield x.read() + y.read()
+
+    expect_error(build, "kernel 'k': parameters must be plain names annotated with itensor types, and at most one "
+                        "*ports: T (no **kwargs, defaults or keyword-only parameters)")
