@@ -29,6 +29,7 @@ KERNEL = """func.func @k(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {
 """
 R = "!dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d0, d1)>"
 T = "!dataflow.itensor<16x16xf32, [4, 4] * [16, 16], (d0, d1) -> (d1, d0)>"
+PLAN = '{"version": 1, "tile": 32, "clock_mhz": 250, "hbm_striping": false, "lanes": {}}'  # a design plan as `compile --dse` writes it
 HUGE = "!dataflow.itensor<16x16xf32, [1000000, 1000000, 4, 4] * [0, 0, 16, 16], (d0, d1, d2, d3) -> (d2, d3)>"
 
 
@@ -137,6 +138,21 @@ PROBES: dict[str, Probe] = {
                                       {"f.txt": "data"}, unchanged=("f.txt",)),
     "compile-csim-without-compiler": Probe("cli", ["compile", "--size", "tiny", "--csim", "--out", "{tmp}/o"], 2,
                                            "needs a C++17 compiler", env={"CXX": "no-such-g++"}),
+    "compile-dse-and-plan": Probe("cli", ["compile", "gpt2", "--dse", "--plan", "{tmp}/p.json"], 2,
+                                  "give --dse (explore a plan) or --plan FILE (build one), not both", {"p.json": PLAN}),
+    "compile-plan-and-another-tile": Probe("cli", ["compile", "gpt2", "--plan", "{tmp}/p.json", "--tile", "16"], 2,
+                                           "--tile 16 and the plan's tile 32", {"p.json": PLAN}),
+    "compile-plan-and-another-clock": Probe("cli", ["compile", "gpt2", "--plan", "p.json", "--clock", "300"], 2,
+                                            "--clock 300 and the plan's clock 250 MHz (p.json) disagree; give one of them",
+                                            {"p.json": PLAN}, cwd="."),
+    "compile-group-size-of-a-dsl-program": Probe("cli", ["compile", "ffn-block", "--group-size", "32"], 2,
+                                                 "--quant, --group-size and --replace apply to model families"),
+    "generate-model-and-model-dir": Probe("cli", ["generate", "gpt2", "--model-dir", "{tmp}"], 2,
+                                          "give a zoo MODEL (see `streamdsl models`) or --model-dir DIR, not both"),
+    "generate-unknown-runner": Probe("cli", ["generate", "gpt2", "--runner", "fpga"], 2,
+                                     "--runner fpga: choose one of design, numpy"),
+    "generate-cache-one-row-short": Probe("cli", ["generate", "gpt2", "--prompt-len", "4", "--tokens", "6", "--max-context", "8"],
+                                          2, "--prompt-len 4 and --tokens 6 need a cache of 9 rows; raise --max-context (8)"),
     "no-command": Probe("cli", [], 2, "required: COMMAND"),
     "unknown-command": Probe("cli", ["frobnicate"], 2, "invalid choice: 'frobnicate'"),
     # -- streamdsl import ---------------------------------------------------------------------------
