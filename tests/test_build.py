@@ -138,8 +138,25 @@ def test_build_exits_1_when_a_job_fails(compiled, monkeypatch, capsys):
     broken = Job("csim-missing-inputs", "csim", {"threaded": False, "data": "no-such-dir"})
     monkeypatch.setattr(toolchain.build, "plan_jobs", lambda d: [*(j for j in plan_jobs(d) if j.kind == "timed-sim"), broken])
     assert main(["-q", "build", str(compiled), "--workers", "1"]) == 1
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "FAILED: csim-missing-inputs" in err and "no-such-dir lacks the input(s) x.bin" in err
+    rows = {line.split()[0]: line for line in out.splitlines()}
+    assert rows["csim-missing-inputs"].endswith(f"FAILED (log: {compiled / 'build' / 'csim-missing-inputs.log'})")
+    assert all(row.endswith(" ok") for name, row in rows.items() if name != "csim-missing-inputs")
+
+
+def test_a_build_the_executor_refuses_exits_2_naming_why(compiled, monkeypatch, capsys):
+    import toolchain.build
+
+    def refuse(directory, ray_address=None, workers=None, jobs=(), advance=None):
+        raise toolchain.build.BuildError("no Ray cluster answers at head:6379")
+
+    monkeypatch.setattr(toolchain.build, "build", refuse)
+    assert main(["build", str(compiled), "--ray", "head:6379"]) == 2
+    out, err = capsys.readouterr()
+    names = ", ".join(j.name for j in plan_jobs(compiled))
+    assert f"running {len(plan_jobs(compiled))} jobs ({names}) on the Ray cluster at head:6379" in out + err
+    assert "streamdsl build: no Ray cluster answers at head:6379" in err
 
 
 def test_build_hands_the_ray_address_and_workers_to_the_executor(compiled, monkeypatch, capsys):
