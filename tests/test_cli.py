@@ -194,3 +194,21 @@ def test_an_argument_out_of_its_range_is_a_usage_error(argv, message, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: streamdsl") and f"error: {message}" in err
+
+
+def test_import_prefill_imports_the_prompt_step(tmp_path, capsys):
+    """`--prefill --tokens 3` imports the step that reads a 3-token prompt (not a decode step) and
+    checks it against eager; `--past` (the decode step's cache) does not apply to it."""
+    out = tmp_path / "imp"
+    argv = ["-q", "import", "gpt2", "--layers", "1", "--prefill", "--tokens", "3", "--past", "0", "--out", str(out)]
+    assert main(argv) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("gpt2-tiny prefill") and "(ok," in line, line
+    assert "tensor<1x3x64xf32>" in (out / "imported.mlir").read_text()
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_the_traceback_of_an_error_only_with_verbose(verbose, capsys):
+    assert main([*(["-v"] if verbose else []), "import", "gpt3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model family 'gpt3'" in err and ("Traceback (most recent call last)" in err) == verbose
