@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -12,13 +14,18 @@ from toolchain.cli import main
 @pytest.fixture(scope="session")
 def gpt2_tiny_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpt2") / "out"
-    code = main(["compile", "gpt2", "--size", "tiny", "--max-context", "8", "--out", str(out)])
-    return code, json.loads((out / "report.json").read_text()), out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["compile", "gpt2", "--size", "tiny", "--max-context", "8", "--clock", "250", "--out", str(out)])
+    return code, json.loads((out / "report.json").read_text()), out, printed.getvalue()
 
 
 def test_compile_model_passes_and_reports_model_figures(gpt2_tiny_report):
-    code, report, out = gpt2_tiny_report
+    code, report, out, printed = gpt2_tiny_report
     assert code == 0
+    assert report["estimate"]["clock_mhz"] == 250  # --clock without a plan
+    wrote = next(line for line in printed.splitlines() if line.strip().startswith("wrote "))
+    assert "report.json" in wrote and "hls/" not in wrote  # no --csim: no HLS project
     assert report["verification"]["passed"] and report["verification"]["deadlock_free"]
     figures = report["model_figures"]
     assert figures["cache_length"] == 8
@@ -35,7 +42,7 @@ def test_compile_model_passes_and_reports_model_figures(gpt2_tiny_report):
 
 
 def test_compile_model_reports_the_whole_model_estimate(gpt2_tiny_report):
-    _, report, _ = gpt2_tiny_report
+    _, report, _, _ = gpt2_tiny_report
     est, cycles = report["estimate"], report["model_figures"]["cycles_per_block_invocation"]
     assert est["layers"] == report["config"]["layers_in_model"] > 1
     assert est["device_ms_per_token"] == pytest.approx(est["layers"] * cycles / (est["clock_mhz"] * 1e3), abs=5e-5)  # 4 decimals
