@@ -190,7 +190,8 @@ def run(module: str, children: int, sample: int = 0, seed: int = 0) -> dict[str,
     chosen, cpu = sample_of(module, work, sample, seed) if sample else ([], 0.0)
     # a reviewed equivalent cannot be killed, and as a survivor it costs every test that reaches it
     # (a minute or more for the emitter's); it is left out of the score either way
-    to_judge = [name for name in chosen if name not in equivalents()]
+    known = equivalents()
+    to_judge = [name for name in chosen if name not in known]
     code, output, judging = mutmut(work, "run", "--max-children", str(children), *to_judge) if to_judge or not sample else (0, "", 0.0)
     # wall time depends on what else the machine runs; CPU time much less (a shared machine's figure)
     result = {**collect(module), "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu + judging, 1)}

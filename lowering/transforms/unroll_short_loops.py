@@ -63,7 +63,7 @@ def short_loop_trips(loop: scf.ForOp, max_trips: int = MAX_TRIPS) -> int | None:
     parent = loop.parent_op()
     if trips is None or not 1 < trips <= max_trips or not isinstance(parent, scf.ForOp):
         return None
-    if (_trips(parent) or 2) < 2:  # one parent iteration: nothing to pipeline, and its reads would be hoisted
+    if _trips(parent) == 1:  # one parent iteration: nothing to pipeline, and its reads would be hoisted
         return None
     if any(isinstance(op, scf.ForOp) for op in loop.body.block.ops):
         return None
