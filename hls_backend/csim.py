@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -57,14 +58,35 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
         return exe
     exe.parent.mkdir(exist_ok=True)
     staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
-    cmd = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or []),
-           "tb.cpp", "-o", str(staged.relative_to(project))]  # tb.cpp includes kernel.cpp: one translation unit
-    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-    if proc.returncode:
-        staged.unlink(missing_ok=True)
-        raise CsimError(f"g++ failed on {project} ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    flags = [*CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or [])]
+    cached = _cache_entry(project, [cxx_compiler(), *flags], sources)
+    if cached is not None and cached.exists():
+        shutil.copy2(cached, staged)
+    else:
+        cmd = [cxx_compiler(), *flags, "tb.cpp", "-o", str(staged.relative_to(project))]  # tb.cpp includes kernel.cpp
+        proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+        if proc.returncode:
+            staged.unlink(missing_ok=True)
+            raise CsimError(f"g++ failed on {project} ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(staged, f"{cached}.{os.getpid()}")
+            os.replace(f"{cached}.{os.getpid()}", cached)
     os.replace(staged, exe)
     return exe
+
+
+def _cache_entry(project: Path, command: list[str], sources: list[Path]) -> Path | None:
+    """Where $STREAMDSL_CSIM_CACHE keeps the binary of this compile (keyed by the command and the
+    sources' bytes), or None without that variable. Mutation testing sets it: most mutants of the
+    emitter leave most tests' C++ unchanged, and g++ is most of those tests' time."""
+    root = os.environ.get("STREAMDSL_CSIM_CACHE")
+    if not root:
+        return None
+    key = hashlib.sha256("\0".join(command).encode())
+    for source in sources:
+        key.update(source.relative_to(project).as_posix().encode() + b"\0" + source.read_bytes())
+    return Path(root) / key.hexdigest()
 
 
 def run_csim(

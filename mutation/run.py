@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "build" / "mutation"
 EQUIVALENT = Path(__file__).with_name("equivalent.txt")
+CSIM_CACHE = SCRATCH / "csim-cache"
 PYTEST_ARGS = ["-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly"]
 PACKAGES = ["streamdsl", "frontends", "lowering", "hls_backend", "toolchain", "tutorials", "docs"]
 
@@ -116,7 +117,9 @@ def mutmut_command(*args: str) -> tuple[list[str], dict[str, str]]:
     exe = Path(sys.executable).with_name("mutmut")
     # mutmut forks each mutant from a pytest that has run torch: a forked child that enters
     # OpenMP's thread pool waits forever on the parent's threads (then "times out", a false kill)
-    env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # most mutants leave most tests' C++ unchanged: their g++ binaries are reused (hls_backend/csim.py)
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "STREAMDSL_CSIM_CACHE": str(CSIM_CACHE)}
     return ["nice", "-n", "19", str(exe), *args], env
 
 
@@ -244,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             report(result)
         return 0
     start = time.perf_counter()
+    shutil.rmtree(CSIM_CACHE, ignore_errors=True)  # a run's binaries serve that run only (disk)
     # several modules at once: mutmut's first run (it records which tests reach which function)
     # is one process, so one module at a time leaves cores idle for minutes
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -102,3 +102,25 @@ def test_fork_of_multi_beat_tokens_runs_at_sized_depths(tmp_path) -> None:  # no
     (fork,) = [node for node in model if node.startswith("fork")]
     assert model[fork] == N * 2 * 2 + 1, model[fork]
     assert counted[fork]["busy"] == model[fork], (counted[fork], model[fork])
+
+
+def test_the_compile_cache_reuses_a_binary_only_for_the_same_sources(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """$STREAMDSL_CSIM_CACHE (mutation testing's): a second project with the same C++ gets the
+    first one's binary without g++; one byte of kernel.cpp changed compiles again."""
+    import hls_backend.csim as csim
+
+    monkeypatch.setenv("STREAMDSL_CSIM_CACHE", str(tmp_path / "cache"))
+    design = sd.compile(CASES["diamond"]().program)
+    xs = CASES["diamond"]().inputs(np.random.default_rng(3))
+    first, second = (emit_project(design, tmp_path / name) for name in ("a", "b"))
+    build_csim(first, False, extra_flags=["-O0"])
+    compiles = []
+    real_run = csim.subprocess.run
+    monkeypatch.setattr(csim.subprocess, "run", lambda cmd, **kw: ("tb.cpp" in cmd and compiles.append(cmd)) or real_run(cmd, **kw))
+    build_csim(second, False, extra_flags=["-O0"])
+    assert compiles == []
+    assert_close(run_csim(second, *xs), design.simulate(*xs), 1e-5, "csim of the cached binary")
+    kernel = second / "kernel.cpp"
+    kernel.write_text(kernel.read_text() + "\n// changed\n")
+    build_csim(second, False, extra_flags=["-O0"])
+    assert len(compiles) == 1
