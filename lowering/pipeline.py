@@ -2,7 +2,7 @@
 FIFO-sized dataflow design (docs/lowering.md).
 
     integer-tensors -> fuse-elementwise -> order-loops -> tile-quant-groups -> tile-linalg -> form-kernels -> fuse-kernels
-    -> insert-converters -> unroll-short-loops -> allocate-hbm-channels -> fit-lanes
+    -> insert-converters -> partial-reductions -> unroll-short-loops -> allocate-hbm-channels -> fit-lanes
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -34,6 +34,7 @@ from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_k
 from lowering.transforms.insert_converters import InsertConvertersPass
 from lowering.transforms.integer_tensors import pass_integers_as_i32
 from lowering.transforms.order_loops import OrderLoopsPass
+from lowering.transforms.partial_reductions import PartialReductionsPass
 from lowering.transforms.tile_linalg import TileLinalgPass, is_scalar_tensor
 from lowering.transforms.tile_quant_groups import TileQuantGroupsPass
 from lowering.transforms.unroll_short_loops import UnrollShortLoopsPass
@@ -154,6 +155,8 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         fusion = fuse_kernels(fn, budget)
     with _stage(seconds, "converters"):
         InsertConvertersPass().apply(ctx, module)
+    with _stage(seconds, "partial_reductions"):
+        PartialReductionsPass().apply(ctx, module)
     with _stage(seconds, "unroll_short_loops"):
         UnrollShortLoopsPass().apply(ctx, module)
     with _stage(seconds, "hbm_channels"):

@@ -75,6 +75,12 @@ def _split_matvecs():
     return SplitMatvecsPass
 
 
+def _partial_reductions():
+    from lowering.transforms.partial_reductions import PartialReductionsPass
+
+    return PartialReductionsPass
+
+
 def _unroll_short_loops():
     from lowering.transforms.unroll_short_loops import UnrollShortLoopsPass
 
@@ -102,6 +108,7 @@ STREAMDSL_UNIVERSE = Universe(
         "allocate-hbm-channels": _allocate_hbm_channels,
         "split-matvecs": _split_matvecs,
         "fit-lanes": _fit_lanes,
+        "partial-reductions": _partial_reductions,
         "unroll-short-loops": _unroll_short_loops,
     },
 )

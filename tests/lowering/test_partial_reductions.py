@@ -1,0 +1,103 @@
+"""partial-reductions: a reduction carried across a task's loop keeps element-wise partials; the
+program computes the same (a sum within float32 reassociation, a max exactly), the loop is
+pipelined at its reads' II instead of the adder tree's, and the emitted C++ agrees in csim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
+from xdsl.parser import Parser
+
+import streamdsl as sd
+from hls_backend import emit_project, run_csim
+from lowering.timing import U55C, task_timing
+from lowering.transforms.partial_reductions import PartialReductionsPass, carried_reduction
+from streamdsl.dialects.dataflow import DATAFLOW, TaskOp
+from streamdsl.program import Program
+
+SOURCE = Path(__file__).parent.parent / "filecheck" / "lowering" / "partial_reductions.mlir"
+
+
+def _module(text: str | None = None) -> builtin.ModuleOp:
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, math.Math, DATAFLOW):
+        ctx.load_dialect(dialect)
+    return Parser(ctx, text or SOURCE.read_text()).parse_module()
+
+
+def _tasks(module: builtin.ModuleOp) -> dict[str, TaskOp]:
+    return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}
+
+
+def _rewritten() -> builtin.ModuleOp:
+    module = _module()
+    PartialReductionsPass().apply(Context(), module)
+    return module
+
+
+def test_the_partials_compute_the_sum_of_squares_and_the_absolute_maximum() -> None:
+    x = np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
+    before = Program(_module(), "norms").simulate(x)
+    after = Program(_rewritten(), "norms").simulate(x)
+    np.testing.assert_allclose(after[0], [[np.sum(x.astype(np.float64) ** 2)]], rtol=1e-6)
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-6)  # another summation order
+    np.testing.assert_array_equal(after[1], [[np.abs(x).max()]])  # a max reassociates exactly
+    np.testing.assert_array_equal(after[1], before[1])
+
+
+def test_the_loop_runs_at_its_reads_ii_not_the_adder_trees() -> None:
+    """By hand, 250 MHz table (addf 4, mulf 3, maximumf 2 cycles): before, each of the 4
+    iterations of `sumsq` waits for the last through mulf and a 6-level adder tree over the 64
+    lanes (3 + 6 x 4 = 27, plus the read and the carried add: II 31); after, nothing crosses
+    iterations but the element-wise add, and a 64-float tile is two 1,024-bit beats: II 2, the add's
+    4 cycles spanning 2 iterations (2 interleaved partials, one add level to combine them)."""
+    old = task_timing(_tasks(_module())["sumsq"], U55C)
+    new = task_timing(_tasks(_rewritten())["sumsq"], U55C)
+    (before,) = old.loops.values()
+    (after,) = new.loops.values()
+    assert before.ii == 31 and not before.partials
+    assert after.ii == 2 and list(after.partials.values()) == [2] and after.combine == 4
+    assert (4 - 1) * after.ii + after.depth + after.combine < (4 - 1) * before.ii + before.depth
+
+
+def test_the_design_is_faster_and_its_csim_agrees(tmp_path) -> None:  # noqa: ANN001
+    x = np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32)
+    old, new = sd.compile(Program(_module(), "norms")), sd.compile(Program(_rewritten(), "norms"))
+    assert new.graph.tasks["sumsq"].latency < old.graph.tasks["sumsq"].latency
+    assert new.graph.tasks["absmax"].latency < old.graph.tasks["absmax"].latency
+    assert new.timed_simulation().makespan < old.timed_simulation().makespan
+    project = emit_project(new, tmp_path / "norms")
+    want = new.simulate(x)
+    for threaded in (False, True):
+        got = run_csim(project, x, threaded=threaded)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def _arg(module: builtin.ModuleOp, task: str):  # noqa: ANN202
+    loop = next(op for op in _tasks(module)[task].walk() if isinstance(op, scf.ForOp))
+    return loop.body.block.args[1]
+
+
+@pytest.mark.parametrize("edit, kept", [
+    (lambda s: s, False),
+    # a 16-bit sum stays in order: the simulators round it after every add
+    (lambda s: s.replace("f32", "f16"), True),
+    # the carried value read by something else than the reduction
+    (lambda s: s.replace("scf.yield %n : tensor<1x1xf32>\n      }\n      %w = dataflow.itensor_write %sum",
+                         "%keep = linalg.copy ins(%acc : tensor<1x1xf32>) outs(%acc : tensor<1x1xf32>) -> tensor<1x1xf32>\n"
+                         "        scf.yield %n : tensor<1x1xf32>\n      }\n      %w = dataflow.itensor_write %sum", 1), True),
+])
+def test_which_reductions_keep_partials(edit, kept: bool) -> None:  # noqa: ANN001
+    module = _module(edit(SOURCE.read_text()))
+    assert (carried_reduction(_arg(module, "sumsq")) is None) is kept
+
+
+def test_a_reduction_over_more_elements_than_allowed_is_kept() -> None:
+    module = _module()
+    assert carried_reduction(_arg(module, "sumsq"), max_elements=64) is not None
+    assert carried_reduction(_arg(module, "sumsq"), max_elements=63) is None
