@@ -56,7 +56,7 @@ from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usa
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
@@ -321,18 +321,13 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
                          "busiest_share": round(usage_at(k).total.share(device.total), 4)}
 
 
-def _kernel_of(module: ModuleOp) -> KernelOp:
-    """The one dataflow kernel of a lowered block."""
-    return next(op for op in module.walk() if isinstance(op, KernelOp))
-
-
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
                  capacity: Usage) -> tuple[int, ModuleOp] | None:
     """The unbounded makespan of `module` (not changed) with these splits and its HBM allocated
     again, and the split copy; None when the parts' compute at their lanes exceeds `capacity`.
     The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one)."""
     trial = module.clone()
-    kernel = _kernel_of(trial)
+    kernel = kernel_of(trial)
     for task in [op for op in kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data in shared]:
         name = task.sym_name.data
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
@@ -358,7 +353,7 @@ class _Splits:
 
     def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float) -> None:
         self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
-        kernel = _kernel_of(module)
+        kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         self.trips = {name: outer_trips(tasks[name]) or 1 for name in self.chains}
@@ -386,7 +381,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     best_parts = dict.fromkeys(chains, 1)
     if not chains:
         return best_parts, space.module
-    makespan, best = _Design(_kernel_of(space.module), space.timing).run(), space.module
+    makespan, best = _Design(kernel_of(space.module), space.timing).run(), space.module
     evaluations = 0
     uniform = 2
     while evaluations < budget and uniform <= max(trips.values()):
@@ -424,7 +419,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
 
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device) -> bool:
     """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs."""
-    design = _Design(_kernel_of(module), timing)
+    design = _Design(kernel_of(module), timing)
     usage = _sized_usage(design, device)
     return not usage.total.over(device.total) and _placeable(design, usage, device)
 
@@ -473,7 +468,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say)
         parts, module = back_off_splits(space, parts, module, lambda m: _fits_sized(m, timing, device), say)
         splits = space.splits_of(parts)
-        kernel = _kernel_of(module)
+        kernel = kernel_of(module)
         set_clock(kernel, clock_mhz)
         design = _Design(kernel, timing)
         striped = {}

@@ -43,6 +43,7 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
     fifo_depth,
+    kernel_of,
     set_fifo_depth,
 )
 from streamdsl.dtypes import DTYPES, dtype_from_ir
@@ -109,7 +110,7 @@ def build_kernel() -> ModuleOp:
 def test_kernel_built_from_constructors_verifies_and_round_trips() -> None:
     module = build_kernel()
     module.verify()
-    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    kernel = kernel_of(module)
     tasks = [op for op in kernel.body.block.ops if isinstance(op, TaskOp)]
     assert [t.sym_name.data for t in tasks] == ["produce", "consume"]
     assert [o.type for o in tasks[0].outputs] == [ROW.to_ir()]

@@ -147,7 +147,7 @@ def test_task_local_buffers_count_toward_the_on_chip_check():
     from xdsl.parser import Parser
 
     from lowering.memory import count, local_tensors
-    from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
+    from streamdsl.dialects.dataflow import DATAFLOW, kernel_of
 
     source = (Path(__file__).parent / "filecheck" / "dialect" / "structure.mlir").read_text()
     start = source.index("\nfunc.func @double") + 1
@@ -157,7 +157,7 @@ def test_task_local_buffers_count_toward_the_on_chip_check():
     ctx = Context()
     for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
         ctx.load_dialect(dialect)
-    kernels = [next(op for op in Parser(ctx, t).parse_module().walk() if isinstance(op, KernelOp)) for t in (text, big)]
+    kernels = [kernel_of(Parser(ctx, t).parse_module()) for t in (text, big)]
     small, large = (local_tensors(k) for k in kernels)
     assert [bits for _, _, bits in small] == [4 * 32] * 3  # the tile read, the empty destination and the sum
     assert sorted(set(large) - set(small)) == [("twice", "big", 16384 * 16384 * 32)]  # 1 GiB

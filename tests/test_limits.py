@@ -13,7 +13,7 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 import streamdsl as sd
-from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
+from streamdsl.dialects.dataflow import DATAFLOW, kernel_of
 from streamdsl.graph import GraphError
 from streamdsl.itensor import MAX_NONLINEAR_TOKENS
 from streamdsl.sim.functional import simulate
@@ -108,7 +108,7 @@ def test_a_cast_between_differently_ordered_types_is_refused_by_every_backend():
     x = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
     with pytest.raises(GraphError, match=r"itensor_cast from .*\(d0, d1\) -> \(d0, d1\).* to .*\(d1, d0\).*insert a converter"):
         simulate(module, x)
-    kernel_op = next(op for op in module.walk() if isinstance(op, KernelOp))
+    kernel_op = kernel_of(module)
     with pytest.raises(GraphError, match="insert a converter"):
         kernel_nodes(kernel_op)  # the wiring of the timing graph and of the HLS emitter
     np.testing.assert_array_equal(sd.compile(module).simulate(x), x)  # sd.compile plans the converter first
@@ -174,7 +174,7 @@ def test_the_timed_simulator_stops_at_its_event_budget():
 
     module = kernel(f"""%s = dataflow.dma_load %xa : tensor<64x64xf32> -> {R_TYPE}
     %o = dataflow.dma_store %s : {R_TYPE} -> tensor<64x64xf32>""")
-    graph, _ = kernel_graph(next(op for op in module.walk() if isinstance(op, KernelOp)))
+    graph, _ = kernel_graph(kernel_of(module))
     assert simulate_timed(graph, max_events=32).makespan > 0  # 16 writes + 16 reads
     with pytest.raises(sd.LimitError, match="needs 32 events, past its budget of 31"):
         simulate_timed(graph, max_events=31)

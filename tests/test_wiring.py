@@ -15,6 +15,7 @@ from streamdsl.dialects.dataflow import (
     ITensorJoinOp,
     KernelOp,
     TaskOp,
+    kernel_of,
     set_fifo_depth,
 )
 from streamdsl.graph import GraphError
@@ -51,11 +52,11 @@ STREAM_LEVEL = f"""dataflow.kernel "k"() : () -> () {{
 
 
 def kernel() -> KernelOp:
-    return next(op for op in build_kernel().walk() if isinstance(op, KernelOp))
+    return kernel_of(build_kernel())
 
 
 def stream_kernel() -> KernelOp:
-    return next(op for op in Parser(context(), STREAM_LEVEL).parse_module().walk() if isinstance(op, KernelOp))
+    return kernel_of(Parser(context(), STREAM_LEVEL).parse_module())
 
 
 def test_nodes_are_the_processes_named_by_kind_and_source():

@@ -89,7 +89,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     from lowering.dse import load_plan, set_clock
     from lowering.timing import U55C
     from streamdsl import quant
-    from streamdsl.dialects.dataflow import KernelOp
+    from streamdsl.dialects.dataflow import kernel_of
     from streamdsl.errors import UsageError
     from toolchain.driver import compile_example
     from toolchain.estimate import host_seconds
@@ -122,7 +122,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     if args.dse or plan is not None:  # its splits, clock, lanes and HBM allocation, before FIFO sizing
         plan = plan_design(lowered.program.module, tile, plan, args.clock or U55C.clock_mhz, args.seed, progress=console.step)
     elif args.clock is not None:
-        set_clock(next(op for op in lowered.program.module.walk() if isinstance(op, KernelOp)), args.clock)
+        set_clock(kernel_of(lowered.program.module), args.clock)
     fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
     figures = {
         "cache_length": max_context,

@@ -28,7 +28,7 @@ from frontends.quant import fake_quantize, quantize_model, weight_bytes
 from lowering.dse import Plan, explore
 from lowering.pipeline import Lowered, lower
 from lowering.timing import U55C
-from streamdsl.dialects.dataflow import KernelOp
+from streamdsl.dialects.dataflow import kernel_of
 from streamdsl.quant import Scheme
 from toolchain.estimate import model_estimate
 from toolchain.examples import Example
@@ -123,7 +123,7 @@ def plan_design(module: ModuleOp, tile: int, plan: Plan | None = None, clock_mhz
     --dse`/`--plan`, `planned_block` and benchmarks/roofline.py; returns the plan."""
     if plan is None:
         plan = explore(lambda _: module.clone(), (tile,), clock_mhz, seed, fill=fill, progress=progress)
-    plan.apply(next(op for op in module.walk() if isinstance(op, KernelOp)))
+    plan.apply(kernel_of(module))
     return plan
 
 

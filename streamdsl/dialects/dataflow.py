@@ -85,6 +85,7 @@ __all__ = [
     "TaskOp",
     "YieldOp",
     "fifo_depth",
+    "kernel_of",
     "set_fifo_depth",
 ]
 
@@ -793,6 +794,14 @@ class KernelOp(DataflowOperation):
         _check_scalars(self)
         for op in self.body.block.ops:
             _check_depth_attribute(op)
+
+
+def kernel_of(op: Operation) -> KernelOp:
+    """The first `dataflow.kernel` inside `op` (a module, a function): a lowered block's one kernel."""
+    kernel = next((o for o in op.walk() if isinstance(o, KernelOp)), None)
+    if kernel is None:
+        raise ValueError(f"{op.name} holds no dataflow.kernel")
+    return kernel
 
 
 def _check_scalars(kernel: KernelOp) -> None:

@@ -12,7 +12,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 import streamdsl as sd
 from lowering.transforms.size_fifos import SizeFifosPass
-from streamdsl.dialects.dataflow import KernelOp
+from streamdsl.dialects.dataflow import KernelOp, kernel_of
 from streamdsl.sim.functional import simulate_with_stats
 from streamdsl.sim.timed import simulate_unbounded
 
@@ -132,7 +132,7 @@ def test_size_kernel_times_the_design_at_the_kernels_clock(clock: float) -> None
     from toolchain.examples import ffn_block
 
     module = ffn_block(256, 1024, 64).program.module.clone()
-    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    kernel = kernel_of(module)
     default = simulate_unbounded(graph_from_kernel(kernel, U55C)[0]).makespan
     at_clock = simulate_unbounded(graph_from_kernel(kernel, U55C.at_clock(clock))[0]).makespan
     set_clock(kernel, clock)

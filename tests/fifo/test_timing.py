@@ -12,7 +12,7 @@ from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
 from xdsl.parser import Parser
 
 from lowering.timing import U55C, TimingError, TimingTable, kernel_graph
-from streamdsl.dialects.dataflow import DATAFLOW, KernelOp
+from streamdsl.dialects.dataflow import DATAFLOW, kernel_of
 from streamdsl.graph import GraphError
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded
 
@@ -27,10 +27,6 @@ def parse(text: str) -> builtin.ModuleOp:
     module = Parser(ctx, text).parse_module()
     module.verify()
     return module
-
-
-def kernel_of(module: builtin.ModuleOp) -> KernelOp:
-    return next(op for op in module.walk() if isinstance(op, KernelOp))
 
 
 def one_task(body: str, ins: str = T, outs: str = T, unroll: str = "") -> str:

@@ -12,7 +12,7 @@ import pytest
 import streamdsl as sd
 from hls_backend import csim_cycles, emit_project, model_cycles, run_csim
 from lowering.dse import set_clock
-from streamdsl.dialects.dataflow import KernelOp
+from streamdsl.dialects.dataflow import kernel_of
 from streamdsl.sim.functional import simulate_with_stats
 
 from .cases import CASES
@@ -131,7 +131,7 @@ def test_a_dma_of_two_word_tokens_streams_as_one_burst(tmp_path) -> None:  # noq
     def scale(x: sd.Tensor[sd.f32, (tokens, 32)]):
         return double(x)
 
-    set_clock(next(op for op in scale.module.walk() if isinstance(op, KernelOp)), 250.0)
+    set_clock(kernel_of(scale.module), 250.0)
     design = sd.compile(scale)
     x = np.random.default_rng(3).standard_normal((tokens, 32)).astype(np.float32)
     project = emit_project(design, tmp_path / "p")

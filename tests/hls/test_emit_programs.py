@@ -16,7 +16,7 @@ from sim import programs as SP
 
 import streamdsl as sd
 from hls_backend import HlsEmitError, build_csim, emit_kernel, emit_project, run_csim
-from streamdsl.dialects.dataflow import DmaLoadOp, ITensorForkOp, KernelOp
+from streamdsl.dialects.dataflow import DmaLoadOp, ITensorForkOp, kernel_of
 from tests.dsl.test_hints import build as hinted_matmul
 from tests.dsl.test_scalars import MAXN, summed
 
@@ -132,7 +132,7 @@ def test_the_ii_hint_is_the_least_ii_of_the_tasks_loops() -> None:
 
 def test_a_module_with_two_kernels_is_refused() -> None:
     module = SP.split_concat()
-    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    kernel = kernel_of(module)
     kernel.parent_block().insert_op_before(kernel.clone(), kernel)
     with pytest.raises(HlsEmitError, match=r"exactly one dataflow.kernel \(found 1 functions and 2 kernels\)"):
         emit_kernel(module)

@@ -20,7 +20,7 @@ from hls_backend.hbm import pack, stripe
 from hls_backend.lint import lint_project
 from hls_backend.project import write_test_data
 from lowering.hbm_channels import allocate_kernel
-from streamdsl.dialects.dataflow import DmaLoadOp, KernelOp
+from streamdsl.dialects.dataflow import DmaLoadOp, kernel_of
 
 from .cases import CASES, WARNINGS, assert_close
 
@@ -30,7 +30,7 @@ def striped(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """The FFN block (LayerNorm, two 64x256 matvecs) with its DMAs allocated on 32 channels."""
     case = CASES["ffn_block"]()
     module = case.program.module.clone()
-    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    kernel = kernel_of(module)
     allocations = allocate_kernel(kernel)
     design = sd.compile(dataclasses.replace(case.program, module=module))
     project = emit_project(design, tmp_path_factory.mktemp("striped") / "ffn")

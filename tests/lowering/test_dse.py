@@ -13,7 +13,7 @@ import streamdsl as sd
 from lowering.dse import MAX_LANES, Plan, PlanError, explore, load_plan
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
 from lowering.timing import HBM_CHANNELS_ATTR, kernel_graph
-from streamdsl.dialects.dataflow import DmaLoadOp, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, TaskOp, kernel_of
 from streamdsl.sim.timed import simulate_unbounded
 from toolchain.cli import main as streamdsl
 from toolchain.examples import ffn_block
@@ -24,12 +24,8 @@ def _module():
     return ffn_block(256, 1024, 64).program.module.clone()
 
 
-def _kernel(module) -> KernelOp:  # noqa: ANN001
-    return next(op for op in module.walk() if isinstance(op, KernelOp))
-
-
 def _makespan(module) -> int:  # noqa: ANN001
-    return simulate_unbounded(kernel_graph(_kernel(module))[0]).makespan
+    return simulate_unbounded(kernel_graph(kernel_of(module))[0]).makespan
 
 
 def test_exploration_is_deterministic_for_a_seed_and_never_slower() -> None:
@@ -39,9 +35,9 @@ def test_exploration_is_deterministic_for_a_seed_and_never_slower() -> None:
     plan = plans[0]
     assert plan.lanes and all(64 < v <= MAX_LANES for v in plan.lanes.values())  # the FFN's tasks got lanes
     module = _module()
-    plan.apply(_kernel(module))
+    plan.apply(kernel_of(module))
     assert _makespan(module) == plan.figures["unbounded_makespan_cycles"] < start
-    tasks = [op for op in _kernel(module).body.block.ops if isinstance(op, TaskOp)]
+    tasks = [op for op in kernel_of(module).body.block.ops if isinstance(op, TaskOp)]
     compute = Usage.total(task_usage(t, U55C_COSTS) for t in tasks)
     assert not compute.over(U55C_DEVICE.total * 0.8)  # the default fill
 
@@ -61,13 +57,13 @@ def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
         Plan.from_json({**plan.to_json(), "lanes": {"x": 4096}})
     wrong = Plan(lanes={"no_such_task": 128})
     with pytest.raises(PlanError, match="tasks the design does not have: no_such_task"):
-        wrong.apply(_kernel(_module()))
+        wrong.apply(kernel_of(_module()))
 
 
 def test_plan_applies_its_clock_lanes_and_channels() -> None:
     plan = Plan(tile=64, clock_mhz=250.0, hbm_striping=False, lanes={})
     module = _module()
-    kernel = _kernel(module)
+    kernel = kernel_of(module)
     plan.apply(kernel)
     loads = [op for op in kernel.body.block.ops if isinstance(op, DmaLoadOp)]
     assert all(len(op.attributes[HBM_CHANNELS_ATTR].get_values()) == 1 for op in loads)  # no striping
@@ -183,7 +179,7 @@ def test_the_explored_plan_fits_once_its_fifos_are_sized() -> None:
     plan = explore(lambda _: _module(), (64,), 250.0, seed=3)
     assert plan.figures["fits"] and plan.figures["lanes_steps_kept"] == plan.figures["lanes_steps"]
     module = _module()
-    plan.apply(_kernel(module))
+    plan.apply(kernel_of(module))
     design = sd.compile(module)
     usage = kernel_usage(design.kernel, design.graph, design.depths)
     assert not usage.total.over(U55C_DEVICE.total)
@@ -213,7 +209,7 @@ def test_a_task_without_positive_lanes_takes_the_tables_lanes_everywhere() -> No
     from xdsl.dialects.builtin import IntegerAttr, i64
 
     module = _module()
-    task = next(op for op in _kernel(module).body.block.ops if isinstance(op, TaskOp))
+    task = next(op for op in kernel_of(module).body.block.ops if isinstance(op, TaskOp))
     assert task_usage(task, U55C_COSTS) == (default := task_usage(task, U55C_COSTS, 64))
     task.attributes["unroll"] = IntegerAttr(-4, i64)
     assert task_usage(task, U55C_COSTS) == default
@@ -232,5 +228,5 @@ def test_lanes_are_explored_under_both_channel_allocations_and_the_faster_kept()
     assert set(runs) == {True, False}
     assert runs[plan.hbm_striping] == min(runs.values())
     module = _module()
-    plan.apply(_kernel(module))
+    plan.apply(kernel_of(module))
     assert _makespan(module) == min(runs.values()) == plan.figures["unbounded_makespan_cycles"]

@@ -22,14 +22,14 @@ from lowering.dse import Plan, PlanError, explore
 from lowering.timing import kernel_graph
 from lowering.transforms.split_matvecs import SPLIT_ATTR, SplitError, SplitMatvecsPass, split_task, splittable
 from streamdsl import quant
-from streamdsl.dialects.dataflow import DmaLoadOp, ITensorConcatOp, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, ITensorConcatOp, KernelOp, TaskOp, kernel_of
 from streamdsl.sim.timed import simulate_unbounded
 from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
 from toolchain.models import model_block, run_block
 
 
 def _tasks(module) -> dict[str, TaskOp]:
-    kernel = next(op for op in module.walk() if isinstance(op, KernelOp))
+    kernel = kernel_of(module)
     return {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
 
 
@@ -100,7 +100,7 @@ def test_exploration_splits_weight_matvecs_and_the_plan_rebuilds_it() -> None:
     heads = [n for n in plan.splits if n.endswith("_reduce")]
     assert heads and all(plan.splits[n] >= 2 for n in heads)
     program = mb.lowered.program
-    kernel = next(op for op in program.module.walk() if isinstance(op, KernelOp))
+    kernel = kernel_of(program.module)
     unsplit = _makespan(kernel)
     plan.apply(kernel)
     assert _makespan(kernel) == plan.figures["unbounded_makespan_cycles"] < unsplit
