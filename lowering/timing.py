@@ -58,7 +58,7 @@ from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
     "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words",
-    "hbm_word_lanes", "kernel_graph", "lane_partials", "table_of", "task_timing", "tile_work", "unroll_lanes",
+    "hbm_word_lanes", "kernel_graph", "lane_partials", "reduced_size", "table_of", "task_timing", "tile_work", "unroll_lanes",
 ]  # fmt: skip
 
 
@@ -215,7 +215,7 @@ def lane_partials(op: Operation, lanes: int, table: TimingTable = U55C) -> LaneP
     and a chunk of lanes never straddles two outputs (the reduced size is a multiple of the lanes)."""
     if not op.name.startswith("linalg.") or len(op.results) != 1 or not op.regions or not op.regions[0].blocks:
         return None
-    reduced, work = _reduced_size(op), tile_work(op)
+    reduced, work = reduced_size(op), tile_work(op)
     if work <= lanes:
         return None  # one chunk: nothing carried from cycle to cycle
     block = op.regions[0].block
@@ -693,7 +693,7 @@ class _TaskScheduler:
             return self.issue(op) - 1 + self.table.buffer_latency
         if _is_compute(op):
             depth, issue = self.body_latency(op), self.issue(op)
-            if not self.pipelining and _reduced_size(op) > 1 and issue > 1:
+            if not self.pipelining and reduced_size(op) > 1 and issue > 1:
                 # outside a pipelined loop a reduction's lanes are chunked (hls_backend/body.py):
                 # II=1 with per-lane partials and a tree, else each chunk waits for the last one
                 if (plan := lane_partials(op, unroll_lanes(op) or self.lanes, self.table)) is not None:
@@ -709,12 +709,12 @@ class _TaskScheduler:
         """A linalg op's per-element pipeline: its scalar body's critical path, plus an adder tree
         over reduced dims."""
         if op.name == "linalg.matmul":
-            lat, reduced = self.table.op_latency["arith.mulf"], _reduced_size(op)
+            lat, reduced = self.table.op_latency["arith.mulf"], reduced_size(op)
         elif op.name in ("linalg.fill", "linalg.copy", "linalg.transpose", "linalg.broadcast"):
             return 1
         else:
             lat = _scalar_path(op, self.table) if op.regions else 1  # a named op without a body copies
-            reduced = _reduced_size(op)
+            reduced = reduced_size(op)
         tree = math.ceil(math.log2(reduced)) if reduced > 1 else 0
         return max(1, lat + tree * self.table.op_latency[_tree_adder(op)])
 
@@ -812,7 +812,10 @@ def tile_work(op: Operation) -> int:
     return 0
 
 
-def _reduced_size(op: Operation) -> int:
+def reduced_size(op: Operation) -> int:
+    """Elements a linalg op folds into each output element (the product of its reduction loops'
+    sizes): 1 for an element-wise op, and for a reduction whose reduced loops have extent 1, which
+    folds each output once and carries nothing from one output chunk to the next."""
     if op.name == "linalg.matmul":
         return op.operands[0].type.get_shape()[-1]  # type: ignore[attr-defined]
     kinds = op.properties.get("iterator_types")

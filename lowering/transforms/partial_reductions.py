@@ -16,7 +16,9 @@ partials, the emitter likewise), and reduces that tile into the initial value on
 
 Only the loop's order of folds changes: exact for max and min; a float32 sum is reassociated
 within the bound docs/hls.md states. A generic qualifies when its outs is a loop-carried value
-used by nothing else, its result is only yielded back, its body ends in a fold of ACCUMULATORS
+used by nothing else, its result is only yielded back, it folds more than one element into each
+output element (a group sum's loop over one group at a time folds one: the model already times
+that chain at the adder's latency, as the emitter builds it), its body ends in a fold of ACCUMULATORS
 (`arith.addf` of f32 or f64, `arith.maximumf`, `arith.minimumf`) of the output element and a value
 computed from the inputs alone, and its iteration space has at most `max_elements` elements (each
 is a register; a matvec's 64 x 64 weight tile would be 4,096 of them, and matvecs already keep
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, scf, tensor
-from xdsl.dialects.builtin import AffineMapAttr, ArrayAttr, Float32Type, Float64Type, FloatAttr, ModuleOp, TensorType
+from xdsl.dialects.builtin import AffineMapAttr, ArrayAttr, Float32Type, Float64Type, FloatAttr, IntegerAttr, ModuleOp, TensorType, i64
 from xdsl.dialects.linalg.ops import FillOp, GenericOp, IteratorTypeAttr, YieldOp
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineMap
@@ -38,26 +40,30 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from lowering.timing import ACCUMULATORS
+from lowering.timing import ACCUMULATORS, reduced_size
 from streamdsl.dialects.dataflow import TaskOp
 
 __all__ = ["PartialReductionsPass", "carried_reduction"]
 
 MAX_ELEMENTS = 256  # partials per loop: a norm's 64-wide tile, up to four such tiles at once
+# lanes of a task the pass rewrites (when it has no `unroll`): the loop then does a tile's folds
+# in 4 cycles, the f32 adder's latency, with a quarter of the cores 64 lanes would take; the
+# exploration (lowering/dse.py) raises them where the task bounds the block
+LANES = 16
 
 
-def _in_task(op: Operation) -> bool:
+def _task_of(op: Operation) -> TaskOp | None:
     while (op := op.parent_op()) is not None:
         if isinstance(op, TaskOp):
-            return True
-    return False
+            return op
+    return None
 
 
 def carried_reduction(arg: BlockArgument, max_elements: int = MAX_ELEMENTS) -> tuple[GenericOp, Operation] | None:
     """The reduction generic that folds its inputs into `arg` (an iter_arg of an `scf.for` in a
     task) and its final fold op, when `partial-reductions` rewrites it (module doc), else None."""
     loop = arg.block.parent_op()
-    if not isinstance(loop, scf.ForOp) or arg.index == 0 or not arg.has_one_use() or not _in_task(loop):
+    if not isinstance(loop, scf.ForOp) or arg.index == 0 or not arg.has_one_use() or _task_of(loop) is None:
         return None
     use = next(iter(arg.uses))
     op = use.operation
@@ -66,8 +72,8 @@ def carried_reduction(arg: BlockArgument, max_elements: int = MAX_ELEMENTS) -> t
     if all(str(k.data) == "parallel" for k in op.iterator_types) or any(not isinstance(v.type, TensorType) for v in op.inputs):
         return None
     ranges = op.get_static_loop_ranges()
-    if any(r <= 0 for r in ranges) or math.prod(ranges) > max_elements:
-        return None
+    if any(r <= 0 for r in ranges) or math.prod(ranges) > max_elements or reduced_size(op) <= 1:
+        return None  # too many partials, or each output folded once an iteration (a group sum's one group)
     result = op.results[0]
     yielded = arg.block.last_op
     if not result.has_one_use() or (out := next(iter(result.uses))).operation is not yielded or out.index != arg.index - 1:
@@ -156,11 +162,16 @@ class PartialReductionsPass(ModulePass):
     name = "partial-reductions"
 
     max_elements: int = MAX_ELEMENTS
+    lanes: int = LANES
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.max_elements < 1:
-            raise PassFailedException(f"partial-reductions: max_elements={self.max_elements}; give 1 or more")
+        if self.max_elements < 1 or self.lanes < 1:
+            raise PassFailedException(f"partial-reductions: max_elements={self.max_elements}, lanes={self.lanes}; "
+                                      "give 1 or more of each")
         found = [(loop, arg, *hit) for loop in op.walk() if isinstance(loop, scf.ForOp)
                  for arg in loop.body.block.args[1:] if (hit := carried_reduction(arg, self.max_elements)) is not None]
         for loop, arg, generic, fold in found:  # each rewrite touches its own loop only
             _rewrite(loop, arg, generic, fold)
+            task = _task_of(loop)
+            if "unroll" not in task.attributes:
+                task.attributes["unroll"] = IntegerAttr(self.lanes, i64)

@@ -149,9 +149,18 @@ SMALL_SCHEMES = {"w4a8": quant.scheme("w4a8"), "w8a8": quant.scheme("w8a8")}
 
 
 def assert_same_generation(ours, want, logit_tolerance: float) -> None:  # noqa: ANN001
-    assert ours.tokens == want.tokens
-    for got, ref in zip(ours.logits, want.logits, strict=True):
-        assert float(np.abs(got - ref).max()) <= logit_tolerance * float(np.abs(ref).max())
+    """Step by step, logits within `logit_tolerance` of the reference's largest and the same token;
+    the two may part only at a near tie, where our token's reference logit is within the tolerance
+    of the reference's best (float32 rounding outside the bit-exact linear layers can move an int8
+    activation a step, and such a tie then flips; the texts after it are not comparable)."""
+    assert len(ours.tokens) == len(want.tokens)
+    for step, (got, ref, token, expected) in enumerate(zip(ours.logits, want.logits, ours.tokens, want.tokens, strict=True)):
+        scale = float(np.abs(ref).max())
+        assert float(np.abs(got - ref).max()) <= logit_tolerance * scale, f"step {step}: logits"
+        if token != expected:
+            ref = np.asarray(ref).reshape(-1)
+            assert ref[expected] - ref[token] <= logit_tolerance * scale, f"step {step}: {token} instead of {expected}, not a tie"
+            return
 
 
 def _small(family: str, scheme: str):

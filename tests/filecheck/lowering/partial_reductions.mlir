@@ -5,9 +5,9 @@
 // A task summing the squares of x (1x256, four tiles of 64) and another taking its absolute
 // maximum: each reduces a tile into the loop-carried value. The carried value becomes a 1x64 tile
 // of partials, folded element-wise each iteration (the squares computed first), and reduced into
-// the initial value once after the loop.
+// the initial value once after the loop; each task gets 16 lanes (it had no `unroll`).
 
-// CHECK:      dataflow.task "sumsq"
+// CHECK:      dataflow.task "sumsq" {{.*}} attributes {unroll = 16 : i64}
 // CHECK:        %[[Z:.*]] = arith.constant -0.000000e+00 : f32
 // CHECK:        %[[P0:.*]] = linalg.fill ins(%[[Z]] : f32) outs(%{{.*}} : tensor<1x64xf32>) -> tensor<1x64xf32>
 // CHECK:        %[[L:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[P:.*]] = %[[P0]]) -> (tensor<1x64xf32>) {
@@ -32,7 +32,7 @@
 
 // SMALL-NOT:  -> (tensor<1x64xf32>)
 
-// BAD: partial-reductions: max_elements=0
+// BAD: partial-reductions: max_elements=0, lanes=16; give 1 or more of each
 
 !x = !dataflow.itensor<1x64xf32, [1, 4] * [1, 64], (d0, d1) -> (d0, d1)>
 !y = !dataflow.itensor<1x1xf32, [1] * [1], (d0) -> (d0, 0)>
