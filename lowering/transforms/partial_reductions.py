@@ -46,10 +46,13 @@ from streamdsl.dialects.dataflow import TaskOp
 __all__ = ["PartialReductionsPass", "carried_reduction"]
 
 MAX_ELEMENTS = 256  # partials per loop: a norm's 64-wide tile, up to four such tiles at once
-# lanes of a task the pass rewrites (when it has no `unroll`): the loop then does a tile's folds
-# in 4 cycles, the f32 adder's latency, with a quarter of the cores 64 lanes would take; the
-# exploration (lowering/dse.py) raises them where the task bounds the block
-LANES = 16
+# lanes given to a task the pass rewrites when it has no `unroll` (0: leave it at the default
+# 64). The fast loop costs cores: at 64 lanes a norm's loop runs at its reads' II of 2 with 32
+# adders where the tree's II of 31 shared 2. At 16 the loop does a tile's folds in 4 cycles with
+# a quarter of them: on GPT-2 medium the exploration at share 0.8 then kept its 4-part splits
+# (28,118 cycles against 31,807), but the `make run` block's 5-tile softmax reductions slowed it
+# from 2,078 to 2,206 cycles, and at share 0.9 (the benchmark's first) 64 lanes fit too.
+LANES = 0
 
 
 def _task_of(op: Operation) -> TaskOp | None:
@@ -165,13 +168,13 @@ class PartialReductionsPass(ModulePass):
     lanes: int = LANES
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.max_elements < 1 or self.lanes < 1:
+        if self.max_elements < 1 or self.lanes < 0:
             raise PassFailedException(f"partial-reductions: max_elements={self.max_elements}, lanes={self.lanes}; "
-                                      "give 1 or more of each")
+                                      "give max_elements of 1 or more and lanes of 0 (the default lanes) or more")
         found = [(loop, arg, *hit) for loop in op.walk() if isinstance(loop, scf.ForOp)
                  for arg in loop.body.block.args[1:] if (hit := carried_reduction(arg, self.max_elements)) is not None]
         for loop, arg, generic, fold in found:  # each rewrite touches its own loop only
             _rewrite(loop, arg, generic, fold)
             task = _task_of(loop)
-            if "unroll" not in task.attributes:
+            if self.lanes and "unroll" not in task.attributes:
                 task.attributes["unroll"] = IntegerAttr(self.lanes, i64)
