@@ -48,11 +48,13 @@ __all__ = ["PartialReductionsPass", "carried_reduction"]
 MAX_ELEMENTS = 256  # partials per loop: a norm's 64-wide tile, up to four such tiles at once
 # lanes given to a task the pass rewrites when it has no `unroll` (0: leave it at the default
 # 64). The fast loop costs cores: at 64 lanes a norm's loop runs at its reads' II of 2 with 32
-# adders where the tree's II of 31 shared 2. At 16 the loop does a tile's folds in 4 cycles with
-# a quarter of them: on GPT-2 medium the exploration at share 0.8 then kept its 4-part splits
-# (28,118 cycles against 31,807), but the `make run` block's 5-tile softmax reductions slowed it
-# from 2,078 to 2,206 cycles, and at share 0.9 (the benchmark's first) 64 lanes fit too.
-LANES = 0
+# adders where the tree's II of 31 shared 2; at 16 it folds a tile in 4 cycles (the f32 adder's
+# latency) with a quarter of them. Measured on GPT-2 medium W4A8: the exploration kept its 4-part
+# splits at share 0.8 (28,118 cycles against 31,807 at 64 lanes), and at 0.9 its fit step sized
+# the 16-lane design in minutes where at 64 lanes it had not ended after 15. The cost: the `make
+# run` block's two softmax reductions over 5 key tiles take it from 2,078 cycles (64 lanes) to
+# 2,206 (2,132 without the pass); `--dse` raises lanes where a task bounds the block.
+LANES = 16
 
 
 def _task_of(op: Operation) -> TaskOp | None:

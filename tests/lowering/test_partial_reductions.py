@@ -49,26 +49,28 @@ def test_the_partials_compute_the_sum_of_squares_and_the_absolute_maximum() -> N
     np.testing.assert_array_equal(after[1], before[1])
 
 
-def test_the_loop_runs_at_its_reads_ii_not_the_adder_trees() -> None:
+def test_the_loop_runs_at_its_lanes_ii_not_the_adder_trees() -> None:
     """By hand, 250 MHz table (addf 4, mulf 3, maximumf 2 cycles): before, each of the 4
     iterations of `sumsq` waits for the last through mulf and a 6-level adder tree over the 64
     lanes (3 + 6 x 4 = 27, plus the read and the carried add: II 31); after, nothing crosses
-    iterations but the element-wise add, and a 64-float tile is two 1,024-bit beats: II 2, the add's
-    4 cycles spanning 2 iterations (2 interleaved partials, one add level to combine them). At 16
-    lanes a 64-element op issues in 4 cycles (II 4), and the add's chain (4 cycles of issue, then
-    its latency: 7) still spans 2 iterations, combined by one level of adds over the tile (7)."""
+    iterations but the element-wise add. At the pass's 16 lanes a 64-element op issues in 4 cycles
+    (II 4), and the add's chain (4 cycles of issue, then its latency: 7) spans 2 iterations: 2
+    interleaved partials, combined by one level of adds over the tile (7 cycles). Left at 64 lanes
+    (`lanes=0`), a 64-float tile is two 1,024-bit beats: II 2, the add's 4 cycles again spanning 2
+    iterations, one add level (4) to combine them."""
     old = task_timing(_tasks(_module())["sumsq"], U55C)
     (before,) = old.loops.values()
     assert before.ii == 31 and not before.partials
     rewritten = _tasks(_rewritten())["sumsq"]
-    assert "unroll" not in rewritten.attributes
+    assert rewritten.attributes["unroll"].value.data == 16
     (after,) = task_timing(rewritten, U55C).loops.values()
-    assert after.ii == 2 and list(after.partials.values()) == [2] and after.combine == 4
+    assert after.ii == 4 and list(after.partials.values()) == [2] and after.combine == 7
     assert (4 - 1) * after.ii + after.depth + after.combine < (4 - 1) * before.ii + before.depth
-    narrow = _module()
-    PartialReductionsPass(lanes=16).apply(Context(), narrow)
-    (at16,) = task_timing(_tasks(narrow)["sumsq"], U55C).loops.values()
-    assert at16.ii == 4 and list(at16.partials.values()) == [2] and at16.combine == 7
+    wide = _module()
+    PartialReductionsPass(lanes=0).apply(Context(), wide)
+    assert "unroll" not in _tasks(wide)["sumsq"].attributes
+    (at64,) = task_timing(_tasks(wide)["sumsq"], U55C).loops.values()
+    assert at64.ii == 2 and list(at64.partials.values()) == [2] and at64.combine == 4
 
 
 def test_a_task_keeps_the_lanes_it_has() -> None:

@@ -1,15 +1,15 @@
 // RUN: streamdsl-opt %s -p 'partial-reductions' | filecheck %s
 // RUN: streamdsl-opt %s -p 'partial-reductions{max_elements=32}' | filecheck %s --check-prefix=SMALL
-// RUN: streamdsl-opt %s -p 'partial-reductions{lanes=16}' | filecheck %s --check-prefix=LANES
+// RUN: streamdsl-opt %s -p 'partial-reductions{lanes=0}' | filecheck %s --check-prefix=LANES
 // RUN: not streamdsl-opt %s -p 'partial-reductions{max_elements=0}' 2>&1 | filecheck %s --check-prefix=BAD
 
 // A task summing the squares of x (1x256, four tiles of 64) and another taking its absolute
 // maximum: each reduces a tile into the loop-carried value. The carried value becomes a 1x64 tile
 // of partials, folded element-wise each iteration (the squares computed first), and reduced into
-// the initial value once after the loop; with `lanes`, each task (it had no `unroll`) gets them.
+// the initial value once after the loop; each task (it had no `unroll`) gets 16 lanes, or none
+// with lanes=0.
 
-// CHECK:      dataflow.task "sumsq"
-// CHECK-NOT:    unroll
+// CHECK:      dataflow.task "sumsq" {{.*}} attributes {unroll = 16 : i64}
 // CHECK:        %[[Z:.*]] = arith.constant -0.000000e+00 : f32
 // CHECK:        %[[P0:.*]] = linalg.fill ins(%[[Z]] : f32) outs(%{{.*}} : tensor<1x64xf32>) -> tensor<1x64xf32>
 // CHECK:        %[[L:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[P:.*]] = %[[P0]]) -> (tensor<1x64xf32>) {
@@ -34,10 +34,9 @@
 
 // SMALL-NOT:  -> (tensor<1x64xf32>)
 
-// LANES:      dataflow.task "sumsq" {{.*}} attributes {unroll = 16 : i64}
-// LANES:      dataflow.task "absmax" {{.*}} attributes {unroll = 16 : i64}
+// LANES-NOT:  unroll
 
-// BAD: partial-reductions: max_elements=0, lanes=0; give max_elements of 1 or more
+// BAD: partial-reductions: max_elements=0, lanes=16; give max_elements of 1 or more
 
 !x = !dataflow.itensor<1x64xf32, [1, 4] * [1, 64], (d0, d1) -> (d0, d1)>
 !y = !dataflow.itensor<1x1xf32, [1] * [1], (d0) -> (d0, 0)>
