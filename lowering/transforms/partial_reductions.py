@@ -41,7 +41,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.timing import ACCUMULATORS, reduced_size
-from streamdsl.dialects.dataflow import TaskOp
+from streamdsl.dialects.dataflow import enclosing_task
 
 __all__ = ["PartialReductionsPass", "carried_reduction"]
 
@@ -57,18 +57,11 @@ MAX_ELEMENTS = 256  # partials per loop: a norm's 64-wide tile, up to four such 
 LANES = 16
 
 
-def _task_of(op: Operation) -> TaskOp | None:
-    while (op := op.parent_op()) is not None:
-        if isinstance(op, TaskOp):
-            return op
-    return None
-
-
 def carried_reduction(arg: BlockArgument, max_elements: int = MAX_ELEMENTS) -> tuple[GenericOp, Operation] | None:
     """The reduction generic that folds its inputs into `arg` (an iter_arg of an `scf.for` in a
     task) and its final fold op, when `partial-reductions` rewrites it (module doc), else None."""
     loop = arg.block.parent_op()
-    if not isinstance(loop, scf.ForOp) or arg.index == 0 or not arg.has_one_use() or _task_of(loop) is None:
+    if not isinstance(loop, scf.ForOp) or arg.index == 0 or not arg.has_one_use() or enclosing_task(loop) is None:
         return None
     use = next(iter(arg.uses))
     op = use.operation
@@ -177,6 +170,6 @@ class PartialReductionsPass(ModulePass):
                  for arg in loop.body.block.args[1:] if (hit := carried_reduction(arg, self.max_elements)) is not None]
         for loop, arg, generic, fold in found:  # each rewrite touches its own loop only
             _rewrite(loop, arg, generic, fold)
-            task = _task_of(loop)
+            task = enclosing_task(loop)
             if self.lanes and "unroll" not in task.attributes:
                 task.attributes["unroll"] = IntegerAttr(self.lanes, i64)

@@ -35,7 +35,7 @@ from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, Rewrite
 from xdsl.transforms.scf_for_loop_unroll import UnrollLoopPattern
 from xdsl.utils.exceptions import PassFailedException
 
-from streamdsl.dialects.dataflow import TaskOp
+from streamdsl.dialects.dataflow import enclosing_task
 
 __all__ = ["UnrollShortLoopsPass", "short_loop_trips"]
 
@@ -69,10 +69,7 @@ def short_loop_trips(loop: scf.ForOp, max_trips: int = MAX_TRIPS) -> int | None:
         return None
     if sum(isinstance(op, scf.ForOp) for op in parent.body.block.ops) != 1:
         return None
-    inside = parent
-    while inside is not None and not isinstance(inside, TaskOp):
-        inside = inside.parent_op()
-    return trips if inside is not None else None
+    return trips if enclosing_task(loop) is not None else None
 
 
 @dataclass

@@ -84,6 +84,7 @@ __all__ = [
     "StreamWriteOp",
     "TaskOp",
     "YieldOp",
+    "enclosing_task",
     "fifo_depth",
     "kernel_of",
     "set_fifo_depth",
@@ -802,6 +803,14 @@ def kernel_of(op: Operation) -> KernelOp:
     if kernel is None:
         raise ValueError(f"{op.name} holds no dataflow.kernel")
     return kernel
+
+
+def enclosing_task(op: Operation) -> TaskOp | None:
+    """The `dataflow.task` whose body holds `op` (at any depth), None outside every task."""
+    while (op := op.parent_op()) is not None:  # type: ignore[assignment]
+        if isinstance(op, TaskOp):
+            return op
+    return None
 
 
 def _check_scalars(kernel: KernelOp) -> None:
