@@ -58,12 +58,12 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
         return exe
     exe.parent.mkdir(exist_ok=True)
     staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
-    flags = [*CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or [])]
-    cached = _cache_entry(project, [cxx_compiler(), *flags], sources)
+    compile_with = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or [])]
+    cached = _cache_entry(project, compile_with, sources)
     if cached is not None and cached.exists():
         shutil.copy2(cached, staged)
     else:
-        cmd = [cxx_compiler(), *flags, "tb.cpp", "-o", str(staged.relative_to(project))]  # tb.cpp includes kernel.cpp
+        cmd = [*compile_with, "tb.cpp", "-o", str(staged.relative_to(project))]  # tb.cpp includes kernel.cpp
         proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
         if proc.returncode:
             staged.unlink(missing_ok=True)

@@ -814,8 +814,7 @@ def tile_work(op: Operation) -> int:
 
 def reduced_size(op: Operation) -> int:
     """Elements a linalg op folds into each output element (the product of its reduction loops'
-    sizes): 1 for an element-wise op, and for a reduction whose reduced loops have extent 1, which
-    folds each output once and carries nothing from one output chunk to the next."""
+    sizes): 1 for an element-wise op, and for a reduction whose reduced loops have extent 1."""
     if op.name == "linalg.matmul":
         return op.operands[0].type.get_shape()[-1]  # type: ignore[attr-defined]
     kinds = op.properties.get("iterator_types")

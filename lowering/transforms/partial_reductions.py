@@ -67,7 +67,7 @@ def carried_reduction(arg: BlockArgument, max_elements: int = MAX_ELEMENTS) -> t
     op = use.operation
     if not isinstance(op, GenericOp) or op.parent_block() is not arg.block or len(op.outputs) != 1 or use.index != len(op.inputs):
         return None
-    if all(str(k.data) == "parallel" for k in op.iterator_types) or any(not isinstance(v.type, TensorType) for v in op.inputs):
+    if any(not isinstance(v.type, TensorType) for v in op.inputs):
         return None
     ranges = op.get_static_loop_ranges()
     if any(r <= 0 for r in ranges) or math.prod(ranges) > max_elements or reduced_size(op) <= 1:
@@ -97,15 +97,17 @@ def _fold_region(fold: Operation, element: SSAValue, arity: int, element_at: int
     return Region(block)
 
 
-def _folded_values(op: GenericOp, fold: Operation, domain: TensorType, parallel: ArrayAttr, identity: AffineMapAttr) -> list[Operation]:
-    """The values the reduction folds in, over its whole iteration space: an input read whole (a
-    row sum's tile) as it is, else the reduction's body without its fold as an element-wise op."""
+def _folded_values(op: GenericOp, fold: Operation, domain: TensorType, parallel: ArrayAttr,
+                   identity: AffineMapAttr) -> tuple[list[Operation], SSAValue]:
+    """The values the reduction folds in, over its whole iteration space, and the ops that compute
+    them: an input read whole (a row sum's tile) as it is, else the reduction's body without its
+    fold as an element-wise op."""
     element = op.body.block.args[-1]
     value = next(v for v in fold.operands if v is not element)
     if isinstance(value, BlockArgument) and value.index < len(op.inputs):
         source = op.inputs[value.index]
         if source.type == domain and op.indexing_maps.data[value.index] == identity:
-            return []
+            return [], source
     region = op.body.clone()
     block = region.block
     folded = block.last_op.operands[0].owner  # type: ignore[union-attr]
@@ -113,7 +115,8 @@ def _folded_values(op: GenericOp, fold: Operation, domain: TensorType, parallel:
     Rewriter.replace_op(block.last_op, YieldOp(kept))  # type: ignore[arg-type]
     Rewriter.erase_op(folded)  # type: ignore[arg-type]
     out = tensor.EmptyOp([], domain)
-    return [out, GenericOp(op.inputs, [out.tensor], region, [*op.indexing_maps.data[:-1], identity], parallel, [domain])]
+    values = GenericOp(op.inputs, [out.tensor], region, [*op.indexing_maps.data[:-1], identity], parallel, [domain])
+    return [out, values], values.results[0]
 
 
 def _rewrite(loop: scf.ForOp, arg: BlockArgument, op: GenericOp, fold: Operation) -> None:
@@ -134,9 +137,7 @@ def _rewrite(loop: scf.ForOp, arg: BlockArgument, op: GenericOp, fold: Operation
 
     # in the loop: the values folded in, then one element-wise fold into the partials
     partial = Rewriter.replace_value_with_new_type(arg, domain)
-    values = _folded_values(op, fold, domain, parallel, identity)
-    folded_in = values[-1].results[0] if values else op.inputs[next(i for i, a in enumerate(op.body.block.args[:-1])
-                                                                   if a in fold.operands)]
+    values, folded_in = _folded_values(op, fold, domain, parallel, identity)
     out = tensor.EmptyOp([], domain)
     update = GenericOp([partial, folded_in], [out.tensor], _fold_region(fold, element, 3, 0, 1), [identity] * 3, parallel, [domain])
     Rewriter.insert_op([*values, out, update], InsertPoint.before(op))
