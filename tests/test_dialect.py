@@ -42,6 +42,7 @@ from streamdsl.dialects.dataflow import (
     StreamWriteOp,
     TaskOp,
     YieldOp,
+    enclosing_task,
     fifo_depth,
     kernel_of,
     set_fifo_depth,
@@ -121,6 +122,17 @@ def test_kernel_built_from_constructors_verifies_and_round_trips() -> None:
     parsed.verify()
     assert text_of(parsed) == text
     assert parsed.is_structurally_equivalent(module)
+
+
+def test_kernel_of_and_enclosing_task_find_the_ops_around_an_op() -> None:
+    module = build_kernel()
+    kernel = kernel_of(module)
+    task = next(op for op in kernel.body.block.ops if isinstance(op, TaskOp))
+    inner = next(op for op in task.walk() if op is not task)
+    assert enclosing_task(inner) is task
+    assert enclosing_task(task) is None and enclosing_task(kernel) is None
+    with pytest.raises(ValueError, match="builtin.module holds no dataflow.kernel"):
+        kernel_of(ModuleOp([]))
 
 
 def test_task_verifier_names_task_and_rule() -> None:
