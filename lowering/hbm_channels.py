@@ -10,10 +10,17 @@ words) per cycle, and the emitted DMA reads one word from each stripe per cycle,
 so S is the words of a beat when a token's words divide into whole beats (a load without run-time
 trip counts), else 1 (`max_stripes`). More would not go faster: the stream is the limit.
 
-Allocation (`allocate`): the stripes of all DMAs are placed on the channels by longest processing
-time first: largest stripe (bytes) first, each on the least-loaded channel that holds no other
-stripe of its DMA (ties: the lowest channel). The busiest channel then moves close to the fewest
-bytes any placement can give it, which is the HBM time of a design whose DMAs all stream at once.
+Allocation (`allocate`): the stripes of all DMAs are placed on the channels largest first, each
+on the channel where it finishes first under the round-robin charge below (the least sum of
+min(y, x) over the stripes y already there, for a stripe of x bytes), among those that hold no
+other stripe of its DMA and fewer than `PORTS_PER_CHANNEL` ports; ties go to the least-loaded
+channel (bytes), then the lowest. While the channels hold only larger stripes this is the channel
+with the fewest, then the least bytes: longest processing time first, so the busiest channel moves
+close to the fewest bytes any placement can give it (the HBM time of a design whose DMAs all
+stream at once). A small stripe (a bias, a norm's weight, the activation vector) goes beside one
+large stripe rather than onto the one channel no large stripe took: there it waits for min(y, x)
+of each neighbour, so beside one weight stripe it takes about twice its own time, where the
+least-loaded channel, once it held every small stripe of a block, made it wait for twenty of them.
 When there are more stripes than channels, channels are shared, and a DMA is charged its share of
 each (`_share`): as if every stripe on the channel started at once under the HBM switch's
 round-robin arbitration, a stripe of x bytes finishes after the channel moved min(y, x) of every
@@ -116,8 +123,8 @@ def allocate(dmas: Sequence[DmaDemand], channels: int = CHANNELS) -> list[Alloca
     on: list[list[float]] = [[] for _ in range(channels)]
     placed: dict[int, list[int]] = {i: [] for i in range(len(dmas))}
     for size, i, _ in sorted(stripes, key=lambda t: (-t[0], t[1], t[2])):
-        free = [c for c in range(channels) if c not in placed[i]] or list(range(channels))
-        best = min(free, key=lambda c: (load[c], c))
+        free = [c for c in range(channels) if c not in placed[i] and len(on[c]) < PORTS_PER_CHANNEL] or list(range(channels))
+        best = min(free, key=lambda c: (sum(min(y, size) for y in on[c]), load[c], c))  # where it finishes first
         placed[i].append(best)
         load[best] += size
         on[best].append(size)

@@ -35,6 +35,26 @@ def test_balanced_across_the_design() -> None:
     assert {a.share for a in got} == {0.5}
 
 
+def test_small_stripes_go_where_they_finish_first() -> None:
+    """Three channels, two weights of 1,000 bytes (on 0 and 1) and four vectors of 10. By bytes
+    alone every vector would go to channel 2 (10, 20, 30 < 1,000) and wait for the other three
+    (share 1/4). Where it finishes first: s1 on 2 (nothing to wait for), s2 on 2 (10 to wait for
+    everywhere; 2 is the least loaded), s3 on 0 (10 there against 20 on 2; 0 and 1 tie, the
+    lowest), s4 on 1. Each vector waits for one other stripe's 10 bytes (share 1/2); a weight
+    waits for one vector's 10 bytes, 1,000/1,010."""
+    got = allocate([DmaDemand("a", 1000), DmaDemand("b", 1000), *(DmaDemand(f"s{i}", 10) for i in range(1, 5))], channels=3)
+    assert [a.channels for a in got] == [(0,), (1,), (2,), (2,), (0,), (1,)]
+    assert [a.share for a in got] == [1000 / 1010, 1000 / 1010, 0.5, 0.5, 0.5, 0.5]
+
+
+def test_a_channel_takes_at_most_its_ports() -> None:
+    """One weight and 20 vectors on two channels: the vectors may not all crowd onto the channel
+    the weight left empty; neither channel takes more than PORTS_PER_CHANNEL ports."""
+    got = allocate([DmaDemand("w", 10**6), *(DmaDemand(f"v{i}", 10) for i in range(20))], channels=2)
+    ports = [sum(c == channel for a in got for c in a.channels) for channel in (0, 1)]
+    assert max(ports) <= PORTS_PER_CHANNEL and sum(ports) == 21
+
+
 def test_stripes_of_one_dma_never_share_a_channel() -> None:
     got = allocate([DmaDemand("big", 1000, 2), DmaDemand("small", 1, 1)], channels=2)
     assert sorted(got[0].channels) == [0, 1]
