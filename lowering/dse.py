@@ -58,7 +58,7 @@ from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C,
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
-from streamdsl.sim.timed import simulate_unbounded
+from streamdsl.sim.timed import TimedResult, simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
 
 __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "load_plan", "longest_prefix", "set_clock"]
@@ -186,11 +186,15 @@ class _Design:
         return self.graph.tasks[name].latency or 0
 
     def run(self) -> int:
+        return self.timed().makespan  # type: ignore[return-value]
+
+    def timed(self) -> TimedResult:
+        """The unbounded simulation (one evaluation); its makespan is never None."""
         result = simulate_unbounded(self.graph)
         self.evaluations += 1
         if result.makespan is None:
             raise PlanError(f"the design deadlocks with unbounded FIFOs: {result.deadlock}")
-        return result.makespan
+        return result
 
 
 class _Compute:
@@ -246,6 +250,35 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
         say(f"lanes: {group}{' (all parts)' if len(members) > 1 else ''} x{more}: {makespan} cycles")
         heapq.heappush(heap, (-faster, rng.random(), group))
     return lanes, makespan, steps
+
+
+def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callable[[str], None],
+                device: Device = U55C_DEVICE) -> None:
+    """Level 1a: fewer lanes for the tasks that have time to spare, so that splits and the lanes
+    level find the room they hold. A task paced by its inputs (a wide element-wise map fed by a
+    matvec's output, one tile every few hundred cycles) gains nothing from its lanes: in the
+    unbounded run it is busy from its start to its finish whatever its compute. So, largest
+    compute first (its busiest share of the device's DSPs, LUTs and FFs; tasks under 0.5% left
+    alone, as are the tasks in `keep`: the weight matvecs, whose lanes the split level relies on),
+    its lanes are halved while the timing model's latency of the task alone stays within its time
+    in that run; the step is kept when the block's makespan stays within the fraction `gain` of
+    the makespan before this level (one timed simulation a task tried)."""
+    run = design.timed()
+    table, limit = design.timing.table, run.makespan * (1 + gain)  # type: ignore[operator]
+    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data not in keep}
+    compute = {n: task_usage(t, U55C_COSTS, unroll_lanes(t)).share(device.total) for n, t in tasks.items()}
+    for name in sorted((n for n in tasks if compute[n] >= 0.005), key=lambda n: (-compute[n], n)):
+        task, node = tasks[name], node_name(tasks[name])
+        had = unroll_lanes(task)
+        now = lanes = had or table.lanes
+        while lanes > 1 and design.set_lanes(task, lanes // 2) <= run.finish[node] - run.start[node]:
+            lanes //= 2
+        if lanes < now:
+            design.set_lanes(task, lanes)
+            if (makespan := design.run()) <= limit:
+                say(f"lanes: {name} has time to spare: x{lanes} (was x{now}), {makespan} cycles")
+                continue
+        design.set_lanes(task, had)
 
 
 def _sized_usage(design: _Design, device: Device) -> KernelUsage:
@@ -464,6 +497,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             say(f"tiling: tile {tile} gives no single design; skipped")
             continue
         timing = _CachedTiming(table.at_clock(clock_mhz))
+        _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device)
         space = _Splits(module, timing, fill)
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say)
         parts, module = back_off_splits(space, parts, module, lambda m: _fits_sized(m, timing, device), say)

@@ -15,7 +15,9 @@ every boundary under its SLR. The SLRs form a chain (SLR0-SLR1-SLR2), so a wire 
 SLR2 crosses two boundaries. Ties are broken by a second objective worth less than one bit (node i, by name,
 weighs i + 1 toward lower SLRs), so the answer is deterministic. A design that fits in SLR0 has
 that placement as its unique optimum (no bit crosses, every tie weight 0), found without CBC, which
-can spend a minute proving it. `with_crossings(graph, placement)` is the timing
+can spend a minute proving it. On a crowded device the search stops after `MAX_NODES`
+branch-and-bound nodes with the best placement found (a count, not a time, so still deterministic).
+`with_crossings(graph, placement)` is the timing
 graph of the placed design: each FIFO that crosses k boundaries is followed by a relay of
 k x `TimingTable.sll_latency` pipeline registers, whose slots are the FIFO's extra depth.
 """
@@ -41,6 +43,10 @@ __all__ = ["Placement", "SlrError", "Wire", "kernel_wires", "place", "with_cross
 
 HBM = "HBM"
 SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour before the solve
+# Branch-and-bound nodes CBC may explore (single-threaded, seeded: the same answer every run).
+# Past it the best placement found stands (feasible, perhaps not the fewest crossing bits): a
+# GPT-2 medium block packed to 99% of the device's BRAM had CBC searching for over 15 minutes.
+MAX_NODES = 20_000
 
 
 class SlrError(StreamdslError, ValueError):
@@ -177,7 +183,7 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
     tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
     model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
-    status = model.optimize()
+    status = model.optimize(max_nodes=MAX_NODES)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))
     return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}

@@ -4,9 +4,10 @@
 
 // Bytes: w 32 KiB each way, x 256 B each way. The w load's bandwidth share (32,768 of 66,048
 // bytes x 4 channels, rounded) is 2 stripes, and a 32x32 f32 tile is whole 1,024-bit beats of two
-// words, so it can read 2; x keeps one; stores keep one. Largest stripe first on the least-loaded
-// channel: the w store (32 KiB) on 0, the w load's stripes (16 KiB each) on 1 and 2, the x load on
-// 3 and the x store beside it (channel 3 holds 256 B, the least): each gets half of channel 3.
+// words, so it can read 2; x keeps one; stores keep one. Largest stripe first, each where it
+// finishes first under round robin, ties on the least-loaded channel: the w store (32 KiB) on 0,
+// the w load's stripes (16 KiB each) on 1 and 2, the x load on 3 (empty), and the x store waits
+// for 256 B on every channel, so beside it on 3 (the least loaded): each gets half of channel 3.
 
 // CHECK:      dataflow.dma_load %{{.*}} {hbm_channels = array<i64: 3>, hbm_share = 5.000000e-01 : f64}
 // CHECK-NEXT: dataflow.dma_load %{{.*}} {hbm_channels = array<i64: 1, 2>, hbm_share = 1.000000e+00 : f64}
