@@ -13,6 +13,9 @@ allocation), but driven by our models instead of HLS runs:
    (`lowering.resources`: within `fill` of every device resource); a task that cannot grow (its
    stream, a recurrence or HBM bounds it, or the device is full) leaves the heap. Ties between equally slow tasks are
    broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
+   Before anything grows, level 1a (`_trim_lanes`) halves the lanes of the tasks with time to
+   spare (paced by their inputs in the unbounded run), while the makespan holds within `gain`:
+   on Gemma 3 their maps held most of the DSPs and LUTs and no matvec could be split.
    Splits (level 1b, `_explore_splits`: how many parallel parts each weight matvec is cut into,
    judged with its DMA adapters against the share) come before the lanes; then, while the
    FIFO-sized design at the starting lanes does not fit the device, the split whose halving
