@@ -407,9 +407,12 @@ class _Splits:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
 
-def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp]:
-    """Level 1b: first one count for every chain (doubling while the makespan falls by `gain`; a
-    chain takes the largest divisor of its outer trips not above it), then chain by chain,
+def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None],
+                    fits: Callable[[ModuleOp], bool] = lambda _: True) -> tuple[dict[str, int], ModuleOp]:
+    """Level 1b: first one count for every chain (doubling while the makespan falls by `gain` and
+    the split design, FIFO-sized at its lanes, still `fits`: a uniform count that does not fit
+    would leave the back-off, one chain at a time, a long way down; a chain takes the largest
+    divisor of its outer trips not above it), then chain by chain (a doubling kept only when it fits too),
     largest weights first, one doubling or halving at a time while it helps (a halving is kept
     when the makespan holds: fewer parts, fewer DMAs and tasks); at most `budget` trials. Returns
     the parts of each chain and the split module."""
@@ -430,6 +433,9 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
         if result[0] > makespan * (1 - gain):
             say(f"splits: every weight matvec in up to {uniform} parts: {result[0]} cycles, no faster")
             break
+        if not fits(result[1]):
+            say(f"splits: every weight matvec in up to {uniform} parts: {result[0]} cycles, but the sized design does not fit")
+            break
         makespan, best, best_parts = result[0], result[1], parts
         say(f"splits: every weight matvec in up to {uniform} parts: {makespan} cycles")
         uniform *= 2
@@ -446,7 +452,8 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
                 evaluations += 1
                 result = space.trial(trial_parts)
                 fewer = candidate < best_parts[name]
-                if result is not None and (result[0] <= makespan * (1 - gain) or (fewer and result[0] <= makespan)):
+                if result is not None and (result[0] <= makespan * (1 - gain) and (fewer or fits(result[1]))
+                                           or (fewer and result[0] <= makespan)):
                     makespan, best, best_parts, improved = result[0], result[1], trial_parts, True
                     say(f"splits: {name} in {candidate} parts: {makespan} cycles")
                     break
@@ -502,8 +509,9 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device)
         space = _Splits(module, timing, fill)
-        parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say)
-        parts, module = back_off_splits(space, parts, module, lambda m: _fits_sized(m, timing, device), say)
+        fits = lambda m: _fits_sized(m, timing, device)  # noqa: E731
+        parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
+        parts, module = back_off_splits(space, parts, module, fits, say)
         splits = space.splits_of(parts)
         kernel = kernel_of(module)
         set_clock(kernel, clock_mhz)
