@@ -406,6 +406,10 @@ class _Splits:
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
+    def unsplit(self) -> int:
+        """The unbounded makespan of the design with nothing split."""
+        return _Design(kernel_of(self.module), self.timing).run()
+
 
 def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None],
                     fits: Callable[[ModuleOp], bool] = lambda _: True) -> tuple[dict[str, int], ModuleOp]:
@@ -420,7 +424,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     best_parts = dict.fromkeys(chains, 1)
     if not chains:
         return best_parts, space.module
-    makespan, best = _Design(kernel_of(space.module), space.timing).run(), space.module
+    makespan, best = space.unsplit(), space.module
     evaluations = 0
     uniform = 2
     while evaluations < budget and uniform <= max(trips.values()):

@@ -155,8 +155,28 @@ class _SplitSpace:
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
+    chains, module, fill = dict.fromkeys(trips), None, 0.8
+
     def trial(self, parts):  # noqa: ANN001, ANN202 - the split module is its parts here
         return 800 // parts["a"] + 600 // parts["b"] + 100 // parts["c"], dict(parts)
+
+    def unsplit(self) -> int:
+        return 1500
+
+
+@pytest.mark.parametrize(("most", "want"), [
+    # by hand: 2 each (750 cycles, 6 parts), then up to 4 (a 4, b 3, c 4: 425, 11 parts); up to 8
+    # (a 8, b 6, c 4: 225) has 18 parts and does not fit: the uniform step stops at 4. Chain by
+    # chain: a to 8 (325) and b to 6 (325) do not fit (15, 14 parts); a to 2 (625), b to 1 (825),
+    # c to 2 (450) are slower: kept at 425
+    (12, {"a": 4, "b": 3, "c": 4}),
+    (99, {"a": 8, "b": 6, "c": 4}),  # everything fits: the fastest, 225
+])
+def test_split_counts_grow_only_while_the_sized_design_fits(most: int, want: dict) -> None:
+    from lowering.dse import _explore_splits
+
+    parts, module = _explore_splits(_SplitSpace(), 20, 0.002, lambda _: None, lambda m: sum(m.values()) <= most)
+    assert parts == module == want
 
 
 @pytest.mark.parametrize(("most", "want", "judged"), [
