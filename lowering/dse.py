@@ -295,7 +295,7 @@ def _sized_usage(design: _Design, device: Device) -> KernelUsage:
 def _placeable(design: _Design, usage: KernelUsage, device: Device) -> bool:
     """Whether the SLR placement finds every node an SLR within each SLR's resources."""
     try:
-        place(usage, kernel_wires(design.kernel, design.graph), device)
+        place(usage, kernel_wires(design.kernel, design.graph), device, first=True)
     except SlrError:
         return False
     return True

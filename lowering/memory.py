@@ -34,8 +34,8 @@ from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "REGISTER_BITS",
-    "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
+    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "MEMORY_FILL",
+    "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
     "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
@@ -45,6 +45,10 @@ REGISTER_BITS = 4096
 BRAM36, URAM, LUTRAM = "BRAM36", "URAM", "LUTRAM"
 # U55C (XCU55C): 2,016 BRAM36, 960 URAM, 36.0 Mib of distributed RAM = 589,824 LUTs of 64 bits
 CAPACITY = {BRAM36: 2016, URAM: 960, LUTRAM: 36 * 2**20 // 64}
+# The share of each that FIFO sizing fills (lowering.resources.fits_device) and `rebalance` aims
+# at. At 100% every SLR must hold exactly a third: the SLR placement's integer program searched
+# for minutes (GPT-2 medium: 113 s for 20,000 branch-and-bound nodes); with 2% headroom, 9 s.
+MEMORY_FILL = 0.98
 _SHAPE = {BRAM36: (72, 512), URAM: (72, 4096)}
 MAXI_BURST = 64  # words per burst the emitter asks an m_axi port for (max_read/write_burst_length)
 MAXI_OUTSTANDING = 8  # bursts in flight (num_read/write_outstanding): 512 words, one BRAM36 deep
@@ -128,8 +132,8 @@ def _totals(uses: Iterable[MemoryUse]) -> dict[str, int]:
 
 
 def rebalance(uses: list[MemoryUse]) -> list[MemoryUse]:
-    """`uses` with FIFOs moved between BRAM36 and URAM while one of them is over the device's
-    supply and the other has room: each step moves the FIFO that frees the most primitives of the
+    """`uses` with FIFOs moved between BRAM36 and URAM while one of them is over `MEMORY_FILL` of
+    the device's supply and the other has room: each step moves the FIFO that frees the most primitives of the
     full one per primitive it takes of the other (ties: the larger saving, then by name), so few
     primitives of the scarcer kind are spent. Stops when both fit or no FIFO can move."""
     uses = list(uses)
@@ -138,10 +142,10 @@ def rebalance(uses: list[MemoryUse]) -> list[MemoryUse]:
         candidates = sorted((k for k, u in enumerate(uses) if u.movable and u.resource == full),
                             key=lambda k: (-uses[k].count / uses[k].other().count, -uses[k].count, uses[k].name))
         for k in candidates:
-            if totals[full] <= CAPACITY[full]:
+            if totals[full] <= CAPACITY[full] * MEMORY_FILL:
                 break
             moved = uses[k].other()
-            if totals[spare] + moved.count <= CAPACITY[spare]:
+            if totals[spare] + moved.count <= CAPACITY[spare] * MEMORY_FILL:
                 totals[full] -= uses[k].count
                 totals[spare] += moved.count
                 uses[k] = moved

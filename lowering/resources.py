@@ -33,6 +33,7 @@ from lowering.memory import (
     LUTRAM,
     MAXI_BURST,
     MAXI_OUTSTANDING,
+    MEMORY_FILL,
     REGISTER_BITS,
     URAM,
     bind,
@@ -48,15 +49,11 @@ from streamdsl.opinfo import FLOAT_CORES, HLS_MATH_CORE, OPS
 from streamdsl.wiring import kernel_nodes
 
 __all__ = [
-    "MEMORY_FILL", "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
+    "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
     "calibrated", "fits_device", "kernel_usage", "logic_usage", "op_cost", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
 RESOURCES = ("DSP", "LUT", "FF", BRAM36, URAM, LUTRAM)
-# The share of the device's BRAM36, URAM and LUTRAM FIFO sizing may fill (`fits_device`). At 100%
-# every SLR must hold exactly a third: the SLR placement's integer program then searched for
-# minutes (GPT-2 medium, 113 s for 20,000 branch-and-bound nodes); 2% headroom, 9 s.
-MEMORY_FILL = 0.98
 
 
 class ResourceError(ValueError):

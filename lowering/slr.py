@@ -87,11 +87,13 @@ def kernel_wires(kernel: KernelOp, graph: Graph, hbm_bits: int = 512) -> list[Wi
 
 
 def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVICE, fill: float = 1.0,
-          small: float = SMALL) -> Placement:
+          small: float = SMALL, first: bool = False) -> Placement:
     """The placement of `usage`'s nodes on `device`'s SLRs with the fewest crossing bits (module doc);
     `fill` is the share of each SLR a placement may use. Nodes using less than `small` of an SLR
     first join the neighbour they share the most wire bits with (`_coarsen`), which keeps the
-    program small (a GPT-2 medium block: 109 nodes)."""
+    program small (a GPT-2 medium block: 109 nodes). With `first`, the first placement CBC finds
+    that respects every constraint, not the fewest crossing bits: enough to know that one exists
+    (the exploration's check), and seconds faster on a crowded device."""
     t0 = time.perf_counter()
     group = _coarsen(usage, wires, device, small)
     members: dict[str, list[str]] = {}
@@ -105,7 +107,7 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
             key = (a, b) if b == HBM else tuple(sorted((a, b)))
             bundled[key] = bundled.get(key, 0) + w.bits  # type: ignore[index]
     try:
-        at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill)
+        at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first)
     except SlrError as err:
         raise SlrError(f"{err}".replace(f"of the {len(coarse.nodes)} nodes", f"of the {len(usage.nodes)} nodes")) from None
     slr = {v: at[group[v]] for v in usage.nodes}
@@ -149,8 +151,9 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
     return {v: find(v) for v in usage.nodes}
 
 
-def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float) -> dict[str, int]:
-    """The integer program of the module doc on these nodes and wires: node -> SLR."""
+def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, first: bool = False) -> dict[str, int]:
+    """The integer program of the module doc on these nodes and wires: node -> SLR (with `first`,
+    the first feasible assignment CBC finds)."""
     nodes = sorted(usage.nodes)
     if usage.total.share(device.per_slr) <= fill:
         return dict.fromkeys(nodes, 0)  # no bit crosses and every tie weight is 0: the unique optimum
@@ -183,7 +186,7 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
     tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
     model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
-    status = model.optimize(max_nodes=MAX_NODES)
+    status = model.optimize(max_nodes=MAX_NODES, max_solutions=1 if first else 2**30)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))
     return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}

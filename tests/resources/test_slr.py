@@ -132,3 +132,23 @@ def test_the_placement_is_the_least_crossing_one_found_by_trying_all(seed: int) 
             place(usage, wires, small=0)
     else:
         assert place(usage, wires, small=0).slr == best
+
+
+@pytest.mark.parametrize("seed", range(3, 8))
+def test_the_first_placement_found_fits_and_exists_exactly_when_one_does(seed: int) -> None:
+    """`first=True` (the exploration's check) stops at the first feasible placement: it fits every
+    SLR and crosses no fewer bits than the least-crossing one; it fails exactly when trying all
+    finds none."""
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(5)]
+    usage = KernelUsage({n: Usage(DSP=rng.choice([100, 1800, 2500])) for n in names})
+    wires = [Wire(a, b, rng.randrange(1, 600)) for a, b in itertools.combinations(names, 2) if rng.random() < 0.6]
+    best = _brute_force(usage, wires)
+    if best is None:
+        with pytest.raises(SlrError):
+            place(usage, wires, small=0, first=True)
+        return
+    found = place(usage, wires, small=0, first=True)
+    for s in range(3):
+        assert not Usage.total(usage.nodes[v] for v in names if found.slr[v] == s).over(U55C_DEVICE.per_slr)
+    assert found.crossing_bits >= place(usage, wires, small=0).crossing_bits
