@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lowering import memory
 from lowering.memory import BRAM36, CAPACITY, LUTRAM, URAM, bind, count, fifo_storages, words_of
 
 
@@ -56,6 +57,7 @@ def test_fifos_move_to_uram_most_bram_saved_per_uram_first(monkeypatch: pytest.M
     name), then b (1 per URAM) frees 10 BRAM36 for 5 URAM."""
     monkeypatch.setitem(CAPACITY, BRAM36, 40)
     monkeypatch.setitem(CAPACITY, URAM, 5)
+    monkeypatch.setattr(memory, "MEMORY_FILL", 1.0)  # the whole of a toy device (98% of 5 URAM is 4)
     fifos = [("a", 72, 1024), ("b", 144, 512), ("c", 72, 2048), ("d", 72, 600)]
     assert all(bind(w, d, True)[0] == BRAM36 for _, w, d in fifos)
     got = count(fifos, _maxi(5))
@@ -76,10 +78,25 @@ def test_only_what_is_needed_moves_and_uram_can_spill_to_bram(monkeypatch: pytes
     assert not any("moved" in m for m in count([("a", 72, 1024)], _maxi(2))["memories"])
     monkeypatch.setitem(CAPACITY, BRAM36, 10)
     monkeypatch.setitem(CAPACITY, URAM, 2)
+    monkeypatch.setattr(memory, "MEMORY_FILL", 1.0)
     fifos = [(f"f{k}", 72, 4096) for k in range(3)]
     got = count(fifos, [])
     assert (got["BRAM36"], got["URAM"], got["fits"]) == (8, 2, True)
     assert fifo_storages(fifos, []) == {"f0": "bram", "f1": "uram", "f2": "uram"}
+
+
+def test_fifos_move_once_the_bram_is_over_98_percent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 BRAM36 and 10 URAM; twelve m_axi buffers (96 BRAM36) and two 72 x 1024 FIFOs, f and g (2
+    BRAM36 each by shape: 2% against 1 URAM, 10%): 100 BRAM36 fit the device, but the
+    rebalance aims at MEMORY_FILL (98%, room for the SLR placement to split them): f (by name)
+    moves to 1 URAM, 98 BRAM36 left."""
+    monkeypatch.setitem(CAPACITY, BRAM36, 100)
+    monkeypatch.setitem(CAPACITY, URAM, 10)
+    fifos = [("f", 72, 1024), ("g", 72, 1024)]
+    assert memory.MEMORY_FILL == 0.98 and all(bind(w, d, True) == (BRAM36, 2) for _, w, d in fifos)
+    got = count(fifos, _maxi(12))
+    assert (got["BRAM36"], got["URAM"], got["fits"]) == (98, 1, True)
+    assert fifo_storages(fifos, _maxi(12)) == {"f": "uram", "g": "bram"}
 
 
 def test_an_m_axi_buffer_is_512_words_of_512_bits() -> None:
