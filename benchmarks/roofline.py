@@ -17,13 +17,16 @@ the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is th
 425 GB/s Shuhai measured (docs/timing.md). The paper's board measurement for GPT-2 medium is
 printed beside ours.
 
-    python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0] [--fill 0.7 ...]
+    python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
+                                  [--fill 0.7 ...] [--plans DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from frontends import hf
 from frontends.block import decoder_layers
@@ -92,7 +95,7 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     print(f"    {family} (fill {fill:.0%}): {timed.makespan} cycles sized, busiest resource {usage.total.share(U55C_DEVICE.total):.0%}, "
           f"{'fits every SLR' if all(isinstance(v, float) for v in slrs) else 'no SLR placement'}", flush=True)
     return {
-        "fill": fill, "cycles": timed.makespan, "unbounded": plan.figures["unbounded_makespan_cycles"],
+        "fill": fill, "plan": plan.to_json(), "cycles": timed.makespan, "unbounded": plan.figures["unbounded_makespan_cycles"],
         "dse_s": dse_s, "evaluations": plan.figures["evaluations"],
         "lanes": len(plan.lanes), "striping": plan.hbm_striping, "splits": dict(plan.splits), "deadlock": timed.deadlock,
         "resources": usage.total.share(U55C_DEVICE.total), "fits": not usage.total.over(U55C_DEVICE.total),
@@ -109,6 +112,8 @@ def main() -> None:
     parser.add_argument("--clock", type=float, default=250.0, help="kernel clock in MHz (default 250, the paper's)")
     parser.add_argument("--max-context", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plans", metavar="DIR", help="write the reported design's plan of each family to DIR/FAMILY.json "
+                        "(`streamdsl compile FAMILY --size paper --quant Q --max-context N --plan DIR/FAMILY.json` builds it again)")
     parser.add_argument("--fill", type=float, action="append",
                         help="share of the device the exploration gives tasks and DMAs; repeat to try several, largest first "
                              f"(default {', '.join(map(str, FILLS))}: tried until a design that fits every SLR is slower than the "
@@ -136,6 +141,12 @@ def main() -> None:
             print(f"  {r['family']} {resource} over the device; largest: " + ", ".join(f"{n} {v:.0f}" for n, v in users))
     if "gpt2" in families:
         print(f"paper (board, GPT-2 medium W4A8 250 MHz): {PAPER_GPT2_MS[0]}-{PAPER_GPT2_MS[1]} ms/token")
+    if args.plans:
+        Path(args.plans).mkdir(parents=True, exist_ok=True)
+        for r in rows:
+            path = Path(args.plans) / f"{r['family']}.json"
+            path.write_text(json.dumps(r["plan"], indent=1) + "\n")
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":
