@@ -462,8 +462,8 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
                 evaluations += 1
                 result = space.trial(trial_parts)
                 fewer = candidate < best_parts[name]
-                if result is not None and (result[0] <= makespan * (1 - gain) and (fewer or fits(result[1]))
-                                           or (fewer and result[0] <= makespan)):
+                if result is not None and (fewer and result[0] <= makespan
+                                           or result[0] <= makespan * (1 - gain) and fits(result[1])):
                     makespan, best, best_parts, improved = result[0], result[1], trial_parts, True
                     say(f"splits: {name} in {candidate} parts: {makespan} cycles")
                     break

@@ -349,7 +349,7 @@ def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE,
     logic = Usage.total(logic_usage(kernel, table).values())
     buffers = kernel_buffers(kernel)
     total = device.total
-    budget = replace(total, **{r: getattr(total, r) * MEMORY_FILL for r in ("BRAM36", "URAM", "LUTRAM")})
+    budget = replace(total, **{r: getattr(total, r) * MEMORY_FILL for r in (BRAM36, URAM, LUTRAM)})
 
     def fits(depths: Mapping[str, int]) -> bool:
         return not (logic + memory_usage(graph, buffers, depths)).over(budget)
