@@ -64,6 +64,7 @@ from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C,
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
+from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
 
@@ -516,6 +517,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         if module is None:
             say(f"tiling: tile {tile} gives no single design; skipped")
             continue
+        module = specialise(module)  # run-time scalars at their maxima: the invocation FIFOs are sized for
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device)
         space = _Splits(module, timing, fill)
