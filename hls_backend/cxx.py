@@ -10,7 +10,6 @@ from xdsl.dialects.builtin import IndexType, ShapedType, TensorType
 from xdsl.ir import Attribute
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr, AffineSymExpr
 
-from lowering.memory import BRAM36, LUTRAM, URAM, bank_storage
 from streamdsl.dtypes import TENSOR_DTYPES, dtype_from_ir, numpy_dtype
 from streamdsl.errors import StreamdslError
 from streamdsl.itensor import itensor
@@ -273,8 +272,7 @@ _DECLARATION = re.compile(r"^(\s*)(?:static |const )*((?:t|beat)_\w+) (\w+)\s*(?
 def partition_arrays(lines: list[str], structs: dict[str, ShapedType], lanes: int) -> list[str]:
     """After each local tile or beat variable, the partition its lane-parallel accesses need: a
     beat's lanes are all accessed at once (complete); a tile's elements `lanes` at a time (cyclic
-    by `lanes`, complete when it holds no more), its banks bound where the memory count puts them
-    (lowering.memory.bank_storage)."""
+    by `lanes`, complete when it holds no more)."""
     out = []
     for line in lines:
         out.append(line)
@@ -284,14 +282,4 @@ def partition_arrays(lines: list[str], structs: dict[str, ShapedType], lanes: in
         size = math.prod(structs[m[2]].get_shape())  # one element too: lint sees an unrolled loop index it
         kind = "type=complete" if m[2].startswith("beat_") or size <= lanes else f"type=cyclic factor={lanes}"
         out.append(f"{m[1]}#pragma HLS array_partition variable={m[3]}.v {kind}")
-        storage = None if m[2].startswith("beat_") else bank_storage(size, _element_bits(structs[m[2]]), lanes)
-        if storage is not None:
-            out.append(f"{m[1]}#pragma HLS bind_storage variable={m[3]}.v type=ram_2p impl={_IMPL[storage[0]]}")
     return out
-
-
-_IMPL = {LUTRAM: "lutram", BRAM36: "bram", URAM: "uram"}
-
-
-def _element_bits(shaped: ShapedType) -> int:
-    return getattr(shaped.get_element_type(), "bitwidth", 64)

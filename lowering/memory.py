@@ -27,22 +27,20 @@ from typing import Any
 
 from xdsl.dialects.builtin import TensorType
 
-from lowering.timing import U55C, hbm_stripes, unroll_lanes
+from lowering.timing import hbm_stripes
 from streamdsl.compiler import converter_records
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "Buffer", "HBM_WORD_BITS", "LUTRAM", "LUTRAM_BANK_DEPTH", "MAXI_BURST", "MAXI_OUTSTANDING",
-    "MAX_WORD_BITS", "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bank_storage", "bind", "count",
-    "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers", "local_tensors", "rebalance", "task_arrays",
-    "task_tensors", "tile_banks", "words_of",
+    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "MEMORY_FILL",
+    "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
+    "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
 SRL_DEPTH = 32
-LUTRAM_BANK_DEPTH = 128  # a tile array's bank at most this deep is LUTRAM (`bank_storage`)
 REGISTER_BITS = 4096
 BRAM36, URAM, LUTRAM = "BRAM36", "URAM", "LUTRAM"
 # U55C (XCU55C): 2,016 BRAM36, 960 URAM, 36.0 Mib of distributed RAM = 589,824 LUTs of 64 bits
@@ -51,8 +49,6 @@ CAPACITY = {BRAM36: 2016, URAM: 960, LUTRAM: 36 * 2**20 // 64}
 # at. At 100% every SLR must hold exactly a third: the SLR placement's integer program searched
 # for minutes (GPT-2 medium: 113 s for 20,000 branch-and-bound nodes); with 2% headroom, 9 s.
 MEMORY_FILL = 0.98
-# `count`'s buffers: (name, kind, bits), or for a task's tile array (name, "local", bits, banks, element bits)
-Buffer = tuple[str, str, int] | tuple[str, str, int, int, int]
 _SHAPE = {BRAM36: (72, 512), URAM: (72, 4096)}
 MAXI_BURST = 64  # words per burst the emitter asks an m_axi port for (max_read/write_burst_length)
 MAXI_OUTSTANDING = 8  # bursts in flight (num_read/write_outstanding): 512 words, one BRAM36 deep
@@ -71,12 +67,10 @@ class MemoryUse:
     resource: str
     count: int  # primitives (LUTs for LUTRAM)
     moved: bool = False  # put in the other of BRAM36 / URAM than its shape picks, so the design fits
-    banks: int = 1  # a tile array partitioned into banks of width x depth each (`bank_storage`)
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, "width": self.width, "depth": self.depth,
-                "resource": self.resource, "count": self.count, **({"moved": True} if self.moved else {}),
-                **({"banks": self.banks} if self.banks > 1 else {})}
+                "resource": self.resource, "count": self.count, **({"moved": True} if self.moved else {})}
 
     @property
     def movable(self) -> bool:
@@ -86,7 +80,9 @@ class MemoryUse:
     def other(self) -> MemoryUse:
         """This memory in the other of BRAM36 and URAM."""
         kind = URAM if self.resource == BRAM36 else BRAM36
-        return MemoryUse(self.name, self.kind, self.width, self.depth, kind, _primitives(kind, self.width, self.depth), not self.moved)
+        w, d = _SHAPE[kind]
+        return MemoryUse(self.name, self.kind, self.width, self.depth, kind, math.ceil(self.width / w) * math.ceil(self.depth / d),
+                         not self.moved)
 
 
 def words_of(bits: int, max_word: int = MAX_WORD_BITS) -> tuple[int, int]:
@@ -103,30 +99,9 @@ def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
         return LUTRAM, width  # one SRL32 per bit
     if width * depth <= 1024:
         return LUTRAM, math.ceil(width * depth / 64)  # 64-bit LUT RAMs
-    options = {kind: _primitives(kind, width, depth) for kind in _SHAPE}
+    options = {kind: math.ceil(width / w) * math.ceil(depth / d) for kind, (w, d) in _SHAPE.items()}
     kind = min(options, key=lambda k: (options[k] / CAPACITY[k], k != BRAM36))
     return kind, options[kind]
-
-
-def _primitives(kind: str, width: int, depth: int) -> int:
-    """BRAM36s (as 512 x 72 or 1K x 36, the fewer) or URAMs (4K x 72) holding width x depth."""
-    shapes = [_SHAPE[kind]] + ([(36, 1024)] if kind == BRAM36 else [])
-    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in shapes)
-
-
-def bank_storage(elements: int, element_bits: int, banks: int) -> tuple[str, int] | None:
-    """Where a task's tile array of `elements` lives when the emitter partitions it cyclically
-    into `banks` (its task's lanes, hls_backend.cxx.partition_arrays), and how many primitives:
-    None for registers (at most REGISTER_BITS, or one element a bank); banks of at most
-    `LUTRAM_BANK_DEPTH` words in LUTRAM (the emitter binds them there: a shallow bank would use a
-    sliver of a BRAM's 512 words); deeper banks by shape (`bind`), each bank whole primitives."""
-    depth = math.ceil(elements / banks)
-    if elements * element_bits <= REGISTER_BITS or depth <= 1:
-        return None
-    if depth <= LUTRAM_BANK_DEPTH:
-        return LUTRAM, banks * math.ceil(depth * element_bits / 64)
-    kind, each = bind(element_bits, depth)
-    return kind, banks * each
 
 
 def fifo_storage(width: int, depth: int, resource: str | None = None) -> str:
@@ -138,7 +113,7 @@ def fifo_storage(width: int, depth: int, resource: str | None = None) -> str:
     return {BRAM36: "bram", URAM: "uram"}[kind]
 
 
-def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[Buffer]) -> dict[str, str]:
+def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, str]:
     """FIFO name -> its `bind_storage` impl where `count(fifos, buffers)` puts it (rebalanced)."""
     return {m["name"]: fifo_storage(m["width"], m["depth"], m["resource"])  # type: ignore[arg-type]
             for m in count(fifos, buffers)["memories"] if m["kind"] == "fifo"}  # type: ignore[union-attr]
@@ -177,20 +152,14 @@ def rebalance(uses: list[MemoryUse]) -> list[MemoryUse]:
     return uses
 
 
-def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[Buffer]) -> dict[str, object]:
+def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, object]:
     """report.json's memory count. `fifos`: (name, word bits, depth in words); `buffers`: (name,
     kind, bits), e.g. a converter's banks or a task's local buffer (local tensors of at most
     REGISTER_BITS are left out: registers). Returns the totals per resource, the capacities,
     whether it fits, and the memories, largest share of the device first."""
     uses = [MemoryUse(name, "fifo", width, depth, *bind(width, depth, fifo=True)) for name, width, depth in fifos]
-    for name, kind, bits, *banked in buffers:
-        if banked:  # a task's tile array: (banks, element bits)
-            storage = bank_storage(bits // banked[1], banked[1], banked[0])
-            if storage is not None:
-                depth = math.ceil(bits / banked[1] / banked[0])
-                uses.append(MemoryUse(name, kind, banked[1], depth, *storage, banks=banked[0]))
-        elif kind != "local" or bits > REGISTER_BITS:
-            uses.append(_memory(name, kind, bits))
+    uses += [_memory(name, kind, bits) for name, kind, bits in buffers
+             if kind != "local" or bits > REGISTER_BITS]
     uses = rebalance(uses)
     totals = _totals(uses)
     return {
@@ -214,33 +183,21 @@ def local_tensors(kernel: KernelOp) -> list[tuple[str, str, int]]:
 
 def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
     """(tensor, bits) of every static tensor `task` computes inside its body."""
-    return [(name, bits) for name, bits, _ in task_arrays(task)]
-
-
-def task_arrays(task: TaskOp) -> list[tuple[str, int, int]]:
-    """(tensor, bits, element bits) of every static tensor `task` computes inside its body."""
     tensors = []
     for op in task.body.walk():
         for k, r in enumerate(op.results):
             if isinstance(r.type, TensorType) and r.type.has_static_shape():
-                element_bits = getattr(r.type.get_element_type(), "bitwidth", 64)
-                tensors.append((r.name_hint or f"{op.name}#{k}", math.prod(r.type.get_shape()) * element_bits, element_bits))
+                bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
+                tensors.append((r.name_hint or f"{op.name}#{k}", bits))
     return tensors
 
 
-def tile_banks(task: TaskOp) -> int:
-    """The banks the emitter partitions a task's tile arrays into: its lanes (`unroll`, else the
-    timing table's default, as hls_backend/body.py issues its tile ops)."""
-    return unroll_lanes(task) or U55C.lanes
-
-
-def kernel_buffers(kernel: KernelOp) -> list[Buffer]:
+def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
     """`count`'s buffers of a kernel: its converters' banks, its tasks' local tensors and its DMAs'
     m_axi buffers (one adapter per HBM stripe, lowering/hbm_channels.py), each named
     `node: what` after the node that holds it (converters: their own name)."""
     return [(c.name, "converter", c.bytes * 8) for c in converter_records(kernel)] + [
-        (f"{node_name(task)}: {name}", "local", bits, tile_banks(task), element_bits)
-        for task in kernel.body.block.ops if isinstance(task, TaskOp) for name, bits, element_bits in task_arrays(task)
+        (f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
     ] + [(f"{name}: m_axi{k}", "maxi", MAXI_BURST * MAXI_OUTSTANDING * HBM_WORD_BITS)
          for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp) for k in range(hbm_stripes(op)[0])]
 

@@ -34,13 +34,12 @@ from lowering.memory import (
     MAXI_BURST,
     MAXI_OUTSTANDING,
     MEMORY_FILL,
+    REGISTER_BITS,
     URAM,
-    Buffer,
-    bank_storage,
     bind,
     count,
     kernel_buffers,
-    task_arrays,
+    task_tensors,
 )
 from lowering.timing import U55C, hbm_stripes, task_timing, tile_work, unroll_lanes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
@@ -292,8 +291,7 @@ def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = 
     loops = {loop: timing.ii for loop, timing in task_timing(task).loops.items()}
     compute = _block_usage(task.body.block, unrolled, table, loops)
     ports = len(task.body.block.args)
-    banks = unroll_lanes(task) or lanes or U55C.lanes
-    registers = sum(bits for _, bits, element in task_arrays(task) if bank_storage(bits // element, element, banks) is None)
+    registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
     logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)
     return Usage(DSP=logic.DSP * table.scale["DSP"], LUT=logic.LUT * table.scale["LUT"], FF=logic.FF * table.scale["FF"])
 
@@ -359,7 +357,7 @@ def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE,
     return fits
 
 
-def memory_usage(graph: Graph, buffers: list[Buffer], depths: Mapping[str, int]) -> Usage:
+def memory_usage(graph: Graph, buffers: list[tuple[str, str, int]], depths: Mapping[str, int]) -> Usage:
     """The BRAM36, URAM and LUTs (LUTRAM) of FIFOs at `depths` (in tokens, per edge of `graph`)
     and of a kernel's `buffers` (`memory.kernel_buffers`)."""
     memory = count(_fifos(graph, depths), buffers)
@@ -377,7 +375,7 @@ def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], tabl
     fifos = _fifos(graph, depths)
     holder = {e.name: node_of(e.dst) for e in graph.fifos}
     buffers = kernel_buffers(kernel)
-    for name, kind, *_ in buffers:
+    for name, kind, _ in buffers:
         holder[name] = name.split(": ", 1)[0] if kind != "converter" else name
     memories = {}
     for memory in count(fifos, buffers)["memories"]:  # type: ignore[union-attr]

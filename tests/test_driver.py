@@ -97,7 +97,7 @@ def test_design_that_does_not_fit_fails_naming_the_largest_memories(tmp_path, mo
 def test_report_counts_memory_by_shape(tmp_path):
     """report.json's `memory`: BRAM36, URAM and LUTRAM totals that add up its memories, within the
     U55C's capacities, each memory bound by the documented rule."""
-    from lowering.memory import bank_storage, bind
+    from lowering.memory import bind
 
     assert main(["-q", "compile", "--size", "tiny", "--out", str(tmp_path / "out")]) == 0
     memory = json.loads((tmp_path / "out" / "report.json").read_text())["memory"]
@@ -105,11 +105,8 @@ def test_report_counts_memory_by_shape(tmp_path):
     for kind in ("BRAM36", "URAM", "LUTRAM"):
         assert memory[kind] == sum(m["count"] for m in memory["memories"] if m["resource"] == kind) <= memory["capacity"][kind]
     for m in memory["memories"]:
-        banks = m.get("banks", 1)
-        rule = bank_storage(banks * m["depth"], m["width"], banks) if banks > 1 else bind(m["width"], m["depth"], m["kind"] == "fifo")
-        assert m["width"] <= 1024 and (m["resource"], m["count"]) == rule
+        assert m["width"] <= 1024 and (m["resource"], m["count"]) == bind(m["width"], m["depth"], m["kind"] == "fifo")
     assert {m["kind"] for m in memory["memories"]} >= {"fifo"}
-    assert any(m.get("banks", 1) > 1 for m in memory["memories"])  # tile arrays, one memory a lane
 
 
 def test_report_counts_resources_per_node(tmp_path):

@@ -84,18 +84,17 @@ def test_every_fifo_is_bound_to_the_primitive_the_memory_count_charges(name: str
 
 
 def test_fifos_the_count_moves_to_uram_are_bound_to_uram(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a device of 95 BRAM36 and 60 URAM the ffn-block's 101 (by shape; its tile arrays' banks are
-    LUTRAM) do not fit: the count moves its deepest BRAM FIFO, dma_load(w_down)->fc_down (1,024 bits x
-    160: 15 BRAM36 or 15 URAM), to URAM (86 BRAM36), and the emitted C++ binds that FIFO, and only
-    it, to URAM."""
+    """On a device of 120 BRAM36 and 60 URAM the ffn-block's 131 (by shape) do not fit: the count moves its
+    deepest BRAM FIFO, dma_load(w_down)->fc_down (1,024 bits x 160: 15 BRAM36 or 15 URAM), to URAM
+    (116 BRAM36), and the emitted C++ binds that FIFO, and only it, to URAM."""
     from lowering import memory
 
     design = sd.compile(CASES["ffn_block"]().program)
-    assert memory.design_memory(design)["BRAM36"] == 101
-    monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 95)
+    assert memory.design_memory(design)["BRAM36"] == 131
+    monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 120)
     monkeypatch.setitem(memory.CAPACITY, memory.URAM, 60)  # fewer than BRAM36, so the shape rule still picks BRAM36
     counted = memory.design_memory(design)
-    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (86, 15, True)
+    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (116, 15, True)
     assert [m["name"] for m in counted["memories"] if m.get("moved")] == ["dma_load(w_down)->fc_down"]
     assert list(_check_bind_storage(design).values()).count("uram") == 1
 
