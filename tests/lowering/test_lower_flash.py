@@ -130,3 +130,19 @@ def test_compile_with_replace_on_the_command_line(tmp_path, capsys) -> None:  # 
         assert message in capsys.readouterr().err
     assert main(["compile", "ffn-block", "--replace", str(TUTORIAL_07_PATH), "--out", str(tmp_path / "ffn")]) != 0
     assert "--replace apply to model families" in capsys.readouterr().err
+
+
+def test_exploration_of_a_block_with_run_time_trip_counts(tmp_path) -> None:  # noqa: ANN001
+    """`--dse` on a block whose kernel loops over the run-time cache length (tutorial 07's flash
+    decoding pages only the valid cache rows): the exploration times the design at the scalars'
+    maxima, as FIFO sizing does (it stopped at the timing model's "trip counts it can compute"
+    before), and its plan builds the same design again."""
+    from toolchain.cli import main
+
+    args = ["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "16", "--replace", str(TUTORIAL_07_PATH)]
+    assert main([*args, "--dse", "--out", str(tmp_path / "a")]) == 0
+    first = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert first["verification"]["passed"] and first["plan"]["figures"]["unbounded_makespan_cycles"] > 0
+    assert main([*args, "--plan", str(tmp_path / "a" / "plan.json"), "--out", str(tmp_path / "b")]) == 0
+    second = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert second["timed_simulation"] == first["timed_simulation"]
