@@ -25,7 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from xdsl.dialects import tensor
 from xdsl.dialects.builtin import TensorType
+from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
+from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
+from xdsl.ir import Block, Operation, SSAValue
 
 from lowering.timing import hbm_stripes
 from streamdsl.compiler import converter_records
@@ -175,18 +179,46 @@ def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, st
 
 
 def local_tensors(kernel: KernelOp) -> list[tuple[str, str, int]]:
-    """(task, tensor, bits) of every tensor a task computes inside its body: each is an on-chip
-    array in the emitted C++ (an upper bound: HLS may share storage between them)."""
+    """(task, tensor, bits) of every tensor a task computes inside its body that the emitted C++
+    declares an array of (an upper bound: HLS may share storage between them)."""
     return [(node_name(task), name, bits) for task in kernel.body.block.ops if isinstance(task, TaskOp)
             for name, bits in task_tensors(task)]
 
 
+def _no_array(value: SSAValue) -> bool:
+    """Whether hls_backend/body.py declares no array of its own for `value`: a tensor.empty that
+    only serves as the destination of linalg ops that never read it (a fill, a transpose, or a
+    loop-nest op whose payload ignores the init), and a loop-nest op's result that updates its init
+    in place (an init other than a tensor.empty that nothing else reads)."""
+    owner = value.owner
+    if isinstance(owner, tensor.EmptyOp):
+        return all(_ignores_init(use.operation, use.index) for use in value.uses)
+    if _loop_nest(owner):
+        init = owner.outputs[value.index]  # type: ignore[union-attr]
+        return init.has_one_use() and not isinstance(init.owner, tensor.EmptyOp)
+    return False
+
+
+def _loop_nest(op: Operation | Block | None) -> bool:
+    """A linalg op the emitter writes as one loop nest over its payload (`_structured`)."""
+    return isinstance(op, LinalgStructuredOperation) and not isinstance(op, FillOp | TransposeOp | ReduceOp | BroadcastOp)
+
+
+def _ignores_init(op: Operation, operand: int) -> bool:
+    if isinstance(op, FillOp | TransposeOp):
+        return operand >= len(op.inputs)
+    if _loop_nest(op) and operand >= len(op.inputs):  # type: ignore[attr-defined]
+        return not op.body.block.args[operand].uses  # type: ignore[attr-defined]
+    return False
+
+
 def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
-    """(tensor, bits) of every static tensor `task` computes inside its body."""
+    """(tensor, bits) of every static tensor `task` computes inside its body that the emitted C++
+    holds in an array of its own (`_no_array`: not an unread empty, not an in-place update)."""
     tensors = []
     for op in task.body.walk():
         for k, r in enumerate(op.results):
-            if isinstance(r.type, TensorType) and r.type.has_static_shape():
+            if isinstance(r.type, TensorType) and r.type.has_static_shape() and not _no_array(r):
                 bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
                 tensors.append((r.name_hint or f"{op.name}#{k}", bits))
     return tensors

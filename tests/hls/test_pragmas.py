@@ -123,3 +123,19 @@ def test_a_fifo_storage_follows_its_shape(bits: int, depth: int, impl: str) -> N
     from lowering.memory import fifo_storage
 
     assert fifo_storage(bits, depth) == impl
+
+
+def test_the_memory_count_holds_the_arrays_a_task_declares() -> None:
+    """lowering.memory counts a task's tile arrays as the emitted C++ declares them: an empty init
+    the op never reads is no array, nor a result that updates its init in place (element-wise
+    tasks: exactly as many arrays, named by the IR's tensors)."""
+    from lowering.memory import task_tensors
+
+    design = sd.compile(CASES["ffn_block"]().program)
+    code = emit_kernel(design).code
+    for name in ("residual", "gelu", "residual_1"):
+        body = re.search(rf"^static void task_{name}\(.*?^}}$", code, re.S | re.M)
+        assert body is not None
+        declared = re.findall(r"^\s*t_\w+ (\w+)\s*(?:=[^;]*)?;", body.group(0), re.M)
+        task = next(t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data == name)
+        assert len(declared) == len(task_tensors(task)) > 0, (name, declared, task_tensors(task))
