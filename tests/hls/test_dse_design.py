@@ -70,7 +70,7 @@ def test_a_w4a8_plan_with_wide_lanes_and_striped_dmas_matches_the_model_in_csim(
 def test_the_chosen_gpt2_medium_design_matches_the_model_in_csim(tmp_path) -> None:  # noqa: ANN001
     """Issue 15's design: GPT-2 medium, W4A8, 250 MHz, cache length 128, the plan the DSE chooses
     at device share 0.9, the first share benchmarks/roofline.py tries and the fastest design that
-    fits every SLR (24,499 cycles sized, 6.9x the roofline; its splits grow only while the sized
+    fits every SLR (24,487 cycles sized, 6.9x the roofline; its splits grow only while the sized
     design fits: a design over the device once sized had its FIFOs stall it 29% past the
     unbounded run csim counts)."""
     block, plan = planned_block("gpt2", "paper", 128, quant.scheme("w4a8"), clock_mhz=250.0, fill=0.9)
