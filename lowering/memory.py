@@ -29,7 +29,7 @@ from xdsl.dialects import tensor
 from xdsl.dialects.builtin import TensorType
 from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
 from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
-from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from lowering.timing import hbm_stripes
 from streamdsl.compiler import converter_records
@@ -187,29 +187,37 @@ def local_tensors(kernel: KernelOp) -> list[tuple[str, str, int]]:
 
 def _no_array(value: SSAValue) -> bool:
     """Whether hls_backend/body.py declares no array of its own for `value`: a tensor.empty that
-    only serves as the destination of linalg ops that never read it (a fill, a transpose, or a
-    loop-nest op whose payload ignores the init), and a loop-nest op's result that updates its init
-    in place (an init other than a tensor.empty that nothing else reads)."""
+    only serves as the init of ops that never read it (a fill, a transpose, or a loop nest whose
+    payload ignores that init), and a loop nest's result that updates its init in place (an init
+    other than a tensor.empty that nothing else reads)."""
     owner = value.owner
     if isinstance(owner, tensor.EmptyOp):
         return all(_ignores_init(use.operation, use.index) for use in value.uses)
-    if _loop_nest(owner):
-        init = owner.outputs[value.index]  # type: ignore[union-attr]
+    inits = _loop_nest_inits(owner) if isinstance(owner, Operation) else {}
+    if inits:
+        init = owner.operands[list(inits)[value.index]]  # type: ignore[union-attr]
         return init.has_one_use() and not isinstance(init.owner, tensor.EmptyOp)
     return False
 
 
-def _loop_nest(op: Operation | Block | None) -> bool:
-    """A linalg op the emitter writes as one loop nest over its payload (`_structured`)."""
-    return isinstance(op, LinalgStructuredOperation) and not isinstance(op, FillOp | TransposeOp | ReduceOp | BroadcastOp)
+def _loop_nest_inits(op: Operation) -> dict[int, BlockArgument]:
+    """Operand index -> payload argument of each init of a linalg op the emitter writes as one
+    loop nest over its payload (body.py `_loop_op`: structured ops but fill and transpose, reduce,
+    broadcast); empty for other ops."""
+    if isinstance(op, ReduceOp | BroadcastOp):
+        return {1: (op.region if isinstance(op, ReduceOp) else op.hidden_region).block.args[1]}
+    if isinstance(op, LinalgStructuredOperation) and not isinstance(op, FillOp | TransposeOp):
+        inputs = len(op.inputs)
+        return {inputs + k: arg for k, arg in enumerate(op.body.block.args[inputs:])}
+    return {}
 
 
 def _ignores_init(op: Operation, operand: int) -> bool:
+    """Whether `op` writes its result without reading its operand `operand` as an init."""
     if isinstance(op, FillOp | TransposeOp):
         return operand >= len(op.inputs)
-    if _loop_nest(op) and operand >= len(op.inputs):  # type: ignore[attr-defined]
-        return not op.body.block.args[operand].uses  # type: ignore[attr-defined]
-    return False
+    arg = _loop_nest_inits(op).get(operand)
+    return arg is not None and not arg.uses
 
 
 def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
