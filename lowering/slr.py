@@ -185,7 +185,9 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
     # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
     tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
-    model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
+    # `first` asks only whether a placement exists: with no objective CBC stops at its first
+    # feasible point instead of branching toward fewer crossing bits
+    model.objective = mip.xsum([]) if first else bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
     status = model.optimize(max_nodes=MAX_NODES, max_solutions=1 if first else 2**30)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))
