@@ -16,7 +16,8 @@ SLR2 crosses two boundaries. Ties are broken by a second objective worth less th
 weighs i + 1 toward lower SLRs), so the answer is deterministic. A design that fits in SLR0 has
 that placement as its unique optimum (no bit crosses, every tie weight 0), found without CBC, which
 can spend a minute proving it. On a crowded device the search stops after `MAX_NODES`
-branch-and-bound nodes with the best placement found (a count, not a time, so still deterministic).
+branch-and-bound nodes with the best placement found (a count, not a time, so still deterministic);
+it starts from the first feasible placement, the one the exploration's check (`first`) finds.
 `with_crossings(graph, placement)` is the timing
 graph of the placed design: each FIFO that crosses k boundaries is followed by a relay of
 k x `TimingTable.sll_latency` pipeline registers, whose slots are the FIFO's extra depth.
