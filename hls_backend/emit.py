@@ -38,13 +38,7 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
-from lowering.memory import (  # what the memory count charges
-    MAXI_BURST,
-    MAXI_OUTSTANDING,
-    fifo_storages,
-    kernel_buffers,
-    maxi_buffer_impl,
-)
+from lowering.memory import MAXI_BURST, MAXI_OUTSTANDING, fifo_storages, kernel_buffers  # what the memory count charges
 from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, dma_bits_per_cycle, table_of, task_timing
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -192,7 +186,6 @@ class KernelSource:
     ports: list[Port] = field(default_factory=list)  # the top's arguments, loads first
     hbm_code: str = ""  # sd_hbm.h: pack / unpack of every port for the testbench and the host
     nodes: dict[str, str] = field(default_factory=dict)  # process function -> node name
-    maxi_buffer: str = "bram"  # Vitis's m_axi_buffer_impl: where the memory count put the m_axi buffers
 
     @property
     def args(self) -> list[Arg]:
@@ -314,11 +307,9 @@ class _KernelEmitter:
                                                         word_bits=min(it.token_bits, BEAT_BITS))
         except GraphError as err:
             raise HlsEmitError(str(err)) from None
-        fifos, buffers = [(s.name, s.word_bits, s.depth_beats) for s in self.streams.values()], kernel_buffers(self.kernel)
-        storage = fifo_storages(fifos, buffers)
+        storage = fifo_storages([(s.name, s.word_bits, s.depth_beats) for s in self.streams.values()], kernel_buffers(self.kernel))
         for s in self.streams.values():
             s.storage = storage[s.name]
-        self.maxi_buffer = maxi_buffer_impl(fifos, buffers)
 
     def _unique_fn(self, name: str) -> str:
         base, i = name, 2
@@ -882,7 +873,7 @@ def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) 
     code = emitter.source()
     return KernelSource(
         emitter.top, code, emitter.inputs, emitter.outputs, list(emitter.streams.values()), [p.fn for p in emitter.procs],
-        list(emitter.ports), emitter.hbm_code(), {p.fn: p.node for p in emitter.procs}, emitter.maxi_buffer,
+        list(emitter.ports), emitter.hbm_code(), {p.fn: p.node for p in emitter.procs},
     )
 
 

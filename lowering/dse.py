@@ -58,7 +58,6 @@ from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
 from lowering.hbm_channels import allocate_kernel
-from lowering.memory import BRAM36, URAM
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usage, fits_device, kernel_usage, task_usage
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
@@ -227,10 +226,9 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     parts of a split task (`<task>_p<i>`) are one heap entry: their lanes double together.
     Returns the lanes, the makespan and the steps kept, in order (the lanes each step gave)."""
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
-    compute = _Compute(tasks)
-    lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := unroll_lanes(t))}
-    capacity = device.total * fill + _dma_usage(design.kernel, compute.usage(lanes), device.total * fill) * -1
+    capacity, compute = device.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks)
     steps: list[dict[str, int]] = []
+    lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := unroll_lanes(t))}
     groups: dict[str, list[str]] = {}
     for name in sorted(tasks):
         groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
@@ -379,19 +377,14 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
     split_tasks(kernel, splits)
     allocate_kernel(kernel)
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
-    compute = _Compute(tasks).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))})
-    if (compute + _dma_usage(kernel, compute, capacity)).over(capacity):
+    if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
         return None
     return _Design(kernel, timing).run(), trial
 
 
-def _dma_usage(kernel: KernelOp, compute: Usage, capacity: Usage) -> Usage:
-    """The DMAs' m_axi adapters (logic and burst buffers), one per HBM stripe (lowering.resources),
-    their buffers in BRAM36, or in URAM when beside `compute` BRAM36 would over-fill `capacity`
-    and URAM would not (the memory count's rebalance moves them all)."""
-    stripes = sum(hbm_stripes(op)[0] for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp))
-    bram, uram = (U55C_COSTS.maxi_usage(kind) * stripes for kind in (BRAM36, URAM))
-    return uram if (compute + bram).over(capacity) and not (compute + uram).over(capacity) else bram
+def _dma_usage(kernel: KernelOp) -> Usage:
+    """The DMAs' m_axi adapters (logic and burst buffers), one per HBM stripe (lowering.resources)."""
+    return U55C_COSTS.maxi_usage() * sum(hbm_stripes(op)[0] for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp))
 
 
 class _Splits:

@@ -15,7 +15,7 @@ A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most `MAX
 min(token bits, 1,024) bits; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at
 most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
 loops partition them), not memories. A DMA's `m_axi` adapter buffers `MAXI_OUTSTANDING` bursts of
-`MAXI_BURST` 512-bit words per HBM stripe (in BRAM36, or all of them in URAM: `rebalance`).
+`MAXI_BURST` 512-bit words per HBM stripe (Vitis builds it in BRAM36: it never moves).
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS",
-    "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory",
-    "fifo_storage", "fifo_storages", "kernel_buffers", "local_tensors", "maxi_buffer_impl", "primitives", "rebalance",
-    "task_tensors", "words_of",
+    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "MEMORY_FILL",
+    "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
+    "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -85,7 +84,9 @@ class MemoryUse:
     def other(self) -> MemoryUse:
         """This memory in the other of BRAM36 and URAM."""
         kind = URAM if self.resource == BRAM36 else BRAM36
-        return MemoryUse(self.name, self.kind, self.width, self.depth, kind, primitives(kind, self.width, self.depth), not self.moved)
+        w, d = _SHAPE[kind]
+        return MemoryUse(self.name, self.kind, self.width, self.depth, kind, math.ceil(self.width / w) * math.ceil(self.depth / d),
+                         not self.moved)
 
 
 def words_of(bits: int, max_word: int = MAX_WORD_BITS) -> tuple[int, int]:
@@ -102,15 +103,9 @@ def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
         return LUTRAM, width  # one SRL32 per bit
     if width * depth <= 1024:
         return LUTRAM, math.ceil(width * depth / 64)  # 64-bit LUT RAMs
-    options = {kind: primitives(kind, width, depth) for kind in _SHAPE}
+    options = {kind: math.ceil(width / w) * math.ceil(depth / d) for kind, (w, d) in _SHAPE.items()}
     kind = min(options, key=lambda k: (options[k] / CAPACITY[k], k != BRAM36))
     return kind, options[kind]
-
-
-def primitives(kind: str, width: int, depth: int) -> int:
-    """The BRAM36 or URAM (`kind`) a `width` x `depth` memory takes, by their shapes."""
-    w, d = _SHAPE[kind]
-    return math.ceil(width / w) * math.ceil(depth / d)
 
 
 def fifo_storage(width: int, depth: int, resource: str | None = None) -> str:
@@ -120,12 +115,6 @@ def fifo_storage(width: int, depth: int, resource: str | None = None) -> str:
     if kind == LUTRAM:
         return "srl" if depth <= SRL_DEPTH else "lutram"
     return {BRAM36: "bram", URAM: "uram"}[kind]
-
-
-def _is_memory(kind: str, bits: int) -> bool:
-    """Whether the count holds a buffer as a memory: task-local tensors of at most REGISTER_BITS
-    are registers."""
-    return kind != "local" or bits > REGISTER_BITS
 
 
 def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, str]:
@@ -147,41 +136,24 @@ def _totals(uses: Iterable[MemoryUse]) -> dict[str, int]:
 
 
 def rebalance(uses: list[MemoryUse]) -> list[MemoryUse]:
-    """`uses` with memories moved between BRAM36 and URAM while one of them is over `MEMORY_FILL`
-    of the device's supply and the other has room: each step moves the group (`_movable_groups`)
-    that frees the most primitives of the full one per primitive it takes of the other (ties: the
-    larger saving, then by name), so few primitives of the scarcer kind are spent. Stops when both
-    fit or nothing can move."""
+    """`uses` with FIFOs moved between BRAM36 and URAM while one of them is over `MEMORY_FILL` of
+    the device's supply and the other has room: each step moves the FIFO that frees the most primitives of the
+    full one per primitive it takes of the other (ties: the larger saving, then by name), so few
+    primitives of the scarcer kind are spent. Stops when both fit or no FIFO can move."""
     uses = list(uses)
     totals = _totals(uses)
     for full, spare in ((BRAM36, URAM), (URAM, BRAM36)):
-        groups = [g for g in _movable_groups(uses) if uses[g[0]].resource == full]
-        freed = {id(g): sum(uses[k].count for k in g) for g in groups}
-        taken = {id(g): sum(uses[k].other().count for k in g) for g in groups}
-        for g in sorted(groups, key=lambda g: (-freed[id(g)] / taken[id(g)], -freed[id(g)], uses[g[0]].name)):
+        candidates = sorted((k for k, u in enumerate(uses) if u.movable and u.resource == full),
+                            key=lambda k: (-uses[k].count / uses[k].other().count, -uses[k].count, uses[k].name))
+        for k in candidates:
             if totals[full] <= CAPACITY[full] * MEMORY_FILL:
                 break
-            if totals[spare] + taken[id(g)] <= CAPACITY[spare] * MEMORY_FILL:
-                totals[full] -= freed[id(g)]
-                totals[spare] += taken[id(g)]
-                for k in g:
-                    uses[k] = uses[k].other()
+            moved = uses[k].other()
+            if totals[spare] + moved.count <= CAPACITY[spare] * MEMORY_FILL:
+                totals[full] -= uses[k].count
+                totals[spare] += moved.count
+                uses[k] = moved
     return uses
-
-
-def _movable_groups(uses: list[MemoryUse]) -> list[list[int]]:
-    """Indices of `uses` that move together: each FIFO in BRAM36 or URAM on its own (the emitter
-    binds each), and every m_axi buffer at once (Vitis binds them all by one setting,
-    `config_interface -m_axi_buffer_impl`)."""
-    maxi = [k for k, u in enumerate(uses) if u.kind == "maxi" and u.resource in _SHAPE]
-    return [[k] for k, u in enumerate(uses) if u.movable] + ([maxi] if maxi else [])
-
-
-def maxi_buffer_impl(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> str:
-    """Vitis's `m_axi_buffer_impl` for the design: uram when `count(fifos, buffers)` moved the m_axi
-    buffers there, else bram."""
-    memories = count(fifos, buffers)["memories"]
-    return "uram" if any(m["kind"] == "maxi" and m["resource"] == URAM for m in memories) else "bram"  # type: ignore[union-attr, index]
 
 
 def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, object]:
@@ -190,14 +162,15 @@ def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, st
     REGISTER_BITS are left out: registers). Returns the totals per resource, the capacities,
     whether it fits, and the memories, largest share of the device first."""
     uses = [MemoryUse(name, "fifo", width, depth, *bind(width, depth, fifo=True)) for name, width, depth in fifos]
-    uses += [_memory(name, kind, bits) for name, kind, bits in buffers if _is_memory(kind, bits)]
+    uses += [_memory(name, kind, bits) for name, kind, bits in buffers
+             if kind != "local" or bits > REGISTER_BITS]
     uses = rebalance(uses)
     totals = _totals(uses)
     return {
         "rule": "BRAM36 = ceil(width/72) x ceil(depth/512), URAM = ceil(width/72) x ceil(depth/4096), the one using the "
                 "smaller share of the device, then FIFOs moved to the other while one is over (most saved per primitive "
                 "taken first); FIFOs <= 32 deep in SRL (1 LUT per bit), memories <= 1024 bits in LUTRAM; words <= 1024 bits; "
-                "task-local tensors <= 4096 bits are registers; m_axi buffers 512 bits x 512 words, all in BRAM36 or all in URAM",
+                "task-local tensors <= 4096 bits are registers; m_axi buffers 512 bits x 512 words",
         **totals,
         "capacity": dict(CAPACITY),
         "fits": all(totals[k] <= CAPACITY[k] for k in CAPACITY),

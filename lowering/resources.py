@@ -39,7 +39,6 @@ from lowering.memory import (
     bind,
     count,
     kernel_buffers,
-    primitives,
     task_tensors,
 )
 from lowering.timing import U55C, hbm_stripes, task_timing, tile_work, unroll_lanes
@@ -208,13 +207,10 @@ class CostTable:
         dsp = 1 / self.packed_macs if a <= self.packed_bits else math.ceil(a / 27) * math.ceil(b / 18)
         return CoreCost(dsp, (a + b) / 2, a + b)
 
-    def maxi_usage(self, buffer: str | None = None) -> Usage:
+    def maxi_usage(self) -> Usage:
         """One m_axi adapter: its logic and its burst buffer, bound as `lowering.memory.count`
-        binds it by its shape, or in `buffer` (BRAM36 or URAM: where the count's rebalance may
-        move every m_axi buffer; `kernel_buffers` lists each DMA's buffers for the count)."""
-        words = MAXI_BURST * MAXI_OUTSTANDING
-        kind, n = bind(HBM_WORD_BITS, words) if buffer is None else (buffer, primitives(buffer, HBM_WORD_BITS, words))
-        return self.maxi.usage() + Usage.memory(kind, n)
+        binds it (`kernel_buffers` lists each DMA's buffers for the count)."""
+        return self.maxi.usage() + Usage.memory(*bind(HBM_WORD_BITS, MAXI_BURST * MAXI_OUTSTANDING))
 
 
 U55C_COSTS = CostTable()

@@ -46,7 +46,7 @@ def test_count_totals_and_fit() -> None:
 
 
 def _maxi(n: int) -> list[tuple[str, str, int]]:
-    """n DMA m_axi buffers: 512 words of 512 bits, 8 BRAM36 each (8 URAM each when they all move)."""
+    """n DMA m_axi buffers: 512 words of 512 bits, 8 BRAM36 each, which never move."""
     return [(f"dma{k}: m_axi0", "maxi", 512 * 512) for k in range(n)]
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 
 import streamdsl as sd
-from hls_backend import emit_kernel, emit_project
+from hls_backend import emit_kernel
 from hls_backend.lint import FADD_LATENCY
 from lowering.timing import task_timing
 from streamdsl.dialects.dataflow import TaskOp
@@ -85,40 +84,19 @@ def test_every_fifo_is_bound_to_the_primitive_the_memory_count_charges(name: str
 
 
 def test_fifos_the_count_moves_to_uram_are_bound_to_uram(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a device of 120 BRAM36 and 20 URAM the ffn-block's 131 (by shape) do not fit: the count
-    moves its deepest BRAM FIFO, dma_load(w_down)->fc_down (1,024 bits x 160: 15 BRAM36 or 15 URAM),
-    to URAM (116 BRAM36; its seven m_axi buffers, which move all at once, would need 56 URAM of
-    19.6), and the emitted C++ binds that FIFO, and only it, to URAM; the m_axi buffers stay."""
+    """On a device of 120 BRAM36 and 60 URAM the ffn-block's 131 (by shape) do not fit: the count moves its
+    deepest BRAM FIFO, dma_load(w_down)->fc_down (1,024 bits x 160: 15 BRAM36 or 15 URAM), to URAM
+    (116 BRAM36), and the emitted C++ binds that FIFO, and only it, to URAM."""
     from lowering import memory
 
     design = sd.compile(CASES["ffn_block"]().program)
     assert memory.design_memory(design)["BRAM36"] == 131
     monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 120)
-    monkeypatch.setitem(memory.CAPACITY, memory.URAM, 20)  # fewer than BRAM36, so the shape rule still picks BRAM36
+    monkeypatch.setitem(memory.CAPACITY, memory.URAM, 60)  # fewer than BRAM36, so the shape rule still picks BRAM36
     counted = memory.design_memory(design)
     assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (116, 15, True)
     assert [m["name"] for m in counted["memories"] if m.get("moved")] == ["dma_load(w_down)->fc_down"]
     assert list(_check_bind_storage(design).values()).count("uram") == 1
-    assert emit_kernel(design).maxi_buffer == "bram"
-
-
-def test_the_m_axi_buffers_move_to_uram_together_and_vitis_is_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """With 60 URAM, the seven m_axi buffers (56 BRAM36 or 56 URAM, as many freed as taken, like the
-    FIFO, but more of them) move first, all at once: 75 BRAM36 and 56 URAM. The FIFO stays in
-    BRAM36, and the project's hls_config.tcl, which v++ -c sources, sets Vitis's one switch for
-    every m_axi buffer to URAM."""
-    from lowering import memory
-
-    design = sd.compile(CASES["ffn_block"]().program)
-    monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 120)
-    monkeypatch.setitem(memory.CAPACITY, memory.URAM, 60)
-    counted = memory.design_memory(design)
-    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (75, 56, True)
-    assert {m["resource"] for m in counted["memories"] if m["kind"] == "maxi"} == {memory.URAM}
-    assert "uram" not in _check_bind_storage(design).values()
-    project = emit_project(design, tmp_path / "p")
-    assert "config_interface -m_axi_buffer_impl uram" in (project / "hls_config.tcl").read_text()
-    assert "--hls.pre_tcl hls_config.tcl" in (project / "Makefile").read_text()
 
 
 def _check_bind_storage(design: object) -> dict[str, str]:
