@@ -16,8 +16,7 @@ SLR2 crosses two boundaries. Ties are broken by a second objective worth less th
 weighs i + 1 toward lower SLRs), so the answer is deterministic. A design that fits in SLR0 has
 that placement as its unique optimum (no bit crosses, every tie weight 0), found without CBC, which
 can spend a minute proving it. On a crowded device the search stops after `MAX_NODES`
-branch-and-bound nodes with the best placement found (a count, not a time, so still deterministic);
-it starts from the first feasible placement, the one the exploration's check (`first`) finds.
+branch-and-bound nodes with the best placement found (a count, not a time, so still deterministic).
 `with_crossings(graph, placement)` is the timing
 graph of the placed design: each FIFO that crosses k boundaries is followed by a relay of
 k x `TimingTable.sll_latency` pipeline registers, whose slots are the FIFO's extra depth.
@@ -158,9 +157,6 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     nodes = sorted(usage.nodes)
     if usage.total.share(device.per_slr) <= fill:
         return dict.fromkeys(nodes, 0)  # no bit crosses and every tie weight is 0: the unique optimum
-    # the least-crossing search starts from a feasible placement, so that stopping at MAX_NODES
-    # never leaves it without one where the exploration's check (`first`) found one
-    start = None if first else _solve(usage, wires, device, fill, first=True)
     slrs, bounds = range(device.slrs), range(device.slrs - 1)
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
     model.verbose, model.threads, model.seed = 0, 1, 0
@@ -192,8 +188,6 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     # `first` asks only whether a placement exists: with no objective CBC stops at its first
     # feasible point instead of branching toward fewer crossing bits
     model.objective = mip.xsum([]) if first else bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
-    if start is not None:
-        model.start = [(x[v, s], float(start[v] == s)) for v in nodes for s in slrs]
     status = model.optimize(max_nodes=MAX_NODES, max_solutions=1 if first else 2**30)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))
