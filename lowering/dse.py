@@ -61,6 +61,7 @@ from lowering.hbm_channels import allocate_kernel
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usage, fits_device, kernel_usage, task_usage
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
+from lowering.transforms.insert_converters import plan_converters
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
@@ -376,6 +377,7 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
     split_tasks(kernel, splits)
     allocate_kernel(kernel)
+    plan_converters(trial)  # as sd.compile will: the parts' converters of one input merged, so the design judged is the one built
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
     if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
         return None
@@ -396,6 +398,8 @@ class _Splits:
 
     def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float) -> None:
         self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
+        self.unsplit_module = module.clone()  # the design with nothing split, as sd.compile builds it
+        plan_converters(self.unsplit_module)
         kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
@@ -415,7 +419,7 @@ class _Splits:
 
     def unsplit(self) -> int:
         """The unbounded makespan of the design with nothing split."""
-        return _Design(kernel_of(self.module), self.timing).run()
+        return _Design(kernel_of(self.unsplit_module), self.timing).run()
 
 
 def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None],
@@ -430,8 +434,8 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     chains, trips = space.chains, space.trips
     best_parts = dict.fromkeys(chains, 1)
     if not chains:
-        return best_parts, space.module
-    makespan, best = space.unsplit(), space.module
+        return best_parts, space.unsplit_module
+    makespan, best = space.unsplit(), space.unsplit_module
     evaluations = 0
     uniform = 2
     while evaluations < budget and uniform <= max(trips.values()):
