@@ -61,7 +61,7 @@ from lowering.hbm_channels import allocate_kernel
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usage, fits_device, kernel_usage, task_usage
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
-from lowering.transforms.insert_converters import plan_converters
+from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
@@ -377,7 +377,7 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
     split_tasks(kernel, splits)
     allocate_kernel(kernel)
-    plan_converters(trial)  # as sd.compile will: the parts' converters of one input merged, so the design judged is the one built
+    merge_duplicates(kernel.body.block)  # as sd.compile's insert-converters will: the design judged is the one built
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
     if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
         return None
@@ -398,8 +398,6 @@ class _Splits:
 
     def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float) -> None:
         self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
-        self.unsplit_module = module.clone()  # the design with nothing split, as sd.compile builds it
-        plan_converters(self.unsplit_module)
         kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
@@ -417,9 +415,12 @@ class _Splits:
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
-    def unsplit(self) -> int:
-        """The unbounded makespan of the design with nothing split."""
-        return _Design(kernel_of(self.unsplit_module), self.timing).run()
+    def unsplit(self) -> tuple[int, ModuleOp]:
+        """The unbounded makespan of the design with nothing split, and that design as sd.compile
+        builds it (a copy of `module`, its converters of one input merged)."""
+        module = self.module.clone()
+        merge_duplicates(kernel_of(module).body.block)
+        return _Design(kernel_of(module), self.timing).run(), module
 
 
 def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None],
@@ -433,9 +434,9 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     the parts of each chain and the split module."""
     chains, trips = space.chains, space.trips
     best_parts = dict.fromkeys(chains, 1)
+    makespan, best = space.unsplit()
     if not chains:
-        return best_parts, space.unsplit_module
-    makespan, best = space.unsplit(), space.unsplit_module
+        return best_parts, best
     evaluations = 0
     uniform = 2
     while evaluations < budget and uniform <= max(trips.values()):

@@ -47,6 +47,11 @@ SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour befo
 # Past it the best placement found stands (feasible, perhaps not the fewest crossing bits): a
 # GPT-2 medium block packed to 99% of the device's BRAM had CBC searching for over 15 minutes.
 MAX_NODES = 20_000
+# With `first` (does a placement exist?) a search that has found none after FIRST_NODES nodes
+# answers no: on a crowded device CBC can take a minute to prove there is none (Gemma 3's
+# exploration: 50 s of its 100), while the placements it finds come within a few hundred nodes.
+# The exploration then keeps a smaller design; a placement it accepts always exists.
+FIRST_NODES = 2_000
 
 
 class SlrError(StreamdslError, ValueError):
@@ -188,7 +193,7 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     # `first` asks only whether a placement exists: with no objective CBC stops at its first
     # feasible point instead of branching toward fewer crossing bits
     model.objective = mip.xsum([]) if first else bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
-    status = model.optimize(max_nodes=MAX_NODES, max_solutions=1 if first else 2**30)
+    status = model.optimize(max_nodes=FIRST_NODES if first else MAX_NODES, max_solutions=1 if first else 2**30)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))
     return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}

@@ -30,7 +30,7 @@ from xdsl.utils.exceptions import PassFailedException
 from lowering.converters import ConverterError, plan
 from streamdsl.dialects.dataflow import ITensorCastOp, ITensorConverterOp, ITensorForkOp, ITensorType
 
-__all__ = ["InsertConvertersPass", "planned_converter"]
+__all__ = ["InsertConvertersPass", "merge_duplicates", "planned_converter"]
 
 
 def planned_converter(source: SSAValue, result_type: ITensorType, where: Operation) -> ITensorConverterOp:

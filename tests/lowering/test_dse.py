@@ -160,8 +160,8 @@ class _SplitSpace:
     def trial(self, parts):  # noqa: ANN001, ANN202 - the split module is its parts here
         return 800 // parts["a"] + 600 // parts["b"] + 100 // parts["c"], dict(parts)
 
-    def unsplit(self) -> int:
-        return 1500
+    def unsplit(self):  # noqa: ANN202
+        return 1500, dict.fromkeys(self.trips, 1)
 
 
 @pytest.mark.parametrize(("most", "want"), [
