@@ -44,6 +44,7 @@ The result is a `Plan`, which `Plan.apply` writes onto a lowered kernel and `Pla
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import random
@@ -58,9 +59,19 @@ from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
 from lowering.hbm_channels import allocate_kernel
-from lowering.resources import U55C_COSTS, U55C_DEVICE, Device, KernelUsage, Usage, fits_device, kernel_usage, task_usage
+from lowering.resources import (
+    U55C_COSTS,
+    U55C_DEVICE,
+    Device,
+    KernelUsage,
+    Usage,
+    fits_device,
+    kernel_usage,
+    logic_usage,
+    task_usage,
+)
 from lowering.slr import SlrError, kernel_wires, place
-from lowering.timing import CLOCK_ATTR, HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
+from lowering.timing import CLOCK_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
@@ -156,19 +167,50 @@ def load_plan(path: str) -> Plan:
         raise PlanError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
 
 
+def _structure(op: Operation) -> tuple[object, ...]:
+    """What a node's schedule and compute usage follow from, without its SSA identity, so that the
+    copies the exploration splits and times share them: its kind, port types, attributes (lanes,
+    HBM channels, a converter's plan) and properties; a task's body by its name (within one
+    exploration a name holds one body: a split part's differs from its task's in its types)."""
+    return (op.name, tuple(op.operand_types), tuple(op.result_types), tuple(op.attributes.items()),
+            tuple(op.properties.items()))
+
+
+def _remap(schedule: NodeSchedule, port: Callable[[Any], Any]) -> NodeSchedule:
+    """`schedule` with each stream key (an SSA value or a port number) mapped by `port` (an
+    internal link's name kept)."""
+    def keys(streams: Mapping[Any, Any] | None) -> dict[Any, Any] | None:
+        return None if streams is None else {k if isinstance(k, str) else port(k): v for k, v in streams.items()}
+
+    return dataclasses.replace(schedule, reads=keys(schedule.reads), writes=keys(schedule.writes), order=keys(schedule.order),
+                               drain=None if schedule.drain is None else _remap(schedule.drain, port))
+
+
 class _CachedTiming:
-    """The timing table, remembering each node's schedule until its lanes or HBM channels change."""
+    """The timing table, remembering each node's schedule and each task's compute usage (at a lane
+    count) by its `_structure`: a step re-times only what it changed, and a split trial only its
+    parts."""
 
     def __init__(self, table: TimingTable) -> None:
         self.table = table
         self.read_latency, self.free_latency = table.read_latency, table.free_latency
-        self.cache: dict[tuple[int, str], NodeSchedule] = {}
+        self.cache: dict[tuple[object, ...], NodeSchedule] = {}
+        self.usages: dict[tuple[object, ...], Usage] = {}
 
     def schedule(self, op: Operation) -> NodeSchedule:
-        key = (id(op), "|".join(str(op.attributes.get(a)) for a in ("unroll", HBM_CHANNELS_ATTR, HBM_SHARE_ATTR)))
-        if key not in self.cache:
-            self.cache[key] = self.table.schedule(op)
-        return self.cache[key]
+        key = _structure(op)
+        if key not in self.cache:  # kept by port number: no SSA value (nor the copy it is in) held
+            index = {v: k for k, v in enumerate((*op.operands, *op.results))}
+            self.cache[key] = _remap(self.table.schedule(op), index.__getitem__)
+        ports = (*op.operands, *op.results)
+        return _remap(self.cache[key], ports.__getitem__)
+
+    def usage(self, task: TaskOp, lanes: int | None = None) -> Usage:
+        """`task_usage` of `task` at `lanes` (None: its own)."""
+        key = (_structure(task), lanes)
+        if key not in self.usages:
+            self.usages[key] = task_usage(task, U55C_COSTS, lanes)
+        return self.usages[key]
 
 
 class _Design:
@@ -196,6 +238,10 @@ class _Design:
     def run(self) -> int:
         return self.timed().makespan  # type: ignore[return-value]
 
+    def logic(self) -> dict[str, Usage]:
+        """`logic_usage` of the kernel at its lanes, tasks' compute from the cache."""
+        return logic_usage(self.kernel, task_cost=self.timing.usage)
+
     def timed(self) -> TimedResult:
         """The unbounded simulation (one evaluation); its makespan is never None."""
         result = simulate_unbounded(self.graph)
@@ -206,18 +252,13 @@ class _Design:
 
 
 class _Compute:
-    """The tasks' compute resources (`lowering.resources.task_usage`) at given lanes, each task's
-    usage at each lane count computed once."""
+    """The tasks' compute resources (`lowering.resources.task_usage`) at given lanes."""
 
-    def __init__(self, tasks: Mapping[str, TaskOp]) -> None:
-        self.tasks, self.cache = tasks, {}
+    def __init__(self, tasks: Mapping[str, TaskOp], timing: _CachedTiming) -> None:
+        self.tasks, self.timing = tasks, timing
 
     def usage(self, lanes: Mapping[str, int]) -> Usage:
-        for name, task in self.tasks.items():
-            key = (name, lanes.get(name))
-            if key not in self.cache:
-                self.cache[key] = task_usage(task, U55C_COSTS, lanes.get(name))
-        return Usage.total(self.cache[name, lanes.get(name)] for name in self.tasks)
+        return Usage.total(self.timing.usage(task, lanes.get(name)) for name, task in self.tasks.items())
 
 
 def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int, gain: float,
@@ -227,7 +268,7 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     parts of a split task (`<task>_p<i>`) are one heap entry: their lanes double together.
     Returns the lanes, the makespan and the steps kept, in order (the lanes each step gave)."""
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
-    capacity, compute = device.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks)
+    capacity, compute = device.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks, design.timing)
     steps: list[dict[str, int]] = []
     lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := unroll_lanes(t))}
     groups: dict[str, list[str]] = {}
@@ -292,12 +333,12 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
 def _sizing(design: _Design, device: Device) -> Sizing:
     """The design's FIFOs sized as `size-fifos` sizes them (min-bits within the device: the
     prefetch limited where memory would over-fill it)."""
-    return size_fifos(design.graph, "min-bits", fits=fits_device(design.graph, design.kernel, device))
+    return size_fifos(design.graph, "min-bits", fits=fits_device(design.graph, design.kernel, device, logic=design.logic()))
 
 
 def _sized_usage(design: _Design, device: Device) -> KernelUsage:
     """The resource model's usage of the design with its FIFOs sized (`_sizing`)."""
-    return kernel_usage(design.kernel, design.graph, _sizing(design, device).depths)
+    return kernel_usage(design.kernel, design.graph, _sizing(design, device).depths, logic=design.logic())
 
 
 def _placeable(design: _Design, usage: KernelUsage, device: Device) -> bool:
@@ -379,7 +420,7 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
     allocate_kernel(kernel)
     merge_duplicates(kernel.body.block)  # as sd.compile's insert-converters will: the design judged is the one built
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
-    if (_Compute(tasks).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
+    if (_Compute(tasks, timing).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
         return None
     return _Design(kernel, timing).run(), trial
 

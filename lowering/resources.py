@@ -322,13 +322,15 @@ class KernelUsage:
                                 "use fewer lanes (`unroll`), smaller tiles or a makespan slack for the FIFOs")
 
 
-def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS) -> dict[str, Usage]:
+def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS,
+                task_cost: Callable[[TaskOp], Usage] | None = None) -> dict[str, Usage]:
     """The usage of every node of `kernel` but its memories (FIFOs, banks, local and m_axi buffers):
-    what lanes, ports and adapters cost, known before FIFO sizing."""
+    what lanes, ports and adapters cost, known before FIFO sizing. `task_cost`: a task's usage
+    (default `task_usage` with `table`; the exploration passes its cached one)."""
     nodes: dict[str, Usage] = {}
     for op, name in kernel_nodes(kernel):
         if isinstance(op, TaskOp):
-            nodes[name] = task_usage(op, table)
+            nodes[name] = task_cost(op) if task_cost else task_usage(op, table)
         elif isinstance(op, DmaLoadOp | DmaStoreOp):  # an m_axi adapter per HBM stripe (lowering/hbm_channels.py)
             nodes[name] = table.maxi.usage(hbm_stripes(op)[0])  # its buffers: kernel_buffers
         elif isinstance(op, ITensorConverterOp):
@@ -340,13 +342,13 @@ def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS) -> dict[str, Us
     return nodes
 
 
-def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE,
-                table: CostTable = U55C_COSTS) -> Callable[[Mapping[str, int]], bool]:
+def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE, table: CostTable = U55C_COSTS,
+                logic: Mapping[str, Usage] | None = None) -> Callable[[Mapping[str, int]], bool]:
     """Whether FIFO depths (in tokens, per edge of `graph`) keep `kernel` within the device's
-    totals: its logic (fixed) plus its memories at those depths, which take BRAM36, URAM and LUTs
-    (LUTRAM) the logic competes for, the memories within `MEMORY_FILL` of the device's. FIFO
-    sizing's on-chip budget (`size-fifos`)."""
-    logic = Usage.total(logic_usage(kernel, table).values())
+    totals: its logic (fixed; `logic_usage` unless given) plus its memories at those depths, which
+    take BRAM36, URAM and LUTs (LUTRAM) the logic competes for, the memories within `MEMORY_FILL`
+    of the device's. FIFO sizing's on-chip budget (`size-fifos`)."""
+    logic = Usage.total((logic if logic is not None else logic_usage(kernel, table)).values())
     buffers = kernel_buffers(kernel)
     total = device.total
     budget = replace(total, **{r: getattr(total, r) * MEMORY_FILL for r in (BRAM36, URAM, LUTRAM)})
@@ -369,9 +371,11 @@ def _fifos(graph: Graph, depths: Mapping[str, int]) -> list[tuple[str, int, int]
     return [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
 
 
-def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS) -> KernelUsage:
-    """The usage of every node of `kernel` with FIFO `depths` (in tokens, per edge of `graph`)."""
-    nodes = logic_usage(kernel, table)
+def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS,
+                 logic: Mapping[str, Usage] | None = None) -> KernelUsage:
+    """The usage of every node of `kernel` with FIFO `depths` (in tokens, per edge of `graph`);
+    `logic`: the nodes' `logic_usage`, when known."""
+    nodes = dict(logic) if logic is not None else logic_usage(kernel, table)
     fifos = _fifos(graph, depths)
     holder = {e.name: node_of(e.dst) for e in graph.fifos}
     buffers = kernel_buffers(kernel)
