@@ -8,7 +8,7 @@ compile --dse` does (`toolchain.models.plan_design`), the FIFOs sized within the
 on-chip budget (`sd.compile`) and the block timed (timed simulator, sized FIFOs) at the clock.
 The exploration checks the tasks and DMAs against a share of the device (`--fill`) and backs its
 splits off until the FIFO-sized design fits, but a design that fits may still be slowed by FIFOs
-sized to fit the memory, so shares 0.9, 0.8, 0.7, 0.65, 0.6, 0.5 are tried in turn, until a design
+sized to fit the memory, so shares 1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5 are tried in turn, until a design
 that fits every SLR by the resource model (an SLR placement exists, lowering/slr.py) is slower
 than the best so far, and the fastest that fits is reported. Decode time per token = layers x
 block cycles / clock (the host part and kernel launches not counted: the device's share). The
@@ -39,7 +39,7 @@ from streamdsl import quant
 NOMINAL_BYTES_PER_SECOND = 32 * 14.375e9
 MEASURED_BYTES_PER_SECOND = 32 * U55C.hbm_channel_gbps * 1e9
 PAPER_GPT2_MS = (4.36, 5.01)  # StreamTensor on the U55C, GPT-2 medium, W4A8, 250 MHz (the paper's Table 7)
-FILLS = (0.9, 0.8, 0.7, 0.65, 0.6, 0.5)  # shares of the device the exploration may give tasks and DMAs, tried in turn
+FILLS = (1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5)  # shares of the device the exploration may give tasks and DMAs, tried in turn
 
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,

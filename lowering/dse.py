@@ -206,11 +206,22 @@ class _CachedTiming:
         return _remap(self.cache[key], ports.__getitem__)
 
     def usage(self, task: TaskOp, lanes: int | None = None) -> Usage:
-        """`task_usage` of `task` at `lanes` (None: its own)."""
-        key = (_structure(task), lanes)
-        if key not in self.usages:
-            self.usages[key] = task_usage(task, U55C_COSTS, lanes)
-        return self.usages[key]
+        """`task_usage` of `task` built with `lanes` (None: its own). `task_usage` reads the task's
+        `unroll` (its `lanes` argument is only the default for a task without one), so the task
+        carries `lanes` while it is counted."""
+        own = task.attributes.get("unroll")
+        if lanes is not None:
+            task.attributes["unroll"] = IntegerAttr(lanes, i64)
+        try:
+            key = _structure(task)
+            if key not in self.usages:
+                self.usages[key] = task_usage(task, U55C_COSTS)
+            return self.usages[key]
+        finally:
+            if own is None:
+                task.attributes.pop("unroll", None)
+            else:
+                task.attributes["unroll"] = own
 
 
 class _Design:
