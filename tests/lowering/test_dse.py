@@ -298,3 +298,25 @@ def test_a_split_trial_judges_the_graph_sd_compile_builds() -> None:
     # schedules the cache shares between copies (by structure, not SSA identity) are the table's own
     fresh = simulate_unbounded(kernel_graph(kernel_of(trial))[0])
     assert makespan == fresh.makespan == simulate_unbounded(design.graph).makespan
+
+
+def test_a_lanes_trial_is_counted_at_the_lanes_it_asks_for() -> None:
+    """The lanes level asks whether a task at twice its lanes fits: `task_usage` reads the task's
+    own `unroll` (its lanes argument is only the default), so the exploration counts the task with
+    the trial's lanes set on it, and leaves the task as it was."""
+    from xdsl.dialects.builtin import IntegerAttr, i64
+
+    from lowering.dse import _CachedTiming
+    from lowering.timing import U55C
+
+    module = _module()
+    task = max((op for op in kernel_of(module).body.block.ops if isinstance(op, TaskOp)), key=lambda t: task_usage(t).DSP)
+    task.attributes["unroll"] = IntegerAttr(16, i64)
+    at_16 = task_usage(task)
+    wider = task.clone()
+    wider.attributes["unroll"] = IntegerAttr(64, i64)
+    timing = _CachedTiming(U55C)
+    assert timing.usage(task, 64) == task_usage(wider) != at_16 and task_usage(wider).DSP > at_16.DSP
+    assert timing.usage(task) == at_16 and task.attributes["unroll"] == IntegerAttr(16, i64)
+    del task.attributes["unroll"]
+    assert timing.usage(task, 16) == at_16 and "unroll" not in task.attributes
