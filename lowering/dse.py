@@ -326,7 +326,7 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
     run = design.timed()
     table, limit = design.timing.table, run.makespan * (1 + gain)  # type: ignore[operator]
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data not in keep}
-    compute = {n: task_usage(t, U55C_COSTS, unroll_lanes(t)).share(device.total) for n, t in tasks.items()}
+    compute = {n: design.timing.usage(t).share(device.total) for n, t in tasks.items()}
     for name in sorted((n for n in tasks if compute[n] >= 0.005), key=lambda n: (-compute[n], n)):
         task, node = tasks[name], node_name(tasks[name])
         had = unroll_lanes(task)

@@ -48,8 +48,9 @@ SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour befo
 # GPT-2 medium block packed to 99% of the device's BRAM had CBC searching for over 15 minutes.
 MAX_NODES = 20_000
 # With `first` (does a placement exist?) a search that has found none after FIRST_NODES nodes
-# answers no: on a crowded device CBC can take a minute to prove there is none (Gemma 3's
-# exploration: 50 s of its 100), while the placements it finds come within a few hundred nodes.
+# answers no: on a crowded device CBC can take a minute to prove there is none (one check of
+# Gemma 3's exploration: 66 s under the profiler), while the placements it finds come within a
+# few hundred nodes.
 # The exploration then keeps a smaller design; a placement it accepts always exists.
 FIRST_NODES = 2_000
 

@@ -296,8 +296,7 @@ def test_a_split_trial_judges_the_graph_sd_compile_builds() -> None:
     judged, _ = kernel_graph(kernel_of(trial))
     assert len(splits) > 5 and shape(judged) == shape(design.graph)
     # schedules the cache shares between copies (by structure, not SSA identity) are the table's own
-    fresh = simulate_unbounded(kernel_graph(kernel_of(trial))[0])
-    assert makespan == fresh.makespan == simulate_unbounded(design.graph).makespan
+    assert makespan == simulate_unbounded(judged).makespan == simulate_unbounded(design.graph).makespan
 
 
 def test_a_lanes_trial_is_counted_at_the_lanes_it_asks_for() -> None:
