@@ -55,7 +55,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
 from streamdsl.itensor import BEAT_BITS, Bound, itensor
-from streamdsl.layout import slab_layout
+from streamdsl.layout import converter_steps, slab_layout
 from streamdsl.wiring import (
     Wire,
     check_depth_names,
@@ -848,20 +848,11 @@ class _KernelEmitter:
 
 def _converter_trips(layout: Any, src: itensor, dst: itensor) -> int:
     """Cycles of the converter's static schedule (the emitted loop, step by step)."""
-    ns, nd = src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
-    bs, bd = src.beats, dst.beats
-    read = written = trips = 0
-    while read < src.num_tokens * bs or written < dst.num_tokens * bd:
-        moved = False
-        if read < src.num_tokens * bs and (layout.banks == 1 or (read // bs) // ns <= (written // bd) // nd + 1):
-            read, moved = read + 1, True
-        k = written // bd
-        if written < dst.num_tokens * bd and read // bs > (k // nd) * ns + int(layout.ready[k % nd]):
-            written, moved = written + 1, True
-        if not moved:
-            raise HlsEmitError(f"converter {src} -> {dst}: the static schedule stalls after {read} / {written} beats; re-plan it")
-        trips += 1
-    return trips
+    try:
+        reads, writes = converter_steps(layout, src, dst)
+    except StreamError as err:
+        raise HlsEmitError(str(err)) from None
+    return int(max(reads.max(initial=-1), writes.max(initial=-1))) + 1
 
 
 def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) -> KernelSource:

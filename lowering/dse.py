@@ -475,13 +475,20 @@ class _Splits:
         return _Design(kernel_of(module), self.timing).run(), module
 
 
+def _neighbours(parts: int) -> tuple[int, ...]:
+    """The part counts a chain tries next: double and half, and one more and one fewer (a count
+    the doublings miss can cut an output where its consumers cut it: a query-key-value matvec in 3
+    parts streams the three side by side, `fold_concat_chunks`)."""
+    return parts * 2, parts // 2, parts - 1, parts + 1
+
+
 def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None],
                     fits: Callable[[ModuleOp], bool] = lambda _: True) -> tuple[dict[str, int], ModuleOp]:
     """Level 1b: first one count for every chain (doubling while the makespan falls by `gain` and
     the split design, FIFO-sized at its lanes, still `fits`: a uniform count that does not fit
     would leave the back-off, one chain at a time, a long way down; a chain takes the largest
-    divisor of its outer trips not above it), then chain by chain (a doubling kept only when it fits too),
-    largest weights first, one doubling or halving at a time while it helps (a halving is kept
+    divisor of its outer trips not above it), then chain by chain (a step to more parts kept only when it fits too),
+    largest weights first, one step at a time while it helps (`_neighbours`; a step to fewer parts is kept
     when the makespan holds: fewer parts, fewer DMAs and tasks); at most `budget` trials. Returns
     the parts of each chain and the split module."""
     chains, trips = space.chains, space.trips
@@ -512,7 +519,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     while improved and evaluations < budget:
         improved = False
         for name in order:
-            for parts_now in (best_parts[name] * 2, best_parts[name] // 2):
+            for parts_now in _neighbours(best_parts[name]):
                 candidate = space.divisor(name, parts_now) if parts_now >= 1 else 1
                 if candidate == best_parts[name] or evaluations >= budget:
                     continue

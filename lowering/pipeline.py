@@ -1,8 +1,8 @@
 """The whole-model lowering pipeline: linalg on tensors (from `frontends.from_torch`) to one
 FIFO-sized dataflow design (docs/lowering.md).
 
-    integer-tensors -> fuse-elementwise -> order-loops -> tile-quant-groups -> tile-linalg -> form-kernels -> fuse-kernels
-    -> insert-converters -> partial-reductions -> unroll-short-loops -> allocate-hbm-channels -> fit-lanes
+    integer-tensors -> fuse-elementwise -> order-loops -> tile-quant-groups -> tile-batch-loops -> tile-linalg -> form-kernels
+    -> fuse-kernels -> insert-converters -> partial-reductions -> unroll-short-loops -> allocate-hbm-channels -> fit-lanes
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
 `lower(imported)` runs the passes on a copy of the imported module and returns a `Lowered`: the
@@ -35,6 +35,7 @@ from lowering.transforms.insert_converters import InsertConvertersPass
 from lowering.transforms.integer_tensors import pass_integers_as_i32
 from lowering.transforms.order_loops import OrderLoopsPass
 from lowering.transforms.partial_reductions import PartialReductionsPass
+from lowering.transforms.tile_batch_loops import TileBatchLoopsPass
 from lowering.transforms.tile_linalg import TileLinalgPass, is_scalar_tensor
 from lowering.transforms.tile_quant_groups import TileQuantGroupsPass
 from lowering.transforms.unroll_short_loops import UnrollShortLoopsPass
@@ -144,6 +145,7 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
     with _stage(seconds, "loop_order"):
         OrderLoopsPass().apply(ctx, module)
     TileQuantGroupsPass(default_tile=default_tile).apply(ctx, module)  # a plan: quantized layers' groups one at a time
+    TileBatchLoopsPass(default_tile=default_tile).apply(ctx, module)  # a plan: attention one head at a time
     if tile_plan is not None:
         tile_plan(module)
     with _stage(seconds, "tiling"):

@@ -15,8 +15,8 @@ Tasks (docs/ir.md): the body is a tree of `scf.for` loops.
 - An `scf.if` without loops or stream accesses inside takes as long as its slowest branch.
 - `lanes` is the task's or op's `unroll` attribute when present, else `U55C.lanes`.
 Other nodes: DMAs stream at the measured bandwidth of their HBM pseudo-channels; forks, joins, reshapes, chunks and
-concats pass one token per cycle; a converter fills one bank of its ping-pong buffer per shared
-loop iteration while draining the other.
+concats pass one token per cycle; a converter runs the emitted static schedule: it fills one bank
+of its ping-pong buffer per shared loop iteration while draining the other, a beat each way a cycle.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph
 from streamdsl.itensor import itensor
-from streamdsl.layout import slab_layout
+from streamdsl.layout import converter_steps, slab_layout
 from streamdsl.opinfo import OPS
 from streamdsl.scalars import MAX_TRIPS, fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
@@ -374,45 +374,22 @@ def _routed(table: TimingTable, op: RoutingOperation) -> NodeSchedule:
 
 
 def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
-    """Two processes, as the emitted converter polls both sides: the filling side takes every
-    source token as soon as it arrives and its bank is free; the draining side emits destination
-    token k once the source tokens it covers (`ready`) are in. Link `bank` carries one token per
-    source token (read when a destination token first needs it); with more than two slabs, link
-    `room` (depth two slabs) stalls the filling of slab s until slab s - 2 is drained."""
+    """One process on the emitted static schedule (`converter_steps`, hls_backend/emit.py): a
+    source beat read and a destination beat written per cycle at most, each at its step of the
+    schedule, in the schedule's order. The reads block: a read of the next slab (into the other
+    bank) waits for its token even while the current slab's tokens could leave, as the emitted
+    loop does. A source token is read at the step of its first beat; a destination token is
+    written at the step of its last beat, `buffer_latency` + 1 later (bank write, bank read)."""
     src, dst = _it(op.source), _it(op.result)
     shared = op.shared_loops.value.data if op.shared_loops is not None else 0
     layout = slab_layout(src, dst, shared)  # the runtime's and the emitter's slab analysis
-    n, ns, nd = layout.slabs, src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
-    j = np.arange(src.num_tokens, dtype=np.int64)
-    bs, bd = _token_cycles(table, op.source), _token_cycles(table, op.result)  # cycles per token
-    links = {"bank": 0, "room": 2 * ns} if n > 2 else {"bank": 0}
-    fill_writes: dict = {link: j * bs + bs for link in links}
-    fill_order = {op.source: 3 * j, **{link: 3 * j + 1 + i for i, link in enumerate(links)}}
-    fill = NodeSchedule({op.source: j * bs}, fill_writes, latency=src.num_tokens * bs + table.stream_op, order=fill_order)
-
-    # the draining side, in program order: bank tokens up to the one token k needs, token k, and
-    # after the last token of a slab its room tokens; then whatever bank tokens are left
-    k = np.arange(dst.num_tokens, dtype=np.int64)
-    need = (k // nd) * ns + layout.ready[k % nd]  # last source token destination token k needs
-    upto = np.maximum.accumulate(need) + 1  # bank tokens read once token k is emitted
-    before = np.diff(upto, prepend=0)  # bank tokens read just before token k
-    room_after = np.where((k + 1) % nd == 0, ns, 0) if "room" in links else np.zeros_like(k)
-    events = np.cumsum(before + 1 + room_after)  # position after token k's group
-    emit_rank = events - room_after - 1
-    firsts = np.repeat(emit_rank - before, before)  # rank of the first bank read of its group
-    bank_rank = firsts + np.arange(firsts.size) - np.repeat(np.cumsum(before) - before, before)
-    tail = src.num_tokens - int(upto[-1]) if k.size else src.num_tokens
-    bank_rank = np.concatenate([bank_rank, int(events[-1] if k.size else 0) + np.arange(tail)])
-    emit_time = k * bd + table.buffer_latency
-    drain_reads: dict = {"bank": np.concatenate([np.repeat(k, before), np.full(tail, k.size)]) * bd + table.buffer_latency - 1}
-    order: dict = {op.result: emit_rank, "bank": bank_rank}
-    if "room" in links:
-        slab_end = k[(k + 1) % nd == 0]
-        drain_reads["room"] = np.repeat(emit_time[slab_end], ns)
-        order["room"] = (emit_rank[slab_end][:, None] + 1 + np.arange(ns)[None, :]).ravel()
-    drain = NodeSchedule(drain_reads, {op.result: emit_time}, latency=dst.num_tokens * bd + table.buffer_latency, order=order)
-    fill.drain, fill.links = drain, links
-    return fill
+    reads, writes = converter_steps(layout, src, dst)
+    first = reads[:: src.beats] * table.stream_op
+    last = writes[dst.beats - 1 :: dst.beats] * table.stream_op
+    trips = int(max(reads.max(initial=-1), writes.max(initial=-1))) + 1
+    order = {op.source: 2 * first, op.result: 2 * last + 1}
+    return NodeSchedule({op.source: first}, {op.result: last + table.buffer_latency + 1},
+                        latency=trips * table.stream_op + table.buffer_latency + 1, order=order)
 
 
 _NODES = {

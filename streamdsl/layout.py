@@ -21,7 +21,7 @@ import numpy as np
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
 
-__all__ = ["Loop", "SlabLayout", "loops_of", "shared_loop_prefix", "slab_count", "slab_layout", "tile_window"]
+__all__ = ["Loop", "SlabLayout", "converter_steps", "loops_of", "shared_loop_prefix", "slab_count", "slab_layout", "tile_window"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,32 @@ def slab_layout(src: itensor, dst: itensor, shared_loops: int) -> SlabLayout:
     ready = _window_max(first, dst_rel, dst.tile)
     missing = np.flatnonzero(ready == ns)
     return SlabLayout(n, box, src_rel, dst_rel, origins, ready, fresh, int(missing[0]) if missing.size else None)
+
+
+def converter_steps(layout: SlabLayout, src: itensor, dst: itensor) -> tuple[np.ndarray, np.ndarray]:
+    """The emitted converter's static schedule (hls_backend/emit.py): one loop, each iteration
+    first reads the next source beat while its slab's bank is free (slab s reuses the bank of slab
+    s - 2: with two banks it reads slab s + 1 while draining slab s), then writes the next
+    destination beat once the source tokens it covers are in. Reads and writes block, so a read
+    ahead waits for its beat even when a write could go. Returns the iteration of every source
+    beat's read and of every destination beat's write; raises StreamError if the schedule stalls."""
+    ns, nd = src.num_tokens // layout.slabs, dst.num_tokens // layout.slabs
+    bs, bd = src.beats, dst.beats
+    total_r, total_w = src.num_tokens * bs, dst.num_tokens * bd
+    reads, writes = np.empty(total_r, dtype=np.int64), np.empty(total_w, dtype=np.int64)
+    ready = layout.ready.tolist()
+    read = written = step = 0
+    while read < total_r or written < total_w:
+        moved = False
+        if read < total_r and (layout.banks == 1 or (read // bs) // ns <= (written // bd) // nd + 1):
+            reads[read], read, moved = step, read + 1, True
+        k = written // bd
+        if written < total_w and read // bs > (k // nd) * ns + ready[k % nd]:
+            writes[written], written, moved = step, written + 1, True
+        if not moved:
+            raise StreamError(f"converter {src} -> {dst}: the static schedule stalls after {read} / {written} beats; re-plan it")
+        step += 1
+    return reads, writes
 
 
 def _first_writer(box: tuple[int, ...], rel: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:

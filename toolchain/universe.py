@@ -51,6 +51,12 @@ def _tile_quant_groups():
     return TileQuantGroupsPass
 
 
+def _tile_batch_loops():
+    from lowering.transforms.tile_batch_loops import TileBatchLoopsPass
+
+    return TileBatchLoopsPass
+
+
 def _form_kernels():
     from lowering.transforms.form_kernels import FormKernelsPass
 
@@ -103,6 +109,7 @@ STREAMDSL_UNIVERSE = Universe(
         "order-loops": _order_loops,
         "tile-linalg": _tile_linalg,
         "tile-quant-groups": _tile_quant_groups,
+        "tile-batch-loops": _tile_batch_loops,
         "form-kernels": _form_kernels,
         "fuse-kernels": _fuse_kernels,
         "allocate-hbm-channels": _allocate_hbm_channels,

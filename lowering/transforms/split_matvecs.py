@@ -38,7 +38,7 @@ from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
-from xdsl.utils.exceptions import PassFailedException
+from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from lowering.transforms.insert_converters import _drop_fork_output, _fork_uses, planned_converter
 from streamdsl.dialects.dataflow import (
@@ -316,17 +316,64 @@ def _operand_fork_cleanup(kernel: KernelOp) -> None:
         _drop_fork_output(fork, next(out for out in fork.outputs if not out.uses))
 
 
+def _runs(sizes: Sequence[int], pieces: Sequence[int]) -> list[range] | None:
+    """The consecutive runs of `sizes` that add up to each of `pieces` in turn; None when a piece
+    ends inside a size."""
+    runs, start, i = [], 0, 0
+    for piece in pieces:
+        total = 0
+        while i < len(sizes) and total < piece:
+            total, i = total + sizes[i], i + 1
+        if total != piece:
+            return None
+        runs.append(range(start, i))
+        start = i
+    return runs if i == len(sizes) else None
+
+
+def _joined(sources: Sequence[SSAValue], dim: int, result_type: Attribute) -> tuple[list[Operation], SSAValue] | None:
+    """`sources` streamed as one itensor of `result_type`: the one source itself (a cast if its
+    type only spells the same stream otherwise), or their concat; None if they do not stream so."""
+    if len(sources) == 1:
+        (source,) = sources
+        if source.type == result_type:
+            return [], source
+        if _it(source) != result_type.itensor:  # type: ignore[attr-defined]
+            return None
+        cast = ITensorCastOp(source, result_type)
+        return [cast], cast.result
+    concat = ITensorConcatOp(sources, dim, result_type)
+    try:
+        concat.verify()
+    except VerifyException:
+        concat.erase()  # drop its uses of the sources
+        return None
+    return [concat], concat.results[0]
+
+
 def fold_concat_chunks(kernel: KernelOp) -> None:
-    """A split task's concat cut again into the same parts by a split consumer's chunk: the parts
-    flow straight from producer part to consumer part (a chain of split tasks runs in parallel)."""
+    """A split task's concat cut again by a chunk whose pieces are runs of its parts (the same
+    parts, or a coarser cut: a matvec in 6 parts whose output is cut into query, keys and values):
+    each piece is its run of parts, streamed straight from the producer parts (a chain of split
+    tasks runs in parallel, and the pieces are produced side by side, not one after the other)."""
     for chunk in [op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp)]:
         concat = chunk.source.owner
-        if (isinstance(concat, ITensorConcatOp) and chunk.source.has_one_use() and concat.dim == chunk.dim
-                and [s.type for s in concat.sources] == [o.type for o in chunk.outputs]):
-            for out, source in zip(chunk.outputs, concat.sources):
-                out.replace_all_uses_with(source)
-            Rewriter.erase_op(chunk)
-            Rewriter.erase_op(concat)
+        if not (isinstance(concat, ITensorConcatOp) and chunk.source.has_one_use() and concat.dim == chunk.dim):
+            continue
+        dim = chunk.dim.value.data
+        runs = _runs([_it(s).shape[dim] for s in concat.sources], [_it(o).shape[dim] for o in chunk.outputs])
+        if runs is None:
+            continue
+        joins = [_joined([concat.sources[i] for i in run], dim, out.type) for run, out in zip(runs, chunk.outputs)]
+        if any(j is None for j in joins):
+            for op in (op for j in joins if j is not None for op in j[0]):
+                op.erase()
+            continue
+        for out, (ops, value) in zip(chunk.outputs, joins):  # type: ignore[misc]
+            Rewriter.insert_op(ops, InsertPoint.before(chunk))
+            out.replace_all_uses_with(value)
+        Rewriter.erase_op(chunk)
+        Rewriter.erase_op(concat)
 
 
 @dataclass(frozen=True)

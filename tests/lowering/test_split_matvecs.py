@@ -20,9 +20,17 @@ from frontends.block import DecoderBlock
 from frontends.quant import quantize_model
 from lowering.dse import Plan, PlanError, explore
 from lowering.timing import kernel_graph
-from lowering.transforms.split_matvecs import SPLIT_ATTR, SplitError, SplitMatvecsPass, split_task, splittable
+from lowering.transforms.split_matvecs import (
+    SPLIT_ATTR,
+    SplitError,
+    SplitMatvecsPass,
+    split_task,
+    split_tasks,
+    splittable,
+    weight_chains,
+)
 from streamdsl import quant
-from streamdsl.dialects.dataflow import DmaLoadOp, ITensorConcatOp, KernelOp, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import DmaLoadOp, ITensorChunkOp, ITensorConcatOp, KernelOp, TaskOp, kernel_of
 from streamdsl.sim.timed import simulate_unbounded
 from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
 from toolchain.models import model_block, run_block
@@ -72,6 +80,36 @@ def test_split_parts_read_their_own_weight_boxes() -> None:
     concat = next(iter(parts[0].outputs[0].uses)).operation
     assert isinstance(concat, ITensorConcatOp) and [s.owner for s in concat.sources] == parts
     module.verify()
+
+
+@pytest.mark.parametrize("parts", [3, 6])
+def test_qkv_parts_stream_query_keys_and_values_side_by_side(parts: int) -> None:
+    """c_attn (query, keys and values in one output, cut apart by a chunk) in 3 or 6 parts: the
+    chunk's pieces are runs of the parts (1 or 2 each), so the concat and the chunk fold away and the
+    three stream side by side; the design computes what the unsplit one does, bit for bit, and its
+    values' first row leaves before its queries' last (4 parts cut a piece inside a part: kept)."""
+    mb = model_block("gpt2", "tiny", 8, 16, quant=quant.scheme("w4a8", 16))
+    program = mb.lowered.program
+    args = mb.example.make_inputs(1)
+    unsplit = sd.compile(program).simulate(*args)
+    kernel = kernel_of(program.module)
+    chunks = [op for op in kernel.walk() if isinstance(op, ITensorChunkOp)]
+    chain = weight_chains(kernel)["k8_reduce"]
+    split_tasks(kernel, dict.fromkeys(chain, parts))
+    program.module.verify()
+    pieces = [op for op in kernel.walk() if isinstance(op, ITensorChunkOp)]
+    assert len(pieces) == len(chunks) - 1  # c_attn's chunk is gone
+    assert not any(isinstance(op.source.owner, ITensorConcatOp) for op in pieces)
+    design = sd.compile(program)
+    for g, u in zip(design.simulate(*args), unsplit, strict=True):
+        assert np.array_equal(g, u)
+    assert_no_deadlock_no_stall(design)
+    timed = design.timed_simulation(dict.fromkeys(design.depths))
+    values = [e.name for e in design.graph.edges if e.name.startswith(f"{chain[-1]}_p{2 * parts // 3}->")]  # the values' first part
+    assert values and all(timed.read_times[e][0] < timed.finish[f"{chain[-1]}_p0"] for e in values)  # read before the queries end
+    kernel4 = kernel_of(model_block("gpt2", "tiny", 8, 16, quant=quant.scheme("w4a8", 16)).lowered.program.module)
+    split_tasks(kernel4, dict.fromkeys(chain, 4))
+    assert any(isinstance(op.source.owner, ITensorConcatOp) for op in kernel4.walk() if isinstance(op, ITensorChunkOp))
 
 
 def test_split_errors_name_the_task_and_the_reason() -> None:
