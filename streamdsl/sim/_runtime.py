@@ -16,7 +16,7 @@ import numpy as np
 from xdsl.ir import Operation, SSAValue
 
 from streamdsl.dialects.dataflow import DEFAULT_DEPTH, ITensorType, StreamType, TaskOp
-from streamdsl.errors import StreamError
+from streamdsl.layout import converter_steps
 from streamdsl.sim._codegen import CompileError, Emitter
 
 __all__ = ["ANY", "EMPTY", "FULL", "Fifo", "Process", "compile_task"]
@@ -121,26 +121,19 @@ def reassociate(src: Fifo, out: Fifo, count: int, shape: tuple[int, ...]) -> Ite
 
 
 def converter(src: Fifo, out: Fifo, buffer: Any, n_in: int, n_out: int, name: str) -> Iterator[Wait]:
-    """Move tokens through a ConverterBuffer: pop whenever it can emit, push whenever it accepts."""
-    taken = given = 0
-    while given < n_out:
-        can_pop = buffer.can_pop()
-        if can_pop and len(out.q) < out.depth:
+    """Move tokens through a ConverterBuffer in the order of the emitted static schedule
+    (`converter_steps`): a source token is taken at its first beat's step, a destination token
+    given at its last beat's step, both blocking (a read of the next slab waits for its token even
+    when the current slab could emit, as the emitted loop does)."""
+    reads, writes = converter_steps(buffer.layout, buffer.src, buffer.dst)
+    steps = [(2 * int(s), 0) for s in reads[:: buffer.src.beats]]
+    steps += [(2 * int(s) + 1, 1) for s in writes[buffer.dst.beats - 1 :: buffer.dst.beats]]
+    assert len(steps) == n_in + n_out, name
+    for _, is_write in sorted(steps):
+        if is_write:
             yield from push(out, buffer.pop())
-            given += 1
-            continue
-        can_push = taken < n_in and buffer.can_push()
-        if can_push and src.q:
-            buffer.push(src.q.popleft())
-            taken += 1
-            continue
-        waits = ([(out, FULL)] if can_pop else []) + ([(src, EMPTY)] if can_push else [])
-        if not waits:
-            raise StreamError(
-                f"converter {name}: its buffer can neither accept nor emit a token after taking {taken} of "
-                f"{n_in} and emitting {given} of {n_out}; the converter plan does not fit these types"
-            )
-        yield (waits[0] if len(waits) == 1 else (waits, ANY))
+        else:
+            buffer.push((yield from pop(src)))
 
 
 # ---------------------------------------------------------------------------------------------
