@@ -272,22 +272,26 @@ func.func @f(%x: tensor<16x16xf32>) -> tensor<16x16xf32> {
 
 
 @pytest.mark.parametrize("tile", [4, 8])
-def test_a_converter_drains_each_source_tile_the_cycle_before_the_first_token_needing_it(tile: int) -> None:
-    """Row-major tiles of a 16x16 tensor to column-major: destination token k needs source tile
-    (k % n) * n + k // n; the drain reads each bank token the cycle before the first token needing
-    it leaves (buffer latency after its beats start), its accesses take each program position once,
-    and it ends after the last token's beats (an 8x8 f32 tile is 2 beats)."""
+def test_a_converter_writes_each_token_at_its_static_schedule_step(tile: int) -> None:
+    """Row-major tiles of a 16x16 tensor to column-major, one bank: the emitted loop reads a source
+    beat every step; destination token k needs source tile (k % n) * n + k // n and its beats go
+    one a step once that tile is in (an 8x8 f32 tile is 2 beats). The model reads token j at its
+    first beat's step, writes token k at its last beat's step plus the bank's latency, and its
+    accesses take each program position once."""
     n, beats = 16 // tile, -(-tile * tile * 32 // BEAT_BITS)
     it = f"!dataflow.itensor<{tile}x{tile}xf32, [{n}, {n}] * [{tile}, {tile}], (d0, d1) -> "
     text = CONVERTER.replace("!R", it + "(d0, d1)>").replace("!C", it + "(d1, d0)>")
-    drain = kernel_graph(kernel_of(parse(text)))[0].tasks["converter(b).drain"]
+    conv = kernel_graph(kernel_of(parse(text)))[0].tasks["converter(b)"]
     k = np.arange(n * n)
-    upto = np.maximum.accumulate((k % n) * n + k // n) + 1  # bank tokens read once token k is out
-    first = np.searchsorted(upto, k, side="right")  # the first token needing bank token j
-    assert drain.reads["bank"].tolist() == (first * beats + U55C.buffer_latency - 1).tolist()
-    ranks = np.concatenate([drain.order["out0"], drain.order["bank"]])
-    assert sorted(ranks.tolist()) == list(range(ranks.size))
-    assert drain.latency == n * n * beats + U55C.buffer_latency
+    first = ((k % n) * n + k // n + 1) * beats - 1  # the step a destination token's first beat may go
+    last = np.zeros_like(k)
+    for i in k:  # beats one a step, in order
+        last[i] = max(first[i], (last[i - 1] + 1) if i else 0) + beats - 1
+    assert conv.reads["arg0"].tolist() == (k * beats).tolist()
+    assert conv.writes["out0"].tolist() == (last + U55C.buffer_latency + 1).tolist()
+    ranks = np.concatenate([conv.order["arg0"], conv.order["out0"]])
+    assert len(set(ranks.tolist())) == ranks.size
+    assert conv.latency == max(n * n * beats, int(last[-1]) + 1) + U55C.buffer_latency + 1
 
 
 def test_an_element_read_from_a_tile_inside_a_body_takes_a_buffer_access() -> None:
