@@ -39,7 +39,7 @@ from hls_backend.cxx import (
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
 from lowering.memory import MAXI_BURST, MAXI_OUTSTANDING, fifo_storages, kernel_buffers  # what the memory count charges
-from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, dma_bits_per_cycle, table_of, task_timing
+from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, converter_depth, dma_bits_per_cycle, table_of, task_timing
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -768,9 +768,7 @@ class _KernelEmitter:
             "  // reuses the bank of slab s - 2) and writes the next destination beat once its source tokens are in",
             "  int read = 0, written = 0;  // beats",
             f"  for (int t = 0; t < {trips}; ++t) {{",
-            # depth: read the source beat, store it in the bank, read the bank (an on-chip buffer
-            # access), write the destination beat that needs it, all in one iteration
-            f"    #pragma HLS pipeline II=1  // depth {U55C.buffer_latency + 3}",
+            f"    #pragma HLS pipeline II=1  // depth {converter_depth()}",  # the timing model's converter depth
             f"    const int j = {tokens_in}{'' if bs == 1 else f', rb = read % {bs}'};  // source token (and beat)",
             f"    const int k = {'written' if bd == 1 else f'written / {bd}'}{'' if bd == 1 else f', wb = written % {bd}'};",
             f"    if (read < {src_it.num_tokens * bs}{room}) {{",

@@ -57,8 +57,9 @@ from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
-    "TimingError", "TimingTable", "accumulator", "dma_bits_per_cycle", "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words",
-    "hbm_word_lanes", "kernel_graph", "lane_partials", "reduced_size", "table_of", "task_timing", "tile_work", "unroll_lanes",
+    "TimingError", "TimingTable", "accumulator", "converter_depth", "dma_bits_per_cycle", "dma_cycles", "dma_token_cycles",
+    "hbm_stripes", "hbm_token_words", "hbm_word_lanes", "kernel_graph", "lane_partials", "reduced_size", "table_of", "task_timing",
+    "tile_work", "unroll_lanes",
 ]  # fmt: skip
 
 
@@ -379,7 +380,7 @@ def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
     schedule, in the schedule's order. The reads block: a read of the next slab (into the other
     bank) waits for its token even while the current slab's tokens could leave, as the emitted
     loop does. A source token is read at the step of its first beat; a destination token is
-    written at the step of its last beat, `buffer_latency` + 1 later (bank write, bank read)."""
+    written at the step of its last beat, in the iteration's last stage (`converter_depth`)."""
     src, dst = _it(op.source), _it(op.result)
     shared = op.shared_loops.value.data if op.shared_loops is not None else 0
     layout = slab_layout(src, dst, shared)  # the runtime's and the emitter's slab analysis
@@ -388,8 +389,14 @@ def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
     last = writes[dst.beats - 1 :: dst.beats] * table.stream_op
     trips = int(max(reads.max(initial=-1), writes.max(initial=-1))) + 1
     order = {op.source: 2 * first, op.result: 2 * last + 1}
-    return NodeSchedule({op.source: first}, {op.result: last + table.buffer_latency + 1},
-                        latency=trips * table.stream_op + table.buffer_latency + 1, order=order)
+    depth = converter_depth(table)  # the write is the iteration's last stage
+    return NodeSchedule({op.source: first}, {op.result: last + depth - 1}, latency=trips * table.stream_op + depth - 1, order=order)
+
+
+def converter_depth(table: TimingTable = U55C) -> int:
+    """Pipeline depth of the emitted converter loop's iteration: read the source beat, store it
+    in the bank, read the bank (an on-chip buffer access), write the destination beat."""
+    return table.buffer_latency + 3
 
 
 _NODES = {

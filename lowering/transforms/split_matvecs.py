@@ -20,7 +20,10 @@ the same itensor with the outer trip count divided by P:
   the fork's source;
 - run-time scalars go to every part;
 - each output's P parts are joined by an `itensor_concat` along its driven dim, in the
-  consumer's order (part 0's tiles, then part 1's: the order of the loop the parts cut).
+  consumer's order (part 0's tiles, then part 1's: the order of the loop the parts cut);
+  where a chunk cuts that concat into pieces that are runs of parts (c_attn in 3 or 6 parts, cut
+  into query, keys and values), each piece is its run of parts (`fold_concat_chunks`), so the
+  pieces stream side by side instead of one after the other.
 
 Part p is named `<task>_p<p>`; a task with `unroll` keeps it in every part. The pass splits
 every task with a `split = P` attribute (set by a design plan, lowering/dse.py), or, with the

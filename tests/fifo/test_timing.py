@@ -11,7 +11,7 @@ from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
 from xdsl.parser import Parser
 
-from lowering.timing import U55C, TimingError, TimingTable, kernel_graph
+from lowering.timing import U55C, TimingError, TimingTable, converter_depth, kernel_graph
 from streamdsl.dialects.dataflow import DATAFLOW, kernel_of
 from streamdsl.graph import GraphError
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded
@@ -154,12 +154,12 @@ func.func @f(%x: tensor<16x16xf32>) -> (tensor<16x16xf32>, tensor<16x16xf32>) {{
     assert fork.writes["out0"].tolist() == fork.writes["out1"].tolist() == (k + 1).tolist()
     # one process on the emitted static schedule, one bank (no shared loop): it reads a source
     # tile every step; column-major token k covers row-major tile need[k] and is written at the
-    # first step after that tile's read, one token a step, buffer_latency + 1 later
+    # first step after that tile's read, one token a step, in the iteration's last stage
     conv = graph.tasks["converter(b)"]
     need = (k % 4) * 4 + k // 4
     step = np.maximum.accumulate(need - k) + k  # max(step[k - 1] + 1, need[k]): 3, 7, 11, 15, 16, ...
     assert conv.reads["arg0"].tolist() == k.tolist()
-    assert conv.writes["out0"].tolist() == (step + U55C.buffer_latency + 1).tolist()
+    assert conv.writes["out0"].tolist() == (step + converter_depth() - 1).tolist()
     assert "converter(b).drain" not in graph.tasks
     run = simulate_unbounded(graph)
     assert np.all(run.write_times["t"] > run.read_times["b"][np.maximum.accumulate(need)])
@@ -214,7 +214,7 @@ func.func @f(%x: tensor<128x16xf32>) -> tensor<128x16xf32> {{
     # token leaves once both tiles of its slab are in: token 0's beats at steps 15..30, then one
     # token every 16 steps while the reads run ahead a slab
     conv = graph.tasks["converter(xs)"]
-    latency = U55C.buffer_latency + 1
+    latency = converter_depth() - 1  # the write is the iteration's last stage
     assert conv.reads["arg0"].tolist() == list(range(0, 64, 8))
     assert (conv.writes["out0"] - latency).tolist() == [30, 46, 62, 78]
     for depth in (1, 2, 5):

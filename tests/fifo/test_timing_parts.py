@@ -17,6 +17,7 @@ from lowering.timing import (
     LanePartials,
     TimingError,
     accumulator,
+    converter_depth,
     dma_token_cycles,
     hbm_word_lanes,
     kernel_graph,
@@ -288,10 +289,10 @@ def test_a_converter_writes_each_token_at_its_static_schedule_step(tile: int) ->
     for i in k:  # beats one a step, in order
         last[i] = max(first[i], (last[i - 1] + 1) if i else 0) + beats - 1
     assert conv.reads["arg0"].tolist() == (k * beats).tolist()
-    assert conv.writes["out0"].tolist() == (last + U55C.buffer_latency + 1).tolist()
+    assert conv.writes["out0"].tolist() == (last + converter_depth() - 1).tolist()
     ranks = np.concatenate([conv.order["arg0"], conv.order["out0"]])
     assert len(set(ranks.tolist())) == ranks.size
-    assert conv.latency == max(n * n * beats, int(last[-1]) + 1) + U55C.buffer_latency + 1
+    assert conv.latency == max(n * n * beats, int(last[-1]) + 1) + converter_depth() - 1
 
 
 def test_an_element_read_from_a_tile_inside_a_body_takes_a_buffer_access() -> None:
