@@ -54,9 +54,9 @@ Dim = tuple[SSAValue, int]  # a tensor value's dim
 # A batch must stream this many beats for its own tiles to pay: per-tile overheads, and a head
 # that waits for its new key and value rows while other heads' cache tiles could stream (the
 # projection's rows come one head after the other). Measured on the timed simulator: GPT-2 tiny
-# (33 beats of keys a head) takes 3,451 cycles head by head and 2,233 whole at cache length 64;
+# (33 beats of keys a head) takes 3,458 cycles head by head and 2,238 whole at cache length 64;
 # the paper blocks have 258 (GPT-2 medium, TinyLlama, Qwen2.5) to 1,032 (Gemma 3) beats a head,
-# and GPT-2 medium's explored design went from 24,487 to 19,573 cycles with them one a tile.
+# and GPT-2 medium's explored design went from 24,487 to 19,588 cycles with them one a tile.
 MIN_BATCH_BEATS = 128
 
 

@@ -69,7 +69,7 @@ def test_a_w4a8_plan_with_wide_lanes_and_striped_dmas_matches_the_model_in_csim(
 @pytest.mark.slow
 def test_the_chosen_gpt2_medium_design_matches_the_model_in_csim(tmp_path) -> None:  # noqa: ANN001
     """Issue 15's design: GPT-2 medium, W4A8, 250 MHz, cache length 128, the plan the DSE chooses
-    at device share 0.9, the same plan benchmarks/roofline.py reports at 1.0 (19,573 cycles sized,
+    at device share 0.9, the same plan benchmarks/roofline.py reports at 1.0 (19,588 cycles sized,
     5.5x the roofline: attention one head a tile, c_attn in 3 parts streaming query, keys and values
     side by side; its splits grow only while the sized design fits: a design over the device once
     sized had its FIFOs stall it 29% past the unbounded run csim counts). Its softmax repeats each
