@@ -2,8 +2,8 @@
 compiler of task bodies to generators.
 
 Protocol: a process is a generator; when a FIFO blocks it, it yields `(fifo, EMPTY)` or
-`(fifo, FULL)` (or `(waits, ANY)` with a list of such pairs when any of several FIFOs may
-unblock it). The scheduler resumes it once the condition no longer holds.
+`(fifo, FULL)`. The scheduler resumes it once the condition no longer holds. Every access
+blocks, as in the emitted C++ (a converter too: it follows its emitted static schedule).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from streamdsl.dialects.dataflow import DEFAULT_DEPTH, ITensorType, StreamType, 
 from streamdsl.layout import converter_steps
 from streamdsl.sim._codegen import CompileError, Emitter
 
-__all__ = ["ANY", "EMPTY", "FULL", "Fifo", "Process", "compile_task"]
+__all__ = ["EMPTY", "FULL", "Fifo", "Process", "compile_task"]
 
-EMPTY, FULL, ANY = 0, 1, 2
+EMPTY, FULL = 0, 1
 
 Wait = tuple[Any, int]
 

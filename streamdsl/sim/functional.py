@@ -44,7 +44,7 @@ from streamdsl.itensor import ITensorError, itensor
 from streamdsl.scalars import has_scalars, specialise, split_arguments
 from streamdsl.sim import _runtime as rt
 from streamdsl.sim._codegen import CompileError, constant_value
-from streamdsl.sim._runtime import ANY, EMPTY, FULL, Fifo, Process
+from streamdsl.sim._runtime import EMPTY, FULL, Fifo, Process
 from streamdsl.sim.converter import ConverterBuffer
 from streamdsl.wiring import (
     check_depth_names,
@@ -415,15 +415,6 @@ def _guarded(proc: Process, fn: Any, ports: list[Fifo]) -> Iterator[Any]:
         raise TaskFailure(f"task {proc.name} failed{where}: {type(err).__name__}: {err}") from err
 
 
-def _cleared(wait: Any) -> bool:
-    fifo, kind = wait
-    if kind == EMPTY:
-        return bool(fifo.q)
-    if kind == FULL:
-        return len(fifo.q) < fifo.depth
-    return any(_cleared(w) for w in fifo)
-
-
 def _schedule(procs: list[Process], deadline: float | None = None) -> int:
     """Round-robin until every process finishes (or past `deadline`); returns the number of
     resumptions."""
@@ -442,13 +433,7 @@ def _schedule(procs: list[Process], deadline: float | None = None) -> int:
             wait = proc.wait
             if wait is not None:
                 fifo, kind = wait
-                if kind == EMPTY:
-                    if not fifo.q:
-                        continue
-                elif kind == FULL:
-                    if len(fifo.q) >= fifo.depth:
-                        continue
-                elif not _cleared(wait):
+                if kind == EMPTY and not fifo.q or kind == FULL and len(fifo.q) >= fifo.depth:
                     continue
             moved = True
             resumes += 1
@@ -463,15 +448,10 @@ def _schedule(procs: list[Process], deadline: float | None = None) -> int:
     return resumes
 
 
-def _primary(wait: Any) -> tuple[Fifo, int]:
-    fifo, kind = wait
-    return fifo[0] if kind == ANY else (fifo, kind)
-
-
 def _stall(live: list[Process], procs: list[Process]) -> Exception:
     """Why no process can move: a stream used past its end, or a deadlock."""
     for proc in live:
-        fifo, kind = _primary(proc.wait)
+        fifo, kind = proc.wait
         if kind == EMPTY and fifo.producer.done:
             return StreamError(
                 f"task {proc.name} reads past the end of stream {fifo.name}: {fifo.producer.name} finished after writing "
@@ -493,7 +473,7 @@ def _deadlock(live: list[Process], procs: list[Process]) -> DeadlockError:
     lines = []
     waits_for: dict[Process, Process | None] = {}
     for proc in live:
-        fifo, kind = _primary(proc.wait)
+        fifo, kind = proc.wait
         state = "empty" if kind == EMPTY else "full"
         blocked[proc.name] = (fifo.name, state, len(fifo.q), fifo.depth)
         other = fifo.producer if kind == EMPTY else fifo.consumer
