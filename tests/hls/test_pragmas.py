@@ -84,19 +84,21 @@ def test_every_fifo_is_bound_to_the_primitive_the_memory_count_charges(name: str
 
 
 def test_fifos_the_count_moves_to_uram_are_bound_to_uram(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a device of 120 BRAM36 and 60 URAM the ffn-block's 131 (by shape) do not fit: the count moves its
-    deepest BRAM FIFO, dma_load(w_down)->fc_down (1,024 bits x 160: 15 BRAM36 or 15 URAM), to URAM
-    (116 BRAM36), and the emitted C++ binds that FIFO, and only it, to URAM."""
+    """On a device of 120 BRAM36 and 60 URAM the ffn-block's 146 (by shape) do not fit: the count moves its
+    two deepest BRAM FIFOs, the weight prefetches dma_load(w_down)->fc_down and dma_load(w_up)->fc_up
+    (1,024 bits x 160 and x 64: 15 BRAM36 or 15 URAM each), to URAM (116 BRAM36, 30 URAM), and the
+    emitted C++ binds those FIFOs, and only them, to URAM. (131 BRAM36 and one FIFO moved while the
+    timing model let a converter's two sides move independently: the w_up prefetch was 32 deep.)"""
     from lowering import memory
 
     design = sd.compile(CASES["ffn_block"]().program)
-    assert memory.design_memory(design)["BRAM36"] == 131
+    assert memory.design_memory(design)["BRAM36"] == 146
     monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 120)
     monkeypatch.setitem(memory.CAPACITY, memory.URAM, 60)  # fewer than BRAM36, so the shape rule still picks BRAM36
     counted = memory.design_memory(design)
-    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (116, 15, True)
-    assert [m["name"] for m in counted["memories"] if m.get("moved")] == ["dma_load(w_down)->fc_down"]
-    assert list(_check_bind_storage(design).values()).count("uram") == 1
+    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (116, 30, True)
+    assert [m["name"] for m in counted["memories"] if m.get("moved")] == ["dma_load(w_down)->fc_down", "dma_load(w_up)->fc_up"]
+    assert list(_check_bind_storage(design).values()).count("uram") == 2
 
 
 def _check_bind_storage(design: object) -> dict[str, str]:
