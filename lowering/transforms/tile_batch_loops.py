@@ -10,9 +10,9 @@ only then. The two cache streams, the longest of a decode step, run one after th
 At one batch per tile the chain runs head by head: head h's softmax finishes after its own keys,
 and its values are contracted while head h+1's keys stream. This pass plans the batch loop of
 every contraction with two or more inputs whose batch streams at least `min-batch-beats` beats
-(`MIN_BATCH_BEATS`, 128: a short head gains less than its tiles cost) at 1, and with it every loop that walks the same tensor
-dim in the generics around it, so that producers and consumers agree and no converter buffers a
-whole head-major tensor:
+(`MIN_BATCH_BEATS`, 128: a short head gains less than its tiles cost) at 1, and with it every
+loop that walks the same tensor dim in the generics around it, so that producers and consumers
+agree and no converter buffers a whole head-major tensor:
 
 - the loops of a generic join the input and result dims they index;
 - a reshape joins a group's one non-unit dim on each side (`1x16` -> `16`);
