@@ -55,7 +55,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
 from streamdsl.itensor import BEAT_BITS, Bound, itensor
-from streamdsl.layout import converter_steps, slab_layout
+from streamdsl.layout import converter_token_steps, slab_layout
 from streamdsl.wiring import (
     Wire,
     check_depth_names,
@@ -847,10 +847,9 @@ class _KernelEmitter:
 def _converter_trips(layout: Any, src: itensor, dst: itensor) -> int:
     """Cycles of the converter's static schedule (the emitted loop, step by step)."""
     try:
-        reads, writes = converter_steps(layout, src, dst)
+        return converter_token_steps(layout, src, dst)[2]
     except StreamError as err:
         raise HlsEmitError(str(err)) from None
-    return int(max(reads.max(initial=-1), writes.max(initial=-1))) + 1
 
 
 def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) -> KernelSource:

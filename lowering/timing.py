@@ -50,7 +50,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph
 from streamdsl.itensor import itensor
-from streamdsl.layout import converter_steps, slab_layout
+from streamdsl.layout import converter_token_steps, slab_layout
 from streamdsl.opinfo import OPS
 from streamdsl.scalars import MAX_TRIPS, fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
@@ -384,13 +384,11 @@ def _converter(table: TimingTable, op: ITensorConverterOp) -> NodeSchedule:
     src, dst = _it(op.source), _it(op.result)
     shared = op.shared_loops.value.data if op.shared_loops is not None else 0
     layout = slab_layout(src, dst, shared)  # the runtime's and the emitter's slab analysis
-    reads, writes = converter_steps(layout, src, dst)
-    first = reads[:: src.beats] * table.stream_op
-    last = writes[dst.beats - 1 :: dst.beats] * table.stream_op
-    trips = int(max(reads.max(initial=-1), writes.max(initial=-1))) + 1
-    order = {op.source: 2 * first, op.result: 2 * last + 1}
+    first, last, trips = converter_token_steps(layout, src, dst)
+    order = {op.source: 2 * first, op.result: 2 * last + 1}  # in a step, the read before the write
     depth = converter_depth(table)  # the write is the iteration's last stage
-    return NodeSchedule({op.source: first}, {op.result: last + depth - 1}, latency=trips * table.stream_op + depth - 1, order=order)
+    return NodeSchedule({op.source: first * table.stream_op}, {op.result: last * table.stream_op + depth - 1},
+                        latency=trips * table.stream_op + depth - 1, order=order)
 
 
 def converter_depth(table: TimingTable = U55C) -> int:

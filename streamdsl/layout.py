@@ -21,7 +21,10 @@ import numpy as np
 from streamdsl.errors import StreamError
 from streamdsl.itensor import itensor
 
-__all__ = ["Loop", "SlabLayout", "converter_steps", "loops_of", "shared_loop_prefix", "slab_count", "slab_layout", "tile_window"]
+__all__ = [
+    "Loop", "SlabLayout", "converter_steps", "converter_token_steps", "loops_of", "shared_loop_prefix", "slab_count",
+    "slab_layout", "tile_window",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,15 @@ def converter_steps(layout: SlabLayout, src: itensor, dst: itensor) -> tuple[np.
             raise StreamError(f"converter {src} -> {dst}: the static schedule stalls after {read} / {written} beats; re-plan it")
         step += 1
     return reads, writes
+
+
+def converter_token_steps(layout: SlabLayout, src: itensor, dst: itensor) -> tuple[np.ndarray, np.ndarray, int]:
+    """`converter_steps` by token, as the simulators move whole tokens: the step of each source
+    token's first beat read and of each destination token's last beat written, and the schedule's
+    length in steps (the emitted loop's trip count)."""
+    reads, writes = converter_steps(layout, src, dst)
+    steps = int(max(reads.max(initial=-1), writes.max(initial=-1))) + 1
+    return reads[:: src.beats], writes[dst.beats - 1 :: dst.beats], steps
 
 
 def _first_writer(box: tuple[int, ...], rel: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from xdsl.ir import Operation, SSAValue
 
 from streamdsl.dialects.dataflow import DEFAULT_DEPTH, ITensorType, StreamType, TaskOp
-from streamdsl.layout import converter_steps
+from streamdsl.layout import converter_token_steps
 from streamdsl.sim._codegen import CompileError, Emitter
 
 __all__ = ["EMPTY", "FULL", "Fifo", "Process", "compile_task"]
@@ -122,12 +122,11 @@ def reassociate(src: Fifo, out: Fifo, count: int, shape: tuple[int, ...]) -> Ite
 
 def converter(src: Fifo, out: Fifo, buffer: Any, n_in: int, n_out: int, name: str) -> Iterator[Wait]:
     """Move tokens through a ConverterBuffer in the order of the emitted static schedule
-    (`converter_steps`): a source token is taken at its first beat's step, a destination token
+    (`converter_token_steps`): a source token is taken at its first beat's step, a destination token
     given at its last beat's step, both blocking (a read of the next slab waits for its token even
     when the current slab could emit, as the emitted loop does)."""
-    reads, writes = converter_steps(buffer.layout, buffer.src, buffer.dst)
-    steps = [(2 * int(s), 0) for s in reads[:: buffer.src.beats]]
-    steps += [(2 * int(s) + 1, 1) for s in writes[buffer.dst.beats - 1 :: buffer.dst.beats]]
+    reads, writes, _ = converter_token_steps(buffer.layout, buffer.src, buffer.dst)
+    steps = [(2 * int(s), 0) for s in reads] + [(2 * int(s) + 1, 1) for s in writes]  # in a step, the read first
     assert len(steps) == n_in + n_out, name
     for _, is_write in sorted(steps):
         if is_write:
