@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 
 from streamdsl.errors import StreamdslError, VerificationError
-from streamdsl.graph import Graph, Task, node_of
-from streamdsl.sim.timed import simulate_timed
 
 __all__ = [
     "CXX_FLAGS", "CsimDeadlock", "CsimError", "build_csim", "csim_cycles", "csim_verification", "cxx_compiler", "model_cycles",
@@ -122,31 +120,8 @@ def csim_cycles(project_dir: Path | str, *arrays: np.ndarray, timeout: float = 3
 
 def model_cycles(design: Any) -> dict[str, int]:
     """Per kernel node of a compiled design, the timing model's latency, to set against
-    `csim_cycles`' `busy`. A converter is two tasks, the draining one
-    waiting for the filling one through internal links, as the emitted converter's static schedule
-    waits for its source beats: its figure is the makespan of the two alone (inputs always there,
-    outputs never blocked)."""
-    out: dict[str, int] = {}
-    graph = design.graph
-    for task in graph.tasks.values():
-        node = node_of(task.name)
-        if node != task.name or f"{task.name}.drain" not in graph.tasks:
-            out.setdefault(node, int(task.latency or 0))
-            continue
-        alone = Graph(graph.read_latency, graph.free_latency)
-        for half in (task, graph.tasks[f"{task.name}.drain"]):
-            alone.add_task(half)
-        for edge in graph.edges:
-            if edge.fixed and node_of(edge.src) == node:
-                alone.connect(edge.src, edge.src_port, edge.dst, edge.dst_port, 0, name=edge.name, fixed_depth=edge.depth or 0)
-            elif edge.dst == task.name:  # the source, all there at once
-                alone.add_task(Task("source", writes={"out": np.zeros(graph.tokens(edge), np.int64)}))
-                alone.connect("source", "out", edge.dst, edge.dst_port, 0)
-            elif node_of(edge.src) == node:  # the consumer, never late
-                alone.add_task(Task("sink", reads={"in": np.zeros(graph.tokens(edge), np.int64)}))
-                alone.connect(edge.src, edge.src_port, "sink", "in", 0)
-        out[node] = simulate_timed(alone, dict.fromkeys((e.name for e in alone.fifos), None)).makespan
-    return out
+    `csim_cycles`' `busy`."""
+    return {name: int(task.latency or 0) for name, task in design.graph.tasks.items()}
 
 
 def _run(

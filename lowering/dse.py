@@ -177,13 +177,11 @@ def _structure(op: Operation) -> tuple[object, ...]:
 
 
 def _remap(schedule: NodeSchedule, port: Callable[[Any], Any]) -> NodeSchedule:
-    """`schedule` with each stream key (an SSA value or a port number) mapped by `port` (an
-    internal link's name kept)."""
+    """`schedule` with each stream key (an SSA value or a port number) mapped by `port`."""
     def keys(streams: Mapping[Any, Any] | None) -> dict[Any, Any] | None:
-        return None if streams is None else {k if isinstance(k, str) else port(k): v for k, v in streams.items()}
+        return None if streams is None else {port(k): v for k, v in streams.items()}
 
-    return dataclasses.replace(schedule, reads=keys(schedule.reads), writes=keys(schedule.writes), order=keys(schedule.order),
-                               drain=None if schedule.drain is None else _remap(schedule.drain, port))
+    return dataclasses.replace(schedule, reads=keys(schedule.reads), writes=keys(schedule.writes), order=keys(schedule.order))
 
 
 class _CachedTiming:

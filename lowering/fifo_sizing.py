@@ -190,7 +190,7 @@ def _solve(graph: Graph, run: TimedResult, mode: str) -> tuple[dict[str, int], f
     model.verbose = 0
     x = [model.add_var(lb=0.0, ub=float(run.makespan - run.finish[n])) for n in names]
     for e, i, j, lag in zip(edges, src.tolist(), dst.tolist(), lags.tolist()):
-        # a node's two processes (a converter) keep the relative timing of the run: its links have fixed depths
+        # an internal link (an SLR crossing's register pipeline) has a fixed depth: its ends keep the run's relative timing
         sense, lag = (mip.EQUAL, 0) if e.fixed else (mip.GREATER_OR_EQUAL, lag)
         model.add_constr(mip.LinExpr([x[j], x[i]], [1.0, -1.0], -float(lag), sense))
     model.objective = mip.LinExpr([x[v] for v in np.flatnonzero(cost)], cost[cost != 0].tolist())

@@ -43,7 +43,7 @@ from lowering.memory import (
 )
 from lowering.timing import U55C, hbm_stripes, task_timing, tile_work, unroll_lanes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
-from streamdsl.graph import Graph, node_of
+from streamdsl.graph import Graph
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.opinfo import FLOAT_CORES, HLS_MATH_CORE, OPS
 from streamdsl.wiring import kernel_nodes
@@ -377,7 +377,7 @@ def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], tabl
     `logic`: the nodes' `logic_usage`, when known."""
     nodes = dict(logic) if logic is not None else logic_usage(kernel, table)
     fifos = _fifos(graph, depths)
-    holder = {e.name: node_of(e.dst) for e in graph.fifos}
+    holder = {e.name: e.dst for e in graph.fifos}
     buffers = kernel_buffers(kernel)
     for name, kind, _ in buffers:
         holder[name] = name.split(": ", 1)[0] if kind != "converter" else name

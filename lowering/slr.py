@@ -35,7 +35,7 @@ from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage, Usag
 from lowering.timing import U55C, TimingTable
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp
 from streamdsl.errors import StreamdslError
-from streamdsl.graph import Graph, Task, node_of
+from streamdsl.graph import Graph, Task
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes
 
@@ -86,8 +86,7 @@ class Placement:
 def kernel_wires(kernel: KernelOp, graph: Graph, hbm_bits: int = 512) -> list[Wire]:
     """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
     and consumer nodes, and each DMA's AXI port to the HBM."""
-    wires = [Wire(node_of(e.src), node_of(e.dst), min(e.token_bits, BEAT_BITS), e.name) for e in graph.fifos
-             if node_of(e.src) != node_of(e.dst)]
+    wires = [Wire(e.src, e.dst, min(e.token_bits, BEAT_BITS), e.name) for e in graph.fifos]
     wires += [Wire(name, HBM, hbm_bits) for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp)]
     return wires
 

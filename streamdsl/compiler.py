@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from xdsl.dialects.builtin import ModuleOp
 
 from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
-from streamdsl.graph import Graph, node_of
+from streamdsl.graph import Graph
 from streamdsl.graphviz import summary_html
 from streamdsl.layout import slab_layout
 from streamdsl.scalars import has_scalars, specialise
@@ -101,7 +101,7 @@ class Design:
     @property
     def streams(self) -> list[StreamRecord]:
         return [
-            StreamRecord(e.name, node_of(e.src), e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
+            StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
                          self.sizing.lags.get(e.name), self.sizing.delays.get(e.name), e.beats, self.sizing.depths[e.name] * e.beats)
             for e in self.graph.fifos
         ]

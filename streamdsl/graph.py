@@ -21,7 +21,7 @@ import numpy as np
 
 from streamdsl.errors import StreamdslError
 
-__all__ = ["MAX_TIMED_TOKENS", "CompiledGraph", "Edge", "Graph", "GraphError", "Task", "drain_name", "node_of", "slots_needed"]
+__all__ = ["MAX_TIMED_TOKENS", "CompiledGraph", "Edge", "Graph", "GraphError", "Task", "slots_needed"]
 
 
 class GraphError(StreamdslError, ValueError):
@@ -119,7 +119,7 @@ class Edge:
     dst_port: str
     token_bits: int
     depth: int | None = None
-    fixed: bool = False  # an internal link of a node (a converter's bank): not a FIFO to size
+    fixed: bool = False  # an internal link (an SLR crossing's register pipeline, lowering/slr.py): not a FIFO to size
     tensor_tokens: int | None = None  # distinct tiles of the tensor it carries (tokens less replays)
     beats: int = 1  # stream beats per token (`itensor.beats`): the emitted FIFO holds depth x beats words
 
@@ -178,7 +178,7 @@ class Graph:
 
     @property
     def fifos(self) -> list[Edge]:
-        """The edges FIFO sizing decides (every edge but the nodes' internal links)."""
+        """The edges FIFO sizing decides (every edge but the internal links)."""
         return [e for e in self.edges if not e.fixed]
 
     def depths(self) -> dict[str, int | None]:
@@ -308,14 +308,6 @@ class CompiledGraph:
             (self.write_idx if is_w else self.read_idx)[-1][e] = np.flatnonzero(self.ev_edge[-1] == e)
 
 
-def drain_name(node: str) -> str:
-    """The task of a two-process node (a converter) that writes its output."""
-    return f"{node}.drain"
-
-
-def node_of(task: str) -> str:
-    """The kernel node a task belongs to (a converter's draining task belongs to the converter)."""
-    return task.removesuffix(".drain")
 
 
 # The timing model lists the cycle of every token of every stream (8 bytes each, several arrays):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -40,7 +40,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.dtypes import dtype_from_ir
 from streamdsl.errors import LimitError
-from streamdsl.graph import MAX_TIMED_TOKENS, Graph, GraphError, Task, drain_name
+from streamdsl.graph import MAX_TIMED_TOKENS, Graph, GraphError, Task
 from streamdsl.itensor import itensor
 
 __all__ = [
@@ -59,16 +59,6 @@ class NodeSchedule:
     writes: dict[SSAValue, np.ndarray]
     latency: int | None = None
     order: dict[SSAValue, np.ndarray] | None = None  # program order of the accesses (see Task.order)
-    # a node of two processes (a converter's filling and draining sides): this schedule is the
-    # first, `drain` the second, `links` the internal FIFOs from the first to the second (named
-    # ports on both sides) with their fixed depth (0 = unbounded)
-    drain: NodeSchedule | None = None
-    links: dict[str, int] = field(default_factory=dict)
-
-    def streams(self, side: str) -> list[SSAValue]:
-        """The stream values the node reads (`side="reads"`) or writes, both processes."""
-        parts = [self, self.drain] if self.drain is not None else [self]
-        return [v for part in parts for v in getattr(part, side) if not isinstance(v, str)]
 
 
 class TimingModel(Protocol):
@@ -247,19 +237,12 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
     nodes = kernel_nodes(kernel)
     _check_event_budget(kernel)
     schedules = {op: timing.schedule(op) for op, _ in nodes}
-    wires = wire_kernel(nodes, lambda op: schedules[op].streams("reads"), lambda op: schedules[op].streams("writes"))
+    wires = wire_kernel(nodes, lambda op: list(schedules[op].reads), lambda op: list(schedules[op].writes))
     for op, name in nodes:
-        sched = schedules[op]
-        graph.add_task(node_task(name, op, sched))
-        if sched.drain is not None:
-            graph.add_task(node_task(drain_name(name), op, sched.drain))
-            for link, depth in sched.links.items():
-                graph.connect(name, link, drain_name(name), link, 0, name=f"{name}.{link}", fixed_depth=depth)
+        graph.add_task(node_task(name, op, schedules[op]))
     for wire in wires:
         src_port, dst_port = _port(wire.producer_op, wire.value), _port(wire.consumer_op, wire.read)
-        drain = schedules[wire.producer_op].drain
-        src = drain_name(wire.producer) if drain is not None and wire.value in drain.writes else wire.producer
-        edge = graph.connect(src, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
+        edge = graph.connect(wire.producer, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
         edge.tensor_tokens = _tensor_tiles(wire.value)
         edge.beats = _beats(wire.value)
         if not isinstance(wire.producer_op, DmaLoadOp) and not isinstance(wire.consumer_op, DmaStoreOp):

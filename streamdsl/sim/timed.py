@@ -276,8 +276,8 @@ def activity(graph: Graph, result: TimedResult) -> dict[str, Activity]:
 
 def simulate_unbounded(graph: Graph) -> TimedResult:
     """The same equations with infinite FIFOs, vectorised: event n of a task happens at
-    `nominal(n) + max(0, max_{m <= n} (dependency(m) - nominal(m)))`. A node's internal links
-    keep their fixed depth (a converter's banks): such graphs run in the event simulator."""
+    `nominal(n) + max(0, max_{m <= n} (dependency(m) - nominal(m)))`. Internal links keep their
+    fixed depth (an SLR crossing's register pipeline): such graphs run in the event simulator."""
     if any(e.fixed and e.depth is not None for e in graph.edges):
         return simulate_timed(graph, dict.fromkeys((e.name for e in graph.fifos), None))
     cg = graph.compiled
@@ -317,10 +317,8 @@ def simulate_unbounded(graph: Graph) -> TimedResult:
 
 
 def sources(graph: Graph) -> set[str]:
-    """Tasks without inputs (DMAs reading HBM), but for a node's process with an internal link
-    (a converter's halves keep the relative timing the LP gives them)."""
-    linked = {t for e in graph.edges if e.fixed for t in (e.src, e.dst)}
-    return set(graph.tasks) - linked - {e.dst for e in graph.edges}
+    """Tasks without inputs (DMAs reading HBM)."""
+    return set(graph.tasks) - {e.dst for e in graph.edges}
 
 
 def latest_sources(graph: Graph, run: TimedResult) -> TimedResult:

@@ -10,7 +10,6 @@ import pytest
 from dsl import programs as P
 
 import streamdsl as sd
-from streamdsl.graph import node_of
 from streamdsl.graphviz import share_colour
 from toolchain.cli import main
 from toolchain.report_html import OPTIONAL, SECTIONS, report_html
@@ -43,7 +42,7 @@ def test_report_in_chromium(compiled):
             assert visible is (True if key not in OPTIONAL or key in report else None), key  # a compile reports `resources`
         nodes = page.evaluate("Array.from(document.querySelectorAll('#graph-svg g.node')).map(n => n.id)")
         # every process of the timing graph is drawn: a converter as its filling and draining tasks
-        assert {node_of(n.removeprefix("node:")) for n in nodes} == _graph_nodes(report)
+        assert {n.removeprefix("node:") for n in nodes} == _graph_nodes(report)
         assert len(nodes) == len(set(nodes))
         # a click on a node shows its timed-simulation figures
         shown = page.evaluate("""(() => { const n = document.getElementById('node:fc_down');

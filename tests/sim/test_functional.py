@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import streamdsl as sd
 from streamdsl.errors import DeadlockError, LimitError, StreamError
-from streamdsl.graph import GraphError, node_of
+from streamdsl.graph import GraphError
 from streamdsl.program import Program
 from streamdsl.sim._codegen import CompileError
 from streamdsl.sim.functional import TaskFailure, simulate, simulate_with_stats
@@ -357,7 +357,7 @@ def test_stream_and_task_names_match_the_timing_graph(build: object) -> None:
     graph, _ = kernel_graph(kernel)
     args = [rand(*a.type.get_shape()) for a in kernel.body.block.args]
     _, stats = simulate_with_stats(module, *args, default_depth=64)
-    assert {(s.name, s.producer, s.consumer) for s in stats.streams} == {(e.name, node_of(e.src), e.dst) for e in graph.fifos}
+    assert {(s.name, s.producer, s.consumer) for s in stats.streams} == {(e.name, e.src, e.dst) for e in graph.fifos}
 
 
 def test_kernels_in_sequence_pass_tensors_through_hbm() -> None:
@@ -412,4 +412,4 @@ def test_names_match_the_timing_graph_on_dsl_programs(case: str) -> None:
     (kernel,) = [op for op in module.walk() if isinstance(op, KernelOp)]
     graph, _ = kernel_graph(kernel)
     _, stats = simulate_with_stats(built.program, *built.inputs(np.random.default_rng(0)), default_depth=4096)
-    assert {(s.name, s.producer, s.consumer) for s in stats.streams} == {(e.name, node_of(e.src), e.dst) for e in graph.fifos}
+    assert {(s.name, s.producer, s.consumer) for s in stats.streams} == {(e.name, e.src, e.dst) for e in graph.fifos}
