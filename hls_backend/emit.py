@@ -39,7 +39,16 @@ from hls_backend.cxx import (
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
 from lowering.memory import MAXI_BURST, MAXI_OUTSTANDING, fifo_storages, kernel_buffers  # what the memory count charges
-from lowering.timing import HBM_CHANNELS_ATTR, U55C, TimingError, converter_depth, dma_bits_per_cycle, table_of, task_timing
+from lowering.timing import (
+    HBM_CHANNELS_ATTR,
+    U55C,
+    TimingError,
+    converter_depth,
+    dma_bits_per_cycle,
+    hbm_word_bits,
+    table_of,
+    task_timing,
+)
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaStoreOp,
@@ -106,7 +115,7 @@ class Arg:
 
 @dataclass(frozen=True)
 class Port:
-    """A 512-bit `m_axi` argument of the top: the HBM buffer of one DMA, holding `tensor` packed in
+    """An `m_axi` argument of the top (512-bit words unless narrowed): the HBM buffer of one DMA, holding `tensor` packed in
     the order the DMA's stream `it` moves it (hls_backend/hbm.py). Every DMA has its own port, so
     every port has one reader or writer process and its own HBM pseudo-channel."""
 
@@ -120,11 +129,16 @@ class Port:
     stripes: int = 1
     channel: int | None = None
     base: str = ""  # the whole buffer's name when striped (its pack / unpack functions)
+    word_bits: int = WORD_BITS  # narrower when the exploration narrowed the DMA (`hbm_word_bits`)
+
+    @property
+    def word(self) -> str:
+        return f"ap_uint<{self.word_bits}>"
 
     @property
     def layout(self) -> HbmLayout:
         """The layout of the DMA's whole buffer (all its stripes)."""
-        return HbmLayout.of(self.it)
+        return HbmLayout.of(self.it, self.word_bits)
 
     @property
     def whole(self) -> str:
@@ -132,12 +146,12 @@ class Port:
 
     @property
     def words(self) -> int:
-        """512-bit words of this port's buffer (its stripe)."""
+        """Words of this port's buffer (its stripe)."""
         return self.layout.words // self.stripes
 
     @property
     def nbytes(self) -> int:
-        return self.words * WORD_BITS // 8
+        return self.words * self.word_bits // 8
 
 
 @dataclass
@@ -477,7 +491,7 @@ class _KernelEmitter:
         ports = []
         for s, channel in enumerate(chans):
             name = base if len(chans) == 1 else self._unique(f"{base}_s{s}", tensor)
-            port = Port(name, tensor, it, offsets, s, len(chans), channel, base if len(chans) > 1 else "")
+            port = Port(name, tensor, it, offsets, s, len(chans), channel, base if len(chans) > 1 else "", hbm_word_bits(op))
             if port.nbytes > HBM_CHANNEL_BYTES:
                 raise HlsEmitError(
                     f"{node}: {tensor.name} packed in its stream order (replays stored again) takes {port.nbytes / 2**20:.1f} MiB "
@@ -504,7 +518,7 @@ class _KernelEmitter:
         ports = self._ports(tensor, it, node, op, tuple(s.start for s in op.box) if load and op.offsets is not None else ())
         lay, stripes = ports[0].layout, len(ports)
         rate = dma_bits_per_cycle(op, table_of(self.kernel))
-        word = f"ap_uint<{WORD_BITS}>"
+        word = ports[0].word
         hbm = [f"hbm{s}" if stripes > 1 else "hbm" for s in range(stripes)]
         if load:
             params, args = [*(f"const {word}* {h}" for h in hbm), f"hls::stream<{info.token}>& out"], [*(p.name for p in ports), info.var]
@@ -590,16 +604,16 @@ class _KernelEmitter:
         guard = f"if ({e} < {lay.elements}) " if lay.elements % lanes else ""
         ends = ([f"j == {per_beat - 1}"] if it.beats > 1 else []) + ([f"w == {per - 1}"] if per > 1 else [])
         last = " || ".join(ends)
-        lines = [pad + f"SD_HBM({WORD_BITS}, {rate});  // the pseudo-channels' rate",
+        lines = [pad + f"SD_HBM({lay.word_bits}, {rate});  // the pseudo-channels' rate",
                  *([pad + f"const int j = w % {per_beat};"] if it.beats > 1 else [])]
         if load:
-            return lines + [pad + f"const ap_uint<{WORD_BITS}> word = {hbm}[{address}];",
+            return lines + [pad + f"const ap_uint<{lay.word_bits}> word = {hbm}[{address}];",
                             pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
                             pad + f"  {guard}beat.v[{at}] = sd_lane<{elem}>(word, l);", pad + "}",
                             pad + f"{f'if ({last}) ' if last else ''}out.write(beat);"]
         first = ("j == 0" if it.beats > 1 else "w == 0") if per > 1 else ""
         return lines + [pad + f"{f'if ({first}) ' if first else ''}beat = in.read();",
-                        pad + f"ap_uint<{WORD_BITS}> word = 0;",
+                        pad + f"ap_uint<{lay.word_bits}> word = 0;",
                         pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
                         pad + f"  {guard}sd_set_lane<{elem}>(word, l, beat.v[{at}]);", pad + "}",
                         pad + f"{hbm}[{address}] = word;"]
@@ -624,9 +638,9 @@ class _KernelEmitter:
                    else f"const {a.ctype}* sd_tensor, unsigned char* sd_hbm")
             out += [f"// port {port.whole}: {a.name} as {port.it}, {lay.words} words", f"inline void {fn}({sig}) {{", "  size_t sd_k = 0;"]
             lines, offsets, depth = self._walk(port.it, 1, "i")  # every slot, up to the trip counts
-            byte = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) * {size})"
+            byte = f"(sd_k * {lay.words_per_token * lay.word_bits // 8} + size_t({{local}}) * {size})"
             if lay.bits == 4:  # files hold int8, HBM two nibbles a byte
-                at = f"(sd_k * {lay.words_per_token * WORD_BITS // 8} + size_t({{local}}) / 2)"
+                at = f"(sd_k * {lay.words_per_token * lay.word_bits // 8} + size_t({{local}}) / 2)"
                 shift = "4 * (size_t({local}) % 2)"
                 unpack = f"sd_tensor[{{glob}}] = int8_t(((sd_hbm[{at}] >> {shift}) & 0xF) ^ 8) - 8;"
                 pack = f"sd_hbm[{at}] |= (unsigned char)((sd_tensor[{{glob}}] & 0xF) << {shift});"
@@ -866,7 +880,7 @@ def emit_kernel(design_or_module: Any, depths: Mapping[str, int] | None = None) 
 
 
 def top_declaration(top: str, ports: list[Port], scalars: list[Arg]) -> str:
-    """`void top(const ap_uint<512>* x, ..., ap_uint<512>* out, int n)`: one 512-bit pointer per
-    port, then the run-time scalars by value."""
-    params = [f"{'' if p.tensor.is_output else 'const '}ap_uint<{WORD_BITS}>* {p.name}" for p in ports]
+    """`void top(const ap_uint<512>* x, ..., ap_uint<512>* out, int n)`: one pointer per port (of
+    its word: 512 bits unless narrowed), then the run-time scalars by value."""
+    params = [f"{'' if p.tensor.is_output else 'const '}{p.word}* {p.name}" for p in ports]
     return f"void {top}({', '.join(params + [a.param for a in scalars])})"

@@ -1,12 +1,13 @@
 """The HBM layout of a DMA's buffer: the tensor packed in the order its stream reads it.
 
 A `dma_load` / `dma_store` moves its itensor's tokens in stream order through a 512-bit `m_axi`
-port. Its HBM buffer holds exactly those tokens, one after the other (a replayed tile is stored
-again, so a DMA is one sequential burst over the whole buffer): token k occupies words
-[k * W, (k + 1) * W) of `ap_uint<512>`, W = ceil(tile elements / lanes), lanes = 512 / element
-bits; element e of the tile (row-major within the tile, the itensor's element order) is lane
-e % lanes of word e // lanes, bits [lane * b, lane * b + b), little-endian (i4: two lanes a byte,
-the even lane in the low nibble); the last word's unused lanes are zero. `pack` / `unpack` are the
+port (128 or 256 bits when the exploration narrowed it: lowering/hbm_channels.py). Its
+HBM buffer holds exactly those tokens, one after the other (a replayed tile is stored again, so a
+DMA is one sequential burst over the whole buffer): token k occupies words [k * W, (k + 1) * W) of
+`ap_uint<B>`, B the port's word bits, W = ceil(tile elements / lanes), lanes = B / element bits;
+element e of the tile (row-major within the tile, the itensor's element order) is lane e % lanes
+of word e // lanes, bits [lane * b, lane * b + b), little-endian (i4: two lanes a byte, the even
+lane in the low nibble); the last word's unused lanes are zero. `pack` / `unpack` are the
 numpy reference of that layout; the host program and the testbench do the same in C++
 (hls_backend/project.py) and the DMA processes read it (hls_backend/emit.py).
 
@@ -43,6 +44,7 @@ class HbmLayout:
     bits: int  # per element
     lanes: int  # elements per word
     words_per_token: int
+    word_bits: int = WORD_BITS  # the port's word
 
     @property
     def words(self) -> int:
@@ -50,16 +52,16 @@ class HbmLayout:
 
     @property
     def nbytes(self) -> int:
-        return self.words * WORD_BITS // 8
+        return self.words * self.word_bits // 8
 
     @staticmethod
-    def of(it: itensor) -> HbmLayout:
+    def of(it: itensor, word_bits: int = WORD_BITS) -> HbmLayout:
         it = it.unbounded()  # a slot per token of the largest stream (run-time trip counts at their maxima)
         bits = element_bits(it)
-        if WORD_BITS % bits:
-            raise HlsEmitError(f"{it}: elements of {bits} bits do not divide a {WORD_BITS}-bit HBM word")
-        lanes = WORD_BITS // bits
-        return HbmLayout(it.num_tokens, it.token_elements, bits, lanes, math.ceil(it.token_elements / lanes))
+        if word_bits % bits:
+            raise HlsEmitError(f"{it}: elements of {bits} bits do not divide a {word_bits}-bit HBM word")
+        lanes = word_bits // bits
+        return HbmLayout(it.num_tokens, it.token_elements, bits, lanes, math.ceil(it.token_elements / lanes), word_bits)
 
 
 def _raw(values: np.ndarray, it: itensor) -> np.ndarray:
@@ -85,10 +87,11 @@ def _cooked(raw: np.ndarray, it: itensor) -> np.ndarray:
     return raw.astype(np.dtype(f"u{storage.itemsize}")).view(storage)
 
 
-def pack(array: np.ndarray, it: itensor) -> np.ndarray:
-    """The bytes of the HBM buffer a DMA of `it` reads: `array`'s tiles in stream order."""
+def pack(array: np.ndarray, it: itensor, word_bits: int = WORD_BITS) -> np.ndarray:
+    """The bytes of the HBM buffer a DMA of `it` reads through `word_bits` words: `array`'s tiles
+    in stream order."""
     it = it.unbounded()  # every slot of a stream with run-time trip counts
-    layout = HbmLayout.of(it)
+    layout = HbmLayout.of(it, word_bits)
     array = np.asarray(array)
     tiles = np.stack(it.reference_stream(array)).reshape(layout.tokens, layout.elements) if layout.tokens else np.zeros((0, 0))
     raw = _raw(tiles, it)
@@ -99,10 +102,11 @@ def pack(array: np.ndarray, it: itensor) -> np.ndarray:
     return padded.view(np.uint8).reshape(-1)
 
 
-def unpack(buffer: np.ndarray, it: itensor) -> np.ndarray:
-    """The tensor a DMA of `it` wrote into the HBM buffer `buffer` (bytes), as the simulators store it."""
+def unpack(buffer: np.ndarray, it: itensor, word_bits: int = WORD_BITS) -> np.ndarray:
+    """The tensor a DMA of `it` wrote into the HBM buffer `buffer` (bytes) through `word_bits`
+    words, as the simulators store it."""
     it = it.unbounded()  # every slot of a stream with run-time trip counts
-    layout = HbmLayout.of(it)
+    layout = HbmLayout.of(it, word_bits)
     data = np.asarray(buffer, dtype=np.uint8)
     if data.size != layout.nbytes:
         raise ValueError(f"unpack: {it} needs {layout.nbytes} bytes of HBM, got {data.size}")

@@ -58,7 +58,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
-from lowering.hbm_channels import allocate_kernel
+from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, narrow_ports
 from lowering.resources import (
     U55C_COSTS,
     U55C_DEVICE,
@@ -71,14 +71,14 @@ from lowering.resources import (
     task_usage,
 )
 from lowering.slr import SlrError, kernel_wires, place
-from lowering.timing import CLOCK_ATTR, U55C, TimingTable, hbm_stripes, unroll_lanes
+from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
-from streamdsl.wiring import NodeSchedule, graph_from_kernel, node_name, node_task
+from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, node_task
 
 __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "load_plan", "longest_prefix", "set_clock"]
 
@@ -94,7 +94,8 @@ class PlanError(StreamdslError, ValueError):
 @dataclass(frozen=True)
 class Plan:
     """A design's knobs: the default tile size, the lanes of each task (by name; the others keep
-    the timing table's), whether DMAs are striped over HBM channels, and the kernel clock."""
+    the timing table's), whether DMAs are striped over HBM channels, the ports narrowed below
+    512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), and the kernel clock."""
 
     tile: int = 64
     clock_mhz: float = U55C.clock_mhz
@@ -102,12 +103,13 @@ class Plan:
     lanes: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
     splits: Mapping[str, int] = field(default_factory=dict)  # task -> parallel parts (split-matvecs), before lanes
+    ports: Mapping[str, int] = field(default_factory=dict)  # DMA -> m_axi word bits, after the HBM allocation
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
-                "figures": dict(self.figures)}
+                "ports": dict(sorted(self.ports.items())), "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -117,8 +119,9 @@ class Plan:
         try:
             lanes = {str(k): int(v) for k, v in data.get("lanes", {}).items()}
             splits = {str(k): int(v) for k, v in data.get("splits", {}).items()}
+            ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
-                        splits, dict(data.get("figures", {})))
+                        splits, ports, dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -126,11 +129,13 @@ class Plan:
                             f"and clock, lanes in 1..{MAX_LANES}")
         if any(v < 2 for v in splits.values()):
             raise PlanError(f"{source}: splits {splits}: a task splits into 2 or more parts")
+        if bad := {k: v for k, v in ports.items() if v not in NARROW_WORDS}:
+            raise PlanError(f"{source}: ports {bad}: a narrowed port's word is one of {', '.join(map(str, NARROW_WORDS))} bits")
         return plan
 
     def apply(self, kernel: KernelOp) -> None:
         """Write the plan onto a lowered kernel: its splits (split-matvecs), its clock, each task's
-        lanes, the HBM allocation."""
+        lanes, the HBM allocation, the narrowed ports."""
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
@@ -150,6 +155,12 @@ class Plan:
             else:
                 task.attributes.pop("unroll", None)
         allocate_kernel(kernel, striping=self.hbm_striping)
+        loads = {name: op for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp)}
+        if unknown := sorted(set(self.ports) - set(loads)):
+            raise PlanError(f"the plan narrows ports of DMAs the design does not have: {', '.join(unknown[:5])} "
+                            "(was the plan made for this model, tile and quantization?)")
+        for name, bits in self.ports.items():
+            loads[name].attributes[HBM_WORD_ATTR] = IntegerAttr(bits, i64)
 
 
 def set_clock(kernel: KernelOp, clock_mhz: float) -> None:
@@ -246,6 +257,16 @@ class _Design:
 
     def run(self) -> int:
         return self.timed().makespan  # type: ignore[return-value]
+
+    def narrow_ports(self) -> dict[str, int]:
+        """Level 5: every port at 512 bits again, then the loads that keep pace narrowed
+        (lowering.hbm_channels.narrow_ports: the makespan stays); returns DMA -> word bits."""
+        for op, _ in kernel_nodes(self.kernel):
+            op.attributes.pop(HBM_WORD_ATTR, None)
+        self.rebuild()
+        ports = narrow_ports(self.kernel, self.graph, self.timed(), self.timing)  # type: ignore[arg-type]
+        self.rebuild()
+        return ports
 
     def logic(self) -> dict[str, Usage]:
         """`logic_usage` of the kernel at its lanes, tasks' compute from the cache."""
@@ -396,6 +417,7 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
     def usage_at(k: int) -> KernelUsage:
         if k not in usages:
             apply(k)
+            design.narrow_ports()
             usages[k] = _sized_usage(design, device)
         return usages[k]
 
@@ -436,7 +458,8 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
 
 def _dma_usage(kernel: KernelOp) -> Usage:
     """The DMAs' m_axi adapters (logic and burst buffers), one per HBM stripe (lowering.resources)."""
-    return U55C_COSTS.maxi_usage() * sum(hbm_stripes(op)[0] for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp))
+    return sum((U55C_COSTS.maxi_usage(hbm_word_bits(op)) * hbm_stripes(op)[0]
+                for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp)), Usage())
 
 
 class _Splits:
@@ -534,7 +557,9 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
 
 
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device) -> bool:
-    """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs."""
+    """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs (its
+    ports at 512 bits: narrowed after the lanes, the BRAM36 they free goes to lanes steps, not
+    to more parts, whose FIFOs and adapters then leave the lanes no LUTs; see docs/lowering.md)."""
     design = _Design(kernel_of(module), timing)
     usage = _sized_usage(design, device)
     return not usage.total.over(device.total) and _placeable(design, usage, device)
@@ -617,10 +642,12 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         lanes, fit = _fit_sized(design, start_lanes, steps, device, say)
+        ports = design.narrow_ports()
         makespan = design.run()
+        say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
-        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, figures)
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

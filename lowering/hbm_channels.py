@@ -31,6 +31,14 @@ design's bytes times the 32 channels, rounded, at least one and at most `max_str
 few words keeps one port: a port costs logic and buys it nothing). DMAs with the most bytes get
 theirs first while the ports stay within 15 per channel (Vitis' limit of interfaces per bank).
 
+Narrow ports (`narrow_ports`, a step of the design-space exploration, recorded in its plan): a
+port is 512 bits wide by default, and its m_axi adapter buffers `MAXI_OUTSTANDING` bursts of its
+words (lowering/memory.py: 8 BRAM36 at 512 bits, however few bytes it moves). A one-stripe load
+whose reader takes its tokens no faster than a 128- or 256-bit word would bring them gets the
+narrowest such word: every token still arrives before the timed simulation's reader took it (and
+the DMA ends within the makespan), so the schedule and the makespan are the same, and a quantized
+matvec part's scales and bias ports cost two BRAM36 each instead of eight.
+
 The pass (lowering/transforms/allocate_hbm_channels.py) writes, on each `dma_load` / `dma_store`,
 `hbm_channels = array<i64: c0, c1, ...>` (the channel of each stripe) and `hbm_share` (f64); the
 timing model charges the DMA those channels' bandwidth and the HLS backend emits one port per
@@ -43,16 +51,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, f64, i64
+import numpy as np
+from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, IntegerAttr, f64, i64
 
-from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, U55C, hbm_token_words, hbm_word_lanes
+from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, HBM_WORD_ATTR, U55C, hbm_stripes, hbm_token_words, hbm_word_lanes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp
+from streamdsl.graph import Graph
 from streamdsl.itensor import itensor
+from streamdsl.sim.timed import TimedResult
+from streamdsl.wiring import TimingModel, kernel_nodes
 
-__all__ = ["CHANNELS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "max_stripes"]
+__all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "max_stripes",
+           "narrow_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
 PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank
+# the m_axi words a one-stripe load may be narrowed to, narrowest first (every element width
+# divides them): not 64, whose one-word ap_uint reads its value before setting it in the vendor's
+# C++ model (g++ -Wall flags every copy)
+NARROW_WORDS = (128, 256)
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,33 @@ def allocate_kernel(kernel: KernelOp, channels: int = CHANNELS, striping: bool =
         demands = [DmaDemand(d.name, d.nbytes, 1) for d in demands]
     allocations = allocate(demands, channels)
     for op, a in zip(dmas, allocations):
+        op.attributes.pop(HBM_WORD_ATTR, None)  # a new allocation: ports are narrowed again after it
         op.attributes[HBM_CHANNELS_ATTR] = DenseArrayBase.from_list(i64, list(a.channels))
         op.attributes[HBM_SHARE_ATTR] = FloatAttr(round(a.share, 6), f64)
     return allocations
+
+
+def narrow_ports(kernel: KernelOp, graph: Graph, run: TimedResult, timing: TimingModel) -> dict[str, int]:
+    """Narrow the ports of `kernel`'s one-stripe loads (module doc) that keep pace with their
+    readers in `run` (the timed simulation of `graph`, the kernel's graph with every port at
+    512 bits): each gets the narrowest `NARROW_WORDS` word whose schedule (`timing`) writes every
+    token at least `read_latency` before `run` read it and ends within the makespan. Writes
+    `hbm_word_bits` on those loads; returns DMA node name -> word bits."""
+    makespan = run.makespan or 0
+    edges = {e.src: e for e in graph.fifos}
+    narrowed = {}
+    for op, name in kernel_nodes(kernel):
+        op.attributes.pop(HBM_WORD_ATTR, None)
+        edge = edges.get(name)
+        if not isinstance(op, DmaLoadOp) or edge is None or hbm_stripes(op)[0] > 1 or op.result.type.itensor.bounds:
+            continue
+        reads = run.read_times[edge.name]
+        for bits in NARROW_WORDS:
+            op.attributes[HBM_WORD_ATTR] = IntegerAttr(bits, i64)
+            schedule = timing.schedule(op)
+            writes = schedule.writes[op.result]
+            if (schedule.latency or 0) <= makespan and np.all(writes + graph.read_latency <= reads):
+                narrowed[name] = bits
+                break
+            del op.attributes[HBM_WORD_ATTR]
+    return narrowed

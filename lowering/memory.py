@@ -15,7 +15,8 @@ A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most `MAX
 min(token bits, 1,024) bits; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at
 most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
 loops partition them), not memories. A DMA's `m_axi` adapter buffers `MAXI_OUTSTANDING` bursts of
-`MAXI_BURST` 512-bit words per HBM stripe (Vitis builds it in BRAM36: it never moves).
+`MAXI_BURST` words of its port (512 bits, or narrower: lowering/hbm_channels.py `narrow_ports`) per
+HBM stripe (Vitis builds it in BRAM36: it never moves).
 """
 
 from __future__ import annotations
@@ -31,16 +32,16 @@ from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
 from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
-from lowering.timing import hbm_stripes
+from lowering.timing import hbm_stripes, hbm_word_bits
 from streamdsl.compiler import converter_records
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAX_WORD_BITS", "MEMORY_FILL",
-    "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage", "fifo_storages", "kernel_buffers",
-    "local_tensors", "rebalance", "task_tensors", "words_of",
+    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAXI_WORDS", "MAX_WORD_BITS",
+    "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage",
+    "fifo_storages", "kernel_buffers", "local_tensors", "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -56,8 +57,8 @@ MEMORY_FILL = 0.98
 _SHAPE = {BRAM36: (72, 512), URAM: (72, 4096)}
 MAXI_BURST = 64  # words per burst the emitter asks an m_axi port for (max_read/write_burst_length)
 MAXI_OUTSTANDING = 8  # bursts in flight (num_read/write_outstanding): 512 words, one BRAM36 deep
-HBM_WORD_BITS = 512  # an m_axi port's word (hls_backend/hbm.py)
-_WORD_BITS = {"maxi": HBM_WORD_BITS}  # a buffer's word when it is not the stream beat
+HBM_WORD_BITS = 512  # an m_axi port's word (hls_backend/hbm.py) unless narrowed
+MAXI_WORDS = MAXI_BURST * MAXI_OUTSTANDING  # the adapter buffer's depth, in words of its port
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple
 
 
 def _memory(name: str, kind: str, bits: int) -> MemoryUse:
-    width, words = words_of(bits, _WORD_BITS.get(kind, MAX_WORD_BITS))
+    width, words = (bits // MAXI_WORDS, MAXI_WORDS) if kind == "maxi" else words_of(bits)
     return MemoryUse(name, kind, width, words, *bind(width, words))
 
 
@@ -170,7 +171,7 @@ def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, st
         "rule": "BRAM36 = ceil(width/72) x ceil(depth/512), URAM = ceil(width/72) x ceil(depth/4096), the one using the "
                 "smaller share of the device, then FIFOs moved to the other while one is over (most saved per primitive "
                 "taken first); FIFOs <= 32 deep in SRL (1 LUT per bit), memories <= 1024 bits in LUTRAM; words <= 1024 bits; "
-                "task-local tensors <= 4096 bits are registers; m_axi buffers 512 bits x 512 words",
+                "task-local tensors <= 4096 bits are registers; m_axi buffers 512 words of the port (512 bits unless narrowed)",
         **totals,
         "capacity": dict(CAPACITY),
         "fits": all(totals[k] <= CAPACITY[k] for k in CAPACITY),
@@ -238,7 +239,7 @@ def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
     `node: what` after the node that holds it (converters: their own name)."""
     return [(c.name, "converter", c.bytes * 8) for c in converter_records(kernel)] + [
         (f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
-    ] + [(f"{name}: m_axi{k}", "maxi", MAXI_BURST * MAXI_OUTSTANDING * HBM_WORD_BITS)
+    ] + [(f"{name}: m_axi{k}", "maxi", MAXI_WORDS * hbm_word_bits(op))
          for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp) for k in range(hbm_stripes(op)[0])]
 
 

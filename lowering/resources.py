@@ -8,7 +8,8 @@ docs/resources.md gives the per-op table and where each figure comes from. In sh
 - a **FIFO** and a **converter bank** cost the memory primitives `lowering.memory.count` binds
   them to (nothing is counted twice: this module only attributes those memories to nodes);
 - a **DMA** costs its `m_axi` adapters (one per HBM stripe): logic, plus a read/write buffer of
-  `MAXI_OUTSTANDING` x `MAXI_BURST` words of 512 bits that `lowering.memory.count` binds;
+  `MAXI_OUTSTANDING` x `MAXI_BURST` words of its port (512 bits unless narrowed) that
+  `lowering.memory.count` binds;
 - **forks, joins, reshapes**: a register stage per beat (`CostTable.router`).
 
 `kernel_usage(kernel, graph, depths)` gives the usage of every node (a FIFO's memory belongs to
@@ -31,8 +32,7 @@ from lowering.memory import (
     BRAM36,
     HBM_WORD_BITS,
     LUTRAM,
-    MAXI_BURST,
-    MAXI_OUTSTANDING,
+    MAXI_WORDS,
     MEMORY_FILL,
     REGISTER_BITS,
     URAM,
@@ -207,10 +207,11 @@ class CostTable:
         dsp = 1 / self.packed_macs if a <= self.packed_bits else math.ceil(a / 27) * math.ceil(b / 18)
         return CoreCost(dsp, (a + b) / 2, a + b)
 
-    def maxi_usage(self) -> Usage:
-        """One m_axi adapter: its logic and its burst buffer, bound as `lowering.memory.count`
-        binds it (`kernel_buffers` lists each DMA's buffers for the count)."""
-        return self.maxi.usage() + Usage.memory(*bind(HBM_WORD_BITS, MAXI_BURST * MAXI_OUTSTANDING))
+    def maxi_usage(self, word_bits: int = HBM_WORD_BITS) -> Usage:
+        """One m_axi adapter of `word_bits` words: its logic (as at 512 bits: the AXI control does
+        not narrow) and its burst buffer, bound as `lowering.memory.count` binds it
+        (`kernel_buffers` lists each DMA's buffers for the count)."""
+        return self.maxi.usage() + Usage.memory(*bind(word_bits, MAXI_WORDS))
 
 
 U55C_COSTS = CostTable()

@@ -56,10 +56,10 @@ from streamdsl.scalars import MAX_TRIPS, fold_integer
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, task_ports
 
 __all__ = [
-    "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "U55C", "LanePartials", "LoopTiming", "TaskTiming",
-    "TimingError", "TimingTable", "accumulator", "converter_depth", "dma_bits_per_cycle", "dma_cycles", "dma_token_cycles",
-    "hbm_stripes", "hbm_token_words", "hbm_word_lanes", "kernel_graph", "lane_partials", "reduced_size", "table_of", "task_timing",
-    "tile_work", "unroll_lanes",
+    "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "HBM_WORD_ATTR", "U55C", "LanePartials",
+    "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "converter_depth", "dma_bits_per_cycle",
+    "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words", "hbm_word_bits", "hbm_word_lanes",
+    "kernel_graph", "lane_partials", "reduced_size", "table_of", "task_timing", "tile_work", "unroll_lanes",
 ]  # fmt: skip
 
 
@@ -273,12 +273,16 @@ def hbm_token_words(it: itensor, word_bits: int) -> int:
     return -(-it.token_elements // hbm_word_lanes(it, word_bits))
 
 
-def _hbm_words(table: TimingTable, value: SSAValue) -> int:
-    return hbm_token_words(_it(value), table.hbm_word_bits)
+def hbm_word_bits(op: Operation, table: TimingTable = U55C) -> int:
+    """Bits of a DMA's m_axi word: its `hbm_word_bits` (a port narrowed to its stream's pace,
+    lowering/hbm_channels.py `narrow_ports`), else the table's."""
+    bits = op.attributes.get(HBM_WORD_ATTR)
+    return bits.value.data if isinstance(bits, IntegerAttr) else table.hbm_word_bits
 
 
 HBM_CHANNELS_ATTR = "hbm_channels"  # array<i64: ...>: the pseudo-channel of each stripe (lowering/hbm_channels.py)
 HBM_SHARE_ATTR = "hbm_share"  # f64: the stripes' least share of their channels' bytes (1: channels of its own)
+HBM_WORD_ATTR = "hbm_word_bits"  # i64: a narrowed m_axi port's word (absent: the table's 512)
 CLOCK_ATTR = "clock_mhz"  # on a dataflow.kernel: the kernel clock its timing model runs at
 
 
@@ -304,16 +308,17 @@ def dma_token_cycles(op: DmaLoadOp | DmaStoreOp, table: TimingTable = U55C) -> i
 
 def dma_cycles(op: DmaLoadOp | DmaStoreOp, tokens: int, table: TimingTable = U55C) -> np.ndarray:
     """Cycles the first k tokens of a DMA take, for k = 1..tokens: each of its stripes is a 512-bit
-    port (a word per cycle) on its own HBM pseudo-channel (the emitted top gives a tensor loaded
+    port (`hbm_word_bits`: narrower when narrowed; a word per cycle) on its own HBM pseudo-channel (the emitted top gives a tensor loaded
     twice two DMAs), and the channels deliver `dma_bits_per_cycle` of the tokens' whole words, one
     burst with no gap between tokens (the emitted DMA is one loop over all its words: a token's
     fraction of a cycle is not rounded up, as csim's SD_HBM counts it); never faster than the
     stream takes its beats."""
     value = op.result if isinstance(op, DmaLoadOp) else op.source
-    words, stripes = _hbm_words(table, value), hbm_stripes(op)[0]
+    word = hbm_word_bits(op, table)
+    words, stripes = hbm_token_words(_it(value), word), hbm_stripes(op)[0]
     k = np.arange(1, tokens + 1, dtype=np.int64)
     return np.maximum.reduce([k * _token_cycles(table, value), -(-k * words // stripes),
-                              -(-k * words * table.hbm_word_bits // dma_bits_per_cycle(op, table))])
+                              -(-k * words * word // dma_bits_per_cycle(op, table))])
 
 
 def table_of(kernel: Operation, table: TimingTable = U55C) -> TimingTable:

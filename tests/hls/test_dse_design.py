@@ -37,6 +37,7 @@ def _check(block: ModelBlock, plan: Plan, out: Path) -> dict[str, float]:
     assert lint_cpp(code) == []
     manifest = json.loads((project / "manifest.json").read_text())
     assert any(port["stripes"] > 1 for port in manifest["ports"] if "weight" in port["tensor"]) == plan.hbm_striping
+    assert sum(port["word_bits"] < 512 for port in manifest["ports"]) == len(plan.ports)  # the narrowed ones, as planned
     assert f"type=cyclic factor={max(plan.lanes.values())}" in code  # the widest task reads its weight tile that wide
 
     xs = block.example.make_inputs(0)
@@ -72,9 +73,11 @@ def test_the_chosen_gpt2_medium_design_matches_the_model_in_csim(tmp_path) -> No
     at device share 0.9, the same plan benchmarks/roofline.py reports at 1.0 (19,588 cycles sized,
     5.5x the roofline: attention one head a tile, c_attn in 3 parts streaming query, keys and values
     side by side; its splits grow only while the sized design fits: a design over the device once
-    sized had its FIFOs stall it 29% past the unbounded run csim counts). Its softmax repeats each
+    sized had its FIFOs stall it 29% past the unbounded run csim counts; 49 loads read through
+    128- or 256-bit ports). Its softmax repeats each
     head's maximum through a converter: csim deadlocked on it until the timing model followed the
     converter's emitted static schedule."""
     block, plan = planned_block("gpt2", "paper", 128, quant.scheme("w4a8"), clock_mhz=250.0, fill=0.9)
     assert max(plan.lanes.values()) >= 256  # striped or not: the DSE's choice (the tiny plan covers striped ports)
+    assert set(plan.ports.values()) == {128, 256}  # the scales, biases and norm weights read through narrowed ports
     _check(block, plan, tmp_path / "hls")

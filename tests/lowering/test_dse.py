@@ -12,7 +12,7 @@ import pytest
 import streamdsl as sd
 from lowering.dse import MAX_LANES, Plan, PlanError, explore, load_plan
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
-from lowering.timing import HBM_CHANNELS_ATTR, kernel_graph
+from lowering.timing import HBM_CHANNELS_ATTR, HBM_WORD_ATTR, kernel_graph
 from streamdsl.dialects.dataflow import DmaLoadOp, TaskOp, kernel_of
 from streamdsl.sim.timed import simulate_unbounded
 from toolchain.cli import main as streamdsl
@@ -73,6 +73,25 @@ def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
     wrong = Plan(lanes={"no_such_task": 128})
     with pytest.raises(PlanError, match="tasks the design does not have: no_such_task"):
         wrong.apply(kernel_of(_module()))
+
+
+def test_the_plan_records_and_applies_its_narrowed_ports() -> None:
+    """The exploration narrows the loads that keep pace (lowering.hbm_channels.narrow_ports) after
+    its last lanes step; the plan lists them and applying it writes the same words, at the same
+    unbounded makespan; a word outside 128/256 or a DMA the design lacks is refused."""
+    plan = explore(lambda _: _module(), (64,), 250.0, seed=0)
+    assert plan.ports and set(plan.ports.values()) <= {128, 256}
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))).ports == plan.ports
+    module = _module()
+    plan.apply(kernel_of(module))
+    words = {op.source.name_hint: op.attributes[HBM_WORD_ATTR].value.data
+             for op in kernel_of(module).body.block.ops if isinstance(op, DmaLoadOp) and HBM_WORD_ATTR in op.attributes}
+    assert len(words) == len(plan.ports)
+    assert _makespan(module) == plan.figures["unbounded_makespan_cycles"]
+    with pytest.raises(PlanError, match="a narrowed port's word is one of 128, 256 bits"):
+        Plan.from_json({**plan.to_json(), "ports": {"dma_load(x)": 64}})
+    with pytest.raises(PlanError, match="narrows ports of DMAs the design does not have: dma_load[(]nothing[)]"):
+        Plan(ports={"dma_load(nothing)": 128}).apply(kernel_of(_module()))
 
 
 def test_plan_applies_its_clock_lanes_and_channels() -> None:
