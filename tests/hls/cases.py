@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,11 @@ from dsl import programs as P
 from xdsl.context import Context
 
 import streamdsl as sd
+from hls_backend import build_csim, run_csim
+from hls_backend.project import write_test_data
 from lowering.transforms.insert_converters import InsertConvertersPass
+from streamdsl.compiler import Design
+from streamdsl.dialects.dataflow import DmaLoadOp
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas"]  # `#pragma HLS` is for Vitis, not g++
@@ -153,3 +159,31 @@ def assert_close(got: object, want: object, rtol: float, what: str) -> None:
         assert g.shape == w.shape, f"{what}: output {i} has shape {g.shape}, expected {w.shape}"
         scale = max(float(np.abs(w).max()), 1e-30)
         np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol * scale, err_msg=f"{what}: output {i}")
+
+
+def dumped_hbm(project: Path, design: Design, xs: tuple[np.ndarray, ...]) -> Path:
+    """Run the csim testbench on `xs` with SD_DUMP_HBM=1: DIR/<port>.hbm holds the bytes it packed
+    for each port, DIR/<input>.bin each input; returns DIR."""
+    write_test_data(project, xs, design.simulate(*xs))
+    data = project / "data"
+    done = subprocess.run([str(build_csim(project, False)), str(data)], check=False, env={**os.environ, "SD_DUMP_HBM": "1"},
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return data
+
+
+def loaded_input(design: Design, data: Path, name: str) -> tuple[sd.itensor, np.ndarray]:
+    """The stream of the DMA that loads input `name`, and the input's values in DIR/<name>.bin."""
+    load = next(op for op in design.kernel.body.block.ops if isinstance(op, DmaLoadOp) and op.source.name_hint == name)
+    it = load.result.type.itensor
+    return it, np.fromfile(data / f"{name}.bin", dtype=it.dtype.storage).reshape(it.shape)
+
+
+def assert_csim_as_simulated(case: P.Case, design: Design, project: Path, seed: int, what: str) -> None:
+    """csim of `project`, sequential and threaded (FIFOs at their sized depths), computes what the
+    functional simulator computes on the case's inputs for `seed`."""
+    xs = case.inputs(np.random.default_rng(seed))
+    want = design.simulate(*xs)
+    for threaded in (False, True):
+        build_csim(project, threaded, extra_flags=WARNINGS)
+        assert_close(run_csim(project, *xs, threaded=threaded), want, 1e-5, f"{what} csim (threaded={threaded})")

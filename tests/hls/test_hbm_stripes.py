@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
 
 import streamdsl as sd
-from hls_backend import build_csim, csim_cycles, emit_project, run_csim
+from hls_backend import csim_cycles, emit_project
 from hls_backend.csim import model_cycles
 from hls_backend.hbm import pack, stripe
 from hls_backend.lint import lint_project
-from hls_backend.project import write_test_data
 from lowering.hbm_channels import allocate_kernel
-from streamdsl.dialects.dataflow import DmaLoadOp, kernel_of
+from streamdsl.dialects.dataflow import kernel_of
 
-from .cases import CASES, WARNINGS, assert_close
+from .cases import CASES, assert_csim_as_simulated, dumped_hbm, loaded_input
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +58,15 @@ def test_link_config_maps_each_stripe_to_its_channel(striped) -> None:  # noqa: 
 
 def test_csim_reads_the_stripes_as_the_simulator(striped) -> None:  # noqa: ANN001
     case, design, project, _ = striped
-    xs = case.inputs(np.random.default_rng(3))
-    want = design.simulate(*xs)
-    for threaded in (False, True):
-        build_csim(project, threaded, extra_flags=WARNINGS)
-        assert_close(run_csim(project, *xs, threaded=threaded), want, 1e-5, f"striped csim (threaded={threaded})")
+    assert_csim_as_simulated(case, design, project, 3, "striped")
 
 
 def test_testbench_stripes_as_hbm_stripe(striped) -> None:  # noqa: ANN001
     """The C++ packing (sd_pack + sd_stripe) writes each stripe port's bytes as numpy's pack + stripe."""
     case, design, project, _ = striped
-    xs = case.inputs(np.random.default_rng(5))
-    write_test_data(project, xs, design.simulate(*xs))
-    data = project / "data"
-    exe = build_csim(project, False)
-    done = subprocess.run([str(exe), str(data)], check=False, env={**os.environ, "SD_DUMP_HBM": "1"}, capture_output=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    load = next(op for op in design.kernel.body.block.ops if isinstance(op, DmaLoadOp) and op.source.name_hint == "w_up")
-    w_up = np.fromfile(data / "w_up.bin", dtype=np.float32).reshape(load.result.type.itensor.shape)
-    for s, want in enumerate(stripe(pack(w_up, load.result.type.itensor), 2)):
+    data = dumped_hbm(project, design, case.inputs(np.random.default_rng(5)))
+    it, w_up = loaded_input(design, data, "w_up")
+    for s, want in enumerate(stripe(pack(w_up, it), 2)):
         np.testing.assert_array_equal(np.fromfile(data / f"w_up_s{s}.hbm", dtype=np.uint8), want)
 
 

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
 from xdsl.dialects.builtin import IntegerAttr, i64
 
 import streamdsl as sd
-from hls_backend import build_csim, csim_cycles, emit_project, run_csim
+from hls_backend import csim_cycles, emit_project
 from hls_backend.csim import model_cycles
 from hls_backend.hbm import pack
 from hls_backend.lint import lint_project
-from hls_backend.project import write_test_data
 from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, narrow_ports
 from lowering.memory import BRAM36, kernel_buffers
 from lowering.memory import count as count_memory
@@ -28,7 +25,7 @@ from streamdsl.dialects.dataflow import DmaLoadOp, kernel_of
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import graph_from_kernel, kernel_nodes
 
-from .cases import CASES, WARNINGS, assert_close
+from .cases import CASES, assert_csim_as_simulated, dumped_hbm, loaded_input
 
 
 def _narrowed(name: str):  # noqa: ANN202
@@ -102,24 +99,13 @@ def test_the_top_takes_the_narrow_port(narrowed_project) -> None:  # noqa: ANN00
 
 def test_csim_reads_the_narrow_port_as_the_simulator(narrowed_project) -> None:  # noqa: ANN001
     case, design, project, _ = narrowed_project
-    xs = case.inputs(np.random.default_rng(4))
-    want = design.simulate(*xs)
-    for threaded in (False, True):
-        build_csim(project, threaded, extra_flags=WARNINGS)
-        assert_close(run_csim(project, *xs, threaded=threaded), want, 1e-5, f"narrowed csim (threaded={threaded})")
+    assert_csim_as_simulated(case, design, project, 4, "narrowed")
 
 
 def test_testbench_packs_the_narrow_port_as_numpy(narrowed_project) -> None:  # noqa: ANN001
     case, design, project, _ = narrowed_project
-    xs = case.inputs(np.random.default_rng(6))
-    write_test_data(project, xs, design.simulate(*xs))
-    data = project / "data"
-    done = subprocess.run([str(build_csim(project, False)), str(data)], check=False, env={**os.environ, "SD_DUMP_HBM": "1"},
-                          capture_output=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    load = next(op for op in design.kernel.body.block.ops if isinstance(op, DmaLoadOp) and op.source.name_hint == "ln_g")
-    it = load.result.type.itensor
-    ln_g = np.fromfile(data / "ln_g.bin", dtype=np.float32).reshape(it.shape)
+    data = dumped_hbm(project, design, case.inputs(np.random.default_rng(6)))
+    it, ln_g = loaded_input(design, data, "ln_g")
     np.testing.assert_array_equal(np.fromfile(data / "ln_g.hbm", dtype=np.uint8), pack(ln_g, it, 128))
 
 
