@@ -167,12 +167,12 @@ def plan_batch_loops(fn: func.FuncOp, default: int, min_beats: int = 0) -> int:
         if TILE_ATTR in op.attributes or is_integer_matmul(op):
             continue
         ranges = loop_ranges(op)
-        plan = default_tiles(ranges, default)
+        plan = base = default_tiles(ranges, default)
         for loop in range(len(ranges)):
             tile = min((tiles[r] for d in _loop_dims(op, loop) if (r := classes.find(d)) in tiles), default=None)
             if tile is not None and tile < ranges[loop]:
                 plan = (*plan[:loop], tile, *plan[loop + 1:])
-        if plan != default_tiles(ranges, default):
+        if plan != base:
             op.attributes[TILE_ATTR] = DenseArrayBase.from_list(i64, list(plan))
             planned += 1
     return planned
