@@ -115,8 +115,8 @@ class Arg:
 
 @dataclass(frozen=True)
 class Port:
-    """An `m_axi` argument of the top (512-bit words unless narrowed): the HBM buffer of one DMA, holding `tensor` packed in
-    the order the DMA's stream `it` moves it (hls_backend/hbm.py). Every DMA has its own port, so
+    """An `m_axi` argument of the top (512-bit words unless narrowed): the HBM buffer of one DMA,
+    holding `tensor` packed in the order the DMA's stream `it` moves it (hls_backend/hbm.py). Every DMA has its own port, so
     every port has one reader or writer process and its own HBM pseudo-channel."""
 
     name: str
@@ -622,7 +622,8 @@ class _KernelEmitter:
         """sd_hbm.h: for every port, pack (inputs) or unpack (outputs) between the row-major tensor
         and its HBM bytes, walking the DMA's stream in order (what hbm.pack / unpack do in numpy)."""
         out = [f"// sd_hbm.h -- the HBM layout of `{self.top}`'s ports (generated; see hls_backend/hbm.py).",
-               "// Token k of a port's stream is bytes [k W 64, (k + 1) W 64): its tile row-major, little-endian lanes.",
+               "// Token k of a port's stream is bytes [k W b, (k + 1) W b), b the bytes of its word (64 unless narrowed):",
+               "// its tile row-major, little-endian lanes.",
                "#ifndef SD_HBM_H", "#define SD_HBM_H", "", "#include <cstddef>", "#include <cstring>", "",
                '#include "sd_fp16.h"', ""]
         out += ["// Stripe s of a DMA striped over `stripes` ports: words s, s + stripes, ... of its whole buffer",

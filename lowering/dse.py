@@ -58,7 +58,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
-from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, narrow_ports
+from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, narrow_ports, widen_ports
 from lowering.resources import (
     U55C_COSTS,
     U55C_DEVICE,
@@ -251,9 +251,13 @@ class _Design:
         else:
             task.attributes["unroll"] = IntegerAttr(lanes, i64)
         name = node_name(task)
-        self.graph.tasks[name] = node_task(name, task, self.timing.schedule(task))
-        self.graph.__dict__.pop("compiled", None)  # the simulator's arrays of the old task
+        self._retime(name, task)
         return self.graph.tasks[name].latency or 0
+
+    def _retime(self, name: str, op: Operation) -> None:
+        """Node `name`'s task again from `op`'s schedule (its attributes changed)."""
+        self.graph.tasks[name] = node_task(name, op, self.timing.schedule(op))
+        self.graph.__dict__.pop("compiled", None)  # the simulator's arrays of the old task
 
     def run(self) -> int:
         return self.timed().makespan  # type: ignore[return-value]
@@ -261,11 +265,13 @@ class _Design:
     def narrow_ports(self) -> dict[str, int]:
         """Level 5: every port at 512 bits again, then the loads that keep pace narrowed
         (lowering.hbm_channels.narrow_ports: the makespan stays); returns DMA -> word bits."""
-        for op, _ in kernel_nodes(self.kernel):
-            op.attributes.pop(HBM_WORD_ATTR, None)
-        self.rebuild()
+        names = {op: name for op, name in kernel_nodes(self.kernel)}
+        for op in widen_ports(self.kernel):
+            self._retime(names[op], op)
         ports = narrow_ports(self.kernel, self.graph, self.timed(), self.timing)  # type: ignore[arg-type]
-        self.rebuild()
+        for op, name in names.items():
+            if name in ports:
+                self._retime(name, op)
         return ports
 
     def logic(self) -> dict[str, Usage]:

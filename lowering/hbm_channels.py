@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, IntegerAttr, f64, i64
+from xdsl.ir import Operation
 
 from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, HBM_WORD_ATTR, U55C, hbm_stripes, hbm_token_words, hbm_word_lanes
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp
@@ -62,7 +63,7 @@ from streamdsl.sim.timed import TimedResult
 from streamdsl.wiring import TimingModel, kernel_nodes
 
 __all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "max_stripes",
-           "narrow_ports"]
+           "narrow_ports", "widen_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
 PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank
@@ -167,24 +168,28 @@ def allocate_kernel(kernel: KernelOp, channels: int = CHANNELS, striping: bool =
     if not striping:
         demands = [DmaDemand(d.name, d.nbytes, 1) for d in demands]
     allocations = allocate(demands, channels)
+    widen_ports(kernel)  # a new allocation: ports are narrowed again after it
     for op, a in zip(dmas, allocations):
-        op.attributes.pop(HBM_WORD_ATTR, None)  # a new allocation: ports are narrowed again after it
         op.attributes[HBM_CHANNELS_ATTR] = DenseArrayBase.from_list(i64, list(a.channels))
         op.attributes[HBM_SHARE_ATTR] = FloatAttr(round(a.share, 6), f64)
     return allocations
 
 
+def widen_ports(kernel: KernelOp) -> list[Operation]:
+    """Every DMA of `kernel` back at 512-bit words; returns the DMAs that were narrower."""
+    return [op for op in kernel.body.block.ops if op.attributes.pop(HBM_WORD_ATTR, None) is not None]
+
+
 def narrow_ports(kernel: KernelOp, graph: Graph, run: TimedResult, timing: TimingModel) -> dict[str, int]:
     """Narrow the ports of `kernel`'s one-stripe loads (module doc) that keep pace with their
     readers in `run` (the timed simulation of `graph`, the kernel's graph with every port at
-    512 bits): each gets the narrowest `NARROW_WORDS` word whose schedule (`timing`) writes every
-    token at least `read_latency` before `run` read it and ends within the makespan. Writes
-    `hbm_word_bits` on those loads; returns DMA node name -> word bits."""
+    512 bits, `widen_ports`): each gets the narrowest `NARROW_WORDS` word whose schedule
+    (`timing`) writes every token at least `read_latency` before `run` read it and ends within
+    the makespan. Writes `hbm_word_bits` on those loads; returns DMA node name -> word bits."""
     makespan = run.makespan or 0
     edges = {e.src: e for e in graph.fifos}
     narrowed = {}
     for op, name in kernel_nodes(kernel):
-        op.attributes.pop(HBM_WORD_ATTR, None)
         edge = edges.get(name)
         if not isinstance(op, DmaLoadOp) or edge is None or hbm_stripes(op)[0] > 1 or op.result.type.itensor.bounds:
             continue

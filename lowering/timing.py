@@ -307,12 +307,12 @@ def dma_token_cycles(op: DmaLoadOp | DmaStoreOp, table: TimingTable = U55C) -> i
 
 
 def dma_cycles(op: DmaLoadOp | DmaStoreOp, tokens: int, table: TimingTable = U55C) -> np.ndarray:
-    """Cycles the first k tokens of a DMA take, for k = 1..tokens: each of its stripes is a 512-bit
-    port (`hbm_word_bits`: narrower when narrowed; a word per cycle) on its own HBM pseudo-channel (the emitted top gives a tensor loaded
-    twice two DMAs), and the channels deliver `dma_bits_per_cycle` of the tokens' whole words, one
-    burst with no gap between tokens (the emitted DMA is one loop over all its words: a token's
-    fraction of a cycle is not rounded up, as csim's SD_HBM counts it); never faster than the
-    stream takes its beats."""
+    """Cycles the first k tokens of a DMA take, for k = 1..tokens: each of its stripes is a port
+    of `hbm_word_bits` (512 unless narrowed; a word per cycle) on its own HBM pseudo-channel (the
+    emitted top gives a tensor loaded twice two DMAs), and the channels deliver
+    `dma_bits_per_cycle` of the tokens' whole words, one burst with no gap between tokens (the
+    emitted DMA is one loop over all its words: a token's fraction of a cycle is not rounded up,
+    as csim's SD_HBM counts it); never faster than the stream takes its beats."""
     value = op.result if isinstance(op, DmaLoadOp) else op.source
     word = hbm_word_bits(op, table)
     words, stripes = hbm_token_words(_it(value), word), hbm_stripes(op)[0]

@@ -308,8 +308,6 @@ class CompiledGraph:
             (self.write_idx if is_w else self.read_idx)[-1][e] = np.flatnonzero(self.ev_edge[-1] == e)
 
 
-
-
 # The timing model lists the cycle of every token of every stream (8 bytes each, several arrays):
 # a kernel may have at most this many stream tokens in all (docs/ir.md, "Checks and limits").
 MAX_TIMED_TOKENS = 2**24
