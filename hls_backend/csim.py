@@ -48,15 +48,18 @@ def cxx_compiler() -> str:
 
 
 def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] | None = None) -> Path:
-    """Compile the testbench (once per mode; rebuilt when a source is newer) into project_dir/csim."""
+    """Compile the testbench (once per mode; rebuilt when a source is newer, or when `extra_flags`
+    differ from the build's, which project_dir/csim/<binary>.cmd records) into project_dir/csim."""
     project = Path(project_dir)
     exe = project / "csim" / ("tb_thr" if threaded else "tb_seq")
     sources = [project / s for s in _SOURCES]
-    if exe.exists() and not extra_flags and all(s.stat().st_mtime <= exe.stat().st_mtime for s in sources):
+    compile_with = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or [])]
+    command = exe.with_name(f"{exe.name}.cmd")
+    if exe.exists() and all(s.stat().st_mtime <= exe.stat().st_mtime for s in sources) and (
+            not extra_flags or command.exists() and command.read_text() == " ".join(compile_with)):
         return exe
     exe.parent.mkdir(exist_ok=True)
     staged = exe.with_name(f".{exe.name}.{os.getpid()}")  # concurrent builds never see half a binary
-    compile_with = [cxx_compiler(), *CXX_FLAGS, *(["-DSD_CSIM_THREADED"] if threaded else []), *(extra_flags or [])]
     cached = _cache_entry(project, compile_with, sources)
     if cached is not None and cached.exists():
         shutil.copy2(cached, staged)
@@ -71,6 +74,7 @@ def build_csim(project_dir: Path | str, threaded: bool, extra_flags: list[str] |
             shutil.copy2(staged, f"{cached}.{os.getpid()}")
             os.replace(f"{cached}.{os.getpid()}", cached)
     os.replace(staged, exe)
+    command.write_text(" ".join(compile_with))
     return exe
 
 

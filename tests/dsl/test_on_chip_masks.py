@@ -59,11 +59,12 @@ def test_iota_eager_matches_numpy() -> None:
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_on_chip_mask_in_csim(tmp_path) -> None:  # noqa: ANN001
-    from hls_backend import emit_project, run_csim
+    from hls_backend import emit_project
+    from tests.hls.cases import csim_modes
 
     kernel = causal_kernel(3, 4)
     x = np.random.default_rng(2).standard_normal((12, 12)).astype(np.float32)
     project = emit_project(sd.compile(kernel.program), tmp_path / "causal")
     want = kernel.simulate(x)
-    for threaded in (False, True):
-        np.testing.assert_array_equal(run_csim(project, x, threaded=threaded), want)
+    for mode, got in csim_modes(project, x):
+        np.testing.assert_array_equal(got, want, err_msg=f"{mode} csim")

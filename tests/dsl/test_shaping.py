@@ -164,17 +164,16 @@ def test_part_types_follow_the_producers_order() -> None:
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 @pytest.mark.parametrize("name", ["swap_halves", "chunked"])
 def test_stream_shaping_in_csim(name: str, tmp_path) -> None:  # noqa: ANN001
-    from hls_backend import emit_project, run_csim
+    from hls_backend import emit_project
+    from tests.hls.cases import assert_close, csim_modes
 
     prog = {"swap_halves": swap_halves, "chunked": chunked}[name]
     x = _rng(9, R, D)
     design = sd.compile(prog)
     project = emit_project(design, tmp_path / name)
     want = prog.simulate(x)
-    for threaded in (False, True):
-        got = run_csim(project, x, threaded=threaded)
-        for g, w in zip(got if isinstance(want, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
-            np.testing.assert_allclose(g, w, rtol=1e-6)
+    for mode, got in csim_modes(project, x):
+        assert_close(got, want, 1e-6, f"{name} {mode} csim")
 
 
 @pytest.mark.parametrize("dtype", [sd.i8, sd.i32])

@@ -107,16 +107,15 @@ def test_ir_with_offsets_round_trips_and_is_checked() -> None:
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 @pytest.mark.parametrize("name", ["halves", "lanes"])
 def test_boxes_and_join_in_csim(name: str, tmp_path) -> None:  # noqa: ANN001
-    from hls_backend import emit_project, run_csim
+    from hls_backend import emit_project
+    from tests.hls.cases import assert_close, csim_modes
 
     prog, ref = {"halves": (halves, halves_ref), "lanes": (lanes, lanes_ref)}[name]
     x = _rng(3, R, D)
     project = emit_project(sd.compile(prog), tmp_path / name)
     want = ref(x)
-    for threaded in (False, True):
-        got = run_csim(project, x, threaded=threaded)
-        for g, w in zip(got if isinstance(want, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
-            np.testing.assert_allclose(g, w, rtol=1e-6)
+    for mode, got in csim_modes(project, x):
+        assert_close(got, want, 1e-6, f"{name} {mode} csim")
 
 
 def test_eager_join_needs_kernel_outputs() -> None:

@@ -79,7 +79,8 @@ def test_rope_prefill_matches_torch_sdpa(heads: int, kv_heads: int, capacity: in
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
-    from hls_backend import emit_project, run_csim
+    from hls_backend import emit_project
+    from tests.hls.cases import csim_modes
 
     mod = _load("05_rope_prefill")
     shape = (2, 1, 8, 8, 4)
@@ -88,8 +89,8 @@ def test_rope_prefill_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
     project = emit_project(sd.compile(prog), tmp_path / "prefill")
     for n in (1, 4, 8):
         want = mod["reference"](*args, n)
-        for threaded in (False, True):
-            np.testing.assert_allclose(run_csim(project, *args, n, threaded=threaded)[:, :n], want, rtol=1e-4, atol=1e-5)
+        for mode, got in csim_modes(project, *args, n):
+            np.testing.assert_allclose(got[:, :n], want, rtol=1e-4, atol=1e-5, err_msg=f"{mode} csim, {n} tokens")
 
 
 @pytest.mark.parametrize("shape", [(4, 2, 32, 16, 8), (2, 1, 48, 8, 8)])
@@ -170,7 +171,8 @@ def test_flash_decoding_timed_cycles_grow_with_the_length() -> None:
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_flash_decoding_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
     """The emitted C++ takes the length as a scalar argument: one project, three lengths."""
-    from hls_backend import emit_project, run_csim
+    from hls_backend import emit_project
+    from tests.hls.cases import csim_modes
 
     mod = _load("04_flash_decoding")
     heads, kv_heads, capacity, dh, rows, splits = 4, 2, 16, 8, 4, 2
@@ -180,8 +182,8 @@ def test_flash_decoding_in_threaded_csim(tmp_path) -> None:  # noqa: ANN001
     assert "#pragma HLS interface s_axilite port=length" in code and "loop_tripcount max=" in code
     for length in (1, capacity // 2, capacity):
         want = mod["reference"](length, rows, *args)
-        for threaded in (False, True):
-            np.testing.assert_allclose(run_csim(project, *args, length, threaded=threaded), want, rtol=1e-4, atol=1e-5)
+        for mode, got in csim_modes(project, *args, length):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{mode} csim, length {length}")
 
 
 @pytest.mark.parametrize(("m", "k", "n", "tn"), [(1, 128, 64, 64), (3, 384, 128, 32), (2, 256, 96, 48)])

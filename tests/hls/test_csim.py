@@ -3,6 +3,9 @@ C simulation modes, compiles warning-free, and passes the HLS lint."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -13,7 +16,7 @@ from lowering.memory import design_memory
 from streamdsl.errors import DeadlockError
 from tests.fifo.test_program_order import N, T, _diamond
 
-from .cases import CASES, WARNINGS, assert_close
+from .cases import CASES, assert_close, csim_modes
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -24,10 +27,7 @@ def test_csim_matches_simulator(name: str, tmp_path) -> None:  # noqa: ANN001
     xs = case.inputs(np.random.default_rng(7))
     want = design.simulate(*xs)
     project = emit_project(design, tmp_path / name)
-    for threaded in (False, True):
-        build_csim(project, threaded, extra_flags=WARNINGS)  # the binary run_csim then reuses
-        got = run_csim(project, *xs, threaded=threaded)
-        mode = "threaded" if threaded else "sequential"
+    for mode, got in csim_modes(project, *xs):
         assert_close(got, want, 1e-5, f"{name} {mode} csim vs functional simulator")
         assert_close(got, case.reference(*xs), 1e-4, f"{name} {mode} csim vs numpy/torch reference")
     assert lint_project(project) == []
@@ -124,3 +124,24 @@ def test_the_compile_cache_reuses_a_binary_only_for_the_same_sources(tmp_path, m
     kernel.write_text(kernel.read_text() + "\n// changed\n")
     build_csim(second, False, extra_flags=["-O0"])
     assert len(compiles) == 1
+
+
+def test_a_binary_is_rebuilt_only_when_its_flags_or_sources_change(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """csim/<binary>.cmd records the g++ command: the same flags again reuse the binary, other
+    flags or a newer source compile it again, and no flags take whatever binary is there."""
+    import hls_backend.csim as csim
+
+    project = emit_project(sd.compile(CASES["diamond"]().program), tmp_path / "p")
+    compiles = []
+    real_run = csim.subprocess.run
+    monkeypatch.setattr(csim.subprocess, "run", lambda cmd, **kw: ("tb.cpp" in cmd and compiles.append(cmd)) or real_run(cmd, **kw))
+    build_csim(project, False, extra_flags=["-O0"])
+    build_csim(project, False, extra_flags=["-O0"])
+    build_csim(project, False)
+    assert len(compiles) == 1
+    build_csim(project, False, extra_flags=["-O1"])
+    assert len(compiles) == 2 and compiles[-1][-4:-2] == ["-O1", "tb.cpp"]
+    (project / "kernel.cpp").touch()
+    os.utime(project / "kernel.cpp", (time.time() + 5, time.time() + 5))
+    build_csim(project, False, extra_flags=["-O1"])
+    assert len(compiles) == 3

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 import streamdsl as sd
-from hls_backend import csim_cycles, emit_project, model_cycles, run_csim
+from hls_backend import csim_cycles, emit_project, model_cycles
 from hls_backend.lint import lint_cpp
 from lowering.dse import Plan, load_plan
 from streamdsl import quant
 from toolchain.models import ModelBlock, planned_block
+
+from .cases import INT4_WARNINGS, csim_modes
 
 TARGET = 1.2
 # the roofline plan's features on the tiny block: the four weight matvecs' integer reductions at
@@ -29,7 +31,7 @@ TINY_PLAN = {"version": 1, "tile": 64, "clock_mhz": 250.0, "hbm_striping": True,
 
 
 def _check(block: ModelBlock, plan: Plan, out: Path) -> dict[str, float]:
-    """Emit, lint, run csim (cycles, then outputs in both modes) and compare with the simulators;
+    """Emit, lint, run csim (outputs in both modes, then cycles) and compare with the simulators;
     returns the measured ratios."""
     design = sd.compile(block.example.program)
     project = emit_project(design, out)
@@ -41,6 +43,10 @@ def _check(block: ModelBlock, plan: Plan, out: Path) -> dict[str, float]:
     assert f"type=cyclic factor={max(plan.lanes.values())}" in code  # the widest task reads its weight tile that wide
 
     xs = block.example.make_inputs(0)
+    want = design.simulate(*xs)
+    for mode, got in csim_modes(project, *xs, flags=INT4_WARNINGS, timeout=900):  # threaded: FIFOs bounded by their sized depths
+        for g, w in zip(got, want, strict=True):  # the hidden state, keys, values: f32 (the int8/int32 inside)
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()), err_msg=f"{mode} csim")
     counted, model = csim_cycles(project, *xs, timeout=900), model_cycles(design)
     assert set(counted["processes"]) == set(model)
     ratios = {node: clock["busy"] / max(1, model[node]) for node, clock in counted["processes"].items()}
@@ -49,11 +55,6 @@ def _check(block: ModelBlock, plan: Plan, out: Path) -> dict[str, float]:
     makespan = design.timed_simulation().makespan
     assert 1 / TARGET <= counted["makespan"] / makespan <= TARGET, (counted["makespan"], makespan)
 
-    want = design.simulate(*xs)
-    for threaded in (False, True):  # threaded: FIFOs bounded by their sized depths, one thread per process
-        got = run_csim(project, *xs, threaded=threaded, timeout=900)
-        for g, w in zip(got, want, strict=True):  # the hidden state, keys, values: f32 (the int8/int32 inside)
-            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()))
     return {"makespan": counted["makespan"] / makespan, "worst": max(max(r, 1 / r) for r in ratios.values())}
 
 

@@ -16,6 +16,8 @@ from hls_backend.csim import cxx_compiler
 from hls_backend.hbm import pack
 from streamdsl.sim._codegen import round_bf16
 
+from .cases import csim_modes
+
 INCLUDE = Path(__file__).resolve().parents[2] / "hls_backend" / "include"
 R = 4
 
@@ -92,10 +94,9 @@ def test_16_bit_float_ports_and_tiles_match_the_simulator(dt: sd.DType, tmp_path
     want = design.simulate(x)
     project = emit_project(design, tmp_path / dt.name)
     assert "sd_" + dt.name in (project / "kernel.cpp").read_text()
-    for threaded in (False, True):
-        got = run_csim(project, x, threaded=threaded)
+    for mode, got in csim_modes(project, x):
         assert got.dtype == want.dtype == dt.storage
-        np.testing.assert_array_equal(got, want)  # the same roundings, op for op
+        np.testing.assert_array_equal(got, want, err_msg=f"{mode} csim")  # the same roundings, op for op
     load = design.kernel.body.block.first_op.result.type.itensor
     assert pack(x, load).size == load.num_tokens * 64  # a (1, 16) tile of 16-bit lanes fills half of its 64-byte word
 

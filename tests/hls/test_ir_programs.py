@@ -12,11 +12,11 @@ from sim import programs as SP
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.dialects.func import FuncOp
 
-from hls_backend import build_csim, emit_project, run_csim
+from hls_backend import emit_project
 from hls_backend.lint import lint_project
 from streamdsl.sim.functional import simulate
 
-from .cases import WARNINGS, assert_close
+from .cases import assert_close, csim_modes
 
 PROGRAMS: dict[str, Callable[[], ModuleOp]] = {
     "chain": lambda: SP.chain(3, 2, 16, 4),
@@ -36,7 +36,6 @@ def test_ir_program(name: str, tmp_path) -> None:  # noqa: ANN001
     xs = [rng.standard_normal(a.type.get_shape()).astype(np.float32) for a in func.body.block.args]
     want = simulate(module, *xs)
     project = emit_project(module, tmp_path / name)
-    for threaded in (False, True):
-        build_csim(project, threaded, extra_flags=WARNINGS)
-        assert_close(run_csim(project, *xs, threaded=threaded), want, 1e-5, f"{name} ({'threaded' if threaded else 'sequential'})")
+    for mode, got in csim_modes(project, *xs):
+        assert_close(got, want, 1e-5, f"{name} ({mode})")
     assert lint_project(project) == []

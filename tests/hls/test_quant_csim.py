@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import streamdsl as sd
-from hls_backend import build_csim, emit_project, run_csim
+from hls_backend import emit_project
 from hls_backend.lint import lint_project
 from streamdsl import quant
 
-from .cases import WARNINGS
+from .cases import csim_modes
 
 
 def w8a8_kernel(m: int, k: int, n: int, tn: int) -> sd.Kernel:
@@ -55,9 +55,7 @@ def test_w8a8_csim_is_bit_exact(m: int, k: int, n: int, tn: int, tmp_path) -> No
     xq, _ = quant.quantize_activations(x)
     np.testing.assert_array_equal(acc, quant.int_matmul(xq, qw.values, k)[:, :, 0])
     project = emit_project(design, tmp_path / "w8a8")
-    for threaded in (False, True):
-        build_csim(project, threaded, extra_flags=WARNINGS)
-        got_y, got_acc = run_csim(project, *args, threaded=threaded)
+    for _, (got_y, got_acc) in csim_modes(project, *args):
         assert got_acc.dtype == np.int32
         np.testing.assert_array_equal(got_acc, acc)
         np.testing.assert_array_equal(got_y, y)

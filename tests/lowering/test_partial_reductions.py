@@ -13,11 +13,12 @@ from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
 from xdsl.parser import Parser
 
 import streamdsl as sd
-from hls_backend import emit_project, run_csim
+from hls_backend import emit_project
 from lowering.timing import U55C, task_timing
 from lowering.transforms.partial_reductions import PartialReductionsPass, carried_reduction
 from streamdsl.dialects.dataflow import DATAFLOW, TaskOp
 from streamdsl.program import Program
+from tests.hls.cases import csim_modes
 
 SOURCE = Path(__file__).parent.parent / "filecheck" / "lowering" / "partial_reductions.mlir"
 
@@ -89,10 +90,9 @@ def test_the_design_is_faster_and_its_csim_agrees(tmp_path) -> None:  # noqa: AN
     assert new.timed_simulation().makespan < old.timed_simulation().makespan
     project = emit_project(new, tmp_path / "norms")
     want = new.simulate(x)
-    for threaded in (False, True):
-        got = run_csim(project, x, threaded=threaded)
-        np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
-        np.testing.assert_array_equal(got[1], want[1])
+    for mode, got in csim_modes(project, x):
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-6, err_msg=f"{mode} csim")
+        np.testing.assert_array_equal(got[1], want[1], err_msg=f"{mode} csim")
 
 
 def _arg(module: builtin.ModuleOp, task: str):  # noqa: ANN202

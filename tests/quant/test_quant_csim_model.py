@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from frontends.quant import QuantLinear
-from hls_backend import build_csim, emit_project, run_csim
+from hls_backend import emit_project
 from streamdsl import quant
+from tests.hls.cases import INT4_WARNINGS, csim_modes
 
 from .test_quant_model import SCHEMES, IntegerPart, extreme_weight, lowered_design
 
@@ -31,9 +32,7 @@ def test_quantized_linear_csim(scheme: str, m: int, k: int, n: int, tmp_path) ->
     for module, name in ((IntegerPart(layer), "ints"), (layer, "floats")):
         _, design = lowered_design(module, x)
         project = emit_project(design, tmp_path / name)
-        for threaded in (False, True):
-            build_csim(project, threaded)
-            got = run_csim(project, x, threaded=threaded)
+        for _, got in csim_modes(project, x, flags=INT4_WARNINGS):
             if name == "ints":
                 acc, s = got
                 assert acc.dtype == np.int32
