@@ -85,6 +85,10 @@ __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "load
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
 _SPLIT_PART = re.compile(r"_p\d+$")  # split-matvecs names the parts of task t `t_p0`, `t_p1`, ...
+# The makespan share level 1a may spend trimming the tasks on the critical path (GPT-2 medium with
+# `narrow_splits`: 0.3% of the unsplit makespan bought 8 and 16 parts; 0.6% let the splits take the
+# room the lanes then needed, 36,835 cycles).
+TRIM_SLACK = 0.003
 
 
 class PlanError(StreamdslError, ValueError):
@@ -338,7 +342,7 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
 
 
 def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callable[[str], None],
-                device: Device = U55C_DEVICE) -> None:
+                device: Device = U55C_DEVICE, slack: float = 0.0) -> None:
     """Level 1a: fewer lanes for the tasks that have time to spare, so that splits and the lanes
     level find the room they hold. A task paced by its inputs (a wide element-wise map fed by a
     matvec's output, one tile every few hundred cycles) gains nothing from its lanes: in the
@@ -347,9 +351,14 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
     alone, as are the tasks in `keep`: the weight matvecs, whose lanes the split level relies on),
     its lanes are halved while the timing model's latency of the task alone stays within its time
     in that run; the step is kept when the block's makespan stays within the fraction `gain` of
-    the makespan before this level (one timed simulation a task tried)."""
+    the makespan before this level (one timed simulation a task tried). With a `slack`, a task's
+    lanes are then halved further while the makespan stays within that fraction of the one before
+    this level (a timed simulation a halving): the tasks on the critical path between two
+    matvecs (GPT-2 medium's norms and activation quantizers, 64 lanes of float cores on a vector
+    of 1,024, a fifth of the device's LUTs) give a few cycles each for the room more parts need."""
     run = design.timed()
     table, limit = design.timing.table, run.makespan * (1 + gain)  # type: ignore[operator]
+    spare = run.makespan * (1 + slack)  # type: ignore[operator]
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data not in keep}
     compute = {n: design.timing.usage(t).share(device.total) for n, t in tasks.items()}
     for name in sorted((n for n in tasks if compute[n] >= 0.005), key=lambda n: (-compute[n], n)):
@@ -358,12 +367,21 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
         now = lanes = had or table.lanes
         while lanes > 1 and design.set_lanes(task, lanes // 2) <= run.finish[node] - run.start[node]:
             lanes //= 2
+        makespan = run.makespan
         if lanes < now:
             design.set_lanes(task, lanes)
-            if (makespan := design.run()) <= limit:
-                say(f"lanes: {name} has time to spare: x{lanes} (was x{now}), {makespan} cycles")
-                continue
-        design.set_lanes(task, had)
+            if (makespan := design.run()) > limit:
+                lanes, makespan = now, run.makespan
+        spared = lanes
+        while slack and lanes > 1:
+            design.set_lanes(task, lanes // 2)
+            if (halved := design.run()) > spare:
+                break
+            lanes, makespan = lanes // 2, halved
+        design.set_lanes(task, lanes if lanes < now else had)
+        if lanes < now:
+            why = "has time to spare" if lanes == spared else f"gives up lanes within the {slack:.1%} slack"
+            say(f"lanes: {name} {why}: x{lanes} (was x{now}), {makespan} cycles")
 
 
 def _sizing(design: _Design, device: Device) -> Sizing:
@@ -562,11 +580,13 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     return best_parts, best
 
 
-def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device) -> bool:
-    """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs (its
-    ports at 512 bits: narrowed after the lanes, the BRAM36 they free goes to lanes steps, not
-    to more parts, whose FIFOs and adapters then leave the lanes no LUTs; see docs/lowering.md)."""
+def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowed: bool = False) -> bool:
+    """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs, its
+    ports at 512 bits or, `narrowed`, as the exploration will narrow them (the BRAM36 that frees
+    then goes to more parts rather than to lanes steps: see `explore`'s `narrow_splits`)."""
     design = _Design(kernel_of(module), timing)
+    if narrowed:
+        design.narrow_ports()
     usage = _sized_usage(design, device)
     return not usage.total.over(device.total) and _placeable(design, usage, device)
 
@@ -594,13 +614,19 @@ def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fit
 
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
             fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
-            progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE) -> Plan:
+            progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE, narrow_splits: bool = False) -> Plan:
     """The best plan over `tiles` (each lowered by `build(tile)`, which returns a module holding one
     kernel, or None when that tile gives no single design) at `clock_mhz`; `fill` is the share of
     the device's resources the tasks' compute may use; at most `evaluations` timed simulations a
     tile (a count, not a time, so that the result depends on the seed alone); a lanes step must
     cut the makespan by the fraction `gain` (more lanes cost DSPs and LUTs); then the lanes steps
-    are backed off until the FIFO-sized design fits `device` (`_fit_sized`)."""
+    are backed off until the FIFO-sized design fits `device` (`_fit_sized`).
+
+    `narrow_splits`: the split levels judge the design with its ports narrowed, not at 512 bits,
+    so that the BRAM36 narrowing frees goes to more parts instead of to lanes steps. Which is
+    faster depends on the block: GPT-2 medium 16,823 cycles against 19,609, TinyLlama 102,040
+    against 84,285 (its sized design loses the prefetch memory the parts take);
+    `benchmarks/roofline.py` tries both."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     best: tuple[int, Plan] | None = None
@@ -612,9 +638,10 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             continue
         module = specialise(module)  # run-time scalars at their maxima: the invocation FIFOs are sized for
         timing = _CachedTiming(table.at_clock(clock_mhz))
-        _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device)
+        _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device,
+                    TRIM_SLACK)
         space = _Splits(module, timing, fill)
-        fits = lambda m: _fits_sized(m, timing, device)  # noqa: E731
+        fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
         parts, module = back_off_splits(space, parts, module, fits, say)
         splits = space.splits_of(parts)
@@ -651,7 +678,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         ports = design.narrow_ports()
         makespan = design.run()
         say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
-        figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit,
+        figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
         plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")

@@ -45,16 +45,73 @@ def test_exploration_is_deterministic_for_a_seed_and_never_slower() -> None:
 def test_a_task_with_time_to_spare_gives_up_lanes() -> None:
     """The FFN's residual add reads one tile of the down projection's output every few hundred
     cycles: at 16 lanes it is still done with each tile before the next arrives, so the trim level
-    (1a) takes it from 64 to 16 lanes while the block's makespan holds within the gain (0.2%)."""
+    (1a) takes it from 64 to 16 lanes while the block's makespan holds within the gain (0.2%),
+    then further within `TRIM_SLACK` (test_a_slack_lets_the_critical_path_give_up_lanes_within_it)."""
     said: list[str] = []
     plan = explore(lambda _: _module(), (64,), 250.0, seed=0, progress=said.append)
     assert plan.lanes["residual"] < 64
-    assert any(m.startswith("lanes: residual has time to spare") for m in said)
+    assert any(m.startswith("lanes: residual ") and "(was x64)" in m for m in said)
     at_64, trimmed = _module(), _module()
     plan.apply(kernel_of(trimmed))
     plan.apply(kernel_of(at_64))
     next(t for t in kernel_of(at_64).body.block.ops if isinstance(t, TaskOp) and t.sym_name.data == "residual").attributes.pop("unroll")
     assert _makespan(trimmed) <= _makespan(at_64) * 1.002
+
+
+def test_a_slack_lets_the_critical_path_give_up_lanes_within_it() -> None:
+    """Level 1a with a slack: after the tasks with time to spare, a task's lanes are halved while
+    the block's makespan stays within the slack of the makespan before the level. On the FFN
+    block at 250 MHz (26,818 cycles unbounded) no slack trims the residual add alone; 1% also
+    takes the norm and the GELU, which sit on the critical path, and ends at 27,081 cycles, within
+    26,818 x 1.01 = 27,086."""
+    from lowering.dse import _CachedTiming, _Design, _trim_lanes
+    from lowering.timing import U55C, unroll_lanes
+    from lowering.transforms.split_matvecs import weight_chains
+
+    def trimmed(slack: float) -> tuple[int, int, dict[str, int | None], list[str]]:
+        kernel = kernel_of(_module())
+        design = _Design(kernel, _CachedTiming(U55C.at_clock(250)))
+        before, said = design.run(), []
+        _trim_lanes(design, weight_chains(kernel), 0.002, said.append, slack=slack)
+        return before, design.run(), {t.sym_name.data: unroll_lanes(t) for t in kernel.body.block.ops if isinstance(t, TaskOp)}, said
+
+    before, after, lanes, said = trimmed(0.0)
+    assert after == before == 26818 and lanes["residual"] == 16 and lanes["layernorm"] is None and lanes["gelu"] is None
+    before, after, lanes, said = trimmed(0.01)
+    assert before < after <= before * 1.01
+    assert lanes["layernorm"] == 1 and lanes["gelu"] == 2
+    assert any(m.startswith("lanes: gelu gives up lanes within the 1.0% slack") for m in said)
+
+
+def test_narrowed_split_judgement_counts_the_ports_the_design_will_have() -> None:
+    """`_fits_sized(narrowed=True)` (`explore(narrow_splits=True)`) judges the design with the
+    ports `narrow_ports` will give it. The FFN block narrows its norm's weight and bias to 128
+    bits: each burst buffer 2 BRAM36 instead of 8, so 195 BRAM36 sized instead of 207. On a device
+    of 68 BRAM36 an SLR (204 in all) the 512-bit judgement refuses the design, the narrowed one
+    takes it."""
+    from dataclasses import replace
+
+    from lowering.dse import _CachedTiming, _Design, _fits_sized, _sized_usage
+    from lowering.hbm_channels import allocate_kernel
+    from lowering.resources import Device
+    from lowering.timing import U55C
+
+    timing = _CachedTiming(U55C.at_clock(250))
+    small = Device("small", 3, replace(U55C_DEVICE.per_slr, BRAM36=68), U55C_DEVICE.sll)
+    module = _module()
+    allocate_kernel(kernel_of(module))
+    assert not _fits_sized(module, timing, small) and _fits_sized(module, timing, small, narrowed=True)
+    wide, narrowed = _Design(kernel_of(_module()), timing), _Design(kernel_of(module), timing)
+    allocate_kernel(wide.kernel)
+    wide.rebuild()
+    assert narrowed.narrow_ports() == {"dma_load(ln_g)": 128, "dma_load(ln_b)": 128}
+    assert (_sized_usage(wide, small).total.BRAM36, _sized_usage(narrowed, small).total.BRAM36) == (207, 195)
+
+
+def test_narrowed_split_judgement_is_recorded_and_deterministic() -> None:
+    plans = [explore(lambda _: _module(), (64,), 250.0, seed=3, narrow_splits=True) for _ in range(2)]
+    assert plans[0] == plans[1] and plans[0].figures["narrow_splits"] is True
+    assert explore(lambda _: _module(), (64,), 250.0, seed=3).figures["narrow_splits"] is False
 
 
 def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
