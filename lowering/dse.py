@@ -15,7 +15,8 @@ allocation), but driven by our models instead of HLS runs:
    broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
    Before anything grows, level 1a (`_trim_lanes`) halves the lanes of the tasks with time to
    spare (paced by their inputs in the unbounded run), while the makespan holds within `gain`:
-   on Gemma 3 their maps held most of the DSPs and LUTs and no matvec could be split.
+   on Gemma 3 their maps held most of the DSPs and LUTs and no matvec could be split; then
+   further while it holds within `TRIM_SLACK`, so that the critical path's maps give room too.
    Splits (level 1b, `_explore_splits`: how many parallel parts each weight matvec is cut into,
    judged with its DMA adapters against the share) come before the lanes; then, while the
    FIFO-sized design at the starting lanes does not fit the device, the split whose halving
