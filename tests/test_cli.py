@@ -138,7 +138,7 @@ def test_the_cli_reference_is_what_help_prints(capsys, monkeypatch):
 @pytest.mark.parametrize(("argv", "want"), [
     # the defaults the help names (docs/cli.md)
     (["compile"], dict(program=None, size="small", seed=0, max_context=1024, tile=None, csim=False, quant="none",
-                       group_size=None, clock=None, dse=False, plan=None, force=False, fifo_tradeoff=False)),
+                       group_size=None, clock=None, dse=False, narrow_splits=False, plan=None, force=False, fifo_tradeoff=False)),
     (["import", "gpt2"], dict(family="gpt2", size="tiny", layers=None, prefill=False, past=8, tokens=8, out=None)),
     (["generate", "gpt2"], dict(model="gpt2", size="tiny", attention="default", prompt_len=8, tokens=16, max_context=1024,
                                 prefill_len=8, runner="numpy", seed=0, check=False, quant="none")),
