@@ -639,8 +639,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             continue
         module = specialise(module)  # run-time scalars at their maxima: the invocation FIFOs are sized for
         timing = _CachedTiming(table.at_clock(clock_mhz))
-        _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device,
-                    TRIM_SLACK)
+        _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device, TRIM_SLACK)
         space = _Splits(module, timing, fill)
         fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
