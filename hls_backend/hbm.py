@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hls_backend.cxx import HlsEmitError
+from lowering.memory import HBM_WORD_BITS
 from streamdsl.itensor import itensor
 
 __all__ = ["HBM_CHANNEL_BYTES", "WORD_BITS", "HbmLayout", "element_bits", "pack", "stripe", "unpack", "unstripe"]
 
-WORD_BITS = 512
+WORD_BITS = HBM_WORD_BITS  # the port word the timing and resource models charge
 HBM_CHANNEL_BYTES = 512 * 2**20  # one of the U55C's 32 pseudo-channels (16 GiB in all)
 
 

@@ -32,7 +32,7 @@ from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
 from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
-from lowering.timing import hbm_stripes, hbm_word_bits
+from lowering.timing import U55C, hbm_stripes, hbm_word_bits
 from streamdsl.compiler import converter_records
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
@@ -57,7 +57,7 @@ MEMORY_FILL = 0.98
 _SHAPE = {BRAM36: (72, 512), URAM: (72, 4096)}
 MAXI_BURST = 64  # words per burst the emitter asks an m_axi port for (max_read/write_burst_length)
 MAXI_OUTSTANDING = 8  # bursts in flight (num_read/write_outstanding): 512 words, one BRAM36 deep
-HBM_WORD_BITS = 512  # an m_axi port's word (hls_backend/hbm.py) unless narrowed
+HBM_WORD_BITS = U55C.hbm_word_bits  # an m_axi port's word (hls_backend/hbm.py) unless narrowed
 MAXI_WORDS = MAXI_BURST * MAXI_OUTSTANDING  # the adapter buffer's depth, in words of its port
 
 
