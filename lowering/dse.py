@@ -81,7 +81,7 @@ from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, node_task
 
-__all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "load_plan", "longest_prefix", "set_clock"]
+__all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "fitting_steps", "load_plan", "longest_prefix", "set_clock"]
 
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
@@ -243,6 +243,7 @@ class _Design:
 
     def __init__(self, kernel: KernelOp, timing: _CachedTiming) -> None:
         self.kernel, self.timing, self.evaluations = kernel, timing, 0
+        self.placement: dict[str, int] | None = None  # the last SLR placement found, tried first next time
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -399,7 +400,7 @@ def _sized_usage(design: _Design, device: Device) -> KernelUsage:
 def _placeable(design: _Design, usage: KernelUsage, device: Device) -> bool:
     """Whether the SLR placement finds every node an SLR within each SLR's resources."""
     try:
-        place(usage, kernel_wires(design.kernel, design.graph), device, first=True)
+        design.placement = place(usage, kernel_wires(design.kernel, design.graph), device, first=True, hint=design.placement).slr
     except SlrError:
         return False
     return True
@@ -417,49 +418,81 @@ def longest_prefix(steps: int, fits: Callable[[int], bool]) -> int:
     return lo
 
 
-def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, int]], device: Device,
-               say: Callable[[str], None]) -> tuple[dict[str, int], dict[str, Any]]:
-    """Level 4, the fit: the exploration judged the tasks' compute only; the FIFOs sizing adds
-    afterwards take BRAM36, URAM and LUTs. Keep the longest prefix of the lanes steps whose sized
-    design fits the device's totals (`longest_prefix`), then, while the SLR placement finds no
-    room, halve the prefix. A design that fits at no prefix keeps every step and says so (its
-    splits or memories over-fill the device, not its lanes). Returns the lanes and the figures."""
-    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
-    usages: dict[int, KernelUsage] = {}
+def fitting_steps(steps: int, within: Callable[[tuple[int, ...]], bool], placed: Callable[[tuple[int, ...]], bool],
+                  faster: Callable[[tuple[int, ...], tuple[int, ...]], bool]) -> tuple[int, ...] | None:
+    """The lanes steps (indices into 0..steps) a design keeps: the longest prefix `within` the
+    device's totals (`longest_prefix`), halved while it is not `placed` on the SLRs; then each
+    later step in turn, on its own, when it makes the design `faster` and the design with it is
+    still within and placed. A step the prefix stopped before can be small (a norm's lanes, where
+    the prefix ended at a matvec's). None when not even the starting lanes (no step) fit."""
+    k = longest_prefix(steps, lambda k: within(tuple(range(k))))
+    while k > 0 and not placed(tuple(range(k))):
+        k //= 2
+    kept = tuple(range(k))
+    if not (within(kept) and placed(kept)):
+        return None
+    for step in range(k, steps):
+        trial = (*kept, step)
+        if faster(kept, trial) and within(trial) and placed(trial):
+            kept = trial
+    return kept
 
-    def lanes_at(k: int) -> dict[str, int]:
+
+def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, int]], device: Device,
+               say: Callable[[str], None], gain: float = 0.0) -> tuple[dict[str, int], dict[str, Any]]:
+    """Level 4, the fit: the exploration judged the tasks' compute only; the FIFOs sizing adds
+    afterwards take BRAM36, URAM and LUTs. Keep the lanes steps `fitting_steps` keeps, judging
+    each set of steps by its FIFO-sized design (a later step must cut the unbounded makespan by
+    `gain`). A design that fits with no step keeps every step and says so (its splits or memories
+    over-fill the device, not its lanes). Returns the lanes and the figures."""
+    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
+    usages: dict[tuple[int, ...], KernelUsage] = {}
+    placeable: dict[tuple[int, ...], bool] = {}
+    makespans: dict[tuple[int, ...], int] = {}
+
+    def lanes_of(kept: tuple[int, ...]) -> dict[str, int]:
         lanes = dict(start)
-        for step in steps[:k]:
-            lanes.update(step)
+        for i in kept:
+            lanes.update(steps[i])
         return lanes
 
-    def apply(k: int) -> None:
-        lanes = lanes_at(k)
+    def apply(kept: tuple[int, ...]) -> None:
+        lanes = lanes_of(kept)
         for name, task in tasks.items():
             if lanes.get(name) != unroll_lanes(task):
                 design.set_lanes(task, lanes.get(name))
 
-    def usage_at(k: int) -> KernelUsage:
-        if k not in usages:
-            apply(k)
+    def usage(kept: tuple[int, ...]) -> KernelUsage:
+        if kept not in usages:
+            apply(kept)
             design.narrow_ports()
-            usages[k] = _sized_usage(design, device)
-        return usages[k]
+            usages[kept] = _sized_usage(design, device)
+        return usages[kept]
 
-    k = longest_prefix(len(steps), lambda k: not usage_at(k).total.over(device.total))
-    while k > 0 and not _placeable(design, usage_at(k), device):
-        k //= 2
-    fits = not usage_at(k).total.over(device.total) and _placeable(design, usage_at(k), device)
-    if not fits:  # not the lanes' doing: fewer would cost speed and fit no better
-        k = len(steps)
-        over = usage_at(k).total.over(device.total)
+    def placed(kept: tuple[int, ...]) -> bool:
+        if kept not in placeable:
+            placeable[kept] = _placeable(design, usage(kept), device)
+        return placeable[kept]
+
+    def makespan(kept: tuple[int, ...]) -> int:
+        if kept not in makespans:
+            apply(kept)
+            makespans[kept] = design.run()
+        return makespans[kept]
+
+    kept = fitting_steps(len(steps), lambda kept: not usage(kept).total.over(device.total), placed,
+                         lambda kept, trial: makespan(trial) <= makespan(kept) * (1 - gain))
+    if kept is None:  # not the lanes' doing: fewer would cost speed and fit no better
+        kept = tuple(range(len(steps)))
+        over = usage(kept).total.over(device.total)
         say(f"fit: the FIFO-sized design does not fit the {device.name} by the resource model "
             f"({', '.join(over) if over else 'no SLR placement'}), not even at the starting lanes")
-    elif k < len(steps):
-        say(f"fit: the FIFO-sized design fits with {k} of the {len(steps)} lanes steps")
-    apply(k)
-    return lanes_at(k), {"fits": fits, "lanes_steps": len(steps), "lanes_steps_kept": k,
-                         "busiest_share": round(usage_at(k).total.share(device.total), 4)}
+    elif len(kept) < len(steps):
+        say(f"fit: the FIFO-sized design fits with {len(kept)} of the {len(steps)} lanes steps")
+    apply(kept)
+    fits = not usage(kept).total.over(device.total) and placed(kept)
+    return lanes_of(kept), {"fits": fits, "lanes_steps": len(steps), "lanes_steps_kept": len(kept),
+                            "busiest_share": round(usage(kept).total.share(device.total), 4)}
 
 
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
@@ -674,7 +707,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         _, makespan, _, striping, steps = min(explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
-        lanes, fit = _fit_sized(design, start_lanes, steps, device, say)
+        lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain)
         ports = design.narrow_ports()
         makespan = design.run()
         say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")

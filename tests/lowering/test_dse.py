@@ -232,6 +232,30 @@ def test_the_fit_keeps_the_longest_prefix_of_lanes_steps_that_fits(steps: int, f
     assert seen == probes
 
 
+COSTS = [3, 3, 5, 1, 1, 2]  # each lanes step's resources
+
+
+@pytest.mark.parametrize(("budget", "unplaced", "slower", "want"), [
+    # by hand: prefix {0, 1} uses 6 ({0, 1, 2}: 11); then 2 (11) does not fit, 3 (7) does, 4 (8)
+    # fits but is not faster, 5 (9) does not fit
+    (8, set(), {4}, (0, 1, 3)),
+    # sets holding step 1 have no SLR placement: the prefix is halved to {0}; 1 is not placed,
+    # 2 fits (8), 3, 4 and 5 would take it to 9 or 10
+    (8, {1}, set(), (0, 2)),
+    (2, set(), set(), (3, 4)),  # no step of the prefix fits, the two small ones do
+    (-1, set(), set(), None),  # not even the starting lanes fit
+])
+def test_the_fit_keeps_the_prefix_then_each_later_step_that_fits_on_its_own(budget: int, unplaced: set, slower: set,
+                                                                             want: tuple | None) -> None:
+    """Hand-computed: lanes steps of these resource COSTS, a design fits within `budget`."""
+    from lowering.dse import fitting_steps
+
+    within = lambda kept: sum(COSTS[i] for i in kept) <= budget  # noqa: E731
+    placed = lambda kept: not unplaced & set(kept)  # noqa: E731
+    faster = lambda kept, trial: trial[-1] not in slower  # noqa: E731
+    assert fitting_steps(len(COSTS), within, placed, faster) == want
+
+
 class _SplitSpace:
     """Chains a (8 output tiles), b (6) and c (4); a design's makespan 800/a + 600/b + 100/c cycles."""
 

@@ -55,6 +55,20 @@ def test_sll_capacity_bounds_the_bits_across_a_boundary() -> None:
         place(usage, [Wire("a", "b", 20000)], narrow)
 
 
+def test_a_hint_is_the_placement_when_it_fits_and_ignored_when_it_does_not() -> None:
+    usage = KernelUsage({"a": BIG, "b": BIG, "c": BIG})
+    wires = [Wire("a", "b", 100), Wire("b", "c", 10), Wire("a", "c", 1000)]
+    hint = {"a": 0, "b": 1, "c": 2}  # not the fewest crossing bits, but it fits: a-b and a-c cross
+    # boundary 0 (1,100 bits), a-c and b-c boundary 1 (1,010)
+    placed = place(usage, wires, first=True, hint=hint)
+    assert placed.slr == hint and placed.boundary_bits == [1100, 1010]
+    # over 1,050 SLLs a boundary the hint does not fit: a goes in the middle (1,010 and 110 bits)
+    placed = place(usage, wires, replace(U55C_DEVICE, sll=1050), first=True, hint=hint)
+    assert placed.slr["a"] == 1 and max(placed.boundary_bits) <= 1050
+    for bad in ({"a": 0, "b": 0, "c": 1}, {"a": 0, "b": 1}):  # two in an SLR; a node it does not name
+        assert sorted(place(usage, wires, first=True, hint=bad).slr.values()) == [0, 1, 2]
+
+
 def test_a_node_larger_than_an_slr_cannot_be_placed() -> None:
     with pytest.raises(SlrError, match=r"no assignment of the 1 nodes to the 3 SLRs fits"):
         place(KernelUsage({"huge": Usage(DSP=3009)}), [])
