@@ -658,9 +658,9 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
 
     `narrow_splits`: the split levels judge the design with its ports narrowed, not at 512 bits,
     so that the BRAM36 narrowing frees goes to more parts instead of to lanes steps. Which is
-    faster depends on the block: GPT-2 medium 16,823 cycles against 19,609, TinyLlama 102,040
-    against 84,285 (its sized design loses the prefetch memory the parts take);
-    `benchmarks/roofline.py` tries both."""
+    faster depends on the block: GPT-2 medium 14,911 cycles against 19,609, Gemma 3 40,906
+    against 63,408, TinyLlama 102,040 against 84,285 (its sized design loses the prefetch memory
+    the parts take); `benchmarks/roofline.py` tries both."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     best: tuple[int, Plan] | None = None

@@ -49,10 +49,9 @@ SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour befo
 MAX_NODES = 20_000
 # With `first` (does a placement exist?) a search that has found none after FIRST_NODES nodes
 # answers no: on a crowded device CBC can take a minute to prove there is none (one check of
-# Gemma 3's exploration: 66 s under the profiler), while the placements it finds come within a
-# few dozen nodes: on GPT-2 medium's explorations (four families, both split judgements) 100
-# nodes keep every plan that 2,000 found, and a check that answers no takes about 2 s of root
-# work instead of up to 14 s.
+# Gemma 3's exploration: 66 s under the profiler), while the placements it finds come early: the
+# four families' plans at 300 nodes are those at 2,000, GPT-2 medium's at 100 those at 300, and a
+# check that answers no costs about 2 s of root work instead of up to 14 s (docs/resources.md).
 # The exploration then keeps a smaller design; a placement it accepts always exists.
 FIRST_NODES = 100
 
