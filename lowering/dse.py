@@ -318,28 +318,34 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
         groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
     makespan = design.run()
     latency = {g: max(design.graph.tasks[node_name(tasks[n])].latency or 0 for n in members) for g, members in groups.items()}
-    heap = [(-latency[g], rng.random(), g) for g in sorted(groups)]
-    heapq.heapify(heap)
-    while heap and design.evaluations < budget:
-        _, _, group = heapq.heappop(heap)
-        if latency[group] / 2 < gain * makespan:
-            break  # halving the slowest task left could not cut the makespan by `gain`
-        members = groups[group]
-        now = lanes.get(members[0])
-        more = 2 * (now or design.timing.table.lanes)
-        trial = {**lanes, **dict.fromkeys(members, more)}
-        if more > MAX_LANES or compute.usage(trial).over(capacity):
-            continue  # this task is done growing
-        faster = max(design.set_lanes(tasks[n], more) for n in members)
-        new_makespan = design.run() if faster < latency[group] else makespan
-        if faster >= latency[group] or new_makespan > makespan * (1 - gain):
-            for n in members:
-                design.set_lanes(tasks[n], now)  # its stream, a recurrence or another node bounds it
-            continue
-        lanes, makespan, latency[group] = trial, new_makespan, faster
-        steps.append(dict.fromkeys(members, more))
-        say(f"lanes: {group}{' (all parts)' if len(members) > 1 else ''} x{more}: {makespan} cycles")
-        heapq.heappush(heap, (-faster, rng.random(), group))
+    candidates, waiting = sorted(groups), []
+    while candidates:  # a pass over the heap; then again over the tasks that were faster but bounded by another
+        heap = [(-latency[g], rng.random(), g) for g in candidates]
+        heapq.heapify(heap)
+        stepped, waiting = len(steps), []
+        while heap and design.evaluations < budget:
+            _, _, group = heapq.heappop(heap)
+            if latency[group] / 2 < gain * makespan:
+                break  # halving the slowest task left could not cut the makespan by `gain`
+            members = groups[group]
+            now = lanes.get(members[0])
+            more = 2 * (now or design.timing.table.lanes)
+            trial = {**lanes, **dict.fromkeys(members, more)}
+            if more > MAX_LANES or compute.usage(trial).over(capacity):
+                continue  # this task is done growing
+            faster = max(design.set_lanes(tasks[n], more) for n in members)
+            new_makespan = design.run() if faster < latency[group] else makespan
+            if faster >= latency[group] or new_makespan > makespan * (1 - gain):
+                for n in members:
+                    design.set_lanes(tasks[n], now)  # its stream, a recurrence or another node bounds it
+                if faster < latency[group]:
+                    waiting.append(group)  # faster, but another task bounded the makespan: the next pass tries again
+                continue
+            lanes, makespan, latency[group] = trial, new_makespan, faster
+            steps.append(dict.fromkeys(members, more))
+            say(f"lanes: {group}{' (all parts)' if len(members) > 1 else ''} x{more}: {makespan} cycles")
+            heapq.heappush(heap, (-faster, rng.random(), group))
+        candidates = waiting if len(steps) > stepped and design.evaluations < budget else []
     return lanes, makespan, steps
 
 
