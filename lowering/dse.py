@@ -11,7 +11,10 @@ allocation), but driven by our models instead of HLS runs:
    take the slowest task, double its lanes (`unroll`), keep the step when the task got faster, the
    makespan fell by at least `gain` and the tasks' compute still fits the resource model
    (`lowering.resources`: within `fill` of every device resource); a task that cannot grow (its
-   stream, a recurrence or HBM bounds it, or the device is full) leaves the heap. Ties between equally slow tasks are
+   stream, a recurrence or HBM bounds it, or the device is full) leaves the heap; one that got
+   faster while another task bounded the makespan is tried again in a next pass over the heap,
+   after the steps that followed (Qwen2.5's up projection, once its gate projection, the other
+   operand of their product, had grown). Ties between equally slow tasks are
    broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
    Before anything grows, level 1a (`_trim_lanes`) halves the lanes of the tasks with time to
    spare (paced by their inputs in the unbounded run), while the makespan holds within `gain`:
@@ -33,8 +36,9 @@ allocation), but driven by our models instead of HLS runs:
    sizing adds take BRAM36, URAM and LUTs. The design is FIFO-sized as `size-fifos` does (within
    the device) and judged by the resource model; the longest prefix of level 2's steps whose
    sized design fits the device's totals is kept (bisection), then halved while the SLR placement
-   finds no room; a design that fits at no prefix keeps its lanes and its plan says it does not
-   fit (`figures["fits"]`).
+   finds no room, then each later step that still fits on its own is kept too (`fitting_steps`);
+   a design that fits at no prefix keeps its lanes and its plan says it does not fit
+   (`figures["fits"]`).
 
 Every step is judged by the timed simulator with unbounded FIFOs (`simulate_unbounded`: the
 makespan FIFO sizing then aims at); per-task schedules are cached, so a step re-times one task.
@@ -664,8 +668,8 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
 
     `narrow_splits`: the split levels judge the design with its ports narrowed, not at 512 bits,
     so that the BRAM36 narrowing frees goes to more parts instead of to lanes steps. Which is
-    faster depends on the block: GPT-2 medium 14,911 cycles against 19,609, Gemma 3 40,906
-    against 63,408, TinyLlama 102,040 against 84,285 (its sized design loses the prefetch memory
+    faster depends on the block: GPT-2 medium 14,302 cycles against 19,097, Gemma 3 40,906
+    against 63,408, TinyLlama 76,624 against 72,285 (its sized design loses the prefetch memory
     the parts take); `benchmarks/roofline.py` tries both."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
