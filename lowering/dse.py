@@ -324,6 +324,8 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     latency = {g: max(design.graph.tasks[node_name(tasks[n])].latency or 0 for n in members) for g, members in groups.items()}
     candidates, waiting = sorted(groups), []
     while candidates:  # a pass over the heap; then again over the tasks that were faster but bounded by another
+        if steps:
+            say(f"lanes: again, {len(candidates)} tasks that got faster while another task bounded the makespan")
         heap = [(-latency[g], rng.random(), g) for g in candidates]
         heapq.heapify(heap)
         stepped, waiting = len(steps), []

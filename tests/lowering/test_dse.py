@@ -42,6 +42,28 @@ def test_exploration_is_deterministic_for_a_seed_and_never_slower() -> None:
     assert not compute.over(U55C_DEVICE.total * 0.8)  # the default fill
 
 
+def test_the_lanes_level_tries_again_the_tasks_another_task_bounded() -> None:
+    """On the tiny Llama W4A8 block (gate and up projections multiplied: each bounds the product
+    while the other is slow), a pass drops tasks that got faster but did not cut the makespan; the
+    next pass, after the steps that followed, keeps steps among them."""
+    from lowering.dse import explore
+    from streamdsl import quant
+    from toolchain.models import model_block
+
+    block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
+    said: list[str] = []
+    explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, progress=said.append)
+    passes, kept = 0, 0  # the passes after the first, and the steps they kept
+    for message in said:
+        if message.startswith("lanes: again"):
+            passes += 1
+        elif message.startswith("channels:"):  # a lanes run ends: its next pass is the next run's first
+            passes = 0
+        elif passes and message.startswith("lanes: k"):
+            kept += 1
+    assert kept > 0
+
+
 def test_a_task_with_time_to_spare_gives_up_lanes() -> None:
     """The FFN's residual add reads one tile of the down projection's output every few hundred
     cycles: at 16 lanes it is still done with each tile before the next arrives, so the trim level
