@@ -33,7 +33,7 @@ from pathlib import Path
 from frontends import hf
 from frontends.block import decoder_layers
 from frontends.quant import weight_figures
-from lowering.resources import RESOURCES, U55C_DEVICE, Usage, kernel_usage
+from lowering.resources import RESOURCES, U55C_DEVICE, kernel_usage
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import U55C
 from streamdsl import quant
@@ -98,8 +98,7 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     usage = kernel_usage(design.kernel, design.graph, design.depths)
     try:
         placement = place(usage, kernel_wires(design.kernel, design.graph)).slr
-        slrs: list[object] = [Usage.total(u for n, u in usage.nodes.items() if placement.get(n, 0) == s).share(U55C_DEVICE.per_slr)
-                              for s in range(U55C_DEVICE.slrs)]
+        slrs: list[object] = [u.share(U55C_DEVICE.per_slr) for u in usage.per_slr(placement, U55C_DEVICE.slrs)]
     except SlrError as err:
         slrs = [f"no placement: {str(err).splitlines()[0][:80]}"]
     busiest = usage.total.share(U55C_DEVICE.total)

@@ -309,6 +309,10 @@ class KernelUsage:
     def total(self) -> Usage:
         return Usage.total(self.nodes.values())
 
+    def per_slr(self, placement: Mapping[str, int], slrs: int) -> list[Usage]:
+        """The usage in each of `slrs` SLRs under `placement` (node -> SLR; a node it omits: SLR0)."""
+        return [Usage.total(u for n, u in self.nodes.items() if placement.get(n, 0) == s) for s in range(slrs)]
+
     def largest(self, resource: str, n: int = 3) -> list[tuple[str, float]]:
         ranked = sorted(self.nodes.items(), key=lambda kv: (-getattr(kv[1], resource), kv[0]))
         return [(name, getattr(u, resource)) for name, u in ranked[:n] if getattr(u, resource) > 0]
@@ -402,7 +406,7 @@ def resources_report(usage: KernelUsage, device: Device = U55C_DEVICE, placement
         "largest": {r: [{"node": n, "amount": math.ceil(v)} for n, v in usage.largest(r)] for r in RESOURCES},
     }
     if placement is not None:
-        per = [Usage.total(u for n, u in usage.nodes.items() if placement.get(n, 0) == s) for s in range(device.slrs)]
+        per = usage.per_slr(placement, device.slrs)
         out["slrs"] = [{"name": f"SLR{s}", **u.as_dict(), "fits": not u.over(device.per_slr)} for s, u in enumerate(per)]
         out["available"] = device.per_slr.as_dict()
         out["fits"] = out["fits"] and all(not u.over(device.per_slr) for u in per)

@@ -139,9 +139,9 @@ def _placement(slr: dict[str, int], wires: Sequence[Wire], device: Device, t0: f
 
 def _within(usage: KernelUsage, placed: Placement, device: Device, fill: float) -> bool:
     """Whether `placed` keeps every SLR within `fill` of its resources and every boundary within its SLLs."""
-    per = [Usage.total(u for v, u in usage.nodes.items() if placed.slr[v] == s) for s in range(device.slrs)]
     capacity = device.per_slr * fill
-    return all(not u.over(capacity) for u in per) and all(bits <= device.sll for bits in placed.boundary_bits)
+    within_sll = all(bits <= device.sll for bits in placed.boundary_bits)
+    return within_sll and all(not u.over(capacity) for u in usage.per_slr(placed.slr, device.slrs))
 
 
 def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: float) -> dict[str, str]:
