@@ -50,6 +50,7 @@ The result is a `Plan`, which `Plan.apply` writes onto a lowered kernel and `Pla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import json
 import random
@@ -322,7 +323,7 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
         groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
     makespan = design.run()
     latency = {g: max(design.graph.tasks[node_name(tasks[n])].latency or 0 for n in members) for g, members in groups.items()}
-    candidates, waiting = sorted(groups), []
+    candidates = sorted(groups)
     while candidates:  # a pass over the heap; then again over the tasks that were faster but bounded by another
         if steps:
             say(f"lanes: again, {len(candidates)} tasks that got faster while another task bounded the makespan")
@@ -458,9 +459,6 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
     `gain`). A design that fits with no step keeps every step and says so (its splits or memories
     over-fill the device, not its lanes). Returns the lanes and the figures."""
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
-    usages: dict[tuple[int, ...], KernelUsage] = {}
-    placeable: dict[tuple[int, ...], bool] = {}
-    makespans: dict[tuple[int, ...], int] = {}
 
     def lanes_of(kept: tuple[int, ...]) -> dict[str, int]:
         lanes = dict(start)
@@ -474,23 +472,20 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
             if lanes.get(name) != unroll_lanes(task):
                 design.set_lanes(task, lanes.get(name))
 
+    @functools.cache
     def usage(kept: tuple[int, ...]) -> KernelUsage:
-        if kept not in usages:
-            apply(kept)
-            design.narrow_ports()
-            usages[kept] = _sized_usage(design, device)
-        return usages[kept]
+        apply(kept)
+        design.narrow_ports()
+        return _sized_usage(design, device)
 
+    @functools.cache
     def placed(kept: tuple[int, ...]) -> bool:
-        if kept not in placeable:
-            placeable[kept] = _placeable(design, usage(kept), device)
-        return placeable[kept]
+        return _placeable(design, usage(kept), device)
 
+    @functools.cache
     def makespan(kept: tuple[int, ...]) -> int:
-        if kept not in makespans:
-            apply(kept)
-            makespans[kept] = design.run()
-        return makespans[kept]
+        apply(kept)
+        return design.run()
 
     kept = fitting_steps(len(steps), lambda kept: not usage(kept).total.over(device.total), placed,
                          lambda kept, trial: makespan(trial) <= makespan(kept) * (1 - gain))
