@@ -12,17 +12,33 @@ whose elements no stream carries (an i1 or i64 mask computed from an iota) is in
 consumer, recomputed there, whatever its number of uses. An input that
 is a `linalg.fill` of a constant becomes that constant in the consumer's body (the paper's
 `fuse_linalg_fill`): no stream carries a constant tensor.
+
+A broadcast behind a `tensor.collapse_shape` does not reach its consumer that way. Grouped-query
+attention repeats each KV head for its query heads (Hugging Face's `repeat_kv`, torch's
+`enable_gqa`): a broadcast `kv x S x E -> kv x rep x S x E`, then a collapse to `heads x S x E`
+read by the scores' and values' contractions. Left so, the repeat is a task of its own and its
+stream carries each KV head's cache `rep` times (Qwen2.5-0.5B's scores contraction read 7 copies of
+every key tile: 602 beats a tile where the keys are 86). So the collapse is first folded into its
+consumer by expanding the consumer's loops (MLIR's fusion of reshapes by expansion): the loop over
+`heads` becomes `kv` and `rep`, the consumer reads the collapse's source, its other operands and its
+result are expanded to match (an `expand_shape`, a new empty or filled initialiser, a
+`collapse_shape` of the result back to what its users read). The broadcast is then an element-wise
+producer of the contraction and is inlined into it: the cache streams once per KV head, read through
+a map that ignores `rep`. The fold runs only where a broadcast is behind the collapse (through
+one-use transposes and collapses), so other reshapes keep their graphs, and only when
+the expanded loops are plain dims in every map of a body that reads no `linalg.index`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, linalg, tensor
-from xdsl.dialects.builtin import AffineMapAttr, ModuleOp
+from xdsl.dialects.builtin import AffineMapAttr, ArrayAttr, IntegerAttr, ModuleOp, TensorType, i64
 from xdsl.ir import Block, Operation, Region, SSAValue
-from xdsl.ir.affine import AffineExpr, AffineMap
+from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -141,6 +157,140 @@ def _inline(source: Block, target: Block, args: list[SSAValue | None], keep_yiel
     raise AssertionError("a linalg body ends in linalg.yield")
 
 
+# how far up a chain of transposes and collapses a broadcast is looked for
+SEARCH_DEPTH = 6
+
+
+class FoldCollapseIntoConsumer(RewritePattern):
+    """An input of a generic that is a one-use `collapse_shape` with a broadcast behind it becomes
+    the collapse's source, the generic's loops expanded to match (module doc)."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, consumer: GenericOp, rewriter: PatternRewriter) -> None:
+        if any(isinstance(op, linalg.ops.IndexOp) for op in consumer.body.walk()):
+            return
+        for index, operand in enumerate(consumer.inputs):
+            collapse = operand.owner
+            if isinstance(collapse, tensor.CollapseShapeOp) and operand.uses.get_length() == 1 \
+                    and _leads_to_broadcast(collapse.src) and (folded := _folded(consumer, index, collapse)):
+                new_ops, results = folded
+                rewriter.replace(consumer, new_ops, results)
+                _cancel_expands(results, rewriter)
+                return
+
+
+def _leads_to_broadcast(value: SSAValue, depth: int = SEARCH_DEPTH) -> bool:
+    """Whether `value`, used once, is a broadcast's result, through one-use transposes and collapses
+    (copies: a norm's or a product's broadcast read of a statistic does not count)."""
+    owner = value.owner
+    if depth == 0 or value.uses.get_length() != 1:
+        return False
+    if isinstance(owner, tensor.CollapseShapeOp):
+        return _leads_to_broadcast(owner.src, depth - 1)
+    if not _is_copy(owner):
+        return False
+    source = owner.indexing_maps.data[0].data  # type: ignore[union-attr]
+    return len(source.used_dims()) < source.num_dims or _leads_to_broadcast(owner.inputs[0], depth - 1)
+
+
+def _is_copy(op: Operation | None) -> bool:
+    """An element-wise generic that yields its one input (a transpose or a broadcast)."""
+    if not isinstance(op, GenericOp) or len(op.inputs) != 1 or not is_elementwise(op):
+        return False
+    yielded = op.body.block.last_op
+    return isinstance(yielded, linalg.ops.YieldOp) and list(yielded.operands) == [op.body.block.args[0]]
+
+
+def _groups(op: tensor.CollapseShapeOp | tensor.ExpandShapeOp) -> list[list[int]]:
+    return [[i.value.data for i in group] for group in op.reassociation]
+
+
+def _reassociation(groups: Sequence[Sequence[int]]) -> ArrayAttr:
+    return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in group]) for group in groups])
+
+
+def _folded(consumer: GenericOp, index: int, collapse: tensor.CollapseShapeOp) -> tuple[list[Operation], list[SSAValue]] | None:
+    """The ops that replace `consumer` reading `collapse`'s source as its input `index`, and the
+    values that replace its results; None when a loop to expand is not a plain dim in every map."""
+    maps = [m.data for m in consumer.indexing_maps]
+    source_shape = list(collapse.src.type.get_shape())  # type: ignore[attr-defined]
+    sizes: dict[int, list[int]] = {}  # loop -> the sizes it expands into
+    for expr, group in zip(maps[index].results, _groups(collapse), strict=True):
+        if len(group) > 1:
+            if not isinstance(expr, AffineDimExpr) or expr.position in sizes:
+                return None
+            sizes[expr.position] = [source_shape[s] for s in group]
+    if not sizes or any(not isinstance(e, AffineDimExpr) and e.used_dims() & sizes.keys() for m in maps for e in m.results):
+        return None
+    loops: list[list[int]] = []  # old loop -> its new loops
+    for loop in range(maps[0].num_dims):
+        start = sum(map(len, loops))
+        loops.append(list(range(start, start + len(sizes.get(loop, [0])))))
+    rename = [AffineExpr.dimension(new[0]) for new in loops]
+    new_ops: list[Operation] = []
+    values: list[SSAValue] = []
+    new_maps: list[AffineMapAttr] = []
+    result_groups: list[list[list[int]] | None] = []
+    for i, (value, m) in enumerate(zip([*consumer.inputs, *consumer.outputs], maps, strict=True)):
+        results: list[AffineExpr] = []
+        groups: list[list[int]] = []
+        shape: list[int] = []
+        for expr, size in zip(m.results, value.type.get_shape() if isinstance(value.type, TensorType) else (), strict=True):
+            expanded = isinstance(expr, AffineDimExpr) and expr.position in sizes
+            dims = [AffineExpr.dimension(d) for d in loops[expr.position]] if expanded else [expr.replace_dims_and_symbols(rename, [])]
+            groups.append(list(range(len(results), len(results) + len(dims))))
+            results += dims
+            shape += sizes[expr.position] if expanded else [size]  # type: ignore[union-attr]
+        new_maps.append(AffineMapAttr(AffineMap(sum(map(len, loops)), 0, tuple(results))))
+        same = len(shape) == len(m.results)
+        values.append(collapse.src if i == index else value if same else _expanded(value, groups, shape, new_ops))
+        if i >= len(consumer.inputs):
+            result_groups.append(None if same else groups)
+    iterators = [it for loop, it in enumerate(consumer.iterator_types) for _ in loops[loop]]
+    outputs = values[len(consumer.inputs):]
+    folded = GenericOp(values[:len(consumer.inputs)], outputs, consumer.body.clone(), new_maps, iterators, [v.type for v in outputs])
+    new_ops.append(folded)
+    replacements: list[SSAValue] = []
+    for result, old, groups in zip(folded.results, consumer.results, result_groups, strict=True):
+        if groups is not None:
+            back = tensor.CollapseShapeOp.build(operands=[result], result_types=[old.type],
+                                                properties={"reassociation": _reassociation(groups)})
+            new_ops.append(back)
+            result = back.results[0]
+        replacements.append(result)
+    return new_ops, replacements
+
+
+def _expanded(value: SSAValue, groups: list[list[int]], shape: list[int], new_ops: list[Operation]) -> SSAValue:
+    """`value` expanded to `shape` (`groups`: the result dims of each of its dims): a new initialiser
+    for an empty or constant-filled one, else an `expand_shape` (appended to `new_ops`). An
+    `expand_shape` even of a collapse it undoes: the collapse's source, read directly, would fuse
+    into the consumer (a rotary embedding into the scores' contraction, whose cos and sin, read
+    by no head loop, would then keep `tile-batch-loops` from streaming the heads one at a time)."""
+    kind = TensorType(value.type.element_type, shape)  # type: ignore[attr-defined]
+    owner = value.owner
+    if isinstance(owner, tensor.EmptyOp):
+        new_ops.append(tensor.EmptyOp([], kind))
+    elif isinstance(owner, linalg.ops.FillOp) and isinstance(owner.outputs[0].owner, tensor.EmptyOp):
+        empty = tensor.EmptyOp([], kind)
+        new_ops += [empty, linalg.ops.FillOp([owner.inputs[0]], [empty.tensor], [kind])]
+    else:
+        new_ops.append(tensor.ExpandShapeOp(value, [], _reassociation(groups), shape, kind))
+    return new_ops[-1].results[0]
+
+
+def _cancel_expands(results: Sequence[SSAValue], rewriter: PatternRewriter) -> None:
+    """Drop each `expand_shape` that undoes a `collapse_shape` of a folded generic's result."""
+    for value in results:
+        back = value.owner
+        if not isinstance(back, tensor.CollapseShapeOp):
+            continue
+        for use in list(value.uses):
+            user = use.operation
+            if isinstance(user, tensor.ExpandShapeOp) and user.result.type == back.src.type and _groups(user) == _groups(back):
+                rewriter.replace(user, [], [back.src])
+
+
 @dataclass(frozen=True)
 class FuseElementwisePass(ModulePass):
     """Generalize named linalg ops (except fill) and fuse one-use element-wise producers."""
@@ -149,7 +299,7 @@ class FuseElementwisePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         PatternRewriteWalker(GeneralizeNamedOp(), apply_recursively=False).rewrite_module(op)
-        PatternRewriteWalker(GreedyRewritePatternApplier([FuseIntoConsumer()])).rewrite_module(op)
+        PatternRewriteWalker(GreedyRewritePatternApplier([FuseIntoConsumer(), FoldCollapseIntoConsumer()])).rewrite_module(op)
         for fn in op.ops:
             for child in reversed(list(fn.walk())):
                 for result in child.results:
@@ -157,9 +307,10 @@ class FuseElementwisePass(ModulePass):
 
 
 def erase_unused(value: SSAValue) -> None:
-    """Erase an unused tensor initialiser (fill, empty, constant) and what only it used."""
+    """Erase an unused tensor initialiser (fill, empty, constant) or reshape, and what only it used."""
     owner = value.owner
-    if value.uses or not isinstance(owner, tensor.EmptyOp | linalg.ops.FillOp | arith.ConstantOp) or owner.parent is None:
+    kinds = tensor.EmptyOp | linalg.ops.FillOp | arith.ConstantOp | tensor.CollapseShapeOp | tensor.ExpandShapeOp
+    if value.uses or not isinstance(owner, kinds) or owner.parent is None:
         return
     operands = list(owner.operands)
     Rewriter.erase_op(owner)

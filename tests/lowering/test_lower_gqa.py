@@ -7,6 +7,8 @@ as Gemma 3's 256 over 64), checked against PyTorch eager at cache lengths 1 and 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -17,17 +19,19 @@ import streamdsl as sd
 from frontends.block import import_block
 from lowering.converters import plan
 from lowering.pipeline import lower
-from streamdsl.dialects.dataflow import ITensorConverterOp
+from streamdsl.dialects.dataflow import ITensorConverterOp, ITensorType
 
 MAX_CONTEXT = 16
 HEADS, KV_HEADS, HEAD_DIM, TILE = 8, 2, 32, 16
 
 
-@pytest.fixture(scope="module")
-def gqa():
+@pytest.fixture(scope="module", params=["eager", "sdpa"])
+def gqa(request):
+    """The block under Hugging Face's eager attention (`repeat_kv`: expand and reshape) and under
+    `sdpa` (the same repeat before torch's attention, which the frontend lowers to its math)."""
     cfg = transformers.Qwen2Config(vocab_size=64, hidden_size=HEADS * HEAD_DIM, intermediate_size=128,
                                    num_hidden_layers=1, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS)
-    cfg._attn_implementation = "eager"
+    cfg._attn_implementation = request.param
     torch.manual_seed(0)
     model = transformers.Qwen2ForCausalLM(cfg).to(torch.float32).eval()
     block = import_block(model, seq_len=1, max_context=MAX_CONTEXT)
@@ -42,7 +46,17 @@ def test_no_converter_buffers_a_kv_head_cache(gqa):
              for op in lowered.program.module.walk() if isinstance(op, ITensorConverterOp)]
     assert lowered.kernels == 1 and sizes
     assert max(sizes) < head_cache / 2, sorted(sizes)[-3:]
-    assert lowered.fused_intermediate_bytes <= 0.2 * lowered.unfused_intermediate_bytes
+
+
+def test_no_stream_carries_the_repeated_cache(gqa):
+    """The repeat folds into the contractions (fuse-elementwise): they read each KV head's cache
+    once, so no stream anywhere has the repeated cache's heads x (cache + 1) x head-dim elements."""
+    _, lowered, _ = gqa
+    rows = MAX_CONTEXT + 1
+    streams = {v.type.itensor for op in lowered.program.module.walk() for v in op.results if isinstance(v.type, ITensorType)}
+    repeated = [it for it in streams if rows in it.shape and math.prod(it.shape) == HEADS * rows * HEAD_DIM]
+    assert not repeated, repeated
+    assert any(rows in it.shape and math.prod(it.shape) == KV_HEADS * rows * HEAD_DIM for it in streams)
 
 
 @pytest.mark.parametrize("cache_len", [1, MAX_CONTEXT])
