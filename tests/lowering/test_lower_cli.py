@@ -79,11 +79,14 @@ def test_a_block_that_does_not_fit_names_its_largest_buffers(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_compile_model_csim_of_one_block_invocation(tmp_path):
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_compile_model_csim_of_one_block_invocation(tmp_path, family):
     """The one design's HLS project: g++ C simulation, sequential and threaded (several schedules),
-    equals the functional simulator on one invocation (cache length = the maximum context)."""
+    equals the functional simulator on one invocation (cache length = the maximum context). Llama's
+    grouped-query contractions read each KV head's cache once, for its group of query heads
+    (fuse-elementwise folds the repeat into them)."""
     out = tmp_path / "out"
-    assert main(["compile", "gpt2", "--size", "tiny", "--max-context", "8", "--csim", "--out", str(out)]) == 0
+    assert main(["compile", family, "--size", "tiny", "--max-context", "8", "--csim", "--out", str(out)]) == 0
     verification = json.loads((out / "report.json").read_text())["verification"]
     assert verification["csim_deadlock_free"] and verification["passed"]
     assert verification["csim_vs_sim_max_abs"] <= 1e-5 * verification["torch_max_abs"]
