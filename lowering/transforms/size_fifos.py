@@ -10,7 +10,7 @@ Depths come from `lowering.fifo_sizing` (mode `min-bits` by default; `lp`, `cons
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -20,21 +20,44 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.fifo_sizing import MODES, Sizing, size_fifos
-from lowering.resources import fits_device
+from lowering.resources import U55C_DEVICE, Device, fits_device, kernel_usage, logic_usage
+from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import U55C, kernel_graph
 from streamdsl.dialects.dataflow import KernelOp, set_fifo_depth
 from streamdsl.graph import Graph
 
-__all__ = ["SizeFifosPass", "size_kernel", "write_depths"]
+__all__ = ["SizeFifosPass", "fits_and_places", "size_kernel", "write_depths"]
 
 
 def size_kernel(kernel: KernelOp, mode: str = "min-bits") -> tuple[Graph, Sizing]:
     """Size the FIFOs of one kernel and write the depths into it; returns its timing graph too.
-    min-bits keeps to the device (its logic and memories by the resource model) when it can."""
+    min-bits keeps to the device (its logic and memories by the resource model, placed on its
+    SLRs) when it can."""
     graph, values = kernel_graph(kernel, U55C)
-    sizing = size_fifos(graph, mode, fits=fits_device(graph, kernel))
+    sizing = size_fifos(graph, mode, fits=fits_and_places(graph, kernel))
     write_depths(values, sizing.depths)
     return graph, sizing
+
+
+def fits_and_places(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE) -> Callable[[Mapping[str, int]], bool]:
+    """`fits_device`, and an SLR placement of the design at those depths exists (the first one
+    CBC finds, the last one found tried first: `lowering.slr.place`). The totals alone let the
+    prefetch fill the memory with nodes too large to share the SLRs: TinyLlama's float block at
+    cache 1024 gave each of its three MLP matvecs 210 URAM of an SLR's 320, 930 of the 960, and
+    no placement."""
+    within, wires, logic = fits_device(graph, kernel, device), kernel_wires(kernel, graph), logic_usage(kernel)
+    last: dict[str, dict[str, int]] = {}
+
+    def fits(depths: Mapping[str, int]) -> bool:
+        if not within(depths):
+            return False
+        try:
+            last["slr"] = place(kernel_usage(kernel, graph, depths, logic=logic), wires, device, first=True, hint=last.get("slr")).slr
+        except SlrError:
+            return False
+        return True
+
+    return fits
 
 
 def write_depths(values: Mapping[str, SSAValue], depths: Mapping[str, int]) -> None:

@@ -108,16 +108,23 @@ class _Classes:
 
     def tiles(self, seeds: list[Dim]) -> dict[Dim, int]:
         """The tile of each planned class (by its root): 1 for the seeds' classes, and through each
-        merge of a planned dim, 1 for its outermost dim and the inner dims' product for it."""
+        merge of a planned dim, 1 for its outermost dim and the inner dims' product for it. A merge
+        whose outermost dim is planned at 1 and whose inner dims are not planned gives the merged
+        dim their product too: the heads a grouped-query contraction leaves one KV head's group a
+        tile (`fuse-elementwise` folds the repeat into it) stay a group a tile in the softmax after."""
         tiles = {self.find(d): 1 for d in seeds}
         grew = True
         while grew:
             grew = False
             for merged, dims in self.merges:
-                if self.find(merged) not in tiles:
-                    continue
                 inner = math.prod(_shape(v)[i] for v, i in dims[1:])
-                for root, tile in ((self.find(dims[0]), 1), (self.find(merged), inner)):
+                if self.find(merged) in tiles:
+                    planned = ((self.find(dims[0]), 1), (self.find(merged), inner))
+                elif tiles.get(self.find(dims[0])) == 1 and not any(self.find(d) in tiles for d in dims[1:]):
+                    planned = ((self.find(merged), inner),)
+                else:
+                    continue
+                for root, tile in planned:
                     if tiles.get(root, 0) < tile:
                         tiles[root] = tile
                         grew = True

@@ -147,7 +147,10 @@ def test_tinyllama_at_paper_size_fits_with_its_dma_prefetch_limited(tmp_path):
     timed, sizing = report["timed_simulation"], report["fifo_sizing"]
     assert timed["makespan_cycles"] == timed["prefetch_limited_makespan_cycles"] > timed["unbounded_makespan_cycles"]
     assert sizing["prefetch_tokens"] >= 2 and sizing["total_bits"] < sizing["naive_bits"]
-    assert report["model_figures"]["intermediate_bytes"]["fused_over_unfused"] <= 0.2
+    # the converters together hold less than one KV head's cache (1,025 rows of 64 floats): since
+    # the KV heads' repeat folds into the contractions the unfused tensors hold no repeated cache
+    # either, so the fused/unfused ratio (0.5% with it) no longer measures the converters
+    assert report["model_figures"]["intermediate_bytes"]["fused"] < 1025 * 64 * 4
     assert {"ms_per_token", "tokens_per_second", "host_ms_per_token", "roofline_ms_per_token", "device_vs_roofline",
             "prefill"} <= set(report["estimate"])
     assert {"import", "kernel_fusion", "fifo_sizing", "hls_emit"} <= set(report["model_figures"]["compile_seconds"])

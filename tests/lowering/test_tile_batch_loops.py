@@ -19,7 +19,7 @@ from frontends import hf
 from frontends.block import import_block
 from lowering.transforms.split_matvecs import split_tasks, weight_chains
 from lowering.transforms.tile_batch_loops import TileBatchLoopsPass, plan_batch_loops
-from streamdsl.dialects.dataflow import ITensorType, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import ITensorConverterOp, ITensorType, TaskOp, kernel_of
 from toolchain.models import lower_block
 
 MAX_CONTEXT = 32
@@ -70,8 +70,8 @@ def _lowered(family: str, monkeypatch, with_pass: bool):
 @pytest.mark.parametrize(("family", "group"), [("gpt2", 1), ("llama", 2)])
 def test_attention_streams_one_head_or_kv_group_a_tile(family, group, monkeypatch):
     """Both contractions stream `group` query heads a tile (GPT-2: one; Llama's 4 query heads
-    over 2 KV heads: one KV head's 2), the heads their outer loop; without the pass, all heads
-    a tile. The design matches PyTorch eager and neither deadlocks nor stalls at its sized FIFOs."""
+    over 2 KV heads: one KV head's 2), the heads their outer loop, and so does the softmax between
+    them (no converter gathers every head); without the pass, all heads a tile. The design matches PyTorch eager and neither deadlocks nor stalls at its sized FIFOs."""
     for with_pass in (True, False):
         block, lowered = _lowered(family, monkeypatch, with_pass)
         design = sd.compile(lowered.program)
@@ -81,6 +81,10 @@ def test_attention_streams_one_head_or_kv_group_a_tile(family, group, monkeypatc
         for task in contractions:
             served = {_query_heads_a_tile(v.type.itensor, heads, kv_heads or heads) for v in task.inputs} - {None}
             assert served == {group if with_pass else heads}, (task.sym_name.data, [str(v.type.itensor) for v in task.inputs])
+        if with_pass:  # the softmax between the contractions takes a group a tile too: no converter gathers every head's scores
+            gathered = [str(it) for op in design.module.walk() if isinstance(op, ITensorConverterOp)
+                        and MAX_CONTEXT + 1 in (it := op.result.type.itensor).shape and it.tile[1] == heads]
+            assert not gathered, gathered
         inputs = block_invocation(block, 0, MAX_CONTEXT // 2)
         params = [block.layer_params[0][name] for name in lowered.program.params]
         got = design.simulate(*program_inputs(block, lowered.program, inputs), *params)
