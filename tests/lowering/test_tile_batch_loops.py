@@ -71,7 +71,8 @@ def _lowered(family: str, monkeypatch, with_pass: bool):
 def test_attention_streams_one_head_or_kv_group_a_tile(family, group, monkeypatch):
     """Both contractions stream `group` query heads a tile (GPT-2: one; Llama's 4 query heads
     over 2 KV heads: one KV head's 2), the heads their outer loop, and so does the softmax between
-    them (no converter gathers every head); without the pass, all heads a tile. The design matches PyTorch eager and neither deadlocks nor stalls at its sized FIFOs."""
+    them (no converter gathers every head); without the pass, all heads a tile. The design
+    matches PyTorch eager and neither deadlocks nor stalls at its sized FIFOs."""
     for with_pass in (True, False):
         block, lowered = _lowered(family, monkeypatch, with_pass)
         design = sd.compile(lowered.program)
