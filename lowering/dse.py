@@ -666,7 +666,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
     `narrow_splits`: the split levels judge the design with its ports narrowed, not at 512 bits,
     so that the BRAM36 narrowing frees goes to more parts instead of to lanes steps. Which is
     faster depends on the block: GPT-2 medium 14,302 cycles against 19,097, Gemma 3 46,326
-    against 57,019, TinyLlama 74,556 against 56,184 (its sized design loses the prefetch memory
+    against 57,019, TinyLlama 72,902 against 54,649 (its sized design loses the prefetch memory
     the parts take; docs/lowering.md); `benchmarks/roofline.py` tries both."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
