@@ -44,6 +44,8 @@ __all__ = [
     "broadcast_shapes",
     "elt_of",
     "is_float",
+    "reassociation",
+    "reassociation_attr",
     "shape_of",
 ]
 
@@ -271,9 +273,9 @@ class IRBuilder:
         if (groups := _reassociation(src, shape)) is not None:
             return self.add(tensor.CollapseShapeOp.build(
                 operands=[x], result_types=[TensorType(elt_of(x), shape)],
-                properties={"reassociation": _reassoc_attr(groups)}))
+                properties={"reassociation": reassociation_attr(groups)}))
         if (groups := _reassociation(shape, src)) is not None:
-            return self.add(tensor.ExpandShapeOp(x, [], _reassoc_attr(groups), shape,
+            return self.add(tensor.ExpandShapeOp(x, [], reassociation_attr(groups), shape,
                                                       TensorType(elt_of(x), shape)))
         flat = self.reshape(x, [math.prod(src)])
         return self.reshape(flat, shape)
@@ -355,5 +357,11 @@ def _reassociation(fine: Sequence[int], coarse: Sequence[int]) -> list[list[int]
     return groups
 
 
-def _reassoc_attr(groups: list[list[int]]) -> ArrayAttr:
+def reassociation_attr(groups: Sequence[Sequence[int]]) -> ArrayAttr:
+    """The `reassociation` attribute of an expand_shape / collapse_shape with these dim groups."""
     return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in g]) for g in groups])
+
+
+def reassociation(op: tensor.ExpandShapeOp | tensor.CollapseShapeOp) -> list[list[int]]:
+    """The dim groups of a reshape's `reassociation` (each collapsed dim's source dims)."""
+    return [[i.value.data for i in group] for group in op.reassociation]

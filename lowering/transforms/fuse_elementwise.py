@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, linalg, tensor
-from xdsl.dialects.builtin import AffineMapAttr, ArrayAttr, IntegerAttr, ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import AffineMapAttr, ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 from xdsl.passes import ModulePass
@@ -50,7 +50,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import Rewriter
 
 from streamdsl.dtypes import DTYPES, dtype_from_ir
-from streamdsl.irbuild import PARALLEL
+from streamdsl.irbuild import PARALLEL, reassociation, reassociation_attr
 
 __all__ = ["FuseElementwisePass", "erase_unused", "is_elementwise"]
 
@@ -201,21 +201,13 @@ def _is_copy(op: Operation | None) -> bool:
     return isinstance(yielded, linalg.ops.YieldOp) and list(yielded.operands) == [op.body.block.args[0]]
 
 
-def _groups(op: tensor.CollapseShapeOp | tensor.ExpandShapeOp) -> list[list[int]]:
-    return [[i.value.data for i in group] for group in op.reassociation]
-
-
-def _reassociation(groups: Sequence[Sequence[int]]) -> ArrayAttr:
-    return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in group]) for group in groups])
-
-
 def _folded(consumer: GenericOp, index: int, collapse: tensor.CollapseShapeOp) -> tuple[list[Operation], list[SSAValue]] | None:
     """The ops that replace `consumer` reading `collapse`'s source as its input `index`, and the
     values that replace its results; None when a loop to expand is not a plain dim in every map."""
     maps = [m.data for m in consumer.indexing_maps]
     source_shape = list(collapse.src.type.get_shape())  # type: ignore[attr-defined]
     sizes: dict[int, list[int]] = {}  # loop -> the sizes it expands into
-    for expr, group in zip(maps[index].results, _groups(collapse), strict=True):
+    for expr, group in zip(maps[index].results, reassociation(collapse), strict=True):
         if len(group) > 1:
             if not isinstance(expr, AffineDimExpr) or expr.position in sizes:
                 return None
@@ -254,7 +246,7 @@ def _folded(consumer: GenericOp, index: int, collapse: tensor.CollapseShapeOp) -
     for result, old, groups in zip(folded.results, consumer.results, result_groups, strict=True):
         if groups is not None:
             back = tensor.CollapseShapeOp.build(operands=[result], result_types=[old.type],
-                                                properties={"reassociation": _reassociation(groups)})
+                                                properties={"reassociation": reassociation_attr(groups)})
             new_ops.append(back)
             result = back.results[0]
         replacements.append(result)
@@ -275,7 +267,7 @@ def _expanded(value: SSAValue, groups: list[list[int]], shape: list[int], new_op
         empty = tensor.EmptyOp([], kind)
         new_ops += [empty, linalg.ops.FillOp([owner.inputs[0]], [empty.tensor], [kind])]
     else:
-        new_ops.append(tensor.ExpandShapeOp(value, [], _reassociation(groups), shape, kind))
+        new_ops.append(tensor.ExpandShapeOp(value, [], reassociation_attr(groups), shape, kind))
     return new_ops[-1].results[0]
 
 
@@ -287,7 +279,7 @@ def _cancel_expands(results: Sequence[SSAValue], rewriter: PatternRewriter) -> N
             continue
         for use in list(value.uses):
             user = use.operation
-            if isinstance(user, tensor.ExpandShapeOp) and user.result.type == back.src.type and _groups(user) == _groups(back):
+            if isinstance(user, tensor.ExpandShapeOp) and user.result.type == back.src.type and reassociation(user) == reassociation(back):
                 rewriter.replace(user, [], [back.src])
 
 

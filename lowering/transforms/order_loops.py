@@ -27,14 +27,11 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
 from lowering.transforms.fuse_elementwise import is_elementwise
+from streamdsl.irbuild import reassociation
 
 __all__ = ["OrderLoopsPass", "order_loops", "read_order"]
 
 GenericOp = linalg.ops.GenericOp
-
-
-def _groups(op: tensor.ExpandShapeOp | tensor.CollapseShapeOp) -> list[list[int]]:
-    return [[i.value.data for i in group] for group in op.reassociation]
 
 
 def loop_order(op: GenericOp) -> list[int]:
@@ -52,12 +49,12 @@ def read_order(value: SSAValue) -> list[int] | None:
     user = use.operation
     if isinstance(user, tensor.CollapseShapeOp):  # result dim d gathers source dims groups[d]
         outer = read_order(user.result)
-        return None if outer is None else [s for d in outer for s in _groups(user)[d]]
+        return None if outer is None else [s for d in outer for s in reassociation(user)[d]]
     if isinstance(user, tensor.ExpandShapeOp):  # source dim s spreads over result dims groups[s]
         outer = read_order(user.result)
         if outer is None:
             return None
-        groups = _groups(user)
+        groups = reassociation(user)
         return sorted(range(len(groups)), key=lambda s: min(outer.index(d) for d in groups[s]))
     if not isinstance(user, GenericOp) or use.index >= len(user.inputs):
         return None

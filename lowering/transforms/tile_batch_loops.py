@@ -46,6 +46,7 @@ from xdsl.passes import ModulePass
 
 from lowering.transforms.tile_linalg import TILE_ATTR, default_tiles, loop_ranges, top_level_generics
 from lowering.transforms.tile_quant_groups import group_loops, is_integer_matmul
+from streamdsl.irbuild import reassociation
 from streamdsl.itensor import BEAT_BITS
 
 __all__ = ["MIN_BATCH_BEATS", "TileBatchLoopsPass", "batch_loops", "plan_batch_loops"]
@@ -134,8 +135,8 @@ class _Classes:
 def _reshape_groups(op: tensor.ExpandShapeOp | tensor.CollapseShapeOp) -> Iterator[tuple[Dim, list[Dim]]]:
     """(the single dim, the group's dims) of each reassociation group."""
     single, grouped = (op.src, op.result) if isinstance(op, tensor.ExpandShapeOp) else (op.result, op.src)
-    for d, group in enumerate(op.reassociation):
-        yield (single, d), [(grouped, i.value.data) for i in group]
+    for d, group in enumerate(reassociation(op)):
+        yield (single, d), [(grouped, i) for i in group]
 
 
 def _classes(fn: func.FuncOp) -> _Classes:
