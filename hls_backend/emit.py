@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ from lowering.timing import (
 )
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
+    DmaSequenceOp,
     DmaStoreOp,
     ITensorConverterOp,
     ITensorForkOp,
@@ -76,7 +77,7 @@ from streamdsl.wiring import (
     wire_kernel,
 )
 
-__all__ = ["Arg", "KernelSource", "Port", "StreamInfo", "emit_kernel"]
+__all__ = ["Arg", "KernelSource", "Port", "StreamInfo", "emit_kernel", "packed_ports"]
 
 # names the top (an extern "C" symbol) or an argument must not take: C++ keywords and C library
 # functions the kernel or testbench sees through <cmath> / <cstdio> / <cstdlib>
@@ -130,6 +131,10 @@ class Port:
     channel: int | None = None
     base: str = ""  # the whole buffer's name when striped (its pack / unpack functions)
     word_bits: int = WORD_BITS  # narrower when the exploration narrowed the DMA (`hbm_word_bits`)
+    # a port a `dma_sequence` shares: its buffer is its members' buffers (each a port of one load,
+    # its stripe `stripe`, which is no argument of the top) one after the other; `tensor` and `it`
+    # are the first member's
+    members: tuple[Port, ...] = ()
 
     @property
     def word(self) -> str:
@@ -146,12 +151,19 @@ class Port:
 
     @property
     def words(self) -> int:
-        """Words of this port's buffer (its stripe)."""
+        """Words of this port's buffer (its stripe; a shared port's: its members')."""
+        if self.members:
+            return sum(m.words for m in self.members)
         return self.layout.words // self.stripes
 
     @property
     def nbytes(self) -> int:
         return self.words * self.word_bits // 8
+
+
+def packed_ports(ports: Sequence[Port]) -> list[Port]:
+    """The buffers the host packs (or unpacks): each port's, a shared port's members' instead."""
+    return [m for p in ports for m in (p.members or (p,))]
 
 
 @dataclass
@@ -245,6 +257,7 @@ class _KernelEmitter:
         self.scalar_c = {name: self.pointer[arg].name for name, (arg, _) in kernel.scalar_args.items()}  # bound name -> C
         self.out_pointer: dict[SSAValue, Arg] = {}
         self.ports: list[Port] = []
+        self.member_ports: list[Port] = []  # the buffers of sequence members (`Port.members`)
         self._build(depths)
 
     # -- arguments --------------------------------------------------------------------------
@@ -363,6 +376,8 @@ class _KernelEmitter:
             return self._task(op, node, fn)
         if isinstance(op, DmaLoadOp):
             return self._dma(op, node, fn, load=True)
+        if isinstance(op, DmaSequenceOp):
+            return self._dma_sequence(op, node, fn)
         if isinstance(op, DmaStoreOp):
             return self._dma(op, node, fn, load=False)
         if isinstance(op, ITensorForkOp):
@@ -474,14 +489,17 @@ class _KernelEmitter:
 
     def _unique(self, want: str, tensor: Arg) -> str:
         name, n = want, 0
-        while any(name in (p.name, p.whole) for p in self.ports) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
+        taken = [*self.ports, *self.member_ports]
+        while any(name in (p.name, p.whole) for p in taken) or name in {a.name for a in self.inputs + self.outputs if a is not tensor}:
             n += 1
             name = f"{want}_{n}"
         return name
 
-    def _ports(self, tensor: Arg, it: itensor, node: str, op: DmaLoadOp | DmaStoreOp, offsets: tuple[int, ...] = ()) -> list[Port]:
+    def _ports(self, tensor: Arg, it: itensor, node: str, op: DmaLoadOp | DmaSequenceOp | DmaStoreOp,
+               offsets: tuple[int, ...] = (), top: bool = True) -> list[Port]:
         """The m_axi arguments of one DMA: the tensor's name for its first DMA, `x_1`, ... after; a
-        DMA striped over S channels has S of them, `x_s0` ... (`hbm_channels` on the op)."""
+        DMA striped over S channels has S of them, `x_s0` ... (`hbm_channels` on the op). Not
+        `top`: a sequence member's buffers, which the sequence's own ports hold."""
         channels = op.attributes.get(HBM_CHANNELS_ATTR)
         chans = [int(c) for c in channels.get_values()] if isinstance(channels, DenseArrayBase) else [None]
         base = self._unique(tensor.name, tensor)
@@ -497,7 +515,7 @@ class _KernelEmitter:
                     f"{node}: {tensor.name} packed in its stream order (replays stored again) takes {port.nbytes / 2**20:.1f} MiB "
                     f"a stripe, more than one HBM pseudo-channel's {HBM_CHANNEL_BYTES // 2**20} MiB; stream it with fewer reuse loops"
                 )
-            self.ports.append(port)
+            (self.ports if top else self.member_ports).append(port)
             ports.append(port)
         return ports
 
@@ -527,27 +545,72 @@ class _KernelEmitter:
         direction = "HBM -> stream" if load else "stream -> HBM"
         lines = [f"  {info.token} beat = {{}};  // the stream beat being filled or emptied"]
         pipeline = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
-        per = lay.words_per_token
         if it.bounds:
             lines += self._bounded_words(it, lay, load, pipeline, rate)
             for name in sorted(it.scalars):  # the run-time lengths (sd_ names: none of the loop's locals)
                 params.append(f"int sd_{self.scalar_c[name]}")
                 args.append(self.scalar_c[name])
             what = "run-time trip counts, a slot per token of the largest stream, the live ones in one burst"
-        elif stripes > 1:
-            lines += [f"  for (int i = 0; i < {lay.words // stripes}; ++i) {{  // word i of every stripe: one beat", f"    {pipeline}"]
-            for s in range(stripes):
-                lines += ["    {", f"      const int w = (i * {stripes} + {s}) % {per};",
-                          *self._word(it, lay, load, "      ", "i", rate, hbm[s]), "    }"]
-            lines.append("  }")
-            what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor striped over {stripes} ports"
         else:
-            lines += [f"  for (int i = 0; i < {lay.words}; ++i) {{", f"    {pipeline}",
-                      *([f"    const int w = i % {per};"] if per > 1 else []), *self._word(it, lay, load, "    ", "i", rate), "  }"]
+            lines += self._words_loop(it, lay, load, rate, hbm)
             what = f"{it.num_tokens} tiles {list(it.tile)} of a {list(it.shape)} tensor"
+            what += f" striped over {stripes} ports" if stripes > 1 else ""
         what += f", {lay.words_per_token} word(s) of {lay.lanes} lanes and {it.beats} beat(s) a tile"
         names = ", ".join(p.name for p in ports)
         return _Process(fn, node, params, args, lines, f"{node}: {direction} on port{'s' if stripes > 1 else ''} {names}, {what}")
+
+    def _words_loop(self, it: itensor, lay: HbmLayout, load: bool, rate: int, hbm: Sequence[str], base: int = 0,
+                    out: str = "out") -> list[str]:
+        """Every word of a DMA's buffer in one pipelined loop, from word `base` of each of its ports
+        `hbm` on: striped over S ports, iteration i reads (or writes) word i of every stripe (whole
+        words g = i S + s of the buffer), S words: one beat."""
+        pipeline = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
+        per, stripes = lay.words_per_token, len(hbm)
+        at = f"{base} + i" if base else "i"
+        if stripes == 1:
+            word = [f"    const int w = i % {per};"] if per > 1 else []
+            return [f"  for (int i = 0; i < {lay.words}; ++i) {{", f"    {pipeline}", *word,
+                    *self._word(it, lay, load, "    ", at, rate, hbm[0], out), "  }"]
+        lines = [f"  for (int i = 0; i < {lay.words // stripes}; ++i) {{  // word i of every stripe: one beat", f"    {pipeline}"]
+        for s in range(stripes):
+            lines += ["    {", f"      const int w = (i * {stripes} + {s}) % {per};",
+                      *self._word(it, lay, load, "      ", at, rate, hbm[s], out), "    }"]
+        return [*lines, "  }"]
+
+    def _dma_sequence(self, op: DmaSequenceOp, node: str, fn: str) -> _Process:
+        """The members' loads one after the other, each as `_dma` reads it, through the sequence's
+        ports: port s holds stripe s of every member's buffer, member after member."""
+        rate = dma_bits_per_cycle(op, table_of(self.kernel))
+        members = []
+        for m in op.members:
+            tensor = self.pointer.get(m.source)
+            if tensor is None:
+                raise HlsEmitError(f"{node}: loads a tensor that is not a kernel argument")
+            offsets = tuple(s.start for s in m.box) if any(s.start for s in m.box) else ()
+            members.append(self._ports(tensor, m.result.type.itensor, node, op, offsets, top=False))
+        stripes, first = len(members[0]), members[0][0]
+        base = self._unique(f"{first.tensor.name}_seq", first.tensor)
+        ports = [Port(base if stripes == 1 else f"{base}_s{s}", first.tensor, first.it, (), s, stripes, stripe[0].channel,
+                      base if stripes > 1 else "", first.word_bits, stripe) for s, stripe in enumerate(zip(*members))]
+        if any(p.nbytes > HBM_CHANNEL_BYTES for p in ports):
+            raise HlsEmitError(f"{node}: its members take {ports[0].nbytes / 2**20:.1f} MiB a port, more than one HBM "
+                               f"pseudo-channel's {HBM_CHANNEL_BYTES // 2**20} MiB; share ports among fewer loads")
+        self.ports += ports
+        hbm = [f"hbm{s}" if stripes > 1 else "hbm" for s in range(stripes)]
+        params, args, lines, base_word = [f"const {first.word}* {h}" for h in hbm], [p.name for p in ports], [], 0
+        for k, (m, member) in enumerate(zip(op.members, members)):
+            info = self._stream(m.result, fn, "producer")
+            it, lay = m.result.type.itensor, member[0].layout
+            params.append(f"hls::stream<{info.token}>& out{k}")
+            args.append(info.var)
+            lines += [f"  {{  // member {k}: {member[0].tensor.name}, {it.num_tokens} tiles {list(it.tile)}, from word {base_word}",
+                      f"  {info.token} beat = {{}};  // the stream beat being filled",
+                      *self._words_loop(it, lay, True, rate, hbm, base_word, f"out{k}"), "  }"]
+            base_word += member[0].words
+        names = ", ".join(p.name for p in ports)
+        what = ", ".join(member[0].tensor.name for member in members)
+        return _Process(fn, node, params, args, lines, f"{node}: HBM -> streams on port{'s' if stripes > 1 else ''} {names}, "
+                        f"the loads of {what} one after the other")
 
     def _bounded_words(self, it: itensor, lay: HbmLayout, load: bool, pipeline: str, rate: int) -> list[str]:
         """The live tokens' words of a stream with run-time trip counts (`_bounded_steps`)."""
@@ -590,7 +653,8 @@ class _KernelEmitter:
         ]
 
     @staticmethod
-    def _word(it: itensor, lay: HbmLayout, load: bool, pad: str, address: str, rate: int, hbm: str = "hbm") -> list[str]:
+    def _word(it: itensor, lay: HbmLayout, load: bool, pad: str, address: str, rate: int, hbm: str = "hbm",
+              out: str = "out") -> list[str]:
         """One HBM word (word `address` of the port, word w of its tile): element e of a tile is
         lane e % lanes of its word e // lanes and lane e % beat lanes of its beat. A beat holds
         `per_beat` whole words (beat lanes are a multiple of word lanes when a tile has more than
@@ -610,7 +674,7 @@ class _KernelEmitter:
             return lines + [pad + f"const ap_uint<{lay.word_bits}> word = {hbm}[{address}];",
                             pad + f"for (int l = 0; l < {lanes}; ++l) {{", pad + "  #pragma HLS unroll",
                             pad + f"  {guard}beat.v[{at}] = sd_lane<{elem}>(word, l);", pad + "}",
-                            pad + f"{f'if ({last}) ' if last else ''}out.write(beat);"]
+                            pad + f"{f'if ({last}) ' if last else ''}{out}.write(beat);"]
         first = ("j == 0" if it.beats > 1 else "w == 0") if per > 1 else ""
         return lines + [pad + f"{f'if ({first}) ' if first else ''}beat = in.read();",
                         pad + f"ap_uint<{lay.word_bits}> word = 0;",
@@ -630,7 +694,7 @@ class _KernelEmitter:
                 "inline void sd_stripe(const unsigned char* sd_whole, size_t sd_words, int sd_stripes, int sd_s, unsigned char* sd_part) {",
                 "  for (size_t g = sd_s, i = 0; g < sd_words; g += sd_stripes, ++i) std::memcpy(sd_part + i * 64, sd_whole + g * 64, 64);",
                 "}", ""]
-        for port in [p for p in self.ports if p.stripe == 0]:  # one whole buffer per DMA
+        for port in [p for p in packed_ports(self.ports) if p.stripe == 0]:  # one whole buffer per DMA (member)
             lay, a = port.layout, port.tensor
             size = lay.bits // 8
             fn = f"sd_{'unpack' if a.is_output else 'pack'}_{port.whole}"

@@ -119,12 +119,16 @@ def _pack_inputs(kernel: KernelSource) -> list[str]:
         if p.tensor.is_output:
             lines.append(f"  std::vector<unsigned char> hbm_{p.name}({p.nbytes});")
             continue
-        if p.stripe == 0:  # the DMA's whole buffer
-            lines += [f"  std::vector<unsigned char> hbm_{p.whole}({p.layout.nbytes});",
-                      f"  sd_pack_{p.whole}({p.tensor.name}.data(), hbm_{p.whole}.data());"]
-        if p.stripes > 1:  # and its stripes, one per port
-            lines += [f"  std::vector<unsigned char> hbm_{p.name}({p.nbytes});",
-                      f"  sd_stripe(hbm_{p.whole}.data(), {p.layout.words}, {p.stripes}, {p.stripe}, hbm_{p.name}.data());"]
+        for m in p.members or (p,):
+            if m.stripe == 0:  # the DMA's whole buffer
+                lines += [f"  std::vector<unsigned char> hbm_{m.whole}({m.layout.nbytes});",
+                          f"  sd_pack_{m.whole}({m.tensor.name}.data(), hbm_{m.whole}.data());"]
+            if m.stripes > 1:  # and its stripes, one per port
+                lines += [f"  std::vector<unsigned char> hbm_{m.name}({m.nbytes});",
+                          f"  sd_stripe(hbm_{m.whole}.data(), {m.layout.words}, {m.stripes}, {m.stripe}, hbm_{m.name}.data());"]
+        if p.members:  # a shared port: its members' buffers one after the other
+            lines.append(f"  std::vector<unsigned char> hbm_{p.name};")
+            lines += [f"  hbm_{p.name}.insert(hbm_{p.name}.end(), hbm_{m.name}.begin(), hbm_{m.name}.end());" for m in p.members]
     return lines
 
 

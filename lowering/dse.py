@@ -79,8 +79,9 @@ from lowering.resources import (
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
 from lowering.transforms.insert_converters import merge_duplicates
+from lowering.transforms.share_hbm_ports import share_ports
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
@@ -114,12 +115,13 @@ class Plan:
     seed: int = 0
     splits: Mapping[str, int] = field(default_factory=dict)  # task -> parallel parts (split-matvecs), before lanes
     ports: Mapping[str, int] = field(default_factory=dict)  # DMA -> m_axi word bits, after the HBM allocation
+    shared_ports: bool = False  # split parts that run one after the other load through shared ports (share-hbm-ports)
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
-                "ports": dict(sorted(self.ports.items())), "figures": dict(self.figures)}
+                "ports": dict(sorted(self.ports.items())), "shared_ports": self.shared_ports, "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -131,7 +133,7 @@ class Plan:
             splits = {str(k): int(v) for k, v in data.get("splits", {}).items()}
             ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
-                        splits, ports, dict(data.get("figures", {})))
+                        splits, ports, bool(data.get("shared_ports", False)), dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -144,8 +146,8 @@ class Plan:
         return plan
 
     def apply(self, kernel: KernelOp) -> None:
-        """Write the plan onto a lowered kernel: its splits (split-matvecs), its clock, each task's
-        lanes, the HBM allocation, the narrowed ports."""
+        """Write the plan onto a lowered kernel: its splits (split-matvecs) and shared ports
+        (share-hbm-ports), its clock, each task's lanes, the HBM allocation, the narrowed ports."""
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
@@ -154,6 +156,8 @@ class Plan:
             split_tasks(kernel, self.splits)
         except SplitError as err:
             raise PlanError(str(err)) from None
+        if self.shared_ports:
+            share_ports(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.lanes) - set(tasks)):
             raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
@@ -503,16 +507,19 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
 
 
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
-                 capacity: Usage) -> tuple[int, ModuleOp] | None:
+                 capacity: Usage, sequences: bool = False) -> tuple[int, ModuleOp] | None:
     """The unbounded makespan of `module` (not changed) with these splits and its HBM allocated
     again, and the split copy; None when the parts' compute at their lanes exceeds `capacity`.
-    The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one)."""
+    The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one);
+    `sequences`: the parts' loads share ports (`share_ports`)."""
     trial = module.clone()
     kernel = kernel_of(trial)
     for task in [op for op in kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data in shared]:
         name = task.sym_name.data
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
     split_tasks(kernel, splits)
+    if sequences:
+        share_ports(kernel)
     allocate_kernel(kernel)
     merge_duplicates(kernel.body.block)  # as sd.compile's insert-converters will: the design judged is the one built
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
@@ -524,7 +531,7 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
 def _dma_usage(kernel: KernelOp) -> Usage:
     """The DMAs' m_axi adapters (logic and burst buffers), one per HBM stripe (lowering.resources)."""
     return sum((U55C_COSTS.maxi_usage(hbm_word_bits(op)) * hbm_stripes(op)[0]
-                for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp)), Usage())
+                for op in kernel.body.block.ops if isinstance(op, DMA_OPS)), Usage())
 
 
 class _Splits:
@@ -534,8 +541,9 @@ class _Splits:
     the weight matvecs' parts keep its lanes each (P times its compute, P weight streams), the
     tasks after one share theirs (the same compute, cut into lanes)."""
 
-    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float) -> None:
+    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float, sequences: bool = False) -> None:
         self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
+        self.sequences = sequences
         kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
@@ -548,7 +556,7 @@ class _Splits:
         """The makespan and the split copy; None when the parts' compute exceeds the share."""
         splits = self.splits_of(parts)
         followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits}
-        return _split_trial(self.module, splits, followers, self.timing, self.capacity)
+        return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences)
 
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
@@ -655,7 +663,8 @@ def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fit
 
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
             fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
-            progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE, narrow_splits: bool = False) -> Plan:
+            progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE, narrow_splits: bool = False,
+            shared_ports: bool = False) -> Plan:
     """The best plan over `tiles` (each lowered by `build(tile)`, which returns a module holding one
     kernel, or None when that tile gives no single design) at `clock_mhz`; `fill` is the share of
     the device's resources the tasks' compute may use; at most `evaluations` timed simulations a
@@ -667,7 +676,10 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
     so that the BRAM36 narrowing frees goes to more parts instead of to lanes steps. Which is
     faster depends on the block: GPT-2 medium 14,302 cycles against 19,097, Gemma 3 46,326
     against 57,019, TinyLlama 72,902 against 54,649 (its sized design loses the prefetch memory
-    the parts take; docs/lowering.md); `benchmarks/roofline.py` tries both."""
+    the parts take; docs/lowering.md); `benchmarks/roofline.py` tries both.
+
+    `shared_ports`: every split trial's parts that run one after the other load through shared
+    ports (`share-hbm-ports`), so a part costs no `m_axi` adapter of its own."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     best: tuple[int, Plan] | None = None
@@ -680,7 +692,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         module = specialise(module)  # run-time scalars at their maxima: the invocation FIFOs are sized for
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device, TRIM_SLACK)
-        space = _Splits(module, timing, fill)
+        space = _Splits(module, timing, fill, shared_ports)
         fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
         parts, module = back_off_splits(space, parts, module, fits, say)
@@ -720,7 +732,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
-        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, figures)
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_ports, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

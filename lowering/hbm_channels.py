@@ -53,16 +53,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, IntegerAttr, f64, i64
-from xdsl.ir import Operation
+from xdsl.ir import Operation, SSAValue
 
 from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, HBM_WORD_ATTR, U55C, hbm_stripes, hbm_token_words, hbm_word_lanes
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp
+from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, DmaStoreOp, ITensorType, KernelOp
 from streamdsl.graph import Graph
 from streamdsl.itensor import itensor
 from streamdsl.sim.timed import TimedResult
 from streamdsl.wiring import TimingModel, kernel_nodes
 
-__all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "max_stripes",
+__all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "buffer_bytes",
+           "max_stripes",
            "narrow_ports", "widen_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
@@ -150,20 +151,28 @@ def allocate(dmas: Sequence[DmaDemand], channels: int = CHANNELS) -> list[Alloca
             for i, d in enumerate(dmas)]
 
 
-def _dma_demand(op: DmaLoadOp | DmaStoreOp) -> DmaDemand:
-    load = isinstance(op, DmaLoadOp)
-    stream = op.result if load else op.source
+def buffer_bytes(stream: SSAValue) -> int:
+    """Bytes of a DMA's HBM buffer: every slot of its stream, packed in 512-bit words."""
     assert isinstance(stream.type, ITensorType)
     it = stream.type.itensor.unbounded()  # the buffer holds every slot of the largest stream
-    nbytes = it.num_tokens * hbm_token_words(it, U55C.hbm_word_bits) * U55C.hbm_word_bits // 8
+    return it.num_tokens * hbm_token_words(it, U55C.hbm_word_bits) * U55C.hbm_word_bits // 8
+
+
+def _dma_demand(op: DmaLoadOp | DmaSequenceOp | DmaStoreOp) -> DmaDemand:
+    """A sequence's ports carry every member's buffer, striped as the one that takes the fewest."""
+    if isinstance(op, DmaSequenceOp):
+        return DmaDemand(op.sources[0].name_hint or op.name, sum(buffer_bytes(r) for r in op.outputs),
+                         min(max_stripes(r.type.itensor) for r in op.outputs))
+    load = isinstance(op, DmaLoadOp)
+    stream = op.result if load else op.source
     tensor = op.source if load else op.result
-    return DmaDemand(tensor.name_hint or op.name, nbytes, max_stripes(stream.type.itensor, load))
+    return DmaDemand(tensor.name_hint or op.name, buffer_bytes(stream), max_stripes(stream.type.itensor, load))
 
 
 def allocate_kernel(kernel: KernelOp, channels: int = CHANNELS, striping: bool = True) -> list[Allocation]:
     """Allocate the DMAs of `kernel` and write `hbm_channels` / `hbm_share` on each (module doc);
     without `striping` every DMA keeps one stripe (channels are still balanced)."""
-    dmas = [op for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaStoreOp)]
+    dmas = [op for op in kernel.body.block.ops if isinstance(op, DMA_OPS)]
     demands = [_dma_demand(op) for op in dmas]
     if not striping:
         demands = [DmaDemand(d.name, d.nbytes, 1) for d in demands]

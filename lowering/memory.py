@@ -34,7 +34,7 @@ from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from lowering.timing import U55C, hbm_stripes, hbm_word_bits
 from streamdsl.compiler import converter_records
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DMA_OPS, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
@@ -240,7 +240,7 @@ def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
     return [(c.name, "converter", c.bytes * 8) for c in converter_records(kernel)] + [
         (f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
     ] + [(f"{name}: m_axi{k}", "maxi", MAXI_WORDS * hbm_word_bits(op))
-         for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp) for k in range(hbm_stripes(op)[0])]
+         for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS) for k in range(hbm_stripes(op)[0])]
 
 
 def design_memory(design: Any) -> dict[str, object]:

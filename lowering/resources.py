@@ -42,7 +42,7 @@ from lowering.memory import (
     task_tensors,
 )
 from lowering.timing import U55C, hbm_stripes, task_timing, tile_work, unroll_lanes
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorConverterOp, ITensorType, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DMA_OPS, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.opinfo import FLOAT_CORES, HLS_MATH_CORE, OPS
@@ -336,7 +336,7 @@ def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS,
     for op, name in kernel_nodes(kernel):
         if isinstance(op, TaskOp):
             nodes[name] = task_cost(op) if task_cost else task_usage(op, table)
-        elif isinstance(op, DmaLoadOp | DmaStoreOp):  # an m_axi adapter per HBM stripe (lowering/hbm_channels.py)
+        elif isinstance(op, DMA_OPS):  # an m_axi adapter per HBM stripe (lowering/hbm_channels.py)
             nodes[name] = table.maxi.usage(hbm_stripes(op)[0])  # its buffers: kernel_buffers
         elif isinstance(op, ITensorConverterOp):
             nodes[name] = table.task.usage() + table.port.usage(2)

@@ -33,7 +33,7 @@ import numpy as np
 
 from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage, Usage
 from lowering.timing import U55C, TimingTable, hbm_word_bits
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, KernelOp
+from streamdsl.dialects.dataflow import DMA_OPS, KernelOp
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, Task
 from streamdsl.itensor import BEAT_BITS
@@ -88,7 +88,7 @@ def kernel_wires(kernel: KernelOp, graph: Graph) -> list[Wire]:
     """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
     and consumer nodes, and each DMA's AXI port (its word, `hbm_word_bits`) to the HBM."""
     wires = [Wire(e.src, e.dst, min(e.token_bits, BEAT_BITS), e.name) for e in graph.fifos]
-    wires += [Wire(name, HBM, hbm_word_bits(op)) for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp | DmaStoreOp)]
+    wires += [Wire(name, HBM, hbm_word_bits(op)) for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS)]
     return wires
 
 

@@ -35,6 +35,7 @@ from xdsl.ir.affine import AffineDimExpr
 
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
+    DmaSequenceOp,
     DmaStoreOp,
     ITensorConverterOp,
     ITensorForkOp,
@@ -306,14 +307,17 @@ def dma_token_cycles(op: DmaLoadOp | DmaStoreOp, table: TimingTable = U55C) -> i
     return int(dma_cycles(op, 1, table)[0])
 
 
-def dma_cycles(op: DmaLoadOp | DmaStoreOp, tokens: int, table: TimingTable = U55C) -> np.ndarray:
+def dma_cycles(op: DmaLoadOp | DmaStoreOp | DmaSequenceOp, tokens: int, table: TimingTable = U55C,
+               value: SSAValue | None = None) -> np.ndarray:
     """Cycles the first k tokens of a DMA take, for k = 1..tokens: each of its stripes is a port
     of `hbm_word_bits` (512 unless narrowed; a word per cycle) on its own HBM pseudo-channel (the
     emitted top gives a tensor loaded twice two DMAs), and the channels deliver
     `dma_bits_per_cycle` of the tokens' whole words, one burst with no gap between tokens (the
     emitted DMA is one loop over all its words: a token's fraction of a cycle is not rounded up,
-    as csim's SD_HBM counts it); never faster than the stream takes its beats."""
-    value = op.result if isinstance(op, DmaLoadOp) else op.source
+    as csim's SD_HBM counts it); never faster than the stream takes its beats. `value`: the stream
+    of a `dma_sequence`'s member, through the sequence's ports."""
+    if value is None:
+        value = op.result if isinstance(op, DmaLoadOp) else op.source
     word = hbm_word_bits(op, table)
     words, stripes = hbm_token_words(_it(value), word), hbm_stripes(op)[0]
     k = np.arange(1, tokens + 1, dtype=np.int64)
@@ -335,6 +339,18 @@ def _dma_load(table: TimingTable, op: DmaLoadOp) -> NodeSchedule:
     done = dma_cycles(op, _it(op.result).num_tokens, table)
     times = table.dma_latency + done - _token_cycles(table, op.result)
     return NodeSchedule({}, {op.result: times}, latency=table.dma_latency + int(done[-1] if done.size else 0))
+
+
+def _dma_sequence(table: TimingTable, op: DmaSequenceOp) -> NodeSchedule:
+    """Each member as `_dma_load` times it through the sequence's ports, one after the other: the
+    emitted DMA runs a pipelined loop per member, and a loop ends `dma_latency` after it asked for
+    its last word (its pipeline drains), so member k starts when member k - 1 ended."""
+    writes, start = {}, 0
+    for m in op.members:
+        done = dma_cycles(op, _it(m.result).num_tokens, table, m.result)
+        writes[m.result] = start + table.dma_latency + done - _token_cycles(table, m.result)
+        start += table.dma_latency + (int(done[-1]) if done.size else 0)
+    return NodeSchedule({}, writes, latency=start)
 
 
 def _dma_store(table: TimingTable, op: DmaStoreOp) -> NodeSchedule:
@@ -404,6 +420,7 @@ def converter_depth(table: TimingTable = U55C) -> int:
 
 _NODES = {
     DmaLoadOp: _dma_load,
+    DmaSequenceOp: _dma_sequence,
     DmaStoreOp: _dma_store,
     ITensorForkOp: _fork,
     ITensorReassociateOp: _reassociate,

@@ -22,6 +22,7 @@ from xdsl.ir import BlockArgument, Operation, SSAValue
 from streamdsl.dialects.dataflow import (
     DEFAULT_DEPTH,
     DmaLoadOp,
+    DmaSequenceOp,
     DmaStoreOp,
     ITensorCastOp,
     ITensorEmptyOp,
@@ -86,7 +87,7 @@ def node_name(op: Operation) -> str:
     if (sym := op.properties.get("sym_name")) is not None:
         return sym.data  # type: ignore[attr-defined]
     kind = op.name.removeprefix("dataflow.").removeprefix("itensor_")
-    sources = op.operands if isinstance(op, MergeOperation) else op.operands[:1]
+    sources = op.operands if isinstance(op, MergeOperation | DmaSequenceOp) else op.operands[:1]
     return f"{kind}({', '.join(value_label(v) for v in sources)})"
 
 
@@ -155,7 +156,7 @@ def stream_reads(op: Operation) -> list[SSAValue]:
     """The streams a node reads, in operand order (`wire_kernel`'s `reads`)."""
     if isinstance(op, TaskOp):
         return [value for _, value, written in task_ports(op) if not written]
-    if isinstance(op, DmaLoadOp):
+    if isinstance(op, DmaLoadOp | DmaSequenceOp):
         return []
     if isinstance(op, MergeOperation):
         return list(op.operands)
@@ -245,7 +246,7 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
         edge = graph.connect(wire.producer, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
         edge.tensor_tokens = _tensor_tiles(wire.value)
         edge.beats = _beats(wire.value)
-        if not isinstance(wire.producer_op, DmaLoadOp) and not isinstance(wire.consumer_op, DmaStoreOp):
+        if not isinstance(wire.producer_op, DmaLoadOp | DmaSequenceOp) and not isinstance(wire.consumer_op, DmaStoreOp):
             root = _unforked(wire.value)
             graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
     return graph.validate(), {wire.name: wire.value for wire in wires}

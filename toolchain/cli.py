@@ -99,8 +99,9 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     max_context = args.max_context
     if args.dse and args.plan:
         raise UsageError("give --dse (explore a plan) or --plan FILE (build one), not both")
-    if args.narrow_splits and not args.dse:
-        raise UsageError("--narrow-splits is a choice of the exploration: give it with --dse")
+    for flag, given in (("--narrow-splits", args.narrow_splits), ("--share-hbm-ports", args.share_hbm_ports)):
+        if given and not args.dse:
+            raise UsageError(f"{flag} is a choice of the exploration: give it with --dse")
     plan = load_plan(args.plan) if args.plan else None  # before any work: a bad plan file costs nothing
     if plan is not None and args.tile is not None and args.tile != plan.tile:
         raise UsageError(f"--tile {args.tile} and the plan's tile {plan.tile} ({args.plan}) disagree; give one of them")
@@ -123,7 +124,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
                          "--max-context or --tile")
     if args.dse or plan is not None:  # its splits, clock, lanes and HBM allocation, before FIFO sizing
         plan = plan_design(lowered.program.module, tile, plan, args.clock or U55C.clock_mhz, args.seed, progress=console.step,
-                           narrow_splits=args.narrow_splits)
+                           narrow_splits=args.narrow_splits, shared_ports=args.share_hbm_ports)
     elif args.clock is not None:
         set_clock(kernel_of(lowered.program.module), args.clock)
     fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
@@ -430,6 +431,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--narrow-splits", action="store_true",
                         help="models, with --dse: judge the matvec splits with the DMA ports narrowed (more parts, fewer "
                              "lanes: faster on GPT-2 medium, slower on TinyLlama; docs/lowering.md)")
+    parser.add_argument("--share-hbm-ports", action="store_true",
+                        help="models, with --dse: the split matvec parts that run one after the other stream their weights "
+                             "through shared HBM ports (share-hbm-ports; docs/lowering.md)")
     parser.add_argument("--plan", metavar="FILE", help="models: build the design a plan.json describes (from --dse)")
     _add_quant_args(parser)
     _add_force_arg(parser)

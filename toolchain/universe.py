@@ -93,6 +93,12 @@ def _unroll_short_loops():
     return UnrollShortLoopsPass
 
 
+def _share_hbm_ports():
+    from lowering.transforms.share_hbm_ports import ShareHbmPortsPass
+
+    return ShareHbmPortsPass
+
+
 def _fit_lanes():
     from lowering.transforms.fit_lanes import FitLanesPass
 
@@ -114,6 +120,7 @@ STREAMDSL_UNIVERSE = Universe(
         "fuse-kernels": _fuse_kernels,
         "allocate-hbm-channels": _allocate_hbm_channels,
         "split-matvecs": _split_matvecs,
+        "share-hbm-ports": _share_hbm_ports,
         "fit-lanes": _fit_lanes,
         "partial-reductions": _partial_reductions,
         "unroll-short-loops": _unroll_short_loops,

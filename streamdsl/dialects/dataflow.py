@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
@@ -57,11 +58,14 @@ from streamdsl.itensor import INT64_MAX, Bound, ITensorError, itensor
 
 __all__ = [
     "DATAFLOW",
+    "DMA_OPS",
     "DEFAULT_DEPTH",
     "BoundAttr",
     "BufferOp",
     "DataflowOperation",
     "DmaLoadOp",
+    "DmaMember",
+    "DmaSequenceOp",
     "DmaStoreOp",
     "ITensorCastOp",
     "ITensorChunkOp",
@@ -951,22 +955,77 @@ class DmaLoadOp(DataflowOperation):
     @property
     def box(self) -> tuple[slice, ...]:
         """The region of the source tensor the stream reads (numpy index)."""
-        it = _it(self.result)
-        starts = self.offsets.get_values() if self.offsets is not None else (0,) * len(it.shape)
-        return tuple(slice(int(o), int(o) + n) for o, n in zip(starts, it.shape))
+        return _box(self.result, self.offsets)
 
     def verify_(self) -> None:
-        if self.offsets is None:
-            _check_dma(self, self.source, self.result)
-            return
-        assert isinstance(self.source.type, TensorType)
-        it, shape, offsets = _it(self.result), list(self.source.type.get_shape()), list(self.offsets.get_values())
-        if self.source.type.element_type != it.dtype.ir() or len(offsets) != len(shape) or len(it.shape) != len(shape):
-            raise VerifyException(f"{self.name}: tensor {self.source.type}, offsets {offsets} and {self.result.type} "
-                                  "need one rank and one dtype")
-        if any(o < 0 or o + n > s for o, n, s in zip(offsets, it.shape, shape)):
-            raise VerifyException(f"{self.name}: the box {list(it.shape)} at offsets {offsets} does not lie inside the "
-                                  f"tensor {self.source.type}")
+        _check_box(self, self.source, self.result, self.offsets)
+
+
+def _box(stream: SSAValue, offsets: DenseArrayBase | None) -> tuple[slice, ...]:
+    it = _it(stream)
+    starts = offsets.get_values() if offsets is not None else (0,) * len(it.shape)
+    return tuple(slice(int(o), int(o) + n) for o, n in zip(starts, it.shape))
+
+
+def _check_box(op: IRDLOperation, tensor: SSAValue, stream: SSAValue, offsets: DenseArrayBase | None) -> None:
+    """A DMA of the whole `tensor` (no offsets), or of a box of it that lies inside it."""
+    if offsets is None:
+        _check_dma(op, tensor, stream)
+        return
+    assert isinstance(tensor.type, TensorType)
+    it, shape, starts = _it(stream), list(tensor.type.get_shape()), list(offsets.get_values())
+    if tensor.type.element_type != it.dtype.ir() or len(starts) != len(shape) or len(it.shape) != len(shape):
+        raise VerifyException(f"{op.name}: tensor {tensor.type}, offsets {starts} and {stream.type} "
+                              "need one rank and one dtype")
+    if any(o < 0 or o + n > s for o, n, s in zip(starts, it.shape, shape)):
+        raise VerifyException(f"{op.name}: the box {list(it.shape)} at offsets {starts} does not lie inside the "
+                              f"tensor {tensor.type}")
+
+
+@dataclass(frozen=True)
+class DmaMember:
+    """One load of a `dma_sequence`: its tensor, its stream and the box of the tensor it reads."""
+
+    source: SSAValue
+    result: SSAValue
+    box: tuple[slice, ...]
+
+
+@irdl_op_definition
+class DmaSequenceOp(DataflowOperation):
+    """Read several tensors from HBM one after the other through one set of ports (docs/ir.md):
+    member k streams as its own `dma_load` would, starting once member k-1's last token is out.
+    Loads whose readers run one after the other share ports this way instead of each owning
+    some that sit idle while the others run (lowering/transforms/share_hbm_ports.py). `offsets`
+    gives each member's box as a `dma_load`'s does (an empty array: the whole tensor)."""
+
+    name = "dataflow.dma_sequence"
+    sources = var_operand_def(TensorType)
+    outputs = var_result_def(ITensorType)
+    offsets = prop_def(ArrayAttr[DenseArrayBase[I64]])
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$sources attr-dict `:` type($sources) `->` type($outputs)"
+
+    def __init__(self, loads: Sequence[DmaLoadOp]):
+        """The sequence of `loads` (their sources, types and boxes), in their order."""
+        offsets = [load.offsets or DenseArrayBase.from_list(i64, []) for load in loads]
+        super().__init__(operands=[[load.source for load in loads]], result_types=[[load.result.type for load in loads]],
+                         properties={"offsets": ArrayAttr(offsets)})
+
+    def _offsets(self, k: int) -> DenseArrayBase | None:
+        attr = self.offsets.data[k]
+        return attr if len(attr.get_values()) else None
+
+    @property
+    def members(self) -> list[DmaMember]:
+        return [DmaMember(s, r, _box(r, self._offsets(k))) for k, (s, r) in enumerate(zip(self.sources, self.outputs))]
+
+    def verify_(self) -> None:
+        if not self.sources or len(self.sources) != len(self.outputs) or len(self.offsets.data) != len(self.sources):
+            raise VerifyException(f"{self.name}: {len(self.sources)} tensors, {len(self.outputs)} streams and "
+                                  f"{len(self.offsets.data)} offsets; give each member one of each")
+        for k, (source, result) in enumerate(zip(self.sources, self.outputs)):
+            _check_box(self, source, result, self._offsets(k))
 
 
 @irdl_op_definition
@@ -987,6 +1046,8 @@ class DmaStoreOp(DataflowOperation):
         _check_dma(self, self.result, self.source)
 
 
+DMA_OPS = (DmaLoadOp, DmaSequenceOp, DmaStoreOp)  # the nodes that move tensors between HBM and streams
+
 DATAFLOW_OPS: list[type[IRDLOperation]] = [
     ITensorEmptyOp,
     ITensorReadOp,
@@ -1006,6 +1067,7 @@ DATAFLOW_OPS: list[type[IRDLOperation]] = [
     TaskOp,
     YieldOp,
     DmaLoadOp,
+    DmaSequenceOp,
     DmaStoreOp,
 ]
 # ---------------------------------------------------------------------------------------------

@@ -88,6 +88,11 @@ def dma_load(tiles: Sequence[np.ndarray], out: Fifo) -> Iterator[Wait]:
         yield from push(out, tile)
 
 
+def dma_sequence(loads: Sequence[tuple[Sequence[np.ndarray], Fifo]]) -> Iterator[Wait]:
+    for tiles, out in loads:
+        yield from dma_load(tiles, out)
+
+
 def dma_store(src: Fifo, count: int, sink: list[np.ndarray]) -> Iterator[Wait]:
     for _ in range(count):
         sink.append((yield from pop(src)))

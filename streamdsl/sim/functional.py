@@ -28,6 +28,8 @@ from xdsl.utils.exceptions import VerifyException
 from streamdsl.dialects.dataflow import (
     DEFAULT_DEPTH,
     DmaLoadOp,
+    DmaMember,
+    DmaSequenceOp,
     DmaStoreOp,
     ITensorConverterOp,
     ITensorForkOp,
@@ -274,14 +276,19 @@ class _Kernel:
         """The FIFO a value reads or writes (a cast reads its source's FIFO)."""
         return self.fifos[stream_root(value)]
 
+    def _tiles(self, proc: Process, load: DmaLoadOp | DmaMember) -> list[np.ndarray]:
+        """The tiles a load streams: its box of the tensor in its itensor's order."""
+        try:
+            return load.result.type.itensor.reference_stream(self.tensors[load.source][load.box])
+        except ITensorError as err:
+            raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
+
     def _start(self, proc: Process) -> None:
         match op := proc.op:
             case DmaLoadOp():
-                try:
-                    tiles = op.result.type.itensor.reference_stream(self.tensors[op.source][op.box])
-                except ITensorError as err:
-                    raise StreamError(f"kernel @{self.name}: {proc.name}: {err}") from None
-                proc.gen = rt.dma_load(tiles, self._fifo(op.result))
+                proc.gen = rt.dma_load(self._tiles(proc, op), self._fifo(op.result))
+            case DmaSequenceOp():  # the members one after the other
+                proc.gen = rt.dma_sequence([(self._tiles(proc, m), self._fifo(m.result)) for m in op.members])
             case DmaStoreOp():
                 src = self._fifo(op.source)
                 sink: list[np.ndarray] = []

@@ -224,13 +224,17 @@ def test_cli_refuses_plans_where_they_do_not_apply(tmp_path: Path, capsys: pytes
     assert "missing.json: cannot read the plan" in capsys.readouterr().err
     assert streamdsl(["compile", "gpt2", "--narrow-splits", "--out", str(tmp_path / "n")]) == 2
     assert "--narrow-splits is a choice of the exploration: give it with --dse" in capsys.readouterr().err
-    assert not any((tmp_path / name).exists() for name in "xyzn")  # refused before any work: nothing written
+    assert streamdsl(["compile", "gpt2", "--share-hbm-ports", "--out", str(tmp_path / "s")]) == 2
+    assert "--share-hbm-ports is a choice of the exploration: give it with --dse" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "xyzns")  # refused before any work: nothing written
 
 
-def test_cli_dse_with_narrowed_splits_records_the_judgement(tmp_path: Path) -> None:
-    args = ["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "16", "--dse", "--narrow-splits", "--out", str(tmp_path)]
+def test_cli_dse_with_narrowed_splits_and_shared_ports_records_them(tmp_path: Path) -> None:
+    args = ["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "16", "--dse", "--narrow-splits", "--share-hbm-ports",
+            "--out", str(tmp_path)]
     assert streamdsl(args) == 0
-    assert json.loads((tmp_path / "plan.json").read_text())["figures"]["narrow_splits"] is True
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["figures"]["narrow_splits"] is True and plan["shared_ports"] is True
 
 
 @pytest.mark.parametrize(("steps", "fitting", "want", "probes"), [

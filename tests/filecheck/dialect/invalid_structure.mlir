@@ -153,6 +153,22 @@ dataflow.kernel "k"() : () -> () {
 %s = dataflow.dma_load %x : tensor<8xi8> -> !X
 
 // -----
+// dma_sequence: a member's box outside its tensor
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.dma_sequence: the box [8] at offsets [6] does not lie inside the tensor tensor<8xf32>
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%x = "test.op"() : () -> tensor<8xf32>
+%a, %b = dataflow.dma_sequence %x, %x {offsets = [array<i64: 0>, array<i64: 6>]} : tensor<8xf32>, tensor<8xf32> -> !X, !X
+
+// -----
+// dma_sequence: an offsets array per member
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.dma_sequence: 2 tensors, 2 streams and 1 offsets; give each member one of each
+!X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
+%x = "test.op"() : () -> tensor<8xf32>
+%a, %b = dataflow.dma_sequence %x, %x {offsets = [array<i64: 0>]} : tensor<8xf32>, tensor<8xf32> -> !X, !X
+
+// -----
 // dma_store: shape mismatch
 // CHECK:      {{^//}} -----
 // CHECK-NEXT: {{^}}dataflow.dma_store: tensor tensor<16xf32> must have the shape [8] and dtype f32 of !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>

@@ -1,4 +1,4 @@
-// kernel, task, yield, dma_load and dma_store round-trip between custom and generic form, at the
+// kernel, task, yield, dma_load, dma_sequence and dma_store round-trip between custom and generic form, at the
 // itensor level (tasks with outs and results) and at the stream level (tasks with streams only).
 // RUN: streamdsl-opt %s | filecheck %s
 // RUN: %roundtrip | filecheck %s
@@ -91,4 +91,19 @@ dataflow.kernel "pipe"() : () -> () {
     dataflow.yield
   }
   dataflow.yield
+}
+
+// A dma_sequence: two loads through one set of ports, the second a box of its tensor.
+// CHECK:      func.func @sequence(%a: tensor<1x8xf32>, %b: tensor<2x8xf32>) -> (tensor<1x8xf32>, tensor<1x8xf32>) {
+// CHECK:        %as, %bs = dataflow.dma_sequence %aa, %ba {offsets = [array<i64>, array<i64: 1, 0>]} : tensor<1x8xf32>, tensor<2x8xf32> -> !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>, !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+// GENERIC:    %as, %bs = "dataflow.dma_sequence"(%aa, %ba) <{offsets = [array<i64>, array<i64: 1, 0>]}> : (tensor<1x8xf32>, tensor<2x8xf32>) -> (!dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>, !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>)
+func.func @sequence(%a: tensor<1x8xf32>, %b: tensor<2x8xf32>) -> (tensor<1x8xf32>, tensor<1x8xf32>) {
+  %y, %z = dataflow.kernel "sequence"(%a, %b) : (tensor<1x8xf32>, tensor<2x8xf32>) -> (tensor<1x8xf32>, tensor<1x8xf32>) {
+  ^bb0(%aa: tensor<1x8xf32>, %ba: tensor<2x8xf32>):
+    %as, %bs = dataflow.dma_sequence %aa, %ba {offsets = [array<i64>, array<i64: 1, 0>]} : tensor<1x8xf32>, tensor<2x8xf32> -> !X, !X
+    %at = dataflow.dma_store %as : !X -> tensor<1x8xf32>
+    %bt = dataflow.dma_store %bs : !X -> tensor<1x8xf32>
+    dataflow.yield %at, %bt : tensor<1x8xf32>, tensor<1x8xf32>
+  }
+  func.return %y, %z : tensor<1x8xf32>, tensor<1x8xf32>
 }

@@ -1,0 +1,143 @@
+"""share-hbm-ports and `dataflow.dma_sequence`: split matvec parts that run one after the other
+stream their weights through shared ports, and the design computes, times and emits what the
+unshared one does.
+
+Checked against independent references: the unshared design in the functional simulator (bit for
+bit), the timed simulator with sized FIFOs (no deadlock, no stall), hand-computed DMA timings,
+and the emitted C++ compiled with g++ against the functional simulator and the timing model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from xdsl.context import Context
+from xdsl.parser import Parser
+
+import streamdsl as sd
+from lowering.dse import Plan
+from lowering.timing import U55C, kernel_graph
+from lowering.transforms import share_hbm_ports
+from lowering.transforms.share_hbm_ports import chains, share_ports
+from lowering.transforms.split_matvecs import SplitMatvecsPass, outer_trips, weight_chains
+from streamdsl import quant
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, kernel_of
+from streamdsl.sim.timed import simulate_unbounded
+from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
+from toolchain.models import model_block, planned_block
+from toolchain.opt import StreamdslOptMain
+
+FILECHECK = Path(__file__).parents[1] / "filecheck" / "lowering" / "share_hbm_ports.mlir"
+
+
+def _sequences(kernel: KernelOp) -> list[DmaSequenceOp]:
+    return [op for op in kernel.body.block.ops if isinstance(op, DmaSequenceOp)]
+
+
+@pytest.mark.parametrize(("family", "parts"), [("gpt2", 2), ("llama", 4), ("qwen2", 2)])
+def test_shared_ports_compute_what_the_split_block_computes(family: str, parts: int) -> None:
+    """Each sequence streams one part index's weight slices of matvecs that run one after the
+    other, in that order; the design equals the unshared one bit for bit, its sized FIFOs neither
+    deadlock nor stall, and its unbounded makespan is within a DMA latency a member of the
+    unshared one's."""
+    mb = model_block(family, "tiny", 8, 16, quant=quant.scheme("w4a8", 16))
+    program = mb.lowered.program
+    SplitMatvecsPass(parts=parts).apply(Context(), program.module)
+    args = mb.example.make_inputs(1)
+    want = sd.compile(program).simulate(*args)
+    kernel = kernel_of(program.module)
+    before = simulate_unbounded(kernel_graph(kernel)[0]).makespan
+    sequences = share_ports(kernel, min_bytes=0)  # a tiny block's loads: smaller than an m_axi buffer
+    program.module.verify()
+    assert sequences and not any(isinstance(v.owner, DmaLoadOp) for s in sequences for v in s.outputs)
+    for sequence in sequences:
+        readers = [next(iter(out.uses)).operation.sym_name.data for out in sequence.outputs]
+        assert len({r.rsplit("_p", 1)[1] for r in readers}) == 1, readers  # one part index
+        assert len(set(readers)) == len(readers)
+        assert all(s.name_hint.endswith("_weight") for s in sequence.sources)
+    after = simulate_unbounded(kernel_graph(kernel)[0]).makespan
+    assert after <= before + U55C.dma_latency * max(len(s.outputs) for s in sequences)
+    design = sd.compile(program)
+    for got, ref in zip(design.simulate(*args), want, strict=True):
+        assert np.array_equal(got, ref)
+    assert_no_deadlock_no_stall(design)
+
+
+def test_a_sequence_times_its_members_one_loop_after_the_other() -> None:
+    """The filecheck kernel @two: W1 (two 4,096-float tokens) then W2 (one) through one port at
+    300 MHz (354 bits a cycle from the pseudo-channel). A token is 256 words, 371 cycles of the
+    channel (131,072 / 354, rounded up); the first 2 tokens end at 371 and 741, so W1's writes
+    leave at 64 + done - 128 (a token's beats) = 307 and 677, and its loop ends at 64 + 741 = 805;
+    W2's token leaves at 805 + 64 + 371 - 128 = 1,112, the sequence done at 805 + 64 + 371 = 1,240."""
+    module = Parser(StreamdslOptMain(args=[]).ctx, FILECHECK.read_text()).parse_module()  # streamdsl-opt's dialects
+    kernel = next(k for k in module.walk() if isinstance(k, KernelOp) and k.sym_name.data == "two")
+    assert [[load.source.name_hint for load in chain] for chain in chains(kernel, min_bytes=0)] == [["a", "b"]]
+    assert [[load.source.name_hint for load in chain] for chain in chains(kernel)] == [["a"]]  # W2 (16 KiB) is no candidate
+    (sequence,) = share_ports(kernel, min_bytes=0)
+    schedule = U55C.schedule(sequence)
+    w1, w2 = sequence.outputs
+    assert schedule.writes[w1].tolist() == [307, 677] and schedule.writes[w2].tolist() == [1112]
+    assert schedule.latency == 1240
+
+
+def _all_split(family: str, parts: int) -> dict[str, int]:
+    """Every weight chain whose outer loop `parts` divides, split `parts` ways."""
+    block, _ = planned_block(family, "tiny", 16, quant.scheme("w4a8", 32), plan=Plan(64, 250.0))
+    kernel = kernel_of(block.example.program.module)
+    tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    return {t: parts for head, chain in weight_chains(kernel).items() if (outer_trips(tasks[head]) or 1) % parts == 0 for t in chain}
+
+
+@pytest.fixture
+def small_loads_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny blocks' weight slices are smaller than an m_axi buffer: let them share all the same."""
+    monkeypatch.setattr(share_hbm_ports, "MIN_BYTES", 0)
+
+
+@pytest.mark.usefixtures("small_loads_share")
+def test_a_plan_with_shared_ports_round_trips_and_rebuilds_its_sequences() -> None:
+    splits = _all_split("gpt2", 2)
+    plan = Plan(64, 250.0, True, {}, 0, splits, {}, True)
+    again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert again == plan and again.shared_ports
+    assert not Plan.from_json({k: v for k, v in plan.to_json().items() if k != "shared_ports"}).shared_ports  # older plans
+    block, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=again)
+    assert _sequences(kernel_of(block.example.program.module))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("small_loads_share")
+@pytest.mark.parametrize("parts", [2, 3])
+def test_shared_ports_emit_pass_lint_and_csim_at_the_model_s_cycles(parts: int, tmp_path) -> None:  # noqa: ANN001
+    """GPT-2 tiny at W4A8 with its matvecs split where `parts` divides them (c_fc in 2, c_attn in
+    3), each part's weight and bias on shared ports (the bias is read after the weight): the emitted
+    project passes the HLS lint; g++ csim, sequential and threaded, equals the functional
+    simulation; every process's cycles and the makespan are within 1.2x of the timing model; each
+    sequence is one process on its own ports (link.cfg)."""
+    from hls_backend import csim_cycles, emit_project, model_cycles
+    from hls_backend.lint import lint_cpp
+    from tests.hls.cases import INT4_WARNINGS, csim_modes
+
+    plan = Plan(64, 250.0, True, {}, 0, _all_split("gpt2", parts), {}, True)
+    block, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=plan)
+    kernel = kernel_of(block.example.program.module)
+    sequences = _sequences(kernel)
+    assert sequences
+    design = sd.compile(block.example.program)
+    project = emit_project(design, tmp_path / "hls")
+    code = (project / "kernel.cpp").read_text()
+    assert lint_cpp(code) == []
+    link = (project / "link.cfg").read_text()
+    assert sum("_seq" in line for line in link.splitlines()) == sum(len(s.attributes["hbm_channels"].get_values()) for s in sequences)
+    xs = block.example.make_inputs(0)
+    want = design.simulate(*xs)
+    for mode, got in csim_modes(project, *xs, flags=INT4_WARNINGS, timeout=900):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()), err_msg=f"{mode} csim")
+    counted, model = csim_cycles(project, *xs, timeout=900), model_cycles(design)
+    off = {n: (c["busy"], model[n]) for n, c in counted["processes"].items() if not 1 / 1.2 <= c["busy"] / max(1, model[n]) <= 1.2}
+    assert not off, off
+    makespan = design.timed_simulation().makespan
+    assert 1 / 1.2 <= counted["makespan"] / makespan <= 1.2, (counted["makespan"], makespan)
