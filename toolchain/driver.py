@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from xdsl.ir import SSAValue
 
 from lowering.fifo_sizing import tradeoff
 from lowering.memory import design_memory, local_tensors
 from lowering.resources import ResourceError, kernel_usage, resources_report
 from lowering.slr import SlrError, extra_depth, kernel_wires, place, with_crossings
 from lowering.timing import U55C
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graphviz import graph_to_dot, render
 from streamdsl.output import atomic_output_dir, check_output_dir, write_json
 from streamdsl.sim.timed import simulate_timed
@@ -74,21 +75,24 @@ class _Stages:
 
 
 def _dmas(kernel: KernelOp) -> list[dict[str, object]]:
+    """A row per tensor a DMA moves: a `dma_sequence`'s members each (`shared_ports`: they stream
+    one after the other through the sequence's ports)."""
     rows = []
     for op in kernel.body.block.ops:
-        if isinstance(op, DmaLoadOp | DmaStoreOp):
-            stream = op.result if isinstance(op, DmaLoadOp) else op.source
-            assert isinstance(stream.type, ITensorType)
-            it = stream.type.itensor
-            tensor = op.source if isinstance(op, DmaLoadOp) else op.result
-            rows.append({
-                "direction": "load" if isinstance(op, DmaLoadOp) else "store",
-                "tensor": tensor.name_hint or "result",
-                "shape": list(it.shape),
-                "bytes": it.num_elements * it.dtype.bits // 8,
-                "tokens": it.num_tokens,
-            })
+        if isinstance(op, DmaSequenceOp):
+            rows += [{**_dma_row("load", m.source, m.result), "shared_ports": True} for m in op.members]
+        elif isinstance(op, DmaLoadOp):
+            rows.append(_dma_row("load", op.source, op.result))
+        elif isinstance(op, DmaStoreOp):
+            rows.append(_dma_row("store", op.result, op.source))
     return rows
+
+
+def _dma_row(direction: str, tensor: SSAValue, stream: SSAValue) -> dict[str, object]:
+    assert isinstance(stream.type, ITensorType)
+    it = stream.type.itensor
+    return {"direction": direction, "tensor": tensor.name_hint or "result", "shape": list(it.shape),
+            "bytes": it.num_elements * it.dtype.bits // 8, "tokens": it.num_tokens}
 
 
 def compile_example(

@@ -48,6 +48,7 @@ __all__ = ["MIN_BYTES", "ShareHbmPortsPass", "chains", "share_ports"]
 MIN_BYTES = MAXI_WORDS * 64
 _PART = re.compile(r"_p(\d+)$")  # part p of a split task (lowering/transforms/split_matvecs.py)
 
+
 def _reader(load: DmaLoadOp) -> TaskOp | None:
     uses = list(load.result.uses)
     reader = uses[0].operation if len(uses) == 1 else None
@@ -80,12 +81,11 @@ def chains(kernel: KernelOp, run: TimedResult | None = None, min_bytes: int | No
 
 def _key(load: DmaLoadOp, min_bytes: int) -> tuple[int, int] | None:
     """What a load shares ports with: loads of the same part index and HBM stripes; None for a
-    load that shares none: not a split part's, or one whose stream is not striped (a narrow one:
-    scales, a bias; or with run-time trip counts: `max_stripes`)."""
+    load that shares none: not a split part's, one whose stream is not striped (narrow beats or
+    run-time trip counts: `max_stripes`), or one smaller than `min_bytes`."""
     reader = _reader(load)
     part = _PART.search(reader.sym_name.data) if reader is not None else None
-    it = load.result.type.itensor
-    stripes = max_stripes(it)
+    stripes = max_stripes(load.result.type.itensor)
     if part is None or stripes < 2 or buffer_bytes(load.result) < min_bytes:
         return None
     return int(part.group(1)), stripes

@@ -80,6 +80,10 @@ def test_a_sequence_times_its_members_one_loop_after_the_other() -> None:
     w1, w2 = sequence.outputs
     assert schedule.writes[w1].tolist() == [307, 677] and schedule.writes[w2].tolist() == [1112]
     assert schedule.latency == 1240
+    from toolchain.driver import _dmas
+
+    loads = [row for row in _dmas(kernel) if row["direction"] == "load"]  # report.json's, the roofline's bytes
+    assert [(row["tensor"], row["bytes"], row.get("shared_ports")) for row in loads] == [("a", 32768, True), ("b", 16384, True)]
 
 
 def _all_split(family: str, parts: int) -> dict[str, int]:
