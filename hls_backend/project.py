@@ -92,7 +92,8 @@ def manifest_of(kernel: KernelSource, params: list[str]) -> dict[str, Any]:
         # (a DMA striped over S ports: stripe s holds words s, s + S, ... of the whole buffer)
         "ports": [{"name": p.name, "tensor": p.tensor.name, "itensor": str(p.it), "bytes": p.nbytes,
                    "words": p.words, "word_bits": p.word_bits, "lanes": p.layout.lanes, "stripe": p.stripe, "stripes": p.stripes,
-                   "channel": _channel(kernel, p)} for p in kernel.ports],
+                   "channel": _channel(kernel, p), **({"members": [m.tensor.name for m in p.members]} if p.members else {})}
+                  for p in kernel.ports],  # a dma_sequence's port: its members' buffers one after the other
         "processes": kernel.processes,
         "nodes": kernel.nodes,  # process function -> node name (as the simulators name it)
     }

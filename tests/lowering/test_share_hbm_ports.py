@@ -133,6 +133,9 @@ def test_shared_ports_emit_pass_lint_and_csim_at_the_model_s_cycles(parts: int, 
     project = emit_project(design, tmp_path / "hls")
     code = (project / "kernel.cpp").read_text()
     assert lint_cpp(code) == []
+    manifest = json.loads((project / "manifest.json").read_text())
+    shared = [port for port in manifest["ports"] if "members" in port]
+    assert shared and all(len(port["members"]) > 1 and port["tensor"] == port["members"][0] for port in shared)
     link = (project / "link.cfg").read_text()
     assert sum("_seq" in line for line in link.splitlines()) == sum(len(s.attributes["hbm_channels"].get_values()) for s in sequences)
     xs = block.example.make_inputs(0)
