@@ -106,7 +106,8 @@ class PlanError(StreamdslError, ValueError):
 class Plan:
     """A design's knobs: the default tile size, the lanes of each task (by name; the others keep
     the timing table's), whether DMAs are striped over HBM channels, the ports narrowed below
-    512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), and the kernel clock."""
+    512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), whether split parts
+    share HBM ports (share-hbm-ports), and the kernel clock."""
 
     tile: int = 64
     clock_mhz: float = U55C.clock_mhz
