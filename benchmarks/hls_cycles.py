@@ -52,7 +52,8 @@ def _rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
 def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
     """name -> () -> (program, inputs). The default designs: `make run`'s GPT-2 tiny decoder block
     (cache length 64, tile 64) and `streamdsl compile`'s FFN block (small); the DSE's GPT-2 W4A8
-    designs at 250 MHz (the plan explored, lanes and HBM striping applied)."""
+    designs at 250 MHz (the plan explored, lanes and HBM striping applied), and the Gemma 3 and
+    TinyLlama designs with shared ports."""
     rng = np.random.default_rng(0)
 
     def ffn(size: str) -> tuple[object, list[np.ndarray]]:
@@ -68,11 +69,11 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
 
         return build
 
-    def dse(size: str, max_context: int, group: int | None, fill: float = 0.8,
-            narrow_splits: bool = False) -> Callable[[], tuple[object, list[np.ndarray]]]:
+    def dse(size: str, max_context: int, group: int | None, fill: float = 0.8, narrow_splits: bool = False,
+            family: str = "gpt2", shared_ports: bool = False) -> Callable[[], tuple[object, list[np.ndarray]]]:
         def build() -> tuple[object, list[np.ndarray]]:  # `streamdsl compile gpt2 --quant w4a8 --dse --clock 250`
-            block, _ = planned_block("gpt2", size, max_context, quant.scheme("w4a8", group), clock_mhz=250.0, fill=fill,
-                                     narrow_splits=narrow_splits)
+            block, _ = planned_block(family, size, max_context, quant.scheme("w4a8", group), clock_mhz=250.0, fill=fill,
+                                     narrow_splits=narrow_splits, shared_ports=shared_ports)
             return block.example.program, block.example.make_inputs(0)
 
         return build
@@ -131,6 +132,9 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         "gpt2 paper w4a8 dse (cache 128)": dse("paper", 128, None),  # `--dse`: share 0.8, splits judged with 512-bit ports
         # the plan benchmarks/roofline.py reports: share 1.0, splits judged with narrowed ports
         "gpt2 paper w4a8 dse, narrowed splits (cache 128)": dse("paper", 128, None, 1.0, narrow_splits=True),
+        # the designs benchmarks/roofline.py reports for Gemma 3 and TinyLlama: their parts' weights on shared ports
+        "gemma paper w4a8 dse, shared ports (cache 128)": dse("paper", 128, None, 1.0, True, "gemma", shared_ports=True),
+        "llama paper w4a8 dse, shared ports (cache 128)": dse("paper", 128, None, 1.0, True, "llama", shared_ports=True),
     }
 
 

@@ -161,6 +161,10 @@ class Port:
         return self.words * self.word_bits // 8
 
 
+# a DMA's word loop: a word per cycle, its iteration as deep as the burst latency
+DMA_PIPELINE = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
+
+
 def packed_ports(ports: Sequence[Port]) -> list[Port]:
     """The buffers the host packs (or unpacks): each port's, a shared port's members' instead."""
     return [m for p in ports for m in (p.members or (p,))]
@@ -544,9 +548,8 @@ class _KernelEmitter:
             params, args = [f"hls::stream<{info.token}>& in", f"{word}* hbm"], [info.var, ports[0].name]
         direction = "HBM -> stream" if load else "stream -> HBM"
         lines = [f"  {info.token} beat = {{}};  // the stream beat being filled or emptied"]
-        pipeline = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
         if it.bounds:
-            lines += self._bounded_words(it, lay, load, pipeline, rate)
+            lines += self._bounded_words(it, lay, load, DMA_PIPELINE, rate)
             for name in sorted(it.scalars):  # the run-time lengths (sd_ names: none of the loop's locals)
                 params.append(f"int sd_{self.scalar_c[name]}")
                 args.append(self.scalar_c[name])
@@ -564,8 +567,7 @@ class _KernelEmitter:
         """Every word of a DMA's buffer in one pipelined loop, from word `base` of each of its ports
         `hbm` on: striped over S ports, iteration i reads (or writes) word i of every stripe (whole
         words g = i S + s of the buffer), S words: one beat."""
-        pipeline = f"#pragma HLS pipeline II=1  // depth {U55C.dma_latency + 1}"
-        per, stripes = lay.words_per_token, len(hbm)
+        pipeline, per, stripes = DMA_PIPELINE, lay.words_per_token, len(hbm)
         at = f"{base} + i" if base else "i"
         if stripes == 1:
             word = [f"    const int w = i % {per};"] if per > 1 else []

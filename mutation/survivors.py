@@ -53,7 +53,8 @@ BUGS: dict[str, Bug] = {
         ("tests/fifo/test_timing_cycles.py::test_a_reduction_takes_an_adder_tree_of_ceil_log2_levels",)),
     "tile_copy_ii_2": Bug(
         "the DMAs' word loops ask Vitis for II=2: half-rate data movers",
-        "hls_backend/emit.py", 'pipeline = f"#pragma HLS pipeline II=1  // depth', 'pipeline = f"#pragma HLS pipeline II=2  // depth',
+        "hls_backend/emit.py", 'DMA_PIPELINE = f"#pragma HLS pipeline II=1  // depth',
+        'DMA_PIPELINE = f"#pragma HLS pipeline II=2  // depth',
         ("tests/hls/test_pragmas.py::test_every_data_mover_is_one_pipelined_loop_over_beats",)),
     "converter_guard": Bug(
         "the converter's bank-reuse guard lets its writer run two slabs ahead, overwriting the bank being read",
