@@ -79,7 +79,7 @@ from lowering.resources import (
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
 from lowering.transforms.insert_converters import merge_duplicates
-from lowering.transforms.share_hbm_ports import share_ports
+from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
 from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
@@ -106,8 +106,9 @@ class PlanError(StreamdslError, ValueError):
 class Plan:
     """A design's knobs: the default tile size, the lanes of each task (by name; the others keep
     the timing table's), whether DMAs are striped over HBM channels, the ports narrowed below
-    512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), whether split parts
-    share HBM ports (share-hbm-ports), and the kernel clock."""
+    512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), the loads that
+    share HBM ports (each chain streamed by one `dma_sequence`, its loads by
+    `share_hbm_ports.load_name`), and the kernel clock."""
 
     tile: int = 64
     clock_mhz: float = U55C.clock_mhz
@@ -116,13 +117,14 @@ class Plan:
     seed: int = 0
     splits: Mapping[str, int] = field(default_factory=dict)  # task -> parallel parts (split-matvecs), before lanes
     ports: Mapping[str, int] = field(default_factory=dict)  # DMA -> m_axi word bits, after the HBM allocation
-    shared_ports: bool = False  # split parts that run one after the other load through shared ports (share-hbm-ports)
+    shared_ports: tuple[tuple[str, ...], ...] = ()  # chains of loads that share ports (share-hbm-ports), after splits
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
-                "ports": dict(sorted(self.ports.items())), "shared_ports": self.shared_ports, "figures": dict(self.figures)}
+                "ports": dict(sorted(self.ports.items())), "shared_ports": [list(c) for c in self.shared_ports],
+                "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -133,8 +135,9 @@ class Plan:
             lanes = {str(k): int(v) for k, v in data.get("lanes", {}).items()}
             splits = {str(k): int(v) for k, v in data.get("splits", {}).items()}
             ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
+            shared = tuple(tuple(str(n) for n in chain) for chain in data.get("shared_ports") or ())  # false: none (older plans)
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
-                        splits, ports, bool(data.get("shared_ports", False)), dict(data.get("figures", {})))
+                        splits, ports, shared, dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -157,8 +160,11 @@ class Plan:
             split_tasks(kernel, self.splits)
         except SplitError as err:
             raise PlanError(str(err)) from None
-        if self.shared_ports:
-            share_ports(kernel)
+        try:
+            share_named(kernel, self.shared_ports)
+        except KeyError as err:
+            raise PlanError(f"the plan shares ports among loads the design does not have: {err.args[0]} "
+                            "(was the plan made for this model, tile and quantization?)") from None
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.lanes) - set(tasks)):
             raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
@@ -732,8 +738,9 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         makespan = design.run()
         say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
+                   "shared_ports": shared_ports,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
-        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_ports, figures)
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(kernel), figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

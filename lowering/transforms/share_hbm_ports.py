@@ -28,10 +28,12 @@ A chain of two or more loads becomes one `dma_sequence`, placed above every read
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -41,7 +43,7 @@ from lowering.timing import kernel_graph, table_of
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
 
-__all__ = ["MIN_BYTES", "ShareHbmPortsPass", "chains", "share_ports"]
+__all__ = ["MIN_BYTES", "ShareHbmPortsPass", "chains", "load_name", "share_named", "share_ports", "shared_chains"]
 
 # a load smaller than its port's m_axi buffer (512 words of 64 bytes) keeps its own port, which
 # narrow_ports can cut to 2 BRAM36: sharing it would tie its reader to the sequence's SLR
@@ -93,17 +95,49 @@ def _key(load: DmaLoadOp, min_bytes: int) -> tuple[int, int] | None:
 
 def share_ports(kernel: KernelOp, min_bytes: int | None = None) -> list[DmaSequenceOp]:
     """Replace every chain of two or more loads of `kernel` by a `dma_sequence` (module doc)."""
+    return _sequences(kernel, [c for c in chains(kernel, min_bytes=min_bytes) if len(c) > 1])
+
+
+def _sequences(kernel: KernelOp, loads: Sequence[Sequence[DmaLoadOp]]) -> list[DmaSequenceOp]:
+    """A `dma_sequence` of each chain of `loads`, in its order, above every reader of its members."""
     sequences = []
     position = {op: i for i, op in enumerate(kernel.body.block.ops)}
-    for chain in [c for c in chains(kernel, min_bytes=min_bytes) if len(c) > 1]:
+    for chain in loads:
         sequence = DmaSequenceOp(chain)
-        Rewriter.insert_op(sequence, InsertPoint.before(min(chain, key=position.__getitem__)))  # above every reader
+        Rewriter.insert_op(sequence, InsertPoint.before(min(chain, key=position.__getitem__)))
         for load, out in zip(chain, sequence.outputs):
             out.name_hint = load.result.name_hint
             load.result.replace_all_uses_with(out)
             Rewriter.erase_op(load)
         sequences.append(sequence)
     return sequences
+
+
+def load_name(source: SSAValue, box: Sequence[slice]) -> str:
+    """A load as a design plan names it: its tensor, and the offsets of its box when it reads one
+    (`p_layer_mlp_c_fc_weight@512,0,0`)."""
+    starts = [s.start for s in box]
+    return f"{source.name_hint}@{','.join(map(str, starts))}" if any(starts) else str(source.name_hint)
+
+
+def shared_chains(kernel: KernelOp) -> tuple[tuple[str, ...], ...]:
+    """The loads each `dma_sequence` of `kernel` streams, by `load_name`: what a plan records."""
+    return tuple(tuple(load_name(m.source, m.box) for m in op.members)
+                 for op in kernel.body.block.ops if isinstance(op, DmaSequenceOp))
+
+
+def share_named(kernel: KernelOp, named: Sequence[Sequence[str]]) -> list[DmaSequenceOp]:
+    """The sequences `shared_chains` named, made again from `kernel`'s loads; a KeyError names a
+    load the kernel does not have (or has twice)."""
+    loads: dict[str, DmaLoadOp | None] = {}
+    for op in kernel.body.block.ops:
+        if isinstance(op, DmaLoadOp):
+            name = load_name(op.source, op.box)
+            loads[name] = None if name in loads else op
+    missing = [n for chain in named for n in chain if loads.get(n) is None]
+    if missing:
+        raise KeyError(f"no single dma_load of {missing[0]}")
+    return _sequences(kernel, [[loads[n] for n in chain] for chain in named])  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

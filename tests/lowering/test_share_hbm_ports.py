@@ -17,10 +17,9 @@ from xdsl.context import Context
 from xdsl.parser import Parser
 
 import streamdsl as sd
-from lowering.dse import Plan
+from lowering.dse import Plan, PlanError
 from lowering.timing import U55C, kernel_graph
-from lowering.transforms import share_hbm_ports
-from lowering.transforms.share_hbm_ports import chains, share_ports
+from lowering.transforms.share_hbm_ports import chains, share_ports, shared_chains
 from lowering.transforms.split_matvecs import SplitMatvecsPass, outer_trips, weight_chains
 from streamdsl import quant
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, kernel_of
@@ -94,25 +93,32 @@ def _all_split(family: str, parts: int) -> dict[str, int]:
     return {t: parts for head, chain in weight_chains(kernel).items() if (outer_trips(tasks[head]) or 1) % parts == 0 for t in chain}
 
 
-@pytest.fixture
-def small_loads_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tiny blocks' weight slices are smaller than an m_axi buffer: let them share all the same."""
-    monkeypatch.setattr(share_hbm_ports, "MIN_BYTES", 0)
+def _shared_plan(parts: int) -> Plan:
+    """GPT-2 tiny's plan with every weight chain `parts` divides split that many ways, and the
+    loads of its parts shared as `share_ports` chains them (its slices are smaller than an m_axi
+    buffer: shared all the same)."""
+    splits = _all_split("gpt2", parts)
+    block, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=Plan(64, 250.0, True, {}, 0, splits))
+    kernel = kernel_of(block.example.program.module)
+    assert share_ports(kernel, min_bytes=0)
+    return Plan(64, 250.0, True, {}, 0, splits, {}, shared_chains(kernel))
 
 
-@pytest.mark.usefixtures("small_loads_share")
-def test_a_plan_with_shared_ports_round_trips_and_rebuilds_its_sequences() -> None:
-    splits = _all_split("gpt2", 2)
-    plan = Plan(64, 250.0, True, {}, 0, splits, {}, True)
+def test_a_plan_names_its_shared_loads_and_rebuilds_the_same_sequences() -> None:
+    plan = _shared_plan(2)
     again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
-    assert again == plan and again.shared_ports
-    assert not Plan.from_json({k: v for k, v in plan.to_json().items() if k != "shared_ports"}).shared_ports  # older plans
+    assert again == plan and all(len(chain) > 1 for chain in again.shared_ports)
+    assert any("@" in name for chain in again.shared_ports for name in chain)  # a part's box: its offsets
+    assert Plan.from_json({**plan.to_json(), "shared_ports": False}).shared_ports == ()  # plans before the names
     block, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=again)
-    assert _sequences(kernel_of(block.example.program.module))
+    assert shared_chains(kernel_of(block.example.program.module)) == plan.shared_ports
+    bad = Plan.from_json({**plan.to_json(), "shared_ports": [["p_layer_mlp_c_fc_weight@999,0,0", "x"]]})
+    with pytest.raises(PlanError, match=r"shares ports among loads the design does not have: no single dma_load of "
+                                        r"p_layer_mlp_c_fc_weight@999,0,0"):
+        planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=bad)
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("small_loads_share")
 @pytest.mark.parametrize("parts", [2, 3])
 def test_shared_ports_emit_pass_lint_and_csim_at_the_model_s_cycles(parts: int, tmp_path) -> None:  # noqa: ANN001
     """GPT-2 tiny at W4A8 with its matvecs split where `parts` divides them (c_fc in 2, c_attn in
@@ -124,8 +130,7 @@ def test_shared_ports_emit_pass_lint_and_csim_at_the_model_s_cycles(parts: int, 
     from hls_backend.lint import lint_cpp
     from tests.hls.cases import INT4_WARNINGS, csim_modes
 
-    plan = Plan(64, 250.0, True, {}, 0, _all_split("gpt2", parts), {}, True)
-    block, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=plan)
+    block, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=_shared_plan(parts))
     kernel = kernel_of(block.example.program.module)
     sequences = _sequences(kernel)
     assert sequences
