@@ -39,10 +39,12 @@ narrowest such word: every token still arrives before the timed simulation's rea
 the DMA ends within the makespan), so the schedule and the makespan are the same, and a quantized
 matvec part's scales and bias ports cost two BRAM36 each instead of eight.
 
-The pass (lowering/transforms/allocate_hbm_channels.py) writes, on each `dma_load` / `dma_store`,
-`hbm_channels = array<i64: c0, c1, ...>` (the channel of each stripe) and `hbm_share` (f64); the
-timing model charges the DMA those channels' bandwidth and the HLS backend emits one port per
-stripe with `sp=top_1.<port>:HBM[c]` in link.cfg.
+The pass (lowering/transforms/allocate_hbm_channels.py) writes, on each `dma_load` /
+`dma_sequence` / `dma_store`, `hbm_channels = array<i64: c0, c1, ...>` (the channel of each
+stripe) and `hbm_share` (f64); the timing model charges the DMA those channels' bandwidth and the
+HLS backend emits one port per stripe with `sp=top_1.<port>:HBM[c]` in link.cfg. A
+`dma_sequence` (share-hbm-ports) is one demand: all its members' bytes, striped as all of them
+allow; each of its ports holds that stripe of every member, one after the other.
 """
 
 from __future__ import annotations
