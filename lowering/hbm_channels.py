@@ -65,8 +65,7 @@ from streamdsl.sim.timed import TimedResult
 from streamdsl.wiring import TimingModel, kernel_nodes
 
 __all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "buffer_bytes",
-           "max_stripes",
-           "narrow_ports", "widen_ports"]
+           "max_stripes", "narrow_ports", "widen_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
 PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank

@@ -38,7 +38,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from lowering.hbm_channels import buffer_bytes, max_stripes
-from lowering.memory import MAXI_WORDS
+from lowering.memory import HBM_WORD_BITS, MAXI_WORDS
 from lowering.timing import kernel_graph, table_of
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
@@ -47,7 +47,7 @@ __all__ = ["MIN_BYTES", "ShareHbmPortsPass", "chains", "load_name", "share_named
 
 # a load smaller than its port's m_axi buffer (512 words of 64 bytes) keeps its own port, which
 # narrow_ports can cut to 2 BRAM36: sharing it would tie its reader to the sequence's SLR
-MIN_BYTES = MAXI_WORDS * 64
+MIN_BYTES = MAXI_WORDS * HBM_WORD_BITS // 8
 _PART = re.compile(r"_p(\d+)$")  # part p of a split task (lowering/transforms/split_matvecs.py)
 
 
