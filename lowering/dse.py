@@ -525,8 +525,9 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
         name = task.sym_name.data
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
     split_tasks(kernel, splits)
-    if sequences:
-        share_ports(kernel)
+    if sequences:  # chained by their readers' reads in the design with ports of their own, at the explored clock
+        allocate_kernel(kernel)
+        share_ports(kernel, timing=timing)
     allocate_kernel(kernel)
     merge_duplicates(kernel.body.block)  # as sd.compile's insert-converters will: the design judged is the one built
     tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}

@@ -10,7 +10,7 @@ boundary k), a wire of `w` bits between u and v crosses boundary k exactly when 
                 sum_v usage[v, r] x[v, s] <= fill * capacity[r]   every SLR s, resource r
                 sum_wires w * c[wire, k] <= SLLs per boundary     every boundary k
 
-A DMA is wired (its AXI port's word, 512 bits unless narrowed) to the HBM, which sits below SLR0: it crosses
+A DMA is wired (its AXI ports' words: 512 bits unless narrowed, one per HBM stripe) to the HBM, which sits below SLR0: it crosses
 every boundary under its SLR. The SLRs form a chain (SLR0-SLR1-SLR2), so a wire between SLR0 and
 SLR2 crosses two boundaries. Ties are broken by a second objective worth less than one bit (node i, by name,
 weighs i + 1 toward lower SLRs), so the answer is deterministic. A design that fits in SLR0 has
@@ -32,7 +32,7 @@ import mip
 import numpy as np
 
 from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage, Usage
-from lowering.timing import U55C, TimingTable, hbm_word_bits
+from lowering.timing import U55C, TimingTable, hbm_stripes, hbm_word_bits
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, Task
@@ -86,9 +86,9 @@ class Placement:
 
 def kernel_wires(kernel: KernelOp, graph: Graph) -> list[Wire]:
     """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
-    and consumer nodes, and each DMA's AXI port (its word, `hbm_word_bits`) to the HBM."""
+    and consumer nodes, and each DMA's AXI ports (a word, `hbm_word_bits`, per HBM stripe) to the HBM."""
     wires = [Wire(e.src, e.dst, min(e.token_bits, BEAT_BITS), e.name) for e in graph.fifos]
-    wires += [Wire(name, HBM, hbm_word_bits(op)) for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS)]
+    wires += [Wire(name, HBM, hbm_word_bits(op) * hbm_stripes(op)[0]) for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS)]
     return wires
 
 

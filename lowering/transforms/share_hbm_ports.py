@@ -39,9 +39,10 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from lowering.hbm_channels import buffer_bytes, max_stripes
 from lowering.memory import HBM_WORD_BITS, MAXI_WORDS
-from lowering.timing import kernel_graph, table_of
+from lowering.timing import table_of
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp
-from streamdsl.sim.timed import TimedResult, simulate_unbounded
+from streamdsl.sim.timed import simulate_unbounded
+from streamdsl.wiring import TimingModel, graph_from_kernel
 
 __all__ = ["MIN_BYTES", "ShareHbmPortsPass", "chains", "load_name", "share_named", "share_ports", "shared_chains"]
 
@@ -57,14 +58,15 @@ def _reader(load: DmaLoadOp) -> TaskOp | None:
     return reader if isinstance(reader, TaskOp) else None
 
 
-def chains(kernel: KernelOp, run: TimedResult | None = None, min_bytes: int | None = None) -> list[list[DmaLoadOp]]:
+def chains(kernel: KernelOp, timing: TimingModel | None = None, min_bytes: int | None = None) -> list[list[DmaLoadOp]]:
     """The loads of `kernel` that can share ports, in chains (module doc); chains of one included.
-    `run`: the unbounded timed simulation of the kernel's graph (default: run it); `min_bytes`:
-    the least buffer a shared load has (default `MIN_BYTES`)."""
+    `timing`: the model its unbounded run is timed with (default: the kernel's table at its clock,
+    `table_of`; the exploration passes its own, at the clock it explores); `min_bytes`: the least
+    buffer a shared load has (default `MIN_BYTES`)."""
     min_bytes = MIN_BYTES if min_bytes is None else min_bytes
     gap = table_of(kernel).dma_latency  # a member's loop drains before the next one asks for words
-    graph, values = kernel_graph(kernel)
-    run = run or simulate_unbounded(graph)
+    graph, values = graph_from_kernel(kernel, timing or table_of(kernel))
+    run = simulate_unbounded(graph)
     edge = {value: name for name, value in values.items()}
     loads = {op: _key(op, min_bytes) for op in kernel.body.block.ops if isinstance(op, DmaLoadOp)}
     loads = {op: key for op, key in loads.items() if key is not None}
@@ -93,9 +95,10 @@ def _key(load: DmaLoadOp, min_bytes: int) -> tuple[int, int] | None:
     return int(part.group(1)), stripes
 
 
-def share_ports(kernel: KernelOp, min_bytes: int | None = None) -> list[DmaSequenceOp]:
-    """Replace every chain of two or more loads of `kernel` by a `dma_sequence` (module doc)."""
-    return _sequences(kernel, [c for c in chains(kernel, min_bytes=min_bytes) if len(c) > 1])
+def share_ports(kernel: KernelOp, min_bytes: int | None = None, timing: TimingModel | None = None) -> list[DmaSequenceOp]:
+    """Replace every chain of two or more loads of `kernel` by a `dma_sequence` (module doc);
+    `timing` as for `chains`."""
+    return _sequences(kernel, [c for c in chains(kernel, timing, min_bytes) if len(c) > 1])
 
 
 def _sequences(kernel: KernelOp, loads: Sequence[Sequence[DmaLoadOp]]) -> list[DmaSequenceOp]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -74,6 +75,11 @@ def test_a_sequence_times_its_members_one_loop_after_the_other() -> None:
     kernel = next(k for k in module.walk() if isinstance(k, KernelOp) and k.sym_name.data == "two")
     assert [[load.source.name_hint for load in chain] for chain in chains(kernel, min_bytes=0)] == [["a", "b"]]
     assert [[load.source.name_hint for load in chain] for chain in chains(kernel)] == [["a"]]  # W2 (16 KiB) is no candidate
+    timed = []  # the exploration times the chains with its own model, at the clock it explores
+    spy = SimpleNamespace(read_latency=U55C.read_latency, free_latency=U55C.free_latency,
+                          schedule=lambda op: timed.append(op) or U55C.at_clock(250).schedule(op))
+    assert [[load.source.name_hint for load in chain] for chain in chains(kernel, spy, 0)] == [["a", "b"]]
+    assert any(isinstance(op, DmaLoadOp) for op in timed)
     (sequence,) = share_ports(kernel, min_bytes=0)
     schedule = U55C.schedule(sequence)
     w1, w2 = sequence.outputs

@@ -11,6 +11,7 @@ import pytest
 
 import streamdsl as sd
 from lowering.fifo_sizing import size_fifos
+from lowering.hbm_channels import allocate_kernel
 from lowering.resources import U55C_DEVICE, KernelUsage, Usage, kernel_usage
 from lowering.slr import SlrError, Wire, extra_depth, kernel_wires, place, with_crossings
 from lowering.timing import U55C
@@ -113,6 +114,29 @@ def test_a_small_design_sits_in_slr0_without_crossings() -> None:
         ("dma_load(a)", "HBM", 512), ("dma_load(b)", "HBM", 512), ("dma_store(add)", "HBM", 512)])
     placement = place(usage, wires)
     assert set(placement.slr.values()) == {0} and placement.crossing_bits == 0 and placement.crossings == {}
+
+
+def test_a_striped_dma_wires_a_word_per_stripe_to_the_hbm() -> None:
+    """Tokens of 32 floats (two 512-bit HBM words) are loaded over two pseudo-channels: two AXI
+    ports, 1,024 wires to the HBM. Stores keep one port (lowering/hbm_channels.py `max_stripes`):
+    512 wires. The FIFOs keep their beat (1,024 bits)."""
+    X = sd.itensor.tiled(sd.f32, shape=(4, 32), tile=(1, 32))
+
+    @sd.kernel
+    def double(a: X) -> X:
+        for i in range(4):
+            yield a.read() * 2.0
+
+    @sd.dataflow
+    def prog(a: sd.Tensor[sd.f32, (4, 32)]):
+        return double(a)
+
+    design = sd.compile(prog)
+    allocate_kernel(design.kernel)
+    wires = kernel_wires(design.kernel, design.graph)
+    assert sorted((w.a, w.b, w.bits) for w in wires) == sorted([
+        ("dma_load(a)", "double", 1024), ("double", "dma_store(double)", 1024),
+        ("dma_load(a)", "HBM", 1024), ("dma_store(double)", "HBM", 512)])
 
 
 def _brute_force(usage: KernelUsage, wires: list[Wire]) -> dict[str, int] | None:
