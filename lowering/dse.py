@@ -14,7 +14,9 @@ allocation), but driven by our models instead of HLS runs:
    stream, a recurrence or HBM bounds it, or the device is full) leaves the heap; one that got
    faster while another task bounded the makespan is tried again in a next pass over the heap,
    after the steps that followed (Qwen2.5's up projection, once its gate projection, the other
-   operand of their product, had grown). Ties between equally slow tasks are
+   operand of their product, had grown); one that got faster while a task exactly as slow bounded
+   the makespan (Gemma 3's gate and up projections, the same shape side by side: neither alone
+   ever cuts it) is doubled together with it in one step. Ties between equally slow tasks are
    broken by a generator seeded with `seed`, so an exploration is deterministic for a seed.
    Before anything grows, level 1a (`_trim_lanes`) halves the lanes of the tasks with time to
    spare (paced by their inputs in the unbounded run), while the makespan holds within `gain`:
@@ -332,7 +334,13 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     groups: dict[str, list[str]] = {}
     for name in sorted(tasks):
         groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
-    makespan = design.run()
+    run = design.timed()
+    makespan = run.makespan
+
+    def span(group: str) -> tuple[int, int]:  # when the group's tasks run in `run`
+        nodes = [node_name(tasks[n]) for n in groups[group]]
+        return min(run.start[v] for v in nodes), max(run.finish[v] for v in nodes)
+
     latency = {g: max(design.graph.tasks[node_name(tasks[n])].latency or 0 for n in members) for g, members in groups.items()}
     candidates = sorted(groups)
     while candidates:  # a pass over the heap; then again over the tasks that were faster but bounded by another
@@ -345,26 +353,49 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
             _, _, group = heapq.heappop(heap)
             if latency[group] / 2 < gain * makespan:
                 break  # halving the slowest task left could not cut the makespan by `gain`
-            members = groups[group]
-            now = lanes.get(members[0])
-            more = 2 * (now or design.timing.table.lanes)
-            trial = {**lanes, **dict.fromkeys(members, more)}
-            if more > MAX_LANES or compute.usage(trial).over(capacity):
+            together = [group]
+            doubled = _doubled(design, tasks, groups, lanes, together, compute, capacity)
+            if doubled is None:
                 continue  # this task is done growing
-            faster = max(design.set_lanes(tasks[n], more) for n in members)
-            new_makespan = design.run() if faster < latency[group] else makespan
-            if faster >= latency[group] or new_makespan > makespan * (1 - gain):
-                for n in members:
-                    design.set_lanes(tasks[n], now)  # its stream, a recurrence or another node bounds it
-                if faster < latency[group]:
+            trial, faster = doubled
+            trial_run = design.timed() if faster[group] < latency[group] else run
+            twins = [g for g in sorted(groups) if g != group and latency[g] == latency[group] and span(g) == span(group)]
+            if faster[group] < latency[group] and trial_run.makespan > makespan * (1 - gain) and twins:
+                # a twin (as slow, from the same start to the same end: the gate and up
+                # projections, the two operands of one product) bounds it: double them together
+                joint = _doubled(design, tasks, groups, lanes, [group, *twins], compute, capacity)
+                if joint is not None:
+                    (trial, faster), together = joint, [group, *twins]
+                    trial_run = design.timed()
+            new_makespan = trial_run.makespan
+            if faster[group] >= latency[group] or new_makespan > makespan * (1 - gain):
+                for n in (n for g in together for n in groups[g]):
+                    design.set_lanes(tasks[n], lanes.get(n))  # its stream, a recurrence or another node bounds it
+                if faster[group] < latency[group]:
                     waiting.append(group)  # faster, but another task bounded the makespan: the next pass tries again
                 continue
-            lanes, makespan, latency[group] = trial, new_makespan, faster
-            steps.append(dict.fromkeys(members, more))
-            say(f"lanes: {group}{' (all parts)' if len(members) > 1 else ''} x{more}: {makespan} cycles")
-            heapq.heappush(heap, (-faster, rng.random(), group))
+            lanes, makespan, run = trial, new_makespan, trial_run
+            steps.append({n: trial[n] for g in together for n in groups[g]})
+            say(f"lanes: {' + '.join(together)}{' (all parts)' if len(groups[group]) > 1 else ''} x{trial[groups[group][0]]}: "
+                f"{makespan} cycles")
+            for g in together:
+                latency[g] = faster[g]
+                heapq.heappush(heap, (-faster[g], rng.random(), g))
         candidates = waiting if len(steps) > stepped and design.evaluations < budget else []
     return lanes, makespan, steps
+
+
+def _doubled(design: _Design, tasks: Mapping[str, TaskOp], groups: Mapping[str, list[str]], lanes: Mapping[str, int],
+             together: Sequence[str], compute: _Compute, capacity: Usage) -> tuple[dict[str, int], dict[str, int]] | None:
+    """The tasks of `together` (groups: a task, or a split task's parts) at twice their lanes in
+    `design`: the lanes of every task then and each group's new latency; None (the design
+    unchanged) when a task would pass `MAX_LANES` or the compute `capacity`."""
+    table = design.timing.table
+    more = {n: 2 * (lanes.get(n) or table.lanes) for g in together for n in groups[g]}
+    trial = {**lanes, **more}
+    if max(more.values()) > MAX_LANES or compute.usage(trial).over(capacity):
+        return None
+    return trial, {g: max(design.set_lanes(tasks[n], more[n]) for n in groups[g]) for g in together}
 
 
 def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callable[[str], None],

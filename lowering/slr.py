@@ -207,9 +207,11 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
     # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
     tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
-    # `first` asks only whether a placement exists: with no objective CBC stops at its first
-    # feasible point instead of branching toward fewer crossing bits
-    model.objective = mip.xsum([]) if first else bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
+    # `first` asks only whether a placement exists: CBC stops at its first feasible point instead
+    # of branching toward fewer crossing bits. The crossing bits stay the objective: its LP
+    # relaxation steers the dive toward placements the SLLs allow (TinyLlama's 4-part block with
+    # shared ports: one in 0.2 s, none in 100 nodes and 2.3 s without an objective)
+    model.objective = bits if first else bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
     status = model.optimize(max_nodes=FIRST_NODES if first else MAX_NODES, max_solutions=1 if first else 2**30)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))

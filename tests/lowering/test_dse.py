@@ -64,6 +64,24 @@ def test_the_lanes_level_tries_again_the_tasks_another_task_bounded() -> None:
     assert kept > 0
 
 
+def test_twin_projections_double_their_lanes_together() -> None:
+    """Gemma 3's and Llama's gate and up projections have one shape and stream side by side into
+    one product: either alone at twice its lanes ends no sooner, so the lanes level doubles them
+    in one step (on the tiny Llama W4A8 block, split in 2 parts: 64 to 128 lanes, 1,441 cycles;
+    then each grows on its own, to 256 and 512). A task merely as slow that runs at another time is
+    not its twin."""
+    from streamdsl import quant
+    from toolchain.models import model_block
+
+    block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
+    said: list[str] = []
+    plan = explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, progress=said.append)
+    joint = [m for m in said if " + " in m]
+    assert joint and all(m.startswith("lanes: k45_reduce + k48_reduce (all parts) x") for m in joint), joint
+    assert plan.splits["k45_reduce"] == plan.splits["k48_reduce"] == 2
+    assert min(plan.lanes["k45_reduce_p0"], plan.lanes["k48_reduce_p0"]) > 64
+
+
 def test_a_task_with_time_to_spare_gives_up_lanes() -> None:
     """The FFN's residual add reads one tile of the down projection's output every few hundred
     cycles: at 16 lanes it is still done with each tile before the next arrives, so the trim level

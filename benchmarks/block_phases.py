@@ -1,0 +1,95 @@
+"""Where a planned block's cycles go: each weight matvec's span in the timed run and the HBM rate it
+reaches there, and the time between matvecs.
+
+A decode block is a chain of weight matvecs (each needs the one before's result) with norms,
+attention and element-wise work between them. For each matvec (all its parts), printed: when its
+first part starts and its last part ends in the timed simulation of the sized design, its weight
+bytes (the slices its parts load), the bytes per cycle it moved over that span, the share of the
+HBM's measured rate that is (425 GB/s at the plan's clock: docs/timing.md), and the HBM channels
+its weight streams hold. Between two matvecs (and before the first and after the last) is time
+no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
+matvec runs at the whole rate and the time between them is nothing.
+
+Run: `python benchmarks/block_phases.py --family F --plan DIR/F.json` (a plan `roofline.py --plans`
+wrote; the block is built as `streamdsl compile F --size paper --quant Q --max-context N --plan`
+builds it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamdsl as sd  # noqa: E402
+from lowering.dse import load_plan  # noqa: E402
+from lowering.hbm_channels import buffer_bytes  # noqa: E402
+from lowering.timing import U55C, hbm_stripes  # noqa: E402
+from lowering.transforms.split_matvecs import weight_chains  # noqa: E402
+from streamdsl import quant  # noqa: E402
+from streamdsl.dialects.dataflow import DMA_OPS, TaskOp, kernel_of  # noqa: E402
+from streamdsl.wiring import node_name  # noqa: E402
+from toolchain.models import model_block, plan_design  # noqa: E402
+
+_PART = re.compile(r"_p\d+$")
+
+
+def phases(design, heads: set[str], clock_mhz: float) -> list[dict[str, object]]:  # noqa: ANN001 - an sd.compile design
+    """Per weight matvec (`heads`: their tasks' names before any split), in order of start: its
+    parts, span, weight bytes and HBM figures."""
+    run = design.timed_simulation()
+    matvecs: dict[str, dict[str, object]] = {}
+    for task in (t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and _PART.sub("", t.sym_name.data) in heads):
+        node = node_name(task)
+        row = matvecs.setdefault(_PART.sub("", task.sym_name.data), {"parts": 0, "start": run.start[node], "end": run.finish[node],
+                                                                     "bytes": 0, "channels": 0})
+        row["parts"] += 1
+        row["start"], row["end"] = min(row["start"], run.start[node]), max(row["end"], run.finish[node])
+        loaded = [v for v in task.inputs if isinstance(v.owner, DMA_OPS)]
+        if loaded:  # the weight slice: the largest stream a DMA (or a sequence's member) feeds it
+            weight = max(loaded, key=buffer_bytes)
+            row["bytes"] += buffer_bytes(weight)
+            row["channels"] += hbm_stripes(weight.owner)[0]
+    hbm = U55C.at_clock(clock_mhz).hbm_bits_per_cycle * 32 / 8  # bytes per cycle, all 32 pseudo-channels
+    rows = []
+    for name, row in sorted(matvecs.items(), key=lambda kv: kv[1]["start"]):
+        span = row["end"] - row["start"]
+        rate = row["bytes"] / span if span else 0.0
+        rows.append({"matvec": name, "parts": row["parts"], "start": row["start"], "end": row["end"], "span": span,
+                     "MiB": row["bytes"] / 2**20, "bytes_per_cycle": rate, "hbm_share": rate / hbm,
+                     "channels": row["channels"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", required=True)
+    parser.add_argument("--plan", required=True, type=Path)
+    parser.add_argument("--quant", default="w4a8")
+    parser.add_argument("--max-context", type=int, default=128)
+    args = parser.parse_args()
+    plan = load_plan(args.plan)
+    block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant))
+    heads = set(weight_chains(kernel_of(block.lowered.program.module)))
+    plan_design(block.lowered.program.module, plan.tile, plan)  # as `streamdsl compile --plan` builds it
+    design = sd.compile(block.example.program)
+    rows = phases(design, heads, plan.clock_mhz)
+    makespan = design.timed_simulation().makespan
+    print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
+    print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
+          f"{'channels':>8s}")
+    covered, last = 0, 0
+    for r in rows:
+        print(f"{r['matvec']:14s} {r['parts']:5d} {r['start']:7d} {r['end']:7d} {r['span']:7d} {r['MiB']:6.2f} "
+              f"{r['bytes_per_cycle']:8.1f} {r['hbm_share']:7.0%} {r['channels']:8d}")
+        covered += max(0, r["end"] - max(r["start"], last))
+        last = max(last, r["end"])
+    print(f"{'between':14s} {'':5s} {'':7s} {'':7s} {makespan - covered:7d}  (no weight matvec running: "
+          f"{(makespan - covered) / makespan:.0%} of the block)")
+
+
+if __name__ == "__main__":
+    main()
