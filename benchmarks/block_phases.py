@@ -37,10 +37,9 @@ from toolchain.models import model_block, plan_design  # noqa: E402
 _PART = re.compile(r"_p\d+$")
 
 
-def phases(design, heads: set[str], clock_mhz: float) -> list[dict[str, object]]:  # noqa: ANN001 - an sd.compile design
-    """Per weight matvec (`heads`: their tasks' names before any split), in order of start: its
-    parts, span, weight bytes and HBM figures."""
-    run = design.timed_simulation()
+def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, object]]:  # noqa: ANN001 - an sd.compile design, its timed run
+    """Per weight matvec (`heads`: their tasks' names before any split), in order of start in
+    `run`: its parts, span, weight bytes and HBM figures."""
     matvecs: dict[str, dict[str, object]] = {}
     for task in (t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and _PART.sub("", t.sym_name.data) in heads):
         node = node_name(task)
@@ -76,8 +75,9 @@ def main() -> None:
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
     plan_design(block.lowered.program.module, plan.tile, plan)  # as `streamdsl compile --plan` builds it
     design = sd.compile(block.example.program)
-    rows = phases(design, heads, plan.clock_mhz)
-    makespan = design.timed_simulation().makespan
+    run = design.timed_simulation()
+    rows = phases(design, run, heads, plan.clock_mhz)
+    makespan = run.makespan
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
           f"{'channels':>8s}")
