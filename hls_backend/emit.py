@@ -61,6 +61,7 @@ from streamdsl.dialects.dataflow import (
     RoutingOperation,
     TaskOp,
     YieldOp,
+    box_starts,
 )
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
@@ -537,7 +538,7 @@ class _KernelEmitter:
         if tensor is None:
             what = "loads a tensor that is not a kernel argument" if load else "stores a tensor that is not a kernel result"
             raise HlsEmitError(f"{node}: {what}")
-        ports = self._ports(tensor, it, node, op, tuple(s.start for s in op.box) if load and op.offsets is not None else ())
+        ports = self._ports(tensor, it, node, op, box_starts(op.box) if load else ())
         lay, stripes = ports[0].layout, len(ports)
         rate = dma_bits_per_cycle(op, table_of(self.kernel))
         word = ports[0].word
@@ -588,8 +589,7 @@ class _KernelEmitter:
             tensor = self.pointer.get(m.source)
             if tensor is None:
                 raise HlsEmitError(f"{node}: loads a tensor that is not a kernel argument")
-            offsets = tuple(s.start for s in m.box) if any(s.start for s in m.box) else ()
-            members.append(self._ports(tensor, m.result.type.itensor, node, op, offsets, top=False))
+            members.append(self._ports(tensor, m.result.type.itensor, node, op, box_starts(m.box), top=False))
         stripes, first = len(members[0]), members[0][0]
         base = self._unique(f"{first.tensor.name}_seq", first.tensor)
         ports = [Port(base if stripes == 1 else f"{base}_s{s}", first.tensor, first.it, (), s, stripes, stripe[0].channel,

@@ -40,7 +40,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from lowering.hbm_channels import buffer_bytes, max_stripes
 from lowering.memory import HBM_WORD_BITS, MAXI_WORDS
 from lowering.timing import table_of
-from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp
+from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, box_starts
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import TimingModel, graph_from_kernel
 
@@ -119,8 +119,8 @@ def _sequences(kernel: KernelOp, loads: Sequence[Sequence[DmaLoadOp]]) -> list[D
 def load_name(source: SSAValue, box: Sequence[slice]) -> str:
     """A load as a design plan names it: its tensor, and the offsets of its box when it reads one
     (`p_layer_mlp_c_fc_weight@512,0,0`)."""
-    starts = [s.start for s in box]
-    return f"{source.name_hint}@{','.join(map(str, starts))}" if any(starts) else str(source.name_hint)
+    starts = box_starts(box)
+    return f"{source.name_hint}@{','.join(map(str, starts))}" if starts else str(source.name_hint)
 
 
 def shared_chains(kernel: KernelOp) -> tuple[tuple[str, ...], ...]:

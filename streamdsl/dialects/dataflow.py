@@ -88,6 +88,7 @@ __all__ = [
     "StreamWriteOp",
     "TaskOp",
     "YieldOp",
+    "box_starts",
     "enclosing_task",
     "fifo_depth",
     "kernel_of",
@@ -965,6 +966,12 @@ def _box(stream: SSAValue, offsets: DenseArrayBase | None) -> tuple[slice, ...]:
     it = _it(stream)
     starts = offsets.get_values() if offsets is not None else (0,) * len(it.shape)
     return tuple(slice(int(o), int(o) + n) for o, n in zip(starts, it.shape))
+
+
+def box_starts(box: Sequence[slice]) -> tuple[int, ...]:
+    """Where a DMA's box lies in its tensor: its offsets, () for a box at the origin."""
+    starts = tuple(int(s.start) for s in box)
+    return starts if any(starts) else ()
 
 
 def _check_box(op: IRDLOperation, tensor: SSAValue, stream: SSAValue, offsets: DenseArrayBase | None) -> None:
