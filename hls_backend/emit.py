@@ -38,7 +38,14 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
-from lowering.memory import MAXI_BURST, MAXI_OUTSTANDING, fifo_storages, kernel_buffers  # what the memory count charges
+from lowering.memory import (  # what the memory count charges
+    MAXI_BURST,
+    MAXI_OUTSTANDING,
+    buffer_storage,
+    fifo_storages,
+    is_register,
+    kernel_buffers,
+)
 from lowering.timing import (
     HBM_CHANNELS_ATTR,
     U55C,
@@ -66,7 +73,7 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
 from streamdsl.itensor import BEAT_BITS, Bound, itensor
-from streamdsl.layout import converter_token_steps, slab_layout
+from streamdsl.layout import bank_partitions, converter_token_steps, slab_layout
 from streamdsl.wiring import (
     Wire,
     check_depth_names,
@@ -339,7 +346,9 @@ class _KernelEmitter:
                                                         word_bits=min(it.token_bits, BEAT_BITS))
         except GraphError as err:
             raise HlsEmitError(str(err)) from None
-        storage = fifo_storages([(s.name, s.word_bits, s.depth_beats) for s in self.streams.values()], kernel_buffers(self.kernel))
+        buffers = kernel_buffers(self.kernel)
+        self.converter_banks = {b.name: b for b in buffers if b.kind == "converter"}
+        storage = fifo_storages([(s.name, s.word_bits, s.depth_beats) for s in self.streams.values()], buffers)
         for s in self.streams.values():
             s.storage = storage[s.name]
 
@@ -844,7 +853,10 @@ class _KernelEmitter:
             f"  static const int dst_at[{nd}] = {{{table(layout.dst_rel)}}};",
             f"  static const int ready[{nd}] = {{{', '.join(str(int(v)) for v in layout.ready)}}};  // last source token it needs",
             f"  static {elem} bank[{banks}][{box}];",
-            f"#pragma HLS array_partition variable=bank type=cyclic factor={max(src_it.beat_lanes, dst_it.beat_lanes)} dim=2",
+            f"#pragma HLS array_partition variable=bank type=cyclic factor={bank_partitions(src_it, dst_it, box)} dim=2",
+            # where lowering/memory.py's count puts each partition (by its shape), so Vitis builds what report.json counts
+            *([] if is_register(bank := self.converter_banks[node])
+              else [f"#pragma HLS bind_storage variable=bank type=ram_s2p impl={buffer_storage(bank)}"]),
             "  // a static schedule: each cycle reads the next source beat while its slab's bank is free (slab s",
             "  // reuses the bank of slab s - 2) and writes the next destination beat once its source tokens are in",
             "  int read = 0, written = 0;  // beats",

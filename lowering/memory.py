@@ -12,9 +12,12 @@ saving the most primitives per primitive they take first, until it fits, and the
 each FIFO where the count put it (`fifo_storages`).
 A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most `MAX_WORD_BITS` =
 1,024 bits, the last beat of a token padded), so a FIFO of D tokens of b beats is D x b words of
-min(token bits, 1,024) bits; a buffer of B bits is ceil(B / 1024) words. Task-local tensors of at
-most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the lane-parallel
-loops partition them), not memories. A DMA's `m_axi` adapter buffers `MAXI_OUTSTANDING` bursts of
+min(token bits, 1,024) bits; a task-local buffer of B bits is ceil(B / 1024) words. Task-local
+tensors of at most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the
+lane-parallel loops partition them), not memories. A converter's banks are the memories the emitter
+declares (`converter_buffer`): cut cyclically into one partition per lane of the wider beat, each
+partition a memory of one element a word (one of a single word is a register), bound by
+`bind_storage` where this count puts it (`buffer_storage`). A DMA's `m_axi` adapter buffers `MAXI_OUTSTANDING` bursts of
 `MAXI_BURST` words of its port (512 bits, or narrower: lowering/hbm_channels.py `narrow_ports`) per
 HBM stripe (Vitis builds it in BRAM36: it never moves).
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from xdsl.dialects import tensor
 from xdsl.dialects.builtin import TensorType
@@ -33,15 +36,16 @@ from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from lowering.timing import U55C, hbm_stripes, hbm_word_bits
-from streamdsl.compiler import converter_records
+from streamdsl.compiler import ConverterRecord, converter_records
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes, node_name
 
 __all__ = [
-    "BRAM36", "CAPACITY", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAXI_WORDS", "MAX_WORD_BITS",
-    "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "count", "design_memory", "fifo_storage",
-    "fifo_storages", "kernel_buffers", "local_tensors", "rebalance", "task_tensors", "words_of",
+    "BRAM36", "CAPACITY", "Buffer", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAXI_WORDS", "MAX_WORD_BITS",
+    "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "buffer_storage", "converter_buffer", "count",
+    "design_memory", "fifo_storage", "fifo_storages", "is_register", "kernel_buffers", "local_tensors", "rebalance",
+    "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -61,21 +65,44 @@ HBM_WORD_BITS = U55C.hbm_word_bits  # an m_axi port's word (hls_backend/hbm.py) 
 MAXI_WORDS = MAXI_BURST * MAXI_OUTSTANDING  # the adapter buffer's depth, in words of its port
 
 
-@dataclass(frozen=True)
-class MemoryUse:
-    """One memory of the design and the primitives that hold it."""
+class Buffer(NamedTuple):
+    """A memory of the design other than a FIFO: `copies` memories of `width` x `depth` each (a
+    converter's banks cut into partitions, a DMA's m_axi buffer, a task-local tensor)."""
 
     name: str
-    kind: str  # fifo, converter or local
+    kind: str  # converter, local or maxi
+    width: int  # bits per word
+    depth: int  # words
+    copies: int = 1
+
+    @staticmethod
+    def of_bits(name: str, kind: str, bits: int) -> Buffer:
+        """A buffer of `bits` bits in words of at most `MAX_WORD_BITS` (`words_of`)."""
+        return Buffer(name, kind, *words_of(bits))
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth * self.copies
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One memory of the design and the primitives that hold it (`copies` alike memories: the
+    count is theirs together)."""
+
+    name: str
+    kind: str  # fifo, converter, local or maxi
     width: int  # bits per word
     depth: int  # words
     resource: str
     count: int  # primitives (LUTs for LUTRAM)
     moved: bool = False  # put in the other of BRAM36 / URAM than its shape picks, so the design fits
+    copies: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, "width": self.width, "depth": self.depth,
-                "resource": self.resource, "count": self.count, **({"moved": True} if self.moved else {})}
+                "resource": self.resource, "count": self.count, **({"moved": True} if self.moved else {}),
+                **({"copies": self.copies} if self.copies > 1 else {})}
 
     @property
     def movable(self) -> bool:
@@ -86,8 +113,8 @@ class MemoryUse:
         """This memory in the other of BRAM36 and URAM."""
         kind = URAM if self.resource == BRAM36 else BRAM36
         w, d = _SHAPE[kind]
-        return MemoryUse(self.name, self.kind, self.width, self.depth, kind, math.ceil(self.width / w) * math.ceil(self.depth / d),
-                         not self.moved)
+        return MemoryUse(self.name, self.kind, self.width, self.depth, kind,
+                         self.copies * math.ceil(self.width / w) * math.ceil(self.depth / d), not self.moved, self.copies)
 
 
 def words_of(bits: int, max_word: int = MAX_WORD_BITS) -> tuple[int, int]:
@@ -118,15 +145,27 @@ def fifo_storage(width: int, depth: int, resource: str | None = None) -> str:
     return {BRAM36: "bram", URAM: "uram"}[kind]
 
 
-def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+def buffer_storage(buffer: Buffer) -> str:
+    """The Vitis `bind_storage ... impl=` for a buffer: the primitive `bind` picks by its shape
+    (buffers never move)."""
+    return {LUTRAM: "lutram", BRAM36: "bram", URAM: "uram"}[bind(buffer.width, buffer.depth)[0]]
+
+
+def fifo_storages(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[Buffer]) -> dict[str, str]:
     """FIFO name -> its `bind_storage` impl where `count(fifos, buffers)` puts it (rebalanced)."""
     return {m["name"]: fifo_storage(m["width"], m["depth"], m["resource"])  # type: ignore[arg-type]
             for m in count(fifos, buffers)["memories"] if m["kind"] == "fifo"}  # type: ignore[union-attr]
 
 
-def _memory(name: str, kind: str, bits: int) -> MemoryUse:
-    width, words = (bits // MAXI_WORDS, MAXI_WORDS) if kind == "maxi" else words_of(bits)
-    return MemoryUse(name, kind, width, words, *bind(width, words))
+def is_register(buffer: Buffer) -> bool:
+    """Whether Vitis holds `buffer` in registers, not a memory: a task-local tensor of at most
+    `REGISTER_BITS`, a converter bank cut into partitions of one word each."""
+    return buffer.bits <= REGISTER_BITS if buffer.kind == "local" else buffer.kind == "converter" and buffer.depth == 1
+
+
+def _memory(buffer: Buffer) -> MemoryUse:
+    resource, count = bind(buffer.width, buffer.depth)
+    return MemoryUse(buffer.name, buffer.kind, buffer.width, buffer.depth, resource, count * buffer.copies, copies=buffer.copies)
 
 
 def _totals(uses: Iterable[MemoryUse]) -> dict[str, int]:
@@ -157,14 +196,13 @@ def rebalance(uses: list[MemoryUse]) -> list[MemoryUse]:
     return uses
 
 
-def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[tuple[str, str, int]]) -> dict[str, object]:
-    """report.json's memory count. `fifos`: (name, word bits, depth in words); `buffers`: (name,
-    kind, bits), e.g. a converter's banks or a task's local buffer (local tensors of at most
-    REGISTER_BITS are left out: registers). Returns the totals per resource, the capacities,
-    whether it fits, and the memories, largest share of the device first."""
+def count(fifos: Iterable[tuple[str, int, int]], buffers: Iterable[Buffer]) -> dict[str, object]:
+    """report.json's memory count. `fifos`: (name, word bits, depth in words); `buffers`: e.g. a
+    converter's banks or a task's local buffer (local tensors of at most REGISTER_BITS are left
+    out: registers). Returns the totals per resource, the capacities, whether it fits, and the
+    memories, largest share of the device first."""
     uses = [MemoryUse(name, "fifo", width, depth, *bind(width, depth, fifo=True)) for name, width, depth in fifos]
-    uses += [_memory(name, kind, bits) for name, kind, bits in buffers
-             if kind != "local" or bits > REGISTER_BITS]
+    uses += [_memory(b) for b in buffers if not is_register(b)]
     uses = rebalance(uses)
     totals = _totals(uses)
     return {
@@ -233,13 +271,21 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
     return tensors
 
 
-def kernel_buffers(kernel: KernelOp) -> list[tuple[str, str, int]]:
+def converter_buffer(record: ConverterRecord) -> Buffer:
+    """A converter's banks as the emitter declares them: `partitions` memories of one element a
+    word, each holding every `partitions`-th element of the box of each bank."""
+    elements = record.banks * math.prod(record.buffer_shape)
+    return Buffer(record.name, "converter", record.bytes * 8 // elements, record.banks * math.ceil(math.prod(record.buffer_shape)
+                  / record.partitions), record.partitions)
+
+
+def kernel_buffers(kernel: KernelOp) -> list[Buffer]:
     """`count`'s buffers of a kernel: its converters' banks, its tasks' local tensors and its DMAs'
-    m_axi buffers (one adapter per HBM stripe, lowering/hbm_channels.py), each named
-    `node: what` after the node that holds it (converters: their own name)."""
-    return [(c.name, "converter", c.bytes * 8) for c in converter_records(kernel)] + [
-        (f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
-    ] + [(f"{name}: m_axi{k}", "maxi", MAXI_WORDS * hbm_word_bits(op))
+    m_axi buffers (one adapter per HBM stripe, lowering/hbm_channels.py, 512 words of its port),
+    each named `node: what` after the node that holds it (converters: their own name)."""
+    return [converter_buffer(c) for c in converter_records(kernel)] + [
+        Buffer.of_bits(f"{task}: {name}", "local", bits) for task, name, bits in local_tensors(kernel)
+    ] + [Buffer(f"{name}: m_axi{k}", "maxi", hbm_word_bits(op), MAXI_WORDS)
          for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS) for k in range(hbm_stripes(op)[0])]
 
 

@@ -36,6 +36,7 @@ from lowering.memory import (
     MEMORY_FILL,
     REGISTER_BITS,
     URAM,
+    Buffer,
     bind,
     count,
     kernel_buffers,
@@ -364,7 +365,7 @@ def fits_device(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE, ta
     return fits
 
 
-def memory_usage(graph: Graph, buffers: list[tuple[str, str, int]], depths: Mapping[str, int]) -> Usage:
+def memory_usage(graph: Graph, buffers: list[Buffer], depths: Mapping[str, int]) -> Usage:
     """The BRAM36, URAM and LUTs (LUTRAM) of FIFOs at `depths` (in tokens, per edge of `graph`)
     and of a kernel's `buffers` (`memory.kernel_buffers`)."""
     memory = count(_fifos(graph, depths), buffers)
@@ -384,8 +385,8 @@ def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], tabl
     fifos = _fifos(graph, depths)
     holder = {e.name: e.dst for e in graph.fifos}
     buffers = kernel_buffers(kernel)
-    for name, kind, _ in buffers:
-        holder[name] = name.split(": ", 1)[0] if kind != "converter" else name
+    for buffer in buffers:
+        holder[buffer.name] = buffer.name.split(": ", 1)[0] if buffer.kind != "converter" else buffer.name
     memories = {}
     for memory in count(fifos, buffers)["memories"]:  # type: ignore[union-attr]
         node = holder[memory["name"]]

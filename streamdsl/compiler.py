@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from xdsl.dialects.builtin import ModuleOp
 from streamdsl.dialects.dataflow import ITensorConverterOp, KernelOp
 from streamdsl.graph import Graph
 from streamdsl.graphviz import summary_html
-from streamdsl.layout import slab_layout
+from streamdsl.layout import bank_partitions, slab_layout
 from streamdsl.scalars import has_scalars, specialise
 from streamdsl.sim.timed import TimedResult, activity, simulate_timed
-from streamdsl.wiring import node_name
+from streamdsl.wiring import kernel_nodes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,12 +57,14 @@ class StreamRecord:
 class ConverterRecord:
     """One layout converter of the design (the `converters` entries of report.json): `banks`
     banks of `buffer_shape` (one slab each; two for ping-pong when there is more than one slab),
-    `bytes` in all, exactly what the emitted C++ allocates."""
+    `bytes` in all, cut cyclically into `partitions` memories along the box, exactly what the
+    emitted C++ allocates."""
 
     name: str
     buffer_shape: list[int]
     bytes: int
     banks: int = 2
+    partitions: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -70,12 +73,13 @@ class ConverterRecord:
 def converter_records(kernel: KernelOp) -> list[ConverterRecord]:
     """The layout converters of `kernel`, with the banks the emitted C++ allocates."""
     records = []
-    for op in kernel.body.block.ops:
+    for op, name in kernel_nodes(kernel):
         if isinstance(op, ITensorConverterOp):
             src, dst = op.source.type.itensor, op.result.type.itensor  # type: ignore[attr-defined]
             shared = op.shared_loops.value.data if op.shared_loops is not None else 0
             layout = slab_layout(src, dst, shared)  # the emitter allocates from the same analysis
-            records.append(ConverterRecord(node_name(op), list(layout.box), layout.buffer_bytes(src.dtype.bits), layout.banks))
+            records.append(ConverterRecord(name, list(layout.box), layout.buffer_bytes(src.dtype.bits), layout.banks,
+                                           bank_partitions(src, dst, math.prod(layout.box))))
     return records
 
 

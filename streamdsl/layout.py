@@ -127,6 +127,13 @@ class SlabLayout:
         return self.banks * math.prod(self.box) * elem_bits // 8
 
 
+def bank_partitions(src: itensor, dst: itensor, box: int) -> int:
+    """The cyclic partition factor of a converter's banks of `box` elements (the emitted
+    `array_partition` on the box dimension): one memory per lane of the wider beat, so a beat
+    moves in one cycle (at most one per element)."""
+    return min(max(src.beat_lanes, dst.beat_lanes), box)
+
+
 def slab_count(src: itensor, dst: itensor, shared_loops: int) -> int:
     """How many slabs a converter with `shared_loops` goes through (the product of the shared
     trip counts, after splitting); each side streams `num_tokens / slab_count` tokens per slab."""

@@ -105,7 +105,8 @@ def test_report_counts_memory_by_shape(tmp_path):
     for kind in ("BRAM36", "URAM", "LUTRAM"):
         assert memory[kind] == sum(m["count"] for m in memory["memories"] if m["resource"] == kind) <= memory["capacity"][kind]
     for m in memory["memories"]:
-        assert m["width"] <= 1024 and (m["resource"], m["count"]) == bind(m["width"], m["depth"], m["kind"] == "fifo")
+        resource, count = bind(m["width"], m["depth"], m["kind"] == "fifo")  # each of its copies (a converter's partitions)
+        assert m["width"] <= 1024 and (m["resource"], m["count"]) == (resource, count * m.get("copies", 1))
     assert {m["kind"] for m in memory["memories"]} >= {"fifo"}
 
 
@@ -146,7 +147,7 @@ def test_task_local_buffers_count_toward_the_on_chip_check():
     from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
     from xdsl.parser import Parser
 
-    from lowering.memory import count, local_tensors
+    from lowering.memory import Buffer, count, local_tensors
     from streamdsl.dialects.dataflow import DATAFLOW, kernel_of
 
     source = (Path(__file__).parent / "filecheck" / "dialect" / "structure.mlir").read_text()
@@ -163,8 +164,8 @@ def test_task_local_buffers_count_toward_the_on_chip_check():
     small, large = (local_tensors(k) for k in kernels)
     assert [bits for _, _, bits in small] == [4 * 32] * 2  # the tile read and the sum (the add never reads its empty init)
     assert sorted(set(large) - set(small)) == [("twice", "big", 16384 * 16384 * 32)]  # 1 GiB
-    assert count([], [(f"{t}: {n}", "local", b) for t, n, b in small])["memories"] == []  # tiles are registers
-    memory = count([], [(f"{t}: {n}", "local", b) for t, n, b in large])
+    assert count([], [Buffer.of_bits(f"{t}: {n}", "local", b) for t, n, b in small])["memories"] == []  # tiles are registers
+    memory = count([], [Buffer.of_bits(f"{t}: {n}", "local", b) for t, n, b in large])
     assert not memory["fits"] and memory["memories"][0]["name"] == "twice: big"
 
 

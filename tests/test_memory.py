@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lowering import memory
-from lowering.memory import BRAM36, CAPACITY, LUTRAM, URAM, bind, count, fifo_storages, words_of
+from lowering.memory import BRAM36, CAPACITY, LUTRAM, URAM, Buffer, bind, count, fifo_storages, words_of
 
 
 @pytest.mark.parametrize(
@@ -35,19 +35,20 @@ def test_words_split_wide_tokens_evenly() -> None:
 
 
 def test_count_totals_and_fit() -> None:
-    got = count([("a->b", 1024, 934), ("b->c", 512, 2)], [("conv", "converter", 64 * 64 * 32 * 2), ("t: tile", "local", 2048)])
+    got = count([("a->b", 1024, 934), ("b->c", 512, 2)], [Buffer("conv", "converter", 32, 2 * 64 * 64 // 32, 32),
+                                                          Buffer.of_bits("t: tile", "local", 2048)])
     fifo_ab = bind(1024, 934, True)
-    conv = bind(1024, 256, False)
-    assert (got["BRAM36"], got["LUTRAM"]) == (fifo_ab[1] + conv[1], 512)
+    conv = bind(32, 256, False)  # 32 partitions of 256 floats: 1 BRAM36 each
+    assert (got["BRAM36"], got["LUTRAM"]) == (fifo_ab[1] + 32 * conv[1], 512)
     assert got["URAM"] == 0 and got["fits"]
-    assert [m["name"] for m in got["memories"]] == ["a->b", "conv", "b->c"]  # the local tile is registers
+    assert [m["name"] for m in got["memories"]] == ["conv", "a->b", "b->c"]  # 32 BRAM36, 30; the local tile is registers
     huge = count([("x->y", 1024, 128 * 8192)], [])
     assert not huge["fits"] and huge["memories"][0]["resource"] == URAM
 
 
-def _maxi(n: int) -> list[tuple[str, str, int]]:
+def _maxi(n: int) -> list[Buffer]:
     """n DMA m_axi buffers: 512 words of 512 bits, 8 BRAM36 each, which never move."""
-    return [(f"dma{k}: m_axi0", "maxi", 512 * 512) for k in range(n)]
+    return [Buffer(f"dma{k}: m_axi0", "maxi", 512, 512) for k in range(n)]
 
 
 def test_fifos_move_to_uram_most_bram_saved_per_uram_first(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,19 +84,20 @@ def test_every_fifo_is_bound_to_the_primitive_the_memory_count_charges(name: str
 
 
 def test_fifos_the_count_moves_to_uram_are_bound_to_uram(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a device of 120 BRAM36 and 60 URAM the ffn-block's 146 (by shape) do not fit: the count moves its
+    """On a device of 90 BRAM36 and 60 URAM the ffn-block's 116 (by shape) do not fit: the count moves its
     two deepest BRAM FIFOs, the weight prefetches dma_load(w_down)->fc_down and dma_load(w_up)->fc_up
-    (1,024 bits x 160 and x 64: 15 BRAM36 or 15 URAM each), to URAM (116 BRAM36, 30 URAM), and the
+    (1,024 bits x 160 and x 64: 15 BRAM36 or 15 URAM each), to URAM (86 BRAM36, 30 URAM), and the
     emitted C++ binds those FIFOs, and only them, to URAM. (131 BRAM36 and one FIFO moved while the
-    timing model let a converter's two sides move independently: the w_up prefetch was 32 deep.)"""
+    timing model let a converter's two sides move independently: the w_up prefetch was 32 deep;
+    146 while the converters' banks were counted as 1,024-bit words, not as their partitions.)"""
     from lowering import memory
 
     design = sd.compile(CASES["ffn_block"]().program)
-    assert memory.design_memory(design)["BRAM36"] == 146
-    monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 120)
+    assert memory.design_memory(design)["BRAM36"] == 116
+    monkeypatch.setitem(memory.CAPACITY, memory.BRAM36, 90)
     monkeypatch.setitem(memory.CAPACITY, memory.URAM, 60)  # fewer than BRAM36, so the shape rule still picks BRAM36
     counted = memory.design_memory(design)
-    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (116, 30, True)
+    assert (counted["BRAM36"], counted["URAM"], counted["fits"]) == (86, 30, True)
     assert [m["name"] for m in counted["memories"] if m.get("moved")] == ["dma_load(w_down)->fc_down", "dma_load(w_up)->fc_up"]
     assert list(_check_bind_storage(design).values()).count("uram") == 2
 
@@ -115,6 +116,9 @@ def _check_bind_storage(design: object) -> dict[str, str]:
         memory = counted[stream]
         want = {"BRAM36": "bram", "URAM": "uram"}.get(memory["resource"]) or ("srl" if memory["depth"] <= 32 else "lutram")
         assert impl[var] == want, (stream, memory, impl[var])
+    banks = sorted(re.findall(r"#pragma HLS bind_storage variable=bank type=ram_s2p impl=(\w+)", code))
+    converters = [m["resource"] for m in design_memory(design)["memories"] if m["kind"] == "converter"]
+    assert banks == sorted({"BRAM36": "bram", "URAM": "uram", "LUTRAM": "lutram"}[r] for r in converters)
     return impl
 
 
