@@ -278,6 +278,12 @@ class _Design:
         self._retime(name, task)
         return self.graph.tasks[name].latency or 0
 
+    def apply_lanes(self, lanes: Mapping[str, int]) -> None:
+        """Every task at its lanes in `lanes` (one it omits: the table's)."""
+        for task in self.kernel.body.block.ops:
+            if isinstance(task, TaskOp) and unroll_lanes(task) != lanes.get(task.sym_name.data):
+                self.set_lanes(task, lanes.get(task.sym_name.data))
+
     def _retime(self, name: str, op: Operation) -> None:
         """Node `name`'s task again from `op`'s schedule (its attributes changed)."""
         self.graph.tasks[name] = node_task(name, op, self.timing.schedule(op))
@@ -441,6 +447,21 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
             say(f"lanes: {name} {why}: x{lanes} (was x{now}), {makespan} cycles")
 
 
+def _trim_grown(design: _Design, tasks: Mapping[str, TaskOp], start: Mapping[str, int], steps: list[dict[str, int]],
+                gain: float, say: Callable[[str], None], device: Device) -> dict[str, int]:
+    """Level 2b: level 1a again, on the design the lanes level grew (every step applied), over the
+    tasks no step grew and no split cut: level 1a judged them in the unsplit block, where the
+    matvecs' slowness hid what they cost (GPT-2 medium's activation quantizers and norms kept 64
+    lanes of float cores, 6% of the device's LUTs, for 16 cycles a vector). The room they give
+    goes to the fit (level 4); run only when the grown design does not fit (`_fits_grown`): where
+    it fits, the trim would cost cycles for room nothing needs. Returns the starting lanes with
+    theirs."""
+    design.apply_lanes(_with_steps(start, steps))
+    keep = {n for step in steps for n in step} | {n for n in tasks if _SPLIT_PART.search(n)}
+    _trim_lanes(design, keep, gain, say, device, TRIM_SLACK)
+    return {**start, **{n: v for n, t in tasks.items() if n not in keep and (v := unroll_lanes(t))}}
+
+
 def _sizing(design: _Design, device: Device) -> Sizing:
     """The design's FIFOs sized as `size-fifos` sizes them (min-bits within the device: the
     prefetch limited where memory would over-fill it)."""
@@ -500,19 +521,12 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
     each set of steps by its FIFO-sized design (a later step must cut the unbounded makespan by
     `gain`). A design that fits with no step keeps every step and says so (its splits or memories
     over-fill the device, not its lanes). Returns the lanes and the figures."""
-    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
 
     def lanes_of(kept: tuple[int, ...]) -> dict[str, int]:
-        lanes = dict(start)
-        for i in kept:
-            lanes.update(steps[i])
-        return lanes
+        return _with_steps(start, [steps[i] for i in kept])
 
     def apply(kept: tuple[int, ...]) -> None:
-        lanes = lanes_of(kept)
-        for name, task in tasks.items():
-            if lanes.get(name) != unroll_lanes(task):
-                design.set_lanes(task, lanes.get(name))
+        design.apply_lanes(lanes_of(kept))
 
     @functools.cache
     def usage(kept: tuple[int, ...]) -> KernelUsage:
@@ -668,6 +682,12 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     return best_parts, best
 
 
+def _fits(design: _Design, device: Device) -> bool:
+    """Whether `design`, FIFO-sized, fits `device` and its SLRs by the resource model."""
+    usage = _sized_usage(design, device)
+    return not usage.total.over(device.total) and _placeable(design, usage, device)
+
+
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowed: bool = False) -> bool:
     """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs, its
     ports at 512 bits or, `narrowed`, as the exploration will narrow them (the BRAM36 that frees
@@ -675,8 +695,22 @@ def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowe
     design = _Design(kernel_of(module), timing)
     if narrowed:
         design.narrow_ports()
-    usage = _sized_usage(design, device)
-    return not usage.total.over(device.total) and _placeable(design, usage, device)
+    return _fits(design, device)
+
+
+def _fits_grown(design: _Design, start: Mapping[str, int], steps: list[dict[str, int]], device: Device) -> bool:
+    """Whether `design` with every lanes step and its ports narrowed, FIFO-sized, fits `device`."""
+    design.apply_lanes(_with_steps(start, steps))
+    design.narrow_ports()
+    return _fits(design, device)
+
+
+def _with_steps(start: Mapping[str, int], steps: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """The lanes of `start` after `steps` (each the lanes it gave its tasks), in order."""
+    lanes = dict(start)
+    for step in steps:
+        lanes.update(step)
+    return lanes
 
 
 def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fits: Callable[[ModuleOp], bool],
@@ -752,9 +786,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         start_lanes = {n: v for n, t in tasks.items() if (v := unroll_lanes(t))}
         explored = []
         for choice in (striping, not striping):  # lanes from the start under each: they decide which tasks are HBM-bound
-            for name, task in tasks.items():
-                if unroll_lanes(task) != start_lanes.get(name):
-                    design.set_lanes(task, start_lanes.get(name))
+            design.apply_lanes(start_lanes)
             allocate_kernel(kernel, striping=choice)
             design.rebuild()
             lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, design.evaluations + evaluations, gain,
@@ -765,6 +797,9 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         _, makespan, _, striping, steps = min(explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
+        if not _fits_grown(design, start_lanes, steps, device):  # level 2b gives the fit room
+            say("lanes: the grown design does not fit once FIFO-sized; trimming the tasks no step grew")
+            start_lanes = _trim_grown(design, tasks, start_lanes, steps, gain, say, device)
         lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain)
         ports = design.narrow_ports()
         makespan = design.run()

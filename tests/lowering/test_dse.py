@@ -5,6 +5,7 @@ started, within the resource model, and a plan that builds the same design again
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,17 +43,24 @@ def test_exploration_is_deterministic_for_a_seed_and_never_slower() -> None:
     assert not compute.over(U55C_DEVICE.total * 0.8)  # the default fill
 
 
-def test_the_lanes_level_tries_again_the_tasks_another_task_bounded() -> None:
-    """On the tiny Llama W4A8 block (gate and up projections multiplied: each bounds the product
-    while the other is slow), a pass drops tasks that got faster but did not cut the makespan; the
-    next pass, after the steps that followed, keeps steps among them."""
-    from lowering.dse import explore
+@pytest.fixture(scope="module")
+def tiny_llama() -> tuple[Plan, list[str]]:
+    """The exploration of the tiny Llama W4A8 block (groups of 32, cache length 64) at 250 MHz:
+    its plan and its progress messages."""
     from streamdsl import quant
     from toolchain.models import model_block
 
     block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
     said: list[str] = []
-    explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, progress=said.append)
+    plan = explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, progress=said.append)
+    return plan, said
+
+
+def test_the_lanes_level_tries_again_the_tasks_another_task_bounded(tiny_llama: tuple[Plan, list[str]]) -> None:
+    """On the tiny Llama W4A8 block (gate and up projections multiplied: each bounds the product
+    while the other is slow), a pass drops tasks that got faster but did not cut the makespan; the
+    next pass, after the steps that followed, keeps steps among them."""
+    _, said = tiny_llama
     passes, kept = 0, 0  # the passes after the first, and the steps they kept
     for message in said:
         if message.startswith("lanes: again"):
@@ -64,22 +72,56 @@ def test_the_lanes_level_tries_again_the_tasks_another_task_bounded() -> None:
     assert kept > 0
 
 
-def test_twin_projections_double_their_lanes_together() -> None:
+def test_twin_projections_double_their_lanes_together(tiny_llama: tuple[Plan, list[str]]) -> None:
     """Gemma 3's and Llama's gate and up projections have one shape and stream side by side into
     one product: either alone at twice its lanes ends no sooner, so the lanes level doubles them
     in one step (on the tiny Llama W4A8 block, split in 2 parts: 64 to 128 lanes, 1,441 cycles;
     then each grows on its own, to 256 and 512). A task merely as slow that runs at another time is
     not its twin."""
-    from streamdsl import quant
-    from toolchain.models import model_block
-
-    block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
-    said: list[str] = []
-    plan = explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, progress=said.append)
+    plan, said = tiny_llama
     joint = [m for m in said if " + " in m]
     assert joint and all(m.startswith("lanes: k45_reduce + k48_reduce (all parts) x") for m in joint), joint
     assert plan.splits["k45_reduce"] == plan.splits["k48_reduce"] == 2
     assert min(plan.lanes["k45_reduce_p0"], plan.lanes["k48_reduce_p0"]) > 64
+
+
+def test_when_the_grown_design_does_not_fit_the_tasks_no_step_grew_give_up_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 2b: when the design with every lanes step does not fit once FIFO-sized, the tasks no
+    step grew and no split cut are trimmed within `TRIM_SLACK` before the fit (level 4). On the
+    tiny Llama W4A8 block, on a device of 60% of the U55C's DSPs, LUTs and FFs with the whole of it
+    for the tasks' compute, the fit without level 2b keeps 14 of 23 steps; with it the norms' maps
+    and a dequantizing matmul give up half their lanes or more and the fit keeps all 23, faster."""
+    from dataclasses import replace
+
+    from lowering import dse
+    from lowering.resources import Device
+    from streamdsl import quant
+    from toolchain.models import model_block
+
+    per = U55C_DEVICE.per_slr
+    device = Device("small", 3, replace(per, DSP=per.DSP * 0.6, LUT=per.LUT * 0.6, FF=per.FF * 0.6), U55C_DEVICE.sll)
+    block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
+
+    def explored() -> tuple[Plan, list[str]]:
+        said: list[str] = []
+        plan = explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, fill=1.0, device=device, progress=said.append)
+        return plan, said
+
+    plan, said = explored()
+    with monkeypatch.context() as patched:
+        patched.setattr(dse, "_trim_grown", lambda design, tasks, start, *_: dict(start))
+        without, _ = explored()
+    assert without.figures["lanes_steps_kept"] < plan.figures["lanes_steps_kept"] == plan.figures["lanes_steps"]
+    assert plan.figures["fits"] and plan.figures["unbounded_makespan_cycles"] < without.figures["unbounded_makespan_cycles"]
+    first = said.index("lanes: the grown design does not fit once FIFO-sized; trimming the tasks no step grew")
+    trims = [m for m in said[first:] if "gives up lanes" in m]
+    grown = {m.split()[1] for m in said if re.match(r"lanes: \S+( \+ \S+)*( \(all parts\))? x\d+: ", m)}
+    assert trims
+    for message in trims:
+        name, lanes, was = re.match(r"lanes: (\S+) gives up lanes .*: x(\d+) \(was x(\d+)\)", message).groups()
+        assert name not in grown and "_p" not in name and plan.lanes[name] == int(lanes) < int(was), message
+    runs = [int(found[1]) for m in said if (found := re.search(r"with its lanes: (\d+) cycles", m))]
+    assert int(trims[-1].split(", ")[-1].split()[0]) <= max(runs) * (1 + dse.TRIM_SLACK)
 
 
 def test_a_task_with_time_to_spare_gives_up_lanes() -> None:
