@@ -34,6 +34,10 @@ allocation), but driven by our models instead of HLS runs:
    infinite FIFOs every weight streams from cycle 0, so TinyLlama's two allocations took 121,333
    and 121,410 cycles, but sized within the memory one channel each took 168,510 and striped
    121,410.
+   Level 2b (`_trim_grown`): when the design with every lanes step does not fit once FIFO-sized,
+   level 1a runs again on it, over the tasks no step grew and no split cut (GPT-2 medium's
+   activation quantizers and norm maps, which level 1a judged in the unsplit block, held 64 lanes
+   of float cores for 16 cycles a vector): the room goes to the fit.
 4. **Fit**: levels 2 and 3 judge the tasks' compute (and the DMA adapters) alone; the FIFOs that
    sizing adds take BRAM36, URAM and LUTs. The design is FIFO-sized as `size-fifos` does (within
    the device) and judged by the resource model; the longest prefix of level 2's steps whose
