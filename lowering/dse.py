@@ -34,7 +34,7 @@ allocation), but driven by our models instead of HLS runs:
    infinite FIFOs every weight streams from cycle 0, so TinyLlama's two allocations took 121,333
    and 121,410 cycles, but sized within the memory one channel each took 168,510 and striped
    121,410.
-   Level 2b (`_trim_grown`): when the design with every lanes step does not fit once FIFO-sized,
+   Level 3b (`_trim_grown`): when the design with every lanes step does not fit once FIFO-sized,
    level 1a runs again on it, over the tasks no step grew and no split cut (GPT-2 medium's
    activation quantizers and norm maps, which level 1a judged in the unsplit block, held 64 lanes
    of float cores for 16 cycles a vector): the room goes to the fit.
@@ -453,7 +453,7 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
 
 def _trim_grown(design: _Design, tasks: Mapping[str, TaskOp], start: Mapping[str, int], steps: list[dict[str, int]],
                 gain: float, say: Callable[[str], None], device: Device) -> dict[str, int]:
-    """Level 2b: level 1a again, on the design the lanes level grew (every step applied), over the
+    """Level 3b: level 1a again, on the design the lanes level grew (every step applied), over the
     tasks no step grew and no split cut: level 1a judged them in the unsplit block, where the
     matvecs' slowness hid what they cost (GPT-2 medium's activation quantizers and norms kept 64
     lanes of float cores, 6% of the device's LUTs, for 16 cycles a vector). The room they give
@@ -801,7 +801,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         _, makespan, _, striping, steps = min(explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
-        if not _fits_grown(design, start_lanes, steps, device):  # level 2b gives the fit room
+        if not _fits_grown(design, start_lanes, steps, device):  # level 3b gives the fit room
             say("lanes: the grown design does not fit once FIFO-sized; trimming the tasks no step grew")
             start_lanes = _trim_grown(design, tasks, start_lanes, steps, gain, say, device)
         lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain)

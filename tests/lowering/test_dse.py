@@ -86,10 +86,10 @@ def test_twin_projections_double_their_lanes_together(tiny_llama: tuple[Plan, li
 
 
 def test_when_the_grown_design_does_not_fit_the_tasks_no_step_grew_give_up_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Level 2b: when the design with every lanes step does not fit once FIFO-sized, the tasks no
+    """Level 3b: when the design with every lanes step does not fit once FIFO-sized, the tasks no
     step grew and no split cut are trimmed within `TRIM_SLACK` before the fit (level 4). On the
     tiny Llama W4A8 block, on a device of 60% of the U55C's DSPs, LUTs and FFs with the whole of it
-    for the tasks' compute, the fit without level 2b keeps 14 of 23 steps; with it the norms' maps
+    for the tasks' compute, the fit without level 3b keeps 14 of 23 steps; with it the norms' maps
     and a dequantizing matmul give up half their lanes or more and the fit keeps all 23, faster."""
     from dataclasses import replace
 
