@@ -14,12 +14,13 @@ A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most `MAX
 1,024 bits, the last beat of a token padded), so a FIFO of D tokens of b beats is D x b words of
 min(token bits, 1,024) bits; a task-local buffer of B bits is ceil(B / 1024) words. Task-local
 tensors of at most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the
-lane-parallel loops partition them), not memories. A converter's banks are the memories the emitter
-declares (`converter_buffer`): cut cyclically into one partition per lane of the wider beat, each
-partition a memory of one element a word (one of a single word is a register), bound by
-`bind_storage` where this count puts it (`buffer_storage`). A DMA's `m_axi` adapter buffers `MAXI_OUTSTANDING` bursts of
-`MAXI_BURST` words of its port (512 bits, or narrower: lowering/hbm_channels.py `narrow_ports`) per
-HBM stripe (Vitis builds it in BRAM36: it never moves).
+lane-parallel loops partition them), not memories. A converter's banks are the memories the
+emitter declares (`converter_buffer`): cut cyclically into one partition per lane of the wider
+beat, each partition a memory of one element a word (one of a single word is a register), bound
+by `bind_storage` where this count puts it (`buffer_storage`). A DMA's `m_axi` adapter buffers
+`MAXI_OUTSTANDING` bursts of `MAXI_BURST` words of its port (512 bits, or narrower:
+lowering/hbm_channels.py `narrow_ports`) per HBM stripe (Vitis builds it in BRAM36: it never
+moves).
 """
 
 from __future__ import annotations
@@ -274,9 +275,9 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
 def converter_buffer(record: ConverterRecord) -> Buffer:
     """A converter's banks as the emitter declares them: `partitions` memories of one element a
     word, each holding every `partitions`-th element of the box of each bank."""
-    elements = record.banks * math.prod(record.buffer_shape)
-    return Buffer(record.name, "converter", record.bytes * 8 // elements, record.banks * math.ceil(math.prod(record.buffer_shape)
-                  / record.partitions), record.partitions)
+    box = math.prod(record.buffer_shape)
+    width = record.bytes * 8 // (record.banks * box)
+    return Buffer(record.name, "converter", width, record.banks * math.ceil(box / record.partitions), record.partitions)
 
 
 def kernel_buffers(kernel: KernelOp) -> list[Buffer]:

@@ -103,3 +103,22 @@ def test_fifos_move_once_the_bram_is_over_98_percent(monkeypatch: pytest.MonkeyP
 def test_an_m_axi_buffer_is_512_words_of_512_bits() -> None:
     got = count([], _maxi(1))["memories"][0]
     assert (got["width"], got["depth"], got["resource"], got["count"]) == (512, 512, BRAM36, 8)
+
+
+def test_a_converters_banks_are_counted_as_the_partitions_the_emitter_declares() -> None:
+    """`bank[2][16 * 64]` of floats cut cyclically into 32 partitions: 32 memories of 32 bits x 64
+    words (2,048 bits each: 1 BRAM36 each, 32 in all); `bank[1][1024]` of int8 in 64 partitions (an
+    activation repeated to each weight tile): 64 memories of 8 bits x 16 words (128 bits: 2 LUTs of
+    LUTRAM each); `bank[1][64]` in 64 partitions of one word each: registers, not counted."""
+    from lowering.memory import buffer_storage, converter_buffer, is_register
+    from streamdsl.compiler import ConverterRecord
+
+    floats = converter_buffer(ConverterRecord("f", [16, 64], 2 * 16 * 64 * 4, banks=2, partitions=32))
+    int8s = converter_buffer(ConverterRecord("x", [1024], 1024, banks=1, partitions=64))
+    lanes = converter_buffer(ConverterRecord("r", [64], 64, banks=1, partitions=64))
+    assert (floats, int8s, lanes) == (Buffer("f", "converter", 32, 64, 32), Buffer("x", "converter", 8, 16, 64),
+                                      Buffer("r", "converter", 8, 1, 64))
+    got = count([], [floats, int8s, lanes])
+    assert (got["BRAM36"], got["LUTRAM"], got["URAM"]) == (32, 128, 0)
+    assert [m["name"] for m in got["memories"]] == ["f", "x"] and is_register(lanes)
+    assert (buffer_storage(floats), buffer_storage(int8s)) == ("bram", "lutram")
