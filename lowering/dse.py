@@ -457,7 +457,7 @@ def _trim_grown(design: _Design, tasks: Mapping[str, TaskOp], start: Mapping[str
     tasks no step grew and no split cut: level 1a judged them in the unsplit block, where the
     matvecs' slowness hid what they cost (GPT-2 medium's activation quantizers and norms kept 64
     lanes of float cores, 6% of the device's LUTs, for 16 cycles a vector). The room they give
-    goes to the fit (level 4); run only when the grown design does not fit (`_fits_grown`): where
+    goes to the fit (level 4); run only when the grown design does not fit (`_fit_sized`): where
     it fits, the trim would cost cycles for room nothing needs. Returns the starting lanes with
     theirs."""
     design.apply_lanes(_with_steps(start, steps))
@@ -519,12 +519,14 @@ def fitting_steps(steps: int, within: Callable[[tuple[int, ...]], bool], placed:
 
 
 def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, int]], device: Device,
-               say: Callable[[str], None], gain: float = 0.0) -> tuple[dict[str, int], dict[str, Any]]:
+               say: Callable[[str], None], gain: float = 0.0,
+               trim: Callable[[], Mapping[str, int]] | None = None) -> tuple[dict[str, int], dict[str, Any]]:
     """Level 4, the fit: the exploration judged the tasks' compute only; the FIFOs sizing adds
     afterwards take BRAM36, URAM and LUTs. Keep the lanes steps `fitting_steps` keeps, judging
     each set of steps by its FIFO-sized design (a later step must cut the unbounded makespan by
     `gain`). A design that fits with no step keeps every step and says so (its splits or memories
-    over-fill the device, not its lanes). Returns the lanes and the figures."""
+    over-fill the device, not its lanes). When the design with every step does not fit, `trim`
+    (level 3b) gives the starting lanes first. Returns the lanes and the figures."""
 
     def lanes_of(kept: tuple[int, ...]) -> dict[str, int]:
         return _with_steps(start, [steps[i] for i in kept])
@@ -547,17 +549,25 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
         apply(kept)
         return design.run()
 
-    kept = fitting_steps(len(steps), lambda kept: not usage(kept).total.over(device.total), placed,
-                         lambda kept, trial: makespan(trial) <= makespan(kept) * (1 - gain))
+    def within(kept: tuple[int, ...]) -> bool:
+        return not usage(kept).total.over(device.total)
+
+    every = tuple(range(len(steps)))
+    if trim is not None and not (within(every) and placed(every)):
+        say("lanes: the grown design does not fit once FIFO-sized; trimming the tasks no step grew")
+        start = trim()
+        for cached in (usage, placed, makespan):
+            cached.cache_clear()  # their designs started from the untrimmed lanes
+    kept = fitting_steps(len(steps), within, placed, lambda kept, trial: makespan(trial) <= makespan(kept) * (1 - gain))
     if kept is None:  # not the lanes' doing: fewer would cost speed and fit no better
-        kept = tuple(range(len(steps)))
+        kept = every
         over = usage(kept).total.over(device.total)
         say(f"fit: the FIFO-sized design does not fit the {device.name} by the resource model "
             f"({', '.join(over) if over else 'no SLR placement'}), not even at the starting lanes")
     elif len(kept) < len(steps):
         say(f"fit: the FIFO-sized design fits with {len(kept)} of the {len(steps)} lanes steps")
     apply(kept)
-    fits = not usage(kept).total.over(device.total) and placed(kept)
+    fits = within(kept) and placed(kept)
     return lanes_of(kept), {"fits": fits, "lanes_steps": len(steps), "lanes_steps_kept": len(kept),
                             "busiest_share": round(usage(kept).total.share(device.total), 4)}
 
@@ -686,12 +696,6 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     return best_parts, best
 
 
-def _fits(design: _Design, device: Device) -> bool:
-    """Whether `design`, FIFO-sized, fits `device` and its SLRs by the resource model."""
-    usage = _sized_usage(design, device)
-    return not usage.total.over(device.total) and _placeable(design, usage, device)
-
-
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowed: bool = False) -> bool:
     """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs, its
     ports at 512 bits or, `narrowed`, as the exploration will narrow them (the BRAM36 that frees
@@ -699,14 +703,8 @@ def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowe
     design = _Design(kernel_of(module), timing)
     if narrowed:
         design.narrow_ports()
-    return _fits(design, device)
-
-
-def _fits_grown(design: _Design, start: Mapping[str, int], steps: list[dict[str, int]], device: Device) -> bool:
-    """Whether `design` with every lanes step and its ports narrowed, FIFO-sized, fits `device`."""
-    design.apply_lanes(_with_steps(start, steps))
-    design.narrow_ports()
-    return _fits(design, device)
+    usage = _sized_usage(design, device)
+    return not usage.total.over(device.total) and _placeable(design, usage, device)
 
 
 def _with_steps(start: Mapping[str, int], steps: Sequence[Mapping[str, int]]) -> dict[str, int]:
@@ -801,10 +799,8 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         _, makespan, _, striping, steps = min(explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
-        if not _fits_grown(design, start_lanes, steps, device):  # level 3b gives the fit room
-            say("lanes: the grown design does not fit once FIFO-sized; trimming the tasks no step grew")
-            start_lanes = _trim_grown(design, tasks, start_lanes, steps, gain, say, device)
-        lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain)
+        lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain,
+                                trim=lambda: _trim_grown(design, tasks, start_lanes, steps, gain, say, device))
         ports = design.narrow_ports()
         makespan = design.run()
         say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
