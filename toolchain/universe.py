@@ -93,6 +93,12 @@ def _unroll_short_loops():
     return UnrollShortLoopsPass
 
 
+def _flatten_loop_nests():
+    from lowering.transforms.flatten_loop_nests import FlattenLoopNestsPass
+
+    return FlattenLoopNestsPass
+
+
 def _share_hbm_ports():
     from lowering.transforms.share_hbm_ports import ShareHbmPortsPass
 
@@ -124,5 +130,6 @@ STREAMDSL_UNIVERSE = Universe(
         "fit-lanes": _fit_lanes,
         "partial-reductions": _partial_reductions,
         "unroll-short-loops": _unroll_short_loops,
+        "flatten-loop-nests": _flatten_loop_nests,
     },
 )

@@ -1,0 +1,97 @@
+"""`flatten-loop-nests`: a task's perfect nest of two loops becomes one loop, so that the whole
+nest is pipelined instead of its inner loop alone.
+
+The timing model and the emitter pipeline the innermost loop of a task and run the loops around
+it one iteration after the other (docs/timing.md): each outer iteration pays the pipeline's fill
+and drain. Attention planned one head a tile (`tile-batch-loops`) walks heads x key tiles, and a
+task such as the scores' contraction reads, multiplies and writes one key tile an iteration with
+nothing between the two loops: GPT-2 medium's took 334 cycles a head for its three key tiles of
+86 beats (258 cycles of reads) and fell behind the query-key-value matvec that feeds it. Flattened,
+its 48 iterations issue one key tile every 86 cycles.
+
+A nest is flattened when the outer loop's body holds only constants, the inner loop and a yield
+of the inner loop's results, the inner loop carries the outer loop's iteration arguments, both
+have constant bounds that their steps divide, the outer loop starts at 0 and neither induction
+variable is used (xDSL's `scf-for-loop-flatten` rewrite, after the constants are hoisted out of
+the outer body). Deeper perfect nests flatten pair by pair. The body is moved, not copied, so
+the stream accesses keep their order and the functional simulator, the timing model and the
+emitted C++ (one pipelined loop) see the same program. An imperfect nest (an accumulator set
+before the inner loop, a write after it) is left to `unroll-short-loops`, and so are the weight
+matvecs and the tasks that walk their output (`weight_chains`): `split-matvecs` cuts their outer
+loop into parts, so it stays theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import IndexType, ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+from xdsl.rewriter import InsertPoint
+from xdsl.transforms.scf_for_loop_flatten import FlattenNestedLoopsPattern
+
+from lowering.transforms.split_matvecs import weight_chains
+from streamdsl.dialects.dataflow import KernelOp, enclosing_task
+
+__all__ = ["FlattenLoopNestsPass", "perfect_inner_loop"]
+
+
+def perfect_inner_loop(loop: scf.ForOp, keep: Collection[str] = ()) -> scf.ForOp | None:
+    """The inner loop of `loop` when `loop` is a perfect nest inside a task (not named in `keep`)
+    whose induction variables are unused (the nests this pass flattens, once xDSL's rewrite
+    accepts their bounds), else None."""
+    body = loop.body.block
+    inner = [op for op in body.ops if isinstance(op, scf.ForOp)]
+    others = [op for op in body.ops if not isinstance(op, scf.ForOp | arith.ConstantOp | scf.YieldOp)]
+    if len(inner) != 1 or others or (task := enclosing_task(loop)) is None or task.sym_name.data in keep:
+        return None
+    if body.args[0].uses or inner[0].body.block.args[0].uses:
+        return None
+    return inner[0]
+
+
+@dataclass
+class _Flatten(RewritePattern):
+    keep: Collection[str]
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: scf.ForOp, rewriter: PatternRewriter) -> None:
+        if (inner := perfect_inner_loop(op, self.keep)) is None:
+            return
+        constants = [c for c in op.body.block.ops if isinstance(c, arith.ConstantOp)]
+        for constant in constants:  # the inner bounds: the same values before the nest
+            constant.detach()
+            rewriter.insert(constant, InsertPoint.before(op))
+        after = op.next_op
+        FlattenNestedLoopsPattern().match_and_rewrite(op, rewriter)
+        if inner.parent is not None:  # not flattened (its bounds): the nest as it was
+            for constant in reversed(constants):
+                constant.detach()
+                rewriter.insert(constant, InsertPoint.at_start(op.body.block))
+            return
+        flat = after.prev_op if after is not None else None
+        if isinstance(flat, scf.ForOp) and isinstance(bound := flat.ub.owner, arith.MuliOp):  # outer bound x inner trips
+            factors = [v.owner for v in bound.operands]
+            if all(isinstance(c, arith.ConstantOp) for c in factors):  # a constant bound, as the timing model reads bounds
+                trips = factors[0].value.value.data * factors[1].value.value.data
+                rewriter.replace(bound, arith.ConstantOp.from_int_and_width(trips, IndexType()))
+                constants += factors
+        for constant in constants:  # the inner loop's bounds and the factors nothing reads now
+            if constant.parent is not None and not constant.result.uses:
+                rewriter.erase(constant)
+
+
+@dataclass(frozen=True)
+class FlattenLoopNestsPass(ModulePass):
+    """Flatten every task's perfect loop nests (module doc) into one loop each."""
+
+    name = "flatten-loop-nests"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        keep = {name for kernel in op.walk() if isinstance(kernel, KernelOp) for chain in weight_chains(kernel).values()
+                for name in chain}
+        PatternRewriteWalker(_Flatten(keep)).rewrite_module(op)

@@ -1,0 +1,87 @@
+"""flatten-loop-nests: the program computes the same, its stream accesses keep their order, the
+flattened nest is pipelined as one loop (the timing model's figures, computed by hand), and the
+nests it must keep (imperfect, an induction variable used, a weight matvec `split-matvecs` cuts)
+stay as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
+from xdsl.parser import Parser
+
+from lowering.timing import U55C, task_timing
+from lowering.transforms.flatten_loop_nests import FlattenLoopNestsPass, perfect_inner_loop
+from streamdsl.dialects.dataflow import DATAFLOW, TaskOp
+from streamdsl.program import Program
+
+SOURCE = Path(__file__).parent.parent / "filecheck" / "lowering" / "flatten_loop_nests.mlir"
+
+
+def _module() -> builtin.ModuleOp:
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
+        ctx.load_dialect(dialect)
+    return Parser(ctx, SOURCE.read_text()).parse_module()
+
+
+def _tasks(module: builtin.ModuleOp) -> dict[str, TaskOp]:
+    return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}
+
+
+def _loops(task: TaskOp) -> list[scf.ForOp]:
+    return [op for op in task.walk() if isinstance(op, scf.ForOp)]
+
+
+def test_the_flattened_program_computes_the_same() -> None:
+    before, after = _module(), _module()
+    FlattenLoopNestsPass().apply(Context(), after)
+    x = np.random.default_rng(0).standard_normal((2, 6)).astype(np.float32)
+    want = Program(before, "heads").simulate(x)
+    got = Program(after, "heads").simulate(x)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(got[0], 2 * x)  # "scores" doubles every tile, in stream order
+    np.testing.assert_allclose(got[1], x.reshape(2, 3, 2).sum(1), rtol=1e-6)
+
+
+def test_only_the_perfect_nest_without_indices_is_flattened() -> None:
+    module = _module()
+    FlattenLoopNestsPass().apply(Context(), module)
+    tasks = _tasks(module)
+    (flat,) = _loops(tasks["scores"])
+    assert flat.ub.owner.value.value.data == 6 and flat.lb.owner.value.value.data == 0
+    assert len(_loops(tasks["sum"])) == 2  # an accumulator set before the inner loop
+    assert len(_loops(tasks["indexed"])) == 2  # its inner induction variable is read
+    assert perfect_inner_loop(_loops(_tasks(_module())["scores"])[0], keep={"scores"}) is None
+
+
+def test_the_flattened_nest_runs_as_one_pipeline() -> None:
+    """By hand: an iteration of "scores" reads a 64-bit tile (one beat), adds it to itself (a
+    pipelined float adder: `op_latency`) and writes it (one beat): II 1. Before, each of the 2
+    heads entered a 3-iteration pipeline, paying its depth each time and the loop entry between
+    them; flattened, the 6 iterations issue one a cycle behind one fill."""
+    before, after = _module(), _module()
+    FlattenLoopNestsPass().apply(Context(), after)
+    old, new = _tasks(before)["scores"], _tasks(after)["scores"]
+    (loop,) = task_timing(new, U55C).loops.values()
+    (inner,) = task_timing(old, U55C).loops.values()
+    assert loop.ii == inner.ii == 1 and loop.depth == inner.depth == 6  # read 1, addf 4, write 1
+    assert U55C.schedule(new).latency == (6 - 1) * 1 + 6 == 11
+    assert U55C.schedule(old).latency == 2 * ((3 - 1) * 1 + 6 + U55C.loop_entry) == 18
+
+
+def test_the_weight_matvecs_keep_their_outer_loop() -> None:
+    """GPT-2 tiny's lowered block: the tasks `split-matvecs` splits keep the loop it cuts, and
+    the attention's per-head loops are flat."""
+    from lowering.transforms.split_matvecs import outer_trips, weight_chains
+    from streamdsl.dialects.dataflow import kernel_of
+    from toolchain.models import model_block
+
+    kernel = kernel_of(model_block("gpt2", "tiny", 64, 64).lowered.program.module)
+    chains = weight_chains(kernel)
+    assert chains and all(outer_trips(t) for t in kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data in chains)
+    for task in (t for t in kernel.body.block.ops if isinstance(t, TaskOp)):
+        assert not any(perfect_inner_loop(loop) for loop in _loops(task)), task.sym_name.data
