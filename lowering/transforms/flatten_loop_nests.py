@@ -32,6 +32,7 @@ from xdsl.dialects.builtin import IndexType, ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
 from xdsl.rewriter import InsertPoint
+from xdsl.transforms.canonicalization_patterns.utils import const_evaluate_operand
 from xdsl.transforms.scf_for_loop_flatten import FlattenNestedLoopsPattern
 
 from lowering.transforms.split_matvecs import weight_chains
@@ -40,18 +41,30 @@ from streamdsl.dialects.dataflow import KernelOp, enclosing_task
 __all__ = ["FlattenLoopNestsPass", "perfect_inner_loop"]
 
 
+def _span(loop: scf.ForOp) -> tuple[int, int] | None:
+    """(lower bound, trips) of a loop with constant bounds that its step divides, else None."""
+    lb, ub, step = (const_evaluate_operand(v) for v in (loop.lb, loop.ub, loop.step))
+    if lb is None or ub is None or step is None or step <= 0 or ub < lb or (ub - lb) % step:
+        return None
+    return lb, (ub - lb) // step
+
+
 def perfect_inner_loop(loop: scf.ForOp, keep: Collection[str] = ()) -> scf.ForOp | None:
-    """The inner loop of `loop` when `loop` is a perfect nest inside a task (not named in `keep`)
-    whose induction variables are unused (the nests this pass flattens, once xDSL's rewrite
-    accepts their bounds), else None."""
+    """The inner loop of `loop` when the two flatten (module doc): a perfect nest inside a task
+    not named in `keep`, induction variables unused, the inner loop carrying the outer's iteration
+    arguments and yielding them back, constant bounds their steps divide, the outer from 0."""
     body = loop.body.block
     inner = [op for op in body.ops if isinstance(op, scf.ForOp)]
     others = [op for op in body.ops if not isinstance(op, scf.ForOp | arith.ConstantOp | scf.YieldOp)]
     if len(inner) != 1 or others or (task := enclosing_task(loop)) is None or task.sym_name.data in keep:
         return None
-    if body.args[0].uses or inner[0].body.block.args[0].uses:
+    (nested,) = inner
+    if body.args[0].uses or nested.body.block.args[0].uses:
         return None
-    return inner[0]
+    if tuple(nested.iter_args) != tuple(body.args[1:]) or tuple(body.last_op.operands) != tuple(nested.results):
+        return None
+    outer = _span(loop)
+    return nested if outer is not None and outer[0] == 0 and _span(nested) is not None else None
 
 
 @dataclass
@@ -60,7 +73,7 @@ class _Flatten(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: scf.ForOp, rewriter: PatternRewriter) -> None:
-        if (inner := perfect_inner_loop(op, self.keep)) is None:
+        if perfect_inner_loop(op, self.keep) is None:
             return
         constants = [c for c in op.body.block.ops if isinstance(c, arith.ConstantOp)]
         for constant in constants:  # the inner bounds: the same values before the nest
@@ -68,18 +81,14 @@ class _Flatten(RewritePattern):
             rewriter.insert(constant, InsertPoint.before(op))
         after = op.next_op
         FlattenNestedLoopsPattern().match_and_rewrite(op, rewriter)
-        if inner.parent is not None:  # not flattened (its bounds): the nest as it was
-            for constant in reversed(constants):
-                constant.detach()
-                rewriter.insert(constant, InsertPoint.at_start(op.body.block))
-            return
-        flat = after.prev_op if after is not None else None
-        if isinstance(flat, scf.ForOp) and isinstance(bound := flat.ub.owner, arith.MuliOp):  # outer bound x inner trips
-            factors = [v.owner for v in bound.operands]
-            if all(isinstance(c, arith.ConstantOp) for c in factors):  # a constant bound, as the timing model reads bounds
-                trips = factors[0].value.value.data * factors[1].value.value.data
-                rewriter.replace(bound, arith.ConstantOp.from_int_and_width(trips, IndexType()))
-                constants += factors
+        flat = after.prev_op
+        assert isinstance(flat, scf.ForOp) and flat is not op, "a nest perfect_inner_loop accepts flattens"
+        bound = flat.ub.owner  # outer bound x inner trips
+        if isinstance(bound, arith.MuliOp) and all(isinstance(v.owner, arith.ConstantOp) for v in bound.operands):
+            factors = [v.owner for v in bound.operands]  # a constant bound, as the timing model reads bounds
+            product = factors[0].value.value.data * factors[1].value.value.data
+            rewriter.replace(bound, arith.ConstantOp.from_int_and_width(product, IndexType()))
+            constants += factors
         for constant in constants:  # the inner loop's bounds and the factors nothing reads now
             if constant.parent is not None and not constant.result.uses:
                 rewriter.erase(constant)

@@ -110,3 +110,15 @@ def test_the_flattened_nest_emits_one_pipelined_loop_that_csim_counts_as_the_mod
     off = {n: (c["busy"], model[n]) for n, c in counted["processes"].items() if not 1 / 1.2 <= c["busy"] / max(1, model[n]) <= 1.2}
     assert not off, off
     assert 1 / 1.2 <= counted["makespan"] / design.timed_simulation().makespan <= 1.2
+
+
+def test_a_nest_whose_step_does_not_divide_its_bounds_is_kept() -> None:
+    """xDSL's rewrite takes only bounds its steps divide: such a nest is left as it was (and the
+    pass ends: no rewrite that undoes itself)."""
+    module = _module()
+    task = _tasks(module)["scores"]
+    inner = _loops(task)[1]
+    inner.ub.owner.value = builtin.IntegerAttr(5, builtin.IndexType())  # 0..5 step 2
+    assert perfect_inner_loop(_loops(task)[0]) is None
+    FlattenLoopNestsPass().apply(Context(), module)
+    assert len(_loops(task)) == 2
