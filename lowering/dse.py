@@ -70,7 +70,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
-from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, narrow_ports, widen_ports
+from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, buffer_bytes, narrow_ports, widen_ports
 from lowering.resources import (
     U55C_COSTS,
     U55C_DEVICE,
@@ -87,7 +87,7 @@ from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_st
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
-from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, KernelOp, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
@@ -422,8 +422,13 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
     lanes are then halved further while the makespan stays within that fraction of the one before
     this level (a timed simulation a halving): the tasks on the critical path between two
     matvecs (GPT-2 medium's norms and activation quantizers, 64 lanes of float cores on a vector
-    of 1,024, a fifth of the device's LUTs) give a few cycles each for the room more parts need."""
+    of 1,024, a fifth of the device's LUTs) give a few cycles each for the room more parts need.
+    No halving takes a task's own latency past the block's floor (`_hbm_floor`: the time every
+    byte it loads takes at the HBM's whole rate): the unsplit block, slow everywhere, would let
+    the scores' contraction of GPT-2 medium's attention fall to 8 lanes (16,512 cycles alone, the
+    floor 3,600), and the split level then judged every split with attention as its bound."""
     run = design.timed()
+    floor = _hbm_floor(design.kernel, design.timing.table)
     table, limit = design.timing.table, run.makespan * (1 + gain)  # type: ignore[operator]
     spare = run.makespan * (1 + slack)  # type: ignore[operator]
     tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data not in keep}
@@ -432,7 +437,7 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
         task, node = tasks[name], node_name(tasks[name])
         had = unroll_lanes(task)
         now = lanes = had or table.lanes
-        while lanes > 1 and design.set_lanes(task, lanes // 2) <= run.finish[node] - run.start[node]:
+        while lanes > 1 and design.set_lanes(task, lanes // 2) <= min(run.finish[node] - run.start[node], floor):
             lanes //= 2
         makespan = run.makespan
         if lanes < now:
@@ -441,14 +446,20 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
                 lanes, makespan = now, run.makespan
         spared = lanes
         while slack and lanes > 1:
-            design.set_lanes(task, lanes // 2)
-            if (halved := design.run()) > spare:
+            if design.set_lanes(task, lanes // 2) > floor or (halved := design.run()) > spare:
                 break
             lanes, makespan = lanes // 2, halved
         design.set_lanes(task, lanes if lanes < now else had)
         if lanes < now:
             why = "has time to spare" if lanes == spared else f"gives up lanes within the {slack:.1%} slack"
             say(f"lanes: {name} {why}: x{lanes} (was x{now}), {makespan} cycles")
+
+
+def _hbm_floor(kernel: KernelOp, table: TimingTable) -> int:
+    """The cycles every byte the kernel loads from HBM takes at the 32 pseudo-channels' whole rate
+    (no design of it is faster)."""
+    loaded = sum(buffer_bytes(v) for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaSequenceOp) for v in op.results)
+    return -(-loaded * 8 // (32 * table.hbm_bits_per_cycle))
 
 
 def _trim_grown(design: _Design, tasks: Mapping[str, TaskOp], start: Mapping[str, int], steps: list[dict[str, int]],
@@ -696,6 +707,35 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     return best_parts, best
 
 
+def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lanes: Mapping[str, int], striping: bool,
+                 clock_mhz: float, say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp] | None:
+    """Level 2b: the split level judged parts at the starting lanes, where a chain's parts can
+    look needed because a task the lanes level grows later is slow (GPT-2 medium's query-key-value
+    matvec went to 6 parts, but at the grown lanes its attention reads the key cache one head
+    after the other at 258 cycles a head whatever the parts feed it). At the grown `lanes`, each
+    split chain, largest first, tries half its parts (its largest divisor not above), kept when
+    the unbounded makespan holds: fewer parts, fewer DMAs and FIFOs for the fit. Returns the
+    parts and the split module when any chain gave up parts, else None."""
+    design.apply_lanes(lanes)
+    makespan, best = design.run(), None
+    parts = dict(parts)
+    for name in sorted((n for n, p in parts.items() if p > 1), key=lambda n: (-space.trips[n], n)):
+        fewer = {**parts, name: space.divisor(name, parts[name] // 2)}
+        if (result := space.trial(fewer)) is None:
+            continue
+        trial = _Design(kernel_of(result[1]), design.timing)
+        set_clock(trial.kernel, clock_mhz)
+        allocate_kernel(trial.kernel, striping=striping)
+        trial.rebuild()
+        trial.apply_lanes(lanes)
+        cycles = trial.run()
+        design.evaluations += trial.evaluations
+        if cycles <= makespan:
+            say(f"splits: at the grown lanes, {name} in {fewer[name]} parts: {cycles} cycles (was {makespan})")
+            parts, best, makespan = fewer, result[1], cycles
+    return (parts, best) if best is not None else None
+
+
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowed: bool = False) -> bool:
     """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs, its
     ports at 512 bits or, `narrowed`, as the exploration will narrow them (the BRAM36 that frees
@@ -799,6 +839,15 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         _, makespan, _, striping, steps = min(explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
+        fewer = _fewer_parts(space, parts, design, _with_steps(start_lanes, steps), striping, clock_mhz, say)
+        if fewer is not None:  # the design again, on the module with fewer parts; lanes of parts it lost dropped
+            parts, module, evaluations_so_far = fewer[0], fewer[1], design.evaluations
+            splits, kernel = space.splits_of(parts), kernel_of(fewer[1])
+            design = _Design(kernel, timing)
+            design.evaluations = evaluations_so_far
+            tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+            start_lanes = {n: v for n, v in start_lanes.items() if n in tasks}
+            steps = [kept for step in steps if (kept := {n: v for n, v in step.items() if n in tasks})]
         lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain,
                                 trim=lambda: _trim_grown(design, tasks, start_lanes, steps, gain, say, device))
         ports = design.narrow_ports()

@@ -161,8 +161,39 @@ def test_a_slack_lets_the_critical_path_give_up_lanes_within_it() -> None:
     assert after == before == 26818 and lanes["residual"] == 16 and lanes["layernorm"] is None and lanes["gelu"] is None
     before, after, lanes, said = trimmed(0.01)
     assert before < after <= before * 1.01
-    assert lanes["layernorm"] == 1 and lanes["gelu"] == 2
+    assert lanes["layernorm"] == 2 and lanes["gelu"] == 2  # at 1 lane the norm alone would take 1,598 cycles, past the floor
     assert any(m.startswith("lanes: gelu gives up lanes within the 1.0% slack") for m in said)
+
+
+def test_the_blocks_hbm_floor_is_every_loaded_byte_at_the_whole_hbm_rate() -> None:
+    """By hand: the FFN block (d 256, hidden 1,024, f32) loads x, attn, the norm's gain and bias
+    (256 floats, 1,024 bytes each) and two 256 x 1,024 weights (1,048,576 bytes each): 2,101,248
+    bytes = 16,809,984 bits over 32 channels of 425 bits a cycle at 250 MHz (425 GB/s): 1,237."""
+    from lowering.dse import _hbm_floor
+    from lowering.timing import U55C
+
+    assert U55C.at_clock(250).hbm_bits_per_cycle == 425
+    assert _hbm_floor(kernel_of(_module()), U55C.at_clock(250)) == -(-(4 * 1024 + 2 * 1048576) * 8 // (32 * 425)) == 1237
+
+
+def test_no_trim_takes_a_task_past_the_blocks_hbm_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With any slack (here the whole makespan), level 1a halves a task's lanes only while the
+    task alone stays within the floor: at a floor of 300 cycles the norm stops at 16 lanes (218
+    cycles; 8 would take 310) and the GELU at 8 (227; 4 would take 411), where the real floor
+    (1,237) lets both go to 2."""
+    from lowering import dse
+    from lowering.dse import _CachedTiming, _Design, _trim_lanes
+    from lowering.timing import U55C, unroll_lanes
+    from lowering.transforms.split_matvecs import weight_chains
+
+    monkeypatch.setattr(dse, "_hbm_floor", lambda kernel, table: 300)
+    kernel = kernel_of(_module())
+    design = _Design(kernel, _CachedTiming(U55C.at_clock(250)))
+    _trim_lanes(design, weight_chains(kernel), 0.002, lambda _: None, slack=1.0)
+    tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    assert {n: unroll_lanes(t) for n, t in tasks.items() if unroll_lanes(t)} == {"residual": 1, "layernorm": 16, "gelu": 8, "residual_1": 1}
+    for name, lanes, own, halved in (("layernorm", 16, 218, 310), ("gelu", 8, 227, 411)):
+        assert design.set_lanes(tasks[name], lanes) == own <= 300 < halved == design.set_lanes(tasks[name], lanes // 2)
 
 
 def test_narrowed_split_judgement_counts_the_ports_the_design_will_have() -> None:
@@ -515,3 +546,38 @@ def test_a_lanes_trial_is_counted_at_the_lanes_it_asks_for() -> None:
     assert timing.usage(task) == at_16 and task.attributes["unroll"] == IntegerAttr(16, i64)
     del task.attributes["unroll"]
     assert timing.usage(task, 16) == at_16 and "unroll" not in task.attributes
+
+
+@pytest.mark.parametrize(("slow", "want"), [({}, None), ({"k39_map": 1}, {"k8_reduce": 3, "k36_reduce": 1})])
+def test_at_the_grown_lanes_a_chain_gives_up_parts_its_reader_cannot_use(slow: dict, want: dict | None) -> None:
+    """Level 2b on GPT-2 tiny W4A8 with c_attn in 3 parts and c_fc in 2: at the starting lanes
+    each halving is slower (none kept); with the GELU after c_fc at 1 lane, the GELU paces c_fc's
+    output and c_fc in one part holds the makespan (the unbounded run: 1,767 cycles, against
+    1,774 in 2 parts), so it is kept, and the module returned is the one with those parts."""
+    from lowering.dse import _CachedTiming, _Design, _fewer_parts, _Splits, set_clock
+    from lowering.hbm_channels import allocate_kernel
+    from lowering.timing import U55C, unroll_lanes
+    from streamdsl import quant
+    from streamdsl.scalars import specialise
+    from toolchain.models import model_block
+
+    module = specialise(model_block("gpt2", "tiny", 16, 64, quant=quant.scheme("w4a8", 32)).lowered.program.module)
+    timing = _CachedTiming(U55C.at_clock(250))
+    space = _Splits(module, timing, 1.0)
+    parts = {"k8_reduce": 3, "k36_reduce": 2}
+    kernel = kernel_of(space.trial(parts)[1])
+    set_clock(kernel, 250)
+    allocate_kernel(kernel, striping=True)
+    design = _Design(kernel, timing)
+    lanes = {**{t.sym_name.data: v for t in kernel.body.block.ops if isinstance(t, TaskOp) and (v := unroll_lanes(t))}, **slow}
+    design.apply_lanes(lanes)
+    before = design.run()
+    said: list[str] = []
+    fewer = _fewer_parts(space, parts, design, lanes, True, 250, said.append)
+    if want is None:
+        assert fewer is None and not said
+        return
+    assert fewer[0] == want and said == [f"splits: at the grown lanes, k36_reduce in 1 parts: 1767 cycles (was {before})"]
+    assert before == 1774
+    names = {t.sym_name.data for t in kernel_of(fewer[1]).body.block.ops if isinstance(t, TaskOp)}
+    assert "k36_reduce" in names and "k36_reduce_p0" not in names and {"k8_reduce_p0", "k8_reduce_p2"} <= names
