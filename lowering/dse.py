@@ -424,9 +424,9 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
     matvecs (GPT-2 medium's norms and activation quantizers, 64 lanes of float cores on a vector
     of 1,024, a fifth of the device's LUTs) give a few cycles each for the room more parts need.
     No halving takes a task's own latency past the block's floor (`_hbm_floor`: the time every
-    byte it loads takes at the HBM's whole rate): the unsplit block, slow everywhere, would let
-    the scores' contraction of GPT-2 medium's attention fall to 8 lanes (16,512 cycles alone, the
-    floor 3,600), and the split level then judged every split with attention as its bound."""
+    byte it loads takes at the HBM's whole rate): the unsplit block, slow everywhere, let the
+    scores' contraction of GPT-2 medium's attention fall to 8 lanes (about 16,500 cycles alone,
+    the floor 4,474), and the split level then judged every split with attention as its bound."""
     run = design.timed()
     floor = _hbm_floor(design.kernel, design.timing.table)
     table, limit = design.timing.table, run.makespan * (1 + gain)  # type: ignore[operator]
