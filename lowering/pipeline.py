@@ -2,7 +2,7 @@
 FIFO-sized dataflow design (docs/lowering.md).
 
     integer-tensors -> fuse-elementwise -> order-loops -> tile-quant-groups -> tile-batch-loops -> tile-linalg -> form-kernels
-    -> fuse-kernels -> insert-converters -> partial-reductions -> flatten-loop-nests -> unroll-short-loops
+    -> fuse-kernels -> insert-converters -> partial-reductions -> unroll-short-loops
     -> allocate-hbm-channels -> fit-lanes
     -> (sd.compile: size-fifos) -> simulators / HLS emission
 
@@ -29,7 +29,6 @@ from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FunctionType, Integ
 from lowering.converters import plan
 from lowering.transforms.allocate_hbm_channels import AllocateHbmChannelsPass
 from lowering.transforms.fit_lanes import FitLanesPass
-from lowering.transforms.flatten_loop_nests import FlattenLoopNestsPass
 from lowering.transforms.form_kernels import SCALAR_MAX, FormKernelsPass
 from lowering.transforms.fuse_elementwise import FuseElementwisePass
 from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_kernels
@@ -161,8 +160,6 @@ def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAU
         InsertConvertersPass().apply(ctx, module)
     with _stage(seconds, "partial_reductions"):
         PartialReductionsPass().apply(ctx, module)
-    with _stage(seconds, "flatten_loop_nests"):
-        FlattenLoopNestsPass().apply(ctx, module)
     with _stage(seconds, "unroll_short_loops"):
         UnrollShortLoopsPass().apply(ctx, module)
     with _stage(seconds, "hbm_channels"):

@@ -19,6 +19,12 @@ emitted C++ (one pipelined loop) see the same program. An imperfect nest (an acc
 before the inner loop, a write after it) is left to `unroll-short-loops`, and so are the weight
 matvecs and the tasks that walk their output (`weight_chains`): `split-matvecs` cuts their outer
 loop into parts, so it stays theirs.
+
+Not in `lowering.pipeline.lower` yet: the emitted design is faster (GPT-2 medium's reported plan,
+13,738 cycles, builds 13,191 flattened), but the exploration's greedy levels then chose slower
+designs elsewhere (TinyLlama W4A8: its uniform 4-part split failed the SLR existence check of
+100 branch-and-bound nodes, 52,508 cycles against 38,497; docs/lowering.md). It becomes the
+default once the exploration judges placements as `size-fifos` does.
 """
 
 from __future__ import annotations
