@@ -39,3 +39,27 @@ def assert_no_deadlock_no_stall(design, scalars=None):
     assert sized.deadlock is None
     assert sized.makespan == unbounded.makespan
     return sized
+
+
+def filecheck_module(name: str):  # noqa: ANN201 - an xDSL ModuleOp
+    """The module of tests/filecheck/lowering/NAME.mlir, parsed (the dialects a lowered task uses)."""
+    from pathlib import Path
+
+    from xdsl.context import Context
+    from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
+    from xdsl.parser import Parser
+
+    from streamdsl.dialects.dataflow import DATAFLOW
+
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
+        ctx.load_dialect(dialect)
+    source = Path(__file__).parent.parent / "filecheck" / "lowering" / f"{name}.mlir"
+    return Parser(ctx, source.read_text()).parse_module()
+
+
+def tasks_by_name(module) -> dict:  # noqa: ANN001
+    """Every `dataflow.task` of `module` by its name."""
+    from streamdsl.dialects.dataflow import TaskOp
+
+    return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}

@@ -5,30 +5,22 @@ stay as they were."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+from lowering_helpers import filecheck_module, tasks_by_name
 from xdsl.context import Context
-from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
-from xdsl.parser import Parser
+from xdsl.dialects import builtin, scf
 
 from lowering.timing import U55C, task_timing
 from lowering.transforms.flatten_loop_nests import FlattenLoopNestsPass, perfect_inner_loop
-from streamdsl.dialects.dataflow import DATAFLOW, TaskOp
+from streamdsl.dialects.dataflow import TaskOp
 from streamdsl.program import Program
-
-SOURCE = Path(__file__).parent.parent / "filecheck" / "lowering" / "flatten_loop_nests.mlir"
 
 
 def _module() -> builtin.ModuleOp:
-    ctx = Context()
-    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
-        ctx.load_dialect(dialect)
-    return Parser(ctx, SOURCE.read_text()).parse_module()
+    return filecheck_module("flatten_loop_nests")
 
 
-def _tasks(module: builtin.ModuleOp) -> dict[str, TaskOp]:
-    return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}
+_tasks = tasks_by_name
 
 
 def _loops(task: TaskOp) -> list[scf.ForOp]:

@@ -3,31 +3,22 @@ the parent loop becomes the pipelined one (the timing model's II and latency, co
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from lowering_helpers import filecheck_module, tasks_by_name
 from xdsl.context import Context
-from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
-from xdsl.parser import Parser
+from xdsl.dialects import arith, builtin, scf
 
 from lowering.timing import U55C, task_timing
 from lowering.transforms.unroll_short_loops import UnrollShortLoopsPass, short_loop_trips
-from streamdsl.dialects.dataflow import DATAFLOW, TaskOp
 from streamdsl.program import Program
-
-SOURCE = Path(__file__).parent.parent / "filecheck" / "lowering" / "unroll_short_loops.mlir"
 
 
 def _module() -> builtin.ModuleOp:
-    ctx = Context()
-    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
-        ctx.load_dialect(dialect)
-    return Parser(ctx, SOURCE.read_text()).parse_module()
+    return filecheck_module("unroll_short_loops")
 
 
-def _tasks(module: builtin.ModuleOp) -> dict[str, TaskOp]:
-    return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}
+_tasks = tasks_by_name
 
 
 def test_the_unrolled_program_computes_the_same_and_reads_in_the_same_order() -> None:
