@@ -714,10 +714,10 @@ def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lane
     look needed because a task the lanes level grows later is slow (GPT-2 medium's query-key-value
     matvec went to 6 parts, but at the grown lanes its attention reads the key cache one head
     after the other at 258 cycles a head or more whatever the parts feed it: 13,358 cycles in 3
-    parts against 15,095 in 6). At the grown `lanes`, each
-    split chain, largest first, tries half its parts (its largest divisor not above), kept when
-    the unbounded makespan holds: fewer parts, fewer DMAs and FIFOs for the fit. Returns the
-    parts and the split module when any chain gave up parts, else None."""
+    parts against 15,095 in 6). At the grown `lanes`, each split chain, largest first, tries half
+    its parts (its largest divisor not above), kept when the unbounded makespan holds: fewer
+    parts, fewer DMAs and FIFOs for the fit. Returns the parts and the split module when any chain
+    gave up parts, else None."""
     design.apply_lanes(lanes)
     makespan, best = design.run(), None
     parts = dict(parts)
