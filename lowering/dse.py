@@ -70,7 +70,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
-from lowering.hbm_channels import NARROW_WORDS, allocate_kernel, buffer_bytes, narrow_ports, widen_ports
+from lowering.hbm_channels import CHANNELS, NARROW_WORDS, allocate_kernel, buffer_bytes, narrow_ports, widen_ports
 from lowering.resources import (
     U55C_COSTS,
     U55C_DEVICE,
@@ -460,7 +460,7 @@ def _hbm_floor(kernel: KernelOp, table: TimingTable) -> int:
     """The cycles every byte the kernel loads from HBM takes at the 32 pseudo-channels' whole rate
     (no design of it is faster)."""
     loaded = sum(buffer_bytes(v) for op in kernel.body.block.ops if isinstance(op, DmaLoadOp | DmaSequenceOp) for v in op.results)
-    return -(-loaded * 8 // (32 * table.hbm_bits_per_cycle))
+    return -(-loaded * 8 // (CHANNELS * table.hbm_bits_per_cycle))
 
 
 def _trim_grown(design: _Design, tasks: Mapping[str, TaskOp], start: Mapping[str, int], steps: list[dict[str, int]],
@@ -725,10 +725,10 @@ def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lane
         fewer = {**parts, name: space.divisor(name, parts[name] // 2)}
         if (result := space.trial(fewer)) is None:
             continue
-        trial = _Design(kernel_of(result[1]), design.timing)
-        set_clock(trial.kernel, clock_mhz)
-        allocate_kernel(trial.kernel, striping=striping)
-        trial.rebuild()
+        kernel = kernel_of(result[1])
+        set_clock(kernel, clock_mhz)
+        allocate_kernel(kernel, striping=striping)
+        trial = _Design(kernel, design.timing)
         trial.apply_lanes(lanes)
         cycles = trial.run()
         design.evaluations += trial.evaluations
@@ -843,8 +843,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         design.rebuild()
         fewer = _fewer_parts(space, parts, design, _with_steps(start_lanes, steps), striping, clock_mhz, say)
         if fewer is not None:  # the design again, on the module with fewer parts; lanes of parts it lost dropped
-            parts, module, evaluations_so_far = fewer[0], fewer[1], design.evaluations
-            splits, kernel = space.splits_of(parts), kernel_of(fewer[1])
+            splits, kernel, evaluations_so_far = space.splits_of(fewer[0]), kernel_of(fewer[1]), design.evaluations
             design = _Design(kernel, timing)
             design.evaluations = evaluations_so_far
             tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}

@@ -41,21 +41,22 @@ def assert_no_deadlock_no_stall(design, scalars=None):
     return sized
 
 
-def filecheck_module(name: str):  # noqa: ANN201 - an xDSL ModuleOp
-    """The module of tests/filecheck/lowering/NAME.mlir, parsed (the dialects a lowered task uses)."""
+def filecheck_module(name: str, text: str | None = None):  # noqa: ANN201 - an xDSL ModuleOp
+    """The module of tests/filecheck/lowering/NAME.mlir (or `text`, an edited copy of it), parsed
+    with the dialects a lowered task uses."""
     from pathlib import Path
 
     from xdsl.context import Context
-    from xdsl.dialects import arith, builtin, func, linalg, scf, tensor
+    from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
     from xdsl.parser import Parser
 
     from streamdsl.dialects.dataflow import DATAFLOW
 
     ctx = Context()
-    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, DATAFLOW):
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, math.Math, DATAFLOW):
         ctx.load_dialect(dialect)
     source = Path(__file__).parent.parent / "filecheck" / "lowering" / f"{name}.mlir"
-    return Parser(ctx, source.read_text()).parse_module()
+    return Parser(ctx, text or source.read_text()).parse_module()
 
 
 def tasks_by_name(module) -> dict:  # noqa: ANN001

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lowering_helpers import filecheck_module, tasks_by_name
 from xdsl.context import Context
-from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
-from xdsl.parser import Parser
+from xdsl.dialects import builtin, scf
 
 import streamdsl as sd
 from hls_backend import emit_project
 from lowering.timing import U55C, task_timing
 from lowering.transforms.partial_reductions import PartialReductionsPass, carried_reduction
-from streamdsl.dialects.dataflow import DATAFLOW, TaskOp
 from streamdsl.program import Program
 from tests.hls.cases import csim_modes
 
@@ -24,14 +23,10 @@ SOURCE = Path(__file__).parent.parent / "filecheck" / "lowering" / "partial_redu
 
 
 def _module(text: str | None = None) -> builtin.ModuleOp:
-    ctx = Context()
-    for dialect in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, tensor.Tensor, linalg.Linalg, math.Math, DATAFLOW):
-        ctx.load_dialect(dialect)
-    return Parser(ctx, text or SOURCE.read_text()).parse_module()
+    return filecheck_module("partial_reductions", text)
 
 
-def _tasks(module: builtin.ModuleOp) -> dict[str, TaskOp]:
-    return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}
+_tasks = tasks_by_name
 
 
 def _rewritten() -> builtin.ModuleOp:
