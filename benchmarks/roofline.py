@@ -44,19 +44,21 @@ PAPER_GPT2_MS = (4.36, 5.01)  # StreamTensor on the U55C, GPT-2 medium, W4A8, 25
 FILLS = (1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5)  # shares of the device the exploration may give tasks and DMAs, tried in turn
 SPLIT_PORTS = ("wide", "narrow")  # the split levels judge 512-bit ports, or the narrowed ones (`narrow_splits`)
 HBM_PORTS = ("own", "shared")  # each split part's loads own their ports, or share them (`shared_ports`)
+LOOPS = ("nested", "flat")  # the tasks' perfect loop nests as lowered, or flattened first (`flat_loops`)
 
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,
             fills: tuple[float, ...] = FILLS, split_ports: tuple[str, ...] = SPLIT_PORTS,
-            hbm_ports: tuple[str, ...] = HBM_PORTS) -> dict[str, object]:
+            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS) -> dict[str, object]:
     """The paper block of `family` lowered once, then, for each way the split levels judge the
     ports (`split_ports`: at 512 bits, or narrowed: `explore`'s `narrow_splits`), each way the
-    parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`) and each
-    exploration fill (largest first), a plan explored, applied to a copy, sized and timed; the
-    fastest design that fits every SLR by the resource model (an SLR placement exists) is
-    reported, shares being tried until one that fits is slower than the best so far under that
-    judgement (a larger share can fit yet be slower once its FIFOs are sized: the prefetch limited
-    to fit the memory), else the last one tried."""
+    parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`), the loop
+    nests as lowered or flattened (`loops`: `explore`'s `flat_loops`) and each exploration fill
+    (largest first), a plan explored, applied to a copy, sized and timed; the fastest design that
+    fits every SLR by the resource model (an SLR placement exists) is reported, shares being tried
+    until one that fits is slower than the best so far under that judgement (a larger share can
+    fit yet be slower once its FIFOs are sized: the prefetch limited to fit the memory), else the
+    last one tried."""
     from toolchain.models import model_block
 
     scheme = quant.scheme(scheme_name)
@@ -67,10 +69,10 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
     weights = int(weight_figures(decoder_layers(block.model)[0])[scheme.name if scheme else "float32"])
     row: dict[str, object] = {}
     fitting: list[dict[str, object]] = []
-    for ports, sharing in [(p, h) for h in hbm_ports for p in split_ports]:
+    for ports, sharing, nests in [(p, h, n) for n in loops for h in hbm_ports for p in split_ports]:
         best: dict[str, object] | None = None
         for fill in fills:
-            row = _at_fill(block, family, tile, clock, seed, fill, ports == "narrow", sharing == "shared")
+            row = _at_fill(block, family, tile, clock, seed, fill, ports == "narrow", sharing == "shared", nests == "flat")
             if row["fits_slrs"]:
                 if best is not None and row["cycles"] >= best["cycles"]:  # type: ignore[operator]
                     break  # a smaller share that fits is slower: stop
@@ -84,7 +86,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
 
 
 def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float,  # noqa: ANN001
-             narrow_splits: bool, shared_ports: bool = False) -> dict[str, object]:
+             narrow_splits: bool, shared_ports: bool = False, flat_loops: bool = False) -> dict[str, object]:
     import streamdsl as sd
     from streamdsl.program import Program
     from toolchain.models import plan_design
@@ -92,9 +94,10 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     program = block.lowered.program
     copy = Program(program.module.clone(), program.name, program.input_names, program.params)  # the block serves every fill
     start = time.perf_counter()
-    ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "")
+    ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "") + (", flat" if flat_loops else "")
     plan = plan_design(copy.module, tile, clock_mhz=clock, seed=seed, fill=fill, narrow_splits=narrow_splits,
-                       shared_ports=shared_ports, progress=lambda msg: print(f"    {family} ({ports}, fill {fill:.0%}): {msg}", flush=True))
+                       shared_ports=shared_ports, flat_loops=flat_loops,
+                       progress=lambda msg: print(f"    {family} ({ports}, fill {fill:.0%}): {msg}", flush=True))
     dse_s = time.perf_counter() - start
     design = sd.compile(copy)
     timed = design.timed_simulation()
@@ -138,6 +141,9 @@ def main() -> None:
     parser.add_argument("--hbm-ports", action="append", choices=HBM_PORTS,
                         help="whether the split parts' loads own their HBM ports or share them with the parts that run before "
                              "and after (share-hbm-ports); repeat to try both (the default), the fastest design that fits is reported")
+    parser.add_argument("--loops", action="append", choices=LOOPS,
+                        help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "
+                             "repeat to try both (the default), the fastest design that fits is reported")
     args = parser.parse_args()
     families = args.family or ["gpt2", "llama", "qwen2", "gemma"]
     rows = []
@@ -145,7 +151,8 @@ def main() -> None:
         print(f"  {family}: lowering the paper block, exploring, sizing", flush=True)
         rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed,
                             fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
-                            split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS)))
+                            split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
+                            loops=tuple(args.loops or LOOPS)))
     print(f"\n{args.quant}, {args.clock:g} MHz, cache length {args.max_context}; roofline = weight bytes x layers at 460 GB/s "
           "(measured: at Shuhai's 425 GB/s)")
     print(f"{'model':<7} {'weights/layer':>13} {'cycles':>9} {'ms/token':>9} {'tok/s':>7} {'roofline':>9} {'measured':>9} "

@@ -84,6 +84,7 @@ from lowering.resources import (
 )
 from lowering.slr import SlrError, kernel_wires, place
 from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
+from lowering.transforms.flatten_loop_nests import flatten_loop_nests
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
@@ -114,7 +115,8 @@ class Plan:
     the timing table's), whether DMAs are striped over HBM channels, the ports narrowed below
     512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), the loads that
     share HBM ports (each chain streamed by one `dma_sequence`, its loads by
-    `share_hbm_ports.load_name`), and the kernel clock."""
+    `share_hbm_ports.load_name`), the kernel clock, and whether the tasks' perfect loop nests
+    are flattened (`flatten-loop-nests`, before anything else is applied)."""
 
     tile: int = 64
     clock_mhz: float = U55C.clock_mhz
@@ -124,13 +126,14 @@ class Plan:
     splits: Mapping[str, int] = field(default_factory=dict)  # task -> parallel parts (split-matvecs), before lanes
     ports: Mapping[str, int] = field(default_factory=dict)  # DMA -> m_axi word bits, after the HBM allocation
     shared_ports: tuple[tuple[str, ...], ...] = ()  # chains of loads that share ports (share-hbm-ports), after splits
+    flat_loops: bool = False  # flatten-loop-nests first
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
                 "ports": dict(sorted(self.ports.items())), "shared_ports": [list(c) for c in self.shared_ports],
-                "figures": dict(self.figures)}
+                "flat_loops": self.flat_loops, "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -143,7 +146,7 @@ class Plan:
             ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
             shared = tuple(tuple(str(n) for n in chain) for chain in data.get("shared_ports") or ())  # false: none (older plans)
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
-                        splits, ports, shared, dict(data.get("figures", {})))
+                        splits, ports, shared, bool(data.get("flat_loops", False)), dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -156,8 +159,11 @@ class Plan:
         return plan
 
     def apply(self, kernel: KernelOp) -> None:
-        """Write the plan onto a lowered kernel: its splits (split-matvecs) and shared ports
-        (share-hbm-ports), its clock, each task's lanes, the HBM allocation, the narrowed ports."""
+        """Write the plan onto a lowered kernel: its flattened nests, its splits (split-matvecs)
+        and shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation, the
+        narrowed ports."""
+        if self.flat_loops:
+            flatten_loop_nests(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
@@ -781,7 +787,7 @@ def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fit
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
             fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
             progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE, narrow_splits: bool = False,
-            shared_ports: bool = False) -> Plan:
+            shared_ports: bool = False, flat_loops: bool = False) -> Plan:
     """The best plan over `tiles` (each lowered by `build(tile)`, which returns a module holding one
     kernel, or None when that tile gives no single design) at `clock_mhz`; `fill` is the share of
     the device's resources the tasks' compute may use; at most `evaluations` timed simulations a
@@ -796,7 +802,12 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
     the parts take; docs/lowering.md); `benchmarks/roofline.py` tries both.
 
     `shared_ports`: every split trial's parts that run one after the other load through shared
-    ports (`share-hbm-ports`), so a part costs no `m_axi` adapter of its own."""
+    ports (`share-hbm-ports`), so a part costs no `m_axi` adapter of its own.
+
+    `flat_loops`: the tasks' perfect loop nests are flattened first (`flatten-loop-nests`), so
+    attention streams its key tiles without a pipeline fill per head; the levels then judge that
+    design. Which is faster depends on the block (docs/lowering.md); `benchmarks/roofline.py`
+    tries both."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     best: tuple[int, Plan] | None = None
@@ -807,6 +818,8 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             say(f"tiling: tile {tile} gives no single design; skipped")
             continue
         module = specialise(module)  # run-time scalars at their maxima: the invocation FIFOs are sized for
+        if flat_loops:
+            flatten_loop_nests(kernel_of(module))
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device, TRIM_SLACK)
         space = _Splits(module, timing, fill, shared_ports)
@@ -855,9 +868,9 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         makespan = design.run()
         say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
-                   "shared_ports": shared_ports,
+                   "shared_ports": shared_ports, "flat_loops": flat_loops,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
-        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(kernel), figures)
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(kernel), flat_loops, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

@@ -99,7 +99,8 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     max_context = args.max_context
     if args.dse and args.plan:
         raise UsageError("give --dse (explore a plan) or --plan FILE (build one), not both")
-    for flag, given in (("--narrow-splits", args.narrow_splits), ("--share-hbm-ports", args.share_hbm_ports)):
+    for flag, given in (("--narrow-splits", args.narrow_splits), ("--share-hbm-ports", args.share_hbm_ports),
+                        ("--flatten-loops", args.flatten_loops)):
         if given and not args.dse:
             raise UsageError(f"{flag} is a choice of the exploration: give it with --dse")
     plan = load_plan(args.plan) if args.plan else None  # before any work: a bad plan file costs nothing
@@ -124,7 +125,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
                          "--max-context or --tile")
     if args.dse or plan is not None:  # its splits, clock, lanes and HBM allocation, before FIFO sizing
         plan = plan_design(lowered.program.module, tile, plan, args.clock or U55C.clock_mhz, args.seed, progress=console.step,
-                           narrow_splits=args.narrow_splits, shared_ports=args.share_hbm_ports)
+                           narrow_splits=args.narrow_splits, shared_ports=args.share_hbm_ports, flat_loops=args.flatten_loops)
     elif args.clock is not None:
         set_clock(kernel_of(lowered.program.module), args.clock)
     fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
@@ -434,6 +435,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--share-hbm-ports", action="store_true",
                         help="models, with --dse: the split matvec parts that run one after the other stream their weights "
                              "through shared HBM ports (share-hbm-ports; docs/lowering.md)")
+    parser.add_argument("--flatten-loops", action="store_true",
+                        help="models, with --dse: flatten the tasks' perfect loop nests first (flatten-loop-nests: attention "
+                             "without a pipeline fill per head; docs/lowering.md)")
     parser.add_argument("--plan", metavar="FILE", help="models: build the design a plan.json describes (from --dse)")
     _add_quant_args(parser)
     _add_force_arg(parser)

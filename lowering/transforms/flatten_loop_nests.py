@@ -44,7 +44,7 @@ from xdsl.transforms.scf_for_loop_flatten import FlattenNestedLoopsPattern
 from lowering.transforms.split_matvecs import weight_chains
 from streamdsl.dialects.dataflow import KernelOp, enclosing_task
 
-__all__ = ["FlattenLoopNestsPass", "perfect_inner_loop"]
+__all__ = ["FlattenLoopNestsPass", "flatten_loop_nests", "perfect_inner_loop"]
 
 
 def _span(loop: scf.ForOp) -> tuple[int, int] | None:
@@ -107,6 +107,11 @@ class FlattenLoopNestsPass(ModulePass):
     name = "flatten-loop-nests"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        keep = {name for kernel in op.walk() if isinstance(kernel, KernelOp) for chain in weight_chains(kernel).values()
-                for name in chain}
-        PatternRewriteWalker(_Flatten(keep)).rewrite_module(op)
+        for kernel in [k for k in op.walk() if isinstance(k, KernelOp)]:
+            flatten_loop_nests(kernel)
+
+
+def flatten_loop_nests(kernel: KernelOp) -> None:
+    """Flatten the perfect nests of `kernel`'s tasks, its weight chains' left as they are."""
+    keep = {name for chain in weight_chains(kernel).values() for name in chain}
+    PatternRewriteWalker(_Flatten(keep)).rewrite_region(kernel.body)

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from xdsl.dialects import scf
 
 import streamdsl as sd
 from lowering.dse import MAX_LANES, Plan, PlanError, explore, load_plan
@@ -233,6 +234,40 @@ def test_narrowed_split_judgement_is_recorded_and_deterministic() -> None:
     assert explore(lambda _: _module(), (64,), 250.0, seed=3).figures["narrow_splits"] is False
 
 
+def test_a_flat_loops_plan_flattens_before_it_splits_and_builds_the_explored_design() -> None:
+    """`explore(flat_loops=True)` judges GPT-2 small's block with its perfect nests flattened
+    (`flatten-loop-nests`: at cache 16 and tile 16, attention's key transpose over heads x key
+    tiles); the plan records it, survives JSON, and
+    applying it to a fresh block flattens them again (before its splits: the weight chains keep
+    their outer loop) and gives the makespan the exploration measured. An older plan without the
+    key keeps the nests."""
+    from lowering.transforms.flatten_loop_nests import perfect_inner_loop
+    from lowering.transforms.split_matvecs import weight_chains
+    from toolchain.models import model_block
+
+    def block():  # noqa: ANN202
+        return model_block("gpt2", "small", 16, 16, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
+
+    def perfect_nests(module) -> int:  # noqa: ANN001 - outside the weight chains, which keep their nests
+        kernel = kernel_of(module)
+        keep = {name for chain in weight_chains(kernel).values() for name in chain}
+        return sum(perfect_inner_loop(loop, keep) is not None for loop in kernel.walk() if isinstance(loop, scf.ForOp))
+
+    plan = explore(lambda _: block(), (16,), 250.0, seed=0, flat_loops=True)
+    assert plan.flat_loops and plan.figures["flat_loops"] is True
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+    nested = Plan.from_json({k: v for k, v in plan.to_json().items() if k != "flat_loops"})
+    assert not nested.flat_loops
+    module = block()
+    assert perfect_nests(module) == 1
+    plan.apply(kernel_of(module))
+    assert perfect_nests(module) == 0
+    assert _makespan(module) == plan.figures["unbounded_makespan_cycles"]
+    module = block()
+    nested.apply(kernel_of(module))
+    assert perfect_nests(module) == 1
+
+
 def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
     plan = explore(lambda _: _module(), (64,), 250.0, seed=0)
     path = tmp_path / "plan.json"
@@ -323,15 +358,18 @@ def test_cli_refuses_plans_where_they_do_not_apply(tmp_path: Path, capsys: pytes
     assert "--narrow-splits is a choice of the exploration: give it with --dse" in capsys.readouterr().err
     assert streamdsl(["compile", "gpt2", "--share-hbm-ports", "--out", str(tmp_path / "s")]) == 2
     assert "--share-hbm-ports is a choice of the exploration: give it with --dse" in capsys.readouterr().err
-    assert not any((tmp_path / name).exists() for name in "xyzns")  # refused before any work: nothing written
+    assert streamdsl(["compile", "gpt2", "--flatten-loops", "--out", str(tmp_path / "f")]) == 2
+    assert "--flatten-loops is a choice of the exploration: give it with --dse" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "xyznsf")  # refused before any work: nothing written
 
 
-def test_cli_dse_with_narrowed_splits_and_shared_ports_records_them(tmp_path: Path) -> None:
+def test_cli_dse_with_narrowed_splits_shared_ports_and_flat_loops_records_them(tmp_path: Path) -> None:
     args = ["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "16", "--dse", "--narrow-splits", "--share-hbm-ports",
-            "--out", str(tmp_path)]
+            "--flatten-loops", "--out", str(tmp_path)]
     assert streamdsl(args) == 0
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["figures"]["narrow_splits"] is True and plan["figures"]["shared_ports"] is True
+    assert plan["flat_loops"] is True
     assert plan["shared_ports"] == []  # the tiny block's weight slices are smaller than an m_axi buffer: none shared
 
 
