@@ -95,6 +95,8 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     copy = Program(program.module.clone(), program.name, program.input_names, program.params)  # the block serves every fill
     start = time.perf_counter()
     ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "") + (", flat" if flat_loops else "")
+    design_kind = (f"{'narrow' if narrow_splits else 'wide'} splits, {'shared' if shared_ports else 'own'} ports, "
+                   f"{'flat' if flat_loops else 'nested'} loops")
     plan = plan_design(copy.module, tile, clock_mhz=clock, seed=seed, fill=fill, narrow_splits=narrow_splits,
                        shared_ports=shared_ports, flat_loops=flat_loops,
                        progress=lambda msg: print(f"    {family} ({ports}, fill {fill:.0%}): {msg}", flush=True))
@@ -111,7 +113,7 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     print(f"    {family} ({ports}, fill {fill:.0%}): {timed.makespan} cycles sized, busiest resource {busiest:.0%}, "
           f"{'fits every SLR' if all(isinstance(v, float) for v in slrs) else 'no SLR placement'}", flush=True)
     return {
-        "fill": fill, "split_ports": ports, "plan": plan.to_json(), "cycles": timed.makespan,
+        "fill": fill, "design_kind": design_kind, "plan": plan.to_json(), "cycles": timed.makespan,
         "unbounded": plan.figures["unbounded_makespan_cycles"],
         "dse_s": dse_s, "evaluations": plan.figures["evaluations"],
         "lanes": len(plan.lanes), "striping": plan.hbm_striping, "splits": dict(plan.splits), "deadlock": timed.deadlock,
@@ -160,7 +162,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['family']:<7} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} {r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} "
               f"{r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} {r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} "
-              f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} fill {r['fill']:.0%}, {r['split_ports']} splits")
+              f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} fill {r['fill']:.0%}, {r['design_kind']}")
     for r in rows:
         print(f"{r['family']}: splits {r['splits'] or 'none'}; sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "
               "device use " + ", ".join(f"{k} {v:.0%}" for k, v in r["by_resource"].items()) + "; busiest resource per SLR "

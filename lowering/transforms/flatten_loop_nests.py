@@ -20,11 +20,12 @@ before the inner loop, a write after it) is left to `unroll-short-loops`, and so
 matvecs and the tasks that walk their output (`weight_chains`): `split-matvecs` cuts their outer
 loop into parts, so it stays theirs.
 
-Not in `lowering.pipeline.lower` yet: the emitted design is faster (GPT-2 medium's reported plan,
-13,738 cycles, builds 13,191 flattened), but the exploration's greedy levels then chose slower
-designs elsewhere (TinyLlama W4A8: its uniform 4-part split failed the SLR existence check of
-100 branch-and-bound nodes, 52,508 cycles against 38,497; docs/lowering.md). It becomes the
-default once the exploration judges placements as `size-fifos` does.
+Not in `lowering.pipeline.lower`: a choice of the design-space exploration (`explore`'s
+`flat_loops`, `streamdsl compile --dse --flatten-loops`, a plan's `flat_loops`), since the
+exploration's greedy levels judge the flattened block differently: GPT-2 medium's design went
+from 13,398 to 12,970 cycles, while TinyLlama's uniform 4-part split, flattened, failed the SLR
+existence check and its exploration ended slower (docs/lowering.md, "Flattened nests").
+`benchmarks/roofline.py` explores both and reports the faster.
 """
 
 from __future__ import annotations
