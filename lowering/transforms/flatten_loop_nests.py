@@ -23,8 +23,9 @@ loop into parts, so it stays theirs.
 Not in `lowering.pipeline.lower`: a choice of the design-space exploration (`explore`'s
 `flat_loops`, `streamdsl compile --dse --flatten-loops`, a plan's `flat_loops`), since the
 exploration's greedy levels judge the flattened block differently: GPT-2 medium's design went
-from 13,398 to 12,970 cycles, while TinyLlama's uniform 4-part split, flattened, failed the SLR
-existence check and its exploration ended slower (docs/lowering.md, "Flattened nests").
+from 13,398 to 12,970 cycles, while TinyLlama's uniform 4-part split, flattened, does not fit
+once sized and its exploration ends at 46,325 cycles against 38,384 (docs/lowering.md,
+"Flattening as a choice of the exploration").
 `benchmarks/roofline.py` explores both and reports the faster.
 """
 
