@@ -113,7 +113,8 @@ class FlattenLoopNestsPass(ModulePass):
             flatten_loop_nests(kernel)
 
 
-def flatten_loop_nests(kernel: KernelOp) -> None:
-    """Flatten the perfect nests of `kernel`'s tasks, its weight chains' left as they are."""
+def flatten_loop_nests(kernel: KernelOp) -> bool:
+    """Flatten the perfect nests of `kernel`'s tasks, its weight chains' left as they are;
+    whether any was flattened."""
     keep = {name for chain in weight_chains(kernel).values() for name in chain}
-    PatternRewriteWalker(_Flatten(keep)).rewrite_region(kernel.body)
+    return PatternRewriteWalker(_Flatten(keep)).rewrite_region(kernel.body)

@@ -268,6 +268,36 @@ def test_a_flat_loops_plan_flattens_before_it_splits_and_builds_the_explored_des
     assert perfect_nests(module) == 1
 
 
+def test_the_explored_design_is_flattened_at_the_end_only_where_that_is_faster_once_sized() -> None:
+    """Level 6 (`_flatten_level`) flattens the explored design's perfect nests and keeps the copy
+    only when its FIFO-sized makespan is shorter and it still fits. GPT-2 small's attention is off
+    its critical path (37,053 cycles sized either way at cache 16, tile 16), so the plan stays
+    nested and the level returns nothing for the design it built; the FFN block has no perfect
+    nest. GPT-2 medium's design is kept flattened (tests/hls/test_dse_design.py)."""
+    from lowering.dse import _CachedTiming, _Design, _flatten_level
+    from lowering.timing import U55C
+    from toolchain.models import model_block
+
+    def block():  # noqa: ANN202
+        return model_block("gpt2", "small", 16, 16, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
+
+    said: list[str] = []
+    plan = explore(lambda _: block(), (16,), 250.0, seed=0, progress=said.append)
+    assert not plan.flat_loops and plan.figures["flat_loops"] is False
+    (tried,) = [m for line in said if (m := re.fullmatch(r"loops: flattened, (\d+) cycles FIFO-sized against (\d+)", line))]
+    assert tried[1] == tried[2]  # no faster: kept nested
+    module = block()
+    plan.apply(kernel_of(module))
+    assert _flatten_level(_Design(kernel_of(module), _CachedTiming(U55C.at_clock(250))), U55C_DEVICE, 0.002, said.append) is None
+    assert not any("loops" in line for line in _said_exploring(_module))
+
+
+def _said_exploring(build) -> list[str]:  # noqa: ANN001
+    said: list[str] = []
+    explore(lambda _: build(), (64,), 250.0, seed=0, progress=said.append)
+    return said
+
+
 def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
     plan = explore(lambda _: _module(), (64,), 250.0, seed=0)
     path = tmp_path / "plan.json"
