@@ -95,12 +95,13 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     copy = Program(program.module.clone(), program.name, program.input_names, program.params)  # the block serves every fill
     start = time.perf_counter()
     ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "") + (", flat" if flat_loops else "")
-    design_kind = (f"{'narrow' if narrow_splits else 'wide'} splits, {'shared' if shared_ports else 'own'} ports, "
-                   f"{'flat' if flat_loops else 'nested'} loops")
+
     plan = plan_design(copy.module, tile, clock_mhz=clock, seed=seed, fill=fill, narrow_splits=narrow_splits,
                        shared_ports=shared_ports, flat_loops=flat_loops,
                        progress=lambda msg: print(f"    {family} ({ports}, fill {fill:.0%}): {msg}", flush=True))
     dse_s = time.perf_counter() - start
+    loops = "flat loops" if flat_loops else "loops flattened at the end" if plan.flat_loops else "nested loops"
+    design_kind = f"{'narrow' if narrow_splits else 'wide'} splits, {'shared' if shared_ports else 'own'} ports, {loops}"
     design = sd.compile(copy)
     timed = design.timed_simulation()
     usage = kernel_usage(design.kernel, design.graph, design.depths)

@@ -20,13 +20,12 @@ before the inner loop, a write after it) is left to `unroll-short-loops`, and so
 matvecs and the tasks that walk their output (`weight_chains`): `split-matvecs` cuts their outer
 loop into parts, so it stays theirs.
 
-Not in `lowering.pipeline.lower`: a choice of the design-space exploration (`explore`'s
-`flat_loops`, `streamdsl compile --dse --flatten-loops`, a plan's `flat_loops`), since the
-exploration's greedy levels judge the flattened block differently: GPT-2 medium's design went
-from 13,398 to 12,970 cycles, while TinyLlama's uniform 4-part split, flattened, does not fit
-once sized and its exploration ends at 46,325 cycles against 38,384 (docs/lowering.md,
-"Flattening as a choice of the exploration").
-`benchmarks/roofline.py` explores both and reports the faster.
+Not in `lowering.pipeline.lower`: the design-space exploration decides. Its level 6 flattens the
+design it explored and keeps it when it is faster once FIFO-sized and still placed (GPT-2 medium
+W4A8: 13,398 to 12,931 cycles), and `explore`'s `flat_loops` (`streamdsl compile --dse
+--flatten-loops`) flattens the block before it explores; a plan's `flat_loops` flattens first.
+Exploring the flattened block can end slower: TinyLlama's fit then kept fewer lanes steps (46,325
+cycles against 38,384; docs/lowering.md, "Flattening as a choice of the exploration").
 """
 
 from __future__ import annotations
