@@ -95,7 +95,6 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     copy = Program(program.module.clone(), program.name, program.input_names, program.params)  # the block serves every fill
     start = time.perf_counter()
     ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "") + (", flat" if flat_loops else "")
-
     plan = plan_design(copy.module, tile, clock_mhz=clock, seed=seed, fill=fill, narrow_splits=narrow_splits,
                        shared_ports=shared_ports, flat_loops=flat_loops,
                        progress=lambda msg: print(f"    {family} ({ports}, fill {fill:.0%}): {msg}", flush=True))
