@@ -491,9 +491,10 @@ def _sizing(design: _Design, device: Device) -> Sizing:
     return size_fifos(design.graph, "min-bits", fits=fits_device(design.graph, design.kernel, device, logic=design.logic()))
 
 
-def _sized_usage(design: _Design, device: Device) -> KernelUsage:
-    """The resource model's usage of the design with its FIFOs sized (`_sizing`)."""
-    return kernel_usage(design.kernel, design.graph, _sizing(design, device).depths, logic=design.logic())
+def _sized_usage(design: _Design, device: Device, sizing: Sizing | None = None) -> KernelUsage:
+    """The resource model's usage of the design with its FIFOs sized (`sizing`, else `_sizing`)."""
+    sizing = sizing or _sizing(design, device)
+    return kernel_usage(design.kernel, design.graph, sizing.depths, logic=design.logic())
 
 
 def _placeable(design: _Design, usage: KernelUsage, device: Device) -> bool:
@@ -773,8 +774,9 @@ def _flatten_level(design: _Design, device: Device, gain: float,
     flat = _Design(kernel, _CachedTiming(design.timing.table))  # a body changed under its name: timed afresh (`_structure`)
     flat.evaluations, flat.placement = design.evaluations, design.placement  # the same nodes: its placement tried first
     ports = flat.narrow_ports()
-    before, after = _sizing(design, device).makespan, _sizing(flat, device).makespan
-    usage = _sized_usage(flat, device)
+    sized = _sizing(flat, device)
+    before, after = _sizing(design, device).makespan, sized.makespan
+    usage = _sized_usage(flat, device, sized)
     fits = not usage.total.over(device.total) and _placeable(flat, usage, device)
     say(f"loops: flattened, {after} cycles FIFO-sized against {before}{'' if fits else ', but it does not fit'}")
     if before is None or after is None or not fits or after > before * (1 - gain):

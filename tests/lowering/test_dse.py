@@ -234,6 +234,12 @@ def test_narrowed_split_judgement_is_recorded_and_deterministic() -> None:
     assert explore(lambda _: _module(), (64,), 250.0, seed=3).figures["narrow_splits"] is False
 
 
+def _gpt2_small():  # noqa: ANN202 - at cache 16 and tile 16 its attention's key transpose is one perfect nest
+    from toolchain.models import model_block
+
+    return model_block("gpt2", "small", 16, 16, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
+
+
 def test_a_flat_loops_plan_flattens_before_it_splits_and_builds_the_explored_design() -> None:
     """`explore(flat_loops=True)` judges GPT-2 small's block with its perfect nests flattened
     (`flatten-loop-nests`: at cache 16 and tile 16, attention's key transpose over heads x key
@@ -243,27 +249,23 @@ def test_a_flat_loops_plan_flattens_before_it_splits_and_builds_the_explored_des
     key keeps the nests."""
     from lowering.transforms.flatten_loop_nests import perfect_inner_loop
     from lowering.transforms.split_matvecs import weight_chains
-    from toolchain.models import model_block
-
-    def block():  # noqa: ANN202
-        return model_block("gpt2", "small", 16, 16, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
 
     def perfect_nests(module) -> int:  # noqa: ANN001 - outside the weight chains, which keep their nests
         kernel = kernel_of(module)
         keep = {name for chain in weight_chains(kernel).values() for name in chain}
         return sum(perfect_inner_loop(loop, keep) is not None for loop in kernel.walk() if isinstance(loop, scf.ForOp))
 
-    plan = explore(lambda _: block(), (16,), 250.0, seed=0, flat_loops=True)
+    plan = explore(lambda _: _gpt2_small(), (16,), 250.0, seed=0, flat_loops=True)
     assert plan.flat_loops and plan.figures["flat_loops"] is True
     assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
     nested = Plan.from_json({k: v for k, v in plan.to_json().items() if k != "flat_loops"})
     assert not nested.flat_loops
-    module = block()
+    module = _gpt2_small()
     assert perfect_nests(module) == 1
     plan.apply(kernel_of(module))
     assert perfect_nests(module) == 0
     assert _makespan(module) == plan.figures["unbounded_makespan_cycles"]
-    module = block()
+    module = _gpt2_small()
     nested.apply(kernel_of(module))
     assert perfect_nests(module) == 1
 
@@ -276,26 +278,18 @@ def test_the_explored_design_is_flattened_at_the_end_only_where_that_is_faster_o
     nest. GPT-2 medium's design is kept flattened (tests/hls/test_dse_design.py)."""
     from lowering.dse import _CachedTiming, _Design, _flatten_level
     from lowering.timing import U55C
-    from toolchain.models import model_block
-
-    def block():  # noqa: ANN202
-        return model_block("gpt2", "small", 16, 16, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
 
     said: list[str] = []
-    plan = explore(lambda _: block(), (16,), 250.0, seed=0, progress=said.append)
+    plan = explore(lambda _: _gpt2_small(), (16,), 250.0, seed=0, progress=said.append)
     assert not plan.flat_loops and plan.figures["flat_loops"] is False
     (tried,) = [m for line in said if (m := re.fullmatch(r"loops: flattened, (\d+) cycles FIFO-sized against (\d+)", line))]
     assert tried[1] == tried[2]  # no faster: kept nested
-    module = block()
+    module = _gpt2_small()
     plan.apply(kernel_of(module))
     assert _flatten_level(_Design(kernel_of(module), _CachedTiming(U55C.at_clock(250))), U55C_DEVICE, 0.002, said.append) is None
-    assert not any("loops" in line for line in _said_exploring(_module))
-
-
-def _said_exploring(build) -> list[str]:  # noqa: ANN001
-    said: list[str] = []
-    explore(lambda _: build(), (64,), 250.0, seed=0, progress=said.append)
-    return said
+    said.clear()
+    explore(lambda _: _module(), (64,), 250.0, seed=0, progress=said.append)
+    assert not any("loops" in line for line in said)
 
 
 def test_plan_json_round_trip_and_errors(tmp_path: Path) -> None:
