@@ -12,7 +12,8 @@ sized to fit the memory, so shares 1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5 are tried 
 that fits every SLR by the resource model (an SLR placement exists, lowering/slr.py) is slower
 than the best so far; this twice, the split levels judging the DMAs' ports at 512 bits and then
 narrowed (`--split-ports`: more parts, fewer lanes; which is faster depends on the model), and
-the fastest design that fits is reported. Decode time per token = layers x
+the fastest design that fits is reported. The KV cache is held in f16 (`--kv-cache`; `streamdsl
+compile --kv-cache`): the attention then streams half the bits of an f32 cache. Decode time per token = layers x
 block cycles / clock (the host part and kernel launches not counted: the device's share). The
 roofline is the layer's weight bytes (every weight byte crosses HBM once per token) x layers at
 the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is the same at the
@@ -20,7 +21,7 @@ the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is th
 printed beside ours.
 
     python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
-                                  [--fill 0.7 ...] [--plans DIR]
+                                  [--fill 0.7 ...] [--kv-cache f16|f32] [--plans DIR]
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ LOOPS = ("nested", "flat")  # the tasks' perfect loop nests as lowered, or flatt
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,
             fills: tuple[float, ...] = FILLS, split_ports: tuple[str, ...] = SPLIT_PORTS,
-            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS) -> dict[str, object]:
+            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f16") -> dict[str, object]:
     """The paper block of `family` lowered once, then, for each way the split levels judge the
     ports (`split_ports`: at 512 bits, or narrowed: `explore`'s `narrow_splits`), each way the
     parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`), the loop
@@ -63,7 +64,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
 
     scheme = quant.scheme(scheme_name)
     start = time.perf_counter()
-    block = model_block(family, "paper", max_context, tile, seed=seed, quant=scheme)
+    block = model_block(family, "paper", max_context, tile, seed=seed, quant=scheme, kv_cache=kv_cache)
     lowered_s = time.perf_counter() - start
     layers = int(block.example.config["layers_in_model"])
     weights = int(weight_figures(decoder_layers(block.model)[0])[scheme.name if scheme else "float32"])
@@ -81,7 +82,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
     row = min(fitting, key=lambda r: r["cycles"]) if fitting else row  # type: ignore[arg-type, return-value]
     ms = layers * row["cycles"] / (clock * 1e3)  # type: ignore[operator]
     roofline = layers * weights / NOMINAL_BYTES_PER_SECOND * 1e3
-    return {**row, "family": family, "layers": layers, "weight_bytes": weights, "ms": ms, "roofline_ms": roofline,
+    return {**row, "kv_cache": kv_cache, "family": family, "layers": layers, "weight_bytes": weights, "ms": ms, "roofline_ms": roofline,
             "measured_ms": layers * weights / MEASURED_BYTES_PER_SECOND * 1e3, "ratio": ms / roofline, "lower_s": lowered_s}
 
 
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--hbm-ports", action="append", choices=HBM_PORTS,
                         help="whether the split parts' loads own their HBM ports or share them with the parts that run before "
                              "and after (share-hbm-ports); repeat to try both (the default), the fastest design that fits is reported")
+    parser.add_argument("--kv-cache", choices=("f16", "f32"), default="f16",
+                        help="what the KV cache is held in (default f16: the attention streams half the bits of f32)")
     parser.add_argument("--loops", action="append", choices=LOOPS,
                         help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "
                              "repeat to try both (the default), the fastest design that fits is reported")
@@ -154,7 +157,7 @@ def main() -> None:
         rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed,
                             fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
                             split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
-                            loops=tuple(args.loops or LOOPS)))
+                            loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache))
     print(f"\n{args.quant}, {args.clock:g} MHz, cache length {args.max_context}; roofline = weight bytes x layers at 460 GB/s "
           "(measured: at Shuhai's 425 GB/s)")
     print(f"{'model':<7} {'weights/layer':>13} {'cycles':>9} {'ms/token':>9} {'tok/s':>7} {'roofline':>9} {'measured':>9} "
@@ -162,7 +165,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['family']:<7} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} {r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} "
               f"{r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} {r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} "
-              f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} fill {r['fill']:.0%}, {r['design_kind']}")
+              f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}")
     for r in rows:
         print(f"{r['family']}: splits {r['splits'] or 'none'}; sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "
               "device use " + ", ".join(f"{k} {v:.0%}" for k, v in r["by_resource"].items()) + "; busiest resource per SLR "

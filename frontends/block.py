@@ -8,7 +8,8 @@ the cache length as run-time inputs, so the same design serves every step up to 
 (1: a decode step; more: a chunk of a prompt streamed together, the prefill design):
 
 - runtime inputs, in this order: `hidden` (1, S, H) f32; `past_key`, `past_value`
-  (1, kv_heads, max_context, head_dim) f32, the layer's cache laid out at the maximum context;
+  (1, kv_heads, max_context, head_dim), the layer's cache laid out at the maximum context, in the
+  cache's dtype (`kv_dtype`: float32, or float16 to halve the bits the attention streams);
   `position` (i32, rank 0), the position of the first new token; `cache_len` (i32, rank 0), how
   many cache rows hold tokens (they are the `cache_len` tokens just before the new ones); and,
   only for models with sliding-window layers, `window` (i32, rank 0; the host passes the layer's
@@ -17,7 +18,9 @@ the cache length as run-time inputs, so the same design serves every step up to 
   embedding's inverse frequencies `rope.<...>` (per layer data: Gemma 3's local and global layers
   differ only there and in the window), then folded constants;
 - outputs: the new hidden state (1, S, H) and the new key and value rows (1, kv_heads, S,
-  head_dim); the host writes them into the cache at rows `cache_len ..`.
+  head_dim) in the cache's dtype; the host writes them into the cache at rows `cache_len ..`.
+  With a float16 cache the new rows are rounded to it as they are stored, so the attention of
+  every token, this one's included, reads keys and values as the cache holds them.
 
 Masking: the keys are the cache's `max_context` rows followed by the S new ones, and an additive
 mask (0 or the dtype's minimum) computed in the program from `cache_len` (and `window`) against
@@ -47,6 +50,7 @@ from frontends.program import ImportedProgram
 DEFAULT_MAX_CONTEXT = 1024
 # Rank-0 run-time scalars of the block: the i32 of the DSL's run-time scalars.
 SCALAR_DTYPE = torch.int32
+KV_DTYPES = {"f32": torch.float32, "f16": torch.float16}  # what a KV cache can be held in, by name
 _CACHE_KWARGS = ("cache", "layer_past", "past_key_values", "past_key_value")
 
 
@@ -138,12 +142,27 @@ def runtime_scalars() -> dict[str, torch.Tensor | None]:
     return _RUNNING[-1]
 
 
+class _StoredCache(transformers.DynamicCache):
+    """A `DynamicCache` whose rows are held in `dtype`: new keys and values are rounded to it as
+    they are stored, and the layer reads the whole cache back in its own dtype, `compute`."""
+
+    def __init__(self, dtype: torch.dtype, compute: torch.dtype):
+        super().__init__()
+        self.dtype, self.compute = dtype, compute
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        keys, values = super().update(key_states.to(self.dtype), value_states.to(self.dtype), layer_idx, *args, **kwargs)
+        return keys.to(self.compute), values.to(self.compute)
+
+
 class DecoderBlock(torch.nn.Module):
     """Decoder layer `index` of `model` over `seq_len` new tokens after a cache of `max_context`
-    rows (see the module docstring for its inputs and outputs)."""
+    rows held in `kv_dtype` (see the module docstring for its inputs and outputs)."""
 
-    def __init__(self, model: torch.nn.Module, index: int, seq_len: int, max_context: int, windowed: bool):
+    def __init__(self, model: torch.nn.Module, index: int, seq_len: int, max_context: int, windowed: bool,
+                 kv_dtype: torch.dtype = torch.float32):
         super().__init__()
+        self.kv_dtype = kv_dtype
         self.layer = decoder_layers(model)[index]
         self.seq_len, self.max_context, self.windowed = seq_len, max_context, windowed
         rotary = _rotary(model)
@@ -162,7 +181,7 @@ class DecoderBlock(torch.nn.Module):
 
     def forward(self, hidden, past_key, past_value, position, cache_len, window=None):
         positions = (position + torch.arange(self.seq_len, dtype=position.dtype)).reshape(1, self.seq_len)
-        cache = transformers.DynamicCache()
+        cache = _StoredCache(self.kv_dtype, hidden.dtype)
         for i in range(self.layer_idx + 1):  # the layer writes its own slot of the cache
             cache.update(past_key, past_value, i)
         kwargs = {**self.extra, self.cache_kwarg: cache, "use_cache": True, "position_ids": positions,
@@ -187,6 +206,7 @@ class Block:
     model: torch.nn.Module = field(repr=False)
     seq_len: int
     max_context: int
+    kv_dtype: torch.dtype = torch.float32  # the cache's dtype (`past_key`, `past_value` and the new rows)
 
     @property
     def num_layers(self) -> int:
@@ -256,10 +276,12 @@ def check_rope_scaling(model: torch.nn.Module) -> None:
 
 
 def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
-                 kv: tuple[int, ...] | None = None, replace: Mapping[Callable[..., Any], Callable[..., Any]] | None = None) -> Block:
+                 kv: tuple[int, ...] | None = None, replace: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+                 kv_dtype: torch.dtype = torch.float32) -> Block:
     """Imports decoder layer 0 of `model` as the block design of `seq_len` new tokens. `kv`: the
     cache shape if known (else a one-token run of the model finds it); `replace`: as for
-    `from_torch` (say every attention computed by a DSL kernel, frontends/replace.py)."""
+    `from_torch` (say every attention computed by a DSL kernel, frontends/replace.py); `kv_dtype`:
+    what the cache is held in (`KV_DTYPES`)."""
     from frontends.torch_import import from_torch
 
     for option, value in (("seq_len", seq_len), ("max_context", max_context)):
@@ -267,14 +289,17 @@ def import_block(model: torch.nn.Module, *, seq_len: int = 1, max_context: int =
             raise ModelError(f"import_block: {option} must be a positive integer, got {value!r}")
     check_rope_scaling(model)
     windowed = any(layer_window(model, i) for i in range(model.config.num_hidden_layers))
-    module = DecoderBlock(model, 0, seq_len, max_context, windowed)
+    if kv_dtype not in KV_DTYPES.values():
+        raise ModelError(f"import_block: a KV cache in {kv_dtype} is not supported; hold it in one of "
+                         f"{', '.join(map(str, KV_DTYPES.values()))}")
+    module = DecoderBlock(model, 0, seq_len, max_context, windowed, kv_dtype)
     hidden_size = model.config.hidden_size
     kv = kv or kv_shape(model, max_context)
     gen = torch.Generator().manual_seed(0)
-    example = [torch.randn(1, seq_len, hidden_size, generator=gen), torch.randn(kv, generator=gen),
-               torch.randn(kv, generator=gen), torch.tensor(max_context // 2, dtype=SCALAR_DTYPE),
+    example = [torch.randn(1, seq_len, hidden_size, generator=gen), torch.randn(kv, generator=gen).to(kv_dtype),
+               torch.randn(kv, generator=gen).to(kv_dtype), torch.tensor(max_context // 2, dtype=SCALAR_DTYPE),
                torch.tensor(max_context // 2, dtype=SCALAR_DTYPE)]
     if windowed:
         example.append(torch.tensor(max_context + seq_len, dtype=SCALAR_DTYPE))
     prog = from_torch(module, *example, name="block", replace=replace)
-    return Block(prog, model, seq_len, max_context)
+    return Block(prog, model, seq_len, max_context, kv_dtype)

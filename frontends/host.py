@@ -166,8 +166,8 @@ class Generator:
         if len(prompt) + n_tokens - 1 > self.max_context:
             raise ModelError(f"generate: a prompt of {len(prompt)} tokens and {n_tokens} new tokens need a cache of "
                              f"{len(prompt) + n_tokens - 1} rows; the design holds max_context={self.max_context}")
-        caches = [(np.zeros(self.kv_shape, np.float32), np.zeros(self.kv_shape, np.float32))
-                  for _ in range(self.num_layers)]
+        held = torch.empty((), dtype=self.decode.kv_dtype).numpy().dtype  # the cache's dtype, as the blocks read it
+        caches = [(np.zeros(self.kv_shape, held), np.zeros(self.kv_shape, held)) for _ in range(self.num_layers)]
         length, logits, tokens = 0, [], []
         prompt_block = self.prefill or self.decode
         for start in range(0, len(prompt), prompt_block.seq_len):

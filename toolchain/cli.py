@@ -67,9 +67,9 @@ def cmd_compile(args: argparse.Namespace, console: Progress) -> int:
     elif args.dse or args.plan or args.clock is not None:
         raise UsageError(f"--dse, --plan and --clock apply to model families ({', '.join(FAMILIES)}), not to the built-in "
                          f"program {args.program!r}")
-    elif args.quant != "none" or args.group_size is not None or args.replace is not None:
-        raise UsageError(f"--quant, --group-size and --replace apply to model families ({', '.join(FAMILIES)}), not to the "
-                         f"built-in program {args.program!r}")
+    elif args.quant != "none" or args.group_size is not None or args.replace is not None or args.kv_cache != "f32":
+        raise UsageError(f"--quant, --group-size, --kv-cache and --replace apply to model families ({', '.join(FAMILIES)}), "
+                         f"not to the built-in program {args.program!r}")
     else:
         hidden, ffn, tile = SIZES[args.size]
         example = EXAMPLES[args.program](hidden, ffn, tile)
@@ -113,9 +113,10 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     scheme = quant.scheme(args.quant, args.group_size)  # before any work: a bad scheme costs nothing
     what = args.model_dir or f"{args.program} ({args.size})"
     console.step(f"building, importing and lowering one {what} decoder layer at cache length {max_context}"
-                 f"{'' if scheme is None else f', linear layers at {scheme.name}'}")
+                 f"{'' if scheme is None else f', linear layers at {scheme.name}'}"
+                 f"{'' if args.kv_cache == 'f32' else f', KV cache in {args.kv_cache}'}")
     block = model_block(args.program, args.size, max_context, tile, seed=args.seed, model_dir=args.model_dir,
-                        quant=scheme, replacement=replacement)
+                        quant=scheme, replacement=replacement, kv_cache=args.kv_cache)
     lowered = block.lowered
     if lowered.kernels != 1:
         costly = sorted(lowered.fusion.edge_costs.items(), key=lambda kv: -kv[1])[:3]
@@ -439,6 +440,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                         help="models, with --dse: flatten the tasks' perfect loop nests first (flatten-loop-nests: attention "
                              "without a pipeline fill per head; docs/lowering.md)")
     parser.add_argument("--plan", metavar="FILE", help="models: build the design a plan.json describes (from --dse)")
+    parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
+                        help="models: hold the KV cache in f32 (default) or f16, which halves the bits the attention "
+                             "streams; the new keys and values are rounded as they are stored (docs/quantization.md)")
     _add_quant_args(parser)
     _add_force_arg(parser)
 

@@ -23,7 +23,8 @@ import transformers
 from xdsl.dialects.builtin import ModuleOp
 
 from frontends import hf
-from frontends.block import Block, DecoderBlock, import_block
+from frontends.block import KV_DTYPES, Block, DecoderBlock, import_block
+from frontends.errors import ModelError
 from frontends.quant import fake_quantize, quantize_model, weight_bytes
 from lowering.dse import Plan, explore
 from lowering.pipeline import Lowered, lower
@@ -61,14 +62,17 @@ def _program_inputs(block: Block, program: Any, inputs: Sequence[np.ndarray]) ->
 
 def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0,
                 model_dir: str | None = None, quant: Scheme | None = None,
-                replacement: Replacement | None = None) -> ModelBlock:
+                replacement: Replacement | None = None, kv_cache: str = "f32") -> ModelBlock:
     """Build, import and lower the decode block of a zoo model (layer 0's weights), or of the
     checkpoint in `model_dir` (`hf.from_dir`: its errors name the file); the design is verified at
     the cache length `max_context` (its worst case, the one FIFOs are sized for). With a
     quantization scheme the block is imported from the quantized model (its linear layers in
     integer form, `frontends.quant.quantize_model`) and the reference is the fake-quantized block.
     With a `replacement` (`load_replacement`), the block is imported with its torch functions
-    replaced (say every attention by a DSL kernel) and the reference is the model's own layer."""
+    replaced (say every attention by a DSL kernel) and the reference is the model's own layer.
+    `kv_cache` names what the KV cache is held in (`frontends.block.KV_DTYPES`: f32, or f16)."""
+    if kv_cache not in KV_DTYPES:
+        raise ModelError(f"unsupported KV cache dtype {kv_cache!r}: choose one of {', '.join(KV_DTYPES)}")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     if model_dir is not None:
@@ -84,17 +88,17 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
     seconds["build_model"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
     block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context,
-                         replace=None if replacement is None else replacement.replace)
+                         replace=None if replacement is None else replacement.replace, kv_dtype=KV_DTYPES[kv_cache])
     seconds["import"] = round(time.perf_counter() - start, 4)
     lowered = lower_block(block, tile)
     seconds.update(lowered.seconds)
-    module = DecoderBlock(fake_quantize(model, quant), 0, 1, max_context, block.windowed).eval()
+    module = DecoderBlock(fake_quantize(model, quant), 0, 1, max_context, block.windowed, block.kv_dtype).eval()
 
     def make_inputs(s: int) -> list[np.ndarray]:
         rng = np.random.default_rng(s)
         kv = block.program.inputs[1].shape
         hidden = rng.standard_normal((1, 1, model.config.hidden_size)).astype(np.float32)
-        keys, values = (rng.standard_normal(kv).astype(np.float32) for _ in range(2))
+        keys, values = (rng.standard_normal(kv).astype(block.program.inputs[1].dtype.storage) for _ in range(2))
         inputs = block.inputs(0, hidden, keys, values, position=max_context, cache_len=max_context)
         return _program_inputs(block, lowered.program, inputs)
 
@@ -105,7 +109,7 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
     kv = block.program.inputs[1].shape
     config = {"hidden": cfg.hidden_size, "layers_in_model": total,
               "heads": cfg.num_attention_heads, "kv_heads": kv[1], "head_dim": kv[3], "max_context": max_context,
-              "tile": tile, "quant": "none" if quant is None else quant.name}
+              "tile": tile, "quant": "none" if quant is None else quant.name, "kv_cache": kv_cache}
     if quant is not None:
         config["quant_group"] = quant.group  # None: one group per output channel (w8a8)
     if replacement is not None:
@@ -134,12 +138,12 @@ def plan_design(module: ModuleOp, tile: int, plan: Plan | None = None, clock_mhz
 
 def planned_block(family: str, size: str, max_context: int, quant: Scheme | None, plan: Plan | None = None,
                   clock_mhz: float = 250.0, seed: int = 0, fill: float = 0.8, narrow_splits: bool = False,
-                  shared_ports: bool = False, flat_loops: bool = False) -> tuple[ModelBlock, Plan]:
-    """The decode block of `model_block` with a design plan applied (`plan_design`): `plan`, as
-    `streamdsl compile --plan FILE` builds it, or, without one, the plan `--dse --clock clock_mhz`
-    explores; returns the block and the plan."""
+                  shared_ports: bool = False, flat_loops: bool = False, kv_cache: str = "f32") -> tuple[ModelBlock, Plan]:
+    """The decode block of `model_block` (its KV cache held in `kv_cache`) with a design plan
+    applied (`plan_design`): `plan`, as `streamdsl compile --plan FILE` builds it, or, without one,
+    the plan `--dse --clock clock_mhz` explores; returns the block and the plan."""
     tile = 64 if plan is None else plan.tile
-    block = model_block(family, size, max_context, tile, seed=seed, quant=quant)
+    block = model_block(family, size, max_context, tile, seed=seed, quant=quant, kv_cache=kv_cache)
     return block, plan_design(block.lowered.program.module, tile, plan, clock_mhz, seed, fill, narrow_splits=narrow_splits,
                               shared_ports=shared_ports, flat_loops=flat_loops)
 
@@ -191,7 +195,7 @@ def quantization_figures(mb: ModelBlock, scheme: Scheme) -> dict[str, object]:
     import streamdsl as sd
 
     max_context = mb.example.config["max_context"]
-    float_module = DecoderBlock(mb.model, 0, 1, max_context, mb.block.windowed).eval()
+    float_module = DecoderBlock(mb.model, 0, 1, max_context, mb.block.windowed, mb.block.kv_dtype).eval()
     layer = float_module.layer
     inputs = mb.example.make_inputs(0)
     floats = run_block(float_module, mb.block, mb.lowered.program.input_names, inputs)

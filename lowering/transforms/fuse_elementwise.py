@@ -24,9 +24,14 @@ consumer by expanding the consumer's loops (MLIR's fusion of reshapes by expansi
 result are expanded to match (an `expand_shape`, a new empty or filled initialiser, a
 `collapse_shape` of the result back to what its users read). The broadcast is then an element-wise
 producer of the contraction and is inlined into it: the cache streams once per KV head, read through
-a map that ignores `rep`. The fold runs only where a broadcast is behind the collapse (through
-one-use transposes and collapses), so other reshapes keep their graphs, and only when
-the expanded loops are plain dims in every map of a body that reads no `linalg.index`.
+a map that ignores `rep`. The same fold brings a widening conversion behind a collapse into its
+reader: a KV cache held in f16 and widened to f32 (`--kv-cache f16`) is then read by the attention's
+contractions as f16, half the bits a stream of the widened cache would carry. The fold runs only
+where a broadcast or a widening conversion is behind the collapse (through one-use transposes and
+collapses), so other reshapes keep their graphs, and only when the expanded loops are plain dims in
+every map of a body that reads no `linalg.index`. A collapse that undoes an expand (`repeat_kv`
+expands and collapses a KV head's rows before its broadcast) is first replaced by the expand's
+source, so that a conversion before the pair reaches the broadcast's reader.
 """
 
 from __future__ import annotations
@@ -180,17 +185,29 @@ class FoldCollapseIntoConsumer(RewritePattern):
 
 
 def _leads_to_broadcast(value: SSAValue, depth: int = SEARCH_DEPTH) -> bool:
-    """Whether `value`, used once, is a broadcast's result, through one-use transposes and collapses
-    (copies: a norm's or a product's broadcast read of a statistic does not count)."""
+    """Whether `value`, used once, is a broadcast's or a widening conversion's result, through
+    one-use transposes and collapses (copies: a norm's or a product's broadcast read of a
+    statistic does not count). Folded, the consumer reads the narrower source: a KV cache held in
+    f16 streams half the bits it would as the f32 its contraction computes in."""
     owner = value.owner
     if depth == 0 or value.uses.get_length() != 1:
         return False
     if isinstance(owner, tensor.CollapseShapeOp):
         return _leads_to_broadcast(owner.src, depth - 1)
+    if _is_widening(owner):
+        return True
     if not _is_copy(owner):
         return False
     source = owner.indexing_maps.data[0].data  # type: ignore[union-attr]
     return len(source.used_dims()) < source.num_dims or _leads_to_broadcast(owner.inputs[0], depth - 1)
+
+
+def _is_widening(op: Operation | None) -> bool:
+    """A one-input element-wise generic whose result elements are wider than its input's."""
+    if not isinstance(op, GenericOp) or len(op.inputs) != 1 or not is_elementwise(op):
+        return False
+    source, result = (v.type.element_type for v in (op.inputs[0], op.results[0]))  # type: ignore[attr-defined]
+    return source.bitwidth < result.bitwidth if hasattr(source, "bitwidth") and hasattr(result, "bitwidth") else False
 
 
 def _is_copy(op: Operation | None) -> bool:
@@ -283,6 +300,19 @@ def _cancel_expands(results: Sequence[SSAValue], rewriter: PatternRewriter) -> N
                 rewriter.replace(user, [], [back.src])
 
 
+class CancelReshapePair(RewritePattern):
+    """A `collapse_shape` that undoes an `expand_shape` is the expand's source (Hugging Face's
+    `repeat_kv` expands a KV head's rows and collapses them back before its broadcast: left so, a
+    conversion of the cache before it would not reach the contraction that reads the broadcast)."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, collapse: tensor.CollapseShapeOp, rewriter: PatternRewriter) -> None:
+        expand = collapse.src.owner
+        if isinstance(expand, tensor.ExpandShapeOp) and expand.src.type == collapse.result.type \
+                and reassociation(expand) == reassociation(collapse):
+            rewriter.replace(collapse, [], [expand.src])
+
+
 @dataclass(frozen=True)
 class FuseElementwisePass(ModulePass):
     """Generalize named linalg ops (except fill) and fuse one-use element-wise producers."""
@@ -291,7 +321,8 @@ class FuseElementwisePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         PatternRewriteWalker(GeneralizeNamedOp(), apply_recursively=False).rewrite_module(op)
-        PatternRewriteWalker(GreedyRewritePatternApplier([FuseIntoConsumer(), FoldCollapseIntoConsumer()])).rewrite_module(op)
+        patterns = [CancelReshapePair(), FuseIntoConsumer(), FoldCollapseIntoConsumer()]
+        PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)
         for fn in op.ops:
             for child in reversed(list(fn.walk())):
                 for result in child.results:

@@ -104,3 +104,64 @@ func.func @mha_scores(%q: tensor<4x1x16xf32>, %k: tensor<1x4x17x16xf32>) -> tens
 // CHECK:       %[[T:.*]] = linalg.generic {{.*}} ins(%k : tensor<1x4x17x16xf32>)
 // CHECK:       %[[TC:.*]] = tensor.collapse_shape %[[T]]
 // CHECK:       linalg.generic {{.*}} ins(%q, %[[TC]] : tensor<4x1x16xf32>, tensor<4x16x17xf32>)
+
+// Multi-head attention's values held in f16: the conversion to f32 behind the collapse folds the
+// collapse into the contraction (its head loop expanded), and the conversion then fuses into it,
+// so the contraction streams the f16 values and widens them in its body.
+
+func.func @f16_values(%p: tensor<4x1x17xf32>, %v: tensor<1x4x17x16xf16>) -> tensor<4x1x16xf32> {
+  %e = tensor.empty() : tensor<1x4x17x16xf32>
+  %w = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x4x17x16xf16>) outs(%e : tensor<1x4x17x16xf32>) {
+  ^bb0(%x: f16, %o: f32):
+    %y = arith.extf %x : f16 to f32
+    linalg.yield %y : f32
+  } -> tensor<1x4x17x16xf32>
+  %wc = tensor.collapse_shape %w [[0, 1], [2], [3]] : tensor<1x4x17x16xf32> into tensor<4x17x16xf32>
+  %zero = arith.constant 0.000000e+00 : f32
+  %e3 = tensor.empty() : tensor<4x1x16xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e3 : tensor<4x1x16xf32>) -> tensor<4x1x16xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%p, %wc : tensor<4x1x17xf32>, tensor<4x17x16xf32>) outs(%f : tensor<4x1x16xf32>) {
+  ^bb0(%a: f32, %bb: f32, %acc: f32):
+    %m = arith.mulf %a, %bb : f32
+    %q = arith.addf %acc, %m : f32
+    linalg.yield %q : f32
+  } -> tensor<4x1x16xf32>
+  func.return %s : tensor<4x1x16xf32>
+}
+
+// CHECK-LABEL: func.func @f16_values
+// CHECK-NOT:   tensor.collapse_shape %{{.*}} : tensor<1x4x17x16xf32>
+// CHECK:       %[[S:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %v : tensor<1x4x1x17xf32>, tensor<1x4x17x16xf16>)
+// CHECK-NEXT:  ^{{.*}}(%{{.*}}: f32, %[[X:.*]]: f16, %{{.*}}: f32):
+// CHECK-NEXT:    %[[W:.*]] = arith.extf %[[X]] : f16 to f32
+// CHECK:       tensor.collapse_shape %[[S]]
+
+// A collapse that undoes an expand (Hugging Face's repeat_kv around its broadcast) is the expand's
+// source: the conversion before it then fuses into the broadcast's reader like any producer.
+
+func.func @expand_collapse(%v: tensor<1x2x9x16xf16>) -> tensor<1x2x9x16xf32> {
+  %e = tensor.empty() : tensor<1x2x9x16xf32>
+  %w = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x2x9x16xf16>) outs(%e : tensor<1x2x9x16xf32>) {
+  ^bb0(%x: f16, %o: f32):
+    %y = arith.extf %x : f16 to f32
+    linalg.yield %y : f32
+  } -> tensor<1x2x9x16xf32>
+  %x5 = tensor.expand_shape %w [[0], [1], [2, 3], [4]] output_shape [1, 2, 1, 9, 16] : tensor<1x2x9x16xf32> into tensor<1x2x1x9x16xf32>
+  %c = tensor.collapse_shape %x5 [[0], [1], [2, 3], [4]] : tensor<1x2x1x9x16xf32> into tensor<1x2x9x16xf32>
+  %e2 = tensor.empty() : tensor<1x2x9x16xf32>
+  %n = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%c : tensor<1x2x9x16xf32>) outs(%e2 : tensor<1x2x9x16xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %m = arith.negf %a : f32
+    linalg.yield %m : f32
+  } -> tensor<1x2x9x16xf32>
+  func.return %n : tensor<1x2x9x16xf32>
+}
+
+// CHECK-LABEL: func.func @expand_collapse
+// CHECK-NOT:   tensor.expand_shape
+// CHECK-NOT:   tensor.collapse_shape
+// CHECK:       linalg.generic {{.*}} ins(%v : tensor<1x2x9x16xf16>)
+// CHECK-NEXT:  ^{{.*}}(%[[X:.*]]: f16, %{{.*}}: f32):
+// CHECK-NEXT:    %[[W:.*]] = arith.extf %[[X]] : f16 to f32
+// CHECK-NEXT:    %{{.*}} = arith.negf %[[W]] : f32
+// CHECK-NOT:   linalg.generic

@@ -1,0 +1,66 @@
+"""A KV cache held in f16 (`model_block(kv_cache="f16")`, `streamdsl compile --kv-cache f16`).
+
+Checked against independent references: the design against the block in PyTorch eager (its cache
+held in f16 the same way), that reference against the float32-cache block on the same inputs
+(f16 rounding apart, the same attention), and the streams against the float32-cache design: the
+attention's contractions read the cache at 16 bits, with no task of their own to widen it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import streamdsl as sd
+from frontends.block import import_block
+from frontends.errors import ModelError
+from streamdsl import quant
+from streamdsl.dialects.dataflow import TaskOp
+from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
+from toolchain.models import model_block, run_block
+
+MAX_CONTEXT = 8
+
+
+def _blocks(family: str) -> tuple:
+    scheme = quant.scheme("w4a8", 16)
+    return tuple(model_block(family, "tiny", MAX_CONTEXT, 16, quant=scheme, kv_cache=kv) for kv in ("f32", "f16"))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])  # llama: grouped-query attention, its cache repeated per query head
+def test_an_f16_cache_design_matches_torch_and_streams_16_bit_keys_and_values(family: str) -> None:
+    wide, narrow = _blocks(family)
+    inputs = narrow.example.make_inputs(3)
+    past = [x for x, spec in zip(inputs, narrow.lowered.program.input_names, strict=True) if spec in ("past_key", "past_value")]
+    assert [x.dtype for x in past] == [np.float16, np.float16]
+    design = sd.compile(narrow.example.program)
+    got = design.simulate(*inputs)
+    want = narrow.example.reference(*inputs)
+    assert [g.dtype for g in got[1:]] == [np.float16, np.float16]  # the new rows, as the cache holds them
+    for g, w in zip(got, want, strict=True):
+        assert float(np.abs(g.astype(np.float64) - w).max()) <= 1e-5 * float(np.abs(w).max())
+    # the same inputs through the f32-cache block: the attention differs by the new rows' f16 rounding only
+    widened = [x.astype(np.float32) if x.dtype == np.float16 else x for x in inputs]
+    f32 = run_block(wide.module, wide.block, wide.lowered.program.input_names, widened)
+    for g, w in zip(got, f32, strict=True):
+        np.testing.assert_allclose(g.astype(np.float32), w, rtol=0, atol=2e-3 * float(np.abs(w).max()))
+        assert not np.array_equal(g.astype(np.float32), w) or g.dtype == np.float32
+    assert_no_deadlock_no_stall(design)
+
+    wide_design = sd.compile(wide.example.program)
+    for name in ("past_key", "past_value"):  # the same tiles, each of half the bits
+        tiles = [[(e.token_bits, e.tensor_tokens) for e in d.graph.edges if e.src == f"dma_load({name})"] for d in (wide_design, design)]
+        assert tiles[1] and tiles[1] == [(bits // 2, n) for bits, n in tiles[0]], (name, tiles)
+    tasks = [len([op for op in d.kernel.body.block.ops if isinstance(op, TaskOp)]) for d in (wide_design, design)]
+    assert tasks[1] <= tasks[0]  # the conversion fused into the contractions, not a task of its own
+    # (one fewer on GPT-2: the keys' transpose fuses into the scores with it)
+
+
+def test_a_cache_dtype_other_than_f32_or_f16_is_refused() -> None:
+    import torch
+
+    from frontends import hf
+
+    with pytest.raises(ModelError, match=r"KV cache in torch\.bfloat16 is not supported.*torch\.float16"):
+        import_block(hf.build("gpt2", "tiny"), max_context=4, kv_dtype=torch.bfloat16)
+    with pytest.raises(ModelError, match=r"unsupported KV cache dtype 'f8': choose one of f32, f16"):
+        model_block("gpt2", "tiny", 4, 16, kv_cache="f8")
