@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--max-context", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plans", metavar="DIR", help="write the reported design's plan of each family to DIR/FAMILY.json "
-                        "(`streamdsl compile FAMILY --size paper --quant Q --max-context N --plan DIR/FAMILY.json` builds it again)")
+                        "(`streamdsl compile FAMILY --size paper --quant Q --max-context N --kv-cache KV --plan DIR/FAMILY.json` "
+                        "builds it again)")
     parser.add_argument("--fill", type=float, action="append",
                         help="share of the device the exploration gives tasks and DMAs; repeat to try several, largest first "
                              f"(default {', '.join(map(str, FILLS))}: tried until a design that fits every SLR is slower than the "

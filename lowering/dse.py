@@ -167,7 +167,7 @@ class Plan:
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
-                            "(was the plan made for this model, tile and quantization?)")
+                            "(was the plan made for this model, tile, quantization and KV cache?)")
         try:
             split_tasks(kernel, self.splits)
         except SplitError as err:
@@ -176,11 +176,12 @@ class Plan:
             share_named(kernel, self.shared_ports)
         except KeyError as err:
             raise PlanError(f"the plan shares ports among loads the design does not have: {err.args[0]} "
-                            "(was the plan made for this model, tile and quantization?)") from None
+                            "(was the plan made for this model, tile, quantization and KV cache?)") from None
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.lanes) - set(tasks)):
             raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
-                            f"its tasks: {', '.join(sorted(tasks)[:8])}, ... (was the plan made for this model, tile and quantization?)")
+                            f"its tasks: {', '.join(sorted(tasks)[:8])}, ... (was the plan made for this model, tile, quantization "
+                            "and KV cache?)")
         set_clock(kernel, self.clock_mhz)
         for name, task in tasks.items():
             if name in self.lanes:
@@ -191,7 +192,7 @@ class Plan:
         loads = {name: op for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp)}
         if unknown := sorted(set(self.ports) - set(loads)):
             raise PlanError(f"the plan narrows ports of DMAs the design does not have: {', '.join(unknown[:5])} "
-                            "(was the plan made for this model, tile and quantization?)")
+                            "(was the plan made for this model, tile, quantization and KV cache?)")
         for name, bits in self.ports.items():
             loads[name].attributes[HBM_WORD_ATTR] = IntegerAttr(bits, i64)
 

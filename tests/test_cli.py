@@ -138,16 +138,18 @@ def test_the_cli_reference_is_what_help_prints(capsys, monkeypatch):
 @pytest.mark.parametrize(("argv", "want"), [
     # the defaults the help names (docs/cli.md)
     (["compile"], dict(program=None, size="small", seed=0, max_context=1024, tile=None, csim=False, quant="none",
-                       group_size=None, clock=None, dse=False, narrow_splits=False, plan=None, force=False, fifo_tradeoff=False)),
+                       group_size=None, clock=None, dse=False, narrow_splits=False, plan=None, force=False, fifo_tradeoff=False,
+                       kv_cache="f32")),
     (["import", "gpt2"], dict(family="gpt2", size="tiny", layers=None, prefill=False, past=8, tokens=8, out=None)),
     (["generate", "gpt2"], dict(model="gpt2", size="tiny", attention="default", prompt_len=8, tokens=16, max_context=1024,
                                 prefill_len=8, runner="numpy", seed=0, check=False, quant="none")),
     (["build", "d"], dict(dir="d", ray=None, workers=None)),
     # values as the types the commands compute with; --quant alone is w4a8
     (["compile", "llama", "--seed", "3", "--max-context", "64", "--tile", "32", "--clock", "250.5", "--quant",
-      "--group-size", "32", "--csim", "--dse", "--fifo-tradeoff", "--force", "--plan", "p.json", "--replace", "r.py"],
+      "--group-size", "32", "--csim", "--dse", "--fifo-tradeoff", "--force", "--plan", "p.json", "--replace", "r.py",
+      "--kv-cache", "f16"],
      dict(program="llama", seed=3, max_context=64, tile=32, clock=250.5, quant="w4a8", group_size=32, csim=True, dse=True,
-          fifo_tradeoff=True, force=True, plan="p.json", replace="r.py")),
+          fifo_tradeoff=True, force=True, plan="p.json", replace="r.py", kv_cache="f16")),
     (["import", "qwen2", "--layers", "2", "--past", "3", "--tokens", "5", "--prefill", "--weights", "w", "--out", "o"],
      dict(layers=2, past=3, tokens=5, prefill=True, weights="w", out="o")),
     (["generate", "--model-dir", "m", "--layers", "1", "--prompt-len", "2", "--tokens", "3", "--max-context", "9",

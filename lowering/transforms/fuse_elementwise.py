@@ -162,13 +162,14 @@ def _inline(source: Block, target: Block, args: list[SSAValue | None], keep_yiel
     raise AssertionError("a linalg body ends in linalg.yield")
 
 
-# how far up a chain of transposes and collapses a broadcast is looked for
+# how far up a chain of transposes and collapses a broadcast or a widening conversion is looked for
 SEARCH_DEPTH = 6
 
 
 class FoldCollapseIntoConsumer(RewritePattern):
-    """An input of a generic that is a one-use `collapse_shape` with a broadcast behind it becomes
-    the collapse's source, the generic's loops expanded to match (module doc)."""
+    """An input of a generic that is a one-use `collapse_shape` with a broadcast or a widening
+    conversion behind it becomes the collapse's source, the generic's loops expanded to match
+    (module doc)."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, consumer: GenericOp, rewriter: PatternRewriter) -> None:
@@ -177,14 +178,14 @@ class FoldCollapseIntoConsumer(RewritePattern):
         for index, operand in enumerate(consumer.inputs):
             collapse = operand.owner
             if isinstance(collapse, tensor.CollapseShapeOp) and operand.uses.get_length() == 1 \
-                    and _leads_to_broadcast(collapse.src) and (folded := _folded(consumer, index, collapse)):
+                    and _worth_folding(collapse.src) and (folded := _folded(consumer, index, collapse)):
                 new_ops, results = folded
                 rewriter.replace(consumer, new_ops, results)
                 _cancel_expands(results, rewriter)
                 return
 
 
-def _leads_to_broadcast(value: SSAValue, depth: int = SEARCH_DEPTH) -> bool:
+def _worth_folding(value: SSAValue, depth: int = SEARCH_DEPTH) -> bool:
     """Whether `value`, used once, is a broadcast's or a widening conversion's result, through
     one-use transposes and collapses (copies: a norm's or a product's broadcast read of a
     statistic does not count). Folded, the consumer reads the narrower source: a KV cache held in
@@ -193,21 +194,21 @@ def _leads_to_broadcast(value: SSAValue, depth: int = SEARCH_DEPTH) -> bool:
     if depth == 0 or value.uses.get_length() != 1:
         return False
     if isinstance(owner, tensor.CollapseShapeOp):
-        return _leads_to_broadcast(owner.src, depth - 1)
+        return _worth_folding(owner.src, depth - 1)
     if _is_widening(owner):
         return True
     if not _is_copy(owner):
         return False
     source = owner.indexing_maps.data[0].data  # type: ignore[union-attr]
-    return len(source.used_dims()) < source.num_dims or _leads_to_broadcast(owner.inputs[0], depth - 1)
+    return len(source.used_dims()) < source.num_dims or _worth_folding(owner.inputs[0], depth - 1)
 
 
 def _is_widening(op: Operation | None) -> bool:
     """A one-input element-wise generic whose result elements are wider than its input's."""
     if not isinstance(op, GenericOp) or len(op.inputs) != 1 or not is_elementwise(op):
         return False
-    source, result = (v.type.element_type for v in (op.inputs[0], op.results[0]))  # type: ignore[attr-defined]
-    return source.bitwidth < result.bitwidth if hasattr(source, "bitwidth") and hasattr(result, "bitwidth") else False
+    source, result = (getattr(v.type.element_type, "bitwidth", None) for v in (op.inputs[0], op.results[0]))  # type: ignore[attr-defined]
+    return source is not None and result is not None and source < result
 
 
 def _is_copy(op: Operation | None) -> bool:

@@ -64,3 +64,16 @@ def test_a_cache_dtype_other_than_f32_or_f16_is_refused() -> None:
         import_block(hf.build("gpt2", "tiny"), max_context=4, kv_dtype=torch.bfloat16)
     with pytest.raises(ModelError, match=r"unsupported KV cache dtype 'f8': choose one of f32, f16"):
         model_block("gpt2", "tiny", 4, 16, kv_cache="f8")
+
+
+def test_a_plan_made_for_the_other_cache_is_refused() -> None:
+    from lowering.dse import Plan, PlanError
+    from streamdsl.dialects.dataflow import kernel_of
+
+    wide, narrow = _blocks("gpt2")
+    names = [{t.sym_name.data for t in kernel_of(b.lowered.program.module).body.block.ops if isinstance(t, TaskOp)}
+             for b in (wide, narrow)]
+    only_wide = sorted(names[0] - names[1])  # the keys' transpose, a task of its own at f32
+    assert only_wide
+    with pytest.raises(PlanError, match=r"does not have: .*was the plan made for this model, tile, quantization and KV cache"):
+        Plan(tile=16, lanes={only_wide[0]: 2}).apply(kernel_of(narrow.lowered.program.module))
