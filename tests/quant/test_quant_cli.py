@@ -45,7 +45,7 @@ def test_compile_quantized_block_reports_scheme_bytes_and_both_latencies(qwen2_w
      r"transformer.h.0.attn.c_attn.weight: input size 64 is not a multiple of the w4a8 group size 128"),
     (["llama", "--quant", "w4a8", "--group-size", "48"], "input size 64 is not a multiple of the w4a8 group size 48"),
     (["llama", "--quant", "w8a8", "--group-size", "32"], "a group size applies to w4a8 only; w8a8 has one group per output"),
-    (["ffn-block", "--quant", "w4a8"], "--quant, --group-size and --replace apply to model families"),
+    (["ffn-block", "--quant", "w4a8"], "--quant, --group-size, --kv-cache and --replace apply to model families"),
 ])
 def test_bad_quantization_arguments(argv, message, tmp_path, capsys):
     out = tmp_path / "o"
