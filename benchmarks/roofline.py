@@ -12,8 +12,8 @@ sized to fit the memory, so shares 1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5 are tried 
 that fits every SLR by the resource model (an SLR placement exists, lowering/slr.py) is slower
 than the best so far; this twice, the split levels judging the DMAs' ports at 512 bits and then
 narrowed (`--split-ports`: more parts, fewer lanes; which is faster depends on the model), and
-the fastest design that fits is reported. The KV cache is held in f16 (`--kv-cache`; `streamdsl
-compile --kv-cache`): the attention then streams half the bits of an f32 cache. Decode time per token = layers x
+the fastest design that fits is reported. The KV cache is held in f32 unless `--kv-cache f16`
+(as `streamdsl compile --kv-cache`: the attention then streams half the bits). Decode time per token = layers x
 block cycles / clock (the host part and kernel launches not counted: the device's share). The
 roofline is the layer's weight bytes (every weight byte crosses HBM once per token) x layers at
 the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is the same at the
@@ -21,7 +21,7 @@ the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is th
 printed beside ours.
 
     python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
-                                  [--fill 0.7 ...] [--kv-cache f16|f32] [--plans DIR]
+                                  [--fill 0.7 ...] [--kv-cache f32|f16] [--plans DIR]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ LOOPS = ("nested", "flat")  # the tasks' perfect loop nests as lowered, or flatt
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,
             fills: tuple[float, ...] = FILLS, split_ports: tuple[str, ...] = SPLIT_PORTS,
-            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f16") -> dict[str, object]:
+            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f32") -> dict[str, object]:
     """The paper block of `family` lowered once, then, for each way the split levels judge the
     ports (`split_ports`: at 512 bits, or narrowed: `explore`'s `narrow_splits`), each way the
     parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`), the loop
@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--hbm-ports", action="append", choices=HBM_PORTS,
                         help="whether the split parts' loads own their HBM ports or share them with the parts that run before "
                              "and after (share-hbm-ports); repeat to try both (the default), the fastest design that fits is reported")
-    parser.add_argument("--kv-cache", choices=("f16", "f32"), default="f16",
-                        help="what the KV cache is held in (default f16: the attention streams half the bits of f32)")
+    parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
+                        help="what the KV cache is held in (default f32; f16: the attention streams half the bits)")
     parser.add_argument("--loops", action="append", choices=LOOPS,
                         help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "
                              "repeat to try both (the default), the fastest design that fits is reported")
