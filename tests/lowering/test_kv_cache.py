@@ -26,7 +26,7 @@ def _blocks(family: str) -> tuple:
     return tuple(model_block(family, "tiny", MAX_CONTEXT, 16, quant=scheme, kv_cache=kv) for kv in ("f32", "f16"))
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama"])  # llama: grouped-query attention, its cache repeated per query head
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma"])  # llama: grouped-query attention; gemma: sliding windows, one KV head
 def test_an_f16_cache_design_matches_torch_and_streams_16_bit_keys_and_values(family: str) -> None:
     wide, narrow = _blocks(family)
     inputs = narrow.example.make_inputs(3)
@@ -43,7 +43,7 @@ def test_an_f16_cache_design_matches_torch_and_streams_16_bit_keys_and_values(fa
     f32 = run_block(wide.module, wide.block, wide.lowered.program.input_names, widened)
     for g, w in zip(got, f32, strict=True):
         np.testing.assert_allclose(g.astype(np.float32), w, rtol=0, atol=2e-3 * float(np.abs(w).max()))
-        assert not np.array_equal(g.astype(np.float32), w) or g.dtype == np.float32
+    assert not any(np.array_equal(g.astype(np.float32), w) for g, w in zip(got[1:], f32[1:], strict=True))  # rounded as stored
     assert_no_deadlock_no_stall(design)
 
     wide_design = sd.compile(wide.example.program)
