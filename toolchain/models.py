@@ -191,7 +191,7 @@ def quantization_figures(mb: ModelBlock, scheme: Scheme) -> dict[str, object]:
     """report.json's `model_figures.quantization` for a block compiled at `scheme`: the scheme,
     the layer's weight bytes, how far the fake-quantized block (the reference) is from the float
     block on the example's inputs, and the float32 block lowered, sized and timed at the same
-    maximum context and tile (the modeled latency without quantization)."""
+    maximum context, tile and KV cache (the modeled latency without quantization)."""
     import streamdsl as sd
 
     max_context = mb.example.config["max_context"]
@@ -201,7 +201,7 @@ def quantization_figures(mb: ModelBlock, scheme: Scheme) -> dict[str, object]:
     floats = run_block(float_module, mb.block, mb.lowered.program.input_names, inputs)
     quantized = mb.example.reference(*inputs)
     errors = [float(np.abs(q - f).max() / max(float(np.abs(f).max()), 1e-30)) for q, f in zip(quantized, floats, strict=True)]
-    float_block = import_block(mb.model, seq_len=1, max_context=max_context)  # type: ignore[arg-type]
+    float_block = import_block(mb.model, seq_len=1, max_context=max_context, kv_dtype=mb.block.kv_dtype)  # type: ignore[arg-type]
     cycles = sd.compile(lower_block(float_block, mb.example.config["tile"]).program).timed_simulation().makespan
     return {
         "scheme": scheme.name,
