@@ -70,10 +70,12 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         return build
 
     def dse(size: str, max_context: int, group: int | None, fill: float = 0.8, narrow_splits: bool = False,
-            family: str = "gpt2", shared_ports: bool = False, flat_loops: bool = False) -> Callable[[], tuple[object, list[np.ndarray]]]:
+            family: str = "gpt2", shared_ports: bool = False, flat_loops: bool = False,
+            kv_cache: str = "f32") -> Callable[[], tuple[object, list[np.ndarray]]]:
         def build() -> tuple[object, list[np.ndarray]]:  # `streamdsl compile gpt2 --quant w4a8 --dse --clock 250`
             block, _ = planned_block(family, size, max_context, quant.scheme("w4a8", group), clock_mhz=250.0, fill=fill,
-                                     narrow_splits=narrow_splits, shared_ports=shared_ports, flat_loops=flat_loops)
+                                     narrow_splits=narrow_splits, shared_ports=shared_ports, flat_loops=flat_loops,
+                                     kv_cache=kv_cache)
             return block.example.program, block.example.make_inputs(0)
 
         return build
@@ -135,6 +137,9 @@ def designs() -> dict[str, Callable[[], tuple[object, list[np.ndarray]]]]:
         # ... with attention's loop nests flattened (`flat_loops`)
         "gpt2 paper w4a8 dse, narrowed splits, flat loops (cache 128)": dse("paper", 128, None, 1.0, narrow_splits=True,
                                                                             flat_loops=True),
+        # ... with its KV cache in f16 (`--kv-cache f16`: benchmarks/roofline.py --kv-cache f16 reports it)
+        "gpt2 paper w4a8 dse, narrowed splits, flat loops, KV f16 (cache 128)": dse("paper", 128, None, 1.0, narrow_splits=True,
+                                                                                     flat_loops=True, kv_cache="f16"),
         # the designs benchmarks/roofline.py reports for Gemma 3 and TinyLlama: their parts' weights on shared ports
         "gemma paper w4a8 dse, shared ports (cache 128)": dse("paper", 128, None, 1.0, True, "gemma", shared_ports=True),
         "llama paper w4a8 dse, shared ports (cache 128)": dse("paper", 128, None, 1.0, True, "llama", shared_ports=True),
