@@ -213,6 +213,11 @@ class Block:
         return self.model.config.num_hidden_layers
 
     @property
+    def cache_dtype(self) -> np.dtype:
+        """The numpy dtype of the cache's arrays (`kv_dtype`'s)."""
+        return torch.empty((), dtype=self.kv_dtype).numpy().dtype
+
+    @property
     def windowed(self) -> bool:
         return any(i.name == "window" for i in self.program.inputs)
 

@@ -166,7 +166,7 @@ class Generator:
         if len(prompt) + n_tokens - 1 > self.max_context:
             raise ModelError(f"generate: a prompt of {len(prompt)} tokens and {n_tokens} new tokens need a cache of "
                              f"{len(prompt) + n_tokens - 1} rows; the design holds max_context={self.max_context}")
-        held = torch.empty((), dtype=self.decode.kv_dtype).numpy().dtype  # the cache's dtype, as the blocks read it
+        held = self.decode.cache_dtype
         caches = [(np.zeros(self.kv_shape, held), np.zeros(self.kv_shape, held)) for _ in range(self.num_layers)]
         length, logits, tokens = 0, [], []
         prompt_block = self.prefill or self.decode

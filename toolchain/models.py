@@ -98,7 +98,7 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         rng = np.random.default_rng(s)
         kv = block.program.inputs[1].shape
         hidden = rng.standard_normal((1, 1, model.config.hidden_size)).astype(np.float32)
-        keys, values = (rng.standard_normal(kv).astype(block.program.inputs[1].dtype.storage) for _ in range(2))
+        keys, values = (rng.standard_normal(kv).astype(block.cache_dtype) for _ in range(2))
         inputs = block.inputs(0, hidden, keys, values, position=max_context, cache_len=max_context)
         return _program_inputs(block, lowered.program, inputs)
 
