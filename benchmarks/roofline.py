@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from frontends import hf
-from frontends.block import decoder_layers
+from frontends.block import KV_DTYPES, decoder_layers
 from frontends.quant import weight_figures
 from lowering.resources import RESOURCES, U55C_DEVICE, kernel_usage
 from lowering.slr import SlrError, kernel_wires, place
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--hbm-ports", action="append", choices=HBM_PORTS,
                         help="whether the split parts' loads own their HBM ports or share them with the parts that run before "
                              "and after (share-hbm-ports); repeat to try both (the default), the fastest design that fits is reported")
-    parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
+    parser.add_argument("--kv-cache", choices=tuple(KV_DTYPES), default="f32",
                         help="what the KV cache is held in (default f32; f16: the attention streams half the bits)")
     parser.add_argument("--loops", action="append", choices=LOOPS,
                         help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "

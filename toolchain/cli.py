@@ -440,7 +440,7 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                         help="models, with --dse: flatten the tasks' perfect loop nests first (flatten-loop-nests: attention "
                              "without a pipeline fill per head; docs/lowering.md)")
     parser.add_argument("--plan", metavar="FILE", help="models: build the design a plan.json describes (from --dse)")
-    parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
+    parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",  # frontends.block.KV_DTYPES, without torch
                         help="models: hold the KV cache in f32 (default) or f16, which halves the bits the attention "
                              "streams; the new keys and values are rounded as they are stored (docs/quantization.md)")
     _add_quant_args(parser)

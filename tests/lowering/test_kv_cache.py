@@ -59,6 +59,11 @@ def test_a_cache_dtype_other_than_f32_or_f16_is_refused() -> None:
     import torch
 
     from frontends import hf
+    from frontends.block import KV_DTYPES
+    from toolchain.cli import build_parser
+
+    for name in KV_DTYPES:  # the CLI's choices, written out to keep `--help` free of torch, take every one
+        assert build_parser().parse_args(["compile", "--kv-cache", name]).kv_cache == name
 
     with pytest.raises(ModelError, match=r"KV cache in torch\.bfloat16 is not supported.*torch\.float16"):
         import_block(hf.build("gpt2", "tiny"), max_context=4, kv_dtype=torch.bfloat16)
