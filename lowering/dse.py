@@ -62,7 +62,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,16 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
-from lowering.hbm_channels import CHANNELS, NARROW_WORDS, allocate_kernel, buffer_bytes, narrow_ports, widen_ports
+from lowering.hbm_channels import (
+    CHANNELS,
+    NARROW_WORDS,
+    allocate_kernel,
+    buffer_bytes,
+    early_pool,
+    narrow_ports,
+    set_early_pool,
+    widen_ports,
+)
 from lowering.resources import (
     U55C_COSTS,
     U55C_DEVICE,
@@ -87,7 +96,15 @@ from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_st
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
-from lowering.transforms.split_matvecs import SplitError, outer_trips, split_tasks, weight_chains
+from lowering.transforms.split_matvecs import (
+    SplitError,
+    cache_chains,
+    outer_trips,
+    split_tasks,
+    stream_consumers,
+    stream_producers,
+    weight_chains,
+)
 from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
 from streamdsl.scalars import specialise
@@ -126,14 +143,17 @@ class Plan:
     splits: Mapping[str, int] = field(default_factory=dict)  # task -> parallel parts (split-matvecs), before lanes
     ports: Mapping[str, int] = field(default_factory=dict)  # DMA -> m_axi word bits, after the HBM allocation
     shared_ports: tuple[tuple[str, ...], ...] = ()  # chains of loads that share ports (share-hbm-ports), after splits
-    flat_loops: bool = False  # flatten-loop-nests first
+    flat_loops: bool = False  # flatten-loop-nests, after the splits
+    early_tensors: tuple[str, ...] = ()  # tensors whose DMAs get `early_channels` of their own (level 1d)
+    early_channels: int = 0
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
                 "ports": dict(sorted(self.ports.items())), "shared_ports": [list(c) for c in self.shared_ports],
-                "flat_loops": self.flat_loops, "figures": dict(self.figures)}
+                "flat_loops": self.flat_loops, "early_tensors": list(self.early_tensors), "early_channels": self.early_channels,
+                "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -145,8 +165,10 @@ class Plan:
             splits = {str(k): int(v) for k, v in data.get("splits", {}).items()}
             ports = {str(k): int(v) for k, v in data.get("ports", {}).items()}
             shared = tuple(tuple(str(n) for n in chain) for chain in data.get("shared_ports") or ())  # false: none (older plans)
+            early = tuple(str(t) for t in data.get("early_tensors") or ())
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
-                        splits, ports, shared, bool(data.get("flat_loops", False)), dict(data.get("figures", {})))
+                        splits, ports, shared, bool(data.get("flat_loops", False)), early, int(data.get("early_channels", 0)),
+                        dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -154,16 +176,16 @@ class Plan:
                             f"and clock, lanes in 1..{MAX_LANES}")
         if any(v < 2 for v in splits.values()):
             raise PlanError(f"{source}: splits {splits}: a task splits into 2 or more parts")
+        if plan.early_tensors and not 0 < plan.early_channels < CHANNELS:
+            raise PlanError(f"{source}: early_channels {plan.early_channels}: the early tensors need 1 to {CHANNELS - 1} channels")
         if bad := {k: v for k, v in ports.items() if v not in NARROW_WORDS}:
             raise PlanError(f"{source}: ports {bad}: a narrowed port's word is one of {', '.join(map(str, NARROW_WORDS))} bits")
         return plan
 
     def apply(self, kernel: KernelOp) -> None:
-        """Write the plan onto a lowered kernel: its flattened nests, its splits (split-matvecs)
-        and shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation, the
-        narrowed ports."""
-        if self.flat_loops:
-            flatten_loop_nests(kernel)
+        """Write the plan onto a lowered kernel: its splits (split-matvecs), flattened nests and
+        shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation (its early
+        pool first), the narrowed ports."""
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
@@ -172,6 +194,8 @@ class Plan:
             split_tasks(kernel, self.splits)
         except SplitError as err:
             raise PlanError(str(err)) from None
+        if self.flat_loops:  # after the splits: attention's parts (level 1d) are cut along their heads loop
+            flatten_loop_nests(kernel)
         try:
             share_named(kernel, self.shared_ports)
         except KeyError as err:
@@ -188,6 +212,7 @@ class Plan:
                 task.attributes["unroll"] = IntegerAttr(self.lanes[name], i64)
             else:
                 task.attributes.pop("unroll", None)
+        set_early_pool(kernel, self.early_tensors, self.early_channels)
         allocate_kernel(kernel, striping=self.hbm_striping)
         loads = {name: op for op, name in kernel_nodes(kernel) if isinstance(op, DmaLoadOp)}
         if unknown := sorted(set(self.ports) - set(loads)):
@@ -594,13 +619,16 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
 
 
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
-                 capacity: Usage, sequences: bool = False) -> tuple[int, ModuleOp] | None:
+                 capacity: Usage, sequences: bool = False, early: tuple[Collection[str], int] | None = None) -> tuple[int, ModuleOp] | None:
     """The unbounded makespan of `module` (not changed) with these splits and its HBM allocated
     again, and the split copy; None when the parts' compute at their lanes exceeds `capacity`.
     The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one);
-    `sequences`: the parts' loads share ports (`share_ports`)."""
+    `sequences`: the parts' loads share ports (`share_ports`); `early`: the early pool's tensors
+    and channels (`set_early_pool`; None: the module's)."""
     trial = module.clone()
     kernel = kernel_of(trial)
+    if early is not None:
+        set_early_pool(kernel, *early)
     for task in [op for op in kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data in shared]:
         name = task.sym_name.data
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
@@ -636,15 +664,21 @@ class _Splits:
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         self.trips = {name: outer_trips(tasks[name]) or 1 for name in self.chains}
+        self.heads: dict[str, int] = {}  # attention tasks -> parts by heads (level 1d), in every trial
+        self.early: tuple[frozenset[str], int] = (frozenset(), 0)  # the early pool (level 1d)
 
     def splits_of(self, parts: Mapping[str, int]) -> dict[str, int]:
-        return {t: p for name, p in parts.items() if p > 1 for t in self.chains[name]}
+        return {**{t: p for name, p in parts.items() if p > 1 for t in self.chains[name]}, **self.heads}
 
     def trial(self, parts: Mapping[str, int]) -> tuple[int, ModuleOp] | None:
-        """The makespan and the split copy; None when the parts' compute exceeds the share."""
+        """The makespan and the split copy; None when the parts' compute exceeds the share (or
+        the attention's parts do not divide its heads)."""
         splits = self.splits_of(parts)
-        followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits}
-        return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences)
+        followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits} | set(self.heads)
+        try:
+            return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences, self.early)
+        except SplitError:
+            return None
 
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
@@ -745,6 +779,101 @@ def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lane
             say(f"splits: at the grown lanes, {name} in {fewer[name]} parts: {cycles} cycles (was {makespan})")
             parts, best, makespan = fewer, result[1], cycles
     return (parts, best) if best is not None else None
+
+
+HEAD_PARTS = (2, 4)  # the attention's parts by heads that level 1d tries
+EARLY_CHANNELS = (12, 16, 20, 24)  # the early pools it tries (of the 32 pseudo-channels)
+
+
+def _loaded_tensors(tasks: Iterable[TaskOp]) -> frozenset[str]:
+    """The HBM tensors whose loads reach the tasks' inputs (through stream ops)."""
+    return frozenset(p.source.name_hint or p.name for t in tasks for v in t.inputs for p in stream_producers(v)
+                     if isinstance(p, DmaLoadOp))
+
+
+def _part_base(name: str) -> str:
+    """The task a part was split from (`k8_reduce_p3` -> `k8_reduce`)."""
+    return re.sub(r"_p\d+$", "", name)
+
+
+def _lanes_for(lanes: Mapping[str, int], tasks: Collection[str], heads: Mapping[str, int]) -> dict[str, int]:
+    """`lanes` for the tasks of a design split again: a part takes the lanes of its task's parts
+    (or of the task); a task newly split by heads (`heads`) shares them among its parts."""
+    by_base = {_part_base(n): v for n, v in lanes.items()}
+    out = {}
+    for name in tasks:
+        value = lanes.get(name, by_base.get(_part_base(name)))
+        if value is not None:
+            out[name] = max(1, value // heads[_part_base(name)]) if _part_base(name) in heads and name not in lanes else value
+    return out
+
+
+def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lanes: Mapping[str, int], striping: bool,
+                     clock_mhz: float, gain: float, say: Callable[[str], None],
+                     fits: Callable[[ModuleOp], bool]) -> tuple[dict[str, int], ModuleOp] | None:
+    """Level 2c: the attention in parts by heads, and the first phase's loads on channels of their
+    own, judged at the grown `lanes` (at the starting lanes the matvecs' compute hides both). A
+    decode block's attention reads the KV cache one head after the other through one stream (a
+    beat a cycle: GPT-2 medium's f32 keys, 258 cycles a head), so however many parts feed it its
+    queries, keys and values, it ends thousands of cycles after them; and the first matvec's
+    weights share every channel with the later matvecs' weights, which stream from the start, so
+    it ends when the whole HBM does. Each attention (`cache_chains`) is tried in `HEAD_PARTS`
+    parts by heads, the weight chains that feed it in that many times their parts (so that each
+    attention part is fed by parts of its own: `hoist_chunk`), with the loads of both (the cache,
+    the first matvec's weights) on an early pool of each of `EARLY_CHANNELS` channels
+    (`set_early_pool`), and in one part with the pool alone; the fastest that gains by `gain` and
+    `fits` at the starting lanes is kept (the fit level then backs off lanes steps until the
+    grown design fits). Returns the weight chains'
+    parts and the split module, the space keeping the attention's parts and the pool for every
+    later trial; None when nothing gained."""
+    kernel = kernel_of(space.module)
+    chains = cache_chains(kernel)
+    if not chains:
+        return None
+    tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    attention = {t for chain in chains for t in chain}
+    feeding = [name for name, chain in space.chains.items()
+               if any(c.sym_name.data in attention for r in tasks[chain[-1]].outputs for c in stream_consumers(r))]
+    early = _loaded_tensors(tasks[t] for t in attention | {t for n in feeding for t in space.chains[n]})
+    design.apply_lanes(lanes)
+    makespan, best = design.run(), None
+    for heads in (1, *HEAD_PARTS):
+        trial_parts = {**parts, **{n: space.divisor(n, parts[n] * heads) for n in feeding}}
+        split_heads = {t: heads for t in attention} if heads > 1 else {}
+        for channels in EARLY_CHANNELS:
+            space.heads, space.early = split_heads, (early, channels)
+            if (result := space.trial(trial_parts)) is None:
+                continue
+            start = result[1].clone()  # at the starting lanes, for the fit
+            trial_kernel = kernel_of(result[1])
+            set_clock(trial_kernel, clock_mhz)
+            allocate_kernel(trial_kernel, striping=striping)
+            trial = _Design(trial_kernel, design.timing)
+            names = [t.sym_name.data for t in trial_kernel.body.block.ops if isinstance(t, TaskOp)]
+            trial.apply_lanes(_lanes_for(lanes, names, split_heads))
+            cycles = trial.run()
+            design.evaluations += trial.evaluations
+            if cycles < makespan * (1 - gain) and fits(start):
+                makespan, best = cycles, (trial_parts, result[1], split_heads, space.early)
+                say(f"attention: {heads} part(s) by heads, its loads on {channels} channels of their own: {cycles} cycles")
+    space.heads, space.early = (best[2], best[3]) if best is not None else ({}, (frozenset(), 0))
+    return (best[0], best[1]) if best is not None else None
+
+
+def _finish(design: _Design, tasks: Mapping[str, TaskOp], start_lanes: Mapping[str, int], steps: Sequence[Mapping[str, int]],
+            device: Device, gain: float, say: Callable[[str], None],
+            flat_loops: bool) -> tuple[dict[str, int], dict[str, Any], dict[str, int], tuple | None, _Design]:
+    """Levels 3b to 6 on an explored design: the fit (trimming again first when the grown design
+    does not fit), the narrowed ports, the flattened loops. Returns the lanes, the fit's figures,
+    the narrowed ports, the flattening (None: kept nested) and the design."""
+    lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain,
+                            trim=lambda: _trim_grown(design, tasks, start_lanes, steps, gain, say, device))  # type: ignore[arg-type]
+    ports = design.narrow_ports()
+    say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
+    flat = None if flat_loops else _flatten_level(design, device, gain, say)
+    if flat is not None:
+        design, ports, fit = flat[0], flat[1], {**fit, **flat[2]}
+    return lanes, fit, ports, flat, design
 
 
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowed: bool = False) -> bool:
@@ -886,25 +1015,37 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         design.rebuild()
         fewer = _fewer_parts(space, parts, design, _with_steps(start_lanes, steps), striping, clock_mhz, say)
         if fewer is not None:  # the design again, on the module with fewer parts; lanes of parts it lost dropped
+            parts = fewer[0]
             splits, kernel, evaluations_so_far = space.splits_of(fewer[0]), kernel_of(fewer[1]), design.evaluations
             design = _Design(kernel, timing)
             design.evaluations = evaluations_so_far
             tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
             start_lanes = {n: v for n, v in start_lanes.items() if n in tasks}
             steps = [kept for step in steps if (kept := {n: v for n, v in step.items() if n in tasks})]
-        lanes, fit = _fit_sized(design, start_lanes, steps, device, say, gain,
-                                trim=lambda: _trim_grown(design, tasks, start_lanes, steps, gain, say, device))
-        ports = design.narrow_ports()
-        say(f"ports: {len(ports)} loads narrowed below 512 bits (the makespan holds: each keeps pace with its reader)")
-        flat = None if flat_loops else _flatten_level(design, device, gain, say)
-        if flat is not None:
-            design, ports, fit = flat[0], flat[1], {**fit, **flat[2]}
-        makespan = design.run()
+        designs = [(design, tasks, start_lanes, steps, splits)]
+        heads = _attention_level(space, parts, design, _with_steps(start_lanes, steps), striping, clock_mhz, gain, say, fits)
+        if heads is not None:  # the design again, its lanes and steps carried to the new parts; both finished, the faster kept
+            kernel = kernel_of(heads[1])
+            set_clock(kernel, clock_mhz)
+            allocate_kernel(kernel, striping=striping)
+            split_design = _Design(kernel, timing)
+            split_tasks_ = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+            designs.append((split_design, split_tasks_, _lanes_for(start_lanes, split_tasks_, space.heads),
+                            [kept for step in steps if (kept := _lanes_for(step, split_tasks_, space.heads))], space.splits_of(heads[0])))
+        finished = []
+        for design, tasks, start_lanes, steps, splits in designs:
+            lanes, fit, ports, flat, design = _finish(design, tasks, start_lanes, steps, device, gain, say, flat_loops)
+            finished.append((design.run(), lanes, fit, ports, flat, design, splits))
+            if len(designs) > 1:
+                say(f"attention: {'in parts by heads' if len(finished) > 1 else 'as it was'}: {finished[-1][0]} cycles")
+        makespan, lanes, fit, ports, flat, design, splits = min(finished, key=lambda f: f[0])
+        design.evaluations = sum(f[5].evaluations for f in finished)
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
                    "shared_ports": shared_ports, "flat_loops": flat_loops,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
+        pool, channels = early_pool(design.kernel)
         plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(design.kernel), flat_loops or flat is not None,
-                    figures)
+                    tuple(sorted(pool)), channels, figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

@@ -50,11 +50,11 @@ allow; each of its ports holds that stripe of every member, one after the other.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import DenseArrayBase, FloatAttr, IntegerAttr, f64, i64
+from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, f64, i64
 from xdsl.ir import Operation, SSAValue
 
 from lowering.timing import HBM_CHANNELS_ATTR, HBM_SHARE_ATTR, HBM_WORD_ATTR, U55C, hbm_stripes, hbm_token_words, hbm_word_lanes
@@ -65,7 +65,7 @@ from streamdsl.sim.timed import TimedResult
 from streamdsl.wiring import TimingModel, kernel_nodes
 
 __all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "buffer_bytes",
-           "max_stripes", "narrow_ports", "widen_ports"]
+           "early_pool", "max_stripes", "narrow_ports", "set_early_pool", "widen_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
 PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank
@@ -73,6 +73,8 @@ PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM
 # divides them): not 64, whose one-word ap_uint reads its value before setting it in the vendor's
 # C++ model (g++ -Wall flags every copy)
 NARROW_WORDS = (128, 256)
+EARLY_TENSORS_ATTR = "hbm_early_tensors"  # on a dataflow.kernel: the tensors of the early pool (`set_early_pool`)
+EARLY_CHANNELS_ATTR = "hbm_early_channels"  # on a dataflow.kernel: the pool's pseudo-channels, 0 .. n-1
 
 
 @dataclass(frozen=True)
@@ -170,14 +172,52 @@ def _dma_demand(op: DmaLoadOp | DmaSequenceOp | DmaStoreOp) -> DmaDemand:
     return DmaDemand(tensor.name_hint or op.name, buffer_bytes(stream), max_stripes(stream.type.itensor, load))
 
 
+def early_pool(kernel: KernelOp) -> tuple[frozenset[str], int]:
+    """The tensors whose DMAs `allocate_kernel` gives channels of their own, and how many
+    (`set_early_pool`; none: every DMA on every channel)."""
+    tensors, channels = kernel.attributes.get(EARLY_TENSORS_ATTR), kernel.attributes.get(EARLY_CHANNELS_ATTR)
+    if not isinstance(tensors, ArrayAttr) or not isinstance(channels, IntegerAttr):
+        return frozenset(), 0
+    return frozenset(t.data for t in tensors.data if isinstance(t, StringAttr)), channels.value.data
+
+
+def set_early_pool(kernel: KernelOp, tensors: Collection[str], channels: int) -> None:
+    """Give the DMAs of `tensors` (by name) `channels` pseudo-channels of their own from now on
+    (none, or no channels: drop the pool). The first phase of a decode block (its first weight
+    matvec and the attention after it) needs its bytes first; on channels shared with the later
+    matvecs' weights, which stream (prefetch) from the start, each of its stripes gets only its
+    round-robin share (module doc), so it ends when the whole HBM does."""
+    if not tensors or channels <= 0:
+        kernel.attributes.pop(EARLY_TENSORS_ATTR, None)
+        kernel.attributes.pop(EARLY_CHANNELS_ATTR, None)
+        return
+    if not 0 < channels < CHANNELS:
+        raise ValueError(f"early pool: {channels} channels; give 1 to {CHANNELS - 1} (the rest go to the other DMAs)")
+    kernel.attributes[EARLY_TENSORS_ATTR] = ArrayAttr([StringAttr(t) for t in sorted(tensors)])
+    kernel.attributes[EARLY_CHANNELS_ATTR] = IntegerAttr(channels, i64)
+
+
+def _pooled(demands: Sequence[DmaDemand], early: Collection[str], pool: int, channels: int) -> list[Allocation]:
+    """`allocate`, the demands of `early` tensors on the first `pool` channels and the others on the rest."""
+    mine = [i for i, d in enumerate(demands) if d.name in early]
+    if not mine or len(mine) == len(demands) or not 0 < pool < channels:
+        return allocate(demands, channels)
+    rest = [i for i in range(len(demands)) if i not in mine]
+    got: dict[int, Allocation] = dict(zip(mine, allocate([demands[i] for i in mine], pool)))
+    for i, a in zip(rest, allocate([demands[i] for i in rest], channels - pool)):
+        got[i] = Allocation(tuple(c + pool for c in a.channels), a.share)
+    return [got[i] for i in range(len(demands))]
+
+
 def allocate_kernel(kernel: KernelOp, channels: int = CHANNELS, striping: bool = True) -> list[Allocation]:
     """Allocate the DMAs of `kernel` and write `hbm_channels` / `hbm_share` on each (module doc);
-    without `striping` every DMA keeps one stripe (channels are still balanced)."""
+    without `striping` every DMA keeps one stripe (channels are still balanced). The DMAs of the
+    kernel's early pool (`set_early_pool`) get its channels, the others the rest."""
     dmas = [op for op in kernel.body.block.ops if isinstance(op, DMA_OPS)]
     demands = [_dma_demand(op) for op in dmas]
     if not striping:
         demands = [DmaDemand(d.name, d.nbytes, 1) for d in demands]
-    allocations = allocate(demands, channels)
+    allocations = _pooled(demands, *early_pool(kernel), channels)
     widen_ports(kernel)  # a new allocation: ports are narrowed again after it
     for op, a in zip(dmas, allocations):
         op.attributes[HBM_CHANNELS_ATTR] = DenseArrayBase.from_list(i64, list(a.channels))

@@ -52,6 +52,7 @@ from streamdsl.dialects.dataflow import (
     ITensorConverterOp,
     ITensorEmptyOp,
     ITensorForkOp,
+    ITensorReassociateOp,
     ITensorType,
     KernelOp,
     TaskOp,
@@ -59,8 +60,8 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.itensor import itensor
 
 __all__ = [
-    "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "fold_concat_chunks", "is_weight_matvec", "outer_trips", "split_task",
-    "split_tasks", "splittable", "weight_chains",
+    "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "cache_chains", "fold_concat_chunks", "hoist_chunk", "is_weight_matvec",
+    "outer_trips", "split_task", "split_tasks", "splittable", "stream_consumers", "stream_producers", "weight_chains",
 ]  # fmt: skip
 
 SPLIT_ATTR = "split"  # on a dataflow.task: the parallel parts a design plan splits it into
@@ -102,6 +103,12 @@ def _driven_dim(it: itensor) -> int | None:
     return dims[0] if len(dims) == 1 else (None if not dims else -1)
 
 
+def _outer_bounded(it: itensor) -> bool:
+    """Whether a run-time bound of the stream counts or depends on its outer loop (the loop a split
+    cuts); bounds of inner loops (attention's cache length) go to every part unchanged."""
+    return any(b.loop == 0 or 0 in b.map.results[0].used_dims() for b in it.bounds)
+
+
 def _part_type(it: itensor, parts: int) -> itensor:
     return it._with(trips=(it.trips[0] // parts, *it.trips[1:]))  # noqa: SLF001 - the one field that changes
 
@@ -118,7 +125,7 @@ def _why_not(task: TaskOp, parts: int, needs_hbm: bool = True) -> str | None:
     ports = [a for a in task.body.block.args if isinstance(a.type, ITensorType)]
     for arg in ports:
         it = arg.type.itensor  # type: ignore[attr-defined]
-        if it.bounds or it.trips[0] != trips:
+        if _outer_bounded(it) or it.trips[0] != trips:
             return f"port {arg.index} ({arg.type}) is not streamed by the outer loop alone"
         if any(not _inside(use.operation, loop) for use in arg.uses):  # type: ignore[arg-type]
             return f"port {arg.index} is accessed outside the outer loop"
@@ -155,10 +162,15 @@ def is_weight_matvec(task: TaskOp) -> bool:
     """A splittable task that also replays an input for every output tile: a contraction of the
     activation vector against an HBM weight (not a group sum or a bias add)."""
     trips = outer_trips(task)
-    contracts = any(op.name.startswith("linalg.") and any(str(k.data).endswith("reduction") for k in kinds.data)
-                    for op in task.body.walk() if (kinds := op.properties.get("iterator_types")) is not None)
-    return bool(trips) and contracts and any(isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is None for v in task.inputs) and any(
+    replays = any(isinstance(v.type, ITensorType) and _driven_dim(_it(v)) is None for v in task.inputs)
+    return bool(trips) and _reduces(task) and replays and any(
         splittable(task, p) for p in range(2, trips + 1) if trips % p == 0)  # type: ignore[operator]
+
+
+def _reduces(task: TaskOp) -> bool:
+    """Whether a linalg op of the task reduces (a contraction, a sum, a max)."""
+    return any(op.name.startswith("linalg.") and any(str(k.data).endswith("reduction") for k in kinds.data)
+               for op in task.body.walk() if (kinds := op.properties.get("iterator_types")) is not None)
 
 
 def weight_chains(kernel: KernelOp) -> dict[str, list[str]]:
@@ -177,17 +189,142 @@ def weight_chains(kernel: KernelOp) -> dict[str, list[str]]:
     return chains
 
 
+_STREAM_OPS = (ITensorCastOp, ITensorReassociateOp, ITensorConverterOp, ITensorForkOp, ITensorConcatOp, ITensorChunkOp)
+
+
+def stream_producers(value: SSAValue) -> list[Operation]:
+    """The tasks and DMAs whose streams reach `value` through stream ops (casts, converters, forks, ...)."""
+    owner = value.owner
+    if isinstance(owner, _STREAM_OPS):
+        return [p for v in owner.operands for p in stream_producers(v)]
+    return [owner] if isinstance(owner, TaskOp | DmaLoadOp) else []
+
+
+def stream_consumers(value: SSAValue) -> list[TaskOp]:
+    """The tasks that `value` reaches through stream ops."""
+    found: list[TaskOp] = []
+    for use in value.uses:
+        if isinstance(use.operation, TaskOp):
+            found.append(use.operation)
+        elif isinstance(use.operation, _STREAM_OPS):
+            found += [t for r in use.operation.results for t in stream_consumers(r)]
+    return found
+
+
+def cache_chains(kernel: KernelOp) -> list[list[str]]:
+    """The tasks of each attention, by name in program order: a task that reads a tensor loaded
+    from HBM along its outer loop (the KV cache, one head after the other, through the concat
+    that appends the new row: a task that reads a load straight in is a weight's), and the tasks
+    connected to it through stream ops that loop the same outer trips (its queries, scores,
+    softmax, values), each splittable along that loop (no reduction over it), when one of them
+    reduces over an inner loop (a norm's maps do not). A plan splits them together by heads
+    (`split_tasks`), so that each part reads its heads' box of the cache on ports of its own."""
+    weights = {name for chain in weight_chains(kernel).values() for name in chain}
+    order = [op for op in kernel.body.block.ops if isinstance(op, TaskOp)]
+
+    def member(task: TaskOp, trips: int | None) -> bool:  # a weight's reader (its load straight in) is a matvec's
+        return (task.sym_name.data not in weights and outer_trips(task) == trips and trips is not None and trips > 1
+                and _why_not(task, 2, needs_hbm=False) in (None, _indivisible(task, 2))
+                and _why_not(task, 2) is not None and _why_not(task, trips) is not None)
+
+    seen: set[TaskOp] = set()
+    chains = []
+    for load in [op for op in kernel.body.block.ops if isinstance(op, DmaLoadOp) and _driven_dim(_it(op.result)) is not None]:
+        for seed in stream_consumers(load.result):
+            trips = outer_trips(seed)
+            if seed in seen or not member(seed, trips):
+                continue
+            component, work = {seed}, [seed]
+            while work:
+                task = work.pop()
+                near = [p for v in task.inputs for p in stream_producers(v) if isinstance(p, TaskOp)]
+                near += [c for r in task.outputs for c in stream_consumers(r)]
+                for other in near:
+                    if other not in component and member(other, trips):
+                        component.add(other)
+                        work.append(other)
+            seen |= component
+            if any(_reduces(t) for t in component):  # not a norm's element-wise maps
+                chains.append([t.sym_name.data for t in order if t in component])
+    return chains
+
+
 def _indivisible(task: TaskOp, parts: int) -> str:
     return f"its outer loop has {outer_trips(task)} trips, which {parts} parts do not divide (give a divisor above 1)"
 
 
 def split_tasks(kernel: KernelOp, splits: Mapping[str, int]) -> None:
-    """Split the named tasks of `kernel` into their parts (in program order), then drop fork outputs
-    nothing reads and fold a concat that a split consumer chunks into the same parts."""
+    """Split the named tasks of `kernel` into their parts (in program order), move the chunks the
+    parts put on their inputs above the stream ops that feed them (`hoist_chunk`), then drop fork
+    outputs nothing reads and fold a concat that a split consumer chunks into the same parts."""
+    before = {op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp)}
     for task in [t for t in kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data in splits]:
         split_task(task, splits[task.sym_name.data], needs_hbm=False)
+    work = [op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp) and op not in before]
+    while work:
+        work += hoist_chunk(work.pop())
     _operand_fork_cleanup(kernel)
     fold_concat_chunks(kernel)
+
+
+def _outer_parts(value: SSAValue, parts: int) -> tuple[int, ITensorType] | None:
+    """The dim `value`'s outer loop moves and the type of each of `parts` contiguous ranges of
+    that loop (None: the stream cannot be cut so)."""
+    it = _it(value)
+    if _outer_bounded(it) or it.trips[0] % parts or (dim := _driven_dim(it)) is None or dim == -1:
+        return None
+    part = _part_type(it, parts)
+    return (dim, ITensorType.from_itensor(part)) if part.shape[dim] * parts == it.shape[dim] else None
+
+
+_HOISTED = (ITensorCastOp, ITensorReassociateOp, ITensorConverterOp, ITensorForkOp, ITensorConcatOp)
+
+
+def _part_copy(op: Operation, sources: Sequence[SSAValue], types: Sequence[ITensorType]) -> Operation:
+    """`op` over the parts `sources` of its operands, its results of `types`."""
+    if isinstance(op, ITensorConverterOp):
+        return planned_converter(sources[0], types[0], op)
+    if isinstance(op, ITensorForkOp):
+        return ITensorForkOp(sources[0], types)
+    if isinstance(op, ITensorConcatOp):
+        return ITensorConcatOp(sources, op.dim.value.data, types[0])
+    return type(op)(sources[0], types[0])
+
+
+def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp]:
+    """Where `chunk` cuts a stream into contiguous ranges of its outer loop (the inputs of split
+    parts), cut the producer's inputs instead, so that each part is streamed from its own sources
+    in parallel, not after the parts before it: a `dma_load` becomes a load of each part's box; a
+    cast, reassociate, converter, fork or concat (along another dim) whose ports all stream that
+    loop's ranges as parts becomes one op per part, its results joined again by concats (which a
+    split consumer's chunk folds away). Returns the chunks put on the producer's inputs (to
+    hoist in turn); [] when `chunk` stays (a task's output, a concat along its own dim)."""
+    parts, producer = len(chunk.outputs), chunk.source.owner
+    cut = _outer_parts(chunk.source, parts)
+    if cut is None or cut[0] != chunk.dim.value.data or any(o.type != cut[1] for o in chunk.outputs):
+        return []
+    if isinstance(producer, DmaLoadOp) and chunk.source.has_one_use():
+        loads = _driven_parts(chunk.source, cut[1], cut[0], parts, chunk)
+        for out, value in zip(chunk.outputs, loads):
+            out.replace_all_uses_with(value)
+        Rewriter.erase_op(chunk)
+        Rewriter.erase_op(producer)
+        return []
+    if not isinstance(producer, _HOISTED) or (isinstance(producer, ITensorConcatOp) and producer.dim == chunk.dim):
+        return []
+    ins, outs = [_outer_parts(v, parts) for v in producer.operands], [_outer_parts(v, parts) for v in producer.results]
+    if any(c is None for c in (*ins, *outs)):
+        return []
+    if isinstance(producer, ITensorConverterOp | ITensorCastOp) and ins[0][0] != outs[0][0]:  # type: ignore[index]
+        return []  # the ranges would be different boxes of the one tensor
+    chunks = [ITensorChunkOp(v, dim, [t] * parts) for v, (dim, t) in zip(producer.operands, ins)]  # type: ignore[misc]
+    copies = [_part_copy(producer, [c.outputs[p] for c in chunks], [t for _, t in outs]) for p in range(parts)]  # type: ignore[misc]
+    joins = [ITensorConcatOp([c.results[i] for c in copies], dim, r.type) for i, (r, (dim, _)) in enumerate(zip(producer.results, outs))]  # type: ignore[misc]
+    Rewriter.insert_op([*chunks, *copies, *joins], InsertPoint.before(producer))
+    for result, join in zip(producer.results, joins):
+        result.replace_all_uses_with(join.result)
+    Rewriter.erase_op(producer)
+    return chunks
 
 
 def _replica_source(value: SSAValue) -> SSAValue | None:
