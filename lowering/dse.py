@@ -38,6 +38,11 @@ allocation), but driven by our models instead of HLS runs:
    level 1a runs again on it, over the tasks no step grew and no split cut (GPT-2 medium's
    activation quantizers and norm maps, which level 1a judged in the unsplit block, held 64 lanes
    of float cores for 16 cycles a vector): the room goes to the fit.
+   Level 2c (`_attention_level`): at the grown lanes, the attention in parts by heads, fed by
+   that many times the parts of the matvec before it, with their loads (the KV cache, that
+   matvec's weights) on an early pool of channels of their own (`set_early_pool`); when it is
+   faster unbounded and fits at the starting lanes, levels 3b to 6 run on both designs and the
+   faster is kept.
 4. **Fit**: levels 2 and 3 judge the tasks' compute (and the DMA adapters) alone; the FIFOs that
    sizing adds take BRAM36, URAM and LUTs. The design is FIFO-sized as `size-fifos` does (within
    the device) and judged by the resource model; the longest prefix of level 2's steps whose
@@ -781,8 +786,8 @@ def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lane
     return (parts, best) if best is not None else None
 
 
-HEAD_PARTS = (2, 4)  # the attention's parts by heads that level 1d tries
-EARLY_CHANNELS = (12, 16, 20, 24)  # the early pools it tries (of the 32 pseudo-channels)
+HEAD_PARTS = (2, 4)  # the attention's parts by heads that level 2c tries
+EARLY_CHANNELS = (16, 20, 24)  # the early pools it tries (of the 32 pseudo-channels)
 
 
 def _loaded_tensors(tasks: Iterable[TaskOp]) -> frozenset[str]:
@@ -821,7 +826,7 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
     parts by heads, the weight chains that feed it in that many times their parts (so that each
     attention part is fed by parts of its own: `hoist_chunk`), with the loads of both (the cache,
     the first matvec's weights) on an early pool of each of `EARLY_CHANNELS` channels
-    (`set_early_pool`), and in one part with the pool alone; the fastest that gains by `gain` and
+    (`set_early_pool`); the fastest that gains by `gain` and
     `fits` at the starting lanes is kept (the fit level then backs off lanes steps until the
     grown design fits). Returns the weight chains'
     parts and the split module, the space keeping the attention's parts and the pool for every
@@ -837,9 +842,9 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
     early = _loaded_tensors(tasks[t] for t in attention | {t for n in feeding for t in space.chains[n]})
     design.apply_lanes(lanes)
     makespan, best = design.run(), None
-    for heads in (1, *HEAD_PARTS):
+    for heads in HEAD_PARTS:
         trial_parts = {**parts, **{n: space.divisor(n, parts[n] * heads) for n in feeding}}
-        split_heads = {t: heads for t in attention} if heads > 1 else {}
+        split_heads = dict.fromkeys(attention, heads)
         for channels in EARLY_CHANNELS:
             space.heads, space.early = split_heads, (early, channels)
             if (result := space.trial(trial_parts)) is None:
@@ -855,7 +860,7 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
             design.evaluations += trial.evaluations
             if cycles < makespan * (1 - gain) and fits(start):
                 makespan, best = cycles, (trial_parts, result[1], split_heads, space.early)
-                say(f"attention: {heads} part(s) by heads, its loads on {channels} channels of their own: {cycles} cycles")
+                say(f"attention: {heads} parts by heads, its loads on {channels} channels of their own: {cycles} cycles")
     space.heads, space.early = (best[2], best[3]) if best is not None else ({}, (frozenset(), 0))
     return (best[0], best[1]) if best is not None else None
 

@@ -25,6 +25,13 @@ the same itensor with the outer trip count divided by P:
   into query, keys and values), each piece is its run of parts (`fold_concat_chunks`), so the
   pieces stream side by side instead of one after the other.
 
+A chunk a part put on its input is moved above the stream ops that feed it (`hoist_chunk`): a
+`dma_load` becomes a load of each part's box, a cast, reassociate, converter, fork or concat along
+another dim one op per part, its results joined by concats that a split consumer's chunk folds
+away. So a chain split where its inputs pass through such ops (the attention split by heads, its
+keys the cache's rows and the new row concatenated, then retiled: `cache_chains`) reads each
+part's heads from sources of its own, side by side, instead of one part after the other.
+
 Part p is named `<task>_p<p>`; a task with `unroll` keeps it in every part. The pass splits
 every task with a `split = P` attribute (set by a design plan, lowering/dse.py), or, with the
 option `parts=P`, every splittable task whose outer trip count P divides.
@@ -260,9 +267,11 @@ def split_tasks(kernel: KernelOp, splits: Mapping[str, int]) -> None:
     before = {op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp)}
     for task in [t for t in kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data in splits]:
         split_task(task, splits[task.sym_name.data], needs_hbm=False)
-    work = [op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp) and op not in before]
-    while work:
-        work += hoist_chunk(work.pop())
+    moved = True
+    while moved:  # a chunk stays until every reader of its producer is cut alike: again until none moves
+        moved = False
+        for chunk in [op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp) and op not in before]:
+            moved |= chunk.parent is not None and hoist_chunk(chunk) is not None
     _operand_fork_cleanup(kernel)
     fold_concat_chunks(kernel)
 
@@ -291,18 +300,27 @@ def _part_copy(op: Operation, sources: Sequence[SSAValue], types: Sequence[ITens
     return type(op)(sources[0], types[0])
 
 
-def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp]:
+def _cut_alike(value: SSAValue, parts: int, dim: int) -> bool:
+    """Whether every reader of `value` cuts it into `parts` along `dim` (the concat that hoisting
+    leaves on it then folds away everywhere)."""
+    return bool(value.uses) and all(isinstance(c := use.operation, ITensorChunkOp) and len(c.outputs) == parts
+                                    and c.dim.value.data == dim for use in value.uses)
+
+
+def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp] | None:
     """Where `chunk` cuts a stream into contiguous ranges of its outer loop (the inputs of split
     parts), cut the producer's inputs instead, so that each part is streamed from its own sources
-    in parallel, not after the parts before it: a `dma_load` becomes a load of each part's box; a
-    cast, reassociate, converter, fork or concat (along another dim) whose ports all stream that
-    loop's ranges as parts becomes one op per part, its results joined again by concats (which a
-    split consumer's chunk folds away). Returns the chunks put on the producer's inputs (to
-    hoist in turn); [] when `chunk` stays (a task's output, a concat along its own dim)."""
+    in parallel, not after the parts before it: a `dma_load` read by the chunk alone becomes a
+    load of each part's box; a cast, reassociate, converter, fork or concat (along another dim)
+    whose ports all stream that loop's ranges as parts, and whose every reader cuts them alike,
+    becomes one op per part, its results joined again by concats (which those readers' chunks fold
+    away: a fork with one unsplit reader stays, where hoisting would add a fork per part and a
+    concat). Returns the chunks put on the producer's inputs (to hoist in turn); None when `chunk`
+    stays (a task's output, a concat along its own dim, a reader not cut alike)."""
     parts, producer = len(chunk.outputs), chunk.source.owner
     cut = _outer_parts(chunk.source, parts)
     if cut is None or cut[0] != chunk.dim.value.data or any(o.type != cut[1] for o in chunk.outputs):
-        return []
+        return None
     if isinstance(producer, DmaLoadOp) and chunk.source.has_one_use():
         loads = _driven_parts(chunk.source, cut[1], cut[0], parts, chunk)
         for out, value in zip(chunk.outputs, loads):
@@ -311,12 +329,12 @@ def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp]:
         Rewriter.erase_op(producer)
         return []
     if not isinstance(producer, _HOISTED) or (isinstance(producer, ITensorConcatOp) and producer.dim == chunk.dim):
-        return []
+        return None
     ins, outs = [_outer_parts(v, parts) for v in producer.operands], [_outer_parts(v, parts) for v in producer.results]
-    if any(c is None for c in (*ins, *outs)):
-        return []
+    if any(c is None for c in (*ins, *outs)) or not all(_cut_alike(r, parts, c[0]) for r, c in zip(producer.results, outs)):  # type: ignore[index]
+        return None
     if isinstance(producer, ITensorConverterOp | ITensorCastOp) and ins[0][0] != outs[0][0]:  # type: ignore[index]
-        return []  # the ranges would be different boxes of the one tensor
+        return None  # the ranges would be different boxes of the one tensor
     chunks = [ITensorChunkOp(v, dim, [t] * parts) for v, (dim, t) in zip(producer.operands, ins)]  # type: ignore[misc]
     copies = [_part_copy(producer, [c.outputs[p] for c in chunks], [t for _, t in outs]) for p in range(parts)]  # type: ignore[misc]
     joins = [ITensorConcatOp([c.results[i] for c in copies], dim, r.type) for i, (r, (dim, _)) in enumerate(zip(producer.results, outs))]  # type: ignore[misc]
