@@ -18,7 +18,7 @@ from lowering.hbm_channels import CHANNELS, DmaDemand, _pooled, allocate, alloca
 from lowering.timing import HBM_CHANNELS_ATTR
 from lowering.transforms.split_matvecs import cache_chains, split_tasks, stream_consumers, weight_chains
 from streamdsl import quant
-from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, ITensorChunkOp, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, ITensorChunkOp, ITensorForkOp, TaskOp, kernel_of
 from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
 from toolchain.models import model_block
 
@@ -71,6 +71,9 @@ def test_attention_in_parts_by_heads_equals_the_unsplit_design(family: str, head
     assert sorted(tuple(op.offsets.get_values()) for op in caches) == sorted(
         (0, h * kv_heads // heads, 0, 0) for h in range(heads) for _ in range(2))
     assert not any(isinstance(op, ITensorChunkOp) and isinstance(op.source.owner, DmaLoadOp) for op in kernel.walk())
+    forked = {op.source.owner.sym_name.data for op in kernel.body.block.ops if isinstance(op, ITensorForkOp)
+              and isinstance(op.source.owner, TaskOp)}
+    assert any(f"{t}_p{heads - 1}" in forked for t in chain)  # a fork hoisted: one per part, both readers split
     design = sd.compile(program)
     for got, want in zip(design.simulate(*args), unsplit, strict=True):
         assert np.array_equal(got, want)

@@ -24,13 +24,14 @@ from lowering.transforms.split_matvecs import (
     SPLIT_ATTR,
     SplitError,
     SplitMatvecsPass,
+    hoist_chunk,
     split_task,
     split_tasks,
     splittable,
     weight_chains,
 )
 from streamdsl import quant
-from streamdsl.dialects.dataflow import DmaLoadOp, ITensorChunkOp, ITensorConcatOp, KernelOp, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import DmaLoadOp, ITensorChunkOp, ITensorConcatOp, ITensorForkOp, KernelOp, TaskOp, kernel_of
 from streamdsl.sim.timed import simulate_unbounded
 from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
 from toolchain.models import model_block, run_block
@@ -182,3 +183,18 @@ def test_split_design_emits_passes_lint_and_csim_and_its_plan_rebuilds_it(tmp_pa
     assert streamdsl([*args, "--plan", str(tmp_path / "a" / "plan.json"), "--out", str(tmp_path / "b")]) == 0
     again = json.loads((tmp_path / "b" / "report.json").read_text())
     assert again["plan"] == report["plan"] and again["timed_simulation"] == report["timed_simulation"]
+
+
+def test_chunks_move_up_to_where_each_part_has_sources_of_its_own() -> None:
+    """Split in 2, the tiny Llama block keeps only chunks that `hoist_chunk` cannot move (a
+    converter whose ranges would be other boxes, a fork with an unsplit reader: hoisting would
+    add a fork per part and a concat for that reader); the design computes what the unsplit one
+    does (test_split_block_equals_the_integer_form_and_the_unsplit_design)."""
+    mb = model_block("llama", "tiny", 8, 16, quant=quant.scheme("w4a8", 16))
+    kernel = kernel_of(mb.lowered.program.module)
+    SplitMatvecsPass(parts=2).apply(Context(), mb.lowered.program.module)
+    chunks = [op for op in kernel.body.block.ops if isinstance(op, ITensorChunkOp)
+              and any(isinstance(u.operation, TaskOp) and "_p" in u.operation.sym_name.data for out in op.outputs for u in out.uses)]
+    assert chunks and all(hoist_chunk(c) is None for c in chunks)
+    forks = [fork for c in chunks if isinstance(fork := c.source.owner, ITensorForkOp)]
+    assert forks and all(not all(isinstance(u.operation, ITensorChunkOp) for out in f.outputs for u in out.uses) for f in forks)
