@@ -50,6 +50,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException, VerifyException
 
+from lowering.converters import ConverterError, plan
 from lowering.transforms.insert_converters import _drop_fork_output, _fork_uses, planned_converter
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -307,6 +308,15 @@ def _cut_alike(value: SSAValue, parts: int, dim: int) -> bool:
                                     and c.dim.value.data == dim for use in value.uses)
 
 
+def _plannable(source: ITensorType, result: ITensorType) -> bool:
+    """Whether a converter between the two part types has a plan (`lowering.converters.plan`)."""
+    try:
+        plan(source.itensor, result.itensor)
+    except ConverterError:
+        return False
+    return True
+
+
 def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp] | None:
     """Where `chunk` cuts a stream into contiguous ranges of its outer loop (the inputs of split
     parts), cut the producer's inputs instead, so that each part is streamed from its own sources
@@ -335,9 +345,18 @@ def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp] | None:
         return None
     if isinstance(producer, ITensorConverterOp | ITensorCastOp) and ins[0][0] != outs[0][0]:  # type: ignore[index]
         return None  # the ranges would be different boxes of the one tensor
+    if isinstance(producer, ITensorConverterOp) and not _plannable(ins[0][1], outs[0][1]):  # type: ignore[index]
+        return None
     chunks = [ITensorChunkOp(v, dim, [t] * parts) for v, (dim, t) in zip(producer.operands, ins)]  # type: ignore[misc]
     copies = [_part_copy(producer, [c.outputs[p] for c in chunks], [t for _, t in outs]) for p in range(parts)]  # type: ignore[misc]
     joins = [ITensorConcatOp([c.results[i] for c in copies], dim, r.type) for i, (r, (dim, _)) in enumerate(zip(producer.results, outs))]  # type: ignore[misc]
+    try:  # each part streams its tiles in the order of the whole (else the route needs a converter)
+        for op in (*chunks, *joins):
+            op.verify()
+    except VerifyException:
+        for op in (*joins, *copies, *chunks):
+            op.erase()
+        return None
     Rewriter.insert_op([*chunks, *copies, *joins], InsertPoint.before(producer))
     for result, join in zip(producer.results, joins):
         result.replace_all_uses_with(join.result)
