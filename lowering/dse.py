@@ -149,7 +149,7 @@ class Plan:
     ports: Mapping[str, int] = field(default_factory=dict)  # DMA -> m_axi word bits, after the HBM allocation
     shared_ports: tuple[tuple[str, ...], ...] = ()  # chains of loads that share ports (share-hbm-ports), after splits
     flat_loops: bool = False  # flatten-loop-nests, after the splits
-    early_tensors: tuple[str, ...] = ()  # tensors whose DMAs get `early_channels` of their own (level 1d)
+    early_tensors: tuple[str, ...] = ()  # tensors whose DMAs get `early_channels` of their own (level 2c)
     early_channels: int = 0
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
@@ -199,7 +199,7 @@ class Plan:
             split_tasks(kernel, self.splits)
         except SplitError as err:
             raise PlanError(str(err)) from None
-        if self.flat_loops:  # after the splits: attention's parts (level 1d) are cut along their heads loop
+        if self.flat_loops:  # after the splits: attention's parts (level 2c) are cut along their heads loop
             flatten_loop_nests(kernel)
         try:
             share_named(kernel, self.shared_ports)
@@ -669,8 +669,8 @@ class _Splits:
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         self.trips = {name: outer_trips(tasks[name]) or 1 for name in self.chains}
-        self.heads: dict[str, int] = {}  # attention tasks -> parts by heads (level 1d), in every trial
-        self.early: tuple[frozenset[str], int] = (frozenset(), 0)  # the early pool (level 1d)
+        self.heads: dict[str, int] = {}  # attention tasks -> parts by heads (level 2c), in every trial
+        self.early: tuple[frozenset[str], int] = (frozenset(), 0)  # the early pool (level 2c)
 
     def splits_of(self, parts: Mapping[str, int]) -> dict[str, int]:
         return {**{t: p for name, p in parts.items() if p > 1 for t in self.chains[name]}, **self.heads}
@@ -796,20 +796,15 @@ def _loaded_tensors(tasks: Iterable[TaskOp]) -> frozenset[str]:
                      if isinstance(p, DmaLoadOp))
 
 
-def _part_base(name: str) -> str:
-    """The task a part was split from (`k8_reduce_p3` -> `k8_reduce`)."""
-    return re.sub(r"_p\d+$", "", name)
-
-
 def _lanes_for(lanes: Mapping[str, int], tasks: Collection[str], heads: Mapping[str, int]) -> dict[str, int]:
     """`lanes` for the tasks of a design split again: a part takes the lanes of its task's parts
     (or of the task); a task newly split by heads (`heads`) shares them among its parts."""
-    by_base = {_part_base(n): v for n, v in lanes.items()}
+    by_task = {_SPLIT_PART.sub("", n): v for n, v in lanes.items()}
     out = {}
     for name in tasks:
-        value = lanes.get(name, by_base.get(_part_base(name)))
-        if value is not None:
-            out[name] = max(1, value // heads[_part_base(name)]) if _part_base(name) in heads and name not in lanes else value
+        task = _SPLIT_PART.sub("", name)
+        if (value := lanes.get(name, by_task.get(task))) is not None:
+            out[name] = max(1, value // heads[task]) if task in heads and name not in lanes else value
     return out
 
 
@@ -826,11 +821,10 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
     parts by heads, the weight chains that feed it in that many times their parts (so that each
     attention part is fed by parts of its own: `hoist_chunk`), with the loads of both (the cache,
     the first matvec's weights) on an early pool of each of `EARLY_CHANNELS` channels
-    (`set_early_pool`); the fastest that gains by `gain` and
-    `fits` at the starting lanes is kept (the fit level then backs off lanes steps until the
-    grown design fits). Returns the weight chains'
-    parts and the split module, the space keeping the attention's parts and the pool for every
-    later trial; None when nothing gained."""
+    (`set_early_pool`); the fastest that gains by `gain` and `fits` at the starting lanes is kept
+    (the fit level then backs off lanes steps until the grown design fits). Returns the weight
+    chains' parts and the split module, the space keeping the attention's parts and the pool for
+    every later trial; None when nothing gained."""
     kernel = kernel_of(space.module)
     chains = cache_chains(kernel)
     if not chains:
