@@ -64,3 +64,21 @@ def tasks_by_name(module) -> dict:  # noqa: ANN001
     from streamdsl.dialects.dataflow import TaskOp
 
     return {op.sym_name.data: op for op in module.walk() if isinstance(op, TaskOp)}
+
+
+def assert_csim_as_modeled(design, project, inputs, timeout: int = 900) -> None:  # noqa: ANN001
+    """g++ csim of the emitted `project`, sequential and threaded, equals the functional simulation
+    of `design` on `inputs`; every process's busy cycles and the makespan it counts are within 1.2x
+    of the timing model."""
+    from hls_backend import csim_cycles, model_cycles
+    from tests.hls.cases import INT4_WARNINGS, csim_modes
+
+    want = design.simulate(*inputs)
+    for mode, got in csim_modes(project, *inputs, flags=INT4_WARNINGS, timeout=timeout):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()), err_msg=f"{mode} csim")
+    counted, model = csim_cycles(project, *inputs, timeout=timeout), model_cycles(design)
+    off = {n: (c["busy"], model[n]) for n, c in counted["processes"].items() if not 1 / 1.2 <= c["busy"] / max(1, model[n]) <= 1.2}
+    assert not off, off
+    makespan = design.timed_simulation().makespan
+    assert 1 / 1.2 <= counted["makespan"] / makespan <= 1.2, (counted["makespan"], makespan)

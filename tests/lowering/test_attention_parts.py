@@ -19,7 +19,7 @@ from lowering.timing import HBM_CHANNELS_ATTR
 from lowering.transforms.split_matvecs import cache_chains, split_tasks, stream_consumers, weight_chains
 from streamdsl import quant
 from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, ITensorChunkOp, ITensorForkOp, TaskOp, kernel_of
-from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall
+from tests.lowering.lowering_helpers import assert_csim_as_modeled, assert_no_deadlock_no_stall
 from toolchain.models import model_block
 
 # at 256 cached rows a tiny block's head streams 128 beats or more: its attention walks heads (tile-batch-loops)
@@ -129,9 +129,8 @@ def test_attention_parts_emit_pass_lint_and_csim_at_the_model_s_cycles(tmp_path)
     """The emitted project of that plan passes the HLS lint; g++ csim, sequential and threaded,
     equals the functional simulation; every process's cycles and the makespan are within 1.2x of
     the timing model; the early pool's ports are on its channels (link.cfg) and no other port is."""
-    from hls_backend import csim_cycles, emit_project, model_cycles
+    from hls_backend import emit_project
     from hls_backend.lint import lint_cpp
-    from tests.hls.cases import INT4_WARNINGS, csim_modes
     from toolchain.models import planned_block
 
     plan = _attention_plan()
@@ -144,12 +143,4 @@ def test_attention_parts_emit_pass_lint_and_csim_at_the_model_s_cycles(tmp_path)
     assert all(flag == port.rstrip("_0123456789").startswith(plan.early_tensors) for port, flag in early.items()), early
     assert sum(port.startswith("past_key") for port in early) == 2  # a box of the cache per attention part
     xs = block.example.make_inputs(0)
-    want = design.simulate(*xs)
-    for mode, got in csim_modes(project, *xs, flags=INT4_WARNINGS, timeout=900):
-        for g, w in zip(got, want, strict=True):
-            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()), err_msg=f"{mode} csim")
-    counted, model = csim_cycles(project, *xs, timeout=900), model_cycles(design)
-    off = {n: (c["busy"], model[n]) for n, c in counted["processes"].items() if not 1 / 1.2 <= c["busy"] / max(1, model[n]) <= 1.2}
-    assert not off, off
-    makespan = design.timed_simulation().makespan
-    assert 1 / 1.2 <= counted["makespan"] / makespan <= 1.2, (counted["makespan"], makespan)
+    assert_csim_as_modeled(design, project, xs)
