@@ -351,7 +351,7 @@ def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp] | None:
     copies = [_part_copy(producer, [c.outputs[p] for c in chunks], [t for _, t in outs]) for p in range(parts)]  # type: ignore[misc]
     joins = [ITensorConcatOp([c.results[i] for c in copies], dim, r.type) for i, (r, (dim, _)) in enumerate(zip(producer.results, outs))]  # type: ignore[misc]
     try:  # each part streams its tiles in the order of the whole (else the route needs a converter)
-        for op in (*chunks, *joins):
+        for op in (*chunks, *copies, *joins):
             op.verify()
     except VerifyException:
         for op in (*joins, *copies, *chunks):
