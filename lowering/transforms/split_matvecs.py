@@ -197,7 +197,9 @@ def weight_chains(kernel: KernelOp) -> dict[str, list[str]]:
     return chains
 
 
-_STREAM_OPS = (ITensorCastOp, ITensorReassociateOp, ITensorConverterOp, ITensorForkOp, ITensorConcatOp, ITensorChunkOp)
+# the stream ops a chunk is hoisted through, and with chunks the ones tasks reach each other through
+_HOISTED = (ITensorCastOp, ITensorReassociateOp, ITensorConverterOp, ITensorForkOp, ITensorConcatOp)
+_STREAM_OPS = (*_HOISTED, ITensorChunkOp)
 
 
 def stream_producers(value: SSAValue) -> list[Operation]:
@@ -285,9 +287,6 @@ def _outer_parts(value: SSAValue, parts: int) -> tuple[int, ITensorType] | None:
         return None
     part = _part_type(it, parts)
     return (dim, ITensorType.from_itensor(part)) if part.shape[dim] * parts == it.shape[dim] else None
-
-
-_HOISTED = (ITensorCastOp, ITensorReassociateOp, ITensorConverterOp, ITensorForkOp, ITensorConcatOp)
 
 
 def _part_copy(op: Operation, sources: Sequence[SSAValue], types: Sequence[ITensorType]) -> Operation:
