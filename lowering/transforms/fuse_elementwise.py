@@ -302,15 +302,18 @@ def _cancel_expands(results: Sequence[SSAValue], rewriter: PatternRewriter) -> N
 
 
 class CancelReshapePair(RewritePattern):
-    """A `collapse_shape` that undoes an `expand_shape` is the expand's source (Hugging Face's
-    `repeat_kv` expands a KV head's rows and collapses them back before its broadcast: left so, a
-    conversion of the cache before it would not reach the contraction that reads the broadcast)."""
+    """A `collapse_shape` that undoes an `expand_shape` of a widening conversion's result is that
+    result (Hugging Face's `repeat_kv` expands a KV head's rows and collapses them back before its
+    broadcast: left so, a conversion of an f16 cache would not reach the contraction that reads the
+    broadcast). Other pairs stay: cancelled, they change how a grouped-query block is tiled and
+    fused (TinyLlama's f32 block lost 4 of its stream ops, and its uniform 4-part split no longer
+    had an SLR placement in the exploration: 51,210 cycles against 38,384)."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, collapse: tensor.CollapseShapeOp, rewriter: PatternRewriter) -> None:
         expand = collapse.src.owner
         if isinstance(expand, tensor.ExpandShapeOp) and expand.src.type == collapse.result.type \
-                and reassociation(expand) == reassociation(collapse):
+                and reassociation(expand) == reassociation(collapse) and _worth_folding(expand.src):
             rewriter.replace(collapse, [], [expand.src])
 
 

@@ -165,3 +165,22 @@ func.func @expand_collapse(%v: tensor<1x2x9x16xf16>) -> tensor<1x2x9x16xf32> {
 // CHECK-NEXT:    %[[W:.*]] = arith.extf %[[X]] : f16 to f32
 // CHECK-NEXT:    %{{.*}} = arith.negf %[[W]] : f32
 // CHECK-NOT:   linalg.generic
+
+// The same pair over an f32 value with no conversion to fold: it stays (cancelling it would
+// change how a grouped-query block's f32 cache is tiled, for nothing to fuse).
+
+func.func @expand_collapse_kept(%v: tensor<1x2x9x16xf32>) -> tensor<1x2x9x16xf32> {
+  %x5 = tensor.expand_shape %v [[0], [1], [2, 3], [4]] output_shape [1, 2, 1, 9, 16] : tensor<1x2x9x16xf32> into tensor<1x2x1x9x16xf32>
+  %c = tensor.collapse_shape %x5 [[0], [1], [2, 3], [4]] : tensor<1x2x1x9x16xf32> into tensor<1x2x9x16xf32>
+  %e2 = tensor.empty() : tensor<1x2x9x16xf32>
+  %n = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%c : tensor<1x2x9x16xf32>) outs(%e2 : tensor<1x2x9x16xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %m = arith.negf %a : f32
+    linalg.yield %m : f32
+  } -> tensor<1x2x9x16xf32>
+  func.return %n : tensor<1x2x9x16xf32>
+}
+
+// CHECK-LABEL: func.func @expand_collapse_kept
+// CHECK:       tensor.expand_shape %v
+// CHECK:       tensor.collapse_shape
