@@ -80,6 +80,7 @@ from lowering.hbm_channels import (
     NARROW_WORDS,
     allocate_kernel,
     buffer_bytes,
+    dma_tensor,
     early_pool,
     narrow_ports,
     set_early_pool,
@@ -104,9 +105,9 @@ from lowering.transforms.share_hbm_ports import share_named, share_ports, shared
 from lowering.transforms.split_matvecs import (
     SplitError,
     cache_chains,
+    feeding_chains,
     outer_trips,
     split_tasks,
-    stream_consumers,
     stream_producers,
     weight_chains,
 )
@@ -792,8 +793,7 @@ EARLY_CHANNELS = (16, 20, 24)  # the early pools it tries (of the 32 pseudo-chan
 
 def _loaded_tensors(tasks: Iterable[TaskOp]) -> frozenset[str]:
     """The HBM tensors whose loads reach the tasks' inputs (through stream ops)."""
-    return frozenset(p.source.name_hint or p.name for t in tasks for v in t.inputs for p in stream_producers(v)
-                     if isinstance(p, DmaLoadOp))
+    return frozenset(dma_tensor(p) for t in tasks for v in t.inputs for p in stream_producers(v) if isinstance(p, DmaLoadOp))
 
 
 def _lanes_for(lanes: Mapping[str, int], tasks: Collection[str], heads: Mapping[str, int]) -> dict[str, int]:
@@ -831,8 +831,7 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
         return None
     tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
     attention = {t for chain in chains for t in chain}
-    feeding = [name for name, chain in space.chains.items()
-               if any(c.sym_name.data in attention for r in tasks[chain[-1]].outputs for c in stream_consumers(r))]
+    feeding = feeding_chains(kernel, attention)
     early = _loaded_tensors(tasks[t] for t in attention | {t for n in feeding for t in space.chains[n]})
     design.apply_lanes(lanes)
     makespan, best = design.run(), None

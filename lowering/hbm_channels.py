@@ -65,7 +65,7 @@ from streamdsl.sim.timed import TimedResult
 from streamdsl.wiring import TimingModel, kernel_nodes
 
 __all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "buffer_bytes",
-           "early_pool", "max_stripes", "narrow_ports", "set_early_pool", "widen_ports"]
+           "dma_tensor", "early_pool", "max_stripes", "narrow_ports", "set_early_pool", "widen_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
 PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank
@@ -161,15 +161,20 @@ def buffer_bytes(stream: SSAValue) -> int:
     return it.num_tokens * hbm_token_words(it, U55C.hbm_word_bits) * U55C.hbm_word_bits // 8
 
 
+def dma_tensor(op: DmaLoadOp | DmaSequenceOp | DmaStoreOp) -> str:
+    """The name a DMA's allocation goes by (an early pool names its tensors so): its HBM tensor's,
+    a sequence's first member's."""
+    tensor = op.sources[0] if isinstance(op, DmaSequenceOp) else op.source if isinstance(op, DmaLoadOp) else op.result
+    return tensor.name_hint or op.name
+
+
 def _dma_demand(op: DmaLoadOp | DmaSequenceOp | DmaStoreOp) -> DmaDemand:
     """A sequence's ports carry every member's buffer, striped as the one that takes the fewest."""
     if isinstance(op, DmaSequenceOp):
-        return DmaDemand(op.sources[0].name_hint or op.name, sum(buffer_bytes(r) for r in op.outputs),
-                         min(max_stripes(r.type.itensor) for r in op.outputs))
+        return DmaDemand(dma_tensor(op), sum(buffer_bytes(r) for r in op.outputs), min(max_stripes(r.type.itensor) for r in op.outputs))
     load = isinstance(op, DmaLoadOp)
     stream = op.result if load else op.source
-    tensor = op.source if load else op.result
-    return DmaDemand(tensor.name_hint or op.name, buffer_bytes(stream), max_stripes(stream.type.itensor, load))
+    return DmaDemand(dma_tensor(op), buffer_bytes(stream), max_stripes(stream.type.itensor, load))
 
 
 def early_pool(kernel: KernelOp) -> tuple[frozenset[str], int]:

@@ -39,7 +39,7 @@ option `parts=P`, every splittable task whose outer trip count P divides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -68,7 +68,8 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.itensor import itensor
 
 __all__ = [
-    "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "cache_chains", "fold_concat_chunks", "hoist_chunk", "is_weight_matvec",
+    "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "cache_chains", "feeding_chains", "fold_concat_chunks", "hoist_chunk",
+    "is_weight_matvec",
     "outer_trips", "split_task", "split_tasks", "splittable", "stream_consumers", "stream_producers", "weight_chains",
 ]  # fmt: skip
 
@@ -257,6 +258,14 @@ def cache_chains(kernel: KernelOp) -> list[list[str]]:
             if any(_reduces(t) for t in component):  # not a norm's element-wise maps
                 chains.append([t.sym_name.data for t in order if t in component])
     return chains
+
+
+def feeding_chains(kernel: KernelOp, tasks: Collection[str]) -> list[str]:
+    """The weight chains (`weight_chains`, by their matvec) whose last task's output reaches one
+    of `tasks` through stream ops: the matvecs that feed an attention its queries, keys and values."""
+    named = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    return [name for name, chain in weight_chains(kernel).items()
+            if any(c.sym_name.data in tasks for r in named[chain[-1]].outputs for c in stream_consumers(r))]
 
 
 def _indivisible(task: TaskOp, parts: int) -> str:

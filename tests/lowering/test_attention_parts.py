@@ -16,7 +16,7 @@ import streamdsl as sd
 from lowering.dse import Plan, PlanError
 from lowering.hbm_channels import CHANNELS, DmaDemand, _pooled, allocate, allocate_kernel, early_pool, set_early_pool
 from lowering.timing import HBM_CHANNELS_ATTR
-from lowering.transforms.split_matvecs import cache_chains, outer_trips, split_tasks, stream_consumers, weight_chains
+from lowering.transforms.split_matvecs import cache_chains, feeding_chains, outer_trips, split_tasks, weight_chains
 from streamdsl import quant
 from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, ITensorChunkOp, ITensorForkOp, TaskOp, kernel_of
 from tests.lowering.lowering_helpers import assert_csim_as_modeled, assert_no_deadlock_no_stall
@@ -28,13 +28,6 @@ CONTEXT = 256
 
 def _block(family: str):  # noqa: ANN202 - a ModelBlock
     return model_block(family, "tiny", CONTEXT, 16, quant=quant.scheme("w4a8", 16))
-
-
-def _feeding(kernel, chain: list[str]) -> list[str]:  # noqa: ANN001
-    """The weight chains whose last task's output reaches the attention."""
-    tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
-    return [name for name, links in weight_chains(kernel).items()
-            if any(c.sym_name.data in chain for r in tasks[links[-1]].outputs for c in stream_consumers(r))]
 
 
 def test_cache_chains_are_the_attention_not_the_norms_nor_the_matvecs() -> None:
@@ -62,7 +55,7 @@ def test_attention_in_parts_by_heads_equals_the_unsplit_design(family: str, head
     kernel = kernel_of(program.module)
     (chain,) = cache_chains(kernel)
     chains = weight_chains(kernel)
-    feeding = _feeding(kernel, chain)
+    feeding = feeding_chains(kernel, chain)
     assert feeding
     split_tasks(kernel, {**dict.fromkeys(chain, heads), **{t: times * (3 if family == "gpt2" else 1) for n in feeding for t in chains[n]}})
     program.module.verify()
@@ -120,7 +113,7 @@ def _attention_plan() -> Plan:
     mb = _block("gpt2")
     kernel = kernel_of(mb.lowered.program.module)
     (chain,) = cache_chains(kernel)
-    feeding = {t: 6 for n in _feeding(kernel, chain) for t in weight_chains(kernel)[n]}
+    feeding = {t: 6 for n in feeding_chains(kernel, chain) for t in weight_chains(kernel)[n]}
     early = ("past_key", "past_value", "p_layer_attn_c_attn_weight", "p_layer_attn_c_attn_scales", "p_layer_attn_c_attn_bias")
     return Plan(16, 250.0, True, {}, 0, {**dict.fromkeys(chain, 2), **feeding}, {}, (), False, early, 8)
 
