@@ -111,7 +111,7 @@ from lowering.transforms.split_matvecs import (
     stream_producers,
     weight_chains,
 )
-from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, kernel_of
+from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, ITensorType, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
@@ -670,6 +670,11 @@ class _Splits:
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         self.trips = {name: outer_trips(tasks[name]) or 1 for name in self.chains}
+        # largest weights first: by the tiles a matvec streams (its longest input), not its outer trips
+        # (TinyLlama's down projection has 32 outer trips, its query projection 32, but 2.75x the tiles)
+        tiles = {name: max(v.type.itensor.num_tokens for v in tasks[name].inputs if isinstance(v.type, ITensorType))
+                 for name in self.chains}
+        self.largest_first = sorted(self.chains, key=lambda n: (-tiles[n], -self.trips[n], n))
         self.heads: dict[str, int] = {}  # attention tasks -> parts by heads (level 2c), in every trial
         self.early: tuple[frozenset[str], int] = (frozenset(), 0)  # the early pool (level 2c)
 
@@ -736,7 +741,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
         makespan, best, best_parts = result[0], result[1], parts
         say(f"splits: every weight matvec in up to {uniform} parts: {makespan} cycles")
         uniform *= 2
-    order = sorted(chains, key=lambda n: (-trips[n], n))
+    order = space.largest_first
     improved = True
     while improved and evaluations < budget:
         improved = False
@@ -770,7 +775,7 @@ def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lane
     design.apply_lanes(lanes)
     makespan, best = design.run(), None
     parts = dict(parts)
-    for name in sorted((n for n, p in parts.items() if p > 1), key=lambda n: (-space.trips[n], n)):
+    for name in [n for n in space.largest_first if parts[n] > 1]:
         fewer = {**parts, name: space.divisor(name, parts[name] // 2)}
         if (result := space.trial(fewer)) is None:
             continue

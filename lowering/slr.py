@@ -15,8 +15,12 @@ every boundary under its SLR. The SLRs form a chain (SLR0-SLR1-SLR2), so a wire 
 SLR2 crosses two boundaries. Ties are broken by a second objective worth less than one bit (node i, by name,
 weighs i + 1 toward lower SLRs), so the answer is deterministic. A design that fits in SLR0 has
 that placement as its unique optimum (no bit crosses, every tie weight 0), found without CBC, which
-can spend a minute proving it. On a crowded device the search stops after `MAX_NODES`
-branch-and-bound nodes with the best placement found (a count, not a time, so still deterministic).
+can spend a minute proving it. A local search (`lowering.slr_search`) runs first: its placement
+is CBC's start (CBC can only improve on it), and it alone answers whether a placement exists
+(`place(..., first=True)`, the exploration's check, asked dozens of times: CBC's root work alone
+took 4 to 9 s a check on TinyLlama's crowded block, a "no" 5 to 30 s). On a crowded device CBC
+stops after `MAX_NODES` branch-and-bound nodes with the best placement found (a count, not a time,
+so still deterministic).
 `with_crossings(graph, placement)` is the timing
 graph of the placed design: each FIFO that crosses k boundaries is followed by a relay of
 k x `TimingTable.sll_latency` pipeline registers, whose slots are the FIFO's extra depth.
@@ -32,6 +36,7 @@ import mip
 import numpy as np
 
 from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage, Usage
+from lowering.slr_search import search
 from lowering.timing import U55C, TimingTable, hbm_stripes, hbm_word_bits
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp
 from streamdsl.errors import StreamdslError
@@ -47,16 +52,6 @@ SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour befo
 # Past it the best placement found stands (feasible, perhaps not the fewest crossing bits): a
 # GPT-2 medium block packed to 99% of the device's BRAM had CBC searching for over 15 minutes.
 MAX_NODES = 20_000
-# With `first` (does a placement exist?) a search that has found none after FIRST_NODES nodes
-# answers no: on a crowded device CBC can take a minute to prove there is none (one check of
-# Gemma 3's exploration: 66 s under the profiler), while the placements it finds come early: the
-# four families' plans at 300 nodes are those at 2,000, GPT-2 medium's at 100 those at 300, and a
-# check that answers no costs about 2 s of root work instead of up to 14 s (docs/resources.md).
-# The exploration then keeps a smaller design; a placement it accepts always exists. At 100 nodes
-# the uniform 4-part splits of TinyLlama and Gemma 3 (shared ports, narrowed) had none, which the
-# full placement finds (23 s and 16 s), and so had 300 nodes for Gemma 3's; 1,000 finds both (in
-# 10.5 and 7.7 s, most of it the root's work).
-FIRST_NODES = 1000
 
 
 class SlrError(StreamdslError, ValueError):
@@ -100,10 +95,10 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
     """The placement of `usage`'s nodes on `device`'s SLRs with the fewest crossing bits (module doc);
     `fill` is the share of each SLR a placement may use. Nodes using less than `small` of an SLR
     first join the neighbour they share the most wire bits with (`_coarsen`), which keeps the
-    program small (a GPT-2 medium block: 109 nodes). With `first`, the first placement CBC finds
-    that respects every constraint, not the fewest crossing bits: enough to know that one exists
-    (the exploration's check), and seconds faster on a crowded device; `hint` (node -> SLR, a
-    similar design's placement) is that placement when it places every node within the limits."""
+    program small (a GPT-2 medium block: 109 nodes). With `first`, the local search's placement
+    within every limit, not the fewest crossing bits: enough to know that one exists (the
+    exploration's check: SlrError when the search finds none); `hint` (node -> SLR, a similar
+    design's placement) is that placement when it places every node within the limits."""
     t0 = time.perf_counter()
     if first and hint is not None and usage.nodes.keys() <= hint.keys():
         placed = _placement({v: hint[v] for v in usage.nodes}, wires, device, t0)
@@ -177,11 +172,16 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
 
 
 def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, first: bool = False) -> dict[str, int]:
-    """The integer program of the module doc on these nodes and wires: node -> SLR (with `first`,
-    the first feasible assignment CBC finds)."""
+    """The integer program of the module doc on these nodes and wires, from the local search's
+    placement: node -> SLR (with `first`, the local search's placement alone)."""
     nodes = sorted(usage.nodes)
     if usage.total.share(device.per_slr) <= fill:
         return dict.fromkeys(nodes, 0)  # no bit crosses and every tie weight is 0: the unique optimum
+    found = search(usage, wires, device, fill)
+    if first:
+        if found is None:
+            raise SlrError(_infeasible(usage, wires, device, fill, "none found by the local search"))
+        return found
     slrs, bounds = range(device.slrs), range(device.slrs - 1)
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
     model.verbose, model.threads, model.seed = 0, 1, 0
@@ -210,12 +210,10 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
     # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
     tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
-    # `first` asks only whether a placement exists: CBC stops at its first feasible point instead
-    # of branching toward fewer crossing bits. The crossing bits stay the objective: its LP
-    # relaxation steers the dive toward placements the SLLs allow (TinyLlama's 4-part block with
-    # shared ports: one in 0.2 s, none in 100 nodes and 2.3 s without an objective)
-    model.objective = bits if first else bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
-    status = model.optimize(max_nodes=FIRST_NODES if first else MAX_NODES, max_solutions=1 if first else 2**30)
+    model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
+    if found is not None:  # the search's placement: CBC starts from it and can only improve on it
+        model.start = [(x[v, s], float(found[v] == s)) for v in nodes for s in slrs]
+    status = model.optimize(max_nodes=MAX_NODES)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
         raise SlrError(_infeasible(usage, wires, device, fill, status))
     return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}

@@ -451,6 +451,7 @@ class _SplitSpace:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
     chains, module, fill = dict.fromkeys(trips), None, 0.8
+    largest_first = ["a", "b", "c"]  # by their weights: 800, 600, 100
 
     def trial(self, parts):  # noqa: ANN001, ANN202 - the split module is its parts here
         return 800 // parts["a"] + 600 // parts["b"] + 100 // parts["c"], dict(parts)
@@ -649,3 +650,21 @@ def test_at_the_grown_lanes_a_chain_gives_up_parts_its_reader_cannot_use(slow: d
     assert before == 1774
     names = {t.sym_name.data for t in kernel_of(fewer[1]).body.block.ops if isinstance(t, TaskOp)}
     assert "k36_reduce" in names and "k36_reduce_p0" not in names and {"k8_reduce_p0", "k8_reduce_p2"} <= names
+
+
+def test_the_split_level_takes_the_largest_weights_first() -> None:
+    """Llama small W4A8 (hidden 768, MLP 3,072, 4 KV heads of 64; weight tiles 64 rows x 32
+    columns): gate and up (48 trips x 24 tiles) and down (12 x 96) stream 1,152 tiles each, the
+    query and output projections 12 x 24 = 288, key and value 4 x 24 = 96. By outer trips the down
+    projection came after the query projection (12 trips each, by name)."""
+    from lowering.dse import _CachedTiming, _Splits
+    from lowering.timing import U55C
+    from streamdsl import quant
+    from streamdsl.scalars import specialise
+    from toolchain.models import model_block
+
+    module = specialise(model_block("llama", "small", 16, 64, quant=quant.scheme("w4a8", 32)).lowered.program.module)
+    space = _Splits(module, _CachedTiming(U55C.at_clock(250)), 1.0)
+    assert space.trips == {"k45_reduce": 48, "k48_reduce": 48, "k54_reduce": 12, "k10_reduce": 12, "k37_reduce": 12,
+                           "k14_reduce": 4, "k18_reduce": 4}
+    assert space.largest_first == ["k45_reduce", "k48_reduce", "k54_reduce", "k10_reduce", "k37_reduce", "k14_reduce", "k18_reduce"]
