@@ -36,7 +36,7 @@ import mip
 import numpy as np
 
 from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage, Usage
-from lowering.slr_search import search
+from lowering.slr_search import TRIES, search
 from lowering.timing import U55C, TimingTable, hbm_stripes, hbm_word_bits
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp
 from streamdsl.errors import StreamdslError
@@ -180,7 +180,7 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     found = search(usage, wires, device, fill)
     if first:
         if found is None:
-            raise SlrError(_infeasible(usage, wires, device, fill, "none found by the local search"))
+            raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search in {len(TRIES)} tries"))
         return found
     slrs, bounds = range(device.slrs), range(device.slrs - 1)
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
@@ -215,16 +215,16 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
         model.start = [(x[v, s], float(found[v] == s)) for v in nodes for s in slrs]
     status = model.optimize(max_nodes=MAX_NODES)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
-        raise SlrError(_infeasible(usage, wires, device, fill, status))
+        raise SlrError(_infeasible(usage, wires, device, fill, f"CBC: {status}"))
     return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}
 
 
-def _infeasible(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, status: object) -> str:
+def _infeasible(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, why: str) -> str:
     widest = max(wires, key=lambda w: w.bits, default=None)
     per = ", ".join(f"{r} {getattr(device.per_slr, r) * fill:.0f}" for r in RESOURCES)
     big = ", ".join(f"{name} ({usage.nodes[name].share(device.per_slr):.0%} of an SLR)" for name in
                     sorted(usage.nodes, key=lambda n: -usage.nodes[n].share(device.per_slr))[:3])
-    return (f"SLR placement: no assignment of the {len(usage.nodes)} nodes to the {device.slrs} SLRs fits (CBC: {status}); "
+    return (f"SLR placement: no assignment of the {len(usage.nodes)} nodes to the {device.slrs} SLRs fits ({why}); "
             f"per SLR: {per}, {device.sll} SLLs per boundary; largest nodes: {big}"
             + (f"; widest wire: {widest.a} -> {widest.b}, {widest.bits} bits" if widest else "")
             + "; use fewer lanes, smaller tiles or fewer DMAs")
