@@ -98,7 +98,8 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
     program small (a GPT-2 medium block: 109 nodes). With `first`, the local search's placement
     within every limit, not the fewest crossing bits: enough to know that one exists (the
     exploration's check: SlrError when the search finds none); `hint` (node -> SLR, a similar
-    design's placement) is that placement when it places every node within the limits."""
+    design's placement) is that placement when it places every node within the limits, else
+    the local search's first start (each coarse group at its named node's SLR)."""
     t0 = time.perf_counter()
     if first and hint is not None and usage.nodes.keys() <= hint.keys():
         placed = _placement({v: hint[v] for v in usage.nodes}, wires, device, t0)
@@ -116,7 +117,8 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
             key = (a, b) if b == HBM else tuple(sorted((a, b)))
             bundled[key] = bundled.get(key, 0) + w.bits  # type: ignore[index]
     try:
-        at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first)
+        near = {g: hint[g] for g in coarse.nodes} if hint is not None and usage.nodes.keys() <= hint.keys() else None
+        at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first, near)
     except SlrError as err:
         raise SlrError(f"{err}".replace(f"of the {len(coarse.nodes)} nodes", f"of the {len(usage.nodes)} nodes")) from None
     return _placement({v: at[group[v]] for v in usage.nodes}, wires, device, t0)
@@ -171,13 +173,14 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
     return {v: find(v) for v in usage.nodes}
 
 
-def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, first: bool = False) -> dict[str, int]:
+def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, first: bool = False,
+           hint: Mapping[str, int] | None = None) -> dict[str, int]:
     """The integer program of the module doc on these nodes and wires, from the local search's
-    placement: node -> SLR (with `first`, the local search's placement alone)."""
+    placement (its first try from `hint`): node -> SLR (with `first`, the local search's placement alone)."""
     nodes = sorted(usage.nodes)
     if usage.total.share(device.per_slr) <= fill:
         return dict.fromkeys(nodes, 0)  # no bit crosses and every tie weight is 0: the unique optimum
-    found = search(usage, wires, device, fill)
+    found = search(usage, wires, device, fill, hint=hint)
     if first:
         if found is None:
             raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search in {len(TRIES)} tries"))
