@@ -101,7 +101,8 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
     design's placement) is that placement when it places every node within the limits, else
     the local search's first start (each coarse group at its named node's SLR)."""
     t0 = time.perf_counter()
-    if first and hint is not None and usage.nodes.keys() <= hint.keys():
+    hint = hint if hint is not None and usage.nodes.keys() <= hint.keys() else None  # one naming every node
+    if first and hint is not None:
         placed = _placement({v: hint[v] for v in usage.nodes}, wires, device, t0)
         if _within(usage, placed, device, fill):
             return placed
@@ -117,7 +118,7 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
             key = (a, b) if b == HBM else tuple(sorted((a, b)))
             bundled[key] = bundled.get(key, 0) + w.bits  # type: ignore[index]
     try:
-        near = {g: hint[g] for g in coarse.nodes} if hint is not None and usage.nodes.keys() <= hint.keys() else None
+        near = {g: hint[g] for g in coarse.nodes} if hint is not None else None
         at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first, near)
     except SlrError as err:
         raise SlrError(f"{err}".replace(f"of the {len(coarse.nodes)} nodes", f"of the {len(usage.nodes)} nodes")) from None
@@ -183,7 +184,8 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     found = search(usage, wires, device, fill, hint=hint)
     if first:
         if found is None:
-            raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search in {len(TRIES)} tries"))
+            tries = len(TRIES) + (hint is not None)  # the hint adds a try from it
+            raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search in {tries} tries"))
         return found
     slrs, bounds = range(device.slrs), range(device.slrs - 1)
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
