@@ -129,13 +129,13 @@ def test_split_errors_name_the_task_and_the_reason() -> None:
 
 def test_exploration_splits_weight_matvecs_and_the_plan_rebuilds_it() -> None:
     """The DSE splits the weight matvecs (with the tasks that walk their outputs) when that is
-    faster; the same seed gives the same plan; the plan applied to a fresh lowering gives the
-    makespan it measured, and the split design still computes the block."""
+    faster (tests/lowering/test_dse.py checks that a seed gives one plan); the plan applied to a
+    fresh lowering gives the makespan it measured, and the split design still computes the block."""
     mb = model_block("gpt2", "tiny", 8, 16, quant=quant.scheme("w4a8", 16))
-    plans = [explore(lambda _: mb.lowered.program.module.clone(), (16,), 250.0, seed=1) for _ in range(2)]
-    assert plans[0] == plans[1] and plans[0].splits
-    plan = Plan.from_json(json.loads(json.dumps(plans[0].to_json())))
-    assert plan == plans[0]
+    explored = explore(lambda _: mb.lowered.program.module.clone(), (16,), 250.0, seed=1)
+    assert explored.splits
+    plan = Plan.from_json(json.loads(json.dumps(explored.to_json())))
+    assert plan == explored
     heads = [n for n in plan.splits if n.endswith("_reduce")]
     assert heads and all(plan.splits[n] >= 2 for n in heads)
     program = mb.lowered.program
