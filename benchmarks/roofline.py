@@ -35,7 +35,7 @@ from frontends import hf
 from frontends.block import KV_DTYPES, decoder_layers
 from frontends.quant import weight_figures
 from lowering.resources import RESOURCES, U55C_DEVICE, kernel_usage
-from lowering.slr import SlrError, kernel_wires, place
+from lowering.slr import SlrError, kernel_wires, place, slr_hint
 from lowering.timing import U55C
 from streamdsl import quant
 
@@ -106,7 +106,7 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     timed = design.timed_simulation()
     usage = kernel_usage(design.kernel, design.graph, design.depths)
     try:
-        placement = place(usage, kernel_wires(design.kernel, design.graph)).slr
+        placement = place(usage, kernel_wires(design.kernel, design.graph), hint=slr_hint(design.kernel)).slr
         slrs: list[object] = [u.share(U55C_DEVICE.per_slr) for u in usage.per_slr(placement, U55C_DEVICE.slrs)]
     except SlrError as err:
         slrs = [f"no placement: {str(err).splitlines()[0][:80]}"]

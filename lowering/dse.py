@@ -64,6 +64,7 @@ import dataclasses
 import functools
 import heapq
 import json
+import math
 import random
 import re
 import time
@@ -97,7 +98,7 @@ from lowering.resources import (
     logic_usage,
     task_usage,
 )
-from lowering.slr import SlrError, kernel_wires, place
+from lowering.slr import SlrError, kernel_wires, place, set_slr_hint
 from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests
 from lowering.transforms.insert_converters import merge_duplicates
@@ -139,7 +140,10 @@ class Plan:
     512 bits (DMA node name -> word bits, lowering.hbm_channels.narrow_ports), the loads that
     share HBM ports (each chain streamed by one `dma_sequence`, its loads by
     `share_hbm_ports.load_name`), the kernel clock, and whether the tasks' perfect loop nests
-    are flattened (`flatten-loop-nests`, before anything else is applied)."""
+    are flattened (`flatten-loop-nests`, after the splits), the weight chains' too (`flat_chains`;
+    a plan written before they were, without the key, keeps theirs); and the SLR placement the
+    exploration found for it (`slr`, node -> SLR), which the placements of its build start from
+    (`lowering.slr.set_slr_hint`: they are found again, not taken on trust)."""
 
     tile: int = 64
     clock_mhz: float = U55C.clock_mhz
@@ -152,14 +156,16 @@ class Plan:
     flat_loops: bool = False  # flatten-loop-nests, after the splits
     early_tensors: tuple[str, ...] = ()  # tensors whose DMAs get `early_channels` of their own (level 2c)
     early_channels: int = 0
+    flat_chains: bool = False  # with flat_loops: the weight chains' nests too (flatten-loop-nests chains=true)
+    slr: Mapping[str, int] = field(default_factory=dict)  # node -> SLR the exploration placed, where its build starts
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
                 "ports": dict(sorted(self.ports.items())), "shared_ports": [list(c) for c in self.shared_ports],
-                "flat_loops": self.flat_loops, "early_tensors": list(self.early_tensors), "early_channels": self.early_channels,
-                "figures": dict(self.figures)}
+                "flat_loops": self.flat_loops, "flat_chains": self.flat_chains, "early_tensors": list(self.early_tensors),
+                "early_channels": self.early_channels, "slr": dict(sorted(self.slr.items())), "figures": dict(self.figures)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -174,6 +180,7 @@ class Plan:
             early = tuple(str(t) for t in data.get("early_tensors") or ())
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
                         splits, ports, shared, bool(data.get("flat_loops", False)), early, int(data.get("early_channels", 0)),
+                        bool(data.get("flat_chains", False)), {str(k): int(v) for k, v in data.get("slr", {}).items()},
                         dict(data.get("figures", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
@@ -184,6 +191,8 @@ class Plan:
             raise PlanError(f"{source}: splits {splits}: a task splits into 2 or more parts")
         if plan.early_tensors and not 0 < plan.early_channels < CHANNELS:
             raise PlanError(f"{source}: early_channels {plan.early_channels}: the early tensors need 1 to {CHANNELS - 1} channels")
+        if bad := {k: v for k, v in plan.slr.items() if not 0 <= v < U55C_DEVICE.slrs}:
+            raise PlanError(f"{source}: slr {dict(list(bad.items())[:3])}: an SLR is 0 to {U55C_DEVICE.slrs - 1}")
         if bad := {k: v for k, v in ports.items() if v not in NARROW_WORDS}:
             raise PlanError(f"{source}: ports {bad}: a narrowed port's word is one of {', '.join(map(str, NARROW_WORDS))} bits")
         return plan
@@ -191,7 +200,7 @@ class Plan:
     def apply(self, kernel: KernelOp) -> None:
         """Write the plan onto a lowered kernel: its splits (split-matvecs), flattened nests and
         shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation (its early
-        pool first), the narrowed ports."""
+        pool first), the narrowed ports, the SLR placement its build starts from (`set_slr_hint`)."""
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
@@ -201,7 +210,7 @@ class Plan:
         except SplitError as err:
             raise PlanError(str(err)) from None
         if self.flat_loops:  # after the splits: attention's parts (level 2c) are cut along their heads loop
-            flatten_loop_nests(kernel)
+            flatten_loop_nests(kernel, self.flat_chains)
         try:
             share_named(kernel, self.shared_ports)
         except KeyError as err:
@@ -226,6 +235,7 @@ class Plan:
                             "(was the plan made for this model, tile, quantization and KV cache?)")
         for name, bits in self.ports.items():
             loads[name].attributes[HBM_WORD_ATTR] = IntegerAttr(bits, i64)
+        set_slr_hint(kernel, self.slr)
 
 
 def set_clock(kernel: KernelOp, clock_mhz: float) -> None:
@@ -625,12 +635,14 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
 
 
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
-                 capacity: Usage, sequences: bool = False, early: tuple[Collection[str], int] | None = None) -> tuple[int, ModuleOp] | None:
+                 capacity: Usage, sequences: bool = False, early: tuple[Collection[str], int] | None = None,
+                 flat: bool = False) -> tuple[int, ModuleOp] | None:
     """The unbounded makespan of `module` (not changed) with these splits and its HBM allocated
     again, and the split copy; None when the parts' compute at their lanes exceeds `capacity`.
     The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one);
     `sequences`: the parts' loads share ports (`share_ports`); `early`: the early pool's tensors
-    and channels (`set_early_pool`; None: the module's)."""
+    and channels (`set_early_pool`; None: the module's); `flat`: the weight chains' loop nests
+    flattened once split (a flattened block's, as its plan applies them)."""
     trial = module.clone()
     kernel = kernel_of(trial)
     if early is not None:
@@ -639,6 +651,8 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
         name = task.sym_name.data
         task.attributes["unroll"] = IntegerAttr(max(1, (unroll_lanes(task) or timing.table.lanes) // splits[name]), i64)
     split_tasks(kernel, splits)
+    if flat:
+        flatten_loop_nests(kernel, chains=True)
     if sequences:  # chained by their readers' reads in the design with ports of their own, at the explored clock
         allocate_kernel(kernel)
         share_ports(kernel, timing=timing)
@@ -661,11 +675,12 @@ class _Splits:
     tasks that walk its output in its order, `weight_chains`) is split into. Each trial is a split
     copy of `module` (not changed), its HBM allocated again, timed by the unbounded simulation;
     the weight matvecs' parts keep its lanes each (P times its compute, P weight streams), the
-    tasks after one share theirs (the same compute, cut into lanes)."""
+    tasks after one share theirs (the same compute, cut into lanes). `flat`: the block's loop
+    nests are flattened (`explore`'s `flat_loops`), the weight chains' in each trial once split."""
 
-    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float, sequences: bool = False) -> None:
+    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float, sequences: bool = False, flat: bool = False) -> None:
         self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
-        self.sequences = sequences
+        self.sequences, self.flat = sequences, flat
         kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
@@ -687,7 +702,7 @@ class _Splits:
         splits = self.splits_of(parts)
         followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits} | set(self.heads)
         try:
-            return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences, self.early)
+            return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences, self.early, self.flat)
         except SplitError:
             return None
 
@@ -698,6 +713,8 @@ class _Splits:
         """The unbounded makespan of the design with nothing split, and that design as sd.compile
         builds it (a copy of `module`, its converters of one input merged)."""
         module = self.module.clone()
+        if self.flat:
+            flatten_loop_nests(kernel_of(module), chains=True)
         merge_duplicates(kernel_of(module).body.block)
         return _Design(kernel_of(module), self.timing).run(), module
 
@@ -879,6 +896,23 @@ def _finish(design: _Design, tasks: Mapping[str, TaskOp], start_lanes: Mapping[s
     return lanes, fit, ports, flat, design
 
 
+def _fastest_finished(finished: list[tuple[Any, ...]], device: Device, say: Callable[[str], None]) -> tuple[Any, ...]:
+    """Level 2c's choice between the design as it was and the one with the attention in parts
+    (each `(unbounded makespan, lanes, fit, ports, flat, design, splits)` as `_finish` left it):
+    the one that fits, then the shorter FIFO-sized makespan, the one a plan builds; the unbounded
+    run hides the prefetch the memory left allows, so a design that fits only with its FIFOs cut
+    short could win by it."""
+    if len(finished) == 1:
+        return finished[0]
+    keys = []
+    for i, entry in enumerate(finished):
+        sized = _sizing(entry[5], device).makespan
+        keys.append((not entry[2].get("fits", False), math.inf if sized is None else sized, entry[0], i))
+        say(f"attention: {'in parts by heads' if i else 'as it was'}: {sized} cycles FIFO-sized ({entry[0]} unbounded)"
+            f"{'' if entry[2].get('fits', False) else ', does not fit'}")
+    return finished[min(keys)[-1]]
+
+
 def _fits_sized(module: ModuleOp, timing: _CachedTiming, device: Device, narrowed: bool = False) -> bool:
     """Whether the design of `module` at its lanes, FIFO-sized, fits `device` and its SLRs, its
     ports at 512 bits or, `narrowed`, as the exploration will narrow them (the BRAM36 that frees
@@ -902,7 +936,7 @@ def _flatten_level(design: _Design, device: Device, gain: float,
     module = design.kernel.get_toplevel_object().clone()
     assert isinstance(module, ModuleOp)
     kernel = kernel_of(module)
-    if not flatten_loop_nests(kernel):
+    if not flatten_loop_nests(kernel, chains=True):
         return None
     flat = _Design(kernel, _CachedTiming(design.timing.table))  # a body changed under its name: timed afresh (`_structure`)
     flat.evaluations, flat.placement = design.evaluations, design.placement  # the same nodes: its placement tried first
@@ -984,7 +1018,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             flatten_loop_nests(kernel_of(module))
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device, TRIM_SLACK)
-        space = _Splits(module, timing, fill, shared_ports)
+        space = _Splits(module, timing, fill, shared_ports, flat_loops)
         fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
         parts, module = back_off_splits(space, parts, module, fits, say)
@@ -1039,16 +1073,15 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         for design, tasks, start_lanes, steps, splits in designs:
             lanes, fit, ports, flat, design = _finish(design, tasks, start_lanes, steps, device, gain, say, flat_loops)
             finished.append((design.run(), lanes, fit, ports, flat, design, splits))
-            if len(designs) > 1:
-                say(f"attention: {'in parts by heads' if len(finished) > 1 else 'as it was'}: {finished[-1][0]} cycles")
-        makespan, lanes, fit, ports, flat, design, splits = min(finished, key=lambda f: f[0])
+        makespan, lanes, fit, ports, flat, design, splits = _fastest_finished(finished, device, say)
         design.evaluations = sum(f[5].evaluations for f in finished)
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
                    "shared_ports": shared_ports, "flat_loops": flat_loops,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
         pool, channels = early_pool(design.kernel)
-        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(design.kernel), flat_loops or flat is not None,
-                    tuple(sorted(pool)), channels, figures)
+        flattened = flat_loops or flat is not None
+        plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(design.kernel), flattened,
+                    tuple(sorted(pool)), channels, flattened, dict(design.placement or {}), figures)
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import mip
 import numpy as np
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, i64
 
 from lowering.resources import RESOURCES, U55C_DEVICE, Device, KernelUsage, Usage
 from lowering.slr_search import TRIES, search
@@ -44,7 +45,7 @@ from streamdsl.graph import Graph, Task
 from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes
 
-__all__ = ["Placement", "SlrError", "Wire", "kernel_wires", "place", "with_crossings"]
+__all__ = ["Placement", "SlrError", "Wire", "kernel_wires", "place", "set_slr_hint", "slr_hint", "with_crossings"]
 
 HBM = "HBM"
 SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour before the solve
@@ -52,6 +53,7 @@ SMALL = 0.02  # nodes using less than this share of an SLR join a neighbour befo
 # Past it the best placement found stands (feasible, perhaps not the fewest crossing bits): a
 # GPT-2 medium block packed to 99% of the device's BRAM had CBC searching for over 15 minutes.
 MAX_NODES = 20_000
+SLR_HINT_ATTR = "slr_hint"  # on a dataflow.kernel: node -> SLR, the placement its design plan was explored with
 
 
 class SlrError(StreamdslError, ValueError):
@@ -82,6 +84,26 @@ class Placement:
                 "crossing_fifos": dict(sorted(self.crossings.items())), "seconds": round(self.seconds, 4)}
 
 
+def slr_hint(kernel: KernelOp) -> dict[str, int] | None:
+    """The placement a design plan left on `kernel` (`set_slr_hint`), where the SLR searches of
+    its build start; None: none."""
+    attr = kernel.attributes.get(SLR_HINT_ATTR)
+    if not isinstance(attr, DictionaryAttr):
+        return None
+    return {name: v.value.data for name, v in attr.data.items() if isinstance(v, IntegerAttr)}
+
+
+def set_slr_hint(kernel: KernelOp, placement: Mapping[str, int]) -> None:
+    """Leave `placement` (node -> SLR, the one the exploration found for this design) on `kernel`
+    for the placements of its build to start from (none: drop it). GPT-2 medium's chosen design
+    fills 98% of the device: from its own start the local search finds no placement, and CBC
+    took 102 s to find one; from the exploration's, the first check holds."""
+    if placement:
+        kernel.attributes[SLR_HINT_ATTR] = DictionaryAttr({name: IntegerAttr(s, i64) for name, s in sorted(placement.items())})
+    else:
+        kernel.attributes.pop(SLR_HINT_ATTR, None)
+
+
 def kernel_wires(kernel: KernelOp, graph: Graph) -> list[Wire]:
     """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
     and consumer nodes, and each DMA's AXI ports (a word, `hbm_word_bits`, per HBM stripe) to the HBM."""
@@ -91,15 +113,17 @@ def kernel_wires(kernel: KernelOp, graph: Graph) -> list[Wire]:
 
 
 def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVICE, fill: float = 1.0,
-          small: float = SMALL, first: bool = False, hint: Mapping[str, int] | None = None) -> Placement:
+          small: float = SMALL, first: bool = False, hint: Mapping[str, int] | None = None, exact: bool = False) -> Placement:
     """The placement of `usage`'s nodes on `device`'s SLRs with the fewest crossing bits (module doc);
     `fill` is the share of each SLR a placement may use. Nodes using less than `small` of an SLR
     first join the neighbour they share the most wire bits with (`_coarsen`), which keeps the
     program small (a GPT-2 medium block: 109 nodes). With `first`, the local search's placement
     within every limit, not the fewest crossing bits: enough to know that one exists (the
-    exploration's check: SlrError when the search finds none); `hint` (node -> SLR, a similar
-    design's placement) is that placement when it places every node within the limits, else
-    the local search's first start (each coarse group at its named node's SLR)."""
+    exploration's check: SlrError when the search finds none); with `exact` too, where the search
+    finds none, CBC's first placement within every limit (no objective: any placement is as
+    good, so CBC stops at the first), SlrError only when CBC finds none either. `hint` (node ->
+    SLR, a similar design's placement) is that placement when it places every node within the
+    limits, else the local search's first start (each coarse group at its named node's SLR)."""
     t0 = time.perf_counter()
     hint = hint if hint is not None and usage.nodes.keys() <= hint.keys() else None  # one naming every node
     if first and hint is not None:
@@ -119,7 +143,7 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
             bundled[key] = bundled.get(key, 0) + w.bits  # type: ignore[index]
     try:
         near = {g: hint[g] for g in coarse.nodes} if hint is not None else None
-        at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first, near)
+        at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first, near, exact)
     except SlrError as err:
         raise SlrError(f"{err}".replace(f"of the {len(coarse.nodes)} nodes", f"of the {len(usage.nodes)} nodes")) from None
     return _placement({v: at[group[v]] for v in usage.nodes}, wires, device, t0)
@@ -175,18 +199,19 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
 
 
 def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float, first: bool = False,
-           hint: Mapping[str, int] | None = None) -> dict[str, int]:
+           hint: Mapping[str, int] | None = None, exact: bool = False) -> dict[str, int]:
     """The integer program of the module doc on these nodes and wires, from the local search's
-    placement (its first try from `hint`): node -> SLR (with `first`, the local search's placement alone)."""
+    placement (its first try from `hint`): node -> SLR (with `first`, the local search's placement,
+    or with `exact` where it found none, the program's first feasible one, without its objective)."""
     nodes = sorted(usage.nodes)
     if usage.total.share(device.per_slr) <= fill:
         return dict.fromkeys(nodes, 0)  # no bit crosses and every tie weight is 0: the unique optimum
     found = search(usage, wires, device, fill, hint=hint)
-    if first:
-        if found is None:
-            tries = len(TRIES) + (hint is not None)  # the hint adds a try from it
-            raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search in {tries} tries"))
+    if first and found is not None:
         return found
+    if first and not exact:
+        tries = len(TRIES) + (hint is not None)  # the hint adds a try from it
+        raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search in {tries} tries"))
     slrs, bounds = range(device.slrs), range(device.slrs - 1)
     model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC)
     model.verbose, model.threads, model.seed = 0, 1, 0
@@ -212,6 +237,11 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
             crossing[i, k] = c
     for k in bounds:
         model += mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires)) <= device.sll
+    if first:  # any placement within the limits: the first CBC finds (found is None here)
+        status = model.optimize(max_nodes=MAX_NODES, max_solutions=1)
+        if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
+            raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search nor by CBC: {status}"))
+        return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}
     bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
     # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
     tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)

@@ -22,7 +22,7 @@ from xdsl.ir import SSAValue
 from lowering.fifo_sizing import tradeoff
 from lowering.memory import design_memory, local_tensors
 from lowering.resources import ResourceError, kernel_usage, resources_report
-from lowering.slr import SlrError, extra_depth, kernel_wires, place, with_crossings
+from lowering.slr import SlrError, extra_depth, kernel_wires, place, slr_hint, with_crossings
 from lowering.timing import U55C
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, DmaStoreOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graphviz import graph_to_dot, render
@@ -180,7 +180,7 @@ def _compile(example: Example, out: Path, stages: _Stages, seed: int, csim: bool
     try:
         usage.check()
         with stages("slr_placement", "placing the tasks on the three SLRs (ILP): fewest crossing bits"):
-            placement = place(usage, kernel_wires(kernel, design.graph))
+            placement = place(usage, kernel_wires(kernel, design.graph), hint=slr_hint(kernel))
     except (ResourceError, SlrError) as err:
         failures.append(str(err))
     report: dict[str, object] = {

@@ -21,7 +21,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from lowering.fifo_sizing import MODES, Sizing, size_fifos
 from lowering.resources import U55C_DEVICE, Device, fits_device, kernel_usage, logic_usage
-from lowering.slr import SlrError, kernel_wires, place
+from lowering.slr import SlrError, kernel_wires, place, slr_hint
 from lowering.timing import U55C, kernel_graph
 from streamdsl.dialects.dataflow import KernelOp, set_fifo_depth
 from streamdsl.graph import Graph
@@ -44,19 +44,19 @@ def size_kernel(kernel: KernelOp, mode: str = "min-bits") -> tuple[Graph, Sizing
 
 
 def _placeable(kernel: KernelOp, graph: Graph, depths: Mapping[str, int]) -> bool:
-    """Whether the design at `depths` has an SLR placement: the local search's, else CBC's (the
-    least-crossing program, which finds placements the search misses: without it Qwen2.5's
-    explored design was sized within the search's answer, 20,177 cycles against 13,245). Asking
-    CBC first, only to learn that one exists, took 69 of the 84 s a tiny Gemma 3 W8A8 generation
-    spent compiling its two designs."""
-    usage, wires = kernel_usage(kernel, graph, depths), kernel_wires(kernel, graph)
-    for first in (True, False):
-        try:
-            place(usage, wires, first=first)
-        except SlrError:
-            continue
-        return True
-    return False
+    """Whether the design at `depths` has an SLR placement: the local search's (from a design
+    plan's placement, `slr_hint`, when the kernel has one), else CBC's first (`place(...,
+    first=True, exact=True)`: CBC finds placements the search misses; without it
+    Qwen2.5's explored design was sized within the search's answer, 20,177 cycles against
+    13,245). Asking CBC first took 69 of the 84 s a tiny Gemma 3 W8A8 generation spent compiling
+    its two designs; asking it for the least-crossing placement where the search found none took
+    102 of the 112 s GPT-2 medium's chosen design (its weight chains' parts flattened) spent in
+    `sd.compile`."""
+    try:
+        place(kernel_usage(kernel, graph, depths), kernel_wires(kernel, graph), first=True, hint=slr_hint(kernel), exact=True)
+    except SlrError:
+        return False
+    return True
 
 
 def fits_and_places(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE) -> Callable[[Mapping[str, int]], bool]:
@@ -66,7 +66,7 @@ def fits_and_places(graph: Graph, kernel: KernelOp, device: Device = U55C_DEVICE
     cache 1024 gave each of its three MLP matvecs 210 URAM of an SLR's 320, 930 of the 960, and
     no placement."""
     within, wires, logic = fits_device(graph, kernel, device), kernel_wires(kernel, graph), logic_usage(kernel)
-    last: dict[str, dict[str, int]] = {}
+    last: dict[str, dict[str, int] | None] = {"slr": slr_hint(kernel)}  # a design plan's placement first
 
     def fits(depths: Mapping[str, int]) -> bool:
         if not within(depths):

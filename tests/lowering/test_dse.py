@@ -668,3 +668,29 @@ def test_the_split_level_takes_the_largest_weights_first() -> None:
     assert space.trips == {"k45_reduce": 48, "k48_reduce": 48, "k54_reduce": 12, "k10_reduce": 12, "k37_reduce": 12,
                            "k14_reduce": 4, "k18_reduce": 4}
     assert space.largest_first == ["k45_reduce", "k48_reduce", "k54_reduce", "k10_reduce", "k37_reduce", "k14_reduce", "k18_reduce"]
+
+
+@pytest.mark.parametrize(("entries", "want"), [
+    # (unbounded, FIFO-sized, fits) of the design as it was, then with the attention in parts
+    ([(13_330, 12_931, True), (13_190, 17_120, True)], 0),  # GPT-2 medium's: faster unbounded, slower sized
+    ([(13_330, 12_931, True), (13_190, 12_800, True)], 1),
+    ([(13_330, 12_931, False), (13_400, 14_000, True)], 1),  # the one that fits first
+    ([(13_330, None, True), (13_400, 14_000, True)], 1),  # no sizing (a deadlock) loses
+])  # fmt: skip
+def test_level_2c_keeps_the_finished_design_that_fits_and_is_faster_once_sized(entries: list, want: int,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 2c finishes the design as it was and the one with the attention in parts by heads,
+    and keeps one: it compared their unbounded makespans, which a candidate wins where its FIFOs,
+    sized within the memory left, cannot prefetch (GPT-2 medium's: 13,190 unbounded, 17,120 sized)."""
+    from types import SimpleNamespace
+
+    from lowering import dse
+
+    designs = [object() for _ in entries]
+    sized = {id(d): s for d, (_, s, _) in zip(designs, entries)}
+    monkeypatch.setattr(dse, "_sizing", lambda design, device: SimpleNamespace(makespan=sized[id(design)]))
+    finished = [(unbounded, {}, {"fits": fits}, {}, None, d, {}) for d, (unbounded, _, fits) in zip(designs, entries)]
+    said: list[str] = []
+    assert dse._fastest_finished(finished, U55C_DEVICE, said.append) is finished[want]
+    assert len(said) == 2 and said[0].startswith("attention: as it was: ") and said[1].startswith("attention: in parts by heads: ")
+    assert dse._fastest_finished(finished[:1], U55C_DEVICE, said.append) is finished[0] and len(said) == 2  # one design: no sizing

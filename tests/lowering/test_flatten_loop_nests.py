@@ -119,3 +119,49 @@ def test_a_nest_whose_step_does_not_divide_its_bounds_is_kept() -> None:
     assert perfect_inner_loop(_loops(task)[0]) is None
     FlattenLoopNestsPass().apply(Context(), module)
     assert len(_loops(task)) == 2
+
+
+def test_after_the_splits_the_weight_chains_flatten_too_from_any_lower_bound(tmp_path) -> None:  # noqa: ANN001
+    """GPT-2 tiny W4A8 (groups of 16) at cache 16 and tile 16: c_fc's chain (8 outer trips) split
+    in 2 parts (`split-matvecs`: part 1's outer loop runs over trips 4 to 8), then flattened with
+    `chains` (what a plan's `flat_chains` asks once its splits are made): every part's perfect nest
+    is one loop counted from 0, each part is faster by the timing model (no pipeline fill and
+    drain per outer trip), the design computes exactly what the unsplit one does, and its emitted
+    project passes the HLS lint and runs in csim at the model's cycles."""
+    import streamdsl as sd
+    from hls_backend import csim_cycles, emit_project, model_cycles
+    from hls_backend.lint import lint_cpp
+    from lowering.hbm_channels import allocate_kernel
+    from lowering.transforms.flatten_loop_nests import flatten_loop_nests
+    from lowering.transforms.split_matvecs import split_tasks, weight_chains
+    from streamdsl import quant
+    from streamdsl.dialects.dataflow import kernel_of
+    from tests.hls.cases import INT4_WARNINGS, csim_modes
+    from toolchain.models import model_block
+
+    block = model_block("gpt2", "tiny", 16, 16, quant=quant.scheme("w4a8", 16))
+    args = block.example.make_inputs(0)
+    unsplit = sd.compile(block.example.program).simulate(*args)
+    kernel = kernel_of(block.example.program.module)
+    chain = weight_chains(kernel)["k36_reduce"]
+    split_tasks(kernel, dict.fromkeys(chain, 2))
+    allocate_kernel(kernel)
+    nested = {n: U55C.schedule(t).latency for n, t in _tasks(block.example.program.module).items() if n.startswith("k36_reduce_p")}
+    assert not flatten_loop_nests(kernel) and flatten_loop_nests(kernel, chains=True)  # without `chains` the parts keep theirs
+    tasks = _tasks(block.example.program.module)
+    for name, before in nested.items():
+        loops = _loops(tasks[name])  # the outermost first
+        assert loops[0].lb.owner.value.value.data == 0 and not any(perfect_inner_loop(loop, ()) for loop in loops)
+        assert U55C.schedule(tasks[name]).latency < before, name
+    design = sd.compile(block.example.program)
+    for g, u in zip(design.simulate(*args), unsplit, strict=True):
+        np.testing.assert_array_equal(g, u)
+    project = emit_project(design, tmp_path / "hls")
+    assert lint_cpp((project / "kernel.cpp").read_text()) == []
+    for mode, got in csim_modes(project, *args, flags=INT4_WARNINGS, timeout=600):
+        for g, u in zip(got, unsplit, strict=True):
+            np.testing.assert_allclose(g, u, rtol=1e-5, atol=1e-5 * float(np.abs(u).max()), err_msg=f"{mode} csim")
+    counted, model = csim_cycles(project, *args, timeout=600), model_cycles(design)
+    off = {n: (c["busy"], model[n]) for n, c in counted["processes"].items() if not 1 / 1.2 <= c["busy"] / max(1, model[n]) <= 1.2}
+    assert not off, off
+    assert 1 / 1.2 <= counted["makespan"] / design.timed_simulation().makespan <= 1.2

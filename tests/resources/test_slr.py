@@ -190,3 +190,47 @@ def test_the_first_placement_found_fits_and_exists_exactly_when_one_does(seed: i
     for s in range(3):
         assert not Usage.total(usage.nodes[v] for v in names if found.slr[v] == s).over(U55C_DEVICE.per_slr)
     assert found.crossing_bits >= place(usage, wires, small=0).crossing_bits
+
+
+@pytest.mark.parametrize("seed", range(3, 8))
+def test_where_the_search_finds_none_an_exact_check_asks_cbc_for_any_placement(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`first=True, exact=True` (size-fifos' check): where the local search finds nothing (here it
+    never does), CBC's first feasible placement answers, without the crossing objective; it
+    exists exactly when trying all finds one. `first=True` alone says no."""
+    from lowering import slr
+
+    monkeypatch.setattr(slr, "search", lambda *args, **kwargs: None)
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(5)]
+    usage = KernelUsage({n: Usage(DSP=rng.choice([100, 1800, 2500])) for n in names})
+    wires = [Wire(a, b, rng.randrange(1, 600)) for a, b in itertools.combinations(names, 2) if rng.random() < 0.6]
+    assert usage.total.share(U55C_DEVICE.per_slr) > 1  # not all in SLR0: the search (none here) is asked
+    with pytest.raises(SlrError, match="none found by the local search in 3 tries"):
+        place(usage, wires, small=0, first=True)
+    if _brute_force(usage, wires) is None:
+        with pytest.raises(SlrError, match="none found by the local search nor by CBC"):
+            place(usage, wires, small=0, first=True, exact=True)
+        return
+    found = place(usage, wires, small=0, first=True, exact=True)
+    for s in range(3):
+        assert not Usage.total(usage.nodes[v] for v in names if found.slr[v] == s).over(U55C_DEVICE.per_slr)
+
+
+def test_a_plan_leaves_its_placement_on_the_kernel_for_its_build() -> None:
+    """`set_slr_hint` writes node -> SLR on the kernel as an attribute that prints and parses,
+    `slr_hint` reads it back, and an empty placement drops it."""
+    from types import SimpleNamespace
+
+    from xdsl.context import Context
+    from xdsl.parser import Parser
+
+    from lowering.slr import SLR_HINT_ATTR, set_slr_hint, slr_hint
+
+    kernel = SimpleNamespace(attributes={})
+    assert slr_hint(kernel) is None  # type: ignore[arg-type]
+    set_slr_hint(kernel, {"k1_matmul": 2, "dma_load(x)": 0})  # type: ignore[arg-type]
+    printed = str(kernel.attributes[SLR_HINT_ATTR])
+    again = SimpleNamespace(attributes={SLR_HINT_ATTR: Parser(Context(), printed).parse_attribute()})
+    assert slr_hint(again) == slr_hint(kernel) == {"dma_load(x)": 0, "k1_matmul": 2}  # type: ignore[arg-type]
+    set_slr_hint(kernel, {})  # type: ignore[arg-type]
+    assert slr_hint(kernel) is None and not kernel.attributes  # type: ignore[arg-type]

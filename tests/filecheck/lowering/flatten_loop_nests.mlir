@@ -1,13 +1,17 @@
 // RUN: streamdsl-opt %s -p 'flatten-loop-nests' | filecheck %s
+// RUN: streamdsl-opt %s -p 'flatten-loop-nests{chains=true}' | filecheck %s
 
-// Three tasks walking 2 heads x 3 key tiles. "scores" reads, scales and writes one tile an
-// iteration with nothing between its loops: one loop of 6 iterations. "sum" sets an accumulator
+// Three tasks walking 2 heads x 3 key tiles (no weight chain here: `chains` changes nothing).
+// "scores" reads, scales and writes one tile an iteration with nothing between its loops, its
+// outer loop over heads 1 and 2 (as a split part's runs over its share of the trips): one loop of
+// 6 iterations from 0. "sum" sets an accumulator
 // before its inner loop and writes after it (imperfect: kept). "indexed" uses its inner
 // induction variable: kept.
 
 // CHECK:      dataflow.task "scores"
-// CHECK:        %[[N:.*]] = arith.constant 6 : index
-// CHECK:        scf.for %{{.*}} = %{{.*}} to %[[N]] step %{{.*}} iter_args
+// CHECK-DAG:    %[[Z:.*]] = arith.constant 0 : index
+// CHECK-DAG:    %[[N:.*]] = arith.constant 6 : index
+// CHECK:        scf.for %{{.*}} = %[[Z]] to %[[N]] step %{{.*}} iter_args
 // CHECK-NOT:    scf.for
 // CHECK:          dataflow.itensor_read
 // CHECK-NEXT:     linalg.add
@@ -30,10 +34,9 @@ func.func @heads(%x: tensor<2x6xf32>) -> (tensor<2x6xf32>, tensor<2x2xf32>, tens
     %e = dataflow.itensor_empty : !k
     %s = dataflow.task "scores" ins(%xs : !k) outs(%e : !k) -> !k {
     ^bb0(%in: !k, %o: !k):
-      %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
-      %c2 = arith.constant 2 : index
-      %r = scf.for %h = %c0 to %c2 step %c1 iter_args(%acc = %o) -> (!k) {
+      %c3 = arith.constant 3 : index
+      %r = scf.for %h = %c1 to %c3 step %c1 iter_args(%acc = %o) -> (!k) {
         %d0 = arith.constant 0 : index
         %d6 = arith.constant 6 : index
         %d2 = arith.constant 2 : index
