@@ -11,11 +11,11 @@ its 48 iterations issue one key tile every 86 cycles.
 
 A nest is flattened when the outer loop's body holds only constants, the inner loop and a yield
 of the inner loop's results, the inner loop carries the outer loop's iteration arguments, both
-have constant bounds that their steps divide, the outer loop starts at 0 and neither induction
-variable is used (xDSL's `scf-for-loop-flatten` rewrite, after the constants are hoisted out of
-the outer body). Deeper perfect nests flatten pair by pair. The body is moved, not copied, so
-the stream accesses keep their order and the functional simulator, the timing model and the
-emitted C++ (one pipelined loop) see the same program. An outer loop from another bound (a split
+have constant bounds that their steps divide and neither induction variable is used (xDSL's
+`scf-for-loop-flatten` rewrite, after the constants are hoisted out of the outer body). Deeper
+perfect nests flatten pair by pair. The body is moved, not copied, so the stream accesses keep
+their order and the functional simulator, the timing model and the emitted C++ (one pipelined
+loop) see the same program. An outer loop from another bound (a split
 part's: `split-matvecs` gives part p the trips p x T .. (p + 1) x T) counts from 0 first: its
 induction variable is unused, so only its trips matter. An imperfect nest (an accumulator set
 before the inner loop, a write after it) is left to `unroll-short-loops`, and so, unless asked
