@@ -694,3 +694,36 @@ def test_level_2c_keeps_the_finished_design_that_fits_and_is_faster_once_sized(e
     assert dse._fastest_finished(finished, U55C_DEVICE, said.append) is finished[want]
     assert len(said) == 2 and said[0].startswith("attention: as it was: ") and said[1].startswith("attention: in parts by heads: ")
     assert dse._fastest_finished(finished[:1], U55C_DEVICE, said.append) is finished[0] and len(said) == 2  # one design: no sizing
+
+
+@pytest.mark.parametrize("fitting", [False, True])
+def test_level_2c_tries_no_other_pool_once_a_head_counts_faster_candidate_does_not_fit(fitting: bool) -> None:
+    """GPT-2 small W4A8 (groups of 32) at cache 64, unsplit at its starting lanes: the attention
+    in 2 and in 4 parts by heads is faster on the first early pool (16 channels). Where its sized
+    design does not fit, that head count tries no other pool (one split trial, not three: the
+    parts are the same on every pool); where it fits, every pool is tried and the fastest kept."""
+    from lowering.dse import EARLY_CHANNELS, HEAD_PARTS, _attention_level, _CachedTiming, _Design, _Splits, set_clock
+    from lowering.hbm_channels import allocate_kernel
+    from lowering.timing import U55C, unroll_lanes
+    from streamdsl import quant
+    from streamdsl.scalars import specialise
+    from toolchain.models import model_block
+
+    module = specialise(model_block("gpt2", "small", 64, 64, quant=quant.scheme("w4a8", 32)).lowered.program.module)
+    space = _Splits(module, _CachedTiming(U55C.at_clock(250)), 1.0)
+    kernel = kernel_of(space.unsplit()[1])
+    set_clock(kernel, 250)
+    allocate_kernel(kernel, striping=True)
+    lanes = {t.sym_name.data: v for t in kernel.body.block.ops if isinstance(t, TaskOp) and (v := unroll_lanes(t))}
+    trials, said = [], []
+    trial = space.trial
+    space.trial = lambda parts: trials.append(dict(space.heads)) or trial(parts)  # type: ignore[method-assign]
+    kept = _attention_level(space, dict.fromkeys(space.chains, 1), _Design(kernel, space.timing), lanes, True, 250, 0.002,
+                            said.append, lambda _: fitting)
+    if fitting:
+        assert kept is not None and len(trials) == len(HEAD_PARTS) * len(EARLY_CHANNELS) and space.heads
+        return
+    assert kept is None and len(trials) == len(HEAD_PARTS) and not space.heads
+    assert [re.sub(r"\d+ cycles", "N cycles", line) for line in said] == [
+        f"attention: {heads} parts by heads: N cycles on 16 channels, but the sized design does not fit; no other pool tried"
+        for heads in HEAD_PARTS]
