@@ -847,9 +847,9 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
     (the fit level then backs off lanes steps until the grown design fits). A head count whose
     faster candidate does not fit tries no further pool: its parts are the same on every pool
     (only their ports and FIFOs differ), and in the four `paper` families no faster candidate
-    fitted, while the trials and sizings took 60 of GPT-2 medium's 165 s (under the profiler). Returns the weight
-    chains' parts and the split module, the space keeping the attention's parts and the pool for
-    every later trial; None when nothing gained."""
+    fitted, while the trials and sizings took 60 of GPT-2 medium's 165 s (under the profiler).
+    Returns the weight chains' parts and the split module, the space keeping the attention's
+    parts and the pool for every later trial; None when nothing gained."""
     kernel = kernel_of(space.module)
     chains = cache_chains(kernel)
     if not chains:
@@ -913,10 +913,10 @@ def _fastest_finished(finished: list[tuple[Any, ...]], device: Device, say: Call
         return finished[0]
     keys = []
     for i, entry in enumerate(finished):
-        sized = _sizing(entry[5], device).makespan
-        keys.append((not entry[2].get("fits", False), math.inf if sized is None else sized, entry[0], i))
+        sized, fits = _sizing(entry[5], device).makespan, entry[2].get("fits", False)
+        keys.append((not fits, math.inf if sized is None else sized, entry[0], i))
         say(f"attention: {'in parts by heads' if i else 'as it was'}: {sized} cycles FIFO-sized ({entry[0]} unbounded)"
-            f"{'' if entry[2].get('fits', False) else ', does not fit'}")
+            f"{'' if fits else ', does not fit'}")
     return finished[min(keys)[-1]]
 
 

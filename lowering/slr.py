@@ -237,20 +237,17 @@ def _solve(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
             crossing[i, k] = c
     for k in bounds:
         model += mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires)) <= device.sll
-    if first:  # any placement within the limits: the first CBC finds (found is None here)
-        status = model.optimize(max_nodes=MAX_NODES, max_solutions=1)
-        if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
-            raise SlrError(_infeasible(usage, wires, device, fill, f"none found by the local search nor by CBC: {status}"))
-        return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}
-    bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
-    # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
-    tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
-    model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
-    if found is not None:  # the search's placement: CBC starts from it and can only improve on it
-        model.start = [(x[v, s], float(found[v] == s)) for v in nodes for s in slrs]
-    status = model.optimize(max_nodes=MAX_NODES)
+    if not first:  # the fewest crossing bits; with `first` (the search found none), any placement: CBC's first
+        bits = mip.xsum(w.bits * crossing[i, k] for i, w in enumerate(wires) for k in bounds)
+        # ties: the i-th node (by name) weighs i + 1 toward lower SLRs, a total below one bit
+        tie = mip.xsum((i + 1) * s * x[v, s] for i, v in enumerate(nodes) for s in slrs)
+        model.objective = bits + tie * (0.5 / (1 + len(nodes) ** 2 * device.slrs))
+        if found is not None:  # the search's placement: CBC starts from it and can only improve on it
+            model.start = [(x[v, s], float(found[v] == s)) for v in nodes for s in slrs]
+    status = model.optimize(max_nodes=MAX_NODES, max_solutions=1 if first else mip.INT_MAX)
     if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
-        raise SlrError(_infeasible(usage, wires, device, fill, f"CBC: {status}"))
+        why = f"none found by the local search nor by CBC: {status}" if first else f"CBC: {status}"
+        raise SlrError(_infeasible(usage, wires, device, fill, why))
     return {v: next(s for s in slrs if x[v, s].x >= 0.5) for v in nodes}
 
 
