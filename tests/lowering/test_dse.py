@@ -4,6 +4,7 @@ started, within the resource model, and a plan that builds the same design again
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,18 @@ from toolchain.models import plan_design
 
 def _module():
     return ffn_block(256, 1024, 64).program.module.clone()
+
+
+@functools.cache
+def _lowered(family: str, size: str, max_context: int, tile: int):  # noqa: ANN202 - a ModuleOp
+    from toolchain.models import model_block
+
+    return model_block(family, size, max_context, tile, seed=0, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
+
+
+def _block(family: str, size: str, max_context: int, tile: int):  # noqa: ANN202 - a ModuleOp
+    """A fresh copy of the block's W4A8 (groups of 32) lowering, lowered once for the module's tests."""
+    return _lowered(family, size, max_context, tile).clone()
 
 
 def _makespan(module) -> int:  # noqa: ANN001
@@ -51,14 +64,11 @@ def tiny_llama() -> tuple[Plan, list[str]]:
     this block's is 24 cycles, which no task's latency is within, so level 1a would trim nothing,
     and then the gate and up projections are never the one bound the twin steps below are about."""
     from lowering import dse
-    from streamdsl import quant
-    from toolchain.models import model_block
 
-    block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
     said: list[str] = []
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(dse, "_hbm_floor", lambda kernel, table: 1 << 40)
-        plan = explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, progress=said.append)
+        plan = explore(lambda _: _block("llama", "tiny", 64, 64), (64,), 250.0, progress=said.append)
     return plan, said
 
 
@@ -101,16 +111,13 @@ def test_when_the_grown_design_does_not_fit_the_tasks_no_step_grew_give_up_lanes
 
     from lowering import dse
     from lowering.resources import Device
-    from streamdsl import quant
-    from toolchain.models import model_block
 
     per = U55C_DEVICE.per_slr
     device = Device("small", 3, replace(per, DSP=per.DSP * 0.6, LUT=per.LUT * 0.6, FF=per.FF * 0.6), U55C_DEVICE.sll)
-    block = model_block("llama", "tiny", 64, 64, seed=0, quant=quant.scheme("w4a8", 32))
 
     def explored() -> tuple[Plan, list[str]]:
         said: list[str] = []
-        plan = explore(lambda _: block.lowered.program.module.clone(), (64,), 250.0, fill=1.0, device=device, progress=said.append)
+        plan = explore(lambda _: _block("llama", "tiny", 64, 64), (64,), 250.0, fill=1.0, device=device, progress=said.append)
         return plan, said
 
     monkeypatch.setattr(dse, "_hbm_floor", lambda kernel, table: 1 << 40)  # as in `tiny_llama`
@@ -235,9 +242,7 @@ def test_narrowed_split_judgement_is_recorded_and_deterministic() -> None:
 
 
 def _gpt2_small():  # noqa: ANN202 - at cache 16 and tile 16 its attention's key transpose is one perfect nest
-    from toolchain.models import model_block
-
-    return model_block("gpt2", "small", 16, 16, quant=sd.quant.scheme("w4a8", 32)).lowered.program.module
+    return _block("gpt2", "small", 16, 16)
 
 
 def test_a_flat_loops_plan_flattens_before_it_splits_and_builds_the_explored_design() -> None:
@@ -626,11 +631,9 @@ def test_at_the_grown_lanes_a_chain_gives_up_parts_its_reader_cannot_use(slow: d
     from lowering.dse import _CachedTiming, _Design, _fewer_parts, _Splits, set_clock
     from lowering.hbm_channels import allocate_kernel
     from lowering.timing import U55C, unroll_lanes
-    from streamdsl import quant
     from streamdsl.scalars import specialise
-    from toolchain.models import model_block
 
-    module = specialise(model_block("gpt2", "tiny", 16, 64, quant=quant.scheme("w4a8", 32)).lowered.program.module)
+    module = specialise(_block("gpt2", "tiny", 16, 64))
     timing = _CachedTiming(U55C.at_clock(250))
     space = _Splits(module, timing, 1.0)
     parts = {"k8_reduce": 3, "k36_reduce": 2}
@@ -659,11 +662,9 @@ def test_the_split_level_takes_the_largest_weights_first() -> None:
     projection came after the query projection (12 trips each, by name)."""
     from lowering.dse import _CachedTiming, _Splits
     from lowering.timing import U55C
-    from streamdsl import quant
     from streamdsl.scalars import specialise
-    from toolchain.models import model_block
 
-    module = specialise(model_block("llama", "small", 16, 64, quant=quant.scheme("w4a8", 32)).lowered.program.module)
+    module = specialise(_block("llama", "small", 16, 64))
     space = _Splits(module, _CachedTiming(U55C.at_clock(250)), 1.0)
     assert space.trips == {"k45_reduce": 48, "k48_reduce": 48, "k54_reduce": 12, "k10_reduce": 12, "k37_reduce": 12,
                            "k14_reduce": 4, "k18_reduce": 4}
@@ -705,11 +706,9 @@ def test_level_2c_tries_no_other_pool_once_a_head_counts_faster_candidate_does_n
     from lowering.dse import EARLY_CHANNELS, HEAD_PARTS, _attention_level, _CachedTiming, _Design, _Splits, set_clock
     from lowering.hbm_channels import allocate_kernel
     from lowering.timing import U55C, unroll_lanes
-    from streamdsl import quant
     from streamdsl.scalars import specialise
-    from toolchain.models import model_block
 
-    module = specialise(model_block("gpt2", "small", 64, 64, quant=quant.scheme("w4a8", 32)).lowered.program.module)
+    module = specialise(_block("gpt2", "small", 64, 64))
     space = _Splits(module, _CachedTiming(U55C.at_clock(250)), 1.0)
     kernel = kernel_of(space.unsplit()[1])
     set_clock(kernel, 250)
