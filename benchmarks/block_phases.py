@@ -5,8 +5,10 @@ A decode block is a chain of weight matvecs (each needs the one before's result)
 attention and element-wise work between them. For each matvec (all its parts), printed: when its
 first part starts and its last part ends in the timed simulation of the sized design, its weight
 bytes (the slices its parts load), the bytes per cycle it moved over that span, the share of the
-HBM's measured rate that is (425 GB/s at the plan's clock: docs/timing.md), and the HBM channels
-its weight streams hold. Between two matvecs (and before the first and after the last) is time
+HBM's measured rate that is (425 GB/s at the plan's clock: docs/timing.md), the share of its
+weight streams' own limit that is (each part's stream takes one beat, at most 1,024 bits, a cycle:
+docs/hls.md "Stream beats"; near 100%, only more parts or wider beats make it faster), and the
+HBM channels its weight streams hold. Between two matvecs (and before the first and after the last) is time
 no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
 matvec runs at the whole rate and the time between them is nothing.
 
@@ -44,7 +46,7 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
     for task in (t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and _PART.sub("", t.sym_name.data) in heads):
         node = node_name(task)
         row = matvecs.setdefault(_PART.sub("", task.sym_name.data), {"parts": 0, "start": run.start[node], "end": run.finish[node],
-                                                                     "bytes": 0, "channels": 0})
+                                                                     "bytes": 0, "channels": 0, "beat_bytes": 0})
         row["parts"] += 1
         row["start"], row["end"] = min(row["start"], run.start[node]), max(row["end"], run.finish[node])
         loaded = [v for v in task.inputs if isinstance(v.owner, DMA_OPS)]
@@ -52,6 +54,7 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
             weight = max(loaded, key=buffer_bytes)
             row["bytes"] += buffer_bytes(weight)
             row["channels"] += hbm_stripes(weight.owner)[0]
+            row["beat_bytes"] += weight.type.itensor.beat_lanes * weight.type.itensor.dtype.bits / 8
     hbm = U55C.at_clock(clock_mhz).hbm_bits_per_cycle * 32 / 8  # bytes per cycle, all 32 pseudo-channels
     rows = []
     for name, row in sorted(matvecs.items(), key=lambda kv: kv[1]["start"]):
@@ -59,7 +62,7 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
         rate = row["bytes"] / span if span else 0.0
         rows.append({"matvec": name, "parts": row["parts"], "start": row["start"], "end": row["end"], "span": span,
                      "MiB": row["bytes"] / 2**20, "bytes_per_cycle": rate, "hbm_share": rate / hbm,
-                     "channels": row["channels"]})
+                     "stream_share": rate / row["beat_bytes"] if row["beat_bytes"] else 0.0, "channels": row["channels"]})
     return rows
 
 
@@ -80,11 +83,11 @@ def main() -> None:
     makespan = run.makespan
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
-          f"{'channels':>8s}")
+          f"{'of streams':>10s} {'channels':>8s}")
     covered, last = 0, 0
     for r in rows:
         print(f"{r['matvec']:14s} {r['parts']:5d} {r['start']:7d} {r['end']:7d} {r['span']:7d} {r['MiB']:6.2f} "
-              f"{r['bytes_per_cycle']:8.1f} {r['hbm_share']:7.0%} {r['channels']:8d}")
+              f"{r['bytes_per_cycle']:8.1f} {r['hbm_share']:7.0%} {r['stream_share']:10.0%} {r['channels']:8d}")
         covered += max(0, r["end"] - max(r["start"], last))
         last = max(last, r["end"])
     print(f"{'between':14s} {'':5s} {'':7s} {'':7s} {makespan - covered:7d}  (no weight matvec running: "

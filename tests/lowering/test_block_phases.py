@@ -1,0 +1,41 @@
+"""benchmarks/block_phases.py: each weight matvec's span, bytes and the share of its HBM rate and of
+its weight streams' limit (a part's stream takes at most one beat a cycle), on a planned block."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import streamdsl as sd
+from lowering.dse import Plan
+from lowering.transforms.split_matvecs import weight_chains
+from streamdsl import quant
+from streamdsl.dialects.dataflow import kernel_of
+from toolchain.models import model_block, plan_design
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "block_phases.py"
+
+
+def _phases_module():  # noqa: ANN202 - the benchmark script, imported from its file
+    spec = importlib.util.spec_from_file_location("block_phases", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_matvec_never_moves_more_than_its_streams_carry() -> None:
+    """GPT-2 tiny W4A8 (groups of 16), c_attn in 3 parts: its weight matvecs in the order they start, c_attn's
+    bytes its 3 weight slices (its 64 x 192 int4 weights), and every matvec's rate within its weight
+    streams' beats a cycle (a reader takes one beat a cycle) and above 0."""
+    plan = Plan(splits={"k8_reduce": 3, "k9_matmul": 3, "k10_map": 3})
+    block = model_block("gpt2", "tiny", 16, plan.tile, quant=quant.scheme("w4a8", 16))
+    heads = set(weight_chains(kernel_of(block.lowered.program.module)))
+    plan_design(block.lowered.program.module, plan.tile, plan)
+    design = sd.compile(block.example.program)
+    run = design.timed_simulation()
+    rows = _phases_module().phases(design, run, heads, plan.clock_mhz)
+    assert sorted(r["matvec"] for r in rows) == sorted(heads) and len(rows) >= 2
+    assert [r["start"] for r in rows] == sorted(r["start"] for r in rows)
+    (qkv,) = [r for r in rows if r["matvec"] == "k8_reduce"]
+    assert qkv["parts"] == 3 and qkv["MiB"] * 2**20 == 64 * 192 // 2
+    assert all(0 < r["stream_share"] <= 1.0 and 0 < r["hbm_share"] for r in rows), rows
