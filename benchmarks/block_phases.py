@@ -8,8 +8,8 @@ bytes (the slices its parts load), the bytes per cycle it moved over that span, 
 HBM's measured rate that is (425 GB/s at the plan's clock: docs/timing.md), the share of its
 weight streams' own limit that is (each part's stream takes one beat, at most 1,024 bits, a cycle:
 docs/hls.md "Stream beats"; near 100%, only more parts or wider beats make it faster), and the
-HBM channels its weight streams hold. Between two matvecs (and before the first and after the last) is time
-no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
+HBM channels its weight streams hold. Between two matvecs (and before the first and after the
+last) is time no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
 matvec runs at the whole rate and the time between them is nothing.
 
 Run: `python benchmarks/block_phases.py --family F --plan DIR/F.json` (a plan `roofline.py --plans`

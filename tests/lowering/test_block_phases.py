@@ -24,9 +24,9 @@ def _phases_module():  # noqa: ANN202 - the benchmark script, imported from its 
 
 
 def test_a_matvec_never_moves_more_than_its_streams_carry() -> None:
-    """GPT-2 tiny W4A8 (groups of 16), c_attn in 3 parts: its weight matvecs in the order they start, c_attn's
-    bytes its 3 weight slices (its 64 x 192 int4 weights), and every matvec's rate within its weight
-    streams' beats a cycle (a reader takes one beat a cycle) and above 0."""
+    """GPT-2 tiny W4A8 (groups of 16), c_attn in 3 parts: its weight matvecs in the order they
+    start, c_attn's bytes its 3 weight slices (its 64 x 192 int4 weights), and every matvec's rate
+    within its weight streams' beats a cycle (a reader takes one beat a cycle) and above 0."""
     plan = Plan(splits={"k8_reduce": 3, "k9_matmul": 3, "k10_map": 3})
     block = model_block("gpt2", "tiny", 16, plan.tile, quant=quant.scheme("w4a8", 16))
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
