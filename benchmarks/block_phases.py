@@ -66,6 +66,16 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
     return rows
 
 
+def planned_phases(block, plan) -> tuple[int, list[dict[str, object]]]:  # noqa: ANN001 - a ModelBlock, a Plan
+    """`block` built as `streamdsl compile --plan` builds it with `plan`: its makespan in the timed
+    simulation and its `phases`."""
+    heads = set(weight_chains(kernel_of(block.lowered.program.module)))
+    plan_design(block.lowered.program.module, plan.tile, plan)
+    design = sd.compile(block.example.program)
+    run = design.timed_simulation()
+    return run.makespan, phases(design, run, heads, plan.clock_mhz)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", required=True)
@@ -75,12 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = load_plan(args.plan)
     block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant))
-    heads = set(weight_chains(kernel_of(block.lowered.program.module)))
-    plan_design(block.lowered.program.module, plan.tile, plan)  # as `streamdsl compile --plan` builds it
-    design = sd.compile(block.example.program)
-    run = design.timed_simulation()
-    rows = phases(design, run, heads, plan.clock_mhz)
-    makespan = run.makespan
+    makespan, rows = planned_phases(block, plan)
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
           f"{'of streams':>10s} {'channels':>8s}")
