@@ -21,6 +21,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, beats_read, beats_write, c_literal, c_scalar, flat_index, ident, struct_name
+from lowering.resources import FIELD_BITS, PackedMacs, is_narrow_multiply, packed_macs
 from lowering.timing import ACCUMULATORS, U55C, LanePartials, LoopTiming, TaskTiming, accumulator, lane_partials
 from streamdsl.opinfo import OPS, OpInfo, template
 from streamdsl.scalars import MAX_TRIPS
@@ -64,6 +65,7 @@ class BodyEmitter:
         self.names: dict[SSAValue, str] = {}
         self.ports: dict[SSAValue, str] = {}
         self.lazy_empty: set[SSAValue] = set()  # tensor.empty values not declared (yet)
+        self.fabric = False  # narrow multiplies bound to LUTs (the task's `mac_impl`, lowering.resources.bind_macs)
         self._count = 0
 
     # -- helpers --------------------------------------------------------------------------------
@@ -190,7 +192,10 @@ class BodyEmitter:
         text = template(info, "cxx", op).replace("{ctype}", c_scalar(_elem(result)))
         if not isinstance(result.type, ShapedType):
             expr = text.format(*(self.use(v) for v in op.operands))
-            self.emit(indent, f"const {c_scalar(result.type)} {self.define(result)} = {expr};")
+            name = self.define(result)
+            self.emit(indent, f"const {c_scalar(result.type)} {name} = {expr};")
+            if self.fabric and is_narrow_multiply(op):
+                self.emit(indent, f"#pragma HLS BIND_OP variable={name} op=mul impl=fabric")
             return
         # arith/math on whole tensors (same shapes, as the ops require): element by element
         for v in op.operands:
@@ -572,6 +577,10 @@ class BodyEmitter:
                 self.emit(indent, f"{self.struct(res)} {name} = {self.use(out, indent)};")
             results.append(name)
         sources = [self.use(v, indent) for v in ins]
+        if self.unrolled and not self.fabric and (packed := packed_macs(op)) is not None:
+            self._packed(packed, maps, ranges, loops, [*ins, *outs], [*sources, *results], indent)
+            self.names[op.results[0]] = results[0]
+            return
 
         def body(inner: int) -> None:
             folding = self.folding  # (combiner, its other operand, a name): the out value is a partial's
@@ -619,6 +628,46 @@ class BodyEmitter:
         self._nest(indent, loops, ranges, body, depth, ii=depth if reduces and not self.unrolled else None)
         for res, name in zip(op.results, results):
             self.names[res] = name
+
+    def _packed(self, packed: PackedMacs, maps: list[AffineMap], ranges: list[int], loops: list[str],
+                operands: list[SSAValue], holders: list[str], indent: int) -> None:  # fmt: skip
+        """A tile op's multiply-accumulates two output rows to a DSP48E2 (`packed_macs`, docs/hls.md
+        "Packed MACs"): per pair of rows, the reduction accumulates (w_hi * 2^18 + w_lo) * a in 48
+        bits (the slice's pre-adder, multiplier and accumulator), then the low field, sign-extended,
+        is row 2q's sum and the rest, shifted, row 2q + 1's; both exact while |sum| < 2^17."""
+        pair, pk, wide, lo = self.fresh("q"), self.fresh("pk"), self.fresh("p"), self.fresh("lo")
+        loops = list(loops)
+        outer = [d for d in range(len(ranges)) if d not in (packed.row, packed.reduced) and ranges[d] > 1]
+        self.emit(indent, "// narrow MACs packed two output rows to a DSP48E2 (w_hi * 2^18 + w_lo) * a, the sums exact in 18-bit fields")
+        for d in outer:
+            self.emit(indent, f"for (int {loops[d]} = 0; {loops[d]} < {ranges[d]}; ++{loops[d]}) {{")
+            self.emit(indent + 1, "#pragma HLS unroll")
+            indent += 1
+        self.emit(indent, f"for (int {pair} = 0; {pair} < {ranges[packed.row] // 2}; ++{pair}) {{")
+        self.emit(indent + 1, "#pragma HLS unroll")
+        self.emit(indent + 1, f"ap_int<48> {pk} = 0;")
+        r = loops[packed.reduced]
+        self.emit(indent + 1, f"for (int {r} = 0; {r} < {ranges[packed.reduced]}; ++{r}) {{")
+        self.emit(indent + 2, "#pragma HLS unroll")
+
+        def at(k: int, row: str) -> str:
+            here = [row if d == packed.row else v for d, v in enumerate(loops)]
+            return f"{holders[k]}.v[{flat_index([affine_c(e, here) for e in maps[k].results], _shape(operands[k]))}]"
+
+        shared, weights = packed.shared, 1 - packed.shared
+        w = f"ap_int<{packed.packed_bits}>"
+        self.emit(indent + 2, f"{pk} += (ap_int<27>({w}({at(weights, f'(2 * {pair} + 1)')})) * {2 ** FIELD_BITS} + "
+                              f"ap_int<27>({w}({at(weights, f'(2 * {pair})')}))) * ap_int<18>({at(shared, '0')});")
+        self.emit(indent + 1, "}")
+        field, sign = 2**FIELD_BITS - 1, 2 ** (FIELD_BITS - 1)
+        self.emit(indent + 1, f"const int64_t {wide} = {pk}.to_int64();")
+        self.emit(indent + 1, f"const int64_t {lo} = (({wide} & {field:#x}) ^ {sign:#x}) - {sign:#x};  // the low field, sign-extended")
+        self.emit(indent + 1, f"{at(2, f'(2 * {pair})')} += int32_t({lo});")
+        self.emit(indent + 1, f"{at(2, f'(2 * {pair} + 1)')} += int32_t(({wide} - {lo}) >> {FIELD_BITS});")
+        self.emit(indent, "}")
+        for _ in outer:
+            indent -= 1
+            self.emit(indent, "}")
 
     def _lane_reduction(self, plan: LanePartials, active: list[tuple[str, int]], body: Callable[[int], None],
                         out_index: Callable[[str], str], out: str, depth: int, indent: int) -> None:  # fmt: skip

@@ -79,6 +79,7 @@ from lowering.fifo_sizing import Sizing, size_fifos
 from lowering.hbm_channels import (
     CHANNELS,
     NARROW_WORDS,
+    HbmPortsError,
     allocate_kernel,
     buffer_bytes,
     dma_tensor,
@@ -93,6 +94,7 @@ from lowering.resources import (
     Device,
     KernelUsage,
     Usage,
+    bind_macs,
     fits_device,
     kernel_usage,
     logic_usage,
@@ -377,7 +379,7 @@ class _Compute:
         self.tasks, self.timing = tasks, timing
 
     def usage(self, lanes: Mapping[str, int]) -> Usage:
-        return Usage.total(self.timing.usage(task, lanes.get(name)) for name, task in self.tasks.items())
+        return bind_macs(self.tasks.values(), lambda task: self.timing.usage(task, lanes.get(task.sym_name.data)))
 
 
 def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int, gain: float,
@@ -690,6 +692,13 @@ class _Splits:
         tiles = {name: max(v.type.itensor.num_tokens for v in tasks[name].inputs if isinstance(v.type, ITensorType))
                  for name in self.chains}
         self.largest_first = sorted(self.chains, key=lambda n: (-tiles[n], -self.trips[n], n))
+        # chains whose matvecs read the same activation (query, key and value; gate and up) run side by side:
+        # one made faster alone waits for the others, so level 1b also steps them together
+        reads = {n: frozenset(p for v in tasks[n].inputs for p in stream_producers(v) if isinstance(p, TaskOp)) for n in self.chains}
+        self.units: list[tuple[str, ...]] = []
+        for name in self.largest_first:
+            if not any(name in unit for unit in self.units):
+                self.units.append(tuple(n for n in self.largest_first if reads[n] and reads[n] == reads[name]) or (name,))
         self.heads: dict[str, int] = {}  # attention tasks -> parts by heads (level 2c), in every trial
         self.early: tuple[frozenset[str], int] = (frozenset(), 0)  # the early pool (level 2c)
 
@@ -703,7 +712,7 @@ class _Splits:
         followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits} | set(self.heads)
         try:
             return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences, self.early, self.flat)
-        except SplitError:
+        except (SplitError, HbmPortsError):  # parts that do not divide, or more DMAs than the HBM has ports
             return None
 
     def divisor(self, name: str, most: int) -> int:
@@ -724,6 +733,14 @@ def _neighbours(parts: int) -> tuple[int, ...]:
     the doublings miss can cut an output where its consumers cut it: a query-key-value matvec in 3
     parts streams the three side by side, `fold_concat_chunks`)."""
     return parts * 2, parts // 2, parts - 1, parts + 1
+
+
+def _moves(space: _Splits, unit: Sequence[str], parts: Mapping[str, int]) -> list[dict[str, int]]:
+    """The steps level 1b tries for `unit` (chains that run side by side: `_Splits.units`): all
+    its chains doubled, all halved, then each chain's own `_neighbours`."""
+    moves = [{n: space.divisor(n, parts[n] * 2) for n in unit}, {n: space.divisor(n, max(1, parts[n] // 2)) for n in unit}] \
+        if len(unit) > 1 else []
+    return moves + [{n: space.divisor(n, c) if c >= 1 else 1} for n in unit for c in _neighbours(parts[n])]
 
 
 def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str], None],
@@ -758,23 +775,21 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
         makespan, best, best_parts = result[0], result[1], parts
         say(f"splits: every weight matvec in up to {uniform} parts: {makespan} cycles")
         uniform *= 2
-    order = space.largest_first
     improved = True
     while improved and evaluations < budget:
         improved = False
-        for name in order:
-            for parts_now in _neighbours(best_parts[name]):
-                candidate = space.divisor(name, parts_now) if parts_now >= 1 else 1
-                if candidate == best_parts[name] or evaluations >= budget:
+        for unit in space.units:
+            for move in _moves(space, unit, best_parts):
+                if all(best_parts[n] == p for n, p in move.items()) or evaluations >= budget:
                     continue
-                trial_parts = {**best_parts, name: candidate}
+                trial_parts = {**best_parts, **move}
                 evaluations += 1
                 result = space.trial(trial_parts)
-                fewer = candidate < best_parts[name]
+                fewer = all(p <= best_parts[n] for n, p in move.items())
                 if result is not None and (fewer and result[0] <= makespan
                                            or result[0] <= makespan * (1 - gain) and fits(result[1])):
                     makespan, best, best_parts, improved = result[0], result[1], trial_parts, True
-                    say(f"splits: {name} in {candidate} parts: {makespan} cycles")
+                    say(f"splits: {', '.join(f'{n} in {p} parts' for n, p in move.items())}: {makespan} cycles")
                     break
     return best_parts, best
 

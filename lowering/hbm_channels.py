@@ -64,8 +64,8 @@ from streamdsl.itensor import itensor
 from streamdsl.sim.timed import TimedResult
 from streamdsl.wiring import TimingModel, kernel_nodes
 
-__all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "allocate", "allocate_kernel", "buffer_bytes",
-           "dma_tensor", "early_pool", "max_stripes", "narrow_ports", "set_early_pool", "widen_ports"]
+__all__ = ["CHANNELS", "NARROW_WORDS", "PORTS_PER_CHANNEL", "Allocation", "DmaDemand", "HbmPortsError", "allocate", "allocate_kernel",
+           "buffer_bytes", "dma_tensor", "early_pool", "max_stripes", "narrow_ports", "set_early_pool", "widen_ports"]
 
 CHANNELS = 32  # the U55C's HBM2 pseudo-channels
 PORTS_PER_CHANNEL = 15  # Vitis connects at most 15 kernel interfaces to one HBM bank
@@ -108,13 +108,17 @@ def max_stripes(it: itensor, load: bool = True) -> int:
     return per_beat
 
 
+class HbmPortsError(ValueError):
+    """More DMAs than the HBM has ports."""
+
+
 def _stripe_counts(dmas: Sequence[DmaDemand], channels: int) -> list[int]:
     """Stripes per DMA: its bandwidth share, its bytes' share of all the design's bytes times the
     channels, rounded (at least 1, at most `max_stripes`); the DMAs with the most bytes first
     while the ports stay within `PORTS_PER_CHANNEL` a channel (ties: the earlier DMA)."""
     ports = channels * PORTS_PER_CHANNEL
     if len(dmas) > ports:
-        raise ValueError(f"allocate: {len(dmas)} DMAs, but the HBM takes at most {ports} ports "
+        raise HbmPortsError(f"allocate: {len(dmas)} DMAs, but the HBM takes at most {ports} ports "
                          f"({PORTS_PER_CHANNEL} per pseudo-channel); fuse fewer tensors into one design")
     total = sum(d.nbytes for d in dmas) or 1
     counts = [1] * len(dmas)

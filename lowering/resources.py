@@ -25,8 +25,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
-from xdsl.dialects.builtin import ShapedType
+from xdsl.dialects.builtin import ShapedType, StringAttr
+from xdsl.dialects.linalg.attrs import IteratorType
 from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
 from lowering.memory import (
     BRAM36,
@@ -51,7 +53,8 @@ from streamdsl.wiring import kernel_nodes
 
 __all__ = [
     "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
-    "calibrated", "fits_device", "kernel_usage", "logic_usage", "op_cost", "resources_report", "task_lanes", "task_usage",
+    "FIELD_BITS", "MAC_IMPL", "PackedMacs", "bind_macs", "calibrated", "fits_device", "is_narrow_multiply", "kernel_usage",
+    "logic_usage", "op_cost", "packed_macs", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
 RESOURCES = ("DSP", "LUT", "FF", BRAM36, URAM, LUTRAM)
@@ -156,6 +159,8 @@ class CostTable:
     f64_dsp: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"arith.mulf": 11, "arith.addf": 3, "arith.subf": 3}))
     packed_macs: int = 2  # multiplies of at most `packed_bits` x `packed_bits` one DSP48E2 holds (shared operand)
     packed_bits: int = 8
+    packed_unpack: CoreCost = CoreCost(0, 2, 2)  # per packed MAC: its share of the fields' unpacking per tile
+    fabric_mac: CoreCost = CoreCost(0, 24, 16)  # a narrow multiply in LUTs (BIND_OP impl=fabric); its add stays an addi
     divider_lut_per_bit2: float = 2.2  # integer divider: LUTs and FFs ~ 2.2 x width^2 (a radix-2 array)
     task: CoreCost = CoreCost(0, 150, 120)  # a process's control FSM and stream handshakes
     port: CoreCost = CoreCost(0, 12, 4)  # per stream port of a task: full/empty and valid logic
@@ -242,11 +247,104 @@ def _multiplicand_bits(op: Operation) -> tuple[int, int]:
     return narrow(op.operands[0]), narrow(op.operands[1])
 
 
-def op_cost(op: Operation, table: CostTable = U55C_COSTS) -> Usage:
-    """One copy of a tile op's scalar body (a linalg op's region), or a scalar op's core."""
-    if op.name.startswith("linalg.") and op.regions and op.regions[0].blocks:
-        return Usage.total(table.core(inner).usage() for inner in op.regions[0].block.ops)
-    return table.core(op).usage()
+MAC_IMPL = "mac_impl"  # a task attribute: "fabric" binds its narrow multiplies to LUTs (`bind_macs`)
+FIELD_BITS = 18  # a packed DSP48E2's low product field: the 27-bit port holds w_hi * 2^18 + w_lo
+
+
+def is_narrow_multiply(op: Operation, table: CostTable = U55C_COSTS) -> bool:
+    """An integer multiply of operands of at most `packed_bits` (seen through extensions)."""
+    return op.name == "arith.muli" and max(_multiplicand_bits(op)) <= table.packed_bits
+
+
+def narrow_macs(body: Block, table: CostTable = U55C_COSTS) -> dict[Operation, Operation]:
+    """The narrow multiply-accumulates of a tile op's body: a narrow `muli` -> the `addi` that is
+    its one use."""
+    out = {}
+    for op in body.ops:
+        if is_narrow_multiply(op, table):
+            uses = list(op.results[0].uses)
+            if len(uses) == 1 and uses[0].operation.name == "arith.addi":
+                out[op] = uses[0].operation
+    return out
+
+
+@dataclass(frozen=True)
+class PackedMacs:
+    """A tile op whose multiply-accumulates the emitter packs two to a DSP48E2 (docs/hls.md,
+    "Packed MACs"): output rows `row` and `row + 1` share the `shared` input's element (the
+    activation) and the `packed` input's two elements (the weights) sit in one 27-bit operand, 2^18
+    apart; the reduction over `reduced` (`reduced_size` terms) then accumulates in the slice's
+    48-bit register, each field exact while it holds the sum (|sum| < 2^17)."""
+
+    row: int  # the iteration dim of the output rows paired
+    reduced: int  # the one reduction dim
+    shared: int  # the input index (0 or 1) the rows share
+    packed_bits: int
+
+
+def packed_macs(op: Operation) -> PackedMacs | None:
+    """How the tile op `op` packs its MACs, or None: a `linalg.generic` of two signed narrow inputs
+    and an integer output whose body is `out + ext(a) * ext(b)`, one reduction dim, and an even
+    parallel dim the output and one input index and the other input does not."""
+    if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
+        return None
+    block = op.regions[0].block
+    body = [o for o in block.ops if o.name != "linalg.yield"]
+    macs = narrow_macs(block)
+    if len(macs) != 1 or len(body) != 4 or block.last_op.operands[0] is not next(iter(macs.values())).results[0]:
+        return None
+    mul = next(iter(macs))
+    exts = [v.owner for v in mul.operands]
+    if not all(isinstance(e, Operation) and e.name == "arith.extsi" and e.operands[0] in block.args[:2] for e in exts):
+        return None
+    if block.args[2] not in next(iter(macs.values())).operands:
+        return None
+    maps = [m.data for m in op.get_indexing_maps()]  # type: ignore[attr-defined]
+    iterators = [t.data for t in op.get_iterator_types()]  # type: ignore[attr-defined]
+    reductions = [d for d, i in enumerate(iterators) if i == IteratorType.REDUCTION]
+    if len(reductions) != 1:
+        return None
+    shape = {}
+    for m, value in zip(maps, op.operands):
+        for expr, size in zip(m.results, value.type.get_shape()):  # type: ignore[attr-defined]
+            if isinstance(expr, AffineDimExpr):
+                shape[expr.position] = size
+    uses = [{e.position for e in m.results if isinstance(e, AffineDimExpr)} for m in maps]
+    if any(not all(isinstance(e, AffineDimExpr | AffineConstantExpr) for e in m.results) for m in maps):
+        return None
+    bits = [_width(e.operands[0].type) for e in exts]
+    order = [block.args.index(e.operands[0]) for e in exts]
+    bits_of = dict(zip(order, bits))
+    for row in (d for d, i in enumerate(iterators) if i == IteratorType.PARALLEL and shape.get(d, 1) % 2 == 0 and d in uses[2]):
+        for shared in (0, 1):
+            if row in uses[shared] or row not in uses[1 - shared]:
+                continue
+            a, w = bits_of.get(shared, 32), bits_of.get(1 - shared, 32)
+            terms = shape.get(reductions[0], 1)
+            if terms > 1 and a <= 18 and w + FIELD_BITS <= 27 and terms * 2 ** (a + w - 2) < 2 ** (FIELD_BITS - 1):
+                return PackedMacs(row, reductions[0], shared, w)
+    return None
+
+
+def op_cost(op: Operation, table: CostTable = U55C_COSTS, fabric: bool = False, pipelined: bool = True) -> Usage:
+    """One copy of a tile op's scalar body (a linalg op's region), or a scalar op's core. With
+    `fabric`, narrow multiplies are LUT multipliers (`CostTable.fabric_mac`); else a tile op the
+    emitter packs (`packed_macs`, in a `pipelined` loop) costs half a DSP48E2 a MAC, its add in the
+    slice's accumulator and the fields' unpacking (`packed_unpack`) its share of LUTs."""
+    if not (op.name.startswith("linalg.") and op.regions and op.regions[0].blocks):
+        return table.core(op).usage()
+    block = op.regions[0].block
+    macs = narrow_macs(block, table)
+    packed = not fabric and pipelined and packed_macs(op) is not None
+    total = Usage()
+    for inner in block.ops:
+        if fabric and inner in macs:
+            total = total + table.fabric_mac.usage()
+        elif packed and inner in macs:
+            total = total + Usage(DSP=1 / table.packed_macs, LUT=table.packed_unpack.lut, FF=table.packed_unpack.ff)
+        elif not (packed and inner in macs.values()):
+            total = total + table.core(inner).usage()
+    return total
 
 
 def _work(op: Operation) -> int:
@@ -266,7 +364,8 @@ def _lanes(op: Operation, default: int) -> int:
     return unroll_lanes(op) or default
 
 
-def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0) -> Usage:
+def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0,
+                 fabric: bool = False) -> Usage:
     """Cores of the ops of `block`; `ii`: the initiation interval of the pipelined loop around it
     (0: not pipelined)."""
     total = Usage()
@@ -275,13 +374,13 @@ def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Oper
             inner_ii = loops.get(op, ii)
             for region in op.regions:
                 for inner in region.blocks:
-                    total = total + _block_usage(inner, lanes, table, loops, inner_ii)
+                    total = total + _block_usage(inner, lanes, table, loops, inner_ii, fabric)
             continue
         work = max(1, _work(op))
         copies = min(work, _lanes(op, lanes))
         if ii > 1:  # HLS shares a core between the executions it schedules in different cycles of the II
             copies = min(copies, -(-work // ii))
-        total = total + op_cost(op, table) * copies
+        total = total + op_cost(op, table, fabric, pipelined=ii > 0) * copies
     return total
 
 
@@ -291,7 +390,8 @@ def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = 
     (larger ones are memories: `kernel_usage` adds them). `lanes`: the timing model's default."""
     unrolled = _lanes(task, lanes or U55C.lanes)
     loops = {loop: timing.ii for loop, timing in task_timing(task).loops.items()}
-    compute = _block_usage(task.body.block, unrolled, table, loops)
+    fabric = (impl := task.attributes.get(MAC_IMPL)) is not None and impl.data == "fabric"  # type: ignore[attr-defined]
+    compute = _block_usage(task.body.block, unrolled, table, loops, fabric=fabric)
     ports = len(task.body.block.args)
     registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
     logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)
@@ -328,15 +428,53 @@ class KernelUsage:
                                 "use fewer lanes (`unroll`), smaller tiles or a makespan slack for the FIFOs")
 
 
+def has_narrow_macs(task: TaskOp) -> bool:
+    return any(op.name.startswith("linalg.") and op.regions and op.regions[0].blocks and narrow_macs(op.regions[0].block)
+               for op in task.body.walk())
+
+
+DSP_FIRST = 0.5  # the share of the DSP48E2s packed MACs may take before any moves to LUTs
+
+
+def bind_macs(tasks: Iterable[TaskOp], cost: Callable[[TaskOp], Usage], rest: Usage = Usage(),
+              device: Device = U55C_DEVICE) -> Usage:
+    """Choose each task's MAC binding (`MAC_IMPL`) and return the tasks' usage: every task with
+    narrow MACs starts packed in DSP48E2s (half a slice a MAC, no LUT adders); while the DSPs are
+    over `DSP_FIRST` of `device` and busier than its LUTs (with `rest` counted), the largest DSP
+    users in turn move to LUT multipliers, each kept when it lowers the busier of the two shares."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.attributes.pop(MAC_IMPL, None)
+    usages = {task: cost(task) for task in tasks}
+    total = rest + Usage.total(usages.values())
+
+    def shares(u: Usage) -> tuple[float, float]:
+        return u.DSP / device.total.DSP, u.LUT / device.total.LUT
+
+    for task in sorted((t for t in tasks if has_narrow_macs(t)), key=lambda t: (-usages[t].DSP, t.sym_name.data)):
+        dsp, lut = shares(total)
+        if dsp <= max(lut, DSP_FIRST):
+            break
+        task.attributes[MAC_IMPL] = StringAttr("fabric")
+        fabric = cost(task)
+        trial = total + usages[task] * -1 + fabric
+        if max(shares(trial)) < dsp:
+            total, usages[task] = trial, fabric
+        else:
+            task.attributes.pop(MAC_IMPL)
+    return Usage.total(usages.values())
+
+
 def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS,
                 task_cost: Callable[[TaskOp], Usage] | None = None) -> dict[str, Usage]:
     """The usage of every node of `kernel` but its memories (FIFOs, banks, local and m_axi buffers):
     what lanes, ports and adapters cost, known before FIFO sizing. `task_cost`: a task's usage
     (default `task_usage` with `table`; the exploration passes its cached one)."""
     nodes: dict[str, Usage] = {}
+    tasks = []
     for op, name in kernel_nodes(kernel):
         if isinstance(op, TaskOp):
-            nodes[name] = task_cost(op) if task_cost else task_usage(op, table)
+            tasks.append((op, name))
         elif isinstance(op, DMA_OPS):  # an m_axi adapter per HBM stripe (lowering/hbm_channels.py)
             nodes[name] = table.maxi.usage(hbm_stripes(op)[0])  # its buffers: kernel_buffers
         elif isinstance(op, ITensorConverterOp):
@@ -345,6 +483,9 @@ def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS,
             beats = [min(BEAT_BITS, r.type.itensor.token_elements * r.type.itensor.dtype.bits)
                      for r in op.results if isinstance(r.type, ITensorType)]
             nodes[name] = table.router.usage() + Usage(FF=sum(beats))
+    cost = task_cost or (lambda t: task_usage(t, table))
+    bind_macs([t for t, _ in tasks], cost, Usage.total(nodes.values()))
+    nodes.update({name: cost(op) for op, name in tasks})
     return nodes
 
 

@@ -457,6 +457,7 @@ class _SplitSpace:
 
     chains, module, fill = dict.fromkeys(trips), None, 0.8
     largest_first = ["a", "b", "c"]  # by their weights: 800, 600, 100
+    units = [("a",), ("b",), ("c",)]  # none reads what another reads
 
     def trial(self, parts):  # noqa: ANN001, ANN202 - the split module is its parts here
         return 800 // parts["a"] + 600 // parts["b"] + 100 // parts["c"], dict(parts)
@@ -478,6 +479,31 @@ def test_split_counts_grow_only_while_the_sized_design_fits(most: int, want: dic
 
     parts, module = _explore_splits(_SplitSpace(), 20, 0.002, lambda _: None, lambda m: sum(m.values()) <= most)
     assert parts == module == want
+
+
+class _SiblingSpace(_SplitSpace):
+    """Chains a and b (8 output tiles each) read one activation and feed one product (a gate and
+    an up projection): the design takes max(800/a, 800/b) cycles; c (4 tiles) costs parts, no time."""
+
+    trips = {"a": 8, "b": 8, "c": 4}
+    chains, largest_first, units = dict.fromkeys(trips), ["a", "b", "c"], [("a", "b"), ("c",)]
+
+    def trial(self, parts):  # noqa: ANN001, ANN202
+        return max(800 // parts["a"], 800 // parts["b"]), dict(parts)
+
+    def unsplit(self):  # noqa: ANN202
+        return 800, dict.fromkeys(self.trips, 1)
+
+
+def test_chains_that_run_side_by_side_split_together() -> None:
+    """By hand, within 18 parts: every chain in 2 parts (400 cycles), then 4 (200 cycles, 12 parts);
+    8 would take 20. Either of a and b alone in 8 parts leaves the other at 200 cycles, so one at a
+    time the level stops at 200; c gives up parts at no cost (to 2: 10 parts), then a and b double
+    together (18 parts, 100 cycles), and c goes down to 1."""
+    from lowering.dse import _explore_splits
+
+    parts, module = _explore_splits(_SiblingSpace(), 20, 0.002, lambda _: None, lambda m: sum(m.values()) <= 18)
+    assert parts == module == {"a": 8, "b": 8, "c": 1}
 
 
 @pytest.mark.parametrize(("most", "want", "judged"), [
@@ -669,6 +695,8 @@ def test_the_split_level_takes_the_largest_weights_first() -> None:
     assert space.trips == {"k45_reduce": 48, "k48_reduce": 48, "k54_reduce": 12, "k10_reduce": 12, "k37_reduce": 12,
                            "k14_reduce": 4, "k18_reduce": 4}
     assert space.largest_first == ["k45_reduce", "k48_reduce", "k54_reduce", "k10_reduce", "k37_reduce", "k14_reduce", "k18_reduce"]
+    # gate and up read the normed activation, query, key and value the other: each set steps together too
+    assert space.units == [("k45_reduce", "k48_reduce"), ("k54_reduce",), ("k10_reduce", "k14_reduce", "k18_reduce"), ("k37_reduce",)]
 
 
 @pytest.mark.parametrize(("entries", "want"), [
