@@ -90,3 +90,17 @@ def test_packed_matvec_csim_is_bit_exact(values: str, tmp_path) -> None:  # noqa
     assert "packed two output rows to a DSP48E2" in (project / "kernel.cpp").read_text()
     for _, (got,) in csim_modes(project, x, w, flags=INT4_WARNINGS):
         np.testing.assert_array_equal(got, acc)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_a_task_bound_to_luts_keeps_its_multiplies_and_binds_them_to_the_fabric(tmp_path) -> None:  # noqa: ANN001
+    k, n, tn = 64, 32, 8
+    rng = np.random.default_rng(8)
+    x, w = rng.integers(-128, 128, (1, k), dtype=np.int8), rng.integers(-8, 8, (k, n), dtype=np.int8)
+    design = sd.compile(int_matvec(k, n, tn).program)
+    _task(design).attributes[MAC_IMPL] = StringAttr("fabric")
+    (acc,) = design.simulate(x, w)
+    code = (emit_project(design, tmp_path / "matvec") / "kernel.cpp").read_text()
+    assert "op=mul impl=fabric" in code and "packed two output rows" not in code
+    for _, (got,) in csim_modes(tmp_path / "matvec", x, w, flags=INT4_WARNINGS):
+        np.testing.assert_array_equal(got, acc)
