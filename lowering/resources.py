@@ -428,7 +428,8 @@ class KernelUsage:
                                 "use fewer lanes (`unroll`), smaller tiles or a makespan slack for the FIFOs")
 
 
-def has_narrow_macs(task: TaskOp) -> bool:
+def _has_narrow_macs(task: TaskOp) -> bool:
+    """Whether a tile op of `task` multiply-accumulates narrow integers (`narrow_macs`)."""
     return any(op.name.startswith("linalg.") and op.regions and op.regions[0].blocks and narrow_macs(op.regions[0].block)
                for op in task.body.walk())
 
@@ -451,7 +452,7 @@ def bind_macs(tasks: Iterable[TaskOp], cost: Callable[[TaskOp], Usage], rest: Us
     def shares(u: Usage) -> tuple[float, float]:
         return u.DSP / device.total.DSP, u.LUT / device.total.LUT
 
-    for task in sorted((t for t in tasks if has_narrow_macs(t)), key=lambda t: (-usages[t].DSP, t.sym_name.data)):
+    for task in sorted((t for t in tasks if _has_narrow_macs(t)), key=lambda t: (-usages[t].DSP, t.sym_name.data)):
         dsp, lut = shares(total)
         if dsp <= max(lut, DSP_FIRST):
             break
@@ -468,8 +469,10 @@ def bind_macs(tasks: Iterable[TaskOp], cost: Callable[[TaskOp], Usage], rest: Us
 def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS,
                 task_cost: Callable[[TaskOp], Usage] | None = None) -> dict[str, Usage]:
     """The usage of every node of `kernel` but its memories (FIFOs, banks, local and m_axi buffers):
-    what lanes, ports and adapters cost, known before FIFO sizing. `task_cost`: a task's usage
-    (default `task_usage` with `table`; the exploration passes its cached one)."""
+    what lanes, ports and adapters cost, known before FIFO sizing. The tasks' MACs are bound first
+    (`bind_macs` sets each task's `mac_impl`, which the emitter follows), so every count is of the
+    design the emitter writes. `task_cost`: a task's usage (default `task_usage` with `table`; the
+    exploration passes its cached one)."""
     nodes: dict[str, Usage] = {}
     tasks = []
     for op, name in kernel_nodes(kernel):
