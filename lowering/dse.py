@@ -749,9 +749,10 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     the split design, FIFO-sized at its lanes, still `fits`: a uniform count that does not fit
     would leave the back-off, one chain at a time, a long way down; a chain takes the largest
     divisor of its outer trips not above it), then chain by chain (a step to more parts kept only when it fits too),
-    largest weights first, one step at a time while it helps (`_neighbours`; a step to fewer parts is kept
-    when the makespan holds: fewer parts, fewer DMAs and tasks); at most `budget` trials. Returns
-    the parts of each chain and the split module."""
+    largest weights first, one step at a time while it helps (`_moves`: the chains that run side by
+    side together, then each on its own; a step to fewer parts is kept when the makespan holds:
+    fewer parts, fewer DMAs and tasks); at most `budget` trials. Returns the parts of each chain
+    and the split module."""
     chains, trips = space.chains, space.trips
     best_parts = dict.fromkeys(chains, 1)
     makespan, best = space.unsplit()
