@@ -452,6 +452,8 @@ def bind_macs(tasks: Iterable[TaskOp], cost: Callable[[TaskOp], Usage], rest: Us
     def shares(u: Usage) -> tuple[float, float]:
         return u.DSP / device.total.DSP, u.LUT / device.total.LUT
 
+    if shares(total)[0] <= max(shares(total)[1], DSP_FIRST):  # the usual case: no task's body is walked
+        return Usage.total(usages.values())
     for task in sorted((t for t in tasks if _has_narrow_macs(t)), key=lambda t: (-usages[t].DSP, t.sym_name.data)):
         dsp, lut = shares(total)
         if dsp <= max(lut, DSP_FIRST):
