@@ -636,7 +636,6 @@ class BodyEmitter:
         bits (the slice's pre-adder, multiplier and accumulator), then the low field, sign-extended,
         is row 2q's sum and the rest, shifted, row 2q + 1's; both exact while |sum| < 2^17."""
         pair, pk, wide, lo = self.fresh("q"), self.fresh("pk"), self.fresh("p"), self.fresh("lo")
-        loops = list(loops)
         outer = [d for d in range(len(ranges)) if d not in (packed.row, packed.reduced) and ranges[d] > 1]
         self.emit(indent, "// narrow MACs packed two output rows to a DSP48E2 (w_hi * 2^18 + w_lo) * a, the sums exact in 18-bit fields")
         for d in outer:

@@ -46,7 +46,7 @@ from lowering.memory import (  # what the memory count charges
     is_register,
     kernel_buffers,
 )
-from lowering.resources import MAC_IMPL
+from lowering.resources import in_fabric
 from lowering.timing import (
     HBM_CHANNELS_ATTR,
     U55C,
@@ -414,7 +414,7 @@ class _KernelEmitter:
         except TimingError:  # a task the model cannot schedule (never one of a compiled design)
             timing = None
         body = BodyEmitter(f"task {node}", self.structs, ii.value.data if ii is not None else 1, timing)  # type: ignore[attr-defined]
-        body.fabric = (impl := op.attributes.get(MAC_IMPL)) is not None and impl.data == "fabric"  # type: ignore[attr-defined]
+        body.fabric = in_fabric(op)
         params, args = [], []
         used: set[str] = set()
         values = [*op.inputs, *op.outputs]

@@ -44,7 +44,7 @@ from lowering.memory import (
     kernel_buffers,
     task_tensors,
 )
-from lowering.timing import U55C, hbm_stripes, task_timing, tile_work, unroll_lanes
+from lowering.timing import U55C, hbm_stripes, loop_sizes, task_timing, tile_work, unroll_lanes
 from streamdsl.dialects.dataflow import DMA_OPS, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph
 from streamdsl.itensor import BEAT_BITS
@@ -53,7 +53,8 @@ from streamdsl.wiring import kernel_nodes
 
 __all__ = [
     "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
-    "FIELD_BITS", "MAC_IMPL", "PackedMacs", "bind_macs", "calibrated", "fits_device", "is_narrow_multiply", "kernel_usage",
+    "FIELD_BITS", "MAC_IMPL", "PackedMacs", "bind_macs", "calibrated", "fits_device", "in_fabric", "is_narrow_multiply",
+    "kernel_usage",
     "logic_usage", "op_cost", "packed_macs", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
@@ -248,6 +249,11 @@ def _multiplicand_bits(op: Operation) -> tuple[int, int]:
 
 
 MAC_IMPL = "mac_impl"  # a task attribute: "fabric" binds its narrow multiplies to LUTs (`bind_macs`)
+
+
+def in_fabric(task: Operation) -> bool:
+    """Whether `task`'s narrow multiplies are bound to LUTs (its `MAC_IMPL`)."""
+    return (impl := task.attributes.get(MAC_IMPL)) is not None and impl.data == "fabric"  # type: ignore[attr-defined]
 FIELD_BITS = 18  # a packed DSP48E2's low product field: the 27-bit port holds w_hi * 2^18 + w_lo
 
 
@@ -272,8 +278,8 @@ def narrow_macs(body: Block, table: CostTable = U55C_COSTS) -> dict[Operation, O
 class PackedMacs:
     """A tile op whose multiply-accumulates the emitter packs two to a DSP48E2 (docs/hls.md,
     "Packed MACs"): output rows `row` and `row + 1` share the `shared` input's element (the
-    activation) and the `packed` input's two elements (the weights) sit in one 27-bit operand, 2^18
-    apart; the reduction over `reduced` (`reduced_size` terms) then accumulates in the slice's
+    activation) and the other input's two elements (the weights, `packed_bits` wide) sit in one
+    27-bit operand, 2^18 apart; the reduction over `reduced` (`reduced_size` terms) then accumulates in the slice's
     48-bit register, each field exact while it holds the sum (|sum| < 2^17)."""
 
     row: int  # the iteration dim of the output rows paired
@@ -304,11 +310,7 @@ def packed_macs(op: Operation) -> PackedMacs | None:
     reductions = [d for d, i in enumerate(iterators) if i == IteratorType.REDUCTION]
     if len(reductions) != 1:
         return None
-    shape = {}
-    for m, value in zip(maps, op.operands):
-        for expr, size in zip(m.results, value.type.get_shape()):  # type: ignore[attr-defined]
-            if isinstance(expr, AffineDimExpr):
-                shape[expr.position] = size
+    shape = loop_sizes(op)
     uses = [{e.position for e in m.results if isinstance(e, AffineDimExpr)} for m in maps]
     if any(not all(isinstance(e, AffineDimExpr | AffineConstantExpr) for e in m.results) for m in maps):
         return None
@@ -390,8 +392,7 @@ def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = 
     (larger ones are memories: `kernel_usage` adds them). `lanes`: the timing model's default."""
     unrolled = _lanes(task, lanes or U55C.lanes)
     loops = {loop: timing.ii for loop, timing in task_timing(task).loops.items()}
-    fabric = (impl := task.attributes.get(MAC_IMPL)) is not None and impl.data == "fabric"  # type: ignore[attr-defined]
-    compute = _block_usage(task.body.block, unrolled, table, loops, fabric=fabric)
+    compute = _block_usage(task.body.block, unrolled, table, loops, fabric=in_fabric(task))
     ports = len(task.body.block.args)
     registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
     logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)

@@ -785,7 +785,7 @@ def _is_compute(op: Operation) -> bool:
     return op.name.startswith("linalg.") or op.name in ("tensor.extract_slice", "tensor.insert_slice")
 
 
-def _loop_sizes(op: Operation) -> dict[int, int]:
+def loop_sizes(op: Operation) -> dict[int, int]:
     """Iteration-domain sizes of a linalg op, read off the operands its indexing maps name."""
     maps = op.properties.get("indexing_maps")
     if maps is None:
@@ -809,7 +809,7 @@ def tile_work(op: Operation) -> int:
         return math.prod(op.results[0].type.get_shape())  # type: ignore[attr-defined]
     if op.name == "tensor.insert_slice":
         return math.prod(op.operands[0].type.get_shape())  # type: ignore[attr-defined]
-    if sizes := _loop_sizes(op):
+    if sizes := loop_sizes(op):
         return math.prod(sizes.values())
     if op.name.startswith("linalg.") and op.results and isinstance(op.results[0].type, ShapedType):
         return math.prod(op.results[0].type.get_shape())
@@ -822,7 +822,7 @@ def reduced_size(op: Operation) -> int:
     if op.name == "linalg.matmul":
         return op.operands[0].type.get_shape()[-1]  # type: ignore[attr-defined]
     kinds = op.properties.get("iterator_types")
-    sizes = _loop_sizes(op)
+    sizes = loop_sizes(op)
     if kinds is None or not sizes:
         return 1
     return math.prod(sizes.get(i, 1) for i, k in enumerate(kinds.data) if str(k.data).endswith("reduction"))  # type: ignore[attr-defined]
