@@ -207,12 +207,12 @@ class CostTable:
         return CoreCost()  # wire
 
     def multiplier(self, a: int, b: int) -> CoreCost:
-        """An integer multiply of `a` x `b` bits: narrow ones packed `packed_macs` to a DSP48E2,
-        wider ones over ceil(a/27) x ceil(b/18) slices (27x18 multipliers), LUTs/FFs for the
-        product register."""
+        """An integer multiply of `a` x `b` bits as the emitter writes it, one product: over
+        ceil(a/27) x ceil(b/18) slices (27x18 multipliers; a narrow one takes a whole slice),
+        LUTs/FFs for the product register. Two narrow MACs share a slice only where the emitter
+        packs them (`packed_macs`, charged by `op_cost`)."""
         a, b = max(a, b), min(a, b)
-        dsp = 1 / self.packed_macs if a <= self.packed_bits else math.ceil(a / 27) * math.ceil(b / 18)
-        return CoreCost(dsp, (a + b) / 2, a + b)
+        return CoreCost(math.ceil(a / 27) * math.ceil(b / 18), (a + b) / 2, a + b)
 
     def maxi_usage(self, word_bits: int = HBM_WORD_BITS) -> Usage:
         """One m_axi adapter of `word_bits` words: its logic (as at 512 bits: the AXI control does

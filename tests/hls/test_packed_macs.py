@@ -55,8 +55,14 @@ def test_a_packed_mac_costs_half_a_dsp_and_its_add_is_in_the_slice() -> None:
     assert op_cost(op) == extensions + Usage(DSP=0.5, LUT=2, FF=2)
     # in LUTs: the multiplier (24 LUTs, 16 FFs) and the 32-bit adder (32 and 32)
     assert op_cost(op, fabric=True) == extensions + Usage(LUT=24 + 32, FF=16 + 32)
-    # outside a pipelined loop the emitter does not pack: the table's multiplier and adder
-    assert op_cost(op, pipelined=False) == extensions + Usage(DSP=0.5, LUT=(8 + 4) / 2 + 32, FF=12 + 32)
+    # outside a pipelined loop the emitter does not pack: a whole slice a multiply and the adder
+    assert op_cost(op, pipelined=False) == extensions + Usage(DSP=1, LUT=(8 + 4) / 2 + 32, FF=12 + 32)
+
+
+def test_an_int8_mac_the_emitter_does_not_pack_takes_a_whole_slice() -> None:
+    op = _tile_op(sd.compile(int_matvec(64, 32, 8, sd.i8).program))  # W8A8: a field would overflow
+    extensions = Usage.total(U55C_COSTS.core(inner).usage() for inner in op.regions[0].block.ops if inner.name == "arith.extsi")
+    assert op_cost(op) == extensions + Usage(DSP=1, LUT=(8 + 8) / 2 + 32, FF=16 + 32)
 
 
 def test_bind_macs_moves_a_task_to_luts_only_when_that_relieves_the_busier_resource() -> None:

@@ -72,9 +72,11 @@ def test_kernel_usage_attributes_fifos_to_consumers_and_counts_dma_adapters() ->
     assert report["largest"]["BRAM36"][0] == {"node": "dma_load(a)", "amount": 8}
 
 
-def test_integer_multiplies_pack_two_narrow_products_per_dsp() -> None:
-    assert U55C_COSTS.multiplier(8, 4).dsp == 0.5  # W4A8: two MACs in one DSP48E2
-    assert U55C_COSTS.multiplier(8, 8).dsp == 0.5
+def test_an_integer_multiply_takes_the_slices_its_product_needs() -> None:
+    # one product, as the emitter writes it: two narrow ones share a slice only where they are
+    # packed (`packed_macs`, tests/hls/test_packed_macs.py), not by their widths alone
+    assert U55C_COSTS.multiplier(8, 4).dsp == 1
+    assert U55C_COSTS.multiplier(8, 8).dsp == 1
     assert U55C_COSTS.multiplier(16, 16).dsp == 1  # one 27 x 18 multiplier
     assert U55C_COSTS.multiplier(32, 32).dsp == 4  # ceil(32/27) x ceil(32/18) slices
     assert Usage(DSP=0.5).as_dict()["DSP"] == 1  # a half-used slice is still a slice
