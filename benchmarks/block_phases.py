@@ -10,7 +10,9 @@ weight streams' own limit that is (each part's stream takes one beat, at most 1,
 docs/hls.md "Stream beats"; near 100%, only more parts or wider beats make it faster), and the
 HBM channels its weight streams hold. Between two matvecs (and before the first and after the
 last) is time no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
-matvec runs at the whole rate and the time between them is nothing.
+matvec runs at the whole rate and the time between them is nothing. Last, the critical path: the
+tasks that set the makespan, each from when the input it had waited for arrived (what to make
+faster: work off it cannot lower the makespan).
 
 Run: `python benchmarks/block_phases.py --family F --plan DIR/F.json` (a plan `roofline.py --plans`
 wrote; the block is built as `streamdsl compile F --size paper --quant Q --max-context N --plan`
@@ -33,6 +35,7 @@ from lowering.timing import U55C, hbm_stripes  # noqa: E402
 from lowering.transforms.split_matvecs import weight_chains  # noqa: E402
 from streamdsl import quant  # noqa: E402
 from streamdsl.dialects.dataflow import DMA_OPS, TaskOp, kernel_of  # noqa: E402
+from streamdsl.sim.timed import Segment, critical_path  # noqa: E402
 from streamdsl.wiring import node_name  # noqa: E402
 from toolchain.models import model_block, plan_design  # noqa: E402
 
@@ -66,14 +69,14 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
     return rows
 
 
-def planned_phases(block, plan) -> tuple[int, list[dict[str, object]]]:  # noqa: ANN001 - a ModelBlock, a Plan
+def planned_phases(block, plan) -> tuple[int, list[dict[str, object]], list[Segment]]:  # noqa: ANN001 - a ModelBlock, a Plan
     """`block` built as `streamdsl compile --plan` builds it with `plan`: its makespan in the timed
-    simulation and its `phases`."""
+    simulation, its `phases` and its critical path (`streamdsl.sim.timed.critical_path`)."""
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
     plan_design(block.lowered.program.module, plan.tile, plan)
     design = sd.compile(block.example.program)
     run = design.timed_simulation()
-    return run.makespan, phases(design, run, heads, plan.clock_mhz)
+    return run.makespan, phases(design, run, heads, plan.clock_mhz), critical_path(design.graph, run)
 
 
 def main() -> None:
@@ -82,10 +85,11 @@ def main() -> None:
     parser.add_argument("--plan", required=True, type=Path)
     parser.add_argument("--quant", default="w4a8")
     parser.add_argument("--max-context", type=int, default=128)
+    parser.add_argument("--min-cycles", type=int, default=50, help="critical path segments shorter than this are not printed")
     args = parser.parse_args()
     plan = load_plan(args.plan)
     block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant))
-    makespan, rows = planned_phases(block, plan)
+    makespan, rows, path = planned_phases(block, plan)
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
           f"{'of streams':>10s} {'channels':>8s}")
@@ -97,6 +101,11 @@ def main() -> None:
         last = max(last, r["end"])
     print(f"{'between':14s} {'':5s} {'':7s} {'':7s} {makespan - covered:7d}  (no weight matvec running: "
           f"{(makespan - covered) / makespan:.0%} of the block)")
+    print(f"critical path (the tasks that set the makespan, each from the input it waited for; {args.min_cycles}+ cycles):")
+    for seg in path:
+        if seg.end - seg.start >= args.min_cycles:
+            after = f"  (after {seg.waited_on})" if seg.waited_on else ""
+            print(f"  {seg.start:7d} {seg.end:7d} {seg.end - seg.start:6d}  {seg.task}{after}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import numpy as np
 from streamdsl.errors import DeadlockError, LimitError
 from streamdsl.graph import MAX_TIMED_TOKENS, CompiledGraph, Graph, GraphError, slots_needed
 
-__all__ = ["Activity", "TimedResult", "activity", "latest_sources", "simulate_timed", "simulate_unbounded", "sources"]
+__all__ = ["Activity", "Segment", "TimedResult", "activity", "critical_path", "latest_sources", "simulate_timed", "simulate_unbounded",
+           "sources"]
 
 UNBOUNDED = 1 << 62
 
@@ -243,30 +244,75 @@ class Activity:
         return self.end - self.stall_cycles
 
 
+def _stalls(cg: CompiledGraph, result: TimedResult, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """Task v's events that happened in `result` (in program order): their times, and how long each
+    waited on its FIFO (the time past `t(n-1) + nominal(n) - nominal(n-1)`)."""
+    names = [e.name for e in cg.graph.edges]
+    nominal = cg.times[v]
+    actual = np.zeros(nominal.size, np.int64)
+    done = 0
+    for times, index in ((result.write_times, cg.write_idx[v]), (result.read_times, cg.read_idx[v])):
+        for e, idx in index.items():
+            happened = times.get(names[e], np.zeros(0, np.int64))
+            actual[idx[: happened.size]] = happened
+            done += happened.size
+    nominal, actual = nominal[:done], actual[:done]
+    return actual, actual - (np.diff(nominal, prepend=0) + np.concatenate(([0], actual[:-1])))
+
+
 def activity(graph: Graph, result: TimedResult) -> dict[str, Activity]:
     """Per task, when it stalled and on what, recovered from the event times `result` recorded:
     an event n that happened later than `t(n-1) + nominal(n) - nominal(n-1)` waited on its FIFO
     for the difference. A deadlocked run yields its events up to the deadlock."""
     cg = graph.compiled
-    names = [e.name for e in graph.edges]
     out = {}
     for v, task in enumerate(cg.task_names):
-        nominal = cg.times[v]
-        actual = np.zeros(nominal.size, np.int64)
-        done = 0
-        for times, index in ((result.write_times, cg.write_idx[v]), (result.read_times, cg.read_idx[v])):
-            for e, idx in index.items():
-                happened = times.get(names[e], np.zeros(0, np.int64))
-                actual[idx[: happened.size]] = happened
-                done += happened.size
-        nominal, actual, writes = nominal[:done], actual[:done], cg.ev_write[v][:done]
-        expected = np.diff(nominal, prepend=0) + np.concatenate(([0], actual[:-1]))
-        stall = actual - expected
+        actual, stall = _stalls(cg, result, v)
+        writes = cg.ev_write[v][: actual.size]
+        done = actual.size
         waited = stall > 0
         spans = np.stack([actual - stall, actual], axis=1)
         end = result.finish.get(task, int(actual[-1]) if done else 0)
         out[task] = Activity(end, spans[waited & ~writes], spans[waited & writes])
     return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a critical path: `task` ran from `start` to `end` without waiting for an input
+    (from its start, or from when `waited_on`, the stream it had waited on, delivered)."""
+
+    task: str
+    start: int
+    end: int
+    waited_on: str | None
+
+
+def critical_path(graph: Graph, result: TimedResult) -> list[Segment]:
+    """The chain of tasks that set `result`'s makespan, first to last: from the task that finishes
+    last, back through the last input each waited for (the writer of that token, at its write),
+    to a task that never waited. Each segment is what one task did on the chain: shorten any of
+    them and the makespan can drop; work off the chain cannot lower it. A run with FIFO depths
+    also waits on full outputs; this follows inputs only (the unbounded run's whole story)."""
+    if result.makespan is None or not result.finish:
+        return []
+    cg = graph.compiled
+    v = cg.task_index[max(result.finish, key=lambda t: (result.finish[t], t))]
+    until = result.finish[cg.task_names[v]]
+    path: list[Segment] = []
+    for _ in range(sum(t.size for t in cg.times) + 1):  # time only falls along the path; with read_latency 0, a guard
+        actual, stall = _stalls(cg, result, v)
+        reads = np.flatnonzero((stall > 0) & ~cg.ev_write[v][: actual.size] & (actual <= until))
+        if not reads.size:
+            path.append(Segment(cg.task_names[v], result.start.get(cg.task_names[v], 0), until, None))
+            return path[::-1]
+        n = int(reads[-1])
+        e = int(cg.ev_edge[v][n])
+        k = int(np.searchsorted(cg.read_idx[v][e], n))
+        edge = cg.graph.edges[e]
+        path.append(Segment(cg.task_names[v], int(actual[n]), until, edge.name))
+        v, until = cg.src[e], int(result.write_times[edge.name][k])
+    return path[::-1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -234,3 +234,22 @@ def test_a_late_source_writes_each_token_just_before_its_read() -> None:
     assert run.write_times["f"].tolist() == [3, 4, 5, 6, 7] and late.write_times["f"].tolist() == [3, 5, 7, 9, 11]
     assert late.read_times["f"].tolist() == run.read_times["f"].tolist() == [4, 6, 8, 10, 12]
     assert (late.peak_occupancy["f"], late.finish["source"] - run.finish["source"], late.makespan) == (1, 4, run.makespan)
+
+
+def test_the_critical_path_follows_the_inputs_each_task_waited_for() -> None:
+    # by hand: b writes token j at 10 j + 1, a at j + 1; c reads both (token j at nominal j) and
+    # waits for b's: it reads b's last token at 31 + 1 = 32 and writes its last at 33; d reads it
+    # at 34 and finishes 6 cycles later (its depth 5 + 1). a never holds anyone up.
+    from streamdsl.sim.timed import Segment, critical_path
+
+    g = Graph()
+    g.add_task(Task.pipelined("a", ii=1, depth=1, writes={"out": 4}))
+    g.add_task(Task.pipelined("b", ii=10, depth=1, writes={"out": 4}))
+    g.add_task(Task.pipelined("c", ii=1, depth=1, reads={"x": 4, "y": 4}, writes={"out": 4}))
+    g.add_task(Task.pipelined("d", ii=1, depth=5, reads={"in": 4}))
+    g.connect("a", "out", "c", "x", 32, name="a->c")
+    g.connect("b", "out", "c", "y", 32, name="b->c")
+    g.connect("c", "out", "d", "in", 32, name="c->d")
+    for run in (simulate_unbounded(g), simulate_timed(g, {"a->c": 1, "b->c": 1, "c->d": 4})):
+        assert run.makespan == 40
+        assert critical_path(g, run) == [Segment("b", 0, 31, None), Segment("c", 32, 33, "b->c"), Segment("d", 34, 40, "c->d")]
