@@ -85,10 +85,11 @@ def main() -> None:
     parser.add_argument("--plan", required=True, type=Path)
     parser.add_argument("--quant", default="w4a8")
     parser.add_argument("--max-context", type=int, default=128)
+    parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32", help="what the KV cache is held in (as the plan was made)")
     parser.add_argument("--min-cycles", type=int, default=50, help="critical path segments shorter than this are not printed")
     args = parser.parse_args()
     plan = load_plan(args.plan)
-    block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant))
+    block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant), kv_cache=args.kv_cache)
     makespan, rows, path = planned_phases(block, plan)
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
