@@ -279,8 +279,8 @@ def activity(graph: Graph, result: TimedResult) -> dict[str, Activity]:
 
 @dataclass(frozen=True)
 class Segment:
-    """A stretch of a critical path: `task` ran from `start` to `end` without waiting for an input
-    (from its start, or from when `waited_on`, the stream it had waited on, delivered)."""
+    """A stretch of a critical path: `task` ran from `start` to `end` without waiting (from its
+    start, or from when `waited_on`, the stream it had waited on, delivered a token or a slot)."""
 
     task: str
     start: int
@@ -290,10 +290,10 @@ class Segment:
 
 def critical_path(graph: Graph, result: TimedResult) -> list[Segment]:
     """The chain of tasks that set `result`'s makespan, first to last: from the task that finishes
-    last, back through the last input each waited for (the writer of that token, at its write),
-    to a task that never waited. Each segment is what one task did on the chain: shorten any of
-    them and the makespan can drop; work off the chain cannot lower it. A run with FIFO depths
-    also waits on full outputs; this follows inputs only (the unbounded run's whole story)."""
+    last, back through the last wait of each: on an empty input, to the task that wrote that
+    token, at its write; on a full output (bounded FIFOs), to the reader whose read freed the
+    slot, at that read; down to a task that never waited. Each segment is what one task did on
+    the chain: shorten any of them and the makespan can drop; work off the chain cannot lower it."""
     if result.makespan is None or not result.finish:
         return []
     cg = graph.compiled
@@ -302,16 +302,18 @@ def critical_path(graph: Graph, result: TimedResult) -> list[Segment]:
     path: list[Segment] = []
     for _ in range(sum(t.size for t in cg.times) + 1):  # time only falls along the path; with read_latency 0, a guard
         actual, stall = _stalls(cg, result, v)
-        reads = np.flatnonzero((stall > 0) & ~cg.ev_write[v][: actual.size] & (actual <= until))
-        if not reads.size:
+        waits = np.flatnonzero((stall > 0) & (actual <= until))
+        if not waits.size:
             path.append(Segment(cg.task_names[v], result.start.get(cg.task_names[v], 0), until, None))
             return path[::-1]
-        n = int(reads[-1])
-        e = int(cg.ev_edge[v][n])
-        k = int(np.searchsorted(cg.read_idx[v][e], n))
-        edge = cg.graph.edges[e]
+        n = int(waits[-1])
+        edge = cg.graph.edges[e := int(cg.ev_edge[v][n])]
         path.append(Segment(cg.task_names[v], int(actual[n]), until, edge.name))
-        v, until = cg.src[e], int(result.write_times[edge.name][k])
+        if cg.ev_write[v][n]:  # the slot its write waited for: freed free_latency after a read
+            reads = result.read_times[edge.name]
+            v, until = cg.dst[e], int(reads[np.searchsorted(reads, actual[n] - graph.free_latency, side="right") - 1])
+        else:
+            v, until = cg.src[e], int(result.write_times[edge.name][np.searchsorted(cg.read_idx[v][e], n)])
     return path[::-1]
 
 

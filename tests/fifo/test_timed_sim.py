@@ -253,3 +253,22 @@ def test_the_critical_path_follows_the_inputs_each_task_waited_for() -> None:
     for run in (simulate_unbounded(g), simulate_timed(g, {"a->c": 1, "b->c": 1, "c->d": 4})):
         assert run.makespan == 40
         assert critical_path(g, run) == [Segment("b", 0, 31, None), Segment("c", 32, 33, "b->c"), Segment("d", 34, 40, "c->d")]
+
+
+def test_the_critical_path_follows_a_full_output_to_the_reader_that_freed_it() -> None:
+    # p writes each token to q (II 10, a FIFO of 1) and to r; blocked on q's full FIFO, p hands r
+    # its tokens at q's pace, so r, which ends last, waited on p, and p on q's reads.
+    from streamdsl.sim.timed import critical_path
+
+    g = Graph()
+    g.add_task(Task.pipelined("p", ii=1, depth=1, writes={"q": 6, "r": 6}))
+    g.add_task(Task.pipelined("q", ii=10, depth=1, reads={"in": 6}))
+    g.add_task(Task.pipelined("r", ii=1, depth=30, reads={"in": 6}))  # a long pipeline: r ends last
+    g.connect("p", "q", "q", "in", 32, name="p->q")
+    g.connect("p", "r", "r", "in", 32, name="p->r")
+    run = simulate_timed(g, {"p->q": 1, "p->r": 8})
+    path = critical_path(g, run)
+    assert [(s.task, s.waited_on) for s in path][-3:] == [("q", "p->q"), ("p", "p->q"), ("r", "p->r")]
+    assert path[-1].end == run.makespan and all(a.end <= b.start for a, b in zip(path, path[1:]))
+    q_reads = run.read_times["p->q"]
+    assert path[-2].start - g.free_latency in q_reads  # p's last wait ended when q's read freed the slot
