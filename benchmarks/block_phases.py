@@ -102,7 +102,7 @@ def main() -> None:
         last = max(last, r["end"])
     print(f"{'between':14s} {'':5s} {'':7s} {'':7s} {makespan - covered:7d}  (no weight matvec running: "
           f"{(makespan - covered) / makespan:.0%} of the block)")
-    print(f"critical path (the tasks that set the makespan, each from the input it waited for; {args.min_cycles}+ cycles):")
+    print(f"critical path (the tasks that set the makespan, each from the stream it waited on; {args.min_cycles}+ cycles):")
     for seg in path:
         if seg.end - seg.start >= args.min_cycles:
             after = f"  (after {seg.waited_on})" if seg.waited_on else ""

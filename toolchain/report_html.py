@@ -22,7 +22,7 @@ import numpy as np
 from streamdsl.graph import Graph
 from streamdsl.graphviz import graph_to_dot, share_colour, svg
 from streamdsl.graphviz import summary_html as graph_summary_html
-from streamdsl.sim.timed import Activity, TimedResult, activity
+from streamdsl.sim.timed import Activity, TimedResult, activity, critical_path
 
 __all__ = ["SECTIONS", "report_html", "summary_html", "write_report_html"]
 
@@ -41,6 +41,7 @@ SECTIONS = {
 OPTIONAL = ("roofline", "resources", "build")
 GANTT_ROWS = 80  # a whole model has thousands of tasks; the chart shows the busiest
 GANTT_COLUMNS = 1000  # resolution of the chart along the cycles
+PATH_SHARE = 0.01  # the critical path's segments shown: at least this share of the makespan
 COLOURS = {"busy": "#4c78a8", "stalled on input": "#f2a541", "stalled on output": "#d64545"}
 
 
@@ -62,7 +63,7 @@ def report_html(report: Mapping[str, Any], design: Any, timed: TimedResult | Non
         "summary": _summary(report, timed, tasks),
         "graph": _graph_section(report, design, tasks),
         "fifos": _fifo_section(report, timed),
-        "gantt": _gantt_section(timed, acts, tasks),
+        "gantt": _gantt_section(graph, timed, acts, tasks),
         "verification": _verification_section(report),
         "roofline": _roofline_section(report.get("roofline")),
         "resources": _resources_section(report.get("resources")),
@@ -181,14 +182,28 @@ def _fifo_section(report: Mapping[str, Any], timed: TimedResult) -> str:
     return why + _table(headers, rows, "fifo-table", sortable=True, formats={8: "{:.1%}"})
 
 
-def _gantt_section(timed: TimedResult, acts: Mapping[str, Activity], tasks: Mapping[str, Mapping[str, Any]]) -> str:
+def _gantt_section(graph: Graph, timed: TimedResult, acts: Mapping[str, Activity], tasks: Mapping[str, Mapping[str, Any]]) -> str:
     shown = sorted(acts, key=lambda n: -tasks[n]["busy_cycles"])[:GANTT_ROWS]
     order = sorted(shown, key=lambda n: (tasks[n]["start"] or 0, n))
     figure = _gantt_svg(order, acts, timed.makespan)
     note = "" if timed.deadlock is None else f'<pre class="bad">{html.escape(str(timed.deadlock))}</pre>'
     total = sum(a.stall_cycles for a in acts.values())
     rows = f" (the {GANTT_ROWS} busiest of {len(acts)} shown)" if len(acts) > GANTT_ROWS else ""
-    return f"<p>Each task from cycle 0 to its end, with the sized FIFOs{rows}: {total:,} stall cycles in all.</p>{note}{figure}"
+    return (f"<p>Each task from cycle 0 to its end, with the sized FIFOs{rows}: {total:,} stall cycles in all.</p>{note}{figure}"
+            + _critical_path_table(graph, timed))
+
+
+def _critical_path_table(graph: Graph, timed: TimedResult) -> str:
+    """The run's critical path (`critical_path`), its segments of at least `PATH_SHARE` of the
+    makespan: what to make faster (nothing else can lower the makespan)."""
+    path = critical_path(graph, timed)
+    if not path:
+        return ""
+    floor = PATH_SHARE * (timed.makespan or 0)
+    rows = [(s.task, s.start, s.end, s.end - s.start, s.waited_on or "") for s in path if s.end - s.start >= floor]
+    return (f"<p>Critical path: the tasks that set the makespan, each from when the stream it waited on delivered "
+            f"(segments of {PATH_SHARE:.0%} of the makespan or more; {len(path)} in all).</p>"
+            + _table(["task", "from", "to", "cycles", "after waiting on"], rows, "critical-path"))
 
 
 def _covered(spans: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -57,6 +57,11 @@ def test_report_in_chromium(compiled):
         assert ascending == sorted(s["depth"] for s in report["streams"]) and descending == ascending[::-1]
         bars = page.evaluate("document.querySelectorAll('#gantt svg path, #gantt svg rect').length")
         assert bars > len(report["streams"])
+        # the critical path's segments, in order, within the makespan
+        spans = page.evaluate("""Array.from(document.querySelectorAll('#critical-path tbody tr'))
+            .map(r => [Number(r.cells[1].dataset.v), Number(r.cells[2].dataset.v)])""")
+        assert spans and all(a <= b <= c for (a, b), (c, _) in zip(spans, spans[1:]))
+        assert spans[-1][1] <= report["fifo_sizing"]["makespan"]
         assert page.console_errors() == []
         shot = page.screenshot(out / "report.png")
     width, height = _png_size(shot)
