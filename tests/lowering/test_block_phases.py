@@ -29,8 +29,9 @@ def test_a_matvec_never_moves_more_than_its_streams_carry() -> None:
     plan = Plan(splits={"k8_reduce": 3, "k9_matmul": 3, "k10_map": 3})
     block = model_block("gpt2", "tiny", 16, plan.tile, quant=quant.scheme("w4a8", 16))
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
-    makespan, rows = _phases_module().planned_phases(block, plan)
+    makespan, rows, path = _phases_module().planned_phases(block, plan)
     assert makespan > max(r["end"] for r in rows)
+    assert path[-1].end == makespan and all(a.end <= b.start for a, b in zip(path, path[1:]))  # the critical path
     assert sorted(r["matvec"] for r in rows) == sorted(heads) and len(rows) >= 2
     assert [r["start"] for r in rows] == sorted(r["start"] for r in rows)
     (qkv,) = [r for r in rows if r["matvec"] == "k8_reduce"]
