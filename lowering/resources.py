@@ -441,7 +441,7 @@ DSP_FIRST = 0.5  # the share of the DSP48E2s packed MACs may take before any mov
 def bind_macs(tasks: Iterable[TaskOp], cost: Callable[[TaskOp], Usage], rest: Usage = Usage(),
               device: Device = U55C_DEVICE) -> Usage:
     """Choose each task's MAC binding (`MAC_IMPL`) and return the tasks' usage: every task with
-    narrow MACs starts packed in DSP48E2s (half a slice a MAC, no LUT adders); while the DSPs are
+    narrow MACs starts in DSP48E2s (packed where `packed_macs` says: half a slice a MAC); while the DSPs are
     over `DSP_FIRST` of `device` and busier than its LUTs (with `rest` counted), the largest DSP
     users in turn move to LUT multipliers, each kept when it lowers the busier of the two shares."""
     tasks = list(tasks)
