@@ -11,7 +11,7 @@ docs/hls.md "Stream beats"; near 100%, only more parts or wider beats make it fa
 HBM channels its weight streams hold. Between two matvecs (and before the first and after the
 last) is time no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
 matvec runs at the whole rate and the time between them is nothing. Last, the critical path: the
-tasks that set the makespan, each from when the input it had waited for arrived (what to make
+tasks that set the makespan, each from when the stream it had waited on delivered (what to make
 faster: work off it cannot lower the makespan).
 
 Run: `python benchmarks/block_phases.py --family F --plan DIR/F.json` (a plan `roofline.py --plans`

@@ -54,8 +54,7 @@ from streamdsl.wiring import kernel_nodes
 __all__ = [
     "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
     "FIELD_BITS", "MAC_IMPL", "PackedMacs", "bind_macs", "calibrated", "fits_device", "in_fabric", "is_narrow_multiply",
-    "kernel_usage",
-    "logic_usage", "op_cost", "packed_macs", "resources_report", "task_lanes", "task_usage",
+    "kernel_usage", "logic_usage", "op_cost", "packed_macs", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
 RESOURCES = ("DSP", "LUT", "FF", BRAM36, URAM, LUTRAM)
@@ -249,12 +248,12 @@ def _multiplicand_bits(op: Operation) -> tuple[int, int]:
 
 
 MAC_IMPL = "mac_impl"  # a task attribute: "fabric" binds its narrow multiplies to LUTs (`bind_macs`)
+FIELD_BITS = 18  # a packed DSP48E2's low product field: the 27-bit port holds w_hi * 2^18 + w_lo
 
 
 def in_fabric(task: Operation) -> bool:
     """Whether `task`'s narrow multiplies are bound to LUTs (its `MAC_IMPL`)."""
     return (impl := task.attributes.get(MAC_IMPL)) is not None and impl.data == "fabric"  # type: ignore[attr-defined]
-FIELD_BITS = 18  # a packed DSP48E2's low product field: the 27-bit port holds w_hi * 2^18 + w_lo
 
 
 def is_narrow_multiply(op: Operation, table: CostTable = U55C_COSTS) -> bool:

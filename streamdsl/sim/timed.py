@@ -244,10 +244,9 @@ class Activity:
         return self.end - self.stall_cycles
 
 
-def _stalls(cg: CompiledGraph, result: TimedResult, v: int) -> tuple[np.ndarray, np.ndarray]:
+def _stalls(cg: CompiledGraph, result: TimedResult, v: int, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Task v's events that happened in `result` (in program order): their times, and how long each
-    waited on its FIFO (the time past `t(n-1) + nominal(n) - nominal(n-1)`)."""
-    names = [e.name for e in cg.graph.edges]
+    waited on its FIFO (the time past `t(n-1) + nominal(n) - nominal(n-1)`); `names`: the edges'."""
     nominal = cg.times[v]
     actual = np.zeros(nominal.size, np.int64)
     done = 0
@@ -265,9 +264,10 @@ def activity(graph: Graph, result: TimedResult) -> dict[str, Activity]:
     an event n that happened later than `t(n-1) + nominal(n) - nominal(n-1)` waited on its FIFO
     for the difference. A deadlocked run yields its events up to the deadlock."""
     cg = graph.compiled
+    names = [e.name for e in graph.edges]
     out = {}
     for v, task in enumerate(cg.task_names):
-        actual, stall = _stalls(cg, result, v)
+        actual, stall = _stalls(cg, result, v, names)
         writes = cg.ev_write[v][: actual.size]
         done = actual.size
         waited = stall > 0
@@ -297,11 +297,12 @@ def critical_path(graph: Graph, result: TimedResult) -> list[Segment]:
     if result.makespan is None or not result.finish:
         return []
     cg = graph.compiled
+    names = [e.name for e in graph.edges]
     v = cg.task_index[max(result.finish, key=lambda t: (result.finish[t], t))]
     until = result.finish[cg.task_names[v]]
     path: list[Segment] = []
     for _ in range(sum(t.size for t in cg.times) + 1):  # time only falls along the path; with read_latency 0, a guard
-        actual, stall = _stalls(cg, result, v)
+        actual, stall = _stalls(cg, result, v, names)
         waits = np.flatnonzero((stall > 0) & (actual <= until))
         if not waits.size:
             path.append(Segment(cg.task_names[v], result.start.get(cg.task_names[v], 0), until, None))
