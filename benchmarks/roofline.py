@@ -20,20 +20,29 @@ the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is th
 425 GB/s Shuhai measured (docs/timing.md). The paper's board measurement for GPT-2 medium is
 printed beside ours.
 
+`--device-scale K` is a what-if: the whole study on a device of K times the U55C's resources (each
+SLR's DSPs, LUTs, FFs, BRAM36, URAM and LUTRAM, the SLLs between SLRs and the memory count's
+capacities), everything else (HBM, clock, cost tables) the same. It tells a design bound by the
+device's budget (faster on a larger device) from one bound by its structure (no faster): the
+ratio it prints is not a U55C figure.
+
     python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
-                                  [--fill 0.7 ...] [--kv-cache f32|f16] [--plans DIR]
+                                  [--fill 0.7 ...] [--kv-cache f32|f16] [--plans DIR] [--device-scale K]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from frontends import hf
 from frontends.block import KV_DTYPES, decoder_layers
 from frontends.quant import weight_figures
+from lowering import memory
 from lowering.resources import RESOURCES, U55C_DEVICE, kernel_usage
 from lowering.slr import SlrError, kernel_wires, place, slr_hint
 from lowering.timing import U55C
@@ -125,6 +134,23 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     }
 
 
+@contextlib.contextmanager
+def device_scaled(k: float) -> Iterator[None]:
+    """The U55C's resources (`U55C_DEVICE`: per SLR, SLLs) and the memory count's capacities
+    (`memory.CAPACITY`) times `k` while inside (`--device-scale`). Changed in place: the
+    exploration, FIFO sizing and SLR placement take the device as a default argument, bound once."""
+    per_slr, sll, capacity = U55C_DEVICE.per_slr, U55C_DEVICE.sll, dict(memory.CAPACITY)
+    object.__setattr__(U55C_DEVICE, "per_slr", per_slr * k)
+    object.__setattr__(U55C_DEVICE, "sll", int(sll * k))
+    memory.CAPACITY.update({r: int(c * k) for r, c in capacity.items()})
+    try:
+        yield
+    finally:
+        object.__setattr__(U55C_DEVICE, "per_slr", per_slr)
+        object.__setattr__(U55C_DEVICE, "sll", sll)
+        memory.CAPACITY.update(capacity)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", action="append", choices=hf.FAMILIES)
@@ -150,17 +176,25 @@ def main() -> None:
     parser.add_argument("--loops", action="append", choices=LOOPS,
                         help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "
                              "repeat to try both (the default), the fastest design that fits is reported")
+    parser.add_argument("--device-scale", type=float, default=1.0, metavar="K",
+                        help="a what-if: explore, size and place on a device of K times the U55C's resources (default 1: "
+                             "the U55C); tells a budget-bound design from a structure-bound one")
     args = parser.parse_args()
+    if args.device_scale <= 0:
+        parser.error(f"--device-scale {args.device_scale:g}: give a positive factor (1 is the U55C)")
     families = args.family or ["gpt2", "llama", "qwen2", "gemma"]
     rows = []
-    for family in families:
-        print(f"  {family}: lowering the paper block, exploring, sizing", flush=True)
-        rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed,
-                            fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
-                            split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
-                            loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache))
+    with device_scaled(args.device_scale):
+        for family in families:
+            print(f"  {family}: lowering the paper block, exploring, sizing", flush=True)
+            rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed,
+                                fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
+                                split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
+                                loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache))
+    device = "" if args.device_scale == 1 else (f"; WHAT-IF: a device of {args.device_scale:g} x the U55C's resources "
+                                                "(resources below: shares of it)")
     print(f"\n{args.quant}, {args.clock:g} MHz, cache length {args.max_context}; roofline = weight bytes x layers at 460 GB/s "
-          "(measured: at Shuhai's 425 GB/s)")
+          f"(measured: at Shuhai's 425 GB/s){device}")
     print(f"{'model':<7} {'weights/layer':>13} {'cycles':>9} {'ms/token':>9} {'tok/s':>7} {'roofline':>9} {'measured':>9} "
           f"{'ratio':>6} {'DSE s':>6} {'sims':>5} {'resources':>9}")
     for r in rows:
