@@ -16,7 +16,7 @@ faster: work off it cannot lower the makespan).
 
 Run: `python benchmarks/block_phases.py --family F --plan DIR/F.json` (a plan `roofline.py --plans`
 wrote; the block is built as `streamdsl compile F --size paper --quant Q --max-context N --plan`
-builds it).
+builds it; a plan made with `roofline.py --device-scale K` needs the same `--device-scale K`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamdsl as sd  # noqa: E402
 from lowering.dse import load_plan  # noqa: E402
 from lowering.hbm_channels import buffer_bytes  # noqa: E402
+from lowering.resources import device_scaled  # noqa: E402
 from lowering.timing import U55C, hbm_stripes  # noqa: E402
 from lowering.transforms.split_matvecs import weight_chains  # noqa: E402
 from streamdsl import quant  # noqa: E402
@@ -87,10 +88,16 @@ def main() -> None:
     parser.add_argument("--max-context", type=int, default=128)
     parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32", help="what the KV cache is held in (as the plan was made)")
     parser.add_argument("--min-cycles", type=int, default=50, help="critical path segments shorter than this are not printed")
+    parser.add_argument("--device-scale", type=float, default=1.0, metavar="K",
+                        help="the FIFOs sized on a device of K times the U55C's resources (as `roofline.py --device-scale K` "
+                             "made the plan; default 1)")
     args = parser.parse_args()
+    if args.device_scale <= 0:
+        parser.error(f"--device-scale {args.device_scale:g}: give a positive factor (1 is the U55C)")
     plan = load_plan(args.plan)
     block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant), kv_cache=args.kv_cache)
-    makespan, rows, path = planned_phases(block, plan)
+    with device_scaled(args.device_scale):
+        makespan, rows, path = planned_phases(block, plan)
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
           f"{'of streams':>10s} {'channels':>8s}")

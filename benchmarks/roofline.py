@@ -33,17 +33,14 @@ ratio it prints is not a U55C figure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from frontends import hf
 from frontends.block import KV_DTYPES, decoder_layers
 from frontends.quant import weight_figures
-from lowering import memory
-from lowering.resources import RESOURCES, U55C_DEVICE, kernel_usage
+from lowering.resources import RESOURCES, U55C_DEVICE, device_scaled, kernel_usage
 from lowering.slr import SlrError, kernel_wires, place, slr_hint
 from lowering.timing import U55C
 from streamdsl import quant
@@ -132,23 +129,6 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
         "by_resource": {r: getattr(usage.total, r) / getattr(U55C_DEVICE.total, r) for r in RESOURCES}, "slrs": slrs,
         "largest": {r: usage.largest(r, 4) for r in usage.total.over(U55C_DEVICE.total)},
     }
-
-
-@contextlib.contextmanager
-def device_scaled(k: float) -> Iterator[None]:
-    """The U55C's resources (`U55C_DEVICE`: per SLR, SLLs) and the memory count's capacities
-    (`memory.CAPACITY`) times `k` while inside (`--device-scale`). Changed in place: the
-    exploration, FIFO sizing and SLR placement take the device as a default argument, bound once."""
-    per_slr, sll, capacity = U55C_DEVICE.per_slr, U55C_DEVICE.sll, dict(memory.CAPACITY)
-    object.__setattr__(U55C_DEVICE, "per_slr", per_slr * k)
-    object.__setattr__(U55C_DEVICE, "sll", int(sll * k))
-    memory.CAPACITY.update({r: int(c * k) for r, c in capacity.items()})
-    try:
-        yield
-    finally:
-        object.__setattr__(U55C_DEVICE, "per_slr", per_slr)
-        object.__setattr__(U55C_DEVICE, "sll", sll)
-        memory.CAPACITY.update(capacity)
 
 
 def main() -> None:

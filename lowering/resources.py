@@ -20,8 +20,9 @@ figures to Vitis csynth reports (`hls_backend.csynth.parse_csynth_xml`).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
@@ -32,6 +33,7 @@ from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
 from lowering.memory import (
     BRAM36,
+    CAPACITY,
     HBM_WORD_BITS,
     LUTRAM,
     MAXI_WORDS,
@@ -53,7 +55,7 @@ from streamdsl.wiring import kernel_nodes
 
 __all__ = [
     "RESOURCES", "U55C_COSTS", "U55C_DEVICE", "CoreCost", "CostTable", "Device", "KernelUsage", "ResourceError", "Usage",
-    "FIELD_BITS", "MAC_IMPL", "PackedMacs", "bind_macs", "calibrated", "fits_device", "in_fabric", "is_narrow_multiply",
+    "FIELD_BITS", "MAC_IMPL", "PackedMacs", "bind_macs", "calibrated", "device_scaled", "fits_device", "in_fabric", "is_narrow_multiply",
     "kernel_usage", "logic_usage", "op_cost", "packed_macs", "resources_report", "task_lanes", "task_usage",
 ]  # fmt: skip
 
@@ -128,6 +130,24 @@ class Device:
 # (docs/resources.md, "The device").
 U55C_DEVICE = Device("xcu55c-fsvh2892-2L-e", 3, Usage(DSP=3008, LUT=434560, FF=869120, BRAM36=672, URAM=320, LUTRAM=196608),
                      sll=23040)
+
+
+@contextlib.contextmanager
+def device_scaled(k: float) -> Iterator[None]:
+    """A what-if for studies (`benchmarks/roofline.py --device-scale`): the U55C's resources
+    (`U55C_DEVICE`: per SLR, SLLs) and the memory count's capacities (`CAPACITY`) times `k`
+    while inside, restored after. Changed in place: the exploration, FIFO sizing and SLR placement
+    take the device as a default argument, bound once."""
+    per_slr, sll, capacity = U55C_DEVICE.per_slr, U55C_DEVICE.sll, dict(CAPACITY)
+    object.__setattr__(U55C_DEVICE, "per_slr", per_slr * k)
+    object.__setattr__(U55C_DEVICE, "sll", int(sll * k))
+    CAPACITY.update({r: int(c * k) for r, c in capacity.items()})
+    try:
+        yield
+    finally:
+        object.__setattr__(U55C_DEVICE, "per_slr", per_slr)
+        object.__setattr__(U55C_DEVICE, "sll", sll)
+        CAPACITY.update(capacity)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""benchmarks/roofline.py --device-scale: the what-if device (the U55C's resources times K) holds
-while the study runs, the memory count's capacities with it, and the U55C comes back after."""
+"""The what-if device of `benchmarks/roofline.py --device-scale` (`lowering.resources.device_scaled`:
+the U55C's resources times K) holds while the study runs, the memory count's capacities with it,
+and the U55C comes back after."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,22 +11,14 @@ from pathlib import Path
 import pytest
 
 from lowering import memory
-from lowering.resources import U55C_DEVICE
+from lowering.resources import U55C_DEVICE, device_scaled
 
 # a FIFO of 286,720 words of 1,024 bits: 1,050 URAM (15 wide, 70 deep) or 8,400 BRAM36, on twice the U55C only
 FIFO = [("f", 1024, 4096 * 70)]
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roofline.py"
 
 
-def _roofline_module():  # noqa: ANN202 - the benchmark script, imported from its file
-    spec = importlib.util.spec_from_file_location("roofline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_device_and_the_memory_count_scale_together_and_come_back() -> None:
-    device_scaled = _roofline_module().device_scaled
     with pytest.raises(RuntimeError, match="inside"), device_scaled(2):
         assert (U55C_DEVICE.total.BRAM36, U55C_DEVICE.total.DSP, U55C_DEVICE.sll) == (4032, 18048, 46080)
         assert memory.count(FIFO, [])["capacity"] == {"BRAM36": 4032, "URAM": 1920, "LUTRAM": 1179648}
