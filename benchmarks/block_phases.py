@@ -38,6 +38,7 @@ from streamdsl import quant  # noqa: E402
 from streamdsl.dialects.dataflow import DMA_OPS, TaskOp, kernel_of  # noqa: E402
 from streamdsl.sim.timed import Segment, critical_path  # noqa: E402
 from streamdsl.wiring import node_name  # noqa: E402
+from toolchain.cli import positive_float  # noqa: E402
 from toolchain.models import model_block, plan_design  # noqa: E402
 
 _PART = re.compile(r"_p\d+$")
@@ -88,12 +89,10 @@ def main() -> None:
     parser.add_argument("--max-context", type=int, default=128)
     parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32", help="what the KV cache is held in (as the plan was made)")
     parser.add_argument("--min-cycles", type=int, default=50, help="critical path segments shorter than this are not printed")
-    parser.add_argument("--device-scale", type=float, default=1.0, metavar="K",
+    parser.add_argument("--device-scale", type=positive_float, default=1.0, metavar="K",
                         help="the FIFOs sized on a device of K times the U55C's resources (as `roofline.py --device-scale K` "
                              "made the plan; default 1)")
     args = parser.parse_args()
-    if args.device_scale <= 0:
-        parser.error(f"--device-scale {args.device_scale:g}: give a positive factor (1 is the U55C)")
     plan = load_plan(args.plan)
     block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant), kv_cache=args.kv_cache)
     with device_scaled(args.device_scale):

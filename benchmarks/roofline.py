@@ -44,6 +44,7 @@ from lowering.resources import RESOURCES, U55C_DEVICE, device_scaled, kernel_usa
 from lowering.slr import SlrError, kernel_wires, place, slr_hint
 from lowering.timing import U55C
 from streamdsl import quant
+from toolchain.cli import positive_float
 
 NOMINAL_BYTES_PER_SECOND = 32 * 14.375e9
 MEASURED_BYTES_PER_SECOND = 32 * U55C.hbm_channel_gbps * 1e9
@@ -156,12 +157,10 @@ def main() -> None:
     parser.add_argument("--loops", action="append", choices=LOOPS,
                         help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "
                              "repeat to try both (the default), the fastest design that fits is reported")
-    parser.add_argument("--device-scale", type=float, default=1.0, metavar="K",
+    parser.add_argument("--device-scale", type=positive_float, default=1.0, metavar="K",
                         help="a what-if: explore, size and place on a device of K times the U55C's resources (default 1: "
                              "the U55C); tells a budget-bound design from a structure-bound one")
     args = parser.parse_args()
-    if args.device_scale <= 0:
-        parser.error(f"--device-scale {args.device_scale:g}: give a positive factor (1 is the U55C)")
     families = args.family or ["gpt2", "llama", "qwen2", "gemma"]
     rows = []
     with device_scaled(args.device_scale):

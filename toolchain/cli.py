@@ -14,7 +14,7 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError
 from streamdsl.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, StreamdslError
 from toolchain.progress import Progress
 
-__all__ = ["main", "report_errors"]
+__all__ = ["main", "positive_float", "report_errors"]
 
 EXIT_OK = 0
 
@@ -379,7 +379,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0 (`--clock`; the benchmarks' `--device-scale`)."""
     try:
         value = float(text)
     except ValueError:
@@ -425,7 +426,7 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
                              "prepare_model(model) (tutorials/07_kernel_in_a_model.py); docs/frontends.md")
     parser.add_argument("--fifo-tradeoff", action="store_true",
                         help="also report the makespan / FIFO-bits curve: min-bits at makespan slacks of 0 to 100%%")
-    parser.add_argument("--clock", type=_positive_float, metavar="MHZ",
+    parser.add_argument("--clock", type=positive_float, metavar="MHZ",
                         help="models: the kernel clock the timing model runs at (default 300; the paper ran at 250)")
     parser.add_argument("--dse", action="store_true",
                         help="models: explore lanes per task and HBM striping for decode speed within the resources "

@@ -15,7 +15,7 @@ from lowering.resources import U55C_DEVICE, device_scaled
 
 # a FIFO of 286,720 words of 1,024 bits: 1,050 URAM (15 wide, 70 deep) or 8,400 BRAM36, on twice the U55C only
 FIFO = [("f", 1024, 4096 * 70)]
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roofline.py"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_the_device_and_the_memory_count_scale_together_and_come_back() -> None:
@@ -29,7 +29,10 @@ def test_the_device_and_the_memory_count_scale_together_and_come_back() -> None:
     assert not memory.count(FIFO, [])["fits"]
 
 
-def test_a_factor_that_is_not_positive_is_refused() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--device-scale", "0"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("script", ["roofline.py", "block_phases.py"])
+def test_a_factor_that_is_not_positive_is_refused(script: str) -> None:
+    required = ["--family", "gpt2", "--plan", "p.json"] if script == "block_phases.py" else []
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--device-scale", "0", *required],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert "--device-scale 0: give a positive factor" in done.stderr
+    assert "argument --device-scale: must be > 0, got 0" in done.stderr
