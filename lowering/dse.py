@@ -678,10 +678,12 @@ class _Splits:
     copy of `module` (not changed), its HBM allocated again, timed by the unbounded simulation;
     the weight matvecs' parts keep its lanes each (P times its compute, P weight streams), the
     tasks after one share theirs (the same compute, cut into lanes). `flat`: the block's loop
-    nests are flattened (`explore`'s `flat_loops`), the weight chains' in each trial once split."""
+    nests are flattened (`explore`'s `flat_loops`), the weight chains' in each trial once split.
+    A trial's compute is checked against `fill` of `device`."""
 
-    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float, sequences: bool = False, flat: bool = False) -> None:
-        self.module, self.timing, self.fill, self.capacity = module, timing, fill, U55C_DEVICE.total * fill
+    def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float, sequences: bool = False, flat: bool = False,
+                 device: Device = U55C_DEVICE) -> None:
+        self.module, self.timing, self.fill, self.capacity = module, timing, fill, device.total * fill
         self.sequences, self.flat = sequences, flat
         kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
@@ -1041,7 +1043,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             flatten_loop_nests(kernel_of(module))
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device, TRIM_SLACK)
-        space = _Splits(module, timing, fill, shared_ports, flat_loops)
+        space = _Splits(module, timing, fill, shared_ports, flat_loops, device)
         fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
         parts, module = back_off_splits(space, parts, module, fits, say)

@@ -681,6 +681,21 @@ def test_at_the_grown_lanes_a_chain_gives_up_parts_its_reader_cannot_use(slow: d
     assert "k36_reduce" in names and "k36_reduce_p0" not in names and {"k8_reduce_p0", "k8_reduce_p2"} <= names
 
 
+def test_a_split_trial_is_checked_against_the_device_explore_was_given() -> None:
+    """GPT-2 tiny W4A8, c_attn in 3 parts: its compute fits the U55C, not a device of a
+    thousandth of it (the split level used to check the U55C whatever `explore`'s device)."""
+    from lowering.dse import _CachedTiming, _Splits
+    from lowering.resources import U55C_DEVICE, Device
+    from lowering.timing import U55C
+    from streamdsl.scalars import specialise
+
+    module = specialise(_block("gpt2", "tiny", 16, 64))
+    timing = _CachedTiming(U55C.at_clock(250))
+    tiny = Device("a thousandth of the U55C", 3, U55C_DEVICE.per_slr * 0.001, U55C_DEVICE.sll)
+    assert _Splits(module, timing, 1.0).trial({"k8_reduce": 3}) is not None
+    assert _Splits(module, timing, 1.0, device=tiny).trial({"k8_reduce": 3}) is None
+
+
 def test_the_split_level_takes_the_largest_weights_first() -> None:
     """Llama small W4A8 (hidden 768, MLP 3,072, 4 KV heads of 64; weight tiles 64 rows x 32
     columns): gate and up (48 trips x 24 tiles) and down (12 x 96) stream 1,152 tiles each, the
