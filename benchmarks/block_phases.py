@@ -90,12 +90,12 @@ def main() -> None:
     parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32", help="what the KV cache is held in (as the plan was made)")
     parser.add_argument("--min-cycles", type=int, default=50, help="critical path segments shorter than this are not printed")
     parser.add_argument("--device-scale", type=positive_float, default=1.0, metavar="K",
-                        help="the FIFOs sized on a device of K times the U55C's resources (as `roofline.py --device-scale K` "
-                             "made the plan; default 1)")
+                        help="the block lowered and its FIFOs sized on a device of K times the U55C's resources (as "
+                             "`roofline.py --device-scale K` made the plan; default 1)")
     args = parser.parse_args()
     plan = load_plan(args.plan)
-    block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant), kv_cache=args.kv_cache)
-    with device_scaled(args.device_scale):
+    with device_scaled(args.device_scale):  # the block lowered and sized on the device roofline.py explored it on
+        block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant), kv_cache=args.kv_cache)
         makespan, rows, path = planned_phases(block, plan)
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
