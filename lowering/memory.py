@@ -45,7 +45,7 @@ from streamdsl.wiring import kernel_nodes, node_name
 __all__ = [
     "BRAM36", "CAPACITY", "Buffer", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAXI_WORDS", "MAX_WORD_BITS",
     "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "buffer_storage", "converter_buffer", "count",
-    "design_memory", "fifo_storage", "fifo_storages", "is_register", "kernel_buffers", "local_tensors", "rebalance",
+    "design_memory", "onchip_bytes", "fifo_storage", "fifo_storages", "is_register", "kernel_buffers", "local_tensors", "rebalance",
     "task_tensors", "words_of",
 ]  # fmt: skip
 
@@ -64,6 +64,12 @@ MAXI_BURST = 64  # words per burst the emitter asks an m_axi port for (max_read/
 MAXI_OUTSTANDING = 8  # bursts in flight (num_read/write_outstanding): 512 words, one BRAM36 deep
 HBM_WORD_BITS = U55C.hbm_word_bits  # an m_axi port's word (hls_backend/hbm.py) unless narrowed
 MAXI_WORDS = MAXI_BURST * MAXI_OUTSTANDING  # the adapter buffer's depth, in words of its port
+
+
+def onchip_bytes() -> int:
+    """The bytes the device's BRAM36 and URAM hold (read at call time: `CAPACITY` is what a
+    what-if device of `lowering.resources.device_scaled` scales)."""
+    return sum(CAPACITY[k] * width * depth // 8 for k, (width, depth) in _SHAPE.items())
 
 
 class Buffer(NamedTuple):

@@ -31,7 +31,7 @@ from lowering.transforms.allocate_hbm_channels import AllocateHbmChannelsPass
 from lowering.transforms.fit_lanes import FitLanesPass
 from lowering.transforms.form_kernels import SCALAR_MAX, FormKernelsPass
 from lowering.transforms.fuse_elementwise import FuseElementwisePass
-from lowering.transforms.fuse_kernels import FuseKernelsPass, FusionPlan, fuse_kernels
+from lowering.transforms.fuse_kernels import FusionPlan, fuse_kernels
 from lowering.transforms.insert_converters import InsertConvertersPass
 from lowering.transforms.integer_tensors import pass_integers_as_i32
 from lowering.transforms.order_loops import OrderLoopsPass
@@ -43,10 +43,9 @@ from lowering.transforms.unroll_short_loops import UnrollShortLoopsPass
 from streamdsl.dialects.dataflow import ITensorConverterOp, ITensorType, KernelOp
 from streamdsl.program import Program
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_TILE", "Lowered", "lower"]
+__all__ = ["DEFAULT_TILE", "Lowered", "lower"]
 
 DEFAULT_TILE = 64
-DEFAULT_BUDGET = FuseKernelsPass.budget
 
 
 @dataclass
@@ -124,7 +123,7 @@ def _i32_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float = DEFAULT_BUDGET,
+def lower(imported: Any, default_tile: int = DEFAULT_TILE, budget: float | None = None,
           tile_plan: Callable[[Any], None] | None = None, scalar_max: Mapping[str, int] | None = None,
           hbm_striping: bool = True) -> Lowered:
     """Lower an `ImportedProgram` (or anything with `module`, `func`, `inputs`, `params`) to a

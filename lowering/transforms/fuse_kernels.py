@@ -32,6 +32,7 @@ from xdsl.transforms.dead_code_elimination import region_dce
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.converters import plan
+from lowering.memory import onchip_bytes
 from lowering.reshape_streams import Placed, reshape_itensor
 from lowering.transforms.insert_converters import _fork_uses
 from streamdsl.dialects.dataflow import (
@@ -445,12 +446,13 @@ def _move_reshapes_up(fn: func.FuncOp) -> None:
         Rewriter.insert_op(op, where)
 
 
-def fuse_kernels(fn: func.FuncOp, budget: float) -> FusionPlan:
-    """Plan and apply the fusion of `fn`'s kernels; returns the plan."""
+def fuse_kernels(fn: func.FuncOp, budget: float | None = None) -> FusionPlan:
+    """Plan and apply the fusion of `fn`'s kernels under `budget` bytes (None: what the device's
+    BRAM36 and URAM hold); returns the plan."""
     region_dce(fn.body)
     _move_reshapes_up(fn)
     kernels = [op for op in fn.body.block.ops if isinstance(op, KernelOp)]
-    fusion = plan_fusion(kernels, budget)
+    fusion = plan_fusion(kernels, onchip_bytes() if budget is None else budget)
     groups = fusion.groups()
     for index, members in enumerate(groups):
         if len(members) > 1:
@@ -489,11 +491,12 @@ def _topological_order(block: Block) -> None:
 
 @dataclass(frozen=True)
 class FuseKernelsPass(ModulePass):
-    """Fuse kernels greedily (Algorithm 2) while each group's converters fit `budget` bytes."""
+    """Fuse kernels greedily (Algorithm 2) while each group's converters fit `budget` bytes
+    (default: what the device's BRAM36 and URAM hold, `lowering.memory.onchip_bytes`)."""
 
     name = "fuse-kernels"
 
-    budget: int = 2016 * 36 * 1024 // 8 + 960 * 288 * 1024 // 8  # the U55C's BRAM and URAM in bytes
+    budget: int | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for fn in [f for f in op.ops if isinstance(f, func.FuncOp)]:
