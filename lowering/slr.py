@@ -177,10 +177,15 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
     than half an SLR."""
     group = {v: v for v in usage.nodes}
     size = dict(usage.nodes)
+    incident: dict[str, list[Wire]] = {v: [] for v in usage.nodes}  # a group's wires, by its root
+    for w in wires:
+        if w.a in incident and w.b in incident:  # not the HBM
+            incident[w.a].append(w)
+            incident[w.b].append(w)
 
     def find(v: str) -> str:
         while group[v] != v:
-            v = group[v]
+            group[v] = v = group[group[v]]
         return v
 
     for v in sorted(usage.nodes, key=lambda n: (usage.nodes[n].share(device.per_slr), n)):
@@ -188,14 +193,15 @@ def _coarsen(usage: KernelUsage, wires: Sequence[Wire], device: Device, small: f
         if size[g].share(device.per_slr) >= small:
             continue
         links: dict[str, int] = {}
-        for w in wires:
-            if HBM not in (w.a, w.b) and g in (find(w.a), find(w.b)):
-                other = find(w.b) if find(w.a) == g else find(w.a)
-                if other != g:
-                    links[other] = links.get(other, 0) + w.bits
+        for w in incident[g]:
+            a, b = find(w.a), find(w.b)
+            if a != b:
+                other = b if a == g else a
+                links[other] = links.get(other, 0) + w.bits
         for other in sorted(links, key=lambda o: (-links[o], o)):
             if (size[g] + size[other]).share(device.per_slr) <= 0.5:
                 group[g], size[other] = other, size[g] + size[other]
+                incident[other] += incident.pop(g)
                 break
     return {v: find(v) for v in usage.nodes}
 

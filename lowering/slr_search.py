@@ -19,7 +19,7 @@ choice is the first minimum in node order: the same answer on every run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -133,6 +133,9 @@ def _costs(slr: np.ndarray, load: np.ndarray, load_of: np.ndarray, room: np.ndar
     and v ([u, v]: exact in resources; in boundary bits, the two moves' sum, exact unless u and v
     share a wire)."""
     n, slrs = load_of.shape[0], load.shape[0]
+    # a resource no move or swap can take over its room adds exactly 0 to every sum: left out
+    live = load.max(axis=0) + load_of.max(axis=0) - room > 0
+    load, load_of, room, weight_r = load[:, live], load_of[:, live], room[live], weight_r[:, live]
     over_row = (weight_r * np.maximum(load - room, 0)).sum(axis=1)
     over_sll = (weight_k * np.maximum(boundary - 1.0, 0)).sum()
     left = (weight_r[slr] * np.maximum(load[slr] - load_of - room, 0)).sum(axis=1) - over_row[slr]
@@ -143,16 +146,24 @@ def _costs(slr: np.ndarray, load: np.ndarray, load_of: np.ndarray, room: np.ndar
     for t in range(slrs):
         np.add.at(shift[:, t], ends.node, ends.share[:, None] * (ends.crossed(np.full_like(ends.other, t), at[ends.other]) - was))
 
-    def sll(bits: np.ndarray) -> np.ndarray:
-        return (weight_k * np.maximum(boundary + bits - 1.0, 0)).sum(axis=-1) - over_sll
+    def sll(bits: Iterable[np.ndarray]) -> np.ndarray:  # the weighted SLL overflow change of each boundary's bits, added
+        total = np.zeros(())
+        for k, plane in enumerate(bits):
+            total = total + weight_k[k] * np.maximum(boundary[k] + plane - 1.0, 0)
+        return total - over_sll
 
-    moves = left[:, None] + joined + sll(shift)
+    moves = left[:, None] + joined + sll(shift[..., k] for k in range(len(boundary)))
     moves[np.arange(n), slr] = np.inf
-    trade = load_of[:, None] - load_of[None]  # [u, v]: what v's SLR gains and u's loses
-    gains = (weight_r[slr][None] * np.maximum(load[slr][None] + trade - room, 0)).sum(axis=2) - over_row[slr][None]
-    loses = (weight_r[slr][:, None] * np.maximum(load[slr][:, None] - trade - room, 0)).sum(axis=2) - over_row[slr][:, None]
-    rows = np.arange(n)
-    swaps = gains + loses + sll(shift[rows[:, None], slr[None]] + shift[rows[None], slr[:, None]])
+    # [u, v]: v's SLR gains what u holds beyond v, u's SLR loses it; one [n, n] plane a resource,
+    # summed in resource order (the same sums as over a [n, n, resources] array, far less memory)
+    held, weight = load[slr], weight_r[slr]  # [node, resource]: its SLR's load, that SLR's weights
+    gains, loses = np.zeros((n, n)), np.zeros((n, n))
+    for r in range(load.shape[1]):
+        trade = load_of[:, r, None] - load_of[None, :, r]
+        gains += weight[None, :, r] * np.maximum(held[None, :, r] + trade - room[r], 0)
+        loses += weight[:, r, None] * np.maximum(held[:, r, None] - trade - room[r], 0)
+    crossing = (shift[:, slr, k] for k in range(len(boundary)))  # [u, v]: u moved to v's SLR; transposed: v to u's
+    swaps = (gains - over_row[slr][None]) + (loses - over_row[slr][:, None]) + sll(c + c.T for c in crossing)
     return moves, swaps
 
 
