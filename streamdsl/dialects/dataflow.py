@@ -158,7 +158,12 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
 
     @property
     def itensor(self) -> itensor:
-        return _itensor_of(self)
+        # kept on the instance (asked for on every walk; hashing a type to find it is not free), in
+        # its __dict__: the dataclass is frozen, and its equality and hash are of its parameters
+        found = self.__dict__.get("_itensor")
+        if found is None:
+            found = self.__dict__["_itensor"] = _itensor_of(self)
+        return found
 
     def verify(self) -> None:
         if not self.element_type.has_static_shape():
