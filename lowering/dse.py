@@ -68,7 +68,8 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Attribute, Operation
 
 from lowering.fifo_sizing import Sizing, size_fifos
+from lowering.forked import Forked, jobs
 from lowering.hbm_channels import (
     CHANNELS,
     NARROW_WORDS,
@@ -733,6 +735,24 @@ class _Splits:
         except (SplitError, HbmPortsError):  # parts that do not divide, or more DMAs than the HBM has ports
             return None
 
+    def trials(self, candidates: Sequence[Mapping[str, int]]) -> Iterator[tuple[int, Callable[[], ModuleOp]] | None]:
+        """`trial` of each of `candidates` in turn, as (makespan, a function giving the split copy),
+        for a caller that stops at the first it keeps: with two CPUs (`lowering.forked`), the one
+        after each is timed in a child beside it, and its copy made here only if it is asked for."""
+        for k in range(0, len(candidates), 2):
+            pair = candidates[k:k + 2]
+            beside = Forked(lambda parts=pair[1]: _makespan(self.trial(parts))) if len(pair) > 1 and jobs() > 1 else None
+            try:
+                for parts in pair:
+                    if beside is not None and parts is pair[1]:
+                        makespan, beside = beside.result(), None
+                        yield None if makespan is None else (makespan, functools.cache(lambda parts=parts: self.trial(parts)[1]))  # type: ignore[index]
+                    else:
+                        yield None if (result := self.trial(parts)) is None else (result[0], lambda module=result[1]: module)
+            finally:
+                if beside is not None:
+                    beside.cancel()
+
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
@@ -744,6 +764,10 @@ class _Splits:
             flatten_loop_nests(kernel_of(module), chains=True)
         merge_duplicates(kernel_of(module).body.block)
         return _Design(kernel_of(module), self.timing).run(), module
+
+
+def _makespan(result: tuple[int, ModuleOp] | None) -> int | None:
+    return None if result is None else result[0]
 
 
 def _neighbours(parts: int) -> tuple[int, ...]:
@@ -798,18 +822,17 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     while improved and evaluations < budget:
         improved = False
         for unit in space.units:
-            for move in _moves(space, unit, best_parts):
-                if all(best_parts[n] == p for n, p in move.items()) or evaluations >= budget:
-                    continue
-                trial_parts = {**best_parts, **move}
-                evaluations += 1
-                result = space.trial(trial_parts)
-                fewer = all(p <= best_parts[n] for n, p in move.items())
-                if result is not None and (fewer and result[0] <= makespan
-                                           or result[0] <= makespan * (1 - gain) and fits(result[1])):
-                    makespan, best, best_parts, improved = result[0], result[1], trial_parts, True
-                    say(f"splits: {', '.join(f'{n} in {p} parts' for n, p in move.items())}: {makespan} cycles")
-                    break
+            moves = [m for m in _moves(space, unit, best_parts) if not all(best_parts[n] == p for n, p in m.items())]
+            moves = moves[:budget - evaluations]
+            with closing(space.trials([{**best_parts, **m} for m in moves])) as results:
+                for move, result in zip(moves, results):
+                    evaluations += 1
+                    fewer = all(p <= best_parts[n] for n, p in move.items())
+                    if result is not None and (fewer and result[0] <= makespan
+                                               or result[0] <= makespan * (1 - gain) and fits(result[1]())):
+                        makespan, best, best_parts, improved = result[0], result[1](), {**best_parts, **move}, True
+                        say(f"splits: {', '.join(f'{n} in {p} parts' for n, p in move.items())}: {makespan} cycles")
+                        break
     return best_parts, best
 
 
@@ -1078,17 +1101,29 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
         tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
         start_lanes = {n: v for n, t in tasks.items() if (v := unroll_lanes(t))}
-        explored = []
-        for choice in (striping, not striping):  # lanes from the start under each: they decide which tasks are HBM-bound
+        def lanes_under(choice: bool) -> tuple[tuple[Any, ...], int, list[str]]:
+            """Level 2 from the starting lanes with the HBM channels `choice` (they decide which tasks
+            are HBM-bound), sized; its timed simulations and its messages."""
+            before, heard = design.evaluations, []
             design.apply_lanes(start_lanes)
             allocate_kernel(kernel, striping=choice)
             design.rebuild()
             lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, design.evaluations + evaluations, gain,
-                                                    say, device)
+                                                    heard.append, device)
             sized = _sizing(design, device).makespan or makespan  # the prefetch the memory allows differs too
-            explored.append((sized, makespan, choice != striping, choice, steps))
-            say(f"channels: {'striped' if choice else 'one channel each'} with its lanes: {makespan} cycles ({sized} FIFO-sized)")
-        _, makespan, _, striping, steps = min(explored)
+            heard.append(f"channels: {'striped' if choice else 'one channel each'} with its lanes: {makespan} cycles "
+                         f"({sized} FIFO-sized)")
+            runs, design.evaluations = design.evaluations - before, before  # counted by the caller, wherever it ran
+            return (sized, makespan, choice != striping, choice, steps), runs, heard
+
+        first = Forked(lambda: lanes_under(striping))  # in a child beside this process, which takes the other choice
+        second = lanes_under(not striping)
+        explored = [first.result(), second]
+        for _, runs, heard in explored:
+            design.evaluations += runs
+            for message in heard:
+                say(message)
+        _, makespan, _, striping, steps = min(row for row, _, _ in explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         fewer = _fewer_parts(space, parts, design, _with_steps(start_lanes, steps), striping, clock_mhz, say)
