@@ -735,24 +735,6 @@ class _Splits:
         except (SplitError, HbmPortsError):  # parts that do not divide, or more DMAs than the HBM has ports
             return None
 
-    def trials(self, candidates: Sequence[Mapping[str, int]]) -> Iterator[tuple[int, Callable[[], ModuleOp]] | None]:
-        """`trial` of each of `candidates` in turn, as (makespan, a function giving the split copy),
-        for a caller that stops at the first it keeps: with two CPUs (`lowering.forked`), the one
-        after each is timed in a child beside it, and its copy made here only if it is asked for."""
-        for k in range(0, len(candidates), 2):
-            pair = candidates[k:k + 2]
-            beside = Forked(lambda parts=pair[1]: _makespan(self.trial(parts))) if len(pair) > 1 and jobs() > 1 else None
-            try:
-                for parts in pair:
-                    if beside is not None and parts is pair[1]:
-                        makespan, beside = beside.result(), None
-                        yield None if makespan is None else (makespan, functools.cache(lambda parts=parts: self.trial(parts)[1]))  # type: ignore[index]
-                    else:
-                        yield None if (result := self.trial(parts)) is None else (result[0], lambda module=result[1]: module)
-            finally:
-                if beside is not None:
-                    beside.cancel()
-
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
@@ -764,6 +746,25 @@ class _Splits:
             flatten_loop_nests(kernel_of(module), chains=True)
         merge_duplicates(kernel_of(module).body.block)
         return _Design(kernel_of(module), self.timing).run(), module
+
+
+def _trials(space: _Splits, candidates: Sequence[Mapping[str, int]]) -> Iterator[tuple[int, Callable[[], ModuleOp]] | None]:
+    """`space.trial` of each of `candidates` in turn, as (makespan, a function giving the split
+    copy), for a caller that stops at the first it keeps: with two CPUs (`lowering.forked`), the
+    one after each is timed in a child beside it, and its copy made here only if it is asked for."""
+    for k in range(0, len(candidates), 2):
+        pair = candidates[k:k + 2]
+        beside = Forked(lambda parts=pair[1]: _makespan(space.trial(parts))) if len(pair) > 1 and jobs() > 1 else None
+        try:
+            for parts in pair:
+                if beside is not None and parts is pair[1]:
+                    makespan, beside = beside.result(), None
+                    yield None if makespan is None else (makespan, functools.cache(lambda parts=parts: space.trial(parts)[1]))  # type: ignore[index]
+                else:
+                    yield None if (result := space.trial(parts)) is None else (result[0], lambda module=result[1]: module)
+        finally:
+            if beside is not None:
+                beside.cancel()
 
 
 def _makespan(result: tuple[int, ModuleOp] | None) -> int | None:
@@ -824,7 +825,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
         for unit in space.units:
             moves = [m for m in _moves(space, unit, best_parts) if not all(best_parts[n] == p for n, p in m.items())]
             moves = moves[:budget - evaluations]
-            with closing(space.trials([{**best_parts, **m} for m in moves])) as results:
+            with closing(_trials(space, [{**best_parts, **m} for m in moves])) as results:
                 for move, result in zip(moves, results):
                     evaluations += 1
                     fewer = all(p <= best_parts[n] for n, p in move.items())
