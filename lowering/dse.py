@@ -748,26 +748,28 @@ class _Splits:
         return _Design(kernel_of(module), self.timing).run(), module
 
 
-def _trials(space: _Splits, candidates: Sequence[Mapping[str, int]]) -> Iterator[tuple[int, Callable[[], ModuleOp]] | None]:
-    """`space.trial` of each of `candidates` in turn, as (makespan, a function giving the split
-    copy), for a caller that stops at the first it keeps: with two CPUs (`lowering.forked`), the
-    one after each is timed in a child beside it, and its copy made here only if it is asked for."""
+def _speculated(evaluate: Callable[[Mapping[str, int]], tuple[Any, ModuleOp] | None],
+                candidates: Sequence[Mapping[str, int]]) -> Iterator[tuple[Any, Callable[[], ModuleOp]] | None]:
+    """`evaluate` of each of `candidates` in turn (None, or its figures and its split copy) as
+    (figures, a function giving the copy), for a caller that stops at the first it keeps: with two
+    CPUs (`lowering.forked`), the one after each is evaluated in a child beside it (its figures
+    come back), and its copy is made here only if it is asked for."""
     for k in range(0, len(candidates), 2):
         pair = candidates[k:k + 2]
-        beside = Forked(lambda parts=pair[1]: _makespan(space.trial(parts))) if len(pair) > 1 and jobs() > 1 else None
+        beside = Forked(lambda parts=pair[1]: _figures(evaluate(parts))) if len(pair) > 1 and jobs() > 1 else None
         try:
             for parts in pair:
                 if beside is not None and parts is pair[1]:
-                    makespan, beside = beside.result(), None
-                    yield None if makespan is None else (makespan, functools.cache(lambda parts=parts: space.trial(parts)[1]))  # type: ignore[index]
+                    figures, beside = beside.result(), None
+                    yield None if figures is None else (figures, functools.cache(lambda parts=parts: evaluate(parts)[1]))  # type: ignore[index]
                 else:
-                    yield None if (result := space.trial(parts)) is None else (result[0], lambda module=result[1]: module)
+                    yield None if (result := evaluate(parts)) is None else (result[0], lambda module=result[1]: module)
         finally:
             if beside is not None:
                 beside.cancel()
 
 
-def _makespan(result: tuple[int, ModuleOp] | None) -> int | None:
+def _figures(result: tuple[Any, ModuleOp] | None) -> Any:
     return None if result is None else result[0]
 
 
@@ -825,7 +827,7 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
         for unit in space.units:
             moves = [m for m in _moves(space, unit, best_parts) if not all(best_parts[n] == p for n, p in m.items())]
             moves = moves[:budget - evaluations]
-            with closing(_trials(space, [{**best_parts, **m} for m in moves])) as results:
+            with closing(_speculated(space.trial, [{**best_parts, **m} for m in moves])) as results:
                 for move, result in zip(moves, results):
                     evaluations += 1
                     fewer = all(p <= best_parts[n] for n, p in move.items())
@@ -850,20 +852,32 @@ def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lane
     design.apply_lanes(lanes)
     makespan, best = design.run(), None
     parts = dict(parts)
-    for name in [n for n in space.largest_first if parts[n] > 1]:
-        fewer = {**parts, name: space.divisor(name, parts[name] // 2)}
+
+    def judged(fewer: Mapping[str, int]) -> tuple[tuple[int, int], ModuleOp] | None:
+        """The makespan of `fewer` parts at the grown lanes and its timed simulations; its split copy."""
         if (result := space.trial(fewer)) is None:
-            continue
+            return None
         kernel = kernel_of(result[1])
         set_clock(kernel, clock_mhz)
         allocate_kernel(kernel, striping=striping)
         trial = _Design(kernel, design.timing)
         trial.apply_lanes(lanes)
-        cycles = trial.run()
-        design.evaluations += trial.evaluations
-        if cycles <= makespan:
-            say(f"splits: at the grown lanes, {name} in {fewer[name]} parts: {cycles} cycles (was {makespan})")
-            parts, best, makespan = fewer, result[1], cycles
+        return (trial.run(), trial.evaluations), result[1]
+
+    names = [n for n in space.largest_first if parts[n] > 1]
+    while names:  # each chain in turn; after one gives up parts, the rest again from the new parts
+        candidates = [{**parts, n: space.divisor(n, parts[n] // 2)} for n in names]
+        with closing(_speculated(judged, candidates)) as results:
+            for name, fewer, result in zip(list(names), candidates, results):
+                names.remove(name)
+                if result is None:
+                    continue
+                (cycles, runs), module = result
+                design.evaluations += runs
+                if cycles <= makespan:
+                    say(f"splits: at the grown lanes, {name} in {fewer[name]} parts: {cycles} cycles (was {makespan})")
+                    parts, best, makespan = fewer, module(), cycles
+                    break
     return (parts, best) if best is not None else None
 
 
