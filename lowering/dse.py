@@ -1116,29 +1116,29 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
         tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
         start_lanes = {n: v for n, t in tasks.items() if (v := unroll_lanes(t))}
-        def lanes_under(choice: bool) -> tuple[tuple[Any, ...], int, list[str]]:
+        def lanes_under(choice: bool, tell: Callable[[str], None]) -> tuple[tuple[Any, ...], int]:
             """Level 2 from the starting lanes with the HBM channels `choice` (they decide which tasks
-            are HBM-bound), sized; its timed simulations and its messages."""
-            before, heard = design.evaluations, []
+            are HBM-bound), sized; and its timed simulations."""
+            before = design.evaluations
             design.apply_lanes(start_lanes)
             allocate_kernel(kernel, striping=choice)
             design.rebuild()
-            lanes, makespan, steps = _explore_lanes(design, random.Random(seed), fill, design.evaluations + evaluations, gain,
-                                                    heard.append, device)
+            _, makespan, steps = _explore_lanes(design, random.Random(seed), fill, design.evaluations + evaluations, gain, tell,
+                                                device)
             sized = _sizing(design, device).makespan or makespan  # the prefetch the memory allows differs too
-            heard.append(f"channels: {'striped' if choice else 'one channel each'} with its lanes: {makespan} cycles "
-                         f"({sized} FIFO-sized)")
+            tell(f"channels: {'striped' if choice else 'one channel each'} with its lanes: {makespan} cycles ({sized} FIFO-sized)")
             runs, design.evaluations = design.evaluations - before, before  # counted by the caller, wherever it ran
-            return (sized, makespan, choice != striping, choice, steps), runs, heard
+            return (sized, makespan, choice != striping, choice, steps), runs
 
-        first = Forked(lambda: lanes_under(striping))  # in a child beside this process, which takes the other choice
-        second = lanes_under(not striping)
-        explored = [first.result(), second]
-        for _, runs, heard in explored:
-            design.evaluations += runs
-            for message in heard:
-                say(message)
-        _, makespan, _, striping, steps = min(row for row, _, _ in explored)
+        heard: list[str] = []  # the child's progress, told once it is back
+        first = Forked(lambda: (*lanes_under(striping, heard.append), heard))  # in a child beside this process
+        second = lanes_under(not striping, say)  # this process's choice, told as it goes
+        *row, heard = first.result()
+        for message in heard:
+            say(message)
+        explored = [tuple(row), second]
+        design.evaluations += sum(runs for _, runs in explored)
+        _, makespan, _, striping, steps = min(row for row, _ in explored)
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         fewer = _fewer_parts(space, parts, design, _with_steps(start_lanes, steps), striping, clock_mhz, say)
