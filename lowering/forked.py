@@ -76,3 +76,6 @@ class Forked(Generic[T]):
             os.waitpid(self.pid, 0)
             os.close(self.read)
             self.pid = None
+
+    def __del__(self) -> None:  # dropped unasked (an error in the work beside it): no child left running
+        self.cancel()

@@ -58,6 +58,15 @@ def test_a_cancelled_child_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
         os.waitpid(pid, 0)  # reaped: no zombie left behind
 
 
+def test_a_child_whose_result_is_never_asked_for_is_stopped_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMDSL_JOBS", "2")
+    child = Forked(lambda: time.sleep(60))
+    pid = child.pid
+    del child  # as when the work beside it raises
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
 def _explored(monkeypatch: pytest.MonkeyPatch, processes: str) -> tuple[object, list[str], int]:
     """The exploration of the tiny GPT-2 W4A8 block with `processes`: its plan, progress and the
     computations it gave a child."""
