@@ -754,16 +754,19 @@ def _speculated(evaluate: Callable[[Mapping[str, int]], tuple[Any, ModuleOp] | N
     (figures, a function giving the copy), for a caller that stops at the first it keeps: with two
     CPUs (`lowering.forked`), the one after each is evaluated in a child beside it (its figures
     come back), and its copy is made here only if it is asked for."""
+    def here(parts: Mapping[str, int]) -> tuple[Any, Callable[[], ModuleOp]] | None:
+        return None if (result := evaluate(parts)) is None else (result[0], lambda: result[1])
+
     for k in range(0, len(candidates), 2):
-        pair = candidates[k:k + 2]
-        beside = Forked(lambda parts=pair[1]: _figures(evaluate(parts))) if len(pair) > 1 and jobs() > 1 else None
+        current, *after = candidates[k:k + 2]
+        beside = Forked(lambda: _figures(evaluate(after[0]))) if after and jobs() > 1 else None
         try:
-            for parts in pair:
-                if beside is not None and parts is pair[1]:
-                    figures, beside = beside.result(), None
-                    yield None if figures is None else (figures, functools.cache(lambda parts=parts: evaluate(parts)[1]))  # type: ignore[index]
-                else:
-                    yield None if (result := evaluate(parts)) is None else (result[0], lambda module=result[1]: module)
+            yield here(current)
+            if after and beside is None:
+                yield here(after[0])
+            elif after:
+                figures, beside = beside.result(), None
+                yield None if figures is None else (figures, functools.cache(lambda parts=after[0]: evaluate(parts)[1]))  # type: ignore[index]
         finally:
             if beside is not None:
                 beside.cancel()

@@ -45,8 +45,8 @@ from streamdsl.wiring import kernel_nodes, node_name
 __all__ = [
     "BRAM36", "CAPACITY", "Buffer", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAXI_WORDS", "MAX_WORD_BITS",
     "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "buffer_storage", "converter_buffer", "count",
-    "design_memory", "onchip_bytes", "fifo_storage", "fifo_storages", "is_register", "kernel_buffers", "local_tensors", "rebalance",
-    "task_tensors", "words_of",
+    "design_memory", "fifo_storage", "fifo_storages", "is_register", "kernel_buffers", "local_tensors", "onchip_bytes",
+    "rebalance", "task_tensors", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
