@@ -896,6 +896,7 @@ class _KernelEmitter:
             f"// @{self.kernel.sym_name.data}. Regenerate rather than edit.",
             "//",
             "// Build: v++ -c -t hw -k " + self.top + " (see Makefile). C simulation with g++: see tb.cpp.",
+            *self._feedback_define(),
             "#include <cmath>",
             "#include <cstdint>",
             "#include <limits>",
@@ -917,6 +918,19 @@ class _KernelEmitter:
         out += ["", *self._top()]
         return "\n".join(out) + "\n"
 
+    def feedback_streams(self) -> list[StreamInfo]:
+        """The streams read by a process called before their writer (`dataflow.itensor_feedback`)."""
+        order = {p.fn: k for k, p in enumerate(self.procs)}
+        return [s for s in self.streams.values() if order[s.consumer] < order[s.producer]]
+
+    def _feedback_define(self) -> list[str]:
+        if not (names := [s.name for s in self.feedback_streams()]):
+            return []
+        return [f"// Feedback stream(s) {', '.join(names)}: read by a process called before its writer, an hls::stream of",
+                "// explicit depth (UG1399, \"Modeling Feedback in Dataflow Regions\"); sequential csim then suspends a reader",
+                "// of an empty stream until it is written (hls_stream.h).",
+                "#define SD_CSIM_FEEDBACK"]
+
     def _top(self) -> list[str]:
         scalars = [a for a in self.inputs if a.scalar]
         lines = [f'extern "C" {top_declaration(self.top, self.ports, scalars)} {{']
@@ -928,9 +942,11 @@ class _KernelEmitter:
             lines.append(f"#pragma HLS interface s_axilite port={name}")
         lines += ["#pragma HLS interface s_axilite port=return", "#pragma HLS dataflow", ""]
         lines.append("  // FIFOs: one writer and one reader process each; depths from FIFO sizing")
+        feedback = {s.name for s in self.feedback_streams()}
         for s in self.streams.values():
             words = f"{s.depth} tokens x {s.beats} beats" if s.beats > 1 else f"{s.depth} tokens"
-            lines.append(f'  hls::stream<{s.token}, {s.depth_beats}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}, {words}')
+            back = ", feedback" if s.name in feedback else ""
+            lines.append(f'  hls::stream<{s.token}, {s.depth_beats}> {s.var}("{s.name}");  // {s.producer} -> {s.consumer}, {words}{back}')
             lines.append(f"#pragma HLS stream variable={s.var} depth={s.depth_beats}")
             lines.append(f"#pragma HLS bind_storage variable={s.var} type=fifo impl={s.storage}")
         lines += ["", "  SD_DATAFLOW_BEGIN()  // nothing for Vitis: the region is the calls below"]

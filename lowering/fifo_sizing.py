@@ -200,21 +200,17 @@ def _solve(graph: Graph, run: TimedResult, mode: str) -> tuple[dict[str, int], f
     if status != mip.OptimizationStatus.OPTIMAL:
         raise FifoSizingError(f"fifo sizing ({mode}): CBC returned {status.name} for {len(names)} tasks")
     shift = np.rint([v.x for v in x]).astype(np.int64)
-    return _repair(names, src, dst, lags, shift, graph), seconds
+    return _repair(names, src, dst, lags, shift), seconds
 
 
-def _repair(names: list[str], src: np.ndarray, dst: np.ndarray, lags: np.ndarray, shift: np.ndarray, graph: Graph) -> dict[str, int]:
-    """Rounding cannot break an integral vertex, but be safe: push late any start a lag violates."""
-    if np.all(shift[dst] - shift[src] >= lags):
-        return dict(zip(names, shift.tolist()))
-    index = {n: i for i, n in enumerate(names)}
-    preds: dict[int, list[tuple[int, int]]] = {}
-    for i, j, lag in zip(src.tolist(), dst.tolist(), lags.tolist()):
-        preds.setdefault(j, []).append((i, lag))
-    for name in graph.topological_order():
-        j = index[name]
-        for i, lag in preds.get(j, []):
-            shift[j] = max(shift[j], shift[i] + lag)
+def _repair(names: list[str], src: np.ndarray, dst: np.ndarray, lags: np.ndarray, shift: np.ndarray) -> dict[str, int]:
+    """Rounding cannot break an integral vertex, but be safe: push late any start a lag violates,
+    edge by edge until none is (Bellman-Ford: a feedback cycle's lags add up to at most 0)."""
+    for _ in range(len(names) + 1):
+        late = shift[src] + lags
+        if np.all(shift[dst] >= late):
+            break
+        np.maximum.at(shift, dst, late)
     return dict(zip(names, shift.tolist()))
 
 

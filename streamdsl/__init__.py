@@ -20,6 +20,7 @@ from streamdsl.dsl import (
     dequantize,
     erf,
     exp,
+    feedback,
     full,
     hint,
     iota,
@@ -59,8 +60,8 @@ def compile(prog, fifo_sizing="min-bits"):  # noqa: A001 - the public name is sd
 __all__ = [
     "DSLError", "DType", "DataflowProgram", "DeadlockError", "ITensorError", "Kernel", "LimitError", "Out",
     "OutputError", "Program", "Scalar", "StreamError", "StreamdslError", "Tensor", "UsageError", "VariadicDataflow", "VerificationError",
-    "abs", "bf16", "cast", "chunk", "compile", "concat", "dataflow", "dequantize", "erf", "exp", "f16", "f32", "full", "hint", "i4", "i8",
-    "iota", "join",
+    "abs", "bf16", "cast", "chunk", "compile", "concat", "dataflow", "dequantize", "erf", "exp", "f16", "f32", "feedback",
+    "full", "hint", "i4", "i8", "iota", "join",
     "i32", "itensor", "kernel", "log", "max", "maximum", "mean", "min", "minimum", "quantize", "range", "reshape", "rsqrt",
     "sigmoid", "sqrt", "sum", "tanh", "transpose", "where", "zeros",
 ]  # fmt: skip

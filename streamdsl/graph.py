@@ -225,11 +225,10 @@ class Graph:
                 for port in getattr(task, side):
                     if (task.name, port) not in used:
                         raise GraphError(f"task {task.name}: port {port!r} ({side}) is not connected to any edge")
-        self.topological_order()
         return self
 
-    def topological_order(self) -> list[str]:
-        """Task names, producers first; raises GraphError naming a cycle."""
+    def topological_order(self) -> list[str] | None:
+        """Task names, producers first; None when a feedback stream closes a cycle."""
         succ: dict[str, list[str]] = {t: [] for t in self.tasks}
         indeg = dict.fromkeys(self.tasks, 0)
         for e in self.edges:
@@ -241,10 +240,7 @@ class Graph:
                 indeg[s] -= 1
                 if indeg[s] == 0:
                     order.append(s)
-        if len(order) != len(self.tasks):
-            stuck = [t for t, d in indeg.items() if d > 0]
-            raise GraphError(f"the graph has a cycle through tasks {stuck[:8]}; FIFO sizing needs a DAG")
-        return order
+        return order if len(order) == len(self.tasks) else None
 
     @cached_property
     def compiled(self) -> CompiledGraph:
@@ -277,7 +273,8 @@ class CompiledGraph:
         self.latency = [int(graph.tasks[n].latency or 0) for n in self.task_names]
         for name in self.task_names:
             self._merge(graph.tasks[name], port_edge)
-        self.order = [self.task_index[n] for n in graph.topological_order()]
+        order = graph.topological_order()
+        self.order = None if order is None else [self.task_index[n] for n in order]  # None: the graph has a cycle
 
     @cached_property
     def event_lists(self) -> list[list[tuple[int, int, bool]]]:

@@ -26,6 +26,8 @@ from streamdsl.dialects.dataflow import (
     DmaStoreOp,
     ITensorCastOp,
     ITensorEmptyOp,
+    ITensorFeedbackConnectOp,
+    ITensorFeedbackOp,
     ITensorForkOp,
     ITensorType,
     KernelOp,
@@ -38,6 +40,7 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
     fifo_depth,
+    value_name,
 )
 from streamdsl.dtypes import dtype_from_ir
 from streamdsl.errors import LimitError
@@ -69,7 +72,8 @@ class TimingModel(Protocol):
     def schedule(self, op: Operation) -> NodeSchedule: ...
 
 
-_NOT_NODES = (ITensorEmptyOp, YieldOp, StreamOp, ITensorCastOp)  # a cast passes its source's FIFO through
+# a cast passes its source's FIFO through; a feedback stream is the FIFO of the value connected to it
+_NOT_NODES = (ITensorEmptyOp, YieldOp, StreamOp, ITensorCastOp, ITensorFeedbackOp, ITensorFeedbackConnectOp)
 
 
 def value_label(value: SSAValue) -> str:
@@ -92,10 +96,16 @@ def node_name(op: Operation) -> str:
 
 
 def stream_root(value: SSAValue) -> SSAValue:
-    """The SSA value a FIFO is attached to: casts pass streams through unchanged."""
-    while isinstance(owner := value.owner, ITensorCastOp):
-        value = owner.source
-    return value
+    """The SSA value a FIFO is attached to: casts pass streams through unchanged, and a feedback
+    stream is the one connected to it (itself while unconnected)."""
+    while True:
+        owner = value.owner
+        if isinstance(owner, ITensorCastOp):
+            value = owner.source
+        elif isinstance(owner, ITensorFeedbackOp) and owner.source is not None:
+            value = owner.source
+        else:
+            return value
 
 
 @dataclass(frozen=True)
@@ -226,7 +236,8 @@ def wire_kernel(
         wires[name] = Wire(name, value, src, src_op, dst, dst_op, read)
     for value, (dst, _, _) in consumers.items():
         if value not in producers:
-            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel")
+            hint = "; connect it (dataflow.itensor_feedback_connect)" if isinstance(value.owner, ITensorFeedbackOp) else ""
+            raise GraphError(f"stream {value_name(value)} read by {dst} has no producer in the kernel{hint}")
     return list(wires.values())
 
 
@@ -306,11 +317,6 @@ def _port(op: Operation, value: SSAValue | str) -> str:
     if value in op.results:
         return f"out{op.results.index(value)}"
     return f"arg{list(op.operands).index(value)}"
-
-
-def value_name(value: SSAValue) -> str:
-    """A stream as error messages name it: `%x`, or its type when it has no SSA name."""
-    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
 
 
 def _unique(name: str, taken: Mapping[str, object]) -> str:

@@ -6,6 +6,11 @@
 //   default             sequential, like Vitis csim: a stream is an unbounded queue and the
 //                       dataflow processes run one after another in call order. Reading an
 //                       empty stream is a process-order bug: it is reported and the run fails.
+//                       With SD_CSIM_FEEDBACK (a region with a feedback stream, one read by a
+//                       process called before its writer) the processes still run one at a
+//                       time, in call order, but one that reads an empty stream is suspended
+//                       until the stream is written (see `Baton`): deterministic, and the same
+//                       run as above for a region without feedback.
 //   SD_CSIM_THREADED    every dataflow process runs in its own std::thread; a stream holds at
 //                       most its declared depth (hls::stream<T, D>, D = 0 meaning 2, the Vitis
 //                       default) and read/write block. A watchdog reports a depth deadlock
@@ -25,7 +30,7 @@
 #include <string>
 #include <utility>
 
-#ifdef SD_CSIM_THREADED
+#if defined(SD_CSIM_THREADED) || defined(SD_CSIM_FEEDBACK)
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -327,6 +332,97 @@ inline void report_cycles() {
   std::_Exit(2);
 }
 
+#if !defined(SD_CSIM_THREADED) && defined(SD_CSIM_FEEDBACK)
+// Sequential csim of a region with feedback streams. Each process gets a thread, but only the
+// one holding the baton runs: at the start the first in call order; when it reads an empty stream
+// or ends, the first in call order that is neither finished nor waiting on an empty stream. A
+// write makes the stream's waiting reader runnable again. The order of events is fixed by the
+// call order alone, as in plain sequential csim, and so is the cycle estimate (the running
+// process's clock is `Cycles::current`). Nobody able to run before all have ended is a deadlock:
+// a cycle of streams none of which has a token.
+class Baton {
+ public:
+  static Baton& get() {
+    static Baton baton;
+    return baton;
+  }
+  template <class F>
+  void spawn(const char* name, F&& body) {
+    Cycles& cycles = Cycles::get();
+    cycles.processes.emplace_back(name, Clock());
+    const int me = static_cast<int>(procs_.size());
+    procs_.push_back(Proc{name, &cycles.processes.back().second, false, nullptr, {}});
+    threads_.emplace_back([this, me, body]() mutable {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [&] { return running_ == me; });
+      }
+      body();
+      std::lock_guard<std::mutex> lock(m_);
+      procs_[me].done = true;
+      hand_over();
+    });
+  }
+  // The calls have spawned every process: run them, and return when all have ended.
+  void run() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      hand_over();
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    procs_.clear();
+    running_ = -1;
+  }
+  // The running process found `stream` empty: the others run until a write to it.
+  void wait_for(const void* stream, const std::string& name) {
+    std::unique_lock<std::mutex> lock(m_);
+    const int me = running_;
+    procs_[me].waits = stream;
+    procs_[me].stream = name;
+    hand_over();
+    cv_.wait(lock, [&] { return running_ == me; });
+  }
+  void wrote(const void* stream) {
+    std::lock_guard<std::mutex> lock(m_);
+    for (auto& p : procs_)
+      if (p.waits == stream) p.waits = nullptr;
+  }
+
+ private:
+  struct Proc {
+    const char* name;
+    Clock* clock;
+    bool done = false;
+    const void* waits = nullptr;  // the empty stream it waits on
+    std::string stream;
+  };
+  void hand_over() {  // with m_ held
+    running_ = -1;
+    Cycles::get().current = nullptr;
+    std::string waiting;
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      if (procs_[i].done) continue;
+      if (procs_[i].waits == nullptr) {
+        running_ = static_cast<int>(i);
+        Cycles::get().current = procs_[i].clock;
+        cv_.notify_all();
+        return;
+      }
+      waiting += std::string("  ") + procs_[i].name + " waits on stream '" + procs_[i].stream + "' (empty)\n";
+    }
+    if (!waiting.empty())
+      fail("DEADLOCK: no process can run, every one left reads an empty stream (a cycle of streams without a "
+           "token):\n" + waiting + "fix: let a process on the cycle write before it reads the feedback stream");
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Proc> procs_;
+  std::vector<std::thread> threads_;
+  int running_ = -1;
+};
+#endif
+
 }  // namespace sd_csim
 
 namespace hls {
@@ -353,6 +449,9 @@ class stream<T, 0> {
 
 #ifndef SD_CSIM_THREADED
   T read() {
+#ifdef SD_CSIM_FEEDBACK
+    while (q_.empty()) sd_csim::Baton::get().wait_for(this, name_);
+#endif
     if (q_.empty())
       sd_csim::fail("ERROR: hls::stream '" + name_ +
                     "' is read while empty (a process reads before its producer ran: "
@@ -371,6 +470,9 @@ class stream<T, 0> {
       written_ = &sd_csim::Cycles::get().beats.back().second;
     }
     *written_ += 1;
+#ifdef SD_CSIM_FEEDBACK
+    sd_csim::Baton::get().wrote(this);
+#endif
   }
   bool empty() const { return q_.empty(); }
   bool full() const { return false; }  // unbounded, like Vitis csim

@@ -20,6 +20,10 @@
 #define SD_DATAFLOW_BEGIN() ::sd_csim::Region sd_region_;
 #define SD_DATAFLOW_PROCESS(fn, ...) sd_region_.spawn(#fn, [&]() { fn(__VA_ARGS__); })
 #define SD_DATAFLOW_END() sd_region_.join();
+#elif defined(SD_HLS_STREAM_H) && !defined(__SYNTHESIS__) && defined(SD_CSIM_FEEDBACK)  // sequential, feedback
+#define SD_DATAFLOW_BEGIN()
+#define SD_DATAFLOW_PROCESS(fn, ...) ::sd_csim::Baton::get().spawn(#fn, [&]() { fn(__VA_ARGS__); })
+#define SD_DATAFLOW_END() ::sd_csim::Baton::get().run(); ::sd_csim::report_cycles();
 #elif defined(SD_HLS_STREAM_H) && !defined(__SYNTHESIS__)  // our sequential csim: cycle estimate
 #define SD_DATAFLOW_BEGIN()
 #define SD_DATAFLOW_PROCESS(fn, ...) ::sd_csim::process(#fn, [&]() { fn(__VA_ARGS__); })
@@ -58,6 +62,11 @@
 #define SD_POLL(moved, in, out) ::sd_csim::poll((moved), (in).name(), (out).name())
 #elif defined(__SYNTHESIS__)
 #define SD_POLL(moved, in, out) (void)0
+#elif defined(SD_CSIM_FEEDBACK)  // sequential with feedback: wait for the input's next write
+#define SD_POLL(moved, in, out)                                        \
+  do {                                                                  \
+    if (!(moved)) ::sd_csim::Baton::get().wait_for(&(in), (in).name()); \
+  } while (0)
 #else
 #define SD_POLL(moved, in, out)                                                                  \
   do {                                                                                            \

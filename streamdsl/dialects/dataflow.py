@@ -38,6 +38,7 @@ from xdsl.irdl import (
     VarConstraint,
     irdl_attr_definition,
     irdl_op_definition,
+    lazy_traits_def,
     operand_def,
     opt_prop_def,
     prop_def,
@@ -72,6 +73,8 @@ __all__ = [
     "ITensorConcatOp",
     "ITensorConverterOp",
     "ITensorEmptyOp",
+    "ITensorFeedbackConnectOp",
+    "ITensorFeedbackOp",
     "ITensorForkOp",
     "ITensorJoinOp",
     "ITensorReadOp",
@@ -93,6 +96,7 @@ __all__ = [
     "fifo_depth",
     "kernel_of",
     "set_fifo_depth",
+    "value_name",
 ]
 
 DEFAULT_DEPTH = 2  # a FIFO without a stored depth: the Vitis HLS default for hls::stream
@@ -531,6 +535,70 @@ class ITensorCastOp(OneToOneOperation):
 
     def verify_(self) -> None:
         _same_tensor(self, _it(self.source), _it(self.result))
+
+
+@irdl_op_definition
+class ITensorFeedbackOp(DataflowOperation):
+    """A stream read above the op that writes it: the one `itensor_feedback_connect` naming this
+    result gives its tokens (a backward edge, as timely dataflow's `feedback` / `connect_loop`).
+    A kernel body stays an SSA block; this pair is its only way to a cycle in the stream graph.
+    Like a cast it is no process: its reader reads the connected value's FIFO."""
+
+    name = "dataflow.itensor_feedback"
+    result = result_def(ITensorType)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = lazy_traits_def(lambda: (HasParent(KernelOp),))
+
+    def __init__(self, type_: ITensorType):
+        super().__init__(result_types=[type_])
+
+    @property
+    def source(self) -> SSAValue | None:
+        """The value connected to this stream (None before its connect op is built)."""
+        connects = [use.operation for use in self.result.uses if isinstance(use.operation, ITensorFeedbackConnectOp)
+                    and use.operation.feedback == self.result]
+        return connects[0].source if len(connects) == 1 else None
+
+    def verify_(self) -> None:
+        connects = [use.operation for use in self.result.uses if isinstance(use.operation, ITensorFeedbackConnectOp)]
+        if len(connects) != 1 or connects[0].feedback != self.result:
+            raise VerifyException(f"{self.name} {value_name(self.result)}: {len(connects)} dataflow.itensor_feedback_connect "
+                                  "name it; exactly one must give the stream its producer")
+
+
+@irdl_op_definition
+class ITensorFeedbackConnectOp(DataflowOperation):
+    """`itensor_feedback_connect %v to %fb`: the tokens of `%v` are those `%fb` carries back."""
+
+    name = "dataflow.itensor_feedback_connect"
+    T: ClassVar = VarConstraint("T", BaseAttr(ITensorType))
+    source = operand_def(T)
+    feedback = operand_def(T)
+    assembly_format = "$source `to` $feedback attr-dict `:` type($source)"
+    traits = lazy_traits_def(lambda: (HasParent(KernelOp),))
+
+    def __init__(self, source: SSAValue, feedback: SSAValue):
+        super().__init__(operands=[source, feedback])
+
+    def verify_first_(self) -> None:
+        if self.source.type != self.feedback.type:
+            raise VerifyException(f"{self.name}: {value_name(self.source)} of type {self.source.type} cannot feed "
+                                  f"{value_name(self.feedback)} of type {self.feedback.type}: the types must be equal")
+
+    def verify_(self) -> None:
+        if not isinstance(self.feedback.owner, ITensorFeedbackOp):
+            raise VerifyException(f"{self.name}: {value_name(self.feedback)} is not a dataflow.itensor_feedback result")
+        value = self.source
+        while isinstance(value.owner, ITensorCastOp):
+            value = value.owner.source
+        if value == self.feedback:
+            raise VerifyException(f"{self.name}: {value_name(self.feedback)} is connected to itself: a feedback stream "
+                                  "needs a producer (a process) on its cycle")
+
+
+def value_name(value: SSAValue) -> str:
+    """A stream as error messages name it: `%x`, or its type when it has no SSA name."""
+    return f"%{value.name_hint}" if value.name_hint else f"<{value.type}>"
 
 
 @irdl_op_definition
@@ -1067,6 +1135,8 @@ DATAFLOW_OPS: list[type[IRDLOperation]] = [
     ITensorForkOp,
     ITensorJoinOp,
     ITensorCastOp,
+    ITensorFeedbackOp,
+    ITensorFeedbackConnectOp,
     ITensorReassociateOp,
     ITensorChunkOp,
     ITensorConcatOp,

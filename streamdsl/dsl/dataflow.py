@@ -33,6 +33,8 @@ from streamdsl.dialects.dataflow import (
     ITensorConcatOp,
     ITensorConverterOp,
     ITensorEmptyOp,
+    ITensorFeedbackConnectOp,
+    ITensorFeedbackOp,
     ITensorForkOp,
     ITensorJoinOp,
     KernelOp,
@@ -44,7 +46,8 @@ from streamdsl.errors import DSLError
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.program import Program
 
-__all__ = ["DataflowProgram", "GraphValue", "VariadicDataflow", "dataflow", "is_dsl_callable", "kernel_program", "located", "record_join"]
+__all__ = ["DataflowProgram", "GraphValue", "VariadicDataflow", "dataflow", "is_dsl_callable", "kernel_program", "located",
+           "record_feedback", "record_join"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -66,7 +69,7 @@ class GraphValue:
 
     type: itensor | TensorSpec | ScalarSpec
     name: str
-    producer: Call | Split | Concat | Join | None = None
+    producer: Call | Split | Concat | Join | Feedback | None = None
     uses: int = 0
     split: Split | None = None  # the one chunk its slices come from
     box: tuple[GraphValue, tuple[int, ...]] | None = None  # a slice of an HBM argument: (argument, offsets)
@@ -115,6 +118,26 @@ class GraphValue:
         spec = TensorSpec(self.dtype, tuple(shape))
         box = ", ".join(f"{o}:{o + n}" for o, n in zip(offsets, shape))
         return GraphValue(spec, f"{root.name}[{box}]", box=(root, offsets))
+
+    def connect(self, value: Any) -> None:
+        """`back.connect(y)`: the stream `back` (made by `sd.feedback`) carries the tokens of `y`,
+        a stream computed from what `back` fed (a cycle: `dataflow.itensor_feedback_connect`)."""
+        loc = _caller()
+        fb = self.producer
+        if not isinstance(fb, Feedback):
+            raise loc.error(f"{self.name} is not a feedback stream: only a stream made by sd.feedback(T) is connected "
+                            "to the stream that feeds it")
+        if fb.source is not None:
+            raise loc.error(f"{self.name} is already connected (line {fb.connected_at.lineno}): a stream has one producer")
+        if not _TRACES:
+            raise loc.error(f"{self.name}.connect(...) belongs in the @sd.dataflow function that made it")
+        source = _stream_source(value, "connecting a feedback stream", loc)
+        if (source.shape, source.dtype) != (self.shape, self.dtype):
+            raise loc.error(f"{self.name} streams a {list(self.shape)} {self.dtype.name} tensor but {source.name} is a "
+                            f"{list(source.shape)} {source.dtype.name} one; connect a stream of the same tensor")
+        source.uses += 1
+        fb.source, fb.connected_at = source, loc
+        _TRACES[-1].calls.append(Connect(fb, loc))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -167,7 +190,27 @@ class Join:
     outputs: list[GraphValue] = field(default_factory=list)
 
 
-Step = Call | Split | Concat | Join
+@dataclass(eq=False)
+class Feedback:
+    """One `itensor_feedback` (`sd.feedback(T)`): a stream read before the kernel that writes it
+    is called; `connect` names its source later in the function."""
+
+    type: itensor
+    location: Location
+    outputs: list[GraphValue] = field(default_factory=list)
+    source: GraphValue | None = None
+    connected_at: Location | None = None
+
+
+@dataclass(eq=False)
+class Connect:
+    """The `itensor_feedback_connect` of `feedback` to its source."""
+
+    feedback: Feedback
+    location: Location
+
+
+Step = Call | Split | Concat | Join | Feedback | Connect
 
 
 @dataclass
@@ -357,6 +400,23 @@ def record_concat(parts: list[Any], axis: int) -> GraphValue:
     return op.outputs[0]
 
 
+def record_feedback(type_: Any, name: str = "feedback") -> GraphValue:
+    """`sd.feedback(T, name)`: a stream of type `T` whose producer is named later with
+    `.connect(y)`; the kernels on the cycle must let its first tokens out before they need it back."""
+    loc = _caller()
+    if not _TRACES:
+        raise loc.error("sd.feedback makes a stream of an @sd.dataflow function being traced; a program with feedback "
+                        "has no eager run (simulate or compile it)")
+    if not isinstance(type_, itensor):
+        raise loc.error(f"sd.feedback(T): T must be the stream's sd.itensor, got {type_!r}")
+    if type_.bounds:
+        raise loc.error(f"sd.feedback: {type_} has a run-time length; a feedback stream's length must be static")
+    op = Feedback(type_, loc)
+    op.outputs = [GraphValue(type_, name, op)]
+    _TRACES[-1].calls.append(op)
+    return op.outputs[0]
+
+
 def _concat_type(parts: Sequence[GraphValue], axis: int, shape: tuple[int, ...]) -> itensor | None:
     """A tiled order of the whole tensor whose regions stream exactly like the parts."""
     first = parts[0].type
@@ -390,6 +450,7 @@ class _Emitter:
         self.block = block
         self.hbm = {id(p): arg for p, arg in zip(params, block.args)}
         self.pending: dict[int, list[SSAValue]] = {}  # stream -> SSA values still to hand out (forks)
+        self.feedbacks: dict[int, SSAValue] = {}  # Feedback -> its itensor_feedback result
         self.names = set(reserved)
 
     def emit(self, op: Any) -> Any:
@@ -478,8 +539,30 @@ class _Emitter:
             raise join.location.error(f"{out.name} is never used: pass it to a kernel or return it")
         self.produced(out, self.emit(ITensorJoinOp(srcs, out.type.to_ir())).result)
 
+    def feedback(self, fb: Feedback) -> None:
+        (out,) = fb.outputs
+        if fb.source is None:
+            raise fb.location.error(f"{out.name} is never connected: call {out.name}.connect(y) with the stream that "
+                                    "feeds it back")
+        if out.uses == 0:
+            raise fb.location.error(f"{out.name} is never used: pass it to a kernel")
+        result = self.emit(ITensorFeedbackOp(fb.type.to_ir())).result
+        result.name_hint = self.unique(out.name)
+        self.feedbacks[id(fb)] = result
+        self.produced(out, result)
+
+    def connect(self, connect: Connect) -> None:
+        fb = connect.feedback
+        assert fb.source is not None
+        source = self.stream(fb.source, fb.type, connect.location)
+        self.emit(ITensorFeedbackConnectOp(source, self.feedbacks[id(fb)]))
+
     def step(self, step: Step) -> None:
-        if isinstance(step, Split):
+        if isinstance(step, Feedback):
+            self.feedback(step)
+        elif isinstance(step, Connect):
+            self.connect(step)
+        elif isinstance(step, Split):
             self.split(step)
         elif isinstance(step, Concat):
             self.concat(step)

@@ -34,6 +34,7 @@ __all__ = [
     "dequantize",
     "erf",
     "exp",
+    "feedback",
     "full",
     "iota",
     "log",
@@ -266,6 +267,15 @@ def concat(parts: Sequence[np.ndarray], axis: int = -1) -> Any:
     if any(isinstance(p, GraphValue) for p in parts):
         return record_concat(list(parts), axis)
     return np.concatenate([np.asarray(p) for p in parts], axis=axis)
+
+
+def feedback(type_: Any, name: str = "feedback") -> Any:
+    """A stream of type `type_` that kernels read before the kernel writing it is called; name its
+    producer later with `.connect(y)` (in an `@sd.dataflow` function: `dataflow.itensor_feedback`).
+    Such a program runs in the simulators and on the device, not eagerly."""
+    from streamdsl.dsl.dataflow import record_feedback
+
+    return record_feedback(type_, name)
 
 
 def join(parts: Sequence[Any], result: Any) -> Any:

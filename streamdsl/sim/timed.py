@@ -11,7 +11,8 @@ These max-plus equations have one least solution, so tasks may be advanced in an
 simulator runs each ready task as far as its FIFOs allow (no global clock, O(events)), wakes the
 task at the other end of every FIFO it touches, and reports a deadlock when nothing can move.
 `simulate_unbounded` solves the same equations with infinite FIFOs in topological order, one
-numpy running-max per task.
+numpy running-max per task; a graph with a feedback stream (a cycle) has no such order, and its
+least solution is the event simulator's with every FIFO unbounded.
 """
 
 from __future__ import annotations
@@ -209,7 +210,11 @@ def _deadlock(cg: CompiledGraph, st: _State, depth: list[int], unfinished: list[
     for task, (stream, state, occ, d) in blocked.items():
         verb = "read from" if state == "empty" else "write to"
         lines.append(f"  task {task} waits to {verb} stream {stream} ({state}, {occ}/{d if d >= 0 else 'inf'})")
-    lines.append("Deepen the full streams on the cycle (size them with fifo_sizing='lp').")
+    if any(state == "full" for _, state, _, _ in blocked.values()):
+        lines.append("Deepen the full streams on the cycle (size them with fifo_sizing='lp').")
+    else:  # no FIFO is full: no depth helps
+        lines.append("Every stream waited on is empty: the cycle has no token to start it; a task on it must write "
+                     "before it reads its feedback stream.")
     return DeadlockError("\n".join(lines), blocked, [cg.task_names[v] for v in cycle])
 
 
@@ -326,10 +331,12 @@ def critical_path(graph: Graph, result: TimedResult) -> list[Segment]:
 def simulate_unbounded(graph: Graph) -> TimedResult:
     """The same equations with infinite FIFOs, vectorised: event n of a task happens at
     `nominal(n) + max(0, max_{m <= n} (dependency(m) - nominal(m)))`. Internal links keep their
-    fixed depth (an SLR crossing's register pipeline): such graphs run in the event simulator."""
-    if any(e.fixed and e.depth is not None for e in graph.edges):
-        return simulate_timed(graph, dict.fromkeys((e.name for e in graph.fifos), None))
+    fixed depth (an SLR crossing's register pipeline), and a cycle has no topological order: such
+    graphs run in the event simulator. A cycle whose tasks all wait for each other's tokens
+    deadlocks even so: a DeadlockError."""
     cg = graph.compiled
+    if cg.order is None or any(e.fixed and e.depth is not None for e in graph.edges):
+        return simulate_timed(graph, dict.fromkeys((e.name for e in graph.fifos), None), raise_on_deadlock=cg.order is None)
     lam, mu = graph.read_latency, graph.free_latency
     wt: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cg.tokens)
     rt: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cg.tokens)

@@ -92,7 +92,7 @@ def test_a_start_that_breaks_a_lag_is_pushed_to_the_least_schedule_that_keeps_th
     dst = np.array([index[e.dst] for e in g.edges], dtype=np.int64)
     lags = np.array(data.draw(st.lists(st.integers(-6, 6), min_size=len(g.edges), max_size=len(g.edges))), dtype=np.int64)
     shift = np.array(data.draw(st.lists(st.integers(0, 10), min_size=len(names), max_size=len(names))), dtype=np.int64)
-    got = fifo_sizing._repair(names, src, dst, lags, shift.copy(), g)
+    got = fifo_sizing._repair(names, src, dst, lags, shift.copy())
     s = np.array([got[name] for name in names])
     assert np.all(s >= shift)
     assert np.all(s[dst] - s[src] >= lags)

@@ -183,3 +183,68 @@ dataflow.kernel "k"() : () -> () {
 !X = !dataflow.itensor<4xf32, [2] * [4], (d0) -> (d0)>
 %e = dataflow.itensor_empty : !X
 %t = dataflow.dma_store %e : !X -> tensor<8xf16>
+
+// -----
+// itensor_feedback: never connected
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_feedback %back: 0 dataflow.itensor_feedback_connect name it; exactly one must give the stream its producer
+!X = !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+%x = "test.op"() : () -> tensor<1x8xf32>
+%y = dataflow.kernel "k"(%x) : (tensor<1x8xf32>) -> tensor<1x8xf32> {
+^bb0(%a: tensor<1x8xf32>):
+  %back = dataflow.itensor_feedback : !X
+  %yt = dataflow.dma_store %back : !X -> tensor<1x8xf32>
+  dataflow.yield %yt : tensor<1x8xf32>
+}
+
+// -----
+// itensor_feedback_connect: a stream of another type
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_feedback_connect: %xs of type !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)> cannot feed %back of type !dataflow.itensor<1x8xf32, [1] * [8], (d0) -> (0, d0)>: the types must be equal
+!X = !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+!W = !dataflow.itensor<1x8xf32, [1] * [8], (d0) -> (0, d0)>
+%x = "test.op"() : () -> tensor<1x8xf32>
+%y = dataflow.kernel "k"(%x) : (tensor<1x8xf32>) -> tensor<1x8xf32> {
+^bb0(%a: tensor<1x8xf32>):
+  %back = dataflow.itensor_feedback : !W
+  %xs = dataflow.dma_load %a : tensor<1x8xf32> -> !X
+  "dataflow.itensor_feedback_connect"(%xs, %back) : (!X, !W) -> ()
+  %yt = dataflow.dma_store %back : !W -> tensor<1x8xf32>
+  dataflow.yield %yt : tensor<1x8xf32>
+}
+
+// -----
+// itensor_feedback_connect: a stream connected to itself (through a cast)
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_feedback_connect: %back is connected to itself: a feedback stream needs a producer (a process) on its cycle
+!X = !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+%x = "test.op"() : () -> tensor<1x8xf32>
+%y = dataflow.kernel "k"(%x) : (tensor<1x8xf32>) -> tensor<1x8xf32> {
+^bb0(%a: tensor<1x8xf32>):
+  %back = dataflow.itensor_feedback : !X
+  %c = dataflow.itensor_cast %back : !X -> !X
+  dataflow.itensor_feedback_connect %c to %back : !X
+  %yt = dataflow.dma_store %back : !X -> tensor<1x8xf32>
+  dataflow.yield %yt : tensor<1x8xf32>
+}
+
+// -----
+// itensor_feedback_connect: its target is not a feedback stream
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_feedback_connect: %xs is not a dataflow.itensor_feedback result
+!X = !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+%x = "test.op"() : () -> tensor<1x8xf32>
+%y = dataflow.kernel "k"(%x) : (tensor<1x8xf32>) -> tensor<1x8xf32> {
+^bb0(%a: tensor<1x8xf32>):
+  %xs = dataflow.dma_load %a : tensor<1x8xf32> -> !X
+  %zs = dataflow.dma_load %a : tensor<1x8xf32> -> !X
+  dataflow.itensor_feedback_connect %zs to %xs : !X
+  %yt = dataflow.dma_store %xs : !X -> tensor<1x8xf32>
+  dataflow.yield %yt : tensor<1x8xf32>
+}
+
+// -----
+// itensor_feedback: outside a kernel
+// CHECK:      {{^//}} -----
+// CHECK-NEXT: {{^}}dataflow.itensor_feedback: 'dataflow.itensor_feedback' expects parent op 'dataflow.kernel'
+%back = dataflow.itensor_feedback : !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>

@@ -107,3 +107,50 @@ func.func @sequence(%a: tensor<1x8xf32>, %b: tensor<2x8xf32>) -> (tensor<1x8xf32
   }
   func.return %y, %z : tensor<1x8xf32>, tensor<1x8xf32>
 }
+
+// A feedback stream: %back is read by "step" above the task "inc" that writes %again, which
+// itensor_feedback_connect gives it: the one way to a cycle in a kernel's stream graph.
+// CHECK:      %back = dataflow.itensor_feedback : !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+// CHECK:      dataflow.itensor_feedback_connect %again to %back : !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+// GENERIC:    %back = "dataflow.itensor_feedback"() : () -> !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>
+// GENERIC:    "dataflow.itensor_feedback_connect"(%again, %back) : (!dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>, !dataflow.itensor<1x4xf32, [2] * [4], (d0) -> (0, d0)>) -> ()
+func.func @loop(%x: tensor<1x8xf32>) -> tensor<1x8xf32> {
+  %y = dataflow.kernel "loop"(%x) : (tensor<1x8xf32>) -> tensor<1x8xf32> {
+  ^bb0(%xa: tensor<1x8xf32>):
+    %xs = dataflow.dma_load %xa : tensor<1x8xf32> -> !X
+    %back = dataflow.itensor_feedback : !X
+    %e0 = dataflow.itensor_empty : !X
+    %e1 = dataflow.itensor_empty : !X
+    %fwd, %out = dataflow.task "step" ins(%xs, %back : !X, !X) outs(%e0, %e1 : !X, !X) -> !X, !X {
+    ^bb1(%xi: !X, %bi: !X, %fo: !X, %oo: !X):
+      %t = dataflow.itensor_read %xi : !X -> tensor<1x4xf32>
+      %f1 = dataflow.itensor_write %t, %fo : tensor<1x4xf32> -> !X
+      %u = dataflow.itensor_read %bi : !X -> tensor<1x4xf32>
+      %o1 = dataflow.itensor_write %u, %oo : tensor<1x4xf32> -> !X
+      %t2 = dataflow.itensor_read %xi : !X -> tensor<1x4xf32>
+      %f2 = dataflow.itensor_write %t2, %f1 : tensor<1x4xf32> -> !X
+      %u2 = dataflow.itensor_read %bi : !X -> tensor<1x4xf32>
+      %o2 = dataflow.itensor_write %u2, %o1 : tensor<1x4xf32> -> !X
+      dataflow.yield %f2, %o2 : !X, !X
+    }
+    %e2 = dataflow.itensor_empty : !X
+    %again = dataflow.task "inc" ins(%fwd : !X) outs(%e2 : !X) -> !X {
+    ^bb1(%fi: !X, %io: !X):
+      %lb = arith.constant 0 : index
+      %ub = arith.constant 2 : index
+      %st = arith.constant 1 : index
+      %res = scf.for %i = %lb to %ub step %st iter_args(%acc = %io) -> (!X) {
+        %t = dataflow.itensor_read %fi : !X -> tensor<1x4xf32>
+        %d = tensor.empty() : tensor<1x4xf32>
+        %s = linalg.add ins(%t, %t : tensor<1x4xf32>, tensor<1x4xf32>) outs(%d : tensor<1x4xf32>) -> tensor<1x4xf32>
+        %acc2 = dataflow.itensor_write %s, %acc : tensor<1x4xf32> -> !X
+        scf.yield %acc2 : !X
+      }
+      dataflow.yield %res : !X
+    }
+    dataflow.itensor_feedback_connect %again to %back : !X
+    %yt = dataflow.dma_store %out : !X -> tensor<1x8xf32>
+    dataflow.yield %yt : tensor<1x8xf32>
+  }
+  func.return %y : tensor<1x8xf32>
+}
