@@ -105,6 +105,7 @@ from lowering.resources import (
 from lowering.slr import SlrError, kernel_wires, place, set_slr_hint
 from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests
+from lowering.transforms.form_engines import EngineError, form_engines
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import (
@@ -145,9 +146,11 @@ class Plan:
     share HBM ports (each chain streamed by one `dma_sequence`, its loads by
     `share_hbm_ports.load_name`), the kernel clock, and whether the tasks' perfect loop nests
     are flattened (`flatten-loop-nests`, after the splits), the weight chains' too (`flat_chains`;
-    a plan written before they were, without the key, keeps theirs); and the SLR placement the
+    a plan written before they were, without the key, keeps theirs); the SLR placement the
     exploration found for it (`slr`, node -> SLR), which the placements of its build start from
-    (`lowering.slr.set_slr_hint`: they are found again, not taken on trust)."""
+    (`lowering.slr.set_slr_hint`: they are found again, not taken on trust); and the split matvecs
+    whose parts compute in shared engines (`engines`, form-engines, after the splits and
+    flattening: a plan names the engines' lanes by the engines' names)."""
 
     tile: int = 64
     clock_mhz: float = U55C.clock_mhz
@@ -163,13 +166,15 @@ class Plan:
     flat_chains: bool = False  # with flat_loops: the weight chains' nests too (flatten-loop-nests chains=true)
     slr: Mapping[str, int] = field(default_factory=dict)  # node -> SLR the exploration placed, where its build starts
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
+    engines: tuple[tuple[str, ...], ...] = ()  # split matvecs whose parts compute in shared engines (form-engines)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
                 "lanes": dict(sorted(self.lanes.items())), "seed": self.seed, "splits": dict(sorted(self.splits.items())),
                 "ports": dict(sorted(self.ports.items())), "shared_ports": [list(c) for c in self.shared_ports],
                 "flat_loops": self.flat_loops, "flat_chains": self.flat_chains, "early_tensors": list(self.early_tensors),
-                "early_channels": self.early_channels, "slr": dict(sorted(self.slr.items())), "figures": dict(self.figures)}
+                "early_channels": self.early_channels, "slr": dict(sorted(self.slr.items())), "figures": dict(self.figures),
+                "engines": [list(g) for g in self.engines]}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -185,7 +190,7 @@ class Plan:
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
                         splits, ports, shared, bool(data.get("flat_loops", False)), early, int(data.get("early_channels", 0)),
                         bool(data.get("flat_chains", False)), {str(k): int(v) for k, v in data.get("slr", {}).items()},
-                        dict(data.get("figures", {})))
+                        dict(data.get("figures", {})), tuple(tuple(str(n) for n in g) for g in data.get("engines") or ()))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -202,8 +207,8 @@ class Plan:
         return plan
 
     def apply(self, kernel: KernelOp) -> None:
-        """Write the plan onto a lowered kernel: its splits (split-matvecs), flattened nests and
-        shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation (its early
+        """Write the plan onto a lowered kernel: its splits (split-matvecs), flattened nests,
+        engines (form-engines) and shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation (its early
         pool first), the narrowed ports, the SLR placement its build starts from (`set_slr_hint`)."""
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
@@ -215,6 +220,10 @@ class Plan:
             raise PlanError(str(err)) from None
         if self.flat_loops:  # after the splits: attention's parts (level 2c) are cut along their heads loop
             flatten_loop_nests(kernel, self.flat_chains)
+        try:
+            form_engines(kernel, self.engines)
+        except EngineError as err:
+            raise PlanError(str(err)) from None
         try:
             share_named(kernel, self.shared_ports)
         except KeyError as err:

@@ -41,7 +41,7 @@ BUGS: dict[str, Bug] = {
         ("tests/fifo/test_lp_bits.py::test_lp_needs_no_more_bits_than_any_schedule_without_waits",)),
     "repair_minus_lag": Bug(
         "a start the solver left too early is moved by -lag instead of +lag: a read before its write",
-        "lowering/fifo_sizing.py", "shift[j] = max(shift[j], shift[i] + lag)", "shift[j] = max(shift[j], shift[i] - lag)",
+        "lowering/fifo_sizing.py", "late = shift[src] + lags", "late = shift[src] - lags",
         ("tests/fifo/test_lp_bits.py::test_a_start_that_breaks_a_lag_is_pushed_to_the_least_schedule_that_keeps_them_all",)),
     "port_span_plus_1": Bug(
         "two accesses to one port per iteration fit one cycle: the timing model is a cycle per iteration fast",

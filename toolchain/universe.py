@@ -105,6 +105,12 @@ def _share_hbm_ports():
     return ShareHbmPortsPass
 
 
+def _form_engines():
+    from lowering.transforms.form_engines import FormEnginesPass
+
+    return FormEnginesPass
+
+
 def _fit_lanes():
     from lowering.transforms.fit_lanes import FitLanesPass
 
@@ -127,6 +133,7 @@ STREAMDSL_UNIVERSE = Universe(
         "allocate-hbm-channels": _allocate_hbm_channels,
         "split-matvecs": _split_matvecs,
         "share-hbm-ports": _share_hbm_ports,
+        "form-engines": _form_engines,
         "fit-lanes": _fit_lanes,
         "partial-reductions": _partial_reductions,
         "unroll-short-loops": _unroll_short_loops,

@@ -101,6 +101,19 @@ def test_a_start_that_breaks_a_lag_is_pushed_to_the_least_schedule_that_keeps_th
         assert s[v] == max([shift[v], *held])
 
 
+@given(st.integers(2, 9), st.data())
+def test_repair_ends_on_a_cycle_whose_lags_add_up_to_at_most_zero(n: int, data) -> None:  # noqa: ANN001
+    """A feedback stream closes a cycle; in the achieved run every lag is at most 0, so the
+    cycle's sum is: the edge-by-edge repair ends, every lag kept, no start moved earlier."""
+    lags = np.array(data.draw(st.lists(st.integers(-6, 6), min_size=n, max_size=n)), dtype=np.int64)
+    lags[-1] = min(int(lags[-1]), -int(lags[:-1].sum()))  # the cycle's lags add up to at most 0
+    src, dst = np.arange(n), (np.arange(n) + 1) % n  # 0 -> 1 -> ... -> n-1 -> 0
+    shift = np.array(data.draw(st.lists(st.integers(0, 10), min_size=n, max_size=n)), dtype=np.int64)
+    got = fifo_sizing._repair([f"t{i}" for i in range(n)], src, dst, lags, shift.copy())
+    s = np.array([got[f"t{i}"] for i in range(n)])
+    assert np.all(s >= shift) and np.all(s[dst] - s[src] >= lags)
+
+
 @given(st.sampled_from(KINDS), st.integers(2, 40), st.integers(0, 2**16), st.sampled_from(["lp", "conservative"]))
 @example("diamond", 8, 7, "lp").via("the LP's bits are a linear surrogate: here the unshifted schedule needs fewer")
 @example("nested", 5, 41, "lp").via("as above")
