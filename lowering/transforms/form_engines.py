@@ -5,17 +5,18 @@ and up; down): each needs the one before's result. `split-matvecs` gives every m
 own, so the parts of one phase compute while every other phase's sit idle, and the device's
 budget pays for each phase's parts. An engine computes each of its matvecs in turn: part p of
 every matvec of a group (`<task>_p<p>`) becomes one task, `<first>_engine_p<p>` (after its first
-member), whose body is
-the parts' bodies one after the other, in IR order: its loops read the first matvec's weights and
-activation and write its output, then the next's. A matvec split into fewer parts than another of
-its group is in the first engines only; a part index only one matvec has keeps its own task.
+member), whose body is the parts' bodies one after the other, in IR order: its loops read the
+first matvec's weights and activation and write its output, then the next's. A matvec split into
+fewer parts than another of its group is in the first engines only; a part index only one matvec
+has keeps its own task.
 
 The engine sits where its first matvec's part sat. A later matvec's input defined below it is
 brought above when it is a load or an empty destination (nothing it reads is below), else it is
 fed back: an `itensor_feedback` above the engine, connected to the input at the end of the
 kernel (docs/ir.md). The activation of phase k + 1 is computed from phase k's output, so an
-engine's stream graph has a cycle through it; its loops write a phase's output before they read
-the next phase's activation, so the first tokens get out.
+engine's stream graph has a cycle through it. A phase is a loop of its own, which drains before
+the next phase's loop reads that activation, so its last rows are out: one loop over every phase
+would hold them in its pipeline while it waits (docs/lowering.md, "Matvec engines").
 
 An engine's lanes (`unroll`) are the most of its parts' (one array of multipliers serves every
 loop; a plan may set them again by the engine's name); each result keeps its FIFO depth.
@@ -66,8 +67,7 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
     for group in groups:
         if len(group) < 2:
             raise EngineError(f"form-engines: an engine computes two matvecs or more, got {list(group)}")
-        parts = {name: sorted((t for t in tasks if t.removesuffix(_suffix(t)) == name and _suffix(t)), key=_index)
-                 for name in group}
+        parts = {name: sorted((t for t in tasks if _PART.search(t) and _PART.sub("", t) == name), key=_index) for name in group}
         if empty := [name for name, found in parts.items() if not found]:
             raise EngineError(f"form-engines: {empty[0]} has no parts (`<name>_p<p>`): split it first (split-matvecs)")
         for p in range(max(len(found) for found in parts.values())):
@@ -78,11 +78,6 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
             engine.attributes[ENGINE_ATTR] = ArrayAttr([StringAttr(t.sym_name.data) for t in members])
             engines.append(engine)
     return engines
-
-
-def _suffix(name: str) -> str:
-    match = _PART.search(name)
-    return match.group(0) if match else ""
 
 
 def _index(name: str) -> int:
@@ -140,7 +135,8 @@ def _above(kernel: KernelOp, value: SSAValue, first: TaskOp, position: dict[Oper
         position[owner] = position[first] - 0.5  # type: ignore[assignment]
         return value
     feedback = ITensorFeedbackOp(value.type)  # type: ignore[arg-type]
-    feedback.result.name_hint = f"{value.name_hint or 'back'}_fb" if value.name_hint else None
+    if value.name_hint:
+        feedback.result.name_hint = f"{value.name_hint}_fb"
     Rewriter.insert_op(feedback, InsertPoint.before(first))
     Rewriter.insert_op(ITensorFeedbackConnectOp(value, feedback.result), InsertPoint.before(kernel.body.block.last_op))
     return feedback.result
