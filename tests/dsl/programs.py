@@ -401,59 +401,13 @@ def matvec_cached(k: int, n: int, t: int) -> Case:
 
 
 def shared_engine(k: int, t: int, reads_back_first: bool = False) -> Case:
-    """y = tanh(x @ W1) @ W2 with one `engine` task computing both products: phase 1 writes x @ W1
-    to `act`, whose output returns to the engine as phase 2's input through a feedback stream (a
-    cycle). W1 and W2 arrive as one (2k, k) tensor, row-major tiles: phase 1's rows, then phase 2's.
-    `reads_back_first` breaks it: the engine waits for the fed-back stream before it writes anything."""
-    X = sd.itensor.tiled(sd.f32, shape=(1, k), tile=(1, t))
-    W = sd.itensor.tiled(sd.f32, shape=(2 * k, k), tile=(t, t))
-    m = k // t
+    """y = tanh(x @ W1) @ W2 with one `engine` task computing both products, phase 2's input fed
+    back from phase 1's output through `act` (tutorials/08_shared_engine.py, which builds it);
+    `reads_back_first` breaks it: the engine waits for the fed-back stream before it writes."""
+    import runpy
+    from pathlib import Path
 
-    @sd.kernel
-    def engine(x: X, back: X, w: W, y1: sd.Out[X], y2: sd.Out[X]):
-        acc = sd.zeros((m, 1, t))
-        for i in range(m):
-            xi = x.read()
-            for j in range(m):
-                acc[j] = acc[j] + xi @ w.read()
-        for j in range(m):
-            y1.write(acc[j])
-        acc2 = sd.zeros((m, 1, t))
-        for i in range(m):
-            bi = back.read()
-            for j in range(m):
-                acc2[j] = acc2[j] + bi @ w.read()
-        for j in range(m):
-            y2.write(acc2[j])
-
-    @sd.kernel
-    def stuck_engine(x: X, back: X, w: W, y1: sd.Out[X], y2: sd.Out[X]):
-        acc = sd.zeros((m, 1, t))
-        for i in range(m):
-            bi = back.read()
-            xi = x.read()
-            for j in range(m):
-                acc[j] = acc[j] + xi @ w.read() + bi @ w.read()
-        for j in range(m):
-            y1.write(acc[j])
-            y2.write(acc[j])
-
-    @sd.kernel
-    def act(y: X) -> X:
-        for i in range(m):
-            yield sd.tanh(y.read())
-
-    core = stuck_engine if reads_back_first else engine
-
-    @sd.dataflow
-    def two_layers(x: sd.Tensor[sd.f32, (1, k)], w: sd.Tensor[sd.f32, (2 * k, k)]):
-        back = sd.feedback(X, "hidden")
-        y1, y2 = core(x, back, w)
-        back.connect(act(y1))
-        return y2
-
-    def ref(x, w):
-        x, w = x.astype(np.float64), w.astype(np.float64)
-        return np.tanh(x @ w[:k]) @ w[k:]
-
-    return Case(two_layers, inputs(rand(1, k), lambda rng: rng.standard_normal((2 * k, k)).astype(np.float32) / np.sqrt(k)), ref)
+    tutorial = runpy.run_path(str(Path(__file__).resolve().parents[2] / "tutorials" / "08_shared_engine.py"))
+    program = tutorial["build"](k, t, reads_back_first)
+    weights = lambda rng: (rng.standard_normal((2 * k, k)) / np.sqrt(k)).astype(np.float32)  # noqa: E731
+    return Case(program, inputs(rand(1, k), weights), tutorial["reference"])

@@ -21,7 +21,7 @@ def _load(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", ["01_elementwise", "02_matvec_reuse", "03_streaming_attention", "04_flash_decoding", "05_rope_prefill",
-                                  "06_w4a8_matvec", "07_kernel_in_a_model"])
+                                  "06_w4a8_matvec", "07_kernel_in_a_model", "08_shared_engine"])
 def test_tutorial_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(TUTORIALS / f"{name}.py"), run_name="__main__")
     out = capsys.readouterr().out
