@@ -37,10 +37,12 @@ def graph_to_dot(
 ) -> str:
     """The graphviz source of `graph`; `depths` (default: the edges' own) label the FIFOs with
     their depth and bits; `fill` overrides the fill colour of named nodes. In the SVG, each node
-    and edge has the id `node:NAME` / `edge:NAME`."""
+    and edge has the id `node:NAME` / `edge:NAME`. An edge into a task listed before its source
+    (a feedback stream, read above the task that writes it) is dashed."""
     depths = graph.depths() if depths is None else depths
     fill = fill or {}
-    ids = {name: f"n{i}" for i, name in enumerate(graph.tasks)}
+    order = {name: i for i, name in enumerate(graph.tasks)}
+    ids = {name: f"n{i}" for name, i in order.items()}
     lines = [f"digraph {_quote(title)} {{", f"  rankdir={rankdir}; node [fontname=Helvetica]; edge [fontname=Helvetica, fontsize=10];"]
     for name in graph.tasks:
         colour = f", fillcolor={_quote(fill[name])}" if name in fill else ""
@@ -49,7 +51,8 @@ def graph_to_dot(
         depth = depths.get(edge.name)
         label = f"{edge.name}\n{graph.tokens(edge)} tokens x {edge.token_bits} b"
         label += f", depth {depth} ({_bits(depth * edge.token_bits)})" if depth else ""
-        lines.append(f"  {ids[edge.src]} -> {ids[edge.dst]} [label={_quote(label)}, id={_quote('edge:' + edge.name)}];")
+        back = ", style=dashed" if order[edge.dst] <= order[edge.src] else ""
+        lines.append(f"  {ids[edge.src]} -> {ids[edge.dst]} [label={_quote(label)}{back}, id={_quote('edge:' + edge.name)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -34,3 +34,14 @@ def test_dot_has_every_node_and_fifo(graph):
 def test_render_writes_svg(graph, tmp_path: Path):
     svg = render(graph_to_dot(graph), tmp_path / "g.dot")
     assert svg is not None and "<svg" in svg.read_text()
+
+
+def test_a_feedback_stream_is_dashed():
+    g = Graph()
+    g.add_task(Task("engine", reads={"back": [5]}, writes={"out": [1]}))
+    g.add_task(Task("act", reads={"in": [2]}, writes={"out": [3]}))
+    g.connect("engine", "out", "act", "in", 32, name="forward")
+    g.connect("act", "out", "engine", "back", 32, name="back")
+    dot = graph_to_dot(g)
+    assert 'id="edge:back"' in dot and 'style=dashed, id="edge:back"' in dot
+    assert 'style=dashed, id="edge:forward"' not in dot
