@@ -198,6 +198,8 @@ class Plan:
                             f"and clock, lanes in 1..{MAX_LANES}")
         if any(v < 2 for v in splits.values()):
             raise PlanError(f"{source}: splits {splits}: a task splits into 2 or more parts")
+        if bad := [list(g) for g in plan.engines if len(set(g)) < 2 or len(set(g)) != len(g)]:
+            raise PlanError(f"{source}: engines {bad[0]}: an engine computes two or more distinct matvecs")
         if plan.early_tensors and not 0 < plan.early_channels < CHANNELS:
             raise PlanError(f"{source}: early_channels {plan.early_channels}: the early tensors need 1 to {CHANNELS - 1} channels")
         if bad := {k: v for k, v in plan.slr.items() if not 0 <= v < U55C_DEVICE.slrs}:

@@ -78,6 +78,8 @@ def test_plans_carry_engines_and_bad_groups_are_refused() -> None:
     plan = Plan(tile=16, splits={"a": 2}, engines=(("a", "b"),))
     assert Plan.from_json(plan.to_json()) == plan
     assert Plan.from_json({k: v for k, v in plan.to_json().items() if k != "engines"}).engines == ()  # older plans
+    with pytest.raises(PlanError, match=r"engines \['a', 'a'\]: an engine computes two or more distinct matvecs"):
+        Plan.from_json({**plan.to_json(), "engines": [["a", "a"]]})
     block = model_block("llama", "tiny", 16, 16, quant=SCHEME)
     kernel = kernel_of(block.lowered.program.module)
     with pytest.raises(EngineError, match="an engine computes two matvecs or more"):
