@@ -552,16 +552,18 @@ class ITensorFeedbackOp(DataflowOperation):
     def __init__(self, type_: ITensorType):
         super().__init__(result_types=[type_])
 
+    def _connects(self) -> list[ITensorFeedbackConnectOp]:
+        return [use.operation for use in self.result.uses
+                if isinstance(use.operation, ITensorFeedbackConnectOp) and use.operation.feedback == self.result]
+
     @property
     def source(self) -> SSAValue | None:
         """The value connected to this stream (None before its connect op is built)."""
-        connects = [use.operation for use in self.result.uses if isinstance(use.operation, ITensorFeedbackConnectOp)
-                    and use.operation.feedback == self.result]
+        connects = self._connects()
         return connects[0].source if len(connects) == 1 else None
 
     def verify_(self) -> None:
-        connects = [use.operation for use in self.result.uses if isinstance(use.operation, ITensorFeedbackConnectOp)]
-        if len(connects) != 1 or connects[0].feedback != self.result:
+        if len(connects := self._connects()) != 1:
             raise VerifyException(f"{self.name} {value_name(self.result)}: {len(connects)} dataflow.itensor_feedback_connect "
                                   "name it; exactly one must give the stream its producer")
 

@@ -501,6 +501,9 @@ def _deadlock(live: list[Process], procs: list[Process]) -> DeadlockError:
             f"fix: raise the depth of a full stream on the cycle ({', '.join(f[0] for f in full)}), e.g. simulate(..., depths={example}), "
             "or size the FIFOs with the FIFO-sizing pass"
         )
+    elif cycle:  # no depth helps
+        message.append("fix: every stream on the cycle is empty, so no token ever starts it: a task on it must write "
+                       "before it reads the stream fed back to it (sd.feedback)")
     return DeadlockError("\n".join(message), blocked=blocked, cycle=[p.name for p in cycle])
 
 
