@@ -124,16 +124,15 @@ def main() -> None:
     engines = [[int(i) for i in group.split(",")] for group in args.engines]
     for spec in args.parts:
         parts = [int(n) for n in spec.split(",")]
-        _, _, plain = build(args, plan, parts, [])
-        block, chains, engined = build(args, plan, parts, engines)
+        plain_block, chains, plain = build(args, plan, parts, [])
+        block, _, engined = build(args, plan, parts, engines)
         design = sd.compile(block.example.program)
         sized = design.timed_simulation().makespan
         heads = list(chains)
         print(f"{args.family} parts {spec} engines {';'.join(args.engines) or '-'}: unbounded {plain} cycles without engines, "
               f"{engined} with; sized {sized}")
         print(f"  resources as emitted: {_shares(kernel_usage(design.kernel, design.graph, design.depths).total)}")
-        block, chains, _ = build(args, plan, parts, [])
-        design = sd.compile(block.example.program)
+        design = sd.compile(plain_block.example.program)
         print(f"  engines charged once: {_shares(charged_once(design, chains, heads, engines))}")
 
 

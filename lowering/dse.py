@@ -210,8 +210,9 @@ class Plan:
 
     def apply(self, kernel: KernelOp) -> None:
         """Write the plan onto a lowered kernel: its splits (split-matvecs), flattened nests,
-        engines (form-engines) and shared ports (share-hbm-ports), its clock, each task's lanes, the HBM allocation (its early
-        pool first), the narrowed ports, the SLR placement its build starts from (`set_slr_hint`)."""
+        engines (form-engines) and shared ports (share-hbm-ports), its clock, each task's lanes, the
+        HBM allocation (its early pool first), the narrowed ports, the SLR placement its build
+        starts from (`set_slr_hint`)."""
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -46,6 +46,7 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
     fifo_depth,
+    set_fifo_depth,
 )
 
 __all__ = ["ENGINE_ATTR", "EngineError", "FormEnginesPass", "form_engines", "merge_tasks"]
@@ -112,11 +113,10 @@ def merge_tasks(kernel: KernelOp, tasks: Sequence[TaskOp], name: str) -> TaskOp:
     merged.attributes.update({k: v for k, v in first.attributes.items() if k not in ("depth", "unroll")})
     if lanes := [lanes for t in tasks if (lanes := unroll_lanes(t))]:  # one array of multipliers serves every loop
         merged.attributes["unroll"] = IntegerAttr(max(lanes), i64)
-    depths = [fifo_depth(r) for t in tasks for r in t.outputs]
-    if any(d is not None for d in depths):
-        merged.attributes["depth"] = DenseArrayBase.from_list(i64, [d or 2 for d in depths])
     Rewriter.insert_op(merged, InsertPoint.before(first))
     for old, new in zip((r for t in tasks for r in t.outputs), merged.outputs, strict=True):
+        if (depth := fifo_depth(old)) is not None:
+            set_fifo_depth(new, depth)
         old.replace_all_uses_with(new)
     for task in tasks:
         Rewriter.erase_op(task)

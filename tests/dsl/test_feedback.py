@@ -68,7 +68,6 @@ def test_a_cycle_without_a_first_token_is_a_deadlock_that_names_its_streams() ->
 
 
 X = sd.itensor.tiled(sd.f32, shape=(1, 32), tile=(1, 8))
-Y = sd.itensor.tiled(sd.f32, shape=(1, 16), tile=(1, 8))
 
 
 @sd.kernel
@@ -81,12 +80,6 @@ def add(a: X, b: X) -> X:
 def twice(a: X) -> X:
     for i in range(4):
         yield a.read() * 2.0
-
-
-@sd.kernel
-def half(a: Y) -> Y:
-    for i in range(2):
-        yield a.read() * 0.5
 
 
 def test_mistakes_are_reported_at_the_users_line() -> None:
