@@ -1,18 +1,16 @@
-"""What matvec engines (`form-engines`) would buy a planned block: cycles and resources per split.
+"""What matvec engines (`form-engines`) buy a planned block: cycles and resources per split.
 
 A design plan that `roofline.py --plans DIR` wrote gives the block's lanes and loop flattening; the
 weight matvecs (in program order, `weight_chains`) are split as `--parts` says instead of as the
 plan did, their loads share ports (`share-hbm-ports`), the DMAs are striped and, with `--narrow`,
-the small loads' ports narrowed, as the exploration does. For each split, printed: the unbounded
-timed run without engines and with the `--engines` groups (part p of each matvec of a group in one
-task, a loop per matvec), the sized design's cycles and resources by today's model (which adds an
-engine's loops up, as the emitted C++ builds them), and the what-if of an engine charged once: each
-part index's tasks of a group (the contraction and the tasks that walk its output) costing their
-largest member's logic and local arrays, plus every member's input FIFOs (docs/lowering.md,
-"Matvec engines: the groundwork").
+the small loads' ports narrowed, as the exploration does. For each split, printed without engines
+and with the `--engines` groups (part p of each matvec of a group in one task, at every depth of
+the matvecs' chains whose tasks are one body: the contraction, the scales; docs/lowering.md,
+"Matvec engines: one body, charged once"): the unbounded timed run, the sized design's cycles and
+its resources by the model, which charges an engine's body once as the emitter writes it once.
 
     python benchmarks/engines.py --family llama --plan DIR/llama.json \\
-        --parts 8,1,4,8,8,8,8 --parts 8,1,4,8,11,11,8 --engines 0,3,4 --engines 2,5 [--narrow]
+        --parts 8,1,4,8,8,8,8 --parts 8,1,4,8,11,11,8 --engines 0,3,4,6 --engines 2,5 [--narrow]
 
 `--parts`: one count per weight matvec in program order (1: unsplit), repeat for several splits;
 `--engines`: the matvecs (indices in that order) of one engine, repeat for several engines.
@@ -31,9 +29,9 @@ from xdsl.dialects.builtin import IntegerAttr, i64  # noqa: E402
 
 import streamdsl as sd  # noqa: E402
 from lowering.dse import load_plan, set_clock  # noqa: E402
+from lowering.engine_phases import phases_alike  # noqa: E402
 from lowering.hbm_channels import allocate_kernel, narrow_ports  # noqa: E402
-from lowering.memory import count, kernel_buffers  # noqa: E402
-from lowering.resources import RESOURCES, U55C_DEVICE, Usage, _fifos, kernel_usage  # noqa: E402
+from lowering.resources import RESOURCES, U55C_DEVICE, Usage, kernel_usage  # noqa: E402
 from lowering.timing import table_of  # noqa: E402
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests  # noqa: E402
 from lowering.transforms.form_engines import form_engines  # noqa: E402
@@ -59,7 +57,10 @@ def build(args: argparse.Namespace, plan, parts: list[int], engines: list[list[i
     split_tasks(kernel, {task: n for head, n in zip(heads, parts) if n > 1 for task in chains[head]})
     if plan.flat_loops:
         flatten_loop_nests(kernel, plan.flat_chains)
-    form_engines(kernel, [[heads[i] for i in group] for group in engines])
+    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+    depths = [[chains[heads[i]][depth] for i in group if depth < len(chains[heads[i]])]
+              for group in engines for depth in range(max(len(chains[heads[i]]) for i in group))]
+    form_engines(kernel, [g for g in depths if phases_alike([tasks[f"{t}_p0"] for t in g if f"{t}_p0" in tasks])])
     share_ports(kernel)
     set_clock(kernel, plan.clock_mhz)
     by_task = {_PART.sub("", name): lanes for name, lanes in plan.lanes.items()}
@@ -84,31 +85,6 @@ def _shares(total: Usage) -> str:
     return ", ".join(f"{r} {getattr(total, r) / getattr(U55C_DEVICE.total, r):.0%}" for r in RESOURCES)
 
 
-def charged_once(design, chains: dict[str, list[str]], heads: list[str], engines: list[list[int]]) -> Usage:  # noqa: ANN001
-    """The design's usage with each engine's part-p tasks (split, not engined) charged once."""
-    usage = kernel_usage(design.kernel, design.graph, design.depths)
-    fifo_names = {e.name for e in design.graph.fifos}
-    fifos: dict[str, Usage] = {}
-    for memory in count(_fifos(design.graph, design.depths), kernel_buffers(design.kernel))["memories"]:
-        if memory["name"] in fifo_names:
-            node = usage.memories[memory["name"]]
-            fifos[node] = fifos.get(node, Usage()) + Usage.memory(memory["resource"], memory["count"])
-    nodes = dict(usage.nodes)
-    for group in engines:
-        for depth in range(max(len(chains[heads[i]]) for i in group)):
-            for p in range(256):
-                members = [f"{chains[heads[i]][depth]}_p{p}" for i in group if depth < len(chains[heads[i]])]
-                members = [m for m in members if m in nodes]
-                if len(members) < 2:
-                    continue
-                rest = [nodes[m] + fifos.get(m, Usage()) * -1 for m in members]
-                nodes[members[0]] = Usage(*(max(getattr(u, r) for u in rest) for r in RESOURCES)) + \
-                    Usage.total(fifos.get(m, Usage()) for m in members)
-                for m in members[1:]:
-                    del nodes[m]
-    return Usage.total(nodes.values())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", required=True)
@@ -124,17 +100,12 @@ def main() -> None:
     engines = [[int(i) for i in group.split(",")] for group in args.engines]
     for spec in args.parts:
         parts = [int(n) for n in spec.split(",")]
-        plain_block, chains, plain = build(args, plan, parts, [])
-        block, _, engined = build(args, plan, parts, engines)
-        design = sd.compile(block.example.program)
-        sized = design.timed_simulation().makespan
-        heads = list(chains)
-        print(f"{args.family} parts {spec} engines {';'.join(args.engines) or '-'}: unbounded {plain} cycles without engines, "
-              f"{engined} with; sized {sized}")
-        print(f"  resources as emitted: {_shares(kernel_usage(design.kernel, design.graph, design.depths).total)}")
-        design = sd.compile(plain_block.example.program)
-        print(f"  engines charged once: {_shares(charged_once(design, chains, heads, engines))}")
-
+        print(f"{args.family} parts {spec} engines {';'.join(args.engines) or '-'}:")
+        for groups, what in (([], "without engines"), (engines, "with engines")):
+            block, _, unbounded = build(args, plan, parts, groups)
+            design = sd.compile(block.example.program)
+            usage = kernel_usage(design.kernel, design.graph, design.depths).total
+            print(f"  {what}: {unbounded} cycles unbounded, {design.timed_simulation().makespan} sized; {_shares(usage)}")
 
 if __name__ == "__main__":
     main()

@@ -53,11 +53,13 @@ FILLS = (1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5)  # shares of the device the explora
 SPLIT_PORTS = ("wide", "narrow")  # the split levels judge 512-bit ports, or the narrowed ones (`narrow_splits`)
 HBM_PORTS = ("own", "shared")  # each split part's loads own their ports, or share them (`shared_ports`)
 LOOPS = ("nested", "flat")  # the tasks' perfect loop nests as lowered, or flattened first (`flat_loops`)
+ENGINES = ("off", "on")  # the parts of matvecs that run one after the other apart, or in shared engines (`engines`)
 
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,
             fills: tuple[float, ...] = FILLS, split_ports: tuple[str, ...] = SPLIT_PORTS,
-            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f32") -> dict[str, object]:
+            hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f32",
+            engines: tuple[str, ...] = ("off",)) -> dict[str, object]:
     """The paper block of `family` lowered once, then, for each way the split levels judge the
     ports (`split_ports`: at 512 bits, or narrowed: `explore`'s `narrow_splits`), each way the
     parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`), the loop
@@ -77,10 +79,11 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
     weights = int(weight_figures(decoder_layers(block.model)[0])[scheme.name if scheme else "float32"])
     row: dict[str, object] = {}
     fitting: list[dict[str, object]] = []
-    for ports, sharing, nests in [(p, h, n) for n in loops for h in hbm_ports for p in split_ports]:
+    for ports, sharing, nests, engined in [(p, h, n, e) for e in engines for n in loops for h in hbm_ports for p in split_ports]:
         best: dict[str, object] | None = None
         for fill in fills:
-            row = _at_fill(block, family, tile, clock, seed, fill, ports == "narrow", sharing == "shared", nests == "flat")
+            row = _at_fill(block, family, tile, clock, seed, fill, ports == "narrow", sharing == "shared", nests == "flat",
+                           engined == "on")
             if row["fits_slrs"]:
                 if best is not None and row["cycles"] >= best["cycles"]:  # type: ignore[operator]
                     break  # a smaller share that fits is slower: stop
@@ -94,7 +97,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
 
 
 def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float,  # noqa: ANN001
-             narrow_splits: bool, shared_ports: bool = False, flat_loops: bool = False) -> dict[str, object]:
+             narrow_splits: bool, shared_ports: bool = False, flat_loops: bool = False, engines: bool = False) -> dict[str, object]:
     import streamdsl as sd
     from streamdsl.program import Program
     from toolchain.models import plan_design
@@ -102,13 +105,15 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
     program = block.lowered.program
     copy = Program(program.module.clone(), program.name, program.input_names, program.params)  # the block serves every fill
     start = time.perf_counter()
-    ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "") + (", flat" if flat_loops else "")
+    ports = ("narrow" if narrow_splits else "wide") + (", shared" if shared_ports else "") + (", flat" if flat_loops else "") \
+        + (", engines" if engines else "")
     plan = plan_design(copy.module, tile, clock_mhz=clock, seed=seed, fill=fill, narrow_splits=narrow_splits,
-                       shared_ports=shared_ports, flat_loops=flat_loops,
+                       shared_ports=shared_ports, flat_loops=flat_loops, engines=engines,
                        progress=lambda msg: print(f"    {family} ({ports}, fill {fill:.0%}): {msg}", flush=True))
     dse_s = time.perf_counter() - start
     loops = "flat loops" if flat_loops else "loops flattened at the end" if plan.flat_loops else "nested loops"
-    design_kind = f"{'narrow' if narrow_splits else 'wide'} splits, {'shared' if shared_ports else 'own'} ports, {loops}"
+    design_kind = f"{'narrow' if narrow_splits else 'wide'} splits, {'shared' if shared_ports else 'own'} ports, {loops}" \
+        + (f", engines ({len(plan.engines)} groups)" if plan.engines else "")
     design = sd.compile(copy)
     timed = design.timed_simulation()
     usage = kernel_usage(design.kernel, design.graph, design.depths)
@@ -157,6 +162,9 @@ def main() -> None:
     parser.add_argument("--loops", action="append", choices=LOOPS,
                         help="the tasks' perfect loop nests as lowered (nested) or flattened first (flat, flatten-loop-nests); "
                              "repeat to try both (the default), the fastest design that fits is reported")
+    parser.add_argument("--engines", action="append", choices=ENGINES,
+                        help="the parts of matvecs that run one after the other apart (off, the default) or in shared "
+                             "engines (on, form-engines); repeat to try both, the fastest design that fits is reported")
     parser.add_argument("--device-scale", type=positive_float, default=1.0, metavar="K",
                         help="a what-if: explore, size and place on a device of K times the U55C's resources (default 1: "
                              "the U55C); tells a budget-bound design from a structure-bound one")
@@ -169,7 +177,7 @@ def main() -> None:
             rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed,
                                 fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
                                 split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
-                                loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache))
+                                loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache, engines=tuple(args.engines or ("off",))))
     device = "" if args.device_scale == 1 else (f"; WHAT-IF: a device of {args.device_scale:g} x the U55C's resources "
                                                 "(resources below: shares of it)")
     print(f"\n{args.quant}, {args.clock:g} MHz, cache length {args.max_context}; roofline = weight bytes x layers at 460 GB/s "

@@ -21,6 +21,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from hls_backend.cxx import HlsEmitError, affine_c, beats_read, beats_write, c_literal, c_scalar, flat_index, ident, struct_name
+from lowering.engine_phases import EnginePhases
 from lowering.resources import FIELD_BITS, PackedMacs, is_narrow_multiply, packed_macs
 from lowering.timing import ACCUMULATORS, U55C, LanePartials, LoopTiming, TaskTiming, accumulator, lane_partials
 from streamdsl.opinfo import OPS, OpInfo, template
@@ -66,6 +67,7 @@ class BodyEmitter:
         self.ports: dict[SSAValue, str] = {}
         self.lazy_empty: set[SSAValue] = set()  # tensor.empty values not declared (yet)
         self.fabric = False  # narrow multiplies bound to LUTs (the task's `mac_impl`, lowering.resources.bind_macs)
+        self.trips: dict[Operation, int] = {}  # a shared engine's loops whose trips differ by phase: the most
         self._count = 0
 
     # -- helpers --------------------------------------------------------------------------------
@@ -109,6 +111,21 @@ class BodyEmitter:
         for op in block.ops:
             self.op(op, indent)
 
+    def phases(self, shared: EnginePhases, indent: int) -> None:
+        """An engine's phases as one body in a loop over them (lowering/engine_phases.py): each
+        constant that differs a table indexed by the phase, each stream that differs the phase's."""
+        for k, (value, values) in enumerate(shared.constants.items()):
+            table = f"ph_c{k}"
+            self.emit(indent, f"const {c_scalar(value.type)} {table}[{shared.count}] = {{{', '.join(map(str, values))}}};")
+            self.names[value] = f"{table}[ph]"
+        for arg, args in shared.ports.items():
+            self.ports[arg] = tuple(self.ports[a] for a in args)
+        self.trips = shared.trips
+        self.emit(indent, f"for (int ph = 0; ph < {shared.count}; ++ph) {{  // the engine's phases, one body")
+        for op in shared.body:
+            self.op(op, indent + 1)
+        self.emit(indent, "}")
+
     def op(self, op: Operation, indent: int) -> None:  # noqa: C901 - one branch per op family
         name = op.name
         if name == "arith.constant":
@@ -121,7 +138,7 @@ class BodyEmitter:
             # v7_in0: a token of in0, assembled from its beats (an unused token is still read)
             name = None
             if value.uses:
-                name = self.names[value] = self.fresh(value.name_hint or port)
+                name = self.names[value] = self.fresh(value.name_hint or (port if isinstance(port, str) else port[0]))
                 self.emit(indent, f"{self.struct(value)} {name};")
             self.lines += beats_read(op.operands[0].type.itensor, self.structs, port, name, indent, self.unrolled > 0)
         elif name == "dataflow.itensor_write":
@@ -169,6 +186,8 @@ class BodyEmitter:
 
     def _constant(self, op: Operation, indent: int) -> None:
         attr, result = op.value, op.results[0]  # type: ignore[attr-defined]
+        if result in self.names:  # a shared engine's table (phases)
+            return
         if isinstance(attr, IntegerAttr | FloatAttr):
             self.names[result] = c_literal(attr.value.data, result.type)
             return
@@ -265,6 +284,8 @@ class BodyEmitter:
             self.unrolled += 1
         if (most := op.attributes.get(MAX_TRIPS)) is not None:  # a run-time trip count (docs/ir.md)
             self.emit(indent + 1, f"#pragma HLS loop_tripcount max={most.value.data}")  # type: ignore[attr-defined]
+        elif op in self.trips:  # a shared engine's loop: its phases' most trips
+            self.emit(indent + 1, f"#pragma HLS loop_tripcount max={self.trips[op]}")
         for inner in body.ops:
             if inner.name == "scf.yield":
                 targets = [arg for _, arg, _ in data]

@@ -95,17 +95,37 @@ def _lanes(it: itensor, indent: int, element: str, statement: str) -> list[str]:
     return [pad + f"for (int l = 0; l < {it.beat_lanes}; ++l) {{", pad + "  #pragma HLS unroll", pad + "  " + guard + statement, pad + "}"]
 
 
-def beats_write(it: itensor, structs: dict[str, ShapedType], stream: str, tile: str, indent: int, unrolled: bool = False) -> list[str]:
+Stream = str | tuple[str, ...]  # a stream variable, or one per phase of a shared engine (variable `ph`)
+
+
+def stream_read(stream: Stream) -> str:
+    """The expression reading one beat of `stream` (of the current phase's stream)."""
+    if isinstance(stream, str):
+        return f"{stream}.read()"
+    *rest, last = stream
+    return "".join(f"ph == {k} ? {s}.read() : " for k, s in enumerate(rest)) + f"{last}.read()"
+
+
+def stream_write(stream: Stream, value: str) -> str:
+    """The statement writing `value` to `stream` (to the current phase's stream)."""
+    if isinstance(stream, str):
+        return f"{stream}.write({value});"
+    *rest, last = stream
+    return "".join(f"if (ph == {k}) {s}.write({value}); else " for k, s in enumerate(rest)) + f"{last}.write({value});"
+
+
+def beats_write(it: itensor, structs: dict[str, ShapedType], stream: Stream, tile: str, indent: int, unrolled: bool = False) -> list[str]:
     """Write tile `tile` (a struct with row-major `v`) to `stream` as its beats."""
     beat = beat_struct(it, structs)
     lines, lane, element, inner = _beat_loop(it, indent, unrolled)
     pad = "  " * inner
-    lines += [pad + f"{beat} w = {{}};", *_lanes(it, inner, element, f"w.v[{lane}] = {tile}.v[{element}];"), pad + f"{stream}.write(w);"]
+    copy = _lanes(it, inner, element, f"w.v[{lane}] = {tile}.v[{element}];")
+    lines += [pad + f"{beat} w = {{}};", *copy, pad + stream_write(stream, "w")]
     return lines + (["  " * indent + "}"] if inner > indent else [])
 
 
 def beats_read(
-    it: itensor, structs: dict[str, ShapedType], stream: str, tile: str | None, indent: int, unrolled: bool = False
+    it: itensor, structs: dict[str, ShapedType], stream: Stream, tile: str | None, indent: int, unrolled: bool = False
 ) -> list[str]:
     """Read the beats of one token from `stream` into tile `tile` (declared by the caller; None:
     the token is consumed, its data unused)."""
@@ -113,9 +133,9 @@ def beats_read(
     lines, lane, element, inner = _beat_loop(it, indent, unrolled)
     pad = "  " * inner
     if tile is None:
-        lines.append(pad + f"{stream}.read();  // token skipped")
+        lines.append(pad + f"{stream_read(stream)};  // token skipped")
     else:
-        lines += [pad + f"const {beat} w = {stream}.read();", *_lanes(it, inner, element, f"{tile}.v[{element}] = w.v[{lane}];")]
+        lines += [pad + f"const {beat} w = {stream_read(stream)};", *_lanes(it, inner, element, f"{tile}.v[{element}] = w.v[{lane}];")]
     return lines + (["  " * indent + "}"] if inner > indent else [])
 
 

@@ -38,6 +38,7 @@ from hls_backend.cxx import (
     struct_name,
 )
 from hls_backend.hbm import HBM_CHANNEL_BYTES, WORD_BITS, HbmLayout
+from lowering.engine_phases import engine_phases
 from lowering.memory import (  # what the memory count charges
     MAXI_BURST,
     MAXI_OUTSTANDING,
@@ -434,7 +435,10 @@ class _KernelEmitter:
             body.ports[arg] = name
             params.append(f"hls::stream<{info.token}>& {name}")
             args.append(info.var)
-        body.block(op.body.block, 1)
+        if (shared := engine_phases(op)) is not None:
+            body.phases(shared, 1)
+        else:
+            body.block(op.body.block, 1)
         return _Process(fn, node, params, args, body.lines, f"task @{op.sym_name.data}", body.lanes)
 
     def _walk(self, it: itensor, indent: int, prefix: str) -> tuple[list[str], list[str], int]:

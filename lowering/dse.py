@@ -76,6 +76,7 @@ from typing import Any
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f64, i64
 from xdsl.ir import Attribute, Operation
 
+from lowering.engine_phases import phases_alike
 from lowering.fifo_sizing import Sizing, size_fifos
 from lowering.forked import Forked, jobs
 from lowering.hbm_channels import (
@@ -105,7 +106,7 @@ from lowering.resources import (
 from lowering.slr import SlrError, kernel_wires, place, set_slr_hint
 from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_stripes, hbm_word_bits, unroll_lanes
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests
-from lowering.transforms.form_engines import EngineError, form_engines
+from lowering.transforms.form_engines import EngineError, form_engines, formed_groups
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import (
@@ -668,13 +669,14 @@ def _fit_sized(design: _Design, start: Mapping[str, int], steps: list[dict[str, 
 
 def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection[str], timing: _CachedTiming,
                  capacity: Usage, sequences: bool = False, early: tuple[Collection[str], int] | None = None,
-                 flat: bool = False) -> tuple[int, ModuleOp] | None:
+                 flat: bool = False, engines: Sequence[Sequence[str]] = ()) -> tuple[int, ModuleOp] | None:
     """The unbounded makespan of `module` (not changed) with these splits and its HBM allocated
     again, and the split copy; None when the parts' compute at their lanes exceeds `capacity`.
     The parts of a task in `shared` share its lanes (each gets lanes / parts, at least one);
     `sequences`: the parts' loads share ports (`share_ports`); `early`: the early pool's tensors
     and channels (`set_early_pool`; None: the module's); `flat`: the weight chains' loop nests
-    flattened once split (a flattened block's, as its plan applies them)."""
+    flattened once split (a flattened block's, as its plan applies them); `engines`: groups of
+    chain tasks whose parts compute in engines (form-engines), of the tasks this trial splits."""
     trial = module.clone()
     kernel = kernel_of(trial)
     if early is not None:
@@ -685,6 +687,7 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
     split_tasks(kernel, splits)
     if flat:
         flatten_loop_nests(kernel, chains=True)
+    form_engines(kernel, [g for g in ([n for n in group if n in splits] for group in engines) if len(g) > 1])
     if sequences:  # chained by their readers' reads in the design with ports of their own, at the explored clock
         allocate_kernel(kernel)
         share_ports(kernel, timing=timing)
@@ -702,6 +705,27 @@ def _dma_usage(kernel: KernelOp) -> Usage:
                 for op in kernel.body.block.ops if isinstance(op, DMA_OPS)), Usage())
 
 
+def _engine_groups(chains: Mapping[str, list[str]], units: Sequence[tuple[str, ...]], tasks: Mapping[str, TaskOp]) -> list[list[str]]:
+    """The chain tasks whose parts compute in engines (form-engines): a decode step's units of
+    matvecs (`_Splits.units`: side by side) run one after the other in program order, so the i-th
+    largest chain of each unit goes to engine i (TinyLlama: query, output projection, gate and
+    down; key and up; value); at each depth of the chains, the tasks that are one body up to
+    constants and streams (`phases_alike`: the scales of every projection, not a bias add beside a
+    residual add) form a group."""
+    order = {name: k for k, name in enumerate(chains)}
+    units = sorted(units, key=lambda unit: min(order[n] for n in unit))
+    groups = []
+    for i in range(max((len(u) for u in units), default=0)):
+        heads = [unit[i] for unit in units if len(unit) > i]
+        for depth in range(max(len(chains[h]) for h in heads)):
+            alike: list[list[str]] = []
+            for name in (chains[h][depth] for h in heads if len(chains[h]) > depth):
+                group = next((g for g in alike if phases_alike([tasks[g[0]], tasks[name]])), None)
+                alike.append([name]) if group is None else group.append(name)
+            groups += [g for g in alike if len(g) > 1]
+    return groups
+
+
 class _Splits:
     """The split space of a lowered block: how many parallel parts each weight matvec (and the
     tasks that walk its output in its order, `weight_chains`) is split into. Each trial is a split
@@ -712,7 +736,7 @@ class _Splits:
     A trial's compute is checked against `fill` of `device`."""
 
     def __init__(self, module: ModuleOp, timing: _CachedTiming, fill: float, sequences: bool = False, flat: bool = False,
-                 device: Device = U55C_DEVICE) -> None:
+                 device: Device = U55C_DEVICE, engines: bool = False) -> None:
         self.module, self.timing, self.fill, self.capacity = module, timing, fill, device.total * fill
         self.sequences, self.flat = sequences, flat
         kernel = kernel_of(module)
@@ -733,6 +757,7 @@ class _Splits:
                 self.units.append(tuple(n for n in self.largest_first if reads[n] and reads[n] == reads[name]) or (name,))
         self.heads: dict[str, int] = {}  # attention tasks -> parts by heads (level 2c), in every trial
         self.early: tuple[frozenset[str], int] = (frozenset(), 0)  # the early pool (level 2c)
+        self.engines = _engine_groups(self.chains, self.units, tasks) if engines else []
 
     def splits_of(self, parts: Mapping[str, int]) -> dict[str, int]:
         return {**{t: p for name, p in parts.items() if p > 1 for t in self.chains[name]}, **self.heads}
@@ -743,8 +768,9 @@ class _Splits:
         splits = self.splits_of(parts)
         followers = {t for chain in self.chains.values() for t in chain[1:] if t in splits} | set(self.heads)
         try:
-            return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences, self.early, self.flat)
-        except (SplitError, HbmPortsError):  # parts that do not divide, or more DMAs than the HBM has ports
+            return _split_trial(self.module, splits, followers, self.timing, self.capacity, self.sequences, self.early, self.flat,
+                                self.engines)
+        except (SplitError, HbmPortsError, EngineError):  # parts that do not divide, more DMAs than the HBM has ports, ...
             return None
 
     def divisor(self, name: str, most: int) -> int:
@@ -1077,7 +1103,7 @@ def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fit
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
             fill: float = 0.8, evaluations: int = 60, gain: float = 0.002, table: TimingTable = U55C,
             progress: Callable[[str], None] | None = None, device: Device = U55C_DEVICE, narrow_splits: bool = False,
-            shared_ports: bool = False, flat_loops: bool = False) -> Plan:
+            shared_ports: bool = False, flat_loops: bool = False, engines: bool = False) -> Plan:
     """The best plan over `tiles` (each lowered by `build(tile)`, which returns a module holding one
     kernel, or None when that tile gives no single design) at `clock_mhz`; `fill` is the share of
     the device's resources the tasks' compute may use; at most `evaluations` timed simulations a
@@ -1097,7 +1123,11 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
     `flat_loops`: the tasks' perfect loop nests are flattened first (`flatten-loop-nests`), so
     attention streams its key tiles without a pipeline fill per head; the levels then judge that
     design. Which is faster depends on the block (docs/lowering.md); `benchmarks/roofline.py`
-    tries both."""
+    tries both.
+
+    `engines`: every split trial computes the parts of matvecs that run one after the other in
+    shared engines (`_engine_groups`, form-engines), charged once by the resource model, so the
+    same share holds more parts."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     best: tuple[int, Plan] | None = None
@@ -1112,7 +1142,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             flatten_loop_nests(kernel_of(module))
         timing = _CachedTiming(table.at_clock(clock_mhz))
         _trim_lanes(_Design(kernel_of(module), timing), weight_chains(kernel_of(module)), gain, say, device, TRIM_SLACK)
-        space = _Splits(module, timing, fill, shared_ports, flat_loops, device)
+        space = _Splits(module, timing, fill, shared_ports, flat_loops, device, engines)
         fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
         parts, module = back_off_splits(space, parts, module, fits, say)
@@ -1182,12 +1212,12 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         makespan, lanes, fit, ports, flat, design, splits = _fastest_finished(finished, device, say)
         design.evaluations = sum(f[5].evaluations for f in finished)
         figures = {"unbounded_makespan_cycles": makespan, "evaluations": design.evaluations, **fit, "narrow_splits": narrow_splits,
-                   "shared_ports": shared_ports, "flat_loops": flat_loops,
+                   "shared_ports": shared_ports, "flat_loops": flat_loops, "engines": engines,
                    "block_us": round(makespan / clock_mhz, 3), "seconds": round(time.perf_counter() - start, 2)}
         pool, channels = early_pool(design.kernel)
         flattened = flat_loops or flat is not None
         plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(design.kernel), flattened,
-                    tuple(sorted(pool)), channels, flattened, dict(design.placement or {}), figures)
+                    tuple(sorted(pool)), channels, flattened, dict(design.placement or {}), figures, formed_groups(design.kernel))
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

@@ -36,6 +36,7 @@ from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
 from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
+from lowering.engine_phases import engine_phases
 from lowering.timing import U55C, hbm_stripes, hbm_word_bits
 from streamdsl.compiler import ConverterRecord, converter_records
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp, TaskOp
@@ -270,7 +271,8 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
     """(tensor, bits) of every static tensor `task` computes inside its body that the emitted C++
     holds in an array of its own (`_no_array`: not an unread empty, not an in-place update)."""
     tensors = []
-    for op in task.body.walk():
+    shared = engine_phases(task)  # an engine whose phases are one body: that body's arrays, once
+    for op in (op for top in shared.body for op in top.walk()) if shared else task.body.walk():
         for k, r in enumerate(op.results):
             if isinstance(r.type, TensorType) and r.type.has_static_shape() and not _no_array(r):
                 bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)

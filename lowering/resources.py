@@ -31,6 +31,7 @@ from xdsl.dialects.linalg.attrs import IteratorType
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
+from lowering.engine_phases import EnginePhases, engine_phases
 from lowering.memory import (
     BRAM36,
     CAPACITY,
@@ -186,6 +187,7 @@ class CostTable:
     port: CoreCost = CoreCost(0, 12, 4)  # per stream port of a task: full/empty and valid logic
     router: CoreCost = CoreCost(0, 40, 0)  # fork / join / reshape: control (plus a beat register, FF = beat bits)
     maxi: CoreCost = CoreCost(0, 1600, 2600)  # a 512-bit m_axi adapter's logic (its buffer: lowering.memory)
+    phase_mux: CoreCost = CoreCost(0, 0.5, 0)  # per bit and extra phase of an engine's input: a LUT6 muxes two bits
     scale: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({"DSP": 1.0, "LUT": 1.0, "FF": 1.0}))
 
     def core(self, op: Operation) -> CoreCost:
@@ -385,17 +387,17 @@ def _lanes(op: Operation, default: int) -> int:
     return unroll_lanes(op) or default
 
 
-def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0,
+def _block_usage(ops: Iterable[Operation], lanes: int, table: CostTable, loops: Mapping[Operation, int], ii: int = 0,
                  fabric: bool = False) -> Usage:
-    """Cores of the ops of `block`; `ii`: the initiation interval of the pipelined loop around it
+    """Cores of `ops` (a block's); `ii`: the initiation interval of the pipelined loop around them
     (0: not pipelined)."""
     total = Usage()
-    for op in block.ops:
+    for op in ops:
         if op.regions and not op.name.startswith("linalg."):
             inner_ii = loops.get(op, ii)
             for region in op.regions:
                 for inner in region.blocks:
-                    total = total + _block_usage(inner, lanes, table, loops, inner_ii, fabric)
+                    total = total + _block_usage(inner.ops, lanes, table, loops, inner_ii, fabric)
             continue
         work = max(1, _work(op))
         copies = min(work, _lanes(op, lanes))
@@ -405,16 +407,26 @@ def _block_usage(block: Block, lanes: int, table: CostTable, loops: Mapping[Oper
     return total
 
 
+def _mux_bits(task: TaskOp, shared: EnginePhases) -> int:
+    """Bits times extra phases of the multiplexers picking each phase's input stream (an engine)."""
+    inputs = set(task.body.block.args[: len(task.inputs)])
+    beats = [arg.type.itensor for arg in shared.ports if arg in inputs]  # type: ignore[attr-defined]
+    return sum(it.beat_lanes * it.dtype.bits for it in beats) * (shared.count - 1)
+
+
 def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = None) -> Usage:
     """A task's compute and control: each tile op's scalar body times its lanes, scalar ops once,
     the control FSM and the stream ports, registers for local tensors of at most REGISTER_BITS
     (larger ones are memories: `kernel_usage` adds them). `lanes`: the timing model's default."""
     unrolled = _lanes(task, lanes or U55C.lanes)
     loops = {loop: timing.ii for loop, timing in task_timing(task).loops.items()}
-    compute = _block_usage(task.body.block, unrolled, table, loops, fabric=in_fabric(task))
+    shared = engine_phases(task)  # an engine whose phases are one body: that body, once
+    compute = _block_usage(shared.body if shared else task.body.block.ops, unrolled, table, loops, fabric=in_fabric(task))
     ports = len(task.body.block.args)
     registers = sum(bits for _, bits in task_tensors(task) if bits <= REGISTER_BITS)
     logic = compute + table.task.usage() + table.port.usage(ports) + Usage(FF=registers)
+    if shared:
+        logic = logic + table.phase_mux.usage(_mux_bits(task, shared))
     return Usage(DSP=logic.DSP * table.scale["DSP"], LUT=logic.LUT * table.scale["LUT"], FF=logic.FF * table.scale["FF"])
 
 

@@ -100,7 +100,7 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
     if args.dse and args.plan:
         raise UsageError("give --dse (explore a plan) or --plan FILE (build one), not both")
     for flag, given in (("--narrow-splits", args.narrow_splits), ("--share-hbm-ports", args.share_hbm_ports),
-                        ("--flatten-loops", args.flatten_loops)):
+                        ("--flatten-loops", args.flatten_loops), ("--engines", args.engines)):
         if given and not args.dse:
             raise UsageError(f"{flag} is a choice of the exploration: give it with --dse")
     plan = load_plan(args.plan) if args.plan else None  # before any work: a bad plan file costs nothing
@@ -126,7 +126,8 @@ def _compile_model(args: argparse.Namespace, out: Path, console: Progress):
                          "--max-context or --tile")
     if args.dse or plan is not None:  # its splits, clock, lanes and HBM allocation, before FIFO sizing
         plan = plan_design(lowered.program.module, tile, plan, args.clock or U55C.clock_mhz, args.seed, progress=console.step,
-                           narrow_splits=args.narrow_splits, shared_ports=args.share_hbm_ports, flat_loops=args.flatten_loops)
+                           narrow_splits=args.narrow_splits, shared_ports=args.share_hbm_ports, flat_loops=args.flatten_loops,
+                           engines=args.engines)
     elif args.clock is not None:
         set_clock(kernel_of(lowered.program.module), args.clock)
     fused, unfused = lowered.fused_intermediate_bytes, lowered.unfused_intermediate_bytes
@@ -440,6 +441,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flatten-loops", action="store_true",
                         help="models, with --dse: flatten the tasks' perfect loop nests first (flatten-loop-nests: attention "
                              "without a pipeline fill per head; docs/lowering.md)")
+    parser.add_argument("--engines", action="store_true",
+                        help="models, with --dse: the split parts of matvecs that run one after the other compute in shared "
+                             "engines (form-engines: one body, one set of multipliers; docs/lowering.md)")
     parser.add_argument("--plan", metavar="FILE", help="models: build the design a plan.json describes (from --dse)")
     parser.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",  # frontends.block.KV_DTYPES, without torch
                         help="models: hold the KV cache in f32 (default) or f16, which halves the bits the attention "

@@ -120,18 +120,18 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
 
 def plan_design(module: ModuleOp, tile: int, plan: Plan | None = None, clock_mhz: float = U55C.clock_mhz, seed: int = 0,
                 fill: float = 0.8, progress: Callable[[str], None] | None = None, narrow_splits: bool = False,
-                shared_ports: bool = False, flat_loops: bool = False) -> Plan:
+                shared_ports: bool = False, flat_loops: bool = False, engines: bool = False) -> Plan:
     """Write a design plan onto the kernel of a lowered block's `module` (before FIFO sizing):
     `plan`, or without one the plan `lowering.dse.explore` finds at `tile` and `clock_mhz` (tasks
     within `fill` of the device, the splits judged with narrowed ports when `narrow_splits`, the
     parts loading through shared ports when `shared_ports`, the loop nests flattened first when
-    `flat_loops`),
+    `flat_loops`, the parts of matvecs that run one after the other in shared engines when `engines`),
     exploring a copy so that `module` gets exactly what the plan says, as `--plan FILE` would
     build it. The one explore-then-apply path of `streamdsl compile --dse`/`--plan`,
     `planned_block` and benchmarks/roofline.py; returns the plan."""
     if plan is None:
         plan = explore(lambda _: module.clone(), (tile,), clock_mhz, seed, fill=fill, progress=progress, narrow_splits=narrow_splits,
-                       shared_ports=shared_ports, flat_loops=flat_loops)
+                       shared_ports=shared_ports, flat_loops=flat_loops, engines=engines)
     plan.apply(kernel_of(module))
     return plan
 

@@ -20,6 +20,11 @@ would hold them in its pipeline while it waits (docs/lowering.md, "Matvec engine
 
 An engine's lanes (`unroll`) are the most of its parts' (one array of multipliers serves every
 loop; a plan may set them again by the engine's name); each result keeps its FIFO depth.
+
+The parts of an engine must be one body up to integer constants and the streams they access
+(`lowering.engine_phases`): the emitter then writes that body once, in a loop over the phases, and
+the resource model charges it once. Parts that are not (a query's bias add and an output
+projection's residual add) are refused: merged, they would cost what they cost apart.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
+from lowering.engine_phases import ENGINE_ATTR, phases_alike
 from lowering.timing import unroll_lanes
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
@@ -49,9 +55,8 @@ from streamdsl.dialects.dataflow import (
     set_fifo_depth,
 )
 
-__all__ = ["ENGINE_ATTR", "EngineError", "FormEnginesPass", "form_engines", "merge_tasks"]
+__all__ = ["ENGINE_ATTR", "EngineError", "FormEnginesPass", "form_engines", "formed_groups", "merge_tasks"]
 
-ENGINE_ATTR = "engine"  # on a merged task: the matvecs it computes in turn, by name
 _MOVABLE = (DmaLoadOp, DmaSequenceOp, ITensorEmptyOp)  # ops that read nothing defined in the kernel
 _PART = re.compile(r"_p(\d+)$")
 
@@ -63,9 +68,9 @@ class EngineError(ValueError):
 def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[TaskOp]:
     """Merge part p of each matvec of every group (names of split tasks) into one engine per part
     index (module doc); returns the engines."""
-    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
     engines = []
     for group in groups:
+        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if len(group) < 2:
             raise EngineError(f"form-engines: an engine computes two matvecs or more, got {list(group)}")
         parts = {name: sorted((t for t in tasks if _PART.search(t) and _PART.sub("", t) == name), key=_index) for name in group}
@@ -75,10 +80,21 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
             members = [tasks[found[p]] for found in parts.values() if p < len(found)]
             if len(members) < 2:  # the other matvecs have fewer parts: this one keeps its own
                 continue
+            if not phases_alike(members):
+                raise EngineError(f"form-engines: {', '.join(t.sym_name.data for t in members)} are not one body up to integer "
+                                  "constants and streams (lowering/engine_phases.py): an engine of them would cost what they cost")
             engine = merge_tasks(kernel, members, f"{_PART.sub('', members[0].sym_name.data)}_engine_p{p}")
             engine.attributes[ENGINE_ATTR] = ArrayAttr([StringAttr(t.sym_name.data) for t in members])
             engines.append(engine)
     return engines
+
+
+def formed_groups(kernel: KernelOp) -> tuple[tuple[str, ...], ...]:
+    """The groups (split tasks by name) whose parts compute in the kernel's engines, as
+    `form_engines` takes them: its first engines' (part 0 of every split matvec of a group)."""
+    return tuple(tuple(_PART.sub("", m.data) for m in op.attributes[ENGINE_ATTR].data)  # type: ignore[attr-defined]
+                 for op in kernel.body.block.ops
+                 if isinstance(op, TaskOp) and ENGINE_ATTR in op.attributes and op.sym_name.data.endswith("_engine_p0"))
 
 
 def _index(name: str) -> int:

@@ -389,6 +389,8 @@ def test_cli_refuses_plans_where_they_do_not_apply(tmp_path: Path, capsys: pytes
     assert "--share-hbm-ports is a choice of the exploration: give it with --dse" in capsys.readouterr().err
     assert streamdsl(["compile", "gpt2", "--flatten-loops", "--out", str(tmp_path / "f")]) == 2
     assert "--flatten-loops is a choice of the exploration: give it with --dse" in capsys.readouterr().err
+    assert streamdsl(["compile", "gpt2", "--engines", "--out", str(tmp_path / "e")]) == 2
+    assert "--engines is a choice of the exploration: give it with --dse" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "xyznsf")  # refused before any work: nothing written
 
 
@@ -400,6 +402,25 @@ def test_cli_dse_with_narrowed_splits_shared_ports_and_flat_loops_records_them(t
     assert plan["figures"]["narrow_splits"] is True and plan["figures"]["shared_ports"] is True
     assert plan["flat_loops"] is True
     assert plan["shared_ports"] == []  # the tiny block's weight slices are smaller than an m_axi buffer: none shared
+
+
+def test_cli_dse_with_engines_builds_the_engines_its_plan_names(tmp_path: Path) -> None:
+    """GPT-2's four weight matvecs run one after the other: their parts share engines, the plan
+    names them, and `--plan` builds that design again; the verification (functional simulation
+    against torch, timed simulation) runs on it."""
+    args = ["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "16", "--tile", "16", "--quant", "w4a8", "--group-size", "32",
+            "--dse", "--engines"]
+    assert streamdsl([*args, "--out", str(tmp_path / "a")]) == 0
+    plan = json.loads((tmp_path / "a" / "plan.json").read_text())
+    assert plan["figures"]["engines"] is True
+    assert ["k8_reduce", "k26_reduce", "k36_reduce", "k43_reduce"] in plan["engines"]  # the four contractions, part by part
+    assert '"k8_reduce_engine_p0"' in (tmp_path / "a" / "program.mlir").read_text()
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert streamdsl(["-q", "compile", "gpt2", "--size", "tiny", "--max-context", "16", "--quant", "w4a8", "--group-size", "32",
+                      "--plan", str(tmp_path / "a" / "plan.json"), "--out", str(tmp_path / "b")]) == 0
+    again = json.loads((tmp_path / "b" / "report.json").read_text())
+    cycles = "cycles_per_block_invocation"
+    assert again["model_figures"][cycles] == report["model_figures"][cycles] == plan["figures"]["unbounded_makespan_cycles"]
 
 
 @pytest.mark.parametrize(("steps", "fitting", "want", "probes"), [

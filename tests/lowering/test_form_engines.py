@@ -11,8 +11,11 @@ import pytest
 import streamdsl as sd
 from hls_backend import csim_cycles, emit_project, run_csim
 from lowering.dse import Plan, PlanError
+from lowering.engine_phases import engine_phases, phases_alike
+from lowering.memory import task_tensors
+from lowering.resources import U55C_COSTS, Usage, task_usage
 from lowering.transforms.form_engines import EngineError, form_engines
-from lowering.transforms.split_matvecs import weight_chains
+from lowering.transforms.split_matvecs import split_tasks, weight_chains
 from streamdsl import quant
 from streamdsl.dialects.dataflow import ITensorFeedbackOp, TaskOp, kernel_of
 from toolchain.models import model_block, planned_block
@@ -56,10 +59,12 @@ def test_engines_compute_what_the_parts_computed(name: str, tmp_path) -> None:  
     for g, w, r in zip(got, want, block.example.reference(*xs), strict=True):
         np.testing.assert_array_equal(g, w)  # the same arithmetic, in another order of processes
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
-    if name != "gpt2 attention and mlp":
+    if name == "gpt2 all four":
         return
     project = emit_project(shared, tmp_path / "hls")
-    assert "#define SD_CSIM_FEEDBACK" in (project / "kernel.cpp").read_text()
+    cpp = (project / "kernel.cpp").read_text()
+    assert "#define SD_CSIM_FEEDBACK" in cpp
+    assert sum(cpp.count(f"for (int ph = 0; ph < {n}; ++ph) {{  // the engine's phases, one body") for n in (2, 4)) == len(merged)
     for threaded in (False, True):
         for g, w in zip(run_csim(project, *xs, threaded=threaded, timeout=900), got, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * float(np.abs(w).max()))
@@ -100,3 +105,29 @@ def test_an_engine_takes_the_most_lanes_of_its_parts() -> None:
     Plan(tile=16, splits={"k8_reduce": 2, "k26_reduce": 2}, lanes={"k8_reduce_p0": 32, "k26_reduce_p0": 256}).apply(kernel)
     (engine, _) = form_engines(kernel, [("k8_reduce", "k26_reduce")])
     assert engine.attributes["unroll"].value.data == 256
+
+
+def test_an_engine_is_charged_its_first_part_once_with_its_ports_and_multiplexers() -> None:
+    _, plain = _design("gpt2", {}, ())
+    _, merged = _design("gpt2", {}, (("k8_reduce", "k26_reduce"),))
+    part = next(t for t in plain.kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data == "k8_reduce_p0")
+    engine = next(t for t in merged.kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data == "k8_reduce_engine_p0")
+    phases = engine_phases(engine)
+    assert phases is not None and phases.count == 2
+    assert list(phases.constants.values()) == [[96, 32]]  # the rows of c_attn's part (3 x 64 / 2) and of c_proj's (64 / 2)
+    assert len(phases.ports) == 3 and list(phases.trips.values()) == [6]  # two inputs and the output; 96 rows in tiles of 16
+    extra_ports = len(engine.body.block.args) - len(part.body.block.args)
+    mux_luts = (16 * 8 + 256 * 4) * (2 - 1) / 2  # the activation's and the weights' beats, one extra phase, two bits a LUT6
+    assert task_usage(engine) == task_usage(part) + U55C_COSTS.port.usage(extra_ports) + Usage(LUT=mux_luts)
+    assert task_tensors(engine) == task_tensors(part)  # one set of tile arrays
+
+
+def test_parts_that_are_not_one_body_are_refused() -> None:
+    block = model_block("llama", "tiny", 16, 16, quant=SCHEME)
+    kernel = kernel_of(block.lowered.program.module)
+    split_tasks(kernel, {"k12_map": 2, "k39_map": 2})
+    tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    assert not phases_alike([tasks["k12_map_p0"], tasks["k39_map_p0"]])  # the query's rotation beside o's residual add
+    assert phases_alike([tasks["k12_map_p0"], tasks["k12_map_p1"]])  # two parts of one task: one body up to constants
+    with pytest.raises(EngineError, match="k12_map_p0, k39_map_p0 are not one body up to integer constants and streams"):
+        form_engines(kernel, [("k12_map", "k39_map")])
