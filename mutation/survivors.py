@@ -91,6 +91,18 @@ BUGS: dict[str, Bug] = {
         "the filecheck tests run whatever `streamdsl-opt` is on PATH, not the checkout's",
         "tests/filecheck/lit.cfg", 'config.substitutions.append(("streamdsl-opt", opt))\n', "",
         ("tests/test_filecheck.py::test_filecheck_runs_the_checkouts_code_not_an_installed_one",)),
+    "engine_mux_free": Bug(
+        "an engine's input multiplexers cost nothing: the model charges less logic than the emitted engine has",
+        "lowering/resources.py", "logic = logic + table.phase_mux.usage(_mux_bits(task, shared))", "logic = logic",
+        ("tests/lowering/test_form_engines.py::test_an_engine_is_charged_its_first_part_once_with_its_ports_and_multiplexers",)),
+    "engine_reads_other_phase": Bug(
+        "an engine's phase reads another phase's stream: it computes with the wrong weights and activation",
+        "hls_backend/cxx.py", 'f"ph == {k} ? {s}.read() : "', 'f"ph != {k} ? {s}.read() : "',
+        ("tests/lowering/test_form_engines.py::test_engines_compute_what_the_parts_computed[gpt2 attention and mlp]",)),
+    "engine_first_phase_bounds": Bug(
+        "an engine runs every phase with the first phase's trip counts: later phases read too many or too few tiles",
+        "hls_backend/body.py", 'self.names[value] = f"{table}[ph]"', "self.names[value] = str(values[0])",
+        ("tests/lowering/test_form_engines.py::test_engines_compute_what_the_parts_computed[gpt2 attention and mlp]",)),
 }
 
 
