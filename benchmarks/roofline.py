@@ -26,8 +26,12 @@ capacities), everything else (HBM, clock, cost tables) the same. It tells a desi
 device's budget (faster on a larger device) from one bound by its structure (no faster): the
 ratio it prints is not a U55C figure.
 
+`--engines on` lets the exploration compute the parts of matvecs that run one after the other in
+shared engines (`explore`'s `engines`; off by default: on the four families it explored slower
+designs, docs/lowering.md "Matvec engines: one body, charged once").
+
     python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
-                                  [--fill 0.7 ...] [--kv-cache f32|f16] [--plans DIR] [--device-scale K]
+                                  [--fill 0.7 ...] [--kv-cache f32|f16] [--engines off|on ...] [--plans DIR] [--device-scale K]
 """
 
 from __future__ import annotations

@@ -404,6 +404,21 @@ def test_cli_dse_with_narrowed_splits_shared_ports_and_flat_loops_records_them(t
     assert plan["shared_ports"] == []  # the tiny block's weight slices are smaller than an m_axi buffer: none shared
 
 
+def test_engines_take_the_ith_matvec_of_each_unit_in_program_order() -> None:
+    """Llama's units (matvecs reading one activation) in program order: (q, k, v), (o), (gate,
+    up), (down); the largest of each goes to the first engine, the next to the second (v has no
+    partner), at every depth of their chains whose tasks are one body: the contractions, the
+    scales but down's (another loop nest), the residual adds after o and down."""
+    from lowering.dse import _CachedTiming, _Splits
+    from lowering.timing import U55C
+
+    space = _Splits(_block("llama", "tiny", 16, 16), _CachedTiming(U55C.at_clock(250.0)), 0.8, engines=True)
+    q, k, v, o, gate, up, down = "k10_reduce", "k14_reduce", "k18_reduce", "k37_reduce", "k45_reduce", "k48_reduce", "k54_reduce"
+    assert sorted(space.units) == sorted([(q, k, v), (o,), (gate, up), (down,)])
+    assert space.engines == [[q, o, gate, down], ["k11_matmul", "k38_matmul", "k46_matmul"], ["k39_map", "k56_map"],
+                             [k, up], ["k15_matmul", "k49_matmul"]]
+
+
 def test_cli_dse_with_engines_builds_the_engines_its_plan_names(tmp_path: Path) -> None:
     """GPT-2's four weight matvecs run one after the other: their parts share engines, the plan
     names them, and `--plan` builds that design again; the verification (functional simulation
