@@ -138,14 +138,15 @@ def plan_design(module: ModuleOp, tile: int, plan: Plan | None = None, clock_mhz
 
 def planned_block(family: str, size: str, max_context: int, quant: Scheme | None, plan: Plan | None = None,
                   clock_mhz: float = 250.0, seed: int = 0, fill: float = 0.8, narrow_splits: bool = False,
-                  shared_ports: bool = False, flat_loops: bool = False, kv_cache: str = "f32") -> tuple[ModelBlock, Plan]:
+                  shared_ports: bool = False, flat_loops: bool = False, kv_cache: str = "f32",
+                  engines: bool = False) -> tuple[ModelBlock, Plan]:
     """The decode block of `model_block` (its KV cache held in `kv_cache`) with a design plan
     applied (`plan_design`): `plan`, as `streamdsl compile --plan FILE` builds it, or, without one,
     the plan `--dse --clock clock_mhz` explores; returns the block and the plan."""
     tile = 64 if plan is None else plan.tile
     block = model_block(family, size, max_context, tile, seed=seed, quant=quant, kv_cache=kv_cache)
     return block, plan_design(block.lowered.program.module, tile, plan, clock_mhz, seed, fill, narrow_splits=narrow_splits,
-                              shared_ports=shared_ports, flat_loops=flat_loops)
+                              shared_ports=shared_ports, flat_loops=flat_loops, engines=engines)
 
 
 @dataclass
