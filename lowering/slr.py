@@ -125,13 +125,18 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
     finds none, CBC's first placement within every limit (no objective: any placement is as
     good, so CBC stops at the first), SlrError only when CBC finds none either. `hint` (node ->
     SLR, a similar design's placement) is that placement when it places every node within the
-    limits, else the local search's first start (each coarse group at its named node's SLR)."""
+    limits, else the local search's first start (each coarse group at its named node's SLR). A
+    group can bind where its nodes apart fit (a small node held by the HBM in SLR0 joining a large
+    neighbour that does not fit there): `first` searches node by node before it groups, and the
+    fewest-crossing placement, when its groups have none, is the node-by-node search's."""
     t0 = time.perf_counter()
     hint = hint if hint is not None and usage.nodes.keys() <= hint.keys() else None  # one naming every node
     if first and hint is not None:
         placed = _placement({v: hint[v] for v in usage.nodes}, wires, device, t0)
         if _within(usage, placed, device, fill):
             return placed
+    if first and (found := search(usage, wires, device, fill, hint=hint)) is not None:  # node by node: groups bind
+        return _placement(found, wires, device, t0)
     group = _coarsen(usage, wires, device, small)
     members: dict[str, list[str]] = {}
     for v in sorted(usage.nodes):
@@ -147,6 +152,8 @@ def place(usage: KernelUsage, wires: Sequence[Wire], device: Device = U55C_DEVIC
         near = {g: hint[g] for g in coarse.nodes} if hint is not None else None
         at = _solve(coarse, [Wire(a, b, bits) for (a, b), bits in sorted(bundled.items())], device, fill, first, near, exact)
     except SlrError as err:
+        if not first and (found := search(usage, wires, device, fill, hint=hint)) is not None:  # the groups bound it
+            return _placement(found, wires, device, t0)
         raise SlrError(f"{err}".replace(f"of the {len(coarse.nodes)} nodes", f"of the {len(usage.nodes)} nodes")) from None
     return _placement({v: at[group[v]] for v in usage.nodes}, wires, device, t0)
 

@@ -13,7 +13,7 @@ import streamdsl as sd
 from lowering.fifo_sizing import size_fifos
 from lowering.hbm_channels import allocate_kernel
 from lowering.resources import U55C_DEVICE, KernelUsage, Usage, kernel_usage
-from lowering.slr import SlrError, Wire, extra_depth, kernel_wires, place, with_crossings
+from lowering.slr import SMALL, SlrError, Wire, _coarsen, extra_depth, kernel_wires, place, with_crossings
 from lowering.timing import U55C
 from streamdsl.graph import Graph, Task
 from streamdsl.sim.timed import simulate_timed, simulate_unbounded
@@ -38,6 +38,21 @@ def test_a_small_node_joins_its_heaviest_neighbour_before_the_solve() -> None:
     coarse, exact = place(usage, wires), place(usage, wires, small=0)
     assert coarse.slr == exact.slr == {"a": 1, "b": 2, "c": 0, "d": 1}
     assert coarse.crossing_bits == exact.crossing_bits == 1125
+
+
+def test_a_small_node_held_in_slr0_does_not_bind_its_large_neighbour_there() -> None:
+    """s (1.9% of an SLR's LUTs) joins its only neighbour a (45%) when grouped, but s's HBM wire
+    (24,000 bits, over a boundary's 23,040 SLLs) holds s in SLR0, which c1 and c2 (49% each, held
+    there too) leave no room for a: grouped, there is no placement; node by node, a sits in SLR1
+    and its 5,000 bits to s cross one boundary."""
+    lut = U55C_DEVICE.per_slr.LUT
+    usage = KernelUsage({"c1": Usage(LUT=0.49 * lut), "c2": Usage(LUT=0.49 * lut), "s": Usage(LUT=0.019 * lut),
+                         "a": Usage(LUT=0.45 * lut)})
+    wires = [Wire("c1", "HBM", 24000), Wire("c2", "HBM", 24000), Wire("s", "HBM", 24000), Wire("a", "s", 5000)]
+    for first in (True, False):
+        placement = place(usage, wires, first=first)
+        assert placement.slr == {"c1": 0, "c2": 0, "s": 0, "a": 1} and placement.boundary_bits == [5000, 0]
+    assert _coarsen(usage, wires, U55C_DEVICE, SMALL) == {"c1": "c1", "c2": "c2", "s": "a", "a": "a"}  # the group that binds
 
 
 def test_dmas_stay_near_the_hbm() -> None:
