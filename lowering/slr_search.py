@@ -37,9 +37,10 @@ TRIES = ((0.5, 10), (0.2, 10), (1.0, 7))
 
 
 def search(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: float = 1.0,
-           steps: int = STEPS, hint: Mapping[str, int] | None = None) -> dict[str, int] | None:
+           steps: int = STEPS, hint: Mapping[str, int] | None = None,
+           tries: Sequence[tuple[float, int]] = TRIES) -> dict[str, int] | None:
     """node -> SLR within `fill` of every SLR's resources and every boundary's SLLs, or None when
-    no try (`TRIES`) found one in `steps` steps (a wire end that is not a node is the HBM, below SLR0).
+    no try (`tries`: `TRIES`) found one in `steps` steps (a wire end that is not a node is the HBM, below SLR0).
     With a `hint` (node -> SLR: a similar design's placement), the first try starts from it."""
     nodes = list(usage.nodes)
     index = {v: i for i, v in enumerate(nodes)}
@@ -49,8 +50,8 @@ def search(usage: KernelUsage, wires: Sequence[Wire], device: Device, fill: floa
     ends = _Ends(np.array([index[w.a] for w in wires], dtype=int), np.array([index.get(w.b, -1) for w in wires], dtype=int),
                  np.array([w.bits for w in wires], dtype=float) / device.sll, device.slrs)
     spectral = _start(load_of, ends, device.slrs)
-    runs = [(np.array([hint[v] for v in nodes], dtype=int), TRIES[0])] if hint is not None else []
-    for start, (bump, tenure) in runs + [(spectral, t) for t in TRIES]:
+    runs = [(np.array([hint[v] for v in nodes], dtype=int), tries[0])] if hint is not None else []
+    for start, (bump, tenure) in runs + [(spectral, t) for t in tries]:
         if (slr := _tabu(start, load_of, cap / scale, ends, steps, bump, tenure)) is not None:
             return {v: int(s) for v, s in zip(nodes, slr, strict=True)}
     return None
