@@ -15,6 +15,11 @@ The IR gets a `dataflow.itensor_feedback` (the stream) and a `dataflow.itensor_f
 let its first results out before it waits for what comes back: a kernel that reads `back` first
 can never start, and every simulator says so, naming the streams of the cycle.
 
+The two phases here are two loops of the kernel, and the HLS backend writes them so: two pipelined
+loops, each with its multipliers. Split matvecs that `form-engines` merges are written as one body
+in a loop over the phases when the phases differ only in trip counts and streams, so that one set
+of multipliers serves them all (docs/hls.md, "Engines").
+
 Run it: `python tutorials/08_shared_engine.py`.
 """
 
