@@ -22,7 +22,6 @@ builds it; a plan made with `roofline.py --device-scale K` needs the same `--dev
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from lowering.dse import load_plan  # noqa: E402
 from lowering.hbm_channels import buffer_bytes  # noqa: E402
 from lowering.resources import device_scaled  # noqa: E402
 from lowering.timing import U55C, hbm_stripes  # noqa: E402
-from lowering.transforms.split_matvecs import weight_chains  # noqa: E402
+from lowering.transforms.split_matvecs import PART, weight_chains  # noqa: E402
 from streamdsl import quant  # noqa: E402
 from streamdsl.dialects.dataflow import DMA_OPS, TaskOp, kernel_of  # noqa: E402
 from streamdsl.sim.timed import Segment, critical_path  # noqa: E402
@@ -41,16 +40,14 @@ from streamdsl.wiring import node_name  # noqa: E402
 from toolchain.cli import positive_float  # noqa: E402
 from toolchain.models import model_block, plan_design  # noqa: E402
 
-_PART = re.compile(r"_p\d+$")
-
 
 def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, object]]:  # noqa: ANN001 - an sd.compile design, its timed run
     """Per weight matvec (`heads`: their tasks' names before any split), in order of start in
     `run`: its parts, span, weight bytes and HBM figures."""
     matvecs: dict[str, dict[str, object]] = {}
-    for task in (t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and _PART.sub("", t.sym_name.data) in heads):
+    for task in (t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and PART.sub("", t.sym_name.data) in heads):
         node = node_name(task)
-        row = matvecs.setdefault(_PART.sub("", task.sym_name.data), {"parts": 0, "start": run.start[node], "end": run.finish[node],
+        row = matvecs.setdefault(PART.sub("", task.sym_name.data), {"parts": 0, "start": run.start[node], "end": run.finish[node],
                                                                      "bytes": 0, "channels": 0, "beat_bytes": 0})
         row["parts"] += 1
         row["start"], row["end"] = min(row["start"], run.start[node]), max(row["end"], run.finish[node])

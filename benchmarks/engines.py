@@ -19,7 +19,6 @@ its resources by the model, which charges an engine's body once as the emitter w
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -36,14 +35,12 @@ from lowering.timing import table_of  # noqa: E402
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests  # noqa: E402
 from lowering.transforms.form_engines import form_engines  # noqa: E402
 from lowering.transforms.share_hbm_ports import share_ports  # noqa: E402
-from lowering.transforms.split_matvecs import split_tasks, weight_chains  # noqa: E402
+from lowering.transforms.split_matvecs import PART, split_tasks, weight_chains  # noqa: E402
 from streamdsl import quant  # noqa: E402
 from streamdsl.dialects.dataflow import TaskOp, kernel_of  # noqa: E402
 from streamdsl.sim.timed import simulate_unbounded  # noqa: E402
 from streamdsl.wiring import graph_from_kernel  # noqa: E402
 from toolchain.models import model_block  # noqa: E402
-
-_PART = re.compile(r"_p\d+$")
 
 
 def build(args: argparse.Namespace, plan, parts: list[int], engines: list[list[int]]):  # noqa: ANN001, ANN201
@@ -63,10 +60,10 @@ def build(args: argparse.Namespace, plan, parts: list[int], engines: list[list[i
     form_engines(kernel, [g for g in depths if phases_alike([tasks[f"{t}_p0"] for t in g if f"{t}_p0" in tasks])])
     share_ports(kernel)
     set_clock(kernel, plan.clock_mhz)
-    by_task = {_PART.sub("", name): lanes for name, lanes in plan.lanes.items()}
+    by_task = {PART.sub("", name): lanes for name, lanes in plan.lanes.items()}
     for task in (op for op in kernel.body.block.ops if isinstance(op, TaskOp)):
         members = [m.data for m in task.attributes["engine"].data] if "engine" in task.attributes else [task.sym_name.data]
-        lanes = [plan.lanes.get(m, by_task.get(_PART.sub("", m))) for m in members]
+        lanes = [plan.lanes.get(m, by_task.get(PART.sub("", m))) for m in members]
         if any(lanes):
             task.attributes["unroll"] = IntegerAttr(max(n for n in lanes if n), i64)
         else:

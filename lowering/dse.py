@@ -66,7 +66,6 @@ import heapq
 import json
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -110,6 +109,7 @@ from lowering.transforms.form_engines import EngineError, form_engines, formed_g
 from lowering.transforms.insert_converters import merge_duplicates
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import (
+    PART,
     SplitError,
     cache_chains,
     feeding_chains,
@@ -128,7 +128,6 @@ __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "fitt
 
 MAX_LANES = 1024  # scalar operations per cycle of one task: 16 beats of 64 i4 MACs
 PLAN_VERSION = 1
-_SPLIT_PART = re.compile(r"_p\d+$")  # split-matvecs names the parts of task t `t_p0`, `t_p1`, ...
 # The makespan share level 1a may spend trimming the tasks on the critical path (GPT-2 medium with
 # `narrow_splits`: 0.3% of the unsplit makespan bought 8 and 16 parts; 0.6% let the splits take the
 # room the lanes then needed, 36,835 cycles).
@@ -425,7 +424,7 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := unroll_lanes(t))}
     groups: dict[str, list[str]] = {}
     for name in sorted(tasks):
-        groups.setdefault(_SPLIT_PART.sub("", name), []).append(name)
+        groups.setdefault(PART.sub("", name), []).append(name)
     run = design.timed()
     makespan = run.makespan
 
@@ -555,7 +554,7 @@ def _trim_grown(design: _Design, tasks: Mapping[str, TaskOp], start: Mapping[str
     it fits, the trim would cost cycles for room nothing needs. Returns the starting lanes with
     theirs."""
     design.apply_lanes(_with_steps(start, steps))
-    keep = {n for step in steps for n in step} | {n for n in tasks if _SPLIT_PART.search(n)}
+    keep = {n for step in steps for n in step} | {n for n in tasks if PART.search(n)}
     _trim_lanes(design, keep, gain, say, device, TRIM_SLACK)
     return {**start, **{n: v for n, t in tasks.items() if n not in keep and (v := unroll_lanes(t))}}
 
@@ -710,8 +709,8 @@ def _engine_groups(chains: Mapping[str, list[str]], units: Sequence[tuple[str, .
     matvecs (`_Splits.units`: side by side) run one after the other in program order, so the i-th
     largest chain of each unit goes to engine i (TinyLlama: query, output projection, gate and
     down; key and up; value); at each depth of the chains, the tasks that are one body up to
-    constants and streams (`phases_alike`: the scales of every projection, not a bias add beside a
-    residual add) form a group."""
+    constants and streams (`phases_alike`: Llama's contractions, the scales but down's, the
+    residual adds after o and down; not the query's rotation) form a group."""
     order = {name: k for k, name in enumerate(chains)}
     units = sorted(units, key=lambda unit: min(order[n] for n in unit))
     groups = []
@@ -720,8 +719,10 @@ def _engine_groups(chains: Mapping[str, list[str]], units: Sequence[tuple[str, .
         for depth in range(max(len(chains[h]) for h in heads)):
             alike: list[list[str]] = []
             for name in (chains[h][depth] for h in heads if len(chains[h]) > depth):
-                group = next((g for g in alike if phases_alike([tasks[g[0]], tasks[name]])), None)
-                alike.append([name]) if group is None else group.append(name)
+                if (group := next((g for g in alike if phases_alike([tasks[g[0]], tasks[name]])), None)) is not None:
+                    group.append(name)
+                else:
+                    alike.append([name])
             groups += [g for g in alike if len(g) > 1]
     return groups
 
@@ -934,10 +935,10 @@ def _loaded_tensors(tasks: Iterable[TaskOp]) -> frozenset[str]:
 def _lanes_for(lanes: Mapping[str, int], tasks: Collection[str], heads: Mapping[str, int]) -> dict[str, int]:
     """`lanes` for the tasks of a design split again: a part takes the lanes of its task's parts
     (or of the task); a task newly split by heads (`heads`) shares them among its parts."""
-    by_task = {_SPLIT_PART.sub("", n): v for n, v in lanes.items()}
+    by_task = {PART.sub("", n): v for n, v in lanes.items()}
     out = {}
     for name in tasks:
-        task = _SPLIT_PART.sub("", name)
+        task = PART.sub("", name)
         if (value := lanes.get(name, by_task.get(task))) is not None:
             out[name] = max(1, value // heads[task]) if task in heads and name not in lanes else value
     return out

@@ -29,7 +29,6 @@ projection's residual add) are refused: merged, they would cost what they cost a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +41,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from lowering.engine_phases import ENGINE_ATTR, phases_alike
 from lowering.timing import unroll_lanes
+from lowering.transforms.split_matvecs import PART
 from streamdsl.dialects.dataflow import (
     DmaLoadOp,
     DmaSequenceOp,
@@ -58,7 +58,6 @@ from streamdsl.dialects.dataflow import (
 __all__ = ["ENGINE_ATTR", "EngineError", "FormEnginesPass", "form_engines", "formed_groups", "merge_tasks"]
 
 _MOVABLE = (DmaLoadOp, DmaSequenceOp, ITensorEmptyOp)  # ops that read nothing defined in the kernel
-_PART = re.compile(r"_p(\d+)$")
 
 
 class EngineError(ValueError):
@@ -73,7 +72,7 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
         tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
         if len(group) < 2:
             raise EngineError(f"form-engines: an engine computes two matvecs or more, got {list(group)}")
-        parts = {name: sorted((t for t in tasks if _PART.search(t) and _PART.sub("", t) == name), key=_index) for name in group}
+        parts = {name: sorted((t for t in tasks if PART.search(t) and PART.sub("", t) == name), key=_index) for name in group}
         if empty := [name for name, found in parts.items() if not found]:
             raise EngineError(f"form-engines: {empty[0]} has no parts (`<name>_p<p>`): split it first (split-matvecs)")
         for p in range(max(len(found) for found in parts.values())):
@@ -83,7 +82,7 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
             if not phases_alike(members):
                 raise EngineError(f"form-engines: {', '.join(t.sym_name.data for t in members)} are not one body up to integer "
                                   "constants and streams (lowering/engine_phases.py): an engine of them would cost what they cost")
-            engine = merge_tasks(kernel, members, f"{_PART.sub('', members[0].sym_name.data)}_engine_p{p}")
+            engine = merge_tasks(kernel, members, f"{PART.sub('', members[0].sym_name.data)}_engine_p{p}")
             engine.attributes[ENGINE_ATTR] = ArrayAttr([StringAttr(t.sym_name.data) for t in members])
             engines.append(engine)
     return engines
@@ -92,13 +91,13 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
 def formed_groups(kernel: KernelOp) -> tuple[tuple[str, ...], ...]:
     """The groups (split tasks by name) whose parts compute in the kernel's engines, as
     `form_engines` takes them: its first engines' (part 0 of every split matvec of a group)."""
-    return tuple(tuple(_PART.sub("", m.data) for m in op.attributes[ENGINE_ATTR].data)  # type: ignore[attr-defined]
+    return tuple(tuple(PART.sub("", m.data) for m in op.attributes[ENGINE_ATTR].data)  # type: ignore[attr-defined]
                  for op in kernel.body.block.ops
                  if isinstance(op, TaskOp) and ENGINE_ATTR in op.attributes and op.sym_name.data.endswith("_engine_p0"))
 
 
 def _index(name: str) -> int:
-    return int(_PART.search(name).group(1))  # type: ignore[union-attr]
+    return int(PART.search(name).group(1))  # type: ignore[union-attr]
 
 
 def merge_tasks(kernel: KernelOp, tasks: Sequence[TaskOp], name: str) -> TaskOp:

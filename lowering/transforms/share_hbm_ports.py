@@ -27,7 +27,6 @@ A chain of two or more loads becomes one `dma_sequence`, placed above every read
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from lowering.hbm_channels import buffer_bytes, max_stripes
 from lowering.memory import HBM_WORD_BITS, MAXI_WORDS
 from lowering.timing import table_of
+from lowering.transforms.split_matvecs import PART
 from streamdsl.dialects.dataflow import DmaLoadOp, DmaSequenceOp, KernelOp, TaskOp, box_starts
 from streamdsl.sim.timed import simulate_unbounded
 from streamdsl.wiring import TimingModel, graph_from_kernel
@@ -49,7 +49,6 @@ __all__ = ["MIN_BYTES", "ShareHbmPortsPass", "chains", "load_name", "share_named
 # a load smaller than its port's m_axi buffer (512 words of 64 bytes) keeps its own port, which
 # narrow_ports can cut to 2 BRAM36: sharing it would tie its reader to the sequence's SLR
 MIN_BYTES = MAXI_WORDS * HBM_WORD_BITS // 8
-_PART = re.compile(r"_p(\d+)$")  # part p of a split task (lowering/transforms/split_matvecs.py)
 
 
 def _reader(load: DmaLoadOp) -> TaskOp | None:
@@ -88,7 +87,7 @@ def _key(load: DmaLoadOp, min_bytes: int) -> tuple[int, int] | None:
     load that shares none: not a split part's, one whose stream is not striped (narrow beats or
     run-time trip counts: `max_stripes`), or one smaller than `min_bytes`."""
     reader = _reader(load)
-    part = _PART.search(reader.sym_name.data) if reader is not None else None
+    part = PART.search(reader.sym_name.data) if reader is not None else None
     stripes = max_stripes(load.result.type.itensor)
     if part is None or stripes < 2 or buffer_bytes(load.result) < min_bytes:
         return None

@@ -39,6 +39,7 @@ option `parts=P`, every splittable task whose outer trip count P divides.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -68,12 +69,13 @@ from streamdsl.dialects.dataflow import (
 from streamdsl.itensor import itensor
 
 __all__ = [
-    "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "cache_chains", "feeding_chains", "fold_concat_chunks", "hoist_chunk",
+    "PART", "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "cache_chains", "feeding_chains", "fold_concat_chunks", "hoist_chunk",
     "is_weight_matvec",
     "outer_trips", "split_task", "split_tasks", "splittable", "stream_consumers", "stream_producers", "weight_chains",
 ]  # fmt: skip
 
 SPLIT_ATTR = "split"  # on a dataflow.task: the parallel parts a design plan splits it into
+PART = re.compile(r"_p(\d+)$")  # part p of split task t is named `t_p<p>`: PART.sub("", name) is t, group 1 is p
 
 
 class SplitError(ValueError):
