@@ -60,13 +60,14 @@ def engine_phases(task: TaskOp) -> EnginePhases | None:
         return None
     size = len(ops) // count
     chunks = [ops[k * size:(k + 1) * size] for k in range(count)]
-    shared = _alike(chunks, set(task.body.block.args))
+    if (shared := _alike(chunks, set(task.body.block.args))) is None:
+        return None
     try:
         timing = task_timing(task)
     except TimingError:
         return None
-    if shared is None or any(len({_shape(timing.loops.get(loop)) for loop in loops}) > 1  # type: ignore[arg-type]
-                             for loops in zip(*(_loops(c) for c in chunks), strict=True)):
+    if any(len({_shape(timing.loops.get(loop)) for loop in loops}) > 1  # type: ignore[arg-type]
+           for loops in zip(*(_loops(c) for c in chunks), strict=True)):
         return None  # each phase's loops must be pipelined alike
     return shared
 
