@@ -292,12 +292,13 @@ _DECLARATION = re.compile(r"^(\s*)(?:static |const )*((?:t|beat)_\w+) (\w+)\s*(?
 def partition_arrays(lines: list[str], structs: dict[str, ShapedType], lanes: int) -> list[str]:
     """After each local tile or beat variable, the partition its lane-parallel accesses need: a
     beat's lanes are all accessed at once (complete); a tile's elements `lanes` at a time (cyclic
-    by `lanes`, complete when it holds no more)."""
+    by `lanes`, complete when it holds no more). A tile the body builds as one memory of words
+    (its `array_reshape` follows it) keeps that."""
     out = []
-    for line in lines:
+    for k, line in enumerate(lines):
         out.append(line)
         m = _DECLARATION.match(line)
-        if m is None or m[2] not in structs:
+        if m is None or m[2] not in structs or f"array_reshape variable={m[3]}.v " in (lines[k + 1] if k + 1 < len(lines) else ""):
             continue
         size = math.prod(structs[m[2]].get_shape())  # one element too: lint sees an unrolled loop index it
         kind = "type=complete" if m[2].startswith("beat_") or size <= lanes else f"type=cyclic factor={lanes}"

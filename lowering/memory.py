@@ -47,7 +47,7 @@ __all__ = [
     "BRAM36", "CAPACITY", "Buffer", "HBM_WORD_BITS", "LUTRAM", "MAXI_BURST", "MAXI_OUTSTANDING", "MAXI_WORDS", "MAX_WORD_BITS",
     "MEMORY_FILL", "REGISTER_BITS", "SRL_DEPTH", "URAM", "MemoryUse", "bind", "buffer_storage", "converter_buffer", "count",
     "design_memory", "fifo_storage", "fifo_storages", "is_register", "kernel_buffers", "local_tensors", "onchip_bytes",
-    "rebalance", "task_tensors", "words_of",
+    "rebalance", "task_tensors", "word_memory", "words_of",
 ]  # fmt: skip
 
 MAX_WORD_BITS = BEAT_BITS
@@ -129,6 +129,22 @@ def words_of(bits: int, max_word: int = MAX_WORD_BITS) -> tuple[int, int]:
     """(word width, words) of a value of `bits` bits carried as words of at most `max_word` bits."""
     words = max(1, math.ceil(bits / max_word))
     return math.ceil(bits / words), words
+
+
+def _element_bits(type_: TensorType) -> int:
+    return getattr(type_.get_element_type(), "bitwidth", 64)
+
+
+def word_memory(type_: TensorType) -> tuple[int, str] | None:
+    """How the emitter builds a task-local tensor of `type_` as the memory this count takes it
+    to be (`Buffer.of_bits`: words of at most 1,024 bits): (elements per word, its `bind_storage`
+    impl), for `array_reshape ... type=cyclic factor=<elements per word>`; None for a register
+    (at most `REGISTER_BITS`) or when a word would split an element."""
+    elements, bits = math.prod(type_.get_shape()), _element_bits(type_)
+    buffer = Buffer.of_bits("", "local", elements * bits)
+    if is_register(buffer) or elements % buffer.depth or elements // buffer.depth * bits != buffer.width:
+        return None
+    return elements // buffer.depth, buffer_storage(buffer)
 
 
 def bind(width: int, depth: int, fifo: bool = False) -> tuple[str, int]:
@@ -275,7 +291,7 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
     for op in (op for top in shared.body for op in top.walk()) if shared else task.body.walk():
         for k, r in enumerate(op.results):
             if isinstance(r.type, TensorType) and r.type.has_static_shape() and not _no_array(r):
-                bits = math.prod(r.type.get_shape()) * getattr(r.type.get_element_type(), "bitwidth", 64)
+                bits = math.prod(r.type.get_shape()) * _element_bits(r.type)
                 tensors.append((r.name_hint or f"{op.name}#{k}", bits))
     return tensors
 

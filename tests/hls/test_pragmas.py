@@ -145,3 +145,59 @@ def test_the_memory_count_holds_the_arrays_a_task_declares() -> None:
         declared = re.findall(r"^\s*t_\w+ (\w+)\s*(?:=[^;]*)?;", body.group(0), re.M)
         task = next(t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data == name)
         assert len(declared) == len(task_tensors(task)) > 0, (name, declared, task_tensors(task))
+
+
+@pytest.mark.parametrize("name", ["matvec", "ffn_block", "gelu_mlp", "matvec_cached", "tutorial03_attention"])
+def test_a_tile_array_the_count_takes_as_words_is_built_as_those_words(name: str) -> None:
+    """A token's tile that lowering/memory.py counts as a memory of 1,024-bit words (a 32 x 32
+    f32 weight tile: 32 words, 15 BRAM36) is declared as that memory, reshaped into words of
+    whole elements and bound where the count puts it, not cut into one partition per lane: each
+    reshaped array is one of the task's counted memories, of the same words and primitive, and
+    its loop's II leaves a cycle for each word (one read and one write a cycle)."""
+    from lowering.memory import design_memory
+
+    design = sd.compile(CASES[name]().program)
+    code = emit_kernel(design).code
+    counted = [m for m in design_memory(design)["memories"] if m["kind"] == "local"]
+    reshaped = re.findall(r"^\s*(t_\w+) (\w+);\n\s*#pragma HLS array_reshape variable=\2\.v type=cyclic factor=(\d+)\n"
+                          r"\s*#pragma HLS bind_storage variable=\2\.v type=ram_s2p impl=(\w+)\n", code, re.M)
+    assert len(reshaped) == len(re.findall("array_reshape", code))
+    assert reshaped or name == "tutorial03_attention"  # its tiles are registers
+    shapes = {(m["width"], m["depth"], {"BRAM36": "bram", "URAM": "uram", "LUTRAM": "lutram"}[m["resource"]]) for m in counted}
+    for struct, var, factor, impl in reshaped:
+        elements = math.prod(int(n) for n in re.findall(r"\d+", struct.rsplit("_", 1)[0]))
+        bits = int(re.search(r"(\d+)$", struct).group(1))
+        words = elements // int(factor)
+        assert (int(factor) * bits, words, impl) in shapes, (var, struct, factor, impl, shapes)
+        assert f"array_partition variable={var}.v" not in code
+        loop = code[: code.index(f"{struct} {var};")].rsplit("#pragma HLS pipeline II=", 1)[1]
+        assert words <= int(loop.split()[0]), (var, words, loop.split()[0])
+
+
+def test_a_tile_read_twice_stays_cut_into_lanes() -> None:
+    """Only a tile whose one reader reads each element once becomes a memory of words: a tile read
+    twice (the loop would need two reads of a word a cycle) keeps its lanes' partitions; a tile
+    of at most 4,096 bits is registers, and one whose words would split an element is not reshaped."""
+    from xdsl.dialects.builtin import TensorType, f32
+
+    from lowering.memory import word_memory
+
+    tiles = sd.itensor.tiled(sd.f32, shape=(64, 32), tile=(32, 32))
+
+    @sd.kernel
+    def square_plus(x: tiles) -> tiles:
+        for _ in range(2):
+            t = x.read()
+            yield t * t + t
+
+    @sd.dataflow
+    def program(x: sd.Tensor[sd.f32, (64, 32)]):
+        return square_plus(x)
+
+    code = emit_kernel(sd.compile(program)).code
+    assert "array_reshape" not in code
+    assert re.search(r"t_32x32_f32 \w+_in0;\n\s*#pragma HLS array_partition variable=\w+_in0\.v type=cyclic", code)
+    assert word_memory(TensorType(f32, [32, 32])) == (32, "bram")  # 32 words of 32 floats
+    assert word_memory(TensorType(f32, [8, 16])) is None  # 4,096 bits: registers
+    assert word_memory(TensorType(f32, [43, 64])) == (32, "bram")  # 86 words
+    assert word_memory(TensorType(f32, [1, 344])) is None  # 11 words would split a float
