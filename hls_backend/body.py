@@ -60,7 +60,6 @@ class BodyEmitter:
         self.timing = timing
         self.lanes = timing.lanes if timing is not None else U55C.lanes
         self.unrolled = 0  # > 0 inside a pipelined loop: every loop in it is unrolled
-        self.loop_ii = 0  # the II of the pipelined loop being emitted (0: outside one)
         self.combiners: dict[SSAValue, str] = {}  # interleaved accumulators: their combiner's C++
         self.folding: tuple[Operation, SSAValue, str] | None = None  # a lane reduction's fold (_lane_reduction)
         self.structs = structs
@@ -191,12 +190,13 @@ class BodyEmitter:
     def _word_memory(self, token: SSAValue) -> tuple[int, str] | None:
         """A token's tile built as the memory lowering/memory.py counts it (words of up to 1,024
         bits, `word_memory`): its elements per word and storage, when that memory keeps the loop's
-        II. It does when the token is read in a pipelined loop whose II leaves a cycle per word
-        (the beats write one word a cycle) and its one reader, an op of that loop's body, reads
-        each element once (its loops span exactly the tile): one read and one write a cycle, a
-        simple dual-port RAM. Else None: the tile stays cut into the lanes' partitions."""
+        II. It does when the token is read in a pipelined loop (whose II is at least the token's
+        beats, one word each, as the port's reads span them) and its one reader, an op of that
+        loop's body, reads each element once (its loops span exactly the tile): one write and one
+        read a cycle, a simple dual-port RAM. Else None: the tile stays cut into the lanes'
+        partitions."""
         memory = word_memory(token.type)  # type: ignore[arg-type]
-        if memory is None or not self.loop_ii or not token.has_one_use():
+        if memory is None or not self.unrolled or not token.has_one_use():
             return None
         use = next(iter(token.uses))
         reader, elements = use.operation, math.prod(token.type.get_shape())  # type: ignore[attr-defined]
@@ -204,7 +204,7 @@ class BodyEmitter:
             return None
         indices = reader.get_indexing_maps().data[use.index].data.results
         once = all(isinstance(e, AffineDimExpr) for e in indices) and len({e.position for e in indices}) == len(indices)  # type: ignore[attr-defined]
-        return memory if once and tile_work(reader) == elements and elements // memory[0] <= self.loop_ii else None
+        return memory if once and tile_work(reader) == elements else None
 
     # -- scalars ----------------------------------------------------------------------------------
 
@@ -303,7 +303,6 @@ class BodyEmitter:
         # the iteration's work spread over them, so every loop inside is unrolled
         if timing is not None:
             self.emit(indent + 1, f"#pragma HLS pipeline II={timing.ii}  // depth {timing.depth}")
-            self.loop_ii = timing.ii
             for arg, k in partials.items():  # partial i % K is updated again K iterations later
                 self.emit(indent + 1, f"#pragma HLS dependence variable={self.names[arg].split('[')[0]} type=inter distance={k} true")
             self.unrolled += 1
@@ -320,7 +319,6 @@ class BodyEmitter:
                 self.op(inner, indent + 1)
         if timing is not None:
             self.unrolled -= 1
-            self.loop_ii = 0
         self.emit(indent, "}")
         for _, arg, res in data:
             if arg in partials:

@@ -103,6 +103,11 @@ BUGS: dict[str, Bug] = {
         "an engine runs every phase with the first phase's trip counts: later phases read too many or too few tiles",
         "hls_backend/body.py", 'self.names[value] = f"{table}[ph]"', "self.names[value] = str(values[0])",
         ("tests/lowering/test_form_engines.py::test_engines_compute_what_the_parts_computed[gpt2 attention and mlp]",)),
+    "tile_words_read_twice": Bug(
+        "a tile two ops read is built as a memory of words: two reads of a word a cycle from a simple dual-port RAM",
+        "hls_backend/body.py", "if memory is None or not self.unrolled or not token.has_one_use():",
+        "if memory is None or not self.unrolled:",
+        ("tests/hls/test_pragmas.py::test_a_tile_read_twice_stays_cut_into_lanes",)),
 }
 
 
