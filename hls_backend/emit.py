@@ -74,7 +74,7 @@ from streamdsl.dialects.dataflow import (
 )
 from streamdsl.errors import StreamError
 from streamdsl.graph import GraphError
-from streamdsl.itensor import BEAT_BITS, Bound, itensor
+from streamdsl.itensor import Bound, itensor
 from streamdsl.layout import bank_partitions, converter_token_steps, slab_layout
 from streamdsl.wiring import (
     Wire,
@@ -345,7 +345,7 @@ class _KernelEmitter:
                 var = self._unique_var("s_" + ident(wire.name))
                 beat = beat_struct(it, self.structs)
                 self.streams[wire.value] = StreamInfo(wire.name, var, beat, int(depth), tile=self._token(it), beats=it.beats,
-                                                        word_bits=min(it.token_bits, BEAT_BITS))
+                                                        word_bits=it.beat_bits)
         except GraphError as err:
             raise HlsEmitError(str(err)) from None
         buffers = kernel_buffers(self.kernel)

@@ -107,6 +107,7 @@ from lowering.timing import CLOCK_ATTR, HBM_WORD_ATTR, U55C, TimingTable, hbm_st
 from lowering.transforms.flatten_loop_nests import flatten_loop_nests
 from lowering.transforms.form_engines import EngineError, form_engines, formed_groups
 from lowering.transforms.insert_converters import merge_duplicates
+from lowering.transforms.narrow_streams import narrow_named, narrow_streams, narrowed_streams, widen_streams
 from lowering.transforms.share_hbm_ports import share_named, share_ports, shared_chains
 from lowering.transforms.split_matvecs import (
     PART,
@@ -120,6 +121,7 @@ from lowering.transforms.split_matvecs import (
 )
 from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, ITensorType, KernelOp, TaskOp, kernel_of
 from streamdsl.errors import StreamdslError
+from streamdsl.itensor import ITensorError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, node_task
@@ -167,6 +169,7 @@ class Plan:
     slr: Mapping[str, int] = field(default_factory=dict)  # node -> SLR the exploration placed, where its build starts
     figures: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the exploration measured (not applied)
     engines: tuple[tuple[str, ...], ...] = ()  # split matvecs whose parts compute in shared engines (form-engines)
+    beats: Mapping[str, int] = field(default_factory=dict)  # FIFO -> narrowed beat bits (narrow-streams), after the ports
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PLAN_VERSION, "tile": self.tile, "clock_mhz": self.clock_mhz, "hbm_striping": self.hbm_striping,
@@ -174,7 +177,7 @@ class Plan:
                 "ports": dict(sorted(self.ports.items())), "shared_ports": [list(c) for c in self.shared_ports],
                 "flat_loops": self.flat_loops, "flat_chains": self.flat_chains, "early_tensors": list(self.early_tensors),
                 "early_channels": self.early_channels, "slr": dict(sorted(self.slr.items())), "figures": dict(self.figures),
-                "engines": [list(g) for g in self.engines]}
+                "engines": [list(g) for g in self.engines], "beats": dict(sorted(self.beats.items()))}
 
     @staticmethod
     def from_json(data: Mapping[str, Any], source: str = "plan") -> Plan:
@@ -190,7 +193,8 @@ class Plan:
             plan = Plan(int(data["tile"]), float(data["clock_mhz"]), bool(data["hbm_striping"]), lanes, int(data.get("seed", 0)),
                         splits, ports, shared, bool(data.get("flat_loops", False)), early, int(data.get("early_channels", 0)),
                         bool(data.get("flat_chains", False)), {str(k): int(v) for k, v in data.get("slr", {}).items()},
-                        dict(data.get("figures", {})), tuple(tuple(str(n) for n in g) for g in data.get("engines") or ()))
+                        dict(data.get("figures", {})), tuple(tuple(str(n) for n in g) for g in data.get("engines") or ()),
+                        {str(k): int(v) for k, v in data.get("beats", {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(f"{source}: a design plan needs tile, clock_mhz, hbm_striping and lanes ({err!r})") from None
         if plan.tile < 1 or plan.clock_mhz <= 0 or any(v < 1 or v > MAX_LANES for v in lanes.values()):
@@ -251,6 +255,11 @@ class Plan:
                             "(was the plan made for this model, tile, quantization and KV cache?)")
         for name, bits in self.ports.items():
             loads[name].attributes[HBM_WORD_ATTR] = IntegerAttr(bits, i64)
+        try:
+            narrow_named(kernel, self.beats)
+        except (KeyError, ITensorError) as err:
+            raise PlanError(f"the plan narrows streams the design cannot narrow so: {err.args[0]} "
+                            "(was the plan made for this model, tile, quantization and KV cache?)") from None
         set_slr_hint(kernel, self.slr)
 
 
@@ -378,8 +387,12 @@ class _Design:
         return self.timed().makespan  # type: ignore[return-value]
 
     def narrow_ports(self) -> dict[str, int]:
-        """Level 5: every port at 512 bits again, then the loads that keep pace narrowed
-        (lowering.hbm_channels.narrow_ports: the makespan stays); returns DMA -> word bits."""
+        """Level 5: every port at 512 bits and every stream at its default beats again, then the
+        loads that keep pace narrowed (lowering.hbm_channels.narrow_ports: the makespan stays),
+        then the streams between tasks whose tokens come slowly (narrow-streams: the makespan
+        stays); returns DMA -> word bits."""
+        if widen_streams(self.kernel):
+            self.rebuild()
         names = {op: name for op, name in kernel_nodes(self.kernel)}
         for op in widen_ports(self.kernel):
             self._retime(names[op], op)
@@ -387,6 +400,8 @@ class _Design:
         for op, name in names.items():
             if name in ports:
                 self._retime(name, op)
+        if narrow_streams(self.kernel, self.graph, self.timed(), self.timing):  # type: ignore[arg-type]
+            self.rebuild()
         return ports
 
     def logic(self) -> dict[str, Usage]:
@@ -1057,6 +1072,7 @@ def _flatten_level(design: _Design, device: Device, gain: float,
     module = design.kernel.get_toplevel_object().clone()
     assert isinstance(module, ModuleOp)
     kernel = kernel_of(module)
+    widen_streams(kernel)  # flattening retypes the streams; narrow_ports narrows them again
     if not flatten_loop_nests(kernel, chains=True):
         return None
     flat = _Design(kernel, _CachedTiming(design.timing.table))  # a body changed under its name: timed afresh (`_Structure`)
@@ -1218,7 +1234,8 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         pool, channels = early_pool(design.kernel)
         flattened = flat_loops or flat is not None
         plan = Plan(tile, clock_mhz, striping, lanes, seed, splits, ports, shared_chains(design.kernel), flattened,
-                    tuple(sorted(pool)), channels, flattened, dict(design.placement or {}), figures, formed_groups(design.kernel))
+                    tuple(sorted(pool)), channels, flattened, dict(design.placement or {}), figures, formed_groups(design.kernel),
+                    narrowed_streams(design.kernel))
         say(f"tile {tile}: {makespan} cycles per block at {clock_mhz:g} MHz ({design.evaluations} timed simulations)")
         if best is None or makespan < best[0]:
             best = (makespan, plan)

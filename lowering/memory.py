@@ -317,4 +317,4 @@ def kernel_buffers(kernel: KernelOp) -> list[Buffer]:
 def design_memory(design: Any) -> dict[str, object]:
     """The count of a sized design (`sd.compile(prog)`): its FIFOs at their depths, its converters'
     banks and its tasks' local tensors."""
-    return count([(st.name, min(st.token_bits, BEAT_BITS), st.depth_beats) for st in design.streams], kernel_buffers(design.kernel))
+    return count([(st.name, st.beat_bits, st.depth_beats) for st in design.streams], kernel_buffers(design.kernel))

@@ -50,7 +50,6 @@ from lowering.memory import (
 from lowering.timing import U55C, hbm_stripes, loop_sizes, task_timing, tile_work, unroll_lanes
 from streamdsl.dialects.dataflow import DMA_OPS, ITensorConverterOp, ITensorType, KernelOp, TaskOp
 from streamdsl.graph import Graph
-from streamdsl.itensor import BEAT_BITS
 from streamdsl.opinfo import FLOAT_CORES, HLS_MATH_CORE, OPS
 from streamdsl.wiring import kernel_nodes
 
@@ -411,7 +410,7 @@ def _mux_bits(task: TaskOp, shared: EnginePhases) -> int:
     """Bits times extra phases of the multiplexers picking each phase's input stream (an engine)."""
     inputs = set(task.body.block.args[: len(task.inputs)])
     beats = [arg.type.itensor for arg in shared.ports if arg in inputs]  # type: ignore[attr-defined]
-    return sum(it.beat_lanes * it.dtype.bits for it in beats) * (shared.count - 1)
+    return sum(it.beat_bits for it in beats) * (shared.count - 1)
 
 
 def task_usage(task: TaskOp, table: CostTable = U55C_COSTS, lanes: int | None = None) -> Usage:
@@ -517,8 +516,7 @@ def logic_usage(kernel: KernelOp, table: CostTable = U55C_COSTS,
         elif isinstance(op, ITensorConverterOp):
             nodes[name] = table.task.usage() + table.port.usage(2)
         else:  # routers: control and a register of one beat per output
-            beats = [min(BEAT_BITS, r.type.itensor.token_elements * r.type.itensor.dtype.bits)
-                     for r in op.results if isinstance(r.type, ITensorType)]
+            beats = [r.type.itensor.beat_bits for r in op.results if isinstance(r.type, ITensorType)]
             nodes[name] = table.router.usage() + Usage(FF=sum(beats))
     cost = task_cost or (lambda t: task_usage(t, table))
     bind_macs([t for t, _ in tasks], cost, Usage.total(nodes.values()))
@@ -552,7 +550,7 @@ def memory_usage(graph: Graph, buffers: list[Buffer], depths: Mapping[str, int])
 
 def _fifos(graph: Graph, depths: Mapping[str, int]) -> list[tuple[str, int, int]]:
     """`count`'s FIFOs: (name, beat bits, words) of a FIFO of D tokens of b beats: D x b words."""
-    return [(e.name, min(e.token_bits, BEAT_BITS), depths[e.name] * e.beats) for e in graph.fifos]
+    return [(e.name, e.word, depths[e.name] * e.beats) for e in graph.fifos]
 
 
 def kernel_usage(kernel: KernelOp, graph: Graph, depths: Mapping[str, int], table: CostTable = U55C_COSTS,

@@ -42,7 +42,6 @@ from lowering.timing import U55C, TimingTable, hbm_stripes, hbm_word_bits
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp
 from streamdsl.errors import StreamdslError
 from streamdsl.graph import Graph, Task
-from streamdsl.itensor import BEAT_BITS
 from streamdsl.wiring import kernel_nodes
 
 __all__ = ["Placement", "SlrError", "Wire", "kernel_wires", "place", "set_slr_hint", "slr_hint", "with_crossings"]
@@ -109,7 +108,7 @@ def set_slr_hint(kernel: KernelOp, placement: Mapping[str, int]) -> None:
 def kernel_wires(kernel: KernelOp, graph: Graph) -> list[Wire]:
     """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
     and consumer nodes, and each DMA's AXI ports (a word, `hbm_word_bits`, per HBM stripe) to the HBM."""
-    wires = [Wire(e.src, e.dst, min(e.token_bits, BEAT_BITS), e.name) for e in graph.fifos]
+    wires = [Wire(e.src, e.dst, e.word, e.name) for e in graph.fifos]
     wires += [Wire(name, HBM, hbm_word_bits(op) * hbm_stripes(op)[0]) for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS)]
     return wires
 
@@ -303,7 +302,7 @@ def with_crossings(graph: Graph, crossings: Mapping[str, int], table: TimingTabl
         lag = max(0, stages - graph.read_latency)  # the relay's own link adds one FIFO hop
         out.add_task(Task(relay, {"in": k}, {"out": k + lag}, latency=int(k[-1] + lag + 1) if n else 1))
         first = out.connect(e.src, e.src_port, relay, "in", e.token_bits, name=e.name)
-        first.depth, first.tensor_tokens, first.beats = e.depth, e.tensor_tokens, e.beats
+        first.depth, first.tensor_tokens, first.beats, first.word_bits = e.depth, e.tensor_tokens, e.beats, e.word_bits
         out.connect(relay, "out", e.dst, e.dst_port, e.token_bits, name=relay, fixed_depth=extra_depth(stages, e.beats))
     return out
 

@@ -108,6 +108,15 @@ BUGS: dict[str, Bug] = {
         "hls_backend/body.py", "if memory is None or not self.unrolled or not token.has_one_use():",
         "if memory is None or not self.unrolled:",
         ("tests/hls/test_pragmas.py::test_a_tile_read_twice_stays_cut_into_lanes",)),
+    "narrow_streams_unchecked": Bug(
+        "streams are narrowed by their tokens' gaps alone: a narrowed token on the critical path makes the design slower",
+        "lowering/transforms/narrow_streams.py", "if timed.makespan is not None and timed.makespan <= (run.makespan or 0):",
+        "if timed.makespan is not None:",
+        ("tests/lowering/test_narrow_streams.py::test_the_filecheck_kernel_narrows_off_the_critical_path_only",)),
+    "fifo_word_ignores_beat": Bug(
+        "a narrowed FIFO is counted at the default beat's width: the memory count and the SLR wires miss what narrowing saves",
+        "streamdsl/graph.py", "return self.word_bits or min(self.token_bits, BEAT_BITS)", "return min(self.token_bits, BEAT_BITS)",
+        ("tests/lowering/test_narrow_streams.py::test_narrowed_streams_compute_time_and_count_what_they_should",)),
 }
 
 

@@ -48,6 +48,7 @@ class StreamRecord:
     delay: int | None = None  # the sizing's chosen delay (cycles), which the depth covers
     beats: int = 1  # stream beats (<= 1,024 bits) per token; the emitted FIFO is depth x beats words deep
     depth_beats: int = 0
+    beat_bits: int = 0  # a beat's bits: the FIFO's word
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -106,7 +107,8 @@ class Design:
     def streams(self) -> list[StreamRecord]:
         return [
             StreamRecord(e.name, e.src, e.dst, self.graph.tokens(e), e.token_bits, self.sizing.depths[e.name],
-                         self.sizing.lags.get(e.name), self.sizing.delays.get(e.name), e.beats, self.sizing.depths[e.name] * e.beats)
+                         self.sizing.lags.get(e.name), self.sizing.delays.get(e.name), e.beats, self.sizing.depths[e.name] * e.beats,
+                         e.word)
             for e in self.graph.fifos
         ]
 

@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 
 from streamdsl.errors import StreamdslError
+from streamdsl.itensor import BEAT_BITS
 
 __all__ = ["MAX_TIMED_TOKENS", "CompiledGraph", "Edge", "Graph", "GraphError", "Task", "slots_needed"]
 
@@ -122,6 +123,12 @@ class Edge:
     fixed: bool = False  # an internal link (an SLR crossing's register pipeline, lowering/slr.py): not a FIFO to size
     tensor_tokens: int | None = None  # distinct tiles of the tensor it carries (tokens less replays)
     beats: int = 1  # stream beats per token (`itensor.beats`): the emitted FIFO holds depth x beats words
+    word_bits: int = 0  # a beat's bits (`itensor.beat_bits`); 0: the token's, up to BEAT_BITS
+
+    @property
+    def word(self) -> int:
+        """The bits of one FIFO word: a beat."""
+        return self.word_bits or min(self.token_bits, BEAT_BITS)
 
 
 class Graph:

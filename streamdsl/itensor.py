@@ -275,7 +275,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     carries the tokens whose loop indices lie within every bound (all of them while a bound still
     names a scalar without a value: the worst case)."""
 
-    __slots__ = ("_key", "_offsets", "bounds", "dtype", "map", "steps", "tile", "trips")
+    __slots__ = ("_key", "_offsets", "beat", "bounds", "dtype", "map", "steps", "tile", "trips")
 
     def __init__(
         self,
@@ -286,6 +286,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         steps: Sequence[int],
         map: str | AffineMap | Callable[..., tuple[object, ...]],  # noqa: A002 - the paper's name
         bounds: Sequence[Bound] = (),
+        beat: int | None = None,
     ) -> None:
         if not isinstance(dtype, DType):
             raise ITensorError(f"dtype: expected an sd dtype such as sd.f32, got {dtype!r}")
@@ -302,6 +303,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
             )
         self.map = self._coerce_map(map)
         self.bounds = self._check_bounds(bounds)
+        self.beat = self._check_beat(beat)
         self._offsets: np.ndarray | None = None
         self._key: tuple[object, ...] | None = None
         self._check_range()
@@ -328,6 +330,16 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                 f"{len(self.tile)}; the map needs one result per tensor dim"
             )
         return map_
+
+    def _check_beat(self, beat: int | None) -> int | None:
+        """A narrowed stream's beat in bits (None: the default, up to `BEAT_BITS`): whole elements,
+        at most `BEAT_BITS`; a beat as wide as the default is the default."""
+        if beat is None:
+            return None
+        if not isinstance(beat, int) or not self.dtype.bits <= beat <= BEAT_BITS or beat % self.dtype.bits:
+            raise ITensorError(f"beat: {beat!r} bits must be a multiple of the {self.dtype.bits}-bit element between "
+                               f"{self.dtype.bits} and {BEAT_BITS}")
+        return None if beat // self.dtype.bits >= min(self.token_elements, BEAT_BITS // self.dtype.bits) else beat
 
     def _check_bounds(self, bounds: Sequence[Bound]) -> tuple[Bound, ...]:
         checked = tuple(sorted(bounds, key=lambda b: b.loop))
@@ -370,7 +382,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     def _with(self, **fields: object) -> itensor:
         args: dict[str, object] = {"tile": self.tile, "trips": self.trips, "steps": self.steps, "map": self.map,
-                                   "bounds": self.bounds}
+                                   "bounds": self.bounds, "beat": self.beat}
         dtype = fields.pop("dtype", self.dtype)
         args.update(fields)
         return itensor(dtype, **args)  # type: ignore[arg-type]
@@ -513,8 +525,18 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
     @property
     def beat_lanes(self) -> int:
-        """Elements per stream beat: as many as fit `BEAT_BITS`, at most the whole tile."""
-        return max(1, min(self.token_elements, BEAT_BITS // self.dtype.bits))
+        """Elements per stream beat: as many as fit `BEAT_BITS` (or the narrowed `beat`), at most
+        the whole tile."""
+        return max(1, min(self.token_elements, (self.beat or BEAT_BITS) // self.dtype.bits))
+
+    @property
+    def beat_bits(self) -> int:
+        """The bits of a beat: a FIFO word of this stream."""
+        return self.beat_lanes * self.dtype.bits
+
+    def narrowed(self, beat: int | None) -> itensor:
+        """The same tokens crossing their stream in beats of `beat` bits (None: the default)."""
+        return self._with(beat=beat)
 
     @property
     def beats(self) -> int:
@@ -680,7 +702,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
 
         The key is the canonical loop nest of the token sequence: trip-count-1 loops dropped and
         adjacent loops merged where the outer one continues the inner one (a split loop), so
-        e.g. trips [2, 4] * [4, 1] and trips [8] * [1] over one dim are equal."""
+        e.g. trips [2, 4] * [4, 1] and trips [8] * [1] over one dim are equal. A narrowed beat
+        is part of it: the same tokens in other beats are another stream."""
         if self._key is None:
             form = self._scaled_form()
             if form is not None:
@@ -688,7 +711,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
                 layout: object = (nest, tuple(form[1].tolist()))
             else:
                 layout = _loops_of_sequence(self.offsets())
-            self._key = (self.dtype, self.tile, layout)
+            self._key = ((self.dtype, self.beat) if self.beat else self.dtype, self.tile, layout)
             if self.bounds:  # run-time trip counts: the same loops, bounded alike
                 self._key += (self.trips, self.steps, tuple(self.bounds))
         return self._key
@@ -700,7 +723,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         return hash(self.key)
 
     def with_dtype(self, dtype: DType) -> itensor:
-        return self._with(dtype=dtype)
+        return self._with(dtype=dtype, beat=None)
 
     # -- IR ------------------------------------------------------------------------------------
 
@@ -716,7 +739,8 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     def __str__(self) -> str:
         tile = "x".join(map(str, self.tile))
         bounds = f", bounds [{', '.join(map(str, self.bounds))}]" if self.bounds else ""
-        return f"itensor<{tile}x{self.dtype.name}, {list(self.trips)} * {list(self.steps)}, {self.map}{bounds}>"
+        beat = f", beat {self.beat}" if self.beat else ""
+        return f"itensor<{tile}x{self.dtype.name}, {list(self.trips)} * {list(self.steps)}, {self.map}{bounds}{beat}>"
 
     def __repr__(self) -> str:
         return f"sd.{self}"

@@ -257,6 +257,7 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
         edge = graph.connect(wire.producer, src_port, wire.consumer, dst_port, _token_bits(wire.value), name=wire.name)
         edge.tensor_tokens = _tensor_tiles(wire.value)
         edge.beats = _beats(wire.value)
+        edge.word_bits = _word_bits(wire.value)
         if not isinstance(wire.producer_op, DmaLoadOp | DmaSequenceOp) and not isinstance(wire.consumer_op, DmaStoreOp):
             root = _unforked(wire.value)
             graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
@@ -325,6 +326,10 @@ def _unique(name: str, taken: Mapping[str, object]) -> str:
 
 def _beats(value: SSAValue) -> int:
     return value.type.itensor.beats if isinstance(value.type, ITensorType) else 1
+
+
+def _word_bits(value: SSAValue) -> int:
+    return value.type.itensor.beat_bits if isinstance(value.type, ITensorType) else 0
 
 
 def _token_bits(value: SSAValue) -> int:

@@ -22,7 +22,8 @@ def test_report_follows_the_contract(tiny_report):
     assert REPORT_KEYS <= report.keys()
     assert report["config"] == {"hidden": 128, "ffn": 512, "tile": 32}
     for stream in report["streams"]:
-        assert stream.keys() == {"name", "producer", "consumer", "tokens", "token_bits", "depth", "lag", "delay", "beats", "depth_beats"}
+        assert stream.keys() == {"name", "producer", "consumer", "tokens", "token_bits", "depth", "lag", "delay", "beats", "depth_beats",
+                                 "beat_bits"}
         assert stream["depth"] >= 1 and stream["tokens"] >= 1
     assert {c["name"] for c in report["converters"]} == {"converter(layernorm)", "converter(gelu)"}
     assert report["fifo_sizing"].keys() >= {"seconds", "total_bits", "naive_bits", "sim_peak_bits"}

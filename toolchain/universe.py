@@ -105,6 +105,12 @@ def _share_hbm_ports():
     return ShareHbmPortsPass
 
 
+def _narrow_streams():
+    from lowering.transforms.narrow_streams import NarrowStreamsPass
+
+    return NarrowStreamsPass
+
+
 def _form_engines():
     from lowering.transforms.form_engines import FormEnginesPass
 
@@ -134,6 +140,7 @@ STREAMDSL_UNIVERSE = Universe(
         "split-matvecs": _split_matvecs,
         "share-hbm-ports": _share_hbm_ports,
         "form-engines": _form_engines,
+        "narrow-streams": _narrow_streams,
         "fit-lanes": _fit_lanes,
         "partial-reductions": _partial_reductions,
         "unroll-short-loops": _unroll_short_loops,

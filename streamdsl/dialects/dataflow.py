@@ -136,7 +136,8 @@ class BoundAttr(ParametrizedAttribute):
 @irdl_attr_definition
 class ITensorType(ParametrizedAttribute, TypeAttribute):
     """`!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>`: tile, trips * steps, map,
-    and optionally `, bounds [...]`: run-time trip counts (docs/ir.md, "Run-time scalars")."""
+    and optionally `, bounds [...]`: run-time trip counts (docs/ir.md, "Run-time scalars"), and
+    `, beat N`: a stream narrowed to beats of N bits (docs/ir.md, "Stream beats"; 0: the default)."""
 
     name = "dataflow.itensor"
 
@@ -145,6 +146,7 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
     steps: ArrayAttr[IntAttr]
     map: AffineMapAttr
     bounds: ArrayAttr[BoundAttr]
+    beat: IntAttr
 
     @staticmethod
     def from_itensor(it: itensor) -> ITensorType:
@@ -154,6 +156,7 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             _int_array(it.steps),
             AffineMapAttr(it.map),
             ArrayAttr(BoundAttr.from_bound(b) for b in it.bounds),
+            IntAttr(it.beat or 0),
         )
 
     @property
@@ -192,10 +195,16 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             except (NotImplementedError, ZeroDivisionError) as err:  # `d0 mod d1`, or folding `4 mod 0`
                 parser.raise_error(f"invalid itensor map: {err}; mod, floordiv and ceildiv need a positive constant", start)
             bounds: list[BoundAttr] = []
-            if parser.parse_optional_punctuation(","):
-                parser.parse_keyword("bounds")
-                bounds = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, lambda: _parse_bound(parser))
-        return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_), ArrayAttr(bounds))
+            beat = 0
+            while parser.parse_optional_punctuation(","):
+                if not bounds and not beat and parser.parse_optional_keyword("bounds"):
+                    bounds = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, lambda: _parse_bound(parser))
+                else:
+                    parser.parse_keyword("beat")
+                    beat = parser.parse_integer(allow_negative=False)
+                    break
+        return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_), ArrayAttr(bounds),
+                IntAttr(beat))
 
     def print_parameters(self, printer: Printer) -> None:
         shape = "x".join(str(d) for d in self.element_type.get_shape())
@@ -207,6 +216,8 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             printer.print_string(f", [{trips}] * [{steps}], {self.map.data}")
             if self.bounds.data:
                 printer.print_string(f", bounds [{', '.join(str(b.bound) for b in self.bounds)}]")
+            if self.beat.data:
+                printer.print_string(f", beat {self.beat.data}")
 
 
 def _parse_bound(parser: AttrParser) -> BoundAttr:
@@ -235,6 +246,7 @@ def _itensor_of(attr: ITensorType) -> itensor:
         steps=[s.data for s in attr.steps],
         map=attr.map.data,
         bounds=[b.bound for b in attr.bounds],
+        beat=attr.beat.data or None,
     )
 
 

@@ -102,7 +102,7 @@ def test_report_keys() -> None:
     design = sd.compile(P.fork_join(2, 64, 16).program)
     report = design.report()
     assert set(report["fifo_sizing"]) >= {"seconds", "total_bits", "naive_bits", "sim_peak_bits"}
-    keys = {"name", "producer", "consumer", "tokens", "token_bits", "depth", "lag", "delay", "beats", "depth_beats"}
+    keys = {"name", "producer", "consumer", "tokens", "token_bits", "depth", "lag", "delay", "beats", "depth_beats", "beat_bits"}
     assert set(report["streams"][0]) == keys
 
 

@@ -18,7 +18,12 @@ import streamdsl as sd
 from hls_backend import csim_cycles, emit_project, model_cycles
 from hls_backend.lint import lint_cpp
 from lowering.dse import Plan, load_plan
+from lowering.hbm_channels import narrow_ports
+from lowering.timing import kernel_graph, table_of
+from lowering.transforms.narrow_streams import narrow_streams, narrowed_streams
 from streamdsl import quant
+from streamdsl.dialects.dataflow import kernel_of
+from streamdsl.sim.timed import simulate_unbounded
 from toolchain.models import ModelBlock, planned_block
 
 from .cases import INT4_WARNINGS, csim_modes
@@ -90,3 +95,27 @@ def test_the_chosen_gpt2_medium_design_matches_the_model_in_csim(tmp_path) -> No
     assert plan.ports and set(plan.ports.values()) <= {128, 256}  # the scales, biases and norm weights read through narrowed ports
     _check(block, plan, tmp_path / "hls")
     assert "packed two output rows to a DSP48E2" in (tmp_path / "hls" / "kernel.cpp").read_text()
+
+
+def test_narrowed_streams_match_the_model_in_csim(tmp_path) -> None:  # noqa: ANN001
+    """The tiny plan with c_attn in 3 parts and c_fc in 2, its slow loads' ports narrowed and then
+    its slow streams (narrow-streams: the parts' group sums and scaled rows between tasks, the
+    scales and biases read through narrowed ports down to the port's word), as a plan records and
+    rebuilds them: the emitted project computes what the functional simulator computes, in the
+    cycles the timing model gives it."""
+    splits = {**dict.fromkeys(("k8_reduce", "k9_matmul", "k10_map"), 3), **dict.fromkeys(("k36_reduce", "k37_matmul", "k38_map"), 2)}
+    lanes = {task: n for task, n in TINY_PLAN["lanes"].items() if task not in splits}
+    split = {**TINY_PLAN, "splits": splits, "lanes": lanes}
+    first, _ = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=Plan.from_json(split))
+    kernel = kernel_of(first.lowered.program.module)
+    graph, _ = kernel_graph(kernel)
+    ports = narrow_ports(kernel, graph, simulate_unbounded(graph), table_of(kernel))
+    beats = narrow_streams(kernel)
+    assert any(name.startswith("dma_load") for name in beats) and any(name.startswith("k") for name in beats)
+    block, plan = planned_block("gpt2", "tiny", 16, quant.scheme("w4a8", 32), plan=Plan.from_json({**split, "ports": ports,
+                                                                                                   "beats": beats}))
+    assert narrowed_streams(kernel_of(block.lowered.program.module)) == beats
+    _check(block, plan, tmp_path / "hls")
+    code = (tmp_path / "hls" / "kernel.cpp").read_text()
+    for bits in set(beats.values()):
+        assert re.search(rf"struct beat_{bits // 32}_(f32|i32) ", code) or re.search(rf"struct beat_{bits // 16}_f16 ", code), bits
