@@ -389,8 +389,8 @@ class _Design:
     def narrow_ports(self) -> dict[str, int]:
         """Level 5: every port at 512 bits and every stream at its default beats again, then the
         loads that keep pace narrowed (lowering.hbm_channels.narrow_ports: the makespan stays),
-        then the streams between tasks whose tokens come slowly (narrow-streams: the makespan
-        stays); returns DMA -> word bits."""
+        then the streams whose tokens come slowly (narrow-streams: the makespan stays); returns
+        DMA -> word bits."""
         if widen_streams(self.kernel):
             self.rebuild()
         names = {op: name for op, name in kernel_nodes(self.kernel)}

@@ -106,7 +106,7 @@ def set_slr_hint(kernel: KernelOp, placement: Mapping[str, int]) -> None:
 
 
 def kernel_wires(kernel: KernelOp, graph: Graph) -> list[Wire]:
-    """The wires of a kernel: each FIFO's beat (min(token bits, BEAT_BITS)) between its producer
+    """The wires of a kernel: each FIFO's word (a beat, `Edge.word`) between its producer
     and consumer nodes, and each DMA's AXI ports (a word, `hbm_word_bits`, per HBM stripe) to the HBM."""
     wires = [Wire(e.src, e.dst, e.word, e.name) for e in graph.fifos]
     wires += [Wire(name, HBM, hbm_word_bits(op) * hbm_stripes(op)[0]) for op, name in kernel_nodes(kernel) if isinstance(op, DMA_OPS)]

@@ -137,7 +137,7 @@ class BoundAttr(ParametrizedAttribute):
 class ITensorType(ParametrizedAttribute, TypeAttribute):
     """`!dataflow.itensor<4x2xf32, [4, 2] * [2, 4], (d0, d1) -> (d1, d0)>`: tile, trips * steps, map,
     and optionally `, bounds [...]`: run-time trip counts (docs/ir.md, "Run-time scalars"), and
-    `, beat N`: a stream narrowed to beats of N bits (docs/ir.md, "Stream beats"; 0: the default)."""
+    `, beat N`: a stream narrowed to beats of N bits (docs/hls.md, "Stream beats"; 0: the default)."""
 
     name = "dataflow.itensor"
 
