@@ -400,7 +400,7 @@ class _Design:
         for op, name in names.items():
             if name in ports:
                 self._retime(name, op)
-        if narrow_streams(self.kernel, self.graph, self.timed(), self.timing):  # type: ignore[arg-type]
+        if narrow_streams(self.kernel, self.timed(), self.timing):  # type: ignore[arg-type]
             self.rebuild()
         return ports
 

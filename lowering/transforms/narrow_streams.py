@@ -46,7 +46,6 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
 )
-from streamdsl.graph import Graph
 from streamdsl.itensor import itensor
 from streamdsl.sim.timed import TimedResult, critical_path, simulate_unbounded
 from streamdsl.wiring import TimingModel, graph_from_kernel, kernel_nodes, stream_reads, stream_writes, wire_kernel
@@ -112,9 +111,11 @@ def _least_lanes(value: SSAValue) -> int:
     return hbm_word_lanes(it, hbm_word_bits(value.owner)) if _narrow_load(value.owner) else 1  # type: ignore[arg-type]
 
 
-def _retype(value: SSAValue, new: ITensorType) -> SSAValue:
+def _retype(value: SSAValue, beat: int | None) -> SSAValue:
     """The stream `value` (a `candidates` one), its producer's init and the values of both tasks'
-    bodies that stand for it (`_chain`), retyped to `new`; returns the new value."""
+    bodies that stand for it (`_chain`), retyped to beats of `beat` bits (None: the default
+    beats, `itensor.narrowed`); returns the new value."""
+    new = ITensorType.from_itensor(value.type.itensor.narrowed(beat))  # type: ignore[attr-defined]
     producer, consumer = value.owner, next(iter(value.uses)).operation
     assert isinstance(consumer, TaskOp)
     inside = [*_chain(consumer, value)]  # type: ignore[misc]
@@ -128,7 +129,7 @@ def _retype(value: SSAValue, new: ITensorType) -> SSAValue:
     return value
 
 
-def _gap(graph: Graph, run: TimedResult, name: str) -> int:
+def _gap(run: TimedResult, name: str) -> int:
     """The fewest cycles between two tokens of FIFO `name` in `run`, at either end."""
     times = [np.diff(run.write_times[name]), np.diff(run.read_times[name])]
     return int(min((t.min() for t in times if t.size), default=run.makespan or 1))
@@ -144,23 +145,20 @@ def beat_for(it: itensor, cycles: int, least: int = 1) -> int | None:
     return lanes * it.dtype.bits if lanes < it.beat_lanes else None
 
 
-def narrow_streams(kernel: KernelOp, graph: Graph | None = None, run: TimedResult | None = None,
-                   timing: TimingModel | None = None) -> dict[str, int]:
+def narrow_streams(kernel: KernelOp, run: TimedResult | None = None, timing: TimingModel | None = None) -> dict[str, int]:
     """Narrow the `candidates` streams of `kernel` (module doc) to the beat that crosses a token
-    in half the fewest cycles between two of its tokens in `run` (the unbounded timed run of
-    `graph`, the kernel's graph; default: built and run with `timing`, else the kernel's table),
-    then widen again those on the critical path of the narrowed design while it is slower than
-    `run`. Returns FIFO name -> beat bits of those left narrowed."""
+    in half the fewest cycles between two of its tokens in `run` (the unbounded timed run of the
+    kernel's graph; default: run with `timing`, else the kernel's table), then widen again those
+    on the critical path of the narrowed design while it is slower than `run`. Returns FIFO name
+    -> beat bits of those left narrowed."""
     timing = timing or table_of(kernel)
-    if graph is None or run is None:
-        graph, _ = graph_from_kernel(kernel, timing)
-        run = simulate_unbounded(graph)
+    if run is None:
+        run = simulate_unbounded(graph_from_kernel(kernel, timing)[0])
     found = candidates(kernel)
     narrowed = {}
     for name, value in found.items():
-        it = value.type.itensor  # type: ignore[attr-defined]
-        if (bits := beat_for(it, _gap(graph, run, name) // 2, _least_lanes(value))) is not None:
-            found[name] = _retype(value, ITensorType.from_itensor(it.narrowed(bits)))
+        if (bits := beat_for(value.type.itensor, _gap(run, name) // 2, _least_lanes(value))) is not None:  # type: ignore[attr-defined]
+            found[name] = _retype(value, bits)
             narrowed[name] = bits
     while narrowed:
         after, _ = graph_from_kernel(kernel, timing)
@@ -170,7 +168,7 @@ def narrow_streams(kernel: KernelOp, graph: Graph | None = None, run: TimedResul
         path = {s.task for s in critical_path(after, timed)} if timed.makespan is not None else set()
         late = {e.name for e in after.fifos if e.name in narrowed and (e.src in path or e.dst in path)}
         for name in late or set(narrowed):
-            found[name] = _retype(found[name], ITensorType.from_itensor(found[name].type.itensor.narrowed(None)))  # type: ignore[attr-defined]
+            found[name] = _retype(found[name], None)
             del narrowed[name]
     return narrowed
 
@@ -188,14 +186,14 @@ def narrow_named(kernel: KernelOp, beats: Mapping[str, int]) -> None:
     for name, bits in beats.items():
         if name not in found:
             raise KeyError(name)
-        _retype(found[name], ITensorType.from_itensor(found[name].type.itensor.narrowed(bits)))  # type: ignore[attr-defined]
+        _retype(found[name], bits)
 
 
 def widen_streams(kernel: KernelOp) -> int:
     """Every narrowed stream of `kernel` back at its default beats; returns how many were."""
     narrowed = [v for v in candidates(kernel).values() if v.type.itensor.beat]  # type: ignore[attr-defined]
     for value in narrowed:
-        _retype(value, ITensorType.from_itensor(value.type.itensor.narrowed(None)))  # type: ignore[attr-defined]
+        _retype(value, None)
     return len(narrowed)
 
 

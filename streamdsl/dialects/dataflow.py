@@ -195,14 +195,13 @@ class ITensorType(ParametrizedAttribute, TypeAttribute):
             except (NotImplementedError, ZeroDivisionError) as err:  # `d0 mod d1`, or folding `4 mod 0`
                 parser.raise_error(f"invalid itensor map: {err}; mod, floordiv and ceildiv need a positive constant", start)
             bounds: list[BoundAttr] = []
-            beat = 0
-            while parser.parse_optional_punctuation(","):
-                if not bounds and not beat and parser.parse_optional_keyword("bounds"):
-                    bounds = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, lambda: _parse_bound(parser))
-                else:
-                    parser.parse_keyword("beat")
-                    beat = parser.parse_integer(allow_negative=False)
-                    break
+            beat, more = 0, parser.parse_optional_punctuation(",") is not None
+            if more and parser.parse_optional_keyword("bounds"):
+                bounds = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, lambda: _parse_bound(parser))
+                more = parser.parse_optional_punctuation(",") is not None
+            if more:
+                parser.parse_keyword("beat")
+                beat = parser.parse_integer(allow_negative=False)
         return (TensorType(elem, shape), _int_array(trips), _int_array(steps), AffineMapAttr(map_), ArrayAttr(bounds),
                 IntAttr(beat))
 
