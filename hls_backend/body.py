@@ -24,7 +24,17 @@ from hls_backend.cxx import HlsEmitError, affine_c, beats_read, beats_write, c_l
 from lowering.engine_phases import EnginePhases
 from lowering.memory import word_memory
 from lowering.resources import FIELD_BITS, PackedMacs, is_narrow_multiply, packed_macs
-from lowering.timing import ACCUMULATORS, U55C, LanePartials, LoopTiming, TaskTiming, accumulator, lane_partials, tile_work
+from lowering.timing import (
+    ACCUMULATORS,
+    U55C,
+    LanePartials,
+    LoopTiming,
+    TaskTiming,
+    accumulator,
+    lane_partials,
+    once_reader,
+    streams_through,
+)
 from streamdsl.opinfo import OPS, OpInfo, template
 from streamdsl.scalars import MAX_TRIPS
 
@@ -141,7 +151,10 @@ class BodyEmitter:
             if value.uses:
                 name = self.names[value] = self.fresh(value.name_hint or (port if isinstance(port, str) else port[0]))
                 self.emit(indent, f"{self.struct(value)} {name};")
-                if (memory := self._word_memory(value)) is not None:
+                if self.unrolled and streams_through(value, self.lanes):
+                    self.emit(indent, f"#pragma HLS array_partition variable={name}.v type=complete  "
+                                      "// streamed through: each beat feeds its MACs as it arrives")
+                elif (memory := self._word_memory(value)) is not None:
                     factor, impl = memory
                     self.emit(indent, f"#pragma HLS array_reshape variable={name}.v type=cyclic factor={factor}")
                     self.emit(indent, f"#pragma HLS bind_storage variable={name}.v type=ram_s2p impl={impl}")
@@ -192,19 +205,10 @@ class BodyEmitter:
         bits, `word_memory`): its elements per word and storage, when that memory keeps the loop's
         II. It does when the token is read in a pipelined loop (whose II is at least the token's
         beats, one word each, as the port's reads span them) and its one reader, an op of that
-        loop's body, reads each element once (its loops span exactly the tile): one write and one
-        read a cycle, a simple dual-port RAM. Else None: the tile stays cut into the lanes'
-        partitions."""
+        loop's body, reads each element once (`once_reader`): one write and one read a cycle, a
+        simple dual-port RAM. Else None: the tile stays cut into the lanes' partitions."""
         memory = word_memory(token.type)  # type: ignore[arg-type]
-        if memory is None or not self.unrolled or not token.has_one_use():
-            return None
-        use = next(iter(token.uses))
-        reader, elements = use.operation, math.prod(token.type.get_shape())  # type: ignore[attr-defined]
-        if not isinstance(reader, LinalgStructuredOperation) or reader.parent_block() is not token.owner.parent_block():
-            return None
-        indices = reader.get_indexing_maps().data[use.index].data.results
-        once = all(isinstance(e, AffineDimExpr) for e in indices) and len({e.position for e in indices}) == len(indices)  # type: ignore[attr-defined]
-        return memory if once and tile_work(reader) == elements else None
+        return memory if memory is not None and self.unrolled and once_reader(token) is not None else None
 
     # -- scalars ----------------------------------------------------------------------------------
 

@@ -293,12 +293,13 @@ def partition_arrays(lines: list[str], structs: dict[str, ShapedType], lanes: in
     """After each local tile or beat variable, the partition its lane-parallel accesses need: a
     beat's lanes are all accessed at once (complete); a tile's elements `lanes` at a time (cyclic
     by `lanes`, complete when it holds no more). A tile the body builds as one memory of words
-    (its `array_reshape` follows it) keeps that."""
+    (its `array_reshape` follows it) or streams through (its complete partition follows it) keeps that."""
     out = []
     for k, line in enumerate(lines):
         out.append(line)
         m = _DECLARATION.match(line)
-        if m is None or m[2] not in structs or f"array_reshape variable={m[3]}.v " in (lines[k + 1] if k + 1 < len(lines) else ""):
+        following = lines[k + 1] if k + 1 < len(lines) else ""
+        if m is None or m[2] not in structs or re.search(rf"array_(reshape|partition) variable={m[3]}\.v ", following):
             continue
         size = math.prod(structs[m[2]].get_shape())  # one element too: lint sees an unrolled loop index it
         kind = "type=complete" if m[2].startswith("beat_") or size <= lanes else f"type=cyclic factor={lanes}"

@@ -14,7 +14,8 @@ A FIFO's word is the stream beat the emitter uses (`itensor.beats`: at most `MAX
 1,024 bits, the last beat of a token padded), so a FIFO of D tokens of b beats is D x b words of
 min(token bits, 1,024) bits; a task-local buffer of B bits is ceil(B / 1024) words. Task-local
 tensors of at most `REGISTER_BITS` (4,096: one 64-lane tile of 64-bit elements) are registers (the
-lane-parallel loops partition them), not memories. A converter's banks are the memories the
+lane-parallel loops partition them), not memories; so is a token's tile consumed beat by beat as
+it arrives (a matvec part's weight tile, `timing.streams_through`): two beats. A converter's banks are the memories the
 emitter declares (`converter_buffer`): cut cyclically into one partition per lane of the wider
 beat, each partition a memory of one element a word (one of a single word is a register), bound
 by `bind_storage` where this count puts it (`buffer_storage`). A DMA's `m_axi` adapter buffers
@@ -37,7 +38,7 @@ from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from lowering.engine_phases import engine_phases
-from lowering.timing import U55C, hbm_stripes, hbm_word_bits
+from lowering.timing import U55C, hbm_stripes, hbm_word_bits, streams_through, unroll_lanes
 from streamdsl.compiler import ConverterRecord, converter_records
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
@@ -285,13 +286,17 @@ def _ignores_init(op: Operation, operand: int) -> bool:
 
 def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
     """(tensor, bits) of every static tensor `task` computes inside its body that the emitted C++
-    holds in an array of its own (`_no_array`: not an unread empty, not an in-place update)."""
+    holds in an array of its own (`_no_array`: not an unread empty, not an in-place update); a
+    token's tile that streams through its reader (`timing.streams_through`) holds two beats."""
     tensors = []
+    lanes = unroll_lanes(task) or U55C.lanes
     shared = engine_phases(task)  # an engine whose phases are one body: that body's arrays, once
     for op in (op for top in shared.body for op in top.walk()) if shared else task.body.walk():
         for k, r in enumerate(op.results):
             if isinstance(r.type, TensorType) and r.type.has_static_shape() and not _no_array(r):
                 bits = math.prod(r.type.get_shape()) * _element_bits(r.type)
+                if streams_through(r, lanes):  # never held whole: a beat arriving, a beat in the multipliers
+                    bits = 2 * op.operands[0].type.itensor.beat_bits  # type: ignore[attr-defined]
                 tensors.append((r.name_hint or f"{op.name}#{k}", bits))
     return tensors
 

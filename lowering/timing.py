@@ -30,6 +30,7 @@ from types import MappingProxyType
 import numpy as np
 from xdsl.dialects import arith, scf
 from xdsl.dialects.builtin import DenseArrayBase, Float32Type, Float64Type, FloatAttr, IntegerAttr, IntegerType, ShapedType
+from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr
 
@@ -60,7 +61,8 @@ __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "HBM_WORD_ATTR", "U55C", "LanePartials",
     "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "converter_depth", "dma_bits_per_cycle",
     "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words", "hbm_word_bits", "hbm_word_lanes",
-    "kernel_graph", "lane_partials", "reduced_size", "table_of", "task_timing", "tile_work", "unroll_lanes",
+    "kernel_graph", "lane_partials", "once_reader", "reduced_size", "streams_through", "table_of", "task_timing",
+    "tile_work", "unroll_lanes",
 ]  # fmt: skip
 
 
@@ -602,14 +604,19 @@ class _TaskScheduler:
         accesses = _Accesses()
         busiest = 1
         spans: dict[Operation, int] = {}
+        first: dict[SSAValue, int] = {}  # a tile streamed through: when its first beat is in
         self.pipelining += 1
         for inner in body.ops:
-            start = max([0, *(ready.get(v, 0) for v in _inputs(inner))])
+            start = max([0, *(first.get(v, ready.get(v, 0)) for v in _inputs(inner))])
             start, finish = self.place(inner, start, accesses)
+            if streamed := [ready[v] for v in inner.operands if v in first]:  # it ends its depth after the last beat
+                finish = max(finish, max(streamed) + finish - start - self.issue(inner) + 1)
             spans[inner] = finish - start
             busiest = max(busiest, self.issue(inner))
             for r in inner.results:
                 ready[r] = finish
+                if isinstance(inner, ITensorReadOp) and streams_through(r, self.lanes):
+                    first[r] = start + self.table.stream_op
             if hop := self.carried_path(inner, carried, finish - start):
                 carried[inner.results[0]] = hop
         self.pipelining -= 1
@@ -798,6 +805,44 @@ def loop_sizes(op: Operation) -> dict[int, int]:
             if isinstance(expr, AffineDimExpr):
                 sizes.setdefault(expr.position, size)
     return sizes
+
+
+def once_reader(token: SSAValue) -> LinalgStructuredOperation | None:
+    """The one reader of a token's tile read in a pipelined loop (an innermost `scf.for`, as
+    `loop` pipelines them), when that reader is a loop-nest op of the same iteration reading each
+    element of the tile exactly once (its map names distinct dims and its loops span exactly the
+    tile); else None. Such a tile is written a beat a cycle and read once, in one iteration."""
+    read, loop = token.owner, token.owner.parent_op() if isinstance(token.owner, Operation) else None
+    if not isinstance(read, ITensorReadOp) or not token.has_one_use() or not isinstance(loop, scf.ForOp):
+        return None
+    if any(isinstance(o, scf.ForOp) for o in loop.body.block.ops):
+        return None
+    use = next(iter(token.uses))
+    reader = use.operation
+    if not isinstance(reader, LinalgStructuredOperation) or reader.parent_block() is not read.parent_block():
+        return None
+    indices = reader.get_indexing_maps().data[use.index].data.results
+    if not all(isinstance(e, AffineDimExpr) for e in indices) or len({e.position for e in indices}) != len(indices):  # type: ignore[attr-defined]
+        return None
+    return reader if tile_work(reader) == math.prod(token.type.get_shape()) else None  # type: ignore[attr-defined]
+
+
+def streams_through(token: SSAValue, lanes: int) -> bool:
+    """Whether a token's tile is consumed beat by beat as it arrives and never held whole (docs/hls.md
+    "Tiles streamed through"): its `once_reader` keeps pace with its beats (its work over its
+    `lanes`, or its `unroll`, issues in no more cycles than the token has beats) and every element
+    it reads and writes is an integer (a sum in any order is the same sum, so each beat's products
+    are added as it comes: a weight tile of a matvec part). The model then starts the reader at the
+    first beat (`_TaskScheduler.pipelined`) and the count holds two beats in registers (one arriving, one
+    in the multipliers) where a whole tile took a memory (lowering/memory.py `task_tensors`)."""
+    reader = once_reader(token)
+    if reader is None:
+        return False
+    if not all(isinstance(getattr(v.type, "element_type", None), IntegerType) for v in (*reader.operands, *reader.results)
+               if isinstance(v.type, ShapedType)):
+        return False
+    issue = -(-tile_work(reader) // (unroll_lanes(reader) or lanes))
+    return issue <= _it(token.owner.operands[0]).beats  # type: ignore[union-attr]
 
 
 def tile_work(op: Operation) -> int:

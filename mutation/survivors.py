@@ -105,9 +105,17 @@ BUGS: dict[str, Bug] = {
         ("tests/lowering/test_form_engines.py::test_engines_compute_what_the_parts_computed[gpt2 attention and mlp]",)),
     "tile_words_read_twice": Bug(
         "a tile two ops read is built as a memory of words: two reads of a word a cycle from a simple dual-port RAM",
-        "hls_backend/body.py", "if memory is None or not self.unrolled or not token.has_one_use():",
-        "if memory is None or not self.unrolled:",
+        "lowering/timing.py", "if not isinstance(read, ITensorReadOp) or not token.has_one_use() or not isinstance(loop, scf.ForOp):",
+        "if not isinstance(read, ITensorReadOp) or not isinstance(loop, scf.ForOp):",
         ("tests/hls/test_pragmas.py::test_a_tile_read_twice_stays_cut_into_lanes",)),
+    "streamed_at_any_pace": Bug(
+        "a tile streams through a reader slower than its beats: the beats pile up in registers the count does not hold",
+        "lowering/timing.py", "return issue <= _it(token.owner.operands[0]).beats", "return True",
+        ("tests/hls/test_streamed_tiles.py::test_any_other_tile_keeps_its_memory",)),
+    "streamed_reader_ignores_last_beat": Bug(
+        "a streamed tile's reader ends its issue after the first beat, not its latency after the last: the model's loop is too shallow",
+        "lowering/timing.py", "finish = max(finish, max(streamed) + finish - start - self.issue(inner) + 1)", "finish = finish",
+        ("tests/hls/test_streamed_tiles.py::test_the_reader_starts_at_the_first_beat",)),
     "narrow_streams_unchecked": Bug(
         "streams are narrowed by their tokens' gaps alone: a narrowed token on the critical path makes the design slower",
         "lowering/transforms/narrow_streams.py", "if timed.makespan is not None and timed.makespan <= (run.makespan or 0):",
