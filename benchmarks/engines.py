@@ -54,7 +54,7 @@ def build(args: argparse.Namespace, plan, parts: list[int], engines: list[list[i
     split_tasks(kernel, {task: n for head, n in zip(heads, parts) if n > 1 for task in chains[head]})
     if plan.flat_loops:
         flatten_loop_nests(kernel, plan.flat_chains)
-    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+    tasks = kernel.tasks
     depths = [[chains[heads[i]][depth] for i in group if depth < len(chains[heads[i]])]
               for group in engines for depth in range(max(len(chains[heads[i]]) for i in group))]
     form_engines(kernel, [g for g in depths if phases_alike([tasks[f"{t}_p0"] for t in g if f"{t}_p0" in tasks])])

@@ -217,7 +217,7 @@ class Plan:
         engines (form-engines) and shared ports (share-hbm-ports), its clock, each task's lanes, the
         HBM allocation (its early pool first), the narrowed ports, the SLR placement its build
         starts from (`set_slr_hint`)."""
-        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        tasks = kernel.tasks
         if unknown := sorted(set(self.splits) - set(tasks)):
             raise PlanError(f"the plan splits tasks the design does not have: {', '.join(unknown[:5])} "
                             "(was the plan made for this model, tile, quantization and KV cache?)")
@@ -236,7 +236,7 @@ class Plan:
         except KeyError as err:
             raise PlanError(f"the plan shares ports among loads the design does not have: {err.args[0]} "
                             "(was the plan made for this model, tile, quantization and KV cache?)") from None
-        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        tasks = kernel.tasks
         if unknown := sorted(set(self.lanes) - set(tasks)):
             raise PlanError(f"the plan gives lanes for tasks the design does not have: {', '.join(unknown[:5])}; "
                             f"its tasks: {', '.join(sorted(tasks)[:8])}, ... (was the plan made for this model, tile, quantization "
@@ -433,7 +433,7 @@ def _explore_lanes(design: _Design, rng: random.Random, fill: float, budget: int
     simulations; a step is kept when it cuts the makespan by at least the fraction `gain`. The
     parts of a split task (`<task>_p<i>`) are one heap entry: their lanes double together.
     Returns the lanes, the makespan and the steps kept, in order (the lanes each step gave)."""
-    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp)}
+    tasks = design.kernel.tasks
     capacity, compute = device.total * fill + _dma_usage(design.kernel) * -1, _Compute(tasks, design.timing)
     steps: list[dict[str, int]] = []
     lanes: dict[str, int] = {n: lanes for n, t in tasks.items() if (lanes := unroll_lanes(t))}
@@ -528,7 +528,7 @@ def _trim_lanes(design: _Design, keep: Collection[str], gain: float, say: Callab
     floor = _hbm_floor(design.kernel, design.timing.table)
     table, limit = design.timing.table, run.makespan * (1 + gain)  # type: ignore[operator]
     spare = run.makespan * (1 + slack)  # type: ignore[operator]
-    tasks = {op.sym_name.data: op for op in design.kernel.body.block.ops if isinstance(op, TaskOp) and op.sym_name.data not in keep}
+    tasks = {n: t for n, t in design.kernel.tasks.items() if n not in keep}
     compute = {n: design.timing.usage(t).share(device.total) for n, t in tasks.items()}
     for name in sorted((n for n in tasks if compute[n] >= 0.005), key=lambda n: (-compute[n], n)):
         task, node = tasks[name], node_name(tasks[name])
@@ -707,7 +707,7 @@ def _split_trial(module: ModuleOp, splits: Mapping[str, int], shared: Collection
         share_ports(kernel, timing=timing)
     allocate_kernel(kernel)
     merge_duplicates(kernel.body.block)  # as sd.compile's insert-converters will: the design judged is the one built
-    tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+    tasks = kernel.tasks
     if (_Compute(tasks, timing).usage({n: u for n, t in tasks.items() if (u := unroll_lanes(t))}) + _dma_usage(kernel)).over(capacity):
         return None
     return _Design(kernel, timing).run(), trial
@@ -757,7 +757,7 @@ class _Splits:
         self.sequences, self.flat = sequences, flat
         kernel = kernel_of(module)
         self.chains = weight_chains(kernel)
-        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        tasks = kernel.tasks
         self.trips = {name: outer_trips(tasks[name]) or 1 for name in self.chains}
         # largest weights first: by the tiles a matvec streams (its longest input), not its outer trips
         # (TinyLlama's down projection has 32 outer trips, its query projection 32, but 2.75x the tiles)
@@ -983,7 +983,7 @@ def _attention_level(space: _Splits, parts: dict[str, int], design: _Design, lan
     chains = cache_chains(kernel)
     if not chains:
         return None
-    tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    tasks = kernel.tasks
     attention = {t for chain in chains for t in chain}
     feeding = feeding_chains(kernel, attention)
     early = _loaded_tensors(tasks[t] for t in attention | {t for n in feeding for t in space.chains[n]})
@@ -1176,7 +1176,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         allocate_kernel(kernel, striping=striping)
         design.rebuild()
         say(f"channels: {'striped' if striping else 'one channel each'} ({striped[True]} vs {striped[False]} cycles)")
-        tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+        tasks = kernel.tasks
         start_lanes = {n: v for n, t in tasks.items() if (v := unroll_lanes(t))}
         def lanes_under(choice: bool, tell: Callable[[str], None]) -> tuple[tuple[Any, ...], int]:
             """Level 2 from the starting lanes with the HBM channels `choice` (they decide which tasks
@@ -1209,7 +1209,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             splits, kernel, evaluations_so_far = space.splits_of(fewer[0]), kernel_of(fewer[1]), design.evaluations
             design = _Design(kernel, timing)
             design.evaluations = evaluations_so_far
-            tasks = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+            tasks = kernel.tasks
             start_lanes = {n: v for n, v in start_lanes.items() if n in tasks}
             steps = [kept for step in steps if (kept := {n: v for n, v in step.items() if n in tasks})]
         designs = [(design, tasks, start_lanes, steps, splits)]
@@ -1219,7 +1219,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
             set_clock(kernel, clock_mhz)
             allocate_kernel(kernel, striping=striping)
             split_design = _Design(kernel, timing)
-            split_tasks_ = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+            split_tasks_ = kernel.tasks
             designs.append((split_design, split_tasks_, _lanes_for(start_lanes, split_tasks_, space.heads),
                             [kept for step in steps if (kept := _lanes_for(step, split_tasks_, space.heads))], space.splits_of(heads[0])))
         finished = []

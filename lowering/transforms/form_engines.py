@@ -69,7 +69,7 @@ def form_engines(kernel: KernelOp, groups: Sequence[Sequence[str]]) -> list[Task
     index (module doc); returns the engines."""
     engines = []
     for group in groups:
-        tasks = {op.sym_name.data: op for op in kernel.body.block.ops if isinstance(op, TaskOp)}
+        tasks = kernel.tasks
         if len(group) < 2:
             raise EngineError(f"form-engines: an engine computes two matvecs or more, got {list(group)}")
         parts = {name: sorted((t for t in tasks if PART.search(t) and PART.sub("", t) == name), key=_index) for name in group}

@@ -265,7 +265,7 @@ def cache_chains(kernel: KernelOp) -> list[list[str]]:
 def feeding_chains(kernel: KernelOp, tasks: Collection[str]) -> list[str]:
     """The weight chains (`weight_chains`, by their matvec) whose last task's output reaches one
     of `tasks` through stream ops: the matvecs that feed an attention its queries, keys and values."""
-    named = {t.sym_name.data: t for t in kernel.body.block.ops if isinstance(t, TaskOp)}
+    named = kernel.tasks
     return [name for name, chain in weight_chains(kernel).items()
             if any(c.sym_name.data in tasks for r in named[chain[-1]].outputs for c in stream_consumers(r))]
 

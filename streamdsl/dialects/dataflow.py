@@ -873,6 +873,11 @@ class KernelOp(DataflowOperation):
         return KernelOp(self.sym_name.data, operands, [r.type for r in self.outputs], self.body.clone(), scalars)
 
     @property
+    def tasks(self) -> dict[str, TaskOp]:
+        """The kernel's tasks by name, in program order."""
+        return {op.sym_name.data: op for op in self.body.block.ops if isinstance(op, TaskOp)}
+
+    @property
     def scalar_args(self) -> dict[str, tuple[SSAValue, int]]:
         """Each run-time scalar by name: its block argument and its declared maximum."""
         if self.scalars is None or self.scalar_max is None:
