@@ -296,7 +296,7 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
             if isinstance(r.type, TensorType) and r.type.has_static_shape() and not _no_array(r):
                 bits = math.prod(r.type.get_shape()) * _element_bits(r.type)
                 if streams_through(r, lanes):  # never held whole: a beat arriving, a beat in the multipliers
-                    bits = 2 * op.operands[0].type.itensor.beat_bits  # type: ignore[attr-defined]
+                    bits = min(bits, 2 * op.operands[0].type.itensor.beat_bits)  # type: ignore[attr-defined]
                 tensors.append((r.name_hint or f"{op.name}#{k}", bits))
     return tensors
 

@@ -112,6 +112,11 @@ BUGS: dict[str, Bug] = {
         "a tile streams through a reader slower than its beats: the beats pile up in registers the count does not hold",
         "lowering/timing.py", "return issue <= _it(token.owner.operands[0]).beats", "return True",
         ("tests/hls/test_streamed_tiles.py::test_any_other_tile_keeps_its_memory",)),
+    "streamed_tile_counted_past_itself": Bug(
+        "a one-beat tile streamed through is counted as two beats: the count charges registers the emitted C++ never holds",
+        "lowering/memory.py", "bits = min(bits, 2 * op.operands[0].type.itensor.beat_bits)",
+        "bits = 2 * op.operands[0].type.itensor.beat_bits",
+        ("tests/hls/test_streamed_tiles.py::test_a_streamed_tile_is_counted_as_two_beats_at_most",)),
     "streamed_reader_ignores_last_beat": Bug(
         "a streamed tile's reader ends its issue after the first beat, not its latency after the last: the model's loop is too shallow",
         "lowering/timing.py", "finish = max(finish, max(streamed) + finish - start - self.issue(inner) + 1)", "finish = finish",

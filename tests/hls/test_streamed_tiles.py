@@ -22,18 +22,18 @@ from .cases import csim_modes
 K, N, ROWS = 128, 64, 32  # a (32, 64) tile: 2,048 elements, 16 beats of 1,024 bits in i8
 
 
-def program(lanes: int, dtype: sd.DType = sd.i8) -> sd.DataflowProgram:
-    """x (1, K) @ w (K, N) in row tiles of ROWS, the sums of the K / ROWS tiles accumulated."""
+def program(lanes: int, dtype: sd.DType = sd.i8, rows: int = ROWS) -> sd.DataflowProgram:
+    """x (1, K) @ w (K, N) in row tiles of `rows`, the sums of the K / rows tiles accumulated."""
     X = sd.itensor.tiled(dtype, shape=(1, K), tile=(1, K))
-    W = sd.itensor.tiled(dtype, shape=(K, N), tile=(ROWS, N))
+    W = sd.itensor.tiled(dtype, shape=(K, N), tile=(rows, N))
     acc_type = sd.i32 if dtype == sd.i8 else dtype
     Y = sd.itensor.tiled(acc_type, shape=(1, N), tile=(1, N))
 
     @sd.kernel(lanes=lanes)
     def matvec(x: X, w: W) -> Y:
-        xb = sd.reshape(x.read(), (K // ROWS, 1, ROWS))
+        xb = sd.reshape(x.read(), (K // rows, 1, rows))
         acc = sd.zeros((1, N), acc_type)
-        for g in range(K // ROWS):
+        for g in range(K // rows):
             acc += xb[g] @ w.read()
         yield acc
 
@@ -48,8 +48,8 @@ def _task(design: sd.CompiledDesign) -> TaskOp:
     return next(t for t in design.kernel.body.block.ops if isinstance(t, TaskOp) and t.sym_name.data == "matvec")
 
 
-def _tile(task: TaskOp):  # noqa: ANN202 - the weight tile's SSA value
-    return next(op.results[0] for op in task.body.walk() if isinstance(op, ITensorReadOp) and op.results[0].type.get_shape()[0] == ROWS)
+def _tile(task: TaskOp, rows: int = ROWS):  # noqa: ANN202 - the weight tile's SSA value
+    return next(op.results[0] for op in task.body.walk() if isinstance(op, ITensorReadOp) and op.results[0].type.get_shape()[0] == rows)
 
 
 def _inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +110,18 @@ def test_any_other_tile_keeps_its_memory(lanes: int, dtype: sd.DType, why: str) 
     assert [(m["width"], m["resource"], m["count"]) for m in local] == [(1024, "BRAM36", 15)]
     assert re.search(r"array_reshape variable=\w+\.v type=cyclic factor=\d+\n\s*#pragma HLS bind_storage variable=\w+\.v "
                      r"type=ram_s2p impl=bram", emit_kernel(design).code)
+
+
+@pytest.mark.parametrize(("rows", "held", "streamed"), [(ROWS, 16_384, 2_048), (2, 1_024, 1_024)])
+def test_a_streamed_tile_is_counted_as_two_beats_at_most(rows: int, held: int, streamed: int, monkeypatch) -> None:  # noqa: ANN001
+    """The count's bits of the tile streamed through, against the same task with the tile held: a
+    (32, 64) int8 tile of 16 beats becomes two beats (2,048 bits); a (2, 64) one, a single beat,
+    stays itself (1,024 bits), never more than the tile."""
+    from lowering import memory
+
+    task = _task(sd.compile(program(128, rows=rows)))
+    assert streams_through(_tile(task, rows), unroll_lanes(task))
+    now = sorted(bits for _, bits in task_tensors(task))
+    monkeypatch.setattr(memory, "streams_through", lambda *_: False)
+    before = sorted(bits for _, bits in task_tensors(task))
+    assert sorted(now) == sorted([*before[:before.index(held)], streamed, *before[before.index(held) + 1:]])
