@@ -38,7 +38,7 @@ from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp, TransposeOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from lowering.engine_phases import engine_phases
-from lowering.timing import U55C, hbm_stripes, hbm_word_bits, streams_through, unroll_lanes
+from lowering.timing import U55C, hbm_stripes, hbm_word_bits, streams_through, task_lanes
 from streamdsl.compiler import ConverterRecord, converter_records
 from streamdsl.dialects.dataflow import DMA_OPS, KernelOp, TaskOp
 from streamdsl.itensor import BEAT_BITS
@@ -289,7 +289,7 @@ def task_tensors(task: TaskOp) -> list[tuple[str, int]]:
     holds in an array of its own (`_no_array`: not an unread empty, not an in-place update); a
     token's tile that streams through its reader (`timing.streams_through`) holds two beats."""
     tensors = []
-    lanes = unroll_lanes(task) or U55C.lanes
+    lanes = task_lanes(task)
     shared = engine_phases(task)  # an engine whose phases are one body: that body's arrays, once
     for op in (op for top in shared.body for op in top.walk()) if shared else task.body.walk():
         for k, r in enumerate(op.results):

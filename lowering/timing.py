@@ -61,8 +61,8 @@ __all__ = [
     "ACCUMULATORS", "CLOCK_ATTR", "HBM_CHANNELS_ATTR", "HBM_SHARE_ATTR", "HBM_WORD_ATTR", "U55C", "LanePartials",
     "LoopTiming", "TaskTiming", "TimingError", "TimingTable", "accumulator", "converter_depth", "dma_bits_per_cycle",
     "dma_cycles", "dma_token_cycles", "hbm_stripes", "hbm_token_words", "hbm_word_bits", "hbm_word_lanes",
-    "kernel_graph", "lane_partials", "once_reader", "reduced_size", "streams_through", "table_of", "task_timing",
-    "tile_work", "unroll_lanes",
+    "issue_cycles", "kernel_graph", "lane_partials", "once_reader", "reduced_size", "streams_through", "table_of", "task_lanes",
+    "task_timing", "tile_work", "unroll_lanes",
 ]  # fmt: skip
 
 
@@ -491,7 +491,7 @@ class _TaskScheduler:
         self.table, self.task = table, task
         self.worst_case = worst_case  # a run-time trip count at its maximum (`max_trips`), for the emitter
         self.name = task.sym_name.data
-        self.lanes = unroll_lanes(task) or table.lanes
+        self.lanes = task_lanes(task, table)
         self.least_ii = _positive_attr(task, "ii") or 1  # a hint: pipelined loops start no faster
         self.known: dict[SSAValue, int] = {}  # indices of the loops timed iteration by iteration
         self.loops: dict[scf.ForOp, LoopTiming] = {}
@@ -693,9 +693,7 @@ class _TaskScheduler:
         return longest
 
     def issue(self, op: Operation) -> int:
-        """Cycles the op's hardware is busy per execution: its scalar work over the lanes."""
-        work = tile_work(op)
-        return max(1, -(-work // (unroll_lanes(op) or self.lanes))) if work else 1
+        return issue_cycles(op, self.lanes)
 
     def latency(self, op: Operation) -> int:
         if op.regions and not _is_compute(op):
@@ -841,8 +839,19 @@ def streams_through(token: SSAValue, lanes: int) -> bool:
     if not all(isinstance(getattr(v.type, "element_type", None), IntegerType) for v in (*reader.operands, *reader.results)
                if isinstance(v.type, ShapedType)):
         return False
-    issue = -(-tile_work(reader) // (unroll_lanes(reader) or lanes))
-    return issue <= _it(token.owner.operands[0]).beats  # type: ignore[union-attr]
+    return issue_cycles(reader, lanes) <= _it(token.owner.operands[0]).beats  # type: ignore[union-attr]
+
+
+def task_lanes(task: TaskOp, table: TimingTable = U55C) -> int:
+    """Scalar operations per cycle of `task`'s tile ops: its `unroll`, else the table's lanes."""
+    return unroll_lanes(task) or table.lanes
+
+
+def issue_cycles(op: Operation, lanes: int) -> int:
+    """Cycles an op's hardware is busy per execution: its scalar work over its `unroll`, else over
+    its task's `lanes`."""
+    work = tile_work(op)
+    return max(1, -(-work // (unroll_lanes(op) or lanes))) if work else 1
 
 
 def tile_work(op: Operation) -> int:
