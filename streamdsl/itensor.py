@@ -339,7 +339,7 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
         if not isinstance(beat, int) or not self.dtype.bits <= beat <= BEAT_BITS or beat % self.dtype.bits:
             raise ITensorError(f"beat: {beat!r} bits must be a multiple of the {self.dtype.bits}-bit element between "
                                f"{self.dtype.bits} and {BEAT_BITS}")
-        return None if beat // self.dtype.bits >= min(self.token_elements, BEAT_BITS // self.dtype.bits) else beat
+        return None if beat // self.dtype.bits >= self._beat_lanes(None) else beat
 
     def _check_bounds(self, bounds: Sequence[Bound]) -> tuple[Bound, ...]:
         checked = tuple(sorted(bounds, key=lambda b: b.loop))
@@ -527,7 +527,10 @@ class itensor:  # noqa: N801 - reads as a type name in user code: sd.itensor(...
     def beat_lanes(self) -> int:
         """Elements per stream beat: as many as fit `BEAT_BITS` (or the narrowed `beat`), at most
         the whole tile."""
-        return max(1, min(self.token_elements, (self.beat or BEAT_BITS) // self.dtype.bits))
+        return self._beat_lanes(self.beat)
+
+    def _beat_lanes(self, beat: int | None) -> int:
+        return max(1, min(self.token_elements, (beat or BEAT_BITS) // self.dtype.bits))
 
     @property
     def beat_bits(self) -> int:
