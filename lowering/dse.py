@@ -124,7 +124,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.itensor import ITensorError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
-from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, node_task
+from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, node_task, restream
 
 __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "fitting_steps", "load_plan", "longest_prefix", "set_clock"]
 
@@ -391,8 +391,7 @@ class _Design:
         loads that keep pace narrowed (lowering.hbm_channels.narrow_ports: the makespan stays),
         then the streams whose tokens come slowly (narrow-streams: the makespan stays); returns
         DMA -> word bits."""
-        if widen_streams(self.kernel):
-            self.rebuild()
+        restream(self.graph, self.timing, widen_streams(self.kernel))  # type: ignore[arg-type]
         names = {op: name for op, name in kernel_nodes(self.kernel)}
         for op in widen_ports(self.kernel):
             self._retime(names[op], op)
@@ -400,8 +399,7 @@ class _Design:
         for op, name in names.items():
             if name in ports:
                 self._retime(name, op)
-        if narrow_streams(self.kernel, self.timed(), self.timing):  # type: ignore[arg-type]
-            self.rebuild()
+        narrow_streams(self.kernel, self.timed(), self.timing, self.graph)  # type: ignore[arg-type]
         return ports
 
     def logic(self) -> dict[str, Usage]:

@@ -49,7 +49,7 @@ from streamdsl.itensor import itensor
 
 __all__ = [
     "NodeSchedule", "TimingModel", "Wire", "check_depth_names", "graph_from_kernel",
-    "kernel_nodes", "node_name", "node_task", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
+    "kernel_nodes", "node_name", "node_task", "restream", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
     "task_ports", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
@@ -262,6 +262,21 @@ def graph_from_kernel(kernel: KernelOp, timing: TimingModel) -> tuple[Graph, dic
             root = _unforked(wire.value)
             graph.intermediate_bits[value_name(root) + f"@{id(root)}"] = _tensor_bits(root)
     return graph.validate(), {wire.name: wire.value for wire in wires}
+
+
+def restream(graph: Graph, timing: TimingModel, streams: Mapping[str, SSAValue]) -> None:
+    """`graph`, a kernel's `graph_from_kernel`, again after the streams `streams` (FIFO name -> its
+    value now) were retyped to other beats: their FIFOs' beats and words, and the schedules of the
+    nodes at both ends; the same graph a rebuild gives, re-timing only those nodes."""
+    edges = {e.name: e for e in graph.edges}
+    ends: dict[str, Operation] = {}
+    for name, value in streams.items():
+        edge = edges[name]
+        edge.beats, edge.word_bits = _beats(value), _word_bits(value)
+        ends[edge.src], ends[edge.dst] = value.owner, next(iter(value.uses)).operation  # type: ignore[assignment]
+    for node, op in ends.items():
+        graph.tasks[node] = node_task(node, op, timing.schedule(op))
+    graph.__dict__.pop("compiled", None)  # the simulator's arrays of the old tasks
 
 
 def _unforked(value: SSAValue) -> SSAValue:

@@ -46,9 +46,10 @@ from streamdsl.dialects.dataflow import (
     TaskOp,
     YieldOp,
 )
+from streamdsl.graph import Graph
 from streamdsl.itensor import itensor
 from streamdsl.sim.timed import TimedResult, critical_path, simulate_unbounded
-from streamdsl.wiring import TimingModel, graph_from_kernel, kernel_nodes, stream_reads, stream_writes, wire_kernel
+from streamdsl.wiring import TimingModel, graph_from_kernel, kernel_nodes, restream, stream_reads, stream_writes, wire_kernel
 
 # a FIFO of DEFAULT_DEPTH tokens of at most this many beats stays a shift register (SRL_DEPTH words)
 MAX_BEATS = SRL_DEPTH // DEFAULT_DEPTH
@@ -145,31 +146,37 @@ def beat_for(it: itensor, cycles: int, least: int = 1) -> int | None:
     return lanes * it.dtype.bits if lanes < it.beat_lanes else None
 
 
-def narrow_streams(kernel: KernelOp, run: TimedResult | None = None, timing: TimingModel | None = None) -> dict[str, int]:
+def narrow_streams(kernel: KernelOp, run: TimedResult | None = None, timing: TimingModel | None = None,
+                   graph: Graph | None = None) -> dict[str, int]:
     """Narrow the `candidates` streams of `kernel` (module doc) to the beat that crosses a token
-    in half the fewest cycles between two of its tokens in `run` (the unbounded timed run of the
-    kernel's graph; default: run with `timing`, else the kernel's table), then widen again those
-    on the critical path of the narrowed design while it is slower than `run`. Returns FIFO name
-    -> beat bits of those left narrowed."""
+    in half the fewest cycles between two of its tokens in `run` (the unbounded timed run of
+    `graph`, the kernel's graph, built with `timing`, else the kernel's table, when not given), then
+    widen again those on the critical path of the narrowed design while it is slower than `run`.
+    `graph` is left the narrowed kernel's (`restream`). Returns FIFO name -> beat bits of those
+    left narrowed."""
     timing = timing or table_of(kernel)
+    if graph is None:
+        graph = graph_from_kernel(kernel, timing)[0]
     if run is None:
-        run = simulate_unbounded(graph_from_kernel(kernel, timing)[0])
+        run = simulate_unbounded(graph)
     found = candidates(kernel)
     narrowed = {}
     for name, value in found.items():
         if (bits := beat_for(value.type.itensor, _gap(run, name) // 2, _least_lanes(value))) is not None:  # type: ignore[attr-defined]
             found[name] = _retype(value, bits)
             narrowed[name] = bits
+    restream(graph, timing, {name: found[name] for name in narrowed})
     while narrowed:
-        after, _ = graph_from_kernel(kernel, timing)
-        timed = simulate_unbounded(after)
+        timed = simulate_unbounded(graph)
         if timed.makespan is not None and timed.makespan <= (run.makespan or 0):
             break
-        path = {s.task for s in critical_path(after, timed)} if timed.makespan is not None else set()
-        late = {e.name for e in after.fifos if e.name in narrowed and (e.src in path or e.dst in path)}
-        for name in late or set(narrowed):
+        path = {s.task for s in critical_path(graph, timed)} if timed.makespan is not None else set()
+        late = {e.name for e in graph.fifos if e.name in narrowed and (e.src in path or e.dst in path)}
+        widened = late or set(narrowed)
+        for name in widened:
             found[name] = _retype(found[name], None)
             del narrowed[name]
+        restream(graph, timing, {name: found[name] for name in widened})
     return narrowed
 
 
@@ -189,12 +196,10 @@ def narrow_named(kernel: KernelOp, beats: Mapping[str, int]) -> None:
         _retype(found[name], bits)
 
 
-def widen_streams(kernel: KernelOp) -> int:
-    """Every narrowed stream of `kernel` back at its default beats; returns how many were."""
-    narrowed = [v for v in candidates(kernel).values() if v.type.itensor.beat]  # type: ignore[attr-defined]
-    for value in narrowed:
-        _retype(value, None)
-    return len(narrowed)
+def widen_streams(kernel: KernelOp) -> dict[str, SSAValue]:
+    """Every narrowed stream of `kernel` back at its default beats; returns them (FIFO name -> the
+    stream now, for `restream`)."""
+    return {name: _retype(value, None) for name, value in candidates(kernel).items() if value.type.itensor.beat}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

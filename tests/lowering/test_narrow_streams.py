@@ -15,11 +15,14 @@ import pytest
 import streamdsl as sd
 from lowering.dse import Plan, PlanError
 from lowering.memory import design_memory
+from lowering.timing import table_of
 from lowering.transforms.narrow_streams import MAX_BEATS, beat_for, candidates, narrow_streams, narrowed_streams, widen_streams
 from streamdsl import quant
 from streamdsl.dialects.dataflow import ITensorType, kernel_of
+from streamdsl.graph import Graph
 from streamdsl.itensor import ITensorError, itensor
 from streamdsl.sim.timed import simulate_unbounded
+from streamdsl.wiring import graph_from_kernel, restream
 from tests.lowering.lowering_helpers import assert_no_deadlock_no_stall, filecheck_module
 from toolchain.models import planned_block
 
@@ -80,7 +83,40 @@ def test_narrowed_streams_compute_time_and_count_what_they_should() -> None:
     words = {st.name: st.beat_bits for st in after.streams}
     assert all(words[name] == bits for name, bits in narrowed.items())
     assert design_memory(after)["LUTRAM"] < memory["LUTRAM"]
-    assert widen_streams(kernel) == len(narrowed) and narrowed_streams(kernel) == {}
+    assert widen_streams(kernel).keys() == narrowed.keys() and narrowed_streams(kernel) == {}
+
+
+def _same_graph(got: Graph, want: Graph) -> None:
+    """Two graphs of one kernel with the same FIFOs (beats, words) and tasks (every schedule)."""
+    def fifos(graph: Graph) -> list[tuple[object, ...]]:
+        return [(e.name, e.src, e.dst, e.beats, e.word_bits) for e in graph.edges]
+
+    assert fifos(got) == fifos(want)
+    assert got.tasks.keys() == want.tasks.keys()
+    for name, task in want.tasks.items():
+        mine = got.tasks[name]
+        assert mine.latency == task.latency, name
+        for ours, theirs in ((mine.reads, task.reads), (mine.writes, task.writes)):
+            assert ours.keys() == theirs.keys() and all(np.array_equal(ours[p], theirs[p]) for p in theirs), name
+
+
+def test_the_graph_it_is_given_is_left_the_narrowed_kernels() -> None:
+    """`narrow_streams` re-times only the ends of the streams it retypes (`restream`), narrowing
+    and widening again the critical path's; `widen_streams` gives the streams back for the same:
+    each time the graph is the one a rebuild gives."""
+    block = _split_block()
+    kernel = kernel_of(block.example.program.module)
+    timing = table_of(kernel)
+    graph, _ = graph_from_kernel(kernel, timing)
+    assert narrow_streams(kernel, timing=timing, graph=graph)
+    _same_graph(graph, graph_from_kernel(kernel, timing)[0])
+    restream(graph, timing, widen_streams(kernel))
+    _same_graph(graph, graph_from_kernel(kernel, timing)[0])
+    module = filecheck_module("narrow_streams")  # `slow` narrowed, then widened again on the critical path
+    (kernel,) = [k for k in module.walk() if k.name == "dataflow.kernel"]
+    graph, _ = graph_from_kernel(kernel, timing := table_of(kernel))
+    assert narrow_streams(kernel, timing=timing, graph=graph) == {"s": 256}
+    _same_graph(graph, graph_from_kernel(kernel, timing)[0])
 
 
 def test_a_plan_records_its_beats_and_rebuilds_them() -> None:
