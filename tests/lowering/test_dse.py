@@ -13,7 +13,7 @@ import pytest
 from xdsl.dialects import scf
 
 import streamdsl as sd
-from lowering.dse import MAX_LANES, Plan, PlanError, explore, load_plan
+from lowering.dse import MAX_LANES, Plan, PlanError, _channel_choice, explore, load_plan
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
 from lowering.timing import HBM_CHANNELS_ATTR, HBM_WORD_ATTR, kernel_graph
 from streamdsl.dialects.dataflow import DmaLoadOp, TaskOp, kernel_of
@@ -631,6 +631,17 @@ def test_lanes_are_explored_under_both_channel_allocations_and_the_faster_kept()
     module = _module()
     plan.apply(kernel_of(module))
     assert _makespan(module) == min(runs.values()) == plan.figures["unbounded_makespan_cycles"]
+
+
+@pytest.mark.parametrize(("rows", "want"), [
+    ([(18214, 11825, "striped"), (12453, 12453, "one each")], "striped"),  # Qwen2.5: 5% faster unbounded
+    ([(121410, 121410, "striped"), (168510, 121333, "one each")], "striped"),  # TinyLlama once: a near-tie, sized
+    ([(14118, 14118, "striped"), (16133, 16133, "one each")], "striped"),
+    ([(1000, 1000, "striped"), (990, 1005, "one each")], "one each"),  # within 1%: the sized figure decides
+    ([(1000, 1000, "striped"), (990, 1011, "one each")], "striped"),
+])
+def test_the_channel_choice_goes_by_the_unbounded_makespan_and_breaks_near_ties_sized(rows: list, want: str) -> None:
+    assert _channel_choice(rows)[2] == want
 
 
 def test_a_split_trial_judges_the_graph_sd_compile_builds() -> None:
