@@ -121,6 +121,15 @@ BUGS: dict[str, Bug] = {
         "a streamed tile's reader ends its issue after the first beat, not its latency after the last: the model's loop is too shallow",
         "lowering/timing.py", "finish = max(finish, max(streamed) + finish - start - self.issue(inner) + 1)", "finish = finish",
         ("tests/hls/test_streamed_tiles.py::test_the_reader_starts_at_the_first_beat",)),
+    "restream_one_end": Bug(
+        "a stream retyped to other beats re-times its writer only: the reader's schedule keeps the old beats",
+        "streamdsl/wiring.py", "ends[edge.src], ends[edge.dst] = value.owner, next(iter(value.uses)).operation",
+        "ends[edge.src] = value.owner",
+        ("tests/lowering/test_narrow_streams.py::test_the_graph_it_is_given_is_left_the_narrowed_kernels",)),
+    "channel_choice_sized_first": Bug(
+        "the HBM channels are chosen by the sized makespan of grown lanes that do not fit yet: Qwen2.5's slower allocation",
+        "lowering/dse.py", "return min(row for row in rows if row[1] <= fastest * (1 + CHANNEL_TIE))", "return min(rows)",
+        ("tests/lowering/test_dse.py::test_the_channel_choice_goes_by_the_unbounded_makespan_and_breaks_near_ties_sized",)),
     "narrow_streams_unchecked": Bug(
         "streams are narrowed by their tokens' gaps alone: a narrowed token on the critical path makes the design slower",
         "lowering/transforms/narrow_streams.py", "if timed.makespan is not None and timed.makespan <= (run.makespan or 0):",
