@@ -10,9 +10,8 @@ Which tasks (`splittable`): the task body is one outermost `scf.for` with consta
 constants), every port is accessed inside it, so every itensor port has that loop first; at least
 one input is **driven** by it (its map moves a tensor dim with that loop) and fed by a
 `dma_load` (a weight in HBM), and every output is driven by it (the loop is parallel for the
-result). Part p runs the loop over the p-th contiguous range of its iterations, the ranges as
-equal as they can be (`part_ranges`: 12 tiles in 5 parts are 2, 2, 3, 2 and 3, so any count up
-to the trips is a split); its ports carry the same itensor with its range's trip count:
+result). Part p runs the loop over the p-th contiguous range of its iterations; its ports carry
+the same itensor with the outer trip count divided by P:
 - a driven input from a `dma_load` becomes a `dma_load` of the box of its part (`offsets`);
   a driven input from anything else is cut by an `itensor_chunk` along the driven dim;
 - an input the loop does not drive (the activation vector, replayed for every output tile) is
@@ -35,12 +34,11 @@ part's heads from sources of its own, side by side, instead of one part after th
 
 Part p is named `<task>_p<p>`; a task with `unroll` keeps it in every part. The pass splits
 every task with a `split = P` attribute (set by a design plan, lowering/dse.py), or, with the
-option `parts=P`, every splittable task of at least P outer trips.
+option `parts=P`, every splittable task whose outer trip count P divides.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,7 +71,7 @@ from streamdsl.itensor import itensor
 __all__ = [
     "PART", "SPLIT_ATTR", "SplitError", "SplitMatvecsPass", "cache_chains", "feeding_chains", "fold_concat_chunks", "hoist_chunk",
     "is_weight_matvec",
-    "outer_trips", "part_ranges", "split_task", "split_tasks", "splittable", "stream_consumers", "stream_producers", "weight_chains",
+    "outer_trips", "split_task", "split_tasks", "splittable", "stream_consumers", "stream_producers", "weight_chains",
 ]  # fmt: skip
 
 SPLIT_ATTR = "split"  # on a dataflow.task: the parallel parts a design plan splits it into
@@ -122,15 +120,8 @@ def _outer_bounded(it: itensor) -> bool:
     return any(b.loop == 0 or 0 in b.map.results[0].used_dims() for b in it.bounds)
 
 
-def _part_type(it: itensor, trips: int) -> itensor:
-    """`it` with `trips` iterations of its outer loop (a part's range of it)."""
-    return it._with(trips=(trips, *it.trips[1:]))  # noqa: SLF001 - the one field that changes
-
-
-def part_ranges(trips: int, parts: int) -> list[range]:
-    """The outer loop's iterations of each of `parts` parts: contiguous, as equal as they can be
-    (the first parts one fewer where `parts` does not divide `trips`)."""
-    return [range(p * trips // parts, (p + 1) * trips // parts) for p in range(parts)]
+def _part_type(it: itensor, parts: int) -> itensor:
+    return it._with(trips=(it.trips[0] // parts, *it.trips[1:]))  # noqa: SLF001 - the one field that changes
 
 
 def _why_not(task: TaskOp, parts: int, needs_hbm: bool = True) -> str | None:
@@ -139,7 +130,7 @@ def _why_not(task: TaskOp, parts: int, needs_hbm: bool = True) -> str | None:
     trips = outer_trips(task)
     if trips is None:
         return "its body is not one outermost scf.for with constant bounds"
-    if not 2 <= parts <= trips:
+    if parts < 2 or trips % parts:
         return _indivisible(task, parts)
     loop = _outer_loop(task)
     ports = [a for a in task.body.block.args if isinstance(a.type, ITensorType)]
@@ -152,7 +143,7 @@ def _why_not(task: TaskOp, parts: int, needs_hbm: bool = True) -> str | None:
         dim = _driven_dim(it)
         if dim == -1:
             return f"the outer loop moves several dims of port {arg.index} ({arg.type})"
-        if dim is not None and sum(_part_type(it, len(r)).shape[dim] for r in part_ranges(trips, parts)) != it.shape[dim]:
+        if dim is not None and _part_type(it, parts).shape[dim] * parts != it.shape[dim]:
             return f"the parts of port {arg.index} ({arg.type}) do not tile its dim {dim}"
     if any(_driven_dim(_it(o)) is None for o in task.outputs):
         return "an output is not driven by the outer loop (it reduces over it)"
@@ -280,7 +271,7 @@ def feeding_chains(kernel: KernelOp, tasks: Collection[str]) -> list[str]:
 
 
 def _indivisible(task: TaskOp, parts: int) -> str:
-    return f"its outer loop has {outer_trips(task)} trips, which {parts} parts cannot share (give 2 to {outer_trips(task)} parts)"
+    return f"its outer loop has {outer_trips(task)} trips, which {parts} parts do not divide (give a divisor above 1)"
 
 
 def split_tasks(kernel: KernelOp, splits: Mapping[str, int]) -> None:
@@ -305,7 +296,7 @@ def _outer_parts(value: SSAValue, parts: int) -> tuple[int, ITensorType] | None:
     it = _it(value)
     if _outer_bounded(it) or it.trips[0] % parts or (dim := _driven_dim(it)) is None or dim == -1:
         return None
-    part = _part_type(it, it.trips[0] // parts)
+    part = _part_type(it, parts)
     return (dim, ITensorType.from_itensor(part)) if part.shape[dim] * parts == it.shape[dim] else None
 
 
@@ -351,7 +342,7 @@ def hoist_chunk(chunk: ITensorChunkOp) -> list[ITensorChunkOp] | None:
     if cut is None or cut[0] != chunk.dim.value.data or any(o.type != cut[1] for o in chunk.outputs):
         return None
     if isinstance(producer, DmaLoadOp) and chunk.source.has_one_use():
-        loads = _driven_parts(chunk.source, [cut[1]] * parts, cut[0], chunk)
+        loads = _driven_parts(chunk.source, cut[1], cut[0], parts, chunk)
         for out, value in zip(chunk.outputs, loads):
             out.replace_all_uses_with(value)
         Rewriter.erase_op(chunk)
@@ -396,35 +387,34 @@ def _replica_source(value: SSAValue) -> SSAValue | None:
     return None
 
 
-def _replicas(value: SSAValue, parts: Sequence[ITensorType], where: Operation) -> list[SSAValue]:
-    """A stream of each type of `parts` (fewer replays of `value`'s tensor) for the parts' ports."""
+def _replicas(value: SSAValue, part: ITensorType, parts: int, where: Operation) -> list[SSAValue]:
+    """`parts` streams of type `part` (fewer replays of `value`'s tensor) for the parts' ports."""
     source = _replica_source(value)
     assert source is not None
     if isinstance(source.owner, DmaLoadOp):
         load = source.owner
         offsets = list(load.offsets.get_values()) if load.offsets is not None else None
-        ops = [DmaLoadOp(load.source, part, offsets) for part in parts]
+        ops = [DmaLoadOp(load.source, part, offsets) for _ in range(parts)]
         Rewriter.insert_op(ops, InsertPoint.before(where))
         return [op.result for op in ops]
-    fork = ITensorForkOp(source, len(parts))
+    fork = ITensorForkOp(source, parts)
     converters = [planned_converter(out, part, where) if _it(out) != part.itensor else ITensorCastOp(out, part)
-                  for out, part in zip(fork.outputs, parts)]
+                  for out in fork.outputs]
     Rewriter.insert_op([fork, *converters], InsertPoint.before(where))
     return [c.results[0] for c in converters]
 
 
-def _driven_parts(value: SSAValue, parts: Sequence[ITensorType], dim: int, where: Operation) -> list[SSAValue]:
-    """The parts (of types `parts`) of a driven input: a dma_load of each part's box, else an
-    itensor_chunk."""
+def _driven_parts(value: SSAValue, part: ITensorType, dim: int, parts: int, where: Operation) -> list[SSAValue]:
+    """The parts of a driven input: a dma_load of each part's box, else an itensor_chunk."""
     load = value.owner
     if isinstance(load, DmaLoadOp) and value.has_one_use():
-        base = list(load.offsets.get_values()) if load.offsets is not None else [0] * parts[0].itensor.rank
-        starts = itertools.accumulate((part.itensor.shape[dim] for part in parts[:-1]), initial=0)
-        ops = [DmaLoadOp(load.source, part, [o + (start if j == dim else 0) for j, o in enumerate(base)])
-               for part, start in zip(parts, starts)]
+        base = list(load.offsets.get_values()) if load.offsets is not None else [0] * part.itensor.rank
+        extent = part.itensor.shape[dim]
+        ops = [DmaLoadOp(load.source, part, [o + (p * extent if j == dim else 0) for j, o in enumerate(base)])
+               for p in range(parts)]
         Rewriter.insert_op(ops, InsertPoint.before(where))
         return [op.result for op in ops]
-    chunk = ITensorChunkOp(value, dim, list(parts))
+    chunk = ITensorChunkOp(value, dim, [part] * parts)
     Rewriter.insert_op(chunk, InsertPoint.before(where))
     return list(chunk.outputs)
 
@@ -440,13 +430,14 @@ def _retype_body(task: TaskOp, types: dict[Attribute, Attribute]) -> None:
             Rewriter.replace_value_with_new_type(value, types[value.type])
 
 
-def _bound_loop(task: TaskOp, iterations: range) -> None:
-    """The outer loop over `iterations` of its iterations (a part's range)."""
+def _bound_loop(task: TaskOp, part: int, parts: int) -> None:
+    """Part `part` of the outer loop: the p-th contiguous range of its iterations."""
     loop = _outer_loop(task)
     assert loop is not None
-    lb, step = _constant(loop.lb), _constant(loop.step)
-    assert lb is not None and step is not None
-    bounds = [arith.ConstantOp(IntegerAttr(lb + i * step, IndexType())) for i in (iterations.start, iterations.stop)]
+    lb, ub, step = (_constant(v) for v in (loop.lb, loop.ub, loop.step))
+    assert lb is not None and ub is not None and step is not None
+    span = (ub - lb) // step // parts * step
+    bounds = [arith.ConstantOp(IntegerAttr(lb + part * span + k * span, IndexType())) for k in (0, 1)]
     Rewriter.insert_op(bounds, InsertPoint.before(loop))
     loop.operands[0], loop.operands[1] = bounds[0].result, bounds[1].result
 
@@ -457,24 +448,23 @@ def split_task(task: TaskOp, parts: int, needs_hbm: bool = True) -> list[TaskOp]
     if (why := _why_not(task, parts, needs_hbm)) is not None:
         raise SplitError(f"split-matvecs: task {name} cannot be split into {parts} parts: {why}")
     old_types = [v.type for v in (*task.inputs, *task.inits)]
-    ranges = part_ranges(outer_trips(task), parts)  # type: ignore[arg-type]
-    types = [{t: ITensorType.from_itensor(_part_type(t.itensor, len(r))) for t in old_types if isinstance(t, ITensorType)}
-             for r in ranges]  # each part's
+    types = {t: ITensorType.from_itensor(_part_type(t.itensor, parts)) for t in old_types if isinstance(t, ITensorType)}
     part_inputs: list[list[SSAValue]] = []
     for value in task.inputs:
         if not isinstance(value.type, ITensorType):
             part_inputs.append([value] * parts)
             continue
-        kinds, dim = [part[value.type] for part in types], _driven_dim(_it(value))
-        part_inputs.append(_driven_parts(value, kinds, dim, task) if dim is not None else _replicas(value, kinds, task))
+        part, dim = types[value.type], _driven_dim(_it(value))
+        part_inputs.append(_driven_parts(value, part, dim, parts, task) if dim is not None
+                           else _replicas(value, part, parts, task))
     tasks = []
     for p in range(parts):
-        inits = [ITensorEmptyOp(types[p][v.type]) for v in task.inits]
+        inits = [ITensorEmptyOp(types[v.type]) for v in task.inits]
         Rewriter.insert_op(inits, InsertPoint.before(task))
         clone = TaskOp(f"{name}_p{p}", [ins[p] for ins in part_inputs], [e.results[0] for e in inits], task.body.clone())
         clone.attributes.update({k: v for k, v in task.attributes.items() if k != SPLIT_ATTR})
-        _retype_body(clone, types[p])
-        _bound_loop(clone, ranges[p])
+        _retype_body(clone, types)
+        _bound_loop(clone, p, parts)
         Rewriter.insert_op(clone, InsertPoint.before(task))
         tasks.append(clone)
     for i, result in enumerate(task.outputs):
@@ -576,7 +566,7 @@ def fold_concat_chunks(kernel: KernelOp) -> None:
 @dataclass(frozen=True)
 class SplitMatvecsPass(ModulePass):
     """Split weight contractions into parallel tasks: those with a `split` attribute, or with
-    `parts` > 0 every splittable task of at least `parts` outer trips."""
+    `parts` > 0 every splittable task whose outer trips `parts` divides."""
 
     name = "split-matvecs"
 
