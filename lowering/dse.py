@@ -128,7 +128,7 @@ from streamdsl.errors import StreamdslError
 from streamdsl.itensor import ITensorError
 from streamdsl.scalars import specialise
 from streamdsl.sim.timed import TimedResult, simulate_unbounded
-from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, node_task, restream
+from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, restream, retime
 
 __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "fitting_steps", "load_plan", "longest_prefix", "set_clock"]
 
@@ -384,8 +384,7 @@ class _Design:
 
     def _retime(self, name: str, op: Operation) -> None:
         """Node `name`'s task again from `op`'s schedule (its attributes changed)."""
-        self.graph.tasks[name] = node_task(name, op, self.timing.schedule(op))
-        self.graph.__dict__.pop("compiled", None)  # the simulator's arrays of the old task
+        retime(self.graph, self.timing, {name: op})  # type: ignore[arg-type]
 
     def run(self) -> int:
         return self.timed().makespan  # type: ignore[return-value]

@@ -49,8 +49,8 @@ from streamdsl.itensor import itensor
 
 __all__ = [
     "NodeSchedule", "TimingModel", "Wire", "check_depth_names", "graph_from_kernel",
-    "kernel_nodes", "node_name", "node_task", "restream", "stream_depth", "stream_itensor", "stream_reads", "stream_root", "stream_writes",
-    "task_ports", "value_label", "value_name", "wire_kernel",
+    "kernel_nodes", "node_name", "node_task", "restream", "retime", "stream_depth", "stream_itensor", "stream_reads", "stream_root",
+    "stream_writes", "task_ports", "value_label", "value_name", "wire_kernel",
 ]  # fmt: skip
 
 
@@ -274,7 +274,13 @@ def restream(graph: Graph, timing: TimingModel, streams: Mapping[str, SSAValue])
         edge = edges[name]
         edge.beats, edge.word_bits = _beats(value), _word_bits(value)
         ends[edge.src], ends[edge.dst] = value.owner, next(iter(value.uses)).operation  # type: ignore[assignment]
-    for node, op in ends.items():
+    retime(graph, timing, ends)
+
+
+def retime(graph: Graph, timing: TimingModel, nodes: Mapping[str, Operation]) -> None:
+    """The `nodes` of `graph` (node name -> its op, whose attributes or streams changed) re-timed
+    from their ops' schedules now."""
+    for node, op in nodes.items():
         graph.tasks[node] = node_task(node, op, timing.schedule(op))
     graph.__dict__.pop("compiled", None)  # the simulator's arrays of the old tasks
 
