@@ -14,7 +14,16 @@ than the best so far; this twice, the split levels judging the DMAs' ports at 51
 narrowed (`--split-ports`: more parts, fewer lanes; which is faster depends on the model), and
 the fastest design that fits is reported. The KV cache is held in f32 unless `--kv-cache f16`
 (as `streamdsl compile --kv-cache`: the attention then streams half the bits). Decode time per token = layers x
-block cycles / clock (the host part and kernel launches not counted: the device's share). The
+block cycles / clock (the host part and kernel launches not counted: the device's share).
+
+That search runs at the first `--clock` (default 250 MHz, the paper's) and the first
+`--max-context` (default 128); the other clocks (default also 300 MHz) and cache lengths (default
+also 1,024: a design compiled for a longer cache streams all of it, masked, at every length) are
+each explored once with the options the search chose (share, split judgement, ports, loops,
+engines), as is, at each clock and the first cache length, the prefill design of `--prefill-len`
+prompt tokens (default 8, as `streamdsl generate`): its cycles per invocation over the tokens is
+the time to first token per prompt token (TTFT; `--prefill-len 1`: the prompt through the decode
+design). The
 roofline is the layer's weight bytes (every weight byte crosses HBM once per token) x layers at
 the U55C's nominal 460 GB/s (32 pseudo-channels x 14.375 GB/s); `measured` is the same at the
 425 GB/s Shuhai measured (docs/timing.md). The paper's board measurement for GPT-2 medium is
@@ -30,8 +39,9 @@ ratio it prints is not a U55C figure.
 shared engines (`explore`'s `engines`; off by default: on the four families it explored slower
 designs, docs/lowering.md "Matvec engines: one body, charged once").
 
-    python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250] [--max-context 128] [--seed 0]
-                                  [--fill 0.7 ...] [--kv-cache f32|f16] [--engines off|on ...] [--plans DIR] [--device-scale K]
+    python benchmarks/roofline.py [--family gpt2 ...] [--quant w4a8] [--clock 250 ...] [--max-context 128 ...]
+                                  [--prefill-len 8] [--seed 0] [--fill 0.7 ...] [--kv-cache f32|f16] [--engines off|on ...]
+                                  [--plans DIR] [--device-scale K]
 """
 
 from __future__ import annotations
@@ -48,23 +58,27 @@ from lowering.resources import RESOURCES, U55C_DEVICE, device_scaled, kernel_usa
 from lowering.slr import SlrError, kernel_wires, place, slr_hint
 from lowering.timing import U55C
 from streamdsl import quant
-from toolchain.cli import positive_float
+from toolchain.cli import positive_float, positive_int
 
 NOMINAL_BYTES_PER_SECOND = 32 * 14.375e9
 MEASURED_BYTES_PER_SECOND = 32 * U55C.hbm_channel_gbps * 1e9
 PAPER_GPT2_MS = (4.36, 5.01)  # StreamTensor on the U55C, GPT-2 medium, W4A8, 250 MHz (the paper's Table 7)
+PAPER_GPT2_TTFT_MS = (0.96, 1.08)  # its TTFT per prompt token, the same table's rows (TTFT over prompt length)
 FILLS = (1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5)  # shares of the device the exploration may give tasks and DMAs, tried in turn
 SPLIT_PORTS = ("wide", "narrow")  # the split levels judge 512-bit ports, or the narrowed ones (`narrow_splits`)
 HBM_PORTS = ("own", "shared")  # each split part's loads own their ports, or share them (`shared_ports`)
 LOOPS = ("nested", "flat")  # the tasks' perfect loop nests as lowered, or flattened first (`flat_loops`)
 ENGINES = ("off", "on")  # the parts of matvecs that run one after the other apart, or in shared engines (`engines`)
+CLOCKS = (250.0, 300.0)  # MHz: the first is where the options are searched (the paper's clock)
+CONTEXTS = (128, 1024)  # cache lengths: the first is where the options are searched
+PREFILL_LEN = 8  # prompt tokens per prefill invocation (frontends.host's default)
 
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,
             fills: tuple[float, ...] = FILLS, split_ports: tuple[str, ...] = SPLIT_PORTS,
             hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f32",
-            engines: tuple[str, ...] = ("off",)) -> dict[str, object]:
-    """The paper block of `family` lowered once, then, for each way the split levels judge the
+            engines: tuple[str, ...] = ("off",), size: str = "paper") -> dict[str, object]:
+    """The block of `family` at `size` (`paper`, the models the study is about) lowered once, then, for each way the split levels judge the
     ports (`split_ports`: at 512 bits, or narrowed: `explore`'s `narrow_splits`), each way the
     parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`), the loop
     nests as lowered or flattened (`loops`: `explore`'s `flat_loops`) and each exploration fill
@@ -77,7 +91,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
 
     scheme = quant.scheme(scheme_name)
     start = time.perf_counter()
-    block = model_block(family, "paper", max_context, tile, seed=seed, quant=scheme, kv_cache=kv_cache)
+    block = model_block(family, size, max_context, tile, seed=seed, quant=scheme, kv_cache=kv_cache)
     lowered_s = time.perf_counter() - start
     layers = int(block.example.config["layers_in_model"])
     weights = int(weight_figures(decoder_layers(block.model)[0])[scheme.name if scheme else "float32"])
@@ -94,10 +108,48 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
                 best = row
         fitting += [best] if best else []
     row = min(fitting, key=lambda r: r["cycles"]) if fitting else row  # type: ignore[arg-type, return-value]
+    return _figures(row, family, clock, max_context, kv_cache, layers, weights) | {"lower_s": lowered_s}
+
+
+def _figures(row: dict[str, object], family: str, clock: float, max_context: int, kv_cache: str, layers: int,
+             weights: int) -> dict[str, object]:
+    """`row` (`_at_fill`'s) with the decode time per token and the HBM roofline of the weights."""
     ms = layers * row["cycles"] / (clock * 1e3)  # type: ignore[operator]
     roofline = layers * weights / NOMINAL_BYTES_PER_SECOND * 1e3
-    return {**row, "kv_cache": kv_cache, "family": family, "layers": layers, "weight_bytes": weights, "ms": ms, "roofline_ms": roofline,
-            "measured_ms": layers * weights / MEASURED_BYTES_PER_SECOND * 1e3, "ratio": ms / roofline, "lower_s": lowered_s}
+    return {**row, "kv_cache": kv_cache, "family": family, "clock": clock, "max_context": max_context, "layers": layers,
+            "weight_bytes": weights, "ms": ms, "roofline_ms": roofline,
+            "measured_ms": layers * weights / MEASURED_BYTES_PER_SECOND * 1e3, "ratio": ms / roofline}
+
+
+def also(family: str, scheme_name: str, searched: dict[str, object], clocks: tuple[float, ...], contexts: tuple[int, ...],
+         prefill_len: int, seed: int, tile: int = 64, size: str = "paper") -> list[dict[str, object]]:
+    """The rows of `family` beside `searched` (`measure`'s, at the first clock and cache length):
+    the decode design at every clock and cache length but that one, each explored once with the
+    options `searched` chose, and at each clock its `ttft_ms` per prompt token: the prefill design
+    of `prefill_len` tokens at the first cache length explored the same way (1: the decode
+    design's own time per token, its row under `prefill`). `size`: the models' (`measure`'s)."""
+    from toolchain.models import model_block
+
+    scheme = quant.scheme(scheme_name)
+    kv_cache, layers, weights = searched["kv_cache"], searched["layers"], searched["weight_bytes"]
+    blocks = {}  # (cache length, tokens) -> the block, lowered once for every clock
+
+    def explored(clock: float, max_context: int, tokens: int) -> dict[str, object]:
+        key = (max_context, tokens)
+        if key not in blocks:
+            blocks[key] = model_block(family, size, max_context, tile, seed=seed, quant=scheme, kv_cache=kv_cache, seq_len=tokens)
+        options = searched["options"]
+        row = _at_fill(blocks[key], f"{family} {clock:g} MHz cache {max_context}" + (f" prefill {tokens}" if tokens > 1 else ""),
+                       tile, clock, seed, searched["fill"], **options)  # type: ignore[arg-type]
+        return _figures(row, family, clock, max_context, kv_cache, layers, weights)  # type: ignore[arg-type]
+
+    rows = []
+    for clock in clocks:
+        decode = [searched if (clock, n) == (clocks[0], contexts[0]) else explored(clock, n, 1) for n in contexts]
+        prefill = explored(clock, contexts[0], prefill_len) if prefill_len > 1 else decode[0]
+        ttft = layers * prefill["cycles"] / prefill_len / (clock * 1e3)  # type: ignore[operator]
+        rows += [{**row, "ttft_ms": ttft, "prefill_len": prefill_len, "prefill": prefill} for row in decode]
+    return rows
 
 
 def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float,  # noqa: ANN001
@@ -131,6 +183,7 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
           f"{'fits every SLR' if all(isinstance(v, float) for v in slrs) else 'no SLR placement'}", flush=True)
     return {
         "fill": fill, "design_kind": design_kind, "plan": plan.to_json(), "cycles": timed.makespan,
+        "options": {"narrow_splits": narrow_splits, "shared_ports": shared_ports, "flat_loops": flat_loops, "engines": engines},
         "unbounded": plan.figures["unbounded_makespan_cycles"],
         "dse_s": dse_s, "evaluations": plan.figures["evaluations"],
         "lanes": len(plan.lanes), "striping": plan.hbm_striping, "splits": dict(plan.splits), "deadlock": timed.deadlock,
@@ -145,8 +198,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", action="append", choices=hf.FAMILIES)
     parser.add_argument("--quant", default="w4a8", choices=("w4a8", "w8a8", "none"))
-    parser.add_argument("--clock", type=float, default=250.0, help="kernel clock in MHz (default 250, the paper's)")
-    parser.add_argument("--max-context", type=int, default=128)
+    parser.add_argument("--clock", type=positive_float, action="append",
+                        help="kernel clock in MHz; repeat for several, the first is where the options are searched "
+                             f"(default {', '.join(f'{c:g}' for c in CLOCKS)}: the paper's, then the U55C's default)")
+    parser.add_argument("--max-context", type=positive_int, action="append",
+                        help="cache length the decode design is compiled for; repeat for several, the first is where the "
+                             f"options are searched (default {', '.join(map(str, CONTEXTS))})")
+    parser.add_argument("--prefill-len", type=positive_int, default=PREFILL_LEN,
+                        help=f"prompt tokens per invocation of the prefill design timed for the TTFT (default {PREFILL_LEN}; "
+                             "1: the prompt through the decode design)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plans", metavar="DIR", help="write the reported design's plan of each family to DIR/FAMILY.json "
                         "(`streamdsl compile FAMILY --size paper --quant Q --max-context N --kv-cache KV --plan DIR/FAMILY.json` "
@@ -174,36 +234,43 @@ def main() -> None:
                              "the U55C); tells a budget-bound design from a structure-bound one")
     args = parser.parse_args()
     families = args.family or ["gpt2", "llama", "qwen2", "gemma"]
-    rows = []
+    clocks, contexts = tuple(args.clock or CLOCKS), tuple(args.max_context or CONTEXTS)
+    rows, searched = [], []
     with device_scaled(args.device_scale):
         for family in families:
             print(f"  {family}: lowering the paper block, exploring, sizing", flush=True)
-            rows.append(measure(family, args.quant, args.clock, args.max_context, args.seed,
-                                fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
-                                split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
-                                loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache, engines=tuple(args.engines or ("off",))))
+            searched.append(measure(family, args.quant, clocks[0], contexts[0], args.seed,
+                                    fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
+                                    split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
+                                    loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache, engines=tuple(args.engines or ("off",))))
+            rows += also(family, args.quant, searched[-1], clocks, contexts, args.prefill_len, args.seed)
     device = "" if args.device_scale == 1 else (f"; WHAT-IF: a device of {args.device_scale:g} x the U55C's resources "
                                                 "(resources below: shares of it)")
-    print(f"\n{args.quant}, {args.clock:g} MHz, cache length {args.max_context}; roofline = weight bytes x layers at 460 GB/s "
+    print(f"\n{args.quant}; options searched at {clocks[0]:g} MHz, cache length {contexts[0]}; TTFT per prompt token through the "
+          f"prefill design of {args.prefill_len} tokens at cache length {contexts[0]}; roofline = weight bytes x layers at 460 GB/s "
           f"(measured: at Shuhai's 425 GB/s){device}")
-    print(f"{'model':<7} {'weights/layer':>13} {'cycles':>9} {'ms/token':>9} {'tok/s':>7} {'roofline':>9} {'measured':>9} "
-          f"{'ratio':>6} {'DSE s':>6} {'sims':>5} {'resources':>9}")
+    print(f"{'model':<7} {'MHz':>4} {'cache':>5} {'weights/layer':>13} {'cycles':>9} {'ms/token':>9} {'tok/s':>7} {'TTFT/tok':>8} "
+          f"{'roofline':>9} {'measured':>9} {'ratio':>6} {'DSE s':>6} {'sims':>5} {'resources':>9}")
     for r in rows:
-        print(f"{r['family']:<7} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} {r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} "
-              f"{r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} {r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} "
-              f"{r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}")
+        print(f"{r['family']:<7} {r['clock']:>4g} {r['max_context']:>5} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} "
+              f"{r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} {r['ttft_ms']:>8.3f} {r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} "
+              f"{r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} {r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} "
+              f"fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}")
     for r in rows:
-        print(f"{r['family']}: splits {r['splits'] or 'none'}; sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "
+        print(f"{r['family']} {r['clock']:g} MHz cache {r['max_context']}: splits {r['splits'] or 'none'}; "
+              f"sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "
               "device use " + ", ".join(f"{k} {v:.0%}" for k, v in r["by_resource"].items()) + "; busiest resource per SLR "
               + ", ".join(f"{v:.0%}" if isinstance(v, float) else v for v in r["slrs"]))
         for resource, users in r["largest"].items():
             print(f"  {r['family']} {resource} over the device; largest: " + ", ".join(f"{n} {v:.0f}" for n, v in users))
     if "gpt2" in families:
-        print(f"paper (board, GPT-2 medium W4A8 250 MHz): {PAPER_GPT2_MS[0]}-{PAPER_GPT2_MS[1]} ms/token")
+        print(f"paper (board, GPT-2 medium W4A8 250 MHz): {PAPER_GPT2_MS[0]}-{PAPER_GPT2_MS[1]} ms/token, TTFT "
+              f"{PAPER_GPT2_TTFT_MS[0]}-{PAPER_GPT2_TTFT_MS[1]} ms per prompt token")
     if args.plans:
         Path(args.plans).mkdir(parents=True, exist_ok=True)
         for r in rows:
-            path = Path(args.plans) / f"{r['family']}.json"
+            first = (r["clock"], r["max_context"]) == (clocks[0], contexts[0])
+            path = Path(args.plans) / (f"{r['family']}.json" if first else f"{r['family']}-{r['clock']:g}mhz-{r['max_context']}.json")
             path.write_text(json.dumps(r["plan"], indent=1) + "\n")
             print(f"wrote {path}")
 

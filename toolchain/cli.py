@@ -299,13 +299,13 @@ def _add_generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="zoo family (see `streamdsl models`); or give --model-dir")
     parser.add_argument("--model-dir", metavar="DIR", help="a local Hugging Face checkpoint: config.json + *.safetensors")
     parser.add_argument("--size", default="tiny", help="tiny (default), small or paper")
-    parser.add_argument("--layers", type=_positive, help="keep only the first N decoder layers")
+    parser.add_argument("--layers", type=positive_int, help="keep only the first N decoder layers")
     parser.add_argument("--attention", default="default", choices=("default", "eager", "sdpa"),
                         help="attention implementation (default: transformers' choice, as a user builds the model)")
-    parser.add_argument("--prompt-len", type=_positive, default=8, help="random prompt tokens (default 8)")
-    parser.add_argument("--tokens", type=_positive, default=16, help="tokens to generate (default 16)")
-    parser.add_argument("--max-context", type=_positive, default=1024, help="the designs' cache rows (default 1024)")
-    parser.add_argument("--prefill-len", type=_positive, default=8,
+    parser.add_argument("--prompt-len", type=positive_int, default=8, help="random prompt tokens (default 8)")
+    parser.add_argument("--tokens", type=positive_int, default=16, help="tokens to generate (default 16)")
+    parser.add_argument("--max-context", type=positive_int, default=1024, help="the designs' cache rows (default 1024)")
+    parser.add_argument("--prefill-len", type=positive_int, default=8,
                         help="prompt tokens per prefill invocation (default 8; 1: the prompt through the decode design)")
     parser.add_argument("--runner", default="numpy", help="what runs the block: numpy (default; the imported IR "
                         "interpreted) or design (the block lowered to one dataflow design, in the functional simulator)")
@@ -373,7 +373,8 @@ def _add_force_arg(parser: argparse.ArgumentParser) -> None:
                         ".streamdsl-output marker); everything in it is lost")
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (`--layers`, `--max-context`; the benchmarks' too)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
@@ -416,9 +417,9 @@ def _add_compile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=SIZES, default="small", help="tiny, small (GPT-2, default) or paper (GPT-2 medium)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: out/PROGRAM-SIZE)")
     parser.add_argument("--seed", type=_natural, default=0, help="seed of the random inputs and weights")
-    parser.add_argument("--max-context", type=_positive, default=1024,
+    parser.add_argument("--max-context", type=positive_int, default=1024,
                         help="models: the cache length the decode block is compiled at (default 1024)")
-    parser.add_argument("--tile", type=_positive, help="models: the default tile size of every loop (default 64)")
+    parser.add_argument("--tile", type=positive_int, help="models: the default tile size of every loop (default 64)")
     parser.add_argument("--csim", action="store_true",
                         help="also emit the Vitis HLS project (DIR/hls) and check its g++ C simulation")
     parser.add_argument("--replace", metavar="FILE.py",
@@ -456,7 +457,7 @@ def _add_quant_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quant", nargs="?", const="w4a8", default="none", metavar="SCHEME",
                         help="models: quantize every linear layer: w4a8 (the value when SCHEME is left out), w8a8 or "
                              "none (the default: float32); docs/quantization.md")
-    parser.add_argument("--group-size", type=_positive, metavar="G",
+    parser.add_argument("--group-size", type=positive_int, metavar="G",
                         help="models at w4a8: input channels per weight scale (default 128; the tiny sizes need 32 or 64)")
 
 

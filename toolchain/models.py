@@ -62,8 +62,9 @@ def _program_inputs(block: Block, program: Any, inputs: Sequence[np.ndarray]) ->
 
 def model_block(family: str, size: str, max_context: int, tile: int, seed: int = 0,
                 model_dir: str | None = None, quant: Scheme | None = None,
-                replacement: Replacement | None = None, kv_cache: str = "f32") -> ModelBlock:
-    """Build, import and lower the decode block of a zoo model (layer 0's weights), or of the
+                replacement: Replacement | None = None, kv_cache: str = "f32", seq_len: int = 1) -> ModelBlock:
+    """Build, import and lower the block of `seq_len` new tokens (1: the decode block; more: the
+    prefill design's chunk of prompt tokens) of a zoo model (layer 0's weights), or of the
     checkpoint in `model_dir` (`hf.from_dir`: its errors name the file); the design is verified at
     the cache length `max_context` (its worst case, the one FIFOs are sized for). With a
     quantization scheme the block is imported from the quantized model (its linear layers in
@@ -87,17 +88,17 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
         model = replacement.prepare(model)
     seconds["build_model"] = round(time.perf_counter() - start, 4)
     start = time.perf_counter()
-    block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context,
+    block = import_block(quantize_model(model, quant), seq_len=seq_len, max_context=max_context,
                          replace=None if replacement is None else replacement.replace, kv_dtype=KV_DTYPES[kv_cache])
     seconds["import"] = round(time.perf_counter() - start, 4)
     lowered = lower_block(block, tile)
     seconds.update(lowered.seconds)
-    module = DecoderBlock(fake_quantize(model, quant), 0, 1, max_context, block.windowed, block.kv_dtype).eval()
+    module = DecoderBlock(fake_quantize(model, quant), 0, seq_len, max_context, block.windowed, block.kv_dtype).eval()
 
     def make_inputs(s: int) -> list[np.ndarray]:
         rng = np.random.default_rng(s)
         kv = block.program.inputs[1].shape
-        hidden = rng.standard_normal((1, 1, model.config.hidden_size)).astype(np.float32)
+        hidden = rng.standard_normal((1, seq_len, model.config.hidden_size)).astype(np.float32)
         keys, values = (rng.standard_normal(kv).astype(block.cache_dtype) for _ in range(2))
         inputs = block.inputs(0, hidden, keys, values, position=max_context, cache_len=max_context)
         return _program_inputs(block, lowered.program, inputs)
@@ -109,7 +110,7 @@ def model_block(family: str, size: str, max_context: int, tile: int, seed: int =
     kv = block.program.inputs[1].shape
     config = {"hidden": cfg.hidden_size, "layers_in_model": total,
               "heads": cfg.num_attention_heads, "kv_heads": kv[1], "head_dim": kv[3], "max_context": max_context,
-              "tile": tile, "quant": "none" if quant is None else quant.name, "kv_cache": kv_cache}
+              "seq_len": seq_len, "tile": tile, "quant": "none" if quant is None else quant.name, "kv_cache": kv_cache}
     if quant is not None:
         config["quant_group"] = quant.group  # None: one group per output channel (w8a8)
     if replacement is not None:

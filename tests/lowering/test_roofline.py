@@ -1,0 +1,57 @@
+"""benchmarks/roofline.py's rows beside the searched one: every clock and cache length explored at
+the options the search chose, and the time to first token from the prefill design."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+import streamdsl as sd
+from lowering.dse import Plan
+from streamdsl import quant
+from toolchain import models
+from toolchain.models import model_block, plan_design
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roofline.py"
+
+
+def _roofline():  # noqa: ANN202 - the benchmark script, imported from its file
+    spec = importlib.util.spec_from_file_location("roofline", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ttft_is_the_prefill_designs_cycles_per_prompt_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPT-2 tiny at W8A8: the search at 250 MHz and cache length 8, then the prefill design of 2
+    tokens at the options it chose; that design's plan, given back to a block of 2 tokens, times
+    the same. (Every exploration gives the default plan at its clock: the rows, not the search, are
+    tested here; tests/lowering/test_dse.py tests the search.)"""
+    def default_plan(build, tiles, clock_mhz, seed, **_):  # noqa: ANN001, ANN202 - `explore`'s signature
+        return Plan(tile=tiles[0], clock_mhz=clock_mhz, seed=seed, figures={"unbounded_makespan_cycles": 0, "evaluations": 0})
+
+    monkeypatch.setattr(models, "explore", default_plan)
+    roofline = _roofline()
+    searched = roofline.measure("gpt2", "w8a8", 250.0, 8, 0, tile=16, fills=(1.0,), split_ports=("narrow",),
+                                hbm_ports=("own",), loops=("nested",), size="tiny")
+    (row,) = roofline.also("gpt2", "w8a8", searched, (250.0,), (8,), 2, 0, tile=16, size="tiny")
+    assert row["cycles"] == searched["cycles"] and row["prefill_len"] == 2
+    prefill = row["prefill"]
+    assert row["ttft_ms"] == pytest.approx(row["layers"] * prefill["cycles"] / 2 / 250e3)
+    block = model_block("gpt2", "tiny", 8, 16, quant=quant.scheme("w8a8"), seq_len=2)
+    assert block.lowered.program.module is not None and block.example.make_inputs(0)[0].shape[1] == 2
+    plan_design(block.lowered.program.module, 16, Plan.from_json(prefill["plan"]))
+    assert sd.compile(block.example.program).timed_simulation().makespan == prefill["cycles"] != row["cycles"]
+
+
+@pytest.mark.parametrize("flag", ["--prefill-len", "--max-context", "--clock"])
+def test_a_count_below_one_or_a_clock_of_zero_is_refused(flag: str, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["roofline.py", flag, "0"])
+    with pytest.raises(SystemExit) as done:
+        _roofline().main()
+    assert done.value.code == 2
+    assert f"argument {flag}: must be {'> 0' if flag == '--clock' else '>= 1'}, got 0" in capsys.readouterr().err
