@@ -126,6 +126,12 @@ BUGS: dict[str, Bug] = {
         "streamdsl/wiring.py", "ends[edge.src], ends[edge.dst] = value.owner, next(iter(value.uses)).operation",
         "ends[edge.src] = value.owner",
         ("tests/lowering/test_narrow_streams.py::test_the_graph_it_is_given_is_left_the_narrowed_kernels",)),
+    "prefill_block_one_token": Bug(
+        "model_block builds the decode block whatever seq_len asks: roofline.py's TTFT would time one token as a chunk",
+        "toolchain/models.py", "block = import_block(quantize_model(model, quant), seq_len=seq_len, max_context=max_context,",
+        "block = import_block(quantize_model(model, quant), seq_len=1, max_context=max_context,",
+        ("tests/lowering/test_prefill_block.py::test_a_prefill_block_matches_torch_and_the_decode_block_token_by_token",
+         "tests/lowering/test_roofline.py::test_the_ttft_is_the_prefill_designs_cycles_per_prompt_token")),
     "channel_choice_sized_first": Bug(
         "the HBM channels are chosen by the sized makespan of grown lanes that do not fit yet: Qwen2.5's slower allocation",
         "lowering/dse.py", "return min(row for row in rows if row[1] <= fastest * (1 + CHANNEL_TIE))", "return min(rows)",
