@@ -127,7 +127,9 @@ def also(family: str, scheme_name: str, searched: dict[str, object], clocks: tup
     the decode design at every clock and cache length but that one, each explored once with the
     options `searched` chose, and at each clock its `ttft_ms` per prompt token: the prefill design
     of `prefill_len` tokens at the first cache length explored the same way (1: the decode
-    design's own time per token, its row under `prefill`). `size`: the models' (`measure`'s)."""
+    design's own time per token, its row under `prefill`). Each at the share `searched` chose, or,
+    where that design does not fit every SLR, the next smaller of `FILLS` that does (else the last
+    tried, marked). `size`: the models' (`measure`'s)."""
     from toolchain.models import model_block
 
     scheme = quant.scheme(scheme_name)
@@ -138,9 +140,11 @@ def also(family: str, scheme_name: str, searched: dict[str, object], clocks: tup
         key = (max_context, tokens)
         if key not in blocks:
             blocks[key] = model_block(family, size, max_context, tile, seed=seed, quant=scheme, kv_cache=kv_cache, seq_len=tokens)
-        options = searched["options"]
-        row = _at_fill(blocks[key], f"{family} {clock:g} MHz cache {max_context}" + (f" prefill {tokens}" if tokens > 1 else ""),
-                       tile, clock, seed, searched["fill"], **options)  # type: ignore[arg-type]
+        label = f"{family} {clock:g} MHz cache {max_context}" + (f" prefill {tokens}" if tokens > 1 else "")
+        for fill in [searched["fill"], *(f for f in FILLS if f < searched["fill"])]:  # type: ignore[operator]
+            row = _at_fill(blocks[key], label, tile, clock, seed, fill, **searched["options"])  # type: ignore[arg-type]
+            if row["fits_slrs"]:
+                break
         return _figures(row, family, clock, max_context, kv_cache, layers, weights)  # type: ignore[arg-type]
 
     rows = []
@@ -192,6 +196,11 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
         "by_resource": {r: getattr(usage.total, r) / getattr(U55C_DEVICE.total, r) for r in RESOURCES}, "slrs": slrs,
         "largest": {r: usage.largest(r, 4) for r in usage.total.over(U55C_DEVICE.total)},
     }
+
+
+def _over(row: dict[str, object]) -> str:
+    """The table's mark of a design that does not fit: over the device's totals, or placed on no SLR split."""
+    return " OVER" if not row["fits"] else "" if row["fits_slrs"] else " NO SLR PLACEMENT"
 
 
 def main() -> None:
@@ -254,8 +263,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['family']:<7} {r['clock']:>4g} {r['max_context']:>5} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} "
               f"{r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} {r['ttft_ms']:>8.3f} {r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} "
-              f"{r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} {r['resources']:>8.0%}{'' if r['fits'] else ' OVER'} "
-              f"fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}")
+              f"{r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} {r['resources']:>8.0%}{_over(r)} "
+              f"fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}; prefill: {r['prefill']['cycles']} cycles, "
+              f"fill {r['prefill']['fill']:.0%}{_over(r['prefill'])}")
     for r in rows:
         print(f"{r['family']} {r['clock']:g} MHz cache {r['max_context']}: splits {r['splits'] or 'none'}; "
               f"sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "

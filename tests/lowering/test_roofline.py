@@ -55,3 +55,25 @@ def test_a_count_below_one_or_a_clock_of_zero_is_refused(flag: str, monkeypatch:
         _roofline().main()
     assert done.value.code == 2
     assert f"argument {flag}: must be {'> 0' if flag == '--clock' else '>= 1'}, got 0" in capsys.readouterr().err
+
+
+def test_a_design_beside_the_search_that_does_not_fit_is_explored_again_at_smaller_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prefill design at the searched share 1.0 places on no SLR split: it is explored again at
+    0.9 (fits: kept); the decode design at 300 MHz fits at 1.0 and is explored once."""
+    roofline = _roofline()
+    tried = []
+
+    def at_fill(block, label, tile, clock, seed, fill, **options):  # noqa: ANN001, ANN202 - `_at_fill`'s signature
+        tried.append((label, fill))
+        fits = "prefill" not in label or fill < 1.0
+        return {"cycles": 1000 + int(100 * fill), "fill": fill, "fits": True, "fits_slrs": fits}
+
+    monkeypatch.setattr(roofline, "_at_fill", at_fill)
+    monkeypatch.setattr(models, "model_block", lambda *args, **kwargs: None)
+    searched = {"cycles": 500, "fill": 1.0, "options": {}, "kv_cache": "f32", "layers": 2, "weight_bytes": 10}
+    rows = roofline.also("gpt2", "w8a8", searched, (250.0, 300.0), (8,), 4, 0)
+    assert tried == [("gpt2 250 MHz cache 8 prefill 4", 1.0), ("gpt2 250 MHz cache 8 prefill 4", 0.9),
+                     ("gpt2 300 MHz cache 8", 1.0), ("gpt2 300 MHz cache 8 prefill 4", 1.0), ("gpt2 300 MHz cache 8 prefill 4", 0.9)]
+    assert [r["cycles"] for r in rows] == [500, 1100]
+    assert [r["prefill"]["fill"] for r in rows] == [0.9, 0.9]
+    assert rows[1]["ttft_ms"] == pytest.approx(2 * 1090 / 4 / 300e3)
