@@ -217,9 +217,9 @@ def main() -> None:
                         help=f"prompt tokens per invocation of the prefill design timed for the TTFT (default {PREFILL_LEN}; "
                              "1: the prompt through the decode design)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plans", metavar="DIR", help="write the reported design's plan of each family to DIR/FAMILY.json "
+    parser.add_argument("--plans", metavar="DIR", help="write the reported decode design's plan of each family to DIR/FAMILY.json "
                         "(`streamdsl compile FAMILY --size paper --quant Q --max-context N --kv-cache KV --plan DIR/FAMILY.json` "
-                        "builds it again)")
+                        "builds it again), and those at the other clocks and cache lengths to DIR/FAMILY-<MHz>mhz-<N>.json")
     parser.add_argument("--fill", type=float, action="append",
                         help="share of the device the exploration gives tasks and DMAs; repeat to try several, largest first "
                              f"(default {', '.join(map(str, FILLS))}: tried until a design that fits every SLR is slower than the "
