@@ -128,8 +128,10 @@ def also(family: str, scheme_name: str, searched: dict[str, object], clocks: tup
     options `searched` chose, and at each clock its `ttft_ms` per prompt token: the prefill design
     of `prefill_len` tokens at the first cache length explored the same way (1: the decode
     design's own time per token, its row under `prefill`). Each at the share `searched` chose, or,
-    where that design does not fit every SLR, the next smaller of `FILLS` that does (else the last
-    tried, marked). `size`: the models' (`measure`'s)."""
+    where that design does not fit every SLR, the next smaller of `FILLS` that does, until one
+    leaves the design no smaller (its memory is over, not its compute: the last tried, marked). A
+    prefill design that does not fit gives way to the decode design (`prefill_len` 1 in the row:
+    the prompt a token at a time). `size`: the models' (`measure`'s)."""
     from toolchain.models import model_block
 
     scheme = quant.scheme(scheme_name)
@@ -141,18 +143,22 @@ def also(family: str, scheme_name: str, searched: dict[str, object], clocks: tup
         if key not in blocks:
             blocks[key] = model_block(family, size, max_context, tile, seed=seed, quant=scheme, kv_cache=kv_cache, seq_len=tokens)
         label = f"{family} {clock:g} MHz cache {max_context}" + (f" prefill {tokens}" if tokens > 1 else "")
+        row: dict[str, object] | None = None
         for fill in [searched["fill"], *(f for f in FILLS if f < searched["fill"])]:  # type: ignore[operator]
-            row = _at_fill(blocks[key], label, tile, clock, seed, fill, **searched["options"])  # type: ignore[arg-type]
-            if row["fits_slrs"]:
-                break
+            before, row = row, _at_fill(blocks[key], label, tile, clock, seed, fill, **searched["options"])  # type: ignore[arg-type]
+            if row["fits_slrs"] or before is not None and row["resources"] >= before["resources"]:  # type: ignore[operator]
+                break  # fits, or a smaller share leaves the design as large: its memory, not its compute, is over
         return _figures(row, family, clock, max_context, kv_cache, layers, weights)  # type: ignore[arg-type]
 
     rows = []
     for clock in clocks:
         decode = [searched if (clock, n) == (clocks[0], contexts[0]) else explored(clock, n, 1) for n in contexts]
         prefill = explored(clock, contexts[0], prefill_len) if prefill_len > 1 else decode[0]
-        ttft = layers * prefill["cycles"] / prefill_len / (clock * 1e3)  # type: ignore[operator]
-        rows += [{**row, "ttft_ms": ttft, "prefill_len": prefill_len, "prefill": prefill} for row in decode]
+        tokens = prefill_len
+        if not prefill["fits_slrs"]:  # a design that does not fit serves no prompt: the prompt a token at a time instead
+            prefill, tokens = decode[0], 1
+        ttft = layers * prefill["cycles"] / tokens / (clock * 1e3)  # type: ignore[operator]
+        rows += [{**row, "ttft_ms": ttft, "prefill_len": tokens, "prefill": prefill} for row in decode]
     return rows
 
 
@@ -201,6 +207,14 @@ def _at_fill(block, family: str, tile: int, clock: float, seed: int, fill: float
 def _over(row: dict[str, object]) -> str:
     """The table's mark of a design that does not fit: over the device's totals, or placed on no SLR split."""
     return " OVER" if not row["fits"] else "" if row["fits_slrs"] else " NO SLR PLACEMENT"
+
+
+def _ttft_design(row: dict[str, object], prefill_len: int) -> str:
+    """The table's account of the design a row's TTFT comes from."""
+    if row["prefill_len"] > 1:  # type: ignore[operator]
+        return f"prefill design of {row['prefill_len']} tokens, {row['prefill']['cycles']} cycles, fill {row['prefill']['fill']:.0%}"  # type: ignore[index]
+    return "the prompt through the decode design" + (f" (the prefill design of {prefill_len} tokens fits no SLR placement)"
+                                                     if prefill_len > 1 else "")
 
 
 def main() -> None:
@@ -264,8 +278,7 @@ def main() -> None:
         print(f"{r['family']:<7} {r['clock']:>4g} {r['max_context']:>5} {r['weight_bytes'] / 2**20:>9.2f} MiB {r['cycles']:>9} "
               f"{r['ms']:>9.3f} {1e3 / r['ms']:>7.1f} {r['ttft_ms']:>8.3f} {r['roofline_ms']:>9.3f} {r['measured_ms']:>9.3f} "
               f"{r['ratio']:>5.1f}x {r['dse_s']:>6.1f} {r['evaluations']:>5} {r['resources']:>8.0%}{_over(r)} "
-              f"fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}; prefill: {r['prefill']['cycles']} cycles, "
-              f"fill {r['prefill']['fill']:.0%}{_over(r['prefill'])}")
+              f"fill {r['fill']:.0%}, {r['design_kind']}, KV {r['kv_cache']}; TTFT: {_ttft_design(r, args.prefill_len)}")
     for r in rows:
         print(f"{r['family']} {r['clock']:g} MHz cache {r['max_context']}: splits {r['splits'] or 'none'}; "
               f"sized FIFOs {'deadlock' if r['deadlock'] else 'deadlock-free'}; "

@@ -58,15 +58,16 @@ def test_a_count_below_one_or_a_clock_of_zero_is_refused(flag: str, monkeypatch:
 
 
 def test_a_design_beside_the_search_that_does_not_fit_is_explored_again_at_smaller_shares(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The prefill design at the searched share 1.0 places on no SLR split: it is explored again at
-    0.9 (fits: kept); the decode design at 300 MHz fits at 1.0 and is explored once."""
+    """At 250 MHz the prefill design at the searched share 1.0 places on no SLR split, at 0.9 it does
+    (kept); at 300 MHz it fits at no share and is as large at 0.9 as at 1.0 (its memory is over):
+    the ladder stops there and the TTFT is the decode design's, the prompt a token at a time."""
     roofline = _roofline()
     tried = []
 
     def at_fill(block, label, tile, clock, seed, fill, **options):  # noqa: ANN001, ANN202 - `_at_fill`'s signature
         tried.append((label, fill))
-        fits = "prefill" not in label or fill < 1.0
-        return {"cycles": 1000 + int(100 * fill), "fill": fill, "fits": True, "fits_slrs": fits}
+        fits = "prefill" not in label or fill < 1.0 and clock == 250.0
+        return {"cycles": 1000 + int(100 * fill), "fill": fill, "fits": True, "fits_slrs": fits, "resources": 1.2}
 
     monkeypatch.setattr(roofline, "_at_fill", at_fill)
     monkeypatch.setattr(models, "model_block", lambda *args, **kwargs: None)
@@ -75,5 +76,28 @@ def test_a_design_beside_the_search_that_does_not_fit_is_explored_again_at_small
     assert tried == [("gpt2 250 MHz cache 8 prefill 4", 1.0), ("gpt2 250 MHz cache 8 prefill 4", 0.9),
                      ("gpt2 300 MHz cache 8", 1.0), ("gpt2 300 MHz cache 8 prefill 4", 1.0), ("gpt2 300 MHz cache 8 prefill 4", 0.9)]
     assert [r["cycles"] for r in rows] == [500, 1100]
-    assert [r["prefill"]["fill"] for r in rows] == [0.9, 0.9]
-    assert rows[1]["ttft_ms"] == pytest.approx(2 * 1090 / 4 / 300e3)
+    assert [(r["prefill_len"], r["prefill"]["cycles"]) for r in rows] == [(4, 1090), (1, 1100)]
+    assert rows[0]["ttft_ms"] == pytest.approx(2 * 1090 / 4 / 250e3)
+    assert rows[1]["ttft_ms"] == pytest.approx(rows[1]["ms"]) == pytest.approx(2 * 1100 / 300e3)
+
+
+def test_the_table_has_a_row_per_clock_and_cache_length_with_its_ttft(monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    roofline = _roofline()
+    base = {"fill": 1.0, "design_kind": "narrow splits", "plan": {}, "cycles": 1000, "unbounded": 1000, "dse_s": 1.0,
+            "evaluations": 9, "splits": {}, "deadlock": False, "resources": 0.9, "fits": True, "fits_slrs": True,
+            "by_resource": {"LUT": 0.9}, "slrs": [0.9, 0.8, 0.7], "largest": {}, "options": {}}
+    monkeypatch.setattr(roofline, "measure", lambda family, *a, **k: roofline._figures(base, family, 250.0, 128, "f32", 24, 2**20))
+
+    def also(family, scheme, searched, clocks, contexts, prefill_len, seed):  # noqa: ANN001, ANN202
+        prefill = {**base, "cycles": 4000}
+        return [{**roofline._figures(base, family, c, n, "f32", 24, 2**20), "ttft_ms": 0.1, "prefill_len": p, "prefill": prefill}
+                for c in clocks for n, p in zip(contexts, (prefill_len, 1))]
+
+    monkeypatch.setattr(roofline, "also", also)
+    monkeypatch.setattr(sys, "argv", ["roofline.py", "--family", "gpt2", "--clock", "250", "--clock", "300"])
+    roofline.main()
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gpt2 ")]
+    assert [line.split()[1:3] for line in table[:4]] == [["250", "128"], ["250", "1024"], ["300", "128"], ["300", "1024"]]
+    assert "TTFT: prefill design of 8 tokens, 4000 cycles, fill 100%" in table[0]
+    assert "TTFT: the prompt through the decode design (the prefill design of 8 tokens fits no SLR placement)" in table[1]
