@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import torch
 
@@ -82,3 +86,14 @@ def assert_csim_as_modeled(design, project, inputs, timeout: int = 900) -> None:
     assert not off, off
     makespan = design.timed_simulation().makespan
     assert 1 / 1.2 <= counted["makespan"] / makespan <= 1.2, (counted["makespan"], makespan)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def benchmark(name: str) -> ModuleType:
+    """The benchmark script `benchmarks/<name>.py`, imported from its file (benchmarks are no package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,23 +3,12 @@ its weight streams' limit (a part's stream takes at most one beat a cycle), on a
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from lowering.dse import Plan
 from lowering.transforms.split_matvecs import weight_chains
 from streamdsl import quant
 from streamdsl.dialects.dataflow import kernel_of
+from tests.lowering.lowering_helpers import benchmark
 from toolchain.models import model_block
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "block_phases.py"
-
-
-def _phases_module():  # noqa: ANN202 - the benchmark script, imported from its file
-    spec = importlib.util.spec_from_file_location("block_phases", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_matvec_never_moves_more_than_its_streams_carry() -> None:
@@ -29,7 +18,7 @@ def test_a_matvec_never_moves_more_than_its_streams_carry() -> None:
     plan = Plan(splits={"k8_reduce": 3, "k9_matmul": 3, "k10_map": 3})
     block = model_block("gpt2", "tiny", 16, plan.tile, quant=quant.scheme("w4a8", 16))
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
-    makespan, rows, path = _phases_module().planned_phases(block, plan)
+    makespan, rows, path = benchmark("block_phases").planned_phases(block, plan)
     assert makespan > max(r["end"] for r in rows)
     assert path[-1].end == makespan and all(a.end <= b.start for a, b in zip(path, path[1:]))  # the critical path
     assert sorted(r["matvec"] for r in rows) == sorted(heads) and len(rows) >= 2

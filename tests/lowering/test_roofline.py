@@ -3,26 +3,16 @@ the options the search chose, and the time to first token from the prefill desig
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
 import streamdsl as sd
 from lowering.dse import Plan
 from streamdsl import quant
+from tests.lowering.lowering_helpers import benchmark
 from toolchain import models
 from toolchain.models import model_block, plan_design
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roofline.py"
-
-
-def _roofline():  # noqa: ANN202 - the benchmark script, imported from its file
-    spec = importlib.util.spec_from_file_location("roofline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_ttft_is_the_prefill_designs_cycles_per_prompt_token(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +24,7 @@ def test_the_ttft_is_the_prefill_designs_cycles_per_prompt_token(monkeypatch: py
         return Plan(tile=tiles[0], clock_mhz=clock_mhz, seed=seed, figures={"unbounded_makespan_cycles": 0, "evaluations": 0})
 
     monkeypatch.setattr(models, "explore", default_plan)
-    roofline = _roofline()
+    roofline = benchmark("roofline")
     searched = roofline.measure("gpt2", "w8a8", 250.0, 8, 0, tile=16, fills=(1.0,), split_ports=("narrow",),
                                 hbm_ports=("own",), loops=("nested",), size="tiny")
     (row,) = roofline.also("gpt2", "w8a8", searched, (250.0,), (8,), 2, 0, tile=16, size="tiny")
@@ -52,7 +42,7 @@ def test_a_count_below_one_or_a_clock_of_zero_is_refused(flag: str, monkeypatch:
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["roofline.py", flag, "0"])
     with pytest.raises(SystemExit) as done:
-        _roofline().main()
+        benchmark("roofline").main()
     assert done.value.code == 2
     assert f"argument {flag}: must be {'> 0' if flag == '--clock' else '>= 1'}, got 0" in capsys.readouterr().err
 
@@ -61,7 +51,7 @@ def test_a_design_beside_the_search_that_does_not_fit_is_explored_again_at_small
     """At 250 MHz the prefill design at the searched share 1.0 places on no SLR split, at 0.9 it does
     (kept); at 300 MHz it fits at no share and is as large at 0.9 as at 1.0 (its memory is over):
     the ladder stops there and the TTFT is the decode design's, the prompt a token at a time."""
-    roofline = _roofline()
+    roofline = benchmark("roofline")
     tried = []
 
     def at_fill(block, label, tile, clock, seed, fill, **options):  # noqa: ANN001, ANN202 - `_at_fill`'s signature
@@ -83,7 +73,7 @@ def test_a_design_beside_the_search_that_does_not_fit_is_explored_again_at_small
 
 def test_the_table_has_a_row_per_clock_and_cache_length_with_its_ttft(monkeypatch: pytest.MonkeyPatch,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    roofline = _roofline()
+    roofline = benchmark("roofline")
     base = {"fill": 1.0, "design_kind": "narrow splits", "plan": {}, "cycles": 1000, "unbounded": 1000, "dse_s": 1.0,
             "evaluations": 9, "splits": {}, "deadlock": False, "resources": 0.9, "fits": True, "fits_slrs": True,
             "by_resource": {"LUT": 0.9}, "slrs": [0.9, 0.8, 0.7], "largest": {}, "options": {}}
