@@ -78,10 +78,10 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
             fills: tuple[float, ...] = FILLS, split_ports: tuple[str, ...] = SPLIT_PORTS,
             hbm_ports: tuple[str, ...] = HBM_PORTS, loops: tuple[str, ...] = LOOPS, kv_cache: str = "f32",
             engines: tuple[str, ...] = ("off",), size: str = "paper") -> dict[str, object]:
-    """The block of `family` at `size` (`paper`, the models the study is about) lowered once, then, for each way the split levels judge the
-    ports (`split_ports`: at 512 bits, or narrowed: `explore`'s `narrow_splits`), each way the
-    parts' loads take their ports (`hbm_ports`: their own, or shared: `shared_ports`), the loop
-    nests as lowered or flattened (`loops`: `explore`'s `flat_loops`) and each exploration fill
+    """The block of `family` at `size` (`paper`: the models the study is about) lowered once, then,
+    for each way the split levels judge the ports (`split_ports`: at 512 bits, or narrowed:
+    `explore`'s `narrow_splits`), each way the parts' loads take their ports (`hbm_ports`: their
+    own, or shared: `shared_ports`), the loop nests as lowered or flattened (`loops`: `explore`'s `flat_loops`) and each exploration fill
     (largest first), a plan explored, applied to a copy, sized and timed; the fastest design that
     fits every SLR by the resource model (an SLR placement exists) is reported, shares being tried
     until one that fits is slower than the best so far under that judgement (a larger share can
@@ -258,15 +258,15 @@ def main() -> None:
     args = parser.parse_args()
     families = args.family or ["gpt2", "llama", "qwen2", "gemma"]
     clocks, contexts = tuple(args.clock or CLOCKS), tuple(args.max_context or CONTEXTS)
-    rows, searched = [], []
+    rows = []
     with device_scaled(args.device_scale):
         for family in families:
             print(f"  {family}: lowering the paper block, exploring, sizing", flush=True)
-            searched.append(measure(family, args.quant, clocks[0], contexts[0], args.seed,
-                                    fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
-                                    split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
-                                    loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache, engines=tuple(args.engines or ("off",))))
-            rows += also(family, args.quant, searched[-1], clocks, contexts, args.prefill_len, args.seed)
+            searched = measure(family, args.quant, clocks[0], contexts[0], args.seed,
+                               fills=tuple(sorted(args.fill, reverse=True)) if args.fill else FILLS,
+                               split_ports=tuple(args.split_ports or SPLIT_PORTS), hbm_ports=tuple(args.hbm_ports or HBM_PORTS),
+                               loops=tuple(args.loops or LOOPS), kv_cache=args.kv_cache, engines=tuple(args.engines or ("off",)))
+            rows += also(family, args.quant, searched, clocks, contexts, args.prefill_len, args.seed)
     device = "" if args.device_scale == 1 else (f"; WHAT-IF: a device of {args.device_scale:g} x the U55C's resources "
                                                 "(resources below: shares of it)")
     print(f"\n{args.quant}; options searched at {clocks[0]:g} MHz, cache length {contexts[0]}; TTFT per prompt token through the "
