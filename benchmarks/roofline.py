@@ -53,6 +53,7 @@ from pathlib import Path
 
 from frontends import hf
 from frontends.block import KV_DTYPES, decoder_layers
+from frontends.host import DEFAULT_PREFILL_LEN
 from frontends.quant import weight_figures
 from lowering.resources import RESOURCES, U55C_DEVICE, device_scaled, kernel_usage
 from lowering.slr import SlrError, kernel_wires, place, slr_hint
@@ -69,9 +70,8 @@ SPLIT_PORTS = ("wide", "narrow")  # the split levels judge 512-bit ports, or the
 HBM_PORTS = ("own", "shared")  # each split part's loads own their ports, or share them (`shared_ports`)
 LOOPS = ("nested", "flat")  # the tasks' perfect loop nests as lowered, or flattened first (`flat_loops`)
 ENGINES = ("off", "on")  # the parts of matvecs that run one after the other apart, or in shared engines (`engines`)
-CLOCKS = (250.0, 300.0)  # MHz: the first is where the options are searched (the paper's clock)
+CLOCKS = (250.0, U55C.clock_mhz)  # MHz: the paper's, where the options are searched, then the timing table's
 CONTEXTS = (128, 1024)  # cache lengths: the first is where the options are searched
-PREFILL_LEN = 8  # prompt tokens per prefill invocation (frontends.host's default)
 
 
 def measure(family: str, scheme_name: str, clock: float, max_context: int, seed: int, tile: int = 64,
@@ -86,7 +86,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
     fits every SLR by the resource model (an SLR placement exists) is reported, shares being tried
     until one that fits is slower than the best so far under that judgement (a larger share can
     fit yet be slower once its FIFOs are sized: the prefetch limited to fit the memory), else the
-    last one tried."""
+    last one tried; the row holds the lowered block under `block` (`also` explores it again)."""
     from toolchain.models import model_block
 
     scheme = quant.scheme(scheme_name)
@@ -108,7 +108,7 @@ def measure(family: str, scheme_name: str, clock: float, max_context: int, seed:
                 best = row
         fitting += [best] if best else []
     row = min(fitting, key=lambda r: r["cycles"]) if fitting else row  # type: ignore[arg-type, return-value]
-    return _figures(row, family, clock, max_context, kv_cache, layers, weights) | {"lower_s": lowered_s}
+    return _figures(row, family, clock, max_context, kv_cache, layers, weights) | {"lower_s": lowered_s, "block": block}
 
 
 def _figures(row: dict[str, object], family: str, clock: float, max_context: int, kv_cache: str, layers: int,
@@ -136,7 +136,7 @@ def also(family: str, scheme_name: str, searched: dict[str, object], clocks: tup
 
     scheme = quant.scheme(scheme_name)
     kv_cache, layers, weights = searched["kv_cache"], searched["layers"], searched["weight_bytes"]
-    blocks = {}  # (cache length, tokens) -> the block, lowered once for every clock
+    blocks = {(contexts[0], 1): searched["block"]}  # (cache length, tokens) -> the block, lowered once for every clock
 
     def explored(clock: float, max_context: int, tokens: int) -> dict[str, object]:
         key = (max_context, tokens)
@@ -227,8 +227,8 @@ def main() -> None:
     parser.add_argument("--max-context", type=positive_int, action="append",
                         help="cache length the decode design is compiled for; repeat for several, the first is where the "
                              f"options are searched (default {', '.join(map(str, CONTEXTS))})")
-    parser.add_argument("--prefill-len", type=positive_int, default=PREFILL_LEN,
-                        help=f"prompt tokens per invocation of the prefill design timed for the TTFT (default {PREFILL_LEN}; "
+    parser.add_argument("--prefill-len", type=positive_int, default=DEFAULT_PREFILL_LEN,
+                        help=f"prompt tokens per invocation of the prefill design timed for the TTFT (default {DEFAULT_PREFILL_LEN}; "
                              "1: the prompt through the decode design)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plans", metavar="DIR", help="write the reported decode design's plan of each family to DIR/FAMILY.json "

@@ -32,7 +32,7 @@ def test_the_ttft_is_the_prefill_designs_cycles_per_prompt_token(monkeypatch: py
     prefill = row["prefill"]
     assert row["ttft_ms"] == pytest.approx(row["layers"] * prefill["cycles"] / 2 / 250e3)
     block = model_block("gpt2", "tiny", 8, 16, quant=quant.scheme("w8a8"), seq_len=2)
-    assert block.lowered.program.module is not None and block.example.make_inputs(0)[0].shape[1] == 2
+    assert block.example.make_inputs(0)[0].shape[1] == 2
     plan_design(block.lowered.program.module, 16, Plan.from_json(prefill["plan"]))
     assert sd.compile(block.example.program).timed_simulation().makespan == prefill["cycles"] != row["cycles"]
 
@@ -61,7 +61,7 @@ def test_a_design_beside_the_search_that_does_not_fit_is_explored_again_at_small
 
     monkeypatch.setattr(roofline, "_at_fill", at_fill)
     monkeypatch.setattr(models, "model_block", lambda *args, **kwargs: None)
-    searched = {"cycles": 500, "fill": 1.0, "options": {}, "kv_cache": "f32", "layers": 2, "weight_bytes": 10}
+    searched = {"cycles": 500, "fill": 1.0, "options": {}, "kv_cache": "f32", "layers": 2, "weight_bytes": 10, "block": None}
     rows = roofline.also("gpt2", "w8a8", searched, (250.0, 300.0), (8,), 4, 0)
     assert tried == [("gpt2 250 MHz cache 8 prefill 4", 1.0), ("gpt2 250 MHz cache 8 prefill 4", 0.9),
                      ("gpt2 300 MHz cache 8", 1.0), ("gpt2 300 MHz cache 8 prefill 4", 1.0), ("gpt2 300 MHz cache 8 prefill 4", 0.9)]
