@@ -20,10 +20,10 @@ from lowering.transforms.form_kernels import FormKernelsPass
 from lowering.transforms.fuse_kernels import FuseKernelsPass
 from lowering.transforms.tile_linalg import TileLinalgPass
 from streamdsl.dialects.dataflow import KernelOp
+from tests.lowering.lowering_helpers import BENCHMARKS
 
 # a FIFO of 286,720 words of 1,024 bits: 1,050 URAM (15 wide, 70 deep) or 8,400 BRAM36, on twice the U55C only
 FIFO = [("f", 1024, 4096 * 70)]
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 FUSION = Path(__file__).resolve().parents[1] / "filecheck" / "lowering" / "fuse_kernels.mlir"
 
 
