@@ -12,7 +12,8 @@ HBM channels its weight streams hold. Between two matvecs (and before the first 
 last) is time no matvec streams weights: the row `between`. The block reaches its HBM roofline only when every
 matvec runs at the whole rate and the time between them is nothing. Last, the critical path: the
 tasks that set the makespan, each from when the stream it had waited on delivered (what to make
-faster: work off it cannot lower the makespan).
+faster: work off it cannot lower the makespan); a DMA on it shows its stripes and the HBM bits a
+cycle they deliver against its stream's beat (below its beat, the DMA paces its reader).
 
 Run: `python benchmarks/block_phases.py --family F --plan DIR/F.json` (a plan `roofline.py --plans`
 wrote; the block is built as `streamdsl compile F --size paper --quant Q --max-context N --plan`
@@ -31,12 +32,12 @@ import streamdsl as sd  # noqa: E402
 from lowering.dse import load_plan  # noqa: E402
 from lowering.hbm_channels import buffer_bytes  # noqa: E402
 from lowering.resources import device_scaled  # noqa: E402
-from lowering.timing import U55C, hbm_stripes  # noqa: E402
+from lowering.timing import U55C, dma_bits_per_cycle, hbm_stripes  # noqa: E402
 from lowering.transforms.split_matvecs import PART, weight_chains  # noqa: E402
 from streamdsl import quant  # noqa: E402
 from streamdsl.dialects.dataflow import DMA_OPS, TaskOp, kernel_of  # noqa: E402
 from streamdsl.sim.timed import Segment, critical_path  # noqa: E402
-from streamdsl.wiring import node_name  # noqa: E402
+from streamdsl.wiring import kernel_nodes, node_name, stream_reads, stream_writes  # noqa: E402
 from toolchain.cli import positive_float  # noqa: E402
 from toolchain.models import model_block, plan_design  # noqa: E402
 
@@ -68,14 +69,25 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
     return rows
 
 
-def planned_phases(block, plan) -> tuple[int, list[dict[str, object]], list[Segment]]:  # noqa: ANN001 - a ModelBlock, a Plan
-    """`block` built as `streamdsl compile --plan` builds it with `plan`: its makespan in the timed
-    simulation, its `phases` and its critical path (`streamdsl.sim.timed.critical_path`)."""
+def dma_rates(design, clock_mhz: float) -> dict[str, tuple[int, int, int]]:  # noqa: ANN001 - an sd.compile design
+    """Per DMA node: its stripes, the HBM bits a cycle they deliver together (`dma_bits_per_cycle`:
+    each channel's measured rate times the DMA's share of it) and its stream's beat bits (what the
+    stream would take a cycle). A DMA on the critical path below its beat paces its readers."""
+    table = U55C.at_clock(clock_mhz)
+    return {name: (hbm_stripes(op)[0], dma_bits_per_cycle(op, table), (stream_writes(op) or stream_reads(op))[0].type.itensor.beat_bits)
+            for op, name in kernel_nodes(design.kernel) if isinstance(op, DMA_OPS)}
+
+
+def planned_phases(block, plan) -> tuple[int, list[dict[str, object]], list[Segment], dict[str, tuple[int, int, int]]]:  # noqa: ANN001
+    """`block` (a ModelBlock) built as `streamdsl compile --plan` builds it with `plan`: its makespan
+    in the timed simulation, its `phases`, its critical path (`streamdsl.sim.timed.critical_path`)
+    and its `dma_rates`."""
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
     plan_design(block.lowered.program.module, plan.tile, plan)
     design = sd.compile(block.example.program)
     run = design.timed_simulation()
-    return run.makespan, phases(design, run, heads, plan.clock_mhz), critical_path(design.graph, run)
+    return (run.makespan, phases(design, run, heads, plan.clock_mhz), critical_path(design.graph, run),
+            dma_rates(design, plan.clock_mhz))
 
 
 def main() -> None:
@@ -93,7 +105,7 @@ def main() -> None:
     plan = load_plan(args.plan)
     with device_scaled(args.device_scale):  # the block lowered and sized on the device roofline.py explored it on
         block = model_block(args.family, "paper", args.max_context, plan.tile, quant=quant.scheme(args.quant), kv_cache=args.kv_cache)
-        makespan, rows, path = planned_phases(block, plan)
+        makespan, rows, path, rates = planned_phases(block, plan)
     print(f"{args.family}: {makespan} cycles at {plan.clock_mhz:g} MHz; weight matvecs in order of start")
     print(f"{'matvec':14s} {'parts':>5s} {'start':>7s} {'end':>7s} {'span':>7s} {'MiB':>6s} {'B/cycle':>8s} {'of HBM':>7s} "
           f"{'of streams':>10s} {'channels':>8s}")
@@ -109,6 +121,9 @@ def main() -> None:
     for seg in path:
         if seg.end - seg.start >= args.min_cycles:
             after = f"  (after {seg.waited_on})" if seg.waited_on else ""
+            if seg.task in rates:
+                stripes, bits, beat = rates[seg.task]
+                after += f"  [{stripes} stripe{'s' if stripes > 1 else ''}, {bits} of its stream's {beat} bits a cycle]"
             print(f"  {seg.start:7d} {seg.end:7d} {seg.end - seg.start:6d}  {seg.task}{after}")
 
 

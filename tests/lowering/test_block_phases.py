@@ -4,6 +4,7 @@ its weight streams' limit (a part's stream takes at most one beat a cycle), on a
 from __future__ import annotations
 
 from lowering.dse import Plan
+from lowering.timing import U55C
 from lowering.transforms.split_matvecs import weight_chains
 from streamdsl import quant
 from streamdsl.dialects.dataflow import kernel_of
@@ -18,8 +19,12 @@ def test_a_matvec_never_moves_more_than_its_streams_carry() -> None:
     plan = Plan(splits={"k8_reduce": 3, "k9_matmul": 3, "k10_map": 3})
     block = model_block("gpt2", "tiny", 16, plan.tile, quant=quant.scheme("w4a8", 16))
     heads = set(weight_chains(kernel_of(block.lowered.program.module)))
-    makespan, rows, path = benchmark("block_phases").planned_phases(block, plan)
+    makespan, rows, path, rates = benchmark("block_phases").planned_phases(block, plan)
     assert makespan > max(r["end"] for r in rows)
+    # every DMA's rate: within what its stripes' channels deliver (a measured channel's bits a cycle each), above 0
+    channel = U55C.at_clock(plan.clock_mhz).hbm_bits_per_cycle
+    assert len(rates) >= 6 and all(0 < bits <= stripes * channel and beat > 0 for stripes, bits, beat in rates.values()), rates
+    assert "dma_load(p_layer_attn_c_attn_weight)#3" in rates and any(n.startswith("dma_store(") for n in rates), sorted(rates)
     assert path[-1].end == makespan and all(a.end <= b.start for a, b in zip(path, path[1:]))  # the critical path
     assert sorted(r["matvec"] for r in rows) == sorted(heads) and len(rows) >= 2
     assert [r["start"] for r in rows] == sorted(r["start"] for r in rows)
