@@ -32,7 +32,7 @@ import streamdsl as sd  # noqa: E402
 from lowering.dse import load_plan  # noqa: E402
 from lowering.hbm_channels import buffer_bytes  # noqa: E402
 from lowering.resources import device_scaled  # noqa: E402
-from lowering.timing import U55C, dma_bits_per_cycle, hbm_stripes  # noqa: E402
+from lowering.timing import U55C, dma_bits_per_cycle, hbm_stripes, table_of  # noqa: E402
 from lowering.transforms.split_matvecs import PART, weight_chains  # noqa: E402
 from streamdsl import quant  # noqa: E402
 from streamdsl.dialects.dataflow import DMA_OPS, TaskOp, kernel_of  # noqa: E402
@@ -69,11 +69,12 @@ def phases(design, run, heads: set[str], clock_mhz: float) -> list[dict[str, obj
     return rows
 
 
-def dma_rates(design, clock_mhz: float) -> dict[str, tuple[int, int, int]]:  # noqa: ANN001 - an sd.compile design
-    """Per DMA node: its stripes, the HBM bits a cycle they deliver together (`dma_bits_per_cycle`:
-    each channel's measured rate times the DMA's share of it) and its stream's beat bits (what the
-    stream would take a cycle). A DMA on the critical path below its beat paces its readers."""
-    table = U55C.at_clock(clock_mhz)
+def dma_rates(design) -> dict[str, tuple[int, int, int]]:  # noqa: ANN001 - an sd.compile design
+    """Per DMA node: its stripes, the HBM bits a cycle they deliver together (`dma_bits_per_cycle`
+    at the kernel's clock, as its timed run charges them: each channel's measured rate times the
+    DMA's share of it) and its stream's beat bits (what the stream would take a cycle). A DMA on
+    the critical path below its beat paces its readers."""
+    table = table_of(design.kernel)
     return {name: (hbm_stripes(op)[0], dma_bits_per_cycle(op, table), (stream_writes(op) or stream_reads(op))[0].type.itensor.beat_bits)
             for op, name in kernel_nodes(design.kernel) if isinstance(op, DMA_OPS)}
 
@@ -87,7 +88,7 @@ def planned_phases(block, plan) -> tuple[int, list[dict[str, object]], list[Segm
     design = sd.compile(block.example.program)
     run = design.timed_simulation()
     return (run.makespan, phases(design, run, heads, plan.clock_mhz), critical_path(design.graph, run),
-            dma_rates(design, plan.clock_mhz))
+            dma_rates(design))
 
 
 def main() -> None:
