@@ -23,10 +23,11 @@ allocation), but driven by our models instead of HLS runs:
    on Gemma 3 their maps held most of the DSPs and LUTs and no matvec could be split; then
    further while it holds within `TRIM_SLACK`, so that the critical path's maps give room too.
    Splits (level 1b, `_explore_splits`: how many parallel parts each weight matvec is cut into,
-   judged with its DMA adapters against the share) come before the lanes; then, while the
-   FIFO-sized design at the starting lanes does not fit the device, the split whose halving
-   costs the least makespan is halved (`back_off_splits`: every part brings DMA burst buffers
-   and FIFOs the share does not see).
+   judged with its DMA adapters against the share) come before the lanes; its last step trades
+   parts (`_traded_parts`: the most split chains one divisor up, the others halved until the
+   design fits). Then, while the FIFO-sized design at the starting lanes does not fit the
+   device, the split whose halving costs the least makespan is halved (`back_off_splits`:
+   every part brings DMA burst buffers and FIFOs the share does not see).
 3. **Channel allocation**: the DMAs striped over HBM pseudo-channels by bandwidth share or one
    channel each (lowering/hbm_channels.py); level 2 runs from the starting lanes under each (the
    allocation decides which tasks are bound by their weight stream, whose lanes then cannot
@@ -793,6 +794,10 @@ class _Splits:
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
+    def next_divisor(self, name: str, parts: int) -> int | None:
+        """The least part count above `parts` that divides the chain's outer trips, if any."""
+        return next((d for d in range(parts + 1, self.trips[name] + 1) if self.trips[name] % d == 0), None)
+
     def unsplit(self) -> tuple[int, ModuleOp]:
         """The unbounded makespan of the design with nothing split, and that design as sd.compile
         builds it (a copy of `module`, its converters of one input merged)."""
@@ -804,27 +809,35 @@ class _Splits:
 
 
 def _speculated(evaluate: Callable[[Mapping[str, int]], tuple[Any, ModuleOp] | None],
-                candidates: Sequence[Mapping[str, int]]) -> Iterator[tuple[Any, Callable[[], ModuleOp]] | None]:
+                candidates: Sequence[Mapping[str, int]],
+                ahead: Forked | None = None) -> Iterator[tuple[Any, Callable[[], ModuleOp]] | None]:
     """`evaluate` of each of `candidates` in turn (None, or its figures and its split copy) as
     (figures, a function giving the copy), for a caller that stops at the first it keeps: with two
     CPUs (`lowering.forked`), the one after each is evaluated in a child beside it (its figures
-    come back), and its copy is made here only if it is asked for."""
+    come back), and its copy is made here only if it is asked for. `ahead`: the first
+    candidate's figures, already being computed in a child."""
     def here(parts: Mapping[str, int]) -> tuple[Any, Callable[[], ModuleOp]] | None:
         return None if (result := evaluate(parts)) is None else (result[0], lambda: result[1])
 
+    def beside(parts: Mapping[str, int], figures: Any) -> tuple[Any, Callable[[], ModuleOp]] | None:
+        return None if figures is None else (figures, functools.cache(lambda: evaluate(parts)[1]))  # type: ignore[index]
+
+    if ahead is not None:
+        yield beside(candidates[0], ahead.result())
+        candidates = candidates[1:]
     for k in range(0, len(candidates), 2):
         current, *after = candidates[k:k + 2]
-        beside = Forked(lambda: _figures(evaluate(after[0]))) if after and jobs() > 1 else None
+        child = Forked(lambda: _figures(evaluate(after[0]))) if after and jobs() > 1 else None
         try:
             yield here(current)
-            if after and beside is None:
+            if after and child is None:
                 yield here(after[0])
             elif after:
-                figures, beside = beside.result(), None
-                yield None if figures is None else (figures, functools.cache(lambda parts=after[0]: evaluate(parts)[1]))  # type: ignore[index]
+                figures, child = child.result(), None
+                yield beside(after[0], figures)
         finally:
-            if beside is not None:
-                beside.cancel()
+            if child is not None:
+                child.cancel()
 
 
 def _figures(result: tuple[Any, ModuleOp] | None) -> Any:
@@ -854,8 +867,8 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
     divisor of its outer trips not above it), then chain by chain (a step to more parts kept only when it fits too),
     largest weights first, one step at a time while it helps (`_moves`: the chains that run side by
     side together, then each on its own; a step to fewer parts is kept when the makespan holds:
-    fewer parts, fewer DMAs and tasks); at most `budget` trials. Returns the parts of each chain
-    and the split module."""
+    fewer parts, fewer DMAs and tasks); at most `budget` trials; then a trade (`_traded_parts`).
+    Returns the parts of each chain and the split module."""
     chains, trips = space.chains, space.trips
     best_parts = dict.fromkeys(chains, 1)
     makespan, best = space.unsplit()
@@ -894,7 +907,31 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
                         makespan, best, best_parts, improved = result[0], result[1](), {**best_parts, **move}, True
                         say(f"splits: {', '.join(f'{n} in {p} parts' for n, p in move.items())}: {makespan} cycles")
                         break
-    return best_parts, best
+    return _traded_parts(space, best_parts, best, makespan, gain, say, fits)
+
+
+def _traded_parts(space: _Splits, parts: dict[str, int], module: ModuleOp, makespan: int, gain: float,
+                  say: Callable[[str], None], fits: Callable[[ModuleOp], bool]) -> tuple[dict[str, int], ModuleOp]:
+    """Level 1b's last step, a trade: the chains with the most parts each at the next count that
+    divides its outer trips, then halvings until the design fits (`back_off_splits`, of any
+    chain), kept when faster by `gain`. The steps before never reach it: a count between
+    doublings rounds down to a divisor, and more parts of the largest matvecs alone do not fit,
+    while fewer parts elsewhere buy the room (Gemma 3's MLP in 9 parts, not 6, with its
+    attention's matvecs in fewer: 33,693 cycles at the starting lanes against 36,764). Its trials
+    are not counted in the level's budget."""
+    most = max(parts.values(), default=1)
+    raised = {n: d for n, p in parts.items() if p == most > 1 and (d := space.next_divisor(n, p)) is not None}
+    if not raised or (result := space.trial({**parts, **raised})) is None or result[0] > makespan * (1 - gain):
+        return parts, module
+    traded, trial, cycles = back_off_splits(space, {**parts, **raised}, result[1], fits, say, result[0])
+    assert cycles is not None
+    named = ", ".join(f"{n} in {p}" for n, p in traded.items() if p != parts[n])
+    if all(traded[n] <= parts[n] for n in raised) or cycles > makespan * (1 - gain) \
+            or all(p == 1 for p in traded.values()) and not fits(trial):
+        say(f"splits: {', '.join(raised)} in more parts, backed off to fit ({named or 'as it was'}): {cycles} cycles, not kept")
+        return parts, module
+    say(f"splits: traded, {named} parts: {cycles} cycles")
+    return traded, trial
 
 
 def _fewer_parts(space: _Splits, parts: Mapping[str, int], design: _Design, lanes: Mapping[str, int], striping: bool,
@@ -1108,24 +1145,37 @@ def _with_steps(start: Mapping[str, int], steps: Sequence[Mapping[str, int]]) ->
 
 
 def back_off_splits(space: _Splits, parts: dict[str, int], module: ModuleOp, fits: Callable[[ModuleOp], bool],
-                     say: Callable[[str], None]) -> tuple[dict[str, int], ModuleOp]:
+                     say: Callable[[str], None], makespan: int | None = None) -> tuple[dict[str, int], ModuleOp, int | None]:
     """Level 1c: the split exploration judged the parts' compute and DMA adapters against a share
     of the device, not the FIFOs, converters and buffers sizing adds (every part's DMAs have
     burst buffers, its streams FIFOs). While the design at the starting lanes does not `fit` (the
     FIFO-sized design within the device's totals and SLRs, `_fits_sized`), halve the parts of one
-    chain: the halving that leaves the shortest makespan (ties: by name). Stops when it fits or
-    nothing is split."""
-    while any(p > 1 for p in parts.values()) and not fits(module):
+    chain: the halving that leaves the shortest makespan, the smallest chain first (ties: the
+    smaller), and the first that leaves the makespan (`module`'s, if known, else the last
+    halving's) as it was ends the round: a chain off the critical path gives its parts up for
+    free, and no other trial of the round is needed. Stops when it fits or nothing is split.
+    Returns the parts, the split module and its makespan (`makespan` when nothing was halved)."""
+    while any(p > 1 for p in parts.values()):
+        names = [n for n in reversed(space.largest_first) if parts[n] > 1]
+        candidates = [{**parts, name: space.divisor(name, parts[name] // 2)} for name in names]
+        ahead = Forked(lambda: _figures(space.trial(candidates[0]))) if jobs() > 1 else None  # beside the fit check
+        if fits(module):
+            if ahead is not None:
+                ahead.cancel()
+            break
         trials = []
-        for name in sorted(n for n, p in parts.items() if p > 1):
-            fewer = {**parts, name: space.divisor(name, parts[name] // 2)}
-            if (result := space.trial(fewer)) is not None:
-                trials.append((result[0], name, fewer, result[1]))
+        with closing(_speculated(space.trial, candidates, ahead)) as results:  # two at a time with two CPUs
+            for rank, (name, fewer, result) in enumerate(zip(names, candidates, results)):
+                if result is not None:
+                    trials.append((result[0], rank, name, fewer, result[1]))
+                    if makespan is not None and result[0] <= makespan:
+                        break
         if not trials:
             break
-        makespan, name, parts, module = min(trials, key=lambda t: t[:2])
+        makespan, _, name, parts, built = min(trials, key=lambda t: t[:2])
+        module = built()
         say(f"splits: the sized design does not fit; {name} back to {parts[name]} parts: {makespan} cycles")
-    return parts, module
+    return parts, module, makespan
 
 
 def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz: float = U55C.clock_mhz, seed: int = 0,
@@ -1176,7 +1226,7 @@ def explore(build: Callable[[int], Any], tiles: Sequence[int] = (64,), clock_mhz
         space = _Splits(module, timing, fill, shared_ports, flat_loops, device, engines)
         fits = lambda m: _fits_sized(m, timing, device, narrow_splits)  # noqa: E731
         parts, module = _explore_splits(space, max(1, evaluations // 3), gain, say, fits)
-        parts, module = back_off_splits(space, parts, module, fits, say)
+        parts, module, _ = back_off_splits(space, parts, module, fits, say)
         splits = space.splits_of(parts)
         kernel = kernel_of(module)
         set_clock(kernel, clock_mhz)

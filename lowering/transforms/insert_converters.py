@@ -98,8 +98,12 @@ def _fork_uses(value: SSAValue) -> None:
     if value.uses.get_length() < 2:
         return
     assert isinstance(value.owner, Operation)
-    order = {op: i for i, op in enumerate(value.owner.parent_block().walk())}  # program order
-    uses = sorted(value.uses, key=lambda use: (order[use.operation], use.index))
+    block = value.owner.parent_block()
+    assert block is not None
+    tops = {op: i for i, op in enumerate(block.ops)}  # program order: the block's ops, then within one (nested uses)
+    ancestors = {use.operation: block.find_ancestor_op_in_block(use.operation) for use in value.uses}
+    inner = {op: i for top in set(ancestors.values()) - set(ancestors) for i, op in enumerate(top.walk())}  # type: ignore[union-attr]
+    uses = sorted(value.uses, key=lambda use: (tops[ancestors[use.operation]], inner.get(use.operation, 0), use.index))
     fork = ITensorForkOp(value, len(uses))
     Rewriter.insert_op(fork, InsertPoint.after(value.owner))
     for use, out in zip(uses, fork.outputs):

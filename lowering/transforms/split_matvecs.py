@@ -461,7 +461,8 @@ def split_task(task: TaskOp, parts: int, needs_hbm: bool = True) -> list[TaskOp]
     for p in range(parts):
         inits = [ITensorEmptyOp(types[v.type]) for v in task.inits]
         Rewriter.insert_op(inits, InsertPoint.before(task))
-        clone = TaskOp(f"{name}_p{p}", [ins[p] for ins in part_inputs], [e.results[0] for e in inits], task.body.clone())
+        body = task.body.clone() if p < parts - 1 else task.detach_region(task.body)  # the last part takes the task's own
+        clone = TaskOp(f"{name}_p{p}", [ins[p] for ins in part_inputs], [e.results[0] for e in inits], body)
         clone.attributes.update({k: v for k, v in task.attributes.items() if k != SPLIT_ATTR})
         _retype_body(clone, types)
         _bound_loop(clone, p, parts)

@@ -494,6 +494,11 @@ class _SplitSpace:
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
+    def next_divisor(self, name: str, parts: int) -> int | None:
+        from lowering.dse import _Splits
+
+        return _Splits.next_divisor(self, name, parts)  # type: ignore[arg-type]
+
     chains, module, fill = dict.fromkeys(trips), None, 0.8
     largest_first = ["a", "b", "c"]  # by their weights: 800, 600, 100
     units = [("a",), ("b",), ("c",)]  # none reads what another reads
@@ -509,8 +514,9 @@ class _SplitSpace:
     # by hand: 2 each (750 cycles, 6 parts), then up to 4 (a 4, b 3, c 4: 425, 11 parts); up to 8
     # (a 8, b 6, c 4: 225) has 18 parts and does not fit: the uniform step stops at 4. Chain by
     # chain: a to 8 (325) and b to 6 (325) do not fit (15, 14 parts); a to 2 (625), b to 1 (825),
-    # c to 2 (450) are slower: kept at 425
-    (12, {"a": 4, "b": 3, "c": 4}),
+    # c to 2 (450) are slower: 425. Then the trade: a (with c, the most parts) to 8, {8,3,4} 325, 15
+    # parts; halved to fit: c -> {8,3,2} 350 (13 parts), c -> {8,3,1} 400 (12): faster than 425, kept
+    (12, {"a": 8, "b": 3, "c": 1}),
     (99, {"a": 8, "b": 6, "c": 4}),  # everything fits: the fastest, 225
 ])
 def test_split_counts_grow_only_while_the_sized_design_fits(most: int, want: dict) -> None:
@@ -546,16 +552,16 @@ def test_chains_that_run_side_by_side_split_together() -> None:
 
 
 @pytest.mark.parametrize(("most", "want", "judged"), [
-    # by hand: {8,6,1} 15 parts; halving a -> {4,6,1} 300 + 100, b -> {8,3,1} 100 + 300: a tie, a first;
-    # then a -> {2,6,1} 600, b -> {4,3,1} 500: b; {4,3,1} is 8 parts
-    (9, {"a": 4, "b": 3, "c": 1}, [{"a": 8, "b": 6, "c": 1}, {"a": 4, "b": 6, "c": 1}, {"a": 4, "b": 3, "c": 1}]),
+    # by hand: {8,6,1} 15 parts; halving b -> {8,3,1} 100 + 300, a -> {4,6,1} 300 + 100: a tie, the
+    # smaller chain (b) first; then b -> {8,1,1} 800, a -> {4,3,1} 500: a; {4,3,1} is 8 parts
+    (9, {"a": 4, "b": 3, "c": 1}, [{"a": 8, "b": 6, "c": 1}, {"a": 8, "b": 3, "c": 1}, {"a": 4, "b": 3, "c": 1}]),
     (15, {"a": 8, "b": 6, "c": 1}, [{"a": 8, "b": 6, "c": 1}]),  # fits as explored: kept
     # nothing fits: halved down to one part each (b: 6 -> 3 -> 1, its largest divisor not above 1), then stops
     (0, {"a": 1, "b": 1, "c": 1}, None),
 ])
 def test_splits_are_halved_one_at_a_time_until_the_sized_design_fits(most: int, want: dict, judged: list | None) -> None:
     """Hand-computed: a design fits when it has at most `most` parts in all; each step halves the
-    chain whose halving leaves the shortest makespan (ties by name) and judges the fit again."""
+    chain whose halving leaves the shortest makespan (ties: the smaller chain) and judges the fit again."""
     from lowering.dse import back_off_splits
 
     seen: list[dict[str, int]] = []
@@ -565,10 +571,48 @@ def test_splits_are_halved_one_at_a_time_until_the_sized_design_fits(most: int, 
         return sum(module.values()) <= most
 
     start = {"a": 8, "b": 6, "c": 1}
-    parts, module = back_off_splits(_SplitSpace(), dict(start), dict(start), fits, lambda _: None)
+    parts, module, _ = back_off_splits(_SplitSpace(), dict(start), dict(start), fits, lambda _: None)
     assert parts == module == want
     if judged is not None:
         assert seen == judged
+
+
+def test_a_halving_that_costs_nothing_ends_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand-computed, a makespan of max(800/a, 600/b, 100/c) (c off the critical path): from
+    {8,6,2} (100 cycles, 16 parts; at most 15 fit) the smallest chain is tried first, c -> {8,6,1}
+    still takes 100 cycles, so neither b nor a is tried; {8,6,1} fits."""
+    from lowering.dse import back_off_splits
+
+    monkeypatch.setenv("STREAMDSL_JOBS", "1")  # one process: every trial is seen here
+    tried: list[dict[str, int]] = []
+
+    class Paced(_SplitSpace):
+        def trial(self, parts):  # noqa: ANN001, ANN202
+            tried.append(dict(parts))
+            return max(800 // parts["a"], 600 // parts["b"], 100 // parts["c"]), dict(parts)
+
+    start = {"a": 8, "b": 6, "c": 2}
+    parts, _, makespan = back_off_splits(Paced(), dict(start), dict(start), lambda m: sum(m.values()) <= 15, lambda _: None, 100)
+    assert (parts, makespan, tried) == ({"a": 8, "b": 6, "c": 1}, 100, [{"a": 8, "b": 6, "c": 1}])
+
+
+@pytest.mark.parametrize(("most", "want"), [
+    # by hand, from {4,3,4} (425 cycles): the chains with the most parts (a and c, 4) one count up: a
+    # to 8, c has none above 4; {8,3,4} 325 cycles, 15 parts. Backed off to fit 13: c -> {8,3,2}
+    # 350, b -> {8,1,4} 725, a -> {4,3,4} 425: c; 13 parts fit, 350 < 425: traded
+    (13, {"a": 8, "b": 3, "c": 2}),
+    # to fit 11: then c -> {8,3,1} 400 (12 parts), then a -> {4,3,1} 500 fits, but a is back at 4: kept as it was
+    (11, {"a": 4, "b": 3, "c": 4}),
+])  # fmt: skip
+def test_the_most_split_chains_trade_parts_with_the_others(most: int, want: dict) -> None:
+    from lowering.dse import _traded_parts
+
+    start = {"a": 4, "b": 3, "c": 4}
+    said: list[str] = []
+    parts, module = _traded_parts(_SplitSpace(), dict(start), dict(start), 425, 0.002, said.append, lambda m: sum(m.values()) <= most)
+    assert parts == module == want
+    assert said[-1] == ("splits: traded, a in 8, c in 2 parts: 350 cycles" if want != start
+                        else "splits: a in more parts, backed off to fit (c in 1): 500 cycles, not kept")
 
 
 def test_the_explored_plan_fits_once_its_fifos_are_sized() -> None:
