@@ -923,11 +923,17 @@ def _traded_parts(space: _Splits, parts: dict[str, int], module: ModuleOp, makes
     raised = {n: d for n, p in parts.items() if p == most > 1 and (d := space.next_divisor(n, p)) is not None}
     if not raised or (result := space.trial({**parts, **raised})) is None or result[0] > makespan * (1 - gain):
         return parts, module
-    traded, trial, cycles = back_off_splits(space, {**parts, **raised}, result[1], fits, say, result[0])
+    last: list[Any] = [None, False]  # the module the back-off judged last, and whether it fits
+
+    def judged(candidate: ModuleOp) -> bool:
+        last[:] = [candidate, fits(candidate)]
+        return last[1]
+
+    traded, trial, cycles = back_off_splits(space, {**parts, **raised}, result[1], judged, say, result[0])
     assert cycles is not None
     named = ", ".join(f"{n} in {p}" for n, p in traded.items() if p != parts[n])
     if all(traded[n] <= parts[n] for n in raised) or cycles > makespan * (1 - gain) \
-            or all(p == 1 for p in traded.values()) and not fits(trial):
+            or not (last[1] if last[0] is trial else fits(trial)):  # the back-off can end unfitted: nothing left to halve
         say(f"splits: {', '.join(raised)} in more parts, backed off to fit ({named or 'as it was'}): {cycles} cycles, not kept")
         return parts, module
     say(f"splits: traded, {named} parts: {cycles} cycles")

@@ -102,7 +102,8 @@ def _fork_uses(value: SSAValue) -> None:
     assert block is not None
     tops = {op: i for i, op in enumerate(block.ops)}  # program order: the block's ops, then within one (nested uses)
     ancestors = {use.operation: block.find_ancestor_op_in_block(use.operation) for use in value.uses}
-    inner = {op: i for top in set(ancestors.values()) - set(ancestors) for i, op in enumerate(top.walk())}  # type: ignore[union-attr]
+    nesting = {top for op, top in ancestors.items() if top is not op}  # block ops with readers inside them
+    inner = {op: i for top in nesting for i, op in enumerate(top.walk())}  # type: ignore[union-attr]
     uses = sorted(value.uses, key=lambda use: (tops[ancestors[use.operation]], inner.get(use.operation, 0), use.index))
     fork = ITensorForkOp(value, len(uses))
     Rewriter.insert_op(fork, InsertPoint.after(value.owner))

@@ -615,6 +615,23 @@ def test_the_most_split_chains_trade_parts_with_the_others(most: int, want: dict
                         else "splits: a in more parts, backed off to fit (c in 1): 500 cycles, not kept")
 
 
+def test_a_trade_the_back_off_cannot_make_fit_is_not_kept() -> None:
+    """From {4,3,4} (425 cycles) a to 8 is faster (325), but no halving of it is a design (every
+    other trial exceeds the share): the back-off ends with nothing to try, still over the device,
+    so the trade is not kept, judged by the fit it had already checked (one check, not two)."""
+    from lowering.dse import _traded_parts
+
+    class Stuck(_SplitSpace):
+        def trial(self, parts):  # noqa: ANN001, ANN202
+            return super().trial(parts) if parts == {"a": 8, "b": 3, "c": 4} else None
+
+    checks: list[dict[str, int]] = []
+    start = {"a": 4, "b": 3, "c": 4}
+    parts, module = _traded_parts(Stuck(), dict(start), dict(start), 425, 0.002, lambda _: None,
+                                  lambda m: checks.append(m) is not None)
+    assert parts == module == start and checks == [{"a": 8, "b": 3, "c": 4}]
+
+
 def test_the_explored_plan_fits_once_its_fifos_are_sized() -> None:
     """The plan's design, FIFO-sized by sd.compile (not the exploration's own sizing), fits the
     U55C by the resource model, in total and placed on the SLRs."""
