@@ -13,7 +13,7 @@ import pytest
 from xdsl.dialects import scf
 
 import streamdsl as sd
-from lowering.dse import MAX_LANES, Plan, PlanError, _channel_choice, explore, load_plan
+from lowering.dse import MAX_LANES, Plan, PlanError, _channel_choice, _Splits, explore, load_plan
 from lowering.resources import U55C_COSTS, U55C_DEVICE, Usage, task_usage
 from lowering.timing import HBM_CHANNELS_ATTR, HBM_WORD_ATTR, kernel_graph
 from streamdsl.dialects.dataflow import DmaLoadOp, TaskOp, kernel_of
@@ -491,13 +491,7 @@ class _SplitSpace:
 
     trips = {"a": 8, "b": 6, "c": 4}
 
-    def divisor(self, name: str, most: int) -> int:
-        return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
-
-    def next_divisor(self, name: str, parts: int) -> int | None:
-        from lowering.dse import _Splits
-
-        return _Splits.next_divisor(self, name, parts)  # type: ignore[arg-type]
+    divisor, next_divisor = _Splits.divisor, _Splits.next_divisor  # the space's own, of `trips`
 
     chains, module, fill = dict.fromkeys(trips), None, 0.8
     largest_first = ["a", "b", "c"]  # by their weights: 800, 600, 100
