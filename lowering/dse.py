@@ -585,7 +585,7 @@ def _sizing(design: _Design, device: Device) -> Sizing:
 def _sized_usage(design: _Design, device: Device, sizing: Sizing | None = None) -> KernelUsage:
     """The resource model's usage of the design with its FIFOs sized (`sizing`, else `_sizing`)."""
     sizing = sizing or _sizing(design, device)
-    return kernel_usage(design.kernel, design.graph, sizing.depths, logic=design.logic())
+    return kernel_usage(design.kernel, design.graph, sizing.depths, task_cost=design.timing.usage)
 
 
 def _placeable(design: _Design, usage: KernelUsage, device: Device) -> bool:

@@ -12,7 +12,20 @@ from xdsl.dialects.builtin import StringAttr
 
 import streamdsl as sd
 from hls_backend import emit_project
-from lowering.resources import MAC_IMPL, U55C_COSTS, U55C_DEVICE, Device, PackedMacs, Usage, bind_macs, op_cost, packed_macs, task_usage
+from lowering.resources import (
+    MAC_IMPL,
+    U55C_COSTS,
+    U55C_DEVICE,
+    Device,
+    PackedMacs,
+    Usage,
+    bind_macs,
+    kernel_usage,
+    logic_usage,
+    op_cost,
+    packed_macs,
+    task_usage,
+)
 from streamdsl.dialects.dataflow import TaskOp
 
 from .cases import INT4_WARNINGS, csim_modes
@@ -77,6 +90,36 @@ def test_bind_macs_moves_a_task_to_luts_only_when_that_relieves_the_busier_resou
     assert bind_macs([task], task_usage, device=U55C_DEVICE) == packed  # the U55C has DSPs to spare for one
     assert MAC_IMPL not in task.attributes
 
+
+
+def test_the_memories_luts_count_when_the_macs_are_bound() -> None:
+    """On a device whose DSPs the packed MACs fill exactly, and whose LUTs hold the MACs in fabric
+    with the logic, but not with the memories too: the logic alone moves the task to LUTs, while
+    `kernel_usage`, which counts the FIFOs' and buffers' LUTRAM (LUTs the MACs compete for) in the
+    binding, keeps it packed, the LUTs then no less busy than the DSPs were. Its binding is the one
+    the emitter follows (the driver counts the design with `kernel_usage` before emitting it)."""
+    design = sd.compile(int_matvec(64, 32, 8).program)
+    kernel, task = design.kernel, _task(design)
+    logic = Usage.total(logic_usage(kernel).values())  # on the U55C the task stays packed
+    assert MAC_IMPL not in task.attributes
+    packed = task_usage(task)
+    task.attributes[MAC_IMPL] = StringAttr("fabric")
+    fabric = task_usage(task)
+    task.attributes.pop(MAC_IMPL)
+    memories = kernel_usage(kernel, design.graph, design.depths).total + logic * -1
+    assert memories.LUT > 0 and memories.DSP == 0
+    luts = logic.LUT - packed.LUT + fabric.LUT + memories.LUT  # with the task in LUTs and the memories: exactly full
+    tight = Usage(DSP=logic.DSP, LUT=luts, FF=10**9, BRAM36=10**6, URAM=10**6, LUTRAM=10**9)
+    u55c = U55C_DEVICE.per_slr
+    object.__setattr__(U55C_DEVICE, "per_slr", tight * (1 / U55C_DEVICE.slrs))  # the default device bind_macs took
+    try:
+        logic_usage(kernel)
+        assert task.attributes[MAC_IMPL] == StringAttr("fabric")  # 100% of the DSPs against less than 100% of the LUTs
+        usage = kernel_usage(kernel, design.graph, design.depths)
+    finally:
+        object.__setattr__(U55C_DEVICE, "per_slr", u55c)
+    assert MAC_IMPL not in task.attributes  # in LUTs, 100% of them: not less busy than the DSPs packed
+    assert usage.total.LUT == pytest.approx(logic.LUT + memories.LUT) and usage.total.DSP == pytest.approx(logic.DSP)
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 @pytest.mark.parametrize("values", ["extremes", "random"])
