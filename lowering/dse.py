@@ -128,7 +128,7 @@ from streamdsl.dialects.dataflow import DMA_OPS, DmaLoadOp, DmaSequenceOp, ITens
 from streamdsl.errors import StreamdslError
 from streamdsl.itensor import ITensorError
 from streamdsl.scalars import specialise
-from streamdsl.sim.timed import TimedResult, simulate_unbounded
+from streamdsl.sim.timed import TimedResult, critical_path, simulate_unbounded
 from streamdsl.wiring import NodeSchedule, graph_from_kernel, kernel_nodes, node_name, restream, retime
 
 __all__ = ["MAX_LANES", "Plan", "PlanError", "back_off_splits", "explore", "fitting_steps", "load_plan", "longest_prefix", "set_clock"]
@@ -791,6 +791,18 @@ class _Splits:
         except (SplitError, HbmPortsError, EngineError):  # parts that do not divide, more DMAs than the HBM has ports, ...
             return None
 
+    def critical_unit(self, module: ModuleOp) -> tuple[str, ...]:
+        """The unit (chains that run side by side) of the chain whose tasks hold the most cycles of
+        the critical path of `module` (a trial's, unbounded: `critical_path`); none when no chain is on it."""
+        design = _Design(kernel_of(module), self.timing)
+        chain_of = {task: name for name, tasks in self.chains.items() for task in tasks}
+        held: dict[str, int] = {}
+        for segment in critical_path(design.graph, design.timed()):
+            if (name := chain_of.get(PART.sub("", segment.task))) is not None:
+                held[name] = held.get(name, 0) + segment.end - segment.start
+        longest = max(held, key=lambda n: (held[n], n), default=None)
+        return next((unit for unit in self.units if longest in unit), ())
+
     def divisor(self, name: str, most: int) -> int:
         return max(d for d in range(1, min(most, self.trips[name]) + 1) if self.trips[name] % d == 0)
 
@@ -912,15 +924,19 @@ def _explore_splits(space: _Splits, budget: int, gain: float, say: Callable[[str
 
 def _traded_parts(space: _Splits, parts: dict[str, int], module: ModuleOp, makespan: int, gain: float,
                   say: Callable[[str], None], fits: Callable[[ModuleOp], bool]) -> tuple[dict[str, int], ModuleOp]:
-    """Level 1b's last step, a trade: the chains with the most parts each at the next count that
+    """Level 1b's last step, a trade: the chains with the most parts and those of the unit that
+    holds the most of the critical path (`_Splits.critical_unit`) each at the next count that
     divides its outer trips, then halvings until the design fits (`back_off_splits`, of any
     chain), kept when faster by `gain`. The steps before never reach it: a count between
     doublings rounds down to a divisor, and more parts of the largest matvecs alone do not fit,
     while fewer parts elsewhere buy the room (Gemma 3's MLP in 9 parts, not 6, with its
-    attention's matvecs in fewer: 33,693 cycles at the starting lanes against 36,764). Its trials
-    are not counted in the level's budget."""
+    attention's matvecs in fewer: 33,693 cycles at the starting lanes against 36,764; TinyLlama's
+    gate and up projections, 4 parts each and 40% of its block, in 8, its down projection, the
+    most split, back from 16 to 8: 54,606 cycles against 61,295). Its trials are not counted in
+    the level's budget."""
     most = max(parts.values(), default=1)
-    raised = {n: d for n, p in parts.items() if p == most > 1 and (d := space.next_divisor(n, p)) is not None}
+    chosen = {n for n, p in parts.items() if p == most > 1} | set(space.critical_unit(module))
+    raised = {n: d for n in sorted(chosen) if (d := space.next_divisor(n, parts[n])) is not None}
     if not raised or (result := space.trial({**parts, **raised})) is None or result[0] > makespan * (1 - gain):
         return parts, module
     last: list[Any] = [None, False]  # the module the back-off judged last, and whether it fits
