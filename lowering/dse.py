@@ -24,10 +24,11 @@ allocation), but driven by our models instead of HLS runs:
    further while it holds within `TRIM_SLACK`, so that the critical path's maps give room too.
    Splits (level 1b, `_explore_splits`: how many parallel parts each weight matvec is cut into,
    judged with its DMA adapters against the share) come before the lanes; its last step trades
-   parts (`_traded_parts`: the most split chains one divisor up, the others halved until the
-   design fits). Then, while the FIFO-sized design at the starting lanes does not fit the
-   device, the split whose halving costs the least makespan is halved (`back_off_splits`:
-   every part brings DMA burst buffers and FIFOs the share does not see).
+   parts (`_traded_parts`: the most split chains and the unit holding the most of the critical
+   path one divisor up, the others halved until the design fits). Then, while the FIFO-sized
+   design at the starting lanes does not fit the device, the split whose halving costs the least
+   makespan is halved (`back_off_splits`: every part brings DMA burst buffers and FIFOs the share
+   does not see).
 3. **Channel allocation**: the DMAs striped over HBM pseudo-channels by bandwidth share or one
    channel each (lowering/hbm_channels.py); level 2 runs from the starting lanes under each (the
    allocation decides which tasks are bound by their weight stream, whose lanes then cannot
