@@ -34,8 +34,9 @@ def size_kernel(kernel: KernelOp, mode: str = "min-bits") -> tuple[Graph, Sizing
     min-bits keeps to the device (its logic and memories by the resource model) when it can, and
     when that design has no SLR placement, sizes again keeping to one that has
     (`fits_and_places`). Only then: the design sized by the totals is checked once (the local
-    search, then CBC when it finds none), each prefetch level by the local search alone. The
-    tasks' MACs end bound as `kernel_usage` binds them at the sized depths (the emitter follows)."""
+    search, then CBC when it finds none), each prefetch level by the local search alone. Either
+    way min-bits ends with the tasks' MACs bound as `kernel_usage` binds them at the sized depths
+    (the emitter follows)."""
     graph, values = kernel_graph(kernel, U55C)
     sizing = size_fifos(graph, mode, fits=fits_device(graph, kernel))
     if mode == "min-bits" and not _placeable(kernel, graph, sizing.depths):

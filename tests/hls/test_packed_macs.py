@@ -91,7 +91,6 @@ def test_bind_macs_moves_a_task_to_luts_only_when_that_relieves_the_busier_resou
     assert MAC_IMPL not in task.attributes
 
 
-
 def test_the_memories_luts_count_when_the_macs_are_bound() -> None:
     """On a device whose DSPs the packed MACs fill exactly, and whose LUTs hold the MACs in fabric
     with the logic, but not with the memories too: the logic alone moves the task to LUTs, while
@@ -120,6 +119,7 @@ def test_the_memories_luts_count_when_the_macs_are_bound() -> None:
         object.__setattr__(U55C_DEVICE, "per_slr", u55c)
     assert MAC_IMPL not in task.attributes  # in LUTs, 100% of them: not less busy than the DSPs packed
     assert usage.total.LUT == pytest.approx(logic.LUT + memories.LUT) and usage.total.DSP == pytest.approx(logic.DSP)
+
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 @pytest.mark.parametrize("values", ["extremes", "random"])
